@@ -75,7 +75,7 @@ _NUMPY_MODULES: list[Any] = [
 ]
 
 
-def _mp_heaviside(x: Any, h0: Any = mpmath.mpf(1) / 2) -> Any:
+def _mp_heaviside(x: Any, h0: Any = 0.5) -> Any:
     return mpmath.mpf(1) if x > 0 else (mpmath.mpf(0) if x < 0 else mpmath.mpf(h0))
 
 
@@ -117,7 +117,7 @@ class Activation:
 
     @cached_property
     def derivative(self) -> sp.Expr:
-        """d sigma / du, derived by SymPy (see the module docstring for kinks)."""
+        """D sigma / du, derived by SymPy (see the module docstring for kinks)."""
         return sp.diff(self.expr, u)
 
     @cached_property
@@ -150,12 +150,12 @@ class Activation:
 
     @cached_property
     def mpmath(self) -> Callable[[Any], Any]:
-        """mpmath evaluation of sigma at an ``mpf``."""
+        """Mpmath evaluation of sigma at an ``mpf``."""
         return sp.lambdify(u, self.expr, modules=_MPMATH_MODULES)
 
     @cached_property
     def mpmath_derivative(self) -> Callable[[Any], Any]:
-        """mpmath evaluation of sigma' (refused for distributional derivatives)."""
+        """Mpmath evaluation of sigma' (refused for distributional derivatives)."""
         if self.has_distributional_derivative:
             raise ActivationError(
                 f"the derivative of {self.name!r} contains a Dirac delta; it has no pointwise value"
