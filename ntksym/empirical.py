@@ -278,13 +278,16 @@ class Network:
         """
         N = passes[0].inputs.shape[0]
         nL = self.widths[-1]
-        G = np.broadcast_to(np.eye(nL), (N, nL, nL))
-        grads = [G]
+        grads = [np.broadcast_to(np.eye(nL), (N, nL, nL))]
         for layer in range(self.depth - 1, 0, -1):
             # z^(l+1) = c W^(l) sigma(z^(l)) + ...  =>  G^(l) = c (G^(l+1) W^(l)) * sigma'(z^(l))
             dsigma = self.activation.numpy_derivative(passes[layer - 1].preactivations)
-            G = np.matmul(G, self.weights[layer]) * self._scale(layer)
-            G *= dsigma[:, None, :]
+            W, c, n = self.weights[layer], self._scale(layer), self.widths[layer]
+            if layer == self.depth - 1:  # G^(L) = I: no product needed
+                G = (c * W)[None, :, :] * dsigma[:, None, :]
+            else:  # one 2-D BLAS product over all (example, output) rows
+                G = (grads[-1].reshape(N * nL, -1) @ W).reshape(N, nL, n)
+                G *= c * dsigma[:, None, :]
             grads.append(G)
         grads.reverse()
         return grads
