@@ -643,10 +643,13 @@ def convergence_study(
         raise InputError(f"hidden_widths needs at least two distinct widths, got {hidden_widths!r}")
     n_samples = _check_positive_int("n_samples", n_samples, minimum=2)
     act = _resolve_activation(activation)
-    Xa = np.asarray(X) if not isinstance(X, np.ndarray) else X
-    if getattr(Xa, "ndim", 0) != 2:
-        raise InputError(f"X must be 2-D with shape (N, n0), got shape {np.shape(Xa)}")
-    Xa = _check_inputs(Xa, Xa.shape[1], "X")
+    try:
+        n0 = np.shape(X)[1] if np.ndim(X) == 2 else -1
+    except ValueError:  # ragged nested lists
+        n0 = -1
+    if n0 < 0:
+        raise InputError("X must be a 2-D array of real numbers with shape (N, n0)")
+    Xa = _check_inputs(X, n0, "X")
     N = Xa.shape[0]
     if limit is None:
         from ntksym import reference  # lazy: mpmath referee, written elsewhere

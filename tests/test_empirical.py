@@ -241,6 +241,9 @@ def test_monte_carlo_and_convergence_argument_checks():
         convergence_study(X, 2, [8, 8], limit=np.eye(3))
     with pytest.raises(InputError, match="limit"):
         convergence_study(X, 2, [4, 8], limit=np.eye(2))
+    for bad in (np.ones(3), [[1.0, 2.0], [3.0]], np.array([[np.nan, 1.0]])):
+        with pytest.raises(InputError, match="X"):
+            convergence_study(bad, 2, [4, 8], limit=np.eye(1))
 
 
 # --------------------------------------------------------------------------- Monte Carlo
@@ -337,5 +340,10 @@ def test_convergence_study_default_limit_uses_reference():
     _, theta = limit_ntk("erf", X, 2, 0.3, 1.2)
     nngp_ref, theta_ref = reference.kernel("erf", X, depth=2, bias_std=0.3, weight_std=1.2)
     np.testing.assert_allclose(theta_ref, theta, rtol=1e-12)
+    # the closed forms of this file against the mpmath referee, deeper and with a kink
+    sig, th = limit_ntk("relu", X, 4, 0.2, 1.3)
+    sig_ref, th_ref = reference.kernel("relu", X, depth=4, bias_std=0.2, weight_std=1.3)
+    np.testing.assert_allclose(sig, sig_ref, rtol=1e-12)
+    np.testing.assert_allclose(th, th_ref, rtol=1e-12)
     res = convergence_study(X, 2, [16, 64], "erf", 0.3, 1.2, n_samples=4, seed=0)
     np.testing.assert_allclose(res.limit, theta, rtol=1e-12)
