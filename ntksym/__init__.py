@@ -4,6 +4,7 @@ See the README for a tour. The public API is re-exported here.
 """
 
 from ntksym.activations import Activation, get_activation, parse_expression, registered_names
+from ntksym.empirical import Network, convergence_study, monte_carlo_ntk
 from ntksym.errors import (
     ActivationError,
     InputError,
@@ -11,18 +12,25 @@ from ntksym.errors import (
     NTKSymError,
     UnsafeExpressionError,
 )
+from ntksym.kernels import Kernel, Kernels, kernel
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Activation",
     "ActivationError",
+    "Kernel",
+    "Kernels",
+    "Network",
     "InputError",
     "NTKSymError",
     "NoClosedFormError",
     "UnsafeExpressionError",
     "__version__",
+    "convergence_study",
     "get_activation",
+    "kernel",
+    "monte_carlo_ntk",
     "parse_expression",
     "registered_names",
 ]

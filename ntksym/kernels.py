@@ -135,8 +135,8 @@ def _parse_get(get: Any) -> tuple[str, ...]:
 
 def _first_layer(
     X1: np.ndarray, X2: np.ndarray, w2: float, b2: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Sigma^(1) on the pairs and diagonals, and its determinant on the pairs.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Sigma^(1) on the pairs and diagonals, its determinant, and which pairs coincide.
 
     ``det = S11 S22 - S12^2`` equals ``a^2 (|x|^2|x'|^2 - (x.x')^2) + a b^2 |x - x'|^2``
     with ``a = w^2/n0``. The first term is ``|x|^2 |x'|^2 sin^2(angle)``, and
@@ -175,7 +175,14 @@ def _first_layer(
             i, j = near[:, 0], near[:, 1]
             dist2[i, j] = np.einsum("kj,kj->k", X1[i] - X2[j], X1[i] - X2[j])
         det = det + a * b2 * dist2
-    return s11, s22, s12, det
+    coincide = np.zeros(s12.shape, dtype=bool)
+    if len(near):
+        i, j = near[:, 0], near[:, 1]
+        same = np.all(X1[i] == X2[j], axis=1)
+        coincide[i[same], j[same]] = True
+        s12[i[same], j[same]] = s11[i[same]]
+        det[i[same], j[same]] = 0.0
+    return s11, s22, s12, det, coincide
 
 
 @dataclass(frozen=True)
@@ -242,7 +249,7 @@ class Kernel:
         from ntksym import dual
 
         w2, b2 = self.weight_std**2, self.bias_std**2
-        s11, s22, s12, det = _first_layer(X1, X2, w2, b2)
+        s11, s22, s12, det, coincide = _first_layer(X1, X2, w2, b2)
         theta = s12.copy() if need_ntk else None
         for _ in range(self.depth - 1):
             k, kdot = dual.evaluate(
@@ -259,7 +266,10 @@ class Kernel:
             s22 = w2 * np.asarray(k22) + b2
             if need_ntk:
                 theta = theta * (w2 * np.asarray(kdot)) + s12
-            det = None
+            # Identical inputs keep a singular covariance at every layer; elsewhere the
+            # determinant is formed by subtraction (ntksym.codegen carries it stably).
+            det = np.maximum(s11[:, None] * s22[None, :] - s12 * s12, 0.0)
+            det[coincide] = 0.0
         if need_ntk and not np.all(np.isfinite(theta)):
             raise InputError(
                 f"the NTK of {self.activation.name!r} is infinite or undefined at some of these "
