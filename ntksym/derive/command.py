@@ -1,0 +1,112 @@
+"""``ntksym verify [PATH ...] [--json] [--quick]``: check derivation modules.
+
+A derivation module is a Python file in the project's ``derivations/`` directory that
+defines ``DERIVATION`` (a :class:`ntksym.derive.Derivation`). Modules are loaded from their
+file path with :mod:`importlib` (these are the project's own files).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import sys
+import time
+from pathlib import Path
+
+from ntksym.derive.core import Derivation, StepResult
+from ntksym.errors import InputError
+
+__all__ = ["configure", "run", "load_derivation", "default_paths"]
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the ``verify`` arguments to ``parser``."""
+    parser.add_argument(
+        "paths",
+        nargs="*",
+        metavar="PATH",
+        help="derivation module files (default: every module in derivations/)",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object per step")
+    parser.add_argument("--quick", action="store_true", help="only the cheap checks (< 10 s)")
+
+
+def default_paths() -> list[Path]:
+    """Derivation modules in ``./derivations`` or, failing that, the repository's."""
+    for root in (Path.cwd() / "derivations", Path(__file__).resolve().parents[2] / "derivations"):
+        if root.is_dir():
+            files = sorted(p for p in root.glob("*.py") if not p.name.startswith("_"))
+            if files:
+                return files
+    raise InputError("no derivations/ directory with modules found; pass PATH explicitly")
+
+
+def load_derivation(path: Path) -> Derivation:
+    """Import a derivation module from its file and return its ``DERIVATION``."""
+    path = Path(path)
+    if not path.is_file() or path.suffix != ".py":
+        raise InputError(f"{path}: not a Python file (expected a derivations/*.py module)")
+    root = str(path.resolve().parent.parent)
+    if root not in sys.path:
+        sys.path.insert(0, root)  # so that 'derivations.x' imports inside the module work
+    name = f"_ntksym_derivation_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise InputError(f"{path}: cannot be loaded as a module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    deriv = getattr(module, "DERIVATION", None)
+    if not isinstance(deriv, Derivation):
+        raise InputError(f"{path}: defines no DERIVATION (an ntksym.derive.Derivation)")
+    return deriv
+
+
+def _short(tex: str, width: int = 38) -> str:
+    s = " ".join(tex.split())
+    return s if len(s) <= width else s[: width - 1] + "…"
+
+
+def _table(name: str, results: list[StepResult]) -> str:
+    head = f"{'label':<6} {'statement':<38} {'rule':<20} {'method':<18} {'verdict':<9} {'s':>6}"
+    lines = [f"== {name}", head, "-" * len(head)]
+    for r in results:
+        lines.append(
+            f"{r.label:<6} {_short(r.printed or r.derived):<38} {r.rule:<20} "
+            f"{r.method:<18} {r.verdict:<9} {r.seconds:6.2f}"
+        )
+        if r.verdict in ("misprint", "failed"):
+            lines.append(f"       -> {r.detail}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the checks; 0 if no step failed, 1 otherwise, 2 on bad input."""
+    try:
+        paths = [Path(p) for p in args.paths] if args.paths else default_paths()
+        derivations = [load_derivation(p) for p in paths]
+    except InputError as exc:
+        print(f"ntksym verify: {exc}", file=sys.stderr)
+        return 2
+    all_rows: list[dict] = []
+    failed = False
+    for deriv in derivations:
+        t0 = time.perf_counter()
+
+        def progress(step: object, _name: str = deriv.name) -> None:
+            print(f"[{_name}] ({step.label}) ...", file=sys.stderr, flush=True)
+
+        results = deriv.run(quick=args.quick, progress=progress)
+        failed |= any(r.verdict == "failed" for r in results)
+        print(
+            f"[{deriv.name}] {len(results)} steps in {time.perf_counter() - t0:.1f} s",
+            file=sys.stderr,
+        )
+        if args.json:
+            all_rows.extend({"derivation": deriv.name, **r.as_dict()} for r in results)
+        else:
+            print(_table(f"{deriv.name}: {deriv.title}", results))
+    if args.json:
+        print(json.dumps(all_rows, indent=1))
+    return 1 if failed else 0

@@ -1,0 +1,317 @@
+"""Steps, derivations and verdicts.
+
+A :class:`Step` pairs the statement *as printed* in the source with a ``derive`` callable
+that produces the statement mechanically from earlier steps by registered rules. Running a
+step (:func:`run_step`) decides a :class:`Verdict`:
+
+* ``verified`` — the printed statement equals the derived one for general widths
+  (method ``symbolic``), or, when their forms differ, the printed statement itself holds
+  exactly at every tested finite width (``exact-finite-width``), numerically (``numeric``)
+  or in Monte-Carlo evidence (``monte-carlo``);
+* ``misprint`` — the printed statement fails an independent check while the derived one
+  passes; both are reported with the smallest differing subterms;
+* ``failed`` — the derived statement fails its independent check, or nothing could be
+  verified;
+* ``assumed`` — definitions and stated hypotheses (never anything derived).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import sympy as sp
+
+from ntksym.derive.checks import (
+    NotExact,
+    exact_finite_width,
+    explain,
+    symbolic_equal,
+    well_formed,
+)
+from ntksym.derive.rules import RULES, Context
+from ntksym.derive.symbols import latex
+
+__all__ = ["Verdict", "Step", "StepResult", "Derivation", "ForAll", "run_step", "VERDICTS"]
+
+VERDICTS = ("verified", "misprint", "failed", "assumed")
+METHODS = (
+    "symbolic",
+    "exact-finite-width",
+    "numeric",
+    "monte-carlo",
+    "well-formedness",
+    "definition",
+    "",
+)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Outcome of checking one step.
+
+    Attributes:
+        status: one of :data:`VERDICTS`.
+        method: how it was established (``symbolic``, ``exact-finite-width``, ``numeric``,
+            ``monte-carlo``; ``definition`` for assumed steps).
+        detail: one line: the configurations checked, or what differs.
+    """
+
+    status: str
+    method: str = ""
+    detail: str = ""
+
+
+class ForAll(sp.Basic):
+    """A statement asserted for ``var = lo..hi`` (the seed's "for l = 0,...,L-1")."""
+
+    @property
+    def statement(self) -> sp.Basic:
+        """The statement."""
+        return self.args[0]
+
+    @property
+    def domain(self) -> tuple[sp.Symbol, sp.Expr, sp.Expr]:
+        """``(var, lo, hi)``."""
+        return tuple(self.args[1])
+
+    def _latex(self, printer: Any) -> str:
+        v, lo, hi = self.domain
+        return (
+            latex(self.statement)
+            + rf",\quad {latex(v)} = {latex(lo)},\dots,{latex(hi)}"
+        )
+
+
+#: ``check(statement, ctx) -> (holds, method, detail)``; raise NotExact if not applicable.
+CheckFn = Callable[[sp.Basic, Context], tuple[bool, str, str]]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One numbered statement of a derivation.
+
+    Attributes:
+        label: the source's equation number (``"11"``; ``"23.2"`` for the second line of
+            chain (23)).
+        printed: the statement as printed (``Eq``, ``Chain``, ``Tends``, ``ForAll``), or
+            None for a pure definition.
+        rule: name of the rule that justifies the step (a key of ``RULES`` or
+            ``"definition"``/``"hypothesis"``).
+        uses: labels of earlier steps this one depends on.
+        derive: ``derive(env) -> statement`` where ``env`` maps earlier labels to their
+            derived statements; None for definitions and hypotheses.
+        ctx: index ranges and assumptions.
+        configs: ``(layers, widths)`` pairs for the exact finite-width check.
+        extra_check: an additional independent check (numeric or Monte Carlo).
+        note: logical gaps a careful reader notices.
+        quick: whether the step belongs to the quick subset.
+    """
+
+    label: str
+    printed: sp.Basic | None
+    rule: str
+    uses: tuple[str, ...] = ()
+    derive: Callable[[dict], sp.Basic] | None = None
+    ctx: Context = field(default_factory=Context)
+    configs: tuple = ()
+    extra_check: CheckFn | None = None
+    note: str = ""
+    quick: bool = True
+
+    def replace(self, **kw: Any) -> Step:
+        """A copy with some fields changed."""
+        return replace(self, **kw)
+
+    def _repr_latex_(self) -> str:
+        return f"$({self.label})\\quad {latex(self.printed)}$"
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """The record of one checked step (all statements as LaTeX)."""
+
+    label: str
+    verdict: str
+    method: str
+    rule: str
+    printed: str
+    derived: str
+    note: str
+    seconds: float
+    detail: str = ""
+    derived_expr: Any = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {
+            "label": self.label,
+            "verdict": self.verdict,
+            "method": self.method,
+            "rule": self.rule,
+            "printed": self.printed,
+            "derived": self.derived,
+            "note": self.note,
+            "detail": self.detail,
+            "seconds": round(self.seconds, 4),
+        }
+
+    def _repr_latex_(self) -> str:
+        return f"$({self.label})\\ {self.derived}$ — {self.verdict} ({self.method})"
+
+
+def _independent(
+    step: Step, stmt: sp.Basic
+) -> tuple[bool, str, str] | None:
+    """Exact finite-width check, then the extra check; None if neither applies."""
+    results = []
+    target = stmt.statement if isinstance(stmt, ForAll) else stmt
+    ok, detail = well_formed(target)
+    if not ok:
+        return False, "well-formedness", detail
+    if step.configs:
+        try:
+            ok, detail = exact_finite_width(_finite_part(target), step.ctx, list(step.configs))
+            results.append((ok, "exact-finite-width", detail))
+            if not ok:
+                return results[-1]
+        except NotExact:
+            pass
+    if step.extra_check is not None:
+        try:
+            ok, method, detail = step.extra_check(target, step.ctx)
+            results.append((ok, method, detail))
+            if not ok:
+                return results[-1]
+        except NotExact:
+            pass
+    if not results:
+        return None
+    return results[0][0], results[0][1], "; ".join(r[2] for r in results)
+
+
+def _finite_part(stmt: sp.Basic) -> sp.Basic:
+    """For a limit claim, the finite-width quantity is what can be checked exactly."""
+    from ntksym.derive.symbols import Tends
+
+    if isinstance(stmt, Tends):
+        raise NotExact("limit")
+    return stmt
+
+
+def run_step(step: Step, env: dict[str, sp.Basic]) -> StepResult:
+    """Derive and check one step; record the derived statement in ``env``."""
+    t0 = time.perf_counter()
+
+    def done(v: Verdict, derived: sp.Basic | None) -> StepResult:
+        env[step.label] = derived if derived is not None else step.printed
+        return StepResult(
+            label=step.label,
+            verdict=v.status,
+            method=v.method,
+            rule=step.rule,
+            printed=latex(step.printed),
+            derived=latex(derived),
+            note=step.note,
+            seconds=time.perf_counter() - t0,
+            detail=v.detail,
+            derived_expr=derived,
+        )
+
+    if step.derive is None:
+        if step.rule not in ("definition", "hypothesis"):
+            return done(Verdict("failed", "", "no derivation given"), None)
+        return done(Verdict("assumed", "definition", step.rule), step.printed)
+    if step.rule not in RULES and step.rule not in ("definition", "hypothesis"):
+        return done(Verdict("failed", "", f"unknown rule {step.rule!r}"), None)
+    try:
+        derived = step.derive(env)
+    except Exception as exc:  # a rule that does not apply is a failed step, not a crash
+        return done(Verdict("failed", "", f"derivation raised {type(exc).__name__}: {exc}"), None)
+    if isinstance(derived, Verdict):  # definition-range checks return a verdict directly
+        return done(derived, step.printed)
+    if isinstance(derived, ForAll) and isinstance(step.printed, ForAll):
+        from ntksym.derive.definitions import reason
+
+        (v, lo, hi), (_, lo2, hi2) = step.printed.domain, derived.domain
+        why = (
+            rf"range: ${latex(v)} = {latex(lo)},\dots,{latex(hi)}$ printed, "
+            rf"${latex(lo2)},\dots,{latex(hi2)}$ derived; {reason(derived)}"
+        )
+        return done(Verdict("misprint", "definition", why), derived)
+    indep = _independent(step, derived)
+    if indep is not None and not indep[0]:
+        return done(Verdict("failed", indep[1], "derived statement " + indep[2]), derived)
+    if step.printed is None:
+        method = "symbolic" if indep is None else indep[1]
+        return done(Verdict("verified", method, "" if indep is None else indep[2]), derived)
+    if symbolic_equal(step.printed, derived, step.ctx):
+        detail = "printed = derived for general widths"
+        if indep is not None:
+            detail += "; derived also " + indep[2]
+        return done(Verdict("verified", "symbolic", detail), derived)
+    pv = _independent(step, step.printed)
+    if pv is not None and pv[0]:
+        return done(Verdict("verified", pv[1], pv[2]), derived)
+    why = explain(step.printed, derived)
+    if pv is None:
+        return done(
+            Verdict("misprint", "symbolic", why + " (printed differs from the derivation)"),
+            derived,
+        )
+    return done(Verdict("misprint", pv[1], f"{why}; printed {pv[2]}"), derived)
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """An ordered list of steps with the hypotheses they rest on.
+
+    Attributes:
+        name: short name (``"seed"``).
+        title: one-line description.
+        steps: the steps in order.
+        hypotheses: the assumptions stated in words.
+    """
+
+    name: str
+    title: str
+    steps: tuple[Step, ...]
+    hypotheses: tuple[str, ...] = ()
+
+    def run(
+        self,
+        labels: set[str] | None = None,
+        quick: bool = False,
+        progress: Callable[[Step], None] | None = None,
+    ) -> list[StepResult]:
+        """Check every step (or the quick subset, or the given labels) in order."""
+        env: dict[str, sp.Basic] = {}
+        out = []
+        for step in self.steps:
+            if labels is not None and step.label not in labels:
+                continue
+            if quick and not step.quick:
+                continue
+            if progress is not None:
+                progress(step)
+            out.append(run_step(step, env))
+        return out
+
+    def step(self, label: str) -> Step:
+        """The step with this label."""
+        for s in self.steps:
+            if s.label == label:
+                return s
+        raise KeyError(f"no step {label!r}; labels: {[s.label for s in self.steps]}")
+
+    def replace_step(self, label: str, **kw: Any) -> Derivation:
+        """A copy with one step's fields changed (e.g. a perturbed transcription)."""
+        self.step(label)
+        steps = tuple(s.replace(**kw) if s.label == label else s for s in self.steps)
+        return replace(self, steps=steps)
+
+    def _repr_latex_(self) -> str:
+        rows = [f"({s.label})\\ {latex(s.printed)}" for s in self.steps if s.printed is not None]
+        return "$\\begin{aligned}" + r"\\ ".join(rows) + "\\end{aligned}$"
