@@ -1,0 +1,84 @@
+"""Code printers for the generated kernels.
+
+Two small subclasses, adding ``_print_<Class>`` only where the defaults do not
+suit the generated code:
+
+* :class:`NumbaPrinter` (scalar code for ``numba.njit``): SymPy's
+  ``PythonCodePrinter`` already prints ``min(1, max(-1, x))`` and ``math.acos``,
+  which Numba compiles; ``Max``/``Min`` of two arguments stay nested built-ins.
+* :class:`NumpyKernelPrinter` (vectorised code): ``NumPyPrinter`` prints
+  ``Max``/``Min`` as ``functools.reduce(numpy.maximum, ...)``; here they become nested
+  ``numpy.maximum``/``numpy.minimum`` calls, and ``erf`` (absent from NumPy) calls
+  the module's own ``_erf``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sympy as sp
+from sympy.printing.numpy import NumPyPrinter
+from sympy.printing.pycode import PythonCodePrinter
+
+__all__ = ["NumbaPrinter", "NumpyKernelPrinter", "printer_for"]
+
+
+class NumbaPrinter(PythonCodePrinter):
+    """Scalar Python (``math`` module) that ``numba.njit`` compiles."""
+
+    def _print_Max(self, expr: Any) -> str:
+        return self._nested("max", expr.args)
+
+    def _print_Min(self, expr: Any) -> str:
+        return self._nested("min", expr.args)
+
+    def _nested(self, name: str, args: tuple) -> str:
+        out = self._print(args[-1])
+        for a in reversed(args[:-1]):
+            out = f"{name}({self._print(a)}, {out})"
+        return out
+
+    def _print_Float(self, expr: Any) -> str:
+        return repr(float(expr))
+
+
+class NumpyKernelPrinter(NumPyPrinter):
+    """Vectorised NumPy without ``functools.reduce`` and with a local ``_erf``."""
+
+    def _print_Max(self, expr: Any) -> str:
+        return self._nested("numpy.maximum", expr.args)
+
+    def _print_Min(self, expr: Any) -> str:
+        return self._nested("numpy.minimum", expr.args)
+
+    def _nested(self, name: str, args: tuple) -> str:
+        out = self._print(args[-1])
+        for a in reversed(args[:-1]):
+            out = f"{name}({self._print(a)}, {out})"
+        return out
+
+    def _print_erf(self, expr: Any) -> str:
+        return f"_erf({self._print(expr.args[0])})"
+
+    def _print_Float(self, expr: Any) -> str:
+        return repr(float(expr))
+
+    def _print_Piecewise(self, expr: Any) -> str:
+        # numpy.where chains (no NaN default): the last condition of a SymPy
+        # Piecewise built here is always True.
+        out = None
+        for value, cond in reversed(expr.args):
+            v = self._print(value)
+            if out is None:
+                out = v if cond == sp.true else f"numpy.where({self._print(cond)}, {v}, numpy.nan)"
+            else:
+                out = f"numpy.where({self._print(cond)}, {v}, {out})"
+        return out
+
+
+def printer_for(backend: str) -> PythonCodePrinter:
+    """A fresh printer for ``backend`` (``"numba"`` or ``"numpy"``)."""
+    settings = {"fully_qualified_modules": True, "standard": "python3"}
+    if backend == "numba":
+        return NumbaPrinter(settings)
+    return NumpyKernelPrinter(settings)

@@ -1,0 +1,223 @@
+"""Render a :class:`~ntksym.codegen.spec.KernelSpec` into Python source with jinja2.
+
+The templates (``templates/*.py.jinja``, package data) stay thin: all decisions
+are made here and handed over as one ``spec`` object (:class:`RenderSpec`).
+Common subexpressions are factored by :func:`sympy.cse` and printed by the
+backend's printer (:mod:`ntksym.codegen.printers`).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from dataclasses import dataclass
+
+import jinja2
+import sympy as sp
+
+from ntksym.codegen.printers import printer_for
+from ntksym.codegen.spec import RHO, KernelSpec, kernel_spec
+from ntksym.codegen.stable import B2, N11, N22, S11, S12, S22, W2, D
+from ntksym.errors import InputError
+
+__all__ = [
+    "BACKENDS",
+    "HEADER_LINES",
+    "RenderSpec",
+    "content_hash",
+    "module_key",
+    "render",
+    "render_spec",
+]
+
+#: Supported backends.
+BACKENDS = ("numba", "numpy")
+#: Number of header lines above the hashed body of a generated file.
+HEADER_LINES = 4
+
+
+@dataclass(frozen=True)
+class RenderSpec:
+    """The one object a template sees.
+
+    Attributes:
+        activation: Activation name.
+        description: One line on the activation.
+        expr: The activation as text.
+        backend: ``"numba"`` or ``"numpy"``.
+        template: Template file name.
+        kind: ``"stable"``, ``"closed"`` or ``"quadrature"``.
+        key: Hash of the spec's expressions (cache key).
+        method: How the dual maps were obtained.
+        source: Citation.
+        has_ntk: Whether the NTK is generated.
+        no_ntk_reason: Why not, when it is not.
+        pair_args: Argument list of the layer map.
+        clip_rho: Whether the layer map starts by computing the clipped ``RHO``.
+        intermediate: ``(name, code)`` lines shared by the outputs.
+        nngp_code: Code of ``E[sigma sigma]``.
+        ntk_code: Code of ``E[sigma' sigma']`` (``"0.0"`` without an NTK).
+        det_code: Code of the next determinant, or ``""`` to form it directly.
+        diag_code: Code of ``E[sigma(u)^2]`` in ``S``.
+        act_code: Code of sigma in ``u`` (quadrature).
+        dact_code: Code of sigma' in ``u`` (quadrature, ``"0.0"`` without an NTK).
+        nodes: Gauss-Hermite nodes as Python literals.
+        weights: Gauss-Hermite weights as Python literals.
+        doc_nngp: The nngp map as text, for the module docstring.
+        doc_ntk: The ntk map as text.
+        doc_det: The determinant map as text.
+    """
+
+    activation: str
+    description: str
+    expr: str
+    backend: str
+    template: str
+    kind: str
+    key: str
+    method: str
+    source: str
+    has_ntk: bool
+    no_ntk_reason: str
+    pair_args: str
+    clip_rho: bool
+    intermediate: tuple[tuple[str, str], ...]
+    nngp_code: str
+    ntk_code: str
+    det_code: str
+    diag_code: str
+    act_code: str
+    dact_code: str
+    nodes: str
+    weights: str
+    doc_nngp: str
+    doc_ntk: str
+    doc_det: str
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("ntksym.codegen", "templates"),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+
+
+def _check_backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise InputError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    return backend
+
+
+def render_spec(spec: KernelSpec, backend: str) -> RenderSpec:
+    """Turn a kernel spec into the template's view of it (cse and printing done here)."""
+    _check_backend(backend)
+    pr = printer_for(backend)
+    intermediate: list[tuple[str, str]] = []
+    nngp_code = ntk_code = det_code = diag_code = act_code = dact_code = ""
+    if spec.kind != "quadrature":
+        outs = [spec.nngp, spec.ntk if spec.ntk is not None else sp.Float(0.0)]
+        if spec.det is not None:
+            outs.append(spec.det)
+        reps, reduced = sp.cse(outs, symbols=sp.numbered_symbols("t"), order="canonical")
+        intermediate = [(str(s), pr.doprint(e)) for s, e in reps]
+        nngp_code, ntk_code = pr.doprint(reduced[0]), pr.doprint(reduced[1])
+        det_code = pr.doprint(reduced[2]) if spec.det is not None else ""
+        diag_code = pr.doprint(spec.diag)
+    else:
+        act_code = pr.doprint(spec.activation.expr)
+        dact_code = pr.doprint(spec.activation.derivative) if spec.has_ntk else "0.0"
+    args = (S11, S22, S12, D, N11, N22, W2, B2)
+    template = f"kernel_{backend}.py.jinja"
+    return RenderSpec(
+        activation=spec.activation.name,
+        description=spec.activation.description,
+        expr=sp.sstr(spec.activation.expr),
+        backend=backend,
+        template=template,
+        kind=spec.kind,
+        key=module_key(spec, backend),
+        method=spec.method,
+        source=spec.source,
+        has_ntk=spec.has_ntk,
+        no_ntk_reason=spec.no_ntk_reason,
+        pair_args=", ".join(map(str, args)),
+        clip_rho=RHO in spec.inputs,
+        intermediate=tuple(intermediate),
+        nngp_code=nngp_code,
+        ntk_code=ntk_code,
+        det_code=det_code,
+        diag_code=diag_code,
+        act_code=act_code,
+        dact_code=dact_code,
+        nodes=", ".join(repr(x) for x in spec.nodes),
+        weights=", ".join(repr(x) for x in spec.weights),
+        doc_nngp=sp.sstr(spec.nngp) if spec.nngp is not None else "Gauss-Hermite quadrature",
+        doc_ntk=sp.sstr(spec.ntk) if spec.ntk is not None else "-",
+        doc_det=sp.sstr(spec.det) if spec.det is not None else "N11*N22 - S12'**2 (direct)",
+    )
+
+
+@functools.cache
+def _templates_digest() -> str:
+    env = _environment()
+    h = hashlib.sha256()
+    for name in sorted(env.list_templates()):
+        h.update(name.encode())
+        h.update(env.loader.get_source(env, name)[0].encode())
+    return h.hexdigest()
+
+
+def module_key(spec: KernelSpec, backend: str) -> str:
+    """Cache key of a generated module: its expressions, backend, templates and version."""
+    from ntksym import __version__
+
+    text = "\n".join([spec.key, backend, __version__, _templates_digest()])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def content_hash(body: str) -> str:
+    """sha256 of the body of a generated file (everything below the header)."""
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def _header(rs: RenderSpec, body: str) -> str:
+    from ntksym import __version__
+
+    lines = [
+        f"# Generated by ntksym from template {rs.template} for activation {rs.activation}; "
+        "do not edit.",
+        f"# ntksym version: {__version__}",
+        f"# spec key: {rs.key}",
+        f"# content sha256: {content_hash(body)}",
+    ]
+    assert len(lines) == HEADER_LINES
+    return "\n".join(lines) + "\n"
+
+
+def render(activation: object, backend: str = "numba") -> str:
+    """Source text of the generated kernel module for ``activation``.
+
+    Args:
+        activation: A registered name, expression string, SymPy expression,
+            :class:`~ntksym.activations.Activation` or a prepared
+            :class:`~ntksym.codegen.spec.KernelSpec`.
+        backend: ``"numba"`` (fused, parallel, needs Numba) or ``"numpy"``.
+
+    Returns:
+        The module source, header included.
+
+    Raises:
+        InputError: Unknown backend.
+        ActivationError: Unknown or unusable activation.
+    """
+    _check_backend(backend)
+    spec = activation if isinstance(activation, KernelSpec) else kernel_spec(activation)
+    rs = render_spec(spec, backend)
+    body = _environment().get_template(rs.template).render(spec=rs)
+    return _header(rs, body) + body
+

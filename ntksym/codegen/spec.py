@@ -1,0 +1,191 @@
+"""What a generated kernel module computes: :class:`KernelSpec`, built from an activation.
+
+Three kinds of layer maps, tried in order:
+
+1. ``"stable"``: a hand-arranged closed form from :mod:`ntksym.codegen.stable`
+   (ReLU family, erf, step, sign), which carries the determinant accurately;
+2. ``"closed"``: the SymPy closed form of :func:`ntksym.dual.closed_form`, with
+   ``rho`` clipped to [-1, 1] as a symbol of its own;
+3. ``"quadrature"``: Gauss-Hermite quadrature with the nodes baked into the module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import sympy as sp
+
+from ntksym.activations import REGISTRY, Activation, get_activation, u
+from ntksym.codegen import stable
+from ntksym.codegen.stable import B2, INPUTS, N11, N22, S11, S12, S22, W2, D
+from ntksym.errors import ActivationError, NoClosedFormError
+
+__all__ = ["COMMITTED", "KernelSpec", "kernel_spec", "RHO", "S", "QUADRATURE_DEGREE", "slug"]
+
+#: The clipped correlation, an input symbol of its own (never expanded by SymPy).
+RHO = sp.Symbol("RHO", real=True)
+#: The variance in the diagonal map ``E[sigma(u)^2]``, u ~ N(0, S).
+S = sp.Symbol("S", positive=True)
+#: Gauss-Hermite points per dimension for activations without a closed form.
+QUADRATURE_DEGREE = 32
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    """Everything a generated module is made from (backend independent).
+
+    Attributes:
+        activation: The activation.
+        kind: ``"stable"``, ``"closed"`` or ``"quadrature"``.
+        nngp: ``E[sigma(u) sigma(v)]`` in the layer-map inputs (None for quadrature).
+        ntk: ``E[sigma'(u) sigma'(v)]``, or None when no NTK is generated.
+        det: The next layer's determinant, or None to form it directly.
+        diag: ``E[sigma(u)^2]`` for ``u ~ N(0, S)`` in :data:`S` (None for quadrature).
+        inputs: The symbols the layer map takes, in order.
+        method: How the maps were obtained.
+        source: Citation of the closed form.
+        nodes: Gauss-Hermite nodes for N(0, 1) (quadrature only).
+        weights: Matching weights, summing to 1.
+        no_ntk_reason: Why no NTK is generated (empty when there is one).
+    """
+
+    activation: Activation
+    kind: str
+    nngp: sp.Expr | None
+    ntk: sp.Expr | None
+    det: sp.Expr | None
+    diag: sp.Expr | None
+    inputs: tuple[sp.Symbol, ...]
+    method: str
+    source: str = ""
+    nodes: tuple[float, ...] = field(default=())
+    weights: tuple[float, ...] = field(default=())
+    no_ntk_reason: str = ""
+
+    @property
+    def has_ntk(self) -> bool:
+        """Whether the module computes an NTK."""
+        if self.kind == "quadrature":
+            return not self.no_ntk_reason
+        return self.ntk is not None
+
+    @property
+    def key(self) -> str:
+        """A hash of the expressions (and nodes): the cache key of the generated module."""
+        parts = [self.kind, self.activation.name, sp.srepr(self.activation.expr)]
+        parts += [sp.srepr(e) if e is not None else "-" for e in (self.nngp, self.ntk, self.det)]
+        parts += [sp.srepr(self.diag) if self.diag is not None else "-"]
+        parts += [repr(self.nodes), repr(self.weights)]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+    @property
+    def slug(self) -> str:
+        """File-name form of the activation name, e.g. ``leaky_relu_0_01``."""
+        return slug(self.activation.name)
+
+
+def slug(name: str) -> str:
+    """Turn an activation name into an identifier usable as a file name."""
+    s = re.sub(r"[^0-9A-Za-z]+", "_", name).strip("_").lower()
+    return s if s and not s[0].isdigit() else f"act_{s}"
+
+
+def _registered_base(act: Activation) -> str | None:
+    base = act.name.split("(", 1)[0]
+    if base not in REGISTRY:
+        return None
+    try:
+        ref = REGISTRY[base](**dict(act.params))
+    except Exception:  # noqa: BLE001 - a user activation that only shares the name
+        return None
+    return base if ref.expr == act.expr else None
+
+
+def _diag(nngp: sp.Expr, inputs: tuple[sp.Symbol, ...]) -> sp.Expr:
+    """``E[sigma(u)^2]``: the pair map at ``S11 = S22 = S12 = S``, ``D = 0``, ``rho = 1``."""
+    sub = {S11: S, S22: S, S12: S, D: 0, RHO: 1}
+    return sp.simplify(nngp.subs(sub))
+
+
+def _check_free(spec_name: str, exprs: list[sp.Expr | None], allowed: tuple) -> None:
+    """Refuse to generate code that would read a symbol the function does not take."""
+    for e in exprs:
+        if e is None:
+            continue
+        extra = e.free_symbols - set(allowed)
+        if extra:
+            raise ActivationError(
+                f"cannot generate a kernel for {spec_name!r}: its dual map uses "
+                f"{sorted(map(str, extra))}, which are not arguments of the layer map "
+                f"(allowed: {', '.join(map(str, allowed))})"
+            )
+
+
+def kernel_spec(activation: str | Activation | sp.Expr) -> KernelSpec:
+    """Build the :class:`KernelSpec` of an activation.
+
+    Args:
+        activation: A registered name, expression string, SymPy expression or
+            :class:`~ntksym.activations.Activation`.
+
+    Returns:
+        The spec (stable closed form, SymPy closed form, or quadrature).
+
+    Raises:
+        ActivationError: Bad activation, or a dual map with unexpected symbols.
+    """
+    act = get_activation(activation)
+    base = _registered_base(act)
+    if base in stable.RULES:
+        lm = stable.RULES[base](**dict(act.params))
+        reason = ""
+        if lm.ntk is None:
+            reason = (
+                f"the derivative of {act.name} is a Dirac delta, so E[sigma'(u) sigma'(v)] = "
+                "c/sqrt(det) is infinite for every input paired with itself; only the NNGP "
+                "is generated"
+            )
+        spec = KernelSpec(
+            act, "stable", lm.nngp, lm.ntk, lm.det, _diag(lm.nngp, INPUTS), INPUTS,
+            f"{lm.method} (stable form, ntksym.codegen.stable.{stable.RULES[base].__name__})",
+            (stable.RULES[base].__doc__ or "").strip().splitlines()[0],
+            no_ntk_reason=reason,
+        )
+        _check_free(act.name, [spec.nngp, spec.ntk, spec.det], INPUTS)
+        return spec
+    try:
+        from ntksym import dual
+
+        maps = dual.closed_form(act)
+    except NoClosedFormError:
+        maps = None
+    if maps is not None and not act.has_distributional_derivative and maps.ntk is not None:
+        inputs = (S11, S22, S12, D, RHO, N11, N22, W2, B2)
+        sub = {dual.S11: S11, dual.S22: S22, dual.S12: RHO * sp.sqrt(S11) * sp.sqrt(S22)}
+        nngp = maps.nngp.xreplace(sub)
+        ntk = maps.ntk.xreplace(sub)
+        _check_free(act.name, [nngp, ntk], inputs)
+        return KernelSpec(
+            act, "closed", nngp, ntk, None, _diag(nngp, inputs), inputs,
+            f"{maps.method} (ntksym.dual.closed_form, rho clipped)", maps.source,
+        )
+    x, w = np.polynomial.hermite_e.hermegauss(QUADRATURE_DEGREE)
+    w = w / w.sum()
+    _check_free(act.name, [act.expr], (u,))
+    return KernelSpec(
+        act, "quadrature", None, None, None, None, INPUTS,
+        f"Gauss-Hermite quadrature, {QUADRATURE_DEGREE} points per dimension",
+        "Gauss-Hermite rule of numpy.polynomial.hermite_e.hermegauss",
+        tuple(float(t) for t in x), tuple(float(t) for t in w),
+        no_ntk_reason="" if not act.has_distributional_derivative else "Dirac delta derivative",
+    )
+
+
+#: Activations whose generated modules are committed in ``generated/`` (both backends).
+#: step and sign are NNGP-only (their NTK diverges on the diagonal); tanh uses quadrature.
+COMMITTED: tuple[str, ...] = (
+    "relu", "leaky_relu", "abs", "identity", "erf", "step", "sign", "tanh",
+)

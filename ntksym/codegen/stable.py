@@ -1,0 +1,255 @@
+"""Numerically stable layer maps for the activations with closed-form dual kernels.
+
+A *layer map* takes the 2x2 covariance of a pair at layer ``l`` and returns what
+the next layer needs. Its inputs are the symbols of :data:`INPUTS`:
+
+``S11, S22, S12``
+    the covariance entries ``Sigma^(l)(x,x), Sigma^(l)(x',x'), Sigma^(l)(x,x')``;
+``D``
+    its determinant ``S11*S22 - S12**2``, carried *accurately* from layer to layer
+    (formed without cancellation from the inputs at layer 1, see the templates);
+``N11, N22``
+    the next layer's diagonal variances (computed once per row and column);
+``W2, B2``
+    ``weight_std**2`` and ``bias_std**2``.
+
+Its outputs are ``nngp = E[sigma(u) sigma(v)]``, ``ntk = E[sigma'(u) sigma'(v)]`` (or
+None when sigma' is a Dirac delta) and ``det``, the next layer's determinant
+``N11*N22 - (W2*nngp + B2)**2``, or None to let the template form it directly.
+
+Why carry ``D``: for positively homogeneous activations (ReLU and relatives) the
+pair's angle ``theta`` keeps shrinking like ``sqrt(1 - rho)`` through the layers, and
+``rho = 1 - epsilon`` rounded to float64 gives ``arccos(rho)`` with an absolute error of
+``sqrt(epsilon)`` ~ 1e-8 (the loss measured in DESIGN.md). Here every angle is
+``atan2(sqrt(D), S12)`` and the next determinant is a product of two gaps,
+``(M' - S12') (M' + S12')`` with ``M' = sqrt(N11 N22)``, each written as a sum of
+non-negative terms, so no step subtracts nearly equal numbers.
+
+The rules are data (:data:`RULES`, name -> function); each closed form cites its
+source in the function's docstring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sympy as sp
+
+__all__ = ["LayerMap", "RULES", "INPUTS", "S11", "S12", "S22", "D", "N11", "N22", "W2", "B2"]
+
+S11, S22, N11, N22 = sp.symbols("S11 S22 N11 N22", nonnegative=True)
+S12 = sp.Symbol("S12", real=True)
+D = sp.Symbol("D", nonnegative=True)
+W2, B2 = sp.symbols("W2 B2", nonnegative=True)
+
+#: Every symbol a layer map may use, in the order the generated ``_pair`` takes them.
+INPUTS: tuple[sp.Symbol, ...] = (S11, S22, S12, D, N11, N22, W2, B2)
+
+#: Smallest positive normal float64; guards 0/0 when a variance is exactly zero.
+_TINY = sp.Float("2.2250738585072014e-308", 17)
+
+
+@dataclass(frozen=True)
+class LayerMap:
+    """One layer of the kernel recursion as SymPy expressions in :data:`INPUTS`.
+
+    Attributes:
+        nngp: ``E[sigma(u) sigma(v)]`` for the pair.
+        ntk: ``E[sigma'(u) sigma'(v)]``, or None when sigma' has a Dirac delta.
+        det: The next layer's determinant formed stably, or None (the template
+            then forms ``N11*N22 - S12'**2`` directly).
+        method: How the forms were obtained (shown in the generated docstring).
+    """
+
+    nngp: sp.Expr
+    ntk: sp.Expr | None
+    det: sp.Expr | None
+    method: str
+
+
+def _angle_parts() -> tuple[sp.Expr, sp.Expr, sp.Expr, sp.Expr, sp.Expr]:
+    """``M = sqrt(S11 S22)``, ``R = sqrt(D)``, and the gaps ``M - S12``, ``M + S12``.
+
+    ``M - S12 = D / (M + S12)`` is used when ``S12 > 0`` (no cancellation there), and
+    symmetrically for ``M + S12``.
+    """
+    m = sp.sqrt(S11 * S22)
+    r = sp.sqrt(D)
+    gap = sp.Piecewise((D / (m + S12), S12 > 0), (m - S12, True))
+    anti = sp.Piecewise((D / (m - S12), S12 < 0), (m + S12, True))
+    theta = sp.atan2(r, S12)
+    return m, r, gap, anti, theta
+
+
+def _det_from_gaps(c: sp.Expr, gap_e: sp.Expr, anti_e: sp.Expr) -> sp.Expr:
+    """Next determinant for a positively homogeneous activation (E[sigma(u)^2] = c*S).
+
+    With ``P' = W2*c*M + B2`` (the value of ``S12'`` at rho = 1),
+    ``M' - P' = W2*B2*c*(sqrt(S11) - sqrt(S22))**2 / (M' + P')`` exactly, so
+    ``M' - S12' = (M' - P') + W2*gap_e`` and ``M' + S12' = (M' - P') + W2*anti_e + 2*B2``
+    with ``gap_e = c*M - E >= 0`` and ``anti_e = c*M + E >= 0``.
+    """
+    m = sp.sqrt(S11 * S22)
+    mn = sp.sqrt(N11 * N22)
+    pn = W2 * c * m + B2
+    q = W2 * B2 * c * (sp.sqrt(S11) - sp.sqrt(S22)) ** 2 / sp.Max(mn + pn, _TINY)
+    return (q + W2 * gap_e) * (q + W2 * anti_e + 2 * B2)
+
+
+def _h(x: sp.Expr) -> sp.Expr:
+    """``sin x - x cos x`` for ``x`` in [0, pi]: its Taylor series below 1 (no cancellation).
+
+    ``sin x - x cos x = sum_k (-1)^(k+1) 2k x^(2k+1) / (2k+1)!``; 11 terms reach 1e-19
+    relative at ``x = 1``.
+    """
+    series = sum(
+        (-1) ** (k + 1) * sp.Rational(2 * k, sp.factorial(2 * k + 1)) * x ** (2 * k + 1)
+        for k in range(1, 12)
+    )
+    return sp.Piecewise((series, x < 1), (sp.sin(x) - x * sp.cos(x), True))
+
+
+def _arccos_parts() -> tuple[sp.Expr, ...]:
+    """Angles and the degree-1 arc-cosine numerators, each without cancellation.
+
+    ``theta = atan2(R, S12)`` and ``phi = pi - theta = atan2(R, -S12)`` (both accurate
+    in absolute terms). ``kp = M (sin theta + phi cos theta)`` and
+    ``kn = M (sin phi + theta cos phi)`` (the same with v -> -v); when the direct form
+    would subtract (``S12 < 0`` for ``kp``), ``kp = M (sin phi - phi cos phi)``.
+    """
+    m, r, gap, anti, theta = _angle_parts()
+    phi = sp.atan2(r, -S12)
+    kp = sp.Piecewise((r + phi * S12, S12 >= 0), (m * _h(phi), True))
+    kn = sp.Piecewise((r - theta * S12, S12 <= 0), (m * _h(theta), True))
+    return m, r, gap, anti, theta, phi, kp, kn
+
+
+def relu() -> LayerMap:
+    """ReLU: the arc-cosine kernel of degree 1 (Cho & Saul 2009).
+
+    ``E[relu(u) relu(v)] = M (sin theta + (pi - theta) cos theta) / (2 pi)`` and
+    ``E[H(u) H(v)] = (pi - theta) / (2 pi)`` with ``M = sqrt(S11 S22)``,
+    ``theta = atan2(sqrt(D), S12)``; see :func:`_arccos_parts` for the stable forms.
+    """
+    m, r, gap, _anti, theta, phi, kp, _kn = _arccos_parts()
+    e = kp / (2 * sp.pi)
+    ed = phi / (2 * sp.pi)
+    # M/2 - E = (pi (M - S12) - (sqrt(D) - theta S12)) / (2 pi); sqrt(D) - theta S12
+    # = M (sin theta - theta cos theta) >= 0 and is small next to pi (M - S12).
+    gap_e = (sp.pi * gap - (r - theta * S12)) / (2 * sp.pi)
+    anti_e = m / 2 + e
+    return LayerMap(e, ed, _det_from_gaps(sp.Rational(1, 2), gap_e, anti_e), "closed form")
+
+
+def _leaky(a: sp.Expr) -> LayerMap:
+    """``max(0,u) + a min(0,u) = relu(u) - a relu(-u)``, for slopes ``a >= 0``.
+
+    ``E = ((1+a^2) M k(theta) - 2 a M k(pi - theta)) / (2 pi)`` with the degree-1
+    arc-cosine function ``k(t) = sin t + (pi - t) cos t``, and
+    ``E[sigma' sigma'] = ((1+a^2)(pi - theta) + 2 a theta) / (2 pi)`` (Cho & Saul 2009).
+    """
+    m, r, gap, _anti, theta, phi, kp, kn = _arccos_parts()
+    c = (1 + a**2) / 2
+    e = ((1 + a**2) * kp - 2 * a * kn) / (2 * sp.pi)
+    ed = ((1 + a**2) * phi + 2 * a * theta) / (2 * sp.pi)
+    gap_e = ((1 + a**2) * (sp.pi * gap - (r - theta * S12)) + 2 * a * kn) / (2 * sp.pi)
+    anti_e = c * m + e
+    return LayerMap(e, ed, _det_from_gaps(c, gap_e, anti_e), "closed form")
+
+
+def _even_odd(ca: sp.Expr, cc: sp.Expr) -> LayerMap:
+    """``A u + C |u|`` (``|u|``, the identity, leaky ReLU with a negative slope).
+
+    ``E[|u||v|] = (2 sqrt(D) + (pi - 2 t) |S12|) / pi`` with ``t = atan2(sqrt(D), |S12|)``
+    (Cho & Saul 2009 applied to ``|u| = relu(u) + relu(-u)``), ``E[uv] = S12``,
+    ``E[u|v|] = 0``; ``E[sign u sign v] = (2/pi) asin(rho) = (2/pi) atan2(S12, sqrt(D))``.
+    """
+    c = ca**2 + cc**2
+    m, r, gap, anti, _theta = _angle_parts()
+    t = sp.atan2(r, sp.Abs(S12))
+    e_abs = (2 * r + (sp.pi - 2 * t) * sp.Abs(S12)) / sp.pi
+    small = sp.Min(gap, anti)  # M - |S12|
+    gap_abs = (sp.pi * small - 2 * (r - t * sp.Abs(S12))) / sp.pi  # M - E|u||v| >= 0
+    e = ca**2 * S12 + cc**2 * e_abs
+    ed = ca**2 + cc**2 * 2 * sp.atan2(S12, r) / sp.pi
+    gap_e = ca**2 * gap + cc**2 * gap_abs
+    anti_e = ca**2 * anti + cc**2 * (m + e_abs)
+    if cc == 0:  # the identity: E = S12, and the ntk is the constant A^2
+        e, ed = ca**2 * S12, ca**2 + 0 * S12
+    return LayerMap(e, ed, _det_from_gaps(c, gap_e, anti_e), "closed form")
+
+
+def leaky_relu(slope: float = 0.01) -> LayerMap:
+    """Leaky ReLU ``max(0,u) + slope*min(0,u)``; see :func:`_leaky` and :func:`_even_odd`."""
+    a = sp.nsimplify(slope)
+    if a < 0:
+        return _even_odd((1 + a) / 2, (1 - a) / 2)
+    return _leaky(a)
+
+
+def absolute() -> LayerMap:
+    """``|u|``: the even part of the arc-cosine kernel (Cho & Saul 2009)."""
+    return _even_odd(sp.Integer(0), sp.Integer(1))
+
+
+def identity() -> LayerMap:
+    """The identity: ``E[uv] = S12``, ``E[1*1] = 1``."""
+    return _even_odd(sp.Integer(1), sp.Integer(0))
+
+
+def erf() -> LayerMap:
+    """erf: Williams (1997), "Computing with infinite networks".
+
+    ``E[erf(u) erf(v)] = (2/pi) asin(2 S12 / sqrt((1+2 S11)(1+2 S22)))`` and
+    ``E[erf'(u) erf'(v)] = 4 / (pi sqrt((1+2 S11)(1+2 S22) - 4 S12^2))``. Both are written
+    with ``(1+2 S11)(1+2 S22) - 4 S12^2 = 1 + 2 (S11 + S22) + 4 D``, which never cancels,
+    and the arcsine as ``atan2(2 S12, sqrt(1 + 2 (S11 + S22) + 4 D))``. The next
+    determinant is formed directly: after one erf layer every variance is at most
+    ``W2 + B2`` and only enters through ``1 + 2 (S11 + S22) + 4 D``.
+    """
+    q = 1 + 2 * (S11 + S22) + 4 * D
+    e = 2 * sp.atan2(2 * S12, sp.sqrt(q)) / sp.pi
+    ed = 4 / (sp.pi * sp.sqrt(q))
+    return LayerMap(e, ed, None, "closed form")
+
+
+def step() -> LayerMap:
+    """Heaviside step: ``E[H(u) H(v)] = (pi - theta) / (2 pi)`` (Cho & Saul 2009, degree 0).
+
+    ``E[H'(u) H'(v)] = E[delta(u) delta(v)] = 1 / (2 pi sqrt(D))`` is infinite on the
+    diagonal (D = 0), so no NTK is generated for the step: its NTK diverges for every
+    input paired with itself, and a Gram matrix of it is not defined.
+    """
+    _m, _r, _gap, _anti, theta, phi, _kp, _kn = _arccos_parts()
+    e = phi / (2 * sp.pi)
+    # E[H^2] = 1/2 for every variance, so N11 = N22 = W2/2 + B2 and
+    # N11 - S12' = W2 theta / (2 pi), N11 + S12' = W2 (1 - theta/(2 pi)) + 2 B2.
+    det = (W2 * theta / (2 * sp.pi)) * (W2 * (sp.pi + phi) / (2 * sp.pi) + 2 * B2)
+    return LayerMap(e, None, det, "closed form")
+
+
+def sign() -> LayerMap:
+    """Sign: ``E[sign u sign v] = (2/pi) asin(rho) = 1 - 2 theta / pi``.
+
+    Like the step, its derivative is ``2 delta(u)`` and the NTK diverges on the
+    diagonal, so only the NNGP is generated.
+    """
+    _m, r, _gap, _anti, theta, phi, _kp, _kn = _arccos_parts()
+    e = 2 * sp.atan2(S12, r) / sp.pi
+    # E[sign^2] = 1: N11 = N22 = W2 + B2; N11 - S12' = 2 W2 theta/pi,
+    # N11 + S12' = 2 W2 (pi - theta)/pi + 2 B2.
+    det = (2 * W2 * theta / sp.pi) * (2 * W2 * phi / sp.pi + 2 * B2)
+    return LayerMap(e, None, det, "closed form")
+
+
+#: Registered activation name -> layer-map factory (taking the family's parameters).
+RULES: dict[str, Callable[..., LayerMap]] = {
+    "relu": relu,
+    "leaky_relu": leaky_relu,
+    "abs": absolute,
+    "identity": identity,
+    "erf": erf,
+    "step": step,
+    "sign": sign,
+}

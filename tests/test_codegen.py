@@ -1,0 +1,292 @@
+"""Generated Gram kernels: printers, layer maps, accuracy, freshness, files, errors."""
+
+from __future__ import annotations
+
+import importlib.util
+import multiprocessing
+import os
+from pathlib import Path
+
+import mpmath
+import numpy as np
+import pytest
+import sympy as sp
+
+from ntksym import dual, reference
+from ntksym.activations import get_activation
+from ntksym.codegen import GeneratedFileError, generate, kernel_spec, load, render, write_generated
+from ntksym.codegen import command as codegen_command
+from ntksym.codegen.files import is_intact, package_generated_dir
+from ntksym.codegen.printers import printer_for
+from ntksym.codegen.spec import COMMITTED, RHO, _check_free
+from ntksym.codegen.stable import B2, N11, N22, S11, S12, S22, W2, D
+from ntksym.errors import ActivationError, InputError
+
+GEN = package_generated_dir()
+
+
+def _module(act: str, backend: str):
+    return load(act, backend)
+
+
+def _adversarial(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(8, 5))
+    X[1] = X[0] * (1 + 1e-8 * rng.normal(size=5))  # near-parallel
+    X[2] = -X[0] * (1 + 1e-8 * rng.normal(size=5))  # near anti-parallel
+    X[3] *= 1e6
+    X[4] = 0.0  # zero vector
+    X[5] *= 1e-6
+    X[6] = X[3] * (1 + 1e-8 * rng.normal(size=5))  # near-parallel, large norm
+    X[7] = X[5] * (1 + 1e-8 * rng.normal(size=5))  # near-parallel, small norm
+    return X
+
+
+# ----------------------------------------------------------------------------- printers
+def test_numba_printer_text():
+    x = sp.Symbol("x")
+    pr = printer_for("numba")
+    assert pr.doprint(sp.Min(1, sp.Max(-1, x))) == "min(1, max(-1, x))"
+    assert pr.doprint(sp.acos(x)) == "math.acos(x)"
+    assert pr.doprint(sp.atan2(x, 2)) == "math.atan2(x, 2)"
+    assert pr.doprint(sp.Piecewise((x, x > 0), (-x, True))) == "((x) if (x > 0) else (-x))"
+
+
+def test_numpy_printer_text():
+    x = sp.Symbol("x")
+    pr = printer_for("numpy")
+    assert pr.doprint(sp.Max(0, x)) == "numpy.maximum(0, x)"
+    y, z = sp.symbols("y z")
+    assert pr.doprint(sp.Max(x, y, z)) == "numpy.maximum(x, numpy.maximum(y, z))"
+    assert pr.doprint(sp.erf(x)) == "_erf(x)"
+    want = "numpy.where(numpy.greater(x, 0), x, -x)"
+    assert pr.doprint(sp.Piecewise((x, x > 0), (-x, True))) == want
+
+
+def test_generated_numba_has_no_reduce():
+    text = render("relu", "numba")
+    assert "functools" not in text and "@numba.njit(parallel=True" in text
+    assert "cache=True" in text
+
+
+# ----------------------------------------------------------------------------- layer maps
+STABLE = ["relu", "leaky_relu", "abs", "identity", "erf", "step", "sign"]
+
+
+@pytest.mark.parametrize("name", STABLE)
+def test_stable_layer_map_equals_dual_closed_form(name):
+    """The hand-arranged maps equal ntksym.dual's derived closed forms (mpmath, 30 digits)."""
+    spec = kernel_spec(name)
+    maps = dual.closed_form(name)
+    rng = np.random.default_rng(1)
+    with mpmath.workdps(30):
+        for _ in range(6):
+            s11, s22 = rng.uniform(0.2, 3.0, size=2)
+            rho = rng.uniform(-0.999, 0.999)
+            s12 = rho * np.sqrt(s11 * s22)
+            sub_d = {dual.S11: sp.Float(s11, 30), dual.S22: sp.Float(s22, 30),
+                     dual.S12: sp.Float(s12, 30)}
+            det = sp.Float(s11, 30) * sp.Float(s22, 30) - sp.Float(s12, 30) ** 2
+            sub = {S11: sp.Float(s11, 30), S22: sp.Float(s22, 30), S12: sp.Float(s12, 30), D: det}
+            want = sp.N(maps.nngp.subs(sub_d), 25)
+            got = sp.N(spec.nngp.subs(sub), 25)
+            assert abs(got - want) <= 1e-20 * (1 + abs(want))
+            if spec.ntk is not None:
+                want = sp.N(maps.ntk.subs(sub_d), 25)
+                got = sp.N(spec.ntk.subs(sub), 25)
+                assert abs(got - want) <= 1e-20 * (1 + abs(want))
+
+
+@pytest.mark.parametrize("name", ["relu", "leaky_relu", "abs", "identity", "step", "sign"])
+def test_stable_next_determinant_is_exact(name):
+    """det expression == N11 N22 - (W2 E + B2)^2 with N = W2 E[sigma^2] + B2 (exact values)."""
+    spec = kernel_spec(name)
+    rng = np.random.default_rng(2)
+    S = sp.Symbol("S", positive=True)
+    for _ in range(4):
+        s11, s22, w2, b2 = (sp.Rational(int(v * 1000), 1000) for v in rng.uniform(0.2, 3, 4))
+        rho = sp.Rational(int(rng.uniform(-0.99, 0.99) * 1000), 1000)
+        s12 = rho * sp.sqrt(s11 * s22)
+        n11 = w2 * spec.diag.subs(S, s11) + b2
+        n22 = w2 * spec.diag.subs(S, s22) + b2
+        sub = {S11: s11, S22: s22, S12: s12, D: s11 * s22 - s12**2, N11: n11, N22: n22,
+               W2: w2, B2: b2}
+        e = spec.nngp.subs(sub)
+        want = sp.N(n11 * n22 - (w2 * e + b2) ** 2, 30)
+        got = sp.N(spec.det.subs(sub), 30)
+        assert abs(got - want) <= 1e-25 * (1 + abs(want)), (got, want)
+
+
+def test_free_symbol_check():
+    with pytest.raises(ActivationError, match="not arguments"):
+        _check_free("bad", [S11 + sp.Symbol("q")], (S11, S12, S22))
+    assert kernel_spec("sin").kind == "closed" and RHO in kernel_spec("sin").inputs
+    assert kernel_spec("tanh").kind == "quadrature"
+
+
+# ----------------------------------------------------------------------------- accuracy
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("name", ["relu", "erf"])
+def test_accuracy_vs_mpmath_reference(name, backend):
+    m = _module(name, backend)
+    X = _adversarial()
+    worst = 0.0
+    cases = [(1, 0.3, 1.2), (2, 0.0, 1.0), (3, 0.3, 1.2), (8, 0.1, 1.4), (20, 0.0, 1.0)]
+    for depth, b, w in cases:
+        K, T = m.nngp_ntk(X, None, depth, b, w)
+        Kr, Tr = reference.kernel(name, X, depth=depth, bias_std=b, weight_std=w, dps=50)
+        nz = Kr != 0
+        assert np.array_equal(K[~nz], Kr[~nz])
+        worst = max(worst, np.max(np.abs(K - Kr)[nz] / np.abs(Kr[nz])))
+        nz = Tr != 0
+        worst = max(worst, np.max(np.abs(T - Tr)[nz] / np.abs(Tr[nz])))
+        assert np.array_equal(K, K.T) and np.array_equal(T, T.T)
+    assert worst <= 1e-13, worst
+
+
+@pytest.mark.parametrize("name", ["leaky_relu", "abs", "identity", "step", "sign"])
+def test_other_closed_forms_vs_reference(name):
+    m = _module(name, "numpy")
+    X = _adversarial(3)[[0, 1, 3, 4, 6]]
+    X2 = _adversarial(4)[[0, 2, 5]]
+    for depth, b, w in [(2, 0.3, 1.2), (6, 0.2, 1.1)]:
+        Kr, Tr = reference.kernel(name, X, X2, depth=depth, bias_std=b, weight_std=w)
+        K = m.nngp(X, X2, depth, b, w)
+        assert np.max(np.abs(K - Kr) / np.abs(Kr)) <= 1e-13
+        if m.HAS_NTK:
+            T = m.ntk(X, X2, depth, b, w)
+            assert np.max(np.abs(T - Tr) / np.abs(Tr)) <= 1e-13
+
+
+@pytest.mark.parametrize("name", ["relu", "erf"])
+def test_numba_and_numpy_agree(name):
+    rng = np.random.default_rng(5)
+    X1, X2 = rng.normal(size=(30, 7)), rng.normal(size=(20, 7))
+    a, b = _module(name, "numba"), _module(name, "numpy")
+    for args in [(X1, None, 4, 0.2, 1.3), (X1, X2, 3, 0.0, 0.9)]:
+        Ka, Ta = a.nngp_ntk(*args)
+        Kb, Tb = b.nngp_ntk(*args)
+        np.testing.assert_allclose(Ka, Kb, rtol=1e-14, atol=0)
+        np.testing.assert_allclose(Ta, Tb, rtol=1e-14, atol=0)
+
+
+def test_nngp_only_modules_refuse_ntk():
+    m = _module("step", "numpy")
+    assert not m.HAS_NTK
+    with pytest.raises(NotImplementedError, match="Dirac delta"):
+        m.ntk(np.ones((2, 2)), None, 2, 0.1, 1.0)
+
+
+# ----------------------------------------------------------------------------- freshness
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("name", COMMITTED)
+def test_committed_modules_are_fresh(name, backend):
+    spec = kernel_spec(name)
+    path = GEN / f"{spec.slug}_{backend}.py"
+    assert path.read_text(encoding="utf-8") == render(name, backend), (
+        f"{path} is stale: run ntksym codegen {name} --backend {backend}"
+    )
+
+
+# ----------------------------------------------------------------------------- files
+def test_atomic_write_noop_refuse_and_force(tmp_path):
+    p = generate("relu", "numpy", tmp_path)
+    text = p.read_text()
+    assert is_intact(text) and text.startswith("# Generated by ntksym from template")
+    mtime = p.stat().st_mtime_ns
+    assert write_generated(p, text) is False and p.stat().st_mtime_ns == mtime
+    p.write_text(text.replace("def nngp(", "def nngp_edited("))
+    with pytest.raises(GeneratedFileError, match="edited by hand"):
+        generate("relu", "numpy", tmp_path)
+    generate("relu", "numpy", tmp_path, force=True)
+    assert p.read_text() == text
+    other = tmp_path / "erf_numpy.py"
+    other.write_text("x = 1\n")
+    with pytest.raises(GeneratedFileError, match="not a file generated"):
+        generate("erf", "numpy", tmp_path)
+    assert [q.name for q in tmp_path.iterdir() if q.name.startswith(".")] == []
+
+
+def _generate_in(out_dir: str) -> str:
+    return str(generate("erf", "numba", out_dir))
+
+
+def test_concurrent_generation(tmp_path):
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(2) as pool:
+        paths = pool.map(_generate_in, [str(tmp_path)] * 4)
+    assert len(set(paths)) == 1
+    assert Path(paths[0]).read_text() == render("erf", "numba")
+    assert sorted(q.name for q in tmp_path.iterdir()) == ["erf_numba.py"]
+
+
+def test_load_uses_committed_copy_or_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("NTKSYM_CACHE_DIR", str(tmp_path))
+    m = load("relu", "numpy")
+    assert Path(m.__file__).resolve() == (GEN / "relu_numpy.py").resolve()
+    act = get_activation("leaky_relu", slope=0.2)
+    m2 = load(act, "numpy")
+    assert Path(m2.__file__).parent == tmp_path / "kernels"
+    K = m2.nngp(np.eye(3), None, 3, 0.1, 1.0)
+    Kr, _ = reference.kernel(act, np.eye(3), depth=3, bias_std=0.1, weight_std=1.0)
+    np.testing.assert_allclose(K, Kr, rtol=1e-14)
+
+
+def test_generated_module_does_not_import_ntksym():
+    for path in GEN.glob("*.py"):
+        text = path.read_text()
+        assert "import ntksym" not in text and "from ntksym" not in text
+
+
+# ----------------------------------------------------------------------------- errors
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        ((np.ones(3), None, 2, 0.1, 1.0), "2-D"),
+        ((np.array([[1.0, np.nan]]), None, 2, 0.1, 1.0), "finite"),
+        ((np.ones((2, 3)), np.ones((2, 4)), 2, 0.1, 1.0), "same number of features"),
+        ((np.ones((2, 3)), None, 0, 0.1, 1.0), "depth must be >= 1"),
+        ((np.ones((2, 3)), None, True, 0.1, 1.0), "depth must be an integer"),
+        ((np.ones((2, 3)), None, 2.0, 0.1, 1.0), "depth must be an integer"),
+        ((np.ones((2, 3)), None, 2, -0.1, 1.0), "bias_std must be finite and >= 0"),
+        ((np.ones((2, 3)), None, 2, 0.1, float("inf")), "weight_std"),
+        (("abc", None, 2, 0.1, 1.0), "2-D array"),
+        ((np.array([["a"]]), None, 2, 0.1, 1.0), "real numbers"),
+        ((np.ones((2, 0)), None, 2, 0.1, 1.0), "no features"),
+    ],
+)
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_generated_module_input_errors(args, match, backend):
+    m = _module("relu", backend)
+    with pytest.raises(ValueError, match=match):
+        m.nngp_ntk(*args)
+
+
+def test_overflow_is_an_error():
+    m = _module("relu", "numpy")
+    with pytest.raises(ValueError, match="overflowed"):
+        m.nngp(np.full((2, 2), 1e200), None, 2, 0.0, 1.0)
+
+
+def test_bad_backend_and_activation():
+    with pytest.raises(InputError, match="numba, numpy"):
+        render("relu", "cuda")
+    with pytest.raises(ActivationError):
+        render("no_such_thing(", "numpy")
+
+
+def test_command(tmp_path, capsys):
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    codegen_command.configure(parser)
+    args = parser.parse_args(["erf", "--backend", "numpy", "-o", str(tmp_path)])
+    assert codegen_command.run(args) == 0
+    assert (tmp_path / "erf_numpy.py").is_file()
+    (tmp_path / "erf_numpy.py").write_text((tmp_path / "erf_numpy.py").read_text() + "# x\n")
+    assert codegen_command.run(args) == 2
+    assert "--force" in capsys.readouterr().err
+    args = parser.parse_args(["erf", "--backend", "numpy", "-o", str(tmp_path), "--force"])
+    assert codegen_command.run(args) == 0
+    assert os.path.getsize(tmp_path / "erf_numpy.py") > 0
+    _ = importlib  # keep the import used by helpers above
