@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 from collections.abc import Sequence
 
@@ -26,15 +27,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def _available() -> dict[str, tuple[str, str]]:
+    """The commands whose implementing module is present in this installation."""
     found = {}
     for name, (module, text) in COMMANDS.items():
-        if importlib.util.find_spec(module.rsplit(".", 1)[0]) is None:
-            continue
         try:
-            spec = importlib.util.find_spec(module)
+            present = importlib.util.find_spec(module) is not None
         except ModuleNotFoundError:
-            spec = None
-        if spec is not None:
+            present = False
+        if present:
             found[name] = (module, text)
     return found
 
