@@ -21,11 +21,17 @@ from ntksym.derive import (
     definition_range,
 )
 from ntksym.derive.symbols import (
+    ZF,
+    Dim,
     E,
+    GaussE,
     L,
+    PSum,
     Sigma,
+    Sigma_dot,
     Sigma_t,
     Theta,
+    Theta_inf,
     W,
     alpha,
     alpha_t,
@@ -34,6 +40,8 @@ from ntksym.derive.symbols import (
     index,
     l,
     sigma,
+    sigmadot,
+    theta,
     width,
     x,
 )
@@ -313,6 +321,10 @@ def d18(env: dict) -> sp.Basic:
 C1N = C1.replace(names={Sigma(1): E(alpha_t(1)[k] * alpha_t(1, True)[k])})
 
 
+FL = alpha_t(L)
+P6 = sp.Eq(Theta(L, k, kp), PSum(_d(FL[k], theta) * _d(alpha_t(L, True)[kp], theta)))
+
+
 STEPS_A = [
     Step("1", D1, "definition", derive=None, note="the input layer"),
     Step("2", D2, "definition", uses=("1", "3"), derive=_range_of("2"),
@@ -321,6 +333,9 @@ STEPS_A = [
          note="at l = 0 the definition would contradict (1); lines of (11) written with "
               "sigma at l = 0 inherit this slip"),
     Step("4", D4, "definition", uses=("2",), derive=_range_of("4")),
+    Step("6", P6, "definition", note="the NTK (5), entry (k, k'); here p runs over all "
+         "parameters. The garbled matrix lines of (6) are not transcribed; (5)'s tensor "
+         "product of two column vectors is read as the outer product"),
     Step("7", P7, "definition", uses=("2",), derive=d7, ctx=C_l, configs=LAYER_CFG),
     Step("8", P8, "expectation", uses=("7",), derive=d8, ctx=C_l, configs=LAYER_CFG,
          note="the middle line uses independence of w^(l) from alpha^(l)"),
@@ -349,10 +364,264 @@ STEPS_A = [
 ]
 
 
+# ---------------------------------------------------------------------------- (19)-(27)
+
+z_L, zp_L = ZF(L), ZF(L, True)
+fk, fkp = alpha_t(L + 1)[k], alpha_t(L + 1, True)[kp]
+dK = sp.KroneckerDelta(k, kp)
+CL = Context(ranges={k: nL1, kp: nL1, i: nL, ip: nL, j: nL1})
+# exact checks of the finite-width identities at L = 1 (two affine layers), theta~ = W0, b0
+L_CFG = (({L: 1, "theta_layers": 1}, {0: 1, 1: 2, 2: 1}),)
+L_CFG2 = (({L: 1, "theta_layers": 1}, {0: 1, 1: 2, 2: 2}),)
+_a, _c = sp.Dummy("a", integer=True), sp.Dummy("c", integer=True)
+
+
+def with_theta(e: sp.Expr) -> sp.Expr:
+    """Make the dependence of alpha~^(L) on the first layers' parameters explicit."""
+    def is_zl(t: sp.Basic) -> bool:
+        from ntksym.derive.symbols import REGISTRY
+
+        return (isinstance(t, sp.Indexed) and t.base in REGISTRY
+                and REGISTRY[t.base].kind == "z" and REGISTRY[t.base].layer == L)
+
+    def to_f(t: sp.Indexed) -> sp.Expr:
+        from ntksym.derive.symbols import REGISTRY
+
+        return ZF(L, REGISTRY[t.base].prime)(t.indices[0], theta)
+
+    return e.replace(is_zl, to_f)
+
+
+def f_of_theta(prime: bool, row: sp.Expr) -> sp.Expr:
+    z = alpha_t(L + 1, prime)[row]
+    return with_theta(unfold(z, CL, 2))
+
+
+def _row(r: sp.Expr, bias_layer: int | sp.Expr) -> sp.Expr:
+    return layer_sum(W(L), r, alpha(L), nL, b(bias_layer)[r], i)
+
+
+fL = alpha_t(L + 1)
+P20 = sp.Tuple(
+    sp.Eq(sp.ImmutableMatrix([fL[1], fL[k], fL[nL1]]),
+          sp.ImmutableMatrix([_row(0, 0), _row(k, 0), _row(nL1, 0)])),
+    sp.Eq(Dim(fL), nL),
+)
+
+
+def d20(env: dict) -> sp.Basic:
+    rows = [fL[1], fL[k], fL[nL1]]
+    # W^(L) has n_{L+1} rows (definition after (4)), so f lies in R^{n_{L+1}}
+    return sp.Tuple(
+        sp.Eq(sp.ImmutableMatrix(rows), sp.ImmutableMatrix([unfold(r, CL) for r in rows])),
+        sp.Eq(Dim(fL), width(L + 1)),
+    )
+
+
+P19 = Tends(Theta(L, i, ip), Theta_inf(L) * sp.KroneckerDelta(i, ip), nL)
+
+
+def _dz(prime: bool, idx: sp.Expr) -> sp.Expr:
+    return sp.Derivative(ZF(L, prime)(idx, theta), theta)
+
+
+P21 = Chain(
+    _d(fk, theta),
+    sp.Sum(W(L)[k, i] * sigmadot(z_L(i, theta)) * _dz(False, i), (i, 1, nL)) / sp.sqrt(nL),
+)
+
+
+def d21(env: dict) -> sp.Basic:
+    return Chain(_d(fk, theta), rule("chain_rule", sp.Derivative(f_of_theta(False, k), theta),
+                                     CL))
+
+
+def _grad_sum(prime: bool, row: sp.Expr, var: sp.Symbol) -> sp.Expr:
+    return sp.Sum(W(L)[row, var] * sigmadot(ZF(L, prime)(var, theta)) * _dz(prime, var),
+                  (var, 1, nL)) / sp.sqrt(nL)
+
+
+P22 = Chain(
+    _d(fk, theta) * _d(fkp, theta),
+    _grad_sum(False, k, i) * _grad_sum(True, kp, ip),
+    sp.Sum(W(L)[k, i] * W(L)[kp, ip] * sigmadot(z_L(i, theta)) * sigmadot(zp_L(ip, theta))
+           * _dz(True, ip) * _dz(True, ip), (i, 1, nL), (ip, 1, nL)) / nL,
+)
+
+
+def d22(env: dict) -> sp.Basic:
+    lhs = _d(fk, theta) * _d(fkp, theta)
+    m1 = rule("chain_rule", sp.Derivative(f_of_theta(False, k), theta), CL) * rule(
+        "chain_rule", sp.Derivative(f_of_theta(True, kp), theta), CL)
+    from ntksym.derive.rules import merge_sums
+
+    m2 = sp.Add(*[merge_sums(t) for t in sp.Add.make_args(sp.expand(m1))])
+    return Chain(lhs, m1, m2)
+
+
+# (23), line by line; every line is "sum_p df_k df'_k' = <line>"
+LHS23 = PSum(_d(fk, theta) * _d(fkp, theta))
+WW = W(L)[k, i] * W(L)[kp, ip]
+SS = sigmadot(z_L(i, theta)) * sigmadot(zp_L(ip, theta))
+P23 = [
+    sp.Sum(WW * SS * PSum(_dz(False, i) * _dz(True, ip)), (i, 1, nL), (ip, 1, nL)) / nL,
+    sp.Sum(WW * SS * PSum(_dz(False, i) * _dz(True, ip)), (i, 1, nL), (ip, 1, nL)) / nL,
+    sp.Sum(WW * SS * Theta(L, i, ip), (i, 1, nL), (ip, 1, nL)) / nL,
+    sp.Sum(WW * SS * Theta_inf(L) * sp.KroneckerDelta(i, ip), (i, 1, nL), (ip, 1, nL)) / nL,
+    sp.Sum(W(L)[k, i] * W(L)[kp, i] * SS * Theta_inf(L) * sp.KroneckerDelta(i, ip),
+           (i, 1, nL)) / nL,
+    sp.Sum(W(L)[k, i] * W(L)[kp, i] * sigmadot(z_L(i, theta)) * sigmadot(zp_L(i, theta))
+           * Theta_inf(L) * sp.KroneckerDelta(i, ip), (i, 1, nL)) / nL,
+    sp.Sum(W(L)[k, i] * W(L)[kp, i] * sigmadot(z_L(i, theta)) * sigmadot(zp_L(i, theta))
+           * Theta_inf(L) * sp.KroneckerDelta(i, ip), (i, 1, nL)) / nL,
+    # the last printed line breaks off after "delta_{ii'} delta_{i": transcribed with the
+    # fragment as an (undefined) symbol
+    sp.Sum(W(L)[k, i] * W(L)[kp, i] * sigmadot(z_L(i, theta)) * sigmadot(zp_L(i, theta))
+           * Theta_inf(L) * sp.KroneckerDelta(i, ip) * sp.Symbol(r"\delta_{i"), (i, 1, nL))
+    / nL,
+]
+
+
+def _theta_def(idx: sp.Expr, idxp: sp.Expr) -> sp.Expr:
+    """(19): Theta^(L)_{ii'} is the sum over p of d alpha~_i(x) d alpha~_i'(x')."""
+    return PSum(_dz(False, idx) * _dz(True, idxp))
+
+
+def d23(env: dict) -> list[sp.Expr]:
+    m0 = env["22"].args[-1]
+    l1 = rule("parameter_sum", PSum(m0), CL)
+    l2 = l1
+    l3 = l2.replace(lambda t: isinstance(t, PSum) and t == _theta_def(*_ii(t)),
+                    lambda t: Theta(L, *_ii(t)))
+    # induction hypothesis (19): Theta^(L)_{ii'} -> Theta_inf^(L) delta_{ii'}
+    l4 = rule("induction_hypothesis", l3, CL)
+    l5 = rule("delta_sum", l4, CL)
+    return [l1, l2, l3, l4, l5, l5, l5, l5]
+
+
+def _ii(t: PSum) -> tuple[sp.Expr, sp.Expr]:
+    ds = [d for d in t.args[0].atoms(sp.Derivative)]
+    idx = {ZF_prime(d): d.expr.args[0] for d in ds}
+    return idx.get(False, sp.S.Zero), idx.get(True, sp.S.Zero)
+
+
+def ZF_prime(d: sp.Derivative) -> bool:  # noqa: N802
+    from ntksym.derive.symbols import ZF_INFO
+
+    return ZF_INFO.get(d.expr.func.__name__, (None, None))[1]
+
+
+CLN = CL.replace(names={Theta: sp.Lambda((sp.Dummy("m"), _a, _c), _theta_def(_a, _c))})
+
+
+def _d23(n: int):
+    def derive(env: dict) -> sp.Basic:
+        if "23.lines" not in env:
+            env["23.lines"] = d23(env)
+        return sp.Eq(LHS23, env["23.lines"][n])
+
+    return derive
+
+
+P24 = Tends(LHS23, E(W(L)[k, i] * W(L)[kp, i] * sigmadot(z_L(i, theta))
+                     * sigmadot(zp_L(i, theta)) * Theta_inf(L)), nL)
+
+
+def d24(env: dict) -> sp.Basic:
+    last = env["23.lines"][-1]
+    return Tends(LHS23, rule("law_of_large_numbers", last, CL), nL)
+
+
+u_, v_ = sp.symbols("u v", real=True)
+SSi = sigmadot(z_L(i, theta)) * sigmadot(zp_L(i, theta))
+P24b = Chain(
+    E(W(L)[k, i] * W(L)[kp, i] * SSi * Theta_inf(L)),
+    E(W(L)[k, i] * W(L)[kp, i]) * E(SSi) * Theta_inf(L),
+    dK * E(SSi) * Theta_inf(L),
+    dK * GaussE(sigmadot(u_) * sigmadot(v_), u_, v_, L) * Theta_inf(L),
+    dK * Sigma_dot(L + 1) * Theta_inf(L),
+)
+
+
+def d24b(env: dict) -> sp.Basic:
+    m0 = env["24"].rhs
+    m1 = rule("independence", rule("linearity", m0, CL), CL)
+    m2 = rule("gaussian_moments", m1, CL)
+    m3 = rule("gaussian_process", m2, CL)
+    # definition of Sigmadot^(L+1): E_{g ~ N(0, Sigma^(L))}[sigmadot(g(x)) sigmadot(g(x'))]
+    m4 = m3.replace(lambda t: isinstance(t, GaussE) and t.args[0].has(sigmadot),
+                    lambda t: Sigma_dot(t.args[3] + 1))
+    return Chain(m0, m1, m2, m3, m4)
+
+
+P25 = Tends(sp.Mul(alpha(L)[i], alpha(L, True)[i]) / nL * dK + beta**2 * dK,
+            Sigma(L + 1) * dK, nL)
+
+
+def d25(env: dict) -> sp.Basic:
+    # the last layer's parameters: as in (17), with x replaced by alpha^(L)
+    fx, fxp = unfold(fk, CL), unfold(fkp, CL)
+    lims_w = [(i, 1, nL), (j, 1, nL1)]
+    finite = sp.Sum(_d(fx, W(L)[j, i]) * _d(fxp, W(L)[j, i]), *lims_w) + sp.Sum(
+        _d(fx, b(L)[j]) * _d(fxp, b(L)[j]), (j, 1, nL1))
+    finite = rule("chain_rule", finite, CL)
+    lim = rule("law_of_large_numbers", finite, CL.replace(ranges={**CL.ranges, "lln_index": i}))
+    lim = rule("gaussian_process", unfold(lim, CL), CL)
+    sig = env["12.2"].rhs.subs(l, L) * dK  # (12): Sigma^(L+1) = E_g[sigma sigma] + beta^2
+    from ntksym.derive.checks import symbolic_equal
+
+    if not symbolic_equal(lim, sig, CL):
+        raise ValueError("the limit of the last layer's part is not Sigma^(L+1)")
+    return Tends(finite, Sigma(L + 1) * dK, nL)
+
+
+P26 = sp.Eq(Theta(L + 1, k, kp), Theta_inf(L) * Sigma_dot(L + 1) * dK + Sigma(L + 1) * dK)
+
+
+def d26(env: dict) -> sp.Basic:
+    # (6): the NTK is the sum over theta~ (24) plus the sum over W^(L), b^(L) (25)
+    return sp.Eq(Theta(L + 1, k, kp), env["24.2"].args[-1] + env["25"].rhs)
+
+
+P27 = sp.Eq(Theta(L + 1, k, kp),
+            (Theta_inf(L) * Sigma_dot(L + 1) + Sigma(L + 1)) * dK)
+
+
+def d27(env: dict) -> sp.Basic:
+    return sp.Eq(Theta(L + 1, k, kp), sp.factor_terms(env["26"].rhs))
+
+
+GAP_23_24 = ("replacing Theta^(L)_{ii'} by its limit inside a sum of n_L terms needs the "
+             "convergence to be uniform enough (Jacot et al. 2018, Prop. 2; Arora et al. 2019)")
+STEPS_B = [
+    Step("19", P19, "hypothesis", note="induction hypothesis, for the network of depth L"),
+    Step("20", P20, "definition", uses=("2",), derive=d20, ctx=CL, configs=L_CFG2),
+    Step("21", P21, "chain_rule", uses=("20",), derive=d21, ctx=CL, configs=L_CFG,
+         note="the middle member of (21) omits the sum over i; transcribed from its end"),
+    Step("22", P22, "chain_rule", uses=("21",), derive=d22, ctx=CL, configs=L_CFG,
+         quick=False),
+    *[Step(f"23.{n + 1}", sp.Eq(LHS23, P23[n]),
+           ["parameter_sum", "parameter_sum", "definition", "induction_hypothesis",
+            "delta_sum", "delta_sum", "delta_sum", "delta_sum"][n],
+           uses=("22", "19"), derive=_d23(n), ctx=CLN, configs=L_CFG if n < 3 else (),
+           note=GAP_23_24 if n == 3 else "", quick=n >= 3)
+      for n in range(8)],
+    Step("24", P24, "law_of_large_numbers", uses=("23.5",), derive=d24, ctx=CL,
+         note="hypothesis: the n_L terms are i.i.d. with finite second moment in the "
+              "sequential limit; " + GAP_23_24),
+    Step("24.2", P24b, "gaussian_moments", uses=("24", "12.2"), derive=d24b, ctx=CL),
+    Step("25", P25, "law_of_large_numbers", uses=("17", "12.2"), derive=d25, ctx=CL,
+         configs=L_CFG),
+    Step("26", P26, "algebra", uses=("24.2", "25", "6"), derive=d26, ctx=CL),
+    Step("27", P27, "algebra", uses=("26",), derive=d27, ctx=CL,
+         note="[...] (x) I_{n_{L+1}} read entrywise as [...] delta_kk'"),
+]
+
+
 DERIVATION = Derivation(
     name="seed",
     title="NTK derivation (Y. Chen, 2020), equations (1)-(27)",
-    steps=tuple(STEPS_A),
+    steps=tuple(STEPS_A + STEPS_B),
     hypotheses=(
         "w, b i.i.d. N(0, 1)",
         "limits n_1, ..., n_{L-1} -> oo taken sequentially",

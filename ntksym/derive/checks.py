@@ -192,15 +192,16 @@ def _diff(p: sp.Basic, d: sp.Basic) -> list[tuple[sp.Basic, sp.Basic]]:
     atomic = (sp.Indexed, sp.KroneckerDelta)
     if isinstance(p, atomic) or isinstance(d, atomic):
         return [(p, d)]
+    if type(p) is type(d) and isinstance(p, (sp.Add, sp.Mul)):
+        pa, da = _flat(p), _flat(d)
+        for a in list(pa):
+            if a in da:
+                pa.remove(a)
+                da.remove(a)
+        if len(pa) == len(da):
+            return [x for a, c in zip(pa, da, strict=True) for x in _diff(a, c)]
+        return [(p.func(*pa), d.func(*da))]
     if type(p) is type(d) and len(p.args) == len(d.args) and p.args:
-        if isinstance(p, (sp.Add, sp.Mul)):
-            pa, da = list(p.args), list(d.args)
-            common = [a for a in pa if a in da]
-            pa = [a for a in pa if a not in common]
-            da = [a for a in da if a not in common]
-            if len(pa) == len(da):
-                return [x for a, c in zip(pa, da, strict=True) for x in _diff(a, c)]
-            return [(p, d)]
         return [x for a, c in zip(p.args, d.args, strict=True) for x in _diff(a, c)]
     return [(p, d)]
 
@@ -218,9 +219,21 @@ def explain(printed: sp.Basic, derived: sp.Basic) -> str:
     return "; ".join(parts) + more
 
 
+def _flat(e: sp.Basic) -> list[sp.Basic]:
+    if not isinstance(e, sp.Mul):
+        return list(e.args)
+    out: list[sp.Basic] = []
+    for f in e.args:
+        if isinstance(f, sp.Pow) and f.exp.is_Integer and 0 < f.exp <= 4:
+            out.extend([f.base] * int(f.exp))
+        else:
+            out.append(f)
+    return out
+
+
 def _rename_all(stmt: sp.Basic) -> sp.Basic:
     if isinstance(stmt, (sp.Expr,)) and not isinstance(stmt, sp.MatrixBase):
-        return _rename(stmt)
+        return _rename(_pull_constants(stmt))
     if stmt.args:
         return stmt.func(*[_rename_all(a) for a in stmt.args])
     return stmt
@@ -235,14 +248,40 @@ def _only_indices_differ(p: sp.Basic, d: sp.Basic) -> bool:
 
 
 # ----------------------------------------------------------------------------- well-formed
-def _free_indices(e: sp.Basic, bound: frozenset = frozenset()) -> set[sp.Symbol]:
-    """Indices that are free outside every expectation.
+def _slots(e: sp.Basic, bound: frozenset) -> dict:
+    """Index symbols by slot (object family and position) inside an expectation."""
+    out: dict = {}
+    bound = bound | {v for s in e.atoms(sp.Sum) for v in s.variables}
+    for t in e.atoms(sp.Indexed):
+        info = REGISTRY.get(t.base)
+        for pos, ind in enumerate(t.indices):
+            if isinstance(ind, sp.Symbol) and ind not in bound:
+                key = t.base if info is None else (info.kind, info.layer)
+                out.setdefault((key, pos), set()).add(ind)
+    for f in e.atoms(sp.Function):
+        if f.func.__name__ in ZF_INFO and isinstance(f.args[0], sp.Symbol):
+            if f.args[0] not in bound:
+                key = ("z", ZF_INFO[f.func.__name__][0])
+                out.setdefault((key, 0), set()).add(f.args[0])
+    return out
 
-    An index used only inside E[...] does not change the value: the units of a layer are
-    exchangeable.
+
+def _free_indices(e: sp.Basic, bound: frozenset = frozenset()) -> set[sp.Symbol]:
+    """Indices on which the value of ``e`` can depend.
+
+    Inside an expectation the units of a layer are exchangeable, so the value depends on
+    an index only through its equality with other indices of the same slot: an index that
+    is alone in its slot (``E[z_k z'_k]``) is not free; ``E[w_ki w_k'i]`` depends on
+    ``k, k'``.
     """
-    if isinstance(e, (E, GaussE)):
+    if isinstance(e, GaussE):
         return set()
+    if isinstance(e, E):
+        rel: set = set()
+        for syms in _slots(e, bound).values():
+            if len(syms) > 1:
+                rel |= syms
+        return rel
     if isinstance(e, sp.Sum):
         inner = bound | {v for v, *_ in e.limits}
         out = _free_indices(e.function, inner)
@@ -278,8 +317,8 @@ def well_formed(stmt: sp.Basic) -> tuple[bool, str]:
             return False, "ill-formed: undefined symbol " + ", ".join(
                 sorted(f"${latex(s)}$" for s in unk)
             )
-        if _is_name(lhs):
-            continue  # a definition introduces its own name
+        if _is_name(lhs) or lhs.is_number or rhs.is_number:
+            continue  # a definition introduces its own name; a constant has no indices
         fl, fr = _free_indices(lhs), _free_indices(rhs)
         if fl != fr:
             odd = ", ".join(sorted(s.name for s in fl ^ fr))

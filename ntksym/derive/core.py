@@ -25,9 +25,11 @@ from typing import Any
 import sympy as sp
 
 from ntksym.derive.checks import (
+    Chain,
     NotExact,
     exact_finite_width,
     explain,
+    pairs,
     symbolic_equal,
     well_formed,
 )
@@ -171,6 +173,11 @@ def _independent(
     ok, detail = well_formed(target)
     if not ok:
         return False, "well-formedness", detail
+    if _plain(target):
+        ok = all(
+            sp.simplify(sp.expand(a - c)) == 0 for a, c in pairs(target)
+        )
+        return ok, "symbolic", "identity" if ok else "the two sides differ"
     if step.configs:
         try:
             ok, detail = exact_finite_width(_finite_part(target), step.ctx, list(step.configs))
@@ -190,6 +197,18 @@ def _independent(
     if not results:
         return None
     return results[0][0], results[0][1], "; ".join(r[2] for r in results)
+
+
+def _plain(stmt: sp.Basic) -> bool:
+    """Whether a statement is plain algebra (no network objects, limits, names)."""
+    if not isinstance(stmt, (sp.Eq, Chain)):
+        return False
+    return not (
+        stmt.atoms(sp.Indexed)
+        or stmt.atoms(sp.Derivative)
+        or stmt.atoms(sp.Sum)
+        or any(isinstance(f, sp.Function) and not f.is_number for f in stmt.atoms(sp.Function))
+    )
 
 
 def _finite_part(stmt: sp.Basic) -> sp.Basic:
@@ -230,6 +249,10 @@ def run_step(step: Step, env: dict[str, sp.Basic]) -> StepResult:
         derived = step.derive(env)
     except Exception as exc:  # a rule that does not apply is a failed step, not a crash
         return done(Verdict("failed", "", f"derivation raised {type(exc).__name__}: {exc}"), None)
+    if derived is sp.false or derived is sp.true:
+        status = "failed" if derived is sp.false else "verified"
+        return done(Verdict(status, "symbolic", f"SymPy evaluates the statement to {derived}"),
+                    derived)
     if isinstance(derived, Verdict):  # definition-range checks return a verdict directly
         return done(derived, step.printed)
     if isinstance(derived, ForAll) and isinstance(step.printed, ForAll):
@@ -293,6 +316,12 @@ class Derivation:
             if labels is not None and step.label not in labels:
                 continue
             if quick and not step.quick:
+                # derive only (cheap), so that later steps still see its statement
+                if step.derive is not None:
+                    try:
+                        env[step.label] = step.derive(env)
+                    except Exception:  # noqa: BLE001 - reported when the step itself runs
+                        env[step.label] = step.printed
                 continue
             if progress is not None:
                 progress(step)

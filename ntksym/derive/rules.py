@@ -527,6 +527,14 @@ def parameter_sum(expr: sp.Expr, ctx: Context) -> sp.Expr:
     return expr.replace(lambda e: isinstance(e, PSum), split)
 
 
+@rule("induction_hypothesis")
+def induction_hypothesis(expr: sp.Expr, ctx: Context) -> sp.Expr:
+    """(19): ``Theta^(L)_{ii'} -> Theta_inf^(L) delta_{ii'}`` for the smaller network."""
+    from ntksym.derive.symbols import Theta, Theta_inf
+
+    return expr.replace(Theta, lambda m, a, c: Theta_inf(m) * sp.KroneckerDelta(a, c))
+
+
 @rule("algebra")
 def algebra(expr: sp.Expr, ctx: Context) -> sp.Expr:
     """Expand and collect (no new facts)."""
