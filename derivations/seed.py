@@ -20,6 +20,7 @@ from ntksym.derive import (
     apply_rule,
     definition_range,
 )
+from ntksym.derive.numeric import recursion_check
 from ntksym.derive.symbols import (
     ZF,
     Dim,
@@ -548,9 +549,10 @@ def d24b(env: dict) -> sp.Basic:
     m1 = rule("independence", rule("linearity", m0, CL), CL)
     m2 = rule("gaussian_moments", m1, CL)
     m3 = rule("gaussian_process", m2, CL)
-    # definition of Sigmadot^(L+1): E_{g ~ N(0, Sigma^(L))}[sigmadot(g(x)) sigmadot(g(x'))]
-    m4 = m3.replace(lambda t: isinstance(t, GaussE) and t.args[0].has(sigmadot),
-                    lambda t: Sigma_dot(t.args[3] + 1))
+    # definition of Sigmadot^(L+1): what multiplies delta_kk' Theta_inf^(L), i.e.
+    # E_{g ~ N(0, Sigma^(L))}[sigmadot(g(x)) sigmadot(g(x'))] (times any weight variance)
+    env["Sigmadot(L+1)"] = sp.simplify(m3 / (dK * Theta_inf(L)))
+    m4 = dK * Sigma_dot(L + 1) * Theta_inf(L)
     return Chain(m0, m1, m2, m3, m4)
 
 
@@ -591,6 +593,8 @@ def d27(env: dict) -> sp.Basic:
     return sp.Eq(Theta(L + 1, k, kp), sp.factor_terms(env["26"].rhs))
 
 
+RECURSION_LABELS = {"sigma1": "10", "sigma_next": "12.2", "sigmadot": "Sigmadot(L+1)",
+                    "theta": "27"}
 GAP_23_24 = ("replacing Theta^(L)_{ii'} by its limit inside a sum of n_L terms needs the "
              "convergence to be uniform enough (Jacot et al. 2018, Prop. 2; Arora et al. 2019)")
 STEPS_B = [
@@ -614,6 +618,7 @@ STEPS_B = [
          configs=L_CFG),
     Step("26", P26, "algebra", uses=("24.2", "25", "6"), derive=d26, ctx=CL),
     Step("27", P27, "algebra", uses=("26",), derive=d27, ctx=CL,
+         extra_check=recursion_check(RECURSION_LABELS),
          note="[...] (x) I_{n_{L+1}} read entrywise as [...] delta_kk'"),
 ]
 

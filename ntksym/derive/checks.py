@@ -370,7 +370,7 @@ def _concrete_layers(expr: sp.Basic, layers: dict, widths: dict) -> sp.Basic:
     return out.xreplace(rep)
 
 
-def _unfold_all(expr: sp.Basic, widths: dict) -> sp.Basic:
+def _unfold_all(expr: sp.Basic, widths: dict, scale: sp.Expr = sp.S.One) -> sp.Basic:
     def is_def(e: sp.Basic) -> bool:
         return (
             isinstance(e, sp.Indexed)
@@ -390,7 +390,7 @@ def _unfold_all(expr: sp.Basic, widths: dict) -> sp.Basic:
         n_here = widths.get(m)
         if n_here is not None and not 1 <= int(k) <= n_here:
             raise UndefinedObject(f"index {k} out of range 1..{n_here} at layer {m}")
-        rhs = definition_of(e)
+        rhs = definition_of(e, scale)
         return _expand_sums(_concrete_layers(rhs, {}, widths))
 
     for _ in range(20):
@@ -472,7 +472,12 @@ def _expand_sums(expr: sp.Basic) -> sp.Basic:
 
 
 def concretize(
-    expr: sp.Basic, layers: dict, widths: dict, assign: dict, names: dict | None = None
+    expr: sp.Basic,
+    layers: dict,
+    widths: dict,
+    assign: dict,
+    names: dict | None = None,
+    scale: sp.Expr = sp.S.One,
 ) -> sp.Expr:
     """The exact value of ``expr`` for concrete layers, widths and free indices."""
     if expr.has(GaussE) or expr.has(Tends):
@@ -499,9 +504,9 @@ def concretize(
         lambda e: sp.Add(*[e.args[0].xreplace({theta: p}) for p in params]),
     )
     out = out.xreplace(assign)
-    out = _eval_derivs(_unfold_all(out, widths))
+    out = _eval_derivs(_unfold_all(out, widths, scale))
     out = _expand_sums(out)
-    out = _eval_derivs(_unfold_all(out, widths))
+    out = _eval_derivs(_unfold_all(out, widths, scale))
     _check_param_indices(out, widths)
     out = _sigma_prime(out)
     if out.has(sp.Derivative):
@@ -560,7 +565,7 @@ def exact_finite_width(
                 continue  # "name = ..." defines the name
             for a in _assignments(free, ctx.ranges, layers, widths, ctx.unequal):
                 try:
-                    diff = concretize(lhs - rhs, layers, widths, a, ctx.names)
+                    diff = concretize(lhs - rhs, layers, widths, a, ctx.names, ctx.weight_scale)
                 except UndefinedObject as exc:
                     return False, f"undefined at {_fmt(layers, widths, a)}: {exc}"
                 if not _is_zero(diff):

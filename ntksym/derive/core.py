@@ -87,8 +87,9 @@ class ForAll(sp.Basic):
         )
 
 
-#: ``check(statement, ctx) -> (holds, method, detail)``; raise NotExact if not applicable.
-CheckFn = Callable[[sp.Basic, Context], tuple[bool, str, str]]
+#: ``check(statement, ctx, env) -> (holds, method, detail)``; raise NotExact if it does
+#: not apply. ``env`` maps earlier labels to their derived statements.
+CheckFn = Callable[[sp.Basic, Context, dict], tuple[bool, str, str]]
 
 
 @dataclass(frozen=True)
@@ -165,7 +166,7 @@ class StepResult:
 
 
 def _independent(
-    step: Step, stmt: sp.Basic
+    step: Step, stmt: sp.Basic, env: dict | None = None, extra: bool = True
 ) -> tuple[bool, str, str] | None:
     """Exact finite-width check, then the extra check; None if neither applies."""
     results = []
@@ -186,9 +187,9 @@ def _independent(
                 return results[-1]
         except NotExact:
             pass
-    if step.extra_check is not None:
+    if step.extra_check is not None and extra:
         try:
-            ok, method, detail = step.extra_check(target, step.ctx)
+            ok, method, detail = step.extra_check(target, step.ctx, env or {})
             results.append((ok, method, detail))
             if not ok:
                 return results[-1]
@@ -220,8 +221,11 @@ def _finite_part(stmt: sp.Basic) -> sp.Basic:
     return stmt
 
 
-def run_step(step: Step, env: dict[str, sp.Basic]) -> StepResult:
-    """Derive and check one step; record the derived statement in ``env``."""
+def run_step(step: Step, env: dict[str, sp.Basic], extra: bool = True) -> StepResult:
+    """Derive and check one step; record the derived statement in ``env``.
+
+    ``extra=False`` skips the step's (expensive) extra numeric/Monte-Carlo check.
+    """
     t0 = time.perf_counter()
 
     def done(v: Verdict, derived: sp.Basic | None) -> StepResult:
@@ -264,7 +268,7 @@ def run_step(step: Step, env: dict[str, sp.Basic]) -> StepResult:
             rf"${latex(lo2)},\dots,{latex(hi2)}$ derived; {reason(derived)}"
         )
         return done(Verdict("misprint", "definition", why), derived)
-    indep = _independent(step, derived)
+    indep = _independent(step, derived, env, extra)
     if indep is not None and not indep[0]:
         return done(Verdict("failed", indep[1], "derived statement " + indep[2]), derived)
     if step.printed is None:
@@ -275,7 +279,7 @@ def run_step(step: Step, env: dict[str, sp.Basic]) -> StepResult:
         if indep is not None:
             detail += "; derived also " + indep[2]
         return done(Verdict("verified", "symbolic", detail), derived)
-    pv = _independent(step, step.printed)
+    pv = _independent(step, step.printed, env, extra)
     if pv is not None and pv[0]:
         return done(Verdict("verified", pv[1], pv[2]), derived)
     why = explain(step.printed, derived)
@@ -325,7 +329,7 @@ class Derivation:
                 continue
             if progress is not None:
                 progress(step)
-            out.append(run_step(step, env))
+            out.append(run_step(step, env, extra=not quick))
         return out
 
     def step(self, label: str) -> Step:

@@ -60,6 +60,8 @@ class Context:
         weight_var: variance of the weights ``w`` (1 in the seed).
         bias_var: variance of the biases ``b`` (1 in the seed).
         names: values of named quantities (``Sigma^(1)(x,x')``) for the exact checks.
+        weight_scale: factor in front of ``W alpha / sqrt(n)`` in (2) (1 in the seed;
+            ``sigma_w`` in the NTK parameterization with a weight scale).
     """
 
     ranges: dict = field(default_factory=dict)
@@ -67,6 +69,7 @@ class Context:
     weight_var: sp.Expr = sp.Integer(1)
     bias_var: sp.Expr = sp.Integer(1)
     names: dict = field(default_factory=dict)
+    weight_scale: sp.Expr = sp.S.One
 
     def replace(self, **kw: object) -> Context:
         """A copy with some fields changed."""
@@ -104,7 +107,7 @@ def fresh(stem: str = "j") -> sp.Dummy:
 
 
 # ----------------------------------------------------------------------------- definitions
-def definition_of(ind: sp.Indexed) -> sp.Expr | None:
+def definition_of(ind: sp.Indexed, weight_scale: sp.Expr = sp.S.One) -> sp.Expr | None:
     """The right-hand side of (1)–(3) for one registered entry, or None."""
     info = REGISTRY.get(ind.base)
     if info is None or info.kind not in ("a", "z"):
@@ -120,7 +123,8 @@ def definition_of(ind: sp.Indexed) -> sp.Expr | None:
     from ntksym.derive.symbols import W
 
     return (
-        sp.Sum(W(prev)[k, j] * alpha(prev, info.prime)[j], (j, 1, width(prev)))
+        weight_scale
+        * sp.Sum(W(prev)[k, j] * alpha(prev, info.prime)[j], (j, 1, width(prev)))
         / sp.sqrt(width(prev))
         + beta * b(prev)[k]
     )
@@ -137,7 +141,7 @@ def unfold(expr: sp.Expr, ctx: Context, kinds: tuple[str, ...] = ("a", "z")) -> 
             and REGISTRY[e.base].kind in kinds
         )
 
-    return expr.replace(is_target, lambda e: definition_of(e))
+    return expr.replace(is_target, lambda e: definition_of(e, ctx.weight_scale))
 
 
 # ----------------------------------------------------------------------------- calculus
