@@ -1,0 +1,603 @@
+"""Dual kernels of activations: bivariate-Gaussian expectations.
+
+For ``(u, v) ~ N(0, [[s11, s12], [s12, s22]])`` the NNGP/NTK recursion needs
+two maps of an activation sigma:
+
+* the *nngp map* ``E[sigma(u) sigma(v)]``,
+* the *ntk map* (derivative map) ``E[sigma'(u) sigma'(v)]``.
+
+:func:`closed_form` returns both as SymPy expressions in :data:`S11`,
+:data:`S12`, :data:`S22`, derived by SymPy code in :mod:`ntksym._dual_derive`
+(Isserlis pairings, the Gaussian moment generating function, polar
+integration after whitening, Price's theorem) the first time they are asked
+for, and cached. :func:`evaluate` computes both maps in float64 from
+hand-arranged stable forms (no cancellation in ``1 - rho**2``, ``arctan2``
+instead of ``arccos``), falling back to :func:`gauss_hermite` quadrature for
+activations without a closed form.
+
+Closed forms (each certified against mpmath quadrature in ``tests/test_dual.py``):
+
+=================  =========================================================
+activation         formula, source
+=================  =========================================================
+relu, leaky_relu,  arc-cosine kernels, Cho & Saul (2009); one form for
+abs, identity      ``a*max(0,u) + b*min(0,u)``
+step, sign         degree-0 arc-cosine kernel; derivative map is the
+                   Gaussian density at the origin times the jump squared
+polynomials        Isserlis (1918) / Wick pairings
+exp, sin, cos,     Gaussian moment generating function (e.g. Rahimi &
+gaussian           Recht 2007 for sin/cos)
+erf                Williams (1997), "Computing with infinite networks"
+=================  =========================================================
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from ntksym import _dual_derive as _d
+from ntksym.activations import REGISTRY, Activation, get_activation, u
+from ntksym.errors import ActivationError, InputError, NoClosedFormError
+
+__all__ = [
+    "S11",
+    "S12",
+    "S22",
+    "DualMaps",
+    "closed_form",
+    "has_closed_form",
+    "closed_form_names",
+    "gauss_hermite",
+    "evaluate",
+]
+
+#: Variance of u.
+S11 = _d.S11
+#: Covariance of u and v.
+S12 = _d.S12
+#: Variance of v.
+S22 = _d.S22
+
+_CHO_SAUL = (
+    "Y. Cho and L. K. Saul, Kernel methods for deep learning, NIPS 2009 (arc-cosine kernels)"
+)
+_ISSERLIS = (
+    "L. Isserlis, On a formula for the product-moment coefficient of any order of a normal "
+    "frequency distribution in any number of variables, Biometrika 12 (1918)"
+)
+_MGF = (
+    "Gaussian moment generating function E[exp(b'w - w'Aw/2)] = det(I+Sigma A)^(-1/2) "
+    "exp(b'(I+Sigma A)^(-1) Sigma b/2); for sin/cos see A. Rahimi and B. Recht, Random features "
+    "for large-scale kernel machines, NIPS 2007"
+)
+_WILLIAMS = "C. K. I. Williams, Computing with infinite networks, NIPS 1997"
+_PRICE = (
+    "R. Price, A useful theorem for nonlinear devices having Gaussian inputs, "
+    "IRE Trans. Inf. Theory 4 (1958)"
+)
+
+
+@dataclass(frozen=True)
+class DualMaps:
+    """The two dual maps of an activation, as SymPy expressions.
+
+    Attributes:
+        activation: The activation sigma.
+        nngp: E[sigma(u) sigma(v)] in :data:`S11`, :data:`S12`, :data:`S22`.
+        ntk: E[sigma'(u) sigma'(v)] in the same symbols; ``None`` if sigma'
+            has no closed form.
+        method: How the maps were obtained, e.g. ``"derived: Isserlis"``.
+        source: Citation for the formula (also when derived).
+        derived: True if ntksym's SymPy code derived the maps, False if the
+            formulas were entered from a cited source.
+    """
+
+    activation: Activation
+    nngp: sp.Expr
+    ntk: sp.Expr | None
+    method: str
+    source: str
+    derived: bool
+
+    def replace(self, **changes: Any) -> DualMaps:
+        """Return a copy with some fields changed."""
+        import dataclasses
+
+        return dataclasses.replace(self, **changes)
+
+
+# --------------------------------------------------------------------------- recognition
+_NumericFn = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], tuple[Any, Any]]
+
+#: Registered names whose members all have closed forms.
+_CLOSED_REGISTERED = (
+    "abs",
+    "cos",
+    "erf",
+    "exp",
+    "gaussian",
+    "identity",
+    "leaky_relu",
+    "monomial",
+    "relu",
+    "sign",
+    "sin",
+    "step",
+)
+
+_PIECEWISE_LINEAR: dict[str, tuple[int, int]] = {"relu": (1, 0), "abs": (1, -1), "identity": (1, 1)}
+_JUMPS: dict[str, tuple[int, int]] = {"step": (1, 0), "sign": (1, -1)}
+
+
+def _as_activation(activation: str | Activation | sp.Expr) -> Activation:
+    return get_activation(activation)
+
+
+def _registered_base(act: Activation) -> str | None:
+    """The registry name ``act`` was built from, if it is exactly a registry member."""
+    base = act.name.split("(", 1)[0]
+    if base not in REGISTRY:
+        return None
+    try:
+        ref = REGISTRY[base](**dict(act.params))
+    except Exception:  # noqa: BLE001 - a user activation that only shares the name
+        return None
+    return base if ref.expr == act.expr else None
+
+
+def closed_form_names() -> list[str]:
+    """Registered activation names (families) that have closed-form dual maps.
+
+    User expressions that are polynomials in ``u``, or finite sums of
+    ``c * u**j * exp(a*u - p*u**2/2)`` (including sin, cos, sinh, cosh of
+    linear arguments), also get closed forms.
+    """
+    return sorted(_CLOSED_REGISTERED)
+
+
+def has_closed_form(activation: str | Activation | sp.Expr) -> bool:
+    """Whether :func:`closed_form` succeeds for ``activation``."""
+    try:
+        closed_form(activation)
+    except NoClosedFormError:
+        return False
+    return True
+
+
+def closed_form(activation: str | Activation | sp.Expr) -> DualMaps:
+    """Closed-form dual maps of an activation, derived once and cached.
+
+    Args:
+        activation: A registered name, expression string, SymPy expression or
+            :class:`~ntksym.activations.Activation`.
+
+    Returns:
+        The :class:`DualMaps`.
+
+    Raises:
+        NoClosedFormError: The activation has no closed form known to ntksym
+            (the message lists the ones that have).
+        ActivationError: The activation itself is invalid.
+
+    Example:
+        >>> closed_form("relu").method
+        'derived: whitened polar integration'
+    """
+    act = _as_activation(activation)
+    return _closed_form_cached(act.name, act.expr, act.params, act.description)[0]
+
+
+@functools.lru_cache(maxsize=256)
+def _closed_form_cached(
+    name: str, expr: sp.Expr, params: tuple, description: str
+) -> tuple[DualMaps, _NumericFn]:
+    act = Activation(name, expr, description, params)
+    base = _registered_base(act)
+    if base in _PIECEWISE_LINEAR or base == "leaky_relu":
+        a, b = _PIECEWISE_LINEAR.get(base, (1, None))
+        if base == "leaky_relu":
+            b = act.expr.coeff(sp.Min(0, u))
+        return _piecewise_linear(act, sp.Integer(a), sp.sympify(b))
+    if base in _JUMPS:
+        a, b = _JUMPS[base]
+        return _jump(act, sp.Integer(a), sp.Integer(b))
+    if base == "erf":
+        return _erf(act)
+    if base in ("exp", "sin", "cos", "gaussian"):
+        nngp = _d.exp_quadratic_expectation(act.expr, act.expr)
+        ntk = _d.exp_quadratic_expectation(act.derivative, act.derivative)
+        maps = DualMaps(act, nngp, ntk, "derived: Gaussian MGF", _MGF, True)
+        return maps, _MGF_NUMERIC[base]
+    if act.expr.is_polynomial(u):
+        nngp = _d.polynomial_expectation(act.expr, act.expr)
+        ntk = _d.polynomial_expectation(act.derivative, act.derivative)
+        maps = DualMaps(act, nngp, ntk, "derived: Isserlis", _ISSERLIS, True)
+        return maps, _lambdified(nngp, ntk)
+    if not act.expr.has(sp.Max, sp.Min, sp.Abs, sp.Heaviside, sp.sign, sp.Piecewise):
+        nngp_d = _d.exp_quadratic_expectation(act.expr, act.expr, with_det=True)
+        ntk_d = _d.exp_quadratic_expectation(act.derivative, act.derivative, with_det=True)
+        if nngp_d is not None and ntk_d is not None:
+            sub = {_d.DET: S11 * S22 - S12**2}
+            nngp, ntk = sp.simplify(nngp_d.subs(sub)), sp.simplify(ntk_d.subs(sub))
+            maps = DualMaps(act, nngp, ntk, "derived: Gaussian MGF", _MGF, True)
+            return maps, _lambdified(nngp_d, ntk_d)
+    raise NoClosedFormError(
+        f"no closed-form dual kernel for activation {act.name!r}; closed forms exist for "
+        f"{', '.join(closed_form_names())}, polynomials in u, and sums of "
+        "u**j*exp(a*u - p*u**2/2) (sin, cos, exp, ...); use gauss_hermite() or evaluate() "
+        "for the others"
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _homogeneous_general(degree: int) -> sp.Expr:
+    a, b = sp.symbols("a b", real=True)
+    return sp.Lambda((a, b), _d.homogeneous(degree, a, b))
+
+
+def _piecewise_linear(act: Activation, a: sp.Expr, b: sp.Expr) -> tuple[DualMaps, _NumericFn]:
+    """a*max(0,u) + b*min(0,u): degree-1 arc-cosine kernel, derivative map of degree 0."""
+    nngp = sp.simplify(_homogeneous_general(1)(a, b))
+    ntk = sp.simplify(_homogeneous_general(0)(a, b))
+    maps = DualMaps(act, nngp, ntk, "derived: whitened polar integration", _CHO_SAUL, True)
+    fa, fb = float(a), float(b)
+    return maps, lambda s11, s12, s22, det: (
+        _pl_nngp(fa, fb, s11, s12, s22, det),
+        _jump_nngp(fa, fb, s12, det),
+    )
+
+
+def _jump(act: Activation, a: sp.Expr, b: sp.Expr) -> tuple[DualMaps, _NumericFn]:
+    """a*H(u) + b*H(-u): degree-0 arc-cosine kernel; derivative map by Price's theorem."""
+    nngp = sp.simplify(_homogeneous_general(0)(a, b))
+    ntk = sp.simplify(sp.diff(nngp, S12))
+    maps = DualMaps(
+        act,
+        nngp,
+        ntk,
+        "derived: whitened polar integration (nngp), Price's theorem (ntk)",
+        f"{_CHO_SAUL}; {_PRICE}",
+        True,
+    )
+    fa, fb = float(a), float(b)
+    jump2 = (fa - fb) ** 2
+
+    def numeric(s11: Any, s12: Any, s22: Any, det: Any) -> tuple[Any, Any]:
+        with np.errstate(divide="ignore"):
+            ntk_val = jump2 / (2 * np.pi * np.sqrt(det))
+        return _jump_nngp(fa, fb, s12, det), ntk_val
+
+    return maps, numeric
+
+
+def _erf(act: Activation) -> tuple[DualMaps, _NumericFn]:
+    """erf: derivative map by the Gaussian MGF, nngp map by Price's theorem (erf is odd)."""
+    ntk = _d.exp_quadratic_expectation(act.derivative, act.derivative)
+    nngp = _d.price_integrate(ntk, sp.Integer(0))
+    maps = DualMaps(
+        act,
+        nngp,
+        ntk,
+        "derived: Gaussian MGF (ntk), Price's theorem (nngp)",
+        f"{_WILLIAMS}; {_PRICE}",
+        True,
+    )
+
+    def numeric(s11: Any, s12: Any, s22: Any, det: Any) -> tuple[Any, Any]:
+        # (1 + 2 s11)(1 + 2 s22) - 4 s12^2 without cancellation.
+        g = np.sqrt(1 + 2 * (s11 + s22) + 4 * det)
+        return (2 / np.pi) * np.arctan2(2 * s12, g), 4 / (np.pi * g)
+
+    return maps, numeric
+
+
+def _lambdified(nngp: sp.Expr, ntk: sp.Expr) -> _NumericFn:
+    args = (S11, S12, S22, _d.DET)
+    f = sp.lambdify(args, nngp, modules="numpy")
+    g = sp.lambdify(args, ntk, modules="numpy")
+    complex_valued = nngp.has(sp.I) or ntk.has(sp.I)
+
+    def numeric(s11: Any, s12: Any, s22: Any, det: Any) -> tuple[Any, Any]:
+        if complex_valued:
+            c = [np.asarray(x, dtype=complex) for x in (s11, s12, s22, det)]
+            return np.real(f(*c)), np.real(g(*c))
+        return f(s11, s12, s22, det), g(s11, s12, s22, det)
+
+    return numeric
+
+
+# --------------------------------------------------------------------------- stable numerics
+def _h(x: Any, n: Any, sin_n: Any, cos_n: Any) -> Any:
+    """Return n * (sin x - x cos x) for x in [0, pi], given n sin x and n cos x.
+
+    Direct for x > 1 (at most a factor ~3 of cancellation); a Taylor series
+    sum_{k>=1} (-1)^(k+1) 2k x^(2k+1) / (2k+1)! for x <= 1, where the direct
+    form would cancel like x^3.
+    """
+    direct = sin_n - x * cos_n
+    x2 = x * x
+    series = np.zeros_like(x2)
+    for k in range(11, 0, -1):
+        series = series * x2 * (-1) + 2 * k / math.factorial(2 * k + 1)
+    # series now holds sum_k (-1)^(k-1) c_k x^(2k-2); multiply by x^3.
+    series = n * series * x2 * x
+    return np.where(x > 1, direct, series)
+
+
+def _angles(s12: Any, det: Any) -> tuple[Any, Any, Any]:
+    """Angles theta = arccos(rho), psi = pi - theta, phi = arcsin(rho), without arccos."""
+    root = np.sqrt(det)
+    theta = np.arctan2(root, s12)
+    psi = np.arctan2(root, -s12)
+    phi = np.arctan2(s12, root)
+    return theta, psi, phi
+
+
+def _pl_nngp(a: float, b: float, s11: Any, s12: Any, s22: Any, det: Any) -> Any:
+    """E[sigma sigma] for sigma = a max(0,u) + b min(0,u).
+
+    Equals (n / 2 pi) [(a^2 + b^2) h(psi) - 2ab h(theta)] with h(x) = sin x - x cos x >= 0
+    and n = sqrt(s11 s22); for ab <= 0 every term is non-negative. For ab > 0 the form
+    ab s12 + (a-b)^2 n h(psi) / (2 pi) is used (exact for the identity).
+    """
+    theta, psi, _ = _angles(s12, det)
+    n = np.sqrt(s11) * np.sqrt(s22)
+    root = np.sqrt(det)
+    h_psi = _h(psi, n, root, -s12)
+    if a * b > 0:
+        return a * b * s12 + (a - b) ** 2 * h_psi / (2 * np.pi)
+    h_theta = _h(theta, n, root, s12)
+    return ((a * a + b * b) * h_psi - 2 * a * b * h_theta) / (2 * np.pi)
+
+
+def _jump_nngp(a: float, b: float, s12: Any, det: Any) -> Any:
+    """E[sigma sigma] for sigma = a H(u) + b H(-u): ((a^2+b^2) psi + 2ab theta) / (2 pi).
+
+    For ab >= 0 both terms are non-negative; for ab < 0 the equal form
+    (a+b)^2/4 + (a-b)^2 arcsin(rho) / (2 pi) is used (exact zero at rho = 0 for sign).
+    """
+    theta, psi, phi = _angles(s12, det)
+    if a * b >= 0:
+        return ((a * a + b * b) * psi + 2 * a * b * theta) / (2 * np.pi)
+    return (a + b) ** 2 / 4 + (a - b) ** 2 * phi / (2 * np.pi)
+
+
+def _q_half(s11: Any, s12: Any, s22: Any, det: Any) -> Any:
+    """(s11 + s22 - 2|s12|) / 2 without cancellation near |rho| = 1."""
+    n = np.sqrt(s11) * np.sqrt(s22)
+    denom = n + np.abs(s12)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gap = np.where(denom > 0, det / np.where(denom > 0, denom, 1.0), 0.0)
+    return ((np.sqrt(s11) - np.sqrt(s22)) ** 2) / 2 + gap
+
+
+def _sinsin(s11: Any, s12: Any, s22: Any, det: Any) -> Any:
+    """E[sin u sin v] = exp(-(s11+s22)/2) sinh(s12), overflow-free."""
+    return np.sign(s12) * np.exp(-_q_half(s11, s12, s22, det)) * (-np.expm1(-2 * np.abs(s12))) / 2
+
+
+def _coscos(s11: Any, s12: Any, s22: Any, det: Any) -> Any:
+    """E[cos u cos v] = exp(-(s11+s22)/2) cosh(s12), overflow-free."""
+    return np.exp(-_q_half(s11, s12, s22, det)) * (1 + np.exp(-2 * np.abs(s12))) / 2
+
+
+def _expexp(s11: Any, s12: Any, s22: Any, det: Any) -> tuple[Any, Any]:
+    with np.errstate(over="ignore"):
+        val = np.exp((s11 + s22) / 2 + s12)
+    return val, val
+
+
+def _gaussgauss(s11: Any, s12: Any, s22: Any, det: Any) -> tuple[Any, Any]:
+    g = 1 + s11 + s22 + det  # (1+s11)(1+s22) - s12^2
+    return 1 / np.sqrt(g), s12 / (g * np.sqrt(g))
+
+
+_MGF_NUMERIC: dict[str, _NumericFn] = {
+    "sin": lambda s11, s12, s22, det: (
+        _sinsin(s11, s12, s22, det),
+        _coscos(s11, s12, s22, det),
+    ),
+    "cos": lambda s11, s12, s22, det: (
+        _coscos(s11, s12, s22, det),
+        _sinsin(s11, s12, s22, det),
+    ),
+    "exp": _expexp,
+    "gaussian": _gaussgauss,
+}
+
+
+# --------------------------------------------------------------------------- inputs
+_SPLIT = 134217729.0  # 2**27 + 1, Veltkamp splitting constant
+_DET_SLACK = 32 * np.finfo(float).eps
+
+
+def _two_product(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dekker's error-free product: a*b = p + e exactly (barring overflow)."""
+    p = a * b
+
+    def split(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        c = _SPLIT * x
+        hi = c - (c - x)
+        return hi, x - hi
+
+    ah, al = split(a)
+    bh, bl = split(b)
+    e = ((ah * bh - p) + ah * bl + al * bh) + al * bl
+    return p, e
+
+
+def _careful_det(s11: np.ndarray, s12: np.ndarray, s22: np.ndarray) -> np.ndarray:
+    """s11*s22 - s12**2 with both products carried in double-double (few ulps relative)."""
+    p1, e1 = _two_product(s11, s22)
+    p2, e2 = _two_product(s12, s12)
+    return (p1 - p2) + (e1 - e2)
+
+
+def _prepare(
+    s11: Any, s12: Any, s22: Any, det: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Validate, broadcast and return (s11, s12, s22, det) as float64 arrays."""
+    try:
+        arrays = [np.asarray(x, dtype=np.float64) for x in (s11, s12, s22)]
+        s11, s12, s22 = np.broadcast_arrays(*arrays)
+    except (TypeError, ValueError) as exc:
+        raise InputError(
+            f"s11, s12, s22 must be real numbers or broadcastable arrays: {exc}"
+        ) from None
+    for name, x in (("s11", s11), ("s12", s12), ("s22", s22)):
+        if not np.all(np.isfinite(x)):
+            raise InputError(f"{name} contains NaN or infinite values; all entries must be finite")
+    for name, x in (("s11", s11), ("s22", s22)):
+        if np.any(x < 0):
+            raise InputError(f"{name} is a variance and must be >= 0; got min {x.min():g}")
+    with np.errstate(over="ignore"):
+        scale = s11 * s22
+    if not np.all(np.isfinite(scale)) or np.any(np.maximum(s11, s22) > 1e150):
+        raise InputError("variances too large: s11 and s22 must be at most 1e150")
+    if det is None:
+        d = _careful_det(s11, s12, s22)
+    else:
+        try:
+            d = np.broadcast_to(np.asarray(det, dtype=np.float64), s11.shape)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"det must broadcast against s11, s12, s22: {exc}") from None
+        if not np.all(np.isfinite(d)):
+            raise InputError("det contains NaN or infinite values")
+    bad = d < -_DET_SLACK * scale
+    if np.any(bad):
+        i = np.unravel_index(np.argmax(bad), bad.shape) if bad.ndim else ()
+        raise InputError(
+            f"not a covariance: |s12| > sqrt(s11*s22) (s11={s11[i]!r}, s12={s12[i]!r}, "
+            f"s22={s22[i]!r}, s11*s22 - s12**2 = {d[i]!r}); need s11*s22 - s12**2 >= 0"
+        )
+    return s11, s12, s22, np.maximum(d, 0.0)
+
+
+# --------------------------------------------------------------------------- quadrature
+@functools.lru_cache(maxsize=16)
+def _hermite_rule(degree: int) -> tuple[np.ndarray, np.ndarray]:
+    x, w = np.polynomial.hermite_e.hermegauss(degree)
+    return x, w / math.sqrt(2 * math.pi)
+
+
+def gauss_hermite(
+    activation: str | Activation | sp.Expr,
+    s11: Any,
+    s12: Any,
+    s22: Any,
+    *,
+    degree: int = 64,
+    derivative: bool = False,
+) -> np.ndarray:
+    """E[sigma(u) sigma(v)] (or E[sigma' sigma']) by 2-D Gauss-Hermite quadrature.
+
+    Uses the conditional decomposition ``u = sqrt(s11) x``,
+    ``v = (s12 / sqrt(s11)) x + sqrt(det / s11) y`` with x, y independent
+    standard normals and a ``degree``-point probabilists' Hermite rule in each.
+    Accurate for smooth activations at moderate variance; it converges slowly
+    across kinks and for saturating activations at very large variance.
+
+    Args:
+        activation: The activation.
+        s11: Variance of u (array-like, broadcastable).
+        s12: Covariance.
+        s22: Variance of v.
+        degree: Points per dimension (2..512).
+        derivative: Integrate sigma' instead of sigma.
+
+    Returns:
+        float64 array of the broadcast shape.
+
+    Raises:
+        ActivationError: ``derivative=True`` for an activation whose
+            derivative is a Dirac delta (step, sign).
+        InputError: Invalid covariance or degree.
+    """
+    act = _as_activation(activation)
+    if isinstance(degree, bool) or not isinstance(degree, (int, np.integer)):
+        raise InputError(f"degree must be an integer, got {degree!r}")
+    if not 2 <= degree <= 512:
+        raise InputError(f"degree must be between 2 and 512, got {degree}")
+    if derivative and act.has_distributional_derivative:
+        raise ActivationError(
+            f"the derivative of {act.name!r} is {act.derivative}, a Dirac delta: Gauss-Hermite "
+            "cannot integrate it; use closed_form() or evaluate(), which know E[delta delta]"
+        )
+    fn = act.numpy_derivative if derivative else act.numpy
+    s11, s12, s22, det = _prepare(s11, s12, s22, None)
+    x, w = _hermite_rule(int(degree))
+    shape = s11.shape
+    a, c, d = (np.ravel(t) for t in (s11, s12, det))
+    out = np.empty(a.shape, dtype=np.float64)
+    chunk = max(1, 65536 // (degree * degree))
+    for start in range(0, a.size, chunk):
+        sl = slice(start, start + chunk)
+        sa = np.sqrt(a[sl])
+        safe = np.where(sa > 0, sa, 1.0)
+        coef = np.where(sa > 0, c[sl] / safe, 0.0)
+        cond = np.where(sa > 0, np.sqrt(d[sl]) / safe, np.sqrt(np.ravel(s22)[sl]))
+        uu = sa[:, None] * x[None, :]
+        vv = coef[:, None, None] * x[None, :, None] + cond[:, None, None] * x[None, None, :]
+        fu = fn(uu)
+        inner = np.asarray(fn(vv)) @ w
+        out[sl] = np.sum(w[None, :] * fu * inner, axis=1)
+    if not np.all(np.isfinite(out)):
+        raise InputError(f"Gauss-Hermite quadrature of {act.name!r} overflowed at these variances")
+    return out.reshape(shape)
+
+
+# --------------------------------------------------------------------------- evaluate
+def evaluate(
+    activation: str | Activation | sp.Expr,
+    s11: Any,
+    s12: Any,
+    s22: Any,
+    *,
+    det: Any = None,
+    degree: int = 64,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Both dual maps in float64: ``(E[sigma sigma], E[sigma' sigma'])``.
+
+    Uses the closed form when there is one, in a hand-arranged numerically
+    stable form (angles by ``arctan2`` of ``sqrt(det)`` and ``s12``, no
+    ``1 - rho**2``), and :func:`gauss_hermite` otherwise.
+
+    Args:
+        activation: The activation.
+        s11: Variance of u (array-like, broadcastable).
+        s12: Covariance of u and v.
+        s22: Variance of v.
+        det: Optional accurately computed ``s11*s22 - s12**2 >= 0``; when
+            omitted it is formed from the inputs with error-free products.
+        degree: Gauss-Hermite points per dimension for the fallback.
+
+    Returns:
+        Two float64 arrays of the broadcast shape. For step and sign the ntk
+        map is ``+inf`` where ``det == 0`` (E[delta(u) delta(v)] diverges);
+        ``exp`` may overflow to ``+inf`` for very large variances.
+
+    Raises:
+        InputError: Negative variance, NaN, or ``|s12| > sqrt(s11*s22)``
+            beyond rounding.
+    """
+    act = _as_activation(activation)
+    s11a, s12a, s22a, d = _prepare(s11, s12, s22, det)
+    try:
+        _, numeric = _closed_form_cached(act.name, act.expr, act.params, act.description)
+    except NoClosedFormError:
+        nngp = gauss_hermite(act, s11a, s12a, s22a, degree=degree)
+        ntk = gauss_hermite(act, s11a, s12a, s22a, degree=degree, derivative=True)
+        return nngp, ntk
+    nngp, ntk = numeric(s11a, s12a, s22a, d)
+    shape = s11a.shape
+    return (
+        np.broadcast_to(np.asarray(nngp, dtype=np.float64), shape).copy(),
+        np.broadcast_to(np.asarray(ntk, dtype=np.float64), shape).copy(),
+    )
