@@ -478,7 +478,7 @@ P23 = [
     # the last printed line breaks off after "delta_{ii'} delta_{i": transcribed with the
     # fragment as an (undefined) symbol
     sp.Sum(W(L)[k, i] * W(L)[kp, i] * sigmadot(z_L(i, theta)) * sigmadot(zp_L(i, theta))
-           * Theta_inf(L) * sp.KroneckerDelta(i, ip) * sp.Symbol(r"\delta_{i"), (i, 1, nL))
+           * Theta_inf(L) * sp.KroneckerDelta(i, ip) * sp.Symbol(r"\delta_{i\ldots}"), (i, 1, nL))
     / nL,
 ]
 

@@ -81,7 +81,7 @@ def _rename(expr: sp.Expr, depth: int = 0) -> sp.Expr:
         rep = {}
         limits = []
         for n, (v, lo, hi) in enumerate(expr.limits):
-            new = sp.Symbol(f"s{depth}_{n}", integer=True, positive=True)
+            new = sp.Symbol(f"s_{depth}" + "'" * n, integer=True, positive=True)
             rep[v] = new
             limits.append((new, lo, hi))
         body = _rename(expr.function.xreplace(rep), depth + 1)
@@ -212,10 +212,10 @@ def explain(printed: sp.Basic, derived: sp.Basic) -> str:
     if not diffs:
         return "identical"
     parts = []
-    for p, d in diffs[:3]:
+    for p, d in diffs[:5]:
         kind = "index" if _only_indices_differ(p, d) else "term"
         parts.append(f"{kind}: ${latex(p)}$ printed, ${latex(d)}$ derived")
-    more = f" (+{len(diffs) - 3} more)" if len(diffs) > 3 else ""
+    more = f" (+{len(diffs) - 5} more)" if len(diffs) > 5 else ""
     return "; ".join(parts) + more
 
 
