@@ -504,19 +504,24 @@ def _general_dual(
     """Iterated quadrature; returns (value, error estimate, size of the integrand).
 
     The inner expectation E[sigma(v) | z1] is wanted to ``tol`` relative to the
-    r.m.s. of sigma(v), not to its own (possibly tiny, cancelling) value.
+    r.m.s. of sigma(v), not to its own (possibly tiny, cancelling) value, and
+    more loosely where the outer weight phi(z1) |sigma(u)| is small: there an
+    absolute error of ``tol * rms_u * rms_v / (2 Z phi(z1) |sigma(u)|)`` still
+    adds at most ``tol * rms_u * rms_v`` to the outer integral over [-Z, Z].
     """
     sd1 = mpmath.sqrt(a11)
     beta = a12 / sd1  # v = beta*z1 + s*z2
     s = mpmath.sqrt(det / a11)
     rms_u, rms_v = _rms(f, a11, kinks, tol), _rms(f, a22, kinks, tol)
-    inner_atol = tol * rms_v
+    budget = tol * rms_u * rms_v / (2 * _tail_bound(tol)) * mpmath.sqrt(2 * mpmath.pi)
 
     def outer(z1: Any) -> tuple[Any, Any]:
         fu = f(sd1 * z1)
         if fu == 0:
             return mpmath.mpf(0), mpmath.mpf(0)
-        inner, inner_err = _gauss_expect_1d(f, s, beta * z1, kinks, tol, inner_atol)
+        atol = max(tol * rms_v, budget * mpmath.exp(z1 * z1 / 2) / abs(fu))
+        rtol = min(max(tol, atol / rms_v), mpmath.mpf(10) ** -6) if rms_v else tol
+        inner, inner_err = _gauss_expect_1d(f, s, beta * z1, kinks, rtol, atol)
         return fu * inner, abs(fu) * inner_err
 
     if not kinks:

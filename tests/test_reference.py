@@ -374,21 +374,23 @@ def test_kernel_validates_inputs():
 
 # ---------------------------------------------------------------- slow, thorough
 @pytest.mark.slow
-@pytest.mark.parametrize("dps", [30, 50])
-def test_erf_williams_high_precision(dps):
-    for point in [(1, 0.5, 2), (1, 1 - 1e-12, 1), (4.0, -3.0, 9.0)]:
-        value, err = dual_quadrature("erf", *point, dps=dps, error=True)
-        ref = williams_erf(*point)
-        assert close(value, ref, dps)
-        assert abs(value - ref) <= err + mpmath.mpf(10) ** (-dps) * abs(ref)
+@pytest.mark.parametrize(
+    ("dps", "point"),
+    [(30, (1, 0.5, 2)), (30, (4.0, -3.0, 9.0)), (50, (1, 1 - 1e-12, 1)), (50, (0.4, 0.1, 0.2))],
+)
+def test_erf_williams_high_precision(dps, point):
+    value, err = dual_quadrature("erf", *point, dps=dps, error=True)
+    ref = williams_erf(*point)
+    assert close(value, ref, dps)
+    assert abs(value - ref) <= err + mpmath.mpf(10) ** (-dps) * abs(ref)
 
 
 @pytest.mark.slow
 def test_price_theorem_for_tanh():
     s11, s12, s22 = mpmath.mpf("0.8"), mpmath.mpf("0.3"), mpmath.mpf("1.2")
-    slope = _slope(lambda c: dual_quadrature("tanh", s11, c, s22, dps=40), s12, mpmath.mpf(1e-6))
-    dot = dual_quadrature("tanh", s11, s12, s22, dps=40, derivative=True)
-    assert abs(slope - dot) < 1e-20
+    slope = _slope(lambda c: dual_quadrature("tanh", s11, c, s22, dps=30), s12, mpmath.mpf(1e-5))
+    dot = dual_quadrature("tanh", s11, s12, s22, dps=30, derivative=True)
+    assert abs(slope - dot) < 1e-15
 
 
 @pytest.mark.slow
