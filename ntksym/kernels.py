@@ -15,16 +15,30 @@ network has ``L - 1`` nonlinearities; the NNGP is ``Sigma^(L)`` and the NTK
 ``Theta^(L)``. This is what neural-tangents computes for
 ``stax.serial(Dense(W_std=w, b_std=b, parameterization="ntk"), act, ...)``.
 
-The dual maps come from :mod:`ntksym.dual` (closed forms where they exist,
-Gauss-Hermite quadrature otherwise) and are evaluated with vectorised NumPy
-in float64. The first layer's determinant ``S11 S22 - S12^2`` is formed from
-the inputs without cancellation (see :func:`_first_layer`).
+Backends (the ``backend`` argument of :func:`kernel`):
+
+* ``"auto"`` (default): activations with a numerically stable generated
+  module (:mod:`ntksym.codegen`: relu, leaky_relu, abs, identity, erf, step,
+  sign) use it, with Numba when Numba imports and NumPy otherwise (a one-time
+  warning says so); every other activation uses ``"dual"``.
+* ``"numba"`` / ``"numpy"``: the generated module of that backend (activations
+  with a stable or SymPy closed form only).
+* ``"dual"``: the dual maps of :mod:`ntksym.dual` (closed forms where they
+  exist) evaluated layer by layer with vectorised NumPy in float64. Activations
+  without a closed form are integrated by an adaptive Gaussian-weighted
+  trapezoid rule (:func:`_trapezoid_maps`), or by a fixed Gauss-Hermite rule
+  when ``degree`` is given. The first layer's determinant ``S11 S22 - S12^2`` is
+  formed from the inputs without cancellation (see :func:`_first_layer`).
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 import numbers
+import threading
+import types
+import warnings
 from collections import namedtuple
 from dataclasses import dataclass
 from functools import cache
@@ -35,9 +49,11 @@ import numpy as np
 from ntksym.activations import Activation, get_activation
 from ntksym.errors import InputError
 
-__all__ = ["Kernel", "Kernels", "kernel", "validate_inputs", "GET_OPTIONS"]
+__all__ = ["Kernel", "Kernels", "kernel", "validate_inputs", "GET_OPTIONS", "BACKENDS"]
 
 GET_OPTIONS = ("nngp", "ntk")
+#: Values of ``kernel(..., backend=...)``.
+BACKENDS = ("auto", "numba", "numpy", "dual")
 Get = Literal["nngp", "ntk"] | tuple[str, ...]
 
 
@@ -185,6 +201,157 @@ def _first_layer(
     return s11, s22, s12, det, coincide
 
 
+# ----------------------------------------------------------------------------- generated modules
+_MODULES: dict[tuple[str, str, str], tuple[types.ModuleType | None, str]] = {}
+_MODULES_LOCK = threading.Lock()
+_WARNED_NO_NUMBA = False
+
+
+def _numba_available() -> bool:
+    """Whether Numba imports here; warns once (per process) when it does not."""
+    global _WARNED_NO_NUMBA
+    try:
+        importlib.import_module("numba")
+    except ImportError:
+        if not _WARNED_NO_NUMBA:
+            _WARNED_NO_NUMBA = True
+            warnings.warn(
+                "ntksym: Numba is not installed; using the generated NumPy kernels "
+                "(slower, same results). pip install numba for the fused kernels.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+        return False
+    return True
+
+
+def _generated(act: Activation, backend: str) -> types.ModuleType | None:
+    """The generated module to use for ``act`` under ``backend``, or None for the dual path.
+
+    ``"auto"`` takes only stable generated maps (accurate to rounding); ``"numba"``
+    and ``"numpy"`` also take SymPy closed forms and refuse quadrature modules.
+    """
+    if backend == "dual":
+        return None
+    from ntksym import codegen
+
+    chosen = backend
+    if backend == "auto":
+        chosen = "numba" if _numba_available() else "numpy"
+    cache_key = (act.name, sp_key(act), chosen)
+    with _MODULES_LOCK:
+        if cache_key not in _MODULES:
+            spec = codegen.kernel_spec(act)
+            accept = ("stable",) if backend == "auto" else ("stable", "closed")
+            module = codegen.load(spec.activation, chosen) if spec.kind in accept else None
+            _MODULES[cache_key] = (module, spec.kind)
+        module, kind = _MODULES[cache_key]
+    if module is None and backend != "auto":
+        raise InputError(
+            f"backend={backend!r} needs a closed-form dual kernel, and {act.name!r} has none "
+            f"(its generated module would use {kind} quadrature); use backend='auto' or 'dual'"
+        )
+    return module
+
+
+def sp_key(act: Activation) -> str:
+    """A string identifying an activation's expression (for the module cache)."""
+    import sympy as sp
+
+    return sp.srepr(act.expr)
+
+
+# ----------------------------------------------------------------------------- quadrature
+#: Quadrature nodes z = k h cover |z| <= _Z_MAX (the Gaussian tail beyond is < 1e-18).
+_Z_MAX = 9.0
+#: Successive trapezoid results agreeing to this (relative to the Cauchy-Schwarz
+#: bound sqrt(E[f(u)^2] E[f(v)^2])) are accepted; for an integrand analytic in a
+#: strip the error of the finer rule is then about the square of it.
+_TRAP_TOL = 1e-11
+#: Finest step (about 2 * 9 / 2**-11 ... = 4096 nodes per dimension is never reached).
+_TRAP_MAX_LEVELS = 12
+_TRAP_MAX_NODES = 1200
+
+
+def _trapezoid_once(
+    f: Any, a: np.ndarray, b: np.ndarray, c: np.ndarray, h: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``E[f(u) f(v)]``, ``E[f(u)^2]``, ``E[f(v)^2]`` by the trapezoid rule with step ``h``.
+
+    ``u = a z1``, ``v = b z1 + c z2`` with independent standard normals z1, z2.
+    """
+    k = int(math.ceil(_Z_MAX / h))
+    z = h * np.arange(-k, k + 1, dtype=np.float64)
+    w = h * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+    m, n = a.size, z.size
+    out = np.empty(m)
+    chunk = max(1, (1 << 21) // (n * n))
+    fu = f(a[:, None] * z[None, :])
+    for s0 in range(0, m, chunk):
+        sl = slice(s0, s0 + chunk)
+        v = b[sl, None, None] * z[None, :, None] + c[sl, None, None] * z[None, None, :]
+        inner = np.asarray(f(v), dtype=np.float64) @ w  # E over z2, shape (chunk, n)
+        out[sl] = (np.asarray(fu[sl]) * inner) @ w
+    uu = (np.asarray(fu) ** 2) @ w
+    sv = np.sqrt(b * b + c * c)
+    vv = (np.asarray(f(sv[:, None] * z[None, :])) ** 2) @ w
+    return out, uu, vv
+
+
+def _trapezoid_expectation(
+    f: Any, s11: np.ndarray, s12: np.ndarray, s22: np.ndarray, det: np.ndarray, what: str
+) -> np.ndarray:
+    """``E[f(u) f(v)]`` for centred Gaussian pairs, by an adaptive trapezoid rule.
+
+    The trapezoid rule on the Gaussian-weighted real line converges geometrically
+    in 1/h for integrands analytic in a strip (Trefethen & Weideman, "The
+    exponentially convergent trapezoidal rule", SIAM Review 2014); for tanh-like
+    activations, whose poles sit at a distance ~ 1/sqrt(S) from the real axis,
+    it needs far fewer nodes than Gauss-Hermite (which loses accuracy as S grows).
+    The step is halved until two successive rules agree to ``_TRAP_TOL``.
+    """
+    shape = np.broadcast(s11, s12, s22, det).shape
+    s11, s12, s22, det = (np.broadcast_to(x, shape).ravel() for x in (s11, s12, s22, det))
+    pos = s11 > 0
+    a = np.sqrt(s11)
+    safe = np.where(pos, a, 1.0)
+    b = np.where(pos, s12 / safe, 0.0)
+    c = np.where(pos, np.sqrt(np.maximum(det, 0.0) / np.where(pos, s11, 1.0)), np.sqrt(s22))
+    smax = float(max(np.max(s11, initial=0.0), np.max(s22, initial=0.0), 1.0))
+    h = 0.5 / math.sqrt(smax)
+    prev, _, _ = _trapezoid_once(f, a, b, c, h)
+    for _ in range(_TRAP_MAX_LEVELS):
+        h /= 2
+        cur, uu, vv = _trapezoid_once(f, a, b, c, h)
+        scale = np.sqrt(uu * vv) + np.abs(cur)
+        gap = np.abs(cur - prev)
+        if np.all(gap <= _TRAP_TOL * scale) or 2 * _Z_MAX / h > _TRAP_MAX_NODES:
+            if not np.all(gap <= _TRAP_TOL * scale):
+                worst = float(np.max(gap / np.where(scale > 0, scale, 1.0)))
+                warnings.warn(
+                    f"ntksym: quadrature of {what} did not converge (last two rules differ by "
+                    f"{worst:.1e} relative); results may be inaccurate at these variances",
+                    RuntimeWarning,
+                    stacklevel=5,
+                )
+            return cur.reshape(shape)
+        prev = cur
+    return cur.reshape(shape)  # pragma: no cover - bounded by _TRAP_MAX_NODES
+
+
+def _trapezoid_maps(
+    act: Activation, s11: Any, s12: Any, s22: Any, det: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """Both dual maps of an activation without a closed form (adaptive trapezoid)."""
+    s11, s12, s22, det = (np.asarray(x, dtype=np.float64) for x in (s11, s12, s22, det))
+    with np.errstate(over="ignore", invalid="ignore"):
+        k = _trapezoid_expectation(act.numpy, s11, s12, s22, det, f"{act.name}")
+        kd = _trapezoid_expectation(
+            act.numpy_derivative, s11, s12, s22, det, f"the derivative of {act.name}"
+        )
+    return k, kd
+
+
 @dataclass(frozen=True)
 class Kernel:
     """The infinite-width NNGP/NTK of a fully connected network.
@@ -194,14 +361,17 @@ class Kernel:
         depth: Number of affine layers ``L`` (``L - 1`` nonlinearities).
         bias_std: Standard deviation ``beta`` of the biases' scale.
         weight_std: Standard deviation of the weights' scale.
-        degree: Gauss-Hermite degree for activations without a closed form.
+        degree: Gauss-Hermite degree for activations without a closed form on
+            the ``"dual"`` path, or None for the adaptive trapezoid rule.
+        backend: ``"auto"``, ``"numba"``, ``"numpy"`` or ``"dual"`` (see the module).
     """
 
     activation: Activation
     depth: int
     bias_std: float = 0.0
     weight_std: float = 1.0
-    degree: int = 64
+    degree: int | None = None
+    backend: str = "auto"
 
     def replace(self, **changes: Any) -> Kernel:
         """A copy with some fields changed (validated like :func:`kernel`)."""
@@ -211,6 +381,7 @@ class Kernel:
             "bias_std": self.bias_std,
             "weight_std": self.weight_std,
             "degree": self.degree,
+            "backend": self.backend,
         }
         fields.update(changes)
         return kernel(**fields)
@@ -233,6 +404,13 @@ class Kernel:
         """
         wanted = _parse_get(get)
         X1, X2 = validate_inputs(X1, X2)
+        module = _generated(self.activation, self.backend)
+        if module is not None:
+            nngp, ntk = self._compute_generated(module, X1, X2, need_ntk="ntk" in wanted)
+            result = {"nngp": nngp, "ntk": ntk}
+            if isinstance(get, str):
+                return result[get]
+            return _result_type(wanted)(*(result[g] for g in wanted))
         symmetric = X2 is None
         nngp, ntk = self._compute(X1, X1 if symmetric else X2, need_ntk="ntk" in wanted)
         if symmetric:
@@ -243,24 +421,54 @@ class Kernel:
             return result[get]
         return _result_type(wanted)(*(result[g] for g in wanted))
 
+    def _infinite_ntk(self) -> InputError:
+        return InputError(
+            f"the NTK of {self.activation.name!r} is infinite or undefined at some of these "
+            "inputs (its derivative dual map diverges for coincident or parallel inputs); "
+            "ask for get='nngp' or use a smooth activation"
+        )
+
+    def _compute_generated(
+        self, module: types.ModuleType, X1: np.ndarray, X2: np.ndarray | None, need_ntk: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Both matrices from a generated module (exactly symmetric when X2 is None)."""
+        if need_ntk and not module.HAS_NTK:
+            raise self._infinite_ntk()
+        args = (X1, X2, self.depth, self.bias_std, self.weight_std)
+        try:
+            if need_ntk:
+                return module.nngp_ntk(*args)
+            return module.nngp(*args), None
+        except ValueError as exc:  # the generated modules raise ValueError only
+            raise InputError(
+                f"{self.activation.name!r} kernel, depth {self.depth}: {exc}"
+            ) from None
+
+    def _dual_maps(self, s11: Any, s12: Any, s22: Any, det: Any) -> tuple[np.ndarray, np.ndarray]:
+        from ntksym import dual
+
+        if self.degree is None and not dual.has_closed_form(self.activation):
+            return _trapezoid_maps(self.activation, s11, s12, s22, det)
+        return dual.evaluate(
+            self.activation,
+            s11,
+            s12,
+            s22,
+            det=det,
+            degree=64 if self.degree is None else self.degree,
+        )
+
     def _compute(
         self, X1: np.ndarray, X2: np.ndarray, need_ntk: bool
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        from ntksym import dual
 
         w2, b2 = self.weight_std**2, self.bias_std**2
         s11, s22, s12, det, coincide = _first_layer(X1, X2, w2, b2)
         theta = s12.copy() if need_ntk else None
         for _ in range(self.depth - 1):
-            k, kdot = dual.evaluate(
-                self.activation, s11[:, None], s12, s22[None, :], det=det, degree=self.degree
-            )
-            k11, _ = dual.evaluate(
-                self.activation, s11, s11, s11, det=np.zeros_like(s11), degree=self.degree
-            )
-            k22, _ = dual.evaluate(
-                self.activation, s22, s22, s22, det=np.zeros_like(s22), degree=self.degree
-            )
+            k, kdot = self._dual_maps(s11[:, None], s12, s22[None, :], det)
+            k11, _ = self._dual_maps(s11, s11, s11, np.zeros_like(s11))
+            k22, _ = self._dual_maps(s22, s22, s22, np.zeros_like(s22))
             s12 = w2 * np.asarray(k) + b2
             s11 = w2 * np.asarray(k11) + b2
             s22 = w2 * np.asarray(k22) + b2
@@ -271,11 +479,7 @@ class Kernel:
             det = np.maximum(s11[:, None] * s22[None, :] - s12 * s12, 0.0)
             det[coincide] = 0.0
         if need_ntk and not np.all(np.isfinite(theta)):
-            raise InputError(
-                f"the NTK of {self.activation.name!r} is infinite or undefined at some of these "
-                "inputs (its derivative dual map diverges for coincident or parallel inputs); "
-                "ask for get='nngp' or use a smooth activation"
-            )
+            raise self._infinite_ntk()
         if not np.all(np.isfinite(s12)):
             raise InputError(
                 f"the NNGP of {self.activation.name!r} overflowed at these inputs (depth "
@@ -290,7 +494,8 @@ def kernel(
     bias_std: float = 0.0,
     weight_std: float = 1.0,
     *,
-    degree: int = 64,
+    degree: int | None = None,
+    backend: str = "auto",
     **activation_params: Any,
 ) -> Kernel:
     """Build the infinite-width kernel function of a fully connected network.
@@ -302,7 +507,12 @@ def kernel(
         depth: Number of affine layers L >= 1 (L - 1 nonlinearities).
         bias_std: Bias scale beta >= 0.
         weight_std: Weight scale >= 0.
-        degree: Gauss-Hermite degree used for activations without a closed form.
+        degree: For activations without a closed form on the ``"dual"`` path:
+            None (default) for an adaptive trapezoid rule accurate to about
+            1e-14, or a fixed Gauss-Hermite degree (2..512).
+        backend: ``"auto"`` (generated kernels for activations with a stable
+            closed form: Numba if it imports, else NumPy with a warning; the
+            dual maps otherwise), ``"numba"``, ``"numpy"`` or ``"dual"``.
         **activation_params: Parameters of a registered family (``slope=0.2``).
 
     Returns:
@@ -316,16 +526,19 @@ def kernel(
         (3, 3)
     """
     act = get_activation(activation, **activation_params)
-    if (
+    if degree is not None and (
         isinstance(degree, bool)
         or not isinstance(degree, numbers.Integral)
         or not 2 <= degree <= 512
     ):
-        raise InputError(f"degree must be an integer from 2 to 512, got {degree!r}")
+        raise InputError(f"degree must be None or an integer from 2 to 512, got {degree!r}")
+    if backend not in BACKENDS:
+        raise InputError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
     return Kernel(
         activation=act,
         depth=_check_depth(depth),
         bias_std=_check_std("bias_std", bias_std),
         weight_std=_check_std("weight_std", weight_std),
-        degree=int(degree),
+        degree=None if degree is None else int(degree),
+        backend=backend,
     )
