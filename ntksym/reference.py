@@ -577,7 +577,9 @@ def dual_quadrature(
 
     Returns:
         The expectation as an ``mpf`` (rounded to ``dps`` digits), or
-        ``(value, error_estimate)`` when ``error`` is true.
+        ``(value, error_estimate)`` when ``error`` is true; the estimate bounds
+        the quadrature error (as estimated from successive refinements) plus the
+        final rounding.
 
     Raises:
         InputError: Non-finite or non-numeric input, negative variance, a
@@ -599,9 +601,13 @@ def dual_quadrature(
     with mp.workdps(dps + GUARD_DIGITS):
         a11, a12, a22, det = _covariance(s11, s12, s22)
         value, err = _quadrature(act, a11, a12, a22, det, derivative, dps)
+        with mp.workdps(dps):
+            rounded = +value
+        # the estimate also covers roundoff at working precision and the final rounding
+        err += abs(value) * mpmath.mpf(10) ** (5 - mp.dps) + abs(value - rounded)
     with mp.workdps(dps):
-        value, err = +value, +err
-    return (value, err) if error else value
+        err = +err * (1 + mpmath.mpf(10) ** (3 - dps))  # round the estimate up
+    return (rounded, err) if error else rounded
 
 
 def _quadrature(
@@ -623,7 +629,9 @@ def _quadrature(
             f"{mpmath.nstr(a12, 8)}, {mpmath.nstr(a22, 8)}) did not converge: error estimate "
             f"{mpmath.nstr(err, 3)} for value {mpmath.nstr(value, 8)} at dps={dps}"
         )
-    return value, err
+    # never claim more than the accuracy the nested rules were asked for: their level
+    # heuristics can be optimistic when inner errors, not the outer step, dominate
+    return value, max(err, _target(dps) * max(abs(value), size))
 
 
 def _target(dps: int) -> Any:
