@@ -15,8 +15,13 @@ from ntksym.derive import (
     Context,
     Derivation,
     ForAll,
+    Grad,
+    Member,
+    Outer,
     Step,
     Tends,
+    Tr,
+    Vec,
     apply_rule,
     definition_range,
 )
@@ -322,8 +327,36 @@ def d18(env: dict) -> sp.Basic:
 C1N = C1.replace(names={Sigma(1): E(alpha_t(1)[k] * alpha_t(1, True)[k])})
 
 
-FL = alpha_t(L)
-P6 = sp.Eq(Theta(L, k, kp), PSum(_d(FL[k], theta) * _d(alpha_t(L, True)[kp], theta)))
+# (5)-(6): the NTK as a sum over all parameters of outer products of gradients. The
+# printed lines of (6) are transcribed as displayed: line 2 as the transposes of two row
+# vectors, lines 3 and 4 as the single rows they show, each with its "in R^{n_L x n_L}".
+NTK_CFG = (({L: 1}, {0: 2, 1: 3}), ({L: 2}, {0: 1, 1: 2, 2: 2}))
+C6 = Context(ranges={})
+
+
+def _dF(prime: bool, row: sp.Expr) -> sp.Expr:
+    return _d(alpha_t(L, prime)[row], theta)
+
+
+P5 = sp.Eq(Theta(L), PSum(Outer(Grad(L, False), Grad(L, True))))
+P6 = [
+    PSum(Outer(Grad(L, False), Grad(L, True))),
+    PSum(Outer(Tr(Vec(_dF(False, k), sp.Tuple(k, 1, nL))),
+               Tr(Vec(_dF(True, k), sp.Tuple(k, 1, nL))))),
+    Member(PSum(Vec(_dF(False, 1) * _dF(True, kp), sp.Tuple(kp, 1, nL))), nL, nL),
+    Member(PSum(Vec(_dF(False, nL) * _dF(True, kp), sp.Tuple(kp, 1, nL))), nL, nL),
+]
+
+
+def d5(env: dict) -> sp.Basic:
+    # (5) read at the pair (x, x'); the outer product written out entry by entry
+    return sp.Eq(Theta(L), rule("outer_product", PSum(Outer(Grad(L, False), Grad(L, True))),
+                                C6))
+
+
+def d6(env: dict) -> sp.Basic:
+    return env["5"]
+
 
 
 STEPS_A = [
@@ -334,9 +367,11 @@ STEPS_A = [
          note="at l = 0 the definition would contradict (1); lines of (11) written with "
               "sigma at l = 0 inherit this slip"),
     Step("4", D4, "definition", uses=("2",), derive=_range_of("4")),
-    Step("6", P6, "definition", note="the NTK (5), entry (k, k'); here p runs over all "
-         "parameters. The garbled matrix lines of (6) are not transcribed; (5)'s tensor "
-         "product of two column vectors is read as the outer product"),
+    Step("5", P5, "outer_product", derive=d5, ctx=C6, configs=NTK_CFG,
+         note="(5) suppresses the inputs: read at the pair (x, x'), as the first line of (6); "
+              "the tensor product of two column vectors is the outer product u v^T"),
+    *[Step(f"6.{n + 1}", sp.Eq(Theta(L), P6[n]), "outer_product", uses=("5",), derive=d6,
+           ctx=C6, configs=NTK_CFG) for n in range(4)],
     Step("7", P7, "definition", uses=("2",), derive=d7, ctx=C_l, configs=LAYER_CFG),
     Step("8", P8, "expectation", uses=("7",), derive=d8, ctx=C_l, configs=LAYER_CFG,
          note="the middle line uses independence of w^(l) from alpha^(l)"),
@@ -358,7 +393,7 @@ STEPS_A = [
     Step("14", P14, "chain_rule", uses=("13",), derive=d14, ctx=C1, configs=L1_CFG),
     Step("15", P15, "chain_rule", uses=("14",), derive=d15, ctx=C1, configs=L1_CFG),
     Step("16", P16, "chain_rule", uses=("13",), derive=d16, ctx=C1, configs=L1_CFG),
-    Step("17", P17, "delta_sum", uses=("6", "15", "16", "10"), derive=d17, ctx=C1N,
+    Step("17", P17, "delta_sum", uses=("5", "15", "16", "10"), derive=d17, ctx=C1N,
          configs=L1_CFG),
     Step("18", P18, "algebra", uses=("17",), derive=d18, ctx=C1N, configs=L1_CFG,
          note="Sigma^(1) (x) I_{n_1} read entrywise as Sigma^(1) delta_kk'"),
@@ -616,7 +651,7 @@ STEPS_B = [
     Step("24.2", P24b, "gaussian_moments", uses=("24", "12.2"), derive=d24b, ctx=CL),
     Step("25", P25, "law_of_large_numbers", uses=("17", "12.2"), derive=d25, ctx=CL,
          configs=L_CFG),
-    Step("26", P26, "algebra", uses=("24.2", "25", "6"), derive=d26, ctx=CL),
+    Step("26", P26, "algebra", uses=("24.2", "25", "5"), derive=d26, ctx=CL),
     Step("27", P27, "algebra", uses=("26",), derive=d27, ctx=CL,
          extra_check=recursion_check(RECURSION_LABELS),
          note="[...] (x) I_{n_{L+1}} read entrywise as [...] delta_kk'"),

@@ -5,6 +5,7 @@ from ntksym.derive.core import Derivation, ForAll, Step, StepResult, Verdict, ru
 from ntksym.derive.definitions import definition_range
 from ntksym.derive.rules import RULES, Context, RuleError, apply_rule
 from ntksym.derive.symbols import E, GaussE, Tends, latex
+from ntksym.derive.tangent import Grad, Mat, Member, Outer, Tr, Vec
 
 __all__ = [
     "RULES",
@@ -14,10 +15,16 @@ __all__ = [
     "E",
     "ForAll",
     "GaussE",
+    "Grad",
+    "Mat",
+    "Member",
+    "Outer",
     "RuleError",
     "Step",
     "StepResult",
     "Tends",
+    "Tr",
+    "Vec",
     "Verdict",
     "apply_rule",
     "canonical",

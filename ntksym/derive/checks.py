@@ -162,6 +162,10 @@ def pairs(stmt: sp.Basic) -> list[tuple[sp.Expr, sp.Expr]]:
 
 def symbolic_equal(a: sp.Basic, c: sp.Basic, ctx: Context) -> bool:
     """Whether two statements (or expressions) agree for general widths."""
+    from ntksym.derive.tangent import has_matrix
+
+    if has_matrix(a) or has_matrix(c):
+        return a == c  # matrix displays: only an identical transcription is equal as is
     stmt_types = (sp.Eq, Tends, Chain, sp.And, sp.Tuple)
     if isinstance(a, stmt_types) or isinstance(c, stmt_types):
         if type(a) is not type(c):
@@ -589,3 +593,94 @@ def _fmt(layers: dict, widths: dict, a: dict) -> str:
     ws = "n=(" + ",".join(str(widths[k]) for k in sorted(widths)) + ")"
     ia = ", ".join(f"{k}={v}" for k, v in a.items())
     return " ".join(t for t in (ls, ws, ia) if t)
+
+
+# ----------------------------------------------------------------------------- summaries
+def stray_index(stmt: sp.Basic) -> tuple[sp.Symbol, list[sp.Basic]] | None:
+    """The first index free on one side of an equality only, with the factors carrying it."""
+    for lhs, rhs in pairs(stmt):
+        if _is_name(lhs) or lhs.is_number or rhs.is_number:
+            continue
+        odd = sorted(_free_indices(lhs) ^ _free_indices(rhs), key=lambda s: s.name)
+        if odd:
+            s = odd[0]
+            carriers = [
+                t for t in (lhs.atoms(sp.Indexed) | rhs.atoms(sp.Indexed)
+                            | lhs.atoms(sp.KroneckerDelta) | rhs.atoms(sp.KroneckerDelta)
+                            | {f for f in (lhs.atoms(sp.Function) | rhs.atoms(sp.Function))
+                               if f.func.__name__ in ZF_INFO})
+                if s in t.free_symbols
+            ]
+            return s, sorted(carriers, key=sp.default_sort_key)
+    return None
+
+
+def short_explain(printed: sp.Basic, derived: sp.Basic) -> str:
+    """The first (smallest) difference between printed and derived, in one line."""
+    diffs = _diff(_rename_all(printed), _rename_all(derived))
+    if not diffs:
+        return "identical"
+    p, d = diffs[0]
+    kind = "index" if _only_indices_differ(p, d) else "term"
+    more = f" (+{len(diffs) - 1} more)" if len(diffs) > 1 else ""
+    return f"{kind}: ${latex(p)}$ printed, ${latex(d)}$ derived{more}"
+
+
+def _members(stmt: sp.Basic) -> list[sp.Basic]:
+    if isinstance(stmt, Tends):
+        return [stmt.lhs, stmt.rhs]
+    if isinstance(stmt, sp.Tuple):
+        return [m for s in stmt for m in _members(s)]
+    if isinstance(stmt, Chain):
+        return list(stmt.args)
+    if isinstance(stmt, sp.Eq):
+        return [stmt.lhs, stmt.rhs]
+    return [stmt]
+
+
+def _small(e: sp.Basic, n: int) -> sp.Basic:
+    rep = {s: sp.Integer(n) for s in e.free_symbols if width_layer(s) is not None}
+    return e.xreplace(rep)
+
+
+def counterexample(
+    printed: sp.Basic, derived: sp.Basic, ctx: Context, n: int = 2
+) -> str | None:
+    """Concrete index values at which a printed member differs from the derived one.
+
+    Members are compared position by position (a limit claim by its finite-width side and
+    its limit) with every width set to ``n`` and every free index (both sides' indices, the
+    printed form's stray ones included) running over ``1..n``; sums are written out and
+    the network objects, expectations and named kernels are kept as opaque symbols. Returns
+    None when the forms have different shapes or no difference shows.
+    """
+    pm, dm = _members(printed), _members(derived)
+    if len(pm) != len(dm):
+        return None
+    for pos, (p, d) in enumerate(zip(pm, dm, strict=True)):
+        if p == d or not isinstance(p, sp.Expr) or not isinstance(d, sp.Expr):
+            continue
+        if _unknown_symbols(p):
+            return None
+        free = sorted(
+            (p.free_symbols | d.free_symbols) & set(ctx.ranges), key=lambda s: s.name
+        )
+        for combo in itertools.product(range(1, n + 1), repeat=len(free)):
+            a = {s: sp.Integer(v) for s, v in zip(free, combo, strict=True)}
+            if any(a.get(u) == a.get(v) and u in a for u, v in ctx.unequal):
+                continue
+            # subs, not xreplace: an index free here may be bound by a sum elsewhere
+            diff = _small(p, n).subs(a) - _small(d, n).subs(a)
+            diff = sp.expand(_expand_sums(diff))
+            if diff != 0:
+                where = ", ".join(f"{s}={v}" for s, v in a.items())
+                widths = sorted({latex(s) for s in (p.free_symbols | d.free_symbols)
+                                 if width_layer(s) is not None})
+                ws = ", ".join(f"{w}={n}" for w in widths)
+                what = "member" if not isinstance(printed, Tends) else (
+                    "finite-width side" if pos == 0 else "limit")
+                return (
+                    f"counterexample: at {ws}{', ' if ws and where else ''}{where} the printed "
+                    f"{what} {pos + 1} differs from the derived one"
+                )
+    return None

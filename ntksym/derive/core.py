@@ -27,14 +27,18 @@ import sympy as sp
 from ntksym.derive.checks import (
     Chain,
     NotExact,
+    counterexample,
     exact_finite_width,
     explain,
     pairs,
+    short_explain,
+    stray_index,
     symbolic_equal,
     well_formed,
 )
 from ntksym.derive.rules import RULES, Context
-from ntksym.derive.symbols import latex
+from ntksym.derive.symbols import Tends, latex
+from ntksym.derive.tangent import exact_matrix, has_matrix
 
 __all__ = ["Verdict", "Step", "StepResult", "Derivation", "ForAll", "run_step", "VERDICTS"]
 
@@ -58,12 +62,14 @@ class Verdict:
         status: one of :data:`VERDICTS`.
         method: how it was established (``symbolic``, ``exact-finite-width``, ``numeric``,
             ``monte-carlo``; ``definition`` for assumed steps).
-        detail: one line: the configurations checked, or what differs.
+        detail: the configurations checked, or every difference found.
+        summary: for a misprint, one line: the first difference and a counterexample.
     """
 
     status: str
     method: str = ""
     detail: str = ""
+    summary: str = ""
 
 
 class ForAll(sp.Basic):
@@ -146,6 +152,7 @@ class StepResult:
     seconds: float
     detail: str = ""
     derived_expr: Any = None
+    explanation: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -158,6 +165,7 @@ class StepResult:
             "derived": self.derived,
             "note": self.note,
             "detail": self.detail,
+            "explanation": self.explanation,
             "seconds": round(self.seconds, 4),
         }
 
@@ -171,6 +179,13 @@ def _independent(
     """Exact finite-width check, then the extra check; None if neither applies."""
     results = []
     target = stmt.statement if isinstance(stmt, ForAll) else stmt
+    if has_matrix(target):
+        if not step.configs:
+            return None
+        from ntksym.derive.symbols import L
+
+        ok, detail = exact_matrix(target, L, list(step.configs))
+        return ok, "exact-finite-width", detail
     ok, detail = well_formed(target)
     if not ok:
         return False, "well-formedness", detail
@@ -241,6 +256,7 @@ def run_step(step: Step, env: dict[str, sp.Basic], extra: bool = True) -> StepRe
             seconds=time.perf_counter() - t0,
             detail=v.detail,
             derived_expr=derived,
+            explanation=v.summary or (v.detail if v.status == "misprint" else ""),
         )
 
     if step.derive is None:
@@ -285,10 +301,48 @@ def run_step(step: Step, env: dict[str, sp.Basic], extra: bool = True) -> StepRe
     why = explain(step.printed, derived)
     if pv is None:
         return done(
-            Verdict("misprint", "symbolic", why + " (printed differs from the derivation)"),
+            Verdict("misprint", "symbolic", why + " (printed differs from the derivation)",
+                    short_explain(step.printed, derived)),
             derived,
         )
-    return done(Verdict("misprint", pv[1], f"{why}; printed {pv[2]}"), derived)
+    detail = f"{why}; printed {pv[2]}"
+    summary = short_explain(step.printed, derived)
+    if pv[1] == "well-formedness":
+        target = step.printed.statement if isinstance(step.printed, ForAll) else step.printed
+        stray = stray_index(target)
+        if stray is not None:
+            s, carriers = stray
+            summary = (f"index: {s.name} is free on one side only (in "
+                       + ", ".join(f"${latex(c)}$" for c in carriers) + ")")
+        if "undefined symbol" in pv[2]:
+            summary += "; " + pv[2].replace("ill-formed: ", "") + " (the line breaks off)"
+        cex = _printed_counterexample(step, derived)
+        if cex:
+            summary += "; " + cex
+            detail += "; " + cex
+    elif has_matrix(step.printed):
+        summary = "shape: " + pv[2]
+    elif pv[2]:
+        summary += "; printed " + pv[2].split(";")[0]
+    return done(Verdict("misprint", pv[1], detail, summary), derived)
+
+
+def _printed_counterexample(step: Step, derived: sp.Basic) -> str | None:
+    """A concrete counterexample to an ill-formed printed statement, if one can be built.
+
+    With finite-width configurations the printed statement itself is evaluated on the
+    network (its one-sided indices included); otherwise it is compared with the derived
+    (verified) form at small concrete widths.
+    """
+    target = step.printed.statement if isinstance(step.printed, ForAll) else step.printed
+    if step.configs and not isinstance(target, Tends):
+        try:
+            ok, det = exact_finite_width(target, step.ctx, list(step.configs))
+        except NotExact:
+            ok, det = True, ""
+        if not ok:
+            return "counterexample on the network: printed " + det
+    return counterexample(step.printed, derived, step.ctx)
 
 
 @dataclass(frozen=True)
