@@ -455,9 +455,21 @@ def _trapezoid_levels(
     return None
 
 
-def _split(points: Sequence[Any]) -> list[Any]:
+def _pieces(points: Sequence[Any], kinks: Sequence[Any], tol: Any) -> tuple[list[Any], str]:
+    """Break points and rule for mpmath.quad over the real line.
+
+    With kinks, the pieces between them are smooth, and Gauss-Legendre on the
+    range truncated where the Gaussian weight is below ``tol`` converges fast.
+    Without kinks this is only reached when the trapezoidal rule failed (very
+    large variances, steep transitions): tanh-sinh on the whole line, split at
+    the points, copes with boundary layers at the break points.
+    """
+    if kinks:
+        Z = 2 * _tail_bound(tol)  # generous: the integrand may grow
+        inside = sorted({p for p in points if -Z < p < Z})
+        return [-Z, *inside, Z], "gauss-legendre"
     finite = sorted({p for p in points if mpmath.isfinite(p)})
-    return [mpmath.ninf, *finite, mpmath.inf]
+    return [mpmath.ninf, *finite, mpmath.inf], "tanh-sinh"
 
 
 def _gauss_expect_1d(
@@ -476,12 +488,12 @@ def _gauss_expect_1d(
         if res is not None:
             return res[0], res[1]
     norm = 1 / mpmath.sqrt(2 * mpmath.pi)
-    pts = _split([(k - shift) / scale for k in (*kinks, 0)])
+    pts, method = _pieces([(k - shift) / scale for k in (*kinks, 0)], kinks, tol)
 
     def integrand(z: Any) -> Any:
         return f(shift + scale * z) * mpmath.exp(-z * z / 2)
 
-    val, err = mpmath.quad(integrand, pts, error=True)
+    val, err = mpmath.quad(integrand, pts, error=True, method=method)
     return val * norm, err * norm
 
 
@@ -539,7 +551,8 @@ def _general_dual(
     pts = [k / sd1 for k in (*kinks, 0)]
     if beta != 0:
         pts += [k / beta for k in (*kinks, 0)]
-    res, err = mpmath.quad(outer_quad, _split(pts), error=True)
+    pieces, method = _pieces(pts, kinks, tol)
+    res, err = mpmath.quad(outer_quad, pieces, error=True, method=method)
     return res.real, err + abs(res.imag), rms_u * rms_v
 
 

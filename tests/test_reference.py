@@ -414,3 +414,18 @@ def test_recursion_erf_quadrature_equals_closed_form():
             s12 = n12
     assert close(q.sigma[-1], s12, 20)
     assert close(q.theta[-1], theta, 20)
+
+
+@pytest.mark.slow
+def test_kinked_non_homogeneous_activation_by_gauss_legendre_pieces():
+    # relu(u) + 1 is not positively homogeneous: it takes the general route, split at the kink
+    s11, s12, s22 = 1.0, 0.3, 2.0
+    value, err = dual_quadrature("max(0, u) + 1", s11, s12, s22, dps=20, error=True)
+    ref = (
+        cho_saul_k1(s11, s12, s22)
+        + mpmath.sqrt(_m(s11) / (2 * mpmath.pi))
+        + mpmath.sqrt(_m(s22) / (2 * mpmath.pi))
+        + 1
+    )
+    assert close(value, ref, 20)
+    assert abs(value - ref) <= err
