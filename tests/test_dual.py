@@ -35,7 +35,7 @@ DPS = 30
 #: closed form at high precision vs reference: ~1e-25 relative (tied to DPS).
 CF_RTOL = 10.0 ** -(DPS - 5)
 #: float64 evaluate vs the certified closed form at high precision.
-F64_RTOL = 2e-14
+F64_RTOL = 4e-15
 
 ACTS = {
     "relu": get_activation("relu"),
@@ -599,3 +599,16 @@ def test_evaluate_falls_back_to_gauss_hermite():
     # a polynomial closed form agrees with Gauss-Hermite (exact for polynomials)
     nngp, ntk = dual.evaluate(u**3 + u / 2 - 2, *c)
     assert nngp == pytest.approx(float(dual.gauss_hermite(u**3 + u / 2 - 2, *c)), rel=1e-13)
+
+
+@pytest.mark.parametrize("name", ["relu", "leaky_relu(0.1)", "abs", "step", "sign", "erf"])
+def test_zero_variance_matches_reference(name):
+    for c in [(0.0, 0.0, 2.0), (3.0, 0.0, 0.0), (0.0, 0.0, 0.0)]:
+        nngp, ntk = dual.evaluate(ACTS[name], *c)
+        want = ref_homogeneous(name, c, False) if name != "erf" else mpf(0)
+        assert abs(float(nngp) - float(want)) < 1e-15, (name, c, nngp, want)
+        if name in ("step", "sign"):
+            assert ntk == np.inf
+        elif name != "erf":
+            want = ref_homogeneous(name, c, True)
+            assert abs(float(ntk) - float(want)) < 1e-15, (name, c, ntk, want)
