@@ -1,0 +1,95 @@
+"""Build the notes for real: render, compile with TeX, parse the log, look at the pages."""
+
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+pytest.importorskip("matplotlib", reason="the notes' figures need matplotlib (test extra)")
+
+from ntksym.cli import main  # noqa: E402
+from ntksym.notes.build import build_notes, compile_pdf  # noqa: E402
+
+SEED = "derivations/seed.py"
+pytestmark = pytest.mark.slow  # builds the notes (~40 s with the PDF)
+HAVE_TEX = shutil.which("pdflatex") is not None
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, request):
+    root = request.config.rootpath
+    out = tmp_path_factory.mktemp("notes")
+    return build_notes([root / SEED], out, markdown=True, quick=True)
+
+
+def test_tex_markdown_and_figures_are_written(built):
+    tex = built.tex.read_text()
+    md = built.markdown.read_text()
+    names = {p.name for p in built.figures}
+    assert {"ntk_convergence.pdf", "ntk_convergence.png", "kernel_vs_angle.pdf",
+            "kernel_vs_angle.png"} <= names
+    for labels in ("(1)", "(18)", "(27)"):
+        assert labels in md
+    # every step of the run is displayed with its label
+    view = built.context["derivations"][0]
+    for s in view.steps:
+        assert f"\\tag{{{s.label}}}" in tex
+        assert f"({s.label})" in md
+    # SymPy's default spellings never leak into the notes
+    for bad in ("dsigma", "operatorname", "Subs(", "\\begin{cases}", "{f}_{k}", "j_{"):
+        assert bad not in tex, bad
+    # the dual-kernel certification really ran and agrees to 30 digits
+    for r in built.context["duals"]:
+        assert r.worst_nngp < 1e-25 and (r.worst_ntk is None or r.worst_ntk < 1e-25)
+    # the Monte-Carlo slope is compatible with n^(-1/2) (4 error bars, quick run)
+    f = built.context["figures"]
+    assert abs(f.slope + 0.5) < 4 * f.slope_stderr + 0.05
+    assert "$" in md and "![" in md
+
+
+@pytest.mark.skipif(not HAVE_TEX, reason="pdflatex not installed (apt-get install "
+                    "texlive-latex-base texlive-latex-recommended latexmk poppler-utils)")
+def test_pdf_compiles_cleanly_and_pages_are_not_blank(built):
+    pdf = compile_pdf(built.tex)
+    log = built.tex.with_suffix(".log").read_text(errors="replace")
+    assert not re.search(r"^! ", log, re.M), "LaTeX error"
+    assert "undefined references" not in log and "Reference `" not in log
+    assert "Citation `" not in log
+    widths = [float(w) for w in re.findall(r"Overfull \\hbox \((\d+\.?\d*)pt too wide", log)]
+    assert all(w <= 10.0 for w in widths), widths
+    if shutil.which("pdftoppm") is None:
+        pytest.skip("pdftoppm (poppler-utils) not installed")
+    prefix = built.tex.parent / "page"
+    subprocess.run(["pdftoppm", "-r", "30", "-gray", "-f", "1", "-l", "3", str(pdf),
+                    str(prefix)], check=True)
+    pages = sorted(built.tex.parent.glob("page-*.pgm"))
+    assert len(pages) == 3
+    for page in pages:
+        data = page.read_bytes()
+        header = re.match(rb"P5\s+(\d+)\s+(\d+)\s+(\d+)\s", data)
+        w, h = int(header.group(1)), int(header.group(2))
+        pixels = np.frombuffer(data[header.end():header.end() + w * h], dtype=np.uint8)
+        assert pixels.var() > 50.0, f"{page.name} looks blank"
+        assert (pixels < 200).mean() > 0.0005  # some ink on the page
+
+
+def test_cli_notes_without_tex_says_what_to_install(tmp_path, monkeypatch, capsys, request):
+    import ntksym.notes.build as nb
+
+    monkeypatch.setattr(nb.shutil, "which", lambda _name: None)
+    root = request.config.rootpath
+    code = main(["notes", str(root / SEED), "-o", str(tmp_path), "--pdf", "--quick"])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert "texlive-latex-base" in err and "latexmk" in err
+    assert (tmp_path / "ntk_notes.tex").is_file()
+    assert (tmp_path / "figures" / "ntk_convergence.pdf").is_file()
+
+
+def test_cli_rejects_a_non_derivation(tmp_path, capsys):
+    bad = tmp_path / "x.txt"
+    bad.write_text("not python")
+    assert main(["notes", str(bad), "-o", str(tmp_path / "o")]) == 2
+    assert "not a Python file" in capsys.readouterr().err
