@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("ntksym.derive.command", "check the derivation(s) step by step"),
     "codegen": ("ntksym.codegen.command", "generate a NumPy/Numba kernel module"),
     "converge": ("ntksym.empirical_command", "finite-width NTK converging to the limit"),
+    "notes": ("ntksym.notes.command", "LaTeX/PDF/Markdown teaching notes from the verified derivation"),  # noqa: E501
     "gram": ("ntksym.gram_command", "NNGP/NTK Gram matrix of .npy files, in bounded memory"),
 }
 
