@@ -25,7 +25,7 @@ from ntksym.derive import (
     apply_rule,
     definition_range,
 )
-from ntksym.derive.numeric import recursion_check
+from ntksym.derive.numeric import limit_check, recursion_check
 from ntksym.derive.symbols import (
     ZF,
     Dim,
@@ -384,6 +384,7 @@ STEPS_A = [
          note="E is over w^(l), b^(l) given the earlier layers (a conditional expectation); "
               "the sigma form needs l >= 1, see (3)"),
     Step("12", P12, "law_of_large_numbers", uses=("11",), derive=d12, ctx=C_l,
+         extra_check=limit_check("nngp", sigma1="10", depth=2),
          note="hypothesis: the n_l terms are i.i.d. with finite second moment, which holds "
               "when n_1, ..., n_{l-1} -> oo sequentially before n_l"),
     Step("12.2", P12b, "gaussian_process", uses=("12",), derive=d12b, ctx=C_l,
@@ -646,11 +647,14 @@ STEPS_B = [
            note=GAP_23_24 if n == 3 else "", quick=n >= 3)
       for n in range(8)],
     Step("24", P24, "law_of_large_numbers", uses=("23.5",), derive=d24, ctx=CL,
+         extra_check=limit_check("gradient_sum", sigma1="10"),
          note="hypothesis: the n_L terms are i.i.d. with finite second moment in the "
               "sequential limit; " + GAP_23_24),
     Step("24.2", P24b, "gaussian_moments", uses=("24", "12.2"), derive=d24b, ctx=CL),
     Step("25", P25, "law_of_large_numbers", uses=("17", "12.2"), derive=d25, ctx=CL,
-         configs=L_CFG),
+         configs=L_CFG,
+         extra_check=limit_check("nngp", sigma1="10", sigma_next="12.2", depth=3,
+                                 widths=(64, 128, 256, 512))),
     Step("26", P26, "algebra", uses=("24.2", "25", "5"), derive=d26, ctx=CL),
     Step("27", P27, "algebra", uses=("26",), derive=d27, ctx=CL,
          extra_check=recursion_check(RECURSION_LABELS),

@@ -119,8 +119,10 @@ def test_command_json_and_return_codes(tmp_path, capsys):
     out = capsys.readouterr().out
     rows = json.loads(out)
     assert rows[0]["verdict"] == "failed"
-    for key in ("label", "verdict", "method", "rule", "printed", "derived", "note", "seconds"):
+    for key in ("label", "verdict", "method", "rule", "printed", "derived", "note", "seconds",
+                "explanation", "detail"):
         assert key in rows[0]
+    assert isinstance(rows[0]["seconds"], float) and rows[0]["label"] == "1"
     assert run(_args(str(tmp_path / "missing.py"))) == 2
     good = tmp_path / "derivations" / "good.py"
     good.write_text(
@@ -148,21 +150,40 @@ def test_command_failed_step_returns_one(tmp_path):
     assert run(_args(str(f))) == 1
 
 
-@pytest.mark.slow
 def test_quick_command_on_the_seed(capsys):
+    # the table: label, short statement, rule, method, verdict, seconds; progress on stderr
     assert run(_args(str(ROOT / "derivations" / "seed.py"), "--quick")) == 0
-    out = capsys.readouterr().out
-    assert "misprint" in out and "verified" in out
+    cap = capsys.readouterr()
+    lines = cap.out.splitlines()
+    header = next(ln for ln in lines if ln.startswith("label"))
+    assert header.split() == ["label", "statement", "rule", "method", "verdict", "s"]
+    row14 = next(ln for ln in lines if ln.startswith("14 "))
+    assert "chain_rule" in row14 and "well-formedness" in row14 and "misprint" in row14
+    assert float(row14.split()[-1]) >= 0
+    # every misprint is followed by its one-line explanation
+    after = lines[lines.index(row14) + 1]
+    assert after.strip().startswith("->") and "counterexample" in after
+    assert "[seed] (14) ..." in cap.err and "steps in" in cap.err
+    assert "[seed]" not in cap.out  # progress goes to stderr only
 
 
 @pytest.mark.slow
-def test_full_seed_run():
-    res = {r.label: r for r in seed.DERIVATION.run()}
-    assert {lab for lab, r in res.items() if r.verdict == "misprint"} == EXPECTED_MISPRINTS
-    assert not [lab for lab, r in res.items() if r.verdict == "failed"]
-    assert "x'" in res["22"].detail or "(x)" in res["22"].detail
+def test_full_seed_run(capsys):
+    # the full verification through the command: exit code 0, every verdict, the evidence
+    assert run(_args(str(ROOT / "derivations" / "seed.py"), "--json")) == 0
+    res = {r["label"]: r for r in json.loads(capsys.readouterr().out)}
+    assert {lab for lab, r in res.items() if r["verdict"] == "misprint"} == EXPECTED_MISPRINTS
+    assert not [lab for lab, r in res.items() if r["verdict"] == "failed"]
+    assert "x'" in res["22"]["detail"] or "(x)" in res["22"]["detail"]
     for lab in ("23.1", "23.2", "23.3"):
-        assert res[lab].verdict == "verified"
+        assert res[lab]["verdict"] == "verified"
+    # Monte-Carlo evidence for the limit steps, with the fitted rate and its error bar
+    for lab in ("12", "24", "25", "27"):
+        assert "rate -0." in res[lab]["detail"] and "+-" in res[lab]["detail"], lab
+    assert res["12"]["method"] == "symbolic+monte-carlo"
+    assert res["24"]["method"] == "symbolic+monte-carlo"
+    assert res["27"]["method"] == "symbolic+numeric+monte-carlo"
+    assert "(monte-carlo)" in res["25"]["detail"]  # the derived (25); the printed is a misprint
 
 
 def test_derivation_reprs():

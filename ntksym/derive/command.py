@@ -69,14 +69,16 @@ def _short(tex: str, width: int = 38) -> str:
 
 
 def _table(name: str, results: list[StepResult]) -> str:
-    head = f"{'label':<6} {'statement':<38} {'rule':<20} {'method':<18} {'verdict':<9} {'s':>6}"
+    head = f"{'label':<6} {'statement':<38} {'rule':<20} {'method':<28} {'verdict':<9} {'s':>6}"
     lines = [f"== {name}", head, "-" * len(head)]
     for r in results:
         lines.append(
             f"{r.label:<6} {_short(r.printed or r.derived):<38} {r.rule:<20} "
-            f"{r.method:<18} {r.verdict:<9} {r.seconds:6.2f}"
+            f"{r.method:<28} {r.verdict:<9} {r.seconds:6.2f}"
         )
-        if r.verdict in ("misprint", "failed"):
+        if r.verdict == "misprint":
+            lines.append(f"       -> {r.explanation or r.detail}")
+        elif r.verdict == "failed":
             lines.append(f"       -> {r.detail}")
     return "\n".join(lines)
 

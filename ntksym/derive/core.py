@@ -48,6 +48,8 @@ METHODS = (
     "exact-finite-width",
     "numeric",
     "monte-carlo",
+    "symbolic+monte-carlo",
+    "symbolic+numeric+monte-carlo",
     "well-formedness",
     "definition",
     "",
@@ -292,9 +294,12 @@ def run_step(step: Step, env: dict[str, sp.Basic], extra: bool = True) -> StepRe
         return done(Verdict("verified", method, "" if indep is None else indep[2]), derived)
     if symbolic_equal(step.printed, derived, step.ctx):
         detail = "printed = derived for general widths"
+        method = "symbolic"
         if indep is not None:
             detail += "; derived also " + indep[2]
-        return done(Verdict("verified", "symbolic", detail), derived)
+            if indep[1] not in ("symbolic", "exact-finite-width"):
+                method = "symbolic+" + indep[1]
+        return done(Verdict("verified", method, detail), derived)
     pv = _independent(step, step.printed, env, extra)
     if pv is not None and pv[0]:
         return done(Verdict("verified", pv[1], pv[2]), derived)
@@ -306,6 +311,8 @@ def run_step(step: Step, env: dict[str, sp.Basic], extra: bool = True) -> StepRe
             derived,
         )
     detail = f"{why}; printed {pv[2]}"
+    if indep is not None:
+        detail += f"; derived {indep[2]} ({indep[1]})"
     summary = short_explain(step.printed, derived)
     if pv[1] == "well-formedness":
         target = step.printed.statement if isinstance(step.printed, ForAll) else step.printed
