@@ -136,3 +136,21 @@ def test_well_formed_and_explain():
     assert not well_formed(bad)[0]
     msg = explain(Chain(W(0)[i, i], x()[i]), Chain(W(0)[j, i], x()[i]))
     assert "w_{ii}" in msg and "w_{ji}" in msg
+
+
+def test_outer_product_rule():
+    from ntksym.derive import Grad, Mat, Outer, Tr, Vec
+    from ntksym.derive.symbols import L
+
+    e = apply_rule("outer_product", PSum(Outer(Grad(L, False), Grad(L, True))))
+    assert isinstance(e, Mat)
+    body, (r, _, hi), (c, _, hi2) = e.args
+    assert hi == hi2 == width(L)
+    # entry (r, c) is sum_p dF_r(x) dF_c(x')
+    assert isinstance(body, PSum)
+    ders = sorted(body.args[0].atoms(sp.Derivative), key=str)
+    assert {d.expr.indices[0] for d in ders} == {r, c}
+    row = Vec(sp.Derivative(alpha_t(L)[k], theta, evaluate=False), sp.Tuple(k, 1, width(L)))
+    assert apply_rule("outer_product", Outer(Tr(row), Tr(row))).has(Mat)
+    with pytest.raises(RuleError, match="non-column"):
+        apply_rule("outer_product", Outer(row, row))

@@ -232,3 +232,17 @@ def test_misprint_counterexamples(quick_results):
     for r in quick_results.values():
         if r.verdict == "misprint":
             assert "\n" not in r.explanation and r.explanation
+
+
+def test_perturbed_matrix_line_becomes_misprint():
+    # line 2 of (6) with the transposes dropped: (x) of two row vectors is no n x n matrix
+    from ntksym.derive import Outer, Tr
+
+    orig = seed.DERIVATION.step("6.2").printed
+    ps = orig.rhs
+    rows = ps.func(ps.args[0].replace(lambda t: isinstance(t, Tr), lambda t: t.args[0]))
+    assert rows.has(Outer) and not rows.has(Tr)
+    bad = seed.DERIVATION.replace_step("6.2", printed=sp.Eq(orig.lhs, rows))
+    res = {r.label: r for r in bad.run(labels={"5", "6.2"})}
+    assert res["6.2"].verdict == "misprint"
+    assert "not column vectors" in res["6.2"].explanation
