@@ -677,10 +677,14 @@ def counterexample(
                 widths = sorted({latex(s) for s in (p.free_symbols | d.free_symbols)
                                  if width_layer(s) is not None})
                 ws = ", ".join(f"{w}={n}" for w in widths)
-                what = "member" if not isinstance(printed, Tends) else (
-                    "finite-width side" if pos == 0 else "limit")
+                if isinstance(printed, Tends):
+                    what = "finite-width side" if pos == 0 else "limit"
+                elif len(pm) == 2:
+                    what = "left-hand side" if pos == 0 else "right-hand side"
+                else:
+                    what = f"member {pos + 1}"
                 return (
                     f"counterexample: at {ws}{', ' if ws and where else ''}{where} the printed "
-                    f"{what} {pos + 1} differs from the derived one"
+                    f"{what} differs from the derived one"
                 )
     return None

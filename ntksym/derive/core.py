@@ -319,8 +319,10 @@ def run_step(step: Step, env: dict[str, sp.Basic], extra: bool = True) -> StepRe
         stray = stray_index(target)
         if stray is not None:
             s, carriers = stray
-            summary = (f"index: {s.name} is free on one side only (in "
-                       + ", ".join(f"${latex(c)}$" for c in carriers) + ")")
+            free = (f"{s.name} is free on one side only (in "
+                    + ", ".join(f"${latex(c)}$" for c in carriers) + ")")
+            # keep the first difference when it is short (an index slip, a missing sum)
+            summary = f"{summary}; {free}" if len(summary) <= 160 else f"index: {free}"
         if "undefined symbol" in pv[2]:
             summary += "; " + pv[2].replace("ill-formed: ", "") + " (the line breaks off)"
         cex = _printed_counterexample(step, derived)
