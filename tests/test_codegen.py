@@ -290,3 +290,22 @@ def test_command(tmp_path, capsys):
     assert codegen_command.run(args) == 0
     assert os.path.getsize(tmp_path / "erf_numpy.py") > 0
     _ = importlib  # keep the import used by helpers above
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("name", ["relu", "erf"])
+def test_near_parallel_pairs_with_very_different_norms(name, backend):
+    """x' = s x (1 + 1e-8 noise) with s far from 1: e = x' - x is then not small, and
+    |x|^2 |e|^2 - (x.e)^2 cancels catastrophically (it gave relative errors ~1e6); the
+    kernels switch to unit vectors there."""
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=6)
+    X1 = np.array([1e6 * x, x, 1e-3 * x])
+    noise = 1 + 1e-8 * rng.normal(size=(3, 6))
+    X2 = np.array([1e-6 * x, 1e3 * x, -1e3 * x]) * noise
+    m = _module(name, backend)
+    for depth, b in [(2, 0.0), (4, 0.3), (9, 0.0)]:
+        K, T = m.nngp_ntk(X1, X2, depth, b, 1.0)
+        Kr, Tr = reference.kernel(name, X1, X2, depth=depth, bias_std=b, dps=50)
+        assert np.max(np.abs(K - Kr) / np.abs(Kr)) <= 1e-13
+        assert np.max(np.abs(T - Tr) / np.abs(Tr)) <= 1e-13

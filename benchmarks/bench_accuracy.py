@@ -1,0 +1,132 @@
+"""Accuracy of NNGP/NTK Gram matrices on adversarial inputs, against ntksym.reference.
+
+The set (issue 4): one random direction x in R^16 (seed 0) at norms
+1e-6, 1e-3, 1, 1e3, 1e6; for each norm s the pairs (s x, s x) (diagonal),
+(s x, s x (1 + 1e-8 noise)) (near-parallel) and (s x, -s x) (anti-parallel),
+every cross-norm pair between them, and (with bias_std > 0) the zero vector;
+depths 1 to 20; bias_std 0 and 0.5, weight_std 1. Both ``K(X1, X2)`` and the
+symmetric ``K(X2, X2)`` are checked. The referee is :func:`ntksym.reference.kernel`
+(mpmath, ``--dps`` digits, default 50), rounded to float64.
+
+Methods: ntksym's generated Numba and NumPy kernels, ntksym's ``"dual"`` backend
+(layer-by-layer NumPy evaluation of ntksym.dual), neural-tangents in float64
+and in float32 (inputs cast to float32), and the plain NumPy port of
+``bench_gram.plain_numpy``. Printed: the maximum relative error over all entries
+and depths, per activation / method / NNGP-NTK.
+
+Usage::
+
+    python benchmarks/bench_accuracy.py                   # relu, erf; depths 1..20
+    python benchmarks/bench_accuracy.py --depths 1 5 10   # faster
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from bench_gram import nt_kernel_fn, plain_numpy  # noqa: E402
+
+NORMS = (1e-6, 1e-3, 1.0, 1e3, 1e6)
+
+
+def adversarial_inputs(zero: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``(X1, X2)``: X1 the base points, X2 their twins, near-twins and opposites."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(16)
+    X1 = [s * x for s in NORMS]
+    X2 = []
+    for s in NORMS:
+        X2 += [s * x, s * x * (1 + 1e-8 * rng.standard_normal(16)), -s * x]
+    if zero:
+        X1.append(np.zeros(16))
+        X2.append(np.zeros(16))
+    return np.array(X1), np.array(X2)
+
+
+def _methods(act: str, depth: int, b: float):  # noqa: ANN202
+    import ntksym
+
+    def nt(dtype):  # noqa: ANN001, ANN202
+        def f(X1, X2):  # noqa: ANN001, ANN202
+            import jax
+
+            jax.config.update("jax_enable_x64", dtype == np.float64)
+            fn = nt_kernel_fn(act, depth, b, 1.0)
+            k = fn(jax.numpy.asarray(X1.astype(dtype)), None if X2 is None else
+                   jax.numpy.asarray(X2.astype(dtype)), ("nngp", "ntk"))  # fmt: skip
+            assert k.ntk.dtype == dtype, k.ntk.dtype
+            return np.asarray(k.nngp, dtype=np.float64), np.asarray(k.ntk, dtype=np.float64)
+
+        return f
+
+    def ours(backend):  # noqa: ANN001, ANN202
+        k = ntksym.kernel(act, depth, b, 1.0, backend=backend)
+        return lambda X1, X2: tuple(k(X1, X2, get=("nngp", "ntk")))
+
+    return {
+        "ntksym numba": ours("numba"),
+        "ntksym numpy": ours("numpy"),
+        "ntksym dual": ours("dual"),
+        "neural-tangents f64": nt(np.float64),
+        "neural-tangents f32": nt(np.float32),
+        "plain numpy f64": lambda X1, X2: plain_numpy(X1, X2, act, depth, b, 1.0),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the accuracy comparison and print a markdown table."""
+    from ntksym import reference
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--acts", nargs="+", default=["relu", "erf"])
+    p.add_argument("--depths", nargs="+", type=int, default=list(range(1, 21)))
+    p.add_argument("--dps", type=int, default=50)
+    a = p.parse_args(argv)
+    t0 = time.time()
+    worst: dict[tuple[str, str, str], tuple[float, str]] = {}
+    for act in a.acts:
+        for b in (0.0, 0.5):
+            X1, X2 = adversarial_inputs(zero=b > 0)
+            for depth in a.depths:
+                for pair in ((X1, X2), (X2, None)):
+                    ref = reference.kernel(act, *pair, depth=depth, bias_std=b, dps=a.dps)
+                    for name, f in _methods(act, depth, b).items():
+                        with np.errstate(all="ignore"):
+                            try:
+                                got = f(*pair)
+                            except Exception as exc:  # noqa: BLE001 - reported in the table
+                                got = (np.full_like(ref[0], np.nan),) * 2
+                                print(f"# {name} {act} depth {depth}: {exc}", file=sys.stderr)
+                            for what, g, r in zip(("nngp", "ntk"), got, ref, strict=True):
+                                err = np.abs(g - r) / np.abs(r)
+                                err = np.where(r == 0, np.abs(g), err)
+                                e = float(np.max(np.where(np.isnan(err), np.inf, err)))
+                                key = (act, name, what)
+                                if e > worst.get(key, (-1.0, ""))[0]:
+                                    where = np.unravel_index(np.argmax(err), err.shape)
+                                    sym = "K(X2,X2)" if pair[1] is None else "K(X1,X2)"
+                                    worst[key] = (e, f"depth {depth}, b {b}, {sym}{where}")
+    print(f"# reference: ntksym.reference at dps={a.dps}; depths {a.depths}; "
+          f"{time.time() - t0:.0f} s")  # fmt: skip
+    print("| activation | method | NNGP max rel err | NTK max rel err | worst NTK case |")
+    print("|---|---|---|---|---|")
+    for act in a.acts:
+        for name in _methods(act, 1, 0.0):
+            n, t = worst[(act, name, "nngp")], worst[(act, name, "ntk")]
+            print(f"| {act} | {name} | {n[0]:.1e} | {t[0]:.1e} | {t[1]} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

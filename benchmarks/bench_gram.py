@@ -1,0 +1,275 @@
+"""Speed of NNGP+NTK Gram matrices K(X, X): ntksym's generated kernels against peers.
+
+Methods, all computing both the NNGP and the NTK of the same network on the same
+inputs (X: N x d standard normal, seed 0; bias_std 0.1, weight_std 1.0):
+
+* ``numba``  - the generated fused Numba kernel (``generated/<act>_numba.py``);
+* ``numpy``  - the generated vectorised NumPy kernel;
+* ``plain``  - a layer-by-layer NumPy implementation as a user would write it
+  (:func:`plain_numpy` below: arccos / arcsin of a clipped correlation);
+* ``nt``     - neural-tangents ``stax`` kernel_fn, ``jax.jit``-compiled, float64
+  (``jax_enable_x64``); the compile time is reported separately;
+* ``blas``   - the bare BLAS product ``X @ X.T``, the floor.
+
+Every (method, activation, depth, N, threads) runs in a fresh subprocess pinned
+to ``threads`` cores (``os.sched_setaffinity``) with the thread-count variables
+set (OMP/OPENBLAS/MKL/NUMBA_NUM_THREADS, XLA intra-op threads), so first-call
+times include imports and compilation (or Numba's cache load), and the peak
+memory is the subprocess's ``ru_maxrss`` (tracemalloc cannot see Numba/BLAS/XLA
+buffers); ``(peak-base)/out`` divides its rise above the resident size just before
+the first call (interpreter, libraries, inputs) by the bytes of the outputs.
+``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE`` are removed from the workers'
+environment so OpenBLAS picks its kernel for the actual CPU; the kernel
+threadpoolctl reports is printed.
+
+Usage::
+
+    python benchmarks/bench_gram.py                    # reduced sweep
+    python benchmarks/bench_gram.py --full             # relu, erf; depth 2 5 10; N 1000..8000
+    python benchmarks/bench_gram.py --n 8000 --depths 10 --acts relu --threads 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+METHODS = ("numba", "numpy", "plain", "nt", "blas")
+D = 256
+BIAS_STD, WEIGHT_STD = 0.1, 1.0
+
+
+# ----------------------------------------------------------------------------- plain NumPy
+def plain_numpy(X, X2, act, depth, bias_std, weight_std):  # noqa: ANN001, ANN201
+    """NNGP and NTK layer by layer, the textbook way (Cho & Saul 2009; Williams 1997).
+
+    No care for rounding: rho = S12 / sqrt(S11 S22) is clipped to [-1, 1] and fed to
+    arccos (ReLU), and erf's determinant is formed by subtraction.
+    """
+    import numpy as np
+
+    Y = X if X2 is None else X2
+    w2, b2 = weight_std**2, bias_std**2
+    d = X.shape[1]
+    S = w2 * (X @ Y.T) / d + b2
+    s1 = w2 * np.einsum("ij,ij->i", X, X) / d + b2
+    s2 = w2 * np.einsum("ij,ij->i", Y, Y) / d + b2
+    T = S.copy()
+    for _ in range(depth - 1):
+        if act == "relu":
+            norm = np.sqrt(np.outer(s1, s2))
+            rho = np.clip(S / norm, -1.0, 1.0)
+            theta = np.arccos(rho)
+            E = norm * (np.sin(theta) + (np.pi - theta) * rho) / (2 * np.pi)
+            Edot = (np.pi - theta) / (2 * np.pi)
+            s1, s2 = w2 * s1 / 2 + b2, w2 * s2 / 2 + b2
+        elif act == "erf":
+            q = np.outer(1 + 2 * s1, 1 + 2 * s2)
+            E = 2 / np.pi * np.arcsin(np.clip(2 * S / np.sqrt(q), -1.0, 1.0))
+            Edot = 4 / np.pi / np.sqrt(q - 4 * S * S)
+            s1 = w2 * 2 / np.pi * np.arcsin(2 * s1 / (1 + 2 * s1)) + b2
+            s2 = w2 * 2 / np.pi * np.arcsin(2 * s2 / (1 + 2 * s2)) + b2
+        else:
+            raise ValueError(act)
+        S = w2 * E + b2
+        T = T * (w2 * Edot) + S
+    return S, T
+
+
+def nt_kernel_fn(act, depth, bias_std, weight_std):  # noqa: ANN001, ANN201
+    """neural-tangents kernel_fn of the same network (NTK parameterization)."""
+    from neural_tangents import stax
+
+    a = {"relu": stax.Relu, "erf": stax.Erf}[act]
+    layers = []
+    for _ in range(depth - 1):
+        layers += [stax.Dense(512, W_std=weight_std, b_std=bias_std, parameterization="ntk"), a()]
+    layers.append(stax.Dense(1, W_std=weight_std, b_std=bias_std, parameterization="ntk"))
+    return stax.serial(*layers)[2]
+
+
+# ----------------------------------------------------------------------------- worker
+def _rss_kib() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def worker(method: str, act: str, depth: int, n: int, threads: int, repeat: int) -> dict:
+    """Run one configuration in this (fresh) process; returns a result record."""
+    import resource
+
+    t_start = time.perf_counter()
+    import numpy as np
+
+    sys.path.insert(0, str(REPO))
+    X = np.random.default_rng(0).standard_normal((n, D))
+    info = {}
+    try:
+        import threadpoolctl
+
+        info = {
+            f"{p['internal_api']}": f"{p.get('architecture')} x{p['num_threads']}"
+            for p in threadpoolctl.threadpool_info()
+        }
+    except ImportError:
+        pass
+
+    if method in ("numba", "numpy"):
+
+        def setup():  # noqa: ANN202
+            from ntksym.codegen import load
+
+            mod = load(act, method)
+            if method == "numba":
+                import numba
+
+                numba.set_num_threads(threads)
+            return lambda: mod.nngp_ntk(X, None, depth, BIAS_STD, WEIGHT_STD)
+    elif method == "plain":
+
+        def setup():  # noqa: ANN202
+            return lambda: plain_numpy(X, None, act, depth, BIAS_STD, WEIGHT_STD)
+    elif method == "nt":
+
+        def setup():  # noqa: ANN202
+            import jax
+
+            jax.config.update("jax_enable_x64", True)
+            fn = jax.jit(nt_kernel_fn(act, depth, BIAS_STD, WEIGHT_STD), static_argnames="get")
+            Xj = jax.numpy.asarray(X)
+
+            def call():  # noqa: ANN202
+                k = fn(Xj, None, get=("nngp", "ntk"))
+                return np.asarray(k.nngp.block_until_ready()), np.asarray(k.ntk)
+
+            return call
+    elif method == "blas":
+
+        def setup():  # noqa: ANN202
+            return lambda: (X @ X.T,)
+    else:
+        raise ValueError(method)
+
+    rss0 = _rss_kib()
+    t0 = time.perf_counter()
+    call = setup()
+    out = call()
+    first = time.perf_counter() - t0
+    sample = [o[:16, :16].tolist() for o in out]
+    del out
+    walls, cpus = [], []
+    for _ in range(repeat):
+        c0, w0 = time.process_time(), time.perf_counter()
+        out = call()
+        walls.append(time.perf_counter() - w0)
+        cpus.append(time.process_time() - c0)
+        del out
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "method": method, "act": act, "depth": depth, "n": n, "threads": threads,
+        "first": first, "wall": min(walls), "cpu": min(cpus), "peak_kib": peak,
+        "base_kib": rss0, "out_bytes": 8 * n * n * (1 if method == "blas" else 2),
+        "blas": info, "sample": sample, "total": time.perf_counter() - t_start,
+    }  # fmt: skip
+
+
+# ----------------------------------------------------------------------------- driver
+def run_one(method: str, act: str, depth: int, n: int, threads: int, repeat: int) -> dict:
+    """One configuration in a subprocess pinned to ``threads`` cores."""
+    drop = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    for k in ("OMP", "OPENBLAS", "MKL", "NUMBA"):
+        env[f"{k}_NUM_THREADS"] = str(threads)
+    env["XLA_FLAGS"] = (
+        f"--xla_cpu_multi_thread_eigen={'true' if threads > 1 else 'false'} "
+        f"intra_op_parallelism_threads={threads}"
+    )
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    args = [sys.executable, __file__, "--worker", method, act, str(depth), str(n), str(threads)]
+    args.append(str(repeat))
+    cores = sorted(os.sched_getaffinity(0))[:threads]
+    proc = subprocess.run(
+        args, env=env, capture_output=True, text=True, check=False,
+        preexec_fn=lambda: os.sched_setaffinity(0, cores),
+    )  # fmt: skip
+    for line in proc.stdout.splitlines():
+        if line.startswith("{"):
+            return json.loads(line)
+    return {"method": method, "act": act, "depth": depth, "n": n, "threads": threads,
+            "error": proc.stderr.strip().splitlines()[-1:] or ["no output"]}  # fmt: skip
+
+
+def _rel(a: list, b: list) -> float:
+    import numpy as np
+
+    a, b = np.asarray(a), np.asarray(b)
+    return float(np.max(np.abs(a - b) / np.abs(b)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse options, run the sweep, print a markdown table and write JSON."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--full", action="store_true", help="relu, erf; depth 2 5 10; N 1000..8000")
+    p.add_argument("--acts", nargs="+", default=["relu", "erf"])
+    p.add_argument("--depths", nargs="+", type=int, default=[2, 10])
+    p.add_argument("--n", nargs="+", type=int, default=[1000, 4000])
+    p.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    p.add_argument("--repeat", type=int, default=2, help="timed calls after the first")
+    p.add_argument("--json", default=None, help="also write the records here")
+    a = p.parse_args(argv)
+    if a.full:
+        a.depths, a.n = [2, 5, 10], [1000, 2000, 4000, 8000]
+    print(f"# load average before: {os.getloadavg()}", flush=True)
+    print("| act | depth | N | thr | method | wall s | cpu s | vs nt | vs floor | first s |"
+          " peak MiB | (peak-base)/out | max rel diff vs numba |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    records = []
+    for act in a.acts:
+        for depth in a.depths:
+            for n in a.n:
+                for th in a.threads:
+                    rs = {m: run_one(m, act, depth, n, th, a.repeat if n < 8000 else 1)
+                          for m in a.methods}  # fmt: skip
+                    records += list(rs.values())
+                    for m, r in rs.items():
+                        if "error" in r:
+                            print(f"| {act} | {depth} | {n} | {th} | {m} | error: {r['error']} |")
+                            continue
+                        nt = rs.get("nt", {}).get("wall")
+                        fl = rs.get("blas", {}).get("wall")
+                        ref = rs.get("numba", {}).get("sample")
+                        diff = (
+                            max(_rel(x, y) for x, y in zip(r["sample"], ref, strict=False))
+                            if ref and m != "blas" else math.nan
+                        )  # fmt: skip
+                        peak = r["peak_kib"] / 1024
+                        rise = (r["peak_kib"] - r["base_kib"]) * 1024 / r["out_bytes"]
+                        print(
+                            f"| {act} | {depth} | {n} | {th} | {m} | {r['wall']:.3f} | "
+                            f"{r['cpu']:.3f} | {nt / r['wall'] if nt else math.nan:.1f}x | "
+                            f"{r['wall'] / fl if fl else math.nan:.1f}x | {r['first']:.2f} | "
+                            f"{peak:.0f} | {rise:.2f} | "
+                            f"{diff:.1e} |",
+                            flush=True,
+                        )
+    blas = next((r["blas"] for r in records if r.get("blas")), {})
+    print(f"# BLAS in workers (threadpoolctl): {blas}; load average after: {os.getloadavg()}")
+    if a.json:
+        Path(a.json).write_text(json.dumps(records, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        m, act, depth, n, th, rep = sys.argv[2:8]
+        print(json.dumps(worker(m, act, int(depth), int(n), int(th), int(rep))))
+        sys.exit(0)
+    sys.exit(main())
