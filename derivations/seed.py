@@ -3,7 +3,8 @@
 Every ``printed`` statement below is transcribed as printed in
 ``seed/ntk_derivation_notes.txt``, slips included; each ``derive`` produces the statement
 from (1)-(4) and earlier steps with the registered rules. The engine compares the two.
-Matrix displays are transcribed by their first, k-th and last rows.
+Column displays are transcribed by their first, k-th and last rows; the matrix lines
+of (6) as printed (two of them show a single row).
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from ntksym.derive.symbols import (
     width,
     x,
 )
+from ntksym.derive.tangent import AllParams
 
 k, kp, i, ip, j = (index(s) for s in ("k", "k'", "i", "i'", "j"))
 n0, n1, nl, nl1 = width(0), width(1), width(l), width(l + 1)
@@ -338,19 +340,19 @@ def _dF(prime: bool, row: sp.Expr) -> sp.Expr:
     return _d(alpha_t(L, prime)[row], theta)
 
 
-P5 = sp.Eq(Theta(L), PSum(Outer(Grad(L, False), Grad(L, True))))
+P5 = sp.Eq(Theta(L), AllParams(Outer(Grad(L, False), Grad(L, True))))
 P6 = [
-    PSum(Outer(Grad(L, False), Grad(L, True))),
-    PSum(Outer(Tr(Vec(_dF(False, k), sp.Tuple(k, 1, nL))),
+    AllParams(Outer(Grad(L, False), Grad(L, True))),
+    AllParams(Outer(Tr(Vec(_dF(False, k), sp.Tuple(k, 1, nL))),
                Tr(Vec(_dF(True, k), sp.Tuple(k, 1, nL))))),
-    Member(PSum(Vec(_dF(False, 1) * _dF(True, kp), sp.Tuple(kp, 1, nL))), nL, nL),
-    Member(PSum(Vec(_dF(False, nL) * _dF(True, kp), sp.Tuple(kp, 1, nL))), nL, nL),
+    Member(AllParams(Vec(_dF(False, 1) * _dF(True, kp), sp.Tuple(kp, 1, nL))), nL, nL),
+    Member(AllParams(Vec(_dF(False, nL) * _dF(True, kp), sp.Tuple(kp, 1, nL))), nL, nL),
 ]
 
 
 def d5(env: dict) -> sp.Basic:
     # (5) read at the pair (x, x'); the outer product written out entry by entry
-    return sp.Eq(Theta(L), rule("outer_product", PSum(Outer(Grad(L, False), Grad(L, True))),
+    return sp.Eq(Theta(L), rule("outer_product", AllParams(Outer(Grad(L, False), Grad(L, True))),
                                 C6))
 
 

@@ -28,7 +28,14 @@ from sympy.printing.latex import LatexPrinter
 from ntksym.derive.rules import Context, RuleError, rule
 from ntksym.derive.symbols import NAMES, PSum, alpha_t, latex, theta, width, width_layer
 
-__all__ = ["Vec", "Tr", "Grad", "Outer", "Mat", "Member", "has_matrix", "exact_matrix"]
+__all__ = ["AllParams", "Vec", "Tr", "Grad", "Outer", "Mat", "Member", "has_matrix", "exact_matrix"]
+
+
+class AllParams(PSum):
+    """``sum_{p=1}^{P} expr``: the sum over every parameter of the network (5)-(6)."""
+
+    def _latex(self, printer: LatexPrinter) -> str:
+        return r"\sum_{p=1}^{P}" + printer.parenthesize(self.args[0], 1000)
 
 
 class Vec(sp.Expr):
@@ -160,7 +167,7 @@ def outer_product(expr: sp.Expr, ctx: Context) -> sp.Expr:
     def psum_in(ps: PSum) -> sp.Expr:
         inner = ps.args[0]
         if isinstance(inner, Mat):
-            return Mat(PSum(inner.args[0]), *inner.args[1:])
+            return Mat(ps.func(inner.args[0]), *inner.args[1:])
         return ps
 
     return out.replace(lambda t: isinstance(t, PSum), psum_in)
