@@ -23,8 +23,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--widths", default="64,128,256,512,1024", help="comma-separated hidden widths"
     )
-    parser.add_argument("--inputs", type=int, default=4, help="number of random inputs")
-    parser.add_argument("--features", type=int, default=5, help="input dimension n0")
+    parser.add_argument("--inputs", type=int, default=20, help="number of random inputs")
+    parser.add_argument("--features", type=int, default=10, help="input dimension n0")
     parser.add_argument("--samples", type=int, default=24, help="networks per width")
     parser.add_argument("--seed", type=int, default=0)
 
