@@ -124,9 +124,15 @@ def worker(method: str, act: str, depth: int, n: int, threads: int, repeat: int)
     if method in ("numba", "numpy"):
 
         def setup():  # noqa: ANN202
-            from ntksym.codegen import load
+            # import the committed module as a user would (no SymPy; Numba's disk cache,
+            # shared with ntksym.codegen.load, which uses the same module name)
+            import importlib.util
 
-            mod = load(act, method)
+            path = REPO / "generated" / f"{act}_{method}.py"
+            spec = importlib.util.spec_from_file_location(f"{act}_{method}", path)
+            mod = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = mod
+            spec.loader.exec_module(mod)
             if method == "numba":
                 import numba
 

@@ -160,12 +160,14 @@ def _import(path: Path) -> types.ModuleType:
     path = path.resolve()
     if path in _LOADED:
         return _LOADED[path]
-    name = f"ntksym_generated.{path.stem}"
+    # The plain file stem, as ``import relu_numba`` from generated/ would name it: Numba's
+    # disk cache pickles references to the module by name, so every importer of the same
+    # file must use the same name to share the cache.
+    name = path.stem
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:  # pragma: no cover - defensive
         raise InputError(f"cannot import generated module {path}")
     module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("ntksym_generated", types.ModuleType("ntksym_generated"))
     # Numba's on-disk cache re-imports the module by name: register it first.
     sys.modules[name] = module
     try:
