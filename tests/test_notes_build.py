@@ -17,6 +17,24 @@ pytestmark = pytest.mark.slow  # builds the notes (~40 s with the PDF)
 HAVE_TEX = shutil.which("pdflatex") is not None
 
 
+def _outside_math(tex: str) -> str:
+    """``tex`` without its inline mathematics (``$...$`` and ``\\fitinline{...}``)."""
+    out, n = [], 0
+    while n < len(tex):
+        if tex.startswith("\\fitinline{", n):
+            depth, n = 0, n + len("\\fitinline")
+            while True:
+                depth += {"{": 1, "}": -1}.get(tex[n], 0)
+                n += 1
+                if depth == 0:
+                    break
+            out.append(" ")
+        else:
+            out.append(tex[n])
+            n += 1
+    return re.sub(r"\$[^$]*\$", " ", "".join(out))
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, request):
     root = request.config.rootpath
@@ -40,6 +58,15 @@ def test_tex_markdown_and_figures_are_written(built):
     # SymPy's default spellings never leak into the notes
     for bad in ("dsigma", "operatorname", "Subs(", "\\begin{cases}", "{f}_{k}", "j_{"):
         assert bad not in tex, bad
+    # the engine's ASCII formulas were turned into mathematics, not typeset verbatim
+    for bad in ("\\textasciicircum", "\\textasciitilde", "\\textgreater", "\\textless",
+                "alpha~", "Sigma~", "->", "chi2", "+-", "s_{0}", "\\left(u \\right)"):
+        assert bad not in tex, bad
+    for line in _outside_math(tex).splitlines():
+        if line.startswith(("{\\small\\raggedright", "{\\raggedright Rule:")):
+            assert "^(" not in line and " oo" not in line and "_{" not in line, line
+    for bad in ("alpha~", "->", "chi2", "s_{0}", "\\textasciicircum"):
+        assert bad not in re.sub(r"\$[^$]*\$", " ", md.split("\n", 1)[1]), bad  # not the <!-- -->
     # the dual-kernel certification really ran and agrees to 30 digits
     for r in built.context["duals"]:
         assert r.worst_nngp < 1e-25 and (r.worst_ntk is None or r.worst_ntk < 1e-25)

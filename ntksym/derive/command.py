@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -17,7 +18,7 @@ from pathlib import Path
 from ntksym.derive.core import Derivation, StepResult
 from ntksym.errors import InputError
 
-__all__ = ["configure", "run", "load_derivation", "default_paths"]
+__all__ = ["configure", "run", "load_derivation", "default_paths", "plain_text"]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -63,6 +64,35 @@ def load_derivation(path: Path) -> Derivation:
     return deriv
 
 
+_PLAIN_MACROS = (
+    (r"\\tilde\{?\\(\w+)\}?", r"\1~"),
+    (r"\\dot\{?\\(\w+)\}?", r"\1'"),
+    (r"\\frac\{\\partial\}\{\\partial ([^{}]*)\}", r"d/d\1 "),
+    (r"\\(?:left|right|bigl|bigr)(?=[()\[\]|.])", ""),
+    (r"\\(?:dots|ldots|cdots)", "..."),
+    (r"\\mathbb\{(\w)\}", r"\1"),
+    (r"\\times", "x"),
+    (r"\\(?:,|;|quad|qquad)", " "),
+    (r"\\(\w+)", r"\1"),
+)
+
+
+def plain_text(text: str) -> str:
+    r"""The engine's human text for a terminal: ``$...$`` LaTeX made readable ASCII.
+
+    >>> plain_text(r"index: $\tilde{\alpha}_{k}^{(l)}(x)$ printed")
+    'index: alpha~_{k}^{(l)}(x) printed'
+    """
+
+    def one(m: re.Match[str]) -> str:
+        s = m.group(1)
+        for pattern, repl in _PLAIN_MACROS:
+            s = re.sub(pattern, repl, s)
+        return " ".join(s.split())
+
+    return re.sub(r"\$([^$]+)\$", one, text)
+
+
 def _short(tex: str, width: int = 38) -> str:
     s = " ".join(tex.split())
     return s if len(s) <= width else s[: width - 1] + "…"
@@ -77,9 +107,9 @@ def _table(name: str, results: list[StepResult]) -> str:
             f"{r.method:<28} {r.verdict:<9} {r.seconds:6.2f}"
         )
         if r.verdict == "misprint":
-            lines.append(f"       -> {r.explanation or r.detail}")
+            lines.append(f"       -> {plain_text(r.explanation or r.detail)}")
         elif r.verdict == "failed":
-            lines.append(f"       -> {r.detail}")
+            lines.append(f"       -> {plain_text(r.detail)}")
     return "\n".join(lines)
 
 

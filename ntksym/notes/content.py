@@ -7,6 +7,7 @@ except the mathematics, which is LaTeX from :class:`~ntksym.notes.printer.NotesP
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -18,6 +19,7 @@ import sympy as sp
 from ntksym.derive import Derivation, ForAll, StepResult, Tends
 from ntksym.derive.rules import RULES
 from ntksym.notes.printer import notes_latex, statement_members
+from ntksym.notes.prose import prose_math
 
 __all__ = [
     "StepView",
@@ -104,13 +106,14 @@ class StepView:
         verdict: ``verified``, ``misprint``, ``failed`` or ``assumed``.
         method: how it was checked (a key of :data:`METHOD_TEXT`).
         method_text: the method in words.
-        rule: the rule's name; rule_text: its one-line description.
+        rule: the rule's name; rule_text: its one-line description (text with ``$...$``
+            math, see :func:`ntksym.notes.prose.prose_math`).
         printed: display lines of the statement as printed (empty if none).
         derived: display lines of the statement as derived.
         same: whether printed and derived print identically.
         differing: pairs ``(printed member, derived member)`` that differ.
         detail: the engine's one-line explanation (text with ``$...$`` math).
-        note: the engine's note on gaps in the argument (plain text).
+        note: the engine's note on gaps in the argument (text with ``$...$`` math).
         seconds: time spent checking.
     """
 
@@ -135,7 +138,8 @@ class DerivationView:
     """A checked derivation as the notes show it.
 
     Attributes:
-        name: short name; title: one-line title; hypotheses: stated assumptions.
+        name: short name; title: one-line title; hypotheses: stated assumptions (text
+            with ``$...$`` math).
         steps: the :class:`StepView` rows in order.
         counts: number of steps by verdict (every verdict present, zeros included).
         seconds: wall-clock time of the check; quick: whether the quick subset ran.
@@ -162,7 +166,17 @@ def _rule_text(rule: str) -> str:
         return "stated hypothesis"
     fn = RULES.get(rule)
     doc = (fn.__doc__ or "").strip().splitlines() if fn is not None else []
-    return doc[0].strip().rstrip(".") if doc else rule.replace("_", " ")
+    return prose_math(doc[0].strip().rstrip(".") if doc else rule.replace("_", " "))
+
+
+def _sum_indices(lines: Sequence[str]) -> list[str]:
+    """Summation indices of displayed lines, in order (to name the engine's ``s_{0}``)."""
+    found: list[str] = []
+    for line in lines:
+        for v in re.findall(r"\\sum_\{([a-z])=", line):
+            if v not in found:
+                found.append(v)
+    return found
 
 
 def _view(deriv: Derivation, r: StepResult) -> StepView:
@@ -193,8 +207,8 @@ def _view(deriv: Derivation, r: StepResult) -> StepView:
         derived=derived,
         same=printed == derived,
         differing=differing,
-        detail=r.detail,
-        note=r.note,
+        detail=prose_math(r.detail, prefer=_sum_indices(printed + derived)),
+        note=prose_math(r.note),
         seconds=r.seconds,
     )
 
@@ -218,7 +232,7 @@ def derivation_view(deriv: Derivation, *, quick: bool = False, progress: Any = N
     return DerivationView(
         name=deriv.name,
         title=deriv.title,
-        hypotheses=list(deriv.hypotheses),
+        hypotheses=[prose_math(h) for h in deriv.hypotheses],
         steps=[_view(deriv, r) for r in results],
         counts={v: counts.get(v, 0) for v in ("verified", "misprint", "failed", "assumed")},
         seconds=seconds,
@@ -306,7 +320,7 @@ def dual_table(
                 name=act.name,
                 sigma=notes_latex(expr.xreplace({u: sp.Symbol("u")})),
                 method=maps.method,
-                source=maps.source,
+                source=prose_math(maps.source),
                 derived=maps.derived,
                 has_ntk=has_ntk,
                 worst_nngp=_worst(act, False, covariances, dps),

@@ -55,6 +55,11 @@ def _is_range_condition(cond: sp.Basic) -> bool:
     return False
 
 
+def _minmax_args(expr: sp.Basic) -> list[sp.Basic]:
+    """Arguments of Max/Min with numbers first, as one writes max(0, u)."""
+    return sorted(expr.args, key=lambda a: (not a.is_number, sp.default_sort_key(a)))
+
+
 def statement_members(stmt: sp.Basic) -> list[sp.Basic]:
     """The members ``a, b, c, ...`` of a statement ``a = b = c`` (or ``a -> b``).
 
@@ -140,7 +145,32 @@ class NotesPrinter(LatexPrinter):
 
     # ------------------------------------------------------------------ functions
     def _apply(self, name: str, args: str, exp: str | None) -> str:
-        tex = rf"{name}\left({args}\right)"
+        # plain parentheses around plain arguments (sin(u), max(0, u)); sized ones otherwise
+        if re.fullmatch(r"[A-Za-z0-9 ,.'\-]+", args):
+            tex = rf"{name}({args})"
+        else:
+            tex = rf"{name}\left({args}\right)"
+        return tex if exp is None else rf"{tex}^{{{exp}}}"
+
+    def _print_TrigonometricFunction(self, expr: sp.Function, exp: str | None = None) -> str:
+        name = expr.func.__name__
+        if name in ("sin", "cos", "tan", "sinh", "cosh", "tanh") and len(expr.args) == 1:
+            head = "\\" + name + ("" if exp is None else f"^{{{exp}}}")  # \cos^{2}(u)
+            return self._apply(head, self._print(expr.args[0]), None)
+        return super()._print_Function(expr, exp)
+
+    # SymPy's printer dispatches functions on their own class name only
+    _print_sin = _print_cos = _print_tan = _print_TrigonometricFunction
+    _print_sinh = _print_cosh = _print_tanh = _print_TrigonometricFunction
+
+    def _print_Max(self, expr: sp.Max, exp: str | None = None) -> str:
+        return self._apply(r"\max", ", ".join(self._print(a) for a in _minmax_args(expr)), exp)
+
+    def _print_Min(self, expr: sp.Min, exp: str | None = None) -> str:
+        return self._apply(r"\min", ", ".join(self._print(a) for a in _minmax_args(expr)), exp)
+
+    def _print_Abs(self, expr: sp.Abs, exp: str | None = None) -> str:
+        tex = rf"\lvert {self._print(expr.args[0])}\rvert"
         return tex if exp is None else rf"{tex}^{{{exp}}}"
 
     def _print_Function(self, expr: sp.Function, exp: str | None = None) -> str:
