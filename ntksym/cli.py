@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "converge": ("ntksym.empirical_command", "finite-width NTK converging to the limit"),
     "notes": ("ntksym.notes.command", "LaTeX/PDF/Markdown teaching notes from the verified derivation"),  # noqa: E501
     "gram": ("ntksym.gram_command", "NNGP/NTK Gram matrix of .npy files, in bounded memory"),
+    "train": ("ntksym.train_command", "trained finite networks vs the infinite-width prediction"),
 }
 
 
