@@ -15,6 +15,11 @@ out or return wrong values for these integrals). The rules are:
   function with a quadratic term, differentiated in alpha and beta.
 * :func:`price_integrate` -- Price's theorem: the nngp map is the integral in
   s12 of the derivative map, from s12 = 0 where u and v are independent.
+* :func:`arcsine_ansatz_integrate` -- antiderivatives in s12 of expressions in
+  ``sqrt(c - s12**2)`` and ``asin(s12/sqrt(c))`` by an ansatz with unknown
+  coefficients, solved as a linear system and checked exactly.
+* :func:`price_twice` -- Price's theorem applied twice, from the MGF form of
+  sigma'' (GELU).
 
 All results are expressions in the symbols ``s11, s12, s22`` (and, where
 asked, ``det`` standing for ``s11*s22 - s12**2``).
@@ -39,6 +44,12 @@ __all__ = [
     "exp_quadratic_terms",
     "exp_quadratic_expectation",
     "price_integrate",
+    "ROOT",
+    "ASIN",
+    "gaussian_expectation_1d",
+    "arcsine_ansatz_integrate",
+    "arcsine_functions",
+    "price_twice",
 ]
 
 S11 = sp.Symbol("s11", positive=True)
@@ -256,3 +267,165 @@ def price_integrate(derivative_map: sp.Expr, at_zero: sp.Expr) -> sp.Expr:
     if isinstance(res, sp.Integral) or res.has(sp.Integral):
         raise RuntimeError("SymPy could not integrate the derivative map over s12")
     return sp.simplify(at_zero + res)
+
+
+# --------------------------------------------------------------------------- ansatz
+#: Stands for sqrt(c - s12**2) in :func:`arcsine_ansatz_integrate`.
+ROOT = sp.Symbol("root", positive=True)
+#: Stands for asin(s12 / sqrt(c)) in :func:`arcsine_ansatz_integrate`.
+ASIN = sp.Symbol("asin", real=True)
+
+_VAR = sp.Symbol("s", positive=True)
+
+
+def gaussian_expectation_1d(f: sp.Expr, variance: sp.Expr) -> sp.Expr:
+    """E[f(u)] for u ~ N(0, variance), by SymPy's one-dimensional ``integrate``.
+
+    Args:
+        f: Expression in :data:`u`.
+        variance: A positive symbol or expression.
+
+    Raises:
+        RuntimeError: SymPy left the integral unevaluated.
+    """
+    dens = sp.exp(-(u**2) / (2 * _VAR)) / sp.sqrt(2 * sp.pi * _VAR)
+    res = sp.integrate(sp.expand(f * dens), (u, -sp.oo, sp.oo), conds="none")
+    if isinstance(res, sp.Integral) or res.has(sp.Integral):
+        raise RuntimeError(f"SymPy could not integrate E[{f}] over the Gaussian")
+    return sp.simplify(res.subs(_VAR, variance))
+
+
+def _d_ds12(expr: sp.Expr) -> sp.Expr:
+    """d/ds12 with ROOT = sqrt(c - s12^2) and ASIN = asin(s12/sqrt(c)) as functions of s12.
+
+    d ROOT/ds12 = -s12/ROOT and d ASIN/ds12 = 1/ROOT, whatever c is.
+    """
+    return sp.diff(expr, S12) + (sp.diff(expr, ASIN) - S12 * sp.diff(expr, ROOT)) / ROOT
+
+
+def _reduced_numerator(expr: sp.Expr, c: sp.Expr) -> sp.Expr:
+    """Numerator of ``expr`` with ROOT**2 replaced by c - s12**2 (degree <= 1 in ROOT)."""
+    num, _ = sp.fraction(sp.together(expr))
+    num = sp.expand(num)
+    if num.has(ROOT):
+        rel = sp.Poly(ROOT**2 - (c - S12**2), ROOT)
+        num = sp.expand(sp.Poly(num, ROOT).rem(rel).as_expr())
+    return num
+
+
+def arcsine_ansatz_integrate(
+    integrand: sp.Expr,
+    c: sp.Expr,
+    *,
+    root_powers: tuple[int, ...],
+    asin_degree: int = 1,
+    poly_degree: int = 2,
+) -> sp.Expr:
+    """An antiderivative in s12 by an ansatz with unknown coefficients.
+
+    The integrand is an expression in :data:`S12`, :data:`ROOT` (standing for
+    ``sqrt(c - s12**2)``) and :data:`ASIN` (``asin(s12/sqrt(c))``), with c free
+    of s12. The ansatz is
+
+        F = sum_{j in {0,1}, k in root_powers} a_jk s12^j ROOT^k
+            + sum_{j <= asin_degree} b_j s12^j ASIN + sum_{1 <= j <= poly_degree} p_j s12^j
+
+    (``s12^2 = c - ROOT^2`` makes higher powers of s12 next to ROOT redundant).
+    dF/ds12 - integrand, brought over one denominator with ROOT^2 reduced, is
+    a polynomial in s12, ROOT, ASIN whose coefficients are linear in the
+    unknowns; they must all vanish. The solution is then checked exactly: the
+    reduced numerator of dF/ds12 - integrand must expand to 0.
+
+    Args:
+        integrand: Expression in S12, ROOT, ASIN and symbols free of s12.
+        c: The constant under the root.
+        root_powers: Powers k of ROOT in the ansatz (odd integers).
+        asin_degree: Highest power of s12 multiplying ASIN.
+        poly_degree: Highest power of s12 in the polynomial part.
+
+    Returns:
+        F in S12, ROOT, ASIN, with F's constant of integration left to the caller.
+
+    Raises:
+        RuntimeError: The ansatz has no solution, or the check fails.
+    """
+    basis = [S12**j * ROOT**k for j in (0, 1) for k in root_powers]
+    basis += [S12**j * ASIN for j in range(asin_degree + 1)]
+    basis += [S12**j for j in range(1, poly_degree + 1)]
+    coeffs = sp.symbols(f"a0:{len(basis)}")
+    ansatz = sum((a * b for a, b in zip(coeffs, basis, strict=True)), sp.Integer(0))
+    num = _reduced_numerator(_d_ds12(ansatz) - integrand, c)
+    equations = sp.Poly(num, S12, ROOT, ASIN).coeffs()
+    solutions = sp.linsolve(equations, coeffs)
+    if not solutions:
+        raise RuntimeError("the arcsine ansatz has no solution for this integrand")
+    (solution,) = solutions
+    free = {a: 0 for a in coeffs}  # an underdetermined part only shifts the constant
+    values = {a: sp.factor(v.subs(free)) for a, v in zip(coeffs, solution, strict=True)}
+    result = ansatz.subs(values)
+    if _reduced_numerator(_d_ds12(result) - integrand, c) != 0:
+        raise RuntimeError("the arcsine ansatz solution does not differentiate back")
+    return result
+
+
+def arcsine_functions(expr: sp.Expr, c: sp.Expr) -> sp.Expr:
+    """Replace ROOT and ASIN by ``sqrt(c - s12**2)`` and ``asin(s12/sqrt(c))``."""
+    return expr.subs({ROOT: sp.sqrt(c - S12**2), ASIN: sp.asin(S12 / sp.sqrt(c))})
+
+
+def _at_zero(expr: sp.Expr, c: sp.Expr) -> sp.Expr:
+    """An expression in S12, ROOT, ASIN at s12 = 0 (ROOT = sqrt(c), ASIN = 0)."""
+    return expr.subs({ROOT: sp.sqrt(c), ASIN: 0}).subs(S12, 0)
+
+
+def price_twice(
+    sigma: sp.Expr, first: sp.Expr, second: sp.Expr
+) -> tuple[sp.Expr, sp.Expr, sp.Expr] | None:
+    """Both dual maps from sigma'' by Price's theorem applied twice.
+
+    Price's theorem (d/ds12 E[f(u) g(v)] = E[f'(u) g'(v)]) gives
+
+        E[sigma' sigma'](s12) = E[sigma'(u)] E[sigma'(v)] + int_0^s12 E[sigma'' sigma''] dt,
+        E[sigma sigma](s12) = E[sigma(u)] E[sigma(v)] + int_0^s12 E[sigma' sigma'] dt,
+
+    where the values at s12 = 0 factorise (u, v independent) into 1-D Gaussian
+    expectations. This works when sigma'' is a sum of ``u**j exp(-u**2/2)``
+    terms (the Gaussian MGF gives E[sigma'' sigma''] as a rational function of
+    s12 and ``sqrt(c - s12**2)`` with c = (1+s11)(1+s22)); both integrals are
+    done by :func:`arcsine_ansatz_integrate`.
+
+    Args:
+        sigma: The activation in :data:`u`.
+        first: sigma'.
+        second: sigma''.
+
+    Returns:
+        ``(nngp, ntk, c)`` in S11, S12, S22, ROOT, ASIN, or None when sigma''
+        is not of that form.
+    """
+    terms = exp_quadratic_terms(second)
+    if not terms or any(alpha != 0 or p != 1 for _, _, alpha, p in terms):
+        return None
+    c = (1 + S11) * (1 + S22)
+    inner = exp_quadratic_expectation(second, second, with_det=True)
+    if inner is None:
+        return None
+    # With p = q = 1 the MGF's determinant is 1 + s11 + s22 + det = c - s12**2 = ROOT**2.
+    inner = sp.simplify(inner.subs(DET, ROOT**2 - (c - S11 * S22)))
+    if not inner.is_rational_function(S12, ROOT):
+        return None
+    deepest = max(sp.Poly(sp.denom(inner), ROOT).degree(), 1)
+    odd = tuple(range(-deepest + 2, 2, 2))
+    m1, m0 = gaussian_expectation_1d(first, _VAR), gaussian_expectation_1d(sigma, _VAR)
+    e1 = {var: m1.subs(_VAR, var) for var in (S11, S22)}
+    e0 = {var: m0.subs(_VAR, var) for var in (S11, S22)}
+    f1 = arcsine_ansatz_integrate(inner, c, root_powers=odd, asin_degree=0, poly_degree=0)
+    ntk = e1[S11] * e1[S22] + f1 - _at_zero(f1, c)
+    f2 = arcsine_ansatz_integrate(ntk, c, root_powers=odd, asin_degree=1, poly_degree=2)
+    nngp = e0[S11] * e0[S22] + f2 - _at_zero(f2, c)
+    return _collected(nngp), _collected(ntk), c
+
+
+def _collected(expr: sp.Expr) -> sp.Expr:
+    """A sum of simple terms: expanded, collected in ASIN and ROOT, coefficients factored."""
+    return sp.collect(sp.expand(sp.together(expr)), [ASIN, ROOT], sp.factor)

@@ -28,6 +28,9 @@ polynomials        Isserlis (1918) / Wick pairings
 exp, sin, cos,     Gaussian moment generating function (e.g. Rahimi &
 gaussian           Recht 2007 for sin/cos)
 erf                Williams (1997), "Computing with infinite networks"
+gelu               Price's theorem twice from sigma'' = (2 - u^2) phi(u) and
+                   an arcsine ansatz; published counterpart: Tsuchida,
+                   Pearce, van der Heide, Roosta & Gallagher (AAAI 2021)
 =================  =========================================================
 
 Measured accuracy (``tests/test_dual.py``; covariances with variances 1e-8..1e8
@@ -88,6 +91,11 @@ _MGF = (
     "for large-scale kernel machines, NIPS 2007"
 )
 _WILLIAMS = "C. K. I. Williams, Computing with infinite networks, NIPS 1997"
+_TSUCHIDA = (
+    "R. Tsuchida, T. Pearce, C. van der Heide, F. Roosta and M. Gallagher, Avoiding kernel "
+    "fixed points: computing with ELU and GELU infinite networks, AAAI 2021 (published "
+    "counterpart of the derived GELU kernel)"
+)
 _PRICE = (
     "R. Price, A useful theorem for nonlinear devices having Gaussian inputs, "
     "IRE Trans. Inf. Theory 4 (1958)"
@@ -133,6 +141,7 @@ _CLOSED_REGISTERED = (
     "erf",
     "exp",
     "gaussian",
+    "gelu",
     "identity",
     "leaky_relu",
     "monomial",
@@ -220,6 +229,8 @@ def _closed_form_cached(
         return _jump(act, sp.Integer(a), sp.Integer(b))
     if base == "erf":
         return _erf(act)
+    if base == "gelu":
+        return _gelu(act)
     if base in ("exp", "sin", "cos", "gaussian"):
         nngp = _d.exp_quadratic_expectation(act.expr, act.expr)
         ntk = _d.exp_quadratic_expectation(act.derivative, act.derivative)
@@ -306,6 +317,64 @@ def _erf(act: Activation) -> tuple[DualMaps, _NumericFn]:
         return (2 / np.pi) * np.arctan2(2 * s12, g), 4 / (np.pi * g)
 
     return maps, numeric
+
+
+def _gelu(act: Activation) -> tuple[DualMaps, _NumericFn]:
+    """GELU u Phi(u): Price's theorem twice from sigma'' = (2 - u^2) phi(u), arcsine ansatz.
+
+    With c = (1+s11)(1+s22), r = sqrt(c - s12^2) and A = asin(s12/sqrt c) the
+    derivation gives
+
+        E[sigma sigma]   = s12/4 + (s12 A + (s11 s22 - 1) r/c + 1/r) / (2 pi),
+        E[sigma' sigma'] = 1/4 + (A + s12 (2 + s11 + s22)/(c r) + s12/r^3) / (2 pi).
+    """
+    derived = _d.price_twice(act.expr, act.derivative, sp.diff(act.derivative, u))
+    if derived is None:  # pragma: no cover - the registry's gelu always fits
+        raise NoClosedFormError("GELU's second derivative is not of the Gaussian MGF form")
+    nngp_r, ntk_r, c = derived
+    maps = DualMaps(
+        act,
+        _d.arcsine_functions(nngp_r, c),
+        _d.arcsine_functions(ntk_r, c),
+        "derived: Price's theorem + ansatz integration",
+        f"{_TSUCHIDA}; {_PRICE}; {_MGF}",
+        True,
+    )
+    return maps, _gelu_numeric
+
+
+def _gelu_numeric(s11: Any, s12: Any, s22: Any, det: Any) -> tuple[Any, Any]:
+    """Stable float64 GELU maps (see :func:`_gelu` for the formulas).
+
+    r^2 = 1 + s11 + s22 + det (no cancellation), psi = pi/2 + asin(s12/sqrt c)
+    = arctan2(r, -s12) in [0, pi]. Times 2 pi the maps are
+
+        nngp: s12 psi + s11 s22 r/c + s12^2/(c r)              (all terms >= 0 for s12 >= 0)
+            = h(psi) - ((1+p)^2 - s12^2 + (1+p) det)/(c r)      (p = s11 + s22)
+        ntk:  psi + s12 ((2 + p)/(c r) + 1/r^3),
+
+    with h(psi) = sqrt(c) (sin psi - psi cos psi) = r + s12 psi >= 0 by the series of
+    :func:`_h` for small psi. For s12 < 0 the nngp form with the smaller sum of term
+    magnitudes is used: the second form avoids the cancellation of the first at
+    large variances near rho = -1, the first that of the second at small variances.
+    """
+    p = s11 + s22
+    a1, a2 = 1 + s11, 1 + s22
+    r = np.sqrt(1 + p + det)
+    sqrt_c = np.sqrt(a1) * np.sqrt(a2)
+    psi = np.arctan2(r, -s12)
+    two_pi = 2 * np.pi
+    # form 1: s12 psi + pos
+    pos = (s11 / a1) * (s22 / a2) * r + (s12 / a1) * (s12 / a2) / r
+    lin = s12 * psi
+    # form 2: h - neg
+    h = _h(psi, sqrt_c, r, -s12)
+    q = (1 + p) / (a1 * a2)
+    neg = q * ((1 + p) / r) - (s12 / a1) * (s12 / a2) / r + q * (det / r)
+    use_first = (s12 >= 0) | (np.abs(lin) + pos <= h + neg)
+    nngp = np.where(use_first, lin + pos, h - neg) / two_pi
+    ntk = (psi + s12 * ((2 + p) / (a1 * a2 * r) + 1 / (r * r * r))) / two_pi
+    return nngp, ntk
 
 
 def _lambdified(nngp: sp.Expr, ntk: sp.Expr) -> _NumericFn:

@@ -6,6 +6,9 @@ References (all independent of the SymPy derivations in ntksym._dual_derive):
   sign, monomials): ``ntksym.reference.dual_quadrature`` (whitened polar
   coordinates, exact radial integral, tanh-sinh angular quadrature; step/sign
   derivative maps are the Gaussian density at the origin by definition);
+* gelu: ``ntksym.reference.dual_quadrature`` (iterated 1-D tanh-sinh
+  quadrature), and the derivation's intermediate steps (E[sigma'' sigma''],
+  the boundary values at s12 = 0) against mpmath quadratures of their own;
 * erf and the Gaussian bump: 1-D tanh-sinh quadrature over z1 of
   sigma(u) * E[sigma(v) | z1], where the conditional expectation comes from a
   classical 1-D Gaussian convolution identity that is itself checked here by
@@ -52,6 +55,7 @@ ACTS = {
     "exp": get_activation("exp"),
     "sin": get_activation("sin"),
     "cos": get_activation("cos"),
+    "gelu": get_activation("gelu"),
 }
 HOMOGENEOUS = [
     "relu",
@@ -65,6 +69,7 @@ HOMOGENEOUS = [
 ]
 CONDITIONAL = ["erf", "gaussian"]
 HERMITE = ["exp", "sin", "cos", "poly"]
+QUADRATURE = ["gelu"]
 
 RHOS = [-1 + 1e-12, -0.7, 0.0, 0.3, 1 - 1e-12]
 WIDE_VARS = [(1.0, 1.0), (1e-8, 1e-8), (1e8, 1e8), (1e-8, 1e8), (2.5, 0.3)]
@@ -103,6 +108,7 @@ def closed_mp(name: str, c, derivative: bool = False):
 
 # --------------------------------------------------------------------------- references
 def ref_homogeneous(name, c, derivative):
+    """ntksym.reference.dual_quadrature at DPS + 10 digits (any activation it handles)."""
     from ntksym.reference import dual_quadrature
 
     with mp.workdps(DPS + 10):
@@ -198,7 +204,7 @@ def mp_function(name: str, derivative: bool):
 
 
 def reference(name, c, derivative):
-    if name in HOMOGENEOUS:
+    if name in HOMOGENEOUS or name in QUADRATURE:
         return ref_homogeneous(name, c, derivative)
     if name in CONDITIONAL:
         return ref_conditional(name, c, derivative)
@@ -360,6 +366,7 @@ QUICK = {
     "exp": [cov(0.5, 2.0, 1 - 1e-12)],
     "sin": [cov(1.0, 1.0, -0.7)],
     "cos": [cov(1.7, 0.9, 0.3)],
+    "gelu": [cov(1e8, 1e8, -1 + 1e-12)],
 }
 
 
@@ -426,7 +433,7 @@ def _f64_errors(name):
     return worst
 
 
-@pytest.mark.parametrize("name", ["relu", "erf", "sign"])
+@pytest.mark.parametrize("name", ["relu", "erf", "sign", "gelu"])
 def test_evaluate_float64_quick(name):
     _f64_errors(name)
 
@@ -601,7 +608,9 @@ def test_evaluate_falls_back_to_gauss_hermite():
     assert nngp == pytest.approx(float(dual.gauss_hermite(u**3 + u / 2 - 2, *c)), rel=1e-13)
 
 
-@pytest.mark.parametrize("name", ["relu", "leaky_relu(0.1)", "abs", "step", "sign", "erf"])
+@pytest.mark.parametrize(
+    "name", ["relu", "leaky_relu(0.1)", "abs", "step", "sign", "erf", "gelu"]
+)
 def test_zero_variance_matches_reference(name):
     for c in [(0.0, 0.0, 2.0), (3.0, 0.0, 0.0), (0.0, 0.0, 0.0)]:
         nngp, ntk = dual.evaluate(ACTS[name], *c)
@@ -612,3 +621,122 @@ def test_zero_variance_matches_reference(name):
         elif name != "erf":
             want = ref_homogeneous(name, c, True)
             assert abs(float(ntk) - float(want)) < 1e-15, (name, c, ntk, want)
+
+
+# --------------------------------------------------------------------------- gelu
+def _gelu_steps():
+    from ntksym import _dual_derive as d
+
+    act = ACTS["gelu"]
+    second = sp.diff(act.derivative, u)
+    inner = d.exp_quadratic_expectation(second, second)
+    return act, second, inner
+
+
+def test_gelu_second_derivative_and_mgf_step():
+    """sigma'' = (2 - u^2) phi(u); E[sigma'' sigma''] (MGF) against mpmath Gauss-Hermite."""
+    act, second, inner = _gelu_steps()
+    phi = sp.exp(-(u**2) / 2) / sp.sqrt(2 * sp.pi)
+    assert sp.simplify(second - (2 - u**2) * phi) == 0
+    # d ntk / d s12 is the MGF expectation, exactly
+    m = dual.closed_form("gelu")
+    assert sp.simplify(sp.diff(m.ntk, dual.S12) - inner) == 0
+    f = sp.lambdify(u, second, modules="mpmath")
+    g = sp.lambdify((dual.S11, dual.S12, dual.S22), inner, modules="mpmath")
+    for c in [(0.5, -0.6, 2.0)]:
+        lo, hi = ref_hermite(f, c, 60), ref_hermite(f, c, 90)
+        assert rel(lo, hi) < 1e-24  # the entire integrand: Gauss-Hermite converges fast
+        with mp.workdps(DPS + 10):
+            assert rel(g(*(mpf(x) for x in c)), hi) < 1e-23, c
+
+
+def test_gelu_boundary_values_by_1d_quadrature():
+    """At s12 = 0: nngp = E[sigma(u)] E[sigma(v)], ntk = E[sigma'(u)] E[sigma'(v)]."""
+    act = ACTS["gelu"]
+    m = dual.closed_form("gelu")
+    nngp0 = sp.lambdify((dual.S11, dual.S22), m.nngp.subs(dual.S12, 0), modules="mpmath")
+    ntk0 = sp.lambdify((dual.S11, dual.S22), m.ntk.subs(dual.S12, 0), modules="mpmath")
+    with mp.workdps(DPS + 10):
+
+        def mean(f, s):
+            val = mp.quad(lambda z: f(mp.sqrt(s) * z) * mp.exp(-z * z / 2), [-mp.inf, 0, mp.inf])
+            return val / mp.sqrt(2 * mp.pi)
+
+        for s1, s2 in [(mpf(1), mpf(2)), (mpf("1e-3"), mpf(30))]:
+            want = mean(act.mpmath, s1) * mean(act.mpmath, s2)
+            assert rel(nngp0(s1, s2), want) < 1e-30
+            want = mean(act.mpmath_derivative, s1) * mean(act.mpmath_derivative, s2)
+            assert rel(ntk0(s1, s2), want) < 1e-30
+
+
+def test_gelu_published_structure():
+    """The derived maps have the arcsine structure of Tsuchida et al. (AAAI 2021)."""
+    m = dual.closed_form("gelu")
+    assert m.derived and m.method == "derived: Price's theorem + ansatz integration"
+    assert "Tsuchida" in m.source and "2021" in m.source
+    s11, s12, s22 = dual.S11, dual.S12, dual.S22
+    asin = sp.asin(s12 / (sp.sqrt(s11 + 1) * sp.sqrt(s22 + 1)))
+    # linear in the arcsine: nngp = s12 asin / (2 pi) + (arcsine-free), ntk = asin/(2 pi) + ...
+    assert sp.simplify(m.nngp.coeff(asin) - s12 / (2 * sp.pi)) == 0
+    assert sp.simplify(m.ntk.coeff(asin) - 1 / (2 * sp.pi)) == 0
+    # large-variance limit: GELU tends to ReLU, so does its nngp map (scaled by s)
+    s, rho = sp.symbols("s rho", positive=True)
+    scaled = m.nngp.subs({s11: s, s22: s, s12: rho * s}) / s
+    relu = dual.closed_form("relu").nngp.subs({s11: 1, s22: 1, s12: rho})
+    lim = sp.limit(scaled.subs(rho, sp.Rational(1, 3)), s, sp.oo)
+    assert abs(sp.N(lim - relu.subs(rho, sp.Rational(1, 3)), 50)) < 1e-45
+
+
+def test_arcsine_ansatz_integrator():
+    from ntksym import _dual_derive as d
+
+    c = 1 + dual.S11
+    # int 1/root = asin; int asin = s12 asin + root; int s12/root^3 = 1/root
+    for integrand, want in [
+        (1 / d.ROOT, d.ASIN),
+        (d.ASIN, dual.S12 * d.ASIN + d.ROOT),
+        (dual.S12 / d.ROOT**3, 1 / d.ROOT),
+    ]:
+        got = d.arcsine_ansatz_integrate(integrand, c, root_powers=(-3, -1, 1))
+        assert sp.simplify(got - want) == 0, (integrand, got)
+        # and in function form, d/ds12 of the result is the integrand
+        fg = d.arcsine_functions(got, c)
+        fi = d.arcsine_functions(integrand, c)
+        assert sp.simplify(sp.diff(fg, dual.S12) - fi) == 0
+    # 1/(s12 root) integrates to a logarithm: outside the ansatz, refused
+    with pytest.raises(RuntimeError, match="no solution"):
+        d.arcsine_ansatz_integrate(1 / (dual.S12 * d.ROOT), c, root_powers=(-3, -1, 1))
+
+
+def _gelu_term_scale(c, derivative):
+    """Sum of |terms| of the SymPy closed form at c (mpmath): the scale of rounding."""
+    m = dual.closed_form("gelu")
+    expr = m.ntk if derivative else m.nngp
+    with mp.workdps(DPS):
+        vals = {dual.S11: mpf(c[0]), dual.S12: mpf(c[1]), dual.S22: mpf(c[2])}
+        return sum(abs(sp.N(t.subs(vals), 30)) for t in sp.Add.make_args(expr))
+
+
+def test_gelu_float64_random_covariances():
+    """evaluate() vs the 50-digit closed form on seeded random covariances.
+
+    Error relative to the value, or to the sum of the closed form's term magnitudes
+    where the map crosses zero (negative rho: inherent cancellation).
+    """
+    rng = np.random.default_rng(2021)
+    s11 = 10.0 ** rng.uniform(-8, 8, 60)
+    s22 = 10.0 ** rng.uniform(-8, 8, 60)
+    rho = np.concatenate([rng.uniform(-1, 1, 50), 1 - 10.0 ** -rng.uniform(6, 15, 5)])
+    rho = np.concatenate([rho, -1 + 10.0 ** -rng.uniform(6, 15, 5)])
+    s12 = rho * np.sqrt(s11) * np.sqrt(s22)
+    nngp, ntk = dual.evaluate("gelu", s11, s12, s22)
+    worst = 0.0
+    for i in range(len(s11)):
+        c = (float(s11[i]), float(s12[i]), float(s22[i]))
+        for derivative, got in ((False, nngp[i]), (True, ntk[i])):
+            want = closed_mp("gelu", c, derivative)
+            err = abs(mpf(float(got)) - want) / max(abs(want), mpf(0))
+            if err > 4e-15:
+                err = abs(mpf(float(got)) - want) / _gelu_term_scale(c, derivative)
+            assert err < 4e-15, (c, derivative, float(got), want)
+            worst = max(worst, float(err))
