@@ -240,7 +240,7 @@ def test_numpy_fallback_warns_once_without_numba(monkeypatch: pytest.MonkeyPatch
 @pytest.mark.slow  # the mpmath reference takes ~1 min here
 def test_tanh_quadrature_converges_for_large_variances() -> None:
     """Gauss-Hermite (degree 64) is off by ~0.8 (relative) here; the adaptive trapezoid is not."""
-    X = 3 * _inputs(3, d=3, seed=14)
+    X = 3 * _inputs(2, d=3, seed=14)
     k = ntksym.kernel("tanh", depth=3, bias_std=0.1, weight_std=2.0)
     got = k(X, get=("nngp", "ntk"))
     ref = reference.kernel("tanh", X, None, depth=3, bias_std=0.1, weight_std=2.0)
