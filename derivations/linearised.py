@@ -34,14 +34,16 @@ Th, y, f0, J, Jt, th, th0, K = sp.symbols(
     "Theta y f_0 J J^T theta theta_0 K", commutative=False
 )
 fX = sp.Function("f", commutative=False)
-tx = sp.Symbol("Theta_{xX}", commutative=False)
-f0x = sp.Symbol("f_0(x)", commutative=False)
+xs, Xs = sp.symbols("x X")
+tx = sp.Symbol(r"\Theta(x,X)", commutative=False)
+f0x = sp.Function("f_0", commutative=False)(xs)
+Id = sp.Symbol("I", commutative=False)
 A = sp.Symbol("A_t", commutative=False)
 At = sp.Symbol("A_t^T", commutative=False)
 Kxx = sp.Symbol("K_{xx}", commutative=False)
 KxX = sp.Symbol("K_{xX}", commutative=False)
 KXx = sp.Symbol("K_{Xx}", commutative=False)
-Ith = sp.Symbol("Theta^{-1}", commutative=False)
+Ith = Th**-1
 E = sp.exp(-eta * Th * t)
 ft = fX(t)
 
@@ -206,7 +208,7 @@ def d4(env: dict) -> Verdict:
 
 # ---------------------------------------------------------------- (5) test points
 P5 = sp.Eq(sp.Function("f", commutative=False)(sp.Symbol("x"), t),
-           f0x + tx * Ith * (1 - E) * (y - f0), evaluate=False)
+           f0x + tx * Ith * (Id - E) * (y - f0), evaluate=False)
 
 
 def d5(env: dict) -> Verdict:
@@ -241,7 +243,7 @@ def d5(env: dict) -> Verdict:
 # ---------------------------------------------------------------- (6) mean and covariance
 P6 = sp.Tuple(
     sp.Eq(sp.Function("E", commutative=False)(sp.Function("f", commutative=False)(
-        sp.Symbol("x"), t)), tx * Ith * (1 - E) * y, evaluate=False),
+        sp.Symbol("x"), t)), tx * Ith * (Id - E) * y, evaluate=False),
     sp.Eq(sp.Function("Cov", commutative=False)(sp.Symbol("x"), sp.Symbol("x'")),
           Kxx + At * K * A - (At * KXx + KxX * A), evaluate=False),
 )
@@ -256,7 +258,7 @@ def d6(env: dict) -> Verdict:
     a = sp.Symbol("f0_x", real=True)
     fx = sp.Matrix([[a]]) + sp.Matrix([[p, q]]) * inv * (sp.eye(2) - expo) * (yv - f0v)
     mean = fx.subs({a: 0, f0v[0]: 0, f0v[1]: 0})  # E f_0 = 0 and f_t is affine in f_0
-    checks.append(("E f_t(x) = Theta(x,X) Theta^-1 (I - e^{-eta Theta t}) y (linearity)",
+    checks.append(("E f_t(x) = Theta(x,X) Theta^-1 (I - exp(-eta Theta t)) y (linearity)",
                    _zero(mean - sp.Matrix([[p, q]]) * inv * (sp.eye(2) - expo) * yv)))
     ntk, nngp, yn, _ = _random_problem()
     n, lr = len(yn), 0.7
@@ -291,7 +293,7 @@ def d7(env: dict) -> Verdict:
     theta, expo, inv, (l1, l2) = _rotation_kernel()
     atoms = {e: sp.limit(e, t, sp.oo) for e in expo.atoms(sp.exp)}
     lim = expo.xreplace(atoms)
-    checks = [("e^{-eta Theta t} -> 0 for Theta positive definite (lambda_1, lambda_2 > 0)",
+    checks = [("exp(-eta Theta t) -> 0 for Theta positive definite (lambda_1, lambda_2 > 0)",
                _zero(lim))]
     checks.append(("Theta Theta^-1 = I, so f_inf(X) = f_0 + (y - f_0) = y",
                    _zero(theta * inv - sp.eye(2))))
@@ -311,7 +313,7 @@ DERIVATION = Derivation(
         Step("5", P5, "algebra", uses=("3", "4"), derive=d5,
              note="df(x)/dt = -eta Theta(x, X)(f(X) - y), integrated from 0 to t"),
         Step("6", P6, "algebra", uses=("5",), derive=d6,
-             note="f_0 ~ N(0, K) (NNGP); A_t = Theta^-1 (I - e^{-eta Theta t}) Theta(X, x)"),
+             note="f_0 ~ N(0, K) (NNGP); A_t = Theta^-1 (I - exp(-eta Theta t)) Theta(X, x)"),
         Step("7", P7, "algebra", uses=("5",), derive=d7,
              note="requires Theta(X, X) positive definite"),
     ),

@@ -337,15 +337,15 @@ def plot_study(study: WidthStudy, out_dir: str | Path) -> list[Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
-    t = np.maximum(study.times, 0.5)
+    t = study.times[1:]  # log time axis: from the first step on
     cmap = plt.get_cmap("viridis")
     for i, n in enumerate(study.widths):
         c = cmap(i / max(1, len(study.widths) - 1) * 0.85)
-        m, s = study.loss_mean[i], study.loss_std[i]
+        m, s = study.loss_mean[i, 1:], study.loss_std[i, 1:]
         ax.plot(t, m, color=c, lw=1.2, label=f"width {n}")
         ax.fill_between(t, np.maximum(m - s, 1e-12), m + s, color=c, alpha=0.15, lw=0)
-    ax.plot(t, study.loss_infinite, "k--", lw=1.6, label=r"infinite width, $E[\mathcal{L}_t]$")
-    ax.plot(t, study.loss_infinite_mean, "k:", lw=1.2, label=r"loss of the mean $\mu_t$")
+    ax.plot(t, study.loss_infinite[1:], "k--", lw=1.6, label=r"infinite width, $E[\mathcal{L}_t]$")
+    ax.plot(t, study.loss_infinite_mean[1:], "k:", lw=1.2, label=r"loss of the mean $\mu_t$")
     ax.set(xscale="log", yscale="log", xlabel=r"training time $t$ (steps of size $\eta$)",
            ylabel=r"training loss $\frac{1}{2}\|f_t(X)-Y\|^2$",
            title=f"{study.activation}, depth {study.depth}, {study.n_seeds} seeds per width")
