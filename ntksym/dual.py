@@ -38,7 +38,11 @@ and rho in {-1+1e-12, -0.7, 0, 0.3, 0.5, 1-1e-12, exactly +-1}): the SymPy
 closed forms agree with independent mpmath quadratures to better than 1e-37
 relative at 40 digits; :func:`evaluate` agrees with them to at most 4.3e-16
 relative in float64 (for leaky ReLU, whose maps cross zero, relative to the
-sum of the magnitudes of the two terms). 64-point :func:`gauss_hermite` is
+sum of the magnitudes of the two terms). GELU: closed form vs
+``reference.dual_quadrature`` within 3.3e-33 at 40 digits (variances to 1e4, and 1e8 near
+rho = +-1, where the reference is fast enough); float64 within 1.2e-15 on the grid and 4e-15
+of the value or of the terms' magnitudes (near the zero crossing) on random covariances.
+64-point :func:`gauss_hermite` is
 within ~5e-9 for tanh/sigmoid/softplus/silu at variances <= 2, but only 6.9e-5
 for the tanh derivative map at variance 2 with rho near 1 (poles of sech^2 at
 u = i pi/2 limit the convergence): raise ``degree`` for such inputs.
