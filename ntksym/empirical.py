@@ -39,6 +39,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ntksym._checks import nonnegative_std, real_matrix
 from ntksym.activations import Activation, get_activation
 from ntksym.errors import ActivationError, InputError
 
@@ -80,15 +81,6 @@ def _check_widths(widths: Any) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _check_std(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise InputError(f"{name} must be a finite real number >= 0, got {value!r}")
-    v = float(value)
-    if not math.isfinite(v) or v < 0:
-        raise InputError(f"{name} must be a finite real number >= 0, got {value!r}")
-    return v
-
-
 def _check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
@@ -97,30 +89,7 @@ def _check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
 
 def _check_inputs(X: Any, n0: int, name: str = "X") -> np.ndarray:
     """Return ``X`` as a C-contiguous float64 array of shape (N, n0), or raise InputError."""
-    try:
-        arr = np.asarray(X)
-    except Exception as exc:  # ragged lists and the like
-        raise InputError(f"{name} must be a 2-D array of real numbers: {exc}") from None
-    if arr.dtype.kind not in "iuf":
-        raise InputError(
-            f"{name} must hold real numbers (integer or float dtype), got dtype {arr.dtype}"
-        )
-    if arr.ndim != 2:
-        raise InputError(
-            f"{name} must be 2-D with shape (N, n0) = (N, {n0}), got shape {arr.shape}"
-        )
-    if arr.shape[0] < 1:
-        raise InputError(f"{name} has no rows (shape {arr.shape}); give at least one example")
-    if arr.shape[1] != n0:
-        raise InputError(
-            f"{name} has {arr.shape[1]} features per example but the network's input width "
-            f"n0 is {n0}"
-        )
-    arr = np.ascontiguousarray(arr, dtype=np.float64)
-    if not np.all(np.isfinite(arr)):
-        bad = int(np.count_nonzero(~np.isfinite(arr)))
-        raise InputError(f"{name} contains {bad} non-finite value(s) (NaN or inf)")
-    return arr
+    return real_matrix(X, name, n_features=n0)
 
 
 def _check_seed(seed: Any) -> np.random.Generator:
@@ -202,8 +171,8 @@ class Network:
     ) -> None:
         self.widths = _check_widths(widths)
         self.activation = _resolve_activation(activation)
-        self.bias_std = _check_std("bias_std", bias_std)
-        self.weight_std = _check_std("weight_std", weight_std)
+        self.bias_std = nonnegative_std("bias_std", bias_std)
+        self.weight_std = nonnegative_std("weight_std", weight_std)
         rng = _check_seed(seed)
         self.weights: list[np.ndarray] = []
         self.biases: list[np.ndarray] = []

@@ -46,6 +46,7 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
+from ntksym._checks import nonnegative_std, real_matrix
 from ntksym.activations import Activation, get_activation
 from ntksym.errors import InputError
 
@@ -74,15 +75,6 @@ def _check_depth(depth: Any) -> int:
     return int(depth)
 
 
-def _check_std(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise InputError(f"{name} must be a real number >= 0, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value) or value < 0:
-        raise InputError(f"{name} must be finite and >= 0, got {value!r}")
-    return value
-
-
 def validate_inputs(X1: Any, X2: Any = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Check Gram-matrix inputs and return them as float64 arrays.
 
@@ -97,34 +89,7 @@ def validate_inputs(X1: Any, X2: Any = None) -> tuple[np.ndarray, np.ndarray | N
         InputError: Not 2-D, empty, not a real dtype, not finite, or the
             feature dimensions differ.
     """
-    out = []
-    for name, X in (("X1", X1), ("X2", X2)):
-        if X is None:
-            out.append(None)
-            continue
-        arr = np.asarray(X)
-        if arr.dtype == object or not (
-            np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
-        ):
-            raise InputError(
-                f"{name} must hold real numbers (a float or integer dtype), got dtype {arr.dtype}"
-            )
-        if arr.ndim != 2:
-            raise InputError(
-                f"{name} must be 2-D with shape (n_inputs, n_features), got shape {arr.shape}"
-            )
-        if arr.shape[0] == 0 or arr.shape[1] == 0:
-            raise InputError(
-                f"{name} must have at least one input and one feature, got {arr.shape}"
-            )
-        arr = np.ascontiguousarray(arr, dtype=np.float64)
-        if not np.all(np.isfinite(arr)):
-            bad = np.argwhere(~np.isfinite(arr))[0]
-            raise InputError(
-                f"{name} contains NaN or infinity (first at row {bad[0]}, column {bad[1]}); "
-                "inputs must be finite"
-            )
-        out.append(arr)
+    out = [None if X is None else real_matrix(X, name) for name, X in (("X1", X1), ("X2", X2))]
     if out[1] is not None and out[0].shape[1] != out[1].shape[1]:
         raise InputError(
             f"X1 and X2 must have the same number of features, got {out[0].shape[1]} and "
@@ -537,8 +502,8 @@ def kernel(
     return Kernel(
         activation=act,
         depth=_check_depth(depth),
-        bias_std=_check_std("bias_std", bias_std),
-        weight_std=_check_std("weight_std", weight_std),
+        bias_std=nonnegative_std("bias_std", bias_std),
+        weight_std=nonnegative_std("weight_std", weight_std),
         degree=None if degree is None else int(degree),
         backend=backend,
     )

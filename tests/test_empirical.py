@@ -203,12 +203,12 @@ def test_bad_activation():
     "X, match",
     [
         (np.ones(3), "2-D"),
-        (np.ones((2, 4)), "input width"),
-        (np.array([[1.0, np.nan, 0.0]]), "non-finite"),
-        (np.array([[1.0, np.inf, 0.0]]), "non-finite"),
+        (np.ones((2, 4)), "4 features per input, but 3 are expected"),
+        (np.array([[1.0, np.nan, 0.0]]), "NaN or infinity .first at row 0, column 1"),
+        (np.array([[1.0, np.inf, 0.0]]), "NaN or infinity"),
         (np.ones((2, 3), dtype=complex), "real numbers"),
         (np.array([["a", "b", "c"]]), "real numbers"),
-        (np.ones((0, 3)), "no rows"),
+        (np.ones((0, 3)), "at least one input"),
     ],
 )
 def test_bad_inputs(X, match):
