@@ -6,6 +6,10 @@ suit the generated code:
 * :class:`NumbaPrinter` (scalar code for ``numba.njit``): SymPy's
   ``PythonCodePrinter`` already prints ``min(1, max(-1, x))`` and ``math.acos``,
   which Numba compiles; ``Max``/``Min`` of two arguments stay nested built-ins.
+* :class:`NumbaLoopPrinter` (the layer map of the Numba kernel, called in a loop
+  over the columns that LLVM vectorises): no branches, so ``Piecewise`` becomes
+  ``_sel(cond, a, b)`` (both sides evaluated, then a select), ``Max``/``Min``
+  become ``_max``/``_min`` and ``atan2`` the module's own branch-free ``_atan2``.
 * :class:`NumpyKernelPrinter` (vectorised code): ``NumPyPrinter`` prints
   ``Max``/``Min`` as ``functools.reduce(numpy.maximum, ...)``; here they become nested
   ``numpy.maximum``/``numpy.minimum`` calls, and ``erf`` (absent from NumPy) calls
@@ -20,7 +24,7 @@ import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.pycode import PythonCodePrinter
 
-__all__ = ["NumbaPrinter", "NumpyKernelPrinter", "printer_for"]
+__all__ = ["NumbaLoopPrinter", "NumbaPrinter", "NumpyKernelPrinter", "printer_for"]
 
 
 class NumbaPrinter(PythonCodePrinter):
@@ -40,6 +44,30 @@ class NumbaPrinter(PythonCodePrinter):
 
     def _print_Float(self, expr: Any) -> str:
         return repr(float(expr))
+
+
+class NumbaLoopPrinter(NumbaPrinter):
+    """Branch-free scalar code: selects instead of conditional expressions."""
+
+    def _print_Max(self, expr: Any) -> str:
+        return self._nested("_max", expr.args)
+
+    def _print_Min(self, expr: Any) -> str:
+        return self._nested("_min", expr.args)
+
+    def _print_atan2(self, expr: Any) -> str:
+        return f"_atan2({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+
+    def _print_Piecewise(self, expr: Any) -> str:
+        # The last condition of a Piecewise built by ntksym is always True.
+        out = None
+        for value, cond in reversed(expr.args):
+            v = self._print(value)
+            if out is None:
+                out = v if cond == sp.true else f"_sel({self._print(cond)}, {v}, math.nan)"
+            else:
+                out = f"_sel({self._print(cond)}, {v}, {out})"
+        return out
 
 
 class NumpyKernelPrinter(NumPyPrinter):
@@ -77,8 +105,10 @@ class NumpyKernelPrinter(NumPyPrinter):
 
 
 def printer_for(backend: str) -> PythonCodePrinter:
-    """A fresh printer for ``backend`` (``"numba"`` or ``"numpy"``)."""
+    """A fresh printer for ``backend`` (``"numba"``, ``"numba_loop"`` or ``"numpy"``)."""
     settings = {"fully_qualified_modules": True, "standard": "python3"}
+    if backend == "numba_loop":
+        return NumbaLoopPrinter(settings)
     if backend == "numba":
         return NumbaPrinter(settings)
     return NumpyKernelPrinter(settings)

@@ -116,7 +116,8 @@ def _check_backend(backend: str) -> str:
 def render_spec(spec: KernelSpec, backend: str) -> RenderSpec:
     """Turn a kernel spec into the template's view of it (cse and printing done here)."""
     _check_backend(backend)
-    pr = printer_for(backend)
+    # The closed-form layer map of the Numba kernel runs in a vectorised column loop.
+    pr = printer_for("numba_loop" if backend == "numba" and spec.kind != "quadrature" else backend)
     intermediate: list[tuple[str, str]] = []
     nngp_code = ntk_code = det_code = diag_code = act_code = dact_code = ""
     if spec.kind != "quadrature":
