@@ -9,7 +9,10 @@ inputs (X: N x d standard normal, seed 0; bias_std 0.1, weight_std 1.0):
   (:func:`plain_numpy` below: arccos / arcsin of a clipped correlation);
 * ``nt``     - neural-tangents ``stax`` kernel_fn, ``jax.jit``-compiled, float64
   (``jax_enable_x64``); the compile time is reported separately;
-* ``blas``   - the bare BLAS product ``X @ X.T``, the floor.
+* ``blas``   - the bare BLAS product ``X @ X.T``, the floor;
+* ``numba_ref`` - the generated Numba module of an older revision (``--ref-rev``,
+  default: the last per-entry kernel, before the column loop was vectorised),
+  extracted with ``git show`` into a temporary directory, for before/after runs.
 
 Every (method, activation, depth, N, threads) runs in a fresh subprocess pinned
 to ``threads`` cores (``os.sched_setaffinity``) with the thread-count variables
@@ -37,11 +40,14 @@ import math
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-METHODS = ("numba", "numpy", "plain", "nt", "blas")
+METHODS = ("numba", "numpy", "plain", "nt", "blas", "numba_ref")
+#: The last commit whose Numba kernel ran the depth recursion per entry (scalar).
+REF_REV = "dfd9db7"
 D = 256
 BIAS_STD, WEIGHT_STD = 0.1, 1.0
 
@@ -121,7 +127,7 @@ def worker(method: str, act: str, depth: int, n: int, threads: int, repeat: int)
     except ImportError:
         pass
 
-    if method in ("numba", "numpy"):
+    if method in ("numba", "numpy", "numba_ref"):
 
         def setup():  # noqa: ANN202
             # import the committed module as a user would (no SymPy; Numba's disk cache,
@@ -129,11 +135,13 @@ def worker(method: str, act: str, depth: int, n: int, threads: int, repeat: int)
             import importlib.util
 
             path = REPO / "generated" / f"{act}_{method}.py"
+            if method == "numba_ref":
+                path = Path(os.environ["NTKSYM_BENCH_REF_DIR"]) / f"{act}_numba_ref.py"
             spec = importlib.util.spec_from_file_location(f"{act}_{method}", path)
             mod = importlib.util.module_from_spec(spec)
             sys.modules[spec.name] = mod
             spec.loader.exec_module(mod)
-            if method == "numba":
+            if method != "numpy":
                 import numba
 
                 numba.set_num_threads(threads)
@@ -227,10 +235,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--depths", nargs="+", type=int, default=[2, 10])
     p.add_argument("--n", nargs="+", type=int, default=[1000, 4000])
     p.add_argument("--threads", nargs="+", type=int, default=[1, 2])
-    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    p.add_argument("--methods", nargs="+", default=list(METHODS[:5]), choices=METHODS)
     p.add_argument("--repeat", type=int, default=2, help="timed calls after the first")
     p.add_argument("--json", default=None, help="also write the records here")
+    p.add_argument("--ref-rev", default=REF_REV, help="git revision for numba_ref")
     a = p.parse_args(argv)
+    if "numba_ref" in a.methods:
+        ref_dir = Path(tempfile.gettempdir()) / f"ntksym_bench_ref_{a.ref_rev}"
+        ref_dir.mkdir(exist_ok=True)
+        for act in a.acts:
+            src = subprocess.run(
+                ["git", "-C", str(REPO), "show", f"{a.ref_rev}:generated/{act}_numba.py"],
+                capture_output=True, text=True, check=True,
+            ).stdout  # fmt: skip
+            (ref_dir / f"{act}_numba_ref.py").write_text(src)
+        os.environ["NTKSYM_BENCH_REF_DIR"] = str(ref_dir)
+        print(f"# numba_ref: generated/<act>_numba.py at {a.ref_rev}", flush=True)
     if a.full:
         a.depths, a.n = [2, 5, 10], [1000, 2000, 4000, 8000]
     print(f"# load average before: {os.getloadavg()}", flush=True)
