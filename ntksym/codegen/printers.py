@@ -9,7 +9,8 @@ suit the generated code:
 * :class:`NumbaLoopPrinter` (the layer map of the Numba kernel, called in a loop
   over the columns that LLVM vectorises): no branches, so ``Piecewise`` becomes
   ``_sel(cond, a, b)`` (both sides evaluated, then a select), ``Max``/``Min``
-  become ``_max``/``_min`` and ``atan2`` the module's own branch-free ``_atan2``.
+  become ``_max``/``_min`` and ``atan2`` (and ``atan``) the module's own branch-free
+  ``_atan2``.
 * :class:`NumpyKernelPrinter` (vectorised code): ``NumPyPrinter`` prints
   ``Max``/``Min`` as ``functools.reduce(numpy.maximum, ...)``; here they become nested
   ``numpy.maximum``/``numpy.minimum`` calls, and ``erf`` (absent from NumPy) calls
@@ -57,6 +58,9 @@ class NumbaLoopPrinter(NumbaPrinter):
 
     def _print_atan2(self, expr: Any) -> str:
         return f"_atan2({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+
+    def _print_atan(self, expr: Any) -> str:
+        return f"_atan2({self._print(expr.args[0])}, 1.0)"
 
     def _print_Piecewise(self, expr: Any) -> str:
         # The last condition of a Piecewise built by ntksym is always True.
