@@ -68,6 +68,8 @@ _PLAIN_MACROS = (
     (r"\\tilde\{?\\(\w+)\}?", r"\1~"),
     (r"\\dot\{?\\(\w+)\}?", r"\1'"),
     (r"\\frac\{\\partial\}\{\\partial ([^{}]*)\}", r"d/d\1 "),
+    (r"\\frac\{([^{}]*)\}\{([^{}]*)\}", r"(\1)/(\2)"),
+    (r"\\sqrt\{([^{}]*)\}", r"sqrt(\1)"),
     (r"\\(?:left|right|bigl|bigr)(?=[()\[\]|.])", ""),
     (r"\\(?:dots|ldots|cdots)", "..."),
     (r"\\mathbb\{(\w)\}", r"\1"),
@@ -103,7 +105,7 @@ def _table(name: str, results: list[StepResult]) -> str:
     lines = [f"== {name}", head, "-" * len(head)]
     for r in results:
         lines.append(
-            f"{r.label:<6} {_short(r.printed or r.derived):<38} {r.rule:<20} "
+            f"{r.label:<6} {_short(plain_text(f'${r.printed or r.derived}$')):<38} {r.rule:<20} "
             f"{r.method:<28} {r.verdict:<9} {r.seconds:6.2f}"
         )
         if r.verdict == "misprint":
