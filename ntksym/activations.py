@@ -216,7 +216,11 @@ def _finite_number(name: str, value: Any) -> sp.Expr:
         raise ActivationError(f"{name} must be a real number, got {value!r}")
     if not math.isfinite(float(value)):
         raise ActivationError(f"{name} must be finite, got {value!r}")
-    return sp.nsimplify(value, rational=True) if isinstance(value, float) else sp.sympify(value)
+    if isinstance(value, sp.Number):
+        return value
+    if isinstance(value, (int, np.integer)):
+        return sp.Integer(int(value))
+    return sp.Rational(float(value)).limit_denominator(10**12)
 
 
 def _leaky_relu(slope: Any = 0.01) -> Activation:

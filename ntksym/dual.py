@@ -227,7 +227,7 @@ def _closed_form_cached(
         a, b = _PIECEWISE_LINEAR.get(base, (1, None))
         if base == "leaky_relu":
             b = act.expr.coeff(sp.Min(0, u))
-        return _piecewise_linear(act, sp.Integer(a), sp.sympify(b))
+        return _piecewise_linear(act, sp.Integer(a), sp.Integer(b) if isinstance(b, int) else b)
     if base in _JUMPS:
         a, b = _JUMPS[base]
         return _jump(act, sp.Integer(a), sp.Integer(b))
