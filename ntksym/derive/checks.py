@@ -35,6 +35,7 @@ from ntksym.derive.symbols import (
     Tends,
     _make,
     alpha_t,
+    as_expr,
     latex,
     theta,
     width_layer,
@@ -93,7 +94,7 @@ def _rename(expr: sp.Expr, depth: int = 0) -> sp.Expr:
 
 def canonical(expr: sp.Expr, ctx: Context) -> sp.Expr:
     """A canonical form: deltas contracted, constants outside sums, indices renamed."""
-    out = delta_sum(linearity(sp.sympify(expr), ctx), ctx)
+    out = delta_sum(linearity(as_expr(expr), ctx), ctx)
     out = _pull_constants(out)
     return sp.expand(_rename(out))
 
@@ -332,7 +333,7 @@ def well_formed(stmt: sp.Basic) -> tuple[bool, str]:
 
 # ----------------------------------------------------------------------------- concrete
 def _layer_value(layer: sp.Expr, layers: dict) -> int:
-    v = sp.sympify(layer).subs({k: v for k, v in layers.items() if isinstance(k, sp.Symbol)})
+    v = as_expr(layer).subs({k: v for k, v in layers.items() if isinstance(k, sp.Symbol)})
     if not v.is_Integer:
         raise NotExact(f"layer {layer} is not fixed by {layers}")
     return int(v)
@@ -531,7 +532,7 @@ def _assignments(
         hi = ranges.get(s)
         if hi is None:
             raise NotExact(f"no range given for index {s}")
-        hi_v = _concrete_layers(sp.sympify(hi), layers, widths)
+        hi_v = _concrete_layers(as_expr(hi), layers, widths)
         spans.append(list(range(1, int(hi_v) + 1)))
     for combo in itertools.product(*spans):
         a = dict(zip(free, combo, strict=True))

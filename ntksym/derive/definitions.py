@@ -13,7 +13,7 @@ from __future__ import annotations
 import sympy as sp
 
 from ntksym.derive.core import ForAll, Verdict
-from ntksym.derive.symbols import REGISTRY, L
+from ntksym.derive.symbols import REGISTRY, L, as_expr
 
 __all__ = ["objects", "definition_range"]
 
@@ -33,17 +33,17 @@ def _defined(stmt: sp.Basic, var: sp.Symbol | None, values: list[int], depth: in
     lhs = objects(stmt.lhs)
     for kind, layer in lhs:
         if var is None:
-            out.add((kind, int(sp.sympify(layer).subs(L, depth))))
+            out.add((kind, int(as_expr(layer).subs(L, depth))))
         else:
             for v in values:
-                out.add((kind, int(sp.sympify(layer).subs({var: v, L: depth}))))
+                out.add((kind, int(as_expr(layer).subs({var: v, L: depth}))))
     return out
 
 
 def _values(fa: ForAll | sp.Basic, depth: int) -> tuple[sp.Basic, sp.Symbol | None, list[int]]:
     if isinstance(fa, ForAll):
         var, lo, hi = fa.domain
-        lo_v, hi_v = (int(sp.sympify(t).subs(L, depth)) for t in (lo, hi))
+        lo_v, hi_v = (int(as_expr(t).subs(L, depth)) for t in (lo, hi))
         return fa.statement, var, list(range(lo_v, hi_v + 1))
     return fa, None, [0]
 
@@ -58,7 +58,7 @@ def definition_range(target: ForAll, others: list[sp.Basic]) -> Verdict | ForAll
         for depth in range(1, 5):
             defined = set().union(*(_defined(*_values(o, depth), depth) for o in others))
             primitives = {(k, m) for m in range(depth) for k in "Wb"} | {("x", 0)}
-            rhs = {(k, int(sp.sympify(m).subs(L, depth))) for k, m in objects(target.rhs)}
+            rhs = {(k, int(as_expr(m).subs(L, depth))) for k, m in objects(target.rhs)}
             if rhs - defined - primitives:
                 return Verdict("failed", "definition", "undefined: " + _names(rhs - defined))
         return Verdict("assumed", "definition", "every object on the right is defined")
@@ -75,8 +75,8 @@ def definition_range(target: ForAll, others: list[sp.Basic]) -> Verdict | ForAll
         good = []
         for val in vals:
             sub = {var: val, L: depth}
-            lhs = {(k, int(sp.sympify(m).subs(sub))) for k, m in objects(stmt.lhs)}
-            rhs = {(k, int(sp.sympify(m).subs(sub))) for k, m in objects(stmt.rhs)}
+            lhs = {(k, int(as_expr(m).subs(sub))) for k, m in objects(stmt.lhs)}
+            rhs = {(k, int(as_expr(m).subs(sub))) for k, m in objects(stmt.rhs)}
             clash = lhs & defined_elsewhere
             missing = rhs - defined_elsewhere - primitives - _defined(stmt, var, vals, depth)
             if clash or missing:

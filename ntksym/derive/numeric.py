@@ -28,6 +28,7 @@ from ntksym.derive.symbols import (
     Sigma_dot,
     Theta,
     Theta_inf,
+    as_expr,
     beta,
     l,
     sigma,
@@ -89,7 +90,7 @@ def _eval_gauss(expr: sp.Expr, act: Any, S: tuple, dps: int) -> sp.Expr:
 
 
 def _num(expr: sp.Expr, subs: dict, dps: int) -> Any:
-    val = sp.sympify(expr).xreplace(subs)
+    val = as_expr(expr).xreplace(subs)
     val = sp.N(val, dps)
     if val.free_symbols or not val.is_number:
         raise ValueError(f"could not evaluate {expr} (left: {val.free_symbols})")

@@ -78,12 +78,26 @@ _CACHE: dict[tuple[str, sp.Expr, bool], sp.IndexedBase] = {}
 _LATEX_NAMES = {"W": "w", "b": "b", "x": "x", "a": r"\alpha", "z": r"\tilde{\alpha}"}
 
 
+def as_expr(value: sp.Basic | int | float) -> sp.Basic:
+    """A layer, index, bound or term as a SymPy object, from SymPy or a Python number only.
+
+    Unlike ``sympify`` it never parses text, so no string can reach an evaluator.
+    """
+    if isinstance(value, sp.Basic):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return sp.Integer(value)
+    if isinstance(value, float):
+        return sp.Float(value)
+    raise TypeError(f"expected an int, a float or a SymPy object, got {type(value).__name__}")
+
+
 def _layer_tex(layer: sp.Expr) -> str:
-    return sp.latex(sp.sympify(layer))
+    return sp.latex(as_expr(layer))
 
 
 def _make(kind: str, layer: sp.Expr | int, prime: bool = False) -> sp.IndexedBase:
-    layer = sp.sympify(layer)
+    layer = as_expr(layer)
     key = (kind, layer, prime)
     if key not in _CACHE:
         name = f"{kind}{'p' if prime else ''}[{layer}]"
@@ -123,7 +137,7 @@ _WIDTHS: dict[sp.Expr, sp.Symbol] = {}
 
 def width(layer: sp.Expr | int) -> sp.Symbol:
     """The width symbol ``n_layer`` (a positive integer)."""
-    layer = sp.sympify(layer)
+    layer = as_expr(layer)
     if layer not in _WIDTHS:
         _WIDTHS[layer] = sp.Symbol(f"n_{{{sp.latex(layer)}}}", integer=True, positive=True)
     return _WIDTHS[layer]
@@ -145,7 +159,7 @@ ZF_INFO: dict[str, tuple[sp.Expr, bool]] = {}
 
 def ZF(layer: sp.Expr | int, prime: bool = False) -> type:
     """Pre-activation as an undefined function of ``(index, theta_p)``."""
-    layer = sp.sympify(layer)
+    layer = as_expr(layer)
     key = (layer, prime)
     if key not in _ZF:
         name = f"zf{'p' if prime else ''}[{layer}]"

@@ -26,7 +26,16 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
 from ntksym.derive.rules import Context, RuleError, rule
-from ntksym.derive.symbols import NAMES, PSum, alpha_t, latex, theta, width, width_layer
+from ntksym.derive.symbols import (
+    NAMES,
+    PSum,
+    alpha_t,
+    as_expr,
+    latex,
+    theta,
+    width,
+    width_layer,
+)
 
 __all__ = ["AllParams", "Vec", "Tr", "Grad", "Outer", "Mat", "Member", "has_matrix", "exact_matrix"]
 
@@ -69,7 +78,7 @@ class Grad(sp.Expr):
     """``dF^(L)(theta, x)/d theta_p`` (``x'`` when ``prime``) as an ``n_L``-column."""
 
     def __new__(cls, layer: sp.Expr | int, prime: bool = False) -> Grad:  # noqa: D102
-        return super().__new__(cls, sp.sympify(layer), sp.Integer(int(bool(prime))))
+        return super().__new__(cls, as_expr(layer), sp.Integer(int(bool(prime))))
 
     @property
     def layer(self) -> sp.Expr:
@@ -221,7 +230,7 @@ def _conc(e: sp.Expr, depth: int, widths: dict, layer_sym: sp.Symbol) -> sp.Expr
     for s in e.free_symbols:
         wl = width_layer(s)
         if wl is not None:
-            rep[s] = widths[int(sp.sympify(wl).subs(layer_sym, depth))]
+            rep[s] = widths[int(as_expr(wl).subs(layer_sym, depth))]
     return e.xreplace(rep)
 
 
@@ -245,7 +254,7 @@ def _value(e: sp.Basic, net: _Net, layer_sym: sp.Symbol, p: sp.Expr | None) -> A
         return _value(e.args[0], net, layer_sym, p).T
     if isinstance(e, Vec):
         v, lo, hi = e.limits
-        lo, hi = (int(_conc(sp.sympify(t), net.depth, net.widths, layer_sym)) for t in (lo, hi))
+        lo, hi = (int(_conc(as_expr(t), net.depth, net.widths, layer_sym)) for t in (lo, hi))
         return sp.Matrix(
             [[_value(e.expr.xreplace({v: sp.Integer(q)}), net, layer_sym, p)
               for q in range(lo, hi + 1)]]
@@ -259,7 +268,7 @@ def _value(e: sp.Basic, net: _Net, layer_sym: sp.Symbol, p: sp.Expr | None) -> A
         return u * w.T
     if isinstance(e, Mat):
         body, (r, lo, hi), (c, lo2, hi2) = e.args
-        bounds = [int(_conc(sp.sympify(t), net.depth, net.widths, layer_sym))
+        bounds = [int(_conc(as_expr(t), net.depth, net.widths, layer_sym))
                   for t in (lo, hi, lo2, hi2)]
         return sp.Matrix(
             [[_value(body.xreplace({r: sp.Integer(a), c: sp.Integer(q)}), net, layer_sym, p)
@@ -282,7 +291,7 @@ def _value(e: sp.Basic, net: _Net, layer_sym: sp.Symbol, p: sp.Expr | None) -> A
 
 def _claimed_shapes(e: sp.Basic, net: _Net, layer_sym: sp.Symbol) -> list[tuple[int, int]]:
     return [
-        tuple(int(_conc(sp.sympify(t), net.depth, net.widths, layer_sym)) for t in m.args[1:])
+        tuple(int(_conc(as_expr(t), net.depth, net.widths, layer_sym)) for t in m.args[1:])
         for m in e.atoms(Member)
     ]
 
