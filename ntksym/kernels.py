@@ -26,7 +26,7 @@ Backends (the ``backend`` argument of :func:`kernel`):
 * ``"dual"``: the dual maps of :mod:`ntksym.dual` (closed forms where they
   exist) evaluated layer by layer with vectorised NumPy in float64. Activations
   without a closed form are integrated by an adaptive Gaussian-weighted
-  trapezoid rule (:func:`_trapezoid_maps`), or by a fixed Gauss-Hermite rule
+  trapezoid rule (:func:`ntksym.dual.trapezoid`), or by a fixed Gauss-Hermite rule
   when ``degree`` is given. The first layer's determinant ``S11 S22 - S12^2`` is
   formed from the inputs without cancellation (see :func:`_first_layer`).
 """
@@ -34,7 +34,6 @@ Backends (the ``backend`` argument of :func:`kernel`):
 from __future__ import annotations
 
 import importlib
-import math
 import numbers
 import threading
 import types
@@ -226,97 +225,6 @@ def sp_key(act: Activation) -> str:
     return sp.srepr(act.expr)
 
 
-# ----------------------------------------------------------------------------- quadrature
-#: Quadrature nodes z = k h cover |z| <= _Z_MAX (the Gaussian tail beyond is < 1e-18).
-_Z_MAX = 9.0
-#: Successive trapezoid results agreeing to this (relative to the Cauchy-Schwarz
-#: bound sqrt(E[f(u)^2] E[f(v)^2])) are accepted; for an integrand analytic in a
-#: strip the error of the finer rule is then about the square of it.
-_TRAP_TOL = 1e-11
-#: Finest step (about 2 * 9 / 2**-11 ... = 4096 nodes per dimension is never reached).
-_TRAP_MAX_LEVELS = 12
-_TRAP_MAX_NODES = 1200
-
-
-def _trapezoid_once(
-    f: Any, a: np.ndarray, b: np.ndarray, c: np.ndarray, h: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``E[f(u) f(v)]``, ``E[f(u)^2]``, ``E[f(v)^2]`` by the trapezoid rule with step ``h``.
-
-    ``u = a z1``, ``v = b z1 + c z2`` with independent standard normals z1, z2.
-    """
-    k = int(math.ceil(_Z_MAX / h))
-    z = h * np.arange(-k, k + 1, dtype=np.float64)
-    w = h * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
-    m, n = a.size, z.size
-    out = np.empty(m)
-    chunk = max(1, (1 << 21) // (n * n))
-    fu = f(a[:, None] * z[None, :])
-    for s0 in range(0, m, chunk):
-        sl = slice(s0, s0 + chunk)
-        v = b[sl, None, None] * z[None, :, None] + c[sl, None, None] * z[None, None, :]
-        inner = np.asarray(f(v), dtype=np.float64) @ w  # E over z2, shape (chunk, n)
-        out[sl] = (np.asarray(fu[sl]) * inner) @ w
-    uu = (np.asarray(fu) ** 2) @ w
-    sv = np.sqrt(b * b + c * c)
-    vv = (np.asarray(f(sv[:, None] * z[None, :])) ** 2) @ w
-    return out, uu, vv
-
-
-def _trapezoid_expectation(
-    f: Any, s11: np.ndarray, s12: np.ndarray, s22: np.ndarray, det: np.ndarray, what: str
-) -> np.ndarray:
-    """``E[f(u) f(v)]`` for centred Gaussian pairs, by an adaptive trapezoid rule.
-
-    The trapezoid rule on the Gaussian-weighted real line converges geometrically
-    in 1/h for integrands analytic in a strip (Trefethen & Weideman, "The
-    exponentially convergent trapezoidal rule", SIAM Review 2014); for tanh-like
-    activations, whose poles sit at a distance ~ 1/sqrt(S) from the real axis,
-    it needs far fewer nodes than Gauss-Hermite (which loses accuracy as S grows).
-    The step is halved until two successive rules agree to ``_TRAP_TOL``.
-    """
-    shape = np.broadcast(s11, s12, s22, det).shape
-    s11, s12, s22, det = (np.broadcast_to(x, shape).ravel() for x in (s11, s12, s22, det))
-    pos = s11 > 0
-    a = np.sqrt(s11)
-    safe = np.where(pos, a, 1.0)
-    b = np.where(pos, s12 / safe, 0.0)
-    c = np.where(pos, np.sqrt(np.maximum(det, 0.0) / np.where(pos, s11, 1.0)), np.sqrt(s22))
-    smax = float(max(np.max(s11, initial=0.0), np.max(s22, initial=0.0), 1.0))
-    h = 0.5 / math.sqrt(smax)
-    prev, _, _ = _trapezoid_once(f, a, b, c, h)
-    for _ in range(_TRAP_MAX_LEVELS):
-        h /= 2
-        cur, uu, vv = _trapezoid_once(f, a, b, c, h)
-        scale = np.sqrt(uu * vv) + np.abs(cur)
-        gap = np.abs(cur - prev)
-        if np.all(gap <= _TRAP_TOL * scale) or 2 * _Z_MAX / h > _TRAP_MAX_NODES:
-            if not np.all(gap <= _TRAP_TOL * scale):
-                worst = float(np.max(gap / np.where(scale > 0, scale, 1.0)))
-                warnings.warn(
-                    f"ntksym: quadrature of {what} did not converge (last two rules differ by "
-                    f"{worst:.1e} relative); results may be inaccurate at these variances",
-                    RuntimeWarning,
-                    stacklevel=5,
-                )
-            return cur.reshape(shape)
-        prev = cur
-    return cur.reshape(shape)  # pragma: no cover - bounded by _TRAP_MAX_NODES
-
-
-def _trapezoid_maps(
-    act: Activation, s11: Any, s12: Any, s22: Any, det: Any
-) -> tuple[np.ndarray, np.ndarray]:
-    """Both dual maps of an activation without a closed form (adaptive trapezoid)."""
-    s11, s12, s22, det = (np.asarray(x, dtype=np.float64) for x in (s11, s12, s22, det))
-    with np.errstate(over="ignore", invalid="ignore"):
-        k = _trapezoid_expectation(act.numpy, s11, s12, s22, det, f"{act.name}")
-        kd = _trapezoid_expectation(
-            act.numpy_derivative, s11, s12, s22, det, f"the derivative of {act.name}"
-        )
-    return k, kd
-
-
 @dataclass(frozen=True)
 class Kernel:
     """The infinite-width NNGP/NTK of a fully connected network.
@@ -412,16 +320,7 @@ class Kernel:
     def _dual_maps(self, s11: Any, s12: Any, s22: Any, det: Any) -> tuple[np.ndarray, np.ndarray]:
         from ntksym import dual
 
-        if self.degree is None and not dual.has_closed_form(self.activation):
-            return _trapezoid_maps(self.activation, s11, s12, s22, det)
-        return dual.evaluate(
-            self.activation,
-            s11,
-            s12,
-            s22,
-            det=det,
-            degree=64 if self.degree is None else self.degree,
-        )
+        return dual.evaluate(self.activation, s11, s12, s22, det=det, degree=self.degree)
 
     def _compute(
         self, X1: np.ndarray, X2: np.ndarray, need_ntk: bool
