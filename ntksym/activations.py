@@ -162,6 +162,22 @@ class Activation:
             )
         return sp.lambdify(u, self.derivative, modules=_MPMATH_MODULES)
 
+    @property
+    def registered_base(self) -> str | None:
+        """The registry family this activation is exactly a member of, else None.
+
+        ``"leaky_relu"`` for ``get_activation("leaky_relu", slope=0.2)``; None for a
+        user expression, even one that happens to equal a registered activation.
+        """
+        base = self.name.split("(", 1)[0]
+        if base not in REGISTRY:
+            return None
+        try:
+            ref = REGISTRY[base](**dict(self.params))
+        except Exception:  # noqa: BLE001 - a user activation that only shares the name
+            return None
+        return base if ref.expr == self.expr else None
+
     def __call__(self, x: Any) -> Any:
         """Evaluate sigma with NumPy."""
         return self.numpy(x)

@@ -61,7 +61,7 @@ import numpy as np
 import sympy as sp
 
 from ntksym import _dual_derive as _d
-from ntksym.activations import REGISTRY, Activation, get_activation, u
+from ntksym.activations import Activation, get_activation, u
 from ntksym.errors import ActivationError, InputError, NoClosedFormError
 
 __all__ = [
@@ -165,18 +165,6 @@ def _as_activation(activation: str | Activation | sp.Expr) -> Activation:
     return get_activation(activation)
 
 
-def _registered_base(act: Activation) -> str | None:
-    """The registry name ``act`` was built from, if it is exactly a registry member."""
-    base = act.name.split("(", 1)[0]
-    if base not in REGISTRY:
-        return None
-    try:
-        ref = REGISTRY[base](**dict(act.params))
-    except Exception:  # noqa: BLE001 - a user activation that only shares the name
-        return None
-    return base if ref.expr == act.expr else None
-
-
 def closed_form_names() -> list[str]:
     """Registered activation names (families) that have closed-form dual maps.
 
@@ -224,7 +212,7 @@ def _closed_form_cached(
     name: str, expr: sp.Expr, params: tuple, description: str
 ) -> tuple[DualMaps, _NumericFn]:
     act = Activation(name, expr, description, params)
-    base = _registered_base(act)
+    base = act.registered_base
     if base in _PIECEWISE_LINEAR or base == "leaky_relu":
         a, b = _PIECEWISE_LINEAR.get(base, (1, None))
         if base == "leaky_relu":

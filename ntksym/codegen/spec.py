@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy as sp
 
-from ntksym.activations import REGISTRY, Activation, get_activation, u
+from ntksym.activations import Activation, get_activation, u
 from ntksym.codegen import stable
 from ntksym.codegen.stable import B2, INPUTS, N11, N22, S11, S12, S22, W2, D
 from ntksym.errors import ActivationError, NoClosedFormError
@@ -93,17 +93,6 @@ def slug(name: str) -> str:
     return s if s and not s[0].isdigit() else f"act_{s}"
 
 
-def _registered_base(act: Activation) -> str | None:
-    base = act.name.split("(", 1)[0]
-    if base not in REGISTRY:
-        return None
-    try:
-        ref = REGISTRY[base](**dict(act.params))
-    except Exception:  # noqa: BLE001 - a user activation that only shares the name
-        return None
-    return base if ref.expr == act.expr else None
-
-
 def _diag(nngp: sp.Expr, inputs: tuple[sp.Symbol, ...]) -> sp.Expr:
     """``E[sigma(u)^2]``: the pair map at ``S11 = S22 = S12 = S``, ``D = 0``, ``rho = 1``."""
     sub = {S11: S, S22: S, S12: S, D: 0, RHO: 1}
@@ -138,7 +127,7 @@ def kernel_spec(activation: str | Activation | sp.Expr) -> KernelSpec:
         ActivationError: Bad activation, or a dual map with unexpected symbols.
     """
     act = get_activation(activation)
-    base = _registered_base(act)
+    base = act.registered_base
     if base in stable.RULES:
         lm = stable.RULES[base](**dict(act.params))
         reason = ""
