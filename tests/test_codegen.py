@@ -309,3 +309,42 @@ def test_near_parallel_pairs_with_very_different_norms(name, backend):
         Kr, Tr = reference.kernel(name, X1, X2, depth=depth, bias_std=b, dps=50)
         assert np.max(np.abs(K - Kr) / np.abs(Kr)) <= 1e-13
         assert np.max(np.abs(T - Tr) / np.abs(Tr)) <= 1e-13
+
+
+# ----------------------------------------------------------------------------- S12 > 0 variant
+def test_positive_variant_drops_branches_and_quadrants():
+    from ntksym.codegen.render import positive_variant
+    from ntksym.codegen.stable import Atan2Q
+
+    spec = kernel_spec("relu")
+    pos = positive_variant(spec.nngp)
+    assert not pos.has(sp.Piecewise) and not pos.has(sp.atan2) and pos.has(Atan2Q)
+    # a map that SymPy cannot decide stays as it was
+    x = sp.Symbol("x", real=True)
+    assert positive_variant(sp.atan2(x, S12)) == sp.atan2(x, S12)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("name", ["relu", "leaky_relu", "abs", "identity", "erf", "step", "sign"])
+def test_positive_variant_matches_general_map(name, backend):
+    """_pair_pos == _pair for S12 > 0, to a few ulps (the kernel switches between them)."""
+    m = _module(name, backend)
+    rng = np.random.default_rng(7)
+    n = 400
+    s11, s22 = 10.0 ** rng.uniform(-3, 3, size=(2, n))
+    rho = np.concatenate([rng.uniform(1e-6, 1, n // 2), 1 - 10.0 ** rng.uniform(-16, -1, n // 2)])
+    s12 = rho * np.sqrt(s11 * s22)
+    det = s11 * s22 * (1 - rho) * (1 + rho)
+    w2, b2 = 1.3, 0.04
+    n11 = w2 * np.array([m._diag(v) for v in s11]) + b2
+    n22 = w2 * np.array([m._diag(v) for v in s22]) + b2
+    for k in range(n):
+        args = (s11[k], s22[k], s12[k], det[k], n11[k], n22[k], w2, b2,
+                np.sqrt(s11[k]), np.sqrt(s22[k]), np.sqrt(n11[k]), np.sqrt(n22[k]))
+        a = np.array(m._pair(*args), dtype=float)
+        b = np.array(m._pair_pos(*args), dtype=float)
+        scale = np.array([np.sqrt(n11[k] * n22[k]), 1.0, n11[k] * n22[k]])
+        np.testing.assert_array_less(np.abs(a - b)[:2], 1e-14 * scale[:2] + 1e-300)
+        # the determinant enters the next layer through sqrt(D), the sine of the angle
+        # times sqrt(N11 N22): that angle agrees to rounding
+        assert abs(np.sqrt(a[2]) - np.sqrt(b[2])) <= 1e-15 * np.sqrt(scale[2]), (k, a, b)

@@ -105,6 +105,25 @@ def test_layer_loop_vectorises():
     layers = numba.njit(error_model="numpy")(m._layers.py_func)
     v = np.ones((3, 8))
     s, d, t = np.full(8, 0.5), np.full(8, 0.5), np.full(8, 0.5)
-    layers(v, 0, v, 0, 3, 1.0, 0.01, s, d, t)
+    layers(v, v, 0, v, v, 0, 3, 1.0, 0.01, s, d, t)
     asm = layers.inspect_asm(layers.signatures[0])
     assert re.search(r"\b(vsqrtpd|sqrtpd|vdivpd|divpd)\b", asm)
+
+
+def test_first_quadrant_atan2q_matches_atan2():
+    """_atan2q (y >= 0, x > 0, used by _pair_pos) gives the same values as _atan2 there."""
+    at, atq = (getattr(load("relu", "numba"), f) for f in ("_atan2", "_atan2q"))
+
+    @numba.njit(error_model="numpy")
+    def run(y, x, out, outq):
+        for k in range(y.shape[0]):
+            out[k] = at(y[k], x[k])
+            outq[k] = atq(y[k], x[k])
+
+    y, x = _grid()
+    keep = (y >= 0) & (x > 0) & np.isfinite(y) & np.isfinite(x)
+    y, x = np.ascontiguousarray(y[keep]), np.ascontiguousarray(x[keep])
+    out, outq = np.empty_like(y), np.empty_like(y)
+    run(y, x, out, outq)
+    assert y.size > 50_000
+    np.testing.assert_array_equal(outq, out)

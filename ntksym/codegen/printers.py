@@ -9,8 +9,8 @@ suit the generated code:
 * :class:`NumbaLoopPrinter` (the layer map of the Numba kernel, called in a loop
   over the columns that LLVM vectorises): no branches, so ``Piecewise`` becomes
   ``_sel(cond, a, b)`` (both sides evaluated, then a select), ``Max``/``Min``
-  become ``_max``/``_min`` and ``atan2`` (and ``atan``) the module's own branch-free
-  ``_atan2``.
+  become ``_max``/``_min``, ``atan2`` (and ``atan``) the module's own branch-free
+  ``_atan2`` (``_atan2q`` for the first quadrant) and ``And`` a bitwise ``&``.
 * :class:`NumpyKernelPrinter` (vectorised code): ``NumPyPrinter`` prints
   ``Max``/``Min`` as ``functools.reduce(numpy.maximum, ...)``; here they become nested
   ``numpy.maximum``/``numpy.minimum`` calls, and ``erf`` (absent from NumPy) calls
@@ -46,6 +46,9 @@ class NumbaPrinter(PythonCodePrinter):
     def _print_Float(self, expr: Any) -> str:
         return repr(float(expr))
 
+    def _print_Atan2Q(self, expr: Any) -> str:
+        return f"math.atan2({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+
 
 class NumbaLoopPrinter(NumbaPrinter):
     """Branch-free scalar code: selects instead of conditional expressions."""
@@ -61,6 +64,13 @@ class NumbaLoopPrinter(NumbaPrinter):
 
     def _print_atan(self, expr: Any) -> str:
         return f"_atan2({self._print(expr.args[0])}, 1.0)"
+
+    def _print_Atan2Q(self, expr: Any) -> str:
+        return f"_atan2q({self._print(expr.args[0])}, {self._print(expr.args[1])})"
+
+    def _print_And(self, expr: Any) -> str:
+        # bitwise on booleans: no short-circuit branch
+        return " & ".join(f"({self._print(a)})" for a in expr.args)
 
     def _print_Piecewise(self, expr: Any) -> str:
         # The last condition of a Piecewise built by ntksym is always True.
@@ -91,6 +101,9 @@ class NumpyKernelPrinter(NumPyPrinter):
 
     def _print_erf(self, expr: Any) -> str:
         return f"_erf({self._print(expr.args[0])})"
+
+    def _print_Atan2Q(self, expr: Any) -> str:
+        return f"numpy.arctan2({self._print(expr.args[0])}, {self._print(expr.args[1])})"
 
     def _print_Float(self, expr: Any) -> str:
         return repr(float(expr))

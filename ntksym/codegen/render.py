@@ -17,7 +17,7 @@ import sympy as sp
 
 from ntksym.codegen.printers import printer_for
 from ntksym.codegen.spec import RHO, KernelSpec, kernel_spec
-from ntksym.codegen.stable import B2, N11, N22, S11, S12, S22, W2, D
+from ntksym.codegen.stable import INPUTS, ROOTS, S12, Atan2Q
 from ntksym.errors import InputError
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "RenderSpec",
     "content_hash",
     "module_key",
+    "positive_variant",
     "render",
     "render_spec",
 ]
@@ -55,6 +56,9 @@ class RenderSpec:
         pair_args: Argument list of the layer map.
         clip_rho: Whether the layer map starts by computing the clipped ``RHO``.
         intermediate: ``(name, code)`` lines shared by the outputs.
+        pos_intermediate: ``intermediate`` of the variant for ``S12 > 0``
+            (:func:`positive_variant`).
+        pos_codes: ``(nngp_code, ntk_code, det_code)`` of that variant.
         nngp_code: Code of ``E[sigma sigma]``.
         ntk_code: Code of ``E[sigma' sigma']`` (``"0.0"`` without an NTK).
         det_code: Code of the next determinant, or ``""`` to form it directly.
@@ -82,6 +86,8 @@ class RenderSpec:
     pair_args: str
     clip_rho: bool
     intermediate: tuple[tuple[str, str], ...]
+    pos_intermediate: tuple[tuple[str, str], ...]
+    pos_codes: tuple[str, str, str]
     nngp_code: str
     ntk_code: str
     det_code: str
@@ -113,26 +119,72 @@ def _check_backend(backend: str) -> str:
     return backend
 
 
+#: Stand-in for S12 under the assumption S12 > 0.
+_S12_POS = sp.Symbol("S12_pos", positive=True)
+
+
+def positive_variant(expr: sp.Expr) -> sp.Expr:
+    """``expr`` specialised to a positive covariance ``S12 > 0``.
+
+    Past the first layer most pairs have ``S12 > 0`` (always, for ReLU-like
+    activations), and the generated kernels switch to this variant for a row when
+    all its covariances are positive: the branches of a ``Piecewise`` that SymPy can
+    decide under ``S12 > 0`` are dropped, ``atan2(y, x)`` with ``y >= 0, x > 0``
+    becomes the first-quadrant :class:`~ntksym.codegen.stable.Atan2Q`, and
+    ``atan2(y, -x)`` becomes ``pi - Atan2Q(y, x)`` (exact identities; the values
+    differ from the general map by rounding only).
+    """
+
+    def quadrant(e: sp.Expr) -> sp.Expr:
+        y, x = e.args
+        yp, xp = y.subs(S12, _S12_POS), x.subs(S12, _S12_POS)
+        if yp.is_nonnegative and xp.is_positive:
+            return Atan2Q(y, x)
+        if yp.is_nonnegative and xp.is_negative:
+            return sp.pi - Atan2Q(y, -x)
+        return e
+
+    hold = sp.Function("atan2_hold")  # keeps SymPy from rewriting atan2(y, S12 > 0)
+
+    def convert(e: sp.Expr) -> sp.Expr:
+        q = quadrant(e)
+        return hold(*q.args) if isinstance(q, sp.atan2) else q
+
+    out = expr.replace(lambda e: isinstance(e, sp.atan2), convert)
+    out = out.subs(S12, _S12_POS).subs(_S12_POS, S12)
+    return out.replace(lambda e: isinstance(e, hold), lambda e: sp.atan2(*e.args))
+
+
+def _cse_print(outs: list[sp.Expr], pr: object) -> tuple[list[tuple[str, str]], list[str]]:
+    reps, reduced = sp.cse(outs, symbols=sp.numbered_symbols("t"), order="canonical")
+    return [(str(v), pr.doprint(e)) for v, e in reps], [pr.doprint(e) for e in reduced]
+
+
 def render_spec(spec: KernelSpec, backend: str) -> RenderSpec:
     """Turn a kernel spec into the template's view of it (cse and printing done here)."""
     _check_backend(backend)
     # The closed-form layer map of the Numba kernel runs in a vectorised column loop.
     pr = printer_for("numba_loop" if backend == "numba" and spec.kind != "quadrature" else backend)
     intermediate: list[tuple[str, str]] = []
+    pos_intermediate: list[tuple[str, str]] = []
     nngp_code = ntk_code = det_code = diag_code = act_code = dact_code = ""
+    pos_codes = ("", "", "")
     if spec.kind != "quadrature":
         outs = [spec.nngp, spec.ntk if spec.ntk is not None else sp.Float(0.0)]
         if spec.det is not None:
             outs.append(spec.det)
-        reps, reduced = sp.cse(outs, symbols=sp.numbered_symbols("t"), order="canonical")
-        intermediate = [(str(s), pr.doprint(e)) for s, e in reps]
-        nngp_code, ntk_code = pr.doprint(reduced[0]), pr.doprint(reduced[1])
-        det_code = pr.doprint(reduced[2]) if spec.det is not None else ""
+        # square roots of the variances come precomputed (one per row/column and layer)
+        outs = [o.subs(ROOTS) for o in outs]
+        intermediate, codes = _cse_print(outs, pr)
+        pos_intermediate, pos = _cse_print([positive_variant(o) for o in outs], pr)
+        nngp_code, ntk_code = codes[0], codes[1]
+        det_code = codes[2] if spec.det is not None else ""
+        pos_codes = (pos[0], pos[1], pos[2] if spec.det is not None else "")
         diag_code = pr.doprint(spec.diag)
     else:
         act_code = pr.doprint(spec.activation.expr)
         dact_code = pr.doprint(spec.activation.derivative) if spec.has_ntk else "0.0"
-    args = (S11, S22, S12, D, N11, N22, W2, B2)
+    args = INPUTS + tuple(ROOTS.values())
     template = f"kernel_{backend}.py.jinja"
     return RenderSpec(
         activation=spec.activation.name,
@@ -149,6 +201,8 @@ def render_spec(spec: KernelSpec, backend: str) -> RenderSpec:
         pair_args=", ".join(map(str, args)),
         clip_rho=RHO in spec.inputs,
         intermediate=tuple(intermediate),
+        pos_intermediate=tuple(pos_intermediate),
+        pos_codes=pos_codes,
         nngp_code=nngp_code,
         ntk_code=ntk_code,
         det_code=det_code,

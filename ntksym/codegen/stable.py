@@ -36,7 +36,10 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-__all__ = ["LayerMap", "RULES", "INPUTS", "S11", "S12", "S22", "D", "N11", "N22", "W2", "B2"]
+__all__ = [
+    "Atan2Q", "LayerMap", "RULES", "INPUTS", "ROOTS",
+    "S11", "S12", "S22", "D", "N11", "N22", "W2", "B2", "R11", "R22", "Q11", "Q22",
+]
 
 S11, S22, N11, N22 = sp.symbols("S11 S22 N11 N22", nonnegative=True)
 S12 = sp.Symbol("S12", real=True)
@@ -45,6 +48,26 @@ W2, B2 = sp.symbols("W2 B2", nonnegative=True)
 
 #: Every symbol a layer map may use, in the order the generated ``_pair`` takes them.
 INPUTS: tuple[sp.Symbol, ...] = (S11, S22, S12, D, N11, N22, W2, B2)
+
+R11, R22, Q11, Q22 = sp.symbols("R11 R22 Q11 Q22", nonnegative=True)
+#: Square roots of the four variances. The templates compute them once per row, column
+#: and layer and pass them to ``_pair`` after :data:`INPUTS`, so a layer map written with
+#: ``sqrt(S11)`` etc. costs no square root per entry (see ``render.render_spec``).
+ROOTS: dict[sp.Expr, sp.Symbol] = {
+    sp.sqrt(S11): R11, sp.sqrt(S22): R22, sp.sqrt(N11): Q11, sp.sqrt(N22): Q22,
+}
+
+
+
+class Atan2Q(sp.Function):
+    """``atan2(y, x)`` known to have ``y >= 0`` and ``x > 0`` (first quadrant).
+
+    Printed as the generated module's cheaper ``_atan2q`` by the loop printer (see
+    ``render.positive_variant``, which introduces it); SymPy leaves it unevaluated.
+    """
+
+    nargs = 2
+
 
 #: Smallest positive normal float64; guards 0/0 when a variance is exactly zero.
 _TINY = sp.Float("2.2250738585072014e-308", 17)
@@ -98,10 +121,11 @@ def _det_from_gaps(c: sp.Expr, gap_e: sp.Expr, anti_e: sp.Expr) -> sp.Expr:
 
 
 def _h(x: sp.Expr) -> sp.Expr:
-    """``sin x - x cos x`` for ``x`` in [0, pi]: its Taylor series below 1 (no cancellation).
+    """``sin x - x cos x`` as its Taylor series, for ``0 <= x < 1`` (no cancellation there).
 
     ``sin x - x cos x = sum_k (-1)^(k+1) 2k x^(2k+1) / (2k+1)!``; 11 terms reach 1e-19
-    relative at ``x = 1``.
+    relative at ``x = 1``. Callers use it below 1 only: above, the direct form they
+    already have cancels by at most a factor 3.
     """
     # x^3 P(x^2) in Horner form (SymPy keeps the nesting; the generated code then needs
     # one multiply-add per term instead of a power each)
@@ -109,8 +133,7 @@ def _h(x: sp.Expr) -> sp.Expr:
     poly: sp.Expr = coeffs[-1]
     for ck in reversed(coeffs[:-1]):
         poly = ck + x**2 * poly
-    series = x**3 * poly
-    return sp.Piecewise((series, x < 1), (sp.sin(x) - x * sp.cos(x), True))
+    return x**3 * poly
 
 
 def _arccos_parts() -> tuple[sp.Expr, ...]:
@@ -118,13 +141,17 @@ def _arccos_parts() -> tuple[sp.Expr, ...]:
 
     ``theta = atan2(R, S12)`` and ``phi = pi - theta = atan2(R, -S12)`` (both accurate
     in absolute terms). ``kp = M (sin theta + phi cos theta)`` and
-    ``kn = M (sin phi + theta cos phi)`` (the same with v -> -v); when the direct form
-    would subtract (``S12 < 0`` for ``kp``), ``kp = M (sin phi - phi cos phi)``.
+    ``kn = M (sin phi + theta cos phi)`` (the same with v -> -v); where the direct form
+    would cancel (``phi < 1`` for ``kp``), ``kp = M (sin phi - phi cos phi)`` by its series.
     """
     m, r, gap, anti, theta = _angle_parts()
     phi = sp.atan2(r, -S12)
-    kp = sp.Piecewise((r + phi * S12, S12 >= 0), (m * _h(phi), True))
-    kn = sp.Piecewise((r - theta * S12, S12 <= 0), (m * _h(theta), True))
+    # phi < 1 implies S12 < 0 (phi >= pi/2 otherwise), and there r + phi S12 = M h(phi)
+    # cancels; for phi >= 1 the direct form loses at most a factor 3 (h(1) = 0.30 vs
+    # sin 1 = 0.84) and needs no 1/M. Likewise for kn with theta.
+    # (S12 < 0 is implied; spelling it out lets render.positive_variant drop the branch)
+    kp = sp.Piecewise((m * _h(phi), (S12 < 0) & (phi < 1)), (r + phi * S12, True))
+    kn = sp.Piecewise((m * _h(theta), (S12 > 0) & (theta < 1)), (r - theta * S12, True))
     return m, r, gap, anti, theta, phi, kp, kn
 
 
