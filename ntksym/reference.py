@@ -133,7 +133,8 @@ def _covariance(s11: Any, s12: Any, s22: Any) -> tuple[Any, Any, Any, Any]:
 
     ``det`` is formed at twice the working precision, hence exactly for inputs
     that are exact at working precision. A determinant that is negative only by
-    rounding (|det| below 10^-(working dps) * s11*s22) is set to 0.
+    rounding (|det| below 10^-(working dps) * max(s11, s22)^2: a covariance carries the
+    rounding of the larger variance, even when the other one is exactly 0) is set to 0.
     """
     a = _as_mpf(s11, "s11")
     b = _as_mpf(s12, "s12")
@@ -142,7 +143,7 @@ def _covariance(s11: Any, s12: Any, s22: Any) -> tuple[Any, Any, Any, Any]:
         raise InputError(f"variances must be >= 0; got s11={s11!r}, s22={s22!r}")
     with mpmath.workprec(2 * mp.prec + 16):
         det = a * c - b * b
-    scale = a * c
+    scale = max(a, c) ** 2
     if det < 0:
         if -det <= scale * mpmath.mpf(10) ** (-(mp.dps - 2)):
             det = mpmath.mpf(0)

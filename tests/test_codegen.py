@@ -70,7 +70,8 @@ def test_generated_numba_has_no_reduce():
 
 
 # ----------------------------------------------------------------------------- layer maps
-STABLE = ["relu", "leaky_relu", "abs", "identity", "erf", "step", "sign"]
+STABLE = ["relu", "leaky_relu", "abs", "identity", "erf", "step", "sign", "exp", "sin", "cos",
+          "gaussian", "gelu"]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", STABLE)
@@ -120,7 +121,7 @@ def test_stable_next_determinant_is_exact(name):
 def test_free_symbol_check():
     with pytest.raises(ActivationError, match="not arguments"):
         _check_free("bad", [S11 + sp.Symbol("q")], (S11, S12, S22))
-    assert kernel_spec("sin").kind == "closed" and RHO in kernel_spec("sin").inputs
+    assert kernel_spec("u**3").kind == "closed" and RHO in kernel_spec("u**3").inputs
     assert kernel_spec("tanh").kind == "quadrature"
 
 
@@ -156,6 +157,26 @@ def test_other_closed_forms_vs_reference(name):
         if m.HAS_NTK:
             T = m.ntk(X, X2, depth, b, w)
             assert np.max(np.abs(T - Tr) / np.abs(Tr)) <= 1e-13
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("name", ["exp", "sin", "cos", "gaussian", "gelu"])
+def test_smooth_closed_forms_vs_reference(name, backend):
+    """Stable maps of the smooth activations: near-parallel, anti-parallel, zero, small and
+    large norms (kept where exp's kernel stays inside float64)."""
+    m = _module(name, backend)
+    X = _adversarial(5)[[0, 1, 2, 4, 5, 7]]
+    X = np.vstack([X, 3.0 * X[:1]]) * (0.2 if name == "exp" else 1.0)
+    worst = 0.0
+    cases = [(1, 0.3, 1.2), (3, 0.2, 1.0), (3, 0.0, 0.7), (5, 0.1, 0.9)]
+    for depth, b, w in cases[:3] if name == "exp" else cases:  # exp(exp(...)) overflows
+        K, T = m.nngp_ntk(X, None, depth, b, w)
+        Kr, Tr = reference.kernel(name, X, depth=depth, bias_std=b, weight_std=w, dps=40)
+        for got, ref in ((K, Kr), (T, Tr)):
+            # (a zero-variance input makes some entries exactly 0, which the 40-digit
+            # reference returns as ~1e-60: relative error measured above 1e-30)
+            worst = max(worst, np.max(np.abs(got - ref) / np.maximum(np.abs(ref), 1e-30)))
+    assert worst <= 1e-13, worst
 
 
 @pytest.mark.parametrize("name", ["relu", "erf"])

@@ -138,7 +138,8 @@ def kernel_spec(activation: str | Activation | sp.Expr) -> KernelSpec:
                 "is generated"
             )
         spec = KernelSpec(
-            act, "stable", lm.nngp, lm.ntk, lm.det, _diag(lm.nngp, INPUTS), INPUTS,
+            act, "stable", lm.nngp, lm.ntk, lm.det,
+            lm.diag if lm.diag is not None else _diag(lm.nngp, INPUTS), INPUTS,
             f"{lm.method} (stable form, ntksym.codegen.stable.{stable.RULES[base].__name__})",
             (stable.RULES[base].__doc__ or "").strip().splitlines()[0],
             no_ntk_reason=reason,
@@ -176,5 +177,6 @@ def kernel_spec(activation: str | Activation | sp.Expr) -> KernelSpec:
 #: Activations whose generated modules are committed in ``generated/`` (both backends).
 #: step and sign are NNGP-only (their NTK diverges on the diagonal); tanh uses quadrature.
 COMMITTED: tuple[str, ...] = (
-    "relu", "leaky_relu", "abs", "identity", "erf", "step", "sign", "tanh",
+    "relu", "leaky_relu", "abs", "identity", "erf", "step", "sign", "exp", "sin", "cos",
+    "gaussian", "gelu", "tanh",
 )

@@ -83,12 +83,15 @@ class LayerMap:
         det: The next layer's determinant formed stably, or None (the template
             then forms ``N11*N22 - S12'**2`` directly).
         method: How the forms were obtained (shown in the generated docstring).
+        diag: ``E[sigma(u)^2]`` in ``spec.S`` when given by hand; by default it is the
+            nngp map on the diagonal, simplified by SymPy.
     """
 
     nngp: sp.Expr
     ntk: sp.Expr | None
     det: sp.Expr | None
     method: str
+    diag: sp.Expr | None = None
 
 
 def _angle_parts() -> tuple[sp.Expr, sp.Expr, sp.Expr, sp.Expr, sp.Expr]:
@@ -273,6 +276,101 @@ def sign() -> LayerMap:
     return LayerMap(e, None, det, "closed form")
 
 
+def _half_sum() -> sp.Expr:
+    return (S11 + S22) / 2
+
+
+def exp() -> LayerMap:
+    """The exponential: ``E[e^u e^v] = e^((S11 + S22)/2 + S12)`` (Gaussian moment generating fn).
+
+    sigma' = sigma, so both maps are the same; no subtraction anywhere. The determinant
+    is not used by the map, so the next one is formed directly.
+    """
+    e = sp.exp(_half_sum() + S12)
+    return LayerMap(e, e, None, "closed form")
+
+
+def _sinh_part() -> sp.Expr:
+    """``E[sin u sin v] = exp(-(S11+S22)/2) sinh(S12)`` (Rahimi & Recht 2007), overflow-safe.
+
+    ``sinh`` itself for ``|S12| < 1`` (no cancellation), else the difference of two
+    exponentials with the damping folded in, which cancels by at most ``e^-2`` and never
+    overflows (``|S12| <= (S11 + S22)/2``).
+    """
+    h = _half_sum()
+    direct = sp.exp(-h) * sp.sinh(S12)
+    split = (sp.exp(S12 - h) - sp.exp(-S12 - h)) / 2
+    return sp.Piecewise((direct, sp.Abs(S12) < 1), (split, True))
+
+
+def _cosh_part() -> sp.Expr:
+    """``E[cos u cos v] = exp(-(S11+S22)/2) cosh(S12)``, as a sum of two exponentials."""
+    h = _half_sum()
+    return (sp.exp(S12 - h) + sp.exp(-S12 - h)) / 2
+
+
+def sin() -> LayerMap:
+    """sin: ``E[sin u sin v] = e^{-(S11+S22)/2} sinh S12``, ``E[cos u cos v]`` with cosh.
+
+    From the Gaussian moment generating function (Rahimi & Recht 2007); the
+    determinant is not used, so the next one is formed directly.
+    """
+    return LayerMap(_sinh_part(), _cosh_part(), None, "closed form")
+
+
+def cos() -> LayerMap:
+    """cos: ``E[cos u cos v] = e^{-(S11+S22)/2} cosh S12`` and ``E[sin u sin v]`` with sinh.
+
+    The mirror image of :func:`sin` (Rahimi & Recht 2007).
+    """
+    return LayerMap(_cosh_part(), _sinh_part(), None, "closed form")
+
+
+def gaussian() -> LayerMap:
+    """``exp(-u^2/2)``: ``E = 1/sqrt(q)``, ``E[sigma' sigma'] = S12 / q^(3/2)``.
+
+    With ``q = det(I + Sigma) = 1 + S11 + S22 + D`` (Gaussian moment generating function),
+    written with the carried determinant so that nothing cancels. After one layer every
+    variance is at most ``W2 + B2``, so the next determinant is formed directly.
+    """
+    q = 1 + S11 + S22 + D
+    return LayerMap(1 / sp.sqrt(q), S12 / q ** sp.Rational(3, 2), None, "closed form")
+
+
+def gelu() -> LayerMap:
+    """GELU ``u Phi(u)``: the closed form derived by ntksym.dual (Tsuchida et al. 2021).
+
+    With ``P = (1 + S11)(1 + S22)``, ``q = P - S12^2 = 1 + S11 + S22 + D`` and
+    ``asin(S12/sqrt(P)) = atan2(S12, sqrt q)``, the derived form reads
+    ``E = S12/4 + S12 asin(..)/(2 pi) + 1/(2 pi sqrt q) + (S11 S22 - 1) sqrt(q)/(2 pi P)``.
+    Rearranged here so that nothing cancels for small variances (the last two terms
+    nearly cancel as S -> 0):
+    ``S12/4 + S12 atan2(S12, sqrt q)/(2 pi) = S12 atan2(sqrt q, -S12)/(2 pi)`` and
+    ``P + (S11 S22 - 1) q = S11 S22 q + S12^2``, so
+
+    ``E[gelu gelu] = S12 atan2(sqrt q, -S12)/(2 pi) + (S11 S22 q + S12^2)/(2 pi P sqrt q)``,
+    ``E[gelu' gelu'] = atan2(sqrt q, -S12)/(2 pi) + S12/(2 pi q^(3/2))
+    + S12 (2 + S11 + S22)/(2 pi P sqrt q)``.
+
+    ``q`` is formed from the carried determinant, so no ``1 - rho^2`` appears. The next
+    determinant is formed directly (``N11 N22 - S12'^2``): its absolute error, about
+    ``2^-52 N11 N22``, is small next to ``q`` while the variances stay below ~1e3;
+    beyond, GELU behaves like ReLU and the error of near-parallel pairs grows with them.
+    """
+    q = 1 + S11 + S22 + D
+    big_p = (1 + S11) * (1 + S22)
+    ang = sp.atan2(sp.sqrt(q), -S12)
+    e = S12 * ang / (2 * sp.pi) + (S11 * S22 * q + S12**2) / (2 * sp.pi * big_p * sp.sqrt(q))
+    ed = (ang / (2 * sp.pi) + S12 / (2 * sp.pi * q ** sp.Rational(3, 2))
+          + S12 * (2 + S11 + S22) / (2 * sp.pi * big_p * sp.sqrt(q)))  # fmt: skip
+    # on the diagonal (S12 = S, D = 0), kept as atan2: SymPy would turn it into
+    # atan(sqrt(1+2S)/(-S)) + pi, which divides by zero at S = 0
+    s = sp.Symbol("S", positive=True)
+    diag = (s * sp.atan2(sp.sqrt(1 + 2 * s), -s, evaluate=False) / (2 * sp.pi)
+            + s**2 / (sp.pi * (1 + s) * sp.sqrt(1 + 2 * s)))  # fmt: skip
+    return LayerMap(e, ed, None, "closed form", diag)
+
+
 #: Registered activation name -> layer-map factory (taking the family's parameters).
 RULES: dict[str, Callable[..., LayerMap]] = {
     "relu": relu,
@@ -282,4 +380,9 @@ RULES: dict[str, Callable[..., LayerMap]] = {
     "erf": erf,
     "step": step,
     "sign": sign,
+    "exp": exp,
+    "sin": sin,
+    "cos": cos,
+    "gaussian": gaussian,
+    "gelu": gelu,
 }
