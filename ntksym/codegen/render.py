@@ -56,8 +56,10 @@ class RenderSpec:
         pair_args: Argument list of the layer map.
         clip_rho: Whether the layer map starts by computing the clipped ``RHO``.
         intermediate: ``(name, code)`` lines shared by the outputs.
-        pos_intermediate: ``intermediate`` of the variant for ``S12 > 0``
-            (:func:`positive_variant`).
+        pos_variant: Whether the map has a cheaper variant for ``S12 > 0`` (one that
+            drops branches: :func:`positive_variant`); without one, ``_pair_pos`` and
+            ``_pair`` are the general map itself.
+        pos_intermediate: ``intermediate`` of the variant for ``S12 > 0``.
         pos_codes: ``(nngp_code, ntk_code, det_code)`` of that variant.
         nngp_code: Code of ``E[sigma sigma]``.
         ntk_code: Code of ``E[sigma' sigma']`` (``"0.0"`` without an NTK).
@@ -86,6 +88,7 @@ class RenderSpec:
     pair_args: str
     clip_rho: bool
     intermediate: tuple[tuple[str, str], ...]
+    pos_variant: bool
     pos_intermediate: tuple[tuple[str, str], ...]
     pos_codes: tuple[str, str, str]
     nngp_code: str
@@ -167,6 +170,7 @@ def render_spec(spec: KernelSpec, backend: str) -> RenderSpec:
     pr = printer_for("numba_loop" if backend == "numba" and spec.kind != "quadrature" else backend)
     intermediate: list[tuple[str, str]] = []
     pos_intermediate: list[tuple[str, str]] = []
+    pos_variant = False
     nngp_code = ntk_code = det_code = diag_code = act_code = dact_code = ""
     pos_codes = ("", "", "")
     if spec.kind != "quadrature":
@@ -176,7 +180,12 @@ def render_spec(spec: KernelSpec, backend: str) -> RenderSpec:
         # square roots of the variances come precomputed (one per row/column and layer)
         outs = [o.subs(ROOTS) for o in outs]
         intermediate, codes = _cse_print(outs, pr)
-        pos_intermediate, pos = _cse_print([positive_variant(o) for o in outs], pr)
+        pos_outs = [positive_variant(o) for o in outs]
+        # worth a variant (and, in a row with mixed signs, computing both) only if it
+        # drops branches; a cheaper atan2 alone does not pay for that
+        branches = sum(len(o.atoms(sp.Piecewise)) for o in outs)
+        pos_variant = sum(len(o.atoms(sp.Piecewise)) for o in pos_outs) < branches
+        pos_intermediate, pos = _cse_print(pos_outs, pr)
         nngp_code, ntk_code = codes[0], codes[1]
         det_code = codes[2] if spec.det is not None else ""
         pos_codes = (pos[0], pos[1], pos[2] if spec.det is not None else "")
@@ -201,6 +210,7 @@ def render_spec(spec: KernelSpec, backend: str) -> RenderSpec:
         pair_args=", ".join(map(str, args)),
         clip_rho=RHO in spec.inputs,
         intermediate=tuple(intermediate),
+        pos_variant=pos_variant,
         pos_intermediate=tuple(pos_intermediate),
         pos_codes=pos_codes,
         nngp_code=nngp_code,
