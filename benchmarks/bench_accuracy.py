@@ -22,6 +22,13 @@ Usage::
 
     python benchmarks/bench_accuracy.py                   # relu, erf; depths 1..20
     python benchmarks/bench_accuracy.py --depths 1 5 10   # faster
+    # the other closed forms, ntksym's generated kernels only (step and sign: NNGP only,
+    # their NTK is infinite on the diagonal; exp and gelu on smaller norms and depths,
+    # where exp's kernel stays finite and gelu's quadrature reference stays fast)
+    python benchmarks/bench_accuracy.py --ours-only --acts leaky_relu abs identity step sign
+    python benchmarks/bench_accuracy.py --ours-only --acts sin cos gaussian
+    python benchmarks/bench_accuracy.py --ours-only --acts gelu --norms 1e-6 1e-3 1 --depths 1 2 3 5
+    python benchmarks/bench_accuracy.py --ours-only --acts exp --norms 1e-6 1e-3 0.5 --depths 1 2 3
 """
 
 from __future__ import annotations
@@ -44,13 +51,15 @@ from bench_gram import nt_kernel_fn, plain_numpy  # noqa: E402
 NORMS = (1e-6, 1e-3, 1.0, 1e3, 1e6)
 
 
-def adversarial_inputs(zero: bool) -> tuple[np.ndarray, np.ndarray]:
+def adversarial_inputs(
+    zero: bool, norms: tuple[float, ...] = NORMS
+) -> tuple[np.ndarray, np.ndarray]:
     """``(X1, X2)``: X1 the base points, X2 their twins, near-twins and opposites."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal(16)
-    X1 = [s * x for s in NORMS]
+    X1 = [s * x for s in norms]
     X2 = []
-    for s in NORMS:
+    for s in norms:
         X2 += [s * x, s * x * (1 + 1e-8 * rng.standard_normal(16)), -s * x]
     if zero:
         X1.append(np.zeros(16))
@@ -58,8 +67,11 @@ def adversarial_inputs(zero: bool) -> tuple[np.ndarray, np.ndarray]:
     return np.array(X1), np.array(X2)
 
 
-def _methods(act: str, depth: int, b: float):  # noqa: ANN202
+def _methods(act: str, depth: int, b: float, ours_only: bool = False):  # noqa: ANN202
     import ntksym
+    from ntksym.codegen import kernel_spec
+
+    get = ("nngp", "ntk") if kernel_spec(act).has_ntk else ("nngp",)
 
     def nt(dtype):  # noqa: ANN001, ANN202
         def f(X1, X2):  # noqa: ANN001, ANN202
@@ -76,8 +88,15 @@ def _methods(act: str, depth: int, b: float):  # noqa: ANN202
 
     def ours(backend):  # noqa: ANN001, ANN202
         k = ntksym.kernel(act, depth, b, 1.0, backend=backend)
-        return lambda X1, X2: tuple(k(X1, X2, get=("nngp", "ntk")))
 
+        def f(X1, X2):  # noqa: ANN001, ANN202
+            out = tuple(k(X1, X2, get=get))
+            return out if len(out) == 2 else (out[0], np.full_like(out[0], np.nan))
+
+        return f
+
+    if ours_only:
+        return {"ntksym numba": ours("numba"), "ntksym numpy": ours("numpy")}
     return {
         "ntksym numba": ours("numba"),
         "ntksym numpy": ours("numpy"),
@@ -96,7 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--acts", nargs="+", default=["relu", "erf"])
     p.add_argument("--depths", nargs="+", type=int, default=list(range(1, 21)))
     p.add_argument("--dps", type=int, default=50)
+    p.add_argument("--norms", nargs="+", type=float, default=list(NORMS))
+    p.add_argument("--ours-only", action="store_true", help="only ntksym's generated kernels")
     a = p.parse_args(argv)
+    from ntksym.codegen import kernel_spec
     t0 = time.time()
     worst: dict[tuple[str, str, str, str], tuple[float, str]] = {}
 
@@ -108,16 +130,19 @@ def main(argv: list[str] | None = None) -> int:
 
     for act in a.acts:
         for b in (0.0, 0.5):
-            X1, X2 = adversarial_inputs(zero=b > 0)
-            rows1 = [3 * k for k in range(len(NORMS))] + ([len(X2) - 1] if b > 0 else [])
+            X1, X2 = adversarial_inputs(zero=b > 0, norms=tuple(a.norms))
+            rows1 = [3 * k for k in range(len(a.norms))] + ([len(X2) - 1] if b > 0 else [])
             assert np.array_equal(X2[rows1], X1)
+            has_ntk = kernel_spec(act).has_ntk
             for depth in a.depths:
-                sym = reference.kernel(act, X2, None, depth=depth, bias_std=b, dps=a.dps)
+                sym = reference.kernel(
+                    act, X2, None, depth=depth, bias_std=b, dps=a.dps, ntk=has_ntk
+                )
                 for pair in ((X2, None), (X1, X2)):
                     ref = sym if pair[1] is None else reference.kernel(
-                        act, *pair, depth=depth, bias_std=b, dps=a.dps
+                        act, *pair, depth=depth, bias_std=b, dps=a.dps, ntk=has_ntk
                     )
-                    for name, f in _methods(act, depth, b).items():
+                    for name, f in _methods(act, depth, b, a.ours_only).items():
                         with np.errstate(all="ignore"):
                             try:
                                 got = f(*pair)
@@ -140,13 +165,17 @@ def main(argv: list[str] | None = None) -> int:
           f"{time.time() - t0:.0f} s")  # fmt: skip
     print("# rel: |err|/|K| over entries with |K| >= 1e-10 sqrt(K(x,x)K(x',x')); "
           "scaled: |err|/sqrt(K(x,x)K(x',x')) over all entries")
-    print("| activation | method | NNGP rel | NTK rel | NNGP scaled | NTK scaled | worst NTK rel |")
+    print("| activation | method | NNGP rel | NTK rel | NNGP scaled | NTK scaled "
+          "| worst (NTK) rel |")
     print("|---|---|---|---|---|---|---|")
     for act in a.acts:
-        for name in _methods(act, 1, 0.0):
+        has_ntk = kernel_spec(act).has_ntk
+        for name in _methods(act, 1, 0.0, a.ours_only):
             w = {(k[2], k[3]): v for k, v in worst.items() if k[:2] == (act, name)}
-            cells = [f"{w[(x, y)][0]:.1e}" for y in ("rel", "scaled") for x in ("nngp", "ntk")]
-            print(f"| {act} | {name} | {' | '.join(cells)} | {w[('ntk', 'rel')][1]} |")
+            cells = [f"{w[(x, y)][0]:.1e}" if has_ntk or x == "nngp" else "-"
+                     for y in ("rel", "scaled") for x in ("nngp", "ntk")]  # fmt: skip
+            where = w[("ntk", "rel")][1] if has_ntk else w[("nngp", "rel")][1] + " (NNGP)"
+            print(f"| {act} | {name} | {' | '.join(cells)} | {where} |")
     return 0
 
 

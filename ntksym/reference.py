@@ -896,7 +896,8 @@ def _diagonal_chain(layer: _Layer, x: list[Any], depth: int) -> list[Any]:
 
 
 def _pair_chain(
-    layer: _Layer, x1: list[Any], x2: list[Any], var1: list[Any], var2: list[Any]
+    layer: _Layer, x1: list[Any], x2: list[Any], var1: list[Any], var2: list[Any],
+    ntk: bool = True,
 ) -> tuple[list[Any], list[Any], list[Any]]:
     sigma = [_first_layer(x1, x2, layer.w2, layer.b2)]
     theta = [sigma[0]]
@@ -904,8 +905,9 @@ def _pair_chain(
     for level in range(len(var1) - 1):
         s11, s12, s22 = var1[level], sigma[-1], var2[level]
         sigma.append(layer.nngp(s11, s12, s22))
-        sigma_dot.append(layer.dot(s11, s12, s22))
-        theta.append(theta[-1] * sigma_dot[-1] + sigma[-1])
+        if ntk:
+            sigma_dot.append(layer.dot(s11, s12, s22))
+            theta.append(theta[-1] * sigma_dot[-1] + sigma[-1])
     return sigma, sigma_dot, theta
 
 
@@ -995,6 +997,7 @@ def kernel(
     weight_std: Any = 1.0,
     dps: int = 30,
     method: str = "auto",
+    ntk: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """NNGP and NTK Gram matrices computed in mpmath and rounded to float64.
 
@@ -1011,6 +1014,8 @@ def kernel(
         weight_std: Weight scale ``>= 0``.
         dps: Decimal digits of the mpmath computation (15..1000).
         method: How each dual kernel is computed (see :func:`dual`).
+        ntk: False to skip the NTK (for step and sign, whose NTK is infinite on
+            the diagonal); it is then returned as NaN.
 
     Returns:
         ``(nngp, ntk)``, two float64 arrays of shape ``(N1, N2)``, each entry the
@@ -1027,7 +1032,7 @@ def kernel(
             f"X1 and X2 must have the same number of columns, got {len(A[0])} and {len(B[0])}"
         )
     nngp = np.empty((len(A), len(B)))
-    ntk = np.empty((len(A), len(B)))
+    theta_l = np.full((len(A), len(B)), np.nan)
     with mp.workdps(dps + GUARD_DIGITS):
         w = _check_std(weight_std, "weight_std")
         b = _check_std(bias_std, "bias_std")
@@ -1037,12 +1042,13 @@ def kernel(
         for i, x in enumerate(A):
             for j, y in enumerate(B):
                 if X2 is None and j < i:
-                    nngp[i, j], ntk[i, j] = nngp[j, i], ntk[j, i]
+                    nngp[i, j], theta_l[i, j] = nngp[j, i], theta_l[j, i]
                     continue
-                sigma, _, theta = _pair_chain(layer, x, y, var_a[i], var_b[j])
+                sigma, _, theta = _pair_chain(layer, x, y, var_a[i], var_b[j], ntk=ntk)
                 nngp[i, j] = _to_float(sigma[-1])
-                ntk[i, j] = _to_float(theta[-1])
-    return nngp, ntk
+                if ntk:
+                    theta_l[i, j] = _to_float(theta[-1])
+    return nngp, theta_l
 
 
 def _to_float(x: Any) -> float:
