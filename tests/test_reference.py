@@ -429,3 +429,16 @@ def test_kinked_non_homogeneous_activation_by_gauss_legendre_pieces():
     )
     assert close(value, ref, 20)
     assert abs(value - ref) <= err
+
+
+def test_kernel_without_ntk_for_step() -> None:
+    from ntksym.reference import kernel as ref_kernel
+
+    """step's NTK is infinite on the diagonal; ntk=False gives the NNGP alone."""
+    X = np.random.default_rng(4).normal(size=(3, 4))
+    with pytest.raises(InputError, match="infinite"):
+        ref_kernel("step", X, depth=2, bias_std=0.5)
+    K, T = ref_kernel("step", X, depth=2, bias_std=0.5, ntk=False)
+    assert np.isnan(T).all() and np.allclose(np.diag(K), 0.75)
+    K2, _ = ref_kernel("step", X[:2], X[1:], depth=2, bias_std=0.5, ntk=False)
+    assert K2[1, 0] == K[1, 1] and K2[0, 1] == K[0, 2]
