@@ -371,3 +371,32 @@ def test_positive_variant_matches_general_map(name, backend):
         # the determinant enters the next layer through sqrt(D), the sine of the angle
         # times sqrt(N11 N22): that angle agrees to rounding
         assert abs(np.sqrt(a[2]) - np.sqrt(b[2])) <= 1e-15 * np.sqrt(scale[2]), (k, a, b)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("name", ["step", "sign"])
+def test_rescaled_copies_keep_their_tiny_angle(name, backend):
+    """x and s*x (rounded) meet at an angle ~1e-17 that step/sign layers blow up to O(1)
+    (theta' ~ sqrt(theta)): the first determinant must be right relative to itself."""
+    m = _module(name, backend)
+    x = np.random.default_rng(0).standard_normal(16)
+    X1, X2 = np.array([x, 1e3 * x]), np.array([1e-3 * x, 7.0 * x, x])
+    for depth in (5, 9):
+        K = m.nngp(X1, X2, depth, 0.0, 1.0)
+        Kr, _ = reference.kernel(name, X1, X2, depth=depth, dps=40, ntk=False)
+        assert np.max(np.abs(K - Kr) / np.abs(Kr)) <= 1e-13
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("name", ["sin", "cos"])
+def test_sin_cos_twins_at_large_norm(name, backend):
+    """The same vector in X1 and X2 (Gram entry and norms rounded differently) at norm 1e5:
+    exp(-|u - v|^2/2) must come from the carried determinant, not S11 + S22 - 2 S12."""
+    m = _module(name, backend)
+    rng = np.random.default_rng(1)
+    x = 1e5 * rng.standard_normal(16)
+    X1, X2 = np.array([x, x * (1 + 1e-9 * rng.standard_normal(16))]), np.array([x, -x])
+    K, T = m.nngp_ntk(X1, X2, 3, 0.2, 1.0)
+    Kr, Tr = reference.kernel(name, X1, X2, depth=3, bias_std=0.2, dps=40)
+    assert np.max(np.abs(K - Kr) / np.abs(Kr)) <= 1e-13
+    assert np.max(np.abs(T - Tr) / np.abs(Tr)) <= 1e-13

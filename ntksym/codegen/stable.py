@@ -280,40 +280,58 @@ def _half_sum() -> sp.Expr:
     return (S11 + S22) / 2
 
 
+def _distances() -> tuple[sp.Expr, sp.Expr]:
+    """``S11 + S22 - 2 S12`` and ``S11 + S22 + 2 S12`` (the variances of u - v and u + v).
+
+    Each is ``(sqrt(S11) - sqrt(S22))^2 + 2 (M -+ S12)`` with ``M - S12 = D / (M + S12)``
+    where ``S12 > 0`` (and symmetrically), so a near-parallel pair at large variance gets
+    its small distance from the carried determinant instead of from a difference of
+    two large rounded numbers.
+    """
+    m = sp.sqrt(S11 * S22)
+    sq = (sp.sqrt(S11) - sp.sqrt(S22)) ** 2
+    minus = sp.Piecewise((sq + 2 * D / (m + S12), S12 > 0), (S11 + S22 - 2 * S12, True))
+    plus = sp.Piecewise((sq + 2 * D / (m - S12), S12 < 0), (S11 + S22 + 2 * S12, True))
+    return minus, plus
+
+
 def exp() -> LayerMap:
     """The exponential: ``E[e^u e^v] = e^((S11 + S22)/2 + S12)`` (Gaussian moment generating fn).
 
-    sigma' = sigma, so both maps are the same; no subtraction anywhere. The determinant
-    is not used by the map, so the next one is formed directly.
+    sigma' = sigma, so both maps are the same; the exponent is half the variance of
+    u + v (:func:`_distances`). The determinant is not used after that, so the next one
+    is formed directly.
     """
-    e = sp.exp(_half_sum() + S12)
+    _minus, plus = _distances()
+    e = sp.exp(plus / 2)
     return LayerMap(e, e, None, "closed form")
 
 
 def _sinh_part() -> sp.Expr:
     """``E[sin u sin v] = exp(-(S11+S22)/2) sinh(S12)`` (Rahimi & Recht 2007), overflow-safe.
 
-    ``sinh`` itself for ``|S12| < 1`` (no cancellation), else the difference of two
-    exponentials with the damping folded in, which cancels by at most ``e^-2`` and never
-    overflows (``|S12| <= (S11 + S22)/2``).
+    ``sinh`` itself for ``|S12| < 1`` (no cancellation), else
+    ``(exp(-|u - v|^2/2) - exp(-|u + v|^2/2))/2`` in terms of the variances of u -+ v
+    (:func:`_distances`), which cancels by at most ``e^-2`` and never overflows.
     """
-    h = _half_sum()
-    direct = sp.exp(-h) * sp.sinh(S12)
-    split = (sp.exp(S12 - h) - sp.exp(-S12 - h)) / 2
+    minus, plus = _distances()
+    direct = sp.exp(-_half_sum()) * sp.sinh(S12)
+    split = (sp.exp(-minus / 2) - sp.exp(-plus / 2)) / 2
     return sp.Piecewise((direct, sp.Abs(S12) < 1), (split, True))
 
 
 def _cosh_part() -> sp.Expr:
     """``E[cos u cos v] = exp(-(S11+S22)/2) cosh(S12)``, as a sum of two exponentials."""
-    h = _half_sum()
-    return (sp.exp(S12 - h) + sp.exp(-S12 - h)) / 2
+    minus, plus = _distances()
+    return (sp.exp(-minus / 2) + sp.exp(-plus / 2)) / 2
 
 
 def sin() -> LayerMap:
     """sin: ``E[sin u sin v] = e^{-(S11+S22)/2} sinh S12``, ``E[cos u cos v]`` with cosh.
 
-    From the Gaussian moment generating function (Rahimi & Recht 2007); the
-    determinant is not used, so the next one is formed directly.
+    From the Gaussian moment generating function (Rahimi & Recht 2007). After one
+    layer every variance is at most ``W2 + B2``, so the next determinant is formed
+    directly.
     """
     return LayerMap(_sinh_part(), _cosh_part(), None, "closed form")
 
