@@ -400,3 +400,16 @@ def test_sin_cos_twins_at_large_norm(name, backend):
     Kr, Tr = reference.kernel(name, X1, X2, depth=3, bias_std=0.2, dps=40)
     assert np.max(np.abs(K - Kr) / np.abs(Kr)) <= 1e-13
     assert np.max(np.abs(T - Tr) / np.abs(Tr)) <= 1e-13
+
+
+@pytest.mark.slow  # compiles every Numba module (about 10 s each without a cache)
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("name", COMMITTED)
+def test_every_committed_module_runs(name, backend):
+    """Each committed module imports and computes (a missing helper broke tanh's once)."""
+    m = _module(name, backend)
+    X = np.random.default_rng(2).normal(size=(5, 3)) * 0.5
+    K = m.nngp(X, X[:2], 3, 0.1, 1.0)
+    assert K.shape == (5, 2) and np.isfinite(K).all()
+    if m.HAS_NTK:
+        assert np.isfinite(m.ntk(X, None, 2, 0.1, 1.0)).all()
