@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import jinja2
 import sympy as sp
+from sympy.codegen.rewriting import log1p_opt, optimize
 
 from ntksym.codegen.printers import printer_for
 from ntksym.codegen.spec import RHO, KernelSpec, kernel_spec
@@ -67,8 +68,8 @@ class RenderSpec:
         diag_code: Code of ``E[sigma(u)^2]`` in ``S``.
         act_code: Code of sigma in ``u`` (quadrature).
         dact_code: Code of sigma' in ``u`` (quadrature, ``"0.0"`` without an NTK).
-        nodes: Gauss-Hermite nodes as Python literals.
-        weights: Gauss-Hermite weights as Python literals.
+        reflection: ``(s, q0, q1)`` of ``sigma(-u) = s sigma(u) + q0 + q1 u`` as a Python
+            literal, or ``""`` (quadrature; see :func:`ntksym.codegen.spec.reflection`).
         doc_nngp: The nngp map as text, for the module docstring.
         doc_ntk: The ntk map as text.
         doc_det: The determinant map as text.
@@ -97,8 +98,7 @@ class RenderSpec:
     diag_code: str
     act_code: str
     dact_code: str
-    nodes: str
-    weights: str
+    reflection: str
     doc_nngp: str
     doc_ntk: str
     doc_det: str
@@ -191,8 +191,11 @@ def render_spec(spec: KernelSpec, backend: str) -> RenderSpec:
         pos_codes = (pos[0], pos[1], pos[2] if spec.det is not None else "")
         diag_code = pr.doprint(spec.diag)
     else:
-        act_code = pr.doprint(spec.activation.expr)
-        dact_code = pr.doprint(spec.activation.derivative) if spec.has_ntk else "0.0"
+        # log(1 + x) -> log1p(x): softplus keeps its digits where exp(u) is small
+        act_code = pr.doprint(optimize(spec.activation.expr, [log1p_opt]))
+        dact_code = (
+            pr.doprint(optimize(spec.activation.derivative, [log1p_opt])) if spec.has_ntk else "0.0"
+        )
     args = INPUTS + tuple(ROOTS.values())
     template = f"kernel_{backend}.py.jinja"
     return RenderSpec(
@@ -219,9 +222,8 @@ def render_spec(spec: KernelSpec, backend: str) -> RenderSpec:
         diag_code=diag_code,
         act_code=act_code,
         dact_code=dact_code,
-        nodes=", ".join(repr(x) for x in spec.nodes),
-        weights=", ".join(repr(x) for x in spec.weights),
-        doc_nngp=sp.sstr(spec.nngp) if spec.nngp is not None else "Gauss-Hermite quadrature",
+        reflection=repr(spec.reflection) if spec.reflection is not None else "",
+        doc_nngp=sp.sstr(spec.nngp) if spec.nngp is not None else "quadrature (_pair, _expect)",
         doc_ntk=sp.sstr(spec.ntk) if spec.ntk is not None else "-",
         doc_det=sp.sstr(spec.det) if spec.det is not None else "N11*N22 - S12'**2 (direct)",
     )

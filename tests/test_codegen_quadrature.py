@@ -1,0 +1,240 @@
+"""Generated kernels of activations without a closed form (adaptive quadrature) vs mpmath.
+
+The fast tests compare with 30-digit references stored in ``data/quadrature_reference.json``
+(written by ``data/make_quadrature_reference.py`` from :mod:`ntksym.reference`); the slow ones
+recompute some of them.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ntksym import dual, reference
+from ntksym.activations import get_activation
+from ntksym.codegen import kernel_spec, load, render
+from ntksym.codegen.files import package_generated_dir
+from ntksym.codegen.spec import reflection
+
+DATA = json.loads((Path(__file__).parent / "data" / "quadrature_reference.json").read_text())
+BACKENDS = ["numba", "numpy"]
+SMOOTH = ["tanh", "sigmoid", "softplus", "silu"]
+# Worst errors measured (both backends): layer maps 1.3e-15 (relative; against the
+# Cauchy-Schwarz bound where E[sigma sigma] vanishes), diagonal 4.4e-16; Gram matrices
+# 1.7e-13 relative, at entries of ~1e-4 left by cancellation (-0.0903 + 0.09: the last
+# layer alone multiplies the rounding error of its input by ~350), 2.5e-15 elsewhere but
+# for one silu entry (1.9e-14). The bounds are about three times those.
+PAIR_BOUND = 4e-15
+DIAG_BOUND = 1.5e-15
+KERNEL_BOUND = 5e-13
+
+
+def _pairs(m, backend: str, a1, a2, s12, det):
+    """(E[sigma sigma], E[sigma' sigma']) of a module's layer map at the given covariances."""
+    z = np.zeros_like(a1)
+    if backend == "numpy":
+        e, ed, _ = m._pair(a1 * a1, a2 * a2, s12, det, z, z, 0.0, 0.0, a1, a2, z, z)
+        return e, ed
+    out = [m._pair(x * x, y * y, s, d, 0.0, 0.0, 0.0, 0.0, x, y, 0.0, 0.0)[:2]
+           for x, y, s, d in zip(a1, a2, s12, det, strict=True)]
+    return np.array(out).T
+
+
+def _diag(m, backend: str, S):
+    return m._diag(S) if backend == "numpy" else np.array([m._diag(s) for s in S])
+
+
+def _rel(got, ref, scale=None):
+    """|got - ref| / |ref|, or / scale where |ref| < 1e-3 scale (the error where ref = 0)."""
+    den = np.abs(ref)
+    if scale is not None:
+        den = np.where(den < 1e-3 * scale, scale, den)
+    err = np.abs(got - ref)
+    return np.where(den > 0, err / np.where(den > 0, den, 1.0), err)
+
+
+# ----------------------------------------------------------------------------- identities
+def test_reflection_identities():
+    assert reflection(get_activation("tanh").expr) == (-1.0, 0.0, 0.0)
+    assert reflection(get_activation("sigmoid").expr) == (-1.0, 1.0, 0.0)
+    assert reflection(get_activation("softplus").expr) == (1.0, 0.0, -1.0)
+    assert reflection(get_activation("silu").expr) == (1.0, 0.0, -1.0)
+    assert reflection(get_activation("u*tanh(u)").expr) == (1.0, 0.0, 0.0)
+    assert reflection(get_activation("tanh(u) + 0.1*u**2").expr) is None
+    assert reflection(get_activation("sin(u) + tanh(u - 1)").expr) is None
+    assert reflection(get_activation("relu(u) + tanh(u)").expr) is None
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_quadrature_modules_need_only_numpy_and_numba(backend):
+    allowed = {"math", "numbers", "numpy"} | ({"numba"} if backend == "numba" else set())
+    for text in (render("sigmoid", backend), render("tanh(u) + 0.1*u**2", backend),
+                 (package_generated_dir() / f"tanh_{backend}.py").read_text()):
+        imported = set()
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                imported.add((node.module or "").split(".")[0])
+        assert imported <= allowed, imported
+
+
+# ----------------------------------------------------------------------------- layer maps
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", SMOOTH)
+def test_pair_map_vs_reference(name, backend):
+    """Variances ~1e-6..1e3, correlations -1, -(1 - 1e-8), ..., 1 - 1e-8, 1 (30 digits)."""
+    m = load(name, backend)
+    rows = np.array([r[1:] for r in DATA["pairs"] if r[0] == name])
+    a1, a2, s12, det, e_ref, ed_ref = rows.T
+    e, ed = _pairs(m, backend, a1, a2, s12, det)
+    # E[sigma sigma] vanishes at rho = 0 for tanh: there the error is measured against
+    # the Cauchy-Schwarz bound sqrt(E[sigma(u)^2] E[sigma(v)^2])
+    cs = np.sqrt(_diag(m, backend, a1 * a1) * _diag(m, backend, a2 * a2))
+    worst = max(_rel(e, e_ref, cs).max(), _rel(ed, ed_ref).max())
+    assert worst <= PAIR_BOUND, worst
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", SMOOTH)
+def test_diag_vs_reference(name, backend):
+    m = load(name, backend)
+    a, want = np.array([r[1:] for r in DATA["diag"] if r[0] == name]).T
+    worst = _rel(_diag(m, backend, a * a), want).max()
+    assert worst <= DIAG_BOUND, worst
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_zero_variance(backend):
+    """u = 0 (a zero input without bias): E[sigma(0) sigma(v)] = sigma(0) E[sigma(v)]."""
+    m = load("sigmoid", backend)
+    S22 = np.array([1e-6, 0.7, 900.0])
+    z = np.zeros(3)
+    if backend == "numpy":
+        e, ed, _ = m._pair(z, S22, z, z, z, z, 0.0, 0.0, z, np.sqrt(S22), z, z)
+    else:
+        e, ed = np.array([m._pair(0.0, s, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, np.sqrt(s), 0.0,
+                                  0.0)[:2] for s in S22]).T
+    np.testing.assert_allclose(e, 0.25, rtol=1e-15)  # sigmoid(0) E[sigmoid(v)] = 1/2 * 1/2
+    _, want = dual.trapezoid("sigmoid", 0.0, 0.0, S22)
+    np.testing.assert_allclose(ed, want, rtol=1e-14)
+    # both variances zero
+    if backend == "numpy":
+        e, ed, _ = m._pair(z, z, z, z, z, z, 0.0, 0.0, z, z, z, z)
+    else:
+        e, ed = m._pair(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)[:2]
+    np.testing.assert_array_equal(e, 0.25)
+    np.testing.assert_array_equal(ed, 1 / 16)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_without_reflection_identity(backend):
+    """An activation without sigma(-u) = s sigma(u) + affine takes the general rule."""
+    name = "tanh(u) + 0.1*u**2"
+    assert kernel_spec(name).reflection is None
+    m = load(name, backend)
+    rng = np.random.default_rng(3)
+    a1 = np.exp(rng.uniform(-3, 3, 12))
+    a2 = np.exp(rng.uniform(-3, 3, 12))
+    rho = np.concatenate([rng.uniform(-1, 1, 10), [1.0, -1.0]])
+    s12 = rho * a1 * a2
+    det = np.maximum((a1 * a2) ** 2 - s12**2, 0.0)
+    e, ed = _pairs(m, backend, a1, a2, s12, det)
+    want, want_d = dual.trapezoid(name, a1 * a1, s12, a2 * a2, det=det)
+    np.testing.assert_allclose(e, want, rtol=1e-13)
+    np.testing.assert_allclose(ed, want_d, rtol=1e-13)
+
+
+def test_reflected_and_general_rules_agree():
+    """The same activation with and without the reflection identity (Numba)."""
+    import importlib.util
+    import sys
+    import tempfile
+
+    spec = dataclasses.replace(kernel_spec("softplus"), reflection=None)
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "softplus_general_numba.py"
+        path.write_text(render(spec, "numba"))
+        mod_spec = importlib.util.spec_from_file_location("softplus_general_numba", path)
+        general = importlib.util.module_from_spec(mod_spec)
+        sys.modules[mod_spec.name] = general
+        try:
+            mod_spec.loader.exec_module(general)
+            X = np.random.default_rng(4).normal(size=(6, 3)) * [[0.5], [1.0], [2], [4], [8], [1]]
+            K1, T1 = general.nngp_ntk(X, None, 3, 0.2, 1.1)
+        finally:
+            del sys.modules[mod_spec.name]
+    K2, T2 = load("softplus", "numba").nngp_ntk(X, None, 3, 0.2, 1.1)
+    np.testing.assert_allclose(K1, K2, rtol=1e-14)
+    np.testing.assert_allclose(T1, T2, rtol=1e-14)
+
+
+# ----------------------------------------------------------------------------- Gram matrices
+CASES = sorted({tuple(r[:3]) for r in DATA["kernels"]})
+
+
+def _kernel_refs(case):
+    ref = {}
+    for r in DATA["kernels"]:
+        if tuple(r[:3]) == case:
+            ref[r[3], r[4]] = ref[r[4], r[3]] = (r[5], r[6])
+    return ref
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"{c[0]}-b{c[1]}-w{c[2]}")
+def test_gram_vs_reference(case, backend):
+    """Near-parallel, anti-parallel, zero, norms 1e-3..30, exactly parallel; depths 1..5."""
+    name, b, w = case
+    X = np.array(DATA["X"])
+    ref = _kernel_refs(case)
+    m = load(name, backend)
+    worst = 0.0
+    for depth in range(1, 6):
+        for X1, X2, rows, cols in ((X, None, range(9), range(9)),
+                                   (X[:5], X[3:], range(5), range(3, 9))):
+            K, T = m.nngp_ntk(X1, X2, depth, b, w)
+            Kr = np.array([[ref[i, j][0][depth - 1] for j in cols] for i in rows])
+            Tr = np.array([[ref[i, j][1][depth - 1] for j in cols] for i in rows])
+            worst = max(worst, _rel(K, Kr).max(), _rel(T, Tr).max())
+    assert worst <= KERNEL_BOUND, worst
+
+
+def test_numba_and_numpy_agree():
+    rng = np.random.default_rng(5)
+    X1, X2 = rng.normal(size=(12, 4)), 3 * rng.normal(size=(7, 4))
+    for name in ("tanh", "silu"):
+        a, b = load(name, "numba"), load(name, "numpy")
+        for args in [(X1, None, 4, 0.2, 1.3), (X1, X2, 3, 0.0, 0.9)]:
+            for Ka, Kb in zip(a.nngp_ntk(*args), b.nngp_ntk(*args), strict=True):
+                np.testing.assert_allclose(Ka, Kb, rtol=1e-13)
+
+
+# ----------------------------------------------------------------------------- slow: live referee
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["tanh", "softplus"])
+def test_stored_references_are_reproduced(name):
+    """Recompute some stored entries with ntksym.reference (checks the data file)."""
+    rows = [r for r in DATA["pairs"] if r[0] == name][::9]
+    for _, a1, a2, s12, _, e, ed in rows:
+        assert float(reference.dual(name, a1 * a1, s12, a2 * a2, dps=30)) == e
+        assert float(reference.dual(name, a1 * a1, s12, a2 * a2, dps=30, derivative=True)) == ed
+
+
+@pytest.mark.slow
+def test_tanh_gram_vs_live_reference():
+    """A fresh adversarial set, against reference.kernel computed here (about 4 minutes)."""
+    rng = np.random.default_rng(11)
+    x = rng.normal(size=4)
+    X = np.array([x, x * (1 + 1e-8 * rng.normal(size=4)), -3 * x, np.zeros(4),
+                  10 * rng.normal(size=4), 1e-3 * rng.normal(size=4)])
+    for depth, b, w in ((2, 0.2, 1.5), (4, 0.05, 2.5)):
+        Kr, Tr = reference.kernel("tanh", X, depth=depth, bias_std=b, weight_std=w, dps=30)
+        for backend in BACKENDS:
+            K, T = load("tanh", backend).nngp_ntk(X, None, depth, b, w)
+            assert max(_rel(K, Kr).max(), _rel(T, Tr).max()) <= KERNEL_BOUND, backend
