@@ -19,10 +19,15 @@ Backends (the ``backend`` argument of :func:`kernel`):
 
 * ``"auto"`` (default): activations with a numerically stable generated
   module (:mod:`ntksym.codegen`: relu, leaky_relu, abs, identity, erf, step,
-  sign) use it, with Numba when Numba imports and NumPy otherwise (a one-time
-  warning says so); every other activation uses ``"dual"``.
+  sign, exp, sin, cos, gaussian, gelu) use it, and so do smooth activations
+  without a closed form (tanh, sigmoid, softplus, silu, smooth user expressions:
+  no kinks, a pointwise derivative), whose generated module integrates each pair
+  by an adaptive trapezoid rule (to about 1e-15 per layer, at any variance and
+  correlation); Numba when Numba imports and NumPy otherwise (a one-time warning
+  says so). Every other activation uses ``"dual"``, and so does any activation
+  without a closed form when ``degree`` is given.
 * ``"numba"`` / ``"numpy"``: the generated module of that backend (activations
-  with a stable or SymPy closed form only).
+  with a stable or SymPy closed form, or smooth ones as above).
 * ``"dual"``: the dual maps of :mod:`ntksym.dual` (closed forms where they
   exist) evaluated layer by layer with vectorised NumPy in float64. Activations
   without a closed form are integrated by an adaptive Gaussian-weighted
@@ -189,11 +194,24 @@ def _numba_available() -> bool:
     return True
 
 
-def _generated(act: Activation, backend: str) -> types.ModuleType | None:
+def _smooth(act: Activation) -> bool:
+    """Whether the generated quadrature suits ``act``: no kinks, a pointwise derivative.
+
+    The adaptive trapezoid rule converges geometrically only for integrands analytic
+    near the real line; at a kink it would stop at its finest step, inaccurate.
+    """
+    return not act.kinks and not act.has_distributional_derivative
+
+
+def _generated(
+    act: Activation, backend: str, quadrature: bool = True
+) -> types.ModuleType | None:
     """The generated module to use for ``act`` under ``backend``, or None for the dual path.
 
-    ``"auto"`` takes only stable generated maps (accurate to rounding); ``"numba"``
-    and ``"numpy"`` also take SymPy closed forms and refuse quadrature modules.
+    ``"auto"`` takes stable generated maps (accurate to rounding) and, when ``quadrature``
+    is true, the quadrature modules of smooth activations (:func:`_smooth`); ``"numba"``
+    and ``"numpy"`` also take SymPy closed forms, and refuse the quadrature modules of
+    activations that are not smooth.
     """
     if backend == "dual":
         return None
@@ -205,17 +223,24 @@ def _generated(act: Activation, backend: str) -> types.ModuleType | None:
     cache_key = (act.name, sp_key(act), chosen)
     with _MODULES_LOCK:
         if cache_key not in _MODULES:
-            spec = codegen.kernel_spec(act)
-            accept = ("stable",) if backend == "auto" else ("stable", "closed")
-            module = codegen.load(spec.activation, chosen) if spec.kind in accept else None
-            _MODULES[cache_key] = (module, spec.kind)
+            _MODULES[cache_key] = (None, codegen.kernel_spec(act).kind)
         module, kind = _MODULES[cache_key]
-    if module is None and backend != "auto":
-        raise InputError(
-            f"backend={backend!r} needs a closed-form dual kernel, and {act.name!r} has none "
-            f"(its generated module would use {kind} quadrature); use backend='auto' or 'dual'"
-        )
-    return module
+        smooth = kind != "quadrature" or _smooth(act)
+        if backend == "auto":
+            wanted = kind == "stable" or (kind == "quadrature" and smooth and quadrature)
+        elif not smooth:
+            raise InputError(
+                f"backend={backend!r} needs a closed-form dual kernel or a smooth activation, "
+                f"and {act.name!r} has kinks at {list(act.kinks)} or a Dirac delta derivative "
+                f"(its generated module would use {kind}, which converges slowly there); use "
+                "backend='auto' or 'dual'"
+            )
+        else:
+            wanted = True
+        if wanted and module is None:
+            module = codegen.load(act, chosen)
+            _MODULES[cache_key] = (module, kind)
+    return module if wanted else None
 
 
 def sp_key(act: Activation) -> str:
@@ -277,7 +302,7 @@ class Kernel:
         """
         wanted = _parse_get(get)
         X1, X2 = validate_inputs(X1, X2)
-        module = _generated(self.activation, self.backend)
+        module = _generated(self.activation, self.backend, quadrature=self.degree is None)
         if module is not None:
             nngp, ntk = self._compute_generated(module, X1, X2, need_ntk="ntk" in wanted)
             result = {"nngp": nngp, "ntk": ntk}
@@ -371,12 +396,14 @@ def kernel(
         depth: Number of affine layers L >= 1 (L - 1 nonlinearities).
         bias_std: Bias scale beta >= 0.
         weight_std: Weight scale >= 0.
-        degree: For activations without a closed form on the ``"dual"`` path:
-            None (default) for an adaptive trapezoid rule accurate to about
-            1e-14, or a fixed Gauss-Hermite degree (2..512).
+        degree: For activations without a closed form: None (default) for an
+            adaptive trapezoid rule accurate to about 1e-14 (in the generated
+            module, or on the ``"dual"`` path), or a fixed Gauss-Hermite degree
+            (2..512), which sends them to the ``"dual"`` path.
         backend: ``"auto"`` (generated kernels for activations with a stable
-            closed form: Numba if it imports, else NumPy with a warning; the
-            dual maps otherwise), ``"numba"``, ``"numpy"`` or ``"dual"``.
+            closed form and for smooth ones without a closed form: Numba if it
+            imports, else NumPy with a warning; the dual maps otherwise),
+            ``"numba"``, ``"numpy"`` or ``"dual"``.
         **activation_params: Parameters of a registered family (``slope=0.2``).
 
     Returns:

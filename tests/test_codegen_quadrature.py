@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import ntksym
 from ntksym import dual, reference
 from ntksym.activations import get_activation
 from ntksym.codegen import kernel_spec, load, render
@@ -213,6 +214,19 @@ def test_numba_and_numpy_agree():
         for args in [(X1, None, 4, 0.2, 1.3), (X1, X2, 3, 0.0, 0.9)]:
             for Ka, Kb in zip(a.nngp_ntk(*args), b.nngp_ntk(*args), strict=True):
                 np.testing.assert_allclose(Ka, Kb, rtol=1e-13)
+
+
+def test_auto_routes_smooth_activations_to_the_generated_module():
+    X = np.random.default_rng(6).normal(size=(5, 3))
+    for name in ("sigmoid", "tanh(2*u) + 0.1*u"):
+        k = ntksym.kernel(name, depth=3, bias_std=0.2)
+        got = k(X, get=("nngp", "ntk"))
+        want = k.replace(backend="dual")(X, get=("nngp", "ntk"))
+        np.testing.assert_allclose(got.nngp, want.nngp, rtol=1e-13)
+        np.testing.assert_allclose(got.ntk, want.ntk, rtol=1e-13)
+        # a Gauss-Hermite degree keeps the dual path
+        gh = k.replace(degree=4)(X)
+        assert not np.allclose(gh, got.ntk, rtol=1e-12, atol=0)
 
 
 # ----------------------------------------------------------------------------- slow: live referee

@@ -33,10 +33,9 @@ def test_matches_mpmath_reference(name: str, depth: int, b: float, w: float) -> 
     k = ntksym.kernel(name, depth=depth, bias_std=b, weight_std=w)
     got = k(X1, X2, get=("nngp", "ntk"))
     ref_nngp, ref_ntk = reference.kernel(name, X1, X2, depth=depth, bias_std=b, weight_std=w)
-    # closed forms evaluate to ~1e-15; Gauss-Hermite (tanh, degree 64) to ~1e-12 here
-    rtol = 1e-11 if name == "tanh" else 1e-13
-    np.testing.assert_allclose(got.nngp, ref_nngp, rtol=rtol, atol=0)
-    np.testing.assert_allclose(got.ntk, ref_ntk, rtol=rtol, atol=0)
+    # closed forms and the adaptive quadrature (tanh) evaluate to ~1e-15
+    np.testing.assert_allclose(got.nngp, ref_nngp, rtol=1e-13, atol=0)
+    np.testing.assert_allclose(got.ntk, ref_ntk, rtol=1e-13, atol=0)
 
 
 def test_identity_network_is_linear_regression_kernel() -> None:
@@ -202,10 +201,19 @@ def test_auto_backend_uses_generated_module_and_symmetric_result_is_exact() -> N
     K = k(X, get=("nngp", "ntk"))
     np.testing.assert_array_equal(K.ntk, K.ntk.T)
     np.testing.assert_array_equal(K.ntk, module.ntk(X, None, 4, 0.1, 1.0))
-    # tanh has no stable generated map: auto keeps the dual path, explicit backends refuse
-    assert kernels._generated(ntksym.kernel("tanh", depth=2).activation, "auto") is None
-    with pytest.raises(InputError, match="closed-form"):
-        ntksym.kernel("tanh", depth=2, backend="numba")(X)
+    # tanh has no closed form: its generated module integrates by quadrature; auto takes it
+    # unless a Gauss-Hermite degree is asked for; an activation with a kink is refused
+    tanh = ntksym.kernel("tanh", depth=2).activation
+    module = kernels._generated(tanh, "auto")
+    assert module is not None and module.ACTIVATION == "tanh"
+    assert kernels._generated(tanh, "auto", quadrature=False) is None
+    K = ntksym.kernel("tanh", depth=3, bias_std=0.1)(X)
+    np.testing.assert_array_equal(K, module.ntk(X, None, 3, 0.1, 1.0))
+    np.testing.assert_allclose(K, ntksym.kernel("tanh", 3, 0.1, backend="dual")(X), rtol=1e-13)
+    kinked = ntksym.kernel("relu(u) + tanh(u)", depth=2).activation
+    assert kernels._generated(kinked, "auto") is None
+    with pytest.raises(InputError, match="smooth activation"):
+        ntksym.kernel("relu(u) + tanh(u)", depth=2, backend="numba")(X)
 
 
 def test_numpy_fallback_warns_once_without_numba(monkeypatch: pytest.MonkeyPatch) -> None:
