@@ -185,10 +185,11 @@ def render_spec(spec: KernelSpec, backend: str) -> RenderSpec:
         # drops branches; a cheaper atan2 alone does not pay for that
         branches = sum(len(o.atoms(sp.Piecewise)) for o in outs)
         pos_variant = sum(len(o.atoms(sp.Piecewise)) for o in pos_outs) < branches
-        pos_intermediate, pos = _cse_print(pos_outs, pr)
         nngp_code, ntk_code = codes[0], codes[1]
         det_code = codes[2] if spec.det is not None else ""
-        pos_codes = (pos[0], pos[1], pos[2] if spec.det is not None else "")
+        if pos_variant:  # (the templates print the variant only then)
+            pos_intermediate, pos = _cse_print(pos_outs, pr)
+            pos_codes = (pos[0], pos[1], pos[2] if spec.det is not None else "")
         diag_code = pr.doprint(spec.diag)
     else:
         # log(1 + x) -> log1p(x): softplus keeps its digits where exp(u) is small
