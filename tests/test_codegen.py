@@ -19,7 +19,7 @@ from ntksym.codegen import command as codegen_command
 from ntksym.codegen.files import is_intact, package_generated_dir
 from ntksym.codegen.printers import printer_for
 from ntksym.codegen.spec import COMMITTED, RHO, _check_free
-from ntksym.codegen.stable import B2, N11, N22, S11, S12, S22, W2, D
+from ntksym.codegen.stable import B2, N11, N22, S11, S12, S22, W2, D, U
 from ntksym.errors import ActivationError, InputError
 
 GEN = package_generated_dir()
@@ -88,7 +88,8 @@ def test_stable_layer_map_equals_dual_closed_form(name):
             sub_d = {dual.S11: sp.Float(s11, 30), dual.S22: sp.Float(s22, 30),
                      dual.S12: sp.Float(s12, 30)}
             det = sp.Float(s11, 30) * sp.Float(s22, 30) - sp.Float(s12, 30) ** 2
-            sub = {S11: sp.Float(s11, 30), S22: sp.Float(s22, 30), S12: sp.Float(s12, 30), D: det}
+            sub = {S11: sp.Float(s11, 30), S22: sp.Float(s22, 30), S12: sp.Float(s12, 30), D: det,
+                   U: sp.sqrt(sp.Float(s11, 30)) - sp.sqrt(sp.Float(s22, 30))}
             want = sp.N(maps.nngp.subs(sub_d), 25)
             got = sp.N(spec.nngp.subs(sub), 25)
             assert abs(got - want) <= 1e-20 * (1 + abs(want))
@@ -389,17 +390,22 @@ def test_rescaled_copies_keep_their_tiny_angle(name, backend):
 
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
 @pytest.mark.parametrize("name", ["sin", "cos"])
-def test_sin_cos_twins_at_large_norm(name, backend):
-    """The same vector in X1 and X2 (Gram entry and norms rounded differently) at norm 1e5:
-    exp(-|u - v|^2/2) must come from the carried determinant, not S11 + S22 - 2 S12."""
+@pytest.mark.parametrize("norm", [1e5, 1e6])
+def test_sin_cos_twins_at_large_norm(name, backend, norm):
+    """Twins (the same vector in X1 and X2: Gram entry and norms rounded differently) and
+    near-parallel pairs at norms up to 1e6: exp(-|u - v|^2/2) must come from the carried
+    determinant, not S11 + S22 - 2 S12, and the variances' root gap sqrt(S11) - sqrt(S22)
+    of layer 1 from the inputs, not from the two rounded variances (1e-12 at norm 1e6)."""
     m = _module(name, backend)
     rng = np.random.default_rng(1)
-    x = 1e5 * rng.standard_normal(16)
-    X1, X2 = np.array([x, x * (1 + 1e-9 * rng.standard_normal(16))]), np.array([x, -x])
-    K, T = m.nngp_ntk(X1, X2, 3, 0.2, 1.0)
-    Kr, Tr = reference.kernel(name, X1, X2, depth=3, bias_std=0.2, dps=40)
-    assert np.max(np.abs(K - Kr) / np.abs(Kr)) <= 1e-13
-    assert np.max(np.abs(T - Tr) / np.abs(Tr)) <= 1e-13
+    x = norm * rng.standard_normal(16)
+    near = [x * (1 + s * rng.standard_normal(16)) for s in (1e-8, 1e-9, 1e-10)]
+    X1, X2 = np.array([x, *near]), np.array([x, -x, *near[:1]])
+    for depth, b, other in ((1, 0.2, X2), (3, 0.5, X2), (3, 0.0, None), (2, 0.5, None)):
+        K, T = m.nngp_ntk(X1, other, depth, b, 1.0)
+        Kr, Tr = reference.kernel(name, X1, other, depth=depth, bias_std=b, dps=40)
+        assert np.max(np.abs(K - Kr) / np.abs(Kr)) <= 1e-13
+        assert np.max(np.abs(T - Tr) / np.abs(Tr)) <= 1e-13
 
 
 @pytest.mark.slow  # compiles every Numba module (about 10 s each without a cache)

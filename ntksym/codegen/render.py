@@ -18,7 +18,7 @@ from sympy.codegen.rewriting import log1p_opt, optimize
 
 from ntksym.codegen.printers import printer_for
 from ntksym.codegen.spec import RHO, KernelSpec, kernel_spec
-from ntksym.codegen.stable import INPUTS, ROOTS, S12, Atan2Q
+from ntksym.codegen.stable import INPUTS, ROOTS, S12, Atan2Q, U
 from ntksym.errors import InputError
 
 __all__ = [
@@ -55,6 +55,8 @@ class RenderSpec:
         has_ntk: Whether the NTK is generated.
         no_ntk_reason: Why not, when it is not.
         pair_args: Argument list of the layer map.
+        uses_gap: Whether the layer map takes the root gap ``U`` (last argument; see
+            :data:`ntksym.codegen.stable.U`), which the templates then carry.
         clip_rho: Whether the layer map starts by computing the clipped ``RHO``.
         intermediate: ``(name, code)`` lines shared by the outputs.
         pos_variant: Whether the map has a cheaper variant for ``S12 > 0`` (one that
@@ -87,6 +89,7 @@ class RenderSpec:
     has_ntk: bool
     no_ntk_reason: str
     pair_args: str
+    uses_gap: bool
     clip_rho: bool
     intermediate: tuple[tuple[str, str], ...]
     pos_variant: bool
@@ -173,12 +176,14 @@ def render_spec(spec: KernelSpec, backend: str) -> RenderSpec:
     pos_variant = False
     nngp_code = ntk_code = det_code = diag_code = act_code = dact_code = ""
     pos_codes = ("", "", "")
+    uses_gap = False
     if spec.kind != "quadrature":
         outs = [spec.nngp, spec.ntk if spec.ntk is not None else sp.Float(0.0)]
         if spec.det is not None:
             outs.append(spec.det)
         # square roots of the variances come precomputed (one per row/column and layer)
         outs = [o.subs(ROOTS) for o in outs]
+        uses_gap = any(U in o.free_symbols for o in outs)
         intermediate, codes = _cse_print(outs, pr)
         pos_outs = [positive_variant(o) for o in outs]
         # worth a variant (and, in a row with mixed signs, computing both) only if it
@@ -197,7 +202,7 @@ def render_spec(spec: KernelSpec, backend: str) -> RenderSpec:
         dact_code = (
             pr.doprint(optimize(spec.activation.derivative, [log1p_opt])) if spec.has_ntk else "0.0"
         )
-    args = INPUTS + tuple(ROOTS.values())
+    args = INPUTS + tuple(ROOTS.values()) + ((U,) if uses_gap else ())
     template = f"kernel_{backend}.py.jinja"
     return RenderSpec(
         activation=spec.activation.name,
@@ -212,6 +217,7 @@ def render_spec(spec: KernelSpec, backend: str) -> RenderSpec:
         has_ntk=spec.has_ntk,
         no_ntk_reason=spec.no_ntk_reason,
         pair_args=", ".join(map(str, args)),
+        uses_gap=uses_gap,
         clip_rho=RHO in spec.inputs,
         intermediate=tuple(intermediate),
         pos_variant=pos_variant,

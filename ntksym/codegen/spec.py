@@ -20,7 +20,7 @@ import sympy as sp
 
 from ntksym.activations import Activation, get_activation, u
 from ntksym.codegen import stable
-from ntksym.codegen.stable import B2, INPUTS, N11, N22, S11, S12, S22, W2, D
+from ntksym.codegen.stable import B2, INPUTS, N11, N22, S11, S12, S22, W2, D, U
 from ntksym.errors import ActivationError, NoClosedFormError
 
 __all__ = [
@@ -99,8 +99,8 @@ def slug(name: str) -> str:
 
 
 def _diag(nngp: sp.Expr, inputs: tuple[sp.Symbol, ...]) -> sp.Expr:
-    """``E[sigma(u)^2]``: the pair map at ``S11 = S22 = S12 = S``, ``D = 0``, ``rho = 1``."""
-    sub = {S11: S, S22: S, S12: S, D: 0, RHO: 1}
+    """``E[sigma(u)^2]``: the pair map at ``S11 = S22 = S12 = S``, ``D = U = 0``, ``rho = 1``."""
+    sub = {S11: S, S22: S, S12: S, D: 0, U: 0, RHO: 1}
     return sp.simplify(nngp.subs(sub))
 
 
@@ -149,7 +149,7 @@ def kernel_spec(activation: str | Activation | sp.Expr) -> KernelSpec:
             (stable.RULES[base].__doc__ or "").strip().splitlines()[0],
             no_ntk_reason=reason,
         )
-        _check_free(act.name, [spec.nngp, spec.ntk, spec.det], INPUTS)
+        _check_free(act.name, [spec.nngp, spec.ntk, spec.det], (*INPUTS, U))
         return spec
     try:
         from ntksym import dual

@@ -38,7 +38,7 @@ import sympy as sp
 
 __all__ = [
     "Atan2Q", "LayerMap", "RULES", "INPUTS", "ROOTS",
-    "S11", "S12", "S22", "D", "N11", "N22", "W2", "B2", "R11", "R22", "Q11", "Q22",
+    "S11", "S12", "S22", "D", "N11", "N22", "W2", "B2", "R11", "R22", "Q11", "Q22", "U",
 ]
 
 S11, S22, N11, N22 = sp.symbols("S11 S22 N11 N22", nonnegative=True)
@@ -57,6 +57,15 @@ ROOTS: dict[sp.Expr, sp.Symbol] = {
     sp.sqrt(S11): R11, sp.sqrt(S22): R22, sp.sqrt(N11): Q11, sp.sqrt(N22): Q22,
 }
 
+
+#: ``sqrt(S11) - sqrt(S22)``, signed. A map that uses it gets it as one more argument
+#: after :data:`ROOTS`: ``R11 - R22`` past layer 1; at layer 1 the templates form it from
+#: the inputs for the pairs with ``|rho| > 0.99``, ``c (|x| - |x'|)(|x| + |x'|) /
+#: (R11 + R22)`` with ``|x| - |x'|`` as accurate as the first determinant. Its two
+#: rounded variances alone would leave it an absolute error of ``2^-53 sqrt(S)``
+#: (1e-10 at variance 1e12), which bounds near-parallel distances such as
+#: :func:`_distances`.
+U = sp.Symbol("U", real=True)
 
 
 class Atan2Q(sp.Function):
@@ -283,13 +292,13 @@ def _half_sum() -> sp.Expr:
 def _distances() -> tuple[sp.Expr, sp.Expr]:
     """``S11 + S22 - 2 S12`` and ``S11 + S22 + 2 S12`` (the variances of u - v and u + v).
 
-    Each is ``(sqrt(S11) - sqrt(S22))^2 + 2 (M -+ S12)`` with ``M - S12 = D / (M + S12)``
-    where ``S12 > 0`` (and symmetrically), so a near-parallel pair at large variance gets
-    its small distance from the carried determinant instead of from a difference of
-    two large rounded numbers.
+    Each is ``U^2 + 2 (M -+ S12)`` (``U = sqrt(S11) - sqrt(S22)``, see :data:`U`) with
+    ``M - S12 = D / (M + S12)`` where ``S12 > 0`` (and symmetrically), so a near-parallel
+    pair at large variance gets its small distance from the carried determinant and the
+    accurate root gap instead of from a difference of two large rounded numbers.
     """
     m = sp.sqrt(S11 * S22)
-    sq = (sp.sqrt(S11) - sp.sqrt(S22)) ** 2
+    sq = U**2
     minus = sp.Piecewise((sq + 2 * D / (m + S12), S12 > 0), (S11 + S22 - 2 * S12, True))
     plus = sp.Piecewise((sq + 2 * D / (m - S12), S12 < 0), (S11 + S22 + 2 * S12, True))
     return minus, plus
