@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 import jinja2
 import sympy as sp
-from sympy.codegen.rewriting import log1p_opt, optimize
 
 from ntksym.codegen.printers import printer_for
 from ntksym.codegen.spec import RHO, KernelSpec, kernel_spec
@@ -197,11 +196,9 @@ def render_spec(spec: KernelSpec, backend: str) -> RenderSpec:
             pos_codes = (pos[0], pos[1], pos[2] if spec.det is not None else "")
         diag_code = pr.doprint(spec.diag)
     else:
-        # log(1 + x) -> log1p(x): softplus keeps its digits where exp(u) is small
-        act_code = pr.doprint(optimize(spec.activation.expr, [log1p_opt]))
-        dact_code = (
-            pr.doprint(optimize(spec.activation.derivative, [log1p_opt])) if spec.has_ntk else "0.0"
-        )
+        # (overflow-safe forms, or log1p where they do not apply: spec._printed_form)
+        act_code = pr.doprint(spec.act_form)
+        dact_code = pr.doprint(spec.dact_form) if spec.dact_form is not None else "0.0"
     args = INPUTS + tuple(ROOTS.values()) + ((U,) if uses_gap else ())
     template = f"kernel_{backend}.py.jinja"
     return RenderSpec(

@@ -17,9 +17,11 @@ import re
 from dataclasses import dataclass
 
 import sympy as sp
+from sympy.codegen.rewriting import log1p_opt, optimize
 
 from ntksym.activations import Activation, get_activation, u
 from ntksym.codegen import stable
+from ntksym.codegen.overflow import exp_safe
 from ntksym.codegen.stable import B2, INPUTS, N11, N22, S11, S12, S22, W2, D, U
 from ntksym.errors import ActivationError, NoClosedFormError
 
@@ -56,6 +58,10 @@ class KernelSpec:
         reflection: ``(s, q0, q1)`` with ``sigma(-u) = s sigma(u) + q0 + q1 u`` for all
             real u, or None (quadrature only; see :func:`reflection`).
         no_ntk_reason: Why no NTK is generated (empty when there is one).
+        act_form: sigma in ``u`` as the quadrature code computes it (None otherwise):
+            overflow-safe where :func:`ntksym.codegen.overflow.exp_safe` applies, else
+            with ``log(1 + x)`` as ``log1p(x)``.
+        dact_form: sigma' likewise (None without an NTK).
     """
 
     activation: Activation
@@ -69,6 +75,8 @@ class KernelSpec:
     source: str = ""
     reflection: tuple[float, float, float] | None = None
     no_ntk_reason: str = ""
+    act_form: sp.Expr | None = None
+    dact_form: sp.Expr | None = None
 
     @property
     def has_ntk(self) -> bool:
@@ -84,6 +92,7 @@ class KernelSpec:
         parts += [sp.srepr(e) if e is not None else "-" for e in (self.nngp, self.ntk, self.det)]
         parts += [sp.srepr(self.diag) if self.diag is not None else "-"]
         parts += [repr(self.reflection)]
+        parts += [sp.srepr(e) for e in (self.act_form, self.dact_form) if e is not None]
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
     @property
@@ -168,13 +177,25 @@ def kernel_spec(activation: str | Activation | sp.Expr) -> KernelSpec:
             f"{maps.method} (ntksym.dual.closed_form, rho clipped)", maps.source,
         )
     _check_free(act.name, [act.expr], (u,))
+    reason = "" if not act.has_distributional_derivative else "Dirac delta derivative"
     return KernelSpec(
         act, "quadrature", None, None, None, None, INPUTS, QUADRATURE_METHOD,
         "Trefethen & Weideman, The exponentially convergent trapezoidal rule, SIAM Review 56 "
         "(2014)",
-        no_ntk_reason="" if not act.has_distributional_derivative else "Dirac delta derivative",
+        no_ntk_reason=reason,
         reflection=reflection(act.expr),
+        act_form=_printed_form(act.expr),
+        dact_form=None if reason else _printed_form(act.derivative),
     )
+
+
+def _printed_form(expr: sp.Expr) -> sp.Expr:
+    """The form of sigma (or sigma') the quadrature prints: overflow-safe if possible."""
+    safe = exp_safe(expr)
+    if safe is not expr:
+        return safe
+    # log(1 + x) -> log1p(x): softplus-like terms keep their digits where x is small
+    return optimize(expr, [log1p_opt])
 
 
 #: Points where a reflection identity is screened (at _REFLECTION_DPS digits).
