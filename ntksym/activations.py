@@ -31,6 +31,7 @@ import numpy as np
 import sympy as sp
 
 from ntksym.errors import ActivationError, UnsafeExpressionError
+from ntksym.overflow import exp_safe
 
 __all__ = [
     "u",
@@ -135,8 +136,8 @@ class Activation:
 
     @cached_property
     def numpy(self) -> Callable[[Any], Any]:
-        """Vectorised NumPy evaluation of sigma."""
-        return _lambdify_numpy(self.expr)
+        """Vectorised NumPy evaluation of sigma (overflow-safe, see ntksym.overflow)."""
+        return _lambdify_numpy(exp_safe(self.expr, u))
 
     @cached_property
     def numpy_derivative(self) -> Callable[[Any], Any]:
@@ -146,7 +147,7 @@ class Activation:
                 f"the derivative of {self.name!r} is {self.derivative}, which contains a Dirac "
                 "delta; it has no pointwise value"
             )
-        return _lambdify_numpy(self.derivative)
+        return _lambdify_numpy(exp_safe(self.derivative, u))
 
     @cached_property
     def mpmath(self) -> Callable[[Any], Any]:

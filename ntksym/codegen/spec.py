@@ -21,9 +21,9 @@ from sympy.codegen.rewriting import log1p_opt, optimize
 
 from ntksym.activations import Activation, get_activation, u
 from ntksym.codegen import stable
-from ntksym.codegen.overflow import exp_safe
 from ntksym.codegen.stable import B2, INPUTS, N11, N22, S11, S12, S22, W2, D, U
 from ntksym.errors import ActivationError, NoClosedFormError
+from ntksym.overflow import exp_safe
 
 __all__ = [
     "COMMITTED", "KernelSpec", "kernel_spec", "RHO", "S", "QUADRATURE_METHOD", "reflection", "slug",
@@ -59,7 +59,7 @@ class KernelSpec:
             real u, or None (quadrature only; see :func:`reflection`).
         no_ntk_reason: Why no NTK is generated (empty when there is one).
         act_form: sigma in ``u`` as the quadrature code computes it (None otherwise):
-            overflow-safe where :func:`ntksym.codegen.overflow.exp_safe` applies, else
+            overflow-safe where :func:`ntksym.overflow.exp_safe` applies, else
             with ``log(1 + x)`` as ``log1p(x)``.
         dact_form: sigma' likewise (None without an NTK).
     """
@@ -191,7 +191,7 @@ def kernel_spec(activation: str | Activation | sp.Expr) -> KernelSpec:
 
 def _printed_form(expr: sp.Expr) -> sp.Expr:
     """The form of sigma (or sigma') the quadrature prints: overflow-safe if possible."""
-    safe = exp_safe(expr)
+    safe = exp_safe(expr, u)
     if safe is not expr:
         return safe
     # log(1 + x) -> log1p(x): softplus-like terms keep their digits where x is small

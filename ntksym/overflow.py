@@ -16,7 +16,9 @@ For example ``softplus = u + log1p(E)`` on ``u >= 0`` and ``log1p(E)`` below, an
 ``scipy.special.expit`` and ``numpy.logaddexp``), done by SymPy for any expression of
 that family.
 
-The rewritten form is used only if its float64 values pass two checks (mpmath does
+``ntksym.activations`` evaluates activations in NumPy through these forms and the
+generated quadrature modules print them (``ntksym.codegen.spec``). The rewritten form
+is used only if its float64 values pass two checks (mpmath does
 not overflow): agreement to ``1e-13`` relative with the original expression in mpmath
 (with the digits its cancellations need) at points across ``|u| <= 40``, and with
 itself in mpmath at 40 digits at ``|u|`` from 700 to 1e300. Anything else (another
@@ -33,8 +35,6 @@ import warnings
 import mpmath
 import sympy as sp
 from sympy.codegen.cfunctions import log1p
-
-from ntksym.activations import u as _U
 
 __all__ = ["exp_safe"]
 
@@ -121,12 +121,12 @@ def _checked(expr: sp.Expr, safe: sp.Expr, var: sp.Symbol, kmax: float) -> bool:
     return True
 
 
-def exp_safe(expr: sp.Expr, var: sp.Symbol = _U) -> sp.Expr:
+def exp_safe(expr: sp.Expr, var: sp.Symbol) -> sp.Expr:
     """``expr`` rewritten so that no exponential of ``var`` overflows (see the module).
 
     Args:
         expr: A SymPy expression in ``var``.
-        var: The variable (the activations' ``u`` by default).
+        var: The variable (the activations' ``u``).
 
     Returns:
         ``Piecewise((form for u >= 0, u >= 0), (form for u < 0, True))`` in terms of
