@@ -356,17 +356,17 @@ def gaussian() -> LayerMap:
 
 
 def _x_minus_sin(x: sp.Expr) -> sp.Expr:
-    """``x - sin x`` for ``x >= 0``: its Taylor series below 2, the direct form above.
+    """``x - sin x`` for ``0 <= x <= pi`` by its Taylor series (no sine, no branch).
 
-    ``x - sin x = sum_k (-1)^(k+1) x^(2k+1) / (2k+1)!``; 12 terms reach 1e-18 relative at
-    ``x = 2``, where the direct form would still cancel by a factor 1.8 (and by ~x^2/6
-    as x -> 0). Above 2 it cancels by less than that.
+    ``x - sin x = sum_k (-1)^(k+1) x^(2k+1) / (2k+1)!``; 15 terms reach 3e-19 relative at
+    ``x = pi``, where the terms' magnitudes add up to 2.8 times the sum (the direct form
+    cancels by ~x^2/6 as x -> 0). Every argument passed here lies in ``[0, pi]``.
     """
-    coeffs = [(-1) ** (k + 1) / sp.factorial(2 * k + 1) for k in range(1, 13)]
+    coeffs = [sp.Rational((-1) ** (k + 1), sp.factorial(2 * k + 1)) for k in range(1, 16)]
     poly: sp.Expr = coeffs[-1]
     for ck in reversed(coeffs[:-1]):
         poly = ck + x**2 * poly
-    return sp.Piecewise((x**3 * poly, x < 2), (x - sp.sin(x), True))
+    return x**3 * poly
 
 
 def _gelu_phi(x_ang: sp.Expr, m: sp.Expr, rq1: sp.Expr, big_p: sp.Expr) -> sp.Expr:
@@ -402,7 +402,8 @@ def _gelu_det(e: sp.Expr, q1: sp.Expr, big_p: sp.Expr) -> sp.Expr:
       with ``dq = sqrt q - sqrt q1 = D/(sqrt q + sqrt q1)`` and
       ``X = int_s^M (psi1 - psi(t)) dt = 2 sqrt(q) sin^2(h/2) - s (h - sin h)``,
       ``h = psi1 - psi = atan2(delta sqrt(q) + s dq, s M + sqrt(q q1))`` (the angle between
-      the two points ``(-s, sqrt q)``, ``(-M, sqrt q1)`` of the circle of radius sqrt P).
+      the two points ``(-s, sqrt q)``, ``(-M, sqrt q1)`` of the circle of radius sqrt P;
+      the two arguments are ``P sin h`` and ``P cos h``, which give ``sin^2(h/2)``).
       For ``s > 0``, ``X <= delta psi1 / 2`` and the two terms of X cancel by at most
       a factor 2.4.
     * ``K1`` and ``V1`` from ``2 pi E1(a, b) = a b (pi - phi(a, b))`` (:func:`_gelu_phi`),
@@ -419,14 +420,19 @@ def _gelu_det(e: sp.Expr, q1: sp.Expr, big_p: sp.Expr) -> sp.Expr:
     s = S12
     q = q1 + D
     rq, rq1 = sp.sqrt(q), sp.sqrt(q1)
-    psi1 = sp.atan2(rq1, -m)
+    alpha = sp.atan2(rq1, m)
+    psi1 = sp.pi - alpha
     delta = D / (m + s)
     dq = D / (rq + rq1)
-    h = sp.atan2(delta * rq + s * dq, s * m + rq * rq1)
-    x_int = 2 * rq * sp.sin(h / 2) ** 2 - s * _x_minus_sin(h)
+    # P sin h and P cos h (cross and dot products of the two points), so that
+    # 2 sin^2(h/2) = 1 - cos h = sin_h^2 / (P (P + cos_h)) needs no trigonometric call
+    sin_h = delta * rq + s * dq
+    cos_h = s * m + rq * rq1
+    h = sp.atan2(sin_h, cos_h)
+    x_int = rq * sin_h**2 / (big_p * (big_p + cos_h)) - s * _x_minus_sin(h)
     de = (delta * psi1 - x_int + q1 * dq / big_p + D / (big_p * rq1)
           + s**2 * dq / (big_p * rq * rq1)) / (2 * sp.pi)  # fmt: skip
-    phi12 = _gelu_phi(2 * sp.atan2(rq1, m), m, rq1, big_p)
+    phi12 = _gelu_phi(2 * alpha, m, rq1, big_p)
     r11, r22 = sp.sqrt(1 + 2 * S11), sp.sqrt(1 + 2 * S22)
     phi11 = _gelu_phi(2 * sp.atan2(r11, S11), S11, r11, (1 + S11) ** 2)
     phi22 = _gelu_phi(2 * sp.atan2(r22, S22), S22, r22, (1 + S22) ** 2)
