@@ -467,7 +467,10 @@ def gelu() -> LayerMap:
     ``2 pi E = sqrt(P) (sin psi - psi cos psi) - ((c1 + S12)(c1 - S12) + c1 D)/(P sqrt q)``,
     ``2 pi E' = (2 psi - sin 2 psi)/2 + S12/q^(3/2) - S12 (D - 1)/(P sqrt q)``
 
-    (the small differences by their series), which cancel by at most a factor ~2.
+    (the small differences by their series), which cancel by a factor ~2.6 at most
+    for anti-parallel pairs. The second form of ``E'`` is used for every ``S12 < 0``:
+    its terms' magnitudes never add up to more than those of the first (checked in
+    mpmath); both forms cancel badly only near the zero crossings of the maps.
 
     The next determinant (:func:`_gelu_det` for ``S12 > 0``) is a sum of non-negative
     terms built from the carried D, accurate to O(eps) relative to ``q`` at any variance
@@ -479,7 +482,7 @@ def gelu() -> LayerMap:
     variances grow from small to large over the layers, that error is carried along.
 
     Measured (``benchmarks/bench_accuracy.py --ours-only --acts gelu``: norms 1e-6..1e6,
-    depths 1..20, see docs/performance.md): NNGP within 5.8e-15, NTK within 9.9e-14
+    depths 1..20, see docs/performance.md): NNGP within 5.8e-15, NTK within 8.2e-14
     relative of the mpmath reference; the worst NTK entries are anti-parallel pairs of
     very different norms at depth 3, where ``Theta^(2) Sigmadot^(3) + Sigma^(3)`` itself
     cancels by a factor ~70. Before, 4e-10 (NNGP) and 1.3e-9 (NTK).
@@ -498,7 +501,7 @@ def gelu() -> LayerMap:
               + S12 * (2 + S11 + S22) / (2 * sp.pi * big_p * rq))  # fmt: skip
     ed_neg = (_x_minus_sin(2 * ang) / 2 + S12 / (q * rq)
               - S12 * (D - 1) / (big_p * rq)) / (2 * sp.pi)  # fmt: skip
-    ed = sp.Piecewise((ed_neg, neg), (ed_dir, True))
+    ed = sp.Piecewise((ed_neg, S12 < 0), (ed_dir, True))
     direct = N11 * N22 - (W2 * e + B2) ** 2
     det = sp.Piecewise((_gelu_det(e_dir, q1, big_p), S12 > 0), (direct, True))
     # on the diagonal (S12 = S, D = 0), kept as atan2: SymPy would turn it into
