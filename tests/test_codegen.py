@@ -180,6 +180,127 @@ def test_smooth_closed_forms_vs_reference(name, backend):
     assert worst <= 1e-13, worst
 
 
+def _gelu_points() -> list[tuple[float, float, float]]:
+    """(S11, S22, S12) in float64: near-parallel, parallel, anti-parallel, 1e-8 .. 1e12."""
+    pts = []
+    for s in (1e-8, 1e-3, 0.7, 30.0, 1e4, 1e8, 1e12):
+        for ratio in (1.0, 1 + 3e-9, 1e-3, 1e3):
+            m = s * np.sqrt(ratio)
+            for rho in (1.0, 1 - 1e-15, 1 - 1e-9, 0.5, -0.3, -1 + 1e-12, -1.0):
+                pts.append((s, s * ratio, rho * m))
+    return pts
+
+
+def _gelu_mp_truth(a, b, c, w2, b2):
+    """E, E' and the next determinant from ntksym.dual's closed form, in mpmath."""
+    e = reference.dual("gelu", a, c, b, dps=45)
+    ed = reference.dual("gelu", a, c, b, dps=45, derivative=True)
+    n11 = w2 * reference.dual("gelu", a, a, a, dps=45) + b2
+    n22 = w2 * reference.dual("gelu", b, b, b, dps=45) + b2
+    return e, ed, n11, n22, n11 * n22 - (w2 * e + b2) ** 2
+
+
+def test_gelu_layer_map_identities(monkeypatch):
+    """stable.gelu's rearranged maps and next determinant equal the closed form (50 digits).
+
+    The series of ``x - sin x`` and ``sin x - x cos x`` are swapped for the functions
+    themselves here (they are checked on their own below), so the comparison is of the
+    algebra only, with exact inputs: ``N11 N22 - (W2 E + B2)^2`` with ``N`` from the
+    diagonal map, against ``det`` of the layer map.
+    """
+    from ntksym.codegen import stable
+
+    monkeypatch.setattr(stable, "_x_minus_sin", lambda x: x - sp.sin(x))
+    monkeypatch.setattr(stable, "_h", lambda x: sp.sin(x) - x * sp.cos(x))
+    lm = stable.gelu()
+    args = (S11, S22, S12, D, N11, N22, W2, B2)
+    f = [sp.lambdify(args, x, modules="mpmath") for x in (lm.nngp, lm.ntk, lm.det)]
+    with mpmath.workdps(50):
+        for s11, s22, s12 in _gelu_points():
+            a, b, c = (mpmath.mpf(v) for v in (s11, s22, s12))
+            det = a * b - c * c
+            if det < 0:  # a rounded rho = +-1
+                continue
+            for w2, b2 in ((mpmath.mpf(1), mpmath.mpf(0)), (mpmath.mpf(1.7), mpmath.mpf(0.25))):
+                e, ed, n11, n22, want = _gelu_mp_truth(a, b, c, w2, b2)
+                x = (a, b, c, det, n11, n22, w2, b2)
+                assert abs(f[0](*x) - e) <= 1e-30 * abs(e), (s11, s22, s12)
+                assert abs(f[1](*x) - ed) <= 1e-30 * abs(ed), (s11, s22, s12)
+                assert abs(f[2](*x) - want) <= 1e-30 * (1 + n11 + n22 + want), (s11, s22, s12)
+
+
+def test_gelu_series_helpers():
+    from ntksym.codegen.stable import _h, _x_minus_sin
+
+    x = sp.Symbol("x")
+    xms, h = sp.lambdify(x, _x_minus_sin(x), "mpmath"), sp.lambdify(x, _h(x), "mpmath")
+    with mpmath.workdps(60):
+        for v in np.linspace(1e-3, 3.1, 200):
+            t = mpmath.mpf(v)
+            assert abs(xms(t) / (t - mpmath.sin(t)) - 1) <= 1e-17
+            if v < 1:
+                assert abs(h(t) / (mpmath.sin(t) - t * mpmath.cos(t)) - 1) <= 1e-17
+
+
+def test_gelu_layer_map_float64_vs_mpmath():
+    """stable.gelu in float64 against the closed form of ntksym.dual in mpmath (45 digits).
+
+    The maps to 1e-14 relative (away from the zero crossing of E for anti-correlated
+    pairs), and the next determinant to 8 eps relative to
+    ``q = 1 + N11 + N22 + det``, the only way it enters the next layer. The direct form
+    ``N11 N22 - S12'^2`` errs by ``eps N11 N22``, ~1e-4 of ``q`` at variance 1e12.
+    """
+    spec = kernel_spec("gelu")
+    args = (S11, S22, S12, D, N11, N22, W2, B2)
+    f64 = [sp.lambdify(args, x, modules="numpy") for x in (spec.nngp, spec.ntk, spec.det)]
+    worst = 0.0
+    with mpmath.workdps(45):
+        for s11, s22, s12 in _gelu_points():
+            a, b, c = (mpmath.mpf(v) for v in (s11, s22, s12))
+            det = a * b - c * c
+            if det < 0:
+                continue
+            for w2, b2 in ((1.0, 0.0), (1.7, 0.25)):
+                e, ed, n11, n22, want = _gelu_mp_truth(a, b, c, mpmath.mpf(w2), mpmath.mpf(b2))
+                with np.errstate(all="ignore"):
+                    got = [float(g(s11, s22, s12, float(det), float(n11), float(n22), w2, b2))
+                           for g in f64]  # fmt: skip
+                # (E changes sign for S12 < 0 near D ~ 1.7 (1 + S11 + S22), where no
+                # evaluation is accurate in relative terms: the problem is ill-conditioned)
+                if s12 > 0 or not (1 + a + b) / 4 < det < 4 * (1 + a + b):
+                    assert abs(got[0] - e) <= 1e-14 * abs(e), (s11, s22, s12)
+                    assert abs(got[1] - ed) <= 1e-14 * abs(ed), (s11, s22, s12)
+                worst = max(worst, float(abs(got[2] - want) / (1 + n11 + n22 + want)))
+    assert worst <= 8 * np.finfo(float).eps, worst
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_gelu_large_norms_vs_reference(backend):
+    """GELU at norms 1e3 and 1e6: near-parallel, anti-parallel, cross-norm and zero rows.
+
+    GELU is ReLU-like there; before the stable next determinant (stable._gelu_det) the
+    NTK of near-parallel pairs at norm 1e6 was off by ~1e-11, and anti-parallel pairs'
+    NNGP by ~1e-10 (their first terms cancelled).
+    """
+    m = _module("gelu", backend)
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=6)
+    rows = []
+    for s in (1e3, 1e6):
+        rows += [s * x, s * x * (1 + 1e-8 * rng.normal(size=6)), -s * x]
+    X = np.array(rows + [np.zeros(6)])
+    worst = 0.0
+    for depth, b, w in [(2, 0.0, 1.0), (3, 0.5, 1.0), (7, 0.5, 1.0), (12, 0.0, 1.0), (5, 0.2, 1.2)]:
+        Xd = X if b > 0 else X[:-1]
+        K, T = m.nngp_ntk(Xd, None, depth, b, w)
+        Kr, Tr = reference.kernel("gelu", Xd, depth=depth, bias_std=b, weight_std=w, dps=40)
+        for got, ref in ((K, Kr), (T, Tr)):
+            scale = np.sqrt(np.outer(np.diag(ref), np.diag(ref)))
+            ok = np.abs(ref) >= 1e-10 * scale
+            worst = max(worst, np.max(np.abs(got - ref)[ok] / np.abs(ref[ok])))
+    assert worst <= 1e-13, worst
+
+
 @pytest.mark.parametrize("name", ["relu", "erf"])
 def test_numba_and_numpy_agree(name):
     rng = np.random.default_rng(5)

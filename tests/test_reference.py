@@ -416,6 +416,33 @@ def test_recursion_erf_quadrature_equals_closed_form():
     assert close(q.theta[-1], theta, 20)
 
 
+def test_gelu_recursion_closed_form_keeps_its_digits_at_large_norm():
+    """GELU's referee (method "auto" = ntksym.dual's closed form) at norm 1e6, near-parallel.
+
+    The closed form subtracts ``S12^2`` from ``(1 + S11)(1 + S22)`` (~1e24 here, with
+    ``1 - rho ~ 1e-16``); 30, 50 and 90 digits must agree to the 30-digit level, so the
+    50-digit reference behind the generated-kernel tests is far below float64 rounding.
+    """
+    rng = np.random.default_rng(3)
+    x = 1e6 * rng.normal(size=8)
+    y = x * (1 + 1e-8 * rng.normal(size=8))
+    runs = [recursion("gelu", x, y, 6, bias_std=0.5, dps=d) for d in (30, 50, 90)]
+    for r in runs[:2]:
+        for got, want in zip(r.sigma + r.theta, runs[2].sigma + runs[2].theta, strict=True):
+            assert close(got, want, 33)
+
+
+@pytest.mark.slow
+def test_gelu_recursion_quadrature_equals_closed_form():
+    """The iterated-quadrature route agrees with the closed form through three layers."""
+    x1, x2 = [0.9, -2.0, 1.4], [0.9 + 1e-7, -2.0, 1.4 - 2e-7]  # near-parallel, norm ~2.6
+    for y in (x2, [-v for v in x1]):
+        q = recursion("gelu", x1, y, 3, bias_std=0.3, dps=20, method="quadrature")
+        c = recursion("gelu", x1, y, 3, bias_std=0.3, dps=20, method="closed_form")
+        for a, b in zip(q.sigma + q.theta, c.sigma + c.theta, strict=True):
+            assert close(a, b, 23)
+
+
 @pytest.mark.slow
 def test_kinked_non_homogeneous_activation_by_gauss_legendre_pieces():
     # relu(u) + 1 is not positively homogeneous: it takes the general route, split at the kink
