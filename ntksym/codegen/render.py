@@ -227,10 +227,21 @@ def render_spec(spec: KernelSpec, backend: str) -> RenderSpec:
         act_code=act_code,
         dact_code=dact_code,
         reflection=repr(spec.reflection) if spec.reflection is not None else "",
-        doc_nngp=sp.sstr(spec.nngp) if spec.nngp is not None else "quadrature (_pair, _expect)",
-        doc_ntk=sp.sstr(spec.ntk) if spec.ntk is not None else "-",
-        doc_det=sp.sstr(spec.det) if spec.det is not None else "N11*N22 - S12'**2 (direct)",
+        doc_nngp=_doc(spec.nngp) if spec.nngp is not None else "quadrature (_pair, _expect)",
+        doc_ntk=_doc(spec.ntk) if spec.ntk is not None else "-",
+        doc_det=_doc(spec.det) if spec.det is not None else "N11*N22 - S12'**2 (direct)",
     )
+
+
+#: Longest expression printed in a module docstring; longer ones are in the code only.
+_DOC_LIMIT = 1500
+
+
+def _doc(expr: sp.Expr) -> str:
+    text = sp.sstr(expr)
+    if len(text) <= _DOC_LIMIT:
+        return text
+    return f"(an expression of {len(text)} characters; computed in _pair_any below)"
 
 
 @functools.cache
