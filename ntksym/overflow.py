@@ -29,6 +29,7 @@ than returning it.
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 
@@ -121,8 +122,12 @@ def _checked(expr: sp.Expr, safe: sp.Expr, var: sp.Symbol, kmax: float) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=256)
 def exp_safe(expr: sp.Expr, var: sp.Symbol) -> sp.Expr:
     """``expr`` rewritten so that no exponential of ``var`` overflows (see the module).
+
+    Cached (the result is checked in mpmath): ``Activation.numpy`` and the generated
+    modules' spec, which ``ntksym.kernel`` builds on every call, share one rewriting.
 
     Args:
         expr: A SymPy expression in ``var``.

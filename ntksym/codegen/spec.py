@@ -12,7 +12,6 @@ Three kinds of layer maps, tried in order:
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -190,13 +189,8 @@ def kernel_spec(activation: str | Activation | sp.Expr) -> KernelSpec:
     )
 
 
-@functools.lru_cache(maxsize=256)
 def _printed_form(expr: sp.Expr) -> sp.Expr:
-    """The form of sigma (or sigma') the quadrature prints: overflow-safe if possible.
-
-    (Cached: ``exp_safe`` checks its result in mpmath, and ``ntksym.kernel`` builds the
-    spec of its activation on every call.)
-    """
+    """The form of sigma (or sigma') the quadrature prints: overflow-safe if possible."""
     safe = exp_safe(expr, u)
     if safe is not expr:
         return safe
