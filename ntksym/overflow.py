@@ -122,7 +122,6 @@ def _checked(expr: sp.Expr, safe: sp.Expr, var: sp.Symbol, kmax: float) -> bool:
     return True
 
 
-@functools.lru_cache(maxsize=256)
 def exp_safe(expr: sp.Expr, var: sp.Symbol) -> sp.Expr:
     """``expr`` rewritten so that no exponential of ``var`` overflows (see the module).
 
@@ -138,14 +137,22 @@ def exp_safe(expr: sp.Expr, var: sp.Symbol) -> sp.Expr:
         ``exp(-Abs(u))``, or ``expr`` itself when it has no ``exp`` of ``var``, is not of
         the family the rewriting handles, or the rewritten form fails the checks.
     """
+    safe = _rewritten(expr, var)
+    # (identity matters to callers: "not rewritten" is `exp_safe(e, u) is e`)
+    return expr if safe is None else safe
+
+
+@functools.lru_cache(maxsize=256)
+def _rewritten(expr: sp.Expr, var: sp.Symbol) -> sp.Expr | None:
+    """The checked overflow-safe form of ``expr``, or None (see :func:`exp_safe`)."""
     if not any(var in x.free_symbols for x in expr.atoms(sp.exp)):
-        return expr
+        return None
     e = sp.Dummy("E", nonnegative=True)
     try:
         pos = _branch(expr, var, e, 1)
         neg = _branch(expr, var, e, -1)
     except _NotApplicable:
-        return expr
+        return None
     # (every exponent is now known to be k u with k rational)
     kmax = max(abs(float(sp.cancel(x.args[0] / var))) for x in expr.atoms(sp.exp)
                if var in x.free_symbols)  # fmt: skip
@@ -155,5 +162,5 @@ def exp_safe(expr: sp.Expr, var: sp.Symbol) -> sp.Expr:
     else:
         safe = sp.Piecewise((pos.subs(e, small), var >= 0), (neg.subs(e, small), True))
     if safe.has(sp.zoo, sp.nan, sp.oo, -sp.oo) or not _checked(expr, safe, var, kmax):
-        return expr
+        return None
     return safe
