@@ -121,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--ours-only", action="store_true", help="only ntksym's generated kernels")
     a = p.parse_args(argv)
     from ntksym.codegen import kernel_spec
+
     t0 = time.time()
     worst: dict[tuple[str, str, str, str], tuple[float, str]] = {}
 
@@ -141,8 +142,12 @@ def main(argv: list[str] | None = None) -> int:
                     act, X2, None, depth=depth, bias_std=b, dps=a.dps, ntk=has_ntk
                 )
                 for pair in ((X2, None), (X1, X2)):
-                    ref = sym if pair[1] is None else reference.kernel(
-                        act, *pair, depth=depth, bias_std=b, dps=a.dps, ntk=has_ntk
+                    ref = (
+                        sym
+                        if pair[1] is None
+                        else reference.kernel(
+                            act, *pair, depth=depth, bias_std=b, dps=a.dps, ntk=has_ntk
+                        )
                     )
                     for name, f in _methods(act, depth, b, a.ours_only).items():
                         with np.errstate(all="ignore"):
@@ -157,18 +162,26 @@ def main(argv: list[str] | None = None) -> int:
                                 # Cauchy-Schwarz scale of each entry: sqrt(K(x,x) K(x',x'))
                                 scale = np.sqrt(np.outer(d1, d2))
                                 err = np.abs(g - r)
-                                where = (f"depth {depth}, b {b}, "
-                                         f"{'K(X2,X2)' if pair[1] is None else 'K(X1,X2)'}")
+                                where = (
+                                    f"depth {depth}, b {b}, "
+                                    f"{'K(X2,X2)' if pair[1] is None else 'K(X1,X2)'}"
+                                )
                                 ok = np.abs(r) >= 1e-10 * scale
-                                record((act, name, what, "rel"),
-                                       np.where(ok, err / np.where(ok, np.abs(r), 1), 0), where)
+                                record(
+                                    (act, name, what, "rel"),
+                                    np.where(ok, err / np.where(ok, np.abs(r), 1), 0),
+                                    where,
+                                )
                                 record((act, name, what, "scaled"), err / scale, where)
     print(f"# reference: ntksym.reference at dps={a.dps}; depths {a.depths}; "
           f"{time.time() - t0:.0f} s")  # fmt: skip
-    print("# rel: |err|/|K| over entries with |K| >= 1e-10 sqrt(K(x,x)K(x',x')); "
-          "scaled: |err|/sqrt(K(x,x)K(x',x')) over all entries")
-    print("| activation | method | NNGP rel | NTK rel | NNGP scaled | NTK scaled "
-          "| worst (NTK) rel |")
+    print(
+        "# rel: |err|/|K| over entries with |K| >= 1e-10 sqrt(K(x,x)K(x',x')); "
+        "scaled: |err|/sqrt(K(x,x)K(x',x')) over all entries"
+    )
+    print(
+        "| activation | method | NNGP rel | NTK rel | NNGP scaled | NTK scaled | worst (NTK) rel |"
+    )
     print("|---|---|---|---|---|---|---|")
     for act in a.acts:
         has_ntk = kernel_spec(act).has_ntk

@@ -56,8 +56,10 @@ def report(name: str, res: dict) -> None:
     """Print one mode's timings and its slowest five steps."""
     times = ", ".join(f"{t:.1f}" for t in res["times"])
     steps = sum(r["seconds"] for r in res["rows"])
-    print(f"{name}: median {res['median']:.1f} s over {len(res['times'])} runs ({times} s); "
-          f"{len(res['rows'])} steps, {steps:.1f} s inside the steps")
+    print(
+        f"{name}: median {res['median']:.1f} s over {len(res['times'])} runs ({times} s); "
+        f"{len(res['rows'])} steps, {steps:.1f} s inside the steps"
+    )
     for r in sorted(res["rows"], key=lambda r: -r["seconds"])[:5]:
         print(f"    ({r['label']:>5}) {r['seconds']:6.2f} s  {r['verdict']:<9} {r['method']}")
 
@@ -66,6 +68,7 @@ def rates(n_samples: int = 400) -> None:
     """The limit checks' fitted exponents with many seeds (model error of the power law)."""
     sys.path.insert(0, str(ROOT))
     import derivations.seed as seed
+
     from ntksym.derive import numeric as num
     from ntksym.derive.symbols import L, l
 
@@ -83,15 +86,24 @@ def rates(n_samples: int = 400) -> None:
         fits = {
             "12": num.nngp_monte_carlo(s1, nxt12, l, 2, n_samples=n_samples, seed=root)[0],
             "24": num.gradient_sum_monte_carlo(s1, lim24, L, n_samples=n_samples, seed=root)[0],
-            "25": num.nngp_monte_carlo(s1, env["12.2"].rhs, l, 3, widths=(64, 128, 256, 512),
-                                       n_samples=n_samples, seed=root)[0],
+            "25": num.nngp_monte_carlo(
+                s1,
+                env["12.2"].rhs,
+                l,
+                3,
+                widths=(64, 128, 256, 512),
+                n_samples=n_samples,
+                seed=root,
+            )[0],
         }
         parts = num.parts_from(env, **seed.RECURSION_LABELS)
         ok, detail = num.monte_carlo(parts, n_samples=n_samples, seed=root)
         print(f"seed {root} (27): {detail}")
         for lab, fit in fits.items():
-            print(f"seed {root} ({lab}): rate {fit.slope:.4f} +- {fit.slope_stderr:.4f} "
-                  f"chi2/dof {fit.chi2_dof:.2f}")
+            print(
+                f"seed {root} ({lab}): rate {fit.slope:.4f} +- {fit.slope_stderr:.4f} "
+                f"chi2/dof {fit.chi2_dof:.2f}"
+            )
 
 
 def main() -> None:

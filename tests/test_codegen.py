@@ -14,8 +14,8 @@ import sympy as sp
 
 from ntksym import dual, reference
 from ntksym.activations import get_activation
+from ntksym.cli import codegen as codegen_command
 from ntksym.codegen import GeneratedFileError, generate, kernel_spec, load, render, write_generated
-from ntksym.codegen import command as codegen_command
 from ntksym.codegen.files import is_intact, package_generated_dir
 from ntksym.codegen.printers import printer_for
 from ntksym.codegen.spec import COMMITTED, RHO, _check_free
@@ -85,11 +85,19 @@ def test_stable_layer_map_equals_dual_closed_form(name):
             s11, s22 = rng.uniform(0.2, 3.0, size=2)
             rho = rng.uniform(-0.999, 0.999)
             s12 = rho * np.sqrt(s11 * s22)
-            sub_d = {dual.S11: sp.Float(s11, 30), dual.S22: sp.Float(s22, 30),
-                     dual.S12: sp.Float(s12, 30)}
+            sub_d = {
+                dual.S11: sp.Float(s11, 30),
+                dual.S22: sp.Float(s22, 30),
+                dual.S12: sp.Float(s12, 30),
+            }
             det = sp.Float(s11, 30) * sp.Float(s22, 30) - sp.Float(s12, 30) ** 2
-            sub = {S11: sp.Float(s11, 30), S22: sp.Float(s22, 30), S12: sp.Float(s12, 30), D: det,
-                   U: sp.sqrt(sp.Float(s11, 30)) - sp.sqrt(sp.Float(s22, 30))}
+            sub = {
+                S11: sp.Float(s11, 30),
+                S22: sp.Float(s22, 30),
+                S12: sp.Float(s12, 30),
+                D: det,
+                U: sp.sqrt(sp.Float(s11, 30)) - sp.sqrt(sp.Float(s22, 30)),
+            }
             want = sp.N(maps.nngp.subs(sub_d), 25)
             got = sp.N(spec.nngp.subs(sub), 25)
             assert abs(got - want) <= 1e-20 * (1 + abs(want))
@@ -111,8 +119,16 @@ def test_stable_next_determinant_is_exact(name):
         s12 = rho * sp.sqrt(s11 * s22)
         n11 = w2 * spec.diag.subs(S, s11) + b2
         n22 = w2 * spec.diag.subs(S, s22) + b2
-        sub = {S11: s11, S22: s22, S12: s12, D: s11 * s22 - s12**2, N11: n11, N22: n22,
-               W2: w2, B2: b2}
+        sub = {
+            S11: s11,
+            S22: s22,
+            S12: s12,
+            D: s11 * s22 - s12**2,
+            N11: n11,
+            N22: n22,
+            W2: w2,
+            B2: b2,
+        }
         e = spec.nngp.subs(sub)
         want = sp.N(n11 * n22 - (w2 * e + b2) ** 2, 30)
         got = sp.N(spec.det.subs(sub), 30)
@@ -329,7 +345,7 @@ def test_committed_modules_are_fresh(name, backend):
     spec = kernel_spec(name)
     path = GEN / f"{spec.slug}_{backend}.py"
     assert path.read_text(encoding="utf-8") == render(name, backend), (
-        f"{path} is stale: run ntksym codegen {name} --backend {backend}"
+        f"{path} is stale: run ntksym codegen {name} --backend {backend} -o {GEN}"
     )
 
 
@@ -484,8 +500,20 @@ def test_positive_variant_matches_general_map(name, backend):
     n11 = w2 * np.array([m._diag(v) for v in s11]) + b2
     n22 = w2 * np.array([m._diag(v) for v in s22]) + b2
     for k in range(n):
-        args = (s11[k], s22[k], s12[k], det[k], n11[k], n22[k], w2, b2,
-                np.sqrt(s11[k]), np.sqrt(s22[k]), np.sqrt(n11[k]), np.sqrt(n22[k]))
+        args = (
+            s11[k],
+            s22[k],
+            s12[k],
+            det[k],
+            n11[k],
+            n22[k],
+            w2,
+            b2,
+            np.sqrt(s11[k]),
+            np.sqrt(s22[k]),
+            np.sqrt(n11[k]),
+            np.sqrt(n22[k]),
+        )
         a = np.array(m._pair_any(*args), dtype=float)
         b = np.array(m._pair_pos(*args), dtype=float)
         scale = np.array([np.sqrt(n11[k] * n22[k]), 1.0, n11[k] * n22[k]])

@@ -1,4 +1,4 @@
-"""Overflow-safe forms of exponential activations (ntksym.overflow) and the
+"""Overflow-safe forms of exponential activations (ntksym.activations.overflow) and the
 generated quadrature kernels at variances where exp(|u|) overflows float64."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import sympy as sp
 
 from ntksym import reference
 from ntksym.activations import get_activation, u
+from ntksym.activations.overflow import exp_safe
 from ntksym.codegen import kernel_spec, load
-from ntksym.overflow import exp_safe
 
 EXPONENTIAL = ["sigmoid", "softplus", "silu", "log(2 + exp(u))", "exp(-2*u)/(1 + exp(-2*u))"]
 

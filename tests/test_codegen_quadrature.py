@@ -41,8 +41,10 @@ def _pairs(m, backend: str, a1, a2, s12, det):
     if backend == "numpy":
         e, ed, _ = m._pair(a1 * a1, a2 * a2, s12, det, z, z, 0.0, 0.0, a1, a2, z, z)
         return e, ed
-    out = [m._pair(x * x, y * y, s, d, 0.0, 0.0, 0.0, 0.0, x, y, 0.0, 0.0)[:2]
-           for x, y, s, d in zip(a1, a2, s12, det, strict=True)]
+    out = [
+        m._pair(x * x, y * y, s, d, 0.0, 0.0, 0.0, 0.0, x, y, 0.0, 0.0)[:2]
+        for x, y, s, d in zip(a1, a2, s12, det, strict=True)
+    ]
     return np.array(out).T
 
 
@@ -74,8 +76,11 @@ def test_reflection_identities():
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_quadrature_modules_need_only_numpy_and_numba(backend):
     allowed = {"math", "numbers", "numpy"} | ({"numba"} if backend == "numba" else set())
-    for text in (render("sigmoid", backend), render("tanh(u) + 0.1*u**2", backend),
-                 (package_generated_dir() / f"tanh_{backend}.py").read_text()):
+    for text in (
+        render("sigmoid", backend),
+        render("tanh(u) + 0.1*u**2", backend),
+        (package_generated_dir() / f"tanh_{backend}.py").read_text(),
+    ):
         imported = set()
         for node in ast.walk(ast.parse(text)):
             if isinstance(node, ast.Import):
@@ -119,8 +124,12 @@ def test_zero_variance(backend):
     if backend == "numpy":
         e, ed, _ = m._pair(z, S22, z, z, z, z, 0.0, 0.0, z, np.sqrt(S22), z, z)
     else:
-        e, ed = np.array([m._pair(0.0, s, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, np.sqrt(s), 0.0,
-                                  0.0)[:2] for s in S22]).T
+        e, ed = np.array(
+            [
+                m._pair(0.0, s, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, np.sqrt(s), 0.0, 0.0)[:2]
+                for s in S22
+            ]
+        ).T
     np.testing.assert_allclose(e, 0.25, rtol=1e-15)  # sigmoid(0) E[sigmoid(v)] = 1/2 * 1/2
     _, want = dual.trapezoid("sigmoid", 0.0, 0.0, S22)
     np.testing.assert_allclose(ed, want, rtol=1e-14)
@@ -197,8 +206,10 @@ def test_gram_vs_reference(case, backend):
     m = load(name, backend)
     worst = 0.0
     for depth in range(1, 6):
-        for X1, X2, rows, cols in ((X, None, range(9), range(9)),
-                                   (X[:5], X[3:], range(5), range(3, 9))):
+        for X1, X2, rows, cols in (
+            (X, None, range(9), range(9)),
+            (X[:5], X[3:], range(5), range(3, 9)),
+        ):
             K, T = m.nngp_ntk(X1, X2, depth, b, w)
             Kr = np.array([[ref[i, j][0][depth - 1] for j in cols] for i in rows])
             Tr = np.array([[ref[i, j][1][depth - 1] for j in cols] for i in rows])
@@ -245,8 +256,16 @@ def test_tanh_gram_vs_live_reference():
     """A fresh adversarial set, against reference.kernel computed here (about 4 minutes)."""
     rng = np.random.default_rng(11)
     x = rng.normal(size=4)
-    X = np.array([x, x * (1 + 1e-8 * rng.normal(size=4)), -3 * x, np.zeros(4),
-                  10 * rng.normal(size=4), 1e-3 * rng.normal(size=4)])
+    X = np.array(
+        [
+            x,
+            x * (1 + 1e-8 * rng.normal(size=4)),
+            -3 * x,
+            np.zeros(4),
+            10 * rng.normal(size=4),
+            1e-3 * rng.normal(size=4),
+        ]
+    )
     for depth, b, w in ((2, 0.2, 1.5), (4, 0.05, 2.5)):
         Kr, Tr = reference.kernel("tanh", X, depth=depth, bias_std=b, weight_std=w, dps=30)
         for backend in BACKENDS:

@@ -1,6 +1,6 @@
 """Monte-Carlo evidence for the limit steps: the rate fit and checks that can fail."""
 
-import sys
+import importlib
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +11,7 @@ from ntksym.derive.rules import apply_rule
 from ntksym.derive.symbols import l
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-seed = pytest.importorskip("derivations.seed")
+seed = importlib.import_module("ntksym.derivations.seed")
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +32,9 @@ def test_fit_rate_recovers_a_power_law():
     fit = num.fit_rate(widths, d)
     assert abs(fit.slope + 0.5) < 3 * fit.slope_stderr + 1e-3
     assert fit.slope_stderr < 0.01 and fit.consistent()
-    slow = num.fit_rate(widths, [0.8 * n**-0.3 * (1 + 0.05 * rng.standard_normal(200))
-                                 for n in widths])
+    slow = num.fit_rate(
+        widths, [0.8 * n**-0.3 * (1 + 0.05 * rng.standard_normal(200)) for n in widths]
+    )
     assert not slow.consistent()
     assert "+-" in fit.describe() and "3 s.e." in fit.describe()
 
@@ -46,6 +46,5 @@ def test_nngp_limit_check_passes_and_can_fail(env):
     assert fit.consistent(), detail
     assert "rate -0.5" in detail or "rate -0.4" in detail
     # a limit 10 % too large: the distance stalls near 0.1 and the rate check rejects it
-    bad, detail = num.nngp_monte_carlo(s1, 1.1 * nxt, l, 2, widths=(64, 256, 1024),
-                                       n_samples=24)
+    bad, detail = num.nngp_monte_carlo(s1, 1.1 * nxt, l, 2, widths=(64, 256, 1024), n_samples=24)
     assert not bad.consistent(), detail

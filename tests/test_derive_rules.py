@@ -27,8 +27,17 @@ CTX1 = Context(ranges={k: n1, kp: n1, i: n0, j: n1})
 
 
 def test_registry_lists_rules():
-    for name in ("definition", "chain_rule", "delta_sum", "linearity", "independence",
-                 "gaussian_moments", "law_of_large_numbers", "gaussian_process", "parameter_sum"):
+    for name in (
+        "definition",
+        "chain_rule",
+        "delta_sum",
+        "linearity",
+        "independence",
+        "gaussian_moments",
+        "law_of_large_numbers",
+        "gaussian_process",
+        "parameter_sum",
+    ):
         assert name in RULES
     with pytest.raises(NotImplementedError, match="no rule"):
         apply_rule("nonexistent", sp.Integer(1))
@@ -122,9 +131,7 @@ def test_merge_sums_renames_clashing_indices():
 
 
 def test_exact_check_catches_false_identity():
-    stmt = sp.Eq(
-        sp.Derivative(alpha_t(1)[k], W(0)[k, i]), 2 * x()[i] / sp.sqrt(n0)
-    )
+    stmt = sp.Eq(sp.Derivative(alpha_t(1)[k], W(0)[k, i]), 2 * x()[i] / sp.sqrt(n0))
     ok, detail = exact_finite_width(stmt, CTX1, [({}, {0: 2, 1: 2})])
     assert not ok and "fails" in detail
     good = sp.Eq(sp.Derivative(alpha_t(1)[k], W(0)[k, i]), x()[i] / sp.sqrt(n0))

@@ -1,22 +1,36 @@
 import argparse
+import importlib
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import sympy as sp
 
+from ntksym.cli.verify import configure, run
 from ntksym.derive import Context, Derivation, Step, run_step
-from ntksym.derive.command import configure, load_derivation, run
+from ntksym.derive.loader import load_derivation, package_derivations_dir
 from ntksym.derive.symbols import W, alpha_t, index, width, x
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-seed = pytest.importorskip("derivations.seed")
+seed = importlib.import_module("ntksym.derivations.seed")
 
 # what a careful reader finds; these must come out of the comparison, never be declared
-EXPECTED_MISPRINTS = {"3", "6.3", "6.4", "11", "13", "14", "15", "20", "22", "23.5", "23.6",
-                      "23.7", "23.8", "25"}
+EXPECTED_MISPRINTS = {
+    "3",
+    "6.3",
+    "6.4",
+    "11",
+    "13",
+    "14",
+    "15",
+    "20",
+    "22",
+    "23.5",
+    "23.6",
+    "23.7",
+    "23.8",
+    "25",
+}
 SLOW_ONLY = {"22"}
 
 
@@ -31,8 +45,25 @@ def test_quick_run_verdicts(quick_results):
     assert not [lab for lab, r in quick_results.items() if r.verdict == "failed"]
     assumed = {lab for lab, r in quick_results.items() if r.verdict == "assumed"}
     assert assumed == {"1", "2", "4", "19"}
-    for lab in ("5", "6.1", "6.2", "7", "8", "9", "10", "12", "12.2", "16", "17", "18", "21",
-                "24", "24.2", "26", "27"):
+    for lab in (
+        "5",
+        "6.1",
+        "6.2",
+        "7",
+        "8",
+        "9",
+        "10",
+        "12",
+        "12.2",
+        "16",
+        "17",
+        "18",
+        "21",
+        "24",
+        "24.2",
+        "26",
+        "27",
+    ):
         assert quick_results[lab].verdict == "verified", lab
 
 
@@ -44,8 +75,7 @@ def test_misprint_explanations(quick_results):
     r20 = quick_results["20"].detail
     assert "b_{k}^{(0)}" in r20 and "b_{k}^{(L)}" in r20
     assert "i'" in quick_results["23.5"].detail
-    assert "free index i" in quick_results["25"].detail or "alpha_{i}" in quick_results[
-        "25"].detail
+    assert "free index i" in quick_results["25"].detail or "alpha_{i}" in quick_results["25"].detail
     r3 = quick_results["3"].detail
     assert "1,\\dots,L - 1" in r3 and "\\alpha^{(0)}" in r3
 
@@ -60,8 +90,10 @@ def test_recursion_matches_the_conventions(quick_results):
 
     k, kp = index("k"), index("k'")
     got26 = quick_results["26"].derived_expr
-    want = sp.Eq(Theta(L + 1, k, kp), (Theta_inf(L) * Sigma_dot(L + 1) + Sigma(L + 1))
-                 * sp.KroneckerDelta(k, kp))
+    want = sp.Eq(
+        Theta(L + 1, k, kp),
+        (Theta_inf(L) * Sigma_dot(L + 1) + Sigma(L + 1)) * sp.KroneckerDelta(k, kp),
+    )
     assert sp.expand(got26.rhs - want.rhs) == 0
     # Sigma^(1) = x.x'/n0 + beta^2 (10), derived not typed
     sig1 = quick_results["10"].derived_expr.args[-1]
@@ -90,10 +122,13 @@ def test_wrong_step_is_failed():
     k, i, j = index("k"), index("i"), index("j")
     n0, n1 = width(0), width(1)
     ctx = Context(ranges={k: n1, i: n0, j: n1})
-    wrong = sp.Eq(sp.Derivative(alpha_t(1)[k], W(0)[j, i], evaluate=False),
-                  2 * x()[i] * sp.KroneckerDelta(j, k) / sp.sqrt(n0))
-    step = Step("w", wrong, "chain_rule", derive=lambda env: wrong, ctx=ctx,
-                configs=(({}, {0: 2, 1: 2}),))
+    wrong = sp.Eq(
+        sp.Derivative(alpha_t(1)[k], W(0)[j, i], evaluate=False),
+        2 * x()[i] * sp.KroneckerDelta(j, k) / sp.sqrt(n0),
+    )
+    step = Step(
+        "w", wrong, "chain_rule", derive=lambda env: wrong, ctx=ctx, configs=(({}, {0: 2, 1: 2}),)
+    )
     assert run_step(step, {}).verdict == "failed"
     unknown = Step("u", wrong, "no_such_rule", derive=lambda env: wrong, ctx=ctx)
     assert run_step(unknown, {}).verdict == "failed"
@@ -119,8 +154,18 @@ def test_command_json_and_return_codes(tmp_path, capsys):
     out = capsys.readouterr().out
     rows = json.loads(out)
     assert rows[0]["verdict"] == "failed"
-    for key in ("label", "verdict", "method", "rule", "printed", "derived", "note", "seconds",
-                "explanation", "detail"):
+    for key in (
+        "label",
+        "verdict",
+        "method",
+        "rule",
+        "printed",
+        "derived",
+        "note",
+        "seconds",
+        "explanation",
+        "detail",
+    ):
         assert key in rows[0]
     assert isinstance(rows[0]["seconds"], float) and rows[0]["label"] == "1"
     assert run(_args(str(tmp_path / "missing.py"))) == 2
@@ -152,7 +197,7 @@ def test_command_failed_step_returns_one(tmp_path):
 
 def test_quick_command_on_the_seed(capsys):
     # the table: label, short statement, rule, method, verdict, seconds; progress on stderr
-    assert run(_args(str(ROOT / "derivations" / "seed.py"), "--quick")) == 0
+    assert run(_args(str(package_derivations_dir() / "seed.py"), "--quick")) == 0
     cap = capsys.readouterr()
     lines = cap.out.splitlines()
     header = next(ln for ln in lines if ln.startswith("label"))
@@ -170,7 +215,7 @@ def test_quick_command_on_the_seed(capsys):
 @pytest.mark.slow
 def test_full_seed_run(capsys):
     # the full verification through the command: exit code 0, every verdict, the evidence
-    assert run(_args(str(ROOT / "derivations" / "seed.py"), "--json")) == 0
+    assert run(_args(str(package_derivations_dir() / "seed.py"), "--json")) == 0
     res = {r["label"]: r for r in json.loads(capsys.readouterr().out)}
     assert {lab for lab, r in res.items() if r["verdict"] == "misprint"} == EXPECTED_MISPRINTS
     assert not [lab for lab, r in res.items() if r["verdict"] == "failed"]

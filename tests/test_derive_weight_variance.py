@@ -1,4 +1,4 @@
-import sys
+import importlib
 from pathlib import Path
 
 import pytest
@@ -8,8 +8,7 @@ from ntksym.derive.numeric import DerivedRecursion, compare_with_reference, part
 from ntksym.derive.symbols import GaussE, L, sigmadot
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-wv = pytest.importorskip("derivations.weight_variance")
+wv = importlib.import_module("ntksym.derivations.weight_variance")
 
 
 @pytest.fixture(scope="module")
@@ -23,20 +22,20 @@ def env_results():
 
 def test_every_step_verified(env_results):
     _, results = env_results
-    assert {lab: r.verdict for lab, r in results.items()} == {
-        lab: "verified" for lab in results
-    }
+    assert {lab: r.verdict for lab, r in results.items()} == {lab: "verified" for lab in results}
 
 
 def test_derived_recursion_matches_reference_with_weight_scale(env_results):
     env, _ = env_results
     parts = parts_from(env, **wv.LABELS)
     for sw, beta_ in ((1.7, 0.3), (0.6, 0.0)):
-        worst = compare_with_reference(parts, "relu", depth=3, bias_std=beta_,
-                                       weight_std_value=sw, dps=30)
+        worst = compare_with_reference(
+            parts, "relu", depth=3, bias_std=beta_, weight_std_value=sw, dps=30
+        )
         assert worst < 1e-20
-    worst = compare_with_reference(parts, "erf", depth=2, bias_std=0.2, weight_std_value=1.3,
-                                   dps=20)
+    worst = compare_with_reference(
+        parts, "erf", depth=2, bias_std=0.2, weight_std_value=1.3, dps=20
+    )
     assert worst < 1e-12
 
 
@@ -44,13 +43,14 @@ def test_reference_comparison_detects_a_missing_weight_variance(env_results):
     env, _ = env_results
     parts = parts_from(env, **wv.LABELS)
     u, v = sp.symbols("u v", real=True)
-    wrong = DerivedRecursion(parts.sigma1, parts.sigma_next,
-                             GaussE(sigmadot(u) * sigmadot(v), u, v, L), parts.theta_next)
-    assert compare_with_reference(wrong, "relu", depth=3, bias_std=0.3,
-                                  weight_std_value=1.7) > 1e-3
+    wrong = DerivedRecursion(
+        parts.sigma1, parts.sigma_next, GaussE(sigmadot(u) * sigmadot(v), u, v, L), parts.theta_next
+    )
+    assert compare_with_reference(wrong, "relu", depth=3, bias_std=0.3, weight_std_value=1.7) > 1e-3
     # with sigma_w = 1 the same mistake is invisible: the check is only as good as its data
-    assert compare_with_reference(wrong, "relu", depth=3, bias_std=0.3,
-                                  weight_std_value=1.0) < 1e-20
+    assert (
+        compare_with_reference(wrong, "relu", depth=3, bias_std=0.3, weight_std_value=1.0) < 1e-20
+    )
 
 
 def test_sigma1_has_the_weight_variance(env_results):

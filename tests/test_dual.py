@@ -1,6 +1,6 @@
 """Dual kernels: closed forms certified against independent mpmath references.
 
-References (all independent of the SymPy derivations in ntksym._dual_derive):
+References (all independent of the SymPy derivations in ntksym.dual.derive):
 
 * piecewise-homogeneous activations (relu, leaky_relu, abs, identity, step,
   sign, monomials): ``ntksym.reference.dual_quadrature`` (whitened polar
@@ -302,7 +302,7 @@ def _matchings(items):
 
 @pytest.mark.parametrize("j,k", [(j, k) for j in range(6) for k in range(6)])
 def test_isserlis_counts_match_brute_force_pairings(j, k):
-    from ntksym._dual_derive import isserlis_moment
+    from ntksym.dual.derive import isserlis_moment
 
     cov_of = {
         ("u", "u"): dual.S11,
@@ -618,9 +618,7 @@ def test_evaluate_falls_back_to_gauss_hermite():
     assert nngp == pytest.approx(float(dual.gauss_hermite(u**3 + u / 2 - 2, *c)), rel=1e-13)
 
 
-@pytest.mark.parametrize(
-    "name", ["relu", "leaky_relu(0.1)", "abs", "step", "sign", "erf", "gelu"]
-)
+@pytest.mark.parametrize("name", ["relu", "leaky_relu(0.1)", "abs", "step", "sign", "erf", "gelu"])
 def test_zero_variance_matches_reference(name):
     for c in [(0.0, 0.0, 2.0), (3.0, 0.0, 0.0), (0.0, 0.0, 0.0)]:
         nngp, ntk = dual.evaluate(ACTS[name], *c)
@@ -635,7 +633,7 @@ def test_zero_variance_matches_reference(name):
 
 # --------------------------------------------------------------------------- gelu
 def _gelu_steps():
-    from ntksym import _dual_derive as d
+    from ntksym.dual import derive as d
 
     act = ACTS["gelu"]
     second = sp.diff(act.derivative, u)
@@ -698,7 +696,7 @@ def test_gelu_published_structure():
 
 
 def test_arcsine_ansatz_integrator():
-    from ntksym import _dual_derive as d
+    from ntksym.dual import derive as d
 
     c = 1 + dual.S11
     # int 1/root = asin; int asin = s12 asin + root; int s12/root^3 = 1/root

@@ -11,7 +11,7 @@ import ntksym
 from ntksym import reference
 from ntksym.cli import main
 from ntksym.errors import InputError
-from ntksym.gram_command import choose_tile, gram_to_file, parse_bytes
+from ntksym.kernels.tiles import choose_tile, gram_to_file, parse_bytes
 
 
 def _int_inputs(n: int, d: int, seed: int) -> np.ndarray:
@@ -49,9 +49,27 @@ def test_file_matches_reference_on_float_inputs(tmp_path: Path) -> None:
     np.save(tmp_path / "Y.npy", Y)
     out = tmp_path / "K.npy"
     code = main(
-        ["gram", str(tmp_path / "X.npy"), "--x2", str(tmp_path / "Y.npy"), "--activation", "erf",
-         "--depth", "3", "--bias-std", "0.2", "--weight-std", "1.3", "--get", "nngp",
-         "--tile", "4", "-o", str(out), "--quiet"]  # fmt: skip
+        [
+            "gram",
+            str(tmp_path / "X.npy"),
+            "--x2",
+            str(tmp_path / "Y.npy"),
+            "--activation",
+            "erf",
+            "--depth",
+            "3",
+            "--bias-std",
+            "0.2",
+            "--weight-std",
+            "1.3",
+            "--get",
+            "nngp",
+            "--tile",
+            "4",
+            "-o",
+            str(out),
+            "--quiet",
+        ]  # fmt: skip
     )
     assert code == 0
     ref = reference.kernel(

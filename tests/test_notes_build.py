@@ -46,8 +46,12 @@ def test_tex_markdown_and_figures_are_written(built):
     tex = built.tex.read_text()
     md = built.markdown.read_text()
     names = {p.name for p in built.figures}
-    assert {"ntk_convergence.pdf", "ntk_convergence.png", "kernel_vs_angle.pdf",
-            "kernel_vs_angle.png"} <= names
+    assert {
+        "ntk_convergence.pdf",
+        "ntk_convergence.png",
+        "kernel_vs_angle.pdf",
+        "kernel_vs_angle.png",
+    } <= names
     for labels in ("(1)", "(18)", "(27)"):
         assert labels in md
     # every step of the run is displayed with its label
@@ -59,8 +63,19 @@ def test_tex_markdown_and_figures_are_written(built):
     for bad in ("dsigma", "operatorname", "Subs(", "\\begin{cases}", "{f}_{k}", "j_{"):
         assert bad not in tex, bad
     # the engine's ASCII formulas were turned into mathematics, not typeset verbatim
-    for bad in ("\\textasciicircum", "\\textasciitilde", "\\textgreater", "\\textless",
-                "alpha~", "Sigma~", "->", "chi2", "+-", "s_{0}", "\\left(u \\right)"):
+    for bad in (
+        "\\textasciicircum",
+        "\\textasciitilde",
+        "\\textgreater",
+        "\\textless",
+        "alpha~",
+        "Sigma~",
+        "->",
+        "chi2",
+        "+-",
+        "s_{0}",
+        "\\left(u \\right)",
+    ):
         assert bad not in tex, bad
     for line in _outside_math(tex).splitlines():
         if line.startswith(("{\\small\\raggedright", "{\\raggedright Rule:")):
@@ -76,8 +91,11 @@ def test_tex_markdown_and_figures_are_written(built):
     assert "$" in md and "![" in md
 
 
-@pytest.mark.skipif(not HAVE_TEX, reason="pdflatex not installed (apt-get install "
-                    "texlive-latex-base texlive-latex-recommended latexmk poppler-utils)")
+@pytest.mark.skipif(
+    not HAVE_TEX,
+    reason="pdflatex not installed (apt-get install "
+    "texlive-latex-base texlive-latex-recommended latexmk poppler-utils)",
+)
 def test_pdf_compiles_cleanly_and_pages_are_not_blank(built):
     pdf = compile_pdf(built.tex)
     log = built.tex.with_suffix(".log").read_text(errors="replace")
@@ -89,15 +107,16 @@ def test_pdf_compiles_cleanly_and_pages_are_not_blank(built):
     if shutil.which("pdftoppm") is None:
         pytest.skip("pdftoppm (poppler-utils) not installed")
     prefix = built.tex.parent / "page"
-    subprocess.run(["pdftoppm", "-r", "30", "-gray", "-f", "1", "-l", "3", str(pdf),
-                    str(prefix)], check=True)
+    subprocess.run(
+        ["pdftoppm", "-r", "30", "-gray", "-f", "1", "-l", "3", str(pdf), str(prefix)], check=True
+    )
     pages = sorted(built.tex.parent.glob("page-*.pgm"))
     assert len(pages) == 3
     for page in pages:
         data = page.read_bytes()
         header = re.match(rb"P5\s+(\d+)\s+(\d+)\s+(\d+)\s", data)
         w, h = int(header.group(1)), int(header.group(2))
-        pixels = np.frombuffer(data[header.end():header.end() + w * h], dtype=np.uint8)
+        pixels = np.frombuffer(data[header.end() : header.end() + w * h], dtype=np.uint8)
         assert pixels.var() > 50.0, f"{page.name} looks blank"
         assert (pixels < 200).mean() > 0.0005  # some ink on the page
 

@@ -112,9 +112,7 @@ def test_machine_indices_are_renamed_apart_from_free_ones():
     assert notes_latex(expr) == r"\sum_{j=1}^{n_{L}} w^{(L)}_{kj} \alpha^{(L)}_{j}(x)"
     # j is free, so the bound s_0 may not become j; i is free too
     e2 = sp.KroneckerDelta(i, j) * sp.Sum(sp.KroneckerDelta(ip, s0) * W(L)[k, s0], (s0, 1, nL))
-    assert notes_latex(e2) == (
-        r"\delta_{ij} \sum_{s=1}^{n_{L}} \delta_{i's} w^{(L)}_{ks}"
-    )
+    assert notes_latex(e2) == (r"\delta_{ij} \sum_{s=1}^{n_{L}} \delta_{i's} w^{(L)}_{ks}")
     nested = sp.Sum(sp.Sum(x()[s0] * x(True)[j593], (j593, 1, n0)), (s0, 1, n0))
     assert notes_latex(nested) == r"\sum_{s=1}^{n_{0}} \sum_{j=1}^{n_{0}} x_{s} x'_{j}"
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import ntksym
+from ntksym.derive.loader import package_derivations_dir
 from ntksym.errors import InputError
 from ntksym.predict import Gaussian, gradient_descent_mse
 
@@ -90,8 +91,7 @@ def test_covariance_identities(pred):
     th, K = KERN(X, get="ntk"), KERN(X, get="nngp")
     for t in (0.3, 2.0):
         E = _mp_expm(-ETA * th * t)
-        np.testing.assert_allclose(pred(X, t, compute_cov=True).covariance, E @ K @ E,
-                                   atol=1e-9)
+        np.testing.assert_allclose(pred(X, t, compute_cov=True).covariance, E @ K @ E, atol=1e-9)
     # NNGP at t = inf is the GP posterior
     kx = KERN(XT, X, get="nngp")
     post = nngp_tt - kx @ np.linalg.solve(K, kx.T)
@@ -146,8 +146,11 @@ def test_singular_and_non_psd_kernels():
     assert np.all(np.isfinite(ok(idx, np.inf)))
     bad = np.diag([1.0, 1.0, -0.5])
     q = gradient_descent_mse(_fixed(bad), idx, [1.0, 0.0, 0.0])
-    with pytest.raises(InputError, match=r"not positive semi-definite: smallest eigenvalue "
-                                         r"-5\.000e-01.*ridge"):
+    with pytest.raises(
+        InputError,
+        match=r"not positive semi-definite: smallest eigenvalue "
+        r"-5\.000e-01.*ridge",
+    ):
         q(idx, 1.0)
 
 
@@ -183,21 +186,21 @@ def test_bad_calls(pred):
 
 
 def test_derivation_verifies():
-    sys.path.insert(0, str(ROOT))
-    from ntksym.derive.command import load_derivation
+    from ntksym.derive.loader import load_derivation
 
-    deriv = load_derivation(ROOT / "derivations" / "linearised.py")
+    deriv = load_derivation(package_derivations_dir() / "linearised.py")
     results = deriv.run()
     assert {r.label: r.verdict for r in results} == {
-        "1": "assumed", **{str(i): "verified" for i in range(2, 8)}
+        "1": "assumed",
+        **{str(i): "verified" for i in range(2, 8)},
     }
 
 
 def test_derivation_checks_can_fail(monkeypatch):
-    from ntksym.derive.command import load_derivation
+    from ntksym.derive.loader import load_derivation
 
-    mod_deriv = load_derivation(ROOT / "derivations" / "linearised.py")
-    mod = sys.modules["_ntksym_derivation_linearised"]
+    mod_deriv = load_derivation(package_derivations_dir() / "linearised.py")
+    mod = sys.modules["ntksym.derivations.linearised"]
     # a wrong sign in the exponential: the ODE check must fail
     orig = mod._rotation_kernel
 

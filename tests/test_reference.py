@@ -407,9 +407,10 @@ def test_recursion_erf_quadrature_equals_closed_form():
         for _ in range(2):
             n12 = williams_erf(s11, s12, s22) + _m(0.2) ** 2
             d12 = williams_erf_dot(s11, s12, s22)
-            s11, s22 = williams_erf(s11, s11, s11) + _m(0.2) ** 2, williams_erf(s22, s22, s22) + _m(
-                0.2
-            ) ** 2
+            s11, s22 = (
+                williams_erf(s11, s11, s11) + _m(0.2) ** 2,
+                williams_erf(s22, s22, s22) + _m(0.2) ** 2,
+            )
             theta = theta * d12 + n12
             s12 = n12
     assert close(q.sigma[-1], s12, 20)

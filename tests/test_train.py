@@ -4,17 +4,18 @@ import numpy as np
 import pytest
 
 from ntksym.cli import main
+from ntksym.cli.train import circle_problem, mse_gradients, train, width_study
 from ntksym.empirical import Network
 from ntksym.errors import InputError
-from ntksym.train_command import circle_problem, mse_gradients, train, width_study
 
 
 def _loss(net, X, Y):
     return 0.5 * float(np.sum((net(X) - Y) ** 2))
 
 
-@pytest.mark.parametrize("act, widths", [("relu", [2, 5, 4, 1]), ("tanh", [3, 6, 2]),
-                                         ("erf", [2, 4, 3, 2])])
+@pytest.mark.parametrize(
+    "act, widths", [("relu", [2, 5, 4, 1]), ("tanh", [3, 6, 2]), ("erf", [2, 4, 3, 2])]
+)
 def test_gradients_match_finite_differences(act, widths):
     rng = np.random.default_rng(3)
     net = Network(widths, act, bias_std=0.4, weight_std=1.3, seed=5)
@@ -94,8 +95,22 @@ def test_bad_study_inputs():
 
 def test_cli_train(tmp_path, capsys):
     pytest.importorskip("matplotlib")
-    rc = main(["train", "--widths", "32,512", "--seeds", "3", "--steps", "20",
-               "--train-points", "8", "--quiet", "-o", str(tmp_path)])
+    rc = main(
+        [
+            "train",
+            "--widths",
+            "32,512",
+            "--seeds",
+            "3",
+            "--steps",
+            "20",
+            "--train-points",
+            "8",
+            "--quiet",
+            "-o",
+            str(tmp_path),
+        ]
+    )
     out = capsys.readouterr().out
     assert rc in (0, 1)
     assert "fitted rate: gap ~ width^(" in out and "discretisation floor" in out

@@ -31,12 +31,26 @@ from ntksym import reference
 
 OUT = Path(__file__).with_name("quadrature_reference.json")
 ACTIVATIONS = ("tanh", "sigmoid", "softplus", "silu")
-STDS = ((2.0**-10, 2.0**-10), (0.75, 1.25), (1.25, 31.5), (31.5, 5.5), (5.5, 5.5), (31.5, 31.5),
-        (3 * 2.0**-7, 0.75))
+STDS = (
+    (2.0**-10, 2.0**-10),
+    (0.75, 1.25),
+    (1.25, 31.5),
+    (31.5, 5.5),
+    (5.5, 5.5),
+    (31.5, 31.5),
+    (3 * 2.0**-7, 0.75),
+)
 DIAG_STDS = (2.0**-10, 3 * 2.0**-7, 0.75, 1.25, 5.5, 31.5)
 RHOS = (-1.0, -0.99999999, -0.6, 0.0, 0.4, 0.9999, 0.99999999, 1.0)
-KERNEL_CASES = (("tanh", 0.3, 1.2), ("sigmoid", 0.3, 1.2), ("softplus", 0.3, 1.2),
-                ("silu", 0.3, 1.2), ("tanh", 0.1, 2.0), ("sigmoid", 0.1, 2.0), ("tanh", 0.0, 1.0))
+KERNEL_CASES = (
+    ("tanh", 0.3, 1.2),
+    ("sigmoid", 0.3, 1.2),
+    ("softplus", 0.3, 1.2),
+    ("silu", 0.3, 1.2),
+    ("tanh", 0.1, 2.0),
+    ("sigmoid", 0.1, 2.0),
+    ("tanh", 0.0, 1.0),
+)
 DEPTH = 5
 
 
@@ -49,17 +63,19 @@ def adversarial(seed: int = 0) -> np.ndarray:
     small = rng.normal(size=5)
     small *= 1e-3 / np.linalg.norm(small)
     mid = rng.normal(size=5)
-    return np.array([
-        x0,
-        x0 * (1 + 1e-8 * rng.normal(size=5)),  # near-parallel
-        -x0 * (1 + 1e-8 * rng.normal(size=5)),  # near anti-parallel
-        np.zeros(5),  # zero vector
-        small,  # norm 1e-3
-        big,  # norm 30
-        big * (1 + 1e-8 * rng.normal(size=5)),  # near-parallel, norm 30
-        2.0 * x0,  # exactly parallel, another norm
-        mid,
-    ])
+    return np.array(
+        [
+            x0,
+            x0 * (1 + 1e-8 * rng.normal(size=5)),  # near-parallel
+            -x0 * (1 + 1e-8 * rng.normal(size=5)),  # near anti-parallel
+            np.zeros(5),  # zero vector
+            small,  # norm 1e-3
+            big,  # norm 30
+            big * (1 + 1e-8 * rng.normal(size=5)),  # near-parallel, norm 30
+            2.0 * x0,  # exactly parallel, another norm
+            mid,
+        ]
+    )
 
 
 def _pair(args: tuple) -> list:
@@ -67,8 +83,10 @@ def _pair(args: tuple) -> list:
     s12 = rho * (a1 * a2)
     with mpmath.workdps(60):
         det = mpmath.mpf(a1 * a1) * mpmath.mpf(a2 * a2) - mpmath.mpf(s12) ** 2
-    values = [float(reference.dual(act, a1 * a1, s12, a2 * a2, dps=30, derivative=d))
-              for d in (False, True)]
+    values = [
+        float(reference.dual(act, a1 * a1, s12, a2 * a2, dps=30, derivative=d))
+        for d in (False, True)
+    ]
     return [act, a1, a2, s12, float(det), *values]
 
 
@@ -88,8 +106,11 @@ def main() -> None:
     """Compute everything (two processes) and write the JSON file."""
     pairs = [(act, a1, a2, rho) for act in ACTIVATIONS for (a1, a2) in STDS for rho in RHOS]
     n = len(adversarial())
-    cases = [(act, b, w, i, j) for act, b, w in KERNEL_CASES
-             for i, j in itertools.combinations_with_replacement(range(n), 2)]
+    cases = [
+        (act, b, w, i, j)
+        for act, b, w in KERNEL_CASES
+        for i, j in itertools.combinations_with_replacement(range(n), 2)
+    ]
     with Pool(2) as pool:
         pair_rows = pool.map(_pair, pairs)
         diag_rows = pool.map(_diag, [(act, a) for act in ACTIVATIONS for a in DIAG_STDS])

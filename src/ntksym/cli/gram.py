@@ -1,0 +1,78 @@
+"""``ntksym gram DATA.npy --activation relu --depth 5 [...] -o K.npy``: Gram matrices of files.
+
+The work is done by :func:`ntksym.kernels.tiles.gram_to_file` (see there for the memory bound).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ntksym.errors import NTKSymError
+from ntksym.kernels.tiles import gram_to_file, load_matrix, parse_bytes
+
+__all__ = ["configure", "run"]
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Add the gram arguments to ``parser``."""
+    parser.description = (
+        "NNGP/NTK Gram matrix of the rows of DATA.npy (against --x2 or itself), written to a "
+        ".npy file block by block through a memory map: working memory stays within --memory "
+        "(one block of c*t^2 float64 numbers, c = 4 for Numba, 24 for NumPy), whatever the "
+        "size of the inputs and output."
+    )
+    parser.add_argument("data", help="inputs: a .npy file of shape (N, d), real dtype")
+    parser.add_argument(
+        "--activation", required=True, help="relu, erf, tanh, ... (registered name)"
+    )
+    parser.add_argument("--depth", type=int, required=True, help="number of affine layers L >= 1")
+    parser.add_argument("--bias-std", type=float, default=0.0, help="default: 0")
+    parser.add_argument("--weight-std", type=float, default=1.0, help="default: 1")
+    parser.add_argument(
+        "--get",
+        choices=("nngp", "ntk", "both"),
+        default="ntk",
+        help="default: ntk; 'both' writes shape (2, N1, N2): [0] NNGP, [1] NTK",
+    )
+    parser.add_argument("--x2", default=None, help="second inputs .npy (N2, d); default: DATA")
+    parser.add_argument("-o", "--output", required=True, help="output .npy file")
+    parser.add_argument(
+        "--backend",
+        choices=("auto", "numba", "numpy", "dual"),
+        default="auto",
+        help="default: auto",
+    )
+    parser.add_argument(
+        "--memory",
+        default="1G",
+        help="working-memory budget (bytes; K/M/G suffixes), default 1G; picks the block size",
+    )
+    parser.add_argument("--tile", type=int, default=None, help="block side (overrides --memory)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Compute and write the Gram matrix; print its path. Returns 0, or 2 on a clear error."""
+    try:
+        X1 = load_matrix(args.data, "DATA")
+        X2 = load_matrix(args.x2, "--x2") if args.x2 is not None else None
+        path = gram_to_file(
+            X1,
+            X2,
+            args.output,
+            activation=args.activation,
+            depth=args.depth,
+            bias_std=args.bias_std,
+            weight_std=args.weight_std,
+            get=args.get,
+            backend=args.backend,
+            memory=parse_bytes(args.memory),
+            tile=args.tile,
+            progress=False if args.quiet else None,
+        )
+    except NTKSymError as exc:
+        print(f"ntksym gram: error: {exc}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0

@@ -1,0 +1,304 @@
+"""Render a :class:`~ntksym.codegen.spec.KernelSpec` into Python source with jinja2.
+
+The templates (``templates/*.py.jinja``, package data) stay thin: all decisions
+are made here and handed over as one ``spec`` object (:class:`RenderSpec`).
+Common subexpressions are factored by :func:`sympy.cse` and printed by the
+backend's printer (:mod:`ntksym.codegen.printers`).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from dataclasses import dataclass
+
+import jinja2
+import sympy as sp
+
+from ntksym.codegen.printers import printer_for
+from ntksym.codegen.spec import RHO, KernelSpec, kernel_spec
+from ntksym.codegen.stable import INPUTS, ROOTS, S12, Atan2Q, U
+from ntksym.errors import InputError
+
+__all__ = [
+    "BACKENDS",
+    "HEADER_LINES",
+    "RenderSpec",
+    "content_hash",
+    "module_key",
+    "positive_variant",
+    "render",
+    "render_spec",
+]
+
+#: Supported backends.
+BACKENDS = ("numba", "numpy")
+#: Number of header lines above the hashed body of a generated file.
+HEADER_LINES = 4
+
+
+@dataclass(frozen=True)
+class RenderSpec:
+    """The one object a template sees.
+
+    Attributes:
+        activation: Activation name.
+        description: One line on the activation.
+        expr: The activation as text.
+        backend: ``"numba"`` or ``"numpy"``.
+        template: Template file name.
+        kind: ``"stable"``, ``"closed"`` or ``"quadrature"``.
+        key: Hash of the spec's expressions (cache key).
+        method: How the dual maps were obtained.
+        source: Citation.
+        has_ntk: Whether the NTK is generated.
+        no_ntk_reason: Why not, when it is not.
+        pair_args: Argument list of the layer map.
+        uses_gap: Whether the layer map takes the root gap ``U`` (last argument; see
+            :data:`ntksym.codegen.stable.U`), which the templates then carry.
+        clip_rho: Whether the layer map starts by computing the clipped ``RHO``.
+        intermediate: ``(name, code)`` lines shared by the outputs.
+        pos_variant: Whether the map has a cheaper variant for ``S12 > 0`` (one that
+            drops branches: :func:`positive_variant`); without one, ``_pair_pos`` and
+            ``_pair`` are the general map itself.
+        pos_intermediate: ``intermediate`` of the variant for ``S12 > 0``.
+        pos_codes: ``(nngp_code, ntk_code, det_code)`` of that variant.
+        nngp_code: Code of ``E[sigma sigma]``.
+        ntk_code: Code of ``E[sigma' sigma']`` (``"0.0"`` without an NTK).
+        det_code: Code of the next determinant, or ``""`` to form it directly.
+        diag_code: Code of ``E[sigma(u)^2]`` in ``S``.
+        act_code: Code of sigma in ``u`` (quadrature).
+        dact_code: Code of sigma' in ``u`` (quadrature, ``"0.0"`` without an NTK).
+        reflection: ``(s, q0, q1)`` of ``sigma(-u) = s sigma(u) + q0 + q1 u`` as a Python
+            literal, or ``""`` (quadrature; see :func:`ntksym.codegen.spec.reflection`).
+        doc_nngp: The nngp map as text, for the module docstring.
+        doc_ntk: The ntk map as text.
+        doc_det: The determinant map as text.
+    """
+
+    activation: str
+    description: str
+    expr: str
+    backend: str
+    template: str
+    kind: str
+    key: str
+    method: str
+    source: str
+    has_ntk: bool
+    no_ntk_reason: str
+    pair_args: str
+    uses_gap: bool
+    clip_rho: bool
+    intermediate: tuple[tuple[str, str], ...]
+    pos_variant: bool
+    pos_intermediate: tuple[tuple[str, str], ...]
+    pos_codes: tuple[str, str, str]
+    nngp_code: str
+    ntk_code: str
+    det_code: str
+    diag_code: str
+    act_code: str
+    dact_code: str
+    reflection: str
+    doc_nngp: str
+    doc_ntk: str
+    doc_det: str
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("ntksym.codegen", "templates"),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+
+
+def _check_backend(backend: str) -> str:
+    if backend not in BACKENDS:
+        raise InputError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    return backend
+
+
+#: Stand-in for S12 under the assumption S12 > 0.
+_S12_POS = sp.Symbol("S12_pos", positive=True)
+
+
+def positive_variant(expr: sp.Expr) -> sp.Expr:
+    """``expr`` specialised to a positive covariance ``S12 > 0``.
+
+    Past the first layer most pairs have ``S12 > 0`` (always, for ReLU-like
+    activations), and the generated kernels switch to this variant for a row when
+    all its covariances are positive: the branches of a ``Piecewise`` that SymPy can
+    decide under ``S12 > 0`` are dropped, ``atan2(y, x)`` with ``y >= 0, x > 0``
+    becomes the first-quadrant :class:`~ntksym.codegen.stable.Atan2Q`, and
+    ``atan2(y, -x)`` becomes ``pi - Atan2Q(y, x)`` (exact identities; the values
+    differ from the general map by rounding only).
+    """
+
+    def quadrant(e: sp.Expr) -> sp.Expr:
+        y, x = e.args
+        yp, xp = y.subs(S12, _S12_POS), x.subs(S12, _S12_POS)
+        if yp.is_nonnegative and xp.is_positive:
+            return Atan2Q(y, x)
+        if yp.is_nonnegative and xp.is_negative:
+            return sp.pi - Atan2Q(y, -x)
+        return e
+
+    hold = sp.Function("atan2_hold")  # keeps SymPy from rewriting atan2(y, S12 > 0)
+
+    def convert(e: sp.Expr) -> sp.Expr:
+        q = quadrant(e)
+        return hold(*q.args) if isinstance(q, sp.atan2) else q
+
+    out = expr.replace(lambda e: isinstance(e, sp.atan2), convert)
+    out = out.subs(S12, _S12_POS).subs(_S12_POS, S12)
+    return out.replace(lambda e: isinstance(e, hold), lambda e: sp.atan2(*e.args))
+
+
+def _cse_print(outs: list[sp.Expr], pr: object) -> tuple[list[tuple[str, str]], list[str]]:
+    reps, reduced = sp.cse(outs, symbols=sp.numbered_symbols("t"), order="canonical")
+    return [(str(v), pr.doprint(e)) for v, e in reps], [pr.doprint(e) for e in reduced]
+
+
+def render_spec(spec: KernelSpec, backend: str) -> RenderSpec:
+    """Turn a kernel spec into the template's view of it (cse and printing done here)."""
+    _check_backend(backend)
+    # The closed-form layer map of the Numba kernel runs in a vectorised column loop.
+    pr = printer_for("numba_loop" if backend == "numba" and spec.kind != "quadrature" else backend)
+    intermediate: list[tuple[str, str]] = []
+    pos_intermediate: list[tuple[str, str]] = []
+    pos_variant = False
+    nngp_code = ntk_code = det_code = diag_code = act_code = dact_code = ""
+    pos_codes = ("", "", "")
+    uses_gap = False
+    if spec.kind != "quadrature":
+        outs = [spec.nngp, spec.ntk if spec.ntk is not None else sp.Float(0.0)]
+        if spec.det is not None:
+            outs.append(spec.det)
+        # square roots of the variances come precomputed (one per row/column and layer)
+        outs = [o.subs(ROOTS) for o in outs]
+        uses_gap = any(U in o.free_symbols for o in outs)
+        intermediate, codes = _cse_print(outs, pr)
+        pos_outs = [positive_variant(o) for o in outs]
+        # worth a variant (and, in a row with mixed signs, computing both) only if it
+        # drops branches; a cheaper atan2 alone does not pay for that
+        branches = sum(len(o.atoms(sp.Piecewise)) for o in outs)
+        pos_variant = sum(len(o.atoms(sp.Piecewise)) for o in pos_outs) < branches
+        nngp_code, ntk_code = codes[0], codes[1]
+        det_code = codes[2] if spec.det is not None else ""
+        if pos_variant:  # (the templates print the variant only then)
+            pos_intermediate, pos = _cse_print(pos_outs, pr)
+            pos_codes = (pos[0], pos[1], pos[2] if spec.det is not None else "")
+        diag_code = pr.doprint(spec.diag)
+    else:
+        # (overflow-safe forms, or log1p where they do not apply: spec._printed_form)
+        act_code = pr.doprint(spec.act_form)
+        dact_code = pr.doprint(spec.dact_form) if spec.dact_form is not None else "0.0"
+    args = INPUTS + tuple(ROOTS.values()) + ((U,) if uses_gap else ())
+    template = f"kernel_{backend}.py.jinja"
+    return RenderSpec(
+        activation=spec.activation.name,
+        description=spec.activation.description,
+        expr=sp.sstr(spec.activation.expr),
+        backend=backend,
+        template=template,
+        kind=spec.kind,
+        key=module_key(spec, backend),
+        method=spec.method,
+        source=spec.source,
+        has_ntk=spec.has_ntk,
+        no_ntk_reason=spec.no_ntk_reason,
+        pair_args=", ".join(map(str, args)),
+        uses_gap=uses_gap,
+        clip_rho=RHO in spec.inputs,
+        intermediate=tuple(intermediate),
+        pos_variant=pos_variant,
+        pos_intermediate=tuple(pos_intermediate),
+        pos_codes=pos_codes,
+        nngp_code=nngp_code,
+        ntk_code=ntk_code,
+        det_code=det_code,
+        diag_code=diag_code,
+        act_code=act_code,
+        dact_code=dact_code,
+        reflection=repr(spec.reflection) if spec.reflection is not None else "",
+        doc_nngp=_doc(spec.nngp) if spec.nngp is not None else "quadrature (_pair, _expect)",
+        doc_ntk=_doc(spec.ntk) if spec.ntk is not None else "-",
+        doc_det=_doc(spec.det) if spec.det is not None else "N11*N22 - S12'**2 (direct)",
+    )
+
+
+#: Longest expression printed in a module docstring; longer ones are in the code only.
+_DOC_LIMIT = 1500
+
+
+def _doc(expr: sp.Expr) -> str:
+    text = sp.sstr(expr)
+    if len(text) <= _DOC_LIMIT:
+        return text
+    return f"(an expression of {len(text)} characters; computed in _pair_any below)"
+
+
+@functools.cache
+def _templates_digest() -> str:
+    env = _environment()
+    h = hashlib.sha256()
+    for name in sorted(env.list_templates()):
+        h.update(name.encode())
+        h.update(env.loader.get_source(env, name)[0].encode())
+    return h.hexdigest()
+
+
+def module_key(spec: KernelSpec, backend: str) -> str:
+    """Cache key of a generated module: its expressions, backend, templates and version."""
+    from ntksym import __version__
+
+    text = "\n".join([spec.key, backend, __version__, _templates_digest()])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def content_hash(body: str) -> str:
+    """sha256 of the body of a generated file (everything below the header)."""
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def _header(rs: RenderSpec, body: str) -> str:
+    from ntksym import __version__
+
+    lines = [
+        f"# Generated by ntksym from template {rs.template} for activation {rs.activation}; "
+        "do not edit.",
+        f"# ntksym version: {__version__}",
+        f"# spec key: {rs.key}",
+        f"# content sha256: {content_hash(body)}",
+    ]
+    assert len(lines) == HEADER_LINES
+    return "\n".join(lines) + "\n"
+
+
+def render(activation: object, backend: str = "numba") -> str:
+    """Source text of the generated kernel module for ``activation``.
+
+    Args:
+        activation: A registered name, expression string, SymPy expression,
+            :class:`~ntksym.activations.Activation` or a prepared
+            :class:`~ntksym.codegen.spec.KernelSpec`.
+        backend: ``"numba"`` (fused, parallel, needs Numba) or ``"numpy"``.
+
+    Returns:
+        The module source, header included.
+
+    Raises:
+        InputError: Unknown backend.
+        ActivationError: Unknown or unusable activation.
+    """
+    _check_backend(backend)
+    spec = activation if isinstance(activation, KernelSpec) else kernel_spec(activation)
+    rs = render_spec(spec, backend)
+    body = _environment().get_template(rs.template).render(spec=rs)
+    return _header(rs, body) + body

@@ -1,0 +1,285 @@
+"""What a generated kernel module computes: :class:`KernelSpec`, built from an activation.
+
+Three kinds of layer maps, tried in order:
+
+1. ``"stable"``: a hand-arranged closed form from :mod:`ntksym.codegen.stable`
+   (ReLU family, erf, step, sign), which carries the determinant accurately;
+2. ``"closed"``: the SymPy closed form of :func:`ntksym.dual.closed_form`, with
+   ``rho`` clipped to [-1, 1] as a symbol of its own;
+3. ``"quadrature"``: an adaptive trapezoid rule in the module (to about 1e-15 at any
+   variance and correlation, see :data:`QUADRATURE_METHOD`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+import sympy as sp
+from sympy.codegen.rewriting import log1p_opt, optimize
+
+from ntksym.activations import Activation, get_activation, u
+from ntksym.activations.overflow import exp_safe
+from ntksym.codegen import stable
+from ntksym.codegen.stable import B2, INPUTS, N11, N22, S11, S12, S22, W2, D, U
+from ntksym.errors import ActivationError, NoClosedFormError
+
+__all__ = [
+    "COMMITTED",
+    "KernelSpec",
+    "kernel_spec",
+    "RHO",
+    "S",
+    "QUADRATURE_METHOD",
+    "reflection",
+    "slug",
+]
+
+#: The clipped correlation, an input symbol of its own (never expanded by SymPy).
+RHO = sp.Symbol("RHO", real=True)
+#: The variance in the diagonal map ``E[sigma(u)^2]``, u ~ N(0, S).
+S = sp.Symbol("S", positive=True)
+#: How generated modules integrate activations without a closed form (the rule itself,
+#: with its constants, is in the templates: ``_layer.py.jinja`` and ``_expect``).
+QUADRATURE_METHOD = (
+    "adaptive trapezoid rule after a sinh-type map (step halved until two rules agree), "
+    "per pair: an outer rule in z1 over inner rules in z2"
+)
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    """Everything a generated module is made from (backend independent).
+
+    Attributes:
+        activation: The activation.
+        kind: ``"stable"``, ``"closed"`` or ``"quadrature"``.
+        nngp: ``E[sigma(u) sigma(v)]`` in the layer-map inputs (None for quadrature).
+        ntk: ``E[sigma'(u) sigma'(v)]``, or None when no NTK is generated.
+        det: The next layer's determinant, or None to form it directly.
+        diag: ``E[sigma(u)^2]`` for ``u ~ N(0, S)`` in :data:`S` (None for quadrature).
+        inputs: The symbols the layer map takes, in order.
+        method: How the maps were obtained.
+        source: Citation of the closed form.
+        reflection: ``(s, q0, q1)`` with ``sigma(-u) = s sigma(u) + q0 + q1 u`` for all
+            real u, or None (quadrature only; see :func:`reflection`).
+        no_ntk_reason: Why no NTK is generated (empty when there is one).
+        act_form: sigma in ``u`` as the quadrature code computes it (None otherwise):
+            overflow-safe where :func:`ntksym.activations.overflow.exp_safe` applies, else
+            with ``log(1 + x)`` as ``log1p(x)``.
+        dact_form: sigma' likewise (None without an NTK).
+    """
+
+    activation: Activation
+    kind: str
+    nngp: sp.Expr | None
+    ntk: sp.Expr | None
+    det: sp.Expr | None
+    diag: sp.Expr | None
+    inputs: tuple[sp.Symbol, ...]
+    method: str
+    source: str = ""
+    reflection: tuple[float, float, float] | None = None
+    no_ntk_reason: str = ""
+    act_form: sp.Expr | None = None
+    dact_form: sp.Expr | None = None
+
+    @property
+    def has_ntk(self) -> bool:
+        """Whether the module computes an NTK."""
+        if self.kind == "quadrature":
+            return not self.no_ntk_reason
+        return self.ntk is not None
+
+    @property
+    def key(self) -> str:
+        """A hash of the expressions (and reflection): the cache key of the generated module."""
+        parts = [self.kind, self.activation.name, sp.srepr(self.activation.expr)]
+        parts += [sp.srepr(e) if e is not None else "-" for e in (self.nngp, self.ntk, self.det)]
+        parts += [sp.srepr(self.diag) if self.diag is not None else "-"]
+        parts += [repr(self.reflection)]
+        parts += [sp.srepr(e) for e in (self.act_form, self.dact_form) if e is not None]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+    @property
+    def slug(self) -> str:
+        """File-name form of the activation name, e.g. ``leaky_relu_0_01``."""
+        return slug(self.activation.name)
+
+
+def slug(name: str) -> str:
+    """Turn an activation name into an identifier usable as a file name."""
+    s = re.sub(r"[^0-9A-Za-z]+", "_", name).strip("_").lower()
+    return s if s and not s[0].isdigit() else f"act_{s}"
+
+
+def _diag(nngp: sp.Expr, inputs: tuple[sp.Symbol, ...]) -> sp.Expr:
+    """``E[sigma(u)^2]``: the pair map at ``S11 = S22 = S12 = S``, ``D = U = 0``, ``rho = 1``."""
+    sub = {S11: S, S22: S, S12: S, D: 0, U: 0, RHO: 1}
+    return sp.simplify(nngp.subs(sub))
+
+
+def _check_free(spec_name: str, exprs: list[sp.Expr | None], allowed: tuple) -> None:
+    """Refuse to generate code that would read a symbol the function does not take."""
+    for e in exprs:
+        if e is None:
+            continue
+        extra = e.free_symbols - set(allowed)
+        if extra:
+            raise ActivationError(
+                f"cannot generate a kernel for {spec_name!r}: its dual map uses "
+                f"{sorted(map(str, extra))}, which are not arguments of the layer map "
+                f"(allowed: {', '.join(map(str, allowed))})"
+            )
+
+
+def kernel_spec(activation: str | Activation | sp.Expr) -> KernelSpec:
+    """Build the :class:`KernelSpec` of an activation.
+
+    Args:
+        activation: A registered name, expression string, SymPy expression or
+            :class:`~ntksym.activations.Activation`.
+
+    Returns:
+        The spec (stable closed form, SymPy closed form, or quadrature).
+
+    Raises:
+        ActivationError: Bad activation, or a dual map with unexpected symbols.
+    """
+    act = get_activation(activation)
+    base = act.registered_base
+    if base in stable.RULES:
+        lm = stable.RULES[base](**dict(act.params))
+        reason = ""
+        if lm.ntk is None:
+            reason = (
+                f"the derivative of {act.name} is a Dirac delta, so E[sigma'(u) sigma'(v)] = "
+                "c/sqrt(det) is infinite for every input paired with itself; only the NNGP "
+                "is generated"
+            )
+        spec = KernelSpec(
+            act,
+            "stable",
+            lm.nngp,
+            lm.ntk,
+            lm.det,
+            lm.diag if lm.diag is not None else _diag(lm.nngp, INPUTS),
+            INPUTS,
+            f"{lm.method} (stable form, ntksym.codegen.stable.{stable.RULES[base].__name__})",
+            (stable.RULES[base].__doc__ or "").strip().splitlines()[0],
+            no_ntk_reason=reason,
+        )
+        _check_free(act.name, [spec.nngp, spec.ntk, spec.det], (*INPUTS, U))
+        return spec
+    try:
+        from ntksym import dual
+
+        maps = dual.closed_form(act)
+    except NoClosedFormError:
+        maps = None
+    if maps is not None and not act.has_distributional_derivative and maps.ntk is not None:
+        inputs = (S11, S22, S12, D, RHO, N11, N22, W2, B2)
+        sub = {dual.S11: S11, dual.S22: S22, dual.S12: RHO * sp.sqrt(S11) * sp.sqrt(S22)}
+        nngp = maps.nngp.xreplace(sub)
+        ntk = maps.ntk.xreplace(sub)
+        _check_free(act.name, [nngp, ntk], inputs)
+        return KernelSpec(
+            act,
+            "closed",
+            nngp,
+            ntk,
+            None,
+            _diag(nngp, inputs),
+            inputs,
+            f"{maps.method} (ntksym.dual.closed_form, rho clipped)",
+            maps.source,
+        )
+    _check_free(act.name, [act.expr], (u,))
+    reason = "" if not act.has_distributional_derivative else "Dirac delta derivative"
+    return KernelSpec(
+        act,
+        "quadrature",
+        None,
+        None,
+        None,
+        None,
+        INPUTS,
+        QUADRATURE_METHOD,
+        "Trefethen & Weideman, The exponentially convergent trapezoidal rule, SIAM Review 56 "
+        "(2014)",
+        no_ntk_reason=reason,
+        reflection=reflection(act.expr),
+        act_form=_printed_form(act.expr),
+        dact_form=None if reason else _printed_form(act.derivative),
+    )
+
+
+def _printed_form(expr: sp.Expr) -> sp.Expr:
+    """The form of sigma (or sigma') the quadrature prints: overflow-safe if possible."""
+    safe = exp_safe(expr, u)
+    if safe is not expr:
+        return safe
+    # log(1 + x) -> log1p(x): softplus-like terms keep their digits where x is small
+    return optimize(expr, [log1p_opt])
+
+
+#: Points where a reflection identity is screened (at _REFLECTION_DPS digits).
+_REFLECTION_POINTS = ("0", "0.37", "1.3", "-2.9", "4.1")
+_REFLECTION_DPS = 30
+
+
+def reflection(expr: sp.Expr) -> tuple[float, float, float] | None:
+    """``(s, q0, q1)`` with ``sigma(-u) = s sigma(u) + q0 + q1 u`` for every real u, or None.
+
+    Odd activations such as tanh have ``(-1, 0, 0)``, sigmoid ``(-1, 1, 0)``, softplus and
+    SiLU ``(1, 0, -1)``. The generated quadrature then computes the inner expectations at
+    ``-|m|`` only and reflects them to ``|m|``. The identity is screened at a few points
+    (30 digits), then proved by SymPy (the second derivative of ``sigma(-u) - s sigma(u)``
+    simplifies to 0); anything unproved gives None.
+
+    Args:
+        expr: The activation in ``u``.
+
+    Returns:
+        The coefficients as floats, or None.
+    """
+    pts = [sp.Float(x, _REFLECTION_DPS) for x in _REFLECTION_POINTS]
+    for s in (-1, 1):
+        d = expr.subs(u, -u) - s * expr
+        try:
+            vals = [sp.N(d.subs(u, x), _REFLECTION_DPS) for x in pts]
+        except (TypeError, ValueError, ZeroDivisionError):  # pragma: no cover - defensive
+            continue
+        if not all(v.is_real and v.is_finite for v in vals):
+            continue
+        q0, q1 = vals[0], (vals[1] - vals[0]) / pts[1]
+        tol = sp.Float(10) ** -20 * (1 + max(abs(v) for v in vals))
+        if any(abs(v - q0 - q1 * x) > tol for v, x in zip(vals[2:], pts[2:], strict=True)):
+            continue
+        if sp.simplify(sp.diff(d, u, 2)) != 0:
+            continue
+        c0 = sp.simplify(d.subs(u, 0))
+        c1 = sp.simplify(sp.diff(d, u).subs(u, 0))
+        if c0.is_number and c1.is_number and c0.is_real and c1.is_real:
+            return float(s), float(c0), float(c1)
+    return None
+
+
+#: Activations whose generated modules are committed in ``generated/`` (both backends).
+#: step and sign are NNGP-only (their NTK diverges on the diagonal); tanh uses quadrature.
+COMMITTED: tuple[str, ...] = (
+    "relu",
+    "leaky_relu",
+    "abs",
+    "identity",
+    "erf",
+    "step",
+    "sign",
+    "exp",
+    "sin",
+    "cos",
+    "gaussian",
+    "gelu",
+    "tanh",
+)

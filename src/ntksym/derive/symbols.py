@@ -1,0 +1,339 @@
+"""The symbols of the seed's network, an unevaluated expectation and a limit relation.
+
+Every object of the network (1)–(4) is an :class:`sympy.IndexedBase` named after the
+seed's notation and registered in :data:`REGISTRY` with its *kind* (``"W"``, ``"b"``,
+``"x"``, ``"a"`` for alpha, ``"z"`` for alpha-tilde), its *layer* (an integer or an
+expression in the layer symbols ``l`` and ``L``) and whether it is evaluated at ``x``
+or at ``x'``. The rules and the checkers read that registry; they never parse names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+from sympy.printing.latex import LatexPrinter
+
+__all__ = [
+    "E",
+    "Tends",
+    "ObjInfo",
+    "REGISTRY",
+    "beta",
+    "sigma",
+    "sigmadot",
+    "weight_std",
+    "l",
+    "L",
+    "width",
+    "W",
+    "b",
+    "x",
+    "alpha",
+    "alpha_t",
+    "ZF",
+    "theta",
+    "index",
+    "latex",
+    "Dim",
+    "PSum",
+    "Sigma",
+    "Sigma_t",
+    "Sigma_dot",
+    "Theta",
+    "Theta_inf",
+    "NAMES",
+]
+
+#: The bias scale of the seed (``beta``) and the weight scale of a variant derivation.
+beta = sp.Symbol("beta", positive=True)
+weight_std = sp.Symbol("sigma_w", positive=True)
+#: The activation and its derivative, kept abstract.
+sigma = sp.Function("sigma", real=True)
+sigmadot = sp.Function("sigmadot", real=True)
+#: Layer symbols.
+l = sp.Symbol("l", integer=True, nonnegative=True)  # noqa: E741 (the seed's name)
+L = sp.Symbol("L", integer=True, positive=True)
+#: A generic parameter of the first layers (seed's theta-tilde_p).
+theta = sp.Symbol("theta_p", real=True)
+
+
+@dataclass(frozen=True)
+class ObjInfo:
+    """What a registered IndexedBase stands for.
+
+    Attributes:
+        kind: ``"W"``, ``"b"``, ``"x"``, ``"a"`` (alpha) or ``"z"`` (alpha-tilde).
+        layer: the layer superscript (int or SymPy expression in ``l``, ``L``).
+        prime: True when the object is evaluated at the second input ``x'``.
+    """
+
+    kind: str
+    layer: sp.Expr
+    prime: bool
+
+
+REGISTRY: dict[sp.IndexedBase, ObjInfo] = {}
+_CACHE: dict[tuple[str, sp.Expr, bool], sp.IndexedBase] = {}
+_LATEX_NAMES = {"W": "w", "b": "b", "x": "x", "a": r"\alpha", "z": r"\tilde{\alpha}"}
+
+
+def as_expr(value: sp.Basic | int | float) -> sp.Basic:
+    """A layer, index, bound or term as a SymPy object, from SymPy or a Python number only.
+
+    Unlike ``sympify`` it never parses text, so no string can reach an evaluator.
+    """
+    if isinstance(value, sp.Basic):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return sp.Integer(value)
+    if isinstance(value, float):
+        return sp.Float(value)
+    raise TypeError(f"expected an int, a float or a SymPy object, got {type(value).__name__}")
+
+
+def _layer_tex(layer: sp.Expr) -> str:
+    return sp.latex(as_expr(layer))
+
+
+def _make(kind: str, layer: sp.Expr | int, prime: bool = False) -> sp.IndexedBase:
+    layer = as_expr(layer)
+    key = (kind, layer, prime)
+    if key not in _CACHE:
+        name = f"{kind}{'p' if prime else ''}[{layer}]"
+        base = sp.IndexedBase(name, real=True)
+        _CACHE[key] = base
+        REGISTRY[base] = ObjInfo(kind, layer, prime)
+    return _CACHE[key]
+
+
+def W(layer: sp.Expr | int) -> sp.IndexedBase:
+    """Weight matrix ``W^(layer)`` (entries ``w_{ki}``)."""
+    return _make("W", layer)
+
+
+def b(layer: sp.Expr | int) -> sp.IndexedBase:
+    """Bias vector ``b^(layer)``."""
+    return _make("b", layer)
+
+
+def x(prime: bool = False) -> sp.IndexedBase:
+    """Input ``x`` (or ``x'``)."""
+    return _make("x", 0, prime)
+
+
+def alpha(layer: sp.Expr | int, prime: bool = False) -> sp.IndexedBase:
+    """Post-activation ``alpha^(layer)`` at ``x`` (or ``x'``)."""
+    return _make("a", layer, prime)
+
+
+def alpha_t(layer: sp.Expr | int, prime: bool = False) -> sp.IndexedBase:
+    """Pre-activation ``alpha-tilde^(layer)`` at ``x`` (or ``x'``)."""
+    return _make("z", layer, prime)
+
+
+_WIDTHS: dict[sp.Expr, sp.Symbol] = {}
+
+
+def width(layer: sp.Expr | int) -> sp.Symbol:
+    """The width symbol ``n_layer`` (a positive integer)."""
+    layer = as_expr(layer)
+    if layer not in _WIDTHS:
+        _WIDTHS[layer] = sp.Symbol(f"n_{{{sp.latex(layer)}}}", integer=True, positive=True)
+    return _WIDTHS[layer]
+
+
+def width_layer(sym: sp.Symbol) -> sp.Expr | None:
+    """The layer of a width symbol, or None if ``sym`` is not a width."""
+    for layer, s in _WIDTHS.items():
+        if s == sym:
+            return layer
+    return None
+
+
+#: ``alpha-tilde^(layer)_i(x; theta)`` as a function of a generic parameter of the first
+#: layers, so that SymPy's chain rule applies: ``ZF(layer, prime)(i, theta_p)``.
+_ZF: dict[tuple[sp.Expr, bool], type] = {}
+ZF_INFO: dict[str, tuple[sp.Expr, bool]] = {}
+
+
+def ZF(layer: sp.Expr | int, prime: bool = False) -> type:
+    """Pre-activation as an undefined function of ``(index, theta_p)``."""
+    layer = as_expr(layer)
+    key = (layer, prime)
+    if key not in _ZF:
+        name = f"zf{'p' if prime else ''}[{layer}]"
+        _ZF[key] = sp.Function(name, real=True)
+        ZF_INFO[name] = key
+    return _ZF[key]
+
+
+_INDICES: dict[str, sp.Symbol] = {}
+
+
+def index(name: str) -> sp.Symbol:
+    """Return the integer index symbol of this name (cached, so equal names are equal)."""
+    if name not in _INDICES:
+        _INDICES[name] = sp.Symbol(name, integer=True, positive=True)
+    return _INDICES[name]
+
+
+class E(sp.Function):
+    """Unevaluated expectation ``E[expr]`` (over every random quantity in ``expr``).
+
+    ``E(expr, m)`` is the conditional expectation over the parameters ``w^(m), b^(m)`` of
+    layer ``m`` only, given the earlier layers.
+
+    The rules in :mod:`ntksym.derive.rules` evaluate it; SymPy never does.
+    """
+
+    nargs = (1, 2)
+
+    def _latex(self, printer: LatexPrinter) -> str:
+        sub = ""
+        if len(self.args) > 1:
+            m = printer._print(self.args[1])
+            sub = "_{w^{(" + m + ")}, b^{(" + m + ")}}"
+        return r"\mathbb{E}" + sub + r"\left[" + printer._print(self.args[0]) + r"\right]"
+
+
+class Dim(sp.Function):
+    """The number of entries ``dim(v)`` of a registered vector (``v in R^{dim}``)."""
+
+    nargs = 1
+
+    def _latex(self, printer: LatexPrinter) -> str:
+        info = REGISTRY.get(self.args[0])
+        name = (
+            printer._print(self.args[0])
+            if info is None
+            else (_LATEX_NAMES[info.kind] + "^{(" + _layer_tex(info.layer) + ")}")
+        )
+        return r"\dim " + name
+
+
+#: Named kernel quantities; ``Sigma(layer)`` is ``Sigma^(layer)(x, x')`` and so on.
+Sigma = sp.Function("Sigma", real=True)
+Sigma_t = sp.Function("Sigmatilde", real=True)
+Sigma_dot = sp.Function("Sigmadot", real=True)
+Theta = sp.Function("Theta", real=True)
+Theta_inf = sp.Function("Thetainf", real=True)
+NAMES = {"Sigma", "Sigmatilde", "Sigmadot", "Theta", "Thetainf"}
+_NAME_TEX = {
+    "Sigma": r"\Sigma",
+    "Sigmatilde": r"\tilde{\Sigma}",
+    "Sigmadot": r"\dot{\Sigma}",
+    "Theta": r"\Theta",
+    "Thetainf": r"\Theta_{\infty}",
+}
+
+
+class PSum(sp.Function):
+    """``sum_p expr``: the sum over every parameter ``theta~_p`` of the first layers.
+
+    ``expr`` depends on the parameter through ``Derivative(..., theta_p)``.
+    """
+
+    nargs = 1
+
+    def _latex(self, printer: LatexPrinter) -> str:
+        return r"\sum_{p=1}^{|\tilde{\theta}|}" + printer.parenthesize(self.args[0], 1000)
+
+
+class Tends(sp.Function):
+    """The relation ``lhs -> rhs`` as ``width -> oo`` (not an equality: a limit claim)."""
+
+    nargs = 3
+
+    @property
+    def lhs(self) -> sp.Expr:
+        """The finite-width quantity."""
+        return self.args[0]
+
+    @property
+    def rhs(self) -> sp.Expr:
+        """Its claimed limit."""
+        return self.args[1]
+
+    def _latex(self, printer: LatexPrinter) -> str:
+        a, c, n = (printer._print(t) for t in self.args)
+        return f"{a} \\xrightarrow[{n}\\to\\infty]{{}} {c}"
+
+
+class GaussE(sp.Function):
+    """``E_{(u,v) ~ N(0, Sigma^(layer))}[F(u, v)]`` for the kernel ``Sigma^(layer)``.
+
+    Arguments: ``(F, u, v, layer)`` where ``F`` is an expression in the dummy symbols
+    ``u`` (value at ``x``) and ``v`` (value at ``x'``).
+    """
+
+    nargs = 4
+
+    def _latex(self, printer: LatexPrinter) -> str:
+        f, uu, vv, layer = self.args
+        g = f.subs({uu: sp.Symbol("g(x)"), vv: sp.Symbol("g(x')")})
+        return (
+            r"\mathbb{E}_{g\sim\mathcal{N}(0,\Sigma^{("
+            + printer._print(layer)
+            + r")})}\left["
+            + printer._print(g)
+            + r"\right]"
+        )
+
+
+class _Printer(LatexPrinter):
+    def _print_Indexed(self, expr: sp.Indexed) -> str:
+        info = REGISTRY.get(expr.base)
+        idx = "".join(self._print(i) for i in expr.indices)
+        if info is None:
+            return super()._print_Indexed(expr)
+        name = _LATEX_NAMES[info.kind]
+        sup = "" if info.kind == "x" else "^{(" + _layer_tex(info.layer) + ")}"
+        arg = ""
+        if info.kind in ("a", "z"):
+            arg = "(x')" if info.prime else "(x)"
+        elif info.kind == "x" and info.prime:
+            name = "x'"
+        return f"{name}_{{{idx}}}{sup}{arg}"
+
+    def _print_KroneckerDelta(self, expr: sp.KroneckerDelta, exp: str | None = None) -> str:
+        s = r"\delta_{" + "".join(self._print(a) for a in expr.args) + "}"
+        return s if exp is None else s + "^{" + exp + "}"
+
+    def _print_Function(self, expr: sp.Function, exp: str | None = None) -> str:
+        name = expr.func.__name__
+        if name in ZF_INFO:
+            layer, prime = ZF_INFO[name]
+            s = (
+                r"\tilde{\alpha}^{("
+                + _layer_tex(layer)
+                + ")}_{"
+                + self._print(expr.args[0])
+                + "}"
+                + ("(x')" if prime else "(x)")
+            )
+            return s if exp is None else f"{s}^{{{exp}}}"
+        if name in _NAME_TEX:
+            layer, *idx = expr.args
+            sub = "_{" + "".join(self._print(i) for i in idx) + "}" if idx else ""
+            return _NAME_TEX[name] + "^{(" + self._print(layer) + ")}" + sub + "(x,x')"
+        if name == "sigmadot":
+            s = r"\dot{\sigma}\left(" + self._print(expr.args[0]) + r"\right)"
+            return s if exp is None else f"{s}^{{{exp}}}"
+        return super()._print_Function(expr, exp)
+
+    def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
+        if expr == theta:
+            return r"\tilde{\theta}_p"
+        if expr.name.startswith("n_{"):
+            return expr.name
+        return super()._print_Symbol(expr)
+
+
+def latex(expr: sp.Basic | None) -> str:
+    r"""LaTeX in the seed's notation (``w^{(l)}_{ki}``, ``\\delta_{kk'}``, ``\\dot\\sigma``)."""
+    if expr is None:
+        return ""
+    if isinstance(expr, (list, tuple)):
+        return r" \\ ".join(latex(e) for e in expr)
+    return _Printer().doprint(expr)

@@ -1,0 +1,319 @@
+"""Build the notes: check derivations, draw figures, render templates, compile the PDF.
+
+The templates (``templates/notes.tex.j2``, ``templates/notes.md.j2``) are package data,
+rendered by jinja2 with ``StrictUndefined`` (a missing field is an error, never an empty
+string). The LaTeX template uses ``((* *))``/``((( )))`` delimiters so that TeX braces
+never look like template syntax.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from ntksym.errors import NTKSymError
+
+__all__ = [
+    "NotesBuildError",
+    "TeXMissingError",
+    "NotesBuild",
+    "TEX_PACKAGES",
+    "build_notes",
+    "compile_pdf",
+    "tex_text",
+    "md_text",
+    "render_tex",
+    "render_markdown",
+    "tex_missing_message",
+]
+
+#: Debian packages that provide everything the LaTeX template and the PDF test use.
+TEX_PACKAGES = ("texlive-latex-base", "texlive-latex-recommended", "latexmk", "poppler-utils")
+
+
+class NotesBuildError(NTKSymError, RuntimeError):
+    """The notes could not be built (LaTeX errors; the message names the log)."""
+
+
+class TeXMissingError(NotesBuildError):
+    """Neither latexmk nor pdflatex is installed."""
+
+
+def tex_missing_message() -> str:
+    """What to install to build the PDF."""
+    return (
+        "building the PDF needs pdflatex (and preferably latexmk), which are not installed. "
+        "On Debian/Ubuntu: `apt-get install " + " ".join(TEX_PACKAGES) + "`; elsewhere "
+        "install TeX Live with the packages amsmath, geometry, booktabs, hyperref, xcolor "
+        "and graphicx. The .tex file and the figures were written anyway."
+    )
+
+
+_TEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "<": r"\textless{}",
+    ">": r"\textgreater{}",
+}
+
+
+def _split_math(text: str) -> list[tuple[bool, str]]:
+    """Split ``text`` into (is_math, piece) at unescaped single dollar signs."""
+    parts = re.split(r"(\$[^$]+\$)", text)
+    return [(p.startswith("$") and p.endswith("$") and len(p) > 1, p) for p in parts if p]
+
+
+def _tex_plain(piece: str) -> str:
+    out = []
+    for n, chunk in enumerate(piece.split("``")):
+        esc = "".join(_TEX_SPECIAL.get(c, c) for c in chunk)
+        if n % 2:  # ``code`` in a docstring: breakable after , and =
+            esc = re.sub(r"([,=])", r"\1\\allowbreak{}", esc)
+        out.append(esc)
+    return "".join(out)
+
+
+def tex_text(text: str, fit: bool = False) -> str:
+    """Escape plain text for LaTeX, keeping ``$...$`` math as it is.
+
+    With ``fit``, inline math wider than the line is scaled down to fit.
+    """
+    out = []
+    for is_math, piece in _split_math(str(text)):
+        if is_math:
+            out.append(r"\fitinline{" + piece[1:-1] + "}" if fit else piece)
+        else:
+            out.append(_tex_plain(piece))
+    return "".join(out)
+
+
+def md_text(text: str) -> str:
+    """Escape plain text for Markdown, keeping ``$...$`` math as it is."""
+    out = []
+    for is_math, piece in _split_math(str(text)):
+        if is_math:
+            out.append(piece)
+        else:
+            piece = re.sub(r"([\\*_\[\]<>|#])", r"\\\1", piece)
+            out.append(piece.replace("``", "`"))
+    return "".join(out)
+
+
+def _sci(value: float | None, digits: int) -> str:
+    """A relative error as LaTeX math (``< 10^{-30}`` when it rounds to zero)."""
+    if value is None:
+        return "--"
+    if value == 0.0 or value < 10.0 ** (-digits):
+        return rf"$<10^{{-{digits}}}$"
+    mant, exp = f"{value:.1e}".split("e")
+    return rf"${mant}\times 10^{{{int(exp)}}}$"
+
+
+@functools.lru_cache(maxsize=2)
+def _env(kind: str) -> jinja2.Environment:
+    common: dict[str, Any] = {
+        "loader": jinja2.PackageLoader("ntksym.notes", "templates"),
+        "undefined": jinja2.StrictUndefined,
+        "keep_trailing_newline": True,
+        "trim_blocks": True,
+        "lstrip_blocks": True,
+        "autoescape": False,
+    }
+    if kind == "tex":
+        env = jinja2.Environment(
+            block_start_string="((*",
+            block_end_string="*))",
+            variable_start_string="(((",
+            variable_end_string=")))",
+            comment_start_string="((=",
+            comment_end_string="=))",
+            **common,
+        )
+        env.filters["text"] = tex_text
+        env.filters["fittext"] = functools.partial(tex_text, fit=True)
+    else:
+        env = jinja2.Environment(**common)
+        env.filters["text"] = md_text
+        env.filters["fittext"] = md_text
+    env.filters["sci"] = _sci
+    return env
+
+
+def render_tex(context: dict[str, Any]) -> str:
+    """Render the LaTeX template with ``context``."""
+    return _env("tex").get_template("notes.tex.j2").render(**context)
+
+
+def render_markdown(context: dict[str, Any]) -> str:
+    """Render the Markdown template with ``context``."""
+    return _env("md").get_template("notes.md.j2").render(**context)
+
+
+@dataclass(frozen=True)
+class NotesBuild:
+    """What :func:`build_notes` wrote.
+
+    Attributes:
+        tex: the LaTeX source.
+        figures: the figure files (PDF and PNG).
+        pdf: the compiled PDF, or None if not asked for.
+        markdown: the Markdown file, or None if not asked for.
+        pages: number of pages of the PDF (None without a PDF).
+        seconds: total build time.
+    """
+
+    tex: Path
+    figures: list[Path]
+    pdf: Path | None = None
+    markdown: Path | None = None
+    pages: int | None = None
+    seconds: float = 0.0
+    context: dict[str, Any] = field(default_factory=dict, repr=False)
+
+
+def _pdf_pages(pdf: Path) -> int | None:
+    pdfinfo = shutil.which("pdfinfo")
+    if pdfinfo is not None:
+        proc = subprocess.run([pdfinfo, str(pdf)], capture_output=True, text=True, check=False)
+        m = re.search(r"^Pages:\s+(\d+)", proc.stdout, re.M)
+        if m:
+            return int(m.group(1))
+    data = pdf.read_bytes()
+    counts = [int(m) for m in re.findall(rb"/Type\s*/Pages\b[^>]*?/Count\s+(\d+)", data)]
+    return max(counts) if counts else None
+
+
+def compile_pdf(tex: Path) -> Path:
+    """Compile ``tex`` to PDF with latexmk, or pdflatex run twice.
+
+    Raises:
+        TeXMissingError: no TeX installation was found.
+        NotesBuildError: LaTeX reported errors (the message names the log file).
+    """
+    tex = Path(tex)
+    latexmk, pdflatex = shutil.which("latexmk"), shutil.which("pdflatex")
+    if pdflatex is None:
+        raise TeXMissingError(tex_missing_message())
+    flags = ["-interaction=nonstopmode", "-halt-on-error", "-file-line-error"]
+    if latexmk is not None:
+        cmds = [[latexmk, "-pdf", "-silent", *flags, tex.name]]
+    else:
+        cmds = [[pdflatex, *flags, tex.name]] * 2
+    for cmd in cmds:
+        proc = subprocess.run(cmd, cwd=tex.parent, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            log = tex.with_suffix(".log")
+            errors = [
+                ln
+                for ln in (log.read_text(errors="replace").splitlines() if log.exists() else [])
+                if ln.startswith("!") or ":" in ln and "error" in ln.lower()
+            ]
+            raise NotesBuildError(f"LaTeX failed on {tex} (see {log}): " + "; ".join(errors[:5]))
+    return tex.with_suffix(".pdf")
+
+
+def build_notes(
+    paths: Sequence[Path] | None,
+    outdir: Path,
+    *,
+    pdf: bool = False,
+    markdown: bool = False,
+    quick: bool = False,
+    name: str = "ntk_notes",
+    progress: Callable[[str], None] | None = None,
+) -> NotesBuild:
+    """Write the notes for the derivation modules at ``paths`` into ``outdir``.
+
+    Args:
+        paths: derivation module files (default: every module in ``derivations/``).
+        outdir: output directory (created).
+        pdf: also compile the PDF.
+        markdown: also write GitHub-flavoured Markdown with ``$...$`` math.
+        quick: the engine's quick checks, a small Monte-Carlo experiment and fewer
+            certification points (for tests; the published notes use the full run).
+        name: file stem of the outputs.
+        progress: called with a short message before each stage.
+
+    Returns:
+        A :class:`NotesBuild`.
+
+    Raises:
+        InputError: a path is not a derivation module.
+        MatplotlibMissingError: matplotlib is not installed.
+        TeXMissingError: ``pdf`` was asked for and TeX is not installed (the ``.tex``
+            file and the figures are written first).
+        NotesBuildError: LaTeX failed.
+    """
+    from ntksym.derive.loader import default_paths, load_derivation
+    from ntksym.notes.content import CERT_COVARIANCES, METHOD_TEXT, derivation_view, dual_table
+    from ntksym.notes.figures import _pyplot, make_figures
+
+    t0 = time.perf_counter()
+    say = progress or (lambda _msg: None)
+    _pyplot()  # fail early and clearly if matplotlib is missing
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    files = [Path(p) for p in paths] if paths else default_paths()
+    derivations = [load_derivation(p) for p in files]
+    views = []
+    for d in derivations:
+        say(f"checking derivation {d.name!r}")
+        views.append(derivation_view(d, quick=quick))
+    say("certifying closed-form dual kernels against mpmath")
+    covs = CERT_COVARIANCES[:2] if quick else CERT_COVARIANCES
+    names = ("relu", "erf", "step", "sin") if quick else None
+    duals = dual_table(names, covariances=covs, dps=30)
+    say("drawing figures")
+    figs = make_figures(outdir, quick=quick)
+    from ntksym import __version__
+
+    context = {
+        "derivations": views,
+        "duals": duals,
+        "covariances": covs,
+        "figures": figs,
+        "quick": quick,
+        "method_text": METHOD_TEXT,
+        "version": __version__,
+        "sources": [str(p) for p in files],
+        "total_seconds": sum(v.seconds for v in views),
+        "total_steps": sum(len(v.steps) for v in views),
+    }
+    tex_path = outdir / f"{name}.tex"
+    tex_path.write_text(render_tex(context), encoding="utf-8")
+    md_path = None
+    if markdown:
+        md_path = outdir / f"{name}.md"
+        md_path.write_text(render_markdown(context), encoding="utf-8")
+    pdf_path, pages = None, None
+    if pdf:
+        say("compiling the PDF")
+        pdf_path = compile_pdf(tex_path)
+        pages = _pdf_pages(pdf_path)
+    figures = sorted((outdir / "figures").glob("*.*"))
+    return NotesBuild(
+        tex=tex_path,
+        figures=figures,
+        pdf=pdf_path,
+        markdown=md_path,
+        pages=pages,
+        seconds=time.perf_counter() - t0,
+        context=context,
+    )

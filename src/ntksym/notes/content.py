@@ -1,0 +1,336 @@
+"""What the notes say: steps of a checked derivation, the dual-kernel table, a summary.
+
+Everything here is data for the templates; nothing is formatted for one output format
+except the mathematics, which is LaTeX from :class:`~ntksym.notes.printer.NotesPrinter`
+(GitHub's Markdown renders the same LaTeX between dollar signs).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sympy as sp
+
+from ntksym.derive import Derivation, ForAll, StepResult, Tends
+from ntksym.derive.rules import RULES
+from ntksym.notes.printer import notes_latex, statement_members
+from ntksym.notes.prose import prose_math
+
+__all__ = [
+    "StepView",
+    "DerivationView",
+    "DualRow",
+    "METHOD_TEXT",
+    "statement_lines",
+    "derivation_view",
+    "dual_table",
+    "CERT_COVARIANCES",
+]
+
+#: How each verification method is described in the notes.
+METHOD_TEXT = {
+    "symbolic": "symbolic identity for general widths",
+    "exact-finite-width": "exact computation at concrete widths",
+    "numeric": "high-precision numerical evaluation",
+    "monte-carlo": "Monte Carlo evidence with its error bar",
+    "well-formedness": "index bookkeeping (free indices must match on both sides)",
+    "definition": "definition or stated hypothesis",
+    "": "not established",
+}
+
+#: Covariances ``(s11, s12, s22)`` at which closed forms are certified (exact decimals).
+CERT_COVARIANCES = (
+    ("1", "0.3", "1"),
+    ("2", "-0.7", "0.5"),
+    ("0.5", "0.49", "0.6"),
+    ("1.5", "1.2", "1.25"),
+)
+
+
+def statement_lines(stmt: sp.Basic | None) -> list[str]:
+    r"""A statement as display lines: the first member, then ``= member`` (or ``\\to``).
+
+    Args:
+        stmt: An engine statement (``Eq``, ``Chain``, ``Tends``, ``ForAll``) or an
+            expression.
+
+    Returns:
+        LaTeX lines; joining them with spaces gives the whole statement.
+    """
+    if stmt is None:
+        return []
+    suffix = ""
+    inner = stmt
+    if isinstance(stmt, ForAll):
+        v, lo, hi = stmt.domain
+        suffix = rf",\quad {notes_latex(v)} = {notes_latex(lo)},\dots,{notes_latex(hi)}"
+        inner = stmt.statement
+    members = statement_members(inner)
+    if isinstance(inner, Tends):
+        rel = rf"\xrightarrow[{notes_latex(inner.args[2])}\to\infty]{{}}"
+    else:
+        rel = "="
+    free = (
+        {s.name for s in inner.free_symbols if isinstance(s, sp.Symbol)}
+        if isinstance(inner, sp.Basic)
+        else set()
+    )
+    lines = []
+    for n, m in enumerate(members):
+        tex = _member_tex(m, free)
+        lines.append(tex if n == 0 else f"{{}}{rel} {tex}")
+    if lines:
+        lines[-1] += suffix
+    return lines
+
+
+def _member_tex(member: sp.Basic, free: set[str]) -> str:
+    # print each member with the statement's free symbols reserved, so a summation
+    # index renamed in one member never collides with an index free in another
+    from ntksym.notes.printer import NotesPrinter
+
+    printer = NotesPrinter()
+    printer._taken = [set(free)]
+    return printer._print(member)
+
+
+@dataclass(frozen=True)
+class StepView:
+    r"""One step as the notes show it.
+
+    Attributes:
+        label: the source's equation number.
+        anchor: a label safe for LaTeX ``\\label`` and HTML anchors.
+        verdict: ``verified``, ``misprint``, ``failed`` or ``assumed``.
+        method: how it was checked (a key of :data:`METHOD_TEXT`).
+        method_text: the method in words.
+        rule: the rule's name; rule_text: its one-line description (text with ``$...$``
+            math, see :func:`ntksym.notes.prose.prose_math`).
+        printed: display lines of the statement as printed (empty if none).
+        derived: display lines of the statement as derived.
+        same: whether printed and derived print identically.
+        differing: pairs ``(printed member, derived member)`` that differ.
+        detail: the engine's one-line explanation (text with ``$...$`` math).
+        note: the engine's note on gaps in the argument (text with ``$...$`` math).
+        seconds: time spent checking.
+    """
+
+    label: str
+    anchor: str
+    verdict: str
+    method: str
+    method_text: str
+    rule: str
+    rule_text: str
+    printed: list[str]
+    derived: list[str]
+    same: bool
+    differing: list[tuple[str, str]]
+    detail: str
+    note: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class DerivationView:
+    """A checked derivation as the notes show it.
+
+    Attributes:
+        name: short name; title: one-line title; hypotheses: stated assumptions (text
+            with ``$...$`` math).
+        steps: the :class:`StepView` rows in order.
+        counts: number of steps by verdict (every verdict present, zeros included).
+        seconds: wall-clock time of the check; quick: whether the quick subset ran.
+    """
+
+    name: str
+    title: str
+    hypotheses: list[str]
+    steps: list[StepView]
+    counts: dict[str, int]
+    seconds: float
+    quick: bool
+
+    @property
+    def misprints(self) -> list[StepView]:
+        """The steps the engine found misprinted."""
+        return [s for s in self.steps if s.verdict == "misprint"]
+
+
+def _rule_text(rule: str) -> str:
+    if rule == "definition":
+        return "definition of the network"
+    if rule == "hypothesis":
+        return "stated hypothesis"
+    fn = RULES.get(rule)
+    doc = (fn.__doc__ or "").strip().splitlines() if fn is not None else []
+    return prose_math(doc[0].strip().rstrip(".") if doc else rule.replace("_", " "))
+
+
+def _sum_indices(lines: Sequence[str]) -> list[str]:
+    """Summation indices of displayed lines, in order (to name the engine's ``s_{0}``)."""
+    found: list[str] = []
+    for line in lines:
+        for v in re.findall(r"\\sum_\{([a-z])=", line):
+            if v not in found:
+                found.append(v)
+    return found
+
+
+def _view(deriv: Derivation, r: StepResult) -> StepView:
+    try:
+        printed_stmt = deriv.step(r.label).printed
+    except KeyError:
+        printed_stmt = None
+    derived_stmt = r.derived_expr if r.derived_expr is not None else printed_stmt
+    printed = statement_lines(printed_stmt)
+    derived = statement_lines(derived_stmt) if isinstance(derived_stmt, sp.Basic) else []
+    if not derived and r.derived:
+        derived = [r.derived]
+    differing = []
+    if printed and derived:
+        if len(printed) == len(derived):
+            differing = [(p, d) for p, d in zip(printed, derived, strict=True) if p != d]
+        else:
+            differing = [(" ".join(printed), " ".join(derived))]
+    return StepView(
+        label=r.label,
+        anchor="eq:" + r.label.replace(".", "-"),
+        verdict=r.verdict,
+        method=r.method,
+        method_text=METHOD_TEXT.get(r.method, r.method),
+        rule=r.rule,
+        rule_text=_rule_text(r.rule),
+        printed=printed,
+        derived=derived,
+        same=printed == derived,
+        differing=differing,
+        detail=prose_math(r.detail, prefer=_sum_indices(printed + derived)),
+        note=prose_math(r.note),
+        seconds=r.seconds,
+    )
+
+
+def derivation_view(
+    deriv: Derivation, *, quick: bool = False, progress: Any = None
+) -> DerivationView:
+    """Run a derivation's checks and turn the results into a :class:`DerivationView`.
+
+    Args:
+        deriv: The derivation.
+        quick: Run only the engine's quick subset (cheap checks).
+        progress: Passed to :meth:`Derivation.run`.
+
+    Returns:
+        The view.
+    """
+    t0 = time.perf_counter()
+    results = deriv.run(quick=quick, progress=progress)
+    seconds = time.perf_counter() - t0
+    counts = Counter(r.verdict for r in results)
+    return DerivationView(
+        name=deriv.name,
+        title=deriv.title,
+        hypotheses=[prose_math(h) for h in deriv.hypotheses],
+        steps=[_view(deriv, r) for r in results],
+        counts={v: counts.get(v, 0) for v in ("verified", "misprint", "failed", "assumed")},
+        seconds=seconds,
+        quick=quick,
+    )
+
+
+@dataclass(frozen=True)
+class DualRow:
+    """One activation of the closed-form table.
+
+    Attributes:
+        name: registered name with parameters (``leaky_relu(0.1)``).
+        sigma: the activation as LaTeX in ``u``.
+        method: how ntksym obtained the maps; source: the citation.
+        derived: True when ntksym's SymPy code derived the maps.
+        has_ntk: whether the derivative map has a closed form.
+        worst_nngp, worst_ntk: worst relative difference from mpmath quadrature.
+        dps: working digits of the comparison; points: covariances compared.
+    """
+
+    name: str
+    sigma: str
+    method: str
+    source: str
+    derived: bool
+    has_ntk: bool
+    worst_nngp: float
+    worst_ntk: float | None
+    dps: int
+    points: int = field(default=0)
+
+
+#: Parameters used for the families in the table.
+FAMILY_PARAMS: dict[str, dict[str, Any]] = {"leaky_relu": {"slope": 0.1}, "monomial": {"k": 3}}
+
+
+def _worst(act: Any, derivative: bool, covs: Sequence[tuple[str, str, str]], dps: int) -> float:
+    import mpmath
+
+    from ntksym import reference
+
+    worst = mpmath.mpf(0)
+    with mpmath.workdps(dps + 10):
+        for c in covs:
+            a = reference.dual_closed_form(act, *c, dps=dps, derivative=derivative)
+            q = reference.dual_quadrature(act, *c, dps=dps, derivative=derivative)
+            scale = max(abs(q), mpmath.mpf(10) ** (-dps))
+            worst = max(worst, abs(a - q) / scale)
+    return float(worst)
+
+
+def dual_table(
+    names: Sequence[str] | None = None,
+    *,
+    covariances: Sequence[tuple[str, str, str]] = CERT_COVARIANCES,
+    dps: int = 30,
+) -> list[DualRow]:
+    """Closed-form dual kernels, each certified against mpmath quadrature.
+
+    For every activation the closed forms of ``E[sigma(u) sigma(v)]`` and
+    ``E[sigma'(u) sigma'(v)]`` (:func:`ntksym.dual.closed_form`) are evaluated with
+    :func:`ntksym.reference.dual_closed_form` and compared with the independent quadrature
+    :func:`ntksym.reference.dual_quadrature`, both at ``dps`` digits, at each covariance.
+
+    Args:
+        names: Registered names (default: :func:`ntksym.dual.closed_form_names`).
+        covariances: ``(s11, s12, s22)`` triples as exact decimal strings.
+        dps: Decimal digits of both evaluations.
+
+    Returns:
+        One :class:`DualRow` per activation.
+    """
+    from ntksym import dual
+    from ntksym.activations import get_activation, u
+
+    rows = []
+    for name in names if names is not None else dual.closed_form_names():
+        act = get_activation(name, **FAMILY_PARAMS.get(name, {}))
+        maps = dual.closed_form(act)
+        has_ntk = maps.ntk is not None
+        expr = act.expr
+        rows.append(
+            DualRow(
+                name=act.name,
+                sigma=notes_latex(expr.xreplace({u: sp.Symbol("u")})),
+                method=maps.method,
+                source=prose_math(maps.source),
+                derived=maps.derived,
+                has_ntk=has_ntk,
+                worst_nngp=_worst(act, False, covariances, dps),
+                worst_ntk=_worst(act, True, covariances, dps) if has_ntk else None,
+                dps=dps,
+                points=len(covariances),
+            )
+        )
+    return rows

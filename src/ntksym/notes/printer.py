@@ -1,0 +1,391 @@
+r"""A LaTeX printer in the notation of the NTK notes.
+
+SymPy's :class:`~sympy.printing.latex.LatexPrinter` prints the engine's objects in its
+own way: ``{f}_{k}``, ``\\sigma{\\left(z \\right)}``, sums over several indices as a
+``\\substack`` of inequalities, machine-made summation indices such as ``j_{593}``,
+``\\frac{d}{d\\theta}`` for derivatives and ``cases`` blocks for index ranges. The
+:class:`NotesPrinter` below prints them as a teacher writes them on a board:
+``w^{(l)}_{ki}``, ``x'_i``, ``\\delta_{kk'}``, ``\\dot{\\sigma}(\\cdot)``, ``\\Theta_\\infty``,
+nested sums with limits, readable summation indices, ``\\frac{1}{\\sqrt{n_l}}\\sum\\cdots``.
+
+The printer reads the symbol registry of :mod:`ntksym.derive.symbols` (what each
+``IndexedBase`` stands for); it never parses names of registered objects.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import sympy as sp
+from sympy.printing.latex import LatexPrinter
+
+from ntksym.derive import symbols as S
+
+__all__ = ["NotesPrinter", "notes_latex", "statement_members"]
+
+#: Names of summation indices made by the engine (``j_593``, ``s_0``) or by SymPy
+#: (``Dummy``), which the printer replaces by readable letters.
+_MACHINE = re.compile(r"^[a-z]_\{?\d+\}?$")
+#: Readable index letters, tried in this order after the machine index's own letter.
+_POOL = ("i", "j", "m", "r", "s", "q", "t", "i'", "j'", "m'", "r'", "s'")
+_KIND_TEX = {"W": "w", "b": "b", "x": "x", "a": r"\alpha", "z": r"\tilde{\alpha}"}
+_NAME_TEX = {
+    "Sigma": r"\Sigma",
+    "Sigmatilde": r"\tilde{\Sigma}",
+    "Sigmadot": r"\dot{\Sigma}",
+    "Theta": r"\Theta",
+    "Thetainf": r"\Theta_{\infty}",
+}
+_SYMBOL_TEX = {"theta_p": r"\tilde{\theta}_p", "sigma_w": r"\sigma_w", "beta": r"\beta"}
+
+
+def _is_machine(v: sp.Symbol) -> bool:
+    return isinstance(v, sp.Dummy) or bool(_MACHINE.match(v.name))
+
+
+def _is_range_condition(cond: sp.Basic) -> bool:
+    """Whether a Piecewise condition only bounds integer indices (``m <= n_0``)."""
+    if cond is sp.true:
+        return True
+    if isinstance(cond, (sp.And, sp.Or)):
+        return all(_is_range_condition(a) for a in cond.args)
+    if isinstance(cond, sp.core.relational.Relational):
+        return all(s.is_integer for s in cond.free_symbols)
+    return False
+
+
+def _minmax_args(expr: sp.Basic) -> list[sp.Basic]:
+    """Arguments of Max/Min with numbers first, as one writes max(0, u)."""
+    return sorted(expr.args, key=lambda a: (not a.is_number, sp.default_sort_key(a)))
+
+
+def statement_members(stmt: sp.Basic) -> list[sp.Basic]:
+    """The members ``a, b, c, ...`` of a statement ``a = b = c`` (or ``a -> b``).
+
+    A :class:`~ntksym.derive.ForAll` gives the members of its statement; anything else
+    is a single member.
+    """
+    from ntksym.derive import Chain, ForAll, Tends
+
+    if isinstance(stmt, ForAll):
+        return statement_members(stmt.statement)
+    if isinstance(stmt, (Chain, sp.Eq)):
+        return list(stmt.args)
+    if isinstance(stmt, Tends):
+        return [stmt.args[0], stmt.args[1]]
+    return [stmt]
+
+
+class NotesPrinter(LatexPrinter):
+    r"""LaTeX printer for the teaching notes (a :class:`LatexPrinter` subclass).
+
+    Settings (besides SymPy's):
+        dot_derivative: print ``sigma'`` as ``\dot{\sigma}`` (the seed's notation) when
+            True, as ``\sigma'`` when False.
+        matrix_ellipsis: put ``\vdots`` between the rows of a column vector (the seed
+            displays vectors by their first, k-th and last entries).
+
+    Objects of the derivation engine (``E``, ``GaussE``, ``Tends``, ``PSum``, ``Dim``,
+    ``Chain``, ``ForAll``) are printed here rather than by their own ``_latex``
+    methods, so the whole statement uses one notation.
+    """
+
+    printmethod = "_ntksym_notes_latex"
+    _default_settings: dict[str, Any] = {
+        **LatexPrinter._default_settings,
+        "dot_derivative": True,
+        "matrix_ellipsis": True,
+    }
+
+    def __init__(self, settings: dict[str, Any] | None = None) -> None:
+        super().__init__(settings)
+        self._taken: list[set[str]] = []
+
+    # ------------------------------------------------------------------ entry point
+    def doprint(self, expr: Any) -> str:
+        """Print ``expr``; summation indices are renamed apart from its free symbols."""
+        names = set()
+        if isinstance(expr, sp.Basic):
+            names = {s.name for s in expr.free_symbols if isinstance(s, sp.Symbol)}
+        self._taken = [names]
+        return super().doprint(expr)
+
+    # ------------------------------------------------------------------ symbols
+    def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
+        if expr.name in _SYMBOL_TEX:
+            return _SYMBOL_TEX[expr.name]
+        if expr.name.startswith("n_{") or "'" in expr.name:
+            return expr.name
+        return super()._print_Symbol(expr, style=style)
+
+    def _print_Indexed(self, expr: sp.Indexed) -> str:
+        idx = "".join(self._print(i) for i in expr.indices)
+        info = S.REGISTRY.get(expr.base)
+        if info is None:
+            return f"{self._print(expr.base.label)}_{{{idx}}}"
+        name = _KIND_TEX[info.kind]
+        if info.kind == "x":
+            return ("x'" if info.prime else "x") + f"_{{{idx}}}"
+        arg = ("(x')" if info.prime else "(x)") if info.kind in ("a", "z") else ""
+        return f"{name}^{{({self._print(info.layer)})}}_{{{idx}}}{arg}"
+
+    def _print_IndexedBase(self, expr: sp.IndexedBase) -> str:
+        info = S.REGISTRY.get(expr)
+        if info is None:
+            return self._print(expr.label)
+        name = {"W": "W", "b": "b", "x": "x", "a": r"\alpha", "z": r"\tilde{\alpha}"}[info.kind]
+        if info.kind == "x":
+            return "x'" if info.prime else "x"
+        return f"{name}^{{({self._print(info.layer)})}}"
+
+    def _print_KroneckerDelta(self, expr: sp.KroneckerDelta, exp: str | None = None) -> str:
+        tex = r"\delta_{" + "".join(self._print(a) for a in expr.args) + "}"
+        return tex if exp is None else f"{tex}^{{{exp}}}"
+
+    # ------------------------------------------------------------------ functions
+    def _apply(self, name: str, args: str, exp: str | None) -> str:
+        # plain parentheses around plain arguments (sin(u), max(0, u)); sized ones otherwise
+        if re.fullmatch(r"[A-Za-z0-9 ,.'\-]+", args):
+            tex = rf"{name}({args})"
+        else:
+            tex = rf"{name}\left({args}\right)"
+        return tex if exp is None else rf"{tex}^{{{exp}}}"
+
+    def _print_TrigonometricFunction(self, expr: sp.Function, exp: str | None = None) -> str:
+        name = expr.func.__name__
+        if name in ("sin", "cos", "tan", "sinh", "cosh", "tanh") and len(expr.args) == 1:
+            head = "\\" + name + ("" if exp is None else f"^{{{exp}}}")  # \cos^{2}(u)
+            return self._apply(head, self._print(expr.args[0]), None)
+        return super()._print_Function(expr, exp)
+
+    # SymPy's printer dispatches functions on their own class name only
+    _print_sin = _print_cos = _print_tan = _print_TrigonometricFunction
+    _print_sinh = _print_cosh = _print_tanh = _print_TrigonometricFunction
+
+    def _print_Max(self, expr: sp.Max, exp: str | None = None) -> str:
+        return self._apply(r"\max", ", ".join(self._print(a) for a in _minmax_args(expr)), exp)
+
+    def _print_Min(self, expr: sp.Min, exp: str | None = None) -> str:
+        return self._apply(r"\min", ", ".join(self._print(a) for a in _minmax_args(expr)), exp)
+
+    def _print_Abs(self, expr: sp.Abs, exp: str | None = None) -> str:
+        tex = rf"\lvert {self._print(expr.args[0])}\rvert"
+        return tex if exp is None else rf"{tex}^{{{exp}}}"
+
+    def _print_Function(self, expr: sp.Function, exp: str | None = None) -> str:
+        name = expr.func.__name__
+        if name in S.ZF_INFO:
+            layer, prime = S.ZF_INFO[name]
+            tex = (
+                rf"\tilde{{\alpha}}^{{({self._print(layer)})}}_{{{self._print(expr.args[0])}}}"
+                + ("(x')" if prime else "(x)")
+            )
+            return tex if exp is None else f"{tex}^{{{exp}}}"
+        if name in _NAME_TEX:
+            layer, *idx = expr.args
+            sub = "_{" + "".join(self._print(i) for i in idx) + "}" if idx else ""
+            tex = _NAME_TEX[name] + "^{(" + self._print(layer) + ")}" + sub + "(x,x')"
+            return tex if exp is None else rf"\left({tex}\right)^{{{exp}}}"
+        args = ", ".join(self._print(a) for a in expr.args)
+        if name == "sigma":
+            return self._apply(r"\sigma", args, exp)
+        if name == "sigmadot":
+            return self._apply(self._sigma_prime(), args, exp)
+        if len(name) > 1 and not hasattr(sp, name):  # an undefined multi-letter function
+            return self._apply(rf"\mathrm{{{name}}}", args, exp)
+        return super()._print_Function(expr, exp)
+
+    def _sigma_prime(self) -> str:
+        return r"\dot{\sigma}" if self._settings["dot_derivative"] else r"\sigma'"
+
+    def _print_Derivative(self, expr: sp.Derivative) -> str:
+        f = expr.expr
+        # sigma'(u) written as a derivative of the abstract activation
+        if (
+            isinstance(f, sp.Function)
+            and f.func.__name__ == "sigma"
+            and len(expr.variable_count) == 1
+            and expr.variable_count[0][1] == 1
+            and f.args == (expr.variable_count[0][0],)
+        ):
+            return self._apply(self._sigma_prime(), self._print(f.args[0]), None)
+        if len(expr.variable_count) == 1 and expr.variable_count[0][1] == 1:
+            v = expr.variable_count[0][0]
+            vt = self._print(v)
+            if isinstance(f, (sp.Indexed, sp.Function, sp.Symbol)):
+                return rf"\frac{{\partial {self._print(f)}}}{{\partial {vt}}}"
+            return rf"\frac{{\partial}}{{\partial {vt}}}\left({self._print(f)}\right)"
+        return super()._print_Derivative(expr)
+
+    def _print_Subs(self, subs: sp.Subs) -> str:
+        expr, old, new = subs.args
+        # Subs(Derivative(sigma(_x), _x), _x, z) is sigma'(z)
+        if (
+            isinstance(expr, sp.Derivative)
+            and len(old) == 1
+            and isinstance(expr.expr, sp.Function)
+            and expr.expr.func.__name__ == "sigma"
+            and expr.expr.args == (old[0],)
+            and expr.variable_count == ((old[0], 1),)
+        ):
+            return self._apply(self._sigma_prime(), self._print(new[0]), None)
+        return self._print(expr.xreplace(dict(zip(old, new, strict=True))))
+
+    def _print_Heaviside(self, expr: sp.Heaviside, exp: str | None = None) -> str:
+        return self._apply("H", self._print(expr.args[0]), exp)
+
+    def _print_sign(self, expr: sp.sign, exp: str | None = None) -> str:
+        return self._apply(r"\mathrm{sign}", self._print(expr.args[0]), exp)
+
+    def _print_erf(self, expr: sp.erf, exp: str | None = None) -> str:
+        return self._apply(r"\mathrm{erf}", self._print(expr.args[0]), exp)
+
+    # ------------------------------------------------------------------ sums, products
+    def _readable(self, v: sp.Symbol, body: sp.Basic, lo: sp.Basic, hi: sp.Basic) -> sp.Symbol:
+        if not _is_machine(v):
+            return v
+        used = set().union(*self._taken) | {
+            s.name
+            for s in (body.free_symbols | lo.free_symbols | hi.free_symbols)
+            if isinstance(s, sp.Symbol)
+        }
+        first = v.name.split("_")[0]
+        for name in (first, *_POOL):
+            if name not in used:
+                return sp.Symbol(name, integer=True, positive=True)
+        return v
+
+    def _print_Sum(self, expr: sp.Sum) -> str:
+        body = expr.function
+        heads = []
+        added: set[str] = set()
+        self._taken.append(added)
+        try:
+            for v, lo, hi in expr.limits:
+                new = self._readable(v, body, lo, hi)
+                if new != v:
+                    body = body.xreplace({v: new})
+                added.add(new.name)
+                heads.append(
+                    rf"\sum_{{{self._print(new)}={self._print(lo)}}}^{{{self._print(hi)}}}"
+                )
+            inner = self._print(body)
+        finally:
+            self._taken.pop()
+        if isinstance(body, sp.Add):
+            inner = rf"\left({inner}\right)"
+        # SymPy's first limit is the innermost sum
+        return " ".join(reversed(heads)) + " " + inner
+
+    def _print_Mul(self, expr: sp.Mul) -> str:
+        # (1/sqrt(n)) * sum ...: keep the normalisation in front, as in the notes
+        if expr.has(sp.Sum):
+            den = [f for f in expr.args if f.is_Pow and f.exp.is_negative and not f.has(sp.Sum)]
+            num = [f for f in expr.args if f not in den]
+            if den:
+                coeff = sp.Mul(*[f for f in num if f.is_Number])
+                rest = sp.Mul(*[f for f in num if not f.is_Number])
+                denom = sp.Mul(*[sp.Pow(f.base, -f.exp) for f in den])
+                sign = "- " if coeff.is_negative else ""
+                c = abs(coeff)
+                frac = rf"\frac{{{self._print(c.p if c.is_Rational else c)}}}"
+                frac += rf"{{{self._print(denom * (c.q if c.is_Rational else 1))}}}"
+                inner = self._print(rest)
+                if isinstance(rest, sp.Add):
+                    inner = rf"\left({inner}\right)"
+                return f"{sign}{frac} {inner}"
+        return super()._print_Mul(expr)
+
+    def _print_Piecewise(self, expr: sp.Piecewise) -> str:
+        # A range condition such as m <= n_0 holds wherever the index is used: print
+        # the value rather than a cases block.
+        if all(_is_range_condition(c) for _, c in expr.args) and expr.args[-1][1] is sp.true:
+            if len(expr.args) == 2 and expr.args[-1][0] == 0:
+                return self._print(expr.args[0][0])
+        return super()._print_Piecewise(expr)
+
+    def _print_ImmutableDenseMatrix(self, expr: sp.MatrixBase) -> str:
+        if self._settings["matrix_ellipsis"] and expr.shape[1] == 1 and expr.shape[0] >= 3:
+            rows = [self._print(e) for e in expr]
+            body = r" \\ \vdots \\ ".join(rows)
+            return r"\begin{bmatrix}" + body + r"\end{bmatrix}"
+        return super()._print_ImmutableDenseMatrix(expr)
+
+    _print_ImmutableMatrix = _print_ImmutableDenseMatrix
+
+    # ------------------------------------------------------------------ engine objects
+    def _print_E(self, expr: sp.Function, exp: str | None = None) -> str:
+        sub = ""
+        if len(expr.args) > 1:
+            m = self._print(expr.args[1])
+            sub = "_{w^{(" + m + ")}, b^{(" + m + ")}}"
+        return r"\mathbb{E}" + sub + r"\left[" + self._print(expr.args[0]) + r"\right]"
+
+    def _print_GaussE(self, expr: sp.Function, exp: str | None = None) -> str:
+        f, uu, vv, layer = expr.args
+        gx, gxp = sp.Symbol("g(x)"), sp.Symbol("g(x')")
+        body = self._print(f.xreplace({uu: gx, vv: gxp}))
+        return (
+            r"\mathbb{E}_{g\sim\mathcal{N}(0,\Sigma^{("
+            + self._print(layer)
+            + r")})}\left["
+            + body
+            + r"\right]"
+        )
+
+    def _print_Tends(self, expr: sp.Function, exp: str | None = None) -> str:
+        a, c, n = (self._print(t) for t in expr.args)
+        return rf"{a} \xrightarrow[{n}\to\infty]{{}} {c}"
+
+    def _print_PSum(self, expr: sp.Function, exp: str | None = None) -> str:
+        body = self._print(expr.args[0])
+        if isinstance(expr.args[0], (sp.Add, sp.Mul)):
+            body = rf"\left({body}\right)"
+        return r"\sum_{p=1}^{|\tilde{\theta}|} " + body
+
+    def _print_Dim(self, expr: sp.Function, exp: str | None = None) -> str:
+        return r"\dim " + self._print(expr.args[0])
+
+    def _print_Chain(self, expr: sp.Basic) -> str:
+        return " = ".join(self._print(a) for a in expr.args)
+
+    def _print_ForAll(self, expr: sp.Basic) -> str:
+        v, lo, hi = expr.domain
+        return (
+            self._print(expr.statement)
+            + rf",\quad {self._print(v)} = {self._print(lo)},\dots,{self._print(hi)}"
+        )
+
+    def _print_Basic(self, expr: sp.Basic) -> str:
+        # other engine objects (vectors, matrices, ...) print themselves through this
+        # printer, so their entries still use the notes' notation
+        own = getattr(expr, "_latex", None)
+        if own is not None:
+            return own(self)
+        return super()._print_Basic(expr)
+
+    def _print_Tuple(self, expr: sp.Tuple) -> str:
+        return r",\quad ".join(self._print(a) for a in expr.args)
+
+
+def notes_latex(expr: Any, **settings: Any) -> str:
+    r"""LaTeX for ``expr`` in the notation of the notes.
+
+    Args:
+        expr: A SymPy expression or statement of the derivation engine (``None`` gives
+            an empty string).
+        **settings: :class:`NotesPrinter` settings (``dot_derivative=False`` prints
+            ``\sigma'`` instead of ``\dot{\sigma}``).
+
+    Returns:
+        The LaTeX string (math mode, without delimiters).
+
+    Example:
+        >>> import sympy as sp
+        >>> notes_latex(sp.KroneckerDelta(sp.Symbol("k"), sp.Symbol("k'")))
+        "\\delta_{kk'}"
+    """
+    if expr is None:
+        return ""
+    return NotesPrinter(settings).doprint(expr)
