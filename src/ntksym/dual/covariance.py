@@ -10,9 +10,6 @@ from ntksym.errors import InputError
 
 __all__ = ["careful_det", "prepare"]
 
-# --------------------------------------------------------------------------- inputs
-_SPLIT = 134217729.0  # 2**27 + 1, Veltkamp splitting constant
-
 _SPLIT = 134217729.0  # 2**27 + 1, Veltkamp splitting constant
 _DET_SLACK = 32 * np.finfo(float).eps
 

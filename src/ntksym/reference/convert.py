@@ -33,21 +33,9 @@ mp = mpmath.mp
 
 #: Extra decimal digits carried internally on top of the requested ``dps``.
 GUARD_DIGITS = 15
-
-
-GUARD_DIGITS = 15
 #: Extra digits requested from each dual kernel inside the recursion.
 LAYER_GUARD_DIGITS = 5
-
-
-LAYER_GUARD_DIGITS = 5
 MIN_DPS = 15
-
-
-MIN_DPS = 15
-MAX_DPS = 1000
-
-
 MAX_DPS = 1000
 METHODS = ("auto", "quadrature", "closed_form")
 

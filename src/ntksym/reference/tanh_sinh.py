@@ -20,9 +20,6 @@ mp = mpmath.mp
 
 #: Finest trapezoid level tried before falling back to tanh-sinh (step 2^-level).
 MAX_TRAPEZOID_LEVEL = 6
-
-
-MAX_TRAPEZOID_LEVEL = 6
 #: Feature length (in standard deviations) below which nodes are placed by a sinh map.
 SINH_MAP_BELOW = mpmath.mpf(1) / 4
 
