@@ -46,13 +46,14 @@ import warnings
 from collections import namedtuple
 from dataclasses import dataclass
 from functools import cache
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, overload
 
 import numpy as np
 
 from ntksym._validate import nonnegative_std, real_matrix
 from ntksym.activations import Activation, get_activation
 from ntksym.errors import InputError
+from ntksym.typing import ActivationLike, ArrayLike, KernelName
 
 __all__ = ["Kernel", "Kernels", "kernel", "validate_inputs", "GET_OPTIONS", "BACKENDS"]
 
@@ -282,7 +283,17 @@ class Kernel:
         fields.update(changes)
         return kernel(**fields)
 
-    def __call__(self, X1: Any, X2: Any = None, get: Get = "ntk") -> np.ndarray | Kernels:
+    @overload
+    def __call__(
+        self, X1: ArrayLike, X2: ArrayLike | None = None, get: KernelName = "ntk"
+    ) -> np.ndarray: ...
+
+    @overload
+    def __call__(
+        self, X1: ArrayLike, X2: ArrayLike | None = None, *, get: tuple[str, ...]
+    ) -> Kernels: ...
+
+    def __call__(self, X1: ArrayLike, X2: ArrayLike | None = None, get: Get = "ntk") -> Any:
         """Gram matrix (or matrices) between the rows of X1 and X2.
 
         Args:
@@ -376,7 +387,7 @@ class Kernel:
 
 
 def kernel(
-    activation: str | Activation | Any = "relu",
+    activation: ActivationLike = "relu",
     depth: int = 2,
     bias_std: float = 0.0,
     weight_std: float = 1.0,

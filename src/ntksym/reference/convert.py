@@ -11,7 +11,7 @@ import numpy as np
 import sympy as sp
 
 from ntksym.activations import Activation, get_activation
-from ntksym.errors import InputError, NTKSymError
+from ntksym.errors import InputError, QuadratureError
 
 __all__ = [
     "ActivationLike",
@@ -41,10 +41,6 @@ METHODS = ("auto", "quadrature", "closed_form")
 
 
 ActivationLike = str | Activation | sp.Expr
-
-
-class QuadratureError(NTKSymError, ArithmeticError):
-    """A quadrature whose error estimate is too large for the requested precision."""
 
 
 # --------------------------------------------------------------------------- input checks
