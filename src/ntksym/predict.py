@@ -202,12 +202,30 @@ def gradient_descent_mse(
     Y = _check_targets(Y_train, Xtr.shape[0])
     eta = _check_real("learning_rate", learning_rate, 0.0, strict=True)
     reg = _check_real("ridge", ridge, 0.0, strict=False)
-    Y2 = Y.reshape(Y.shape[0], -1)
     k_dd = _kernel_matrix(kernel, Xtr, None, ("nngp", "ntk"))
     train = {g: np.asarray(getattr(k_dd, g), dtype=np.float64) for g in GETS}
-    cache: dict[str, _Eigen] = {}
+    return _Predictor(kernel, Xtr, Y, eta, reg, diag_reg_absolute, train)
 
-    def predict_fn(
+
+class _Predictor:
+    """The ``predict_fn`` of :func:`gradient_descent_mse` (eigen-decompositions cached)."""
+
+    def __init__(
+        self,
+        kernel: Any,
+        Xtr: np.ndarray,
+        Y: np.ndarray,
+        eta: float,
+        reg: float,
+        absolute: bool,
+        train: dict[str, np.ndarray],
+    ) -> None:
+        self.kernel, self.Xtr, self.Y, self.eta = kernel, Xtr, Y, eta
+        self.reg, self.absolute, self.train = reg, absolute, train
+        self._eigen: dict[str, _Eigen] = {}
+
+    def __call__(
+        self,
         X_test: Any = None,
         t: Any = None,
         get: str = "ntk",
@@ -217,31 +235,31 @@ def gradient_descent_mse(
         if get not in GETS:
             raise InputError(f"get must be 'ntk' or 'nngp', got {get!r}")
         times = _check_times(t)
+        Xtr, kernel = self.Xtr, self.kernel
         Xte = Xtr if X_test is None else validate_inputs(X_test)[0]
         if Xte.shape[1] != Xtr.shape[1]:
             raise InputError(f"X_test has {Xte.shape[1]} features but X_train has {Xtr.shape[1]}")
-        if get not in cache:
-            cache[get] = _eigen(train[get], reg, diag_reg_absolute, get)
-        e = cache[get]
-        h = _flow_factor(e, eta, times, get)  # (T, N)
+        if get not in self._eigen:
+            self._eigen[get] = _eigen(self.train[get], self.reg, self.absolute, get)
+        e = self._eigen[get]
+        h = _flow_factor(e, self.eta, times, get)  # (T, N)
         k_td = _kernel_matrix(kernel, Xte, Xtr, ("nngp", "ntk"))
         KtdV = np.asarray(getattr(k_td, get), dtype=np.float64) @ e.evecs  # (Nte, N)
-        Z = e.evecs.T @ Y2  # (N, k)
+        Z = e.evecs.T @ self.Y.reshape(self.Y.shape[0], -1)  # (N, k)
         mean = np.einsum("ai,ti,ik->tak", KtdV, h, Z)
-        mean = mean.reshape(times.shape + (Xte.shape[0],) + Y.shape[1:])
+        mean = mean.reshape(times.shape + (Xte.shape[0],) + self.Y.shape[1:])
         if not compute_cov:
             return mean
         nngp_tt = np.asarray(_kernel_matrix(kernel, Xte, None, ("nngp",)).nngp)
         if get == "nngp":
-            h2 = _flow_factor(e, eta, 2 * times, get)
+            h2 = _flow_factor(e, self.eta, 2 * times, get)
             cov = nngp_tt[None] - np.einsum("ai,ti,bi->tab", KtdV, h2, KtdV)
         else:
-            cov = _ntk_covariance(e, h, KtdV, np.asarray(k_td.nngp), train["nngp"], nngp_tt)
+            nngp_td = np.asarray(k_td.nngp)
+            cov = _ntk_covariance(e, h, KtdV, nngp_td, self.train["nngp"], nngp_tt)
         cov = (cov + np.swapaxes(cov, 1, 2)) / 2
         cov = cov.reshape(times.shape + (Xte.shape[0], Xte.shape[0]))
         return Gaussian(mean, cov)
-
-    return predict_fn
 
 
 def _eigen(A: np.ndarray, reg: float, absolute: bool, g: str) -> _Eigen:
