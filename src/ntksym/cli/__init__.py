@@ -8,8 +8,10 @@ and calls library functions.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import importlib.util
+import os
 import sys
 from collections.abc import Sequence
 
@@ -60,17 +62,71 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
+    """Run the command line; returns the exit code.
+
+    Errors are handled here, once for every command, as one line on stderr and a
+    non-zero exit code, never a traceback: a clear ntksym error (2), an operating-system
+    error such as a full disk or a missing permission (1), a closed output pipe as in
+    ``ntksym verify --json | head`` (141), and SIGINT/SIGTERM (130/143, after the command
+    has cleaned up or kept its partial work; the line says which).
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    where = f"ntksym {args.command}"
     try:
-        return int(importlib.import_module(args._module).run(args))
+        code = int(importlib.import_module(args._module).run(args))
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
     except NTKSymError as exc:
-        print(f"ntksym {args.command}: error: {exc}", file=sys.stderr)
+        _say(f"{where}: error: {exc}")
         return 2
+    except BrokenPipeError:
+        _silence_stdout()
+        _say(f"{where}: stopped: the program reading the output closed it (broken pipe)")
+        return 141
+    except OSError as exc:
+        _say(f"{where}: error: {_describe(exc)}")
+        return 1
+    except KeyboardInterrupt as exc:
+        _say(f"{where}: {exc}" if str(exc) else f"{where}: interrupted")
+        return int(getattr(exc, "exit_code", 130))
+
+
+def _say(line: str) -> None:
+    """Print one line on stderr, even if stderr itself is a closed pipe."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except OSError:
+        pass
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that Python's final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def _describe(exc: OSError) -> str:
+    """One line for an operating-system error: what failed, on which file, what to check."""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    files = [str(f) for f in (exc.filename, exc.filename2) if f is not None]
+    on = f" ({' -> '.join(files)})" if files else ""
+    if exc.errno == errno.ENOSPC:
+        fix = "free some space or write elsewhere"
+    elif isinstance(exc, PermissionError):
+        fix = "choose a path you can write to, or fix its permissions"
+    elif isinstance(exc, (FileNotFoundError, NotADirectoryError, IsADirectoryError)):
+        fix = "check the path"
+    else:
+        fix = "check the path, its permissions and the free space"
+    return f"{what}{on}; {fix}"
 
 
 if __name__ == "__main__":  # pragma: no cover
