@@ -13,6 +13,8 @@ import argparse
 
 import numpy as np
 
+from ntksym.cli.options import add_network_options
+
 __all__ = ["configure", "run", "demo_inputs"]
 
 
@@ -27,10 +29,7 @@ def demo_inputs(seed: int = 0) -> np.ndarray:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the demo's options."""
-    parser.add_argument("--activation", default="relu", help="activation name or expression in u")
-    parser.add_argument("--depth", type=int, default=3, help="number of affine layers (>= 1)")
-    parser.add_argument("--bias-std", type=float, default=0.1)
-    parser.add_argument("--weight-std", type=float, default=1.0)
+    add_network_options(parser, activation="relu", depth=3, bias_std=0.1)
     parser.add_argument("--dps", type=int, default=30, help="digits for the mpmath reference")
 
 

@@ -11,6 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ntksym.cli.options import require_matplotlib, writable_directory
+
 __all__ = ["configure", "run"]
 
 
@@ -47,26 +49,23 @@ def run(args: argparse.Namespace) -> int:
     Without a TeX installation ``--pdf`` writes the ``.tex`` file and the figures, says
     which packages to install, and returns 3.
     """
+    require_matplotlib("ntksym notes")
+    writable_directory(Path(args.output), "-o/--output")
     from ntksym.notes.build import NotesBuildError, TeXMissingError, build_notes
-    from ntksym.notes.figures import MatplotlibMissingError
 
     def progress(msg: str) -> None:
         print(f"[notes] {msg} ...", file=sys.stderr, flush=True)
 
     paths = [Path(p) for p in args.paths] or None
-    try:
-        built = build_notes(
-            paths,
-            Path(args.output),
-            pdf=False,
-            markdown=args.markdown,
-            quick=args.quick,
-            name=args.name,
-            progress=progress,
-        )
-    except MatplotlibMissingError as exc:
-        print(f"ntksym notes: {exc}", file=sys.stderr)
-        return 2
+    built = build_notes(
+        paths,
+        Path(args.output),
+        pdf=False,
+        markdown=args.markdown,
+        quick=args.quick,
+        name=args.name,
+        progress=progress,
+    )
     print(f"wrote {built.tex}")
     for f in built.figures:
         print(f"wrote {f}")

@@ -5,18 +5,27 @@
 * :func:`parse_widths`: the ``--widths 64,256,1024`` list (converge, train).
 * :class:`ProgressBar`: a ``progress(done, total)`` callback drawing on stderr (gram, train).
 * :func:`require_matplotlib`: fail before the work starts when the ``plot`` extra is missing.
+* :func:`writable_directory`: refuse an output directory that cannot be written, up front.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 import time
+from pathlib import Path
 
 from ntksym.errors import InputError
 
-__all__ = ["add_network_options", "parse_widths", "ProgressBar", "require_matplotlib"]
+__all__ = [
+    "add_network_options",
+    "parse_widths",
+    "ProgressBar",
+    "require_matplotlib",
+    "writable_directory",
+]
 
 #: Marks an option without a default: the command requires it.
 REQUIRED = None
@@ -141,4 +150,25 @@ def require_matplotlib(purpose: str) -> None:
         raise MatplotlibMissingError(
             f"{purpose} draws figures with matplotlib, which is not installed; install the "
             "plot extra: pip install 'ntksym[plot]' (or pip install matplotlib)"
+        )
+
+
+def writable_directory(path: Path, what: str) -> None:
+    """Refuse, before any work, an output directory that is a file or cannot be written.
+
+    A missing directory is fine when its nearest existing ancestor can be written.
+
+    Raises:
+        InputError: ``path`` is not a directory, or it (or its nearest existing
+            ancestor) cannot be written.
+    """
+    if path.exists() and not path.is_dir():
+        raise InputError(f"{what} {str(path)!r} is a file, not a directory; give a directory")
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise InputError(
+            f"{what} {str(path)!r} cannot be written ({str(probe)!r}: permission denied); "
+            "choose a directory you can write to"
         )
