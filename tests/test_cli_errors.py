@@ -155,11 +155,13 @@ def test_codegen_committed_refuses_an_installed_package(
 
 def _closed_pipe(*args: str) -> subprocess.CompletedProcess:
     """Run the command line with its stdout a pipe whose reader has already gone."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as a user runs it
     proc = subprocess.Popen(
         [sys.executable, "-m", "ntksym", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=env,
     )
     assert proc.stdout is not None
     proc.stdout.close()
@@ -169,6 +171,13 @@ def _closed_pipe(*args: str) -> subprocess.CompletedProcess:
 
 def test_broken_pipe_is_one_line(tmp_path: Path) -> None:
     out = _closed_pipe("codegen", "relu", "--backend", "numpy", "-o", str(tmp_path))
+    assert out.returncode == 141
+    assert "broken pipe" in out.stderr
+    _one_clear_line(out.stderr)
+
+
+def test_help_into_a_closed_pipe() -> None:
+    out = _closed_pipe("gram", "--help")
     assert out.returncode == 141
     assert "broken pipe" in out.stderr
     _one_clear_line(out.stderr)

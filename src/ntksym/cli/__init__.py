@@ -70,13 +70,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     ``ntksym verify --json | head`` (141), and SIGINT/SIGTERM (130/143, after the command
     has cleaned up or kept its partial work; the line says which).
     """
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "command", None):
-        parser.print_help()
-        return 2
-    where = f"ntksym {args.command}"
+    where = "ntksym"
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)  # --help and usage errors exit here (SystemExit)
+        if not getattr(args, "command", None):
+            parser.print_help()
+            sys.stdout.flush()
+            return 2
+        where = f"ntksym {args.command}"
         code = int(importlib.import_module(args._module).run(args))
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
         return code
@@ -84,9 +86,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         _say(f"{where}: error: {exc}")
         return 2
     except BrokenPipeError:
-        _silence_stdout()
-        _say(f"{where}: stopped: the program reading the output closed it (broken pipe)")
-        return 141
+        return _broken_pipe(where)
+    except SystemExit:  # argparse's --help or usage error: its text may meet a closed pipe
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            return _broken_pipe(where)
+        raise
     except OSError as exc:
         _say(f"{where}: error: {_describe(exc)}")
         return 1
@@ -103,14 +109,16 @@ def _say(line: str) -> None:
         pass
 
 
-def _silence_stdout() -> None:
-    """Point stdout at /dev/null so that Python's final flush does not fail again."""
+def _broken_pipe(where: str) -> int:
+    """Report a closed output pipe once; stdout goes to /dev/null so exit does not fail again."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
     except (OSError, ValueError):
         pass
+    _say(f"{where}: stopped: the program reading the output closed it (broken pipe)")
+    return 141
 
 
 def _describe(exc: OSError) -> str:
