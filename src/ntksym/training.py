@@ -48,7 +48,7 @@ import numpy as np
 from ntksym.empirical import Network
 from ntksym.errors import InputError
 from ntksym.kernels import kernel as make_kernel
-from ntksym.predict import gradient_descent_mse
+from ntksym.predict import Gaussian, gradient_descent_mse
 
 __all__ = [
     "circle_problem",
@@ -254,13 +254,16 @@ def _limit(
     op = gradient_descent_mse(kern, X, np.eye(len(X)), eta)
     times = np.arange(steps + 1, dtype=float)
     g = gradient_descent_mse(kern, X, Y, eta)(X, times, compute_cov=True)
+    M_test = op(Xt, float(steps))  # (n_test, n_train)
+    if not isinstance(g, Gaussian) or isinstance(M_test, Gaussian):  # pragma: no cover
+        raise TypeError("gradient_descent_mse returned an unexpected type")
     loss_mu = 0.5 * np.sum((g.mean - Y) ** 2, axis=(1, 2))
     loss_inf = loss_mu + 0.5 * np.trace(g.covariance, axis1=1, axis2=2)
     # discrete GD minus gradient flow of the linearised model, test points, per unit residual
     lam_c = np.maximum(lam, 1e-300)
     disc = ((1 - eta * lam) ** steps - np.exp(-eta * lam * steps)) / lam_c
     D = kern(Xt, X, get="ntk") @ V @ (disc[:, None] * V.T)
-    return _Limit(eta, op(Xt, float(steps)), D, times, loss_inf, loss_mu)
+    return _Limit(eta, M_test, D, times, loss_inf, loss_mu)
 
 
 def _gaps(

@@ -233,9 +233,9 @@ def _resume_paths(out: Path) -> tuple[Path, Path]:
     return out.with_name(out.name + ".partial"), out.with_name(out.name + ".partial.json")
 
 
-def _open_partial(partial: Path, record: Path, shape: tuple[int, ...]) -> np.ndarray:
+def _open_partial(partial: Path, record: Path, shape: tuple[int, ...]) -> np.memmap:
     try:
-        K = np.load(partial, mmap_mode="r+", allow_pickle=False)
+        K = np.lib.format.open_memmap(partial, mode="r+")
     except (ValueError, OSError, SyntaxError, EOFError, tokenize.TokenError) as exc:
         raise InputError(
             f"the partial file {str(partial)!r} is unreadable ({exc}); delete it and "
