@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -143,6 +145,31 @@ def test_signal_midway_removes_the_temporary_file(tmp_path: Path, sig: str, code
     assert out.read_bytes() == before  # the old output is intact
 
 
+def test_sigterm_from_outside_midway_leaves_nothing(tmp_path: Path) -> None:
+    """As ``timeout`` or a scheduler sends it: once the temporary file exists, the write
+    has started under the handlers; the signal must remove it and leave the old output."""
+    data = _inputs(tmp_path, n=3000, d=3)  # 2850 blocks of 40: seconds of work
+    out = tmp_path / "K.npy"
+    np.save(out, np.arange(3.0))
+    before = out.read_bytes()
+    args = [*_args(data, out, "--force")]
+    args[args.index("--tile") + 1] = "40"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ntksym", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    while proc.poll() is None and not any(".tmp" in p.name for p in tmp_path.iterdir()):
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate()
+    assert proc.returncode == 143, err  # fails if the run ended before the signal
+    assert "interrupted by SIGTERM" in err and "Traceback" not in err
+    assert _debris(tmp_path) == []
+    assert out.read_bytes() == before
+
+
 def _record(out: Path) -> dict:
     return json.loads(out.with_name(out.name + ".partial.json").read_text())
 
@@ -165,6 +192,18 @@ def test_resume_continues_a_stopped_run(tmp_path: Path) -> None:
     assert calls[0] == (4, 15) and calls[-1] == (15, 15) and len(calls) == 12
     np.testing.assert_array_equal(np.load(out), _expected(data))
     assert _debris(tmp_path) == []
+
+
+def test_a_run_without_resume_leaves_the_partial_state_alone(tmp_path: Path, capsys) -> None:
+    data = _inputs(tmp_path)
+    out = tmp_path / "K.npy"
+    assert _interrupt(_args(data, out, "--resume"), after=2).returncode == 143
+    kept = (tmp_path / "K.npy.partial").read_bytes(), (tmp_path / "K.npy.partial.json").read_text()
+    assert main(_args(data, out)) == 0
+    assert "pass --resume to continue" in capsys.readouterr().err
+    np.testing.assert_array_equal(np.load(out), _expected(data))
+    assert (tmp_path / "K.npy.partial").read_bytes() == kept[0]
+    assert (tmp_path / "K.npy.partial.json").read_text() == kept[1]
 
 
 def _umask() -> int:

@@ -7,9 +7,10 @@ bound, the protection of existing files and ``--resume``).
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ntksym.cli.options import ProgressBar, add_network_options
-from ntksym.kernels.tiles import gram_to_file, load_matrix, parse_bytes
+from ntksym.kernels.tiles import gram_to_file, load_matrix, parse_bytes, resume_paths
 
 __all__ = ["configure", "run"]
 
@@ -63,6 +64,13 @@ def run(args: argparse.Namespace) -> int:
     """Compute and write the Gram matrix; print its path. Returns 0."""
     X1 = load_matrix(args.data, "DATA")
     X2 = load_matrix(args.x2, "--x2") if args.x2 is not None else None
+    partial, _ = resume_paths(args.output)
+    if not args.resume and partial.exists():
+        print(
+            f"ntksym gram: note: {partial} holds the finished blocks of a stopped resumable "
+            "run; this run starts afresh and leaves them (pass --resume to continue instead)",
+            file=sys.stderr,
+        )
     entries = X1.shape[0] * (X1 if X2 is None else X2).shape[0]
     bar = ProgressBar("ntksym gram", "block", not args.quiet and entries >= PROGRESS_MIN_ENTRIES)
     path = gram_to_file(

@@ -51,7 +51,7 @@ from ntksym.kernels.outfile import (
     write_json,
 )
 
-__all__ = ["gram_to_file", "load_matrix", "parse_bytes", "choose_tile"]
+__all__ = ["gram_to_file", "load_matrix", "parse_bytes", "choose_tile", "resume_paths"]
 
 _UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 #: float64 numbers of working memory per kernel entry of a block, by backend.
@@ -229,7 +229,9 @@ def _one_run(k: Any, plan: _Plan, X1: Any, X2: Any, out: Path, report: _Report) 
         raise
 
 
-def _resume_paths(out: Path) -> tuple[Path, Path]:
+def resume_paths(out: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """The partial file and the record of a resumable run writing ``out``."""
+    out = Path(out)
     return out.with_name(out.name + ".partial"), out.with_name(out.name + ".partial.json")
 
 
@@ -281,7 +283,7 @@ def _resumable_run(
     k: Any, plan: _Plan, X1: Any, X2: Any, out: Path, params: dict[str, Any], report: _Report
 ) -> None:
     """Continue (or start) a run whose finished blocks survive an interruption."""
-    partial, record = _resume_paths(out)
+    partial, record = resume_paths(out)
     total = len(plan.blocks)
     if partial.exists() != record.exists():
         have, lack = (partial, record) if partial.exists() else (record, partial)
