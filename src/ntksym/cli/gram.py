@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from ntksym.cli.options import ProgressBar, add_network_options
+from ntksym.kernels.safeio import check_output
 from ntksym.kernels.tiles import gram_to_file, load_matrix, parse_bytes, resume_paths
 
 __all__ = ["configure", "run"]
@@ -62,6 +64,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Compute and write the Gram matrix; print its path. Returns 0."""
+    inputs = [Path(p) for p in (args.data, args.x2) if p is not None]
+    check_output(Path(args.output), inputs, overwrite=args.force)  # before reading the inputs
     X1 = load_matrix(args.data, "DATA")
     X2 = load_matrix(args.x2, "--x2") if args.x2 is not None else None
     partial, _ = resume_paths(args.output)

@@ -25,10 +25,12 @@ which the operating system reclaims as needed).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
 import signal
+import time
 import tokenize
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,12 +40,13 @@ from typing import Any
 import numpy as np
 
 from ntksym.errors import InputError, NTKSymError
-from ntksym.kernels.outfile import (
+from ntksym.kernels.safeio import (
     RECORD_VERSION,
     Interrupted,
     array_digest,
     check_output,
     create_file,
+    load_matrix,
     on_signals,
     read_resume_record,
     source_file,
@@ -56,6 +59,8 @@ __all__ = ["gram_to_file", "load_matrix", "parse_bytes", "choose_tile", "resume_
 _UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 #: float64 numbers of working memory per kernel entry of a block, by backend.
 _PER_ENTRY = {"numba": 4, "numpy": 24, "dual": 40}
+#: Seconds between rewrites of a resumable run's record (see ``_resumable_run``).
+RECORD_INTERVAL = 1.0
 #: ``progress(done, total)``: called after each finished block.
 _Report = Callable[[int, int], None]
 
@@ -77,68 +82,6 @@ def choose_tile(memory: int, d: int, backend: str) -> int:
     n = memory / 8
     t = (-2 * d + math.sqrt(4 * d * d + 4 * c * n)) / (2 * c)
     return max(1, int(t))
-
-
-def _corrupted(name: str, path: Path, exc: BaseException) -> InputError:
-    detail = " ".join(str(exc).split())[:120]
-    return InputError(
-        f"{name} {str(path)!r} has a corrupted .npy header or is truncated ({detail}); "
-        "save the array again with numpy.save"
-    )
-
-
-def load_matrix(path: str, name: str) -> np.ndarray:
-    """Open a ``.npy`` file of shape (N, d) memory-mapped, checking dtype, shape and finiteness.
-
-    Raises:
-        InputError: Missing or unreadable file, object/complex/string dtype, not 2-D,
-            empty, or containing NaN or infinity (the first offending entry is named).
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{name}: no such file {str(p)!r}")
-    with open(p, "rb") as f:
-        magic = f.read(6)
-    if magic != b"\x93NUMPY":
-        raise InputError(
-            f"{name} {str(p)!r} is not a .npy file (no NumPy header); save it with numpy.save"
-        )
-    try:
-        arr = np.load(p, mmap_mode="r", allow_pickle=False)
-    except ValueError as exc:
-        text = str(exc)
-        if "header" not in text.lower() and "EOF" not in text and "length" not in text:
-            raise InputError(
-                f"{name} {str(p)!r} cannot be read without pickle ({exc}); save a float array "
-                "with numpy.save"
-            ) from None
-        raise _corrupted(name, p, exc) from None
-    except (OSError, SyntaxError, EOFError, tokenize.TokenError) as exc:
-        raise _corrupted(name, p, exc) from None
-    if not isinstance(arr, np.ndarray):
-        raise InputError(f"{name} {str(p)!r} holds several arrays (.npz); give one .npy array")
-    if arr.dtype.kind not in "fiu":
-        raise InputError(
-            f"{name} {str(p)!r} must hold real numbers (float or integer dtype), got {arr.dtype}"
-        )
-    if arr.ndim != 2:
-        raise InputError(
-            f"{name} {str(p)!r} must be 2-D with shape (n_inputs, n_features), got shape "
-            f"{arr.shape}"
-        )
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise InputError(f"{name} {str(p)!r} must have at least one row and column: {arr.shape}")
-    step = max(1, 2**22 // arr.shape[1])
-    for r0 in range(0, arr.shape[0], step):
-        block = np.asarray(arr[r0 : r0 + step], dtype=np.float64)
-        bad = ~np.isfinite(block)
-        if bad.any():
-            r, c = np.argwhere(bad)[0]
-            raise InputError(
-                f"{name} {str(p)!r} contains NaN or infinity at row {r0 + r}, column {c}; "
-                "inputs must be finite"
-            )
-    return arr
 
 
 @dataclass(frozen=True)
@@ -279,12 +222,17 @@ def _check_kept(
                 )
 
 
-def _resumable_run(
-    k: Any, plan: _Plan, X1: Any, X2: Any, out: Path, params: dict[str, Any], report: _Report
-) -> None:
-    """Continue (or start) a run whose finished blocks survive an interruption."""
+def _save(K: np.memmap, record: Path, params: dict[str, Any], done: set[int]) -> None:
+    """Flush the finished blocks to disk, then record them (never the other way round)."""
+    K.flush()
+    write_json(record, {"version": RECORD_VERSION, "params": params, "done": sorted(done)})
+
+
+def _open_state(
+    k: Any, plan: _Plan, X1: Any, X2: Any, out: Path, params: dict[str, Any]
+) -> tuple[np.memmap, set[int]]:
+    """The partial file and its finished blocks (checked), or a new empty pair."""
     partial, record = resume_paths(out)
-    total = len(plan.blocks)
     if partial.exists() != record.exists():
         have, lack = (partial, record) if partial.exists() else (record, partial)
         raise InputError(
@@ -295,33 +243,54 @@ def _resumable_run(
         done = read_resume_record(record, params)
         K = _open_partial(partial, record, plan.shape)
         _check_kept(k, plan, X1, X2, K, done, partial)
-    else:
-        done = set()
-        create_file(partial)
-        K = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float64, shape=plan.shape)
-        write_json(record, {"version": RECORD_VERSION, "params": params, "done": []})
+        return K, done
+    create_file(partial)
+    K = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float64, shape=plan.shape)
+    _save(K, record, params, set())
+    return K, set()
+
+
+def _resumable_run(
+    k: Any, plan: _Plan, X1: Any, X2: Any, out: Path, params: dict[str, Any], report: _Report
+) -> None:
+    """Continue (or start) a run whose finished blocks survive an interruption.
+
+    The record is rewritten at most every :data:`RECORD_INTERVAL` seconds and whenever the
+    run stops, so a run killed without warning (SIGKILL, a crash) redoes at most that much.
+    """
+    partial, record = resume_paths(out)
+    K, done = _open_state(k, plan, X1, X2, out, params)
+    total, finished = len(plan.blocks), False
     report(len(done), total)
+    saved = time.monotonic()
     try:
         for b in range(total):
             if b in done:
                 continue
             _store(K, plan, b, _compute(k, plan, X1, X2, b))
-            K.flush()  # the data is on disk before the record says so
             done.add(b)
-            write_json(record, {"version": RECORD_VERSION, "params": params, "done": sorted(done)})
+            if time.monotonic() - saved >= RECORD_INTERVAL:
+                _save(K, record, params, done)
+                saved = time.monotonic()
             report(len(done), total)
-        del K
+        K.flush()
         os.replace(partial, out)
+        finished = True
         record.unlink()
-    except Interrupted as exc:
-        raise Interrupted(
-            exc.signum,
-            f"interrupted by {_signal_name(exc)}; {len(done)} of {total} blocks are kept in "
-            f"{str(partial)!r}: run the same command again with --resume to continue",
-        ) from None
     except NTKSymError:  # the same error would recur: the partial result is of no use
         partial.unlink(missing_ok=True)
         record.unlink(missing_ok=True)
+        raise
+    except BaseException as exc:  # a signal, a full disk, ...: keep what is finished
+        if not finished:
+            with contextlib.suppress(Exception):
+                _save(K, record, params, done)
+        if isinstance(exc, Interrupted):
+            raise Interrupted(
+                exc.signum,
+                f"interrupted by {_signal_name(exc)}; {len(done)} of {total} blocks are kept "
+                f"in {str(partial)!r}: run the same command again with --resume to continue",
+            ) from None
         raise
 
 
@@ -344,10 +313,10 @@ def gram_to_file(
 ) -> Path:
     """Compute a Gram matrix block by block into the ``.npy`` file ``out``.
 
-    The output is checked before any work (see :func:`ntksym.kernels.outfile.check_output`):
+    The output is checked before any work (see :func:`ntksym.kernels.safeio.check_output`):
     it may never be one of the input files (memory-mapped inputs are recognised by their
     file) and may replace an existing file only with ``overwrite``. SIGTERM and SIGINT
-    during the write raise :class:`~ntksym.kernels.outfile.Interrupted` after cleaning up.
+    during the write raise :class:`~ntksym.kernels.safeio.Interrupted` after cleaning up.
 
     Args:
         X1: Inputs (N1, d), e.g. a memory-mapped array.

@@ -1,7 +1,9 @@
-"""Output files of long computations that never lose data and never leave debris.
+"""The .npy files of long computations: inputs read with clear errors, outputs never lose data.
 
 Used by :func:`ntksym.kernels.tiles.gram_to_file`:
 
+* :func:`load_matrix` opens an input memory-mapped and refuses, with one clear message,
+  what is not a finite real 2-D array (wrong dtype or shape, NaN, a corrupted header).
 * :func:`check_output` refuses, before any work, an output that is a directory,
   that is one of the inputs (compared as resolved paths and by inode, so symlinks,
   hard links and relative paths cannot fool it), that already exists (unless
@@ -25,6 +27,7 @@ import os
 import secrets
 import signal
 import threading
+import tokenize
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +37,7 @@ import numpy as np
 from ntksym.errors import InputError
 
 __all__ = [
+    "load_matrix",
     "Interrupted",
     "check_output",
     "create_file",
@@ -250,3 +254,65 @@ def read_resume_record(path: Path, params: dict[str, Any]) -> set[int]:
     if not isinstance(done, list) or not all(isinstance(b, int) for b in done):
         raise InputError(f"the resume record {str(path)!r} is corrupted; delete it to restart")
     return set(done)
+
+
+def _corrupted(name: str, path: Path, exc: BaseException) -> InputError:
+    detail = " ".join(str(exc).split())[:120]
+    return InputError(
+        f"{name} {str(path)!r} has a corrupted .npy header or is truncated ({detail}); "
+        "save the array again with numpy.save"
+    )
+
+
+def load_matrix(path: str, name: str) -> np.ndarray:
+    """Open a ``.npy`` file of shape (N, d) memory-mapped, checking dtype, shape and finiteness.
+
+    Raises:
+        InputError: Missing or unreadable file, object/complex/string dtype, not 2-D,
+            empty, or containing NaN or infinity (the first offending entry is named).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{name}: no such file {str(p)!r}")
+    with open(p, "rb") as f:
+        magic = f.read(6)
+    if magic != b"\x93NUMPY":
+        raise InputError(
+            f"{name} {str(p)!r} is not a .npy file (no NumPy header); save it with numpy.save"
+        )
+    try:
+        arr = np.load(p, mmap_mode="r", allow_pickle=False)
+    except ValueError as exc:
+        text = str(exc)
+        if "header" not in text.lower() and "EOF" not in text and "length" not in text:
+            raise InputError(
+                f"{name} {str(p)!r} cannot be read without pickle ({exc}); save a float array "
+                "with numpy.save"
+            ) from None
+        raise _corrupted(name, p, exc) from None
+    except (OSError, SyntaxError, EOFError, tokenize.TokenError) as exc:
+        raise _corrupted(name, p, exc) from None
+    if not isinstance(arr, np.ndarray):
+        raise InputError(f"{name} {str(p)!r} holds several arrays (.npz); give one .npy array")
+    if arr.dtype.kind not in "fiu":
+        raise InputError(
+            f"{name} {str(p)!r} must hold real numbers (float or integer dtype), got {arr.dtype}"
+        )
+    if arr.ndim != 2:
+        raise InputError(
+            f"{name} {str(p)!r} must be 2-D with shape (n_inputs, n_features), got shape "
+            f"{arr.shape}"
+        )
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise InputError(f"{name} {str(p)!r} must have at least one row and column: {arr.shape}")
+    step = max(1, 2**22 // arr.shape[1])
+    for r0 in range(0, arr.shape[0], step):
+        block = np.asarray(arr[r0 : r0 + step], dtype=np.float64)
+        bad = ~np.isfinite(block)
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            raise InputError(
+                f"{name} {str(p)!r} contains NaN or infinity at row {r0 + r}, column {c}; "
+                "inputs must be finite"
+            )
+    return arr
