@@ -194,6 +194,18 @@ def test_resume_continues_a_stopped_run(tmp_path: Path) -> None:
     assert _debris(tmp_path) == []
 
 
+def test_resume_after_sigkill_redoes_only_unrecorded_blocks(tmp_path: Path) -> None:
+    # no handler runs on SIGKILL: the record lists only blocks flushed before it was written
+    data = _inputs(tmp_path)
+    out = tmp_path / "K.npy"
+    proc = _interrupt(_args(data, out, "--resume"), after=5, sig="SIGKILL")
+    assert proc.returncode == -9
+    assert len(_record(out)["done"]) <= 5
+    assert main(_args(data, out, "--resume")) == 0
+    np.testing.assert_array_equal(np.load(out), _expected(data))
+    assert _debris(tmp_path) == []
+
+
 def test_a_run_without_resume_leaves_the_partial_state_alone(tmp_path: Path, capsys) -> None:
     data = _inputs(tmp_path)
     out = tmp_path / "K.npy"
