@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ntksym.errors import InputError
-from ntksym.kernels import Kernels, validate_inputs
+from ntksym.kernels.api import Kernels, parse_get, result_type, validate_inputs
 
 __all__ = ["gram"]
 
@@ -98,9 +98,8 @@ def gram(
     from dask.highlevelgraph import HighLevelGraph
 
     import ntksym
-    from ntksym.kernels import _parse_get
 
-    wanted = _parse_get(get)
+    wanted = parse_get(get)
     if chunks is not None and (
         isinstance(chunks, bool) or not isinstance(chunks, numbers.Integral) or chunks < 1
     ):
@@ -135,6 +134,5 @@ def gram(
     parts = {wanted[0]: K[0], wanted[1]: K[1]}
     if wanted == Kernels._fields:
         return Kernels(parts["nngp"], parts["ntk"])
-    from ntksym.kernels import _result_type
 
-    return _result_type(wanted)(*(parts[g] for g in wanted))
+    return result_type(wanted)(*(parts[g] for g in wanted))

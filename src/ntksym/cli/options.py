@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from ntksym.errors import InputError
+from ntksym.errors import InputError, MatplotlibMissingError
 
 __all__ = [
     "add_network_options",
@@ -145,8 +145,6 @@ def require_matplotlib(purpose: str) -> None:
     except (ImportError, ValueError):
         found = False
     if not found:
-        from ntksym.notes.figures import MatplotlibMissingError
-
         raise MatplotlibMissingError(
             f"{purpose} draws figures with matplotlib, which is not installed; install the "
             "plot extra: pip install 'ntksym[plot]' (or pip install matplotlib)"

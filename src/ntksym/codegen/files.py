@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ntksym.codegen.render import BACKENDS, HEADER_LINES, content_hash, module_key, render
 from ntksym.codegen.spec import kernel_spec
-from ntksym.errors import InputError, NTKSymError
+from ntksym.errors import GeneratedFileError, InputError
 
 __all__ = [
     "GeneratedFileError",
@@ -36,10 +36,6 @@ __all__ = [
 
 _HASH_LINE = re.compile(r"^# content sha256: ([0-9a-f]{64})$")
 _KEY_LINE = re.compile(r"^# spec key: ([0-9a-f]{16})$")
-
-
-class GeneratedFileError(NTKSymError, FileExistsError):
-    """A target file was edited by hand (or is not a generated file) and ``force`` is off."""
 
 
 def read_header(text: str) -> dict[str, str] | None:

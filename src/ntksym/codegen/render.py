@@ -17,7 +17,7 @@ import sympy as sp
 
 from ntksym.codegen.printers import printer_for
 from ntksym.codegen.spec import RHO, KernelSpec, kernel_spec
-from ntksym.codegen.stable import INPUTS, ROOTS, S12, Atan2Q, U
+from ntksym.dual.stable import INPUTS, ROOTS, S12, Atan2Q, U
 from ntksym.errors import InputError
 
 __all__ = [
@@ -55,7 +55,7 @@ class RenderSpec:
         no_ntk_reason: Why not, when it is not.
         pair_args: Argument list of the layer map.
         uses_gap: Whether the layer map takes the root gap ``U`` (last argument; see
-            :data:`ntksym.codegen.stable.U`), which the templates then carry.
+            :data:`ntksym.dual.stable.U`), which the templates then carry.
         clip_rho: Whether the layer map starts by computing the clipped ``RHO``.
         intermediate: ``(name, code)`` lines shared by the outputs.
         pos_variant: Whether the map has a cheaper variant for ``S12 > 0`` (one that
@@ -135,7 +135,7 @@ def positive_variant(expr: sp.Expr) -> sp.Expr:
     activations), and the generated kernels switch to this variant for a row when
     all its covariances are positive: the branches of a ``Piecewise`` that SymPy can
     decide under ``S12 > 0`` are dropped, ``atan2(y, x)`` with ``y >= 0, x > 0``
-    becomes the first-quadrant :class:`~ntksym.codegen.stable.Atan2Q`, and
+    becomes the first-quadrant :class:`~ntksym.dual.stable.Atan2Q`, and
     ``atan2(y, -x)`` becomes ``pi - Atan2Q(y, x)`` (exact identities; the values
     differ from the general map by rounding only).
     """

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from ntksym.errors import InputError, NTKSymError
+from ntksym.kernels.dispatch import generated_module, sp_key
 from ntksym.kernels.safeio import (
     RECORD_VERSION,
     Interrupted,
@@ -347,7 +348,6 @@ def gram_to_file(
         Interrupted: SIGTERM or SIGINT arrived; the message says what is on disk.
     """
     import ntksym
-    from ntksym import kernels
 
     if get not in ("nngp", "ntk", "both"):
         raise InputError(f"get must be 'nngp', 'ntk' or 'both', got {get!r}")
@@ -355,7 +355,7 @@ def gram_to_file(
     sources = [p for p in (source_file(X1), source_file(X2)) if p is not None]
     check_output(out, sources, overwrite=overwrite)
     k = ntksym.kernel(activation, depth, bias_std, weight_std, backend=backend)
-    module = kernels._generated(k.activation, backend)
+    module = generated_module(k.activation, backend)
     kind = "dual" if module is None else module.BACKEND
     d = X1.shape[1]
     if X2 is not None and X2.shape[1] != d:
@@ -385,8 +385,6 @@ def _params(
     k: Any, kind: str, plan: _Plan, tile: int, get: str, X1: Any, X2: Any
 ) -> dict[str, Any]:
     """Everything a resumed run must share with the run it continues."""
-    from ntksym.kernels import sp_key
-
     return {
         "activation": k.activation.name,
         "expression": sp_key(k.activation),

@@ -20,7 +20,7 @@ from typing import Any
 
 import jinja2
 
-from ntksym.errors import NTKSymError
+from ntksym.errors import NotesBuildError, TeXMissingError
 
 __all__ = [
     "NotesBuildError",
@@ -38,14 +38,6 @@ __all__ = [
 
 #: Debian packages that provide everything the LaTeX template and the PDF test use.
 TEX_PACKAGES = ("texlive-latex-base", "texlive-latex-recommended", "latexmk", "poppler-utils")
-
-
-class NotesBuildError(NTKSymError, RuntimeError):
-    """The notes could not be built (LaTeX errors; the message names the log)."""
-
-
-class TeXMissingError(NotesBuildError):
-    """Neither latexmk nor pdflatex is installed."""
 
 
 def tex_missing_message() -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ntksym.errors import NTKSymError
+from ntksym.errors import MatplotlibMissingError
 
 __all__ = [
     "MatplotlibMissingError",
@@ -26,10 +26,6 @@ __all__ = [
     "angle_figure",
     "make_figures",
 ]
-
-
-class MatplotlibMissingError(NTKSymError, ImportError):
-    """matplotlib, needed to draw the figures of the notes, is not installed."""
 
 
 def _pyplot() -> Any:
