@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -290,3 +291,26 @@ def test_a_finished_resumable_run_then_refuses_to_overwrite(tmp_path: Path, caps
     assert _debris(tmp_path) == []
     assert main(_args(data, out, "--resume")) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_signal_handlers_are_restored_and_threads_work(tmp_path: Path) -> None:
+    data = _inputs(tmp_path, n=8)
+    X = np.load(data, mmap_mode="r")
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    gram_to_file(X, None, tmp_path / "A.npy", activation="relu", depth=DEPTH, bias_std=BIAS)
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+    # outside the main thread no handler can be installed: the write still works
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            gram_to_file(X, None, tmp_path / "B.npy", activation="relu", depth=DEPTH, bias_std=BIAS)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    assert errors == []
+    np.testing.assert_array_equal(np.load(tmp_path / "A.npy"), np.load(tmp_path / "B.npy"))
+    np.testing.assert_allclose(np.load(tmp_path / "A.npy"), _expected(data), rtol=1e-14)
