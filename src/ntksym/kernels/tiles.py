@@ -357,15 +357,7 @@ def gram_to_file(
     k = ntksym.kernel(activation, depth, bias_std, weight_std, backend=backend)
     module = generated_module(k.activation, backend)
     kind = "dual" if module is None else module.BACKEND
-    d = X1.shape[1]
-    if X2 is not None and X2.shape[1] != d:
-        raise InputError(
-            f"DATA and --x2 must have the same number of columns: {d} vs {X2.shape[1]}"
-        )
-    if tile is None:
-        tile = choose_tile(memory, d, kind)
-    if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1:
-        raise InputError(f"tile must be a positive integer, got {tile!r}")
+    tile = _checked_tile(X1, X2, kind, memory, tile)
     plan = _plan(X1.shape[0], None if X2 is None else X2.shape[0], tile, get)
     report = progress if progress is not None else _no_progress
     with on_signals():
@@ -375,6 +367,20 @@ def gram_to_file(
         else:
             _one_run(k, plan, X1, X2, out, report)
     return out
+
+
+def _checked_tile(X1: Any, X2: Any, kind: str, memory: int, tile: int | None) -> int:
+    """The block side: ``tile``, or the largest that ``memory`` allows for this backend."""
+    d = X1.shape[1]
+    if X2 is not None and X2.shape[1] != d:
+        raise InputError(
+            f"DATA and --x2 must have the same number of columns: {d} vs {X2.shape[1]}"
+        )
+    if tile is None:
+        tile = choose_tile(memory, d, kind)
+    if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1:
+        raise InputError(f"tile must be a positive integer, got {tile!r}")
+    return tile
 
 
 def _no_progress(done: int, total: int) -> None:
