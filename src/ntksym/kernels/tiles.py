@@ -152,6 +152,7 @@ def _signal_name(exc: Interrupted) -> str:
 def _one_run(k: Any, plan: _Plan, X1: Any, X2: Any, out: Path, report: _Report) -> None:
     """All blocks into a hidden temporary file, renamed to ``out`` when complete."""
     tmp = temporary_path(out)
+    kept = f"{str(out)!r} is as it was" if out.exists() else f"{str(out)!r} was not written"
     try:
         K = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float64, shape=plan.shape)
         for b in range(len(plan.blocks)):
@@ -165,8 +166,7 @@ def _one_run(k: Any, plan: _Plan, X1: Any, X2: Any, out: Path, report: _Report) 
         raise Interrupted(
             exc.signum,
             f"interrupted by {_signal_name(exc)}; the unfinished temporary file was removed "
-            f"and {str(out)!r} is as it was (to make a run that can be continued, pass "
-            "--resume / resume=True)",
+            f"and {kept} (to make a run that can be continued, pass --resume / resume=True)",
         ) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
