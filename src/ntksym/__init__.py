@@ -18,8 +18,7 @@ from ntksym.errors import (
     UnsafeExpressionError,
 )
 from ntksym.kernels import Kernel, Kernels, kernel
-
-__version__ = "0.1.0"
+from ntksym.version import __version__
 
 __all__ = [
     "Activation",

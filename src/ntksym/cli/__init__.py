@@ -46,7 +46,7 @@ def _available() -> dict[str, tuple[str, str]]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-parser per available command."""
-    from ntksym import __version__
+    from ntksym.version import __version__
 
     parser = argparse.ArgumentParser(
         prog="ntksym",

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from ntksym._io import atomic_write_text
 from ntksym.errors import InputError
 
 __all__ = [
@@ -198,16 +199,7 @@ def temporary_path(out: Path) -> Path:
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Write ``data`` as JSON to ``path`` atomically (never a half-written file)."""
-    tmp = temporary_path(path)
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True))
 
 
 def array_digest(array: Any, rows_per_chunk: int = 4096) -> str:

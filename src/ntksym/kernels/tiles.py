@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from ntksym.errors import InputError, NTKSymError
+from ntksym.kernels.api import kernel
 from ntksym.kernels.dispatch import generated_module, sp_key
 from ntksym.kernels.safeio import (
     RECORD_VERSION,
@@ -347,14 +348,12 @@ def gram_to_file(
             a resume record made with other parameters, or a kernel that is not finite.
         Interrupted: SIGTERM or SIGINT arrived; the message says what is on disk.
     """
-    import ntksym
-
     if get not in ("nngp", "ntk", "both"):
         raise InputError(f"get must be 'nngp', 'ntk' or 'both', got {get!r}")
     out = Path(out)
     sources = [p for p in (source_file(X1), source_file(X2)) if p is not None]
     check_output(out, sources, overwrite=overwrite)
-    k = ntksym.kernel(activation, depth, bias_std, weight_std, backend=backend)
+    k = kernel(activation, depth, bias_std, weight_std, backend=backend)
     module = generated_module(k.activation, backend)
     kind = "dual" if module is None else module.BACKEND
     tile = _checked_tile(X1, X2, kind, memory, tile)
