@@ -24,6 +24,7 @@ from ntksym.derive.rules import (
     linearity,
     wick,
 )
+from ntksym.derive.statements import Chain, members, pairs, statement_parts
 from ntksym.derive.symbols import (
     NAMES,
     REGISTRY,
@@ -97,68 +98,6 @@ def canonical(expr: sp.Expr, ctx: Context) -> sp.Expr:
     out = delta_sum(linearity(as_expr(expr), ctx), ctx)
     out = _pull_constants(out)
     return sp.expand(_rename(out))
-
-
-def statement_parts(stmt: sp.Basic) -> list[tuple[sp.Expr, sp.Expr]]:
-    """The (lhs, rhs) pairs a statement asserts.
-
-    One for ``Eq``/``Tends``, several for a chain written as ``And(Eq, Eq, ...)``.
-    """
-    if isinstance(stmt, sp.And):
-        out: list[tuple[sp.Expr, sp.Expr]] = []
-        for a in stmt.args:
-            out.extend(statement_parts(a))
-        return out
-    if isinstance(stmt, (sp.Eq, Tends)):
-        return [(stmt.lhs, stmt.rhs)]
-    raise TypeError(f"not a statement: {stmt!r}")
-
-
-def chain_members(stmt: sp.Basic) -> list[sp.Expr]:
-    """``a = b = c`` as ``[a, b, c]`` (for an ``Eq`` simply ``[lhs, rhs]``)."""
-    parts = _ordered_parts(stmt)
-    members = [parts[0][0]]
-    for lhs, rhs in parts:
-        if lhs != members[-1]:
-            members.append(lhs)
-        members.append(rhs)
-    return members
-
-
-def _ordered_parts(stmt: sp.Basic) -> list[tuple[sp.Expr, sp.Expr]]:
-    if isinstance(stmt, Chain):
-        return [(a, c) for a, c in itertools.pairwise(stmt.args)]
-    return statement_parts(stmt)
-
-
-class Chain(sp.Basic):
-    """``a = b = c = ...`` kept in order (``And`` would sort its arguments)."""
-
-    @property
-    def lhs(self) -> sp.Expr:
-        """First member."""
-        return self.args[0]
-
-    @property
-    def rhs(self) -> sp.Expr:
-        """Last member."""
-        return self.args[-1]
-
-    def _latex(self, printer: object) -> str:
-        return " = ".join(latex(a) for a in self.args)
-
-
-def pairs(stmt: sp.Basic) -> list[tuple[sp.Expr, sp.Expr]]:
-    """Consecutive (lhs, rhs) pairs of a statement.
-
-    Statements are ``Eq``, ``Tends``, :class:`Chain` or a ``Tuple`` of statements (a
-    conjunction in order).
-    """
-    if isinstance(stmt, sp.Tuple):
-        return [p for s in stmt for p in pairs(s)]
-    if isinstance(stmt, Chain):
-        return list(itertools.pairwise(stmt.args))
-    return statement_parts(stmt)
 
 
 def symbolic_equal(a: sp.Basic, c: sp.Basic, ctx: Context) -> bool:
@@ -504,7 +443,9 @@ def concretize(
         lambda e: isinstance(e, PSum),
         lambda e: sp.Add(*[e.args[0].xreplace({theta: p}) for p in params]),
     )
-    out = out.xreplace(assign)
+    bound = {v for t in out.atoms(sp.Sum) for v in t.variables}
+    # subs, not xreplace, when an index free here is bound by a sum elsewhere
+    out = out.subs(assign) if bound & set(assign) else out.xreplace(assign)
     out = _eval_derivs(_unfold_all(out, widths, scale))
     out = _expand_sums(out)
     out = _eval_derivs(_unfold_all(out, widths, scale))
@@ -558,12 +499,17 @@ def exact_finite_width(
     configurations checked. Raises :class:`NotExact` when the statement has no exact
     finite-width meaning (limits, Gaussian-process expectations).
     """
-    checked = []
+    if not configs:
+        raise NotExact("no finite-width configuration given")
+    checked, compared, skipped = [], 0, []
     for layers, widths in configs:
         for lhs, rhs in pairs(stmt):
             free = (lhs.free_symbols | rhs.free_symbols) & (set(ctx.ranges) | {theta})
-            if _is_name(lhs):
-                continue  # "name = ..." defines the name
+            if _is_name(lhs) and _undefined_name(lhs, ctx.names):
+                # "name = ..." with no finite-width value for the name defines it
+                skipped.append(f"${latex(lhs)}$ has no finite-width definition")
+                continue
+            compared += 1
             for a in _assignments(free, ctx.ranges, layers, widths, ctx.unequal):
                 try:
                     diff = concretize(lhs - rhs, layers, widths, a, ctx.names, ctx.weight_scale)
@@ -572,7 +518,17 @@ def exact_finite_width(
                 if not _is_zero(diff):
                     return False, f"fails at {_fmt(layers, widths, a)}"
         checked.append(_fmt(layers, widths, {}))
+    if not compared:
+        raise NotExact("nothing to compare: " + "; ".join(dict.fromkeys(skipped)))
     return True, "exact at " + "; ".join(checked)
+
+
+def _undefined_name(e: sp.Basic, names: dict | None) -> bool:
+    """Whether a named quantity has no finite-width value among ``names``."""
+    for key in names or {}:
+        if e == key or (isinstance(key, sp.FunctionClass) and e.func == key):
+            return False
+    return True
 
 
 def _is_zero(d: sp.Basic) -> bool:
@@ -631,18 +587,6 @@ def short_explain(printed: sp.Basic, derived: sp.Basic) -> str:
     return f"{kind}: ${latex(p)}$ printed, ${latex(d)}$ derived{more}"
 
 
-def _members(stmt: sp.Basic) -> list[sp.Basic]:
-    if isinstance(stmt, Tends):
-        return [stmt.lhs, stmt.rhs]
-    if isinstance(stmt, sp.Tuple):
-        return [m for s in stmt for m in _members(s)]
-    if isinstance(stmt, Chain):
-        return list(stmt.args)
-    if isinstance(stmt, sp.Eq):
-        return [stmt.lhs, stmt.rhs]
-    return [stmt]
-
-
 def _small(e: sp.Basic, n: int) -> sp.Basic:
     rep = {s: sp.Integer(n) for s in e.free_symbols if width_layer(s) is not None}
     return e.xreplace(rep)
@@ -657,7 +601,7 @@ def counterexample(printed: sp.Basic, derived: sp.Basic, ctx: Context, n: int = 
     the network objects, expectations and named kernels are kept as opaque symbols. Returns
     None when the forms have different shapes or no difference shows.
     """
-    pm, dm = _members(printed), _members(derived)
+    pm, dm = members(printed), members(derived)
     if len(pm) != len(dm):
         return None
     for pos, (p, d) in enumerate(zip(pm, dm, strict=True)):

@@ -79,6 +79,12 @@ def _dual(
         return dual(act, s11, s12, s22, dps=dps)
     if F == sigmadot(u) * sigmadot(v):
         return dual(act, s11, s12, s22, dps=dps, derivative=True)
+    for f, deriv in ((sigma, False), (sigmadot, True)):
+        # E[f(u)^2] (u ~ N(0, s11)) and E[f(v)^2]: the dual kernel on the diagonal
+        if F == f(u) ** 2:
+            return dual(act, s11, s11, s11, dps=dps, derivative=deriv)
+        if F == f(v) ** 2:
+            return dual(act, s22, s22, s22, dps=dps, derivative=deriv)
     raise NotImplementedError(f"no numeric rule for E[{F}]")
 
 
@@ -183,8 +189,12 @@ def compare_with_reference(
     weight_std_value: float = 1.0,
     dps: int = 30,
     pairs: Sequence[tuple[Sequence[float], Sequence[float]]] | None = None,
+    keys: Sequence[str] = ("sigma", "theta", "sigma_dot"),
 ) -> float:
-    """Worst relative difference between the derived recursion and the reference."""
+    """Worst relative difference between the derived recursion and the reference.
+
+    ``keys`` selects the sequences compared (``"sigma"`` alone for an NNGP step).
+    """
     from ntksym.reference import recursion
 
     pairs = pairs or [((1.0, 0.5, -0.3), (0.2, -1.0, 0.7)), ((0.3, 0.4, 1.2), (0.3, 0.4, 1.1))]
@@ -192,7 +202,7 @@ def compare_with_reference(
     for a, c in pairs:
         got = derived_recursion(parts, activation, a, c, depth, bias_std, weight_std_value, dps)
         ref = recursion(activation, list(a), list(c), depth, bias_std, weight_std_value, dps=dps)
-        for key in ("sigma", "theta", "sigma_dot"):
+        for key in keys:
             for g, r in zip(got[key], getattr(ref, key), strict=True):
                 worst = max(worst, abs(g - r) / max(abs(r), mpmath.mpf(10) ** (-dps)))
     return float(worst)
@@ -562,7 +572,10 @@ def recursion_check(
     def check(stmt: sp.Basic, ctx: Any, env: dict) -> tuple[bool, str, str]:
         env = {**env, labels["theta"]: stmt}
         parts = parts_from(env, **labels)
-        worst = compare_with_reference(parts, activation, depth, bias_std, weight_std_value)
+        try:
+            worst = compare_with_reference(parts, activation, depth, bias_std, weight_std_value)
+        except ValueError as exc:  # e.g. a name the recursion does not define
+            return False, "numeric", f"the recursion cannot be evaluated: {exc}"
         detail = f"derived recursion vs ntksym.reference.recursion: worst rel. diff {worst:.1e}"
         if worst > 1e-20:
             return False, "numeric", detail
@@ -570,5 +583,34 @@ def recursion_check(
             return True, "numeric", detail
         ok, mc = monte_carlo(parts, activation, bias_std, weight_std_value)
         return ok, "numeric+monte-carlo", detail + "; monte-carlo: " + mc
+
+    return check
+
+
+def nngp_check(
+    sigma1: str,
+    activation: str = "relu",
+    depth: int = 3,
+    bias_std: float = 0.5,
+    weight_std_value: float = 1.0,
+):
+    """An ``extra_check`` for a ``Sigma^(l+1) = <map of Sigma^(l)>`` step: the NNGP.
+
+    The statement's right-hand side, iterated from the ``Sigma^(1)`` of step ``sigma1``,
+    against :func:`ntksym.reference.recursion` (mpmath) at ``depth`` layers.
+    """
+
+    def check(stmt: sp.Basic, ctx: Any, env: dict) -> tuple[bool, str, str]:
+        s1 = env[sigma1]
+        s1 = s1.args[-1] if not isinstance(s1, sp.Eq) else s1.rhs
+        parts = DerivedRecursion(s1, stmt.rhs, sp.Integer(0), sp.Integer(0))
+        try:
+            worst = compare_with_reference(
+                parts, activation, depth, bias_std, weight_std_value, keys=("sigma",)
+            )
+        except (ValueError, NotImplementedError) as exc:
+            return False, "numeric", f"the map cannot be evaluated: {exc}"
+        detail = f"NNGP map vs ntksym.reference.recursion: worst rel. diff {worst:.1e}"
+        return worst <= 1e-20, "numeric", detail
 
     return check

@@ -92,10 +92,19 @@ def rule(name: str) -> Callable:
 
 
 def apply_rule(name: str, expr: sp.Expr, ctx: Context | None = None) -> sp.Expr:
-    """Apply the rule ``name``; unknown names raise ``NotImplementedError`` naming them."""
+    """Apply the rule ``name``; unknown names raise ``NotImplementedError`` naming them.
+
+    An exception raised by the rule propagates with the attribute ``ntksym_rule`` set to
+    the name of the innermost rule that raised it (the engine reports it).
+    """
     if name not in RULES:
         raise NotImplementedError(f"no rule {name!r}; known rules: {sorted(RULES)}")
-    return RULES[name](expr, ctx or Context())
+    try:
+        return RULES[name](expr, ctx or Context())
+    except Exception as exc:
+        if not getattr(exc, "ntksym_rule", ""):
+            exc.ntksym_rule = name  # type: ignore[attr-defined]  # the innermost rule
+        raise
 
 
 _counter = itertools.count()

@@ -1,0 +1,306 @@
+"""Checking one step: derive, then judge, then explain.
+
+:func:`run_step` never raises: an exception while deriving or checking becomes the
+verdict ``error`` with the exception's type, message and the rule that raised it. A
+verdict only says what was shown (see :mod:`ntksym.derive.steps` for the verdicts):
+
+* printed and derived agree symbolically -> ``verified`` (``symbolic``);
+* they differ and the printed statement fails an independent check (exact at concrete
+  widths, well-formedness, numeric or Monte Carlo) -> ``misprint``;
+* they differ, no check applies to the printed statement, but the derived one passes its
+  own check and a concrete counterexample separates the two -> ``misprint``;
+* the printed statement passes its check and a counterexample separates it from an
+  unconfirmed derived statement -> ``failed`` (the derivation code is at fault);
+* nothing could be compared -> ``unchecked`` with the reason.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import sympy as sp
+
+from ntksym.derive.checks import (
+    NotExact,
+    counterexample,
+    exact_finite_width,
+    explain,
+    short_explain,
+    stray_index,
+    symbolic_equal,
+    well_formed,
+)
+from ntksym.derive.rules import RULES
+from ntksym.derive.statements import Chain, ForAll, pairs
+from ntksym.derive.steps import Step, StepResult, Verdict
+from ntksym.derive.symbols import L, Tends, latex
+from ntksym.derive.tangent import exact_matrix, has_matrix
+
+__all__ = ["Evidence", "derive_statement", "independent", "judge", "run_step"]
+
+_ASSUMED = ("definition", "hypothesis")
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The outcome of the independent checks of one statement.
+
+    Attributes:
+        ok: True (passed), False (failed) or None (no check could compare anything).
+        method: the check that decided.
+        detail: what was checked, the counterexample, or why nothing was.
+    """
+
+    ok: bool | None
+    method: str = ""
+    detail: str = ""
+
+
+def run_step(step: Step, env: dict[str, sp.Basic], extra: bool = True) -> StepResult:
+    """Derive and check one step; record the derived statement in ``env``.
+
+    ``extra=False`` skips the step's (expensive) extra numeric/Monte-Carlo check. Never
+    raises: an exception becomes the verdict ``error``, and then ``env`` gets no entry
+    for the step.
+    """
+    t0 = time.perf_counter()
+    derived: sp.Basic | None = None
+    error, failed_rule = "", ""
+    try:
+        derived, verdict = derive_statement(step, env)
+        if verdict is None:
+            verdict = judge(step, derived, env, extra)
+    except Exception as exc:  # noqa: BLE001 - any failure is reported as the step's verdict
+        verdict, error, failed_rule = _error_verdict(step, exc, derived is None)
+    if verdict.status != "error" and derived is not None:
+        env[step.label] = derived
+    explanation = verdict.summary or (
+        verdict.detail if verdict.status in ("misprint", "error") else ""
+    )
+    return StepResult(
+        label=step.label,
+        verdict=verdict.status,
+        method=verdict.method,
+        rule=step.rule,
+        printed=latex(step.printed),
+        derived=latex(derived),
+        note=step.note,
+        seconds=time.perf_counter() - t0,
+        detail=verdict.detail,
+        derived_expr=derived,
+        explanation=explanation,
+        error=error,
+        failed_rule=failed_rule,
+    )
+
+
+def _error_verdict(step: Step, exc: Exception, deriving: bool) -> tuple[Verdict, str, str]:
+    """The ``error`` verdict for an exception, naming its type, message and rule."""
+    what = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, KeyError) and deriving:
+        what = f"KeyError: needs the derived statement {exc}, which is not available"
+    rule = getattr(exc, "ntksym_rule", "") or (step.rule if deriving else "")
+    stage = "deriving" if deriving else "checking"
+    where = f" in rule {rule!r}" if rule else ""
+    return Verdict("error", "", f"{stage} raised {what}{where}"), what, rule
+
+
+def derive_statement(
+    step: Step, env: dict[str, sp.Basic]
+) -> tuple[sp.Basic | None, Verdict | None]:
+    """The derived statement, with a verdict when the derivation alone decides it.
+
+    Raises whatever the step's ``derive`` raises.
+    """
+    if step.derive is None:
+        if step.rule not in _ASSUMED:
+            return None, Verdict("failed", "", "no derivation given")
+        return step.printed, Verdict("assumed", "definition", step.rule)
+    if step.rule not in RULES and step.rule not in _ASSUMED:
+        return None, Verdict("failed", "", f"unknown rule {step.rule!r}")
+    derived = step.derive(env)
+    if isinstance(derived, Verdict):  # definition-range checks decide directly
+        return (derived.statement or step.printed), derived
+    if derived is sp.false or derived is sp.true:
+        status = "failed" if derived is sp.false else "verified"
+        return derived, Verdict(status, "symbolic", f"SymPy evaluates the statement to {derived}")
+    return derived, None
+
+
+def judge(step: Step, derived: sp.Basic, env: dict, extra: bool = True) -> Verdict:
+    """The verdict for a derived statement against the printed one."""
+    indep = independent(step, derived, env, extra)
+    if indep.ok is False:
+        return Verdict("failed", indep.method, "derived statement " + indep.detail)
+    if step.printed is None:
+        if indep.ok is None:
+            return Verdict("unchecked", "", "no printed statement and " + indep.detail)
+        return Verdict("verified", indep.method, indep.detail)
+    if symbolic_equal(step.printed, derived, step.ctx):
+        detail = "printed = derived for general widths"
+        method = "symbolic"
+        if indep.ok:
+            detail += "; derived also " + indep.detail
+            if indep.method not in ("symbolic", "exact-finite-width"):
+                method = "symbolic+" + indep.method
+        return Verdict("verified", method, detail)
+    pv = independent(step, step.printed, env, extra)
+    if pv.ok is False:
+        return _misprint(step, derived, pv, indep)
+    return _differ(step, derived, pv, indep)
+
+
+def _differ(step: Step, derived: sp.Basic, pv: Evidence, indep: Evidence) -> Verdict:
+    """Printed and derived differ in form and the printed one is not shown false."""
+    cex = _safe_counterexample(step, derived)
+    why = explain(step.printed, derived)
+    if pv.ok:
+        if indep.ok or cex is None:
+            note = "" if indep.ok else "; the derived form differs but no value separates them"
+            return Verdict("verified", pv.method, pv.detail + note)
+        return Verdict(
+            "failed",
+            "symbolic",
+            f"the derivation code is at fault: the printed statement passes ({pv.method}: "
+            f"{pv.detail}) but the derived one differs ({why}; {cex})",
+            f"derivation code: {short_explain(step.printed, derived)}; {cex}",
+        )
+    if cex is not None and indep.ok:
+        return Verdict(
+            "misprint",
+            "counterexample",
+            f"{why}; {cex}; derived {indep.detail} ({indep.method})",
+            f"{short_explain(step.printed, derived)}; {cex}",
+        )
+    if cex is not None:
+        return Verdict(
+            "failed",
+            "symbolic",
+            f"printed and derived differ ({why}; {cex}), and neither could be checked "
+            f"independently ({pv.detail}), so the engine cannot say which one is wrong",
+            f"undecided: {short_explain(step.printed, derived)}; {cex}",
+        )
+    return Verdict(
+        "unchecked",
+        "",
+        f"printed and derived differ in form ({why}); no check could compare them ({pv.detail})",
+    )
+
+
+def _safe_counterexample(step: Step, derived: sp.Basic) -> str | None:
+    if isinstance(step.printed, ForAll) or has_matrix(step.printed) or has_matrix(derived):
+        return None
+    return counterexample(step.printed, derived, step.ctx)
+
+
+def _misprint(step: Step, derived: sp.Basic, pv: Evidence, indep: Evidence) -> Verdict:
+    """The printed statement failed an independent check: a misprint, explained."""
+    why = explain(step.printed, derived)
+    detail = f"{why}; printed {pv.detail}"
+    if indep.ok:
+        detail += f"; derived {indep.detail} ({indep.method})"
+    summary = short_explain(step.printed, derived)
+    if pv.method == "well-formedness":
+        summary = _ill_formed_summary(step, summary, pv.detail)
+        cex = _printed_counterexample(step, derived)
+        if cex:
+            summary += "; " + cex
+            detail += "; " + cex
+    elif has_matrix(step.printed):
+        summary = "shape: " + pv.detail
+    elif pv.detail:
+        summary += "; printed " + pv.detail.split(";")[0]
+    return Verdict("misprint", pv.method, detail, summary)
+
+
+def _ill_formed_summary(step: Step, summary: str, detail: str) -> str:
+    target = step.printed.statement if isinstance(step.printed, ForAll) else step.printed
+    stray = stray_index(target)
+    if stray is not None:
+        s, carriers = stray
+        free = (
+            f"{s.name} is free on one side only (in "
+            + ", ".join(f"${latex(c)}$" for c in carriers)
+            + ")"
+        )
+        # keep the first difference when it is short (an index slip, a missing sum)
+        summary = f"{summary}; {free}" if len(summary) <= 160 else f"index: {free}"
+    if "undefined symbol" in detail:
+        summary += "; " + detail.replace("ill-formed: ", "") + " (the line breaks off)"
+    return summary
+
+
+def independent(
+    step: Step, stmt: sp.Basic, env: dict | None = None, extra: bool = True
+) -> Evidence:
+    """Exact finite-width check, then the extra check, of one statement."""
+    target = stmt.statement if isinstance(stmt, ForAll) else stmt
+    if has_matrix(target):
+        if not step.configs:
+            return Evidence(None, "", "no finite-width configuration to evaluate the matrix on")
+        ok, detail = exact_matrix(target, L, list(step.configs))
+        return Evidence(ok, "exact-finite-width", detail)
+    ok, detail = well_formed(target)
+    if not ok:
+        return Evidence(False, "well-formedness", detail)
+    if _plain(target):
+        ok = all(sp.simplify(sp.expand(a - c)) == 0 for a, c in pairs(target))
+        return Evidence(ok, "symbolic", "identity" if ok else "the two sides differ")
+    passed: list[Evidence] = []
+    skipped: list[str] = []
+    for ev in _checks(step, target, env or {}, extra):
+        if ev.ok is False:
+            return ev
+        (passed.append(ev) if ev.ok else skipped.append(ev.detail))
+    if not passed:
+        return Evidence(None, "", "; ".join(skipped) or "no independent check applies")
+    return Evidence(True, passed[0].method, "; ".join(e.detail for e in passed))
+
+
+def _checks(step: Step, target: sp.Basic, env: dict, extra: bool):
+    """Run the exact and the extra check in turn (None-evidence when one does not apply)."""
+    if step.configs:
+        try:
+            if isinstance(target, Tends):
+                raise NotExact("a limit has no exact finite-width value")
+            ok, detail = exact_finite_width(target, step.ctx, list(step.configs))
+            yield Evidence(ok, "exact-finite-width", detail)
+        except NotExact as exc:
+            yield Evidence(None, "", f"exact check: {exc}")
+    if step.extra_check is not None and extra:
+        try:
+            ok, method, detail = step.extra_check(target, step.ctx, env)
+            yield Evidence(ok, method, detail)
+        except NotExact as exc:
+            yield Evidence(None, "", f"extra check: {exc}")
+
+
+def _plain(stmt: sp.Basic) -> bool:
+    """Whether a statement is plain algebra (no network objects, limits, names)."""
+    if not isinstance(stmt, (sp.Eq, Chain)):
+        return False
+    return not (
+        stmt.atoms(sp.Indexed)
+        or stmt.atoms(sp.Derivative)
+        or stmt.atoms(sp.Sum)
+        or any(isinstance(f, sp.Function) and not f.is_number for f in stmt.atoms(sp.Function))
+    )
+
+
+def _printed_counterexample(step: Step, derived: sp.Basic) -> str | None:
+    """A concrete counterexample to an ill-formed printed statement, if one can be built.
+
+    With finite-width configurations the printed statement itself is evaluated on the
+    network (its one-sided indices included); otherwise it is compared with the derived
+    (verified) form at small concrete widths.
+    """
+    target = step.printed.statement if isinstance(step.printed, ForAll) else step.printed
+    if step.configs and not isinstance(target, Tends):
+        try:
+            ok, det = exact_finite_width(target, step.ctx, list(step.configs))
+        except NotExact:
+            ok, det = True, ""
+        if not ok:
+            return "counterexample on the network: printed " + det
+    return counterexample(step.printed, derived, step.ctx)
