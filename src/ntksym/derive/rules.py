@@ -43,7 +43,7 @@ from ntksym.derive.symbols import (
 )
 from ntksym.errors import NTKSymError
 
-__all__ = ["Context", "RULES", "RuleError", "rule", "apply_rule"]
+__all__ = ["Context", "RULES", "RuleError", "rule", "apply_rule", "sigma_prime"]
 
 
 class RuleError(NTKSymError):
@@ -183,7 +183,7 @@ def drop_range_piecewise(expr: sp.Expr, ctx: Context) -> sp.Expr:
     return expr.replace(lambda e: isinstance(e, sp.Piecewise), fix)
 
 
-def _sigma_prime(expr: sp.Expr) -> sp.Expr:
+def sigma_prime(expr: sp.Expr) -> sp.Expr:
     """Write ``d sigma(y)/dy`` as ``sigmadot(y)``."""
 
     def is_dsig(e: sp.Basic) -> bool:
@@ -210,7 +210,7 @@ def _sigma_prime(expr: sp.Expr) -> sp.Expr:
 def chain_rule(expr: sp.Expr, ctx: Context) -> sp.Expr:
     """Evaluate every ``Derivative`` by SymPy's chain rule, then tidy deltas and ranges."""
     out = expr.replace(lambda e: isinstance(e, sp.Derivative), lambda e: e.doit())
-    out = _sigma_prime(out)
+    out = sigma_prime(out)
     return delta_sum(out, ctx)
 
 
