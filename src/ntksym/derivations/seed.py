@@ -340,11 +340,13 @@ def d18(env: dict) -> sp.Basic:
 
 
 _m1, _a1, _c1 = sp.Dummy("m"), sp.Dummy("a", integer=True), sp.Dummy("c", integer=True)
-# the finite-width values of the names in (17)-(18): Sigma^(1) by (10), Theta^(1) by (6)
-# (the sum over the first layer's parameters), so that "Theta^(1) = ..." is compared
+# the finite-width values of the names in (17)-(18): Sigma^(1) by (10); in (18) also
+# Theta^(1) by (6) (the sum over the first layer's parameters), so that "Theta^(1) = ..."
+# is compared (in (17) its first line is that definition itself)
+C1S = C1.replace(names={Sigma(1): E(alpha_t(1)[k] * alpha_t(1, True)[k])})
 C1N = C1.replace(
     names={
-        Sigma(1): E(alpha_t(1)[k] * alpha_t(1, True)[k]),
+        **C1S.names,
         Theta: sp.Lambda(
             (_m1, _a1, _c1), PSum(_d(alpha_t(1)[_a1], theta) * _d(alpha_t(1, True)[_c1], theta))
         ),
@@ -489,9 +491,7 @@ STEPS_A = [
     Step("14", P14, "chain_rule", uses=("13",), derive=d14, ctx=C1, configs=L1_CFG),
     Step("15", P15, "chain_rule", uses=("14",), derive=d15, ctx=C1, configs=L1_CFG),
     Step("16", P16, "chain_rule", uses=("13",), derive=d16, ctx=C1, configs=L1_CFG),
-    Step(
-        "17", P17, "delta_sum", uses=("5", "15", "16", "10"), derive=d17, ctx=C1N, configs=L1_CFG_T
-    ),
+    Step("17", P17, "delta_sum", uses=("5", "15", "16", "10"), derive=d17, ctx=C1S, configs=L1_CFG),
     Step(
         "18",
         P18,
