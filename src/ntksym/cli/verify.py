@@ -18,6 +18,7 @@ from pathlib import Path
 from ntksym.derive.derivation import Derivation
 from ntksym.derive.loader import default_paths, load_derivation
 from ntksym.derive.plain import plain_text
+from ntksym.derive.plaintext import plain
 from ntksym.derive.steps import VERDICTS, Step, StepResult
 from ntksym.errors import InputError
 
@@ -41,12 +42,18 @@ def _short(tex: str, width: int = 38) -> str:
     return s if len(s) <= width else s[: width - 1] + "…"
 
 
+def _statement(r: StepResult) -> str:
+    """The statement as plain text, printed from the SymPy object."""
+    stmt = r.printed_expr if r.printed_expr is not None else r.derived_expr
+    return plain(stmt) if stmt is not None else plain_text(f"${r.printed or r.derived}$")
+
+
 def _table(name: str, results: list[StepResult]) -> str:
     head = f"{'label':<6} {'statement':<38} {'rule':<20} {'method':<28} {'verdict':<9} {'s':>6}"
     lines = [f"== {name}", head, "-" * len(head)]
     for r in results:
         lines.append(
-            f"{r.label:<6} {_short(plain_text(f'${r.printed or r.derived}$')):<38} {r.rule:<20} "
+            f"{r.label:<6} {_short(_statement(r)):<38} {r.rule:<20} "
             f"{r.method:<28} {r.verdict:<9} {r.seconds:6.2f}"
         )
         if r.verdict in ("misprint", "error", "unchecked"):

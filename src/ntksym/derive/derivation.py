@@ -19,7 +19,14 @@ from ntksym.derive.steps import Step, StepResult
 from ntksym.derive.symbols import latex
 from ntksym.errors import InputError
 
-__all__ = ["Change", "Derivation", "compare"]
+__all__ = ["Change", "Derivation", "StepNotFound", "compare"]
+
+
+class StepNotFound(InputError, KeyError):
+    """A step label that the derivation does not have."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
 
 
 @dataclass(frozen=True)
@@ -54,7 +61,7 @@ class Derivation:
         if labels is not None:
             unknown = set(labels) - {s.label for s in self.steps}
             if unknown:
-                raise InputError(f"no step(s) {sorted(unknown)} in {self.name!r}")
+                raise StepNotFound(f"no step(s) {sorted(unknown)} in {self.name!r}")
         env: dict[str, sp.Basic] = {}
         missing: dict[str, str] = {}
         out = []
@@ -101,7 +108,7 @@ class Derivation:
         for s in self.steps:
             if s.label == label:
                 return s
-        raise InputError(f"no step {label!r}; labels: {[s.label for s in self.steps]}")
+        raise StepNotFound(f"no step {label!r}; labels: {[s.label for s in self.steps]}")
 
     def replace_step(self, label: str, **kw: Any) -> Derivation:
         """A copy with one step's fields changed (e.g. a perturbed transcription)."""

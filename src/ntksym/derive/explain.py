@@ -7,6 +7,8 @@ concrete index values at which the two differ.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import sympy as sp
 
@@ -17,7 +19,72 @@ from ntksym.derive.statements import members
 from ntksym.derive.symbols import Tends, latex, width_layer
 from ntksym.derive.wellformed import unknown_symbols
 
-__all__ = ["counterexample", "explain", "short_explain"]
+__all__ = [
+    "Counterexample",
+    "Difference",
+    "counterexample",
+    "differences",
+    "explain",
+    "find_counterexample",
+    "short_explain",
+]
+
+
+def tex(e: sp.Basic) -> str:
+    """``$...$`` LaTeX of one object (the default ``show`` of the renderers)."""
+    return f"${latex(e)}$"
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One smallest subterm where the printed and the derived statement differ.
+
+    Attributes:
+        kind: ``"index"`` (two objects that differ in their indices only) or ``"term"``.
+        printed: the subterm as printed (summation indices renamed ``s_0, s_0', ...``).
+        derived: the subterm as derived.
+    """
+
+    kind: str
+    printed: sp.Basic
+    derived: sp.Basic
+
+    def render(self, show: Callable[[sp.Basic], str] = tex) -> str:
+        """One line, e.g. ``index: $w_{ii}$ printed, $w_{ji}$ derived``."""
+        return f"{self.kind}: {show(self.printed)} printed, {show(self.derived)} derived"
+
+
+@dataclass(frozen=True)
+class Counterexample:
+    """Concrete widths and index values at which printed and derived members differ.
+
+    Attributes:
+        widths: ``(width symbol, value)`` pairs (every width is set to the same small n).
+        values: ``(index, value)`` pairs.
+        member: which member differs (``"right-hand side"``, ``"limit"``, ``"member 3"``).
+    """
+
+    widths: tuple[tuple[sp.Symbol, int], ...]
+    values: tuple[tuple[sp.Symbol, int], ...]
+    member: str
+
+    def render(self, show: Callable[[sp.Basic], str] = latex) -> str:
+        """One line, e.g. ``counterexample: at n_{L}=2, i'=1 the printed ... differs``."""
+        ws = ", ".join(f"{show(w)}={n}" for w, n in self.widths)
+        where = ", ".join(f"{s}={v}" for s, v in self.values)
+        sep = ", " if ws and where else ""
+        return (
+            f"counterexample: at {ws}{sep}{where} the printed {self.member} differs from the "
+            "derived one"
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready: widths and index values by name, and the member."""
+        return {
+            "widths": {latex(w): n for w, n in self.widths},
+            "values": {s.name: v for s, v in self.values},
+            "member": self.member,
+        }
 
 
 def _diff(p: sp.Basic, d: sp.Basic) -> list[tuple[sp.Basic, sp.Basic]]:
@@ -40,28 +107,30 @@ def _diff(p: sp.Basic, d: sp.Basic) -> list[tuple[sp.Basic, sp.Basic]]:
     return [(p, d)]
 
 
+def differences(printed: sp.Basic, derived: sp.Basic) -> list[Difference]:
+    """The smallest subterms where ``printed`` and ``derived`` differ, in order."""
+    out = []
+    for p, d in _diff(_rename_all(printed), _rename_all(derived)):
+        out.append(Difference("index" if _only_indices_differ(p, d) else "term", p, d))
+    return out
+
+
 def explain(printed: sp.Basic, derived: sp.Basic) -> str:
     """One line naming where ``printed`` and ``derived`` differ (smallest subterms)."""
-    diffs = _diff(_rename_all(printed), _rename_all(derived))
+    diffs = differences(printed, derived)
     if not diffs:
         return "identical"
-    parts = []
-    for p, d in diffs[:5]:
-        kind = "index" if _only_indices_differ(p, d) else "term"
-        parts.append(f"{kind}: ${latex(p)}$ printed, ${latex(d)}$ derived")
     more = f" (+{len(diffs) - 5} more)" if len(diffs) > 5 else ""
-    return "; ".join(parts) + more
+    return "; ".join(d.render() for d in diffs[:5]) + more
 
 
 def short_explain(printed: sp.Basic, derived: sp.Basic) -> str:
     """The first (smallest) difference between printed and derived, in one line."""
-    diffs = _diff(_rename_all(printed), _rename_all(derived))
+    diffs = differences(printed, derived)
     if not diffs:
         return "identical"
-    p, d = diffs[0]
-    kind = "index" if _only_indices_differ(p, d) else "term"
     more = f" (+{len(diffs) - 1} more)" if len(diffs) > 1 else ""
-    return f"{kind}: ${latex(p)}$ printed, ${latex(d)}$ derived{more}"
+    return diffs[0].render() + more
 
 
 def _flat(e: sp.Basic) -> list[sp.Basic]:
@@ -98,6 +167,14 @@ def _small(e: sp.Basic, n: int) -> sp.Basic:
 
 
 def counterexample(printed: sp.Basic, derived: sp.Basic, ctx: Context, n: int = 2) -> str | None:
+    """:func:`find_counterexample` as one line of text (LaTeX widths), or None."""
+    found = find_counterexample(printed, derived, ctx, n)
+    return None if found is None else found.render()
+
+
+def find_counterexample(
+    printed: sp.Basic, derived: sp.Basic, ctx: Context, n: int = 2
+) -> Counterexample | None:
     """Concrete index values at which a printed member differs from the derived one.
 
     Members are compared position by position (a limit claim by its finite-width side and
@@ -114,32 +191,38 @@ def counterexample(printed: sp.Basic, derived: sp.Basic, ctx: Context, n: int = 
             continue
         if unknown_symbols(p):
             return None
-        free = sorted((p.free_symbols | d.free_symbols) & set(ctx.ranges), key=lambda s: s.name)
-        for combo in itertools.product(range(1, n + 1), repeat=len(free)):
-            a = {s: sp.Integer(v) for s, v in zip(free, combo, strict=True)}
-            if any(a.get(u) == a.get(v) and u in a for u, v in ctx.unequal):
-                continue
-            # subs, not xreplace: an index free here may be bound by a sum elsewhere
-            diff = _small(p, n).subs(a) - _small(d, n).subs(a)
-            diff = sp.expand(expand_sums(diff))
-            if diff != 0:
-                where = ", ".join(f"{s}={v}" for s, v in a.items())
-                widths = sorted(
-                    {
-                        latex(s)
-                        for s in (p.free_symbols | d.free_symbols)
-                        if width_layer(s) is not None
-                    }
-                )
-                ws = ", ".join(f"{w}={n}" for w in widths)
-                if isinstance(printed, Tends):
-                    what = "finite-width side" if pos == 0 else "limit"
-                elif len(pm) == 2:
-                    what = "left-hand side" if pos == 0 else "right-hand side"
-                else:
-                    what = f"member {pos + 1}"
-                return (
-                    f"counterexample: at {ws}{', ' if ws and where else ''}{where} the printed "
-                    f"{what} differs from the derived one"
-                )
+        a = _separating(p, d, ctx, n)
+        if a is None:
+            continue
+        widths = sorted(
+            (s for s in p.free_symbols | d.free_symbols if width_layer(s) is not None),
+            key=latex,
+        )
+        return Counterexample(
+            tuple((w, n) for w in widths),
+            tuple((s, int(v)) for s, v in a.items()),
+            _member_name(printed, pos, len(pm)),
+        )
     return None
+
+
+def _separating(p: sp.Expr, d: sp.Expr, ctx: Context, n: int) -> dict | None:
+    """The first assignment of the free indices (values 1..n) at which p and d differ."""
+    free = sorted((p.free_symbols | d.free_symbols) & set(ctx.ranges), key=lambda s: s.name)
+    for combo in itertools.product(range(1, n + 1), repeat=len(free)):
+        a = {s: sp.Integer(v) for s, v in zip(free, combo, strict=True)}
+        if any(a.get(u) == a.get(v) and u in a for u, v in ctx.unequal):
+            continue
+        # subs, not xreplace: an index free here may be bound by a sum elsewhere
+        diff = _small(p, n).subs(a) - _small(d, n).subs(a)
+        if sp.expand(expand_sums(diff)) != 0:
+            return a
+    return None
+
+
+def _member_name(stmt: sp.Basic, pos: int, count: int) -> str:
+    if isinstance(stmt, Tends):
+        return "finite-width side" if pos == 0 else "limit"
+    if count == 2:
+        return "left-hand side" if pos == 0 else "right-hand side"
+    return f"member {pos + 1}"

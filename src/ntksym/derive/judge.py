@@ -21,21 +21,21 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from ntksym.derive.checks import (
-    NotExact,
-    counterexample,
-    exact_finite_width,
+from ntksym.derive.canonical import symbolic_equal
+from ntksym.derive.explain import (
+    Counterexample,
+    differences,
     explain,
+    find_counterexample,
     short_explain,
-    stray_index,
-    symbolic_equal,
-    well_formed,
 )
+from ntksym.derive.finite_width import NotExact, exact_finite_width
 from ntksym.derive.rules import RULES
 from ntksym.derive.statements import Chain, ForAll, pairs
 from ntksym.derive.steps import Step, StepResult, Verdict
 from ntksym.derive.symbols import L, Tends, latex
 from ntksym.derive.tangent import exact_matrix, has_matrix
+from ntksym.derive.wellformed import stray_index, well_formed
 
 __all__ = ["Evidence", "derive_statement", "independent", "judge", "run_step"]
 
@@ -92,6 +92,9 @@ def run_step(step: Step, env: dict[str, sp.Basic], extra: bool = True) -> StepRe
         explanation=explanation,
         error=error,
         failed_rule=failed_rule,
+        printed_expr=step.printed,
+        differences=verdict.differences,
+        counterexample=verdict.counterexample,
     )
 
 
@@ -120,6 +123,8 @@ def derive_statement(
     if step.rule not in RULES and step.rule not in _ASSUMED:
         return None, Verdict("failed", "", f"unknown rule {step.rule!r}")
     derived = step.derive(env)
+    if not isinstance(derived, (sp.Basic, Verdict)):
+        raise TypeError(f"derive returned {type(derived).__name__}, not a SymPy statement")
     if isinstance(derived, Verdict):  # definition-range checks decide directly
         return (derived.statement or step.printed), derived
     if derived is sp.false or derived is sp.true:
@@ -153,8 +158,10 @@ def judge(step: Step, derived: sp.Basic, env: dict, extra: bool = True) -> Verdi
 
 def _differ(step: Step, derived: sp.Basic, pv: Evidence, indep: Evidence) -> Verdict:
     """Printed and derived differ in form and the printed one is not shown false."""
-    cex = _safe_counterexample(step, derived)
+    found = _safe_counterexample(step, derived)
+    cex = None if found is None else found.render()
     why = explain(step.printed, derived)
+    data = {"differences": tuple(differences(step.printed, derived)), "counterexample": found}
     if pv.ok:
         if indep.ok or cex is None:
             note = "" if indep.ok else "; the derived form differs but no value separates them"
@@ -165,6 +172,7 @@ def _differ(step: Step, derived: sp.Basic, pv: Evidence, indep: Evidence) -> Ver
             f"the derivation code is at fault: the printed statement passes ({pv.method}: "
             f"{pv.detail}) but the derived one differs ({why}; {cex})",
             f"derivation code: {short_explain(step.printed, derived)}; {cex}",
+            **data,
         )
     if cex is not None and indep.ok:
         return Verdict(
@@ -172,6 +180,7 @@ def _differ(step: Step, derived: sp.Basic, pv: Evidence, indep: Evidence) -> Ver
             "counterexample",
             f"{why}; {cex}; derived {indep.detail} ({indep.method})",
             f"{short_explain(step.printed, derived)}; {cex}",
+            **data,
         )
     if cex is not None:
         return Verdict(
@@ -180,18 +189,20 @@ def _differ(step: Step, derived: sp.Basic, pv: Evidence, indep: Evidence) -> Ver
             f"printed and derived differ ({why}; {cex}), and neither could be checked "
             f"independently ({pv.detail}), so the engine cannot say which one is wrong",
             f"undecided: {short_explain(step.printed, derived)}; {cex}",
+            **data,
         )
     return Verdict(
         "unchecked",
         "",
         f"printed and derived differ in form ({why}); no check could compare them ({pv.detail})",
+        **data,
     )
 
 
-def _safe_counterexample(step: Step, derived: sp.Basic) -> str | None:
+def _safe_counterexample(step: Step, derived: sp.Basic) -> Counterexample | None:
     if isinstance(step.printed, ForAll) or has_matrix(step.printed) or has_matrix(derived):
         return None
-    return counterexample(step.printed, derived, step.ctx)
+    return find_counterexample(step.printed, derived, step.ctx)
 
 
 def _misprint(step: Step, derived: sp.Basic, pv: Evidence, indep: Evidence) -> Verdict:
@@ -201,9 +212,10 @@ def _misprint(step: Step, derived: sp.Basic, pv: Evidence, indep: Evidence) -> V
     if indep.ok:
         detail += f"; derived {indep.detail} ({indep.method})"
     summary = short_explain(step.printed, derived)
+    found = None
     if pv.method == "well-formedness":
         summary = _ill_formed_summary(step, summary, pv.detail)
-        cex = _printed_counterexample(step, derived)
+        cex, found = _printed_counterexample(step, derived)
         if cex:
             summary += "; " + cex
             detail += "; " + cex
@@ -211,7 +223,8 @@ def _misprint(step: Step, derived: sp.Basic, pv: Evidence, indep: Evidence) -> V
         summary = "shape: " + pv.detail
     elif pv.detail:
         summary += "; printed " + pv.detail.split(";")[0]
-    return Verdict("misprint", pv.method, detail, summary)
+    diffs = () if has_matrix(step.printed) else tuple(differences(step.printed, derived))
+    return Verdict("misprint", pv.method, detail, summary, None, diffs, found)
 
 
 def _ill_formed_summary(step: Step, summary: str, detail: str) -> str:
@@ -288,12 +301,14 @@ def _plain(stmt: sp.Basic) -> bool:
     )
 
 
-def _printed_counterexample(step: Step, derived: sp.Basic) -> str | None:
+def _printed_counterexample(
+    step: Step, derived: sp.Basic
+) -> tuple[str | None, Counterexample | None]:
     """A concrete counterexample to an ill-formed printed statement, if one can be built.
 
     With finite-width configurations the printed statement itself is evaluated on the
-    network (its one-sided indices included); otherwise it is compared with the derived
-    (verified) form at small concrete widths.
+    network (its one-sided indices included; returned as text only); otherwise it is
+    compared with the derived (verified) form at small concrete widths.
     """
     target = step.printed.statement if isinstance(step.printed, ForAll) else step.printed
     if step.configs and not isinstance(target, Tends):
@@ -302,5 +317,6 @@ def _printed_counterexample(step: Step, derived: sp.Basic) -> str | None:
         except NotExact:
             ok, det = True, ""
         if not ok:
-            return "counterexample on the network: printed " + det
-    return counterexample(step.printed, derived, step.ctx)
+            return "counterexample on the network: printed " + det, None
+    found = find_counterexample(step.printed, derived, step.ctx)
+    return (None, None) if found is None else (found.render(), found)

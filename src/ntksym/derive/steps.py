@@ -47,6 +47,10 @@ class Verdict:
         summary: for a misprint, one line: the first difference and a counterexample.
         statement: the derived statement when the verdict comes with one (a definition
             whose range the engine corrected).
+        differences: the smallest differing subterms
+            (:class:`ntksym.derive.explain.Difference`), printed vs derived.
+        counterexample: concrete values separating printed and derived
+            (:class:`ntksym.derive.explain.Counterexample`), if one was found.
     """
 
     status: str
@@ -54,6 +58,8 @@ class Verdict:
     detail: str = ""
     summary: str = ""
     statement: sp.Basic | None = None
+    differences: tuple[Any, ...] = ()
+    counterexample: Any = None
 
 
 #: ``check(statement, ctx, env) -> (holds, method, detail)``; raise NotExact if it does
@@ -114,6 +120,11 @@ class StepResult:
         explanation: one line for a misprint, a failure or an error.
         error: for an ``error`` verdict, ``"<ExceptionType>: <message>"``.
         failed_rule: the rule that raised (``error``), if known.
+        printed_expr: the printed statement (SymPy), or None.
+        differences: the smallest differing subterms, printed vs derived (SymPy, see
+            :class:`ntksym.derive.explain.Difference`).
+        counterexample: concrete widths and indices separating them, or None (see
+            :class:`ntksym.derive.explain.Counterexample`).
     """
 
     label: str
@@ -129,6 +140,9 @@ class StepResult:
     explanation: str = ""
     error: str = ""
     failed_rule: str = ""
+    printed_expr: Any = None
+    differences: tuple[Any, ...] = ()
+    counterexample: Any = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -144,6 +158,13 @@ class StepResult:
             "explanation": self.explanation,
             "error": self.error,
             "failed_rule": self.failed_rule,
+            "differences": [
+                {"kind": d.kind, "printed": latex(d.printed), "derived": latex(d.derived)}
+                for d in self.differences
+            ],
+            "counterexample": None
+            if self.counterexample is None
+            else self.counterexample.as_dict(),
             "seconds": round(self.seconds, 4),
         }
 
