@@ -3,6 +3,11 @@
 A derivation module is a Python file in the project's ``derivations/`` directory that
 defines ``DERIVATION`` (a :class:`ntksym.derive.Derivation`). Modules are loaded from their
 file path with :mod:`importlib` (these are the project's own files).
+
+Every checked step is listed (table, or ``--json``); each derivation ends with a summary
+line (steps per verdict, time, the steps ``--quick`` skipped), and several derivations
+with a total. Exit code: 0, 1 if a step is ``failed`` or ``error``, 2 if a file cannot be
+loaded (one line each: syntax error, exception on import, no ``DERIVATION``).
 """
 
 from __future__ import annotations
@@ -109,7 +114,9 @@ def run(args: argparse.Namespace) -> int:
 def _run_all(derivations: list[Derivation], args: argparse.Namespace) -> bool:
     """Run and print every derivation; whether any step failed or raised."""
     all_rows: list[dict] = []
+    everything: list[StepResult] = []
     bad = False
+    start = time.perf_counter()
     for deriv in derivations:
         t0 = time.perf_counter()
 
@@ -126,6 +133,12 @@ def _run_all(derivations: list[Derivation], args: argparse.Namespace) -> bool:
             print(_table(f"{deriv.name}: {deriv.title}", results))
             print(f"summary: {line}", flush=True)
         print(f"[{deriv.name}] {line}", file=sys.stderr, flush=True)
+        everything.extend(results)
+    if len(derivations) > 1:
+        total = summary_line(everything, time.perf_counter() - start, [])
+        print(f"total ({len(derivations)} derivations): {total}", file=sys.stderr, flush=True)
+        if not args.json:
+            print(f"total ({len(derivations)} derivations): {total}", flush=True)
     if args.json:
         print(json.dumps(all_rows, indent=1))
     sys.stdout.flush()
