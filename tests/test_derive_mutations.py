@@ -168,6 +168,9 @@ def test_planted_misprint_is_caught_with_numeric_evidence(name):
                 "10", 4, lambda e: sp.Sum(x()[i] * x(True)[i] / n0, (i, 1, n0)) + beta**2
             ),
         ),
+        ("27", lambda: D.step("27").printed.xreplace({k: kp, kp: k})),  # k, k' relabelled
+        ("23.4", lambda: D.step("23.4").printed.xreplace({k: kp, kp: k})),
+        ("12", lambda: D.step("12").printed.xreplace({i: j})),  # the free index renamed
     ],
 )
 def test_true_rewrites_stay_verified(label, make):

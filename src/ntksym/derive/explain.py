@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from ntksym.derive.canonical import pull_constants, rename_indices
+from ntksym.derive.canonical import pull_constants, rename_indices, symbolic_equal
 from ntksym.derive.finite_width import expand_sums
 from ntksym.derive.rules import Context
 from ntksym.derive.statements import members
@@ -62,11 +62,18 @@ class Counterexample:
         widths: ``(width symbol, value)`` pairs (every width is set to the same small n).
         values: ``(index, value)`` pairs.
         member: which member differs (``"right-hand side"``, ``"limit"``, ``"member 3"``).
+        position: its position (0 for the left-hand side or the finite-width side).
+        anchored: whether every earlier member agrees symbolically, so that both
+            statements claim something about the same quantity (limits are unique) and
+            the difference is evidence against one of them (a relabelled left-hand side
+            is not).
     """
 
     widths: tuple[tuple[sp.Symbol, int], ...]
     values: tuple[tuple[sp.Symbol, int], ...]
     member: str
+    position: int = 0
+    anchored: bool = False
 
     def render(self, show: Callable[[sp.Basic], str] = latex) -> str:
         """One line, e.g. ``counterexample: at n_{L}=2, i'=1 the printed ... differs``."""
@@ -198,10 +205,15 @@ def find_counterexample(
             (s for s in p.free_symbols | d.free_symbols if width_layer(s) is not None),
             key=latex,
         )
+        anchored = pos > 0 and all(
+            symbolic_equal(q, e, ctx) for q, e in zip(pm[:pos], dm[:pos], strict=True)
+        )
         return Counterexample(
             tuple((w, n) for w in widths),
             tuple((s, int(v)) for s, v in a.items()),
             _member_name(printed, pos, len(pm)),
+            pos,
+            anchored,
         )
     return None
 

@@ -16,6 +16,7 @@ verdict only says what was shown (see :mod:`ntksym.derive.steps` for the verdict
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 
@@ -158,8 +159,12 @@ def judge(step: Step, derived: sp.Basic, env: dict, extra: bool = True) -> Verdi
 
 def _differ(step: Step, derived: sp.Basic, pv: Evidence, indep: Evidence) -> Verdict:
     """Printed and derived differ in form and the printed one is not shown false."""
+    renamed = _renaming(step, derived)
+    if renamed is not None:
+        return Verdict("verified", "symbolic", f"printed = derived with {renamed}")
     found = _safe_counterexample(step, derived)
-    cex = None if found is None else found.render()
+    # evidence only when both statements are about the same quantity (same left side)
+    cex = None if found is None or not found.anchored else found.render()
     why = explain(step.printed, derived)
     data = {"differences": tuple(differences(step.printed, derived)), "counterexample": found}
     if pv.ok:
@@ -197,6 +202,34 @@ def _differ(step: Step, derived: sp.Basic, pv: Evidence, indep: Evidence) -> Ver
         f"printed and derived differ in form ({why}); no check could compare them ({pv.detail})",
         **data,
     )
+
+
+def _renaming(step: Step, derived: sp.Basic) -> str | None:
+    """A renaming of free indices (same ranges) that makes printed and derived agree.
+
+    A statement for all values of its free indices says the same after a bijective
+    renaming that keeps every index's range and the assumed inequalities.
+    """
+    if isinstance(step.printed, ForAll) or has_matrix(step.printed) or has_matrix(derived):
+        return None
+    ranges, unequal = step.ctx.ranges, {frozenset(p) for p in step.ctx.unequal}
+    free = sorted(
+        (step.printed.free_symbols | derived.free_symbols) & set(ranges), key=lambda t: t.name
+    )
+    if not 1 < len(free) <= 4:
+        return None
+    for perm in itertools.permutations(free):
+        rep = dict(zip(free, perm, strict=True))
+        if all(a == c for a, c in rep.items()) or any(
+            ranges[a] != ranges[c] for a, c in rep.items()
+        ):
+            continue
+        if {frozenset(rep.get(a, a) for a in p) for p in unequal} != unequal:
+            continue
+        if symbolic_equal(step.printed.xreplace(rep), derived, step.ctx):
+            moved = ", ".join(f"{a} -> {c}" for a, c in rep.items() if a != c)
+            return f"the free indices renamed ({moved})"
+    return None
 
 
 def _safe_counterexample(step: Step, derived: sp.Basic) -> Counterexample | None:
