@@ -337,3 +337,14 @@ def test_every_step_listed_when_one_errors(tmp_path, capsys):
     assert [rows[x]["verdict"] for x in "123"] == ["error", "unchecked", "verified"]
     assert rows["1"]["error"] == "ValueError: bad rule input"
     assert "(1) ended in error" in rows["2"]["detail"]
+
+
+def test_bad_labels_are_refused():
+    from ntksym.derive import Derivation
+    from ntksym.errors import InputError
+
+    s1 = D.step("16")
+    with pytest.raises(InputError, match="used twice"):
+        Derivation("d", "twice", (s1, s1))
+    with pytest.raises(InputError, match=r"\(16\) uses \(99\)"):
+        Derivation("d", "unknown", (s1.replace(uses=("99",)),))

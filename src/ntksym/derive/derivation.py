@@ -45,6 +45,16 @@ class Derivation:
     steps: tuple[Step, ...]
     hypotheses: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        labels = [s.label for s in self.steps]
+        twice = sorted({lab for lab in labels if labels.count(lab) > 1})
+        if twice:
+            raise InputError(f"derivation {self.name!r}: step labels used twice: {twice}")
+        unknown = sorted({(s.label, u) for s in self.steps for u in s.uses if u not in labels})
+        if unknown:
+            listed = ", ".join(f"({a}) uses ({u})" for a, u in unknown)
+            raise InputError(f"derivation {self.name!r}: unknown step labels: {listed}")
+
     def run(
         self,
         labels: set[str] | None = None,
