@@ -21,6 +21,7 @@ from collections import Counter
 from pathlib import Path
 
 from ntksym.derive.derivation import Derivation
+from ntksym.derive.explain import render_parts
 from ntksym.derive.loader import default_paths, load_derivation
 from ntksym.derive.plain import plain_text
 from ntksym.derive.plaintext import plain
@@ -61,7 +62,9 @@ def _table(name: str, results: list[StepResult]) -> str:
             f"{r.label:<6} {_short(_statement(r)):<38} {r.rule:<20} "
             f"{r.method:<28} {r.verdict:<9} {r.seconds:6.2f}"
         )
-        if r.verdict in ("misprint", "error", "unchecked"):
+        if r.summary_parts and r.verdict in ("misprint", "failed"):
+            lines.append(f"       -> {render_parts(r.summary_parts, plain)}")
+        elif r.verdict in ("misprint", "error", "unchecked"):
             lines.append(f"       -> {plain_text(r.explanation or r.detail)}")
         elif r.verdict == "failed":
             lines.append(f"       -> {plain_text(r.detail)}")

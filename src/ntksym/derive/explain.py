@@ -22,10 +22,15 @@ from ntksym.derive.wellformed import unknown_symbols
 __all__ = [
     "Counterexample",
     "Difference",
+    "FirstDifference",
+    "StrayIndex",
+    "UndefinedSymbols",
+    "render_parts",
     "counterexample",
     "differences",
     "explain",
     "find_counterexample",
+    "first_difference",
     "short_explain",
 ]
 
@@ -114,6 +119,67 @@ def _diff(p: sp.Basic, d: sp.Basic) -> list[tuple[sp.Basic, sp.Basic]]:
     return [(p, d)]
 
 
+@dataclass(frozen=True)
+class FirstDifference:
+    """The first of ``1 + more`` differences (a one-line summary names only the first)."""
+
+    difference: Difference
+    more: int = 0
+
+    def render(self, show: Callable[[sp.Basic], str] = tex) -> str:
+        """The first difference, then ``(+n more)``."""
+        return self.difference.render(show) + (f" (+{self.more} more)" if self.more else "")
+
+
+@dataclass(frozen=True)
+class StrayIndex:
+    """An index free on one side of an equality only, with the factors that carry it."""
+
+    index: sp.Symbol
+    carriers: tuple[sp.Basic, ...]
+    prefix: str = ""
+
+    def render(self, show: Callable[[sp.Basic], str] = tex) -> str:
+        r"""E.g. ``j is free on one side only (in $\delta_{jk}$)``."""
+        inside = ", ".join(show(c) for c in self.carriers)
+        return f"{self.prefix}{self.index.name} is free on one side only (in {inside})"
+
+
+@dataclass(frozen=True)
+class UndefinedSymbols:
+    """Symbols a printed line uses without defining them (a line that breaks off)."""
+
+    symbols: tuple[sp.Symbol, ...]
+
+    def render(self, show: Callable[[sp.Basic], str] = tex) -> str:
+        r"""E.g. ``undefined symbol $\delta_{i\ldots}$ (the line breaks off)``."""
+        names = ", ".join(sorted(show(t) for t in self.symbols))
+        return f"undefined symbol {names} (the line breaks off)"
+
+
+def render_parts(parts: tuple[object, ...], show: Callable[[sp.Basic], str] | None = None) -> str:
+    """A one-line summary from its parts: text, and objects with ``render(show)``.
+
+    ``show`` prints one SymPy object (default: ``$...$`` LaTeX, and bare LaTeX for the
+    widths of a counterexample); pass :func:`ntksym.derive.plaintext.plain` for a terminal.
+    """
+    out = []
+    for part in parts:
+        if isinstance(part, str):
+            out.append(part)
+        elif show is None:
+            out.append(part.render())
+        else:
+            out.append(part.render(show))
+    return "; ".join(out)
+
+
+def first_difference(printed: sp.Basic, derived: sp.Basic) -> FirstDifference | str:
+    """The first difference and how many follow (``"identical"`` if none)."""
+    diffs = differences(printed, derived)
+    return FirstDifference(diffs[0], len(diffs) - 1) if diffs else "identical"
+
+
 def differences(printed: sp.Basic, derived: sp.Basic) -> list[Difference]:
     """The smallest subterms where ``printed`` and ``derived`` differ, in order."""
     out = []
@@ -133,11 +199,7 @@ def explain(printed: sp.Basic, derived: sp.Basic) -> str:
 
 def short_explain(printed: sp.Basic, derived: sp.Basic) -> str:
     """The first (smallest) difference between printed and derived, in one line."""
-    diffs = differences(printed, derived)
-    if not diffs:
-        return "identical"
-    more = f" (+{len(diffs) - 1} more)" if len(diffs) > 1 else ""
-    return diffs[0].render() + more
+    return render_parts((first_difference(printed, derived),))
 
 
 def _flat(e: sp.Basic) -> list[sp.Basic]:

@@ -132,7 +132,7 @@ def unfold_all(expr: sp.Basic, widths: dict, scale: sp.Expr = sp.S.One) -> sp.Ba
 
 
 def _check_param_indices(expr: sp.Basic, widths: dict) -> None:
-    for e in expr.atoms(sp.Indexed):
+    for e in sorted(expr.atoms(sp.Indexed), key=sp.default_sort_key):
         info = REGISTRY.get(e.base)
         if info is None or info.kind not in "Wbx":
             continue

@@ -25,10 +25,13 @@ import sympy as sp
 from ntksym.derive.canonical import symbolic_equal
 from ntksym.derive.explain import (
     Counterexample,
+    StrayIndex,
+    UndefinedSymbols,
     differences,
     explain,
     find_counterexample,
-    short_explain,
+    first_difference,
+    render_parts,
 )
 from ntksym.derive.finite_width import NotExact, exact_finite_width
 from ntksym.derive.rules import RULES
@@ -36,7 +39,7 @@ from ntksym.derive.statements import Chain, ForAll, pairs
 from ntksym.derive.steps import Step, StepResult, Verdict
 from ntksym.derive.symbols import L, Tends, latex
 from ntksym.derive.tangent import exact_matrix, has_matrix
-from ntksym.derive.wellformed import stray_index, well_formed
+from ntksym.derive.wellformed import stray_index, unknown_symbols, well_formed
 
 __all__ = ["Evidence", "derive_statement", "independent", "judge", "run_step"]
 
@@ -76,9 +79,9 @@ def run_step(step: Step, env: dict[str, sp.Basic], extra: bool = True) -> StepRe
         verdict, error, failed_rule = _error_verdict(step, exc, derived is None)
     if verdict.status != "error" and derived is not None:
         env[step.label] = derived
-    explanation = verdict.summary or (
-        verdict.detail if verdict.status in ("misprint", "error") else ""
-    )
+    explanation = render_parts(verdict.parts) if verdict.parts else verdict.summary
+    if not explanation and verdict.status in ("misprint", "error"):
+        explanation = verdict.detail
     return StepResult(
         label=step.label,
         verdict=verdict.status,
@@ -96,6 +99,7 @@ def run_step(step: Step, env: dict[str, sp.Basic], extra: bool = True) -> StepRe
         printed_expr=step.printed,
         differences=verdict.differences,
         counterexample=verdict.counterexample,
+        summary_parts=verdict.parts,
     )
 
 
@@ -176,7 +180,7 @@ def _differ(step: Step, derived: sp.Basic, pv: Evidence, indep: Evidence) -> Ver
             "symbolic",
             f"the derivation code is at fault: the printed statement passes ({pv.method}: "
             f"{pv.detail}) but the derived one differs ({why}; {cex})",
-            f"derivation code: {short_explain(step.printed, derived)}; {cex}",
+            parts=("derivation code", first_difference(step.printed, derived), found),
             **data,
         )
     if cex is not None and indep.ok:
@@ -184,7 +188,7 @@ def _differ(step: Step, derived: sp.Basic, pv: Evidence, indep: Evidence) -> Ver
             "misprint",
             "counterexample",
             f"{why}; {cex}; derived {indep.detail} ({indep.method})",
-            f"{short_explain(step.printed, derived)}; {cex}",
+            parts=(first_difference(step.printed, derived), found),
             **data,
         )
     if cex is not None:
@@ -193,7 +197,7 @@ def _differ(step: Step, derived: sp.Basic, pv: Evidence, indep: Evidence) -> Ver
             "symbolic",
             f"printed and derived differ ({why}; {cex}), and neither could be checked "
             f"independently ({pv.detail}), so the engine cannot say which one is wrong",
-            f"undecided: {short_explain(step.printed, derived)}; {cex}",
+            parts=("undecided", first_difference(step.printed, derived), found),
             **data,
         )
     return Verdict(
@@ -244,37 +248,39 @@ def _misprint(step: Step, derived: sp.Basic, pv: Evidence, indep: Evidence) -> V
     detail = f"{why}; printed {pv.detail}"
     if indep.ok:
         detail += f"; derived {indep.detail} ({indep.method})"
-    summary = short_explain(step.printed, derived)
+    parts: tuple = (first_difference(step.printed, derived),)
     found = None
     if pv.method == "well-formedness":
-        summary = _ill_formed_summary(step, summary, pv.detail)
+        parts = _ill_formed_parts(step, parts)
         cex, found = _printed_counterexample(step, derived)
         if cex:
-            summary += "; " + cex
+            parts += (found or cex,)
             detail += "; " + cex
     elif has_matrix(step.printed):
-        summary = "shape: " + pv.detail
+        parts = ("shape: " + pv.detail,)
     elif pv.detail:
-        summary += "; printed " + pv.detail.split(";")[0]
+        parts += ("printed " + pv.detail.split(";")[0],)
     diffs = () if has_matrix(step.printed) else tuple(differences(step.printed, derived))
-    return Verdict("misprint", pv.method, detail, summary, None, diffs, found)
+    return Verdict(
+        "misprint", pv.method, detail, parts=parts, differences=diffs, counterexample=found
+    )
 
 
-def _ill_formed_summary(step: Step, summary: str, detail: str) -> str:
+def _ill_formed_parts(step: Step, parts: tuple) -> tuple:
+    """The summary of an ill-formed printed statement: stray index, undefined symbols."""
     target = step.printed.statement if isinstance(step.printed, ForAll) else step.printed
     stray = stray_index(target)
     if stray is not None:
         s, carriers = stray
-        free = (
-            f"{s.name} is free on one side only (in "
-            + ", ".join(f"${latex(c)}$" for c in carriers)
-            + ")"
-        )
         # keep the first difference when it is short (an index slip, a missing sum)
-        summary = f"{summary}; {free}" if len(summary) <= 160 else f"index: {free}"
-    if "undefined symbol" in detail:
-        summary += "; " + detail.replace("ill-formed: ", "") + " (the line breaks off)"
-    return summary
+        if len(render_parts(parts)) <= 160:
+            parts += (StrayIndex(s, tuple(carriers)),)
+        else:
+            parts = (StrayIndex(s, tuple(carriers), "index: "),)
+    unknown = set().union(*(unknown_symbols(a) | unknown_symbols(c) for a, c in pairs(target)))
+    if unknown:
+        parts += (UndefinedSymbols(tuple(sorted(unknown, key=lambda t: t.name))),)
+    return parts
 
 
 def independent(

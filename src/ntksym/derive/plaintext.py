@@ -60,7 +60,8 @@ class _Plain(StrPrinter):
             return "theta~_p"
         if expr.name.startswith("n_{"):
             return "n_" + expr.name[3:-1].replace(" ", "")
-        return expr.name
+        # a symbol named in LaTeX (a transcribed fragment such as \delta_{i\ldots})
+        return expr.name.replace(r"\ldots", "...").replace(r"\dots", "...").replace("\\", "")
 
     def _print_Function(self, expr: sp.Function) -> str:
         name = expr.func.__name__

@@ -51,6 +51,9 @@ class Verdict:
             (:class:`ntksym.derive.explain.Difference`), printed vs derived.
         counterexample: concrete values separating printed and derived
             (:class:`ntksym.derive.explain.Counterexample`), if one was found.
+        parts: the one-line summary as data: text, and objects with ``render(show)``
+            (differences, stray indices, counterexamples) printed by
+            :func:`ntksym.derive.explain.render_parts` as LaTeX or plain text.
     """
 
     status: str
@@ -60,6 +63,7 @@ class Verdict:
     statement: sp.Basic | None = None
     differences: tuple[Any, ...] = ()
     counterexample: Any = None
+    parts: tuple[Any, ...] = ()
 
 
 #: ``check(statement, ctx, env) -> (holds, method, detail)``; raise NotExact if it does
@@ -125,6 +129,7 @@ class StepResult:
             :class:`ntksym.derive.explain.Difference`).
         counterexample: concrete widths and indices separating them, or None (see
             :class:`ntksym.derive.explain.Counterexample`).
+        summary_parts: the explanation as data (see :attr:`Verdict.parts`).
     """
 
     label: str
@@ -143,6 +148,7 @@ class StepResult:
     printed_expr: Any = None
     differences: tuple[Any, ...] = ()
     counterexample: Any = None
+    summary_parts: tuple[Any, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
