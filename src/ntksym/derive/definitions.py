@@ -103,10 +103,10 @@ def definition_range(target: ForAll, others: list[sp.Basic]) -> Verdict:
         return Verdict("failed", "definition", "inconsistent range")
     v, lo, hi = target.domain
     lo2, hi2 = lo + shifts_lo.pop(), hi + shifts_hi.pop()
-    why = "; ".join(f"at {var} = {k}: {r}" for k, r in sorted(reasons.items()))
+    reasons_text = "; ".join(f"at {var} = {k}: {r}" for k, r in sorted(reasons.items()))
     detail = (
         rf"range: ${latex(v)} = {latex(lo)},\dots,{latex(hi)}$ printed, "
-        rf"${latex(lo2)},\dots,{latex(hi2)}$ derived; {why}"
+        rf"${latex(lo2)},\dots,{latex(hi2)}$ derived; {reasons_text}"
     )
     return Verdict("misprint", "definition", detail, statement=ForAll(stmt, sp.Tuple(v, lo2, hi2)))
 

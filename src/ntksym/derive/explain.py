@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import sympy as sp
 
@@ -157,7 +158,7 @@ class UndefinedSymbols:
         return f"undefined symbol {names} (the line breaks off)"
 
 
-def render_parts(parts: tuple[object, ...], show: Callable[[sp.Basic], str] | None = None) -> str:
+def render_parts(parts: tuple[Any, ...], show: Callable[[sp.Basic], str] | None = None) -> str:
     """A one-line summary from its parts: text, and objects with ``render(show)``.
 
     ``show`` prints one SymPy object (default: ``$...$`` LaTeX, and bare LaTeX for the

@@ -170,7 +170,7 @@ def _differ(step: Step, derived: sp.Basic, pv: Evidence, indep: Evidence) -> Ver
     # evidence only when both statements are about the same quantity (same left side)
     cex = None if found is None or not found.anchored else found.render()
     why = explain(step.printed, derived)
-    data = {"differences": tuple(differences(step.printed, derived)), "counterexample": found}
+    diffs = tuple(differences(step.printed, derived))
     if pv.ok:
         if indep.ok or cex is None:
             note = "" if indep.ok else "; the derived form differs but no value separates them"
@@ -181,7 +181,8 @@ def _differ(step: Step, derived: sp.Basic, pv: Evidence, indep: Evidence) -> Ver
             f"the derivation code is at fault: the printed statement passes ({pv.method}: "
             f"{pv.detail}) but the derived one differs ({why}; {cex})",
             parts=("derivation code", first_difference(step.printed, derived), found),
-            **data,
+            differences=diffs,
+            counterexample=found,
         )
     if cex is not None and indep.ok:
         return Verdict(
@@ -189,7 +190,8 @@ def _differ(step: Step, derived: sp.Basic, pv: Evidence, indep: Evidence) -> Ver
             "counterexample",
             f"{why}; {cex}; derived {indep.detail} ({indep.method})",
             parts=(first_difference(step.printed, derived), found),
-            **data,
+            differences=diffs,
+            counterexample=found,
         )
     if cex is not None:
         return Verdict(
@@ -198,13 +200,15 @@ def _differ(step: Step, derived: sp.Basic, pv: Evidence, indep: Evidence) -> Ver
             f"printed and derived differ ({why}; {cex}), and neither could be checked "
             f"independently ({pv.detail}), so the engine cannot say which one is wrong",
             parts=("undecided", first_difference(step.printed, derived), found),
-            **data,
+            differences=diffs,
+            counterexample=found,
         )
     return Verdict(
         "unchecked",
         "",
         f"printed and derived differ in form ({why}); no check could compare them ({pv.detail})",
-        **data,
+        differences=diffs,
+        counterexample=found,
     )
 
 
@@ -214,12 +218,11 @@ def _renaming(step: Step, derived: sp.Basic) -> str | None:
     A statement for all values of its free indices says the same after a bijective
     renaming that keeps every index's range and the assumed inequalities.
     """
-    if isinstance(step.printed, ForAll) or has_matrix(step.printed) or has_matrix(derived):
+    printed = step.printed
+    if printed is None or isinstance(printed, ForAll) or has_matrix(printed) or has_matrix(derived):
         return None
     ranges, unequal = step.ctx.ranges, {frozenset(p) for p in step.ctx.unequal}
-    free = sorted(
-        (step.printed.free_symbols | derived.free_symbols) & set(ranges), key=lambda t: t.name
-    )
+    free = sorted((printed.free_symbols | derived.free_symbols) & set(ranges), key=lambda t: t.name)
     if not 1 < len(free) <= 4:
         return None
     for perm in itertools.permutations(free):
@@ -230,7 +233,7 @@ def _renaming(step: Step, derived: sp.Basic) -> str | None:
             continue
         if {frozenset(rep.get(a, a) for a in p) for p in unequal} != unequal:
             continue
-        if symbolic_equal(step.printed.xreplace(rep), derived, step.ctx):
+        if symbolic_equal(printed.xreplace(rep), derived, step.ctx):
             moved = ", ".join(f"{a} -> {c}" for a, c in rep.items() if a != c)
             return f"the free indices renamed ({moved})"
     return None

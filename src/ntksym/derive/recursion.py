@@ -81,7 +81,8 @@ def _dual(
 def _eval_gauss(expr: sp.Expr, act: Any, S: tuple, dps: int) -> sp.Expr:
     def ev(g: GaussE) -> sp.Expr:
         F, u, v, _ = g.args
-        return sp.Float(_dual(act, F, u, v, *S, dps=dps), dps)
+        s11, s12, s22 = S
+        return sp.Float(_dual(act, F, u, v, s11, s12, s22, dps=dps), dps)
 
     return expr.replace(lambda t: isinstance(t, GaussE), ev)
 

@@ -89,7 +89,8 @@ def linearity(expr: sp.Expr, ctx: Context) -> sp.Expr:
             if isinstance(t, sp.Sum):
                 out.append(sp.Sum(lin(E(t.function, *cond)), *t.limits))
                 continue
-            consts, rand = [], []
+            consts: list[sp.Basic] = []
+            rand: list[sp.Basic] = []
             for f in sp.Mul.make_args(t):
                 (rand if is_random(f) else consts).append(f)
             r = sp.Mul(*rand)
