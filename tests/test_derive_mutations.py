@@ -276,6 +276,7 @@ def _args(*argv):
         ("x = (\n", "syntax error"),
         ("raise RuntimeError('no')\n", "importing it raised RuntimeError: no"),
         ("X = 1\n", "defines no DERIVATION"),
+        ("import sys\nsys.exit(3)\n", "importing it raised SystemExit: 3"),
     ],
 )
 def test_unloadable_file_is_one_line_exit_2(tmp_path, capsys, text, message):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import sympy as sp
@@ -313,7 +314,7 @@ def independent(
     return Evidence(True, passed[0].method, "; ".join(e.detail for e in passed))
 
 
-def _checks(step: Step, target: sp.Basic, env: dict, extra: bool):
+def _checks(step: Step, target: sp.Basic, env: dict, extra: bool) -> Iterator[Evidence]:
     """Run the exact and the extra check in turn (None-evidence when one does not apply)."""
     if step.configs:
         try:

@@ -49,7 +49,7 @@ def load_derivation(path: Path) -> Derivation:
         raise InputError(f"{path}:{exc.lineno}: syntax error: {exc.msg}") from None
     except InputError:
         raise
-    except Exception as exc:  # noqa: BLE001 - the module's own failure, reported in one line
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the module's own failure, one line
         raise InputError(f"{path}: importing it raised {type(exc).__name__}: {exc}") from None
     return _derivation_of(module, path)
 
