@@ -52,7 +52,7 @@ from ntksym.activations import Activation, get_activation
 from ntksym.errors import InputError
 from ntksym.kernels.dispatch import generated_module
 from ntksym.kernels.dual_path import dual_recursion
-from ntksym.kernels.finite import check_finite
+from ntksym.kernels.finite import check_cost, check_finite
 from ntksym.typing import ActivationLike, ArrayLike, KernelName
 
 __all__ = ["Get", "Kernels", "validate_inputs", "Kernel", "kernel"]
@@ -121,8 +121,10 @@ def parse_get(get: Any) -> tuple[str, ...]:
     items = (
         (get,) if isinstance(get, str) else tuple(get) if isinstance(get, (tuple, list)) else None
     )
-    if not items or any(g not in GET_OPTIONS for g in items):
+    if not items or any(not isinstance(g, str) or g not in GET_OPTIONS for g in items):
         raise InputError(f"get must be 'nngp', 'ntk' or a tuple of them, got {get!r}")
+    if len(set(items)) != len(items):
+        raise InputError(f"get names a kernel twice: {get!r}; ask for each at most once")
     return items
 
 
@@ -188,6 +190,7 @@ class Kernel:
         """
         wanted = parse_get(get)
         X1, X2 = validate_inputs(X1, X2)
+        check_cost(X1.shape[0], None if X2 is None else X2.shape[0], self.depth)
         check_finite(self.activation, X1, X2, self.depth, self.bias_std, self.weight_std)
         module = generated_module(self.activation, self.backend, quadrature=self.degree is None)
         if module is not None:

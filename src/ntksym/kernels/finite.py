@@ -22,7 +22,15 @@ from ntksym.activations import Activation
 from ntksym.activations.checks import gaussian_growth
 from ntksym.errors import InputError
 
-__all__ = ["check_finite"]
+__all__ = ["check_cost", "check_finite", "MAX_LAYER_STATE_BYTES", "MAX_SECONDS"]
+
+#: The generated modules keep each input's diagonal variance (and its square root) for every
+#: layer; beyond this many bytes of that state a call is refused rather than started.
+MAX_LAYER_STATE_BYTES = 2**31
+#: Work estimated at 2 ns per entry and layer (measured: relu, one core); a call that would
+#: take longer than this is refused, saying how long it would take.
+MAX_SECONDS = 7 * 86400
+_SECONDS_PER_ENTRY_LAYER = 2e-9
 
 
 @functools.lru_cache(maxsize=256)
@@ -62,3 +70,23 @@ def check_finite(
             )
         e, _ = dual.evaluate(act, S, S, S, det=np.zeros_like(S))
         S = w2 * np.asarray(e, dtype=np.float64) + b2
+
+
+def check_cost(n1: int, n2: int | None, depth: int) -> None:
+    """Refuse a call whose per-layer state or estimated work cannot be afforded."""
+    rows = n1 + (n2 or 0)
+    state = 16 * depth * rows
+    if state > MAX_LAYER_STATE_BYTES:
+        raise InputError(
+            f"depth {depth} with {rows} input rows needs {state / 2**30:.3g} GiB for the "
+            f"per-layer variances (at most {MAX_LAYER_STATE_BYTES / 2**30:.3g} GiB); use fewer "
+            "layers (the kernel of a very deep network approaches a fixed point long before)"
+        )
+    entries = n1 * (n1 if n2 is None else n2)
+    seconds = entries * depth * _SECONDS_PER_ENTRY_LAYER
+    if seconds > MAX_SECONDS:
+        raise InputError(
+            f"{entries} entries at depth {depth} would take about {seconds / 86400:.3g} days "
+            f"on one core (at most {MAX_SECONDS / 86400:.3g} days are started); split the "
+            "inputs into tiles (ntksym gram) or reduce the depth"
+        )
