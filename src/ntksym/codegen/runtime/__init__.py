@@ -80,8 +80,7 @@ def parse_regions(text: str, where: str = "<text>") -> dict[str, str]:
         Region name -> the lines between its markers (each ending in a newline).
 
     Raises:
-        InputError: A marker without its partner, a nested or repeated region, or a
-            region that would render as jinja syntax.
+        InputError: A marker without its partner, or a nested or repeated region.
     """
     out: dict[str, str] = {}
     current: tuple[str, str | None, str | None] | None = None
