@@ -14,6 +14,7 @@ import math
 import re
 from fractions import Fraction
 
+import jinja2
 import mpmath
 import numba
 import numpy as np
@@ -24,6 +25,7 @@ from ntksym.codegen.files import package_generated_dir
 from ntksym.codegen.render import module_key, render_spec, template_sources
 from ntksym.codegen.runtime import (
     RUNTIME_FILES,
+    module_api,
     numba_atan2,
     numba_fused,
     numba_quadrature,
@@ -95,6 +97,18 @@ def test_loader_copies_regions_verbatim():
     text = (package_generated_dir() / "tanh_numba.py").read_text()
     assert read_region("numba_quadrature.py", "outer_reflect") in text
     assert "def _outer(a, b, c):" in text and "_outer_reflect" not in text
+
+
+def test_loader_never_reads_region_code_as_jinja(monkeypatch):
+    code = 'x = {"a": {"b": 1}}  # {{ not a variable }} {% if %} {# #}\n'
+    monkeypatch.setattr(render_module, "read_region", lambda name, region: code)
+    env = jinja2.Environment(loader=render_module.RuntimeLoader(), trim_blocks=True)
+    assert env.get_template("runtime/any.py#any").render() == code
+    with pytest.raises(jinja2.TemplateNotFound):
+        env.get_template("kernel_numba.py.jinja")
+    monkeypatch.setattr(render_module, "read_region", lambda name, region: "{% endraw %}")
+    with pytest.raises(InputError, match="contains 'endraw'"):
+        env.get_template("runtime/other.py#any")
 
 
 def test_module_key_covers_runtime_files(monkeypatch):
@@ -431,3 +445,35 @@ def test_numpy_mirror():
         K = np.triu(A) + np.tril(np.full((n, n), np.nan), -1)
         numpy_fused._mirror(K)
         assert np.array_equal(K, np.triu(A) + np.triu(A, 1).T)
+
+
+# ----------------------------------------------------------------------------- entry points
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        ((None, None, 2, 0.0, 1.0), "X1 must be a 2-D array of real numbers, got NoneType"),
+        ((np.ones(3), None, 2, 0.0, 1.0), r"X1 must be 2-D with shape \(N, features\)"),
+        ((np.ones((2, 3)), np.ones((2, 2)), 2, 0.0, 1.0), "got 3 and 2"),
+        ((np.array([[1.0, np.inf]]), None, 2, 0.0, 1.0), r"X1 must be finite; entry \(0, 1\)"),
+        ((np.ones((2, 3)), None, 1.5, 0.0, 1.0), "depth must be an integer >= 1"),
+        ((np.ones((2, 3)), None, 2, "0", 1.0), "bias_std must be a real number"),
+        ((np.ones((2, 3)), None, 2, 0.0, -1.0), "weight_std must be finite and >= 0"),
+    ],
+)
+def test_check_args_names_the_argument_and_what_is_allowed(args, match):
+    with pytest.raises(ValueError, match=match):
+        module_api._check_args(*args)
+
+
+def test_entry_points_convert_and_compute():
+    X = np.arange(12, dtype=np.int32).reshape(4, 3)
+    X1, X2, depth, b, w = module_api._check_args(X, None, np.int64(3), 1, np.float32(0.5))
+    assert X1.dtype == np.float64 and X1.flags.c_contiguous and np.array_equal(X1, X)
+    assert (X2, depth, b, w) == (None, 3, 1.0, 0.5) and type(depth) is int
+    K, T = _identity_kernel(X1, X1, 3, 0.01, 2.0)
+    got_k, got_t = module_api.nngp_ntk(X, None, 3, 0.1, math.sqrt(2.0))
+    assert np.allclose(got_k, K, rtol=1e-15) and np.allclose(got_t, T, rtol=1e-15)
+    assert np.array_equal(module_api.nngp(X, X, 3, 0.1, math.sqrt(2.0)), got_k)
+    assert np.array_equal(module_api.ntk(X, None, 3, 0.1, math.sqrt(2.0)), got_t)
+    with pytest.raises(ValueError, match="the NNGP overflowed float64"):
+        module_api.nngp(X * 1e200, None, 2)

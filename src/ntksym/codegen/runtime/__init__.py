@@ -44,6 +44,7 @@ __all__ = ["RUNTIME_FILES", "read_region", "runtime_sources"]
 
 #: The runtime files a template may include regions of.
 RUNTIME_FILES = (
+    "module_api.py",
     "numba_atan2.py",
     "numba_fused.py",
     "numba_quadrature.py",
