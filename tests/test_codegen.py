@@ -19,7 +19,7 @@ from ntksym.codegen import GeneratedFileError, generate, kernel_spec, load, rend
 from ntksym.codegen.files import is_intact, package_generated_dir
 from ntksym.codegen.printers import printer_for
 from ntksym.codegen.spec import COMMITTED, RHO, _check_free
-from ntksym.codegen.stable import B2, N11, N22, S11, S12, S22, W2, D, U
+from ntksym.dual.stable import B2, N11, N22, S11, S12, S22, W2, D, U
 from ntksym.errors import ActivationError, InputError
 
 GEN = package_generated_dir()
@@ -224,11 +224,11 @@ def test_gelu_layer_map_identities(monkeypatch):
     algebra only, with exact inputs: ``N11 N22 - (W2 E + B2)^2`` with ``N`` from the
     diagonal map, against ``det`` of the layer map.
     """
-    from ntksym.codegen import stable
+    from ntksym.dual.families import gelu
 
-    monkeypatch.setattr(stable, "_x_minus_sin", lambda x: x - sp.sin(x))
-    monkeypatch.setattr(stable, "_h", lambda x: sp.sin(x) - x * sp.cos(x))
-    lm = stable.gelu()
+    monkeypatch.setattr(gelu, "x_minus_sin", lambda x: x - sp.sin(x))
+    monkeypatch.setattr(gelu, "h_series", lambda x: sp.sin(x) - x * sp.cos(x))
+    lm = gelu.gelu()
     args = (S11, S22, S12, D, N11, N22, W2, B2)
     f = [sp.lambdify(args, x, modules="mpmath") for x in (lm.nngp, lm.ntk, lm.det)]
     with mpmath.workdps(50):
@@ -246,10 +246,11 @@ def test_gelu_layer_map_identities(monkeypatch):
 
 
 def test_gelu_series_helpers():
-    from ntksym.codegen.stable import _h, _x_minus_sin
+    from ntksym.dual.families.gelu import x_minus_sin
+    from ntksym.dual.stable import h_series
 
     x = sp.Symbol("x")
-    xms, h = sp.lambdify(x, _x_minus_sin(x), "mpmath"), sp.lambdify(x, _h(x), "mpmath")
+    xms, h = sp.lambdify(x, x_minus_sin(x), "mpmath"), sp.lambdify(x, h_series(x), "mpmath")
     with mpmath.workdps(60):
         for v in np.linspace(1e-3, 3.1, 200):
             t = mpmath.mpf(v)
@@ -475,7 +476,7 @@ def test_near_parallel_pairs_with_very_different_norms(name, backend):
 # ----------------------------------------------------------------------------- S12 > 0 variant
 def test_positive_variant_drops_branches_and_quadrants():
     from ntksym.codegen.render import positive_variant
-    from ntksym.codegen.stable import Atan2Q
+    from ntksym.dual.stable import Atan2Q
 
     spec = kernel_spec("relu")
     pos = positive_variant(spec.nngp)

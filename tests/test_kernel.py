@@ -192,10 +192,10 @@ def test_backends_agree_and_match_reference(name: str) -> None:
 
 
 def test_auto_backend_uses_generated_module_and_symmetric_result_is_exact() -> None:
-    from ntksym import kernels
+    from ntksym.kernels import dispatch
 
     k = ntksym.kernel("relu", depth=4, bias_std=0.1)
-    module = kernels._generated(k.activation, "auto")
+    module = dispatch.generated_module(k.activation, "auto")
     assert module is not None and module.ACTIVATION == "relu"
     X = _inputs(7, d=4, seed=13)
     K = k(X, get=("nngp", "ntk"))
@@ -204,14 +204,14 @@ def test_auto_backend_uses_generated_module_and_symmetric_result_is_exact() -> N
     # tanh has no closed form: its generated module integrates by quadrature; auto takes it
     # unless a Gauss-Hermite degree is asked for; an activation with a kink is refused
     tanh = ntksym.kernel("tanh", depth=2).activation
-    module = kernels._generated(tanh, "auto")
+    module = dispatch.generated_module(tanh, "auto")
     assert module is not None and module.ACTIVATION == "tanh"
-    assert kernels._generated(tanh, "auto", quadrature=False) is None
+    assert dispatch.generated_module(tanh, "auto", quadrature=False) is None
     K = ntksym.kernel("tanh", depth=3, bias_std=0.1)(X)
     np.testing.assert_array_equal(K, module.ntk(X, None, 3, 0.1, 1.0))
     np.testing.assert_allclose(K, ntksym.kernel("tanh", 3, 0.1, backend="dual")(X), rtol=1e-13)
     kinked = ntksym.kernel("relu(u) + tanh(u)", depth=2).activation
-    assert kernels._generated(kinked, "auto") is None
+    assert dispatch.generated_module(kinked, "auto") is None
     with pytest.raises(InputError, match="smooth activation"):
         ntksym.kernel("relu(u) + tanh(u)", depth=2, backend="numba")(X)
 
@@ -219,7 +219,7 @@ def test_auto_backend_uses_generated_module_and_symmetric_result_is_exact() -> N
 def test_numpy_fallback_warns_once_without_numba(monkeypatch: pytest.MonkeyPatch) -> None:
     import builtins
 
-    from ntksym import kernels
+    from ntksym.kernels import dispatch
 
     real_import = builtins.__import__
 
@@ -229,10 +229,10 @@ def test_numpy_fallback_warns_once_without_numba(monkeypatch: pytest.MonkeyPatch
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", no_numba)
-    monkeypatch.setattr(kernels, "_WARNED_NO_NUMBA", False)
-    monkeypatch.setattr(kernels, "_MODULES", {})
+    monkeypatch.setattr(dispatch, "_WARNED_NO_NUMBA", False)
+    monkeypatch.setattr(dispatch, "_MODULES", {})
     monkeypatch.setattr(
-        kernels.importlib, "import_module", lambda n: no_numba(n) if n == "numba" else None
+        dispatch.importlib, "import_module", lambda n: no_numba(n) if n == "numba" else None
     )
     X = _inputs(3)
     k = ntksym.kernel("erf", depth=3, bias_std=0.1)
@@ -240,7 +240,7 @@ def test_numpy_fallback_warns_once_without_numba(monkeypatch: pytest.MonkeyPatch
         K = k(X)
         k(X)
     assert len([w for w in rec if "Numba" in str(w.message)]) == 1
-    assert kernels._MODULES[("erf", kernels.sp_key(k.activation), "numpy")][0].BACKEND == "numpy"
+    assert dispatch._MODULES[("erf", dispatch.sp_key(k.activation), "numpy")][0].BACKEND == "numpy"
     ref = reference.kernel("erf", X, None, depth=3, bias_std=0.1)[1]
     np.testing.assert_allclose(K, ref, rtol=1e-13)
 

@@ -7,18 +7,27 @@ from ntksym.activations import Activation, get_activation, parse_expression, reg
 from ntksym.empirical import Network, convergence_study, monte_carlo_ntk
 from ntksym.errors import (
     ActivationError,
+    GeneratedFileError,
     InputError,
+    MatplotlibMissingError,
     NoClosedFormError,
+    NotesBuildError,
     NTKSymError,
+    QuadratureError,
+    TeXMissingError,
     UnsafeExpressionError,
 )
 from ntksym.kernels import Kernel, Kernels, kernel
-
-__version__ = "0.1.0"
+from ntksym.version import __version__
 
 __all__ = [
     "Activation",
     "ActivationError",
+    "GeneratedFileError",
+    "MatplotlibMissingError",
+    "NotesBuildError",
+    "QuadratureError",
+    "TeXMissingError",
     "Kernel",
     "Kernels",
     "Network",

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ntksym.errors import InputError
-from ntksym.kernels import Kernels, validate_inputs
+from ntksym.kernels.api import Kernels, kernel, parse_get, result_type, validate_inputs
 
 __all__ = ["gram"]
 
@@ -29,10 +29,8 @@ def _block(
     get: tuple[str, ...],
 ) -> np.ndarray:
     """One block: shape (nA, nB), or (2, nA, nB) for both matrices."""
-    import ntksym
-
     activation, depth, bias_std, weight_std, backend = params
-    k = ntksym.kernel(activation, depth, bias_std, weight_std, backend=backend)
+    k = kernel(activation, depth, bias_std, weight_std, backend=backend)
     res = k(A, B, get=get)
     return np.stack(res) if len(get) == 2 else res[0]
 
@@ -97,15 +95,12 @@ def gram(
     from dask.base import tokenize
     from dask.highlevelgraph import HighLevelGraph
 
-    import ntksym
-    from ntksym.kernels import _parse_get
-
-    wanted = _parse_get(get)
+    wanted = parse_get(get)
     if chunks is not None and (
         isinstance(chunks, bool) or not isinstance(chunks, numbers.Integral) or chunks < 1
     ):
         raise InputError(f"chunks must be a positive integer (rows per block), got {chunks!r}")
-    k = ntksym.kernel(activation, depth, bias_std, weight_std, backend=backend)  # validates
+    k = kernel(activation, depth, bias_std, weight_std, backend=backend)  # validates
     params = (activation, k.depth, k.bias_std, k.weight_std, backend)
     A = _as_dask(X1, "X1", chunks)
     symmetric = X2 is None
@@ -135,6 +130,5 @@ def gram(
     parts = {wanted[0]: K[0], wanted[1]: K[1]}
     if wanted == Kernels._fields:
         return Kernels(parts["nngp"], parts["ntk"])
-    from ntksym.kernels import _result_type
 
-    return _result_type(wanted)(*(parts[g] for g in wanted))
+    return result_type(wanted)(*(parts[g] for g in wanted))

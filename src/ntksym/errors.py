@@ -13,6 +13,11 @@ __all__ = [
     "UnsafeExpressionError",
     "InputError",
     "NoClosedFormError",
+    "QuadratureError",
+    "GeneratedFileError",
+    "NotesBuildError",
+    "TeXMissingError",
+    "MatplotlibMissingError",
 ]
 
 
@@ -34,3 +39,23 @@ class InputError(NTKSymError, ValueError):
 
 class NoClosedFormError(NTKSymError, NotImplementedError):
     """No closed-form dual kernel is registered for an activation."""
+
+
+class QuadratureError(NTKSymError, ArithmeticError):
+    """A quadrature whose error estimate is too large for the requested precision."""
+
+
+class GeneratedFileError(NTKSymError, FileExistsError):
+    """A target file was edited by hand (or is not a generated file) and ``force`` is off."""
+
+
+class NotesBuildError(NTKSymError, RuntimeError):
+    """The notes could not be built (LaTeX errors; the message names the log)."""
+
+
+class TeXMissingError(NotesBuildError):
+    """Neither latexmk nor pdflatex is installed."""
+
+
+class MatplotlibMissingError(NTKSymError, ImportError):
+    """matplotlib, needed to draw figures, is not installed (``pip install ntksym[plot]``)."""

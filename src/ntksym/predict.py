@@ -202,47 +202,30 @@ def gradient_descent_mse(
     Y = _check_targets(Y_train, Xtr.shape[0])
     eta = _check_real("learning_rate", learning_rate, 0.0, strict=True)
     reg = _check_real("ridge", ridge, 0.0, strict=False)
-    Y2 = Y.reshape(Y.shape[0], -1)
     k_dd = _kernel_matrix(kernel, Xtr, None, ("nngp", "ntk"))
     train = {g: np.asarray(getattr(k_dd, g), dtype=np.float64) for g in GETS}
-    cache: dict[str, _Eigen] = {}
+    return _Predictor(kernel, Xtr, Y, eta, reg, diag_reg_absolute, train)
 
-    def eigen(g: str) -> _Eigen:
-        if g not in cache:
-            A = train[g]
-            A = (A + A.T) / 2
-            if reg:
-                scale = reg if diag_reg_absolute else reg * float(np.trace(A)) / A.shape[0]
-                A = A + scale * np.eye(A.shape[0])
-            evals, evecs = np.linalg.eigh(A)
-            tol = psd_tolerance(evals)
-            smallest = float(evals[0])
-            if smallest < -tol:
-                raise InputError(
-                    f"the train-train {g.upper()} is not positive semi-definite: smallest "
-                    f"eigenvalue {smallest:.3e} (largest {float(evals[-1]):.3e}); gradient "
-                    "flow would diverge. Check the kernel, or add a ridge (ridge=1e-6 or more)"
-                )
-            cache[g] = _Eigen(np.maximum(evals, 0.0), evecs, smallest, tol)
-        return cache[g]
 
-    def factor(e: _Eigen, times: np.ndarray, g: str) -> np.ndarray:
-        """``(1 - exp(-eta lambda t)) / lambda`` for every time and eigenvalue."""
-        lam = e.evals[None, :]
-        tt = times.reshape(-1, 1)
-        if np.any(np.isinf(tt)) and e.evals[0] <= e.tol:
-            raise InputError(
-                f"the train-train {g.upper()} is singular (smallest eigenvalue "
-                f"{e.smallest:.3e}, tolerance {e.tol:.1e}), so t = infinity (kernel "
-                "regression) is undefined; add a ridge (e.g. ridge=1e-6) or use a finite t"
-            )
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            x = eta * lam * tt
-            h = np.where(lam > 0, -np.expm1(-x) / np.where(lam > 0, lam, 1.0), eta * tt)
-        h = np.where(np.isinf(tt), 1.0 / np.where(lam > 0, lam, 1.0), h)
-        return h
+class _Predictor:
+    """The ``predict_fn`` of :func:`gradient_descent_mse` (eigen-decompositions cached)."""
 
-    def predict_fn(
+    def __init__(
+        self,
+        kernel: Any,
+        Xtr: np.ndarray,
+        Y: np.ndarray,
+        eta: float,
+        reg: float,
+        absolute: bool,
+        train: dict[str, np.ndarray],
+    ) -> None:
+        self.kernel, self.Xtr, self.Y, self.eta = kernel, Xtr, Y, eta
+        self.reg, self.absolute, self.train = reg, absolute, train
+        self._eigen: dict[str, _Eigen] = {}
+
+    def __call__(
+        self,
         X_test: Any = None,
         t: Any = None,
         get: str = "ntk",
@@ -251,34 +234,81 @@ def gradient_descent_mse(
         """Mean (and covariance) of the outputs at ``X_test`` at time(s) ``t``."""
         if get not in GETS:
             raise InputError(f"get must be 'ntk' or 'nngp', got {get!r}")
-        g = get
         times = _check_times(t)
+        Xtr, kernel = self.Xtr, self.kernel
         Xte = Xtr if X_test is None else validate_inputs(X_test)[0]
         if Xte.shape[1] != Xtr.shape[1]:
             raise InputError(f"X_test has {Xte.shape[1]} features but X_train has {Xtr.shape[1]}")
-        e = eigen(g)
-        h = factor(e, times, g)  # (T, N)
+        if get not in self._eigen:
+            self._eigen[get] = _eigen(self.train[get], self.reg, self.absolute, get)
+        e = self._eigen[get]
+        h = _flow_factor(e, self.eta, times, get)  # (T, N)
         k_td = _kernel_matrix(kernel, Xte, Xtr, ("nngp", "ntk"))
-        KtdV = np.asarray(getattr(k_td, g), dtype=np.float64) @ e.evecs  # (Nte, N)
-        Z = e.evecs.T @ Y2  # (N, k)
+        KtdV = np.asarray(getattr(k_td, get), dtype=np.float64) @ e.evecs  # (Nte, N)
+        Z = e.evecs.T @ self.Y.reshape(self.Y.shape[0], -1)  # (N, k)
         mean = np.einsum("ai,ti,ik->tak", KtdV, h, Z)
-        mean = mean.reshape(times.shape + (Xte.shape[0],) + Y.shape[1:])
+        mean = mean.reshape(times.shape + (Xte.shape[0],) + self.Y.shape[1:])
         if not compute_cov:
             return mean
         nngp_tt = np.asarray(_kernel_matrix(kernel, Xte, None, ("nngp",)).nngp)
-        if g == "nngp":
-            h2 = factor(e, 2 * times, g)
+        if get == "nngp":
+            h2 = _flow_factor(e, self.eta, 2 * times, get)
             cov = nngp_tt[None] - np.einsum("ai,ti,bi->tab", KtdV, h2, KtdV)
         else:
-            B = KtdV.T  # V^T Theta(X, x): (N, Nte)
-            C = e.evecs.T @ np.asarray(k_td.nngp, dtype=np.float64).T  # V^T K(X, x)
-            Kn = e.evecs.T @ train["nngp"] @ e.evecs
-            hB = h[:, :, None] * B[None]  # (T, N, Nte)
-            cross = np.einsum("tia,ib->tab", hB, C)
-            cov = nngp_tt[None] + np.einsum("tia,ij,tjb->tab", hB, Kn, hB) - cross
-            cov -= np.swapaxes(cross, 1, 2)
+            nngp_td = np.asarray(k_td.nngp)
+            cov = _ntk_covariance(e, h, KtdV, nngp_td, self.train["nngp"], nngp_tt)
         cov = (cov + np.swapaxes(cov, 1, 2)) / 2
         cov = cov.reshape(times.shape + (Xte.shape[0], Xte.shape[0]))
         return Gaussian(mean, cov)
 
-    return predict_fn
+
+def _eigen(A: np.ndarray, reg: float, absolute: bool, g: str) -> _Eigen:
+    """Eigen-decomposition of the (regularised) train-train kernel ``A``, checked PSD."""
+    A = (A + A.T) / 2
+    if reg:
+        scale = reg if absolute else reg * float(np.trace(A)) / A.shape[0]
+        A = A + scale * np.eye(A.shape[0])
+    evals, evecs = np.linalg.eigh(A)
+    tol = psd_tolerance(evals)
+    smallest = float(evals[0])
+    if smallest < -tol:
+        raise InputError(
+            f"the train-train {g.upper()} is not positive semi-definite: smallest "
+            f"eigenvalue {smallest:.3e} (largest {float(evals[-1]):.3e}); gradient "
+            "flow would diverge. Check the kernel, or add a ridge (ridge=1e-6 or more)"
+        )
+    return _Eigen(np.maximum(evals, 0.0), evecs, smallest, tol)
+
+
+def _flow_factor(e: _Eigen, eta: float, times: np.ndarray, g: str) -> np.ndarray:
+    """``(1 - exp(-eta lambda t)) / lambda`` for every time and eigenvalue."""
+    lam = e.evals[None, :]
+    tt = times.reshape(-1, 1)
+    if np.any(np.isinf(tt)) and e.evals[0] <= e.tol:
+        raise InputError(
+            f"the train-train {g.upper()} is singular (smallest eigenvalue "
+            f"{e.smallest:.3e}, tolerance {e.tol:.1e}), so t = infinity (kernel "
+            "regression) is undefined; add a ridge (e.g. ridge=1e-6) or use a finite t"
+        )
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        x = eta * lam * tt
+        h = np.where(lam > 0, -np.expm1(-x) / np.where(lam > 0, lam, 1.0), eta * tt)
+    return np.where(np.isinf(tt), 1.0 / np.where(lam > 0, lam, 1.0), h)
+
+
+def _ntk_covariance(
+    e: _Eigen,
+    h: np.ndarray,
+    KtdV: np.ndarray,
+    nngp_td: np.ndarray,
+    nngp_dd: np.ndarray,
+    nngp_tt: np.ndarray,
+) -> np.ndarray:
+    """Covariance over initialisations of the NTK-trained outputs at every time."""
+    B = KtdV.T  # V^T Theta(X, x): (N, Nte)
+    C = e.evecs.T @ np.asarray(nngp_td, dtype=np.float64).T  # V^T K(X, x)
+    Kn = e.evecs.T @ nngp_dd @ e.evecs
+    hB = h[:, :, None] * B[None]  # (T, N, Nte)
+    cross = np.einsum("tia,ib->tab", hB, C)
+    cov = nngp_tt[None] + np.einsum("tia,ij,tjb->tab", hB, Kn, hB) - cross
+    return cov - np.swapaxes(cross, 1, 2)

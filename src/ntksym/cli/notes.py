@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {built.markdown}")
     failed = sum(v.counts["failed"] for v in built.context["derivations"])
     if args.pdf:
-        from ntksym.notes.build import _pdf_pages, compile_pdf
+        from ntksym.notes.build import compile_pdf, pdf_pages
 
         progress("compiling the PDF")
         try:
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         except NotesBuildError as exc:
             print(f"ntksym notes: {exc}", file=sys.stderr)
             return 1
-        pages = _pdf_pages(pdf)
+        pages = pdf_pages(pdf)
         print(f"wrote {pdf} ({pages} pages)")
     if failed:
         print(f"ntksym notes: {failed} step(s) failed their checks; see the notes", file=sys.stderr)

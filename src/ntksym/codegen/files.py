@@ -16,13 +16,13 @@ import importlib.util
 import os
 import re
 import sys
-import tempfile
 import types
 from pathlib import Path
 
+from ntksym._io import atomic_write_text
 from ntksym.codegen.render import BACKENDS, HEADER_LINES, content_hash, module_key, render
 from ntksym.codegen.spec import kernel_spec
-from ntksym.errors import InputError, NTKSymError
+from ntksym.errors import GeneratedFileError, InputError
 
 __all__ = [
     "GeneratedFileError",
@@ -36,10 +36,6 @@ __all__ = [
 
 _HASH_LINE = re.compile(r"^# content sha256: ([0-9a-f]{64})$")
 _KEY_LINE = re.compile(r"^# spec key: ([0-9a-f]{16})$")
-
-
-class GeneratedFileError(NTKSymError, FileExistsError):
-    """A target file was edited by hand (or is not a generated file) and ``force`` is off."""
 
 
 def read_header(text: str) -> dict[str, str] | None:
@@ -92,18 +88,7 @@ def write_generated(path: str | os.PathLike[str], text: str, *, force: bool = Fa
             raise GeneratedFileError(
                 f"refusing to overwrite {path}: {why}; pass force=True (--force) to replace it"
             )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_text(path, text)
     return True
 
 

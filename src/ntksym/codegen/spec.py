@@ -2,8 +2,9 @@
 
 Three kinds of layer maps, tried in order:
 
-1. ``"stable"``: a hand-arranged closed form from :mod:`ntksym.codegen.stable`
-   (ReLU family, erf, step, sign), which carries the determinant accurately;
+1. ``"stable"``: a hand-arranged closed form from the activation's family in
+   :mod:`ntksym.dual.families` (ReLU family, erf, step, sign, ...), which carries the
+   determinant accurately;
 2. ``"closed"``: the SymPy closed form of :func:`ntksym.dual.closed_form`, with
    ``rho`` clipped to [-1, 1] as a symbol of its own;
 3. ``"quadrature"``: an adaptive trapezoid rule in the module (to about 1e-15 at any
@@ -21,8 +22,8 @@ from sympy.codegen.rewriting import log1p_opt, optimize
 
 from ntksym.activations import Activation, get_activation, u
 from ntksym.activations.overflow import exp_safe
-from ntksym.codegen import stable
-from ntksym.codegen.stable import B2, INPUTS, N11, N22, S11, S12, S22, W2, D, U
+from ntksym.dual.families import family_of
+from ntksym.dual.stable import B2, INPUTS, N11, N22, S11, S12, S22, W2, D, U
 from ntksym.errors import ActivationError, NoClosedFormError
 
 __all__ = [
@@ -148,30 +149,9 @@ def kernel_spec(activation: str | Activation | sp.Expr) -> KernelSpec:
         ActivationError: Bad activation, or a dual map with unexpected symbols.
     """
     act = get_activation(activation)
-    base = act.registered_base
-    if base in stable.RULES:
-        lm = stable.RULES[base](**dict(act.params))
-        reason = ""
-        if lm.ntk is None:
-            reason = (
-                f"the derivative of {act.name} is a Dirac delta, so E[sigma'(u) sigma'(v)] = "
-                "c/sqrt(det) is infinite for every input paired with itself; only the NNGP "
-                "is generated"
-            )
-        spec = KernelSpec(
-            act,
-            "stable",
-            lm.nngp,
-            lm.ntk,
-            lm.det,
-            lm.diag if lm.diag is not None else _diag(lm.nngp, INPUTS),
-            INPUTS,
-            f"{lm.method} (stable form, ntksym.codegen.stable.{stable.RULES[base].__name__})",
-            (stable.RULES[base].__doc__ or "").strip().splitlines()[0],
-            no_ntk_reason=reason,
-        )
-        _check_free(act.name, [spec.nngp, spec.ntk, spec.det], (*INPUTS, U))
-        return spec
+    stable = _stable_spec(act)
+    if stable is not None:
+        return stable
     try:
         from ntksym import dual
 
@@ -213,6 +193,37 @@ def kernel_spec(activation: str | Activation | sp.Expr) -> KernelSpec:
         act_form=_printed_form(act.expr),
         dact_form=None if reason else _printed_form(act.derivative),
     )
+
+
+def _stable_spec(act: Activation) -> KernelSpec | None:
+    """The spec from the stable layer map of ``act``'s family, or None if it has none."""
+    base = act.registered_base
+    family = family_of(act)
+    factory = None if family is None or base is None else family.stable.get(base)
+    if factory is None:
+        return None
+    lm = factory(**dict(act.params))
+    reason = ""
+    if lm.ntk is None:
+        reason = (
+            f"the derivative of {act.name} is a Dirac delta, so E[sigma'(u) sigma'(v)] = "
+            "c/sqrt(det) is infinite for every input paired with itself; only the NNGP "
+            "is generated"
+        )
+    spec = KernelSpec(
+        act,
+        "stable",
+        lm.nngp,
+        lm.ntk,
+        lm.det,
+        lm.diag if lm.diag is not None else _diag(lm.nngp, INPUTS),
+        INPUTS,
+        f"{lm.method} (stable form, {factory.__module__}.{factory.__name__})",
+        (factory.__doc__ or "").strip().splitlines()[0],
+        no_ntk_reason=reason,
+    )
+    _check_free(act.name, [spec.nngp, spec.ntk, spec.det], (*INPUTS, U))
+    return spec
 
 
 def _printed_form(expr: sp.Expr) -> sp.Expr:

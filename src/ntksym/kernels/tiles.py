@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ntksym.errors import InputError
+from ntksym.kernels.dispatch import generated_module
 
 __all__ = ["gram_to_file", "load_matrix", "parse_bytes", "choose_tile"]
 
@@ -176,12 +177,11 @@ def gram_to_file(
         InputError: Bad parameters or a kernel that is not finite.
     """
     import ntksym
-    from ntksym import kernels
 
     if get not in ("nngp", "ntk", "both"):
         raise InputError(f"get must be 'nngp', 'ntk' or 'both', got {get!r}")
     k = ntksym.kernel(activation, depth, bias_std, weight_std, backend=backend)
-    module = kernels._generated(k.activation, backend)
+    module = generated_module(k.activation, backend)
     kind = "dual" if module is None else module.BACKEND
     d = X1.shape[1]
     if X2 is not None and X2.shape[1] != d:

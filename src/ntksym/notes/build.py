@@ -20,7 +20,9 @@ from typing import Any
 
 import jinja2
 
-from ntksym.errors import NTKSymError
+from ntksym._io import atomic_write_text
+from ntksym.errors import NotesBuildError, TeXMissingError
+from ntksym.version import __version__
 
 __all__ = [
     "NotesBuildError",
@@ -38,14 +40,6 @@ __all__ = [
 
 #: Debian packages that provide everything the LaTeX template and the PDF test use.
 TEX_PACKAGES = ("texlive-latex-base", "texlive-latex-recommended", "latexmk", "poppler-utils")
-
-
-class NotesBuildError(NTKSymError, RuntimeError):
-    """The notes could not be built (LaTeX errors; the message names the log)."""
-
-
-class TeXMissingError(NotesBuildError):
-    """Neither latexmk nor pdflatex is installed."""
 
 
 def tex_missing_message() -> str:
@@ -188,7 +182,7 @@ class NotesBuild:
     context: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
-def _pdf_pages(pdf: Path) -> int | None:
+def pdf_pages(pdf: Path) -> int | None:
     pdfinfo = shutil.which("pdfinfo")
     if pdfinfo is not None:
         proc = subprocess.run([pdfinfo, str(pdf)], capture_output=True, text=True, check=False)
@@ -261,19 +255,49 @@ def build_notes(
             file and the figures are written first).
         NotesBuildError: LaTeX failed.
     """
-    from ntksym.derive.loader import default_paths, load_derivation
-    from ntksym.notes.content import CERT_COVARIANCES, METHOD_TEXT, derivation_view, dual_table
-    from ntksym.notes.figures import _pyplot, make_figures
+    from ntksym.derive.loader import default_paths
+    from ntksym.notes.figures import pyplot
 
     t0 = time.perf_counter()
     say = progress or (lambda _msg: None)
-    _pyplot()  # fail early and clearly if matplotlib is missing
+    pyplot()  # fail early and clearly if matplotlib is missing
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     files = [Path(p) for p in paths] if paths else default_paths()
-    derivations = [load_derivation(p) for p in files]
+    context = _context(files, outdir, quick, say)
+    tex_path = outdir / f"{name}.tex"
+    atomic_write_text(tex_path, render_tex(context))
+    md_path = None
+    if markdown:
+        md_path = outdir / f"{name}.md"
+        atomic_write_text(md_path, render_markdown(context))
+    pdf_path, pages = None, None
+    if pdf:
+        say("compiling the PDF")
+        pdf_path = compile_pdf(tex_path)
+        pages = pdf_pages(pdf_path)
+    figures = sorted((outdir / "figures").glob("*.*"))
+    return NotesBuild(
+        tex=tex_path,
+        figures=figures,
+        pdf=pdf_path,
+        markdown=md_path,
+        pages=pages,
+        seconds=time.perf_counter() - t0,
+        context=context,
+    )
+
+
+def _context(
+    files: list[Path], outdir: Path, quick: bool, say: Callable[[str], None]
+) -> dict[str, Any]:
+    """Check the derivations, certify the closed forms, draw the figures: the template's data."""
+    from ntksym.derive.loader import load_derivation
+    from ntksym.notes.content import CERT_COVARIANCES, METHOD_TEXT, derivation_view, dual_table
+    from ntksym.notes.figures import make_figures
+
     views = []
-    for d in derivations:
+    for d in (load_derivation(p) for p in files):
         say(f"checking derivation {d.name!r}")
         views.append(derivation_view(d, quick=quick))
     say("certifying closed-form dual kernels against mpmath")
@@ -282,9 +306,7 @@ def build_notes(
     duals = dual_table(names, covariances=covs, dps=30)
     say("drawing figures")
     figs = make_figures(outdir, quick=quick)
-    from ntksym import __version__
-
-    context = {
+    return {
         "derivations": views,
         "duals": duals,
         "covariances": covs,
@@ -296,24 +318,3 @@ def build_notes(
         "total_seconds": sum(v.seconds for v in views),
         "total_steps": sum(len(v.steps) for v in views),
     }
-    tex_path = outdir / f"{name}.tex"
-    tex_path.write_text(render_tex(context), encoding="utf-8")
-    md_path = None
-    if markdown:
-        md_path = outdir / f"{name}.md"
-        md_path.write_text(render_markdown(context), encoding="utf-8")
-    pdf_path, pages = None, None
-    if pdf:
-        say("compiling the PDF")
-        pdf_path = compile_pdf(tex_path)
-        pages = _pdf_pages(pdf_path)
-    figures = sorted((outdir / "figures").glob("*.*"))
-    return NotesBuild(
-        tex=tex_path,
-        figures=figures,
-        pdf=pdf_path,
-        markdown=md_path,
-        pages=pages,
-        seconds=time.perf_counter() - t0,
-        context=context,
-    )

@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from ntksym.errors import NTKSymError
+from ntksym.errors import MatplotlibMissingError
+from ntksym.kernels.api import kernel
 
 __all__ = [
     "MatplotlibMissingError",
@@ -28,11 +29,7 @@ __all__ = [
 ]
 
 
-class MatplotlibMissingError(NTKSymError, ImportError):
-    """matplotlib, needed to draw the figures of the notes, is not installed."""
-
-
-def _pyplot() -> Any:
+def pyplot() -> Any:
     try:
         import matplotlib
     except ImportError:
@@ -126,7 +123,7 @@ def convergence_figure(stem: Path, settings: ConvergenceSettings) -> Any:
     Returns:
         The :class:`ntksym.empirical.ConvergenceResult`.
     """
-    plt = _pyplot()
+    plt = pyplot()
     from ntksym.empirical import convergence_study
 
     res = convergence_study(
@@ -193,14 +190,12 @@ def angle_figure(
         bias_std: ``beta``.
         n_angles: number of angles in ``[0, pi]``.
     """
-    plt = _pyplot()
-    import ntksym
-
+    plt = pyplot()
     X = _circle(n_angles)
     angles = np.linspace(0.0, np.pi, n_angles)
     fig, axes = plt.subplots(1, 2, figsize=(6.4, 2.8), sharex=True)
     for n, depth in enumerate(depths):
-        K = ntksym.kernel(activation, depth=depth, bias_std=bias_std)(X[:1], X, get=("nngp", "ntk"))
+        K = kernel(activation, depth=depth, bias_std=bias_std)(X[:1], X, get=("nngp", "ntk"))
         color = plt.cm.viridis(n / max(1, len(depths) - 1))
         # divided by the value at angle 0 (where x' = x), so that depths compare
         axes[0].plot(angles, K.nngp[0] / K.nngp[0, 0], color=color, label=f"$L={depth}$")

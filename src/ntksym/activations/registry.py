@@ -1,0 +1,245 @@
+"""The :class:`Activation` value object and the registry of named activations."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from ntksym.activations.expr import MPMATH_MODULES, kinks_of, lambdify_numpy, u
+from ntksym.activations.overflow import exp_safe
+from ntksym.activations.parser import MAX_INTEGER_EXPONENT, parse_expression
+from ntksym.errors import ActivationError
+
+__all__ = ["Activation", "registered_names", "get_activation"]
+
+
+# --------------------------------------------------------------------------- the object
+@dataclass(frozen=True)
+class Activation:
+    """A scalar activation function sigma(u).
+
+    Attributes:
+        name: Registry name (``"relu"``, ``"leaky_relu(0.1)"``) or the
+            normalised text of a user expression.
+        expr: The activation as a SymPy expression in :data:`u`.
+        description: One line saying what it is.
+        params: Parameters that distinguish members of a family, e.g.
+            ``(("slope", 0.1),)``; used as part of the identity of the activation.
+    """
+
+    name: str
+    expr: sp.Expr
+    description: str = ""
+    params: tuple[tuple[str, Any], ...] = field(default=())
+
+    @cached_property
+    def derivative(self) -> sp.Expr:
+        """D sigma / du, derived by SymPy (see the module docstring for kinks)."""
+        return sp.diff(self.expr, u)
+
+    @cached_property
+    def has_distributional_derivative(self) -> bool:
+        """True when the derivative contains a Dirac delta (step, sign, ...)."""
+        return self.derivative.has(sp.DiracDelta)
+
+    @cached_property
+    def kinks(self) -> tuple[float, ...]:
+        """Real points where sigma or sigma' is not smooth, sorted.
+
+        Quadrature rules split their domain at these points.
+        """
+        return kinks_of(self.expr)
+
+    @cached_property
+    def numpy(self) -> Callable[[Any], Any]:
+        """Vectorised NumPy evaluation of sigma (overflow-safe, see ntksym.activations.overflow)."""
+        return lambdify_numpy(exp_safe(self.expr, u))
+
+    @cached_property
+    def numpy_derivative(self) -> Callable[[Any], Any]:
+        """Vectorised NumPy evaluation of sigma' (refused for distributional derivatives)."""
+        if self.has_distributional_derivative:
+            raise ActivationError(
+                f"the derivative of {self.name!r} is {self.derivative}, which contains a Dirac "
+                "delta; it has no pointwise value"
+            )
+        return lambdify_numpy(exp_safe(self.derivative, u))
+
+    @cached_property
+    def mpmath(self) -> Callable[[Any], Any]:
+        """Mpmath evaluation of sigma at an ``mpf``."""
+        return sp.lambdify(u, self.expr, modules=MPMATH_MODULES)
+
+    @cached_property
+    def mpmath_derivative(self) -> Callable[[Any], Any]:
+        """Mpmath evaluation of sigma' (refused for distributional derivatives)."""
+        if self.has_distributional_derivative:
+            raise ActivationError(
+                f"the derivative of {self.name!r} contains a Dirac delta; it has no pointwise value"
+            )
+        return sp.lambdify(u, self.derivative, modules=MPMATH_MODULES)
+
+    @property
+    def registered_base(self) -> str | None:
+        """The registry family this activation is exactly a member of, else None.
+
+        ``"leaky_relu"`` for ``get_activation("leaky_relu", slope=0.2)``; None for a
+        user expression, even one that happens to equal a registered activation.
+        """
+        base = self.name.split("(", 1)[0]
+        if base not in REGISTRY:
+            return None
+        try:
+            ref = REGISTRY[base](**dict(self.params))
+        except Exception:  # noqa: BLE001 - a user activation that only shares the name
+            return None
+        return base if ref.expr == self.expr else None
+
+    def __call__(self, x: Any) -> Any:
+        """Evaluate sigma with NumPy."""
+        return self.numpy(x)
+
+    def __repr__(self) -> str:
+        return f"Activation({self.name!r}, {sp.sstr(self.expr)})"
+
+
+# --------------------------------------------------------------------------- registry
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ActivationError(f"{name} must be a non-negative integer, got {value!r}")
+    if value > MAX_INTEGER_EXPONENT:
+        raise ActivationError(f"{name} must be at most {MAX_INTEGER_EXPONENT}, got {value}")
+    return int(value)
+
+
+def _finite_number(name: str, value: Any) -> sp.Expr:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number, sp.Number)):
+        raise ActivationError(f"{name} must be a real number, got {value!r}")
+    if not math.isfinite(float(value)):
+        raise ActivationError(f"{name} must be finite, got {value!r}")
+    if isinstance(value, sp.Number):
+        return value
+    if isinstance(value, (int, np.integer)):
+        return sp.Integer(int(value))
+    return sp.Rational(float(value)).limit_denominator(10**12)
+
+
+def _leaky_relu(slope: Any = 0.01) -> Activation:
+    a = _finite_number("slope", slope)
+    return Activation(
+        f"leaky_relu({slope})",
+        sp.Max(0, u) + a * sp.Min(0, u),
+        "max(0,u) + slope*min(0,u)",
+        (("slope", slope),),
+    )
+
+
+def _monomial(k: Any = 1) -> Activation:
+    k = _positive_int("k", k)
+    return Activation(f"monomial({k})", u**k, "u**k", (("k", k),))
+
+
+_SIMPLE: dict[str, tuple[sp.Expr, str]] = {
+    "identity": (u, "the identity u (a linear network)"),
+    "relu": (sp.Max(0, u), "rectified linear unit max(0, u)"),
+    "abs": (sp.Abs(u), "absolute value |u|"),
+    "step": (sp.Heaviside(u), "Heaviside step (0 for u<0, 1 for u>0)"),
+    "sign": (sp.sign(u), "sign function"),
+    "erf": (sp.erf(u), "error function"),
+    "tanh": (sp.tanh(u), "hyperbolic tangent"),
+    "sigmoid": (1 / (1 + sp.exp(-u)), "logistic sigmoid"),
+    "softplus": (sp.log(1 + sp.exp(u)), "softplus log(1 + e^u)"),
+    "gelu": (u * (1 + sp.erf(u / sp.sqrt(2))) / 2, "Gaussian error linear unit u*Phi(u)"),
+    "silu": (u / (1 + sp.exp(-u)), "sigmoid linear unit (swish) u*sigmoid(u)"),
+    "sin": (sp.sin(u), "sine"),
+    "cos": (sp.cos(u), "cosine"),
+    "exp": (sp.exp(u), "exponential"),
+    "gaussian": (sp.exp(-(u**2) / 2), "Gaussian bump exp(-u^2/2)"),
+}
+
+
+#: Named activations: name -> factory taking the family's parameters.
+REGISTRY: dict[str, Callable[..., Activation]] = {
+    name: (lambda name=name, expr=expr, desc=desc: Activation(name, expr, desc))
+    for name, (expr, desc) in _SIMPLE.items()
+}
+
+
+REGISTRY["leaky_relu"] = _leaky_relu
+
+
+REGISTRY["monomial"] = _monomial
+
+
+def registered_names() -> list[str]:
+    """Names of the registered activations, sorted."""
+    return sorted(REGISTRY)
+
+
+def get_activation(spec: str | Activation | sp.Expr, **params: Any) -> Activation:
+    """Turn a name, a user expression or a SymPy expression into an :class:`Activation`.
+
+    Args:
+        spec: A registered name (``"relu"``, ``"leaky_relu"``), an expression
+            string in ``u`` (``"tanh(2*u)"``), a SymPy expression in one
+            symbol, or an :class:`Activation` (returned unchanged).
+        **params: Parameters of a registered family, e.g. ``slope=0.2`` for
+            ``leaky_relu`` or ``k=3`` for ``monomial``.
+
+    Returns:
+        The activation.
+
+    Raises:
+        ActivationError: Unknown name, bad parameter, or an expression that is
+            not a function of one variable.
+        UnsafeExpressionError: The expression string contains something the
+            allow-list parser refuses.
+
+    Example:
+        >>> get_activation("leaky_relu", slope=0.2).expr
+        Max(0, u) + Min(0, u)/5
+    """
+    if isinstance(spec, Activation):
+        if params:
+            raise ActivationError("parameters can only be given with a registered name")
+        return spec
+    if isinstance(spec, sp.Expr):
+        if params:
+            raise ActivationError("parameters can only be given with a registered name")
+        return _from_sympy(spec)
+    if not isinstance(spec, str):
+        raise ActivationError(
+            f"an activation is a name, an expression string or a SymPy expression; got "
+            f"{type(spec).__name__}"
+        )
+    key = spec.strip()
+    if key in REGISTRY:
+        try:
+            return REGISTRY[key](**params)
+        except TypeError as exc:
+            raise ActivationError(f"bad parameters for activation {key!r}: {exc}") from None
+    if params:
+        raise ActivationError(
+            f"unknown activation {key!r}; parameters are only accepted for the registered "
+            f"families: {', '.join(registered_names())}"
+        )
+    expr = parse_expression(key)
+    return Activation(sp.sstr(expr), expr, f"user expression {key!r}")
+
+
+def _from_sympy(expr: sp.Expr) -> Activation:
+    free = expr.free_symbols
+    if len(free) > 1:
+        raise ActivationError(
+            f"an activation has one variable; {sp.sstr(expr)} has {sorted(map(str, free))}"
+        )
+    if free:
+        (s,) = free
+        expr = expr.subs(s, u)
+    return Activation(sp.sstr(expr), expr, "SymPy expression")

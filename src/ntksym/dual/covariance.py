@@ -1,0 +1,76 @@
+"""Checked float64 covariances for the dual maps: validation and an accurate determinant."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ntksym.errors import InputError
+
+__all__ = ["careful_det", "prepare"]
+
+_SPLIT = 134217729.0  # 2**27 + 1, Veltkamp splitting constant
+_DET_SLACK = 32 * np.finfo(float).eps
+
+
+def _two_product(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dekker's error-free product: a*b = p + e exactly (barring overflow)."""
+    p = a * b
+
+    def split(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        c = _SPLIT * x
+        hi = c - (c - x)
+        return hi, x - hi
+
+    ah, al = split(a)
+    bh, bl = split(b)
+    e = ((ah * bh - p) + ah * bl + al * bh) + al * bl
+    return p, e
+
+
+def careful_det(s11: np.ndarray, s12: np.ndarray, s22: np.ndarray) -> np.ndarray:
+    """s11*s22 - s12**2 with both products carried in double-double (few ulps relative)."""
+    p1, e1 = _two_product(s11, s22)
+    p2, e2 = _two_product(s12, s12)
+    return (p1 - p2) + (e1 - e2)
+
+
+def prepare(
+    s11: Any, s12: Any, s22: Any, det: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Validate, broadcast and return (s11, s12, s22, det) as float64 arrays."""
+    try:
+        arrays = [np.asarray(x, dtype=np.float64) for x in (s11, s12, s22)]
+        s11, s12, s22 = np.broadcast_arrays(*arrays)
+    except (TypeError, ValueError) as exc:
+        raise InputError(
+            f"s11, s12, s22 must be real numbers or broadcastable arrays: {exc}"
+        ) from None
+    for name, x in (("s11", s11), ("s12", s12), ("s22", s22)):
+        if not np.all(np.isfinite(x)):
+            raise InputError(f"{name} contains NaN or infinite values; all entries must be finite")
+    for name, x in (("s11", s11), ("s22", s22)):
+        if np.any(x < 0):
+            raise InputError(f"{name} is a variance and must be >= 0; got min {x.min():g}")
+    with np.errstate(over="ignore"):
+        scale = s11 * s22
+    if not np.all(np.isfinite(scale)) or np.any(np.maximum(s11, s22) > 1e150):
+        raise InputError("variances too large: s11 and s22 must be at most 1e150")
+    if det is None:
+        d = careful_det(s11, s12, s22)
+    else:
+        try:
+            d = np.broadcast_to(np.asarray(det, dtype=np.float64), s11.shape)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"det must broadcast against s11, s12, s22: {exc}") from None
+        if not np.all(np.isfinite(d)):
+            raise InputError("det contains NaN or infinite values")
+    bad = d < -_DET_SLACK * scale
+    if np.any(bad):
+        i = np.unravel_index(np.argmax(bad), bad.shape) if bad.ndim else ()
+        raise InputError(
+            f"not a covariance: |s12| > sqrt(s11*s22) (s11={s11[i]!r}, s12={s12[i]!r}, "
+            f"s22={s22[i]!r}, s11*s22 - s12**2 = {d[i]!r}); need s11*s22 - s12**2 >= 0"
+        )
+    return s11, s12, s22, np.maximum(d, 0.0)

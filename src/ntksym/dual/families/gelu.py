@@ -1,0 +1,245 @@
+"""GELU ``u Phi(u)``: Price's theorem twice and an arcsine ansatz."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from ntksym.activations import Activation, u
+from ntksym.dual import derive as _d
+from ntksym.dual.angles import h_float
+from ntksym.dual.family import DualMaps, Family, NumericFn
+from ntksym.dual.sources import MGF, PRICE, TSUCHIDA
+from ntksym.dual.stable import (
+    B2,
+    N11,
+    N22,
+    S11,
+    S12,
+    S22,
+    W2,
+    D,
+    LayerMap,
+    h_series,
+)
+from ntksym.errors import NoClosedFormError
+
+
+def _gelu(act: Activation) -> tuple[DualMaps, NumericFn]:
+    """GELU u Phi(u): Price's theorem twice from sigma'' = (2 - u^2) phi(u), arcsine ansatz.
+
+    With c = (1+s11)(1+s22), r = sqrt(c - s12^2) and A = asin(s12/sqrt c) the
+    derivation gives
+
+        E[sigma sigma]   = s12/4 + (s12 A + (s11 s22 - 1) r/c + 1/r) / (2 pi),
+        E[sigma' sigma'] = 1/4 + (A + s12 (2 + s11 + s22)/(c r) + s12/r^3) / (2 pi).
+    """
+    derived = _d.price_twice(act.expr, act.derivative, sp.diff(act.derivative, u))
+    if derived is None:  # pragma: no cover - the registry's gelu always fits
+        raise NoClosedFormError("GELU's second derivative is not of the Gaussian MGF form")
+    nngp_r, ntk_r, c = derived
+    maps = DualMaps(
+        act,
+        _d.arcsine_functions(nngp_r, c),
+        _d.arcsine_functions(ntk_r, c),
+        "derived: Price's theorem + ansatz integration",
+        f"{TSUCHIDA}; {PRICE}; {MGF}",
+        True,
+    )
+    return maps, _gelu_numeric
+
+
+def _gelu_numeric(s11: Any, s12: Any, s22: Any, det: Any) -> tuple[Any, Any]:
+    """Stable float64 GELU maps (see :func:`_gelu` for the formulas).
+
+    r^2 = 1 + s11 + s22 + det (no cancellation), psi = pi/2 + asin(s12/sqrt c)
+    = arctan2(r, -s12) in [0, pi]. Times 2 pi the maps are
+
+        nngp: s12 psi + s11 s22 r/c + s12^2/(c r)              (all terms >= 0 for s12 >= 0)
+            = h(psi) - ((1+p)^2 - s12^2 + (1+p) det)/(c r)      (p = s11 + s22)
+        ntk:  psi + s12 ((2 + p)/(c r) + 1/r^3),
+
+    with h(psi) = sqrt(c) (sin psi - psi cos psi) = r + s12 psi >= 0 by the series of
+    :func:`_h` for small psi. For s12 < 0 the nngp form with the smaller sum of term
+    magnitudes is used: the second form avoids the cancellation of the first at
+    large variances near rho = -1, the first that of the second at small variances.
+    """
+    p = s11 + s22
+    a1, a2 = 1 + s11, 1 + s22
+    r = np.sqrt(1 + p + det)
+    sqrt_c = np.sqrt(a1) * np.sqrt(a2)
+    psi = np.arctan2(r, -s12)
+    two_pi = 2 * np.pi
+    # form 1: s12 psi + pos
+    pos = (s11 / a1) * (s22 / a2) * r + (s12 / a1) * (s12 / a2) / r
+    lin = s12 * psi
+    # form 2: h - neg
+    h = h_float(psi, sqrt_c, r, -s12)
+    q = (1 + p) / (a1 * a2)
+    neg = q * ((1 + p) / r) - (s12 / a1) * (s12 / a2) / r + q * (det / r)
+    use_first = (s12 >= 0) | (np.abs(lin) + pos <= h + neg)
+    nngp = np.where(use_first, lin + pos, h - neg) / two_pi
+    ntk = (psi + s12 * ((2 + p) / (a1 * a2 * r) + 1 / (r * r * r))) / two_pi
+    return nngp, ntk
+
+
+def x_minus_sin(x: sp.Expr) -> sp.Expr:
+    """``x - sin x`` for ``0 <= x <= pi`` by its Taylor series (no sine, no branch).
+
+    ``x - sin x = sum_k (-1)^(k+1) x^(2k+1) / (2k+1)!``; 15 terms reach 3e-19 relative at
+    ``x = pi``, where the terms' magnitudes add up to 2.8 times the sum (the direct form
+    cancels by ~x^2/6 as x -> 0). Every argument passed here lies in ``[0, pi]``.
+    """
+    coeffs = [sp.Rational((-1) ** (k + 1), sp.factorial(2 * k + 1)) for k in range(1, 16)]
+    poly: sp.Expr = coeffs[-1]
+    for ck in reversed(coeffs[:-1]):
+        poly = ck + x**2 * poly
+    return x**3 * poly
+
+
+def _gelu_phi(x_ang: sp.Expr, m: sp.Expr, rq1: sp.Expr, big_p: sp.Expr) -> sp.Expr:
+    """``pi - 2 pi E1/M`` for a parallel pair (see :func:`_gelu_det`), without cancellation.
+
+    With ``alpha = atan2(sqrt(q1), M)`` (``x_ang = 2 alpha``) this is
+    ``atan t - t/(1 + t^2) - M/(sqrt(q1) P)``, ``t = tan alpha``, i.e.
+    ``(x - sin x)/2 - M/(sqrt(q1) P)``. Both terms are O(t^3) for large variances, where
+    the first is at least 8/3 times the second, and they cancel by at most a factor 1.6
+    anywhere (checked in mpmath on a grid of ``a, b`` from 1e-6 to 1e7): phi is small
+    and accurate exactly where GELU is nearly ReLU.
+    """
+    return x_minus_sin(x_ang) / 2 - m / (rq1 * big_p)
+
+
+def _gelu_det(e: sp.Expr, q1: sp.Expr, big_p: sp.Expr) -> sp.Expr:
+    """Next determinant of GELU for ``S12 > 0``, a sum of terms that do not cancel.
+
+    Write ``E(s)`` for the nngp map at covariance ``s`` (variances fixed), ``M =
+    sqrt(S11 S22)``, ``E1 = E(M)`` (the pair made parallel, ``D = 0``) and ``g1, g2`` the
+    diagonal maps. The next covariance is ``W2 [[g1, E], [E, g2]] + B2 11^T``, so its
+    determinant is ``W2^2 (g1 g2 - E^2) + W2 B2 (g1 + g2 - 2 E)``, and with
+    ``dE = E1 - E`` that is
+
+    ``W2^2 (K1 + dE (E1 + E)) + W2 B2 (V1 + 2 dE)``,
+    ``K1 = g1 g2 - E1^2 >= 0``, ``V1 = g1 + g2 - 2 E1 >= 0`` (Cauchy-Schwarz; both are 0
+    when S11 = S22), every term non-negative. Then:
+
+    * ``dE`` from the carried D. With ``2 pi E(s) = s psi + (S11 S22/P) sqrt(q) +
+      s^2/(P sqrt q)``, ``q = P - s^2``, ``psi = atan2(sqrt q, -s)`` (so ``psi' = 1/sqrt q``),
+      ``q1 = q(M) = 1 + S11 + S22`` and ``delta = M - s = D/(M + s)``,
+      ``2 pi dE = delta psi1 - X + (q1/P) dq + D/(P sqrt(q1)) + s^2 dq/(P sqrt(q q1))``
+      with ``dq = sqrt q - sqrt q1 = D/(sqrt q + sqrt q1)`` and
+      ``X = int_s^M (psi1 - psi(t)) dt = 2 sqrt(q) sin^2(h/2) - s (h - sin h)``,
+      ``h = psi1 - psi = atan2(delta sqrt(q) + s dq, s M + sqrt(q q1))`` (the angle between
+      the two points ``(-s, sqrt q)``, ``(-M, sqrt q1)`` of the circle of radius sqrt P;
+      the two arguments are ``P sin h`` and ``P cos h``, which give ``sin^2(h/2)``).
+      For ``s > 0``, ``X <= delta psi1 / 2`` and the two terms of X cancel by at most
+      a factor 2.4.
+    * ``K1`` and ``V1`` from ``2 pi E1(a, b) = a b (pi - phi(a, b))`` (:func:`_gelu_phi`),
+      ``a = sqrt(S11)``, ``b = sqrt(S22)``:
+      ``2 pi V1 = pi (a - b)^2 - a^2 phi11 - b^2 phi22 + 2 a b phi12`` and
+      ``K1 = Y (sqrt(g1 g2) + E1)`` with ``2 pi sqrt(g1 g2) = a b r``,
+      ``r = sqrt((pi - phi11)(pi - phi22))`` and
+      ``2 pi Y = a b (pi (2 phi12 - phi11 - phi22) + phi11 phi22 - phi12^2)/(r + pi - phi12)``.
+      The phi's are O(S^-3/2) for large variances, so the errors of these small
+      differences are O(eps) in absolute terms, not O(eps S) as in ``g1 g2 - E1^2``.
+    """
+    a, b = sp.sqrt(S11), sp.sqrt(S22)
+    m = a * b
+    s = S12
+    q = q1 + D
+    rq, rq1 = sp.sqrt(q), sp.sqrt(q1)
+    alpha = sp.atan2(rq1, m)
+    psi1 = sp.pi - alpha
+    delta = D / (m + s)
+    dq = D / (rq + rq1)
+    # P sin h and P cos h (cross and dot products of the two points), so that
+    # 2 sin^2(h/2) = 1 - cos h = sin_h^2 / (P (P + cos_h)) needs no trigonometric call
+    sin_h = delta * rq + s * dq
+    cos_h = s * m + rq * rq1
+    h = sp.atan2(sin_h, cos_h)
+    x_int = rq * sin_h**2 / (big_p * (big_p + cos_h)) - s * x_minus_sin(h)
+    de = (delta * psi1 - x_int + q1 * dq / big_p + D / (big_p * rq1)
+          + s**2 * dq / (big_p * rq * rq1)) / (2 * sp.pi)  # fmt: skip
+    phi12 = _gelu_phi(2 * alpha, m, rq1, big_p)
+    r11, r22 = sp.sqrt(1 + 2 * S11), sp.sqrt(1 + 2 * S22)
+    phi11 = _gelu_phi(2 * sp.atan2(r11, S11), S11, r11, (1 + S11) ** 2)
+    phi22 = _gelu_phi(2 * sp.atan2(r22, S22), S22, r22, (1 + S22) ** 2)
+    rr = sp.sqrt((sp.pi - phi11) * (sp.pi - phi22))
+    e1 = m * (sp.pi - phi12) / (2 * sp.pi)
+    y = (m * (sp.pi * (2 * phi12 - phi11 - phi22) + phi11 * phi22 - phi12**2)
+         / ((rr + sp.pi - phi12) * 2 * sp.pi))  # fmt: skip
+    k1 = y * (m * rr / (2 * sp.pi) + e1)
+    v1 = (sp.pi * (a - b) ** 2 - S11 * phi11 - S22 * phi22 + 2 * m * phi12) / (2 * sp.pi)
+    return W2**2 * (k1 + de * (e1 + e)) + W2 * B2 * (v1 + 2 * de)
+
+
+def gelu() -> LayerMap:
+    """GELU ``u Phi(u)``: the closed form derived by ntksym.dual (Tsuchida et al. 2021).
+
+    With ``P = (1 + S11)(1 + S22)``, ``q = P - S12^2 = 1 + S11 + S22 + D`` and
+    ``asin(S12/sqrt(P)) = atan2(S12, sqrt q)``, the derived form reads
+    ``E = S12/4 + S12 asin(..)/(2 pi) + 1/(2 pi sqrt q) + (S11 S22 - 1) sqrt(q)/(2 pi P)``.
+    Rearranged here so that nothing cancels for small variances (the last two terms
+    nearly cancel as S -> 0):
+    ``S12/4 + S12 atan2(S12, sqrt q)/(2 pi) = S12 atan2(sqrt q, -S12)/(2 pi)`` and
+    ``P + (S11 S22 - 1) q = S11 S22 q + S12^2``, so with ``psi = atan2(sqrt q, -S12)``
+
+    ``E[gelu gelu] = S12 psi/(2 pi) + (S11 S22 q + S12^2)/(2 pi P sqrt q)``,
+    ``E[gelu' gelu'] = psi/(2 pi) + S12/(2 pi q^(3/2)) + S12 (2 + S11 + S22)/(2 pi P sqrt q)``.
+
+    ``q`` is formed from the carried determinant, so no ``1 - rho^2`` appears. For
+    ``S12 < 0`` and ``psi < 1`` (anti-parallel pairs at variances above ~1) the first
+    terms of both maps cancel; there, with ``c1 = 1 + S11 + S22`` and
+    ``sqrt(P) (sin psi - psi cos psi) = sqrt(q) + S12 psi``,
+
+    ``2 pi E = sqrt(P) (sin psi - psi cos psi) - ((c1 + S12)(c1 - S12) + c1 D)/(P sqrt q)``,
+    ``2 pi E' = (2 psi - sin 2 psi)/2 + S12/q^(3/2) - S12 (D - 1)/(P sqrt q)``
+
+    (the small differences by their series), which cancel by a factor ~2.6 at most
+    for anti-parallel pairs. The second form of ``E'`` is used for every ``S12 < 0``:
+    its terms' magnitudes never add up to more than those of the first (checked in
+    mpmath); both forms cancel badly only near the zero crossings of the maps.
+
+    The next determinant (:func:`_gelu_det` for ``S12 > 0``) is a sum of non-negative
+    terms built from the carried D, accurate to O(eps) relative to ``q`` at any variance
+    (``q`` is the only place it enters the next layer): GELU behaves like ReLU for large
+    inputs, variances grow like ReLU's, and the direct ``N11 N22 - S12'^2`` (still used
+    for ``S12 <= 0``, where it does not cancel at large variances) errs by
+    ``eps N11 N22`` there. It is not accurate relative to itself at small variances
+    (its error stays below eps there, next to ``q >= 1``); with weight_std > 2, where
+    variances grow from small to large over the layers, that error is carried along.
+
+    Measured (``benchmarks/bench_accuracy.py --ours-only --acts gelu``: norms 1e-6..1e6,
+    depths 1..20, see docs/performance.md): NNGP within 5.8e-15, NTK within 8.2e-14
+    relative of the mpmath reference; the worst NTK entries are anti-parallel pairs of
+    very different norms at depth 3, where ``Theta^(2) Sigmadot^(3) + Sigma^(3)`` itself
+    cancels by a factor ~70. Before, 4e-10 (NNGP) and 1.3e-9 (NTK).
+    """
+    q1 = 1 + S11 + S22
+    q = q1 + D
+    big_p = (1 + S11) * (1 + S22)
+    rq = sp.sqrt(q)
+    ang = sp.atan2(rq, -S12)
+    neg = (S12 < 0) & (ang < 1)
+    e_dir = S12 * ang / (2 * sp.pi) + (S11 * S22 * q + S12**2) / (2 * sp.pi * big_p * rq)
+    e_neg = (sp.sqrt(big_p) * h_series(ang)
+             - ((q1 + S12) * (q1 - S12) + q1 * D) / (big_p * rq)) / (2 * sp.pi)  # fmt: skip
+    e = sp.Piecewise((e_neg, neg), (e_dir, True))
+    ed_dir = (ang / (2 * sp.pi) + S12 / (2 * sp.pi * q ** sp.Rational(3, 2))
+              + S12 * (2 + S11 + S22) / (2 * sp.pi * big_p * rq))  # fmt: skip
+    ed_neg = (x_minus_sin(2 * ang) / 2 + S12 / (q * rq)
+              - S12 * (D - 1) / (big_p * rq)) / (2 * sp.pi)  # fmt: skip
+    ed = sp.Piecewise((ed_neg, S12 < 0), (ed_dir, True))
+    direct = N11 * N22 - (W2 * e + B2) ** 2
+    det = sp.Piecewise((_gelu_det(e_dir, q1, big_p), S12 > 0), (direct, True))
+    # on the diagonal (S12 = S, D = 0), kept as atan2: SymPy would turn it into
+    # atan(sqrt(1+2S)/(-S)) + pi, which divides by zero at S = 0
+    s = sp.Symbol("S", positive=True)
+    diag = (s * sp.atan2(sp.sqrt(1 + 2 * s), -s, evaluate=False) / (2 * sp.pi)
+            + s**2 / (sp.pi * (1 + s) * sp.sqrt(1 + 2 * s)))  # fmt: skip
+    return LayerMap(e, ed, det, "closed form", diag)
+
+
+FAMILY = Family(name="gelu", members=("gelu",), derive=_gelu, stable={"gelu": gelu})

@@ -1,0 +1,119 @@
+"""Step-like activations ``a*H(u) + b*H(-u)``: step and sign.
+
+The degree-0 arc-cosine kernel (Cho & Saul 2009); the derivative map is the jump squared
+times the Gaussian density at the origin (Price's theorem), infinite on the diagonal.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from ntksym.activations import Activation
+from ntksym.dual import derive as _d
+from ntksym.dual.angles import angles
+from ntksym.dual.family import DualMaps, Family, NumericFn
+from ntksym.dual.sources import CHO_SAUL, PRICE
+from ntksym.dual.stable import (
+    B2,
+    S12,
+    W2,
+    LayerMap,
+    arccos_parts,
+)
+
+
+@functools.lru_cache(maxsize=4)
+def homogeneous_general(degree: int) -> sp.Expr:
+    """The arc-cosine kernel of ``degree`` for ``a*(u)_+^n + b*(u)_-^n`` as a Lambda in (a, b)."""
+    a, b = sp.symbols("a b", real=True)
+    return sp.Lambda((a, b), _d.homogeneous(degree, a, b))
+
+
+def _jump(act: Activation, a: sp.Expr, b: sp.Expr) -> tuple[DualMaps, NumericFn]:
+    """a*H(u) + b*H(-u): degree-0 arc-cosine kernel; derivative map by Price's theorem."""
+    nngp = sp.simplify(homogeneous_general(0)(a, b))
+    ntk = sp.simplify(sp.diff(nngp, _d.S12))
+    maps = DualMaps(
+        act,
+        nngp,
+        ntk,
+        "derived: whitened polar integration (nngp), Price's theorem (ntk)",
+        f"{CHO_SAUL}; {PRICE}",
+        True,
+    )
+    fa, fb = float(a), float(b)
+    jump2 = (fa - fb) ** 2
+
+    def numeric(s11: Any, s12: Any, s22: Any, det: Any) -> tuple[Any, Any]:
+        with np.errstate(divide="ignore"):
+            ntk_val = jump2 / (2 * np.pi * np.sqrt(det))
+        return jump_nngp(fa, fb, s11, s12, s22, det), ntk_val
+
+    return maps, numeric
+
+
+def _derive(act: Activation) -> tuple[DualMaps, NumericFn]:
+    """Dispatch a member to :func:`_jump` with its levels ``(a, b)``."""
+    a, b = _LEVELS[act.registered_base]
+    return _jump(act, sp.Integer(a), sp.Integer(b))
+
+
+#: Levels ``(a, b)`` of ``a*H(u) + b*H(-u)``.
+_LEVELS: dict[str, tuple[int, int]] = {"step": (1, 0), "sign": (1, -1)}
+
+
+def jump_nngp(a: float, b: float, s11: Any, s12: Any, s22: Any, det: Any) -> Any:
+    """E[sigma sigma] for sigma = a H(u) + b H(-u): ((a^2+b^2) psi + 2ab theta) / (2 pi).
+
+    For ab >= 0 both terms are non-negative; for ab < 0 the equal form
+    (a+b)^2/4 + (a-b)^2 arcsin(rho) / (2 pi) is used (exact zero at rho = 0 for sign).
+    A zero variance pins u (or v) at 0, where SymPy's convention H(0) = 1/2 gives
+    sigma(0) = (a+b)/2 and the value ((a+b)/2)^2.
+    """
+    theta, psi, phi = angles(s12, det)
+    if a * b >= 0:
+        value = ((a * a + b * b) * psi + 2 * a * b * theta) / (2 * np.pi)
+    else:
+        value = (a + b) ** 2 / 4 + (a - b) ** 2 * phi / (2 * np.pi)
+    return np.where((s11 == 0) | (s22 == 0), ((a + b) / 2) ** 2, value)
+
+
+def step() -> LayerMap:
+    """Heaviside step: ``E[H(u) H(v)] = (pi - theta) / (2 pi)`` (Cho & Saul 2009, degree 0).
+
+    ``E[H'(u) H'(v)] = E[delta(u) delta(v)] = 1 / (2 pi sqrt(D))`` is infinite on the
+    diagonal (D = 0), so no NTK is generated for the step: its NTK diverges for every
+    input paired with itself, and a Gram matrix of it is not defined.
+    """
+    _m, _r, _gap, _anti, theta, phi, _kp, _kn = arccos_parts()
+    e = phi / (2 * sp.pi)
+    # E[H^2] = 1/2 for every variance, so N11 = N22 = W2/2 + B2 and
+    # N11 - S12' = W2 theta / (2 pi), N11 + S12' = W2 (1 - theta/(2 pi)) + 2 B2.
+    det = (W2 * theta / (2 * sp.pi)) * (W2 * (sp.pi + phi) / (2 * sp.pi) + 2 * B2)
+    return LayerMap(e, None, det, "closed form")
+
+
+def sign() -> LayerMap:
+    """Sign: ``E[sign u sign v] = (2/pi) asin(rho) = 1 - 2 theta / pi``.
+
+    Like the step, its derivative is ``2 delta(u)`` and the NTK diverges on the
+    diagonal, so only the NNGP is generated.
+    """
+    _m, r, _gap, _anti, theta, phi, _kp, _kn = arccos_parts()
+    e = 2 * sp.atan2(S12, r) / sp.pi
+    # E[sign^2] = 1: N11 = N22 = W2 + B2; N11 - S12' = 2 W2 theta/pi,
+    # N11 + S12' = 2 W2 (pi - theta)/pi + 2 B2.
+    det = (2 * W2 * theta / sp.pi) * (2 * W2 * phi / sp.pi + 2 * B2)
+    return LayerMap(e, None, det, "closed form")
+
+
+FAMILY = Family(
+    name="jump",
+    members=("step", "sign"),
+    derive=_derive,
+    stable={"step": step, "sign": sign},
+)

@@ -1,0 +1,148 @@
+"""Piecewise-linear activations ``a*max(0,u) + b*min(0,u)``: relu, leaky_relu, abs, identity.
+
+The degree-1 arc-cosine kernel of Cho & Saul (2009), derived here by whitened polar
+integration, and its degree-0 derivative map; stable float64 and SymPy layer maps.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from ntksym.activations import Activation, u
+from ntksym.dual.angles import angles, h_float
+from ntksym.dual.families.jump import homogeneous_general, jump_nngp
+from ntksym.dual.family import DualMaps, Family, NumericFn
+from ntksym.dual.sources import CHO_SAUL
+from ntksym.dual.stable import (
+    S12,
+    LayerMap,
+    angle_parts,
+    arccos_parts,
+    det_from_gaps,
+)
+
+
+def _piecewise_linear(act: Activation, a: sp.Expr, b: sp.Expr) -> tuple[DualMaps, NumericFn]:
+    """a*max(0,u) + b*min(0,u): degree-1 arc-cosine kernel, derivative map of degree 0."""
+    nngp = sp.simplify(homogeneous_general(1)(a, b))
+    ntk = sp.simplify(homogeneous_general(0)(a, b))
+    maps = DualMaps(act, nngp, ntk, "derived: whitened polar integration", CHO_SAUL, True)
+    fa, fb = float(a), float(b)
+    return maps, lambda s11, s12, s22, det: (
+        _pl_nngp(fa, fb, s11, s12, s22, det),
+        jump_nngp(fa, fb, s11, s12, s22, det),
+    )
+
+
+def _derive(act: Activation) -> tuple[DualMaps, NumericFn]:
+    """Dispatch a member to :func:`_piecewise_linear` with its slopes ``(a, b)``."""
+    base = act.registered_base
+    if base == "leaky_relu":
+        return _piecewise_linear(act, sp.Integer(1), act.expr.coeff(sp.Min(0, u)))
+    a, b = _SLOPES[base]
+    return _piecewise_linear(act, sp.Integer(a), sp.Integer(b))
+
+
+#: Slopes ``(a, b)`` of ``a*max(0,u) + b*min(0,u)`` for the members without parameters.
+_SLOPES: dict[str, tuple[int, int]] = {"relu": (1, 0), "abs": (1, -1), "identity": (1, 1)}
+
+
+def _pl_nngp(a: float, b: float, s11: Any, s12: Any, s22: Any, det: Any) -> Any:
+    """E[sigma sigma] for sigma = a max(0,u) + b min(0,u).
+
+    Equals (n / 2 pi) [(a^2 + b^2) h(psi) - 2ab h(theta)] with h(x) = sin x - x cos x >= 0
+    and n = sqrt(s11 s22); for ab <= 0 every term is non-negative. For ab > 0 the form
+    ab s12 + (a-b)^2 n h(psi) / (2 pi) is used (exact for the identity).
+    """
+    theta, psi, _ = angles(s12, det)
+    n = np.sqrt(s11) * np.sqrt(s22)
+    root = np.sqrt(det)
+    h_psi = h_float(psi, n, root, -s12)
+    if a * b > 0:
+        return a * b * s12 + (a - b) ** 2 * h_psi / (2 * np.pi)
+    h_theta = h_float(theta, n, root, s12)
+    return ((a * a + b * b) * h_psi - 2 * a * b * h_theta) / (2 * np.pi)
+
+
+def relu() -> LayerMap:
+    """ReLU: the arc-cosine kernel of degree 1 (Cho & Saul 2009).
+
+    ``E[relu(u) relu(v)] = M (sin theta + (pi - theta) cos theta) / (2 pi)`` and
+    ``E[H(u) H(v)] = (pi - theta) / (2 pi)`` with ``M = sqrt(S11 S22)``,
+    ``theta = atan2(sqrt(D), S12)``; see :func:`arccos_parts` for the stable forms.
+    """
+    m, r, gap, _anti, theta, phi, kp, _kn = arccos_parts()
+    e = kp / (2 * sp.pi)
+    ed = phi / (2 * sp.pi)
+    # M/2 - E = (pi (M - S12) - (sqrt(D) - theta S12)) / (2 pi); sqrt(D) - theta S12
+    # = M (sin theta - theta cos theta) >= 0 and is small next to pi (M - S12).
+    gap_e = (sp.pi * gap - (r - theta * S12)) / (2 * sp.pi)
+    anti_e = m / 2 + e
+    return LayerMap(e, ed, det_from_gaps(sp.Rational(1, 2), gap_e, anti_e), "closed form")
+
+
+def _leaky(a: sp.Expr) -> LayerMap:
+    """``max(0,u) + a min(0,u) = relu(u) - a relu(-u)``, for slopes ``a >= 0``.
+
+    ``E = ((1+a^2) M k(theta) - 2 a M k(pi - theta)) / (2 pi)`` with the degree-1
+    arc-cosine function ``k(t) = sin t + (pi - t) cos t``, and
+    ``E[sigma' sigma'] = ((1+a^2)(pi - theta) + 2 a theta) / (2 pi)`` (Cho & Saul 2009).
+    """
+    m, r, gap, _anti, theta, phi, kp, kn = arccos_parts()
+    c = (1 + a**2) / 2
+    e = ((1 + a**2) * kp - 2 * a * kn) / (2 * sp.pi)
+    ed = ((1 + a**2) * phi + 2 * a * theta) / (2 * sp.pi)
+    gap_e = ((1 + a**2) * (sp.pi * gap - (r - theta * S12)) + 2 * a * kn) / (2 * sp.pi)
+    anti_e = c * m + e
+    return LayerMap(e, ed, det_from_gaps(c, gap_e, anti_e), "closed form")
+
+
+def _even_odd(ca: sp.Expr, cc: sp.Expr) -> LayerMap:
+    """``A u + C |u|`` (``|u|``, the identity, leaky ReLU with a negative slope).
+
+    ``E[|u||v|] = (2 sqrt(D) + (pi - 2 t) |S12|) / pi`` with ``t = atan2(sqrt(D), |S12|)``
+    (Cho & Saul 2009 applied to ``|u| = relu(u) + relu(-u)``), ``E[uv] = S12``,
+    ``E[u|v|] = 0``; ``E[sign u sign v] = (2/pi) asin(rho) = (2/pi) atan2(S12, sqrt(D))``.
+    """
+    c = ca**2 + cc**2
+    m, r, gap, anti, _theta = angle_parts()
+    t = sp.atan2(r, sp.Abs(S12))
+    e_abs = (2 * r + (sp.pi - 2 * t) * sp.Abs(S12)) / sp.pi
+    small = sp.Min(gap, anti)  # M - |S12|
+    gap_abs = (sp.pi * small - 2 * (r - t * sp.Abs(S12))) / sp.pi  # M - E|u||v| >= 0
+    e = ca**2 * S12 + cc**2 * e_abs
+    ed = ca**2 + cc**2 * 2 * sp.atan2(S12, r) / sp.pi
+    gap_e = ca**2 * gap + cc**2 * gap_abs
+    anti_e = ca**2 * anti + cc**2 * (m + e_abs)
+    if cc == 0:  # the identity: E = S12, and the ntk is the constant A^2
+        e, ed = ca**2 * S12, ca**2 + 0 * S12
+    return LayerMap(e, ed, det_from_gaps(c, gap_e, anti_e), "closed form")
+
+
+def leaky_relu(slope: float = 0.01) -> LayerMap:
+    """Leaky ReLU ``max(0,u) + slope*min(0,u)``; see :func:`_leaky` and :func:`_even_odd`."""
+    a = sp.nsimplify(slope)
+    if a < 0:
+        return _even_odd((1 + a) / 2, (1 - a) / 2)
+    return _leaky(a)
+
+
+def absolute() -> LayerMap:
+    """``|u|``: the even part of the arc-cosine kernel (Cho & Saul 2009)."""
+    return _even_odd(sp.Integer(0), sp.Integer(1))
+
+
+def identity() -> LayerMap:
+    """The identity: ``E[uv] = S12``, ``E[1*1] = 1``."""
+    return _even_odd(sp.Integer(1), sp.Integer(0))
+
+
+FAMILY = Family(
+    name="piecewise_linear",
+    members=("relu", "leaky_relu", "abs", "identity"),
+    derive=_derive,
+    stable={"relu": relu, "leaky_relu": leaky_relu, "abs": absolute, "identity": identity},
+)

@@ -1,0 +1,100 @@
+"""The record that makes an activation family the unit of change.
+
+A :class:`Family` holds everything ntksym knows about one family of activations with
+closed-form dual kernels: which activations belong to it, the SymPy derivation of both
+dual maps (with a float64 evaluation of them), and the numerically stable layer maps the
+code generator prints. :data:`ntksym.dual.families.FAMILIES` lists them in the order they
+are tried. Adding a closed-form activation is one family file (or one entry in an existing
+family) plus its line in the activation registry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from ntksym.activations import Activation
+from ntksym.dual.derive import DET, S11, S12, S22
+from ntksym.dual.stable import LayerMap
+
+__all__ = ["DualMaps", "Family", "NumericFn", "lambdified"]
+
+#: Float64 evaluation of both maps: ``(s11, s12, s22, det) -> (nngp, ntk)``.
+NumericFn = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], tuple[Any, Any]]
+
+
+@dataclass(frozen=True)
+class DualMaps:
+    """The two dual maps of an activation, as SymPy expressions.
+
+    Attributes:
+        activation: The activation sigma.
+        nngp: E[sigma(u) sigma(v)] in :data:`S11`, :data:`S12`, :data:`S22`.
+        ntk: E[sigma'(u) sigma'(v)] in the same symbols; ``None`` if sigma'
+            has no closed form.
+        method: How the maps were obtained, e.g. ``"derived: Isserlis"``.
+        source: Citation for the formula (also when derived).
+        derived: True if ntksym's SymPy code derived the maps, False if the
+            formulas were entered from a cited source.
+    """
+
+    activation: Activation
+    nngp: sp.Expr
+    ntk: sp.Expr | None
+    method: str
+    source: str
+    derived: bool
+
+    def replace(self, **changes: Any) -> DualMaps:
+        """Return a copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Family:
+    """One family of activations with closed-form dual kernels.
+
+    Attributes:
+        name: The family's name, e.g. ``"piecewise_linear"``.
+        members: Registered activation names (``Activation.registered_base``) it covers.
+        derive: ``act -> (DualMaps, NumericFn)`` for a member (or a matching expression),
+            or None when the activation turns out not to fit.
+        stable: Registered name -> factory of its stable :class:`LayerMap` (taking the
+            activation's parameters), for the members that have one.
+        matches: For families defined by the form of the expression (polynomials,
+            Gaussian-MGF forms): whether an activation belongs; None when the family is
+            its registered members only.
+    """
+
+    name: str
+    members: tuple[str, ...]
+    derive: Callable[[Activation], tuple[DualMaps, NumericFn] | None]
+    stable: Mapping[str, Callable[..., LayerMap]] = dataclasses.field(default_factory=dict)
+    matches: Callable[[Activation], bool] | None = None
+
+    def covers(self, act: Activation) -> bool:
+        """Whether ``act`` is a member of this family."""
+        if act.registered_base in self.members:
+            return True
+        return self.matches is not None and self.matches(act)
+
+
+def lambdified(nngp: sp.Expr, ntk: sp.Expr) -> NumericFn:
+    """Float64 evaluation of two SymPy maps in (S11, S12, S22, DET), complex-safe."""
+    args = (S11, S12, S22, DET)
+    f = sp.lambdify(args, nngp, modules="numpy")
+    g = sp.lambdify(args, ntk, modules="numpy")
+    complex_valued = nngp.has(sp.I) or ntk.has(sp.I)
+
+    def numeric(s11: Any, s12: Any, s22: Any, det: Any) -> tuple[Any, Any]:
+        if complex_valued:
+            c = [np.asarray(x, dtype=complex) for x in (s11, s12, s22, det)]
+            return np.real(f(*c)), np.real(g(*c))
+        return f(s11, s12, s22, det), g(s11, s12, s22, det)
+
+    return numeric

@@ -1,0 +1,165 @@
+"""Numerically stable layer maps for the activations with closed-form dual kernels.
+
+A *layer map* takes the 2x2 covariance of a pair at layer ``l`` and returns what
+the next layer needs. Its inputs are the symbols of :data:`INPUTS`:
+
+``S11, S22, S12``
+    the covariance entries ``Sigma^(l)(x,x), Sigma^(l)(x',x'), Sigma^(l)(x,x')``;
+``D``
+    its determinant ``S11*S22 - S12**2``, carried *accurately* from layer to layer
+    (formed without cancellation from the inputs at layer 1, see the templates);
+``N11, N22``
+    the next layer's diagonal variances (computed once per row and column);
+``W2, B2``
+    ``weight_std**2`` and ``bias_std**2``.
+
+Its outputs are ``nngp = E[sigma(u) sigma(v)]``, ``ntk = E[sigma'(u) sigma'(v)]`` (or
+None when sigma' is a Dirac delta) and ``det``, the next layer's determinant
+``N11*N22 - (W2*nngp + B2)**2``, or None to let the template form it directly.
+
+Why carry ``D``: for positively homogeneous activations (ReLU and relatives) the
+pair's angle ``theta`` keeps shrinking like ``sqrt(1 - rho)`` through the layers, and
+``rho = 1 - epsilon`` rounded to float64 gives ``arccos(rho)`` with an absolute error of
+``sqrt(epsilon)`` ~ 1e-8 (the loss measured in DESIGN.md). Here every angle is
+``atan2(sqrt(D), S12)`` and the next determinant is a product of two gaps,
+``(M' - S12') (M' + S12')`` with ``M' = sqrt(N11 N22)``, each written as a sum of
+non-negative terms, so no step subtracts nearly equal numbers.
+
+The maps of each family live in :mod:`ntksym.dual.families`; this module holds the
+symbols and the stable pieces several families share. Each closed form cites its source in
+its docstring.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+S11, S22, N11, N22 = sp.symbols("S11 S22 N11 N22", nonnegative=True)
+S12 = sp.Symbol("S12", real=True)
+D = sp.Symbol("D", nonnegative=True)
+W2, B2 = sp.symbols("W2 B2", nonnegative=True)
+
+#: Every symbol a layer map may use, in the order the generated ``_pair`` takes them.
+INPUTS: tuple[sp.Symbol, ...] = (S11, S22, S12, D, N11, N22, W2, B2)
+
+R11, R22, Q11, Q22 = sp.symbols("R11 R22 Q11 Q22", nonnegative=True)
+#: Square roots of the four variances. The templates compute them once per row, column
+#: and layer and pass them to ``_pair`` after :data:`INPUTS`, so a layer map written with
+#: ``sqrt(S11)`` etc. costs no square root per entry (see ``render.render_spec``).
+ROOTS: dict[sp.Expr, sp.Symbol] = {
+    sp.sqrt(S11): R11,
+    sp.sqrt(S22): R22,
+    sp.sqrt(N11): Q11,
+    sp.sqrt(N22): Q22,
+}
+
+
+#: ``sqrt(S11) - sqrt(S22)``, signed. A map that uses it gets it as one more argument
+#: after :data:`ROOTS`: ``R11 - R22`` past layer 1; at layer 1 the templates form it from
+#: the inputs for the pairs with ``|rho| > 0.99``, ``c (|x| - |x'|)(|x| + |x'|) /
+#: (R11 + R22)`` with ``|x| - |x'|`` as accurate as the first determinant. Its two
+#: rounded variances alone would leave it an absolute error of ``2^-53 sqrt(S)``
+#: (1e-10 at variance 1e12), which bounds near-parallel distances such as
+#: :func:`distances`.
+U = sp.Symbol("U", real=True)
+
+
+class Atan2Q(sp.Function):
+    """``atan2(y, x)`` known to have ``y >= 0`` and ``x > 0`` (first quadrant).
+
+    Printed as the generated module's cheaper ``_atan2q`` by the loop printer (see
+    ``render.positive_variant``, which introduces it); SymPy leaves it unevaluated.
+    """
+
+    nargs = 2
+
+
+#: Smallest positive normal float64; guards 0/0 when a variance is exactly zero.
+TINY = sp.Float("2.2250738585072014e-308", 17)
+
+
+@dataclass(frozen=True)
+class LayerMap:
+    """One layer of the kernel recursion as SymPy expressions in :data:`INPUTS`.
+
+    Attributes:
+        nngp: ``E[sigma(u) sigma(v)]`` for the pair.
+        ntk: ``E[sigma'(u) sigma'(v)]``, or None when sigma' has a Dirac delta.
+        det: The next layer's determinant formed stably, or None (the template
+            then forms ``N11*N22 - S12'**2`` directly).
+        method: How the forms were obtained (shown in the generated docstring).
+        diag: ``E[sigma(u)^2]`` in ``spec.S`` when given by hand; by default it is the
+            nngp map on the diagonal, simplified by SymPy.
+    """
+
+    nngp: sp.Expr
+    ntk: sp.Expr | None
+    det: sp.Expr | None
+    method: str
+    diag: sp.Expr | None = None
+
+
+def angle_parts() -> tuple[sp.Expr, sp.Expr, sp.Expr, sp.Expr, sp.Expr]:
+    """``M = sqrt(S11 S22)``, ``R = sqrt(D)``, and the gaps ``M - S12``, ``M + S12``.
+
+    ``M - S12 = D / (M + S12)`` is used when ``S12 > 0`` (no cancellation there), and
+    symmetrically for ``M + S12``.
+    """
+    m = sp.sqrt(S11 * S22)
+    r = sp.sqrt(D)
+    gap = sp.Piecewise((D / (m + S12), S12 > 0), (m - S12, True))
+    anti = sp.Piecewise((D / (m - S12), S12 < 0), (m + S12, True))
+    theta = sp.atan2(r, S12)
+    return m, r, gap, anti, theta
+
+
+def det_from_gaps(c: sp.Expr, gap_e: sp.Expr, anti_e: sp.Expr) -> sp.Expr:
+    """Next determinant for a positively homogeneous activation (E[sigma(u)^2] = c*S).
+
+    With ``P' = W2*c*M + B2`` (the value of ``S12'`` at rho = 1),
+    ``M' - P' = W2*B2*c*(sqrt(S11) - sqrt(S22))**2 / (M' + P')`` exactly, so
+    ``M' - S12' = (M' - P') + W2*gap_e`` and ``M' + S12' = (M' - P') + W2*anti_e + 2*B2``
+    with ``gap_e = c*M - E >= 0`` and ``anti_e = c*M + E >= 0``.
+    """
+    m = sp.sqrt(S11 * S22)
+    mn = sp.sqrt(N11 * N22)
+    pn = W2 * c * m + B2
+    q = W2 * B2 * c * (sp.sqrt(S11) - sp.sqrt(S22)) ** 2 / sp.Max(mn + pn, TINY)
+    return (q + W2 * gap_e) * (q + W2 * anti_e + 2 * B2)
+
+
+def h_series(x: sp.Expr) -> sp.Expr:
+    """``sin x - x cos x`` as its Taylor series, for ``0 <= x < 1`` (no cancellation there).
+
+    ``sin x - x cos x = sum_k (-1)^(k+1) 2k x^(2k+1) / (2k+1)!``; 11 terms reach 1e-19
+    relative at ``x = 1``. Callers use it below 1 only: above, the direct form they
+    already have cancels by at most a factor 3.
+    """
+    # x^3 P(x^2) in Horner form (SymPy keeps the nesting; the generated code then needs
+    # one multiply-add per term instead of a power each)
+    coeffs = [(-1) ** (k + 1) * sp.Rational(2 * k, sp.factorial(2 * k + 1)) for k in range(1, 12)]
+    poly: sp.Expr = coeffs[-1]
+    for ck in reversed(coeffs[:-1]):
+        poly = ck + x**2 * poly
+    return x**3 * poly
+
+
+def arccos_parts() -> tuple[sp.Expr, ...]:
+    """Angles and the degree-1 arc-cosine numerators, each without cancellation.
+
+    ``theta = atan2(R, S12)`` and ``phi = pi - theta = atan2(R, -S12)`` (both accurate
+    in absolute terms). ``kp = M (sin theta + phi cos theta)`` and
+    ``kn = M (sin phi + theta cos phi)`` (the same with v -> -v); where the direct form
+    would cancel (``phi < 1`` for ``kp``), ``kp = M (sin phi - phi cos phi)`` by its series.
+    """
+    m, r, gap, anti, theta = angle_parts()
+    phi = sp.atan2(r, -S12)
+    # phi < 1 implies S12 < 0 (phi >= pi/2 otherwise), and there r + phi S12 = M h(phi)
+    # cancels; for phi >= 1 the direct form loses at most a factor 3 (h(1) = 0.30 vs
+    # sin 1 = 0.84) and needs no 1/M. Likewise for kn with theta.
+    # (S12 < 0 is implied; spelling it out lets render.positive_variant drop the branch)
+    kp = sp.Piecewise((m * h_series(phi), (S12 < 0) & (phi < 1)), (r + phi * S12, True))
+    kn = sp.Piecewise((m * h_series(theta), (S12 > 0) & (theta < 1)), (r - theta * S12, True))
+    return m, r, gap, anti, theta, phi, kp, kn

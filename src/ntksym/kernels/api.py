@@ -1,0 +1,308 @@
+"""Infinite-width NNGP and NTK Gram matrices: ``ntksym.kernel("relu", depth=3)``.
+
+The recursion is the one derived in the seed notes (after Jacot, Gabriel &
+Hongler 2018), in the NTK parameterization, with ``weight_std`` written
+``w`` and ``bias_std`` written ``b``:
+
+    Sigma^(1)(x, x') = w^2 x.x'/n0 + b^2,                Theta^(1) = Sigma^(1),
+    Sigma^(l+1)      = w^2 E[sigma(u) sigma(v)] + b^2,
+    Sigmadot^(l+1)   = w^2 E[sigma'(u) sigma'(v)],
+    Theta^(l+1)      = Theta^(l) Sigmadot^(l+1) + Sigma^(l+1),
+
+where ``(u, v)`` is a centred Gaussian pair with covariance ``Sigma^(l)`` on
+``{x, x'}``. ``depth`` is ``L``, the number of affine layers, so a depth-L
+network has ``L - 1`` nonlinearities; the NNGP is ``Sigma^(L)`` and the NTK
+``Theta^(L)``. This is what neural-tangents computes for
+``stax.serial(Dense(W_std=w, b_std=b, parameterization="ntk"), act, ...)``.
+
+Backends (the ``backend`` argument of :func:`kernel`):
+
+* ``"auto"`` (default): activations with a numerically stable generated
+  module (:mod:`ntksym.codegen`: relu, leaky_relu, abs, identity, erf, step,
+  sign, exp, sin, cos, gaussian, gelu) use it, and so do smooth activations
+  without a closed form (tanh, sigmoid, softplus, silu, smooth user expressions:
+  no kinks, a pointwise derivative), whose generated module integrates each pair
+  by an adaptive trapezoid rule (to about 1e-15 per layer, at any variance and
+  correlation); Numba when Numba imports and NumPy otherwise (a one-time warning
+  says so). Every other activation uses ``"dual"``, and so does any activation
+  without a closed form when ``degree`` is given.
+* ``"numba"`` / ``"numpy"``: the generated module of that backend (activations
+  with a stable or SymPy closed form, or smooth ones as above).
+* ``"dual"``: the dual maps of :mod:`ntksym.dual` (closed forms where they
+  exist) evaluated layer by layer with vectorised NumPy in float64. Activations
+  without a closed form are integrated by an adaptive Gaussian-weighted
+  trapezoid rule (:func:`ntksym.dual.trapezoid`), or by a fixed Gauss-Hermite rule
+  when ``degree`` is given. The first layer's determinant ``S11 S22 - S12^2`` is
+  formed from the inputs without cancellation (see :func:`ntksym.kernels.dual_path.first_layer`).
+"""
+
+from __future__ import annotations
+
+import numbers
+import types
+from collections import namedtuple
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, Literal, NamedTuple, overload
+
+import numpy as np
+
+from ntksym._validate import nonnegative_std, real_matrix
+from ntksym.activations import Activation, get_activation
+from ntksym.errors import InputError
+from ntksym.kernels.dispatch import generated_module
+from ntksym.kernels.dual_path import dual_recursion
+from ntksym.typing import ActivationLike, ArrayLike, KernelName
+
+__all__ = ["Get", "Kernels", "validate_inputs", "Kernel", "kernel"]
+
+
+GET_OPTIONS = ("nngp", "ntk")
+
+
+#: Values of ``kernel(..., backend=...)``.
+BACKENDS = ("auto", "numba", "numpy", "dual")
+
+
+Get = Literal["nngp", "ntk"] | tuple[str, ...]
+
+
+class Kernels(NamedTuple):
+    """NNGP and NTK Gram matrices, returned when ``get`` asks for both."""
+
+    nngp: np.ndarray
+    ntk: np.ndarray
+
+
+def _check_depth(depth: Any) -> int:
+    if isinstance(depth, bool) or not isinstance(depth, numbers.Integral):
+        raise InputError(
+            f"depth must be a positive integer (number of affine layers), got {depth!r}"
+        )
+    if depth < 1:
+        raise InputError(f"depth must be at least 1 (number of affine layers), got {depth}")
+    return int(depth)
+
+
+def validate_inputs(X1: Any, X2: Any = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """Check Gram-matrix inputs and return them as float64 arrays.
+
+    Args:
+        X1: Array of shape (N1, d): N1 inputs with d features.
+        X2: Optional array of shape (N2, d); None means X1 against itself.
+
+    Returns:
+        ``(X1, X2)`` as C-contiguous float64 arrays (``X2`` stays None).
+
+    Raises:
+        InputError: Not 2-D, empty, not a real dtype, not finite, or the
+            feature dimensions differ.
+    """
+    out = [None if X is None else real_matrix(X, name) for name, X in (("X1", X1), ("X2", X2))]
+    if out[1] is not None and out[0].shape[1] != out[1].shape[1]:
+        raise InputError(
+            f"X1 and X2 must have the same number of features, got {out[0].shape[1]} and "
+            f"{out[1].shape[1]}"
+        )
+    return out[0], out[1]
+
+
+@cache
+def result_type(fields: tuple[str, ...]) -> type:
+    """The named tuple returned for the kernels ``fields`` (:class:`Kernels` for both)."""
+    if fields == Kernels._fields:
+        return Kernels
+    return namedtuple("Kernels", fields)  # noqa: PYI024 - mirrors neural-tangents' kernel_fn
+
+
+def parse_get(get: Any) -> tuple[str, ...]:
+    """The kernel names a ``get`` argument asks for, checked (``InputError`` otherwise)."""
+    items = (
+        (get,) if isinstance(get, str) else tuple(get) if isinstance(get, (tuple, list)) else None
+    )
+    if not items or any(g not in GET_OPTIONS for g in items):
+        raise InputError(f"get must be 'nngp', 'ntk' or a tuple of them, got {get!r}")
+    return items
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """The infinite-width NNGP/NTK of a fully connected network.
+
+    Attributes:
+        activation: The nonlinearity.
+        depth: Number of affine layers ``L`` (``L - 1`` nonlinearities).
+        bias_std: Standard deviation ``beta`` of the biases' scale.
+        weight_std: Standard deviation of the weights' scale.
+        degree: Gauss-Hermite degree for activations without a closed form on
+            the ``"dual"`` path, or None for the adaptive trapezoid rule.
+        backend: ``"auto"``, ``"numba"``, ``"numpy"`` or ``"dual"`` (see the module).
+    """
+
+    activation: Activation
+    depth: int
+    bias_std: float = 0.0
+    weight_std: float = 1.0
+    degree: int | None = None
+    backend: str = "auto"
+
+    def replace(self, **changes: Any) -> Kernel:
+        """A copy with some fields changed (validated like :func:`kernel`)."""
+        fields = {
+            "activation": self.activation,
+            "depth": self.depth,
+            "bias_std": self.bias_std,
+            "weight_std": self.weight_std,
+            "degree": self.degree,
+            "backend": self.backend,
+        }
+        fields.update(changes)
+        return kernel(**fields)
+
+    @overload
+    def __call__(
+        self, X1: ArrayLike, X2: ArrayLike | None = None, get: KernelName = "ntk"
+    ) -> np.ndarray: ...
+
+    @overload
+    def __call__(
+        self, X1: ArrayLike, X2: ArrayLike | None = None, *, get: tuple[str, ...]
+    ) -> Kernels: ...
+
+    def __call__(self, X1: ArrayLike, X2: ArrayLike | None = None, get: Get = "ntk") -> Any:
+        """Gram matrix (or matrices) between the rows of X1 and X2.
+
+        Args:
+            X1: Inputs, shape (N1, d).
+            X2: Inputs, shape (N2, d); None means X1 against itself.
+            get: ``"nngp"``, ``"ntk"`` or a tuple of both (then a
+                :class:`Kernels` named tuple in that order of fields).
+
+        Returns:
+            Float64 array(s) of shape (N1, N2).
+
+        Raises:
+            InputError: Bad inputs, or a kernel that is infinite at these
+                inputs (e.g. the NTK of ``step`` on coincident inputs).
+        """
+        wanted = parse_get(get)
+        X1, X2 = validate_inputs(X1, X2)
+        module = generated_module(self.activation, self.backend, quadrature=self.degree is None)
+        if module is not None:
+            nngp, ntk = self._compute_generated(module, X1, X2, need_ntk="ntk" in wanted)
+            result = {"nngp": nngp, "ntk": ntk}
+            if isinstance(get, str):
+                return result[get]
+            return result_type(wanted)(*(result[g] for g in wanted))
+        symmetric = X2 is None
+        nngp, ntk = self._compute(X1, X1 if symmetric else X2, need_ntk="ntk" in wanted)
+        if symmetric:
+            nngp = (nngp + nngp.T) / 2
+            ntk = None if ntk is None else (ntk + ntk.T) / 2
+        result = {"nngp": nngp, "ntk": ntk}
+        if isinstance(get, str):
+            return result[get]
+        return result_type(wanted)(*(result[g] for g in wanted))
+
+    def _infinite_ntk(self) -> InputError:
+        return InputError(
+            f"the NTK of {self.activation.name!r} is infinite or undefined at some of these "
+            "inputs (its derivative dual map diverges for coincident or parallel inputs); "
+            "ask for get='nngp' or use a smooth activation"
+        )
+
+    def _compute_generated(
+        self, module: types.ModuleType, X1: np.ndarray, X2: np.ndarray | None, need_ntk: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Both matrices from a generated module (exactly symmetric when X2 is None)."""
+        if need_ntk and not module.HAS_NTK:
+            raise self._infinite_ntk()
+        args = (X1, X2, self.depth, self.bias_std, self.weight_std)
+        try:
+            if need_ntk:
+                return module.nngp_ntk(*args)
+            return module.nngp(*args), None
+        except ValueError as exc:  # the generated modules raise ValueError only
+            raise InputError(
+                f"{self.activation.name!r} kernel, depth {self.depth}: {exc}"
+            ) from None
+
+    def _compute(
+        self, X1: np.ndarray, X2: np.ndarray, need_ntk: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        nngp, ntk = dual_recursion(
+            self.activation,
+            X1,
+            X2,
+            self.depth,
+            self.bias_std,
+            self.weight_std,
+            degree=self.degree,
+            need_ntk=need_ntk,
+        )
+        if need_ntk and not np.all(np.isfinite(ntk)):
+            raise self._infinite_ntk()
+        if not np.all(np.isfinite(nngp)):
+            raise InputError(
+                f"the NNGP of {self.activation.name!r} overflowed at these inputs (depth "
+                f"{self.depth}); reduce the input scale or the depth"
+            )
+        return nngp, ntk
+
+
+def kernel(
+    activation: ActivationLike = "relu",
+    depth: int = 2,
+    bias_std: float = 0.0,
+    weight_std: float = 1.0,
+    *,
+    degree: int | None = None,
+    backend: str = "auto",
+    **activation_params: Any,
+) -> Kernel:
+    """Build the infinite-width kernel function of a fully connected network.
+
+    Args:
+        activation: A registered name (``"relu"``, ``"erf"``, ...), an
+            expression in ``u`` (``"tanh(2*u)"``), a SymPy expression or an
+            :class:`~ntksym.activations.Activation`.
+        depth: Number of affine layers L >= 1 (L - 1 nonlinearities).
+        bias_std: Bias scale beta >= 0.
+        weight_std: Weight scale >= 0.
+        degree: For activations without a closed form: None (default) for an
+            adaptive trapezoid rule accurate to about 1e-14 (in the generated
+            module, or on the ``"dual"`` path), or a fixed Gauss-Hermite degree
+            (2..512), which sends them to the ``"dual"`` path.
+        backend: ``"auto"`` (generated kernels for activations with a stable
+            closed form and for smooth ones without a closed form: Numba if it
+            imports, else NumPy with a warning; the dual maps otherwise),
+            ``"numba"``, ``"numpy"`` or ``"dual"``.
+        **activation_params: Parameters of a registered family (``slope=0.2``).
+
+    Returns:
+        A :class:`Kernel`; call it as ``k(X1, X2=None, get="ntk")``.
+
+    Example:
+        >>> import numpy as np
+        >>> k = kernel("relu", depth=3, bias_std=0.1)
+        >>> K = k(np.eye(3), get=("nngp", "ntk"))
+        >>> K.ntk.shape
+        (3, 3)
+    """
+    act = get_activation(activation, **activation_params)
+    if degree is not None and (
+        isinstance(degree, bool)
+        or not isinstance(degree, numbers.Integral)
+        or not 2 <= degree <= 512
+    ):
+        raise InputError(f"degree must be None or an integer from 2 to 512, got {degree!r}")
+    if backend not in BACKENDS:
+        raise InputError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
+    return Kernel(
+        activation=act,
+        depth=_check_depth(depth),
+        bias_std=nonnegative_std("bias_std", bias_std),
+        weight_std=nonnegative_std("weight_std", weight_std),
+        degree=None if degree is None else int(degree),
+        backend=backend,
+    )

@@ -1,0 +1,97 @@
+"""Which generated module computes a kernel, and the per-process cache of loaded modules."""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import types
+import warnings
+
+from ntksym.activations import Activation
+from ntksym.errors import InputError
+
+__all__ = ["generated_module", "sp_key"]
+
+
+# ----------------------------------------------------------------------------- generated modules
+_MODULES: dict[tuple[str, str, str], tuple[types.ModuleType | None, str]] = {}
+
+
+_MODULES_LOCK = threading.Lock()
+
+
+_WARNED_NO_NUMBA = False
+
+
+def _numba_available() -> bool:
+    """Whether Numba imports here; warns once (per process) when it does not."""
+    global _WARNED_NO_NUMBA
+    try:
+        importlib.import_module("numba")
+    except ImportError:
+        if not _WARNED_NO_NUMBA:
+            _WARNED_NO_NUMBA = True
+            warnings.warn(
+                "ntksym: Numba is not installed; using the generated NumPy kernels "
+                "(slower, same results). pip install numba for the fused kernels.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+        return False
+    return True
+
+
+def _smooth(act: Activation) -> bool:
+    """Whether the generated quadrature suits ``act``: no kinks, a pointwise derivative.
+
+    The adaptive trapezoid rule converges geometrically only for integrands analytic
+    near the real line; at a kink it would stop at its finest step, inaccurate.
+    """
+    return not act.kinks and not act.has_distributional_derivative
+
+
+def generated_module(
+    act: Activation, backend: str, quadrature: bool = True
+) -> types.ModuleType | None:
+    """The generated module to use for ``act`` under ``backend``, or None for the dual path.
+
+    ``"auto"`` takes stable generated maps (accurate to rounding) and, when ``quadrature``
+    is true, the quadrature modules of smooth activations (:func:`_smooth`); ``"numba"``
+    and ``"numpy"`` also take SymPy closed forms, and refuse the quadrature modules of
+    activations that are not smooth.
+    """
+    if backend == "dual":
+        return None
+    from ntksym import codegen
+
+    chosen = backend
+    if backend == "auto":
+        chosen = "numba" if _numba_available() else "numpy"
+    cache_key = (act.name, sp_key(act), chosen)
+    with _MODULES_LOCK:
+        if cache_key not in _MODULES:
+            _MODULES[cache_key] = (None, codegen.kernel_spec(act).kind)
+        module, kind = _MODULES[cache_key]
+        smooth = kind != "quadrature" or _smooth(act)
+        if backend == "auto":
+            wanted = kind == "stable" or (kind == "quadrature" and smooth and quadrature)
+        elif not smooth:
+            raise InputError(
+                f"backend={backend!r} needs a closed-form dual kernel or a smooth activation, "
+                f"and {act.name!r} has kinks at {list(act.kinks)} or a Dirac delta derivative "
+                f"(its generated module would use {kind}, which converges slowly there); use "
+                "backend='auto' or 'dual'"
+            )
+        else:
+            wanted = True
+        if wanted and module is None:
+            module = codegen.load(act, chosen)
+            _MODULES[cache_key] = (module, kind)
+    return module if wanted else None
+
+
+def sp_key(act: Activation) -> str:
+    """A string identifying an activation's expression (for the module cache)."""
+    import sympy as sp
+
+    return sp.srepr(act.expr)

@@ -1,0 +1,291 @@
+"""Reference dual maps E[sigma(u) sigma(v)] and E[sigma'(u) sigma'(v)] in mpmath.
+
+By quadrature (never using a closed form) or, when asked, by a closed form evaluated in mpmath.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import mpmath
+import sympy as sp
+
+from ntksym.activations import Activation
+from ntksym.errors import ActivationError, InputError, NoClosedFormError, NTKSymError
+from ntksym.reference.convert import (
+    GUARD_DIGITS,
+    ActivationLike,
+    QuadratureError,
+    as_activation,
+    check_dps,
+    check_method,
+    covariance,
+)
+from ntksym.reference.homogeneous import (
+    Homogeneous,
+    analysis,
+    half_moment,
+    homogeneous_dual,
+    pointwise,
+    sympy_to_mpf,
+)
+from ntksym.reference.tanh_sinh import gauss_expect_1d, general_dual
+
+__all__ = ["dual_quadrature", "dual_closed_form", "dual"]
+
+
+mp = mpmath.mp
+
+
+# --------------------------------------------------------------------------- public: quadrature
+def dual_quadrature(
+    activation: ActivationLike,
+    s11: Any,
+    s12: Any,
+    s22: Any,
+    *,
+    dps: int = 30,
+    derivative: bool = False,
+    error: bool = False,
+) -> Any:
+    """Dual kernel of an activation by quadrature in mpmath, independent of any closed form.
+
+    Computes ``E[sigma(u) sigma(v)]`` (or ``E[sigma'(u) sigma'(v)]`` when
+    ``derivative``) for ``(u, v) ~ N(0, [[s11, s12], [s12, s22]])``. Piecewise
+    positively homogeneous activations use whitened polar coordinates with the
+    radial integral done exactly; all others an iterated 1-D tanh-sinh
+    quadrature (see the module docstring). Zero variances are allowed: then
+    ``u = 0`` and the value of ``sigma(0)`` follows SymPy's convention
+    (``Heaviside(0) = 1/2``, ``sign(0) = 0``).
+
+    Args:
+        activation: A registered name, a user expression or an Activation.
+        s11: Variance of ``u`` (>= 0); int, float, mpf or a decimal string.
+            Floats are converted exactly.
+        s12: Covariance of ``u`` and ``v`` with ``s12^2 <= s11*s22``.
+        s22: Variance of ``v`` (>= 0).
+        dps: Decimal digits of the result (15..1000); the work is done with
+            15 guard digits.
+        derivative: Use ``sigma'`` instead of ``sigma``.
+        error: Also return an error estimate.
+
+    Returns:
+        The expectation as an ``mpf`` (rounded to ``dps`` digits), or
+        ``(value, error_estimate)`` when ``error`` is true; the estimate bounds
+        the quadrature error (as estimated from successive refinements) plus the
+        final rounding.
+
+    Raises:
+        InputError: Non-finite or non-numeric input, negative variance, a
+            covariance that is not positive semidefinite, a bad ``dps``, or a
+            step-like derivative at ``|rho| = 1`` or a zero variance (where
+            ``E[delta(u) delta(v)]`` is infinite).
+        ActivationError: The activation is not real or cannot be evaluated, or
+            its derivative contains a Dirac delta that is not a single jump at 0.
+        QuadratureError: The quadrature's error estimate exceeds
+            ``10^-(dps-5)`` relative to the size of the integrand.
+
+    Example:
+        >>> from mpmath import mp, nstr
+        >>> nstr(dual_quadrature("relu", 1, 0, 1), 15)  # 1/(2 pi)
+        '0.159154943091895'
+    """
+    act = as_activation(activation)
+    dps = check_dps(dps)
+    with mp.workdps(dps + GUARD_DIGITS):
+        a11, a12, a22, det = covariance(s11, s12, s22)
+        value, err = _quadrature(act, a11, a12, a22, det, derivative, dps)
+        with mp.workdps(dps):
+            rounded = +value
+        # the estimate also covers roundoff at working precision and the final rounding
+        err += abs(value) * mpmath.mpf(10) ** (5 - mp.dps) + abs(value - rounded)
+    with mp.workdps(dps):
+        err = +err * (1 + mpmath.mpf(10) ** (3 - dps))  # round the estimate up
+    return (rounded, err) if error else rounded
+
+
+def _quadrature(
+    act: Activation, a11: Any, a12: Any, a22: Any, det: Any, derivative: bool, dps: int
+) -> tuple[Any, Any]:
+    if derivative and act.has_distributional_derivative:
+        return _delta_dual(act, a11, a22, det)
+    h = analysis(act, derivative)
+    if a11 == 0 or a22 == 0:
+        return _degenerate(act, derivative, h, a11, a22, dps)
+    if h is not None:
+        return homogeneous_dual(h, a11, a12, a22, det)
+    f = pointwise(act, derivative)
+    kinks = [mpmath.mpf(k) for k in act.kinks]
+    value, err, size = general_dual(f, kinks, a11, a12, a22, det, _target(dps))
+    if err > mpmath.mpf(10) ** (-(dps - 5)) * max(abs(value), size):
+        raise QuadratureError(
+            f"quadrature for {act.name!r} at (s11, s12, s22) = ({mpmath.nstr(a11, 8)}, "
+            f"{mpmath.nstr(a12, 8)}, {mpmath.nstr(a22, 8)}) did not converge: error estimate "
+            f"{mpmath.nstr(err, 3)} for value {mpmath.nstr(value, 8)} at dps={dps}"
+        )
+    # never claim more than the accuracy the nested rules were asked for: their level
+    # heuristics can be optimistic when inner errors, not the outer step, dominate
+    return value, max(err, _target(dps) * max(abs(value), size))
+
+
+def _target(dps: int) -> Any:
+    """Relative accuracy asked of each quadrature: three digits beyond ``dps``."""
+    return mpmath.mpf(10) ** (-(dps + 3))
+
+
+def _degenerate(
+    act: Activation, derivative: bool, h: Homogeneous | None, a11: Any, a22: Any, dps: int
+) -> tuple[Any, Any]:
+    """One or both variances zero: u (or v) is 0 almost surely."""
+    f = pointwise(act, derivative)
+    f0 = f(mpmath.mpf(0))
+    var = a22 if a11 == 0 else a11
+    if var == 0 or f0 == 0:
+        return f0 * f0 if var == 0 else mpmath.mpf(0), mpmath.mpf(0)
+    if h is not None:
+        return f0 * half_moment(h, var), mpmath.mpf(0)
+    kinks = [mpmath.mpf(k) for k in act.kinks]
+    val, err = gauss_expect_1d(f, mpmath.sqrt(var), mpmath.mpf(0), kinks, _target(dps))
+    return f0 * val, abs(f0) * err
+
+
+def _delta_dual(act: Activation, a11: Any, a22: Any, det: Any) -> tuple[Any, Any]:
+    """E[sigma'(u) sigma'(v)] for sigma piecewise constant with one jump J at 0: J^2 p(0, 0)."""
+    h = analysis(act, False)
+    if h is None or h.ap != 0 or h.am != 0:
+        raise ActivationError(
+            f"the derivative of {act.name!r} is {act.derivative}, which contains a Dirac delta "
+            "and is not a single jump at 0; no pointwise derivative exists, so "
+            "E[sigma'(u) sigma'(v)] cannot be computed by quadrature"
+        )
+    jump = sympy_to_mpf(h.cp) - sympy_to_mpf(h.cm)
+    if jump == 0:
+        return mpmath.mpf(0), mpmath.mpf(0)
+    if det == 0 or a11 == 0 or a22 == 0:
+        raise InputError(
+            f"E[sigma'(u) sigma'(v)] for {act.name!r} (sigma' = {jump} * delta(u)) is infinite "
+            "when the covariance is singular (|rho| = 1 or a zero variance)"
+        )
+    return jump * jump / (2 * mpmath.pi * mpmath.sqrt(det)), mpmath.mpf(0)
+
+
+# --------------------------------------------------------------------------- public: closed form
+_CLOSED_FORM_CACHE: dict[tuple[Activation, bool], Callable[..., Any]] = {}
+
+
+def _closed_form_function(act: Activation, derivative: bool) -> Callable[..., Any]:
+    key = (act, derivative)
+    if key not in _CLOSED_FORM_CACHE:
+        from ntksym import dual as dual_module  # lazy: written alongside this module
+
+        maps = dual_module.closed_form(act)
+        expr = maps.ntk if derivative else maps.nngp
+        symbols = (dual_module.S11, dual_module.S12, dual_module.S22)
+        func = sp.lambdify(symbols, expr, modules="mpmath")
+        _CLOSED_FORM_CACHE[key] = func
+    return _CLOSED_FORM_CACHE[key]
+
+
+def dual_closed_form(
+    activation: ActivationLike,
+    s11: Any,
+    s12: Any,
+    s22: Any,
+    *,
+    dps: int = 30,
+    derivative: bool = False,
+) -> Any:
+    """Evaluate the closed-form dual kernel of :mod:`ntksym.dual` at ``dps`` digits.
+
+    The SymPy expression ``closed_form(activation).nngp`` (or ``.ntk`` when
+    ``derivative``) is lambdified to mpmath and evaluated at the exactly
+    converted inputs with 15 guard digits.
+
+    Args:
+        activation: A registered name, a user expression or an Activation.
+        s11: Variance of ``u``.
+        s12: Covariance.
+        s22: Variance of ``v``.
+        dps: Decimal digits (15..1000).
+        derivative: Evaluate the derivative map ``E[sigma'(u) sigma'(v)]``.
+
+    Returns:
+        The value as an ``mpf``.
+
+    Raises:
+        NoClosedFormError: No closed form is registered for the activation.
+        InputError: Bad inputs, or the closed form is singular at this point.
+    """
+    act = as_activation(activation)
+    dps = check_dps(dps)
+    func = _closed_form_function(act, derivative)
+    with mp.workdps(dps + GUARD_DIGITS):
+        a11, a12, a22, _ = covariance(s11, s12, s22)
+        try:
+            value = func(a11, a12, a22)
+        except (ZeroDivisionError, ValueError) as exc:
+            raise InputError(
+                f"the closed form for {act.name!r} cannot be evaluated at (s11, s12, s22) = "
+                f"({s11!r}, {s12!r}, {s22!r}): {exc}"
+            ) from None
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = mpmath.mpf(value)  # a constant closed form
+        if isinstance(value, mpmath.mpc) and abs(value.imag) <= abs(value.real) * mpmath.eps * 16:
+            value = value.real
+        if not isinstance(value, mpmath.mpf) or not mpmath.isfinite(value):
+            raise InputError(
+                f"the closed form for {act.name!r} is not a finite real number at "
+                f"(s11, s12, s22) = ({s11!r}, {s12!r}, {s22!r}): {value}"
+            )
+    with mp.workdps(dps):
+        return +value
+
+
+def _has_closed_form(act: Activation) -> bool:
+    try:
+        from ntksym import dual as dual_module
+    except ImportError:
+        return False
+    try:
+        return bool(dual_module.has_closed_form(act))
+    except NTKSymError:
+        return False
+
+
+def dual(
+    activation: ActivationLike,
+    s11: Any,
+    s12: Any,
+    s22: Any,
+    *,
+    dps: int = 30,
+    derivative: bool = False,
+    method: str = "auto",
+) -> Any:
+    """Dual kernel ``E[sigma(u) sigma(v)]`` (or of ``sigma'``) at ``dps`` digits.
+
+    Args:
+        activation: A registered name, a user expression or an Activation.
+        s11: Variance of ``u``.
+        s12: Covariance.
+        s22: Variance of ``v``.
+        dps: Decimal digits (15..1000).
+        derivative: Use ``sigma'``.
+        method: ``"quadrature"`` (:func:`dual_quadrature`), ``"closed_form"``
+            (:func:`dual_closed_form`) or ``"auto"``: the closed form when one
+            exists and can be evaluated at this point, otherwise quadrature.
+
+    Returns:
+        The value as an ``mpf``.
+    """
+    method = check_method(method)
+    act = as_activation(activation)
+    if method == "closed_form":
+        return dual_closed_form(act, s11, s12, s22, dps=dps, derivative=derivative)
+    if method == "auto" and _has_closed_form(act):
+        try:
+            return dual_closed_form(act, s11, s12, s22, dps=dps, derivative=derivative)
+        except (NoClosedFormError, InputError):
+            pass  # quadrature below repeats the input checks with its own messages
+    return dual_quadrature(act, s11, s12, s22, dps=dps, derivative=derivative)

@@ -1,0 +1,261 @@
+"""The general route: iterated one-dimensional quadrature of E[f(u) g(v)].
+
+Both integrals are split at kinks and at zero; the inner error estimate is carried through the
+outer one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import mpmath
+
+__all__ = ["gauss_expect_1d", "general_dual"]
+
+
+mp = mpmath.mp
+
+
+#: Finest trapezoid level tried before falling back to tanh-sinh (step 2^-level).
+MAX_TRAPEZOID_LEVEL = 6
+#: Feature length (in standard deviations) below which nodes are placed by a sinh map.
+SINH_MAP_BELOW = mpmath.mpf(1) / 4
+
+
+_NODE_CACHE: dict[tuple[int, int, int], tuple[list[Any], list[Any]]] = {}
+
+
+def _tail_bound(tol: Any) -> int:
+    """Integer half-width Z with exp(-Z^2/2) below tol / 100."""
+    digits = -float(mpmath.log10(tol)) + 2
+    return int(math.ceil(math.sqrt(2 * math.log(10) * digits)))
+
+
+def _level_nodes(level: int, Z: int) -> tuple[list[Any], list[Any]]:
+    """Nodes new at ``level`` (step 2^-level) on [-Z, Z] and their N(0,1) densities."""
+    key = (mp.prec, level, Z)
+    if key not in _NODE_CACHE:
+        denom = 2**level
+        ks = range(-Z * denom, Z * denom + 1)
+        if level > 0:
+            ks = [k for k in ks if k % 2]
+        nodes = [mpmath.mpf(k) / denom for k in ks]
+        norm = 1 / mpmath.sqrt(2 * mpmath.pi)
+        weights = [mpmath.exp(-z * z / 2) * norm for z in nodes]
+        _NODE_CACHE[key] = (nodes, weights)
+    return _NODE_CACHE[key]
+
+
+def _level_error(results: list[Any], scale: Any) -> Any:
+    """Error of the last trapezoid result, from the last three (mpmath's tanh-sinh heuristic)."""
+    if len(results) < 3:
+        return mpmath.inf
+    d1, d2 = abs(results[-1] - results[-2]), abs(results[-1] - results[-3])
+    floor = scale * mpmath.eps * 8
+    if d1 <= floor:
+        return floor
+    if d2 == 0:
+        return d1
+    e1, e2 = mpmath.log(d1 / scale, 10), mpmath.log(d2 / scale, 10)
+    if e2 >= 0:
+        return d1
+    return max(d1**2 / scale if d1 < scale else d1, scale * mpmath.power(10, e1**2 / e2), floor)
+
+
+class _Tails(Exception):
+    """The integrand is not negligible at the ends of the truncated range."""
+
+
+def _trapezoid(
+    F: Callable[[Any], tuple[Any, Any]],
+    tol: Any,
+    scale: Any = 1,
+    center: Any = 0,
+    atol: Any = 0,
+) -> tuple[Any, Any, Any] | None:
+    """Integrate F(z) * phi(z) over the real line (phi the N(0,1) density).
+
+    ``F`` returns (value, extra_error); extra errors (from inner integrals) are
+    integrated with the same weights and added to the estimate. ``F`` is
+    assumed to vary on the length ``scale`` around ``center`` (e.g. a sigmoid
+    of ``(z - center) / scale``): for ``scale < SINH_MAP_BELOW`` the rule runs
+    in ``t`` with ``z = center + scale * sinh(t)``, which puts the nodes where
+    they are needed and keeps the integrand analytic in a strip. The range is
+    truncated where the Gaussian is below ``tol``, and widened (up to 4x) when
+    ``F`` grows fast enough that the ends still matter.
+
+    Returns:
+        (integral, error estimate, integral of |F| phi), or None when the rule
+        has not reached ``tol * size + atol`` by the finest level.
+    """
+    Z = _tail_bound(tol)
+    for _ in range(4):
+        try:
+            if scale >= SINH_MAP_BELOW or abs(center) >= Z:
+                return _trapezoid_uniform(F, tol, atol, Z)
+            return _trapezoid_sinh(F, tol, atol, Z, scale, center)
+        except _Tails:
+            Z = int(math.ceil(Z * 1.5))
+    return None
+
+
+def _trapezoid_sinh(
+    F: Callable[[Any], tuple[Any, Any]], tol: Any, atol: Any, Z: int, scale: Any, center: Any
+) -> tuple[Any, Any, Any] | None:
+    lo, hi = mpmath.asinh((-Z - center) / scale), mpmath.asinh((Z - center) / scale)
+    h0 = mpmath.mpf(1) / 2
+    k_lo, k_hi = int(mpmath.floor(lo / h0)) - 1, int(mpmath.ceil(hi / h0)) + 1
+    norm = 1 / mpmath.sqrt(2 * mpmath.pi)
+
+    def nodes(level: int) -> Any:
+        step = 2**level
+        for k in range(k_lo * step, k_hi * step + 1):
+            if level == 0 or k % 2:
+                et = mpmath.exp(mpmath.mpf(k) / step * h0)
+                z = center + scale * (et - 1 / et) / 2
+                yield z, scale * (et + 1 / et) / 2 * mpmath.exp(-z * z / 2) * norm
+
+    return _trapezoid_levels(F, tol, atol, nodes, h0)
+
+
+def _trapezoid_uniform(
+    F: Callable[[Any], tuple[Any, Any]], tol: Any, atol: Any, Z: int
+) -> tuple[Any, Any, Any] | None:
+    def nodes(level: int) -> Any:
+        return zip(*_level_nodes(level, Z), strict=True)
+
+    return _trapezoid_levels(F, tol, atol, nodes, mpmath.mpf(1))
+
+
+def _trapezoid_levels(
+    F: Callable[[Any], tuple[Any, Any]],
+    tol: Any,
+    atol: Any,
+    nodes: Callable[[int], Any],
+    h0: Any,
+) -> tuple[Any, Any, Any] | None:
+    total = extra = absolute = mpmath.mpf(0)
+    results: list[Any] = []
+    for level in range(MAX_TRAPEZOID_LEVEL + 1):
+        h = h0 / 2**level
+        ends = []
+        for z, w in nodes(level):
+            val, err = F(z)
+            total += w * val
+            extra += w * err
+            absolute += w * abs(val)
+            if level == 0:
+                ends.append(abs(w * val))
+        if level == 0 and max(ends[0], ends[-1]) * h > tol * absolute * h / 100 + atol:
+            raise _Tails
+        results.append(total * h)
+        size = absolute * h
+        if size == 0:
+            return mpmath.mpf(0), extra * h, size
+        err = _level_error(results, size)
+        if err <= tol * size + atol:
+            return results[-1], err + extra * h, size
+    return None
+
+
+def _pieces(points: Sequence[Any], kinks: Sequence[Any], tol: Any) -> tuple[list[Any], str]:
+    """Break points and rule for mpmath.quad over the real line.
+
+    With kinks, the pieces between them are smooth, and Gauss-Legendre on the
+    range truncated where the Gaussian weight is below ``tol`` converges fast.
+    Without kinks this is only reached when the trapezoidal rule failed (very
+    large variances, steep transitions): tanh-sinh on the whole line, split at
+    the points, copes with boundary layers at the break points.
+    """
+    if kinks:
+        Z = 2 * _tail_bound(tol)  # generous: the integrand may grow
+        inside = sorted({p for p in points if -Z < p < Z})
+        return [-Z, *inside, Z], "gauss-legendre"
+    finite = sorted({p for p in points if mpmath.isfinite(p)})
+    return [mpmath.ninf, *finite, mpmath.inf], "tanh-sinh"
+
+
+def gauss_expect_1d(
+    f: Callable[[Any], Any],
+    scale: Any,
+    shift: Any,
+    kinks: Sequence[Any],
+    tol: Any,
+    atol: Any = 0,
+) -> tuple[Any, Any]:
+    """E[f(shift + scale z)] for z ~ N(0, 1), with an error estimate."""
+    if scale == 0:
+        return f(shift), mpmath.mpf(0)
+    if not kinks:
+        res = _trapezoid(lambda z: (f(shift + scale * z), 0), tol, 1 / scale, -shift / scale, atol)
+        if res is not None:
+            return res[0], res[1]
+    norm = 1 / mpmath.sqrt(2 * mpmath.pi)
+    pts, method = _pieces([(k - shift) / scale for k in (*kinks, 0)], kinks, tol)
+
+    def integrand(z: Any) -> Any:
+        return f(shift + scale * z) * mpmath.exp(-z * z / 2)
+
+    val, err = mpmath.quad(integrand, pts, error=True, method=method)
+    return val * norm, err * norm
+
+
+def _rms(f: Callable[[Any], Any], var: Any, kinks: Sequence[Any], tol: Any) -> Any:
+    """sqrt(E[f(sqrt(var) z)^2]), to a few digits: a scale for absolute tolerances."""
+    rough = max(tol, mpmath.mpf(10) ** -8)
+    mean_sq, _ = gauss_expect_1d(lambda x: f(x) ** 2, mpmath.sqrt(var), 0, kinks, rough)
+    return mpmath.sqrt(abs(mean_sq))
+
+
+def general_dual(
+    f: Callable[[Any], Any],
+    kinks: Sequence[Any],
+    a11: Any,
+    a12: Any,
+    a22: Any,
+    det: Any,
+    tol: Any,
+) -> tuple[Any, Any, Any]:
+    """Iterated quadrature; returns (value, error estimate, size of the integrand).
+
+    The inner expectation E[sigma(v) | z1] is wanted to ``tol`` relative to the
+    r.m.s. of sigma(v), not to its own (possibly tiny, cancelling) value, and
+    more loosely where the outer weight phi(z1) |sigma(u)| is small: there an
+    absolute error of ``tol * rms_u * rms_v / (2 Z phi(z1) |sigma(u)|)`` still
+    adds at most ``tol * rms_u * rms_v`` to the outer integral over [-Z, Z].
+    """
+    sd1 = mpmath.sqrt(a11)
+    beta = a12 / sd1  # v = beta*z1 + s*z2
+    s = mpmath.sqrt(det / a11)
+    rms_u, rms_v = _rms(f, a11, kinks, tol), _rms(f, a22, kinks, tol)
+    budget = tol * rms_u * rms_v / (2 * _tail_bound(tol)) * mpmath.sqrt(2 * mpmath.pi)
+
+    def outer(z1: Any) -> tuple[Any, Any]:
+        fu = f(sd1 * z1)
+        if fu == 0:
+            return mpmath.mpf(0), mpmath.mpf(0)
+        atol = max(tol * rms_v, budget * mpmath.exp(z1 * z1 / 2) / abs(fu))
+        rtol = min(max(tol, atol / rms_v), mpmath.mpf(10) ** -6) if rms_v else tol
+        inner, inner_err = gauss_expect_1d(f, s, beta * z1, kinks, rtol, atol)
+        return fu * inner, abs(fu) * inner_err
+
+    if not kinks:
+        res = _trapezoid(outer, tol, 1 / sd1, 0, tol * rms_u * rms_v)
+        if res is not None:
+            return res[0], res[1], max(res[2], rms_u * rms_v)
+    norm = 1 / mpmath.sqrt(2 * mpmath.pi)
+
+    def outer_quad(z1: Any) -> Any:
+        val, err = outer(z1)
+        w = mpmath.exp(-z1 * z1 / 2) * norm
+        # the imaginary part carries the inner error, integrated with the same weights
+        return mpmath.mpc(w * val, w * err)
+
+    pts = [k / sd1 for k in (*kinks, 0)]
+    if beta != 0:
+        pts += [k / beta for k in (*kinks, 0)]
+    pieces, method = _pieces(pts, kinks, tol)
+    res, err = mpmath.quad(outer_quad, pieces, error=True, method=method)
+    return res.real, err + abs(res.imag), rms_u * rms_v
