@@ -134,7 +134,9 @@ def worker(method: str, act: str, depth: int, n: int, threads: int, repeat: int)
             # shared with ntksym.codegen.load, which uses the same module name)
             import importlib.util
 
-            path = REPO / "generated" / f"{act}_{method}.py"
+            from ntksym.codegen.files import package_generated_dir
+
+            path = package_generated_dir() / f"{act}_{method}.py"
             if method == "numba_ref":
                 path = Path(os.environ["NTKSYM_BENCH_REF_DIR"]) / f"{act}_numba_ref.py"
             spec = importlib.util.spec_from_file_location(f"{act}_{method}", path)
@@ -227,6 +229,18 @@ def _rel(a: list, b: list) -> float:
     return float(np.max(np.abs(a - b) / np.abs(b)))
 
 
+def _committed_at(rev: str, name: str) -> str:
+    """A committed kernel module at ``rev`` (src/ntksym/generated/ since the src layout)."""
+    for folder in ("src/ntksym/generated", "generated"):
+        proc = subprocess.run(
+            ["git", "-C", str(REPO), "show", f"{rev}:{folder}/{name}"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if proc.returncode == 0:
+            return proc.stdout
+    raise SystemExit(f"no {name} at {rev}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse options, run the sweep, print a markdown table and write JSON."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -244,10 +258,7 @@ def main(argv: list[str] | None = None) -> int:
         ref_dir = Path(tempfile.gettempdir()) / f"ntksym_bench_ref_{a.ref_rev}"
         ref_dir.mkdir(exist_ok=True)
         for act in a.acts:
-            src = subprocess.run(
-                ["git", "-C", str(REPO), "show", f"{a.ref_rev}:generated/{act}_numba.py"],
-                capture_output=True, text=True, check=True,
-            ).stdout  # fmt: skip
+            src = _committed_at(a.ref_rev, f"{act}_numba.py")
             (ref_dir / f"{act}_numba_ref.py").write_text(src)
         os.environ["NTKSYM_BENCH_REF_DIR"] = str(ref_dir)
         print(f"# numba_ref: generated/<act>_numba.py at {a.ref_rev}", flush=True)

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SEED = ROOT / "derivations" / "seed.py"
+SEED = ROOT / "src" / "ntksym" / "derivations" / "seed.py"
 
 
 def one_run(quick: bool) -> tuple[float, list[dict]]:

@@ -9,6 +9,7 @@ import mpmath
 import numpy as np
 import pytest
 import sympy as sp
+from conftest import TOL
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -43,7 +44,7 @@ def test_numpy_matches_mpmath(name: str) -> None:
     xs = np.array([-3.0, -0.5, 0.0, 0.25, 1.5, 4.0])
     got = act.numpy(xs)
     want = np.array([float(act.mpmath(mpmath.mpf(x))) for x in xs])
-    np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-300)
+    np.testing.assert_allclose(got, want, rtol=TOL.map, atol=1e-300)
     assert got.shape == xs.shape
 
 

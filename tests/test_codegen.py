@@ -11,6 +11,7 @@ import mpmath
 import numpy as np
 import pytest
 import sympy as sp
+from conftest import TOL, adversarial
 
 from ntksym import dual, reference
 from ntksym.activations import get_activation
@@ -27,19 +28,6 @@ GEN = package_generated_dir()
 
 def _module(act: str, backend: str):
     return load(act, backend)
-
-
-def _adversarial(seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(8, 5))
-    X[1] = X[0] * (1 + 1e-8 * rng.normal(size=5))  # near-parallel
-    X[2] = -X[0] * (1 + 1e-8 * rng.normal(size=5))  # near anti-parallel
-    X[3] *= 1e6
-    X[4] = 0.0  # zero vector
-    X[5] *= 1e-6
-    X[6] = X[3] * (1 + 1e-8 * rng.normal(size=5))  # near-parallel, large norm
-    X[7] = X[5] * (1 + 1e-8 * rng.normal(size=5))  # near-parallel, small norm
-    return X
 
 
 # ----------------------------------------------------------------------------- printers
@@ -147,7 +135,7 @@ def test_free_symbol_check():
 @pytest.mark.parametrize("name", ["relu", "erf"])
 def test_accuracy_vs_mpmath_reference(name, backend):
     m = _module(name, backend)
-    X = _adversarial()
+    X = adversarial()
     worst = 0.0
     cases = [(1, 0.3, 1.2), (2, 0.0, 1.0), (3, 0.3, 1.2), (8, 0.1, 1.4), (20, 0.0, 1.0)]
     for depth, b, w in cases:
@@ -165,8 +153,8 @@ def test_accuracy_vs_mpmath_reference(name, backend):
 @pytest.mark.parametrize("name", ["leaky_relu", "abs", "identity", "step", "sign"])
 def test_other_closed_forms_vs_reference(name):
     m = _module(name, "numpy")
-    X = _adversarial(3)[[0, 1, 3, 4, 6]]
-    X2 = _adversarial(4)[[0, 2, 5]]
+    X = adversarial(3)[[0, 1, 3, 4, 6]]
+    X2 = adversarial(4)[[0, 2, 5]]
     for depth, b, w in [(2, 0.3, 1.2), (6, 0.2, 1.1)]:
         Kr, Tr = reference.kernel(name, X, X2, depth=depth, bias_std=b, weight_std=w)
         K = m.nngp(X, X2, depth, b, w)
@@ -182,7 +170,7 @@ def test_smooth_closed_forms_vs_reference(name, backend):
     """Stable maps of the smooth activations: near-parallel, anti-parallel, zero, small and
     large norms (kept where exp's kernel stays inside float64)."""
     m = _module(name, backend)
-    X = _adversarial(5)[[0, 1, 2, 4, 5, 7]]
+    X = adversarial(5)[[0, 1, 2, 4, 5, 7]]
     X = np.vstack([X, 3.0 * X[:1]]) * (0.2 if name == "exp" else 1.0)
     worst = 0.0
     cases = [(1, 0.3, 1.2), (3, 0.2, 1.0), (3, 0.0, 0.7), (5, 0.1, 0.9)]
@@ -328,8 +316,8 @@ def test_numba_and_numpy_agree(name):
         Kb, Tb = b.nngp_ntk(*args)
         # (atol: an entry W2*E + B2 near zero is a cancellation of the problem itself, and
         # the Numba kernel forms it with one fused multiply-add, NumPy with two roundings)
-        np.testing.assert_allclose(Ka, Kb, rtol=1e-14, atol=1e-15 * np.abs(Kb).max())
-        np.testing.assert_allclose(Ta, Tb, rtol=1e-14, atol=1e-15 * np.abs(Tb).max())
+        np.testing.assert_allclose(Ka, Kb, rtol=TOL.map, atol=1e-15 * np.abs(Kb).max())
+        np.testing.assert_allclose(Ta, Tb, rtol=TOL.map, atol=1e-15 * np.abs(Tb).max())
 
 
 def test_nngp_only_modules_refuse_ntk():
@@ -391,7 +379,7 @@ def test_load_uses_committed_copy_or_cache(tmp_path, monkeypatch):
     assert Path(m2.__file__).parent == tmp_path / "kernels"
     K = m2.nngp(np.eye(3), None, 3, 0.1, 1.0)
     Kr, _ = reference.kernel(act, np.eye(3), depth=3, bias_std=0.1, weight_std=1.0)
-    np.testing.assert_allclose(K, Kr, rtol=1e-14)
+    np.testing.assert_allclose(K, Kr, rtol=TOL.map)
 
 
 def test_generated_module_does_not_import_ntksym():

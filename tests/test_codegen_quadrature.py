@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import TOL
 
 import ntksym
 from ntksym import dual, reference
@@ -132,7 +133,7 @@ def test_zero_variance(backend):
         ).T
     np.testing.assert_allclose(e, 0.25, rtol=1e-15)  # sigmoid(0) E[sigmoid(v)] = 1/2 * 1/2
     _, want = dual.trapezoid("sigmoid", 0.0, 0.0, S22)
-    np.testing.assert_allclose(ed, want, rtol=1e-14)
+    np.testing.assert_allclose(ed, want, rtol=TOL.map)
     # both variances zero
     if backend == "numpy":
         e, ed, _ = m._pair(z, z, z, z, z, z, 0.0, 0.0, z, z, z, z)
@@ -156,8 +157,8 @@ def test_without_reflection_identity(backend):
     det = np.maximum((a1 * a2) ** 2 - s12**2, 0.0)
     e, ed = _pairs(m, backend, a1, a2, s12, det)
     want, want_d = dual.trapezoid(name, a1 * a1, s12, a2 * a2, det=det)
-    np.testing.assert_allclose(e, want, rtol=1e-13)
-    np.testing.assert_allclose(ed, want_d, rtol=1e-13)
+    np.testing.assert_allclose(e, want, rtol=TOL.kernel)
+    np.testing.assert_allclose(ed, want_d, rtol=TOL.kernel)
 
 
 def test_reflected_and_general_rules_agree():
@@ -180,8 +181,8 @@ def test_reflected_and_general_rules_agree():
         finally:
             del sys.modules[mod_spec.name]
     K2, T2 = load("softplus", "numba").nngp_ntk(X, None, 3, 0.2, 1.1)
-    np.testing.assert_allclose(K1, K2, rtol=1e-14)
-    np.testing.assert_allclose(T1, T2, rtol=1e-14)
+    np.testing.assert_allclose(K1, K2, rtol=TOL.map)
+    np.testing.assert_allclose(T1, T2, rtol=TOL.map)
 
 
 # ----------------------------------------------------------------------------- Gram matrices
@@ -224,7 +225,7 @@ def test_numba_and_numpy_agree():
         a, b = load(name, "numba"), load(name, "numpy")
         for args in [(X1, None, 4, 0.2, 1.3), (X1, X2, 3, 0.0, 0.9)]:
             for Ka, Kb in zip(a.nngp_ntk(*args), b.nngp_ntk(*args), strict=True):
-                np.testing.assert_allclose(Ka, Kb, rtol=1e-13)
+                np.testing.assert_allclose(Ka, Kb, rtol=TOL.kernel)
 
 
 def test_auto_routes_smooth_activations_to_the_generated_module():
@@ -233,8 +234,8 @@ def test_auto_routes_smooth_activations_to_the_generated_module():
         k = ntksym.kernel(name, depth=3, bias_std=0.2)
         got = k(X, get=("nngp", "ntk"))
         want = k.replace(backend="dual")(X, get=("nngp", "ntk"))
-        np.testing.assert_allclose(got.nngp, want.nngp, rtol=1e-13)
-        np.testing.assert_allclose(got.ntk, want.ntk, rtol=1e-13)
+        np.testing.assert_allclose(got.nngp, want.nngp, rtol=TOL.kernel)
+        np.testing.assert_allclose(got.ntk, want.ntk, rtol=TOL.kernel)
         # a Gauss-Hermite degree keeps the dual path
         gh = k.replace(degree=4)(X)
         assert not np.allclose(gh, got.ntk, rtol=1e-12, atol=0)

@@ -10,6 +10,7 @@ distributed = pytest.importorskip("dask.distributed")
 
 import dask  # noqa: E402
 import dask.array as da  # noqa: E402
+from conftest import TOL  # noqa: E402
 
 import ntksym  # noqa: E402
 import ntksym.dask as nd  # noqa: E402
@@ -41,7 +42,7 @@ def test_symmetric_blocks_equal_one_shot_on_cluster(client) -> None:  # noqa: AN
     np.testing.assert_array_equal(ntk, ntk.T)
 
 
-def test_two_inputs_and_dask_array_inputs(client) -> None:  # noqa: ANN001
+def test_two_inputs_and_dask_arraygaussian_inputs(client) -> None:  # noqa: ANN001
     X, Y = _ints(40, 6, seed=1), _ints(25, 6, seed=2)
     K = nd.gram(X, Y, activation="erf", depth=3, bias_std=0.1, weight_std=1.3, chunks=8)
     one = ntksym.kernel("erf", 3, 0.1, 1.3)(X, Y)
@@ -59,7 +60,7 @@ def test_float_inputs_match_reference(client) -> None:  # noqa: ANN001
     X = rng.standard_normal((12, 4))
     K = nd.gram(X, activation="abs", depth=3, bias_std=0.3, get="nngp", chunks=5).compute()
     ref = reference.kernel("abs", X, depth=3, bias_std=0.3)[0]
-    np.testing.assert_allclose(K, ref, rtol=1e-13)
+    np.testing.assert_allclose(K, ref, rtol=TOL.kernel)
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import sympy as sp
+from conftest import TOL
 from mpmath import mp, mpf
 
 from ntksym import dual
@@ -474,8 +475,8 @@ def test_evaluate_accepts_det_and_broadcasts():
     a = dual.evaluate("erf", s11, s12, s22)
     b = dual.evaluate("erf", s11, s12, s22, det=s11 * s22 * (1 - 0.09))
     assert a[0].shape == (2, 3) and a[1].shape == (2, 3)
-    np.testing.assert_allclose(a[0], b[0], rtol=1e-14)
-    np.testing.assert_allclose(a[1], b[1], rtol=1e-14)
+    np.testing.assert_allclose(a[0], b[0], rtol=TOL.map)
+    np.testing.assert_allclose(a[1], b[1], rtol=TOL.map)
 
 
 @pytest.mark.parametrize(

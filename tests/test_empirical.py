@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import TOL, gaussian_inputs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -57,10 +58,6 @@ def limit_ntk(activation, X, depth, bias_std=0.0, weight_std=1.0):
     return sigma, theta
 
 
-def _inputs(n, d, seed):
-    return np.random.default_rng(seed).standard_normal((n, d))
-
-
 # --------------------------------------------------------------------------- exactness
 CASES = [
     ([3, 4], "relu", 0.0, 1.0),
@@ -78,7 +75,7 @@ CASES = [
 def test_ntk_matches_explicit_jacobian(widths, act, b, w):
     # Reverse mode (ntk) against forward mode (jacobian): different algorithms, same numbers.
     net = Network(widths, act, bias_std=b, weight_std=w, seed=11)
-    X1, X2 = _inputs(5, widths[0], 1), _inputs(4, widths[0], 2)
+    X1, X2 = gaussian_inputs(5, widths[0], 1), gaussian_inputs(4, widths[0], 2)
     for fast, slow in [
         (net.ntk(X1, X2), net.ntk_jacobian(X1, X2)),
         (net.ntk(X1), net.ntk_jacobian(X1)),
@@ -93,7 +90,7 @@ def test_jacobian_matches_central_differences():
     # derivatives are O(1) at these scales, so the truncation error is ~h^2 = 1e-8 and the
     # rounding error ~eps/h ~ 1e-12; 1e-6 leaves a margin of 100.
     net = Network([3, 5, 4, 2], "tanh", bias_std=0.5, weight_std=1.3, seed=3)
-    X = _inputs(3, 3, 4)
+    X = gaussian_inputs(3, 3, 4)
     J = net.jacobian(X)
     params = [p for pair in zip(net.weights, net.biases, strict=True) for p in pair]
     rng = np.random.default_rng(5)
@@ -130,43 +127,46 @@ def test_depth_one_ntk_is_sigma1_times_identity(n0, n1, b, w, seed):
     K = net.ntk(X1, X2)
     sigma1 = w**2 * (X1 @ X2.T) / n0 + b**2
     expected = sigma1[:, :, None, None] * np.eye(n1)
-    np.testing.assert_allclose(K, expected, rtol=1e-13, atol=1e-13 * (1 + np.abs(sigma1).max()))
-    np.testing.assert_allclose(net.nngp_empirical(X1, X2), sigma1, rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(
+        K, expected, rtol=TOL.kernel, atol=1e-13 * (1 + np.abs(sigma1).max())
+    )
+    np.testing.assert_allclose(net.nngp_empirical(X1, X2), sigma1, rtol=TOL.kernel, atol=1e-13)
 
 
 def test_symmetry():
     net = Network([3, 8, 8, 3], "erf", bias_std=0.2, seed=7)
-    X1, X2 = _inputs(4, 3, 8), _inputs(5, 3, 9)
+    X1, X2 = gaussian_inputs(4, 3, 8), gaussian_inputs(5, 3, 9)
     K12, K21 = net.ntk(X1, X2), net.ntk(X2, X1)
-    np.testing.assert_allclose(K12, K21.transpose(1, 0, 3, 2), rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(K12, K21.transpose(1, 0, 3, 2), rtol=TOL.kernel, atol=1e-14)
     K11 = net.ntk(X1)
-    np.testing.assert_allclose(K11, K11.transpose(1, 0, 3, 2), rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(K11, K11.transpose(1, 0, 3, 2), rtol=TOL.kernel, atol=1e-14)
     # The Gram matrix over (example, output) pairs is positive semi-definite.
     G = K11.transpose(0, 2, 1, 3).reshape(12, 12)
     assert np.linalg.eigvalsh(G).min() > -1e-12 * np.abs(G).max()
     # X2 = None is the same as X2 = X1, up to rounding: NumPy computes A @ A.T (same object)
     # by BLAS syrk and A @ B.T by gemm, which may round differently
-    eps = np.finfo(float).eps
-    np.testing.assert_allclose(K11, net.ntk(X1, X1), rtol=4 * eps, atol=4 * eps * np.abs(K11).max())
+    np.testing.assert_allclose(
+        K11, net.ntk(X1, X1), rtol=TOL.rounding, atol=TOL.rounding * np.abs(K11).max()
+    )
 
 
 def test_forward_layers_and_call():
     net = Network([2, 3, 4, 1], "relu", bias_std=0.5, weight_std=2.0, seed=0)
-    X = _inputs(5, 2, 0)
+    X = gaussian_inputs(5, 2, 0)
     passes = net.forward(X)
     assert len(passes) == 3
     np.testing.assert_array_equal(passes[0].inputs, X)
     for layer, p in enumerate(passes):
         W, b = net.weights[layer], net.biases[layer]
         expected = 2.0 * p.inputs @ W.T / math.sqrt(W.shape[1]) + 0.5 * b
-        np.testing.assert_allclose(p.preactivations, expected, rtol=1e-14, atol=1e-14)
+        np.testing.assert_allclose(p.preactivations, expected, rtol=TOL.map, atol=1e-14)
         if layer:
             np.testing.assert_array_equal(p.inputs, np.maximum(passes[layer - 1].preactivations, 0))
     np.testing.assert_array_equal(net(X), passes[-1].preactivations)
     assert net.n_params == (2 + 1) * 3 + (3 + 1) * 4 + (4 + 1) * 1
     # The empirical NNGP is the last layer's formula on the last hidden activations.
     a = passes[-1].inputs
-    np.testing.assert_allclose(net.nngp_empirical(X), 4.0 * a @ a.T / 4 + 0.25, rtol=1e-14)
+    np.testing.assert_allclose(net.nngp_empirical(X), 4.0 * a @ a.T / 4 + 0.25, rtol=TOL.map)
 
 
 def test_seeding_is_reproducible():
@@ -213,7 +213,7 @@ def test_bad_activation():
         (np.ones((0, 3)), "at least one input"),
     ],
 )
-def test_bad_inputs(X, match):
+def test_badgaussian_inputs(X, match):
     net = Network([3, 4, 1], "relu")
     with pytest.raises(InputError, match=match):
         net.ntk(X)
@@ -223,7 +223,7 @@ def test_bad_inputs(X, match):
 
 def test_dirac_delta_activation_is_refused_for_ntk():
     net = Network([3, 4, 1], "step", seed=0)
-    X = _inputs(2, 3, 0)
+    X = gaussian_inputs(2, 3, 0)
     assert net(X).shape == (2, 1)  # the forward pass is fine
     with pytest.raises(ActivationError, match="Dirac delta"):
         net.ntk(X)
@@ -232,7 +232,7 @@ def test_dirac_delta_activation_is_refused_for_ntk():
 
 
 def test_monte_carlo_and_convergence_argument_checks():
-    X = _inputs(3, 2, 0)
+    X = gaussian_inputs(3, 2, 0)
     with pytest.raises(InputError, match="n_samples"):
         monte_carlo_ntk(X, None, [2, 4, 1], n_samples=1)
     with pytest.raises(InputError, match="output"):
@@ -258,7 +258,7 @@ def test_depth_two_mean_is_unbiased(act, b, w):
     # output weights are independent of it, so E[Theta_emp] equals Theta_inf at ANY width:
     # no finite-width bias, only noise. 4 standard errors per entry; with 6 independent-ish
     # entries a false alarm has probability ~4e-4.
-    X = _inputs(3, 4, 21)
+    X = gaussian_inputs(3, 4, 21)
     res = monte_carlo_ntk(X, None, [4, 32, 1], act, b, w, n_samples=400, seed=1)
     _, theta = limit_ntk(act, X, 2, b, w)
     assert isinstance(res, MonteCarloResult)
@@ -272,7 +272,7 @@ def test_depth_two_mean_is_unbiased(act, b, w):
 def test_deeper_mean_is_close_to_limit():
     # Depth 3 has an O(1/n) bias of E[Theta_emp]; at width 512 it is a few 1e-3 relative,
     # well below 4 standard errors here (~1e-2 relative), so the check is noise-limited.
-    X = _inputs(3, 5, 22)
+    X = gaussian_inputs(3, 5, 22)
     res = monte_carlo_ntk(X, X[:2], [5, 512, 512, 1], "relu", 0.2, 1.0, n_samples=48, seed=2)
     _, theta = limit_ntk("relu", np.vstack([X]), 3, 0.2, 1.0)
     theta = theta[:, :2]
@@ -300,7 +300,7 @@ def test_convergence_rate_relu_depth3():
     # -0.499 +- 0.006 (two root seeds), sqrt(n) * distance flat at 2.75 +- 2 %. So the
     # model error of the pure power law is below ~0.01 in slope; 0.02 allows for it.
     # Twenty inputs in 10 dimensions keep the per-seed spread of the distance small (~20 %).
-    X = _inputs(20, 10, 30)
+    X = gaussian_inputs(20, 10, 30)
     _, theta = limit_ntk("relu", X, 3, 0.1, 1.0)
     res = convergence_study(
         X, 3, [64, 128, 256, 512, 1024], "relu", 0.1, 1.0, n_samples=32, seed=3, limit=theta
@@ -315,7 +315,7 @@ def test_wrong_limit_is_detected(wrong):
     # The rate check must be able to fail. Against a limit 10 % too large the distance
     # stalls near 0.1 (measured slope -0.36 +- 0.03), and against the depth-2 limit it
     # does not decrease at all; the same seeds as above.
-    X = _inputs(20, 10, 30)
+    X = gaussian_inputs(20, 10, 30)
     _, theta = limit_ntk("relu", X, 3 if wrong == "scale" else 2, 0.1, 1.0)
     bad = 1.1 * theta if wrong == "scale" else theta
     res = convergence_study(
@@ -328,7 +328,7 @@ def test_wrong_limit_is_detected(wrong):
 @pytest.mark.parametrize("act, b, w", [("relu", 0.1, 1.0), ("erf", 0.2, 1.4)])
 def test_convergence_rate_thorough(act, b, w):
     # Depth 4, two activations, widths up to 2048: same model-error allowance as above.
-    X = _inputs(16, 8, 31)
+    X = gaussian_inputs(16, 8, 31)
     _, theta = limit_ntk(act, X, 4, b, w)
     res = convergence_study(
         X, 4, [64, 128, 256, 512, 1024, 2048], act, b, w, n_samples=64, seed=4, limit=theta
@@ -337,8 +337,9 @@ def test_convergence_rate_thorough(act, b, w):
 
 
 def test_convergence_study_default_limit_uses_reference():
-    reference = pytest.importorskip("ntksym.reference")
-    X = _inputs(3, 3, 40)
+    from ntksym import reference
+
+    X = gaussian_inputs(3, 3, 40)
     _, theta = limit_ntk("erf", X, 2, 0.3, 1.2)
     nngp_ref, theta_ref = reference.kernel("erf", X, depth=2, bias_std=0.3, weight_std=1.2)
     np.testing.assert_allclose(theta_ref, theta, rtol=1e-12)

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import TOL, gaussian_inputs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ntksym
 from ntksym import reference
 from ntksym.errors import ActivationError, InputError
-
-
-def _inputs(n: int = 4, d: int = 3, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).standard_normal((n, d))
-
 
 CASES = [
     ("relu", 3, 0.1, 1.0),
@@ -29,18 +25,18 @@ CASES = [
 
 @pytest.mark.parametrize(("name", "depth", "b", "w"), CASES)
 def test_matches_mpmath_reference(name: str, depth: int, b: float, w: float) -> None:
-    X1, X2 = _inputs(3, seed=1), _inputs(2, seed=2)
+    X1, X2 = gaussian_inputs(3, seed=1), gaussian_inputs(2, seed=2)
     k = ntksym.kernel(name, depth=depth, bias_std=b, weight_std=w)
     got = k(X1, X2, get=("nngp", "ntk"))
     ref_nngp, ref_ntk = reference.kernel(name, X1, X2, depth=depth, bias_std=b, weight_std=w)
     # closed forms and the adaptive quadrature (tanh) evaluate to ~1e-15
-    np.testing.assert_allclose(got.nngp, ref_nngp, rtol=1e-13, atol=0)
-    np.testing.assert_allclose(got.ntk, ref_ntk, rtol=1e-13, atol=0)
+    np.testing.assert_allclose(got.nngp, ref_nngp, rtol=TOL.kernel, atol=0)
+    np.testing.assert_allclose(got.ntk, ref_ntk, rtol=TOL.kernel, atol=0)
 
 
 def test_identity_network_is_linear_regression_kernel() -> None:
     """With sigma(u) = u: Sigma^(l) = w^(2(l-1)) Sigma^(1) + b^2 sum_{j<l-1} w^(2j), exact."""
-    X = _inputs(5)
+    X = gaussian_inputs(5)
     w, b, L = 1.1, 0.3, 4
     s = w**2 * X @ X.T / X.shape[1] + b**2
     sigmas = [s]
@@ -48,16 +44,16 @@ def test_identity_network_is_linear_regression_kernel() -> None:
         sigmas.append(w**2 * sigmas[-1] + b**2)
     theta = sum(sigmas[k] * w ** (2 * (L - 1 - k)) for k in range(L))
     K = ntksym.kernel("identity", depth=L, bias_std=b, weight_std=w)(X, get=("nngp", "ntk"))
-    np.testing.assert_allclose(K.nngp, sigmas[-1], rtol=1e-14)
-    np.testing.assert_allclose(K.ntk, theta, rtol=1e-14)
+    np.testing.assert_allclose(K.nngp, sigmas[-1], rtol=TOL.map)
+    np.testing.assert_allclose(K.ntk, theta, rtol=TOL.map)
 
 
 def test_symmetric_call_equals_explicit_pair() -> None:
-    X = _inputs(6)
+    X = gaussian_inputs(6)
     k = ntksym.kernel("erf", depth=3, bias_std=0.1)
     K = k(X)
     np.testing.assert_array_equal(K, K.T)
-    np.testing.assert_allclose(K, k(X, X), rtol=1e-14)
+    np.testing.assert_allclose(K, k(X, X), rtol=TOL.map)
 
 
 def test_near_parallel_and_diagonal_pairs_stay_finite_and_close() -> None:
@@ -70,8 +66,8 @@ def test_near_parallel_and_diagonal_pairs_stay_finite_and_close() -> None:
     assert np.all(np.isfinite(got.ntk))
     # relu routes to the generated kernel, which carries S11*S22 - S12^2 through the layers
     # without cancellation (the plain "dual" path loses ~1e-8 here).
-    np.testing.assert_allclose(got.nngp, ref_nngp, rtol=1e-13)
-    np.testing.assert_allclose(got.ntk, ref_ntk, rtol=1e-13)
+    np.testing.assert_allclose(got.nngp, ref_nngp, rtol=TOL.kernel)
+    np.testing.assert_allclose(got.ntk, ref_ntk, rtol=TOL.kernel)
 
 
 @settings(max_examples=25, deadline=None, derandomize=True)
@@ -92,7 +88,7 @@ def test_gram_matrices_are_positive_semidefinite(
 
 
 def test_get_options_and_result_types() -> None:
-    X = _inputs()
+    X = gaussian_inputs()
     k = ntksym.kernel("relu", depth=2)
     both = k(X, get=("nngp", "ntk"))
     assert both._fields == ("nngp", "ntk")
@@ -143,7 +139,7 @@ def test_unknown_activation_is_named() -> None:
 
 
 def test_step_ntk_on_coincident_inputs_is_refused_not_inf() -> None:
-    X = _inputs(3)
+    X = gaussian_inputs(3)
     k = ntksym.kernel("step", depth=3, bias_std=0.1)
     assert np.all(np.isfinite(k(X, get="nngp")))
     with pytest.raises(InputError, match="infinite or undefined"):
@@ -173,7 +169,7 @@ def test_matches_neural_tangents(name: str, depth: int, b: float, w: float) -> N
         layers += [stax.Dense(64, W_std=w, b_std=b, parameterization="ntk"), act]
     layers.append(stax.Dense(1, W_std=w, b_std=b, parameterization="ntk"))
     _, _, kernel_fn = stax.serial(*layers)
-    X1, X2 = _inputs(4, seed=5), _inputs(3, seed=6)
+    X1, X2 = gaussian_inputs(4, seed=5), gaussian_inputs(3, seed=6)
     nt = kernel_fn(X1, X2, ("nngp", "ntk"))
     ours = ntksym.kernel(name, depth=depth, bias_std=b, weight_std=w)(X1, X2, get=("nngp", "ntk"))
     np.testing.assert_allclose(ours.nngp, np.asarray(nt.nngp), rtol=1e-10)
@@ -183,12 +179,12 @@ def test_matches_neural_tangents(name: str, depth: int, b: float, w: float) -> N
 # ----------------------------------------------------------------------------- backends
 @pytest.mark.parametrize("name", ["relu", "erf", "abs", "leaky_relu"])
 def test_backends_agree_and_match_reference(name: str) -> None:
-    X1, X2 = _inputs(4, d=5, seed=11), _inputs(3, d=5, seed=12)
+    X1, X2 = gaussian_inputs(4, d=5, seed=11), gaussian_inputs(3, d=5, seed=12)
     ref_nngp, ref_ntk = reference.kernel(name, X1, X2, depth=3, bias_std=0.2)
     for backend in ("auto", "numba", "numpy", "dual"):
         got = ntksym.kernel(name, depth=3, bias_std=0.2, backend=backend)(X1, X2, ("nngp", "ntk"))
-        np.testing.assert_allclose(got.nngp, ref_nngp, rtol=1e-13, err_msg=backend)
-        np.testing.assert_allclose(got.ntk, ref_ntk, rtol=1e-13, err_msg=backend)
+        np.testing.assert_allclose(got.nngp, ref_nngp, rtol=TOL.kernel, err_msg=backend)
+        np.testing.assert_allclose(got.ntk, ref_ntk, rtol=TOL.kernel, err_msg=backend)
 
 
 def test_auto_backend_uses_generated_module_and_symmetric_result_is_exact() -> None:
@@ -197,7 +193,7 @@ def test_auto_backend_uses_generated_module_and_symmetric_result_is_exact() -> N
     k = ntksym.kernel("relu", depth=4, bias_std=0.1)
     module = dispatch.generated_module(k.activation, "auto")
     assert module is not None and module.ACTIVATION == "relu"
-    X = _inputs(7, d=4, seed=13)
+    X = gaussian_inputs(7, d=4, seed=13)
     K = k(X, get=("nngp", "ntk"))
     np.testing.assert_array_equal(K.ntk, K.ntk.T)
     np.testing.assert_array_equal(K.ntk, module.ntk(X, None, 4, 0.1, 1.0))
@@ -209,7 +205,7 @@ def test_auto_backend_uses_generated_module_and_symmetric_result_is_exact() -> N
     assert dispatch.generated_module(tanh, "auto", quadrature=False) is None
     K = ntksym.kernel("tanh", depth=3, bias_std=0.1)(X)
     np.testing.assert_array_equal(K, module.ntk(X, None, 3, 0.1, 1.0))
-    np.testing.assert_allclose(K, ntksym.kernel("tanh", 3, 0.1, backend="dual")(X), rtol=1e-13)
+    np.testing.assert_allclose(K, ntksym.kernel("tanh", 3, 0.1, backend="dual")(X), rtol=TOL.kernel)
     kinked = ntksym.kernel("relu(u) + tanh(u)", depth=2).activation
     assert dispatch.generated_module(kinked, "auto") is None
     with pytest.raises(InputError, match="smooth activation"):
@@ -234,7 +230,7 @@ def test_numpy_fallback_warns_once_without_numba(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(
         dispatch.importlib, "import_module", lambda n: no_numba(n) if n == "numba" else None
     )
-    X = _inputs(3)
+    X = gaussian_inputs(3)
     k = ntksym.kernel("erf", depth=3, bias_std=0.1)
     with pytest.warns(RuntimeWarning, match="Numba is not installed") as rec:
         K = k(X)
@@ -242,18 +238,18 @@ def test_numpy_fallback_warns_once_without_numba(monkeypatch: pytest.MonkeyPatch
     assert len([w for w in rec if "Numba" in str(w.message)]) == 1
     assert dispatch._MODULES[("erf", dispatch.sp_key(k.activation), "numpy")][0].BACKEND == "numpy"
     ref = reference.kernel("erf", X, None, depth=3, bias_std=0.1)[1]
-    np.testing.assert_allclose(K, ref, rtol=1e-13)
+    np.testing.assert_allclose(K, ref, rtol=TOL.kernel)
 
 
 @pytest.mark.slow  # the mpmath reference takes ~1 min here
 def test_tanh_quadrature_converges_for_large_variances() -> None:
     """Gauss-Hermite (degree 64) is off by ~0.8 (relative) here; the adaptive trapezoid is not."""
-    X = 3 * _inputs(2, d=3, seed=14)
+    X = 3 * gaussian_inputs(2, d=3, seed=14)
     k = ntksym.kernel("tanh", depth=3, bias_std=0.1, weight_std=2.0)
     got = k(X, get=("nngp", "ntk"))
     ref = reference.kernel("tanh", X, None, depth=3, bias_std=0.1, weight_std=2.0)
-    np.testing.assert_allclose(got.nngp, ref[0], rtol=1e-13)
-    np.testing.assert_allclose(got.ntk, ref[1], rtol=1e-13)
+    np.testing.assert_allclose(got.nngp, ref[0], rtol=TOL.kernel)
+    np.testing.assert_allclose(got.ntk, ref[1], rtol=TOL.kernel)
     gh = k.replace(degree=64)(X, get="ntk")
     assert np.max(np.abs(gh / ref[1] - 1)) > 1e-3
 

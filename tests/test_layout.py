@@ -11,8 +11,6 @@ import ast
 from collections import defaultdict
 from pathlib import Path
 
-import pytest
-
 import ntksym
 
 PACKAGE = Path(ntksym.__file__).resolve().parent
@@ -22,6 +20,7 @@ PACKAGE = Path(ntksym.__file__).resolve().parent
 BOXES: list[tuple[int, str]] = [
     (0, "ntksym.errors"),
     (0, "ntksym.version"),
+    (1, "ntksym._io"),
     (1, "ntksym._validate"),
     (1, "ntksym.stats"),
     (2, "ntksym.activations"),
@@ -41,6 +40,30 @@ BOXES: list[tuple[int, str]] = [
     (13, "ntksym.__main__"),
     (14, "ntksym"),  # the facade: re-exports only
 ]
+
+#: Violations still open, each to be removed by the change that fixes it (the tests fail
+#: on a new violation and on a listed one that no longer occurs). Issue 11 tracks them.
+KNOWN: set[str] = {
+    # the command line (being thinned: library code moves out of cli/)
+    "ntksym.cli imports the facade 'ntksym'; import the module instead",
+    "ntksym.cli.demo imports the facade 'ntksym'; import the module instead",
+    "ntksym.kernels.tiles imports the facade 'ntksym'; import the module instead",
+    "ntksym.cli.train: module over 450 lines",
+    "ntksym.cli.train.width_study: function over 80 lines",
+    "ntksym.kernels.tiles.gram_to_file: function over 80 lines",
+    # the derivation engine (issue 12 reworks it)
+    "ntksym.derive.checks imports ntksym.derive.rules._sigma_prime",
+    "ntksym.derive.checks imports ntksym.derive.symbols._make",
+    "ntksym.derive.tangent imports ntksym.derive.checks._concrete_layers",
+    "ntksym.derive.tangent imports ntksym.derive.checks._parameters",
+    "ntksym.derive.tangent imports ntksym.derive.checks._unfold_all",
+    "cycle ntksym.derive.checks <-> ntksym.derive.tangent",
+    "cycle ntksym.derive.core <-> ntksym.derive.definitions",
+    "ntksym.derive.checks: module over 450 lines",
+    "ntksym.derive.core.run_step: function over 80 lines",
+    "ntksym.derive.numeric: module over 450 lines",
+    "ntksym.derive.rules: module over 450 lines",
+}
 
 #: Limits of docs/design.md. Derivation documents are exempt (they are documents).
 MAX_MODULE_LINES = 450
@@ -115,25 +138,65 @@ def test_every_module_is_in_a_box():
         _box(name)
 
 
-def test_imports_point_downstream_only():
+def _check(found: list[str], what: str) -> None:
+    new = [f for f in found if f not in KNOWN]
+    assert not new, f"{what}:\n" + "\n".join(new)
+
+
+def test_known_violations_are_current():
+    found = set(_all_violations())
+    stale = sorted(KNOWN - found)
+    assert not stale, "fixed, so remove from KNOWN:\n" + "\n".join(stale)
+
+
+def _upstream() -> list[str]:
     bad = []
-    for src, dst, _, line in EDGES:
+    for src, dst, _, _line in EDGES:
         if dst == "ntksym" and src != "ntksym":
-            bad.append(f"{src}:{line} imports the facade 'ntksym'; import the module instead")
+            bad.append(f"{src} imports the facade 'ntksym'; import the module instead")
             continue
         (rs, bs), (rd, bd) = _box(src), _box(dst)
         if bs != bd and rd >= rs:
-            bad.append(f"{src}:{line} imports {dst} ({bd}, rank {rd} >= {bs}, rank {rs})")
-    assert not bad, "imports against the data flow:\n" + "\n".join(bad)
+            bad.append(f"{src} imports {dst} ({bd}, rank {rd} >= {bs}, rank {rs})")
+    return bad
+
+
+def _private() -> list[str]:
+    bad = [
+        f"{src} imports {dst}.{name}"
+        for src, dst, name, _line in EDGES
+        if name and name.startswith("_") and not name.startswith("__") and dst != src
+    ]
+    for name, path in MODULES.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        aliases = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                aliases.update({(a.asname or a.name): a.name for a in node.names})
+            elif isinstance(node, ast.ImportFrom):
+                target = _resolve(name, path.name == "__init__.py", node)
+                for a in node.names:
+                    if f"{target}.{a.name}" in MODULES:
+                        aliases[a.asname or a.name] = f"{target}.{a.name}"
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in aliases
+                and aliases[node.value.id].startswith("ntksym")
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+            ):
+                bad.append(f"{name} uses {aliases[node.value.id]}.{node.attr}")
+    return sorted(set(bad))
+
+
+def test_imports_point_downstream_only():
+    _check(_upstream(), "imports against the data flow")
 
 
 def test_no_private_names_across_modules():
-    bad = [
-        f"{src}:{line} imports {dst}.{name}"
-        for src, dst, name, line in EDGES
-        if name and name.startswith("_") and not name.startswith("__") and dst != src
-    ]
-    assert not bad, "private names imported from another module:\n" + "\n".join(bad)
+    _check(_private(), "private names used from another module")
 
 
 def _cycles() -> list[list[str]]:
@@ -170,23 +233,39 @@ def _cycles() -> list[list[str]]:
     return out
 
 
-def test_no_import_cycles():
+def _cycle_list() -> list[str]:
     # a package's __init__ re-exporting its submodules is not a cycle of logic
-    cycles = [c for c in _cycles() if not all(m == c[0] or m.startswith(c[0] + ".") for m in c)]
-    assert not cycles, f"import cycles: {cycles}"
-
-
-@pytest.mark.parametrize("name", sorted(MODULES))
-def test_module_and_function_sizes(name):
-    if name.startswith(EXEMPT_SIZE):
-        pytest.skip("derivation documents are exempt")
-    text = MODULES[name].read_text(encoding="utf-8")
-    lines = len(text.splitlines())
-    assert lines <= MAX_MODULE_LINES, f"{name}: {lines} lines (limit {MAX_MODULE_LINES})"
-    long = [
-        f"{node.name} ({node.end_lineno - node.lineno + 1} lines)"
-        for node in ast.walk(ast.parse(text))
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
-        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+    return [
+        "cycle " + " <-> ".join(c)
+        for c in _cycles()
+        if not all(m == c[0] or m.startswith(c[0] + ".") for m in c)
     ]
-    assert not long, f"{name}: functions over {MAX_FUNCTION_LINES} lines: {long}"
+
+
+def test_no_import_cycles():
+    _check(_cycle_list(), "import cycles")
+
+
+def _sizes() -> list[str]:
+    bad = []
+    for name, path in sorted(MODULES.items()):
+        if name.startswith(EXEMPT_SIZE):
+            continue
+        text = path.read_text(encoding="utf-8")
+        if len(text.splitlines()) > MAX_MODULE_LINES:
+            bad.append(f"{name}: module over {MAX_MODULE_LINES} lines")
+        bad += [
+            f"{name}.{node.name}: function over {MAX_FUNCTION_LINES} lines"
+            for node in ast.walk(ast.parse(text))
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+        ]
+    return bad
+
+
+def test_module_and_function_sizes():
+    _check(_sizes(), "size limits (docs/design.md)")
+
+
+def _all_violations() -> list[str]:
+    return _upstream() + _private() + _cycle_list() + _sizes()

@@ -10,9 +10,10 @@ import pytest
 pytest.importorskip("matplotlib", reason="the notes' figures need matplotlib (test extra)")
 
 from ntksym.cli import main  # noqa: E402
+from ntksym.derive.loader import package_derivations_dir  # noqa: E402
 from ntksym.notes.build import build_notes, compile_pdf  # noqa: E402
 
-SEED = "derivations/seed.py"
+SEED = package_derivations_dir() / "seed.py"
 pytestmark = pytest.mark.slow  # builds the notes (~40 s with the PDF)
 HAVE_TEX = shutil.which("pdflatex") is not None
 
@@ -37,9 +38,8 @@ def _outside_math(tex: str) -> str:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, request):
-    root = request.config.rootpath
     out = tmp_path_factory.mktemp("notes")
-    return build_notes([root / SEED], out, markdown=True, quick=True)
+    return build_notes([SEED], out, markdown=True, quick=True)
 
 
 def test_tex_markdown_and_figures_are_written(built):
@@ -125,8 +125,7 @@ def test_cli_notes_without_tex_says_what_to_install(tmp_path, monkeypatch, capsy
     import ntksym.notes.build as nb
 
     monkeypatch.setattr(nb.shutil, "which", lambda _name: None)
-    root = request.config.rootpath
-    code = main(["notes", str(root / SEED), "-o", str(tmp_path), "--pdf", "--quick"])
+    code = main(["notes", str(SEED), "-o", str(tmp_path), "--pdf", "--quick"])
     err = capsys.readouterr().err
     assert code == 3
     assert "texlive-latex-base" in err and "latexmk" in err

@@ -20,7 +20,7 @@ None when sigma' is a Dirac delta) and ``det``, the next layer's determinant
 Why carry ``D``: for positively homogeneous activations (ReLU and relatives) the
 pair's angle ``theta`` keeps shrinking like ``sqrt(1 - rho)`` through the layers, and
 ``rho = 1 - epsilon`` rounded to float64 gives ``arccos(rho)`` with an absolute error of
-``sqrt(epsilon)`` ~ 1e-8 (the loss measured in DESIGN.md). Here every angle is
+``sqrt(epsilon)`` ~ 1e-8 (measured: docs/performance.md, accuracy of peers). Here every angle is
 ``atan2(sqrt(D), S12)`` and the next determinant is a product of two gaps,
 ``(M' - S12') (M' + S12')`` with ``M' = sqrt(N11 N22)``, each written as a sum of
 non-negative terms, so no step subtracts nearly equal numbers.

@@ -98,13 +98,13 @@ def validate_inputs(X1: Any, X2: Any = None) -> tuple[np.ndarray, np.ndarray | N
         InputError: Not 2-D, empty, not a real dtype, not finite, or the
             feature dimensions differ.
     """
-    out = [None if X is None else real_matrix(X, name) for name, X in (("X1", X1), ("X2", X2))]
-    if out[1] is not None and out[0].shape[1] != out[1].shape[1]:
+    A = real_matrix(X1, "X1")
+    B = None if X2 is None else real_matrix(X2, "X2")
+    if B is not None and A.shape[1] != B.shape[1]:
         raise InputError(
-            f"X1 and X2 must have the same number of features, got {out[0].shape[1]} and "
-            f"{out[1].shape[1]}"
+            f"X1 and X2 must have the same number of features, got {A.shape[1]} and {B.shape[1]}"
         )
-    return out[0], out[1]
+    return A, B
 
 
 @cache
@@ -157,7 +157,7 @@ class Kernel:
             "backend": self.backend,
         }
         fields.update(changes)
-        return kernel(**fields)
+        return kernel(**fields)  # type: ignore[arg-type]  # checked by kernel() itself
 
     @overload
     def __call__(
@@ -195,7 +195,7 @@ class Kernel:
                 return result[get]
             return result_type(wanted)(*(result[g] for g in wanted))
         symmetric = X2 is None
-        nngp, ntk = self._compute(X1, X1 if symmetric else X2, need_ntk="ntk" in wanted)
+        nngp, ntk = self._compute(X1, X1 if X2 is None else X2, need_ntk="ntk" in wanted)
         if symmetric:
             nngp = (nngp + nngp.T) / 2
             ntk = None if ntk is None else (ntk + ntk.T) / 2
@@ -240,7 +240,7 @@ class Kernel:
             degree=self.degree,
             need_ntk=need_ntk,
         )
-        if need_ntk and not np.all(np.isfinite(ntk)):
+        if ntk is not None and not np.all(np.isfinite(ntk)):
             raise self._infinite_ntk()
         if not np.all(np.isfinite(nngp)):
             raise InputError(

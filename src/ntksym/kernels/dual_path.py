@@ -97,7 +97,7 @@ def dual_recursion(
         s12 = w2 * np.asarray(k) + b2
         s11 = w2 * np.asarray(k11) + b2
         s22 = w2 * np.asarray(k22) + b2
-        if need_ntk:
+        if theta is not None:
             theta = theta * (w2 * np.asarray(kdot)) + s12
         # Identical inputs keep a singular covariance at every layer; elsewhere the
         # determinant is formed by subtraction (ntksym.codegen carries it stably).

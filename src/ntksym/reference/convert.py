@@ -12,6 +12,7 @@ import sympy as sp
 
 from ntksym.activations import Activation, get_activation
 from ntksym.errors import InputError, QuadratureError
+from ntksym.typing import ActivationLike
 
 __all__ = [
     "ActivationLike",
@@ -38,9 +39,6 @@ LAYER_GUARD_DIGITS = 5
 MIN_DPS = 15
 MAX_DPS = 1000
 METHODS = ("auto", "quadrature", "closed_form")
-
-
-ActivationLike = str | Activation | sp.Expr
 
 
 # --------------------------------------------------------------------------- input checks

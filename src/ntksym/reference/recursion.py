@@ -162,8 +162,8 @@ def recursion(
         var2 = _diagonal_chain(layer, v2, depth)
         sigma, sigma_dot, theta = _pair_chain(layer, v1, v2, var1, var2)
     with mp.workdps(dps):
-        rounded = [[+x for x in seq] for seq in (sigma, sigma_dot, theta, var1, var2)]
-    return Recursion(*rounded, dps=dps)
+        s, sd, th, v1r, v2r = ([+x for x in seq] for seq in (sigma, sigma_dot, theta, var1, var2))
+    return Recursion(s, sd, th, v1r, v2r, dps=dps)
 
 
 def kernel(

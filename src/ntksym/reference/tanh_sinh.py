@@ -38,9 +38,7 @@ def _level_nodes(level: int, Z: int) -> tuple[list[Any], list[Any]]:
     key = (mp.prec, level, Z)
     if key not in _NODE_CACHE:
         denom = 2**level
-        ks = range(-Z * denom, Z * denom + 1)
-        if level > 0:
-            ks = [k for k in ks if k % 2]
+        ks = [k for k in range(-Z * denom, Z * denom + 1) if level == 0 or k % 2]
         nodes = [mpmath.mpf(k) / denom for k in ks]
         norm = 1 / mpmath.sqrt(2 * mpmath.pi)
         weights = [mpmath.exp(-z * z / 2) * norm for z in nodes]

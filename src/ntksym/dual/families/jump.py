@@ -58,7 +58,7 @@ def _jump(act: Activation, a: sp.Expr, b: sp.Expr) -> tuple[DualMaps, NumericFn]
 
 def _derive(act: Activation) -> tuple[DualMaps, NumericFn]:
     """Dispatch a member to :func:`_jump` with its levels ``(a, b)``."""
-    a, b = _LEVELS[act.registered_base]
+    a, b = _LEVELS[str(act.registered_base)]
     return _jump(act, sp.Integer(a), sp.Integer(b))
 
 

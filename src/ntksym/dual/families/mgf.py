@@ -30,7 +30,7 @@ def _derive_registered(act: Activation) -> tuple[DualMaps, NumericFn]:
     nngp = _d.exp_quadratic_expectation(act.expr, act.expr)
     ntk = _d.exp_quadratic_expectation(act.derivative, act.derivative)
     maps = DualMaps(act, nngp, ntk, "derived: Gaussian MGF", MGF, True)
-    return maps, _MGF_NUMERIC[act.registered_base]
+    return maps, _MGF_NUMERIC[str(act.registered_base)]
 
 
 def _smooth_expression(act: Activation) -> bool:

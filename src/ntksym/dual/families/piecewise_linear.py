@@ -42,7 +42,7 @@ def _derive(act: Activation) -> tuple[DualMaps, NumericFn]:
     base = act.registered_base
     if base == "leaky_relu":
         return _piecewise_linear(act, sp.Integer(1), act.expr.coeff(sp.Min(0, u)))
-    a, b = _SLOPES[base]
+    a, b = _SLOPES[str(base)]
     return _piecewise_linear(act, sp.Integer(a), sp.Integer(b))
 
 

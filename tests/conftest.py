@@ -1,0 +1,57 @@
+"""Shared test inputs, the one tolerance table, and the seed derivation run once per session.
+
+Tests import the plain helpers (``from conftest import TOL, gaussian_inputs, adversarial``)
+and request the fixtures by name.
+"""
+
+from __future__ import annotations
+
+import random
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+#: Relative tolerances, one table for the whole suite (float64 results).
+TOL = SimpleNamespace(
+    # one float64 evaluation of a dual map or closed form against an mpmath reference
+    map=1e-14,
+    # a float64 Gram matrix after several layers against mpmath (errors accumulate)
+    kernel=1e-13,
+    # two float64 algorithms that should agree to a few roundings (e.g. BLAS variants)
+    rounding=4 * np.finfo(np.float64).eps,
+)
+
+
+def gaussian_inputs(n: int = 4, d: int = 3, seed: int = 0) -> np.ndarray:
+    """``n`` standard normal inputs of dimension ``d`` (seeded)."""
+    return np.random.default_rng(seed).standard_normal((n, d))
+
+
+def adversarial(seed: int = 0) -> np.ndarray:
+    """Eight inputs that break naive kernels: near-(anti-)parallel pairs, norms 1e-6..1e6, zero."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(8, 5))
+    X[1] = X[0] * (1 + 1e-8 * rng.normal(size=5))  # near-parallel
+    X[2] = -X[0] * (1 + 1e-8 * rng.normal(size=5))  # near anti-parallel
+    X[3] *= 1e6
+    X[4] = 0.0  # zero vector
+    X[5] *= 1e-6
+    X[6] = X[3] * (1 + 1e-8 * rng.normal(size=5))  # near-parallel, large norm
+    X[7] = X[5] * (1 + 1e-8 * rng.normal(size=5))  # near-parallel, small norm
+    return X
+
+
+@pytest.fixture(autouse=True)
+def _seed_global_random_state():
+    """Seed the global generators too, so that no test depends on the order tests run in."""
+    random.seed(0)
+    np.random.seed(0)  # noqa: NPY002 - the legacy global state, for any library that uses it
+
+
+@pytest.fixture(scope="session")
+def seed_quick_results() -> dict:
+    """The seed derivation's quick run (label -> StepResult), computed once per session."""
+    from ntksym.derivations import seed
+
+    return {r.label: r for r in seed.DERIVATION.run(quick=True)}
