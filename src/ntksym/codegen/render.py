@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import jinja2
 import sympy as sp
+from sympy.printing.pycode import PythonCodePrinter
 
 from ntksym.codegen.printers import printer_for
 from ntksym.codegen.runtime import read_region, runtime_sources
@@ -202,7 +203,9 @@ def positive_variant(expr: sp.Expr) -> sp.Expr:
     return out.replace(lambda e: isinstance(e, hold), lambda e: sp.atan2(*e.args))
 
 
-def _cse_print(outs: list[sp.Expr], pr: object) -> tuple[list[tuple[str, str]], list[str]]:
+def _cse_print(
+    outs: list[sp.Expr], pr: PythonCodePrinter
+) -> tuple[list[tuple[str, str]], list[str]]:
     reps, reduced = sp.cse(outs, symbols=sp.numbered_symbols("t"), order="canonical")
     return [(str(v), pr.doprint(e)) for v, e in reps], [pr.doprint(e) for e in reduced]
 
