@@ -7,6 +7,10 @@ row, and LLVM vectorises that loop only if it has no branches and no calls: a
 (``inline="always"``). Included by ``kernel_numba.py.jinja`` for closed-form maps.
 """
 
+# The regions' functions carry no annotations (they are copied as they are), so mypy
+# checks their bodies with the types it infers.
+# mypy: check-untyped-defs
+
 # The regions are copied into the generated modules byte for byte, so their docstrings and
 # names stay as they are there: ruff checks everything else.
 # ruff: noqa: D205, D209, D403

@@ -14,6 +14,10 @@ the stand-ins below are exact: ``E[u^2] = S``, and each layer maps ``S12`` to
 ``W2 S12 + B2`` and ``Theta`` to ``W2 Theta + S12'``.
 """
 
+# The regions' functions carry no annotations (they are copied as they are), so mypy
+# checks their bodies with the types it infers.
+# mypy: check-untyped-defs
+
 # The regions are copied into the generated modules byte for byte, so their docstrings and
 # names stay as they are there: ruff checks everything else.
 # ruff: noqa: D205, D209

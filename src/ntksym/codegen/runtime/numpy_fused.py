@@ -15,6 +15,10 @@ the stand-ins below are exact: ``E[u^2] = S``, and the layer map gives
 ``E[sigma sigma] = S12`` and ``E[sigma' sigma'] = 1``.
 """
 
+# The regions' functions carry no annotations (they are copied as they are), so mypy
+# checks their bodies with the types it infers.
+# mypy: check-untyped-defs
+
 # ruff format would rewrap some statements of the regions (hanging indents, slices),
 # which would change the generated modules; so it leaves this file alone.
 # fmt: off

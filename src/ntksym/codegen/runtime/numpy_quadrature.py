@@ -12,6 +12,10 @@ expectations have closed forms and whose reflection has a constant term
 (``sigma(-w) = -sigma(w) + 2``); its ``_outer`` is ``_outer_reflect``.
 """
 
+# The regions' functions carry no annotations (they are copied as they are), so mypy
+# checks their bodies with the types it infers.
+# mypy: check-untyped-defs
+
 # The regions are copied into the generated modules byte for byte, so their docstrings and
 # names stay as they are there: ruff checks everything else.
 # ruff: noqa: D403, E501, E741
