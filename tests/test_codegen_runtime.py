@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import math
+import pathlib
 import re
 from fractions import Fraction
 
@@ -88,6 +89,9 @@ def test_every_region_is_included_and_every_include_exists():
     included = {m for text in TEMPLATES.values() for m in INCLUDE.findall(text)}
     defined = {(f, r) for f in RUNTIME_FILES for r in parse_regions(runtime_sources()[f], f)}
     assert included == defined
+    # and the list of runtime files (which the module key hashes) is complete
+    files = pathlib.Path(numba_atan2.__file__).parent.glob("*.py")
+    assert sorted(f.name for f in files if f.name != "__init__.py") == sorted(RUNTIME_FILES)
 
 
 def test_loader_copies_regions_verbatim():
