@@ -10,6 +10,7 @@ import pytest
 import ntksym
 from ntksym import reference
 from ntksym.cli import main
+from ntksym.cli.options import ProgressBar
 from ntksym.errors import InputError
 from ntksym.kernels.tiles import choose_tile, gram_to_file, parse_bytes
 
@@ -80,9 +81,17 @@ def test_file_matches_reference_on_float_inputs(tmp_path: Path) -> None:
 
 def test_progress_bar_on_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     X = _int_inputs(20, 3, seed=4)
-    gram_to_file(X, None, tmp_path / "K.npy", activation="relu", depth=2, tile=5, progress=True)
+    calls: list[tuple[int, int]] = []
+    bar = ProgressBar("ntksym gram", "block")
+
+    def progress(done: int, total: int) -> None:
+        calls.append((done, total))
+        bar(done, total)
+
+    gram_to_file(X, None, tmp_path / "K.npy", activation="relu", depth=2, tile=5, progress=progress)
+    assert calls == [(b, 10) for b in range(1, 11)]  # 4 diagonal + 6 upper blocks
     err = capsys.readouterr().err
-    assert "100.0% block 10/10" in err  # 4 diagonal + 6 upper blocks
+    assert "100.0% block 10/10" in err
 
 
 def test_memory_budget_bounds_the_block() -> None:

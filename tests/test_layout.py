@@ -44,13 +44,6 @@ BOXES: list[tuple[int, str]] = [
 #: Violations still open, each to be removed by the change that fixes it (the tests fail
 #: on a new violation and on a listed one that no longer occurs). Issue 11 tracks them.
 KNOWN: set[str] = {
-    # the command line (being thinned: library code moves out of cli/)
-    "ntksym.cli imports the facade 'ntksym'; import the module instead",
-    "ntksym.cli.demo imports the facade 'ntksym'; import the module instead",
-    "ntksym.kernels.tiles imports the facade 'ntksym'; import the module instead",
-    "ntksym.cli.train: module over 450 lines",
-    "ntksym.cli.train.width_study: function over 80 lines",
-    "ntksym.kernels.tiles.gram_to_file: function over 80 lines",
     # the derivation engine (issue 12 reworks it)
     "ntksym.derive.checks imports ntksym.derive.rules._sigma_prime",
     "ntksym.derive.checks imports ntksym.derive.symbols._make",

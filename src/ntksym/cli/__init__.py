@@ -8,8 +8,10 @@ and calls library functions.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import importlib.util
+import os
 import sys
 from collections.abc import Sequence
 
@@ -44,7 +46,7 @@ def _available() -> dict[str, tuple[str, str]]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with one sub-parser per available command."""
-    from ntksym import __version__
+    from ntksym.version import __version__
 
     parser = argparse.ArgumentParser(
         prog="ntksym",
@@ -60,17 +62,79 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "command", None):
-        parser.print_help()
-        return 2
+    """Run the command line; returns the exit code.
+
+    Errors are handled here, once for every command, as one line on stderr and a
+    non-zero exit code, never a traceback: a clear ntksym error (2), an operating-system
+    error such as a full disk or a missing permission (1), a closed output pipe as in
+    ``ntksym verify --json | head`` (141), and SIGINT/SIGTERM (130/143, after the command
+    has cleaned up or kept its partial work; the line says which).
+    """
+    where = "ntksym"
     try:
-        return int(importlib.import_module(args._module).run(args))
+        parser = build_parser()
+        args = parser.parse_args(argv)  # --help and usage errors exit here (SystemExit)
+        if not getattr(args, "command", None):
+            parser.print_help()
+            sys.stdout.flush()
+            return 2
+        where = f"ntksym {args.command}"
+        code = int(importlib.import_module(args._module).run(args))
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
     except NTKSymError as exc:
-        print(f"ntksym {args.command}: error: {exc}", file=sys.stderr)
+        _say(f"{where}: error: {exc}")
         return 2
+    except BrokenPipeError:
+        return _broken_pipe(where)
+    except SystemExit:  # argparse's --help or usage error: its text may meet a closed pipe
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            return _broken_pipe(where)
+        raise
+    except OSError as exc:
+        _say(f"{where}: error: {_describe(exc)}")
+        return 1
+    except KeyboardInterrupt as exc:
+        _say(f"{where}: {exc}" if str(exc) else f"{where}: interrupted")
+        return int(getattr(exc, "exit_code", 130))
+
+
+def _say(line: str) -> None:
+    """Print one line on stderr, even if stderr itself is a closed pipe."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except OSError:
+        pass
+
+
+def _broken_pipe(where: str) -> int:
+    """Report a closed output pipe once; stdout goes to /dev/null so exit does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    _say(f"{where}: stopped: the program reading the output closed it (broken pipe)")
+    return 141
+
+
+def _describe(exc: OSError) -> str:
+    """One line for an operating-system error: what failed, on which file, what to check."""
+    what = exc.strerror or str(exc) or type(exc).__name__
+    files = [str(f) for f in (exc.filename, exc.filename2) if f is not None]
+    on = f" ({' -> '.join(files)})" if files else ""
+    if exc.errno == errno.ENOSPC:
+        fix = "free some space or write elsewhere"
+    elif isinstance(exc, PermissionError):
+        fix = "choose a path you can write to, or fix its permissions"
+    elif isinstance(exc, (FileNotFoundError, NotADirectoryError, IsADirectoryError)):
+        fix = "check the path"
+    else:
+        fix = "check the path, its permissions and the free space"
+    return f"{what}{on}; {fix}"
 
 
 if __name__ == "__main__":  # pragma: no cover

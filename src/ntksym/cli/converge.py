@@ -11,15 +11,14 @@ import argparse
 
 import numpy as np
 
+from ntksym.cli.options import add_network_options, parse_widths
+
 __all__ = ["configure", "run"]
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the command's options."""
-    parser.add_argument("--activation", default="relu", help="activation name or expression in u")
-    parser.add_argument("--depth", type=int, default=3, help="number of affine layers (>= 2)")
-    parser.add_argument("--bias-std", type=float, default=0.1)
-    parser.add_argument("--weight-std", type=float, default=1.0)
+    add_network_options(parser, activation="relu", depth=3, bias_std=0.1, min_depth=2)
     parser.add_argument(
         "--widths", default="64,128,256,512,1024", help="comma-separated hidden widths"
     )
@@ -32,14 +31,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the study and print its table; 0 if the slope is within 3 errors of -1/2."""
     from ntksym import empirical
-    from ntksym.errors import InputError
 
-    try:
-        widths = [int(w) for w in args.widths.split(",") if w.strip()]
-    except ValueError:
-        raise InputError(
-            f"--widths must be comma-separated integers, got {args.widths!r}"
-        ) from None
+    widths = parse_widths(args.widths)
     X = np.random.default_rng(args.seed).standard_normal((args.inputs, args.features))
     res = empirical.convergence_study(
         X,

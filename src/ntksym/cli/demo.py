@@ -13,6 +13,8 @@ import argparse
 
 import numpy as np
 
+from ntksym.cli.options import add_network_options
+
 __all__ = ["configure", "run", "demo_inputs"]
 
 
@@ -27,16 +29,14 @@ def demo_inputs(seed: int = 0) -> np.ndarray:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Add the demo's options."""
-    parser.add_argument("--activation", default="relu", help="activation name or expression in u")
-    parser.add_argument("--depth", type=int, default=3, help="number of affine layers (>= 1)")
-    parser.add_argument("--bias-std", type=float, default=0.1)
-    parser.add_argument("--weight-std", type=float, default=1.0)
+    add_network_options(parser, activation="relu", depth=3, bias_std=0.1)
     parser.add_argument("--dps", type=int, default=30, help="digits for the mpmath reference")
 
 
 def run(args: argparse.Namespace) -> int:
     """Print the kernel, its reference and the agreement; 0 if they agree to 1e-10."""
-    from ntksym import kernel, reference
+    from ntksym import reference
+    from ntksym.kernels.api import kernel
 
     X = demo_inputs()
     k = kernel(

@@ -1,17 +1,23 @@
 """``ntksym gram DATA.npy --activation relu --depth 5 [...] -o K.npy``: Gram matrices of files.
 
-The work is done by :func:`ntksym.kernels.tiles.gram_to_file` (see there for the memory bound).
+The work is done by :func:`ntksym.kernels.tiles.gram_to_file` (see there for the memory
+bound, the protection of existing files and ``--resume``).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from ntksym.errors import NTKSymError
-from ntksym.kernels.tiles import gram_to_file, load_matrix, parse_bytes
+from ntksym.cli.options import ProgressBar, add_network_options
+from ntksym.kernels.safeio import check_output
+from ntksym.kernels.tiles import gram_to_file, load_matrix, parse_bytes, resume_paths
 
 __all__ = ["configure", "run"]
+
+#: Show a progress bar by default when there are at least this many kernel entries.
+PROGRESS_MIN_ENTRIES = 4_000_000
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -20,15 +26,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "NNGP/NTK Gram matrix of the rows of DATA.npy (against --x2 or itself), written to a "
         ".npy file block by block through a memory map: working memory stays within --memory "
         "(one block of c*t^2 float64 numbers, c = 4 for Numba, 24 for NumPy), whatever the "
-        "size of the inputs and output."
+        "size of the inputs and output. The output appears only when complete; an existing "
+        "file is replaced only with --force, an input file never."
     )
     parser.add_argument("data", help="inputs: a .npy file of shape (N, d), real dtype")
-    parser.add_argument(
-        "--activation", required=True, help="relu, erf, tanh, ... (registered name)"
-    )
-    parser.add_argument("--depth", type=int, required=True, help="number of affine layers L >= 1")
-    parser.add_argument("--bias-std", type=float, default=0.0, help="default: 0")
-    parser.add_argument("--weight-std", type=float, default=1.0, help="default: 1")
+    add_network_options(parser)
     parser.add_argument(
         "--get",
         choices=("nngp", "ntk", "both"),
@@ -37,6 +39,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--x2", default=None, help="second inputs .npy (N2, d); default: DATA")
     parser.add_argument("-o", "--output", required=True, help="output .npy file")
+    parser.add_argument("--force", action="store_true", help="replace an existing output file")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="make the run resumable: finished blocks are kept in OUTPUT.partial (with a "
+        "record, OUTPUT.partial.json) if it is stopped, and the same command with --resume "
+        "continues it, checking and skipping the kept blocks",
+    )
     parser.add_argument(
         "--backend",
         choices=("auto", "numba", "numpy", "dual"),
@@ -53,26 +63,35 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Compute and write the Gram matrix; print its path. Returns 0, or 2 on a clear error."""
-    try:
-        X1 = load_matrix(args.data, "DATA")
-        X2 = load_matrix(args.x2, "--x2") if args.x2 is not None else None
-        path = gram_to_file(
-            X1,
-            X2,
-            args.output,
-            activation=args.activation,
-            depth=args.depth,
-            bias_std=args.bias_std,
-            weight_std=args.weight_std,
-            get=args.get,
-            backend=args.backend,
-            memory=parse_bytes(args.memory),
-            tile=args.tile,
-            progress=False if args.quiet else None,
+    """Compute and write the Gram matrix; print its path. Returns 0."""
+    inputs = [Path(p) for p in (args.data, args.x2) if p is not None]
+    check_output(Path(args.output), inputs, overwrite=args.force)  # before reading the inputs
+    X1 = load_matrix(args.data, "DATA")
+    X2 = load_matrix(args.x2, "--x2") if args.x2 is not None else None
+    partial, _ = resume_paths(args.output)
+    if not args.resume and partial.exists():
+        print(
+            f"ntksym gram: note: {partial} holds the finished blocks of a stopped resumable "
+            "run; this run starts afresh and leaves them (pass --resume to continue instead)",
+            file=sys.stderr,
         )
-    except NTKSymError as exc:
-        print(f"ntksym gram: error: {exc}", file=sys.stderr)
-        return 2
+    entries = X1.shape[0] * (X1 if X2 is None else X2).shape[0]
+    bar = ProgressBar("ntksym gram", "block", not args.quiet and entries >= PROGRESS_MIN_ENTRIES)
+    path = gram_to_file(
+        X1,
+        X2,
+        args.output,
+        activation=args.activation,
+        depth=args.depth,
+        bias_std=args.bias_std,
+        weight_std=args.weight_std,
+        get=args.get,
+        backend=args.backend,
+        memory=parse_bytes(args.memory),
+        tile=args.tile,
+        progress=bar,
+        overwrite=args.force,
+        resume=args.resume,
+    )
     print(path)
     return 0

@@ -11,6 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from ntksym.cli.options import require_matplotlib, writable_directory
+from ntksym.errors import NotesBuildError, TeXMissingError
+
 __all__ = ["configure", "run"]
 
 
@@ -47,8 +50,10 @@ def run(args: argparse.Namespace) -> int:
     Without a TeX installation ``--pdf`` writes the ``.tex`` file and the figures, says
     which packages to install, and returns 3.
     """
-    from ntksym.notes.build import NotesBuildError, TeXMissingError, build_notes
-    from ntksym.notes.figures import MatplotlibMissingError
+    require_matplotlib("ntksym notes")
+    out = Path(args.output)
+    writable_directory(out, "-o/--output")
+    from ntksym.notes.build import build_notes
 
     def progress(msg: str) -> None:
         print(f"[notes] {msg} ...", file=sys.stderr, flush=True)
@@ -57,36 +62,23 @@ def run(args: argparse.Namespace) -> int:
     try:
         built = build_notes(
             paths,
-            Path(args.output),
-            pdf=False,
+            out,
+            pdf=args.pdf,
             markdown=args.markdown,
             quick=args.quick,
             name=args.name,
             progress=progress,
         )
-    except MatplotlibMissingError as exc:
+    except NotesBuildError as exc:  # the .tex file and the figures are written
+        print(f"wrote {out / (args.name + '.tex')} and the figures, but no PDF")
         print(f"ntksym notes: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {built.tex}")
-    for f in built.figures:
-        print(f"wrote {f}")
-    if built.markdown is not None:
-        print(f"wrote {built.markdown}")
+        return 3 if isinstance(exc, TeXMissingError) else 1
+    for f in (built.tex, *built.figures, built.markdown):
+        if f is not None:
+            print(f"wrote {f}")
+    if built.pdf is not None:
+        print(f"wrote {built.pdf} ({built.pages} pages)")
     failed = sum(v.counts["failed"] for v in built.context["derivations"])
-    if args.pdf:
-        from ntksym.notes.build import compile_pdf, pdf_pages
-
-        progress("compiling the PDF")
-        try:
-            pdf = compile_pdf(built.tex)
-        except TeXMissingError as exc:
-            print(f"ntksym notes: {exc}", file=sys.stderr)
-            return 3
-        except NotesBuildError as exc:
-            print(f"ntksym notes: {exc}", file=sys.stderr)
-            return 1
-        pages = pdf_pages(pdf)
-        print(f"wrote {pdf} ({pages} pages)")
     if failed:
         print(f"ntksym notes: {failed} step(s) failed their checks; see the notes", file=sys.stderr)
         return 1

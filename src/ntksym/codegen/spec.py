@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import sympy as sp
 from sympy.codegen.rewriting import log1p_opt, optimize
 
+from ntksym import dual
 from ntksym.activations import Activation, get_activation, u
 from ntksym.activations.overflow import exp_safe
 from ntksym.dual.families import family_of
@@ -153,8 +154,6 @@ def kernel_spec(activation: str | Activation | sp.Expr) -> KernelSpec:
     if stable is not None:
         return stable
     try:
-        from ntksym import dual
-
         maps = dual.closed_form(act)
     except NoClosedFormError:
         maps = None

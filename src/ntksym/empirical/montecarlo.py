@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ntksym import reference
 from ntksym.activations import Activation
 from ntksym.empirical.network import (
     Network,
@@ -241,8 +242,6 @@ def _limit(
     """The infinite-width NTK of ``X``: ``limit`` checked, or the mpmath reference."""
     N = X.shape[0]
     if limit is None:
-        from ntksym import reference  # lazy: imports mpmath machinery only when needed
-
         _, limit_arr = reference.kernel(
             act, X, None, depth=depth, bias_std=bias_std, weight_std=weight_std
         )

@@ -1,8 +1,13 @@
 """Gram matrices of arrays too large for memory, written to ``.npy`` files block by block.
 
 The output is always written through :func:`numpy.lib.format.open_memmap` into a
-temporary file beside ``-o`` and renamed into place when complete, so an
-interrupted run never leaves a half-written ``K.npy``. The work is split into
+temporary file beside ``-o`` (created with the user's umask) and renamed into place
+when complete, so an interrupted run never leaves a half-written ``K.npy``; on an
+error, SIGTERM or SIGINT the temporary file is removed. An existing output is replaced
+only on request, and an input never. A resumable run (``resume=True``, ``--resume``)
+instead keeps its finished blocks in ``K.npy.partial`` with a record of them and of
+the run's parameters in ``K.npy.partial.json``; running it again continues where it
+stopped (see :func:`gram_to_file`). The work is split into
 square blocks of ``t x t`` entries (``t`` = ``--tile``, or chosen from
 ``--memory``); for ``K(X, X)`` only the blocks on and above the diagonal are
 computed and each is mirrored, so the result is exactly symmetric.
@@ -20,27 +25,46 @@ which the operating system reclaims as needed).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
-import sys
-import tempfile
+import signal
 import time
+import tokenize
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ntksym.errors import InputError
-from ntksym.kernels.dispatch import generated_module
+from ntksym.errors import InputError, NTKSymError
+from ntksym.kernels.api import kernel
+from ntksym.kernels.dispatch import generated_module, sp_key
+from ntksym.kernels.safeio import (
+    RECORD_VERSION,
+    Interrupted,
+    array_digest,
+    check_output,
+    create_file,
+    load_matrix,
+    on_signals,
+    read_resume_record,
+    source_file,
+    temporary_path,
+    write_json,
+)
 
-__all__ = ["gram_to_file", "load_matrix", "parse_bytes", "choose_tile"]
+__all__ = ["gram_to_file", "load_matrix", "parse_bytes", "choose_tile", "resume_paths"]
 
 _UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 #: float64 numbers of working memory per kernel entry of a block, by backend.
 _PER_ENTRY = {"numba": 4, "numpy": 24, "dual": 40}
-#: Show a progress bar when there are at least this many kernel entries.
-_PROGRESS_MIN_ENTRIES = 4_000_000
+#: Seconds between rewrites of a resumable run's record (see ``_resumable_run``).
+RECORD_INTERVAL = 1.0
+#: ``progress(done, total)``: called after each finished block.
+_Report = Callable[[int, int], None]
 
 
 def parse_bytes(text: str) -> int:
@@ -62,80 +86,214 @@ def choose_tile(memory: int, d: int, backend: str) -> int:
     return max(1, int(t))
 
 
-def load_matrix(path: str, name: str) -> np.ndarray:
-    """Open a ``.npy`` file of shape (N, d) memory-mapped, checking dtype, shape and finiteness.
+@dataclass(frozen=True)
+class _Plan:
+    """The blocks of a Gram matrix: row and column ranges, and which pairs to compute."""
 
-    Raises:
-        InputError: Missing or unreadable file, object/complex/string dtype, not 2-D,
-            empty, or containing NaN or infinity (the first offending entry is named).
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{name}: no such file {str(p)!r}")
-    with open(p, "rb") as f:
-        magic = f.read(6)
-    if magic != b"\x93NUMPY":
-        raise InputError(
-            f"{name} {str(p)!r} is not a .npy file (no NumPy header); save it with numpy.save"
-        )
+    rows: list[tuple[int, int]]
+    cols: list[tuple[int, int]]
+    blocks: list[tuple[int, int]]
+    shape: tuple[int, ...]
+    wanted: tuple[str, ...]
+    symmetric: bool
+
+
+def _plan(n1: int, n2: int | None, tile: int, get: str) -> _Plan:
+    symmetric = n2 is None
+    rows = [(a, min(a + tile, n1)) for a in range(0, n1, tile)]
+    cols = rows if n2 is None else [(a, min(a + tile, n2)) for a in range(0, n2, tile)]
+    blocks = [(i, j) for i in range(len(rows)) for j in range(len(cols)) if not symmetric or j >= i]
+    n2 = n1 if n2 is None else n2
+    return _Plan(
+        rows=rows,
+        cols=cols,
+        blocks=blocks,
+        shape=(2, n1, n2) if get == "both" else (n1, n2),
+        wanted=("nngp", "ntk") if get == "both" else (get,),
+        symmetric=symmetric,
+    )
+
+
+def _compute(k: Any, plan: _Plan, X1: Any, X2: Any, b: int) -> list[np.ndarray]:
+    """The requested matrices of block number ``b``."""
+    i, j = plan.blocks[b]
+    (r0, r1), (c0, c1) = plan.rows[i], plan.cols[j]
+    A = np.asarray(X1[r0:r1], dtype=np.float64)
+    if plan.symmetric and i == j:
+        return list(k(A, None, get=plan.wanted))
+    B = np.asarray((X1 if plan.symmetric else X2)[c0:c1], dtype=np.float64)
+    return list(k(A, B, get=plan.wanted))
+
+
+def _views(K: np.ndarray, plan: _Plan) -> list[np.ndarray]:
+    return [K[0], K[1]] if len(plan.shape) == 3 else [K]
+
+
+def _stored(K: np.ndarray, plan: _Plan, b: int) -> list[np.ndarray]:
+    """The entries of block ``b`` as they are in ``K`` (one array per requested matrix)."""
+    i, j = plan.blocks[b]
+    (r0, r1), (c0, c1) = plan.rows[i], plan.cols[j]
+    return [view[r0:r1, c0:c1] for view in _views(K, plan)]
+
+
+def _store(K: np.ndarray, plan: _Plan, b: int, result: list[np.ndarray]) -> None:
+    """Write block ``b`` (and, for ``K(X, X)``, its mirror image) into ``K``."""
+    i, j = plan.blocks[b]
+    (r0, r1), (c0, c1) = plan.rows[i], plan.cols[j]
+    for view, block in zip(_views(K, plan), result, strict=True):
+        view[r0:r1, c0:c1] = block
+        if plan.symmetric and i != j:
+            view[c0:c1, r0:r1] = block.T
+
+
+def _signal_name(exc: Interrupted) -> str:
+    return signal.Signals(exc.signum).name
+
+
+def _one_run(k: Any, plan: _Plan, X1: Any, X2: Any, out: Path, report: _Report) -> None:
+    """All blocks into a hidden temporary file, renamed to ``out`` when complete."""
+    tmp = temporary_path(out)
+    kept = f"{str(out)!r} is as it was" if out.exists() else f"{str(out)!r} was not written"
     try:
-        arr = np.load(p, mmap_mode="r", allow_pickle=False)
-    except ValueError as exc:
-        raise InputError(
-            f"{name} {str(p)!r} cannot be read without pickle ({exc}); save a float array "
-            "with numpy.save"
+        K = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float64, shape=plan.shape)
+        for b in range(len(plan.blocks)):
+            _store(K, plan, b, _compute(k, plan, X1, X2, b))
+            report(b + 1, len(plan.blocks))
+        K.flush()
+        del K
+        os.replace(tmp, out)
+    except Interrupted as exc:
+        tmp.unlink(missing_ok=True)
+        raise Interrupted(
+            exc.signum,
+            f"interrupted by {_signal_name(exc)}; the unfinished temporary file was removed "
+            f"and {kept} (to make a run that can be continued, pass --resume / resume=True)",
         ) from None
-    except OSError as exc:
-        raise InputError(f"{name} {str(p)!r} is not a .npy file: {exc}") from None
-    if not isinstance(arr, np.ndarray):
-        raise InputError(f"{name} {str(p)!r} holds several arrays (.npz); give one .npy array")
-    if arr.dtype.kind not in "fiu":
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def resume_paths(out: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """The partial file and the record of a resumable run writing ``out``."""
+    out = Path(out)
+    return out.with_name(out.name + ".partial"), out.with_name(out.name + ".partial.json")
+
+
+def _open_partial(partial: Path, record: Path, shape: tuple[int, ...]) -> np.memmap:
+    try:
+        K = np.lib.format.open_memmap(partial, mode="r+")
+    except (ValueError, OSError, SyntaxError, EOFError, tokenize.TokenError) as exc:
         raise InputError(
-            f"{name} {str(p)!r} must hold real numbers (float or integer dtype), got {arr.dtype}"
-        )
-    if arr.ndim != 2:
+            f"the partial file {str(partial)!r} is unreadable ({exc}); delete it and "
+            f"{str(record)!r} to start again"
+        ) from None
+    if K.shape != shape or K.dtype != np.float64:
         raise InputError(
-            f"{name} {str(p)!r} must be 2-D with shape (n_inputs, n_features), got shape "
-            f"{arr.shape}"
+            f"the partial file {str(partial)!r} holds {K.dtype} {K.shape}, expected float64 "
+            f"{shape}; delete it and {str(record)!r} to start again"
         )
-    if arr.shape[0] == 0 or arr.shape[1] == 0:
-        raise InputError(f"{name} {str(p)!r} must have at least one row and column: {arr.shape}")
-    step = max(1, 2**22 // arr.shape[1])
-    for r0 in range(0, arr.shape[0], step):
-        block = np.asarray(arr[r0 : r0 + step], dtype=np.float64)
-        bad = ~np.isfinite(block)
-        if bad.any():
-            r, c = np.argwhere(bad)[0]
-            raise InputError(
-                f"{name} {str(p)!r} contains NaN or infinity at row {r0 + r}, column {c}; "
-                "inputs must be finite"
-            )
-    return arr
+    return K
 
 
-class _Progress:
-    """A plain-text progress bar on stderr, redrawn in place at most ~4 times a second."""
+def _check_kept(
+    k: Any, plan: _Plan, X1: Any, X2: Any, K: np.ndarray, done: set[int], partial: Path
+) -> None:
+    """Refuse kept blocks that are out of range, not finite, or differ from a recomputation.
 
-    def __init__(self, total: int, enabled: bool) -> None:
-        self.total, self.done, self.enabled = total, 0, enabled
-        self.start = self.last = time.monotonic()
+    The first and the last finished block are recomputed (the last one is the most
+    likely to have been damaged by the interruption).
+    """
+    fix = f"delete {str(partial)!r} and its .json record to start again"
+    for b in sorted(done):
+        if not 0 <= b < len(plan.blocks):
+            raise InputError(f"the resume record names block {b}, which does not exist; {fix}")
+        for kept in _stored(K, plan, b):
+            if not np.all(np.isfinite(kept)):
+                raise InputError(
+                    f"block {b} kept in {str(partial)!r} holds NaN or infinity; the partial "
+                    f"file is damaged: {fix}"
+                )
+    for b in sorted({min(done), max(done)} if done else set()):
+        fresh = _compute(k, plan, X1, X2, b)
+        for kept, new in zip(_stored(K, plan, b), fresh, strict=True):
+            if not np.allclose(kept, new, rtol=1e-12, atol=0.0):
+                raise InputError(
+                    f"block {b} kept in {str(partial)!r} differs from its recomputation (the "
+                    f"file was changed or belongs to other inputs); {fix}"
+                )
 
-    def step(self, n: int = 1) -> None:
-        self.done += n
-        now = time.monotonic()
-        if self.enabled and (now - self.last > 0.25 or self.done == self.total):
-            self.last = now
-            frac = self.done / self.total
-            bar = "#" * int(30 * frac) + "." * (30 - int(30 * frac))
-            el = now - self.start
-            eta = el / frac - el if frac > 0 else float("nan")
-            sys.stderr.write(
-                f"\rntksym gram [{bar}] {100 * frac:5.1f}% block {self.done}/{self.total} "
-                f"{el:6.1f}s elapsed, ~{eta:5.0f}s left"
-            )
-            if self.done == self.total:
-                sys.stderr.write("\n")
-            sys.stderr.flush()
+
+def _save(K: np.memmap, record: Path, params: dict[str, Any], done: set[int]) -> None:
+    """Flush the finished blocks to disk, then record them (never the other way round)."""
+    K.flush()
+    write_json(record, {"version": RECORD_VERSION, "params": params, "done": sorted(done)})
+
+
+def _open_state(
+    k: Any, plan: _Plan, X1: Any, X2: Any, out: Path, params: dict[str, Any]
+) -> tuple[np.memmap, set[int]]:
+    """The partial file and its finished blocks (checked), or a new empty pair."""
+    partial, record = resume_paths(out)
+    if partial.exists() != record.exists():
+        have, lack = (partial, record) if partial.exists() else (record, partial)
+        raise InputError(
+            f"found {str(have)!r} without {str(lack)!r}: the resume state is incomplete; "
+            f"delete {str(have)!r} to start again"
+        )
+    if partial.exists():
+        done = read_resume_record(record, params)
+        K = _open_partial(partial, record, plan.shape)
+        _check_kept(k, plan, X1, X2, K, done, partial)
+        return K, done
+    create_file(partial)
+    K = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float64, shape=plan.shape)
+    _save(K, record, params, set())
+    return K, set()
+
+
+def _resumable_run(
+    k: Any, plan: _Plan, X1: Any, X2: Any, out: Path, params: dict[str, Any], report: _Report
+) -> None:
+    """Continue (or start) a run whose finished blocks survive an interruption.
+
+    The record is rewritten at most every :data:`RECORD_INTERVAL` seconds and whenever the
+    run stops, so a run killed without warning (SIGKILL, a crash) redoes at most that much.
+    """
+    partial, record = resume_paths(out)
+    K, done = _open_state(k, plan, X1, X2, out, params)
+    total, finished = len(plan.blocks), False
+    report(len(done), total)
+    saved = time.monotonic()
+    try:
+        for b in range(total):
+            if b in done:
+                continue
+            _store(K, plan, b, _compute(k, plan, X1, X2, b))
+            done.add(b)
+            if time.monotonic() - saved >= RECORD_INTERVAL:
+                _save(K, record, params, done)
+                saved = time.monotonic()
+            report(len(done), total)
+        K.flush()
+        os.replace(partial, out)
+        finished = True
+        record.unlink()
+    except NTKSymError:  # the same error would recur: the partial result is of no use
+        partial.unlink(missing_ok=True)
+        record.unlink(missing_ok=True)
+        raise
+    except BaseException as exc:  # a signal, a full disk, ...: keep what is finished
+        if not finished:
+            with contextlib.suppress(Exception):
+                _save(K, record, params, done)
+        if isinstance(exc, Interrupted):
+            raise Interrupted(
+                exc.signum,
+                f"interrupted by {_signal_name(exc)}; {len(done)} of {total} blocks are kept "
+                f"in {str(partial)!r}: run the same command again with --resume to continue",
+            ) from None
+        raise
 
 
 def gram_to_file(
@@ -151,9 +309,16 @@ def gram_to_file(
     backend: str = "auto",
     memory: int = 2**30,
     tile: int | None = None,
-    progress: bool | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    overwrite: bool = False,
+    resume: bool = False,
 ) -> Path:
     """Compute a Gram matrix block by block into the ``.npy`` file ``out``.
+
+    The output is checked before any work (see :func:`ntksym.kernels.safeio.check_output`):
+    it may never be one of the input files (memory-mapped inputs are recognised by their
+    file) and may replace an existing file only with ``overwrite``. SIGTERM and SIGINT
+    during the write raise :class:`~ntksym.kernels.safeio.Interrupted` after cleaning up.
 
     Args:
         X1: Inputs (N1, d), e.g. a memory-mapped array.
@@ -164,25 +329,47 @@ def gram_to_file(
         depth: Number of affine layers.
         bias_std: Bias scale.
         weight_std: Weight scale.
-        backend: ``"auto"``, ``"numba"``, ``"numpy"`` or ``"dual"``.
         get: ``"nngp"``, ``"ntk"`` or ``"both"``.
+        backend: ``"auto"``, ``"numba"``, ``"numpy"`` or ``"dual"``.
         memory: Working-memory budget in bytes (picks the block side; see module).
         tile: Block side, overriding ``memory``.
-        progress: Show a progress bar on stderr (default: for large outputs).
+        progress: Called as ``progress(done, total)`` after each block.
+        overwrite: Replace an existing ``out``.
+        resume: Make the run resumable: finished blocks are kept in ``out + ".partial"``
+            with a record ``out + ".partial.json"`` and survive an interruption; when they
+            exist (and were made with the same parameters and inputs) they are checked
+            and skipped. ``out`` appears only when every block is done.
 
     Returns:
         The output path.
 
     Raises:
-        InputError: Bad parameters or a kernel that is not finite.
+        InputError: Bad parameters, an output that would lose data or cannot be written,
+            a resume record made with other parameters, or a kernel that is not finite.
+        Interrupted: SIGTERM or SIGINT arrived; the message says what is on disk.
     """
-    import ntksym
-
     if get not in ("nngp", "ntk", "both"):
         raise InputError(f"get must be 'nngp', 'ntk' or 'both', got {get!r}")
-    k = ntksym.kernel(activation, depth, bias_std, weight_std, backend=backend)
+    out = Path(out)
+    sources = [p for p in (source_file(X1), source_file(X2)) if p is not None]
+    check_output(out, sources, overwrite=overwrite)
+    k = kernel(activation, depth, bias_std, weight_std, backend=backend)
     module = generated_module(k.activation, backend)
     kind = "dual" if module is None else module.BACKEND
+    tile = _checked_tile(X1, X2, kind, memory, tile)
+    plan = _plan(X1.shape[0], None if X2 is None else X2.shape[0], tile, get)
+    report = progress if progress is not None else _no_progress
+    with on_signals():
+        if resume:
+            params = _params(k, kind, plan, tile, get, X1, X2)
+            _resumable_run(k, plan, X1, X2, out, params, report)
+        else:
+            _one_run(k, plan, X1, X2, out, report)
+    return out
+
+
+def _checked_tile(X1: Any, X2: Any, kind: str, memory: int, tile: int | None) -> int:
+    """The block side: ``tile``, or the largest that ``memory`` allows for this backend."""
     d = X1.shape[1]
     if X2 is not None and X2.shape[1] != d:
         raise InputError(
@@ -192,40 +379,30 @@ def gram_to_file(
         tile = choose_tile(memory, d, kind)
     if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1:
         raise InputError(f"tile must be a positive integer, got {tile!r}")
-    symmetric = X2 is None
-    n1 = X1.shape[0]
-    n2 = n1 if symmetric else X2.shape[0]
-    rows = [(a, min(a + tile, n1)) for a in range(0, n1, tile)]
-    cols = rows if symmetric else [(a, min(a + tile, n2)) for a in range(0, n2, tile)]
-    blocks = [(i, j) for i in range(len(rows)) for j in range(len(cols)) if not symmetric or j >= i]
-    wanted = ("nngp", "ntk") if get == "both" else (get,)
-    shape = (2, n1, n2) if get == "both" else (n1, n2)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp.npy", dir=out.parent)
-    os.close(fd)
-    bar = _Progress(len(blocks), n1 * n2 >= _PROGRESS_MIN_ENTRIES if progress is None else progress)
-    try:
-        K = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float64, shape=shape)
-        views = [K[0], K[1]] if get == "both" else [K]
-        for i, j in blocks:
-            (r0, r1), (c0, c1) = rows[i], cols[j]
-            A = np.asarray(X1[r0:r1], dtype=np.float64)
-            if symmetric and i == j:
-                res = k(A, None, get=wanted)
-            else:
-                B = np.asarray((X1 if symmetric else X2)[c0:c1], dtype=np.float64)
-                res = k(A, B, get=wanted)
-            for view, block in zip(views, res, strict=True):
-                view[r0:r1, c0:c1] = block
-                if symmetric and i != j:
-                    view[c0:c1, r0:r1] = block.T
-            bar.step()
-        K.flush()
-        del K, views
-        os.replace(tmp, out)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return out
+    return tile
+
+
+def _no_progress(done: int, total: int) -> None:
+    """Report nothing."""
+
+
+def _params(
+    k: Any, kind: str, plan: _Plan, tile: int, get: str, X1: Any, X2: Any
+) -> dict[str, Any]:
+    """Everything a resumed run must share with the run it continues."""
+    return {
+        "activation": k.activation.name,
+        "expression": sp_key(k.activation),
+        "depth": int(k.depth),
+        "bias_std": float(k.bias_std),
+        "weight_std": float(k.weight_std),
+        "get": get,
+        "tile": tile,
+        "backend": kind,
+        "shape": list(plan.shape),
+        "inputs": [
+            {"shape": list(X.shape), "dtype": np.dtype(X.dtype).str, "sha256": array_digest(X)}
+            for X in (X1, X2)
+            if X is not None
+        ],
+    }

@@ -1,0 +1,310 @@
+"""The .npy files of long computations: inputs read with clear errors, outputs never lose data.
+
+Used by :func:`ntksym.kernels.tiles.gram_to_file`:
+
+* :func:`load_matrix` opens an input memory-mapped and refuses, with one clear message,
+  what is not a finite real 2-D array (wrong dtype or shape, NaN, a corrupted header).
+* :func:`check_output` refuses, before any work, an output that is a directory,
+  that is one of the inputs (compared as resolved paths and by inode, so symlinks,
+  hard links and relative paths cannot fool it), that already exists (unless
+  ``overwrite``), or whose directory cannot be written.
+* :func:`create_file` creates a file with the user's umask (``0666 & ~umask``),
+  unlike :func:`tempfile.mkstemp`, whose files are private (``0600``).
+* :func:`on_signals` turns SIGTERM and SIGINT into :class:`Interrupted` for the
+  duration of a write, so ``finally`` clauses run and remove or keep what they
+  must, then restores the previous handlers.
+* :func:`write_json` writes a small record atomically (temporary file, fsync,
+  rename); :func:`read_resume_record` reads one back and refuses one made with
+  different parameters, naming each difference.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+import signal
+import threading
+import tokenize
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ntksym._io import atomic_write_text
+from ntksym.errors import InputError
+
+__all__ = [
+    "load_matrix",
+    "Interrupted",
+    "check_output",
+    "create_file",
+    "temporary_path",
+    "on_signals",
+    "write_json",
+    "read_resume_record",
+    "array_digest",
+    "source_file",
+]
+
+#: Version of the resume record's layout; a record of another version is refused.
+RECORD_VERSION = 1
+
+
+class Interrupted(KeyboardInterrupt):
+    """A SIGTERM or SIGINT received while an output was being written.
+
+    A subclass of :class:`KeyboardInterrupt`, so code that does not expect it stops as
+    on Ctrl-C. The message says what was kept or removed on disk.
+
+    Attributes:
+        signum: The signal number.
+    """
+
+    def __init__(self, signum: int, message: str = "") -> None:
+        self.signum = signum
+        super().__init__(message or f"interrupted by {signal.Signals(signum).name}")
+
+    @property
+    def exit_code(self) -> int:
+        """The conventional shell exit status of a process stopped by this signal."""
+        return 128 + self.signum
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@contextlib.contextmanager
+def on_signals(signums: Sequence[int] = (signal.SIGTERM, signal.SIGINT)) -> Iterator[None]:
+    """Raise :class:`Interrupted` on the given signals inside the ``with`` block.
+
+    The first signal raises; further ones are ignored until the block has exited
+    (so the clean-up it triggers is not itself interrupted), and then the previous
+    handlers are restored. Outside the main thread (where Python cannot install
+    handlers) this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        for s in signums:
+            signal.signal(s, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    previous = {s: signal.signal(s, handler) for s in signums}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def source_file(array: Any) -> Path | None:
+    """The file a memory-mapped array (or a view of one) reads, or None."""
+    while array is not None:
+        name = getattr(array, "filename", None)
+        if isinstance(array, np.memmap) and name:
+            return Path(name)
+        array = getattr(array, "base", None)
+    return None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist
+        return False
+
+
+def check_output(out: Path, inputs: Sequence[Path], *, overwrite: bool) -> None:
+    """Refuse an output path that would lose data or cannot be written.
+
+    Args:
+        out: The output file.
+        inputs: Files the computation reads; the output may never be one of them.
+        overwrite: Allow replacing an existing output file.
+
+    Raises:
+        InputError: ``out`` is a directory, is one of ``inputs`` (also through a
+            symlink, hard link or relative path), exists and ``overwrite`` is off,
+            or its directory is missing and cannot be created, or is not writable.
+    """
+    if out.is_dir():
+        raise InputError(
+            f"output {str(out)!r} is a directory; give a file name, e.g. {str(out / 'K.npy')!r}"
+        )
+    for p in inputs:
+        if _same_file(out, p):
+            raise InputError(
+                f"output {str(out)!r} is the input file {str(p)!r}: writing it would destroy "
+                "the input; choose another output name"
+            )
+    if (out.exists() or out.is_symlink()) and not overwrite:
+        raise InputError(
+            f"output {str(out)!r} already exists; choose another name or pass --force "
+            "(overwrite=True) to replace it"
+        )
+    parent = out.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(
+            f"cannot create the output directory {str(parent)!r} ({exc.strerror}); "
+            "choose a directory you can write to"
+        ) from None
+    if not parent.is_dir():
+        raise InputError(f"{str(parent)!r} is not a directory; choose another output path")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(
+            f"cannot write to the directory {str(parent)!r} (permission denied); choose a "
+            "directory you can write to"
+        )
+
+
+def create_file(path: Path) -> None:
+    """Create the empty file ``path`` (which must not exist) with the user's umask.
+
+    Raises:
+        FileExistsError: ``path`` exists.
+        InputError: It cannot be created (read-only or virtual file system, ...).
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        raise InputError(
+            f"cannot create a file in {str(path.parent)!r} ({exc.strerror}); choose a "
+            "directory you can write to"
+        ) from None
+    os.close(fd)
+
+
+def temporary_path(out: Path) -> Path:
+    """Create and return a new, empty, hidden temporary file beside ``out``."""
+    while True:
+        tmp = out.parent / f".{out.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            create_file(tmp)
+            return tmp
+        except FileExistsError:  # pragma: no cover - a 32-bit collision
+            continue
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` as JSON to ``path`` atomically (never a half-written file)."""
+    atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True))
+
+
+def array_digest(array: Any, rows_per_chunk: int = 4096) -> str:
+    """SHA-256 of an array's dtype, shape and values, read a block of rows at a time."""
+    h = hashlib.sha256(f"{np.dtype(array.dtype).str} {tuple(array.shape)}".encode())
+    for r0 in range(0, array.shape[0], rows_per_chunk):
+        h.update(np.ascontiguousarray(array[r0 : r0 + rows_per_chunk]).tobytes())
+    return h.hexdigest()
+
+
+def read_resume_record(path: Path, params: dict[str, Any]) -> set[int]:
+    """The finished block numbers of a resume record made with exactly ``params``.
+
+    Raises:
+        InputError: The record is unreadable, of another version, or was made with
+            different parameters (each difference is named).
+    """
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        version, recorded, done = record["version"], record["params"], record["done"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(
+            f"the resume record {str(path)!r} is unreadable ({exc}); delete it and the "
+            "partial file beside it to start again"
+        ) from None
+    if version != RECORD_VERSION:
+        raise InputError(
+            f"the resume record {str(path)!r} has version {version!r}, this ntksym writes "
+            f"{RECORD_VERSION}; delete it and the partial file to start again"
+        )
+    wanted = json.loads(json.dumps(params))
+    diffs = [
+        f"{key}: {recorded.get(key)!r} then, {wanted.get(key)!r} now"
+        for key in sorted(set(recorded) | set(wanted))
+        if recorded.get(key) != wanted.get(key)
+    ]
+    if diffs:
+        raise InputError(
+            "cannot resume: the stopped run used other parameters ("
+            + "; ".join(diffs)
+            + "); repeat the original command with --resume, or delete "
+            f"{str(path)!r} and its partial file to start afresh"
+        )
+    if not isinstance(done, list) or not all(isinstance(b, int) for b in done):
+        raise InputError(f"the resume record {str(path)!r} is corrupted; delete it to restart")
+    return set(done)
+
+
+def _corrupted(name: str, path: Path, exc: BaseException) -> InputError:
+    detail = " ".join(str(exc).split())[:120]
+    return InputError(
+        f"{name} {str(path)!r} has a corrupted .npy header or is truncated ({detail}); "
+        "save the array again with numpy.save"
+    )
+
+
+def load_matrix(path: str, name: str) -> np.ndarray:
+    """Open a ``.npy`` file of shape (N, d) memory-mapped, checking dtype, shape and finiteness.
+
+    Raises:
+        InputError: Missing or unreadable file, object/complex/string dtype, not 2-D,
+            empty, or containing NaN or infinity (the first offending entry is named).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{name}: no such file {str(p)!r}")
+    with open(p, "rb") as f:
+        magic = f.read(6)
+    if magic != b"\x93NUMPY":
+        raise InputError(
+            f"{name} {str(p)!r} is not a .npy file (no NumPy header); save it with numpy.save"
+        )
+    try:
+        arr = np.load(p, mmap_mode="r", allow_pickle=False)
+    except ValueError as exc:
+        text = str(exc)
+        if "header" not in text.lower() and "EOF" not in text and "length" not in text:
+            raise InputError(
+                f"{name} {str(p)!r} cannot be read without pickle ({exc}); save a float array "
+                "with numpy.save"
+            ) from None
+        raise _corrupted(name, p, exc) from None
+    except (OSError, SyntaxError, EOFError, tokenize.TokenError) as exc:
+        raise _corrupted(name, p, exc) from None
+    if not isinstance(arr, np.ndarray):
+        raise InputError(f"{name} {str(p)!r} holds several arrays (.npz); give one .npy array")
+    if arr.dtype.kind not in "fiu":
+        raise InputError(
+            f"{name} {str(p)!r} must hold real numbers (float or integer dtype), got {arr.dtype}"
+        )
+    if arr.ndim != 2:
+        raise InputError(
+            f"{name} {str(p)!r} must be 2-D with shape (n_inputs, n_features), got shape "
+            f"{arr.shape}"
+        )
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise InputError(f"{name} {str(p)!r} must have at least one row and column: {arr.shape}")
+    step = max(1, 2**22 // arr.shape[1])
+    for r0 in range(0, arr.shape[0], step):
+        block = np.asarray(arr[r0 : r0 + step], dtype=np.float64)
+        bad = ~np.isfinite(block)
+        if bad.any():
+            r, c = np.argwhere(bad)[0]
+            raise InputError(
+                f"{name} {str(p)!r} contains NaN or infinity at row {r0 + r}, column {c}; "
+                "inputs must be finite"
+            )
+    return arr
