@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
+from ntksym.activations.checks import check_expression
 from ntksym.activations.expr import MPMATH_MODULES, kinks_of, lambdify_numpy, u
 from ntksym.activations.overflow import exp_safe
 from ntksym.activations.parser import MAX_INTEGER_EXPONENT, parse_expression
@@ -230,6 +231,7 @@ def get_activation(spec: str | Activation | sp.Expr, **params: Any) -> Activatio
             f"families: {', '.join(registered_names())}"
         )
     expr = parse_expression(key)
+    check_expression(expr, key)
     return Activation(sp.sstr(expr), expr, f"user expression {key!r}")
 
 
@@ -242,4 +244,5 @@ def _from_sympy(expr: sp.Expr) -> Activation:
     if free:
         (s,) = free
         expr = expr.subs(s, u)
+    check_expression(expr, sp.sstr(expr))
     return Activation(sp.sstr(expr), expr, "SymPy expression")

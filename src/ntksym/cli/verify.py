@@ -3,19 +3,29 @@
 A derivation module is a Python file in the project's ``derivations/`` directory that
 defines ``DERIVATION`` (a :class:`ntksym.derive.Derivation`). Modules are loaded from their
 file path with :mod:`importlib` (these are the project's own files).
+
+Every checked step is listed (table, or ``--json``); each derivation ends with a summary
+line (steps per verdict, time, the steps ``--quick`` skipped), and several derivations
+with a total. Exit code: 0, 1 if a step is ``failed`` or ``error``, 2 if a file cannot be
+loaded (one line each: syntax error, exception on import, no ``DERIVATION``).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
-from ntksym.derive.core import StepResult
+from ntksym.derive.derivation import Derivation
+from ntksym.derive.explain import render_parts
 from ntksym.derive.loader import default_paths, load_derivation
 from ntksym.derive.plain import plain_text
+from ntksym.derive.plaintext import plain
+from ntksym.derive.steps import VERDICTS, Step, StepResult
 from ntksym.errors import InputError
 
 __all__ = ["configure", "run"]
@@ -38,47 +48,101 @@ def _short(tex: str, width: int = 38) -> str:
     return s if len(s) <= width else s[: width - 1] + "…"
 
 
+def _statement(r: StepResult) -> str:
+    """The statement as plain text, printed from the SymPy object."""
+    stmt = r.printed_expr if r.printed_expr is not None else r.derived_expr
+    return plain(stmt) if stmt is not None else plain_text(f"${r.printed or r.derived}$")
+
+
 def _table(name: str, results: list[StepResult]) -> str:
     head = f"{'label':<6} {'statement':<38} {'rule':<20} {'method':<28} {'verdict':<9} {'s':>6}"
     lines = [f"== {name}", head, "-" * len(head)]
     for r in results:
         lines.append(
-            f"{r.label:<6} {_short(plain_text(f'${r.printed or r.derived}$')):<38} {r.rule:<20} "
+            f"{r.label:<6} {_short(_statement(r)):<38} {r.rule:<20} "
             f"{r.method:<28} {r.verdict:<9} {r.seconds:6.2f}"
         )
-        if r.verdict == "misprint":
+        if r.summary_parts and r.verdict in ("misprint", "failed"):
+            lines.append(f"       -> {render_parts(r.summary_parts, plain)}")
+        elif r.verdict in ("misprint", "error", "unchecked"):
             lines.append(f"       -> {plain_text(r.explanation or r.detail)}")
         elif r.verdict == "failed":
             lines.append(f"       -> {plain_text(r.detail)}")
     return "\n".join(lines)
 
 
+def summary_line(results: list[StepResult], seconds: float, skipped: list[str]) -> str:
+    """One line: the number of steps per verdict, the total time, the skipped steps."""
+    counts = Counter(r.verdict for r in results)
+    parts = [f"{counts[v]} {v}" for v in VERDICTS if counts[v]]
+    line = f"{len(results)} steps in {seconds:.1f} s: " + ", ".join(parts)
+    if skipped:
+        line += "; --quick skipped " + ", ".join(f"({lab})" for lab in skipped)
+    return line
+
+
+def _load(paths: list[Path]) -> tuple[list[Derivation], list[str]]:
+    loaded, problems = [], []
+    for p in paths:
+        try:
+            loaded.append(load_derivation(p))
+        except InputError as exc:
+            problems.append(str(exc))
+    return loaded, problems
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run the checks; 0 if no step failed, 1 otherwise, 2 on bad input."""
+    """Run the checks: 0 if no step failed or raised, 1 otherwise, 2 on bad input.
+
+    A derivation file that cannot be loaded (missing, syntax error, raising on import, no
+    ``DERIVATION``) is reported in one line; the others still run, and the exit code is 2.
+    """
     try:
         paths = [Path(p) for p in args.paths] if args.paths else default_paths()
-        derivations = [load_derivation(p) for p in paths]
     except InputError as exc:
         print(f"ntksym verify: {exc}", file=sys.stderr)
         return 2
+    derivations, problems = _load(paths)
+    for msg in problems:
+        print(f"ntksym verify: {msg}", file=sys.stderr)
+    try:
+        bad = _run_all(derivations, args)
+    except BrokenPipeError:  # e.g. `ntksym verify --json | head`
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+    return 2 if problems else (1 if bad else 0)
+
+
+def _run_all(derivations: list[Derivation], args: argparse.Namespace) -> bool:
+    """Run and print every derivation; whether any step failed or raised."""
     all_rows: list[dict] = []
-    failed = False
+    everything: list[StepResult] = []
+    bad = False
+    start = time.perf_counter()
     for deriv in derivations:
         t0 = time.perf_counter()
 
-        def progress(step: object, _name: str = deriv.name) -> None:
+        def progress(step: Step, _name: str = deriv.name) -> None:
             print(f"[{_name}] ({step.label}) ...", file=sys.stderr, flush=True)
 
         results = deriv.run(quick=args.quick, progress=progress)
-        failed |= any(r.verdict == "failed" for r in results)
-        print(
-            f"[{deriv.name}] {len(results)} steps in {time.perf_counter() - t0:.1f} s",
-            file=sys.stderr,
-        )
+        bad |= any(r.verdict in ("failed", "error") for r in results)
+        skipped = [s.label for s in deriv.steps if args.quick and not s.quick]
+        line = summary_line(results, time.perf_counter() - t0, skipped)
         if args.json:
             all_rows.extend({"derivation": deriv.name, **r.as_dict()} for r in results)
         else:
             print(_table(f"{deriv.name}: {deriv.title}", results))
+            print(f"summary: {line}", flush=True)
+        print(f"[{deriv.name}] {line}", file=sys.stderr, flush=True)
+        everything.extend(results)
+    if len(derivations) > 1:
+        total = summary_line(everything, time.perf_counter() - start, [])
+        print(f"total ({len(derivations)} derivations): {total}", file=sys.stderr, flush=True)
+        if not args.json:
+            print(f"total ({len(derivations)} derivations): {total}", flush=True)
     if args.json:
         print(json.dumps(all_rows, indent=1))
-    return 1 if failed else 0
+    sys.stdout.flush()
+    return bad

@@ -26,7 +26,7 @@ from ntksym.derive import (
     apply_rule,
     definition_range,
 )
-from ntksym.derive.numeric import limit_check, recursion_check
+from ntksym.derive.numeric import limit_check, nngp_check, recursion_check
 from ntksym.derive.symbols import (
     ZF,
     Dim,
@@ -339,7 +339,21 @@ def d18(env: dict) -> sp.Basic:
     return sp.Eq(Theta(1, k, kp), env["17"].args[-1])
 
 
-C1N = C1.replace(names={Sigma(1): E(alpha_t(1)[k] * alpha_t(1, True)[k])})
+_m1, _a1, _c1 = sp.Dummy("m"), sp.Dummy("a", integer=True), sp.Dummy("c", integer=True)
+# the finite-width values of the names in (17)-(18): Sigma^(1) by (10); in (18) also
+# Theta^(1) by (6) (the sum over the first layer's parameters), so that "Theta^(1) = ..."
+# is compared (in (17) its first line is that definition itself)
+C1S = C1.replace(names={Sigma(1): E(alpha_t(1)[k] * alpha_t(1, True)[k])})
+C1N = C1.replace(
+    names={
+        **C1S.names,
+        Theta: sp.Lambda(
+            (_m1, _a1, _c1), PSum(_d(alpha_t(1)[_a1], theta) * _d(alpha_t(1, True)[_c1], theta))
+        ),
+    }
+)
+# (18) at n = (2,2) (k != k' possible) and (3,1); the sum over parameters makes (1,3) costly
+L1_CFG_T = tuple(({"theta_layers": 1}, w) for _, w in L1_CFG[:2])
 
 
 # (5)-(6): the NTK as a sum over all parameters of outer products of gradients. The
@@ -470,6 +484,7 @@ STEPS_A = [
         uses=("12",),
         derive=d12b,
         ctx=C_l,
+        extra_check=nngp_check(sigma1="10"),
         note="hypothesis (induction, Jacot et al. 2018 Prop. 1): alpha~^(l)_i(x), "
         "alpha~^(l)_i(x') are jointly Gaussian with covariance Sigma^(l) in the limit",
     ),
@@ -477,7 +492,7 @@ STEPS_A = [
     Step("14", P14, "chain_rule", uses=("13",), derive=d14, ctx=C1, configs=L1_CFG),
     Step("15", P15, "chain_rule", uses=("14",), derive=d15, ctx=C1, configs=L1_CFG),
     Step("16", P16, "chain_rule", uses=("13",), derive=d16, ctx=C1, configs=L1_CFG),
-    Step("17", P17, "delta_sum", uses=("5", "15", "16", "10"), derive=d17, ctx=C1N, configs=L1_CFG),
+    Step("17", P17, "delta_sum", uses=("5", "15", "16", "10"), derive=d17, ctx=C1S, configs=L1_CFG),
     Step(
         "18",
         P18,
@@ -485,7 +500,7 @@ STEPS_A = [
         uses=("17",),
         derive=d18,
         ctx=C1N,
-        configs=L1_CFG,
+        configs=L1_CFG_T,
         note="Sigma^(1) (x) I_{n_1} read entrywise as Sigma^(1) delta_kk'",
     ),
 ]
@@ -834,7 +849,15 @@ STEPS_B = [
             "nngp", sigma1="10", sigma_next="12.2", depth=3, widths=(64, 128, 256, 512)
         ),
     ),
-    Step("26", P26, "algebra", uses=("24.2", "25", "5"), derive=d26, ctx=CL),
+    Step(
+        "26",
+        P26,
+        "algebra",
+        uses=("24.2", "25", "5"),
+        derive=d26,
+        ctx=CL,
+        extra_check=recursion_check({**RECURSION_LABELS, "theta": "26"}, with_monte_carlo=False),
+    ),
     Step(
         "27",
         P27,

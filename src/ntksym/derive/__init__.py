@@ -1,17 +1,54 @@
-"""The derivation engine: steps, rules as data, checks and verdicts."""
+"""The derivation engine: steps, rules as data, checks and verdicts.
 
-from ntksym.derive.checks import Chain, canonical, exact_finite_width, explain, symbolic_equal
-from ntksym.derive.core import Derivation, ForAll, Step, StepResult, Verdict, run_step
+A derivation is data that programs can use::
+
+    from ntksym.derive import compare, load_derivation
+    seed = load_derivation(path)                       # a module defining DERIVATION
+    before = seed.run(quick=True)                      # every step, in order
+    bad = seed.with_printed("18", new_statement)       # a new Derivation (immutable)
+    one = bad.run_one("18")                            # earlier steps derived, not checked
+    changes = compare(before, bad.run(quick=True))     # steps whose verdict changed
+
+Verdicts (:data:`VERDICTS`): ``verified`` (a check compared two things and could have
+failed), ``misprint`` (independent evidence against the printed statement, the derived one
+passing), ``failed`` (the derived statement fails, or the evidence cannot clear the
+derivation code), ``unchecked`` (nothing could be compared, or a step it depends on has no
+derived statement; the reason is given), ``error`` (an exception while deriving or
+checking, with its type, message and rule) and ``assumed`` (definitions, hypotheses).
+A :class:`StepResult` carries the printed and derived statements as SymPy objects, the
+smallest :class:`Difference` s and a :class:`Counterexample`; :func:`plain` and
+:func:`latex` print them.
+
+Modules, upstream first: ``symbols`` -> ``registry``, ``rules_network``,
+``rules_probability`` (``rules`` gathers them) -> ``statements``, ``steps`` ->
+``wellformed``, ``finite_width`` -> ``tangent`` -> ``canonical``, ``explain`` (``checks``
+gathers them), ``definitions``, ``recursion``, ``numeric`` -> ``judge`` -> ``derivation``
+(``core`` gathers the step/derivation names) -> ``loader``; ``plaintext`` and ``plain``
+print.
+"""
+
+from ntksym.derive.checks import canonical, exact_finite_width, explain, symbolic_equal
 from ntksym.derive.definitions import definition_range
+from ntksym.derive.derivation import Change, Derivation, StepNotFound, compare
+from ntksym.derive.explain import Counterexample, Difference
+from ntksym.derive.judge import run_step
+from ntksym.derive.loader import load_derivation
+from ntksym.derive.plaintext import plain
 from ntksym.derive.rules import RULES, Context, RuleError, apply_rule
+from ntksym.derive.statements import Chain, ForAll
+from ntksym.derive.steps import VERDICTS, Step, StepResult, Verdict
 from ntksym.derive.symbols import E, GaussE, Tends, latex
 from ntksym.derive.tangent import Grad, Mat, Member, Outer, Tr, Vec
 
 __all__ = [
     "RULES",
+    "VERDICTS",
     "Chain",
+    "Change",
     "Context",
+    "Counterexample",
     "Derivation",
+    "Difference",
     "E",
     "ForAll",
     "GaussE",
@@ -21,6 +58,7 @@ __all__ = [
     "Outer",
     "RuleError",
     "Step",
+    "StepNotFound",
     "StepResult",
     "Tends",
     "Tr",
@@ -28,10 +66,13 @@ __all__ = [
     "Verdict",
     "apply_rule",
     "canonical",
+    "compare",
     "definition_range",
     "exact_finite_width",
     "explain",
     "latex",
+    "load_derivation",
+    "plain",
     "run_step",
     "symbolic_equal",
 ]

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import sympy as sp
 
-from ntksym.derive.core import ForAll, Verdict
-from ntksym.derive.symbols import REGISTRY, L, as_expr
+from ntksym.derive.statements import ForAll
+from ntksym.derive.steps import Verdict
+from ntksym.derive.symbols import REGISTRY, L, as_expr, latex
 
 __all__ = ["objects", "definition_range"]
 
@@ -48,11 +49,13 @@ def _values(fa: ForAll | sp.Basic, depth: int) -> tuple[sp.Basic, sp.Symbol | No
     return fa, None, [0]
 
 
-def definition_range(target: ForAll, others: list[sp.Basic]) -> Verdict | ForAll:
+def definition_range(target: ForAll, others: list[sp.Basic]) -> Verdict:
     """Check the range of ``target`` against the other definitions.
 
-    Returns the verdict ``assumed`` when the printed range is consistent, otherwise a
-    corrected :class:`ForAll` (which the engine reports as a misprint) with the reasons.
+    Returns the verdict ``assumed`` when the printed range is consistent, ``failed`` when
+    no consistent range exists, otherwise ``misprint`` carrying the corrected
+    :class:`ForAll` as its ``statement`` and, in its detail, the reasons per value: the
+    other definitions are independent evidence that the printed range is wrong.
     """
     if not isinstance(target, ForAll):
         for depth in range(1, 5):
@@ -99,18 +102,13 @@ def definition_range(target: ForAll, others: list[sp.Basic]) -> Verdict | ForAll
     if len(shifts_lo) != 1 or len(shifts_hi) != 1:
         return Verdict("failed", "definition", "inconsistent range")
     v, lo, hi = target.domain
-    new = ForAll(stmt, sp.Tuple(v, lo + shifts_lo.pop(), hi + shifts_hi.pop()))
-    why = "; ".join(f"at {var} = {k}: {r}" for k, r in sorted(reasons.items()))
-    _REASONS[new] = why
-    return new
-
-
-_REASONS: dict[sp.Basic, str] = {}
-
-
-def reason(stmt: sp.Basic) -> str:
-    """Why :func:`definition_range` narrowed a range."""
-    return _REASONS.get(stmt, "")
+    lo2, hi2 = lo + shifts_lo.pop(), hi + shifts_hi.pop()
+    reasons_text = "; ".join(f"at {var} = {k}: {r}" for k, r in sorted(reasons.items()))
+    detail = (
+        rf"range: ${latex(v)} = {latex(lo)},\dots,{latex(hi)}$ printed, "
+        rf"${latex(lo2)},\dots,{latex(hi2)}$ derived; {reasons_text}"
+    )
+    return Verdict("misprint", "definition", detail, statement=ForAll(stmt, sp.Tuple(v, lo2, hi2)))
 
 
 def _names(pairs: set) -> str:

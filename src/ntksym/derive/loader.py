@@ -12,7 +12,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
-from ntksym.derive.core import Derivation
+from ntksym.derive.derivation import Derivation
 from ntksym.errors import InputError
 
 __all__ = ["default_paths", "load_derivation", "package_derivations_dir"]
@@ -34,14 +34,30 @@ def default_paths() -> list[Path]:
 
 
 def load_derivation(path: Path) -> Derivation:
-    """Import a derivation module from its file and return its ``DERIVATION``."""
+    """Import a derivation module from its file and return its ``DERIVATION``.
+
+    Raises:
+        InputError: the file is missing, is not Python, has a syntax error, raises when
+            imported, or defines no ``DERIVATION`` (one line, naming the file).
+    """
     path = Path(path)
     if not path.is_file() or path.suffix != ".py":
         raise InputError(f"{path}: not a Python file (expected a derivations/*.py module)")
+    try:
+        module = _import(path)
+    except SyntaxError as exc:
+        raise InputError(f"{path}:{exc.lineno}: syntax error: {exc.msg}") from None
+    except InputError:
+        raise
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the module's own failure, one line
+        raise InputError(f"{path}: importing it raised {type(exc).__name__}: {exc}") from None
+    return _derivation_of(module, path)
+
+
+def _import(path: Path) -> object:
     if path.resolve().parent == package_derivations_dir():
         # one of ntksym's own: import it under its package name (one module object)
-        module = importlib.import_module(f"ntksym.derivations.{path.stem}")
-        return _derivation_of(module, path)
+        return importlib.import_module(f"ntksym.derivations.{path.stem}")
     root = str(path.resolve().parent.parent)
     if root not in sys.path:
         sys.path.insert(0, root)  # so that 'derivations.x' imports inside the module work
@@ -51,8 +67,12 @@ def load_derivation(path: Path) -> Derivation:
         raise InputError(f"{path}: cannot be loaded as a module")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return _derivation_of(module, path)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
 
 
 def _derivation_of(module: object, path: Path) -> Derivation:

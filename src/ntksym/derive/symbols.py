@@ -43,6 +43,7 @@ __all__ = [
     "Theta",
     "Theta_inf",
     "NAMES",
+    "make_object",
 ]
 
 #: The bias scale of the seed (``beta``) and the weight scale of a variant derivation.
@@ -96,7 +97,8 @@ def _layer_tex(layer: sp.Expr) -> str:
     return sp.latex(as_expr(layer))
 
 
-def _make(kind: str, layer: sp.Expr | int, prime: bool = False) -> sp.IndexedBase:
+def make_object(kind: str, layer: sp.Expr | int, prime: bool = False) -> sp.IndexedBase:
+    """The registered ``IndexedBase`` of a network object (``kind``, ``layer``, ``prime``)."""
     layer = as_expr(layer)
     key = (kind, layer, prime)
     if key not in _CACHE:
@@ -109,27 +111,27 @@ def _make(kind: str, layer: sp.Expr | int, prime: bool = False) -> sp.IndexedBas
 
 def W(layer: sp.Expr | int) -> sp.IndexedBase:
     """Weight matrix ``W^(layer)`` (entries ``w_{ki}``)."""
-    return _make("W", layer)
+    return make_object("W", layer)
 
 
 def b(layer: sp.Expr | int) -> sp.IndexedBase:
     """Bias vector ``b^(layer)``."""
-    return _make("b", layer)
+    return make_object("b", layer)
 
 
 def x(prime: bool = False) -> sp.IndexedBase:
     """Input ``x`` (or ``x'``)."""
-    return _make("x", 0, prime)
+    return make_object("x", 0, prime)
 
 
 def alpha(layer: sp.Expr | int, prime: bool = False) -> sp.IndexedBase:
     """Post-activation ``alpha^(layer)`` at ``x`` (or ``x'``)."""
-    return _make("a", layer, prime)
+    return make_object("a", layer, prime)
 
 
 def alpha_t(layer: sp.Expr | int, prime: bool = False) -> sp.IndexedBase:
     """Pre-activation ``alpha-tilde^(layer)`` at ``x`` (or ``x'``)."""
-    return _make("z", layer, prime)
+    return make_object("z", layer, prime)
 
 
 _WIDTHS: dict[sp.Expr, sp.Symbol] = {}

@@ -25,7 +25,9 @@ from typing import Any
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
+from ntksym.derive.finite_width import concrete_layers, parameters, unfold_all
 from ntksym.derive.rules import Context, RuleError, rule
+from ntksym.derive.statements import pairs
 from ntksym.derive.symbols import (
     NAMES,
     PSum,
@@ -207,14 +209,13 @@ class _Net:
     """A concrete network: explicit outputs at ``x`` and ``x'`` and its parameters."""
 
     def __init__(self, depth: int, widths: dict[int, int]) -> None:
-        from ntksym.derive.checks import _parameters, _unfold_all
 
         self.depth, self.widths = depth, widths
         n_out = widths[depth]
-        self.params = list(_parameters({"theta_layers": depth}, widths))
+        self.params = list(parameters({"theta_layers": depth}, widths))
         self.F = {
             prime: sp.Matrix(
-                [_unfold_all(alpha_t(depth, prime)[k], widths) for k in range(1, n_out + 1)]
+                [unfold_all(alpha_t(depth, prime)[k], widths) for k in range(1, n_out + 1)]
             )
             for prime in (False, True)
         }
@@ -310,9 +311,8 @@ def _value(e: sp.Basic, net: _Net, layer_sym: sp.Symbol, p: sp.Expr | None) -> A
             isinstance(f, sp.Function) and f.func.__name__ in NAMES for f in e.atoms(sp.Function)
         ):
             raise _Undefined(f"cannot evaluate ${latex(e)}$ as a matrix entry")
-        from ntksym.derive.checks import _concrete_layers
 
-        e = _concrete_layers(e, {layer_sym: net.depth}, net.widths)
+        e = concrete_layers(e, {layer_sym: net.depth}, net.widths)
         if p is not None:
             e = e.xreplace({theta: p})
         return sp.expand(net.scalar(e))
@@ -346,8 +346,6 @@ def exact_matrix(
     Returns:
         ``(holds, detail)``: the first discrepancy in words, or the configurations checked.
     """
-    from ntksym.derive.checks import pairs
-
     done = []
     members: list[sp.Basic] = []
     for lhs, rhs in pairs(stmt):

@@ -19,10 +19,11 @@ import numpy as np
 import sympy as sp
 
 from ntksym.activations import Activation
+from ntksym.dual import stable
 from ntksym.dual.derive import DET, S11, S12, S22
 from ntksym.dual.stable import LayerMap
 
-__all__ = ["DualMaps", "Family", "NumericFn", "lambdified"]
+__all__ = ["DualMaps", "Family", "NumericFn", "lambdified", "stable_numeric"]
 
 #: Float64 evaluation of both maps: ``(s11, s12, s22, det) -> (nngp, ntk)``.
 NumericFn = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], tuple[Any, Any]]
@@ -96,5 +97,28 @@ def lambdified(nngp: sp.Expr, ntk: sp.Expr) -> NumericFn:
             c = [np.asarray(x, dtype=complex) for x in (s11, s12, s22, det)]
             return np.real(f(*c)), np.real(g(*c))
         return f(s11, s12, s22, det), g(s11, s12, s22, det)
+
+    return numeric
+
+
+def stable_numeric(lm: LayerMap) -> Callable[..., tuple[Any, Any]]:
+    """Float64 evaluation of a stable layer map's two dual maps, by ``lambdify``.
+
+    The same SymPy expressions the code generator prints, so a stable form is written once.
+    The map's ``D`` is the determinant passed in and its ``U`` the root gap
+    ``sqrt(s11) - sqrt(s22)``; the ntk value is None when the map has none (a Dirac delta
+    derivative). A Piecewise evaluates every branch, so NumPy's warnings about the branches
+    not taken are silenced.
+    """
+    args = (stable.S11, stable.S22, stable.S12, stable.D, stable.U)
+    f = sp.lambdify(args, lm.nngp, modules="numpy")
+    g = None if lm.ntk is None else sp.lambdify(args, lm.ntk, modules="numpy")
+
+    def numeric(s11: Any, s12: Any, s22: Any, det: Any) -> tuple[Any, Any]:
+        with np.errstate(all="ignore"):
+            gap = np.sqrt(s11) - np.sqrt(s22)
+            nngp = f(s11, s22, s12, det, gap)
+            ntk = None if g is None else g(s11, s22, s12, det, gap)
+        return nngp, ntk
 
     return numeric

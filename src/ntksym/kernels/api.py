@@ -52,6 +52,7 @@ from ntksym.activations import Activation, get_activation
 from ntksym.errors import InputError
 from ntksym.kernels.dispatch import generated_module
 from ntksym.kernels.dual_path import dual_recursion
+from ntksym.kernels.finite import check_finite
 from ntksym.typing import ActivationLike, ArrayLike, KernelName
 
 __all__ = ["Get", "Kernels", "validate_inputs", "Kernel", "kernel"]
@@ -187,6 +188,7 @@ class Kernel:
         """
         wanted = parse_get(get)
         X1, X2 = validate_inputs(X1, X2)
+        check_finite(self.activation, X1, X2, self.depth, self.bias_std, self.weight_std)
         module = generated_module(self.activation, self.backend, quadrature=self.degree is None)
         if module is not None:
             nngp, ntk = self._compute_generated(module, X1, X2, need_ntk="ntk" in wanted)

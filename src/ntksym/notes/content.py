@@ -16,7 +16,7 @@ from typing import Any
 
 import sympy as sp
 
-from ntksym.derive import Derivation, ForAll, StepResult, Tends
+from ntksym.derive import VERDICTS, Derivation, ForAll, StepResult, Tends
 from ntksym.derive.rules import RULES
 from ntksym.notes.printer import notes_latex, statement_members
 from ntksym.notes.prose import prose_math
@@ -238,7 +238,7 @@ def derivation_view(
         title=deriv.title,
         hypotheses=[prose_math(h) for h in deriv.hypotheses],
         steps=[_view(deriv, r) for r in results],
-        counts={v: counts.get(v, 0) for v in ("verified", "misprint", "failed", "assumed")},
+        counts={v: counts.get(v, 0) for v in VERDICTS},
         seconds=seconds,
         quick=quick,
     )

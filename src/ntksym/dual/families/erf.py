@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
 import sympy as sp
 
 from ntksym.activations import Activation
 from ntksym.dual import derive as _d
-from ntksym.dual.family import DualMaps, Family, NumericFn
+from ntksym.dual.family import DualMaps, Family, NumericFn, stable_numeric
 from ntksym.dual.sources import PRICE, WILLIAMS
 from ntksym.dual.stable import (
     S11,
@@ -33,12 +30,7 @@ def _erf(act: Activation) -> tuple[DualMaps, NumericFn]:
         True,
     )
 
-    def numeric(s11: Any, s12: Any, s22: Any, det: Any) -> tuple[Any, Any]:
-        # (1 + 2 s11)(1 + 2 s22) - 4 s12^2 without cancellation.
-        g = np.sqrt(1 + 2 * (s11 + s22) + 4 * det)
-        return (2 / np.pi) * np.arctan2(2 * s12, g), 4 / (np.pi * g)
-
-    return maps, numeric
+    return maps, stable_numeric(erf())
 
 
 def erf() -> LayerMap:

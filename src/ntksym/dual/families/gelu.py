@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
 import sympy as sp
 
 from ntksym.activations import Activation, u
 from ntksym.dual import derive as _d
-from ntksym.dual.angles import h_float
-from ntksym.dual.family import DualMaps, Family, NumericFn
+from ntksym.dual.family import DualMaps, Family, NumericFn, stable_numeric
 from ntksym.dual.sources import MGF, PRICE, TSUCHIDA
 from ntksym.dual.stable import (
     B2,
@@ -48,41 +44,7 @@ def _gelu(act: Activation) -> tuple[DualMaps, NumericFn]:
         f"{TSUCHIDA}; {PRICE}; {MGF}",
         True,
     )
-    return maps, _gelu_numeric
-
-
-def _gelu_numeric(s11: Any, s12: Any, s22: Any, det: Any) -> tuple[Any, Any]:
-    """Stable float64 GELU maps (see :func:`_gelu` for the formulas).
-
-    r^2 = 1 + s11 + s22 + det (no cancellation), psi = pi/2 + asin(s12/sqrt c)
-    = arctan2(r, -s12) in [0, pi]. Times 2 pi the maps are
-
-        nngp: s12 psi + s11 s22 r/c + s12^2/(c r)              (all terms >= 0 for s12 >= 0)
-            = h(psi) - ((1+p)^2 - s12^2 + (1+p) det)/(c r)      (p = s11 + s22)
-        ntk:  psi + s12 ((2 + p)/(c r) + 1/r^3),
-
-    with h(psi) = sqrt(c) (sin psi - psi cos psi) = r + s12 psi >= 0 by the series of
-    :func:`_h` for small psi. For s12 < 0 the nngp form with the smaller sum of term
-    magnitudes is used: the second form avoids the cancellation of the first at
-    large variances near rho = -1, the first that of the second at small variances.
-    """
-    p = s11 + s22
-    a1, a2 = 1 + s11, 1 + s22
-    r = np.sqrt(1 + p + det)
-    sqrt_c = np.sqrt(a1) * np.sqrt(a2)
-    psi = np.arctan2(r, -s12)
-    two_pi = 2 * np.pi
-    # form 1: s12 psi + pos
-    pos = (s11 / a1) * (s22 / a2) * r + (s12 / a1) * (s12 / a2) / r
-    lin = s12 * psi
-    # form 2: h - neg
-    h = h_float(psi, sqrt_c, r, -s12)
-    q = (1 + p) / (a1 * a2)
-    neg = q * ((1 + p) / r) - (s12 / a1) * (s12 / a2) / r + q * (det / r)
-    use_first = (s12 >= 0) | (np.abs(lin) + pos <= h + neg)
-    nngp = np.where(use_first, lin + pos, h - neg) / two_pi
-    ntk = (psi + s12 * ((2 + p) / (a1 * a2 * r) + 1 / (r * r * r))) / two_pi
-    return nngp, ntk
+    return maps, stable_numeric(gelu())
 
 
 def x_minus_sin(x: sp.Expr) -> sp.Expr:

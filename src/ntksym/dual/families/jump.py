@@ -14,8 +14,7 @@ import sympy as sp
 
 from ntksym.activations import Activation
 from ntksym.dual import derive as _d
-from ntksym.dual.angles import angles
-from ntksym.dual.family import DualMaps, Family, NumericFn
+from ntksym.dual.family import DualMaps, Family, NumericFn, stable_numeric
 from ntksym.dual.sources import CHO_SAUL, PRICE
 from ntksym.dual.stable import (
     B2,
@@ -45,13 +44,16 @@ def _jump(act: Activation, a: sp.Expr, b: sp.Expr) -> tuple[DualMaps, NumericFn]
         f"{CHO_SAUL}; {PRICE}",
         True,
     )
-    fa, fb = float(a), float(b)
-    jump2 = (fa - fb) ** 2
+    stable_maps = stable_numeric(FAMILY.stable[str(act.registered_base)]())
+    jump2 = float((a - b) ** 2)
+    # a zero variance pins u (or v) at 0, where SymPy's H(0) = 1/2 makes sigma(0) = (a+b)/2
+    pinned = float(((a + b) / 2) ** 2)
 
     def numeric(s11: Any, s12: Any, s22: Any, det: Any) -> tuple[Any, Any]:
+        nngp, _ = stable_maps(s11, s12, s22, det)
         with np.errstate(divide="ignore"):
-            ntk_val = jump2 / (2 * np.pi * np.sqrt(det))
-        return jump_nngp(fa, fb, s11, s12, s22, det), ntk_val
+            ntk_val = jump2 / (2 * np.pi * np.sqrt(det))  # E[delta delta]: infinite at det = 0
+        return np.where((s11 == 0) | (s22 == 0), pinned, nngp), ntk_val
 
     return maps, numeric
 
@@ -64,22 +66,6 @@ def _derive(act: Activation) -> tuple[DualMaps, NumericFn]:
 
 #: Levels ``(a, b)`` of ``a*H(u) + b*H(-u)``.
 _LEVELS: dict[str, tuple[int, int]] = {"step": (1, 0), "sign": (1, -1)}
-
-
-def jump_nngp(a: float, b: float, s11: Any, s12: Any, s22: Any, det: Any) -> Any:
-    """E[sigma sigma] for sigma = a H(u) + b H(-u): ((a^2+b^2) psi + 2ab theta) / (2 pi).
-
-    For ab >= 0 both terms are non-negative; for ab < 0 the equal form
-    (a+b)^2/4 + (a-b)^2 arcsin(rho) / (2 pi) is used (exact zero at rho = 0 for sign).
-    A zero variance pins u (or v) at 0, where SymPy's convention H(0) = 1/2 gives
-    sigma(0) = (a+b)/2 and the value ((a+b)/2)^2.
-    """
-    theta, psi, phi = angles(s12, det)
-    if a * b >= 0:
-        value = ((a * a + b * b) * psi + 2 * a * b * theta) / (2 * np.pi)
-    else:
-        value = (a + b) ** 2 / 4 + (a - b) ** 2 * phi / (2 * np.pi)
-    return np.where((s11 == 0) | (s22 == 0), ((a + b) / 2) ** 2, value)
 
 
 def step() -> LayerMap:

@@ -6,14 +6,11 @@ and any sum of ``c u**j exp(a u - p u**2/2)`` typed as an expression (sinh, cosh
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
 import sympy as sp
 
 from ntksym.activations import Activation
 from ntksym.dual import derive as _d
-from ntksym.dual.family import DualMaps, Family, NumericFn, lambdified
+from ntksym.dual.family import DualMaps, Family, NumericFn, lambdified, stable_numeric
 from ntksym.dual.sources import MGF
 from ntksym.dual.stable import (
     S11,
@@ -30,7 +27,7 @@ def _derive_registered(act: Activation) -> tuple[DualMaps, NumericFn]:
     nngp = _d.exp_quadratic_expectation(act.expr, act.expr)
     ntk = _d.exp_quadratic_expectation(act.derivative, act.derivative)
     maps = DualMaps(act, nngp, ntk, "derived: Gaussian MGF", MGF, True)
-    return maps, _MGF_NUMERIC[str(act.registered_base)]
+    return maps, stable_numeric(FAMILY.stable[str(act.registered_base)]())
 
 
 def _smooth_expression(act: Activation) -> bool:
@@ -48,50 +45,6 @@ def _derive_expression(act: Activation) -> tuple[DualMaps, NumericFn] | None:
     nngp, ntk = sp.simplify(nngp_d.subs(sub)), sp.simplify(ntk_d.subs(sub))
     maps = DualMaps(act, nngp, ntk, "derived: Gaussian MGF", MGF, True)
     return maps, lambdified(nngp_d, ntk_d)
-
-
-def _q_half(s11: Any, s12: Any, s22: Any, det: Any) -> Any:
-    """(s11 + s22 - 2|s12|) / 2 without cancellation near |rho| = 1."""
-    n = np.sqrt(s11) * np.sqrt(s22)
-    denom = n + np.abs(s12)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        gap = np.where(denom > 0, det / np.where(denom > 0, denom, 1.0), 0.0)
-    return ((np.sqrt(s11) - np.sqrt(s22)) ** 2) / 2 + gap
-
-
-def _sinsin(s11: Any, s12: Any, s22: Any, det: Any) -> Any:
-    """E[sin u sin v] = exp(-(s11+s22)/2) sinh(s12), overflow-free."""
-    return np.sign(s12) * np.exp(-_q_half(s11, s12, s22, det)) * (-np.expm1(-2 * np.abs(s12))) / 2
-
-
-def _coscos(s11: Any, s12: Any, s22: Any, det: Any) -> Any:
-    """E[cos u cos v] = exp(-(s11+s22)/2) cosh(s12), overflow-free."""
-    return np.exp(-_q_half(s11, s12, s22, det)) * (1 + np.exp(-2 * np.abs(s12))) / 2
-
-
-def _expexp(s11: Any, s12: Any, s22: Any, det: Any) -> tuple[Any, Any]:
-    with np.errstate(over="ignore"):
-        val = np.exp((s11 + s22) / 2 + s12)
-    return val, val
-
-
-def _gaussgauss(s11: Any, s12: Any, s22: Any, det: Any) -> tuple[Any, Any]:
-    g = 1 + s11 + s22 + det  # (1+s11)(1+s22) - s12^2
-    return 1 / np.sqrt(g), s12 / (g * np.sqrt(g))
-
-
-_MGF_NUMERIC: dict[str, NumericFn] = {
-    "sin": lambda s11, s12, s22, det: (
-        _sinsin(s11, s12, s22, det),
-        _coscos(s11, s12, s22, det),
-    ),
-    "cos": lambda s11, s12, s22, det: (
-        _coscos(s11, s12, s22, det),
-        _sinsin(s11, s12, s22, det),
-    ),
-    "exp": _expexp,
-    "gaussian": _gaussgauss,
-}
 
 
 def _half_sum() -> sp.Expr:

@@ -12,9 +12,8 @@ import numpy as np
 import sympy as sp
 
 from ntksym.activations import Activation, u
-from ntksym.dual.angles import angles, h_float
-from ntksym.dual.families.jump import homogeneous_general, jump_nngp
-from ntksym.dual.family import DualMaps, Family, NumericFn
+from ntksym.dual.families.jump import homogeneous_general
+from ntksym.dual.family import DualMaps, Family, NumericFn, stable_numeric
 from ntksym.dual.sources import CHO_SAUL
 from ntksym.dual.stable import (
     S12,
@@ -30,11 +29,16 @@ def _piecewise_linear(act: Activation, a: sp.Expr, b: sp.Expr) -> tuple[DualMaps
     nngp = sp.simplify(homogeneous_general(1)(a, b))
     ntk = sp.simplify(homogeneous_general(0)(a, b))
     maps = DualMaps(act, nngp, ntk, "derived: whitened polar integration", CHO_SAUL, True)
-    fa, fb = float(a), float(b)
-    return maps, lambda s11, s12, s22, det: (
-        _pl_nngp(fa, fb, s11, s12, s22, det),
-        jump_nngp(fa, fb, s11, s12, s22, det),
-    )
+    base = str(act.registered_base)
+    stable_maps = stable_numeric(FAMILY.stable[base](**dict(act.params)))
+    # a zero variance pins u (or v) at 0, where SymPy's H(0) = 1/2 makes sigma'(0) = (a+b)/2
+    pinned = ((float(a) + float(b)) / 2) ** 2
+
+    def numeric(s11: Any, s12: Any, s22: Any, det: Any) -> tuple[Any, Any]:
+        nngp, ntk = stable_maps(s11, s12, s22, det)
+        return nngp, np.where((s11 == 0) | (s22 == 0), pinned, ntk)
+
+    return maps, numeric
 
 
 def _derive(act: Activation) -> tuple[DualMaps, NumericFn]:
@@ -48,23 +52,6 @@ def _derive(act: Activation) -> tuple[DualMaps, NumericFn]:
 
 #: Slopes ``(a, b)`` of ``a*max(0,u) + b*min(0,u)`` for the members without parameters.
 _SLOPES: dict[str, tuple[int, int]] = {"relu": (1, 0), "abs": (1, -1), "identity": (1, 1)}
-
-
-def _pl_nngp(a: float, b: float, s11: Any, s12: Any, s22: Any, det: Any) -> Any:
-    """E[sigma sigma] for sigma = a max(0,u) + b min(0,u).
-
-    Equals (n / 2 pi) [(a^2 + b^2) h(psi) - 2ab h(theta)] with h(x) = sin x - x cos x >= 0
-    and n = sqrt(s11 s22); for ab <= 0 every term is non-negative. For ab > 0 the form
-    ab s12 + (a-b)^2 n h(psi) / (2 pi) is used (exact for the identity).
-    """
-    theta, psi, _ = angles(s12, det)
-    n = np.sqrt(s11) * np.sqrt(s22)
-    root = np.sqrt(det)
-    h_psi = h_float(psi, n, root, -s12)
-    if a * b > 0:
-        return a * b * s12 + (a - b) ** 2 * h_psi / (2 * np.pi)
-    h_theta = h_float(theta, n, root, s12)
-    return ((a * a + b * b) * h_psi - 2 * a * b * h_theta) / (2 * np.pi)
 
 
 def relu() -> LayerMap:

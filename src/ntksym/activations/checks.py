@@ -1,0 +1,94 @@
+"""What a user expression must satisfy before any work is done on it.
+
+An activation is a real function of a real ``u``; its integer powers and polynomial degree
+are bounded (SymPy merges ``(u**64)**64`` into ``u**4096`` and ``u**64*u**64`` into
+``u**128``, so the bound is checked on the built expression, not only on the text); and how
+fast it grows decides where its kernel is finite: ``E[sigma(u)^2]`` for ``u ~ N(0, S)`` is
+finite for every ``S`` when ``|sigma(u)|`` grows slower than any ``exp(a u^2)``, and only for
+``a S < 1/4`` when it grows like ``exp(a u^2)`` (:func:`gaussian_growth`).
+"""
+
+from __future__ import annotations
+
+import mpmath
+import sympy as sp
+
+from ntksym.activations.expr import MPMATH_MODULES, u
+from ntksym.errors import ActivationError, UnsafeExpressionError
+
+__all__ = ["MAX_DEGREE", "check_expression", "gaussian_growth"]
+
+#: The largest integer power, and polynomial degree, of an activation typed as text.
+MAX_DEGREE = 64
+#: Points where an expression must be real and finite (both signs, zero, large |u|).
+_PROBES = ("-31.7", "-7.3", "-2.1", "-1", "-0.37", "0", "0.37", "1", "2.1", "7.3", "31.7")
+#: Where the growth exponent log|sigma(u)| / u^2 is read, far out on both sides.
+_FAR = ("-1e4", "1e4", "-1e5", "1e5")
+
+
+def check_expression(expr: sp.Expr, text: str) -> None:
+    """Refuse an expression that is too large a polynomial, complex, or undefined somewhere.
+
+    Raises:
+        UnsafeExpressionError: A power or polynomial degree above :data:`MAX_DEGREE`.
+        ActivationError: A value that is complex or not finite at a real ``u``.
+    """
+    for power in expr.atoms(sp.Pow):
+        e = power.exp
+        if e.is_number and abs(complex(e)) > MAX_DEGREE:
+            raise UnsafeExpressionError(
+                f"{text!r} contains {sp.sstr(power)}: powers must be at most {MAX_DEGREE} "
+                "in absolute value (after SymPy combines them)"
+            )
+    if expr.is_polynomial(u) and sp.degree(expr, u) > MAX_DEGREE:
+        raise UnsafeExpressionError(
+            f"{text!r} is a polynomial of degree {sp.degree(expr, u)}; at most {MAX_DEGREE}"
+        )
+    if expr.has(sp.I):
+        raise ActivationError(f"{text!r} is complex-valued; an activation must be real for real u")
+    f = sp.lambdify(u, expr, modules=MPMATH_MODULES)
+    with mpmath.workdps(30):
+        for p in _PROBES:
+            try:
+                value = mpmath.mpmathify(f(mpmath.mpf(p)))
+            except (ValueError, ZeroDivisionError, OverflowError, TypeError):
+                value = mpmath.nan
+            _check_value(value, p, text)
+
+
+def _check_value(value: object, at: str, text: str) -> None:
+    if isinstance(value, mpmath.mpc) and abs(value.imag) > 1e-20 * (1 + abs(value.real)):
+        raise ActivationError(
+            f"{text!r} is not real at u = {at} (value {mpmath.nstr(value, 6)}); an activation "
+            "must be real for every real u"
+        )
+    real = value.real if isinstance(value, mpmath.mpc) else value
+    if not mpmath.isfinite(real):
+        raise ActivationError(
+            f"{text!r} is not finite at u = {at}; an activation must be finite for every real u"
+        )
+
+
+def gaussian_growth(expr: sp.Expr) -> float:
+    """The ``a >= 0`` with ``|sigma(u)| = exp(a u^2 + o(u^2))``, 0 for slower growth.
+
+    Read from ``log|sigma(u)| / u^2`` at ``|u| = 1e4`` and ``1e5`` in mpmath (200 digits, so
+    nothing overflows): equal readings mean quadratic-exponential growth; readings that fall
+    with ``|u|`` (polynomials, ``exp(c u)``, bounded functions) mean none.
+    """
+    f = sp.lambdify(u, expr, modules=MPMATH_MODULES)
+    readings = []
+    with mpmath.workdps(200):
+        for p in _FAR:
+            x = mpmath.mpf(p)
+            try:
+                value = abs(mpmath.mpmathify(f(x)))
+            except (ValueError, ZeroDivisionError, OverflowError, TypeError):
+                return 0.0
+            readings.append(mpmath.log(value) / (x * x) if value > 0 else -mpmath.inf)
+    # pairs (|u| = 1e4, 1e5) on each side; exp(c u) or u^k at 1e5 reads below 1e-4
+    growth = 0.0
+    for near, far in ((readings[0], readings[2]), (readings[1], readings[3])):
+        if far > 1e-4 and abs(far - near) <= 1e-3 * abs(far):
+            growth = max(growth, float(far))
+    return growth

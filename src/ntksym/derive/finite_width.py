@@ -1,0 +1,324 @@
+"""The exact check at concrete widths.
+
+Build the network with concrete widths and layers, with every weight an explicit symbol,
+differentiate, take the Gaussian expectations exactly (Isserlis), and test the statement
+for every value of its free indices (:func:`exact_finite_width`).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+
+import sympy as sp
+
+from ntksym.derive.rules import Context, definition_of, gaussian_layer, sigma_prime, wick
+from ntksym.derive.statements import pairs
+from ntksym.derive.symbols import (
+    NAMES,
+    REGISTRY,
+    ZF_INFO,
+    Dim,
+    E,
+    GaussE,
+    PSum,
+    Tends,
+    W,
+    alpha_t,
+    as_expr,
+    b,
+    latex,
+    make_object,
+    theta,
+    width_layer,
+)
+from ntksym.derive.wellformed import is_name
+from ntksym.errors import NTKSymError
+
+__all__ = [
+    "NotExact",
+    "UndefinedObject",
+    "concrete_layers",
+    "concretize",
+    "exact_finite_width",
+    "expand_sums",
+    "parameters",
+    "unfold_all",
+]
+
+
+class NotExact(NTKSymError):
+    """The statement cannot be evaluated exactly at finite width (e.g. a limit)."""
+
+
+class UndefinedObject(NTKSymError):
+    """A statement refers to an object its definitions do not define."""
+
+
+def _layer_value(layer: sp.Expr, layers: dict) -> int:
+    v = as_expr(layer).subs({k: v for k, v in layers.items() if isinstance(k, sp.Symbol)})
+    if not v.is_Integer:
+        raise NotExact(f"layer {layer} is not fixed by {layers}")
+    return int(v)
+
+
+def concrete_layers(expr: sp.Basic, layers: dict, widths: dict) -> sp.Basic:
+    """Substitute concrete layers and widths into every registered object and width."""
+
+    def is_reg(e: sp.Basic) -> bool:
+        return isinstance(e, sp.Indexed) and e.base in REGISTRY
+
+    def conc(e: sp.Indexed) -> sp.Indexed:
+        info = REGISTRY[e.base]
+        m = _layer_value(info.layer, layers)
+        return make_object(info.kind, m, info.prime)[e.indices]
+
+    out = expr.replace(is_reg, conc)
+
+    def is_zf(e: sp.Basic) -> bool:
+        return isinstance(e, sp.Function) and e.func.__name__ in ZF_INFO
+
+    def zf(e: sp.Function) -> sp.Expr:
+        layer, prime = ZF_INFO[e.func.__name__]
+        return alpha_t(_layer_value(layer, layers), prime)[e.args[0]]
+
+    out = out.replace(is_zf, zf)
+    out = out.replace(
+        lambda e: isinstance(e, E) and len(e.args) == 2,
+        lambda e: E(e.args[0], _layer_value(e.args[1], layers)),
+    )
+    rep = {}
+    for s in out.free_symbols:
+        wl = width_layer(s)
+        if wl is not None:
+            m = _layer_value(wl, layers)
+            if m not in widths:
+                raise NotExact(f"no width given for layer {m}")
+            rep[s] = widths[m]
+    return out.xreplace(rep)
+
+
+def unfold_all(expr: sp.Basic, widths: dict, scale: sp.Expr = sp.S.One) -> sp.Basic:
+    """Every registered entry with concrete indices replaced by its definition, repeatedly."""
+
+    def is_def(e: sp.Basic) -> bool:
+        return (
+            isinstance(e, sp.Indexed)
+            and e.base in REGISTRY
+            and REGISTRY[e.base].kind in ("a", "z")
+            and all(i.is_Integer for i in e.indices)
+        )
+
+    def unfold(e: sp.Indexed) -> sp.Expr:
+        info = REGISTRY[e.base]
+        m = int(info.layer)
+        if info.kind == "z" and m < 1:
+            raise UndefinedObject(f"alpha~^({m}) is not defined by (2)")
+        if info.kind == "a" and m < 0:
+            raise UndefinedObject(f"alpha^({m}) is not defined")
+        (k,) = e.indices
+        n_here = widths.get(m)
+        if n_here is not None and not 1 <= int(k) <= n_here:
+            raise UndefinedObject(f"index {k} out of range 1..{n_here} at layer {m}")
+        rhs = definition_of(e, scale)
+        return expand_sums(concrete_layers(rhs, {}, widths))
+
+    for _ in range(20):
+        new = expr.replace(is_def, unfold)
+        if new == expr:
+            return new
+        expr = new
+    return expr
+
+
+def _check_param_indices(expr: sp.Basic, widths: dict) -> None:
+    for e in sorted(expr.atoms(sp.Indexed), key=sp.default_sort_key):
+        info = REGISTRY.get(e.base)
+        if info is None or info.kind not in "Wbx":
+            continue
+        m = int(info.layer)
+        bounds = {"W": (m + 1, m), "b": (m + 1,), "x": (0,)}[info.kind]
+        for i, bl in zip(e.indices, bounds, strict=False):
+            if i.is_Integer and (bl not in widths or not 1 <= int(i) <= widths[bl]):
+                raise UndefinedObject(f"{latex(e)}: index {i} out of range")
+
+
+def _expect_concrete(e: E) -> sp.Expr:
+    arg = sp.expand(e.args[0])
+    cond = int(e.args[1]) if len(e.args) > 1 else None
+    out = sp.Integer(0)
+    for t in sp.Add.make_args(arg):
+        gauss: list[sp.Expr] = []
+        rest = []
+        for f in sp.Mul.make_args(t):
+            base, ex = (f.base, f.exp) if isinstance(f, sp.Pow) else (f, sp.Integer(1))
+            gl = gaussian_layer(base)
+            if gl is not None and ex.is_Integer and (cond is None or int(gl) == cond):
+                gauss.extend([base] * int(ex))
+            else:
+                rest.append(f)
+        r = sp.Mul(*rest)
+        gset = set(gauss)
+        inside = {a for a in r.atoms(sp.Indexed) if gaussian_layer(a) is not None}
+        if cond is not None:
+            if any(int(gaussian_layer(a)) == cond for a in inside):
+                raise NotExact(f"layer-{cond} parameter inside a nonlinearity")
+            out += wick(gauss, Context()) * r
+            continue
+        if gset & inside:
+            raise NotExact("a Gaussian parameter appears inside a nonlinearity")
+        er = r if not inside else E(r)
+        out += wick(gauss, Context()) * er
+    return sp.expand(out)
+
+
+def _eval_derivs(expr: sp.Basic) -> sp.Basic:
+    """Differentiate where the network inside the derivative is fully written out."""
+
+    def ready(e: sp.Basic) -> bool:
+        if not isinstance(e, sp.Derivative):
+            return False
+        return not any(
+            t.base in REGISTRY and REGISTRY[t.base].kind in ("a", "z")
+            for t in e.expr.atoms(sp.Indexed)
+        )
+
+    return expr.replace(ready, lambda e: e.doit())
+
+
+def expand_sums(expr: sp.Basic) -> sp.Basic:
+    """Write out sums with concrete bounds, leaving derivatives unevaluated."""
+    for _ in range(10):
+        if not expr.has(sp.Sum):
+            return expr
+        expr = expr.replace(lambda e: isinstance(e, sp.Sum), lambda e: e.doit(deep=False))
+    return expr
+
+
+def concretize(
+    expr: sp.Basic,
+    layers: dict,
+    widths: dict,
+    assign: dict,
+    names: dict | None = None,
+    scale: sp.Expr = sp.S.One,
+) -> sp.Expr:
+    """The exact value of ``expr`` for concrete layers, widths and free indices."""
+    if expr.has(GaussE) or expr.has(Tends):
+        raise NotExact("a limit object has no finite-width value")
+    out = expr
+    for _ in range(3):
+        for key, val in (names or {}).items():
+            if isinstance(key, sp.FunctionClass):
+                out = out.replace(key, val)
+            else:
+                out = out.xreplace({key: val})
+    if any(isinstance(f, sp.Function) and f.func.__name__ in NAMES for f in out.atoms(sp.Function)):
+        raise NotExact("a named quantity without a finite-width value")
+    out = out.replace(
+        lambda e: isinstance(e, Dim),
+        lambda e: widths[_layer_value(REGISTRY[e.args[0]].layer, layers)],
+    )
+    out = concrete_layers(out, layers, widths)
+    params = list(parameters(layers, widths))
+    out = out.replace(
+        lambda e: isinstance(e, PSum),
+        lambda e: sp.Add(*[e.args[0].xreplace({theta: p}) for p in params]),
+    )
+    bound = {v for t in out.atoms(sp.Sum) for v in t.variables}
+    # subs, not xreplace, when an index free here is bound by a sum elsewhere
+    out = out.subs(assign) if bound & set(assign) else out.xreplace(assign)
+    out = _eval_derivs(unfold_all(out, widths, scale))
+    out = expand_sums(out)
+    out = _eval_derivs(unfold_all(out, widths, scale))
+    _check_param_indices(out, widths)
+    out = sigma_prime(out)
+    if out.has(sp.Derivative):
+        raise NotExact("a derivative could not be evaluated")
+    out = out.replace(lambda e: isinstance(e, E), _expect_concrete)
+    return sp.expand(out)
+
+
+def _assignments(
+    free: Iterable[sp.Symbol], ranges: dict, layers: dict, widths: dict, unequal: tuple
+) -> Iterable[dict]:
+    free = sorted(free, key=lambda s: s.name)
+    spans = []
+    for s in free:
+        if s == theta:
+            spans.append(list(parameters(layers, widths)))
+            continue
+        hi = ranges.get(s)
+        if hi is None:
+            raise NotExact(f"no range given for index {s}")
+        hi_v = concrete_layers(as_expr(hi), layers, widths)
+        spans.append(list(range(1, int(hi_v) + 1)))
+    for combo in itertools.product(*spans):
+        a = dict(zip(free, combo, strict=True))
+        if any(a.get(p) == a.get(q) and p in a for p, q in unequal):
+            continue
+        yield {k: (v if isinstance(v, sp.Basic) else sp.Integer(v)) for k, v in a.items()}
+
+
+def parameters(layers: dict, widths: dict) -> Iterable[sp.Indexed]:
+    """The parameters theta~ of the first ``theta_layers`` layers."""
+    top = layers.get("theta_layers", 0)
+    for m in range(top):
+        for k in range(1, widths[m + 1] + 1):
+            for i in range(1, widths[m] + 1):
+                yield W(m)[k, i]
+            yield b(m)[k]
+
+
+def exact_finite_width(
+    stmt: sp.Basic, ctx: Context, configs: list[tuple[dict, dict]]
+) -> tuple[bool, str]:
+    """Check ``stmt`` exactly for each ``(layers, widths)`` configuration.
+
+    Returns ``(holds, detail)``; ``detail`` names the first counterexample or the
+    configurations checked. Raises :class:`NotExact` when the statement has no exact
+    finite-width meaning (limits, Gaussian-process expectations).
+    """
+    if not configs:
+        raise NotExact("no finite-width configuration given")
+    checked, compared, skipped = [], 0, []
+    for layers, widths in configs:
+        for lhs, rhs in pairs(stmt):
+            free = (lhs.free_symbols | rhs.free_symbols) & (set(ctx.ranges) | {theta})
+            if is_name(lhs) and _undefined_name(lhs, ctx.names):
+                # "name = ..." with no finite-width value for the name defines it
+                skipped.append(f"${latex(lhs)}$ has no finite-width definition")
+                continue
+            compared += 1
+            for a in _assignments(free, ctx.ranges, layers, widths, ctx.unequal):
+                try:
+                    diff = concretize(lhs - rhs, layers, widths, a, ctx.names, ctx.weight_scale)
+                except UndefinedObject as exc:
+                    return False, f"undefined at {_fmt(layers, widths, a)}: {exc}"
+                if not _is_zero(diff):
+                    return False, f"fails at {_fmt(layers, widths, a)}"
+        checked.append(_fmt(layers, widths, {}))
+    if not compared:
+        raise NotExact("nothing to compare: " + "; ".join(dict.fromkeys(skipped)))
+    return True, "exact at " + "; ".join(checked)
+
+
+def _undefined_name(e: sp.Basic, names: dict | None) -> bool:
+    """Whether a named quantity has no finite-width value among ``names``."""
+    for key in names or {}:
+        if e == key or (isinstance(key, sp.FunctionClass) and e.func == key):
+            return False
+    return True
+
+
+def _is_zero(d: sp.Basic) -> bool:
+    if isinstance(d, sp.MatrixBase):
+        return all(_is_zero(e) for e in d)
+    return d == 0 or sp.simplify(d) == 0
+
+
+def _fmt(layers: dict, widths: dict, a: dict) -> str:
+    ls = ", ".join(f"{k}={v}" for k, v in layers.items() if k != "theta_layers")
+    ws = "n=(" + ",".join(str(widths[k]) for k in sorted(widths)) + ")"
+    ia = ", ".join(f"{k}={v}" for k, v in a.items())
+    return " ".join(t for t in (ls, ws, ia) if t)

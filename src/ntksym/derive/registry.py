@@ -1,0 +1,86 @@
+"""The rule registry: ``RULES[name](expr, ctx) -> expr`` and the :class:`Context` rules see.
+
+Rules register themselves with :func:`rule`; :func:`apply_rule` applies one by name and
+tags an exception with the name of the rule that raised it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from ntksym.errors import NTKSymError
+
+__all__ = ["RULES", "Context", "RuleError", "apply_rule", "fresh", "rule"]
+
+
+class RuleError(NTKSymError):
+    """A rule does not apply to the expression it was given."""
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a rule may assume.
+
+    Attributes:
+        ranges: upper bound of each free index (``k -> n_{l+1}``); lower bounds are 1.
+        unequal: pairs of indices assumed different (e.g. ``(k, k')`` in (9)).
+        weight_var: variance of the weights ``w`` (1 in the seed).
+        bias_var: variance of the biases ``b`` (1 in the seed).
+        names: values of named quantities (``Sigma^(1)(x,x')``) for the exact checks.
+        weight_scale: factor in front of ``W alpha / sqrt(n)`` in (2) (1 in the seed;
+            ``sigma_w`` in the NTK parameterization with a weight scale).
+    """
+
+    ranges: dict = field(default_factory=dict)
+    unequal: tuple = ()
+    weight_var: sp.Expr = sp.Integer(1)
+    bias_var: sp.Expr = sp.Integer(1)
+    names: dict = field(default_factory=dict)
+    weight_scale: sp.Expr = sp.S.One
+
+    def replace(self, **kw: object) -> Context:
+        """A copy with some fields changed."""
+        d = {f: getattr(self, f) for f in self.__dataclass_fields__}
+        d.update(kw)
+        return Context(**d)
+
+
+RULES: dict[str, Callable[[sp.Expr, Context], sp.Expr]] = {}
+
+
+def rule(name: str) -> Callable:
+    """Register a rule under ``name``."""
+
+    def deco(fn: Callable) -> Callable:
+        RULES[name] = fn
+        return fn
+
+    return deco
+
+
+def apply_rule(name: str, expr: sp.Expr, ctx: Context | None = None) -> sp.Expr:
+    """Apply the rule ``name``; unknown names raise ``NotImplementedError`` naming them.
+
+    An exception raised by the rule propagates with the attribute ``ntksym_rule`` set to
+    the name of the innermost rule that raised it (the engine reports it).
+    """
+    if name not in RULES:
+        raise NotImplementedError(f"no rule {name!r}; known rules: {sorted(RULES)}")
+    try:
+        return RULES[name](expr, ctx or Context())
+    except Exception as exc:
+        if not getattr(exc, "ntksym_rule", ""):
+            exc.ntksym_rule = name  # type: ignore[attr-defined]  # the innermost rule
+        raise
+
+
+_counter = itertools.count()
+
+
+def fresh(stem: str = "j") -> sp.Dummy:
+    """A fresh summation index."""
+    return sp.Dummy(f"{stem}{next(_counter)}", integer=True, positive=True)

@@ -1,0 +1,250 @@
+"""Rules on expectations and limits.
+
+``linearity``, ``independence`` and ``gaussian_moments`` (Isserlis/Wick) take
+expectations over the Gaussian parameters; ``expectation`` chains them;
+``law_of_large_numbers`` and ``gaussian_process`` take the infinite-width limit.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from ntksym.derive.registry import RULES, Context, RuleError, rule
+from ntksym.derive.rules_network import delta_sum, merge_sums
+from ntksym.derive.symbols import REGISTRY, ZF_INFO, E, GaussE
+
+__all__ = [
+    "depends_on_layer",
+    "expectation",
+    "gaussian_layer",
+    "gaussian_moments",
+    "gaussian_process",
+    "independence",
+    "is_random",
+    "law_of_large_numbers",
+    "linearity",
+    "wick",
+]
+
+
+def gaussian_layer(e: sp.Basic) -> sp.Expr | None:
+    """Layer of a Gaussian parameter entry ``w^(m)_{..}`` or ``b^(m)_.``, else None."""
+    if isinstance(e, sp.Indexed) and e.base in REGISTRY and REGISTRY[e.base].kind in "Wb":
+        return REGISTRY[e.base].layer
+    return None
+
+
+def is_random(e: sp.Basic) -> bool:
+    """Whether ``e`` depends on a parameter of the network."""
+    for ind in e.atoms(sp.Indexed):
+        info = REGISTRY.get(ind.base)
+        if info is None:
+            continue
+        if info.kind in ("W", "b", "z") or (info.kind == "a" and info.layer != 0):
+            return True
+    return any(f.func.__name__ in ZF_INFO for f in e.atoms(sp.Function))
+
+
+def depends_on_layer(e: sp.Basic, m: sp.Expr) -> bool:
+    """Whether ``e`` depends on the parameters of layer ``m``.
+
+    ``alpha^(j)``, ``alpha~^(j)`` depend on layers ``0..j-1``. Raises RuleError when the
+    layer arithmetic is undecidable (e.g. ``l`` against ``L``).
+    """
+    for f in e.atoms(sp.Function):
+        if f.func.__name__ in ZF_INFO:
+            d = sp.simplify(ZF_INFO[f.func.__name__][0] - m)
+            if not d.is_number:
+                raise RuleError(f"cannot compare layers {m} and {d + m}")
+            if d > 0:
+                return True
+    for ind in e.atoms(sp.Indexed):
+        info = REGISTRY.get(ind.base)
+        if info is None or info.kind == "x":
+            continue
+        d = sp.simplify(info.layer - m)
+        if info.kind in "Wb":
+            if d == 0:
+                return True
+            if not d.is_number:
+                raise RuleError(f"cannot compare layers {info.layer} and {m}")
+        else:
+            if not d.is_number:
+                raise RuleError(f"cannot compare layers {info.layer} and {m}")
+            if d > 0:
+                return True
+    return False
+
+
+@rule("linearity")
+def linearity(expr: sp.Expr, ctx: Context) -> sp.Expr:
+    """``E[a X + c Y] = a E[X] + c E[Y]``, ``E[sum_i X_i] = sum_i E[X_i]``, ``E[c] = c``."""
+
+    def lin(e: E) -> sp.Expr:
+        arg = sp.expand(e.args[0])
+        cond = e.args[1:]
+        out = []
+        for t in sp.Add.make_args(arg):
+            t = merge_sums(t)
+            if isinstance(t, sp.Sum):
+                out.append(sp.Sum(lin(E(t.function, *cond)), *t.limits))
+                continue
+            consts: list[sp.Basic] = []
+            rand: list[sp.Basic] = []
+            for f in sp.Mul.make_args(t):
+                (rand if is_random(f) else consts).append(f)
+            r = sp.Mul(*rand)
+            if isinstance(r, sp.Sum):
+                out.append(sp.Mul(*consts) * sp.Sum(lin(E(r.function, *cond)), *r.limits))
+            elif rand:
+                out.append(sp.Mul(*consts) * E(r, *cond))
+            else:
+                out.append(sp.Mul(*consts))
+        return sp.Add(*out)
+
+    return expr.replace(lambda e: isinstance(e, E), lin)
+
+
+@rule("independence")
+def independence(expr: sp.Expr, ctx: Context) -> sp.Expr:
+    """Split ``E[A B] = E[A] E[B]`` for independent factors.
+
+    ``A`` holds the Gaussian parameters of one layer and ``B`` only earlier layers'
+    outputs (independent by construction).
+    """
+
+    def split(e: E) -> sp.Expr:
+        factors = sp.Mul.make_args(e.args[0])
+        layers = {gaussian_layer(f.base if isinstance(f, sp.Pow) else f) for f in factors}
+        layers.discard(None)
+        cond = e.args[1] if len(e.args) > 1 else None
+        if cond is not None:
+            layers = {t for t in layers if sp.simplify(t - cond) == 0} or {cond}
+        if not layers:
+            return e
+        # deepest parameter layer: group its parameters against everything else
+        m = max(layers, key=lambda t: sp.default_sort_key(t))
+        gauss, rest = [], []
+        for f in factors:
+            base = f.base if isinstance(f, sp.Pow) else f
+            gl = gaussian_layer(base)
+            if gl is not None and sp.simplify(gl - m) == 0:
+                gauss.append(f)
+            else:
+                if depends_on_layer(f, m):
+                    raise RuleError(f"{f} is not independent of layer {m}")
+                rest.append(f)
+        if not rest:
+            return e
+        if cond is not None:
+            return (E(sp.Mul(*gauss), cond) if gauss else 1) * sp.Mul(*rest)
+        return E(sp.Mul(*gauss)) * E(sp.Mul(*rest))
+
+    return expr.replace(lambda e: isinstance(e, E), split)
+
+
+def wick(factors: list[sp.Expr], ctx: Context) -> sp.Expr:
+    """Isserlis' theorem for centred jointly Gaussian parameter entries."""
+    if not factors:
+        return sp.Integer(1)
+    if len(factors) % 2:
+        return sp.Integer(0)
+    first, rest = factors[0], factors[1:]
+    total = sp.Integer(0)
+    for idx, other in enumerate(rest):
+        total += _pair(first, other, ctx) * wick(rest[:idx] + rest[idx + 1 :], ctx)
+    return total
+
+
+def _pair(p: sp.Indexed, q: sp.Indexed, ctx: Context) -> sp.Expr:
+    ip, iq = REGISTRY[p.base], REGISTRY[q.base]
+    if ip.kind != iq.kind:
+        return sp.Integer(0)
+    d = sp.simplify(ip.layer - iq.layer)
+    if not d.is_number:
+        raise RuleError(f"cannot compare layers {ip.layer} and {iq.layer}")
+    if d != 0:
+        return sp.Integer(0)
+    var = ctx.weight_var if ip.kind == "W" else ctx.bias_var
+    out = var
+    for a, c in zip(p.indices, q.indices, strict=True):
+        out *= sp.KroneckerDelta(a, c)
+    return out
+
+
+@rule("gaussian_moments")
+def gaussian_moments(expr: sp.Expr, ctx: Context) -> sp.Expr:
+    """Evaluate ``E[product of w's and b's]`` by Wick's theorem."""
+
+    def ev(e: E) -> sp.Expr:
+        arg = e.args[0]
+        flat: list[sp.Expr] = []
+        for f in sp.Mul.make_args(arg):
+            base, ex = (f.base, f.exp) if isinstance(f, sp.Pow) else (f, 1)
+            if gaussian_layer(base) is None or not (isinstance(ex, int) or ex.is_Integer):
+                return e
+            flat.extend([base] * int(ex))
+        return wick(flat, ctx)
+
+    return expr.replace(lambda e: isinstance(e, E), ev)
+
+
+def expectation(expr: sp.Expr, ctx: Context) -> sp.Expr:
+    """Linearity, then independence, then Gaussian moments, then delta sums."""
+    out = linearity(expr, ctx)
+    out = independence(out, ctx)
+    out = gaussian_moments(out, ctx)
+    return delta_sum(out, ctx)
+
+
+RULES["expectation"] = expectation
+
+
+@rule("law_of_large_numbers")
+def law_of_large_numbers(expr: sp.Expr, ctx: Context) -> sp.Expr:
+    """``(1/n) sum_{i=1}^n g_i -> E[g_i]`` (i.i.d. terms with finite second moment).
+
+    Every term ``c/n * Sum(g(i), (i, 1, n))`` of ``expr`` becomes ``c * E[g(i0)]`` with the
+    summation index renamed to a free index; other terms are kept.
+    """
+    out = []
+    for t in sp.Add.make_args(sp.expand(expr)):
+        sums = [f for f in sp.Mul.make_args(t) if isinstance(f, sp.Sum)]
+        if len(sums) != 1 or len(sums[0].limits) != 1:
+            out.append(t)
+            continue
+        s = sums[0]
+        var, lo, hi = s.limits[0]
+        coeff = sp.simplify(t / s * hi)
+        if coeff.has(hi) or lo != 1:
+            raise RuleError(f"{t} is not a normalised sum (1/{hi}) sum_i g_i")
+        i0 = ctx.ranges.get("lln_index", sp.Symbol("i", integer=True, positive=True))
+        out.append(coeff * E(s.function.subs(var, i0)))
+    return sp.Add(*out)
+
+
+@rule("gaussian_process")
+def gaussian_process(expr: sp.Expr, ctx: Context) -> sp.Expr:
+    """``E[F(alpha~^(m)_i(x), alpha~^(m)_i(x'))] = E_{g~N(0,Sigma^(m))}[F(g(x), g(x'))]``."""
+    u, v = sp.symbols("u v", real=True)
+
+    def gp(e: E) -> sp.Expr:
+        arg = e.args[0]
+        zs = [t for t in arg.atoms(sp.Indexed) if t.base in REGISTRY]
+        fz = [f for f in arg.atoms(sp.Function) if f.func.__name__ in ZF_INFO]
+        rep: dict = {}
+        layer = None
+        for t in zs:
+            info = REGISTRY[t.base]
+            if info.kind != "z":
+                return e
+            layer = info.layer
+            rep[t] = v if info.prime else u
+        for f in fz:
+            layer, prime = ZF_INFO[f.func.__name__]
+            rep[f] = v if prime else u
+        if layer is None or len(set(rep.values())) != len(rep):
+            return e
+        return GaussE(arg.xreplace(rep), u, v, layer)
+
+    return expr.replace(lambda e: isinstance(e, E), gp)

@@ -1,0 +1,178 @@
+"""The data of a derivation: steps, verdicts and the record of a checked step.
+
+A :class:`Step` pairs the statement *as printed* in the source with a ``derive`` callable
+that produces the statement mechanically from earlier steps by registered rules. Checking
+a step (:func:`ntksym.derive.judge.run_step`) yields a :class:`StepResult` whose verdict is
+one of :data:`VERDICTS`:
+
+* ``verified`` — a check compared two things and could have failed: the printed statement
+  equals the derived one for general widths (``symbolic``), or the statement holds exactly
+  at concrete widths (``exact-finite-width``), numerically or in Monte-Carlo evidence;
+* ``misprint`` — independent evidence shows the *printed* statement false, while the
+  derived one passes;
+* ``failed`` — the derived statement fails its own check, or printed and derived differ
+  and the evidence puts the fault in the derivation code (or cannot place it);
+* ``unchecked`` — nothing could be compared (no check applies, or a step it depends on
+  has no derived statement); the reason is given;
+* ``error`` — an exception was raised while deriving or checking the step; its type,
+  message and the rule that raised it are given;
+* ``assumed`` — definitions and stated hypotheses (never anything derived).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import sympy as sp
+
+from ntksym.derive.rules import Context
+from ntksym.derive.symbols import latex
+
+__all__ = ["VERDICTS", "CheckFn", "Step", "StepResult", "Verdict"]
+
+VERDICTS = ("verified", "misprint", "failed", "unchecked", "error", "assumed")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Outcome of checking one step.
+
+    Attributes:
+        status: one of :data:`VERDICTS`.
+        method: how it was established (``symbolic``, ``exact-finite-width``, ``numeric``,
+            ``monte-carlo``; ``definition`` for assumed steps).
+        detail: the configurations checked, or every difference found.
+        summary: for a misprint, one line: the first difference and a counterexample.
+        statement: the derived statement when the verdict comes with one (a definition
+            whose range the engine corrected).
+        differences: the smallest differing subterms
+            (:class:`ntksym.derive.explain.Difference`), printed vs derived.
+        counterexample: concrete values separating printed and derived
+            (:class:`ntksym.derive.explain.Counterexample`), if one was found.
+        parts: the one-line summary as data: text, and objects with ``render(show)``
+            (differences, stray indices, counterexamples) printed by
+            :func:`ntksym.derive.explain.render_parts` as LaTeX or plain text.
+    """
+
+    status: str
+    method: str = ""
+    detail: str = ""
+    summary: str = ""
+    statement: sp.Basic | None = None
+    differences: tuple[Any, ...] = ()
+    counterexample: Any = None
+    parts: tuple[Any, ...] = ()
+
+
+#: ``check(statement, ctx, env) -> (holds, method, detail)``; raise NotExact if it does
+#: not apply. ``env`` maps earlier labels to their derived statements.
+CheckFn = Callable[[sp.Basic, Context, dict], tuple[bool, str, str]]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One numbered statement of a derivation.
+
+    Attributes:
+        label: the source's equation number (``"11"``; ``"23.2"`` for the second line of
+            chain (23)).
+        printed: the statement as printed (``Eq``, ``Chain``, ``Tends``, ``ForAll``), or
+            None for a pure definition.
+        rule: name of the rule that justifies the step (a key of ``RULES`` or
+            ``"definition"``/``"hypothesis"``).
+        uses: labels of earlier steps this one depends on.
+        derive: ``derive(env) -> statement`` where ``env`` maps earlier labels to their
+            derived statements; None for definitions and hypotheses.
+        ctx: index ranges and assumptions.
+        configs: ``(layers, widths)`` pairs for the exact finite-width check.
+        extra_check: an additional independent check (numeric or Monte Carlo).
+        note: logical gaps a careful reader notices.
+        quick: whether the step belongs to the quick subset.
+    """
+
+    label: str
+    printed: sp.Basic | None
+    rule: str
+    uses: tuple[str, ...] = ()
+    derive: Callable[[dict], sp.Basic] | None = None
+    ctx: Context = field(default_factory=Context)
+    configs: tuple = ()
+    extra_check: CheckFn | None = None
+    note: str = ""
+    quick: bool = True
+
+    def replace(self, **kw: Any) -> Step:
+        """A copy with some fields changed."""
+        return replace(self, **kw)
+
+    def _repr_latex_(self) -> str:
+        return f"$({self.label})\\quad {latex(self.printed)}$"
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """The record of one checked step (statements as LaTeX, the derived one also as SymPy).
+
+    Attributes:
+        label, rule, note: copied from the step.
+        verdict, method, detail: the :class:`Verdict`.
+        printed, derived: the two statements as LaTeX.
+        seconds: time spent deriving and checking.
+        derived_expr: the derived statement (SymPy), or None.
+        explanation: one line for a misprint, a failure or an error.
+        error: for an ``error`` verdict, ``"<ExceptionType>: <message>"``.
+        failed_rule: the rule that raised (``error``), if known.
+        printed_expr: the printed statement (SymPy), or None.
+        differences: the smallest differing subterms, printed vs derived (SymPy, see
+            :class:`ntksym.derive.explain.Difference`).
+        counterexample: concrete widths and indices separating them, or None (see
+            :class:`ntksym.derive.explain.Counterexample`).
+        summary_parts: the explanation as data (see :attr:`Verdict.parts`).
+    """
+
+    label: str
+    verdict: str
+    method: str
+    rule: str
+    printed: str
+    derived: str
+    note: str
+    seconds: float
+    detail: str = ""
+    derived_expr: Any = None
+    explanation: str = ""
+    error: str = ""
+    failed_rule: str = ""
+    printed_expr: Any = None
+    differences: tuple[Any, ...] = ()
+    counterexample: Any = None
+    summary_parts: tuple[Any, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {
+            "label": self.label,
+            "verdict": self.verdict,
+            "method": self.method,
+            "rule": self.rule,
+            "printed": self.printed,
+            "derived": self.derived,
+            "note": self.note,
+            "detail": self.detail,
+            "explanation": self.explanation,
+            "error": self.error,
+            "failed_rule": self.failed_rule,
+            "differences": [
+                {"kind": d.kind, "printed": latex(d.printed), "derived": latex(d.derived)}
+                for d in self.differences
+            ],
+            "counterexample": None
+            if self.counterexample is None
+            else self.counterexample.as_dict(),
+            "seconds": round(self.seconds, 4),
+        }
+
+    def _repr_latex_(self) -> str:
+        return f"$({self.label})\\ {self.derived}$ — {self.verdict} ({self.method})"

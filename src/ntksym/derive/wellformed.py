@@ -1,0 +1,134 @@
+"""Well-formedness: both sides of an equality carry the same free indices, no unknowns.
+
+Inside an expectation the units of a layer are exchangeable, so an index alone in its
+slot is not free (see :func:`free_indices`).
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from ntksym.derive.statements import pairs
+from ntksym.derive.symbols import (
+    NAMES,
+    REGISTRY,
+    ZF_INFO,
+    E,
+    GaussE,
+    beta,
+    latex,
+    theta,
+    weight_std,
+    width_layer,
+)
+
+__all__ = ["free_indices", "is_name", "stray_index", "unknown_symbols", "well_formed"]
+
+
+def _slots(e: sp.Basic, bound: frozenset) -> dict:
+    """Index symbols by slot (object family and position) inside an expectation."""
+    out: dict = {}
+    bound = bound | {v for s in e.atoms(sp.Sum) for v in s.variables}
+    for t in e.atoms(sp.Indexed):
+        info = REGISTRY.get(t.base)
+        for pos, ind in enumerate(t.indices):
+            if isinstance(ind, sp.Symbol) and ind not in bound:
+                key = t.base if info is None else (info.kind, info.layer)
+                out.setdefault((key, pos), set()).add(ind)
+    for f in e.atoms(sp.Function):
+        if f.func.__name__ in ZF_INFO and isinstance(f.args[0], sp.Symbol):
+            if f.args[0] not in bound:
+                key = ("z", ZF_INFO[f.func.__name__][0])
+                out.setdefault((key, 0), set()).add(f.args[0])
+    return out
+
+
+def free_indices(e: sp.Basic, bound: frozenset = frozenset()) -> set[sp.Symbol]:
+    """Indices on which the value of ``e`` can depend.
+
+    Inside an expectation the units of a layer are exchangeable, so the value depends on
+    an index only through its equality with other indices of the same slot: an index that
+    is alone in its slot (``E[z_k z'_k]``) is not free; ``E[w_ki w_k'i]`` depends on
+    ``k, k'``.
+    """
+    if isinstance(e, GaussE):
+        return set()
+    if isinstance(e, E):
+        rel: set = set()
+        for syms in _slots(e, bound).values():
+            if len(syms) > 1:
+                rel |= syms
+        return rel
+    if isinstance(e, sp.Sum):
+        inner = bound | {v for v, *_ in e.limits}
+        out = free_indices(e.function, inner)
+        for _, lo, hi in e.limits:
+            out |= free_indices(lo, bound) | free_indices(hi, bound)
+        return out
+    if isinstance(e, sp.Symbol):
+        is_index = e.is_integer and width_layer(e) is None and e.name not in ("l", "L")
+        return {e} if is_index and e not in bound else set()
+    if isinstance(e, sp.Indexed):
+        return set().union(*(free_indices(i, bound) for i in e.indices))
+    if isinstance(e, sp.IndexedBase):
+        return set()
+    return set().union(set(), *(free_indices(a, bound) for a in e.args))
+
+
+def unknown_symbols(e: sp.Basic) -> set[sp.Symbol]:
+    """Symbols that are neither indices nor the declared scalars (beta, sigma_w, theta)."""
+    if isinstance(e, (GaussE, sp.Indexed, sp.IndexedBase)):
+        return set()
+    if isinstance(e, sp.Symbol):
+        ok = e.is_integer or e in (beta, weight_std, theta)
+        return set() if ok else {e}
+    return set().union(set(), *(unknown_symbols(a) for a in e.args))
+
+
+def is_name(e: sp.Basic) -> bool:
+    """Whether ``e`` is a named kernel quantity (``Sigma``, ``Theta``, ...)."""
+    return isinstance(e, sp.Function) and e.func.__name__ in NAMES
+
+
+def well_formed(stmt: sp.Basic) -> tuple[bool, str]:
+    """Both sides of each equality carry the same free indices and no unknown symbols."""
+    for lhs, rhs in pairs(stmt):
+        unk = unknown_symbols(lhs) | unknown_symbols(rhs)
+        if unk:
+            return False, "ill-formed: undefined symbol " + ", ".join(
+                sorted(f"${latex(s)}$" for s in unk)
+            )
+        if is_name(lhs) or lhs.is_number or rhs.is_number:
+            continue  # a definition introduces its own name; a constant has no indices
+        fl, fr = free_indices(lhs), free_indices(rhs)
+        if fl != fr:
+            odd = ", ".join(sorted(s.name for s in fl ^ fr))
+            return False, f"ill-formed: free index {odd} on one side only"
+    return True, "well formed"
+
+
+def stray_index(stmt: sp.Basic) -> tuple[sp.Symbol, list[sp.Basic]] | None:
+    """The first index free on one side of an equality only, with the factors carrying it."""
+    for lhs, rhs in pairs(stmt):
+        if is_name(lhs) or lhs.is_number or rhs.is_number:
+            continue
+        odd = sorted(free_indices(lhs) ^ free_indices(rhs), key=lambda s: s.name)
+        if odd:
+            s = odd[0]
+            carriers = [
+                t
+                for t in (
+                    lhs.atoms(sp.Indexed)
+                    | rhs.atoms(sp.Indexed)
+                    | lhs.atoms(sp.KroneckerDelta)
+                    | rhs.atoms(sp.KroneckerDelta)
+                    | {
+                        f
+                        for f in (lhs.atoms(sp.Function) | rhs.atoms(sp.Function))
+                        if f.func.__name__ in ZF_INFO
+                    }
+                )
+                if s in t.free_symbols
+            ]
+            return s, sorted(carriers, key=sp.default_sort_key)
+    return None
