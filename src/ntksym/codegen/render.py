@@ -1,7 +1,11 @@
 """Render a :class:`~ntksym.codegen.spec.KernelSpec` into Python source with jinja2.
 
 The templates (``templates/*.py.jinja``, package data) stay thin: all decisions
-are made here and handed over as one ``spec`` object (:class:`RenderSpec`).
+are made here and handed over as one ``spec`` object (:class:`RenderSpec`). The
+code that does not depend on the activation is not in the templates but in the
+runtime modules (:mod:`ntksym.codegen.runtime`), real Python that is linted and
+tested; a template copies a region of one verbatim with
+``{% include "runtime/FILE.py#REGION" %}`` (:class:`RuntimeLoader`).
 Common subexpressions are factored by :func:`sympy.cse` and printed by the
 backend's printer (:mod:`ntksym.codegen.printers`).
 """
@@ -10,12 +14,15 @@ from __future__ import annotations
 
 import functools
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import jinja2
 import sympy as sp
+from sympy.printing.pycode import PythonCodePrinter
 
 from ntksym.codegen.printers import printer_for
+from ntksym.codegen.runtime import read_region, runtime_sources
 from ntksym.codegen.spec import RHO, KernelSpec, kernel_spec
 from ntksym.dual.stable import INPUTS, ROOTS, S12, Atan2Q, U
 from ntksym.errors import InputError
@@ -25,11 +32,13 @@ __all__ = [
     "BACKENDS",
     "HEADER_LINES",
     "RenderSpec",
+    "RuntimeLoader",
     "content_hash",
     "module_key",
     "positive_variant",
     "render",
     "render_spec",
+    "template_sources",
 ]
 
 #: Supported backends.
@@ -107,10 +116,43 @@ class RenderSpec:
     doc_det: str
 
 
+class RuntimeLoader(jinja2.BaseLoader):
+    """Templates named ``runtime/FILE.py#REGION``: one region of a runtime file, verbatim.
+
+    The region (see :mod:`ntksym.codegen.runtime`) comes wrapped in a ``raw`` block,
+    so jinja copies it as it is, whatever braces the code holds.
+    """
+
+    PREFIX = "runtime/"
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str | None, Callable[[], bool] | None]:
+        """The region named by ``template`` as template source.
+
+        Raises:
+            jinja2.TemplateNotFound: ``template`` is not of the form ``runtime/FILE.py#REGION``.
+            InputError: Unknown runtime file or region, or a region that ends a raw block.
+        """
+        if not template.startswith(self.PREFIX) or "#" not in template:
+            raise jinja2.TemplateNotFound(template)
+        name, region = template.removeprefix(self.PREFIX).split("#", 1)
+        code = read_region(name, region)
+        if "endraw" in code:
+            raise InputError(
+                f"region {region!r} of {name} contains 'endraw', which jinja cannot copy"
+            )
+        return "{% raw %}" + code + "{% endraw %}", None, lambda: True
+
+
+def _template_loader() -> jinja2.PackageLoader:
+    return jinja2.PackageLoader("ntksym.codegen", "templates")
+
+
 @functools.cache
 def _environment() -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.PackageLoader("ntksym.codegen", "templates"),
+        loader=jinja2.ChoiceLoader([_template_loader(), RuntimeLoader()]),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
@@ -161,7 +203,9 @@ def positive_variant(expr: sp.Expr) -> sp.Expr:
     return out.replace(lambda e: isinstance(e, hold), lambda e: sp.atan2(*e.args))
 
 
-def _cse_print(outs: list[sp.Expr], pr: object) -> tuple[list[tuple[str, str]], list[str]]:
+def _cse_print(
+    outs: list[sp.Expr], pr: PythonCodePrinter
+) -> tuple[list[tuple[str, str]], list[str]]:
     reps, reduced = sp.cse(outs, symbols=sp.numbered_symbols("t"), order="canonical")
     return [(str(v), pr.doprint(e)) for v, e in reps], [pr.doprint(e) for e in reduced]
 
@@ -245,13 +289,26 @@ def _doc(expr: sp.Expr) -> str:
     return f"(an expression of {len(text)} characters; computed in _pair_any below)"
 
 
+def template_sources() -> dict[str, str]:
+    """Every file a generated module is rendered from, by name.
+
+    The templates (``kernel_numba.py.jinja``, ...) and the runtime files
+    (``runtime/numba_atan2.py``, ...), whole: a change anywhere in them changes
+    :func:`module_key`, and so the cached modules are rendered again.
+    """
+    loader = _template_loader()
+    env = jinja2.Environment(loader=loader, autoescape=False)
+    out = {name: loader.get_source(env, name)[0] for name in loader.list_templates()}
+    out.update({f"{RuntimeLoader.PREFIX}{n}": text for n, text in runtime_sources().items()})
+    return out
+
+
 @functools.cache
 def _templates_digest() -> str:
-    env = _environment()
     h = hashlib.sha256()
-    for name in sorted(env.list_templates()):
+    for name, text in sorted(template_sources().items()):
         h.update(name.encode())
-        h.update(env.loader.get_source(env, name)[0].encode())
+        h.update(text.encode())
     return h.hexdigest()
 
 
