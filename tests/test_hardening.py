@@ -109,3 +109,37 @@ def test_work_that_would_take_days_is_refused_saying_how_long():
     with pytest.raises(InputError, match="would take about .* days"):
         check_cost(10_000_000, None, 10)
     check_cost(8000, None, 10)  # the benchmark size passes
+
+
+@pytest.mark.parametrize(
+    "text, name",
+    [
+        ("relu(u)", "relu"),
+        ("max(0, u)", "relu"),
+        ("max(u, 0)", "relu"),
+        ("u*heaviside(u)", "relu"),
+        ("0.5*(u + abs(u))", "relu"),
+        ("max(u, 0.2*u)", "leaky_relu(0.2)"),
+        ("max(u,0) + 0.1*min(u,0)", "leaky_relu(0.1)"),
+        ("max(u, -u)", "abs"),
+        ("min(u,0) + max(u,0)", "identity"),
+        ("tanh(u)", "tanh"),
+        ("erf(u)", "erf"),
+        ("exp(-u**2/2)", "gaussian"),
+    ],
+)
+def test_typed_activations_are_recognised(text, name):
+    assert ntksym.get_activation(text).name == name
+
+
+@pytest.mark.parametrize("text", ["max(u, 0) - 1", "max(u, 1)", "tanh(u) + max(u, 0)"])
+def test_other_expressions_are_left_alone(text):
+    assert ntksym.get_activation(text).registered_base is None
+
+
+def test_a_recognised_expression_runs_the_named_kernel():
+    X = np.random.default_rng(3).standard_normal((20, 5))
+    typed = ntksym.kernel("max(0, u)", 3, bias_std=0.1)(X, get=("nngp", "ntk"))
+    named = ntksym.kernel("relu", 3, bias_std=0.1)(X, get=("nngp", "ntk"))
+    np.testing.assert_array_equal(typed.ntk, named.ntk)
+    np.testing.assert_array_equal(typed.nngp, named.nngp)

@@ -15,6 +15,7 @@ from ntksym.activations.checks import check_expression
 from ntksym.activations.expr import MPMATH_MODULES, kinks_of, lambdify_numpy, u
 from ntksym.activations.overflow import exp_safe
 from ntksym.activations.parser import MAX_INTEGER_EXPONENT, parse_expression
+from ntksym.activations.recognise import recognise
 from ntksym.errors import ActivationError
 
 __all__ = ["Activation", "registered_names", "get_activation"]
@@ -232,6 +233,10 @@ def get_activation(spec: str | Activation | sp.Expr, **params: Any) -> Activatio
         )
     expr = parse_expression(key)
     check_expression(expr, key)
+    known = recognise(expr, {name: e for name, (e, _) in _SIMPLE.items()})
+    if known is not None:
+        name, found = known
+        return REGISTRY[name](**found)
     return Activation(sp.sstr(expr), expr, f"user expression {key!r}")
 
 
