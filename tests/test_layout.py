@@ -34,11 +34,12 @@ BOXES: list[tuple[int, str]] = [
     (7, "ntksym.predict"),
     (8, "ntksym.training"),
     (9, "ntksym.derive"),
-    (10, "ntksym.derivations"),
-    (11, "ntksym.notes"),
-    (12, "ntksym.cli"),
-    (13, "ntksym.__main__"),
-    (14, "ntksym"),  # the facade: re-exports only
+    (10, "ntksym.extend"),
+    (11, "ntksym.derivations"),
+    (12, "ntksym.notes"),
+    (13, "ntksym.cli"),
+    (14, "ntksym.__main__"),
+    (15, "ntksym"),  # the facade: re-exports only
 ]
 
 #: Violations still open, each to be removed by the change that fixes it (the tests fail

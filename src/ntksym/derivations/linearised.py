@@ -26,7 +26,7 @@ from collections import namedtuple
 import numpy as np
 import sympy as sp
 
-from ntksym.derive import Derivation, Step, Verdict
+from ntksym.extend import Derivation, Step, Verdict
 from ntksym.predict import gradient_descent_mse
 
 t, eta = sp.symbols("t eta", positive=True)

@@ -11,48 +11,48 @@ from __future__ import annotations
 
 import sympy as sp
 
-from ntksym.derive import (
+from ntksym.extend import (
+    ZF,
+    AllParams,
     Chain,
     Context,
     Derivation,
-    ForAll,
-    Grad,
-    Member,
-    Outer,
-    Step,
-    Tends,
-    Tr,
-    Vec,
-    apply_rule,
-    definition_range,
-)
-from ntksym.derive.numeric import limit_check, nngp_check, recursion_check
-from ntksym.derive.symbols import (
-    ZF,
     Dim,
     E,
+    ForAll,
     GaussE,
+    Grad,
     L,
+    Member,
+    Outer,
     PSum,
     Sigma,
     Sigma_dot,
     Sigma_t,
+    Step,
+    Tends,
     Theta,
     Theta_inf,
+    Tr,
+    Vec,
     W,
     alpha,
     alpha_t,
+    apply_rule,
     b,
     beta,
+    definition_range,
     index,
     l,
+    limit_check,
+    nngp_check,
+    recursion_check,
     sigma,
     sigmadot,
     theta,
     width,
     x,
 )
-from ntksym.derive.tangent import AllParams
 
 k, kp, i, ip, j = (index(s) for s in ("k", "k'", "i", "i'", "j"))
 n0, n1, nl, nl1 = width(0), width(1), width(l), width(l + 1)

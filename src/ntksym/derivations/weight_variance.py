@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import sympy as sp
 
-from ntksym.derive import Chain, Context, Derivation, Step, Tends, apply_rule
-from ntksym.derive.checks import symbolic_equal
-from ntksym.derive.numeric import recursion_check
-from ntksym.derive.rules import merge_sums
-from ntksym.derive.symbols import (
+from ntksym.extend import (
     REGISTRY,
     ZF,
+    Chain,
+    Context,
+    Derivation,
     E,
     GaussE,
     L,
@@ -27,16 +26,22 @@ from ntksym.derive.symbols import (
     Sigma,
     Sigma_dot,
     Sigma_t,
+    Step,
+    Tends,
     Theta,
     Theta_inf,
     W,
     alpha_t,
+    apply_rule,
     b,
     beta,
     index,
     l,
+    merge_sums,
+    recursion_check,
     sigma,
     sigmadot,
+    symbolic_equal,
     theta,
     weight_std,
     width,

@@ -1,0 +1,88 @@
+"""Everything a derivation author imports, in one place.
+
+A derivation document (see ``docs/writing-derivations.md``) declares its steps with the
+statement classes and symbols below, justifies each by a registered rule or a check, and
+defines ``DERIVATION``; ``ntksym verify path/to/file.py`` then runs it::
+
+    from ntksym.extend import Derivation, Step, Sigma, beta, width, x
+
+The names are re-exported from :mod:`ntksym.derive` (engine, statements, rules, verdicts),
+:mod:`ntksym.derive.symbols` (the network's symbols and kernels),
+:mod:`ntksym.derive.tangent` (gradients and parameter collections) and
+:mod:`ntksym.derive.numeric` (numeric and Monte-Carlo checks of a step).
+"""
+
+from ntksym.derive import (
+    RULES,
+    VERDICTS,
+    Chain,
+    Change,
+    Context,
+    Counterexample,
+    Derivation,
+    Difference,
+    ForAll,
+    Grad,
+    Mat,
+    Member,
+    Outer,
+    RuleError,
+    Step,
+    StepNotFound,
+    StepResult,
+    Tr,
+    Vec,
+    Verdict,
+    apply_rule,
+    compare,
+    definition_range,
+    load_derivation,
+    plain,
+    run_step,
+    symbolic_equal,
+)
+from ntksym.derive.numeric import limit_check, nngp_check, recursion_check
+from ntksym.derive.rules import merge_sums
+from ntksym.derive.symbols import (
+    REGISTRY,
+    ZF,
+    Dim,
+    E,
+    GaussE,
+    L,
+    PSum,
+    Sigma,
+    Sigma_dot,
+    Sigma_t,
+    Tends,
+    Theta,
+    Theta_inf,
+    W,
+    alpha,
+    alpha_t,
+    b,
+    beta,
+    index,
+    l,
+    latex,
+    make_object,
+    sigma,
+    sigmadot,
+    theta,
+    weight_std,
+    width,
+    x,
+)
+from ntksym.derive.tangent import AllParams
+
+__all__ = [
+    "RULES", "VERDICTS", "Chain", "Change", "Context", "Counterexample", "Derivation",
+    "Difference", "ForAll", "Grad", "Mat", "Member", "Outer", "RuleError", "Step",
+    "StepNotFound", "StepResult", "Tr", "Vec", "Verdict", "apply_rule", "compare",
+    "definition_range", "load_derivation", "plain", "run_step", "symbolic_equal",
+    "limit_check", "nngp_check", "recursion_check", "merge_sums",
+    "REGISTRY", "ZF", "Dim", "E", "GaussE", "L", "PSum", "Sigma", "Sigma_dot", "Sigma_t",
+    "Tends", "Theta", "Theta_inf", "W", "alpha", "alpha_t", "b", "beta", "index", "l",
+    "latex", "make_object", "sigma", "sigmadot", "theta", "weight_std", "width", "x",
+    "AllParams",
+]  # fmt: skip
