@@ -7,20 +7,14 @@ and request the fixtures by name.
 from __future__ import annotations
 
 import random
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-#: Relative tolerances, one table for the whole suite (float64 results).
-TOL = SimpleNamespace(
-    # one float64 evaluation of a dual map or closed form against an mpmath reference
-    map=1e-14,
-    # a float64 Gram matrix after several layers against mpmath (errors accumulate)
-    kernel=1e-13,
-    # two float64 algorithms that should agree to a few roundings (e.g. BLAS variants)
-    rounding=4 * np.finfo(np.float64).eps,
-)
+from ntksym import testing
+
+#: The one tolerance table, shared with users (ntksym.testing.TOL).
+TOL = testing.TOL
 
 
 def gaussian_inputs(n: int = 4, d: int = 3, seed: int = 0) -> np.ndarray:

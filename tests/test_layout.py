@@ -33,6 +33,7 @@ BOXES: list[tuple[int, str]] = [
     (7, "ntksym.empirical"),
     (7, "ntksym.predict"),
     (8, "ntksym.training"),
+    (8, "ntksym.testing"),
     (9, "ntksym.derive"),
     (10, "ntksym.extend"),
     (11, "ntksym.derivations"),
