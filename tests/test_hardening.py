@@ -143,3 +143,22 @@ def test_a_recognised_expression_runs_the_named_kernel():
     named = ntksym.kernel("relu", 3, bias_std=0.1)(X, get=("nngp", "ntk"))
     np.testing.assert_array_equal(typed.ntk, named.ntk)
     np.testing.assert_array_equal(typed.nngp, named.nngp)
+
+
+@pytest.mark.slow
+def test_first_compilation_is_announced_once(tmp_path):
+    """A fresh Numba cache: the first process says it compiles; the next one is silent."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("numba")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    code = "import numpy as np, ntksym; ntksym.kernel('erf', 3)(np.eye(3))"
+    runs = [
+        subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        for _ in range(2)
+    ]
+    assert all(r.returncode == 0 for r in runs), runs[0].stderr[-2000:]
+    assert "compiling the erf kernel for this machine" in runs[0].stderr
+    assert "compiling" not in runs[1].stderr

@@ -50,7 +50,7 @@ import numpy as np
 from ntksym._validate import nonnegative_std, real_matrix
 from ntksym.activations import Activation, get_activation
 from ntksym.errors import InputError
-from ntksym.kernels.dispatch import generated_module
+from ntksym.kernels.dispatch import announce_compilation, generated_module
 from ntksym.kernels.dual_path import dual_recursion
 from ntksym.kernels.finite import check_cost, check_finite
 from ntksym.typing import ActivationLike, ArrayLike, KernelName
@@ -223,6 +223,7 @@ class Kernel:
         if need_ntk and not module.HAS_NTK:
             raise self._infinite_ntk()
         args = (X1, X2, self.depth, self.bias_std, self.weight_std)
+        announce_compilation(module, X2 is None, self.activation.name)
         try:
             if need_ntk:
                 return module.nngp_ntk(*args)

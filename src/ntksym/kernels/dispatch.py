@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 import threading
 import types
 import warnings
@@ -10,7 +12,7 @@ import warnings
 from ntksym.activations import Activation
 from ntksym.errors import InputError
 
-__all__ = ["generated_module", "sp_key"]
+__all__ = ["announce_compilation", "generated_module", "sp_key"]
 
 
 # ----------------------------------------------------------------------------- generated modules
@@ -95,3 +97,31 @@ def sp_key(act: Activation) -> str:
     import sympy as sp
 
     return sp.srepr(act.expr)
+
+
+_ANNOUNCED: set[tuple[str, str]] = set()
+
+
+def announce_compilation(module: types.ModuleType, symmetric: bool, name: str) -> None:
+    """Say once, on stderr, that Numba is about to compile ``module`` for this machine.
+
+    Numba keeps compiled code in a disk cache; its index file for the entry point about to
+    run is missing exactly when this call will compile (seconds) rather than load (a
+    fraction of a second). Silent for NumPy modules, and if Numba's cache layout is not the
+    one expected.
+    """
+    entry = "_fused_sym" if symmetric else "_fused"
+    key = (module.__name__, entry)
+    if getattr(module, "BACKEND", None) != "numba" or key in _ANNOUNCED:
+        return
+    _ANNOUNCED.add(key)
+    try:
+        index = getattr(module, entry)._cache._cache_file._index_path
+    except AttributeError:  # another Numba version: say nothing rather than guess
+        return
+    if not os.path.exists(index):
+        sys.stderr.write(
+            f"ntksym: compiling the {name} kernel for this machine (once: Numba caches it on "
+            "disk; a few seconds, longer for GELU)\n"
+        )
+        sys.stderr.flush()
