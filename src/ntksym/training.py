@@ -49,6 +49,7 @@ from ntksym.empirical import Network
 from ntksym.errors import InputError
 from ntksym.kernels import kernel as make_kernel
 from ntksym.predict import Gaussian, gradient_descent_mse
+from ntksym.stats import fit_power_law
 
 __all__ = [
     "circle_problem",
@@ -186,20 +187,6 @@ class WidthStudy:
     seconds: float
 
 
-def _weighted_line(
-    x: np.ndarray, y: np.ndarray, s: np.ndarray
-) -> tuple[float, float, float, float]:
-    """Fit ``y = a + b x`` with errors ``s``; ``(b, b_err, a, chi2/dof)``, error scaled by chi2."""
-    w = 1.0 / s**2
-    A = np.stack([np.ones_like(x), x], axis=1)
-    cov = np.linalg.inv(A.T @ (w[:, None] * A))
-    a, b = cov @ (A.T @ (w * y))
-    dof = len(x) - 2
-    chi2 = float(np.sum(w * (y - a - b * x) ** 2) / dof) if dof > 0 else float("nan")
-    scale = max(1.0, chi2) if dof > 0 else 1.0
-    return float(b), float(math.sqrt(cov[1, 1] * scale)), float(a), chi2
-
-
 def _check_study(widths: Sequence[int], n_seeds: int, depth: int, steps: int) -> list[int]:
     """The sorted distinct widths, after checking the study's sizes."""
     ws = sorted({int(w) for w in widths})
@@ -289,7 +276,8 @@ def _mean_and_fit(
     """Mean and standard error over seeds (rows: widths), and the log-log line through them."""
     m = gaps.mean(axis=1)
     e = gaps.std(axis=1, ddof=1) / math.sqrt(gaps.shape[1])
-    return m, e, _weighted_line(np.log(ws), np.log(m), e / m)
+    fit = fit_power_law(np.asarray(ws, dtype=float), m, e)
+    return m, e, (fit.slope, fit.slope_stderr, fit.intercept, fit.chi2_dof)
 
 
 def width_study(

@@ -37,6 +37,7 @@ from ntksym.derive.symbols import (
     l,
     weight_std,
 )
+from ntksym.stats import fit_power_law
 
 __all__ = [
     "DerivedRecursion",
@@ -110,16 +111,14 @@ def fit_rate(widths: Sequence[int], distances: Sequence[Sequence[float]]) -> Rat
     d = [np.asarray(x, dtype=float) for x in distances]
     mean = np.array([x.mean() for x in d])
     se = np.array([x.std(ddof=1) / np.sqrt(len(x)) for x in d])
-    xs, ys, sig = np.log(np.asarray(widths, dtype=float)), np.log(mean), se / mean
-    w = 1.0 / sig**2
-    design = np.stack([np.ones_like(xs), xs], axis=1)
-    cov = np.linalg.inv(design.T @ (w[:, None] * design))
-    a, s = cov @ (design.T @ (w * ys))
-    dof = len(xs) - 2
-    chi2 = float(np.sum(w * (ys - a - s * xs) ** 2) / dof) if dof > 0 else float("nan")
-    err = float(np.sqrt(cov[1, 1] * max(1.0, chi2 if dof > 0 else 1.0)))
+    fit = fit_power_law(np.asarray(widths, dtype=float), mean, se)
     return RateFit(
-        tuple(int(n) for n in widths), tuple(mean.tolist()), tuple(se.tolist()), float(s), err, chi2
+        tuple(int(n) for n in widths),
+        tuple(mean.tolist()),
+        tuple(se.tolist()),
+        fit.slope,
+        fit.slope_stderr,
+        fit.chi2_dof,
     )
 
 
