@@ -43,6 +43,8 @@ __all__ = [
     "Theta",
     "Theta_inf",
     "NAMES",
+    "KIND_TEX",
+    "NAME_TEX",
     "make_object",
 ]
 
@@ -76,7 +78,8 @@ class ObjInfo:
 
 REGISTRY: dict[sp.IndexedBase, ObjInfo] = {}
 _CACHE: dict[tuple[str, sp.Expr, bool], sp.IndexedBase] = {}
-_LATEX_NAMES = {"W": "w", "b": "b", "x": "x", "a": r"\alpha", "z": r"\tilde{\alpha}"}
+#: LaTeX of each kind of network object (weights, biases, inputs, activations).
+KIND_TEX = {"W": "w", "b": "b", "x": "x", "a": r"\alpha", "z": r"\tilde{\alpha}"}
 
 
 def as_expr(value: sp.Basic | int | float) -> sp.Basic:
@@ -209,7 +212,7 @@ class Dim(sp.Function):
         name = (
             printer._print(self.args[0])
             if info is None
-            else (_LATEX_NAMES[info.kind] + "^{(" + _layer_tex(info.layer) + ")}")
+            else (KIND_TEX[info.kind] + "^{(" + _layer_tex(info.layer) + ")}")
         )
         return r"\dim " + name
 
@@ -221,7 +224,8 @@ Sigma_dot = sp.Function("Sigmadot", real=True)
 Theta = sp.Function("Theta", real=True)
 Theta_inf = sp.Function("Thetainf", real=True)
 NAMES = {"Sigma", "Sigmatilde", "Sigmadot", "Theta", "Thetainf"}
-_NAME_TEX = {
+#: LaTeX of the named kernels.
+NAME_TEX = {
     "Sigma": r"\Sigma",
     "Sigmatilde": r"\tilde{\Sigma}",
     "Sigmadot": r"\dot{\Sigma}",
@@ -289,7 +293,7 @@ class _Printer(LatexPrinter):
         idx = "".join(self._print(i) for i in expr.indices)
         if info is None:
             return super()._print_Indexed(expr)
-        name = _LATEX_NAMES[info.kind]
+        name = KIND_TEX[info.kind]
         sup = "" if info.kind == "x" else "^{(" + _layer_tex(info.layer) + ")}"
         arg = ""
         if info.kind in ("a", "z"):
@@ -315,10 +319,10 @@ class _Printer(LatexPrinter):
                 + ("(x')" if prime else "(x)")
             )
             return s if exp is None else f"{s}^{{{exp}}}"
-        if name in _NAME_TEX:
+        if name in NAME_TEX:
             layer, *idx = expr.args
             sub = "_{" + "".join(self._print(i) for i in idx) + "}" if idx else ""
-            return _NAME_TEX[name] + "^{(" + self._print(layer) + ")}" + sub + "(x,x')"
+            return NAME_TEX[name] + "^{(" + self._print(layer) + ")}" + sub + "(x,x')"
         if name == "sigmadot":
             s = r"\dot{\sigma}\left(" + self._print(expr.args[0]) + r"\right)"
             return s if exp is None else f"{s}^{{{exp}}}"

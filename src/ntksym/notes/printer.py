@@ -29,14 +29,6 @@ __all__ = ["NotesPrinter", "notes_latex", "statement_members"]
 _MACHINE = re.compile(r"^[a-z]_\{?\d+\}?$")
 #: Readable index letters, tried in this order after the machine index's own letter.
 _POOL = ("i", "j", "m", "r", "s", "q", "t", "i'", "j'", "m'", "r'", "s'")
-_KIND_TEX = {"W": "w", "b": "b", "x": "x", "a": r"\alpha", "z": r"\tilde{\alpha}"}
-_NAME_TEX = {
-    "Sigma": r"\Sigma",
-    "Sigmatilde": r"\tilde{\Sigma}",
-    "Sigmadot": r"\dot{\Sigma}",
-    "Theta": r"\Theta",
-    "Thetainf": r"\Theta_{\infty}",
-}
 _SYMBOL_TEX = {"theta_p": r"\tilde{\theta}_p", "sigma_w": r"\sigma_w", "beta": r"\beta"}
 
 
@@ -124,7 +116,7 @@ class NotesPrinter(LatexPrinter):
         info = S.REGISTRY.get(expr.base)
         if info is None:
             return f"{self._print(expr.base.label)}_{{{idx}}}"
-        name = _KIND_TEX[info.kind]
+        name = S.KIND_TEX[info.kind]
         if info.kind == "x":
             return ("x'" if info.prime else "x") + f"_{{{idx}}}"
         arg = ("(x')" if info.prime else "(x)") if info.kind in ("a", "z") else ""
@@ -182,10 +174,10 @@ class NotesPrinter(LatexPrinter):
                 + ("(x')" if prime else "(x)")
             )
             return tex if exp is None else f"{tex}^{{{exp}}}"
-        if name in _NAME_TEX:
+        if name in S.NAME_TEX:
             layer, *idx = expr.args
             sub = "_{" + "".join(self._print(i) for i in idx) + "}" if idx else ""
-            tex = _NAME_TEX[name] + "^{(" + self._print(layer) + ")}" + sub + "(x,x')"
+            tex = S.NAME_TEX[name] + "^{(" + self._print(layer) + ")}" + sub + "(x,x')"
             return tex if exp is None else rf"\left({tex}\right)^{{{exp}}}"
         args = ", ".join(self._print(a) for a in expr.args)
         if name == "sigma":
