@@ -12,6 +12,7 @@ import numpy as np
 
 from ntksym import dual
 from ntksym.activations import Activation
+from ntksym.codegen.runtime.numpy_fused import first_layer as runtime_first_layer
 
 __all__ = ["first_layer"]
 
@@ -21,50 +22,20 @@ def first_layer(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Sigma^(1) on the pairs and diagonals, its determinant, and which pairs coincide.
 
-    ``det = S11 S22 - S12^2`` equals ``a^2 (|x|^2|x'|^2 - (x.x')^2) + a b^2 |x - x'|^2``
-    with ``a = w^2/n0``. The first term is ``|x|^2 |x'|^2 sin^2(angle)``, and
-    ``sin^2 = (1 - cos)(1 + cos)`` with ``1 - cos = |x/|x| - x'/|x'||^2 / 2``
-    computed from the unit vectors, so no term cancels for nearly parallel
-    or anti-parallel pairs.
+    The determinant ``S11 S22 - S12^2`` is the generated NumPy kernels' own
+    (:func:`ntksym.codegen.runtime.numpy_fused.first_layer`: Lagrange's identity with an
+    error-free projection for near-parallel pairs), so it keeps its relative accuracy for
+    nearly parallel, anti-parallel and exactly rescaled inputs. A pair *coincides* when the
+    two inputs give one Gaussian (same variance, covariance equal to it, determinant 0); its
+    covariance stays singular at every layer.
     """
     n0 = X1.shape[1]
-    a = w2 / n0
-    n1 = np.einsum("ij,ij->i", X1, X1)
-    n2 = np.einsum("ij,ij->i", X2, X2)
-    gram = X1 @ X2.T
-    s11 = a * n1 + b2
-    s22 = a * n2 + b2
-    s12 = a * gram + b2
-    with np.errstate(invalid="ignore", divide="ignore"):
-        norm1, norm2 = np.sqrt(n1), np.sqrt(n2)
-        U1 = X1 / np.where(norm1 > 0, norm1, 1.0)[:, None]
-        U2 = X2 / np.where(norm2 > 0, norm2, 1.0)[:, None]
-        cos = np.clip(U1 @ U2.T, -1.0, 1.0)
-    # Pairs within 1e-3 of (anti-)parallel: recompute 1 -+ cos from differences.
-    near = np.argwhere(np.abs(cos) > 1 - 1e-3)
-    one_minus = 1.0 - cos
-    one_plus = 1.0 + cos
-    if len(near):
-        i, j = near[:, 0], near[:, 1]
-        diff = np.einsum("kj,kj->k", U1[i] - U2[j], U1[i] - U2[j]) / 2
-        summ = np.einsum("kj,kj->k", U1[i] + U2[j], U1[i] + U2[j]) / 2
-        one_minus[i, j] = diff
-        one_plus[i, j] = summ
-    sin2 = np.clip(one_minus * one_plus, 0.0, 1.0)
-    det = a * a * np.outer(n1, n2) * sin2
-    if b2 > 0:
-        dist2 = np.maximum(n1[:, None] + n2[None, :] - 2 * gram, 0.0)
-        if len(near):
-            i, j = near[:, 0], near[:, 1]
-            dist2[i, j] = np.einsum("kj,kj->k", X1[i] - X2[j], X1[i] - X2[j])
-        det = det + a * b2 * dist2
-    coincide = np.zeros(s12.shape, dtype=bool)
-    if len(near):
-        i, j = near[:, 0], near[:, 1]
-        same = np.all(X1[i] == X2[j], axis=1)
-        coincide[i[same], j[same]] = True
-        s12[i[same], j[same]] = s11[i[same]]
-        det[i[same], j[same]] = 0.0
+    c = w2 / n0
+    sq1 = np.einsum("ij,ij->i", X1, X1)
+    sq2 = np.einsum("ij,ij->i", X2, X2)
+    s12, det = runtime_first_layer(X1, X2, X1 @ X2.T, sq1, sq2, -1, c, b2)
+    s11, s22 = c * sq1 + b2, c * sq2 + b2
+    coincide = (det == 0) & (s11[:, None] == s22[None, :]) & (s12 == s11[:, None])
     return s11, s22, s12, det, coincide
 
 

@@ -184,3 +184,8 @@ def _compute(X1, X2, depth, B2, W2):
         _mirror(T)
     return K, T, not numpy.isfinite(K).all(), not numpy.isfinite(T).all()
     # endregion compute_end
+
+
+#: The first layer as a library function (for the float64 dual path of ntksym.kernels), the
+#: same code the generated NumPy modules copy.
+first_layer = _first_layer
