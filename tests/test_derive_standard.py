@@ -49,12 +49,13 @@ def test_standard_parameterization_in_the_rules_and_the_exact_checker():
 
 
 def test_every_step_verified_by_a_check_that_compared(results):
-    assert Counter(r.verdict for r in results.values()) == {"verified": 8}
+    assert Counter(r.verdict for r in results.values()) == {"verified": 10}
     assert "exact at" in results["1"].detail and "exact at" in results["5"].detail
     assert "reference.recursion" in results["4"].detail
-    for label in ("6", "8"):
+    for label in ("6", "8", "9"):
         assert results[label].method == "symbolic+monte-carlo"
-        assert "rate -0.5" in results[label].detail or "rate -0.4" in results[label].detail
+        assert "finite SP networks" in results[label].detail
+    assert results["10"].method == "symbolic+numeric+monte-carlo"
 
 
 def test_ntk_weight_part_carries_n0_over_sigma_w_squared(results):
@@ -98,3 +99,18 @@ def test_bug_in_the_derivation_code_is_failed_not_misprint():
 
     res = S.DERIVATION.replace_step("5", derive=drops_bias).run_one("5")
     assert res.verdict == "failed", (res.verdict, res.detail)
+
+
+def test_wrong_factor_through_the_earlier_layers_is_caught_by_monte_carlo():
+    u, v = S.u, S.v
+    no_sw = S.dK * S.GaussE(S.sigmadot(u) * S.sigmadot(v), u, v, S.L) * S.Theta_inf(S.L)
+    res = S.DERIVATION.with_printed("9", S.Tends(S.LHS9, no_sw, S.nL)).run_one("9")
+    assert res.verdict == "misprint", (res.verdict, res.detail)
+    assert res.method == "monte-carlo"
+
+
+def test_recursion_without_theta_inf_is_caught_numerically():
+    wrong = sp.Eq(S.Theta(S.L + 1, S.k, S.kp), (S.Sigma_dot(S.L + 1) + S.Sigma(S.L + 1)) * S.dK)
+    res = S.DERIVATION.with_printed("10", wrong).run_one("10")
+    assert res.verdict == "misprint", (res.verdict, res.detail)
+    assert "reference.recursion" in res.detail

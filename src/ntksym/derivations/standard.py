@@ -12,7 +12,8 @@ What the steps show:
 * (1)-(4): the NNGP recursion is the one of the NTK parameterization with weight scale
   ``sigma_w`` (the forward pass has the same law); (4) is compared numerically with
   ``ntksym.reference.recursion(..., weight_std=sigma_w)`` (mpmath), an implementation of
-  the *NTK* parameterization, and with finite standard-parameterization networks.
+  the *NTK* parameterization; the Monte-Carlo quantity of (8), ``sigma_w^2 a.a'/n +
+  beta^2``, is also the finite network's NNGP.
 * (5): ``Theta^(1) = (x.x' + beta^2) delta``: in terms of ``Sigma^(1)`` the weight part
   carries the factor ``n_0 / sigma_w^2``.
 * (6): the last layer's weight part of ``Theta^(L+1)`` is ``n_L`` times a finite limit:
@@ -21,11 +22,25 @@ What the steps show:
 * (7), (8): with the weights' learning rate scaled by ``sigma_w^2 / n_m`` (biases
   unscaled) the weighted kernel of layer 1 is exactly ``Sigma^(1)`` and the last layer's
   part tends to ``Sigma^(L+1)`` -- the NTK parameterization's terms.
+* (9), (10): through the earlier layers (the seed's (24)) the weighted kernel tends to
+  ``sigma_w^2 E_g[sigmadot sigmadot] Theta_inf^(L)``, so the learning-rate-scaled NTK obeys
+  the NTK parameterization's recursion ``Theta_inf^(L) Sigmadot^(L+1) + Sigma^(L+1)``,
+  compared with ``ntksym.reference.recursion`` and with empirical NTKs. (9) has no
+  ``1/n_L`` in front of its sum (each ``w`` carries ``1/sqrt(n_L)``); the derivation
+  writes ``sum_i g_i = (1/n_L) sum_i n_L g_i`` so the law of large numbers applies to the
+  O(1) terms ``n_L g_i``.
 
-Not derived here: the part of ``Theta^(L+1)`` through the earlier layers (the seed's
-(24)) in the standard parameterization. Its sum ``sum_i w_ki w_k'i ...`` is not of the form
-``(1/n) sum_i`` the ``law_of_large_numbers`` rule accepts (each ``w`` carries the
-``1/sqrt(n)``); deriving it needs a rule that rescales ``w = sigma_w omega / sqrt(n)``.
+For learning rates: with one rate ``eta`` for every parameter the kernel that gradient
+descent sees, ``eta Theta``, grows like the widths ((5), (6)), so ``eta`` must shrink like
+``1/n`` for training to stay stable, and then the bias terms (of order 1) drop out of the
+limit; scaling only the weights' rates by ``sigma_w^2/n_m`` gives the NTK
+parameterization's kernel, bias terms included ((7)-(10)).
+
+Monte Carlo: ``ntksym.empirical.Network`` cannot express the standard parameterization
+(it is written in the NTK one); its forward pass has the same law, so the checks of (6),
+(8), (9) use its hidden layer with the standard parameterization's gradients written out
+(:func:`mc_check`). For (10) the empirical NTK of NTK-parameterized networks is the
+learning-rate-scaled standard one exactly (``sigma_w^2/n (d f/d w)^2 = (d f/d omega)^2``).
 """
 
 from __future__ import annotations
@@ -34,19 +49,26 @@ from typing import Any
 
 import sympy as sp
 
+from ntksym.derive.finite_width import NotExact
 from ntksym.derive.numeric import MC_SAMPLES, MC_WIDTHS, fit_rate, mc_inputs
+from ntksym.derive.symbols import ZF_INFO
 from ntksym.extend import (
+    REGISTRY,
+    ZF,
     Chain,
     Context,
     Derivation,
     E,
     GaussE,
     L,
+    PSum,
     Sigma,
+    Sigma_dot,
     Sigma_t,
     Step,
     Tends,
     Theta,
+    Theta_inf,
     W,
     alpha_t,
     apply_rule,
@@ -54,9 +76,13 @@ from ntksym.extend import (
     beta,
     index,
     l,
+    merge_sums,
     nngp_check,
+    recursion_check,
     sigma,
+    sigmadot,
     symbolic_equal,
+    theta,
     weight_std,
     width,
     x,
@@ -224,46 +250,131 @@ def d8(env: dict) -> sp.Basic:
     return Tends((sw**2 / nL) * WL + BL, named, nL)
 
 
+# ---------------------------------------------------------------- through the earlier layers
+def _with_theta(e: sp.Expr) -> sp.Expr:
+    """``alpha~^(L)_i`` as a function of a generic earlier parameter ``theta~_p``."""
+
+    def is_zl(t: sp.Basic) -> bool:
+        info = REGISTRY.get(getattr(t, "base", None))
+        return (
+            isinstance(t, sp.Indexed) and info is not None and info.kind == "z" and info.layer == L
+        )
+
+    return e.replace(is_zl, lambda t: ZF(L, REGISTRY[t.base].prime)(t.indices[0], theta))
+
+
+def _pair(t: PSum) -> tuple[sp.Expr, sp.Expr]:
+    idx = {ZF_INFO[d.expr.func.__name__][1]: d.expr.args[0] for d in t.args[0].atoms(sp.Derivative)}
+    return idx[False], idx[True]
+
+
+LHS9 = PSum(_d(ZL, theta) * _d(ZLP, theta))
+P9 = Tends(LHS9, sw**2 * dK * GaussE(sigmadot(u) * sigmadot(v), u, v, L) * Theta_inf(L), nL)
+
+
+def d9(env: dict) -> sp.Basic:
+    fx, fxp = (_with_theta(unfold(z, CL, 2)) for z in (ZL, ZLP))
+    prod = r("chain_rule", sp.Derivative(fx, theta), CL) * r(
+        "chain_rule", sp.Derivative(fxp, theta), CL
+    )
+    prod = sp.Add(*[merge_sums(t) for t in sp.Add.make_args(sp.expand(prod))])
+    s = r("parameter_sum", PSum(prod), CL)
+    # the weighted kernel of the first L layers is Theta^(L); the hypothesis (19)
+    s = s.replace(lambda t: isinstance(t, PSum), lambda t: Theta(L, *_pair(t)))
+    s = r("delta_sum", r("induction_hypothesis", s, CL), CL)
+    # no 1/n_L in front: each w carries 1/sqrt(n_L). Write sum_i g_i = (1/n_L) sum_i n_L g_i
+    # (an identity), so that the law of large numbers applies to the O(1) terms n_L g_i.
+    s = s.replace(
+        lambda t: isinstance(t, sp.Sum) and t.limits[0][2] == nL,
+        lambda t: sp.Sum(nL * t.function, *t.limits) / nL,
+    )
+    lim = r("law_of_large_numbers", s, CL)
+    lim = r("gaussian_moments", r("independence", r("linearity", lim, CL), CL), CL)
+    lim = r("gaussian_process", lim, CL)
+    env["Sigmadot(L+1)"] = sp.simplify(lim / (dK * Theta_inf(L)))
+    return Tends(LHS9, lim, nL)
+
+
+P10 = sp.Eq(Theta(L + 1, k, kp), (Theta_inf(L) * Sigma_dot(L + 1) + Sigma(L + 1)) * dK)
+
+
+def d10(env: dict) -> sp.Basic:
+    total = env["9"].rhs + env["8"].rhs.subs(Sigma(L + 1), env["4"].rhs.subs(l, L))
+    sdot, sig = env["Sigmadot(L+1)"], env["4"].rhs.subs(l, L)
+    named = total.subs(sdot * Theta_inf(L) * dK, Sigma_dot(L + 1) * Theta_inf(L) * dK)
+    named = sp.expand(named).subs(sp.expand(sig * dK), Sigma(L + 1) * dK)
+    if not symbolic_equal(named.subs({Sigma_dot(L + 1): sdot, Sigma(L + 1): sig}), total, CL):
+        raise ValueError("naming changed the value")
+    return sp.Eq(Theta(L + 1, k, kp), sp.factor_terms(named))
+
+
+LABELS = {"sigma1": "1", "sigma_next": "4", "sigmadot": "Sigmadot(L+1)", "theta": "10"}
+
+
 # ---------------------------------------------------------------- Monte Carlo
 def _gram(limit: sp.Expr, env: dict) -> Any:
-    """The derived limit at ``L = 1`` (``k = k'``) on the Monte-Carlo inputs (mpmath)."""
+    """The derived limit at ``L = 1`` (``k = k'``) on the Monte-Carlo inputs (mpmath).
+
+    ``Theta_inf^(1)`` is ``Sigma^(1)``: step (7) shows it exactly.
+    """
     from ntksym.activations import get_activation
     from ntksym.derive.recursion import next_gram, sigma1_gram
     from ntksym.derive.symbols import weight_std as sw_sym
 
     scalars = {beta: sp.Float(BETA, 20), sw_sym: sp.Float(SW, 20)}
     e = limit.xreplace({dK: sp.Integer(1)}).subs(Sigma(L + 1), env["4"].rhs.subs(l, L))
+    e = e.subs(L, 1)
     s1 = sigma1_gram(env["1"].args[-1], mc_inputs(), scalars, 15)
-    return next_gram(e.subs(L, 1), s1, get_activation("relu"), scalars, 15)
+    if not e.has(Theta_inf(1)):
+        return next_gram(e, s1, get_activation("relu"), scalars, 15)
+    per = sp.expand(e / Theta_inf(1))
+    if per.has(Theta_inf(1)):
+        raise NotExact(f"the limit is not linear in Theta_inf^(1): {e}")
+    return next_gram(per, s1, get_activation("relu"), scalars, 15) * s1
 
 
-def mc_check(lr_scaled: bool):  # noqa: ANN201 - returns a CheckFn
+def _finite(kind: str, net: Any, X: Any, n: int, s1: Any) -> Any:
+    """The finite-width quantity of step ``kind`` on one network (``k = k' = 1``)."""
+    passes = net.forward(X)
+    a = passes[-1].inputs  # the hidden layer alpha^(1)
+    if kind == "6":  # (1/n) sum_j d f/d w_j d f'/d w_j, with d f / d w_j = alpha_j
+        return (a @ a.T) / n
+    if kind == "8":  # the same with the learning rate sigma_w^2/n, plus the bias part
+        return SW**2 * (a @ a.T) / n + BETA**2
+    # "9": sum_i w_i^2 sigmadot(z_i) sigmadot(z'_i) Theta^(1)_ii with w ~ N(0, sigma_w^2/n)
+    w = SW * net.weights[1][0] / n**0.5
+    dz = net.activation.numpy_derivative(passes[0].preactivations)
+    return ((dz * w**2) @ dz.T) * s1
+
+
+def mc_check(kind: str):  # noqa: ANN201 - returns a CheckFn
     """Finite standard-parameterization networks ``[10, n, 1]`` against the derived limit.
 
-    ``ntksym.empirical.Network`` is written in the NTK parameterization
-    (``W = sigma_w omega / sqrt(n)``); its forward pass has the law of the standard
-    parameterization's, and the last layer's gradients in the standard parameterization
-    are ``d alpha~_k / d w_kj = alpha_j``, ``d alpha~_k / d b_k = beta``. The finite
-    quantity is ``a.a' / n`` (step 6) or ``sigma_w^2 a.a' / n + beta^2`` (step 8, the
-    weights' learning rate scaled), ``a`` the hidden layer of the network; the distance to
-    the limit must shrink like ``n^(-1/2)`` (:func:`ntksym.derive.numeric.fit_rate`).
+    ``ntksym.empirical.Network`` is written in the NTK parameterization and cannot express
+    the standard one directly; its forward pass has the same law (``w = sigma_w omega /
+    sqrt(n)``), so its hidden layer and ``sigma_w omega / sqrt(n)`` serve as a standard
+    network's. The standard parameterization's gradients are written out
+    (``d alpha~_k / d w_kj = alpha_j``, ``d alpha~_k / d b_k = beta``; exact, steps (5),
+    (7)); the distance to the derived limit must shrink like ``n^(-1/2)``
+    (:func:`ntksym.derive.numeric.fit_rate`).
     """
 
     def check(stmt: sp.Basic, ctx: Context, env: dict) -> tuple[bool, str, str]:
         import numpy as np
 
+        from ntksym.derive.recursion import sigma1_gram
         from ntksym.empirical import Network
 
         lim = _gram(stmt.rhs, env)
         X = mc_inputs()
+        s1 = sigma1_gram(env["1"].args[-1], X, {beta: BETA, weight_std: SW}, 15)
         dists = []
-        root = np.random.SeedSequence(68 if lr_scaled else 66)
+        root = np.random.SeedSequence(60 + int(kind))
         for n, ws in zip(MC_WIDTHS, root.spawn(len(MC_WIDTHS)), strict=True):
             d = []
             for child in ws.spawn(MC_SAMPLES):
                 net = Network([X.shape[1], n, 1], "relu", BETA, SW, np.random.default_rng(child))
-                a = net.forward(X)[-1].inputs
-                emp = (SW**2 * (a @ a.T) / n + BETA**2) if lr_scaled else (a @ a.T) / n
+                emp = _finite(kind, net, X, n, s1)
                 d.append(np.linalg.norm(emp - lim) / np.linalg.norm(lim))
             dists.append(d)
         fit = fit_rate(MC_WIDTHS, dists)
@@ -297,7 +408,7 @@ DERIVATION = Derivation(
             uses=("4",),
             derive=d6,
             ctx=CL,
-            extra_check=mc_check(False),
+            extra_check=mc_check("6"),
             note="the last layer's weight part of Theta^(L+1) grows like n_L",
         ),
         Step("7", P7, "chain_rule", uses=("1",), derive=d7, ctx=C1N, configs=CFG1),
@@ -308,12 +419,34 @@ DERIVATION = Derivation(
             uses=("4",),
             derive=d8,
             ctx=CL,
-            extra_check=mc_check(True),
+            extra_check=mc_check("8"),
             note="weights' learning rate scaled by sigma_w^2/n_L: the NTK parameterization's term",
+        ),
+        Step(
+            "9",
+            P9,
+            "law_of_large_numbers",
+            uses=("4",),
+            derive=d9,
+            ctx=CL,
+            extra_check=mc_check("9"),
+            note="Theta^(L) here is the kernel of the first L layers with the weights' learning "
+            "rates scaled by sigma_w^2/n_m (hypothesis (19) for it)",
+        ),
+        Step(
+            "10",
+            P10,
+            "algebra",
+            uses=("4", "8", "9"),
+            derive=d10,
+            ctx=CL,
+            extra_check=recursion_check(LABELS, weight_std_value=SW, bias_std=BETA),
+            note="the learning-rate-scaled NTK has the NTK parameterization's recursion",
         ),
     ),
     hypotheses=(
         "w^(l) i.i.d. N(0, sigma_w^2/n_l), b i.i.d. N(0, 1); no 1/sqrt(n) in the forward pass",
         "limits taken sequentially",
+        "(19) for the learning-rate-scaled kernel: Theta^(L)_ii' -> Theta_inf^(L) delta_ii'",
     ),
 )
