@@ -114,3 +114,13 @@ def test_recursion_without_theta_inf_is_caught_numerically():
     res = S.DERIVATION.with_printed("10", wrong).run_one("10")
     assert res.verdict == "misprint", (res.verdict, res.detail)
     assert "reference.recursion" in res.detail
+
+
+def test_the_nngp_statement_holds_on_both_networks_and_the_ntk_statement_only_on_one():
+    """Sigma^(1) of (1) and Theta^(1) of (5), evaluated exactly on both networks."""
+    configs = list(S.CFG1)
+    for label, holds_on_ntk in (("1", True), ("5", False)):
+        step = S.DERIVATION.step(label)
+        ntk = step.ctx.replace(parameterization="ntk")
+        assert exact_finite_width(step.printed, step.ctx, configs)[0]
+        assert exact_finite_width(step.printed, ntk, configs)[0] is holds_on_ntk
