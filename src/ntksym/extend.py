@@ -66,6 +66,7 @@ from ntksym.derive.symbols import (
     l,
     latex,
     make_object,
+    scalar,
     sigma,
     sigmadot,
     theta,
@@ -83,6 +84,6 @@ __all__ = [
     "limit_check", "nngp_check", "recursion_check", "merge_sums",
     "REGISTRY", "ZF", "Dim", "E", "GaussE", "L", "PSum", "Sigma", "Sigma_dot", "Sigma_t",
     "Tends", "Theta", "Theta_inf", "W", "alpha", "alpha_t", "b", "beta", "index", "l",
-    "latex", "make_object", "sigma", "sigmadot", "theta", "weight_std", "width", "x",
+    "latex", "make_object", "scalar", "sigma", "sigmadot", "theta", "weight_std", "width", "x",
     "AllParams",
 ]  # fmt: skip

@@ -98,7 +98,9 @@ def concrete_layers(expr: sp.Basic, layers: dict, widths: dict) -> sp.Basic:
     return out.xreplace(rep)
 
 
-def unfold_all(expr: sp.Basic, widths: dict, scale: sp.Expr = sp.S.One) -> sp.Basic:
+def unfold_all(
+    expr: sp.Basic, widths: dict, scale: sp.Expr = sp.S.One, parameterization: str = "ntk"
+) -> sp.Basic:
     """Every registered entry with concrete indices replaced by its definition, repeatedly."""
 
     def is_def(e: sp.Basic) -> bool:
@@ -120,7 +122,7 @@ def unfold_all(expr: sp.Basic, widths: dict, scale: sp.Expr = sp.S.One) -> sp.Ba
         n_here = widths.get(m)
         if n_here is not None and not 1 <= int(k) <= n_here:
             raise UndefinedObject(f"index {k} out of range 1..{n_here} at layer {m}")
-        rhs = definition_of(e, scale)
+        rhs = definition_of(e, scale, parameterization)
         return expand_sums(concrete_layers(rhs, {}, widths))
 
     for _ in range(20):
@@ -143,7 +145,8 @@ def _check_param_indices(expr: sp.Basic, widths: dict) -> None:
                 raise UndefinedObject(f"{latex(e)}: index {i} out of range")
 
 
-def _expect_concrete(e: E) -> sp.Expr:
+def _expect_concrete(e: E, ctx: Context, widths: dict) -> sp.Expr:
+    """Exact Gaussian expectation with the variances of ``ctx`` at concrete widths."""
     arg = sp.expand(e.args[0])
     cond = int(e.args[1]) if len(e.args) > 1 else None
     out = sp.Integer(0)
@@ -163,12 +166,12 @@ def _expect_concrete(e: E) -> sp.Expr:
         if cond is not None:
             if any(int(gaussian_layer(a)) == cond for a in inside):
                 raise NotExact(f"layer-{cond} parameter inside a nonlinearity")
-            out += wick(gauss, Context()) * r
+            out += concrete_layers(wick(gauss, ctx), {}, widths) * r
             continue
         if gset & inside:
             raise NotExact("a Gaussian parameter appears inside a nonlinearity")
         er = r if not inside else E(r)
-        out += wick(gauss, Context()) * er
+        out += concrete_layers(wick(gauss, ctx), {}, widths) * er
     return sp.expand(out)
 
 
@@ -202,8 +205,15 @@ def concretize(
     assign: dict,
     names: dict | None = None,
     scale: sp.Expr = sp.S.One,
+    ctx: Context | None = None,
 ) -> sp.Expr:
-    """The exact value of ``expr`` for concrete layers, widths and free indices."""
+    """The exact value of ``expr`` for concrete layers, widths and free indices.
+
+    ``ctx`` (optional) gives the forward pass and the parameter variances
+    (``parameterization``, ``weight_scale``, ``weight_var``, ``bias_var``); without it the
+    seed's network with weight scale ``scale`` and unit variances.
+    """
+    gauss = ctx or Context(weight_scale=scale)
     if expr.has(GaussE) or expr.has(Tends):
         raise NotExact("a limit object has no finite-width value")
     out = expr
@@ -228,14 +238,14 @@ def concretize(
     bound = {v for t in out.atoms(sp.Sum) for v in t.variables}
     # subs, not xreplace, when an index free here is bound by a sum elsewhere
     out = out.subs(assign) if bound & set(assign) else out.xreplace(assign)
-    out = _eval_derivs(unfold_all(out, widths, scale))
+    out = _eval_derivs(unfold_all(out, widths, gauss.weight_scale, gauss.parameterization))
     out = expand_sums(out)
-    out = _eval_derivs(unfold_all(out, widths, scale))
+    out = _eval_derivs(unfold_all(out, widths, gauss.weight_scale, gauss.parameterization))
     _check_param_indices(out, widths)
     out = sigma_prime(out)
     if out.has(sp.Derivative):
         raise NotExact("a derivative could not be evaluated")
-    out = out.replace(lambda e: isinstance(e, E), _expect_concrete)
+    out = out.replace(lambda e: isinstance(e, E), lambda e: _expect_concrete(e, gauss, widths))
     return sp.expand(out)
 
 
@@ -292,7 +302,7 @@ def exact_finite_width(
             compared += 1
             for a in _assignments(free, ctx.ranges, layers, widths, ctx.unequal):
                 try:
-                    diff = concretize(lhs - rhs, layers, widths, a, ctx.names, ctx.weight_scale)
+                    diff = concretize(lhs - rhs, layers, widths, a, ctx.names, ctx=ctx)
                 except UndefinedObject as exc:
                     return False, f"undefined at {_fmt(layers, widths, a)}: {exc}"
                 if not _is_zero(diff):

@@ -14,7 +14,7 @@ import sympy as sp
 
 from ntksym.errors import NTKSymError
 
-__all__ = ["RULES", "Context", "RuleError", "apply_rule", "fresh", "rule"]
+__all__ = ["PARAMETERIZATIONS", "RULES", "Context", "RuleError", "apply_rule", "fresh", "rule"]
 
 
 class RuleError(NTKSymError):
@@ -33,6 +33,9 @@ class Context:
         names: values of named quantities (``Sigma^(1)(x,x')``) for the exact checks.
         weight_scale: factor in front of ``W alpha / sqrt(n)`` in (2) (1 in the seed;
             ``sigma_w`` in the NTK parameterization with a weight scale).
+        parameterization: ``"ntk"`` (the seed's (2): ``weight_scale W alpha / sqrt(n_m)
+            + beta b``) or ``"standard"`` (``W alpha + beta b`` with no ``1/sqrt(n)``, and
+            ``Var(w^(m)) = weight_var * weight_scale^2 / n_m``).
     """
 
     ranges: dict = field(default_factory=dict)
@@ -41,6 +44,14 @@ class Context:
     bias_var: sp.Expr = sp.Integer(1)
     names: dict = field(default_factory=dict)
     weight_scale: sp.Expr = sp.S.One
+    parameterization: str = "ntk"
+
+    def __post_init__(self) -> None:
+        if self.parameterization not in PARAMETERIZATIONS:
+            raise RuleError(
+                f"unknown parameterization {self.parameterization!r}; "
+                f"allowed: {', '.join(PARAMETERIZATIONS)}"
+            )
 
     def replace(self, **kw: object) -> Context:
         """A copy with some fields changed."""
@@ -48,6 +59,9 @@ class Context:
         d.update(kw)
         return Context(**d)
 
+
+#: The forward passes :class:`Context` knows (see its ``parameterization``).
+PARAMETERIZATIONS = ("ntk", "standard")
 
 RULES: dict[str, Callable[[sp.Expr, Context], sp.Expr]] = {}
 

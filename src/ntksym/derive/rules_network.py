@@ -43,8 +43,14 @@ __all__ = [
 ]
 
 
-def definition_of(ind: sp.Indexed, weight_scale: sp.Expr = sp.S.One) -> sp.Expr | None:
-    """The right-hand side of (1)–(3) for one registered entry, or None."""
+def definition_of(
+    ind: sp.Indexed, weight_scale: sp.Expr = sp.S.One, parameterization: str = "ntk"
+) -> sp.Expr | None:
+    """The right-hand side of (1)–(3) for one registered entry, or None.
+
+    In the ``"standard"`` parameterization the pre-activation is ``W alpha + beta b``
+    (the weight scale lives in the variance of ``W``, see :class:`Context`).
+    """
     info = REGISTRY.get(ind.base)
     if info is None or info.kind not in ("a", "z"):
         return None
@@ -56,7 +62,10 @@ def definition_of(ind: sp.Indexed, weight_scale: sp.Expr = sp.S.One) -> sp.Expr 
         return sigma(alpha_t(m, info.prime)[k])
     prev = m - 1
     j = fresh("j")
-
+    if parameterization == "standard":
+        return sp.Sum(W(prev)[k, j] * alpha(prev, info.prime)[j], (j, 1, width(prev))) + (
+            beta * b(prev)[k]
+        )
     return (
         weight_scale
         * sp.Sum(W(prev)[k, j] * alpha(prev, info.prime)[j], (j, 1, width(prev)))
@@ -72,7 +81,9 @@ def unfold(expr: sp.Expr, ctx: Context, kinds: tuple[str, ...] = ("a", "z")) -> 
     def is_target(e: sp.Basic) -> bool:
         return isinstance(e, sp.Indexed) and e.base in REGISTRY and REGISTRY[e.base].kind in kinds
 
-    return expr.replace(is_target, lambda e: definition_of(e, ctx.weight_scale))
+    return expr.replace(
+        is_target, lambda e: definition_of(e, ctx.weight_scale, ctx.parameterization)
+    )
 
 
 def _range_facts(ctx: Context) -> sp.Basic:

@@ -11,7 +11,7 @@ import sympy as sp
 
 from ntksym.derive.registry import RULES, Context, RuleError, rule
 from ntksym.derive.rules_network import delta_sum, merge_sums
-from ntksym.derive.symbols import REGISTRY, ZF_INFO, E, GaussE
+from ntksym.derive.symbols import REGISTRY, ZF_INFO, E, GaussE, width
 
 __all__ = [
     "depends_on_layer",
@@ -166,6 +166,8 @@ def _pair(p: sp.Indexed, q: sp.Indexed, ctx: Context) -> sp.Expr:
     if d != 0:
         return sp.Integer(0)
     var = ctx.weight_var if ip.kind == "W" else ctx.bias_var
+    if ip.kind == "W" and ctx.parameterization == "standard":
+        var = var * ctx.weight_scale**2 / width(ip.layer)
     out = var
     for a, c in zip(p.indices, q.indices, strict=True):
         out *= sp.KroneckerDelta(a, c)

@@ -46,11 +46,42 @@ __all__ = [
     "KIND_TEX",
     "NAME_TEX",
     "make_object",
+    "SCALARS",
+    "scalar",
 ]
 
 #: The bias scale of the seed (``beta``) and the weight scale of a variant derivation.
 beta = sp.Symbol("beta", positive=True)
 weight_std = sp.Symbol("sigma_w", positive=True)
+#: The declared scalar parameters a statement may use besides indices and widths.
+SCALARS: dict[str, sp.Symbol] = {"beta": beta, "sigma_w": weight_std}
+
+
+def scalar(name: str, positive: bool = True) -> sp.Symbol:
+    """Declare a scalar parameter of a derivation (a multiplier, a scale) and return it.
+
+    A statement may use only indices, widths and declared scalars; any other symbol makes
+    it ill-formed ("undefined symbol"). The symbol is real (positive unless
+    ``positive=False``) and cached: the same name gives the same symbol. Declaring a
+    scalar as an integer instead would make the engine treat it as a free index.
+
+    Raises:
+        InputError: ``name`` is not a non-empty string, is already an index name, or was
+            declared before with another sign assumption.
+    """
+    from ntksym.errors import InputError
+
+    if not isinstance(name, str) or not name.strip():
+        raise InputError(f"a scalar needs a non-empty name, got {name!r}")
+    if name in _INDICES:
+        raise InputError(f"{name!r} is already an index; choose another name for the scalar")
+    sym = sp.Symbol(name, positive=True) if positive else sp.Symbol(name, real=True)
+    old = SCALARS.setdefault(name, sym)
+    if old != sym:
+        raise InputError(f"scalar {name!r} was declared before with other assumptions ({old!r})")
+    return sym
+
+
 #: The activation and its derivative, kept abstract.
 sigma = sp.Function("sigma", real=True)
 sigmadot = sp.Function("sigmadot", real=True)

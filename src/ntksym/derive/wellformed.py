@@ -12,13 +12,12 @@ from ntksym.derive.statements import pairs
 from ntksym.derive.symbols import (
     NAMES,
     REGISTRY,
+    SCALARS,
     ZF_INFO,
     E,
     GaussE,
-    beta,
     latex,
     theta,
-    weight_std,
     width_layer,
 )
 
@@ -76,11 +75,11 @@ def free_indices(e: sp.Basic, bound: frozenset = frozenset()) -> set[sp.Symbol]:
 
 
 def unknown_symbols(e: sp.Basic) -> set[sp.Symbol]:
-    """Symbols that are neither indices nor the declared scalars (beta, sigma_w, theta)."""
+    """Symbols that are neither indices nor declared scalars (:func:`symbols.scalar`)."""
     if isinstance(e, (GaussE, sp.Indexed, sp.IndexedBase)):
         return set()
     if isinstance(e, sp.Symbol):
-        ok = e.is_integer or e in (beta, weight_std, theta)
+        ok = e.is_integer or e == theta or SCALARS.get(e.name) == e
         return set() if ok else {e}
     return set().union(set(), *(unknown_symbols(a) for a in e.args))
 
