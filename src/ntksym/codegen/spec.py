@@ -202,6 +202,8 @@ def _stable_spec(act: Activation) -> KernelSpec | None:
     if factory is None:
         return None
     lm = factory(**dict(act.params))
+    if lm is None:  # an affine activation a*f(b*u) + c whose f has no stable form
+        return None
     reason = ""
     if lm.ntk is None:
         reason = (
