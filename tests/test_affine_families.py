@@ -78,7 +78,7 @@ def test_exact_names_are_unchanged():
 @pytest.mark.parametrize(
     ("params", "match"),
     [
-        ({}, "base="),
+        ({"base": None}, "base="),
         ({"base": "affine"}, "other than 'affine'"),
         ({"base": "nope"}, "registered"),
         ({"base": "erf", "a": 0}, "a must not be 0"),

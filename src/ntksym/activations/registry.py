@@ -193,7 +193,7 @@ def _constant(name: str, value: Any, nonzero: bool = False) -> sp.Expr:
 
 
 def _affine_parts(
-    base: Any = None, a: Any = 1, b: Any = 1, c: Any = 0, **base_params: Any
+    base: Any = "identity", a: Any = 1, b: Any = 1, c: Any = 0, **base_params: Any
 ) -> tuple[Activation, sp.Expr, sp.Expr, sp.Expr]:
     """The checked parts ``(f, a, b, c)`` of ``a * f(b*u) + c``."""
     if not isinstance(base, str) or base not in REGISTRY or base == "affine":
@@ -232,8 +232,12 @@ def _shown(value: Any) -> str:
     return sp.sstr(value) if isinstance(value, sp.Basic) else str(value)
 
 
-def _affine(base: Any = None, a: Any = 1, b: Any = 1, c: Any = 0, **base_params: Any) -> Activation:
+def _affine(
+    base: Any = "identity", a: Any = 1, b: Any = 1, c: Any = 0, **base_params: Any
+) -> Activation:
     """``a * f(b*u) + c`` for a registered activation ``f`` (``base``, with its parameters).
+
+    The defaults give ``u`` itself (``f`` the identity, ``a = b = 1``, ``c = 0``).
 
     Its dual maps are those of ``f`` at the covariance scaled by ``b^2``
     (``ntksym.dual.families.affine``), so a scaled and shifted closed-form activation

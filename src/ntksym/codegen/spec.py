@@ -201,8 +201,9 @@ def _stable_spec(act: Activation) -> KernelSpec | None:
     factory = None if family is None or base is None else family.stable.get(base)
     if factory is None:
         return None
-    lm = factory(**dict(act.params))
-    if lm is None:  # an affine activation a*f(b*u) + c whose f has no stable form
+    try:
+        lm = factory(**dict(act.params))
+    except NoClosedFormError:  # an affine activation a*f(b*u) + c whose f has no stable form
         return None
     reason = ""
     if lm.ntk is None:

@@ -29,6 +29,7 @@ from ntksym.dual import derive as _d
 from ntksym.dual import stable as st
 from ntksym.dual.family import DualMaps, Family, NumericFn
 from ntksym.dual.stable import LayerMap
+from ntksym.errors import NoClosedFormError
 
 __all__ = ["affine_family", "scaled_layer_map"]
 
@@ -42,8 +43,8 @@ def _dual_maps(maps: DualMaps, act: Activation, a: sp.Expr, b: sp.Expr, c: sp.Ex
     sub = {_d.S11: b**2 * _d.S11, _d.S12: b**2 * _d.S12, _d.S22: b**2 * _d.S22}
     nngp = a**2 * maps.nngp.xreplace(sub) + c**2
     ntk = None if maps.ntk is None else a**2 * b**2 * maps.ntk.xreplace(sub)
-    how = f"{maps.method}; scaled: a*f(b*u) + c, E_f at b^2 Sigma"
-    return DualMaps(act, nngp, ntk, how, maps.source, maps.derived)
+    # the method is f's: the substitution is a change of variable of the same derivation
+    return DualMaps(act, nngp, ntk, maps.method, maps.source, maps.derived)
 
 
 def _numeric(inner: NumericFn, a: sp.Expr, b: sp.Expr, c: sp.Expr) -> NumericFn:
@@ -102,17 +103,18 @@ def affine_family(family_of: Callable[[Activation], Family | None]) -> Family:
         maps, numeric = derived
         return _dual_maps(maps, act, a, b, c), _numeric(numeric, a, b, c)
 
-    def scaled(**params: Any) -> LayerMap | None:
+    def scaled(**params: Any) -> LayerMap:
         """a*f(b*u) + c: the stable form of f at b^2 Sigma (ntksym.dual.families.affine).
 
-        None when ``f`` has no stable layer map.
+        Raises:
+            NoClosedFormError: ``f`` has no stable layer map.
         """
         f, a, b, c = affine_parts(REGISTRY["affine"](**params))
         family = family_of(f)
         base = f.registered_base
         factory = None if family is None or base is None else family.stable.get(base)
         if factory is None:
-            return None
+            raise NoClosedFormError(f"{f.name} has no stable layer map to scale")
         return scaled_layer_map(factory(**dict(f.params)), a, b, c)
 
     return Family(name="affine", members=("affine",), derive=derive, stable={"affine": scaled})
