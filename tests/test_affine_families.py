@@ -123,18 +123,23 @@ WAVE_MAPS = ["3*sin(2*u) + 1", "2*cos(3*u)"]
 
 
 def _check_maps(typed, variances, rhos, tol=1e-12):
+    """Each map within ``tol`` of the quadrature, relative to ``sqrt(E11 E22)`` (the
+    Cauchy-Schwarz bound of the pair, which does not vanish where the map crosses zero)."""
     act = get_activation(typed)
+
+    def ref(s11, s12, s22, derivative):
+        return reference.dual(act, s11, s12, s22, derivative=derivative, method="quadrature")
+
+    diag = {(s, d): ref(s, s, s, d) for pair in variances for s in pair for d in (False, True)}
     for s11, s22 in variances:
         for rho in rhos:
             s12 = rho * np.sqrt(s11 * s22)
             got = dual.evaluate(act, s11, s12, s22)
             for derivative, g in zip((False, True), got, strict=True):
-                ref = reference.dual(act, s11, s12, s22, derivative=derivative, method="quadrature")
-                d1 = reference.dual(act, s11, s11, s11, derivative=derivative, method="quadrature")
-                d2 = reference.dual(act, s22, s22, s22, derivative=derivative, method="quadrature")
-                scale = float(mpmath.sqrt(abs(d1 * d2)))
-                err = abs(float(g) - float(ref)) / scale
-                assert err < tol, (typed, s11, s22, rho, derivative, float(g), float(ref))
+                want = ref(s11, s12, s22, derivative)
+                scale = float(mpmath.sqrt(abs(diag[s11, derivative] * diag[s22, derivative])))
+                err = abs(float(g) - float(want)) / scale
+                assert err < tol, (typed, s11, s22, rho, derivative, float(g), float(want))
 
 
 @pytest.mark.parametrize("typed", FAST_MAPS)
@@ -142,10 +147,16 @@ def test_dual_maps_match_mpmath_quadrature(typed):
     _check_maps(typed, VARIANCES, RHOS)
 
 
+#: (1, 1e4) is left out for the smooth maps: near rho = +-1 the mpmath quadrature misses
+#: the narrow peak of sigma'(u) sigma'(v) there (it returns 7.7e-47 for the Gaussian bump's
+#: derivative map, where the one-dimensional integral that rho = 1 leaves is 5.77e-5).
+SMOOTH_VARIANCES = [(1e-4, 1e-4), (1e-4, 1.0), (1.0, 1e2), (1e4, 1e4)]
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("typed", SMOOTH_MAPS)
 def test_smooth_dual_maps_match_mpmath_quadrature(typed):
-    _check_maps(typed, VARIANCES, RHOS)
+    _check_maps(typed, SMOOTH_VARIANCES, RHOS)
 
 
 @pytest.mark.slow
