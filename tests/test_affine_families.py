@@ -8,6 +8,8 @@ quadrature (``method="quadrature"``: never a closed form) at variances 1e-4..1e4
 
 from __future__ import annotations
 
+import functools
+
 import mpmath
 import numpy as np
 import pytest
@@ -185,10 +187,18 @@ def _inputs():
     return np.array([x * 1e-2, x, near, -3 * x, x * 1e2])
 
 
+@functools.lru_cache(maxsize=8)
+def _reference(typed, rows, depth, bias_std, ntk):
+    """The mpmath kernel (by quadrature), once for all backends."""
+    X = _inputs() if rows is None else _inputs()[list(rows)]
+    act = get_activation(typed)
+    return reference.kernel(act, X, depth=depth, bias_std=bias_std, method="quadrature", ntk=ntk)
+
+
 def _check_kernel(typed, backend, rows=None, depth=3, bias_std=0.05, ntk=True):
     X = _inputs() if rows is None else _inputs()[rows]
     act = get_activation(typed)
-    ref = reference.kernel(act, X, depth=depth, bias_std=bias_std, method="quadrature", ntk=ntk)
+    ref = _reference(typed, None if rows is None else tuple(rows), depth, bias_std, ntk)
     k = ntksym.kernel(act, depth=depth, bias_std=bias_std, backend=backend)
     got = k(X, get=("nngp", "ntk") if ntk else "nngp")
     got = (got.nngp, got.ntk) if ntk else (got,)
