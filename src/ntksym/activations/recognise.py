@@ -9,7 +9,17 @@ Two checks, both exact: an expression identical to a registered activation's aft
 own canonical ordering; and a piecewise-linear expression with its only kink at 0, whose two
 halves (``u = t`` and ``u = -t`` with ``t > 0``, where SymPy resolves every ``max``, ``min``,
 ``abs`` and step exactly) are the lines ``a t`` and ``-b t``: that is ``a*max(u, 0) +
-b*min(u, 0)``, the leaky family when ``a = 1``.
+b*min(u, 0)``, the leaky family when ``a = 1``, and otherwise ``a`` times the leaky ReLU
+of slope ``b/a`` (the registered ``affine`` activation, see below).
+
+Scaled and shifted members, ``A*f(B*u) + C``, are the registered ``affine`` activation
+``affine(base=f, a=A, b=B, c=C)``, whose dual maps are f's at the covariance scaled by
+``B^2`` (``ntksym.dual.families.affine``): ``A*erf(B*u) + C``, ``A*sin(B*u) + C``,
+``A*tanh(B*u) + C`` (no closed form: still integrated, but under one name), ``A*cos(B*u)``,
+``A*exp(B*u)``, ``A*exp(-K*u**2)`` (the Gaussian bump at ``B = sqrt(2K)``), ``A*u + C``, and
+``A`` times any registered activation (``3*gelu``, ``2*heaviside(u)``). A shift ``C`` is
+taken only with an odd f (erf, sin, tanh, the identity), where it adds ``C^2`` to the NNGP
+map; with another f the expression stays a user expression.
 """
 
 from __future__ import annotations
@@ -53,10 +63,74 @@ def recognise(expr: sp.Expr, registry: dict[str, sp.Expr]) -> tuple[str, dict] |
         if expr == reg:
             return name, {}
     slopes = piecewise_linear_slopes(expr)
-    if slopes is None or float(slopes[0]) != 1.0:  # (SymPy: Float(1.0) != Integer(1))
-        return None
-    b = float(slopes[1])
+    if slopes is not None:
+        return _piecewise_linear(*slopes)
+    return _affine(expr, registry)
+
+
+def _piecewise_linear(a: sp.Expr, b: sp.Expr) -> tuple[str, dict] | None:
+    """``a*max(u, 0) + b*min(u, 0)``: relu, abs, identity, leaky, or ``a`` times one."""
+    if a.is_zero:
+        # b*min(u, 0) = -b*max(-u, 0)
+        return None if b.is_zero else ("affine", {"base": "relu", "a": -b, "b": -1})
+    slope = float(b / a)
     named = {0.0: "relu", 1.0: "identity", -1.0: "abs"}
-    if b in named:
-        return named[b], {}
-    return "leaky_relu", {"slope": b}
+    base, params = (named[slope], {}) if slope in named else ("leaky_relu", {"slope": slope})
+    if float(a) == 1.0:  # (SymPy: Float(1.0) != Integer(1))
+        return base, params
+    return "affine", {"base": base, "a": a, **params}
+
+
+#: Functions ``f`` recognised as ``A*f(B*u) + C``, and whether f is odd (a shift allowed).
+_SCALED: dict[type, tuple[str, bool]] = {
+    sp.erf: ("erf", True),
+    sp.sin: ("sin", True),
+    sp.tanh: ("tanh", True),
+    sp.cos: ("cos", False),
+}
+
+
+def _core(core: sp.Expr) -> tuple[str, sp.Expr, bool] | None:
+    """``(f, B, odd)`` when ``core`` is ``f(B*u)`` for a registered f, else None."""
+    if core == u:
+        return "identity", sp.Integer(1), True
+    if type(core) in _SCALED:
+        b = sp.simplify(core.args[0] / u)
+        name, odd = _SCALED[type(core)]
+        return (name, b, odd) if b.is_number and not b.is_zero else None
+    if isinstance(core, sp.exp) and core.args[0].is_polynomial(u):
+        poly = sp.Poly(core.args[0], u)
+        coeffs = dict(zip(poly.monoms(), poly.coeffs(), strict=True))
+        if set(coeffs) == {(1,)}:
+            return "exp", coeffs[(1,)], False
+        if set(coeffs) == {(2,)} and coeffs[(2,)].is_negative:
+            return "gaussian", sp.sqrt(-2 * coeffs[(2,)]), False
+    return None
+
+
+def _affine(expr: sp.Expr, registry: dict[str, sp.Expr]) -> tuple[str, dict] | None:
+    """``("affine", {...})`` when ``expr`` is ``A*f(B*u) + C`` (see the module), else None."""
+    expanded = sp.expand(expr)
+    c, rest = expanded.as_independent(u, as_Add=True)
+    a, core = rest.as_independent(u, as_Add=False)
+    if not (c.is_number and a.is_number and c.is_real and a.is_real) or a.is_zero:
+        return None
+    found = _core(core)
+    if found is not None:
+        name, b, odd = found
+        if c.is_zero or odd:
+            return "affine", {"base": name, "a": a, "b": b, "c": c}
+        return None
+    kinds = {type(f) for f in expr.atoms(sp.Function)}
+    for name, reg in registry.items():
+        if {type(f) for f in reg.atoms(sp.Function)} != kinds or not reg.has(u):
+            continue
+        ratio = rest / reg
+        if ratio.has(u):
+            ratio = sp.simplify(ratio)
+        if not (ratio.is_number and ratio.is_real) or ratio.is_zero:
+            continue
+        if c.is_zero or sp.expand(reg.subs(u, -u) + reg) == 0:
+            return "affine", {"base": name, "a": ratio, "c": c}
+        return None
+    return None

@@ -18,7 +18,7 @@ from ntksym.activations.parser import MAX_INTEGER_EXPONENT, parse_expression
 from ntksym.activations.recognise import recognise
 from ntksym.errors import ActivationError
 
-__all__ = ["Activation", "registered_names", "get_activation"]
+__all__ = ["Activation", "affine_parts", "registered_names", "get_activation"]
 
 
 # --------------------------------------------------------------------------- the object
@@ -177,6 +177,83 @@ REGISTRY["leaky_relu"] = _leaky_relu
 
 
 REGISTRY["monomial"] = _monomial
+
+
+def _constant(name: str, value: Any, nonzero: bool = False) -> sp.Expr:
+    """A real constant: a number (floats as rationals, like ``slope``) or an exact SymPy number."""
+    if isinstance(value, sp.Expr) and not isinstance(value, sp.Number):
+        if not value.is_number or value.is_real is not True or value.is_finite is not True:
+            raise ActivationError(f"{name} must be a finite real number, got {sp.sstr(value)}")
+        const = value
+    else:
+        const = _finite_number(name, value)
+    if nonzero and const.is_zero:
+        raise ActivationError(f"{name} must not be 0 (the activation would be a constant)")
+    return const
+
+
+def _affine_parts(
+    base: Any = "identity", a: Any = 1, b: Any = 1, c: Any = 0, **base_params: Any
+) -> tuple[Activation, sp.Expr, sp.Expr, sp.Expr]:
+    """The checked parts ``(f, a, b, c)`` of ``a * f(b*u) + c``."""
+    if not isinstance(base, str) or base not in REGISTRY or base == "affine":
+        raise ActivationError(
+            f"affine needs base=<registered activation name> other than 'affine', got "
+            f"{base!r}; registered: {', '.join(n for n in registered_names() if n != 'affine')}"
+        )
+    try:
+        inner = REGISTRY[base](**base_params)
+    except TypeError as exc:
+        raise ActivationError(f"bad parameters for the base activation {base!r}: {exc}") from None
+    ca, cb, cc = _constant("a", a, True), _constant("b", b, True), _constant("c", c)
+    if not cc.is_zero and sp.expand(inner.expr.subs(u, -u) + inner.expr) != 0:
+        raise ActivationError(
+            f"affine: a shift c = {c} needs an odd base activation (erf, sin, sign, identity, "
+            f"tanh, odd monomials); {inner.name} is not odd"
+        )
+    return inner, ca, cb, cc
+
+
+def affine_parts(act: Activation) -> tuple[Activation, sp.Expr, sp.Expr, sp.Expr]:
+    """``(f, a, b, c)`` of an ``affine`` activation ``a * f(b*u) + c``, as SymPy numbers.
+
+    Raises:
+        ActivationError: ``act`` is not a registered ``affine`` activation.
+    """
+    if act.registered_base != "affine":
+        raise ActivationError(f"{act.name!r} is not an affine activation a*f(b*u) + c")
+    return _affine_parts(**dict(act.params))
+
+
+def _shown(value: Any) -> str:
+    """A parameter as text: SymPy floats as the shortest float repr, other SymPy numbers exactly."""
+    if isinstance(value, sp.Float):
+        return repr(float(value))
+    return sp.sstr(value) if isinstance(value, sp.Basic) else str(value)
+
+
+def _affine(
+    base: Any = "identity", a: Any = 1, b: Any = 1, c: Any = 0, **base_params: Any
+) -> Activation:
+    """``a * f(b*u) + c`` for a registered activation ``f`` (``base``, with its parameters).
+
+    The defaults give ``u`` itself (``f`` the identity, ``a = b = 1``, ``c = 0``).
+
+    Its dual maps are those of ``f`` at the covariance scaled by ``b^2``
+    (``ntksym.dual.families.affine``), so a scaled and shifted closed-form activation
+    keeps its closed form. The shift ``c`` must be 0 unless ``f`` is odd (then
+    ``E[f(b u)] = 0`` and the shift only adds ``c^2`` to the NNGP map).
+    """
+    inner, ca, cb, cc = _affine_parts(base, a, b, c, **base_params)
+    expr = ca * inner.expr.subs(u, cb * u) + cc
+    shown = ", ".join(f"{k}={_shown(v)}" for k, v in (("a", a), ("b", b), ("c", c)))
+    params = (("base", base), ("a", a), ("b", b), ("c", c), *sorted(base_params.items()))
+    return Activation(
+        f"affine({inner.name}, {shown})", expr, f"a*f(b*u) + c with f = {inner.name}", params
+    )
+
+
+REGISTRY["affine"] = _affine
 
 
 def registered_names() -> list[str]:

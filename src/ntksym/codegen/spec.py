@@ -201,7 +201,10 @@ def _stable_spec(act: Activation) -> KernelSpec | None:
     factory = None if family is None or base is None else family.stable.get(base)
     if factory is None:
         return None
-    lm = factory(**dict(act.params))
+    try:
+        lm = factory(**dict(act.params))
+    except NoClosedFormError:  # an affine activation a*f(b*u) + c whose f has no stable form
+        return None
     reason = ""
     if lm.ntk is None:
         reason = (

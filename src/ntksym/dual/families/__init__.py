@@ -1,18 +1,20 @@
 """The activation families with closed-form dual kernels, one module each.
 
 :data:`FAMILIES` is the registry, in the order the families are tried: the first whose
-:meth:`~ntksym.dual.family.Family.covers` accepts an activation derives its maps.
+:meth:`~ntksym.dual.family.Family.covers` accepts an activation derives its maps. The first
+is :data:`AFFINE`, the registered ``affine`` activations ``a*f(b*u) + c``, whose maps come
+from those of ``f`` in one of the others.
 """
 
 from __future__ import annotations
 
 from ntksym.activations import Activation
-from ntksym.dual.families import erf, gelu, jump, mgf, piecewise_linear, polynomial
+from ntksym.dual.families import affine, erf, gelu, jump, mgf, piecewise_linear, polynomial
 from ntksym.dual.family import Family
 
-__all__ = ["FAMILIES", "closed_form_names", "family_of"]
+__all__ = ["AFFINE", "FAMILIES", "closed_form_names", "family_of"]
 
-FAMILIES: tuple[Family, ...] = (
+_BASES: tuple[Family, ...] = (
     piecewise_linear.FAMILY,
     jump.FAMILY,
     erf.FAMILY,
@@ -23,14 +25,27 @@ FAMILIES: tuple[Family, ...] = (
 )
 
 
-def family_of(act: Activation) -> Family | None:
-    """The first family that covers ``act``, or None."""
-    for family in FAMILIES:
+def _first(families: tuple[Family, ...], act: Activation) -> Family | None:
+    for family in families:
         if family.covers(act):
             return family
     return None
 
 
+#: ``a*f(b*u) + c`` for ``f`` in one of the other families.
+AFFINE = affine.affine_family(lambda act: _first(_BASES, act))
+
+FAMILIES: tuple[Family, ...] = (AFFINE, *_BASES)
+
+
+def family_of(act: Activation) -> Family | None:
+    """The first family that covers ``act``, or None."""
+    return _first(FAMILIES, act)
+
+
 def closed_form_names() -> list[str]:
-    """Registered activation names whose members all have closed-form dual maps."""
-    return sorted({name for family in FAMILIES for name in family.members})
+    """Registered activation names whose members all have closed-form dual maps.
+
+    ``affine`` is not listed: its members have closed forms when their base ``f`` has one.
+    """
+    return sorted({name for family in _BASES for name in family.members})
