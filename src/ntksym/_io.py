@@ -8,12 +8,15 @@ alone would give 0600).
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
+import sys
 import tempfile
+import types
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_path", "atomic_write_text"]
+__all__ = ["atomic_path", "atomic_write_text", "import_file"]
 
 
 def _umask_mode() -> int:
@@ -49,3 +52,23 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
         f.write(text)
         f.flush()
         os.fsync(f.fileno())
+
+
+def import_file(path: str | os.PathLike[str], name: str) -> types.ModuleType | None:
+    """Import the Python file ``path`` as module ``name``, registered in ``sys.modules``.
+
+    The module is registered before it runs (Numba's disk cache and dataclasses look it up
+    by name) and removed again if running it raises. Returns None when ``path`` cannot be
+    loaded as a module at all.
+    """
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        return None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module

@@ -15,11 +15,10 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
-import sys
 import types
 from pathlib import Path
 
-from ntksym._io import atomic_write_text
+from ntksym._io import atomic_write_text, import_file
 from ntksym.codegen.render import BACKENDS, HEADER_LINES, content_hash, module_key, render
 from ntksym.codegen.spec import kernel_spec
 from ntksym.errors import GeneratedFileError, InputError
@@ -148,18 +147,9 @@ def _import(path: Path) -> types.ModuleType:
     # The plain file stem, as ``import relu_numba`` from generated/ would name it: Numba's
     # disk cache pickles references to the module by name, so every importer of the same
     # file must use the same name to share the cache.
-    name = path.stem
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:  # pragma: no cover - defensive
+    module = import_file(path, path.stem)
+    if module is None:  # pragma: no cover - defensive
         raise InputError(f"cannot import generated module {path}")
-    module = importlib.util.module_from_spec(spec)
-    # Numba's on-disk cache re-imports the module by name: register it first.
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[name]
-        raise
     _LOADED[path] = module
     return module
 

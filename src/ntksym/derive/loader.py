@@ -12,6 +12,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
+from ntksym._io import import_file
 from ntksym.derive.derivation import Derivation
 from ntksym.errors import InputError
 
@@ -61,17 +62,9 @@ def _import(path: Path) -> object:
     root = str(path.resolve().parent.parent)
     if root not in sys.path:
         sys.path.insert(0, root)  # so that 'derivations.x' imports inside the module work
-    name = f"_ntksym_derivation_{path.stem}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
+    module = import_file(path, f"_ntksym_derivation_{path.stem}")
+    if module is None:
         raise InputError(f"{path}: cannot be loaded as a module")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[name]
-        raise
     return module
 
 
