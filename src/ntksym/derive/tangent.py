@@ -38,6 +38,7 @@ from ntksym.derive.symbols import (
     width,
     width_layer,
 )
+from ntksym.derive.text import Config, Shape, Tex, Text, text
 
 __all__ = ["AllParams", "Vec", "Tr", "Grad", "Outer", "Mat", "Member", "has_matrix", "exact_matrix"]
 
@@ -174,7 +175,14 @@ def _as_column(e: sp.Basic) -> tuple[sp.Expr, tuple] | None:
     return None
 
 
-@rule("outer_product")
+@rule(
+    "outer_product",
+    description=text(
+        "{f} for column vectors; a sum over {p} moves into entries",
+        f=Tex(r"u \otimes v = [u_r v_c]_{r,c}", "u (x) v = [u_r v_c]_{r,c}"),
+        p=sp.Symbol("p"),
+    ),
+)
 def outer_product(expr: sp.Expr, ctx: Context) -> sp.Expr:
     """``u (x) v = [u_r v_c]_{r,c}`` for column vectors; a sum over p moves into entries.
 
@@ -326,8 +334,12 @@ def _claimed_shapes(e: sp.Basic, net: _Net, layer_sym: sp.Symbol) -> list[tuple[
     ]
 
 
-def _fmt(depth: int, widths: dict) -> str:
-    return f"L={depth} n=(" + ",".join(str(widths[k]) for k in sorted(widths)) + ")"
+def _fmt(depth: int, widths: dict) -> Config:
+    return Config((("L", depth),), tuple(widths[k] for k in sorted(widths)))
+
+
+#: The reference of the matrix check, as a formula of its details.
+_JJT = Tex(r"J(x) J(x')^{\mathsf T}", "J(x) J(x')^T")
 
 
 def _is_zero(m: sp.Matrix) -> bool:
@@ -336,7 +348,7 @@ def _is_zero(m: sp.Matrix) -> bool:
 
 def exact_matrix(
     stmt: sp.Basic, layer_sym: sp.Symbol, configs: list[tuple[dict, dict]]
-) -> tuple[bool, str]:
+) -> tuple[bool, Text]:
     """Check a matrix statement ``Theta^(L) = member = ...`` exactly at concrete widths.
 
     Each member is evaluated as an explicit matrix for the network of each configuration
@@ -361,17 +373,28 @@ def exact_matrix(
             try:
                 val = _value(m, net, layer_sym, None)
             except _Undefined as exc:
-                return False, f"undefined at {where}: {exc}"
+                return False, Text("undefined at ", where, f": {exc}")
             for shape in _claimed_shapes(m, net, layer_sym):
                 if val.shape != shape:
-                    return False, (
-                        f"at {where} the display is a {val.shape[0]}x{val.shape[1]} array, "
-                        f"not {shape[0]}x{shape[1]} as claimed" + _which_row(val, ref)
+                    return False, Text(
+                        "at ",
+                        where,
+                        " the display is a ",
+                        Shape(*val.shape),
+                        " array, not ",
+                        Shape(*shape),
+                        " as claimed",
+                        _which_row(val, ref),
                     )
             if val.shape != ref.shape:
-                return False, (
-                    f"at {where} the display is {val.shape[0]}x{val.shape[1]}, Theta is "
-                    f"{ref.shape[0]}x{ref.shape[1]}" + _which_row(val, ref)
+                return False, Text(
+                    "at ",
+                    where,
+                    " the display is ",
+                    Shape(*val.shape),
+                    ", Theta is ",
+                    Shape(*ref.shape),
+                    _which_row(val, ref),
                 )
             if not _is_zero(val - ref):
                 bad = next(
@@ -380,14 +403,14 @@ def exact_matrix(
                     for c in range(ref.cols)
                     if sp.expand(val[r, c] - ref[r, c]) != 0
                 )
-                return False, f"entry ({bad[0] + 1},{bad[1] + 1}) differs at {where}"
+                return False, Text(f"entry ({bad[0] + 1},{bad[1] + 1}) differs at ", where)
         done.append(where)
-    return True, "exact (vs J(x) J(x')^T) at " + "; ".join(done)
+    return True, Text("exact (vs ", _JJT, ") at ", Text.join("; ", done))
 
 
-def _which_row(val: sp.Matrix, ref: sp.Matrix) -> str:
+def _which_row(val: sp.Matrix, ref: sp.Matrix) -> Text:
     if val.rows == 1 and val.cols == ref.cols:
         for r in range(ref.rows):
             if _is_zero(val - ref[r, :]):
-                return f" (it is row {r + 1} of the {ref.rows}x{ref.cols} matrix)"
-    return ""
+                return Text(f" (it is row {r + 1} of the ", Shape(ref.rows, ref.cols), " matrix)")
+    return Text()
