@@ -220,3 +220,24 @@ def test_verify_table_on_the_seed_has_no_latex(capsys):
     assert explanations
     for ln in explanations:
         assert "$" not in ln and "\\" not in ln, ln
+
+
+def test_an_engine_exception_keeps_its_formulas_in_the_error_verdict():
+    from ntksym.derive.finite_width import UndefinedObject
+    from ntksym.derive.judge import run_step
+    from ntksym.derive.steps import Step
+
+    def derive(env):
+        why = Text(W(0)[k, i], ": index 0 out of range")
+        raise UndefinedObject(why.plain(), why)
+
+    stmt = sp.Eq(b(0)[k], b(0)[k], evaluate=False)
+    res = run_step(Step("1", stmt, "algebra", derive=derive), {})
+    assert res.verdict == "error" and res.error == "UndefinedObject: w^(0)_ki: index 0 out of range"
+    assert res.detail.plain() == (
+        "deriving raised UndefinedObject: w^(0)_ki: index 0 out of range in rule 'algebra'"
+    )
+    assert "$w^{(0)}_{ki}$" in tex_text(res.detail)
+    row = res.as_dict()
+    assert row["detail"] == str(res.detail)
+    assert row["detail_text"][1] == {"latex": "w_{ki}^{(0)}", "plain": "w^(0)_ki"}

@@ -121,6 +121,10 @@ def _error_verdict(step: Step, exc: Exception, deriving: bool) -> tuple[Verdict,
     rule = getattr(exc, "ntksym_rule", "") or (step.rule if deriving else "")
     stage = "deriving" if deriving else "checking"
     where = f" in rule {rule!r}" if rule else ""
+    said = getattr(exc, "detail", None)
+    if isinstance(said, Text):  # the engine's own exceptions say it with formulas
+        detail = Text(f"{stage} raised {type(exc).__name__}: ", said, where)
+        return Verdict("error", "", detail), what, rule
     return Verdict("error", "", f"{stage} raised {what}{where}"), what, rule
 
 

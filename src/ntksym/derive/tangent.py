@@ -26,6 +26,7 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
 from ntksym.derive.finite_width import concrete_layers, parameters, unfold_all
+from ntksym.derive.plaintext import plain
 from ntksym.derive.rules import Context, RuleError, rule
 from ntksym.derive.statements import pairs
 from ntksym.derive.symbols import (
@@ -33,7 +34,6 @@ from ntksym.derive.symbols import (
     PSum,
     alpha_t,
     as_expr,
-    latex,
     theta,
     width,
     width_layer,
@@ -193,7 +193,7 @@ def outer_product(expr: sp.Expr, ctx: Context) -> sp.Expr:
     def expand(o: Outer) -> Mat:
         cu, cv = _as_column(o.args[0]), _as_column(o.args[1])
         if cu is None or cv is None:
-            raise RuleError(f"outer product of non-column vectors: ${latex(o)}$")
+            raise RuleError(f"outer product of non-column vectors: {plain(o)}")
         (eu, (ru, lo, hi)), (ev, (rv, lo2, hi2)) = cu, cv
         r = sp.Dummy("r", integer=True, positive=True)
         c = sp.Dummy("c", integer=True, positive=True)
@@ -241,7 +241,7 @@ class _Net:
 
             info = REGISTRY.get(t.expr.base)
             if info is None or info.kind != "z":
-                raise RuleError(f"cannot evaluate ${latex(t)}$")
+                raise RuleError(f"cannot evaluate {plain(t)}")
             (k,) = t.expr.indices
             if not (k.is_Integer and 1 <= int(k) <= self.widths[self.depth]):
                 raise _Undefined(f"output index {k} out of range 1..{self.widths[self.depth]}")
@@ -318,7 +318,7 @@ def _value(e: sp.Basic, net: _Net, layer_sym: sp.Symbol, p: sp.Expr | None) -> A
         if e.has(*MATRIX_TYPES) or any(
             isinstance(f, sp.Function) and f.func.__name__ in NAMES for f in e.atoms(sp.Function)
         ):
-            raise _Undefined(f"cannot evaluate ${latex(e)}$ as a matrix entry")
+            raise _Undefined(f"cannot evaluate {plain(e)} as a matrix entry")
 
         e = concrete_layers(e, {layer_sym: net.depth}, net.widths)
         if p is not None:
