@@ -101,8 +101,8 @@ def well_formed(stmt: sp.Basic) -> tuple[bool, Text | str]:
             continue  # a definition introduces its own name; a constant has no indices
         fl, fr = free_indices(lhs), free_indices(rhs)
         if fl != fr:
-            odd = ", ".join(sorted(s.name for s in fl ^ fr))
-            return False, f"ill-formed: free index {odd} on one side only"
+            odd = Text.join(", ", sorted(fl ^ fr, key=lambda s: s.name))
+            return False, Text("ill-formed: free index ", odd, " on one side only")
     return True, "well formed"
 
 
