@@ -107,6 +107,8 @@ def test_text_template_slots():
 def test_bad_pieces_are_rejected_with_the_allowed_kinds():
     with pytest.raises(InputError, match="SymPy object, a formula record or a Text"):
         Text(object())
+    with pytest.raises(InputError, match="a formula is a SymPy object"):
+        Math(Text("words are not a formula"))
     with pytest.raises(InputError, match="contains '\\$'"):
         Tex("$x$", "x")
     with pytest.raises(InputError, match="non-empty plain form"):

@@ -228,7 +228,7 @@ class Math:
     value: Any
 
     def __post_init__(self) -> None:
-        if not isinstance(self.value, (sp.Basic, Formula)):
+        if isinstance(self.value, Text) or not isinstance(self.value, (sp.Basic, Formula)):
             raise InputError(
                 f"a formula is a SymPy object or a record with latex() and plain(), "
                 f"got {type(self.value).__name__}"
