@@ -76,8 +76,9 @@ def test_misprint_explanations(quick_results):
     assert "b_{k}^{(0)}" in r20 and "b_{k}^{(L)}" in r20
     assert "i'" in quick_results["23.5"].detail
     assert "free index i" in quick_results["25"].detail or "alpha_{i}" in quick_results["25"].detail
-    r3 = quick_results["3"].detail
+    r3 = quick_results["3"].detail.latex()
     assert "1,\\dots,L - 1" in r3 and "\\alpha^{(0)}" in r3
+    assert "1,...,L - 1" in quick_results["3"].detail.plain()
 
 
 def test_dimension_of_the_output_is_derived(quick_results):

@@ -17,6 +17,7 @@ import sympy as sp
 from ntksym.derive.judge import derive_statement, run_step
 from ntksym.derive.steps import Step, StepResult
 from ntksym.derive.symbols import latex
+from ntksym.derive.text import Text
 from ntksym.errors import InputError
 
 __all__ = ["Change", "Derivation", "StepNotFound", "compare"]
@@ -37,13 +38,14 @@ class Derivation:
         name: short name (``"seed"``).
         title: one-line description.
         steps: the steps in order.
-        hypotheses: the assumptions stated in words.
+        hypotheses: the assumptions, each a :class:`~ntksym.derive.text.Text` (words and
+            formulas) or a plain string (words).
     """
 
     name: str
     title: str
     steps: tuple[Step, ...]
-    hypotheses: tuple[str, ...] = ()
+    hypotheses: tuple[Text | str, ...] = ()
 
     def __post_init__(self) -> None:
         labels = [s.label for s in self.steps]
