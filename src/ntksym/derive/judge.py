@@ -99,7 +99,7 @@ def run_step(step: Step, env: dict[str, sp.Basic], extra: bool = True) -> StepRe
         rule=step.rule,
         printed=latex(step.printed),
         derived=latex(derived),
-        note=step.note,
+        note=as_text(step.note),
         seconds=time.perf_counter() - t0,
         detail=verdict.detail,
         derived_expr=derived,
@@ -125,7 +125,7 @@ def _error_verdict(step: Step, exc: Exception, deriving: bool) -> tuple[Verdict,
     if isinstance(said, Text):  # the engine's own exceptions say it with formulas
         detail = Text(f"{stage} raised {type(exc).__name__}: ", said, where)
         return Verdict("error", "", detail), what, rule
-    return Verdict("error", "", f"{stage} raised {what}{where}"), what, rule
+    return Verdict("error", "", Text(f"{stage} raised {what}{where}")), what, rule
 
 
 def derive_statement(
@@ -137,10 +137,10 @@ def derive_statement(
     """
     if step.derive is None:
         if step.rule not in _ASSUMED:
-            return None, Verdict("failed", "", "no derivation given")
-        return step.printed, Verdict("assumed", "definition", step.rule)
+            return None, Verdict("failed", "", Text("no derivation given"))
+        return step.printed, Verdict("assumed", "definition", Text(step.rule))
     if step.rule not in RULES and step.rule not in _ASSUMED:
-        return None, Verdict("failed", "", f"unknown rule {step.rule!r}")
+        return None, Verdict("failed", "", Text(f"unknown rule {step.rule!r}"))
     derived = step.derive(env)
     if not isinstance(derived, (sp.Basic, Verdict)):
         raise TypeError(f"derive returned {type(derived).__name__}, not a SymPy statement")
@@ -148,7 +148,9 @@ def derive_statement(
         return (derived.statement or step.printed), derived
     if derived is sp.false or derived is sp.true:
         status = "failed" if derived is sp.false else "verified"
-        return derived, Verdict(status, "symbolic", f"SymPy evaluates the statement to {derived}")
+        return derived, Verdict(
+            status, "symbolic", Text(f"SymPy evaluates the statement to {derived}")
+        )
     return derived, None
 
 
@@ -322,23 +324,25 @@ def independent(
     target = stmt.statement if isinstance(stmt, ForAll) else stmt
     if has_matrix(target):
         if not step.configs:
-            return Evidence(None, "", "no finite-width configuration to evaluate the matrix on")
+            return Evidence(
+                None, "", Text("no finite-width configuration to evaluate the matrix on")
+            )
         ok, detail = exact_matrix(target, L, list(step.configs))
         return Evidence(ok, "exact-finite-width", detail)
-    ok, detail = well_formed(target)
+    ok, wf_detail = well_formed(target)
     if not ok:
-        return Evidence(False, "well-formedness", detail)
+        return Evidence(False, "well-formedness", as_text(wf_detail))
     if _plain(target):
         ok = all(sp.simplify(sp.expand(a - c)) == 0 for a, c in pairs(target))
-        return Evidence(ok, "symbolic", "identity" if ok else "the two sides differ")
+        return Evidence(ok, "symbolic", Text("identity" if ok else "the two sides differ"))
     passed: list[Evidence] = []
-    skipped: list[str] = []
+    skipped: list[Text] = []
     for ev in _checks(step, target, env or {}, extra):
         if ev.ok is False:
             return ev
         (passed.append(ev) if ev.ok else skipped.append(ev.detail))
     if not passed:
-        return Evidence(None, "", Text.join("; ", skipped) or "no independent check applies")
+        return Evidence(None, "", Text.join("; ", skipped) or Text("no independent check applies"))
     return Evidence(True, passed[0].method, Text.join("; ", (e.detail for e in passed)))
 
 
@@ -354,8 +358,8 @@ def _checks(step: Step, target: sp.Basic, env: dict, extra: bool) -> Iterator[Ev
             yield Evidence(None, "", Text("exact check: ", exc.detail))
     if step.extra_check is not None and extra:
         try:
-            ok, method, detail = step.extra_check(target, step.ctx, env)
-            yield Evidence(ok, method, detail)
+            ok, method, extra_detail = step.extra_check(target, step.ctx, env)
+            yield Evidence(ok, method, as_text(extra_detail))
         except NotExact as exc:
             yield Evidence(None, "", Text("extra check: ", exc.detail))
 
