@@ -82,7 +82,7 @@ def homogeneous(net: Net) -> tuple[Activation, int, float, float] | None:
     if not same or any(a.zero_ntk or a.activation != acts[0].activation for a in acts):  # type: ignore[union-attr]
         return None
     act = acts[0].activation if acts else get_activation("identity")  # type: ignore[union-attr]
-    return act, len(denses), float(np.sqrt(first.b2)), first.w_std  # type: ignore[union-attr]
+    return act, len(denses), first.b_std or 0.0, first.w_std  # type: ignore[union-attr]
 
 
 def _result(values: dict[str, np.ndarray], wanted: tuple[str, ...], get: Any) -> Any:

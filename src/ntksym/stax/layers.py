@@ -123,8 +123,11 @@ def _net(layer: Any, where: str) -> d.Net:
         return layer.description
     if isinstance(layer, tuple) and len(layer) == 3 and isinstance(layer[2], KernelFn):
         return layer[2].net
+    if isinstance(layer, d.Net):
+        return layer
     raise InputError(
-        f"{where} takes layers of ntksym.stax (the triples its functions return), got "
+        f"{where} takes layers of ntksym.stax (the triples its functions return) or their "
+        f"descriptions, got "
         f"{type(layer).__name__}"
     )
 
