@@ -94,7 +94,7 @@ def init(net: Net, rng: np.random.Generator, input_shape: Any) -> tuple[Any, Any
         b = None if net.b_std is None else rng.standard_normal((1, net.out_dim))
         if net.parameterization == "standard":
             W = W * (net.w_std / np.sqrt(n_in))
-            b = None if b is None else b * net.b_std
+            b = None if b is None else b * (net.b_std or 0.0)
         return (input_shape[0], net.out_dim), (W, b)
     return input_shape, ()
 
@@ -178,7 +178,7 @@ def _dense_backward(net: Dense, params: Any, x: np.ndarray, g: np.ndarray, acc: 
         c = net.w_std / np.sqrt(x.shape[1])
         acc += (c * c) * (x @ x.T) * gg
         if b is not None:
-            acc += net.b_std**2 * gg
+            acc += net.b2 * gg
         return c * (g @ W.T)
     acc += (x @ x.T) * gg
     if b is not None:

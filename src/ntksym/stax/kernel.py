@@ -69,20 +69,19 @@ def homogeneous(net: Net) -> tuple[Activation, int, float, float] | None:
     flat = _flatten(net)
     if not flat or len(flat) % 2 == 0:
         return None
-    denses, acts = flat[0::2], flat[1::2]
+    denses = [x for x in flat[0::2] if isinstance(x, Dense)]
+    acts = [x for x in flat[1::2] if isinstance(x, Nonlinearity)]
+    if len(denses) + len(acts) != len(flat):
+        return None
     first = denses[0]
-    if not all(isinstance(d, Dense) for d in denses) or not all(
-        isinstance(a, Nonlinearity) for a in acts
+    if any(
+        d.parameterization != "ntk" or (d.w_std, d.b2) != (first.w_std, first.b2) for d in denses
     ):
         return None
-    same = all(
-        d.parameterization == "ntk" and d.w_std == first.w_std and d.b2 == first.b2
-        for d in denses  # type: ignore[union-attr]
-    )
-    if not same or any(a.zero_ntk or a.activation != acts[0].activation for a in acts):  # type: ignore[union-attr]
+    if any(a.zero_ntk or a.activation != acts[0].activation for a in acts):
         return None
-    act = acts[0].activation if acts else get_activation("identity")  # type: ignore[union-attr]
-    return act, len(denses), first.b_std or 0.0, first.w_std  # type: ignore[union-attr]
+    act = acts[0].activation if acts else get_activation("identity")
+    return act, len(denses), first.b_std or 0.0, first.w_std
 
 
 def _result(values: dict[str, np.ndarray], wanted: tuple[str, ...], get: Any) -> Any:

@@ -118,6 +118,7 @@ class Float64Ops:
     def dense(self, p: Block, meta: Meta, layer: Dense) -> Block:
         """Sigma and Theta after a Dense layer (see the module docstring)."""
         w2, b2 = layer.w_std**2, layer.b2
+        det: np.ndarray | None
         if p.inputs is not None:
             s11, s22, s12, det, coincide = _first_dense(p.inputs, w2, b2)
         else:
