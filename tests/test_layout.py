@@ -34,6 +34,7 @@ BOXES: list[tuple[int, str]] = [
     (7, "ntksym.predict"),
     (8, "ntksym.training"),
     (8, "ntksym.testing"),
+    (8, "ntksym.stax"),
     (9, "ntksym.derive"),
     (10, "ntksym.extend"),
     (11, "ntksym.derivations"),

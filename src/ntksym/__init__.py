@@ -20,6 +20,16 @@ from ntksym.errors import (
 from ntksym.kernels import Kernel, Kernels, kernel
 from ntksym.version import __version__
 
+
+def __getattr__(name: str) -> object:
+    """``ntksym.stax`` on first use (it is not imported with the package)."""
+    if name == "stax":
+        import importlib
+
+        return importlib.import_module("ntksym.stax")
+    raise AttributeError(f"module 'ntksym' has no attribute {name!r}")
+
+
 __all__ = [
     "Activation",
     "ActivationError",

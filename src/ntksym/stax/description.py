@@ -1,0 +1,217 @@
+"""The network description behind :mod:`ntksym.stax`: immutable, hashable layer records.
+
+A network is a tree of frozen dataclasses: leaves are layers (:class:`Dense`,
+:class:`Nonlinearity`, :class:`LayerNorm`, :class:`Identity`, :class:`FanOut`,
+:class:`FanInSum`) and inner nodes are :class:`Serial` (one after another),
+:class:`Parallel` (one branch per input of a list) and :class:`Repeat`. Equal
+networks compare and hash equal, so a description can key a cache; ``str`` prints it
+in neural-tangents' own call syntax.
+
+The combinators of :mod:`ntksym.stax` build these records; the evaluators
+(:mod:`ntksym.stax.numeric`, :mod:`ntksym.stax.mpref`, :mod:`ntksym.stax.finite`)
+walk them.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+from ntksym.activations import Activation
+from ntksym.errors import InputError
+
+__all__ = [
+    "PARAMETERIZATIONS",
+    "Dense",
+    "Nonlinearity",
+    "LayerNorm",
+    "Identity",
+    "FanOut",
+    "FanInSum",
+    "Serial",
+    "Parallel",
+    "Repeat",
+    "Net",
+    "positive_int",
+    "finite_real",
+]
+
+#: Values of ``Dense(..., parameterization=...)``.
+PARAMETERIZATIONS = ("ntk", "standard")
+
+
+def positive_int(name: str, value: Any, minimum: int = 1) -> int:
+    """An integer ``>= minimum`` (not a bool), or an InputError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def finite_real(name: str, value: Any, *, minimum: float | None = None) -> float:
+    """A finite real number (``>= minimum`` when given) as a float, or an InputError."""
+    allowed = "a finite real number" + ("" if minimum is None else f" >= {minimum:g}")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InputError(f"{name} must be {allowed}, got {value!r}")
+    v = float(value)
+    if not math.isfinite(v) or (minimum is not None and v < minimum):
+        raise InputError(f"{name} must be {allowed}, got {value!r}")
+    return v
+
+
+def _num(x: float) -> str:
+    return repr(float(x))
+
+
+@dataclass(frozen=True)
+class Dense:
+    """A fully connected layer ``z = W x + b`` (neural-tangents' ``stax.Dense``).
+
+    Attributes:
+        out_dim: Number of output features (the width of the next layer).
+        w_std: Weight scale ``sigma_w``.
+        b_std: Bias scale ``sigma_b``, or None for a layer without bias.
+        parameterization: ``"ntk"`` (``z = sigma_w W x / sqrt(n_in) + sigma_b b``, all
+            entries N(0, 1)) or ``"standard"`` (``z = W x + b`` with
+            ``W ~ N(0, sigma_w^2 / n_in)``, ``b ~ N(0, sigma_b^2)``).
+    """
+
+    out_dim: int
+    w_std: float = 1.0
+    b_std: float | None = None
+    parameterization: str = "ntk"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "out_dim", positive_int("Dense out_dim", self.out_dim))
+        object.__setattr__(self, "w_std", finite_real("Dense W_std", self.w_std, minimum=0.0))
+        if self.b_std is not None:
+            object.__setattr__(self, "b_std", finite_real("Dense b_std", self.b_std, minimum=0.0))
+        p = self.parameterization
+        if not isinstance(p, str) or p.lower() not in PARAMETERIZATIONS:
+            raise InputError(
+                f"Dense parameterization must be one of {', '.join(PARAMETERIZATIONS)}, got {p!r}"
+            )
+        object.__setattr__(self, "parameterization", p.lower())
+
+    @property
+    def b2(self) -> float:
+        """``b_std ** 2`` (0 without a bias)."""
+        return 0.0 if self.b_std is None else self.b_std**2
+
+    def __str__(self) -> str:
+        b = "None" if self.b_std is None else _num(self.b_std)
+        return (
+            f"Dense({self.out_dim}, W_std={_num(self.w_std)}, b_std={b}, "
+            f"parameterization={self.parameterization!r})"
+        )
+
+
+@dataclass(frozen=True)
+class Nonlinearity:
+    """An elementwise activation.
+
+    Attributes:
+        activation: The activation ``sigma``.
+        label: Its neural-tangents spelling, e.g. ``"Erf(1.0, 2.0, 0.0)"``.
+        zero_ntk: True for activations whose derivative is zero almost everywhere
+            (``Sign``): as in neural-tangents and in a finite network trained by gradient
+            descent, no gradient passes through them, so the NTK restarts from zero.
+    """
+
+    activation: Activation
+    label: str
+    zero_ntk: bool = False
+
+    def __str__(self) -> str:
+        return self.label
+
+
+@dataclass(frozen=True)
+class LayerNorm:
+    """Normalisation over the features: ``(x - mean(x)) / sqrt(var(x) + eps)``.
+
+    Its kernel map divides the covariance by the square roots of the (``eps``-shifted)
+    variances, ``K(x, x') / sqrt((eps + K(x, x)) (eps + K(x', x')))``, and the NTK likewise.
+    """
+
+    eps: float = 1e-12
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "eps", finite_real("LayerNorm eps", self.eps, minimum=0.0))
+
+    def __str__(self) -> str:
+        return f"LayerNorm(eps={_num(self.eps)})"
+
+
+@dataclass(frozen=True)
+class Identity:
+    """The identity layer."""
+
+    def __str__(self) -> str:
+        return "Identity()"
+
+
+@dataclass(frozen=True)
+class FanOut:
+    """``n`` copies of the input, for branches (residual blocks)."""
+
+    n: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "n", positive_int("FanOut num", self.n))
+
+    def __str__(self) -> str:
+        return f"FanOut({self.n})"
+
+
+@dataclass(frozen=True)
+class FanInSum:
+    """The sum of the branches' outputs."""
+
+    def __str__(self) -> str:
+        return "FanInSum()"
+
+
+@dataclass(frozen=True)
+class Serial:
+    """Layers applied one after another."""
+
+    layers: tuple[Net, ...]
+
+    def __str__(self) -> str:
+        return "serial(" + ", ".join(map(str, self.layers)) + ")"
+
+
+@dataclass(frozen=True)
+class Parallel:
+    """One branch per element of a list of inputs (after a :class:`FanOut`)."""
+
+    branches: tuple[Net, ...]
+
+    def __post_init__(self) -> None:
+        if not self.branches:
+            raise InputError("parallel needs at least one layer")
+
+    def __str__(self) -> str:
+        return "parallel(" + ", ".join(map(str, self.branches)) + ")"
+
+
+@dataclass(frozen=True)
+class Repeat:
+    """``layer`` applied ``n`` times (neural-tangents' ``stax.repeat``)."""
+
+    layer: Net
+    n: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "n", positive_int("repeat n", self.n, minimum=0))
+
+    def __str__(self) -> str:
+        return f"repeat({self.layer}, {self.n})"
+
+
+#: A network description: a layer or a combination of them.
+Net: TypeAlias = (
+    Dense | Nonlinearity | LayerNorm | Identity | FanOut | FanInSum | Serial | Parallel | Repeat
+)

@@ -1,0 +1,212 @@
+"""The finite-width network of a description in NumPy: parameters, outputs, empirical kernels.
+
+Parameters follow neural-tangents' layout: a Dense layer holds ``(W, b)`` with ``W`` of
+shape ``(n_in, out_dim)`` and ``b`` of shape ``(1, out_dim)`` (None without a bias);
+``serial`` and ``parallel`` hold a tuple with one entry per layer or branch,
+``repeat(layer, n)`` a tuple of ``n`` entries, and every other layer ``()``. In the NTK
+parameterization ``W`` and ``b`` are N(0, 1) and the layer computes
+``W_std x W / sqrt(n_in) + b_std b``; in the standard one ``W ~ N(0, W_std^2 / n_in)``,
+``b ~ N(0, b_std^2)`` and it computes ``x W + b``.
+
+:func:`empirical_kernels` gives a drawn network's NNGP sample ``f(x).f(x')/n_out`` and its
+exact empirical NTK (the gradient inner product over every W and b, averaged over the
+output units), computed by reverse-mode differentiation through the same description.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ntksym.errors import InputError
+from ntksym.stax.description import (
+    Dense,
+    FanInSum,
+    FanOut,
+    Identity,
+    LayerNorm,
+    Net,
+    Nonlinearity,
+    Parallel,
+    Repeat,
+    Serial,
+)
+
+__all__ = ["as_generator", "init", "apply", "empirical_kernels"]
+
+
+def as_generator(rng: Any) -> np.random.Generator:
+    """A NumPy generator from a seed, a Generator, or an integer array (e.g. a JAX key)."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if isinstance(rng, (int, np.integer)) and not isinstance(rng, bool) and rng >= 0:
+        return np.random.default_rng(int(rng))
+    arr = np.asarray(rng) if isinstance(rng, (list, tuple, np.ndarray)) else None
+    if arr is not None and arr.dtype.kind in "iu" and arr.size and (arr >= 0).all():
+        return np.random.default_rng([int(v) for v in arr.ravel()])
+    raise InputError(
+        "rng must be a non-negative integer seed, a numpy Generator or an array of "
+        f"non-negative integers (such as a JAX PRNG key), got {rng!r}"
+    )
+
+
+def _width(shape: Any, what: str) -> int:
+    if not isinstance(shape, tuple) or len(shape) != 2:
+        raise InputError(
+            f"{what} takes an input shape (batch, features) for fully connected layers, "
+            f"got {shape!r}"
+        )
+    n = shape[1]
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise InputError(f"{what}: the number of input features must be >= 1, got {n!r}")
+    return int(n)
+
+
+def init(net: Net, rng: np.random.Generator, input_shape: Any) -> tuple[Any, Any]:
+    """``(output_shape, params)`` of a drawn network (see the module docstring)."""
+    if isinstance(net, Serial):
+        params = []
+        for layer in net.layers:
+            input_shape, p = init(layer, rng, input_shape)
+            params.append(p)
+        return input_shape, tuple(params)
+    if isinstance(net, Repeat):
+        params = []
+        for _ in range(net.n):
+            input_shape, p = init(net.layer, rng, input_shape)
+            params.append(p)
+        return input_shape, tuple(params)
+    if isinstance(net, Parallel):
+        if not isinstance(input_shape, list) or len(input_shape) != len(net.branches):
+            raise InputError(f"{net} needs a list of {len(net.branches)} input shapes")
+        pairs = [init(b, rng, s) for b, s in zip(net.branches, input_shape, strict=True)]
+        return [s for s, _ in pairs], tuple(p for _, p in pairs)
+    if isinstance(net, FanOut):
+        return [input_shape] * net.n, ()
+    if isinstance(net, FanInSum):
+        if not isinstance(input_shape, list) or len(set(input_shape)) != 1:
+            raise InputError(f"FanInSum needs a list of equal input shapes, got {input_shape!r}")
+        return input_shape[0], ()
+    if isinstance(net, Dense):
+        n_in = _width(input_shape, str(net))
+        W = rng.standard_normal((n_in, net.out_dim))
+        b = None if net.b_std is None else rng.standard_normal((1, net.out_dim))
+        if net.parameterization == "standard":
+            W = W * (net.w_std / np.sqrt(n_in))
+            b = None if b is None else b * (net.b_std or 0.0)
+        return (input_shape[0], net.out_dim), (W, b)
+    return input_shape, ()
+
+
+def _forward(net: Net, params: Any, x: Any) -> tuple[Any, Any]:
+    """Output and the tape that :func:`_backward` needs."""
+    if isinstance(net, Serial | Repeat):
+        layers = net.layers if isinstance(net, Serial) else (net.layer,) * net.n
+        tapes = []
+        for layer, p in zip(layers, params, strict=True):
+            x, tape = _forward(layer, p, x)
+            tapes.append(tape)
+        return x, tapes
+    if isinstance(net, Parallel):
+        outs = [_forward(b, p, xi) for b, p, xi in zip(net.branches, params, x, strict=True)]
+        return [y for y, _ in outs], [t for _, t in outs]
+    if isinstance(net, FanOut):
+        return [x] * net.n, None
+    if isinstance(net, FanInSum):
+        return sum(x[1:], x[0]), len(x)
+    if isinstance(net, Identity):
+        return x, None
+    if isinstance(net, Dense):
+        W, b = params
+        if net.parameterization == "ntk":
+            y = (x @ W) * (net.w_std / np.sqrt(x.shape[1]))
+            if b is not None:
+                y = y + net.b_std * b
+        else:
+            y = x @ W if b is None else x @ W + b
+        return y, x
+    if isinstance(net, Nonlinearity):
+        return net.activation.numpy(x), x
+    if isinstance(net, LayerNorm):
+        centred = x - x.mean(axis=-1, keepdims=True)
+        scale = np.sqrt(net.eps + (centred * centred).mean(axis=-1, keepdims=True))
+        y = centred / scale
+        return y, (y, scale)
+    raise InputError(f"not a layer of ntksym.stax: {net!r}")
+
+
+def _backward(net: Net, params: Any, tape: Any, g: Any, acc: np.ndarray) -> Any:
+    """Cotangent of the input from that of the output ``g`` (shape (K, N, width) or a list).
+
+    Adds every parameter's gradient products ``sum_k J_k J_k^T`` to ``acc`` (N, N).
+    """
+    if isinstance(net, Serial | Repeat):
+        layers = net.layers if isinstance(net, Serial) else (net.layer,) * net.n
+        for layer, p, t in reversed(list(zip(layers, params, tape, strict=True))):
+            g = _backward(layer, p, t, g, acc)
+        return g
+    if isinstance(net, Parallel):
+        return [
+            _backward(b, p, t, gi, acc)
+            for b, p, t, gi in zip(net.branches, params, tape, g, strict=True)
+        ]
+    if isinstance(net, FanOut):
+        return sum(g[1:], g[0])
+    if isinstance(net, FanInSum):
+        return [g] * tape
+    if isinstance(net, Identity):
+        return g
+    if isinstance(net, Dense):
+        return _dense_backward(net, params, tape, g, acc)
+    if isinstance(net, Nonlinearity):
+        if net.zero_ntk:
+            return np.zeros_like(g)
+        return g * net.activation.numpy_derivative(tape)[None]
+    if isinstance(net, LayerNorm):
+        y, scale = tape
+        mean_g = g.mean(axis=-1, keepdims=True)
+        mean_gy = (g * y[None]).mean(axis=-1, keepdims=True)
+        return (g - mean_g - y[None] * mean_gy) / scale[None]
+    raise InputError(f"not a layer of ntksym.stax: {net!r}")
+
+
+def _dense_backward(net: Dense, params: Any, x: np.ndarray, g: np.ndarray, acc: np.ndarray) -> Any:
+    W, b = params
+    gg = np.einsum("kia,kja->ij", g, g)
+    if net.parameterization == "ntk":
+        c = net.w_std / np.sqrt(x.shape[1])
+        acc += (c * c) * (x @ x.T) * gg
+        if b is not None:
+            acc += net.b2 * gg
+        return c * (g @ W.T)
+    acc += (x @ x.T) * gg
+    if b is not None:
+        acc += gg
+    return g @ W.T
+
+
+def apply(net: Net, params: Any, x: Any) -> Any:
+    """The network's outputs on ``x`` (an (N, n0) array, or a list for parallel inputs)."""
+    return _forward(net, params, x)[0]
+
+
+def empirical_kernels(net: Net, params: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A drawn network's ``(f f^T / n_out, empirical NTK averaged over output units)`` on x.
+
+    Args:
+        net: The description; it must end in one output (not a list of branches).
+        params: Its parameters from :func:`init`.
+        x: Inputs, shape (N, n0), float64.
+
+    Returns:
+        Two (N, N) arrays.
+    """
+    y, tape = _forward(net, params, x)
+    if isinstance(y, list):
+        raise InputError("empirical kernels need a network with one output; end with FanInSum()")
+    n, k = y.shape
+    seed = np.broadcast_to(np.eye(k)[:, None, :], (k, n, k))
+    acc = np.zeros((n, n))
+    _backward(net, params, tape, seed, acc)
+    return (y @ y.T) / k, acc / k

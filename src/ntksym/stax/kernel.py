@@ -1,0 +1,127 @@
+"""``kernel_fn`` of a described network: the generated kernel when it fits, else the layer maps.
+
+A *homogeneous* network (``Dense``, activation, ``Dense``, ..., ``Dense``, every Dense in
+the NTK parameterization with one ``W_std`` and one ``b_std``, one activation
+throughout) is exactly ``ntksym.kernel(activation, depth, b_std, W_std)``, and is sent
+to its generated module (:func:`homogeneous`). Every other network is evaluated layer by
+layer in float64 (:mod:`ntksym.stax.numeric`).
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from typing import Any
+
+import numpy as np
+
+from ntksym.activations import Activation, get_activation
+from ntksym.errors import InputError
+from ntksym.kernels import Kernels, kernel, validate_inputs
+from ntksym.stax.description import Dense, Identity, Net, Nonlinearity, Repeat, Serial
+from ntksym.stax.numeric import Float64Ops, input_block
+from ntksym.stax.walk import Meta, Walker
+
+__all__ = ["BACKENDS", "homogeneous", "parse_get", "evaluate"]
+
+#: Values of ``kernel_fn(..., backend=...)``: ``"auto"`` dispatches homogeneous networks to
+#: the generated kernels, ``"layers"`` always walks the layer maps.
+BACKENDS = ("auto", "layers")
+
+_KINDS = ("nngp", "ntk")
+
+
+def parse_get(get: Any) -> tuple[str, ...]:
+    """The kernels a ``get`` argument asks for: ``"nngp"``, ``"ntk"``, a tuple, or None (both)."""
+    if get is None:
+        return _KINDS
+    items = (
+        (get,) if isinstance(get, str) else tuple(get) if isinstance(get, (tuple, list)) else None
+    )
+    if not items or any(not isinstance(g, str) or g not in _KINDS for g in items):
+        raise InputError(f"get must be 'nngp', 'ntk', a tuple of them or None, got {get!r}")
+    if len(set(items)) != len(items):
+        raise InputError(f"get names a kernel twice: {get!r}; ask for each at most once")
+    return items
+
+
+def _flatten(net: Net) -> list[Net] | None:
+    """The layers of a chain of Serial/Repeat/Identity, or None if the net branches."""
+    if isinstance(net, Serial):
+        out: list[Net] = []
+        for layer in net.layers:
+            flat = _flatten(layer)
+            if flat is None:
+                return None
+            out += flat
+        return out
+    if isinstance(net, Repeat):
+        flat = _flatten(net.layer)
+        return None if flat is None else flat * net.n
+    if isinstance(net, Identity):
+        return []
+    if isinstance(net, (Dense, Nonlinearity)):
+        return [net]
+    return None
+
+
+def homogeneous(net: Net) -> tuple[Activation, int, float, float] | None:
+    """``(activation, depth, b_std, W_std)`` of ``ntksym.kernel``'s network, or None."""
+    flat = _flatten(net)
+    if not flat or len(flat) % 2 == 0:
+        return None
+    denses = [x for x in flat[0::2] if isinstance(x, Dense)]
+    acts = [x for x in flat[1::2] if isinstance(x, Nonlinearity)]
+    if len(denses) + len(acts) != len(flat):
+        return None
+    first = denses[0]
+    if any(
+        d.parameterization != "ntk" or (d.w_std, d.b2) != (first.w_std, first.b2) for d in denses
+    ):
+        return None
+    if any(a.zero_ntk or a.activation != acts[0].activation for a in acts):
+        return None
+    act = acts[0].activation if acts else get_activation("identity")
+    return act, len(denses), first.b_std or 0.0, first.w_std
+
+
+def _result(values: dict[str, np.ndarray], wanted: tuple[str, ...], get: Any) -> Any:
+    if isinstance(get, str):
+        return values[get]
+    if wanted == _KINDS:
+        return Kernels(values["nngp"], values["ntk"])
+    return namedtuple("Kernels", wanted)(*(values[g] for g in wanted))  # noqa: PYI024
+
+
+def evaluate(net: Net, x1: Any, x2: Any = None, get: Any = _KINDS, backend: str = "auto") -> Any:
+    """The NNGP and/or NTK Gram matrices of ``net`` between the rows of ``x1`` and ``x2``.
+
+    Returns an array for a single ``get``, a ``Kernels`` named tuple otherwise; a list of
+    them when the network ends in several branches.
+    """
+    wanted = parse_get(get)
+    if backend not in BACKENDS:
+        raise InputError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    A, B = validate_inputs(x1, x2)
+    hom = homogeneous(net) if backend == "auto" else None
+    if hom is not None:
+        act, depth, b_std, w_std = hom
+        out = kernel(act, depth, b_std, w_std)(A, B, get=wanted)
+        return _result(dict(zip(wanted, out, strict=True)), wanted, get)
+    need_ntk = "ntk" in wanted
+    walker = Walker(Float64Ops())
+    node = walker.run(net, (input_block(A, A if B is None else B, need_ntk), Meta(A.shape[1])))
+    outputs = node if isinstance(node, list) else [node]
+    results = []
+    for block, _ in outputs:
+        values = {"nngp": block.s12, "ntk": block.ntk}
+        for name in wanted:
+            if not np.all(np.isfinite(values[name])):
+                raise InputError(
+                    f"the {name.upper()} of this network is infinite or undefined at some of "
+                    "these inputs (a dual map diverged or overflowed); reduce the input scale "
+                    "or the depth, or ask for the other kernel"
+                )
+            if B is None:
+                values[name] = (values[name] + values[name].T) / 2
+        results.append(_result(values, wanted, get))
+    return results if isinstance(node, list) else results[0]

@@ -1,0 +1,196 @@
+"""The ``(init_fn, apply_fn, kernel_fn)`` triples and the structural combinators.
+
+Every combinator returns a :class:`Layer`, a named tuple that unpacks as
+neural-tangents' triple and keeps the immutable description in
+:attr:`Layer.description`. The three functions are small frozen callables holding that
+description, so a Layer is hashable and equal layers compare equal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from ntksym.errors import InputError
+from ntksym.stax import description as d
+from ntksym.stax import finite
+from ntksym.stax.kernel import evaluate
+
+__all__ = [
+    "Layer",
+    "InitFn",
+    "ApplyFn",
+    "KernelFn",
+    "layer_of",
+    "serial",
+    "parallel",
+    "repeat",
+    "Dense",
+    "FanOut",
+    "FanInSum",
+    "Identity",
+    "LayerNorm",
+]
+
+
+@dataclass(frozen=True)
+class InitFn:
+    """``init_fn(rng, input_shape) -> (output_shape, params)`` of a description.
+
+    ``rng`` is an integer seed, a ``numpy.random.Generator`` or an integer array such as
+    a JAX PRNG key; ``input_shape`` is ``(batch, features)`` (``batch`` may be -1).
+    """
+
+    net: d.Net
+
+    def __call__(self, rng: Any, input_shape: Any) -> tuple[Any, Any]:
+        """Draw the parameters (see :mod:`ntksym.stax.finite` for their layout)."""
+        if isinstance(input_shape, list):
+            shape: Any = [tuple(s) for s in input_shape]
+        else:
+            shape = tuple(input_shape)
+        return finite.init(self.net, finite.as_generator(rng), shape)
+
+
+@dataclass(frozen=True)
+class ApplyFn:
+    """``apply_fn(params, inputs) -> outputs`` of a description, in NumPy float64."""
+
+    net: d.Net
+
+    def __call__(self, params: Any, inputs: Any, **kwargs: Any) -> Any:
+        """The finite network's outputs."""
+        if kwargs:
+            raise InputError(
+                f"apply_fn takes (params, inputs) only; got keyword arguments {sorted(kwargs)}"
+            )
+        return finite.apply(self.net, params, inputs)
+
+
+@dataclass(frozen=True)
+class KernelFn:
+    """``kernel_fn(x1, x2=None, get=("nngp", "ntk"))``: the infinite-width kernels."""
+
+    net: d.Net
+
+    def __call__(
+        self, x1: Any, x2: Any = None, get: Any = ("nngp", "ntk"), *, backend: str = "auto"
+    ) -> Any:
+        """Gram matrices between the rows of ``x1`` and ``x2`` (``x1`` with itself if None).
+
+        Args:
+            x1: Inputs, shape (N1, n0).
+            x2: Inputs, shape (N2, n0), or None.
+            get: ``"nngp"``, ``"ntk"`` (one array), a tuple of them or None (a
+                ``Kernels`` named tuple).
+            backend: ``"auto"`` (a homogeneous network runs its generated kernel) or
+                ``"layers"`` (always the float64 layer maps).
+
+        Returns:
+            The kernels; a list of them, one per branch, if the network ends in branches.
+
+        Raises:
+            InputError: Bad inputs or ``get``, a network that is not well formed (the
+                message says which layer and what is allowed), or kernels that are not
+                finite at these inputs.
+        """
+        return evaluate(self.net, x1, x2, get, backend)
+
+
+class Layer(NamedTuple):
+    """``(init_fn, apply_fn, kernel_fn)`` of a network, with its description."""
+
+    init_fn: InitFn
+    apply_fn: ApplyFn
+    kernel_fn: KernelFn
+
+    @property
+    def description(self) -> d.Net:
+        """The immutable network description."""
+        return self.kernel_fn.net
+
+    def __str__(self) -> str:
+        return str(self.description)
+
+
+def layer_of(net: d.Net) -> Layer:
+    """The triple of a description."""
+    return Layer(InitFn(net), ApplyFn(net), KernelFn(net))
+
+
+def _net(layer: Any, where: str) -> d.Net:
+    if isinstance(layer, Layer):
+        return layer.description
+    if isinstance(layer, tuple) and len(layer) == 3 and isinstance(layer[2], KernelFn):
+        return layer[2].net
+    if isinstance(layer, d.Net):
+        return layer
+    raise InputError(
+        f"{where} takes layers of ntksym.stax (the triples its functions return) or their "
+        f"descriptions, got "
+        f"{type(layer).__name__}"
+    )
+
+
+def serial(*layers: Any) -> Layer:
+    """Layers one after another (neural-tangents' ``stax.serial``)."""
+    return layer_of(d.Serial(tuple(_net(x, "serial") for x in layers)))
+
+
+def parallel(*layers: Any) -> Layer:
+    """One layer per branch of a list input (neural-tangents' ``stax.parallel``)."""
+    return layer_of(d.Parallel(tuple(_net(x, "parallel") for x in layers)))
+
+
+def repeat(layer: Any, n: int) -> Layer:
+    """``layer`` applied ``n`` times, like ``serial(*[layer] * n)`` (``stax.repeat``)."""
+    return layer_of(d.Repeat(_net(layer, "repeat"), n))
+
+
+def Dense(  # noqa: N802 - neural-tangents' name
+    out_dim: int,
+    W_std: float = 1.0,  # noqa: N803
+    b_std: float | None = None,
+    parameterization: str = "ntk",
+) -> Layer:
+    """A fully connected layer (``stax.Dense``): see :class:`ntksym.stax.description.Dense`.
+
+    Args:
+        out_dim: Output width. The NTK parameterization's kernels do not depend on it;
+            the standard parameterization's NTK depends on the width of each Dense
+            layer's *input* (the previous ``out_dim``, or the input dimension).
+        W_std: Weight scale.
+        b_std: Bias scale, or None for no bias.
+        parameterization: ``"ntk"`` or ``"standard"``.
+    """
+    return layer_of(d.Dense(out_dim, W_std, b_std, parameterization))
+
+
+def FanOut(num: int) -> Layer:  # noqa: N802
+    """``num`` copies of the input (``stax.FanOut``)."""
+    return layer_of(d.FanOut(num))
+
+
+def FanInSum() -> Layer:  # noqa: N802
+    """The sum of the branches (``stax.FanInSum``); the branches must be independent."""
+    return layer_of(d.FanInSum())
+
+
+def Identity() -> Layer:  # noqa: N802
+    """The identity (``stax.Identity``)."""
+    return layer_of(d.Identity())
+
+
+def LayerNorm(axis: int = -1, eps: float = 1e-12) -> Layer:  # noqa: N802
+    """Normalisation over the features (``stax.LayerNorm`` for fully connected inputs).
+
+    Args:
+        axis: Must be -1 (the features); other axes need spatial dimensions.
+        eps: Added to the variance before the square root.
+    """
+    if axis not in (-1, 1) or isinstance(axis, bool):
+        raise InputError(
+            f"LayerNorm normalises over the features of fully connected inputs: axis must be "
+            f"-1 (or 1), got {axis!r}"
+        )
+    return layer_of(d.LayerNorm(eps))

@@ -1,0 +1,164 @@
+"""The mpmath referee for a described network: the same walk, pair by pair, at any precision.
+
+Every entry of the Gram matrices runs the network's kernel maps (see
+:mod:`ntksym.stax.numeric` for the list) in mpmath at ``dps`` digits plus guard digits.
+The inputs' inner products are exact (extended-precision ``fsum`` of the exact float
+values) and each activation's two dual maps come from :func:`ntksym.reference.dual`, by
+quadrature (``method="quadrature"``, never a closed form) unless asked otherwise, so the
+referee shares nothing with the float64 path but the description.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import mpmath
+import numpy as np
+
+from ntksym.kernels.api import validate_inputs
+from ntksym.reference import dual
+from ntksym.reference.convert import GUARD_DIGITS, check_dps, check_method, to_float
+from ntksym.stax.description import Dense, LayerNorm, Net, Nonlinearity
+from ntksym.stax.walk import Meta, Walker
+
+__all__ = ["Pair", "MpmathOps", "reference_kernels"]
+
+mp = mpmath.mp
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One pair's covariance entries and NTK, as mpf."""
+
+    s11: Any
+    s22: Any
+    s12: Any
+    ntk: Any
+
+
+class MpmathOps:
+    """The kernel maps in mpmath (an :class:`~ntksym.stax.walk.Ops`); duals cached per call."""
+
+    def __init__(self, dps: int, method: str) -> None:
+        self.dps, self.method = dps, method
+        self._cache: dict[tuple[Any, ...], Any] = {}
+
+    def _dual(self, layer: Nonlinearity, s11: Any, s12: Any, s22: Any, derivative: bool) -> Any:
+        key = (layer.activation, derivative, s11, s12, s22)
+        if key not in self._cache:
+            self._cache[key] = dual(
+                layer.activation,
+                s11,
+                s12,
+                s22,
+                dps=self.dps,
+                derivative=derivative,
+                method=self.method,
+            )
+        return self._cache[key]
+
+    def dense(self, p: Pair, meta: Meta, layer: Dense) -> Pair:
+        """Sigma and Theta after a Dense layer."""
+        w2 = mpmath.mpf(layer.w_std) ** 2
+        b2 = mpmath.mpf(0) if layer.b_std is None else mpmath.mpf(layer.b_std) ** 2
+        s11, s22, s12 = (w2 * s + b2 for s in (p.s11, p.s22, p.s12))
+        if layer.parameterization == "ntk":
+            ntk = w2 * p.ntk + s12
+        else:
+            ntk = w2 * p.ntk + meta.width * p.s12 + (0 if layer.b_std is None else 1)
+        return Pair(s11, s22, s12, ntk)
+
+    def nonlinearity(self, p: Pair, layer: Nonlinearity) -> Pair:
+        """Sigma and Theta after an activation, by quadrature of its dual maps."""
+        k12 = self._dual(layer, p.s11, p.s12, p.s22, False)
+        k11 = self._dual(layer, p.s11, p.s11, p.s11, False)
+        k22 = self._dual(layer, p.s22, p.s22, p.s22, False)
+        if layer.zero_ntk:
+            ntk = mpmath.mpf(0)
+        else:
+            ntk = p.ntk * self._dual(layer, p.s11, p.s12, p.s22, True)
+        return Pair(k11, k22, k12, ntk)
+
+    def layer_norm(self, p: Pair, layer: LayerNorm) -> Pair:
+        """Every entry divided by the square roots of its two (eps-shifted) variances."""
+        eps = mpmath.mpf(layer.eps)
+        p1, p2 = eps + p.s11, eps + p.s22
+        scale = mpmath.sqrt(p1 * p2)
+        return Pair(p.s11 / p1, p.s22 / p2, p.s12 / scale, p.ntk / scale)
+
+    def fan_in_sum(self, ps: Sequence[Pair]) -> Pair:
+        """The sum of independent branches."""
+        return Pair(*(mpmath.fsum(getattr(p, f) for p in ps) for f in ("s11", "s22", "s12", "ntk")))
+
+
+def _inner(x: Sequence[Any], y: Sequence[Any]) -> Any:
+    with mpmath.workprec(2 * mp.prec + 64):
+        return mpmath.fsum(a * b for a, b in zip(x, y, strict=True))
+
+
+def _input_pair(x: Sequence[Any], y: Sequence[Any]) -> Pair:
+    n0 = len(x)
+    return Pair(_inner(x, x) / n0, _inner(y, y) / n0, _inner(x, y) / n0, mpmath.mpf(0))
+
+
+def _collect(node: Any, out: list[tuple[Any, Any]]) -> None:
+    if isinstance(node, list):
+        for branch in node:
+            _collect(branch, out)
+    else:
+        out.append((node[0].s12, node[0].ntk))
+
+
+def reference_kernels(
+    net: Net,
+    X1: Any,
+    X2: Any = None,
+    *,
+    dps: int = 30,
+    method: str = "quadrature",
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """NNGP and NTK Gram matrices of a described network in mpmath, rounded to float64.
+
+    A referee for small ``N``: every pair runs the whole walk (dual values shared
+    between pairs are cached).
+
+    Args:
+        net: The description (``stax.serial(...).description`` or a layer record).
+        X1: Inputs, shape (N1, n0).
+        X2: Inputs, shape (N2, n0); None means X1 against itself.
+        dps: Decimal digits of the computation (15..1000).
+        method: How each dual map is computed (:func:`ntksym.reference.dual`);
+            ``"quadrature"`` by default, independent of every closed form.
+
+    Returns:
+        One ``(nngp, ntk)`` pair of float64 arrays per output of the network (one,
+        unless the network ends in several branches), in branch order.
+
+    Raises:
+        InputError: Bad inputs, dps or method, or a network that is not well formed.
+    """
+    dps, method = check_dps(dps), check_method(method)
+    A, B = validate_inputs(X1, X2)
+    B = A if B is None else B
+    ops = MpmathOps(dps, method)
+    shape = (len(A), len(B))
+    results: list[tuple[np.ndarray, np.ndarray]] = []
+    with mp.workdps(dps + GUARD_DIGITS):
+        rows = [[mpmath.mpf(float(v)) for v in r] for r in A]
+        cols = [[mpmath.mpf(float(v)) for v in r] for r in B]
+        for i, x in enumerate(rows):
+            for j, y in enumerate(cols):
+                if X2 is None and j < i:
+                    for nngp, ntk in results:
+                        nngp[i, j], ntk[i, j] = nngp[j, i], ntk[j, i]
+                    continue
+                node = Walker(ops).run(net, (_input_pair(x, y), Meta(width=A.shape[1])))
+                found: list[tuple[Any, Any]] = []
+                _collect(node, found)
+                if not results:
+                    results = [(np.empty(shape), np.empty(shape)) for _ in found]
+                for (nngp, ntk), (s12, theta) in zip(results, found, strict=True):
+                    nngp[i, j], ntk[i, j] = to_float(s12), to_float(theta)
+    return results

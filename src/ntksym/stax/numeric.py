@@ -1,0 +1,173 @@
+"""Float64 kernels of a described network: the layer maps on Gram blocks.
+
+Each branch carries the Gram block of its covariance ``Sigma(x_i, x'_j)``, the two
+diagonals ``Sigma(x_i, x_i)`` and ``Sigma(x'_j, x'_j)``, the block's determinant
+``Sigma_ii Sigma'_jj - Sigma_ij^2`` when it is known accurately, and the NTK block. The
+maps are neural-tangents' (``stax``), layer by layer:
+
+* inputs: ``Sigma = x.x'/n0``, ``Theta = 0``;
+* ``Dense`` (NTK parameterization): ``Sigma -> w^2 Sigma + b^2``,
+  ``Theta -> w^2 Theta + Sigma_new``; (standard): the same ``Sigma``, and
+  ``Theta -> w^2 Theta + n_in Sigma + [1 if the layer has a bias]``;
+* activation: ``Sigma -> E[sigma(u) sigma(v)]``, ``Theta -> Theta E[sigma'(u) sigma'(v)]``
+  with ``(u, v) ~ N(0, Sigma)`` (:func:`ntksym.dual.evaluate`: the stable closed forms);
+* ``LayerNorm``: ``Sigma_ij / sqrt((eps + Sigma_ii)(eps + Sigma'_jj))``, ``Theta`` likewise;
+* ``FanInSum``: the sum of the branches' blocks.
+
+The determinant of the first Dense layer comes from the inputs without cancellation
+(as in :func:`ntksym.kernels.dual_path.first_layer`) and a Dense layer maps it as
+``w^4 D + w^2 b^2 ((sqrt S11 - sqrt S22)^2 + 2 (sqrt(S11 S22) - S12))``, the last gap
+written as ``D / (sqrt(S11 S22) + S12)`` where that would cancel. After an activation or
+a sum it is formed by subtraction (as on ntksym's ``"dual"`` path); the generated
+kernels, used for a homogeneous network (:func:`homogeneous`), carry it through every
+layer instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ntksym import dual
+from ntksym.codegen.runtime.numpy_fused import first_layer
+from ntksym.dual.covariance import careful_det
+from ntksym.stax.description import Dense, LayerNorm, Nonlinearity
+from ntksym.stax.walk import Meta
+
+__all__ = ["Block", "Float64Ops", "input_block"]
+
+
+@dataclass(frozen=True)
+class Block:
+    """The Gram blocks of one branch.
+
+    Attributes:
+        s11: ``Sigma(x_i, x_i)``, shape (N1,).
+        s22: ``Sigma(x'_j, x'_j)``, shape (N2,).
+        s12: ``Sigma(x_i, x'_j)``, shape (N1, N2).
+        det: ``s11 s22 - s12^2`` carried accurately, or None (then formed by subtraction).
+        ntk: The NTK block, or None when it is not asked for.
+        coincide: Pairs that are one Gaussian (equal variance, covariance and zero
+            determinant); their covariance stays singular.
+        inputs: ``(X1, X2, X1 @ X2.T, |X1|^2, |X2|^2)`` while the block is still the
+            inputs' (the first Dense layer forms its determinant from them).
+    """
+
+    s11: np.ndarray
+    s22: np.ndarray
+    s12: np.ndarray
+    det: np.ndarray | None
+    ntk: np.ndarray | None
+    coincide: np.ndarray
+    inputs: tuple[np.ndarray, ...] | None = None
+
+
+def input_block(X1: np.ndarray, X2: np.ndarray, need_ntk: bool) -> Block:
+    """The inputs' kernel ``x.x'/n0`` (NTK zero); no determinant until the first Dense."""
+    n0 = X1.shape[1]
+    G = X1 @ X2.T
+    sq1, sq2 = np.einsum("ij,ij->i", X1, X1), np.einsum("ij,ij->i", X2, X2)
+    # An input paired with itself: its inner product is its squared norm, exactly (BLAS and
+    # einsum round differently), so that the pair is seen to coincide at every layer.
+    ii, jj = np.nonzero(sq1[:, None] == sq2[None, :])
+    same = [(i, j) for i, j in zip(ii, jj, strict=True) if np.array_equal(X1[i], X2[j])]
+    if same:
+        si, sj = np.array(same).T
+        G[si, sj] = sq1[si]
+    ntk = np.zeros_like(G) if need_ntk else None
+    coincide = np.zeros(G.shape, dtype=bool)
+    return Block(sq1 / n0, sq2 / n0, G / n0, None, ntk, coincide, (X1, X2, G, sq1, sq2))
+
+
+def _first_dense(inputs: tuple[np.ndarray, ...], w2: float, b2: float) -> tuple[np.ndarray, ...]:
+    """Sigma of a Dense layer on the inputs and its determinant, as ``kernels.dual_path``.
+
+    The determinant is the generated kernels' (Lagrange's identity with an error-free
+    projection for near-parallel pairs); a pair *coincides* when its two inputs give one
+    Gaussian.
+    """
+    X1, X2, G, sq1, sq2 = inputs
+    c = w2 / X1.shape[1]
+    s12, det = first_layer(X1, X2, G, sq1, sq2, -1, c, b2)
+    s11, s22 = c * sq1 + b2, c * sq2 + b2
+    coincide = (det == 0) & (s11[:, None] == s22[None, :]) & (s12 == s11[:, None])
+    return s11, s22, s12, det, coincide
+
+
+def _affine_det(b: Block, w2: float, b2: float) -> np.ndarray | None:
+    """The determinant after ``Sigma -> w2 Sigma + b2``, without cancellation."""
+    if b.det is None:
+        return None
+    if b2 == 0.0:
+        return (w2 * w2) * b.det
+    r1, r2 = np.sqrt(b.s11)[:, None], np.sqrt(b.s22)[None, :]
+    m = r1 * r2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gap = np.where(b.s12 > 0, b.det / (m + b.s12), m - b.s12)
+    gap = np.where(np.isfinite(gap), gap, 0.0)
+    out = (w2 * w2) * b.det + (w2 * b2) * ((r1 - r2) ** 2 + 2.0 * gap)
+    out[b.coincide] = 0.0
+    return out
+
+
+class Float64Ops:
+    """The layer maps of :mod:`ntksym.stax.numeric` in float64 (an :class:`~.walk.Ops`)."""
+
+    def dense(self, p: Block, meta: Meta, layer: Dense) -> Block:
+        """Sigma and Theta after a Dense layer (see the module docstring)."""
+        w2, b2 = layer.w_std**2, layer.b2
+        det: np.ndarray | None
+        if p.inputs is not None:
+            s11, s22, s12, det, coincide = _first_dense(p.inputs, w2, b2)
+        else:
+            s11, s22, s12 = w2 * p.s11 + b2, w2 * p.s22 + b2, w2 * p.s12 + b2
+            det, coincide = _affine_det(p, w2, b2), p.coincide
+        ntk = p.ntk
+        if ntk is not None:
+            if layer.parameterization == "ntk":
+                ntk = w2 * ntk + s12
+            else:
+                ntk = w2 * ntk + meta.width * p.s12 + (0.0 if layer.b_std is None else 1.0)
+        return Block(s11, s22, s12, det, ntk, coincide)
+
+    def nonlinearity(self, p: Block, layer: Nonlinearity) -> Block:
+        """Sigma and Theta after an activation, by its stable dual maps."""
+        act = layer.activation
+        det = p.det
+        if det is None:
+            det = np.maximum(careful_det(p.s11[:, None], p.s12, p.s22[None, :]), 0.0)
+            det[p.coincide] = 0.0
+        k12, kdot = dual.evaluate(act, p.s11[:, None], p.s12, p.s22[None, :], det=det, degree=None)
+        zeros1, zeros2 = np.zeros_like(p.s11), np.zeros_like(p.s22)
+        k11 = dual.evaluate(act, p.s11, p.s11, p.s11, det=zeros1, degree=None)[0]
+        k22 = dual.evaluate(act, p.s22, p.s22, p.s22, det=zeros2, degree=None)[0]
+        ntk = p.ntk
+        if ntk is not None:
+            ntk = np.zeros_like(ntk) if layer.zero_ntk else ntk * kdot
+        return Block(k11, k22, k12, None, ntk, p.coincide)
+
+    def layer_norm(self, p: Block, layer: LayerNorm) -> Block:
+        """Every entry divided by the square roots of its two (eps-shifted) variances."""
+        p1, p2 = layer.eps + p.s11, layer.eps + p.s22
+        scale = np.sqrt(p1[:, None] * p2[None, :])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            s12 = p.s12 / scale
+            det = None if p.det is None else p.det / (p1[:, None] * p2[None, :])
+            ntk = None if p.ntk is None else p.ntk / scale
+            s11, s22 = p.s11 / p1, p.s22 / p2
+        return replace(p, s11=s11, s22=s22, s12=s12, det=det, ntk=ntk, inputs=None)
+
+    def fan_in_sum(self, ps: Sequence[Block]) -> Block:
+        """The sum of independent branches: every block summed."""
+        ntk = None if ps[0].ntk is None else sum(p.ntk for p in ps)  # type: ignore[misc]
+        coincide = np.logical_and.reduce([p.coincide for p in ps])
+        return Block(
+            sum(p.s11 for p in ps),  # type: ignore[arg-type]
+            sum(p.s22 for p in ps),  # type: ignore[arg-type]
+            sum(p.s12 for p in ps),  # type: ignore[arg-type]
+            None,
+            ntk,  # type: ignore[arg-type]
+            coincide,
+        )

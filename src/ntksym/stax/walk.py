@@ -1,0 +1,166 @@
+"""One walk over a network description, shared by the float64 and the mpmath evaluators.
+
+The walk carries, for every live branch, a *payload* (the numbers: covariances, NTK)
+and a :class:`Meta` record (what neural-tangents keeps beside them: the width, whether
+the values are a centred Gaussian field, and which Dense layers that field is linear
+in). The structural rules are checked here, once, with messages that say what is
+wrong and what is allowed; the arithmetic of each layer is an :class:`Ops` method.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Generic, Protocol, TypeVar
+
+from ntksym.errors import InputError
+from ntksym.stax.description import (
+    Dense,
+    FanInSum,
+    FanOut,
+    Identity,
+    LayerNorm,
+    Net,
+    Nonlinearity,
+    Parallel,
+    Repeat,
+    Serial,
+)
+
+__all__ = ["Meta", "Ops", "Walker"]
+
+P = TypeVar("P")
+
+
+@dataclass(frozen=True)
+class Meta:
+    """What the walk knows about a branch besides its numbers.
+
+    Attributes:
+        width: Number of features of the branch's values.
+        gaussian: Whether they are a centred Gaussian field (true after a Dense layer,
+            false for the inputs and after an activation).
+        sources: The Dense layers (numbered in walk order) the field is linear in. Two
+            branches with a common source are correlated, and a sum of correlated
+            branches is not the sum of their kernels.
+        is_input: Whether the values are still the network inputs.
+    """
+
+    width: int
+    gaussian: bool = False
+    sources: frozenset[int] = frozenset()
+    is_input: bool = True
+
+
+class Ops(Protocol, Generic[P]):
+    """The arithmetic of each layer type on a payload."""
+
+    def dense(self, p: P, meta: Meta, layer: Dense) -> P:
+        """The payload after a Dense layer whose input is described by ``meta``."""
+        ...
+
+    def nonlinearity(self, p: P, layer: Nonlinearity) -> P:
+        """The payload after an activation."""
+        ...
+
+    def layer_norm(self, p: P, layer: LayerNorm) -> P:
+        """The payload after a LayerNorm."""
+        ...
+
+    def fan_in_sum(self, ps: Sequence[P]) -> P:
+        """The payload of the sum of independent branches."""
+        ...
+
+
+def _single(node: Any, what: str) -> tuple[Any, Meta]:
+    if isinstance(node, list):
+        raise InputError(
+            f"{what} takes one input, but the network carries {len(node)} branches here; "
+            "join them first with FanInSum()"
+        )
+    return node
+
+
+class Walker(Generic[P]):
+    """Evaluates a description with one :class:`Ops`; a node is ``(payload, meta)`` or a list."""
+
+    def __init__(self, ops: Ops[P]) -> None:
+        self.ops = ops
+        self._dense_count = 0
+
+    def run(self, net: Net, node: Any) -> Any:
+        """The node after ``net``."""
+        if isinstance(net, Serial):
+            for layer in net.layers:
+                node = self.run(layer, node)
+            return node
+        if isinstance(net, Repeat):
+            for _ in range(net.n):
+                node = self.run(net.layer, node)
+            return node
+        if isinstance(net, Identity):
+            return node
+        if isinstance(net, Parallel):
+            return self._parallel(net, node)
+        if isinstance(net, FanOut):
+            one = _single(node, str(net))
+            return [one] * net.n
+        if isinstance(net, FanInSum):
+            return self._fan_in_sum(node)
+        p, meta = _single(node, str(net))
+        if isinstance(net, Dense):
+            self._dense_count += 1
+            out = self.ops.dense(p, meta, net)
+            return out, Meta(net.out_dim, True, frozenset({self._dense_count}), False)
+        if isinstance(net, Nonlinearity):
+            if not meta.gaussian:
+                raise InputError(
+                    f"{net} must follow a Dense layer (its input must be a centred Gaussian "
+                    "field, as in neural-tangents); put a Dense layer before it"
+                )
+            return self.ops.nonlinearity(p, net), replace(meta, gaussian=False)
+        if isinstance(net, LayerNorm):
+            if not meta.gaussian:
+                raise InputError(
+                    f"{net} is defined here for Gaussian inputs only (as in neural-tangents); "
+                    "put a Dense layer before it"
+                )
+            return self.ops.layer_norm(p, net), meta
+        raise InputError(f"not a layer of ntksym.stax: {net!r}")
+
+    def _parallel(self, net: Parallel, node: Any) -> list[Any]:
+        n = len(net.branches)
+        if not isinstance(node, list) or len(node) != n:
+            got = len(node) if isinstance(node, list) else 1
+            raise InputError(
+                f"parallel with {n} branches needs {n} inputs (e.g. after FanOut({n})), got {got}"
+            )
+        return [self.run(b, x) for b, x in zip(net.branches, node, strict=True)]
+
+    def _fan_in_sum(self, node: Any) -> Any:
+        if not isinstance(node, list):
+            raise InputError("FanInSum needs several branches (after FanOut(n)), got one input")
+        metas = [m for _, m in node]
+        widths = {m.width for m in metas}
+        if len(widths) != 1:
+            raise InputError(
+                f"FanInSum needs branches of one width, got widths {[m.width for m in metas]}"
+            )
+        if len(node) > 1 and not all(m.gaussian for m in metas):
+            raise InputError(
+                "FanInSum sums centred Gaussian branches only (as in neural-tangents): end "
+                "every branch with a Dense layer or Identity after one; got "
+                f"gaussian = {[m.gaussian for m in metas]}"
+            )
+        seen: set[int] = set()
+        for i, m in enumerate(metas):
+            if seen & m.sources:
+                raise InputError(
+                    f"FanInSum: branch {i} carries the same Gaussian field as an earlier "
+                    "branch (no Dense layer on either since the FanOut), so their sum's "
+                    "kernel is not the sum of their kernels; give all but one of the branches "
+                    "a Dense layer"
+                )
+            seen |= m.sources
+        payload = self.ops.fan_in_sum([p for p, _ in node])
+        return payload, Meta(metas[0].width, True, frozenset(seen), False)
