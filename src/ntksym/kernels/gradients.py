@@ -16,6 +16,9 @@ is a variable of its own: at layer 1, ``D = c^2 G + c b2 |x - x'|^2`` with ``c =
 ``G = |x|^2 |x'|^2 - (x.x')^2`` (Lagrange), so ``dD/dc = 2 c G + b2 |x - x'|^2`` and
 ``dD/db2 = c |x - x'|^2``, sums of non-negative terms; deeper layers differentiate the stable
 determinant maps. Nothing subtracts nearly equal numbers for nearly parallel pairs.
+
+Activations without a closed form (tanh, sigmoid, softplus, SiLU, smooth user expressions) get
+their derivatives from a differentiated quadrature (:mod:`ntksym.kernels.quadrature_gradients`).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from ntksym.errors import InputError, NoClosedFormError
 from ntksym.kernels.api import Kernel, parse_get, validate_inputs
 from ntksym.kernels.finite import check_cost
 from ntksym.kernels.partials import Partials, combine, layer_partials, partial_values
+from ntksym.kernels.quadrature_gradients import quadrature_gradients
 
 __all__ = ["PARAMETERS", "kernel_gradients"]
 
@@ -205,10 +209,7 @@ def kernel_gradients(
     try:
         pm = layer_partials(kern.activation)
     except NoClosedFormError:
-        raise InputError(
-            f"gradients need a closed-form layer map; {kern.activation.name!r} has none (its "
-            "kernel integrates each pair by quadrature)"
-        ) from None
+        return quadrature_gradients(kern, A, B, need_ntk)
     if need_ntk and pm.ntk is None:
         raise InputError(
             f"the NTK of {kern.activation.name!r} is infinite for coincident inputs (its "
