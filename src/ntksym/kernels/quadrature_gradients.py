@@ -9,9 +9,9 @@ expectations (Price's theorem and the heat equation of the Gaussian density):
 
 so with ``f = g = sigma`` (the nngp map) and ``f = g = sigma'`` (the ntk map) every partial the
 forward-mode recursion needs is an expectation of derivatives of sigma up to the third, which
-SymPy derives. All of them are integrated by one tensor Gauss-Hermite rule of
-:data:`DEGREE` points per dimension (``u = sqrt(s11) x``, ``v = (s12/sqrt(s11)) x +
-sqrt(det/s11) y``), the values of every layer too, so the derivatives are those of one smooth
+SymPy derives. All of them are integrated by one tensor trapezoid rule (``u = sqrt(s11) x``,
+``v = (s12/sqrt(s11)) x + sqrt(det/s11) y``, the step set by the largest variance, see
+:func:`_rule`), the values of every layer too, so the derivatives are those of one smooth
 approximation of the kernel. Accuracy is that of the rule (``tests/test_gradients.py``
 measures it against the mpmath reference).
 """
@@ -31,11 +31,13 @@ from ntksym.activations.overflow import exp_safe
 from ntksym.errors import InputError
 from ntksym.kernels.api import Kernel
 
-__all__ = ["DEGREE", "quadrature_gradients"]
+__all__ = ["MAX_HALF_NODES", "quadrature_gradients"]
 
-#: Gauss-Hermite points per dimension.
-DEGREE = 200
-#: Pairs per block (the rule's temporaries are ``DEGREE`` times this).
+#: The rule spans ``|x| <= _SPAN`` standard deviations (the Gaussian weight is 1e-18 there).
+_SPAN = 9.0
+#: Most nodes on each side of 0 (the rule then loses accuracy for variances above ~ 1e2).
+MAX_HALF_NODES = 400
+#: Pairs per block (the rule's temporaries are its number of nodes times this).
 _BLOCK = 1 << 12
 
 
@@ -56,9 +58,23 @@ def _derivatives(act: Activation) -> tuple[Callable[[Any], Any], ...]:
 
 
 @cache
-def _rule(degree: int) -> tuple[np.ndarray, np.ndarray]:
-    x, w = np.polynomial.hermite_e.hermegauss(degree)
-    return x, w / math.sqrt(2 * math.pi)
+def _trapezoid(half: int) -> tuple[np.ndarray, np.ndarray]:
+    h = _SPAN / half
+    x = h * np.arange(-half, half + 1)
+    return x, h * np.exp(-x * x / 2) / math.sqrt(2 * math.pi)
+
+
+def _rule(smax: float) -> tuple[np.ndarray, np.ndarray]:
+    """A trapezoid rule for ``E[F(x)]``, ``x ~ N(0, 1)``, fine enough for variances <= smax.
+
+    sigma(sqrt(S) x) has its complex singularities (tanh: poles at ``i pi/2``) at a distance
+    ``d ~ pi / (2 sqrt(S))`` from the real axis, and the trapezoid rule's error falls like
+    ``exp(-2 pi d / h)`` (Trefethen & Weideman, SIAM Review 56, 2014); the step
+    ``h = pi / (12 sqrt(S))`` makes it ~ 1e-16, with at most :data:`MAX_HALF_NODES` nodes
+    on each side.
+    """
+    half = math.ceil(_SPAN * 12 * math.sqrt(max(smax, 1.0)) / math.pi)
+    return _trapezoid(min(max(half, 24), MAX_HALF_NODES))
 
 
 #: ``(f, g)`` derivative orders of the expectations one layer needs.
@@ -69,7 +85,7 @@ def _expectations(
     fns: tuple[Callable[[Any], Any], ...], s11: np.ndarray, s12: np.ndarray, s22: np.ndarray
 ) -> dict[tuple[int, int], np.ndarray]:
     """``E[sigma^(i)(u) sigma^(j)(v)]`` for every ``(i, j)`` in :data:`_PAIRS` (1-D inputs)."""
-    x, w = _rule(DEGREE)
+    x, w = _rule(float(max(np.max(s11), np.max(s22))))
     pos = s11 > 0
     a = np.sqrt(s11)
     b = np.where(pos, s12 / np.where(pos, a, 1.0), 0.0)
@@ -89,13 +105,13 @@ def _diag_chain(
     fns: tuple[Callable[[Any], Any], ...], sq: np.ndarray, n0: int, kern: Kernel
 ) -> tuple[np.ndarray, np.ndarray]:
     """Diagonal variances and their derivatives in (b2, w2): ``g(S) = E[sigma(u)^2]``."""
-    x, w = _rule(DEGREE)
     w2, b2 = kern.weight_std**2, kern.bias_std**2
     V = np.empty((kern.depth, sq.size))
     dV = np.empty((kern.depth, sq.size, 2))
     V[0] = w2 / n0 * sq + b2
     dV[0] = np.stack([np.ones_like(sq), sq / n0], axis=-1)
     for layer in range(1, kern.depth):
+        x, w = _rule(float(np.max(V[layer - 1])))
         z = np.sqrt(V[layer - 1])[:, None] * x[None, :]
         s0, s1, s2 = (fns[n](z) for n in range(3))
         g = (s0 * s0) @ w
