@@ -70,10 +70,10 @@ def _rule(smax: float) -> tuple[np.ndarray, np.ndarray]:
     sigma(sqrt(S) x) has its complex singularities (tanh: poles at ``i pi/2``) at a distance
     ``d ~ pi / (2 sqrt(S))`` from the real axis, and the trapezoid rule's error falls like
     ``exp(-2 pi d / h)`` (Trefethen & Weideman, SIAM Review 56, 2014); the step
-    ``h = pi / (12 sqrt(S))`` makes it ~ 1e-16, with at most :data:`MAX_HALF_NODES` nodes
-    on each side.
+    ``h = pi / (16 sqrt(S))`` makes it ~ 1e-16 with room for the higher-order poles of the
+    derivatives, with at most :data:`MAX_HALF_NODES` nodes on each side.
     """
-    half = math.ceil(_SPAN * 12 * math.sqrt(max(smax, 1.0)) / math.pi)
+    half = math.ceil(_SPAN * 16 * math.sqrt(max(smax, 1.0)) / math.pi)
     return _trapezoid(min(max(half, 24), MAX_HALF_NODES))
 
 
