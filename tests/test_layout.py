@@ -32,6 +32,7 @@ BOXES: list[tuple[int, str]] = [
     (7, "ntksym.dask"),
     (7, "ntksym.empirical"),
     (7, "ntksym.predict"),
+    (7, "ntksym.sklearn"),
     (8, "ntksym.training"),
     (8, "ntksym.testing"),
     (8, "ntksym.stax"),

@@ -108,6 +108,25 @@ def validate_inputs(X1: Any, X2: Any = None) -> tuple[np.ndarray, np.ndarray | N
     return A, B
 
 
+def single_rows(X1: Any, X2: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    """Two 1-D vectors as one-row matrices (a single pair); None for any other inputs.
+
+    Raises:
+        InputError: Exactly one of the two is 1-D (the rule is: both 1-D, or both 2-D).
+    """
+    if X2 is None:
+        return None
+    dims = (np.ndim(X1), np.ndim(X2))
+    if dims == (1, 1):
+        return np.asarray(X1)[None, :], np.asarray(X2)[None, :]
+    if 1 in dims:
+        raise InputError(
+            f"X1 and X2 have {dims[0]} and {dims[1]} dimensions; pass two 2-D arrays of shape "
+            "(n_inputs, n_features), or two 1-D vectors for the kernel of that single pair"
+        )
+    return None
+
+
 @cache
 def result_type(fields: tuple[str, ...]) -> type:
     """The named tuple returned for the kernels ``fields`` (:class:`Kernels` for both)."""
@@ -182,13 +201,21 @@ class Kernel:
                 :class:`Kernels` named tuple in that order of fields).
 
         Returns:
-            Float64 array(s) of shape (N1, N2).
+            Float64 array(s) of shape (N1, N2). When X1 and X2 are both 1-D (two single
+            inputs, as scikit-learn's ``pairwise_kernels`` passes them to a callable kernel,
+            e.g. in ``KernelRidge(kernel=k)``), the kernel of that pair as a float.
 
         Raises:
             InputError: Bad inputs, or a kernel that is infinite at these
                 inputs (e.g. the NTK of ``step`` on coincident inputs).
         """
         wanted = parse_get(get)
+        pair = single_rows(X1, X2)
+        if pair is not None:  # scikit-learn's callable form: one pair of 1-D rows
+            out = self(pair[0], pair[1], get=get)
+            if isinstance(out, np.ndarray):
+                return float(out[0, 0])
+            return type(out)(*(float(m[0, 0]) for m in out))
         X1, X2 = validate_inputs(X1, X2)
         check_cost(X1.shape[0], None if X2 is None else X2.shape[0], self.depth)
         check_finite(self.activation, X1, X2, self.depth, self.bias_std, self.weight_std)
