@@ -41,7 +41,7 @@ from ntksym.extend import (
     apply_rule,
     b,
     beta,
-    definition_range,
+    definition_check,
     index,
     l,
     limit_check,
@@ -49,6 +49,7 @@ from ntksym.extend import (
     recursion_check,
     sigma,
     sigmadot,
+    standard_only,
     theta,
     width,
     x,
@@ -94,11 +95,7 @@ DEFS = {"1": D1, "2": D2, "3": D3, "4": D4}
 
 
 def _range_of(label: str):
-    def derive(env: dict) -> sp.Basic:
-        others = [DEFS[o] for o in ("1", "2", "3", "4") if o != label]
-        return definition_range(DEFS[label], others)
-
-    return derive
+    return definition_check(label, DEFS)
 
 
 # chain contexts
@@ -324,12 +321,12 @@ def d17(env: dict) -> sp.Basic:
     )
     m3 = rule("delta_sum", m2, C1)
     sigma1 = env["10"].args[-1]  # (10): Sigma^(1) = x.x'/n0 + beta^2
-    m4 = Sigma(1) * sp.KroneckerDelta(k, kp)
     from ntksym.derive.checks import symbolic_equal
 
     if not symbolic_equal(m3, sigma1 * sp.KroneckerDelta(k, kp), C1):
-        raise ValueError("(10) does not match the contracted sum")
-    return Chain(Theta(1, k, kp), m1, m2, m3, m4)
+        # the contracted sum is not (10)'s Sigma^(1) delta_kk': the chain stops there
+        return Chain(Theta(1, k, kp), m1, m2, m3)
+    return Chain(Theta(1, k, kp), m1, m2, m3, Sigma(1) * sp.KroneckerDelta(k, kp))
 
 
 P18 = sp.Eq(Theta(1, k, kp), Sigma(1) * sp.KroneckerDelta(k, kp))
@@ -473,7 +470,7 @@ STEPS_A = [
         uses=("11",),
         derive=d12,
         ctx=C_l,
-        extra_check=limit_check("nngp", sigma1="10", depth=2),
+        extra_check=standard_only(limit_check("nngp", sigma1="10", depth=2)),
         note="hypothesis: the n_l terms are i.i.d. with finite second moment, which holds "
         "when n_1, ..., n_{l-1} -> oo sequentially before n_l",
     ),
@@ -484,7 +481,7 @@ STEPS_A = [
         uses=("12",),
         derive=d12b,
         ctx=C_l,
-        extra_check=nngp_check(sigma1="10"),
+        extra_check=standard_only(nngp_check(sigma1="10")),
         note="hypothesis (induction, Jacot et al. 2018 Prop. 1): alpha~^(l)_i(x), "
         "alpha~^(l)_i(x') are jointly Gaussian with covariance Sigma^(l) in the limit",
     ),
@@ -759,7 +756,7 @@ def d25(env: dict) -> sp.Basic:
     from ntksym.derive.checks import symbolic_equal
 
     if not symbolic_equal(lim, sig, CL):
-        raise ValueError("the limit of the last layer's part is not Sigma^(L+1)")
+        return Tends(finite, lim, nL)  # the limit is not (12)'s Sigma^(L+1): say what it is
     return Tends(finite, Sigma(L + 1) * dK, nL)
 
 
@@ -832,7 +829,7 @@ STEPS_B = [
         uses=("23.5",),
         derive=d24,
         ctx=CL,
-        extra_check=limit_check("gradient_sum", sigma1="10"),
+        extra_check=standard_only(limit_check("gradient_sum", sigma1="10")),
         note="hypothesis: the n_L terms are i.i.d. with finite second moment in the "
         "sequential limit; " + GAP_23_24,
     ),
@@ -845,8 +842,8 @@ STEPS_B = [
         derive=d25,
         ctx=CL,
         configs=L_CFG,
-        extra_check=limit_check(
-            "nngp", sigma1="10", sigma_next="12.2", depth=3, widths=(64, 128, 256, 512)
+        extra_check=standard_only(
+            limit_check("nngp", sigma1="10", sigma_next="12.2", depth=3, widths=(64, 128, 256, 512))
         ),
     ),
     Step(
@@ -856,7 +853,9 @@ STEPS_B = [
         uses=("24.2", "25", "5"),
         derive=d26,
         ctx=CL,
-        extra_check=recursion_check({**RECURSION_LABELS, "theta": "26"}, with_monte_carlo=False),
+        extra_check=standard_only(
+            recursion_check({**RECURSION_LABELS, "theta": "26"}, with_monte_carlo=False)
+        ),
     ),
     Step(
         "27",
@@ -865,7 +864,7 @@ STEPS_B = [
         uses=("26",),
         derive=d27,
         ctx=CL,
-        extra_check=recursion_check(RECURSION_LABELS),
+        extra_check=standard_only(recursion_check(RECURSION_LABELS)),
         note="[...] (x) I_{n_{L+1}} read entrywise as [...] delta_kk'",
     ),
 ]
@@ -875,6 +874,8 @@ DERIVATION = Derivation(
     name="seed",
     title="NTK derivation (Y. Chen, 2020), equations (1)-(27)",
     steps=tuple(STEPS_A + STEPS_B),
+    # the rules unfold the network with (1)-(3) and use the induction hypothesis (19)
+    network=("1", "2", "3", "19"),
     hypotheses=(
         "w, b i.i.d. N(0, 1)",
         "limits n_1, ..., n_{L-1} -> oo taken sequentially",

@@ -28,7 +28,7 @@ print.
 """
 
 from ntksym.derive.checks import canonical, exact_finite_width, explain, symbolic_equal
-from ntksym.derive.definitions import definition_range
+from ntksym.derive.definitions import definition_check, definition_range
 from ntksym.derive.derivation import Change, Derivation, StepNotFound, compare
 from ntksym.derive.explain import Counterexample, Difference
 from ntksym.derive.judge import run_step
@@ -67,6 +67,7 @@ __all__ = [
     "apply_rule",
     "canonical",
     "compare",
+    "definition_check",
     "definition_range",
     "exact_finite_width",
     "explain",

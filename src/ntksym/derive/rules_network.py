@@ -10,6 +10,7 @@ from __future__ import annotations
 import sympy as sp
 from sympy.concrete.delta import deltasummation
 
+from ntksym.derive.network import active_network
 from ntksym.derive.registry import Context, fresh, rule
 from ntksym.derive.symbols import (
     REGISTRY,
@@ -46,11 +47,17 @@ __all__ = [
 def definition_of(
     ind: sp.Indexed, weight_scale: sp.Expr = sp.S.One, parameterization: str = "ntk"
 ) -> sp.Expr | None:
-    """The right-hand side of (1)–(3) for one registered entry, or None.
+    """The right-hand side of the definition of one registered entry, or None.
 
-    In the ``"standard"`` parameterization the pre-activation is ``W alpha + beta b``
-    (the weight scale lives in the variance of ``W``, see :class:`Context`).
+    While a derivation runs, its own definitions decide (the active
+    :class:`~ntksym.derive.network.Network`; ``weight_scale`` and ``parameterization``
+    are then ignored). Otherwise the standard network (1)–(3): in the ``"standard"``
+    parameterization the pre-activation is ``W alpha + beta b`` (the weight scale lives
+    in the variance of ``W``, see :class:`Context`).
     """
+    net = active_network()
+    if net is not None and net.has_definitions:
+        return net.definition_of(ind)
     info = REGISTRY.get(ind.base)
     if info is None or info.kind not in ("a", "z"):
         return None
@@ -81,9 +88,11 @@ def unfold(expr: sp.Expr, ctx: Context, kinds: tuple[str, ...] = ("a", "z")) -> 
     def is_target(e: sp.Basic) -> bool:
         return isinstance(e, sp.Indexed) and e.base in REGISTRY and REGISTRY[e.base].kind in kinds
 
-    return expr.replace(
-        is_target, lambda e: definition_of(e, ctx.weight_scale, ctx.parameterization)
-    )
+    def value(e: sp.Indexed) -> sp.Expr:
+        rhs = definition_of(e, ctx.weight_scale, ctx.parameterization)
+        return e if rhs is None else rhs
+
+    return expr.replace(is_target, value)
 
 
 def _range_facts(ctx: Context) -> sp.Basic:
@@ -250,7 +259,14 @@ def parameter_sum(expr: sp.Expr, ctx: Context) -> sp.Expr:
 
 @rule("induction_hypothesis")
 def induction_hypothesis(expr: sp.Expr, ctx: Context) -> sp.Expr:
-    """(19): ``Theta^(L)_{ii'} -> Theta_inf^(L) delta_{ii'}`` for the smaller network."""
+    """(19): ``Theta^(L)_{ii'} -> Theta_inf^(L) delta_{ii'}`` for the smaller network.
+
+    While a derivation that states its hypotheses runs, the rewrite is the one its
+    hypothesis statements give (their left side becomes their right side).
+    """
+    net = active_network()
+    if net is not None and net.has_hypotheses:
+        return net.apply_hypotheses(expr)
     return expr.replace(Theta, lambda m, a, c: Theta_inf(m) * sp.KroneckerDelta(a, c))
 
 
