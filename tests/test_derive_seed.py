@@ -24,6 +24,7 @@ EXPECTED_MISPRINTS = {
     "14",
     "15",
     "20",
+    "21",
     "22",
     "23.5",
     "23.6",
@@ -58,7 +59,6 @@ def test_quick_run_verdicts(quick_results):
         "16",
         "17",
         "18",
-        "21",
         "24",
         "24.2",
         "26",
@@ -76,6 +76,10 @@ def test_misprint_explanations(quick_results):
     assert "b_{k}^{(0)}" in r20 and "b_{k}^{(L)}" in r20
     assert "i'" in quick_results["23.5"].detail
     assert "free index i" in quick_results["25"].detail or "alpha_{i}" in quick_results["25"].detail
+    # (21) as printed: the chain rule in its middle member has no sum over i
+    r21 = quick_results["21"]
+    assert r21.method == "well-formedness" and "free index i on one side only" in r21.detail
+    assert "counterexample on the network: printed fails" in r21.detail
     r3 = quick_results["3"].detail
     assert "1,\\dots,L - 1" in r3 and "\\alpha^{(0)}" in r3
 

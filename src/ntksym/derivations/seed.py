@@ -42,6 +42,7 @@ from ntksym.extend import (
     b,
     beta,
     definition_check,
+    fresh,
     index,
     l,
     limit_check,
@@ -571,14 +572,26 @@ def _dz(prime: bool, idx: sp.Expr) -> sp.Expr:
     return sp.Derivative(ZF(L, prime)(idx, theta), theta)
 
 
+def _through_layer_L(idx: sp.Expr) -> sp.Expr:
+    """``d f_k/d alpha^(L)_idx  d alpha^(L)_idx/d alpha~^(L)_idx  d alpha~^(L)_idx/d theta_p``."""
+    a_i, z_i = alpha(L)[idx], alpha_t(L)[idx]
+    return _d(fk, a_i) * _d(a_i, z_i) * _dz(False, idx)
+
+
+# (21) as printed: its middle member (the chain rule) has no sum over i
 P21 = Chain(
     _d(fk, theta),
+    _through_layer_L(i),
     sp.Sum(W(L)[k, i] * sigmadot(z_L(i, theta)) * _dz(False, i), (i, 1, nL)) / sp.sqrt(nL),
 )
 
 
 def d21(env: dict) -> sp.Basic:
-    return Chain(_d(fk, theta), rule("chain_rule", sp.Derivative(f_of_theta(False, k), theta), CL))
+    # the chain rule through layer L sums over every unit i of that layer
+    s = fresh("i")
+    through = sp.Sum(_through_layer_L(s), (s, 1, nL))
+    end = rule("chain_rule", sp.Derivative(f_of_theta(False, k), theta), CL)
+    return Chain(_d(fk, theta), through, end)
 
 
 def _grad_sum(prime: bool, row: sp.Expr, var: sp.Symbol) -> sp.Expr:
@@ -796,7 +809,7 @@ STEPS_B = [
         derive=d21,
         ctx=CL,
         configs=L_CFG,
-        note="the middle member of (21) omits the sum over i; transcribed from its end",
+        note="transcribed as printed, its middle member (the chain rule) included",
     ),
     Step("22", P22, "chain_rule", uses=("21",), derive=d22, ctx=CL, configs=L_CFG, quick=False),
     *[

@@ -12,7 +12,14 @@ from collections.abc import Iterable
 
 import sympy as sp
 
-from ntksym.derive.rules import Context, definition_of, gaussian_layer, sigma_prime, wick
+from ntksym.derive.rules import (
+    Context,
+    definition_of,
+    gaussian_layer,
+    object_derivatives,
+    sigma_prime,
+    wick,
+)
 from ntksym.derive.statements import pairs
 from ntksym.derive.symbols import (
     NAMES,
@@ -238,6 +245,8 @@ def concretize(
     bound = {v for t in out.atoms(sp.Sum) for v in t.variables}
     # subs, not xreplace, when an index free here is bound by a sum elsewhere
     out = out.subs(assign) if bound & set(assign) else out.xreplace(assign)
+    # d f / d alpha^(m)_i: through the definitions
+    out = concrete_layers(object_derivatives(out, gauss), {}, widths)
     out = _eval_derivs(unfold_all(out, widths, gauss.weight_scale, gauss.parameterization))
     out = expand_sums(out)
     out = _eval_derivs(unfold_all(out, widths, gauss.weight_scale, gauss.parameterization))

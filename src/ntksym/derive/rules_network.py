@@ -38,6 +38,7 @@ __all__ = [
     "drop_range_piecewise",
     "induction_hypothesis",
     "merge_sums",
+    "object_derivatives",
     "parameter_sum",
     "sigma_prime",
     "unfold",
@@ -151,10 +152,49 @@ def sigma_prime(expr: sp.Expr) -> sp.Expr:
     return expr.replace(is_subs, subs_dot)
 
 
+def _is_object(v: sp.Basic) -> bool:
+    return isinstance(v, sp.Indexed) and v.base in REGISTRY and REGISTRY[v.base].kind in ("a", "z")
+
+
+def object_derivatives(expr: sp.Basic, ctx: Context | None = None) -> sp.Basic:
+    """Evaluate derivatives by a network object (``d f_k / d alpha^(L)_i``, ...).
+
+    The expression is unfolded with the definitions until the object's vector appears in
+    it, then differentiated: the chain rule through one layer.
+    """
+    ctx = ctx or Context()
+
+    def ready(d: sp.Basic) -> bool:
+        return isinstance(d, sp.Derivative) and any(_is_object(v) for v in d.variables)
+
+    def shows(e: sp.Basic, v: sp.Indexed) -> bool:
+        return any(t.base == v.base for t in e.atoms(sp.Indexed))
+
+    def evaluate(d: sp.Derivative) -> sp.Expr:
+        e = d.expr
+        for v, count in d.variable_count:
+            if not _is_object(v):
+                e = sp.Derivative(e, (v, count))
+                continue
+            for _ in range(4):
+                if shows(e, v):
+                    break
+                e = unfold(e, ctx)
+            e = sp.diff(e, v, count)
+        return sigma_prime(e)
+
+    return expr.replace(ready, evaluate)
+
+
 @rule("chain_rule")
 def chain_rule(expr: sp.Expr, ctx: Context) -> sp.Expr:
-    """Evaluate every ``Derivative`` by SymPy's chain rule, then tidy deltas and ranges."""
-    out = expr.replace(lambda e: isinstance(e, sp.Derivative), lambda e: e.doit())
+    """Evaluate every ``Derivative`` by SymPy's chain rule, then tidy deltas and ranges.
+
+    Derivatives by a network object are taken through its definitions first
+    (:func:`object_derivatives`).
+    """
+    out = object_derivatives(expr, ctx)
+    out = out.replace(lambda e: isinstance(e, sp.Derivative), lambda e: e.doit())
     out = sigma_prime(out)
     return delta_sum(out, ctx)
 
