@@ -198,21 +198,37 @@ class Network:
         defs.sort(key=lambda d: d.var is not None)
         object.__setattr__(self, "_defs", tuple(defs))
         object.__setattr__(self, "_hyps", tuple(hyps))
+        object.__setattr__(self, "_cache", {})
 
     def definition_of(self, ind: sp.Indexed) -> sp.Expr | None:
         """The right-hand side defining the network entry ``ind``, or None."""
         info = REGISTRY.get(ind.base)
         if info is None or len(ind.indices) != 1:
             return None
+        key = (info.kind, as_expr(info.layer), info.prime)
+        cache = self._cache  # type: ignore[attr-defined]
+        if key not in cache:
+            cache[key] = self._template(*key)
+        if cache[key] is None:
+            return None
+        template, index, bound = cache[key]
+        # fresh summation indices at every use, so that two unfoldings cannot share one
+        rep = {v: fresh(str(v.name).rstrip("0123456789_") or "j") for v in bound}
+        return template.xreplace({**rep, index: ind.indices[0]})
+
+    def _template(self, kind: str, layer: sp.Expr, prime: bool) -> tuple | None:
+        """The first matching definition moved to ``layer`` (and ``x'``), with its sums."""
         for d in self._defs:  # type: ignore[attr-defined]
-            if d.kind != info.kind:
+            if d.kind != kind:
                 continue
-            val = d.at(as_expr(info.layer))
+            val = d.at(layer)
             if val is None:
                 continue
-            rhs = _fresh_bound(d.rhs).xreplace({d.index: ind.indices[0]})
+            rhs = _fresh_bound(d.rhs)
             rep = {d.var: val} if d.var is not None else {}
-            return move_layers(rhs, rep, prime=info.prime)
+            out = move_layers(rhs, rep, prime=prime)
+            bound = {v for t in out.atoms(sp.Sum) for v in t.variables}
+            return out, d.index, tuple(sorted(bound, key=str))
         return None
 
     def apply_hypotheses(self, expr: sp.Basic) -> sp.Basic:
