@@ -777,15 +777,16 @@ P26 = sp.Eq(Theta(L + 1, k, kp), Theta_inf(L) * Sigma_dot(L + 1) * dK + Sigma(L 
 
 
 def d26(env: dict) -> sp.Basic:
-    # (6): the NTK is the sum over theta~ (24) plus the sum over W^(L), b^(L) (25)
-    return sp.Eq(Theta(L + 1, k, kp), env["24.2"].args[-1] + env["25"].rhs)
+    # (6): the NTK is the sum over theta~ (24) plus the sum over W^(L), b^(L) (25); both
+    # parts are limits as n_L -> oo, so the sum is one too
+    return Tends(Theta(L + 1, k, kp), env["24.2"].args[-1] + env["25"].rhs, nL)
 
 
 P27 = sp.Eq(Theta(L + 1, k, kp), (Theta_inf(L) * Sigma_dot(L + 1) + Sigma(L + 1)) * dK)
 
 
 def d27(env: dict) -> sp.Basic:
-    return sp.Eq(Theta(L + 1, k, kp), sp.factor_terms(env["26"].rhs))
+    return Tends(Theta(L + 1, k, kp), sp.factor_terms(env["26"].rhs), nL)
 
 
 RECURSION_LABELS = {
