@@ -149,7 +149,13 @@ def sigma_prime(expr: sp.Expr) -> sp.Expr:
             return sigmadot(e.point[0])
         return e
 
-    return expr.replace(is_subs, subs_dot)
+    expr = expr.replace(is_subs, subs_dot)
+
+    # Subs(sigmadot(xi), xi, y) left where the inner derivative became sigmadot: sigmadot(y)
+    def plain_subs(e: sp.Basic) -> bool:
+        return isinstance(e, sp.Subs) and not e.expr.has(sp.Derivative)
+
+    return expr.replace(plain_subs, lambda e: e.doit())
 
 
 def _is_object(v: sp.Basic) -> bool:
