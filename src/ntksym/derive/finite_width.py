@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 import sympy as sp
 
+from ntksym.derive.network import network_key
 from ntksym.derive.rules import (
     Context,
     definition_of,
@@ -105,6 +106,11 @@ def concrete_layers(expr: sp.Basic, layers: dict, widths: dict) -> sp.Basic:
     return out.xreplace(rep)
 
 
+#: One level of unfolding per (entry, widths, forward pass, network): the exact checks
+#: unfold the same entries many times.
+_UNFOLDED: dict[tuple, sp.Basic] = {}
+
+
 def unfold_all(
     expr: sp.Basic, widths: dict, scale: sp.Expr = sp.S.One, parameterization: str = "ntk"
 ) -> sp.Basic:
@@ -129,8 +135,18 @@ def unfold_all(
         n_here = widths.get(m)
         if n_here is not None and not 1 <= int(k) <= n_here:
             raise UndefinedObject(f"index {k} out of range 1..{n_here} at layer {m}")
-        rhs = definition_of(e, scale, parameterization)
-        return expand_sums(concrete_layers(rhs, {}, widths))
+        key = (e, wkey, scale, parameterization, network_key())
+        if key not in _UNFOLDED:
+            rhs = definition_of(e, scale, parameterization)
+            out = expand_sums(concrete_layers(rhs, {}, widths))
+            if out.has(sp.Sum):  # summation indices stay fresh at every use
+                return out
+            if len(_UNFOLDED) > 50_000:
+                _UNFOLDED.clear()
+            _UNFOLDED[key] = out
+        return _UNFOLDED[key]
+
+    wkey = tuple(sorted(widths.items()))
 
     for _ in range(20):
         new = expr.replace(is_def, unfold)

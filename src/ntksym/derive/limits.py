@@ -19,6 +19,7 @@ import sympy as sp
 
 from ntksym.derive.canonical import symbolic_equal
 from ntksym.derive.finite_width import NotExact, concretize
+from ntksym.derive.network import network_key
 from ntksym.derive.steps import Step, Verdict
 from ntksym.derive.symbols import REGISTRY, L, PSum, Tends, alpha_t, latex, theta
 
@@ -74,10 +75,20 @@ def finite_width_dependence(
     first parameter the value depends on (a nonzero derivative). None for other names,
     or when nothing could be evaluated.
     """
+    layers, widths = (configs or (DEFAULT_CONFIG,))[0]
+    key = (name, tuple(layers.items()), tuple(widths.items()), network_key())
+    if key not in _DEPENDENCE:
+        _DEPENDENCE[key] = _dependence(name, ctx, layers, widths)
+    return _DEPENDENCE[key]
+
+
+_DEPENDENCE: dict[tuple, tuple[str, sp.Expr] | None] = {}
+
+
+def _dependence(name: sp.Expr, ctx: Any, layers: dict, widths: dict) -> tuple | None:
     value = _ntk_value(name)
     if value is None:
         return None
-    layers, widths = (configs or (DEFAULT_CONFIG,))[0]
     depth = sp.sympify(name.args[0]).subs({k: v for k, v in layers.items() if k != "theta_layers"})
     if not depth.is_Integer or any(m not in widths for m in range(int(depth) + 1)):
         return None
@@ -92,7 +103,8 @@ def finite_width_dependence(
         key=sp.default_sort_key,
     )
     for p in params:
-        if sp.simplify(sp.diff(val, p)) != 0:
+        d = sp.expand(sp.diff(val, p))
+        if d != 0 and sp.simplify(d) != 0:
             where = ", ".join(f"{k}={v}" for k, v in layers.items() if k != "theta_layers")
             at = ", ".join(f"{s}=1" for s in assign)
             n = ",".join(str(widths[m]) for m in sorted(widths))

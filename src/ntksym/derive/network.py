@@ -39,7 +39,7 @@ from ntksym.derive.symbols import (
 )
 from ntksym.errors import InputError
 
-__all__ = ["Network", "active_network", "move_layers", "using_network"]
+__all__ = ["Network", "active_network", "move_layers", "network_key", "using_network"]
 
 _ACTIVE: ContextVar[Network | None] = ContextVar("ntksym_network", default=None)
 
@@ -47,6 +47,12 @@ _ACTIVE: ContextVar[Network | None] = ContextVar("ntksym_network", default=None)
 def active_network() -> Network | None:
     """The network of the derivation being run, or None outside a run."""
     return _ACTIVE.get()
+
+
+def network_key() -> tuple | None:
+    """A hashable key of the active network's statements (None outside a run)."""
+    net = _ACTIVE.get()
+    return None if net is None else net.key
 
 
 @contextmanager
@@ -199,6 +205,7 @@ class Network:
         object.__setattr__(self, "_defs", tuple(defs))
         object.__setattr__(self, "_hyps", tuple(hyps))
         object.__setattr__(self, "_cache", {})
+        object.__setattr__(self, "key", tuple(self.statements.items()))
 
     def definition_of(self, ind: sp.Indexed) -> sp.Expr | None:
         """The right-hand side defining the network entry ``ind``, or None."""
