@@ -25,8 +25,8 @@ from ntksym.derive.symbols import REGISTRY, L, PSum, Tends, alpha_t, latex, thet
 
 __all__ = ["StrongerRelation", "finite_width_dependence", "stronger_than_derived"]
 
-#: The smallest network on which a depth-(L+1) NTK is evaluated: L = 1, widths (1, 2, 1).
-DEFAULT_CONFIG = ({L: 1}, {0: 1, 1: 2, 2: 1})
+#: The smallest network on which a depth-(L+1) NTK is evaluated: L = 1, widths (1, 1, 1).
+DEFAULT_CONFIG = ({L: 1}, {0: 1, 1: 1, 2: 1})
 
 
 def _ntk_value(name: sp.Expr) -> sp.Expr | None:
