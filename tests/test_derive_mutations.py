@@ -193,7 +193,7 @@ def test_original_18_is_really_compared():
     # Theta^(1) has a finite-width value in the context, so "exact" is not empty ...
     step = D.step("18")
     ok, detail = exact_finite_width(step.printed, step.ctx, list(step.configs))
-    assert ok and detail.startswith("exact at")
+    assert ok and str(detail).startswith("exact at")
     # ... and without it nothing is compared, which is not a pass
     bare = Context(ranges=step.ctx.ranges)
     with pytest.raises(NotExact, match="nothing to compare"):
@@ -258,7 +258,7 @@ def test_derivation_bug_is_failed_not_misprint():
         ),
     )
     res = bad.run_one("18", extra=False)
-    assert res.verdict == "failed" and res.detail.startswith("derived statement fails")
+    assert res.verdict == "failed" and str(res.detail).startswith("derived statement fails")
     # printed passes its exact check, the derived form has no check and differs in value
     ctx = Context(ranges={k: n1})
     printed = sp.Eq(E(alpha_t(1)[k]), 0)

@@ -85,8 +85,9 @@ def test_misprint_explanations(quick_results):
         r = quick_results[lab]
         assert r.method == "exact-finite-width" and "stronger than what was derived" in r.detail
         assert "depends on $w_{" in r.detail and isinstance(r.derived_expr, seed.Tends)
-    r3 = quick_results["3"].detail
+    r3 = quick_results["3"].detail.latex()
     assert "1,\\dots,L - 1" in r3 and "\\alpha^{(0)}" in r3
+    assert "1,...,L - 1" in quick_results["3"].detail.plain()
 
 
 def test_dimension_of_the_output_is_derived(quick_results):

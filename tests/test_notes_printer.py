@@ -27,6 +27,7 @@ from ntksym.derive.symbols import (
     width,
     x,
 )
+from ntksym.derive.text import Text
 from ntksym.notes.build import md_text, tex_text
 from ntksym.notes.content import statement_lines
 from ntksym.notes.printer import notes_latex
@@ -160,8 +161,10 @@ def test_statements_as_display_lines():
     ("text", "tex"),
     [
         ("a_b & 50% #1", r"a\_b \& 50\% \#1"),
-        ("index: $w_{ii}$ printed", "index: $w_{ii}$ printed"),
+        # a plain string is words: dollar signs are escaped, never read as mathematics
+        ("index: $w_{ii}$ printed", r"index: \$w\_\{ii\}\$ printed"),
         ("x~^(l)", r"x\textasciitilde{}\textasciicircum{}(l)"),
+        (Text("index: ", W(0)[i, i], " printed"), "index: $w^{(0)}_{ii}$ printed"),
     ],
 )
 def test_text_escaping_keeps_math(text, tex):
@@ -169,4 +172,5 @@ def test_text_escaping_keeps_math(text, tex):
 
 
 def test_markdown_escaping_keeps_math():
-    assert md_text("a*b_c $x_{i}^{*}$") == r"a\*b\_c $x_{i}^{*}$"
+    assert md_text(Text("a*b_c ", x()[i] ** 2)) == r"a\*b\_c $x_{i}^{2}$"
+    assert md_text("costs $5 * 2") == r"costs \$5 \* 2"

@@ -8,8 +8,9 @@ defines ``DERIVATION``; ``ntksym verify path/to/file.py`` then runs it::
 
 The names are re-exported from :mod:`ntksym.derive` (engine, statements, rules, verdicts),
 :mod:`ntksym.derive.symbols` (the network's symbols and kernels),
-:mod:`ntksym.derive.tangent` (gradients and parameter collections) and
-:mod:`ntksym.derive.numeric` (numeric and Monte-Carlo checks of a step).
+:mod:`ntksym.derive.tangent` (gradients and parameter collections),
+:mod:`ntksym.derive.numeric` (numeric and Monte-Carlo checks of a step) and
+:mod:`ntksym.derive.text` (notes and descriptions with formulas: ``text``, ``Tex``).
 """
 
 from ntksym.derive import (
@@ -77,6 +78,7 @@ from ntksym.derive.symbols import (
     x,
 )
 from ntksym.derive.tangent import AllParams
+from ntksym.derive.text import Tex, Text, text
 
 __all__ = [
     "RULES", "VERDICTS", "Chain", "Change", "Context", "Counterexample", "Derivation",
@@ -88,5 +90,5 @@ __all__ = [
     "REGISTRY", "ZF", "Dim", "E", "GaussE", "L", "PSum", "Sigma", "Sigma_dot", "Sigma_t",
     "Tends", "Theta", "Theta_inf", "W", "alpha", "alpha_t", "b", "beta", "index", "l",
     "latex", "make_object", "scalar", "sigma", "sigmadot", "theta", "weight_std", "width", "x",
-    "AllParams",
+    "AllParams", "Tex", "Text", "text",
 ]  # fmt: skip

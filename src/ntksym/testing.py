@@ -126,7 +126,7 @@ def _against_mpmath(
         w = np.array(w, dtype=np.float64)
         scale = max(float(np.abs(w).max()), np.finfo(np.float64).tiny)
         err = np.abs(g - w) / scale
-        i, j = np.unravel_index(int(np.argmax(err)), err.shape)
+        i, j = (int(k) for k in np.unravel_index(int(np.argmax(err)), err.shape))
         results.append(CheckResult(float(err[i, j]), (name, i, j), g[i, j], w[i, j], rtol))
     return _verdict(max(results, key=lambda r: r.worst), "mpmath reference")
 
@@ -149,7 +149,7 @@ def _against_monte_carlo(
     g = kernel(A, B, get="ntk")
     allowed = sigmas * mc.stderr + bias * np.abs(g)
     err = np.abs(mc.mean - g) / np.where(allowed > 0, allowed, np.inf)
-    i, j = np.unravel_index(int(np.argmax(err)), err.shape)
+    i, j = (int(k) for k in np.unravel_index(int(np.argmax(err)), err.shape))
     result = CheckResult(float(err[i, j]), ("ntk", i, j), g[i, j], mc.mean[i, j], 1.0)
     return _verdict(result, f"Monte-Carlo mean of {n_samples} networks of width {width}")
 

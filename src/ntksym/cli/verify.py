@@ -22,7 +22,6 @@ from pathlib import Path
 from ntksym.derive.derivation import Derivation
 from ntksym.derive.explain import render_parts
 from ntksym.derive.loader import default_paths, load_derivation
-from ntksym.derive.plain import plain_text
 from ntksym.derive.plaintext import plain
 from ntksym.derive.steps import VERDICTS, Step, StepResult
 from ntksym.errors import InputError
@@ -50,7 +49,7 @@ def _short(tex: str, width: int = 38) -> str:
 def _statement(r: StepResult) -> str:
     """The statement as plain text, printed from the SymPy object."""
     stmt = r.printed_expr if r.printed_expr is not None else r.derived_expr
-    return plain(stmt) if stmt is not None else plain_text(f"${r.printed or r.derived}$")
+    return plain(stmt) if stmt is not None else ""
 
 
 def _table(name: str, results: list[StepResult]) -> str:
@@ -63,10 +62,8 @@ def _table(name: str, results: list[StepResult]) -> str:
         )
         if r.summary_parts and r.verdict in ("misprint", "failed"):
             lines.append(f"       -> {render_parts(r.summary_parts, plain)}")
-        elif r.verdict in ("misprint", "error", "unchecked"):
-            lines.append(f"       -> {plain_text(r.explanation or r.detail)}")
-        elif r.verdict == "failed":
-            lines.append(f"       -> {plain_text(r.detail)}")
+        elif r.verdict in ("misprint", "error", "unchecked", "failed"):
+            lines.append(f"       -> {r.detail.plain()}")
     return "\n".join(lines)
 
 

@@ -26,8 +26,11 @@ from collections import namedtuple
 import numpy as np
 import sympy as sp
 
-from ntksym.extend import Derivation, Step, Verdict
+from ntksym.extend import Derivation, Step, Tex, Text, Verdict, text
 from ntksym.predict import gradient_descent_mse
+
+#: The kernel as the Jacobian's Gram matrix, a formula of the notes.
+JJT = Tex(r"\Theta = J J^{\mathsf T}", "Theta = J J^T")
 
 t, eta = sp.symbols("t eta", positive=True)
 Th, y, f0, J, Jt, th, th0, K = sp.symbols("Theta y f_0 J J^T theta theta_0 K", commutative=False)
@@ -358,16 +361,26 @@ DERIVATION = Derivation(
             "1",
             P1,
             "definition",
-            note="first-order Taylor model around theta_0; J = d f / d theta at theta_0",
+            note=text(
+                "first-order Taylor model around {t0}; {J}",
+                t0=Tex(r"\theta_0", "theta_0"),
+                J=Tex(
+                    r"J = \partial f/\partial\theta \text{ at } \theta_0",
+                    "J = d f / d theta at theta_0",
+                ),
+            ),
         ),
         Step(
             "2",
             P2,
             "chain_rule",
             derive=d2,
-            note="gradient flow on L = 1/2 ||f - y||^2 (sum, not mean)",
+            note=text(
+                "gradient flow on {loss} (sum, not mean)",
+                loss=Tex(r"\mathcal{L} = \tfrac12\lVert f - y\rVert^2", "L = 1/2 ||f - y||^2"),
+            ),
         ),
-        Step("3", P3, "chain_rule", uses=("1", "2"), derive=d3, note="Theta = J J^T"),
+        Step("3", P3, "chain_rule", uses=("1", "2"), derive=d3, note=Text(JJT)),
         Step("4", P4, "algebra", uses=("3",), derive=d4),
         Step(
             "5",
@@ -375,7 +388,14 @@ DERIVATION = Derivation(
             "algebra",
             uses=("3", "4"),
             derive=d5,
-            note="df(x)/dt = -eta Theta(x, X)(f(X) - y), integrated from 0 to t",
+            note=text(
+                "{flow}, integrated from 0 to {t}",
+                flow=Tex(
+                    r"\frac{df(x)}{dt} = -\eta\,\Theta(x, X)\,(f(X) - y)",
+                    "df(x)/dt = -eta Theta(x, X)(f(X) - y)",
+                ),
+                t=Tex("t", "t"),
+            ),
         ),
         Step(
             "6",
@@ -383,7 +403,14 @@ DERIVATION = Derivation(
             "algebra",
             uses=("5",),
             derive=d6,
-            note="f_0 ~ N(0, K) (NNGP); A_t = Theta^-1 (I - exp(-eta Theta t)) Theta(X, x)",
+            note=text(
+                "{f0} (NNGP); {A}",
+                f0=Tex(r"f_0 \sim \mathcal{N}(0, K)", "f_0 ~ N(0, K)"),
+                A=Tex(
+                    r"A_t = \Theta^{-1}\bigl(I - e^{-\eta\Theta t}\bigr)\,\Theta(X, x)",
+                    "A_t = Theta^-1 (I - exp(-eta Theta t)) Theta(X, x)",
+                ),
+            ),
         ),
         Step(
             "7",
@@ -391,12 +418,15 @@ DERIVATION = Derivation(
             "algebra",
             uses=("5",),
             derive=d7,
-            note="requires Theta(X, X) positive definite",
+            note=text("requires {T} positive definite", T=Tex(r"\Theta(X, X)", "Theta(X, X)")),
         ),
     ),
     hypotheses=(
         "the network stays in its linear regime (exact for the linearised model; "
         "for infinite width, Lee et al. 2019, Theorem 2.1)",
-        "f_0 ~ N(0, NNGP) at infinite width, independent of the NTK, which is deterministic",
+        text(
+            "{f0} at infinite width, independent of the NTK, which is deterministic",
+            f0=Tex(r"f_0 \sim \mathcal{N}(0, \mathrm{NNGP})", "f_0 ~ N(0, NNGP)"),
+        ),
     ),
 )

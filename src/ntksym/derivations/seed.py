@@ -31,6 +31,7 @@ from ntksym.extend import (
     Sigma_t,
     Step,
     Tends,
+    Tex,
     Theta,
     Theta_inf,
     Tr,
@@ -51,6 +52,7 @@ from ntksym.extend import (
     sigma,
     sigmadot,
     standard_only,
+    text,
     theta,
     width,
     x,
@@ -60,6 +62,8 @@ k, kp, i, ip, j = (index(s) for s in ("k", "k'", "i", "i'", "j"))
 n0, n1, nl, nl1 = width(0), width(1), width(l), width(l + 1)
 nL, nL1 = width(L), width(L + 1)
 xs, xps = x(), x(True)
+#: The activation's name in the notes' sentences.
+SIGMA = Tex(r"\sigma", "sigma")
 
 
 def rule(name: str, e: sp.Basic, ctx: Context) -> sp.Basic:
@@ -403,8 +407,12 @@ STEPS_A = [
         "definition",
         uses=("1", "2"),
         derive=_range_of("3"),
-        note="at l = 0 the definition would contradict (1); lines of (11) written with "
-        "sigma at l = 0 inherit this slip",
+        note=text(
+            "at {l0} the definition would contradict (1); lines of (11) written with {s} "
+            "at {l0} inherit this slip",
+            l0=sp.Eq(l, 0),
+            s=SIGMA,
+        ),
     ),
     Step("4", D4, "definition", uses=("2",), derive=_range_of("4")),
     Step(
@@ -414,8 +422,12 @@ STEPS_A = [
         derive=d5,
         ctx=C6,
         configs=NTK_CFG,
-        note="(5) suppresses the inputs: read at the pair (x, x'), as the first line of (6); "
-        "the tensor product of two column vectors is the outer product u v^T",
+        note=text(
+            "(5) suppresses the inputs: read at the pair {p}, as the first line of (6); "
+            "the tensor product of two column vectors is the outer product {uv}",
+            p=Tex("(x, x')", "(x, x')"),
+            uv=Tex(r"u v^{\mathsf T}", "u v^T"),
+        ),
     ),
     *[
         Step(
@@ -438,7 +450,7 @@ STEPS_A = [
         derive=d8,
         ctx=C_l,
         configs=LAYER_CFG,
-        note="the middle line uses independence of w^(l) from alpha^(l)",
+        note=text("the middle line uses independence of {w} from {a}", w=W(l), a=alpha(l)),
     ),
     Step(
         "9",
@@ -461,8 +473,15 @@ STEPS_A = [
         derive=d11,
         ctx=C_l,
         configs=L11_CFG,
-        note="E is over w^(l), b^(l) given the earlier layers (a conditional expectation); "
-        "the sigma form needs l >= 1, see (3)",
+        note=text(
+            "{E} is over {w}, {b} given the earlier layers (a conditional expectation); "
+            "the {s} form needs {c}, see (3)",
+            E=Tex(r"\mathbb{E}", "E"),
+            w=W(l),
+            b=b(l),
+            s=SIGMA,
+            c=Tex(r"l \ge 1", "l >= 1"),
+        ),
     ),
     Step(
         "12",
@@ -472,8 +491,12 @@ STEPS_A = [
         derive=d12,
         ctx=C_l,
         extra_check=standard_only(limit_check("nngp", sigma1="10", depth=2)),
-        note="hypothesis: the n_l terms are i.i.d. with finite second moment, which holds "
-        "when n_1, ..., n_{l-1} -> oo sequentially before n_l",
+        note=text(
+            "hypothesis: the {n} terms are i.i.d. with finite second moment, which holds "
+            "when {lim} sequentially before {n}",
+            n=nl,
+            lim=Tex(r"n_1, \dots, n_{l-1} \to \infty", "n_1, ..., n_{l-1} -> oo"),
+        ),
     ),
     Step(
         "12.2",
@@ -483,8 +506,13 @@ STEPS_A = [
         derive=d12b,
         ctx=C_l,
         extra_check=standard_only(nngp_check(sigma1="10")),
-        note="hypothesis (induction, Jacot et al. 2018 Prop. 1): alpha~^(l)_i(x), "
-        "alpha~^(l)_i(x') are jointly Gaussian with covariance Sigma^(l) in the limit",
+        note=text(
+            "hypothesis (induction, Jacot et al. 2018 Prop. 1): {a}, {ap} are jointly "
+            "Gaussian with covariance {S} in the limit",
+            a=alpha_t(l)[i],
+            ap=alpha_t(l, True)[i],
+            S=Sigma(l),
+        ),
     ),
     Step("13", P13, "definition", uses=("2", "1"), derive=d13, ctx=C1, configs=L1_CFG),
     Step("14", P14, "chain_rule", uses=("13",), derive=d14, ctx=C1, configs=L1_CFG),
@@ -499,7 +527,11 @@ STEPS_A = [
         derive=d18,
         ctx=C1N,
         configs=L1_CFG_T,
-        note="Sigma^(1) (x) I_{n_1} read entrywise as Sigma^(1) delta_kk'",
+        note=text(
+            "{a} read entrywise as {b}",
+            a=Tex(r"\Sigma^{(1)} \otimes I_{n_1}", "Sigma^(1) (x) I_{n_1}"),
+            b=Tex(r"\Sigma^{(1)}\,\delta_{kk'}", "Sigma^(1) delta_kk'"),
+        ),
     ),
 ]
 
@@ -795,12 +827,19 @@ RECURSION_LABELS = {
     "sigmadot": "Sigmadot(L+1)",
     "theta": "27",
 }
-GAP_23_24 = (
-    "replacing Theta^(L)_{ii'} by its limit inside a sum of n_L terms needs the "
-    "convergence to be uniform enough (Jacot et al. 2018, Prop. 2; Arora et al. 2019)"
+GAP_23_24 = text(
+    "replacing {t} by its limit inside a sum of {n} terms needs the convergence to be "
+    "uniform enough (Jacot et al. 2018, Prop. 2; Arora et al. 2019)",
+    t=Theta(L, i, ip),
+    n=nL,
 )
 STEPS_B = [
-    Step("19", P19, "hypothesis", note="induction hypothesis, for the network of depth L"),
+    Step(
+        "19",
+        P19,
+        "hypothesis",
+        note=text("induction hypothesis, for the network of depth {L}", L=L),
+    ),
     Step("20", P20, "definition", uses=("2",), derive=d20, ctx=CL, configs=L_CFG2),
     Step(
         "21",
@@ -844,8 +883,12 @@ STEPS_B = [
         derive=d24,
         ctx=CL,
         extra_check=standard_only(limit_check("gradient_sum", sigma1="10")),
-        note="hypothesis: the n_L terms are i.i.d. with finite second moment in the "
-        "sequential limit; " + GAP_23_24,
+        note=text(
+            "hypothesis: the {n} terms are i.i.d. with finite second moment in the "
+            "sequential limit; {gap}",
+            n=nL,
+            gap=GAP_23_24,
+        ),
     ),
     Step("24.2", P24b, "gaussian_moments", uses=("24", "12.2"), derive=d24b, ctx=CL),
     Step(
@@ -879,7 +922,11 @@ STEPS_B = [
         derive=d27,
         ctx=CL,
         extra_check=standard_only(recursion_check(RECURSION_LABELS)),
-        note="[...] (x) I_{n_{L+1}} read entrywise as [...] delta_kk'",
+        note=text(
+            "{a} read entrywise as {b}",
+            a=Tex(r"[\dots] \otimes I_{n_{L+1}}", "[...] (x) I_{n_{L+1}}"),
+            b=Tex(r"[\dots]\,\delta_{kk'}", "[...] delta_kk'"),
+        ),
     ),
 ]
 
@@ -891,7 +938,10 @@ DERIVATION = Derivation(
     # the rules unfold the network with (1)-(3) and use the induction hypothesis (19)
     network=("1", "2", "3", "19"),
     hypotheses=(
-        "w, b i.i.d. N(0, 1)",
-        "limits n_1, ..., n_{L-1} -> oo taken sequentially",
+        text("{wb} i.i.d. {N}", wb=Tex("w, b", "w, b"), N=Tex(r"\mathcal{N}(0, 1)", "N(0, 1)")),
+        text(
+            "limits {lim} taken sequentially",
+            lim=Tex(r"n_1, \dots, n_{L-1} \to \infty", "n_1, ..., n_{L-1} -> oo"),
+        ),
     ),
 )

@@ -67,6 +67,8 @@ from ntksym.extend import (
     Sigma_t,
     Step,
     Tends,
+    Tex,
+    Text,
     Theta,
     Theta_inf,
     W,
@@ -82,6 +84,7 @@ from ntksym.extend import (
     sigma,
     sigmadot,
     symbolic_equal,
+    text,
     theta,
     weight_std,
     width,
@@ -378,7 +381,11 @@ def mc_check(kind: str):  # noqa: ANN201 - returns a CheckFn
                 d.append(np.linalg.norm(emp - lim) / np.linalg.norm(lim))
             dists.append(d)
         fit = fit_rate(MC_WIDTHS, dists)
-        return fit.consistent(), "monte-carlo", "finite SP networks -> limit: " + fit.describe()
+        return (
+            fit.consistent(),
+            "monte-carlo",
+            Text("finite SP networks tend to the limit: ", fit.describe()),
+        )
 
     return check
 
@@ -398,7 +405,7 @@ DERIVATION = Derivation(
             derive=d4,
             ctx=Cl,
             extra_check=nngp_check("1", bias_std=BETA, weight_std_value=SW),
-            note="the NNGP map of the NTK parameterization with weight scale sigma_w",
+            note=text("the NNGP map of the NTK parameterization with weight scale {s}", s=sw),
         ),
         Step("5", P5, "chain_rule", uses=("1",), derive=d5, ctx=C1N, configs=CFG1),
         Step(
@@ -409,7 +416,7 @@ DERIVATION = Derivation(
             derive=d6,
             ctx=CL,
             extra_check=mc_check("6"),
-            note="the last layer's weight part of Theta^(L+1) grows like n_L",
+            note=text("the last layer's weight part of {T} grows like {n}", T=Theta(L + 1), n=nL),
         ),
         Step("7", P7, "chain_rule", uses=("1",), derive=d7, ctx=C1N, configs=CFG1),
         Step(
@@ -420,7 +427,10 @@ DERIVATION = Derivation(
             derive=d8,
             ctx=CL,
             extra_check=mc_check("8"),
-            note="weights' learning rate scaled by sigma_w^2/n_L: the NTK parameterization's term",
+            note=text(
+                "weights' learning rate scaled by {r}: the NTK parameterization's term",
+                r=sw**2 / nL,
+            ),
         ),
         Step(
             "9",
@@ -430,8 +440,13 @@ DERIVATION = Derivation(
             derive=d9,
             ctx=CL,
             extra_check=mc_check("9"),
-            note="Theta^(L) here is the kernel of the first L layers with the weights' learning "
-            "rates scaled by sigma_w^2/n_m (hypothesis (19) for it)",
+            note=text(
+                "{T} here is the kernel of the first {L} layers with the weights' learning "
+                "rates scaled by {r} (hypothesis (19) for it)",
+                T=Theta(L),
+                L=L,
+                r=Tex(r"\sigma_w^2/n_m", "sigma_w^2/n_m"),
+            ),
         ),
         Step(
             "10",
@@ -445,8 +460,21 @@ DERIVATION = Derivation(
         ),
     ),
     hypotheses=(
-        "w^(l) i.i.d. N(0, sigma_w^2/n_l), b i.i.d. N(0, 1); no 1/sqrt(n) in the forward pass",
+        text(
+            "{w} i.i.d. {Nw}, {b} i.i.d. {Nb}; no {s} in the forward pass",
+            w=Tex(r"w^{(l)}", "w^(l)"),
+            Nw=Tex(r"\mathcal{N}(0, \sigma_w^2/n_l)", "N(0, sigma_w^2/n_l)"),
+            b=Tex("b", "b"),
+            Nb=Tex(r"\mathcal{N}(0, 1)", "N(0, 1)"),
+            s=Tex(r"1/\sqrt{n}", "1/sqrt(n)"),
+        ),
         "limits taken sequentially",
-        "(19) for the learning-rate-scaled kernel: Theta^(L)_ii' -> Theta_inf^(L) delta_ii'",
+        text(
+            "(19) for the learning-rate-scaled kernel: {f}",
+            f=Tex(
+                r"\Theta^{(L)}_{ii'} \to \Theta_\infty^{(L)}\,\delta_{ii'}",
+                "Theta^(L)_ii' -> Theta_inf^(L) delta_ii'",
+            ),
+        ),
     ),
 )

@@ -28,6 +28,7 @@ from ntksym.extend import (
     Sigma_t,
     Step,
     Tends,
+    Tex,
     Theta,
     Theta_inf,
     W,
@@ -42,6 +43,7 @@ from ntksym.extend import (
     sigma,
     sigmadot,
     symbolic_equal,
+    text,
     theta,
     weight_std,
     width,
@@ -238,8 +240,11 @@ DERIVATION = Derivation(
             uses=("4",),
             derive=d6,
             ctx=CL,
-            note="chain rule, sum over theta~, induction hypothesis, law of large numbers, "
-            "Gaussian moments, Gaussian process limit",
+            note=text(
+                "chain rule, sum over {t}, induction hypothesis, law of large numbers, "
+                "Gaussian moments, Gaussian process limit",
+                t=Tex(r"\tilde\theta", "theta~"),
+            ),
         ),
         Step("7", P7, "law_of_large_numbers", uses=("4",), derive=d7, ctx=CL),
         Step(
@@ -253,7 +258,12 @@ DERIVATION = Derivation(
         ),
     ),
     hypotheses=(
-        "W, b i.i.d. N(0, 1); preactivations scaled by sigma_w",
+        text(
+            "{wb} i.i.d. {N}; preactivations scaled by {s}",
+            wb=Tex("W, b", "W, b"),
+            N=Tex(r"\mathcal{N}(0, 1)", "N(0, 1)"),
+            s=weight_std,
+        ),
         "limits taken sequentially",
     ),
 )

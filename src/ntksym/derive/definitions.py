@@ -17,11 +17,13 @@ import sympy as sp
 
 from ntksym.derive.finite_width import NotExact
 from ntksym.derive.network import active_network, using_network
+from ntksym.derive.plaintext import plain
 from ntksym.derive.registry import Context
 from ntksym.derive.rules_network import definition_of
 from ntksym.derive.statements import ForAll
 from ntksym.derive.steps import CheckFn, Verdict
-from ntksym.derive.symbols import REGISTRY, L, alpha, alpha_t, as_expr, l, latex
+from ntksym.derive.symbols import REGISTRY, L, alpha, alpha_t, as_expr, l, latex, make_object
+from ntksym.derive.text import Tex, Text
 
 __all__ = [
     "definition_check",
@@ -79,7 +81,7 @@ def definition_range(target: ForAll, others: list[sp.Basic]) -> Verdict:
                 return Verdict("failed", "definition", "undefined: " + _names(rhs - defined))
         return Verdict("assumed", "definition", "every object on the right is defined")
     stmt, var, _ = _values(target, 1)
-    reasons: dict[int, str] = {}
+    reasons: dict[int, Text] = {}
     shifts_lo, shifts_hi = set(), set()
     for depth in range(1, 5):
         _, _, vals = _values(target, depth)
@@ -101,7 +103,7 @@ def definition_range(target: ForAll, others: list[sp.Basic]) -> Verdict:
                     why.append("also defined by another definition: " + _names(clash))
                 if missing:
                     why.append("undefined on the right: " + _names(missing))
-                reasons.setdefault(val, "; ".join(why))
+                reasons.setdefault(val, Text.join("; ", why))
             else:
                 good.append(val)
         if not good:
@@ -116,17 +118,22 @@ def definition_range(target: ForAll, others: list[sp.Basic]) -> Verdict:
         return Verdict("failed", "definition", "inconsistent range")
     v, lo, hi = target.domain
     lo2, hi2 = lo + shifts_lo.pop(), hi + shifts_hi.pop()
-    reasons_text = "; ".join(f"at {var} = {k}: {r}" for k, r in sorted(reasons.items()))
-    detail = (
-        rf"range: ${latex(v)} = {latex(lo)},\dots,{latex(hi)}$ printed, "
-        rf"${latex(lo2)},\dots,{latex(hi2)}$ derived; {reasons_text}"
+    reasons_text = Text.join(
+        "; ", (Text("at ", sp.Eq(var, k), ": ", r) for k, r in sorted(reasons.items()))
+    )
+    detail = Text(
+        "range: ",
+        Tex(rf"{latex(v)} = {latex(lo)},\dots,{latex(hi)}", f"{plain(v)} = {lo},...,{hi}"),
+        " printed, ",
+        Tex(rf"{latex(lo2)},\dots,{latex(hi2)}", f"{lo2},...,{hi2}"),
+        " derived; ",
+        reasons_text,
     )
     return Verdict("misprint", "definition", detail, statement=ForAll(stmt, sp.Tuple(v, lo2, hi2)))
 
 
-def _names(pairs: set) -> str:
-    tex = {"a": r"\alpha", "z": r"\tilde\alpha", "W": "W", "b": "b", "x": "x"}
-    return ", ".join(f"${tex[k]}^{{({m})}}$" for k, m in sorted(pairs))
+def _names(pairs: set) -> Text:
+    return Text.join(", ", (make_object(k, m) for k, m in sorted(pairs)))
 
 
 def definition_check(label: str, defaults: dict[str, sp.Basic]) -> Callable[[dict], Verdict]:

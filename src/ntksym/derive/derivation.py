@@ -18,6 +18,7 @@ from ntksym.derive.judge import derive_statement, run_step
 from ntksym.derive.network import Network, check_statements, using_network
 from ntksym.derive.steps import Step, StepResult
 from ntksym.derive.symbols import latex
+from ntksym.derive.text import Text
 from ntksym.errors import InputError
 
 __all__ = ["Change", "Derivation", "StepNotFound", "compare"]
@@ -38,7 +39,8 @@ class Derivation:
         name: short name (``"seed"``).
         title: one-line description.
         steps: the steps in order.
-        hypotheses: the assumptions stated in words.
+        hypotheses: the assumptions, each a :class:`~ntksym.derive.text.Text` (words and
+            formulas) or a plain string (words).
         network: labels of the steps whose statements define the network the rules work
             on (``alpha^(0) = x``, ``alpha~^(l+1) = ...``, ``alpha^(l) = sigma(...)``)
             and state the hypotheses the rules use (``Theta^(L)_{ii'} -> ...``); see
@@ -48,7 +50,7 @@ class Derivation:
     name: str
     title: str
     steps: tuple[Step, ...]
-    hypotheses: tuple[str, ...] = ()
+    hypotheses: tuple[Text | str, ...] = ()
     network: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:

@@ -18,6 +18,7 @@ from ntksym.derive.finite_width import expand_sums
 from ntksym.derive.rules import Context
 from ntksym.derive.statements import members
 from ntksym.derive.symbols import Tends, latex, width_layer
+from ntksym.derive.text import Config, Math, Text
 from ntksym.derive.wellformed import unknown_symbols
 
 __all__ = [
@@ -55,6 +56,10 @@ class Difference:
     printed: sp.Basic
     derived: sp.Basic
 
+    def text(self) -> Text:
+        """The line as :class:`Text` (the two subterms as formulas)."""
+        return Text(f"{self.kind}: ", self.printed, " printed, ", self.derived, " derived")
+
     def render(self, show: Callable[[sp.Basic], str] = tex) -> str:
         """One line, e.g. ``index: $w_{ii}$ printed, $w_{ji}$ derived``."""
         return f"{self.kind}: {show(self.printed)} printed, {show(self.derived)} derived"
@@ -80,6 +85,14 @@ class Counterexample:
     member: str
     position: int = 0
     anchored: bool = False
+
+    def text(self) -> Text:
+        """The line as :class:`Text` (the widths and index values as one formula)."""
+        return Text(
+            "counterexample: at ",
+            Config(values=self.widths + self.values),
+            f" the printed {self.member} differs from the derived one",
+        )
 
     def render(self, show: Callable[[sp.Basic], str] = latex) -> str:
         """One line, e.g. ``counterexample: at n_{L}=2, i'=1 the printed ... differs``."""
@@ -127,6 +140,10 @@ class FirstDifference:
     difference: Difference
     more: int = 0
 
+    def text(self) -> Text:
+        """The first difference, then ``(+n more)``, as :class:`Text`."""
+        return Text(self.difference.text(), f" (+{self.more} more)" if self.more else "")
+
     def render(self, show: Callable[[sp.Basic], str] = tex) -> str:
         """The first difference, then ``(+n more)``."""
         return self.difference.render(show) + (f" (+{self.more} more)" if self.more else "")
@@ -140,6 +157,11 @@ class StrayIndex:
     carriers: tuple[sp.Basic, ...]
     prefix: str = ""
 
+    def text(self) -> Text:
+        """The line as :class:`Text`."""
+        inside = Text.join(", ", self.carriers)
+        return Text(self.prefix, self.index, " is free on one side only (in ", inside, ")")
+
     def render(self, show: Callable[[sp.Basic], str] = tex) -> str:
         r"""E.g. ``j is free on one side only (in $\delta_{jk}$)``."""
         inside = ", ".join(show(c) for c in self.carriers)
@@ -152,6 +174,11 @@ class UndefinedSymbols:
 
     symbols: tuple[sp.Symbol, ...]
 
+    def text(self) -> Text:
+        """The line as :class:`Text`."""
+        names = Text.join(", ", sorted(self.symbols, key=latex))
+        return Text("undefined symbol ", names, " (the line breaks off)")
+
     def render(self, show: Callable[[sp.Basic], str] = tex) -> str:
         r"""E.g. ``undefined symbol $\delta_{i\ldots}$ (the line breaks off)``."""
         names = ", ".join(sorted(show(t) for t in self.symbols))
@@ -159,20 +186,27 @@ class UndefinedSymbols:
 
 
 def render_parts(parts: tuple[Any, ...], show: Callable[[sp.Basic], str] | None = None) -> str:
-    """A one-line summary from its parts: text, and objects with ``render(show)``.
+    """A one-line summary from its parts: words, :class:`Text`, objects with ``render(show)``.
 
     ``show`` prints one SymPy object (default: ``$...$`` LaTeX, and bare LaTeX for the
-    widths of a counterexample); pass :func:`ntksym.derive.plaintext.plain` for a terminal.
+    widths of a counterexample); pass :func:`ntksym.derive.plaintext.plain` for a terminal
+    (formula records then print in their plain form).
     """
     out = []
     for part in parts:
         if isinstance(part, str):
             out.append(part)
+        elif isinstance(part, Text):
+            out.append(str(part) if show is None else part.render(_shower(show)))
         elif show is None:
             out.append(part.render())
         else:
             out.append(part.render(show))
     return "; ".join(out)
+
+
+def _shower(show: Callable[[sp.Basic], str]) -> Callable[[Math], str]:
+    return lambda m: show(m.value) if isinstance(m.value, sp.Basic) else m.plain()
 
 
 def first_difference(printed: sp.Basic, derived: sp.Basic) -> FirstDifference | str:
@@ -189,13 +223,13 @@ def differences(printed: sp.Basic, derived: sp.Basic) -> list[Difference]:
     return out
 
 
-def explain(printed: sp.Basic, derived: sp.Basic) -> str:
+def explain(printed: sp.Basic, derived: sp.Basic) -> Text:
     """One line naming where ``printed`` and ``derived`` differ (smallest subterms)."""
     diffs = differences(printed, derived)
     if not diffs:
-        return "identical"
+        return Text("identical")
     more = f" (+{len(diffs) - 5} more)" if len(diffs) > 5 else ""
-    return "; ".join(d.render() for d in diffs[:5]) + more
+    return Text(Text.join("; ", (d.text() for d in diffs[:5])), more)
 
 
 def short_explain(printed: sp.Basic, derived: sp.Basic) -> str:

@@ -32,14 +32,15 @@ from ntksym.derive.symbols import (
     PSum,
     Tends,
     W,
+    alpha,
     alpha_t,
     as_expr,
     b,
-    latex,
     make_object,
     theta,
     width_layer,
 )
+from ntksym.derive.text import Config, Text
 from ntksym.derive.wellformed import is_name
 from ntksym.errors import NTKSymError
 
@@ -56,11 +57,27 @@ __all__ = [
 
 
 class NotExact(NTKSymError):
-    """The statement cannot be evaluated exactly at finite width (e.g. a limit)."""
+    """The statement cannot be evaluated exactly at finite width (e.g. a limit).
+
+    ``detail`` is the reason as :class:`~ntksym.derive.text.Text` (default: the message
+    as words).
+    """
+
+    def __init__(self, message: str, detail: Text | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail if detail is not None else Text(message)
 
 
 class UndefinedObject(NTKSymError):
-    """A statement refers to an object its definitions do not define."""
+    """A statement refers to an object its definitions do not define.
+
+    ``detail`` is the reason as :class:`~ntksym.derive.text.Text` (default: the message
+    as words).
+    """
+
+    def __init__(self, message: str, detail: Text | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail if detail is not None else Text(message)
 
 
 def _layer_value(layer: sp.Expr, layers: dict) -> int:
@@ -128,9 +145,11 @@ def unfold_all(
         info = REGISTRY[e.base]
         m = int(info.layer)
         if info.kind == "z" and m < 1:
-            raise UndefinedObject(f"alpha~^({m}) is not defined by (2)")
+            why = Text(alpha_t(m), " is not defined by (2)")
+            raise UndefinedObject(why.plain(), why)
         if info.kind == "a" and m < 0:
-            raise UndefinedObject(f"alpha^({m}) is not defined")
+            why = Text(alpha(m), " is not defined")
+            raise UndefinedObject(why.plain(), why)
         (k,) = e.indices
         n_here = widths.get(m)
         if n_here is not None and not 1 <= int(k) <= n_here:
@@ -165,7 +184,8 @@ def _check_param_indices(expr: sp.Basic, widths: dict) -> None:
         bounds = {"W": (m + 1, m), "b": (m + 1,), "x": (0,)}[info.kind]
         for i, bl in zip(e.indices, bounds, strict=False):
             if i.is_Integer and (bl not in widths or not 1 <= int(i) <= widths[bl]):
-                raise UndefinedObject(f"{latex(e)}: index {i} out of range")
+                why = Text(e, f": index {i} out of range")
+                raise UndefinedObject(why.plain(), why)
 
 
 def _expect_concrete(e: E, ctx: Context, widths: dict) -> sp.Expr:
@@ -307,12 +327,13 @@ def parameters(layers: dict, widths: dict) -> Iterable[sp.Indexed]:
 
 def exact_finite_width(
     stmt: sp.Basic, ctx: Context, configs: list[tuple[dict, dict]]
-) -> tuple[bool, str]:
+) -> tuple[bool, Text]:
     """Check ``stmt`` exactly for each ``(layers, widths)`` configuration.
 
-    Returns ``(holds, detail)``; ``detail`` names the first counterexample or the
-    configurations checked. Raises :class:`NotExact` when the statement has no exact
-    finite-width meaning (limits, Gaussian-process expectations).
+    Returns ``(holds, detail)``; ``detail`` (a :class:`~ntksym.derive.text.Text`) names
+    the first counterexample or the configurations checked. Raises :class:`NotExact`
+    when the statement has no exact finite-width meaning (limits, Gaussian-process
+    expectations).
     """
     if not configs:
         raise NotExact("no finite-width configuration given")
@@ -322,20 +343,21 @@ def exact_finite_width(
             free = (lhs.free_symbols | rhs.free_symbols) & (set(ctx.ranges) | {theta})
             if is_name(lhs) and _undefined_name(lhs, ctx.names):
                 # "name = ..." with no finite-width value for the name defines it
-                skipped.append(f"${latex(lhs)}$ has no finite-width definition")
+                skipped.append(Text(lhs, " has no finite-width definition"))
                 continue
             compared += 1
             for a in _assignments(free, ctx.ranges, layers, widths, ctx.unequal):
                 try:
                     diff = concretize(lhs - rhs, layers, widths, a, ctx.names, ctx=ctx)
                 except UndefinedObject as exc:
-                    return False, f"undefined at {_fmt(layers, widths, a)}: {exc}"
+                    return False, Text("undefined at ", _fmt(layers, widths, a), ": ", exc.detail)
                 if not _is_zero(diff):
-                    return False, f"fails at {_fmt(layers, widths, a)}"
+                    return False, Text("fails at ", _fmt(layers, widths, a))
         checked.append(_fmt(layers, widths, {}))
     if not compared:
-        raise NotExact("nothing to compare: " + "; ".join(dict.fromkeys(skipped)))
-    return True, "exact at " + "; ".join(checked)
+        why = Text("nothing to compare: ", Text.join("; ", dict.fromkeys(skipped)))
+        raise NotExact(why.plain(), why)
+    return True, Text("exact at ", Text.join("; ", checked))
 
 
 def _undefined_name(e: sp.Basic, names: dict | None) -> bool:
@@ -352,8 +374,9 @@ def _is_zero(d: sp.Basic) -> bool:
     return d == 0 or sp.simplify(d) == 0
 
 
-def _fmt(layers: dict, widths: dict, a: dict) -> str:
-    ls = ", ".join(f"{k}={v}" for k, v in layers.items() if k != "theta_layers")
-    ws = "n=(" + ",".join(str(widths[k]) for k in sorted(widths)) + ")"
-    ia = ", ".join(f"{k}={v}" for k, v in a.items())
-    return " ".join(t for t in (ls, ws, ia) if t)
+def _fmt(layers: dict, widths: dict, a: dict) -> Config:
+    return Config(
+        tuple((k, v) for k, v in layers.items() if k != "theta_layers"),
+        tuple(widths[k] for k in sorted(widths)),
+        tuple(a.items()),
+    )

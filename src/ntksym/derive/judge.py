@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sympy as sp
 
@@ -41,11 +41,17 @@ from ntksym.derive.statements import Chain, ForAll, pairs
 from ntksym.derive.steps import Step, StepResult, Verdict
 from ntksym.derive.symbols import L, Tends, latex
 from ntksym.derive.tangent import exact_matrix, has_matrix
+from ntksym.derive.text import Tex, Text, as_text, text
 from ntksym.derive.wellformed import stray_index, unknown_symbols, well_formed
 
 __all__ = ["Evidence", "derive_statement", "independent", "judge", "run_step"]
 
 _ASSUMED = ("definition", "hypothesis")
+
+
+def _renamed_to(a: sp.Symbol, c: sp.Symbol) -> Text:
+    """``a -> c`` (an index renamed) as one formula."""
+    return Text(Tex(rf"{latex(a)} \to {latex(c)}", f"{a} -> {c}"))
 
 
 @dataclass(frozen=True)
@@ -60,7 +66,10 @@ class Evidence:
 
     ok: bool | None
     method: str = ""
-    detail: str = ""
+    detail: Text = field(default_factory=Text)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "detail", as_text(self.detail))
 
 
 def run_step(step: Step, env: dict[str, sp.Basic], extra: bool = True) -> StepResult:
@@ -83,7 +92,7 @@ def run_step(step: Step, env: dict[str, sp.Basic], extra: bool = True) -> StepRe
         env[step.label] = derived
     explanation = render_parts(verdict.parts) if verdict.parts else verdict.summary
     if not explanation and verdict.status in ("misprint", "error"):
-        explanation = verdict.detail
+        explanation = str(verdict.detail)
     return StepResult(
         label=step.label,
         verdict=verdict.status,
@@ -91,7 +100,7 @@ def run_step(step: Step, env: dict[str, sp.Basic], extra: bool = True) -> StepRe
         rule=step.rule,
         printed=latex(step.printed),
         derived=latex(derived),
-        note=step.note,
+        note=as_text(step.note),
         seconds=time.perf_counter() - t0,
         detail=verdict.detail,
         derived_expr=derived,
@@ -113,7 +122,11 @@ def _error_verdict(step: Step, exc: Exception, deriving: bool) -> tuple[Verdict,
     rule = getattr(exc, "ntksym_rule", "") or (step.rule if deriving else "")
     stage = "deriving" if deriving else "checking"
     where = f" in rule {rule!r}" if rule else ""
-    return Verdict("error", "", f"{stage} raised {what}{where}"), what, rule
+    said = getattr(exc, "detail", None)
+    if isinstance(said, Text):  # the engine's own exceptions say it with formulas
+        detail = Text(f"{stage} raised {type(exc).__name__}: ", said, where)
+        return Verdict("error", "", detail), what, rule
+    return Verdict("error", "", Text(f"{stage} raised {what}{where}")), what, rule
 
 
 def derive_statement(
@@ -125,10 +138,10 @@ def derive_statement(
     """
     if step.derive is None:
         if step.rule not in _ASSUMED:
-            return None, Verdict("failed", "", "no derivation given")
-        return step.printed, Verdict("assumed", "definition", step.rule)
+            return None, Verdict("failed", "", Text("no derivation given"))
+        return step.printed, Verdict("assumed", "definition", Text(step.rule))
     if step.rule not in RULES and step.rule not in _ASSUMED:
-        return None, Verdict("failed", "", f"unknown rule {step.rule!r}")
+        return None, Verdict("failed", "", Text(f"unknown rule {step.rule!r}"))
     derived = step.derive(env)
     if not isinstance(derived, (sp.Basic, Verdict)):
         raise TypeError(f"derive returned {type(derived).__name__}, not a SymPy statement")
@@ -136,7 +149,9 @@ def derive_statement(
         return (derived.statement or step.printed), derived
     if derived is sp.false or derived is sp.true:
         status = "failed" if derived is sp.false else "verified"
-        return derived, Verdict(status, "symbolic", f"SymPy evaluates the statement to {derived}")
+        return derived, Verdict(
+            status, "symbolic", Text(f"SymPy evaluates the statement to {derived}")
+        )
     return derived, None
 
 
@@ -150,10 +165,10 @@ def judge(step: Step, derived: sp.Basic, env: dict, extra: bool = True) -> Verdi
             return Verdict("unchecked", "", "no printed statement and " + indep.detail)
         return Verdict("verified", indep.method, indep.detail)
     if symbolic_equal(step.printed, derived, step.ctx):
-        detail = "printed = derived for general widths"
+        detail = Text("printed = derived for general widths")
         method = "symbolic"
         if indep.ok:
-            detail += "; derived also " + indep.detail
+            detail += Text("; derived also ", indep.detail)
             if indep.method not in ("symbolic", "exact-finite-width"):
                 method = "symbolic+" + indep.method
         return Verdict("verified", method, detail)
@@ -170,10 +185,10 @@ def _differ(step: Step, derived: sp.Basic, pv: Evidence, indep: Evidence) -> Ver
     """Printed and derived differ in form and the printed one is not shown false."""
     renamed = _renaming(step, derived)
     if renamed is not None:
-        return Verdict("verified", "symbolic", f"printed = derived with {renamed}")
+        return Verdict("verified", "symbolic", Text("printed = derived with ", renamed))
     found = _safe_counterexample(step, derived)
     # evidence only when both statements are about the same quantity (same left side)
-    cex = None if found is None or not found.anchored else found.render()
+    cex = None if found is None or not found.anchored else found.text()
     why = explain(step.printed, derived)
     diffs = tuple(differences(step.printed, derived))
     if pv.ok:
@@ -183,8 +198,14 @@ def _differ(step: Step, derived: sp.Basic, pv: Evidence, indep: Evidence) -> Ver
         return Verdict(
             "failed",
             "symbolic",
-            f"the derivation code is at fault: the printed statement passes ({pv.method}: "
-            f"{pv.detail}) but the derived one differs ({why}; {cex})",
+            text(
+                "the derivation code is at fault: the printed statement passes ({m}: {pd}) "
+                "but the derived one differs ({why}; {cex})",
+                m=pv.method,
+                pd=pv.detail,
+                why=why,
+                cex=cex,
+            ),
             parts=("derivation code", first_difference(step.printed, derived), found),
             differences=diffs,
             counterexample=found,
@@ -193,7 +214,7 @@ def _differ(step: Step, derived: sp.Basic, pv: Evidence, indep: Evidence) -> Ver
         return Verdict(
             "misprint",
             "counterexample",
-            f"{why}; {cex}; derived {indep.detail} ({indep.method})",
+            Text(why, "; ", cex, "; derived ", indep.detail, f" ({indep.method})"),
             parts=(first_difference(step.printed, derived), found),
             differences=diffs,
             counterexample=found,
@@ -202,8 +223,13 @@ def _differ(step: Step, derived: sp.Basic, pv: Evidence, indep: Evidence) -> Ver
         return Verdict(
             "failed",
             "symbolic",
-            f"printed and derived differ ({why}; {cex}), and neither could be checked "
-            f"independently ({pv.detail}), so the engine cannot say which one is wrong",
+            text(
+                "printed and derived differ ({why}; {cex}), and neither could be checked "
+                "independently ({pd}), so the engine cannot say which one is wrong",
+                why=why,
+                cex=cex,
+                pd=pv.detail,
+            ),
             parts=("undecided", first_difference(step.printed, derived), found),
             differences=diffs,
             counterexample=found,
@@ -211,13 +237,17 @@ def _differ(step: Step, derived: sp.Basic, pv: Evidence, indep: Evidence) -> Ver
     return Verdict(
         "unchecked",
         "",
-        f"printed and derived differ in form ({why}); no check could compare them ({pv.detail})",
+        text(
+            "printed and derived differ in form ({why}); no check could compare them ({pd})",
+            why=why,
+            pd=pv.detail,
+        ),
         differences=diffs,
         counterexample=found,
     )
 
 
-def _renaming(step: Step, derived: sp.Basic) -> str | None:
+def _renaming(step: Step, derived: sp.Basic) -> Text | None:
     """A renaming of free indices (same ranges) that makes printed and derived agree.
 
     A statement for all values of its free indices says the same after a bijective
@@ -239,8 +269,8 @@ def _renaming(step: Step, derived: sp.Basic) -> str | None:
         if {frozenset(rep.get(a, a) for a in p) for p in unequal} != unequal:
             continue
         if symbolic_equal(printed.xreplace(rep), derived, step.ctx):
-            moved = ", ".join(f"{a} -> {c}" for a, c in rep.items() if a != c)
-            return f"the free indices renamed ({moved})"
+            moved = Text.join(", ", (_renamed_to(a, c) for a, c in rep.items() if a != c))
+            return Text("the free indices renamed (", moved, ")")
     return None
 
 
@@ -253,9 +283,9 @@ def _safe_counterexample(step: Step, derived: sp.Basic) -> Counterexample | None
 def _misprint(step: Step, derived: sp.Basic, pv: Evidence, indep: Evidence) -> Verdict:
     """The printed statement failed an independent check: a misprint, explained."""
     why = explain(step.printed, derived)
-    detail = f"{why}; printed {pv.detail}"
+    detail = Text(why, "; printed ", pv.detail)
     if indep.ok:
-        detail += f"; derived {indep.detail} ({indep.method})"
+        detail += Text("; derived ", indep.detail, f" ({indep.method})")
     parts: tuple = (first_difference(step.printed, derived),)
     found = None
     if pv.method == "well-formedness":
@@ -263,11 +293,11 @@ def _misprint(step: Step, derived: sp.Basic, pv: Evidence, indep: Evidence) -> V
         cex, found = _printed_counterexample(step, derived)
         if cex:
             parts += (found or cex,)
-            detail += "; " + cex
+            detail += Text("; ", cex)
     elif has_matrix(step.printed):
-        parts = ("shape: " + pv.detail,)
+        parts = (Text("shape: ", pv.detail),)
     elif pv.detail:
-        parts += ("printed " + pv.detail.split(";")[0],)
+        parts += (Text("printed ", pv.detail.clauses()[0]),)
     diffs = () if has_matrix(step.printed) else tuple(differences(step.printed, derived))
     return Verdict(
         "misprint", pv.method, detail, parts=parts, differences=diffs, counterexample=found
@@ -298,24 +328,26 @@ def independent(
     target = stmt.statement if isinstance(stmt, ForAll) else stmt
     if has_matrix(target):
         if not step.configs:
-            return Evidence(None, "", "no finite-width configuration to evaluate the matrix on")
+            return Evidence(
+                None, "", Text("no finite-width configuration to evaluate the matrix on")
+            )
         ok, detail = exact_matrix(target, L, list(step.configs))
         return Evidence(ok, "exact-finite-width", detail)
-    ok, detail = well_formed(target)
+    ok, wf_detail = well_formed(target)
     if not ok:
-        return Evidence(False, "well-formedness", detail)
+        return Evidence(False, "well-formedness", as_text(wf_detail))
     if _plain(target):
         ok = all(sp.simplify(sp.expand(a - c)) == 0 for a, c in pairs(target))
-        return Evidence(ok, "symbolic", "identity" if ok else "the two sides differ")
+        return Evidence(ok, "symbolic", Text("identity" if ok else "the two sides differ"))
     passed: list[Evidence] = []
-    skipped: list[str] = []
+    skipped: list[Text] = []
     for ev in _checks(step, target, env or {}, extra):
         if ev.ok is False:
             return ev
         (passed.append(ev) if ev.ok else skipped.append(ev.detail))
     if not passed:
-        return Evidence(None, "", "; ".join(skipped) or "no independent check applies")
-    return Evidence(True, passed[0].method, "; ".join(e.detail for e in passed))
+        return Evidence(None, "", Text.join("; ", skipped) or Text("no independent check applies"))
+    return Evidence(True, passed[0].method, Text.join("; ", (e.detail for e in passed)))
 
 
 def _checks(step: Step, target: sp.Basic, env: dict, extra: bool) -> Iterator[Evidence]:
@@ -327,13 +359,13 @@ def _checks(step: Step, target: sp.Basic, env: dict, extra: bool) -> Iterator[Ev
             ok, detail = exact_finite_width(target, step.ctx, list(step.configs))
             yield Evidence(ok, "exact-finite-width", detail)
         except NotExact as exc:
-            yield Evidence(None, "", f"exact check: {exc}")
+            yield Evidence(None, "", Text("exact check: ", exc.detail))
     if step.extra_check is not None and extra:
         try:
-            ok, method, detail = step.extra_check(target, step.ctx, env)
-            yield Evidence(ok, method, detail)
+            ok, method, extra_detail = step.extra_check(target, step.ctx, env)
+            yield Evidence(ok, method, as_text(extra_detail))
         except NotExact as exc:
-            yield Evidence(None, "", f"extra check: {exc}")
+            yield Evidence(None, "", Text("extra check: ", exc.detail))
 
 
 def _plain(stmt: sp.Basic) -> bool:
@@ -350,11 +382,11 @@ def _plain(stmt: sp.Basic) -> bool:
 
 def _printed_counterexample(
     step: Step, derived: sp.Basic
-) -> tuple[str | None, Counterexample | None]:
+) -> tuple[Text | None, Counterexample | None]:
     """A concrete counterexample to an ill-formed printed statement, if one can be built.
 
     With finite-width configurations the printed statement itself is evaluated on the
-    network (its one-sided indices included; returned as text only); otherwise it is
+    network (its one-sided indices included; returned as Text only); otherwise it is
     compared with the derived (verified) form at small concrete widths.
     """
     target = step.printed.statement if isinstance(step.printed, ForAll) else step.printed
@@ -362,8 +394,8 @@ def _printed_counterexample(
         try:
             ok, det = exact_finite_width(target, step.ctx, list(step.configs))
         except NotExact:
-            ok, det = True, ""
+            ok, det = True, Text()
         if not ok:
-            return "counterexample on the network: printed " + det, None
+            return Text("counterexample on the network: printed ", det), None
     found = find_counterexample(step.printed, derived, step.ctx)
-    return (None, None) if found is None else (found.render(), found)
+    return (None, None) if found is None else (found.text(), found)

@@ -22,6 +22,7 @@ from ntksym.derive.finite_width import NotExact, concretize
 from ntksym.derive.network import network_key
 from ntksym.derive.steps import Step, Verdict
 from ntksym.derive.symbols import REGISTRY, L, PSum, Tends, alpha_t, latex, theta
+from ntksym.derive.text import Text, text
 
 __all__ = ["StrongerRelation", "finite_width_dependence", "stronger_than_derived"]
 
@@ -145,23 +146,29 @@ def stronger_than_derived(step: Step, derived: sp.Basic, evidence: Any) -> Verdi
         return None
     if not _same_relation(printed, derived, step):
         return None
-    n = latex(derived.args[2])
-    claim = (
-        rf"the printed '=' is stronger than what was derived: only the limit as ${n}\to\infty$ "
-        "follows"
+    n = derived.args[2]
+    claim = text(
+        "the printed '=' is stronger than what was derived: only the limit as {n} -> oo follows",
+        n=n,
     )
     dep = finite_width_dependence(printed.lhs, step.ctx, tuple(step.configs))
-    derived_note = f"; derived {evidence.detail} ({evidence.method})" if evidence.ok else ""
     if dep is None:
-        return Verdict("unchecked", "", claim + "; no finite-width check could decide the equality")
+        return Verdict(
+            "unchecked", "", Text(claim, "; no finite-width check could decide the equality")
+        )
     where, param = dep
-    why = (
-        f"at finite width the left side is random (at {where} it depends on "
-        f"${latex(param)}$), the right side is deterministic"
+    why = text(
+        "at finite width the left side is random (at {where} it depends on {p}), the right "
+        "side is deterministic",
+        where=where,
+        p=param,
     )
+    detail = Text(claim, "; ", why)
+    if evidence.ok:
+        detail = Text(detail, "; derived ", evidence.detail, f" ({evidence.method})")
     return Verdict(
         "misprint",
         "exact-finite-width",
-        f"{claim}; {why}{derived_note}",
-        parts=(StrongerRelation(derived.args[2], where, param),),
+        detail,
+        parts=(StrongerRelation(n, where, param),),
     )

@@ -32,11 +32,14 @@ from ntksym.derive.symbols import (
     L,
     Sigma,
     Sigma_dot,
+    Sigma_t,
+    Theta,
     Theta_inf,
     beta,
     l,
     weight_std,
 )
+from ntksym.derive.text import Config, Measured, Number, RateBound, Tex, Text, text
 from ntksym.stats import fit_power_law
 
 __all__ = [
@@ -68,6 +71,12 @@ RATE_ALLOWANCE = 0.02
 #: The widths and seeds per width of the limit checks.
 MC_WIDTHS = (64, 128, 256, 512, 1024)
 MC_SAMPLES = 48
+#: "tends to", and the finite sum of (24), as formulas of the check details.
+ARROW = Tex(r"\to", "->")
+GRADIENT_SUM = Tex(
+    r"\frac1n\sum_i w_{ki} w_{k'i}\,\dot\sigma\,\dot\sigma\,\Theta^{(1)}",
+    "(1/n) sum_i w_ki w_k'i sigmadot sigmadot Theta^(1)",
+)
 
 
 @dataclass(frozen=True)
@@ -95,12 +104,18 @@ class RateFit:
         informative = self.slope_stderr < 0.05
         return informative and abs(self.slope + 0.5) <= 3 * self.slope_stderr + allowance
 
-    def describe(self, allowance: float = RATE_ALLOWANCE) -> str:
+    def describe(self, allowance: float = RATE_ALLOWANCE) -> Text:
         """One line: the distances, the fitted rate with its error bar and the criterion."""
-        return (
-            f"distance {self.mean[0]:.3g} at n={self.widths[0]} -> {self.mean[-1]:.3g} at "
-            f"n={self.widths[-1]}; rate {self.slope:.3f} +- {self.slope_stderr:.3f} "
-            f"(chi2/dof {self.chi2_dof:.2f}; accepted if |rate + 1/2| <= 3 s.e. + {allowance})"
+        return text(
+            "distance {d0} at {n0} {to} {d1} at {n1}; {rate} ({chi}; accepted if {bound})",
+            d0=Number(self.mean[0], ".3g"),
+            n0=Config(values=(("n", self.widths[0]),)),
+            to=ARROW,
+            d1=Number(self.mean[-1], ".3g"),
+            n1=Config(values=(("n", self.widths[-1]),)),
+            rate=Measured("rate", self.slope, self.slope_stderr),
+            chi=Measured("chi2/dof", self.chi2_dof, fmt=".2f"),
+            bound=RateBound(3, allowance),
         )
 
 
@@ -143,7 +158,7 @@ def nngp_monte_carlo(
     widths: Sequence[int] = MC_WIDTHS,
     n_samples: int = MC_SAMPLES,
     seed: int = 12,
-) -> tuple[RateFit, str]:
+) -> tuple[RateFit, Text]:
     """Finite-width NNGP ``Sigma~^(depth)`` against the derived limit ``Sigma^(depth)``.
 
     The limit is the derived recursion: ``sigma1`` (a derived Sigma^(1)) then
@@ -179,7 +194,8 @@ def nngp_monte_carlo(
             d.append(np.linalg.norm(net.nngp_empirical(X) - S) / norm)
         dists.append(d)
     fit = fit_rate(widths, dists)
-    return fit, f"empirical NNGP Sigma~^({depth}) -> derived Sigma^({depth}): " + fit.describe()
+    what = text("empirical NNGP {e} tends to the derived {d}: ", e=Sigma_t(depth), d=Sigma(depth))
+    return fit, what + fit.describe()
 
 
 def gradient_sum_monte_carlo(
@@ -191,7 +207,7 @@ def gradient_sum_monte_carlo(
     widths: Sequence[int] = MC_WIDTHS,
     n_samples: int = MC_SAMPLES,
     seed: int = 24,
-) -> tuple[RateFit, str]:
+) -> tuple[RateFit, Text]:
     """The finite sum of (24) against its derived limit, at ``L = 1``.
 
     Finite width: ``(1/n) sum_i w_ki w_k'i sigmadot(z_i(x)) sigmadot(z_i(x')) Theta^(1)``
@@ -243,9 +259,7 @@ def gradient_sum_monte_carlo(
             d.append(np.linalg.norm(emp - lim) / norm)
         dists.append(d)
     fit = fit_rate(widths, dists)
-    return fit, (
-        "(1/n) sum_i w_ki w_k'i sigmadot sigmadot Theta^(1) -> derived limit: " + fit.describe()
-    )
+    return fit, Text(GRADIENT_SUM, " tends to the derived limit: ", fit.describe())
 
 
 def limit_check(kind: str, **kw: Any):
@@ -257,7 +271,7 @@ def limit_check(kind: str, **kw: Any):
     """
     from ntksym.derive.rules import apply_rule
 
-    def check(stmt: sp.Basic, ctx: Any, env: dict) -> tuple[bool, str, str]:
+    def check(stmt: sp.Basic, ctx: Any, env: dict) -> tuple[bool, str, Text]:
         s1 = env[kw["sigma1"]]
         s1 = s1.args[-1] if not isinstance(s1, sp.Eq) else s1.rhs
         if kind == "nngp":
@@ -314,7 +328,7 @@ def monte_carlo(
     widths: Sequence[int] = MC_WIDTHS,
     n_samples: int = MC_SAMPLES,
     seed: int = 27,
-) -> tuple[bool, str]:
+) -> tuple[bool, Text]:
     """Empirical NTKs of depth 2 approach the derived limit at rate ``n^(-1/2)``.
 
     :func:`ntksym.empirical.convergence_study` on 20 inputs in 10 dimensions against the
@@ -346,7 +360,8 @@ def monte_carlo(
         res.slope_stderr,
         res.chi2_dof,
     )
-    return fit.consistent(), "empirical NTK (depth 2) -> derived Theta^(2): " + fit.describe()
+    what = text("empirical NTK (depth 2) tends to the derived {t}: ", t=Theta(2))
+    return fit.consistent(), what + fit.describe()
 
 
 def recursion_check(
@@ -359,20 +374,22 @@ def recursion_check(
 ):
     """An ``extra_check`` for the final step: numeric vs reference, then Monte Carlo."""
 
-    def check(stmt: sp.Basic, ctx: Any, env: dict) -> tuple[bool, str, str]:
+    def check(stmt: sp.Basic, ctx: Any, env: dict) -> tuple[bool, str, Text]:
         env = {**env, labels["theta"]: stmt}
         parts = parts_from(env, **labels)
         try:
             worst = compare_with_reference(parts, activation, depth, bias_std, weight_std_value)
         except ValueError as exc:  # e.g. a name the recursion does not define
-            return False, "numeric", f"the recursion cannot be evaluated: {exc}"
-        detail = f"derived recursion vs ntksym.reference.recursion: worst rel. diff {worst:.1e}"
+            return False, "numeric", Text(f"the recursion cannot be evaluated: {exc}")
+        detail = Text(
+            "derived recursion vs ntksym.reference.recursion: worst rel. diff ", Number(worst)
+        )
         if worst > 1e-20:
             return False, "numeric", detail
         if not with_monte_carlo:
             return True, "numeric", detail
         ok, mc = monte_carlo(parts, activation, bias_std, weight_std_value)
-        return ok, "numeric+monte-carlo", detail + "; monte-carlo: " + mc
+        return ok, "numeric+monte-carlo", Text(detail, "; monte-carlo: ", mc)
 
     return check
 
@@ -390,7 +407,7 @@ def nngp_check(
     against :func:`ntksym.reference.recursion` (mpmath) at ``depth`` layers.
     """
 
-    def check(stmt: sp.Basic, ctx: Any, env: dict) -> tuple[bool, str, str]:
+    def check(stmt: sp.Basic, ctx: Any, env: dict) -> tuple[bool, str, Text]:
         s1 = env[sigma1]
         s1 = s1.args[-1] if not isinstance(s1, sp.Eq) else s1.rhs
         parts = DerivedRecursion(s1, stmt.rhs, sp.Integer(0), sp.Integer(0))
@@ -399,8 +416,8 @@ def nngp_check(
                 parts, activation, depth, bias_std, weight_std_value, keys=("sigma",)
             )
         except (ValueError, NotImplementedError) as exc:
-            return False, "numeric", f"the map cannot be evaluated: {exc}"
-        detail = f"NNGP map vs ntksym.reference.recursion: worst rel. diff {worst:.1e}"
+            return False, "numeric", Text(f"the map cannot be evaluated: {exc}")
+        detail = Text("NNGP map vs ntksym.reference.recursion: worst rel. diff ", Number(worst))
         return worst <= 1e-20, "numeric", detail
 
     return check

@@ -26,6 +26,7 @@ from ntksym.derive.symbols import (
 __all__ = ["plain"]
 
 _NAMES = {"W": "w", "b": "b", "x": "x", "a": "alpha", "z": "alpha~"}
+_BASES = {**_NAMES, "W": "W"}
 _KERNELS = {
     "Sigma": "Sigma",
     "Sigmatilde": "Sigma~",
@@ -51,6 +52,14 @@ class _Plain(StrPrinter):
             return ("x'" if info.prime else "x") + f"_{idx}"
         arg = ("(x')" if info.prime else "(x)") if info.kind in "az" else ""
         return f"{_NAMES[info.kind]}^({_layer(info.layer)})_{idx}{arg}"
+
+    def _print_IndexedBase(self, expr: sp.IndexedBase) -> str:
+        info = REGISTRY.get(expr)
+        if info is None:
+            return self._print(expr.label)
+        if info.kind == "x":
+            return "x'" if info.prime else "x"
+        return f"{_BASES[info.kind]}^({_layer(info.layer)})"
 
     def _print_KroneckerDelta(self, expr: sp.KroneckerDelta) -> str:
         return "delta_" + "".join(self._print(a) for a in expr.args)

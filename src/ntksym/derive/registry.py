@@ -1,7 +1,8 @@
 """The rule registry: ``RULES[name](expr, ctx) -> expr`` and the :class:`Context` rules see.
 
-Rules register themselves with :func:`rule`; :func:`apply_rule` applies one by name and
-tags an exception with the name of the rule that raised it.
+Rules register themselves with :func:`rule`, optionally with a one-line description
+(:data:`DESCRIPTIONS`, shown by the notes; see :func:`describe`); :func:`apply_rule`
+applies one by name and tags an exception with the name of the rule that raised it.
 """
 
 from __future__ import annotations
@@ -9,12 +10,23 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import sympy as sp
 
 from ntksym.errors import NTKSymError
 
-__all__ = ["PARAMETERIZATIONS", "RULES", "Context", "RuleError", "apply_rule", "fresh", "rule"]
+__all__ = [
+    "DESCRIPTIONS",
+    "PARAMETERIZATIONS",
+    "RULES",
+    "Context",
+    "RuleError",
+    "apply_rule",
+    "describe",
+    "fresh",
+    "rule",
+]
 
 
 class RuleError(NTKSymError):
@@ -64,16 +76,40 @@ class Context:
 PARAMETERIZATIONS = ("ntk", "standard")
 
 RULES: dict[str, Callable[[sp.Expr, Context], sp.Expr]] = {}
+#: One-line descriptions of the rules, by name: :class:`ntksym.derive.text.Text` (words
+#: and formulas) or plain strings (shown as words, never read as mathematics).
+DESCRIPTIONS: dict[str, Any] = {}
 
 
-def rule(name: str) -> Callable:
-    """Register a rule under ``name``."""
+def rule(name: str, description: Any = None) -> Callable:
+    """Register a rule under ``name``, with an optional one-line ``description``.
+
+    Args:
+        name: the rule's name (what steps cite).
+        description: a :class:`ntksym.derive.text.Text` or a plain string; without one
+            the first line of the rule's docstring is shown, as words.
+    """
 
     def deco(fn: Callable) -> Callable:
         RULES[name] = fn
+        if description is not None:
+            DESCRIPTIONS[name] = description
         return fn
 
     return deco
+
+
+def describe(name: str) -> Any:
+    """The one-line description of rule ``name``.
+
+    Its registered description, else the first line of its docstring (a string: words),
+    else the name with spaces.
+    """
+    if name in DESCRIPTIONS:
+        return DESCRIPTIONS[name]
+    fn = RULES.get(name)
+    doc = (fn.__doc__ or "").strip().splitlines() if fn is not None else []
+    return doc[0].strip().rstrip(".") if doc else name.replace("_", " ")
 
 
 def apply_rule(name: str, expr: sp.Expr, ctx: Context | None = None) -> sp.Expr:

@@ -28,6 +28,7 @@ from ntksym.derive.symbols import (
     width,
     x,
 )
+from ntksym.derive.text import Tex, text
 
 __all__ = [
     "algebra",
@@ -82,7 +83,14 @@ def definition_of(
     )
 
 
-@rule("definition")
+@rule(
+    "definition",
+    description=text(
+        "Replace every {a}/{z} entry by its definition, one level deep",
+        a=Tex(r"\alpha", "alpha"),
+        z=Tex(r"\tilde\alpha", "alpha~"),
+    ),
+)
 def unfold(expr: sp.Expr, ctx: Context, kinds: tuple[str, ...] = ("a", "z")) -> sp.Expr:
     """Replace every ``alpha``/``alpha~`` entry by its definition, one level deep."""
 
@@ -192,7 +200,10 @@ def object_derivatives(expr: sp.Basic, ctx: Context | None = None) -> sp.Basic:
     return expr.replace(ready, evaluate)
 
 
-@rule("chain_rule")
+@rule(
+    "chain_rule",
+    description="Evaluate every derivative by SymPy's chain rule, then tidy deltas and ranges",
+)
 def chain_rule(expr: sp.Expr, ctx: Context) -> sp.Expr:
     """Evaluate every ``Derivative`` by SymPy's chain rule, then tidy deltas and ranges.
 
@@ -231,7 +242,10 @@ def _contract_sum(s: sp.Sum, ctx: Context) -> sp.Expr:
     return body
 
 
-@rule("delta_sum")
+@rule(
+    "delta_sum",
+    description="Contract Kronecker deltas inside sums; pull independent factors out of sums",
+)
 def delta_sum(expr: sp.Expr, ctx: Context) -> sp.Expr:
     """Contract Kronecker deltas inside sums; pull independent factors out of sums."""
     out = drop_range_piecewise(expr, ctx)
@@ -279,7 +293,7 @@ def depends_on_p(e: sp.Basic) -> bool:
     return any(theta in d.variables for d in e.atoms(sp.Derivative))
 
 
-@rule("parameter_sum")
+@rule("parameter_sum", description="Linearity of the sum over parameters")
 def parameter_sum(expr: sp.Expr, ctx: Context) -> sp.Expr:
     """Linearity of the sum over parameters.
 
@@ -303,7 +317,16 @@ def parameter_sum(expr: sp.Expr, ctx: Context) -> sp.Expr:
     return expr.replace(lambda e: isinstance(e, PSum), split)
 
 
-@rule("induction_hypothesis")
+@rule(
+    "induction_hypothesis",
+    description=text(
+        "(19): {f} for the smaller network",
+        f=Tex(
+            r"\Theta^{(L)}_{ii'} \to \Theta_\infty^{(L)}\,\delta_{ii'}",
+            "Theta^(L)_ii' -> Theta_inf^(L) delta_ii'",
+        ),
+    ),
+)
 def induction_hypothesis(expr: sp.Expr, ctx: Context) -> sp.Expr:
     """(19): ``Theta^(L)_{ii'} -> Theta_inf^(L) delta_{ii'}`` for the smaller network.
 
@@ -316,7 +339,7 @@ def induction_hypothesis(expr: sp.Expr, ctx: Context) -> sp.Expr:
     return expr.replace(Theta, lambda m, a, c: Theta_inf(m) * sp.KroneckerDelta(a, c))
 
 
-@rule("algebra")
+@rule("algebra", description="Expand and collect (no new facts)")
 def algebra(expr: sp.Expr, ctx: Context) -> sp.Expr:
     """Expand and collect (no new facts)."""
     return sp.expand(expr)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import sympy as sp
 
-from ntksym.derive.registry import RULES, Context, RuleError, rule
+from ntksym.derive.registry import DESCRIPTIONS, RULES, Context, RuleError, rule
 from ntksym.derive.rules_network import delta_sum, merge_sums
 from ntksym.derive.symbols import REGISTRY, ZF_INFO, E, GaussE, width
+from ntksym.derive.text import Tex, Text, text
 
 __all__ = [
     "depends_on_layer",
@@ -76,7 +77,21 @@ def depends_on_layer(e: sp.Basic, m: sp.Expr) -> bool:
     return False
 
 
-@rule("linearity")
+@rule(
+    "linearity",
+    description=text(
+        "{a}, {b}, {c}",
+        a=Tex(
+            r"\mathbb{E}[aX + cY] = a\,\mathbb{E}[X] + c\,\mathbb{E}[Y]",
+            "E[a X + c Y] = a E[X] + c E[Y]",
+        ),
+        b=Tex(
+            r"\mathbb{E}\bigl[\sum_i X_i\bigr] = \sum_i \mathbb{E}[X_i]",
+            "E[sum_i X_i] = sum_i E[X_i]",
+        ),
+        c=Tex(r"\mathbb{E}[c] = c", "E[c] = c"),
+    ),
+)
 def linearity(expr: sp.Expr, ctx: Context) -> sp.Expr:
     """``E[a X + c Y] = a E[X] + c E[Y]``, ``E[sum_i X_i] = sum_i E[X_i]``, ``E[c] = c``."""
 
@@ -105,7 +120,13 @@ def linearity(expr: sp.Expr, ctx: Context) -> sp.Expr:
     return expr.replace(lambda e: isinstance(e, E), lin)
 
 
-@rule("independence")
+@rule(
+    "independence",
+    description=text(
+        "Split {f} for independent factors",
+        f=Tex(r"\mathbb{E}[AB] = \mathbb{E}[A]\,\mathbb{E}[B]", "E[A B] = E[A] E[B]"),
+    ),
+)
 def independence(expr: sp.Expr, ctx: Context) -> sp.Expr:
     """Split ``E[A B] = E[A] E[B]`` for independent factors.
 
@@ -174,7 +195,10 @@ def _pair(p: sp.Indexed, q: sp.Indexed, ctx: Context) -> sp.Expr:
     return out
 
 
-@rule("gaussian_moments")
+@rule(
+    "gaussian_moments",
+    description="Evaluate expectations of products of weights and biases by Wick's theorem",
+)
 def gaussian_moments(expr: sp.Expr, ctx: Context) -> sp.Expr:
     """Evaluate ``E[product of w's and b's]`` by Wick's theorem."""
 
@@ -200,9 +224,16 @@ def expectation(expr: sp.Expr, ctx: Context) -> sp.Expr:
 
 
 RULES["expectation"] = expectation
+DESCRIPTIONS["expectation"] = "Linearity, then independence, then Gaussian moments, then delta sums"
 
 
-@rule("law_of_large_numbers")
+@rule(
+    "law_of_large_numbers",
+    description=text(
+        "{f} (i.i.d. terms with finite second moment)",
+        f=Tex(r"\frac1n\sum_{i=1}^n g_i \to \mathbb{E}[g_i]", "(1/n) sum_{i=1}^n g_i -> E[g_i]"),
+    ),
+)
 def law_of_large_numbers(expr: sp.Expr, ctx: Context) -> sp.Expr:
     """``(1/n) sum_{i=1}^n g_i -> E[g_i]`` (i.i.d. terms with finite second moment).
 
@@ -225,7 +256,16 @@ def law_of_large_numbers(expr: sp.Expr, ctx: Context) -> sp.Expr:
     return sp.Add(*out)
 
 
-@rule("gaussian_process")
+@rule(
+    "gaussian_process",
+    description=Text(
+        Tex(
+            r"\mathbb{E}\bigl[F(\tilde\alpha^{(m)}_i(x), \tilde\alpha^{(m)}_i(x'))\bigr]"
+            r" = \mathbb{E}_{g\sim\mathcal{N}(0,\Sigma^{(m)})}\bigl[F(g(x), g(x'))\bigr]",
+            "E[F(alpha~^(m)_i(x), alpha~^(m)_i(x'))] = E_{g~N(0,Sigma^(m))}[F(g(x), g(x'))]",
+        )
+    ),
+)
 def gaussian_process(expr: sp.Expr, ctx: Context) -> sp.Expr:
     """``E[F(alpha~^(m)_i(x), alpha~^(m)_i(x'))] = E_{g~N(0,Sigma^(m))}[F(g(x), g(x'))]``."""
     u, v = sp.symbols("u v", real=True)

@@ -29,6 +29,7 @@ import sympy as sp
 
 from ntksym.derive.rules import Context
 from ntksym.derive.symbols import latex
+from ntksym.derive.text import Text, as_text
 
 __all__ = ["VERDICTS", "CheckFn", "Step", "StepResult", "Verdict"]
 
@@ -43,7 +44,8 @@ class Verdict:
         status: one of :data:`VERDICTS`.
         method: how it was established (``symbolic``, ``exact-finite-width``, ``numeric``,
             ``monte-carlo``; ``definition`` for assumed steps).
-        detail: the configurations checked, or every difference found.
+        detail: the configurations checked, or every difference found
+            (:class:`~ntksym.derive.text.Text`; a string given here is taken as words).
         summary: for a misprint, one line: the first difference and a counterexample.
         statement: the derived statement when the verdict comes with one (a definition
             whose range the engine corrected).
@@ -58,17 +60,21 @@ class Verdict:
 
     status: str
     method: str = ""
-    detail: str = ""
+    detail: Text = field(default_factory=Text)
     summary: str = ""
     statement: sp.Basic | None = None
     differences: tuple[Any, ...] = ()
     counterexample: Any = None
     parts: tuple[Any, ...] = ()
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "detail", as_text(self.detail))
+
 
 #: ``check(statement, ctx, env) -> (holds, method, detail)``; raise NotExact if it does
-#: not apply. ``env`` maps earlier labels to their derived statements.
-CheckFn = Callable[[sp.Basic, Context, dict], tuple[bool, str, str]]
+#: not apply. ``env`` maps earlier labels to their derived statements; ``detail`` is a
+#: :class:`~ntksym.derive.text.Text` (or a string, taken as words).
+CheckFn = Callable[[sp.Basic, Context, dict], tuple[bool, str, "Text | str"]]
 
 
 @dataclass(frozen=True)
@@ -88,7 +94,9 @@ class Step:
         ctx: index ranges and assumptions.
         configs: ``(layers, widths)`` pairs for the exact finite-width check.
         extra_check: an additional independent check (numeric or Monte Carlo).
-        note: logical gaps a careful reader notices.
+        note: logical gaps a careful reader notices: a :class:`~ntksym.derive.text.Text`
+            (words and formulas, see :func:`ntksym.derive.text.text`) or a plain string,
+            which is shown as words (never read as mathematics).
         quick: whether the step belongs to the quick subset.
     """
 
@@ -100,8 +108,11 @@ class Step:
     ctx: Context = field(default_factory=Context)
     configs: tuple = ()
     extra_check: CheckFn | None = None
-    note: str = ""
+    note: Text | str = ""
     quick: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "note", as_text(self.note))
 
     def replace(self, **kw: Any) -> Step:
         """A copy with some fields changed."""
@@ -116,8 +127,9 @@ class StepResult:
     """The record of one checked step (statements as LaTeX, the derived one also as SymPy).
 
     Attributes:
-        label, rule, note: copied from the step.
-        verdict, method, detail: the :class:`Verdict`.
+        label, rule, note: copied from the step (``note`` as :class:`Text`).
+        verdict, method, detail: the :class:`Verdict` (``detail`` as :class:`Text`;
+            ``str(detail)`` is the one-line form, ``detail.plain()`` has no LaTeX).
         printed, derived: the two statements as LaTeX.
         seconds: time spent deriving and checking.
         derived_expr: the derived statement (SymPy), or None.
@@ -138,9 +150,9 @@ class StepResult:
     rule: str
     printed: str
     derived: str
-    note: str
+    note: Text
     seconds: float
-    detail: str = ""
+    detail: Text = field(default_factory=Text)
     derived_expr: Any = None
     explanation: str = ""
     error: str = ""
@@ -150,8 +162,12 @@ class StepResult:
     counterexample: Any = None
     summary_parts: tuple[Any, ...] = ()
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "note", as_text(self.note))
+        object.__setattr__(self, "detail", as_text(self.detail))
+
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready dict."""
+        """JSON-ready dict (``note``, ``detail``: one-line strings; ``*_text``: pieces)."""
         return {
             "label": self.label,
             "verdict": self.verdict,
@@ -159,8 +175,10 @@ class StepResult:
             "rule": self.rule,
             "printed": self.printed,
             "derived": self.derived,
-            "note": self.note,
-            "detail": self.detail,
+            "note": str(self.note),
+            "detail": str(self.detail),
+            "note_text": self.note.as_json(),
+            "detail_text": self.detail.as_json(),
             "explanation": self.explanation,
             "error": self.error,
             "failed_rule": self.failed_rule,

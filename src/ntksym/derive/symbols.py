@@ -44,7 +44,10 @@ __all__ = [
     "Theta_inf",
     "NAMES",
     "KIND_TEX",
+    "BASE_TEX",
     "NAME_TEX",
+    "SYMBOL_TEX",
+    "SeedLatexPrinter",
     "make_object",
     "SCALARS",
     "scalar",
@@ -111,6 +114,8 @@ REGISTRY: dict[sp.IndexedBase, ObjInfo] = {}
 _CACHE: dict[tuple[str, sp.Expr, bool], sp.IndexedBase] = {}
 #: LaTeX of each kind of network object (weights, biases, inputs, activations).
 KIND_TEX = {"W": "w", "b": "b", "x": "x", "a": r"\alpha", "z": r"\tilde{\alpha}"}
+#: LaTeX of each kind as a whole (the weight matrix ``W``, the vector ``alpha``).
+BASE_TEX = {**KIND_TEX, "W": "W"}
 
 
 def as_expr(value: sp.Basic | int | float) -> sp.Basic:
@@ -318,7 +323,19 @@ class GaussE(sp.Function):
         )
 
 
-class _Printer(LatexPrinter):
+#: LaTeX of single symbols the engine names (the generic parameter of the first layers).
+SYMBOL_TEX = {"theta_p": r"\tilde{\theta}_p"}
+
+
+class SeedLatexPrinter(LatexPrinter):
+    r"""The engine's LaTeX printer: the seed's notation from the registry and name tables.
+
+    Network objects print from :data:`REGISTRY` and :data:`KIND_TEX` (``w_{ki}^{(l)}``),
+    the named kernels from :data:`NAME_TEX`, pre-activations as functions of the
+    parameter from :data:`ZF_INFO`, special symbols from :data:`SYMBOL_TEX`. The notes'
+    printer (:class:`ntksym.notes.printer.NotesPrinter`) is a subclass.
+    """
+
     def _print_Indexed(self, expr: sp.Indexed) -> str:
         info = REGISTRY.get(expr.base)
         idx = "".join(self._print(i) for i in expr.indices)
@@ -333,17 +350,26 @@ class _Printer(LatexPrinter):
             name = "x'"
         return f"{name}_{{{idx}}}{sup}{arg}"
 
+    def _print_IndexedBase(self, expr: sp.IndexedBase) -> str:
+        info = REGISTRY.get(expr)
+        if info is None:
+            return self._print(expr.label)
+        if info.kind == "x":
+            return "x'" if info.prime else "x"
+        return BASE_TEX[info.kind] + "^{(" + self._print(info.layer) + ")}"
+
     def _print_KroneckerDelta(self, expr: sp.KroneckerDelta, exp: str | None = None) -> str:
         s = r"\delta_{" + "".join(self._print(a) for a in expr.args) + "}"
         return s if exp is None else s + "^{" + exp + "}"
 
-    def _print_Function(self, expr: sp.Function, exp: str | None = None) -> str:
+    def _named(self, expr: sp.Function, exp: str | None) -> str | None:
+        """A pre-activation or a named kernel in the seed's notation (None otherwise)."""
         name = expr.func.__name__
         if name in ZF_INFO:
             layer, prime = ZF_INFO[name]
             s = (
                 r"\tilde{\alpha}^{("
-                + _layer_tex(layer)
+                + self._print(layer)
                 + ")}_{"
                 + self._print(expr.args[0])
                 + "}"
@@ -353,18 +379,25 @@ class _Printer(LatexPrinter):
         if name in NAME_TEX:
             layer, *idx = expr.args
             sub = "_{" + "".join(self._print(i) for i in idx) + "}" if idx else ""
-            return NAME_TEX[name] + "^{(" + self._print(layer) + ")}" + sub + "(x,x')"
-        if name == "sigmadot":
+            s = NAME_TEX[name] + "^{(" + self._print(layer) + ")}" + sub + "(x,x')"
+            return s if exp is None else rf"\left({s}\right)^{{{exp}}}"
+        return None
+
+    def _print_Function(self, expr: sp.Function, exp: str | None = None) -> str:
+        named = self._named(expr, exp)
+        if named is not None:
+            return named
+        if expr.func.__name__ == "sigmadot":
             s = r"\dot{\sigma}\left(" + self._print(expr.args[0]) + r"\right)"
             return s if exp is None else f"{s}^{{{exp}}}"
         return super()._print_Function(expr, exp)
 
     def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
-        if expr == theta:
-            return r"\tilde{\theta}_p"
+        if expr.name in SYMBOL_TEX:
+            return SYMBOL_TEX[expr.name]
         if expr.name.startswith("n_{"):
             return expr.name
-        return super()._print_Symbol(expr)
+        return super()._print_Symbol(expr, style=style)
 
 
 def latex(expr: sp.Basic | None) -> str:
@@ -373,4 +406,4 @@ def latex(expr: sp.Basic | None) -> str:
         return ""
     if isinstance(expr, (list, tuple)):
         return r" \\ ".join(latex(e) for e in expr)
-    return _Printer().doprint(expr)
+    return SeedLatexPrinter().doprint(expr)

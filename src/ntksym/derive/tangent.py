@@ -27,6 +27,7 @@ from sympy.printing.latex import LatexPrinter
 
 from ntksym.derive.finite_width import concrete_layers, parameters, unfold_all
 from ntksym.derive.network import network_key
+from ntksym.derive.plaintext import plain
 from ntksym.derive.rules import Context, RuleError, rule
 from ntksym.derive.statements import pairs
 from ntksym.derive.symbols import (
@@ -34,11 +35,11 @@ from ntksym.derive.symbols import (
     PSum,
     alpha_t,
     as_expr,
-    latex,
     theta,
     width,
     width_layer,
 )
+from ntksym.derive.text import Config, Shape, Tex, Text, text
 
 __all__ = ["AllParams", "Vec", "Tr", "Grad", "Outer", "Mat", "Member", "has_matrix", "exact_matrix"]
 
@@ -175,7 +176,14 @@ def _as_column(e: sp.Basic) -> tuple[sp.Expr, tuple] | None:
     return None
 
 
-@rule("outer_product")
+@rule(
+    "outer_product",
+    description=text(
+        "{f} for column vectors; a sum over {p} moves into entries",
+        f=Tex(r"u \otimes v = [u_r v_c]_{r,c}", "u (x) v = [u_r v_c]_{r,c}"),
+        p=sp.Symbol("p"),
+    ),
+)
 def outer_product(expr: sp.Expr, ctx: Context) -> sp.Expr:
     """``u (x) v = [u_r v_c]_{r,c}`` for column vectors; a sum over p moves into entries.
 
@@ -186,7 +194,7 @@ def outer_product(expr: sp.Expr, ctx: Context) -> sp.Expr:
     def expand(o: Outer) -> Mat:
         cu, cv = _as_column(o.args[0]), _as_column(o.args[1])
         if cu is None or cv is None:
-            raise RuleError(f"outer product of non-column vectors: ${latex(o)}$")
+            raise RuleError(f"outer product of non-column vectors: {plain(o)}")
         (eu, (ru, lo, hi)), (ev, (rv, lo2, hi2)) = cu, cv
         r = sp.Dummy("r", integer=True, positive=True)
         c = sp.Dummy("c", integer=True, positive=True)
@@ -245,7 +253,7 @@ class _Net:
 
             info = REGISTRY.get(t.expr.base)
             if info is None or info.kind != "z":
-                raise RuleError(f"cannot evaluate ${latex(t)}$")
+                raise RuleError(f"cannot evaluate {plain(t)}")
             (k,) = t.expr.indices
             if not (k.is_Integer and 1 <= int(k) <= self.widths[self.depth]):
                 raise _Undefined(f"output index {k} out of range 1..{self.widths[self.depth]}")
@@ -328,7 +336,7 @@ def _value(e: sp.Basic, net: _Net, layer_sym: sp.Symbol, p: sp.Expr | None) -> A
         if e.has(*MATRIX_TYPES) or any(
             isinstance(f, sp.Function) and f.func.__name__ in NAMES for f in e.atoms(sp.Function)
         ):
-            raise _Undefined(f"cannot evaluate ${latex(e)}$ as a matrix entry")
+            raise _Undefined(f"cannot evaluate {plain(e)} as a matrix entry")
 
         e = concrete_layers(e, {layer_sym: net.depth}, net.widths)
         if p is not None:
@@ -344,8 +352,12 @@ def _claimed_shapes(e: sp.Basic, net: _Net, layer_sym: sp.Symbol) -> list[tuple[
     ]
 
 
-def _fmt(depth: int, widths: dict) -> str:
-    return f"L={depth} n=(" + ",".join(str(widths[k]) for k in sorted(widths)) + ")"
+def _fmt(depth: int, widths: dict) -> Config:
+    return Config((("L", depth),), tuple(widths[k] for k in sorted(widths)))
+
+
+#: The reference of the matrix check, as a formula of its details.
+_JJT = Tex(r"J(x) J(x')^{\mathsf T}", "J(x) J(x')^T")
 
 
 def _is_zero(m: sp.Matrix) -> bool:
@@ -354,7 +366,7 @@ def _is_zero(m: sp.Matrix) -> bool:
 
 def exact_matrix(
     stmt: sp.Basic, layer_sym: sp.Symbol, configs: list[tuple[dict, dict]]
-) -> tuple[bool, str]:
+) -> tuple[bool, Text]:
     """Check a matrix statement ``Theta^(L) = member = ...`` exactly at concrete widths.
 
     Each member is evaluated as an explicit matrix for the network of each configuration
@@ -379,17 +391,28 @@ def exact_matrix(
             try:
                 val = _value(m, net, layer_sym, None)
             except _Undefined as exc:
-                return False, f"undefined at {where}: {exc}"
+                return False, Text("undefined at ", where, f": {exc}")
             for shape in _claimed_shapes(m, net, layer_sym):
                 if val.shape != shape:
-                    return False, (
-                        f"at {where} the display is a {val.shape[0]}x{val.shape[1]} array, "
-                        f"not {shape[0]}x{shape[1]} as claimed" + _which_row(val, ref)
+                    return False, Text(
+                        "at ",
+                        where,
+                        " the display is a ",
+                        Shape(*val.shape),
+                        " array, not ",
+                        Shape(*shape),
+                        " as claimed",
+                        _which_row(val, ref),
                     )
             if val.shape != ref.shape:
-                return False, (
-                    f"at {where} the display is {val.shape[0]}x{val.shape[1]}, Theta is "
-                    f"{ref.shape[0]}x{ref.shape[1]}" + _which_row(val, ref)
+                return False, Text(
+                    "at ",
+                    where,
+                    " the display is ",
+                    Shape(*val.shape),
+                    ", Theta is ",
+                    Shape(*ref.shape),
+                    _which_row(val, ref),
                 )
             if not _is_zero(val - ref):
                 bad = next(
@@ -398,14 +421,14 @@ def exact_matrix(
                     for c in range(ref.cols)
                     if sp.expand(val[r, c] - ref[r, c]) != 0
                 )
-                return False, f"entry ({bad[0] + 1},{bad[1] + 1}) differs at {where}"
+                return False, Text(f"entry ({bad[0] + 1},{bad[1] + 1}) differs at ", where)
         done.append(where)
-    return True, "exact (vs J(x) J(x')^T) at " + "; ".join(done)
+    return True, Text("exact (vs ", _JJT, ") at ", Text.join("; ", done))
 
 
-def _which_row(val: sp.Matrix, ref: sp.Matrix) -> str:
+def _which_row(val: sp.Matrix, ref: sp.Matrix) -> Text:
     if val.rows == 1 and val.cols == ref.cols:
         for r in range(ref.rows):
             if _is_zero(val - ref[r, :]):
-                return f" (it is row {r + 1} of the {ref.rows}x{ref.cols} matrix)"
-    return ""
+                return Text(f" (it is row {r + 1} of the ", Shape(ref.rows, ref.cols), " matrix)")
+    return Text()

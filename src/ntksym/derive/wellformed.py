@@ -20,6 +20,7 @@ from ntksym.derive.symbols import (
     theta,
     width_layer,
 )
+from ntksym.derive.text import Text
 
 __all__ = ["free_indices", "is_name", "stray_index", "unknown_symbols", "well_formed"]
 
@@ -89,20 +90,19 @@ def is_name(e: sp.Basic) -> bool:
     return isinstance(e, sp.Function) and e.func.__name__ in NAMES
 
 
-def well_formed(stmt: sp.Basic) -> tuple[bool, str]:
+def well_formed(stmt: sp.Basic) -> tuple[bool, Text | str]:
     """Both sides of each equality carry the same free indices and no unknown symbols."""
     for lhs, rhs in pairs(stmt):
         unk = unknown_symbols(lhs) | unknown_symbols(rhs)
         if unk:
-            return False, "ill-formed: undefined symbol " + ", ".join(
-                sorted(f"${latex(s)}$" for s in unk)
-            )
+            names = Text.join(", ", sorted(unk, key=latex))
+            return False, Text("ill-formed: undefined symbol ", names)
         if is_name(lhs) or lhs.is_number or rhs.is_number:
             continue  # a definition introduces its own name; a constant has no indices
         fl, fr = free_indices(lhs), free_indices(rhs)
         if fl != fr and not _pattern_only(lhs, rhs):
-            odd = ", ".join(sorted(s.name for s in fl ^ fr))
-            return False, f"ill-formed: free index {odd} on one side only"
+            odd = Text.join(", ", sorted(fl ^ fr, key=lambda s: s.name))
+            return False, Text("ill-formed: free index ", odd, " on one side only")
     return True, "well formed"
 
 

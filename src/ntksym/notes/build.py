@@ -21,7 +21,9 @@ from typing import Any
 import jinja2
 
 from ntksym._io import atomic_write_text
+from ntksym.derive.text import Math, Text, as_text
 from ntksym.errors import NotesBuildError, TeXMissingError
+from ntksym.notes.printer import notes_latex
 from ntksym.version import __version__
 
 __all__ = [
@@ -68,12 +70,6 @@ _TEX_SPECIAL = {
 }
 
 
-def _split_math(text: str) -> list[tuple[bool, str]]:
-    """Split ``text`` into (is_math, piece) at unescaped single dollar signs."""
-    parts = re.split(r"(\$[^$]+\$)", text)
-    return [(p.startswith("$") and p.endswith("$") and len(p) > 1, p) for p in parts if p]
-
-
 def _tex_plain(piece: str) -> str:
     out = []
     for n, chunk in enumerate(piece.split("``")):
@@ -84,30 +80,28 @@ def _tex_plain(piece: str) -> str:
     return "".join(out)
 
 
-def tex_text(text: str, fit: bool = False) -> str:
-    """Escape plain text for LaTeX, keeping ``$...$`` math as it is.
+def _md_plain(piece: str) -> str:
+    return re.sub(r"([\\*_\[\]<>|#$])", r"\\\1", piece).replace("``", "`")
 
-    With ``fit``, inline math wider than the line is scaled down to fit.
+
+def tex_text(text: Text | str, fit: bool = False) -> str:
+    """LaTeX of a :class:`~ntksym.derive.text.Text`: words escaped, formulas as math.
+
+    A plain string is words only (every character escaped, ``$`` included). Formulas
+    print with the notes' printer; with ``fit``, inline math wider than the line is
+    scaled down to fit.
     """
-    out = []
-    for is_math, piece in _split_math(str(text)):
-        if is_math:
-            out.append(r"\fitinline{" + piece[1:-1] + "}" if fit else piece)
-        else:
-            out.append(_tex_plain(piece))
-    return "".join(out)
+
+    def math(m: Math) -> str:
+        tex = m.latex(notes_latex)
+        return r"\fitinline{" + tex + "}" if fit else f"${tex}$"
+
+    return as_text(text).render(math, _tex_plain)
 
 
-def md_text(text: str) -> str:
-    """Escape plain text for Markdown, keeping ``$...$`` math as it is."""
-    out = []
-    for is_math, piece in _split_math(str(text)):
-        if is_math:
-            out.append(piece)
-        else:
-            piece = re.sub(r"([\\*_\[\]<>|#])", r"\\\1", piece)
-            out.append(piece.replace("``", "`"))
-    return "".join(out)
+def md_text(text: Text | str) -> str:
+    """Markdown of a :class:`~ntksym.derive.text.Text`: words escaped, formulas in ``$``."""
+    return as_text(text).render(lambda m: f"${m.latex(notes_latex)}$", _md_plain)
 
 
 def _sci(value: float | None, digits: int) -> str:

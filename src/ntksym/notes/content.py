@@ -1,13 +1,15 @@
 """What the notes say: steps of a checked derivation, the dual-kernel table, a summary.
 
 Everything here is data for the templates; nothing is formatted for one output format
-except the mathematics, which is LaTeX from :class:`~ntksym.notes.printer.NotesPrinter`
-(GitHub's Markdown renders the same LaTeX between dollar signs).
+except the displayed statements, which are LaTeX from
+:class:`~ntksym.notes.printer.NotesPrinter` (GitHub's Markdown renders the same LaTeX
+between dollar signs). Rule descriptions, check details, notes and hypotheses are
+:class:`~ntksym.derive.text.Text` (words and formulas), printed by the templates' filters
+(:func:`ntksym.notes.build.tex_text`, :func:`~ntksym.notes.build.md_text`).
 """
 
 from __future__ import annotations
 
-import re
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -17,9 +19,10 @@ from typing import Any
 import sympy as sp
 
 from ntksym.derive import VERDICTS, Derivation, ForAll, StepResult, Tends
-from ntksym.derive.rules import RULES
-from ntksym.notes.printer import notes_latex, statement_members
-from ntksym.notes.prose import prose_math
+from ntksym.derive.registry import describe
+from ntksym.derive.symbols import width_layer
+from ntksym.derive.text import Tex, Text, as_text
+from ntksym.notes.printer import is_machine, notes_latex, statement_members
 
 __all__ = [
     "StepView",
@@ -109,14 +112,14 @@ class StepView:
         verdict: ``verified``, ``misprint``, ``failed`` or ``assumed``.
         method: how it was checked (a key of :data:`METHOD_TEXT`).
         method_text: the method in words.
-        rule: the rule's name; rule_text: its one-line description (text with ``$...$``
-            math, see :func:`ntksym.notes.prose.prose_math`).
+        rule: the rule's name; rule_text: its one-line description (:class:`Text`).
         printed: display lines of the statement as printed (empty if none).
         derived: display lines of the statement as derived.
         same: whether printed and derived print identically.
         differing: pairs ``(printed member, derived member)`` that differ.
-        detail: the engine's one-line explanation (text with ``$...$`` math).
-        note: the engine's note on gaps in the argument (text with ``$...$`` math).
+        detail: the engine's one-line explanation (:class:`Text`, machine summation
+            indices renamed to letters).
+        note: the derivation's note on gaps in the argument (:class:`Text`).
         seconds: time spent checking.
     """
 
@@ -126,13 +129,13 @@ class StepView:
     method: str
     method_text: str
     rule: str
-    rule_text: str
+    rule_text: Text
     printed: list[str]
     derived: list[str]
     same: bool
     differing: list[tuple[str, str]]
-    detail: str
-    note: str
+    detail: Text
+    note: Text
     seconds: float
 
 
@@ -141,8 +144,8 @@ class DerivationView:
     """A checked derivation as the notes show it.
 
     Attributes:
-        name: short name; title: one-line title; hypotheses: stated assumptions (text
-            with ``$...$`` math).
+        name: short name; title: one-line title; hypotheses: stated assumptions
+            (:class:`Text`).
         steps: the :class:`StepView` rows in order.
         counts: number of steps by verdict (every verdict present, zeros included).
         seconds: wall-clock time of the check; quick: whether the quick subset ran.
@@ -150,7 +153,7 @@ class DerivationView:
 
     name: str
     title: str
-    hypotheses: list[str]
+    hypotheses: list[Text]
     steps: list[StepView]
     counts: dict[str, int]
     seconds: float
@@ -162,24 +165,63 @@ class DerivationView:
         return [s for s in self.steps if s.verdict == "misprint"]
 
 
-def _rule_text(rule: str) -> str:
+def _rule_text(rule: str) -> Text:
     if rule == "definition":
-        return "definition of the network"
+        return Text("definition of the network")
     if rule == "hypothesis":
-        return "stated hypothesis"
-    fn = RULES.get(rule)
-    doc = (fn.__doc__ or "").strip().splitlines() if fn is not None else []
-    return prose_math(doc[0].strip().rstrip(".") if doc else rule.replace("_", " "))
+        return Text("stated hypothesis")
+    return as_text(describe(rule))
 
 
-def _sum_indices(lines: Sequence[str]) -> list[str]:
-    """Summation indices of displayed lines, in order (to name the engine's ``s_{0}``)."""
+#: Letters for the engine's machine summation indices, after the statements' own.
+_LETTERS = ("j", "m", "q", "r", "t")
+
+
+def _sum_indices(stmts: Sequence[sp.Basic | None]) -> list[str]:
+    """Readable summation indices of statements, in order (to name machine indices)."""
     found: list[str] = []
-    for line in lines:
-        for v in re.findall(r"\\sum_\{([a-z])=", line):
-            if v not in found:
-                found.append(v)
+    for stmt in stmts:
+        if not isinstance(stmt, sp.Basic):
+            continue
+        for s in sorted(stmt.atoms(sp.Sum), key=sp.default_sort_key):
+            for v, *_ in s.limits:
+                if not is_machine(v) and v.name not in found:
+                    found.append(v.name)
     return found
+
+
+def _base(name: str) -> tuple[str, str]:
+    """A machine index name split into its stem and its primes (``s_0''`` -> ``s_0``, ``''``)."""
+    stem = name.rstrip("'")
+    return stem, name[len(stem) :]
+
+
+def readable_indices(detail: Text, prefer: Sequence[str] = ()) -> Text:
+    """``detail`` with the engine's machine summation indices renamed to free letters.
+
+    The same machine index (primes aside) gets the same letter in every formula: the
+    first of ``prefer``, then of ``j, m, q, r, t``, that no formula of ``detail`` uses.
+    """
+    syms = detail.symbols()
+    ours = {s for s in syms if is_machine(s) and width_layer(s) is None}
+    machine = sorted({_base(s.name)[0] for s in ours})
+    if not machine:
+        return detail
+    used = {_base(s.name)[0] for s in syms - ours}
+    letters: dict[str, str] = {}
+    for stem in machine:
+        for cand in (*prefer, *_LETTERS):
+            if len(cand) == 1 and cand not in used and cand not in letters.values():
+                letters[stem] = cand
+                break
+        else:
+            return detail
+    rep = {}
+    for s in syms:
+        stem, primes = _base(s.name)
+        if s in ours and stem in letters:
+            rep[s] = sp.Symbol(letters[stem] + primes, integer=True, positive=True)
+    return detail.map_math(lambda e: e.xreplace(rep))
 
 
 def _view(deriv: Derivation, r: StepResult) -> StepView:
@@ -210,8 +252,8 @@ def _view(deriv: Derivation, r: StepResult) -> StepView:
         derived=derived,
         same=printed == derived,
         differing=differing,
-        detail=prose_math(r.detail, prefer=_sum_indices(printed + derived)),
-        note=prose_math(r.note),
+        detail=readable_indices(r.detail, _sum_indices([printed_stmt, derived_stmt])),
+        note=r.note,
         seconds=r.seconds,
     )
 
@@ -236,7 +278,7 @@ def derivation_view(
     return DerivationView(
         name=deriv.name,
         title=deriv.title,
-        hypotheses=[prose_math(h) for h in deriv.hypotheses],
+        hypotheses=[as_text(h) for h in deriv.hypotheses],
         steps=[_view(deriv, r) for r in results],
         counts={v: counts.get(v, 0) for v in VERDICTS},
         seconds=seconds,
@@ -251,7 +293,7 @@ class DualRow:
     Attributes:
         name: registered name with parameters (``leaky_relu(0.1)``).
         sigma: the activation as LaTeX in ``u``.
-        method: how ntksym obtained the maps; source: the citation.
+        method: how ntksym obtained the maps; source: the citation (:class:`Text`).
         derived: True when ntksym's SymPy code derived the maps.
         has_ntk: whether the derivative map has a closed form.
         worst_nngp, worst_ntk: worst relative difference from mpmath quadrature.
@@ -261,13 +303,38 @@ class DualRow:
     name: str
     sigma: str
     method: str
-    source: str
+    source: Text
     derived: bool
     has_ntk: bool
     worst_nngp: float
     worst_ntk: float | None
     dps: int
     points: int = field(default=0)
+
+
+#: Formulas the dual families' citations quote (plain strings of :mod:`ntksym.dual`,
+#: which is upstream of the engine's :class:`Text`), with their LaTeX.
+QUOTED_FORMULAS = (
+    Tex(
+        r"\mathbb{E}\bigl[e^{b^{\mathsf T}w - w^{\mathsf T}Aw/2}\bigr]"
+        r" = \det(I+\Sigma A)^{-1/2}"
+        r"\exp\bigl(\tfrac12 b^{\mathsf T}(I+\Sigma A)^{-1}\Sigma b\bigr)",
+        "E[exp(b'w - w'Aw/2)] = det(I+Sigma A)^(-1/2) exp(b'(I+Sigma A)^(-1) Sigma b/2)",
+    ),
+)
+
+
+def source_text(source: str) -> Text:
+    """A citation as :class:`Text`.
+
+    The formulas of :data:`QUOTED_FORMULAS` it quotes verbatim become formulas (found by
+    exact comparison, not by a pattern); everything else stays words.
+    """
+    for f in QUOTED_FORMULAS:
+        head, found, tail = source.partition(f.plain())
+        if found:
+            return Text(source_text(head), f, source_text(tail))
+    return Text(source)
 
 
 #: Parameters used for the families in the table.
@@ -324,7 +391,7 @@ def dual_table(
                 name=act.name,
                 sigma=notes_latex(expr.xreplace({u: sp.Symbol("u")})),
                 method=maps.method,
-                source=prose_math(maps.source),
+                source=source_text(maps.source),
                 derived=maps.derived,
                 has_ntk=has_ntk,
                 worst_nngp=_worst(act, False, covariances, dps),

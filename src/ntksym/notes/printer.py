@@ -8,8 +8,11 @@ own way: ``{f}_{k}``, ``\\sigma{\\left(z \\right)}``, sums over several indices 
 ``w^{(l)}_{ki}``, ``x'_i``, ``\\delta_{kk'}``, ``\\dot{\\sigma}(\\cdot)``, ``\\Theta_\\infty``,
 nested sums with limits, readable summation indices, ``\\frac{1}{\\sqrt{n_l}}\\sum\\cdots``.
 
-The printer reads the symbol registry of :mod:`ntksym.derive.symbols` (what each
-``IndexedBase`` stands for); it never parses names of registered objects.
+The printer is a subclass of the engine's
+:class:`~ntksym.derive.symbols.SeedLatexPrinter`: it reads the same symbol registry (what
+each ``IndexedBase`` stands for) and the same name tables (``KIND_TEX``, ``NAME_TEX``,
+``SYMBOL_TEX``), and changes only the layout (superscript before subscript, plain
+parentheses, readable summation indices); it never parses names of registered objects.
 """
 
 from __future__ import annotations
@@ -21,18 +24,19 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
 from ntksym.derive import symbols as S
+from ntksym.derive.symbols import SeedLatexPrinter
 
-__all__ = ["NotesPrinter", "notes_latex", "statement_members"]
+__all__ = ["NotesPrinter", "is_machine", "notes_latex", "statement_members"]
 
-#: Names of summation indices made by the engine (``j_593``, ``s_0``) or by SymPy
-#: (``Dummy``), which the printer replaces by readable letters.
-_MACHINE = re.compile(r"^[a-z]_\{?\d+\}?$")
+#: Names of summation indices made by the engine (``j_593``, ``s_0``, ``s_0'``) or by
+#: SymPy (``Dummy``), which the printer replaces by readable letters.
+_MACHINE = re.compile(r"^[a-z]_\{?\d+\}?'*$")
 #: Readable index letters, tried in this order after the machine index's own letter.
 _POOL = ("i", "j", "m", "r", "s", "q", "t", "i'", "j'", "m'", "r'", "s'")
-_SYMBOL_TEX = {"theta_p": r"\tilde{\theta}_p", "sigma_w": r"\sigma_w", "beta": r"\beta"}
 
 
-def _is_machine(v: sp.Symbol) -> bool:
+def is_machine(v: sp.Symbol) -> bool:
+    """Whether ``v`` is a summation index made by the engine or by SymPy (not a reader's)."""
     return isinstance(v, sp.Dummy) or bool(_MACHINE.match(v.name))
 
 
@@ -69,8 +73,8 @@ def statement_members(stmt: sp.Basic) -> list[sp.Basic]:
     return [stmt]
 
 
-class NotesPrinter(LatexPrinter):
-    r"""LaTeX printer for the teaching notes (a :class:`LatexPrinter` subclass).
+class NotesPrinter(SeedLatexPrinter):
+    r"""LaTeX printer for the teaching notes (a subclass of the engine's printer).
 
     Settings (besides SymPy's):
         dot_derivative: print ``sigma'`` as ``\dot{\sigma}`` (the seed's notation) when
@@ -105,9 +109,7 @@ class NotesPrinter(LatexPrinter):
 
     # ------------------------------------------------------------------ symbols
     def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
-        if expr.name in _SYMBOL_TEX:
-            return _SYMBOL_TEX[expr.name]
-        if expr.name.startswith("n_{") or "'" in expr.name:
+        if "'" in expr.name and expr.name not in S.SYMBOL_TEX:
             return expr.name
         return super()._print_Symbol(expr, style=style)
 
@@ -121,19 +123,6 @@ class NotesPrinter(LatexPrinter):
             return ("x'" if info.prime else "x") + f"_{{{idx}}}"
         arg = ("(x')" if info.prime else "(x)") if info.kind in ("a", "z") else ""
         return f"{name}^{{({self._print(info.layer)})}}_{{{idx}}}{arg}"
-
-    def _print_IndexedBase(self, expr: sp.IndexedBase) -> str:
-        info = S.REGISTRY.get(expr)
-        if info is None:
-            return self._print(expr.label)
-        name = {"W": "W", "b": "b", "x": "x", "a": r"\alpha", "z": r"\tilde{\alpha}"}[info.kind]
-        if info.kind == "x":
-            return "x'" if info.prime else "x"
-        return f"{name}^{{({self._print(info.layer)})}}"
-
-    def _print_KroneckerDelta(self, expr: sp.KroneckerDelta, exp: str | None = None) -> str:
-        tex = r"\delta_{" + "".join(self._print(a) for a in expr.args) + "}"
-        return tex if exp is None else f"{tex}^{{{exp}}}"
 
     # ------------------------------------------------------------------ functions
     def _apply(self, name: str, args: str, exp: str | None) -> str:
@@ -166,19 +155,10 @@ class NotesPrinter(LatexPrinter):
         return tex if exp is None else rf"{tex}^{{{exp}}}"
 
     def _print_Function(self, expr: sp.Function, exp: str | None = None) -> str:
+        named = self._named(expr, exp)
+        if named is not None:
+            return named
         name = expr.func.__name__
-        if name in S.ZF_INFO:
-            layer, prime = S.ZF_INFO[name]
-            tex = (
-                rf"\tilde{{\alpha}}^{{({self._print(layer)})}}_{{{self._print(expr.args[0])}}}"
-                + ("(x')" if prime else "(x)")
-            )
-            return tex if exp is None else f"{tex}^{{{exp}}}"
-        if name in S.NAME_TEX:
-            layer, *idx = expr.args
-            sub = "_{" + "".join(self._print(i) for i in idx) + "}" if idx else ""
-            tex = S.NAME_TEX[name] + "^{(" + self._print(layer) + ")}" + sub + "(x,x')"
-            return tex if exp is None else rf"\left({tex}\right)^{{{exp}}}"
         args = ", ".join(self._print(a) for a in expr.args)
         if name == "sigma":
             return self._apply(r"\sigma", args, exp)
@@ -186,7 +166,7 @@ class NotesPrinter(LatexPrinter):
             return self._apply(self._sigma_prime(), args, exp)
         if len(name) > 1 and not hasattr(sp, name):  # an undefined multi-letter function
             return self._apply(rf"\mathrm{{{name}}}", args, exp)
-        return super()._print_Function(expr, exp)
+        return LatexPrinter._print_Function(self, expr, exp)
 
     def _sigma_prime(self) -> str:
         return r"\dot{\sigma}" if self._settings["dot_derivative"] else r"\sigma'"
@@ -235,7 +215,7 @@ class NotesPrinter(LatexPrinter):
 
     # ------------------------------------------------------------------ sums, products
     def _readable(self, v: sp.Symbol, body: sp.Basic, lo: sp.Basic, hi: sp.Basic) -> sp.Symbol:
-        if not _is_machine(v):
+        if not is_machine(v):
             return v
         used = set().union(*self._taken) | {
             s.name
