@@ -36,14 +36,16 @@ from ntksym.derive import (
     Verdict,
     apply_rule,
     compare,
+    definition_check,
     definition_range,
     load_derivation,
     plain,
     run_step,
     symbolic_equal,
 )
+from ntksym.derive.definitions import standard_network, standard_only
 from ntksym.derive.numeric import limit_check, nngp_check, recursion_check
-from ntksym.derive.rules import merge_sums
+from ntksym.derive.rules import fresh, merge_sums
 from ntksym.derive.symbols import (
     REGISTRY,
     ZF,
@@ -82,8 +84,9 @@ __all__ = [
     "RULES", "VERDICTS", "Chain", "Change", "Context", "Counterexample", "Derivation",
     "Difference", "ForAll", "Grad", "Mat", "Member", "Outer", "RuleError", "Step",
     "StepNotFound", "StepResult", "Tr", "Vec", "Verdict", "apply_rule", "compare",
-    "definition_range", "load_derivation", "plain", "run_step", "symbolic_equal",
-    "limit_check", "nngp_check", "recursion_check", "merge_sums",
+    "definition_check", "definition_range", "load_derivation", "plain", "run_step",
+    "symbolic_equal", "limit_check", "nngp_check", "recursion_check", "standard_network",
+    "standard_only", "fresh", "merge_sums",
     "REGISTRY", "ZF", "Dim", "E", "GaussE", "L", "PSum", "Sigma", "Sigma_dot", "Sigma_t",
     "Tends", "Theta", "Theta_inf", "W", "alpha", "alpha_t", "b", "beta", "index", "l",
     "latex", "make_object", "scalar", "sigma", "sigmadot", "theta", "weight_std", "width", "x",

@@ -42,7 +42,8 @@ from ntksym.extend import (
     apply_rule,
     b,
     beta,
-    definition_range,
+    definition_check,
+    fresh,
     index,
     l,
     limit_check,
@@ -50,6 +51,7 @@ from ntksym.extend import (
     recursion_check,
     sigma,
     sigmadot,
+    standard_only,
     text,
     theta,
     width,
@@ -98,11 +100,7 @@ DEFS = {"1": D1, "2": D2, "3": D3, "4": D4}
 
 
 def _range_of(label: str):
-    def derive(env: dict) -> sp.Basic:
-        others = [DEFS[o] for o in ("1", "2", "3", "4") if o != label]
-        return definition_range(DEFS[label], others)
-
-    return derive
+    return definition_check(label, DEFS)
 
 
 # chain contexts
@@ -328,12 +326,12 @@ def d17(env: dict) -> sp.Basic:
     )
     m3 = rule("delta_sum", m2, C1)
     sigma1 = env["10"].args[-1]  # (10): Sigma^(1) = x.x'/n0 + beta^2
-    m4 = Sigma(1) * sp.KroneckerDelta(k, kp)
     from ntksym.derive.checks import symbolic_equal
 
     if not symbolic_equal(m3, sigma1 * sp.KroneckerDelta(k, kp), C1):
-        raise ValueError("(10) does not match the contracted sum")
-    return Chain(Theta(1, k, kp), m1, m2, m3, m4)
+        # the contracted sum is not (10)'s Sigma^(1) delta_kk': the chain stops there
+        return Chain(Theta(1, k, kp), m1, m2, m3)
+    return Chain(Theta(1, k, kp), m1, m2, m3, Sigma(1) * sp.KroneckerDelta(k, kp))
 
 
 P18 = sp.Eq(Theta(1, k, kp), Sigma(1) * sp.KroneckerDelta(k, kp))
@@ -492,7 +490,7 @@ STEPS_A = [
         uses=("11",),
         derive=d12,
         ctx=C_l,
-        extra_check=limit_check("nngp", sigma1="10", depth=2),
+        extra_check=standard_only(limit_check("nngp", sigma1="10", depth=2)),
         note=text(
             "hypothesis: the {n} terms are i.i.d. with finite second moment, which holds "
             "when {lim} sequentially before {n}",
@@ -507,7 +505,7 @@ STEPS_A = [
         uses=("12",),
         derive=d12b,
         ctx=C_l,
-        extra_check=nngp_check(sigma1="10"),
+        extra_check=standard_only(nngp_check(sigma1="10")),
         note=text(
             "hypothesis (induction, Jacot et al. 2018 Prop. 1): {a}, {ap} are jointly "
             "Gaussian with covariance {S} in the limit",
@@ -606,14 +604,26 @@ def _dz(prime: bool, idx: sp.Expr) -> sp.Expr:
     return sp.Derivative(ZF(L, prime)(idx, theta), theta)
 
 
+def _through_layer_L(idx: sp.Expr) -> sp.Expr:
+    """``d f_k/d alpha^(L)_idx  d alpha^(L)_idx/d alpha~^(L)_idx  d alpha~^(L)_idx/d theta_p``."""
+    a_i, z_i = alpha(L)[idx], alpha_t(L)[idx]
+    return _d(fk, a_i) * _d(a_i, z_i) * _dz(False, idx)
+
+
+# (21) as printed: its middle member (the chain rule) has no sum over i
 P21 = Chain(
     _d(fk, theta),
+    _through_layer_L(i),
     sp.Sum(W(L)[k, i] * sigmadot(z_L(i, theta)) * _dz(False, i), (i, 1, nL)) / sp.sqrt(nL),
 )
 
 
 def d21(env: dict) -> sp.Basic:
-    return Chain(_d(fk, theta), rule("chain_rule", sp.Derivative(f_of_theta(False, k), theta), CL))
+    # the chain rule through layer L sums over every unit i of that layer
+    s = fresh("i")
+    through = sp.Sum(_through_layer_L(s), (s, 1, nL))
+    end = rule("chain_rule", sp.Derivative(f_of_theta(False, k), theta), CL)
+    return Chain(_d(fk, theta), through, end)
 
 
 def _grad_sum(prime: bool, row: sp.Expr, var: sp.Symbol) -> sp.Expr:
@@ -791,7 +801,7 @@ def d25(env: dict) -> sp.Basic:
     from ntksym.derive.checks import symbolic_equal
 
     if not symbolic_equal(lim, sig, CL):
-        raise ValueError("the limit of the last layer's part is not Sigma^(L+1)")
+        return Tends(finite, lim, nL)  # the limit is not (12)'s Sigma^(L+1): say what it is
     return Tends(finite, Sigma(L + 1) * dK, nL)
 
 
@@ -799,15 +809,16 @@ P26 = sp.Eq(Theta(L + 1, k, kp), Theta_inf(L) * Sigma_dot(L + 1) * dK + Sigma(L 
 
 
 def d26(env: dict) -> sp.Basic:
-    # (6): the NTK is the sum over theta~ (24) plus the sum over W^(L), b^(L) (25)
-    return sp.Eq(Theta(L + 1, k, kp), env["24.2"].args[-1] + env["25"].rhs)
+    # (6): the NTK is the sum over theta~ (24) plus the sum over W^(L), b^(L) (25); both
+    # parts are limits as n_L -> oo, so the sum is one too
+    return Tends(Theta(L + 1, k, kp), env["24.2"].args[-1] + env["25"].rhs, nL)
 
 
 P27 = sp.Eq(Theta(L + 1, k, kp), (Theta_inf(L) * Sigma_dot(L + 1) + Sigma(L + 1)) * dK)
 
 
 def d27(env: dict) -> sp.Basic:
-    return sp.Eq(Theta(L + 1, k, kp), sp.factor_terms(env["26"].rhs))
+    return Tends(Theta(L + 1, k, kp), sp.factor_terms(env["26"].rhs), nL)
 
 
 RECURSION_LABELS = {
@@ -838,9 +849,7 @@ STEPS_B = [
         derive=d21,
         ctx=CL,
         configs=L_CFG,
-        note=text(
-            "the middle member of (21) omits the sum over {i}; transcribed from its end", i=i
-        ),
+        note="transcribed as printed, its middle member (the chain rule) included",
     ),
     Step("22", P22, "chain_rule", uses=("21",), derive=d22, ctx=CL, configs=L_CFG, quick=False),
     *[
@@ -873,7 +882,7 @@ STEPS_B = [
         uses=("23.5",),
         derive=d24,
         ctx=CL,
-        extra_check=limit_check("gradient_sum", sigma1="10"),
+        extra_check=standard_only(limit_check("gradient_sum", sigma1="10")),
         note=text(
             "hypothesis: the {n} terms are i.i.d. with finite second moment in the "
             "sequential limit; {gap}",
@@ -890,8 +899,8 @@ STEPS_B = [
         derive=d25,
         ctx=CL,
         configs=L_CFG,
-        extra_check=limit_check(
-            "nngp", sigma1="10", sigma_next="12.2", depth=3, widths=(64, 128, 256, 512)
+        extra_check=standard_only(
+            limit_check("nngp", sigma1="10", sigma_next="12.2", depth=3, widths=(64, 128, 256, 512))
         ),
     ),
     Step(
@@ -901,7 +910,9 @@ STEPS_B = [
         uses=("24.2", "25", "5"),
         derive=d26,
         ctx=CL,
-        extra_check=recursion_check({**RECURSION_LABELS, "theta": "26"}, with_monte_carlo=False),
+        extra_check=standard_only(
+            recursion_check({**RECURSION_LABELS, "theta": "26"}, with_monte_carlo=False)
+        ),
     ),
     Step(
         "27",
@@ -910,7 +921,7 @@ STEPS_B = [
         uses=("26",),
         derive=d27,
         ctx=CL,
-        extra_check=recursion_check(RECURSION_LABELS),
+        extra_check=standard_only(recursion_check(RECURSION_LABELS)),
         note=text(
             "{a} read entrywise as {b}",
             a=Tex(r"[\dots] \otimes I_{n_{L+1}}", "[...] (x) I_{n_{L+1}}"),
@@ -924,6 +935,8 @@ DERIVATION = Derivation(
     name="seed",
     title="NTK derivation (Y. Chen, 2020), equations (1)-(27)",
     steps=tuple(STEPS_A + STEPS_B),
+    # the rules unfold the network with (1)-(3) and use the induction hypothesis (19)
+    network=("1", "2", "3", "19"),
     hypotheses=(
         text("{wb} i.i.d. {N}", wb=Tex("w, b", "w, b"), N=Tex(r"\mathcal{N}(0, 1)", "N(0, 1)")),
         text(

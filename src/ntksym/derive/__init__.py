@@ -29,7 +29,7 @@ statements) -> ``text`` (check details, notes and rule descriptions as words and
 """
 
 from ntksym.derive.checks import canonical, exact_finite_width, explain, symbolic_equal
-from ntksym.derive.definitions import definition_range
+from ntksym.derive.definitions import definition_check, definition_range
 from ntksym.derive.derivation import Change, Derivation, StepNotFound, compare
 from ntksym.derive.explain import Counterexample, Difference
 from ntksym.derive.judge import run_step
@@ -68,6 +68,7 @@ __all__ = [
     "apply_rule",
     "canonical",
     "compare",
+    "definition_check",
     "definition_range",
     "exact_finite_width",
     "explain",

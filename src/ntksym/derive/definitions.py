@@ -10,15 +10,28 @@ end by the constant amount the concrete checks show.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Callable
+
 import sympy as sp
 
+from ntksym.derive.finite_width import NotExact
+from ntksym.derive.network import active_network, using_network
 from ntksym.derive.plaintext import plain
+from ntksym.derive.registry import Context
+from ntksym.derive.rules_network import definition_of
 from ntksym.derive.statements import ForAll
-from ntksym.derive.steps import Verdict
-from ntksym.derive.symbols import REGISTRY, L, as_expr, latex, make_object
+from ntksym.derive.steps import CheckFn, Verdict
+from ntksym.derive.symbols import REGISTRY, L, alpha, alpha_t, as_expr, l, latex, make_object
 from ntksym.derive.text import Tex, Text
 
-__all__ = ["objects", "definition_range"]
+__all__ = [
+    "definition_check",
+    "definition_range",
+    "objects",
+    "standard_network",
+    "standard_only",
+]
 
 
 def objects(expr: sp.Basic) -> set[tuple[str, sp.Expr]]:
@@ -121,3 +134,71 @@ def definition_range(target: ForAll, others: list[sp.Basic]) -> Verdict:
 
 def _names(pairs: set) -> Text:
     return Text.join(", ", (make_object(k, m) for k, m in sorted(pairs)))
+
+
+def definition_check(label: str, defaults: dict[str, sp.Basic]) -> Callable[[dict], Verdict]:
+    """A ``derive`` function checking the range of definition ``label`` against the others.
+
+    ``defaults`` maps the labels of all the document's definitions to their statements;
+    while a derivation runs, the printed statements of its network steps replace them
+    (so that a definition changed in a copy of the derivation is the one checked).
+    """
+    if label not in defaults:
+        raise KeyError(f"no definition {label!r} among {sorted(defaults)}")
+
+    def derive(env: dict) -> Verdict:
+        net = active_network()
+        defs = {**defaults, **(net.printed if net is not None else {})}
+        others = [defs[o] for o in defaults if o != label]
+        return definition_range(defs[label], others)
+
+    return derive
+
+
+def _canonical_sums(e: sp.Basic) -> sp.Basic:
+    """Summation indices renamed in order of appearance (so equal sums compare equal)."""
+    names = iter(sp.Symbol(f"_s{n}", integer=True, positive=True) for n in itertools.count())
+    return e.replace(
+        lambda t: isinstance(t, sp.Sum),
+        lambda t: t.xreplace({v: next(names) for v in t.variables}),
+    )
+
+
+def standard_network(ctx: Context) -> bool:
+    """Whether the active network (if any) is the standard one of ``ctx``.
+
+    The definitions of ``alpha^(0)``, ``alpha^(l+1)`` and ``alpha~^(l+1)`` are compared
+    with those of :func:`ntksym.derive.rules_network.definition_of` for the context's
+    weight scale and parameterization.
+    """
+    net = active_network()
+    if net is None or not net.has_definitions:
+        return True
+    k = sp.Dummy("k", integer=True, positive=True)
+    for probe in (alpha(0)[k], alpha(l + 1)[k], alpha_t(l + 1)[k]):
+        mine = net.definition_of(probe)
+        with using_network(None):
+            std = definition_of(probe, ctx.weight_scale, ctx.parameterization)
+        if mine is None or sp.expand(_canonical_sums(mine) - _canonical_sums(std)) != 0:
+            return False
+    return True
+
+
+def standard_only(check: CheckFn) -> CheckFn:
+    """An ``extra_check`` that applies only while the network is the standard one.
+
+    The numeric and Monte-Carlo references (:mod:`ntksym.reference`,
+    :mod:`ntksym.empirical`) evaluate the standard network; for a derivation whose
+    definitions say otherwise they are no evidence, so the wrapped check reports that it
+    does not apply (:class:`~ntksym.derive.finite_width.NotExact`) instead of running.
+    """
+
+    def wrapped(stmt: sp.Basic, ctx: Context, env: dict) -> tuple[bool, str, str]:
+        if not standard_network(ctx):
+            raise NotExact(
+                "the numeric references evaluate the standard network, and this "
+                "derivation's definitions differ from it"
+            )
+        return check(stmt, ctx, env)
+
+    return wrapped

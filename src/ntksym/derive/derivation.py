@@ -15,6 +15,7 @@ from typing import Any
 import sympy as sp
 
 from ntksym.derive.judge import derive_statement, run_step
+from ntksym.derive.network import Network, check_statements, using_network
 from ntksym.derive.steps import Step, StepResult
 from ntksym.derive.symbols import latex
 from ntksym.derive.text import Text
@@ -40,12 +41,17 @@ class Derivation:
         steps: the steps in order.
         hypotheses: the assumptions, each a :class:`~ntksym.derive.text.Text` (words and
             formulas) or a plain string (words).
+        network: labels of the steps whose statements define the network the rules work
+            on (``alpha^(0) = x``, ``alpha~^(l+1) = ...``, ``alpha^(l) = sigma(...)``)
+            and state the hypotheses the rules use (``Theta^(L)_{ii'} -> ...``); see
+            :mod:`ntksym.derive.network`. Empty: the rules use the standard network.
     """
 
     name: str
     title: str
     steps: tuple[Step, ...]
     hypotheses: tuple[Text | str, ...] = ()
+    network: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         labels = [s.label for s in self.steps]
@@ -56,6 +62,23 @@ class Derivation:
         if unknown:
             listed = ", ".join(f"({a}) uses ({u})" for a, u in unknown)
             raise InputError(f"derivation {self.name!r}: unknown step labels: {listed}")
+        absent = [lab for lab in self.network if lab not in labels]
+        if absent:
+            raise InputError(
+                f"derivation {self.name!r}: network labels not among the steps: {absent}"
+            )
+        check_statements(self.network, {s.label: s.printed for s in self.steps})
+
+    def network_at(self, env: dict[str, sp.Basic]) -> Network | None:
+        """The network made of the derivation's network steps, as far as ``env`` has them.
+
+        A network step's derived statement (a definition with its range corrected) is
+        used once derived, its printed one before. None when the derivation names none.
+        """
+        if not self.network:
+            return None
+        printed = {lab: self.step(lab).printed for lab in self.network}
+        return Network({lab: env.get(lab, printed[lab]) for lab in self.network}, printed)
 
     def run(
         self,
@@ -85,7 +108,8 @@ class Derivation:
             checked = (labels is None or step.label in labels) and not (quick and not step.quick)
             blocked = [u for u in step.uses if u in missing]
             if not checked:
-                _derive_only(step, env, missing, blocked)
+                with using_network(self.network_at(env)):
+                    _derive_only(step, env, missing, blocked)
                 continue
             if progress is not None:
                 progress(step)
@@ -93,7 +117,8 @@ class Derivation:
                 out.append(_blocked_result(step, blocked, missing))
                 missing[step.label] = "is unchecked"
                 continue
-            res = run_step(step, env, extra=not quick)
+            with using_network(self.network_at(env)):
+                res = run_step(step, env, extra=not quick)
             if res.verdict == "error":
                 missing[step.label] = f"ended in error ({res.error.split(':')[0]})"
             elif step.label not in env:
@@ -108,11 +133,12 @@ class Derivation:
         missing: dict[str, str] = {}
         for step in self.steps:
             blocked = [u for u in step.uses if u in missing]
-            if step.label == label:
-                if blocked:
-                    return _blocked_result(step, blocked, missing)
-                return run_step(step, env, extra=extra)
-            _derive_only(step, env, missing, blocked)
+            with using_network(self.network_at(env)):
+                if step.label == label:
+                    if blocked:
+                        return _blocked_result(step, blocked, missing)
+                    return run_step(step, env, extra=extra)
+                _derive_only(step, env, missing, blocked)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def step(self, label: str) -> Step:

@@ -12,7 +12,15 @@ from collections.abc import Iterable
 
 import sympy as sp
 
-from ntksym.derive.rules import Context, definition_of, gaussian_layer, sigma_prime, wick
+from ntksym.derive.network import network_key
+from ntksym.derive.rules import (
+    Context,
+    definition_of,
+    gaussian_layer,
+    object_derivatives,
+    sigma_prime,
+    wick,
+)
 from ntksym.derive.statements import pairs
 from ntksym.derive.symbols import (
     NAMES,
@@ -115,6 +123,11 @@ def concrete_layers(expr: sp.Basic, layers: dict, widths: dict) -> sp.Basic:
     return out.xreplace(rep)
 
 
+#: One level of unfolding per (entry, widths, forward pass, network): the exact checks
+#: unfold the same entries many times.
+_UNFOLDED: dict[tuple, sp.Basic] = {}
+
+
 def unfold_all(
     expr: sp.Basic, widths: dict, scale: sp.Expr = sp.S.One, parameterization: str = "ntk"
 ) -> sp.Basic:
@@ -141,8 +154,18 @@ def unfold_all(
         n_here = widths.get(m)
         if n_here is not None and not 1 <= int(k) <= n_here:
             raise UndefinedObject(f"index {k} out of range 1..{n_here} at layer {m}")
-        rhs = definition_of(e, scale, parameterization)
-        return expand_sums(concrete_layers(rhs, {}, widths))
+        key = (e, wkey, scale, parameterization, network_key())
+        if key not in _UNFOLDED:
+            rhs = definition_of(e, scale, parameterization)
+            out = expand_sums(concrete_layers(rhs, {}, widths))
+            if out.has(sp.Sum):  # summation indices stay fresh at every use
+                return out
+            if len(_UNFOLDED) > 50_000:
+                _UNFOLDED.clear()
+            _UNFOLDED[key] = out
+        return _UNFOLDED[key]
+
+    wkey = tuple(sorted(widths.items()))
 
     for _ in range(20):
         new = expr.replace(is_def, unfold)
@@ -258,6 +281,8 @@ def concretize(
     bound = {v for t in out.atoms(sp.Sum) for v in t.variables}
     # subs, not xreplace, when an index free here is bound by a sum elsewhere
     out = out.subs(assign) if bound & set(assign) else out.xreplace(assign)
+    # d f / d alpha^(m)_i: through the definitions
+    out = concrete_layers(object_derivatives(out, gauss), {}, widths)
     out = _eval_derivs(unfold_all(out, widths, gauss.weight_scale, gauss.parameterization))
     out = expand_sums(out)
     out = _eval_derivs(unfold_all(out, widths, gauss.weight_scale, gauss.parameterization))

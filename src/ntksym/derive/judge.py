@@ -35,6 +35,7 @@ from ntksym.derive.explain import (
     render_parts,
 )
 from ntksym.derive.finite_width import NotExact, exact_finite_width
+from ntksym.derive.limits import stronger_than_derived
 from ntksym.derive.rules import RULES
 from ntksym.derive.statements import Chain, ForAll, pairs
 from ntksym.derive.steps import Step, StepResult, Verdict
@@ -171,6 +172,9 @@ def judge(step: Step, derived: sp.Basic, env: dict, extra: bool = True) -> Verdi
             if indep.method not in ("symbolic", "exact-finite-width"):
                 method = "symbolic+" + indep.method
         return Verdict("verified", method, detail)
+    stronger = stronger_than_derived(step, derived, indep)  # '=' printed, a limit derived
+    if stronger is not None:
+        return stronger
     pv = independent(step, step.printed, env, extra)
     if pv.ok is False:
         return _misprint(step, derived, pv, indep)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sympy as sp
 from sympy.concrete.delta import deltasummation
 
+from ntksym.derive.network import active_network
 from ntksym.derive.registry import Context, fresh, rule
 from ntksym.derive.symbols import (
     REGISTRY,
@@ -38,6 +39,7 @@ __all__ = [
     "drop_range_piecewise",
     "induction_hypothesis",
     "merge_sums",
+    "object_derivatives",
     "parameter_sum",
     "sigma_prime",
     "unfold",
@@ -47,11 +49,17 @@ __all__ = [
 def definition_of(
     ind: sp.Indexed, weight_scale: sp.Expr = sp.S.One, parameterization: str = "ntk"
 ) -> sp.Expr | None:
-    """The right-hand side of (1)–(3) for one registered entry, or None.
+    """The right-hand side of the definition of one registered entry, or None.
 
-    In the ``"standard"`` parameterization the pre-activation is ``W alpha + beta b``
-    (the weight scale lives in the variance of ``W``, see :class:`Context`).
+    While a derivation runs, its own definitions decide (the active
+    :class:`~ntksym.derive.network.Network`; ``weight_scale`` and ``parameterization``
+    are then ignored). Otherwise the standard network (1)–(3): in the ``"standard"``
+    parameterization the pre-activation is ``W alpha + beta b`` (the weight scale lives
+    in the variance of ``W``, see :class:`Context`).
     """
+    net = active_network()
+    if net is not None and net.has_definitions:
+        return net.definition_of(ind)
     info = REGISTRY.get(ind.base)
     if info is None or info.kind not in ("a", "z"):
         return None
@@ -89,9 +97,11 @@ def unfold(expr: sp.Expr, ctx: Context, kinds: tuple[str, ...] = ("a", "z")) -> 
     def is_target(e: sp.Basic) -> bool:
         return isinstance(e, sp.Indexed) and e.base in REGISTRY and REGISTRY[e.base].kind in kinds
 
-    return expr.replace(
-        is_target, lambda e: definition_of(e, ctx.weight_scale, ctx.parameterization)
-    )
+    def value(e: sp.Indexed) -> sp.Expr:
+        rhs = definition_of(e, ctx.weight_scale, ctx.parameterization)
+        return e if rhs is None else rhs
+
+    return expr.replace(is_target, value)
 
 
 def _range_facts(ctx: Context) -> sp.Basic:
@@ -147,7 +157,47 @@ def sigma_prime(expr: sp.Expr) -> sp.Expr:
             return sigmadot(e.point[0])
         return e
 
-    return expr.replace(is_subs, subs_dot)
+    expr = expr.replace(is_subs, subs_dot)
+
+    # Subs(sigmadot(xi), xi, y) left where the inner derivative became sigmadot: sigmadot(y)
+    def plain_subs(e: sp.Basic) -> bool:
+        return isinstance(e, sp.Subs) and not e.expr.has(sp.Derivative)
+
+    return expr.replace(plain_subs, lambda e: e.doit())
+
+
+def _is_object(v: sp.Basic) -> bool:
+    return isinstance(v, sp.Indexed) and v.base in REGISTRY and REGISTRY[v.base].kind in ("a", "z")
+
+
+def object_derivatives(expr: sp.Basic, ctx: Context | None = None) -> sp.Basic:
+    """Evaluate derivatives by a network object (``d f_k / d alpha^(L)_i``, ...).
+
+    The expression is unfolded with the definitions until the object's vector appears in
+    it, then differentiated: the chain rule through one layer.
+    """
+    ctx = ctx or Context()
+
+    def ready(d: sp.Basic) -> bool:
+        return isinstance(d, sp.Derivative) and any(_is_object(v) for v in d.variables)
+
+    def shows(e: sp.Basic, v: sp.Indexed) -> bool:
+        return any(t.base == v.base for t in e.atoms(sp.Indexed))
+
+    def evaluate(d: sp.Derivative) -> sp.Expr:
+        e = d.expr
+        for v, count in d.variable_count:
+            if not _is_object(v):
+                e = sp.Derivative(e, (v, count))
+                continue
+            for _ in range(4):
+                if shows(e, v):
+                    break
+                e = unfold(e, ctx)
+            e = sp.diff(e, v, count)
+        return sigma_prime(e)
+
+    return expr.replace(ready, evaluate)
 
 
 @rule(
@@ -155,8 +205,13 @@ def sigma_prime(expr: sp.Expr) -> sp.Expr:
     description="Evaluate every derivative by SymPy's chain rule, then tidy deltas and ranges",
 )
 def chain_rule(expr: sp.Expr, ctx: Context) -> sp.Expr:
-    """Evaluate every ``Derivative`` by SymPy's chain rule, then tidy deltas and ranges."""
-    out = expr.replace(lambda e: isinstance(e, sp.Derivative), lambda e: e.doit())
+    """Evaluate every ``Derivative`` by SymPy's chain rule, then tidy deltas and ranges.
+
+    Derivatives by a network object are taken through its definitions first
+    (:func:`object_derivatives`).
+    """
+    out = object_derivatives(expr, ctx)
+    out = out.replace(lambda e: isinstance(e, sp.Derivative), lambda e: e.doit())
     out = sigma_prime(out)
     return delta_sum(out, ctx)
 
@@ -273,7 +328,14 @@ def parameter_sum(expr: sp.Expr, ctx: Context) -> sp.Expr:
     ),
 )
 def induction_hypothesis(expr: sp.Expr, ctx: Context) -> sp.Expr:
-    """(19): ``Theta^(L)_{ii'} -> Theta_inf^(L) delta_{ii'}`` for the smaller network."""
+    """(19): ``Theta^(L)_{ii'} -> Theta_inf^(L) delta_{ii'}`` for the smaller network.
+
+    While a derivation that states its hypotheses runs, the rewrite is the one its
+    hypothesis statements give (their left side becomes their right side).
+    """
+    net = active_network()
+    if net is not None and net.has_hypotheses:
+        return net.apply_hypotheses(expr)
     return expr.replace(Theta, lambda m, a, c: Theta_inf(m) * sp.KroneckerDelta(a, c))
 
 

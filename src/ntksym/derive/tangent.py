@@ -26,6 +26,7 @@ import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
 from ntksym.derive.finite_width import concrete_layers, parameters, unfold_all
+from ntksym.derive.network import network_key
 from ntksym.derive.plaintext import plain
 from ntksym.derive.rules import Context, RuleError, rule
 from ntksym.derive.statements import pairs
@@ -229,6 +230,17 @@ class _Net:
         }
         # the reference NTK, assembled by jacobian and a matrix product
         self.theta = self.F[False].jacobian(self.params) * self.F[True].jacobian(self.params).T
+        self._derivs: dict[tuple, sp.Expr] = {}
+
+    @classmethod
+    def build(cls, depth: int, widths: dict[int, int]) -> _Net:
+        """The network of this depth and widths (built once per active network)."""
+        key = (depth, tuple(sorted(widths.items())), network_key())
+        if key not in _NETS:
+            if len(_NETS) > 64:
+                _NETS.clear()
+            _NETS[key] = cls(depth, widths)
+        return _NETS[key]
 
     def scalar(self, e: sp.Expr) -> sp.Expr:
         """Evaluate derivatives of the outputs with respect to concrete parameters."""
@@ -246,9 +258,15 @@ class _Net:
             if not (k.is_Integer and 1 <= int(k) <= self.widths[self.depth]):
                 raise _Undefined(f"output index {k} out of range 1..{self.widths[self.depth]}")
             (p,) = t.variables
-            return sp.diff(self.F[info.prime][int(k) - 1], p)
+            key = (info.prime, int(k), p)
+            if key not in self._derivs:
+                self._derivs[key] = sp.diff(self.F[info.prime][int(k) - 1], p)
+            return self._derivs[key]
 
         return e.replace(is_d, dval)
+
+
+_NETS: dict[tuple, _Net] = {}
 
 
 class _Undefined(Exception):
@@ -366,7 +384,7 @@ def exact_matrix(
                 members.append(m)
     for layers, widths in configs:
         depth = int(layers[layer_sym])
-        net = _Net(depth, widths)
+        net = _Net.build(depth, widths)
         ref = net.theta
         where = _fmt(depth, widths)
         for m in members:

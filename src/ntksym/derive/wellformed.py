@@ -100,10 +100,27 @@ def well_formed(stmt: sp.Basic) -> tuple[bool, Text | str]:
         if is_name(lhs) or lhs.is_number or rhs.is_number:
             continue  # a definition introduces its own name; a constant has no indices
         fl, fr = free_indices(lhs), free_indices(rhs)
-        if fl != fr:
+        if fl != fr and not _pattern_only(lhs, rhs):
             odd = Text.join(", ", sorted(fl ^ fr, key=lambda s: s.name))
             return False, Text("ill-formed: free index ", odd, " on one side only")
     return True, "well formed"
+
+
+def _pattern_only(lhs: sp.Basic, rhs: sp.Basic) -> bool:
+    """One side has no free index, the other depends on its indices only inside ``E``.
+
+    An expectation depends on its indices only through which of them are equal, so for
+    a given pattern (``k != k'`` say) its value may well be index-free (``E[z_k z'_k'] =
+    beta^2`` when the biases are not centred).
+    """
+
+    def outside_e(e: sp.Basic) -> set:
+        return free_indices(e.replace(lambda t: isinstance(t, E), lambda t: sp.S.One))
+
+    for one, other in ((lhs, rhs), (rhs, lhs)):
+        if not free_indices(one) and other.has(E) and not outside_e(other):
+            return True
+    return False
 
 
 def stray_index(stmt: sp.Basic) -> tuple[sp.Symbol, list[sp.Basic]] | None:
