@@ -47,7 +47,7 @@ from ntksym.derive.definitions import standard_network, standard_only
 from ntksym.derive.numeric import limit_check, nngp_check, recursion_check
 from ntksym.derive.rules import fresh, merge_sums
 from ntksym.derive.symbols import (
-    REGISTRY,
+    OBJECTS,
     ZF,
     Dim,
     E,
@@ -87,7 +87,7 @@ __all__ = [
     "definition_check", "definition_range", "load_derivation", "plain", "run_step",
     "symbolic_equal", "limit_check", "nngp_check", "recursion_check", "standard_network",
     "standard_only", "fresh", "merge_sums",
-    "REGISTRY", "ZF", "Dim", "E", "GaussE", "L", "PSum", "Sigma", "Sigma_dot", "Sigma_t",
+    "OBJECTS", "ZF", "Dim", "E", "GaussE", "L", "PSum", "Sigma", "Sigma_dot", "Sigma_t",
     "Tends", "Theta", "Theta_inf", "W", "alpha", "alpha_t", "b", "beta", "index", "l",
     "latex", "make_object", "scalar", "sigma", "sigmadot", "theta", "weight_std", "width", "x",
     "AllParams", "Tex", "Text", "text",

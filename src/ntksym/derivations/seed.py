@@ -552,19 +552,19 @@ def with_theta(e: sp.Expr) -> sp.Expr:
     """Make the dependence of alpha~^(L) on the first layers' parameters explicit."""
 
     def is_zl(t: sp.Basic) -> bool:
-        from ntksym.derive.symbols import REGISTRY
+        from ntksym.derive.symbols import OBJECTS
 
         return (
             isinstance(t, sp.Indexed)
-            and t.base in REGISTRY
-            and REGISTRY[t.base].kind == "z"
-            and REGISTRY[t.base].layer == L
+            and t.base in OBJECTS
+            and OBJECTS[t.base].kind == "z"
+            and OBJECTS[t.base].layer == L
         )
 
     def to_f(t: sp.Indexed) -> sp.Expr:
-        from ntksym.derive.symbols import REGISTRY
+        from ntksym.derive.symbols import OBJECTS
 
-        return ZF(L, REGISTRY[t.base].prime)(t.indices[0], theta)
+        return ZF(L, OBJECTS[t.base].prime)(t.indices[0], theta)
 
     return e.replace(is_zl, to_f)
 

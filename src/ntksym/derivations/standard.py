@@ -53,7 +53,7 @@ from ntksym.derive.finite_width import NotExact
 from ntksym.derive.numeric import MC_SAMPLES, MC_WIDTHS, fit_rate, mc_inputs
 from ntksym.derive.symbols import ZF_INFO
 from ntksym.extend import (
-    REGISTRY,
+    OBJECTS,
     ZF,
     Chain,
     Context,
@@ -258,12 +258,12 @@ def _with_theta(e: sp.Expr) -> sp.Expr:
     """``alpha~^(L)_i`` as a function of a generic earlier parameter ``theta~_p``."""
 
     def is_zl(t: sp.Basic) -> bool:
-        info = REGISTRY.get(getattr(t, "base", None))
+        info = OBJECTS.get(getattr(t, "base", None))
         return (
             isinstance(t, sp.Indexed) and info is not None and info.kind == "z" and info.layer == L
         )
 
-    return e.replace(is_zl, lambda t: ZF(L, REGISTRY[t.base].prime)(t.indices[0], theta))
+    return e.replace(is_zl, lambda t: ZF(L, OBJECTS[t.base].prime)(t.indices[0], theta))
 
 
 def _pair(t: PSum) -> tuple[sp.Expr, sp.Expr]:

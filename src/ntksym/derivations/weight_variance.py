@@ -14,7 +14,7 @@ from __future__ import annotations
 import sympy as sp
 
 from ntksym.extend import (
-    REGISTRY,
+    OBJECTS,
     ZF,
     Chain,
     Context,
@@ -158,12 +158,12 @@ def with_theta(e: sp.Expr) -> sp.Expr:
     def is_zl(t: sp.Basic) -> bool:
         return (
             isinstance(t, sp.Indexed)
-            and t.base in REGISTRY
-            and REGISTRY[t.base].kind == "z"
-            and REGISTRY[t.base].layer == L
+            and t.base in OBJECTS
+            and OBJECTS[t.base].kind == "z"
+            and OBJECTS[t.base].layer == L
         )
 
-    return e.replace(is_zl, lambda t: ZF(L, REGISTRY[t.base].prime)(t.indices[0], theta))
+    return e.replace(is_zl, lambda t: ZF(L, OBJECTS[t.base].prime)(t.indices[0], theta))
 
 
 LHS6 = PSum(_d(alpha_t(L + 1)[k], theta) * _d(alpha_t(L + 1, True)[kp], theta))

@@ -22,7 +22,7 @@ from ntksym.derive.registry import Context
 from ntksym.derive.rules_network import definition_of
 from ntksym.derive.statements import ForAll
 from ntksym.derive.steps import CheckFn, Verdict
-from ntksym.derive.symbols import REGISTRY, L, alpha, alpha_t, as_expr, l, latex, make_object
+from ntksym.derive.symbols import OBJECTS, L, alpha, alpha_t, as_expr, l, latex, make_object
 from ntksym.derive.text import Tex, Text
 
 __all__ = [
@@ -37,9 +37,9 @@ __all__ = [
 def objects(expr: sp.Basic) -> set[tuple[str, sp.Expr]]:
     """The (kind, layer) of every registered network object in ``expr``."""
     return {
-        (REGISTRY[e.base].kind, REGISTRY[e.base].layer)
+        (OBJECTS[e.base].kind, OBJECTS[e.base].layer)
         for e in expr.atoms(sp.Indexed)
-        if e.base in REGISTRY
+        if e.base in OBJECTS
     }
 
 

@@ -24,7 +24,7 @@ from ntksym.derive.rules import (
 from ntksym.derive.statements import pairs
 from ntksym.derive.symbols import (
     NAMES,
-    REGISTRY,
+    OBJECTS,
     ZF_INFO,
     Dim,
     E,
@@ -91,10 +91,10 @@ def concrete_layers(expr: sp.Basic, layers: dict, widths: dict) -> sp.Basic:
     """Substitute concrete layers and widths into every registered object and width."""
 
     def is_reg(e: sp.Basic) -> bool:
-        return isinstance(e, sp.Indexed) and e.base in REGISTRY
+        return isinstance(e, sp.Indexed) and e.base in OBJECTS
 
     def conc(e: sp.Indexed) -> sp.Indexed:
-        info = REGISTRY[e.base]
+        info = OBJECTS[e.base]
         m = _layer_value(info.layer, layers)
         return make_object(info.kind, m, info.prime)[e.indices]
 
@@ -136,13 +136,13 @@ def unfold_all(
     def is_def(e: sp.Basic) -> bool:
         return (
             isinstance(e, sp.Indexed)
-            and e.base in REGISTRY
-            and REGISTRY[e.base].kind in ("a", "z")
+            and e.base in OBJECTS
+            and OBJECTS[e.base].kind in ("a", "z")
             and all(i.is_Integer for i in e.indices)
         )
 
     def unfold(e: sp.Indexed) -> sp.Expr:
-        info = REGISTRY[e.base]
+        info = OBJECTS[e.base]
         m = int(info.layer)
         if info.kind == "z" and m < 1:
             why = Text(alpha_t(m), " is not defined by (2)")
@@ -177,7 +177,7 @@ def unfold_all(
 
 def _check_param_indices(expr: sp.Basic, widths: dict) -> None:
     for e in sorted(expr.atoms(sp.Indexed), key=sp.default_sort_key):
-        info = REGISTRY.get(e.base)
+        info = OBJECTS.get(e.base)
         if info is None or info.kind not in "Wbx":
             continue
         m = int(info.layer)
@@ -225,7 +225,7 @@ def _eval_derivs(expr: sp.Basic) -> sp.Basic:
         if not isinstance(e, sp.Derivative):
             return False
         return not any(
-            t.base in REGISTRY and REGISTRY[t.base].kind in ("a", "z")
+            t.base in OBJECTS and OBJECTS[t.base].kind in ("a", "z")
             for t in e.expr.atoms(sp.Indexed)
         )
 
@@ -270,7 +270,7 @@ def concretize(
         raise NotExact("a named quantity without a finite-width value")
     out = out.replace(
         lambda e: isinstance(e, Dim),
-        lambda e: widths[_layer_value(REGISTRY[e.args[0]].layer, layers)],
+        lambda e: widths[_layer_value(OBJECTS[e.args[0]].layer, layers)],
     )
     out = concrete_layers(out, layers, widths)
     params = list(parameters(layers, widths))

@@ -21,7 +21,7 @@ from ntksym.derive.canonical import symbolic_equal
 from ntksym.derive.finite_width import NotExact, concretize
 from ntksym.derive.network import network_key
 from ntksym.derive.steps import Step, Verdict
-from ntksym.derive.symbols import REGISTRY, L, PSum, Tends, alpha_t, latex, theta
+from ntksym.derive.symbols import OBJECTS, L, PSum, Tends, alpha_t, latex, theta
 from ntksym.derive.text import Text, text
 
 __all__ = ["StrongerRelation", "finite_width_dependence", "stronger_than_derived"]
@@ -100,7 +100,7 @@ def _dependence(name: sp.Expr, ctx: Any, layers: dict, widths: dict) -> tuple | 
     except NotExact:
         return None
     params = sorted(
-        (e for e in val.atoms(sp.Indexed) if e.base in REGISTRY and REGISTRY[e.base].kind in "Wb"),
+        (e for e in val.atoms(sp.Indexed) if e.base in OBJECTS and OBJECTS[e.base].kind in "Wb"),
         key=sp.default_sort_key,
     )
     for p in params:

@@ -27,7 +27,7 @@ from ntksym.derive.registry import fresh
 from ntksym.derive.statements import ForAll
 from ntksym.derive.symbols import (
     NAMES,
-    REGISTRY,
+    OBJECTS,
     L,
     Tends,
     as_expr,
@@ -74,10 +74,10 @@ def move_layers(expr: sp.Basic, rep: Mapping[sp.Symbol, sp.Expr], prime: bool = 
     """
 
     def is_reg(e: sp.Basic) -> bool:
-        return isinstance(e, sp.Indexed) and e.base in REGISTRY
+        return isinstance(e, sp.Indexed) and e.base in OBJECTS
 
     def move(e: sp.Indexed) -> sp.Indexed:
-        info = REGISTRY[e.base]
+        info = OBJECTS[e.base]
         layer = as_expr(info.layer).subs(rep)
         p = info.prime or (prime and info.kind in ("x", "a", "z"))
         return make_object(info.kind, layer, p)[tuple(i.subs(rep) for i in e.indices)]
@@ -139,18 +139,18 @@ def _definition(label: str, stmt: sp.Basic) -> _Definition:
     if not (
         isinstance(body, sp.Eq)
         and isinstance(lhs, sp.Indexed)
-        and lhs.base in REGISTRY
-        and REGISTRY[lhs.base].kind in ("a", "z")
+        and lhs.base in OBJECTS
+        and OBJECTS[lhs.base].kind in ("a", "z")
         and len(lhs.indices) == 1
         and isinstance(lhs.indices[0], sp.Symbol)
-        and not REGISTRY[lhs.base].prime
+        and not OBJECTS[lhs.base].prime
     ):
         raise InputError(
             f"({label}) cannot define the network: a definition is 'alpha^(layer)_k = ...' "
             f"or 'alpha~^(layer)_k = ...' at x (optionally ForAll over a layer range); "
             f"got ${latex(stmt)}$"
         )
-    info = REGISTRY[lhs.base]
+    info = OBJECTS[lhs.base]
     return _Definition(info.kind, as_expr(info.layer), lhs.indices[0], body.rhs, var, lo)
 
 
@@ -209,7 +209,7 @@ class Network:
 
     def definition_of(self, ind: sp.Indexed) -> sp.Expr | None:
         """The right-hand side defining the network entry ``ind``, or None."""
-        info = REGISTRY.get(ind.base)
+        info = OBJECTS.get(ind.base)
         if info is None or len(ind.indices) != 1:
             return None
         key = (info.kind, as_expr(info.layer), info.prime)

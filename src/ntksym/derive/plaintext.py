@@ -13,7 +13,7 @@ from sympy.printing.str import StrPrinter
 from ntksym.derive.statements import Chain, ForAll
 from ntksym.derive.symbols import (
     NAMES,
-    REGISTRY,
+    OBJECTS,
     ZF_INFO,
     Dim,
     E,
@@ -44,7 +44,7 @@ class _Plain(StrPrinter):
     printmethod = "_ntksym_plain"  # not "_sympystr": Indexed would print itself
 
     def _print_Indexed(self, expr: sp.Indexed) -> str:
-        info = REGISTRY.get(expr.base)
+        info = OBJECTS.get(expr.base)
         idx = "".join(self._print(i) for i in expr.indices)
         if info is None:
             return f"{self._print(expr.base.label)}_{idx}"
@@ -54,7 +54,7 @@ class _Plain(StrPrinter):
         return f"{_NAMES[info.kind]}^({_layer(info.layer)})_{idx}{arg}"
 
     def _print_IndexedBase(self, expr: sp.IndexedBase) -> str:
-        info = REGISTRY.get(expr)
+        info = OBJECTS.get(expr)
         if info is None:
             return self._print(expr.label)
         if info.kind == "x":

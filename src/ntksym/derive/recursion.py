@@ -17,7 +17,7 @@ import mpmath
 import sympy as sp
 
 from ntksym.derive.symbols import (
-    REGISTRY,
+    OBJECTS,
     GaussE,
     L,
     Sigma,
@@ -104,7 +104,7 @@ def _sigma1(expr: sp.Expr, a: Sequence[float], c: Sequence[float], dps: int, sca
     e = e.doit()
     rep = {}
     for ind in e.atoms(sp.Indexed):
-        info = REGISTRY.get(ind.base)
+        info = OBJECTS.get(ind.base)
         if info is not None and info.kind in ("x", "a") and info.layer == 0:
             vec = c if info.prime else a
             rep[ind] = sp.Float(float(vec[int(ind.indices[0]) - 1]), dps)
@@ -210,7 +210,7 @@ def sigma1_gram(expr: sp.Expr, X: Any, scalars: dict, dps: int) -> Any:
     c = sp.symbols(f"c0:{n0}", real=True)
     rep = {}
     for ind in e.atoms(sp.Indexed):
-        info = REGISTRY.get(ind.base)
+        info = OBJECTS.get(ind.base)
         if info is None or info.kind not in ("x", "a") or info.layer != 0:
             raise ValueError(f"Sigma^(1) depends on {ind}, not only on the inputs")
         rep[ind] = (c if info.prime else a)[int(ind.indices[0]) - 1]

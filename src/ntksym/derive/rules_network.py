@@ -13,7 +13,7 @@ from sympy.concrete.delta import deltasummation
 from ntksym.derive.network import active_network
 from ntksym.derive.registry import Context, fresh, rule
 from ntksym.derive.symbols import (
-    REGISTRY,
+    OBJECTS,
     PSum,
     Theta,
     Theta_inf,
@@ -60,7 +60,7 @@ def definition_of(
     net = active_network()
     if net is not None and net.has_definitions:
         return net.definition_of(ind)
-    info = REGISTRY.get(ind.base)
+    info = OBJECTS.get(ind.base)
     if info is None or info.kind not in ("a", "z"):
         return None
     (k,) = ind.indices
@@ -95,7 +95,7 @@ def unfold(expr: sp.Expr, ctx: Context, kinds: tuple[str, ...] = ("a", "z")) -> 
     """Replace every ``alpha``/``alpha~`` entry by its definition, one level deep."""
 
     def is_target(e: sp.Basic) -> bool:
-        return isinstance(e, sp.Indexed) and e.base in REGISTRY and REGISTRY[e.base].kind in kinds
+        return isinstance(e, sp.Indexed) and e.base in OBJECTS and OBJECTS[e.base].kind in kinds
 
     def value(e: sp.Indexed) -> sp.Expr:
         rhs = definition_of(e, ctx.weight_scale, ctx.parameterization)
@@ -167,7 +167,7 @@ def sigma_prime(expr: sp.Expr) -> sp.Expr:
 
 
 def _is_object(v: sp.Basic) -> bool:
-    return isinstance(v, sp.Indexed) and v.base in REGISTRY and REGISTRY[v.base].kind in ("a", "z")
+    return isinstance(v, sp.Indexed) and v.base in OBJECTS and OBJECTS[v.base].kind in ("a", "z")
 
 
 def object_derivatives(expr: sp.Basic, ctx: Context | None = None) -> sp.Basic:

@@ -11,7 +11,7 @@ import sympy as sp
 
 from ntksym.derive.registry import DESCRIPTIONS, RULES, Context, RuleError, rule
 from ntksym.derive.rules_network import delta_sum, merge_sums
-from ntksym.derive.symbols import REGISTRY, ZF_INFO, E, GaussE, width
+from ntksym.derive.symbols import OBJECTS, ZF_INFO, E, GaussE, width
 from ntksym.derive.text import Tex, Text, text
 
 __all__ = [
@@ -30,15 +30,15 @@ __all__ = [
 
 def gaussian_layer(e: sp.Basic) -> sp.Expr | None:
     """Layer of a Gaussian parameter entry ``w^(m)_{..}`` or ``b^(m)_.``, else None."""
-    if isinstance(e, sp.Indexed) and e.base in REGISTRY and REGISTRY[e.base].kind in "Wb":
-        return REGISTRY[e.base].layer
+    if isinstance(e, sp.Indexed) and e.base in OBJECTS and OBJECTS[e.base].kind in "Wb":
+        return OBJECTS[e.base].layer
     return None
 
 
 def is_random(e: sp.Basic) -> bool:
     """Whether ``e`` depends on a parameter of the network."""
     for ind in e.atoms(sp.Indexed):
-        info = REGISTRY.get(ind.base)
+        info = OBJECTS.get(ind.base)
         if info is None:
             continue
         if info.kind in ("W", "b", "z") or (info.kind == "a" and info.layer != 0):
@@ -60,7 +60,7 @@ def depends_on_layer(e: sp.Basic, m: sp.Expr) -> bool:
             if d > 0:
                 return True
     for ind in e.atoms(sp.Indexed):
-        info = REGISTRY.get(ind.base)
+        info = OBJECTS.get(ind.base)
         if info is None or info.kind == "x":
             continue
         d = sp.simplify(info.layer - m)
@@ -178,7 +178,7 @@ def wick(factors: list[sp.Expr], ctx: Context) -> sp.Expr:
 
 
 def _pair(p: sp.Indexed, q: sp.Indexed, ctx: Context) -> sp.Expr:
-    ip, iq = REGISTRY[p.base], REGISTRY[q.base]
+    ip, iq = OBJECTS[p.base], OBJECTS[q.base]
     if ip.kind != iq.kind:
         return sp.Integer(0)
     d = sp.simplify(ip.layer - iq.layer)
@@ -272,12 +272,12 @@ def gaussian_process(expr: sp.Expr, ctx: Context) -> sp.Expr:
 
     def gp(e: E) -> sp.Expr:
         arg = e.args[0]
-        zs = [t for t in arg.atoms(sp.Indexed) if t.base in REGISTRY]
+        zs = [t for t in arg.atoms(sp.Indexed) if t.base in OBJECTS]
         fz = [f for f in arg.atoms(sp.Function) if f.func.__name__ in ZF_INFO]
         rep: dict = {}
         layer = None
         for t in zs:
-            info = REGISTRY[t.base]
+            info = OBJECTS[t.base]
             if info.kind != "z":
                 return e
             layer = info.layer

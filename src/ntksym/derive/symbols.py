@@ -1,7 +1,7 @@
 """The symbols of the seed's network, an unevaluated expectation and a limit relation.
 
 Every object of the network (1)–(4) is an :class:`sympy.IndexedBase` named after the
-seed's notation and registered in :data:`REGISTRY` with its *kind* (``"W"``, ``"b"``,
+seed's notation and registered in :data:`OBJECTS` with its *kind* (``"W"``, ``"b"``,
 ``"x"``, ``"a"`` for alpha, ``"z"`` for alpha-tilde), its *layer* (an integer or an
 expression in the layer symbols ``l`` and ``L``) and whether it is evaluated at ``x``
 or at ``x'``. The rules and the checkers read that registry; they never parse names.
@@ -18,7 +18,7 @@ __all__ = [
     "E",
     "Tends",
     "ObjInfo",
-    "REGISTRY",
+    "OBJECTS",
     "beta",
     "sigma",
     "sigmadot",
@@ -110,7 +110,9 @@ class ObjInfo:
     prime: bool
 
 
-REGISTRY: dict[sp.IndexedBase, ObjInfo] = {}
+#: Every indexed object of the network (weights, biases, activations) with its kind,
+#: layer and input; not to be confused with ``ntksym.activations.REGISTRY`` (names users type).
+OBJECTS: dict[sp.IndexedBase, ObjInfo] = {}
 _CACHE: dict[tuple[str, sp.Expr, bool], sp.IndexedBase] = {}
 #: LaTeX of each kind of network object (weights, biases, inputs, activations).
 KIND_TEX = {"W": "w", "b": "b", "x": "x", "a": r"\alpha", "z": r"\tilde{\alpha}"}
@@ -144,7 +146,7 @@ def make_object(kind: str, layer: sp.Expr | int, prime: bool = False) -> sp.Inde
         name = f"{kind}{'p' if prime else ''}[{layer}]"
         base = sp.IndexedBase(name, real=True)
         _CACHE[key] = base
-        REGISTRY[base] = ObjInfo(kind, layer, prime)
+        OBJECTS[base] = ObjInfo(kind, layer, prime)
     return _CACHE[key]
 
 
@@ -244,7 +246,7 @@ class Dim(sp.Function):
     nargs = 1
 
     def _latex(self, printer: LatexPrinter) -> str:
-        info = REGISTRY.get(self.args[0])
+        info = OBJECTS.get(self.args[0])
         name = (
             printer._print(self.args[0])
             if info is None
@@ -330,14 +332,14 @@ SYMBOL_TEX = {"theta_p": r"\tilde{\theta}_p"}
 class SeedLatexPrinter(LatexPrinter):
     r"""The engine's LaTeX printer: the seed's notation from the registry and name tables.
 
-    Network objects print from :data:`REGISTRY` and :data:`KIND_TEX` (``w_{ki}^{(l)}``),
+    Network objects print from :data:`OBJECTS` and :data:`KIND_TEX` (``w_{ki}^{(l)}``),
     the named kernels from :data:`NAME_TEX`, pre-activations as functions of the
     parameter from :data:`ZF_INFO`, special symbols from :data:`SYMBOL_TEX`. The notes'
     printer (:class:`ntksym.notes.printer.NotesPrinter`) is a subclass.
     """
 
     def _print_Indexed(self, expr: sp.Indexed) -> str:
-        info = REGISTRY.get(expr.base)
+        info = OBJECTS.get(expr.base)
         idx = "".join(self._print(i) for i in expr.indices)
         if info is None:
             return super()._print_Indexed(expr)
@@ -351,7 +353,7 @@ class SeedLatexPrinter(LatexPrinter):
         return f"{name}_{{{idx}}}{sup}{arg}"
 
     def _print_IndexedBase(self, expr: sp.IndexedBase) -> str:
-        info = REGISTRY.get(expr)
+        info = OBJECTS.get(expr)
         if info is None:
             return self._print(expr.label)
         if info.kind == "x":

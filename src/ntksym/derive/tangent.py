@@ -249,9 +249,9 @@ class _Net:
             return isinstance(t, sp.Derivative) and isinstance(t.expr, sp.Indexed)
 
         def dval(t: sp.Derivative) -> sp.Expr:
-            from ntksym.derive.symbols import REGISTRY
+            from ntksym.derive.symbols import OBJECTS
 
-            info = REGISTRY.get(t.expr.base)
+            info = OBJECTS.get(t.expr.base)
             if info is None or info.kind != "z":
                 raise RuleError(f"cannot evaluate {plain(t)}")
             (k,) = t.expr.indices

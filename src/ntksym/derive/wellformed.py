@@ -11,7 +11,7 @@ import sympy as sp
 from ntksym.derive.statements import pairs
 from ntksym.derive.symbols import (
     NAMES,
-    REGISTRY,
+    OBJECTS,
     SCALARS,
     ZF_INFO,
     E,
@@ -30,7 +30,7 @@ def _slots(e: sp.Basic, bound: frozenset) -> dict:
     out: dict = {}
     bound = bound | {v for s in e.atoms(sp.Sum) for v in s.variables}
     for t in e.atoms(sp.Indexed):
-        info = REGISTRY.get(t.base)
+        info = OBJECTS.get(t.base)
         for pos, ind in enumerate(t.indices):
             if isinstance(ind, sp.Symbol) and ind not in bound:
                 key = t.base if info is None else (info.kind, info.layer)

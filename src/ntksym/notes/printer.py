@@ -115,7 +115,7 @@ class NotesPrinter(SeedLatexPrinter):
 
     def _print_Indexed(self, expr: sp.Indexed) -> str:
         idx = "".join(self._print(i) for i in expr.indices)
-        info = S.REGISTRY.get(expr.base)
+        info = S.OBJECTS.get(expr.base)
         if info is None:
             return f"{self._print(expr.base.label)}_{{{idx}}}"
         name = S.KIND_TEX[info.kind]
