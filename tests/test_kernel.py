@@ -70,6 +70,19 @@ def test_near_parallel_and_diagonal_pairs_stay_finite_and_close() -> None:
     np.testing.assert_allclose(got.ntk, ref_ntk, rtol=TOL.kernel)
 
 
+@pytest.mark.parametrize("name", ["relu", "abs", "erf"])
+def test_dual_path_pairs_each_input_with_itself_exactly(name: str) -> None:
+    """K(X, X) on the dual path: an input's pair with itself is one Gaussian at every layer
+    (the first layer takes the squared norms from the Gram diagonal, not a second dot
+    product that rounds differently; that lost ~1e-8 on relu's and abs's diagonal)."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((6, 7)) * np.array([[1e-3], [1], [10], [1], [3], [1e2]])
+    got = ntksym.kernel(name, depth=4, bias_std=0.1, backend="dual")(X, get=("nngp", "ntk"))
+    for g, want in zip(got, reference.kernel(name, X, depth=4, bias_std=0.1), strict=True):
+        np.testing.assert_allclose(np.diag(g), np.diag(want), rtol=TOL.kernel, atol=0)
+        np.testing.assert_allclose(g, want, rtol=TOL.kernel, atol=0)
+
+
 @settings(max_examples=25, deadline=None, derandomize=True)
 @given(
     st.sampled_from(["relu", "erf", "abs", "cos", "gelu"]),

@@ -27,13 +27,21 @@ def first_layer(
     error-free projection for near-parallel pairs), so it keeps its relative accuracy for
     nearly parallel, anti-parallel and exactly rescaled inputs. A pair *coincides* when the
     two inputs give one Gaussian (same variance, covariance equal to it, determinant 0); its
-    covariance stays singular at every layer.
+    covariance stays singular at every layer. ``X2 is X1`` means K(X, X): each input's pair
+    with itself coincides exactly.
     """
     n0 = X1.shape[1]
     c = w2 / n0
-    sq1 = np.einsum("ij,ij->i", X1, X1)
-    sq2 = np.einsum("ij,ij->i", X2, X2)
-    s12, det = runtime_first_layer(X1, X2, X1 @ X2.T, sq1, sq2, -1, c, b2)
+    G = X1 @ X2.T
+    if X2 is X1:  # K(X, X): the squared norms are the Gram diagonal itself, so that every
+        # input pairs with itself as one Gaussian (BLAS and einsum round x.x differently)
+        sq1 = sq2 = np.diag(G).copy()
+        diag = 0
+    else:
+        sq1 = np.einsum("ij,ij->i", X1, X1)
+        sq2 = np.einsum("ij,ij->i", X2, X2)
+        diag = -1
+    s12, det = runtime_first_layer(X1, X2, G, sq1, sq2, diag, c, b2)
     s11, s22 = c * sq1 + b2, c * sq2 + b2
     coincide = (det == 0) & (s11[:, None] == s22[None, :]) & (s12 == s11[:, None])
     return s11, s22, s12, det, coincide
