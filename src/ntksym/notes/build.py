@@ -287,21 +287,39 @@ def _context(
 ) -> dict[str, Any]:
     """Check the derivations, certify the closed forms, draw the figures: the template's data."""
     from ntksym.derive.loader import load_derivation
+    from ntksym.notes.chapters import chapter_views
     from ntksym.notes.content import CERT_COVARIANCES, METHOD_TEXT, derivation_view, dual_table
+    from ntksym.notes.exercises import find_the_error
     from ntksym.notes.figures import make_figures
+    from ntksym.notes.worked import WORKED_PAIR, worked_example
 
-    views = []
+    views, chapters, exercises = [], [], []
     for d in (load_derivation(p) for p in files):
         say(f"checking derivation {d.name!r}")
-        views.append(derivation_view(d, quick=quick))
+        view = derivation_view(d, quick=quick)
+        views.append(view)
+        chapters.extend(chapter_views(view))
+        verified = [s.label for s in view.steps if s.verdict == "verified"]
+        say(f"planting errors in {d.name!r} for the exercises")
+        exercises.extend(find_the_error(d, verified, limit=3 if d.name == "seed" else 1))
     say("certifying closed-form dual kernels against mpmath")
     covs = CERT_COVARIANCES[:2] if quick else CERT_COVARIANCES
     names = ("relu", "erf", "step", "sin") if quick else None
     duals = dual_table(names, covariances=covs, dps=30)
     say("drawing figures")
     figs = make_figures(outdir, quick=quick)
+    from ntksym.notes.prose import LIMITATIONS, MOTIVATION, NOTATION, PARAMETERIZATION
+
     return {
+        "motivation": MOTIVATION,
+        "notation": NOTATION,
+        "parameterization": PARAMETERIZATION,
+        "limitations": LIMITATIONS,
         "derivations": views,
+        "chapters": chapters,
+        "exercises": exercises,
+        "worked": worked_example(),
+        "worked_pair": WORKED_PAIR,
         "duals": duals,
         "covariances": covs,
         "figures": figs,

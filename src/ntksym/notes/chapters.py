@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from ntksym.derive.text import Text
 from ntksym.notes.content import DerivationView, StepView
 from ntksym.notes.course import Chapter, chapters_for
+from ntksym.notes.display import one_line
 
 __all__ = ["ChapterView", "TheoremDisplay", "chapter_views"]
 
@@ -42,8 +43,11 @@ class ChapterView:
 
 
 def _display(step: StepView) -> TheoremDisplay:
+    """The step's statement, corrected if misprinted, from its first to its last member."""
     lines = step.derived if step.verdict == "misprint" and step.derived else step.display
-    return TheoremDisplay(step.label, step.anchor, lines, step.limit)
+    if len(lines) > 2:
+        lines = [lines[0], lines[-1]]
+    return TheoremDisplay(step.label, step.anchor, one_line(lines), step.limit)
 
 
 def chapter_views(view: DerivationView) -> list[ChapterView]:

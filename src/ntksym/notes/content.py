@@ -24,6 +24,7 @@ from ntksym.derive.text import Tex, Text, as_text
 from ntksym.notes.course import limit_of, rule_text, step_sentence
 from ntksym.notes.display import drop_repeats, marked_pairs, one_line
 from ntksym.notes.printer import is_machine, notes_latex, statement_members
+from ntksym.notes.worked import dual_formulas
 
 __all__ = [
     "StepView",
@@ -132,6 +133,7 @@ class StepView:
         pairs: for a misprint, ``(printed line, corrected line)`` with the differing
             subterms marked by ``\\hl``; a line common to both has ``corrected == ""``.
         marks: for a misprint, the differing subterms ``(printed, corrected)`` as LaTeX.
+        reason: for a misprint, why it is one, in a line (:class:`Text`).
     """
 
     label: str
@@ -155,6 +157,7 @@ class StepView:
     limit: str = ""
     pairs: list[tuple[str, str]] = field(default_factory=list)
     marks: list[tuple[str, str]] = field(default_factory=list)
+    reason: Text = field(default_factory=Text)
 
 
 @dataclass(frozen=True)
@@ -278,7 +281,16 @@ def _view(deriv: Derivation, r: StepResult) -> StepView:
         limit=limit.latex() if limit is not None else "",
         pairs=pairs,
         marks=marks,
+        reason=_reason(r) if r.verdict == "misprint" else Text(),
     )
+
+
+def _reason(r: StepResult) -> Text:
+    """Why a step is a misprint, in one line: what kind of slip, and which check it fails."""
+    kinds = {d.kind for d in r.differences}
+    what = "a wrong index" if kinds == {"index"} else "a wrong term"
+    method = METHOD_TEXT.get(r.method, r.method)
+    return Text(f"{what}; the printed line fails the check by {method}")
 
 
 def derivation_view(
@@ -321,6 +333,7 @@ class DualRow:
         has_ntk: whether the derivative map has a closed form.
         worst_nngp, worst_ntk: worst relative difference from mpmath quadrature.
         dps: working digits of the comparison; points: covariances compared.
+        nngp_tex, ntk_tex: the two maps as LaTeX in the seed's notation (``""``: none).
     """
 
     name: str
@@ -333,6 +346,8 @@ class DualRow:
     worst_ntk: float | None
     dps: int
     points: int = field(default=0)
+    nngp_tex: str = ""
+    ntk_tex: str = ""
 
 
 #: Formulas the dual families' citations quote (plain strings of :mod:`ntksym.dual`,
@@ -409,6 +424,7 @@ def dual_table(
         maps = dual.closed_form(act)
         has_ntk = maps.ntk is not None
         expr = act.expr
+        nngp_tex, ntk_tex = dual_formulas(maps)
         rows.append(
             DualRow(
                 name=act.name,
@@ -421,6 +437,8 @@ def dual_table(
                 worst_ntk=_worst(act, True, covariances, dps) if has_ntk else None,
                 dps=dps,
                 points=len(covariances),
+                nngp_tex=nngp_tex,
+                ntk_tex=ntk_tex,
             )
         )
     return rows

@@ -21,7 +21,9 @@ from ntksym.derive.canonical import pull_constants, rename_indices
 __all__ = ["ONE_LINE", "canonical_form", "marked_pairs", "one_line", "drop_repeats"]
 
 #: Displays shorter than this many LaTeX characters are set on one line.
-ONE_LINE = 150
+ONE_LINE = 240
+#: A differing subterm longer than this (LaTeX characters) is too wide for the errata.
+WIDE_MARK = 160
 
 
 def canonical_form(stmt: sp.Basic) -> sp.Basic:
@@ -98,7 +100,8 @@ def marked_pairs(
 
 
 def _mark(term: sp.Basic, lines: Any) -> str:
-    return r"\hl{" + " ".join(lines(term, ())) + "}"
+    tex = " ".join(lines(term, ()))
+    return r"\hl{" + tex + "}" if len(tex) <= WIDE_MARK else ""
 
 
 def drop_repeats(views: list[Any]) -> list[Any]:
