@@ -84,6 +84,15 @@ def _md_plain(piece: str) -> str:
     return re.sub(r"([\\*_\[\]<>|#$])", r"\\\1", piece).replace("``", "`")
 
 
+def md_math(tex: str) -> str:
+    r"""A display line of the notes for Markdown: the marked terms (``\hl``) boxed.
+
+    ``\hl`` is the LaTeX notes' own macro; Markdown math has no macros, so the box is
+    written out (the colour is left to the box).
+    """
+    return tex.replace(r"\hl{", r"\boxed{")
+
+
 def tex_text(text: Text | str, fit: bool = False) -> str:
     """LaTeX of a :class:`~ntksym.derive.text.Text`: words escaped, formulas as math.
 
@@ -140,6 +149,7 @@ def _env(kind: str) -> jinja2.Environment:
         env = jinja2.Environment(**common)
         env.filters["text"] = md_text
         env.filters["fittext"] = md_text
+        env.filters["mdmath"] = md_math
     env.filters["sci"] = _sci
     return env
 

@@ -17,6 +17,7 @@ from typing import Any
 import sympy as sp
 
 from ntksym.derive.canonical import pull_constants, rename_indices
+from ntksym.notes.printer import is_machine
 
 __all__ = ["ONE_LINE", "canonical_form", "marked_pairs", "one_line", "drop_repeats"]
 
@@ -99,8 +100,19 @@ def marked_pairs(
     return pairs, marks
 
 
+def _free_letters(term: sp.Basic) -> sp.Basic:
+    """``term`` with the engine's summation indices (free once cut out of their sum) renamed."""
+    names = {s.name for s in term.free_symbols if isinstance(s, sp.Symbol)}
+    rep = {}
+    pool = [c for c in ("j", "m", "q", "r", "t") if c not in names]
+    for s in sorted(term.free_symbols, key=sp.default_sort_key):
+        if isinstance(s, sp.Symbol) and is_machine(s) and pool:
+            rep[s] = sp.Symbol(pool.pop(0), integer=True, positive=True)
+    return term.xreplace(rep)
+
+
 def _mark(term: sp.Basic, lines: Any) -> str:
-    tex = " ".join(lines(term, ()))
+    tex = " ".join(lines(_free_letters(term), ()))
     return r"\hl{" + tex + "}" if len(tex) <= WIDE_MARK else ""
 
 
