@@ -24,7 +24,7 @@ __all__ = ["ONE_LINE", "canonical_form", "marked_pairs", "one_line", "drop_repea
 #: Displays shorter than this many LaTeX characters are set on one line.
 ONE_LINE = 240
 #: A differing subterm longer than this (LaTeX characters) is too wide for the errata.
-WIDE_MARK = 160
+WIDE_MARK = 100
 
 
 def canonical_form(stmt: sp.Basic) -> sp.Basic:
@@ -96,7 +96,7 @@ def marked_pairs(
         pairs = list(zip(p_pad, d_pad, strict=True))
     marks = [(_mark(a, lines), _mark(c, lines)) for a, c in zip(p_terms, d_terms, strict=True)]
     if not marks and printed != derived:
-        marks = [(" ".join(p_lines), " ".join(d_lines))]
+        marks = [(_wide(" ".join(p_lines)), _wide(" ".join(d_lines)))]
     return pairs, marks
 
 
@@ -111,9 +111,13 @@ def _free_letters(term: sp.Basic) -> sp.Basic:
     return term.xreplace(rep)
 
 
-def _mark(term: sp.Basic, lines: Any) -> str:
-    tex = " ".join(lines(_free_letters(term), ()))
+def _wide(tex: str) -> str:
+    """``tex`` marked, or ``""`` when it is too wide for a cell of the errata."""
     return r"\hl{" + tex + "}" if len(tex) <= WIDE_MARK else ""
+
+
+def _mark(term: sp.Basic, lines: Any) -> str:
+    return _wide(" ".join(lines(_free_letters(term), ())))
 
 
 def drop_repeats(views: list[Any]) -> list[Any]:
