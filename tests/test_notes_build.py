@@ -162,6 +162,6 @@ def test_the_seed_notes_read_as_a_course(built):
     assert all(a != b for a, b in zip(shown, shown[1:], strict=False))
     # the errata table is set at full size, without scaled cells
     errata = tex.split("section{Errata of the source}", 1)[1].split("\\appendix", 1)[0]
-    assert "\\fitin" not in errata and "\\small" not in errata and "RaggedRight" in errata
+    assert "\\fitin" not in errata and "\\small" not in errata and "raggedright" in errata
     # exercises made by planting errors, with answers
     assert built.context["exercises"] and "section{Answers to the exercises}" in tex

@@ -71,7 +71,7 @@ def test_a_misprint_is_shown_side_by_side_with_the_difference_marked(seed):
     pairs, marks = marked_pairs(altered, res.derived_expr, res.differences, statement_lines)
     differing = [(a, c) for a, c in pairs if c]
     assert differing and all("\\hl{" in a and "\\hl{" in c for a, c in differing)
-    assert marks and "\\delta_{kk'}" in marks[0][1]
+    assert marks and "\\delta_{kk'}" in marks[0][1] and "\\delta" not in marks[0][0]
 
 
 def test_one_line_only_when_short():

@@ -77,7 +77,7 @@ def marked_pairs(
     Returns:
         ``pairs``: ``(printed line, corrected line)``; a line common to both comes as
         ``(line, "")``. ``marks``: the differing subterms ``(printed, corrected)`` as
-        LaTeX, each marked.
+        LaTeX (``""`` for one too wide for a table cell).
     """
     p_terms = [d.printed for d in differences]
     d_terms = [d.derived for d in differences]
@@ -94,6 +94,8 @@ def marked_pairs(
         p_pad = p_lines + ["{}"] * (width - len(p_lines))
         d_pad = d_lines + ["{}"] * (width - len(d_lines))
         pairs = list(zip(p_pad, d_pad, strict=True))
+    # a difference the subterms do not locate (e.g. an index range) marks the whole line
+    pairs = [(a, c) if not c else (_marked(a), _marked(c)) for a, c in pairs]
     marks = [(_mark(a, lines), _mark(c, lines)) for a, c in zip(p_terms, d_terms, strict=True)]
     if not marks and printed != derived:
         marks = [(_wide(" ".join(p_lines)), _wide(" ".join(d_lines)))]
@@ -111,9 +113,13 @@ def _free_letters(term: sp.Basic) -> sp.Basic:
     return term.xreplace(rep)
 
 
+def _marked(line: str) -> str:
+    return line if r"\hl{" in line or line == "{}" else r"\hl{" + line + "}"
+
+
 def _wide(tex: str) -> str:
-    """``tex`` marked, or ``""`` when it is too wide for a cell of the errata."""
-    return r"\hl{" + tex + "}" if len(tex) <= WIDE_MARK else ""
+    """``tex``, or ``""`` when it is too wide for a cell of the errata."""
+    return tex if len(tex) <= WIDE_MARK else ""
 
 
 def _mark(term: sp.Basic, lines: Any) -> str:
