@@ -79,7 +79,7 @@ def test_tex_markdown_and_figures_are_written(built):
     ):
         assert bad not in tex, bad
     for line in _outside_math(tex).splitlines():
-        if line.startswith("{\\small\\RaggedRight By"):
+        if line.startswith("{\\small\\raggedright By"):
             assert "^(" not in line and " oo" not in line and "_{" not in line, line
     for bad in ("alpha~", "->", "chi2", "s_{0}", "\\textasciicircum"):
         assert bad not in re.sub(r"\$[^$]*\$", " ", md.split("\n", 1)[1]), bad  # not the <!-- -->
@@ -147,7 +147,7 @@ def test_the_seed_notes_read_as_a_course(built):
     tex, md = built.tex.read_text(), built.markdown.read_text()
     # three theorems, each with hypotheses and the kind of convergence, and the training chapter
     for n in (1, 2, 3):
-        assert f"\\begin{{theorem}}[{n} (" in tex
+        assert f"\\begin{{ntktheorem}}{{Theorem {n} (" in tex
     assert tex.count("\\emph{Hypotheses.}") == 3 and tex.count("\\emph{Convergence:}") == 3
     assert "section{Training: the linearised network and kernel regression}" in tex
     assert "Theorem 3 (training dynamics)" in md

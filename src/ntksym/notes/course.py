@@ -300,7 +300,7 @@ _SEED_SENTENCES: dict[str, Text] = {
     "23.6": Text("Rearranged."),
     "23.7": Text("Rearranged."),
     "23.8": Text("The form in which the law of large numbers applies."),
-    "24": Text("An average over the n_L units tends to its expectation."),
+    "24": _w("An average over the ", "n_L", " units tends to its expectation."),
     "24.2": Text("Independent weights of the last layer leave their second moment."),
     "25": Text("The last layer's own parameters give the covariance of the new layer."),
     "26": Text("The two parts add up."),
