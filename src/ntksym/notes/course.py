@@ -288,7 +288,15 @@ _SEED_SENTENCES: dict[str, Text] = {
         "Summing over all first-layer parameters; the ", r"\delta", "s collapse the sums."
     ),  # fmt: skip
     "18": Text("The first layer's kernel is the covariance (10), times the identity."),
-    "19": Text("The induction hypothesis: the claim holds for the network of depth L."),
+    "19": _w(
+        "The induction hypothesis: the claim holds for the network of depth ",
+        "L",
+        ". The source writes the limit as ",
+        r"n_L\to\infty",
+        "; for that network the widths that grow are ",
+        r"n_1,\dots,n_{L-1}",
+        ".",
+    ),  # fmt: skip
     "20": Text("The layer added on top of the network of depth L."),
     "21": Text("The chain rule through the new layer, for a parameter of the earlier layers."),
     "22": Text("The product of the two derivatives."),
