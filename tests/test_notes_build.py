@@ -14,6 +14,7 @@ from ntksym.derive.loader import package_derivations_dir  # noqa: E402
 from ntksym.notes.build import build_notes, compile_pdf  # noqa: E402
 
 SEED = package_derivations_dir() / "seed.py"
+LINEARISED = package_derivations_dir() / "linearised.py"
 pytestmark = pytest.mark.slow  # builds the notes (~40 s with the PDF)
 HAVE_TEX = shutil.which("pdflatex") is not None
 
@@ -39,7 +40,7 @@ def _outside_math(tex: str) -> str:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, request):
     out = tmp_path_factory.mktemp("notes")
-    return build_notes([SEED], out, markdown=True, quick=True)
+    return build_notes([SEED, LINEARISED], out, markdown=True, quick=True)
 
 
 def test_tex_markdown_and_figures_are_written(built):
@@ -57,7 +58,7 @@ def test_tex_markdown_and_figures_are_written(built):
     # every step of the run is displayed with its label
     view = built.context["derivations"][0]
     for s in view.steps:
-        assert f"\\tag{{{s.label}}}" in tex
+        assert f"\\tag{{{s.label}}}" in tex or f"({s.label})}}" in tex, s.label
         assert f"({s.label})" in md
     # SymPy's default spellings never leak into the notes
     for bad in ("dsigma", "operatorname", "Subs(", "\\begin{cases}", "{f}_{k}", "j_{"):
@@ -78,7 +79,7 @@ def test_tex_markdown_and_figures_are_written(built):
     ):
         assert bad not in tex, bad
     for line in _outside_math(tex).splitlines():
-        if line.startswith(("{\\small\\raggedright", "{\\raggedright Rule:")):
+        if line.startswith("{\\small\\raggedright By"):
             assert "^(" not in line and " oo" not in line and "_{" not in line, line
     for bad in ("alpha~", "->", "chi2", "s_{0}", "\\textasciicircum"):
         assert bad not in re.sub(r"\$[^$]*\$", " ", md.split("\n", 1)[1]), bad  # not the <!-- -->
@@ -138,3 +139,29 @@ def test_cli_rejects_a_non_derivation(tmp_path, capsys):
     bad.write_text("not python")
     assert main(["notes", str(bad), "-o", str(tmp_path / "o")]) == 2
     assert "not a Python file" in capsys.readouterr().err
+
+
+def test_the_seed_notes_read_as_a_course(built):
+    from test_notes_fast import forbidden_words, tex_displays
+
+    tex, md = built.tex.read_text(), built.markdown.read_text()
+    # three theorems, each with hypotheses and the kind of convergence, and the training chapter
+    for n in (1, 2, 3):
+        assert f"\\begin{{ntktheorem}}{{Theorem {n} (" in tex
+    assert tex.count("\\emph{Hypotheses.}") == 3 and tex.count("\\emph{Convergence:}") == 3
+    assert "section{Training: the linearised network and kernel regression}" in tex
+    assert "Theorem 3 (training dynamics)" in md
+    # the equalities that hold only in the limit say so
+    assert "\\text{as } n_1,\\dots,n_{L}\\to\\infty" in tex
+    # every misprint is shown with its differing terms marked, on both sides
+    for s in built.context["derivations"][0].misprints:
+        assert any("\\hl{" in a and "\\hl{" in c for a, c in s.pairs if c), s.label
+        assert s.marks and s.reason, s.label
+    assert forbidden_words(tex) == [] and forbidden_words(md) == []
+    shown = tex_displays(tex)
+    assert all(a != b for a, b in zip(shown, shown[1:], strict=False))
+    # the errata table is set at full size, without scaled cells
+    errata = tex.split("section{Errata of the source}", 1)[1].split("\\appendix", 1)[0]
+    assert "\\fitin" not in errata and "\\small" not in errata and "raggedright" in errata
+    # exercises made by planting errors, with answers
+    assert built.context["exercises"] and "section{Answers to the exercises}" in tex

@@ -5,6 +5,8 @@ The thorough build of the seed's notes (with the PDF) is in test_notes_build.py 
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 pytest.importorskip("matplotlib", reason="the notes' figures need matplotlib (test extra)")
@@ -13,6 +15,49 @@ from ntksym.cli import main  # noqa: E402
 from ntksym.derive.loader import package_derivations_dir  # noqa: E402
 
 DERIVATION = package_derivations_dir() / "weight_variance.py"
+
+#: Implementation words that must never reach the mathematics or the prose of the notes.
+FORBIDDEN = (
+    "AllParams",
+    "SymPy",
+    "sympy",
+    "Derivative",
+    "ntksym.reference",
+    "Dummy",
+    "Subs(",
+    "operatorname",
+    "Tends",
+    "PSum",
+    "GaussE",
+    "Sigmadot",
+    "Theta_inf",
+    "KroneckerDelta",
+    "Indexed",
+    "chain_rule",
+    "law_of_large_numbers",
+    "delta_sum",
+    "gaussian_process",
+    "Evaluate every",
+    "mathrm{theta}",
+    "s_{0}",
+    "j_{",
+)
+
+
+def body(text: str) -> str:
+    """The generated file without its leading provenance comments (they name the template)."""
+    return "\n".join(ln for ln in text.splitlines() if not ln.startswith(("%%", "<!--")))
+
+
+def forbidden_words(text: str) -> list[str]:
+    """The :data:`FORBIDDEN` words found in ``text``."""
+    return [w for w in FORBIDDEN if w in body(text)]
+
+
+def tex_displays(tex: str) -> list[str]:
+    """The displayed equations of a LaTeX file, in order, tags and labels removed."""
+    found = re.findall(r"\\begin\{(equation\*?)\}(.*?)\\end\{\1\}", tex, re.S)
+    return [re.sub(r"\\(label|tag\*?)\{[^}]*\}|\s+", "", d) for _, d in found]
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +79,44 @@ def test_notes_command_writes_tex_markdown_and_figures(built):
     from ntksym.derive.loader import load_derivation
 
     for step in load_derivation(DERIVATION).steps:
-        assert f"\\tag{{{step.label}}}" in tex, step.label
+        assert f"\\tag{{{step.label}}}" in tex or f"({step.label})}}" in tex, step.label
         assert f"({step.label})" in md, step.label
     # nothing half-written is left behind
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_course_sections_are_there(built):
+    _, out = built
+    tex = (out / "ntk_notes.tex").read_text()
+    for title in (
+        "Why the tangent kernel",
+        "Setting and notation",
+        "Worked closed forms",
+        "What the limit looks like",
+        "Limitations",
+        "Exercises",
+        "Errata of the source",
+        "Answers to the exercises",
+    ):
+        assert f"section{{{title}}}" in tex, title
+    # the hard-coded recursion of the old first section is gone: this derivation's own
+    # displays carry the weight scale
+    assert "\\sigma_{w}" in tex
+
+
+def test_no_implementation_words(built):
+    _, out = built
+    for name in ("ntk_notes.tex", "ntk_notes.md"):
+        assert forbidden_words((out / name).read_text()) == [], name
+
+
+def test_forbidden_word_check_can_fail():
+    assert forbidden_words("x = \\mathrm{AllParams}(y)") == ["AllParams"]
+    assert forbidden_words("%% from sympy\nclean") == []
+
+
+def test_no_two_consecutive_identical_displays(built):
+    _, out = built
+    shown = tex_displays((out / "ntk_notes.tex").read_text())
+    assert len(shown) > 5
+    assert all(a != b for a, b in zip(shown, shown[1:], strict=False))

@@ -84,6 +84,15 @@ def _md_plain(piece: str) -> str:
     return re.sub(r"([\\*_\[\]<>|#$])", r"\\\1", piece).replace("``", "`")
 
 
+def md_math(tex: str) -> str:
+    r"""A display line of the notes for Markdown: the marked terms (``\hl``) boxed.
+
+    ``\hl`` is the LaTeX notes' own macro; Markdown math has no macros, so the box is
+    written out (the colour is left to the box).
+    """
+    return tex.replace(r"\hl{", r"\boxed{")
+
+
 def tex_text(text: Text | str, fit: bool = False) -> str:
     """LaTeX of a :class:`~ntksym.derive.text.Text`: words escaped, formulas as math.
 
@@ -140,6 +149,7 @@ def _env(kind: str) -> jinja2.Environment:
         env = jinja2.Environment(**common)
         env.filters["text"] = md_text
         env.filters["fittext"] = md_text
+        env.filters["mdmath"] = md_math
     env.filters["sci"] = _sci
     return env
 
@@ -287,21 +297,39 @@ def _context(
 ) -> dict[str, Any]:
     """Check the derivations, certify the closed forms, draw the figures: the template's data."""
     from ntksym.derive.loader import load_derivation
+    from ntksym.notes.chapters import chapter_views
     from ntksym.notes.content import CERT_COVARIANCES, METHOD_TEXT, derivation_view, dual_table
+    from ntksym.notes.exercises import find_the_error
     from ntksym.notes.figures import make_figures
+    from ntksym.notes.worked import WORKED_PAIR, worked_example
 
-    views = []
+    views, chapters, exercises = [], [], []
     for d in (load_derivation(p) for p in files):
         say(f"checking derivation {d.name!r}")
-        views.append(derivation_view(d, quick=quick))
+        view = derivation_view(d, quick=quick)
+        views.append(view)
+        chapters.extend(chapter_views(view))
+        verified = [s.label for s in view.steps if s.verdict == "verified"]
+        say(f"planting errors in {d.name!r} for the exercises")
+        exercises.extend(find_the_error(d, verified, limit=3 if d.name == "seed" else 1))
     say("certifying closed-form dual kernels against mpmath")
     covs = CERT_COVARIANCES[:2] if quick else CERT_COVARIANCES
     names = ("relu", "erf", "step", "sin") if quick else None
     duals = dual_table(names, covariances=covs, dps=30)
     say("drawing figures")
     figs = make_figures(outdir, quick=quick)
+    from ntksym.notes.prose import LIMITATIONS, MOTIVATION, NOTATION, PARAMETERIZATION
+
     return {
+        "motivation": MOTIVATION,
+        "notation": NOTATION,
+        "parameterization": PARAMETERIZATION,
+        "limitations": LIMITATIONS,
         "derivations": views,
+        "chapters": chapters,
+        "exercises": exercises,
+        "worked": worked_example(),
+        "worked_pair": WORKED_PAIR,
         "duals": duals,
         "covariances": covs,
         "figures": figs,

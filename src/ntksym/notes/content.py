@@ -19,10 +19,12 @@ from typing import Any
 import sympy as sp
 
 from ntksym.derive import VERDICTS, Derivation, ForAll, StepResult, Tends
-from ntksym.derive.registry import describe
 from ntksym.derive.symbols import width_layer
 from ntksym.derive.text import Tex, Text, as_text
+from ntksym.notes.course import limit_of, rule_text, step_sentence
+from ntksym.notes.display import drop_repeats, marked_pairs, one_line
 from ntksym.notes.printer import is_machine, notes_latex, statement_members
+from ntksym.notes.worked import dual_formulas
 
 __all__ = [
     "StepView",
@@ -55,12 +57,13 @@ CERT_COVARIANCES = (
 )
 
 
-def statement_lines(stmt: sp.Basic | None) -> list[str]:
+def statement_lines(stmt: sp.Basic | None, highlight: Sequence[sp.Basic] = ()) -> list[str]:
     r"""A statement as display lines: the first member, then ``= member`` (or ``\\to``).
 
     Args:
         stmt: An engine statement (``Eq``, ``Chain``, ``Tends``, ``ForAll``) or an
             expression.
+        highlight: subexpressions to print marked (``\\hl{...}``).
 
     Returns:
         LaTeX lines; joining them with spaces gives the whole statement.
@@ -85,19 +88,19 @@ def statement_lines(stmt: sp.Basic | None) -> list[str]:
     )
     lines = []
     for n, m in enumerate(members):
-        tex = _member_tex(m, free)
+        tex = _member_tex(m, free, tuple(highlight))
         lines.append(tex if n == 0 else f"{{}}{rel} {tex}")
     if lines:
         lines[-1] += suffix
     return lines
 
 
-def _member_tex(member: sp.Basic, free: set[str]) -> str:
+def _member_tex(member: sp.Basic, free: set[str], highlight: tuple = ()) -> str:
     # print each member with the statement's free symbols reserved, so a summation
     # index renamed in one member never collides with an index free in another
     from ntksym.notes.printer import NotesPrinter
 
-    printer = NotesPrinter()
+    printer = NotesPrinter({"highlight": highlight})
     printer._taken = [set(free)]
     return printer._print(member)
 
@@ -121,6 +124,16 @@ class StepView:
             indices renamed to letters).
         note: the derivation's note on gaps in the argument (:class:`Text`).
         seconds: time spent checking.
+        sentence: one sentence saying what the step does (:class:`Text`, may be empty).
+        display: the lines shown for the step: the statement as the source printed it
+            (the derived one when nothing was printed).
+        oneline: whether the display fits on one line.
+        repeat_of: the label of the previous step when it displays the same statement.
+        limit: LaTeX of the limit the statement holds in, when the source leaves it out.
+        pairs: for a misprint, ``(printed line, corrected line)`` with the differing
+            subterms marked by ``\\hl``; a line common to both has ``corrected == ""``.
+        marks: for a misprint, the differing subterms ``(printed, corrected)`` as LaTeX.
+        reason: for a misprint, why it is one, in a line (:class:`Text`).
     """
 
     label: str
@@ -137,6 +150,14 @@ class StepView:
     detail: Text
     note: Text
     seconds: float
+    sentence: Text = field(default_factory=Text)
+    display: list[str] = field(default_factory=list)
+    oneline: bool = False
+    repeat_of: str = ""
+    limit: str = ""
+    pairs: list[tuple[str, str]] = field(default_factory=list)
+    marks: list[tuple[str, str]] = field(default_factory=list)
+    reason: Text = field(default_factory=Text)
 
 
 @dataclass(frozen=True)
@@ -163,14 +184,6 @@ class DerivationView:
     def misprints(self) -> list[StepView]:
         """The steps the engine found misprinted."""
         return [s for s in self.steps if s.verdict == "misprint"]
-
-
-def _rule_text(rule: str) -> Text:
-    if rule == "definition":
-        return Text("definition of the network")
-    if rule == "hypothesis":
-        return Text("stated hypothesis")
-    return as_text(describe(rule))
 
 
 #: Letters for the engine's machine summation indices, after the statements' own.
@@ -240,6 +253,13 @@ def _view(deriv: Derivation, r: StepResult) -> StepView:
             differing = [(p, d) for p, d in zip(printed, derived, strict=True) if p != d]
         else:
             differing = [(" ".join(printed), " ".join(derived))]
+    pairs: list[tuple[str, str]] = []
+    marks: list[tuple[str, str]] = []
+    if r.verdict == "misprint" and isinstance(printed_stmt, sp.Basic):
+        if isinstance(derived_stmt, sp.Basic):
+            pairs, marks = marked_pairs(printed_stmt, derived_stmt, r.differences, statement_lines)
+    display = one_line(printed or derived)
+    limit = limit_of(deriv.name, r.label)
     return StepView(
         label=r.label,
         anchor="eq:" + r.label.replace(".", "-"),
@@ -247,7 +267,7 @@ def _view(deriv: Derivation, r: StepResult) -> StepView:
         method=r.method,
         method_text=METHOD_TEXT.get(r.method, r.method),
         rule=r.rule,
-        rule_text=_rule_text(r.rule),
+        rule_text=rule_text(r.rule),
         printed=printed,
         derived=derived,
         same=printed == derived,
@@ -255,7 +275,22 @@ def _view(deriv: Derivation, r: StepResult) -> StepView:
         detail=readable_indices(r.detail, _sum_indices([printed_stmt, derived_stmt])),
         note=r.note,
         seconds=r.seconds,
+        sentence=step_sentence(deriv.name, r.label),
+        display=display,
+        oneline=len(display) == 1,
+        limit=limit.latex() if limit is not None else "",
+        pairs=pairs,
+        marks=marks,
+        reason=_reason(r) if r.verdict == "misprint" else Text(),
     )
+
+
+def _reason(r: StepResult) -> Text:
+    """Why a step is a misprint, in one line: what kind of slip, and which check it fails."""
+    kinds = {d.kind for d in r.differences}
+    what = "a wrong index" if kinds == {"index"} else "a wrong term"
+    method = METHOD_TEXT.get(r.method, r.method)
+    return Text(f"{what}; the printed line fails the check by {method}")
 
 
 def derivation_view(
@@ -279,7 +314,7 @@ def derivation_view(
         name=deriv.name,
         title=deriv.title,
         hypotheses=[as_text(h) for h in deriv.hypotheses],
-        steps=[_view(deriv, r) for r in results],
+        steps=drop_repeats([_view(deriv, r) for r in results]),
         counts={v: counts.get(v, 0) for v in VERDICTS},
         seconds=seconds,
         quick=quick,
@@ -298,6 +333,7 @@ class DualRow:
         has_ntk: whether the derivative map has a closed form.
         worst_nngp, worst_ntk: worst relative difference from mpmath quadrature.
         dps: working digits of the comparison; points: covariances compared.
+        nngp_tex, ntk_tex: the two maps as LaTeX in the seed's notation (``""``: none).
     """
 
     name: str
@@ -310,6 +346,8 @@ class DualRow:
     worst_ntk: float | None
     dps: int
     points: int = field(default=0)
+    nngp_tex: str = ""
+    ntk_tex: str = ""
 
 
 #: Formulas the dual families' citations quote (plain strings of :mod:`ntksym.dual`,
@@ -386,6 +424,7 @@ def dual_table(
         maps = dual.closed_form(act)
         has_ntk = maps.ntk is not None
         expr = act.expr
+        nngp_tex, ntk_tex = dual_formulas(maps)
         rows.append(
             DualRow(
                 name=act.name,
@@ -398,6 +437,8 @@ def dual_table(
                 worst_ntk=_worst(act, True, covariances, dps) if has_ntk else None,
                 dps=dps,
                 points=len(covariances),
+                nngp_tex=nngp_tex,
+                ntk_tex=ntk_tex,
             )
         )
     return rows

@@ -21,7 +21,8 @@ import re
 from typing import Any
 
 import sympy as sp
-from sympy.printing.latex import LatexPrinter
+from sympy.core.function import AppliedUndef
+from sympy.printing.latex import LatexPrinter, greek_letters_set
 
 from ntksym.derive import symbols as S
 from ntksym.derive.symbols import SeedLatexPrinter
@@ -81,6 +82,8 @@ class NotesPrinter(SeedLatexPrinter):
             True, as ``\sigma'`` when False.
         matrix_ellipsis: put ``\vdots`` between the rows of a column vector (the seed
             displays vectors by their first, k-th and last entries).
+        highlight: subexpressions printed inside ``\hl{...}`` (a misprint's differing
+            subterms; the notes define ``\hl`` as a coloured box).
 
     Objects of the derivation engine (``E``, ``GaussE``, ``Tends``, ``PSum``, ``Dim``,
     ``Chain``, ``ForAll``) are printed here rather than by their own ``_latex``
@@ -92,11 +95,19 @@ class NotesPrinter(SeedLatexPrinter):
         **LatexPrinter._default_settings,
         "dot_derivative": True,
         "matrix_ellipsis": True,
+        "highlight": (),
     }
 
     def __init__(self, settings: dict[str, Any] | None = None) -> None:
         super().__init__(settings)
         self._taken: list[set[str]] = []
+        self._marked = frozenset(self._settings["highlight"])
+
+    def _print(self, expr: Any, **kwargs: Any) -> str:
+        out = super()._print(expr, **kwargs)
+        if self._marked and isinstance(expr, sp.Basic) and expr in self._marked:
+            return r"\hl{" + out + "}"
+        return out
 
     # ------------------------------------------------------------------ entry point
     def doprint(self, expr: Any) -> str:
@@ -164,9 +175,36 @@ class NotesPrinter(SeedLatexPrinter):
             return self._apply(r"\sigma", args, exp)
         if name == "sigmadot":
             return self._apply(self._sigma_prime(), args, exp)
-        if len(name) > 1 and not hasattr(sp, name):  # an undefined multi-letter function
-            return self._apply(rf"\mathrm{{{name}}}", args, exp)
+        if isinstance(expr, AppliedUndef):
+            return self._undefined(name, args, exp)
         return LatexPrinter._print_Function(self, expr, exp)
+
+    def _undefined(self, name: str, args: str, exp: str | None) -> str:
+        """An undefined function: ``f(t)``, a Greek name, ``f_0(x)``, or E as an expectation."""
+        if name == "E":
+            tex = r"\mathbb{E}\left[" + args + r"\right]"
+            return tex if exp is None else rf"{tex}^{{{exp}}}"
+        if len(name) == 1 or name in greek_letters_set or "_" in name or "^" in name:
+            head = LatexPrinter._print_Symbol(self, sp.Symbol(name))
+        else:
+            head = rf"\mathrm{{{name}}}"
+        return self._apply(head, args, exp)
+
+    def _print_AllParams(self, expr: sp.Basic, exp: str | None = None) -> str:
+        body = self._print(expr.args[0])
+        if isinstance(expr.args[0], (sp.Add, sp.Mul)):
+            body = rf"\left({body}\right)"
+        return r"\sum_{p} " + body
+
+    def _print_Tr(self, expr: sp.Basic) -> str:
+        # the engine's Tr is the transpose of a row vector (SymPy's own Tr is a trace)
+        return self._print(expr.args[0]) + r"^{\mathsf T}"
+
+    def _print_Mat(self, expr: sp.Basic) -> str:
+        e, (r, lo, hi), (c, lo2, hi2) = expr.args
+        rows = rf"{self._print(r)}={self._print(lo)},\dots,{self._print(hi)}"
+        cols = rf"{self._print(c)}={self._print(lo2)},\dots,{self._print(hi2)}"
+        return rf"\Bigl[{self._print(e)}\Bigr]_{{\substack{{{rows}\\ {cols}}}}}"
 
     def _sigma_prime(self) -> str:
         return r"\dot{\sigma}" if self._settings["dot_derivative"] else r"\sigma'"
@@ -209,6 +247,12 @@ class NotesPrinter(SeedLatexPrinter):
 
     def _print_sign(self, expr: sp.sign, exp: str | None = None) -> str:
         return self._apply(r"\mathrm{sign}", self._print(expr.args[0]), exp)
+
+    def _print_acos(self, expr: sp.acos, exp: str | None = None) -> str:
+        return self._apply(r"\arccos", self._print(expr.args[0]), exp)
+
+    def _print_asin(self, expr: sp.asin, exp: str | None = None) -> str:
+        return self._apply(r"\arcsin", self._print(expr.args[0]), exp)
 
     def _print_erf(self, expr: sp.erf, exp: str | None = None) -> str:
         return self._apply(r"\mathrm{erf}", self._print(expr.args[0]), exp)
