@@ -212,3 +212,29 @@ def test_derivation_checks_can_fail(monkeypatch):
     verdict = mod.d4({})
     assert verdict.status == "failed" and "ODE" in verdict.detail
     assert mod_deriv.name == "linearised"
+
+
+def test_mean_loss_is_the_ode_with_eta_over_m():
+    # neural-tangents' mean loss ||f - Y||^2 / (2 m), m = Y.size: df/dt = -(eta/m) Theta (f - Y),
+    # integrated here by RK4 from the mean initial output 0
+    rng = np.random.default_rng(5)
+    X, Y = rng.normal(size=(4, 3)), rng.normal(size=(4, 2))
+    k = ntksym.kernel("erf", depth=2, bias_std=0.2)
+    theta = k(X, get="ntk")
+    rate = 0.7 / Y.size
+
+    def rhs(f):
+        return -rate * theta @ (f - Y)
+
+    f, t, steps = np.zeros_like(Y), 3.0, 3000
+    h = t / steps
+    for _ in range(steps):
+        k1 = rhs(f)
+        k2 = rhs(f + h / 2 * k1)
+        k3 = rhs(f + h / 2 * k2)
+        k4 = rhs(f + h * k3)
+        f = f + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+    pred = gradient_descent_mse(k, X, Y, learning_rate=0.7, loss="mean")
+    np.testing.assert_allclose(pred(X, t=t), f, rtol=1e-10, atol=1e-12)
+    with pytest.raises(InputError, match="loss must be"):
+        gradient_descent_mse(k, X, Y, loss="average")

@@ -157,6 +157,7 @@ def gradient_descent_mse(
     ridge: float = 0.0,
     *,
     diag_reg_absolute: bool = False,
+    loss: str = "sum",
 ) -> PredictFn:
     r"""Outputs of infinitely wide networks trained by gradient flow on the squared loss.
 
@@ -170,6 +171,9 @@ def gradient_descent_mse(
         ridge: Diagonal regulariser ``>= 0`` added to the train-train kernel of the
             dynamics, in units of its mean diagonal (neural-tangents' ``diag_reg``).
         diag_reg_absolute: Whether ``ridge`` is in absolute units instead.
+        loss: ``"sum"`` (default, unchanged from earlier releases): the loss
+            ``||f - Y||^2 / 2``; ``"mean"``: neural-tangents' ``||f - Y||^2 / (2 m)`` with
+            ``m = Y.size``, whose time ``t`` is the sum loss's ``t / m``.
 
     Returns:
         ``predict_fn(X_test=None, t=None, get="ntk", compute_cov=False)``: the mean
@@ -202,6 +206,12 @@ def gradient_descent_mse(
     Y = _check_targets(Y_train, Xtr.shape[0])
     eta = _check_real("learning_rate", learning_rate, 0.0, strict=True)
     reg = _check_real("ridge", ridge, 0.0, strict=False)
+    if loss not in ("sum", "mean"):
+        raise InputError(
+            f"loss must be 'sum' or 'mean' (neural-tangents' convention), got {loss!r}"
+        )
+    if loss == "mean":  # d/dt f = -(eta / m) Theta (f - Y)
+        eta /= Y.size
     k_dd = _kernel_matrix(kernel, Xtr, None, ("nngp", "ntk"))
     train = {g: np.asarray(getattr(k_dd, g), dtype=np.float64) for g in GETS}
     return _Predictor(kernel, Xtr, Y, eta, reg, diag_reg_absolute, train)

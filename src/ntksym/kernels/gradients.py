@@ -31,7 +31,8 @@ from ntksym.codegen.runtime.numpy_fused import first_layer
 from ntksym.errors import InputError, NoClosedFormError
 from ntksym.kernels.api import Kernel, parse_get, validate_inputs
 from ntksym.kernels.finite import check_cost
-from ntksym.kernels.partials import Partials, combine, layer_partials, partial_values
+from ntksym.kernels.gradients_compiled import compiled_layer, pair_loop
+from ntksym.kernels.partials import Partials, layer_partials
 from ntksym.kernels.quadrature_gradients import quadrature_gradients
 
 __all__ = ["PARAMETERS", "kernel_gradients"]
@@ -39,8 +40,6 @@ __all__ = ["PARAMETERS", "kernel_gradients"]
 #: The hyperparameters, in the order of the last axis of the gradients.
 PARAMETERS = ("bias_std", "weight_std")
 
-#: Entries of a block of rows (the layer maps' temporaries stay this small).
-_BLOCK = 1 << 15
 #: A power of two whose square underflows to zero: ``first_layer(..., c=_TINY, B2=1/_TINY)``
 #: returns ``|x - x'|^2`` alone (the ``c^2 G`` term vanishes, ``c B2 = 1`` exactly).
 _TINY = 2.0**-600
@@ -89,99 +88,6 @@ def _layer_one(
     return s12, d, ds12, dd
 
 
-def _map_args(
-    rows: tuple[np.ndarray, np.ndarray],
-    cols: tuple[np.ndarray, np.ndarray],
-    s12: np.ndarray,
-    d: np.ndarray,
-    w2: float,
-    b2: float,
-) -> tuple:
-    """The layer map's arguments (see :data:`ntksym.kernels.partials.ARGS`)."""
-    (v1, n1), (v2, n2) = rows, cols
-    with np.errstate(all="ignore"):
-        gap = np.sqrt(v1) - np.sqrt(v2)
-        m = np.sqrt(v1 * v2)
-        rho = np.where(m > 0, np.clip(s12 / np.where(m > 0, m, 1.0), -1.0, 1.0), 0.0)
-    return (v1, v2, s12, d, n1, n2, w2, b2, gap, rho)
-
-
-def _tangents(
-    args: tuple,
-    dv1: np.ndarray,
-    dv2: np.ndarray,
-    dn1: np.ndarray,
-    dn2: np.ndarray,
-    ds12: np.ndarray,
-    dd: np.ndarray,
-    p: int,
-) -> dict[str, Any]:
-    """Derivatives of the layer map's arguments in parameter ``p`` (0: b2, 1: w2)."""
-    v1, v2, s12, d = args[:4]
-    with np.errstate(all="ignore"):
-        r1, r2 = np.sqrt(v1), np.sqrt(v2)
-        du = np.where(r1 > 0, dv1 / (2 * r1), 0.0) - np.where(r2 > 0, dv2 / (2 * r2), 0.0)
-        m = r1 * r2
-        drho = (ds12 - s12 / 2 * (dv1 / v1 + dv2 / v2)) / m
-        drho = np.where((d > 0) & (m > 0), drho, 0.0)
-    return {
-        "s11": dv1, "s22": dv2, "s12": ds12, "d": dd, "n11": dn1, "n22": dn2,
-        "w2": float(p == 1), "b2": float(p == 0), "u": du, "rho": drho,
-    }  # fmt: skip
-
-
-def _block(
-    pm: Partials,
-    X1: np.ndarray,
-    X2: np.ndarray,
-    diag: int,
-    chains: tuple,
-    kern: Kernel,
-    need_ntk: bool,
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray | None]:
-    """Values and derivatives (in b2, w2 on the last axis) for one block of rows."""
-    (V1, dV1), (V2, dV2) = chains
-    w2, b2 = kern.weight_std**2, kern.bias_std**2
-    s12, d, ds12, dd = _layer_one(X1, X2, diag, w2, b2)
-    theta, dtheta = s12.copy(), [x.copy() for x in ds12]
-    for layer in range(1, kern.depth):
-        rows = (V1[layer - 1][:, None], V1[layer][:, None])
-        cols = (V2[layer - 1][None, :], V2[layer][None, :])
-        args = _map_args(rows, cols, s12, d, w2, b2)
-        tang = [
-            _tangents(args, dV1[layer - 1][:, None, p], dV2[layer - 1][None, :, p],
-                      dV1[layer][:, None, p], dV2[layer][None, :, p], ds12[p], dd[p], p)
-            for p in (0, 1)
-        ]  # fmt: skip
-        with np.errstate(all="ignore"):
-            e = pm.nngp.value(*args)
-            pe = partial_values(pm.nngp, args)
-            new = w2 * e + b2
-            dnew = [w2 * combine(pe, tang[p]) + (p == 0) + (p == 1) * e for p in (0, 1)]
-            if need_ntk and pm.ntk is not None:
-                ed = pm.ntk.value(*args)
-                ped = partial_values(pm.ntk, args)
-                sd = w2 * ed
-                dsd = [w2 * combine(ped, tang[p]) + (p == 1) * ed for p in (0, 1)]
-                dtheta = [dtheta[p] * sd + theta * dsd[p] + dnew[p] for p in (0, 1)]
-                theta = theta * sd + new
-            if pm.det is not None:
-                d = np.maximum(pm.det.value(*args), 0.0)
-                pdet = partial_values(pm.det, args)
-                dd = [combine(pdet, tang[p]) for p in (0, 1)]
-            else:
-                n1, n2 = rows[1], cols[1]
-                d = np.maximum(n1 * n2 - new * new, 0.0)
-                dd = [
-                    dV1[layer][:, None, p] * n2 + n1 * dV2[layer][None, :, p] - 2 * new * dnew[p]
-                    for p in (0, 1)
-                ]
-        s12, ds12 = np.broadcast_to(new, s12.shape), dnew
-    if not need_ntk:
-        return s12, None, np.stack(ds12, axis=-1), None
-    return s12, theta, np.stack(ds12, axis=-1), np.stack(dtheta, axis=-1)
-
-
 def kernel_gradients(
     kern: Kernel, X1: Any, X2: Any = None, get: str = "ntk"
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -210,7 +116,7 @@ def kernel_gradients(
         pm = layer_partials(kern.activation)
     except NoClosedFormError:
         return quadrature_gradients(kern, A, B, need_ntk)
-    if need_ntk and pm.ntk is None:
+    if need_ntk and not pm.has_ntk:
         raise InputError(
             f"the NTK of {kern.activation.name!r} is infinite for coincident inputs (its "
             "derivative is a Dirac delta); ask for get='nngp'"
@@ -224,7 +130,7 @@ def kernel_gradients(
 def _recursion(
     pm: Partials, kern: Kernel, A: np.ndarray, B: np.ndarray | None, need_ntk: bool
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The recursion by blocks of rows; derivatives in (b2, w2)."""
+    """The recursion by blocks of rows, compiled per entry; derivatives in (b2, w2)."""
     same = B is None
     B = A if B is None else B
     n0, w2, b2 = A.shape[1], kern.weight_std**2, kern.bias_std**2
@@ -234,16 +140,19 @@ def _recursion(
     )
     value = np.empty((A.shape[0], B.shape[0]))
     grad = np.empty((A.shape[0], B.shape[0], 2))
-    step = max(1, _BLOCK // B.shape[0])
+    layer = compiled_layer(kern.activation)
+    step = max(1, (1 << 18) // B.shape[0])
     for r0 in range(0, A.shape[0], step):
         r = slice(r0, min(r0 + step, A.shape[0]))
-        rows = (chain1[0][:, r], chain1[1][:, r])
-        s12, theta, ds12, dtheta = _block(
-            pm, A[r], B, r0 if same else -1, (rows, chain2), kern, need_ntk
-        )
-        value[r] = theta if need_ntk else s12
-        grad[r] = dtheta if need_ntk else ds12
-    if same:
-        value = (value + value.T) / 2
-        grad = (grad + grad.transpose(1, 0, 2)) / 2
+        s12, d, ds12, dd = _layer_one(A[r], B, r0 if same else -1, w2, b2)
+        first = (s12, d, np.stack(ds12), np.stack(dd))
+        # contiguous, so that every call runs the same compiled specialization
+        chains = tuple(np.ascontiguousarray(c) for c in (chain1[0][:, r], chain1[1][:, r], *chain2))
+        flags = (pm.has_det, need_ntk, r0 if same else -1)
+        with np.errstate(all="ignore"):
+            pair_loop(layer, kern.depth, chains, first, (w2, b2), flags, value[r], grad[r])
+    if same:  # the loop filled the upper triangle
+        low = np.tril_indices(A.shape[0], -1)
+        value[low] = value.T[low]
+        grad[low] = grad.transpose(1, 0, 2)[low]
     return value, grad
