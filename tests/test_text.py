@@ -42,7 +42,8 @@ from ntksym.derive.text import (
 )
 from ntksym.errors import InputError, NTKSymError
 from ntksym.notes.build import md_text, tex_text
-from ntksym.notes.content import readable_indices, source_text
+from ntksym.notes.content import readable_indices
+from ntksym.notes.duals import source_text
 from ntksym.notes.printer import NotesPrinter
 
 k, kp, i, j = (index(s) for s in ("k", "k'", "i", "j"))

@@ -22,7 +22,7 @@ from ntksym.derive.finite_width import NotExact, concretize
 from ntksym.derive.network import network_key
 from ntksym.derive.steps import Step, Verdict
 from ntksym.derive.symbols import OBJECTS, L, PSum, Tends, alpha_t, latex, theta
-from ntksym.derive.text import Text, text
+from ntksym.derive.text import Tex, Text, text
 
 __all__ = ["StrongerRelation", "finite_width_dependence", "stronger_than_derived"]
 
@@ -54,6 +54,17 @@ class StrongerRelation:
     width: sp.Expr
     where: str
     param: sp.Expr
+
+    def text(self) -> Text:
+        """The summary as :class:`Text` (the width and the parameter as formulas)."""
+        return text(
+            "relation: '=' printed, only the limit as {n} {oo} derived; at {where} the left "
+            "side depends on {p}, the right side is deterministic",
+            n=self.width,
+            oo=Tex(r"\to\infty", "-> oo"),
+            where=self.where,
+            p=self.param,
+        )
 
     def render(self, show: Callable[[sp.Basic], str] | None = None) -> str:
         """The summary, with SymPy objects printed by ``show`` (default ``$LaTeX$``)."""

@@ -298,7 +298,8 @@ def _context(
     """Check the derivations, certify the closed forms, draw the figures: the template's data."""
     from ntksym.derive.loader import load_derivation
     from ntksym.notes.chapters import chapter_views
-    from ntksym.notes.content import CERT_COVARIANCES, METHOD_TEXT, derivation_view, dual_table
+    from ntksym.notes.content import METHOD_TEXT, derivation_view
+    from ntksym.notes.duals import CERT_COVARIANCES, dual_table
     from ntksym.notes.exercises import find_the_error
     from ntksym.notes.figures import make_figures
     from ntksym.notes.worked import WORKED_PAIR, worked_example
