@@ -205,3 +205,41 @@ def test_first_compilation_is_announced_once(tmp_path):
     assert all(r.returncode == 0 for r in runs), runs[0].stderr[-2000:]
     assert "compiling the erf kernel for this machine" in runs[0].stderr
     assert "compiling" not in runs[1].stderr
+
+
+@pytest.mark.slow
+def test_a_first_call_is_answered_by_numpy_while_numba_compiles(tmp_path):
+    """A fresh Numba cache: the first small call comes from the generated NumPy module, and the
+    Numba kernel, compiled in the background meanwhile, then gives the same matrix to rounding."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("numba")
+    code = (
+        "import threading, numpy as np, ntksym\n"
+        "from ntksym.codegen import load\n"
+        "X = np.random.default_rng(0).standard_normal((300, 5))\n"
+        "k = ntksym.kernel('relu', 3, bias_std=0.1)\n"
+        "first = k(X)\n"
+        "assert np.array_equal(first, load('relu', 'numpy').ntk(X, None, 3, 0.1)), 'not NumPy'\n"
+        "[t.join() for t in threading.enumerate() if t.name.startswith('ntksym-compile')]\n"
+        "later = k(X)\n"
+        "assert np.array_equal(later, load('relu', 'numba').ntk(X, None, 3, 0.1)), 'not Numba'\n"
+        "print(np.max(np.abs(first - later) / np.abs(later)))\n"
+    )
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    env.pop("NTKSYM_BACKGROUND_COMPILE", None)
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "compiling the relu kernel for this machine in the background" in r.stderr
+    assert float(r.stdout) < 1e-13
+    env["NTKSYM_BACKGROUND_COMPILE"] = "0"  # and the switch turns it off
+    r = subprocess.run(
+        [sys.executable, "-c", "import numpy as np, ntksym; ntksym.kernel('erf', 2)(np.eye(3))"],
+        env={**env, "NUMBA_CACHE_DIR": str(tmp_path / "other")},
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0 and "in the background" not in r.stderr
+    assert "compiling the erf kernel for this machine (once" in r.stderr
