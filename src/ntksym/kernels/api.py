@@ -50,7 +50,12 @@ import numpy as np
 from ntksym._validate import nonnegative_std, real_matrix
 from ntksym.activations import Activation, get_activation
 from ntksym.errors import InputError
-from ntksym.kernels.dispatch import announce_compilation, background_module, generated_module
+from ntksym.kernels.dispatch import (
+    announce_compilation,
+    background_module,
+    generated_module,
+    start_compilation,
+)
 from ntksym.kernels.dual_path import dual_recursion
 from ntksym.kernels.finite import check_cost, check_finite
 from ntksym.typing import ActivationLike, ArrayLike, KernelName
@@ -236,6 +241,8 @@ class Kernel:
             raise InputError(
                 f"{self.activation.name!r} kernel, depth {self.depth}: {exc}"
             ) from None
+        finally:
+            start_compilation()  # (after the answer: see background_module)
 
     def _compute(
         self, X1: np.ndarray, X2: np.ndarray, need_ntk: bool

@@ -19,6 +19,7 @@ __all__ = [
     "background_module",
     "generated_module",
     "sp_key",
+    "start_compilation",
 ]
 
 
@@ -190,12 +191,19 @@ def background_module(
                 target=_compile, args=(module,), name=f"ntksym-compile-{module.__name__}"
             )
             _COMPILERS[module.__name__] = thread
-            thread.start()
             sys.stderr.write(
                 f"ntksym: compiling the {act.name} kernel for this machine in the background "
                 "(once: Numba caches it on disk); the NumPy kernel answers meanwhile\n"
             )
             sys.stderr.flush()
-    if not thread.is_alive():
+    if thread.ident is not None and not thread.is_alive():  # (started, and done)
         return None
     return generated_module(act, "numpy")
+
+
+def start_compilation() -> None:
+    """Start the compilations :func:`background_module` prepared (no-op when there are none)."""
+    with _COMPILERS_LOCK:
+        for thread in _COMPILERS.values():
+            if thread.ident is None:
+                thread.start()
