@@ -10,7 +10,8 @@ suit the generated code:
   over the columns that LLVM vectorises): no branches, so ``Piecewise`` becomes
   ``_sel(cond, a, b)`` (both sides evaluated, then a select), ``Max``/``Min``
   become ``_max``/``_min``, ``atan2`` (and ``atan``) the module's own branch-free
-  ``_atan2`` (``_atan2q`` for the first quadrant) ``And`` a bitwise ``&`` and ``Or`` a bitwise ``|``.
+  ``_atan2`` (``_atan2q`` for the first quadrant), ``And`` a bitwise ``&`` and ``Or``
+  a bitwise ``|``.
 * :class:`NumpyKernelPrinter` (vectorised code): ``NumPyPrinter`` prints
   ``Max``/``Min`` as ``functools.reduce(numpy.maximum, ...)``; here they become nested
   ``numpy.maximum``/``numpy.minimum`` calls, and ``erf`` (absent from NumPy) calls

@@ -145,14 +145,14 @@ def _det_near(g, a, b, X1, i, X2, j, c, B2):
 # fused multiply-adds (contraction only, no other fast-math): the inlined layer maps
 # are mostly products and sums, and the single rounding of an FMA is never worse
 @numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _layer(s11, n11, r11, q11, s22, n22, r22, q22, W2, B2, S, D, T, U, P, ntk, later):
+def _layer(s11, n11, r11, q11, s22, n22, r22, q22, W2, B2, S, D, T, U, EP, EDP, DNP, ntk, later):
     """One layer for the pairs (x_i, x'_j) of one row, held in the row buffers.
 
     s11, n11, r11, q11 are the row's diagonal variance at this layer and the next one, and
     their square roots; s22, n22, r22, q22 the same for the columns. S, D, T hold Sigma, its
     determinant and Theta of this layer and are overwritten with the next layer's (T only
     when ntk). U holds the root gaps sqrt(S11) - sqrt(S22) (when the map reads them; from
-    layer 2 on, later is true and they are r11 - r22); P is scratch of shape (3, m).
+    layer 2 on, later is true and they are r11 - r22); EP, EDP, DNP are scratch.
 
     The columns are the inner loop, which has no branches and vectorises.
     """
@@ -186,7 +186,7 @@ def _layer(s11, n11, r11, q11, s22, n22, r22, q22, W2, B2, S, D, T, U, P, ntk, l
         # same code as above, so the same roundings and fused multiply-adds: an entry
         # does not depend on the other entries of its row), then _any_u where S12 <= 0.
         for q in range(m):
-            P[0, q], P[1, q], P[2, q] = _pos_u(
+            EP[q], EDP[q], DNP[q] = _pos_u(
                 s11, s22[q], S[q], D[q], n11, n22[q], W2, B2, r11, r22[q], q11, q22[q], U[q]
             )
         for q in range(m):
@@ -194,9 +194,9 @@ def _layer(s11, n11, r11, q11, s22, n22, r22, q22, W2, B2, S, D, T, U, P, ntk, l
                 s11, s22[q], S[q], D[q], n11, n22[q], W2, B2, r11, r22[q], q11, q22[q], U[q]
             )
             keep = S[q] > 0.0
-            e = _sel(keep, P[0, q], e)
-            ed = _sel(keep, P[1, q], ed)
-            dn = _sel(keep, P[2, q], dn)
+            e = _sel(keep, EP[q], e)
+            ed = _sel(keep, EDP[q], ed)
+            dn = _sel(keep, DNP[q], dn)
             s12 = W2 * e + B2
             if ntk:
                 T[q] = T[q] * (W2 * ed) + s12
@@ -268,58 +268,73 @@ def _first(i, j0, G, a1, a2, X1, X2, r1, R2, same, c, B2, S, D, T, U, ntk):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _block(i0, i1, sym, G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B2, K, T, ntk):
-    """Rows i0..i1-1 of K(X1, X2) (K may be G itself: each entry is read, then written);
-    with sym (X2 is X1), row i from column i on only.
-
-    The layers are the outer loop: each carries the diagonal variances of this layer and
-    the next one for the block's columns and rows (O(N) state, whatever the depth), and
-    every row keeps its determinants D and root gaps U. T is written only when ntk.
-    Returns the number of non-finite entries written to K and to T.
-    """
-    n2 = G.shape[1]
-    j0 = i0 if sym else 0
-    m = n2 - j0
+def _chunk(i0, i1, j0, c0, c1, sym, G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B2, K, T, ntk):
+    """Columns j0 + c0 .. j0 + c1 - 1 of rows i0..i1-1, every layer (see _block)."""
     nb = i1 - i0
-    D = numpy.empty((nb, m))
-    U = numpy.zeros((nb, m))  # (read only when _GAP)
-    P = numpy.empty((3, m if _POS else 1))
-    Vc = numpy.empty(m)
-    Rc = numpy.empty(m)
-    Nc = numpy.empty(m)
-    Qc = numpy.empty(m)
+    w = c1 - c0
+    D = numpy.empty((nb, w))
+    U = numpy.zeros((nb, w))  # (read only when _GAP)
+    P = numpy.empty((3, w if _POS else 1))
+    Vc = numpy.empty(w)
+    Rc = numpy.empty(w)
+    Nc = numpy.empty(w)
+    Qc = numpy.empty(w)
     Vr = numpy.empty(nb)
     Rr = numpy.empty(nb)
     Nr = numpy.empty(nb)
     Qr = numpy.empty(nb)
-    _chain_first(sq2[j0:], c, B2, Vc, Rc)
+    _chain_first(sq2[j0 + c0 : j0 + c1], c, B2, Vc, Rc)
     _chain_first(sq1[i0:i1], c, B2, Vr, Rr)
     for b in range(nb):
         i = i0 + b
-        o = b if sym else 0  # (row i of K(X, X) starts at column i)
-        S = K[i, j0 + o :]
-        Tr = T[i, j0 + o :] if ntk else S
-        _first(
-            i, j0 + o, G, a1, a2, X1, X2, Rr[b], Rc[o:], sym, c, B2, S, D[b, o:], Tr, U[b, o:], ntk
-        )
+        o = max(b, c0) - c0 if sym else 0  # (row i of K(X, X) starts at column i)
+        if o < w:
+            S = K[i, j0 + c0 + o : j0 + c1]
+            Tr = T[i, j0 + c0 + o : j0 + c1] if ntk else S
+            same = sym and c0 + o == b
+            args = (Rc[o:], same, c, B2, S, D[b, o:], Tr, U[b, o:], ntk)
+            _first(i, j0 + c0 + o, G, a1, a2, X1, X2, Rr[b], *args)
     for layer in range(1, depth):
         _chain_next(Vc, W2, B2, Nc, Qc)
         _chain_next(Vr, W2, B2, Nr, Qr)
         for b in range(nb):
             i = i0 + b
-            o = b if sym else 0
-            S = K[i, j0 + o :]
-            Tr = T[i, j0 + o :] if ntk else S
-            Pb = P[:, o:] if _POS else P
-            args = (W2, B2, S, D[b, o:], Tr, U[b, o:], Pb, ntk, layer > 1)
-            _layer(Vr[b], Nr[b], Rr[b], Qr[b], Vc[o:], Nc[o:], Rc[o:], Qc[o:], *args)
+            o = max(b, c0) - c0 if sym else 0
+            if o < w:
+                S = K[i, j0 + c0 + o : j0 + c1]
+                Tr = T[i, j0 + c0 + o : j0 + c1] if ntk else S
+                p = o if _POS else 0
+                EP = P[0, p:]
+                EDP = P[1, p:]
+                DNP = P[2, p:]
+                args = (W2, B2, S, D[b, o:], Tr, U[b, o:], EP, EDP, DNP, ntk, layer > 1)
+                _layer(Vr[b], Nr[b], Rr[b], Qr[b], Vc[o:], Nc[o:], Rc[o:], Qc[o:], *args)
         Vc, Nc = Nc, Vc
         Rc, Qc = Qc, Rc
         Vr, Nr = Nr, Vr
         Rr, Qr = Qr, Rr
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _block(i0, i1, sym, G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B2, K, T, ntk):
+    """Rows i0..i1-1 of K(X1, X2) (K may be G itself: each entry is read, then written);
+    with sym (X2 is X1), row i from column i on only.
+
+    In chunks of 256 columns, the layers are the outer loop: each carries the diagonal
+    variances of this layer and the next one for the chunk's columns and the block's rows
+    (O(N) state, whatever the depth, computed once per block), and every row keeps its
+    determinants D and root gaps U (a working set that stays in cache). T is written only
+    when ntk. Returns the number of non-finite entries written to K and to T.
+    """
+    n2 = G.shape[1]
+    j0 = i0 if sym else 0
+    m = n2 - j0
+    for c0 in range(0, m, 256):
+        args = (sym, G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B2, K, T, ntk)
+        _chunk(i0, i1, j0, c0, min(c0 + 256, m), *args)
     bad_k = 0
     bad_t = 0
-    for b in range(nb):
+    for b in range(i1 - i0):
         i = i0 + b
         for j in range(j0 + (b if sym else 0), n2):  # x - x is 0 for finite x, NaN otherwise
             bad_k += (K[i, j] - K[i, j]) != 0.0
@@ -332,19 +347,20 @@ def _block(i0, i1, sym, G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B2, K, T, ntk
 # region fused
 @numba.njit(parallel=True, cache=True, error_model="numpy")
 def _fused_sym(G, a1, sq1, X, c, depth, W2, B2, K, T, ntk):
-    """K(X, X): the upper triangle in blocks of 8 rows, each block then copied into the
-    lower triangle while it is still in cache (8 entries, one cache line, per row written;
-    a separate transposition pass would read the whole triangle back from memory)."""
+    """K(X, X): the upper triangle in blocks of 16 rows (the diagonal chain of the columns is
+    computed once per block), each block then copied into the lower triangle while it is
+    still in cache (16 entries, two cache lines, per row written; a separate transposition
+    pass would read the whole triangle back from memory)."""
     n = G.shape[0]
-    nb = (n + 7) // 8
+    nb = (n + 15) // 16
     bad_k = 0
     bad_t = 0
     for t in numba.prange(nb):
         # blocks 0, nb-1, 1, nb-2, ...: long and short rows alternate, so the static
         # chunks of prange get equal work
         b = t // 2 if t % 2 == 0 else nb - 1 - t // 2
-        i0 = 8 * b
-        i1 = min(i0 + 8, n)
+        i0 = 16 * b
+        i1 = min(i0 + 16, n)
         # (`t >= 0` rather than the constant True, and `t < 0` in _fused: Numba types a
         # constant argument as a literal and would compile _block once more)
         bk, bt = _block(i0, i1, t >= 0, G, a1, a1, sq1, sq1, X, X, c, depth, W2, B2, K, T, ntk)
@@ -395,9 +411,9 @@ def _compute(X1, X2, depth, B2, W2, ntk=True):
     a2 = numpy.sqrt(sq2)
     K = G  # in place: each row is read before it is written
     T = numpy.empty_like(G) if ntk else G
-    # blocks of up to 8 rows (the diagonal chain of the columns is computed once per
+    # blocks of up to 16 rows (the diagonal chain of the columns is computed once per
     # block), but at least four blocks per thread when there are enough rows
-    rows = max(1, min(8, X1.shape[0] // (4 * numba.get_num_threads())))
+    rows = max(1, min(16, X1.shape[0] // (4 * numba.get_num_threads())))
     bad = _fused(G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B2, K, T, ntk, rows)
     return K, T if ntk else None, bad[0] > 0, bad[1] > 0
     # endregion fused
