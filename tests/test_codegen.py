@@ -100,10 +100,12 @@ def test_stable_next_determinant_is_exact(name):
     """det expression == N11 N22 - (W2 E + B2)^2 with N = W2 E[sigma^2] + B2 (exact values)."""
     spec = kernel_spec(name)
     rng = np.random.default_rng(2)
-    S = sp.Symbol("S", positive=True)
-    for _ in range(4):
+    (S,) = spec.diag.free_symbols or {sp.Symbol("S")}  # (positive, or nonnegative: step, sign)
+    for k in range(7):
         s11, s22, w2, b2 = (sp.Rational(int(v * 1000), 1000) for v in rng.uniform(0.2, 3, 4))
         rho = sp.Rational(int(rng.uniform(-0.99, 0.99) * 1000), 1000)
+        if k >= 4 and spec.diag.has(sp.Piecewise):  # zero variances: u = 0 (or v, or both)
+            s11, s22 = [(0, s22), (s11, 0), (0, 0)][k - 4]
         s12 = rho * sp.sqrt(s11 * s22)
         n11 = w2 * spec.diag.subs(S, s11) + b2
         n22 = w2 * spec.diag.subs(S, s22) + b2

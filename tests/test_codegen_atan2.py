@@ -102,11 +102,12 @@ def test_generated_numba_layer_map_is_branch_free():
 def test_layer_loop_vectorises():
     # packed AVX (ymm/zmm) or SSE (pd) double instructions in the column loop
     m = load("erf", "numba")
-    layers = numba.njit(error_model="numpy")(m._layers.py_func)
-    v = np.ones((3, 8))
-    s, d, t = np.full(8, 0.5), np.full(8, 0.5), np.full(8, 0.5)
-    layers(v, v, 0, v, v, 0, 3, 1.0, 0.01, s, d, t)
-    asm = layers.inspect_asm(layers.signatures[0])
+    layer = numba.njit(error_model="numpy", fastmath={"contract"})(m._layer.py_func)
+    v = np.ones(8)
+    s, d, t, u = np.full(8, 0.5), np.full(8, 0.5), np.full(8, 0.5), np.zeros(8)
+    e, ed, dn = (np.empty(8) for _ in range(3))
+    layer(1.0, 1.0, 1.0, 1.0, v, v, v, v, 1.0, 0.01, s, d, t, u, e, ed, dn, True, False)
+    asm = layer.inspect_asm(layer.signatures[0])
     assert re.search(r"\b(vsqrtpd|sqrtpd|vdivpd|divpd)\b", asm)
 
 

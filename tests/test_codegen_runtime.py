@@ -440,14 +440,41 @@ def test_compute_against_the_identity_kernel(mod, n):
     assert bad_k and bad_t  # overflow is reported, not hidden
 
 
-@pytest.mark.parametrize("mod", [numba_fused, numpy_fused], ids=["numba", "numpy"])
-def test_diag_chain(mod):
+def test_numba_chain_steps():
     sq = np.array([0.0, 1.0, 4.0, 1e10])
-    V = mod._diag_chain(sq, 0.5, 4, 1.5, 0.25)
-    ref = [0.5 * sq + 0.25]
-    for _ in range(3):
-        ref.append(1.5 * ref[-1] + 0.25)  # identity: E[u^2] = S
-    assert np.array_equal(V, np.array(ref))
+    V, R, N, Q = (np.empty(4) for _ in range(4))
+    numba_fused._chain_first(sq, 0.5, 0.25, V, R)
+    assert np.array_equal(V, 0.5 * sq + 0.25) and np.array_equal(R, np.sqrt(V))
+    numba_fused._chain_next(V, 1.5, 0.25, N, Q)
+    assert np.array_equal(N, 1.5 * V + 0.25) and np.array_equal(Q, np.sqrt(N))  # E[u^2] = S
+
+
+@pytest.mark.parametrize("mod", [numba_fused, numpy_fused], ids=["numba", "numpy"])
+def test_nngp_alone_is_the_same_nngp_without_the_ntk(mod):
+    rng = np.random.default_rng(4)
+    X = rng.normal(size=(21, 3))
+    Y = rng.normal(size=(5, 3))
+    for X2 in (None, Y):
+        K, T, _, _ = mod._compute(X.copy(), X2, 4, 0.1, 1.3)
+        K1, T1, bad_k, bad_t = mod._compute(X.copy(), X2, 4, 0.1, 1.3, False)
+        assert T1 is None and not bad_k and not bad_t and T is not None
+        assert np.array_equal(K1, K)
+
+
+@pytest.mark.parametrize("depth", [1, 2, 7])
+def test_numba_blocks_of_rows_do_not_change_entries(depth):
+    """_fused in blocks of 1, 3 or 8 rows: each entry is computed by the same operations."""
+    rng = np.random.default_rng(depth)
+    X, Y = rng.normal(size=(19, 3)), rng.normal(size=(6, 3))
+    G = X @ Y.T
+    sq1, sq2 = np.einsum("ij,ij->i", X, X), np.einsum("ij,ij->i", Y, Y)
+    out = []
+    for rows in (1, 3, 8):
+        K, T = G.copy(), np.empty_like(G)
+        args = (np.sqrt(sq1), np.sqrt(sq2), sq1, sq2, X, Y, 0.4, depth, 1.2, 0.3, K, T, True)
+        numba_fused._fused(K, *args, rows)
+        out.append((K, T))
+    assert all(np.array_equal(k, out[0][0]) and np.array_equal(t, out[0][1]) for k, t in out)
 
 
 def test_numpy_mirror():

@@ -94,12 +94,27 @@ def test_get_names_each_kernel_at_most_once():
         ntksym.kernel("relu", 2)(X, get=("ntk", 3))
 
 
-def test_a_depth_that_cannot_be_afforded_is_refused_before_any_work():
+def test_a_huge_depth_runs_in_bounded_memory():
+    """The generated modules keep the variances of two layers, not of every layer."""
+    import resource
+
+    k = ntksym.kernel("relu", depth=200_000, weight_std=2**0.5)
+    k(np.eye(2), get="nngp")  # (compiled, warm)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    K = k(np.eye(2), get=("nngp", "ntk"))
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 20_000  # KiB
+    # ReLU with weight_std^2 = 2 and bias 0 keeps the diagonal at 2 |x|^2 / n0 = 1, and its
+    # NTK grows by 1 a layer
+    np.testing.assert_allclose(np.diag(K.nngp), 1.0, rtol=1e-9)
+    np.testing.assert_allclose(np.diag(K.ntk), 200_000, rtol=1e-9)
+
+
+def test_a_depth_that_cannot_finish_is_refused_before_any_work_saying_how_long():
     import resource
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    with pytest.raises(InputError, match=r"depth 1000000000 with 2 input rows needs .* GiB"):
-        ntksym.kernel("relu", depth=10**9)(np.eye(2))
+    with pytest.raises(InputError, match=r"4 entries at depth 10+ would take about .* years"):
+        ntksym.kernel("relu", depth=10**15)(np.eye(2))
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # KiB
 
 
@@ -108,7 +123,35 @@ def test_work_that_would_take_days_is_refused_saying_how_long():
 
     with pytest.raises(InputError, match="would take about .* days"):
         check_cost(10_000_000, None, 10)
+    with pytest.raises(InputError, match="would take about .* years"):
+        check_cost(2, None, 10**15)
     check_cost(8000, None, 10)  # the benchmark size passes
+    check_cost(2, None, 10**9)  # a few rows at a billion layers: minutes, O(N) memory
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy", "dual"])
+@pytest.mark.parametrize("act", ["step", "sign"])
+def test_a_zero_variance_is_a_point_mass_at_zero(act, backend):
+    """u = 0 exactly (a zero input, no bias): sigma(0) with H(0) = 1/2, as the reference."""
+    X = np.array([[0.0, 0.0], [1.0, 0.5], [-0.3, 0.2], [0.0, 0.0]])
+    Y = np.array([[0.0, 0.0], [0.7, -0.1]])
+    for depth, w in [(2, 1.0), (3, 1.3), (4, 0.8)]:
+        k = ntksym.kernel(act, depth, bias_std=0.0, weight_std=w, backend=backend)
+        for X2 in (None, Y):
+            got = k(X, X2, get="nngp")
+            want, _ = reference.kernel(act, X, X2, depth=depth, weight_std=w, ntk=False)
+            np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("act", ["relu", "gelu", "tanh"])
+def test_the_nngp_alone_is_the_nngp_of_both(act, backend):
+    """get="nngp" skips the NTK (array and derivative map): the NNGP is the same, bit for bit."""
+    X = np.random.default_rng(2).standard_normal((30, 4))
+    k = ntksym.kernel(act, 3, bias_std=0.2, backend=backend)
+    both = k(X, get=("nngp", "ntk"))
+    assert np.array_equal(k(X, get="nngp"), both.nngp)
+    assert np.array_equal(k(X, X[:7], get="nngp"), k(X, X[:7], get=("nngp", "ntk")).nngp)
 
 
 @pytest.mark.parametrize(
@@ -162,3 +205,41 @@ def test_first_compilation_is_announced_once(tmp_path):
     assert all(r.returncode == 0 for r in runs), runs[0].stderr[-2000:]
     assert "compiling the erf kernel for this machine" in runs[0].stderr
     assert "compiling" not in runs[1].stderr
+
+
+@pytest.mark.slow
+def test_a_first_call_is_answered_by_numpy_while_numba_compiles(tmp_path):
+    """A fresh Numba cache: the first small call comes from the generated NumPy module, and the
+    Numba kernel, compiled in the background meanwhile, then gives the same matrix to rounding."""
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("numba")
+    code = (
+        "import threading, numpy as np, ntksym\n"
+        "from ntksym.codegen import load\n"
+        "X = np.random.default_rng(0).standard_normal((300, 5))\n"
+        "k = ntksym.kernel('relu', 3, bias_std=0.1)\n"
+        "first = k(X)\n"
+        "assert np.array_equal(first, load('relu', 'numpy').ntk(X, None, 3, 0.1)), 'not NumPy'\n"
+        "[t.join() for t in threading.enumerate() if t.name.startswith('ntksym-compile')]\n"
+        "later = k(X)\n"
+        "assert np.array_equal(later, load('relu', 'numba').ntk(X, None, 3, 0.1)), 'not Numba'\n"
+        "print(np.max(np.abs(first - later) / np.abs(later)))\n"
+    )
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    env.pop("NTKSYM_BACKGROUND_COMPILE", None)
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "compiling the relu kernel for this machine in the background" in r.stderr
+    assert float(r.stdout) < 1e-13
+    env["NTKSYM_BACKGROUND_COMPILE"] = "0"  # and the switch turns it off
+    r = subprocess.run(
+        [sys.executable, "-c", "import numpy as np, ntksym; ntksym.kernel('erf', 2)(np.eye(3))"],
+        env={**env, "NUMBA_CACHE_DIR": str(tmp_path / "other")},
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0 and "in the background" not in r.stderr
+    assert "compiling the erf kernel for this machine (once" in r.stderr

@@ -10,7 +10,8 @@ suit the generated code:
   over the columns that LLVM vectorises): no branches, so ``Piecewise`` becomes
   ``_sel(cond, a, b)`` (both sides evaluated, then a select), ``Max``/``Min``
   become ``_max``/``_min``, ``atan2`` (and ``atan``) the module's own branch-free
-  ``_atan2`` (``_atan2q`` for the first quadrant) and ``And`` a bitwise ``&``.
+  ``_atan2`` (``_atan2q`` for the first quadrant), ``And`` a bitwise ``&`` and ``Or``
+  a bitwise ``|``.
 * :class:`NumpyKernelPrinter` (vectorised code): ``NumPyPrinter`` prints
   ``Max``/``Min`` as ``functools.reduce(numpy.maximum, ...)``; here they become nested
   ``numpy.maximum``/``numpy.minimum`` calls, and ``erf`` (absent from NumPy) calls
@@ -72,6 +73,9 @@ class NumbaLoopPrinter(NumbaPrinter):
         # bitwise on booleans: no short-circuit branch
         return " & ".join(f"({self._print(a)})" for a in expr.args)
 
+    def _print_Or(self, expr: Any) -> str:
+        return " | ".join(f"({self._print(a)})" for a in expr.args)
+
     def _print_Piecewise(self, expr: Any) -> str:
         # The last condition of a Piecewise built by ntksym is always True.
         out = None
@@ -101,6 +105,13 @@ class NumpyKernelPrinter(NumPyPrinter):
 
     def _print_erf(self, expr: Any) -> str:
         return f"_erf({self._print(expr.args[0])})"
+
+    def _print_Or(self, expr: Any) -> str:
+        # (NumPyPrinter's logical_or.reduce of a tuple cannot broadcast a row with a column)
+        return self._nested("numpy.logical_or", expr.args)
+
+    def _print_And(self, expr: Any) -> str:
+        return self._nested("numpy.logical_and", expr.args)
 
     def _print_Atan2Q(self, expr: Any) -> str:
         return f"numpy.arctan2({self._print(expr.args[0])}, {self._print(expr.args[1])})"

@@ -67,11 +67,15 @@ class RenderSpec:
         uses_gap: Whether the layer map takes the root gap ``U`` (last argument; see
             :data:`ntksym.dual.stable.U`), which the templates then carry.
         clip_rho: Whether the layer map starts by computing the clipped ``RHO``.
-        intermediate: ``(name, code)`` lines shared by the outputs.
+        intermediate: ``(name, code)`` lines shared by the outputs (NumPy: those the NNGP
+            and the determinant need).
+        intermediate_ntk: NumPy: the lines only ``E[sigma' sigma']`` needs, run only when
+            the NTK is asked for; empty for Numba.
         pos_variant: Whether the map has a cheaper variant for ``S12 > 0`` (one that
             drops branches: :func:`positive_variant`); without one, ``_pair_pos`` and
             ``_pair`` are the general map itself.
         pos_intermediate: ``intermediate`` of the variant for ``S12 > 0``.
+        pos_intermediate_ntk: ``intermediate_ntk`` of that variant.
         pos_codes: ``(nngp_code, ntk_code, det_code)`` of that variant.
         nngp_code: Code of ``E[sigma sigma]``.
         ntk_code: Code of ``E[sigma' sigma']`` (``"0.0"`` without an NTK).
@@ -101,8 +105,10 @@ class RenderSpec:
     uses_gap: bool
     clip_rho: bool
     intermediate: tuple[tuple[str, str], ...]
+    intermediate_ntk: tuple[tuple[str, str], ...]
     pos_variant: bool
     pos_intermediate: tuple[tuple[str, str], ...]
+    pos_intermediate_ntk: tuple[tuple[str, str], ...]
     pos_codes: tuple[str, str, str]
     nngp_code: str
     ntk_code: str
@@ -204,10 +210,25 @@ def positive_variant(expr: sp.Expr) -> sp.Expr:
 
 
 def _cse_print(
-    outs: list[sp.Expr], pr: PythonCodePrinter
-) -> tuple[list[tuple[str, str]], list[str]]:
+    outs: list[sp.Expr], pr: PythonCodePrinter, split: bool = False
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]], list[str]]:
+    """Common subexpressions and outputs ``[nngp, ntk(, det)]``, printed.
+
+    Returns ``(lines, ntk_lines, codes)``: with ``split``, ``lines`` holds the intermediate
+    terms that the NNGP and the determinant need and ``ntk_lines`` those only the NTK needs
+    (each list in dependency order), so that a kernel asked for the NNGP alone skips them;
+    without, ``lines`` holds all of them and ``ntk_lines`` is empty.
+    """
     reps, reduced = sp.cse(outs, symbols=sp.numbered_symbols("t"), order="canonical")
-    return [(str(v), pr.doprint(e)) for v, e in reps], [pr.doprint(e) for e in reduced]
+    needed: set[sp.Symbol] = set()
+    if split:
+        needed = set().union(*(e.free_symbols for i, e in enumerate(reduced) if i != 1))
+        for v, e in reversed(reps):  # each term uses only the terms before it
+            if v in needed:
+                needed |= e.free_symbols
+    lines = [(str(v), pr.doprint(e)) for v, e in reps if not split or v in needed]
+    ntk_lines = [(str(v), pr.doprint(e)) for v, e in reps if split and v not in needed]
+    return lines, ntk_lines, [pr.doprint(e) for e in reduced]
 
 
 def render_spec(spec: KernelSpec, backend: str) -> RenderSpec:
@@ -217,6 +238,8 @@ def render_spec(spec: KernelSpec, backend: str) -> RenderSpec:
     pr = printer_for("numba_loop" if backend == "numba" and spec.kind != "quadrature" else backend)
     intermediate: list[tuple[str, str]] = []
     pos_intermediate: list[tuple[str, str]] = []
+    intermediate_ntk: list[tuple[str, str]] = []
+    pos_intermediate_ntk: list[tuple[str, str]] = []
     pos_variant = False
     nngp_code = ntk_code = det_code = diag_code = act_code = dact_code = ""
     pos_codes = ("", "", "")
@@ -228,7 +251,8 @@ def render_spec(spec: KernelSpec, backend: str) -> RenderSpec:
         # square roots of the variances come precomputed (one per row/column and layer)
         outs = [o.subs(ROOTS) for o in outs]
         uses_gap = any(U in o.free_symbols for o in outs)
-        intermediate, codes = _cse_print(outs, pr)
+        split = backend == "numpy"  # (Numba's compiler drops what the NNGP does not use)
+        intermediate, intermediate_ntk, codes = _cse_print(outs, pr, split)
         pos_outs = [positive_variant(o) for o in outs]
         # worth a variant (and, in a row with mixed signs, computing both) only if it
         # drops branches; a cheaper atan2 alone does not pay for that
@@ -237,7 +261,7 @@ def render_spec(spec: KernelSpec, backend: str) -> RenderSpec:
         nngp_code, ntk_code = codes[0], codes[1]
         det_code = codes[2] if spec.det is not None else ""
         if pos_variant:  # (the templates print the variant only then)
-            pos_intermediate, pos = _cse_print(pos_outs, pr)
+            pos_intermediate, pos_intermediate_ntk, pos = _cse_print(pos_outs, pr, split)
             pos_codes = (pos[0], pos[1], pos[2] if spec.det is not None else "")
         diag_code = pr.doprint(spec.diag)
     else:
@@ -262,8 +286,10 @@ def render_spec(spec: KernelSpec, backend: str) -> RenderSpec:
         uses_gap=uses_gap,
         clip_rho=RHO in spec.inputs,
         intermediate=tuple(intermediate),
+        intermediate_ntk=tuple(intermediate_ntk),
         pos_variant=pos_variant,
         pos_intermediate=tuple(pos_intermediate),
+        pos_intermediate_ntk=tuple(pos_intermediate_ntk),
         pos_codes=pos_codes,
         nngp_code=nngp_code,
         ntk_code=ntk_code,

@@ -50,7 +50,12 @@ import numpy as np
 from ntksym._validate import nonnegative_std, real_matrix
 from ntksym.activations import Activation, get_activation
 from ntksym.errors import InputError
-from ntksym.kernels.dispatch import announce_compilation, generated_module
+from ntksym.kernels.dispatch import (
+    announce_compilation,
+    background_module,
+    generated_module,
+    start_compilation,
+)
 from ntksym.kernels.dual_path import dual_recursion
 from ntksym.kernels.finite import check_cost, check_finite
 from ntksym.typing import ActivationLike, ArrayLike, KernelName
@@ -250,6 +255,10 @@ class Kernel:
         if need_ntk and not module.HAS_NTK:
             raise self._infinite_ntk()
         args = (X1, X2, self.depth, self.bias_std, self.weight_std)
+        if self.backend == "auto":  # (an explicit "numba" waits for the compilation)
+            n2 = X1.shape[0] if X2 is None else X2.shape[0]
+            stand_in = background_module(self.activation, module, X1.shape[0] * n2 * self.depth)
+            module = module if stand_in is None else stand_in
         announce_compilation(module, X2 is None, self.activation.name)
         try:
             if need_ntk:
@@ -259,6 +268,8 @@ class Kernel:
             raise InputError(
                 f"{self.activation.name!r} kernel, depth {self.depth}: {exc}"
             ) from None
+        finally:
+            start_compilation()  # (after the answer: see background_module)
 
     def _compute(
         self, X1: np.ndarray, X2: np.ndarray, need_ntk: bool

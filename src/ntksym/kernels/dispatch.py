@@ -12,7 +12,15 @@ import warnings
 from ntksym.activations import Activation
 from ntksym.errors import InputError
 
-__all__ = ["announce_compilation", "generated_module", "sp_key"]
+__all__ = [
+    "BACKGROUND_ENV",
+    "BACKGROUND_WORK",
+    "announce_compilation",
+    "background_module",
+    "generated_module",
+    "sp_key",
+    "start_compilation",
+]
 
 
 # ----------------------------------------------------------------------------- generated modules
@@ -101,6 +109,24 @@ def sp_key(act: Activation) -> str:
 
 _ANNOUNCED: set[tuple[str, str]] = set()
 
+#: Calls with at most this many entries times layers are answered by the generated NumPy
+#: module while Numba compiles the fused kernel in the background (the NumPy module takes
+#: about 0.1 s per million entry-layers for relu; a compilation takes 5 to 40 s).
+BACKGROUND_WORK = 4_000_000
+#: Set to "0" to make every call wait for the Numba compilation instead.
+BACKGROUND_ENV = "NTKSYM_BACKGROUND_COMPILE"
+_COMPILERS: dict[str, threading.Thread] = {}
+_COMPILERS_LOCK = threading.Lock()
+
+
+def _index_missing(module: types.ModuleType, entry: str) -> bool | None:
+    """Whether Numba's disk cache lacks ``entry`` of ``module`` (None: cannot tell)."""
+    try:
+        index = getattr(module, entry)._cache._cache_file._index_path
+    except AttributeError:  # another Numba version: say nothing rather than guess
+        return None
+    return not os.path.exists(index)
+
 
 def announce_compilation(module: types.ModuleType, symmetric: bool, name: str) -> None:
     """Say once, on stderr, that Numba is about to compile ``module`` for this machine.
@@ -115,13 +141,69 @@ def announce_compilation(module: types.ModuleType, symmetric: bool, name: str) -
     if getattr(module, "BACKEND", None) != "numba" or key in _ANNOUNCED:
         return
     _ANNOUNCED.add(key)
-    try:
-        index = getattr(module, entry)._cache._cache_file._index_path
-    except AttributeError:  # another Numba version: say nothing rather than guess
-        return
-    if not os.path.exists(index):
+    if _index_missing(module, entry) and module.__name__ not in _COMPILERS:
         sys.stderr.write(
             f"ntksym: compiling the {name} kernel for this machine (once: Numba caches it on "
             "disk; a few seconds, longer for GELU)\n"
         )
         sys.stderr.flush()
+
+
+def _compile(module: types.ModuleType) -> None:
+    """Run ``module`` once on tiny inputs of both call shapes.
+
+    Numba compiles both entry points (and the row blocks they share) and writes them to its
+    disk cache.
+    """
+    import numpy as np
+
+    X = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
+    module.nngp(X, None, 2)
+    module.nngp(X, X[:2], 2)
+
+
+def background_module(
+    act: Activation, module: types.ModuleType, work: int
+) -> types.ModuleType | None:
+    """The NumPy module to answer a call with while ``module`` compiles, or None to wait.
+
+    For the Numba module of a closed form (the NumPy quadrature is too slow to stand in)
+    whose compiled code is not in Numba's disk cache, and a call of at most
+    :data:`BACKGROUND_WORK` entry-layers: starts (once per process) a thread that
+    compiles ``module``, says so on stderr, and returns the generated NumPy module of ``act``
+    (the same results up to rounding) until the thread is done. The thread is not a daemon: a
+    process that ends sooner waits for it, so that the next process finds the cache.
+    Disabled by ``NTKSYM_BACKGROUND_COMPILE=0``.
+    """
+    if (
+        getattr(module, "BACKEND", None) != "numba"
+        or hasattr(module, "_outer")  # (the quadrature's two-dimensional rule)
+        or work > BACKGROUND_WORK
+        or os.environ.get(BACKGROUND_ENV, "1") == "0"
+    ):
+        return None
+    with _COMPILERS_LOCK:
+        thread = _COMPILERS.get(module.__name__)
+        if thread is None:
+            if not any(_index_missing(module, e) for e in ("_fused_sym", "_fused")):
+                return None  # (compiled: loading takes a fraction of a second)
+            thread = threading.Thread(
+                target=_compile, args=(module,), name=f"ntksym-compile-{module.__name__}"
+            )
+            _COMPILERS[module.__name__] = thread
+            sys.stderr.write(
+                f"ntksym: compiling the {act.name} kernel for this machine in the background "
+                "(once: Numba caches it on disk); the NumPy kernel answers meanwhile\n"
+            )
+            sys.stderr.flush()
+    if thread.ident is not None and not thread.is_alive():  # (started, and done)
+        return None
+    return generated_module(act, "numpy")
+
+
+def start_compilation() -> None:
+    """Start the compilations :func:`background_module` prepared (no-op when there are none)."""
+    with _COMPILERS_LOCK:
+        for thread in _COMPILERS.values():
+            if thread.ident is None:
+                thread.start()

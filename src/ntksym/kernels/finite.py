@@ -22,15 +22,16 @@ from ntksym.activations import Activation
 from ntksym.activations.checks import gaussian_growth
 from ntksym.errors import InputError
 
-__all__ = ["check_cost", "check_finite", "MAX_LAYER_STATE_BYTES", "MAX_SECONDS"]
+__all__ = ["check_cost", "check_finite", "MAX_SECONDS"]
 
-#: The generated modules keep each input's diagonal variance (and its square root) for every
-#: layer; beyond this many bytes of that state a call is refused rather than started.
-MAX_LAYER_STATE_BYTES = 2**31
-#: Work estimated at 2 ns per entry and layer (measured: relu, one core); a call that would
-#: take longer than this is refused, saying how long it would take.
+#: Work estimated at 2 ns per entry and layer (measured: relu, one core), plus 100 ns per row
+#: and layer (the loops' overhead, which dominates for a few rows at a huge depth); a call
+#: that would take longer than this is refused, saying how long it would take. The memory
+#: of a call does not grow with the depth: the generated modules and the dual path keep the
+#: diagonal variances of the current and the next layer only.
 MAX_SECONDS = 7 * 86400
 _SECONDS_PER_ENTRY_LAYER = 2e-9
+_SECONDS_PER_ROW_LAYER = 1e-7
 
 
 @functools.lru_cache(maxsize=256)
@@ -73,20 +74,29 @@ def check_finite(
 
 
 def check_cost(n1: int, n2: int | None, depth: int) -> None:
-    """Refuse a call whose per-layer state or estimated work cannot be afforded."""
+    """Refuse a call whose estimated work would take longer than :data:`MAX_SECONDS`.
+
+    Args:
+        n1: Rows of ``X1``.
+        n2: Rows of ``X2``, or None for ``X1`` against itself.
+        depth: Number of layers.
+
+    Raises:
+        InputError: Saying how long the call would take, and what to change.
+    """
     rows = n1 + (n2 or 0)
-    state = 16 * depth * rows
-    if state > MAX_LAYER_STATE_BYTES:
-        raise InputError(
-            f"depth {depth} with {rows} input rows needs {state / 2**30:.3g} GiB for the "
-            f"per-layer variances (at most {MAX_LAYER_STATE_BYTES / 2**30:.3g} GiB); use fewer "
-            "layers (the kernel of a very deep network approaches a fixed point long before)"
-        )
     entries = n1 * (n1 if n2 is None else n2)
-    seconds = entries * depth * _SECONDS_PER_ENTRY_LAYER
+    seconds = depth * (entries * _SECONDS_PER_ENTRY_LAYER + rows * _SECONDS_PER_ROW_LAYER)
     if seconds > MAX_SECONDS:
         raise InputError(
-            f"{entries} entries at depth {depth} would take about {seconds / 86400:.3g} days "
-            f"on one core (at most {MAX_SECONDS / 86400:.3g} days are started); split the "
-            "inputs into tiles (ntksym gram) or reduce the depth"
+            f"{entries} entries at depth {depth} would take about {_duration(seconds)} on one "
+            f"core (calls longer than {MAX_SECONDS / 86400:.3g} days are not started); split "
+            "the inputs into tiles (ntksym gram) or reduce the depth (the kernel of a very "
+            "deep network approaches a fixed point long before)"
         )
+
+
+def _duration(seconds: float) -> str:
+    """``seconds`` in days, or in years past a year."""
+    days = seconds / 86400
+    return f"{days:.3g} days" if days < 365 else f"{days / 365.25:.3g} years"

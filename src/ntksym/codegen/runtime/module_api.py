@@ -20,13 +20,13 @@ import numbers
 import numpy
 
 
-def _compute(X1, X2, depth, B2, W2):
+def _compute(X1, X2, depth, B2, W2, ntk=True):
     K = W2 / X1.shape[1] * (X1 @ (X1 if X2 is None else X2).T) + B2
-    T = K.copy()
+    T = K.copy() if ntk else None
     for _ in range(1, depth):
         K = W2 * K + B2
-        T = T * W2 + K
-    return K, T, not numpy.isfinite(K).all(), not numpy.isfinite(T).all()
+        T = T * W2 + K if ntk else None
+    return K, T, not numpy.isfinite(K).all(), ntk and not numpy.isfinite(T).all()
 
 
 # region checks
@@ -119,7 +119,7 @@ def nngp_ntk(X1, X2=None, depth=None, bias_std=0.0, weight_std=1.0):
 def nngp(X1, X2=None, depth=None, bias_std=0.0, weight_std=1.0):
     """NNGP Gram matrix Sigma^(L); same arguments as :func:`nngp_ntk`."""
     X1, X2, depth, b, w = _check_args(X1, X2, depth, bias_std, weight_std)
-    K, _, bad_k, _ = _compute(X1, X2, depth, b * b, w * w)
+    K, _, bad_k, _ = _compute(X1, X2, depth, b * b, w * w, False)  # (no NTK computed)
     return _finite(K, bad_k, "NNGP")
 
 

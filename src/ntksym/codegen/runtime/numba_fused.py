@@ -1,13 +1,19 @@
-"""Diagonal chain, first-layer determinant and parallel row loops of the Numba kernels.
+"""Diagonal chain, first layer, layer loop and parallel row blocks of the Numba kernels.
 
-Included by ``kernel_numba.py.jinja`` for every activation. Between the regions the
-template adds what depends on the activation: the layer loop ``_layers`` and, when
-the layer map reads the root gap ``U``, the lines of ``_row`` that carry it.
+Included by ``kernel_numba.py.jinja`` for every activation. The template defines what
+depends on the activation before these regions: the layer maps wrapped to one signature,
+``_any_u`` and ``_pos_u`` (both take the root gap ``U`` last, and ignore it when the map
+does not read it), ``_diag``, and two constants: ``_GAP`` (the map reads ``U``, so the
+loops carry it) and ``_POS`` (the map has a cheaper variant ``_pos_u`` for ``S12 > 0``).
+Numba prunes the branches on those constants when it compiles.
 
-``_det_near`` forms the first-layer determinant ``S11 S22 - S12^2`` of a
-near-parallel pair without cancellation (Lagrange's identity with a Dekker split);
-``_row`` computes one row of the Gram matrices, ``_fused_sym`` and ``_fused`` run the
-rows in parallel, and ``_compute`` is the entry point of a generated module.
+``_det_near`` forms the first-layer determinant ``S11 S22 - S12^2`` of a near-parallel
+pair without cancellation (Lagrange's identity with a Dekker split). ``_block`` computes
+a block of rows of the Gram matrices, layer by layer, carrying only the diagonal variances
+of the current and the next layer (``O(N)`` state, whatever the depth); ``_layer`` is one
+layer of one row. ``_fused_sym`` and ``_fused`` run the blocks in parallel, and
+``_compute`` is the entry point of a generated module; with ``ntk`` false it neither
+allocates the NTK nor evaluates the derivative map.
 
 On its own this module computes the kernels of the identity activation, for which
 the stand-ins below are exact: ``E[u^2] = S``, and each layer maps ``S12`` to
@@ -22,8 +28,13 @@ the stand-ins below are exact: ``E[u^2] = S``, and each layer maps ``S12`` to
 # names stay as they are there: ruff checks everything else.
 # ruff: noqa: D205, D209
 
+import math
+
 import numba
 import numpy
+
+_GAP = False
+_POS = False
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -31,24 +42,42 @@ def _diag(S):
     return S
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", inline="always")
 def _max(a, b):
     return a if a >= b else b
 
 
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _sel(c, a, b):
+    return a if c else b
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _any_u(S11, S22, S12, D, N11, N22, W2, B2, R11, R22, Q11, Q22, U):
+    s12n = W2 * S12 + B2
+    return S12, 1.0, N11 * N22 - s12n * s12n
+
+
+_pos_u = _any_u
+
+
 # region chain
 @numba.njit(cache=True, error_model="numpy")
-def _diag_chain(sq, c, depth, W2, B2):
-    """Diagonal variances Sigma^(l)(x, x), l = 1..depth, once per row."""
-    n = sq.shape[0]
-    V = numpy.empty((depth, n))
-    for i in range(n):
-        s = c * sq[i] + B2
-        V[0, i] = s
-        for layer in range(1, depth):
-            s = W2 * _diag(s) + B2
-            V[layer, i] = s
-    return V
+def _chain_first(sq, c, B2, V, R):
+    """Diagonal variances Sigma^(1)(x, x) = c |x|^2 + B2 into V, their square roots into R."""
+    for j in range(sq.shape[0]):
+        s = c * sq[j] + B2
+        V[j] = s
+        R[j] = math.sqrt(s)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _chain_next(V, W2, B2, N, Q):
+    """The next layer's diagonal variances W2 E[sigma(u)^2] + B2 into N, roots into Q."""
+    for j in range(V.shape[0]):
+        s = W2 * _diag(V[j]) + B2
+        N[j] = s
+        Q[j] = math.sqrt(s)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -112,34 +141,98 @@ def _det_near(g, a, b, X1, i, X2, j, c, B2):
     # endregion chain
 
 
-@numba.njit(cache=True, error_model="numpy")
-def _layers(V1, R1, i, V2, R2, j0, depth, W2, B2, S, D, T):
-    for layer in range(1, depth):
-        n11 = V1[layer, i]
-        n22 = V2[layer, j0:]
-        for q in range(S.shape[0]):
-            s12 = W2 * S[q] + B2
-            T[q] = T[q] * W2 + s12
-            S[q] = s12
-            D[q] = _max(n11 * n22[q] - s12 * s12, 0.0)
+# region layer
+# fused multiply-adds (contraction only, no other fast-math): the inlined layer maps
+# are mostly products and sums, and the single rounding of an FMA is never worse
+@numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
+def _layer(s11, n11, r11, q11, s22, n22, r22, q22, W2, B2, S, D, T, U, EP, EDP, DNP, ntk, later):
+    """One layer for the pairs (x_i, x'_j) of one row, held in the row buffers.
 
+    s11, n11, r11, q11 are the row's diagonal variance at this layer and the next one, and
+    their square roots; s22, n22, r22, q22 the same for the columns. S, D, T hold Sigma, its
+    determinant and Theta of this layer and are overwritten with the next layer's (T only
+    when ntk). U holds the root gaps sqrt(S11) - sqrt(S22) (when the map reads them; from
+    layer 2 on, later is true and they are r11 - r22); EP, EDP, DNP are scratch.
 
-# region row_start
-@numba.njit(cache=True, error_model="numpy")
-def _row(i, j0, G, a1, a2, X1, X2, V1, R1, V2, R2, same, c, depth, W2, B2, K, T):
-    """Row i of K(X1, X2) from column j0 on (K may be G itself: read, then written).
-
-    Returns the number of non-finite entries written to K and to T.
+    The columns are the inner loop, which has no branches and vectorises.
     """
-    n2 = G.shape[1]
-    m = n2 - j0
-    S = K[i, j0:]
-    Tr = T[i, j0:]
-    D = numpy.empty(m)
+    m = S.shape[0]
+    if _GAP and later:
+        for q in range(m):
+            U[q] = r11 - r22[q]
+    if _POS:
+        pos = True
+        for q in range(m):
+            pos &= S[q] > 0.0
+        if pos:  # the usual case past layer 1: the cheaper map alone
+            if ntk:
+                for q in range(m):
+                    e, ed, dn = _pos_u(
+                        s11, s22[q], S[q], D[q], n11, n22[q], W2, B2, r11, r22[q], q11, q22[q], U[q]
+                    )
+                    s12 = W2 * e + B2
+                    T[q] = T[q] * (W2 * ed) + s12
+                    S[q] = s12
+                    D[q] = _max(dn, 0.0)
+            else:
+                for q in range(m):
+                    e, ed, dn = _pos_u(
+                        s11, s22[q], S[q], D[q], n11, n22[q], W2, B2, r11, r22[q], q11, q22[q], U[q]
+                    )
+                    S[q] = W2 * e + B2
+                    D[q] = _max(dn, 0.0)
+            return
+        # Some S12 <= 0 in this row: _pos_u for every entry in a loop of its own (the
+        # same code as above, so the same roundings and fused multiply-adds: an entry
+        # does not depend on the other entries of its row), then _any_u where S12 <= 0.
+        for q in range(m):
+            EP[q], EDP[q], DNP[q] = _pos_u(
+                s11, s22[q], S[q], D[q], n11, n22[q], W2, B2, r11, r22[q], q11, q22[q], U[q]
+            )
+        for q in range(m):
+            e, ed, dn = _any_u(
+                s11, s22[q], S[q], D[q], n11, n22[q], W2, B2, r11, r22[q], q11, q22[q], U[q]
+            )
+            keep = S[q] > 0.0
+            e = _sel(keep, EP[q], e)
+            ed = _sel(keep, EDP[q], ed)
+            dn = _sel(keep, DNP[q], dn)
+            s12 = W2 * e + B2
+            if ntk:
+                T[q] = T[q] * (W2 * ed) + s12
+            S[q] = s12
+            D[q] = _max(dn, 0.0)
+        return
+    if ntk:
+        for q in range(m):
+            e, ed, dn = _any_u(
+                s11, s22[q], S[q], D[q], n11, n22[q], W2, B2, r11, r22[q], q11, q22[q], U[q]
+            )
+            s12 = W2 * e + B2
+            T[q] = T[q] * (W2 * ed) + s12
+            S[q] = s12
+            D[q] = _max(dn, 0.0)
+    else:
+        for q in range(m):
+            e, ed, dn = _any_u(
+                s11, s22[q], S[q], D[q], n11, n22[q], W2, B2, r11, r22[q], q11, q22[q], U[q]
+            )
+            S[q] = W2 * e + B2
+            D[q] = _max(dn, 0.0)
+    # endregion layer
+
+
+# region block
+@numba.njit(cache=True, error_model="numpy")
+def _first(i, j0, G, a1, a2, X1, X2, r1, R2, same, c, B2, S, D, T, U, ntk):
+    """Layer 1 of row i of K(X1, X2) from column j0 on (S is K[i, j0:], which may be G[i, j0:]
+    itself: each entry is read, then written); r1 and R2 are the roots of the row's and the
+    columns' first variances (R2 from column j0 on)."""
+    m = S.shape[0]
     ai = a1[i]
     cb = c * B2
-    # layer 1 by the plain formulas (a loop that vectorises), counting the pairs with
-    # |rho| > 0.99, whose determinant _det_near then forms again without cancellation
+    # the plain formulas (a loop that vectorises), counting the pairs with |rho| > 0.99,
+    # whose determinant _det_near then forms again without cancellation
     near = 0
     for q in range(m):
         g = G[i, j0 + q]
@@ -151,104 +244,176 @@ def _row(i, j0, G, a1, a2, X1, X2, V1, R1, V2, R2, same, c, depth, W2, B2, K, T)
     if same:  # the pair (x_i, x_i) counts but needs nothing: its determinant is 0
         ab = ai * ai
         near -= (ab > 0.0) & (abs(G[i, i]) > 0.99 * ab)
-    # endregion row_start
-    # region row_near
+    if _GAP:
+        for q in range(m):
+            U[q] = r1 - R2[q]
     if near:
         for q in range(1 if same else 0, m):
             j = j0 + q
             g = G[i, j]
             ab = ai * a2[j]
             if ab > 0.0 and abs(g) > 0.99 * ab:
-                # endregion row_near
-                D[q] = _det_near(g, ai, a2[j], X1, i, X2, j, c, B2)[0]
-    # region row_first
+                D[q], dn = _det_near(g, ai, a2[j], X1, i, X2, j, c, B2)
+                if _GAP:
+                    # sqrt(S11) - sqrt(S22) = c (|x| - |x'|)(|x| + |x'|) / (sqrt(S11) + sqrt(S22))
+                    rs = r1 + R2[q]
+                    U[q] = c * dn * (ai + a2[j]) / rs if rs > 0.0 else 0.0
     if same:
         D[0] = 0.0  # the pair (x_i, x_i)
     for q in range(m):
         s12 = c * G[i, j0 + q] + B2
         S[q] = s12
-        Tr[q] = s12
-    # endregion row_first
-    _layers(V1, R1, i, V2, R2, j0, depth, W2, B2, S, D, Tr)
-    # region row_end
+        if ntk:
+            T[q] = s12
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _chunk(i0, i1, j0, c0, c1, sym, G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B2, K, T, ntk):
+    """Columns j0 + c0 .. j0 + c1 - 1 of rows i0..i1-1, every layer (see _block)."""
+    nb = i1 - i0
+    w = c1 - c0
+    D = numpy.empty((nb, w))
+    U = numpy.zeros((nb, w))  # (read only when _GAP)
+    P = numpy.empty((3, w if _POS else 1))
+    Vc = numpy.empty(w)
+    Rc = numpy.empty(w)
+    Nc = numpy.empty(w)
+    Qc = numpy.empty(w)
+    Vr = numpy.empty(nb)
+    Rr = numpy.empty(nb)
+    Nr = numpy.empty(nb)
+    Qr = numpy.empty(nb)
+    _chain_first(sq2[j0 + c0 : j0 + c1], c, B2, Vc, Rc)
+    _chain_first(sq1[i0:i1], c, B2, Vr, Rr)
+    for b in range(nb):
+        i = i0 + b
+        o = max(b, c0) - c0 if sym else 0  # (row i of K(X, X) starts at column i)
+        if o < w:
+            S = K[i, j0 + c0 + o : j0 + c1]
+            Tr = T[i, j0 + c0 + o : j0 + c1] if ntk else S
+            same = sym and c0 + o == b
+            args = (Rc[o:], same, c, B2, S, D[b, o:], Tr, U[b, o:], ntk)
+            _first(i, j0 + c0 + o, G, a1, a2, X1, X2, Rr[b], *args)
+    for layer in range(1, depth):
+        _chain_next(Vc, W2, B2, Nc, Qc)
+        _chain_next(Vr, W2, B2, Nr, Qr)
+        for b in range(nb):
+            i = i0 + b
+            o = max(b, c0) - c0 if sym else 0
+            if o < w:
+                S = K[i, j0 + c0 + o : j0 + c1]
+                Tr = T[i, j0 + c0 + o : j0 + c1] if ntk else S
+                p = o if _POS else 0
+                EP = P[0, p:]
+                EDP = P[1, p:]
+                DNP = P[2, p:]
+                args = (W2, B2, S, D[b, o:], Tr, U[b, o:], EP, EDP, DNP, ntk, layer > 1)
+                _layer(Vr[b], Nr[b], Rr[b], Qr[b], Vc[o:], Nc[o:], Rc[o:], Qc[o:], *args)
+        Vc, Nc = Nc, Vc
+        Rc, Qc = Qc, Rc
+        Vr, Nr = Nr, Vr
+        Rr, Qr = Qr, Rr
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _block(i0, i1, sym, G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B2, K, T, ntk):
+    """Rows i0..i1-1 of K(X1, X2) (K may be G itself: each entry is read, then written);
+    with sym (X2 is X1), row i from column i on only.
+
+    In chunks of 256 columns, the layers are the outer loop: each carries the diagonal
+    variances of this layer and the next one for the chunk's columns and the block's rows
+    (O(N) state, whatever the depth, computed once per block), and every row keeps its
+    determinants D and root gaps U (a working set that stays in cache). T is written only
+    when ntk. Returns the number of non-finite entries written to K and to T.
+    """
+    n2 = G.shape[1]
+    j0 = i0 if sym else 0
+    m = n2 - j0
+    for c0 in range(0, m, 256):
+        args = (sym, G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B2, K, T, ntk)
+        _chunk(i0, i1, j0, c0, min(c0 + 256, m), *args)
     bad_k = 0
     bad_t = 0
-    for q in range(m):  # x - x is 0 for finite x, NaN for inf and NaN
-        bad_k += (S[q] - S[q]) != 0.0
-        bad_t += (Tr[q] - Tr[q]) != 0.0
+    for b in range(i1 - i0):
+        i = i0 + b
+        for j in range(j0 + (b if sym else 0), n2):  # x - x is 0 for finite x, NaN otherwise
+            bad_k += (K[i, j] - K[i, j]) != 0.0
+            if ntk:
+                bad_t += (T[i, j] - T[i, j]) != 0.0
     return bad_k, bad_t
-    # endregion row_end
+    # endregion block
 
 
 # region fused
 @numba.njit(parallel=True, cache=True, error_model="numpy")
-def _fused_sym(G, a1, X, V1, R1, c, depth, W2, B2, K, T):
-    """K(X, X): the upper triangle in blocks of 8 rows, each block then copied into the
-    lower triangle while it is still in cache (8 entries, one cache line, per row written;
-    a separate transposition pass would read the whole triangle back from memory)."""
+def _fused_sym(G, a1, sq1, X, c, depth, W2, B2, K, T, ntk):
+    """K(X, X): the upper triangle in blocks of 16 rows (the diagonal chain of the columns is
+    computed once per block), each block then copied into the lower triangle while it is
+    still in cache (16 entries, two cache lines, per row written; a separate transposition
+    pass would read the whole triangle back from memory)."""
     n = G.shape[0]
-    nb = (n + 7) // 8
+    nb = (n + 15) // 16
     bad_k = 0
     bad_t = 0
     for t in numba.prange(nb):
         # blocks 0, nb-1, 1, nb-2, ...: long and short rows alternate, so the static
         # chunks of prange get equal work
         b = t // 2 if t % 2 == 0 else nb - 1 - t // 2
-        i0 = 8 * b
-        i1 = min(i0 + 8, n)
-        bk = 0
-        bt = 0
-        for i in range(i0, i1):
-            # (`t >= 0` rather than the constant True, and `i - i` for 0 in _fused: Numba
-            # types a constant argument as a literal and would compile _row once more)
-            k1, t1 = _row(i, i, G, a1, a1, X, X, V1, R1, V1, R1, t >= 0, c, depth, W2, B2, K, T)
-            bk += k1
-            bt += t1
+        i0 = 16 * b
+        i1 = min(i0 + 16, n)
+        # (`t >= 0` rather than the constant True, and `t < 0` in _fused: Numba types a
+        # constant argument as a literal and would compile _block once more)
+        bk, bt = _block(i0, i1, t >= 0, G, a1, a1, sq1, sq1, X, X, c, depth, W2, B2, K, T, ntk)
         # rows j > i of other blocks read only their own upper part, never these entries
         for j in range(i0 + 1, n):
             for i in range(i0, min(i1, j)):
                 K[j, i] = K[i, j]
-                T[j, i] = T[i, j]
+                if ntk:
+                    T[j, i] = T[i, j]
         bad_k += bk
         bad_t += bt
     return bad_k, bad_t
 
 
 @numba.njit(parallel=True, cache=True, error_model="numpy")
-def _fused(G, a1, a2, X1, X2, V1, R1, V2, R2, c, depth, W2, B2, K, T):
-    """K(X1, X2): every entry, row by row."""
+def _fused(G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B2, K, T, ntk, rows):
+    """K(X1, X2): every entry, in blocks of `rows` rows."""
+    n = G.shape[0]
+    nb = (n + rows - 1) // rows
     bad_k = 0
     bad_t = 0
-    for i in numba.prange(G.shape[0]):
-        bk, bt = _row(i, i - i, G, a1, a2, X1, X2, V1, R1, V2, R2, i < 0, c, depth, W2, B2, K, T)
+    for t in numba.prange(nb):
+        i0 = rows * t
+        i1 = min(i0 + rows, n)
+        bk, bt = _block(i0, i1, t < 0, G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B2, K, T, ntk)
         bad_k += bk
         bad_t += bt
     return bad_k, bad_t
 
 
-def _compute(X1, X2, depth, B2, W2):
+def _compute(X1, X2, depth, B2, W2, ntk=True):
     c = W2 / X1.shape[1]
     if X2 is None:
         G = X1 @ X1.T
         sq1 = numpy.diag(G).copy()
         a1 = numpy.sqrt(sq1)
-        V1 = _diag_chain(sq1, c, depth, W2, B2)
-        # The NNGP overwrites the Gram product in place (peak memory: two N x N arrays):
-        # row i reads G[i, j >= i] before writing there, and the mirrored writes go to
-        # the lower triangle, which is never read.
+        # The NNGP overwrites the Gram product in place (peak memory: two N x N arrays
+        # with the NTK, one without): each row reads G[i, j >= i] before writing there,
+        # and the mirrored writes go to the lower triangle, which is never read.
         K = G
-        T = numpy.empty_like(G)
-        bad = _fused_sym(G, a1, X1, V1, numpy.sqrt(V1), c, depth, W2, B2, K, T)
-        return K, T, bad[0] > 0, bad[1] > 0
+        T = numpy.empty_like(G) if ntk else G
+        bad = _fused_sym(G, a1, sq1, X1, c, depth, W2, B2, K, T, ntk)
+        return K, T if ntk else None, bad[0] > 0, bad[1] > 0
     G = X1 @ X2.T
     sq1 = numpy.einsum("ij,ij->i", X1, X1)
     sq2 = numpy.einsum("ij,ij->i", X2, X2)
     a1 = numpy.sqrt(sq1)
     a2 = numpy.sqrt(sq2)
-    V1 = _diag_chain(sq1, c, depth, W2, B2)
-    V2 = _diag_chain(sq2, c, depth, W2, B2)
     K = G  # in place: each row is read before it is written
-    T = numpy.empty_like(G)
-    bad = _fused(G, a1, a2, X1, X2, V1, numpy.sqrt(V1), V2, numpy.sqrt(V2), c, depth, W2, B2, K, T)
-    return K, T, bad[0] > 0, bad[1] > 0
+    T = numpy.empty_like(G) if ntk else G
+    # blocks of up to 16 rows (the diagonal chain of the columns is computed once per
+    # block), but at least four blocks per thread when there are enough rows
+    rows = max(1, min(16, X1.shape[0] // (4 * numba.get_num_threads())))
+    bad = _fused(G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B2, K, T, ntk, rows)
+    return K, T if ntk else None, bad[0] > 0, bad[1] > 0
     # endregion fused

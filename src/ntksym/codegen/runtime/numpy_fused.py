@@ -22,6 +22,9 @@ the stand-ins below are exact: ``E[u^2] = S``, and the layer map gives
 # ruff format would rewrap some statements of the regions (hanging indents, slices),
 # which would change the generated modules; so it leaves this file alone.
 # fmt: off
+# The layer loop's index is read by the generated modules' layer maps (the root gaps of
+# layer 1), not by the stand-in here.
+# ruff: noqa: B007
 
 import numpy
 
@@ -34,19 +37,6 @@ def _pair(S11, S22, S12, D, N11, N22, W2, B2, R11, R22, Q11, Q22):
     e = S12 + 0.0 * (S11 + S22 + D + R11 + R22 + Q11 + Q22)
     s12n = W2 * e + B2
     return e, numpy.ones_like(e), N11 * N22 - s12n * s12n
-
-
-# region diag_chain
-def _diag_chain(sq, c, depth, W2, B2):
-    """Diagonal variances Sigma^(l)(x, x), l = 1..depth, once per row."""
-    V = numpy.empty((depth, sq.shape[0]))
-    V[0] = c * sq + B2
-    # (a select evaluates both sides; the side not taken may overflow)
-    with numpy.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        for layer in range(1, depth):
-            V[layer] = W2 * _diag(V[layer - 1]) + B2
-    return V
-# endregion diag_chain
 
 
 def _first_layer(X1, X2, G, sq1, sq2, diag, c, B2):
@@ -137,7 +127,7 @@ def _mirror(K):
 
 
 # region compute_start
-def _compute(X1, X2, depth, B2, W2):
+def _compute(X1, X2, depth, B2, W2, ntk=True):
     c = W2 / X1.shape[1]
     same = X2 is None
     if same:
@@ -149,40 +139,49 @@ def _compute(X1, X2, depth, B2, W2):
         G = X1 @ X2.T
         sq1 = numpy.einsum("ij,ij->i", X1, X1)
         sq2 = numpy.einsum("ij,ij->i", X2, X2)
-    V1 = _diag_chain(sq1, c, depth, W2, B2)
-    V2 = V1 if same else _diag_chain(sq2, c, depth, W2, B2)
-    R1 = numpy.sqrt(V1)
-    R2 = R1 if same else numpy.sqrt(V2)
     # The NNGP overwrites the Gram product in place, a block of rows at a time (each block
-    # is read before it is written); the NTK is the only other N x N array.
+    # is read before it is written); the NTK, when asked for, is the only other N x N array.
     K = G
-    T = numpy.empty_like(G)
+    T = numpy.empty_like(G) if ntk else None
     n1, n2 = G.shape
     step = max(1, _BLOCK // max(n2, 1))
     with numpy.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        V2 = c * sq2 + B2  # Sigma^(1)(x', x') of the columns
+        R2 = numpy.sqrt(V2)
         for r0 in range(0, n1, step):
             r = slice(r0, min(r0 + step, n1))
+            # the diagonal variances of this layer (v, root w) and the next (nv, root nw),
+            # for the block's rows and the columns: O(N) state, whatever the depth
+            v1 = V2[r] if same else c * sq1[r] + B2
+            w1 = R2[r] if same else numpy.sqrt(v1)
+            v2 = V2
+            w2 = R2
             # endregion compute_start
             s12, d = _first_layer(X1[r], X2, G[r], sq1[r], sq2, r0 if same else -1, c, B2)
             # region compute_mid
             t12 = s12
             for layer in range(1, depth):
+                nv2 = numpy.broadcast_to(W2 * _diag(v2) + B2, v2.shape)  # (a constant _diag)
+                nw2 = numpy.sqrt(nv2)
+                nv1 = nv2[r] if same else numpy.broadcast_to(W2 * _diag(v1) + B2, v1.shape)
+                nw1 = nw2[r] if same else numpy.sqrt(nv1)
                 # endregion compute_mid
-                pair = _pair
-                e, ed, dn = pair(V1[layer - 1][r, None], V2[layer - 1][None, :], s12, d,
-                                  V1[layer][r, None], V2[layer][None, :], W2, B2,
-                                  R1[layer - 1][r, None], R2[layer - 1][None, :],
-                                  R1[layer][r, None], R2[layer][None, :])
+                e, ed, dn = _pair(v1[:, None], v2[None, :], s12, d, nv1[:, None], nv2[None, :],
+                                  W2, B2, w1[:, None], w2[None, :], nw1[:, None], nw2[None, :])
                 # region compute_end
                 s12 = W2 * e + B2
-                t12 = t12 * (W2 * ed) + s12
+                if ntk:
+                    t12 = t12 * (W2 * ed) + s12
                 d = numpy.maximum(dn, 0.0)
+                v1, v2, w1, w2 = nv1, nv2, nw1, nw2
             K[r] = s12
-            T[r] = t12
+            if ntk:
+                T[r] = t12
     if same:
         _mirror(K)
-        _mirror(T)
-    return K, T, not numpy.isfinite(K).all(), not numpy.isfinite(T).all()
+        if ntk:
+            _mirror(T)
+    return K, T, not numpy.isfinite(K).all(), ntk and not numpy.isfinite(T).all()
     # endregion compute_end
 
 

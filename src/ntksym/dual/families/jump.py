@@ -18,7 +18,9 @@ from ntksym.dual.family import DualMaps, Family, NumericFn, stable_numeric
 from ntksym.dual.sources import CHO_SAUL, PRICE
 from ntksym.dual.stable import (
     B2,
+    S11,
     S12,
+    S22,
     W2,
     LayerMap,
     arccos_parts,
@@ -68,6 +70,28 @@ def _derive(act: Activation) -> tuple[DualMaps, NumericFn]:
 _LEVELS: dict[str, tuple[int, int]] = {"step": (1, 0), "sign": (1, -1)}
 
 
+def _pinned(e: sp.Expr, det: sp.Expr, a: int, b: int) -> LayerMap:
+    """The map of ``a*H(u) + b*H(-u)`` given for positive variances, completed at zero ones.
+
+    A zero variance is a point mass at 0, where ``sigma(0) = (a + b)/2`` (``H(0) = 1/2``, as
+    in :mod:`ntksym.activations`): then ``E[sigma(u) sigma(v)] = sigma(0) E[sigma(v)] =
+    p = ((a + b)/2)^2`` whatever the other variance, the next variances are ``W2 p + B2``
+    (zero) and ``W2 (a^2 + b^2)/2 + B2`` (positive), and the next determinant is their
+    difference times ``W2 p + B2``: ``(W2 p + B2) W2 ((a - b)/2)^2`` (0 if both are zero).
+    """
+    p = sp.Rational(a + b, 2) ** 2
+    q = sp.Rational(a - b, 2) ** 2
+    zero = sp.Eq(S11, 0) | sp.Eq(S22, 0)
+    both = sp.Eq(S11, 0) & sp.Eq(S22, 0)
+    e = sp.Piecewise((p, zero), (e, True))
+    det = sp.Piecewise((0, both), ((W2 * p + B2) * W2 * q, zero), (det, True))
+    # E[sigma(u)^2] in the variance S (named like ntksym.codegen.spec.S, which is positive:
+    # this one may be 0)
+    s = sp.Symbol("S", nonnegative=True)
+    diag = sp.Piecewise((p, sp.Eq(s, 0)), (sp.Rational(a * a + b * b, 2), True))
+    return LayerMap(e, None, det, "closed form", diag)
+
+
 def step() -> LayerMap:
     """Heaviside step: ``E[H(u) H(v)] = (pi - theta) / (2 pi)`` (Cho & Saul 2009, degree 0).
 
@@ -80,7 +104,7 @@ def step() -> LayerMap:
     # E[H^2] = 1/2 for every variance, so N11 = N22 = W2/2 + B2 and
     # N11 - S12' = W2 theta / (2 pi), N11 + S12' = W2 (1 - theta/(2 pi)) + 2 B2.
     det = (W2 * theta / (2 * sp.pi)) * (W2 * (sp.pi + phi) / (2 * sp.pi) + 2 * B2)
-    return LayerMap(e, None, det, "closed form")
+    return _pinned(e, det, *_LEVELS["step"])
 
 
 def sign() -> LayerMap:
@@ -94,7 +118,7 @@ def sign() -> LayerMap:
     # E[sign^2] = 1: N11 = N22 = W2 + B2; N11 - S12' = 2 W2 theta/pi,
     # N11 + S12' = 2 W2 (pi - theta)/pi + 2 B2.
     det = (2 * W2 * theta / sp.pi) * (2 * W2 * phi / sp.pi + 2 * B2)
-    return LayerMap(e, None, det, "closed form")
+    return _pinned(e, det, *_LEVELS["sign"])
 
 
 FAMILY = Family(
