@@ -187,7 +187,11 @@ def create_file(path: Path) -> None:
 
 
 def temporary_path(out: Path) -> Path:
-    """Create and return a new, empty, hidden temporary file beside ``out``."""
+    """Create and return a new, empty, hidden temporary file beside ``out``.
+
+    A signal (:class:`Interrupted`) or any error after the file was created removes it
+    before it propagates, so the caller never has to clean up a file it was not given.
+    """
     while True:
         tmp = out.parent / f".{out.name}.{secrets.token_hex(4)}.tmp"
         try:
@@ -195,6 +199,9 @@ def temporary_path(out: Path) -> Path:
             return tmp
         except FileExistsError:  # pragma: no cover - a 32-bit collision
             continue
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

@@ -152,9 +152,10 @@ def _signal_name(exc: Interrupted) -> str:
 
 def _one_run(k: Any, plan: _Plan, X1: Any, X2: Any, out: Path, report: _Report) -> None:
     """All blocks into a hidden temporary file, renamed to ``out`` when complete."""
-    tmp = temporary_path(out)
     kept = f"{str(out)!r} is as it was" if out.exists() else f"{str(out)!r} was not written"
-    try:
+    tmp: Path | None = None
+    try:  # from the temporary file's creation on, a signal or an error removes it
+        tmp = temporary_path(out)
         K = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float64, shape=plan.shape)
         for b in range(len(plan.blocks)):
             _store(K, plan, b, _compute(k, plan, X1, X2, b))
@@ -163,14 +164,16 @@ def _one_run(k: Any, plan: _Plan, X1: Any, X2: Any, out: Path, report: _Report) 
         del K
         os.replace(tmp, out)
     except Interrupted as exc:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         raise Interrupted(
             exc.signum,
             f"interrupted by {_signal_name(exc)}; the unfinished temporary file was removed "
             f"and {kept} (to make a run that can be continued, pass --resume / resume=True)",
         ) from None
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
         raise
 
 
