@@ -144,6 +144,19 @@ def _kinks_at_zero_only(expr: sp.Expr) -> bool:
     return True
 
 
+def _integrable(outer: sp.Expr, inner: sp.Expr) -> bool:
+    """Whether SymPy integrates ``outer`` times the smoothing of ``inner`` (quickly).
+
+    A piecewise polynomial ``outer`` (powers, max, min, abs, steps) against any smoothing,
+    or anything against the smoothing of a polynomial (Gaussian moments of ``outer``).
+    Two transcendental factors (``erf(u)`` against ``erf(2 v)`` or ``sin(v)``) can keep
+    SymPy's ``integrate`` busy for minutes; those cross terms are left to quadrature.
+    """
+    if inner.is_polynomial(u):
+        return True
+    return all(isinstance(f, _KINKED) for f in outer.atoms(sp.Function))
+
+
 @functools.lru_cache(maxsize=256)
 def cross_expectation(f: sp.Expr, g: sp.Expr) -> sp.Expr | None:
     """``E[f(u) g(v)]`` in ``s11, s12, s22, det`` (``ntksym.dual.derive``), or None.
@@ -162,7 +175,7 @@ def cross_expectation(f: sp.Expr, g: sp.Expr) -> sp.Expr | None:
         order.reverse()
     for outer, inner, var in order:
         smooth = smoothing(inner)
-        if smooth is None or not _kinks_at_zero_only(outer):
+        if smooth is None or not _kinks_at_zero_only(outer) or not _integrable(outer, inner):
             continue
         halves = []
         for sign in (1, -1):
