@@ -39,7 +39,8 @@ COVARIANCES = [
     (1.3, -0.9, 0.7),
     (1e-4, 0.5e-4, 1e-4),
     (1e-4, -0.9e-4, 2e-4),
-    (1e4, 0.97e4, 1e4),
+    # (1e4, 0.97e4, 1e4) is left out: the mpmath quadrature of a kinked sum does not
+    # converge there; test_relu_plus_erf_near_parallel covers large variances near rho = 1
     (1e4, -900.0, 3e3),
 ]
 
