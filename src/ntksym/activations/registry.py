@@ -18,7 +18,13 @@ from ntksym.activations.parser import MAX_INTEGER_EXPONENT, parse_expression
 from ntksym.activations.recognise import recognise
 from ntksym.errors import ActivationError
 
-__all__ = ["Activation", "affine_parts", "registered_names", "get_activation"]
+__all__ = [
+    "Activation",
+    "affine_parts",
+    "registered_names",
+    "get_activation",
+    "recognised_activation",
+]
 
 
 # --------------------------------------------------------------------------- the object
@@ -315,6 +321,19 @@ def get_activation(spec: str | Activation | sp.Expr, **params: Any) -> Activatio
         name, found = known
         return REGISTRY[name](**found)
     return Activation(sp.sstr(expr), expr, f"user expression {key!r}")
+
+
+def recognised_activation(expr: sp.Expr) -> Activation | None:
+    """The registered activation that the expression in u ``expr`` is exactly, or None.
+
+    The same recognition as for typed strings (``ntksym.activations.recognise``): ``0.1*tanh(u)``
+    is ``affine(tanh, a=0.1)``, ``Max(0, u)`` is ``relu``.
+    """
+    known = recognise(expr, {name: e for name, (e, _) in _SIMPLE.items()})
+    if known is None:
+        return None
+    name, found = known
+    return REGISTRY[name](**found)
 
 
 def _from_sympy(expr: sp.Expr) -> Activation:

@@ -9,7 +9,16 @@ from those of ``f`` in one of the others.
 from __future__ import annotations
 
 from ntksym.activations import Activation
-from ntksym.dual.families import affine, erf, gelu, jump, mgf, piecewise_linear, polynomial
+from ntksym.dual.families import (
+    affine,
+    erf,
+    gelu,
+    jump,
+    mgf,
+    piecewise_linear,
+    polynomial,
+    sums,
+)
 from ntksym.dual.family import Family
 
 __all__ = ["AFFINE", "FAMILIES", "closed_form_names", "family_of"]
@@ -21,6 +30,8 @@ _BASES: tuple[Family, ...] = (
     gelu.FAMILY,
     mgf.FAMILY,
     polynomial.FAMILY,
+    # sums of the others' members (before the MGF expressions, which take no kinks or erf)
+    sums.sums_family(lambda act: family_of(act)),
     mgf.EXPRESSIONS,
 )
 
