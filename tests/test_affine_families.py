@@ -159,13 +159,13 @@ SMOOTH_VARIANCES = [(1e-4, 1.0), (1.0, 1e2), (1e4, 1e4)]
 SMOOTH_RHOS = [-(1 - 1e-12), 0.5, 1 - 1e-12]
 
 
-@pytest.mark.slow
+@pytest.mark.exhaustive
 @pytest.mark.parametrize("typed", SMOOTH_MAPS)
 def test_smooth_dual_maps_match_mpmath_quadrature(typed):
     _check_maps(typed, SMOOTH_VARIANCES, SMOOTH_RHOS)
 
 
-@pytest.mark.slow
+@pytest.mark.exhaustive
 @pytest.mark.parametrize("typed", WAVE_MAPS)
 def test_wave_dual_maps_match_mpmath_quadrature(typed):
     _check_maps(typed, [(1e-4, 1e-4), (1e-4, 1.0), (1.0, 4.0)], RHOS)
@@ -240,7 +240,7 @@ def test_kernel_matches_mpmath_numba(typed):
 SMOOTH_KERNELS = ["0.5*erf(u/sqrt(2)) + 0.5", "exp(-u**2/(2*3))", "3*u*(1 + erf(u/sqrt(2)))/2"]
 
 
-@pytest.mark.slow
+@pytest.mark.exhaustive
 @pytest.mark.parametrize("backend", ["numpy", "numba", "dual"])
 @pytest.mark.parametrize("typed", SMOOTH_KERNELS)
 def test_smooth_kernel_matches_mpmath(typed, backend):
