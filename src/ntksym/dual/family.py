@@ -11,7 +11,7 @@ family) plus its line in the activation registry.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +23,7 @@ from ntksym.dual import stable
 from ntksym.dual.derive import DET, S11, S12, S22
 from ntksym.dual.stable import LayerMap
 
-__all__ = ["DualMaps", "Family", "NumericFn", "lambdified", "stable_numeric"]
+__all__ = ["DualMaps", "Family", "NumericFn", "lambdified", "numpy_function", "stable_numeric"]
 
 #: Float64 evaluation of both maps: ``(s11, s12, s22, det) -> (nngp, ntk)``.
 NumericFn = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], tuple[Any, Any]]
@@ -85,11 +85,40 @@ class Family:
         return self.matches is not None and self.matches(act)
 
 
+class _Broadcasting:
+    """``logical_or``/``logical_and`` whose ``reduce`` broadcasts its operands.
+
+    SymPy prints ``Or(a, b)`` for NumPy as ``logical_or.reduce((a, b))``, which stacks the
+    operands into one array and fails when they have different shapes (a column of
+    variances against a row); folding the binary ufunc broadcasts them instead.
+    """
+
+    def __init__(self, ufunc: np.ufunc) -> None:
+        self.ufunc = ufunc
+
+    def reduce(self, operands: Sequence[Any]) -> Any:
+        out = operands[0]
+        for x in operands[1:]:
+            out = self.ufunc(out, x)
+        return out
+
+
+_NUMPY = [
+    {"logical_or": _Broadcasting(np.logical_or), "logical_and": _Broadcasting(np.logical_and)},
+    "numpy",
+]
+
+
+def numpy_function(args: Sequence[sp.Symbol], expr: sp.Expr) -> Callable[..., Any]:
+    """``sympy.lambdify`` for NumPy arrays that broadcast (also inside ``Or``/``And``)."""
+    return sp.lambdify(tuple(args), expr, modules=_NUMPY)
+
+
 def lambdified(nngp: sp.Expr, ntk: sp.Expr) -> NumericFn:
     """Float64 evaluation of two SymPy maps in (S11, S12, S22, DET), complex-safe."""
     args = (S11, S12, S22, DET)
-    f = sp.lambdify(args, nngp, modules="numpy")
-    g = sp.lambdify(args, ntk, modules="numpy")
+    f = numpy_function(args, nngp)
+    g = numpy_function(args, ntk)
     complex_valued = nngp.has(sp.I) or ntk.has(sp.I)
 
     def numeric(s11: Any, s12: Any, s22: Any, det: Any) -> tuple[Any, Any]:
@@ -111,8 +140,8 @@ def stable_numeric(lm: LayerMap) -> Callable[..., tuple[Any, Any]]:
     not taken are silenced.
     """
     args = (stable.S11, stable.S22, stable.S12, stable.D, stable.U)
-    f = sp.lambdify(args, lm.nngp, modules="numpy")
-    g = None if lm.ntk is None else sp.lambdify(args, lm.ntk, modules="numpy")
+    f = numpy_function(args, lm.nngp)
+    g = None if lm.ntk is None else numpy_function(args, lm.ntk)
 
     def numeric(s11: Any, s12: Any, s22: Any, det: Any) -> tuple[Any, Any]:
         with np.errstate(all="ignore"):

@@ -41,6 +41,7 @@ from ntksym.codegen.runtime.numpy_fused import first_layer
 from ntksym.dual import stable
 from ntksym.dual.covariance import careful_det
 from ntksym.dual.families import family_of
+from ntksym.dual.family import numpy_function
 from ntksym.errors import NoClosedFormError
 from ntksym.stax.description import Dense, LayerNorm, Nonlinearity
 from ntksym.stax.walk import Meta
@@ -152,7 +153,7 @@ def stable_det(act: Activation) -> Callable[..., Any] | None:
         return None
     args = (stable.S11, stable.S22, stable.S12, stable.D, stable.N11, stable.N22, stable.U)
     expr = lm.det.xreplace({stable.W2: sp.Integer(1), stable.B2: sp.Integer(0)})
-    return sp.lambdify(args, expr, modules="numpy")
+    return numpy_function(args, expr)
 
 
 def _activation_det(p: Block, act: Activation, k11: np.ndarray, k22: np.ndarray) -> Any:
