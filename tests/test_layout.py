@@ -25,6 +25,7 @@ BOXES: list[tuple[int, str]] = [
     (1, "ntksym.stats"),
     (2, "ntksym.activations"),
     (3, "ntksym.typing"),
+    (3, "ntksym.architecture"),
     (4, "ntksym.dual"),
     (5, "ntksym.reference"),
     (5, "ntksym.codegen"),

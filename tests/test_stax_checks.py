@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from ntksym import stax
+from ntksym.architecture import description
 from ntksym.errors import InputError
 from ntksym.stax import finite
 
@@ -201,9 +202,9 @@ def test_empirical_ntk_matches_finite_differences(name):
 
 
 def _narrow(layer):
-    if isinstance(layer, stax.description.Dense):
+    if isinstance(layer, description.Dense):
         width = 3 if layer.out_dim == 16 else 5
-        return stax.description.Dense(width, layer.w_std, layer.b_std, layer.parameterization)
+        return description.Dense(width, layer.w_std, layer.b_std, layer.parameterization)
     return layer
 
 

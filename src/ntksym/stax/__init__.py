@@ -10,7 +10,7 @@ stax``. Each function returns ``(init_fn, apply_fn, kernel_fn)``:
   NumPy (:mod:`ntksym.stax.finite`).
 
 The network behind them is an immutable, hashable description
-(:mod:`ntksym.stax.description`), available as ``layer.description``; the mpmath referee
+(:mod:`ntksym.architecture.description`), available as ``layer.description``; the mpmath referee
 :func:`reference_kernels` and the Monte-Carlo estimate :func:`monte_carlo` take the same
 description. ``docs/architectures.md`` explains the two parameterizations.
 

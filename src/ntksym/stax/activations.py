@@ -29,8 +29,8 @@ from typing import Any
 import sympy as sp
 
 from ntksym.activations import Activation, get_activation
+from ntksym.architecture.description import Nonlinearity, finite_real, positive_int
 from ntksym.errors import ActivationError, InputError
-from ntksym.stax.description import Nonlinearity, finite_real, positive_int
 from ntksym.stax.layers import Layer, layer_of
 
 __all__ = [

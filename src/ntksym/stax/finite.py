@@ -19,8 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ntksym.errors import InputError
-from ntksym.stax.description import (
+from ntksym.architecture.description import (
     Dense,
     FanInSum,
     FanOut,
@@ -32,6 +31,7 @@ from ntksym.stax.description import (
     Repeat,
     Serial,
 )
+from ntksym.errors import InputError
 
 __all__ = ["as_generator", "init", "apply", "empirical_kernels"]
 

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 
 from ntksym.activations import Activation, get_activation
+from ntksym.architecture.description import Dense, Identity, Net, Nonlinearity, Repeat, Serial
 from ntksym.errors import InputError
 from ntksym.kernels import Kernels, kernel, validate_inputs
-from ntksym.stax.description import Dense, Identity, Net, Nonlinearity, Repeat, Serial
 from ntksym.stax.numeric import Float64Ops, input_block
 from ntksym.stax.walk import Meta, Walker
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from ntksym.architecture import description as d
 from ntksym.errors import InputError
-from ntksym.stax import description as d
 from ntksym.stax import finite
 from ntksym.stax.kernel import evaluate
 
@@ -153,7 +153,7 @@ def Dense(  # noqa: N802 - neural-tangents' name
     b_std: float | None = None,
     parameterization: str = "ntk",
 ) -> Layer:
-    """A fully connected layer (``stax.Dense``): see :class:`ntksym.stax.description.Dense`.
+    """A fully connected layer (``stax.Dense``): see :class:`ntksym.architecture.description.Dense`.
 
     Args:
         out_dim: Output width. The NTK parameterization's kernels do not depend on it;

@@ -12,10 +12,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ntksym.architecture.description import Net, positive_int
 from ntksym.errors import InputError
 from ntksym.kernels import validate_inputs
 from ntksym.stax import finite
-from ntksym.stax.description import Net, positive_int
 from ntksym.stax.layers import Layer
 
 __all__ = ["MonteCarlo", "monte_carlo"]

@@ -17,10 +17,10 @@ from typing import Any
 import mpmath
 import numpy as np
 
+from ntksym.architecture.description import Dense, LayerNorm, Net, Nonlinearity
 from ntksym.kernels.api import validate_inputs
 from ntksym.reference import dual
 from ntksym.reference.convert import GUARD_DIGITS, check_dps, check_method, to_float
-from ntksym.stax.description import Dense, LayerNorm, Net, Nonlinearity
 from ntksym.stax.walk import Meta, Walker
 
 __all__ = ["Pair", "MpmathOps", "reference_kernels"]

@@ -37,13 +37,13 @@ import sympy as sp
 from ntksym import dual
 from ntksym.activations import Activation
 from ntksym.activations.registry import affine_parts
+from ntksym.architecture.description import Dense, LayerNorm, Nonlinearity
 from ntksym.codegen.runtime.numpy_fused import first_layer
 from ntksym.dual import stable
 from ntksym.dual.covariance import careful_det
 from ntksym.dual.families import family_of
 from ntksym.dual.family import numpy_function
 from ntksym.errors import NoClosedFormError
-from ntksym.stax.description import Dense, LayerNorm, Nonlinearity
 from ntksym.stax.walk import Meta
 
 __all__ = ["Block", "Float64Ops", "input_block"]

@@ -13,8 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Generic, Protocol, TypeVar
 
-from ntksym.errors import InputError
-from ntksym.stax.description import (
+from ntksym.architecture.description import (
     Dense,
     FanInSum,
     FanOut,
@@ -26,6 +25,7 @@ from ntksym.stax.description import (
     Repeat,
     Serial,
 )
+from ntksym.errors import InputError
 
 __all__ = ["Meta", "Ops", "Walker"]
 
