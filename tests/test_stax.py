@@ -6,7 +6,7 @@ import pytest
 import ntksym
 from ntksym import stax
 from ntksym.errors import ActivationError, InputError, NTKSymError
-from ntksym.stax.kernel import homogeneous
+from ntksym.kernels.architecture import homogeneous
 
 RNG = np.random.default_rng(20261203)
 X = RNG.standard_normal((5, 4))

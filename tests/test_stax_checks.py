@@ -6,8 +6,8 @@ import pytest
 
 from ntksym import stax
 from ntksym.architecture import description
+from ntksym.empirical import architecture as finite
 from ntksym.errors import InputError
-from ntksym.stax import finite
 
 RNG = np.random.default_rng(7)
 X3 = RNG.standard_normal((3, 4))

@@ -8,8 +8,8 @@ networks compare and hash equal, so a description can key a cache; ``str`` print
 in neural-tangents' own call syntax.
 
 The combinators of :mod:`ntksym.stax` build these records; the evaluators
-(:mod:`ntksym.stax.numeric`, :mod:`ntksym.stax.mpref`, :mod:`ntksym.stax.finite`)
-walk them.
+(:mod:`ntksym.kernels.layer_maps`, :mod:`ntksym.reference.architecture`,
+:mod:`ntksym.empirical.architecture`) walk them.
 """
 
 from __future__ import annotations

@@ -5,9 +5,9 @@ stax``. Each function returns ``(init_fn, apply_fn, kernel_fn)``:
 
 * ``kernel_fn(x1, x2=None, get=("nngp", "ntk"))``: the infinite-width kernels on NumPy
   arrays, in float64 from ntksym's stable dual maps (a homogeneous network runs its
-  generated kernel, :mod:`ntksym.stax.kernel`);
+  generated kernel, :mod:`ntksym.kernels.architecture`);
 * ``init_fn(seed, input_shape)`` and ``apply_fn(params, x)``: the finite-width network in
-  NumPy (:mod:`ntksym.stax.finite`).
+  NumPy (:mod:`ntksym.empirical.architecture`).
 
 The network behind them is an immutable, hashable description
 (:mod:`ntksym.architecture.description`), available as ``layer.description``; the mpmath referee
@@ -24,6 +24,7 @@ Example:
     (3, 3)
 """
 
+from ntksym.reference.architecture import reference_kernels
 from ntksym.stax.activations import (
     ABRelu,
     Abs,
@@ -53,7 +54,6 @@ from ntksym.stax.layers import (
     serial,
 )
 from ntksym.stax.montecarlo import MonteCarlo, monte_carlo
-from ntksym.stax.mpref import reference_kernels
 
 __all__ = [
     "ABRelu",

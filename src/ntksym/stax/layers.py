@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from ntksym.architecture import description as d
+from ntksym.empirical import architecture as finite
 from ntksym.errors import InputError
-from ntksym.stax import finite
-from ntksym.stax.kernel import evaluate
+from ntksym.kernels.architecture import evaluate
 
 __all__ = [
     "Layer",
@@ -44,7 +44,7 @@ class InitFn:
     net: d.Net
 
     def __call__(self, rng: Any, input_shape: Any) -> tuple[Any, Any]:
-        """Draw the parameters (see :mod:`ntksym.stax.finite` for their layout)."""
+        """Draw the parameters (see :mod:`ntksym.empirical.architecture` for their layout)."""
         if isinstance(input_shape, list):
             shape: Any = [tuple(s) for s in input_shape]
         else:

@@ -13,9 +13,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ntksym.architecture.description import Net, positive_int
+from ntksym.empirical import architecture as finite
 from ntksym.errors import InputError
 from ntksym.kernels import validate_inputs
-from ntksym.stax import finite
 from ntksym.stax.layers import Layer
 
 __all__ = ["MonteCarlo", "monte_carlo"]

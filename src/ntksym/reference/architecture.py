@@ -1,7 +1,7 @@
 """The mpmath referee for a described network: the same walk, pair by pair, at any precision.
 
 Every entry of the Gram matrices runs the network's kernel maps (see
-:mod:`ntksym.stax.numeric` for the list) in mpmath at ``dps`` digits plus guard digits.
+:mod:`ntksym.kernels.layer_maps` for the list) in mpmath at ``dps`` digits plus guard digits.
 The inputs' inner products are exact (extended-precision ``fsum`` of the exact float
 values) and each activation's two dual maps come from :func:`ntksym.reference.dual`, by
 quadrature (``method="quadrature"``, never a closed form) unless asked otherwise, so the
@@ -17,11 +17,12 @@ from typing import Any
 import mpmath
 import numpy as np
 
+from ntksym._validate import real_matrix
 from ntksym.architecture.description import Dense, LayerNorm, Net, Nonlinearity
-from ntksym.kernels.api import validate_inputs
+from ntksym.architecture.walk import Meta, Walker
+from ntksym.errors import InputError
 from ntksym.reference import dual
 from ntksym.reference.convert import GUARD_DIGITS, check_dps, check_method, to_float
-from ntksym.stax.walk import Meta, Walker
 
 __all__ = ["Pair", "MpmathOps", "reference_kernels"]
 
@@ -39,7 +40,7 @@ class Pair:
 
 
 class MpmathOps:
-    """The kernel maps in mpmath (an :class:`~ntksym.stax.walk.Ops`); duals cached per call."""
+    """The kernel maps in mpmath (an :class:`~ntksym.architecture.walk.Ops`); duals cached."""
 
     def __init__(self, dps: int, method: str) -> None:
         self.dps, self.method = dps, method
@@ -140,8 +141,12 @@ def reference_kernels(
         InputError: Bad inputs, dps or method, or a network that is not well formed.
     """
     dps, method = check_dps(dps), check_method(method)
-    A, B = validate_inputs(X1, X2)
-    B = A if B is None else B
+    A = real_matrix(X1, "X1")
+    B = A if X2 is None else real_matrix(X2, "X2")
+    if A.shape[1] != B.shape[1]:
+        raise InputError(
+            f"X1 and X2 must have the same number of features, got {A.shape[1]} and {B.shape[1]}"
+        )
     ops = MpmathOps(dps, method)
     shape = (len(A), len(B))
     results: list[tuple[np.ndarray, np.ndarray]] = []

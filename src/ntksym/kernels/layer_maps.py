@@ -38,13 +38,13 @@ from ntksym import dual
 from ntksym.activations import Activation
 from ntksym.activations.registry import affine_parts
 from ntksym.architecture.description import Dense, LayerNorm, Nonlinearity
+from ntksym.architecture.walk import Meta
 from ntksym.codegen.runtime.numpy_fused import first_layer
 from ntksym.dual import stable
 from ntksym.dual.covariance import careful_det
 from ntksym.dual.families import family_of
 from ntksym.dual.family import numpy_function
 from ntksym.errors import NoClosedFormError
-from ntksym.stax.walk import Meta
 
 __all__ = ["Block", "Float64Ops", "input_block"]
 
@@ -172,7 +172,7 @@ def _activation_det(p: Block, act: Activation, k11: np.ndarray, k22: np.ndarray)
 
 
 class Float64Ops:
-    """The layer maps of :mod:`ntksym.stax.numeric` in float64 (an :class:`~.walk.Ops`)."""
+    """The layer maps of :mod:`ntksym.kernels.layer_maps` in float64 (an :class:`~.walk.Ops`)."""
 
     def dense(self, p: Block, meta: Meta, layer: Dense) -> Block:
         """Sigma and Theta after a Dense layer (see the module docstring)."""

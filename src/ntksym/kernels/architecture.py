@@ -4,7 +4,7 @@ A *homogeneous* network (``Dense``, activation, ``Dense``, ..., ``Dense``, every
 the NTK parameterization with one ``W_std`` and one ``b_std``, one activation
 throughout) is exactly ``ntksym.kernel(activation, depth, b_std, W_std)``, and is sent
 to its generated module (:func:`homogeneous`). Every other network is evaluated layer by
-layer in float64 (:mod:`ntksym.stax.numeric`).
+layer in float64 (:mod:`ntksym.kernels.layer_maps`).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import numpy as np
 
 from ntksym.activations import Activation, get_activation
 from ntksym.architecture.description import Dense, Identity, Net, Nonlinearity, Repeat, Serial
+from ntksym.architecture.walk import Meta, Walker
 from ntksym.errors import InputError
-from ntksym.kernels import Kernels, kernel, validate_inputs
-from ntksym.stax.numeric import Float64Ops, input_block
-from ntksym.stax.walk import Meta, Walker
+from ntksym.kernels.api import Kernels, kernel, validate_inputs
+from ntksym.kernels.layer_maps import Float64Ops, input_block
 
 __all__ = ["BACKENDS", "homogeneous", "parse_get", "evaluate"]
 
