@@ -221,8 +221,8 @@ def test_init_and_apply_shapes_and_errors():
         init_fn("seed", (3, 4))
     with pytest.raises(InputError, match="input shape"):
         init_fn(0, (4,))
-    with pytest.raises(InputError, match="takes \\(params, inputs\\) only"):
-        apply_fn(params, X3, rng=1)
+    with pytest.raises(InputError, match="takes \\(params, inputs\\) and rng= only"):
+        apply_fn(params, X3, mode="train")
 
 
 # --------------------------------------------------------------------------- Monte Carlo

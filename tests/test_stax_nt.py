@@ -45,6 +45,22 @@ def build(s, width=64):
             s.Sign(),
             s.Dense(1, 1.0, 0.1),
         ),
+        "dropout": s.serial(
+            s.Dense(width, 1.2, 0.1),
+            s.Relu(),
+            s.Dropout(0.7),
+            s.Dense(width, 1.1, 0.2),
+            s.Erf(),
+            s.Dropout(0.5),
+            s.Dense(1),
+        ),
+        "standard-width-multipliers": s.serial(
+            s.Dense(width, 1.2, 0.1, parameterization="standard", s=(1, 3)),
+            s.Relu(),
+            s.Dense(width, 1.1, 0.2, parameterization="standard", s=(3, 2)),
+            s.Gelu(),
+            s.Dense(1, 0.9, None, parameterization="standard", s=(2, 1)),
+        ),
         "abrelu-abs-monomial": s.serial(
             s.Dense(width, 1.0, 0.2),
             s.ABRelu(-0.4, 1.3),

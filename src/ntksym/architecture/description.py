@@ -1,7 +1,7 @@
 """The network description behind :mod:`ntksym.stax`: immutable, hashable layer records.
 
 A network is a tree of frozen dataclasses: leaves are layers (:class:`Dense`,
-:class:`Nonlinearity`, :class:`LayerNorm`, :class:`Identity`, :class:`FanOut`,
+:class:`Nonlinearity`, :class:`LayerNorm`, :class:`Dropout`, :class:`Identity`, :class:`FanOut`,
 :class:`FanInSum`) and inner nodes are :class:`Serial` (one after another),
 :class:`Parallel` (one branch per input of a list) and :class:`Repeat`. Equal
 networks compare and hash equal, so a description can key a cache; ``str`` prints it
@@ -24,7 +24,9 @@ from ntksym.errors import InputError
 
 __all__ = [
     "PARAMETERIZATIONS",
+    "DROPOUT_MODES",
     "Dense",
+    "Dropout",
     "Nonlinearity",
     "LayerNorm",
     "Identity",
@@ -36,10 +38,14 @@ __all__ = [
     "Net",
     "positive_int",
     "finite_real",
+    "as_description",
 ]
 
 #: Values of ``Dense(..., parameterization=...)``.
 PARAMETERIZATIONS = ("ntk", "standard")
+
+#: Values of ``Dropout(..., mode=...)``.
+DROPOUT_MODES = ("train", "test")
 
 
 def positive_int(name: str, value: Any, minimum: int = 1) -> int:
@@ -75,12 +81,18 @@ class Dense:
         parameterization: ``"ntk"`` (``z = sigma_w W x / sqrt(n_in) + sigma_b b``, all
             entries N(0, 1)) or ``"standard"`` (``z = W x + b`` with
             ``W ~ N(0, sigma_w^2 / n_in)``, ``b ~ N(0, sigma_b^2)``).
+        s: neural-tangents' width multipliers ``(s_in, s_out)`` of the standard
+            parameterization: the layer has ``out_dim * s_out`` outputs, computes
+            ``z = W x / sqrt(s_in) + b`` with ``W ~ N(0, sigma_w^2 s_in / n_in)``, and its
+            NTK counts the input width as ``n_in / s_in``. ``(1, 1)`` for the NTK
+            parameterization (where neural-tangents ignores it, ntksym refuses other values).
     """
 
     out_dim: int
     w_std: float = 1.0
     b_std: float | None = None
     parameterization: str = "ntk"
+    s: tuple[int, int] = (1, 1)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "out_dim", positive_int("Dense out_dim", self.out_dim))
@@ -93,6 +105,20 @@ class Dense:
                 f"Dense parameterization must be one of {', '.join(PARAMETERIZATIONS)}, got {p!r}"
             )
         object.__setattr__(self, "parameterization", p.lower())
+        if not isinstance(self.s, (tuple, list)) or len(self.s) != 2:
+            raise InputError(f"Dense s must be a pair of integers (s_in, s_out), got {self.s!r}")
+        s = (positive_int("Dense s[0]", self.s[0]), positive_int("Dense s[1]", self.s[1]))
+        if s != (1, 1) and self.parameterization != "standard":
+            raise InputError(
+                f"Dense s={s} (width multipliers) applies to parameterization='standard' only; "
+                "with 'ntk' leave s=(1, 1)"
+            )
+        object.__setattr__(self, "s", s)
+
+    @property
+    def width(self) -> int:
+        """The number of outputs, ``out_dim * s_out``."""
+        return self.out_dim * self.s[1]
 
     @property
     def b2(self) -> float:
@@ -103,7 +129,9 @@ class Dense:
         b = "None" if self.b_std is None else _num(self.b_std)
         return (
             f"Dense({self.out_dim}, W_std={_num(self.w_std)}, b_std={b}, "
-            f"parameterization={self.parameterization!r})"
+            f"parameterization={self.parameterization!r}"
+            + ("" if self.s == (1, 1) else f", s={self.s}")
+            + ")"
         )
 
 
@@ -142,6 +170,39 @@ class LayerNorm:
 
     def __str__(self) -> str:
         return f"LayerNorm(eps={_num(self.eps)})"
+
+
+@dataclass(frozen=True)
+class Dropout:
+    """neural-tangents' ``Dropout(rate, mode)``: ``rate`` is the probability of *keeping* a unit.
+
+    In ``"train"`` mode a finite network multiplies each unit by an independent mask,
+    ``m / rate`` with ``m ~ Bernoulli(rate)``, drawn afresh for every input; in ``"test"``
+    mode it is the identity. The infinite-width limit of ``"train"`` (neural-tangents'):
+    an input paired with *itself* (the same example, the same mask) has its covariance and
+    NTK multiplied by ``1 / rate``; two different examples (independent masks) keep theirs.
+    The output is no longer Gaussian, so an activation or a LayerNorm needs a Dense layer
+    after the dropout.
+    """
+
+    rate: float
+    mode: str = "train"
+
+    def __post_init__(self) -> None:
+        r = finite_real("Dropout rate", self.rate)
+        if not 0.0 < r <= 1.0:
+            raise InputError(
+                f"Dropout rate is the probability of keeping a unit: it must be in (0, 1], "
+                f"got {self.rate!r}"
+            )
+        object.__setattr__(self, "rate", r)
+        if self.mode not in DROPOUT_MODES:
+            raise InputError(
+                f"Dropout mode must be one of {', '.join(DROPOUT_MODES)}, got {self.mode!r}"
+            )
+
+    def __str__(self) -> str:
+        return f"Dropout({_num(self.rate)}, mode={self.mode!r})"
 
 
 @dataclass(frozen=True)
@@ -213,5 +274,34 @@ class Repeat:
 
 #: A network description: a layer or a combination of them.
 Net: TypeAlias = (
-    Dense | Nonlinearity | LayerNorm | Identity | FanOut | FanInSum | Serial | Parallel | Repeat
+    Dense
+    | Nonlinearity
+    | LayerNorm
+    | Dropout
+    | Identity
+    | FanOut
+    | FanInSum
+    | Serial
+    | Parallel
+    | Repeat
 )
+
+
+def as_description(obj: Any) -> Net | None:
+    """The description held by ``obj``, or None if it holds none.
+
+    Accepts a description itself, anything with a ``description`` attribute that is one (a
+    ``ntksym.stax`` layer) and a ``(init_fn, apply_fn, kernel_fn)`` triple whose
+    ``kernel_fn`` carries one (as ``net``), so that the evaluators below ``stax`` can take
+    its layers without importing it.
+    """
+    if isinstance(obj, Net):
+        return obj
+    found = getattr(obj, "description", None)
+    if isinstance(found, Net):
+        return found
+    if isinstance(obj, tuple) and len(obj) == 3:
+        found = getattr(obj[2], "net", None)
+        if isinstance(found, Net):
+            return found
+    return None

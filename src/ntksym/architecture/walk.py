@@ -15,6 +15,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from ntksym.architecture.description import (
     Dense,
+    Dropout,
     FanInSum,
     FanOut,
     Identity,
@@ -71,6 +72,10 @@ class Ops(Protocol, Generic[P]):
         """The payload of the sum of independent branches."""
         ...
 
+    def dropout(self, p: P, layer: Dropout) -> P:
+        """The payload after a Dropout in ``"train"`` mode (``"test"`` never calls it)."""
+        ...
+
 
 def _single(node: Any, what: str) -> tuple[Any, Meta]:
     if isinstance(node, list):
@@ -111,7 +116,9 @@ class Walker(Generic[P]):
         if isinstance(net, Dense):
             self._dense_count += 1
             out = self.ops.dense(p, meta, net)
-            return out, Meta(net.out_dim, True, frozenset({self._dense_count}), False)
+            return out, Meta(net.width, True, frozenset({self._dense_count}), False)
+        if isinstance(net, Dropout):
+            return self._dropout(net, p, meta)
         if isinstance(net, Nonlinearity):
             if not meta.gaussian:
                 raise InputError(
@@ -127,6 +134,16 @@ class Walker(Generic[P]):
                 )
             return self.ops.layer_norm(p, net), meta
         raise InputError(f"not a layer of ntksym.stax: {net!r}")
+
+    def _dropout(self, net: Dropout, p: Any, meta: Meta) -> tuple[Any, Meta]:
+        if net.mode == "test":
+            return p, meta
+        if meta.is_input:
+            raise InputError(
+                f"{net} cannot act on the network inputs (as in neural-tangents): their "
+                "kernel is not a random feature map; put it after a layer"
+            )
+        return self.ops.dropout(p, net), replace(meta, gaussian=False)
 
     def _parallel(self, net: Parallel, node: Any) -> list[Any]:
         n = len(net.branches)

@@ -5,8 +5,12 @@ shape ``(n_in, out_dim)`` and ``b`` of shape ``(1, out_dim)`` (None without a bi
 ``serial`` and ``parallel`` hold a tuple with one entry per layer or branch,
 ``repeat(layer, n)`` a tuple of ``n`` entries, and every other layer ``()``. In the NTK
 parameterization ``W`` and ``b`` are N(0, 1) and the layer computes
-``W_std x W / sqrt(n_in) + b_std b``; in the standard one ``W ~ N(0, W_std^2 / n_in)``,
-``b ~ N(0, b_std^2)`` and it computes ``x W + b``.
+``W_std x W / sqrt(n_in) + b_std b``; in the standard one ``W ~ N(0, W_std^2 s_in / n_in)``,
+``b ~ N(0, b_std^2)`` and it computes ``x W / sqrt(s_in) + b`` with ``out_dim * s_out``
+outputs (neural-tangents' width multipliers ``s = (s_in, s_out)``, ``(1, 1)`` by default).
+``Dropout(rate)`` in ``"train"`` mode multiplies every unit by ``m / rate`` with an
+independent ``m ~ Bernoulli(rate)`` per input and unit, drawn from the ``rng`` given to
+:func:`apply` (a new mask on every call, as in neural-tangents).
 
 :func:`empirical_kernels` gives a drawn network's NNGP sample ``f(x).f(x')/n_out`` and its
 exact empirical NTK (the gradient inner product over every W and b, averaged over the
@@ -21,6 +25,7 @@ import numpy as np
 
 from ntksym.architecture.description import (
     Dense,
+    Dropout,
     FanInSum,
     FanOut,
     Identity,
@@ -90,26 +95,39 @@ def init(net: Net, rng: np.random.Generator, input_shape: Any) -> tuple[Any, Any
         return input_shape[0], ()
     if isinstance(net, Dense):
         n_in = _width(input_shape, str(net))
-        W = rng.standard_normal((n_in, net.out_dim))
-        b = None if net.b_std is None else rng.standard_normal((1, net.out_dim))
+        W = rng.standard_normal((n_in, net.width))
+        b = None if net.b_std is None else rng.standard_normal((1, net.width))
         if net.parameterization == "standard":
-            W = W * (net.w_std / np.sqrt(n_in))
+            W = W * (net.w_std / np.sqrt(n_in / net.s[0]))
             b = None if b is None else b * (net.b_std or 0.0)
-        return (input_shape[0], net.out_dim), (W, b)
+        return (input_shape[0], net.width), (W, b)
     return input_shape, ()
 
 
-def _forward(net: Net, params: Any, x: Any) -> tuple[Any, Any]:
+def _dropout(net: Dropout, x: np.ndarray, rng: np.random.Generator | None) -> tuple[Any, Any]:
+    if net.mode == "test":
+        return x, None
+    if rng is None:
+        raise InputError(
+            f"{net} draws a random mask: give apply_fn an rng (apply_fn(params, x, rng=seed)), "
+            "or use mode='test'"
+        )
+    scale = (rng.random(x.shape) < net.rate) / net.rate
+    return x * scale, scale
+
+
+def _forward(net: Net, params: Any, x: Any, rng: np.random.Generator | None) -> tuple[Any, Any]:
     """Output and the tape that :func:`_backward` needs."""
     if isinstance(net, Serial | Repeat):
         layers = net.layers if isinstance(net, Serial) else (net.layer,) * net.n
         tapes = []
         for layer, p in zip(layers, params, strict=True):
-            x, tape = _forward(layer, p, x)
+            x, tape = _forward(layer, p, x, rng)
             tapes.append(tape)
         return x, tapes
     if isinstance(net, Parallel):
-        outs = [_forward(b, p, xi) for b, p, xi in zip(net.branches, params, x, strict=True)]
+        branches = zip(net.branches, params, x, strict=True)
+        outs = [_forward(b, p, xi, rng) for b, p, xi in branches]
         return [y for y, _ in outs], [t for _, t in outs]
     if isinstance(net, FanOut):
         return [x] * net.n, None
@@ -124,8 +142,11 @@ def _forward(net: Net, params: Any, x: Any) -> tuple[Any, Any]:
             if b is not None:
                 y = y + net.b_std * b
         else:
-            y = x @ W if b is None else x @ W + b
+            y = x @ W if net.s[0] == 1 else (x @ W) / np.sqrt(net.s[0])
+            y = y if b is None else y + b
         return y, x
+    if isinstance(net, Dropout):
+        return _dropout(net, x, rng)
     if isinstance(net, Nonlinearity):
         return net.activation.numpy(x), x
     if isinstance(net, LayerNorm):
@@ -157,6 +178,8 @@ def _backward(net: Net, params: Any, tape: Any, g: Any, acc: np.ndarray) -> Any:
         return [g] * tape
     if isinstance(net, Identity):
         return g
+    if isinstance(net, Dropout):
+        return g if tape is None else g * tape[None]
     if isinstance(net, Dense):
         return _dense_backward(net, params, tape, g, acc)
     if isinstance(net, Nonlinearity):
@@ -180,29 +203,38 @@ def _dense_backward(net: Dense, params: Any, x: np.ndarray, g: np.ndarray, acc: 
         if b is not None:
             acc += net.b2 * gg
         return c * (g @ W.T)
-    acc += (x @ x.T) * gg
+    s_in = net.s[0]
+    acc += (x @ x.T) * gg / s_in
     if b is not None:
         acc += gg
-    return g @ W.T
+    return g @ W.T if s_in == 1 else (g @ W.T) / np.sqrt(s_in)
 
 
-def apply(net: Net, params: Any, x: Any) -> Any:
-    """The network's outputs on ``x`` (an (N, n0) array, or a list for parallel inputs)."""
-    return _forward(net, params, x)[0]
+def apply(net: Net, params: Any, x: Any, rng: Any = None) -> Any:
+    """The network's outputs on ``x`` (an (N, n0) array, or a list for parallel inputs).
+
+    ``rng`` (a seed, Generator or integer array) draws the masks of Dropout layers in
+    ``"train"`` mode; it is required when there are any.
+    """
+    return _forward(net, params, x, None if rng is None else as_generator(rng))[0]
 
 
-def empirical_kernels(net: Net, params: Any, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def empirical_kernels(
+    net: Net, params: Any, x: np.ndarray, rng: Any = None
+) -> tuple[np.ndarray, np.ndarray]:
     """A drawn network's ``(f f^T / n_out, empirical NTK averaged over output units)`` on x.
 
     Args:
         net: The description; it must end in one output (not a list of branches).
         params: Its parameters from :func:`init`.
         x: Inputs, shape (N, n0), float64.
+        rng: Draws the Dropout masks (one per input and unit, shared by the forward and
+            the backward pass); required when the network has Dropout in ``"train"`` mode.
 
     Returns:
         Two (N, N) arrays.
     """
-    y, tape = _forward(net, params, x)
+    y, tape = _forward(net, params, x, None if rng is None else as_generator(rng))
     if isinstance(y, list):
         raise InputError("empirical kernels need a network with one output; end with FanInSum()")
     n, k = y.shape

@@ -109,7 +109,8 @@ def evaluate(net: Net, x1: Any, x2: Any = None, get: Any = _KINDS, backend: str 
         return _result(dict(zip(wanted, out, strict=True)), wanted, get)
     need_ntk = "ntk" in wanted
     walker = Walker(Float64Ops())
-    node = walker.run(net, (input_block(A, A if B is None else B, need_ntk), Meta(A.shape[1])))
+    start = input_block(A, A if B is None else B, need_ntk, same_examples=B is None)
+    node = walker.run(net, (start, Meta(A.shape[1])))
     outputs = node if isinstance(node, list) else [node]
     results = []
     for block, _ in outputs:

@@ -12,7 +12,10 @@ maps are neural-tangents' (``stax``), layer by layer:
 * activation: ``Sigma -> E[sigma(u) sigma(v)]``, ``Theta -> Theta E[sigma'(u) sigma'(v)]``
   with ``(u, v) ~ N(0, Sigma)`` (:func:`ntksym.dual.evaluate`: the stable closed forms);
 * ``LayerNorm``: ``Sigma_ij / sqrt((eps + Sigma_ii)(eps + Sigma'_jj))``, ``Theta`` likewise;
-* ``FanInSum``: the sum of the branches' blocks.
+* ``FanInSum``: the sum of the branches' blocks;
+* ``Dropout(rate)`` in ``"train"`` mode: both variances divided by ``rate``, and the
+  covariance and NTK of an input paired with itself (``K(X, X)``'s diagonal: one example,
+  one mask) too; other pairs keep theirs (independent masks).
 
 The determinant of the first Dense layer comes from the inputs without cancellation
 (as in :func:`ntksym.kernels.dual_path.first_layer`) and a Dense layer maps it as
@@ -37,7 +40,7 @@ import sympy as sp
 from ntksym import dual
 from ntksym.activations import Activation
 from ntksym.activations.registry import affine_parts
-from ntksym.architecture.description import Dense, LayerNorm, Nonlinearity
+from ntksym.architecture.description import Dense, Dropout, LayerNorm, Nonlinearity
 from ntksym.architecture.walk import Meta
 from ntksym.codegen.runtime.numpy_fused import first_layer
 from ntksym.dual import stable
@@ -63,6 +66,8 @@ class Block:
             determinant); their covariance stays singular.
         inputs: ``(X1, X2, X1 @ X2.T, |X1|^2, |X2|^2)`` while the block is still the
             inputs' (the first Dense layer forms its determinant from them).
+        same_examples: Whether ``X2`` is ``X1`` itself (``K(X, X)``), so that the
+            diagonal pairs are one example (Dropout draws one mask for them).
     """
 
     s11: np.ndarray
@@ -72,10 +77,16 @@ class Block:
     ntk: np.ndarray | None
     coincide: np.ndarray
     inputs: tuple[np.ndarray, ...] | None = None
+    same_examples: bool = False
 
 
-def input_block(X1: np.ndarray, X2: np.ndarray, need_ntk: bool) -> Block:
-    """The inputs' kernel ``x.x'/n0`` (NTK zero); no determinant until the first Dense."""
+def input_block(
+    X1: np.ndarray, X2: np.ndarray, need_ntk: bool, same_examples: bool = False
+) -> Block:
+    """The inputs' kernel ``x.x'/n0`` (NTK zero); no determinant until the first Dense.
+
+    ``same_examples`` says that ``X2`` is ``X1`` itself (see :class:`Block`).
+    """
     n0 = X1.shape[1]
     G = X1 @ X2.T
     sq1, sq2 = np.einsum("ij,ij->i", X1, X1), np.einsum("ij,ij->i", X2, X2)
@@ -88,7 +99,8 @@ def input_block(X1: np.ndarray, X2: np.ndarray, need_ntk: bool) -> Block:
         G[si, sj] = sq1[si]
     ntk = np.zeros_like(G) if need_ntk else None
     coincide = np.zeros(G.shape, dtype=bool)
-    return Block(sq1 / n0, sq2 / n0, G / n0, None, ntk, coincide, (X1, X2, G, sq1, sq2))
+    inputs = (X1, X2, G, sq1, sq2)
+    return Block(sq1 / n0, sq2 / n0, G / n0, None, ntk, coincide, inputs, same_examples)
 
 
 def _first_dense(inputs: tuple[np.ndarray, ...], w2: float, b2: float) -> tuple[np.ndarray, ...]:
@@ -188,8 +200,9 @@ class Float64Ops:
             if layer.parameterization == "ntk":
                 ntk = w2 * ntk + s12
             else:
-                ntk = w2 * ntk + meta.width * p.s12 + (0.0 if layer.b_std is None else 1.0)
-        return Block(s11, s22, s12, det, ntk, coincide)
+                n_in = meta.width / layer.s[0]
+                ntk = w2 * ntk + n_in * p.s12 + (0.0 if layer.b_std is None else 1.0)
+        return Block(s11, s22, s12, det, ntk, coincide, None, p.same_examples)
 
     def nonlinearity(self, p: Block, layer: Nonlinearity) -> Block:
         """Sigma and Theta after an activation, by its stable dual maps."""
@@ -206,7 +219,8 @@ class Float64Ops:
         ntk = p.ntk
         if ntk is not None:
             ntk = np.zeros_like(ntk) if layer.zero_ntk else ntk * kdot
-        return Block(k11, k22, k12, _activation_det(p, act, k11, k22), ntk, p.coincide)
+        det = _activation_det(p, act, k11, k22)
+        return Block(k11, k22, k12, det, ntk, p.coincide, None, p.same_examples)
 
     def layer_norm(self, p: Block, layer: LayerNorm) -> Block:
         """Every entry divided by the square roots of its two (eps-shifted) variances."""
@@ -218,6 +232,25 @@ class Float64Ops:
             ntk = None if p.ntk is None else p.ntk / scale
             s11, s22 = p.s11 / p1, p.s22 / p2
         return replace(p, s11=s11, s22=s22, s12=s12, det=det, ntk=ntk, inputs=None)
+
+    def dropout(self, p: Block, layer: Dropout) -> Block:
+        """Variances over ``rate``; the diagonal of ``K(X, X)`` too (see the module docstring).
+
+        The determinant of a pair whose covariance stays is ``det / rate^2 + s12^2 (1 /
+        rate^2 - 1)``, a sum of two non-negative terms; a diagonal pair stays singular.
+        """
+        f = 1.0 / layer.rate
+        diag = np.zeros(p.s12.shape, dtype=bool)
+        if p.same_examples:
+            np.fill_diagonal(diag, True)
+        s12 = np.where(diag, f * p.s12, p.s12)
+        ntk = None if p.ntk is None else np.where(diag, f * p.ntk, p.ntk)
+        det = None
+        if p.det is not None:
+            det = (f * f) * p.det + (f * f - 1.0) * p.s12 * p.s12
+            det[diag] = (f * f) * p.det[diag]
+        s11, s22 = f * p.s11, f * p.s22
+        return replace(p, s11=s11, s22=s22, s12=s12, det=det, ntk=ntk, coincide=p.coincide & diag)
 
     def fan_in_sum(self, ps: Sequence[Block]) -> Block:
         """The sum of independent branches: every block summed, the determinant by :func:`_sum`."""
@@ -262,4 +295,4 @@ def _sum(a: Block, b: Block) -> Block:
         )
         det = np.maximum(a.det + b.det + cross, 0.0)
         det[coincide] = 0.0
-    return Block(s11, s22, s12, det, ntk, coincide)
+    return Block(s11, s22, s12, det, ntk, coincide, None, a.same_examples)

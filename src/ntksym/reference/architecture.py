@@ -18,7 +18,7 @@ import mpmath
 import numpy as np
 
 from ntksym._validate import real_matrix
-from ntksym.architecture.description import Dense, LayerNorm, Net, Nonlinearity
+from ntksym.architecture.description import Dense, Dropout, LayerNorm, Net, Nonlinearity
 from ntksym.architecture.walk import Meta, Walker
 from ntksym.errors import InputError
 from ntksym.reference import dual
@@ -31,12 +31,17 @@ mp = mpmath.mp
 
 @dataclass(frozen=True)
 class Pair:
-    """One pair's covariance entries and NTK, as mpf."""
+    """One pair's covariance entries and NTK, as mpf.
+
+    ``same`` marks an input paired with itself in ``K(X, X)`` (one example: Dropout
+    draws one mask for both).
+    """
 
     s11: Any
     s22: Any
     s12: Any
     ntk: Any
+    same: bool = False
 
 
 class MpmathOps:
@@ -68,8 +73,9 @@ class MpmathOps:
         if layer.parameterization == "ntk":
             ntk = w2 * p.ntk + s12
         else:
-            ntk = w2 * p.ntk + meta.width * p.s12 + (0 if layer.b_std is None else 1)
-        return Pair(s11, s22, s12, ntk)
+            n_in = mpmath.mpf(meta.width) / layer.s[0]
+            ntk = w2 * p.ntk + n_in * p.s12 + (0 if layer.b_std is None else 1)
+        return Pair(s11, s22, s12, ntk, p.same)
 
     def nonlinearity(self, p: Pair, layer: Nonlinearity) -> Pair:
         """Sigma and Theta after an activation, by quadrature of its dual maps."""
@@ -80,18 +86,25 @@ class MpmathOps:
             ntk = mpmath.mpf(0)
         else:
             ntk = p.ntk * self._dual(layer, p.s11, p.s12, p.s22, True)
-        return Pair(k11, k22, k12, ntk)
+        return Pair(k11, k22, k12, ntk, p.same)
 
     def layer_norm(self, p: Pair, layer: LayerNorm) -> Pair:
         """Every entry divided by the square roots of its two (eps-shifted) variances."""
         eps = mpmath.mpf(layer.eps)
         p1, p2 = eps + p.s11, eps + p.s22
         scale = mpmath.sqrt(p1 * p2)
-        return Pair(p.s11 / p1, p.s22 / p2, p.s12 / scale, p.ntk / scale)
+        return Pair(p.s11 / p1, p.s22 / p2, p.s12 / scale, p.ntk / scale, p.same)
+
+    def dropout(self, p: Pair, layer: Dropout) -> Pair:
+        """Variances over ``rate``; covariance and NTK too for an input with itself."""
+        f = 1 / mpmath.mpf(layer.rate)
+        g = f if p.same else mpmath.mpf(1)
+        return Pair(f * p.s11, f * p.s22, g * p.s12, g * p.ntk, p.same)
 
     def fan_in_sum(self, ps: Sequence[Pair]) -> Pair:
         """The sum of independent branches."""
-        return Pair(*(mpmath.fsum(getattr(p, f) for p in ps) for f in ("s11", "s22", "s12", "ntk")))
+        sums = (mpmath.fsum(getattr(p, f) for p in ps) for f in ("s11", "s22", "s12", "ntk"))
+        return Pair(*sums, ps[0].same)
 
 
 def _inner(x: Sequence[Any], y: Sequence[Any]) -> Any:
@@ -99,9 +112,9 @@ def _inner(x: Sequence[Any], y: Sequence[Any]) -> Any:
         return mpmath.fsum(a * b for a, b in zip(x, y, strict=True))
 
 
-def _input_pair(x: Sequence[Any], y: Sequence[Any]) -> Pair:
+def _input_pair(x: Sequence[Any], y: Sequence[Any], same: bool) -> Pair:
     n0 = len(x)
-    return Pair(_inner(x, x) / n0, _inner(y, y) / n0, _inner(x, y) / n0, mpmath.mpf(0))
+    return Pair(_inner(x, x) / n0, _inner(y, y) / n0, _inner(x, y) / n0, mpmath.mpf(0), same)
 
 
 def _collect(node: Any, out: list[tuple[Any, Any]]) -> None:
@@ -159,7 +172,8 @@ def reference_kernels(
                     for nngp, ntk in results:
                         nngp[i, j], ntk[i, j] = nngp[j, i], ntk[j, i]
                     continue
-                node = Walker(ops).run(net, (_input_pair(x, y), Meta(width=A.shape[1])))
+                start = _input_pair(x, y, X2 is None and i == j)
+                node = Walker(ops).run(net, (start, Meta(width=A.shape[1])))
                 found: list[tuple[Any, Any]] = []
                 _collect(node, found)
                 if not results:

@@ -44,6 +44,7 @@ from ntksym.stax.activations import (
 )
 from ntksym.stax.layers import (
     Dense,
+    Dropout,
     FanInSum,
     FanOut,
     Identity,
@@ -60,6 +61,7 @@ __all__ = [
     "Abs",
     "Cos",
     "Dense",
+    "Dropout",
     "Elementwise",
     "Erf",
     "Exp",

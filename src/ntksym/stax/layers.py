@@ -26,6 +26,7 @@ __all__ = [
     "parallel",
     "repeat",
     "Dense",
+    "Dropout",
     "FanOut",
     "FanInSum",
     "Identity",
@@ -58,13 +59,14 @@ class ApplyFn:
 
     net: d.Net
 
-    def __call__(self, params: Any, inputs: Any, **kwargs: Any) -> Any:
-        """The finite network's outputs."""
+    def __call__(self, params: Any, inputs: Any, *, rng: Any = None, **kwargs: Any) -> Any:
+        """The finite network's outputs; ``rng`` draws the masks of ``Dropout`` layers."""
         if kwargs:
             raise InputError(
-                f"apply_fn takes (params, inputs) only; got keyword arguments {sorted(kwargs)}"
+                "apply_fn takes (params, inputs) and rng= only; got keyword arguments "
+                f"{sorted(kwargs)}"
             )
-        return finite.apply(self.net, params, inputs)
+        return finite.apply(self.net, params, inputs, rng)
 
 
 @dataclass(frozen=True)
@@ -152,6 +154,7 @@ def Dense(  # noqa: N802 - neural-tangents' name
     W_std: float = 1.0,  # noqa: N803
     b_std: float | None = None,
     parameterization: str = "ntk",
+    s: tuple[int, int] = (1, 1),
 ) -> Layer:
     """A fully connected layer (``stax.Dense``): see :class:`ntksym.architecture.description.Dense`.
 
@@ -162,8 +165,20 @@ def Dense(  # noqa: N802 - neural-tangents' name
         W_std: Weight scale.
         b_std: Bias scale, or None for no bias.
         parameterization: ``"ntk"`` or ``"standard"``.
+        s: Width multipliers ``(s_in, s_out)`` of the standard parameterization, as in
+            neural-tangents: ``out_dim * s_out`` outputs, and the NTK counts the input
+            width as ``n_in / s_in``. Only ``(1, 1)`` with ``"ntk"``.
     """
-    return layer_of(d.Dense(out_dim, W_std, b_std, parameterization))
+    return layer_of(d.Dense(out_dim, W_std, b_std, parameterization, s))
+
+
+def Dropout(rate: float, mode: str = "train") -> Layer:  # noqa: N802
+    """Dropout (``stax.Dropout``): ``rate`` is the probability of *keeping* a unit.
+
+    See :class:`ntksym.architecture.description.Dropout` for its kernel; ``apply_fn`` needs
+    ``rng=`` in ``"train"`` mode.
+    """
+    return layer_of(d.Dropout(rate, mode))
 
 
 def FanOut(num: int) -> Layer:  # noqa: N802

@@ -53,7 +53,7 @@ def monte_carlo(network: Layer | Net, x: Any, n_samples: int = 100, seed: Any = 
     sums = np.zeros((2, 2) + (X.shape[0],) * 2)
     for _ in range(n):
         _, params = finite.init(net, rng, X.shape)
-        nngp, ntk = finite.empirical_kernels(net, params, X)
+        nngp, ntk = finite.empirical_kernels(net, params, X, rng)
         for i, k in enumerate((nngp, ntk)):
             sums[i, 0] += k
             sums[i, 1] += k * k
