@@ -28,7 +28,7 @@ from ntksym.architecture.description import (
 )
 from ntksym.errors import InputError
 
-__all__ = ["Meta", "Ops", "Walker"]
+__all__ = ["Meta", "Ops", "Walker", "check"]
 
 P = TypeVar("P")
 
@@ -181,3 +181,32 @@ class Walker(Generic[P]):
             seen |= m.sources
         payload = self.ops.fan_in_sum([p for p, _ in node])
         return payload, Meta(metas[0].width, True, frozenset(seen), False)
+
+
+class _Shapes:
+    """An :class:`Ops` that computes nothing: walking with it checks the structure only."""
+
+    def dense(self, p: None, meta: Meta, layer: Dense) -> None:
+        return None
+
+    def nonlinearity(self, p: None, layer: Nonlinearity) -> None:
+        return None
+
+    def layer_norm(self, p: None, layer: LayerNorm) -> None:
+        return None
+
+    def fan_in_sum(self, ps: Sequence[None]) -> None:
+        return None
+
+    def dropout(self, p: None, layer: Dropout) -> None:
+        return None
+
+
+def check(net: Net, n_features: int = 1) -> int:
+    """Check a description's structure for inputs of ``n_features``; its number of outputs.
+
+    Raises:
+        InputError: The rule the network breaks, naming the layer (as every evaluator would).
+    """
+    node = Walker(_Shapes()).run(net, (None, Meta(n_features)))
+    return len(node) if isinstance(node, list) else 1

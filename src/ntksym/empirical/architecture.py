@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ntksym._validate import real_matrix
 from ntksym.architecture.description import (
     Dense,
     Dropout,
@@ -36,9 +37,10 @@ from ntksym.architecture.description import (
     Repeat,
     Serial,
 )
+from ntksym.architecture.walk import check
 from ntksym.errors import InputError
 
-__all__ = ["as_generator", "init", "apply", "empirical_kernels"]
+__all__ = ["as_generator", "init", "apply", "empirical_kernels", "DescribedNetwork"]
 
 
 def as_generator(rng: Any) -> np.random.Generator:
@@ -160,7 +162,8 @@ def _forward(net: Net, params: Any, x: Any, rng: np.random.Generator | None) -> 
 def _backward(net: Net, params: Any, tape: Any, g: Any, acc: np.ndarray) -> Any:
     """Cotangent of the input from that of the output ``g`` (shape (K, N, width) or a list).
 
-    Adds every parameter's gradient products ``sum_k J_k J_k^T`` to ``acc`` (N, N).
+    Adds every parameter's gradient products to ``acc``: ``sum_k J_k J_k^T`` if it is (N,
+    N), every ``J_k J_l^T`` (output units ``k``, ``l``) if it is (N, N, K, K).
     """
     if isinstance(net, Serial | Repeat):
         layers = net.layers if isinstance(net, Serial) else (net.layer,) * net.n
@@ -196,15 +199,18 @@ def _backward(net: Net, params: Any, tape: Any, g: Any, acc: np.ndarray) -> Any:
 
 def _dense_backward(net: Dense, params: Any, x: np.ndarray, g: np.ndarray, acc: np.ndarray) -> Any:
     W, b = params
-    gg = np.einsum("kia,kja->ij", g, g)
+    if acc.ndim == 2:
+        gg, xx = np.einsum("kia,kja->ij", g, g), x @ x.T
+    else:
+        gg, xx = np.einsum("kia,lja->ijkl", g, g), (x @ x.T)[:, :, None, None]
     if net.parameterization == "ntk":
         c = net.w_std / np.sqrt(x.shape[1])
-        acc += (c * c) * (x @ x.T) * gg
+        acc += (c * c) * xx * gg
         if b is not None:
             acc += net.b2 * gg
         return c * (g @ W.T)
     s_in = net.s[0]
-    acc += (x @ x.T) * gg / s_in
+    acc += xx * gg / s_in
     if b is not None:
         acc += gg
     return g @ W.T if s_in == 1 else (g @ W.T) / np.sqrt(s_in)
@@ -220,7 +226,7 @@ def apply(net: Net, params: Any, x: Any, rng: Any = None) -> Any:
 
 
 def empirical_kernels(
-    net: Net, params: Any, x: np.ndarray, rng: Any = None
+    net: Net, params: Any, x: np.ndarray, rng: Any = None, *, per_unit: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """A drawn network's ``(f f^T / n_out, empirical NTK averaged over output units)`` on x.
 
@@ -230,15 +236,84 @@ def empirical_kernels(
         x: Inputs, shape (N, n0), float64.
         rng: Draws the Dropout masks (one per input and unit, shared by the forward and
             the backward pass); required when the network has Dropout in ``"train"`` mode.
+        per_unit: Give the NTK between every pair of output units, (N, N, K, K), instead
+            of its average over the units, (N, N).
 
     Returns:
-        Two (N, N) arrays.
+        ``f f^T / K`` (N, N) and the NTK.
     """
     y, tape = _forward(net, params, x, None if rng is None else as_generator(rng))
     if isinstance(y, list):
         raise InputError("empirical kernels need a network with one output; end with FanInSum()")
     n, k = y.shape
     seed = np.broadcast_to(np.eye(k)[:, None, :], (k, n, k))
-    acc = np.zeros((n, n))
+    acc = np.zeros((n, n, k, k) if per_unit else (n, n))
     _backward(net, params, tape, seed, acc)
-    return (y @ y.T) / k, acc / k
+    return (y @ y.T) / k, acc if per_unit else acc / k
+
+
+class DescribedNetwork:
+    """A drawn finite network of a description: ``ntksym.Network(net, n_inputs, seed)``.
+
+    The counterpart of :class:`ntksym.empirical.network.Network` for any described
+    network (parameters laid out as in this module's docstring).
+
+    Args:
+        net: The description (a ``ntksym.stax`` layer, its triple or its description),
+            with one output.
+        n_inputs: The input dimension ``n0`` (the description holds every other width).
+        seed: Seed of the parameters (an int, a Generator or an integer array).
+
+    Attributes:
+        description: The network.
+        n_inputs: ``n0``.
+        n_outputs: The number of output units ``K``.
+        params: The parameters.
+    """
+
+    def __init__(self, net: Net, n_inputs: int, seed: Any = 0) -> None:
+        if isinstance(n_inputs, bool) or not isinstance(n_inputs, (int, np.integer)):
+            raise InputError(
+                "Network(net, n_inputs, seed): with a network description the second "
+                f"argument is the input dimension, a positive integer; got {n_inputs!r}"
+            )
+        n0 = _width((1, n_inputs), "Network")
+        if check(net, n0) != 1:
+            raise InputError("Network needs a described network with one output; add FanInSum()")
+        self.description, self.n_inputs = net, n0
+        (_, self.n_outputs), self.params = init(net, as_generator(seed), (1, n0))
+
+    def __repr__(self) -> str:
+        return f"Network({self.description}, n_inputs={self.n_inputs})"
+
+    def _x(self, X: Any, name: str) -> np.ndarray:
+        return real_matrix(X, name, n_features=self.n_inputs)
+
+    def __call__(self, X: Any, *, rng: Any = None) -> np.ndarray:
+        """The outputs ``f(X)``, shape (N, K); ``rng`` draws Dropout masks (required then)."""
+        return apply(self.description, self.params, self._x(X, "X"), rng)
+
+    def _both(self, X1: Any, X2: Any) -> tuple[np.ndarray, int]:
+        A = self._x(X1, "X1")
+        return (A, len(A)) if X2 is None else (np.vstack([A, self._x(X2, "X2")]), len(A))
+
+    def ntk(self, X1: Any, X2: Any = None, *, rng: Any = None) -> np.ndarray:
+        """The exact empirical NTK by reverse mode, shape (N1, N2, K, K) as ``Network.ntk``.
+
+        Rows of ``X1`` and ``X2`` are separate examples (each its own Dropout mask, drawn
+        from ``rng``).
+        """
+        Z, n1 = self._both(X1, X2)
+        _, ntk = empirical_kernels(self.description, self.params, Z, rng, per_unit=True)
+        return ntk if X2 is None else ntk[:n1, n1:]
+
+    def nngp_empirical(self, X1: Any, X2: Any = None, *, rng: Any = None) -> np.ndarray:
+        """``f(x) . f(x') / K``, shape (N1, N2): an estimate of the NNGP from the K outputs.
+
+        (``Network.nngp_empirical`` averages the last layer's weights out exactly; a
+        described network's last layer may sit inside a branch, so this one does not.)
+        """
+        Z, n1 = self._both(X1, X2)
+        y = apply(self.description, self.params, Z, rng)
+        k = y @ y.T / y.shape[1]
+        return k if X2 is None else k[:n1, n1:]

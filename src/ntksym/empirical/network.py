@@ -40,6 +40,8 @@ import numpy as np
 
 from ntksym._validate import nonnegative_std, real_matrix
 from ntksym.activations import Activation, get_activation
+from ntksym.architecture.description import as_description
+from ntksym.empirical.architecture import DescribedNetwork
 from ntksym.errors import ActivationError, InputError
 
 __all__ = [
@@ -164,6 +166,11 @@ class Network:
         array([[3., 0.],
                [0., 3.]])
     """
+
+    def __new__(cls, widths: Any = None, *args: Any, **kwargs: Any) -> Any:
+        """``Network(net, n_inputs, seed=0)`` with a description is a :class:`DescribedNetwork`."""
+        net = as_description(widths)
+        return super().__new__(cls) if net is None else DescribedNetwork(net, *args, **kwargs)
 
     def __init__(
         self,

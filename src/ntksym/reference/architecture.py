@@ -19,12 +19,12 @@ import numpy as np
 
 from ntksym._validate import real_matrix
 from ntksym.architecture.description import Dense, Dropout, LayerNorm, Net, Nonlinearity
-from ntksym.architecture.walk import Meta, Walker
+from ntksym.architecture.walk import Meta, Walker, check
 from ntksym.errors import InputError
-from ntksym.reference import dual
 from ntksym.reference.convert import GUARD_DIGITS, check_dps, check_method, to_float
+from ntksym.reference.duals import dual
 
-__all__ = ["Pair", "MpmathOps", "reference_kernels"]
+__all__ = ["Pair", "MpmathOps", "reference_kernels", "described_kernel"]
 
 mp = mpmath.mp
 
@@ -181,3 +181,31 @@ def reference_kernels(
                 for (nngp, ntk), (s12, theta) in zip(results, found, strict=True):
                     nngp[i, j], ntk[i, j] = to_float(s12), to_float(theta)
     return results
+
+
+def described_kernel(
+    net: Net, X1: Any, X2: Any, *, dps: int, method: str, ntk: bool, **homogeneous: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`ntksym.reference.kernel` of a described network: its one ``(nngp, ntk)`` pair.
+
+    ``homogeneous`` holds the arguments that only the homogeneous network takes (depth and
+    scales); they must be unset, since the description carries them. ``ntk=False``
+    returns the NTK as NaN, as for the homogeneous network.
+
+    Raises:
+        InputError: Such an argument is set, or the network ends in several branches
+            (use :func:`reference_kernels`), or anything :func:`reference_kernels` refuses.
+    """
+    given = sorted(k for k, v in homogeneous.items() if v is not None)
+    if given:
+        raise InputError(
+            f"a described network carries its own depth and scales; do not pass {given} with it"
+        )
+    outputs = check(net)
+    if outputs != 1:
+        raise InputError(
+            f"ntksym.reference.kernel needs a network with one output, this one ends in "
+            f"{outputs} branches; use reference_kernels for one result per branch"
+        )
+    ((nngp, theta),) = reference_kernels(net, X1, X2, dps=dps, method=method)
+    return nngp, theta if ntk else np.full_like(theta, np.nan)

@@ -9,7 +9,9 @@ import mpmath
 import numpy as np
 
 from ntksym.activations import Activation
+from ntksym.architecture.description import as_description
 from ntksym.errors import InputError
+from ntksym.reference.architecture import described_kernel
 from ntksym.reference.convert import (
     GUARD_DIGITS,
     LAYER_GUARD_DIGITS,
@@ -167,13 +169,13 @@ def recursion(
 
 
 def kernel(
-    activation: ActivationLike,
+    activation: ActivationLike | Any,
     X1: Any,
     X2: Any = None,
     *,
-    depth: int,
-    bias_std: Any = 0.0,
-    weight_std: Any = 1.0,
+    depth: int | None = None,
+    bias_std: Any = None,
+    weight_std: Any = None,
     dps: int = 30,
     method: str = "auto",
     ntk: bool = True,
@@ -184,13 +186,17 @@ def kernel(
     (the diagonal chains ``Sigma^(l)(x, x)`` are computed once per row).
 
     Args:
-        activation: A registered name, a user expression or an Activation.
+        activation: A registered name, a user expression or an Activation; or a
+            network description (a ``ntksym.stax`` layer, its triple or
+            ``layer.description``) with one output, whose kernels
+            :func:`ntksym.reference.architecture.reference_kernels` computes (then
+            ``depth``, ``bias_std`` and ``weight_std`` must not be given).
         X1: Inputs, shape ``(N1, n0)``, finite reals.
         X2: Inputs, shape ``(N2, n0)``; None means ``X1`` against itself (the
             result is then exactly symmetric).
-        depth: Number of affine layers ``L >= 1``.
-        bias_std: Bias scale ``>= 0``.
-        weight_std: Weight scale ``>= 0``.
+        depth: Number of affine layers ``L >= 1`` (required with an activation).
+        bias_std: Bias scale ``>= 0`` (0 if None).
+        weight_std: Weight scale ``>= 0`` (1 if None).
         dps: Decimal digits of the mpmath computation (15..1000).
         method: How each dual kernel is computed (see :func:`dual`).
         ntk: False to skip the NTK (for step and sign, whose NTK is infinite on
@@ -203,7 +209,15 @@ def kernel(
     Raises:
         InputError: Bad arrays, depth, scales, dps or method.
     """
+    net = as_description(activation)
+    if net is not None:
+        scales = {"depth": depth, "bias_std": bias_std, "weight_std": weight_std}
+        return described_kernel(
+            net, X1, X2, dps=check_dps(dps), method=check_method(method), ntk=ntk, **scales
+        )
     act, depth, dps, method = _setup(activation, depth, dps, method)
+    bias_std = 0.0 if bias_std is None else bias_std
+    weight_std = 1.0 if weight_std is None else weight_std
     A = matrix(X1, "X1")
     B = A if X2 is None else matrix(X2, "X2")
     if len(A[0]) != len(B[0]):
