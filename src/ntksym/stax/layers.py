@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from ntksym.architecture import description as d
+from ntksym.architecture import printing
 from ntksym.empirical import architecture as finite
 from ntksym.errors import InputError
 from ntksym.kernels.architecture import evaluate
@@ -113,6 +114,18 @@ class Layer(NamedTuple):
 
     def __str__(self) -> str:
         return str(self.description)
+
+    def equations(self, n_inputs: int | None = None) -> printing.Printout:
+        """The layers as equations (``.latex()``, ``.text()``): :func:`~.printing.latex`."""
+        return printing.latex(self.description, n_inputs)
+
+    def latex(self, n_inputs: int | None = None) -> str:
+        """The layers as a LaTeX ``align*`` block (``n_inputs``: print ``n_0`` as a number)."""
+        return self.equations(n_inputs).latex()
+
+    def recursion(self, n_inputs: int | None = None) -> printing.Printout:
+        """The NNGP/NTK recursion the network implies (``.latex()``, ``.text()``)."""
+        return printing.recursion(self.description, n_inputs)
 
 
 def layer_of(net: d.Net) -> Layer:
