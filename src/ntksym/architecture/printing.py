@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import sympy as sp
 
@@ -34,6 +35,7 @@ from ntksym.architecture.description import (
     Parallel,
     Repeat,
     Serial,
+    as_description,
 )
 from ntksym.architecture.walk import check
 from ntksym.errors import InputError
@@ -67,7 +69,7 @@ class Step:
     n_in: int = 0
 
 
-def _walk(net: Net, node: object, steps: list[Step], counter: list[int]) -> object:
+def _walk(net: Net, node: Any, steps: list[Step], counter: list[int]) -> Any:
     """The node (``(index, tilde, width)`` or a list) after ``net``; appends the steps."""
     if isinstance(net, Serial):
         for layer in net.layers:
@@ -92,7 +94,7 @@ def _walk(net: Net, node: object, steps: list[Step], counter: list[int]) -> obje
         sources = tuple((i, t) for i, t, _ in node)
         steps.append(Step("sum", counter[0], False, sources))
         return counter[0], False, node[0][2]
-    index, tilde, width = node  # type: ignore[misc]
+    index, tilde, width = node
     if isinstance(net, Dense):
         counter[0] += 1
         steps.append(Step("dense", counter[0], True, ((index, tilde),), net, width))
@@ -109,16 +111,21 @@ def _used(steps: list[Step], index: int) -> bool:
     return any(s.index == index and not s.tilde for s in steps)
 
 
-def network(net: Net, n_inputs: int | None = None) -> list[Step]:
+def network(net: Net | Any, n_inputs: int | None = None) -> list[Step]:
     r"""The steps of ``net`` in order, the first defining the input :math:`\alpha^{(0)}`.
 
     Args:
-        net: A description with one output (checked as every evaluator checks it).
+        net: A description with one output (checked as every evaluator checks it), or a
+            ``ntksym.stax`` layer or triple holding one.
         n_inputs: The input dimension, printed as a number if given (else ``n_0``).
 
     Raises:
         InputError: A network that is not well formed, or that ends in several branches.
     """
+    found = as_description(net)
+    if found is None:
+        raise InputError(f"not a network description or a ntksym.stax layer: {net!r}")
+    net = found
     outputs = check(net, n_inputs or 1)
     if outputs != 1:
         raise InputError(f"a printed network needs one output; this one ends in {outputs}")
@@ -364,17 +371,17 @@ class Printout:
         return self.text()
 
 
-def latex(net: Net, n_inputs: int | None = None) -> Printout:
+def latex(net: Net | Any, n_inputs: int | None = None) -> Printout:
     """The network's layers as equations (``.latex()``, ``.text()``)."""
     return Printout(tuple(network(net, n_inputs)), kernels=False)
 
 
-def text(net: Net, n_inputs: int | None = None) -> str:
+def text(net: Net | Any, n_inputs: int | None = None) -> str:
     """The network's layers as plain-text equations."""
     return latex(net, n_inputs).text()
 
 
-def recursion(net: Net, n_inputs: int | None = None) -> Printout:
+def recursion(net: Net | Any, n_inputs: int | None = None) -> Printout:
     r"""The NNGP/NTK recursion the network implies (``.latex()``, ``.text()``).
 
     :math:`\dot\Sigma` here is the activation's own :math:`E[\phi'\phi']`; the seed's

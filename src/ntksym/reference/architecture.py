@@ -103,8 +103,10 @@ class MpmathOps:
 
     def fan_in_sum(self, ps: Sequence[Pair]) -> Pair:
         """The sum of independent branches."""
-        sums = (mpmath.fsum(getattr(p, f) for p in ps) for f in ("s11", "s22", "s12", "ntk"))
-        return Pair(*sums, ps[0].same)
+        s11, s22, s12, ntk = (
+            mpmath.fsum(getattr(p, f) for p in ps) for f in ("s11", "s22", "s12", "ntk")
+        )
+        return Pair(s11, s22, s12, ntk, ps[0].same)
 
 
 def _inner(x: Sequence[Any], y: Sequence[Any]) -> Any:
