@@ -160,3 +160,20 @@ def test_ill_formed_dropout_networks_are_refused():
     _, params = init_fn(0, X.shape)
     with pytest.raises(InputError, match="give apply_fn an rng"):
         apply_fn(params, X)
+
+
+@pytest.mark.parametrize("name", list(NETS))
+def test_every_backend_agrees_or_declines(name):
+    """A backend that takes these networks (e.g. a generated one) must honour s and Dropout."""
+    from ntksym.kernels.architecture import BACKENDS
+
+    net = NETS[name]()
+    layers = net.kernel_fn(X_TWIN, backend="layers")
+    for backend in BACKENDS:
+        try:
+            other = net.kernel_fn(X_TWIN, backend=backend)
+        except InputError as exc:  # a backend that does not cover the network says so
+            assert backend != "auto" and repr(backend) in str(exc), (backend, str(exc))
+            continue
+        for a, b in zip(other, layers, strict=True):
+            assert np.max(np.abs(a - b)) <= 1e-13 * np.max(np.abs(b)), backend
