@@ -162,12 +162,21 @@ def test_ill_formed_dropout_networks_are_refused():
         apply_fn(params, X)
 
 
-@pytest.mark.parametrize("name", list(NETS))
+def uneven_multipliers():
+    """``s_in`` differing from the previous ``s_out`` (and from 1 at the bottom)."""
+    return stax.serial(
+        stax.Dense(64, 1.2, 0.1, "standard", s=(2, 3)),
+        stax.Relu(),
+        stax.Dense(8, 1.0, 0.2, "standard", s=(2, 1)),
+    )
+
+
+@pytest.mark.parametrize("name", [*NETS, "uneven"])
 def test_every_backend_agrees_or_declines(name):
     """A backend that takes these networks (e.g. a generated one) must honour s and Dropout."""
     from ntksym.kernels.architecture import BACKENDS
 
-    net = NETS[name]()
+    net = uneven_multipliers() if name == "uneven" else NETS[name]()
     layers = net.kernel_fn(X_TWIN, backend="layers")
     for backend in BACKENDS:
         try:

@@ -55,7 +55,7 @@ def build(s, width=64):
             s.Dense(1),
         ),
         "standard-width-multipliers": s.serial(
-            s.Dense(width, 1.2, 0.1, parameterization="standard", s=(1, 3)),
+            s.Dense(width, 1.2, 0.1, parameterization="standard", s=(2, 3)),
             s.Relu(),
             s.Dense(width, 1.1, 0.2, parameterization="standard", s=(3, 2)),
             s.Gelu(),
