@@ -102,6 +102,8 @@ def test_network_of_a_description_with_dropout_and_errors():
         finite(X)
     with pytest.raises(InputError, match="input dimension"):
         ntksym.Network(net, "relu")
+    with pytest.raises(InputError, match="input dimension"):
+        ntksym.Network(net)
     with pytest.raises(InputError, match="X has 4 features"):
         finite(np.ones((2, 4)), rng=0)
     with pytest.raises(InputError, match="one output"):

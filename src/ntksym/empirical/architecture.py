@@ -271,7 +271,7 @@ class DescribedNetwork:
         params: The parameters.
     """
 
-    def __init__(self, net: Net, n_inputs: int, seed: Any = 0) -> None:
+    def __init__(self, net: Net, n_inputs: int | None = None, seed: Any = 0) -> None:
         if isinstance(n_inputs, bool) or not isinstance(n_inputs, (int, np.integer)):
             raise InputError(
                 "Network(net, n_inputs, seed): with a network description the second "
