@@ -1,8 +1,10 @@
-"""``ntksym notes [PATH ...] -o DIR [--pdf] [--markdown] [--quick]``: teaching notes.
+"""``ntksym notes [PATH ...] -o DIR [--pdf] [--markdown] [--html] [--quick]``: teaching notes.
 
 Always writes ``DIR/ntk_notes.tex`` and the figures (``DIR/figures/*.pdf``, ``*.png``);
-``--pdf`` compiles the PDF with latexmk (or pdflatex twice) and ``--markdown`` writes
-``DIR/ntk_notes.md`` for GitHub.
+``--pdf`` compiles the PDF with latexmk (or pdflatex twice), ``--markdown`` writes
+``DIR/ntk_notes.md`` for GitHub and ``--html`` a self-contained ``DIR/ntk_notes.html``
+(MathML, figures inlined). An existing output file that ntksym did not write is refused
+unless ``--force`` is given.
 """
 
 from __future__ import annotations
@@ -37,6 +39,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="also write GitHub-renderable Markdown with $...$ math",
     )
     parser.add_argument(
+        "--html",
+        action="store_true",
+        help="also write a self-contained web page (MathML formulas, figures inlined)",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace output files that were not written by ntksym notes",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="cheap checks and a small Monte-Carlo experiment (for tests)",
@@ -65,15 +77,17 @@ def run(args: argparse.Namespace) -> int:
             out,
             pdf=args.pdf,
             markdown=args.markdown,
+            html=args.html,
             quick=args.quick,
             name=args.name,
             progress=progress,
+            force=args.force,
         )
     except NotesBuildError as exc:  # the .tex file and the figures are written
         print(f"wrote {out / (args.name + '.tex')} and the figures, but no PDF")
         print(f"ntksym notes: {exc}", file=sys.stderr)
         return 3 if isinstance(exc, TeXMissingError) else 1
-    for f in (built.tex, *built.figures, built.markdown):
+    for f in (built.tex, *built.figures, built.markdown, built.html):
         if f is not None:
             print(f"wrote {f}")
     if built.pdf is not None:
