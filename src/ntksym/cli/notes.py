@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from ntksym.cli.options import require_matplotlib, writable_directory
-from ntksym.errors import NotesBuildError, TeXMissingError
+from ntksym.errors import InputError, NotesBuildError, TeXMissingError
 
 __all__ = ["configure", "run"]
 
@@ -49,6 +49,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="replace output files that were not written by ntksym notes",
     )
     parser.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="processes certifying the closed forms meanwhile (default: CPUs, at most 4)",
+    )
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="recompute the certified closed forms instead of reusing cached ones",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="cheap checks and a small Monte-Carlo experiment (for tests)",
@@ -63,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
     which packages to install, and returns 3.
     """
     require_matplotlib("ntksym notes")
+    if args.jobs is not None and args.jobs < 1:
+        raise InputError(f"--jobs must be a positive number of processes, got {args.jobs}")
     out = Path(args.output)
     writable_directory(out, "-o/--output")
     from ntksym.notes.build import build_notes
@@ -82,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
             name=args.name,
             progress=progress,
             force=args.force,
+            jobs=args.jobs,
+            cache=False if args.no_cache else None,
         )
     except NotesBuildError as exc:  # the .tex file and the figures are written
         print(f"wrote {out / (args.name + '.tex')} and the figures, but no PDF")

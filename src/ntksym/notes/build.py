@@ -9,6 +9,7 @@ never look like template syntax.
 from __future__ import annotations
 
 import functools
+import os
 import re
 import shutil
 import subprocess
@@ -265,6 +266,8 @@ def build_notes(
     name: str = "ntk_notes",
     progress: Callable[[str], None] | None = None,
     force: bool = False,
+    jobs: int | None = None,
+    cache: Path | bool | None = None,
 ) -> NotesBuild:
     """Write the notes for the derivation modules at ``paths`` into ``outdir``.
 
@@ -278,20 +281,21 @@ def build_notes(
             certification points (for tests; the published notes use the full run).
         name: file stem of the outputs.
         progress: called with a short message before each stage.
-        force: replace output files that ntksym did not write (by default such a
-            file is refused before any work).
+        force: replace output files that ntksym did not write (else refused up front).
+        jobs: processes certifying the closed forms meanwhile (default: CPUs, <= 4).
+        cache: certified closed forms' directory, True for the default one
+            (:func:`~ntksym.notes.duals.certification_cache`) or False (default: True
+            except in quick mode).
 
     Returns:
         A :class:`NotesBuild`.
 
     Raises:
         InputError: a path is not a derivation module.
-        GeneratedFileError: an output file exists that ntksym did not write and
-            ``force`` is off.
+        GeneratedFileError: an output file is not ntksym's and ``force`` is off.
         MatplotlibMissingError: matplotlib is not installed.
-        TeXMissingError: ``pdf`` was asked for and TeX is not installed (the ``.tex``
-            file and the figures are written first).
-        NotesBuildError: LaTeX failed.
+        TeXMissingError: no TeX for ``pdf`` (the ``.tex`` and figures are written).
+        NotesBuildError: LaTeX failed, or a formula has no MathML for ``html``.
     """
     from ntksym.derive.loader import default_paths
     from ntksym.notes.figures import pyplot
@@ -307,14 +311,13 @@ def build_notes(
     html_path = outdir / f"{name}.html" if html else None
     if not force:
         refuse_foreign([p for p in (tex_path, md_path, html_path) if p is not None])
-    context = _context(files, outdir, quick, say)
+    context = _context(files, outdir, quick, say, *_workers(quick, jobs, cache))
     atomic_write_text(tex_path, render_tex(context))
     if md_path is not None:
         atomic_write_text(md_path, render_markdown(context))
     if html_path is not None:
         from ntksym.notes.html import render_html
 
-        say("writing the web page")
         atomic_write_text(html_path, render_html(context))
     pdf_path, pages = None, None
     if pdf:
@@ -334,33 +337,46 @@ def build_notes(
     )
 
 
+def _workers(quick: bool, jobs: int | None, cache: Path | bool | None) -> tuple[int, Path | None]:
+    """The worker count and the cache directory that ``build_notes``' defaults stand for."""
+    if jobs is None:
+        jobs = 1 if quick else max(1, min(4, os.cpu_count() or 1))
+    if cache is None:
+        cache = not quick
+    if cache is True:
+        from ntksym.notes.duals import certification_cache
+
+        cache = certification_cache()
+    return jobs, cache or None
+
+
 def _context(
-    files: list[Path], outdir: Path, quick: bool, say: Callable[[str], None]
+    files: list[Path],
+    outdir: Path,
+    quick: bool,
+    say: Callable[[str], None],
+    jobs: int = 1,
+    cache: Path | None = None,
 ) -> dict[str, Any]:
     """Check the derivations, certify the closed forms, draw the figures: the template's data."""
-    from ntksym.derive.loader import load_derivation
-    from ntksym.notes.chapters import chapter_views
-    from ntksym.notes.content import METHOD_TEXT, derivation_view
-    from ntksym.notes.duals import CERT_COVARIANCES, dual_table
-    from ntksym.notes.exercises import find_the_error
-    from ntksym.notes.figures import make_figures
+    from ntksym.notes.content import METHOD_TEXT
+    from ntksym.notes.duals import CERT_COVARIANCES, start_dual_table
     from ntksym.notes.worked import WORKED_PAIR, worked_example
 
-    views, chapters, exercises = [], [], []
-    for d in (load_derivation(p) for p in files):
-        say(f"checking derivation {d.name!r}")
-        view = derivation_view(d, quick=quick)
-        views.append(view)
-        chapters.extend(chapter_views(view))
-        verified = [s.label for s in view.steps if s.verdict == "verified"]
-        say(f"planting errors in {d.name!r} for the exercises")
-        exercises.extend(find_the_error(d, verified, limit=3 if d.name == "seed" else 1))
-    say("certifying closed-form dual kernels against mpmath")
     covs = CERT_COVARIANCES[:2] if quick else CERT_COVARIANCES
     names = ("relu", "erf", "step", "sin") if quick else None
-    duals = dual_table(names, covariances=covs, dps=30)
-    say("drawing figures")
-    figs = make_figures(outdir, quick=quick)
+    say(
+        "certifying closed-form dual kernels against mpmath"
+        + (" (in the background)" if jobs > 1 else "")
+    )
+    pending = start_dual_table(names, covariances=covs, dps=30, jobs=jobs, cache=cache)
+    try:
+        views, chapters, exercises, figs = _checks(files, outdir, quick, say)
+        say("collecting the certified closed forms")
+        duals = pending.result()
+    except BaseException:
+        pending.cancel()
+        raise
     from ntksym.notes.prose import (
         LIMITATIONS,
         MOTIVATION,
@@ -391,3 +407,26 @@ def _context(
         "total_seconds": sum(v.seconds for v in views),
         "total_steps": sum(len(v.steps) for v in views),
     }
+
+
+def _checks(
+    files: list[Path], outdir: Path, quick: bool, say: Callable[[str], None]
+) -> tuple[list[Any], list[Any], list[Any], Any]:
+    """Check the derivations, plant the exercises' errors, draw the figures."""
+    from ntksym.derive.loader import load_derivation
+    from ntksym.notes.chapters import chapter_views
+    from ntksym.notes.content import derivation_view
+    from ntksym.notes.exercises import find_the_error
+    from ntksym.notes.figures import make_figures
+
+    views, chapters, exercises = [], [], []
+    for d in (load_derivation(p) for p in files):
+        say(f"checking derivation {d.name!r}")
+        view = derivation_view(d, quick=quick)
+        views.append(view)
+        chapters.extend(chapter_views(view))
+        verified = [s.label for s in view.steps if s.verdict == "verified"]
+        say(f"planting errors in {d.name!r} for the exercises")
+        exercises.extend(find_the_error(d, verified, limit=3 if d.name == "seed" else 1))
+    say("drawing figures")
+    return views, chapters, exercises, make_figures(outdir, quick=quick)
