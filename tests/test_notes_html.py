@@ -122,7 +122,7 @@ def problems(report: dict, images: int) -> list[str]:
         (r"\mathbb{E}\mathcal{L}\mathsf{T}", "<mi>𝔼</mi><mi>ℒ</mi><mi>𝖳</mi>"),
         (r"\Sigma\sigma", '<mi mathvariant="normal">Σ</mi><mi>σ</mi>'),
         ("a<b", "<mi>a</mi><mo>&lt;</mo><mi>b</mi>"),
-        (r"\text{as } n", "<mtext>as </mtext><mi>n</mi>"),
+        (r"\text{as } n", "<mtext>as\u00a0</mtext><mi>n</mi>"),
         ("(x)", '<mo stretchy="false">(</mo><mi>x</mi><mo stretchy="false">)</mo>'),
         (r"\dot{\sigma}", '<mover accent="true"><mi>σ</mi><mo stretchy="false">˙</mo></mover>'),
         (r"\hl{k}", '<mrow class="hl"><mi>k</mi></mrow>'),
@@ -135,7 +135,7 @@ def test_small_formulas_convert_as_written_by_hand(tex, mathml):
 def test_sums_take_limits_below_and_above_and_fences_stretch_only_with_left():
     out = to_mathml(r"\sum_{i=1}^{n} \left(a_i\right)", display=True)
     assert out.startswith('<math display="block"><munderover><mo largeop="true"')
-    assert '<mo stretchy="true" fence="true">(</mo>' in out
+    assert '<mo stretchy="true" fence="true" lspace="0em" rspace="0em">(</mo>' in out
     line = to_mathml(r"\max(0, u)", display="line")
     assert line.startswith('<math displaystyle="true">')
 

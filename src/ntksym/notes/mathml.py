@@ -251,7 +251,7 @@ class _Parser:
         if not char:
             return "<mrow></mrow>"
         if size is None:
-            return _mo(char, ' stretchy="true" fence="true"')
+            return _mo(char, ' stretchy="true" fence="true" lspace="0em" rspace="0em"')
         return _mo(char, f' stretchy="true" symmetric="true" minsize="{size}" maxsize="{size}"')
 
     def structure(self, name: str) -> _Item:
@@ -322,7 +322,8 @@ class _Parser:
         out = re.sub(
             r"\\([ ,;:!_%&#$])", lambda m: " " if m.group(1) in " ,;:!" else m.group(1), raw
         )
-        out = out.replace("~", "\u00a0").replace("{}", "")
+        # spaces as no-break spaces: HTML would trim them at the ends of <mtext>
+        out = out.replace("~", " ").replace("{}", "").replace(" ", "\u00a0")
         if "\\" in out or "$" in out:
             raise self.error(f"the text {raw!r} has commands or math inside (not supported)")
         return out
