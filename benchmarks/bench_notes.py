@@ -16,17 +16,20 @@ Each run is a fresh interpreter building the full notes of ``seed.py`` and
 * ``warm``: the same with the cache a previous build filled (a rebuild after a change
   to the prose, the derivations or the templates).
 
-Printed for each: wall-clock and CPU seconds (user + system of the build and its
-workers) of every run and their medians, and the ratio of medians to ``serial``. The
-load average is printed too: on a shared machine wall-clock times are only comparable
-within one call.
+Printed for each run: wall-clock seconds, the CPU seconds of the main process and of its
+helpers (the certifying workers and TeX), and what the wall-clock time would be on two
+idle cores, ``max(main, (main + helpers) / 2)`` for a parallel build and ``main +
+helpers`` for the serial one (a lower bound: it assumes perfect sharing). Then the
+medians, and their ratios to ``serial``. On a shared, loaded machine the measured
+wall-clock times mostly say how busy the machine was (the load average is printed); the
+CPU seconds do not depend on it.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -39,24 +42,38 @@ DERIVATIONS = ROOT / "src" / "ntksym" / "derivations"
 MODES = ("serial", "cold", "warm")
 
 
-def _children_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
+#: Runs ``python -m ntksym ...`` and prints, at exit, its own CPU and its children's.
+WRAPPER = """
+import atexit, json, resource, runpy, sys
+def report():
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print("CPU " + json.dumps([own.ru_utime + own.ru_stime, kids.ru_utime + kids.ru_stime]),
+          file=sys.stderr)
+atexit.register(report)
+sys.argv = ["ntksym", *sys.argv[1:]]
+runpy.run_module("ntksym", run_name="__main__")
+"""
 
 
-def one_run(mode: str, outdir: Path, cache: Path, formats: list[str]) -> tuple[float, float]:
-    """Wall-clock and CPU seconds of one build in ``mode``."""
-    cmd = [sys.executable, "-m", "ntksym", "notes", str(DERIVATIONS / "seed.py")]
+def one_run(mode: str, outdir: Path, cache: Path, formats: list[str]) -> dict[str, float]:
+    """Wall-clock seconds, main and helper CPU seconds of one build in ``mode``."""
+    cmd = [sys.executable, "-c", WRAPPER, "notes", str(DERIVATIONS / "seed.py")]
     cmd += [str(DERIVATIONS / "linearised.py"), "-o", str(outdir), *formats]
     if mode == "serial":
         cmd += ["--jobs", "1", "--no-cache"]
     env = {**os.environ, "NTKSYM_CACHE_DIR": str(cache)}
-    cpu0, t0 = _children_cpu(), time.perf_counter()
+    t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
-    wall, cpu = time.perf_counter() - t0, _children_cpu() - cpu0
+    wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"ntksym notes exited with {proc.returncode}:\n{proc.stderr[-2000:]}")
-    return wall, cpu
+    main_cpu, helpers = json.loads(proc.stderr.rsplit("CPU ", 1)[1])
+    if mode == "serial":
+        idle = main_cpu + helpers
+    else:
+        idle = max(main_cpu, (main_cpu + helpers) / 2)
+    return {"wall": wall, "main": main_cpu, "helpers": helpers, "idle": idle}
 
 
 def main() -> None:
@@ -67,7 +84,7 @@ def main() -> None:
     args = parser.parse_args()
     formats = ["--markdown", "--html"] + ([] if args.no_pdf else ["--pdf"])
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the start")
-    times: dict[str, list[tuple[float, float]]] = {m: [] for m in MODES}
+    runs: dict[str, list[dict[str, float]]] = {m: [] for m in MODES}
     with tempfile.TemporaryDirectory(prefix="bench-notes-") as tmp:
         root = Path(tmp)
         warm_cache = root / "warm-cache"
@@ -75,18 +92,21 @@ def main() -> None:
         for rep in range(args.reps):
             for mode in MODES:
                 cache = warm_cache if mode == "warm" else root / f"cache-{mode}-{rep}"
-                wall, cpu = one_run(mode, root / f"{mode}-{rep}", cache, formats)
-                times[mode].append((wall, cpu))
-                print(f"  round {rep + 1} {mode:6s}: {wall:6.1f} s wall, {cpu:6.1f} s CPU")
+                r = one_run(mode, root / f"{mode}-{rep}", cache, formats)
+                runs[mode].append(r)
+                print(
+                    f"  round {rep + 1} {mode:6s}: {r['wall']:6.1f} s wall, CPU {r['main']:5.1f} s "
+                    f"main + {r['helpers']:5.1f} s helpers; two idle cores: {r['idle']:5.1f} s"
+                )
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
-    base = statistics.median(w for w, _ in times["serial"])
-    base_cpu = statistics.median(c for _, c in times["serial"])
+    med = {m: {k: statistics.median(r[k] for r in runs[m]) for k in runs[m][0]} for m in MODES}
     for mode in MODES:
-        wall = statistics.median(w for w, _ in times[mode])
-        cpu = statistics.median(c for _, c in times[mode])
+        m, b = med[mode], med["serial"]
+        cpu, base_cpu = m["main"] + m["helpers"], b["main"] + b["helpers"]
         print(
-            f"{mode:6s}: median {wall:6.1f} s wall ({wall / base:.2f} x serial), "
-            f"{cpu:6.1f} s CPU ({cpu / base_cpu:.2f} x serial) over {len(times[mode])} runs"
+            f"{mode:6s}: median {m['wall']:6.1f} s wall ({m['wall'] / b['wall']:.2f} x serial), "
+            f"{cpu:5.1f} s CPU ({cpu / base_cpu:.2f} x), two idle cores {m['idle']:5.1f} s "
+            f"({m['idle'] / b['idle']:.2f} x) over {len(runs[mode])} runs"
         )
 
 

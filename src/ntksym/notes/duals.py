@@ -161,7 +161,16 @@ def dual_row(
 
 
 #: Packages and modules whose source decides a row's content (its cache key).
-_KEY_SOURCES = ("activations", "dual", "reference", "derive/symbols.py", "notes")
+_KEY_SOURCES = (
+    "activations",
+    "dual",
+    "reference",
+    "derive/symbols.py",
+    "notes/duals.py",
+    "notes/printer.py",
+    "notes/order.py",
+    "notes/worked.py",
+)
 
 
 @functools.lru_cache(maxsize=1)
