@@ -214,3 +214,18 @@ def test_the_browser_checks_can_fail(tmp_path):
     blank = tmp_path / "blank.html"  # and the screenshot check tells a blank page
     blank.write_text("<!DOCTYPE html><html><body></body></html>")
     assert ink(screenshot(blank, tmp_path / "blank.png", height=300)) == 0.0
+
+
+def test_cli_refuses_bad_jobs_and_a_foreign_page_before_any_work(tmp_path, capsys):
+    from ntksym.cli import main
+    from ntksym.derive.loader import package_derivations_dir
+
+    seed = str(package_derivations_dir() / "seed.py")
+    assert main(["notes", seed, "-o", str(tmp_path), "--jobs", "0"]) == 2
+    assert "--jobs must be a positive" in capsys.readouterr().err
+    page = tmp_path / "ntk_notes.html"
+    page.write_text("<html>someone's page</html>")
+    assert main(["notes", seed, "-o", str(tmp_path), "--html", "--quick"]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert page.read_text() == "<html>someone's page</html>"  # left as it was
+    assert not (tmp_path / "figures").exists()  # refused before any work
