@@ -40,7 +40,7 @@ def _outside_math(tex: str) -> str:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, request):
     out = tmp_path_factory.mktemp("notes")
-    return build_notes([SEED, LINEARISED], out, markdown=True, quick=True)
+    return build_notes([SEED, LINEARISED], out, markdown=True, html=True, quick=True)
 
 
 def test_tex_markdown_and_figures_are_written(built):
@@ -165,3 +165,20 @@ def test_the_seed_notes_read_as_a_course(built):
     assert "\\fitin" not in errata and "\\small" not in errata and "raggedright" in errata
     # exercises made by planting errors, with answers
     assert built.context["exercises"] and "section{Answers to the exercises}" in tex
+
+
+def test_the_seed_web_page_renders_in_chromium(built, tmp_path):
+    """The seed's page in a real browser: MathML, no TeX, figures, misprints boxed."""
+    from test_notes_html import CHROMIUM, browser_probe, problems
+
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    report = browser_probe(built.html, tmp_path)
+    assert problems(report, images=2) == []
+    text = report["text"]
+    for n in (1, 2, 3):
+        assert f"Theorem {n} (" in text
+    misprints = built.context["derivations"][0].misprints
+    assert misprints and report["boxed"] >= 2 * len(misprints)  # both sides of each
+    for s in misprints:
+        assert f"({s.label}) as printed (left) and corrected (right)" in text, s.label

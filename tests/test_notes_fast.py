@@ -6,6 +6,7 @@ The thorough build of the seed's notes (with the PDF) is in test_notes_build.py 
 from __future__ import annotations
 
 import re
+import shutil
 
 import pytest
 
@@ -63,7 +64,7 @@ def tex_displays(tex: str) -> list[str]:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     out = tmp_path_factory.mktemp("notes")
-    code = main(["notes", str(DERIVATION), "-o", str(out), "--markdown", "--quick"])
+    code = main(["notes", str(DERIVATION), "-o", str(out), "--markdown", "--html", "--quick"])
     return code, out
 
 
@@ -120,3 +121,24 @@ def test_no_two_consecutive_identical_displays(built):
     shown = tex_displays((out / "ntk_notes.tex").read_text())
     assert len(shown) > 5
     assert all(a != b for a, b in zip(shown, shown[1:], strict=False))
+
+
+def test_the_web_page_renders_in_chromium(built, tmp_path):
+    """Loaded in a real headless browser: MathML laid out, no TeX left, both figures shown."""
+    from test_notes_html import browser_probe, ink, problems, screenshot
+
+    _, out = built
+    page = out / "ntk_notes.html"
+    text = page.read_text()
+    assert forbidden_words(text) == []
+    assert "http://" not in text and "https://" not in text  # nothing fetched when viewed
+    if shutil.which("chromium") is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    report = browser_probe(page, tmp_path)
+    assert problems(report, images=2) == []
+    assert report["math"] > 50
+    from ntksym.derive.loader import load_derivation
+
+    for step in load_derivation(DERIVATION).steps:  # every step is shown with its label
+        assert f"({step.label})" in report["text"], step.label
+    assert ink(screenshot(page, tmp_path / "top.png", height=1200)) > 0.01

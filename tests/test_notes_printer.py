@@ -130,12 +130,12 @@ def test_kernels_expectations_and_limits():
     assert notes_latex(Sigma_dot(L + 1)) == r"\dot{\Sigma}^{(L + 1)}(x,x')"
     assert notes_latex(Theta(1, k, kp)) == r"\Theta^{(1)}_{kk'}(x,x')"
     assert notes_latex(E(W(L)[k, i] * W(L)[kp, i])) == (
-        r"\mathbb{E}\left[w^{(L)}_{k'i} w^{(L)}_{ki}\right]"
+        r"\mathbb{E}\left[w^{(L)}_{ki} w^{(L)}_{k'i}\right]"  # the source's order: k, then k'
     )
     u, v = sp.symbols("u v")
     assert notes_latex(GaussE(sigma(u) * sigma(v), u, v, l)) == (
         r"\mathbb{E}_{g\sim\mathcal{N}(0,\Sigma^{(l)})}\left["
-        r"\sigma\left(g(x')\right) \sigma\left(g(x)\right)\right]"
+        r"\sigma\left(g(x)\right) \sigma\left(g(x')\right)\right]"
     )
     tends = Tends(Theta(L, i, ip), Theta_inf(L) * sp.KroneckerDelta(i, ip), nL)
     assert notes_latex(tends) == (
@@ -172,3 +172,54 @@ def test_text_escaping_keeps_math(text, tex):
 def test_markdown_escaping_keeps_math():
     assert md_text(Text("a*b_c ", x()[i] ** 2)) == r"a\*b\_c $x_{i}^{2}$"
     assert md_text("costs $5 * 2") == r"costs \$5 \* 2"
+
+
+# ---------------------------------------------------------------- the source's order
+def _seed_display(label: str) -> str:
+    from ntksym.derive.loader import load_derivation, package_derivations_dir
+
+    seed = load_derivation(package_derivations_dir() / "seed.py")
+    return " ".join(statement_lines(seed.step(label).printed))
+
+
+@pytest.mark.parametrize(
+    ("label", "first", "then"),
+    [
+        # x before x' (SymPy sorts the primed factor first)
+        ("9", r"\tilde{\alpha}^{(l + 1)}_{k}(x)", r"\tilde{\alpha}^{(l + 1)}_{k'}(x')"),
+        ("12.2", r"\sigma\left(g(x)\right)", r"\sigma\left(g(x')\right)"),
+        ("24.2", r"\dot{\sigma}\left(g(x)\right)", r"\dot{\sigma}\left(g(x')\right)"),
+        # the recursion as the seed writes it: Theta_inf Sigmadot delta + Sigma delta
+        ("26", r"\Theta_{\infty}^{(L)}(x,x') \dot{\Sigma}^{(L + 1)}", r"+ \Sigma^{(L + 1)}"),
+        (
+            "27",
+            r"\left(\Theta_{\infty}^{(L)}(x,x') \dot{\Sigma}",
+            r"+ \Sigma^{(L + 1)}(x,x')\right)",
+        ),
+    ],
+)
+def test_seed_displays_keep_the_source_term_order(label, first, then):
+    shown = _seed_display(label)
+    assert first in shown and then in shown, shown
+    assert shown.index(first) < shown.index(then), shown
+
+
+def test_reading_order_only_permutes_and_leaves_other_products_alone():
+    from ntksym.notes.order import reading_order_factors, reading_order_terms
+
+    g, gp = sp.Symbol("g(x)"), sp.Symbol("g(x')")
+    twins = [sigma(gp), sigma(g)]
+    assert reading_order_factors(twins, notes_latex) == [sigma(g), sigma(gp)]
+    kernels = [Sigma_dot(L + 1), Theta_inf(L)]
+    assert reading_order_factors(kernels, notes_latex) == [Theta_inf(L), Sigma_dot(L + 1)]
+    plain = [beta, sigma(g), W(l)[k, i]]  # nothing to reorder: SymPy's order is kept
+    assert reading_order_factors(plain, notes_latex) == plain
+    terms = [Sigma(L + 1), Sigma_dot(L + 1) * Theta_inf(L)]
+    assert reading_order_terms(terms) == terms[::-1]
+    assert reading_order_terms([beta**2, Sigma(l)]) == [beta**2, Sigma(l)]  # beta has no layer
+    assert reading_order_terms([Sigma(l), Sigma(L)]) == [Sigma(l), Sigma(L)]  # l, L: no order
+    # printing in the reading order never changes the statement that is printed
+    stmt = sp.Eq(Theta(L + 1, k, kp), Sigma(L + 1) + Sigma_dot(L + 1) * Theta_inf(L))
+    before = sp.srepr(stmt)
+    notes_latex(stmt)
+    assert sp.srepr(stmt) == before

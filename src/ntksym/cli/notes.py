@@ -1,8 +1,10 @@
-"""``ntksym notes [PATH ...] -o DIR [--pdf] [--markdown] [--quick]``: teaching notes.
+"""``ntksym notes [PATH ...] -o DIR [--pdf] [--markdown] [--html] [--quick]``: teaching notes.
 
 Always writes ``DIR/ntk_notes.tex`` and the figures (``DIR/figures/*.pdf``, ``*.png``);
-``--pdf`` compiles the PDF with latexmk (or pdflatex twice) and ``--markdown`` writes
-``DIR/ntk_notes.md`` for GitHub.
+``--pdf`` compiles the PDF with latexmk (or pdflatex twice), ``--markdown`` writes
+``DIR/ntk_notes.md`` for GitHub and ``--html`` a self-contained ``DIR/ntk_notes.html``
+(MathML, figures inlined). An existing output file that ntksym did not write is refused
+unless ``--force`` is given.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import sys
 from pathlib import Path
 
 from ntksym.cli.options import require_matplotlib, writable_directory
-from ntksym.errors import NotesBuildError, TeXMissingError
+from ntksym.errors import InputError, NotesBuildError, TeXMissingError
 
 __all__ = ["configure", "run"]
 
@@ -37,6 +39,28 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="also write GitHub-renderable Markdown with $...$ math",
     )
     parser.add_argument(
+        "--html",
+        action="store_true",
+        help="also write a self-contained web page (MathML formulas, figures inlined)",
+    )
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace output files that were not written by ntksym notes",
+    )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        metavar="N",
+        help="processes certifying the closed forms meanwhile (default: CPUs, at most 4)",
+    )
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="recompute the certified closed forms instead of reusing cached ones",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="cheap checks and a small Monte-Carlo experiment (for tests)",
@@ -51,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
     which packages to install, and returns 3.
     """
     require_matplotlib("ntksym notes")
+    if args.jobs is not None and args.jobs < 1:
+        raise InputError(f"--jobs must be a positive number of processes, got {args.jobs}")
     out = Path(args.output)
     writable_directory(out, "-o/--output")
     from ntksym.notes.build import build_notes
@@ -65,15 +91,19 @@ def run(args: argparse.Namespace) -> int:
             out,
             pdf=args.pdf,
             markdown=args.markdown,
+            html=args.html,
             quick=args.quick,
             name=args.name,
             progress=progress,
+            force=args.force,
+            jobs=args.jobs,
+            cache=False if args.no_cache else None,
         )
     except NotesBuildError as exc:  # the .tex file and the figures are written
         print(f"wrote {out / (args.name + '.tex')} and the figures, but no PDF")
         print(f"ntksym notes: {exc}", file=sys.stderr)
         return 3 if isinstance(exc, TeXMissingError) else 1
-    for f in (built.tex, *built.figures, built.markdown):
+    for f in (built.tex, *built.figures, built.markdown, built.html):
         if f is not None:
             print(f"wrote {f}")
     if built.pdf is not None:

@@ -25,8 +25,8 @@ abs, identity      ``a*max(0,u) + b*min(0,u)``
 step, sign         degree-0 arc-cosine kernel; derivative map is the
                    Gaussian density at the origin times the jump squared
 polynomials        Isserlis (1918) / Wick pairings
-exp, sin, cos,     Gaussian moment generating function (e.g. Rahimi &
-gaussian           Recht 2007 for sin/cos)
+exp, sin, cos,     Gaussian moment generating function, derived here; the
+gaussian           same forms are in Neural Tangents (Novak et al. 2020)
 erf                Williams (1997), "Computing with infinite networks"
 gelu               Price's theorem twice from sigma'' = (2 - u^2) phi(u) and
                    an arcsine ansatz; published counterpart: Tsuchida,

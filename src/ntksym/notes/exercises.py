@@ -26,7 +26,7 @@ __all__ = ["Exercise", "PREFERRED", "find_the_error", "plantings"]
 PREFERRED: dict[str, tuple[str, ...]] = {"seed": ("12.2", "18", "27")}
 
 #: Layer functions whose layer argument a planting may shift.
-_LAYERED = ("Sigma", "Sigmadot", "Theta", "Theta_inf")
+_LAYERED = ("Sigma", "Sigmadot", "Theta", "Thetainf")
 
 
 def _first(

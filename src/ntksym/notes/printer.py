@@ -26,6 +26,7 @@ from sympy.printing.latex import LatexPrinter, greek_letters_set
 
 from ntksym.derive import symbols as S
 from ntksym.derive.symbols import SeedLatexPrinter
+from ntksym.notes.order import reading_order_factors, reading_order_terms
 
 __all__ = ["NotesPrinter", "is_machine", "notes_latex", "statement_members"]
 
@@ -311,7 +312,35 @@ class NotesPrinter(SeedLatexPrinter):
                 if isinstance(rest, sp.Add):
                     inner = rf"\left({inner}\right)"
                 return f"{sign}{frac} {inner}"
-        return super()._print_Mul(expr)
+        return self._in_reading_order(expr) or super()._print_Mul(expr)
+
+    def _in_reading_order(self, expr: sp.Mul) -> str | None:
+        """A product in the seed's factor order, or None when SymPy's order is the same.
+
+        See :mod:`ntksym.notes.order` (x before x', layer kernels by layer).
+        """
+        coeff, rest = expr.as_coeff_Mul()
+        factors = rest.as_ordered_factors() if isinstance(rest, sp.Mul) else [rest]
+        if any(f.is_Pow and f.exp.is_negative for f in factors):
+            return None  # a fraction: SymPy's layout
+        ordered = reading_order_factors(factors, self._print)
+        if ordered == factors:
+            return None
+        last = len(ordered) - 1
+        parts = []
+        for n, f in enumerate(ordered):
+            tex = self._print(f)
+            if self._needs_mul_brackets(f, first=n == 0, last=n == last):
+                tex = rf"\left({tex}\right)"
+            parts.append(tex)
+        body = " ".join(parts)
+        if coeff == 1:
+            return body
+        return ("- " if coeff == -1 else self._print(coeff) + " ") + body
+
+    def _as_ordered_terms(self, expr: sp.Basic, order: Any = None) -> list[sp.Basic]:
+        # the terms of a sum over layers: earliest layer first (ntksym.notes.order)
+        return reading_order_terms(super()._as_ordered_terms(expr, order=order))
 
     def _print_Piecewise(self, expr: sp.Piecewise) -> str:
         # A range condition such as m <= n_0 holds wherever the index is used: print

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ntksym.derive.text import Tex, Text
 
-__all__ = ["LIMITATIONS", "MOTIVATION", "NOTATION", "PARAMETERIZATION"]
+__all__ = ["LIMITATIONS", "MOTIVATION", "NOTATION", "PARAMETERIZATION", "REFERENCES"]
 
 
 def _w(*parts: str) -> Text:
@@ -105,4 +105,62 @@ LIMITATIONS: tuple[Text, ...] = (
         "2 over the largest eigenvalue of the kernel; for other losses the dynamics are "
         "not linear and have no closed form."
     ),
+)  # fmt: skip
+
+#: The bibliography of every format: (key, entry). The closed forms of the dual-kernel
+#: table cite these works by author; each was checked against what it contains.
+REFERENCES: tuple[tuple[str, Text], ...] = (
+    ("jacot2018", Text(
+        "A. Jacot, F. Gabriel, C. Hongler. Neural tangent kernel: convergence and "
+        "generalization in neural networks. NeurIPS 2018."
+    )),
+    ("lee2018", Text(
+        "J. Lee, Y. Bahri, R. Novak, S. S. Schoenholz, J. Pennington, J. Sohl-Dickstein. "
+        "Deep neural networks as Gaussian processes. ICLR 2018."
+    )),
+    ("lee2019", Text(
+        "J. Lee, L. Xiao, S. S. Schoenholz, Y. Bahri, R. Novak, J. Sohl-Dickstein, "
+        "J. Pennington. Wide neural networks of any depth evolve as linear models under "
+        "gradient descent. NeurIPS 2019."
+    )),
+    ("arora2019", Text(
+        "S. Arora, S. S. Du, W. Hu, Z. Li, R. Salakhutdinov, R. Wang. On exact computation "
+        "with an infinitely wide neural net. NeurIPS 2019."
+    )),
+    ("yang2019", Text(
+        "G. Yang. Scaling limits of wide neural networks with weight sharing. 2019."
+    )),
+    ("chosaul2009", Text(
+        "Y. Cho, L. K. Saul. Kernel methods for deep learning. NIPS 2009 (the arc-cosine "
+        "kernels: ReLU, leaky ReLU, absolute value, step, sign)."
+    )),
+    ("williams1997", Text(
+        "C. K. I. Williams. Computing with infinite networks. NIPS 1997 (the erf kernel)."
+    )),
+    ("tsuchida2021", Text(
+        "R. Tsuchida, T. Pearce, C. van der Heide, F. Roosta, M. Gallagher. Avoiding kernel "
+        "fixed points: computing with ELU and GELU infinite networks. AAAI 2021 (the GELU "
+        "kernel)."
+    )),
+    ("novak2020", Text(
+        "R. Novak, L. Xiao, J. Hron, J. Lee, A. A. Alemi, J. Sohl-Dickstein, S. S. Schoenholz. "
+        "Neural Tangents: fast and easy infinite neural networks in Python. ICLR 2020 (its "
+        "layers Exp, Gaussian, Sin and Cos implement the closed forms derived here)."
+    )),
+    ("rahimi2007", Text(
+        "A. Rahimi, B. Recht. Random features for large-scale kernel machines. NIPS 2007 "
+        "(random Fourier features: the cos(u - v) part of the sin and cos kernels)."
+    )),
+    ("price1958", Text(
+        "R. Price. A useful theorem for nonlinear devices having Gaussian inputs. IRE "
+        "Transactions on Information Theory 4, 1958."
+    )),
+    ("isserlis1918", Text(
+        "L. Isserlis. On a formula for the product-moment coefficient of any order of a "
+        "normal frequency distribution in any number of variables. Biometrika 12, 1918."
+    )),
+    ("chen2020", Text(
+        "Y. Chen. NTK derivation (lecture notes, 2020): the source whose equation numbers "
+        "these notes keep."
+    )),
 )  # fmt: skip

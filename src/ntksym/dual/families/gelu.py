@@ -7,7 +7,7 @@ import sympy as sp
 from ntksym.activations import Activation, u
 from ntksym.dual import derive as _d
 from ntksym.dual.family import DualMaps, Family, NumericFn, stable_numeric
-from ntksym.dual.sources import MGF, PRICE, TSUCHIDA
+from ntksym.dual.sources import PRICE, TSUCHIDA
 from ntksym.dual.stable import (
     B2,
     N11,
@@ -41,7 +41,7 @@ def _gelu(act: Activation) -> tuple[DualMaps, NumericFn]:
         _d.arcsine_functions(nngp_r, c),
         _d.arcsine_functions(ntk_r, c),
         "derived: Price's theorem + ansatz integration",
-        f"{TSUCHIDA}; {PRICE}; {MGF}",
+        f"{TSUCHIDA}; {PRICE}",
         True,
     )
     return maps, stable_numeric(gelu())

@@ -11,7 +11,7 @@ import sympy as sp
 from ntksym.activations import Activation
 from ntksym.dual import derive as _d
 from ntksym.dual.family import DualMaps, Family, NumericFn, lambdified, stable_numeric
-from ntksym.dual.sources import MGF
+from ntksym.dual.sources import MGF, MGF_SOURCES
 from ntksym.dual.stable import (
     S11,
     S12,
@@ -26,7 +26,8 @@ def _derive_registered(act: Activation) -> tuple[DualMaps, NumericFn]:
     """exp, sin, cos, gaussian: both maps by the Gaussian MGF, stable float64 forms."""
     nngp = _d.exp_quadratic_expectation(act.expr, act.expr)
     ntk = _d.exp_quadratic_expectation(act.derivative, act.derivative)
-    maps = DualMaps(act, nngp, ntk, "derived: Gaussian MGF", MGF, True)
+    source = MGF_SOURCES.get(str(act.registered_base), MGF)
+    maps = DualMaps(act, nngp, ntk, "derived: Gaussian MGF", source, True)
     return maps, stable_numeric(FAMILY.stable[str(act.registered_base)]())
 
 
@@ -79,7 +80,7 @@ def exp() -> LayerMap:
 
 
 def _sinh_part() -> sp.Expr:
-    """``E[sin u sin v] = exp(-(S11+S22)/2) sinh(S12)`` (Rahimi & Recht 2007), overflow-safe.
+    """``E[sin u sin v] = exp(-(S11+S22)/2) sinh(S12)`` (Gaussian MGF), overflow-safe.
 
     ``sinh`` itself for ``|S12| < 1`` (no cancellation), else
     ``(exp(-|u - v|^2/2) - exp(-|u + v|^2/2))/2`` in terms of the variances of u -+ v
@@ -100,7 +101,7 @@ def _cosh_part() -> sp.Expr:
 def sin() -> LayerMap:
     """sin: ``E[sin u sin v] = e^{-(S11+S22)/2} sinh S12``, ``E[cos u cos v]`` with cosh.
 
-    From the Gaussian moment generating function (Rahimi & Recht 2007). After one
+    From the Gaussian moment generating function (as in Neural Tangents' stax.Sin). After one
     layer every variance is at most ``W2 + B2``, so the next determinant is formed
     directly.
     """
@@ -110,7 +111,7 @@ def sin() -> LayerMap:
 def cos() -> LayerMap:
     """cos: ``E[cos u cos v] = e^{-(S11+S22)/2} cosh S12`` and ``E[sin u sin v]`` with sinh.
 
-    The mirror image of :func:`sin` (Rahimi & Recht 2007).
+    The mirror image of :func:`sin` (as in Neural Tangents' stax.Cos).
     """
     return LayerMap(_cosh_part(), _sinh_part(), None, "closed form")
 
