@@ -120,6 +120,8 @@ def concrete_layers(expr: sp.Basic, layers: dict, widths: dict) -> sp.Basic:
             if m not in widths:
                 raise NotExact(f"no width given for layer {m}")
             rep[s] = widths[m]
+    # the layer of every other layer-indexed quantity (a per-layer scale sigma_w(l))
+    rep.update({k: as_expr(v) for k, v in layers.items() if isinstance(k, sp.Symbol)})
     return out.xreplace(rep)
 
 
