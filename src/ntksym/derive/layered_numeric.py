@@ -70,6 +70,8 @@ class Architecture:
             key ``sigma`` stands for the seed's single ``sigma``.
         depth: the number of layers of the recursion (the output is ``Theta^(depth)``).
         inputs: the inputs, shape (N, n0).
+        widths: the hidden widths of the Monte-Carlo check.
+        n_samples: the networks drawn per width.
     """
 
     network: Any
@@ -77,6 +79,8 @@ class Architecture:
     activations: Mapping[Any, str]
     depth: int
     inputs: Any = field(default_factory=lambda: _default_inputs())
+    widths: tuple[int, ...] = (64, 128, 256, 512)
+    n_samples: int = 48
 
     def layer(self, width: int) -> Any:
         """The ``stax`` network at hidden width ``width``."""
@@ -282,12 +286,12 @@ def fluctuation(
     arch: Architecture,
     limit: Any,
     kernel: str,
-    widths: Sequence[int] = (64, 128, 256, 512),
-    n_samples: int = 48,
     seed: int = 41,
 ) -> Fluctuation:
     """:func:`ntksym.stax.monte_carlo` at each width against the derived ``limit`` Gram."""
     from ntksym.stax import monte_carlo
+
+    widths, n_samples = arch.widths, arch.n_samples
 
     zs, spread, err = [], [], []
     root = np.random.SeedSequence(seed)
