@@ -52,6 +52,7 @@ __all__ = [
     "evaluate_recursion",
     "kernel_check",
     "parts_of",
+    "reference_gap",
 ]
 
 
@@ -141,7 +142,7 @@ def _value(expr: sp.Expr, names: dict, S: tuple, arch: Architecture, dps: int) -
     out = out.xreplace({k: sp.Float(str(v), dps) for k, v in names.items()})
     out = out.xreplace({k: sp.Float(v, dps) for k, v in arch.values.items()})
     val = sp.N(out, dps)
-    if val.free_symbols or not val.is_number:
+    if val.free_symbols or not val.is_Number:
         raise ValueError(f"could not evaluate {expr} (left: {sorted(map(str, val.free_symbols))})")
     return mpmath.mpf(str(val))
 
@@ -219,7 +220,7 @@ def parts_of(env: dict, labels: Mapping[str, str]) -> DerivedRecursion:
 #: step of one derivation compare with the same network.
 _REFERENCE: dict[tuple, tuple] = {}
 #: Digits of the mpmath referee and of the derived recursion in the comparison.
-DPS = 20
+DPS = 15
 
 
 def _reference(description: Any, X: Any) -> tuple[Any, Any]:
@@ -232,7 +233,7 @@ def _reference(description: Any, X: Any) -> tuple[Any, Any]:
     return _REFERENCE[key]
 
 
-def _reference_gap(parts: DerivedRecursion, arch: Architecture, keys: Sequence[str]) -> float:
+def reference_gap(parts: DerivedRecursion, arch: Architecture, keys: Sequence[str]) -> float:
     """Worst relative difference, over every pair of inputs, against ``reference_kernels``."""
     X = arch.inputs
     nngp, ntk = _reference(arch.layer(1).description, X)
@@ -242,7 +243,7 @@ def _reference_gap(parts: DerivedRecursion, arch: Architecture, keys: Sequence[s
             sig, th = evaluate_recursion(parts, arch, list(X[p]), list(X[q]), dps=DPS)
             for key, got, ref in (("nngp", sig[-1], nngp[p, q]), ("ntk", th[-1], ntk[p, q])):
                 if key in keys:
-                    worst = max(worst, abs(float(got) - ref) / max(abs(ref), 1e-300))
+                    worst = max(worst, float(abs(float(got) - ref) / max(abs(ref), 1e-300)))
     return worst
 
 
@@ -266,7 +267,7 @@ class Fluctuation:
     def consistent(self, z_max: float = 5.0, allowance: float = 0.1) -> bool:
         """Limit within ``z_max`` error bars at the widest width; rate -1/2 within 3 s.e."""
         rate_ok = abs(self.slope + 0.5) <= 3 * self.slope_stderr + allowance
-        return self.z[-1] <= z_max and rate_ok and self.slope_stderr < 0.1
+        return bool(self.z[-1] <= z_max and rate_ok and self.slope_stderr < 0.1)
 
     def describe(self) -> Text:
         """One line: the error-bar distance at the widest width, the spread and its rate."""
@@ -345,18 +346,18 @@ def kernel_check(
         key = f"<{own}>"
         parts = parts_of({**env, key: stmt}, {**labels, own: key})
         try:
-            gap = _reference_gap(parts, arch, kernels)
+            gap = reference_gap(parts, arch, kernels)
         except (ValueError, NotImplementedError, KeyError) as exc:
             return False, "numeric", Text(f"the recursion cannot be evaluated: {exc}")
         detail = Text(
-            f"derived vs ntksym.stax.reference_kernels ({', '.join(kernels)}): worst rel. diff ",
+            f"recursion vs ntksym.stax.reference_kernels ({', '.join(kernels)}): worst rel. diff ",
             Number(gap),
         )
         if gap > tolerance or not monte_carlo:
-            return gap <= tolerance, "numeric", detail
+            return bool(gap <= tolerance), "numeric", detail
         fl = fluctuation(arch, _limit_gram(parts, arch, kernels[-1]), kernels[-1])
         return (
-            fl.consistent(),
+            bool(fl.consistent()),
             "numeric+monte-carlo",
             Text(detail, f"; monte-carlo ({kernels[-1]}): ", fl.describe()),
         )
