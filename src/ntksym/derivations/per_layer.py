@@ -67,8 +67,8 @@ from ntksym.extend import (
     x,
 )
 
-sw = layer_scalar("sigma_w_l", tex=r"\sigma_w")
-bt = layer_scalar("beta_l", tex=r"\beta")
+sw = layer_scalar("sigma_w_l", tex=r"\sigma_w", plain="sigma_w")
+bt = layer_scalar("beta_l", tex=r"\beta", plain="beta")
 phi, phidot = layer_activation("phi")
 
 k, kp, i, ip, j = (index(s) for s in ("k", "k'", "i", "i'", "j"))

@@ -54,15 +54,16 @@ class LayerScalar(sp.Function):
     nargs = 1
     is_real = True
     is_positive = True
-    #: LaTeX of the name (set per declared scalar).
+    #: LaTeX and plain text of the name (set per declared scalar).
     tex = "s"
+    plain = "s"
 
     def _latex(self, printer: Any, exp: str | None = None) -> str:
         s = self.tex + _layer_tex(printer, self.args[0])
         return s if exp is None else r"\left(" + s + r"\right)^{" + exp + "}"
 
     def _ntksym_plain(self, printer: Any) -> str:
-        return f"{type(self).__name__}^({sp.sstr(self.args[0]).replace(' ', '')})"
+        return f"{self.plain}^({sp.sstr(self.args[0]).replace(' ', '')})"
 
 
 class LayerActivation(sp.Function):
@@ -96,13 +97,14 @@ LAYER_SCALARS: dict[str, type] = {}
 LAYER_ACTIVATIONS: dict[str, tuple[type, type]] = {}
 
 
-def layer_scalar(name: str, tex: str | None = None) -> type:
+def layer_scalar(name: str, tex: str | None = None, plain: str | None = None) -> type:
     """Declare a positive parameter with one value per layer (cached by name).
 
     Args:
         name: its name (an identifier, e.g. ``"sigma_w"``); the same name gives the same
             function.
         tex: its LaTeX (default: the name, as SymPy prints a symbol of that name).
+        plain: its plain-text form in the terminal (default: the name).
 
     Returns:
         A SymPy function of one argument, the layer: ``sw(l)``, ``sw(l + 1)``, ``sw(0)``.
@@ -115,7 +117,8 @@ def layer_scalar(name: str, tex: str | None = None) -> type:
         raise InputError(f"{name!r} is already a layer activation; choose another name")
     if name not in LAYER_SCALARS:
         latex_name = tex if tex is not None else sp.latex(sp.Symbol(name))
-        LAYER_SCALARS[name] = type(name, (LayerScalar,), {"tex": latex_name})
+        attrs = {"tex": latex_name, "plain": plain or name}
+        LAYER_SCALARS[name] = type(name, (LayerScalar,), attrs)
     return LAYER_SCALARS[name]
 
 
