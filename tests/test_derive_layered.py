@@ -32,12 +32,13 @@ u, v = sp.symbols("u v", real=True)
 
 @pytest.fixture(scope="module")
 def per_layer():
-    return {r.label: r for r in pl.DERIVATION.run(quick=True)}
+    # the whole run: the stax cross-checks of (4) and (8) included
+    return {r.label: r for r in pl.DERIVATION.run()}
 
 
 @pytest.fixture(scope="module")
 def residual():
-    return {r.label: r for r in rs.DERIVATION.run(quick=True)}
+    return {r.label: r for r in rs.DERIVATION.run()}
 
 
 def _verdicts(results):
@@ -51,6 +52,9 @@ def test_per_layer_every_step_verified_or_assumed(per_layer):
     }
     # the finite-width steps were compared exactly, at two depths for the layer map
     assert "exact at l=1" in per_layer["2"].detail and "l=2" in per_layer["2"].detail
+    assert per_layer["4"].method == "symbolic+numeric"
+    assert per_layer["8"].method == "symbolic+numeric+monte-carlo"
+    assert "reference_kernels (nngp, ntk)" in per_layer["8"].detail
 
 
 def test_residual_every_step_verified_or_assumed(residual):
@@ -59,6 +63,24 @@ def test_residual_every_step_verified_or_assumed(residual):
         lab: "assumed" if lab in assumed else "verified" for lab in residual
     }
     assert "exact at L=1" in residual["6.1"].detail
+    assert residual["4"].method == "symbolic+numeric"
+    assert residual["8"].method == "symbolic+numeric+monte-carlo"
+
+
+def test_residual_ntk_in_feedforward_form_fails_the_stax_check(residual):
+    # Theta^(L) Sigmadot + Sigma: the feedforward recursion, without the skip's own Theta^(L)
+    env = {r.label: r.derived_expr for r in residual.values()}
+    step = rs.DERIVATION.step("8")
+    wrong = step.printed.func(
+        step.printed.lhs,
+        step.printed.rhs.xreplace({1 + rs.lam**2 * rs.SDOT: rs.lam**2 * rs.SDOT}),
+        *step.printed.args[2:],
+    )
+    assert wrong != step.printed
+    ok, method, detail = step.extra_check(wrong, step.ctx, env)
+    assert ok is False and method == "numeric", detail
+    ok, method, _ = step.extra_check(step.printed, step.ctx, env)
+    assert ok is True and method == "numeric+monte-carlo"
 
 
 def test_layer_symbols_follow_the_layer():
