@@ -241,3 +241,17 @@ def test_vanishing_terms_needs_its_width_and_keeps_sums():
     assert apply_rule("gaussian_covariance", GaussE(u * v, u, v, l), ctx) == Sigma(l)
     g = GaussE(sigma(u) * sigma(v), u, v, l)
     assert apply_rule("gaussian_covariance", g, ctx) == g
+
+
+def test_random_point_shows_nonzero_only_with_evidence():
+    from ntksym.derive.finite_width import nonzero_at_random_point
+
+    y = sp.Symbol("y", real=True)
+    xi = sp.Dummy("xi")
+    d2 = sp.Subs(sp.Derivative(sigma(xi), xi), (xi,), (y + 1,))
+    assert nonzero_at_random_point(sigma(y) - sigma(2 * y))
+    assert nonzero_at_random_point(d2 - 2 * d2.xreplace({}))
+    # equal in value: never called nonzero (the caller then decides exactly)
+    assert not nonzero_at_random_point(sigma(2 * y) - sigma(y + y))
+    assert not nonzero_at_random_point(sp.sin(y) ** 2 + sp.cos(y) ** 2 - 1)
+    assert not nonzero_at_random_point(d2 - sp.Subs(sp.Derivative(sigma(xi), xi), (xi,), (1 + y,)))
