@@ -121,6 +121,8 @@ DEFS = {"d0": D0, "d1": D1, "d2": D2, "d3": D3}
 C1 = Context(ranges={k: n1, kp: n1, i: n0, j: n1})
 Cl = Context(ranges={k: nl1, kp: nl1, i: nl, j: nl, "limit_width": nl})
 CL = Context(ranges={k: nL1, kp: nL1, i: nL, ip: nL, j: nL1, "limit_width": nL})
+#: through the skip, k and k' index units of alpha~^(L) too (n_{L+1} = n_L)
+CL6 = CL.replace(ranges={**CL.ranges, k: nL, kp: nL})
 C1N = C1.replace(names={Sigma(1): E(alpha_t(1)[k] * alpha_t(1, True)[k])})
 CFG1 = (({}, {0: 2, 1: 2}), ({}, {0: 3, 1: 1}))
 #: residual layers need equal widths on both sides of a block
@@ -255,12 +257,12 @@ P6 = Tends(LHS6, (1 + lam**2 * SDOT) * Theta_inf(L) * dK, nL)
 
 def _finite_6() -> sp.Expr:
     """The parameter sum through the first layers, written with ``Theta^(L)``."""
-    fx, fxp = (_with_theta(unfold_activations(unfold(z, CL), CL)) for z in (ZL, ZLP))
-    prod = r("chain_rule", sp.Derivative(fx, theta), CL) * r(
-        "chain_rule", sp.Derivative(fxp, theta), CL
+    fx, fxp = (_with_theta(unfold_activations(unfold(z, CL6), CL6)) for z in (ZL, ZLP))
+    prod = r("chain_rule", sp.Derivative(fx, theta), CL6) * r(
+        "chain_rule", sp.Derivative(fxp, theta), CL6
     )
     prod = sp.Add(*[merge_sums(t) for t in sp.Add.make_args(sp.expand(prod))])
-    s = r("parameter_sum", PSum(prod), CL)
+    s = r("parameter_sum", PSum(prod), CL6)
     return s.replace(lambda t: isinstance(t, PSum), lambda t: Theta(L, *_pair(t)))
 
 
@@ -271,12 +273,12 @@ def d6a(env: dict) -> sp.Basic:
 
 def d6(env: dict) -> sp.Basic:
     finite = env["6.finite"] if "6.finite" in env else _finite_6()
-    s = r("delta_sum", r("induction_hypothesis", finite, CL), CL)
+    s = r("delta_sum", r("induction_hypothesis", finite, CL6), CL6)
     # the cross terms carry lambda/sqrt(n_L) and no sum: they vanish in the limit
-    s = r("vanishing_terms", s, CL)
-    lim = r("law_of_large_numbers", s, CL)
-    lim = r("gaussian_moments", r("independence", r("linearity", lim, CL), CL), CL)
-    lim = r("gaussian_process", lim, CL)
+    s = r("vanishing_terms", s, CL6)
+    lim = r("law_of_large_numbers", s, CL6)
+    lim = r("gaussian_moments", r("independence", r("linearity", lim, CL6), CL6), CL6)
+    lim = r("gaussian_process", lim, CL6)
     return Tends(LHS6, sp.factor_terms(lim), nL)
 
 
@@ -377,7 +379,7 @@ DERIVATION = Derivation(
             "parameter_sum",
             uses=("h",),
             derive=d6a,
-            ctx=CL.replace(names={Theta: sp.Lambda((sp.Dummy("m"), *_AC), _THETA)}),
+            ctx=CL6.replace(names={Theta: sp.Lambda((sp.Dummy("m"), *_AC), _THETA)}),
             configs=CFGL,
             note="the sum over the first layers' parameters, with the chain rule through "
             "the skip and the branch; exact at finite width",
@@ -388,7 +390,7 @@ DERIVATION = Derivation(
             "vanishing_terms",
             uses=("6.1", "h"),
             derive=d6,
-            ctx=CL,
+            ctx=CL6,
             note=text(
                 "the cross terms between skip and branch carry {c} and vanish in the limit",
                 c=lam / sp.sqrt(nL),
