@@ -9,7 +9,9 @@ defines ``DERIVATION``; ``ntksym verify path/to/file.py`` then runs it::
 The names are re-exported from :mod:`ntksym.derive` (engine, statements, rules, verdicts),
 :mod:`ntksym.derive.symbols` (the network's symbols and kernels),
 :mod:`ntksym.derive.tangent` (gradients and parameter collections),
-:mod:`ntksym.derive.numeric` (numeric and Monte-Carlo checks of a step) and
+:mod:`ntksym.derive.numeric` (numeric and Monte-Carlo checks of a step),
+:mod:`ntksym.derive.layered` (parameters and activations that change with the layer),
+:mod:`ntksym.derive.layered_numeric` (a derived recursion against ``ntksym.stax``) and
 :mod:`ntksym.derive.text` (notes and descriptions with formulas: ``text``, ``Tex``).
 """
 
@@ -44,11 +46,14 @@ from ntksym.derive import (
     symbolic_equal,
 )
 from ntksym.derive.definitions import standard_network, standard_only
+from ntksym.derive.layered import layer_activation, layer_scalar
+from ntksym.derive.layered_numeric import Architecture, kernel_check
 from ntksym.derive.numeric import limit_check, nngp_check, recursion_check
 from ntksym.derive.rules import fresh, merge_sums
 from ntksym.derive.symbols import (
     OBJECTS,
     ZF,
+    ZF_INFO,
     Dim,
     E,
     GaussE,
@@ -86,8 +91,9 @@ __all__ = [
     "StepNotFound", "StepResult", "Tr", "Vec", "Verdict", "apply_rule", "compare",
     "definition_check", "definition_range", "load_derivation", "plain", "run_step",
     "symbolic_equal", "limit_check", "nngp_check", "recursion_check", "standard_network",
-    "standard_only", "fresh", "merge_sums",
-    "OBJECTS", "ZF", "Dim", "E", "GaussE", "L", "PSum", "Sigma", "Sigma_dot", "Sigma_t",
+    "standard_only", "fresh", "merge_sums", "layer_activation", "layer_scalar",
+    "Architecture", "kernel_check",
+    "OBJECTS", "ZF", "ZF_INFO", "Dim", "E", "GaussE", "L", "PSum", "Sigma", "Sigma_dot", "Sigma_t",
     "Tends", "Theta", "Theta_inf", "W", "alpha", "alpha_t", "b", "beta", "index", "l",
     "latex", "make_object", "scalar", "sigma", "sigmadot", "theta", "weight_std", "width", "x",
     "AllParams", "Tex", "Text", "text",

@@ -19,12 +19,14 @@ A :class:`StepResult` carries the printed and derived statements as SymPy object
 smallest :class:`Difference` s and a :class:`Counterexample`; :func:`plain` and
 :func:`latex` print them.
 
-Modules, upstream first: ``symbols`` -> ``statements`` -> ``plaintext`` (plain text of
-statements) -> ``text`` (check details, notes and rule descriptions as words and formulas,
+Modules, upstream first: ``layered`` (per-layer scalars and activations) -> ``symbols``
+-> ``statements`` -> ``plaintext`` (plain text of statements) -> ``text`` (check
+details, notes and rule descriptions as words and formulas,
 :class:`~ntksym.derive.text.Text`, printed as LaTeX or plain text, never parsed back) ->
 ``registry``, ``rules_network``, ``rules_probability`` (``rules`` gathers them) ->
 ``steps`` -> ``wellformed``, ``finite_width`` -> ``tangent`` -> ``canonical``,
-``explain`` (``checks`` gathers them), ``definitions``, ``recursion``, ``numeric`` ->
+``explain`` (``checks`` gathers them), ``definitions``, ``recursion``, ``numeric``,
+``layered_numeric`` (a derived recursion against ``ntksym.stax``) ->
 ``judge`` -> ``derivation`` (``core`` gathers the step/derivation names) -> ``loader``.
 """
 

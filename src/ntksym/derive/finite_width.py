@@ -51,6 +51,7 @@ __all__ = [
     "concretize",
     "exact_finite_width",
     "expand_sums",
+    "nonzero_at_random_point",
     "parameters",
     "unfold_all",
 ]
@@ -89,29 +90,29 @@ def _layer_value(layer: sp.Expr, layers: dict) -> int:
 
 def concrete_layers(expr: sp.Basic, layers: dict, widths: dict) -> sp.Basic:
     """Substitute concrete layers and widths into every registered object and width."""
+    if not expr.free_symbols:
+        return expr  # a number or a constant (the variances of a Wick pairing): nothing to do
 
-    def is_reg(e: sp.Basic) -> bool:
-        return isinstance(e, sp.Indexed) and e.base in OBJECTS
-
-    def conc(e: sp.Indexed) -> sp.Indexed:
-        info = OBJECTS[e.base]
-        m = _layer_value(info.layer, layers)
-        return make_object(info.kind, m, info.prime)[e.indices]
-
-    out = expr.replace(is_reg, conc)
-
-    def is_zf(e: sp.Basic) -> bool:
+    def pending(e: sp.Basic) -> bool:
+        """An object, a pre-activation function or a conditional E not yet concrete."""
+        if isinstance(e, sp.Indexed):
+            info = OBJECTS.get(e.base)
+            return info is not None and not as_expr(info.layer).is_Integer
+        if isinstance(e, E):
+            return len(e.args) == 2 and not e.args[1].is_Integer
         return isinstance(e, sp.Function) and e.func.__name__ in ZF_INFO
 
-    def zf(e: sp.Function) -> sp.Expr:
+    def conc(e: sp.Basic) -> sp.Basic:
+        if isinstance(e, sp.Indexed):
+            info = OBJECTS[e.base]
+            return make_object(info.kind, _layer_value(info.layer, layers), info.prime)[e.indices]
+        if isinstance(e, E):
+            return E(e.args[0], _layer_value(e.args[1], layers))
         layer, prime = ZF_INFO[e.func.__name__]
         return alpha_t(_layer_value(layer, layers), prime)[e.args[0]]
 
-    out = out.replace(is_zf, zf)
-    out = out.replace(
-        lambda e: isinstance(e, E) and len(e.args) == 2,
-        lambda e: E(e.args[0], _layer_value(e.args[1], layers)),
-    )
+    # one walk: objects first (bottom-up), then the functions and expectations holding them
+    out = expr.replace(pending, conc)
     rep = {}
     for s in out.free_symbols:
         wl = width_layer(s)
@@ -120,6 +121,8 @@ def concrete_layers(expr: sp.Basic, layers: dict, widths: dict) -> sp.Basic:
             if m not in widths:
                 raise NotExact(f"no width given for layer {m}")
             rep[s] = widths[m]
+    # the layer of every other layer-indexed quantity (a per-layer scale sigma_w(l))
+    rep.update({k: as_expr(v) for k, v in layers.items() if isinstance(k, sp.Symbol)})
     return out.xreplace(rep)
 
 
@@ -371,7 +374,54 @@ def _undefined_name(e: sp.Basic, names: dict | None) -> bool:
 def _is_zero(d: sp.Basic) -> bool:
     if isinstance(d, sp.MatrixBase):
         return all(_is_zero(e) for e in d)
-    return d == 0 or sp.simplify(d) == 0
+    return d == 0 or (not nonzero_at_random_point(d) and sp.simplify(d) == 0)
+
+
+def nonzero_at_random_point(d: sp.Expr, seed: int = 7, dps: int = 40) -> bool:
+    """True when ``d`` is shown not identically zero by evaluating it at a random point.
+
+    Every free symbol gets a random rational value; then every function application
+    that cannot be evaluated (``sigma(...)``, ``E[...]``, a pre-activation) gets a random
+    value of its own, the same for applications whose arguments have the same value (so
+    ``sigma(a + b)`` and ``sigma(b + a)`` agree). A value clearly away from 0 (relative to
+    the size of the terms, at ``dps`` digits) proves ``d != 0`` for that choice, hence
+    ``d`` is not identically 0. False means "not shown": the caller decides exactly
+    (:func:`sympy.simplify`), so a fast answer never replaces an exact "zero".
+    """
+    import random
+
+    rng = random.Random(seed)
+    point = {s: sp.Rational(rng.randint(1, 997), rng.randint(1, 97)) for s in d.free_symbols}
+    e = d.xreplace(point)
+    values: dict = {}
+
+    def opaque(f: sp.Basic) -> bool:
+        return (
+            isinstance(f, sp.Function)
+            and not isinstance(f, sp.KroneckerDelta)
+            and (isinstance(f, (sp.core.function.AppliedUndef, E)) or not f.is_number)
+        )
+
+    def value(f: sp.Function) -> sp.Expr:
+        key = (type(f), tuple(str(sp.N(a, dps)) for a in f.args))
+        return values.setdefault(key, sp.Rational(rng.randint(1, 997), rng.randint(1, 97)))
+
+    def held(a: sp.Basic) -> sp.Expr:  # sigma''(y) written as Subs(Derivative(...), xi, y)
+        key = (type(a), str(a.expr), tuple(str(sp.N(p, dps)) for p in a.point))
+        return values.setdefault(key, sp.Rational(rng.randint(1, 997), rng.randint(1, 97)))
+
+    try:
+        e = e.xreplace({a: held(a) for a in e.atoms(sp.Subs)})
+        if e.atoms(sp.Derivative):
+            return False
+        e = e.replace(opaque, value)
+        if e.free_symbols or e.atoms(sp.Function) - e.atoms(sp.KroneckerDelta):
+            return False
+        scale = max((abs(sp.N(t, dps)) for t in sp.Add.make_args(sp.expand(e))), default=0)
+        total = abs(sp.N(e, dps))
+    except (TypeError, ValueError, ZeroDivisionError):
+        return False
+    return bool(scale != 0 and total > scale * sp.Float(10) ** (10 - dps))
 
 
 def _fmt(layers: dict, widths: dict, a: dict) -> Config:

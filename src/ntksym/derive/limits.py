@@ -18,7 +18,7 @@ from typing import Any
 import sympy as sp
 
 from ntksym.derive.canonical import symbolic_equal
-from ntksym.derive.finite_width import NotExact, concretize
+from ntksym.derive.finite_width import NotExact, concretize, nonzero_at_random_point
 from ntksym.derive.network import network_key
 from ntksym.derive.steps import Step, Verdict
 from ntksym.derive.symbols import OBJECTS, L, PSum, Tends, alpha_t, latex, theta
@@ -116,7 +116,7 @@ def _dependence(name: sp.Expr, ctx: Any, layers: dict, widths: dict) -> tuple | 
     )
     for p in params:
         d = sp.expand(sp.diff(val, p))
-        if d != 0 and sp.simplify(d) != 0:
+        if d != 0 and (nonzero_at_random_point(d) or sp.simplify(d) != 0):
             where = ", ".join(f"{k}={v}" for k, v in layers.items() if k != "theta_layers")
             at = ", ".join(f"{s}=1" for s in assign)
             n = ",".join(str(widths[m]) for m in sorted(widths))

@@ -36,6 +36,7 @@ from ntksym.derive.rules_network import (
 from ntksym.derive.rules_probability import (
     depends_on_layer,
     expectation,
+    gaussian_covariance,
     gaussian_layer,
     gaussian_moments,
     gaussian_process,
@@ -43,6 +44,8 @@ from ntksym.derive.rules_probability import (
     is_random,
     law_of_large_numbers,
     linearity,
+    tower,
+    vanishing_terms,
     wick,
 )
 
@@ -60,6 +63,7 @@ __all__ = [
     "drop_range_piecewise",
     "expectation",
     "fresh",
+    "gaussian_covariance",
     "gaussian_layer",
     "gaussian_moments",
     "gaussian_process",
@@ -73,6 +77,8 @@ __all__ = [
     "parameter_sum",
     "rule",
     "sigma_prime",
+    "tower",
     "unfold",
+    "vanishing_terms",
     "wick",
 ]

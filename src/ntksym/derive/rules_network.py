@@ -109,6 +109,25 @@ def _range_facts(ctx: Context) -> sp.Basic:
     return sp.And(*facts) if facts else sp.true
 
 
+def _in_range(cond: sp.Basic, ctx: Context) -> bool:
+    """Whether ``cond`` is a conjunction of ``1 <= i`` and ``i <= n`` with ``n`` the range of ``i``.
+
+    A fast, syntactic proof of what :func:`sympy.refine` would show from the ranges
+    (anything else is left to ``refine``).
+    """
+    parts = cond.args if isinstance(cond, sp.And) else (cond,)
+    for c in parts:
+        if not isinstance(c, (sp.LessThan, sp.GreaterThan)):
+            return False
+        lo, hi = (c.lhs, c.rhs) if isinstance(c, sp.LessThan) else (c.rhs, c.lhs)
+        if lo == 1 and getattr(hi, "is_integer", False) and hi.is_positive:
+            continue
+        if ctx.ranges.get(lo) is not None and ctx.ranges.get(lo) == hi:
+            continue
+        return False
+    return True
+
+
 def drop_range_piecewise(expr: sp.Expr, ctx: Context) -> sp.Expr:
     """Remove ``Piecewise((e, i <= n), (0, True))`` when ``i`` is known to be in range.
 
@@ -127,7 +146,7 @@ def drop_range_piecewise(expr: sp.Expr, ctx: Context) -> sp.Expr:
 
     def fix(pw: sp.Piecewise) -> sp.Expr:
         for val, cond in pw.args:
-            c = sp.refine(cond, _range_facts(ctx))
+            c = sp.true if _in_range(cond, ctx) else sp.refine(cond, _range_facts(ctx))
             if c == sp.true:
                 return val
             if c != sp.false:

@@ -2,7 +2,10 @@
 
 ``linearity``, ``independence`` and ``gaussian_moments`` (Isserlis/Wick) take
 expectations over the Gaussian parameters; ``expectation`` chains them;
-``law_of_large_numbers`` and ``gaussian_process`` take the infinite-width limit.
+``law_of_large_numbers`` and ``gaussian_process`` take the infinite-width limit;
+``vanishing_terms`` drops terms whose deterministic factor vanishes in that limit,
+``tower`` flattens nested expectations and ``gaussian_covariance`` names the limiting
+covariance ``Sigma^(m)``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from ntksym.derive.text import Tex, Text, text
 __all__ = [
     "depends_on_layer",
     "expectation",
+    "gaussian_covariance",
     "gaussian_layer",
     "gaussian_moments",
     "gaussian_process",
@@ -24,6 +28,8 @@ __all__ = [
     "is_random",
     "law_of_large_numbers",
     "linearity",
+    "tower",
+    "vanishing_terms",
     "wick",
 ]
 
@@ -290,3 +296,79 @@ def gaussian_process(expr: sp.Expr, ctx: Context) -> sp.Expr:
         return GaussE(arg.xreplace(rep), u, v, layer)
 
     return expr.replace(lambda e: isinstance(e, E), gp)
+
+
+@rule(
+    "tower",
+    description=text(
+        "{f}: an expectation of an expectation",
+        f=Tex(
+            r"\mathbb{E}\bigl[\mathbb{E}[X \mid \mathcal{F}]\bigr] = \mathbb{E}[X]",
+            "E[E[X | F]] = E[X]",
+        ),
+    ),
+)
+def tower(expr: sp.Expr, ctx: Context) -> sp.Expr:
+    """``E[E[X | F]] = E[X]`` (and ``E[E[X]] = E[X]``): the outer expectation wins."""
+
+    def flat(e: E) -> sp.Expr:
+        inner = e.args[0]
+        while isinstance(inner, E):
+            inner = inner.args[0]
+        return E(inner, *e.args[1:])
+
+    return expr.replace(lambda e: isinstance(e, E) and isinstance(e.args[0], E), flat)
+
+
+@rule(
+    "gaussian_covariance",
+    description=text(
+        "{f}: the covariance of the limiting Gaussian is the kernel",
+        f=Tex(
+            r"\mathbb{E}_{g\sim\mathcal{N}(0,\Sigma^{(m)})}[g(x) g(x')] = \Sigma^{(m)}(x, x')",
+            "E_{g~N(0,Sigma^(m))}[g(x) g(x')] = Sigma^(m)(x, x')",
+        ),
+    ),
+)
+def gaussian_covariance(expr: sp.Expr, ctx: Context) -> sp.Expr:
+    """``E_{g ~ N(0, Sigma^(m))}[g(x) g(x')] = Sigma^(m)(x, x')``."""
+    from ntksym.derive.symbols import Sigma
+
+    def cov(g: GaussE) -> sp.Expr:
+        F, u, v, layer = g.args
+        return Sigma(layer) if sp.expand(F - u * v) == 0 else g
+
+    return expr.replace(lambda e: isinstance(e, GaussE), cov)
+
+
+@rule(
+    "vanishing_terms",
+    description=text(
+        "a term {t} with deterministic {c} and no sum over the width tends to 0 "
+        "(a product of finitely many random factors, each bounded in probability)",
+        t=Tex(r"c_n X", "c_n X"),
+        c=Tex(r"c_n \to 0", "c_n -> 0"),
+    ),
+)
+def vanishing_terms(expr: sp.Expr, ctx: Context) -> sp.Expr:
+    """Drop every term ``c_n X`` with ``c_n -> 0`` as the width ``n -> oo`` and no sum in it.
+
+    ``ctx.ranges["limit_width"]`` names the width ``n``. ``X`` is a product of finitely
+    many weights, biases and activations, each of order 1 in probability, so the term
+    tends to 0 in probability. A term with a sum in it is kept (its size grows with the
+    number of its terms); so is any term whose deterministic factor does not vanish.
+
+    Raises:
+        RuleError: the context names no limit width.
+    """
+    n = ctx.ranges.get("limit_width")
+    if n is None:
+        raise RuleError("vanishing_terms needs the limit width in ctx.ranges['limit_width']")
+    out = []
+    for t in sp.Add.make_args(sp.expand(expr)):
+        const = sp.Mul(*[f for f in sp.Mul.make_args(t) if not is_random(f)])
+        rand = t / const
+        if rand != 1 and not t.has(sp.Sum) and sp.limit(const, n, sp.oo) == 0:
+            continue
+        out.append(t)
+    return sp.Add(*out)

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
 
+from ntksym.derive.layered import LayerActivation, LayerScalar
+
 __all__ = [
     "E",
     "Tends",
@@ -366,6 +368,8 @@ class SeedLatexPrinter(LatexPrinter):
 
     def _named(self, expr: sp.Function, exp: str | None) -> str | None:
         """A pre-activation or a named kernel in the seed's notation (None otherwise)."""
+        if isinstance(expr, (LayerScalar, LayerActivation)):
+            return expr._latex(self, exp)  # sigma_w^{(l)}, phi_l(u): they print themselves
         name = expr.func.__name__
         if name in ZF_INFO:
             layer, prime = ZF_INFO[name]
