@@ -115,6 +115,9 @@ def test_cache_is_hit_by_an_equal_description(fused):
     text = architecture.fused_source(lower(NET.description))
     assert fused.path.read_text(encoding="utf-8") == text
     assert fused.path.name.startswith("arch_")
+    # and an index names it, so that another process skips lowering and rendering
+    indexes = fused.path.parent.glob("arch_index_*.txt")
+    assert fused.path.name in {p.read_text(encoding="utf-8").strip() for p in indexes}
 
 
 def test_networks_it_does_not_cover_fall_back_or_are_refused():

@@ -8,11 +8,13 @@ entry through every layer in local variables, in parallel blocks of rows, withou
 N x N temporary per layer: the outputs (written over the Gram product ``X1 @ X2.T``)
 and one NTK array are all the memory it takes.
 
-Modules are cached twice: in memory by the description (equal descriptions hash equal)
-and on disk by the hash of their source, in ``$NTKSYM_CACHE_DIR/kernels/arch_<hash>.py``
-beside the homogeneous kernels (:func:`ntksym.codegen.files.cache_dir`), where Numba's
-own cache of the compiled functions follows them. A second process that builds the same
-network imports the file and Numba's compiled code.
+Modules are cached in memory by the description (equal descriptions hash equal) and on
+disk by the hash of their source, in ``$NTKSYM_CACHE_DIR/kernels/arch_<hash>.py`` beside
+the homogeneous kernels (:func:`ntksym.codegen.files.cache_dir`), where Numba's own cache
+of the compiled functions follows them. A small index file, keyed by the description and
+by the source of everything generation reads, names the module of a description, so
+that a second process imports it and Numba's compiled code without lowering, SymPy or
+rendering.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import hashlib
 import importlib.resources
 import re
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,7 @@ import jinja2
 import numpy as np
 import sympy as sp
 
-from ntksym._io import import_file
+from ntksym._io import atomic_write_text, import_file
 from ntksym.architecture.description import Net
 from ntksym.codegen.arch_emit import diag_rows_source, row_source
 from ntksym.codegen.arch_program import Program, Unsupported, lower
@@ -74,8 +76,14 @@ def _arch_regions() -> dict[str, str]:
 
 
 def _activation_code(prog: Program, m: int) -> str:
-    """The layer map and diagonal map of activation ``m``, named ``_a{m}_pair_any``, ..."""
-    rs = render_spec(prog.specs[m], "numba")
+    """The layer map and diagonal map of activation ``m``, named ``_a{m}_pair_any``, ...
+
+    The next determinant is printed only where the kernel uses it (the families of
+    :data:`~ntksym.codegen.arch_program.STABLE_DET_FAMILIES`): GELU's, unused, took most
+    of the generation time.
+    """
+    spec = prog.specs[m] if prog.trusted[m] else replace(prog.specs[m], det=None)
+    rs = render_spec(spec, "numba")
     decorator = '@numba.njit(cache=True, error_model="numpy")'
     code = (
         _environment()
@@ -132,12 +140,10 @@ class FusedKernel:
     """The compiled fused kernel of one network.
 
     Attributes:
-        program: The network's program.
         path: The generated module's file.
         module: The imported module.
     """
 
-    program: Program
     path: Path
     module: types.ModuleType
 
@@ -167,11 +173,7 @@ class FusedKernel:
 _LOADED: dict[Path, types.ModuleType] = {}
 
 
-def _load(text: str) -> tuple[Path, types.ModuleType]:
-    digest = text.split("\n", 3)[2].rsplit(" ", 1)[1]
-    path = cache_dir() / f"arch_{digest}.py"
-    if not (path.is_file() and is_intact(path.read_text(encoding="utf-8"))):
-        write_generated(path, text, force=True)
+def _import(path: Path) -> types.ModuleType:
     path = path.resolve()
     if path not in _LOADED:
         # the file's stem as module name: Numba's disk cache finds the module by it
@@ -179,17 +181,59 @@ def _load(text: str) -> tuple[Path, types.ModuleType]:
         if module is None:  # pragma: no cover - defensive
             raise InputError(f"cannot import generated module {path}")
         _LOADED[path] = module
-    return path, _LOADED[path]
+    return _LOADED[path]
+
+
+def _write(text: str) -> Path:
+    """The module file named by its source's hash (written atomically when missing)."""
+    digest = text.split("\n", 3)[2].rsplit(" ", 1)[1]
+    path = cache_dir() / f"arch_{digest}.py"
+    if not (path.is_file() and is_intact(path.read_text(encoding="utf-8"))):
+        write_generated(path, text, force=True)
+    return path
+
+
+#: The packages whose source decides what a fused module holds (layer maps, templates).
+_GENERATOR_PACKAGES = ("activations", "architecture", "codegen", "dual")
+
+
+@functools.cache
+def _generator_digest() -> str:
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256(__version__.encode())
+    for package in _GENERATOR_PACKAGES:
+        for f in sorted((root / package).rglob("*")):
+            if f.suffix in (".py", ".jinja"):
+                h.update(f.relative_to(root).as_posix().encode())
+                h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def _index_path(net: Net) -> Path:
+    """Where the name of ``net``'s module is recorded.
+
+    Keyed by the description's repr and by every source file that generation reads, so
+    that a change to any of them generates the module again.
+    """
+    key = hashlib.sha256((repr(net) + _generator_digest()).encode()).hexdigest()[:16]
+    return cache_dir() / f"arch_index_{key}.txt"
 
 
 @functools.lru_cache(maxsize=64)
 def _kernel(net: Net) -> FusedKernel | str:
+    index = _index_path(net)
+    if index.is_file():  # a cached first call: no SymPy, no rendering
+        path = index.parent / index.read_text(encoding="utf-8").strip()
+        if path.name.startswith("arch_") and path.is_file():
+            if is_intact(path.read_text(encoding="utf-8")):
+                return FusedKernel(path, _import(path))
     try:
         prog = lower(net)
     except Unsupported as exc:
         return str(exc)
-    path, module = _load(fused_source(prog))
-    return FusedKernel(prog, path, module)
+    path = _write(fused_source(prog))
+    atomic_write_text(index, path.name + "\n")
+    return FusedKernel(path, _import(path))
 
 
 def fused_kernel(net: Net) -> FusedKernel:
