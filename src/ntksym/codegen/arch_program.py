@@ -180,6 +180,8 @@ class _Lowering:
         k = len(self.steps)
         if isinstance(net, Nonlinearity):
             m = self.activation(net.activation)
+            if not (net.zero_ntk or self.specs[m].has_ntk):
+                raise Unsupported(f"no generated NTK map for {net}")
             step = Step("act", k, (state,), act=m, zero_ntk=net.zero_ntk)
             self.add(step, self.trusted[m])
             return k, _Meta(meta.width, False, meta.sources, False)

@@ -68,11 +68,11 @@ def _environment() -> jinja2.Environment:
 @functools.cache
 def _arch_regions() -> dict[str, str]:
     text = (
-        importlib.resources.files("ntksym.codegen.runtime")
-        .joinpath("numba_arch.py")
+        importlib.resources.files("ntksym.codegen")
+        .joinpath("arch_runtime.py")
         .read_text(encoding="utf-8")
     )
-    return parse_regions(text, "numba_arch.py")
+    return parse_regions(text, "arch_runtime.py")
 
 
 def _activation_code(prog: Program, m: int) -> str:
