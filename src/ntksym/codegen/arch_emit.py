@@ -67,7 +67,10 @@ def diag_rows_source(prog: Program) -> str:
 
 
 def _ntk_width(step: Step) -> str:
-    return "n0f" if step.width is None else _f(step.width)
+    """The standard NTK's input width ``n_in / s_in`` as code."""
+    if step.width is not None:
+        return _f(step.width)
+    return "n0f" if step.s_in == 1 else f"(n0f / {_f(step.s_in)})"
 
 
 def _dense_lines(step: Step, prog: Program, ntk: bool) -> list[str]:
@@ -80,7 +83,8 @@ def _dense_lines(step: Step, prog: Program, ntk: bool) -> list[str]:
         else:
             out.append(f"d{k} = c{k} * c{k} * dx + c{k} * {b2} * (dn * dn + om)")
         if ntk:
-            out.append(f"t{k} = n0f * (g / n0f) + {bias}" if step.standard else f"t{k} = s{k}")
+            std = f"t{k} = {_ntk_width(step)} * (g / n0f) + {bias}"
+            out.append(std if step.standard else f"t{k} = s{k}")
         return out
     a = step.src[0]
     out = [f"s{k} = {w2} * s{a} + {b2}"]

@@ -68,7 +68,9 @@ class Step:
         b2: Bias variance ``b_std^2`` (Dense; 0 without a bias).
         bias: Whether the Dense layer has a bias (the standard NTK adds 1).
         standard: Whether the Dense layer is in the standard parameterization.
-        width: Its input width (standard parameterization); None: the input dimension.
+        width: Its input width over ``s_in`` (the standard NTK's ``n_in``); None on the
+            inputs, whose width is known when the kernel is called.
+        s_in: The width multiplier ``s_in`` of the standard parameterization (1 without).
         act: Index of the activation in :attr:`Program.specs` (``"act"``).
         zero_ntk: The activation passes no gradient (``Sign``): the NTK restarts at 0.
         eps: LayerNorm's ``eps``.
@@ -81,7 +83,8 @@ class Step:
     b2: float = 0.0
     bias: bool = False
     standard: bool = False
-    width: int | None = None
+    width: float | None = None
+    s_in: int = 1
     act: int = -1
     zero_ntk: bool = False
     eps: float = 0.0
@@ -199,18 +202,23 @@ class _Lowering:
     def dense(self, state: int | None, meta: _Meta, layer: Dense) -> tuple[int, _Meta]:
         self.dense_count += 1
         k = len(self.steps)
+        # neural-tangents' width multipliers (s_in, s_out) of the standard
+        # parameterization, where the description carries them: out_dim * s_out outputs,
+        # and the NTK counts the input width as n_in / s_in
+        s_in, s_out = getattr(layer, "s", (1, 1))
         common = {
             "w2": layer.w_std**2,
             "b2": layer.b2,
             "bias": layer.b_std is not None,
             "standard": layer.parameterization == "standard",
-            "width": meta.width,
+            "width": None if meta.width is None else meta.width / s_in,
+            "s_in": s_in,
         }
         if state is None:
             self.add(Step("input_dense", k, **common), True)
         else:
             self.add(Step("dense", k, (state,), **common), self.det[state])
-        return k, _Meta(layer.out_dim, True, frozenset({self.dense_count}), False)
+        return k, _Meta(layer.out_dim * s_out, True, frozenset({self.dense_count}), False)
 
     def fan_in_sum(self, node: Any) -> tuple[int | None, _Meta]:
         if not isinstance(node, list):
