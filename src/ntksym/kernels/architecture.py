@@ -3,7 +3,9 @@
 A *homogeneous* network (``Dense``, activation, ``Dense``, ..., ``Dense``, every Dense in
 the NTK parameterization with one ``W_std`` and one ``b_std``, one activation
 throughout) is exactly ``ntksym.kernel(activation, depth, b_std, W_std)``, and is sent
-to its generated module (:func:`homogeneous`). Every other network is evaluated layer by
+to its generated module (:func:`homogeneous`). Every other network that the fused kernel
+covers (:mod:`ntksym.codegen.architecture`) runs its own generated module when the Gram
+matrix has at least :data:`FUSED_MIN_PAIRS` entries; the rest is evaluated layer by
 layer in float64 (:mod:`ntksym.kernels.layer_maps`).
 """
 
@@ -17,15 +19,21 @@ import numpy as np
 from ntksym.activations import Activation, get_activation
 from ntksym.architecture.description import Dense, Identity, Net, Nonlinearity, Repeat, Serial
 from ntksym.architecture.walk import Meta, Walker
+from ntksym.codegen.architecture import Unsupported, fused_kernel
 from ntksym.errors import InputError
 from ntksym.kernels.api import Kernels, kernel, validate_inputs
 from ntksym.kernels.layer_maps import Float64Ops, input_block
 
-__all__ = ["BACKENDS", "homogeneous", "parse_get", "evaluate"]
+__all__ = ["BACKENDS", "FUSED_MIN_PAIRS", "homogeneous", "parse_get", "evaluate"]
 
 #: Values of ``kernel_fn(..., backend=...)``: ``"auto"`` dispatches homogeneous networks to
-#: the generated kernels, ``"layers"`` always walks the layer maps.
-BACKENDS = ("auto", "layers")
+#: the generated kernels and every other network the fused kernel covers to its generated
+#: module (:mod:`ntksym.codegen.architecture`), ``"fused"`` always to the latter, and
+#: ``"layers"`` always walks the layer maps.
+BACKENDS = ("auto", "layers", "fused")
+#: ``"auto"`` uses the fused kernel from this many Gram entries on: below, the layer maps
+#: answer in well under a second, less than generating and compiling a module would take.
+FUSED_MIN_PAIRS = 256 * 256
 
 _KINDS = ("nngp", "ntk")
 
@@ -92,6 +100,28 @@ def _result(values: dict[str, np.ndarray], wanted: tuple[str, ...], get: Any) ->
     return namedtuple("Kernels", wanted)(*(values[g] for g in wanted))  # noqa: PYI024
 
 
+def _fused(net: Net, A: Any, B: Any, wanted: tuple[str, ...], backend: str) -> Any:
+    """The kernels by the network's generated fused module, or None where it has none."""
+    try:
+        fk = fused_kernel(net)
+    except Unsupported as exc:
+        if backend == "fused":
+            raise InputError(
+                f"backend='fused' does not cover this network ({exc}); use 'auto' or 'layers'"
+            ) from None
+        return None
+    nngp, ntk = fk(A, B, ntk="ntk" in wanted)
+    values = {"nngp": nngp, "ntk": ntk}
+    bad = [name for name in wanted if not np.all(np.isfinite(values[name]))]
+    if bad:
+        raise InputError(
+            f"the {bad[0].upper()} of this network is infinite or undefined at some of these "
+            "inputs (a dual map diverged or overflowed); reduce the input scale or the "
+            "depth, or ask for the other kernel"
+        )
+    return values
+
+
 def evaluate(net: Net, x1: Any, x2: Any = None, get: Any = _KINDS, backend: str = "auto") -> Any:
     """The NNGP and/or NTK Gram matrices of ``net`` between the rows of ``x1`` and ``x2``.
 
@@ -107,6 +137,11 @@ def evaluate(net: Net, x1: Any, x2: Any = None, get: Any = _KINDS, backend: str 
         act, depth, b_std, w_std = hom
         out = kernel(act, depth, b_std, w_std)(A, B, get=wanted)
         return _result(dict(zip(wanted, out, strict=True)), wanted, get)
+    pairs = A.shape[0] * (A if B is None else B).shape[0]
+    use_fused = backend == "fused" or (backend == "auto" and pairs >= FUSED_MIN_PAIRS)
+    fused = _fused(net, A, B, wanted, backend) if use_fused else None
+    if fused is not None:
+        return _result(fused, wanted, get)
     need_ntk = "ntk" in wanted
     walker = Walker(Float64Ops())
     start = input_block(A, A if B is None else B, need_ntk, same_examples=B is None)

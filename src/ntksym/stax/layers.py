@@ -86,8 +86,10 @@ class KernelFn:
             x2: Inputs, shape (N2, n0), or None.
             get: ``"nngp"``, ``"ntk"`` (one array), a tuple of them or None (a
                 ``Kernels`` named tuple).
-            backend: ``"auto"`` (a homogeneous network runs its generated kernel) or
-                ``"layers"`` (always the float64 layer maps).
+            backend: ``"auto"`` (a homogeneous network runs its generated kernel, any
+                other its generated fused kernel where that covers it, else the layer
+                maps), ``"fused"`` (always the fused kernel) or ``"layers"`` (always the
+                float64 layer maps).
 
         Returns:
             The kernels; a list of them, one per branch, if the network ends in branches.

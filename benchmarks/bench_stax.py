@@ -1,0 +1,202 @@
+"""Speed and accuracy of described networks: ntksym's fused kernel, its layer path, neural-tangents.
+
+Methods, each computing the NNGP and the NTK ``K(X, X)`` of the same network (X: N x 256
+standard normal, seed 0), each run in a fresh subprocess pinned to one core with one
+thread (``NUMBA_NUM_THREADS=1``, BLAS threads 1; XLA:
+``--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1``):
+
+* ``fused``  - ``kernel_fn(X, backend="fused")``: the network's generated Numba module
+  (cold first call: generation and compilation; then Numba's cache);
+* ``layers`` - ``kernel_fn(X, backend="layers")``: float64 NumPy layer maps;
+* ``nt``     - neural-tangents 0.6.5 ``stax`` kernel_fn, ``jax.jit``-compiled, float64,
+  run with the interpreter of its own virtual environment (``--nt-python``).
+
+Networks (spelled identically in both libraries, :func:`build`):
+
+* ``residual`` - depth 10: Dense, 8 residual blocks ``x + Dense(Relu(x))``, Relu, Dense;
+* ``mixed``    - depth 10 of relu, erf and gelu layers with different variances;
+* ``standard`` - depth 6, standard parameterization (width 512), relu and erf layers.
+
+Accuracy: the largest relative error of each method over a 3 x 2 sample of entries
+(rows 0..2 against rows 3..4) against ntksym's mpmath referee
+(``stax.reference_kernels``, 20 digits, every dual map by quadrature).
+
+Usage::
+
+    python benchmarks/bench_stax.py                       # N = 1000 2000 4000, all
+    python benchmarks/bench_stax.py --n 1000 --methods fused layers
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+D = 256
+WIDTH = 512
+NETWORKS = ("residual", "mixed", "standard")
+SAMPLE = (slice(0, 3), slice(3, 5))
+
+
+def build(s: Any, name: str) -> Any:
+    """The network ``name`` built with ``s``: ``ntksym.stax`` or ``neural_tangents.stax``."""
+    if name == "residual":
+        block = s.serial(
+            s.FanOut(2),
+            s.parallel(s.serial(s.Relu(), s.Dense(WIDTH, 1.2, 0.1)), s.Identity()),
+            s.FanInSum(),
+        )
+        return s.serial(
+            s.Dense(WIDTH, 1.0, 0.1), s.repeat(block, 8), s.Relu(), s.Dense(1, 1.0, 0.1)
+        )
+    if name == "mixed":
+        acts = [s.Relu, s.Erf, s.Gelu] * 3
+        layers = []
+        for i, act in enumerate(acts):
+            layers += [s.Dense(WIDTH, 1.0 + 0.05 * i, 0.05 + 0.02 * i), act()]
+        return s.serial(*layers, s.Dense(1, 1.1, 0.1))
+    if name == "standard":
+        p = {"parameterization": "standard"}
+        layers = []
+        for act in [s.Relu, s.Erf, s.Relu, s.Erf, s.Relu]:
+            layers += [s.Dense(WIDTH, 1.3, 0.1, **p), act()]
+        return s.serial(*layers, s.Dense(1, 1.0, 0.1, **p))
+    raise ValueError(name)
+
+
+def worker(method: str, name: str, n: int, repeat: int) -> dict:
+    """Time one (method, network, N) in this process; returns a JSON-able record."""
+    import numpy as np
+
+    X = np.random.default_rng(0).standard_normal((n, D))
+    t0 = time.perf_counter()
+    if method == "nt":
+        import jax
+        from neural_tangents import stax as nts
+
+        jax.config.update("jax_enable_x64", True)
+        fn = jax.jit(build(nts, name)[2], static_argnames="get")
+        Xj = jax.numpy.asarray(X)
+
+        def call() -> tuple:
+            k = fn(Xj, None, get=("nngp", "ntk"))
+            return np.asarray(k.nngp.block_until_ready()), np.asarray(k.ntk)
+    else:
+        sys.path.insert(0, str(REPO / "src"))
+        from ntksym import stax
+
+        kernel_fn = build(stax, name).kernel_fn
+
+        def call() -> tuple:
+            return tuple(kernel_fn(X, backend=method))
+
+    out = call()
+    first = time.perf_counter() - t0
+    sample = [o[SAMPLE].tolist() for o in out]
+    del out
+    walls = []
+    for _ in range(repeat):
+        w0 = time.perf_counter()
+        out = call()
+        walls.append(time.perf_counter() - w0)
+        del out
+    return {"method": method, "net": name, "n": n, "first": first, "walls": walls,
+            "sample": sample}  # fmt: skip
+
+
+def run_one(method: str, name: str, n: int, repeat: int, nt_python: str) -> dict:
+    """One configuration in a subprocess pinned to one core."""
+    env = dict(os.environ)
+    for k in ("OMP", "OPENBLAS", "MKL", "NUMBA"):
+        env[f"{k}_NUM_THREADS"] = "1"
+    env["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    env["JAX_PLATFORMS"] = "cpu"
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    python = nt_python if method == "nt" else sys.executable
+    args = [python, __file__, "--worker", method, name, str(n), str(repeat)]
+    core = sorted(os.sched_getaffinity(0))[:1]
+    proc = subprocess.run(
+        args, env=env, capture_output=True, text=True, check=False,
+        preexec_fn=lambda: os.sched_setaffinity(0, core),
+    )  # fmt: skip
+    for line in proc.stdout.splitlines():
+        if line.startswith("{"):
+            return json.loads(line)
+    err = proc.stderr.strip().splitlines()[-1:] or ["no output"]
+    return {"method": method, "net": name, "n": n, "error": err}
+
+
+def reference(name: str) -> list:
+    """The mpmath referee's NNGP and NTK on the sample entries."""
+    import numpy as np
+
+    sys.path.insert(0, str(REPO / "src"))
+    from ntksym import stax
+
+    X = np.random.default_rng(0).standard_normal((5, D))
+    (ref,) = stax.reference_kernels(build(stax, name).description, X[0:3], X[3:5], dps=20)
+    return [np.asarray(r) for r in ref]
+
+
+def _err(sample: list, ref: list) -> float:
+    import numpy as np
+
+    pairs = zip(sample, ref, strict=True)
+    return max(float(np.max(np.abs(np.asarray(s) - r) / np.abs(r))) for s, r in pairs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the sweep and print one Markdown table row per (network, N)."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--worker", nargs=4, metavar=("METHOD", "NET", "N", "REPEAT"))
+    ap.add_argument("--n", type=int, nargs="+", default=[1000, 2000, 4000])
+    ap.add_argument("--nets", nargs="+", default=list(NETWORKS), choices=NETWORKS)
+    ap.add_argument("--methods", nargs="+", default=["fused", "layers", "nt"])
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--layers-max-n", type=int, default=2000, help="largest N for layers")
+    ap.add_argument("--nt-python", default="/tmp/nt-venv/bin/python")
+    args = ap.parse_args(argv)
+    if args.worker:
+        method, name, n, repeat = args.worker
+        print(json.dumps(worker(method, name, int(n), int(repeat))), flush=True)
+        return 0
+    print("| network | N | fused (s) | layers (s) | nt (s) | layers/fused | nt/fused "
+          "| fused cold (s) | max rel. err fused / layers / nt |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name in args.nets:
+        ref = reference(name)
+        for n in args.n:
+            res: dict[str, dict] = {}
+            for method in args.methods:
+                if method == "layers" and n > args.layers_max_n:
+                    continue
+                rep = 1 if method == "layers" else args.repeat
+                res[method] = run_one(method, name, n, rep, args.nt_python)
+                print(json.dumps({k: v for k, v in res[method].items() if k != "sample"}),
+                      file=sys.stderr, flush=True)  # fmt: skip
+            med = {m: statistics.median(r["walls"]) for m, r in res.items() if "walls" in r}
+            errs = {m: _err(r["sample"], ref) for m, r in res.items() if "sample" in r}
+
+            def cell(m: str, med: dict = med) -> str:
+                return f"{med[m]:.2f}" if m in med else "-"
+
+            def ratio(m: str, med: dict = med) -> str:
+                return f"{med[m] / med['fused']:.1f}x" if m in med and "fused" in med else "-"
+
+            cold = f"{res['fused']['first']:.1f}" if "first" in res.get("fused", {}) else "-"
+            err = " / ".join(f"{errs[m]:.1e}" if m in errs else "-" for m in args.methods)
+            print(f"| {name} | {n} | {cell('fused')} | {cell('layers')} | {cell('nt')} | "
+                  f"{ratio('layers')} | {ratio('nt')} | {cold} | {err} |", flush=True)  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

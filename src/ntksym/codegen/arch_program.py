@@ -1,0 +1,269 @@
+"""A described network lowered to a straight-line program of layer maps on numbered states.
+
+The fused kernel of a network (:mod:`ntksym.codegen.architecture`) carries, for one pair
+of inputs, a few numbers per *state* (the values of one branch after one layer): the
+covariance ``S12``, its determinant ``D`` when it is carried accurately, and the NTK.
+The two variances of a state depend on one input each and are computed once per input
+(``_diag_rows``). :func:`lower` walks a description
+(:mod:`ntksym.architecture.description`) the way :mod:`ntksym.architecture.walk` does and
+records one :class:`Step` per state, in evaluation order.
+
+Networks the fused kernel does not cover are refused with a reason (:class:`Unsupported`):
+an activation without a closed-form dual map (quadrature), a network that ends in several
+branches or in its inputs, and every network that breaks one of the description's rules
+(the layer path then raises the error that names the rule).
+
+The determinant is carried exactly where :mod:`ntksym.kernels.layer_maps` carries it: from
+the inputs at each first Dense layer, through Dense layers, LayerNorm and sums, and
+through the activations whose family's stable map is checked for near-parallel pairs
+(:data:`STABLE_DET_FAMILIES`); after any other activation it is formed by subtraction
+where it is next needed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ntksym.activations import Activation
+from ntksym.activations.registry import affine_parts
+from ntksym.architecture.description import (
+    Dense,
+    FanInSum,
+    FanOut,
+    Identity,
+    LayerNorm,
+    Net,
+    Nonlinearity,
+    Parallel,
+    Repeat,
+    Serial,
+)
+from ntksym.codegen.spec import KernelSpec, kernel_spec
+from ntksym.dual.families import family_of
+from ntksym.errors import NTKSymError
+
+__all__ = ["STABLE_DET_FAMILIES", "Program", "Step", "Unsupported", "lower"]
+
+#: Families whose stable layer map carries the determinant accurately for near-parallel
+#: pairs (the same list as ``ntksym.kernels.layer_maps``; GELU's map has a determinant too, but
+#: it is not accurate for such pairs).
+STABLE_DET_FAMILIES = ("piecewise_linear", "jump")
+
+
+class Unsupported(NTKSymError):
+    """The fused kernel does not cover this network (the message says why)."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One layer map, producing state number ``out`` from the states ``src``.
+
+    Attributes:
+        kind: ``"input_dense"`` (a Dense layer on the inputs), ``"dense"``, ``"act"``,
+            ``"layer_norm"`` or ``"sum"`` (two independent branches).
+        out: The state it produces (states are numbered in evaluation order).
+        src: The states it reads (none for ``"input_dense"``).
+        w2: Weight variance ``W_std^2`` (Dense).
+        b2: Bias variance ``b_std^2`` (Dense; 0 without a bias).
+        bias: Whether the Dense layer has a bias (the standard NTK adds 1).
+        standard: Whether the Dense layer is in the standard parameterization.
+        width: Its input width over ``s_in`` (the standard NTK's ``n_in``); None on the
+            inputs, whose width is known when the kernel is called.
+        s_in: The width multiplier ``s_in`` of the standard parameterization (1 without).
+        act: Index of the activation in :attr:`Program.specs` (``"act"``).
+        zero_ntk: The activation passes no gradient (``Sign``): the NTK restarts at 0.
+        eps: LayerNorm's ``eps``.
+    """
+
+    kind: str
+    out: int
+    src: tuple[int, ...] = ()
+    w2: float = 0.0
+    b2: float = 0.0
+    bias: bool = False
+    standard: bool = False
+    width: float | None = None
+    s_in: int = 1
+    act: int = -1
+    zero_ntk: bool = False
+    eps: float = 0.0
+
+
+@dataclass(frozen=True)
+class Program:
+    """A network as a list of steps.
+
+    Attributes:
+        steps: One per state, in evaluation order (``steps[k].out == k``).
+        specs: The kernel specs of the distinct activations (closed-form maps).
+        trusted: Per activation, whether its map's determinant is used (see the module).
+        det_known: Per state, whether its determinant is carried.
+        output: The state the network outputs.
+    """
+
+    steps: tuple[Step, ...]
+    specs: tuple[KernelSpec, ...]
+    trusted: tuple[bool, ...]
+    det_known: tuple[bool, ...]
+    output: int
+
+
+@dataclass(frozen=True)
+class _Meta:
+    width: int | None  # None: the input dimension, known when the kernel is called
+    gaussian: bool = False
+    sources: frozenset[int] = frozenset()
+    is_input: bool = True
+
+
+def _trusted(spec: KernelSpec) -> bool:
+    """Whether the activation's stable map carries an accurate determinant."""
+    act = spec.activation
+    if spec.kind != "stable" or spec.det is None:
+        return False
+    family = family_of(act)
+    inner = affine_parts(act)[0] if family is not None and family.name == "affine" else act
+    inner_family = family_of(inner)
+    return inner_family is not None and inner_family.name in STABLE_DET_FAMILIES
+
+
+class _Lowering:
+    def __init__(self) -> None:
+        self.steps: list[Step] = []
+        self.det: list[bool] = []
+        self.acts: list[Activation] = []
+        self.specs: list[KernelSpec] = []
+        self.trusted: list[bool] = []
+        self.dense_count = 0
+
+    def add(self, step: Step, det_known: bool) -> int:
+        self.steps.append(step)
+        self.det.append(det_known)
+        return step.out
+
+    def activation(self, act: Activation) -> int:
+        if act in self.acts:
+            return self.acts.index(act)
+        try:
+            spec = kernel_spec(act)
+        except NTKSymError as exc:
+            raise Unsupported(f"no generated layer map for {act.name}: {exc}") from None
+        if spec.kind == "quadrature":
+            raise Unsupported(f"{act.name} has no closed-form dual map (only quadrature)")
+        self.acts.append(act)
+        self.specs.append(spec)
+        self.trusted.append(_trusted(spec))
+        return len(self.acts) - 1
+
+    def run(self, net: Net, node: Any) -> Any:
+        if isinstance(net, Serial):
+            for layer in net.layers:
+                node = self.run(layer, node)
+            return node
+        if isinstance(net, Repeat):
+            for _ in range(net.n):
+                node = self.run(net.layer, node)
+            return node
+        if isinstance(net, Identity):
+            return node
+        if isinstance(net, Parallel):
+            if not isinstance(node, list) or len(node) != len(net.branches):
+                raise Unsupported("parallel without as many inputs as branches")
+            return [self.run(b, x) for b, x in zip(net.branches, node, strict=True)]
+        if isinstance(net, FanOut):
+            return [self.single(node)] * net.n
+        if isinstance(net, FanInSum):
+            return self.fan_in_sum(node)
+        state, meta = self.single(node)
+        if isinstance(net, Dense):
+            return self.dense(state, meta, net)
+        if not meta.gaussian:
+            raise Unsupported(f"{net} does not act on a Gaussian field")
+        k = len(self.steps)
+        if isinstance(net, Nonlinearity):
+            m = self.activation(net.activation)
+            if not (net.zero_ntk or self.specs[m].has_ntk):
+                raise Unsupported(f"no generated NTK map for {net}")
+            step = Step("act", k, (state,), act=m, zero_ntk=net.zero_ntk)
+            self.add(step, self.trusted[m])
+            return k, _Meta(meta.width, False, meta.sources, False)
+        if isinstance(net, LayerNorm):
+            self.add(Step("layer_norm", k, (state,), eps=net.eps), self.det[state])
+            return k, meta
+        raise Unsupported(f"not a layer of ntksym.stax: {net!r}")
+
+    @staticmethod
+    def single(node: Any) -> tuple[int | None, _Meta]:
+        if isinstance(node, list):
+            raise Unsupported("a one-input layer applied to several branches")
+        return node  # type: ignore[no-any-return]
+
+    def dense(self, state: int | None, meta: _Meta, layer: Dense) -> tuple[int, _Meta]:
+        self.dense_count += 1
+        k = len(self.steps)
+        # neural-tangents' width multipliers (s_in, s_out) of the standard
+        # parameterization, where the description carries them: out_dim * s_out outputs,
+        # and the NTK counts the input width as n_in / s_in
+        s_in, s_out = getattr(layer, "s", (1, 1))
+        common = {
+            "w2": layer.w_std**2,
+            "b2": layer.b2,
+            "bias": layer.b_std is not None,
+            "standard": layer.parameterization == "standard",
+            "width": None if meta.width is None else meta.width / s_in,
+            "s_in": s_in,
+        }
+        if state is None:
+            self.add(Step("input_dense", k, **common), True)
+        else:
+            self.add(Step("dense", k, (state,), **common), self.det[state])
+        return k, _Meta(layer.out_dim * s_out, True, frozenset({self.dense_count}), False)
+
+    def fan_in_sum(self, node: Any) -> tuple[int | None, _Meta]:
+        if not isinstance(node, list):
+            raise Unsupported("FanInSum of a single input")
+        metas = [m for _, m in node]
+        if len({m.width for m in metas}) != 1:
+            raise Unsupported("FanInSum of branches of different widths")
+        if len(node) > 1 and not all(m.gaussian for m in metas):
+            raise Unsupported("FanInSum of branches that are not Gaussian")
+        seen: set[int] = set()
+        for m in metas:
+            if seen & m.sources:
+                raise Unsupported("FanInSum of correlated branches")
+            seen |= m.sources
+        state = node[0][0]
+        for other, _ in node[1:]:
+            k = len(self.steps)
+            self.add(Step("sum", k, (state, other)), self.det[state] and self.det[other])
+            state = k
+        return state, _Meta(metas[0].width, metas[0].gaussian, frozenset(seen), False)
+
+
+def lower(net: Net) -> Program:
+    """The program of ``net``.
+
+    Args:
+        net: A network description.
+
+    Returns:
+        Its :class:`Program`.
+
+    Raises:
+        Unsupported: The fused kernel does not cover the network (the reason is given).
+    """
+    lowering = _Lowering()
+    node = lowering.run(net, (None, _Meta(None)))
+    if isinstance(node, list):
+        raise Unsupported(f"the network ends in {len(node)} branches")
+    state, _ = node
+    if state is None:
+        raise Unsupported("the network has no Dense layer")
+    return Program(
+        tuple(lowering.steps),
+        tuple(lowering.specs),
+        tuple(lowering.trusted),
+        tuple(lowering.det),
+        state,
+    )

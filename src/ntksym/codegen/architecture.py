@@ -1,0 +1,268 @@
+"""Generated fused kernels of described networks: one compiled module per architecture.
+
+:func:`fused_kernel` lowers a network description (:mod:`ntksym.architecture.description`)
+to a program of layer maps (:mod:`ntksym.codegen.arch_program`), writes one Numba module
+for it (:mod:`ntksym.codegen.arch_emit` and the template
+``arch_templates/fused_numba.py.jinja``) and imports it. The module computes each Gram
+entry through every layer in local variables, in parallel blocks of rows, without an
+N x N temporary per layer: the outputs (written over the Gram product ``X1 @ X2.T``)
+and one NTK array are all the memory it takes.
+
+Modules are cached in memory by the description (equal descriptions hash equal) and on
+disk by the hash of their source, in ``$NTKSYM_CACHE_DIR/kernels/arch_<hash>.py`` beside
+the homogeneous kernels (:func:`ntksym.codegen.files.cache_dir`), where Numba's own cache
+of the compiled functions follows them. A small index file, keyed by the description and
+by the source of everything generation reads, names the module of a description, so
+that a second process imports it and Numba's compiled code without lowering, SymPy or
+rendering.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.resources
+import re
+import types
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+import sympy as sp
+
+from ntksym._io import atomic_write_text, import_file
+from ntksym.architecture.description import Net
+from ntksym.codegen.arch_emit import diag_rows_source, row_source
+from ntksym.codegen.arch_program import Program, Unsupported, lower
+from ntksym.codegen.files import cache_dir, is_intact, write_generated
+from ntksym.codegen.render import HEADER_LINES, RuntimeLoader, content_hash, render_spec
+from ntksym.codegen.runtime import parse_regions, read_region
+from ntksym.errors import InputError
+from ntksym.version import __version__
+
+__all__ = ["FusedKernel", "Unsupported", "cache_info", "fused_kernel", "fused_source", "supported"]
+
+_TEMPLATE = "fused_numba.py.jinja"
+_PAIR_NAMES = re.compile(r"\b(_pair_any|_pair_pos|_pair|_diag)\b")
+
+
+@functools.cache
+def _environment() -> jinja2.Environment:
+    loaders = [
+        jinja2.PackageLoader("ntksym.codegen", "arch_templates"),
+        jinja2.PackageLoader("ntksym.codegen", "templates"),
+        RuntimeLoader(),
+    ]
+    return jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+
+
+@functools.cache
+def _arch_regions() -> dict[str, str]:
+    text = (
+        importlib.resources.files("ntksym.codegen")
+        .joinpath("arch_runtime.py")
+        .read_text(encoding="utf-8")
+    )
+    return parse_regions(text, "arch_runtime.py")
+
+
+def _activation_code(prog: Program, m: int) -> str:
+    """The layer map and diagonal map of activation ``m``, named ``_a{m}_pair_any``, ...
+
+    The next determinant is printed only where the kernel uses it (the families of
+    :data:`~ntksym.codegen.arch_program.STABLE_DET_FAMILIES`): GELU's, unused, took most
+    of the generation time.
+    """
+    spec = prog.specs[m] if prog.trusted[m] else replace(prog.specs[m], det=None)
+    rs = render_spec(spec, "numba")
+    decorator = '@numba.njit(cache=True, error_model="numpy")'
+    code = (
+        _environment()
+        .get_template("_layer.py.jinja")
+        .render(spec=rs, decorator=decorator, vec=False)
+    )
+    return _PAIR_NAMES.sub(lambda mt: f"_a{m}{mt.group(1)}", code)
+
+
+def _det_near_code() -> str:
+    """``_det_near`` alone, from the homogeneous kernels' ``chain`` region."""
+    chain = read_region("numba_fused.py", "chain")
+    start = chain.index("def _det_near")
+    return chain[chain.rindex("@numba.njit", 0, start) :]
+
+
+def fused_source(prog: Program) -> str:
+    """The source of the fused module of ``prog``, header included."""
+    regions = _arch_regions()
+    doc = [f"{m}: sigma(u) = {sp.sstr(s.activation.expr)}" for m, s in enumerate(prog.specs)]
+    body = (
+        _environment()
+        .get_template(_TEMPLATE)
+        .render(
+            states=len(prog.steps),
+            output=prog.output,
+            activation_doc=doc or ["(none)"],
+            activation_code=[_activation_code(prog, m) for m in range(len(prog.specs))],
+            pair_helpers=regions["pair_helpers"],
+            prep=_det_near_code() + "\n\n" + regions["prep"],
+            diag_rows=diag_rows_source(prog),
+            row=row_source(prog),
+            loops=regions["loops"],
+        )
+    )
+    # Numba's own inlining (inline="always", which the homogeneous kernels use so that a
+    # short column loop vectorises) is applied at every call site before LLVM sees the
+    # code: across a whole network that took minutes to compile. LLVM inlines these small
+    # functions by itself.
+    body = body.replace(', inline="always"', "")
+    key = hashlib.sha256(body.encode("utf-8")).hexdigest()[:16]
+    lines = [
+        f"# Generated by ntksym from template {_TEMPLATE} for a described network; do not edit.",
+        f"# ntksym version: {__version__}",
+        f"# spec key: {key}",
+        f"# content sha256: {content_hash(body)}",
+    ]
+    assert len(lines) == HEADER_LINES
+    return "\n".join(lines) + "\n" + body
+
+
+@dataclass(frozen=True)
+class FusedKernel:
+    """The compiled fused kernel of one network.
+
+    Attributes:
+        path: The generated module's file.
+        module: The imported module.
+    """
+
+    path: Path
+    module: types.ModuleType
+
+    def __call__(
+        self, x1: np.ndarray, x2: np.ndarray | None = None, ntk: bool = True
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """The NNGP and (when ``ntk``) NTK Gram matrices between the rows of x1 and x2.
+
+        Args:
+            x1: Inputs, float64 C-contiguous array of shape (N1, n0).
+            x2: Inputs of shape (N2, n0), or None for ``K(x1, x1)`` (exactly symmetric).
+            ntk: Whether to compute the NTK too.
+
+        Returns:
+            ``(nngp, ntk)``; ``ntk`` is None when not asked for.
+        """
+        a = np.ascontiguousarray(x1, dtype=np.float64)
+        b = None if x2 is None else np.ascontiguousarray(x2, dtype=np.float64)
+        if a.ndim != 2 or (b is not None and (b.ndim != 2 or b.shape[1] != a.shape[1])):
+            raise InputError(
+                "inputs must be 2-d arrays with the same number of columns, got shapes "
+                f"{np.shape(x1)} and {None if x2 is None else np.shape(x2)}"
+            )
+        return self.module._compute(a, b, ntk)  # type: ignore[no-any-return]
+
+
+_LOADED: dict[Path, types.ModuleType] = {}
+
+
+def _import(path: Path) -> types.ModuleType:
+    path = path.resolve()
+    if path not in _LOADED:
+        # the file's stem as module name: Numba's disk cache finds the module by it
+        module = import_file(path, path.stem)
+        if module is None:  # pragma: no cover - defensive
+            raise InputError(f"cannot import generated module {path}")
+        _LOADED[path] = module
+    return _LOADED[path]
+
+
+def _write(text: str) -> Path:
+    """The module file named by its source's hash (written atomically when missing)."""
+    digest = text.split("\n", 3)[2].rsplit(" ", 1)[1]
+    path = cache_dir() / f"arch_{digest}.py"
+    if not (path.is_file() and is_intact(path.read_text(encoding="utf-8"))):
+        write_generated(path, text, force=True)
+    return path
+
+
+#: The packages whose source decides what a fused module holds (layer maps, templates).
+_GENERATOR_PACKAGES = ("activations", "architecture", "codegen", "dual")
+
+
+@functools.cache
+def _generator_digest() -> str:
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256(__version__.encode())
+    for package in _GENERATOR_PACKAGES:
+        for f in sorted((root / package).rglob("*")):
+            if f.suffix in (".py", ".jinja"):
+                h.update(f.relative_to(root).as_posix().encode())
+                h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def _index_path(net: Net) -> Path:
+    """Where the name of ``net``'s module is recorded.
+
+    Keyed by the description's repr and by every source file that generation reads, so
+    that a change to any of them generates the module again.
+    """
+    key = hashlib.sha256((repr(net) + _generator_digest()).encode()).hexdigest()[:16]
+    return cache_dir() / f"arch_index_{key}.txt"
+
+
+@functools.lru_cache(maxsize=64)
+def _kernel(net: Net) -> FusedKernel | str:
+    index = _index_path(net)
+    if index.is_file():  # a cached first call: no SymPy, no rendering
+        path = index.parent / index.read_text(encoding="utf-8").strip()
+        if path.name.startswith("arch_") and path.is_file():
+            if is_intact(path.read_text(encoding="utf-8")):
+                return FusedKernel(path, _import(path))
+    try:
+        prog = lower(net)
+    except Unsupported as exc:
+        return str(exc)
+    path = _write(fused_source(prog))
+    atomic_write_text(index, path.name + "\n")
+    return FusedKernel(path, _import(path))
+
+
+def fused_kernel(net: Net) -> FusedKernel:
+    """The fused kernel of ``net`` (generated, written and imported once per description).
+
+    Args:
+        net: A network description.
+
+    Returns:
+        Its :class:`FusedKernel` (the same object for equal descriptions).
+
+    Raises:
+        Unsupported: The fused kernel does not cover the network (the message says why).
+    """
+    out = _kernel(net)
+    if isinstance(out, str):
+        raise Unsupported(out)
+    return out
+
+
+def supported(net: Net) -> str:
+    """Why the fused kernel does not cover ``net``, or ``""`` if it does (nothing compiled)."""
+    try:
+        lower(net)
+    except Unsupported as exc:
+        return str(exc)
+    return ""
+
+
+def cache_info() -> Any:
+    """Hits and misses of the in-memory cache (``functools.lru_cache`` statistics)."""
+    return _kernel.cache_info()

@@ -1,0 +1,136 @@
+"""The generated fused kernel of a described network (ntksym.codegen.architecture).
+
+Checked against the float64 layer path (itself checked against mpmath in
+test_stax_checks.py) and against the mpmath referee, on adversarial inputs. One network
+covers every layer type the fused kernel carries a determinant through (Dense in both
+parameterizations, residual FanOut/parallel/FanInSum, LayerNorm, ReLU-family and Sign
+activations) and ends in a smooth one (erf): one Numba compile for the whole file.
+"""
+
+import numpy as np
+import pytest
+
+from ntksym import stax
+from ntksym.codegen import architecture
+from ntksym.codegen.arch_program import Unsupported, lower
+from ntksym.errors import InputError
+
+
+def _network():
+    block = stax.serial(
+        stax.FanOut(2),
+        stax.parallel(stax.serial(stax.Relu(), stax.Dense(8, 1.2, 0.1)), stax.Identity()),
+        stax.FanInSum(),
+        stax.LayerNorm(),
+    )
+    return stax.serial(
+        stax.Dense(8, 1.1, 0.2),
+        stax.repeat(block, 2),
+        stax.LeakyRelu(0.1),
+        stax.Dense(8, 1.3, 0.2, "standard"),
+        stax.ABRelu(-0.4, 1.3),
+        stax.Dense(8, 0.9, 0.5),
+        stax.Sign(),
+        stax.Dense(8, 1.0, 0.3),
+        stax.Erf(1.2, 0.7, 0.1),
+        stax.Dense(1, 1.0, 0.1),
+    )
+
+
+NET = _network()
+
+
+def adversarial_inputs():
+    """Near-parallel (1e-8), anti-parallel, rescaled, twin, zero, tiny and huge inputs."""
+    x, d, y, z = np.random.default_rng(5).standard_normal((4, 6))
+    return np.vstack(
+        [x, x + 1e-8 * d, -x + 1e-7 * d, 1e3 * x, x * (1 + 1e-9), np.zeros(6), 1e-6 * y, 1e6 * z]
+    )
+
+
+def rel(a, r):
+    return np.max(np.abs(a - r) / np.abs(r))
+
+
+@pytest.fixture(scope="module")
+def fused():
+    return architecture.fused_kernel(NET.description)
+
+
+def test_matches_the_layer_path_on_adversarial_inputs(fused):
+    X = adversarial_inputs()
+    K, T = fused(X)
+    layers = NET.kernel_fn(X, backend="layers")
+    assert rel(K, layers.nngp) < 4e-15
+    assert rel(T, layers.ntk) < 4e-15
+    np.testing.assert_array_equal(K, K.T)  # K(X, X) exactly symmetric
+    np.testing.assert_array_equal(T, T.T)
+    # K(X1, X2) with twins across the two sets: the same entries as K(X, X), within ulps
+    K12, T12 = fused(X[:5], X[3:])
+    assert rel(K12, K[:5, 3:]) < 1e-15 and rel(T12, T[:5, 3:]) < 1e-15
+    nngp_only, none = fused(X[:5], X[3:], ntk=False)
+    assert none is None
+    np.testing.assert_array_equal(nngp_only, K12)
+
+
+def test_matches_mpmath_on_near_parallel_and_anti_parallel_pairs(fused):
+    X = adversarial_inputs()
+    X1, X2 = X[:1], X[1:3]  # x against x + 1e-8 d and -x + 1e-7 d
+    (ref,) = stax.reference_kernels(NET.description, X1, X2, dps=20)
+    for ours, r in zip(fused(X1, X2), ref, strict=True):
+        assert rel(ours, r) < 1e-13
+
+
+@pytest.mark.exhaustive
+def test_matches_mpmath_on_every_adversarial_pair(fused):
+    # measured: 4.3e-16 (NNGP) and 4.2e-16 (NTK); the layer path 6.4e-16 and 4.4e-16
+    X = adversarial_inputs()
+    (ref,) = stax.reference_kernels(NET.description, X, dps=30)
+    for ours, r in zip(fused(X), ref, strict=True):
+        assert rel(ours, r) < 1e-13
+
+
+def test_random_inputs_and_kernel_fn_dispatch(fused):
+    X = np.random.default_rng(11).standard_normal((256, 6))
+    auto = NET.kernel_fn(X)  # 256^2 entries: auto takes the fused kernel
+    K, T = fused(X)
+    np.testing.assert_array_equal(auto.nngp, K)
+    np.testing.assert_array_equal(auto.ntk, T)
+    np.testing.assert_array_equal(NET.kernel_fn(X, get="ntk", backend="fused"), T)
+    layers = NET.kernel_fn(X[:40], backend="layers")
+    small = NET.kernel_fn(X[:40])  # below FUSED_MIN_PAIRS: the layer path itself
+    np.testing.assert_array_equal(small.ntk, layers.ntk)
+    assert rel(K[:40, :40], layers.nngp) < 4e-15
+    assert rel(T[:40, :40], layers.ntk) < 4e-15
+
+
+def test_cache_is_hit_by_an_equal_description(fused):
+    before = architecture.cache_info()
+    again = architecture.fused_kernel(_network().description)  # built anew, equal
+    assert again is fused
+    assert architecture.cache_info().hits == before.hits + 1
+    # on disk: the file named by its source's hash holds exactly that source
+    text = architecture.fused_source(lower(NET.description))
+    assert fused.path.read_text(encoding="utf-8") == text
+    assert fused.path.name.startswith("arch_")
+    # and an index names it, so that another process skips lowering and rendering
+    indexes = fused.path.parent.glob("arch_index_*.txt")
+    assert fused.path.name in {p.read_text(encoding="utf-8").strip() for p in indexes}
+
+
+def test_networks_it_does_not_cover_fall_back_or_are_refused():
+    tanh = stax.serial(stax.Dense(4), stax.Elementwise("tanh(u)"), stax.Dense(1))
+    with pytest.raises(Unsupported, match="closed-form"):
+        lower(tanh.description)
+    two = stax.serial(stax.Dense(4), stax.FanOut(2))
+    assert "branches" in architecture.supported(two.description)
+    X = np.random.default_rng(2).standard_normal((3, 4))
+    with pytest.raises(InputError, match="backend='fused' does not cover"):
+        tanh.kernel_fn(X, backend="fused")
+    with pytest.raises(InputError, match="backend must be one of auto, layers, fused"):
+        tanh.kernel_fn(X, backend="gpu")
+    # a network that breaks a rule is refused by the fused kernel and explained by the walk
+    bad = stax.serial(stax.Dense(4), stax.Relu(), stax.Relu())
+    assert architecture.supported(bad.description)
+    with pytest.raises(InputError, match="must follow a Dense layer"):
+        bad.kernel_fn(np.ones((300, 4)))
