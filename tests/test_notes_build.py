@@ -182,3 +182,19 @@ def test_the_seed_web_page_renders_in_chromium(built, tmp_path):
     assert misprints and report["boxed"] >= 2 * len(misprints)  # both sides of each
     for s in misprints:
         assert f"({s.label}) as printed (left) and corrected (right)" in text, s.label
+
+
+@pytest.mark.skipif(not HAVE_TEX, reason="pdflatex not installed")
+def test_the_new_derivations_build_notes_that_compile(tmp_path):
+    """The per-layer and residual derivations' notes compile: multi-line exercise displays too."""
+    paths = [package_derivations_dir() / f"{name}.py" for name in ("per_layer", "residual")]
+    result = build_notes(paths, tmp_path, markdown=True, html=True, quick=True)
+    tex = result.tex.read_text(encoding="utf-8")
+    for exercise in re.findall(r"\\paragraph\{Exercise.*?\\end\{equation\*\}", tex, re.S):
+        if "\\\\" in exercise:  # a line break in a display needs an alignment around it
+            assert "\\begin{aligned}" in exercise
+    pdf = compile_pdf(result.tex)
+    assert pdf.exists()
+    log = result.tex.with_suffix(".log").read_text(errors="replace")
+    assert not re.search(r"^! ", log, re.M), "LaTeX error"
+    assert "\\lambda" in tex and "per layer" in tex.lower()
