@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 import sympy as sp
@@ -179,6 +179,30 @@ def _numba_available() -> bool:
     except ImportError:
         return False
     return True
+
+
+@overload
+def trapezoid(
+    activation: str | Activation | sp.Expr,
+    s11: Any,
+    s12: Any,
+    s22: Any,
+    *,
+    det: Any = None,
+    ntk: Literal[True] = True,
+) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@overload
+def trapezoid(
+    activation: str | Activation | sp.Expr,
+    s11: Any,
+    s12: Any,
+    s22: Any,
+    *,
+    det: Any = None,
+    ntk: bool,
+) -> tuple[np.ndarray, np.ndarray | None]: ...
 
 
 def trapezoid(

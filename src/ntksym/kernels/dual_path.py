@@ -82,7 +82,7 @@ def dual_recursion(
             return _maps(s11[:, None], s12, s22[None, :], det, need_ntk)
         i, j = upper
         half = _maps(s11[i], s12[upper], s22[j], det[upper], need_ntk)
-        full = []
+        full: list[np.ndarray | None] = []
         for h in half:
             if h is None:
                 full.append(None)
