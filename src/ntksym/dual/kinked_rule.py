@@ -154,7 +154,7 @@ def _inner(f: Any, df: Any, ntk: bool, m: float, c: float, kinks: Any, S: Any) -
     """E[f(m + c z)] and E[df(m + c z)], z ~ N(0, 1), c > 0, and whether both converged.
 
     S is scratch: rows 0..4 hold split points and the pieces (kind, start, end, scale).
-    Returns (e0, e1, estimated relative error: see _estimate).
+    Returns (e0, e1, estimated relative error (see _estimate), E|f|, E|df|).
     """
     n = _add_point(S[0], 0, 0.0)
     n = _add_point(S[0], n, -m / c)
@@ -190,9 +190,12 @@ def _inner(f: Any, df: Any, ntk: bool, m: float, c: float, kinks: Any, S: Any) -
             g1 = abs(q1 - p1) / max(h * a1, 1e-300) if ntk else 0.0
             prev, gap = gap, max(g0, g1)
             if _done(gap, prev, level):
-                return q0 * _INV_SQRT_2PI, q1 * _INV_SQRT_2PI, _estimate(gap, prev)
+                est = _estimate(gap, prev)
+                hn = h * _INV_SQRT_2PI
+                return q0 * _INV_SQRT_2PI, q1 * _INV_SQRT_2PI, est, a0 * hn, a1 * hn
         h *= 0.5
-    return q0 * _INV_SQRT_2PI, q1 * _INV_SQRT_2PI, gap
+    hn = 2.0 * h * _INV_SQRT_2PI  # (the step of the last level)
+    return q0 * _INV_SQRT_2PI, q1 * _INV_SQRT_2PI, gap, a0 * hn, a1 * hn
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -218,7 +221,7 @@ def _outer(f: Any, df: Any, ntk: bool, a: float, b: float, c: float, kinks: Any,
     npc = _pieces(S[5], n, S[6], S[7], S[8], S[9], _finest(a, b, c))
     s0 = s1 = a0 = a1 = q0 = q1 = 0.0
     gap = 0.0
-    worst = 0.0  # largest error estimate of the inner rules
+    w0 = w1 = 0.0  # the inner rules' error estimates, weighted as the outer sums weigh them
     h = _H0
     for level in range(_LEVELS + 1):
         step = 1 << level
@@ -237,8 +240,9 @@ def _outer(f: Any, df: Any, ntk: bool, a: float, b: float, c: float, kinks: Any,
                     continue
                 m = b * z
                 if c > 0.0:
-                    i0, i1, est = _inner(f, df, ntk, m, c, kinks, S)
-                    worst = max(worst, est)
+                    i0, i1, est, m0, m1 = _inner(f, df, ntk, m, c, kinks, S)
+                    w0 += w * abs(fu) * est * m0
+                    w1 += w * abs(gu) * est * m1
                 else:
                     i0 = f(m)
                     i1 = df(m) if ntk else 0.0
@@ -255,9 +259,11 @@ def _outer(f: Any, df: Any, ntk: bool, a: float, b: float, c: float, kinks: Any,
             g1 = abs(q1 - p1) / max(h * a1, 1e-300) if ntk else 0.0
             prev, gap = gap, max(g0, g1)
             if _done(gap, prev, level):
-                return q0 * _INV_SQRT_2PI, q1 * _INV_SQRT_2PI, max(_estimate(gap, prev), worst)
+                gap = _estimate(gap, prev)
+                break
         h *= 0.5
-    return q0 * _INV_SQRT_2PI, q1 * _INV_SQRT_2PI, max(gap, worst)
+    inner = max(w0 / max(a0, 1e-300), w1 / max(a1, 1e-300))
+    return q0 * _INV_SQRT_2PI, q1 * _INV_SQRT_2PI, max(gap, inner)
 
 
 @numba.njit(error_model="numpy")
@@ -271,7 +277,7 @@ def _one(
     f0 = f(0.0)
     g0 = df(0.0) if ntk else 0.0
     if s22 > 0.0:  # u = 0
-        i0, i1, est = _inner(f, df, ntk, 0.0, math.sqrt(s22), kinks, S)
+        i0, i1, est, _, _ = _inner(f, df, ntk, 0.0, math.sqrt(s22), kinks, S)
         return f0 * i0, g0 * i1, est
     return f0 * f0, g0 * g0, 0.0
 
