@@ -9,13 +9,14 @@ from __future__ import annotations
 import functools
 import math
 import warnings
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 import sympy as sp
 
 from ntksym.activations import Activation, get_activation
 from ntksym.dual.covariance import prepare
+from ntksym.dual.kinks import is_kinked
 from ntksym.errors import ActivationError, InputError
 
 __all__ = ["gauss_hermite", "trapezoid"]
@@ -172,13 +173,55 @@ def _trapezoid_expectation(
     return cur.reshape(shape)  # pragma: no cover - bounded by _TRAP_MAX_NODES
 
 
-def trapezoid(
-    activation: str | Activation | sp.Expr, s11: Any, s12: Any, s22: Any, *, det: Any = None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Both dual maps by an adaptive Gaussian-weighted trapezoid rule (no closed form needed).
+def _numba_available() -> bool:
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
-    See :func:`_trapezoid_expectation`; unlike :func:`gauss_hermite` it keeps
-    full float64 accuracy for tanh-like activations at large variance.
+
+@overload
+def trapezoid(
+    activation: str | Activation | sp.Expr,
+    s11: Any,
+    s12: Any,
+    s22: Any,
+    *,
+    det: Any = None,
+    ntk: Literal[True] = True,
+) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@overload
+def trapezoid(
+    activation: str | Activation | sp.Expr,
+    s11: Any,
+    s12: Any,
+    s22: Any,
+    *,
+    det: Any = None,
+    ntk: bool,
+) -> tuple[np.ndarray, np.ndarray | None]: ...
+
+
+def trapezoid(
+    activation: str | Activation | sp.Expr,
+    s11: Any,
+    s12: Any,
+    s22: Any,
+    *,
+    det: Any = None,
+    ntk: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Both dual maps by an adaptive Gaussian-weighted quadrature (no closed form needed).
+
+    Kinked activations with a pointwise derivative (:func:`ntksym.dual.kinks.is_kinked`)
+    go, when Numba is installed, to the kink-aware rule of :mod:`ntksym.dual.kinked`
+    (split at the kinks: accurate to about 1e-15, with a warning where its error estimate
+    exceeds 1e-12). Others go to the trapezoid rule of :func:`_trapezoid_expectation`,
+    which, unlike :func:`gauss_hermite`, keeps full float64 accuracy for tanh-like
+    activations at large variance (and warns where it does not converge).
 
     Args:
         activation: The activation (its derivative must have pointwise values).
@@ -186,15 +229,23 @@ def trapezoid(
         s12: Covariance of u and v.
         s22: Variance of v.
         det: Optional accurately computed ``s11*s22 - s12**2 >= 0``.
+        ntk: Whether to compute the derivative map (with False it is not evaluated at all,
+            and None is returned in its place).
 
     Returns:
         ``(E[sigma sigma], E[sigma' sigma'])`` as float64 arrays of the broadcast shape.
     """
     act = get_activation(activation)
     s11, s12, s22, det = prepare(s11, s12, s22, det)
+    if is_kinked(act) and _numba_available():
+        from ntksym.dual.kinked import kinked_maps
+
+        return kinked_maps(act, s11, s12, s22, det, ntk=ntk)
+    kd = None
     with np.errstate(over="ignore", invalid="ignore"):
         k = _trapezoid_expectation(act.numpy, s11, s12, s22, det, f"{act.name}")
-        kd = _trapezoid_expectation(
-            act.numpy_derivative, s11, s12, s22, det, f"the derivative of {act.name}"
-        )
+        if ntk:
+            kd = _trapezoid_expectation(
+                act.numpy_derivative, s11, s12, s22, det, f"the derivative of {act.name}"
+            )
     return k, kd

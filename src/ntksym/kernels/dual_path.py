@@ -66,13 +66,37 @@ def dual_recursion(
     s11, s22, s12, det, coincide = first_layer(X1, X2, w2, b2)
     theta = s12.copy() if need_ntk else None
 
-    def _maps(s11: Any, s12: Any, s22: Any, det: Any) -> tuple[np.ndarray, np.ndarray]:
+    # without a closed form, the quadrature computes only the maps asked for
+    by_rule = degree is None and not dual.has_closed_form(activation)
+
+    def _maps(s11: Any, s12: Any, s22: Any, det: Any, ntk: bool) -> tuple[Any, Any]:
+        if by_rule:
+            return dual.trapezoid(activation, s11, s12, s22, det=det, ntk=ntk)
         return dual.evaluate(activation, s11, s12, s22, det=det, degree=degree)
 
+    # K(X, X) by quadrature: each pair once (the maps are symmetric in u and v)
+    upper = np.triu_indices(s12.shape[0]) if by_rule and X2 is X1 else None
+
+    def _pairs(s11: Any, s12: Any, s22: Any, det: Any) -> tuple[Any, Any]:
+        if upper is None:
+            return _maps(s11[:, None], s12, s22[None, :], det, need_ntk)
+        i, j = upper
+        half = _maps(s11[i], s12[upper], s22[j], det[upper], need_ntk)
+        full: list[np.ndarray | None] = []
+        for h in half:
+            if h is None:
+                full.append(None)
+                continue
+            m = np.empty_like(s12)
+            m[upper] = h
+            m[j, i] = h
+            full.append(m)
+        return full[0], full[1]
+
     for _ in range(depth - 1):
-        k, kdot = _maps(s11[:, None], s12, s22[None, :], det)
-        k11, _ = _maps(s11, s11, s11, np.zeros_like(s11))
-        k22, _ = _maps(s22, s22, s22, np.zeros_like(s22))
+        k, kdot = _pairs(s11, s12, s22, det)
+        k11, _ = _maps(s11, s11, s11, np.zeros_like(s11), False)
+        k22 = k11 if upper is not None else _maps(s22, s22, s22, np.zeros_like(s22), False)[0]
         s12 = w2 * np.asarray(k) + b2
         s11 = w2 * np.asarray(k11) + b2
         s22 = w2 * np.asarray(k22) + b2
