@@ -235,7 +235,10 @@ def gradient_rows(
     want_ntk, row0 = flags
     n1, n2 = out.shape
     k = 6 if want_ntk else 0  # T, T0, T1 or S (then D), S0, S1 in the buffer
-    for i in numba.prange(n1):
+    for t in numba.prange(n1):
+        # rows 0, n1-1, 1, n1-2, ...: long and short rows of a triangle alternate, so the
+        # static chunks of prange get equal work
+        i = t // 2 if t % 2 == 0 else n1 - 1 - t // 2
         buf = np.empty((9, _CHUNK))
         for c0 in range(max(0, row0 + i) if row0 >= 0 else 0, n2, _CHUNK):
             w = min(c0 + _CHUNK, n2) - c0
