@@ -34,13 +34,10 @@ the last layer; its covariance is then
 :math:`K(x,x') - K(x,X) K^{-1}(I - e^{-2\eta K t}) K(X,x')` and at
 :math:`t = \infty` both are the exact Gaussian-process posterior.
 
-Conventions follow neural-tangents' ``predict.gradient_descent_mse_ensemble``
-except for the loss normalisation: neural-tangents minimises the *mean*
-:math:`\tfrac{1}{2 m}\lVert f - Y\rVert^2` over the ``m = Y.size`` outputs, so
-its prediction at time ``t`` equals this module's at time ``t / m`` (or with
-``learning_rate / m``). The ridge (``diag_reg``) is added to the train-train
-kernel of the dynamics only, relative to the mean diagonal unless
-``diag_reg_absolute=True``, as there.
+Conventions are neural-tangents' (``gradient_descent_mse_ensemble``, ``gp_inference``,
+``max_learning_rate``) except that the default loss is the sum; ``loss="mean"`` takes
+its :math:`\tfrac{1}{2 m}\lVert f - Y\rVert^2` (``m = Y.size``: time ``t`` there is
+``t / m`` here). The ridge is relative to the mean diagonal unless absolute, as there.
 
 Numerics: one symmetric eigendecomposition :math:`\Theta = V \Lambda V^{\mathsf T}`
 per kernel, reused for every ``t``; the factor
@@ -60,7 +57,14 @@ import numpy as np
 from ntksym.errors import InputError
 from ntksym.kernels import validate_inputs
 
-__all__ = ["Gaussian", "PredictFn", "gradient_descent_mse", "psd_tolerance"]
+__all__ = [
+    "Gaussian",
+    "PredictFn",
+    "gp_inference",
+    "gradient_descent_mse",
+    "max_learning_rate",
+    "psd_tolerance",
+]
 
 GETS = ("ntk", "nngp")
 
@@ -322,3 +326,125 @@ def _ntk_covariance(
     cross = np.einsum("tia,ib->tab", hB, C)
     cov = nngp_tt[None] + np.einsum("tia,ij,tjb->tab", hB, Kn, hB) - cross
     return cov - np.swapaxes(cross, 1, 2)
+
+
+def max_learning_rate(ntk_train_train: Any, y_train_size: int | None = None) -> float:
+    """The learning rate above which gradient descent on the linearised network diverges.
+
+    For the mean loss ``||f - Y||^2 / (2 m)`` (``m`` training outputs), a step
+    ``f <- f - (eta / m) Theta (f - Y)`` contracts exactly when ``eta < 2 m / lambda_max``,
+    as neural-tangents' ``max_learning_rate`` (no momentum). Sum loss: ``2 / lambda_max``.
+
+    Args:
+        ntk_train_train: The train-train NTK, shape (N, N).
+        y_train_size: ``m = Y_train.size``; None means N (one output per input).
+
+    Returns:
+        ``2 m / lambda_max``.
+
+    Raises:
+        InputError: A matrix that is not square, finite and positive; a bad size.
+    """
+    A = np.asarray(ntk_train_train, dtype=np.float64)
+    if A.ndim != 2 or A.shape[0] != A.shape[1] or not np.all(np.isfinite(A)):
+        raise InputError(f"ntk_train_train must be a finite square matrix, got shape {A.shape}")
+    m = A.shape[0] if y_train_size is None else y_train_size
+    if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or m < 1:
+        raise InputError(f"y_train_size must be a positive integer or None, got {m!r}")
+    top = float(np.linalg.eigvalsh((A + A.T) / 2)[-1])
+    if top > 0:
+        return 2.0 * int(m) / top
+    raise InputError(f"the NTK's largest eigenvalue is {top:.3e}; it must be > 0")
+
+
+def gp_inference(
+    k_train_train: Any, Y_train: Any, diag_reg: float = 0.0, *, diag_reg_absolute: bool = False
+) -> Callable[..., Any]:
+    """Gaussian-process posterior of the NNGP, and the infinite-time NTK ensemble.
+
+    As neural-tangents' ``predict.gp_inference``: ``"nngp"`` is the Bayesian network's exact
+    posterior, ``"ntk"`` an infinite ensemble trained by gradient flow to ``t = infinity``
+    (:func:`gradient_descent_mse`). ``diag_reg`` is in units of the mean diagonal.
+
+    Args:
+        k_train_train: The train-train kernels: ``k(X, get=("nngp", "ntk"))`` (anything with
+            ``nngp`` and ``ntk`` attributes), or one (N, N) matrix (then ``get`` may only
+            name it as ``"nngp"`` and the NTK covariance is unavailable).
+        Y_train: Targets, shape (N,) or (N, k).
+        diag_reg: Regulariser ``>= 0`` added to the train-train diagonal.
+        diag_reg_absolute: ``diag_reg`` in absolute units.
+
+    Returns:
+        ``predict_fn(get="nngp", k_test_train=None, k_test_test=None)``: the posterior mean
+        at the test points, shape (N_test,) + Y.shape[1:], and with ``k_test_test`` a
+        :class:`Gaussian` (mean, covariance (N_test, N_test)). ``k_test_train`` as
+        ``k(X_test, X, get=("nngp", "ntk"))``; None predicts on the training set
+        (``N(Y, 0)``). The NTK covariance needs both kernels in every argument;
+        ``k_test_test`` needs only the NNGP. A tuple ``get`` returns a dict.
+
+    Raises:
+        InputError: Bad shapes, a negative ``diag_reg``, or a regularised train-train
+            kernel that is not positive definite (the message suggests a ``diag_reg``).
+    """
+    both = hasattr(k_train_train, "nngp")
+    train = {g: _field(k_train_train, g) for g in GETS if both or g == "nngp"}
+    n = train["nngp"].shape[0]
+    Y = _check_targets(Y_train, n)
+    reg = _check_real("diag_reg", diag_reg, 0.0, strict=False)
+    chol = {g: _cholesky(A, reg, diag_reg_absolute, g) for g, A in train.items()}
+
+    def solve(g: str, B: np.ndarray) -> np.ndarray:  # (A + reg I)^-1 B by the factor L L^T
+        return np.linalg.solve(chol[g].T, np.linalg.solve(chol[g], B))
+
+    def one(g: str, k_td: Any, k_tt: Any) -> np.ndarray | Gaussian:
+        if g not in chol:
+            raise InputError(f"get={g!r} needs the train-train {g.upper()}; pass k(X, get=both)")
+        if k_td is None:  # the training set: exactly the targets, no variance
+            return Y if k_tt is None else Gaussian(Y, np.zeros((n, n)))
+        td = _field(k_td, g)
+        mean = td @ solve(g, Y)
+        if k_tt is None:
+            return mean
+        nn_td, tt, A = _field(k_td, "nngp"), _field(k_tt, "nngp"), solve(g, td.T)
+        if g == "nngp":
+            cov = tt - td @ A
+        else:  # the ensemble trained by gradient flow to t = infinity (Lee et al. eq. 16)
+            cross = nn_td @ A
+            cov = tt + A.T @ train["nngp"] @ A - cross - cross.T
+        return Gaussian(mean, (cov + cov.T) / 2)
+
+    def predict_fn(get: Any = "nngp", k_test_train: Any = None, k_test_test: Any = None) -> Any:
+        gets = (get,) if isinstance(get, str) else tuple(get)
+        if not gets or any(g not in GETS for g in gets):
+            raise InputError(f"get must be 'nngp', 'ntk' or a tuple of them, got {get!r}")
+        out = {g: one(g, k_test_train, k_test_test) for g in gets}
+        return out[get] if isinstance(get, str) else out
+
+    return predict_fn
+
+
+def _field(k: Any, g: str) -> np.ndarray:
+    """The ``g`` kernel of a kernels tuple, or the matrix itself (as the NNGP)."""
+    m = getattr(k, g, None) if hasattr(k, "nngp") else (k if g == "nngp" else None)
+    if m is None:
+        raise InputError(f"the {g.upper()} is needed here: pass k(X1, X2, get=('nngp', 'ntk'))")
+    arr = np.asarray(m, dtype=np.float64)
+    if arr.ndim != 2 or not np.all(np.isfinite(arr)):
+        raise InputError(f"a kernel matrix must be finite and 2-D, got shape {arr.shape}")
+    return arr
+
+
+def _cholesky(A: np.ndarray, reg: float, absolute: bool, g: str) -> np.ndarray:
+    """Lower Cholesky factor of the regularised train-train kernel (checked square, PD)."""
+    if A.shape[0] != A.shape[1]:
+        raise InputError(f"the train-train {g.upper()} must be square, got shape {A.shape}")
+    A = (A + A.T) / 2
+    scale = reg if absolute else reg * float(np.trace(A)) / A.shape[0]
+    try:
+        return np.linalg.cholesky(A + scale * np.eye(A.shape[0]))
+    except np.linalg.LinAlgError:
+        smallest = float(np.linalg.eigvalsh(A)[0])
+        raise InputError(
+            f"the regularised train-train {g.upper()} is not positive definite (smallest "
+            f"eigenvalue of the kernel {smallest:.3e}); pass diag_reg > 0 (e.g. 1e-6)"
+        ) from None

@@ -27,11 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from ntksym.codegen.runtime.numpy_fused import first_layer
 from ntksym.errors import InputError, NoClosedFormError
 from ntksym.kernels.api import Kernel, parse_get, validate_inputs
 from ntksym.kernels.finite import check_cost
-from ntksym.kernels.gradients_compiled import compiled_layer, pair_loop
+from ntksym.kernels.gradients_compiled import compiled_layer, gradient_rows, mirror
 from ntksym.kernels.partials import Partials, layer_partials
 from ntksym.kernels.quadrature_gradients import quadrature_gradients
 
@@ -39,10 +38,6 @@ __all__ = ["PARAMETERS", "kernel_gradients"]
 
 #: The hyperparameters, in the order of the last axis of the gradients.
 PARAMETERS = ("bias_std", "weight_std")
-
-#: A power of two whose square underflows to zero: ``first_layer(..., c=_TINY, B2=1/_TINY)``
-#: returns ``|x - x'|^2`` alone (the ``c^2 G`` term vanishes, ``c B2 = 1`` exactly).
-_TINY = 2.0**-600
 
 
 def _diag_chain(
@@ -64,28 +59,6 @@ def _diag_chain(
             dV[layer, :, 0] += 1.0
             dV[layer, :, 1] += g
     return V, dV
-
-
-def _layer_one(
-    X1: np.ndarray,
-    X2: np.ndarray,
-    diag: int,
-    w2: float,
-    b2: float,
-) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], list[np.ndarray]]:
-    """``S12``, ``D`` of layer 1 and their derivatives in (b2, w2), per parameter."""
-    n0 = X1.shape[1]
-    c = w2 / n0
-    G = X1 @ X2.T
-    sq1 = np.einsum("ij,ij->i", X1, X1)
-    sq2 = np.einsum("ij,ij->i", X2, X2)
-    s12, _ = first_layer(X1, X2, G, sq1, sq2, diag, c, b2)
-    _, lagrange = first_layer(X1, X2, G, sq1, sq2, diag, 1.0, 0.0)
-    _, dist2 = first_layer(X1, X2, G, sq1, sq2, diag, _TINY, 1.0 / _TINY)
-    d = c * c * lagrange + c * b2 * dist2
-    ds12 = [np.ones_like(G), G / n0]
-    dd = [c * dist2, (2 * c * lagrange + b2 * dist2) / n0]
-    return s12, d, ds12, dd
 
 
 def kernel_gradients(
@@ -130,29 +103,33 @@ def kernel_gradients(
 def _recursion(
     pm: Partials, kern: Kernel, A: np.ndarray, B: np.ndarray | None, need_ntk: bool
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The recursion by blocks of rows, compiled per entry; derivatives in (b2, w2)."""
+    """The recursion, compiled per entry (every layer); derivatives in (b2, w2)."""
     same = B is None
     B = A if B is None else B
     n0, w2, b2 = A.shape[1], kern.weight_std**2, kern.bias_std**2
-    chain1 = _diag_chain(pm, np.einsum("ij,ij->i", A, A), n0, kern.depth, w2, b2)
-    chain2 = (
-        chain1 if same else _diag_chain(pm, np.einsum("ij,ij->i", B, B), n0, kern.depth, w2, b2)
-    )
-    value = np.empty((A.shape[0], B.shape[0]))
+    sq1, sq2 = np.einsum("ij,ij->i", A, A), np.einsum("ij,ij->i", B, B)
+    chains = [_column_chain(pm, sq1, n0, kern.depth, w2, b2)]
+    chains.append(chains[0] if same else _column_chain(pm, sq2, n0, kern.depth, w2, b2))
+    value = A @ B.T  # the Gram product, read by each chunk of a row before it is overwritten
+    inputs = (A, B, np.sqrt(sq1), np.sqrt(sq2), value)
     grad = np.empty((A.shape[0], B.shape[0], 2))
-    layer = compiled_layer(kern.activation)
-    step = max(1, (1 << 18) // B.shape[0])
-    for r0 in range(0, A.shape[0], step):
-        r = slice(r0, min(r0 + step, A.shape[0]))
-        s12, d, ds12, dd = _layer_one(A[r], B, r0 if same else -1, w2, b2)
-        first = (s12, d, np.stack(ds12), np.stack(dd))
-        # contiguous, so that every call runs the same compiled specialization
-        chains = tuple(np.ascontiguousarray(c) for c in (chain1[0][:, r], chain1[1][:, r], *chain2))
-        flags = (pm.has_det, need_ntk, r0 if same else -1)
-        with np.errstate(all="ignore"):
-            pair_loop(layer, kern.depth, chains, first, (w2, b2), flags, value[r], grad[r])
+    columns = compiled_layer(kern.activation)
+    flags = (need_ntk, 0 if same else -1)
+    with np.errstate(all="ignore"):
+        gradient_rows(
+            columns, kern.depth, inputs, tuple(chains), (w2 / n0, w2, b2), flags, value, grad
+        )
     if same:  # the loop filled the upper triangle
-        low = np.tril_indices(A.shape[0], -1)
-        value[low] = value.T[low]
-        grad[low] = grad.transpose(1, 0, 2)[low]
+        mirror(value, grad)
     return value, grad
+
+
+def _column_chain(
+    pm: Partials, sq: np.ndarray, n0: int, depth: int, w2: float, b2: float
+) -> tuple[np.ndarray, ...]:
+    """``(V, R, H, dV)``: the chain, its roots, ``1/(2R)`` (0 at R = 0), dV as (depth, 2, n)."""
+    V, dV = _diag_chain(pm, sq, n0, depth, w2, b2)
+    R = np.sqrt(V)
+    with np.errstate(divide="ignore"):
+        H = np.where(R > 0, 0.5 / R, 0.0)
+    return V, R, H, np.ascontiguousarray(dV.transpose(0, 2, 1))

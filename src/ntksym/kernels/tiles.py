@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from ntksym.errors import InputError, NTKSymError
-from ntksym.kernels.api import kernel
+from ntksym.kernels.api import kernel, storage_dtype
 from ntksym.kernels.dispatch import generated_module, sp_key
 from ntksym.kernels.safeio import (
     RECORD_VERSION,
@@ -96,9 +96,10 @@ class _Plan:
     shape: tuple[int, ...]
     wanted: tuple[str, ...]
     symmetric: bool
+    dtype: np.dtype = np.dtype(np.float64)
 
 
-def _plan(n1: int, n2: int | None, tile: int, get: str) -> _Plan:
+def _plan(n1: int, n2: int | None, tile: int, get: str, dtype: Any = np.float64) -> _Plan:
     symmetric = n2 is None
     rows = [(a, min(a + tile, n1)) for a in range(0, n1, tile)]
     cols = rows if n2 is None else [(a, min(a + tile, n2)) for a in range(0, n2, tile)]
@@ -111,18 +112,19 @@ def _plan(n1: int, n2: int | None, tile: int, get: str) -> _Plan:
         shape=(2, n1, n2) if get == "both" else (n1, n2),
         wanted=("nngp", "ntk") if get == "both" else (get,),
         symmetric=symmetric,
+        dtype=np.dtype(dtype),
     )
 
 
 def _compute(k: Any, plan: _Plan, X1: Any, X2: Any, b: int) -> list[np.ndarray]:
-    """The requested matrices of block number ``b``."""
+    """The requested matrices of block number ``b``, in the stored dtype."""
     i, j = plan.blocks[b]
     (r0, r1), (c0, c1) = plan.rows[i], plan.cols[j]
     A = np.asarray(X1[r0:r1], dtype=np.float64)
     if plan.symmetric and i == j:
-        return list(k(A, None, get=plan.wanted))
+        return list(k(A, None, get=plan.wanted, dtype=plan.dtype))
     B = np.asarray((X1 if plan.symmetric else X2)[c0:c1], dtype=np.float64)
-    return list(k(A, B, get=plan.wanted))
+    return list(k(A, B, get=plan.wanted, dtype=plan.dtype))
 
 
 def _views(K: np.ndarray, plan: _Plan) -> list[np.ndarray]:
@@ -156,7 +158,7 @@ def _one_run(k: Any, plan: _Plan, X1: Any, X2: Any, out: Path, report: _Report) 
     tmp: Path | None = None
     try:  # from the temporary file's creation on, a signal or an error removes it
         tmp = temporary_path(out)
-        K = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float64, shape=plan.shape)
+        K = np.lib.format.open_memmap(tmp, mode="w+", dtype=plan.dtype, shape=plan.shape)
         for b in range(len(plan.blocks)):
             _store(K, plan, b, _compute(k, plan, X1, X2, b))
             report(b + 1, len(plan.blocks))
@@ -183,7 +185,7 @@ def resume_paths(out: str | os.PathLike[str]) -> tuple[Path, Path]:
     return out.with_name(out.name + ".partial"), out.with_name(out.name + ".partial.json")
 
 
-def _open_partial(partial: Path, record: Path, shape: tuple[int, ...]) -> np.memmap:
+def _open_partial(partial: Path, record: Path, plan: _Plan) -> np.memmap:
     try:
         K = np.lib.format.open_memmap(partial, mode="r+")
     except (ValueError, OSError, SyntaxError, EOFError, tokenize.TokenError) as exc:
@@ -191,10 +193,10 @@ def _open_partial(partial: Path, record: Path, shape: tuple[int, ...]) -> np.mem
             f"the partial file {str(partial)!r} is unreadable ({exc}); delete it and "
             f"{str(record)!r} to start again"
         ) from None
-    if K.shape != shape or K.dtype != np.float64:
+    if K.shape != plan.shape or K.dtype != plan.dtype:
         raise InputError(
-            f"the partial file {str(partial)!r} holds {K.dtype} {K.shape}, expected float64 "
-            f"{shape}; delete it and {str(record)!r} to start again"
+            f"the partial file {str(partial)!r} holds {K.dtype} {K.shape}, expected "
+            f"{plan.dtype} {plan.shape}; delete it and {str(record)!r} to start again"
         )
     return K
 
@@ -246,11 +248,11 @@ def _open_state(
         )
     if partial.exists():
         done = read_resume_record(record, params)
-        K = _open_partial(partial, record, plan.shape)
+        K = _open_partial(partial, record, plan)
         _check_kept(k, plan, X1, X2, K, done, partial)
         return K, done
     create_file(partial)
-    K = np.lib.format.open_memmap(partial, mode="w+", dtype=np.float64, shape=plan.shape)
+    K = np.lib.format.open_memmap(partial, mode="w+", dtype=plan.dtype, shape=plan.shape)
     _save(K, record, params, set())
     return K, set()
 
@@ -315,6 +317,7 @@ def gram_to_file(
     progress: Callable[[int, int], None] | None = None,
     overwrite: bool = False,
     resume: bool = False,
+    dtype: Any = np.float64,
 ) -> Path:
     """Compute a Gram matrix block by block into the ``.npy`` file ``out``.
 
@@ -342,6 +345,8 @@ def gram_to_file(
             with a record ``out + ".partial.json"`` and survive an interruption; when they
             exist (and were made with the same parameters and inputs) they are checked
             and skipped. ``out`` appears only when every block is done.
+        dtype: Stored dtype, ``float64`` (default) or ``float32`` (computed in float64,
+            rounded once when stored: half the file, relative error <= 2^-24).
 
     Returns:
         The output path.
@@ -360,7 +365,7 @@ def gram_to_file(
     module = generated_module(k.activation, backend)
     kind = "dual" if module is None else module.BACKEND
     tile = _checked_tile(X1, X2, kind, memory, tile)
-    plan = _plan(X1.shape[0], None if X2 is None else X2.shape[0], tile, get)
+    plan = _plan(X1.shape[0], None if X2 is None else X2.shape[0], tile, get, storage_dtype(dtype))
     report = progress if progress is not None else _no_progress
     with on_signals():
         if resume:
@@ -403,6 +408,7 @@ def _params(
         "tile": tile,
         "backend": kind,
         "shape": list(plan.shape),
+        "dtype": plan.dtype.str,
         "inputs": [
             {"shape": list(X.shape), "dtype": np.dtype(X.dtype).str, "sha256": array_digest(X)}
             for X in (X1, X2)

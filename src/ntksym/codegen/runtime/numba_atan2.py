@@ -115,3 +115,8 @@ def _atan2q(y, x):
     s = _sel(swap, -1.0, 1.0)
     return k * _PIO4_HI + (s * p + k * _PIO4_LO)
     # endregion branch_free
+
+
+#: The branch-free helpers that :class:`ntksym.codegen.printers.NumbaLoopPrinter` prints, by
+#: their printed names (for code compiled outside a generated module: the gradients).
+LOOP_HELPERS = {"_sel": _sel, "_max": _max, "_min": _min, "_atan2": _atan2, "_atan2q": _atan2q}

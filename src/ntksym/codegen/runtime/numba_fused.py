@@ -417,3 +417,7 @@ def _compute(X1, X2, depth, B2, W2, ntk=True):
     bad = _fused(G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B2, K, T, ntk, rows)
     return K, T if ntk else None, bad[0] > 0, bad[1] > 0
     # endregion fused
+
+
+#: Public name of the cancellation-free first-layer determinant (used by the gradients).
+det_near = _det_near
