@@ -17,7 +17,8 @@ Scaled and shifted members, ``A*f(B*u) + C``, are the registered ``affine`` acti
 ``B^2`` (``ntksym.dual.families.affine``): ``A*erf(B*u) + C``, ``A*sin(B*u) + C``,
 ``A*tanh(B*u) + C`` (no closed form: still integrated, but under one name), ``A*cos(B*u)``,
 ``A*exp(B*u)``, ``A*exp(-K*u**2)`` (the Gaussian bump at ``B = sqrt(2K)``), ``A*u + C``, and
-``A`` times any registered activation (``3*gelu``, ``2*heaviside(u)``). A shift ``C`` is
+``A`` times any registered activation at a scaled argument (``3*gelu``, ``2*heaviside(u)``,
+``gelu(2*u)``, ``silu(0.5*u)``). A shift ``C`` is
 taken only with an odd f (erf, sin, tanh, the identity), where it adds ``C^2`` to the NNGP
 map; with another f the expression stays a user expression.
 """
@@ -125,12 +126,41 @@ def _affine(expr: sp.Expr, registry: dict[str, sp.Expr]) -> tuple[str, dict] | N
     for name, reg in registry.items():
         if {type(f) for f in reg.atoms(sp.Function)} != kinds or not reg.has(u):
             continue
-        ratio = rest / reg
-        if ratio.has(u):
-            ratio = sp.simplify(ratio)
-        if not (ratio.is_number and ratio.is_real) or ratio.is_zero:
-            continue
-        if c.is_zero or sp.expand(reg.subs(u, -u) + reg) == 0:
-            return "affine", {"base": name, "a": ratio, "c": c}
-        return None
+        for b in _scales(expr, reg):
+            ratio = rest / reg.subs(u, b * u)
+            if ratio.has(u):
+                ratio = sp.simplify(ratio)
+            if not (ratio.is_number and ratio.is_real) or ratio.is_zero:
+                continue
+            if c.is_zero or sp.expand(reg.subs(u, -u) + reg) == 0:
+                scale = {} if b == 1 else {"b": b}
+                return "affine", {"base": name, "a": ratio, **scale, "c": c}
+            return None
     return None
+
+
+def _linear(arg: sp.Expr) -> sp.Expr | None:
+    """``k`` when ``arg`` is ``k*u`` for a nonzero real number ``k``, else None."""
+    k = sp.simplify(arg / u)
+    return k if k.is_number and k.is_real and not k.is_zero else None
+
+
+def _scales(expr: sp.Expr, reg: sp.Expr) -> list[sp.Expr]:
+    """Candidate ``B`` with ``expr = A*reg(B*u) + C``: 1, then the ratios of linear arguments.
+
+    A function of ``k_e*u`` in ``expr`` and the same function of ``k_r*u`` in ``reg``
+    propose ``B = k_e/k_r`` (``gelu(2*u)`` has ``erf(sqrt(2)*u)`` where gelu has
+    ``erf(u/sqrt(2))``: ``B = 2``; ``-B`` too, since SymPy takes the sign out of the
+    argument of an odd function); the caller checks each candidate exactly.
+    """
+    found = [sp.Integer(1)]
+    for fe in expr.atoms(sp.Function):
+        for fr in reg.atoms(sp.Function):
+            if type(fe) is not type(fr) or len(fe.args) != 1 or len(fr.args) != 1:
+                continue
+            ke, kr = _linear(fe.args[0]), _linear(fr.args[0])
+            if ke is not None and kr is not None:
+                b = sp.simplify(ke / kr)
+                # (an odd function such as erf takes the sign out of its argument)
+                found += [x for x in (b, -b) if x not in found]
+    return found

@@ -11,6 +11,7 @@ family) plus its line in the activation registry.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,16 @@ from ntksym.dual import stable
 from ntksym.dual.derive import DET, S11, S12, S22
 from ntksym.dual.stable import LayerMap
 
-__all__ = ["DualMaps", "Family", "NumericFn", "lambdified", "numpy_function", "stable_numeric"]
+__all__ = [
+    "ERF",
+    "DualMaps",
+    "Family",
+    "NumericFn",
+    "lambdified",
+    "numpy_function",
+    "stable_numeric",
+    "vectorised_erf",
+]
 
 #: Float64 evaluation of both maps: ``(s11, s12, s22, det) -> (nngp, ntk)``.
 NumericFn = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], tuple[Any, Any]]
@@ -103,15 +113,40 @@ class _Broadcasting:
         return out
 
 
-_NUMPY = [
-    {"logical_or": _Broadcasting(np.logical_or), "logical_and": _Broadcasting(np.logical_and)},
-    "numpy",
-]
+_BROADCASTING = {
+    "logical_or": _Broadcasting(np.logical_or),
+    "logical_and": _Broadcasting(np.logical_and),
+}
 
 
-def numpy_function(args: Sequence[sp.Symbol], expr: sp.Expr) -> Callable[..., Any]:
-    """``sympy.lambdify`` for NumPy arrays that broadcast (also inside ``Or``/``And``)."""
-    return sp.lambdify(tuple(args), expr, modules=_NUMPY)
+def vectorised_erf(x: Any) -> Any:
+    """``math.erf`` elementwise (NumPy has no erf, and SciPy is not a dependency)."""
+    return np.vectorize(math.erf, otypes=[float])(x)
+
+
+#: Extra translations for :func:`numpy_function`: ``erf`` on arrays.
+ERF: Mapping[str, Callable[..., Any]] = {"erf": vectorised_erf}
+
+
+def numpy_function(
+    args: Sequence[sp.Symbol] | sp.Symbol,
+    expr: sp.Expr,
+    extra: Mapping[str, Callable[..., Any]] | None = None,
+    *,
+    cse: bool = False,
+) -> Callable[..., Any]:
+    """``sympy.lambdify`` for NumPy arrays that broadcast (also inside ``Or``/``And``).
+
+    Args:
+        args: The arguments (a symbol or a sequence of symbols), in order.
+        expr: The expression to evaluate.
+        extra: More translations, function name -> callable, taking precedence over
+            NumPy's (e.g. :data:`ERF`).
+        cse: Share common subexpressions (``sympy.lambdify``'s ``cse``).
+    """
+    modules: list[Any] = [{**_BROADCASTING, **(extra or {})}, "numpy"]
+    arguments = args if isinstance(args, sp.Symbol) else tuple(args)
+    return sp.lambdify(arguments, expr, modules=modules, cse=cse)
 
 
 def lambdified(nngp: sp.Expr, ntk: sp.Expr) -> NumericFn:

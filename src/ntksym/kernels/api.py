@@ -27,7 +27,9 @@ Backends (the ``backend`` argument of :func:`kernel`):
   says so). Every other activation uses ``"dual"``, and so does any activation
   without a closed form when ``degree`` is given.
 * ``"numba"`` / ``"numpy"``: the generated module of that backend (activations
-  with a stable or SymPy closed form, or smooth ones as above).
+  with a stable or SymPy closed form, or smooth ones as above). Typed sums of
+  closed forms (``"relu(u) + 0.1*erf(u)"``) run ``"dual"`` under every backend: their
+  float64 maps take the accurate determinant, their generic module would clip rho.
 * ``"dual"``: the dual maps of :mod:`ntksym.dual` (closed forms where they
   exist) evaluated layer by layer with vectorised NumPy in float64. Activations
   without a closed form are integrated by an adaptive Gaussian-weighted

@@ -60,6 +60,20 @@ def _smooth(act: Activation) -> bool:
     return not act.kinks and not act.has_distributional_derivative
 
 
+def _typed_sum(act: Activation) -> bool:
+    """Whether ``act`` is a typed sum of closed forms (:mod:`ntksym.dual.families.sums`).
+
+    Its generated module would be the generic SymPy closed form with ``rho`` clipped
+    (arc-cosines of a rounded correlation: 1e-9 near parallel inputs, 1e-6 one layer on),
+    while its float64 dual maps take the accurate determinant (2e-16), so every backend
+    runs the dual path for it.
+    """
+    from ntksym.dual.families import family_of
+
+    family = family_of(act)
+    return family is not None and family.name == "sums"
+
+
 def generated_module(
     act: Activation, backend: str, quadrature: bool = True
 ) -> types.ModuleType | None:
@@ -68,7 +82,8 @@ def generated_module(
     ``"auto"`` takes stable generated maps (accurate to rounding) and, when ``quadrature``
     is true, the quadrature modules of smooth activations (:func:`_smooth`); ``"numba"``
     and ``"numpy"`` also take SymPy closed forms, and refuse the quadrature modules of
-    activations that are not smooth.
+    activations that are not smooth. Typed sums of closed forms run the dual path under
+    every backend (:func:`_typed_sum`).
     """
     if backend == "dual":
         return None
@@ -80,8 +95,11 @@ def generated_module(
     cache_key = (act.name, sp_key(act), chosen)
     with _MODULES_LOCK:
         if cache_key not in _MODULES:
-            _MODULES[cache_key] = (None, codegen.kernel_spec(act).kind)
+            kind = "dual" if _typed_sum(act) else codegen.kernel_spec(act).kind
+            _MODULES[cache_key] = (None, kind)
         module, kind = _MODULES[cache_key]
+        if kind == "dual":
+            return None
         smooth = kind != "quadrature" or _smooth(act)
         if backend == "auto":
             wanted = kind == "stable" or (kind == "quadrature" and smooth and quadrature)

@@ -28,6 +28,7 @@ import sympy as sp
 
 from ntksym.activations import Activation
 from ntksym.codegen.spec import RHO, S, kernel_spec
+from ntksym.dual.family import ERF, numpy_function
 from ntksym.dual.stable import B2, N11, N22, S11, S12, S22, W2, D, U
 from ntksym.errors import NoClosedFormError
 
@@ -61,7 +62,7 @@ class Partials:
 
 
 def _lambdify(expr: sp.Expr, args: tuple[sp.Symbol, ...]) -> NumericMap:
-    return sp.lambdify(args, expr, modules="numpy", cse=True)
+    return numpy_function(args, expr, ERF, cse=True)
 
 
 def _on_diagonal(expr: sp.Expr) -> sp.Expr:

@@ -28,6 +28,7 @@ import sympy as sp
 
 from ntksym.activations import Activation, u
 from ntksym.activations.overflow import exp_safe
+from ntksym.dual.family import ERF, numpy_function
 from ntksym.errors import InputError
 from ntksym.kernels.api import Kernel
 
@@ -52,7 +53,7 @@ def _derivatives(act: Activation) -> tuple[Callable[[Any], Any], ...]:
     out = []
     for n in range(4):
         expr = exp_safe(sp.diff(act.expr, u, n), u)
-        fn = sp.lambdify(u, expr, modules="numpy")
+        fn = numpy_function(u, expr, ERF)
         out.append(lambda x, fn=fn: np.broadcast_to(fn(x), np.shape(x)))
     return tuple(out)
 

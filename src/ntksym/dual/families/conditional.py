@@ -14,7 +14,9 @@ the Gaussian smoothing of ``g``. :func:`smoothing` writes ``G`` in closed form f
 * ``sin(B x)``, ``cos(B x)``, ``exp(B x)``: the Gaussian moment generating function,
   ``E[exp(i B (a + s z))] = exp(i B a - B^2 s^2 / 2)``,
 * ``exp(-K x^2)`` with ``K > 0``: completing the square,
-  ``exp(-K a^2 / (1 + 2 K s^2)) / sqrt(1 + 2 K s^2)``.
+  ``exp(-K a^2 / (1 + 2 K s^2)) / sqrt(1 + 2 K s^2)``,
+* ``H(B x)`` and ``sign(B x)``: ``Phi(a / s)`` and ``erf(a / (sqrt(2) s))`` for ``B > 0``
+  (``a`` changes sign for ``B < 0``), with ``Phi(x) = (1 + erf(x / sqrt(2))) / 2``.
 
 :func:`expectation_1d` then integrates ``f(x) G(m x, s)`` against ``N(0, S11)`` with SymPy
 over the two half lines ``x = t`` and ``x = -t`` (``t > 0``), where every ``max``, ``min``,
@@ -38,6 +40,9 @@ __all__ = ["cross_expectation", "expectation_1d", "smoothing"]
 
 _A = sp.Symbol("a_mean", real=True)
 _SD = sp.Symbol("s_cond", nonnegative=True)
+#: The conditional standard deviation where it divides (a jump's smoothing): positive, so
+#: that SymPy integrates without a case split; it is replaced like ``_SD``.
+_SDP = sp.Symbol("s_cond_pos", positive=True)
 _M = sp.Symbol("m_slope", positive=True)
 _T = sp.Symbol("t", positive=True)
 _V = sp.Symbol("var", positive=True)
@@ -67,6 +72,8 @@ def _smooth_atom(atom: sp.Expr) -> sp.Expr | None:
         return c * sum(
             sp.binomial(j, k) * _A ** (j - k) * _SD**k * _moment(k) for k in range(j + 1)
         )
+    if isinstance(atom, (sp.Heaviside, sp.sign)):
+        return _smooth_jump(atom)
     if len(atom.args) != 1:
         return None
     arg = atom.args[0]
@@ -90,6 +97,20 @@ def _smooth_atom(atom: sp.Expr) -> sp.Expr | None:
     if isinstance(atom, sp.exp):
         return sp.exp(b * _A + b**2 * _SD**2 / 2)
     return None
+
+
+def _smooth_jump(atom: sp.Expr) -> sp.Expr | None:
+    """``E[H(B (a + s z))]`` or ``E[sign(B (a + s z))]``, or None.
+
+    (``Heaviside`` keeps ``H(0)`` as a second argument, which does not matter inside an
+    expectation.)
+    """
+    b = _linear_coefficient(atom.args[0])
+    if b is None or b.is_zero:
+        return None
+    # P(B (a + s z) > 0) = Phi(sign(B) a / s); sign = 2 H - 1
+    tail = sp.erf(sp.sign(b) * _A / (sp.sqrt(2) * _SDP))
+    return (1 + tail) / 2 if isinstance(atom, sp.Heaviside) else tail
 
 
 @functools.lru_cache(maxsize=256)
@@ -188,5 +209,6 @@ def cross_expectation(f: sp.Expr, g: sp.Expr) -> sp.Expr | None:
         # F(m) = F_even(|m|) + sign(m) F_odd(|m|), from F(|m|) and F(-|m|)
         even, odd = (halves[0] + halves[1]) / 2, (halves[0] - halves[1]) / 2
         found = even + sp.sign(_d.S12) * odd
-        return found.xreplace({_M: sp.Abs(_d.S12) / var, _SD: sp.sqrt(_d.DET / var), _V: var})
+        sd = sp.sqrt(_d.DET / var)
+        return found.xreplace({_M: sp.Abs(_d.S12) / var, _SD: sd, _SDP: sd, _V: var})
     return None

@@ -9,9 +9,11 @@ the other (:mod:`ntksym.dual.families.conditional`); note that ``E[g_j(u) g_i(v)
 ``E[g_i(u) g_j(v)]`` with ``S11`` and ``S22`` exchanged.
 
 A typed expression belongs here when it splits into at least two such terms, at least one
-of them is not a polynomial, it has a kink (max, min, abs, step, sign) or an erf (the
-smooth sums of exponentials, sines and powers are the Gaussian-MGF family's), and no term
-has a Dirac-delta derivative. ``relu(u) + 0.1*erf(u)``, ``abs(u) + 1``, ``relu(u) + 0.5``,
+of them is not a polynomial, and it has a kink (max, min, abs, step, sign) or an erf (the
+smooth sums of exponentials, sines and powers are the Gaussian-MGF family's). A step or
+sign term (``relu(u) + 0.5*sign(u)``, ``heaviside(u) + u``) gives the sum a Dirac delta
+in its derivative: its NNGP map is derived, and it has no NTK map (as for ``step`` and
+``sign`` alone). ``relu(u) + 0.1*erf(u)``, ``abs(u) + 1``, ``relu(u) + 0.5``,
 ``erf(u) + 0.1*u`` and ``max(u, 0) + 0.3*sin(2*u)`` are members; ``relu(u) + 0.1*tanh(u)``
 is not (tanh has no closed form) and is integrated with its kinks as split points
 (:func:`ntksym.dual.quadrature.trapezoid`).
@@ -19,7 +21,6 @@ is not (tanh has no closed form) and is integrated with its kinks as split point
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -30,7 +31,7 @@ from ntksym.activations import Activation, u
 from ntksym.activations.registry import recognised_activation
 from ntksym.dual import derive as _d
 from ntksym.dual.families.conditional import cross_expectation
-from ntksym.dual.family import DualMaps, Family, NumericFn
+from ntksym.dual.family import ERF, DualMaps, Family, NumericFn, numpy_function
 
 __all__ = ["sums_family", "terms_of"]
 
@@ -65,17 +66,9 @@ def terms_of(expr: sp.Expr) -> tuple[Activation, ...] | None:
     return tuple(terms) if len(terms) >= 2 else None
 
 
-def _vectorised_erf(x: Any) -> Any:
-    """``math.erf`` elementwise (NumPy has no erf and SciPy is not required)."""
-    return np.vectorize(math.erf, otypes=[float])(x)
-
-
 def _lambdify(expr: sp.Expr) -> Callable[..., Any]:
     """Float64 evaluation of an expression in ``(s11, s12, s22, det)``."""
-    f = sp.lambdify(
-        (_d.S11, _d.S12, _d.S22, _d.DET), expr, modules=[{"erf": _vectorised_erf}, "numpy"]
-    )
-    return f
+    return numpy_function((_d.S11, _d.S12, _d.S22, _d.DET), expr, ERF)
 
 
 def _swapped(expr: sp.Expr) -> sp.Expr:
@@ -83,17 +76,26 @@ def _swapped(expr: sp.Expr) -> sp.Expr:
     return expr.xreplace({_d.S11: _d.S22, _d.S22: _d.S11})
 
 
-def _cross_maps(f: Activation, g: Activation) -> tuple[sp.Expr, sp.Expr] | None:
-    """``E[f(u) g(v)] + E[g(u) f(v)]`` and the same for the derivatives, or None."""
+def _cross_maps(f: Activation, g: Activation, delta: bool) -> tuple[sp.Expr, sp.Expr] | None:
+    """``E[f(u) g(v)] + E[g(u) f(v)]`` and the same for the derivatives, or None.
+
+    With ``delta`` (the sum's derivative has a Dirac delta) the derivative part is not
+    derived and is returned as 0.
+    """
     nngp = cross_expectation(f.expr, g.expr)
-    ntk = cross_expectation(f.derivative, g.derivative)
+    ntk = sp.Integer(0) if delta else cross_expectation(f.derivative, g.derivative)
     if nngp is None or ntk is None:
         return None
     return nngp + _swapped(nngp), ntk + _swapped(ntk)
 
 
-def _numeric(own: list[NumericFn], cross: list[tuple[sp.Expr, sp.Expr]]) -> NumericFn:
-    """The float64 maps: the terms' own maps plus the lambdified cross terms."""
+def _numeric(own: list[NumericFn], cross: list[tuple[sp.Expr, sp.Expr]], delta: bool) -> NumericFn:
+    """The float64 maps: the terms' own maps plus the lambdified cross terms.
+
+    With ``delta`` the ntk map is ``+inf`` everywhere: the sum has a step or sign term, whose
+    ``E[delta(u) delta(v)]`` is infinite for coincident inputs (as for ``step`` and
+    ``sign``, whose generated kernels have no NTK); the kernels then refuse the NTK.
+    """
     cross_fns = [(_lambdify(a), _lambdify(b)) for a, b in cross]
 
     def numeric(s11: Any, s12: Any, s22: Any, det: Any) -> tuple[Any, Any]:
@@ -106,6 +108,8 @@ def _numeric(own: list[NumericFn], cross: list[tuple[sp.Expr, sp.Expr]]) -> Nume
             for fk, fkd in cross_fns:
                 nngp = nngp + fk(s11, s12, s22, det)
                 ntk = ntk + fkd(s11, s12, s22, det)
+        if delta:
+            ntk = np.full(np.shape(nngp), np.inf)
         return nngp, ntk
 
     return numeric
@@ -118,7 +122,7 @@ def sums_family(family_of: Callable[[Activation], Family | None]) -> Family:
         if act.registered_base is not None or not act.expr.has(*_KINKED, sp.erf):
             return None
         terms = terms_of(act.expr)
-        if terms is None or any(t.has_distributional_derivative for t in terms):
+        if terms is None:
             return None
         families = [family_of(t) for t in terms]
         return None if any(f is None for f in families) else families  # type: ignore[return-value]
@@ -140,18 +144,19 @@ def _derive(
     act: Activation, terms: tuple[Activation, ...], families: tuple[Family, ...]
 ) -> tuple[DualMaps, NumericFn] | None:
     """Both maps of the sum of ``terms`` (see the module), or None if a part has no form."""
+    delta = act.has_distributional_derivative
     nngp, ntk = sp.Integer(0), sp.Integer(0)
     own: list[NumericFn] = []
     for term, family in zip(terms, families, strict=True):
         derived = family.derive(term)
-        if derived is None or derived[0].ntk is None:
+        if derived is None or (derived[0].ntk is None and not delta):
             return None
-        nngp, ntk = nngp + derived[0].nngp, ntk + derived[0].ntk
+        nngp, ntk = nngp + derived[0].nngp, ntk + (derived[0].ntk or 0)
         own.append(derived[1])
     cross = []
     for i, f in enumerate(terms):
         for g in terms[i + 1 :]:
-            pair = _cross_maps(f, g)
+            pair = _cross_maps(f, g, delta)
             if pair is None:
                 return None
             cross.append(pair)
@@ -160,5 +165,6 @@ def _derive(
     ntk += sum(p[1].xreplace(full) for p in cross)
     names = ", ".join(t.name for t in terms)
     method = f"derived: sum of terms ({names}) with cross terms by conditioning"
-    maps = DualMaps(act, nngp, ntk, method, _SOURCE, True)
-    return maps, _numeric(own, cross)
+    # a step or sign term: E[delta(u) delta(v)] is infinite on the diagonal (no ntk map)
+    maps = DualMaps(act, nngp, None if delta else ntk, method, _SOURCE, True)
+    return maps, _numeric(own, cross, delta)
