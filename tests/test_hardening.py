@@ -243,3 +243,20 @@ def test_a_first_call_is_answered_by_numpy_while_numba_compiles(tmp_path):
     )
     assert r.returncode == 0 and "in the background" not in r.stderr
     assert "compiling the erf kernel for this machine (once" in r.stderr
+
+
+def test_numba_backend_without_numba_is_a_clear_error(monkeypatch):
+    """Asking for Numba where it does not import names the fix; 'auto' falls back to NumPy."""
+    import sys
+
+    from ntksym.kernels import dispatch
+
+    monkeypatch.setitem(sys.modules, "numba", None)  # makes `import numba` raise ImportError
+    monkeypatch.setattr(dispatch, "_WARNED_NO_NUMBA", False)
+    X = np.random.default_rng(0).standard_normal((3, 2))
+    with pytest.raises(InputError, match=r"backend='numba' needs Numba.*pip install numba"):
+        ntksym.kernel("erf", depth=2, backend="numba")(X)
+    with pytest.warns(RuntimeWarning, match="Numba is not installed"):
+        auto = ntksym.kernel("erf", depth=2, backend="auto")(X)
+    numpy = ntksym.kernel("erf", depth=2, backend="numpy")(X)
+    np.testing.assert_allclose(auto, numpy, rtol=1e-14)

@@ -33,12 +33,19 @@ _MODULES_LOCK = threading.Lock()
 _WARNED_NO_NUMBA = False
 
 
-def _numba_available() -> bool:
-    """Whether Numba imports here; warns once (per process) when it does not."""
-    global _WARNED_NO_NUMBA
+def _numba_imports() -> bool:
+    """Whether Numba imports here (no warning)."""
     try:
         importlib.import_module("numba")
     except ImportError:
+        return False
+    return True
+
+
+def _numba_available() -> bool:
+    """Whether Numba imports here; warns once (per process) when it does not."""
+    global _WARNED_NO_NUMBA
+    if not _numba_imports():
         if not _WARNED_NO_NUMBA:
             _WARNED_NO_NUMBA = True
             warnings.warn(
@@ -68,10 +75,12 @@ def _typed_sum(act: Activation) -> bool:
     while its float64 dual maps take the accurate determinant (2e-16), so every backend
     runs the dual path for it.
     """
+    from ntksym import dual
     from ntksym.dual.families import family_of
 
     family = family_of(act)
-    return family is not None and family.name == "sums"
+    # a sum with a term that has no closed form (relu(u) + tanh(u)) is not one: derive to know
+    return family is not None and family.name == "sums" and dual.has_closed_form(act)
 
 
 def generated_module(
@@ -92,6 +101,11 @@ def generated_module(
     chosen = backend
     if backend == "auto":
         chosen = "numba" if _numba_available() else "numpy"
+    elif backend == "numba" and not _numba_imports():
+        raise InputError(
+            "backend='numba' needs Numba, which does not import here; install it "
+            "(pip install numba) or use backend='numpy' or 'auto'"
+        )
     cache_key = (act.name, sp_key(act), chosen)
     with _MODULES_LOCK:
         if cache_key not in _MODULES:
