@@ -242,3 +242,10 @@ def test_near_parallel_inputs_keep_their_digits_through_the_first_layer():
     k = net.kernel_fn(pair, backend="layers")
     ref = ntksym.kernel("relu", 2, 0.0, 1.0)(pair, get=("nngp", "ntk"))
     assert rel(k.ntk, ref.ntk) < 1e-15
+
+
+def test_default_erf_is_the_registered_erf():
+    """``Erf()`` is erf itself (its committed kernel); other parameters are the affine erf."""
+    assert stax.Erf().description.activation.name == "erf"
+    scaled = stax.Erf(a=2.0).description.activation
+    assert scaled.registered_base == "affine" and dict(scaled.params)["a"] == 2.0

@@ -94,10 +94,12 @@ def Abs(do_stabilize: bool = False) -> Layer:  # noqa: N802
 
 
 def Erf(a: float = 1.0, b: float = 1.0, c: float = 0.0) -> Layer:  # noqa: N802
-    """``a erf(b u) + c``."""
-    act = get_activation(
-        "affine", base="erf", a=finite_real("Erf a", a), b=finite_real("Erf b", b), c=c
-    )
+    """``a erf(b u) + c``; the defaults are ``erf`` itself (its committed generated kernel)."""
+    fa, fb = finite_real("Erf a", a), finite_real("Erf b", b)
+    if (fa, fb, c) == (1.0, 1.0, 0.0):
+        act = get_activation("erf")
+    else:
+        act = get_activation("affine", base="erf", a=fa, b=fb, c=c)
     return _layer(act, f"Erf({float(a)!r}, {float(b)!r}, {float(c)!r})")
 
 
