@@ -43,6 +43,7 @@ from __future__ import annotations
 import numbers
 import types
 from collections import namedtuple
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Literal, NamedTuple, overload
@@ -182,6 +183,52 @@ def storage_dtype(dtype: Any) -> np.dtype:
     return dt
 
 
+def check_backend(backend: Any, allowed: tuple[str, ...], what: str = "backend") -> str:
+    """``backend`` if it is one of ``allowed``, else an InputError listing them."""
+    if not isinstance(backend, str) or backend not in allowed:
+        raise InputError(f"{what} must be one of {', '.join(allowed)}; got {backend!r}")
+    return backend
+
+
+#: ``compute(X1, X2, wanted)``: the ``wanted`` float64 Gram matrices of checked inputs.
+GramFunction = Callable[[np.ndarray, "np.ndarray | None", tuple[str, ...]], list[np.ndarray]]
+
+
+def gram_call(compute: GramFunction, X1: Any, X2: Any, get: Any, dtype: Any) -> Any:
+    """The argument handling shared by every kernel's ``k(X1, X2=None, get="ntk", dtype=None)``.
+
+    Checks ``get`` and ``dtype``, answers two 1-D vectors with the kernel of that pair
+    (floats), checks 2-D inputs (:func:`validate_inputs`), calls ``compute`` and returns
+    one array for a single ``get`` name, a named tuple (:func:`result_type`) otherwise, in
+    the storage ``dtype``.
+
+    Args:
+        compute: Computes the float64 matrices of checked inputs (``X2`` None for
+            ``K(X1, X1)``), in the order of ``wanted``.
+        X1: Inputs (N1, d), or a 1-D vector.
+        X2: Inputs (N2, d), a 1-D vector (with a 1-D ``X1``), or None.
+        get: ``"nngp"``, ``"ntk"`` or a tuple of them.
+        dtype: Storage dtype (see :func:`storage_dtype`).
+
+    Raises:
+        InputError: Bad ``get``, ``dtype`` or inputs (and whatever ``compute`` raises).
+    """
+    wanted = parse_get(get)
+    store = storage_dtype(dtype)
+    pair = single_rows(X1, X2)
+    if pair is not None:  # scikit-learn's callable form: one pair of 1-D rows
+        A, B = validate_inputs(*pair)
+        values: list[Any] = [float(m[0, 0]) for m in compute(A, B, wanted)]
+    else:
+        A, B = validate_inputs(X1, X2)
+        values = compute(A, B, wanted)
+        if store != np.float64:
+            values = [m.astype(store) for m in values]
+    if isinstance(get, str):
+        return values[0]
+    return result_type(wanted)(*values)
+
+
 @dataclass(frozen=True)
 class Kernel:
     """The infinite-width NNGP/NTK of a fully connected network.
@@ -253,40 +300,24 @@ class Kernel:
             InputError: Bad inputs, or a kernel that is infinite at these
                 inputs (e.g. the NTK of ``step`` on coincident inputs).
         """
-        wanted = parse_get(get)
-        store = storage_dtype(dtype)
-        if store != np.float64:
-            out = self(X1, X2, get=get)
-            if isinstance(out, np.ndarray):
-                return out.astype(store)
-            if isinstance(out, tuple):
-                return type(out)(*(m.astype(store) for m in out))
-            return out  # one pair of 1-D rows: a Python float
-        pair = single_rows(X1, X2)
-        if pair is not None:  # scikit-learn's callable form: one pair of 1-D rows
-            out = self(pair[0], pair[1], get=get)
-            if isinstance(out, np.ndarray):
-                return float(out[0, 0])
-            return type(out)(*(float(m[0, 0]) for m in out))
-        X1, X2 = validate_inputs(X1, X2)
+        return gram_call(self._gram, X1, X2, get, dtype)
+
+    def _gram(
+        self, X1: np.ndarray, X2: np.ndarray | None, wanted: tuple[str, ...]
+    ) -> list[np.ndarray]:
+        """The ``wanted`` float64 matrices of checked inputs (exactly symmetric if X2 is None)."""
         check_cost(X1.shape[0], None if X2 is None else X2.shape[0], self.depth)
         check_finite(self.activation, X1, X2, self.depth, self.bias_std, self.weight_std)
         module = generated_module(self.activation, self.backend, quadrature=self.degree is None)
         if module is not None:
             nngp, ntk = self._compute_generated(module, X1, X2, need_ntk="ntk" in wanted)
-            result = {"nngp": nngp, "ntk": ntk}
-            if isinstance(get, str):
-                return result[get]
-            return result_type(wanted)(*(result[g] for g in wanted))
-        symmetric = X2 is None
-        nngp, ntk = self._compute(X1, X1 if X2 is None else X2, need_ntk="ntk" in wanted)
-        if symmetric:
-            nngp = (nngp + nngp.T) / 2
-            ntk = None if ntk is None else (ntk + ntk.T) / 2
+        else:
+            nngp, ntk = self._compute(X1, X1 if X2 is None else X2, need_ntk="ntk" in wanted)
+            if X2 is None:
+                nngp = (nngp + nngp.T) / 2
+                ntk = None if ntk is None else (ntk + ntk.T) / 2
         result = {"nngp": nngp, "ntk": ntk}
-        if isinstance(get, str):
-            return result[get]
-        return result_type(wanted)(*(result[g] for g in wanted))
+        return [result[g] for g in wanted]  # type: ignore[misc]  # ntk is there when wanted
 
     def _infinite_ntk(self) -> InputError:
         return InputError(
@@ -387,13 +418,11 @@ def kernel(
         or not 2 <= degree <= 512
     ):
         raise InputError(f"degree must be None or an integer from 2 to 512, got {degree!r}")
-    if backend not in BACKENDS:
-        raise InputError(f"backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
     return Kernel(
         activation=act,
         depth=_check_depth(depth),
         bias_std=nonnegative_std("bias_std", bias_std),
         weight_std=nonnegative_std("weight_std", weight_std),
         degree=None if degree is None else int(degree),
-        backend=backend,
+        backend=check_backend(backend, BACKENDS),
     )

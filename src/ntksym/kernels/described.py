@@ -23,19 +23,25 @@ from ntksym.kernels import api
 from ntksym.kernels.architecture import BACKENDS, evaluate
 from ntksym.typing import ActivationLike
 
-__all__ = ["DescribedKernel", "kernel"]
+__all__ = ["REPLACEABLE", "DescribedKernel", "kernel"]
+
+
+#: What :meth:`DescribedKernel.replace` may change (the rest is in the description).
+REPLACEABLE = ("description", "backend")
 
 
 @dataclass(frozen=True)
 class DescribedKernel:
     """The infinite-width NNGP/NTK of a described network, called like a :class:`Kernel`.
 
-    Supported from :class:`~ntksym.kernels.api.Kernel`'s interface: ``k(X1, X2=None,
-    get="ntk")`` with ``get`` one name (an array) or a tuple (a named tuple), two 1-D
-    vectors for the kernel of one pair (scikit-learn's callable-kernel form), equality and
-    hashing, and use as the ``kernel`` of :func:`ntksym.predict.gradient_descent_mse`. Not
-    supported (they need the homogeneous recursion's ``activation`` and ``depth``):
-    :meth:`Kernel.replace`, ``degree``, the ``.npy`` tiles and Dask.
+    It shares :class:`~ntksym.kernels.api.Kernel`'s call, ``k(X1, X2=None, get="ntk",
+    dtype=None)`` (the same argument handling, :func:`ntksym.kernels.api.gram_call`): one
+    name in ``get`` gives an array, a tuple a named tuple; two 1-D vectors give the kernel
+    of that pair (scikit-learn's callable-kernel form); ``dtype=np.float32`` stores the
+    float64 result rounded once. It is hashable (equal descriptions, equal kernels), goes
+    wherever a homogeneous kernel goes (:func:`ntksym.predict.gradient_descent_mse`, the
+    ``.npy`` tiles of :func:`ntksym.kernels.tiles.gram_to_file`, :func:`ntksym.dask.gram`),
+    and :meth:`replace` changes its ``description`` or ``backend``.
 
     Attributes:
         description: The network (one output).
@@ -45,23 +51,53 @@ class DescribedKernel:
     description: Net
     backend: str = "auto"
 
-    def __call__(self, X1: Any, X2: Any = None, get: Any = "ntk") -> Any:
-        """Gram matrix (or matrices) between the rows of X1 and X2 (X1 with itself if None).
+    @property
+    def degree(self) -> None:
+        """Always None: activations without a closed form are integrated adaptively.
+
+        ``Kernel.degree`` is the fixed Gauss-Hermite degree of the homogeneous ``"dual"``
+        path (not a polynomial degree of the kernel); a described network's layer maps
+        always use the adaptive trapezoid rule (about 1e-14 per layer), so there is no
+        degree to choose and :meth:`replace` refuses one.
+        """
+        return None
+
+    def replace(self, **changes: Any) -> DescribedKernel:
+        """A copy with ``description`` and/or ``backend`` changed (validated like :func:`kernel`).
 
         Raises:
-            InputError: Bad inputs or ``get``, or kernels that are not finite there.
+            InputError: Any other field (``activation``, ``depth``, ``bias_std``,
+                ``weight_std``, ``degree``): a described network carries its activations,
+                depth and variances in its description; build another one with
+                ``ntksym.stax`` and pass it as ``description=``.
         """
-        wanted = api.parse_get(get)
-        pair = api.single_rows(X1, X2)
-        if pair is not None:
-            out = self(pair[0], pair[1], get=get)
-            if isinstance(out, np.ndarray):
-                return float(out[0, 0])
-            return type(out)(*(float(m[0, 0]) for m in out))
+        other = sorted(set(changes) - set(REPLACEABLE))
+        if other:
+            raise InputError(
+                f"DescribedKernel.replace changes only {' and '.join(REPLACEABLE)}, got "
+                f"{', '.join(other)}: the activations, depth and variances live in the "
+                "description (build another with ntksym.stax and pass description=it), and "
+                "its activations without a closed form are always integrated adaptively "
+                "(no Gauss-Hermite degree)"
+            )
+        net = changes.get("description", self.description)
+        return kernel(net, backend=changes.get("backend", self.backend))
+
+    def __call__(self, X1: Any, X2: Any = None, get: Any = "ntk", dtype: Any = None) -> Any:
+        """Gram matrix (or matrices) between the rows of X1 and X2 (X1 with itself if None).
+
+        Arguments and results as :meth:`ntksym.kernels.api.Kernel.__call__`.
+
+        Raises:
+            InputError: Bad inputs, ``get`` or ``dtype``, or kernels that are not finite there.
+        """
+        return api.gram_call(self._gram, X1, X2, get, dtype)
+
+    def _gram(
+        self, X1: np.ndarray, X2: np.ndarray | None, wanted: tuple[str, ...]
+    ) -> list[np.ndarray]:
         out = evaluate(self.description, X1, X2, wanted, self.backend)
-        if isinstance(get, str):
-            return out[0]
-        return api.result_type(wanted)(*out)
+        return list(out)
 
 
 def _described(net: Net, args: tuple[Any, ...], kwargs: dict[str, Any]) -> DescribedKernel:
@@ -72,10 +108,7 @@ def _described(net: Net, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Descr
             "ntksym.kernel(net) takes only backend=, got "
             f"{len(args)} more positional and keyword arguments {sorted(kwargs)}"
         )
-    if backend not in BACKENDS:
-        raise InputError(
-            f"backend of a described network must be one of {', '.join(BACKENDS)}, got {backend!r}"
-        )
+    api.check_backend(backend, BACKENDS, "backend of a described network")
     outputs = check(net)
     if outputs != 1:
         raise InputError(
