@@ -18,6 +18,7 @@ import numpy as np
 
 from ntksym.errors import InputError
 from ntksym.kernels.api import Kernels, kernel, parse_get, result_type, validate_inputs
+from ntksym.kernels.described import DescribedKernel, build_kernel
 
 __all__ = ["gram"]
 
@@ -25,12 +26,15 @@ __all__ = ["gram"]
 def _block(
     A: np.ndarray,
     B: np.ndarray | None,
-    params: tuple[Any, int, float, float, str],
+    params: tuple[Any, int, float, float, str] | DescribedKernel,
     get: tuple[str, ...],
 ) -> np.ndarray:
     """One block: shape (nA, nB), or (2, nA, nB) for both matrices."""
-    activation, depth, bias_std, weight_std, backend = params
-    k = kernel(activation, depth, bias_std, weight_std, backend=backend)
+    if isinstance(params, DescribedKernel):
+        k: Any = params
+    else:
+        activation, depth, bias_std, weight_std, backend = params
+        k = kernel(activation, depth, bias_std, weight_std, backend=backend)
     res = k(A, B, get=get)
     return np.stack(res) if len(get) == 2 else res[0]
 
@@ -59,13 +63,14 @@ def gram(
     X1: Any,
     X2: Any = None,
     *,
-    activation: Any,
-    depth: int,
+    activation: Any = None,
+    depth: int | None = None,
     bias_std: float = 0.0,
     weight_std: float = 1.0,
     get: str | tuple[str, ...] = "ntk",
     chunks: int | None = None,
     backend: str = "auto",
+    network: Any = None,
 ) -> Any:
     """Lazy NNGP/NTK Gram matrix whose blocks are computed by the generated kernel.
 
@@ -82,7 +87,12 @@ def gram(
             compute them together with ``dask.compute(*result)``).
         chunks: Rows per block (blocks are ``chunks x chunks``); default: the
             dask arrays' row chunks, else 1000.
-        backend: ``"auto"``, ``"numba"``, ``"numpy"`` or ``"dual"``.
+        backend: ``"auto"``, ``"numba"``, ``"numpy"`` or ``"dual"``; with ``network``,
+            ``"auto"``, ``"layers"`` or ``"fused"`` (``"auto"`` is fixed, for every block,
+            to what one call of the whole matrix would use, so the blocks hold its numbers).
+        network: A network description, ``ntksym.stax`` layer or triple, or a
+            :class:`~ntksym.kernels.described.DescribedKernel`, instead of ``activation``
+            and ``depth``: the blocks are ``ntksym.kernel(network)``'s.
 
     Returns:
         A ``dask.array.Array`` of shape (N1, N2), or a Kernels of them.
@@ -100,8 +110,7 @@ def gram(
         isinstance(chunks, bool) or not isinstance(chunks, numbers.Integral) or chunks < 1
     ):
         raise InputError(f"chunks must be a positive integer (rows per block), got {chunks!r}")
-    k = kernel(activation, depth, bias_std, weight_std, backend=backend)  # validates
-    params = (activation, k.depth, k.bias_std, k.weight_std, backend)
+    k = build_kernel(network, activation, depth, bias_std, weight_std, backend, "dask.gram")
     A = _as_dask(X1, "X1", chunks)
     symmetric = X2 is None
     B = A if symmetric else _as_dask(X2, "X2", chunks)
@@ -109,8 +118,14 @@ def gram(
         raise InputError(
             f"X1 and X2 must have the same number of features, got {A.shape[1]} and {B.shape[1]}"
         )
+    params: Any
+    if isinstance(k, DescribedKernel):
+        params = k.resolved(A.shape[0] * B.shape[0])
+        token: Any = (params.identity()["network_sha256"], params.backend)
+    else:
+        params = token = (activation, k.depth, k.bias_std, k.weight_std, backend)
     both = len(wanted) == 2
-    name = "ntksym-gram-" + tokenize(A, None if symmetric else B, params, wanted)
+    name = "ntksym-gram-" + tokenize(A, None if symmetric else B, token, wanted)
     lead = (0,) if both else ()
     dsk: dict = {}
     for i in range(len(A.chunks[0])):

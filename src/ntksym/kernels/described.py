@@ -11,6 +11,7 @@ homogeneous, the float64 layer maps otherwise).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any, overload
 
@@ -18,12 +19,13 @@ import numpy as np
 
 from ntksym.architecture.description import Net, as_description
 from ntksym.architecture.walk import check
+from ntksym.codegen.architecture import supported
 from ntksym.errors import InputError
 from ntksym.kernels import api
-from ntksym.kernels.architecture import BACKENDS, evaluate
+from ntksym.kernels.architecture import BACKENDS, FUSED_MIN_PAIRS, evaluate, homogeneous
 from ntksym.typing import ActivationLike
 
-__all__ = ["REPLACEABLE", "DescribedKernel", "kernel"]
+__all__ = ["REPLACEABLE", "DescribedKernel", "kernel", "build_kernel"]
 
 
 #: What :meth:`DescribedKernel.replace` may change (the rest is in the description).
@@ -92,6 +94,28 @@ class DescribedKernel:
             InputError: Bad inputs, ``get`` or ``dtype``, or kernels that are not finite there.
         """
         return api.gram_call(self._gram, X1, X2, get, dtype)
+
+    def identity(self) -> dict[str, str]:
+        """What names this network in a resume record: its text and the SHA-256 of its repr."""
+        text = repr(self.description)
+        return {
+            "network": str(self.description),
+            "network_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        }
+
+    def resolved(self, n_pairs: int) -> DescribedKernel:
+        """This kernel with ``backend="auto"`` fixed to what one call of ``n_pairs`` entries uses.
+
+        A Gram matrix computed in blocks (the ``.npy`` tiles, Dask) must give the numbers of
+        one call, but ``"auto"`` picks the fused module or the layer maps by the size of
+        each call (:data:`~ntksym.kernels.architecture.FUSED_MIN_PAIRS`): every block
+        therefore uses the backend of the whole matrix. Homogeneous networks keep
+        ``"auto"`` (their generated kernel does not depend on the size).
+        """
+        if self.backend != "auto" or homogeneous(self.description) is not None:
+            return self
+        fused = n_pairs >= FUSED_MIN_PAIRS and not supported(self.description)
+        return DescribedKernel(self.description, "fused" if fused else "layers")
 
     def _gram(
         self, X1: np.ndarray, X2: np.ndarray | None, wanted: tuple[str, ...]
@@ -163,3 +187,52 @@ def kernel(activation: Any = "relu", *args: Any, **kwargs: Any) -> Any:
     if net is None:
         return api.kernel(activation, *args, **kwargs)
     return _described(net, args, dict(kwargs))
+
+
+def build_kernel(
+    network: Any,
+    activation: Any,
+    depth: Any,
+    bias_std: Any = 0.0,
+    weight_std: Any = 1.0,
+    backend: str = "auto",
+    caller: str = "this function",
+) -> api.Kernel | DescribedKernel:
+    """The kernel of functions that take ``network=`` or the homogeneous parameters.
+
+    Args:
+        network: A description, ``ntksym.stax`` layer or triple, a
+            :class:`DescribedKernel` (its backend replaced by a non-``"auto"`` ``backend``),
+            or None for the homogeneous network of the other arguments.
+        activation: The homogeneous network's activation (None with ``network``).
+        depth: Its number of affine layers (None with ``network``).
+        bias_std: Its bias scale (0.0 with ``network``).
+        weight_std: Its weight scale (1.0 with ``network``).
+        backend: The backend, checked against the kind of kernel.
+        caller: The function's name, for the error messages.
+
+    Raises:
+        InputError: Neither or both of ``network`` and the homogeneous parameters, or a
+            ``network`` that is not a description.
+    """
+    if network is None:
+        if activation is None or depth is None:
+            raise InputError(
+                f"{caller} needs activation= and depth= (the homogeneous network), or "
+                "network= (a network description or ntksym.stax layer)"
+            )
+        return api.kernel(activation, depth, bias_std, weight_std, backend=backend)
+    if activation is not None or depth is not None or (bias_std, weight_std) != (0.0, 1.0):
+        raise InputError(
+            f"{caller} takes network= or the homogeneous activation=, depth=, bias_std=, "
+            "weight_std=, not both: a described network carries its own activations, depth "
+            "and variances"
+        )
+    if isinstance(network, DescribedKernel):
+        return network if backend == "auto" else network.replace(backend=backend)
+    if as_description(network) is None:
+        raise InputError(
+            f"network= must be a network description or a ntksym.stax layer, got "
+            f"{type(network).__name__}; for the homogeneous network pass activation= and depth="
+        )
+    return kernel(network, backend=backend)

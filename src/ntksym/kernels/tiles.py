@@ -40,7 +40,8 @@ from typing import Any
 import numpy as np
 
 from ntksym.errors import InputError, NTKSymError
-from ntksym.kernels.api import kernel, storage_dtype
+from ntksym.kernels.api import storage_dtype
+from ntksym.kernels.described import DescribedKernel, build_kernel
 from ntksym.kernels.dispatch import generated_module, sp_key
 from ntksym.kernels.safeio import (
     RECORD_VERSION,
@@ -306,8 +307,8 @@ def gram_to_file(
     X2: Any,
     out: str | os.PathLike[str],
     *,
-    activation: str,
-    depth: int,
+    activation: Any = None,
+    depth: int | None = None,
     bias_std: float = 0.0,
     weight_std: float = 1.0,
     get: str = "ntk",
@@ -318,6 +319,7 @@ def gram_to_file(
     overwrite: bool = False,
     resume: bool = False,
     dtype: Any = np.float64,
+    network: Any = None,
 ) -> Path:
     """Compute a Gram matrix block by block into the ``.npy`` file ``out``.
 
@@ -331,12 +333,15 @@ def gram_to_file(
         X2: Inputs (N2, d), or None for ``K(X1, X1)`` (upper blocks only, mirrored).
         out: Output path; for ``get="both"`` it holds shape ``(2, N1, N2)``
             (``[0]`` the NNGP, ``[1]`` the NTK), else ``(N1, N2)``.
-        activation: Registered name or expression, as for :func:`ntksym.kernel`.
+        activation: Registered name or expression, as for :func:`ntksym.kernel` (the
+            homogeneous network; with ``depth``, ``bias_std`` and ``weight_std``).
         depth: Number of affine layers.
         bias_std: Bias scale.
         weight_std: Weight scale.
         get: ``"nngp"``, ``"ntk"`` or ``"both"``.
-        backend: ``"auto"``, ``"numba"``, ``"numpy"`` or ``"dual"``.
+        backend: ``"auto"``, ``"numba"``, ``"numpy"`` or ``"dual"``; with ``network``,
+            ``"auto"``, ``"layers"`` or ``"fused"`` (``"auto"`` is fixed for every block to
+            what one call of the whole matrix would use, so the tiles hold its numbers).
         memory: Working-memory budget in bytes (picks the block side; see module).
         tile: Block side, overriding ``memory``.
         progress: Called as ``progress(done, total)`` after each block.
@@ -347,6 +352,11 @@ def gram_to_file(
             and skipped. ``out`` appears only when every block is done.
         dtype: Stored dtype, ``float64`` (default) or ``float32`` (computed in float64,
             rounded once when stored: half the file, relative error <= 2^-24).
+        network: A network description, a ``ntksym.stax`` layer or its triple, or a
+            :class:`~ntksym.kernels.described.DescribedKernel`, instead of ``activation``
+            and ``depth``: its kernel, as ``ntksym.kernel(network)``. A resumable run
+            records the description (its text and the SHA-256 of its repr) and refuses to
+            continue with another network.
 
     Returns:
         The output path.
@@ -361,9 +371,13 @@ def gram_to_file(
     out = Path(out)
     sources = [p for p in (source_file(X1), source_file(X2)) if p is not None]
     check_output(out, sources, overwrite=overwrite)
-    k = kernel(activation, depth, bias_std, weight_std, backend=backend)
-    module = generated_module(k.activation, backend)
-    kind = "dual" if module is None else module.BACKEND
+    n_pairs = X1.shape[0] * (X1 if X2 is None else X2).shape[0]
+    k = build_kernel(network, activation, depth, bias_std, weight_std, backend, "gram_to_file")
+    if isinstance(k, DescribedKernel):
+        k, kind = k.resolved(n_pairs), "dual"  # (the layer maps' working memory: the most)
+    else:
+        module = generated_module(k.activation, backend)
+        kind = "dual" if module is None else module.BACKEND
     tile = _checked_tile(X1, X2, kind, memory, tile)
     plan = _plan(X1.shape[0], None if X2 is None else X2.shape[0], tile, get, storage_dtype(dtype))
     report = progress if progress is not None else _no_progress
@@ -394,16 +408,22 @@ def _no_progress(done: int, total: int) -> None:
     """Report nothing."""
 
 
-def _params(
-    k: Any, kind: str, plan: _Plan, tile: int, get: str, X1: Any, X2: Any
-) -> dict[str, Any]:
-    """Everything a resumed run must share with the run it continues."""
+def _homogeneous_identity(k: Any) -> dict[str, Any]:
     return {
         "activation": k.activation.name,
         "expression": sp_key(k.activation),
         "depth": int(k.depth),
         "bias_std": float(k.bias_std),
         "weight_std": float(k.weight_std),
+    }
+
+
+def _params(
+    k: Any, kind: str, plan: _Plan, tile: int, get: str, X1: Any, X2: Any
+) -> dict[str, Any]:
+    """Everything a resumed run must share with the run it continues."""
+    return {
+        **(k.identity() if isinstance(k, DescribedKernel) else _homogeneous_identity(k)),
         "get": get,
         "tile": tile,
         "backend": kind,
