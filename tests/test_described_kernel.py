@@ -200,3 +200,73 @@ def test_one_signature_for_both_kinds(net: object) -> None:
         k(X, X[:, :2])
     with pytest.raises(InputError, match="two 1-D vectors"):
         k(X, X[0])
+
+
+# ---------------------------------------------------------------- Jacobian of a described net
+JACOBIAN_NETS = {
+    "residual": stax.serial(
+        stax.Dense(6, 1.2, 0.1),
+        stax.FanOut(2),
+        stax.parallel(
+            stax.serial(stax.Elementwise("tanh(u)"), stax.Dense(6, 1.1, 0.2)), stax.Identity()
+        ),
+        stax.FanInSum(),
+        stax.Relu(),
+        stax.Dense(2, 0.9, 0.3),
+    ),
+    "layernorm": stax.serial(
+        stax.Dense(7, 1.3, 0.2), stax.LayerNorm(), stax.Erf(), stax.Dense(2, 1.0, 0.1)
+    ),
+    "standard": stax.serial(
+        stax.Dense(5, 1.4, 0.3, parameterization="standard"),
+        stax.Gelu(),
+        stax.Dense(3, 0.8, None, parameterization="standard", s=(2, 1)),
+        stax.Dense(2, 1.1, 0.2, parameterization="standard"),
+    ),
+    "dropout": stax.serial(
+        stax.Dense(6, 1.2, 0.1), stax.Relu(), stax.Dropout(0.7), stax.Dense(2, 1.0, 0.2)
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(JACOBIAN_NETS))
+def test_jacobian_against_finite_differences_and_the_exact_ntk(name: str) -> None:
+    from ntksym.empirical.architecture import apply
+    from ntksym.empirical.jacobian import flatten, unflatten
+
+    net = ntksym.Network(JACOBIAN_NETS[name], 3, seed=4)
+    X = np.random.default_rng(5).standard_normal((4, 3))
+    J = net.jacobian(X, rng=11)
+    assert J.shape == (4, 2, net.n_params)
+    theta = flatten(net.params)
+    assert theta.size == net.n_params
+    np.testing.assert_array_equal(flatten(unflatten(net.params, theta)), theta)
+    # central differences of the outputs, the Dropout masks fixed by the same seed
+    h = 1e-6
+    for p in sorted({0, net.n_params - 1, *np.random.default_rng(6).integers(0, theta.size, 12)}):
+        step = np.zeros_like(theta)
+        step[p] = h
+        up = apply(net.description, unflatten(net.params, theta + step), X, rng=11)
+        down = apply(net.description, unflatten(net.params, theta - step), X, rng=11)
+        np.testing.assert_allclose(J[:, :, p], (up - down) / (2 * h), rtol=1e-6, atol=1e-8)
+    # J J^T equals the reverse-mode NTK of the same draw, with a second set of inputs too
+    Y = np.random.default_rng(7).standard_normal((3, 3))
+    for args in ((X,), (X, Y)):
+        exact = net.ntk(*args, rng=11)
+        via_j = net.ntk_jacobian(*args, rng=11)
+        assert np.max(np.abs(via_j - exact)) <= 1e-12 * np.max(np.abs(exact))
+
+
+def test_jacobian_dropout_masks_come_from_the_rng() -> None:
+    net = ntksym.Network(JACOBIAN_NETS["dropout"], 3, seed=4)
+    X = np.random.default_rng(5).standard_normal((4, 3))
+    np.testing.assert_array_equal(net.jacobian(X, rng=3), net.jacobian(X, rng=3))
+    assert not np.array_equal(net.jacobian(X, rng=3), net.jacobian(X, rng=4))
+    with pytest.raises(InputError, match="rng"):
+        net.jacobian(X)
+    test_mode = stax.serial(
+        stax.Dense(6), stax.Relu(), stax.Dropout(0.7, mode="test"), stax.Dense(1)
+    )
+    assert ntksym.Network(test_mode, 3).jacobian(X).shape[:2] == (4, 1)
+    with pytest.raises(InputError, match="X has 2 features per input, but 3"):
+        net.jacobian(X[:, :2], rng=3)

@@ -38,6 +38,7 @@ from ntksym.architecture.description import (
     Serial,
 )
 from ntksym.architecture.walk import check
+from ntksym.empirical.jacobian import flatten, jacobian
 from ntksym.errors import InputError
 
 __all__ = ["as_generator", "init", "apply", "empirical_kernels", "DescribedNetwork"]
@@ -306,6 +307,37 @@ class DescribedNetwork:
         Z, n1 = self._both(X1, X2)
         _, ntk = empirical_kernels(self.description, self.params, Z, rng, per_unit=True)
         return ntk if X2 is None else ntk[:n1, n1:]
+
+    @property
+    def n_params(self) -> int:
+        """The number of parameters ``P`` (the length of :meth:`jacobian`'s last axis)."""
+        return int(flatten(self.params).size)
+
+    def jacobian(self, X: Any, *, rng: Any = None) -> np.ndarray:
+        """The full Jacobian ``d f_k(x) / d theta_p`` by forward mode, shape (N, K, P).
+
+        Parameters are flattened as :func:`ntksym.empirical.jacobian.flatten` documents
+        (per Dense layer in the forward pass's order: ``W`` row-major, then ``b``). Dropout
+        masks are drawn from ``rng`` as :meth:`__call__` and :meth:`ntk` draw them, so the
+        same seed fixes the same masks. For small networks (memory ``N * width * P``).
+
+        Raises:
+            InputError: Bad inputs, Dropout without ``rng``, or a Jacobian too large.
+        """
+        rng = None if rng is None else as_generator(rng)
+        return jacobian(self.description, self.params, self._x(X, "X"), rng)
+
+    def ntk_jacobian(self, X1: Any, X2: Any = None, *, rng: Any = None) -> np.ndarray:
+        """The empirical NTK as ``J J^T`` from :meth:`jacobian`, shape (N1, N2, K, K).
+
+        The same quantity as :meth:`ntk` (the rows of ``X1`` and ``X2`` are separate
+        examples, their Dropout masks drawn from ``rng`` in the same order), by another
+        algorithm: a cross-check for small networks.
+        """
+        Z, n1 = self._both(X1, X2)
+        J = jacobian(self.description, self.params, Z, None if rng is None else as_generator(rng))
+        J2 = J if X2 is None else J[n1:]
+        return np.einsum("akp,bmp->abkm", J[:n1], J2)
 
     def nngp_empirical(self, X1: Any, X2: Any = None, *, rng: Any = None) -> np.ndarray:
         """``f(x) . f(x') / K``, shape (N1, N2): an estimate of the NNGP from the K outputs.
