@@ -270,3 +270,67 @@ def test_jacobian_dropout_masks_come_from_the_rng() -> None:
     assert ntksym.Network(test_mode, 3).jacobian(X).shape[:2] == (4, 1)
     with pytest.raises(InputError, match="X has 2 features per input, but 3"):
         net.jacobian(X[:, :2], rng=3)
+
+
+# ---------------------------------------------------------------- ntksym gram --network
+NET_FILE = """from ntksym import stax
+
+net = stax.serial(
+    stax.Dense(16, 1.3, 0.2),
+    stax.FanOut(2),
+    stax.parallel(stax.serial(stax.Erf(), stax.Dense(16, 1.1, 0.1)), stax.Identity()),
+    stax.FanInSum(),
+    stax.Relu(),
+    stax.Dense(16, 1.2, 0.3, parameterization="standard"),
+    stax.LayerNorm(),
+    stax.Dropout(0.8),
+    stax.Dense(1, 0.9, 0.05),
+)
+"""
+
+
+def test_cli_gram_of_a_network_file(tmp_path: Path, capsys) -> None:
+    from ntksym.cli import main
+
+    X = _x(14)
+    np.save(tmp_path / "X.npy", X)
+    (tmp_path / "net.py").write_text(NET_FILE)
+    args = ["gram", str(tmp_path / "X.npy"), "--network", str(tmp_path / "net.py"), "--quiet"]
+    assert (
+        main([*args, "--get", "both", "--tile", "4", "--resume", "-o", str(tmp_path / "K.npy")])
+        == 0
+    )
+    K = np.load(tmp_path / "K.npy")
+    one = ntksym.kernel(MIXED)(X, get=("nngp", "ntk"))
+    np.testing.assert_array_equal(K[0], one.nngp)
+    np.testing.assert_array_equal(K[1], one.ntk)
+    assert main([*args, "-o", str(tmp_path / "K.npy")]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "extra", "match"),
+    [
+        (NET_FILE, ["--depth", "3"], "drop --depth"),
+        (NET_FILE, ["--activation", "relu", "--bias-std", "0.1"], "drop --activation, --bias-std"),
+        (NET_FILE, ["--backend", "numba"], "backend of a described network"),
+        ("net = 3\n", [], "defines no `net` that is a ntksym.stax network"),
+        ("net = (\n", [], "syntax error"),
+        ("raise ValueError('boom')\n", [], "raised ValueError: boom"),
+        (None, [], "gram needs --activation and --depth, or --network"),
+    ],
+)
+def test_cli_network_errors_are_one_line(
+    tmp_path: Path, capsys, text: str | None, extra: list[str], match: str
+) -> None:
+    from ntksym.cli import main
+
+    np.save(tmp_path / "X.npy", _x(4))
+    args = ["gram", str(tmp_path / "X.npy"), "-o", str(tmp_path / "K.npy"), *extra]
+    if text is not None:
+        (tmp_path / "bad.py").write_text(text)
+        args += ["--network", str(tmp_path / "bad.py")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert match in err and "Traceback" not in err
+    assert not (tmp_path / "K.npy").exists()

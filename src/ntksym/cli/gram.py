@@ -1,7 +1,11 @@
 """``ntksym gram DATA.npy --activation relu --depth 5 [...] -o K.npy``: Gram matrices of files.
 
 The work is done by :func:`ntksym.kernels.tiles.gram_to_file` (see there for the memory
-bound, the protection of existing files and ``--resume``).
+bound, the protection of existing files and ``--resume``). ``--network NET.py`` instead of
+the homogeneous network's options takes a described network from a Python file that
+defines ``net`` (a ``ntksym.stax`` layer, its triple or a description); the file is
+imported as a module, as ``ntksym verify`` imports derivation files (a string is never
+evaluated).
 """
 
 from __future__ import annotations
@@ -10,7 +14,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from ntksym._io import import_file
+from ntksym.architecture.description import Net, as_description
 from ntksym.cli.options import ProgressBar, add_network_options
+from ntksym.errors import InputError
 from ntksym.kernels.safeio import check_output
 from ntksym.kernels.tiles import gram_to_file, load_matrix, parse_bytes, resume_paths
 
@@ -31,6 +38,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("data", help="inputs: a .npy file of shape (N, d), real dtype")
     add_network_options(parser)
+    for action in parser._actions:  # (argparse has no public way to relax ``required``)
+        if action.dest in ("activation", "depth"):
+            action.required = False
+            action.help = (action.help or "").replace("(required)", "(required without --network)")
+    parser.add_argument(
+        "--network",
+        default=None,
+        metavar="NET.py",
+        help="a Python file defining `net`, a ntksym.stax network (e.g. net = stax.serial("
+        "stax.Dense(512, 1.5, 0.1), stax.Relu(), stax.Dense(1))): its kernel instead of "
+        "--activation/--depth/--bias-std/--weight-std",
+    )
     parser.add_argument(
         "--get",
         choices=("nngp", "ntk", "both"),
@@ -49,9 +68,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--backend",
-        choices=("auto", "numba", "numpy", "dual"),
+        choices=("auto", "numba", "numpy", "dual", "layers", "fused"),
         default="auto",
-        help="default: auto",
+        help="default: auto; numba, numpy, dual for the homogeneous network, layers and "
+        "fused for --network",
     )
     parser.add_argument(
         "--memory",
@@ -69,10 +89,63 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def load_network(path: str) -> Net:
+    """The ``net`` defined by the Python file ``path``, as a network description.
+
+    Raises:
+        InputError: The file is missing or not ``.py``, has a syntax error, raises when
+            imported, or defines no ``net`` that is a ntksym.stax network (one line).
+    """
+    file = Path(path)
+    if not file.is_file() or file.suffix != ".py":
+        raise InputError(f"--network {path}: not a Python file (expected NET.py defining net)")
+    try:
+        module = import_file(file, f"_ntksym_network_{file.stem}")
+    except SyntaxError as exc:
+        raise InputError(f"--network {path}:{exc.lineno}: syntax error: {exc.msg}") from None
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the file's own failure, one line
+        raise InputError(
+            f"--network {path}: importing it raised {type(exc).__name__}: {exc}"
+        ) from None
+    if module is None:
+        raise InputError(f"--network {path}: cannot be loaded as a module")
+    net = as_description(getattr(module, "net", None))
+    if net is None:
+        raise InputError(
+            f"--network {path}: defines no `net` that is a ntksym.stax network (e.g. net = "
+            "stax.serial(stax.Dense(512), stax.Relu(), stax.Dense(1)))"
+        )
+    return net
+
+
+def _network(args: argparse.Namespace) -> Net | None:
+    """The ``--network`` description (checked against the homogeneous options), or None."""
+    if args.network is None:
+        if args.activation is None or args.depth is None:
+            raise InputError("gram needs --activation and --depth, or --network NET.py")
+        return None
+    given = [
+        flag
+        for flag, value, default in (
+            ("--activation", args.activation, None),
+            ("--depth", args.depth, None),
+            ("--bias-std", args.bias_std, 0.0),
+            ("--weight-std", args.weight_std, 1.0),
+        )
+        if value != default
+    ]
+    if given:
+        raise InputError(
+            f"--network carries its own activations, depth and variances: drop {', '.join(given)}"
+        )
+    return load_network(args.network)
+
+
 def run(args: argparse.Namespace) -> int:
     """Compute and write the Gram matrix; print its path. Returns 0."""
     inputs = [Path(p) for p in (args.data, args.x2) if p is not None]
     check_output(Path(args.output), inputs, overwrite=args.force)  # before reading the inputs
+    network = _network(args)
     X1 = load_matrix(args.data, "DATA")
     X2 = load_matrix(args.x2, "--x2") if args.x2 is not None else None
     partial, _ = resume_paths(args.output)
@@ -92,6 +165,7 @@ def run(args: argparse.Namespace) -> int:
         depth=args.depth,
         bias_std=args.bias_std,
         weight_std=args.weight_std,
+        network=network,
         get=args.get,
         backend=args.backend,
         memory=parse_bytes(args.memory),
