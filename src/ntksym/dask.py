@@ -39,6 +39,22 @@ def _block(
     return np.stack(res) if len(get) == 2 else res[0]
 
 
+def _task_params(k: Any, n_pairs: int, activation: Any) -> tuple[Any, Any]:
+    """What each task gets to rebuild the kernel, and what names it in the graph's keys."""
+    if isinstance(k, DescribedKernel):
+        params = k.resolved(n_pairs)  # every block on the whole matrix's backend
+        return params, (params.identity()["network_sha256"], params.backend)
+    params = (activation, k.depth, k.bias_std, k.weight_std, k.backend)
+    return params, params
+
+
+def _check_chunks(chunks: Any) -> None:
+    if chunks is not None and (
+        isinstance(chunks, bool) or not isinstance(chunks, numbers.Integral) or chunks < 1
+    ):
+        raise InputError(f"chunks must be a positive integer (rows per block), got {chunks!r}")
+
+
 def _mirror(block: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.swapaxes(block, -1, -2))
 
@@ -87,12 +103,10 @@ def gram(
             compute them together with ``dask.compute(*result)``).
         chunks: Rows per block (blocks are ``chunks x chunks``); default: the
             dask arrays' row chunks, else 1000.
-        backend: ``"auto"``, ``"numba"``, ``"numpy"`` or ``"dual"``; with ``network``,
-            ``"auto"``, ``"layers"`` or ``"fused"`` (``"auto"`` is fixed, for every block,
-            to what one call of the whole matrix would use, so the blocks hold its numbers).
-        network: A network description, ``ntksym.stax`` layer or triple, or a
-            :class:`~ntksym.kernels.described.DescribedKernel`, instead of ``activation``
-            and ``depth``: the blocks are ``ntksym.kernel(network)``'s.
+        backend: ``"auto"``, ``"numba"``, ``"numpy"``, ``"dual"``; with ``network``,
+            ``"auto"`` (every block on the whole matrix's backend), ``"layers"``, ``"fused"``.
+        network: A description, ``ntksym.stax`` layer or triple, or a ``DescribedKernel``,
+            instead of ``activation`` and ``depth``.
 
     Returns:
         A ``dask.array.Array`` of shape (N1, N2), or a Kernels of them.
@@ -106,10 +120,7 @@ def gram(
     from dask.highlevelgraph import HighLevelGraph
 
     wanted = parse_get(get)
-    if chunks is not None and (
-        isinstance(chunks, bool) or not isinstance(chunks, numbers.Integral) or chunks < 1
-    ):
-        raise InputError(f"chunks must be a positive integer (rows per block), got {chunks!r}")
+    _check_chunks(chunks)
     k = build_kernel(network, activation, depth, bias_std, weight_std, backend, "dask.gram")
     A = _as_dask(X1, "X1", chunks)
     symmetric = X2 is None
@@ -118,12 +129,7 @@ def gram(
         raise InputError(
             f"X1 and X2 must have the same number of features, got {A.shape[1]} and {B.shape[1]}"
         )
-    params: Any
-    if isinstance(k, DescribedKernel):
-        params = k.resolved(A.shape[0] * B.shape[0])
-        token: Any = (params.identity()["network_sha256"], params.backend)
-    else:
-        params = token = (activation, k.depth, k.bias_std, k.weight_std, backend)
+    params, token = _task_params(k, A.shape[0] * B.shape[0], activation)
     both = len(wanted) == 2
     name = "ntksym-gram-" + tokenize(A, None if symmetric else B, token, wanted)
     lead = (0,) if both else ()

@@ -339,9 +339,8 @@ def gram_to_file(
         bias_std: Bias scale.
         weight_std: Weight scale.
         get: ``"nngp"``, ``"ntk"`` or ``"both"``.
-        backend: ``"auto"``, ``"numba"``, ``"numpy"`` or ``"dual"``; with ``network``,
-            ``"auto"``, ``"layers"`` or ``"fused"`` (``"auto"`` is fixed for every block to
-            what one call of the whole matrix would use, so the tiles hold its numbers).
+        backend: ``"auto"``, ``"numba"``, ``"numpy"``, ``"dual"``; with ``network``,
+            ``"auto"`` (every block on the whole matrix's backend), ``"layers"``, ``"fused"``.
         memory: Working-memory budget in bytes (picks the block side; see module).
         tile: Block side, overriding ``memory``.
         progress: Called as ``progress(done, total)`` after each block.
@@ -352,11 +351,9 @@ def gram_to_file(
             and skipped. ``out`` appears only when every block is done.
         dtype: Stored dtype, ``float64`` (default) or ``float32`` (computed in float64,
             rounded once when stored: half the file, relative error <= 2^-24).
-        network: A network description, a ``ntksym.stax`` layer or its triple, or a
-            :class:`~ntksym.kernels.described.DescribedKernel`, instead of ``activation``
-            and ``depth``: its kernel, as ``ntksym.kernel(network)``. A resumable run
-            records the description (its text and the SHA-256 of its repr) and refuses to
-            continue with another network.
+        network: A description, ``ntksym.stax`` layer or triple, or a ``DescribedKernel``,
+            instead of ``activation`` and ``depth``. A resumable run records it (its text
+            and the SHA-256 of its repr) and refuses to continue with another network.
 
     Returns:
         The output path.
@@ -371,13 +368,8 @@ def gram_to_file(
     out = Path(out)
     sources = [p for p in (source_file(X1), source_file(X2)) if p is not None]
     check_output(out, sources, overwrite=overwrite)
-    n_pairs = X1.shape[0] * (X1 if X2 is None else X2).shape[0]
     k = build_kernel(network, activation, depth, bias_std, weight_std, backend, "gram_to_file")
-    if isinstance(k, DescribedKernel):
-        k, kind = k.resolved(n_pairs), "dual"  # (the layer maps' working memory: the most)
-    else:
-        module = generated_module(k.activation, backend)
-        kind = "dual" if module is None else module.BACKEND
+    k, kind = _resolved(k, X1.shape[0] * (X1 if X2 is None else X2).shape[0])
     tile = _checked_tile(X1, X2, kind, memory, tile)
     plan = _plan(X1.shape[0], None if X2 is None else X2.shape[0], tile, get, storage_dtype(dtype))
     report = progress if progress is not None else _no_progress
@@ -388,6 +380,14 @@ def gram_to_file(
         else:
             _one_run(k, plan, X1, X2, out, report)
     return out
+
+
+def _resolved(k: Any, n_pairs: int) -> tuple[Any, str]:
+    """The kernel every block uses, and its class of working memory (see ``_PER_ENTRY``)."""
+    if isinstance(k, DescribedKernel):
+        return k.resolved(n_pairs), "dual"  # (the layer maps' working memory: the most)
+    module = generated_module(k.activation, k.backend)
+    return k, "dual" if module is None else module.BACKEND
 
 
 def _checked_tile(X1: Any, X2: Any, kind: str, memory: int, tile: int | None) -> int:
