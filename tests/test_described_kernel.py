@@ -29,7 +29,7 @@ MIXED = stax.serial(
     stax.Dropout(0.8),
     stax.Dense(1, 0.9, 0.05),
 )
-OTHER = stax.serial(stax.Dense(16, 1.0, 0.1), stax.Gelu(), stax.Dense(1, 0.8, 0.1))
+OTHER = stax.serial(stax.Dense(16, 1.0, 0.1), stax.Relu(), stax.Dense(1, 0.8, 0.1))
 
 
 def _x(n: int, d: int = 5, seed: int = 0) -> np.ndarray:
@@ -334,3 +334,22 @@ def test_cli_network_errors_are_one_line(
     err = capsys.readouterr().err
     assert match in err and "Traceback" not in err
     assert not (tmp_path / "K.npy").exists()
+
+
+@pytest.mark.exhaustive
+def test_fused_tiles_and_dask_hold_the_numbers_of_one_call(tmp_path: Path) -> None:
+    # 300 x 300 entries: "auto" takes the generated fused module (compiled once, ~30 s)
+    X = _x(300, d=8)
+    k = ntksym.kernel(OTHER)
+    assert k.resolved(300 * 300).backend == "fused"
+    one = k(X, get=("nngp", "ntk"))
+    out = gram_to_file(X, None, tmp_path / "K.npy", network=OTHER, get="both", tile=128)
+    np.testing.assert_array_equal(np.load(out)[0], one.nngp)
+    np.testing.assert_array_equal(np.load(out)[1], one.ntk)
+    np.testing.assert_array_equal(one.ntk, one.ntk.T)
+    np.testing.assert_allclose(one.ntk, k.replace(backend="layers")(X), rtol=1e-12)
+    pytest.importorskip("dask.array")
+    import ntksym.dask as nd
+
+    lazy = nd.gram(X, network=OTHER, chunks=100)
+    np.testing.assert_array_equal(lazy.compute(scheduler="sync"), one.ntk)
