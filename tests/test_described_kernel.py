@@ -223,6 +223,12 @@ JACOBIAN_NETS = {
         stax.Dense(3, 0.8, None, parameterization="standard", s=(2, 1)),
         stax.Dense(2, 1.1, 0.2, parameterization="standard"),
     ),
+    "repeat_sign": stax.serial(
+        stax.Dense(5, 1.1, 0.1),
+        stax.repeat(stax.serial(stax.Relu(), stax.Dense(5, 1.2, 0.1)), 2),
+        stax.Sign(),  # (no gradient passes it: the earlier parameters' columns are zero)
+        stax.Dense(2, 1.0, 0.2),
+    ),
     "dropout": stax.serial(
         stax.Dense(6, 1.2, 0.1), stax.Relu(), stax.Dropout(0.7), stax.Dense(2, 1.0, 0.2)
     ),
@@ -334,6 +340,24 @@ def test_cli_network_errors_are_one_line(
     err = capsys.readouterr().err
     assert match in err and "Traceback" not in err
     assert not (tmp_path / "K.npy").exists()
+
+
+def test_cli_refuses_to_resume_with_another_network_file(tmp_path: Path, capsys) -> None:
+    from ntksym.cli import main
+
+    X = _x(20)
+    np.save(tmp_path / "X.npy", X)
+    out = tmp_path / "K.npy"
+    with pytest.raises(Interrupted):
+        gram_to_file(X, None, out, network=MIXED, tile=5, resume=True, progress=_sigterm_after(2))
+    (tmp_path / "other.py").write_text(NET_FILE.replace("Dropout(0.8)", "Dropout(0.7)"))
+    args = ["gram", str(tmp_path / "X.npy"), "-o", str(out), "--tile", "5", "--resume"]
+    assert main([*args, "--network", str(tmp_path / "other.py"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot resume" in err and "network_sha256" in err
+    (tmp_path / "same.py").write_text(NET_FILE)
+    assert main([*args, "--network", str(tmp_path / "same.py"), "--quiet"]) == 0
+    np.testing.assert_array_equal(np.load(out), ntksym.kernel(MIXED)(X))
 
 
 @pytest.mark.exhaustive
