@@ -4,7 +4,8 @@ Each output block ``K[I, J]`` is one task that calls the generated kernel (the
 same code path as :func:`ntksym.kernel`) on the rows ``X1[I]`` and ``X2[J]``, so
 the same code runs on a laptop's threads or on a ``dask.distributed`` cluster.
 For ``K(X, X)`` only the blocks on and above the diagonal are computed; the
-others are their transposes, so the result is exactly symmetric.
+others are their transposes, so the result is exactly symmetric. ``network=`` takes a
+described network (a ``ntksym.stax`` layer) instead of the homogeneous parameters.
 
 Needs the optional extra: ``pip install "ntksym[dask]"``.
 """

@@ -10,7 +10,9 @@ the run's parameters in ``K.npy.partial.json``; running it again continues where
 stopped (see :func:`gram_to_file`). The work is split into
 square blocks of ``t x t`` entries (``t`` = ``--tile``, or chosen from
 ``--memory``); for ``K(X, X)`` only the blocks on and above the diagonal are
-computed and each is mirrored, so the result is exactly symmetric.
+computed and each is mirrored, so the result is exactly symmetric. A described network
+(``network=``) is tiled the same way, every block on the backend one call of the whole
+matrix would use (:meth:`ntksym.kernels.described.DescribedKernel.resolved`).
 
 Memory bound: inputs are opened memory-mapped (``mmap_mode="r"``) and read one
 block of rows at a time, and the output is a memory-mapped file, so neither
