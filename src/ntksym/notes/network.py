@@ -55,7 +55,14 @@ from ntksym.derive.symbols import GaussE, L, Sigma, Sigma_dot, Tends, Theta_inf,
 from ntksym.derive.text import Text, text
 from ntksym.errors import InputError
 
-__all__ = ["Unit", "general_statements", "network_derivation", "units"]
+__all__ = [
+    "Unit",
+    "general_statements",
+    "network_architecture",
+    "network_derivation",
+    "printed_statements",
+    "units",
+]
 
 SUPPORTED = (
     "Dense(..., parameterization='ntk'), an activation followed by a Dense layer, and "
@@ -353,20 +360,11 @@ def network_derivation(
     Raises:
         InputError: a layer that is not supported (the message names what is).
     """
-    from ntksym.derive.layered_numeric import Architecture
-    from ntksym.notes.network_check import default_inputs, network_check
+    from ntksym.notes.network_check import network_check
 
     found = as_description(net)
     parts = units(net)
-    g = general_statements()
-    X = default_inputs() if inputs is None else inputs
-    arch = Architecture(
-        network=found,
-        values={},
-        activations={(g["phi"], u.m - 1): u.act.activation for u in parts if u.act is not None},
-        depth=len(parts),
-        inputs=X,
-    )
+    arch = network_architecture(net, inputs)
     steps, before = [], []
     for unit in parts:
         printed = printed_statements(unit)
@@ -398,6 +396,26 @@ def network_derivation(
             "NTK parameterization, every weight and bias i.i.d. N(0, 1), limits taken "
             "sequentially (the hypotheses of the per_layer and residual derivations)",
         ),
+    )
+
+
+def network_architecture(net: Any, inputs: Any = None) -> Any:
+    """The activations of ``net``'s layers as the numeric checks read them.
+
+    Returns:
+        A :class:`~ntksym.derive.layered_numeric.Architecture` with no symbolic values
+        (the statements carry numbers) and ``inputs`` (default: three seeded inputs).
+    """
+    from ntksym.derive.layered_numeric import Architecture
+    from ntksym.notes.network_check import default_inputs
+
+    parts, phi = units(net), general_statements()["phi"]
+    return Architecture(
+        network=as_description(net),
+        values={},
+        activations={(phi, u.m - 1): u.act.activation for u in parts if u.act is not None},
+        depth=len(parts),
+        inputs=default_inputs() if inputs is None else inputs,
     )
 
 
