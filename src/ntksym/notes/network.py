@@ -392,7 +392,6 @@ def network_derivation(
         title=title or f"The kernels of {found}",
         steps=tuple(steps),
         hypotheses=(
-            text("the network {net}", net=Text(str(found))),
             "NTK parameterization, every weight and bias i.i.d. N(0, 1), limits taken "
             "sequentially (the hypotheses of the per_layer and residual derivations)",
         ),

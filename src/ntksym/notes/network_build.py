@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import sympy as sp
 
 from ntksym._io import atomic_write_text, import_file
 from ntksym.architecture.description import as_description
-from ntksym.architecture.printing import latex as layer_equations
 from ntksym.derive.text import Text
 from ntksym.errors import InputError
 from ntksym.notes.build import (
@@ -36,7 +36,13 @@ from ntksym.notes.build import (
 from ntksym.notes.content import METHOD_TEXT, derivation_view
 from ntksym.version import __version__
 
-__all__ = ["build_network_notes", "load_network", "network_context", "render_network"]
+__all__ = [
+    "build_network_notes",
+    "load_network",
+    "network_context",
+    "render_network",
+    "unit_rows",
+]
 
 
 def load_network(path: Path) -> Any:
@@ -71,20 +77,33 @@ def _method(method: str) -> Text:
     return Text(" and ".join(words))
 
 
+def unit_rows(net: Any) -> list[tuple[int, Text]]:
+    """One row per layer of the recursion: ``(m, what takes alpha~^(m-1) to alpha~^(m))``."""
+    from ntksym.activations.expr import u as act_u
+    from ntksym.notes.network import general_statements, units
+
+    phi, u = general_statements()["phi"], sp.Symbol("u", real=True)
+    rows = []
+    for unit in units(net):
+        if unit.act is None:
+            rows.append((unit.m, Text(f"{unit.dense} on the input ", sp.Symbol("x"))))
+            continue
+        f = sp.Eq(phi(unit.m - 1, u), unit.act.activation.expr.xreplace({act_u: u}))
+        what = "a residual block: the identity plus " if unit.kind == "residual" else ""
+        rows.append((unit.m, Text(f"{what}{unit.act} then {unit.dense}, with ", f)))
+    return rows
+
+
 def network_context(net: Any, quick: bool = False, inputs: Any = None) -> dict[str, Any]:
     """Check the network's derivation; the templates' data."""
     from ntksym.notes.network import network_derivation
 
     deriv = network_derivation(net, inputs=inputs)
     view = derivation_view(deriv, quick=quick)
-    eqs = layer_equations(net)
-    lines = eqs.lines(True)
     return {
         "version": __version__,
         "network": Text(str(as_description(net))),
-        "layers": eqs.latex(),
-        "layers_md": r" \\ ".join(lines),
-        "layer_lines": lines,
+        "units": unit_rows(net),
         "view": view,
         "methods": {s.label: _method(s.method) for s in view.steps},
         "derivations": [view],
@@ -122,6 +141,7 @@ def _env(kind: str) -> jinja2.Environment:
 
         env = jinja2.Environment(**common)
         env.filters["text"] = html_text
+        env.filters["math"] = html_math
         env.filters["display"] = functools.partial(html_math, display=True)
     return env
 
