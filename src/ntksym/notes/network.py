@@ -31,29 +31,17 @@ map for the standard parameterization, ``LayerNorm`` or ``Dropout`` yet.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 from typing import Any
 
 import sympy as sp
 
-from ntksym.architecture.description import (
-    Dense,
-    FanInSum,
-    FanOut,
-    Identity,
-    Net,
-    Nonlinearity,
-    Parallel,
-    Repeat,
-    Serial,
-    as_description,
-)
+from ntksym.architecture.description import as_description
 from ntksym.derive import Derivation, Step
 from ntksym.derive.judge import derive_statement
 from ntksym.derive.network import using_network
 from ntksym.derive.symbols import GaussE, L, Sigma, Sigma_dot, Tends, Theta_inf, index, l, width, x
 from ntksym.derive.text import Text, text
-from ntksym.errors import InputError
+from ntksym.notes.network_units import Unit, units
 
 __all__ = [
     "Unit",
@@ -63,115 +51,6 @@ __all__ = [
     "printed_statements",
     "units",
 ]
-
-SUPPORTED = (
-    "Dense(..., parameterization='ntk'), an activation followed by a Dense layer, and "
-    "residual blocks FanOut(2), parallel(serial(activation, Dense), Identity), FanInSum"
-)
-
-
-@dataclass(frozen=True)
-class Unit:
-    """One layer of the recursion: what takes ``alpha~^(m-1)`` to ``alpha~^(m)``.
-
-    Attributes:
-        kind: ``"input"`` (the first Dense layer), ``"layer"`` (an activation, then a
-            Dense layer) or ``"residual"`` (a residual block around such a pair).
-        m: the index of the pre-activation it defines, ``alpha~^(m)``.
-        dense: its Dense layer.
-        act: its activation (None for the input layer).
-        prefix: the network's layers up to this unit (the referee's network).
-    """
-
-    kind: str
-    m: int
-    dense: Dense
-    act: Nonlinearity | None
-    prefix: tuple[Net, ...]
-
-
-def _flatten(net: Net) -> list[Net]:
-    if isinstance(net, Serial):
-        return [leaf for layer in net.layers for leaf in _flatten(layer)]
-    if isinstance(net, Repeat):
-        return _flatten(net.layer) * net.n
-    return [net]
-
-
-def _dense(layer: Any, where: str) -> Dense:
-    if not isinstance(layer, Dense):
-        raise InputError(f"{where}: expected a Dense layer, got {layer}; supported: {SUPPORTED}")
-    if layer.parameterization != "ntk":
-        raise InputError(
-            f"{where}: {layer} uses the standard parameterization, for which the engine "
-            f"derives no layer map yet; supported: {SUPPORTED}"
-        )
-    return layer
-
-
-def _act(layer: Any, where: str) -> Nonlinearity:
-    if not isinstance(layer, Nonlinearity):
-        raise InputError(f"{where}: expected an activation, got {layer}; supported: {SUPPORTED}")
-    if layer.zero_ntk:
-        raise InputError(f"{where}: {layer} has a zero gradient, which the derivation excludes")
-    return layer
-
-
-def _branch(par: Parallel, where: str) -> tuple[Nonlinearity, Dense]:
-    """The (activation, Dense) of a residual block's branch beside an Identity."""
-    branches = list(par.branches)
-    if len(branches) != 2 or sum(isinstance(b, Identity) for b in branches) != 1:
-        raise InputError(f"{where}: a residual block needs one Identity branch; got {par}")
-    (other,) = [b for b in branches if not isinstance(b, Identity)]
-    leaves = _flatten(other)
-    if len(leaves) != 2:
-        raise InputError(
-            f"{where}: the residual branch must be serial(activation, Dense); got {other}"
-        )
-    return _act(leaves[0], where), _dense(leaves[1], where)
-
-
-def units(net: Any) -> list[Unit]:
-    """The network as recursion units (see :class:`Unit`).
-
-    Raises:
-        InputError: not a description, or a layer this module does not derive.
-    """
-    found = as_description(net)
-    if found is None:
-        raise InputError(f"not a network description or a ntksym.stax layer: {net!r}")
-    leaves = _flatten(found)
-    if not leaves:
-        raise InputError("the network has no layers")
-    out = [Unit("input", 1, _dense(leaves[0], "layer 1"), None, tuple(leaves[:1]))]
-    n = 1
-    while n < len(leaves):
-        where, m = f"layer {n + 1}", out[-1].m + 1
-        if isinstance(leaves[n], FanOut):
-            block = leaves[n : n + 3]
-            if (
-                len(block) < 3
-                or leaves[n].n != 2
-                or not isinstance(block[1], Parallel)
-                or not isinstance(block[2], FanInSum)
-            ):
-                raise InputError(
-                    f"{where}: a residual block is FanOut(2), parallel(...), FanInSum(); "
-                    f"supported: {SUPPORTED}"
-                )
-            act, dense = _branch(block[1], where)
-            out.append(Unit("residual", m, dense, act, tuple(leaves[: n + 3])))
-            n += 3
-            continue
-        if n + 1 >= len(leaves):
-            raise InputError(
-                f"{where}: the network must end in a Dense layer (or a residual block); "
-                f"got {leaves[n]} last"
-            )
-        act, dense = _act(leaves[n], where), _dense(leaves[n + 1], f"layer {n + 2}")
-        out.append(Unit("layer", m, dense, act, tuple(leaves[: n + 2])))
-        n += 2
-    return out
 
 
 # ------------------------------------------------------------ the general statements
@@ -360,42 +239,75 @@ def network_derivation(
     Raises:
         InputError: a layer that is not supported (the message names what is).
     """
-    from ntksym.notes.network_check import network_check
-
     found = as_description(net)
     parts = units(net)
     arch = network_architecture(net, inputs)
-    steps, before = [], []
+    steps: list[Step] = []
     for unit in parts:
-        printed = printed_statements(unit)
-        for part in ("S", "D", "T"):
-            if part not in printed:
-                continue
-            label = f"{part}{unit.m}"
-            then = _derived(unit, "T") if part == "D" else None
-            kernel = _KERNEL.get(part, "ntk")
-            check = network_check(tuple(before), unit.prefix, kernel, arch, then=then)
-            steps.append(
-                Step(
-                    label,
-                    printed[part],
-                    _GENERAL[(unit.kind, part)][2],
-                    uses=tuple(before),
-                    derive=functools.partial(_derive_part, unit, part),
-                    extra_check=check,
-                    note=_note(unit, part),
-                )
-            )
-            before.append(label)
+        make = _derived_steps if unit.derived else _checked_steps
+        steps += make(unit, tuple(s.label for s in steps), arch)
     return Derivation(
         name=name,
         title=title or f"The kernels of {found}",
         steps=tuple(steps),
         hypotheses=(
-            "NTK parameterization, every weight and bias i.i.d. N(0, 1), limits taken "
-            "sequentially (the hypotheses of the per_layer and residual derivations)",
+            "every weight and bias i.i.d. N(0, 1) in the NTK parameterization (with variance "
+            "sigma_w^2/n in the standard one), limits taken sequentially (the hypotheses of "
+            "the per_layer and residual derivations)",
         ),
     )
+
+
+def _derived_steps(unit: Unit, before: tuple[str, ...], arch: Any) -> list[Step]:
+    """The steps of a unit whose maps the engine derives (printed, derived, checked)."""
+    from ntksym.notes.network_check import network_check
+
+    printed, out = printed_statements(unit), []
+    for part in ("S", "D", "T"):
+        if part not in printed:
+            continue
+        then = _derived(unit, "T") if part == "D" else None
+        done = before + tuple(s.label for s in out)
+        check = network_check(done, unit.prefix, _KERNEL[part], arch, then=then)
+        out.append(
+            Step(
+                f"{part}{unit.m}",
+                printed[part],
+                _GENERAL[(unit.kind, part)][2],
+                uses=done,
+                derive=functools.partial(_derive_part, unit, part),
+                extra_check=check,
+                note=_note(unit, part),
+            )
+        )
+    return out
+
+
+def _checked_steps(unit: Unit, before: tuple[str, ...], arch: Any) -> list[Step]:
+    """The steps of a unit the engine does not derive: stated, checked numerically."""
+    from ntksym.notes.network_check import network_check
+    from ntksym.notes.network_checked import checked_derive, checked_note, checked_statements
+
+    g = general_statements()
+    stmts, out = checked_statements(unit, g["phi"], g["phidot"]), []
+    for part in ("S", "D", "T"):
+        if part not in stmts:
+            continue
+        then = stmts["T"] if part == "D" else None
+        done = before + tuple(s.label for s in out)
+        check = network_check(done, unit.prefix, _KERNEL[part], arch, then=then)
+        out.append(
+            Step(
+                f"{part}{unit.m}",
+                None,
+                "hypothesis",
+                uses=done,
+                derive=checked_derive(stmts[part]),
+                extra_check=check,
+                note=checked_note(unit),
+            )
+        )
+    return out
 
 
 def network_architecture(net: Any, inputs: Any = None) -> Any:

@@ -85,6 +85,9 @@ def unit_rows(net: Any) -> list[tuple[int, Text]]:
     phi, u = general_statements()["phi"], sp.Symbol("u", real=True)
     rows = []
     for unit in units(net):
+        if unit.norm is not None:
+            rows.append((unit.m, Text(str(unit.norm))))
+            continue
         if unit.act is None:
             rows.append((unit.m, Text(f"{unit.dense} on the input ", sp.Symbol("x"))))
             continue

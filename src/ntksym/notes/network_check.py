@@ -22,7 +22,15 @@ from ntksym.derive.layered_numeric import Architecture, expression_value, input_
 from ntksym.derive.symbols import GaussE, Sigma
 from ntksym.derive.text import Number, Text
 
-__all__ = ["DPS", "TOLERANCE", "default_inputs", "network_check", "recursion_values"]
+__all__ = [
+    "DPS",
+    "TOLERANCE",
+    "SigmaXX",
+    "SigmaYY",
+    "default_inputs",
+    "network_check",
+    "recursion_values",
+]
 
 #: Digits of the evaluation and of the referee.
 DPS = 20
@@ -30,6 +38,38 @@ DPS = 20
 TOLERANCE = 1e-12
 #: The three pairs of inputs a Gaussian expectation at ``(x, x')`` needs.
 _KEYS = ("11", "22", "12")
+
+
+class SigmaXX(sp.Function):
+    """``Sigma^(p)(x, x)``: the first input's variance (a LayerNorm's denominator)."""
+
+    nargs = 1
+    is_real = True
+
+    def _latex(self, printer: Any, exp: str | None = None) -> str:
+        s = r"\Sigma^{(" + printer._print(self.args[0]) + ")}(x, x)"
+        return s if exp is None else r"\left(" + s + r"\right)^{" + exp + "}"
+
+    _ntksym_notes_latex = _latex
+
+    def _ntksym_plain(self, printer: Any) -> str:
+        return f"Sigma^({self.args[0]})(x, x)"
+
+
+class SigmaYY(sp.Function):
+    """``Sigma^(p)(x', x')``: the second input's variance."""
+
+    nargs = 1
+    is_real = True
+
+    def _latex(self, printer: Any, exp: str | None = None) -> str:
+        s = r"\Sigma^{(" + printer._print(self.args[0]) + ")}(x', x')"
+        return s if exp is None else r"\left(" + s + r"\right)^{" + exp + "}"
+
+    _ntksym_notes_latex = _latex
+
+    def _ntksym_plain(self, printer: Any) -> str:
+        return f"Sigma^({self.args[0]})(x', x')"
 
 
 def default_inputs(n_inputs: int = 3) -> np.ndarray:
@@ -48,6 +88,18 @@ def _covariances(expr: sp.Expr, names: dict[str, dict], key: str) -> tuple:
     first = "22" if key == "22" else "11"
     second = "11" if key == "11" else "22"
     return (names[first][s], names[key][s], names[second][s])
+
+
+def _with_diagonals(names: dict[str, dict], key: str) -> dict:
+    """The values of pair ``key``, and ``SigmaXX(p)``, ``SigmaYY(p)`` of every known layer."""
+    first = "22" if key == "22" else "11"
+    second = "11" if key == "11" else "22"
+    out = dict(names[key])
+    for name, value in names[first].items():
+        if name.func == Sigma:
+            out[SigmaXX(*name.args)] = value
+            out[SigmaYY(*name.args)] = names[second][name]
+    return out
 
 
 def recursion_values(
@@ -69,11 +121,11 @@ def recursion_values(
     names: dict[str, dict] = {key: {} for key in _KEYS}
     for st in statements:
         for key in _KEYS:
-            if st.lhs == Sigma(1):
+            if st.rhs.atoms(sp.Indexed):  # a sum over the inputs' entries
                 val = input_covariance(st.rhs, *pairs[key], arch)
             else:
                 cov = _covariances(st.rhs, names, key)
-                val = expression_value(st.rhs, names[key], cov, arch, dps)
+                val = expression_value(st.rhs, _with_diagonals(names, key), cov, arch, dps)
             names[key][st.lhs] = val
     return names["12"]
 
