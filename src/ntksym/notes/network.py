@@ -16,16 +16,19 @@ variances and activations.
   the layer symbols ``l``, ``L`` set to the network's layer and ``sigma_w^(l)``,
   ``beta^(l)``, ``lambda``, ``phi_l`` to its values. The general derivations are
   derived (not re-checked) once per process.
-* **Checked**: every ``Sigma^(m)`` and ``Theta^(m)`` step evaluates the recursion up to
-  that layer in mpmath (the derived statements of the earlier steps, then this one) and
-  compares it with :func:`ntksym.reference.kernel` of the network cut after that layer
-  (:mod:`ntksym.notes.network_check`).
+* **Checked**: every step evaluates the recursion up to that layer in mpmath (the
+  derived statements of the earlier steps, then this one; a ``Sigmadot`` step through
+  the NTK step that uses it) and compares it with :func:`ntksym.reference.kernel` of
+  the network cut after that layer (:mod:`ntksym.notes.network_check`).
 
-Supported layers: ``Dense`` in the NTK parameterization (per-layer ``W_std``,
-``b_std``), elementwise activations whose gradient is not zero almost everywhere, and
-residual blocks ``FanOut(2), parallel(serial(activation, Dense), Identity), FanInSum``.
-Anything else is refused with a message naming what is supported: the engine derives no
-map for the standard parameterization, ``LayerNorm`` or ``Dropout`` yet.
+Derived: ``Dense`` in the NTK parameterization (per-layer ``W_std``, ``b_std``) after
+an elementwise activation whose gradient is not zero almost everywhere, and residual
+blocks ``FanOut(2), parallel(serial(activation, Dense), Identity), FanInSum``. Stated
+and checked numerically only (the engine derives no such map):
+``Dense(..., parameterization="standard")`` and ``LayerNorm``
+(:mod:`ntksym.notes.network_checked`). ``Identity`` and ``Dropout(mode="test")`` are
+skipped; ``Dropout(mode="train")`` and other shapes are refused with a message naming
+what is supported (:mod:`ntksym.notes.network_units`).
 """
 
 from __future__ import annotations
