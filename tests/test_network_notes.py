@@ -183,3 +183,14 @@ def test_a_width_mismatch_is_refused_before_any_check():
     )
     with pytest.raises(InputError, match="FanInSum"):
         units(stax.serial(stax.Dense(5), block))
+
+
+def test_the_derivation_documents_share_the_extend_helpers():
+    import ntksym.extend as ext
+    from ntksym.derivations import per_layer, residual, seed, standard, weight_variance
+
+    for doc in (per_layer, residual, seed, standard, weight_variance):
+        assert doc.unfold is ext.unfold, doc.__name__
+    for doc in (per_layer, residual, standard, weight_variance):
+        assert doc._eval_d is ext.differentiate_unfolded, doc.__name__
+        assert doc._pair is ext.theta_pair, doc.__name__
