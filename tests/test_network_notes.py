@@ -194,3 +194,27 @@ def test_the_derivation_documents_share_the_extend_helpers():
     for doc in (per_layer, residual, standard, weight_variance):
         assert doc._eval_d is ext.differentiate_unfolded, doc.__name__
         assert doc._pair is ext.theta_pair, doc.__name__
+
+
+def test_dropout_is_checked_with_one_mask_per_example():
+    from ntksym.notes.network_check import SAME_EXAMPLE
+
+    net = stax.serial(
+        stax.Dense(5, W_std=1.2, b_std=0.3),
+        stax.Relu(),
+        stax.Dropout(0.7),
+        stax.Dense(5, W_std=0.9, b_std=0.1),
+        stax.Erf(),
+        stax.Dropout(0.6),
+        stax.Dense(4, W_std=1.1, b_std=0.2, parameterization="standard"),
+    )
+    X = np.random.default_rng(5).standard_normal((3, 3))
+    X[2] = X[0]  # the same input as another example: its own mask, not the same one
+    deriv = network_derivation(net, inputs=X)
+    results = {r.label: r for r in deriv.run()}
+    assert all(r.verdict == "verified" for r in results.values()), results
+    assert "Dropout(0.7" in deriv.step("S2").note.plain()
+    # one mask for every pair (the factor 1/rate on every entry) is caught by the repeat
+    wrong = deriv.step("S2").derive({}).xreplace({SAME_EXAMPLE: 1})
+    bad = deriv.replace_step("S2", derive=lambda env: wrong).run_one("S2")
+    assert bad.verdict == "failed", bad.detail.plain()

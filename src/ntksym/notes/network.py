@@ -25,10 +25,10 @@ Derived: ``Dense`` in the NTK parameterization (per-layer ``W_std``, ``b_std``) 
 an elementwise activation whose gradient is not zero almost everywhere, and residual
 blocks ``FanOut(2), parallel(serial(activation, Dense), Identity), FanInSum``. Stated
 and checked numerically only (the engine derives no such map):
-``Dense(..., parameterization="standard")`` and ``LayerNorm``
-(:mod:`ntksym.notes.network_checked`). ``Identity`` and ``Dropout(mode="test")`` are
-skipped; ``Dropout(mode="train")`` and other shapes are refused with a message naming
-what is supported (:mod:`ntksym.notes.network_units`).
+``Dense(..., parameterization="standard")``, ``LayerNorm`` and ``Dropout(rate)``
+between an activation and a Dense layer (:mod:`ntksym.notes.network_checked`).
+``Identity`` and ``Dropout(mode="test")`` are skipped; other shapes are refused with a
+message naming what is supported (:mod:`ntksym.notes.network_units`).
 """
 
 from __future__ import annotations

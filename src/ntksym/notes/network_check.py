@@ -19,12 +19,13 @@ import sympy as sp
 
 from ntksym.architecture.description import Net, Serial
 from ntksym.derive.layered_numeric import Architecture, expression_value, input_covariance
-from ntksym.derive.symbols import GaussE, Sigma
+from ntksym.derive.symbols import GaussE, Sigma, scalar
 from ntksym.derive.text import Number, Text
 
 __all__ = [
     "DPS",
     "TOLERANCE",
+    "SAME_EXAMPLE",
     "SigmaXX",
     "SigmaYY",
     "default_inputs",
@@ -38,6 +39,10 @@ DPS = 20
 TOLERANCE = 1e-12
 #: The three pairs of inputs a Gaussian expectation at ``(x, x')`` needs.
 _KEYS = ("11", "22", "12")
+
+
+#: ``delta_{x x'}``: 1 for an input paired with itself (one example, one Dropout mask).
+SAME_EXAMPLE = scalar("delta_{x x'}", positive=False)
 
 
 class SigmaXX(sp.Function):
@@ -108,17 +113,22 @@ def recursion_values(
     a: Sequence[float],
     c: Sequence[float],
     dps: int = DPS,
+    same: bool = False,
 ) -> dict[sp.Basic, Any]:
     """The value at ``(a, c)`` of every left side of ``statements``, evaluated in order.
 
     Each statement is ``name = expression`` in earlier names, Gaussian expectations over
     an earlier ``Sigma^(p)`` and numbers; ``Sigma^(1)`` is the input covariance.
+    ``same`` says that ``a`` and ``c`` are one example (``SAME_EXAMPLE`` is then 1 at
+    ``(a, c)``; it is always 1 at ``(a, a)`` and ``(c, c)``).
 
     Raises:
         ValueError, NotImplementedError, KeyError: a statement cannot be evaluated.
     """
     pairs = {"11": (a, a), "22": (c, c), "12": (a, c)}
     names: dict[str, dict] = {key: {} for key in _KEYS}
+    for key in _KEYS:
+        names[key][SAME_EXAMPLE] = 1 if (key != "12" or same) else 0
     for st in statements:
         for key in _KEYS:
             if st.rhs.atoms(sp.Indexed):  # a sum over the inputs' entries
@@ -177,7 +187,8 @@ def network_check(
                     stmts = (
                         [env[lab] for lab in before] + [stmt] + ([then] if then is not None else [])
                     )
-                    got = recursion_values(stmts, arch, list(X[p]), list(X[q]))[stmts[-1].lhs]
+                    values = recursion_values(stmts, arch, list(X[p]), list(X[q]), same=p == q)
+                    got = values[stmts[-1].lhs]
                     gap = abs(float(got) - ref[p, q]) / max(abs(ref[p, q]), 1e-300)
                     worst = max(worst, gap)
         except (ValueError, NotImplementedError, KeyError) as exc:

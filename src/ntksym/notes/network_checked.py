@@ -1,8 +1,8 @@
 """Layers whose kernel map the engine does not derive: stated, then checked numerically.
 
 The derivation engine has no general derivation of the standard parameterization's
-layer map for a network with per-layer scales, nor of ``LayerNorm``'s. A network that
-has them still gets its document (:func:`ntksym.notes.network.network_derivation`):
+layer map for a network with per-layer scales, nor of ``LayerNorm``'s or ``Dropout``'s.
+A network that has them still gets its document (:func:`ntksym.notes.network.network_derivation`):
 those steps state the layer map of ``docs/architectures.md`` and are checked, as every
 derived step is, against :func:`ntksym.reference.kernel` of the network cut after the
 layer. Their rule is ``hypothesis`` and their detail says "not derived by the engine":
@@ -19,7 +19,7 @@ import sympy as sp
 
 from ntksym.derive.symbols import GaussE, Sigma, Sigma_dot, Theta_inf, index, width, x
 from ntksym.derive.text import Text
-from ntksym.notes.network_check import SigmaXX, SigmaYY
+from ntksym.notes.network_check import SAME_EXAMPLE, SigmaXX, SigmaYY
 from ntksym.notes.network_units import Unit
 
 __all__ = ["checked_derive", "checked_note", "checked_statements"]
@@ -59,17 +59,32 @@ def checked_statements(unit: Unit, phi: Any, phidot: Any) -> dict[str, sp.Eq]:
             "S": sp.Eq(Sigma(1), w2 * dot / width(0) + b2),
             "T": sp.Eq(Theta_inf(1), dot / s_in + one),
         }
-    n_eff = sp.Rational(unit.n_in, s_in)
-    return {
-        "S": sp.Eq(Sigma(m), w2 * _gauss(phi, p) + b2),
-        "D": sp.Eq(Sigma_dot(m), w2 * _gauss(phidot, p)),
-        "T": sp.Eq(Theta_inf(m), Theta_inf(p) * Sigma_dot(m) + n_eff * _gauss(phi, p) + one),
+    # Dropout keeps a unit with probability r and divides it by r: an input with itself
+    # (one mask) has its second moments over r, two examples (two masks) keep theirs
+    f = sp.Integer(1)
+    if unit.dropout is not None:
+        f = 1 + (1 / _num(unit.dropout.rate) - 1) * SAME_EXAMPLE
+    out = {
+        "S": sp.Eq(Sigma(m), w2 * f * _gauss(phi, p) + b2),
+        "D": sp.Eq(Sigma_dot(m), w2 * f * _gauss(phidot, p)),
+        "T": sp.Eq(Theta_inf(m), Theta_inf(p) * Sigma_dot(m) + Sigma(m)),
     }
+    if unit.kind.endswith("_standard"):
+        n_eff = sp.Rational(unit.n_in, s_in)
+        rhs = Theta_inf(p) * Sigma_dot(m) + n_eff * f * _gauss(phi, p) + one
+        out["T"] = sp.Eq(Theta_inf(m), rhs)
+    return out
 
 
 def checked_note(unit: Unit) -> Text:
     """Why the step is stated rather than derived."""
-    what = "LayerNorm" if unit.kind == "layer_norm" else "the standard parameterization"
+    if unit.kind == "layer_norm":
+        what = "LayerNorm"
+    elif unit.dropout is not None:
+        param = "standard" if unit.kind.endswith("_standard") else "NTK"
+        what = f"{unit.dropout} before a Dense layer ({param} parameterization)"
+    else:
+        what = "the standard parameterization"
     return Text(
         f"layer map of {what} (docs/architectures.md), not derived by the engine; "
         "checked numerically only"

@@ -3,7 +3,8 @@
 :func:`units` walks a description (``ntksym.stax`` layer or ``ntksym.architecture``
 record) and returns one :class:`Unit` per step ``alpha~^(m-1) -> alpha~^(m)`` of the
 recursion that :mod:`ntksym.notes.network` derives: the first Dense layer, an activation
-followed by a Dense layer, a residual block ``x + Dense(phi(x))``, or a ``LayerNorm``.
+followed by a Dense layer (a ``Dropout`` between them or not), a residual block
+``x + Dense(phi(x))``, or a ``LayerNorm``.
 ``Identity`` and ``Dropout(mode="test")`` are the identity and are skipped.
 """
 
@@ -32,7 +33,8 @@ from ntksym.errors import InputError
 __all__ = ["DERIVED_KINDS", "SUPPORTED", "Unit", "units"]
 
 SUPPORTED = (
-    "Dense (either parameterization), an activation followed by a Dense layer, LayerNorm, "
+    "Dense (either parameterization), an activation followed by a Dense layer (with a "
+    "Dropout between them or not), LayerNorm, "
     "and residual blocks FanOut(2), parallel(serial(activation, Dense), Identity), FanInSum "
     "with an NTK-parameterized Dense"
 )
@@ -56,6 +58,8 @@ class Unit:
         prefix: the network's layers up to this unit (the referee's network).
         n_in: the width of the Dense layer's input (0 for the network's input).
         norm: the LayerNorm (None otherwise).
+        dropout: a ``Dropout(mode="train")`` between the activation and the Dense layer
+            (kind ``"layer_dropout"``, with ``"_standard"`` for that parameterization).
     """
 
     kind: str
@@ -65,6 +69,7 @@ class Unit:
     prefix: tuple[Net, ...]
     n_in: int = 0
     norm: LayerNorm | None = None
+    dropout: Dropout | None = None
 
     @property
     def derived(self) -> bool:
@@ -169,8 +174,14 @@ def units(net: Any) -> list[Unit]:
                 f"{where}: the network must end in a Dense layer, a residual block or a "
                 f"LayerNorm; got {leaves[n]} last"
             )
-        dense = _dense(leaves[n + 1], f"layer {n + 2}")
-        out.append(Unit("layer" + _suffix(dense), m, dense, act, tuple(leaves[: n + 2]), width))
+        drop = leaves[n + 1] if isinstance(leaves[n + 1], Dropout) else None
+        if drop is not None and n + 2 >= len(leaves):
+            raise InputError(f"{where}: a Dropout must be followed by a Dense layer")
+        k = n + 1 + (drop is not None)
+        dense = _dense(leaves[k], f"layer {k + 1}")
+        kind = ("layer_dropout" if drop is not None else "layer") + _suffix(dense)
+        prefix = tuple(leaves[: k + 1])
+        out.append(Unit(kind, m, dense, act, prefix, width, dropout=drop))
         width = dense.width
-        n += 2
+        n = k + 1
     return out
