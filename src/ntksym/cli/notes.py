@@ -3,7 +3,9 @@
 Always writes ``DIR/ntk_notes.tex`` and the figures (``DIR/figures/*.pdf``, ``*.png``);
 ``--pdf`` compiles the PDF with latexmk (or pdflatex twice), ``--markdown`` writes
 ``DIR/ntk_notes.md`` for GitHub and ``--html`` a self-contained ``DIR/ntk_notes.html``
-(MathML, figures inlined). An existing output file that ntksym did not write is refused
+(MathML, figures inlined). ``--network FILE.py`` writes the notes of one network instead
+(``DIR/network_notes.*``): the file defines ``net``, a :mod:`ntksym.stax` layer. An
+existing output file that ntksym did not write is refused
 unless ``--force`` is given.
 """
 
@@ -65,7 +67,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="cheap checks and a small Monte-Carlo experiment (for tests)",
     )
-    parser.add_argument("--name", default="ntk_notes", help="file stem (default: ntk_notes)")
+    parser.add_argument(
+        "--name",
+        default=None,
+        help="file stem (default: ntk_notes, or network_notes with --network)",
+    )
+    parser.add_argument(
+        "--network",
+        default=None,
+        metavar="FILE.py",
+        help="the notes of one network instead: a Python file defining `net` (a ntksym.stax "
+        "layer), whose recursion is derived from the engine's general derivations and checked",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,16 +87,18 @@ def run(args: argparse.Namespace) -> int:
     Without a TeX installation ``--pdf`` writes the ``.tex`` file and the figures, says
     which packages to install, and returns 3.
     """
-    require_matplotlib("ntksym notes")
+    if args.network is None:
+        require_matplotlib("ntksym notes")
     if args.jobs is not None and args.jobs < 1:
         raise InputError(f"--jobs must be a positive number of processes, got {args.jobs}")
     out = Path(args.output)
     writable_directory(out, "-o/--output")
+    if args.network is not None:
+        return _run_network(args, out)
+    args.name = args.name or "ntk_notes"
     from ntksym.notes.build import build_notes
 
-    def progress(msg: str) -> None:
-        print(f"[notes] {msg} ...", file=sys.stderr, flush=True)
-
+    progress = _progress
     paths = [Path(p) for p in args.paths] or None
     try:
         built = build_notes(
@@ -111,5 +126,47 @@ def run(args: argparse.Namespace) -> int:
     failed = sum(v.counts["failed"] for v in built.context["derivations"])
     if failed:
         print(f"ntksym notes: {failed} step(s) failed their checks; see the notes", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _progress(msg: str) -> None:
+    print(f"[notes] {msg} ...", file=sys.stderr, flush=True)
+
+
+def _run_network(args: argparse.Namespace, out: Path) -> int:
+    """``--network FILE.py``: the notes of one network's derivation."""
+    if args.paths:
+        raise InputError("--network takes no derivation PATHs; give one or the other")
+    from ntksym.notes.network_build import build_network_notes, load_network
+
+    name = args.name or "network_notes"
+    net = load_network(Path(args.network))
+    try:
+        built = build_network_notes(
+            net,
+            out,
+            pdf=args.pdf,
+            markdown=args.markdown,
+            html=args.html,
+            quick=args.quick,
+            name=name,
+            force=args.force,
+            progress=_progress,
+        )
+    except NotesBuildError as exc:
+        print(f"wrote {out / (name + '.tex')}, but no PDF")
+        print(f"ntksym notes: {exc}", file=sys.stderr)
+        return 3 if isinstance(exc, TeXMissingError) else 1
+    for f in (built.tex, built.markdown, built.html):
+        if f is not None:
+            print(f"wrote {f}")
+    if built.pdf is not None:
+        print(f"wrote {built.pdf} ({built.pages} pages)")
+    view = built.context["view"]
+    bad = view.counts["failed"] + view.counts["error"]
+    print(", ".join(f"{n} {v}" for v, n in view.counts.items() if n))
+    if bad:
+        print(f"ntksym notes: {bad} step(s) failed their checks; see the notes", file=sys.stderr)
         return 1
     return 0

@@ -28,9 +28,6 @@ from __future__ import annotations
 import sympy as sp
 
 from ntksym.extend import (
-    OBJECTS,
-    ZF,
-    ZF_INFO,
     Architecture,
     Chain,
     Context,
@@ -58,13 +55,27 @@ from ntksym.extend import (
     kernel_check,
     l,
     layer_activation,
+    layer_parameter_sum,
     layer_scalar,
     merge_sums,
     symbolic_equal,
     text,
     theta,
+    unfold,
     width,
     x,
+)
+from ntksym.extend import (
+    derivative as _d,
+)
+from ntksym.extend import (
+    differentiate_unfolded as _eval_d,
+)
+from ntksym.extend import (
+    theta_pair as _pair,
+)
+from ntksym.extend import (
+    with_theta as _with_theta,
 )
 
 sw = layer_scalar("sigma_w_l", tex=r"\sigma_w", plain="sigma_w")
@@ -81,14 +92,9 @@ def r(name: str, e: sp.Basic, ctx: Context) -> sp.Basic:
     return apply_rule(name, e, ctx)
 
 
-def unfold(e: sp.Basic, ctx: Context, times: int = 1) -> sp.Basic:
-    for _ in range(times):
-        e = r("definition", e, ctx)
-    return e
-
-
-def _d(f: sp.Expr, p: sp.Expr) -> sp.Derivative:
-    return sp.Derivative(f, p, evaluate=False)
+def _param_sum(layer: object, fx: sp.Expr, fxp: sp.Expr, n_in: sp.Expr, n_out: sp.Expr):
+    """Definition of the NTK: the sum over one layer's weights and biases."""
+    return layer_parameter_sum(layer, fx, fxp, n_in, n_out, i, j)
 
 
 # ---------------------------------------------------------------- the network
@@ -151,21 +157,6 @@ def d4(env: dict) -> sp.Basic:
 
 
 # ---------------------------------------------------------------- Theta^(1)
-def _param_sum(layer: object, fx: sp.Expr, fxp: sp.Expr, n_in: sp.Expr, n_out: sp.Expr):
-    """Definition of the NTK: the sum over the layer's weights and biases."""
-    return sp.Sum(
-        _d(fx, W(layer)[j, i]) * _d(fxp, W(layer)[j, i]), (i, 1, n_in), (j, 1, n_out)
-    ) + sp.Sum(_d(fx, b(layer)[j]) * _d(fxp, b(layer)[j]), (j, 1, n_out))
-
-
-def _eval_d(e: sp.Expr, ctx: Context, times: int) -> sp.Expr:
-    e = e.replace(
-        lambda t: isinstance(t, sp.Derivative),
-        lambda t: sp.Derivative(unfold(t.expr, ctx, times), *t.variables),
-    )
-    return r("chain_rule", e, ctx)
-
-
 LHS5 = _param_sum(0, alpha_t(1)[k], alpha_t(1, True)[kp], n0, n1)
 P5 = Chain(Theta(1, k, kp), LHS5, Sigma(1) * dK)
 
@@ -178,23 +169,6 @@ def d5(env: dict) -> sp.Basic:
 
 
 # ---------------------------------------------------------------- Theta^(L+1)
-def _with_theta(e: sp.Expr) -> sp.Expr:
-    """``alpha~^(L)_i`` as a function of a generic parameter of the first layers."""
-
-    def is_zl(t: sp.Basic) -> bool:
-        info = OBJECTS.get(getattr(t, "base", None))
-        return (
-            isinstance(t, sp.Indexed) and info is not None and info.kind == "z" and info.layer == L
-        )
-
-    return e.replace(is_zl, lambda t: ZF(L, OBJECTS[t.base].prime)(t.indices[0], theta))
-
-
-def _pair(t: PSum) -> tuple[sp.Expr, sp.Expr]:
-    idx = {ZF_INFO[d.expr.func.__name__][1]: d.expr.args[0] for d in t.args[0].atoms(sp.Derivative)}
-    return idx[False], idx[True]
-
-
 ZL, ZLP = alpha_t(L + 1)[k], alpha_t(L + 1, True)[kp]
 LHS6 = PSum(_d(ZL, theta) * _d(ZLP, theta))
 P6 = Tends(LHS6, sw(L) ** 2 * dK * GaussE(phidot(L, u) * phidot(L, v), u, v, L) * Theta_inf(L), nL)

@@ -37,7 +37,6 @@ import sympy as sp
 from ntksym.extend import (
     OBJECTS,
     ZF,
-    ZF_INFO,
     Architecture,
     Chain,
     Context,
@@ -64,6 +63,7 @@ from ntksym.extend import (
     index,
     kernel_check,
     l,
+    layer_parameter_sum,
     merge_sums,
     scalar,
     sigma,
@@ -71,8 +71,21 @@ from ntksym.extend import (
     symbolic_equal,
     text,
     theta,
+    unfold,
     width,
     x,
+)
+from ntksym.extend import (
+    derivative as _d,
+)
+from ntksym.extend import (
+    differentiate_unfolded as _eval_d,
+)
+from ntksym.extend import (
+    theta_pair as _pair,
+)
+from ntksym.extend import (
+    with_theta as _with_theta,
 )
 
 lam = scalar("lambda")
@@ -86,12 +99,6 @@ def r(name: str, e: sp.Basic, ctx: Context) -> sp.Basic:
     return apply_rule(name, e, ctx)
 
 
-def unfold(e: sp.Basic, ctx: Context, times: int = 1) -> sp.Basic:
-    for _ in range(times):
-        e = r("definition", e, ctx)
-    return e
-
-
 def unfold_activations(e: sp.Basic, ctx: Context) -> sp.Basic:
     """Unfold only ``alpha^(m)`` (the branch's input), not the skip's ``alpha~^(m)``."""
 
@@ -102,8 +109,9 @@ def unfold_activations(e: sp.Basic, ctx: Context) -> sp.Basic:
     return e.replace(is_post, lambda t: r("definition", t, ctx))
 
 
-def _d(f: sp.Expr, p: sp.Expr) -> sp.Derivative:
-    return sp.Derivative(f, p, evaluate=False)
+def _param_sum(layer: object, fx: sp.Expr, fxp: sp.Expr, n_in: sp.Expr, n_out: sp.Expr):
+    """Definition of the NTK: the sum over one layer's weights and biases."""
+    return layer_parameter_sum(layer, fx, fxp, n_in, n_out, i, j)
 
 
 # ---------------------------------------------------------------- the network
@@ -185,21 +193,6 @@ def d4(env: dict) -> sp.Basic:
 
 
 # ---------------------------------------------------------------- Theta^(1)
-def _param_sum(layer: object, fx: sp.Expr, fxp: sp.Expr, n_in: sp.Expr, n_out: sp.Expr):
-    """Definition of the NTK: the sum over one layer's weights and biases."""
-    return sp.Sum(
-        _d(fx, W(layer)[j, i]) * _d(fxp, W(layer)[j, i]), (i, 1, n_in), (j, 1, n_out)
-    ) + sp.Sum(_d(fx, b(layer)[j]) * _d(fxp, b(layer)[j]), (j, 1, n_out))
-
-
-def _eval_d(e: sp.Expr, ctx: Context, times: int) -> sp.Expr:
-    e = e.replace(
-        lambda t: isinstance(t, sp.Derivative),
-        lambda t: sp.Derivative(unfold(t.expr, ctx, times), *t.variables),
-    )
-    return r("chain_rule", e, ctx)
-
-
 LHS5 = _param_sum(0, alpha_t(1)[k], alpha_t(1, True)[kp], n0, n1)
 P5 = Chain(Theta(1, k, kp), LHS5, Sigma(1) * dK)
 
@@ -212,21 +205,6 @@ def d5(env: dict) -> sp.Basic:
 
 
 # ---------------------------------------------------------------- Theta^(L+1)
-def _with_theta(e: sp.Expr) -> sp.Expr:
-    def is_zl(t: sp.Basic) -> bool:
-        info = OBJECTS.get(getattr(t, "base", None))
-        return (
-            isinstance(t, sp.Indexed) and info is not None and info.kind == "z" and info.layer == L
-        )
-
-    return e.replace(is_zl, lambda t: ZF(L, OBJECTS[t.base].prime)(t.indices[0], theta))
-
-
-def _pair(t: PSum) -> tuple[sp.Expr, sp.Expr]:
-    idx = {ZF_INFO[d.expr.func.__name__][1]: d.expr.args[0] for d in t.args[0].atoms(sp.Derivative)}
-    return idx[False], idx[True]
-
-
 ZL, ZLP = alpha_t(L + 1)[k], alpha_t(L + 1, True)[kp]
 LHS6 = PSum(_d(ZL, theta) * _d(ZLP, theta))
 SDOT = GaussE(sigmadot(u) * sigmadot(v), u, v, L)

@@ -54,8 +54,12 @@ from ntksym.extend import (
     standard_only,
     text,
     theta,
+    unfold,
     width,
     x,
+)
+from ntksym.extend import (
+    derivative as _d,
 )
 
 k, kp, i, ip, j = (index(s) for s in ("k", "k'", "i", "i'", "j"))
@@ -68,12 +72,6 @@ SIGMA = Tex(r"\sigma", "sigma")
 
 def rule(name: str, e: sp.Basic, ctx: Context) -> sp.Basic:
     return apply_rule(name, e, ctx)
-
-
-def unfold(e: sp.Basic, ctx: Context, times: int = 1) -> sp.Basic:
-    for _ in range(times):
-        e = rule("definition", e, ctx)
-    return e
 
 
 def layer_sum(
@@ -241,10 +239,6 @@ P13 = sp.Eq(
 def d13(env: dict) -> sp.Basic:
     rows = [f1[1], f1[k], f1[n1]]
     return sp.Eq(sp.ImmutableMatrix(rows), sp.ImmutableMatrix([unfold(r, C1, 2) for r in rows]))
-
-
-def _d(f: sp.Expr, p: sp.Expr) -> sp.Derivative:
-    return sp.Derivative(f, p, evaluate=False)
 
 
 def _eval_d(e: sp.Expr, ctx: Context) -> sp.Expr:

@@ -51,10 +51,7 @@ import sympy as sp
 
 from ntksym.derive.finite_width import NotExact
 from ntksym.derive.numeric import MC_SAMPLES, MC_WIDTHS, fit_rate, mc_inputs
-from ntksym.derive.symbols import ZF_INFO
 from ntksym.extend import (
-    OBJECTS,
-    ZF,
     Chain,
     Context,
     Derivation,
@@ -86,9 +83,22 @@ from ntksym.extend import (
     symbolic_equal,
     text,
     theta,
+    unfold,
     weight_std,
     width,
     x,
+)
+from ntksym.extend import (
+    derivative as _d,
+)
+from ntksym.extend import (
+    differentiate_unfolded as _eval_d,
+)
+from ntksym.extend import (
+    theta_pair as _pair,
+)
+from ntksym.extend import (
+    with_theta as _with_theta,
 )
 
 sw = weight_std
@@ -110,16 +120,6 @@ SW, BETA = 1.7, 0.3
 
 def r(name: str, e: sp.Basic, ctx: Context) -> sp.Basic:
     return apply_rule(name, e, ctx)
-
-
-def unfold(e: sp.Basic, ctx: Context, times: int = 1) -> sp.Basic:
-    for _ in range(times):
-        e = r("definition", e, ctx)
-    return e
-
-
-def _d(f: sp.Expr, p: sp.Expr) -> sp.Derivative:
-    return sp.Derivative(f, p, evaluate=False)
 
 
 # ---------------------------------------------------------------- the NNGP, (1)-(4)
@@ -178,14 +178,6 @@ def _b_sum(layer: Any, fx: sp.Expr, fxp: sp.Expr, n_out: sp.Expr) -> sp.Expr:
 Z1, Z1P = alpha_t(1)[k], alpha_t(1, True)[kp]
 LHS5 = _w_sum(0, Z1, Z1P, n0, n1) + _b_sum(0, Z1, Z1P, n1)
 P5 = Chain(Theta(1, k, kp), LHS5, (n0 / sw**2 * (Sigma(1) - beta**2) + beta**2) * dK)
-
-
-def _eval_d(e: sp.Expr, ctx: Context, times: int) -> sp.Expr:
-    e = e.replace(
-        lambda t: isinstance(t, sp.Derivative),
-        lambda t: sp.Derivative(unfold(t.expr, ctx, times), *t.variables),
-    )
-    return r("chain_rule", e, ctx)
 
 
 def _in_sigma1(e: sp.Expr, sigma1: sp.Expr) -> sp.Expr:
@@ -254,23 +246,6 @@ def d8(env: dict) -> sp.Basic:
 
 
 # ---------------------------------------------------------------- through the earlier layers
-def _with_theta(e: sp.Expr) -> sp.Expr:
-    """``alpha~^(L)_i`` as a function of a generic earlier parameter ``theta~_p``."""
-
-    def is_zl(t: sp.Basic) -> bool:
-        info = OBJECTS.get(getattr(t, "base", None))
-        return (
-            isinstance(t, sp.Indexed) and info is not None and info.kind == "z" and info.layer == L
-        )
-
-    return e.replace(is_zl, lambda t: ZF(L, OBJECTS[t.base].prime)(t.indices[0], theta))
-
-
-def _pair(t: PSum) -> tuple[sp.Expr, sp.Expr]:
-    idx = {ZF_INFO[d.expr.func.__name__][1]: d.expr.args[0] for d in t.args[0].atoms(sp.Derivative)}
-    return idx[False], idx[True]
-
-
 LHS9 = PSum(_d(ZL, theta) * _d(ZLP, theta))
 P9 = Tends(LHS9, sw**2 * dK * GaussE(sigmadot(u) * sigmadot(v), u, v, L) * Theta_inf(L), nL)
 

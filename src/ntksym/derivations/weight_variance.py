@@ -14,8 +14,6 @@ from __future__ import annotations
 import sympy as sp
 
 from ntksym.extend import (
-    OBJECTS,
-    ZF,
     Chain,
     Context,
     Derivation,
@@ -31,13 +29,12 @@ from ntksym.extend import (
     Tex,
     Theta,
     Theta_inf,
-    W,
     alpha_t,
     apply_rule,
-    b,
     beta,
     index,
     l,
+    layer_parameter_sum,
     merge_sums,
     recursion_check,
     sigma,
@@ -45,9 +42,20 @@ from ntksym.extend import (
     symbolic_equal,
     text,
     theta,
+    unfold,
     weight_std,
     width,
+    with_theta,
     x,
+)
+from ntksym.extend import (
+    derivative as _d,
+)
+from ntksym.extend import (
+    differentiate_unfolded as _eval_d,
+)
+from ntksym.extend import (
+    theta_pair as _pair,
 )
 
 sw = weight_std
@@ -65,16 +73,6 @@ CFGl = (({l: 0}, {0: 2, 1: 2}), ({l: 1}, {0: 2, 1: 2, 2: 2}))
 
 def r(name: str, e: sp.Basic, ctx: Context) -> sp.Basic:
     return apply_rule(name, e, ctx)
-
-
-def unfold(e: sp.Basic, ctx: Context, times: int = 1) -> sp.Basic:
-    for _ in range(times):
-        e = r("definition", e, ctx)
-    return e
-
-
-def _d(f: sp.Expr, p: sp.Expr) -> sp.Derivative:
-    return sp.Derivative(f, p, evaluate=False)
 
 
 # ---------------------------------------------------------------- Sigma^(1), Sigma^(l+1)
@@ -124,22 +122,12 @@ def d4(env: dict) -> sp.Basic:
 def _param_sum(
     layer: int | sp.Expr, fx: sp.Expr, fxp: sp.Expr, n_in: sp.Expr, n_out: sp.Expr
 ) -> sp.Expr:
-    return sp.Sum(
-        _d(fx, W(layer)[j, i]) * _d(fxp, W(layer)[j, i]), (i, 1, n_in), (j, 1, n_out)
-    ) + sp.Sum(_d(fx, b(layer)[j]) * _d(fxp, b(layer)[j]), (j, 1, n_out))
+    return layer_parameter_sum(layer, fx, fxp, n_in, n_out, i, j)
 
 
 P5 = Chain(
     Theta(1, k, kp), _param_sum(0, alpha_t(1)[k], alpha_t(1, True)[kp], n0, n1), Sigma(1) * dK
 )
-
-
-def _eval_d(e: sp.Expr, ctx: Context, times: int) -> sp.Expr:
-    e = e.replace(
-        lambda t: isinstance(t, sp.Derivative),
-        lambda t: sp.Derivative(unfold(t.expr, ctx, times), *t.variables),
-    )
-    return r("chain_rule", e, ctx)
 
 
 def d5(env: dict) -> sp.Basic:
@@ -154,18 +142,6 @@ C1N = C1.replace(names={Sigma(1): E(alpha_t(1)[k] * alpha_t(1, True)[k])})
 
 
 # ---------------------------------------------------------------- Theta^(L+1)
-def with_theta(e: sp.Expr) -> sp.Expr:
-    def is_zl(t: sp.Basic) -> bool:
-        return (
-            isinstance(t, sp.Indexed)
-            and t.base in OBJECTS
-            and OBJECTS[t.base].kind == "z"
-            and OBJECTS[t.base].layer == L
-        )
-
-    return e.replace(is_zl, lambda t: ZF(L, OBJECTS[t.base].prime)(t.indices[0], theta))
-
-
 LHS6 = PSum(_d(alpha_t(L + 1)[k], theta) * _d(alpha_t(L + 1, True)[kp], theta))
 P6 = Tends(LHS6, sw**2 * dK * GaussE(sigmadot(u) * sigmadot(v), u, v, L) * Theta_inf(L), nL)
 
@@ -186,15 +162,6 @@ def d6(env: dict) -> sp.Basic:
     lim = r("gaussian_process", lim, CL)
     env["Sigmadot(L+1)"] = sp.simplify(lim / (dK * Theta_inf(L)))
     return Tends(LHS6, lim, nL)
-
-
-def _pair(t: PSum) -> tuple[sp.Expr, sp.Expr]:
-    from ntksym.derive.symbols import ZF_INFO
-
-    idx = {}
-    for d in t.args[0].atoms(sp.Derivative):
-        idx[ZF_INFO[d.expr.func.__name__][1]] = d.expr.args[0]
-    return idx[False], idx[True]
 
 
 LHS7 = _param_sum(L, alpha_t(L + 1)[k], alpha_t(L + 1, True)[kp], nL, nL1)

@@ -50,6 +50,8 @@ __all__ = [
     "Architecture",
     "Fluctuation",
     "evaluate_recursion",
+    "expression_value",
+    "input_covariance",
     "kernel_check",
     "parts_of",
     "reference_gap",
@@ -131,8 +133,20 @@ def _gauss(F: sp.Expr, u: sp.Symbol, v: sp.Symbol, S: tuple, arch: Architecture,
     return dual(nu, s11, s12, s22, dps=dps, derivative=du)
 
 
-def _value(expr: sp.Expr, names: dict, S: tuple, arch: Architecture, dps: int) -> Any:
-    """An expression in Gaussian expectations, named kernels and scalars, as an mpf."""
+def expression_value(expr: sp.Expr, names: dict, S: tuple, arch: Architecture, dps: int) -> Any:
+    """An expression in Gaussian expectations, named kernels and scalars, as an mpf.
+
+    Args:
+        expr: the expression (``GaussE`` over one covariance, names, numbers).
+        names: values of the named kernels it contains (``{Sigma(2): mpf, ...}``).
+        S: ``(Sigma(x, x), Sigma(x, x'), Sigma(x', x'))`` of the expectations.
+        arch: the activations and the values of the scalars.
+        dps: digits.
+
+    Raises:
+        ValueError: something is left unevaluated.
+        NotImplementedError: an expectation of a form with no numeric rule.
+    """
 
     def ev(g: GaussE) -> sp.Expr:
         F, u, v, _ = g.args
@@ -147,7 +161,14 @@ def _value(expr: sp.Expr, names: dict, S: tuple, arch: Architecture, dps: int) -
     return mpmath.mpf(str(val))
 
 
-def _sigma1(expr: sp.Expr, a: Sequence[float], c: Sequence[float], arch: Architecture) -> Any:
+def input_covariance(
+    expr: sp.Expr, a: Sequence[float], c: Sequence[float], arch: Architecture
+) -> Any:
+    """A derived ``Sigma^(1)`` (a sum over the inputs' entries) at inputs ``a``, ``c`` (mpf).
+
+    Raises:
+        ValueError: the expression depends on more than the inputs and numbers.
+    """
     rep: dict = {s: len(a) for s in expr.free_symbols if s.name == "n_{0}"}
     e = expr.xreplace(rep).doit()
     vals = {}
@@ -156,7 +177,7 @@ def _sigma1(expr: sp.Expr, a: Sequence[float], c: Sequence[float], arch: Archite
         if info is None or info.kind not in ("x", "a") or info.layer != 0:
             raise ValueError(f"Sigma^(1) depends on {ind}, not only on the inputs")
         vals[ind] = sp.Float(float((c if info.prime else a)[int(ind.indices[0]) - 1]), 30)
-    return _value(e.xreplace(vals), {}, (0, 0, 0), arch, 30)
+    return expression_value(e.xreplace(vals), {}, (0, 0, 0), arch, 30)
 
 
 def evaluate_recursion(
@@ -174,18 +195,22 @@ def evaluate_recursion(
     ``Sigma^(m+1)``, ``Sigma^(m)`` by their values.
     """
     with mpmath.workdps(dps):
-        s = {key: _sigma1(parts.sigma1, p, q, arch) for key, (p, q) in _pairs(a, c).items()}
+        s = {
+            key: input_covariance(parts.sigma1, p, q, arch) for key, (p, q) in _pairs(a, c).items()
+        }
         sig, th = [s["12"]], [s["12"]]
         for m in range(1, arch.depth):
             nxt = parts.sigma_next.subs(l, m)
             S = (s["11"], s["12"], s["22"])
             new = {
-                key: _value(nxt, {Sigma(m): s[key]}, (s[d1], s[key], s[d2]), arch, dps)
+                key: expression_value(nxt, {Sigma(m): s[key]}, (s[d1], s[key], s[d2]), arch, dps)
                 for key, d1, d2 in (("11", "11", "11"), ("12", "11", "22"), ("22", "22", "22"))
             }
             names = {Sigma(m): s["12"], Sigma(m + 1): new["12"], Theta_inf(m): th[-1]}
-            names[Sigma_dot(m + 1)] = _value(parts.sigmadot_next.subs(L, m), names, S, arch, dps)
-            th.append(_value(parts.theta_next.subs(L, m), names, S, arch, dps))
+            names[Sigma_dot(m + 1)] = expression_value(
+                parts.sigmadot_next.subs(L, m), names, S, arch, dps
+            )
+            th.append(expression_value(parts.theta_next.subs(L, m), names, S, arch, dps))
             s = new
             sig.append(s["12"])
         return sig, th

@@ -7,6 +7,8 @@ from ntksym.notes.build import (
     build_notes,
     compile_pdf,
 )
+from ntksym.notes.network import network_derivation
+from ntksym.notes.network_build import build_network_notes
 from ntksym.notes.printer import NotesPrinter, notes_latex
 
 __all__ = [
@@ -14,7 +16,9 @@ __all__ = [
     "NotesBuildError",
     "NotesPrinter",
     "TeXMissingError",
+    "build_network_notes",
     "build_notes",
     "compile_pdf",
+    "network_derivation",
     "notes_latex",
 ]

@@ -1,0 +1,337 @@
+"""The derivation of one described network's kernels, from the engine's general ones.
+
+:func:`network_derivation` takes a network description (a :mod:`ntksym.stax` layer or
+an :mod:`ntksym.architecture` record) and returns a
+:class:`~ntksym.derive.Derivation` for *that* network: one step per kernel of every
+layer, ``Sigma^(m)``, ``Sigmadot^(m)`` and ``Theta^(m)``, with the network's own
+variances and activations.
+
+* **Printed** is the recursion the description implies, written from its layer records
+  (this module's own reading of each layer: the layer-map table of
+  ``docs/architectures.md``).
+* **Derived** is the engine's general statement instantiated at that layer: the
+  derived ``Sigma^(1)``, NNGP map, ``Sigmadot`` and NTK map of
+  :mod:`ntksym.derivations.per_layer` for a Dense layer after an activation, and those
+  of :mod:`ntksym.derivations.residual` for a residual block ``x + Dense(phi(x))``, with
+  the layer symbols ``l``, ``L`` set to the network's layer and ``sigma_w^(l)``,
+  ``beta^(l)``, ``lambda``, ``phi_l`` to its values. The general derivations are
+  derived (not re-checked) once per process.
+* **Checked**: every step evaluates the recursion up to that layer in mpmath (the
+  derived statements of the earlier steps, then this one; a ``Sigmadot`` step through
+  the NTK step that uses it) and compares it with :func:`ntksym.reference.kernel` of
+  the network cut after that layer (:mod:`ntksym.notes.network_check`).
+
+Derived: ``Dense`` in the NTK parameterization (per-layer ``W_std``, ``b_std``) after
+an elementwise activation whose gradient is not zero almost everywhere, and residual
+blocks ``FanOut(2), parallel(serial(activation, Dense), Identity), FanInSum``. Stated
+and checked numerically only (the engine derives no such map):
+``Dense(..., parameterization="standard")``, ``LayerNorm`` and ``Dropout(rate)``
+between an activation and a Dense layer (:mod:`ntksym.notes.network_checked`).
+``Identity`` and ``Dropout(mode="test")`` are skipped; other shapes are refused with a
+message naming what is supported (:mod:`ntksym.notes.network_units`).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import sympy as sp
+
+from ntksym.architecture.description import as_description
+from ntksym.derive import Derivation, Step
+from ntksym.derive.judge import derive_statement
+from ntksym.derive.network import using_network
+from ntksym.derive.symbols import GaussE, L, Sigma, Sigma_dot, Tends, Theta_inf, index, l, width, x
+from ntksym.derive.text import Text, text
+from ntksym.notes.network_units import Unit, units
+
+__all__ = [
+    "Unit",
+    "general_statements",
+    "network_architecture",
+    "network_derivation",
+    "printed_statements",
+    "units",
+]
+
+
+# ------------------------------------------------------------ the general statements
+def _derive_all(deriv: Derivation) -> dict[str, sp.Basic]:
+    """Every derived statement of a derivation (derived, not checked)."""
+    env: dict[str, sp.Basic] = {}
+    for step in deriv.steps:
+        with using_network(deriv.network_at(env)):
+            got, _verdict = derive_statement(step, env)
+        if got is not None:
+            env[step.label] = got
+    return env
+
+
+def _rhs(stmt: sp.Basic) -> sp.Expr:
+    out = stmt.rhs if isinstance(stmt, (sp.Eq, Tends)) else stmt.args[-1]
+    return out.xreplace({d: sp.Integer(1) for d in out.atoms(sp.KroneckerDelta)})
+
+
+@functools.lru_cache(maxsize=1)
+def general_statements() -> dict[str, Any]:
+    """The general derived maps, and the symbols to instantiate them.
+
+    Returns:
+        ``{"sigma1", "sigma_next", "sigmadot", "theta_next"}`` of ``per_layer``,
+        ``{"res_sigma_next", "res_theta_next"}`` of ``residual`` (right-hand sides,
+        Kronecker deltas set to 1), and the symbols ``sw``, ``bt``, ``phi``,
+        ``phidot``, ``lam``, ``beta``, ``sigma``, ``sigmadot``.
+    """
+    from ntksym.derivations import per_layer, residual
+    from ntksym.derive.symbols import beta, sigma, sigmadot
+
+    pl, rs = _derive_all(per_layer.DERIVATION), _derive_all(residual.DERIVATION)
+    return {
+        "sigma1": _rhs(pl["1"]),
+        "theta1": _rhs(pl["5"]),
+        "sigma_next": _rhs(pl["4"]),
+        "sigmadot": pl["Sigmadot(L+1)"],
+        "theta_next": _rhs(pl["8"]),
+        "res_sigma_next": _rhs(rs["4"]),
+        "res_theta_next": _rhs(rs["8"]),
+        "sw": per_layer.sw,
+        "bt": per_layer.bt,
+        "phi": per_layer.phi,
+        "phidot": per_layer.phidot,
+        "lam": residual.lam,
+        "beta": beta,
+        "sigma": sigma,
+        "sigmadot_seed": sigmadot,
+    }
+
+
+def number(value: float | None) -> sp.Expr:
+    """A layer's scale as a SymPy number (an integer when it is one; 0 for no bias)."""
+    if value is None:
+        return sp.Integer(0)
+    v = float(value)
+    return sp.Integer(int(v)) if v == int(v) else sp.Float(repr(v))
+
+
+def _instantiate(unit: Unit, key: str) -> sp.Expr:
+    """The general derived ``key`` at this unit's layer and values."""
+    g = general_statements()
+    w, b, m = number(unit.dense.w_std), number(unit.dense.b_std), unit.m - 1
+    if unit.kind == "input":
+        return g[key].xreplace({g["sw"](0): w, g["bt"](0): b})
+    if unit.kind == "layer":
+        e = g[key].subs({l: m, L: m})
+        return e.xreplace({g["sw"](m): w, g["bt"](m): b})
+    e = g["res_" + key].subs({l: m, L: m}).xreplace({g["lam"]: w, g["beta"]: b})
+    e = e.replace(g["sigma"], lambda a: g["phi"](m, a))
+    return e.replace(g["sigmadot_seed"], lambda a: g["phidot"](m, a))
+
+
+# ------------------------------------------------------------ the printed recursion
+_u, _v = sp.symbols("u v", real=True)
+
+
+def _gauss(f: Any, m: int) -> sp.Expr:
+    return GaussE(f(m, _u) * f(m, _v), _u, _v, m)
+
+
+def printed_statements(unit: Unit) -> dict[str, sp.Basic]:
+    """The recursion the unit's layers imply, written from its records (not derived)."""
+    g = general_statements()
+    w, b, m = number(unit.dense.w_std), number(unit.dense.b_std), unit.m
+    if unit.kind == "input":
+        i = index("i")
+        dot = sp.Sum(x()[i] * x(True)[i], (i, 1, width(0))) / width(0)
+        return {"S": sp.Eq(Sigma(1), w**2 * dot + b**2), "T": sp.Eq(Theta_inf(1), Sigma(1))}
+    p = m - 1
+    phi, phidot = g["phi"], g["phidot"]
+    if unit.kind == "layer":
+        return {
+            "S": sp.Eq(Sigma(m), w**2 * _gauss(phi, p) + b**2),
+            "D": sp.Eq(Sigma_dot(m), w**2 * _gauss(phidot, p)),
+            "T": sp.Eq(Theta_inf(m), Theta_inf(p) * Sigma_dot(m) + Sigma(m)),
+        }
+    return {
+        "S": sp.Eq(Sigma(m), Sigma(p) + w**2 * _gauss(phi, p) + b**2),
+        "T": sp.Eq(
+            Theta_inf(m),
+            Theta_inf(p) * (1 + w**2 * _gauss(phidot, p)) + w**2 * _gauss(phi, p) + b**2,
+        ),
+    }
+
+
+def _derived(unit: Unit, part: str) -> sp.Basic:
+    """The derived statement of one part (``S``, ``D``, ``T``) of a unit."""
+    m = unit.m
+    if unit.kind == "input":
+        if part == "S":
+            return sp.Eq(Sigma(1), _instantiate(unit, "sigma1"))
+        return sp.Eq(Theta_inf(1), _instantiate(unit, "theta1"))
+    if part == "S":
+        return sp.Eq(Sigma(m), _instantiate(unit, "sigma_next"))
+    if part == "D":
+        return sp.Eq(Sigma_dot(m), _instantiate(unit, "sigmadot"))
+    return sp.Eq(Theta_inf(m), _instantiate(unit, "theta_next"))
+
+
+# ------------------------------------------------------------ the document
+_KERNEL = {"S": "nngp", "T": "ntk", "D": "ntk"}
+_GENERAL = {
+    ("input", "S"): ("per_layer", "1", "expectation"),
+    ("input", "T"): ("per_layer", "5", "delta_sum"),
+    ("layer", "S"): ("per_layer", "4", "gaussian_process"),
+    ("layer", "D"): ("per_layer", "6", "law_of_large_numbers"),
+    ("layer", "T"): ("per_layer", "8", "algebra"),
+    ("residual", "S"): ("residual", "4", "gaussian_covariance"),
+    ("residual", "T"): ("residual", "8", "algebra"),
+}
+
+
+def _note(unit: Unit, part: str) -> Text:
+    """Which general step, at which layer and values, the statement instantiates."""
+    source, label, _rule = _GENERAL[(unit.kind, part)]
+    g, d = general_statements(), unit.dense
+    at = {"input": "", "layer": ", l = L = ", "residual": ", l = L = "}[unit.kind]
+    where = text(
+        "engine-derived step ({lab}) of derivation {src}{at}",
+        lab=label,
+        src=source,
+        at=f"{at}{unit.m - 1}" if at else "",
+    )
+    scale = (g["sw"], g["bt"]) if unit.kind != "residual" else (g["lam"], g["beta"])
+    layer = 0 if unit.kind == "input" else unit.m - 1
+    w = scale[0](layer) if unit.kind != "residual" else scale[0]
+    b = scale[1](layer) if unit.kind != "residual" else scale[1]
+    vals = text(
+        " with {w} and {b}",
+        w=sp.Eq(w, number(d.w_std), evaluate=False),
+        b=sp.Eq(b, number(d.b_std), evaluate=False),
+    )
+    out = Text(where, vals)
+    if unit.act is not None:
+        phi = g["phi"](unit.m - 1, _u)
+        out = Text(
+            out, text(", {f}", f=sp.Eq(phi, _act_symbol(unit.act.activation.expr), evaluate=False))
+        )
+    return out
+
+
+def _act_symbol(expr: sp.Expr) -> sp.Expr:
+    from ntksym.activations.expr import u as act_u
+
+    return expr.xreplace({act_u: _u})
+
+
+def network_derivation(
+    net: Any, inputs: Any = None, name: str = "network", title: str | None = None
+) -> Derivation:
+    """The derivation of ``net``'s kernels (see the module docstring).
+
+    Args:
+        net: a :mod:`ntksym.stax` layer, its triple, or an :mod:`ntksym.architecture`
+            description.
+        inputs: the inputs of the numeric check, shape ``(N, n0)`` (default: three
+            seeded Gaussian inputs in three dimensions).
+        name: the derivation's name.
+        title: its title (default: the network in ``stax`` syntax).
+
+    Returns:
+        A :class:`~ntksym.derive.Derivation`; ``run()`` checks it.
+
+    Raises:
+        InputError: a layer that is not supported (the message names what is).
+    """
+    found = as_description(net)
+    parts = units(net)
+    arch = network_architecture(net, inputs)
+    steps: list[Step] = []
+    for unit in parts:
+        make = _derived_steps if unit.derived else _checked_steps
+        steps += make(unit, tuple(s.label for s in steps), arch)
+    return Derivation(
+        name=name,
+        title=title or f"The kernels of {found}",
+        steps=tuple(steps),
+        hypotheses=(
+            "every weight and bias i.i.d. N(0, 1) in the NTK parameterization (with variance "
+            "sigma_w^2/n in the standard one), limits taken sequentially (the hypotheses of "
+            "the per_layer and residual derivations)",
+        ),
+    )
+
+
+def _derived_steps(unit: Unit, before: tuple[str, ...], arch: Any) -> list[Step]:
+    """The steps of a unit whose maps the engine derives (printed, derived, checked)."""
+    from ntksym.notes.network_check import network_check
+
+    printed, out = printed_statements(unit), []
+    for part in ("S", "D", "T"):
+        if part not in printed:
+            continue
+        then = _derived(unit, "T") if part == "D" else None
+        done = before + tuple(s.label for s in out)
+        check = network_check(done, unit.prefix, _KERNEL[part], arch, then=then)
+        out.append(
+            Step(
+                f"{part}{unit.m}",
+                printed[part],
+                _GENERAL[(unit.kind, part)][2],
+                uses=done,
+                derive=functools.partial(_derive_part, unit, part),
+                extra_check=check,
+                note=_note(unit, part),
+            )
+        )
+    return out
+
+
+def _checked_steps(unit: Unit, before: tuple[str, ...], arch: Any) -> list[Step]:
+    """The steps of a unit the engine does not derive: stated, checked numerically."""
+    from ntksym.notes.network_check import network_check
+    from ntksym.notes.network_checked import checked_derive, checked_note, checked_statements
+
+    g = general_statements()
+    stmts, out = checked_statements(unit, g["phi"], g["phidot"]), []
+    for part in ("S", "D", "T"):
+        if part not in stmts:
+            continue
+        then = stmts["T"] if part == "D" else None
+        done = before + tuple(s.label for s in out)
+        check = network_check(done, unit.prefix, _KERNEL[part], arch, then=then)
+        out.append(
+            Step(
+                f"{part}{unit.m}",
+                None,
+                "hypothesis",
+                uses=done,
+                derive=checked_derive(stmts[part]),
+                extra_check=check,
+                note=checked_note(unit),
+            )
+        )
+    return out
+
+
+def network_architecture(net: Any, inputs: Any = None) -> Any:
+    """The activations of ``net``'s layers as the numeric checks read them.
+
+    Returns:
+        A :class:`~ntksym.derive.layered_numeric.Architecture` with no symbolic values
+        (the statements carry numbers) and ``inputs`` (default: three seeded inputs).
+    """
+    from ntksym.derive.layered_numeric import Architecture
+    from ntksym.notes.network_check import default_inputs
+
+    parts, phi = units(net), general_statements()["phi"]
+    return Architecture(
+        network=as_description(net),
+        values={},
+        activations={(phi, u.m - 1): u.act.activation for u in parts if u.act is not None},
+        depth=len(parts),
+        inputs=default_inputs() if inputs is None else inputs,
+    )
+
+
+def _derive_part(unit: Unit, part: str, env: dict) -> sp.Basic:
+    return _derived(unit, part)

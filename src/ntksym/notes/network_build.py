@@ -1,0 +1,221 @@
+"""The notes of one described network: ``ntksym notes --network FILE.py``.
+
+:func:`build_network_notes` checks the derivation of a network
+(:func:`ntksym.notes.network.network_derivation`), turns it into the notes' step views
+(:func:`ntksym.notes.content.derivation_view`) and renders them with the notes'
+printers and filters into ``templates/network.tex.j2`` (and ``.md.j2``, ``.html.j2``);
+the PDF is compiled as the notes' is (:func:`ntksym.notes.build.compile_pdf`).
+:func:`load_network` reads the network from a Python file that defines ``net``, by
+importing it (as ``ntksym verify`` imports a derivation file); no string is evaluated.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import sympy as sp
+
+from ntksym._io import atomic_write_text, import_file
+from ntksym.architecture.description import as_description
+from ntksym.derive.text import Text
+from ntksym.errors import InputError
+from ntksym.notes.build import (
+    NotesBuild,
+    compile_pdf,
+    md_math,
+    md_text,
+    pdf_pages,
+    refuse_foreign,
+    tex_text,
+)
+from ntksym.notes.content import METHOD_TEXT, derivation_view
+from ntksym.version import __version__
+
+__all__ = [
+    "build_network_notes",
+    "load_network",
+    "network_context",
+    "render_network",
+    "unit_rows",
+]
+
+
+def load_network(path: Path) -> Any:
+    """The ``net`` defined by the Python file ``path`` (a ``stax`` layer or a description).
+
+    Raises:
+        InputError: the file is missing, is not Python, fails to import, or defines no
+            ``net`` holding a network description.
+    """
+    path = Path(path)
+    if not path.is_file() or path.suffix != ".py":
+        raise InputError(f"{path}: not a Python file (expected a file that defines `net`)")
+    try:
+        module = import_file(path, f"_ntksym_network_{path.stem}")
+    except SyntaxError as exc:
+        raise InputError(f"{path}:{exc.lineno}: syntax error: {exc.msg}") from None
+    except InputError:
+        raise
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the file's own failure, one line
+        raise InputError(f"{path}: importing it raised {type(exc).__name__}: {exc}") from None
+    net = getattr(module, "net", None) if module is not None else None
+    if as_description(net) is None:
+        raise InputError(
+            f"{path}: defines no `net` that is a ntksym.stax layer (or triple) or a "
+            "ntksym.architecture description"
+        )
+    return net
+
+
+def _method(method: str) -> Text:
+    words = [METHOD_TEXT.get(m, m) for m in method.split("+")]
+    return Text(" and ".join(words))
+
+
+def unit_rows(net: Any) -> list[tuple[int, Text]]:
+    """One row per layer of the recursion: ``(m, what takes alpha~^(m-1) to alpha~^(m))``."""
+    from ntksym.activations.expr import u as act_u
+    from ntksym.notes.network import general_statements, units
+
+    phi, u = general_statements()["phi"], sp.Symbol("u", real=True)
+    rows = []
+    for unit in units(net):
+        if unit.norm is not None:
+            rows.append((unit.m, Text(str(unit.norm))))
+            continue
+        if unit.act is None:
+            rows.append((unit.m, Text(f"{unit.dense} on the input ", sp.Symbol("x"))))
+            continue
+        f = sp.Eq(phi(unit.m - 1, u), unit.act.activation.expr.xreplace({act_u: u}))
+        what = "a residual block: the identity plus " if unit.kind == "residual" else ""
+        rows.append((unit.m, Text(f"{what}{unit.act} then {unit.dense}, with ", f)))
+    return rows
+
+
+def network_context(net: Any, quick: bool = False, inputs: Any = None) -> dict[str, Any]:
+    """Check the network's derivation; the templates' data."""
+    from ntksym.notes.network import network_derivation
+
+    deriv = network_derivation(net, inputs=inputs)
+    view = derivation_view(deriv, quick=quick)
+    return {
+        "version": __version__,
+        "network": Text(str(as_description(net))),
+        "units": unit_rows(net),
+        "view": view,
+        "methods": {s.label: _method(s.method) for s in view.steps},
+        "derivations": [view],
+    }
+
+
+@functools.lru_cache(maxsize=2)
+def _env(kind: str) -> jinja2.Environment:
+    common: dict[str, Any] = {
+        "loader": jinja2.PackageLoader("ntksym.notes", "templates"),
+        "undefined": jinja2.StrictUndefined,
+        "keep_trailing_newline": True,
+        "trim_blocks": True,
+        "lstrip_blocks": True,
+        "autoescape": kind == "html",
+    }
+    if kind == "tex":
+        env = jinja2.Environment(
+            block_start_string="((*",
+            block_end_string="*))",
+            variable_start_string="(((",
+            variable_end_string=")))",
+            comment_start_string="((=",
+            comment_end_string="=))",
+            **common,
+        )
+        env.filters["text"] = tex_text
+        env.filters["fittext"] = functools.partial(tex_text, fit=True)
+    elif kind == "md":
+        env = jinja2.Environment(**common)
+        env.filters["text"] = md_text
+        env.filters["mdmath"] = md_math
+    else:
+        from ntksym.notes.html import html_math, html_text
+
+        env = jinja2.Environment(**common)
+        env.filters["text"] = html_text
+        env.filters["math"] = html_math
+        env.filters["display"] = functools.partial(html_math, display=True)
+    return env
+
+
+def render_network(context: dict[str, Any], kind: str) -> str:
+    """Render the network notes' template ``kind`` (``"tex"``, ``"md"`` or ``"html"``)."""
+    if kind not in ("tex", "md", "html"):
+        raise InputError(f"kind must be one of tex, md, html, got {kind!r}")
+    return _env(kind).get_template(f"network.{kind}.j2").render(**context)
+
+
+def build_network_notes(
+    net: Any,
+    outdir: Path,
+    *,
+    pdf: bool = False,
+    markdown: bool = False,
+    html: bool = False,
+    quick: bool = False,
+    name: str = "network_notes",
+    force: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> NotesBuild:
+    """Write the notes of one network's derivation into ``outdir``.
+
+    Args:
+        net: a :mod:`ntksym.stax` layer (or triple) or an architecture description.
+        outdir: output directory (created).
+        pdf: also compile the PDF.
+        markdown: also write the Markdown notes.
+        html: also write the web page.
+        quick: skip the numeric checks (the engine's quick mode).
+        name: file stem of the outputs.
+        force: replace output files that ntksym did not write.
+        progress: called with a short message before each stage.
+
+    Returns:
+        A :class:`~ntksym.notes.build.NotesBuild` (no figures).
+
+    Raises:
+        InputError: not a network, or a layer the derivation does not cover.
+        GeneratedFileError: an output file is not ntksym's and ``force`` is off.
+        TeXMissingError, NotesBuildError: for ``pdf``, as :func:`compile_pdf`.
+    """
+    t0 = time.perf_counter()
+    say = progress or (lambda _msg: None)
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    outs = {"tex": outdir / f"{name}.tex"}
+    if markdown:
+        outs["md"] = outdir / f"{name}.md"
+    if html:
+        outs["html"] = outdir / f"{name}.html"
+    if not force:
+        refuse_foreign(list(outs.values()))
+    say("deriving and checking the network's recursion")
+    context = network_context(net, quick=quick)
+    for kind, path in outs.items():
+        atomic_write_text(path, render_network(context, kind))
+    pdf_path, pages = None, None
+    if pdf:
+        say("compiling the PDF")
+        pdf_path = compile_pdf(outs["tex"])
+        pages = pdf_pages(pdf_path)
+    return NotesBuild(
+        tex=outs["tex"],
+        figures=[],
+        pdf=pdf_path,
+        markdown=outs.get("md"),
+        html=outs.get("html"),
+        pages=pages,
+        seconds=time.perf_counter() - t0,
+        context=context,
+    )

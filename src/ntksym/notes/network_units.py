@@ -1,0 +1,187 @@
+"""A described network read as the layers of its kernel recursion.
+
+:func:`units` walks a description (``ntksym.stax`` layer or ``ntksym.architecture``
+record) and returns one :class:`Unit` per step ``alpha~^(m-1) -> alpha~^(m)`` of the
+recursion that :mod:`ntksym.notes.network` derives: the first Dense layer, an activation
+followed by a Dense layer (a ``Dropout`` between them or not), a residual block
+``x + Dense(phi(x))``, or a ``LayerNorm``.
+``Identity`` and ``Dropout(mode="test")`` are the identity and are skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ntksym.architecture.description import (
+    Dense,
+    Dropout,
+    FanInSum,
+    FanOut,
+    Identity,
+    LayerNorm,
+    Net,
+    Nonlinearity,
+    Parallel,
+    Repeat,
+    Serial,
+    as_description,
+)
+from ntksym.architecture.walk import check
+from ntksym.errors import InputError
+
+__all__ = ["DERIVED_KINDS", "SUPPORTED", "Unit", "units"]
+
+SUPPORTED = (
+    "Dense (either parameterization), an activation followed by a Dense layer (with a "
+    "Dropout between them or not), LayerNorm, "
+    "and residual blocks FanOut(2), parallel(serial(activation, Dense), Identity), FanInSum "
+    "with an NTK-parameterized Dense"
+)
+
+#: Kinds whose maps the engine derives; the others are checked numerically only.
+DERIVED_KINDS = ("input", "layer", "residual")
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One layer of the recursion: what takes ``alpha~^(m-1)`` to ``alpha~^(m)``.
+
+    Attributes:
+        kind: ``"input"`` (the first Dense layer), ``"layer"`` (an activation, then a
+            Dense layer), ``"residual"`` (a residual block around such a pair), the same
+            with ``"_standard"`` appended for a standard-parameterization Dense, or
+            ``"layer_norm"``.
+        m: the index of the value it defines, ``alpha~^(m)``.
+        dense: its Dense layer (None for a LayerNorm).
+        act: its activation (None for the input layer and a LayerNorm).
+        prefix: the network's layers up to this unit (the referee's network).
+        n_in: the width of the Dense layer's input (0 for the network's input).
+        norm: the LayerNorm (None otherwise).
+        dropout: a ``Dropout(mode="train")`` between the activation and the Dense layer
+            (kind ``"layer_dropout"``, with ``"_standard"`` for that parameterization).
+    """
+
+    kind: str
+    m: int
+    dense: Dense | None
+    act: Nonlinearity | None
+    prefix: tuple[Net, ...]
+    n_in: int = 0
+    norm: LayerNorm | None = None
+    dropout: Dropout | None = None
+
+    @property
+    def derived(self) -> bool:
+        """Whether the engine derives this unit's maps (else they are checked only)."""
+        return self.kind in DERIVED_KINDS
+
+
+def _flatten(net: Net) -> list[Net]:
+    if isinstance(net, Serial):
+        return [leaf for layer in net.layers for leaf in _flatten(layer)]
+    if isinstance(net, Repeat):
+        return _flatten(net.layer) * net.n
+    if isinstance(net, Identity) or (isinstance(net, Dropout) and net.mode == "test"):
+        return []
+    return [net]
+
+
+def _dense(layer: Any, where: str, ntk_only: bool = False) -> Dense:
+    if not isinstance(layer, Dense):
+        raise InputError(f"{where}: expected a Dense layer, got {layer}; supported: {SUPPORTED}")
+    if ntk_only and layer.parameterization != "ntk":
+        raise InputError(
+            f"{where}: {layer} in a residual branch uses the standard parameterization, "
+            f"which the residual derivation does not cover; supported: {SUPPORTED}"
+        )
+    return layer
+
+
+def _act(layer: Any, where: str) -> Nonlinearity:
+    if not isinstance(layer, Nonlinearity):
+        raise InputError(f"{where}: expected an activation, got {layer}; supported: {SUPPORTED}")
+    if layer.zero_ntk:
+        raise InputError(f"{where}: {layer} has a zero gradient, which the derivation excludes")
+    return layer
+
+
+def _branch(par: Parallel, where: str) -> tuple[Nonlinearity, Dense]:
+    """The (activation, Dense) of a residual block's branch beside an Identity."""
+    branches = list(par.branches)
+    if len(branches) != 2 or sum(isinstance(b, Identity) for b in branches) != 1:
+        raise InputError(f"{where}: a residual block needs one Identity branch; got {par}")
+    (other,) = [b for b in branches if not isinstance(b, Identity)]
+    leaves = _flatten(other)
+    if len(leaves) != 2:
+        raise InputError(
+            f"{where}: the residual branch must be serial(activation, Dense); got {other}"
+        )
+    return _act(leaves[0], where), _dense(leaves[1], where, ntk_only=True)
+
+
+def _suffix(dense: Dense) -> str:
+    return "" if dense.parameterization == "ntk" else "_standard"
+
+
+def _block(leaves: list[Net], n: int, m: int, width: int) -> Unit:
+    where, block = f"layer {n + 1}", leaves[n : n + 3]
+    if (
+        len(block) < 3
+        or leaves[n].n != 2
+        or not isinstance(block[1], Parallel)
+        or not isinstance(block[2], FanInSum)
+    ):
+        raise InputError(
+            f"{where}: a residual block is FanOut(2), parallel(...), FanInSum(); "
+            f"supported: {SUPPORTED}"
+        )
+    act, dense = _branch(block[1], where)
+    return Unit("residual", m, dense, act, tuple(leaves[: n + 3]), width)
+
+
+def units(net: Any) -> list[Unit]:
+    """The network as recursion units (see :class:`Unit`).
+
+    Raises:
+        InputError: not a description, or a layer this module does not cover (the
+            message names what is supported).
+    """
+    found = as_description(net)
+    if found is None:
+        raise InputError(f"not a network description or a ntksym.stax layer: {net!r}")
+    if check(found) != 1:
+        raise InputError("the network must have one output, not several branches")
+    leaves = _flatten(found)
+    if not leaves:
+        raise InputError("the network has no layers")
+    first = _dense(leaves[0], "layer 1")
+    out = [Unit("input" + _suffix(first), 1, first, None, tuple(leaves[:1]))]
+    n, width = 1, first.width
+    while n < len(leaves):
+        where, m = f"layer {n + 1}", out[-1].m + 1
+        if isinstance(leaves[n], FanOut):
+            out.append(_block(leaves, n, m, width))
+            n += 3
+            continue
+        if isinstance(leaves[n], LayerNorm):
+            out.append(Unit("layer_norm", m, None, None, tuple(leaves[: n + 1]), norm=leaves[n]))
+            n += 1
+            continue
+        act = _act(leaves[n], where)
+        if n + 1 >= len(leaves):
+            raise InputError(
+                f"{where}: the network must end in a Dense layer, a residual block or a "
+                f"LayerNorm; got {leaves[n]} last"
+            )
+        drop = leaves[n + 1] if isinstance(leaves[n + 1], Dropout) else None
+        if drop is not None and n + 2 >= len(leaves):
+            raise InputError(f"{where}: a Dropout must be followed by a Dense layer")
+        k = n + 1 + (drop is not None)
+        dense = _dense(leaves[k], f"layer {k + 1}")
+        kind = ("layer_dropout" if drop is not None else "layer") + _suffix(dense)
+        prefix = tuple(leaves[: k + 1])
+        out.append(Unit(kind, m, dense, act, prefix, width, dropout=drop))
+        width = dense.width
+        n = k + 1
+    return out
