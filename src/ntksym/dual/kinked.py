@@ -22,6 +22,7 @@ from ntksym.activations import Activation
 from ntksym.activations.expr import u
 from ntksym.activations.overflow import exp_safe
 from ntksym.dual.kinks import kink_points
+from ntksym.dual.split import split_of
 from ntksym.errors import ActivationError
 
 __all__ = ["TARGET", "kinked_maps", "compiled_pair", "function_source"]
@@ -110,16 +111,24 @@ def kinked_maps(
     from ntksym.dual.kinked_rule import pair_maps
 
     f, df = compiled_pair(act.name, act.expr)
+    kinks = np.array(kink_points(act), dtype=float)
+    split = split_of(act)
+    if split is None:  # the rule on sigma itself, split at its kinks
+        r, dr = f, df
+        geo = (kinks, kinks, np.empty(0), np.empty(0))
+    else:  # sigma = ramps + a smooth remainder
+        r, dr = compiled_pair(f"{act.name} (smooth part)", split.remainder)
+        corners, slopes = (np.array(x, dtype=float) for x in (split.corners, split.slopes))
+        geo = (kinks, np.empty(0), corners, slopes)
     shape = np.broadcast(s11, s12, s22, det).shape
     a, b, c, d = (
         np.ascontiguousarray(np.broadcast_to(x, shape), dtype=float).ravel()
         for x in (s11, s12, s22, det)
     )
-    kinks = np.array(kink_points(act), dtype=float)
     e = np.empty(a.size)
     ed = np.empty(a.size)
     est = np.zeros(a.size)
-    pair_maps(f, df, bool(ntk), a, b, c, d, kinks, e, ed, est)
+    pair_maps(f, df, r, dr, bool(ntk), a, b, c, d, geo, e, ed, est)
     bad = int(np.count_nonzero(~(est <= TARGET)))
     if bad:
         warnings.warn(
