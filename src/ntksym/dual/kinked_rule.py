@@ -384,7 +384,13 @@ def _split_one(
     by_v = (geo[2], geo[1], geo[2], geo[3])
     e2, g2, x2 = _outer(r, dr, r, dr, ntk, sv, s12 / sv, math.sqrt(d / s22), by_v, S, False)
     e3, g3, x3 = smooth_pair(r, dr, ntk, a, s12 / a, math.sqrt(d / s11))
-    return e1 + e2 + e3, g1 + g2 + g3, max(x1, max(x2, x3))
+    # each estimate is relative to its own term: weighted by the terms' sizes
+    n0 = max(abs(e1) + abs(e2) + abs(e3), 1e-300)
+    n1 = max(abs(g1) + abs(g2) + abs(g3), 1e-300)
+    x = (x1 * abs(e1) + x2 * abs(e2) + x3 * abs(e3)) / n0
+    if ntk:
+        x = max(x, (x1 * abs(g1) + x2 * abs(g2) + x3 * abs(g3)) / n1)
+    return e1 + e2 + e3, g1 + g2 + g3, x
 
 
 @numba.njit(error_model="numpy")
