@@ -20,8 +20,12 @@ halving once it converges). A pair that reaches ``_LEVELS`` halvings without agr
 reports its last gap as its error estimate: :func:`ntksym.dual.kinked.kinked_maps` warns
 with it where it exceeds 1e-12.
 
-The activation and its derivative come in as compiled functions (first-class Numba
-functions): the kernels compile once per activation and process.
+The activation and its derivative come in as C callbacks of type ``float64(float64)``
+(first-class Numba functions): the kernels compile once, and Numba caches them on disk.
+
+With a split ``f = r + sum_k s_k max(u - t_k, 0)`` (:mod:`ntksym.dual.split`),
+:func:`_split_one` needs only two 1-D rules of this kind over closed-form conditional
+expectations of the ramps, and a smooth 2-D rule for r (:mod:`ntksym.dual.smooth_rule`).
 """
 
 # The loops index small scratch arrays; short names follow the formulas.
@@ -152,7 +156,7 @@ def _estimate(gap: float, prev: float) -> float:
     return min(gap, gap * gap / max(prev, 1e-300))
 
 
-@numba.njit(error_model="numpy")
+@numba.njit(cache=True, error_model="numpy")
 def _inner(f: Any, df: Any, ntk: bool, m: float, c: float, kinks: Any, S: Any) -> Any:
     """E[f(m + c z)] and E[df(m + c z)], z ~ N(0, 1), c > 0, and whether both converged.
 
@@ -226,7 +230,7 @@ def _ramps(m: float, c: float, T: Any, SL: Any, ntk: bool) -> Any:
     return e0, e1, a0
 
 
-@numba.njit(error_model="numpy")
+@numba.njit(cache=True, error_model="numpy")
 def _given(r: Any, dr: Any, ntk: bool, m: float, c: float, geo: Any, S: Any) -> Any:
     """E[sigma(m + c z)], E[sigma'(m + c z)] for sigma = r + ramps (geo); as _inner returns.
 
@@ -238,7 +242,7 @@ def _given(r: Any, dr: Any, ntk: bool, m: float, c: float, geo: Any, S: Any) -> 
     return i0 + p0, i1 + p1, est, m0, m1
 
 
-@numba.njit(error_model="numpy")
+@numba.njit(cache=True, error_model="numpy")
 def _cond(
     f: Any, df: Any, r: Any, dr: Any, ntk: bool, m: float, c: float, geo: Any, S: Any, whole: bool
 ) -> Any:
@@ -260,7 +264,7 @@ def _finest(a: float, b: float, c: float) -> float:
     return max(small, 1e-30)
 
 
-@numba.njit(error_model="numpy")
+@numba.njit(cache=True, error_model="numpy")
 def _outer(
     f: Any,
     df: Any,
@@ -329,7 +333,7 @@ def _outer(
     return q0 * _INV_SQRT_2PI, q1 * _INV_SQRT_2PI, max(gap, inner)
 
 
-@numba.njit(error_model="numpy")
+@numba.njit(cache=True, error_model="numpy")
 def _one(
     f: Any,
     df: Any,
@@ -355,7 +359,7 @@ def _one(
     return f0 * f0, g0 * g0, 0.0
 
 
-@numba.njit(error_model="numpy")
+@numba.njit(cache=True, error_model="numpy")
 def _split_one(
     f: Any,
     df: Any,
@@ -393,7 +397,7 @@ def _split_one(
     return e1 + e2 + e3, g1 + g2 + g3, x
 
 
-@numba.njit(error_model="numpy")
+@numba.njit(cache=True, error_model="numpy")
 def pair_maps(
     f: Any,
     df: Any,

@@ -72,7 +72,7 @@ def _converged(q: float, p: float, n: float, top: float) -> float:
     return gap / max(n, 1e-300)
 
 
-@numba.njit(error_model="numpy")
+@numba.njit(cache=True, error_model="numpy")
 def _expect(r: Any, dr: Any, ntk: bool, m: float, c: float, kap: float, tab: Any) -> Any:
     """E[r(m + c z)], E[r'(m + c z)], z ~ N(0, 1), c > 0; gap; E|r|, E|r'|."""
     half, ZT, WT = tab
@@ -114,7 +114,7 @@ def _expect(r: Any, dr: Any, ntk: bool, m: float, c: float, kap: float, tab: Any
     return q0 * _INV_SQRT_2PI, q1 * _INV_SQRT_2PI, gap, a0 * hn, a1 * hn
 
 
-@numba.njit(error_model="numpy")
+@numba.njit(cache=True, error_model="numpy")
 def smooth_pair(r: Any, dr: Any, ntk: bool, a: float, b: float, c: float) -> Any:
     """E[r(u) r(v)], E[r'(u) r'(v)] for u = a z1, v = b z1 + c z2 (a > 0); error estimate.
 
