@@ -1,16 +1,18 @@
-"""Kinked activations without a closed form: the kink-aware rule against the trapezoid.
+"""Kinked activations without a closed form: the split rule against the kink-aware rule.
 
 Times ``kernel(expr, depth)`` on N random inputs (first call, which compiles the
-activation, and a later one) with the kink-aware rule (``ntksym.dual.kinked``, the default
-for kinked activations now) and with the session-5 path (the adaptive trapezoid of
-``ntksym.dual.quadrature``, forced here), and the worst error of each against
-``ntksym.reference.kernel`` on the first few inputs.
+activation, and a later one) with the split rule (``ntksym.dual.split``: ramps in closed
+form plus a smooth remainder, the default now), and gives its worst relative error
+against ``ntksym.reference.kernel`` (mpmath) on the first two inputs and against the
+kink-aware rule on sigma itself (``ntksym.dual.kinked`` without the split) on the first
+``M`` inputs (that rule takes about 20 ms per covariance).
 
-    python benchmarks/bench_kinked.py [N] [depth] [expr ...]
+    python benchmarks/bench_kinked.py [N] [depth] [M] [expr ...]
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import warnings
@@ -19,51 +21,56 @@ import numpy as np
 
 import ntksym
 from ntksym import reference
-from ntksym.dual import quadrature
+from ntksym.dual import kinked
 
-EXPRS = ["relu(u) + 0.1*tanh(u)", "max(u, 0)*tanh(u)"]
+EXPRS = ["relu(u) + 0.1*tanh(u)", "abs(u) + sin(u)", "0.7*max(u, 0) + softplus(u)"]
 
 
-def _run(expr: str, X: np.ndarray, depth: int) -> tuple[float, float, np.ndarray]:
+def _run(expr: str, X: np.ndarray, depth: int, times: int) -> tuple[list[float], np.ndarray]:
+    """Wall and CPU seconds of ``times`` calls (wall, cpu, wall, cpu, ...), the last kernel."""
     k = ntksym.kernel(expr, depth=depth, backend="dual", degree=None)
-    t0 = time.perf_counter()
-    k(X)
-    first = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    K = k(X)
-    return first, time.perf_counter() - t0, K
+    took = []
+    K = np.empty(0)
+    for _ in range(times):
+        t0, c0 = time.perf_counter(), time.process_time()
+        K = k(X)
+        took += [time.perf_counter() - t0, time.process_time() - c0]
+    return took, K
+
+
+def _rel(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.max(np.abs(a - b) / np.abs(b)))
 
 
 def main() -> None:
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 200
     depth = int(sys.argv[2]) if len(sys.argv) > 2 else 3
-    exprs = sys.argv[3:] or EXPRS
+    m = int(sys.argv[3]) if len(sys.argv) > 3 else 8
+    exprs = sys.argv[4:] or EXPRS
     X = np.random.default_rng(0).standard_normal((n, 4))
-    m = min(n, 2)
+    print(f"N = {n}, depth {depth}, load average {os.getloadavg()[0]:.2f}")
     for expr in exprs:
-        want = np.array(reference.kernel(expr, X[:m], X[:m], depth=depth, dps=17)[1], dtype=float)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            first, later, K = _run(expr, X, depth)
-        err = float(np.max(np.abs(K[:m, :m] - want) / np.abs(want)))
+            took, K = _run(expr, X, depth, 2)
         print(
-            f"{expr}: kink-aware  first {first:7.2f} s  later {later:7.2f} s  "
-            f"error {err:.1e}  warnings {len(caught)}"
+            f"{expr}: first {took[0]:6.2f} s (cpu {took[1]:6.2f} s)  later {took[2]:6.2f} s "
+            f"(cpu {took[3]:6.2f} s)  warnings {len(caught)}  "
+            f"(load average {os.getloadavg()[0]:.2f})",
+            flush=True,
         )
-        original = quadrature.is_kinked
-        quadrature.is_kinked = lambda act: False  # the session-5 path: trapezoid everywhere
+        original = kinked.split_of
+        kinked.split_of = lambda act: None  # the kink-aware rule on sigma itself
         try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                tfirst, tlater, T = _run(expr, X, depth)
+            old_took, old = _run(expr, X[:m], depth, 1)
         finally:
-            quadrature.is_kinked = original
-        terr = float(np.max(np.abs(T[:m, :m] - want) / np.abs(want)))
+            kinked.split_of = original
         print(
-            f"{expr}: trapezoid   first {tfirst:7.2f} s  later {tlater:7.2f} s  "
-            f"error {terr:.1e}  warnings {len(caught)}  "
-            f"(time ratio {tlater / later:.2f}x)"
+            f"  vs kink-aware rule ({m} inputs, {old_took[0]:.1f} s): {_rel(K[:m, :m], old):.1e}",
+            flush=True,
         )
+        want = np.array(reference.kernel(expr, X[:2], X[:2], depth=depth, dps=17)[1], dtype=float)
+        print(f"  vs reference (2 inputs): {_rel(K[:2, :2], want):.1e}", flush=True)
 
 
 if __name__ == "__main__":

@@ -12,12 +12,14 @@ import warnings
 import mpmath
 import numpy as np
 import pytest
+import sympy
 
 pytest.importorskip("numba")
 
 from ntksym import dual, reference  # noqa: E402
 from ntksym.activations import get_activation  # noqa: E402
-from ntksym.dual import kinked  # noqa: E402
+from ntksym.activations.expr import u  # noqa: E402
+from ntksym.dual import kinked, split  # noqa: E402
 from ntksym.dual.kinks import is_kinked, kink_points  # noqa: E402
 
 RHO_EXTREME = 1 - 1e-12
@@ -170,6 +172,8 @@ def test_against_reference_points(name: str, cov: tuple[float, float, float]) ->
 )
 @pytest.mark.parametrize("cov", COVARIANCES[:6])
 def test_against_reference_grid(name: str, cov: tuple[float, float, float]) -> None:
+    if "softplus" in name and cov[0] >= 1e4 and abs(cov[1]) > 0.9:
+        pytest.skip("the reference misses softplus's bend here: see the variance-2e4 test")
     act = get_activation(name)
     args = _cov(*cov)
     e, ed = kinked.kinked_maps(act, *args)
@@ -196,3 +200,163 @@ def test_unconverged_rule_warns_with_its_estimate(monkeypatch: pytest.MonkeyPatc
     act = get_activation("relu(u) + 0.1*tanh(u)")
     with pytest.warns(RuntimeWarning, match=r"reached only .* relative .* at 1 of 1 covariances"):
         kinked.kinked_maps(act, *_cov(1.0, 0.5, 1.0))
+
+
+# --- the split sigma = ramps + smooth remainder (ntksym.dual.split) ---------------------
+
+SPLITS = {
+    "relu(u) + 0.1*tanh(u)": ((0.0,), (1.0,)),
+    "abs(u) + sin(u)": ((0.0,), (2.0,)),
+    "0.7*max(u, 0) + softplus(u)": ((0.0,), (0.7,)),
+    "max(min(u, 1), -1) + 0.1*tanh(u)": ((-1.0, 1.0), (1.0, -1.0)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SPLITS))
+def test_split_is_ramps_plus_a_smooth_remainder(name: str) -> None:
+    act = get_activation(name)
+    parts = split.split_of(act)
+    assert parts is not None
+    assert (parts.corners, parts.slopes) == SPLITS[name]
+    # p + r against sigma at points other than the split's own check points (NumPy)
+    x = np.linspace(-4.3, 4.1, 29)
+    p = sum(s * np.maximum(x - t, 0.0) for t, s in zip(parts.corners, parts.slopes, strict=True))
+    r = sympy.lambdify(u, parts.remainder, "numpy")(x)
+    np.testing.assert_allclose(p + r, act.numpy(x), rtol=1e-14, atol=1e-14)
+    assert not parts.remainder.atoms(sympy.Max, sympy.Abs, sympy.Heaviside, sympy.Piecewise)
+
+
+def test_no_split_where_the_remainder_is_not_smooth() -> None:
+    # max(u, 0) tanh(u): sigma' is continuous, sigma'' jumps at 0; a step has a value jump
+    assert split.split_of(get_activation("max(u, 0)*tanh(u)")) is None
+    assert split.split_of(get_activation("step(u) + tanh(u)")) is None
+    assert split.split_of(get_activation("tanh(u)")) is None
+
+
+def test_a_wrong_slope_is_refused_by_the_split_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A planted error in the slope jumps: p + r no longer equals sigma, so no split."""
+    right = split._slope_jumps  # noqa: SLF001 - the planted error replaces it
+
+    def wrong(act: object, corners: tuple[float, ...]) -> tuple[float, ...] | None:
+        slopes = right(act, corners)  # type: ignore[arg-type]
+        return None if slopes is None else tuple(1.5 * s for s in slopes)
+
+    monkeypatch.setattr(split, "_slope_jumps", wrong)
+    split._split_cached.cache_clear()  # noqa: SLF001
+    try:
+        assert split.split_of(get_activation("relu(u) + 0.1*tanh(u) + 0.01*u")) is None
+    finally:
+        split._split_cached.cache_clear()  # noqa: SLF001
+
+
+def _scales(act: object, cov: tuple[float, float, float]) -> tuple[float, float]:
+    """Cauchy-Schwarz scales sqrt(E[s(u)^2] E[s(v)^2]) of both maps (the rule, diagonal)."""
+    d = [kinked.kinked_maps(act, *_cov(s, 1.0, s)) for s in (cov[0], cov[2])]  # type: ignore[arg-type]
+    return float(np.sqrt(d[0][0][0] * d[1][0][0])), float(np.sqrt(d[0][1][0] * d[1][1][0]))
+
+
+def _unsplit(act: object, args: tuple[np.ndarray, ...]) -> tuple[np.ndarray, np.ndarray]:
+    original = kinked.split_of
+    kinked.split_of = lambda a: None  # the kink-aware rule on sigma itself
+    try:
+        e, ed = kinked.kinked_maps(act, *args)  # type: ignore[arg-type]
+    finally:
+        kinked.split_of = original
+    assert ed is not None
+    return e, ed
+
+
+SPLIT_POINTS = [
+    (1.0, 0.5, 1.0),
+    (2.0, -RHO_EXTREME, 0.5),
+    (1e4, RHO_EXTREME, 1e4),
+    (1e-4, 0.3, 1e4),
+    (1.0, -1.0, 1.0),
+    (0.0, 0.0, 2.0),
+]
+
+
+@pytest.mark.parametrize("cov", SPLIT_POINTS)
+def test_split_rule_agrees_with_the_kink_aware_rule(cov: tuple[float, float, float]) -> None:
+    """Two independent rules: ramps in closed form + a smooth 2-D rule, and the 2-D
+    kink-aware rule on sigma itself (no closed form anywhere)."""
+    act = get_activation("relu(u) + 0.1*tanh(u)")
+    args = _cov(*cov)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (the unsplit rule near rho = -1, see above)
+        old, old_d = _unsplit(act, args)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        e, ed = kinked.kinked_maps(act, *args)
+    scale, scale_d = _scales(act, cov)
+    assert abs(e[0] - old[0]) <= 1e-13 * scale
+    assert ed is not None
+    assert abs(ed[0] - old_d[0]) <= 1e-13 * scale_d
+
+
+def test_split_rule_derivative_map_against_decomposition() -> None:
+    act = get_activation("relu(u) + 0.1*tanh(u)")
+    args = _cov(2.0, -RHO_EXTREME, 0.5)
+    _, ed = kinked.kinked_maps(act, *args)
+    want = _sum_decomposed(*(float(x[0]) for x in args))
+    assert ed is not None and abs(ed[0] - want) <= 1e-13 * abs(want)
+
+
+def test_dropping_a_term_of_the_split_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A planted error: the ramp term left out; the comparison above sees it."""
+    act = get_activation("relu(u) + 0.1*tanh(u)")
+    args = _cov(1.0, 0.5, 1.0)
+    old, old_d = _unsplit(act, args)
+    parts = split.split_of(act)
+    assert parts is not None
+    monkeypatch.setattr(  # the ramp dropped (slope 0), the remainder kept
+        kinked, "split_of", lambda a: split.Split((0.0,), (0.0,), parts.remainder)
+    )
+    e, ed = kinked.kinked_maps(act, *args)
+    scale, _ = _scales(act, (1.0, 0.5, 1.0))
+    assert abs(e[0] - old[0]) > 1e-3 * scale
+
+
+@pytest.mark.exhaustive  # (the mpmath reference takes 20-90 s per point)
+@pytest.mark.parametrize("name", sorted(SPLITS)[1:3])
+@pytest.mark.parametrize("cov", [(1e-4, -0.3, 1e-4), (1.0, 0.5, 1.0), (2e4, 0.5, 2e4)])
+def test_split_rule_against_reference(name: str, cov: tuple[float, float, float]) -> None:
+    act = get_activation(name)
+    args = _cov(*cov)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        e, ed = kinked.kinked_maps(act, *args)
+    s = [float(x[0]) for x in args[:3]]
+    for got, derivative in ((e[0], False), (ed[0], True)):
+        want, err = reference.dual_quadrature(act, *s, dps=20, derivative=derivative, error=True)
+        if abs(got - float(want)) > 1e-12 * abs(float(want)) + float(err):
+            assert caught, f"{name} at {cov}: off by {abs(got - float(want)):.1e}, no warning"
+
+
+def _diagonal_mp(name: str, s: float, derivative: bool) -> float:
+    """E[g(u)^2], u ~ N(0, s), g = sigma or sigma', by mpmath with break points on the
+    activation's feature scale (1/sqrt(s) in z): independent of both rules."""
+    act = get_activation(name)
+    g = sympy.lambdify(u, act.derivative if derivative else act.expr, "mpmath")
+    a = mpmath.sqrt(s)
+    with mpmath.workdps(25):
+        pts = [-mpmath.inf, *(k / a for k in (-30, -3, -0.3, 0, 0.3, 3, 30)), mpmath.inf]
+        return float(mpmath.quad(lambda z: mpmath.npdf(z) * g(a * z) ** 2, pts))
+
+
+def test_variance_2e4_is_accurate_near_rho_one() -> None:
+    """At variance 2e4 the mpmath 2-D reference misses softplus's 0.007-wide bend (1.2e-3
+    off at 1e4, with an error estimate of 2e-17); at rho = 1 the maps are the diagonals
+    E[sigma(u)^2], E[sigma'(u)^2] (1-D integrals), and at rho = 1 - 1e-12 the NNGP map is
+    within (1 - rho) s E[sigma'^2] of its diagonal."""
+    name = "0.7*max(u, 0) + softplus(u)"
+    s = 2e4
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # accurate, or it says so: here it must be accurate
+        e, ed = kinked.kinked_maps(get_activation(name), *_cov(s, 1.0, s))
+        near, _ = kinked.kinked_maps(get_activation(name), *_cov(s, RHO_EXTREME, s), ntk=False)
+    dd = _diagonal_mp(name, s, True)
+    want = _diagonal_mp(name, s, False)
+    assert abs(e[0] - want) <= 1e-12 * want
+    assert ed is not None and abs(ed[0] - dd) <= 1e-12 * dd
+    assert abs(near[0] - want) <= 1e-12 * want + (1 - RHO_EXTREME) * s * dd

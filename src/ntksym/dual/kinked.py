@@ -2,8 +2,11 @@
 
 :func:`kinked_maps` runs the rule of :mod:`ntksym.dual.kinked_rule` on arrays of
 covariances, with the activation and its derivative printed by SymPy (never from user
-text) and compiled by Numba once per activation and process. Where the rule does not
-reach its tolerance, it says so with its error estimate (a ``RuntimeWarning``).
+text) and compiled by Numba once per activation and process (the rule itself once per
+machine, in Numba's disk cache). Where :func:`ntksym.dual.split.split_of` writes the
+activation as ramps plus a smooth remainder, the rule integrates the ramps in closed
+form and the remainder without split points. Where the rule does not reach its
+tolerance, it says so with its error estimate (a ``RuntimeWarning``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from ntksym.activations import Activation
 from ntksym.activations.expr import u
 from ntksym.activations.overflow import exp_safe
 from ntksym.dual.kinks import kink_points
+from ntksym.dual.split import split_of
 from ntksym.errors import ActivationError
 
 __all__ = ["TARGET", "kinked_maps", "compiled_pair", "function_source"]
@@ -63,7 +67,13 @@ def function_source(name: str, expr: sp.Expr) -> str:
 
 @functools.lru_cache(maxsize=32)
 def compiled_pair(name: str, expr: sp.Expr) -> tuple[Callable[..., Any], Callable[..., Any]]:
-    """The activation and its derivative, printed by SymPy and compiled by Numba (cached)."""
+    """The activation and its derivative, printed by SymPy and compiled by Numba (cached).
+
+    They are compiled as C callbacks (``numba.cfunc``) of the one type
+    ``float64(float64)``, so the rule that takes them (:func:`~.kinked_rule.pair_maps`)
+    compiles once for every activation and is cached on disk by Numba: a new activation
+    costs only the compilation of these two small functions.
+    """
     import numba
 
     act = Activation(name, expr)
@@ -77,7 +87,7 @@ def compiled_pair(name: str, expr: sp.Expr) -> tuple[Callable[..., Any], Callabl
         namespace: dict[str, Any] = {"math": math}
         code = compile(function_source(fname, e), f"<ntksym {fname} of {name}>", "exec")
         exec(code, namespace)  # noqa: S102 - source printed by SymPy from SymPy expressions
-        out.append(numba.njit(error_model="numpy")(namespace[fname]))
+        out.append(numba.cfunc("float64(float64)", error_model="numpy")(namespace[fname]))
     return out[0], out[1]
 
 
@@ -110,16 +120,24 @@ def kinked_maps(
     from ntksym.dual.kinked_rule import pair_maps
 
     f, df = compiled_pair(act.name, act.expr)
+    kinks = np.array(kink_points(act), dtype=float)
+    split = split_of(act)
+    if split is None:  # the rule on sigma itself, split at its kinks
+        r, dr = f, df
+        geo = (kinks, kinks, np.empty(0), np.empty(0))
+    else:  # sigma = ramps + a smooth remainder
+        r, dr = compiled_pair(f"{act.name} (smooth part)", split.remainder)
+        corners, slopes = (np.array(x, dtype=float) for x in (split.corners, split.slopes))
+        geo = (kinks, np.empty(0), corners, slopes)
     shape = np.broadcast(s11, s12, s22, det).shape
     a, b, c, d = (
         np.ascontiguousarray(np.broadcast_to(x, shape), dtype=float).ravel()
         for x in (s11, s12, s22, det)
     )
-    kinks = np.array(kink_points(act), dtype=float)
     e = np.empty(a.size)
     ed = np.empty(a.size)
     est = np.zeros(a.size)
-    pair_maps(f, df, bool(ntk), a, b, c, d, kinks, e, ed, est)
+    pair_maps(f, df, r, dr, bool(ntk), a, b, c, d, geo, e, ed, est)
     bad = int(np.count_nonzero(~(est <= TARGET)))
     if bad:
         warnings.warn(

@@ -20,8 +20,12 @@ halving once it converges). A pair that reaches ``_LEVELS`` halvings without agr
 reports its last gap as its error estimate: :func:`ntksym.dual.kinked.kinked_maps` warns
 with it where it exceeds 1e-12.
 
-The activation and its derivative come in as compiled functions (first-class Numba
-functions): the kernels compile once per activation and process.
+The activation and its derivative come in as C callbacks of type ``float64(float64)``
+(first-class Numba functions): the kernels compile once, and Numba caches them on disk.
+
+With a split ``f = r + sum_k s_k max(u - t_k, 0)`` (:mod:`ntksym.dual.split`),
+:func:`_split_one` needs only two 1-D rules of this kind over closed-form conditional
+expectations of the ramps, and a smooth 2-D rule for r (:mod:`ntksym.dual.smooth_rule`).
 """
 
 # The loops index small scratch arrays; short names follow the formulas.
@@ -35,12 +39,15 @@ from typing import Any
 import numba
 import numpy as np
 
+from ntksym.dual.smooth_rule import smooth_pair
+
 __all__ = ["pair_maps", "ZMAX"]
 
 #: Nodes with |z| beyond this are dropped (the standard normal density is < 1e-22 there).
 ZMAX = 10.0
 _HALF_PI = 0.5 * math.pi
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_INV_SQRT_2 = 1.0 / math.sqrt(2.0)
 _H0 = 0.5  # first step in t
 _LEVELS = 6  # halvings: finest step 1/128
 _TOL = 1e-8  # agreement of successive rules, relative to the integral of |g|
@@ -149,7 +156,7 @@ def _estimate(gap: float, prev: float) -> float:
     return min(gap, gap * gap / max(prev, 1e-300))
 
 
-@numba.njit(error_model="numpy")
+@numba.njit(cache=True, error_model="numpy")
 def _inner(f: Any, df: Any, ntk: bool, m: float, c: float, kinks: Any, S: Any) -> Any:
     """E[f(m + c z)] and E[df(m + c z)], z ~ N(0, 1), c > 0, and whether both converged.
 
@@ -199,6 +206,56 @@ def _inner(f: Any, df: Any, ntk: bool, m: float, c: float, kinks: Any, S: Any) -
 
 
 @numba.njit(cache=True, error_model="numpy")
+def _ramps(m: float, c: float, T: Any, SL: Any, ntk: bool) -> Any:
+    """E[p(m + c z)], E[p'(m + c z)], E|p(m + c z)| for p = sum SL[k] max(u - T[k], 0), c >= 0.
+
+    Truncated normal moments: E[max(x + c z, 0)] = c phi(x/c) + x Phi(x/c) and
+    P(x + c z > 0) = Phi(x/c).
+    """
+    e0 = e1 = a0 = 0.0
+    for k in range(T.size):
+        if c == 0.0:  # the ramps themselves (a step of 1/2 at a corner, as Heaviside(0))
+            x = m - T[k]
+            e0 += SL[k] * max(x, 0.0)
+            a0 += abs(SL[k]) * max(x, 0.0)
+            e1 += SL[k] * (1.0 if x > 0.0 else (0.5 if x == 0.0 else 0.0))
+            continue
+        x = (m - T[k]) / c
+        cdf = 0.5 * math.erfc(-x * _INV_SQRT_2)
+        ramp = c * (_INV_SQRT_2PI * math.exp(-0.5 * x * x) + x * cdf)
+        e0 += SL[k] * ramp
+        a0 += abs(SL[k]) * ramp
+        if ntk:
+            e1 += SL[k] * cdf
+    return e0, e1, a0
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _given(r: Any, dr: Any, ntk: bool, m: float, c: float, geo: Any, S: Any) -> Any:
+    """E[sigma(m + c z)], E[sigma'(m + c z)] for sigma = r + ramps (geo); as _inner returns.
+
+    The rule of _inner integrates r, split at geo[1]; the ramps geo[2], geo[3] (corners,
+    slopes) are closed forms. The estimate and E|r|, E|r'| are r's: the ramps are exact.
+    """
+    i0, i1, est, m0, m1 = _inner(r, dr, ntk, m, c, geo[1], S)
+    p0, p1, _ = _ramps(m, c, geo[2], geo[3], ntk)
+    return i0 + p0, i1 + p1, est, m0, m1
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _cond(
+    f: Any, df: Any, r: Any, dr: Any, ntk: bool, m: float, c: float, geo: Any, S: Any, whole: bool
+) -> Any:
+    """The outer rule's inner expectation at m: of f (whole) or of the ramps of geo alone."""
+    if not whole:
+        p0, p1, _ = _ramps(m, c, geo[2], geo[3], ntk)
+        return p0, p1, 0.0, 0.0, 0.0
+    if c > 0.0:
+        return _given(r, dr, ntk, m, c, geo, S)
+    return f(m), (df(m) if ntk else 0.0), 0.0, 0.0, 0.0
+
+
+@numba.njit(cache=True, error_model="numpy")
 def _finest(a: float, b: float, c: float) -> float:
     """Finest scale of the outer integrand: of f(a z1), and of I(z1) near z1 = k/b (c/|b|)."""
     small = 1.0 / a
@@ -207,14 +264,28 @@ def _finest(a: float, b: float, c: float) -> float:
     return max(small, 1e-30)
 
 
-@numba.njit(error_model="numpy")
-def _outer(f: Any, df: Any, ntk: bool, a: float, b: float, c: float, kinks: Any, S: Any) -> Any:
+@numba.njit(cache=True, error_model="numpy")
+def _outer(
+    f: Any,
+    df: Any,
+    r: Any,
+    dr: Any,
+    ntk: bool,
+    a: float,
+    b: float,
+    c: float,
+    geo: Any,
+    S: Any,
+    whole: bool = True,
+) -> Any:
     """E[f(u) f(v)], E[df(u) df(v)] for u = a z1, v = b z1 + c z2 (a > 0); error estimate.
 
-    S is scratch: rows 0..4 the inner rule's, rows 5..9 the outer rule's.
+    The inner expectations are _given's (f = r + ramps), or with ``whole`` false those of
+    the ramps alone (E[f(u) p(v)]); the outer rule splits at geo[0] (kinks of f) over a
+    and over b. S is scratch: rows 0..4 the inner rule's, rows 5..9 the outer's.
     """
     n = _add_point(S[5], 0, 0.0)
-    for k in kinks:
+    for k in geo[0]:
         n = _add_point(S[5], n, k / a)
         if b != 0.0:
             n = _add_point(S[5], n, k / b)
@@ -239,13 +310,9 @@ def _outer(f: Any, df: Any, ntk: bool, a: float, b: float, c: float, kinks: Any,
                 if fu == 0.0 and gu == 0.0:
                     continue
                 m = b * z
-                if c > 0.0:
-                    i0, i1, est, m0, m1 = _inner(f, df, ntk, m, c, kinks, S)
-                    w0 += w * abs(fu) * est * m0
-                    w1 += w * abs(gu) * est * m1
-                else:
-                    i0 = f(m)
-                    i1 = df(m) if ntk else 0.0
+                i0, i1, est, m0, m1 = _cond(f, df, r, dr, ntk, m, c, geo, S, whole)
+                w0 += w * abs(fu) * est * m0
+                w1 += w * abs(gu) * est * m1
                 x0 = fu * i0
                 x1 = gu * i1
                 s0 += w * x0
@@ -266,43 +333,102 @@ def _outer(f: Any, df: Any, ntk: bool, a: float, b: float, c: float, kinks: Any,
     return q0 * _INV_SQRT_2PI, q1 * _INV_SQRT_2PI, max(gap, inner)
 
 
-@numba.njit(error_model="numpy")
+@numba.njit(cache=True, error_model="numpy")
 def _one(
-    f: Any, df: Any, ntk: bool, s11: float, s12: float, s22: float, det: float, kinks: Any, S: Any
+    f: Any,
+    df: Any,
+    r: Any,
+    dr: Any,
+    ntk: bool,
+    s11: float,
+    s12: float,
+    s22: float,
+    det: float,
+    geo: Any,
+    S: Any,
 ) -> Any:
     """Both maps of one covariance (the variances may be 0)."""
     if s11 > 0.0:
         a = math.sqrt(s11)
-        return _outer(f, df, ntk, a, s12 / a, math.sqrt(max(det, 0.0) / s11), kinks, S)
+        return _outer(f, df, r, dr, ntk, a, s12 / a, math.sqrt(max(det, 0.0) / s11), geo, S)
     f0 = f(0.0)
     g0 = df(0.0) if ntk else 0.0
     if s22 > 0.0:  # u = 0
-        i0, i1, est, _, _ = _inner(f, df, ntk, 0.0, math.sqrt(s22), kinks, S)
+        i0, i1, est, _, _ = _given(r, dr, ntk, 0.0, math.sqrt(s22), geo, S)
         return f0 * i0, g0 * i1, est
     return f0 * f0, g0 * g0, 0.0
 
 
-@numba.njit(error_model="numpy")
+@numba.njit(cache=True, error_model="numpy")
+def _split_one(
+    f: Any,
+    df: Any,
+    r: Any,
+    dr: Any,
+    ntk: bool,
+    s11: float,
+    s12: float,
+    s22: float,
+    det: float,
+    geo: Any,
+    S: Any,
+) -> Any:
+    """Both maps of one covariance for f = p + r (r smooth): three terms, two of them 1-D.
+
+    E[f f] = E[f(u) p(v)] + E[p(u) r(v)] + E[r(u) r(v)]: the first two are 1-D rules over
+    the closed-form E[p | .] (conditioned on u, then on v), split at the corners; only
+    the last is 2-D, on the smooth r, without split points. The same for f'.
+    """
+    if not (s11 > 0.0 and s22 > 0.0):
+        return _one(f, df, r, dr, ntk, s11, s12, s22, det, geo, S)
+    d = max(det, 0.0)
+    a = math.sqrt(s11)
+    e1, g1, x1 = _outer(f, df, r, dr, ntk, a, s12 / a, math.sqrt(d / s11), geo, S, False)
+    sv = math.sqrt(s22)
+    by_v = (geo[2], geo[1], geo[2], geo[3])
+    e2, g2, x2 = _outer(r, dr, r, dr, ntk, sv, s12 / sv, math.sqrt(d / s22), by_v, S, False)
+    e3, g3, x3 = smooth_pair(r, dr, ntk, a, s12 / a, math.sqrt(d / s11))
+    # each estimate is relative to its own term: weighted by the terms' sizes
+    n0 = max(abs(e1) + abs(e2) + abs(e3), 1e-300)
+    n1 = max(abs(g1) + abs(g2) + abs(g3), 1e-300)
+    x = (x1 * abs(e1) + x2 * abs(e2) + x3 * abs(e3)) / n0
+    if ntk:
+        x = max(x, (x1 * abs(g1) + x2 * abs(g2) + x3 * abs(g3)) / n1)
+    return e1 + e2 + e3, g1 + g2 + g3, x
+
+
+@numba.njit(cache=True, error_model="numpy")
 def pair_maps(
     f: Any,
     df: Any,
+    r: Any,
+    dr: Any,
     ntk: bool,
     s11: Any,
     s12: Any,
     s22: Any,
     det: Any,
-    kinks: Any,
+    geo: Any,
     e: Any,
     ed: Any,
     est: Any,
 ) -> None:
     """Both maps (ed only when ntk) of the covariances in 1-D arrays.
 
+    ``f = r + sum_k geo[3][k] max(u - geo[2][k], 0)`` with derivatives df, dr; geo[0]
+    holds the kinks of f, geo[1] those of r (empty when r is smooth). Without a split,
+    r is f itself, geo[1] its kinks and geo[2], geo[3] are empty.
+
     Writes E[f f] to e, E[df df] to ed (0 unless ntk) and the relative error estimate of
     each to est: for a converged rule gap^2 / prev (see _done), otherwise the gap of its
     last two levels; the largest over the outer rule and its inner rules.
     """
-    npts = 3 + 2 * kinks.size
+    npts = 3 + 2 * max(geo[0].size, geo[1].size)
     S = np.empty((10, npts + 1))
     for i in range(s11.size):
-        e[i], ed[i], est[i] = _one(f, df, ntk, s11[i], s12[i], s22[i], det[i], kinks, S)
+        if geo[2].size:
+            e[i], ed[i], est[i] = _split_one(
+                f, df, r, dr, ntk, s11[i], s12[i], s22[i], det[i], geo, S
+            )
+        else:
+            e[i], ed[i], est[i] = _one(f, df, r, dr, ntk, s11[i], s12[i], s22[i], det[i], geo, S)
