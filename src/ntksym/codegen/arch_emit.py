@@ -93,11 +93,27 @@ def _uses_gap(prog: Program, m: int) -> bool:
     return any(U in e.free_symbols for e in exprs)
 
 
-def _act_loop(prog: Program, m: int, ntk: bool) -> list[str]:
+def _act_loop(prog: Program, m: int, ntk: bool, variant: str) -> list[str]:
+    """The loop of activation ``m`` over a chunk, by its map's ``variant``.
+
+    ``"any"``: the general map; ``"pos"``: the cheaper one (every covariance of the chunk
+    is > 0); ``"both"``: the cheaper one where ``S12 > 0``, the general one elsewhere.
+    """
     args = "va, VB[q], S[a, q], D[a, q], vk, VK[q], 1.0, 0.0, ra, RB[q], rk, RK[q]"
     if _uses_gap(prog, m):
         args += ", ra - RB[q]"
-    body = [f"e, ed, dn = _a{m}_pair_any({args})", "S[k, q] = e"]
+    if variant == "both":  # (rare: calls, not inlined)
+        body = [
+            f"e1, ed1, dn1 = _a{m}c_pair_pos({args})",
+            f"e0, ed0, dn0 = _a{m}c_pair_any({args})",
+            "p = S[a, q] > 0.0",
+            "e = _sel(p, e1, e0)",
+            "ed = _sel(p, ed1, ed0)",
+            "dn = _sel(p, dn1, dn0)",
+        ]
+    else:
+        body = [f"e, ed, dn = _a{m}_pair_{variant}({args})"]
+    body.append("S[k, q] = e")
     if prog.trusted[m]:
         body.append("D[k, q] = _sel(CO[q], 0.0, _fin(dn, _cdet(vk, e, VK[q])))")
     if ntk:
@@ -105,7 +121,7 @@ def _act_loop(prog: Program, m: int, ntk: bool) -> list[str]:
     return ["for q in range(m):"] + [_IND + line for line in body]
 
 
-def activation_step(prog: Program, m: int) -> str:
+def activation_step(prog: Program, m: int, pos: bool) -> str:
     """``_a{m}_step``: activation ``m`` from state ``a`` to state ``k`` over one chunk.
 
     Args (of the generated function): the chunk arrays ``S``, ``D``, ``T``; the states
@@ -113,6 +129,17 @@ def activation_step(prog: Program, m: int) -> str:
     and ``k`` (``va, ra, vk, rk``) and the columns' (``VB, RB, VK, RK``); ``CO`` (pairs
     of one input twice); ``det`` (the input's determinant is carried in ``D[a]``);
     ``zero`` (the activation passes no gradient); ``ntk``.
+
+    Args:
+        prog: The program.
+        m: The activation's number.
+        pos: Whether its layer map has a cheaper variant ``_a{m}_pair_pos`` for
+            ``S12 > 0`` (used for a whole chunk where every covariance is positive, and
+            entry by entry otherwise, so that no entry depends on the others; this rare
+            case calls the layer maps ``_a{m}c_...`` that Numba does not inline).
+
+    Returns:
+        The function's source.
     """
     lines = [
         '@numba.njit(cache=True, error_model="numpy")',
@@ -121,11 +148,21 @@ def activation_step(prog: Program, m: int) -> str:
         f"{_IND}if not det:  # formed by subtraction, into the unused row of state a",
         f"{2 * _IND}for q in range(m):",
         f"{3 * _IND}D[a, q] = _sel(CO[q], 0.0, _cdet(va, S[a, q], VB[q]))",
-        f"{_IND}if ntk:",
     ]
-    lines += [2 * _IND + line for line in _act_loop(prog, m, True)]
-    lines.append(f"{_IND}else:")
-    lines += [2 * _IND + line for line in _act_loop(prog, m, False)]
+    if pos:
+        lines += [
+            f"{_IND}pos = True",
+            f"{_IND}for q in range(m):",
+            f"{2 * _IND}pos &= S[a, q] > 0.0",
+        ]
+        cases = [("pos and ntk", "pos", True), ("pos", "pos", False)]
+        cases += [("ntk", "both", True), ("", "both", False)]
+    else:
+        cases = [("ntk", "any", True), ("", "any", False)]
+    for i, (test, variant, ntk) in enumerate(cases):
+        head = f"if {test}:" if i == 0 else (f"elif {test}:" if test else "else:")
+        lines.append(_IND + head)
+        lines += [2 * _IND + line for line in _act_loop(prog, m, ntk, variant)]
     return "\n".join(lines) + "\n"
 
 

@@ -75,22 +75,28 @@ def _arch_regions() -> dict[str, str]:
     return parse_regions(text, "arch_runtime.py")
 
 
-def _activation_code(prog: Program, m: int) -> str:
-    """The layer map and diagonal map of activation ``m``, named ``_a{m}_pair_any``, ...
+def _activation_code(prog: Program, m: int) -> tuple[str, bool]:
+    """The layer map and diagonal map of activation ``m`` (twice), whether it has a pos variant.
 
-    The next determinant is printed only where the kernel uses it (the families of
-    :data:`~ntksym.codegen.arch_program.STABLE_DET_FAMILIES`): GELU's, unused, took most
-    of the generation time.
+    The pos variant is a cheaper map for ``S12 > 0``.
+    ``_a{m}_pair_any``, ``_a{m}_pair_pos``, ``_a{m}_diag`` are inlined by Numba where they
+    are called (the hot loops, which LLVM then vectorises); ``_a{m}c_pair_any``, ... are
+    the same code left as calls (the rare chunks with covariances of both signs): inlining
+    every loop made the compile several times longer. The next determinant is printed
+    only where the kernel uses it (:attr:`Program.trusted`): GELU's, unused, took most of
+    the generation time.
     """
     spec = prog.specs[m] if prog.trusted[m] else replace(prog.specs[m], det=None)
     rs = render_spec(spec, "numba")
-    decorator = '@numba.njit(cache=True, error_model="numpy", inline="always")'
-    code = (
-        _environment()
-        .get_template("_layer.py.jinja")
-        .render(spec=rs, decorator=decorator, vec=False)
-    )
-    return _PAIR_NAMES.sub(lambda mt: f"_a{m}{mt.group(1)}", code)
+    template = _environment().get_template("_layer.py.jinja")
+    out = []
+    for decorator, tag in (
+        ('@numba.njit(cache=True, error_model="numpy", inline="always")', ""),
+        ('@numba.njit(cache=True, error_model="numpy")', "c"),
+    ):
+        code = template.render(spec=rs, decorator=decorator, vec=False)
+        out.append(_PAIR_NAMES.sub(lambda mt, t=tag: f"_a{m}{t}{mt.group(1)}", code))
+    return "\n\n".join(out), rs.pos_variant
 
 
 def _det_near_code() -> str:
@@ -103,6 +109,7 @@ def _det_near_code() -> str:
 def fused_source(prog: Program) -> str:
     """The source of the fused module of ``prog``, header included."""
     regions = _arch_regions()
+    acts = [_activation_code(prog, m) for m in range(len(prog.specs))]
     doc = [f"{m}: sigma(u) = {sp.sstr(s.activation.expr)}" for m, s in enumerate(prog.specs)]
     body = (
         _environment()
@@ -111,9 +118,9 @@ def fused_source(prog: Program) -> str:
             states=len(prog.steps),
             output=prog.output,
             activation_doc=doc or ["(none)"],
-            activation_code=[_activation_code(prog, m) for m in range(len(prog.specs))],
+            activation_code=[code for code, _ in acts],
             pair_helpers=regions["pair_helpers"],
-            activation_steps=[activation_step(prog, m) for m in range(len(prog.specs))],
+            activation_steps=[activation_step(prog, m, p) for m, (_, p) in enumerate(acts)],
             dispatch=dispatch_source(prog),
             prep=_det_near_code() + "\n\n" + regions["prep"],
             tables=tables_source(prog),
