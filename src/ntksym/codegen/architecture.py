@@ -3,10 +3,13 @@
 :func:`fused_kernel` lowers a network description (:mod:`ntksym.architecture.description`)
 to a program of layer maps (:mod:`ntksym.codegen.arch_program`), writes one Numba module
 for it (:mod:`ntksym.codegen.arch_emit` and the template
-``arch_templates/fused_numba.py.jinja``) and imports it. The module computes each Gram
-entry through every layer in local variables, in parallel blocks of rows, without an
-N x N temporary per layer: the outputs (written over the Gram product ``X1 @ X2.T``)
-and one NTK array are all the memory it takes.
+``arch_templates/fused_numba.py.jinja``) and imports it. The module is *layer-major*: per
+chunk of at most 256 columns of one row, each step of the program is one short loop over
+chunk arrays (one row per state: covariance, carried determinant, NTK), in parallel
+blocks of rows; the program enters as tables, so a network's depth adds no code to
+compile. Without an N x N temporary per layer: the outputs (written over the Gram product
+``X1 @ X2.T``), one NTK array (only when asked), each input's variance at every state and
+O(states x 256) scratch per thread are all the memory it takes.
 
 Modules are cached in memory by the description (equal descriptions hash equal) and on
 disk by the hash of their source, in ``$NTKSYM_CACHE_DIR/kernels/arch_<hash>.py`` beside
