@@ -292,15 +292,46 @@ def _run_steps(PI, PF, i, c0, c1, G, V1, R1, V2, R2, n0f, S, D, T, DX, DN, OM, C
 
 
 # region loops
-@numba.njit(parallel=True, cache=True, error_model="numpy")
-def _fused(PI, PF, out, G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f, K, T, ntk, sym, rows):
-    """Every row of K(X1, X2) (with sym, X2 is X1: the upper triangle, then mirrored),
-    in blocks of `rows` rows run in parallel, each row in chunks of 256 columns. K may be
-    G itself: a chunk is read, then written; the mirrored writes go to the lower
-    triangle, which is never read."""
+@numba.njit(cache=True, error_model="numpy")
+def _block(PI, PF, out, i0, i1, G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f, K, T, ntk, sym):
+    """Rows i0..i1-1 (with sym, row i from column i on, then mirrored), each row in chunks
+    of 256 columns. K may be G itself: a chunk is read, then written; the mirrored writes
+    go to the lower triangle, which is never read."""
     n = G.shape[0]
     n2 = G.shape[1]
     ns = PI.shape[0]
+    S = numpy.empty((ns, 256))
+    D = numpy.empty((ns, 256))
+    TT = numpy.empty((ns if ntk else 1, 256))
+    DX = numpy.empty(256)
+    DN = numpy.empty(256)
+    OM = numpy.empty(256)
+    CO = numpy.empty(256, dtype=numpy.bool_)
+    for r in range(i0, i1):
+        for c0 in range(r if sym else 0, n2, 256):
+            c1 = min(c0 + 256, n2)
+            _prep(r, c0, c1, G, a1, a2, sq1, sq2, X1, X2, DX, DN, OM, CO)
+            cols = (G, V1, R1, V2, R2, n0f, S, D, TT, DX, DN, OM, CO, ntk)
+            _run_steps(PI, PF, r, c0, c1, *cols)
+            for q in range(c1 - c0):
+                K[r, c0 + q] = S[out, q]
+            if ntk:
+                for q in range(c1 - c0):
+                    T[r, c0 + q] = TT[out, q]
+    if sym:
+        for c in range(i0 + 1, n):
+            for r in range(i0, min(i1, c)):
+                K[c, r] = K[r, c]
+                if ntk:
+                    T[c, r] = T[r, c]
+
+
+@numba.njit(parallel=True, cache=True, error_model="numpy")
+def _fused(PI, PF, out, G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f, K, T, ntk, sym, rows):
+    """Every row of K(X1, X2) (with sym, X2 is X1: the upper triangle, then mirrored), in
+    blocks of `rows` rows run in parallel (the loop body is one call: Numba's parallel
+    compilation is costly per line of its body)."""
+    n = G.shape[0]
     nb = (n + rows - 1) // rows
     for t in numba.prange(nb):
         # with sym, blocks 0, nb-1, 1, nb-2, ...: long and short rows alternate
@@ -308,30 +339,8 @@ def _fused(PI, PF, out, G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f, K, T, 
         blk = (half if t % 2 == 0 else nb - 1 - half) if sym else t
         i0 = rows * blk
         i1 = min(i0 + rows, n)
-        S = numpy.empty((ns, 256))
-        D = numpy.empty((ns, 256))
-        TT = numpy.empty((ns if ntk else 1, 256))
-        DX = numpy.empty(256)
-        DN = numpy.empty(256)
-        OM = numpy.empty(256)
-        CO = numpy.empty(256, dtype=numpy.bool_)
-        for r in range(i0, i1):
-            for c0 in range(r if sym else 0, n2, 256):
-                c1 = min(c0 + 256, n2)
-                _prep(r, c0, c1, G, a1, a2, sq1, sq2, X1, X2, DX, DN, OM, CO)
-                cols = (G, V1, R1, V2, R2, n0f, S, D, TT, DX, DN, OM, CO, ntk)
-                _run_steps(PI, PF, r, c0, c1, *cols)
-                for q in range(c1 - c0):
-                    K[r, c0 + q] = S[out, q]
-                if ntk:
-                    for q in range(c1 - c0):
-                        T[r, c0 + q] = TT[out, q]
-        if sym:
-            for c in range(i0 + 1, n):
-                for r in range(i0, min(i1, c)):
-                    K[c, r] = K[r, c]
-                    if ntk:
-                        T[c, r] = T[r, c]
+        args = (G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f, K, T, ntk, sym)
+        _block(PI, PF, out, i0, i1, *args)
 
 
 def _same_rows(X1, X2, G, sq1, sq2):
