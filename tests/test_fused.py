@@ -134,3 +134,46 @@ def test_networks_it_does_not_cover_fall_back_or_are_refused():
     assert architecture.supported(bad.description)
     with pytest.raises(InputError, match="must follow a Dense layer"):
         bad.kernel_fn(np.ones((300, 4)))
+
+
+def test_layer_major_chunks_match_the_layer_path_at_ragged_sizes(fused):
+    # 300 and 290 columns: a full 256-column chunk and a ragged one, row blocks of 16 and
+    # less; symmetric rows start their chunks on the diagonal, so chunk edges move per row
+    rng = np.random.default_rng(17)
+    X = rng.standard_normal((300, 6))
+    X[1] = X[0] + 1e-8 * rng.standard_normal(6)  # a near-parallel pair in a chunk
+    layers = NET.kernel_fn(X, backend="layers")
+    K, T = fused(X)
+    assert rel(K, layers.nngp) < 4e-15 and rel(T, layers.ntk) < 4e-15
+    np.testing.assert_array_equal(K, K.T)
+    np.testing.assert_array_equal(T, T.T)
+    K_only, none = fused(X, ntk=False)  # the NNGP alone: no NTK array
+    assert none is None
+    np.testing.assert_array_equal(K_only, K)
+    Y = rng.standard_normal((290, 6))
+    Y[5] = X[3]  # a twin across the two sets
+    cross = NET.kernel_fn(X[:37], Y, backend="layers")
+    K12, T12 = fused(X[:37], Y)
+    assert rel(K12, cross.nngp) < 4e-15 and rel(T12, cross.ntk) < 4e-15
+    np.testing.assert_array_equal(fused(X[:37], Y, ntk=False)[0], K12)
+
+
+def test_lowering_goes_through_the_walk():
+    # Dropout in test mode is the identity (the walk drops it); in train mode it has no
+    # generated map
+    base = [stax.Dense(4, 1.1, 0.2), stax.Relu()]
+    plain = lower(stax.serial(*base, stax.Dense(1)).description)
+    dropped = lower(stax.serial(*base, stax.Dropout(0.5, mode="test"), stax.Dense(1)).description)
+    assert dropped == plain
+    train = stax.serial(*base, stax.Dropout(0.5, mode="train"), stax.Dense(1))
+    assert "Dropout" in architecture.supported(train.description)
+    # the program: one step per state in evaluation order, a sum reads both branches
+    res = stax.serial(
+        stax.Dense(4),
+        stax.FanOut(2),
+        stax.parallel(stax.Dense(4), stax.Identity()),
+        stax.FanInSum(),
+    )
+    prog = lower(res.description)
+    assert [s.kind for s in prog.steps] == ["input_dense", "dense", "sum"]
+    assert prog.steps[2].src == (1, 0) and prog.output == 2

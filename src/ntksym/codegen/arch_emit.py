@@ -1,21 +1,21 @@
-"""The network-specific Python of a fused kernel: ``_diag_rows`` and ``_row``.
+"""The network-specific Python of a fused kernel: its program tables and activation steps.
 
-Both are written from a :class:`~ntksym.codegen.arch_program.Program`, one line (or a
-few) per step, in variables named by state number ``k``: ``s{k}`` (the covariance of the
-pair), ``d{k}`` (its determinant, where carried), ``t{k}`` (the NTK), ``va{k}``/``ra{k}``
-(the row input's variance at that state and its square root) and ``vb{k}``/``rb{k}``
-(the column input's). The maps are :mod:`ntksym.kernels.layer_maps`'s, written per pair:
+A fused module (:mod:`ntksym.codegen.architecture`) is layer-major: per chunk of at most
+256 columns of one row, each step of the network's program
+(:class:`~ntksym.codegen.arch_program.Program`) is one short loop over the chunk
+(``arch_runtime.py``, region ``steps``). What depends on the network is written here:
 
-* first Dense layer (``c = W2 / n0``): ``S12 = c x.x' + B2``,
-  ``D = c^2 det_x + c B2 ((|x| - |x'|)^2 + 2 (|x||x'| - x.x'))`` from the inputs'
-  own determinant, formed without cancellation (``_prep``);
-* Dense: ``S12 -> W2 S12 + B2``, ``D -> W2^2 D + W2 B2 ((R11 - R22)^2 + 2 gap)``,
-  ``Theta -> W2 Theta + S12'`` (NTK) or ``W2 Theta + n_in S12 + [bias]`` (standard);
-* activation: the generated layer map of its family (``_a{m}_pair_any``) with
-  ``W2 = 1``, ``B2 = 0``: ``E[sigma sigma]``, ``E[sigma' sigma']`` and, for the families
-  that carry it, the output's determinant; ``Theta -> Theta E[sigma' sigma']``;
-* LayerNorm: every entry divided by ``sqrt((eps + S11)(eps + S22))``;
-* a sum of two branches: everything summed, the determinant as a sum of gaps.
+* two tables, one row per step (:func:`tables_source`): the integers of
+  :data:`INT_COLUMNS` and the floats of :data:`FLOAT_COLUMNS`, read by the static
+  interpreter ``_run_steps``; a network's depth adds rows, not code to compile;
+* per distinct activation ``m``, its chunk loop ``_a{m}_step`` (:func:`activation_step`)
+  around the generated layer map ``_a{m}_pair_any`` of its family, with ``W2 = 1``,
+  ``B2 = 0``: ``E[sigma sigma]``, ``E[sigma' sigma']`` and, for the families whose map
+  carries it (:attr:`Program.trusted`), the output's determinant; ``Theta -> Theta
+  E[sigma' sigma']``; where the input's determinant is not carried it is formed first by
+  subtraction (Dekker's products, ``_cdet``);
+* the dispatchers ``_act_step`` and ``_act_diag`` from an activation's number to its
+  functions (:func:`dispatch_source`).
 
 Only numbers taken from the description (``repr`` of floats and integers) and state
 numbers enter this code; the activations enter as SymPy-printed layer maps
@@ -27,7 +27,21 @@ from __future__ import annotations
 from ntksym.codegen.arch_program import Program, Step
 from ntksym.dual.stable import U
 
-__all__ = ["diag_rows_source", "row_source"]
+__all__ = [
+    "FLOAT_COLUMNS",
+    "INT_COLUMNS",
+    "KINDS",
+    "activation_step",
+    "dispatch_source",
+    "tables_source",
+]
+
+#: The step kinds, numbered as in the table's first column.
+KINDS = ("input_dense", "dense", "act", "layer_norm", "sum")
+#: The integer columns of the program table.
+INT_COLUMNS = ("kind", "out", "a", "b", "act", "standard", "det", "zero_ntk")
+#: The float columns of the program table (``width`` is ``s_in`` on the inputs).
+FLOAT_COLUMNS = ("w2", "b2", "width", "bias", "eps")
 
 _IND = "    "
 
@@ -36,92 +50,40 @@ def _f(x: float) -> str:
     return repr(float(x))
 
 
-def _diag_line(step: Step) -> str:
-    k = step.out
-    if step.kind == "input_dense":
-        return f"v{k} = {_f(step.w2)} / n0f * sq[i] + {_f(step.b2)}"
+def _int_row(step: Step, prog: Program) -> list[int]:
     a = step.src[0] if step.src else -1
-    if step.kind == "dense":
-        return f"v{k} = {_f(step.w2)} * v{a} + {_f(step.b2)}"
-    if step.kind == "act":
-        return f"v{k} = _a{step.act}_diag(v{a})"
-    if step.kind == "layer_norm":
-        return f"v{k} = v{a} / ({_f(step.eps)} + v{a})"
-    return f"v{k} = v{step.src[0]} + v{step.src[1]}"
+    b = step.src[1] if len(step.src) > 1 else -1
+    # whether the determinant the step reads (a sum: the one it forms) is carried
+    det = prog.det_known[step.out] if step.kind in ("sum", "input_dense") else prog.det_known[a]
+    kind = KINDS.index(step.kind)
+    return [kind, step.out, a, b, step.act, int(step.standard), int(det), int(step.zero_ntk)]
 
 
-def diag_rows_source(prog: Program) -> str:
-    """``_diag_rows(sq, n0f, V, R)``: every state's variance of each input, and its root."""
-    lines = [
-        '@numba.njit(cache=True, error_model="numpy")',
-        "def _diag_rows(sq, n0f, V, R):",
-        f'{_IND}"""Each input\'s variance at every state (V[i, k]) and its square root."""',
-        f"{_IND}for i in range(sq.shape[0]):",
-    ]
-    for step in prog.steps:
-        k = step.out
-        lines.append(2 * _IND + _diag_line(step))
-        lines.append(f"{2 * _IND}V[i, {k}] = v{k}")
-        lines.append(f"{2 * _IND}R[i, {k}] = math.sqrt(v{k})")
+def _float_row(step: Step) -> list[str]:
+    width = float(step.s_in) if step.kind == "input_dense" else (step.width or 0.0)
+    return [_f(step.w2), _f(step.b2), _f(width), "1.0" if step.bias else "0.0", _f(step.eps)]
+
+
+def tables_source(prog: Program) -> str:
+    """``NSTATES``, ``OUTPUT`` and the tables ``PROGRAM_I``, ``PROGRAM_F`` as module code."""
+    ints = [_int_row(s, prog) for s in prog.steps]
+    floats = [_float_row(s) for s in prog.steps]
+    lines = [f"NSTATES = {len(prog.steps)}", f"OUTPUT = {prog.output}"]
+    lines.append(f"# columns: {', '.join(INT_COLUMNS)}")
+    lines.append("PROGRAM_I = numpy.array(")
+    lines.append(f"{_IND}[")
+    lines += [f"{2 * _IND}[{', '.join(map(str, r))}]," for r in ints]
+    lines.append(f"{_IND}],")
+    lines.append(f"{_IND}dtype=numpy.int64,")
+    lines.append(")")
+    lines.append(f"# columns: {', '.join(FLOAT_COLUMNS)}")
+    lines.append("PROGRAM_F = numpy.array(")
+    lines.append(f"{_IND}[")
+    lines += [f"{2 * _IND}[{', '.join(r)}]," for r in floats]
+    lines.append(f"{_IND}],")
+    lines.append(f"{_IND}dtype=numpy.float64,")
+    lines.append(")")
     return "\n".join(lines) + "\n"
-
-
-def _ntk_width(step: Step) -> str:
-    """The standard NTK's input width ``n_in / s_in`` as code."""
-    if step.width is not None:
-        return _f(step.width)
-    return "n0f" if step.s_in == 1 else f"(n0f / {_f(step.s_in)})"
-
-
-def _dense_lines(step: Step, prog: Program, ntk: bool) -> list[str]:
-    k, w2, b2 = step.out, _f(step.w2), _f(step.b2)
-    bias = "1.0" if step.bias else "0.0"
-    if step.kind == "input_dense":
-        out = [f"s{k} = c{k} * g + {b2}"]
-        if step.b2 == 0.0:
-            out.append(f"d{k} = c{k} * c{k} * dx")
-        else:
-            out.append(f"d{k} = c{k} * c{k} * dx + c{k} * {b2} * (dn * dn + om)")
-        if ntk:
-            std = f"t{k} = {_ntk_width(step)} * (g / n0f) + {bias}"
-            out.append(std if step.standard else f"t{k} = s{k}")
-        return out
-    a = step.src[0]
-    out = [f"s{k} = {w2} * s{a} + {b2}"]
-    if prog.det_known[a]:
-        w4 = _f(step.w2 * step.w2)
-        if step.b2 == 0.0:
-            out.append(f"d{k} = {w4} * d{a}")
-        else:
-            gap = f"_gap(ra{a} * rb{a}, s{a}, d{a})"
-            more = f"{_f(step.w2 * step.b2)} * ((ra{a} - rb{a}) ** 2 + 2.0 * {gap})"
-            out.append(f"d{k} = _sel(co, 0.0, {w4} * d{a} + {more})")
-    if ntk:
-        if step.standard:
-            out.append(f"t{k} = {w2} * t{a} + {_ntk_width(step)} * s{a} + {bias}")
-        else:
-            out.append(f"t{k} = {w2} * t{a} + s{k}")
-    return out
-
-
-def _act_lines(step: Step, prog: Program, ntk: bool) -> list[str]:
-    k, a, m = step.out, step.src[0], step.act
-    out = []
-    if prog.det_known[a]:
-        det = f"d{a}"
-    else:
-        det = f"x{k}"
-        out.append(f"x{k} = _sel(co, 0.0, _cdet(va{a}, s{a}, vb{a}))")
-    args = f"va{a}, vb{a}, s{a}, {det}, va{k}, vb{k}, 1.0, 0.0, ra{a}, rb{a}, ra{k}, rb{k}"
-    if _uses_gap(prog, m):
-        args += f", ra{a} - rb{a}"
-    out.append(f"e{k}, ed{k}, dn{k} = _a{m}_pair_any({args})")
-    out.append(f"s{k} = e{k}")
-    if prog.trusted[m]:
-        out.append(f"d{k} = _sel(co, 0.0, _fin(dn{k}, _cdet(va{k}, s{k}, vb{k})))")
-    if ntk:
-        out.append(f"t{k} = 0.0" if step.zero_ntk else f"t{k} = t{a} * ed{k}")
-    return out
 
 
 def _uses_gap(prog: Program, m: int) -> bool:
@@ -131,75 +93,98 @@ def _uses_gap(prog: Program, m: int) -> bool:
     return any(U in e.free_symbols for e in exprs)
 
 
-def _norm_lines(step: Step, prog: Program, ntk: bool) -> list[str]:
-    k, a, eps = step.out, step.src[0], _f(step.eps)
-    out = [
-        f"p{k} = ({eps} + va{a}) * ({eps} + vb{a})",
-        f"h{k} = math.sqrt(p{k})",
-        f"s{k} = s{a} / h{k}",
-    ]
-    if prog.det_known[a]:
-        out.append(f"d{k} = d{a} / p{k}")
-    if ntk:
-        out.append(f"t{k} = t{a} / h{k}")
-    return out
+def _act_loop(prog: Program, m: int, ntk: bool, variant: str) -> list[str]:
+    """The loop of activation ``m`` over a chunk, by its map's ``variant``.
 
-
-def _sum_lines(step: Step, prog: Program, ntk: bool) -> list[str]:
-    k, (a, b) = step.out, step.src
-    out = [f"s{k} = s{a} + s{b}"]
-    if prog.det_known[k]:
-        near = f"(s{a} > 0.0) & (s{b} > 0.0)"
-        gaps = f"xa{k} * xa{k} + 2.0 * ma{k} * gb{k} + 2.0 * mb{k} * ga{k} - 2.0 * ga{k} * gb{k}"
-        direct = f"va{a} * vb{b} + va{b} * vb{a} - 2.0 * s{a} * s{b}"
-        out += [
-            f"ma{k} = ra{a} * rb{a}",
-            f"mb{k} = ra{b} * rb{b}",
-            f"ga{k} = _gap(ma{k}, s{a}, d{a})",
-            f"gb{k} = _gap(mb{k}, s{b}, d{b})",
-            f"xa{k} = math.sqrt(va{a} * vb{b}) - math.sqrt(va{b} * vb{a})",
-            f"cr{k} = _sel({near}, {gaps}, {direct})",
-            f"d{k} = _sel(co, 0.0, _max(d{a} + d{b} + cr{k}, 0.0))",
+    ``"any"``: the general map; ``"pos"``: the cheaper one (every covariance of the chunk
+    is > 0); ``"both"``: the cheaper one where ``S12 > 0``, the general one elsewhere.
+    """
+    args = "va, VB[q], S[a, q], D[a, q], vk, VK[q], 1.0, 0.0, ra, RB[q], rk, RK[q]"
+    if _uses_gap(prog, m):
+        args += ", ra - RB[q]"
+    if variant == "both":  # (rare: calls, not inlined)
+        body = [
+            f"e1, ed1, dn1 = _a{m}c_pair_pos({args})",
+            f"e0, ed0, dn0 = _a{m}c_pair_any({args})",
+            "p = S[a, q] > 0.0",
+            "e = _sel(p, e1, e0)",
+            "ed = _sel(p, ed1, ed0)",
+            "dn = _sel(p, dn1, dn0)",
         ]
+    else:
+        body = [f"e, ed, dn = _a{m}_pair_{variant}({args})"]
+    body.append("S[k, q] = e")
+    if prog.trusted[m]:
+        body.append("D[k, q] = _sel(CO[q], 0.0, _fin(dn, _cdet(vk, e, VK[q])))")
     if ntk:
-        out.append(f"t{k} = t{a} + t{b}")
-    return out
+        body.append("T[k, q] = _sel(zero, 0.0, T[a, q] * ed)")
+    return ["for q in range(m):"] + [_IND + line for line in body]
 
 
-_EMIT = {
-    "input_dense": _dense_lines,
-    "dense": _dense_lines,
-    "act": _act_lines,
-    "layer_norm": _norm_lines,
-    "sum": _sum_lines,
-}
+def activation_step(prog: Program, m: int, pos: bool) -> str:
+    """``_a{m}_step``: activation ``m`` from state ``a`` to state ``k`` over one chunk.
 
+    Args (of the generated function): the chunk arrays ``S``, ``D``, ``T``; the states
+    ``a``, ``k``; the chunk's length ``m``; the row input's variances and roots at ``a``
+    and ``k`` (``va, ra, vk, rk``) and the columns' (``VB, RB, VK, RK``); ``CO`` (pairs
+    of one input twice); ``det`` (the input's determinant is carried in ``D[a]``);
+    ``zero`` (the activation passes no gradient); ``ntk``.
 
-def row_source(prog: Program) -> str:
-    """``_row(...)``: every state of every pair of row i (columns j0 on), outputs into K, T.
+    Args:
+        prog: The program.
+        m: The activation's number.
+        pos: Whether its layer map has a cheaper variant ``_a{m}_pair_pos`` for
+            ``S12 > 0`` (used for a whole chunk where every covariance is positive, and
+            entry by entry otherwise, so that no entry depends on the others; this rare
+            case calls the layer maps ``_a{m}c_...`` that Numba does not inline).
 
-    One loop computes the NTK too (a few products per layer) and stores it only when
-    asked: a second loop without it would double the compile time.
+    Returns:
+        The function's source.
     """
     lines = [
         '@numba.njit(cache=True, error_model="numpy")',
-        "def _row(i, j0, G, V1, R1, V2, R2, DX, DN, OM, CO, n0f, K, T, ntk):",
-        f'{_IND}"""Row i of the kernels from column j0 on: the whole network per pair."""',
+        f"def _a{m}_step(S, D, T, a, k, m, va, ra, vk, rk, VB, RB, VK, RK, CO, det, zero, ntk):",
+        f'{_IND}"""Activation {m} from state a to state k on one chunk of a row."""',
+        f"{_IND}if not det:  # formed by subtraction, into the unused row of state a",
+        f"{2 * _IND}for q in range(m):",
+        f"{3 * _IND}D[a, q] = _sel(CO[q], 0.0, _cdet(va, S[a, q], VB[q]))",
     ]
-    for step in prog.steps:
-        k = step.out
-        lines.append(f"{_IND}va{k} = V1[i, {k}]")
-        lines.append(f"{_IND}ra{k} = R1[i, {k}]")
-        if step.kind == "input_dense":
-            lines.append(f"{_IND}c{k} = {_f(step.w2)} / n0f")
-    body = ["j = j0 + q", "g = G[i, j]", "dx = DX[q]", "dn = DN[q]", "om = OM[q]", "co = CO[q]"]
-    for step in prog.steps:
-        body += [f"vb{step.out} = V2[j, {step.out}]", f"rb{step.out} = R2[j, {step.out}]"]
-    for step in prog.steps:
-        body += _EMIT[step.kind](step, prog, True)
-    body.append(f"K[i, j] = s{prog.output}")
-    lines.append(f"{_IND}for q in range(G.shape[1] - j0):")
-    lines += [2 * _IND + line for line in body]
-    lines.append(f"{2 * _IND}if ntk:")
-    lines.append(f"{3 * _IND}T[i, j] = t{prog.output}")
+    if pos:
+        lines += [
+            f"{_IND}pos = True",
+            f"{_IND}for q in range(m):",
+            f"{2 * _IND}pos &= S[a, q] > 0.0",
+        ]
+        cases = [("pos and ntk", "pos", True), ("pos", "pos", False)]
+        cases += [("ntk", "both", True), ("", "both", False)]
+    else:
+        cases = [("ntk", "any", True), ("", "any", False)]
+    for i, (test, variant, ntk) in enumerate(cases):
+        head = f"if {test}:" if i == 0 else (f"elif {test}:" if test else "else:")
+        lines.append(_IND + head)
+        lines += [2 * _IND + line for line in _act_loop(prog, m, ntk, variant)]
     return "\n".join(lines) + "\n"
+
+
+def dispatch_source(prog: Program) -> str:
+    """``_act_step`` and ``_act_diag``: activation number -> its chunk loop, diagonal map."""
+    n = len(prog.specs)
+    step = [
+        '@numba.njit(cache=True, error_model="numpy")',
+        "def _act_step(act, S, D, T, a, k, m, va, ra, vk, rk, VB, RB, VK, RK, CO, det, zero, ntk):",
+        f'{_IND}"""Activation number act from state a to state k on one chunk of a row."""',
+    ]
+    diag = [
+        '@numba.njit(cache=True, error_model="numpy")',
+        "def _act_diag(act, v):",
+        f'{_IND}"""E[sigma(u)^2] for u ~ N(0, v), sigma activation number act."""',
+    ]
+    args = "S, D, T, a, k, m, va, ra, vk, rk, VB, RB, VK, RK, CO, det, zero, ntk"
+    for m in range(n):
+        test = "if" if m == 0 else "elif"
+        step += [f"{_IND}{test} act == {m}:", f"{2 * _IND}_a{m}_step({args})"]
+        diag += [f"{_IND}if act == {m}:", f"{2 * _IND}return _a{m}_diag(v)"]
+    if n == 0:
+        step.append(f"{_IND}return")
+    diag.append(f"{_IND}return math.nan")
+    return "\n".join(step) + "\n\n\n" + "\n".join(diag) + "\n"

@@ -5,8 +5,9 @@ of inputs, a few numbers per *state* (the values of one branch after one layer):
 covariance ``S12``, its determinant ``D`` when it is carried accurately, and the NTK.
 The two variances of a state depend on one input each and are computed once per input
 (``_diag_rows``). :func:`lower` walks a description
-(:mod:`ntksym.architecture.description`) the way :mod:`ntksym.architecture.walk` does and
-records one :class:`Step` per state, in evaluation order.
+(:mod:`ntksym.architecture.description`) with :class:`ntksym.architecture.walk.Walker`
+(the recursion and the structural rules are written there once) and records one
+:class:`Step` per state, in evaluation order.
 
 Networks the fused kernel does not cover are refused with a reason (:class:`Unsupported`):
 an activation without a closed-form dual map (quadrature), a network that ends in several
@@ -22,26 +23,16 @@ where it is next needed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from ntksym.activations import Activation
 from ntksym.activations.registry import affine_parts
-from ntksym.architecture.description import (
-    Dense,
-    FanInSum,
-    FanOut,
-    Identity,
-    LayerNorm,
-    Net,
-    Nonlinearity,
-    Parallel,
-    Repeat,
-    Serial,
-)
+from ntksym.architecture.description import Dense, Dropout, LayerNorm, Net, Nonlinearity
+from ntksym.architecture.walk import Meta, Walker
 from ntksym.codegen.spec import KernelSpec, kernel_spec
 from ntksym.dual.families import family_of
-from ntksym.errors import NTKSymError
+from ntksym.errors import InputError, NTKSymError
 
 __all__ = ["STABLE_DET_FAMILIES", "Program", "Step", "Unsupported", "lower"]
 
@@ -109,14 +100,6 @@ class Program:
     output: int
 
 
-@dataclass(frozen=True)
-class _Meta:
-    width: int | None  # None: the input dimension, known when the kernel is called
-    gaussian: bool = False
-    sources: frozenset[int] = frozenset()
-    is_input: bool = True
-
-
 def _trusted(spec: KernelSpec) -> bool:
     """Whether the activation's stable map carries an accurate determinant."""
     act = spec.activation
@@ -129,13 +112,19 @@ def _trusted(spec: KernelSpec) -> bool:
 
 
 class _Lowering:
+    """The :class:`~ntksym.architecture.walk.Ops` whose payload is a state number.
+
+    The walk (:class:`~ntksym.architecture.walk.Walker`) does the recursion and checks the
+    description's rules; each method here records the step of one layer. The payload of
+    the inputs is None (their width is known only when the kernel is called).
+    """
+
     def __init__(self) -> None:
         self.steps: list[Step] = []
         self.det: list[bool] = []
         self.acts: list[Activation] = []
         self.specs: list[KernelSpec] = []
         self.trusted: list[bool] = []
-        self.dense_count = 0
 
     def add(self, step: Step, det_known: bool) -> int:
         self.steps.append(step)
@@ -156,89 +145,47 @@ class _Lowering:
         self.trusted.append(_trusted(spec))
         return len(self.acts) - 1
 
-    def run(self, net: Net, node: Any) -> Any:
-        if isinstance(net, Serial):
-            for layer in net.layers:
-                node = self.run(layer, node)
-            return node
-        if isinstance(net, Repeat):
-            for _ in range(net.n):
-                node = self.run(net.layer, node)
-            return node
-        if isinstance(net, Identity):
-            return node
-        if isinstance(net, Parallel):
-            if not isinstance(node, list) or len(node) != len(net.branches):
-                raise Unsupported("parallel without as many inputs as branches")
-            return [self.run(b, x) for b, x in zip(net.branches, node, strict=True)]
-        if isinstance(net, FanOut):
-            return [self.single(node)] * net.n
-        if isinstance(net, FanInSum):
-            return self.fan_in_sum(node)
-        state, meta = self.single(node)
-        if isinstance(net, Dense):
-            return self.dense(state, meta, net)
-        if not meta.gaussian:
-            raise Unsupported(f"{net} does not act on a Gaussian field")
-        k = len(self.steps)
-        if isinstance(net, Nonlinearity):
-            m = self.activation(net.activation)
-            if not (net.zero_ntk or self.specs[m].has_ntk):
-                raise Unsupported(f"no generated NTK map for {net}")
-            step = Step("act", k, (state,), act=m, zero_ntk=net.zero_ntk)
-            self.add(step, self.trusted[m])
-            return k, _Meta(meta.width, False, meta.sources, False)
-        if isinstance(net, LayerNorm):
-            self.add(Step("layer_norm", k, (state,), eps=net.eps), self.det[state])
-            return k, meta
-        raise Unsupported(f"not a layer of ntksym.stax: {net!r}")
-
-    @staticmethod
-    def single(node: Any) -> tuple[int | None, _Meta]:
-        if isinstance(node, list):
-            raise Unsupported("a one-input layer applied to several branches")
-        return node  # type: ignore[no-any-return]
-
-    def dense(self, state: int | None, meta: _Meta, layer: Dense) -> tuple[int, _Meta]:
-        self.dense_count += 1
+    def dense(self, p: int | None, meta: Meta, layer: Dense) -> int:
         k = len(self.steps)
         # neural-tangents' width multipliers (s_in, s_out) of the standard
-        # parameterization, where the description carries them: out_dim * s_out outputs,
-        # and the NTK counts the input width as n_in / s_in
-        s_in, s_out = getattr(layer, "s", (1, 1))
+        # parameterization: the NTK counts the input width as n_in / s_in
+        s_in = layer.s[0]
         common = {
             "w2": layer.w_std**2,
             "b2": layer.b2,
             "bias": layer.b_std is not None,
             "standard": layer.parameterization == "standard",
-            "width": None if meta.width is None else meta.width / s_in,
+            "width": None if p is None else meta.width / s_in,
             "s_in": s_in,
         }
-        if state is None:
-            self.add(Step("input_dense", k, **common), True)
-        else:
-            self.add(Step("dense", k, (state,), **common), self.det[state])
-        return k, _Meta(layer.out_dim * s_out, True, frozenset({self.dense_count}), False)
+        if p is None:
+            return self.add(Step("input_dense", k, **common), True)
+        return self.add(Step("dense", k, (p,), **common), self.det[p])
 
-    def fan_in_sum(self, node: Any) -> tuple[int | None, _Meta]:
-        if not isinstance(node, list):
-            raise Unsupported("FanInSum of a single input")
-        metas = [m for _, m in node]
-        if len({m.width for m in metas}) != 1:
-            raise Unsupported("FanInSum of branches of different widths")
-        if len(node) > 1 and not all(m.gaussian for m in metas):
-            raise Unsupported("FanInSum of branches that are not Gaussian")
-        seen: set[int] = set()
-        for m in metas:
-            if seen & m.sources:
-                raise Unsupported("FanInSum of correlated branches")
-            seen |= m.sources
-        state = node[0][0]
-        for other, _ in node[1:]:
+    def nonlinearity(self, p: int | None, layer: Nonlinearity) -> int:
+        assert p is not None  # (the walk lets activations follow Dense layers only)
+        m = self.activation(layer.activation)
+        if not (layer.zero_ntk or self.specs[m].has_ntk):
+            raise Unsupported(f"no generated NTK map for {layer}")
+        k = len(self.steps)
+        step = Step("act", k, (p,), act=m, zero_ntk=layer.zero_ntk)
+        return self.add(step, self.trusted[m])
+
+    def layer_norm(self, p: int | None, layer: LayerNorm) -> int:
+        assert p is not None  # (the walk lets LayerNorm follow Dense layers only)
+        return self.add(Step("layer_norm", len(self.steps), (p,), eps=layer.eps), self.det[p])
+
+    def fan_in_sum(self, ps: Sequence[int | None]) -> int | None:
+        state = ps[0]
+        for other in ps[1:]:
+            assert state is not None and other is not None  # (Gaussian branches only)
             k = len(self.steps)
             self.add(Step("sum", k, (state, other)), self.det[state] and self.det[other])
             state = k
-        return state, _Meta(metas[0].width, metas[0].gaussian, frozenset(seen), False)
+        return state
+
+    def dropout(self, p: int | None, layer: Dropout) -> int | None:
+        raise Unsupported(f"{layer} (in train mode) has no generated layer map")
 
 
 def lower(net: Net) -> Program:
@@ -254,7 +201,11 @@ def lower(net: Net) -> Program:
         Unsupported: The fused kernel does not cover the network (the reason is given).
     """
     lowering = _Lowering()
-    node = lowering.run(net, (None, _Meta(None)))
+    try:
+        # inputs of width 1: the width of the inputs enters no step (it is n0f at run time)
+        node = Walker(lowering).run(net, (None, Meta(1)))
+    except InputError as exc:  # a broken rule: the layer path raises it with its message
+        raise Unsupported(str(exc)) from None
     if isinstance(node, list):
         raise Unsupported(f"the network ends in {len(node)} branches")
     state, _ = node

@@ -1,23 +1,25 @@
 """Static code of the fused kernel of a described network (Numba), copied into each module.
 
 A fused architecture module (:mod:`ntksym.codegen.architecture`) is one generated file
-per network. What depends on the network is written by the generator: ``_diag_rows``
-(every state's diagonal variance for each input, computed once) and ``_row`` (every
-layer for the pairs of one row, the state of each pair held in local variables). The
-regions here do the rest:
+per network. The network enters it as two tables, one row per step of its program
+(:mod:`ntksym.codegen.arch_program`; columns: :data:`ntksym.codegen.arch_emit.INT_COLUMNS`
+and ``FLOAT_COLUMNS``), and as one ``_a{m}_step`` per distinct activation with the
+dispatchers ``_act_step`` and ``_act_diag`` (written by :mod:`ntksym.codegen.arch_emit`).
+The regions here interpret the tables, *layer-major*:
 
-* ``pair_helpers``: the small scalar pieces ``_row`` calls inline: an accurate
-  determinant by subtraction (``_cdet``, Dekker's products) and the gap
-  ``sqrt(S11 S22) - S12`` without cancellation (``_gap``);
+* ``pair_helpers``: an accurate determinant by subtraction (``_cdet``, Dekker's products)
+  and the gap ``sqrt(S11 S22) - S12`` without cancellation (``_gap``);
 * ``prep``: the inputs' own determinant ``|x|^2 |x'|^2 - (x.x')^2``, ``|x| - |x'|`` and
-  ``2 (|x||x'| - x.x')`` for one row, without cancellation for near-parallel pairs (the
-  homogeneous kernels' ``_det_near`` with ``c = 1``, ``B2 = 0``), and which pairs are
-  one input twice;
+  ``2 (|x||x'| - x.x')`` for one chunk of a row, without cancellation for near-parallel
+  pairs (the homogeneous kernels' ``_det_near``), and which pairs are one input twice;
+* ``steps``: every state's variance of each input (``_diag_rows``, once per input), and
+  the program run on one chunk of at most 256 columns of one row (``_run_steps``): each
+  step is one short loop over the chunk, reading and writing the rows of the chunk arrays
+  ``S`` (covariances), ``D`` (determinants, where carried) and ``T`` (NTKs);
 * ``loops``: the parallel loops over blocks of rows and the entry point ``_compute``.
 
-This module runs on its own with the stand-ins below (a network that is one Dense layer
-of weight variance 1 without bias: ``K = x.x'/n0``; ``_det_near`` by subtraction), so
-that it can be linted and tested.
+This module runs on its own with the stand-ins below (one activation, the identity, which
+carries the determinant), so that it can be linted and tested.
 """
 
 # The regions' functions carry no annotations (they are copied as they are), so mypy
@@ -34,6 +36,9 @@ import numba
 import numpy
 
 NSTATES = 1
+PROGRAM_I = numpy.array([[0, 0, -1, -1, -1, 0, 1, 0]], dtype=numpy.int64)
+PROGRAM_F = numpy.array([[1.0, 0.0, 1.0, 0.0, 0.0]])
+OUTPUT = 0
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -44,21 +49,30 @@ def _det_near(g, a, b, X1, i, X2, j, c, B2):
     return c * c * detx + c * B2 * ((a - b) ** 2 + 2.0 * (a * b - g)), a - b
 
 
-@numba.njit(cache=True, error_model="numpy")
-def _diag_rows(sq, n0f, V, R):
-    for i in range(sq.shape[0]):
-        v = sq[i] / n0f
-        V[i, 0] = v
-        R[i, 0] = math.sqrt(v)
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _sel(c, a, b):
+    return a if c else b
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _max(a, b):
+    return a if a >= b else b
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _row(i, j0, G, V1, R1, V2, R2, DX, DN, OM, CO, n0f, K, T, ntk):
-    for q in range(G.shape[1] - j0):
-        s = G[i, j0 + q] / n0f
-        K[i, j0 + q] = s
+def _act_diag(act, v):
+    # stand-in for the generated dispatcher: the identity, E[u^2] = S
+    return v
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _act_step(act, S, D, T, a, k, m, va, ra, vk, rk, VB, RB, VK, RK, CO, det, zero, ntk):
+    # stand-in for the generated dispatcher: the identity (S, D, T pass unchanged)
+    for q in range(m):
+        S[k, q] = S[a, q]
+        D[k, q] = D[a, q]
         if ntk:
-            T[i, j0 + q] = s
+            T[k, q] = 0.0 if zero else T[a, q]
 
 
 # region pair_helpers
@@ -105,16 +119,16 @@ def _fin(dn, fallback):
 
 # region prep
 @numba.njit(cache=True, error_model="numpy")
-def _prep(i, j0, G, a1, a2, sq1, sq2, X1, X2, DX, DN, OM, CO):
-    """Row i from column j0: the inputs' determinant DX, |x| - |x'| (DN),
+def _prep(i, c0, c1, G, a1, a2, sq1, sq2, X1, X2, DX, DN, OM, CO):
+    """Row i, columns c0..c1-1: the inputs' determinant DX, |x| - |x'| (DN),
     2 (|x||x'| - x.x') (OM), each without cancellation, and CO (the same input twice:
     equal squared norms and inner product, so the pair stays one Gaussian)."""
-    m = G.shape[1] - j0
+    m = c1 - c0
     ai = a1[i]
     si = sq1[i]
     near = 0
     for q in range(m):
-        j = j0 + q
+        j = c0 + q
         g = G[i, j]
         b = a2[j]
         ab = ai * b
@@ -125,7 +139,7 @@ def _prep(i, j0, G, a1, a2, sq1, sq2, X1, X2, DX, DN, OM, CO):
         near += (ab > 0.0) & (abs(g) > 0.99 * ab) & (not CO[q])
     if near:
         for q in range(m):
-            j = j0 + q
+            j = c0 + q
             g = G[i, j]
             ab = ai * a2[j]
             if ab > 0.0 and abs(g) > 0.99 * ab and not CO[q]:
@@ -141,14 +155,183 @@ def _prep(i, j0, G, a1, a2, sq1, sq2, X1, X2, DX, DN, OM, CO):
     # endregion prep
 
 
+# region steps
+@numba.njit(cache=True, error_model="numpy")
+def _diag_rows(PI, PF, sq, n0f, V, R):
+    """Each input's variance at every state (V[k, i]) and its square root (R)."""
+    for st in range(PI.shape[0]):
+        kind, k, a, b, act = PI[st, 0], PI[st, 1], PI[st, 2], PI[st, 3], PI[st, 4]
+        w2, b2, eps = PF[st, 0], PF[st, 1], PF[st, 4]
+        for i in range(sq.shape[0]):
+            if kind == 0:
+                v = w2 / n0f * sq[i] + b2
+            elif kind == 1:
+                v = w2 * V[a, i] + b2
+            elif kind == 2:
+                v = _act_diag(act, V[a, i])
+            elif kind == 3:
+                v = V[a, i] / (eps + V[a, i])
+            else:
+                v = V[a, i] + V[b, i]
+            V[k, i] = v
+            R[k, i] = math.sqrt(v)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _input(S, D, T, k, m, g, c, B2, nw, bias, standard, n0f, DX, DN, OM, ntk):
+    """A Dense layer on the inputs (c = W2 / n0): S12 = c x.x' + B2, and its determinant
+    c^2 det_x + c B2 ((|x| - |x'|)^2 + 2 (|x||x'| - x.x')) from the prepared parts."""
+    for q in range(m):
+        S[k, q] = c * g[q] + B2
+    if B2 == 0.0:
+        for q in range(m):
+            D[k, q] = c * c * DX[q]
+    else:
+        for q in range(m):
+            D[k, q] = c * c * DX[q] + c * B2 * (DN[q] * DN[q] + OM[q])
+    if ntk and standard:
+        for q in range(m):
+            T[k, q] = nw * (g[q] / n0f) + bias
+    elif ntk:
+        for q in range(m):
+            T[k, q] = S[k, q]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _dense(S, D, T, a, k, m, W2, B2, nw, bias, standard, ra, RB, CO, det, ntk):
+    """A Dense layer: S12 -> W2 S12 + B2, D -> W2^2 D + W2 B2 ((R11 - R22)^2 + 2 gap),
+    Theta -> W2 Theta + S12' (NTK) or W2 Theta + n_in S12 + [bias] (standard)."""
+    for q in range(m):
+        S[k, q] = W2 * S[a, q] + B2
+    if det and B2 == 0.0:
+        for q in range(m):
+            D[k, q] = (W2 * W2) * D[a, q]
+    elif det:
+        w4 = W2 * W2
+        wb = W2 * B2
+        for q in range(m):
+            gap = _gap(ra * RB[q], S[a, q], D[a, q])
+            d = w4 * D[a, q] + wb * ((ra - RB[q]) ** 2 + 2.0 * gap)
+            D[k, q] = _sel(CO[q], 0.0, d)
+    if ntk and standard:
+        for q in range(m):
+            T[k, q] = W2 * T[a, q] + nw * S[a, q] + bias
+    elif ntk:
+        for q in range(m):
+            T[k, q] = W2 * T[a, q] + S[k, q]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _norm(S, D, T, a, k, m, eps, va, VB, det, ntk):
+    """LayerNorm: every entry divided by sqrt((eps + S11)(eps + S22)) (D by its square)."""
+    for q in range(m):
+        S[k, q] = S[a, q] / math.sqrt((eps + va) * (eps + VB[q]))
+    if det:
+        for q in range(m):
+            D[k, q] = D[a, q] / ((eps + va) * (eps + VB[q]))
+    if ntk:
+        for q in range(m):
+            T[k, q] = T[a, q] / math.sqrt((eps + va) * (eps + VB[q]))
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _sum(S, D, T, a, b, k, m, va, vb, ra, rb, VA, VB, RA, RB, CO, det, ntk):
+    """The sum of two independent branches a and b (va, ra: the row's variances and roots
+    at a and b; VA, RA, VB, RB the columns'): everything summed, the determinant as
+    D_a + D_b + a cross term formed from the two gaps where both covariances are > 0."""
+    for q in range(m):
+        S[k, q] = S[a, q] + S[b, q]
+    if det:
+        for q in range(m):
+            ma = ra * RA[q]
+            mb = rb * RB[q]
+            ga = _gap(ma, S[a, q], D[a, q])
+            gb = _gap(mb, S[b, q], D[b, q])
+            xa = math.sqrt(va * VB[q]) - math.sqrt(vb * VA[q])
+            near = (S[a, q] > 0.0) & (S[b, q] > 0.0)
+            gaps = xa * xa + 2.0 * ma * gb + 2.0 * mb * ga - 2.0 * ga * gb
+            direct = va * VB[q] + vb * VA[q] - 2.0 * S[a, q] * S[b, q]
+            cr = _sel(near, gaps, direct)
+            D[k, q] = _sel(CO[q], 0.0, _max(D[a, q] + D[b, q] + cr, 0.0))
+    if ntk:
+        for q in range(m):
+            T[k, q] = T[a, q] + T[b, q]
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _run_steps(PI, PF, i, c0, c1, G, V1, R1, V2, R2, n0f, S, D, T, DX, DN, OM, CO, ntk):
+    """Every step of the program for row i, columns c0..c1-1 (row k of S, D, T: state k).
+
+    Table columns: kind (0 Dense on the inputs, 1 Dense, 2 activation, 3 LayerNorm,
+    4 sum), out, src a, src b, activation, standard, det (carried), zero NTK; and W2, B2,
+    width (s_in on the inputs), bias, eps.
+    """
+    m = c1 - c0
+    for st in range(PI.shape[0]):
+        kind, k, a, b = PI[st, 0], PI[st, 1], PI[st, 2], PI[st, 3]
+        std = PI[st, 5] != 0
+        det = PI[st, 6] != 0
+        w2, b2, nw, bias = PF[st, 0], PF[st, 1], PF[st, 2], PF[st, 3]
+        if kind == 0:
+            g = G[i, c0:c1]
+            _input(S, D, T, k, m, g, w2 / n0f, b2, n0f / nw, bias, std, n0f, DX, DN, OM, ntk)
+        elif kind == 1:
+            _dense(S, D, T, a, k, m, w2, b2, nw, bias, std, R1[a, i], R2[a, c0:c1], CO, det, ntk)
+        elif kind == 2:
+            VB, RB, VK, RK = V2[a, c0:c1], R2[a, c0:c1], V2[k, c0:c1], R2[k, c0:c1]
+            row = (V1[a, i], R1[a, i], V1[k, i], R1[k, i])
+            zero = PI[st, 7] != 0
+            _act_step(PI[st, 4], S, D, T, a, k, m, *row, VB, RB, VK, RK, CO, det, zero, ntk)
+        elif kind == 3:
+            _norm(S, D, T, a, k, m, PF[st, 4], V1[a, i], V2[a, c0:c1], det, ntk)
+        else:
+            row = (V1[a, i], V1[b, i], R1[a, i], R1[b, i])
+            cols = (V2[a, c0:c1], V2[b, c0:c1], R2[a, c0:c1], R2[b, c0:c1])
+            _sum(S, D, T, a, b, k, m, *row, *cols, CO, det, ntk)
+    # endregion steps
+
+
 # region loops
-@numba.njit(parallel=True, cache=True, error_model="numpy")
-def _fused(G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f, K, T, ntk, sym, rows):
-    """Every row of K(X1, X2) (with sym, X2 is X1: the upper triangle, then mirrored),
-    in blocks of `rows` rows run in parallel. K may be G itself: each entry is read, then
-    written; the mirrored writes go to the lower triangle, which is never read."""
+@numba.njit(cache=True, error_model="numpy")
+def _block(PI, PF, out, i0, i1, G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f, K, T, ntk, sym):
+    """Rows i0..i1-1 (with sym, row i from column i on, then mirrored), each row in chunks
+    of 256 columns. K may be G itself: a chunk is read, then written; the mirrored writes
+    go to the lower triangle, which is never read."""
     n = G.shape[0]
     n2 = G.shape[1]
+    ns = PI.shape[0]
+    S = numpy.empty((ns, 256))
+    D = numpy.empty((ns, 256))
+    TT = numpy.empty((ns if ntk else 1, 256))
+    DX = numpy.empty(256)
+    DN = numpy.empty(256)
+    OM = numpy.empty(256)
+    CO = numpy.empty(256, dtype=numpy.bool_)
+    for r in range(i0, i1):
+        for c0 in range(r if sym else 0, n2, 256):
+            c1 = min(c0 + 256, n2)
+            _prep(r, c0, c1, G, a1, a2, sq1, sq2, X1, X2, DX, DN, OM, CO)
+            cols = (G, V1, R1, V2, R2, n0f, S, D, TT, DX, DN, OM, CO, ntk)
+            _run_steps(PI, PF, r, c0, c1, *cols)
+            for q in range(c1 - c0):
+                K[r, c0 + q] = S[out, q]
+            if ntk:
+                for q in range(c1 - c0):
+                    T[r, c0 + q] = TT[out, q]
+    if sym:
+        for c in range(i0 + 1, n):
+            for r in range(i0, min(i1, c)):
+                K[c, r] = K[r, c]
+                if ntk:
+                    T[c, r] = T[r, c]
+
+
+@numba.njit(parallel=True, cache=True, error_model="numpy")
+def _fused(PI, PF, out, G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f, K, T, ntk, sym, rows):
+    """Every row of K(X1, X2) (with sym, X2 is X1: the upper triangle, then mirrored), in
+    blocks of `rows` rows run in parallel (the loop body is one call: Numba's parallel
+    compilation is costly per line of its body)."""
+    n = G.shape[0]
     nb = (n + rows - 1) // rows
     for t in numba.prange(nb):
         # with sym, blocks 0, nb-1, 1, nb-2, ...: long and short rows alternate
@@ -156,20 +339,8 @@ def _fused(G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f, K, T, ntk, sym, row
         blk = (half if t % 2 == 0 else nb - 1 - half) if sym else t
         i0 = rows * blk
         i1 = min(i0 + rows, n)
-        DX = numpy.empty(n2)
-        DN = numpy.empty(n2)
-        OM = numpy.empty(n2)
-        CO = numpy.empty(n2, dtype=numpy.bool_)
-        for r in range(i0, i1):
-            j0 = r if sym else 0
-            _prep(r, j0, G, a1, a2, sq1, sq2, X1, X2, DX, DN, OM, CO)
-            _row(r, j0, G, V1, R1, V2, R2, DX, DN, OM, CO, n0f, K, T, ntk)
-        if sym:
-            for c in range(i0 + 1, n):
-                for r in range(i0, min(i1, c)):
-                    K[c, r] = K[r, c]
-                    if ntk:
-                        T[c, r] = T[r, c]
+        args = (G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f, K, T, ntk, sym)
+        _block(PI, PF, out, i0, i1, *args)
 
 
 def _same_rows(X1, X2, G, sq1, sq2):
@@ -196,21 +367,22 @@ def _compute(X1, X2, ntk=True):
         _same_rows(X1, X2, G, sq1, sq2)
     a1 = numpy.sqrt(sq1)
     a2 = a1 if sym else numpy.sqrt(sq2)
-    V1 = numpy.empty((X1.shape[0], NSTATES))
+    V1 = numpy.empty((NSTATES, X1.shape[0]))
     R1 = numpy.empty_like(V1)
-    _diag_rows(sq1, n0f, V1, R1)
+    _diag_rows(PROGRAM_I, PROGRAM_F, sq1, n0f, V1, R1)
     if sym:
         V2, R2 = V1, R1
     else:
-        V2 = numpy.empty((X2.shape[0], NSTATES))
+        V2 = numpy.empty((NSTATES, X2.shape[0]))
         R2 = numpy.empty_like(V2)
-        _diag_rows(sq2, n0f, V2, R2)
+        _diag_rows(PROGRAM_I, PROGRAM_F, sq2, n0f, V2, R2)
     K = G
     T = numpy.empty_like(G) if ntk else G
     if sym:
         rows = 16
     else:
         rows = max(1, min(16, X1.shape[0] // (4 * numba.get_num_threads())))
-    _fused(G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f, K, T, ntk, sym, rows)
+    args = (G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f, K, T, ntk, sym, rows)
+    _fused(PROGRAM_I, PROGRAM_F, OUTPUT, *args)
     return K, (T if ntk else None)
     # endregion loops

@@ -3,10 +3,13 @@
 :func:`fused_kernel` lowers a network description (:mod:`ntksym.architecture.description`)
 to a program of layer maps (:mod:`ntksym.codegen.arch_program`), writes one Numba module
 for it (:mod:`ntksym.codegen.arch_emit` and the template
-``arch_templates/fused_numba.py.jinja``) and imports it. The module computes each Gram
-entry through every layer in local variables, in parallel blocks of rows, without an
-N x N temporary per layer: the outputs (written over the Gram product ``X1 @ X2.T``)
-and one NTK array are all the memory it takes.
+``arch_templates/fused_numba.py.jinja``) and imports it. The module is *layer-major*: per
+chunk of at most 256 columns of one row, each step of the program is one short loop over
+chunk arrays (one row per state: covariance, carried determinant, NTK), in parallel
+blocks of rows; the program enters as tables, so a network's depth adds no code to
+compile. Without an N x N temporary per layer: the outputs (written over the Gram product
+``X1 @ X2.T``), one NTK array (only when asked), each input's variance at every state and
+O(states x 256) scratch per thread are all the memory it takes.
 
 Modules are cached in memory by the description (equal descriptions hash equal) and on
 disk by the hash of their source, in ``$NTKSYM_CACHE_DIR/kernels/arch_<hash>.py`` beside
@@ -34,7 +37,7 @@ import sympy as sp
 
 from ntksym._io import atomic_write_text, import_file
 from ntksym.architecture.description import Net
-from ntksym.codegen.arch_emit import diag_rows_source, row_source
+from ntksym.codegen.arch_emit import activation_step, dispatch_source, tables_source
 from ntksym.codegen.arch_program import Program, Unsupported, lower
 from ntksym.codegen.files import cache_dir, is_intact, write_generated
 from ntksym.codegen.render import HEADER_LINES, RuntimeLoader, content_hash, render_spec
@@ -75,22 +78,28 @@ def _arch_regions() -> dict[str, str]:
     return parse_regions(text, "arch_runtime.py")
 
 
-def _activation_code(prog: Program, m: int) -> str:
-    """The layer map and diagonal map of activation ``m``, named ``_a{m}_pair_any``, ...
+def _activation_code(prog: Program, m: int) -> tuple[str, bool]:
+    """The layer map and diagonal map of activation ``m`` (twice), whether it has a pos variant.
 
-    The next determinant is printed only where the kernel uses it (the families of
-    :data:`~ntksym.codegen.arch_program.STABLE_DET_FAMILIES`): GELU's, unused, took most
-    of the generation time.
+    The pos variant is a cheaper map for ``S12 > 0``.
+    ``_a{m}_pair_any``, ``_a{m}_pair_pos``, ``_a{m}_diag`` are inlined by Numba where they
+    are called (the hot loops, which LLVM then vectorises); ``_a{m}c_pair_any``, ... are
+    the same code left as calls (the rare chunks with covariances of both signs): inlining
+    every loop made the compile several times longer. The next determinant is printed
+    only where the kernel uses it (:attr:`Program.trusted`): GELU's, unused, took most of
+    the generation time.
     """
     spec = prog.specs[m] if prog.trusted[m] else replace(prog.specs[m], det=None)
     rs = render_spec(spec, "numba")
-    decorator = '@numba.njit(cache=True, error_model="numpy")'
-    code = (
-        _environment()
-        .get_template("_layer.py.jinja")
-        .render(spec=rs, decorator=decorator, vec=False)
-    )
-    return _PAIR_NAMES.sub(lambda mt: f"_a{m}{mt.group(1)}", code)
+    template = _environment().get_template("_layer.py.jinja")
+    out = []
+    for decorator, tag in (
+        ('@numba.njit(cache=True, error_model="numpy", inline="always")', ""),
+        ('@numba.njit(cache=True, error_model="numpy")', "c"),
+    ):
+        code = template.render(spec=rs, decorator=decorator, vec=False)
+        out.append(_PAIR_NAMES.sub(lambda mt, t=tag: f"_a{m}{t}{mt.group(1)}", code))
+    return "\n\n".join(out), rs.pos_variant
 
 
 def _det_near_code() -> str:
@@ -103,6 +112,7 @@ def _det_near_code() -> str:
 def fused_source(prog: Program) -> str:
     """The source of the fused module of ``prog``, header included."""
     regions = _arch_regions()
+    acts = [_activation_code(prog, m) for m in range(len(prog.specs))]
     doc = [f"{m}: sigma(u) = {sp.sstr(s.activation.expr)}" for m, s in enumerate(prog.specs)]
     body = (
         _environment()
@@ -111,19 +121,16 @@ def fused_source(prog: Program) -> str:
             states=len(prog.steps),
             output=prog.output,
             activation_doc=doc or ["(none)"],
-            activation_code=[_activation_code(prog, m) for m in range(len(prog.specs))],
+            activation_code=[code for code, _ in acts],
             pair_helpers=regions["pair_helpers"],
+            activation_steps=[activation_step(prog, m, p) for m, (_, p) in enumerate(acts)],
+            dispatch=dispatch_source(prog),
             prep=_det_near_code() + "\n\n" + regions["prep"],
-            diag_rows=diag_rows_source(prog),
-            row=row_source(prog),
+            tables=tables_source(prog),
+            steps=regions["steps"],
             loops=regions["loops"],
         )
     )
-    # Numba's own inlining (inline="always", which the homogeneous kernels use so that a
-    # short column loop vectorises) is applied at every call site before LLVM sees the
-    # code: across a whole network that took minutes to compile. LLVM inlines these small
-    # functions by itself.
-    body = body.replace(', inline="always"', "")
     key = hashlib.sha256(body.encode("utf-8")).hexdigest()[:16]
     lines = [
         f"# Generated by ntksym from template {_TEMPLATE} for a described network; do not edit.",
