@@ -23,6 +23,9 @@ BOXES: list[tuple[int, str]] = [
     (1, "ntksym._io"),
     (1, "ntksym._validate"),
     (1, "ntksym.stats"),
+    # standalone numerical code of the generated modules (imports numpy and ntksym.errors);
+    # ntksym.dual integrates by its quadrature rule
+    (1, "ntksym.codegen.runtime"),
     (2, "ntksym.activations"),
     (3, "ntksym.typing"),
     (3, "ntksym.architecture"),

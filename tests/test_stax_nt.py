@@ -90,3 +90,28 @@ def test_agrees_with_neural_tangents(name):
         for g in ("nngp", "ntk"):
             mine, peer = getattr(a, g), np.asarray(getattr(b, g))
             assert np.max(np.abs(mine - peer)) <= 1e-10 * np.max(np.abs(mine)), (g, name)
+
+
+@pytest.mark.optional
+@pytest.mark.parametrize("degree", [2, 3])
+def test_rectified_monomial_agrees_with_neural_tangents(degree):
+    """stax.RectifiedMonomial against neural-tangents' on distinct inputs.
+
+    neural-tangents 0.6.5 divides by sin(theta) and returns NaN for every input paired
+    with itself (its diagonal variances too), so one such layer, X1 against X2, is what
+    can be compared.
+    """
+    pytest.importorskip("neural_tangents")
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    from neural_tangents import stax as nt_stax
+
+    def net(s):
+        return s.serial(s.Dense(64, 1.1, 0.2), s.RectifiedMonomial(degree), s.Dense(1, 0.9, 0.1))
+
+    a = net(stax).kernel_fn(X1, X2, get=("nngp", "ntk"))
+    b = net(nt_stax)[2](X1, X2, ("nngp", "ntk"))
+    for g in ("nngp", "ntk"):
+        mine, peer = getattr(a, g), np.asarray(getattr(b, g))
+        assert np.max(np.abs(mine - peer)) <= 1e-10 * np.max(np.abs(mine)), g

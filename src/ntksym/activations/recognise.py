@@ -10,7 +10,8 @@ own canonical ordering; and a piecewise-linear expression with its only kink at 
 halves (``u = t`` and ``u = -t`` with ``t > 0``, where SymPy resolves every ``max``, ``min``,
 ``abs`` and step exactly) are the lines ``a t`` and ``-b t``: that is ``a*max(u, 0) +
 b*min(u, 0)``, the leaky family when ``a = 1``, and otherwise ``a`` times the leaky ReLU
-of slope ``b/a`` (the registered ``affine`` activation, see below).
+of slope ``b/a`` (the registered ``affine`` activation, see below). The same halves
+``c t^k`` and ``0`` (``k >= 2``) make ``c*max(u, 0)**k``, the rectified monomial.
 
 Scaled and shifted members, ``A*f(B*u) + C``, are the registered ``affine`` activation
 ``affine(base=f, a=A, b=B, c=C)``, whose dual maps are f's at the covariance scaled by
@@ -29,7 +30,7 @@ import sympy as sp
 
 from ntksym.activations.expr import kinks_of, u
 
-__all__ = ["piecewise_linear_slopes", "recognise"]
+__all__ = ["piecewise_linear_slopes", "recognise", "rectified_power"]
 
 _T = sp.Symbol("t", positive=True)
 _KINKED = (sp.Max, sp.Min, sp.Abs, sp.Heaviside, sp.sign)
@@ -53,6 +54,26 @@ def piecewise_linear_slopes(expr: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
     return right.coeff(_T, 1), -left.coeff(_T, 1)
 
 
+def rectified_power(expr: sp.Expr) -> tuple[sp.Expr, int] | None:
+    """``(c, k)`` when ``expr`` is exactly ``c*max(u, 0)**k`` with ``k >= 2``, else None.
+
+    Like :func:`piecewise_linear_slopes`: kinked at 0 only, ``c t^k`` at ``u = t > 0`` and 0
+    at ``u = -t`` (``relu(u)**3``, ``heaviside(u)*u**2``, ``2*max(0, 3*u)**2``).
+    """
+    if not expr.has(*_KINKED) or any(not isinstance(f, _KINKED) for f in expr.atoms(sp.Function)):
+        return None
+    if kinks_of(expr) not in ((), (0.0,)):
+        return None
+    right, left = (sp.expand(expr.subs(u, side)) for side in (_T, -_T))
+    if left != 0 or right.has(*_KINKED) or not right.is_polynomial(_T):
+        return None
+    poly = sp.Poly(right, _T)
+    if len(poly.terms()) != 1:
+        return None
+    ((k,), c) = poly.terms()[0]
+    return (c, k) if k >= 2 and c.is_real else None
+
+
 def recognise(expr: sp.Expr, registry: dict[str, sp.Expr]) -> tuple[str, dict] | None:
     """The registered name (and parameters) that ``expr`` is exactly, or None.
 
@@ -66,6 +87,12 @@ def recognise(expr: sp.Expr, registry: dict[str, sp.Expr]) -> tuple[str, dict] |
     slopes = piecewise_linear_slopes(expr)
     if slopes is not None:
         return _piecewise_linear(*slopes)
+    power = rectified_power(expr)
+    if power is not None:
+        c, k = power
+        if c == 1:
+            return "rectified_monomial", {"k": k}
+        return "affine", {"base": "rectified_monomial", "a": c, "k": k}
     return _affine(expr, registry)
 
 

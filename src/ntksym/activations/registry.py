@@ -185,6 +185,17 @@ REGISTRY["leaky_relu"] = _leaky_relu
 REGISTRY["monomial"] = _monomial
 
 
+def _rectified_monomial(k: Any = 2) -> Activation:
+    """``max(0, u)**k``; degree 0 is the step and degree 1 the relu (their own names)."""
+    k = _positive_int("k", k)
+    if k <= 1:
+        return REGISTRY[("step", "relu")[k]]()
+    return Activation(f"rectified_monomial({k})", sp.Max(0, u) ** k, "max(0, u)**k", (("k", k),))
+
+
+REGISTRY["rectified_monomial"] = _rectified_monomial
+
+
 def _constant(name: str, value: Any, nonzero: bool = False) -> sp.Expr:
     """A real constant: a number (floats as rationals, like ``slope``) or an exact SymPy number."""
     if isinstance(value, sp.Expr) and not isinstance(value, sp.Number):

@@ -1,7 +1,10 @@
 """Dual maps by quadrature, for activations without a closed form.
 
-Gauss-Hermite of a chosen degree, and an adaptive trapezoid rule after a sinh-type map
-(Trefethen & Weideman, SIAM Review 56, 2014) that keeps its accuracy at large variances.
+Gauss-Hermite of a chosen degree, and the adaptive trapezoid rule after a sinh-type map
+(Trefethen & Weideman, SIAM Review 56, 2014) of the generated quadrature modules, which keeps
+its accuracy at large variances: one rule, written once in
+``ntksym.codegen.runtime.numpy_quadrature`` (standalone, copied into the generated modules)
+and used here through its ``bound`` copy for each activation.
 """
 
 from __future__ import annotations
@@ -82,10 +85,7 @@ def gauss_hermite(
     chunk = max(1, 65536 // (degree * degree))
     for start in range(0, a.size, chunk):
         sl = slice(start, start + chunk)
-        sa = np.sqrt(a[sl])
-        safe = np.where(sa > 0, sa, 1.0)
-        coef = np.where(sa > 0, c[sl] / safe, 0.0)
-        cond = np.where(sa > 0, np.sqrt(d[sl]) / safe, np.sqrt(np.ravel(s22)[sl]))
+        sa, coef, cond = _conditional(a[sl], c[sl], np.ravel(s22)[sl], d[sl])
         uu = sa[:, None] * x[None, :]
         vv = coef[:, None, None] * x[None, :, None] + cond[:, None, None] * x[None, None, :]
         fu = fn(uu)
@@ -96,81 +96,32 @@ def gauss_hermite(
     return out.reshape(shape)
 
 
-#: Quadrature nodes z = k h cover |z| <= _Z_MAX (the Gaussian tail beyond is < 1e-18).
-_Z_MAX = 9.0
-#: Successive trapezoid results agreeing to this (relative to the Cauchy-Schwarz
-#: bound sqrt(E[f(u)^2] E[f(v)^2])) are accepted; for an integrand analytic in a
-#: strip the error of the finer rule is then about the square of it.
-_TRAP_TOL = 1e-11
-#: Finest step (about 2 * 9 / 2**-11 ... = 4096 nodes per dimension is never reached).
-_TRAP_MAX_LEVELS = 12
-_TRAP_MAX_NODES = 1200
-
-
-def _trapezoid_once(
-    f: Any, a: np.ndarray, b: np.ndarray, c: np.ndarray, h: float
+def _conditional(
+    s11: np.ndarray, s12: np.ndarray, s22: np.ndarray, det: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``E[f(u) f(v)]``, ``E[f(u)^2]``, ``E[f(v)^2]`` by the trapezoid rule with step ``h``.
+    """``(a, b, c)`` with ``u = a z1``, ``v = b z1 + c z2`` for independent standard normals.
 
-    ``u = a z1``, ``v = b z1 + c z2`` with independent standard normals z1, z2.
+    ``a = sqrt(s11)``, ``b = s12 / a``, ``c = sqrt(det / s11)``; at ``s11 = 0`` (u = 0),
+    ``b = 0`` and ``c = sqrt(s22)``.
     """
-    k = int(math.ceil(_Z_MAX / h))
-    z = h * np.arange(-k, k + 1, dtype=np.float64)
-    w = h * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
-    m, n = a.size, z.size
-    out = np.empty(m)
-    chunk = max(1, (1 << 21) // (n * n))
-    fu = f(a[:, None] * z[None, :])
-    for s0 in range(0, m, chunk):
-        sl = slice(s0, s0 + chunk)
-        v = b[sl, None, None] * z[None, :, None] + c[sl, None, None] * z[None, None, :]
-        inner = np.asarray(f(v), dtype=np.float64) @ w  # E over z2, shape (chunk, n)
-        out[sl] = (np.asarray(fu[sl]) * inner) @ w
-    uu = (np.asarray(fu) ** 2) @ w
-    sv = np.sqrt(b * b + c * c)
-    vv = (np.asarray(f(sv[:, None] * z[None, :])) ** 2) @ w
-    return out, uu, vv
-
-
-def _trapezoid_expectation(
-    f: Any, s11: np.ndarray, s12: np.ndarray, s22: np.ndarray, det: np.ndarray, what: str
-) -> np.ndarray:
-    """``E[f(u) f(v)]`` for centred Gaussian pairs, by an adaptive trapezoid rule.
-
-    The trapezoid rule on the Gaussian-weighted real line converges geometrically
-    in 1/h for integrands analytic in a strip (Trefethen & Weideman, "The
-    exponentially convergent trapezoidal rule", SIAM Review 2014); for tanh-like
-    activations, whose poles sit at a distance ~ 1/sqrt(S) from the real axis,
-    it needs far fewer nodes than Gauss-Hermite (which loses accuracy as S grows).
-    The step is halved until two successive rules agree to ``_TRAP_TOL``.
-    """
-    shape = np.broadcast(s11, s12, s22, det).shape
-    s11, s12, s22, det = (np.broadcast_to(x, shape).ravel() for x in (s11, s12, s22, det))
-    pos = s11 > 0
     a = np.sqrt(s11)
+    pos = a > 0
     safe = np.where(pos, a, 1.0)
     b = np.where(pos, s12 / safe, 0.0)
-    c = np.where(pos, np.sqrt(np.maximum(det, 0.0) / np.where(pos, s11, 1.0)), np.sqrt(s22))
-    smax = float(max(np.max(s11, initial=0.0), np.max(s22, initial=0.0), 1.0))
-    h = 0.5 / math.sqrt(smax)
-    prev, _, _ = _trapezoid_once(f, a, b, c, h)
-    for _ in range(_TRAP_MAX_LEVELS):
-        h /= 2
-        cur, uu, vv = _trapezoid_once(f, a, b, c, h)
-        scale = np.sqrt(uu * vv) + np.abs(cur)
-        gap = np.abs(cur - prev)
-        if np.all(gap <= _TRAP_TOL * scale) or 2 * _Z_MAX / h > _TRAP_MAX_NODES:
-            if not np.all(gap <= _TRAP_TOL * scale):
-                worst = float(np.max(gap / np.where(scale > 0, scale, 1.0)))
-                warnings.warn(
-                    f"ntksym: quadrature of {what} did not converge (last two rules differ by "
-                    f"{worst:.1e} relative); results may be inaccurate at these variances",
-                    RuntimeWarning,
-                    stacklevel=6,
-                )
-            return cur.reshape(shape)
-        prev = cur
-    return cur.reshape(shape)  # pragma: no cover - bounded by _TRAP_MAX_NODES
+    c = np.where(pos, np.sqrt(np.maximum(det, 0.0)) / safe, np.sqrt(s22))
+    return a, b, c
+
+
+@functools.lru_cache(maxsize=32)
+def _rule(act: Activation, ntk: bool) -> Any:
+    """The generated modules' adaptive rule bound to ``act`` (see ``numpy_quadrature.bound``).
+
+    Without ``ntk`` the derivative is the zero function: not evaluated, and always converged.
+    """
+    from ntksym.codegen.runtime import numpy_quadrature
+
+    dact = act.numpy_derivative if ntk else np.zeros_like
+    return numpy_quadrature.bound(act.numpy, dact)
 
 
 def _numba_available() -> bool:
@@ -219,9 +170,11 @@ def trapezoid(
     Kinked activations with a pointwise derivative (:func:`ntksym.dual.kinks.is_kinked`)
     go, when Numba is installed, to the kink-aware rule of :mod:`ntksym.dual.kinked`
     (split at the kinks: accurate to about 1e-15, with a warning where its error estimate
-    exceeds 1e-12). Others go to the trapezoid rule of :func:`_trapezoid_expectation`,
-    which, unlike :func:`gauss_hermite`, keeps full float64 accuracy for tanh-like
-    activations at large variance (and warns where it does not converge).
+    exceeds 1e-12). Others go to the rule of the generated quadrature modules
+    (``ntksym.codegen.runtime.numpy_quadrature``: per pair, an adaptive trapezoid rule
+    after a sinh-type map, step halved until two rules agree), which, unlike
+    :func:`gauss_hermite`, keeps full float64 accuracy for tanh-like activations at
+    large variance.
 
     Args:
         activation: The activation (its derivative must have pointwise values).
@@ -237,15 +190,19 @@ def trapezoid(
     """
     act = get_activation(activation)
     s11, s12, s22, det = prepare(s11, s12, s22, det)
-    if is_kinked(act) and _numba_available():
-        from ntksym.dual.kinked import kinked_maps
+    if is_kinked(act):
+        if _numba_available():
+            from ntksym.dual.kinked import kinked_maps
 
-        return kinked_maps(act, s11, s12, s22, det, ntk=ntk)
-    kd = None
+            return kinked_maps(act, s11, s12, s22, det, ntk=ntk)
+        warnings.warn(
+            f"ntksym: {act.name} has kinks at {list(act.kinks)}; without Numba its dual maps "
+            "come from the smooth rule, which converges slowly across a kink (install numba "
+            "for the kink-aware rule)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    shape = np.broadcast(s11, s12, s22, det).shape
     with np.errstate(over="ignore", invalid="ignore"):
-        k = _trapezoid_expectation(act.numpy, s11, s12, s22, det, f"{act.name}")
-        if ntk:
-            kd = _trapezoid_expectation(
-                act.numpy_derivative, s11, s12, s22, det, f"the derivative of {act.name}"
-            )
-    return k, kd
+        k, kd = _rule(act, ntk).pair_maps(s11, s12, s22, det)
+    return np.reshape(k, shape), (np.reshape(kd, shape) if ntk else None)

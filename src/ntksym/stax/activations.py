@@ -47,6 +47,7 @@ __all__ = [
     "Gaussian",
     "Sign",
     "Monomial",
+    "RectifiedMonomial",
     "Rbf",
     "Elementwise",
 ]
@@ -153,6 +154,12 @@ def Monomial(degree: int) -> Layer:  # noqa: N802
     """``u ** degree``."""
     k = positive_int("Monomial degree", degree, minimum=0)
     return _layer(get_activation("monomial", k=k), f"Monomial({k})")
+
+
+def RectifiedMonomial(degree: int) -> Layer:  # noqa: N802
+    """``max(u, 0) ** degree``: the step for degree 0, the relu for 1, arc-cosine kernels."""
+    k = positive_int("RectifiedMonomial degree", degree, minimum=0)
+    return _layer(get_activation("rectified_monomial", k=k), f"RectifiedMonomial({k})")
 
 
 def Rbf(gamma: float = 1.0) -> Layer:  # noqa: N802

@@ -23,6 +23,7 @@ expectations have closed forms and whose reflection has a constant term
 # which would change the generated modules; so it leaves this file alone.
 # fmt: off
 
+import importlib.util
 import math
 
 import numpy
@@ -318,3 +319,28 @@ def _diag(S):
         out[a > 0.0] = q[a > 0.0] * _INV_SQRT_2PI
     return out.reshape(S.shape)
 # endregion maps
+
+
+def bound(act, dact):
+    """A private copy of this module that integrates ``act`` (and ``dact``, its derivative).
+
+    Both are vectorised NumPy functions of one array. The copy's ``_outer`` is the plain
+    variant (no reflection is assumed). :mod:`ntksym.dual.quadrature` integrates the
+    activations without a closed form by this rule, the one of the generated modules.
+    """
+    spec = importlib.util.find_spec(__name__)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module._act, module._dact, module._outer = act, dact, module._outer_plain
+    return module
+
+
+def pair_maps(S11, S12, S22, D):
+    """E[sigma(u) sigma(v)] and E[sigma'(u) sigma'(v)] for (u, v) ~ N(0, [[S11, S12], [S12, S22]]).
+
+    D is S11 S22 - S12^2 (formed accurately by the caller); arrays broadcast.
+    """
+    S11, S12, S22, D = (numpy.asarray(x, dtype=float) for x in (S11, S12, S22, D))
+    with numpy.errstate(all="ignore"):
+        e, ed, _ = _pair(S11, S22, S12, D, 0.0, 0.0, 0.0, 0.0, numpy.sqrt(S11), numpy.sqrt(S22), 0.0, 0.0)
+    return e, ed

@@ -17,6 +17,7 @@ from ntksym.dual.families import (
     mgf,
     piecewise_linear,
     polynomial,
+    rectified,
     sums,
 )
 from ntksym.dual.family import Family
@@ -26,6 +27,7 @@ __all__ = ["AFFINE", "FAMILIES", "closed_form_names", "family_of"]
 _BASES: tuple[Family, ...] = (
     piecewise_linear.FAMILY,
     jump.FAMILY,
+    rectified.FAMILY,
     erf.FAMILY,
     gelu.FAMILY,
     mgf.FAMILY,
