@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import sympy as sp
 from sympy.codegen.cfunctions import log1p
 
@@ -68,6 +70,7 @@ def _second_difference(p: sp.Expr, w: sp.Expr, step: sp.Expr, terms: int = 5) ->
     return total
 
 
+@functools.lru_cache(maxsize=1)
 def erf_det() -> sp.Expr:
     """Next determinant after erf, ``W2^2 (g1 g2 - E^2) + W2 B2 (g1 + g2 - 2 E)``, stably.
 
@@ -124,12 +127,13 @@ def erf() -> LayerMap:
     with ``(1+2 S11)(1+2 S22) - 4 S12^2 = 1 + 2 (S11 + S22) + 4 D``, which never cancels,
     and the arcsine as ``atan2(2 S12, sqrt(1 + 2 (S11 + S22) + 4 D))``. The next
     determinant is formed directly: after one erf layer every variance is at most
-    ``W2 + B2`` and only enters through ``1 + 2 (S11 + S22) + 4 D``.
+    ``W2 + B2`` and only enters through ``1 + 2 (S11 + S22) + 4 D``; the next determinant
+    accurate for a kinked layer that follows is :func:`erf_det` (``carried``).
     """
     q = 1 + 2 * (S11 + S22) + 4 * D
     e = 2 * sp.atan2(2 * S12, sp.sqrt(q)) / sp.pi
     ed = 4 / (sp.pi * sp.sqrt(q))
-    return LayerMap(e, ed, None, "closed form")
+    return LayerMap(e, ed, None, "closed form", carried=erf_det())
 
 
 FAMILY = Family(name="erf", members=("erf",), derive=_erf, stable={"erf": erf})

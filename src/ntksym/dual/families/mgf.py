@@ -76,11 +76,11 @@ def exp() -> LayerMap:
 
     sigma' = sigma, so both maps are the same; the exponent is half the variance of
     u + v (:func:`_distances`). The determinant is not used after that, so the next one
-    is formed directly.
+    is formed directly; :func:`exp_det` is the accurate one, for a kinked layer after.
     """
     _minus, plus = _distances()
     e = sp.exp(plus / 2)
-    return LayerMap(e, e, None, "closed form")
+    return LayerMap(e, e, None, "closed form", carried=exp_det())
 
 
 def _sinh_part() -> sp.Expr:
@@ -107,17 +107,18 @@ def sin() -> LayerMap:
 
     From the Gaussian moment generating function (as in Neural Tangents' stax.Sin). After one
     layer every variance is at most ``W2 + B2``, so the next determinant is formed
-    directly.
+    directly; :func:`sin_det` is the accurate one, for a kinked layer after.
     """
-    return LayerMap(_sinh_part(), _cosh_part(), None, "closed form")
+    return LayerMap(_sinh_part(), _cosh_part(), None, "closed form", carried=sin_det())
 
 
 def cos() -> LayerMap:
     """cos: ``E[cos u cos v] = e^{-(S11+S22)/2} cosh S12`` and ``E[sin u sin v]`` with sinh.
 
-    The mirror image of :func:`sin` (as in Neural Tangents' stax.Cos).
+    The mirror image of :func:`sin` (as in Neural Tangents' stax.Cos); accurate next
+    determinant :func:`cos_det`.
     """
-    return LayerMap(_cosh_part(), _sinh_part(), None, "closed form")
+    return LayerMap(_cosh_part(), _sinh_part(), None, "closed form", carried=cos_det())
 
 
 def gaussian() -> LayerMap:
@@ -125,10 +126,12 @@ def gaussian() -> LayerMap:
 
     With ``q = det(I + Sigma) = 1 + S11 + S22 + D`` (Gaussian moment generating function),
     written with the carried determinant so that nothing cancels. After one layer every
-    variance is at most ``W2 + B2``, so the next determinant is formed directly.
+    variance is at most ``W2 + B2``, so the next determinant is formed directly;
+    :func:`gaussian_det` is the accurate one, for a kinked layer after.
     """
     q = 1 + S11 + S22 + D
-    return LayerMap(1 / sp.sqrt(q), S12 / q ** sp.Rational(3, 2), None, "closed form")
+    nngp, ntk = 1 / sp.sqrt(q), S12 / q ** sp.Rational(3, 2)
+    return LayerMap(nngp, ntk, None, "closed form", carried=gaussian_det())
 
 
 def _exp_rem(x: sp.Expr) -> sp.Expr:
@@ -198,44 +201,52 @@ def exp_det() -> sp.Expr:
     return _next_det(x_part, sp.Piecewise((near, S12 > 0), (far, True)))
 
 
+def _scaled_rem(x: sp.Expr, p: sp.Expr, exponent: sp.Expr) -> sp.Expr:
+    """``e^-p r(x)`` with ``exponent = x - p <= 0`` given exactly (no overflow for large x)."""
+    far = sp.exp(exponent) - sp.exp(-p) * (1 + x)
+    return sp.Piecewise((sp.exp(-p) * _exp_rem(x), sp.Abs(x) < sp.Rational(1, 2)), (far, True))
+
+
 def _trig_parts(pp: dict[str, sp.Expr]) -> tuple[sp.Expr, sp.Expr, sp.Expr]:
-    """``e^(-(U^2 + gap)/2)``, ``sinh(gap/2)``, ``e^(-P) (r(-x1) + r(-x2))`` for sin and cos."""
-    lead = sp.exp(-(pp["u2"] + pp["gap"]) / 2)
-    rem = sp.exp(-pp["p"]) * (_exp_rem(-pp["x1"]) + _exp_rem(-pp["x2"]))
-    return lead, sp.sinh(pp["gap"] / 2), rem
+    """Pieces of sin's and cos's determinants, finite at any variance.
+
+    ``e^(-U^2/2) (1 - e^-gap)/2`` (``= e^(-(U^2 + gap)/2) sinh(gap/2)``),
+    ``e^-P (r(-x1) + r(-x2))`` and ``e^(-2u)``-free ``sinh(u) e^-u (1 - e^-2P) =
+    (1 - e^-2u)(1 - e^-2P)/2``.
+    """
+    p, u = pp["p"], pp["u2"] / 2
+    lead = -sp.exp(-u) * expm1(-pp["gap"]) / 2
+    rem = _scaled_rem(-pp["x1"], p, -2 * S11) + _scaled_rem(-pp["x2"], p, -2 * S22)
+    return lead, rem, expm1(-2 * u) * expm1(-2 * p) / 2
 
 
 def sin_det() -> sp.Expr:
     """Next determinant after sin, stably (see :func:`_next_det`); sin is odd.
 
     ``g = (1 - e^(-2S))/2``, ``E1 = e^(-u) (1 - e^(-2M))/2`` (the pair made parallel),
-    ``d = E1 - |E| = (e^(-(U^2 + gap)/2) + e^(-(S11 + S22 + M + |S12|)/2)) sinh(gap/2)``;
+    ``d = E1 - |E| = (e^(-U^2/2) + e^(-(S11 + S22 + 2|S12|)/2)) (1 - e^-gap)/2``;
     ``g1 g2 - E^2 = K1 + d (2 E1 - d)`` and, for ``S12 >= 0``, ``g1 + g2 - 2E = V1 + 2d``
     (else ``g1 + g2 + 2|E|``) with ``K1 = g1 g2 - E1^2 = e^(-(S11+S22)) (sinh P sinh u -
     sinh^2 w)`` (by ``sinh(x)/x - 1`` series for ``P < 1``, where the two products nearly
-    agree) and ``2 V1 = U^2 (1 + e^-P) - 2 r(-u) - e^-P (r(-x1) + r(-x2))``.
+    agree; expanded into exponentials for ``u >= 1``) and
+    ``2 V1 = 2 (1 - e^-u) + e^-P (U^2 - r(-x1) - r(-x2))``.
     """
     pp = _pair_parts()
     p, u, w = pp["p"], pp["u2"] / 2, pp["w"]
-    lead, sh, rem = _trig_parts(pp)
+    lead, rem, sinh_part = _trig_parts(pp)
     half = (S11 + S22) / 2
-    d = (lead + sp.exp(-(2 * half + pp["m"] + pp["s"]) / 2)) * sh
+    d = lead + sp.exp(-(2 * half + 2 * pp["s"]) / 2) * (-expm1(-pp["gap"])) / 2
     e1 = -sp.exp(-u) * expm1(-2 * pp["m"]) / 2
     g1, g2 = -expm1(-2 * S11) / 2, -expm1(-2 * S22) / 2
-    small = (
-        sp.exp(-2 * half)
-        * p
-        * u
-        * (
-            _sinhc_rem(p) * (1 + _sinhc_rem(u))
-            + _sinhc_rem(u)
-            - _sinhc_rem(w) * (2 + _sinhc_rem(w))
-        )
-    )
-    large = (-sp.sinh(u) * sp.exp(-u) * expm1(-2 * p) / 2
-             - (sp.exp(w - half) * expm1(-2 * w)) ** 2 / 4)  # fmt: skip
-    k1 = sp.Piecewise((small, p < 1), (large, True))
-    v1 = (pp["u2"] * (1 + sp.exp(-p)) - 2 * _exp_rem(-u) - rem) / 2
+    sr_p, sr_u, sr_w = _sinhc_rem(p), _sinhc_rem(u), _sinhc_rem(w)
+    small = sp.exp(-2 * half) * p * u * (sr_p * (1 + sr_u) + sr_u - sr_w * (2 + sr_w))
+    large = sinh_part / 2 - (sp.exp(-sp.Min(S11, S22)) * expm1(-2 * w)) ** 2 / 4
+    # u >= 1: the same, expanded (2 (u + P) = 4 half, P - u = 2 M)
+    lo, hi = sp.Min(S11, S22), sp.Max(S11, S22)
+    far = (-expm1(-2 * lo) - sp.exp(-2 * u) - sp.exp(-2 * p) + sp.exp(-4 * half)
+           + 2 * sp.exp(-2 * half) - sp.exp(-2 * hi)) / 4  # fmt: skip
+    k1 = sp.Piecewise((small, p < 1), (large, u < 1), (far, True))
+    v1 = (-2 * expm1(-u) + pp["u2"] * sp.exp(-p) - rem) / 2
     y_part = sp.Piecewise((v1 + 2 * d, S12 >= 0), (g1 + g2 + 2 * (e1 - d), True))
     return _next_det(k1 + d * (2 * e1 - d), y_part)
 
@@ -244,20 +255,20 @@ def cos_det() -> sp.Expr:
     """Next determinant after cos, stably (see :func:`_next_det`); cos is even.
 
     ``g = (1 + e^(-2S))/2``, ``E1 = (e^-u + e^-P)/2``,
-    ``d = E1 - E = e^(-(U^2 + gap)/2) (1 - e^(-(M + |S12|))) sinh(gap/2)``, and
+    ``d = E1 - E = e^(-U^2/2) (1 - e^-gap)(1 - e^(-(M + |S12|)))/2``, and
     ``g1 g2 - E^2 = K1 + d (2 E1 - d)``, ``g1 + g2 - 2E = V1 + 2d`` for either sign, with
     ``K1 = e^(-(S11+S22)) (sinh P sinh u + sinh^2 w)`` (positive terms) and
-    ``2 V1 = U^2 (1 - e^-P) - 2 r(-u) + e^-P (r(-x1) + r(-x2))`` (``r(-u) = O(U^4)``).
+    ``2 V1 = U^2 (1 - e^-P) - 2 r(-u) + e^-P (r(-x1) + r(-x2))`` (``r(-u) = O(U^4)``;
+    ``U^2 - 2 r(-u) = 2 (1 - e^-u)`` for ``u >= 1``).
     """
     pp = _pair_parts()
     p, u, w = pp["p"], pp["u2"] / 2, pp["w"]
-    lead, sh, rem = _trig_parts(pp)
-    half = (S11 + S22) / 2
-    d = -lead * expm1(-(pp["m"] + pp["s"])) * sh
+    lead, rem, sinh_part = _trig_parts(pp)
+    d = -lead * expm1(-(pp["m"] + pp["s"]))
     e1 = (sp.exp(-u) + sp.exp(-p)) / 2
-    k1 = (-sp.sinh(u) * sp.exp(-u) * expm1(-2 * p) / 2
-          + (sp.exp(w - half) * expm1(-2 * w)) ** 2 / 4)  # fmt: skip
-    v1 = (-pp["u2"] * expm1(-p) - 2 * _exp_rem(-u) + rem) / 2
+    k1 = sinh_part / 2 + (sp.exp(-sp.Min(S11, S22)) * expm1(-2 * w)) ** 2 / 4
+    near = -pp["u2"] * expm1(-p) - 2 * _exp_rem(-u)
+    v1 = (sp.Piecewise((near, u < 1), (-2 * expm1(-u) - pp["u2"] * sp.exp(-p), True)) + rem) / 2
     return _next_det(k1 + d * (2 * e1 - d), v1 + 2 * d)
 
 
