@@ -168,7 +168,7 @@ def stable_det(act: Activation) -> Callable[..., Any] | None:
         return None
     args = (stable.S11, stable.S22, stable.S12, stable.D, stable.N11, stable.N22, stable.U)
     expr = det.xreplace({stable.W2: sp.Integer(1), stable.B2: sp.Integer(0)})
-    return numpy_function(args, expr)
+    return numpy_function(args, expr, cse=True)
 
 
 def _activation_det(p: Block, act: Activation, k11: np.ndarray, k22: np.ndarray) -> Any:
