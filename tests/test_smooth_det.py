@@ -8,6 +8,8 @@ of the dual maps, at the float64 inputs themselves; then whole networks
 ``Dense, smooth, Dense, Relu, Dense`` on adversarial inputs against the mpmath referee.
 """
 
+import functools
+
 import mpmath as mp
 import numpy as np
 import pytest
@@ -58,10 +60,15 @@ def reference_det(F, v1, v2, s12, w2, b2):
         return w2**2 * (g1 * g2 - e * e) + w2 * b2 * (g1 + g2 - 2 * e)
 
 
+@functools.lru_cache(maxsize=16)
+def lambdified(expr):
+    """``expr`` as a NumPy function of ``(S11, S22, S12, D, W2, B2)``."""
+    return numpy_function((st.S11, st.S22, st.S12, st.D, st.W2, st.B2), expr, cse=True)
+
+
 def carried_det_errors(expr, F, cases, w2, b2):
     """Relative errors of ``expr`` (in the symbols of ntksym.dual.stable) at ``cases``."""
-    args = (st.S11, st.S22, st.S12, st.D, st.W2, st.B2)
-    fn = numpy_function(args, expr)
+    fn = lambdified(expr)
     errors = []
     for v1, v2, s12 in cases:
         with mp.workdps(DPS):
@@ -90,7 +97,7 @@ def test_carried_determinant_matches_mpmath(name, b2):
 def test_twins_give_a_singular_next_covariance():
     """One Gaussian in, one Gaussian out: the next determinant is exactly zero."""
     for factory, _F in MAPS.values():
-        fn = numpy_function((st.S11, st.S22, st.S12, st.D, st.W2, st.B2), factory())
+        fn = lambdified(factory())
         for v in (1e-6, 0.7, 3.0):
             assert float(fn(v, v, v, 0.0, 1.3, 0.2)) == 0.0
 
@@ -145,11 +152,10 @@ def assert_full_precision(net, X):
         assert np.max(np.abs(a - r) / np.abs(r)) < 1e-13
 
 
-@pytest.mark.parametrize("act", [stax.Erf(), stax.Sin(1.1, 0.8)], ids=str)
-def test_smooth_then_relu_keeps_full_precision(act):
-    """``Dense, smooth, Dense, Relu, Dense``: every entry within 1e-13 of mpmath (before:
-    ~1e-9 on the near-parallel pair, the determinant being formed by subtraction)."""
-    assert_full_precision(smooth_then_relu(act, 1), adversarial_inputs())
+def test_erf_then_relu_keeps_full_precision():
+    """``Dense, Erf, Dense, Relu, Dense``: every entry within 1e-13 of mpmath (before:
+    2.4e-9 on the near-parallel pair, the determinant being formed by subtraction)."""
+    assert_full_precision(smooth_then_relu(stax.Erf(), 1), adversarial_inputs())
 
 
 @pytest.mark.exhaustive
