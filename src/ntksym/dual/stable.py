@@ -92,6 +92,13 @@ class LayerMap:
         method: How the forms were obtained (shown in the generated docstring).
         diag: ``E[sigma(u)^2]`` in ``spec.S`` when given by hand; by default it is the
             nngp map on the diagonal, simplified by SymPy.
+        carried: The next determinant accurate relative to itself (near-parallel pairs,
+            unequal variances), for networks in which a layer that needs it follows (a
+            kinked one: relu's map reads ``sqrt(D)``); None when ``det`` already is, or
+            has no such form. The smooth families give it here instead of in ``det``:
+            their own maps read D only through sums that never cancel, so the
+            homogeneous kernels (which print ``det``) need not pay for it. Same symbols
+            and meaning as ``det``; see :func:`next_det`.
     """
 
     nngp: sp.Expr
@@ -99,6 +106,12 @@ class LayerMap:
     det: sp.Expr | None
     method: str
     diag: sp.Expr | None = None
+    carried: sp.Expr | None = None
+
+
+def next_det(lm: LayerMap) -> sp.Expr | None:
+    """The most accurate next determinant of ``lm``: ``carried`` if given, else ``det``."""
+    return lm.carried if lm.carried is not None else lm.det
 
 
 def angle_parts() -> tuple[sp.Expr, sp.Expr, sp.Expr, sp.Expr, sp.Expr]:

@@ -22,7 +22,8 @@ The determinant of the first Dense layer comes from the inputs without cancellat
 ``w^4 D + w^2 b^2 ((sqrt S11 - sqrt S22)^2 + 2 (sqrt(S11 S22) - S12))``, the last gap
 written as ``D / (sqrt(S11 S22) + S12)`` where that would cancel. An activation whose
 family has a checked stable layer map with a determinant (ReLU and the piecewise-linear
-family, their scaled forms, sign) maps it without cancellation too (:func:`stable_det`);
+family, sign, erf, exp, sin, cos, the Gaussian bump and their scaled forms) maps it without
+cancellation too (:func:`stable_det`);
 after the others and after a sum it is formed by subtraction, as on ntksym's ``"dual"``
 path.
 """
@@ -132,9 +133,10 @@ def _affine_det(b: Block, w2: float, b2: float) -> np.ndarray | None:
 
 
 #: Families whose stable determinant is checked here against mpmath for near-parallel pairs
-#: (``tests/test_stax_checks.py``). GELU's has one too, but it is not accurate for such pairs
-#: (measured: 70% off at a determinant of 3e-17), which its own smooth maps do not notice.
-STABLE_DET_FAMILIES = ("piecewise_linear", "jump")
+#: (``tests/test_stax_checks.py``, ``tests/test_smooth_det.py``). GELU's has one too, but it
+#: is not accurate for such pairs (measured: 70% off at a determinant of 3e-17), which its
+#: own smooth maps do not notice.
+STABLE_DET_FAMILIES = ("piecewise_linear", "jump", "erf", "mgf")
 
 
 @functools.lru_cache(maxsize=64)
@@ -161,11 +163,12 @@ def stable_det(act: Activation) -> Callable[..., Any] | None:
         lm = factory(**dict(act.params))
     except NoClosedFormError:
         return None
-    if lm.det is None:
+    det = stable.next_det(lm)
+    if det is None:
         return None
     args = (stable.S11, stable.S22, stable.S12, stable.D, stable.N11, stable.N22, stable.U)
-    expr = lm.det.xreplace({stable.W2: sp.Integer(1), stable.B2: sp.Integer(0)})
-    return numpy_function(args, expr)
+    expr = det.xreplace({stable.W2: sp.Integer(1), stable.B2: sp.Integer(0)})
+    return numpy_function(args, expr, cse=True)
 
 
 def _activation_det(p: Block, act: Activation, k11: np.ndarray, k22: np.ndarray) -> Any:

@@ -63,9 +63,10 @@ def scaled_layer_map(lm: LayerMap, a: sp.Expr, b: sp.Expr, c: sp.Expr) -> LayerM
     """The stable layer map of ``a f(b u) + c`` from the stable layer map ``lm`` of ``f``.
 
     ``S -> b^2 S``, ``D -> b^4 D``, ``U -> |b| U`` in every output, and in the next
-    determinant also ``W2 -> a^2 W2``, ``B2 -> B2 + W2 c^2`` (simultaneously; the module
-    docstring says why). The diagonal map is ``f``'s (given, or its nngp map at
-    ``S11 = S22 = S12 = S``, ``D = U = 0``) at ``b^2 S``, times ``a^2``, plus ``c^2``.
+    determinants (``det`` and ``carried``) also ``W2 -> a^2 W2``, ``B2 -> B2 + W2 c^2``
+    (simultaneously; the module docstring says why). The diagonal map is ``f``'s (given,
+    or its nngp map at ``S11 = S22 = S12 = S``, ``D = U = 0``) at ``b^2 S``, times
+    ``a^2``, plus ``c^2``.
     """
     sub: dict[sp.Expr, sp.Expr] = {
         st.S11: b**2 * st.S11,
@@ -76,15 +77,15 @@ def scaled_layer_map(lm: LayerMap, a: sp.Expr, b: sp.Expr, c: sp.Expr) -> LayerM
     }
     nngp = a**2 * lm.nngp.xreplace(sub) + c**2
     ntk = None if lm.ntk is None else a**2 * b**2 * lm.ntk.xreplace(sub)
-    det = None
-    if lm.det is not None:
-        det = lm.det.xreplace({**sub, st.W2: a**2 * st.W2, st.B2: st.B2 + st.W2 * c**2})
+    net = {**sub, st.W2: a**2 * st.W2, st.B2: st.B2 + st.W2 * c**2}
+    det = None if lm.det is None else lm.det.xreplace(net)
+    carried = None if lm.carried is None else lm.carried.xreplace(net)
     diag = lm.diag
     if diag is None:
         on_diag = {st.S11: _S, st.S22: _S, st.S12: _S, st.D: 0, st.U: 0}
         diag = sp.simplify(lm.nngp.subs(on_diag))
     diag = a**2 * diag.xreplace({_S: b**2 * _S}) + c**2
-    return LayerMap(nngp, ntk, det, f"{lm.method}, scaled: a*f(b*u) + c", diag)
+    return LayerMap(nngp, ntk, det, f"{lm.method}, scaled: a*f(b*u) + c", diag, carried)
 
 
 def affine_family(family_of: Callable[[Activation], Family | None]) -> Family:

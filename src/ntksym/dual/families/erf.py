@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import functools
+
 import sympy as sp
+from sympy.codegen.cfunctions import log1p
 
 from ntksym.activations import Activation
 from ntksym.dual import derive as _d
 from ntksym.dual.family import DualMaps, Family, NumericFn, stable_numeric
 from ntksym.dual.sources import PRICE, WILLIAMS
 from ntksym.dual.stable import (
+    B2,
     S11,
     S12,
     S22,
+    TINY,
+    W2,
     D,
     LayerMap,
 )
@@ -33,6 +39,86 @@ def _erf(act: Activation) -> tuple[DualMaps, NumericFn]:
     return maps, stable_numeric(erf())
 
 
+def _asin_derivative_polys(count: int) -> list[sp.Poly]:
+    """``P_n`` with ``d^n/dt^n asin(e^t) = z P_n(z^2) / (1 - z^2)^(n - 1/2)``, ``z = e^t``.
+
+    ``P_1 = 1`` and ``P_(n+1)(x) = (1 - x)(P_n + 2 x P_n') + (2n - 1) x P_n`` (differentiate
+    ``z P(z^2) w^(1/2 - n)``, ``w = 1 - z^2``, with ``z d/dz``); every coefficient is
+    positive, so the polynomials never cancel on ``0 <= x <= 1``.
+    """
+    x = sp.Symbol("x")
+    polys = [sp.Poly(1, x)]
+    for n in range(1, count):
+        p = polys[-1]
+        polys.append(sp.Poly((1 - x) * (p + 2 * x * p.diff(x)) + (2 * n - 1) * x * p, x))
+    return polys
+
+
+def _second_difference(p: sp.Expr, w: sp.Expr, step: sp.Expr, terms: int = 5) -> sp.Expr:
+    """``f(mu + h) + f(mu - h) - 2 f(mu)`` for ``f(t) = asin(e^t)``, ``e^mu = p``, by Taylor.
+
+    ``sum_k 2 f^(2k)(mu) h^(2k) / (2k)!`` with ``w = 1 - p^2``; the terms shrink like
+    ``(h / mu)^2`` (``f`` is singular at ``t = 0``), and callers use it for
+    ``|h| < 0.02 (1 - p) <= 0.02 |mu|``, where five terms reach 1e-17 relative.
+    """
+    polys = _asin_derivative_polys(2 * terms)
+    total: sp.Expr = sp.Integer(0)
+    for k in range(1, terms + 1):
+        coeff = sp.horner(polys[2 * k - 1].as_expr()).subs(sp.Symbol("x"), p**2)
+        deriv = p * coeff / w ** (2 * k - sp.Rational(1, 2))
+        total += 2 * deriv * step ** (2 * k) / sp.factorial(2 * k)
+    return total
+
+
+@functools.lru_cache(maxsize=1)
+def erf_det() -> sp.Expr:
+    """Next determinant after erf, ``W2^2 (g1 g2 - E^2) + W2 B2 (g1 + g2 - 2 E)``, stably.
+
+    With ``y_i = sqrt(2 S_ii / (1 + 2 S_ii))`` every value of the map is an arcsine of a
+    product: ``g_i = (2/pi) asin(y_i^2)`` (the diagonal) and ``E1 = (2/pi) asin(y1 y2)``
+    (the pair made parallel, ``S12 = M = sqrt(S11 S22)``). Then, with ``d = E1 - |E|``,
+    ``g1 g2 - E^2 = K1 + d (E1 + |E|)`` and ``g1 + g2 - 2E = V1 + 2 d`` (``S12 >= 0``; else
+    ``g1 + g2 + 2 |E|``), where ``K1 = g1 g2 - E1^2`` and ``V1 = g1 + g2 - 2 E1``:
+
+    * ``d`` from the carried D: ``asin x1 - asin x = atan2(x1 sqrt(1-x^2) - x sqrt(1-x1^2),
+      ...)`` and ``M^2 q - S12^2 q1 = D (1 + 2 S11)(1 + 2 S22)`` (``q = q1 + 4D``,
+      ``q1 = 1 + 2 (S11 + S22)``), so the numerator is a multiple of D;
+    * ``d1 = asin(y1^2) - asin(y1 y2)`` and ``d2 = asin(y1 y2) - asin(y2^2)`` likewise, with
+      numerators multiples of ``y1^2 - y2^2 = 2 (S11 - S22) / ((1 + 2 S11)(1 + 2 S22))``;
+    * ``pi V1 / 2 = d1 - d2`` and ``pi^2 K1 / 4 = asin(y1 y2) (d1 - d2) - d1 d2``;
+      ``d1 - d2`` is the second difference of ``asin(e^t)`` at step
+      ``log(y1 / y2) = log1p((S11 - S22) / (S22 (1 + 2 S11))) / 2``, by its Taylor series
+      where the step is small (:func:`_second_difference`), else ``d1 - d2`` directly.
+    """
+    a, b = 1 + 2 * S11, 1 + 2 * S22
+    q1 = 1 + 2 * (S11 + S22)
+    q = q1 + 4 * D
+    m = sp.sqrt(S11 * S22)
+    s = sp.Abs(S12)
+    y1, y2 = sp.sqrt(2 * S11 / a), sp.sqrt(2 * S22 / b)
+    p = y1 * y2
+    g1 = 2 * sp.atan2(2 * S11, sp.sqrt(1 + 4 * S11)) / sp.pi
+    g2 = 2 * sp.atan2(2 * S22, sp.sqrt(1 + 4 * S22)) / sp.pi
+    alpha = sp.atan2(2 * m, sp.sqrt(q1))
+    e1 = 2 * alpha / sp.pi
+    e_abs = 2 * sp.atan2(2 * s, sp.sqrt(q)) / sp.pi
+    num = 2 * D * a * b / sp.Max(m * sp.sqrt(q) + s * sp.sqrt(q1), TINY)
+    d = 2 * sp.atan2(num, sp.sqrt(q * q1) + 4 * m * s) / sp.pi
+    dy2 = 2 * (S11 - S22) / (a * b)
+    c1, c2 = sp.sqrt(1 + 4 * S11) / a, sp.sqrt(1 + 4 * S22) / b
+    cb = sp.sqrt(q1 / (a * b))
+    d1 = sp.atan2(y1 * dy2 / sp.Max(y1 * cb + y2 * c1, TINY), c1 * cb + y1**3 * y2)
+    d2 = sp.atan2(y2 * dy2 / sp.Max(y1 * c2 + y2 * cb, TINY), cb * c2 + y1 * y2**3)
+    step = log1p((S11 - S22) / sp.Max(S22 * a, TINY)) / 2
+    series = _second_difference(p, q1 / (a * b), step)
+    dd = sp.Piecewise((series, sp.Abs(step) < (1 - p) / 50), (d1 - d2, True))
+    k1 = 4 * (alpha * dd - d1 * d2) / sp.pi**2
+    v1 = 2 * dd / sp.pi
+    x_part = k1 + d * (e1 + e_abs)
+    y_part = sp.Piecewise((v1 + 2 * d, S12 >= 0), (g1 + g2 + 2 * e_abs, True))
+    return W2**2 * x_part + W2 * B2 * y_part
+
+
 def erf() -> LayerMap:
     """erf: Williams (1997), "Computing with infinite networks".
 
@@ -41,12 +127,13 @@ def erf() -> LayerMap:
     with ``(1+2 S11)(1+2 S22) - 4 S12^2 = 1 + 2 (S11 + S22) + 4 D``, which never cancels,
     and the arcsine as ``atan2(2 S12, sqrt(1 + 2 (S11 + S22) + 4 D))``. The next
     determinant is formed directly: after one erf layer every variance is at most
-    ``W2 + B2`` and only enters through ``1 + 2 (S11 + S22) + 4 D``.
+    ``W2 + B2`` and only enters through ``1 + 2 (S11 + S22) + 4 D``; the next determinant
+    accurate for a kinked layer that follows is :func:`erf_det` (``carried``).
     """
     q = 1 + 2 * (S11 + S22) + 4 * D
     e = 2 * sp.atan2(2 * S12, sp.sqrt(q)) / sp.pi
     ed = 4 / (sp.pi * sp.sqrt(q))
-    return LayerMap(e, ed, None, "closed form")
+    return LayerMap(e, ed, None, "closed form", carried=erf_det())
 
 
 FAMILY = Family(name="erf", members=("erf",), derive=_erf, stable={"erf": erf})
