@@ -38,13 +38,14 @@ The determinant ``det = s11 s22 - s12^2`` is always formed exactly from the
 nearly parallel inputs.
 """
 
-from ntksym.reference.convert import QuadratureError
+from ntksym.reference.convert import QuadratureError, ReferenceNotConverged
 from ntksym.reference.duals import dual, dual_closed_form, dual_quadrature
 from ntksym.reference.recursion import Recursion, kernel, recursion
 
 __all__ = [
     "QuadratureError",
     "Recursion",
+    "ReferenceNotConverged",
     "dual",
     "dual_closed_form",
     "dual_quadrature",
