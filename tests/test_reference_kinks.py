@@ -145,3 +145,100 @@ def test_under_resolved_reference_raises_with_its_estimate(monkeypatch: pytest.M
     assert "(1.0, 0.5, 1.0)" in message
     assert "error estimate" in message and "above the target" in message
     assert isinstance(info.value, QuadratureError)
+
+
+def test_outer_split_resolves_the_conditional_step_near_rho_minus_one() -> None:
+    """Near rho = -1 a kink of sigma(v) is a step sqrt(1 - rho^2)-narrow in the outer variable.
+
+    The outer pieces are graded around it down to that width (the representative of the
+    exhaustive comparison below, which takes ~1 min per map).
+    """
+    s11, s22, rho = mpmath.mpf(2), mpmath.mpf("0.5"), -(1 - mpmath.mpf(10) ** -12)
+    sd1 = mpmath.sqrt(s11)
+    beta = rho * mpmath.sqrt(s22)  # s12 / sqrt(s11)
+    s = mpmath.sqrt(s22 * (1 - rho * rho))
+    feats = tanh_sinh._outer_features([mpmath.mpf(0)], [], sd1, beta, s)
+    pieces, method = tanh_sinh._pieces(feats, True, mpmath.mpf(10) ** -33)
+    assert method == "gauss-legendre"
+    width = float(s / abs(beta))
+    assert 1e-6 < width < 2e-6
+    near = sorted(float(p) for p in pieces if 0 < p < 1)
+    assert near[0] == pytest.approx(width, rel=1e-12)
+    assert all(b == pytest.approx(2 * a, rel=1e-12) for a, b in zip(near, near[1:], strict=False))
+
+
+# --------------------------------------------------------------------------- exhaustive
+def _conditioned(mean: object, g: object, s11: object, s12: object, s22: object) -> object:
+    """``E[f(u) g(v)]`` as one integral over v, from the closed ``mean(mu, t) = E[f(u) | v]``."""
+    s11, s12, s22 = (mpmath.mpf(x) for x in (s11, s12, s22))
+    t = mpmath.sqrt((s11 * s22 - s12 * s12) / s22)
+    sd = mpmath.sqrt(s22)
+    layer = abs(s22 / s12) * t  # the width of the conditional step in v
+
+    def integrand(v: object) -> object:
+        return g(v) * mean(s12 * v / s22, t) * mpmath.npdf(v, 0, sd)  # type: ignore[operator]
+
+    points = {-15 * sd, -sd, -1, -layer, 0, layer, 1, sd, 15 * sd}
+    points |= {layer * 2**j for j in range(1, 60) if layer * 2**j < sd}
+    points |= {-p for p in points}
+    return mpmath.quad(integrand, sorted(points))
+
+
+def _relu_mean(mu: object, t: object) -> object:
+    return mu * mpmath.ncdf(mu / t) + t * mpmath.npdf(mu / t)  # type: ignore[operator]
+
+
+def _step_mean(mu: object, t: object) -> object:
+    return mpmath.ncdf(mu / t)  # type: ignore[operator]
+
+
+def _decomposed(smooth: str, g: object, dg: object, cov: tuple[float, float, float]) -> object:
+    """Both maps of ``relu(u) + c*smooth(u)`` (c the double 0.1) from its parts.
+
+    relu x relu and step x step by the referee's exact polar route, smooth x smooth by its
+    kink-free route, the cross terms by conditioning (one mpmath integral each).
+    """
+    s11, s12, s22 = cov
+    c = mpmath.mpf(0.1)
+    with mpmath.workdps(35):
+        nngp = reference.dual_quadrature("relu", *cov, dps=30)
+        nngp += c * c * reference.dual_quadrature(smooth, *cov, dps=30)
+        nngp += c * (_conditioned(_relu_mean, g, *cov) + _conditioned(_relu_mean, g, s22, s12, s11))
+        dot = reference.dual_quadrature("step", *cov, dps=30)  # E[H(u) H(v)]
+        dot += c * c * reference.dual_quadrature(smooth, *cov, dps=30, derivative=True)
+        dot += c * (
+            _conditioned(_step_mean, dg, *cov) + _conditioned(_step_mean, dg, s22, s12, s11)
+        )
+    return nngp, dot
+
+
+def _tanh_prime(v: object) -> object:
+    return 1 / mpmath.cosh(v) ** 2  # type: ignore[operator]
+
+
+def _erf_prime(v: object) -> object:
+    return 2 / mpmath.sqrt(mpmath.pi) * mpmath.exp(-v * v)  # type: ignore[operator]
+
+
+_RHO = 1 - 1e-12
+#: The failing points of issue 13: (sum, its smooth part, cov).
+FAILING = [
+    ("tanh", (2.0, -_RHO * 1.0, 0.5)),  # E[sigma' sigma'] was off by 2.3e-7 (3.5e-6 relative)
+    ("tanh", (1e4, _RHO * 1e4, 1e4)),
+    ("erf", (1e4, -900.0, 3e3)),  # the typed-sum grid's LARGE points
+    ("erf", (1e4, 0.97e4, 1e4)),
+]
+
+
+@pytest.mark.exhaustive  # (~1-3 min per map on one core)
+@pytest.mark.parametrize(("smooth", "cov"), FAILING)
+@pytest.mark.parametrize("derivative", [False, True])
+def test_kinked_sum_reference_against_its_parts(
+    smooth: str, cov: tuple[float, float, float], derivative: bool
+) -> None:
+    g, dg = (mpmath.tanh, _tanh_prime) if smooth == "tanh" else (mpmath.erf, _erf_prime)
+    want = _decomposed(smooth, g, dg, cov)[int(derivative)]
+    got = reference.dual_quadrature(
+        f"relu(u) + 0.1*{smooth}(u)", *cov, dps=15, derivative=derivative
+    )
+    assert abs(got - want) <= 1e-13 * abs(want), (float(got), float(want))

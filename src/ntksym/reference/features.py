@@ -20,6 +20,7 @@ import sympy as sp
 
 from ntksym.activations import Activation
 from ntksym.activations.expr import u
+from ntksym.reference.homogeneous import sympy_to_mpf
 
 __all__ = ["Feature", "smooth_features", "graded_points"]
 
@@ -56,10 +57,10 @@ def smooth_features(act: Activation, derivative: bool) -> list[Feature]:
         if any(not c.is_number or not c.is_real for c in coeffs) or len(coeffs) > 3:
             continue
         if len(coeffs) == 2:
-            a, b = (mpmath.mpf(sp.Float(c, 40)) for c in coeffs)
+            a, b = (sympy_to_mpf(c) for c in coeffs)
             found.add((-b / a, 1 / abs(a)))
         else:
-            a, b, _ = (mpmath.mpf(sp.Float(c, 40)) for c in coeffs)
+            a, b, _ = (sympy_to_mpf(c) for c in coeffs)
             found.add((-b / (2 * a), 1 / mpmath.sqrt(2 * abs(a))))
     return sorted(found)
 

@@ -1,7 +1,8 @@
 """The general route: iterated one-dimensional quadrature of E[f(u) g(v)].
 
-Both integrals are split at kinks and at zero; the inner error estimate is carried through the
-outer one.
+Both integrals are split at kinks and at zero, and graded around narrow features (steep smooth
+terms; near ``|rho| = 1`` the smoothed image of a kink of sigma(v) in the outer variable, see
+:mod:`ntksym.reference.features`); the inner error estimate is carried through the outer one.
 """
 
 from __future__ import annotations
