@@ -33,18 +33,30 @@ e.g. step and sign) have ``sigma' = J delta(u)``; for them the value is
 ``J^2 p(0, 0)`` with ``p(0, 0) = 1 / (2 pi sqrt(det))`` the Gaussian density at
 the origin, which is the definition of the expectation, not a derived formula.
 
+Split points come from the one kink finder of the package
+(:func:`ntksym.activations.expr.kinks_of`, nested Max/Min/Abs/... solved branch by branch)
+and from :mod:`ntksym.reference.features`: around a steep smooth term (``erf(u)`` at
+variance 1e4 is a step 0.01 standard deviations wide) and around the smoothed image of a kink
+of ``sigma(v)`` in the outer variable (a step ``sqrt(1 - rho^2)`` wide as ``|rho| -> 1``) the
+pieces are graded geometrically, so every Gauss-Legendre piece sees a function smooth on its
+own length. Every integral carries an error estimate (the difference of two levels of its
+rule, never a single level); when the estimate exceeds the target, :class:`ReferenceNotConverged`
+(a :class:`QuadratureError`) names the expression, the covariance and the estimate instead of
+returning a number.
+
 The determinant ``det = s11 s22 - s12^2`` is always formed exactly from the
 (converted) inputs, so ``1 - rho^2 = det / (s11 s22)`` keeps its digits for
 nearly parallel inputs.
 """
 
-from ntksym.reference.convert import QuadratureError
+from ntksym.reference.convert import QuadratureError, ReferenceNotConverged
 from ntksym.reference.duals import dual, dual_closed_form, dual_quadrature
 from ntksym.reference.recursion import Recursion, kernel, recursion
 
 __all__ = [
     "QuadratureError",
     "Recursion",
+    "ReferenceNotConverged",
     "dual",
     "dual_closed_form",
     "dual_quadrature",

@@ -17,6 +17,7 @@ from ntksym.typing import ActivationLike
 __all__ = [
     "ActivationLike",
     "QuadratureError",
+    "ReferenceNotConverged",
     "check_dps",
     "check_method",
     "as_activation",
@@ -39,6 +40,14 @@ LAYER_GUARD_DIGITS = 5
 MIN_DPS = 15
 MAX_DPS = 1000
 METHODS = ("auto", "quadrature", "closed_form")
+
+
+class ReferenceNotConverged(QuadratureError):
+    """The referee's own error estimate exceeds its target: it gives no number.
+
+    Raised by :func:`ntksym.reference.dual_quadrature` (and everything built on it) with a
+    message naming the expression, the covariance, the estimate and the target.
+    """
 
 
 # --------------------------------------------------------------------------- input checks

@@ -16,12 +16,13 @@ from ntksym.errors import ActivationError, InputError, NoClosedFormError, NTKSym
 from ntksym.reference.convert import (
     GUARD_DIGITS,
     ActivationLike,
-    QuadratureError,
+    ReferenceNotConverged,
     as_activation,
     check_dps,
     check_method,
     covariance,
 )
+from ntksym.reference.features import smooth_features
 from ntksym.reference.homogeneous import (
     Homogeneous,
     analysis,
@@ -83,8 +84,9 @@ def dual_quadrature(
             ``E[delta(u) delta(v)]`` is infinite).
         ActivationError: The activation is not real or cannot be evaluated, or
             its derivative contains a Dirac delta that is not a single jump at 0.
-        QuadratureError: The quadrature's error estimate exceeds
-            ``10^-(dps-5)`` relative to the size of the integrand.
+        ReferenceNotConverged: (a QuadratureError) the quadrature's error estimate exceeds
+            ``10^-(dps-5)`` relative to the size of the integrand; the message names the
+            expression, the covariance, the estimate and the target.
 
     Example:
         >>> from mpmath import mp, nstr
@@ -117,16 +119,25 @@ def _quadrature(
         return homogeneous_dual(h, a11, a12, a22, det)
     f = pointwise(act, derivative)
     kinks = [mpmath.mpf(k) for k in act.kinks]
-    value, err, size = general_dual(f, kinks, a11, a12, a22, det, _target(dps))
+    features = smooth_features(act, derivative)
+    value, err, size = general_dual(f, kinks, a11, a12, a22, det, _target(dps), features)
     if err > mpmath.mpf(10) ** (-(dps - 5)) * max(abs(value), size):
-        raise QuadratureError(
-            f"quadrature for {act.name!r} at (s11, s12, s22) = ({mpmath.nstr(a11, 8)}, "
-            f"{mpmath.nstr(a12, 8)}, {mpmath.nstr(a22, 8)}) did not converge: error estimate "
-            f"{mpmath.nstr(err, 3)} for value {mpmath.nstr(value, 8)} at dps={dps}"
+        raise ReferenceNotConverged(
+            f"the mpmath reference of {_what(act, derivative)} at (s11, s12, s22) = "
+            f"({mpmath.nstr(a11, 17)}, {mpmath.nstr(a12, 17)}, {mpmath.nstr(a22, 17)}) did not "
+            f"converge: error estimate {mpmath.nstr(err, 3)} for the value "
+            f"{mpmath.nstr(value, 17)}, above the target "
+            f"{mpmath.nstr(mpmath.mpf(10) ** (5 - dps), 3)} relative to "
+            f"{mpmath.nstr(max(abs(value), size), 3)} (dps={dps})"
         )
     # never claim more than the accuracy the nested rules were asked for: their level
     # heuristics can be optimistic when inner errors, not the outer step, dominate
     return value, max(err, _target(dps) * max(abs(value), size))
+
+
+def _what(act: Activation, derivative: bool) -> str:
+    which = "E[sigma'(u) sigma'(v)]" if derivative else "E[sigma(u) sigma(v)]"
+    return f"{which} for sigma = {sp.sstr(act.expr)} ({act.name!r})"
 
 
 def _target(dps: int) -> Any:
@@ -146,7 +157,14 @@ def _degenerate(
     if h is not None:
         return f0 * half_moment(h, var), mpmath.mpf(0)
     kinks = [mpmath.mpf(k) for k in act.kinks]
-    val, err = gauss_expect_1d(f, mpmath.sqrt(var), mpmath.mpf(0), kinks, _target(dps))
+    features = smooth_features(act, derivative)
+    val, err = gauss_expect_1d(f, mpmath.sqrt(var), 0, kinks, _target(dps), features=features)
+    if err > mpmath.mpf(10) ** (-(dps - 5)) * max(abs(val), mpmath.eps):
+        raise ReferenceNotConverged(
+            f"the mpmath reference of {_what(act, derivative)} with one variance 0 and the other "
+            f"{mpmath.nstr(var, 17)} did not converge: error estimate {mpmath.nstr(err, 3)} for "
+            f"E[sigma(u)] = {mpmath.nstr(val, 17)} (dps={dps})"
+        )
     return f0 * val, abs(f0) * err
 
 

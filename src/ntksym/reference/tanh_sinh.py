@@ -1,7 +1,8 @@
 """The general route: iterated one-dimensional quadrature of E[f(u) g(v)].
 
-Both integrals are split at kinks and at zero; the inner error estimate is carried through the
-outer one.
+Both integrals are split at kinks and at zero, and graded around narrow features (steep smooth
+terms; near ``|rho| = 1`` the smoothed image of a kink of sigma(v) in the outer variable, see
+:mod:`ntksym.reference.features`); the inner error estimate is carried through the outer one.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import mpmath
+
+from ntksym.reference.features import GRADE_BELOW, Feature, graded_points
 
 __all__ = ["gauss_expect_1d", "general_dual"]
 
@@ -22,6 +25,12 @@ mp = mpmath.mp
 MAX_TRAPEZOID_LEVEL = 6
 #: Feature length (in standard deviations) below which nodes are placed by a sinh map.
 SINH_MAP_BELOW = mpmath.mpf(1) / 4
+
+
+#: Split points (in standard deviations) of every Gauss-Legendre integral over the line.
+_SCALES = (-8, -4, -2, 2, 4, 8)
+#: Largest mpmath.quad degree (None: mpmath's default); lowered only to test the failure path.
+QUAD_MAXDEGREE: int | None = None
 
 
 _NODE_CACHE: dict[tuple[int, int, int], tuple[list[Any], list[Any]]] = {}
@@ -158,21 +167,45 @@ def _trapezoid_levels(
     return None
 
 
-def _pieces(points: Sequence[Any], kinks: Sequence[Any], tol: Any) -> tuple[list[Any], str]:
+def _pieces(features: Sequence[Feature], graded: bool, tol: Any) -> tuple[list[Any], str]:
     """Break points and rule for mpmath.quad over the real line.
 
-    With kinks, the pieces between them are smooth, and Gauss-Legendre on the
-    range truncated where the Gaussian weight is below ``tol`` converges fast.
-    Without kinks this is only reached when the trapezoidal rule failed (very
-    large variances, steep transitions): tanh-sinh on the whole line, split at
-    the points, copes with boundary layers at the break points.
+    ``features`` are (centre, width) in standard deviations, kinks with width 0. With kinks
+    or narrow features (``graded``), the pieces between the graded points
+    (:func:`~ntksym.reference.features.graded_points`) are smooth on their own length, and
+    Gauss-Legendre on the range truncated where the Gaussian weight is below ``tol``
+    converges fast. Otherwise this is only reached when the trapezoidal rule failed (very
+    large variances, steep transitions): tanh-sinh on the whole line, split at the centres,
+    copes with boundary layers at the break points.
     """
-    if kinks:
+    if graded:
         Z = 2 * _tail_bound(tol)  # generous: the integrand may grow
-        inside = sorted({p for p in points if -Z < p < Z})
-        return [-Z, *inside, Z], "gauss-legendre"
-    finite = sorted({p for p in points if mpmath.isfinite(p)})
+        digits = -float(mpmath.log10(tol))
+        # the Gaussian weight itself: pieces no longer than its scale far out keep the
+        # Gauss-Legendre degree low on the long range
+        scales = [
+            (mpmath.mpf(0), mpmath.mpf(0)),
+            *((mpmath.mpf(c), mpmath.mpf(0)) for c in _SCALES),
+        ]
+        points = graded_points([*features, *scales], Z, digits)
+        return [-Z, *points, Z], "gauss-legendre"
+    finite = sorted({c for c, _ in features if mpmath.isfinite(c)})
     return [mpmath.ninf, *finite, mpmath.inf], "tanh-sinh"
+
+
+def _needs_grading(features: Sequence[Feature]) -> bool:
+    return any(0 < w < GRADE_BELOW for _, w in features)
+
+
+def _quad(integrand: Callable[[Any], Any], pieces: list[Any], method: str) -> tuple[Any, Any]:
+    """mpmath.quad with its error estimate (the difference between its last two degrees).
+
+    At least two degrees are always run: after one, mpmath reports an error of 0.
+    """
+    if QUAD_MAXDEGREE is None:
+        return mpmath.quad(integrand, pieces, error=True, method=method)
+    degree = max(2, QUAD_MAXDEGREE)
+    return mpmath.quad(integrand, pieces, error=True, method=method, maxdegree=degree)
 
 
 def gauss_expect_1d(
@@ -182,28 +215,44 @@ def gauss_expect_1d(
     kinks: Sequence[Any],
     tol: Any,
     atol: Any = 0,
+    features: Sequence[Feature] = (),
 ) -> tuple[Any, Any]:
-    """E[f(shift + scale z)] for z ~ N(0, 1), with an error estimate."""
+    """E[f(shift + scale z)] for z ~ N(0, 1), with an error estimate.
+
+    ``kinks`` and the (centre, width) ``features`` are in the units of the argument of f.
+    """
     if scale == 0:
         return f(shift), mpmath.mpf(0)
+    # a kink beyond every range the trapezoidal rule may use is not a kink of this integral
+    # (the inner integrals near |rho| = 1, where s is tiny, mostly have none)
+    reach = 4 * _tail_bound(tol)
+    kinks = [k for k in kinks if abs(k - shift) < reach * scale]
+    feats = [((k - shift) / scale, mpmath.mpf(0)) for k in (*kinks, 0)]
+    feats += [((c - shift) / scale, w / scale) for c, w in features]
+    narrow = [(c, w) for c, w in feats[len(kinks) + 1 :] if w < SINH_MAP_BELOW]
     if not kinks:
-        res = _trapezoid(lambda z: (f(shift + scale * z), 0), tol, 1 / scale, -shift / scale, atol)
+        centre, width = min(narrow, key=lambda cw: cw[1]) if narrow else (-shift / scale, 1 / scale)
+        res = _trapezoid(lambda z: (f(shift + scale * z), 0), tol, width, centre, atol)
         if res is not None:
             return res[0], res[1]
     norm = 1 / mpmath.sqrt(2 * mpmath.pi)
-    pts, method = _pieces([(k - shift) / scale for k in (*kinks, 0)], kinks, tol)
+    pts, method = _pieces(feats, bool(kinks) or _needs_grading(narrow), tol)
 
     def integrand(z: Any) -> Any:
         return f(shift + scale * z) * mpmath.exp(-z * z / 2)
 
-    val, err = mpmath.quad(integrand, pts, error=True, method=method)
+    val, err = _quad(integrand, pts, method)
     return val * norm, err * norm
 
 
-def _rms(f: Callable[[Any], Any], var: Any, kinks: Sequence[Any], tol: Any) -> Any:
+def _rms(
+    f: Callable[[Any], Any], var: Any, kinks: Sequence[Any], tol: Any, features: Sequence[Feature]
+) -> Any:
     """sqrt(E[f(sqrt(var) z)^2]), to a few digits: a scale for absolute tolerances."""
     rough = max(tol, mpmath.mpf(10) ** -8)
-    mean_sq, _ = gauss_expect_1d(lambda x: f(x) ** 2, mpmath.sqrt(var), 0, kinks, rough)
+    mean_sq, _ = gauss_expect_1d(
+        lambda x: f(x) ** 2, mpmath.sqrt(var), 0, kinks, rough, features=features
+    )
     return mpmath.sqrt(abs(mean_sq))
 
 
@@ -215,8 +264,15 @@ def general_dual(
     a22: Any,
     det: Any,
     tol: Any,
+    features: Sequence[Feature] = (),
 ) -> tuple[Any, Any, Any]:
     """Iterated quadrature; returns (value, error estimate, size of the integrand).
+
+    ``kinks`` and the smooth ``features`` (centre, width) are in units of u (and v). The
+    outer integral over ``z1`` is split at the kinks and features of ``f(u)`` and at those
+    of ``E[f(v) | z1]``: a kink ``k`` of ``f(v)`` is a step of width ``s / |beta|`` around
+    ``z1 = k / beta`` there (``s`` the conditional standard deviation, tiny as ``|rho|``
+    tends to 1), graded so that the narrow direction is resolved.
 
     The inner expectation E[sigma(v) | z1] is wanted to ``tol`` relative to the
     r.m.s. of sigma(v), not to its own (possibly tiny, cancelling) value, and
@@ -227,7 +283,7 @@ def general_dual(
     sd1 = mpmath.sqrt(a11)
     beta = a12 / sd1  # v = beta*z1 + s*z2
     s = mpmath.sqrt(det / a11)
-    rms_u, rms_v = _rms(f, a11, kinks, tol), _rms(f, a22, kinks, tol)
+    rms_u, rms_v = _rms(f, a11, kinks, tol, features), _rms(f, a22, kinks, tol, features)
     budget = tol * rms_u * rms_v / (2 * _tail_bound(tol)) * mpmath.sqrt(2 * mpmath.pi)
 
     def outer(z1: Any) -> tuple[Any, Any]:
@@ -236,7 +292,7 @@ def general_dual(
             return mpmath.mpf(0), mpmath.mpf(0)
         atol = max(tol * rms_v, budget * mpmath.exp(z1 * z1 / 2) / abs(fu))
         rtol = min(max(tol, atol / rms_v), mpmath.mpf(10) ** -6) if rms_v else tol
-        inner, inner_err = gauss_expect_1d(f, s, beta * z1, kinks, rtol, atol)
+        inner, inner_err = gauss_expect_1d(f, s, beta * z1, kinks, rtol, atol, features)
         return fu * inner, abs(fu) * inner_err
 
     if not kinks:
@@ -251,9 +307,19 @@ def general_dual(
         # the imaginary part carries the inner error, integrated with the same weights
         return mpmath.mpc(w * val, w * err)
 
-    pts = [k / sd1 for k in (*kinks, 0)]
-    if beta != 0:
-        pts += [k / beta for k in (*kinks, 0)]
-    pieces, method = _pieces(pts, kinks, tol)
-    res, err = mpmath.quad(outer_quad, pieces, error=True, method=method)
+    feats = _outer_features(kinks, features, sd1, beta, s)
+    pieces, method = _pieces(feats, bool(kinks) or _needs_grading(feats), tol)
+    res, err = _quad(outer_quad, pieces, method)
     return res.real, err + abs(res.imag), rms_u * rms_v
+
+
+def _outer_features(
+    kinks: Sequence[Any], features: Sequence[Feature], sd1: Any, beta: Any, s: Any
+) -> list[Feature]:
+    """Features of the outer integrand in z1: those of f(sd1 z1) and of E[f(v) | z1]."""
+    feats = [(k / sd1, mpmath.mpf(0)) for k in (*kinks, 0)]
+    feats += [(c / sd1, w / sd1) for c, w in features]
+    if beta != 0:
+        feats += [(k / beta, s / abs(beta)) for k in kinks]
+        feats += [(c / beta, mpmath.sqrt(w * w + s * s) / abs(beta)) for c, w in features]
+    return feats
