@@ -167,3 +167,16 @@ def test_erf_then_relu_keeps_full_precision():
 )
 def test_smooth_then_relu_keeps_full_precision_deep(act, depth):
     assert_full_precision(smooth_then_relu(act, depth), adversarial_inputs())
+
+
+@pytest.mark.slow
+def test_rectified_then_relu_keeps_full_precision():
+    """The rectified monomials' ``det`` (a product of gaps) is trusted by both paths: a ReLU
+    after ``RectifiedMonomial(2)`` keeps full precision on the adversarial inputs."""
+    net = smooth_then_relu(stax.RectifiedMonomial(2), 1)
+    X = adversarial_inputs()
+    assert_full_precision(net, X)
+    fused = net.kernel_fn(X, backend="fused")
+    layers = net.kernel_fn(X, backend="layers")
+    for a, r in zip(fused, layers, strict=True):
+        assert np.max(np.abs(a - r) / np.abs(r)) < 1e-13

@@ -14,11 +14,12 @@ an activation without a closed-form dual map (quadrature), a network that ends i
 branches or in its inputs, and every network that breaks one of the description's rules
 (the layer path then raises the error that names the rule).
 
-The determinant is carried exactly where :mod:`ntksym.kernels.layer_maps` carries it: from
-the inputs at each first Dense layer, through Dense layers, LayerNorm and sums, and
-through the activations whose family's stable map is checked for near-parallel pairs
-(:data:`STABLE_DET_FAMILIES`); after any other activation it is formed by subtraction
-where it is next needed.
+The determinant is carried from the inputs at each first Dense layer, through Dense
+layers, LayerNorm and sums, and through the activations whose family's printed ``det`` is
+checked for near-parallel pairs (:data:`STABLE_DET_FAMILIES`); after any other activation
+it is formed by subtraction where it is next needed. The layer path
+(:mod:`ntksym.kernels.layer_maps`) also carries it through erf and the mgf family
+(``carried`` forms, not printed here yet).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from ntksym.activations.registry import affine_parts
 from ntksym.architecture.description import Dense, Dropout, LayerNorm, Net, Nonlinearity
 from ntksym.architecture.walk import Meta, Walker
 from ntksym.codegen.spec import KernelSpec, kernel_spec
+from ntksym.dual import stable
 from ntksym.dual.families import family_of
 from ntksym.errors import InputError, NTKSymError
 
@@ -39,7 +41,9 @@ __all__ = ["STABLE_DET_FAMILIES", "Program", "Step", "Unsupported", "lower"]
 #: Families whose stable layer map carries the determinant accurately for near-parallel
 #: pairs (the same list as ``ntksym.kernels.layer_maps``; GELU's map has a determinant too, but
 #: it is not accurate for such pairs).
-STABLE_DET_FAMILIES = ("piecewise_linear", "jump")
+#: The fused kernel prints the map's own ``det``, so it trusts the families whose ``det``
+#: is accurate (``carried`` forms are the layer path's; see ``ntksym.dual.stable``).
+STABLE_DET_FAMILIES = stable.DET_FAMILIES
 
 
 class Unsupported(NTKSymError):

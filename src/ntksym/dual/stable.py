@@ -109,6 +109,16 @@ class LayerMap:
     carried: sp.Expr | None = None
 
 
+#: Families whose printed ``det`` is accurate relative to itself for near-parallel pairs
+#: (checked against mpmath: ``tests/test_stax_checks.py``, ``tests/test_smooth_det.py``).
+#: GELU's ``det`` is not (70% off at a determinant of 3e-17 with unequal variances).
+DET_FAMILIES: tuple[str, ...] = ("piecewise_linear", "jump", "rectified")
+
+#: Families whose :func:`next_det` is accurate that way: :data:`DET_FAMILIES` and those
+#: with a ``carried`` form (``tests/test_smooth_det.py``).
+CARRIED_DET_FAMILIES: tuple[str, ...] = (*DET_FAMILIES, "erf", "mgf")
+
+
 def next_det(lm: LayerMap) -> sp.Expr | None:
     """The most accurate next determinant of ``lm``: ``carried`` if given, else ``det``."""
     return lm.carried if lm.carried is not None else lm.det

@@ -132,11 +132,8 @@ def _affine_det(b: Block, w2: float, b2: float) -> np.ndarray | None:
     return out
 
 
-#: Families whose stable determinant is checked here against mpmath for near-parallel pairs
-#: (``tests/test_stax_checks.py``, ``tests/test_smooth_det.py``). GELU's has one too, but it
-#: is not accurate for such pairs (measured: 70% off at a determinant of 3e-17), which its
-#: own smooth maps do not notice.
-STABLE_DET_FAMILIES = ("piecewise_linear", "jump", "erf", "mgf")
+#: Families whose next determinant is carried without cancellation (one list, in ``dual``).
+STABLE_DET_FAMILIES = stable.CARRIED_DET_FAMILIES
 
 
 @functools.lru_cache(maxsize=64)
