@@ -14,8 +14,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from ntksym._io import import_file
-from ntksym.architecture.description import Net, as_description
+from ntksym.architecture.description import Net
+from ntksym.architecture.loading import load_network
 from ntksym.cli.options import ProgressBar, add_network_options
 from ntksym.errors import InputError
 from ntksym.kernels.safeio import check_output
@@ -87,35 +87,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "rounded once: relative error <= 6e-8 per entry)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-def load_network(path: str) -> Net:
-    """The ``net`` defined by the Python file ``path``, as a network description.
-
-    Raises:
-        InputError: The file is missing or not ``.py``, has a syntax error, raises when
-            imported, or defines no ``net`` that is a ntksym.stax network (one line).
-    """
-    file = Path(path)
-    if not file.is_file() or file.suffix != ".py":
-        raise InputError(f"--network {path}: not a Python file (expected NET.py defining net)")
-    try:
-        module = import_file(file, f"_ntksym_network_{file.stem}")
-    except SyntaxError as exc:
-        raise InputError(f"--network {path}:{exc.lineno}: syntax error: {exc.msg}") from None
-    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the file's own failure, one line
-        raise InputError(
-            f"--network {path}: importing it raised {type(exc).__name__}: {exc}"
-        ) from None
-    if module is None:
-        raise InputError(f"--network {path}: cannot be loaded as a module")
-    net = as_description(getattr(module, "net", None))
-    if net is None:
-        raise InputError(
-            f"--network {path}: defines no `net` that is a ntksym.stax network (e.g. net = "
-            "stax.serial(stax.Dense(512), stax.Relu(), stax.Dense(1)))"
-        )
-    return net
 
 
 def _network(args: argparse.Namespace) -> Net | None:

@@ -138,10 +138,11 @@ def _run_network(args: argparse.Namespace, out: Path) -> int:
     """``--network FILE.py``: the notes of one network's derivation."""
     if args.paths:
         raise InputError("--network takes no derivation PATHs; give one or the other")
-    from ntksym.notes.network_build import build_network_notes, load_network
+    from ntksym.architecture.loading import load_network
+    from ntksym.notes.network_build import build_network_notes
 
     name = args.name or "network_notes"
-    net = load_network(Path(args.network))
+    net = load_network(args.network, label="")
     try:
         built = build_network_notes(
             net,

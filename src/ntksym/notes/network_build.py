@@ -5,8 +5,8 @@
 (:func:`ntksym.notes.content.derivation_view`) and renders them with the notes'
 printers and filters into ``templates/network.tex.j2`` (and ``.md.j2``, ``.html.j2``);
 the PDF is compiled as the notes' is (:func:`ntksym.notes.build.compile_pdf`).
-:func:`load_network` reads the network from a Python file that defines ``net``, by
-importing it (as ``ntksym verify`` imports a derivation file); no string is evaluated.
+:func:`~ntksym.architecture.loading.load_network` (re-exported here) reads the network
+from a Python file that defines ``net``.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from typing import Any
 import jinja2
 import sympy as sp
 
-from ntksym._io import atomic_write_text, import_file
+from ntksym._io import atomic_write_text
 from ntksym.architecture.description import as_description
+from ntksym.architecture.loading import load_network
 from ntksym.derive.text import Text
 from ntksym.errors import InputError
 from ntksym.notes.build import (
@@ -43,33 +44,6 @@ __all__ = [
     "render_network",
     "unit_rows",
 ]
-
-
-def load_network(path: Path) -> Any:
-    """The ``net`` defined by the Python file ``path`` (a ``stax`` layer or a description).
-
-    Raises:
-        InputError: the file is missing, is not Python, fails to import, or defines no
-            ``net`` holding a network description.
-    """
-    path = Path(path)
-    if not path.is_file() or path.suffix != ".py":
-        raise InputError(f"{path}: not a Python file (expected a file that defines `net`)")
-    try:
-        module = import_file(path, f"_ntksym_network_{path.stem}")
-    except SyntaxError as exc:
-        raise InputError(f"{path}:{exc.lineno}: syntax error: {exc.msg}") from None
-    except InputError:
-        raise
-    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the file's own failure, one line
-        raise InputError(f"{path}: importing it raised {type(exc).__name__}: {exc}") from None
-    net = getattr(module, "net", None) if module is not None else None
-    if as_description(net) is None:
-        raise InputError(
-            f"{path}: defines no `net` that is a ntksym.stax layer (or triple) or a "
-            "ntksym.architecture description"
-        )
-    return net
 
 
 def _method(method: str) -> Text:
