@@ -34,6 +34,7 @@ __all__ = [
     "TEX_PACKAGES",
     "build_notes",
     "compile_pdf",
+    "environment",
     "tex_text",
     "md_text",
     "render_tex",
@@ -125,7 +126,8 @@ def _sci(value: float | None, digits: int) -> str:
 
 
 @functools.lru_cache(maxsize=2)
-def _env(kind: str) -> jinja2.Environment:
+def environment(kind: str) -> jinja2.Environment:
+    """The notes' jinja2 environment for ``kind``: ``"tex"`` (LaTeX-safe delimiters) or ``"md"``."""
     common: dict[str, Any] = {
         "loader": jinja2.PackageLoader("ntksym.notes", "templates"),
         "undefined": jinja2.StrictUndefined,
@@ -157,12 +159,12 @@ def _env(kind: str) -> jinja2.Environment:
 
 def render_tex(context: dict[str, Any]) -> str:
     """Render the LaTeX template with ``context``."""
-    return _env("tex").get_template("notes.tex.j2").render(**context)
+    return environment("tex").get_template("notes.tex.j2").render(**context)
 
 
 def render_markdown(context: dict[str, Any]) -> str:
     """Render the Markdown template with ``context``."""
-    return _env("md").get_template("notes.md.j2").render(**context)
+    return environment("md").get_template("notes.md.j2").render(**context)
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ __all__ = [
     "html_prose",
     "html_text",
     "dual_lines",
+    "environment",
     "png_data_uri",
     "render_html",
 ]
@@ -106,7 +107,8 @@ def _anchor(text: str) -> str:
 
 
 @functools.lru_cache(maxsize=1)
-def _env() -> jinja2.Environment:
+def environment() -> jinja2.Environment:
+    """The web page's jinja2 environment (autoescaped, MathML filters)."""
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("ntksym.notes", "templates"),
         undefined=jinja2.StrictUndefined,
@@ -129,4 +131,4 @@ def _env() -> jinja2.Environment:
 
 def render_html(context: dict[str, Any]) -> str:
     """Render the web page of the notes from the template context of the LaTeX notes."""
-    return _env().get_template("notes.html.j2").render(**context)
+    return environment().get_template("notes.html.j2").render(**context)

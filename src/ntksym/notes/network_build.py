@@ -11,13 +11,11 @@ from a Python file that defines ``net``.
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import sympy as sp
 
 from ntksym._io import atomic_write_text
@@ -28,11 +26,9 @@ from ntksym.errors import InputError
 from ntksym.notes.build import (
     NotesBuild,
     compile_pdf,
-    md_math,
-    md_text,
+    environment,
     pdf_pages,
     refuse_foreign,
-    tex_text,
 )
 from ntksym.notes.content import METHOD_TEXT, derivation_view
 from ntksym.version import __version__
@@ -87,47 +83,15 @@ def network_context(net: Any, quick: bool = False, inputs: Any = None) -> dict[s
     }
 
 
-@functools.lru_cache(maxsize=2)
-def _env(kind: str) -> jinja2.Environment:
-    common: dict[str, Any] = {
-        "loader": jinja2.PackageLoader("ntksym.notes", "templates"),
-        "undefined": jinja2.StrictUndefined,
-        "keep_trailing_newline": True,
-        "trim_blocks": True,
-        "lstrip_blocks": True,
-        "autoescape": kind == "html",
-    }
-    if kind == "tex":
-        env = jinja2.Environment(
-            block_start_string="((*",
-            block_end_string="*))",
-            variable_start_string="(((",
-            variable_end_string=")))",
-            comment_start_string="((=",
-            comment_end_string="=))",
-            **common,
-        )
-        env.filters["text"] = tex_text
-        env.filters["fittext"] = functools.partial(tex_text, fit=True)
-    elif kind == "md":
-        env = jinja2.Environment(**common)
-        env.filters["text"] = md_text
-        env.filters["mdmath"] = md_math
-    else:
-        from ntksym.notes.html import html_math, html_text
-
-        env = jinja2.Environment(**common)
-        env.filters["text"] = html_text
-        env.filters["math"] = html_math
-        env.filters["display"] = functools.partial(html_math, display=True)
-    return env
-
-
 def render_network(context: dict[str, Any], kind: str) -> str:
     """Render the network notes' template ``kind`` (``"tex"``, ``"md"`` or ``"html"``)."""
     if kind not in ("tex", "md", "html"):
         raise InputError(f"kind must be one of tex, md, html, got {kind!r}")
-    return _env(kind).get_template(f"network.{kind}.j2").render(**context)
+    if kind == "html":
+        from ntksym.notes.html import environment as html_environment
+
+        return html_environment().get_template("network.html.j2").render(**context)
+    return environment(kind).get_template(f"network.{kind}.j2").render(**context)
 
 
 def build_network_notes(
