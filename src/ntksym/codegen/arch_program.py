@@ -15,17 +15,17 @@ branches or in its inputs, and every network that breaks one of the description'
 (the layer path then raises the error that names the rule).
 
 The determinant is carried from the inputs at each first Dense layer, through Dense
-layers, LayerNorm and sums, and through the activations whose family's printed ``det`` is
-checked for near-parallel pairs (:data:`STABLE_DET_FAMILIES`); after any other activation
-it is formed by subtraction where it is next needed. The layer path
-(:mod:`ntksym.kernels.layer_maps`) also carries it through erf and the mgf family
-(``carried`` forms, not printed here yet).
+layers, LayerNorm and sums, and through the activations whose family's next determinant
+is checked for near-parallel pairs (:data:`STABLE_DET_FAMILIES`): the map's ``carried``
+form where it has one (erf and the mgf family, as on the layer path,
+:mod:`ntksym.kernels.layer_maps`), else its ``det``. After any other activation it is
+formed by subtraction where it is next needed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ntksym.activations import Activation
 from ntksym.activations.registry import affine_parts
@@ -39,11 +39,10 @@ from ntksym.errors import InputError, NTKSymError
 __all__ = ["STABLE_DET_FAMILIES", "Program", "Step", "Unsupported", "lower"]
 
 #: Families whose stable layer map carries the determinant accurately for near-parallel
-#: pairs (the same list as ``ntksym.kernels.layer_maps``; GELU's map has a determinant too, but
-#: it is not accurate for such pairs).
-#: The fused kernel prints the map's own ``det``, so it trusts the families whose ``det``
-#: is accurate (``carried`` forms are the layer path's; see ``ntksym.dual.stable``).
-STABLE_DET_FAMILIES = stable.DET_FAMILIES
+#: pairs (one list, in ``ntksym.dual.stable``, shared with ``ntksym.kernels.layer_maps``;
+#: GELU's map has a determinant too, but it is not accurate for such pairs). The fused
+#: kernel prints their :attr:`KernelSpec.next_det <ntksym.codegen.spec.KernelSpec.next_det>`.
+STABLE_DET_FAMILIES = stable.CARRIED_DET_FAMILIES
 
 
 class Unsupported(NTKSymError):
@@ -91,7 +90,9 @@ class Program:
 
     Attributes:
         steps: One per state, in evaluation order (``steps[k].out == k``).
-        specs: The kernel specs of the distinct activations (closed-form maps).
+        specs: The kernel specs of the distinct activations (closed-form maps), each with
+            ``det`` the next determinant the kernel prints: the spec's ``next_det`` where
+            it is trusted, None elsewhere.
         trusted: Per activation, whether its map's determinant is used (see the module).
         det_known: Per state, whether its determinant is carried.
         output: The state the network outputs.
@@ -107,7 +108,7 @@ class Program:
 def _trusted(spec: KernelSpec) -> bool:
     """Whether the activation's stable map carries an accurate determinant."""
     act = spec.activation
-    if spec.kind != "stable" or spec.det is None:
+    if spec.kind != "stable" or spec.next_det is None:
         return False
     family = family_of(act)
     inner = affine_parts(act)[0] if family is not None and family.name == "affine" else act
@@ -144,9 +145,12 @@ class _Lowering:
             raise Unsupported(f"no generated layer map for {act.name}: {exc}") from None
         if spec.kind == "quadrature":
             raise Unsupported(f"{act.name} has no closed-form dual map (only quadrature)")
+        trusted = _trusted(spec)
         self.acts.append(act)
-        self.specs.append(spec)
-        self.trusted.append(_trusted(spec))
+        # the determinant printed: the most accurate one where trusted, else none (GELU's,
+        # unused, would take most of the generation time)
+        self.specs.append(replace(spec, det=spec.next_det if trusted else None))
+        self.trusted.append(trusted)
         return len(self.acts) - 1
 
     def dense(self, p: int | None, meta: Meta, layer: Dense) -> int:
