@@ -219,10 +219,43 @@ def lower(net: Net) -> Program:
     state, _ = node
     if state is None:
         raise Unsupported("the network has no Dense layer")
-    return Program(
-        tuple(lowering.steps),
-        tuple(lowering.specs),
-        tuple(lowering.trusted),
-        tuple(lowering.det),
-        state,
-    )
+    return _prune(lowering, state)
+
+
+def _read_by_an_activation(steps: Sequence[Step]) -> list[bool]:
+    """Per state, whether an activation step reads its determinant.
+
+    Directly, or after Dense layers, LayerNorm and sums, which carry it.
+    """
+    needed = [False] * len(steps)
+    for step in reversed(steps):
+        if step.kind == "act":
+            needed[step.src[0]] = True
+        elif needed[step.out]:
+            for src in step.src:
+                needed[src] = True
+    return needed
+
+
+def _prune(lowering: _Lowering, output: int) -> Program:
+    """The program, printing an activation's next determinant only where one is read.
+
+    A trusted map whose output no later activation reads (a smooth last layer) prints no
+    determinant: the carried forms are long, and compiling them would be wasted.
+    """
+    steps = lowering.steps
+    needed = _read_by_an_activation(steps)
+    used = {s.act for s in steps if s.kind == "act" and needed[s.out]}
+    trusted = [t and m in used for m, t in enumerate(lowering.trusted)]
+    specs = [
+        sp if t else replace(sp, det=None) for sp, t in zip(lowering.specs, trusted, strict=True)
+    ]
+    det: list[bool] = []
+    for s in steps:  # the determinant of each state, carried or not, again
+        if s.kind == "input_dense":
+            det.append(True)
+        elif s.kind == "act":
+            det.append(trusted[s.act])
+        else:
+            det.append(all(det[src] for src in s.src))
+    return Program(tuple(steps), tuple(specs), tuple(trusted), tuple(det), output)
