@@ -15,17 +15,17 @@ branches or in its inputs, and every network that breaks one of the description'
 (the layer path then raises the error that names the rule).
 
 The determinant is carried from the inputs at each first Dense layer, through Dense
-layers, LayerNorm and sums, and through the activations whose family's printed ``det`` is
-checked for near-parallel pairs (:data:`STABLE_DET_FAMILIES`); after any other activation
-it is formed by subtraction where it is next needed. The layer path
-(:mod:`ntksym.kernels.layer_maps`) also carries it through erf and the mgf family
-(``carried`` forms, not printed here yet).
+layers, LayerNorm and sums, and through the activations whose family's next determinant
+is checked for near-parallel pairs (:data:`STABLE_DET_FAMILIES`): the map's ``carried``
+form where it has one (erf and the mgf family, as on the layer path,
+:mod:`ntksym.kernels.layer_maps`), else its ``det``. After any other activation it is
+formed by subtraction where it is next needed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ntksym.activations import Activation
 from ntksym.activations.registry import affine_parts
@@ -39,11 +39,10 @@ from ntksym.errors import InputError, NTKSymError
 __all__ = ["STABLE_DET_FAMILIES", "Program", "Step", "Unsupported", "lower"]
 
 #: Families whose stable layer map carries the determinant accurately for near-parallel
-#: pairs (the same list as ``ntksym.kernels.layer_maps``; GELU's map has a determinant too, but
-#: it is not accurate for such pairs).
-#: The fused kernel prints the map's own ``det``, so it trusts the families whose ``det``
-#: is accurate (``carried`` forms are the layer path's; see ``ntksym.dual.stable``).
-STABLE_DET_FAMILIES = stable.DET_FAMILIES
+#: pairs (one list, in ``ntksym.dual.stable``, shared with ``ntksym.kernels.layer_maps``;
+#: GELU's map has a determinant too, but it is not accurate for such pairs). The fused
+#: kernel prints their :attr:`KernelSpec.next_det <ntksym.codegen.spec.KernelSpec.next_det>`.
+STABLE_DET_FAMILIES = stable.CARRIED_DET_FAMILIES
 
 
 class Unsupported(NTKSymError):
@@ -91,7 +90,9 @@ class Program:
 
     Attributes:
         steps: One per state, in evaluation order (``steps[k].out == k``).
-        specs: The kernel specs of the distinct activations (closed-form maps).
+        specs: The kernel specs of the distinct activations (closed-form maps), each with
+            ``det`` the next determinant the kernel prints: the spec's ``next_det`` where
+            it is trusted, None elsewhere.
         trusted: Per activation, whether its map's determinant is used (see the module).
         det_known: Per state, whether its determinant is carried.
         output: The state the network outputs.
@@ -107,7 +108,7 @@ class Program:
 def _trusted(spec: KernelSpec) -> bool:
     """Whether the activation's stable map carries an accurate determinant."""
     act = spec.activation
-    if spec.kind != "stable" or spec.det is None:
+    if spec.kind != "stable" or spec.next_det is None:
         return False
     family = family_of(act)
     inner = affine_parts(act)[0] if family is not None and family.name == "affine" else act
@@ -144,9 +145,12 @@ class _Lowering:
             raise Unsupported(f"no generated layer map for {act.name}: {exc}") from None
         if spec.kind == "quadrature":
             raise Unsupported(f"{act.name} has no closed-form dual map (only quadrature)")
+        trusted = _trusted(spec)
         self.acts.append(act)
-        self.specs.append(spec)
-        self.trusted.append(_trusted(spec))
+        # the determinant printed: the most accurate one where trusted, else none (GELU's,
+        # unused, would take most of the generation time)
+        self.specs.append(replace(spec, det=spec.next_det if trusted else None))
+        self.trusted.append(trusted)
         return len(self.acts) - 1
 
     def dense(self, p: int | None, meta: Meta, layer: Dense) -> int:
@@ -215,10 +219,43 @@ def lower(net: Net) -> Program:
     state, _ = node
     if state is None:
         raise Unsupported("the network has no Dense layer")
-    return Program(
-        tuple(lowering.steps),
-        tuple(lowering.specs),
-        tuple(lowering.trusted),
-        tuple(lowering.det),
-        state,
-    )
+    return _prune(lowering, state)
+
+
+def _read_by_an_activation(steps: Sequence[Step]) -> list[bool]:
+    """Per state, whether an activation step reads its determinant.
+
+    Directly, or after Dense layers, LayerNorm and sums, which carry it.
+    """
+    needed = [False] * len(steps)
+    for step in reversed(steps):
+        if step.kind == "act":
+            needed[step.src[0]] = True
+        elif needed[step.out]:
+            for src in step.src:
+                needed[src] = True
+    return needed
+
+
+def _prune(lowering: _Lowering, output: int) -> Program:
+    """The program, printing an activation's next determinant only where one is read.
+
+    A trusted map whose output no later activation reads (a smooth last layer) prints no
+    determinant: the carried forms are long, and compiling them would be wasted.
+    """
+    steps = lowering.steps
+    needed = _read_by_an_activation(steps)
+    used = {s.act for s in steps if s.kind == "act" and needed[s.out]}
+    trusted = [t and m in used for m, t in enumerate(lowering.trusted)]
+    specs = [
+        sp if t else replace(sp, det=None) for sp, t in zip(lowering.specs, trusted, strict=True)
+    ]
+    det: list[bool] = []
+    for s in steps:  # the determinant of each state, carried or not, again
+        if s.kind == "input_dense":
+            det.append(True)
+        elif s.kind == "act":
+            det.append(trusted[s.act])
+        else:
+            det.append(all(det[src] for src in s.src))
+    return Program(tuple(steps), tuple(specs), tuple(trusted), tuple(det), output)

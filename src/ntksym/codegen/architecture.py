@@ -27,7 +27,7 @@ import hashlib
 import importlib.resources
 import re
 import types
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -85,12 +85,11 @@ def _activation_code(prog: Program, m: int) -> tuple[str, bool]:
     ``_a{m}_pair_any``, ``_a{m}_pair_pos``, ``_a{m}_diag`` are inlined by Numba where they
     are called (the hot loops, which LLVM then vectorises); ``_a{m}c_pair_any``, ... are
     the same code left as calls (the rare chunks with covariances of both signs): inlining
-    every loop made the compile several times longer. The next determinant is printed
-    only where the kernel uses it (:attr:`Program.trusted`): GELU's, unused, took most of
-    the generation time.
+    every loop made the compile several times longer. The next determinant printed is
+    the spec's ``det``, which the lowering sets (:attr:`Program.specs`): the carried form
+    where the kernel uses it (:attr:`Program.trusted`), none elsewhere.
     """
-    spec = prog.specs[m] if prog.trusted[m] else replace(prog.specs[m], det=None)
-    rs = render_spec(spec, "numba")
+    rs = render_spec(prog.specs[m], "numba")
     template = _environment().get_template("_layer.py.jinja")
     out = []
     for decorator, tag in (

@@ -71,6 +71,10 @@ class KernelSpec:
             overflow-safe where :func:`ntksym.activations.overflow.exp_safe` applies, else
             with ``log(1 + x)`` as ``log1p(x)``.
         dact_form: sigma' likewise (None without an NTK).
+        carried: The stable map's ``carried`` next determinant (accurate relative to
+            itself for near-parallel pairs; see :class:`ntksym.dual.stable.LayerMap`), or
+            None. Not part of :attr:`key` and not printed in the homogeneous modules, which
+            print ``det``; the fused kernels of networks print :attr:`next_det`.
     """
 
     activation: Activation
@@ -86,6 +90,12 @@ class KernelSpec:
     no_ntk_reason: str = ""
     act_form: sp.Expr | None = None
     dact_form: sp.Expr | None = None
+    carried: sp.Expr | None = None
+
+    @property
+    def next_det(self) -> sp.Expr | None:
+        """The most accurate next determinant: ``carried`` if given, else ``det``."""
+        return self.carried if self.carried is not None else self.det
 
     @property
     def has_ntk(self) -> bool:
@@ -223,8 +233,9 @@ def _stable_spec(act: Activation) -> KernelSpec | None:
         f"{lm.method} (stable form, {factory.__module__}.{factory.__name__})",
         (factory.__doc__ or "").strip().splitlines()[0],
         no_ntk_reason=reason,
+        carried=lm.carried,
     )
-    _check_free(act.name, [spec.nngp, spec.ntk, spec.det], (*INPUTS, U))
+    _check_free(act.name, [spec.nngp, spec.ntk, spec.det, spec.carried], (*INPUTS, U))
     return spec
 
 
