@@ -42,6 +42,7 @@ from ntksym._validate import nonnegative_std, real_matrix
 from ntksym.activations import Activation, get_activation
 from ntksym.architecture.description import as_description
 from ntksym.empirical.architecture import DescribedNetwork
+from ntksym.empirical.jacobian import MAX_JACOBIAN_ENTRIES
 from ntksym.errors import ActivationError, InputError
 
 __all__ = [
@@ -57,11 +58,6 @@ __all__ = [
 #: Default bound, in float64 entries, on the per-block working arrays of
 #: :meth:`Network.ntk` (2**25 entries = 256 MiB).
 DEFAULT_BLOCK_ENTRIES = 2**25
-
-
-#: Bound, in float64 entries, on the forward-mode tangent arrays of
-#: :meth:`Network.jacobian` (2**27 entries = 1 GiB); beyond it use :meth:`Network.ntk`.
-MAX_JACOBIAN_ENTRIES = 2**27
 
 
 # --------------------------------------------------------------------------- validation
