@@ -37,6 +37,7 @@ from ntksym.derive import (
     Tr,
     Vec,
     Verdict,
+    WidthConfig,
     apply_rule,
     compare,
     definition_check,
@@ -97,7 +98,7 @@ from ntksym.derive.text import Tex, Text, text
 __all__ = [
     "RULES", "VERDICTS", "Chain", "Change", "Context", "Counterexample", "Derivation",
     "Difference", "ForAll", "Grad", "Mat", "Member", "Outer", "RuleError", "Step",
-    "StepNotFound", "StepResult", "Tr", "Vec", "Verdict", "apply_rule", "compare",
+    "StepNotFound", "StepResult", "Tr", "Vec", "Verdict", "WidthConfig", "apply_rule", "compare",
     "definition_check", "definition_range", "load_derivation", "plain", "run_step",
     "symbolic_equal", "limit_check", "nngp_check", "recursion_check", "standard_network",
     "standard_only", "fresh", "merge_sums", "layer_activation", "layer_scalar",

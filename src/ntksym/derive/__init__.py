@@ -39,7 +39,7 @@ from ntksym.derive.loader import load_derivation
 from ntksym.derive.plaintext import plain
 from ntksym.derive.rules import RULES, Context, RuleError, apply_rule
 from ntksym.derive.statements import Chain, ForAll
-from ntksym.derive.steps import VERDICTS, Step, StepResult, Verdict
+from ntksym.derive.steps import VERDICTS, Step, StepResult, Verdict, WidthConfig
 from ntksym.derive.symbols import E, GaussE, Tends, latex
 from ntksym.derive.tangent import Grad, Mat, Member, Outer, Tr, Vec
 
@@ -67,6 +67,7 @@ __all__ = [
     "Tr",
     "Vec",
     "Verdict",
+    "WidthConfig",
     "apply_rule",
     "canonical",
     "compare",

@@ -193,7 +193,7 @@ def standard_only(check: CheckFn) -> CheckFn:
     does not apply (:class:`~ntksym.derive.finite_width.NotExact`) instead of running.
     """
 
-    def wrapped(stmt: sp.Basic, ctx: Context, env: dict) -> tuple[bool, str, str]:
+    def wrapped(stmt: sp.Basic, ctx: Context, env: dict) -> tuple[bool, str, Text | str]:
         if not standard_network(ctx):
             raise NotExact(
                 "the numeric references evaluate the standard network, and this "

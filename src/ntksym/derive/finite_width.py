@@ -208,13 +208,14 @@ def _expect_concrete(e: E, ctx: Context, widths: dict) -> sp.Expr:
                 rest.append(f)
         r = sp.Mul(*rest)
         gset = set(gauss)
-        inside = {a for a in r.atoms(sp.Indexed) if gaussian_layer(a) is not None}
+        # the Gaussian parameters inside a nonlinearity, with their layers
+        inside = {a: m for a in r.atoms(sp.Indexed) if (m := gaussian_layer(a)) is not None}
         if cond is not None:
-            if any(int(gaussian_layer(a)) == cond for a in inside):
+            if any(int(m) == cond for m in inside.values()):
                 raise NotExact(f"layer-{cond} parameter inside a nonlinearity")
             out += concrete_layers(wick(gauss, ctx), {}, widths) * r
             continue
-        if gset & inside:
+        if gset & inside.keys():
             raise NotExact("a Gaussian parameter appears inside a nonlinearity")
         er = r if not inside else E(r)
         out += concrete_layers(wick(gauss, ctx), {}, widths) * er

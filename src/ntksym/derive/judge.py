@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import sympy as sp
 
@@ -38,7 +38,7 @@ from ntksym.derive.finite_width import NotExact, exact_finite_width
 from ntksym.derive.limits import stronger_than_derived
 from ntksym.derive.rules import RULES
 from ntksym.derive.statements import Chain, ForAll, pairs
-from ntksym.derive.steps import Step, StepResult, Verdict
+from ntksym.derive.steps import Step, StepResult, TextField, Verdict
 from ntksym.derive.symbols import L, Tends, latex
 from ntksym.derive.tangent import exact_matrix, has_matrix
 from ntksym.derive.text import Tex, Text, as_text, text
@@ -66,10 +66,7 @@ class Evidence:
 
     ok: bool | None
     method: str = ""
-    detail: Text = field(default_factory=Text)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "detail", as_text(self.detail))
+    detail: TextField = TextField()
 
 
 def run_step(step: Step, env: dict[str, sp.Basic], extra: bool = True) -> StepResult:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mpmath
 import numpy as np
@@ -42,6 +42,9 @@ from ntksym.derive.symbols import (
 )
 from ntksym.derive.text import Measured, Number, Tex, Text, text
 from ntksym.stats import fit_power_law
+
+if TYPE_CHECKING:
+    from ntksym.typing import ActivationLike
 
 #: "tends to", in a check's detail.
 ARROW = Tex(r"\to", "->")
@@ -68,9 +71,10 @@ class Architecture:
             (the Monte-Carlo check builds it at several widths).
         values: the value of every scalar the derived statements contain
             (``{sw(0): 1.2, beta: 0.3}``).
-        activations: the activation (a name :func:`ntksym.reference.dual` knows) of each
-            activation function at each layer: ``{(phi, 1): "relu", (phi, 2): "erf"}``; the
-            key ``sigma`` stands for the seed's single ``sigma``.
+        activations: the activation (what :func:`ntksym.reference.dual` takes: a name, an
+            expression or an Activation) of each activation function at each layer:
+            ``{(phi, 1): "relu", (phi, 2): "erf"}``; the key ``sigma`` stands for the
+            seed's single ``sigma``.
         depth: the number of layers of the recursion (the output is ``Theta^(depth)``).
         inputs: the inputs, shape (N, n0).
         widths: the hidden widths of the Monte-Carlo check.
@@ -79,7 +83,7 @@ class Architecture:
 
     network: Any
     values: Mapping[sp.Basic, float]
-    activations: Mapping[Any, str]
+    activations: Mapping[Any, ActivationLike]
     depth: int
     inputs: Any = field(default_factory=lambda: _default_inputs())
     widths: tuple[int, ...] = (64, 128, 256, 512)
@@ -89,8 +93,8 @@ class Architecture:
         """The ``stax`` network at hidden width ``width``."""
         return self.network(width) if callable(self.network) else self.network
 
-    def activation(self, f: sp.Basic) -> tuple[str, bool]:
-        """The activation name and whether ``f`` (an applied function) is its derivative."""
+    def activation(self, f: sp.Basic) -> tuple[ActivationLike, bool]:
+        """The activation whether ``f`` (an applied function) is its derivative."""
         found = activation_of(f)
         if found is not None:
             act, layer, deriv = found

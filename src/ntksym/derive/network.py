@@ -192,6 +192,11 @@ class Network:
 
     statements: dict = field(default_factory=dict)
     printed: dict = field(default_factory=dict)
+    # derived from ``statements`` in __post_init__; not arguments, not compared
+    key: tuple = field(init=False, repr=False, compare=False)
+    _defs: tuple[_Definition, ...] = field(init=False, repr=False, compare=False)
+    _hyps: tuple[tuple[sp.Expr, sp.Expr], ...] = field(init=False, repr=False, compare=False)
+    _cache: dict = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         defs, hyps = [], []
@@ -213,7 +218,7 @@ class Network:
         if info is None or len(ind.indices) != 1:
             return None
         key = (info.kind, as_expr(info.layer), info.prime)
-        cache = self._cache  # type: ignore[attr-defined]
+        cache = self._cache
         if key not in cache:
             cache[key] = self._template(*key)
         if cache[key] is None:
@@ -225,7 +230,7 @@ class Network:
 
     def _template(self, kind: str, layer: sp.Expr, prime: bool) -> tuple | None:
         """The first matching definition moved to ``layer`` (and ``x'``), with its sums."""
-        for d in self._defs:  # type: ignore[attr-defined]
+        for d in self._defs:
             if d.kind != kind:
                 continue
             val = d.at(layer)
@@ -240,19 +245,19 @@ class Network:
 
     def apply_hypotheses(self, expr: sp.Basic) -> sp.Basic:
         """Rewrite ``expr`` with every hypothesis (left side -> right side)."""
-        for pattern, template in self._hyps:  # type: ignore[attr-defined]
+        for pattern, template in self._hyps:
             expr = expr.replace(pattern, template)
         return expr
 
     @property
     def has_definitions(self) -> bool:
         """Whether the network carries definitions of network objects."""
-        return bool(self._defs)  # type: ignore[attr-defined]
+        return bool(self._defs)
 
     @property
     def has_hypotheses(self) -> bool:
         """Whether the network carries hypotheses for the rules."""
-        return bool(self._hyps)  # type: ignore[attr-defined]
+        return bool(self._hyps)
 
 
 def check_statements(labels: tuple[str, ...], statements: Mapping[str, sp.Basic]) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, SupportsFloat
 
 import sympy as sp
 
@@ -119,7 +119,7 @@ class RateFit:
         )
 
 
-def fit_rate(widths: Sequence[int], distances: Sequence[Sequence[float]]) -> RateFit:
+def fit_rate(widths: Sequence[int], distances: Sequence[Sequence[SupportsFloat]]) -> RateFit:
     """Fit ``log mean = a + s log n`` by weighted least squares (``sigma_log = se / mean``)."""
     import numpy as np
 
@@ -173,11 +173,11 @@ def nngp_monte_carlo(
     from ntksym.empirical import Network
 
     X = mc_inputs()
-    activation = get_activation(activation)
+    act = get_activation(activation)
     scalars = {beta: sp.Float(bias_std, 20), weight_std: sp.Float(1, 20)}
     S = sigma1_gram(sigma1, X, scalars, 15)
     for m in range(1, depth):
-        S = next_gram(_fix_layer(sigma_next, layer_sym, m), S, activation, scalars, 15)
+        S = next_gram(_fix_layer(sigma_next, layer_sym, m), S, act, scalars, 15)
     norm = np.linalg.norm(S)
     dists = []
     root = np.random.SeedSequence(seed)
@@ -186,7 +186,7 @@ def nngp_monte_carlo(
         for child in ws.spawn(n_samples):
             net = Network(
                 [X.shape[1]] + [n] * (depth - 1) + [1],
-                activation,
+                act,
                 bias_std,
                 1.0,
                 seed=np.random.default_rng(child),
@@ -223,7 +223,7 @@ def gradient_sum_monte_carlo(
     from ntksym.empirical import Network
 
     X = mc_inputs()
-    activation = get_activation(activation)
+    act = get_activation(activation)
     N = X.shape[0]
     scalars = {beta: sp.Float(bias_std, 20), weight_std: sp.Float(1, 20)}
     S1 = sigma1_gram(sigma1, X, scalars, 15)
@@ -241,7 +241,7 @@ def gradient_sum_monte_carlo(
             coeff = sp.simplify(e / g[0]) if len(g) == 1 else None
             if coeff is None or coeff.free_symbols - {t}:
                 raise NotImplementedError(f"limit of unexpected form: {e}")
-            G = next_gram(g[0], S1, activation, scalars, 15)
+            G = next_gram(g[0], S1, act, scalars, 15)
             lim[kk, kp] = G * sp.lambdify(t, coeff, "numpy")(S1)
     norm = np.linalg.norm(lim)
     dists = []
@@ -249,9 +249,7 @@ def gradient_sum_monte_carlo(
     for n, ws in zip(widths, root.spawn(len(widths)), strict=True):
         d = []
         for child in ws.spawn(n_samples):
-            net = Network(
-                [X.shape[1], n, 2], activation, bias_std, 1.0, seed=np.random.default_rng(child)
-            )
+            net = Network([X.shape[1], n, 2], act, bias_std, 1.0, seed=np.random.default_rng(child))
             z = net.forward(X)[0].preactivations
             D = net.activation.numpy_derivative(z)
             Wl = net.weights[1]

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeAlias
 
 import sympy as sp
 
@@ -31,9 +31,39 @@ from ntksym.derive.rules import Context
 from ntksym.derive.symbols import latex
 from ntksym.derive.text import Text, as_text
 
-__all__ = ["VERDICTS", "CheckFn", "Step", "StepResult", "Verdict"]
+__all__ = ["VERDICTS", "CheckFn", "Step", "StepResult", "TextField", "Verdict", "WidthConfig"]
 
 VERDICTS = ("verified", "misprint", "failed", "unchecked", "error", "assumed")
+
+#: One configuration of the exact finite-width check, ``(layers, widths)``: the values of
+#: the layer symbols (``{l: 1}``; ``{}`` for none; the engine adds ``"theta_layers"``) and
+#: the width of each layer (``{0: 2, 1: 3}``).
+WidthConfig: TypeAlias = tuple[dict[sp.Symbol | str, int], dict[int, int]]
+
+
+class TextField:
+    """A frozen-dataclass field that takes a :class:`Text` or a string and reads as Text.
+
+    Used as ``detail: TextField = TextField()``: the constructor accepts ``Text | str``
+    (a string is taken as words, never parsed) and the attribute is always a
+    :class:`Text`, which type checkers see too (the descriptor-typed field of
+    :mod:`dataclasses`). The default is an empty Text.
+    """
+
+    def __init__(self) -> None:
+        self._name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = "_" + name
+
+    def __get__(self, obj: object, objtype: type | None = None) -> Text:
+        if obj is None:  # the dataclass asks the class for the field's default
+            return Text()
+        value: Text = obj.__dict__[self._name]
+        return value
+
+    def __set__(self, obj: object, value: Text | str) -> None:
+        obj.__dict__[self._name] = as_text(value)
 
 
 @dataclass(frozen=True)
@@ -60,15 +90,12 @@ class Verdict:
 
     status: str
     method: str = ""
-    detail: Text = field(default_factory=Text)
+    detail: TextField = TextField()
     summary: str = ""
     statement: sp.Basic | None = None
     differences: tuple[Any, ...] = ()
     counterexample: Any = None
     parts: tuple[Any, ...] = ()
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "detail", as_text(self.detail))
 
 
 #: ``check(statement, ctx, env) -> (holds, method, detail)``; raise NotExact if it does
@@ -106,13 +133,10 @@ class Step:
     uses: tuple[str, ...] = ()
     derive: Callable[[dict], sp.Basic] | None = None
     ctx: Context = field(default_factory=Context)
-    configs: tuple = ()
+    configs: tuple[WidthConfig, ...] = ()
     extra_check: CheckFn | None = None
-    note: Text | str = ""
+    note: TextField = TextField()
     quick: bool = True
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "note", as_text(self.note))
 
     def replace(self, **kw: Any) -> Step:
         """A copy with some fields changed."""
@@ -152,7 +176,7 @@ class StepResult:
     derived: str
     note: Text
     seconds: float
-    detail: Text = field(default_factory=Text)
+    detail: TextField = TextField()
     derived_expr: Any = None
     explanation: str = ""
     error: str = ""
@@ -164,7 +188,6 @@ class StepResult:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "note", as_text(self.note))
-        object.__setattr__(self, "detail", as_text(self.detail))
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready dict (``note``, ``detail``: one-line strings; ``*_text``: pieces)."""

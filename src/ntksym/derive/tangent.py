@@ -346,10 +346,11 @@ def _value(e: sp.Basic, net: _Net, layer_sym: sp.Symbol, p: sp.Expr | None) -> A
 
 
 def _claimed_shapes(e: sp.Basic, net: _Net, layer_sym: sp.Symbol) -> list[tuple[int, int]]:
-    return [
-        tuple(int(_conc(as_expr(t), net.depth, net.widths, layer_sym)) for t in m.args[1:])
-        for m in e.atoms(Member)
-    ]
+    def size(t: sp.Basic) -> int:
+        return int(_conc(as_expr(t), net.depth, net.widths, layer_sym))
+
+    # a Member's arguments are (value, rows, cols)
+    return [(size(m.args[1]), size(m.args[2])) for m in e.atoms(Member)]
 
 
 def _fmt(depth: int, widths: dict) -> Config:
