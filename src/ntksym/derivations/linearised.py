@@ -27,7 +27,7 @@ import numpy as np
 import sympy as sp
 
 from ntksym.extend import Derivation, Step, Tex, Text, Verdict, text
-from ntksym.predict import gradient_descent_mse
+from ntksym.predict import Gaussian, gradient_descent_mse
 
 #: The kernel as the Jacobian's Gram matrix, a formula of the notes.
 JJT = Tex(r"\Theta = J J^{\mathsf T}", "Theta = J J^T")
@@ -95,7 +95,7 @@ def _random_problem(n_train: int = 6, n_test: int = 3, seed: int = 7):
 
 def _expm_taylor(M: np.ndarray) -> np.ndarray:
     """``exp(M)`` by scaling and squaring a 30-term Taylor series (independent of eigh)."""
-    s = max(0, int(np.ceil(np.log2(max(np.linalg.norm(M, 1), 1e-300)))) + 1)
+    s = max(0, int(np.ceil(np.log2(max(float(np.linalg.norm(M, 1)), 1e-300)))) + 1)
     X = M / 2.0**s
     out, term = np.eye(len(M)), np.eye(len(M))
     for k in range(1, 30):
@@ -314,6 +314,8 @@ def d6(env: dict) -> Verdict:
         Lmap = np.hstack([-At_.T, np.eye(m)])
         cov = Lmap @ nngp @ Lmap.T
         g = pred(idx[n:], T, compute_cov=True)
+        if not isinstance(g, Gaussian):  # compute_cov=True promises one
+            raise TypeError(f"predict_fn(compute_cov=True) returned {type(g).__name__}")
         worst = max(
             worst,
             float(np.max(np.abs(g.covariance - cov))),

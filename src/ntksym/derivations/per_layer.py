@@ -25,6 +25,9 @@ Dense)``, and the NTK with Monte Carlo over finite networks (``ntksym.stax.monte
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import sympy as sp
 
 from ntksym.extend import (
@@ -46,6 +49,7 @@ from ntksym.extend import (
     Theta,
     Theta_inf,
     W,
+    WidthConfig,
     alpha,
     alpha_t,
     apply_rule,
@@ -65,6 +69,9 @@ from ntksym.extend import (
     width,
     x,
 )
+
+if TYPE_CHECKING:
+    from ntksym.stax import Layer
 from ntksym.extend import (
     derivative as _d,
 )
@@ -109,8 +116,8 @@ C1 = Context(ranges={k: n1, kp: n1, i: n0, j: n1})
 Cl = Context(ranges={k: nl1, kp: nl1, i: nl, j: nl})
 CL = Context(ranges={k: nL1, kp: nL1, i: nL, ip: nL, j: nL1})
 C1N = C1.replace(names={Sigma(1): E(alpha_t(1)[k] * alpha_t(1, True)[k])})
-CFG1 = (({}, {0: 2, 1: 2}), ({}, {0: 3, 1: 1}))
-CFGl = (({l: 1}, {0: 2, 1: 2, 2: 2}), ({l: 2}, {0: 1, 1: 2, 2: 1, 3: 2}))
+CFG1: tuple[WidthConfig, ...] = (({}, {0: 2, 1: 2}), ({}, {0: 3, 1: 1}))
+CFGl: tuple[WidthConfig, ...] = (({l: 1}, {0: 2, 1: 2, 2: 2}), ({l: 2}, {0: 1, 1: 2, 2: 1, 3: 2}))
 
 # ---------------------------------------------------------------- the NNGP
 P1 = Chain(
@@ -220,11 +227,11 @@ def d8(env: dict) -> sp.Basic:
 LAYERS = ((1.3, 0.4, "relu"), (0.8, 0.2, "erf"), (1.6, 0.5, None))
 
 
-def stax_network(width: int):  # noqa: ANN201 - a ntksym.stax Layer
+def stax_network(width: int) -> Layer:
     """``stax.serial(Dense, Relu, Dense, Erf, Dense(1))`` with the scales of :data:`LAYERS`."""
     from ntksym import stax
 
-    acts = {"relu": stax.Relu, "erf": stax.Erf}
+    acts: dict[str, Callable[[], Layer]] = {"relu": stax.Relu, "erf": stax.Erf}
     layers = []
     for m, (w_std, b_std, act) in enumerate(LAYERS):
         out = 1 if m == len(LAYERS) - 1 else width

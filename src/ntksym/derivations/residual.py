@@ -54,6 +54,7 @@ from ntksym.extend import (
     Theta,
     Theta_inf,
     W,
+    WidthConfig,
     alpha,
     alpha_t,
     apply_rule,
@@ -132,10 +133,10 @@ CL = Context(ranges={k: nL1, kp: nL1, i: nL, ip: nL, j: nL1, "limit_width": nL})
 #: through the skip, k and k' index units of alpha~^(L) too (n_{L+1} = n_L)
 CL6 = CL.replace(ranges={**CL.ranges, k: nL, kp: nL})
 C1N = C1.replace(names={Sigma(1): E(alpha_t(1)[k] * alpha_t(1, True)[k])})
-CFG1 = (({}, {0: 2, 1: 2}), ({}, {0: 3, 1: 1}))
+CFG1: tuple[WidthConfig, ...] = (({}, {0: 2, 1: 2}), ({}, {0: 3, 1: 1}))
 #: residual layers need equal widths on both sides of a block
-CFGl = (({l: 1}, {0: 2, 1: 2, 2: 2}), ({l: 2}, {0: 1, 1: 2, 2: 2, 3: 2}))
-CFGL = (({L: 1, "theta_layers": 1}, {0: 1, 1: 2, 2: 2}),)
+CFGl: tuple[WidthConfig, ...] = (({l: 1}, {0: 2, 1: 2, 2: 2}), ({l: 2}, {0: 1, 1: 2, 2: 2, 3: 2}))
+CFGL: tuple[WidthConfig, ...] = (({L: 1, "theta_layers": 1}, {0: 1, 1: 2, 2: 2}),)
 
 # ---------------------------------------------------------------- the NNGP
 P1 = Chain(

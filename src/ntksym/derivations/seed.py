@@ -37,6 +37,7 @@ from ntksym.extend import (
     Tr,
     Vec,
     W,
+    WidthConfig,
     alpha,
     alpha_t,
     apply_rule,
@@ -103,7 +104,11 @@ def _range_of(label: str):
 
 # chain contexts
 C_l = Context(ranges={k: nl1, kp: nl1, j: nl, i: nl})
-LAYER_CFG = (({l: 0}, {0: 2, 1: 2}), ({l: 1}, {0: 2, 1: 2, 2: 2}), ({l: 0}, {0: 3, 1: 1}))
+LAYER_CFG: tuple[WidthConfig, ...] = (
+    ({l: 0}, {0: 2, 1: 2}),
+    ({l: 1}, {0: 2, 1: 2, 2: 2}),
+    ({l: 0}, {0: 3, 1: 1}),
+)
 
 
 def d7(env: dict) -> sp.Basic:
@@ -148,7 +153,7 @@ def d9(env: dict) -> sp.Basic:
 
 
 C1 = Context(ranges={k: n1, kp: n1, i: n0, j: n1})
-L1_CFG = (({}, {0: 2, 1: 2}), ({}, {0: 3, 1: 1}), ({}, {0: 1, 1: 3}))
+L1_CFG: tuple[WidthConfig, ...] = (({}, {0: 2, 1: 2}), ({}, {0: 3, 1: 1}), ({}, {0: 1, 1: 3}))
 
 
 def _pre0(prime: bool) -> sp.Expr:
@@ -188,7 +193,7 @@ P11 = Chain(
     sp.Sum(alpha(l)[i] * alpha(l, True)[i], (i, 1, nl)) / nl + beta**2,
     sp.Sum(sigma(alpha_t(l)[i]) * sigma(alpha_t(l, True)[i]), (i, 1, nl)) / nl + beta**2,
 )
-L11_CFG = (({l: 1}, {0: 2, 1: 2, 2: 2}), ({l: 1}, {0: 1, 1: 3, 2: 1}))
+L11_CFG: tuple[WidthConfig, ...] = (({l: 1}, {0: 2, 1: 2, 2: 2}), ({l: 1}, {0: 1, 1: 3, 2: 1}))
 
 
 def d11(env: dict) -> sp.Basic:
@@ -355,7 +360,7 @@ L1_CFG_T = tuple(({"theta_layers": 1}, w) for _, w in L1_CFG[:2])
 # (5)-(6): the NTK as a sum over all parameters of outer products of gradients. The
 # printed lines of (6) are transcribed as displayed: line 2 as the transposes of two row
 # vectors, lines 3 and 4 as the single rows they show, each with its "in R^{n_L x n_L}".
-NTK_CFG = (({L: 1}, {0: 2, 1: 3}), ({L: 2}, {0: 1, 1: 2, 2: 2}))
+NTK_CFG: tuple[WidthConfig, ...] = (({L: 1}, {0: 2, 1: 3}), ({L: 2}, {0: 1, 1: 2, 2: 2}))
 C6 = Context(ranges={})
 
 
@@ -537,8 +542,8 @@ fk, fkp = alpha_t(L + 1)[k], alpha_t(L + 1, True)[kp]
 dK = sp.KroneckerDelta(k, kp)
 CL = Context(ranges={k: nL1, kp: nL1, i: nL, ip: nL, j: nL1})
 # exact checks of the finite-width identities at L = 1 (two affine layers), theta~ = W0, b0
-L_CFG = (({L: 1, "theta_layers": 1}, {0: 1, 1: 2, 2: 1}),)
-L_CFG2 = (({L: 1, "theta_layers": 1}, {0: 1, 1: 2, 2: 2}),)
+L_CFG: tuple[WidthConfig, ...] = (({L: 1, "theta_layers": 1}, {0: 1, 1: 2, 2: 1}),)
+L_CFG2: tuple[WidthConfig, ...] = (({L: 1, "theta_layers": 1}, {0: 1, 1: 2, 2: 2}),)
 _a, _c = sp.Dummy("a", integer=True), sp.Dummy("c", integer=True)
 
 
@@ -725,7 +730,8 @@ def _ii(t: PSum) -> tuple[sp.Expr, sp.Expr]:
     return idx.get(False, sp.S.Zero), idx.get(True, sp.S.Zero)
 
 
-def ZF_prime(d: sp.Derivative) -> bool:  # noqa: N802
+def ZF_prime(d: sp.Derivative) -> bool | None:  # noqa: N802
+    """Whether ``d`` differentiates the primed network's output (None: not an output)."""
     from ntksym.derive.symbols import ZF_INFO
 
     return ZF_INFO.get(d.expr.func.__name__, (None, None))[1]

@@ -69,6 +69,7 @@ from ntksym.extend import (
     Theta,
     Theta_inf,
     W,
+    WidthConfig,
     alpha_t,
     apply_rule,
     b,
@@ -112,8 +113,8 @@ C1 = Context(ranges={k: n1, kp: n1, i: n0, j: n1}, **SP)
 Cl = Context(ranges={k: nl1, kp: nl1, i: nl, j: nl}, **SP)
 CL = Context(ranges={k: nL1, kp: nL1, i: nL, j: nL1, "lln_index": i}, **SP)
 C1N = C1.replace(names={Sigma(1): E(alpha_t(1)[k] * alpha_t(1, True)[k])})
-CFG1 = (({}, {0: 2, 1: 2}), ({}, {0: 3, 1: 1}))
-CFGl = (({l: 1}, {0: 2, 1: 2, 2: 2}),)
+CFG1: tuple[WidthConfig, ...] = (({}, {0: 2, 1: 2}), ({}, {0: 3, 1: 1}))
+CFGl: tuple[WidthConfig, ...] = (({l: 1}, {0: 2, 1: 2, 2: 2}),)
 #: The values of sigma_w and beta in the numeric and Monte-Carlo checks.
 SW, BETA = 1.7, 0.3
 
@@ -337,7 +338,7 @@ def mc_check(kind: str):  # noqa: ANN201 - returns a CheckFn
     (:func:`ntksym.derive.numeric.fit_rate`).
     """
 
-    def check(stmt: sp.Basic, ctx: Context, env: dict) -> tuple[bool, str, str]:
+    def check(stmt: sp.Basic, ctx: Context, env: dict) -> tuple[bool, str, Text | str]:
         import numpy as np
 
         from ntksym.derive.recursion import sigma1_gram

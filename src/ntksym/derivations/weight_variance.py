@@ -29,6 +29,7 @@ from ntksym.extend import (
     Tex,
     Theta,
     Theta_inf,
+    WidthConfig,
     alpha_t,
     apply_rule,
     beta,
@@ -67,8 +68,8 @@ u, v = sp.symbols("u v", real=True)
 C1 = Context(ranges={k: n1, kp: n1, i: n0, j: n1}, weight_scale=sw)
 Cl = Context(ranges={k: nl1, kp: nl1, i: nl, j: nl}, weight_scale=sw)
 CL = Context(ranges={k: nL1, kp: nL1, i: nL, ip: nL, j: nL1}, weight_scale=sw)
-CFG1 = (({}, {0: 2, 1: 2}), ({}, {0: 3, 1: 1}))
-CFGl = (({l: 0}, {0: 2, 1: 2}), ({l: 1}, {0: 2, 1: 2, 2: 2}))
+CFG1: tuple[WidthConfig, ...] = (({}, {0: 2, 1: 2}), ({}, {0: 3, 1: 1}))
+CFGl: tuple[WidthConfig, ...] = (({l: 0}, {0: 2, 1: 2}), ({l: 1}, {0: 2, 1: 2, 2: 2}))
 
 
 def r(name: str, e: sp.Basic, ctx: Context) -> sp.Basic:
