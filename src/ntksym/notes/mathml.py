@@ -118,7 +118,8 @@ class _Parser:
         tok = self.take()
         if tok != "{":
             return tok
-        depth, out = 1, []
+        depth = 1
+        out: list[str] = []
         while True:
             tok = self.take(skip_space=False)
             depth += {"{": 1, "}": -1}.get(tok, 0)
@@ -305,8 +306,8 @@ class _Parser:
             tag = "munder" if name == "underset" else "mover"
             return _Item(f"<{tag}>{base}{top}</{tag}>")
         if name == "substack":
-            inner = _Parser(self.raw_group())
-            return _Item(inner.table_body(None, stop=set()))
+            rows = _Parser(self.raw_group())
+            return _Item(rows.table_body(None, stop=set()))
         if name == "begin":
             return _Item(self.environment(self.raw_group()))
         raise self.error(f"the command \\{name} is not in the supported subset")

@@ -117,7 +117,7 @@ def number(value: float | None) -> sp.Expr:
 def _instantiate(unit: Unit, key: str) -> sp.Expr:
     """The general derived ``key`` at this unit's layer and values."""
     g = general_statements()
-    w, b, m = number(unit.dense.w_std), number(unit.dense.b_std), unit.m - 1
+    w, b, m = number(unit.affine.w_std), number(unit.affine.b_std), unit.m - 1
     if unit.kind == "input":
         return g[key].xreplace({g["sw"](0): w, g["bt"](0): b})
     if unit.kind == "layer":
@@ -139,7 +139,7 @@ def _gauss(f: Any, m: int) -> sp.Expr:
 def printed_statements(unit: Unit) -> dict[str, sp.Basic]:
     """The recursion the unit's layers imply, written from its records (not derived)."""
     g = general_statements()
-    w, b, m = number(unit.dense.w_std), number(unit.dense.b_std), unit.m
+    w, b, m = number(unit.affine.w_std), number(unit.affine.b_std), unit.m
     if unit.kind == "input":
         i = index("i")
         dot = sp.Sum(x()[i] * x(True)[i], (i, 1, width(0))) / width(0)
@@ -191,7 +191,7 @@ _GENERAL = {
 def _note(unit: Unit, part: str) -> Text:
     """Which general step, at which layer and values, the statement instantiates."""
     source, label, _rule = _GENERAL[(unit.kind, part)]
-    g, d = general_statements(), unit.dense
+    g, d = general_statements(), unit.affine
     at = {"input": "", "layer": ", l = L = ", "residual": ", l = L = "}[unit.kind]
     where = text(
         "engine-derived step ({lab}) of derivation {src}{at}",
@@ -265,7 +265,8 @@ def _derived_steps(unit: Unit, before: tuple[str, ...], arch: Any) -> list[Step]
     """The steps of a unit whose maps the engine derives (printed, derived, checked)."""
     from ntksym.notes.network_check import network_check
 
-    printed, out = printed_statements(unit), []
+    printed = printed_statements(unit)
+    out: list[Step] = []
     for part in ("S", "D", "T"):
         if part not in printed:
             continue
@@ -292,7 +293,8 @@ def _checked_steps(unit: Unit, before: tuple[str, ...], arch: Any) -> list[Step]
     from ntksym.notes.network_checked import checked_derive, checked_note, checked_statements
 
     g = general_statements()
-    stmts, out = checked_statements(unit, g["phi"], g["phidot"]), []
+    stmts = checked_statements(unit, g["phi"], g["phidot"])
+    out: list[Step] = []
     for part in ("S", "D", "T"):
         if part not in stmts:
             continue

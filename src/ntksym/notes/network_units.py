@@ -72,6 +72,13 @@ class Unit:
     dropout: Dropout | None = None
 
     @property
+    def affine(self) -> Dense:
+        """Its Dense layer, for every kind but ``layer_norm`` (which has none)."""
+        if self.dense is None:
+            raise InputError(f"a {self.kind} unit has no Dense layer")
+        return self.dense
+
+    @property
     def derived(self) -> bool:
         """Whether the engine derives this unit's maps (else they are checked only)."""
         return self.kind in DERIVED_KINDS
@@ -125,10 +132,11 @@ def _suffix(dense: Dense) -> str:
 
 
 def _block(leaves: list[Net], n: int, m: int, width: int) -> Unit:
-    where, block = f"layer {n + 1}", leaves[n : n + 3]
+    where, block, fan = f"layer {n + 1}", leaves[n : n + 3], leaves[n]
     if (
         len(block) < 3
-        or leaves[n].n != 2
+        or not isinstance(fan, FanOut)
+        or fan.n != 2
         or not isinstance(block[1], Parallel)
         or not isinstance(block[2], FanInSum)
     ):
@@ -159,22 +167,23 @@ def units(net: Any) -> list[Unit]:
     out = [Unit("input" + _suffix(first), 1, first, None, tuple(leaves[:1]))]
     n, width = 1, first.width
     while n < len(leaves):
-        where, m = f"layer {n + 1}", out[-1].m + 1
-        if isinstance(leaves[n], FanOut):
+        where, m, layer = f"layer {n + 1}", out[-1].m + 1, leaves[n]
+        if isinstance(layer, FanOut):
             out.append(_block(leaves, n, m, width))
             n += 3
             continue
-        if isinstance(leaves[n], LayerNorm):
-            out.append(Unit("layer_norm", m, None, None, tuple(leaves[: n + 1]), norm=leaves[n]))
+        if isinstance(layer, LayerNorm):
+            out.append(Unit("layer_norm", m, None, None, tuple(leaves[: n + 1]), norm=layer))
             n += 1
             continue
-        act = _act(leaves[n], where)
+        act = _act(layer, where)
         if n + 1 >= len(leaves):
             raise InputError(
                 f"{where}: the network must end in a Dense layer, a residual block or a "
-                f"LayerNorm; got {leaves[n]} last"
+                f"LayerNorm; got {layer} last"
             )
-        drop = leaves[n + 1] if isinstance(leaves[n + 1], Dropout) else None
+        after = leaves[n + 1]
+        drop = after if isinstance(after, Dropout) else None
         if drop is not None and n + 2 >= len(leaves):
             raise InputError(f"{where}: a Dropout must be followed by a Dense layer")
         k = n + 1 + (drop is not None)
