@@ -43,8 +43,8 @@ def _block(
 def _task_params(k: Any, n_pairs: int, activation: Any) -> tuple[Any, Any]:
     """What each task gets to rebuild the kernel, and what names it in the graph's keys."""
     if isinstance(k, DescribedKernel):
-        params = k.resolved(n_pairs)  # every block on the whole matrix's backend
-        return params, (params.identity()["network_sha256"], params.backend)
+        resolved = k.resolved(n_pairs)  # every block on the whole matrix's backend
+        return resolved, (resolved.identity()["network_sha256"], resolved.backend)
     params = (activation, k.depth, k.bias_std, k.weight_std, k.backend)
     return params, params
 

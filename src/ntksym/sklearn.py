@@ -15,7 +15,7 @@ Install with ``pip install "ntksym[sklearn]"``; ``import ntksym`` never imports 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -29,6 +29,7 @@ from ntksym import dual
 from ntksym.errors import InputError
 from ntksym.kernels import Kernel, kernel, validate_inputs
 from ntksym.kernels.gradients import kernel_gradients
+from ntksym.typing import KernelName
 
 __all__ = ["NNGP", "NTK"]
 
@@ -38,7 +39,7 @@ Bounds = tuple[float, float] | str
 class _InfiniteWidthKernel(SklearnKernel):
     """What NTK and NNGP share; ``_get`` says which of the two it is."""
 
-    _get = "ntk"
+    _get: ClassVar[KernelName] = "ntk"
 
     def __init__(
         self,
@@ -153,7 +154,7 @@ class NTK(_InfiniteWidthKernel):
         (3, 3, 2)
     """
 
-    _get = "ntk"
+    _get: ClassVar[KernelName] = "ntk"
 
 
 class NNGP(_InfiniteWidthKernel):
@@ -165,7 +166,7 @@ class NNGP(_InfiniteWidthKernel):
         (2,)
     """
 
-    _get = "nngp"
+    _get: ClassVar[KernelName] = "nngp"
 
 
 def diagonal(kern: Kernel, X: Any, get: str = "ntk") -> np.ndarray:
