@@ -22,6 +22,8 @@ passes, ``failed`` naming the first that does not).
 from __future__ import annotations
 
 from collections import namedtuple
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import sympy as sp
@@ -61,7 +63,7 @@ def _zero(m: sp.Matrix) -> bool:
 
 
 # ---------------------------------------------------------------- symbolic small instances
-def _jacobian_model(n: int, p: int):
+def _jacobian_model(n: int, p: int) -> tuple[sp.Matrix, sp.Matrix, sp.Matrix, sp.Matrix]:
     Jm = sp.Matrix(n, p, lambda a, q: sp.Symbol(f"j_{a}{q}", real=True))
     th0v = sp.Matrix(p, 1, lambda q, _: sp.Symbol(f"theta0_{q}", real=True))
     f0v = sp.Matrix(n, 1, lambda a, _: sp.Symbol(f"f0_{a}", real=True))
@@ -72,7 +74,7 @@ def _jacobian_model(n: int, p: int):
 SIZES = ((2, 3), (3, 2), (1, 4))
 
 
-def _rotation_kernel():
+def _rotation_kernel() -> tuple[sp.Matrix, sp.Matrix, sp.Matrix, tuple[sp.Symbol, sp.Symbol]]:
     """A symbolic 2 x 2 NTK ``V diag(l1, l2) V^T``, V a rational rotation, and its exponential."""
     m, l1, l2 = sp.symbols("m lambda_1 lambda_2", positive=True)
     c, s = (1 - m**2) / (1 + m**2), 2 * m / (1 + m**2)
@@ -84,7 +86,9 @@ def _rotation_kernel():
 
 
 # ---------------------------------------------------------------- numeric instances
-def _random_problem(n_train: int = 6, n_test: int = 3, seed: int = 7):
+def _random_problem(
+    n_train: int = 6, n_test: int = 3, seed: int = 7
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     Z = rng.standard_normal((n_train + n_test, n_train + n_test + 2))
     ntk = Z @ Z.T / Z.shape[1] + 0.05 * np.eye(n_train + n_test)
@@ -106,7 +110,9 @@ def _expm_taylor(M: np.ndarray) -> np.ndarray:
     return out
 
 
-def _rk4(rhs, x0: np.ndarray, T: float, steps: int) -> np.ndarray:
+def _rk4(
+    rhs: Callable[[np.ndarray], np.ndarray], x0: np.ndarray, T: float, steps: int
+) -> np.ndarray:
     h, x = T / steps, x0.copy()
     for _ in range(steps):
         k1 = rhs(x)
@@ -125,10 +131,10 @@ def _closed_form(theta: np.ndarray, lr: float, T: float) -> np.ndarray:
 _Pair = namedtuple("_Pair", "nngp ntk")
 
 
-def _lookup(ntk: np.ndarray, nngp: np.ndarray):
+def _lookup(ntk: np.ndarray, nngp: np.ndarray) -> Callable[..., _Pair]:
     """A kernel callable on index inputs (shape (n, 1)) for :mod:`ntksym.predict`."""
 
-    def kern(X1, X2=None, get=("nngp", "ntk")):
+    def kern(X1: Any, X2: Any = None, get: Any = ("nngp", "ntk")) -> _Pair:
         i = np.asarray(X1)[:, 0].astype(int)
         j = i if X2 is None else np.asarray(X2)[:, 0].astype(int)
         return _Pair(nngp[np.ix_(i, j)], ntk[np.ix_(i, j)])

@@ -99,7 +99,7 @@ def r(name: str, e: sp.Basic, ctx: Context) -> sp.Basic:
     return apply_rule(name, e, ctx)
 
 
-def _param_sum(layer: object, fx: sp.Expr, fxp: sp.Expr, n_in: sp.Expr, n_out: sp.Expr):
+def _param_sum(layer: object, fx: sp.Expr, fxp: sp.Expr, n_in: sp.Expr, n_out: sp.Expr) -> sp.Expr:
     """Definition of the NTK: the sum over one layer's weights and biases."""
     return layer_parameter_sum(layer, fx, fxp, n_in, n_out, i, j)
 

@@ -32,6 +32,8 @@ Dense(W_std=lambda, b_std=beta)), Identity), FanInSum] x 2)`` and by Monte Carlo
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import sympy as sp
 
 from ntksym.extend import (
@@ -76,6 +78,9 @@ from ntksym.extend import (
     width,
     x,
 )
+
+if TYPE_CHECKING:
+    from ntksym.stax import Layer
 from ntksym.extend import (
     derivative as _d,
 )
@@ -110,7 +115,7 @@ def unfold_activations(e: sp.Basic, ctx: Context) -> sp.Basic:
     return e.replace(is_post, lambda t: r("definition", t, ctx))
 
 
-def _param_sum(layer: object, fx: sp.Expr, fxp: sp.Expr, n_in: sp.Expr, n_out: sp.Expr):
+def _param_sum(layer: object, fx: sp.Expr, fxp: sp.Expr, n_in: sp.Expr, n_out: sp.Expr) -> sp.Expr:
     """Definition of the NTK: the sum over one layer's weights and biases."""
     return layer_parameter_sum(layer, fx, fxp, n_in, n_out, i, j)
 
@@ -289,7 +294,7 @@ def d8(env: dict) -> sp.Basic:
 LAMBDA, BETA, BLOCKS = 0.7, 0.3, 2
 
 
-def stax_network(width: int):  # noqa: ANN201 - a ntksym.stax Layer
+def stax_network(width: int) -> Layer:
     """``Dense`` then :data:`BLOCKS` residual blocks ``x + Dense(lambda, beta)(relu(x))``."""
     from ntksym import stax
 

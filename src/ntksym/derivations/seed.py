@@ -9,6 +9,8 @@ of (6) as printed (two of them show a single row).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import sympy as sp
 
 from ntksym.extend import (
@@ -36,6 +38,7 @@ from ntksym.extend import (
     Theta_inf,
     Tr,
     Vec,
+    Verdict,
     W,
     WidthConfig,
     alpha,
@@ -98,7 +101,7 @@ D4 = sp.Eq(F[k], alpha_t(L)[k])
 DEFS = {"1": D1, "2": D2, "3": D3, "4": D4}
 
 
-def _range_of(label: str):
+def _range_of(label: str) -> Callable[[dict], Verdict]:
     return definition_check(label, DEFS)
 
 
@@ -740,7 +743,7 @@ def ZF_prime(d: sp.Derivative) -> bool | None:  # noqa: N802
 CLN = CL.replace(names={Theta: sp.Lambda((sp.Dummy("m"), _a, _c), _theta_def(_a, _c))})
 
 
-def _d23(n: int):
+def _d23(n: int) -> Callable[[dict], sp.Basic]:
     def derive(env: dict) -> sp.Basic:
         if "23.lines" not in env:
             env["23.lines"] = d23(env)

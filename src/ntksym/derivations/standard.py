@@ -51,6 +51,7 @@ import sympy as sp
 
 from ntksym.derive.finite_width import NotExact
 from ntksym.derive.numeric import MC_SAMPLES, MC_WIDTHS, fit_rate, mc_inputs
+from ntksym.derive.steps import CheckFn
 from ntksym.extend import (
     Chain,
     Context,
@@ -326,7 +327,7 @@ def _finite(kind: str, net: Any, X: Any, n: int, s1: Any) -> Any:
     return ((dz * w**2) @ dz.T) * s1
 
 
-def mc_check(kind: str):  # noqa: ANN201 - returns a CheckFn
+def mc_check(kind: str) -> CheckFn:
     """Finite standard-parameterization networks ``[10, n, 1]`` against the derived limit.
 
     ``ntksym.empirical.Network`` is written in the NTK parameterization and cannot express

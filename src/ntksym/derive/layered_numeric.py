@@ -28,6 +28,7 @@ import sympy as sp
 from ntksym.derive.layered import activation_of
 from ntksym.derive.recursion import DerivedRecursion
 from ntksym.derive.statements import Chain
+from ntksym.derive.steps import CheckFn
 from ntksym.derive.symbols import (
     OBJECTS,
     GaussE,
@@ -354,7 +355,7 @@ def kernel_check(
     own: str = "theta",
     monte_carlo: bool = True,
     tolerance: float = 1e-12,
-):
+) -> CheckFn:
     """An ``extra_check``: the derived recursion against ``stax`` on the same architecture.
 
     Args:

@@ -27,6 +27,7 @@ from ntksym.derive.recursion import (
     parts_from,
     sigma1_gram,
 )
+from ntksym.derive.steps import CheckFn
 from ntksym.derive.symbols import (
     GaussE,
     L,
@@ -260,7 +261,7 @@ def gradient_sum_monte_carlo(
     return fit, Text(GRADIENT_SUM, " tends to the derived limit: ", fit.describe())
 
 
-def limit_check(kind: str, **kw: Any):
+def limit_check(kind: str, **kw: Any) -> CheckFn:
     """An ``extra_check`` giving Monte-Carlo evidence for a limit step.
 
     ``kind`` is ``"nngp"`` (kw: ``sigma1`` label, ``depth``, optionally ``sigma_next``
@@ -369,7 +370,7 @@ def recursion_check(
     bias_std: float = 0.5,
     weight_std_value: float = 1.0,
     with_monte_carlo: bool = True,
-):
+) -> CheckFn:
     """An ``extra_check`` for the final step: numeric vs reference, then Monte Carlo."""
 
     def check(stmt: sp.Basic, ctx: Any, env: dict) -> tuple[bool, str, Text]:
@@ -398,7 +399,7 @@ def nngp_check(
     depth: int = 3,
     bias_std: float = 0.5,
     weight_std_value: float = 1.0,
-):
+) -> CheckFn:
     """An ``extra_check`` for a ``Sigma^(l+1) = <map of Sigma^(l)>`` step: the NNGP.
 
     The statement's right-hand side, iterated from the ``Sigma^(1)`` of step ``sigma1``,
