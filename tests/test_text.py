@@ -7,6 +7,8 @@ ASCII mathematics.
 """
 
 import argparse
+import dataclasses
+import pickle
 import re
 
 import pytest
@@ -16,6 +18,7 @@ from ntksym.derive.finite_width import exact_finite_width
 from ntksym.derive.numeric import RateFit
 from ntksym.derive.registry import DESCRIPTIONS, describe
 from ntksym.derive.rules import RULES, Context
+from ntksym.derive.steps import Step, Verdict
 from ntksym.derive.symbols import (
     KIND_TEX,
     NAME_TEX,
@@ -126,6 +129,24 @@ def test_plain_strings_are_words_in_the_notes():
     assert r"\textasciicircum{}" in tex and r"\%" in tex and r"\&" in tex and r"\#" in tex
     assert r"\$x\$" in md_text(note)
     assert as_text(note).plain() == note
+
+
+def test_text_fields_take_words_or_text_and_always_read_as_text():
+    # a string given to a Text field is words (never parsed); a Text is kept as it is
+    v = Verdict("failed", "symbolic", "x^2 > 1 fails")
+    assert isinstance(v.detail, Text) and v.detail.plain() == "x^2 > 1 fails"
+    t = Text("at ", sp.Symbol("L"), " = 1")
+    assert Verdict("failed", detail=t).detail is t
+    assert isinstance(Verdict("assumed").detail, Text) and Verdict("assumed").detail.plain() == ""
+    # equality, hashing, replace and pickling see the Text, as with a plain field
+    assert v == Verdict("failed", "symbolic", Text("x^2 > 1 fails"))
+    assert hash(v) == hash(Verdict("failed", "symbolic", Text("x^2 > 1 fails")))
+    assert dataclasses.replace(v, status="verified").detail == v.detail
+    assert pickle.loads(pickle.dumps(v)) == v
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        v.detail = Text("changed")  # type: ignore[misc]  # frozen: the point of the test
+    step = Step("1", None, "definition", note="a gap")
+    assert isinstance(step.note, Text) and step.replace(label="2").note == step.note
 
 
 def test_notes_print_formulas_with_the_notes_printer():

@@ -56,13 +56,12 @@ def _earliest(term: sp.Basic) -> tuple[sp.Basic, sp.Basic] | None:
 
 def reading_order_terms(terms: Sequence[sp.Basic]) -> list[sp.Basic]:
     """The terms of a sum, earliest layer first when every term carries a layer kernel."""
-    keys = [_earliest(t) for t in terms]
-    if len(terms) < 2 or any(k is None for k in keys):
+    keys = [k for t in terms if (k := _earliest(t)) is not None]
+    if len(terms) < 2 or len(keys) != len(terms):
         return list(terms)
-    symbols = {k[0] for k in keys if k is not None}
-    if len(symbols) != 1:  # layers of different depths (l and L) do not compare
+    if len({k[0] for k in keys}) != 1:  # layers of different depths (l and L) do not compare
         return list(terms)
-    order = sorted(range(len(terms)), key=lambda n: keys[n][1])  # type: ignore[index]
+    order = sorted(range(len(terms)), key=lambda n: keys[n][1])
     return [terms[n] for n in order]
 
 
@@ -78,10 +77,11 @@ def reading_order_factors(
     """
     out = list(factors)
     # layer kernels by layer, in the places the kernels already occupy
-    slots = [n for n, f in enumerate(out) if _layer(f) is not None]
-    layers = {_layer(out[n]) - _offset(_layer(out[n])) for n in slots}  # type: ignore[operator]
+    at = {n: layer for n, f in enumerate(out) if (layer := _layer(f)) is not None}
+    slots = list(at)
+    layers = {layer - _offset(layer) for layer in at.values()}
     if len(slots) > 1 and len(layers) == 1:
-        kernels = sorted((out[n] for n in slots), key=lambda f: _offset(_layer(f)))  # type: ignore[arg-type]
+        kernels = [out[n] for n in sorted(slots, key=lambda n: _offset(at[n]))]
         for n, f in zip(slots, kernels, strict=True):
             out[n] = f
     # x before x': swap twins whose primed member comes first
