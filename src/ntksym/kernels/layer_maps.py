@@ -126,7 +126,7 @@ def _affine_det(b: Block, w2: float, b2: float) -> np.ndarray | None:
     if b2 == 0.0:
         return (w2 * w2) * b.det
     r1, r2 = np.sqrt(b.s11)[:, None], np.sqrt(b.s22)[None, :]
-    gap = _gap(b)
+    gap = _gap(b, b.det)
     out = (w2 * w2) * b.det + (w2 * b2) * ((r1 - r2) ** 2 + 2.0 * gap)
     out[b.coincide] = 0.0
     return out
@@ -260,11 +260,14 @@ class Float64Ops:
         return replace(total, inputs=None)
 
 
-def _gap(b: Block) -> np.ndarray:
-    """``sqrt(s11 s22) - s12`` without cancellation where ``s12 > 0`` (``D / (M + s12)``)."""
+def _gap(b: Block, det: np.ndarray) -> np.ndarray:
+    """``sqrt(s11 s22) - s12`` without cancellation where ``s12 > 0`` (``D / (M + s12)``).
+
+    ``det`` is the block's carried determinant ``D`` (the callers hold it checked not None).
+    """
     m = np.sqrt(b.s11)[:, None] * np.sqrt(b.s22)[None, :]
     with np.errstate(divide="ignore", invalid="ignore"):
-        gap = np.where(b.s12 > 0, b.det / (m + b.s12), m - b.s12)  # type: ignore[operator]
+        gap = np.where(b.s12 > 0, det / (m + b.s12), m - b.s12)
     return np.where(np.isfinite(gap), gap, m - b.s12)
 
 
@@ -282,7 +285,7 @@ def _sum(a: Block, b: Block) -> Block:
     coincide = a.coincide & b.coincide
     det = None
     if a.det is not None and b.det is not None:
-        ga, gb = _gap(a), _gap(b)
+        ga, gb = _gap(a, a.det), _gap(b, b.det)
         ma = np.sqrt(a.s11)[:, None] * np.sqrt(a.s22)[None, :]
         mb = np.sqrt(b.s11)[:, None] * np.sqrt(b.s22)[None, :]
         ra = np.sqrt(np.outer(a.s11, b.s22))
