@@ -59,7 +59,10 @@ class TextField:
     def __get__(self, obj: object, objtype: type | None = None) -> Text:
         if obj is None:  # the dataclass asks the class for the field's default
             return Text()
-        value: Text = obj.__dict__[self._name]
+        try:
+            value: Text = obj.__dict__[self._name]
+        except KeyError:  # not set yet: an attribute error, as for a plain field
+            raise AttributeError(self._name[1:]) from None
         return value
 
     def __set__(self, obj: object, value: Text | str) -> None:
