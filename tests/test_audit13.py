@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import mpmath
@@ -102,3 +103,33 @@ def test_verify_of_a_missing_file_is_one_line(tmp_path, capsys):
     assert main(["verify", str(tmp_path / "nothere.py")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nothere.py" in err[0] and "Traceback" not in err[0]
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    "needle",
+    [
+        "ntksym.predict",
+        "ntksym train",
+        "ntksym.dask",
+        '".[plot]"',
+        '".[dask]"',
+        "docs/training.md",
+        "docs/hardening.md",
+        "compiles in a background thread",
+        'python -m pytest -m "not slow"',
+        "`LICENSE`",
+    ],
+)
+def test_the_readme_tells_a_newcomer(needle):
+    assert needle in (ROOT / "README.md").read_text()
+
+
+def test_no_reference_to_a_missing_design_md_and_a_license_as_pyproject_says():
+    texts = [p for d in ("src", "docs", "tests", "benchmarks") for p in (ROOT / d).rglob("*.py")]
+    texts += list((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
+    assert not [p for p in texts if "DESIGN" + ".md" in p.read_text(errors="replace")]
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")
+    assert 'license = "MIT"' in (ROOT / "pyproject.toml").read_text()
