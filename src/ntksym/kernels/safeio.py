@@ -184,9 +184,12 @@ def check_space(out: Path, nbytes: int, kept: Path | None = None) -> None:
         InputError: Saying how much is needed, how much is free, and what to change.
     """
     try:
-        free = shutil.disk_usage(out.parent).free
+        usage = shutil.disk_usage(out.parent)
     except OSError:  # pragma: no cover - a file system that does not say: let the write tell
         return
+    if usage.total == 0:  # /proc, /sys: no storage; creating the file gives the clear error
+        return
+    free = usage.free
     if kept is not None and kept.exists():
         free += kept.stat().st_blocks * 512
     if nbytes > free:
