@@ -60,6 +60,24 @@ def test_gaussian_growth(text, a):
     assert gaussian_growth(ntksym.get_activation(text).expr) == pytest.approx(a, abs=1e-6)
 
 
+@pytest.mark.parametrize("text", ["exp(u**4)", "exp(exp(u))", "exp(exp(exp(u)))", "2**exp(u)"])
+def test_faster_than_any_gaussian_is_infinite_at_once(text):
+    """Super-Gaussian growth: infinite for every variance; read without evaluating exp(exp(1e4))
+    (which took minutes in mpmath), so the refusal is immediate."""
+    import time
+
+    start = time.process_time()
+    assert gaussian_growth(ntksym.get_activation(text).expr) == float("inf")
+    with pytest.raises(InputError, match="infinite"):
+        ntksym.kernel(text, 2)(np.eye(2))
+    assert time.process_time() - start < 30  # was > 600 s for exp(exp(u)); not a timing test
+
+
+@pytest.mark.parametrize("text", ["exp(-exp(u))", "tanh(exp(u))", "exp(-exp(-u))*u"])
+def test_double_exponentials_that_stay_small_are_finite(text):
+    assert gaussian_growth(ntksym.get_activation(text).expr) == 0.0
+
+
 def test_infinite_kernel_is_an_error_not_a_number():
     X = np.random.default_rng(0).standard_normal((3, 4))  # first-layer variances ~0.75
     with pytest.raises(InputError, match=r"infinite.*S < 1/\(4\*1\) = 0.25.*layer 2 of 2"):

@@ -4,11 +4,17 @@ An activation is a real function of a real ``u``; its integer powers and polynom
 are bounded (SymPy merges ``(u**64)**64`` into ``u**4096`` and ``u**64*u**64`` into
 ``u**128``, so the bound is checked on the built expression, not only on the text); and how
 fast it grows decides where its kernel is finite: ``E[sigma(u)^2]`` for ``u ~ N(0, S)`` is
-finite for every ``S`` when ``|sigma(u)|`` grows slower than any ``exp(a u^2)``, and only for
-``a S < 1/4`` when it grows like ``exp(a u^2)`` (:func:`gaussian_growth`).
+finite for every ``S`` when ``|sigma(u)|`` grows slower than any ``exp(a u^2)``, only for
+``a S < 1/4`` when it grows like ``exp(a u^2)``, and for no ``S > 0`` when it grows faster
+(``exp(u^4)``, ``exp(exp(u))``: :func:`gaussian_growth` returns infinity). Expressions are
+read in mpmath with ``exp``, ``cosh`` and ``sinh`` refusing arguments past ``1e100`` (mpmath
+takes minutes for ``exp(exp(1e4))``): such a value is finite but larger than any Gaussian
+can tame, so the checks stay fast on any input.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import mpmath
 import sympy as sp
@@ -24,6 +30,33 @@ MAX_DEGREE = 64
 _PROBES = ("-31.7", "-7.3", "-2.1", "-1", "-0.37", "0", "0.37", "1", "2.1", "7.3", "31.7")
 #: Where the growth exponent log|sigma(u)| / u^2 is read, far out on both sides.
 _FAR = ("-1e4", "1e4", "-1e5", "1e5")
+#: The largest argument of exp, cosh and sinh evaluated while checking (mpmath takes ~20 ms
+#: for exp(1e100), ~1 s for exp(1e1000) and minutes for exp(1e4343) = exp(exp(1e4))).
+_HUGE = mpmath.mpf(10) ** 100
+
+
+class _Huge(ArithmeticError):
+    """A value past ``exp(1e100)``: real and finite, but beyond any Gaussian's reach."""
+
+
+def _guarded(name: str) -> Any:
+    f = getattr(mpmath, name)
+
+    def g(x: Any) -> Any:
+        if name == "exp" and mpmath.re(x) < -_HUGE:
+            return mpmath.mpf(0)  # below the smallest positive value of interest
+        if abs(mpmath.re(x)) > _HUGE:
+            raise _Huge(name)
+        return f(x)
+
+    return g
+
+
+#: MPMATH_MODULES with exp, cosh and sinh refusing astronomically large arguments.
+_GUARDED_MODULES: list[Any] = [
+    {name: _guarded(name) for name in ("exp", "cosh", "sinh")},
+    *MPMATH_MODULES,
+]
 
 
 def check_expression(expr: sp.Expr, text: str) -> None:
@@ -46,11 +79,13 @@ def check_expression(expr: sp.Expr, text: str) -> None:
         )
     if expr.has(sp.I):
         raise ActivationError(f"{text!r} is complex-valued; an activation must be real for real u")
-    f = sp.lambdify(u, expr, modules=MPMATH_MODULES)
+    f = sp.lambdify(u, expr, modules=_GUARDED_MODULES)
     with mpmath.workdps(30):
         for p in _PROBES:
             try:
                 value = mpmath.mpmathify(f(mpmath.mpf(p)))
+            except _Huge:
+                continue  # real and finite, if astronomically large: gaussian_growth decides
             except (ValueError, ZeroDivisionError, OverflowError, TypeError):
                 value = mpmath.nan
             _check_value(value, p, text)
@@ -70,25 +105,32 @@ def _check_value(value: object, at: str, text: str) -> None:
 
 
 def gaussian_growth(expr: sp.Expr) -> float:
-    """The ``a >= 0`` with ``|sigma(u)| = exp(a u^2 + o(u^2))``, 0 for slower growth.
+    """The ``a >= 0`` with ``|sigma(u)| = exp(a u^2 + o(u^2))``: 0 if slower, ``inf`` if faster.
+
+    Faster growth (``exp(u^4)``, ``exp(exp(u))``) makes the kernel infinite at any variance.
 
     Read from ``log|sigma(u)| / u^2`` at ``|u| = 1e4`` and ``1e5`` in mpmath (200 digits, so
     nothing overflows): equal readings mean quadratic-exponential growth; readings that fall
-    with ``|u|`` (polynomials, ``exp(c u)``, bounded functions) mean none.
+    with ``|u|`` (polynomials, ``exp(c u)``, bounded functions) mean none; readings that rise
+    (or a value past ``exp(1e100)``, :data:`_HUGE`) mean faster than any Gaussian.
     """
-    f = sp.lambdify(u, expr, modules=MPMATH_MODULES)
+    f = sp.lambdify(u, expr, modules=_GUARDED_MODULES)
     readings = []
     with mpmath.workdps(200):
         for p in _FAR:
             x = mpmath.mpf(p)
             try:
                 value = abs(mpmath.mpmathify(f(x)))
+            except _Huge:
+                return float("inf")
             except (ValueError, ZeroDivisionError, OverflowError, TypeError):
                 return 0.0
             readings.append(mpmath.log(value) / (x * x) if value > 0 else -mpmath.inf)
     # pairs (|u| = 1e4, 1e5) on each side; exp(c u) or u^k at 1e5 reads below 1e-4
     growth = 0.0
     for near, far in ((readings[0], readings[2]), (readings[1], readings[3])):
+        if far > 1e-4 and far > near * (1 + 1e-3):
+            return float("inf")
         if far > 1e-4 and abs(far - near) <= 1e-3 * abs(far):
             growth = max(growth, float(far))
     return growth

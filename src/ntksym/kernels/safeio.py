@@ -8,6 +8,8 @@ Used by :func:`ntksym.kernels.tiles.gram_to_file`:
   that is one of the inputs (compared as resolved paths and by inode, so symlinks,
   hard links and relative paths cannot fool it), that already exists (unless
   ``overwrite``), or whose directory cannot be written.
+* :func:`check_space` refuses, before any work, an output larger than the free space of
+  its file system (a file of terabytes would otherwise run for hours and then fail).
 * :func:`create_file` creates a file with the user's umask (``0666 & ~umask``),
   unlike :func:`tempfile.mkstemp`, whose files are private (``0600``).
 * :func:`on_signals` turns SIGTERM and SIGINT into :class:`Interrupted` for the
@@ -25,6 +27,7 @@ import hashlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import threading
 import tokenize
@@ -41,6 +44,7 @@ __all__ = [
     "load_matrix",
     "Interrupted",
     "check_output",
+    "check_space",
     "create_file",
     "temporary_path",
     "on_signals",
@@ -165,6 +169,44 @@ def check_output(out: Path, inputs: Sequence[Path], *, overwrite: bool) -> None:
             f"cannot write to the directory {str(parent)!r} (permission denied); choose a "
             "directory you can write to"
         )
+
+
+def check_space(out: Path, nbytes: int, kept: Path | None = None) -> None:
+    """Refuse an output of ``nbytes`` that the file system of ``out`` cannot hold.
+
+    Args:
+        out: The output path (its directory exists: see :func:`check_output`).
+        nbytes: Size of the finished file.
+        kept: A partial file of an earlier run that this one continues; the space its
+            written blocks already take counts as available.
+
+    Raises:
+        InputError: Saying how much is needed, how much is free, and what to change.
+    """
+    try:
+        usage = shutil.disk_usage(out.parent)
+    except OSError:  # pragma: no cover - a file system that does not say: let the write tell
+        return
+    if usage.total == 0:  # /proc, /sys: no storage; creating the file gives the clear error
+        return
+    free = usage.free
+    if kept is not None and kept.exists():
+        free += kept.stat().st_blocks * 512
+    if nbytes > free:
+        raise InputError(
+            f"the output {str(out)!r} needs {_size(nbytes)} and its file system has "
+            f"{_size(free)} free; free some space, write elsewhere, store float32 "
+            "(--dtype float32) or compute fewer rows"
+        )
+
+
+def _size(nbytes: float) -> str:
+    """A byte count in the largest binary unit that keeps it at or above 1."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if nbytes < 1024 or unit == "TiB":
+            return f"{nbytes:.3g} {unit}"
+        nbytes /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def create_file(path: Path) -> None:

@@ -50,6 +50,7 @@ from ntksym.kernels.safeio import (
     Interrupted,
     array_digest,
     check_output,
+    check_space,
     create_file,
     load_matrix,
     on_signals,
@@ -374,6 +375,8 @@ def gram_to_file(
     k, kind = _resolved(k, X1.shape[0] * (X1 if X2 is None else X2).shape[0])
     tile = _checked_tile(X1, X2, kind, memory, tile)
     plan = _plan(X1.shape[0], None if X2 is None else X2.shape[0], tile, get, storage_dtype(dtype))
+    nbytes = int(np.prod(plan.shape)) * plan.dtype.itemsize
+    check_space(out, nbytes, resume_paths(out)[0] if resume else None)
     report = progress if progress is not None else _no_progress
     with on_signals():
         if resume:

@@ -1,0 +1,135 @@
+"""Cases of issue 13 found uncovered by the audit (docs/hardening.md): each asserts the clear
+error or the right number, and that nothing is left on disk."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import mpmath
+import numpy as np
+import pytest
+
+import ntksym
+from ntksym import reference
+from ntksym.errors import InputError
+from ntksym.kernels import safeio
+from ntksym.kernels.tiles import gram_to_file, resume_paths
+
+
+def _tiny_disk(monkeypatch, free: int) -> None:
+    monkeypatch.setattr(
+        safeio.shutil, "disk_usage", lambda _p: SimpleNamespace(total=free, used=0, free=free)
+    )
+
+
+def test_an_output_larger_than_the_free_space_is_refused_before_any_work(tmp_path, monkeypatch):
+    X = np.random.default_rng(0).standard_normal((300, 4))  # 720 kB of float64 output
+    _tiny_disk(monkeypatch, 100_000)
+    with pytest.raises(InputError, match=r"needs 703 KiB and its file system has 97.7 KiB free"):
+        gram_to_file(X, None, tmp_path / "K.npy", activation="relu", depth=3)
+    with pytest.raises(InputError, match="free some space"):
+        gram_to_file(X, None, tmp_path / "K.npy", activation="relu", depth=3, resume=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_float32_storage_or_enough_space_passes_the_check(tmp_path, monkeypatch):
+    X = np.random.default_rng(0).standard_normal((300, 4))
+    _tiny_disk(monkeypatch, 400_000)
+    gram_to_file(X, None, tmp_path / "K.npy", activation="relu", depth=3, dtype=np.float32)
+    want = ntksym.kernel("relu", 3)(X)
+    np.testing.assert_allclose(np.load(tmp_path / "K.npy"), want, rtol=2**-23)
+
+
+def test_a_resumed_run_counts_the_space_its_partial_file_takes(tmp_path, monkeypatch):
+    X = np.random.default_rng(1).standard_normal((300, 4))
+    out = tmp_path / "K.npy"
+    partial, _ = resume_paths(out)
+    gram_to_file(X, None, out, activation="relu", depth=2, resume=True, tile=100)
+    os.replace(out, partial)  # a finished partial file, as if the last rename had not run
+    taken = partial.stat().st_blocks * 512
+    _tiny_disk(monkeypatch, 1000)
+    with pytest.raises(InputError, match="needs"):
+        safeio.check_space(out, 720_128)
+    safeio.check_space(out, taken, kept=partial)  # what it holds already counts
+
+
+def test_a_kernel_that_is_finite_for_small_but_not_large_double_exponentials():
+    """exp(-exp(u)) is bounded: its kernel is a number, and the right one."""
+    X = np.array([[0.6, -0.2], [0.1, 0.9]])
+    got = ntksym.kernel("exp(-exp(u))", 2, bias_std=0.2)(X, get=("nngp", "ntk"))
+    with mpmath.workdps(30):
+        nngp, ntk = reference.kernel("exp(-exp(u))", X, depth=2, bias_std=0.2)
+    np.testing.assert_allclose(got.nngp, np.array(nngp, dtype=float), rtol=1e-12)
+    np.testing.assert_allclose(got.ntk, np.array(ntk, dtype=float), rtol=1e-12)
+
+
+MISPRINT = (
+    "import sympy as sp\n"
+    "from ntksym.derive import Derivation, Step\n"
+    "from ntksym.derive.symbols import beta\n"
+    "a, b, c = beta, 2*beta, 3\n"
+    "wrong = sp.Eq((a + b + c + beta)**2, a**2 + b**2 + c**2 + beta**2 + 2*a*b + 2*b*c)\n"
+    "DERIVATION = Derivation('planted', 'algebra', (Step('1', wrong, 'algebra',"
+    " derive=lambda env: sp.Eq((a + b + c + beta)**2, sp.expand((a + b + c + beta)**2))),))\n"
+)
+
+
+def test_verify_prints_the_same_counterexample_under_any_hash_seed(tmp_path):
+    f = tmp_path / "derivations" / "planted.py"
+    f.parent.mkdir()
+    f.write_text(MISPRINT)
+    code = "import sys; from ntksym.cli import main; sys.exit(main(sys.argv[1:]))"
+    outs = []
+    for seed in ("0", "12345"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        proc = subprocess.run(
+            [sys.executable, "-c", code, "verify", str(f)], env=env, capture_output=True, text=True
+        )
+        assert proc.returncode == 0, proc.stderr[-2000:]  # a misprint is not a failure
+        # the table without its timing column and the summary's time
+        rows = [ln.rsplit(maxsplit=1)[0] for ln in proc.stdout.splitlines() if ln.strip()]
+        outs.append([r for r in rows if not r.startswith("summary:")])
+    assert any("misprint" in r for r in outs[0]) and any("printed" in r for r in outs[0])
+    assert outs[0] == outs[1]
+
+
+def test_verify_of_a_missing_file_is_one_line(tmp_path, capsys):
+    from ntksym.cli import main
+
+    assert main(["verify", str(tmp_path / "nothere.py")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nothere.py" in err[0] and "Traceback" not in err[0]
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    "needle",
+    [
+        "ntksym.predict",
+        "ntksym train",
+        "ntksym.dask",
+        '".[plot]"',
+        '".[dask]"',
+        "docs/training.md",
+        "docs/hardening.md",
+        "compiles in a background thread",
+        'python -m pytest -m "not slow"',
+        "`LICENSE`",
+    ],
+)
+def test_the_readme_tells_a_newcomer(needle):
+    assert needle in (ROOT / "README.md").read_text()
+
+
+def test_no_reference_to_a_missing_design_md_and_a_license_as_pyproject_says():
+    texts = [p for d in ("src", "docs", "tests", "benchmarks") for p in (ROOT / d).rglob("*.py")]
+    texts += list((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
+    assert not [p for p in texts if "DESIGN" + ".md" in p.read_text(errors="replace")]
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")
+    assert 'license = "MIT"' in (ROOT / "pyproject.toml").read_text()
