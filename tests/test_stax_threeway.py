@@ -9,9 +9,9 @@ with neural-tangents. This file holds the ones that were missing:
   for two branches that are not a residual block, and for ``Dropout(mode="test")``;
 * the mpmath referee for two non-residual branches, and ``Dropout(mode="test")`` as the
   identity;
-* neural-tangents (optional) for ``Rbf``, ``Elementwise`` (against its
-  ``ElementwiseNumerical``), ``Dropout(mode="test")``, default ``Sin``/``Cos`` and two
-  non-residual branches.
+* neural-tangents (optional) for ``Rbf``, ``Elementwise`` (its ``ElementwiseNumerical``
+  converging to ntksym's kernel as its degree grows), ``Dropout(mode="test")``, default
+  ``Sin``/``Cos`` and two non-residual branches.
 """
 
 import numpy as np
@@ -172,9 +172,10 @@ def test_agrees_with_neural_tangents(name):
 def test_elementwise_agrees_with_neural_tangents_numerical():
     """``Elementwise("tanh(u)")`` against neural-tangents' Gauss-Hermite ``ElementwiseNumerical``.
 
-    neural-tangents' quadrature (degree 64) is itself accurate to ~1e-9 here; ntksym
-    integrates adaptively to float64 precision (its mpmath check is in
-    test_stax_checks.py).
+    neural-tangents integrates with a fixed Gauss-Hermite degree, which converges slowly
+    for tanh (poles at +-i pi/2): measured 1.8e-2 at degree 16, 1.2e-5 at 64. ntksym integrates
+    adaptively to float64 precision (its mpmath check is in test_stax_checks.py), so
+    neural-tangents must approach it as the degree grows.
     """
     nt_stax = _nt_stax()
     import jax.numpy as jnp
@@ -183,5 +184,6 @@ def test_elementwise_agrees_with_neural_tangents_numerical():
         return s.serial(s.Dense(64, 1.2, 0.3), act, s.Dense(1, 0.9, 0.1))
 
     ours = net(stax, stax.Elementwise("tanh(u)"))
-    theirs = net(nt_stax, nt_stax.ElementwiseNumerical(jnp.tanh, deg=64))
-    _compare(ours, theirs, 1e-7)
+    coarse = _compare(ours, net(nt_stax, nt_stax.ElementwiseNumerical(jnp.tanh, deg=16)), 0.1)
+    fine = _compare(ours, net(nt_stax, nt_stax.ElementwiseNumerical(jnp.tanh, deg=64)), 1e-4)
+    assert fine < coarse / 4, (coarse, fine)
