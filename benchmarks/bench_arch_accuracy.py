@@ -190,7 +190,7 @@ def measure(make: Callable[[int], Any], depth: int, path: str, dps: int) -> dict
         try:
             ours = net.kernel_fn(X[keep], backend=path)
         except NTKSymError as exc:
-            if "infinite" not in str(exc):
+            if "infinite" not in str(exc) and "too large" not in str(exc):
                 return {"error": str(exc).split(";")[0][:60]}
             continue
         t = time.process_time()
