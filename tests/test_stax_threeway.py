@@ -220,7 +220,7 @@ def test_scaled_leaky_relu_carries_the_determinant():
 @pytest.mark.xfail(
     strict=True,
     raises=InputError,
-    reason="dual/: Sin with a phase and scale returns NaN at input norm 1e3 (true kernel finite)",
+    reason="dual/: Sin with a phase returns NaN at input norm 1e3 (true kernel finite)",
 )
 def test_sin_with_a_phase_at_large_inputs():
     x = np.random.default_rng(5).standard_normal(6)
