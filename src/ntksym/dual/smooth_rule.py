@@ -2,14 +2,22 @@
 
 The smooth remainder of a split activation (:mod:`ntksym.dual.split`) is analytic near
 the real line, so the trapezoid rule converges geometrically and needs no split points
-(Trefethen & Weideman, SIAM Review 56, 2014). Each 1-D expectation E[g(m + c z)] is the
-rule in t after ``z = z0 + R asinh(kappa sinh t)``: nodes ``l h`` apart near z0 (where
-the argument of g is 0 and g changes on its own scale, l = min(R, 1/c)), at most ``R h``
-apart far from it, so the rule keeps its accuracy at large variances. The step is
-halved (old nodes kept) until two successive rules agree to ``_TOL`` relative to the
-integral of |g|; the finer rule then has about twice the correct digits. This is the
-scheme of the generated quadrature modules (``ntksym.codegen.runtime``), which the dual
-box cannot import; here the integrand is a compiled function passed in.
+(Trefethen & Weideman, SIAM Review 56, 2014). This is the rule of the generated
+quadrature modules, with its parameters from
+:data:`ntksym.codegen.runtime.quadrature_rule.RULE` (one definition for both): each 1-D
+expectation E[g(m + c z)] is the rule in t after ``z = z0 + R asinh(kappa sinh t)``,
+nodes ``l h`` apart near z0 (where the argument of g is 0 and g changes on its own scale,
+l = min(R, 1/c), kappa = l/R), at most ``R h`` apart far from it; the step is halved (old
+nodes kept) until two successive rules agree to ``TOL`` relative to the integral of |g|
+(or to rounding), and the finer rule then has about twice the correct digits. The
+runtime's own node functions are private to the regions it copies into standalone
+modules, which call a fixed activation; here r is a compiled callback, so the map (two
+lines, :func:`_map`) is written out.
+
+The inner rule of a pair is centred at ``z0 = -m/c``, so its nodes are
+``v = m + c z = c (z - z0)``: the same points for every outer node. r and r' there are
+tabled once per covariance (levels up to ``TABLE``) and each inner rule costs one
+exponential per node, not two callbacks.
 """
 
 # Short names follow the formulas.
@@ -23,16 +31,18 @@ from typing import Any
 import numba
 import numpy as np
 
+from ntksym.codegen.runtime.quadrature_rule import RULE
+
 __all__ = ["smooth_pair"]
 
-_Z = 9.0  # nodes cover |z| <= 9
-_R = 3.0  # widest spacing _R h
-_H0 = 0.3  # first step in t
-_TOL = 1e-8  # agreement of two successive rules, relative to the integral of |g|
-_FLOOR = 8.9e-16  # rounding: 4 eps relative to the integral of |g|
-_LEVELS = 6
-_TABLED = 3  # nodes of levels 0.._TABLED come from a table built once per covariance
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_Z = RULE.Z  # nodes cover |z| <= _Z
+_R = RULE.R  # widest spacing _R h
+_H0 = RULE.H0  # first step in t
+_TOL = RULE.TOL  # agreement of two successive rules, relative to the integral of |g|
+_FLOOR = RULE.FLOOR  # rounding: 4 eps relative to the integral of |g|
+_LEVELS = RULE.LEVELS
+_TABLE = RULE.TABLE  # nodes (and r, r' there) of levels 0.._TABLE tabled per covariance
+_INV_SQRT_2PI = RULE.INV_SQRT_2PI
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -51,16 +61,33 @@ def _span(z0: float, kap: float) -> tuple[int, int]:
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _table(kap: float) -> tuple[int, Any, Any]:
-    """The map at the nodes of level _TABLED for every centre z0 in [-_Z, _Z]."""
+def _table(c: float, kap: float) -> Any:
+    """An empty table of the inner rules of one pair: every centre z0 in [-_Z, _Z].
+
+    Rows: offset z - z0, dz/dt, r(c (z - z0)), r'(c (z - z0)) at the nodes of levels
+    0.._TABLE (position ``j 2^(_TABLE - level) + half`` for node j of a level);
+    NaN until :func:`_tabled` fills an entry.
+    """
     _, hi = _span(-_Z, kap)
-    half = (hi + 1) << _TABLED
-    h = _H0 / (1 << _TABLED)
-    ZT = np.empty(2 * half + 1)
-    WT = np.empty(2 * half + 1)
-    for j in range(-half, half + 1):
-        ZT[j + half], WT[j + half] = _map(j * h, kap)
-    return half, ZT, WT
+    half = (hi + 1) << _TABLE
+    T = np.full((4, 2 * half + 1), np.nan)
+    T[0, 0] = c
+    T[1, 0] = kap
+    T[2, 0] = half
+    return T
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _tabled(r: Any, dr: Any, ntk: bool, T: Any, p: int, t: float) -> tuple[float, float]:
+    """Fill entry p (node at t) of the table T on first use; its offset and dz/dt."""
+    if T[0, p] != T[0, p]:
+        off, dz = _map(t, T[1, 0])
+        v = T[0, 0] * off
+        T[2, p] = r(v)
+        T[3, p] = dr(v) if ntk else 0.0
+        T[0, p] = off
+        T[1, p] = dz
+    return T[0, p], T[1, p]
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -73,11 +100,18 @@ def _converged(q: float, p: float, n: float, top: float) -> float:
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _expect(r: Any, dr: Any, ntk: bool, m: float, c: float, kap: float, tab: Any) -> Any:
-    """E[r(m + c z)], E[r'(m + c z)], z ~ N(0, 1), c > 0; gap; E|r|, E|r'|."""
-    half, ZT, WT = tab
-    z0 = min(_Z, max(-_Z, -m / c))
+def _expect(r: Any, dr: Any, ntk: bool, m: float, c: float, T: Any) -> Any:
+    """E[r(m + c z)], E[r'(m + c z)], z ~ N(0, 1), c > 0; gap; E|r|, E|r'|.
+
+    Where the centre -m/c is inside the window, the nodes of levels up to _TABLE and r, r'
+    there come from the pair's table T; elsewhere (and at finer levels) r is called.
+    """
+    kap = T[1, 0]
+    z0 = -m / c
+    tab = abs(z0) <= _Z
+    z0 = min(_Z, max(-_Z, z0))
     lo, hi = _span(z0, kap)
+    half = int(T[2, 0])
     s0 = s1 = a0 = a1 = q0 = q1 = 0.0
     gap = 1.0
     h = _H0
@@ -85,21 +119,21 @@ def _expect(r: Any, dr: Any, ntk: bool, m: float, c: float, kap: float, tab: Any
         k = 1 << level
         first, stride = (lo, 1) if level == 0 else (lo * k + 1, 2)
         for j in range(first, hi * k + 1, stride):
-            p = j * (1 << (_TABLED - level)) + half if level <= _TABLED else -1
-            if 0 <= p < ZT.size:
-                off, dz = ZT[p], WT[p]
+            p = j * (1 << (_TABLE - level)) + half if tab and level <= _TABLE else -1
+            if 0 <= p < T.shape[1]:
+                off, dz = _tabled(r, dr, ntk, T, p, j * h)
+                x, y = T[2, p], T[3, p]
             else:
                 off, dz = _map(j * h, kap)
+                v = m + c * (z0 + off)
+                x = r(v)
+                y = dr(v) if ntk else 0.0
             z = z0 + off
             w = dz * math.exp(-0.5 * z * z)
-            v = m + c * z
-            x = r(v)
             s0 += w * x
             a0 += w * abs(x)
-            if ntk:
-                y = dr(v)
-                s1 += w * y
-                a1 += w * abs(y)
+            s1 += w * y
+            a1 += w * abs(y)
         p0, p1 = q0, q1
         q0, q1 = h * s0, h * s1
         if level > 0:
@@ -127,8 +161,7 @@ def smooth_pair(r: Any, dr: Any, ntk: bool, a: float, b: float, c: float) -> Any
     l = min(_R, 1.0 / max(a, abs(b)))
     kap = l / _R
     lo, hi = _span(0.0, kap)
-    ikap = min(_R, 1.0 / c) / _R if c > 0.0 else 1.0
-    tab = _table(ikap)
+    T = _table(c, min(_R, 1.0 / c) / _R if c > 0.0 else 1.0)
     s0 = s1 = a0 = a1 = q0 = q1 = 0.0
     w0 = w1 = 0.0  # the inner rules' gaps, weighted as the outer sums weigh them
     h = _H0
@@ -140,7 +173,7 @@ def smooth_pair(r: Any, dr: Any, ntk: bool, a: float, b: float, c: float) -> Any
             w = dz * math.exp(-0.5 * z * z)
             m = b * z
             if c > 0.0:
-                i0, i1, g, m0, m1 = _expect(r, dr, ntk, m, c, ikap, tab)
+                i0, i1, g, m0, m1 = _expect(r, dr, ntk, m, c, T)
             else:
                 i0, i1, g, m0, m1 = r(m), (dr(m) if ntk else 0.0), 0.0, 0.0, 0.0
             f = r(a * z)
