@@ -61,33 +61,37 @@ def _span(z0: float, kap: float) -> tuple[int, int]:
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _table(c: float, kap: float) -> Any:
-    """An empty table of the inner rules of one pair: every centre z0 in [-_Z, _Z].
+def _table(kap: float) -> tuple[Any, int, Any]:
+    """An empty table of one pair's inner rules, for every centre z0 in [-_Z, _Z].
 
-    Rows: offset z - z0, dz/dt, r(c (z - z0)), r'(c (z - z0)) at the nodes of levels
-    0.._TABLE (position ``j 2^(_TABLE - level) + half`` for node j of a level);
-    NaN until :func:`_tabled` fills an entry.
+    Row ``j 2^(_TABLE - level) + half`` holds, for node j of a level up to _TABLE, the
+    offset z - z0, dz/dt, and r, r' at ``v = c (z - z0)``; :func:`_fill` fills a level.
+    The last item holds the last level filled.
     """
     _, hi = _span(-_Z, kap)
     half = (hi + 1) << _TABLE
-    T = np.full((4, 2 * half + 1), np.nan)
-    T[0, 0] = c
-    T[1, 0] = kap
-    T[2, 0] = half
-    return T
+    return np.empty((2 * half + 1, 4)), half, np.full(1, -1)
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _tabled(r: Any, dr: Any, ntk: bool, T: Any, p: int, t: float) -> tuple[float, float]:
-    """Fill entry p (node at t) of the table T on first use; its offset and dz/dt."""
-    if T[0, p] != T[0, p]:
-        off, dz = _map(t, T[1, 0])
-        v = T[0, 0] * off
-        T[2, p] = r(v)
-        T[3, p] = dr(v) if ntk else 0.0
-        T[0, p] = off
-        T[1, p] = dz
-    return T[0, p], T[1, p]
+def _fill(r: Any, dr: Any, ntk: bool, c: float, kap: float, tab: Any, level: int) -> None:
+    """Fill the rows of the nodes new at ``level`` (all of level 0) of the table tab."""
+    T, half, last = tab
+    step = 1 << (_TABLE - level)
+    k = 1 << level
+    h = _H0 / k
+    n = half // step
+    for j in range(-n, n + 1):
+        if level > 0 and j % 2 == 0:
+            continue  # (a node of a coarser level)
+        p = j * step + half
+        off, dz = _map(j * h, kap)
+        v = c * off
+        T[p, 0] = off
+        T[p, 1] = dz
+        T[p, 2] = r(v)
+        T[p, 3] = dr(v) if ntk else 0.0
+    last[0] = level
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -100,40 +104,48 @@ def _converged(q: float, p: float, n: float, top: float) -> float:
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _expect(r: Any, dr: Any, ntk: bool, m: float, c: float, T: Any) -> Any:
+def _expect(r: Any, dr: Any, ntk: bool, m: float, c: float, kap: float, tab: Any) -> Any:
     """E[r(m + c z)], E[r'(m + c z)], z ~ N(0, 1), c > 0; gap; E|r|, E|r'|.
 
     Where the centre -m/c is inside the window, the nodes of levels up to _TABLE and r, r'
-    there come from the pair's table T; elsewhere (and at finer levels) r is called.
+    there come from the pair's table tab; elsewhere (and at finer levels) r is called.
     """
-    kap = T[1, 0]
+    T, half, last = tab
     z0 = -m / c
-    tab = abs(z0) <= _Z
+    tabled = abs(z0) <= _Z
     z0 = min(_Z, max(-_Z, z0))
     lo, hi = _span(z0, kap)
-    half = int(T[2, 0])
     s0 = s1 = a0 = a1 = q0 = q1 = 0.0
     gap = 1.0
     h = _H0
     for level in range(_LEVELS + 1):
         k = 1 << level
         first, stride = (lo, 1) if level == 0 else (lo * k + 1, 2)
-        for j in range(first, hi * k + 1, stride):
-            p = j * (1 << (_TABLE - level)) + half if tab and level <= _TABLE else -1
-            if 0 <= p < T.shape[1]:
-                off, dz = _tabled(r, dr, ntk, T, p, j * h)
-                x, y = T[2, p], T[3, p]
-            else:
+        if tabled and level <= _TABLE:
+            if last[0] < level:
+                _fill(r, dr, ntk, c, kap, tab, level)
+            step = 1 << (_TABLE - level)
+            for j in range(first, hi * k + 1, stride):
+                p = j * step + half
+                z = z0 + T[p, 0]
+                w = T[p, 1] * math.exp(-0.5 * z * z)
+                x, y = T[p, 2], T[p, 3]
+                s0 += w * x
+                a0 += w * abs(x)
+                s1 += w * y
+                a1 += w * abs(y)
+        else:
+            for j in range(first, hi * k + 1, stride):
                 off, dz = _map(j * h, kap)
-                v = m + c * (z0 + off)
+                z = z0 + off
+                w = dz * math.exp(-0.5 * z * z)
+                v = m + c * z
                 x = r(v)
                 y = dr(v) if ntk else 0.0
-            z = z0 + off
-            w = dz * math.exp(-0.5 * z * z)
-            s0 += w * x
-            a0 += w * abs(x)
-            s1 += w * y
-            a1 += w * abs(y)
+                s0 += w * x
+                a0 += w * abs(x)
+                s1 += w * y
+                a1 += w * abs(y)
         p0, p1 = q0, q1
         q0, q1 = h * s0, h * s1
         if level > 0:
@@ -161,7 +173,8 @@ def smooth_pair(r: Any, dr: Any, ntk: bool, a: float, b: float, c: float) -> Any
     l = min(_R, 1.0 / max(a, abs(b)))
     kap = l / _R
     lo, hi = _span(0.0, kap)
-    T = _table(c, min(_R, 1.0 / c) / _R if c > 0.0 else 1.0)
+    ikap = min(_R, 1.0 / c) / _R if c > 0.0 else 1.0
+    tab = _table(ikap)
     s0 = s1 = a0 = a1 = q0 = q1 = 0.0
     w0 = w1 = 0.0  # the inner rules' gaps, weighted as the outer sums weigh them
     h = _H0
@@ -173,7 +186,7 @@ def smooth_pair(r: Any, dr: Any, ntk: bool, a: float, b: float, c: float) -> Any
             w = dz * math.exp(-0.5 * z * z)
             m = b * z
             if c > 0.0:
-                i0, i1, g, m0, m1 = _expect(r, dr, ntk, m, c, T)
+                i0, i1, g, m0, m1 = _expect(r, dr, ntk, m, c, ikap, tab)
             else:
                 i0, i1, g, m0, m1 = r(m), (dr(m) if ntk else 0.0), 0.0, 0.0, 0.0
             f = r(a * z)
