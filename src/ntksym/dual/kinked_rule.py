@@ -4,7 +4,8 @@ For ``u = a z1``, ``v = b z1 + c z2`` (z1, z2 independent standard normals) the 
 ``E[f(u) I(z1)]`` with the inner expectation ``I(z1) = E[f(b z1 + c z2) | z1]``. Each
 1-D integral is split at the points where its integrand may not be smooth: the kinks of
 the activation (``z = (k - m) / c`` inside, ``z1 = k / a`` outside), where the inner
-expectation has a smoothed kink (``z1 = k / b``: as ``c -> 0`` it becomes a kink), where
+expectation has a smoothed kink (``z1 = k / b``, ``c/|b|`` wide: as ``c -> 0`` it becomes a
+kink; one wider than 1 is left to the rule), where
 the activation's argument is 0 (its own features sit there) and at ``z = 0`` (the
 Gaussian's centre). The two outermost pieces are half-lines, integrated by the exp-sinh
 map ``z = p +- l exp(pi/2 sinh t)``; the pieces between split points by tanh-sinh. Both
