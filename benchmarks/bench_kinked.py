@@ -23,7 +23,12 @@ import ntksym
 from ntksym import reference
 from ntksym.dual import kinked
 
-EXPRS = ["relu(u) + 0.1*tanh(u)", "abs(u) + sin(u)", "0.7*max(u, 0) + softplus(u)"]
+EXPRS = [
+    "relu(u) + 0.1*tanh(u)",
+    "max(min(u, 1), -1) + 0.1*tanh(u)",  # two corners
+    "abs(u) + sin(u)",
+    "0.7*max(u, 0) + softplus(u)",
+]
 
 
 def _run(expr: str, X: np.ndarray, depth: int, times: int) -> tuple[list[float], np.ndarray]:
@@ -69,8 +74,14 @@ def main() -> None:
             f"  vs kink-aware rule ({m} inputs, {old_took[0]:.1f} s): {_rel(K[:m, :m], old):.1e}",
             flush=True,
         )
-        want = np.array(reference.kernel(expr, X[:2], X[:2], depth=depth, dps=17)[1], dtype=float)
-        print(f"  vs reference (2 inputs): {_rel(K[:2, :2], want):.1e}", flush=True)
+        try:
+            want = reference.kernel(expr, X[:2], X[:2], depth=depth, dps=17)[1]
+        except reference.QuadratureError as err:  # (its pieces miss a corner: see performance.md)
+            print(f"  vs reference (2 inputs): the reference does not converge ({err})")
+            continue
+        print(
+            f"  vs reference (2 inputs): {_rel(K[:2, :2], np.array(want, float)):.1e}", flush=True
+        )
 
 
 if __name__ == "__main__":

@@ -276,11 +276,22 @@ SPLIT_POINTS = [
 ]
 
 
-@pytest.mark.parametrize("cov", SPLIT_POINTS)
-def test_split_rule_agrees_with_the_kink_aware_rule(cov: tuple[float, float, float]) -> None:
-    """Two independent rules: ramps in closed form + a smooth 2-D rule, and the 2-D
-    kink-aware rule on sigma itself (no closed form anywhere)."""
-    act = get_activation("relu(u) + 0.1*tanh(u)")
+#: Two corners at -1 and 1: at (1, 0.3, 2) the inner expectation's smoothed kinks (at
+#: z1 = +-1/b) are 3.2 wide and no split points; at (0.5, 0.9, 1.5) they are 0.36 wide.
+TWO_CORNER_POINTS = [(1.0, 0.3, 2.0), (0.5, 0.9, 1.5), (2.0, -RHO_EXTREME, 0.5), (0.0, 0.0, 2.0)]
+
+
+@pytest.mark.parametrize(
+    ("name", "cov"),
+    [("relu(u) + 0.1*tanh(u)", cov) for cov in SPLIT_POINTS]
+    + [("max(min(u, 1), -1) + 0.1*tanh(u)", cov) for cov in TWO_CORNER_POINTS],
+)
+def test_split_rule_agrees_with_the_kink_aware_rule(
+    name: str, cov: tuple[float, float, float]
+) -> None:
+    """Two independent rules: ramps in closed form + a smooth 2-D rule (r, r' tabled once
+    per covariance), and the 2-D kink-aware rule on sigma itself (no closed form anywhere)."""
+    act = get_activation(name)
     args = _cov(*cov)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # (the unsplit rule near rho = -1, see above)

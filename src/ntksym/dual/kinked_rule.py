@@ -4,7 +4,8 @@ For ``u = a z1``, ``v = b z1 + c z2`` (z1, z2 independent standard normals) the 
 ``E[f(u) I(z1)]`` with the inner expectation ``I(z1) = E[f(b z1 + c z2) | z1]``. Each
 1-D integral is split at the points where its integrand may not be smooth: the kinks of
 the activation (``z = (k - m) / c`` inside, ``z1 = k / a`` outside), where the inner
-expectation has a smoothed kink (``z1 = k / b``: as ``c -> 0`` it becomes a kink), where
+expectation has a smoothed kink (``z1 = k / b``, ``c/|b|`` wide: as ``c -> 0`` it becomes a
+kink; one wider than 1 is left to the rule), where
 the activation's argument is 0 (its own features sit there) and at ``z = 0`` (the
 Gaussian's centre). The two outermost pieces are half-lines, integrated by the exp-sinh
 map ``z = p +- l exp(pi/2 sinh t)``; the pieces between split points by tanh-sinh. Both
@@ -55,6 +56,7 @@ _EST = 1e-14  # and their estimated error (see _done)
 _FLOOR = 8.9e-16  # rounding: 4 eps relative to the integral of |g|
 _T_FIN = 3.2  # tanh-sinh: |t| <= 3.2 reaches within 2e-17 of the ends
 _T_LO = -3.7  # half-lines: exp(t - exp(-t)) < 4e-18 below
+_BROAD = 1.0  # the inner expectation's smoothed kink (width c/|b| in z1) split only below
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -277,17 +279,20 @@ def _outer(
     geo: Any,
     S: Any,
     whole: bool = True,
+    kinked: bool = True,
 ) -> Any:
     """E[f(u) f(v)], E[df(u) df(v)] for u = a z1, v = b z1 + c z2 (a > 0); error estimate.
 
     The inner expectations are _given's (f = r + ramps), or with ``whole`` false those of
-    the ramps alone (E[f(u) p(v)]); the outer rule splits at geo[0] (kinks of f) over a
-    and over b. S is scratch: rows 0..4 the inner rule's, rows 5..9 the outer's.
+    the ramps alone (E[f(u) p(v)]); the outer rule splits at geo[0] over b (where the
+    inner expectation has a smoothed kink) and, where f is ``kinked`` there, over a.
+    S is scratch: rows 0..4 the inner rule's, rows 5..9 the outer's.
     """
     n = _add_point(S[5], 0, 0.0)
     for k in geo[0]:
-        n = _add_point(S[5], n, k / a)
-        if b != 0.0:
+        if kinked:
+            n = _add_point(S[5], n, k / a)
+        if c < _BROAD * abs(b):  # (a kink smoothed over more than _BROAD is no split point)
             n = _add_point(S[5], n, k / b)
     npc = _pieces(S[5], n, S[6], S[7], S[8], S[9], _finest(a, b, c))
     s0 = s1 = a0 = a1 = q0 = q1 = 0.0
@@ -386,7 +391,7 @@ def _split_one(
     e1, g1, x1 = _outer(f, df, r, dr, ntk, a, s12 / a, math.sqrt(d / s11), geo, S, False)
     sv = math.sqrt(s22)
     by_v = (geo[2], geo[1], geo[2], geo[3])
-    e2, g2, x2 = _outer(r, dr, r, dr, ntk, sv, s12 / sv, math.sqrt(d / s22), by_v, S, False)
+    e2, g2, x2 = _outer(r, dr, r, dr, ntk, sv, s12 / sv, math.sqrt(d / s22), by_v, S, False, False)
     e3, g3, x3 = smooth_pair(r, dr, ntk, a, s12 / a, math.sqrt(d / s11))
     # each estimate is relative to its own term: weighted by the terms' sizes
     n0 = max(abs(e1) + abs(e2) + abs(e3), 1e-300)

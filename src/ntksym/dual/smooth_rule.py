@@ -2,14 +2,22 @@
 
 The smooth remainder of a split activation (:mod:`ntksym.dual.split`) is analytic near
 the real line, so the trapezoid rule converges geometrically and needs no split points
-(Trefethen & Weideman, SIAM Review 56, 2014). Each 1-D expectation E[g(m + c z)] is the
-rule in t after ``z = z0 + R asinh(kappa sinh t)``: nodes ``l h`` apart near z0 (where
-the argument of g is 0 and g changes on its own scale, l = min(R, 1/c)), at most ``R h``
-apart far from it, so the rule keeps its accuracy at large variances. The step is
-halved (old nodes kept) until two successive rules agree to ``_TOL`` relative to the
-integral of |g|; the finer rule then has about twice the correct digits. This is the
-scheme of the generated quadrature modules (``ntksym.codegen.runtime``), which the dual
-box cannot import; here the integrand is a compiled function passed in.
+(Trefethen & Weideman, SIAM Review 56, 2014). This is the rule of the generated
+quadrature modules, with its parameters from
+:data:`ntksym.codegen.runtime.quadrature_rule.RULE` (one definition for both): each 1-D
+expectation E[g(m + c z)] is the rule in t after ``z = z0 + R asinh(kappa sinh t)``,
+nodes ``l h`` apart near z0 (where the argument of g is 0 and g changes on its own scale,
+l = min(R, 1/c), kappa = l/R), at most ``R h`` apart far from it; the step is halved (old
+nodes kept) until two successive rules agree to ``TOL`` relative to the integral of |g|
+(or to rounding), and the finer rule then has about twice the correct digits. The
+runtime's own node functions are private to the regions it copies into standalone
+modules, which call a fixed activation; here r is a compiled callback, so the map (two
+lines, :func:`_map`) is written out.
+
+The inner rule of a pair is centred at ``z0 = -m/c``, so its nodes are
+``v = m + c z = c (z - z0)``: the same points for every outer node. r and r' there are
+tabled once per covariance (levels up to ``TABLE``) and each inner rule costs one
+exponential per node, not two callbacks.
 """
 
 # Short names follow the formulas.
@@ -23,16 +31,18 @@ from typing import Any
 import numba
 import numpy as np
 
+from ntksym.codegen.runtime.quadrature_rule import RULE
+
 __all__ = ["smooth_pair"]
 
-_Z = 9.0  # nodes cover |z| <= 9
-_R = 3.0  # widest spacing _R h
-_H0 = 0.3  # first step in t
-_TOL = 1e-8  # agreement of two successive rules, relative to the integral of |g|
-_FLOOR = 8.9e-16  # rounding: 4 eps relative to the integral of |g|
-_LEVELS = 6
-_TABLED = 3  # nodes of levels 0.._TABLED come from a table built once per covariance
-_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_Z = RULE.Z  # nodes cover |z| <= _Z
+_R = RULE.R  # widest spacing _R h
+_H0 = RULE.H0  # first step in t
+_TOL = RULE.TOL  # agreement of two successive rules, relative to the integral of |g|
+_FLOOR = RULE.FLOOR  # rounding: 4 eps relative to the integral of |g|
+_LEVELS = RULE.LEVELS
+_TABLE = RULE.TABLE  # nodes (and r, r' there) of levels 0.._TABLE tabled per covariance
+_INV_SQRT_2PI = RULE.INV_SQRT_2PI
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -51,16 +61,37 @@ def _span(z0: float, kap: float) -> tuple[int, int]:
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _table(kap: float) -> tuple[int, Any, Any]:
-    """The map at the nodes of level _TABLED for every centre z0 in [-_Z, _Z]."""
+def _table(kap: float) -> tuple[Any, int, Any]:
+    """An empty table of one pair's inner rules, for every centre z0 in [-_Z, _Z].
+
+    Row ``j 2^(_TABLE - level) + half`` holds, for node j of a level up to _TABLE, the
+    offset z - z0, dz/dt, and r, r' at ``v = c (z - z0)``; :func:`_fill` fills a level.
+    The last item holds the last level filled.
+    """
     _, hi = _span(-_Z, kap)
-    half = (hi + 1) << _TABLED
-    h = _H0 / (1 << _TABLED)
-    ZT = np.empty(2 * half + 1)
-    WT = np.empty(2 * half + 1)
-    for j in range(-half, half + 1):
-        ZT[j + half], WT[j + half] = _map(j * h, kap)
-    return half, ZT, WT
+    half = (hi + 1) << _TABLE
+    return np.empty((2 * half + 1, 4)), half, np.full(1, -1)
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _fill(r: Any, dr: Any, ntk: bool, c: float, kap: float, tab: Any, level: int) -> None:
+    """Fill the rows of the nodes new at ``level`` (all of level 0) of the table tab."""
+    T, half, last = tab
+    step = 1 << (_TABLE - level)
+    k = 1 << level
+    h = _H0 / k
+    n = half // step
+    for j in range(-n, n + 1):
+        if level > 0 and j % 2 == 0:
+            continue  # (a node of a coarser level)
+        p = j * step + half
+        off, dz = _map(j * h, kap)
+        v = c * off
+        T[p, 0] = off
+        T[p, 1] = dz
+        T[p, 2] = r(v)
+        T[p, 3] = dr(v) if ntk else 0.0
+    last[0] = level
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -74,9 +105,15 @@ def _converged(q: float, p: float, n: float, top: float) -> float:
 
 @numba.njit(cache=True, error_model="numpy")
 def _expect(r: Any, dr: Any, ntk: bool, m: float, c: float, kap: float, tab: Any) -> Any:
-    """E[r(m + c z)], E[r'(m + c z)], z ~ N(0, 1), c > 0; gap; E|r|, E|r'|."""
-    half, ZT, WT = tab
-    z0 = min(_Z, max(-_Z, -m / c))
+    """E[r(m + c z)], E[r'(m + c z)], z ~ N(0, 1), c > 0; gap; E|r|, E|r'|.
+
+    Where the centre -m/c is inside the window, the nodes of levels up to _TABLE and r, r'
+    there come from the pair's table tab; elsewhere (and at finer levels) r is called.
+    """
+    T, half, last = tab
+    z0 = -m / c
+    tabled = abs(z0) <= _Z
+    z0 = min(_Z, max(-_Z, z0))
     lo, hi = _span(z0, kap)
     s0 = s1 = a0 = a1 = q0 = q1 = 0.0
     gap = 1.0
@@ -84,20 +121,29 @@ def _expect(r: Any, dr: Any, ntk: bool, m: float, c: float, kap: float, tab: Any
     for level in range(_LEVELS + 1):
         k = 1 << level
         first, stride = (lo, 1) if level == 0 else (lo * k + 1, 2)
-        for j in range(first, hi * k + 1, stride):
-            p = j * (1 << (_TABLED - level)) + half if level <= _TABLED else -1
-            if 0 <= p < ZT.size:
-                off, dz = ZT[p], WT[p]
-            else:
+        if tabled and level <= _TABLE:
+            if last[0] < level:
+                _fill(r, dr, ntk, c, kap, tab, level)
+            step = 1 << (_TABLE - level)
+            for j in range(first, hi * k + 1, stride):
+                p = j * step + half
+                z = z0 + T[p, 0]
+                w = T[p, 1] * math.exp(-0.5 * z * z)
+                x, y = T[p, 2], T[p, 3]
+                s0 += w * x
+                a0 += w * abs(x)
+                s1 += w * y
+                a1 += w * abs(y)
+        else:
+            for j in range(first, hi * k + 1, stride):
                 off, dz = _map(j * h, kap)
-            z = z0 + off
-            w = dz * math.exp(-0.5 * z * z)
-            v = m + c * z
-            x = r(v)
-            s0 += w * x
-            a0 += w * abs(x)
-            if ntk:
-                y = dr(v)
+                z = z0 + off
+                w = dz * math.exp(-0.5 * z * z)
+                v = m + c * z
+                x = r(v)
+                y = dr(v) if ntk else 0.0
+                s0 += w * x
+                a0 += w * abs(x)
                 s1 += w * y
                 a1 += w * abs(y)
         p0, p1 = q0, q1
