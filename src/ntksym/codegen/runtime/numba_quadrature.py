@@ -175,16 +175,18 @@ def _expect(m, c, z0, l, kap, lo, hi, ZT, WT, st, on0, on1):
                     z = z0 + ZT[p]
                     w = WT[p] * math.exp(-0.5 * z * z)
                     v = m + c * z
+                f = _act(v)  # (outside the test: sigma' shares its terms, e.g. tanh)
                 if on0:
-                    s0, c0, n0 = _acc(s0, c0, n0, w, _act(v))
+                    s0, c0, n0 = _acc(s0, c0, n0, w, f)
                 if on1:
                     s1, c1, n1 = _acc(s1, c1, n1, w, _dact(v))
         else:
             for j in range(first, last + 1, stride):
                 z, w = _node(j * h, z0, l, kap)
                 v = m + c * z
+                f = _act(v)  # (outside the test: sigma' shares its terms, e.g. tanh)
                 if on0:
-                    s0, c0, n0 = _acc(s0, c0, n0, w, _act(v))
+                    s0, c0, n0 = _acc(s0, c0, n0, w, f)
                 if on1:
                     s1, c1, n1 = _acc(s1, c1, n1, w, _dact(v))
         if on0:
