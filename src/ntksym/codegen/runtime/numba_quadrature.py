@@ -298,15 +298,9 @@ def _outer_reflect(a, b, c, ntk):
             r0 = _RS * i0 + _RQ0 + _RQ1 * m  # at -m = |b| z
             r1 = -_RS * i1 - _RQ1
             if b < 0.0:  # z1 = z has m = b z < 0
-                x0 = f * i0
-                x1 = g * i1
-                y0 = fr * r0
-                y1 = gr * r1
+                x0, x1, y0, y1 = f * i0, g * i1, fr * r0, gr * r1
             else:
-                x0 = f * r0
-                x1 = g * r1
-                y0 = fr * i0
-                y1 = gr * i1
+                x0, x1, y0, y1 = f * r0, g * r1, fr * i0, gr * i1
             s0, c0 = _add(s0, c0, w * (x0 + y0))
             s1, c1 = _add(s1, c1, w * (x1 + y1))
             n0 += w * (abs(x0) + abs(y0))
