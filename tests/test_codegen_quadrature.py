@@ -198,7 +198,9 @@ def test_reflected_and_general_rules_agree():
     [
         ("tanh", "numpy"),
         ("tanh(u) + 0.1*u**2", "numpy"),  # (no reflection: the general rule)
-        pytest.param("tanh", "numba", marks=pytest.mark.slow),  # (compiles a module)
+        # (compiles a module: minutes on a loaded machine; tests/test_hardening.py checks
+        # the committed Numba module's NNGP against its nngp_ntk in CI)
+        pytest.param("tanh", "numba", marks=pytest.mark.exhaustive),
     ],
 )
 def test_the_nngp_alone_never_evaluates_the_derivative(name, backend):
