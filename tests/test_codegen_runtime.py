@@ -101,7 +101,7 @@ def test_loader_copies_regions_verbatim():
     # what a generated module holds: e.g. the quadrature of tanh (an odd activation)
     text = (package_generated_dir() / "tanh_numba.py").read_text()
     assert read_region("numba_quadrature.py", "outer_reflect") in text
-    assert "def _outer(a, b, c, d):" in text and "_outer_reflect" not in text
+    assert "def _outer(a, b, c, ntk):" in text and "_outer_reflect" not in text
 
 
 def test_loader_never_reads_region_code_as_jinja(monkeypatch):
