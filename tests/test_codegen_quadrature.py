@@ -8,12 +8,17 @@ recompute some of them.
 from __future__ import annotations
 
 import ast
+import contextlib
 import dataclasses
+import importlib.util
 import json
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+import sympy as sp
 from conftest import TOL
 
 import ntksym
@@ -161,28 +166,63 @@ def test_without_reflection_identity(backend):
     np.testing.assert_allclose(ed, want_d, rtol=TOL.kernel)
 
 
+@contextlib.contextmanager
+def _rendered(spec, backend: str, name: str):
+    """The module of ``spec`` rendered into a temporary file and imported as ``name``."""
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / f"{name}.py"
+        path.write_text(render(spec, backend))
+        mod_spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(mod_spec)
+        sys.modules[name] = module
+        try:
+            mod_spec.loader.exec_module(module)
+            yield module
+        finally:
+            del sys.modules[name]
+
+
 def test_reflected_and_general_rules_agree():
     """The same activation with and without the reflection identity (Numba)."""
-    import importlib.util
-    import sys
-    import tempfile
-
     spec = dataclasses.replace(kernel_spec("softplus"), reflection=None)
-    with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "softplus_general_numba.py"
-        path.write_text(render(spec, "numba"))
-        mod_spec = importlib.util.spec_from_file_location("softplus_general_numba", path)
-        general = importlib.util.module_from_spec(mod_spec)
-        sys.modules[mod_spec.name] = general
-        try:
-            mod_spec.loader.exec_module(general)
-            X = np.random.default_rng(4).normal(size=(6, 3)) * [[0.5], [1.0], [2], [4], [8], [1]]
-            K1, T1 = general.nngp_ntk(X, None, 3, 0.2, 1.1)
-        finally:
-            del sys.modules[mod_spec.name]
+    with _rendered(spec, "numba", "softplus_general_numba") as general:
+        X = np.random.default_rng(4).normal(size=(6, 3)) * [[0.5], [1.0], [2], [4], [8], [1]]
+        K1, T1 = general.nngp_ntk(X, None, 3, 0.2, 1.1)
     K2, T2 = load("softplus", "numba").nngp_ntk(X, None, 3, 0.2, 1.1)
     np.testing.assert_allclose(K1, K2, rtol=TOL.map)
     np.testing.assert_allclose(T1, T2, rtol=TOL.map)
+
+
+@pytest.mark.parametrize(
+    "name, backend",
+    [
+        ("tanh", "numpy"),
+        ("tanh(u) + 0.1*u**2", "numpy"),  # (no reflection: the general rule)
+        # (compiles a module: minutes on a loaded machine; tests/test_hardening.py checks
+        # the committed Numba module's NNGP against its nngp_ntk in CI)
+        pytest.param("tanh", "numba", marks=pytest.mark.exhaustive),
+    ],
+)
+def test_the_nngp_alone_never_evaluates_the_derivative(name, backend):
+    """nngp() runs sigma's integrals alone (separate passes, own convergence tests).
+
+    The module rendered with sigma' = NaN gives the NNGP of the real module's nngp_ntk bit
+    for bit: sigma' is not evaluated, and does not decide when sigma's rules stop. A zero
+    input without bias takes the u = 0 branch.
+    """
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(7, 3)) * np.exp(rng.uniform(-3, 3, (7, 1)))
+    X[4] = 0.0
+    X[5] = -2.0 * X[1]
+    cases = [(X, None, 4, 0.2, 1.3), (X, X[:5] * 1.7 + 0.01, 3, 0.0, 0.9)]
+    m = load(name, backend)
+    spec = dataclasses.replace(kernel_spec(name), dact_form=sp.nan)
+    with _rendered(spec, backend, f"nan_derivative_{backend}") as nan:
+        for args in cases:
+            K, T = m.nngp_ntk(*args)
+            assert np.isfinite(T).all()
+            assert np.array_equal(nan.nngp(*args), K)
+            assert np.array_equal(m.nngp(*args), K)
 
 
 # ----------------------------------------------------------------------------- Gram matrices
@@ -272,3 +312,21 @@ def test_tanh_gram_vs_live_reference():
         for backend in BACKENDS:
             K, T = load("tanh", backend).nngp_ntk(X, None, depth, b, w)
             assert max(_rel(K, Kr).max(), _rel(T, Tr).max()) <= KERNEL_BOUND, backend
+
+
+def test_a_small_first_call_is_answered_by_the_numpy_quadrature(monkeypatch):
+    """Numba's cache lacks the tanh kernel: a call of at most BACKGROUND_WORK_QUADRATURE
+    entry-layers gets the NumPy module (a compiling thread is prepared), a larger one waits."""
+    from ntksym.kernels import dispatch
+
+    numba_module = load("tanh", "numba")
+    monkeypatch.setenv(dispatch.BACKGROUND_ENV, "1")
+    monkeypatch.setattr(dispatch, "_COMPILERS", {})  # (no thread is started here)
+    monkeypatch.setattr(dispatch, "_index_missing", lambda module, entry: True)
+    act = get_activation("tanh")
+    big = dispatch.BACKGROUND_WORK_QUADRATURE + 1
+    assert dispatch.background_module(act, numba_module, big) is None
+    stand_in = dispatch.background_module(act, numba_module, big - 1)
+    assert stand_in is not None and stand_in.BACKEND == "numpy"
+    assert stand_in.ACTIVATION == numba_module.ACTIVATION
+    assert list(dispatch._COMPILERS) == [numba_module.__name__]

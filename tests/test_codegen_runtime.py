@@ -101,7 +101,7 @@ def test_loader_copies_regions_verbatim():
     # what a generated module holds: e.g. the quadrature of tanh (an odd activation)
     text = (package_generated_dir() / "tanh_numba.py").read_text()
     assert read_region("numba_quadrature.py", "outer_reflect") in text
-    assert "def _outer(a, b, c):" in text and "_outer_reflect" not in text
+    assert "def _outer(a, b, c, ntk):" in text and "_outer_reflect" not in text
 
 
 def test_loader_never_reads_region_code_as_jinja(monkeypatch):
@@ -139,9 +139,10 @@ def test_module_key_covers_runtime_files(monkeypatch):
 def test_quadrature_pair_signature_matches_the_spec(backend):
     mod = numba_quadrature if backend == "numba" else numpy_quadrature
     fn = getattr(mod._pair, "py_func", mod._pair)
-    args = ", ".join(inspect.signature(fn).parameters)
-    assert render_spec(kernel_spec("tanh"), backend).pair_args == args
-    assert f"def _pair({args}):" in render("tanh", backend)
+    *params, last = inspect.signature(fn).parameters  # (and ntk: whether to compute the NTK)
+    args = ", ".join(params)
+    assert last == "ntk" and render_spec(kernel_spec("tanh"), backend).pair_args == args
+    assert f"def _pair({args}, ntk=True):" in render("tanh", backend)
 
 
 # ----------------------------------------------------------------------------- atan2
@@ -255,9 +256,12 @@ def test_outer_against_closed_form(backend, variant):
     cases = np.array(_cases())
     if backend == "numba":  # sigma = erf
         fn = getattr(numba_quadrature, variant)
-        got, shift = np.array([fn(a, b, c) for a, b, c in cases]), 0
+        got, shift = np.array([fn(a, b, c, True) for a, b, c in cases]), 0
+        for (a, b, c), (e, _) in zip(cases, got, strict=True):
+            assert fn(a, b, c, False) == (e, 0.0)  # (the NNGP alone: the same bits)
     else:  # sigma = erf + 1: E[sigma sigma] = E[erf erf] + 1, E[sigma' sigma'] as for erf
-        got, shift = np.array(getattr(numpy_quadrature, variant)(*cases.T)).T, 1
+        fn = getattr(numpy_quadrature, variant)
+        got, shift = np.array([fn(*cases.T, 0), fn(*cases.T, 1)]).T, 1
     worst = 0.0
     for (a, b, c), (e, ed) in zip(cases, got, strict=True):
         ref, ref_d, bound = _outer_refs(a, b, c, shift)
@@ -273,6 +277,7 @@ def test_numba_pair_and_diag_against_closed_form():
         n11, n22, w2, b2 = 1.5, 2.5, 1.3, 0.1
         args = (s11, s22, s12, d, n11, n22, w2, b2, r11, r22, 0.0, 0.0)
         e, ed, dn = numba_quadrature._pair(*args)
+        assert numba_quadrature._pair(*args, False) == (e, 0.0, dn)  # (the NNGP alone)
         re_, red = (float(v) for v in _erf_maps(s11, s22, s12))
         assert abs(e - re_) <= TOL.map * max(abs(re_), 1e-3) and _rel(ed, red, 0.0) < TOL.map
         assert dn == n11 * n22 - (w2 * e + b2) ** 2
@@ -288,7 +293,8 @@ def test_numpy_pair_broadcasts_and_handles_zero_variance():
     s12 = np.zeros((3, 2))
     args = (s11, s22, s12, s11 * s22, 1.0, 1.0, 1.0, 0.0, np.sqrt(s11), np.sqrt(s22), 0.0, 0.0)
     e, ed, _ = numpy_quadrature._pair(*args)
-    assert e.shape == (3, 2)
+    e_alone, none, _ = numpy_quadrature._pair(*args, ntk=False)
+    assert e.shape == (3, 2) and none is None and np.array_equal(e_alone, e)
     # u = 0 exactly: E[sigma(0) sigma(v)] = sigma(0) E[sigma(v)] = 1, and sigma'(0) E[sigma'(v)]
     assert np.allclose(e[1:], 1.0, rtol=TOL.map)
     dv = 2 / math.sqrt(math.pi)
@@ -319,13 +325,15 @@ def test_expect_one_dimensional_rule_against_closed_form():
         got = []
         for m in ms:
             z0 = 0.0 if kap == 0.0 else min(RULE.Z, max(-RULE.Z, -m / c))
-            got.append(numba_quadrature._expect(m, c, z0, scale, kap, lo, hi, ZT, WT, st))
+            args = (m, c, z0, scale, kap, lo, hi, ZT, WT, st)
+            got.append(numba_quadrature._expect(*args, True, True))
+            assert numba_quadrature._expect(*args, True, False) == (got[-1][0], 0.0)
         got = np.array(got)
         # (largest integral of |sigma| here: E|erf(25 + c z)| ~ 1, E|erf + 1| ~ 2; sigma' > 0)
         assert np.abs(got[:, 0] - ref0).max() <= TOL.map
         assert np.abs(got[:, 1] - ref1).max() <= TOL.map * ref1.max()
         grp = np.zeros(ms.size, dtype=np.int64)
-        e0, e1, _ = numpy_quadrature._expect(ms, np.full(ms.size, c), grp, 1)
+        e0, e1 = (numpy_quadrature._expect(ms, np.full(ms.size, c), grp, 1, d)[0] for d in (0, 1))
         assert np.abs(e0 - ref0p).max() <= 2 * TOL.map
         assert np.abs(e1 - ref1).max() <= TOL.map * ref1.max()
 

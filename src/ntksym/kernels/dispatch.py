@@ -15,6 +15,7 @@ from ntksym.errors import InputError
 __all__ = [
     "BACKGROUND_ENV",
     "BACKGROUND_WORK",
+    "BACKGROUND_WORK_QUADRATURE",
     "announce_compilation",
     "background_module",
     "generated_module",
@@ -145,6 +146,10 @@ _ANNOUNCED: set[tuple[str, str]] = set()
 #: module while Numba compiles the fused kernel in the background (the NumPy module takes
 #: about 0.1 s per million entry-layers for relu; a compilation takes 5 to 40 s).
 BACKGROUND_WORK = 4_000_000
+#: The same for the quadrature modules (tanh, sigmoid, typed smooth expressions), whose NumPy
+#: module takes about 70 us per entry-layer for tanh's NNGP (140 us with the NTK) against a
+#: compilation of about 10 s of CPU time (docs/performance.md, issue 13).
+BACKGROUND_WORK_QUADRATURE = 50_000
 #: Set to "0" to make every call wait for the Numba compilation instead.
 BACKGROUND_ENV = "NTKSYM_BACKGROUND_COMPILE"
 _COMPILERS: dict[str, threading.Thread] = {}
@@ -199,9 +204,9 @@ def background_module(
 ) -> types.ModuleType | None:
     """The NumPy module to answer a call with while ``module`` compiles, or None to wait.
 
-    For the Numba module of a closed form (the NumPy quadrature is too slow to stand in)
-    whose compiled code is not in Numba's disk cache, and a call of at most
-    :data:`BACKGROUND_WORK` entry-layers: starts (once per process) a thread that
+    For a Numba module whose compiled code is not in Numba's disk cache, and a call of at
+    most :data:`BACKGROUND_WORK` entry-layers (:data:`BACKGROUND_WORK_QUADRATURE` for a
+    quadrature module, whose NumPy module is slower): starts (once per process) a thread that
     compiles ``module``, says so on stderr, and returns the generated NumPy module of ``act``
     (the same results up to rounding) until the thread is done. The thread is not a daemon: a
     process that ends sooner waits for it, so that the next process finds the cache.
@@ -209,8 +214,8 @@ def background_module(
     """
     if (
         getattr(module, "BACKEND", None) != "numba"
-        or hasattr(module, "_outer")  # (the quadrature's two-dimensional rule)
-        or work > BACKGROUND_WORK
+        # (_outer: the quadrature's two-dimensional rule)
+        or work > (BACKGROUND_WORK_QUADRATURE if hasattr(module, "_outer") else BACKGROUND_WORK)
         or os.environ.get(BACKGROUND_ENV, "1") == "0"
     ):
         return None

@@ -3,9 +3,11 @@
 Included by ``kernel_numba.py.jinja`` for every activation. The template defines what
 depends on the activation before these regions: the layer maps wrapped to one signature,
 ``_any_u`` and ``_pos_u`` (both take the root gap ``U`` last, and ignore it when the map
-does not read it), ``_diag``, and two constants: ``_GAP`` (the map reads ``U``, so the
-loops carry it) and ``_POS`` (the map has a cheaper variant ``_pos_u`` for ``S12 > 0``).
-Numba prunes the branches on those constants when it compiles.
+does not read it), ``_any_k`` (``_any_u`` for the NNGP alone: the quadrature's map without
+its derivative integrals; the closed forms' ``_any_u`` itself), ``_diag``, and two
+constants: ``_GAP`` (the map reads ``U``, so the loops carry it) and ``_POS`` (the map
+has a cheaper variant ``_pos_u`` for ``S12 > 0``). Numba prunes the branches on those constants
+when it compiles.
 
 ``_det_near`` forms the first-layer determinant ``S11 S22 - S12^2`` of a near-parallel
 pair without cancellation (Lagrange's identity with a Dekker split). ``_block`` computes
@@ -59,6 +61,7 @@ def _any_u(S11, S22, S12, D, N11, N22, W2, B2, R11, R22, Q11, Q22, U):
 
 
 _pos_u = _any_u
+_any_k = _any_u
 
 
 # region chain
@@ -212,9 +215,9 @@ def _layer(s11, n11, r11, q11, s22, n22, r22, q22, W2, B2, S, D, T, U, EP, EDP, 
             T[q] = T[q] * (W2 * ed) + s12
             S[q] = s12
             D[q] = _max(dn, 0.0)
-    else:
+    else:  # (_any_k: the map without its derivative part, where that is not free)
         for q in range(m):
-            e, ed, dn = _any_u(
+            e, ed, dn = _any_k(
                 s11, s22[q], S[q], D[q], n11, n22[q], W2, B2, r11, r22[q], q11, q22[q], U[q]
             )
             S[q] = W2 * e + B2

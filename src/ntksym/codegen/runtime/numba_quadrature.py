@@ -6,6 +6,11 @@ the two-dimensional rule ``_outer``, and ``maps`` (the layer map ``_pair`` and t
 diagonal map ``_diag``). The rule itself is described with its parameters in
 :mod:`ntksym.codegen.runtime.quadrature_rule`.
 
+The integrals of sigma and sigma' share their nodes but each has its own convergence
+test, and those of sigma' run only when asked for (``ntk``; ``_pair(..., False)`` for the
+NNGP alone never evaluates sigma' in the inner rules): E[sigma sigma] is the same, bit
+for bit, with or without the NTK.
+
 ``_outer_reflect`` uses the reflection ``sigma(-w) = _RS sigma(w) + _RQ0 + _RQ1 w``
 of the activation, when it has one, to take the nodes ``z`` and ``-z`` from one
 inner rule; ``_outer_plain`` works for any activation. A generated module holds one
@@ -65,6 +70,13 @@ def _add(s, c, x):
 
 
 @numba.njit(cache=True, error_model="numpy")
+def _acc(s, c, n, w, f):
+    """The sums of one rule after the node of weight w and value f: (sum, its error, |sum|)."""
+    s, c = _add(s, c, w * f)
+    return s, c, n + w * abs(f)
+
+
+@numba.njit(cache=True, error_model="numpy")
 def _node(t, z0, l, kap):
     """Node z and its weight dz/dt exp(-z^2/2) at t (kap = 0: z = z0 + l t; else the map)."""
     if kap == 0.0:
@@ -120,13 +132,14 @@ def _fill(level, l, kap, lo, hi, ZT, WT):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _expect(m, c, z0, l, kap, lo, hi, ZT, WT, st):
-    """E[sigma(m + c z)] and E[sigma'(m + c z)] for z ~ N(0, 1) (c > 0).
+def _expect(m, c, z0, l, kap, lo, hi, ZT, WT, st, on0, on1):
+    """E[sigma(m + c z)] (if on0, else 0) and E[sigma'(m + c z)] (if on1) for z ~ N(0, 1), c > 0.
 
     The rule is centred at z0 (where m + c z = 0, clipped to the pair's range of centres)
     on the scale l = min(_R, 1/c), with the nodes of levels up to _TABLE from the pair's
     table (lo, hi: its index range at level 0). st holds the table's last level and the
-    largest integrals of |sigma| and |sigma'| so far (the rounding floor of the test).
+    largest integrals of |sigma| and |sigma'| so far (the rounding floors of the tests).
+    Each integral stops at its own test.
     """
     ilo, ihi = _span(z0, l, kap)
     ilo = max(ilo, lo)  # (inside the table already, unless rounding differs)
@@ -139,6 +152,10 @@ def _expect(m, c, z0, l, kap, lo, hi, ZT, WT, st):
     n1 = 0.0
     q0 = 0.0
     q1 = 0.0
+    a0 = 0.0
+    a1 = 0.0
+    want0 = on0
+    want1 = on1
     h = _H0
     for level in range(_LEVELS + 1):
         k = 1 << level
@@ -158,34 +175,37 @@ def _expect(m, c, z0, l, kap, lo, hi, ZT, WT, st):
                     z = z0 + ZT[p]
                     w = WT[p] * math.exp(-0.5 * z * z)
                     v = m + c * z
-                f = _act(v)
-                g = _dact(v)
-                s0, c0 = _add(s0, c0, w * f)
-                s1, c1 = _add(s1, c1, w * g)
-                n0 += w * abs(f)
-                n1 += w * abs(g)
+                f = _act(v)  # (outside the test: sigma' shares its terms, e.g. tanh)
+                if on0:
+                    s0, c0, n0 = _acc(s0, c0, n0, w, f)
+                if on1:
+                    s1, c1, n1 = _acc(s1, c1, n1, w, _dact(v))
         else:
             for j in range(first, last + 1, stride):
                 z, w = _node(j * h, z0, l, kap)
                 v = m + c * z
-                f = _act(v)
-                g = _dact(v)
-                s0, c0 = _add(s0, c0, w * f)
-                s1, c1 = _add(s1, c1, w * g)
-                n0 += w * abs(f)
-                n1 += w * abs(g)
-        p0 = q0
-        p1 = q1
-        q0 = h * (s0 + c0)
-        q1 = h * (s1 + c1)
-        a0 = h * n0
-        a1 = h * n1
-        if (level > 0 and abs(q0 - p0) <= _TOL * a0 + _FLOOR * st[1]
-                and abs(q1 - p1) <= _TOL * a1 + _FLOOR * st[2]):
+                f = _act(v)  # (outside the test: sigma' shares its terms, e.g. tanh)
+                if on0:
+                    s0, c0, n0 = _acc(s0, c0, n0, w, f)
+                if on1:
+                    s1, c1, n1 = _acc(s1, c1, n1, w, _dact(v))
+        if on0:
+            p0 = q0
+            q0 = h * (s0 + c0)
+            a0 = h * n0
+            on0 = not (level > 0 and abs(q0 - p0) <= _TOL * a0 + _FLOOR * st[1])
+        if on1:
+            p1 = q1
+            q1 = h * (s1 + c1)
+            a1 = h * n1
+            on1 = not (level > 0 and abs(q1 - p1) <= _TOL * a1 + _FLOOR * st[2])
+        if not (on0 or on1):
             break
         h *= 0.5
-    st[1] = _max(st[1], a0)
-    st[2] = _max(st[2], a1)
+    if want0:
+        st[1] = _max(st[1], a0)
+    if want1:
+        st[2] = _max(st[2], a1)
     return q0 * _INV_SQRT_2PI, q1 * _INV_SQRT_2PI
 
 
@@ -218,13 +238,13 @@ def _direct(m, st):
 
 # region outer_reflect rename _outer_reflect=_outer
 @numba.njit(cache=True, error_model="numpy")
-def _outer_reflect(a, b, c):
-    """E[sigma(u) sigma(v)] and E[sigma'(u) sigma'(v)] for u = a z1, v = b z1 + c z2 (a > 0).
+def _outer_reflect(a, b, c, ntk):
+    """E[sigma(u) sigma(v)], E[sigma'(u) sigma'(v)] (0 unless ntk); u = a z1, v = b z1 + c z2.
 
     The rule in z1 is centred at 0, where sigma(u) changes, on the finer of the scales
     of u and v; for each node, _expect integrates over z2 (or sigma(b z1) when c = 0).
     The first nodes are taken from the centre out, so the rounding floors of the inner
-    rules start from their largest values.
+    rules start from their largest values. Each integral stops at its own test.
     """
     l = min(_R, 1.0 / max(a, abs(b)))
     kap = _rule(l)
@@ -244,6 +264,8 @@ def _outer_reflect(a, b, c):
     n1 = 0.0
     q0 = 0.0
     q1 = 0.0
+    on0 = True
+    on1 = ntk
     h = _H0
     for level in range(_LEVELS + 1):
         k = 1 << level
@@ -253,7 +275,7 @@ def _outer_reflect(a, b, c):
             m = -abs(b) * z
             if c > 0.0:
                 z0 = 0.0 if ikap == 0.0 else min(zc, -m / c)
-                i0, i1 = _expect(m, c, z0, il, ikap, ilo, ihi, ZT, WT, st)
+                i0, i1 = _expect(m, c, z0, il, ikap, ilo, ihi, ZT, WT, st, on0, on1)
             else:
                 i0, i1 = _direct(m, st)
             u = a * z
@@ -276,25 +298,22 @@ def _outer_reflect(a, b, c):
             r0 = _RS * i0 + _RQ0 + _RQ1 * m  # at -m = |b| z
             r1 = -_RS * i1 - _RQ1
             if b < 0.0:  # z1 = z has m = b z < 0
-                x0 = f * i0
-                x1 = g * i1
-                y0 = fr * r0
-                y1 = gr * r1
+                x0, x1, y0, y1 = f * i0, g * i1, fr * r0, gr * r1
             else:
-                x0 = f * r0
-                x1 = g * r1
-                y0 = fr * i0
-                y1 = gr * i1
+                x0, x1, y0, y1 = f * r0, g * r1, fr * i0, gr * i1
             s0, c0 = _add(s0, c0, w * (x0 + y0))
             s1, c1 = _add(s1, c1, w * (x1 + y1))
             n0 += w * (abs(x0) + abs(y0))
             n1 += w * (abs(x1) + abs(y1))
-        p0 = q0
-        p1 = q1
-        q0 = h * (s0 + c0)
-        q1 = h * (s1 + c1)
-        if (level > 0 and abs(q0 - p0) <= _TOL * h * n0 + _FLOOR * fu * st[1]
-                and abs(q1 - p1) <= _TOL * h * n1 + _FLOOR * gu * st[2]):
+        if on0:
+            p0 = q0
+            q0 = h * (s0 + c0)
+            on0 = not (level > 0 and abs(q0 - p0) <= _TOL * h * n0 + _FLOOR * fu * st[1])
+        if on1:
+            p1 = q1
+            q1 = h * (s1 + c1)
+            on1 = not (level > 0 and abs(q1 - p1) <= _TOL * h * n1 + _FLOOR * gu * st[2])
+        if not (on0 or on1):
             break
         h *= 0.5
     return q0 * _INV_SQRT_2PI, q1 * _INV_SQRT_2PI
@@ -303,13 +322,13 @@ def _outer_reflect(a, b, c):
 
 # region outer_plain rename _outer_plain=_outer
 @numba.njit(cache=True, error_model="numpy")
-def _outer_plain(a, b, c):
-    """E[sigma(u) sigma(v)] and E[sigma'(u) sigma'(v)] for u = a z1, v = b z1 + c z2 (a > 0).
+def _outer_plain(a, b, c, ntk):
+    """E[sigma(u) sigma(v)], E[sigma'(u) sigma'(v)] (0 unless ntk); u = a z1, v = b z1 + c z2.
 
     The rule in z1 is centred at 0, where sigma(u) changes, on the finer of the scales
     of u and v; for each node, _expect integrates over z2 (or sigma(b z1) when c = 0).
     The first nodes are taken from the centre out, so the rounding floors of the inner
-    rules start from their largest values.
+    rules start from their largest values. Each integral stops at its own test.
     """
     l = min(_R, 1.0 / max(a, abs(b)))
     kap = _rule(l)
@@ -329,6 +348,8 @@ def _outer_plain(a, b, c):
     n1 = 0.0
     q0 = 0.0
     q1 = 0.0
+    on0 = True
+    on1 = ntk
     h = _H0
     for level in range(_LEVELS + 1):
         k = 1 << level
@@ -341,7 +362,7 @@ def _outer_plain(a, b, c):
             m = b * z
             if c > 0.0:
                 z0 = 0.0 if ikap == 0.0 else min(zc, max(-zc, -m / c))
-                i0, i1 = _expect(m, c, z0, il, ikap, ilo, ihi, ZT, WT, st)
+                i0, i1 = _expect(m, c, z0, il, ikap, ilo, ihi, ZT, WT, st, on0, on1)
             else:
                 i0, i1 = _direct(m, st)
             u = a * z
@@ -355,12 +376,15 @@ def _outer_plain(a, b, c):
             s1, c1 = _add(s1, c1, w * x1)
             n0 += w * abs(x0)
             n1 += w * abs(x1)
-        p0 = q0
-        p1 = q1
-        q0 = h * (s0 + c0)
-        q1 = h * (s1 + c1)
-        if (level > 0 and abs(q0 - p0) <= _TOL * h * n0 + _FLOOR * fu * st[1]
-                and abs(q1 - p1) <= _TOL * h * n1 + _FLOOR * gu * st[2]):
+        if on0:
+            p0 = q0
+            q0 = h * (s0 + c0)
+            on0 = not (level > 0 and abs(q0 - p0) <= _TOL * h * n0 + _FLOOR * fu * st[1])
+        if on1:
+            p1 = q1
+            q1 = h * (s1 + c1)
+            on1 = not (level > 0 and abs(q1 - p1) <= _TOL * h * n1 + _FLOOR * gu * st[2])
+        if not (on0 or on1):
             break
         h *= 0.5
     return q0 * _INV_SQRT_2PI, q1 * _INV_SQRT_2PI
@@ -372,18 +396,18 @@ _outer = _outer_reflect  # (the generated module has one of the two, under this 
 
 # region maps
 @numba.njit(cache=True, error_model="numpy")
-def _pair(S11, S22, S12, D, N11, N22, W2, B2, R11, R22, Q11, Q22):
-    """One layer for a pair: E[sigma sigma], E[sigma' sigma'] and the next determinant."""
+def _pair(S11, S22, S12, D, N11, N22, W2, B2, R11, R22, Q11, Q22, ntk=True):
+    """One layer for a pair: E[sigma sigma], E[sigma' sigma'] (0 unless ntk), next determinant."""
     if R11 > 0.0:
-        e, ed = _outer(R11, S12 / R11, math.sqrt(_max(D, 0.0) / S11))
+        e, ed = _outer(R11, S12 / R11, math.sqrt(_max(D, 0.0) / S11), ntk)
     elif R22 > 0.0:  # u = 0
         l, kap, lo, hi, ZT, WT, st = _inner(R22, 0.0, 0.0)
-        i0, i1 = _expect(0.0, R22, 0.0, l, kap, lo, hi, ZT, WT, st)
+        i0, i1 = _expect(0.0, R22, 0.0, l, kap, lo, hi, ZT, WT, st, True, ntk)
         e = _act(0.0) * i0
         ed = _dact(0.0) * i1
     else:
         e = _act(0.0) * _act(0.0)
-        ed = _dact(0.0) * _dact(0.0)
+        ed = _dact(0.0) * _dact(0.0) if ntk else 0.0
     s12n = W2 * e + B2
     return e, ed, N11 * N22 - s12n * s12n
 

@@ -7,6 +7,10 @@ map has no closed form: ``core``, one variant of ``_outer`` (``_outer_reflect`` 
 an activation with a reflection ``sigma(-w) = _RS sigma(w) + _RQ0 + _RQ1 w``,
 ``_outer_plain`` for any), and ``maps`` (``_pair`` and ``_diag``).
 
+Each rule integrates one function, sigma or sigma' (argument ``d`` = 0 or 1), in a pass of
+its own with its own convergence test: ``_pair(..., ntk=False)`` (the NNGP alone) never
+evaluates sigma', and E[sigma sigma] is the same, bit for bit, with or without the NTK.
+
 On its own this module integrates the stand-in activation ``erf(u) + 1``, whose
 expectations have closed forms and whose reflection has a constant term
 (``sigma(-w) = -sigma(w) + 2``); its ``_outer`` is ``_outer_reflect``.
@@ -93,12 +97,17 @@ def _level(lo, hi, level):
     return J, (J >= lo[:, None] * k) & (J <= hi[:, None] * k)
 
 
-def _expect(m, c, grp, ngrp):
-    """E[sigma(m + c z)] and E[sigma'(m + c z)], z ~ N(0, 1), for arrays m, c > 0.
+def _fn(d, v):
+    """sigma(v) for d = 0, sigma'(v) for d = 1."""
+    return _act(v) if d == 0 else _dact(v)
+
+
+def _expect(m, c, grp, ngrp, d):
+    """E[f(m + c z)], z ~ N(0, 1), for arrays m, c > 0, f = sigma (d = 0) or sigma' (d = 1).
 
     grp numbers the pair of each integral (c is the same for all integrals of a pair);
-    returns also, per pair, the largest level-0 integrals of |sigma| and |sigma'| (the
-    rounding floors of the tests).
+    returns also, per pair, the largest level-0 integral of |f| (the rounding floor of
+    the tests).
     """
     cg = numpy.zeros(ngrp)
     cg[grp] = c
@@ -108,9 +117,9 @@ def _expect(m, c, grp, ngrp):
     kap = kg[grp]
     z0 = numpy.where(kap == 0.0, 0.0, numpy.clip(-m / c, -_Z, _Z))
     lo, hi = _span(z0, l, kap)
-    s = numpy.zeros((4, m.shape[0]))
-    q = numpy.zeros((2, m.shape[0]))
-    fl = numpy.zeros((2, ngrp))
+    s = numpy.zeros((2, m.shape[0]))
+    q = numpy.zeros(m.shape[0])
+    fl = numpy.zeros(ngrp)
     act = numpy.arange(m.shape[0])
     h = _H0
     for level in range(_LEVELS + 1):
@@ -119,38 +128,34 @@ def _expect(m, c, grp, ngrp):
         dz, jac = _offsets(J * h, lg[used, None], kg[used, None])  # once per pair
         z = z0[act, None] + dz[row]
         w = numpy.where(mask, jac[row] * numpy.exp(-0.5 * z * z), 0.0)
-        v = m[act, None] + c[act, None] * z
-        f = numpy.where(mask, _act(v), 0.0)
-        g = numpy.where(mask, _dact(v), 0.0)
-        s[:, act] += numpy.stack([(w * f).sum(1), (w * g).sum(1),
-                                  (w * numpy.abs(f)).sum(1), (w * numpy.abs(g)).sum(1)])
-        p = q[:, act]
-        q[:, act] = h * s[:2, act]
+        f = numpy.where(mask, _fn(d, m[act, None] + c[act, None] * z), 0.0)
+        s[:, act] += numpy.stack([(w * f).sum(1), (w * numpy.abs(f)).sum(1)])
+        p = q[act]
+        q[act] = h * s[0, act]
         if level == 0:
-            numpy.maximum.at(fl[0], grp, h * s[2])
-            numpy.maximum.at(fl[1], grp, h * s[3])
+            numpy.maximum.at(fl, grp, h * s[1])
         else:
-            ok = ((numpy.abs(q[0, act] - p[0]) <= _TOL * h * s[2, act] + _FLOOR * fl[0, grp[act]])
-                  & (numpy.abs(q[1, act] - p[1]) <= _TOL * h * s[3, act] + _FLOOR * fl[1, grp[act]]))
-            act = act[~ok]
+            act = act[numpy.abs(q[act] - p) > _TOL * h * s[1, act] + _FLOOR * fl[grp[act]]]
             if act.size == 0:
                 break
         h *= 0.5
-    return q[0] * _INV_SQRT_2PI, q[1] * _INV_SQRT_2PI, fl
+    return q * _INV_SQRT_2PI, fl
 # endregion core
 
 
 # region outer_reflect rename _outer_reflect=_outer
-def _outer_reflect(a, b, c):
-    """E[sigma(u) sigma(v)] and E[sigma'(u) sigma'(v)] for u = a z1, v = b z1 + c z2 (a > 0)."""
+def _outer_reflect(a, b, c, d):
+    """E[f(u) f(v)] for u = a z1, v = b z1 + c z2 (a > 0), f = sigma (d = 0) or sigma' (d = 1)."""
     l = numpy.minimum(_R, 1.0 / numpy.maximum(a, numpy.abs(b)))
     kap = _rule(l)
     _, hi = _span(0.0, l, kap)
+    # the reflection of f: f(-w) = rs f(w) + r0 + r1 w
+    rs, r0, r1 = (_RS, _RQ0, _RQ1) if d == 0 else (-_RS, -_RQ1, 0.0)
     n = a.shape[0]
-    s = numpy.zeros((4, n))
-    q = numpy.zeros((2, n))
-    fu = numpy.zeros((2, n))
-    fl = numpy.zeros((2, n))
+    s = numpy.zeros((2, n))
+    q = numpy.zeros(n)
+    fu = numpy.zeros(n)
+    fl = numpy.zeros(n)
     act = numpy.arange(n)
     h = _H0
     for level in range(_LEVELS + 1):
@@ -159,61 +164,46 @@ def _outer_reflect(a, b, c):
         w = numpy.where(mask, w, 0.0)
         cc = numpy.broadcast_to(c[act, None], z.shape)
         m = -numpy.abs(b[act, None]) * z
-        i0 = _act(m)  # c = 0
-        i1 = _dact(m)
-        flc = numpy.stack([numpy.where(cc == 0.0, numpy.abs(i0), 0.0).max(1, initial=0.0),
-                           numpy.where(cc == 0.0, numpy.abs(i1), 0.0).max(1, initial=0.0)])
-        fl[:, act] = numpy.maximum(fl[:, act], flc / _INV_SQRT_2PI)
+        i0 = _fn(d, m)  # c = 0
+        flc = numpy.where(cc == 0.0, numpy.abs(i0), 0.0).max(1, initial=0.0)
+        fl[act] = numpy.maximum(fl[act], flc / _INV_SQRT_2PI)
         sel = mask & (cc > 0.0)
         if sel.any():
             rows = numpy.nonzero(sel)[0]
-            e0, e1, flg = _expect(m[sel], cc[sel], rows, act.size)
-            i0[sel] = e0
-            i1[sel] = e1
-            fl[:, act] = numpy.maximum(fl[:, act], flg)
+            i0[sel], flg = _expect(m[sel], cc[sel], rows, act.size, d)
+            fl[act] = numpy.maximum(fl[act], flg)
         u = a[act, None] * z
-        f = numpy.where(mask, _act(u), 0.0)
-        g = numpy.where(mask, _dact(u), 0.0)
-        both = mask & (J != 0)
-        fr = numpy.where(both, _act(-u), 0.0)
-        gr = numpy.where(both, _dact(-u), 0.0)
-        r0 = _RS * i0 + _RQ0 + _RQ1 * m  # at -m = |b| z
-        r1 = -_RS * i1 - _RQ1
+        f = numpy.where(mask, _fn(d, u), 0.0)
+        fr = numpy.where(mask & (J != 0), _fn(d, -u), 0.0)
+        ir = rs * i0 + r0 + r1 * m  # at -m = |b| z
         neg = b[act, None] < 0.0  # z1 = z has m = b z < 0
-        x0 = f * numpy.where(neg, i0, r0)
-        x1 = g * numpy.where(neg, i1, r1)
-        y0 = fr * numpy.where(neg, r0, i0)
-        y1 = gr * numpy.where(neg, r1, i1)
-        s[:, act] += numpy.stack([(w * (x0 + y0)).sum(1), (w * (x1 + y1)).sum(1),
-                                  (w * (numpy.abs(x0) + numpy.abs(y0))).sum(1),
-                                  (w * (numpy.abs(x1) + numpy.abs(y1))).sum(1)])
-        fu[:, act] = numpy.maximum(fu[:, act], numpy.stack(
-            [numpy.maximum(numpy.abs(f), numpy.abs(fr)).max(1),
-             numpy.maximum(numpy.abs(g), numpy.abs(gr)).max(1)]))
-        p = q[:, act]
-        q[:, act] = h * s[:2, act]
+        x = f * numpy.where(neg, i0, ir)
+        y = fr * numpy.where(neg, ir, i0)
+        s[:, act] += numpy.stack([(w * (x + y)).sum(1),
+                                  (w * (numpy.abs(x) + numpy.abs(y))).sum(1)])
+        fu[act] = numpy.maximum(fu[act], numpy.maximum(numpy.abs(f), numpy.abs(fr)).max(1))
+        p = q[act]
+        q[act] = h * s[0, act]
         if level > 0:
-            ok = ((numpy.abs(q[0, act] - p[0]) <= _TOL * h * s[2, act] + _FLOOR * fu[0, act] * fl[0, act])
-                  & (numpy.abs(q[1, act] - p[1]) <= _TOL * h * s[3, act] + _FLOOR * fu[1, act] * fl[1, act]))
-            act = act[~ok]
+            act = act[numpy.abs(q[act] - p) > _TOL * h * s[1, act] + _FLOOR * fu[act] * fl[act]]
             if act.size == 0:
                 break
         h *= 0.5
-    return q[0] * _INV_SQRT_2PI, q[1] * _INV_SQRT_2PI
+    return q * _INV_SQRT_2PI
 # endregion outer_reflect
 
 
 # region outer_plain rename _outer_plain=_outer
-def _outer_plain(a, b, c):
-    """E[sigma(u) sigma(v)] and E[sigma'(u) sigma'(v)] for u = a z1, v = b z1 + c z2 (a > 0)."""
+def _outer_plain(a, b, c, d):
+    """E[f(u) f(v)] for u = a z1, v = b z1 + c z2 (a > 0), f = sigma (d = 0) or sigma' (d = 1)."""
     l = numpy.minimum(_R, 1.0 / numpy.maximum(a, numpy.abs(b)))
     kap = _rule(l)
     _, hi = _span(0.0, l, kap)
     n = a.shape[0]
-    s = numpy.zeros((4, n))
-    q = numpy.zeros((2, n))
-    fu = numpy.zeros((2, n))
-    fl = numpy.zeros((2, n))
+    s = numpy.zeros((2, n))
+    q = numpy.zeros(n)
+    fu = numpy.zeros(n)
+    fl = numpy.zeros(n)
     act = numpy.arange(n)
     h = _H0
     for level in range(_LEVELS + 1):
@@ -222,37 +212,26 @@ def _outer_plain(a, b, c):
         w = numpy.where(mask, w, 0.0)
         cc = numpy.broadcast_to(c[act, None], z.shape)
         m = b[act, None] * z
-        i0 = _act(m)  # c = 0
-        i1 = _dact(m)
-        flc = numpy.stack([numpy.where(cc == 0.0, numpy.abs(i0), 0.0).max(1, initial=0.0),
-                           numpy.where(cc == 0.0, numpy.abs(i1), 0.0).max(1, initial=0.0)])
-        fl[:, act] = numpy.maximum(fl[:, act], flc / _INV_SQRT_2PI)
+        i0 = _fn(d, m)  # c = 0
+        flc = numpy.where(cc == 0.0, numpy.abs(i0), 0.0).max(1, initial=0.0)
+        fl[act] = numpy.maximum(fl[act], flc / _INV_SQRT_2PI)
         sel = mask & (cc > 0.0)
         if sel.any():
             rows = numpy.nonzero(sel)[0]
-            e0, e1, flg = _expect(m[sel], cc[sel], rows, act.size)
-            i0[sel] = e0
-            i1[sel] = e1
-            fl[:, act] = numpy.maximum(fl[:, act], flg)
-        u = a[act, None] * z
-        f = numpy.where(mask, _act(u), 0.0)
-        g = numpy.where(mask, _dact(u), 0.0)
-        x0 = f * i0
-        x1 = g * i1
-        s[:, act] += numpy.stack([(w * x0).sum(1), (w * x1).sum(1),
-                                  (w * numpy.abs(x0)).sum(1), (w * numpy.abs(x1)).sum(1)])
-        fu[:, act] = numpy.maximum(fu[:, act], numpy.stack([numpy.abs(f).max(1),
-                                                            numpy.abs(g).max(1)]))
-        p = q[:, act]
-        q[:, act] = h * s[:2, act]
+            i0[sel], flg = _expect(m[sel], cc[sel], rows, act.size, d)
+            fl[act] = numpy.maximum(fl[act], flg)
+        f = numpy.where(mask, _fn(d, a[act, None] * z), 0.0)
+        x = f * i0
+        s[:, act] += numpy.stack([(w * x).sum(1), (w * numpy.abs(x)).sum(1)])
+        fu[act] = numpy.maximum(fu[act], numpy.abs(f).max(1))
+        p = q[act]
+        q[act] = h * s[0, act]
         if level > 0:
-            ok = ((numpy.abs(q[0, act] - p[0]) <= _TOL * h * s[2, act] + _FLOOR * fu[0, act] * fl[0, act])
-                  & (numpy.abs(q[1, act] - p[1]) <= _TOL * h * s[3, act] + _FLOOR * fu[1, act] * fl[1, act]))
-            act = act[~ok]
+            act = act[numpy.abs(q[act] - p) > _TOL * h * s[1, act] + _FLOOR * fu[act] * fl[act]]
             if act.size == 0:
                 break
         h *= 0.5
-    return q[0] * _INV_SQRT_2PI, q[1] * _INV_SQRT_2PI
+    return q * _INV_SQRT_2PI
 # endregion outer_plain
 
 
@@ -260,33 +239,32 @@ _outer = _outer_reflect  # (the generated module has one of the two, under this 
 
 
 # region maps
-def _pair(S11, S22, S12, D, N11, N22, W2, B2, R11, R22, Q11, Q22):
-    """One layer, vectorised: E[sigma sigma], E[sigma' sigma'] and the next determinant."""
+def _pair(S11, S22, S12, D, N11, N22, W2, B2, R11, R22, Q11, Q22, ntk=True):
+    """One layer, vectorised: E[sigma sigma], E[sigma' sigma'] (None unless ntk), next determinant.
+
+    Each function has passes of its own, so E[sigma sigma] is the same with or without ntk.
+    """
     shape = numpy.broadcast(S11, S22, S12, D, R11, R22).shape
     S11, S12, D, R11, R22 = (numpy.broadcast_to(x, shape).ravel() for x in (S11, S12, D, R11, R22))
-    e = numpy.empty(S11.shape)
-    ed = numpy.empty(S11.shape)
+    out = numpy.empty((2 if ntk else 1, S11.size))
     with numpy.errstate(all="ignore"):
         pos = numpy.nonzero(R11 > 0.0)[0]
-        for start in range(0, pos.size, _CHUNK):
-            i = pos[start:start + _CHUNK]
-            e[i], ed[i] = _outer(R11[i], S12[i] / R11[i], numpy.sqrt(numpy.maximum(D[i], 0.0) / S11[i]))
         zero = numpy.nonzero(R11 <= 0.0)[0]  # u = 0
-        if zero.size:
-            c = R22[zero]
-            i0 = _act(numpy.zeros(zero.size))
-            i1 = _dact(numpy.zeros(zero.size))
-            some = c > 0.0
-            if some.any():
-                e0, e1, _ = _expect(numpy.zeros(int(some.sum())), c[some], numpy.zeros(int(some.sum()), dtype=numpy.int64), 1)
-                i0[some] = e0
-                i1[some] = e1
-            e[zero] = _act(0.0) * i0
-            ed[zero] = _dact(0.0) * i1
-    e = e.reshape(shape)
-    ed = ed.reshape(shape)
+        c = R22[zero]
+        some = c > 0.0
+        grp = numpy.zeros(int(some.sum()), dtype=numpy.int64)
+        for d in range(out.shape[0]):
+            for start in range(0, pos.size, _CHUNK):
+                i = pos[start:start + _CHUNK]
+                out[d, i] = _outer(R11[i], S12[i] / R11[i], numpy.sqrt(numpy.maximum(D[i], 0.0) / S11[i]), d)
+            if zero.size:
+                i0 = _fn(d, numpy.zeros(zero.size))
+                if some.any():
+                    i0[some] = _expect(numpy.zeros(grp.size), c[some], grp, 1, d)[0]
+                out[d, zero] = _fn(d, 0.0) * i0
+    e = out[0].reshape(shape)
     s12n = W2 * e + B2
-    return e, ed, N11 * N22 - s12n * s12n
+    return e, out[1].reshape(shape) if ntk else None, N11 * N22 - s12n * s12n
 
 
 def _diag(S):
