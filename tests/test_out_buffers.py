@@ -51,11 +51,11 @@ def test_generated_modules_take_out_directly(act):
     got = mod.nngp_ntk(X, None, 4, 0.1, 1.3, out=(K, T))
     assert got[0] is K and got[1] is T
     assert np.array_equal(K, fresh_k) and np.array_equal(T, fresh_t)
-    O = _garbage((37, 11))
-    assert mod.nngp(X, Y, 4, 0.1, 1.3, out=O) is O
-    assert np.array_equal(O, mod.nngp(X, Y, 4, 0.1, 1.3))
-    assert mod.ntk(X, Y, 4, 0.1, 1.3, out=O) is O
-    assert np.array_equal(O, mod.nngp_ntk(X, Y, 4, 0.1, 1.3)[1])
+    Q = _garbage((37, 11))
+    assert mod.nngp(X, Y, 4, 0.1, 1.3, out=Q) is Q
+    assert np.array_equal(Q, mod.nngp(X, Y, 4, 0.1, 1.3))
+    assert mod.ntk(X, Y, 4, 0.1, 1.3, out=Q) is Q
+    assert np.array_equal(Q, mod.nngp_ntk(X, Y, 4, 0.1, 1.3)[1])
     with pytest.raises(ValueError, match=r"out\[1\] \(the NTK\) has dtype float32"):
         mod.nngp_ntk(X, None, 2, out=(None, np.zeros((37, 37), np.float32)))
     with pytest.raises(ValueError, match="out shares memory with X1"):
