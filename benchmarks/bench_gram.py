@@ -163,7 +163,8 @@ def worker(
             path = package_generated_dir() / f"{act}_{method.replace('_out', '')}.py"
             if method == "numba_ref":
                 path = Path(os.environ["NTKSYM_BENCH_REF_DIR"]) / f"{act}_numba_ref.py"
-            spec = importlib.util.spec_from_file_location(f"{act}_{method}", path)
+            name = f"{act}_{method.replace('_out', '')}"  # (Numba's cache knows the name)
+            spec = importlib.util.spec_from_file_location(name, path)
             mod = importlib.util.module_from_spec(spec)
             sys.modules[spec.name] = mod
             spec.loader.exec_module(mod)
