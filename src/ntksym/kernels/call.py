@@ -258,7 +258,7 @@ def check_outs(
                     f"{name} shares memory with {xname}, which the kernel reads while it "
                     f"writes {name}; pass a separate array"
                 )
-    if len(arrays) == 2 and np.may_share_memory(*arrays):
+    if len(arrays) == 2 and np.may_share_memory(arrays[0], arrays[1]):
         raise InputError(f"{names[0]} and {names[1]} share memory; pass two separate arrays")
     return arrays
 
