@@ -10,6 +10,9 @@ inputs (X: N x d standard normal, seed 0; bias_std 0.1, weight_std 1.0):
 * ``nt``     - neural-tangents ``stax`` kernel_fn, ``jax.jit``-compiled, float64
   (``jax_enable_x64``); the compile time is reported separately;
 * ``blas``   - the bare BLAS product ``X @ X.T``, the floor;
+* ``numba_out`` - ``numba`` with ``out=``: every timed call writes into the arrays of the
+  call before (memory already mapped), as a caller computing many Gram matrices would;
+* ``blas_out`` - ``numpy.matmul(X, X.T, out=...)`` into the array of the call before;
 * ``numba_ref`` - the generated Numba module of an older revision (``--ref-rev``,
   default: the last per-entry kernel, before the column loop was vectorised),
   extracted with ``git show`` into a temporary directory, for before/after runs.
@@ -30,6 +33,8 @@ Usage::
     python benchmarks/bench_gram.py                    # reduced sweep
     python benchmarks/bench_gram.py --full             # relu, erf; depth 2 5 10; N 1000..8000
     python benchmarks/bench_gram.py --n 8000 --depths 10 --acts relu --threads 1 2
+    python benchmarks/bench_gram.py --n 8000 --depths 2 3 5 10 --threads 1 --get both nngp \
+        --methods numba numba_out nt blas     # issue 14's table (vs nt, vs floor, by CPU too)
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import argparse
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,7 +51,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-METHODS = ("numba", "numpy", "plain", "nt", "blas", "numba_ref")
+METHODS = ("numba", "numpy", "plain", "nt", "blas", "numba_ref", "numba_out", "blas_out")
 #: The last commit whose Numba kernel ran the depth recursion per entry (scalar).
 REF_REV = "dfd9db7"
 D = 256
@@ -101,13 +107,31 @@ def nt_kernel_fn(act, depth, bias_std, weight_std):  # noqa: ANN001, ANN201
     return stax.serial(*layers)[2]
 
 
+def _reusing(mod, X, depth: int, get: str):  # noqa: ANN001, ANN202
+    """A call of ``mod`` that passes the arrays of its previous call as ``out=``."""
+    held: list = []
+
+    def call():  # noqa: ANN202
+        if get == "nngp":
+            r = (mod.nngp(X, None, depth, BIAS_STD, WEIGHT_STD, out=held[0] if held else None),)
+        else:
+            r = mod.nngp_ntk(X, None, depth, BIAS_STD, WEIGHT_STD, out=tuple(held) or None)
+        if not held:
+            held.extend(r)
+        return r
+
+    return call
+
+
 # ----------------------------------------------------------------------------- worker
 def _rss_kib() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
-def worker(method: str, act: str, depth: int, n: int, threads: int, repeat: int) -> dict:
+def worker(
+    method: str, act: str, depth: int, n: int, threads: int, repeat: int, get: str = "both"
+) -> dict:
     """Run one configuration in this (fresh) process; returns a result record."""
     import resource
 
@@ -127,7 +151,9 @@ def worker(method: str, act: str, depth: int, n: int, threads: int, repeat: int)
     except ImportError:
         pass
 
-    if method in ("numba", "numpy", "numba_ref"):
+    if os.environ.get("NTKSYM_BENCH_THP") == "0":  # numpy's madvise(MADV_HUGEPAGE) off
+        np._core.multiarray._set_madvise_hugepage(False)
+    if method in ("numba", "numpy", "numba_ref", "numba_out"):
 
         def setup():  # noqa: ANN202
             # import the committed module as a user would (no SymPy; Numba's disk cache,
@@ -136,10 +162,11 @@ def worker(method: str, act: str, depth: int, n: int, threads: int, repeat: int)
 
             from ntksym.codegen.files import package_generated_dir
 
-            path = package_generated_dir() / f"{act}_{method}.py"
+            path = package_generated_dir() / f"{act}_{method.replace('_out', '')}.py"
             if method == "numba_ref":
                 path = Path(os.environ["NTKSYM_BENCH_REF_DIR"]) / f"{act}_numba_ref.py"
-            spec = importlib.util.spec_from_file_location(f"{act}_{method}", path)
+            name = f"{act}_{method.replace('_out', '')}"  # (Numba's cache knows the name)
+            spec = importlib.util.spec_from_file_location(name, path)
             mod = importlib.util.module_from_spec(spec)
             sys.modules[spec.name] = mod
             spec.loader.exec_module(mod)
@@ -147,11 +174,17 @@ def worker(method: str, act: str, depth: int, n: int, threads: int, repeat: int)
                 import numba
 
                 numba.set_num_threads(threads)
+            if method == "numba_out":
+                return _reusing(mod, X, depth, get)
+            if get == "nngp":
+                return lambda: (mod.nngp(X, None, depth, BIAS_STD, WEIGHT_STD),)
             return lambda: mod.nngp_ntk(X, None, depth, BIAS_STD, WEIGHT_STD)
     elif method == "plain":
 
         def setup():  # noqa: ANN202
-            return lambda: plain_numpy(X, None, act, depth, BIAS_STD, WEIGHT_STD)
+            return lambda: plain_numpy(X, None, act, depth, BIAS_STD, WEIGHT_STD)[
+                : 1 if get == "nngp" else 2
+            ]
     elif method == "nt":
 
         def setup():  # noqa: ANN202
@@ -162,6 +195,8 @@ def worker(method: str, act: str, depth: int, n: int, threads: int, repeat: int)
             Xj = jax.numpy.asarray(X)
 
             def call():  # noqa: ANN202
+                if get == "nngp":
+                    return (np.asarray(fn(Xj, None, get="nngp").block_until_ready()),)
                 k = fn(Xj, None, get=("nngp", "ntk"))
                 return np.asarray(k.nngp.block_until_ready()), np.asarray(k.ntk)
 
@@ -170,6 +205,11 @@ def worker(method: str, act: str, depth: int, n: int, threads: int, repeat: int)
 
         def setup():  # noqa: ANN202
             return lambda: (X @ X.T,)
+    elif method == "blas_out":
+
+        def setup():  # noqa: ANN202
+            buf = np.empty((n, n))
+            return lambda: (np.matmul(X, X.T, out=buf),)
     else:
         raise ValueError(method)
 
@@ -190,14 +230,16 @@ def worker(method: str, act: str, depth: int, n: int, threads: int, repeat: int)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {
         "method": method, "act": act, "depth": depth, "n": n, "threads": threads,
-        "first": first, "wall": min(walls), "cpu": min(cpus), "peak_kib": peak,
-        "base_kib": rss0, "out_bytes": 8 * n * n * (1 if method == "blas" else 2),
+        "first": first, "walls": walls, "cpus": cpus, "peak_kib": peak, "get": get,
+        "base_kib": rss0, "out_bytes": 8 * n * n * len(sample),
         "blas": info, "sample": sample, "total": time.perf_counter() - t_start,
     }  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- driver
-def run_one(method: str, act: str, depth: int, n: int, threads: int, repeat: int) -> dict:
+def run_one(
+    method: str, act: str, depth: int, n: int, threads: int, repeat: int, get: str = "both"
+) -> dict:
     """One configuration in a subprocess pinned to ``threads`` cores."""
     drop = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
     env = {k: v for k, v in os.environ.items() if k not in drop}
@@ -209,7 +251,7 @@ def run_one(method: str, act: str, depth: int, n: int, threads: int, repeat: int
     )
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
     args = [sys.executable, __file__, "--worker", method, act, str(depth), str(n), str(threads)]
-    args.append(str(repeat))
+    args += [str(repeat), get]
     cores = sorted(os.sched_getaffinity(0))[:threads]
     proc = subprocess.run(
         args, env=env, capture_output=True, text=True, check=False,
@@ -241,6 +283,58 @@ def _committed_at(rev: str, name: str) -> str:
     raise SystemExit(f"no {name} at {rev}")
 
 
+def _merge(runs: list[dict]) -> dict:
+    """One record from the rounds of one method: medians over every timed call."""
+    ok = [r for r in runs if "error" not in r]
+    if not ok:
+        return runs[0]
+    r = dict(ok[0])
+    for key in ("wall", "cpu"):
+        r[key] = statistics.median(x for q in ok for x in q[f"{key}s"])
+    r["best"] = min(x for q in ok for x in q["walls"])
+    r["peak_kib"] = max(q["peak_kib"] for q in ok)
+    return r
+
+
+def _compare(a: argparse.Namespace, act: str, depth: int, n: int, th: int, get: str) -> list:
+    """Every method on one configuration, ``a.rounds`` times in turn; prints their rows."""
+    runs: dict[str, list] = {m: [] for m in a.methods}
+    for _ in range(a.rounds):
+        for m in a.methods:
+            # the slow peers run once at N >= 8000; the others keep their repeats
+            rep = 1 if n >= 8000 and m in ("plain", "numpy") else a.repeat
+            runs[m].append(run_one(m, act, depth, n, th, rep, get))
+    rs = {m: _merge(v) for m, v in runs.items()}
+    for m, r in rs.items():
+        if "error" in r:
+            print(f"| {act} | {depth} | {get} | {n} | {th} | {m} | error: {r['error']} |")
+            continue
+        nt = rs.get("nt", {}).get("wall")
+        fl = rs.get("blas", {}).get("wall")  # the floor: a fresh X @ X.T
+        ref = rs.get("numba", {}).get("sample")
+        diff = (
+            max(_rel(x, y) for x, y in zip(r["sample"], ref, strict=False))
+            if ref and not m.startswith("blas") else math.nan
+        )  # fmt: skip
+        peak = r["peak_kib"] / 1024
+        rise = (r["peak_kib"] - r["base_kib"]) * 1024 / r["out_bytes"]
+        vs_nt = f"{nt / r['wall']:.1f}x" if nt else "-"
+        vs_fl = f"{r['wall'] / fl:.1f}x" if fl else "-"
+        # the same ratios of CPU seconds (user + system: page faults count), which a
+        # machine shared with other jobs disturbs less than the wall clock
+        nt_c = rs.get("nt", {}).get("cpu")
+        fl_c = rs.get("blas", {}).get("cpu")
+        vs_nt += f" ({nt_c / r['cpu']:.1f}x)" if nt_c else ""
+        vs_fl += f" ({r['cpu'] / fl_c:.1f}x)" if fl_c else ""
+        print(
+            f"| {act} | {depth} | {get} | {n} | {th} | {m} | {r['wall']:.3f} | {r['best']:.3f} | "
+            f"{r['cpu']:.3f} | {vs_nt} | {vs_fl} | {r['first']:.2f} | {peak:.0f} | {rise:.2f} | "
+            f"{diff:.1e} |",
+            flush=True,
+        )
+    return [r for v in runs.values() for r in v]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse options, run the sweep, print a markdown table and write JSON."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -251,6 +345,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     p.add_argument("--methods", nargs="+", default=list(METHODS[:5]), choices=METHODS)
     p.add_argument("--repeat", type=int, default=2, help="timed calls after the first")
+    p.add_argument("--rounds", type=int, default=1, help="runs of every method, in turn")
+    p.add_argument(
+        "--get", nargs="+", default=["both"], choices=("both", "nngp"),
+        help="both kernels (nngp_ntk, nt's get=('nngp', 'ntk')) or the NNGP alone",
+    )  # fmt: skip
     p.add_argument("--json", default=None, help="also write the records here")
     p.add_argument("--ref-rev", default=REF_REV, help="git revision for numba_ref")
     a = p.parse_args(argv)
@@ -265,42 +364,17 @@ def main(argv: list[str] | None = None) -> int:
     if a.full:
         a.depths, a.n = [2, 5, 10], [1000, 2000, 4000, 8000]
     print(f"# load average before: {os.getloadavg()}", flush=True)
-    print("| act | depth | N | thr | method | wall s | cpu s | vs nt | vs floor | first s |"
-          " peak MiB | (peak-base)/out | max rel diff vs numba |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| act | depth | get | N | thr | method | median wall s | best s | cpu s |"
+          " vs nt (cpu) | vs floor (cpu) | first s | peak MiB | (peak-base)/out |"
+          " max rel diff vs numba |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     records = []
     for act in a.acts:
         for depth in a.depths:
             for n in a.n:
                 for th in a.threads:
-                    # the slow peers run once at N >= 8000; the fast methods keep their
-                    # repeats (best of), the floor included, so that noise does not flatter
-                    rs = {m: run_one(m, act, depth, n, th,
-                                     a.repeat if n < 8000 or m in ("numba", "blas") else 1)
-                          for m in a.methods}  # fmt: skip
-                    records += list(rs.values())
-                    for m, r in rs.items():
-                        if "error" in r:
-                            print(f"| {act} | {depth} | {n} | {th} | {m} | error: {r['error']} |")
-                            continue
-                        nt = rs.get("nt", {}).get("wall")
-                        fl = rs.get("blas", {}).get("wall")
-                        ref = rs.get("numba", {}).get("sample")
-                        diff = (
-                            max(_rel(x, y) for x, y in zip(r["sample"], ref, strict=False))
-                            if ref and m != "blas" else math.nan
-                        )  # fmt: skip
-                        peak = r["peak_kib"] / 1024
-                        rise = (r["peak_kib"] - r["base_kib"]) * 1024 / r["out_bytes"]
-                        vs_nt = f"{nt / r['wall']:.1f}x" if nt else "-"
-                        vs_fl = f"{r['wall'] / fl:.1f}x" if fl else "-"
-                        print(
-                            f"| {act} | {depth} | {n} | {th} | {m} | {r['wall']:.3f} | "
-                            f"{r['cpu']:.3f} | {vs_nt} | {vs_fl} | {r['first']:.2f} | "
-                            f"{peak:.0f} | {rise:.2f} | "
-                            f"{diff:.1e} |",
-                            flush=True,
-                        )
+                    for get in a.get:
+                        records += _compare(a, act, depth, n, th, get)
     blas = next((r["blas"] for r in records if r.get("blas")), {})
     print(f"# BLAS in workers (threadpoolctl): {blas}; load average after: {os.getloadavg()}")
     if a.json:
@@ -310,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        m, act, depth, n, th, rep = sys.argv[2:8]
-        print(json.dumps(worker(m, act, int(depth), int(n), int(th), int(rep))))
+        m, act, depth, n, th, rep, get = sys.argv[2:9]
+        print(json.dumps(worker(m, act, int(depth), int(n), int(th), int(rep), get)))
         sys.exit(0)
     sys.exit(main())

@@ -42,17 +42,25 @@ from __future__ import annotations
 
 import numbers
 import types
-from collections import namedtuple
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
-from typing import Any, Literal, NamedTuple, overload
+from typing import Any, Literal, overload
 
 import numpy as np
 
-from ntksym._validate import nonnegative_std, real_matrix
+from ntksym._validate import nonnegative_std
 from ntksym.activations import Activation, get_activation
 from ntksym.errors import InputError
+from ntksym.kernels.call import (
+    GET_OPTIONS,
+    STORAGE_DTYPES,
+    Kernels,
+    gram_call,
+    parse_get,
+    result_type,
+    single_rows,
+    storage_dtype,
+    validate_inputs,
+)
 from ntksym.kernels.dispatch import (
     announce_compilation,
     background_module,
@@ -64,9 +72,16 @@ from ntksym.kernels.finite import check_cost, check_finite
 from ntksym.typing import ActivationLike, ArrayLike, KernelName
 
 __all__ = ["Get", "Kernels", "validate_inputs", "Kernel", "kernel"]
-
-
-GET_OPTIONS = ("nngp", "ntk")
+# (the argument handling lives in kernels.call; these names stay importable from here)
+__all__ += [
+    "GET_OPTIONS",
+    "STORAGE_DTYPES",
+    "gram_call",
+    "parse_get",
+    "result_type",
+    "single_rows",
+    "storage_dtype",
+]
 
 
 #: Values of ``kernel(..., backend=...)``.
@@ -74,13 +89,6 @@ BACKENDS = ("auto", "numba", "numpy", "dual")
 
 
 Get = Literal["nngp", "ntk"] | tuple[str, ...]
-
-
-class Kernels(NamedTuple):
-    """NNGP and NTK Gram matrices, returned when ``get`` asks for both."""
-
-    nngp: np.ndarray
-    ntk: np.ndarray
 
 
 def _check_depth(depth: Any) -> int:
@@ -93,140 +101,11 @@ def _check_depth(depth: Any) -> int:
     return int(depth)
 
 
-def validate_inputs(X1: Any, X2: Any = None) -> tuple[np.ndarray, np.ndarray | None]:
-    """Check Gram-matrix inputs and return them as float64 arrays.
-
-    Args:
-        X1: Array of shape (N1, d): N1 inputs with d features.
-        X2: Optional array of shape (N2, d); None means X1 against itself.
-
-    Returns:
-        ``(X1, X2)`` as C-contiguous float64 arrays (``X2`` stays None).
-
-    Raises:
-        InputError: Not 2-D, empty, not a real dtype, not finite, or the
-            feature dimensions differ.
-    """
-    A = real_matrix(X1, "X1")
-    B = None if X2 is None else real_matrix(X2, "X2")
-    if B is not None and A.shape[1] != B.shape[1]:
-        raise InputError(
-            f"X1 and X2 must have the same number of features, got {A.shape[1]} and {B.shape[1]}"
-        )
-    return A, B
-
-
-def single_rows(X1: Any, X2: Any) -> tuple[np.ndarray, np.ndarray] | None:
-    """Two 1-D vectors as one-row matrices (a single pair); None for any other inputs.
-
-    Raises:
-        InputError: Exactly one of the two is 1-D (the rule is: both 1-D, or both 2-D).
-    """
-    if X2 is None:
-        return None
-    dims = (np.ndim(X1), np.ndim(X2))
-    if dims == (1, 1):
-        return np.asarray(X1)[None, :], np.asarray(X2)[None, :]
-    if 1 in dims:
-        raise InputError(
-            f"X1 and X2 have {dims[0]} and {dims[1]} dimensions; pass two 2-D arrays of shape "
-            "(n_inputs, n_features), or two 1-D vectors for the kernel of that single pair"
-        )
-    return None
-
-
-@cache
-def result_type(fields: tuple[str, ...]) -> type:
-    """The named tuple returned for the kernels ``fields`` (:class:`Kernels` for both)."""
-    if fields == Kernels._fields:
-        return Kernels
-    return namedtuple("Kernels", fields)  # noqa: PYI024 - mirrors neural-tangents' kernel_fn
-
-
-def parse_get(get: Any) -> tuple[str, ...]:
-    """The kernel names a ``get`` argument asks for, checked (``InputError`` otherwise)."""
-    items = (
-        (get,) if isinstance(get, str) else tuple(get) if isinstance(get, (tuple, list)) else None
-    )
-    if not items or any(not isinstance(g, str) or g not in GET_OPTIONS for g in items):
-        raise InputError(f"get must be 'nngp', 'ntk' or a tuple of them, got {get!r}")
-    if len(set(items)) != len(items):
-        raise InputError(f"get names a kernel twice: {get!r}; ask for each at most once")
-    return items
-
-
-#: The dtypes a Gram matrix may be stored in (it is always computed in float64).
-STORAGE_DTYPES = (np.dtype(np.float64), np.dtype(np.float32))
-
-
-def storage_dtype(dtype: Any) -> np.dtype:
-    """The checked storage dtype: None or float64 (the default), or float32.
-
-    Args:
-        dtype: Anything :class:`numpy.dtype` accepts (``np.float32``, ``"float32"``), or None.
-
-    Returns:
-        ``np.dtype(np.float64)`` or ``np.dtype(np.float32)``.
-
-    Raises:
-        InputError: Any other dtype.
-    """
-    try:
-        dt = np.dtype(np.float64 if dtype is None else dtype)
-    except (TypeError, ValueError):
-        dt = None
-    if dt is None or all(dt != ok for ok in STORAGE_DTYPES):
-        raise InputError(
-            f"dtype must be float64 or float32 (the kernel is computed in float64 and stored "
-            f"in one of them), got {dtype!r}"
-        )
-    return dt
-
-
 def check_backend(backend: Any, allowed: tuple[str, ...], what: str = "backend") -> str:
     """``backend`` if it is one of ``allowed``, else an InputError listing them."""
     if not isinstance(backend, str) or backend not in allowed:
         raise InputError(f"{what} must be one of {', '.join(allowed)}; got {backend!r}")
     return backend
-
-
-#: ``compute(X1, X2, wanted)``: the ``wanted`` float64 Gram matrices of checked inputs.
-GramFunction = Callable[[np.ndarray, "np.ndarray | None", tuple[str, ...]], list[np.ndarray]]
-
-
-def gram_call(compute: GramFunction, X1: Any, X2: Any, get: Any, dtype: Any) -> Any:
-    """The argument handling shared by every kernel's ``k(X1, X2=None, get="ntk", dtype=None)``.
-
-    Checks ``get`` and ``dtype``, answers two 1-D vectors with the kernel of that pair
-    (floats), checks 2-D inputs (:func:`validate_inputs`), calls ``compute`` and returns
-    one array for a single ``get`` name, a named tuple (:func:`result_type`) otherwise, in
-    the storage ``dtype``.
-
-    Args:
-        compute: Computes the float64 matrices of checked inputs (``X2`` None for
-            ``K(X1, X1)``), in the order of ``wanted``.
-        X1: Inputs (N1, d), or a 1-D vector.
-        X2: Inputs (N2, d), a 1-D vector (with a 1-D ``X1``), or None.
-        get: ``"nngp"``, ``"ntk"`` or a tuple of them.
-        dtype: Storage dtype (see :func:`storage_dtype`).
-
-    Raises:
-        InputError: Bad ``get``, ``dtype`` or inputs (and whatever ``compute`` raises).
-    """
-    wanted = parse_get(get)
-    store = storage_dtype(dtype)
-    pair = single_rows(X1, X2)
-    if pair is not None:  # scikit-learn's callable form: one pair of 1-D rows
-        A, B = validate_inputs(*pair)
-        values: list[Any] = [float(m[0, 0]) for m in compute(A, B, wanted)]
-    else:
-        A, B = validate_inputs(X1, X2)
-        values = compute(A, B, wanted)
-        if store != np.float64:
-            values = [m.astype(store) for m in values]
-    if isinstance(get, str):
-        return values[0]
-    return result_type(wanted)(*values)
 
 
 @dataclass(frozen=True)
@@ -270,15 +149,27 @@ class Kernel:
         X2: ArrayLike | None = None,
         get: KernelName = "ntk",
         dtype: Any = None,
+        out: np.ndarray | None = None,
     ) -> np.ndarray: ...
 
     @overload
     def __call__(
-        self, X1: ArrayLike, X2: ArrayLike | None = None, *, get: tuple[str, ...], dtype: Any = None
+        self,
+        X1: ArrayLike,
+        X2: ArrayLike | None = None,
+        *,
+        get: tuple[str, ...],
+        dtype: Any = None,
+        out: tuple[np.ndarray, ...] | None = None,
     ) -> Kernels: ...
 
     def __call__(
-        self, X1: ArrayLike, X2: ArrayLike | None = None, get: Get = "ntk", dtype: Any = None
+        self,
+        X1: ArrayLike,
+        X2: ArrayLike | None = None,
+        get: Get = "ntk",
+        dtype: Any = None,
+        out: Any = None,
     ) -> Any:
         """Gram matrix (or matrices) between the rows of X1 and X2.
 
@@ -290,6 +181,13 @@ class Kernel:
             dtype: Storage of the result: None or ``np.float64`` (default), or
                 ``np.float32`` (computed in float64 and rounded once: half the memory,
                 relative error at most 2^-24 ~ 6e-8 per entry).
+            out: None, or the arrays to write the result into: one array for a single
+                ``get`` name, a tuple in the order of ``get`` otherwise; each C-contiguous,
+                writeable, of shape (N1, N2) and the storage ``dtype``, sharing no memory
+                with the inputs or each other. For repeated calls of one shape: the
+                generated kernels then write into memory that is already mapped (on the
+                machines measured, mapping fresh pages costs about 1 s/GB). The same
+                values as without ``out``; on an error the contents are undefined.
 
         Returns:
             Array(s) of shape (N1, N2) in ``dtype``. When X1 and X2 are both 1-D (two single
@@ -300,17 +198,29 @@ class Kernel:
             InputError: Bad inputs, or a kernel that is infinite at these
                 inputs (e.g. the NTK of ``step`` on coincident inputs).
         """
-        return gram_call(self._gram, X1, X2, get, dtype)
+        return gram_call(self._gram, X1, X2, get, dtype, out)
 
     def _gram(
-        self, X1: np.ndarray, X2: np.ndarray | None, wanted: tuple[str, ...]
+        self,
+        X1: np.ndarray,
+        X2: np.ndarray | None,
+        wanted: tuple[str, ...],
+        outs: list[np.ndarray] | None = None,
     ) -> list[np.ndarray]:
-        """The ``wanted`` float64 matrices of checked inputs (exactly symmetric if X2 is None)."""
+        """The ``wanted`` float64 matrices of checked inputs (exactly symmetric if X2 is None).
+
+        A generated kernel writes into those of ``outs`` (checked, in the order of
+        ``wanted``) that are float64; the caller copies the others in.
+        """
         check_cost(X1.shape[0], None if X2 is None else X2.shape[0], self.depth)
         check_finite(self.activation, X1, X2, self.depth, self.bias_std, self.weight_std)
         module = generated_module(self.activation, self.backend, quadrature=self.degree is None)
         if module is not None:
-            nngp, ntk = self._compute_generated(module, X1, X2, need_ntk="ntk" in wanted)
+            direct = {
+                g: o for g, o in zip(wanted, outs or (), strict=False) if o.dtype == np.float64
+            }
+            pair = (direct.get("nngp"), direct.get("ntk"))
+            nngp, ntk = self._compute_generated(module, X1, X2, "ntk" in wanted, pair)
         else:
             nngp, ntk = self._compute(X1, X1 if X2 is None else X2, need_ntk="ntk" in wanted)
             if X2 is None:
@@ -327,9 +237,17 @@ class Kernel:
         )
 
     def _compute_generated(
-        self, module: types.ModuleType, X1: np.ndarray, X2: np.ndarray | None, need_ntk: bool
+        self,
+        module: types.ModuleType,
+        X1: np.ndarray,
+        X2: np.ndarray | None,
+        need_ntk: bool,
+        out: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Both matrices from a generated module (exactly symmetric when X2 is None)."""
+        """Both matrices from a generated module (exactly symmetric when X2 is None).
+
+        ``out``: the arrays (or None) the module writes the NNGP and the NTK into.
+        """
         if need_ntk and not module.HAS_NTK:
             raise self._infinite_ntk()
         args = (X1, X2, self.depth, self.bias_std, self.weight_std)
@@ -340,8 +258,8 @@ class Kernel:
         announce_compilation(module, X2 is None, self.activation.name)
         try:
             if need_ntk:
-                return module.nngp_ntk(*args)
-            return module.nngp(*args), None
+                return module.nngp_ntk(*args, out=out)
+            return module.nngp(*args, out=out[0]), None
         except ValueError as exc:  # the generated modules raise ValueError only
             raise InputError(
                 f"{self.activation.name!r} kernel, depth {self.depth}: {exc}"

@@ -20,12 +20,18 @@ import numbers
 import numpy
 
 
-def _compute(X1, X2, depth, B2, W2, ntk=True):
+def _compute(X1, X2, depth, B2, W2, ntk=True, out=(None, None)):
     K = W2 / X1.shape[1] * (X1 @ (X1 if X2 is None else X2).T) + B2
     T = K.copy() if ntk else None
     for _ in range(1, depth):
         K = W2 * K + B2
         T = T * W2 + K if ntk else None
+    if out[0] is not None:
+        out[0][...] = K
+        K = out[0]
+    if ntk and out[1] is not None:
+        out[1][...] = T
+        T = out[1]
     return K, T, not numpy.isfinite(K).all(), ntk and not numpy.isfinite(T).all()
 
 
@@ -81,6 +87,52 @@ def _check_args(X1, X2, depth, bias_std, weight_std):
     return X1, X2, int(depth), stds[0], stds[1]
 
 
+def _check_out(name, A, X1, X2):
+    """``A`` as the output array of K(X1, X2), checked.
+
+    None, or a writeable, aligned, C-contiguous float64 array of shape (N1, N2) that
+    shares no memory with the inputs.
+    """
+    if A is None:
+        return None
+    shape = (X1.shape[0], X1.shape[0] if X2 is None else X2.shape[0])
+    need = f"a writeable C-contiguous float64 numpy array of shape {shape}"
+    if not isinstance(A, numpy.ndarray):
+        raise ValueError(f"{name} must be None or {need}, got {type(A).__name__}")
+    problem = (
+        f"shape {A.shape}" if A.shape != shape
+        else f"dtype {A.dtype}" if A.dtype != numpy.float64
+        else "a non-contiguous layout" if not (A.flags.c_contiguous and A.flags.aligned)
+        else "a read-only buffer" if not A.flags.writeable
+        else None
+    )  # fmt: skip
+    if problem is not None:
+        raise ValueError(f"{name} has {problem}; it must be {need}")
+    for xname, X in (("X1", X1), ("X2", X2)):
+        # (both C-contiguous: overlapping bounds are overlapping memory)
+        if X is not None and numpy.may_share_memory(A, X):
+            raise ValueError(
+                f"{name} shares memory with {xname}, which the kernel reads while it writes "
+                f"{name}; pass a separate array"
+            )
+    return A
+
+
+def _check_outs(out, X1, X2):
+    """The pair (nngp_out, ntk_out) of an ``out`` argument, each checked (see _check_out)."""
+    if out is None:
+        return None, None
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        raise ValueError(
+            f"out must be None or a pair (nngp_out, ntk_out) of arrays or None, got {out!r}"
+        )
+    K = _check_out("out[0] (the NNGP)", out[0], X1, X2)
+    T = _check_out("out[1] (the NTK)", out[1], X1, X2)
+    if K is not None and T is not None and numpy.may_share_memory(K, T):
+        raise ValueError("out[0] and out[1] share memory; the NNGP and the NTK need two arrays")
+    return K, T
+
+
 def _finite(K, bad, what):
     if bad:
         raise ValueError(
@@ -92,7 +144,7 @@ def _finite(K, bad, what):
 
 
 # region nngp_ntk_head
-def nngp_ntk(X1, X2=None, depth=None, bias_std=0.0, weight_std=1.0):
+def nngp_ntk(X1, X2=None, depth=None, bias_std=0.0, weight_std=1.0, out=None):
     """NNGP and NTK Gram matrices of a depth-``depth`` network.
 
     Args:
@@ -102,6 +154,10 @@ def nngp_ntk(X1, X2=None, depth=None, bias_std=0.0, weight_std=1.0):
         depth: Number of affine layers L >= 1 (L - 1 nonlinearities).
         bias_std: Bias scale b >= 0.
         weight_std: Weight scale w >= 0.
+        out: None, or a pair (nngp_out, ntk_out), each None or a writeable C-contiguous
+            float64 array of shape (N1, N2) sharing no memory with the inputs or each
+            other: the result is written there and that array is returned (repeated calls
+            reuse memory that is already mapped; on an error its contents are undefined).
 
     Returns:
         (nngp, ntk): two float64 arrays of shape (N1, N2).
@@ -111,19 +167,21 @@ def nngp_ntk(X1, X2=None, depth=None, bias_std=0.0, weight_std=1.0):
     """
     # endregion nngp_ntk_head
     X1, X2, depth, b, w = _check_args(X1, X2, depth, bias_std, weight_std)
-    K, T, bad_k, bad_t = _compute(X1, X2, depth, b * b, w * w)
+    out = _check_outs(out, X1, X2)
+    K, T, bad_k, bad_t = _compute(X1, X2, depth, b * b, w * w, True, out)
     return _finite(K, bad_k, "NNGP"), _finite(T, bad_t, "NTK")
 
 
 # region nngp_ntk_forms
-def nngp(X1, X2=None, depth=None, bias_std=0.0, weight_std=1.0):
-    """NNGP Gram matrix Sigma^(L); same arguments as :func:`nngp_ntk`."""
+def nngp(X1, X2=None, depth=None, bias_std=0.0, weight_std=1.0, out=None):
+    """NNGP Gram matrix Sigma^(L); same arguments as :func:`nngp_ntk`, ``out`` one array."""
     X1, X2, depth, b, w = _check_args(X1, X2, depth, bias_std, weight_std)
-    K, _, bad_k, _ = _compute(X1, X2, depth, b * b, w * w, False)  # (no NTK computed)
+    out = (_check_out("out", out, X1, X2), None)
+    K, _, bad_k, _ = _compute(X1, X2, depth, b * b, w * w, False, out)  # (no NTK computed)
     return _finite(K, bad_k, "NNGP")
 
 
-def ntk(X1, X2=None, depth=None, bias_std=0.0, weight_std=1.0):
-    """NTK Gram matrix Theta^(L); same arguments as :func:`nngp_ntk`."""
-    return nngp_ntk(X1, X2, depth, bias_std, weight_std)[1]
+def ntk(X1, X2=None, depth=None, bias_std=0.0, weight_std=1.0, out=None):
+    """NTK Gram matrix Theta^(L); same arguments as :func:`nngp_ntk`, ``out`` one array."""
+    return nngp_ntk(X1, X2, depth, bias_std, weight_std, (None, out))[1]
     # endregion nngp_ntk_forms

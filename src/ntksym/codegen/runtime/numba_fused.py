@@ -394,26 +394,27 @@ def _fused(G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B2, K, T, ntk, rows):
     return bad_k, bad_t
 
 
-def _compute(X1, X2, depth, B2, W2, ntk=True):
+def _compute(X1, X2, depth, B2, W2, ntk=True, out=(None, None)):
     c = W2 / X1.shape[1]
+    # out: arrays to write the NNGP and the NTK into (checked), or None to allocate them;
+    # the NTK's pages are first touched by the block loop that computes them
+    X2T = X1.T if X2 is None else X2.T
+    G = X1 @ X2T if out[0] is None else numpy.matmul(X1, X2T, out=out[0])
+    T = (numpy.empty_like(G) if out[1] is None else out[1]) if ntk else G
     if X2 is None:
-        G = X1 @ X1.T
         sq1 = numpy.diag(G).copy()
         a1 = numpy.sqrt(sq1)
         # The NNGP overwrites the Gram product in place (peak memory: two N x N arrays
         # with the NTK, one without): each row reads G[i, j >= i] before writing there,
         # and the mirrored writes go to the lower triangle, which is never read.
         K = G
-        T = numpy.empty_like(G) if ntk else G
         bad = _fused_sym(G, a1, sq1, X1, c, depth, W2, B2, K, T, ntk)
         return K, T if ntk else None, bad[0] > 0, bad[1] > 0
-    G = X1 @ X2.T
     sq1 = numpy.einsum("ij,ij->i", X1, X1)
     sq2 = numpy.einsum("ij,ij->i", X2, X2)
     a1 = numpy.sqrt(sq1)
     a2 = numpy.sqrt(sq2)
     K = G  # in place: each row is read before it is written
-    T = numpy.empty_like(G) if ntk else G
     # blocks of up to 16 rows (the diagonal chain of the columns is computed once per
     # block), but at least four blocks per thread when there are enough rows
     rows = max(1, min(16, X1.shape[0] // (4 * numba.get_num_threads())))

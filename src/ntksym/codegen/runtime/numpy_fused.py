@@ -127,22 +127,23 @@ def _mirror(K):
 
 
 # region compute_start
-def _compute(X1, X2, depth, B2, W2, ntk=True):
+def _compute(X1, X2, depth, B2, W2, ntk=True, out=(None, None)):
     c = W2 / X1.shape[1]
     same = X2 is None
+    # out: arrays to write the NNGP and the NTK into (checked), or None to allocate them
+    X2T = X1.T if same else X2.T
+    G = X1 @ X2T if out[0] is None else numpy.matmul(X1, X2T, out=out[0])
     if same:
         X2 = X1
-        G = X1 @ X1.T
         sq1 = numpy.diag(G).copy()
         sq2 = sq1
     else:
-        G = X1 @ X2.T
         sq1 = numpy.einsum("ij,ij->i", X1, X1)
         sq2 = numpy.einsum("ij,ij->i", X2, X2)
     # The NNGP overwrites the Gram product in place, a block of rows at a time (each block
     # is read before it is written); the NTK, when asked for, is the only other N x N array.
     K = G
-    T = numpy.empty_like(G) if ntk else None
+    T = (numpy.empty_like(G) if out[1] is None else out[1]) if ntk else None
     n1, n2 = G.shape
     step = max(1, _BLOCK // max(n2, 1))
     with numpy.errstate(divide="ignore", invalid="ignore", over="ignore"):
