@@ -33,7 +33,7 @@ import sympy as sp
 from ntksym.codegen.arch_program import Program, Step
 from ntksym.codegen.render import RenderSpec
 from ntksym.codegen.spec import KernelSpec
-from ntksym.dual.stable import B2, W2, U
+from ntksym.dual.stable import B2, W2
 
 __all__ = [
     "FLOAT_COLUMNS",
@@ -198,14 +198,7 @@ def hoist_calls(rs: RenderSpec, m: int) -> tuple[RenderSpec, str, dict[str, int]
     return replace(rs, **changes), "\n\n".join(sources), counts
 
 
-def _uses_gap(prog: Program, m: int) -> bool:
-    """Whether the layer map of activation ``m`` takes the root gap ``U`` (last argument)."""
-    spec = prog.specs[m]
-    exprs = [e for e in (spec.nngp, spec.ntk, spec.det) if e is not None]
-    return any(U in e.free_symbols for e in exprs)
-
-
-def _act_loop(prog: Program, m: int, variant: str, hoisted: dict[str, int]) -> list[str]:
+def _act_loop(prog: Program, m: int, variant: str, hoisted: dict[str, int], gap: bool) -> list[str]:
     """The loops of activation ``m`` over a chunk, by its map's ``variant``.
 
     ``"pos"`` (the cheaper map, right where ``S12 > 0``) or ``"any"`` (the general map)
@@ -217,7 +210,7 @@ def _act_loop(prog: Program, m: int, variant: str, hoisted: dict[str, int]) -> l
     """
     kind = "pos" if variant == "pos" else "any"
     args = "va, VB[q], Sa[q], Da[q], vk, VK[q], 1.0, 0.0, ra, RB[q], rk, RK[q]"
-    if _uses_gap(prog, m):
+    if gap:  # (the map takes the root gap U last)
         args += ", ra - RB[q]"
     out = []
     n, total = hoisted[kind], max(hoisted.values())
@@ -239,7 +232,7 @@ def _act_loop(prog: Program, m: int, variant: str, hoisted: dict[str, int]) -> l
     return out + ["for q in range(m):"] + [_IND + line for line in body]
 
 
-def activation_step(prog: Program, m: int, pos: bool, hoisted: dict[str, int]) -> str:
+def activation_step(prog: Program, m: int, pos: bool, hoisted: dict[str, int], gap: bool) -> str:
     """``_a{m}_step``: activation ``m`` from state ``a`` to state ``k`` over one chunk.
 
     Args (of the generated function): the chunk arrays ``S``, ``D``, ``T``; the states
@@ -257,6 +250,8 @@ def activation_step(prog: Program, m: int, pos: bool, hoisted: dict[str, int]) -
             is ``<= 0`` the general map ``_a{m}_pair_any`` computes those entries again.
         hoisted: How many terms each map (``"any"``, ``"pos"``) reads from its loop of
             libm calls (:func:`hoist_calls`).
+        gap: Whether the printed maps take the root gap ``U = sqrt(S11) - sqrt(S22)``
+            (:attr:`RenderSpec.uses_gap <ntksym.codegen.render.RenderSpec.uses_gap>`).
 
     Returns:
         The function's source.
@@ -273,16 +268,16 @@ def activation_step(prog: Program, m: int, pos: bool, hoisted: dict[str, int]) -
     if max(hoisted.values()):
         lines.append(f"{_IND}H = numpy.empty(({max(hoisted.values())}, m))")
     if pos:
-        lines += [_IND + line for line in _act_loop(prog, m, "pos", hoisted)]
+        lines += [_IND + line for line in _act_loop(prog, m, "pos", hoisted, gap)]
         lines += [
             f"{_IND}pos = True",
             f"{_IND}for q in range(m):",
             f"{2 * _IND}pos &= Sa[q] > 0.0",
             f"{_IND}if not pos:",
         ]
-        lines += [2 * _IND + line for line in _act_loop(prog, m, "fix", hoisted)]
+        lines += [2 * _IND + line for line in _act_loop(prog, m, "fix", hoisted, gap)]
     else:
-        lines += [_IND + line for line in _act_loop(prog, m, "any", hoisted)]
+        lines += [_IND + line for line in _act_loop(prog, m, "any", hoisted, gap)]
     return "\n".join(lines) + "\n"
 
 

@@ -84,8 +84,8 @@ def _arch_regions() -> dict[str, str]:
     return parse_regions(text, "arch_runtime.py")
 
 
-def _activation_code(prog: Program, m: int) -> tuple[str, bool, dict[str, int]]:
-    """Activation ``m``'s maps, whether it has a pos variant, its maps' hoisted terms.
+def _activation_code(prog: Program, m: int) -> tuple[str, bool, dict[str, int], bool]:
+    """Activation ``m``'s maps, whether it has a pos variant, hoisted terms, takes ``U``.
 
     The hoisted terms: how many each map reads from its loop of libm calls
     (:func:`~ntksym.codegen.arch_emit.hoist_calls`). The pos variant is a cheaper map for
@@ -105,7 +105,7 @@ def _activation_code(prog: Program, m: int) -> tuple[str, bool, dict[str, int]]:
         .render(spec=rs, decorator=decorator, vec=False)
     )
     code = _PAIR_NAMES.sub(lambda mt: f"_a{m}{mt.group(1)}", code)
-    return (pre + "\n\n" if pre else "") + code, rs.pos_variant, hoisted
+    return (pre + "\n\n" if pre else "") + code, rs.pos_variant, hoisted, rs.uses_gap
 
 
 def _det_near_code() -> str:
@@ -127,9 +127,9 @@ def fused_source(prog: Program) -> str:
             states=len(prog.steps),
             output=prog.output,
             activation_doc=doc or ["(none)"],
-            activation_code=[code for code, _, _ in acts],
+            activation_code=[a[0] for a in acts],
             pair_helpers=regions["pair_helpers"],
-            activation_steps=[activation_step(prog, m, p, h) for m, (_, p, h) in enumerate(acts)],
+            activation_steps=[activation_step(prog, m, *a[1:]) for m, a in enumerate(acts)],
             dispatch=dispatch_source(prog),
             prep=_det_near_code() + "\n\n" + regions["prep"],
             tables=tables_source(prog),
