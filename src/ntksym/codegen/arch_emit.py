@@ -13,7 +13,9 @@ A fused module (:mod:`ntksym.codegen.architecture`) is layer-major: per chunk of
   ``B2 = 0``: ``E[sigma sigma]``, ``E[sigma' sigma']`` and, for the families whose map
   carries it (:attr:`Program.trusted`), the output's determinant; ``Theta -> Theta
   E[sigma' sigma']``; where the input's determinant is not carried it is formed first by
-  subtraction (Dekker's products, ``_cdet``);
+  subtraction (Dekker's products, ``_cdet``). The maps are printed so that these loops
+  vectorise (:func:`loop_spec`: ``W2 = 1``, ``B2 = 0``, half-integer powers by square
+  roots; :func:`hoist_calls`: libm calls in a loop of their own);
 * the dispatchers ``_act_step`` and ``_act_diag`` from an activation's number to its
   functions (:func:`dispatch_source`).
 
