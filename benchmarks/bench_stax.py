@@ -9,7 +9,11 @@ thread (``NUMBA_NUM_THREADS=1``, BLAS threads 1; XLA:
   (cold first call: generation and compilation; then Numba's cache);
 * ``layers`` - ``kernel_fn(X, backend="layers")``: float64 NumPy layer maps;
 * ``nt``     - neural-tangents 0.6.5 ``stax`` kernel_fn, ``jax.jit``-compiled, float64,
-  run with the interpreter of its own virtual environment (``--nt-python``).
+  run with the interpreter of its own virtual environment (``--nt-python``);
+* ``blas``   - the floor: the Gram product ``X @ X.T`` alone (NumPy's BLAS).
+
+Each cell is the median wall time of ``--repeat`` calls; the CPU time of the same calls
+is printed too (the machine is shared: CPU time is less sensitive to other jobs).
 
 Networks (spelled identically in both libraries, :func:`build`):
 
@@ -25,6 +29,7 @@ Usage::
 
     python benchmarks/bench_stax.py                       # N = 1000 2000 4000, all
     python benchmarks/bench_stax.py --n 1000 --methods fused layers
+    python benchmarks/bench_stax.py --nets mixed residual --n 1000 4000 --methods fused nt blas
 """
 
 from __future__ import annotations
@@ -78,7 +83,11 @@ def worker(method: str, name: str, n: int, repeat: int) -> dict:
 
     X = np.random.default_rng(0).standard_normal((n, D))
     t0 = time.perf_counter()
-    if method == "nt":
+    if method == "blas":
+
+        def call() -> tuple:
+            return (X @ X.T,)
+    elif method == "nt":
         import jax
         from neural_tangents import stax as nts
 
@@ -100,16 +109,20 @@ def worker(method: str, name: str, n: int, repeat: int) -> dict:
 
     out = call()
     first = time.perf_counter() - t0
-    sample = [o[SAMPLE].tolist() for o in out]
+    sample = [o[SAMPLE].tolist() for o in out] if method != "blas" else None
     del out
-    walls = []
+    walls, cpus = [], []
     for _ in range(repeat):
         w0 = time.perf_counter()
+        c0 = time.process_time()
         out = call()
+        cpus.append(time.process_time() - c0)
         walls.append(time.perf_counter() - w0)
         del out
-    return {"method": method, "net": name, "n": n, "first": first, "walls": walls,
-            "sample": sample}  # fmt: skip
+    rec = {"method": method, "net": name, "n": n, "first": first, "walls": walls, "cpus": cpus}
+    if sample is not None:
+        rec["sample"] = sample
+    return rec
 
 
 def run_one(method: str, name: str, n: int, repeat: int, nt_python: str) -> dict:
@@ -168,9 +181,10 @@ def main(argv: list[str] | None = None) -> int:
         method, name, n, repeat = args.worker
         print(json.dumps(worker(method, name, int(n), int(repeat))), flush=True)
         return 0
-    print("| network | N | fused (s) | layers (s) | nt (s) | layers/fused | nt/fused "
-          "| fused cold (s) | max rel. err fused / layers / nt |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| network | N | fused (s) | layers (s) | nt (s) | floor (s) | layers/fused | nt/fused "
+          "| nt/fused CPU | fused/floor | fused first call (s) | max rel. err "
+          f"{' / '.join(m for m in args.methods if m != 'blas')} |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in args.nets:
         ref = reference(name)
         for n in args.n:
@@ -183,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps({k: v for k, v in res[method].items() if k != "sample"}),
                       file=sys.stderr, flush=True)  # fmt: skip
             med = {m: statistics.median(r["walls"]) for m, r in res.items() if "walls" in r}
+            cpu = {m: statistics.median(r["cpus"]) for m, r in res.items() if "cpus" in r}
             errs = {m: _err(r["sample"], ref) for m, r in res.items() if "sample" in r}
 
             def cell(m: str, med: dict = med) -> str:
@@ -191,10 +206,18 @@ def main(argv: list[str] | None = None) -> int:
             def ratio(m: str, med: dict = med) -> str:
                 return f"{med[m] / med['fused']:.1f}x" if m in med and "fused" in med else "-"
 
+            both = "fused" in cpu and "nt" in cpu
+            nt_cpu = f"{cpu['nt'] / cpu['fused']:.1f}x" if both else "-"
+            floor = "-"
+            if "fused" in med and "blas" in med:
+                floor = f"{med['fused'] / med['blas']:.1f}x"
             cold = f"{res['fused']['first']:.1f}" if "first" in res.get("fused", {}) else "-"
-            err = " / ".join(f"{errs[m]:.1e}" if m in errs else "-" for m in args.methods)
+            err = " / ".join(
+                f"{errs[m]:.1e}" if m in errs else "-" for m in args.methods if m != "blas"
+            )
             print(f"| {name} | {n} | {cell('fused')} | {cell('layers')} | {cell('nt')} | "
-                  f"{ratio('layers')} | {ratio('nt')} | {cold} | {err} |", flush=True)  # fmt: skip
+                  f"{cell('blas')} | {ratio('layers')} | {ratio('nt')} | {nt_cpu} | {floor} | "
+                  f"{cold} | {err} |", flush=True)  # fmt: skip
     return 0
 
 

@@ -177,3 +177,60 @@ def test_lowering_goes_through_the_walk():
     prog = lower(res.description)
     assert [s.kind for s in prog.steps] == ["input_dense", "dense", "sum"]
     assert prog.steps[2].src == (1, 0) and prog.output == 2
+
+
+def _python_module(prog):
+    """The fused module's source run as plain Python (decorators dropped: nothing compiled)."""
+    src = architecture.fused_source(prog)
+    namespace = {}
+    exec("\n".join(x for x in src.splitlines() if not x.startswith("@numba")), namespace)
+    return namespace
+
+
+@pytest.mark.parametrize(
+    "act",
+    [stax.Erf(), pytest.param(stax.Gelu(), marks=pytest.mark.exhaustive), stax.Sin(1.1, 0.8)],
+    ids=["erf", "gelu", "sin"],
+)
+def test_printed_loop_maps_equal_the_spec(act):
+    """The maps as the activation step prints them (W2 = 1, B2 = 0, half-integer powers by
+    square roots, libm calls hoisted into ``_a0_pre_*``) against the spec's SymPy maps
+    evaluated at 30 digits: erf's carried determinant (log1p hoisted), GELU (x**1.5), sin
+    (exp and cos hoisted)."""
+    import sympy as sp
+
+    from ntksym.dual import stable
+
+    net = stax.serial(stax.Dense(4, 1.1, 0.2), act, stax.Dense(4, 1.2, 0.1), stax.Relu(),
+                      stax.Dense(1))  # fmt: skip
+    prog = lower(net.description)
+    spec = prog.specs[0]
+    ns = _python_module(prog)
+    rng = np.random.default_rng(3)
+    for variant in ("any", "pos"):
+        name = f"_a0_pair_{variant}"
+        if name not in ns or ns[name] is ns.get("_a0_pair_any") and variant == "pos":
+            continue
+        for _ in range(4):
+            s11, s22 = rng.uniform(0.2, 3.0, 2)
+            s12 = rng.uniform(0.05 if variant == "pos" else -0.9, 0.9) * np.sqrt(s11 * s22)
+            d = s11 * s22 - s12 * s12
+            n11, n22 = ns["_a0_diag"](s11), ns["_a0_diag"](s22)
+            args = (s11, s22, s12, d, n11, n22, 1.0, 0.0) + tuple(np.sqrt([s11, s22, n11, n22]))
+            params = ns[name].__code__.co_varnames[: ns[name].__code__.co_argcount]
+            if "U" in params:  # the root gap sqrt(S11) - sqrt(S22)
+                args += (args[8] - args[9],)
+            pre = ns.get(f"_a0_pre_{variant}")
+            hoisted = pre(*args) if pre else ()
+            ours = ns[name](*args, *hoisted, *[0.0] * (len(params) - len(args) - len(hoisted)))
+            vals = {stable.S11: s11, stable.S22: s22, stable.S12: s12, stable.D: d,
+                    stable.N11: n11, stable.N22: n22, stable.W2: 1, stable.B2: 0,
+                    stable.U: args[8] - args[9]}  # fmt: skip
+            vals.update(
+                zip((stable.R11, stable.R22, stable.Q11, stable.Q22), args[8:12], strict=True)
+            )
+            for got, expr in zip(ours, (spec.nngp, spec.ntk, spec.det), strict=True):
+                if expr is None:
+                    continue
+                want = float(sp.N(expr.subs(vals), 30))
+                assert abs(got - want) <= 1e-13 * abs(want) + 1e-300

@@ -13,7 +13,9 @@ A fused module (:mod:`ntksym.codegen.architecture`) is layer-major: per chunk of
   ``B2 = 0``: ``E[sigma sigma]``, ``E[sigma' sigma']`` and, for the families whose map
   carries it (:attr:`Program.trusted`), the output's determinant; ``Theta -> Theta
   E[sigma' sigma']``; where the input's determinant is not carried it is formed first by
-  subtraction (Dekker's products, ``_cdet``);
+  subtraction (Dekker's products, ``_cdet``). The maps are printed so that these loops
+  vectorise (:func:`loop_spec`: ``W2 = 1``, ``B2 = 0``, half-integer powers by square
+  roots; :func:`hoist_calls`: libm calls in a loop of their own);
 * the dispatchers ``_act_step`` and ``_act_diag`` from an activation's number to its
   functions (:func:`dispatch_source`).
 
@@ -24,8 +26,16 @@ numbers enter this code; the activations enter as SymPy-printed layer maps
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
+from typing import Any
+
+import sympy as sp
+
 from ntksym.codegen.arch_program import Program, Step
-from ntksym.dual.stable import U
+from ntksym.codegen.render import RenderSpec
+from ntksym.codegen.spec import KernelSpec
+from ntksym.dual.stable import B2, W2
 
 __all__ = [
     "FLOAT_COLUMNS",
@@ -33,6 +43,8 @@ __all__ = [
     "KINDS",
     "activation_step",
     "dispatch_source",
+    "hoist_calls",
+    "loop_spec",
     "tables_source",
 ]
 
@@ -86,83 +98,188 @@ def tables_source(prog: Program) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _uses_gap(prog: Program, m: int) -> bool:
-    """Whether the layer map of activation ``m`` takes the root gap ``U`` (last argument)."""
-    spec = prog.specs[m]
-    exprs = [e for e in (spec.nngp, spec.ntk, spec.det) if e is not None]
-    return any(U in e.free_symbols for e in exprs)
+class RootPow(sp.Function):
+    """``RootPow(x, n)`` is ``x**(n/2)`` for an odd ``n``, printed with ``math.sqrt``.
 
-
-def _act_loop(prog: Program, m: int, ntk: bool, variant: str) -> list[str]:
-    """The loop of activation ``m`` over a chunk, by its map's ``variant``.
-
-    ``"any"``: the general map; ``"pos"``: the cheaper one (every covariance of the chunk
-    is > 0); ``"both"``: the cheaper one where ``S12 > 0``, the general one elsewhere.
+    Numba compiles ``x**1.5`` as a call to ``pow``, which LLVM does not vectorise (and
+    which costs tens of ns); ``x*math.sqrt(x)`` vectorises, within 2 ulp.
     """
-    args = "va, VB[q], S[a, q], D[a, q], vk, VK[q], 1.0, 0.0, ra, RB[q], rk, RK[q]"
-    if _uses_gap(prog, m):
+
+    def _pythoncode(self, printer: Any) -> str:
+        x = f"({printer._print(self.args[0])})"
+        n = int(self.args[1])
+        k = (abs(n) - 1) // 2
+        root = f"math.sqrt{x}" if k == 0 else f"({x}**{k}*math.sqrt{x})"
+        return root if n > 0 else f"(1.0/{root})"
+
+
+def _half_powers(expr: sp.Expr) -> sp.Expr:
+    """``expr`` with every ``x**(n/2)``, odd ``|n| >= 3``, as :class:`RootPow`.
+
+    Not where ``x`` is a symbol: the roots of the variances come precomputed.
+    """
+
+    def half(e: sp.Expr) -> bool:
+        q = e.exp if e.is_Pow else None
+        return bool(q is not None and q.is_Rational and q.q == 2 and abs(q.p) >= 3)
+
+    def root(e: sp.Expr) -> sp.Expr:
+        return e if e.base.is_Symbol else RootPow(e.base, e.exp.p)
+
+    return expr.replace(lambda e: e.is_Pow and half(e), root)
+
+
+def loop_spec(spec: KernelSpec) -> KernelSpec:
+    """``spec`` as the activation step prints it, with ``W2 = 1``, ``B2 = 0``.
+
+    The Dense layer is a step of its own, so the map's terms in ``B2`` vanish; half-integer
+    powers become :class:`RootPow`.
+    """
+
+    def form(e: sp.Expr | None) -> sp.Expr | None:
+        return None if e is None else _half_powers(e.subs({W2: 1, B2: 0}))
+
+    return replace(spec, nngp=form(spec.nngp), ntk=form(spec.ntk), det=form(spec.det),
+                   diag=form(spec.diag))  # fmt: skip
+
+
+#: A call to a libm function (not ``sqrt``, ``copysign``, ...), which stops LLVM
+#: vectorising the loop that makes it.
+_CALL = re.compile(r"\bmath\.(?!sqrt\b|copysign\b|fabs\b|floor\b|ceil\b)\w+\(")
+_TERM = re.compile(r"\bt\d+\b")
+_VARIANTS = (("any", "intermediate"), ("pos", "pos_intermediate"))
+
+
+def _hoist(lines: tuple[tuple[str, str], ...]) -> tuple[list, list, list[str]]:
+    """The map's terms with libm calls taken out: ``(new, pre, calls)``.
+
+    ``calls``: the terms that call libm; ``pre``: they and the terms they need, in order;
+    ``new``: the map's terms with ``calls[i]`` read from the argument ``H{i}``.
+    """
+    calls = [name for name, code in lines if _CALL.search(code)]
+    need = set(calls)
+    for name, code in reversed(lines):
+        if name in need:
+            need |= set(_TERM.findall(code))
+    pre = [(n, c) for n, c in lines if n in need]
+    new = [(n, f"H{calls.index(n)}" if n in calls else c) for n, c in lines]
+    return new, pre, calls
+
+
+def hoist_calls(rs: RenderSpec, m: int) -> tuple[RenderSpec, str, dict[str, int]]:
+    """Activation ``m``'s layer maps with their libm calls taken out of the hot loop.
+
+    A term of a map that calls libm (``log1p`` in erf's carried determinant, ``exp`` in
+    the mgf family) keeps the whole loop scalar. Such terms are computed first, in a loop
+    of their own (``_a{m}_pre_any``, ``_a{m}_pre_pos``: the terms and what they need, into
+    rows of scratch), and the maps read them as the arguments ``H0, H1, ...`` (the same
+    in both maps: the longer list; a map ignores the ones it does not have).
+
+    Returns:
+        The render spec to print, the source of the ``_pre`` functions, and the number of
+        terms each map (``"any"``, ``"pos"``) takes from its ``_pre`` function.
+    """
+    if rs.clip_rho:  # (the template's own RHO lines would be missing from the _pre code)
+        return rs, "", {"any": 0, "pos": 0}
+    changes: dict[str, Any] = {}
+    sources, counts = [], {}
+    for variant, field in _VARIANTS:
+        new, pre, calls = _hoist(getattr(rs, field))
+        counts[variant] = len(calls)
+        if not calls or (variant == "pos" and not rs.pos_variant):
+            continue
+        changes[field] = tuple(new)
+        body = [f"{_IND}{n} = {c}" for n, c in pre] + [f"{_IND}return ({', '.join(calls)},)"]
+        sources.append(
+            '@numba.njit(cache=True, error_model="numpy", inline="always")\n'
+            f"def _a{m}_pre_{variant}({rs.pair_args}):\n" + "\n".join(body) + "\n"
+        )
+    n = max(counts.values())
+    if n:
+        changes["pair_args"] = rs.pair_args + "".join(f", H{i}" for i in range(n))
+    return replace(rs, **changes), "\n\n".join(sources), counts
+
+
+def _act_loop(prog: Program, m: int, variant: str, hoisted: dict[str, int], gap: bool) -> list[str]:
+    """The loops of activation ``m`` over a chunk, by its map's ``variant``.
+
+    ``"pos"`` (the cheaper map, right where ``S12 > 0``) or ``"any"`` (the general map)
+    writes every entry; ``"fix"`` (the general map, after ``"pos"``) rewrites the entries
+    with ``S12 <= 0``. Each variant's map is inlined in one loop only (compile time), and
+    the loop computes the NTK row whether or not it is asked (the rows then hold zeros):
+    no second copy of the loop. No entry depends on the others. The terms that call libm
+    (``hoisted``, :func:`hoist_calls`) come first, in a loop of their own.
+    """
+    kind = "pos" if variant == "pos" else "any"
+    args = "va, VB[q], Sa[q], Da[q], vk, VK[q], 1.0, 0.0, ra, RB[q], rk, RK[q]"
+    if gap:  # (the map takes the root gap U last)
         args += ", ra - RB[q]"
-    if variant == "both":  # (rare: calls, not inlined)
-        body = [
-            f"e1, ed1, dn1 = _a{m}c_pair_pos({args})",
-            f"e0, ed0, dn0 = _a{m}c_pair_any({args})",
-            "p = S[a, q] > 0.0",
-            "e = _sel(p, e1, e0)",
-            "ed = _sel(p, ed1, ed0)",
-            "dn = _sel(p, dn1, dn0)",
-        ]
-    else:
-        body = [f"e, ed, dn = _a{m}_pair_{variant}({args})"]
-    body.append("S[k, q] = e")
+    out = []
+    n, total = hoisted[kind], max(hoisted.values())
+    if n:
+        out += ["for q in range(m):", f"{_IND}h = _a{m}_pre_{kind}({args})"]
+        out += [f"{_IND}H[{i}, q] = h[{i}]" for i in range(n)]
+    extra = "".join(f", H[{i}, q]" if i < n else ", 0.0" for i in range(total))
+    body = [f"e, ed, dn = _a{m}_pair_{kind}({args}{extra})"]
     if prog.trusted[m]:
-        body.append("D[k, q] = _sel(CO[q], 0.0, _fin(dn, _cdet(vk, e, VK[q])))")
-    if ntk:
-        body.append("T[k, q] = _sel(zero, 0.0, T[a, q] * ed)")
-    return ["for q in range(m):"] + [_IND + line for line in body]
+        body.append("dn = _sel(CO[q], 0.0, _fin(dn, _cdet(vk, e, VK[q])))")
+    body.append("ed = _sel(zero, 0.0, Ta[q] * ed)")
+    if variant == "fix":
+        body += ["p = Sa[q] > 0.0", "e = _sel(p, Sk[q], e)", "ed = _sel(p, Tk[q], ed)"]
+        if prog.trusted[m]:
+            body.append("dn = _sel(p, Dk[q], dn)")
+    body += ["Sk[q] = e", "Tk[q] = ed"]
+    if prog.trusted[m]:
+        body.append("Dk[q] = dn")
+    return out + ["for q in range(m):"] + [_IND + line for line in body]
 
 
-def activation_step(prog: Program, m: int, pos: bool) -> str:
+def activation_step(prog: Program, m: int, pos: bool, hoisted: dict[str, int], gap: bool) -> str:
     """``_a{m}_step``: activation ``m`` from state ``a`` to state ``k`` over one chunk.
 
     Args (of the generated function): the chunk arrays ``S``, ``D``, ``T``; the states
     ``a``, ``k``; the chunk's length ``m``; the row input's variances and roots at ``a``
     and ``k`` (``va, ra, vk, rk``) and the columns' (``VB, RB, VK, RK``); ``CO`` (pairs
     of one input twice); ``det`` (the input's determinant is carried in ``D[a]``);
-    ``zero`` (the activation passes no gradient); ``ntk``.
+    ``zero`` (the activation passes no gradient). The loops read and write 1-d rows of
+    the chunk arrays (``Sa = S[a]``, ...), which LLVM vectorises.
 
     Args:
         prog: The program.
         m: The activation's number.
         pos: Whether its layer map has a cheaper variant ``_a{m}_pair_pos`` for
-            ``S12 > 0`` (used for a whole chunk where every covariance is positive, and
-            entry by entry otherwise, so that no entry depends on the others; this rare
-            case calls the layer maps ``_a{m}c_...`` that Numba does not inline).
+            ``S12 > 0``: it computes every entry, and where some covariance of the chunk
+            is ``<= 0`` the general map ``_a{m}_pair_any`` computes those entries again.
+        hoisted: How many terms each map (``"any"``, ``"pos"``) reads from its loop of
+            libm calls (:func:`hoist_calls`).
+        gap: Whether the printed maps take the root gap ``U = sqrt(S11) - sqrt(S22)``
+            (:attr:`RenderSpec.uses_gap <ntksym.codegen.render.RenderSpec.uses_gap>`).
 
     Returns:
         The function's source.
     """
     lines = [
         '@numba.njit(cache=True, error_model="numpy")',
-        f"def _a{m}_step(S, D, T, a, k, m, va, ra, vk, rk, VB, RB, VK, RK, CO, det, zero, ntk):",
+        f"def _a{m}_step(S, D, T, a, k, m, va, ra, vk, rk, VB, RB, VK, RK, CO, det, zero):",
         f'{_IND}"""Activation {m} from state a to state k on one chunk of a row."""',
+        f"{_IND}Sa, Da, Ta, Sk, Dk, Tk = S[a], D[a], T[a], S[k], D[k], T[k]",
         f"{_IND}if not det:  # formed by subtraction, into the unused row of state a",
         f"{2 * _IND}for q in range(m):",
-        f"{3 * _IND}D[a, q] = _sel(CO[q], 0.0, _cdet(va, S[a, q], VB[q]))",
+        f"{3 * _IND}Da[q] = _sel(CO[q], 0.0, _cdet(va, Sa[q], VB[q]))",
     ]
+    if max(hoisted.values()):
+        lines.append(f"{_IND}H = numpy.empty(({max(hoisted.values())}, m))")
     if pos:
+        lines += [_IND + line for line in _act_loop(prog, m, "pos", hoisted, gap)]
         lines += [
             f"{_IND}pos = True",
             f"{_IND}for q in range(m):",
-            f"{2 * _IND}pos &= S[a, q] > 0.0",
+            f"{2 * _IND}pos &= Sa[q] > 0.0",
+            f"{_IND}if not pos:",
         ]
-        cases = [("pos and ntk", "pos", True), ("pos", "pos", False)]
-        cases += [("ntk", "both", True), ("", "both", False)]
+        lines += [2 * _IND + line for line in _act_loop(prog, m, "fix", hoisted, gap)]
     else:
-        cases = [("ntk", "any", True), ("", "any", False)]
-    for i, (test, variant, ntk) in enumerate(cases):
-        head = f"if {test}:" if i == 0 else (f"elif {test}:" if test else "else:")
-        lines.append(_IND + head)
-        lines += [2 * _IND + line for line in _act_loop(prog, m, ntk, variant)]
+        lines += [_IND + line for line in _act_loop(prog, m, "any", hoisted, gap)]
     return "\n".join(lines) + "\n"
 
 
@@ -171,7 +288,7 @@ def dispatch_source(prog: Program) -> str:
     n = len(prog.specs)
     step = [
         '@numba.njit(cache=True, error_model="numpy")',
-        "def _act_step(act, S, D, T, a, k, m, va, ra, vk, rk, VB, RB, VK, RK, CO, det, zero, ntk):",
+        "def _act_step(act, S, D, T, a, k, m, va, ra, vk, rk, VB, RB, VK, RK, CO, det, zero):",
         f'{_IND}"""Activation number act from state a to state k on one chunk of a row."""',
     ]
     diag = [
@@ -179,7 +296,7 @@ def dispatch_source(prog: Program) -> str:
         "def _act_diag(act, v):",
         f'{_IND}"""E[sigma(u)^2] for u ~ N(0, v), sigma activation number act."""',
     ]
-    args = "S, D, T, a, k, m, va, ra, vk, rk, VB, RB, VK, RK, CO, det, zero, ntk"
+    args = "S, D, T, a, k, m, va, ra, vk, rk, VB, RB, VK, RK, CO, det, zero"
     for m in range(n):
         test = "if" if m == 0 else "elif"
         step += [f"{_IND}{test} act == {m}:", f"{2 * _IND}_a{m}_step({args})"]

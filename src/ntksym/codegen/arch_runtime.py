@@ -66,13 +66,12 @@ def _act_diag(act, v):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _act_step(act, S, D, T, a, k, m, va, ra, vk, rk, VB, RB, VK, RK, CO, det, zero, ntk):
+def _act_step(act, S, D, T, a, k, m, va, ra, vk, rk, VB, RB, VK, RK, CO, det, zero):
     # stand-in for the generated dispatcher: the identity (S, D, T pass unchanged)
     for q in range(m):
         S[k, q] = S[a, q]
         D[k, q] = D[a, q]
-        if ntk:
-            T[k, q] = 0.0 if zero else T[a, q]
+        T[k, q] = 0.0 if zero else T[a, q]
 
 
 # region pair_helpers
@@ -281,7 +280,7 @@ def _run_steps(PI, PF, i, c0, c1, G, V1, R1, V2, R2, n0f, S, D, T, DX, DN, OM, C
             VB, RB, VK, RK = V2[a, c0:c1], R2[a, c0:c1], V2[k, c0:c1], R2[k, c0:c1]
             row = (V1[a, i], R1[a, i], V1[k, i], R1[k, i])
             zero = PI[st, 7] != 0
-            _act_step(PI[st, 4], S, D, T, a, k, m, *row, VB, RB, VK, RK, CO, det, zero, ntk)
+            _act_step(PI[st, 4], S, D, T, a, k, m, *row, VB, RB, VK, RK, CO, det, zero)
         elif kind == 3:
             _norm(S, D, T, a, k, m, PF[st, 4], V1[a, i], V2[a, c0:c1], det, ntk)
         else:
@@ -302,7 +301,8 @@ def _block(PI, PF, out, i0, i1, G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f
     ns = PI.shape[0]
     S = numpy.empty((ns, 256))
     D = numpy.empty((ns, 256))
-    TT = numpy.empty((ns if ntk else 1, 256))
+    # (activations write every row of TT, read or not: zeros when no NTK is asked)
+    TT = numpy.empty((ns, 256)) if ntk else numpy.zeros((ns, 256))
     DX = numpy.empty(256)
     DN = numpy.empty(256)
     OM = numpy.empty(256)

@@ -37,7 +37,13 @@ import sympy as sp
 
 from ntksym._io import atomic_write_text, import_file
 from ntksym.architecture.description import Net
-from ntksym.codegen.arch_emit import activation_step, dispatch_source, tables_source
+from ntksym.codegen.arch_emit import (
+    activation_step,
+    dispatch_source,
+    hoist_calls,
+    loop_spec,
+    tables_source,
+)
 from ntksym.codegen.arch_program import Program, Unsupported, lower
 from ntksym.codegen.files import cache_dir, is_intact, write_generated
 from ntksym.codegen.render import HEADER_LINES, RuntimeLoader, content_hash, render_spec
@@ -78,27 +84,28 @@ def _arch_regions() -> dict[str, str]:
     return parse_regions(text, "arch_runtime.py")
 
 
-def _activation_code(prog: Program, m: int) -> tuple[str, bool]:
-    """The layer map and diagonal map of activation ``m`` (twice), whether it has a pos variant.
+def _activation_code(prog: Program, m: int) -> tuple[str, bool, dict[str, int], bool]:
+    """Activation ``m``'s maps, whether it has a pos variant, hoisted terms, takes ``U``.
 
-    The pos variant is a cheaper map for ``S12 > 0``.
-    ``_a{m}_pair_any``, ``_a{m}_pair_pos``, ``_a{m}_diag`` are inlined by Numba where they
-    are called (the hot loops, which LLVM then vectorises); ``_a{m}c_pair_any``, ... are
-    the same code left as calls (the rare chunks with covariances of both signs): inlining
-    every loop made the compile several times longer. The next determinant printed is
-    the spec's ``det``, which the lowering sets (:attr:`Program.specs`): the carried form
-    where the kernel uses it (:attr:`Program.trusted`), none elsewhere.
+    The hoisted terms: how many each map reads from its loop of libm calls
+    (:func:`~ntksym.codegen.arch_emit.hoist_calls`). The pos variant is a cheaper map for
+    ``S12 > 0``. ``_a{m}_pair_any``, ``_a{m}_pair_pos`` and ``_a{m}_diag`` are inlined by
+    Numba where they are called (one chunk loop each, which LLVM then vectorises). The
+    maps are printed for the activation step, which applies no Dense layer (``W2 = 1``,
+    ``B2 = 0``), with half-integer powers as square roots
+    (:func:`~ntksym.codegen.arch_emit.loop_spec`). The next determinant printed is the
+    spec's ``det``, which the lowering sets (:attr:`Program.specs`): the carried form where
+    the kernel uses it (:attr:`Program.trusted`), none elsewhere.
     """
-    rs = render_spec(prog.specs[m], "numba")
-    template = _environment().get_template("_layer.py.jinja")
-    out = []
-    for decorator, tag in (
-        ('@numba.njit(cache=True, error_model="numpy", inline="always")', ""),
-        ('@numba.njit(cache=True, error_model="numpy")', "c"),
-    ):
-        code = template.render(spec=rs, decorator=decorator, vec=False)
-        out.append(_PAIR_NAMES.sub(lambda mt, t=tag: f"_a{m}{t}{mt.group(1)}", code))
-    return "\n\n".join(out), rs.pos_variant
+    rs, pre, hoisted = hoist_calls(render_spec(loop_spec(prog.specs[m]), "numba"), m)
+    decorator = '@numba.njit(cache=True, error_model="numpy", inline="always")'
+    code = (
+        _environment()
+        .get_template("_layer.py.jinja")
+        .render(spec=rs, decorator=decorator, vec=False)
+    )
+    code = _PAIR_NAMES.sub(lambda mt: f"_a{m}{mt.group(1)}", code)
+    return (pre + "\n\n" if pre else "") + code, rs.pos_variant, hoisted, rs.uses_gap
 
 
 def _det_near_code() -> str:
@@ -120,9 +127,9 @@ def fused_source(prog: Program) -> str:
             states=len(prog.steps),
             output=prog.output,
             activation_doc=doc or ["(none)"],
-            activation_code=[code for code, _ in acts],
+            activation_code=[a[0] for a in acts],
             pair_helpers=regions["pair_helpers"],
-            activation_steps=[activation_step(prog, m, p) for m, (_, p) in enumerate(acts)],
+            activation_steps=[activation_step(prog, m, *a[1:]) for m, a in enumerate(acts)],
             dispatch=dispatch_source(prog),
             prep=_det_near_code() + "\n\n" + regions["prep"],
             tables=tables_source(prog),
