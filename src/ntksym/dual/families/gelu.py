@@ -191,24 +191,27 @@ def _psi_steps(mid: sp.Expr, step: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
     analytic but at ``s = -1/2`` and ``s = -1``, so the terms shrink like
     ``p = |k| / (mid + 1/2)``. ``P_n(mid) / (1 + mid)^n = sum_i c_i x^i y^(n - i)`` with
     ``x = mid/(1 + mid)``, ``y = 1/(1 + mid)`` in ``[0, 1]`` (Horner in ``x``), so no power of
-    ``mid`` overflows at variances up to 1e300.
+    ``mid`` overflows at variances up to 1e300; each sum is a Horner form in
+    ``(k / (1 + 2 mid))^2``, the coefficients ``c_i / n!`` floats (20 digits: the generated
+    modules' integers are 64-bit).
     """
     x, y = mid / (1 + mid), 1 / (1 + mid)
     ratio = step / (1 + 2 * mid)
-    base = 1 / (sp.sqrt(1 + 2 * mid) * (1 + mid))
-    odd: sp.Expr = sp.Integer(0)
-    even: sp.Expr = sp.Integer(0)
+    parts: list[sp.Expr] = []
     for n, poly in enumerate(_psi_polys(_PSI_TERMS), start=1):
-        coeffs = poly.all_coeffs()  # highest degree first; degree n
-        horner: sp.Expr = sp.Integer(coeffs[0])
+        coeffs = [sp.Float(c / sp.factorial(n), 20) for c in poly.all_coeffs()]
+        horner: sp.Expr = coeffs[0]
         for i, c in enumerate(coeffs[1:], start=1):
             horner = horner * x + c * y**i
-        term = horner / sp.factorial(n) * ratio**n
-        if n % 2:
-            odd += term
-        else:
-            even += 2 * term
-    return odd * base, even * base
+        parts.append(horner)
+    odd: sp.Expr = parts[-2]
+    for part in reversed(parts[0:-2:2]):
+        odd = part + ratio**2 * odd
+    even: sp.Expr = parts[-1]
+    for part in reversed(parts[1:-1:2]):
+        even = part + ratio**2 * even
+    base = 1 / (sp.sqrt(1 + 2 * mid) * (1 + mid))
+    return ratio * odd * base, 2 * ratio**2 * even * base
 
 
 def _atan_rem(z: sp.Expr) -> sp.Expr:
