@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import sympy as sp
 
 from ntksym.activations import Activation, u
@@ -15,6 +17,7 @@ from ntksym.dual.stable import (
     S11,
     S12,
     S22,
+    TINY,
     W2,
     D,
     LayerMap,
@@ -85,30 +88,32 @@ def _gelu_det(e: sp.Expr, q1: sp.Expr, big_p: sp.Expr) -> sp.Expr:
 
     ``W2^2 (K1 + dE (E1 + E)) + W2 B2 (V1 + 2 dE)``,
     ``K1 = g1 g2 - E1^2 >= 0``, ``V1 = g1 + g2 - 2 E1 >= 0`` (Cauchy-Schwarz; both are 0
-    when S11 = S22), every term non-negative. Then:
-
-    * ``dE`` from the carried D. With ``2 pi E(s) = s psi + (S11 S22/P) sqrt(q) +
-      s^2/(P sqrt q)``, ``q = P - s^2``, ``psi = atan2(sqrt q, -s)`` (so ``psi' = 1/sqrt q``),
-      ``q1 = q(M) = 1 + S11 + S22`` and ``delta = M - s = D/(M + s)``,
-      ``2 pi dE = delta psi1 - X + (q1/P) dq + D/(P sqrt(q1)) + s^2 dq/(P sqrt(q q1))``
-      with ``dq = sqrt q - sqrt q1 = D/(sqrt q + sqrt q1)`` and
-      ``X = int_s^M (psi1 - psi(t)) dt = 2 sqrt(q) sin^2(h/2) - s (h - sin h)``,
-      ``h = psi1 - psi = atan2(delta sqrt(q) + s dq, s M + sqrt(q q1))`` (the angle between
-      the two points ``(-s, sqrt q)``, ``(-M, sqrt q1)`` of the circle of radius sqrt P;
-      the two arguments are ``P sin h`` and ``P cos h``, which give ``sin^2(h/2)``).
-      For ``s > 0``, ``X <= delta psi1 / 2`` and the two terms of X cancel by at most
-      a factor 2.4.
-    * ``K1`` and ``V1`` from ``2 pi E1(a, b) = a b (pi - phi(a, b))`` (:func:`_gelu_phi`),
-      ``a = sqrt(S11)``, ``b = sqrt(S22)``:
-      ``2 pi V1 = pi (a - b)^2 - a^2 phi11 - b^2 phi22 + 2 a b phi12`` and
-      ``K1 = Y (sqrt(g1 g2) + E1)`` with ``2 pi sqrt(g1 g2) = a b r``,
-      ``r = sqrt((pi - phi11)(pi - phi22))`` and
-      ``2 pi Y = a b (pi (2 phi12 - phi11 - phi22) + phi11 phi22 - phi12^2)/(r + pi - phi12)``.
-      The phi's are O(S^-3/2) for large variances, so the errors of these small
-      differences are O(eps) in absolute terms, not O(eps S) as in ``g1 g2 - E1^2``.
+    when S11 = S22), every term non-negative. ``dE`` is :func:`_gelu_de`; ``K1`` and ``V1``
+    are :func:`_gelu_k1_v1`, accurate in absolute terms (O(eps)), which suffices for the
+    homogeneous kernels (the next GELU reads D only through ``q``); :func:`gelu_det` makes
+    them accurate relative to themselves for nearly equal variances.
     """
-    a, b = sp.sqrt(S11), sp.sqrt(S22)
-    m = a * b
+    de, e1, phi12 = _gelu_de(q1, big_p)
+    k1, v1 = _gelu_k1_v1(e1, phi12)
+    return W2**2 * (k1 + de * (e1 + e)) + W2 * B2 * (v1 + 2 * de)
+
+
+def _gelu_de(q1: sp.Expr, big_p: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr]:
+    """``dE = E1 - E`` from the carried D (and ``E1``, ``phi12`` of :func:`_gelu_phi`).
+
+    With ``2 pi E(s) = s psi + (S11 S22/P) sqrt(q) + s^2/(P sqrt q)``, ``q = P - s^2``,
+    ``psi = atan2(sqrt q, -s)`` (so ``psi' = 1/sqrt q``), ``q1 = q(M) = 1 + S11 + S22`` and
+    ``delta = M - s = D/(M + s)``,
+    ``2 pi dE = delta psi1 - X + (q1/P) dq + D/(P sqrt(q1)) + s^2 dq/(P sqrt(q q1))``
+    with ``dq = sqrt q - sqrt q1 = D/(sqrt q + sqrt q1)`` and
+    ``X = int_s^M (psi1 - psi(t)) dt = 2 sqrt(q) sin^2(h/2) - s (h - sin h)``,
+    ``h = psi1 - psi = atan2(delta sqrt(q) + s dq, s M + sqrt(q q1))`` (the angle between
+    the two points ``(-s, sqrt q)``, ``(-M, sqrt q1)`` of the circle of radius sqrt P;
+    the two arguments are ``P sin h`` and ``P cos h``, which give ``sin^2(h/2)``).
+    For ``s > 0``, ``X <= delta psi1 / 2`` and the two terms of X cancel by at most
+    a factor 2.4.
+    """
+    m = sp.sqrt(S11) * sp.sqrt(S22)
     s = S12
     q = q1 + D
     rq, rq1 = sp.sqrt(q), sp.sqrt(q1)
@@ -125,16 +130,216 @@ def _gelu_det(e: sp.Expr, q1: sp.Expr, big_p: sp.Expr) -> sp.Expr:
     de = (delta * psi1 - x_int + q1 * dq / big_p + D / (big_p * rq1)
           + s**2 * dq / (big_p * rq * rq1)) / (2 * sp.pi)  # fmt: skip
     phi12 = _gelu_phi(2 * alpha, m, rq1, big_p)
+    return de, m * (sp.pi - phi12) / (2 * sp.pi), phi12
+
+
+def _gelu_k1_v1(e1: sp.Expr, phi12: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
+    """``K1`` and ``V1`` from ``2 pi E1(a, b) = a b (pi - phi(a, b))`` (:func:`_gelu_phi`).
+
+    ``a = sqrt(S11)``, ``b = sqrt(S22)``:
+    ``2 pi V1 = pi (a - b)^2 - a^2 phi11 - b^2 phi22 + 2 a b phi12`` and
+    ``K1 = Y (sqrt(g1 g2) + E1)`` with ``2 pi sqrt(g1 g2) = a b r``,
+    ``r = sqrt((pi - phi11)(pi - phi22))`` and
+    ``2 pi Y = a b (pi (2 phi12 - phi11 - phi22) + phi11 phi22 - phi12^2)/(r + pi - phi12)``.
+    The phi's are O(S^-3/2) for large variances, so the errors of these small
+    differences are O(eps) in absolute terms, not O(eps S) as in ``g1 g2 - E1^2``; but
+    relative to ``K1`` (which is O((a - b)^2)) about ``20 eps / p^2``, ``p = |S11 - S22| /
+    (1 + S11 + S22)`` (measured against mpmath: 1e-13 at ``p = 0.17``).
+    """
+    a, b = sp.sqrt(S11), sp.sqrt(S22)
+    m = a * b
     r11, r22 = sp.sqrt(1 + 2 * S11), sp.sqrt(1 + 2 * S22)
     phi11 = _gelu_phi(2 * sp.atan2(r11, S11), S11, r11, (1 + S11) ** 2)
     phi22 = _gelu_phi(2 * sp.atan2(r22, S22), S22, r22, (1 + S22) ** 2)
     rr = sp.sqrt((sp.pi - phi11) * (sp.pi - phi22))
-    e1 = m * (sp.pi - phi12) / (2 * sp.pi)
     y = (m * (sp.pi * (2 * phi12 - phi11 - phi22) + phi11 * phi22 - phi12**2)
          / ((rr + sp.pi - phi12) * 2 * sp.pi))  # fmt: skip
     k1 = y * (m * rr / (2 * sp.pi) + e1)
     v1 = (sp.pi * (a - b) ** 2 - S11 * phi11 - S22 * phi22 + 2 * m * phi12) / (2 * sp.pi)
-    return W2**2 * (k1 + de * (e1 + e)) + W2 * B2 * (v1 + 2 * de)
+    return k1, v1
+
+
+#: Terms of the Taylor series of :func:`_psi_steps` (used for ``p < 3/10``, see
+#: :func:`gelu_det`; the terms shrink like ``p^n``, more slowly for small variances).
+_PSI_TERMS = 32
+
+
+@functools.lru_cache(maxsize=1)
+def _psi_polys(count: int) -> tuple[sp.Poly, ...]:
+    """``P_n`` with ``psi^(n)(s) = P_n(s) / ((1 + 2s)^(n + 1/2) (1 + s)^(n + 1))``.
+
+    ``psi(s) = phi`` on the diagonal (:func:`_gelu_phi` at ``M = s``, ``q1 = 1 + 2s``),
+    ``psi(s) = atan2(sqrt(1 + 2s), s) - 2s / (sqrt(1 + 2s) (1 + s))``, whose derivative
+    is algebraic: ``psi' = -(3 + 5s) / ((1 + 2s)^(3/2) (1 + s)^2)`` (``P_1 = -(3 + 5s)``),
+    and ``P_(n+1) = (1 + 2s)(1 + s) P_n' - ((2n + 1)(1 + s) + (n + 1)(1 + 2s)) P_n``. The
+    coefficients of each ``P_n`` share one sign (checked in the tests), so no ``P_n``
+    cancels for ``s >= 0``.
+    """
+    x = sp.Symbol("x")
+    polys = [sp.Poly(-(5 * x + 3), x)]
+    for n in range(1, count):
+        p = polys[-1]
+        grow = (2 * n + 1) * (1 + x) + (n + 1) * (1 + 2 * x)
+        polys.append(sp.Poly((1 + 2 * x) * (1 + x) * p.diff(x) - grow * p, x))
+    return tuple(polys)
+
+
+def _psi_steps(mid: sp.Expr, step: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
+    """``(psi(mid + k) - psi(mid - k)) / 2`` and ``psi(mid + k) + psi(mid - k) - 2 psi(mid)``.
+
+    Odd and even parts of ``sum_n psi^(n)(mid) k^n / n!`` (:func:`_psi_polys`). ``psi`` is
+    analytic but at ``s = -1/2`` and ``s = -1``, so the terms shrink like
+    ``p = |k| / (mid + 1/2)``. ``P_n(mid) / (1 + mid)^n = sum_i c_i x^i y^(n - i)`` with
+    ``x = mid/(1 + mid)``, ``y = 1/(1 + mid)`` in ``[0, 1]`` (Horner in ``x``), so no power of
+    ``mid`` overflows at variances up to 1e300; each sum is a Horner form in
+    ``(k / (1 + 2 mid))^2``, the coefficients ``c_i / n!`` floats (17 digits: the generated
+    modules' integers are 64-bit).
+    """
+    x, y = mid / (1 + mid), 1 / (1 + mid)
+    ratio = step / (1 + 2 * mid)
+    parts: list[sp.Expr] = []
+    for n, poly in enumerate(_psi_polys(_PSI_TERMS), start=1):
+        coeffs = [sp.Float(c / sp.factorial(n), 17) for c in poly.all_coeffs()]
+        horner: sp.Expr = coeffs[0]
+        for i, c in enumerate(coeffs[1:], start=1):
+            horner = horner * x + c * y**i
+        parts.append(horner)
+    odd: sp.Expr = parts[-2]
+    for part in reversed(parts[0:-2:2]):
+        odd = part + ratio**2 * odd
+    even: sp.Expr = parts[-1]
+    for part in reversed(parts[1:-1:2]):
+        even = part + ratio**2 * even
+    base = 1 / (sp.sqrt(1 + 2 * mid) * (1 + mid))
+    return ratio * odd * base, 2 * ratio**2 * even * base
+
+
+def _atan_rem(z: sp.Expr) -> sp.Expr:
+    """``(z - atan z) / z = z^2/3 - z^4/5 + ...`` by 8 terms of its series.
+
+    In :func:`_gelu_k1_v1_near` ``z`` stays below about 0.25 (small variances, ``p``
+    near 1/5), where the truncation is 1e-11 of a term that is a few percent of ``Q``;
+    for large variances ``z`` is tiny.
+    """
+    poly: sp.Expr = sp.Rational(-1, 17)
+    for j in range(7, 0, -1):
+        poly = sp.Rational((-1) ** (j + 1), 2 * j + 1) + z**2 * poly
+    return z**2 * poly
+
+
+def _gelu_k1_v1_near(phi12: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
+    """``K1`` and ``V1`` accurate relative to themselves for nearly equal variances.
+
+    In ``(M, q1)`` (``P = q1 + M^2``) the pair made parallel has ``2 pi E1 = M (pi - phi(M,
+    q1))`` with ``phi`` of :func:`_gelu_phi`; the diagonal points lie on the line
+    ``(s, 1 + 2s)``, where ``phi = psi(s)`` (:func:`_psi_polys`), at ``s = S11, S22``, and the
+    pair at ``(m, q1)``, ``m = sqrt(S11 S22)``, next to the midpoint ``(mid, q1)`` of that
+    line, ``mid = (S11 + S22)/2``: ``mid - m = U^2/2``, ``U = (S11 - S22)/(sqrt(S11) +
+    sqrt(S22))``. Along ``M`` at fixed ``q1``,
+    ``phi(mid) - phi(m) = (U^2/2) Q``, ``Q = -N/(r X P1 P2) + (r/X)(z - atan z)/z``
+    (``r = sqrt(q1)``, ``X = q1 + mid m``, ``z = r U^2/(2X)``, ``P1, P2`` at ``mid, m``,
+    ``N = 2 q1^3 + q1^2 (1 + mid^2 + m^2) - mid^2 m^2 > 0``), and along the line the odd
+    and even steps ``o, e2`` of :func:`_psi_steps` (``k = (S11 - S22)/2``). With
+    ``H = e2/2 + (U^2/2) Q`` (so ``psi(S11) - phi12 = H + o``, ``psi(S22) - phi12 = H - o``),
+    ``4 pi^2 K1 = S11 S22 ((pi - psi11)(pi - psi22) - (pi - phi12)^2)
+    = -S11 S22 (2 H (pi - phi12 - H/2) + o^2)`` and
+    ``2 pi V1 = pi U^2 - mid e2 - 2 k o - U^2 (phi12 + (U^2/2 + m) Q)``:
+    every piece is O(k) or O(k^2) by itself, none a difference of O(1) values.
+    Measured against mpmath where :func:`gelu_det` uses it (variances 1e-5..1e5): K1
+    within 1.3e-14 (its terms cancel by up to ~10 for large variances), V1 within 1.3e-15.
+    """
+    a, b = sp.sqrt(S11), sp.sqrt(S22)
+    m, mid, k = a * b, (S11 + S22) / 2, (S11 - S22) / 2
+    half_u2 = ((S11 - S22) / sp.Max(a + b, TINY)) ** 2 / 2
+    q1 = 1 + S11 + S22
+    r, x_dot = sp.sqrt(q1), q1 + mid * m
+    p1, p2 = q1 + mid**2, (1 + S11) * (1 + S22)
+    n_pos = 2 * q1**3 + q1**2 * (1 + mid**2 + m**2) - mid**2 * m**2
+    dq = -n_pos / (r * x_dot * p1 * p2) + r / x_dot * _atan_rem(r * half_u2 / x_dot)
+    odd, even = _psi_steps(mid, k)
+    h = even / 2 + half_u2 * dq
+    k1 = -S11 * S22 * (2 * h * (sp.pi - phi12 - h / 2) + odd**2) / (4 * sp.pi**2)
+    v1 = (2 * sp.pi * half_u2 - mid * even - 2 * k * odd
+          - 2 * half_u2 * (phi12 + (half_u2 + m) * dq)) / (2 * sp.pi)  # fmt: skip
+    return k1, v1
+
+
+def _gelu_nngp() -> tuple[sp.Expr, sp.Expr]:
+    """GELU's nngp map: the direct form, and the map :func:`gelu` prints.
+
+    The latter is the direct form or, for anti-parallel pairs, the form that does not
+    cancel there (see :func:`gelu`).
+    """
+    q1 = 1 + S11 + S22
+    q = q1 + D
+    big_p = (1 + S11) * (1 + S22)
+    rq = sp.sqrt(q)
+    ang = sp.atan2(rq, -S12)
+    neg = (S12 < 0) & (ang < 1)
+    e_dir = S12 * ang / (2 * sp.pi) + (S11 * S22 * q + S12**2) / (2 * sp.pi * big_p * rq)
+    e_neg = (sp.sqrt(big_p) * h_series(ang)
+             - ((q1 + S12) * (q1 - S12) + q1 * D) / (big_p * rq)) / (2 * sp.pi)  # fmt: skip
+    return e_dir, sp.Piecewise((e_neg, neg), (e_dir, True))
+
+
+@functools.lru_cache(maxsize=1)
+def gelu_det() -> sp.Expr:
+    """Next determinant after GELU accurate relative to itself (``LayerMap.carried``).
+
+    :func:`_gelu_det`'s sum of non-negative terms, with ``K1`` and ``V1`` from
+    :func:`_gelu_k1_v1_near` where ``p = |S11 - S22| / (1 + S11 + S22) < 1/5`` (``< 3/10``
+    for ``S11 + S22 > 1``) and from :func:`_gelu_k1_v1` elsewhere (accurate to about
+    ``20 eps / p^2`` for large variances, to a few eps for small ones); for ``S12 <= 0``
+    :func:`_gelu_det_anti`. Measured worst against mpmath: 4.6e-14 (variances 1e-8..1e12).
+    Fewer terms cost accuracy where the switch must then move to smaller ``p``: 24 terms
+    and ``p < 3/20`` (``1/5``) reach 1.4e-13 at ``p = 0.2`` and variance 1e5, and cut the
+    fused kernel's compile time by a quarter.
+    """
+    q1 = 1 + S11 + S22
+    big_p = (1 + S11) * (1 + S22)
+    e_dir, _e = _gelu_nngp()
+    de, e1, phi12 = _gelu_de(q1, big_p)
+    k1_far, v1_far = _gelu_k1_v1(e1, phi12)
+    k1_near, v1_near = _gelu_k1_v1_near(phi12)
+    p = sp.Abs(S11 - S22) / q1
+    near = (p < sp.Rational(1, 5)) | ((p < sp.Rational(3, 10)) & (S11 + S22 > 1))
+    k1 = sp.Piecewise((k1_near, near), (k1_far, True))
+    v1 = sp.Piecewise((v1_near, near), (v1_far, True))
+    carried = W2**2 * (k1 + de * (e1 + e_dir)) + W2 * B2 * (v1 + 2 * de)
+    return sp.Piecewise((carried, S12 > 0), (_gelu_det_anti(), True))
+
+
+def _rho_diag(v: sp.Expr) -> sp.Expr:
+    """``E[rho(u)^2]`` at variance ``v`` (:func:`_gelu_det_anti`), a sum of positive terms."""
+    w = sp.sqrt(1 + 2 * v)
+    return (v * sp.atan2(v, w) + 2 * v**2 / ((1 + v) * w)) / (2 * sp.pi)
+
+
+def _gelu_det_anti() -> sp.Expr:
+    """The next determinant for ``S12 <= 0``, where GELU's near-linearity cancels.
+
+    ``gelu(u) = u/2 + rho(u)`` with ``rho(u) = u (Phi(u) - 1/2)`` even, so
+    ``E = S12/4 + R`` with ``R = E[rho rho]``, even in ``S12``:
+    ``2 pi R = s atan2(s, sqrt q) + (S11 S22 q + s^2)/(P sqrt q)``, ``s = |S12|`` (the map of
+    :func:`gelu` less ``S12/4``, all terms positive), and ``g_i = S_ii/4 + R_ii``. For
+    small variances an anti-parallel pair has ``E ~ -sqrt(g1 g2)``; the gap is
+    ``sqrt(g1 g2) + E = (S11 R22 + S22 R11 + 4 R11 R22)/(4 sqrt(g1 g2) + M)
+    + D/(4 (M + s)) + R`` (``g1 g2 - M^2/16`` expanded), a sum of positive terms, and
+    ``g1 g2 - E^2 = gap (sqrt(g1 g2) - E)``, ``g1 + g2 - 2E = (sqrt g1 - sqrt g2)^2 +
+    2 (sqrt(g1 g2) - E)`` (``sqrt(g1 g2) - E >= s/4``: ``R <= sqrt(R11 R22)``).
+    """
+    s = -S12
+    q = 1 + S11 + S22 + D
+    rq, big_p = sp.sqrt(q), (1 + S11) * (1 + S22)
+    r_pair = (s * sp.atan2(s, rq) + (S11 * S22 * q + s**2) / (big_p * rq)) / (2 * sp.pi)
+    r11, r22 = _rho_diag(S11), _rho_diag(S22)
+    g1, g2 = S11 / 4 + r11, S22 / 4 + r22
+    m, rg = sp.sqrt(S11) * sp.sqrt(S22), sp.sqrt(g1 * g2)
+    gap = ((S11 * r22 + S22 * r11 + 4 * r11 * r22) / sp.Max(4 * rg + m, TINY)
+           + D / sp.Max(4 * (m + s), TINY) + r_pair)  # fmt: skip
+    far = rg + s / 4 - r_pair
+    v = (g1 - g2) ** 2 / sp.Max((sp.sqrt(g1) + sp.sqrt(g2)) ** 2, TINY) + 2 * far
+    return W2**2 * gap * far + W2 * B2 * v
 
 
 def gelu() -> LayerMap:
@@ -184,11 +389,7 @@ def gelu() -> LayerMap:
     big_p = (1 + S11) * (1 + S22)
     rq = sp.sqrt(q)
     ang = sp.atan2(rq, -S12)
-    neg = (S12 < 0) & (ang < 1)
-    e_dir = S12 * ang / (2 * sp.pi) + (S11 * S22 * q + S12**2) / (2 * sp.pi * big_p * rq)
-    e_neg = (sp.sqrt(big_p) * h_series(ang)
-             - ((q1 + S12) * (q1 - S12) + q1 * D) / (big_p * rq)) / (2 * sp.pi)  # fmt: skip
-    e = sp.Piecewise((e_neg, neg), (e_dir, True))
+    e_dir, e = _gelu_nngp()
     ed_dir = (ang / (2 * sp.pi) + S12 / (2 * sp.pi * q ** sp.Rational(3, 2))
               + S12 * (2 + S11 + S22) / (2 * sp.pi * big_p * rq))  # fmt: skip
     ed_neg = (x_minus_sin(2 * ang) / 2 + S12 / (q * rq)
@@ -201,7 +402,7 @@ def gelu() -> LayerMap:
     s = sp.Symbol("S", positive=True)
     diag = (s * sp.atan2(sp.sqrt(1 + 2 * s), -s, evaluate=False) / (2 * sp.pi)
             + s**2 / (sp.pi * (1 + s) * sp.sqrt(1 + 2 * s)))  # fmt: skip
-    return LayerMap(e, ed, det, "closed form", diag)
+    return LayerMap(e, ed, det, "closed form", diag, carried=gelu_det())
 
 
 FAMILY = Family(name="gelu", members=("gelu",), derive=_gelu, stable={"gelu": gelu})
