@@ -64,13 +64,10 @@ def test_gaussian_growth(text, a):
 def test_faster_than_any_gaussian_is_infinite_at_once(text):
     """Super-Gaussian growth: infinite for every variance; read without evaluating exp(exp(1e4))
     (which took minutes in mpmath), so the refusal is immediate."""
-    import time
-
-    start = time.process_time()
     assert gaussian_growth(ntksym.get_activation(text).expr) == float("inf")
-    with pytest.raises(InputError, match="infinite"):
+    with pytest.raises(InputError, match=r"faster than every exp\(a u\^2\).*every S > 0") as err:
         ntksym.kernel(text, 2)(np.eye(2))
-    assert time.process_time() - start < 30  # was > 600 s for exp(exp(u)); not a timing test
+    assert "inf" not in str(err.value).replace("infinite", "")
 
 
 @pytest.mark.parametrize("text", ["exp(-exp(u))", "tanh(exp(u))", "exp(-exp(-u))*u"])

@@ -13,6 +13,7 @@ check is what keeps such a number from being returned.
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 import sympy as sp
@@ -62,12 +63,23 @@ def check_finite(
     for layer in range(1, depth):
         worst = float(S.max())
         if worst >= bound:
+            growth = (
+                "faster than every exp(a u^2), so E[sigma(u)^2] with u ~ N(0, S) is infinite "
+                "at every S > 0"
+                if math.isinf(a)
+                else f"like exp({a:.4g} u^2), so E[sigma(u)^2] with u ~ N(0, S) is finite "
+                f"only for S < 1/(4*{a:.4g}) = {bound:.4g}"
+            )
             raise InputError(
-                f"the kernel of {act.name!r} is infinite at these inputs: sigma grows like "
-                f"exp({a:.4g} u^2), so E[sigma(u)^2] with u ~ N(0, S) is finite only for "
-                f"S < 1/(4*{a:.4g}) = {bound:.4g}, and the variance Sigma^({layer})(x, x) "
-                f"reaches {worst:.4g} (feeding layer {layer + 1} of {depth}); reduce the "
-                "inputs' scale, weight_std, bias_std or the depth"
+                f"the kernel of {act.name!r} is infinite at these inputs: sigma grows "
+                f"{growth}, and the variance Sigma^({layer})(x, x) reaches {worst:.4g} "
+                f"(feeding layer {layer + 1} of {depth}); "
+                + (
+                    "no finite kernel exists after such a layer: use an activation that grows "
+                    "at most like exp(a u^2)"
+                    if math.isinf(a)
+                    else "reduce the inputs' scale, weight_std, bias_std or the depth"
+                )
             )
         e, _ = dual.evaluate(act, S, S, S, det=np.zeros_like(S))
         S = w2 * np.asarray(e, dtype=np.float64) + b2
