@@ -102,7 +102,7 @@ def test_verify_of_a_missing_file_is_one_line(tmp_path, capsys):
 
     assert main(["verify", str(tmp_path / "nothere.py")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "nothere.py" in err[0] and "Traceback" not in err[0]
+    assert len(err) == 1 and "nothere.py: no such file" in err[0] and "Traceback" not in err[0]
 
 
 ROOT = Path(__file__).resolve().parents[1]

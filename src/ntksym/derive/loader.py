@@ -42,6 +42,8 @@ def load_derivation(path: Path) -> Derivation:
             imported, or defines no ``DERIVATION`` (one line, naming the file).
     """
     path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file (expected a derivations/*.py module)")
     if not path.is_file() or path.suffix != ".py":
         raise InputError(f"{path}: not a Python file (expected a derivations/*.py module)")
     try:
