@@ -133,3 +133,11 @@ def test_no_reference_to_a_missing_design_md_and_a_license_as_pyproject_says():
     assert not [p for p in texts if "DESIGN" + ".md" in p.read_text(errors="replace")]
     assert (ROOT / "LICENSE").read_text().startswith("MIT License")
     assert 'license = "MIT"' in (ROOT / "pyproject.toml").read_text()
+
+
+def test_an_output_larger_than_memory_is_refused_before_any_work():
+    """10^7 rows at depth 3 pass the time estimate (about 7 days) but their 728 TiB output
+    cannot exist in memory: one InputError pointing to the tiled writer, not a MemoryError."""
+    k = ntksym.kernel("relu", 3)
+    with pytest.raises(InputError, match=r"728 TiB for each output array.*ntksym gram"):
+        k(np.zeros((10**7, 2)))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 
 import numpy as np
 import sympy as sp
@@ -94,7 +95,8 @@ def check_cost(n1: int, n2: int | None, depth: int) -> None:
         depth: Number of layers.
 
     Raises:
-        InputError: Saying how long the call would take, and what to change.
+        InputError: Saying how long the call would take, or how much memory its output
+            needs, and what to change.
     """
     rows = n1 + (n2 or 0)
     entries = n1 * (n1 if n2 is None else n2)
@@ -106,6 +108,29 @@ def check_cost(n1: int, n2: int | None, depth: int) -> None:
             "the inputs into tiles (ntksym gram) or reduce the depth (the kernel of a very "
             "deep network approaches a fixed point long before)"
         )
+    memory = _physical_memory()
+    if memory and entries * 8 > memory:
+        raise InputError(
+            f"{entries} entries need {_bytes(entries * 8)} for each output array, more than "
+            f"this machine's {_bytes(memory)} of memory; write the Gram matrix to disk in "
+            "tiles instead (ntksym gram X.npy -o K.npy)"
+        )
+
+
+def _physical_memory() -> int:
+    """This machine's physical memory in bytes, or 0 where the system does not say."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):
+        return 0
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.3g} {unit}"
+        n /= 1024
+    return f"{n:.3g} TiB"  # (not reached)
 
 
 def _duration(seconds: float) -> str:
