@@ -19,6 +19,9 @@ Each rule rewrites an expression mechanically; none of them knows the seed's ans
 from __future__ import annotations
 
 from ntksym.derive.registry import RULES, Context, RuleError, apply_rule, fresh, rule
+from ntksym.derive.rules_layers import (  # noqa: F401 - registers the layer rules
+    bernoulli_moments,
+)
 from ntksym.derive.rules_network import (
     algebra,
     chain_rule,

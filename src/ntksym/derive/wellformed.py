@@ -53,7 +53,7 @@ def free_indices(e: sp.Basic, bound: frozenset = frozenset()) -> set[sp.Symbol]:
     """
     if isinstance(e, GaussE):
         return set()
-    if isinstance(e, E):
+    if isinstance(e, E) or getattr(e, "exchangeable_units", False):
         rel: set = set()
         for syms in _slots(e, bound).values():
             if len(syms) > 1:
@@ -79,6 +79,9 @@ def unknown_symbols(e: sp.Basic) -> set[sp.Symbol]:
     """Symbols that are neither indices nor declared scalars (:func:`symbols.scalar`)."""
     if isinstance(e, (GaussE, sp.Indexed, sp.IndexedBase)):
         return set()
+    bound = getattr(e, "bound_variables", ())
+    if bound:  # an expectation over its own dummy variables (rules_layers.GaussPair)
+        return set().union(set(), *(unknown_symbols(a) for a in e.args)) - set(bound)
     if isinstance(e, sp.Symbol):
         ok = e.is_integer or e == theta or SCALARS.get(e.name) == e
         return set() if ok else {e}

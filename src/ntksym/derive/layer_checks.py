@@ -1,0 +1,92 @@
+"""Numeric checks of a single layer's derived kernel map: the statement at random points.
+
+A layer derivation (``derivations/dropout.py``, ``sign.py``, ``fan_in_sum.py``,
+``layer_norm.py``) ends each map in a closed form of the layer's input kernels. These
+checks evaluate that closed form in mpmath at seeded random points and compare it with
+something computed another way: an mpmath integral of the quantity the left side names,
+a Monte-Carlo average, or the layer maps of the code (``ntksym.kernels.layer_maps``'s
+float64 maps and ``ntksym.reference.architecture``'s mpmath maps), so that the derived
+statement and the code that computes kernels are tied together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import mpmath
+import numpy as np
+import sympy as sp
+
+from ntksym.derive.statements import pairs
+from ntksym.derive.steps import CheckFn
+from ntksym.derive.text import text
+
+__all__ = ["Point", "covariance_points", "value_check"]
+
+#: Values of the statement's scalars at one point, by symbol.
+Point = dict[sp.Symbol, float]
+
+
+def covariance_points(
+    s11: sp.Symbol,
+    s12: sp.Symbol,
+    s22: sp.Symbol,
+    count: int = 6,
+    seed: int = 0,
+    more: dict[sp.Symbol, tuple[float, float]] | None = None,
+) -> list[Point]:
+    """Seeded random valid covariances ``[[S11, S12], [S12, S22]]`` (|correlation| < 0.97).
+
+    ``more`` maps extra symbols to ``(low, high)``: each drawn uniformly.
+    """
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(count):
+        a, c = rng.uniform(0.2, 3.0, size=2)
+        rho = rng.uniform(-0.97, 0.97)
+        p: Point = {s11: float(a), s22: float(c), s12: float(rho * np.sqrt(a * c))}
+        for sym, (lo, hi) in (more or {}).items():
+            p[sym] = float(rng.uniform(lo, hi))
+        out.append(p)
+    return out
+
+
+def value_check(
+    reference: Callable[[Point], Any],
+    points: Sequence[Point],
+    what: str,
+    rtol: float = 1e-12,
+    method: str = "numeric",
+) -> CheckFn:
+    """Compare the statement's last right-hand side with ``reference`` at ``points``.
+
+    The side is evaluated in mpmath (30 digits); ``reference(point)`` is a number (float
+    or mpf) computed independently (``what`` says how). Passes when every relative
+    difference is within ``rtol`` (absolute when the reference is 0).
+    """
+
+    def check(statement: sp.Basic, ctx: object, env: dict) -> tuple[bool, str, Any]:
+        rhs = pairs(statement)[-1][1]
+        worst = 0.0
+        for p in points:
+            with mpmath.workdps(30):
+                got = sp.N(rhs.xreplace({k: sp.Float(v, 30) for k, v in p.items()}), 30)
+                if not got.is_number:
+                    return False, method, text("it does not evaluate to a number: {g}", g=got)
+                want = mpmath.mpf(reference(p))
+                diff = abs(mpmath.mpf(str(got)) - want) / max(abs(want), mpmath.mpf(1e-300))
+                if abs(want) == 0:
+                    diff = abs(mpmath.mpf(str(got)))
+            worst = max(worst, float(diff))
+        ok = worst <= rtol
+        return (
+            ok,
+            method,
+            text(
+                f"{'matches' if ok else 'differs from'} {what} at {len(points)} random "
+                f"points (worst relative difference {worst:.1e}, tolerance {rtol:.0e})"
+            ),
+        )
+
+    return check
