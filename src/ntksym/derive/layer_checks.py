@@ -22,7 +22,7 @@ from ntksym.derive.statements import pairs
 from ntksym.derive.steps import CheckFn
 from ntksym.derive.text import text
 
-__all__ = ["Point", "covariance_points", "value_check"]
+__all__ = ["Point", "covariance_points", "mean_check", "value_check"]
 
 #: Values of the statement's scalars at one point, by symbol.
 Point = dict[sp.Symbol, float]
@@ -86,6 +86,43 @@ def value_check(
             text(
                 f"{'matches' if ok else 'differs from'} {what} at {len(points)} random "
                 f"points (worst relative difference {worst:.1e}, tolerance {rtol:.0e})"
+            ),
+        )
+
+    return check
+
+
+def mean_check(
+    sampler: Callable[[Point, np.random.Generator], np.ndarray],
+    points: Sequence[Point],
+    what: str,
+    seed: int = 0,
+    sigmas: float = 4.5,
+) -> CheckFn:
+    """The statement's last right-hand side against a Monte-Carlo mean with error bars.
+
+    ``sampler(point, rng)`` returns independent samples of the quantity the left side
+    takes the expectation of; the check passes when the derived value is within
+    ``sigmas`` standard errors of their mean at every point.
+    """
+
+    def check(statement: sp.Basic, ctx: object, env: dict) -> tuple[bool, str, Any]:
+        rhs = pairs(statement)[-1][1]
+        worst = 0.0
+        for n, p in enumerate(points):
+            got = sp.N(rhs.xreplace({k: sp.Float(v, 30) for k, v in p.items()}), 20)
+            if not got.is_number:
+                return False, "monte-carlo", text("it does not evaluate to a number: {g}", g=got)
+            samples = sampler(p, np.random.default_rng(seed + n))
+            se = float(np.std(samples) / np.sqrt(samples.size))
+            worst = max(worst, abs(float(got) - float(np.mean(samples))) / max(se, 1e-300))
+        ok = worst <= sigmas
+        return (
+            ok,
+            "monte-carlo",
+            text(
+                f"{'within' if ok else 'outside'} the error bars of {what} at {len(points)} "
+                f"random points (worst {worst:.1f} standard errors, limit {sigmas})"
             ),
         )
 
