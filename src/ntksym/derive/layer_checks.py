@@ -25,7 +25,7 @@ from ntksym.derive.text import text
 __all__ = ["Point", "covariance_points", "mean_check", "value_check"]
 
 #: Values of the statement's scalars at one point, by symbol.
-Point = dict[sp.Symbol, float]
+Point = dict[sp.Symbol, float | int]
 
 
 def covariance_points(
@@ -71,7 +71,7 @@ def value_check(
         worst = 0.0
         for p in points:
             with mpmath.workdps(30):
-                got = sp.N(rhs.xreplace({k: sp.Float(v, 30) for k, v in p.items()}), 30)
+                got = sp.N(rhs.xreplace(_values(p)), 30)
                 if not got.is_number:
                     return False, method, text("it does not evaluate to a number: {g}", g=got)
                 want = mpmath.mpf(reference(p))
@@ -110,7 +110,7 @@ def mean_check(
         rhs = pairs(statement)[-1][1]
         worst = 0.0
         for n, p in enumerate(points):
-            got = sp.N(rhs.xreplace({k: sp.Float(v, 30) for k, v in p.items()}), 20)
+            got = sp.N(rhs.xreplace(_values(p)), 20)
             if not got.is_number:
                 return False, "monte-carlo", text("it does not evaluate to a number: {g}", g=got)
             samples = sampler(p, np.random.default_rng(seed + n))
@@ -127,3 +127,8 @@ def mean_check(
         )
 
     return check
+
+
+def _values(p: Point) -> dict:
+    """The point as SymPy numbers: integers (unit indices) exact, the rest 30-digit floats."""
+    return {s: sp.Integer(v) if isinstance(v, int) else sp.Float(v, 30) for s, v in p.items()}

@@ -43,8 +43,10 @@ __all__ = [
     "MASKS",
     "ZERO_MEAN",
     "MOMENTS",
+    "LIMITS",
     "bernoulli_mask",
     "zero_mean",
+    "declare_limits",
     "declare_moments",
 ]
 
@@ -54,6 +56,8 @@ MASKS: dict[sp.IndexedBase, sp.Expr] = {}
 ZERO_MEAN: set[sp.IndexedBase] = set()
 #: Declared moments of Gaussian fields: ``Ex(expr) -> value``.
 MOMENTS: dict[sp.Basic, sp.Expr] = {}
+#: Quantities shown (by an earlier step) to converge in probability: ``expr -> limit``.
+LIMITS: dict[sp.Basic, sp.Expr] = {}
 
 
 class Ex(sp.Function):
@@ -133,6 +137,11 @@ def zero_mean(name: str) -> sp.IndexedBase:
 def declare_moments(moments: dict[sp.Basic, sp.Expr]) -> None:
     """Declare moments ``Ex(expr) = value`` of Gaussian fields for ``field_moments``."""
     MOMENTS.update(moments)
+
+
+def declare_limits(limits: dict[sp.Basic, sp.Expr]) -> None:
+    """Declare limits in probability (derived by earlier steps) for ``continuous_mapping``."""
+    LIMITS.update(limits)
 
 
 def _is_random(e: sp.Basic) -> bool:
@@ -356,3 +365,30 @@ def power_counting(expr: sp.Expr, ctx: Context) -> sp.Expr:
             continue
         out.append(t)
     return sp.Add(*out)
+
+
+@rule(
+    "continuous_mapping",
+    description=text(
+        "if {x} in probability and {f} is continuous at {a}, then {fx}",
+        x=Tex(r"X_n \to a", "X_n -> a"),
+        f=Tex("f", "f"),
+        a=Tex("a", "a"),
+        fx=Tex(r"f(X_n) \to f(a)", "f(X_n) -> f(a)"),
+    ),
+)
+def continuous_mapping(expr: sp.Expr, ctx: Context) -> sp.Expr:
+    """Each declared convergent quantity replaced by its limit; the result must be finite.
+
+    Raises:
+        RuleError: The map is not continuous there (a denominator or a square root
+            vanishes at the limit), or nothing was replaced.
+    """
+    out = expr.xreplace(LIMITS)
+    if out == expr:
+        raise RuleError(f"no declared convergent quantity in {expr}")
+    for p in out.atoms(sp.Pow):
+        if p.exp.is_negative or not p.exp.is_integer:
+            if p.base.is_zero is not False:
+                raise RuleError(f"{p} may be singular at the limit: the map is not continuous")
+    return out
