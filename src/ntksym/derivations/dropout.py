@@ -33,13 +33,13 @@ import numpy as np
 import sympy as sp
 
 from ntksym.derive.layer_checks import Point, covariance_points, value_check
-from ntksym.derive.rules_layers import Ex, bernoulli_mask, declare_moments
+from ntksym.derive.rules_layers import Ex, facts
 from ntksym.extend import Context, Derivation, Step, Tex, apply_rule, index, scalar, text, theta
 
 q = scalar("q")
 k = index("k")
 h, hp = sp.IndexedBase("h"), sp.IndexedBase("h'")
-xi, xip = bernoulli_mask("xi", q), bernoulli_mask("xi'", q)
+xi, xip = sp.IndexedBase("xi"), sp.IndexedBase("xi'")
 #: the kernels of the layer's input: Sigma(x, x), Sigma(x', x'), Sigma(x, x'), and the
 #: NTK Theta(x, x'), Theta(x, x)
 S11, S22 = scalar("Sigma_11"), scalar("Sigma_22")
@@ -47,15 +47,14 @@ S12, T12, T11 = scalar("Sigma_12", False), scalar("Theta_12", False), scalar("Th
 #: a unit of the input as a function of one parameter p (= theta) of the earlier layers
 hf, hfp = sp.Function("h_k"), sp.Function("h'_k")
 
-declare_moments(
-    {
-        Ex(h[k] * hp[k]): S12,
-        Ex(h[k] ** 2): S11,
-        Ex(sp.Derivative(hf(theta), theta) * sp.Derivative(hfp(theta), theta)): T12,
-        Ex(sp.Derivative(hf(theta), theta) ** 2): T11,
-    }
-)
-CTX = Context()
+MOMENTS = {
+    Ex(h[k] * hp[k]): S12,
+    Ex(h[k] ** 2): S11,
+    Ex(sp.Derivative(hf(theta), theta) * sp.Derivative(hfp(theta), theta)): T12,
+    Ex(sp.Derivative(hf(theta), theta) ** 2): T11,
+}
+#: the masks xi (at x) and xi' (at x' != x), each Bernoulli(q); the input's moments
+CTX = Context(facts=facts(masks={xi: q, xip: q}, moments=MOMENTS))
 
 Y, YP = xi[k] * h[k] / q, xip[k] * hp[k] / q  # two examples, two masks
 YS = xi[k] * h[k] / q  # the same example: one mask

@@ -34,7 +34,7 @@ import numpy as np
 import sympy as sp
 
 from ntksym.derive.layer_checks import Point, covariance_points, mean_check, value_check
-from ntksym.derive.rules_layers import Ex, declare_moments, zero_mean
+from ntksym.derive.rules_layers import Ex, facts
 from ntksym.extend import (
     Context,
     Derivation,
@@ -50,14 +50,13 @@ from ntksym.extend import (
 
 k, j, i = index("k"), index("j"), index("i")
 n = width(1)
-U, c, V, d = zero_mean("U"), zero_mean("c"), zero_mean("V"), zero_mean("d")
+U, c, V, d = (sp.IndexedBase(s) for s in ("U", "c", "V", "d"))
 a, ap, g, gp = (sp.IndexedBase(s) for s in ("a", "a'", "g", "g'"))
 z, zp = sp.IndexedBase("z"), sp.IndexedBase("z'")
 A, Ap, B, Bp = (sp.IndexedBase(s) for s in ("A", "A'", "B", "B'"))
 wa, ba, wb, bb = (scalar(s) for s in ("sigma_A", "beta_A", "sigma_B", "beta_B"))
 SA, SB, SZ = (scalar(s, False) for s in ("Sigma_A", "Sigma_B", "Sigma_z"))
 TA, TB = scalar("Theta_A", False), scalar("Theta_B", False)
-CTX = Context(ranges={k: n, j: n, i: n})
 
 
 def dense(
@@ -85,15 +84,15 @@ def D(e: sp.Expr) -> sp.Expr:
     return sp.Derivative(e, theta, evaluate=False)
 
 
-declare_moments(
-    {
-        Ex(A[k] * Ap[k]): SA,
-        Ex(B[k] * Bp[k]): SB,
-        Ex(z[k] * zp[k]): SZ,
-        Ex(PSum(D(Af) * D(Apf))): TA,
-        Ex(PSum(D(Bf) * D(Bpf))): TB,
-    }
-)
+MOMENTS = {
+    Ex(A[k] * Ap[k]): SA,
+    Ex(B[k] * Bp[k]): SB,
+    Ex(z[k] * zp[k]): SZ,
+    Ex(PSum(D(Af) * D(Apf))): TA,
+    Ex(PSum(D(Bf) * D(Bpf))): TB,
+}
+#: the branches' own Dense parameters are zero-mean and independent of all else
+CTX = Context(ranges={k: n, j: n, i: n}, facts=facts(zero_mean={U, c, V, d}, moments=MOMENTS))
 
 
 def r(name: str, e: sp.Basic) -> sp.Basic:
@@ -262,6 +261,21 @@ def refused_check(stmt: sp.Basic, ctx: Context, env: dict) -> tuple[bool, str, A
     )
 
 
+def _twice_samples(p: Point, rng: np.random.Generator) -> np.ndarray:
+    """``(z + z)(z' + z')`` at ``x' = x``: ``z ~ N(0, Sigma_z)``, 200000 draws."""
+    zs = rng.normal(scale=np.sqrt(p[SZ]), size=200_000)
+    return (zs + zs) * (zs + zs)
+
+
+def identity_check(stmt: sp.Basic, ctx: Context, env: dict) -> tuple[bool, str, Any]:
+    """Monte Carlo of ``(z + z)(z' + z')``, then the code's refusal of the network."""
+    ok, method, mc = mean_check(_twice_samples, POINTS[:3], "Monte Carlo (x' = x)")(stmt, ctx, env)
+    if not ok:
+        return ok, method, mc
+    ok, method, code = refused_check(stmt, ctx, env)
+    return ok, "monte-carlo" if ok else method, text("{a}; {b}", a=mc, b=code)
+
+
 CROSS_MC = "a Monte-Carlo average over the branch's own parameters (width 3, 200000 draws)"
 DERIVATION = Derivation(
     name="fan_in_sum",
@@ -301,7 +315,7 @@ DERIVATION = Derivation(
             "bilinearity",
             derive=d5,
             ctx=CTX,
-            extra_check=refused_check,
+            extra_check=identity_check,
             note="Identity + Identity: the cross terms stay; the code refuses the network",
         ),
         Step("6", P6, "independent_zero_mean", derive=d6, ctx=CTX, note="p before the FanOut"),

@@ -38,7 +38,7 @@ import sympy as sp
 
 from ntksym.derive.canonical import pull_constants
 from ntksym.derive.layer_checks import Point, covariance_points, mean_check, value_check
-from ntksym.derive.rules_layers import Ex, declare_limits, declare_moments
+from ntksym.derive.rules_layers import Ex, facts, with_limits
 from ntksym.derive.symbols import E
 from ntksym.extend import (
     Context,
@@ -62,12 +62,14 @@ S12, T12 = scalar("Sigma_12", False), scalar("Theta_12", False)
 #: s and c at x and at x' in the NTK step (a unit's normalised value c_j)
 sg, sgp = scalar("s_x"), scalar("s_x'")
 cc, ccp = sp.IndexedBase("c"), sp.IndexedBase("c'")
-CTX = Context(ranges={k: n, kp: n, j: n, m: n, i: n, "limit_width": n})
 
 MU = sp.Sum(z[m], (m, 1, n)) / n
 S2 = sp.Sum((z[m] - MU) ** 2, (m, 1, n)) / n
 YK = (z[k] - MU) / sp.sqrt(S2 + eps)
-declare_moments({Ex(z[m]): sp.S.Zero, Ex(z[m] ** 2): S11, Ex(z[k] * zp[k]): S12})
+MOMENTS = {Ex(z[m]): sp.S.Zero, Ex(z[m] ** 2): S11, Ex(z[k] * zp[k]): S12}
+CTX = Context(
+    ranges={k: n, kp: n, j: n, m: n, i: n, "limit_width": n}, facts=facts(moments=MOMENTS)
+)
 
 
 def r(name: str, e: sp.Basic, ctx: Context = CTX) -> sp.Basic:
@@ -101,14 +103,14 @@ def d2(env: dict) -> sp.Basic:
     e = sp.expand(sp.Sum(sp.expand((z[m] - mh) ** 2), (m, 1, n)).expand() / n)
     e = sp.expand(pull_constants(e)).xreplace({sp.Sum(z[m], (m, 1, n)): n * mh})
     # e = (1/n) sum z_m^2 - mu^2: the law of large numbers, then mu -> (1)
-    declare_limits({mh: env["1"].args[1]})
-    return Tends(S2, r("continuous_mapping", lln(e)), n)
+    limits = with_limits(CTX, {mh: env["1"].args[1]})
+    return Tends(S2, r("continuous_mapping", lln(e), limits), n)
 
 
 def d3(env: dict) -> sp.Basic:
     mh, sh = sp.Dummy("mu"), sp.Dummy("s2")  # mu and s^2, whose limits (1), (2) derive
-    declare_limits({mh: env["1"].args[1], sh: env["2"].args[1]})
-    return Tends(YK, r("continuous_mapping", (z[k] - mh) / sp.sqrt(sh + eps)), n)
+    limits = with_limits(CTX, {mh: env["1"].args[1], sh: env["2"].args[1]})
+    return Tends(YK, r("continuous_mapping", (z[k] - mh) / sp.sqrt(sh + eps), limits), n)
 
 
 def d4(env: dict) -> sp.Basic:
@@ -163,8 +165,8 @@ def d6(env: dict) -> sp.Basic:
     e = r("delta_sum", sp.expand(pull_constants(e.expand())))
     e = r("power_counting", sp.expand(pull_constants(e)))
     s_lim = sp.sqrt(env["2"].args[1] + eps)
-    declare_limits({sg: s_lim, sgp: at_xp(s_lim)})
-    return Tends(LHS6, sp.factor_terms(T12 * r("continuous_mapping", e)), n)
+    limits = with_limits(CTX, {sg: s_lim, sgp: at_xp(s_lim)})
+    return Tends(LHS6, sp.factor_terms(T12 * r("continuous_mapping", e, limits)), n)
 
 
 # ---------------------------------------------------------------- the checks

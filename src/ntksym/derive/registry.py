@@ -48,6 +48,9 @@ class Context:
         parameterization: ``"ntk"`` (the seed's (2): ``weight_scale W alpha / sqrt(n_m)
             + beta b``) or ``"standard"`` (``W alpha + beta b`` with no ``1/sqrt(n)``, and
             ``Var(w^(m)) = weight_var * weight_scale^2 / n_m``).
+        facts: what the layer rules (:mod:`ntksym.derive.rules_layers`) may use, by kind
+            (``"masks"``, ``"zero_mean"``, ``"moments"``, ``"limits"``); each derivation
+            declares its own, so two derivations never share them.
     """
 
     ranges: dict = field(default_factory=dict)
@@ -57,6 +60,7 @@ class Context:
     names: dict = field(default_factory=dict)
     weight_scale: sp.Expr = sp.S.One
     parameterization: str = "ntk"
+    facts: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.parameterization not in PARAMETERIZATIONS:

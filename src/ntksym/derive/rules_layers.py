@@ -36,28 +36,7 @@ from sympy.printing.latex import LatexPrinter
 from ntksym.derive.registry import Context, RuleError, rule
 from ntksym.derive.text import Tex, text
 
-__all__ = [
-    "Ex",
-    "GaussPair",
-    "Orthant",
-    "MASKS",
-    "ZERO_MEAN",
-    "MOMENTS",
-    "LIMITS",
-    "bernoulli_mask",
-    "zero_mean",
-    "declare_limits",
-    "declare_moments",
-]
-
-#: Dropout masks: base -> keep probability ``q`` (``xi ~ Bernoulli(q)``).
-MASKS: dict[sp.IndexedBase, sp.Expr] = {}
-#: Zero-mean parameters, independent of every other declared quantity.
-ZERO_MEAN: set[sp.IndexedBase] = set()
-#: Declared moments of Gaussian fields: ``Ex(expr) -> value``.
-MOMENTS: dict[sp.Basic, sp.Expr] = {}
-#: Quantities shown (by an earlier step) to converge in probability: ``expr -> limit``.
-LIMITS: dict[sp.Basic, sp.Expr] = {}
+__all__ = ["Ex", "GaussPair", "Orthant", "facts", "with_limits"]
 
 
 class Ex(sp.Function):
@@ -120,28 +99,32 @@ class Orthant(sp.Function):
             return sp.Float(str(val), mpmath.libmp.prec_to_dps(prec))
 
 
-def bernoulli_mask(name: str, keep: sp.Expr) -> sp.IndexedBase:
-    """Declare a dropout mask ``xi_k ~ Bernoulli(keep)``, one per index, and return it."""
-    base = sp.IndexedBase(name)
-    MASKS[base] = keep
-    return base
+def facts(
+    masks: dict[sp.IndexedBase, sp.Expr] | None = None,
+    zero_mean: set[sp.IndexedBase] | None = None,
+    moments: dict[sp.Basic, sp.Expr] | None = None,
+    limits: dict[sp.Basic, sp.Expr] | None = None,
+) -> dict:
+    """The facts a derivation declares for the layer rules (``Context(facts=...)``).
+
+    Args:
+        masks: dropout masks, base -> keep probability ``q`` (``xi ~ Bernoulli(q)``).
+        zero_mean: zero-mean parameters, independent of every other declared quantity.
+        moments: moments of Gaussian fields, ``Ex(expr) -> value``.
+        limits: limits in probability (derived by earlier steps), ``expr -> limit``.
+    """
+    return {
+        "masks": dict(masks or {}),
+        "zero_mean": set(zero_mean or ()),
+        "moments": dict(moments or {}),
+        "limits": dict(limits or {}),
+    }
 
 
-def zero_mean(name: str) -> sp.IndexedBase:
-    """Declare a zero-mean parameter (independent of all else) and return it."""
-    base = sp.IndexedBase(name)
-    ZERO_MEAN.add(base)
-    return base
-
-
-def declare_moments(moments: dict[sp.Basic, sp.Expr]) -> None:
-    """Declare moments ``Ex(expr) = value`` of Gaussian fields for ``field_moments``."""
-    MOMENTS.update(moments)
-
-
-def declare_limits(limits: dict[sp.Basic, sp.Expr]) -> None:
-    """Declare limits in probability (derived by earlier steps) for ``continuous_mapping``."""
-    LIMITS.update(limits)
+def with_limits(ctx: Context, limits: dict[sp.Basic, sp.Expr]) -> Context:
+    """``ctx`` with more limits in probability for ``continuous_mapping``."""
+    known = ctx.facts.get("limits", {})
+    return ctx.replace(facts={**ctx.facts, "limits": {**known, **limits}})
 
 
 def _is_random(e: sp.Basic) -> bool:
@@ -194,6 +177,7 @@ def bilinearity(expr: sp.Expr, ctx: Context) -> sp.Expr:
 )
 def bernoulli_moments(expr: sp.Expr, ctx: Context) -> sp.Expr:
     """``Ex[xi_1^p1 ... xi_m^pm X] = q^m Ex[X]`` for distinct masks independent of ``X``."""
+    known = ctx.facts.get("masks", {})
 
     def ev(e: Ex) -> sp.Expr:
         out = []
@@ -202,15 +186,15 @@ def bernoulli_moments(expr: sp.Expr, ctx: Context) -> sp.Expr:
             rest = []
             for f in sp.Mul.make_args(t):
                 base, p = f.as_base_exp()
-                if isinstance(base, sp.Indexed) and base.base in MASKS:
+                if isinstance(base, sp.Indexed) and base.base in known:
                     if not (p.is_Integer and p > 0):
                         raise RuleError(f"{f}: a mask enters only with a positive integer power")
                     masks.add(base)
-                elif any(m.base in MASKS for m in f.atoms(sp.Indexed)):
+                elif any(m.base in known for m in f.atoms(sp.Indexed)):
                     raise RuleError(f"{f}: a mask inside a function is not a moment of it")
                 else:
                     rest.append(f)
-            moments = sp.Mul(*[MASKS[m.base] for m in masks])
+            moments = sp.Mul(*[known[m.base] for m in masks])
             rand = sp.Mul(*[f for f in rest if _is_random(f)])
             const = sp.Mul(*[f for f in rest if not _is_random(f)])
             out.append(const * moments * (Ex(rand) if rand != 1 else 1))
@@ -299,10 +283,11 @@ def almost_everywhere(expr: sp.Expr, ctx: Context) -> sp.Expr:
 )
 def independent_zero_mean(expr: sp.Expr, ctx: Context) -> sp.Expr:
     """``Ex[w X] = 0`` when a zero-mean parameter ``w`` enters the product exactly once."""
+    zero = ctx.facts.get("zero_mean", set())
 
     def ev(e: Ex) -> sp.Expr:
         arg = e.args[0]
-        for base in ZERO_MEAN:
+        for base in zero:
             entries = [t for t in arg.atoms(sp.Indexed) if t.base == base]
             if len(entries) != 1:
                 continue
@@ -321,11 +306,12 @@ def independent_zero_mean(expr: sp.Expr, ctx: Context) -> sp.Expr:
 )
 def field_moments(expr: sp.Expr, ctx: Context) -> sp.Expr:
     """``Ex(expr)`` replaced by its declared moment, after renaming the unit index."""
+    moments = ctx.facts.get("moments", {})
 
     def ev(e: Ex) -> sp.Expr:
-        if e in MOMENTS:
-            return MOMENTS[e]
-        for key, value in MOMENTS.items():
+        if e in moments:
+            return moments[e]
+        for key, value in moments.items():
             found = e.match(key.xreplace({i: sp.Wild(i.name) for i in _indices(key)}))
             if found is not None:
                 return value
@@ -384,7 +370,7 @@ def continuous_mapping(expr: sp.Expr, ctx: Context) -> sp.Expr:
         RuleError: The map is not continuous there (a denominator or a square root
             vanishes at the limit), or nothing was replaced.
     """
-    out = expr.xreplace(LIMITS)
+    out = expr.xreplace(ctx.facts.get("limits", {}))
     if out == expr:
         raise RuleError(f"no declared convergent quantity in {expr}")
     for p in out.atoms(sp.Pow):
