@@ -158,16 +158,25 @@ def _mixed():
     )
 
 
-def test_standard_and_layer_norm_steps_are_checked_not_derived():
+def test_standard_steps_are_checked_not_derived_and_layer_norm_is_derived():
     deriv = network_derivation(_mixed())
     results = {r.label: r for r in deriv.run()}
     assert list(results) == ["S1", "T1", "S2", "D2", "T2", "S3", "T3", "S4", "D4", "T4"]
     assert all(r.verdict == "verified" for r in results.values())
-    for label in ("S1", "T1", "S3", "T3", "S4", "D4", "T4"):  # standard Dense, LayerNorm
+    for label in ("S1", "T1", "S4", "D4", "T4"):  # standard Dense
         assert results[label].method == "numeric", label
         assert results[label].rule == "hypothesis"
         assert "not derived by the engine" in deriv.step(label).note.plain()
     assert results["T2"].method == "symbolic+numeric"  # the NTK-parameterized layer
+    # LayerNorm: derivations/layer_norm.py instantiated at layer 2, and checked
+    assert (results["S3"].rule, results["T3"].rule) == ("field_moments", "power_counting")
+    for label in ("S3", "T3"):
+        assert results[label].method == "symbolic+numeric", label
+        assert "derivation layer_norm" in deriv.step(label).note.plain()
+    # a LayerNorm map without eps in one variance is a misprint (the referee rejects it)
+    printed = deriv.step("S3").printed
+    typo = printed.xreplace({sp.Float("1.0e-12"): sp.Integer(1)})
+    assert deriv.with_printed("S3", typo).run_one("S3").verdict == "misprint"
     # a wrong width in the standard NTK's n Sigma term fails the referee check
     step = deriv.step("T4")
     wrong = step.derive({}).xreplace({sp.Integer(5): sp.Integer(6)})

@@ -1,7 +1,8 @@
 """Layers whose kernel map the engine does not derive: stated, then checked numerically.
 
 The derivation engine has no general derivation of the standard parameterization's
-layer map for a network with per-layer scales, nor of ``LayerNorm``'s or ``Dropout``'s.
+layer map for a network with per-layer scales, nor of a Dropout between an activation
+and a Dense layer as one unit (``LayerNorm`` is derived: ``derivations/layer_norm.py``).
 A network that has them still gets its document (:func:`ntksym.notes.network.network_derivation`):
 those steps state the layer map of ``docs/architectures.md`` and are checked, as every
 derived step is, against :func:`ntksym.reference.kernel` of the network cut after the
@@ -19,7 +20,7 @@ import sympy as sp
 
 from ntksym.derive.symbols import GaussE, Sigma, Sigma_dot, Theta_inf, index, width, x
 from ntksym.derive.text import Text
-from ntksym.notes.network_check import SAME_EXAMPLE, SigmaXX, SigmaYY
+from ntksym.notes.network_check import SAME_EXAMPLE
 from ntksym.notes.network_units import Unit
 
 __all__ = ["checked_derive", "checked_note", "checked_statements"]
@@ -41,13 +42,6 @@ def _gauss(f: Any, m: int) -> sp.Expr:
 def checked_statements(unit: Unit, phi: Any, phidot: Any) -> dict[str, sp.Eq]:
     """The layer map of a unit the engine does not derive, from its layer records."""
     m, p = unit.m, unit.m - 1
-    if unit.kind == "layer_norm":
-        eps = _num(unit.norm.eps if unit.norm is not None else 0.0)
-        den = sp.sqrt((eps + SigmaXX(p)) * (eps + SigmaYY(p)))
-        return {
-            "S": sp.Eq(Sigma(m), Sigma(p) / den),
-            "T": sp.Eq(Theta_inf(m), Theta_inf(p) / den),
-        }
     d = unit.dense
     assert d is not None
     w2, b2, one = _num(d.w_std) ** 2, _num(d.b_std) ** 2, int(d.b_std is not None)
@@ -78,9 +72,7 @@ def checked_statements(unit: Unit, phi: Any, phidot: Any) -> dict[str, sp.Eq]:
 
 def checked_note(unit: Unit) -> Text:
     """Why the step is stated rather than derived."""
-    if unit.kind == "layer_norm":
-        what = "LayerNorm"
-    elif unit.dropout is not None:
+    if unit.dropout is not None:
         param = "standard" if unit.kind.endswith("_standard") else "NTK"
         what = f"{unit.dropout} before a Dense layer ({param} parameterization)"
     else:
