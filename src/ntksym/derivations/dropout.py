@@ -3,7 +3,7 @@
 The layer (neural-tangents' ``Dropout(rate, mode="train")``, ``rate = q`` the probability
 of *keeping* a unit): ``y_k(x) = xi_k(x) h_k(x) / q`` with ``xi_k(x) ~ Bernoulli(q)``
 independent over units and over examples, drawn independently of the network. Two
-different examples ``x != x'`` get independent masks ``xi, xi'``; an example paired with
+different examples ``x != x'`` get independent masks ``xi, eta``; an example paired with
 itself gets one mask.
 
 The engine derives, from ``xi^p = xi`` and ``E[xi] = q`` alone (rule
@@ -39,7 +39,7 @@ from ntksym.extend import Context, Derivation, Step, Tex, apply_rule, index, sca
 q = scalar("q")
 k = index("k")
 h, hp = sp.IndexedBase("h"), sp.IndexedBase("h'")
-xi, xip = sp.IndexedBase("xi"), sp.IndexedBase("xi'")
+xi, xip = sp.IndexedBase("xi"), sp.IndexedBase("eta")  # the masks at x and at x' != x
 #: the kernels of the layer's input: Sigma(x, x), Sigma(x', x'), Sigma(x, x'), and the
 #: NTK Theta(x, x'), Theta(x, x)
 S11, S22 = scalar("Sigma_11"), scalar("Sigma_22")
@@ -53,7 +53,7 @@ MOMENTS = {
     Ex(sp.Derivative(hf(theta), theta) * sp.Derivative(hfp(theta), theta)): T12,
     Ex(sp.Derivative(hf(theta), theta) ** 2): T11,
 }
-#: the masks xi (at x) and xi' (at x' != x), each Bernoulli(q); the input's moments
+#: the masks xi (at x) and eta (at x' != x), each Bernoulli(q); the input's moments
 CTX = Context(facts=facts(masks={xi: q, xip: q}, moments=MOMENTS))
 
 Y, YP = xi[k] * h[k] / q, xip[k] * hp[k] / q  # two examples, two masks
@@ -102,7 +102,7 @@ def d_ntk(lhs: sp.Expr) -> sp.Basic:
 
 # ---------------------------------------------------------------- the checks
 def _monte_carlo(diag: bool) -> Any:
-    """``E[xi xi']`` (two masks) or ``E[xi^2]`` (one), averaged over 400000 seeded masks."""
+    """``E[xi eta]`` (two masks) or ``E[xi^2]`` (one), averaged over 400000 seeded masks."""
     masks = 400_000
 
     def ref(p: Point) -> float:
@@ -155,7 +155,7 @@ def _code(field: str, same: bool, backend: str) -> Any:
 POINTS = covariance_points(
     S11, S12, S22, seed=14, more={q: (0.1, 1.0), T12: (-2, 2), T11: (0.1, 3)}
 )
-#: Monte Carlo: keep probabilities >= 0.3, where 400000 masks give E[xi xi'] to a relative
+#: Monte Carlo: keep probabilities >= 0.3, where 400000 masks give E[xi eta] to a relative
 #: standard error <= 5e-3 (the tolerance, 2e-2, is four of them)
 MC_POINTS = covariance_points(S11, S12, S22, seed=15, more={q: (0.3, 1.0)})
 
@@ -181,7 +181,7 @@ def mc_check(diag: bool) -> Any:
 
 
 DEFINITION = sp.Eq(sp.IndexedBase("y")[k], Y)
-NOTE_SAME = "the same example: one mask, xi' = xi"
+NOTE_SAME = "the same example: one mask (eta = xi)"
 
 DERIVATION = Derivation(
     name="dropout",

@@ -29,6 +29,8 @@ seed's rules never see objects they do not know.
 
 from __future__ import annotations
 
+from typing import Any
+
 import mpmath
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
@@ -51,6 +53,11 @@ class Ex(sp.Function):
 
     def _latex(self, printer: LatexPrinter) -> str:
         return r"\mathbb{E}\left[" + printer._print(self.args[0]) + r"\right]"
+
+    _ntksym_notes_latex = _latex
+
+    def _ntksym_plain(self, printer: Any) -> str:
+        return "E[" + printer._print(self.args[0]) + "]"
 
 
 class GaussPair(sp.Function):
@@ -78,6 +85,12 @@ class GaussPair(sp.Function):
             + r"\right]"
         )
 
+    _ntksym_notes_latex = _latex
+
+    def _ntksym_plain(self, printer: Any) -> str:
+        f, u, v, s11, s12, s22 = (printer._print(a) for a in self.args)
+        return f"E_{{({u},{v})~N(0,[[{s11},{s12}],[{s12},{s22}]])}}[{f}]"
+
 
 class Orthant(sp.Function):
     """``P(u > 0, v > 0)`` for a centred Gaussian pair with correlation ``rho``."""
@@ -86,6 +99,11 @@ class Orthant(sp.Function):
 
     def _latex(self, printer: LatexPrinter) -> str:
         return r"P_{\rho = " + printer._print(self.args[0]) + r"}(u > 0, v > 0)"
+
+    _ntksym_notes_latex = _latex
+
+    def _ntksym_plain(self, printer: Any) -> str:
+        return "P_{rho=" + printer._print(self.args[0]) + "}(u > 0, v > 0)"
 
     def _eval_evalf(self, prec: int) -> sp.Float | None:
         """By quadrature: ``int_0^oo phi(t) Phi(rho t / sqrt(1 - rho^2)) dt``."""
