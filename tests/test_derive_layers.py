@@ -209,6 +209,16 @@ def test_layer_rules_refuse_what_they_do_not_cover():
         apply_rule("sign_orthants", sign.gp(sp.sign(u) * v), ctx)
     with pytest.raises(RuleError, match="limit_width"):
         apply_rule("power_counting", sp.Integer(1), ctx)
+    n = layer_norm.n
+    wide = Context(ranges={"limit_width": n})
+    with pytest.raises(RuleError, match="not a power"):
+        apply_rule("power_counting", 1 / (n + 1), wide)
+    kept = apply_rule(
+        "power_counting",
+        3 + 1 / sp.sqrt(n) + sp.Sum(dropout.h[dropout.k], (dropout.k, 1, n)) / n,
+        wide,
+    )
+    assert kept == 3 + sp.Sum(dropout.h[dropout.k], (dropout.k, 1, n)) / n
     with pytest.raises(RuleError, match="no declared convergent"):
         apply_rule("continuous_mapping", sp.Symbol("nothing_declared", positive=True), ctx)
     assert isinstance(sign.gp(sp.sign(u)), GaussPair)

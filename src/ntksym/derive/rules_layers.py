@@ -362,10 +362,10 @@ def power_counting(expr: sp.Expr, ctx: Context) -> sp.Expr:
         sums = [f for f in sp.Mul.make_args(t) if isinstance(f, sp.Sum)]
         nsum = sum(1 for s in sums for (_, _, hi) in s.limits if hi == n)
         rest = sp.Mul(*[f for f in sp.Mul.make_args(t) if not isinstance(f, sp.Sum)])
-        a = -sp.degree(sp.together(rest).as_numer_denom()[0], n) + sp.degree(
-            sp.together(rest).as_numer_denom()[1], n
-        )
-        if a > nsum:
+        coeff, power = rest.as_coeff_exponent(n)
+        if coeff.has(n):
+            raise RuleError(f"{t} is not a power of {n} times sums over 1..{n}")
+        if -power > nsum:
             continue
         out.append(t)
     return sp.Add(*out)
