@@ -45,6 +45,7 @@ from ntksym.extend import (
     Derivation,
     Step,
     Tends,
+    Tex,
     apply_rule,
     index,
     scalar,
@@ -321,7 +322,10 @@ DERIVATION = Derivation(
             uses=("1", "2"),
             derive=d3,
             ctx=CTX,
-            note=text("needs {c}", c=S11 + eps > 0),
+            note=text(
+                "needs {c}: the map is continuous there",
+                c=Tex(r"\Sigma_{11} + \epsilon > 0", "Sigma_11 + epsilon > 0"),
+            ),
         ),
         Step(
             "4",
@@ -362,6 +366,11 @@ DERIVATION = Derivation(
             z=z[k],
             s=sp.Tuple(S11, S12, S22),
         ),
-        text("{c}", c=sp.Ge(eps, 0)),
+        text(
+            "{c} and {s} (so the map is continuous also at the code's {z})",
+            c=Tex(r"\epsilon \ge 0", "epsilon >= 0"),
+            s=Tex(r"\Sigma_{11}, \Sigma_{22} > 0", "Sigma_11, Sigma_22 > 0"),
+            z=Tex(r"\epsilon = 0", "epsilon = 0"),
+        ),
     ),
 )
