@@ -223,6 +223,10 @@ def test_dropout_is_checked_with_one_mask_per_example():
     results = {r.label: r for r in deriv.run()}
     assert all(r.verdict == "verified" for r in results.values()), results
     assert "Dropout(0.7" in deriv.step("S2").note.plain()
+    # NTK parameterization: derived (per_layer's Dense map composed with dropout.py's)
+    for label in ("S2", "D2", "T2"):
+        assert results[label].method == "symbolic+numeric", label
+    assert results["S3"].rule == "hypothesis"  # the standard one: stated, checked
     # one mask for every pair (the factor 1/rate on every entry) is caught by the repeat
     wrong = deriv.step("S2").derive({}).xreplace({SAME_EXAMPLE: 1})
     bad = deriv.replace_step("S2", derive=lambda env: wrong).run_one("S2")

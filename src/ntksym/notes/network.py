@@ -23,11 +23,13 @@ variances and activations.
 
 Derived: ``Dense`` in the NTK parameterization (per-layer ``W_std``, ``b_std``) after
 an elementwise activation whose gradient is not zero almost everywhere, and residual
-blocks ``FanOut(2), parallel(serial(activation, Dense), Identity), FanInSum``, and
-``LayerNorm`` (``derivations/layer_norm.py`` at the layer's ``eps``). Stated and checked
-numerically only (the engine derives no such map for them as one unit):
-``Dense(..., parameterization="standard")`` and ``Dropout(rate)`` between an activation
-and a Dense layer (:mod:`ntksym.notes.network_checked`).
+blocks ``FanOut(2), parallel(serial(activation, Dense), Identity), FanInSum``,
+``LayerNorm`` (``derivations/layer_norm.py`` at the layer's ``eps``) and a
+``Dropout(rate)`` between an activation and such a Dense layer (``dropout.py``'s map
+composed with ``per_layer``'s; :mod:`ntksym.notes.network_layers`). Stated and checked
+numerically only (the engine derives no such map): ``Dense(...,
+parameterization="standard")``, with or without a Dropout before it
+(:mod:`ntksym.notes.network_checked`).
 ``Identity`` and ``Dropout(mode="test")`` are skipped; other shapes are refused with a
 message naming what is supported (:mod:`ntksym.notes.network_units`).
 """
@@ -45,6 +47,7 @@ from ntksym.derive.judge import derive_statement
 from ntksym.derive.network import using_network
 from ntksym.derive.symbols import GaussE, L, Sigma, Sigma_dot, Tends, Theta_inf, index, l, width, x
 from ntksym.derive.text import Text, text
+from ntksym.notes.network_layers import compose_dropout, norm_note, norm_printed, norm_statement
 from ntksym.notes.network_units import Unit, units
 
 __all__ = [
@@ -84,15 +87,11 @@ def general_statements() -> dict[str, Any]:
         Kronecker deltas set to 1), and the symbols ``sw``, ``bt``, ``phi``,
         ``phidot``, ``lam``, ``beta``, ``sigma``, ``sigmadot``.
     """
-    from ntksym.derivations import layer_norm, per_layer, residual
+    from ntksym.derivations import per_layer, residual
     from ntksym.derive.symbols import beta, sigma, sigmadot
 
     pl, rs = _derive_all(per_layer.DERIVATION), _derive_all(residual.DERIVATION)
-    ln = _derive_all(layer_norm.DERIVATION)
     return {
-        "ln_sigma": _rhs(ln["4"]),
-        "ln_theta": _rhs(ln["6"]),
-        "ln": layer_norm,
         "sigma1": _rhs(pl["1"]),
         "theta1": _rhs(pl["5"]),
         "sigma_next": _rhs(pl["4"]),
@@ -122,34 +121,15 @@ def number(value: float | None) -> sp.Expr:
 def _instantiate(unit: Unit, key: str) -> sp.Expr:
     """The general derived ``key`` at this unit's layer and values."""
     g = general_statements()
-    if unit.kind == "layer_norm":
-        return _instantiate_norm(unit, g[key])
     w, b, m = number(unit.affine.w_std), number(unit.affine.b_std), unit.m - 1
     if unit.kind == "input":
         return g[key].xreplace({g["sw"](0): w, g["bt"](0): b})
-    if unit.kind == "layer":
+    if unit.kind in ("layer", "layer_dropout"):
         e = g[key].subs({l: m, L: m})
-        return e.xreplace({g["sw"](m): w, g["bt"](m): b})
+        return compose_dropout(unit, e.xreplace({g["sw"](m): w, g["bt"](m): b}))
     e = g["res_" + key].subs({l: m, L: m}).xreplace({g["lam"]: w, g["beta"]: b})
     e = e.replace(g["sigma"], lambda a: g["phi"](m, a))
     return e.replace(g["sigmadot_seed"], lambda a: g["phidot"](m, a))
-
-
-def _instantiate_norm(unit: Unit, general: sp.Expr) -> sp.Expr:
-    """A LayerNorm map of ``derivations/layer_norm.py`` at the kernels of layer ``m - 1``."""
-    from ntksym.notes.network_check import SigmaXX, SigmaYY
-
-    ln, p = general_statements()["ln"], unit.m - 1
-    eps = number(unit.norm.eps if unit.norm is not None else 0.0)
-    return general.xreplace(
-        {
-            ln.S11: SigmaXX(p),
-            ln.S22: SigmaYY(p),
-            ln.S12: Sigma(p),
-            ln.T12: Theta_inf(p),
-            ln.eps: eps,
-        }
-    )
 
 
 # ------------------------------------------------------------ the printed recursion
@@ -164,7 +144,11 @@ def printed_statements(unit: Unit) -> dict[str, sp.Basic]:
     """The recursion the unit's layers imply, written from its records (not derived)."""
     g = general_statements()
     if unit.kind == "layer_norm":
-        return _printed_norm(unit)
+        return norm_printed(unit)
+    if unit.kind == "layer_dropout":
+        from ntksym.notes.network_checked import checked_statements
+
+        return checked_statements(unit, g["phi"], g["phidot"])
     w, b, m = number(unit.affine.w_std), number(unit.affine.b_std), unit.m
     if unit.kind == "input":
         i = index("i")
@@ -187,25 +171,12 @@ def printed_statements(unit: Unit) -> dict[str, sp.Basic]:
     }
 
 
-def _printed_norm(unit: Unit) -> dict[str, sp.Basic]:
-    """LayerNorm's maps as its record implies them (``docs/architectures.md``)."""
-    from ntksym.notes.network_check import SigmaXX, SigmaYY
-
-    p, eps = unit.m - 1, number(unit.norm.eps if unit.norm is not None else 0.0)
-    den = sp.sqrt(eps + SigmaXX(p)) * sp.sqrt(eps + SigmaYY(p))
-    return {
-        "S": sp.Eq(Sigma(p + 1), Sigma(p) / den),
-        "T": sp.Eq(Theta_inf(p + 1), Theta_inf(p) / den),
-    }
-
-
 def _derived(unit: Unit, part: str) -> sp.Basic:
     """The derived statement of one part (``S``, ``D``, ``T``) of a unit."""
     m = unit.m
     if unit.kind == "layer_norm":
-        if part == "S":
-            return sp.Eq(Sigma(m), _instantiate(unit, "ln_sigma"))
-        return sp.Eq(Theta_inf(m), _instantiate(unit, "ln_theta"))
+        name = Sigma(m) if part == "S" else Theta_inf(m)
+        return sp.Eq(name, norm_statement(unit, part))
     if unit.kind == "input":
         if part == "S":
             return sp.Eq(Sigma(1), _instantiate(unit, "sigma1"))
@@ -229,6 +200,9 @@ _GENERAL = {
     ("residual", "T"): ("residual", "8", "algebra"),
     ("layer_norm", "S"): ("layer_norm", "4", "field_moments"),
     ("layer_norm", "T"): ("layer_norm", "6", "power_counting"),
+    ("layer_dropout", "S"): ("per_layer", "4", "bernoulli_moments"),
+    ("layer_dropout", "D"): ("per_layer", "6", "bernoulli_moments"),
+    ("layer_dropout", "T"): ("per_layer", "8", "algebra"),
 }
 
 
@@ -236,16 +210,9 @@ def _note(unit: Unit, part: str) -> Text:
     """Which general step, at which layer and values, the statement instantiates."""
     source, label, _rule = _GENERAL[(unit.kind, part)]
     if unit.kind == "layer_norm":
-        eps = number(unit.norm.eps if unit.norm is not None else 0.0)
-        return text(
-            "engine-derived step ({lab}) of derivation layer_norm at the kernels of layer "
-            "{p}, with {e}",
-            lab=label,
-            p=unit.m - 1,
-            e=sp.Eq(general_statements()["ln"].eps, eps, evaluate=False),
-        )
+        return norm_note(unit, label)
     g, d = general_statements(), unit.affine
-    at = {"input": "", "layer": ", l = L = ", "residual": ", l = L = "}[unit.kind]
+    at = "" if unit.kind == "input" else ", l = L = "
     where = text(
         "engine-derived step ({lab}) of derivation {src}{at}",
         lab=label,
@@ -262,6 +229,8 @@ def _note(unit: Unit, part: str) -> Text:
         b=sp.Eq(b, number(d.b_std), evaluate=False),
     )
     out = Text(where, vals)
+    if unit.dropout is not None:
+        out = Text(out, f", its input through {unit.dropout} (derivation dropout, (3)-(6))")
     if unit.act is not None:
         phi = g["phi"](unit.m - 1, _u)
         out = Text(

@@ -1,8 +1,9 @@
 """Layers whose kernel map the engine does not derive: stated, then checked numerically.
 
 The derivation engine has no general derivation of the standard parameterization's
-layer map for a network with per-layer scales, nor of a Dropout between an activation
-and a Dense layer as one unit (``LayerNorm`` is derived: ``derivations/layer_norm.py``).
+layer map for a network with per-layer scales (with or without a Dropout before the
+Dense layer); LayerNorm and a Dropout before an NTK-parameterization Dense layer are
+derived (:mod:`ntksym.notes.network_layers`).
 A network that has them still gets its document (:func:`ntksym.notes.network.network_derivation`):
 those steps state the layer map of ``docs/architectures.md`` and are checked, as every
 derived step is, against :func:`ntksym.reference.kernel` of the network cut after the

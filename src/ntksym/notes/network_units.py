@@ -40,7 +40,7 @@ SUPPORTED = (
 )
 
 #: Kinds whose maps the engine derives; the others are checked numerically only.
-DERIVED_KINDS = ("input", "layer", "residual", "layer_norm")
+DERIVED_KINDS = ("input", "layer", "residual", "layer_norm", "layer_dropout")
 
 
 @dataclass(frozen=True)

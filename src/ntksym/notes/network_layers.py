@@ -1,0 +1,126 @@
+"""Single-layer derivations instantiated at a described network's layers.
+
+``derivations/layer_norm.py`` derives LayerNorm's covariance and NTK maps, and
+``derivations/dropout.py`` Dropout's (training mode), from the input kernels written as
+scalars (``Sigma_11``, ``Sigma_12``, ``Theta_12``, ...). A unit of a described network
+(:mod:`ntksym.notes.network_units`) instantiates them: the scalars become the kernels of
+the layer before (``Sigma^(p)(x, x)``, ``Sigma^(p)``, ``Theta^(p)``) and the layer's own
+numbers (``eps``, the keep rate). A Dropout between an activation and a Dense layer is
+composed with ``per_layer``'s Dense map: its input kernel ``E[phi phi]`` goes through
+Dropout's derived map, the off-diagonal one for two examples and the one for an example
+with itself on ``delta_{x x'} = 1``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import sympy as sp
+
+from ntksym.derive import Derivation
+from ntksym.derive.judge import derive_statement
+from ntksym.derive.symbols import GaussE, Sigma, Theta_inf
+from ntksym.derive.text import Text, text
+from ntksym.notes.network_check import SAME_EXAMPLE, SigmaXX, SigmaYY
+from ntksym.notes.network_units import Unit
+
+__all__ = ["compose_dropout", "layer_maps", "norm_note", "norm_printed", "norm_statement"]
+
+
+def _derived(deriv: Derivation) -> dict[str, sp.Basic]:
+    env: dict[str, sp.Basic] = {}
+    for step in deriv.steps:
+        got, _verdict = derive_statement(step, env)
+        if got is not None:
+            env[step.label] = got
+    return env
+
+
+def _number(value: float | None) -> sp.Expr:
+    if value is None:
+        return sp.Integer(0)
+    v = float(value)
+    return sp.Integer(int(v)) if v == int(v) else sp.Float(repr(v))
+
+
+@functools.lru_cache(maxsize=1)
+def layer_maps() -> dict[str, Any]:
+    """The derived maps of ``layer_norm`` (4), (6) and ``dropout`` (3)-(6), and the modules."""
+    from ntksym.derivations import dropout, layer_norm
+
+    ln, do = _derived(layer_norm.DERIVATION), _derived(dropout.DERIVATION)
+    one = {d: sp.Integer(1) for d in ln["6"].args[1].atoms(sp.KroneckerDelta)}
+    return {
+        "ln": layer_norm,
+        "ln_S": ln["4"].args[1],
+        "ln_T": ln["6"].args[1].xreplace(one),
+        "do": dropout,
+        "do_S": (do["3"].rhs, do["4"].rhs),
+        "do_T": (do["5"].rhs, do["6"].rhs),
+    }
+
+
+def _eps(unit: Unit) -> sp.Expr:
+    return _number(unit.norm.eps if unit.norm is not None else 0.0)
+
+
+def norm_statement(unit: Unit, part: str) -> sp.Expr:
+    """LayerNorm's derived map ``part`` (``S`` or ``T``) at the kernels of layer ``m - 1``."""
+    g, p = layer_maps(), unit.m - 1
+    ln = g["ln"]
+    return g["ln_" + part].xreplace(
+        {
+            ln.S11: SigmaXX(p),
+            ln.S22: SigmaYY(p),
+            ln.S12: Sigma(p),
+            ln.T12: Theta_inf(p),
+            ln.eps: _eps(unit),
+        }
+    )
+
+
+def norm_printed(unit: Unit) -> dict[str, sp.Basic]:
+    """LayerNorm's maps as its record implies them (``docs/architectures.md``)."""
+    p = unit.m - 1
+    den = sp.sqrt(_eps(unit) + SigmaXX(p)) * sp.sqrt(_eps(unit) + SigmaYY(p))
+    return {
+        "S": sp.Eq(Sigma(p + 1), Sigma(p) / den),
+        "T": sp.Eq(Theta_inf(p + 1), Theta_inf(p) / den),
+    }
+
+
+def norm_note(unit: Unit, label: str) -> Text:
+    """Which step of ``layer_norm`` the statement instantiates, at which ``eps``."""
+    return text(
+        "engine-derived step ({lab}) of derivation layer_norm at the kernels of layer "
+        "{p}, with {e}",
+        lab=label,
+        p=unit.m - 1,
+        e=sp.Eq(layer_maps()["ln"].eps, _eps(unit), evaluate=False),
+    )
+
+
+def compose_dropout(unit: Unit, expr: sp.Expr) -> sp.Expr:
+    """Every Gaussian expectation of ``expr`` passed through Dropout's derived map.
+
+    ``E[phi phi]`` (the Dense layer's input covariance) takes Dropout's covariance map,
+    ``E[phi' phi']`` (the factor of the NTK through the activation) its NTK map; the
+    map for two examples, plus ``delta_{x x'}`` times the change for one example.
+    """
+    if unit.dropout is None:
+        return expr
+    g = layer_maps()
+    do, rate = g["do"], _number(unit.dropout.rate)
+
+    def through(e: GaussE) -> sp.Expr:
+        derivative = e.args[0].atoms(sp.Function) and any(
+            f.func.__name__.endswith("dot") for f in e.args[0].atoms(sp.Function)
+        )
+        off, same = g["do_T"] if derivative else g["do_S"]
+        off_key, same_key = (do.T12, do.T11) if derivative else (do.S12, do.S11)
+        two = off.xreplace({off_key: e, do.q: rate})
+        one = same.xreplace({same_key: e, do.q: rate})
+        return two + SAME_EXAMPLE * (one - two)
+
+    return expr.replace(lambda t: isinstance(t, GaussE), through)
