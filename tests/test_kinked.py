@@ -8,6 +8,7 @@ decomposition of a kinked sum whose pieces have closed forms or 1-D mpmath integ
 from __future__ import annotations
 
 import warnings
+from fractions import Fraction
 
 import mpmath
 import numpy as np
@@ -38,8 +39,15 @@ COVARIANCES = [
 
 
 def _cov(s11: float, rho: float, s22: float) -> tuple[np.ndarray, ...]:
+    """(s11, s12, s22, det) as one-element arrays, det = s11 s22 - s12^2 of the float s12.
+
+    The determinant is that of the covariance actually passed (exact, then rounded), not
+    s11 s22 (1 - rho^2): near |rho| = 1 the rounding of s12 moves 1 - rho^2 by up to 1e-4
+    of itself, and E[H(u) H(v)] with it by 1e-11 at variance 1e4, which the mpmath
+    reference (given s11, s12, s22 only) would see as an error of the rule.
+    """
     s12 = rho * np.sqrt(s11 * s22)
-    det = s11 * s22 * (1 - rho) * (1 + rho)  # (1 - rho is exact for these rho)
+    det = max(float(Fraction(s11) * Fraction(s22) - Fraction(s12) ** 2), 0.0)
     return tuple(np.array([x], dtype=float) for x in (s11, s12, s22, det))
 
 
@@ -148,6 +156,57 @@ def test_kinked_sum_derivative_map_against_decomposition(rho: float) -> None:
     _, ed = kinked.kinked_maps(act, *args)
     want = _sum_decomposed(*(float(x[0]) for x in args))
     assert abs(ed[0] - want) <= 1e-13 * abs(want)
+
+
+def _sum_near_rho_one_mp(s11: float, s12: float, s22: float, det: float) -> float:
+    """E[s'(u) s'(v)] of s = relu + 0.1 tanh for a nearly singular covariance, by 1-D mpmath.
+
+    With q = sech^2: E[H(u) H(v)] = (pi - atan2(sqrt(det), s12)) / (2 pi) (closed form);
+    E[H(u) q(v)] = E[q(v)] / 2, since q is even and P(u > 0 | v) - 1/2 is odd in v;
+    E[q(u) q(v)] = E[q(u) E[q(beta u + c z)]] with the inner expectation as its Taylor
+    series sum_k q^(2k)(beta u) c^(2k) / (2^k k!), four terms (c^2 = det / s11 must be tiny).
+    No split point, no kink: independent of the rule and of the 2-D reference.
+    """
+    x = sympy.Symbol("x")
+    d = [sympy.lambdify(x, sympy.diff(sympy.sech(x) ** 2, x, 2 * k), "mpmath") for k in range(4)]
+    with mpmath.workdps(30):
+        a11, a12, a22, dt = (mpmath.mpf(t) for t in (s11, s12, s22, det))
+        c2, beta = dt / a11, a12 / a11
+        assert c2 < 1e-6
+
+        def expect(g: object, var: mpmath.mpf) -> mpmath.mpf:
+            pts = [-mpmath.inf, -60, -20, -5, -1, 0, 1, 5, 20, 60, mpmath.inf]
+            return mpmath.quad(lambda t: g(t) * mpmath.npdf(t, 0, mpmath.sqrt(var)), pts)  # type: ignore[operator]
+
+        def qq(t: mpmath.mpf) -> mpmath.mpf:
+            inner = mpmath.fsum(
+                d[k](beta * t) * c2**k / (2**k * mpmath.factorial(k)) for k in range(4)
+            )
+            return d[0](t) * inner
+
+        hh = (mpmath.pi - mpmath.atan2(mpmath.sqrt(dt), a12)) / (2 * mpmath.pi)
+        hq = (expect(d[0], a11) + expect(d[0], a22)) / 2
+        return float(hh + hq / 10 + expect(qq, a11) / 100)
+
+
+def test_kinked_sum_near_rho_one_at_variance_1e4() -> None:
+    """The grid's one failure, (1e4, 1 - 1e-12, 1e4): 1.8e-11 between the rule and the
+    reference was the test's input, not either side. The rule was given the determinant
+    s11 s22 (1 - rho^2), the reference (s11, s12, s22), whose s11 s22 - s12^2 is 8e-5
+    smaller after s12 is rounded; E[H H] moves by 1e-11 with it. Given either determinant,
+    the rule follows the 1-D value for that determinant within 1e-15."""
+    act = get_activation("relu(u) + 0.1*tanh(u)")
+    args = _cov(1e4, RHO_EXTREME, 1e4)
+    s11, s12, s22, det = (float(x[0]) for x in args)
+    rounded = s11 * s22 * (1 - RHO_EXTREME) * (1 + RHO_EXTREME)  # the old test's det
+    assert abs(rounded - det) > 5e-5 * det  # (the two inputs differ...)
+    wants = []
+    for d in (det, rounded):
+        _, ed = kinked.kinked_maps(act, *args[:3], np.array([d]))
+        want = _sum_near_rho_one_mp(s11, s12, s22, d)
+        assert ed is not None and abs(ed[0] - want) <= 1e-15 * want
+        wants.append(want)
+    assert abs(wants[0] - wants[1]) > 5e-12  # (... by more than the rule's tolerance)
 
 
 @pytest.mark.exhaustive  # (the mpmath reference takes 20-90 s per point)
