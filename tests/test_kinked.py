@@ -7,7 +7,9 @@ decomposition of a kinked sum whose pieces have closed forms or 1-D mpmath integ
 
 from __future__ import annotations
 
+import re
 import warnings
+from fractions import Fraction
 
 import mpmath
 import numpy as np
@@ -38,8 +40,15 @@ COVARIANCES = [
 
 
 def _cov(s11: float, rho: float, s22: float) -> tuple[np.ndarray, ...]:
+    """(s11, s12, s22, det) as one-element arrays, det = s11 s22 - s12^2 of the float s12.
+
+    The determinant is that of the covariance actually passed (exact, then rounded), not
+    s11 s22 (1 - rho^2): near |rho| = 1 the rounding of s12 moves 1 - rho^2 by up to 1e-4
+    of itself, and E[H(u) H(v)] with it by 1e-11 at variance 1e4, which the mpmath
+    reference (given s11, s12, s22 only) would see as an error of the rule.
+    """
     s12 = rho * np.sqrt(s11 * s22)
-    det = s11 * s22 * (1 - rho) * (1 + rho)  # (1 - rho is exact for these rho)
+    det = max(float(Fraction(s11) * Fraction(s22) - Fraction(s12) ** 2), 0.0)
     return tuple(np.array([x], dtype=float) for x in (s11, s12, s22, det))
 
 
@@ -150,6 +159,57 @@ def test_kinked_sum_derivative_map_against_decomposition(rho: float) -> None:
     assert abs(ed[0] - want) <= 1e-13 * abs(want)
 
 
+def _sum_near_rho_one_mp(s11: float, s12: float, s22: float, det: float) -> float:
+    """E[s'(u) s'(v)] of s = relu + 0.1 tanh for a nearly singular covariance, by 1-D mpmath.
+
+    With q = sech^2: E[H(u) H(v)] = (pi - atan2(sqrt(det), s12)) / (2 pi) (closed form);
+    E[H(u) q(v)] = E[q(v)] / 2, since q is even and P(u > 0 | v) - 1/2 is odd in v;
+    E[q(u) q(v)] = E[q(u) E[q(beta u + c z)]] with the inner expectation as its Taylor
+    series sum_k q^(2k)(beta u) c^(2k) / (2^k k!), four terms (c^2 = det / s11 must be tiny).
+    No split point, no kink: independent of the rule and of the 2-D reference.
+    """
+    x = sympy.Symbol("x")
+    d = [sympy.lambdify(x, sympy.diff(sympy.sech(x) ** 2, x, 2 * k), "mpmath") for k in range(4)]
+    with mpmath.workdps(30):
+        a11, a12, a22, dt = (mpmath.mpf(t) for t in (s11, s12, s22, det))
+        c2, beta = dt / a11, a12 / a11
+        assert c2 < 1e-6
+
+        def expect(g: object, var: mpmath.mpf) -> mpmath.mpf:
+            pts = [-mpmath.inf, -60, -20, -5, -1, 0, 1, 5, 20, 60, mpmath.inf]
+            return mpmath.quad(lambda t: g(t) * mpmath.npdf(t, 0, mpmath.sqrt(var)), pts)  # type: ignore[operator]
+
+        def qq(t: mpmath.mpf) -> mpmath.mpf:
+            inner = mpmath.fsum(
+                d[k](beta * t) * c2**k / (2**k * mpmath.factorial(k)) for k in range(4)
+            )
+            return d[0](t) * inner
+
+        hh = (mpmath.pi - mpmath.atan2(mpmath.sqrt(dt), a12)) / (2 * mpmath.pi)
+        hq = (expect(d[0], a11) + expect(d[0], a22)) / 2
+        return float(hh + hq / 10 + expect(qq, a11) / 100)
+
+
+def test_kinked_sum_near_rho_one_at_variance_1e4() -> None:
+    """The grid's one failure, (1e4, 1 - 1e-12, 1e4): 1.8e-11 between the rule and the
+    reference was the test's input, not either side. The rule was given the determinant
+    s11 s22 (1 - rho^2), the reference (s11, s12, s22), whose s11 s22 - s12^2 is 8e-5
+    smaller after s12 is rounded; E[H H] moves by 1e-11 with it. Given either determinant,
+    the rule follows the 1-D value for that determinant within 1e-15."""
+    act = get_activation("relu(u) + 0.1*tanh(u)")
+    args = _cov(1e4, RHO_EXTREME, 1e4)
+    s11, s12, s22, det = (float(x[0]) for x in args)
+    rounded = s11 * s22 * (1 - RHO_EXTREME) * (1 + RHO_EXTREME)  # the old test's det
+    assert abs(rounded - det) > 5e-5 * det  # (the two inputs differ...)
+    wants = []
+    for d in (det, rounded):
+        _, ed = kinked.kinked_maps(act, *args[:3], np.array([d]))
+        want = _sum_near_rho_one_mp(s11, s12, s22, d)
+        assert ed is not None and abs(ed[0] - want) <= 1e-15 * want
+        wants.append(want)
+    assert abs(wants[0] - wants[1]) > 5e-12  # (... by more than the rule's tolerance)
+
+
 @pytest.mark.exhaustive  # (the mpmath reference takes 20-90 s per point)
 @pytest.mark.parametrize(
     ("name", "cov"),
@@ -172,11 +232,15 @@ def test_against_reference_points(name: str, cov: tuple[float, float, float]) ->
 )
 @pytest.mark.parametrize("cov", COVARIANCES[:6])
 def test_against_reference_grid(name: str, cov: tuple[float, float, float]) -> None:
-    if "softplus" in name and cov[0] >= 1e4 and abs(cov[1]) > 0.9:
-        pytest.skip("the reference misses softplus's bend here: see the variance-2e4 test")
+    # (softplus at (1e4, 1 - 1e-12, 1e4), once skipped: the reference now grades around
+    # its bend, and both maps agree within 1.2e-16 of the scale)
     act = get_activation(name)
     args = _cov(*cov)
-    e, ed = kinked.kinked_maps(act, *args)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        e, ed = kinked.kinked_maps(act, *args)
+    # accurate, or it says so: then the error must be within the estimate it states
+    bound = max([1e-12, *(2 * float(x) for x in _stated_estimates(caught))])
     s = [float(x[0]) for x in args[:3]]
     for got, derivative in ((e[0], False), (ed[0], True)):
         try:
@@ -191,7 +255,12 @@ def test_against_reference_grid(name: str, cov: tuple[float, float, float]) -> N
                 * reference.dual_quadrature(act, s[2], s[2], s[2], dps=17, derivative=derivative)
             )
         )
-        assert abs(got - float(want)) <= 1e-12 * size + float(err)
+        assert abs(got - float(want)) <= bound * size + float(err)
+
+
+def _stated_estimates(caught: list[warnings.WarningMessage]) -> list[str]:
+    """The relative error estimates stated by the rule's warnings ('reached only 1.1e-04')."""
+    return [m[1] for w in caught if (m := re.search(r"reached only (\S+)", str(w.message)))]
 
 
 def test_unconverged_rule_warns_with_its_estimate(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -220,7 +289,8 @@ def test_split_is_ramps_plus_a_smooth_remainder(name: str) -> None:
     assert (parts.corners, parts.slopes) == SPLITS[name]
     # p + r against sigma at points other than the split's own check points (NumPy)
     x = np.linspace(-4.3, 4.1, 29)
-    p = sum(s * np.maximum(x - t, 0.0) for t, s in zip(parts.corners, parts.slopes, strict=True))
+    ramps = zip(parts.corners, parts.slopes, strict=True)  # (pointing away from 0)
+    p = sum(s * np.maximum(x - t if t >= 0 else t - x, 0.0) for t, s in ramps)
     r = sympy.lambdify(u, parts.remainder, "numpy")(x)
     np.testing.assert_allclose(p + r, act.numpy(x), rtol=1e-14, atol=1e-14)
     assert not parts.remainder.atoms(sympy.Max, sympy.Abs, sympy.Heaviside, sympy.Piecewise)
@@ -278,7 +348,8 @@ SPLIT_POINTS = [
 
 #: Two corners at -1 and 1: at (1, 0.3, 2) the inner expectation's smoothed kinks (at
 #: z1 = +-1/b) are 3.2 wide and no split points; at (0.5, 0.9, 1.5) they are 0.36 wide.
-TWO_CORNER_POINTS = [(1.0, 0.3, 2.0), (0.5, 0.9, 1.5), (2.0, -RHO_EXTREME, 0.5), (0.0, 0.0, 2.0)]
+#: (At (2, -(1 - 1e-12), 0.5) the rule on sigma itself is off: see the 1-D test below.)
+TWO_CORNER_POINTS = [(1.0, 0.3, 2.0), (0.5, 0.9, 1.5), (0.0, 0.0, 2.0)]
 
 
 @pytest.mark.parametrize(
@@ -303,6 +374,73 @@ def test_split_rule_agrees_with_the_kink_aware_rule(
     assert abs(e[0] - old[0]) <= 1e-13 * scale
     assert ed is not None
     assert abs(ed[0] - old_d[0]) <= 1e-13 * scale_d
+
+
+def _two_corners_derivative_mp(s11: float, s12: float, det: float) -> float:
+    """E[s'(u) s'(v)] of s = max(min(u, 1), -1) + 0.1 tanh(u) near |rho| = 1, by 1-D mpmath.
+
+    s' = 1{|u| < 1} + 0.1 q(u), q = sech^2; given u, v ~ N(beta u, c^2) (beta = s12/s11,
+    c^2 = det/s11), so E[s'(v) | u] = Phi((1 - beta u)/c) - Phi((-1 - beta u)/c) plus
+    0.1 E[q(beta u + c z)] as a Taylor series in c^2 (four terms). The outer integral over u
+    is split at the kinks +-1 and graded around the smoothed steps at +-1/beta (c/|beta|
+    wide): independent of both rules.
+    """
+    x = sympy.Symbol("x")
+    d = [sympy.lambdify(x, sympy.diff(sympy.sech(x) ** 2, x, 2 * k), "mpmath") for k in range(4)]
+    with mpmath.workdps(30):
+        a11, beta, c2 = mpmath.mpf(s11), mpmath.mpf(s12) / s11, mpmath.mpf(det) / s11
+        c = mpmath.sqrt(c2)
+        assert c2 < 1e-6
+
+        def integrand(t: mpmath.mpf) -> mpmath.mpf:
+            m = beta * t
+            taylor = mpmath.fsum(d[k](m) * c2**k / (2**k * mpmath.factorial(k)) for k in range(4))
+            inner = mpmath.ncdf((1 - m) / c) - mpmath.ncdf((-1 - m) / c) + taylor / 10
+            outer = (1 if abs(t) < 1 else 0) + d[0](t) / 10
+            return outer * inner * mpmath.npdf(t, 0, mpmath.sqrt(a11))
+
+        pts = {mpmath.mpf(0), mpmath.mpf(-1), mpmath.mpf(1)}
+        for k in (1 / beta, -1 / beta):
+            w = c / abs(beta)
+            while w < 1:
+                pts |= {k, k - w, k + w}
+                w *= 2
+        return float(mpmath.quad(integrand, [-mpmath.inf, *sorted(pts), mpmath.inf]))
+
+
+TWO_CORNERS_NEAR_MINUS_ONE = (2.0, -RHO_EXTREME, 0.5)
+
+
+def test_two_corners_near_rho_minus_one_against_1d() -> None:
+    """The split rule (ramps pointing away from 0) against the 1-D value: within 1e-14."""
+    act = get_activation("max(min(u, 1), -1) + 0.1*tanh(u)")
+    args = _cov(*TWO_CORNERS_NEAR_MINUS_ONE)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        e, ed = kinked.kinked_maps(act, *args)
+    s11, s12, _, det = (float(x[0]) for x in args)
+    want = _two_corners_derivative_mp(s11, s12, det)
+    assert ed is not None and abs(ed[0] - want) <= 1e-14 * want
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        old, _ = _unsplit(act, args)  # (its NNGP map agrees; its derivative map: below)
+    assert abs(e[0] - old[0]) <= 1e-13 * _scales(act, TWO_CORNERS_NEAR_MINUS_ONE)[0]
+
+
+@pytest.mark.xfail(strict=True, reason="known: the rule on sigma itself is 1.2e-10 off, silently")
+def test_two_corners_unsplit_rule_near_rho_minus_one() -> None:
+    """The kink-aware rule on sigma itself (no split) gives 0.6206876075252606 here, the
+    1-D value is 0.62068760760186017 (the split rule: 0.6206876076018615), and its error
+    estimate stays below 1e-12: a silent 1.2e-10. Not resolved (2026-12-04); the split
+    rule is what the kernel uses for this activation."""
+    act = get_activation("max(min(u, 1), -1) + 0.1*tanh(u)")
+    args = _cov(*TWO_CORNERS_NEAR_MINUS_ONE)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _, ed = _unsplit(act, args)
+    s11, s12, _, det = (float(x[0]) for x in args)
+    want = _two_corners_derivative_mp(s11, s12, det)
+    assert caught or abs(ed[0] - want) <= 1e-12 * want
 
 
 def test_split_rule_derivative_map_against_decomposition() -> None:

@@ -24,7 +24,8 @@ with it where it exceeds 1e-12.
 The activation and its derivative come in as C callbacks of type ``float64(float64)``
 (first-class Numba functions): the kernels compile once, and Numba caches them on disk.
 
-With a split ``f = r + sum_k s_k max(u - t_k, 0)`` (:mod:`ntksym.dual.split`),
+With a split ``f = r + sum_k s_k ramp_k`` (:mod:`ntksym.dual.split`: ``max(u - t_k, 0)``,
+or ``max(t_k - u, 0)`` for ``t_k < 0``),
 :func:`_split_one` needs only two 1-D rules of this kind over closed-form conditional
 expectations of the ramps, and a smooth 2-D rule for r (:mod:`ntksym.dual.smooth_rule`).
 """
@@ -209,26 +210,29 @@ def _inner(f: Any, df: Any, ntk: bool, m: float, c: float, kinks: Any, S: Any) -
 
 @numba.njit(cache=True, error_model="numpy")
 def _ramps(m: float, c: float, T: Any, SL: Any, ntk: bool) -> Any:
-    """E[p(m + c z)], E[p'(m + c z)], E|p(m + c z)| for p = sum SL[k] max(u - T[k], 0), c >= 0.
+    """E[p(m + c z)], E[p'(m + c z)], E|p(m + c z)| for p = sum SL[k] ramp_k, c >= 0.
 
-    Truncated normal moments: E[max(x + c z, 0)] = c phi(x/c) + x Phi(x/c) and
-    P(x + c z > 0) = Phi(x/c).
+    ramp_k = max(o (u - T[k]), 0) with o = 1 for T[k] >= 0, o = -1 below (pointing away
+    from 0); its derivative is o H(o (u - T[k])). Truncated normal moments:
+    E[max(x + c z, 0)] = c phi(x/c) + x Phi(x/c) and P(x + c z > 0) = Phi(x/c), with
+    x = o (m - T[k]) (z and -z have the same law).
     """
     e0 = e1 = a0 = 0.0
     for k in range(T.size):
+        o = 1.0 if T[k] >= 0.0 else -1.0
         if c == 0.0:  # the ramps themselves (a step of 1/2 at a corner, as Heaviside(0))
-            x = m - T[k]
+            x = o * (m - T[k])
             e0 += SL[k] * max(x, 0.0)
             a0 += abs(SL[k]) * max(x, 0.0)
-            e1 += SL[k] * (1.0 if x > 0.0 else (0.5 if x == 0.0 else 0.0))
+            e1 += o * SL[k] * (1.0 if x > 0.0 else (0.5 if x == 0.0 else 0.0))
             continue
-        x = (m - T[k]) / c
+        x = o * (m - T[k]) / c
         cdf = 0.5 * math.erfc(-x * _INV_SQRT_2)
         ramp = c * (_INV_SQRT_2PI * math.exp(-0.5 * x * x) + x * cdf)
         e0 += SL[k] * ramp
         a0 += abs(SL[k]) * ramp
         if ntk:
-            e1 += SL[k] * cdf
+            e1 += o * SL[k] * cdf
     return e0, e1, a0
 
 
@@ -420,7 +424,7 @@ def pair_maps(
 ) -> None:
     """Both maps (ed only when ntk) of the covariances in 1-D arrays.
 
-    ``f = r + sum_k geo[3][k] max(u - geo[2][k], 0)`` with derivatives df, dr; geo[0]
+    ``f = r + sum_k geo[3][k] ramp(u, geo[2][k])`` (see _ramps) with derivatives df, dr; geo[0]
     holds the kinks of f, geo[1] those of r (empty when r is smooth). Without a split,
     r is f itself, geo[1] its kinks and geo[2], geo[3] are empty.
 
