@@ -296,10 +296,8 @@ def gelu_det() -> sp.Expr:
     :func:`_gelu_k1_v1_near` where ``p = |S11 - S22| / (1 + S11 + S22) < 1/5`` (``< 3/10``
     for ``S11 + S22 > 1``) and from :func:`_gelu_k1_v1` elsewhere (accurate to about
     ``20 eps / p^2`` for large variances, to a few eps for small ones); for ``S12 <= 0``
-    :func:`_gelu_det_anti`. Measured worst against mpmath: 4.6e-14 (variances 1e-8..1e12).
-    Fewer terms cost accuracy where the switch must then move to smaller ``p``: 24 terms
-    and ``p < 3/20`` (``1/5``) reach 1.4e-13 at ``p = 0.2`` and variance 1e5, and cut the
-    fused kernel's compile time by a quarter.
+    :func:`_gelu_det_anti`. Measured worst against mpmath: 4.9e-14 (variances 1e-8..1e12,
+    ``p`` up to 0.6), as with the 32-term Taylor steps that :func:`_psi_steps` replaced.
     """
     q1 = 1 + S11 + S22
     big_p = (1 + S11) * (1 + S22)
