@@ -35,7 +35,7 @@ import sympy as sp
 from ntksym.codegen.arch_program import Program, Step
 from ntksym.codegen.render import RenderSpec
 from ntksym.codegen.spec import KernelSpec
-from ntksym.dual.stable import B2, W2
+from ntksym.dual.stable import B2, S12, W2
 
 __all__ = [
     "FLOAT_COLUMNS",
@@ -45,6 +45,7 @@ __all__ = [
     "dispatch_source",
     "hoist_calls",
     "loop_spec",
+    "nonpositive_spec",
     "tables_source",
 ]
 
@@ -143,6 +144,27 @@ def loop_spec(spec: KernelSpec) -> KernelSpec:
                    diag=form(spec.diag))  # fmt: skip
 
 
+#: Stand-in for ``-S12`` under the assumption ``S12 <= 0``.
+_S12_NEG = sp.Symbol("S12_neg", nonnegative=True)
+
+
+def nonpositive_spec(spec: KernelSpec) -> KernelSpec:
+    """``spec`` (as :func:`loop_spec` gives it) specialised to ``S12 <= 0``.
+
+    The activation step's ``"fix"`` loop keeps the general map's values only where
+    ``S12 <= 0`` (the ``pos`` map has written the others), so it prints this form: the
+    branches of a ``Piecewise`` that SymPy decides under ``S12 <= 0`` are dropped (GELU's
+    carried determinant for ``S12 > 0``, the longest form there is, is then printed and
+    compiled once, in the ``pos`` map, instead of twice). An exact rewriting: for
+    ``S12 <= 0`` the values are those of the general map.
+    """
+
+    def form(e: sp.Expr | None) -> sp.Expr | None:
+        return None if e is None else e.subs(S12, -_S12_NEG).subs(_S12_NEG, -S12)
+
+    return replace(spec, nngp=form(spec.nngp), ntk=form(spec.ntk), det=form(spec.det))
+
+
 #: A call to a libm function (not ``sqrt``, ``copysign``, ...), which stops LLVM
 #: vectorising the loop that makes it.
 _CALL = re.compile(r"\bmath\.(?!sqrt\b|copysign\b|fabs\b|floor\b|ceil\b)\w+\(")
@@ -211,6 +233,7 @@ def _act_loop(prog: Program, m: int, variant: str, hoisted: dict[str, int], gap:
     (``hoisted``, :func:`hoist_calls`) come first, in a loop of their own.
     """
     kind = "pos" if variant == "pos" else "any"
+    pair = "neg" if variant == "fix" else kind  # (:func:`nonpositive_spec`)
     args = "va, VB[q], Sa[q], Da[q], vk, VK[q], 1.0, 0.0, ra, RB[q], rk, RK[q]"
     if gap:  # (the map takes the root gap U last)
         args += ", ra - RB[q]"
@@ -220,7 +243,7 @@ def _act_loop(prog: Program, m: int, variant: str, hoisted: dict[str, int], gap:
         out += ["for q in range(m):", f"{_IND}h = _a{m}_pre_{kind}({args})"]
         out += [f"{_IND}H[{i}, q] = h[{i}]" for i in range(n)]
     extra = "".join(f", H[{i}, q]" if i < n else ", 0.0" for i in range(total))
-    body = [f"e, ed, dn = _a{m}_pair_{kind}({args}{extra})"]
+    body = [f"e, ed, dn = _a{m}_pair_{pair}({args}{extra})"]
     if prog.trusted[m]:
         body.append("dn = _sel(CO[q], 0.0, _fin(dn, _cdet(vk, e, VK[q])))")
     body.append("ed = _sel(zero, 0.0, Ta[q] * ed)")

@@ -17,7 +17,7 @@ branches or in its inputs, and every network that breaks one of the description'
 The determinant is carried from the inputs at each first Dense layer, through Dense
 layers, LayerNorm and sums, and through the activations whose family's next determinant
 is checked for near-parallel pairs (:data:`STABLE_DET_FAMILIES`): the map's ``carried``
-form where it has one (erf and the mgf family, as on the layer path,
+form where it has one (erf, the mgf family and GELU, as on the layer path,
 :mod:`ntksym.kernels.layer_maps`), else its ``det``. After any other activation it is
 formed by subtraction where it is next needed.
 """
@@ -39,9 +39,10 @@ from ntksym.errors import InputError, NTKSymError
 __all__ = ["STABLE_DET_FAMILIES", "Program", "Step", "Unsupported", "lower"]
 
 #: Families whose stable layer map carries the determinant accurately for near-parallel
-#: pairs (one list, in ``ntksym.dual.stable``, shared with ``ntksym.kernels.layer_maps``;
-#: GELU's map has a determinant too, but it is not accurate for such pairs). The fused
-#: kernel prints their :attr:`KernelSpec.next_det <ntksym.codegen.spec.KernelSpec.next_det>`.
+#: pairs (one list, in ``ntksym.dual.stable``, shared with ``ntksym.kernels.layer_maps``:
+#: the piecewise-linear, jump and rectified families, erf, the mgf family and GELU). The
+#: fused kernel prints their
+#: :attr:`KernelSpec.next_det <ntksym.codegen.spec.KernelSpec.next_det>`.
 STABLE_DET_FAMILIES = stable.CARRIED_DET_FAMILIES
 
 
@@ -147,8 +148,8 @@ class _Lowering:
             raise Unsupported(f"{act.name} has no closed-form dual map (only quadrature)")
         trusted = _trusted(spec)
         self.acts.append(act)
-        # the determinant printed: the most accurate one where trusted, else none (GELU's,
-        # unused, would take most of the generation time)
+        # the determinant printed: the carried one where trusted, else none (an untrusted
+        # one would be unused, and long forms take most of the generation time)
         self.specs.append(replace(spec, det=spec.next_det if trusted else None))
         self.trusted.append(trusted)
         return len(self.acts) - 1
