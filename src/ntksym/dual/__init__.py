@@ -61,7 +61,7 @@ from ntksym.dual import derive as _d
 from ntksym.dual.covariance import prepare
 from ntksym.dual.families import closed_form_names, family_of
 from ntksym.dual.family import DualMaps, NumericFn
-from ntksym.dual.growth import _check_finite, check_covariance, describe_growth, growth_rate
+from ntksym.dual.growth import check_covariance, describe_growth, growth_rate
 from ntksym.dual.quadrature import gauss_hermite, trapezoid
 from ntksym.errors import NoClosedFormError
 
@@ -178,7 +178,7 @@ def evaluate(
     """
     act = get_activation(activation)
     s11a, s12a, s22a, d = prepare(s11, s12, s22, det)
-    _check_finite(act, *np.broadcast_arrays(s11a, s12a, s22a))
+    check_covariance(act, s11a, s12a, s22a)
     try:
         _, numeric = _closed_form_cached(act.name, act.expr, act.params, act.description)
     except NoClosedFormError:

@@ -374,23 +374,29 @@ def gram_to_file(
     created = check_output(out, sources, overwrite=overwrite)
     try:  # a failed run removes the directories it created (if they are still empty)
         k = build_kernel(network, activation, depth, bias_std, weight_std, backend, "gram_to_file")
-        k, kind = _resolved(k, X1.shape[0] * (X1 if X2 is None else X2).shape[0])
-        tile = _checked_tile(X1, X2, kind, memory, tile)
-        n2 = None if X2 is None else X2.shape[0]
-        plan = _plan(X1.shape[0], n2, tile, get, storage_dtype(dtype))
-        nbytes = int(np.prod(plan.shape)) * plan.dtype.itemsize
-        check_space(out, nbytes, resume_paths(out)[0] if resume else None)
-        report = progress if progress is not None else _no_progress
-        with on_signals():
-            if resume:
-                params = _params(k, kind, plan, tile, get, X1, X2)
-                _resumable_run(k, plan, X1, X2, out, params, report)
-            else:
-                _one_run(k, plan, X1, X2, out, report)
+        _write(k, X1, X2, out, get, memory, tile, progress, resume, dtype)
     except BaseException:
         remove_created(created)
         raise
     return out
+
+
+def _write(
+    k: Any, X1: Any, X2: Any, out: Path, get: str, memory: int, tile: int | None,
+    progress: _Report | None, resume: bool, dtype: Any,
+) -> None:  # fmt: skip
+    """The work of :func:`gram_to_file` once its output is checked and its kernel built."""
+    k, kind = _resolved(k, X1.shape[0] * (X1 if X2 is None else X2).shape[0])
+    tile = _checked_tile(X1, X2, kind, memory, tile)
+    plan = _plan(X1.shape[0], None if X2 is None else X2.shape[0], tile, get, storage_dtype(dtype))
+    nbytes = int(np.prod(plan.shape)) * plan.dtype.itemsize
+    check_space(out, nbytes, resume_paths(out)[0] if resume else None)
+    report = progress if progress is not None else (lambda done, total: None)
+    with on_signals():
+        if resume:
+            _resumable_run(k, plan, X1, X2, out, _params(k, kind, plan, tile, get, X1, X2), report)
+        else:
+            _one_run(k, plan, X1, X2, out, report)
 
 
 def _resolved(k: Any, n_pairs: int) -> tuple[Any, str]:
@@ -413,10 +419,6 @@ def _checked_tile(X1: Any, X2: Any, kind: str, memory: int, tile: int | None) ->
     if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1:
         raise InputError(f"tile must be a positive integer, got {tile!r}")
     return tile
-
-
-def _no_progress(done: int, total: int) -> None:
-    """Report nothing."""
 
 
 def _homogeneous_identity(k: Any) -> dict[str, Any]:
