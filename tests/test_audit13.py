@@ -170,7 +170,7 @@ _ENTRIES = {
     "stax kernel_fn nngp": lambda: _exp2_network()[2](_X, None, "nngp"),
     "stax kernel_fn ntk": lambda: _exp2_network()[2](_X, None, "ntk"),
     "layer path": lambda: ntksym.kernel(_exp2_network(), backend="layers")(_X),
-    "sklearn dual path": lambda: ntksym.kernel(_EXP2, 3, 0.1, backend="dual")(_X),
+    "kernel, dual backend": lambda: ntksym.kernel(_EXP2, 3, 0.1, backend="dual")(_X),
 }
 
 

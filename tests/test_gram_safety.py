@@ -388,6 +388,15 @@ def test_a_signal_is_handled_while_compiled_code_is_running() -> None:
     assert interruptible(lambda: 42) == 42
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU time a running process has used (Linux /proc; infinite where there is none)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("inf")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @pytest.mark.slow
 def test_sigterm_during_a_long_numba_block_stops_at_once_and_resume_finishes(
     tmp_path: Path,
@@ -416,6 +425,9 @@ def test_sigterm_during_a_long_numba_block_stops_at_once_and_resume_finishes(
         with contextlib.suppress(OSError, ValueError):
             if json.loads(record.read_text())["done"]:
                 break
+        time.sleep(0.01)
+    settled = _cpu_seconds(proc.pid) + 0.5  # then inside the second block's compiled call
+    while proc.poll() is None and _cpu_seconds(proc.pid) < settled:
         time.sleep(0.01)
     proc.send_signal(signal.SIGTERM)
     try:
