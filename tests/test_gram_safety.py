@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -314,3 +315,164 @@ def test_signal_handlers_are_restored_and_threads_work(tmp_path: Path) -> None:
     assert errors == []
     np.testing.assert_array_equal(np.load(tmp_path / "A.npy"), np.load(tmp_path / "B.npy"))
     np.testing.assert_allclose(np.load(tmp_path / "A.npy"), _expected(data), rtol=1e-14)
+
+
+def test_the_generated_numba_entry_points_release_the_gil() -> None:
+    """The calls a Gram block makes from Python into compiled code run without the GIL, so
+    the main thread can run the signal handler meanwhile (see the next two tests)."""
+    import importlib
+
+    from ntksym.codegen import arch_runtime
+
+    generated = Path(ntksym.__file__).parent / "generated"
+    names = sorted(p.stem for p in generated.glob("*_numba.py"))
+    assert names, "no committed Numba modules found"
+    for name in names:
+        module = importlib.import_module(f"ntksym.generated.{name}")
+        for entry in (module._fused_sym, module._fused):
+            assert entry.targetoptions.get("nogil") is True, (name, entry.__name__)
+    for entry in (arch_runtime._fused, arch_runtime._diag_rows):
+        assert entry.targetoptions.get("nogil") is True, entry.__name__
+
+
+def test_a_signal_is_handled_while_compiled_code_is_running() -> None:
+    """``interruptible`` raises Interrupted while a GIL-free compiled call is still busy.
+
+    The call spins until ``flag[0]`` is set. Run on the main thread it could only end when
+    the watchdog sets the flag (a liveness guard of 60 s, not a timing assertion): then the
+    test fails, because the interruption came after the call, not during it."""
+    import numba
+
+    from ntksym.kernels.safeio import Interrupted, interruptible, on_signals
+
+    @numba.njit(nogil=True)
+    def spin(flag: np.ndarray, started: np.ndarray) -> int:
+        started[0] = 1
+        n = 0
+        while flag[0] == 0:
+            n += 1
+        return n
+
+    flag, started = np.zeros(1, np.int64), np.zeros(1, np.int64)
+    spin(np.ones(1, np.int64), started)  # compile outside the test
+    started[0] = 0
+    by_watchdog = threading.Event()
+
+    def watchdog() -> None:
+        if not released.wait(60):
+            by_watchdog.set()
+            flag[0] = 1
+
+    def send() -> None:
+        while started[0] == 0 and not released.is_set():
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    released = threading.Event()
+    threads = [threading.Thread(target=watchdog), threading.Thread(target=send)]
+    for t in threads:
+        t.start()
+    try:
+        with pytest.raises(Interrupted) as info, on_signals():
+            interruptible(lambda: spin(flag, started))
+        assert info.value.exit_code == 128 + signal.SIGTERM
+    finally:
+        released.set()
+        flag[0] = 1
+        for t in threads:
+            t.join()
+    assert not by_watchdog.is_set(), "the signal was handled only after the compiled call"
+    # the worker's errors reach the caller, and its value is returned
+    with pytest.raises(InputError, match="from the worker"):
+        interruptible(lambda: (_ for _ in ()).throw(InputError("from the worker")))
+    assert interruptible(lambda: 42) == 42
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time a running process has used (Linux /proc; infinite where there is none)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("inf")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.slow
+def test_sigterm_during_a_long_numba_block_stops_at_once_and_resume_finishes(
+    tmp_path: Path,
+) -> None:
+    """SIGTERM arriving while the second of three long Numba blocks is computing.
+
+    Block size by estimated cost (``kernels.finite``: 2 ns per entry and layer on one
+    core): 300 x 300 entries at depth 5000 is 0.9 s estimated, several seconds measured
+    under load. The process must end (120 s is only a liveness guard), keep the first block
+    and nothing hidden, and ``--resume`` must then give exactly the uninterrupted result
+    (integer inputs: the Gram products are exact whatever the block shape)."""
+    X = np.random.default_rng(5).integers(-5, 6, size=(600, 4)).astype(np.float64)
+    data, out = tmp_path / "X.npy", tmp_path / "K.npy"
+    np.save(data, X)
+    depth, weight = 5000, 2**0.5
+    args = [
+        "gram", str(data), "--activation", "relu", "--depth", str(depth), "--bias-std", "0.1",
+        "--weight-std", repr(weight), "--backend", "numba", "--tile", "300", "--resume",
+        "-o", str(out), "--quiet",
+    ]  # fmt: skip
+    record = out.with_name(out.name + ".partial.json")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ntksym", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    while proc.poll() is None:
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(record.read_text())["done"]:
+                break
+        time.sleep(0.01)
+    settled = _cpu_seconds(proc.pid) + 0.5  # then inside the second block's compiled call
+    while proc.poll() is None and _cpu_seconds(proc.pid) < settled:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    text = err.decode()
+    assert proc.returncode == 143, text  # fails if the run ended before the signal
+    assert "interrupted by SIGTERM" in text and "of 3 blocks are kept" in text, text
+    assert "Traceback" not in text
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert _record(out)["done"] in ([0], [0, 1])  # the first block, at most one more
+    assert main(args) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["K.npy", "X.npy"]
+    k = ntksym.kernel("relu", depth, 0.1, weight, backend="numba")
+    np.testing.assert_allclose(np.load(out), k(X), rtol=1e-13, atol=0)
+
+
+def test_a_failed_run_removes_exactly_the_directories_it_created(tmp_path: Path) -> None:
+    """``-o keep/new/deeper/K.npy`` creates ``new`` and ``deeper``: an error or a signal
+    removes those two, never ``keep`` (which existed), nor a directory holding anything."""
+    data = _inputs(tmp_path, n=12)
+    keep = tmp_path / "keep"
+    keep.mkdir()
+    out = keep / "new" / "deeper" / "K.npy"
+    bad = tmp_path / "bad.npy"
+    bad.write_text("not an array")
+    # an error after the directories were made: a bad --x2 file (read after check_output)
+    assert main([*_args(data, out), "--x2", str(bad)]) == 2
+    assert keep.is_dir() and list(keep.iterdir()) == []
+    # an error inside the library call: an infinite kernel
+    with pytest.raises(InputError, match="infinite"):
+        gram_to_file(np.load(data) * 10, None, out, activation="exp(u**2)", depth=3)
+    assert list(keep.iterdir()) == []
+    # a signal midway (the temporary file was in `deeper`)
+    for sig, code in (("SIGTERM", 143), ("SIGINT", 130)):
+        proc = _interrupt(_args(data, out), after=1, sig=sig)
+        assert proc.returncode == code, proc.stderr
+        assert list(keep.iterdir()) == []
+    # a stopped resumable run keeps its state, so its directories stay
+    proc = _interrupt(_args(data, out, "--resume"), after=1)
+    assert proc.returncode == 143, proc.stderr
+    assert sorted(p.name for p in out.parent.iterdir()) == ["K.npy.partial", "K.npy.partial.json"]
+    assert main(_args(data, out, "--resume")) == 0
+    np.testing.assert_array_equal(np.load(out), _expected(data))
+    # an output directory that existed before a failed run is never removed
+    assert main([*_args(data, out.with_name("L.npy")), "--x2", str(bad)]) == 2
+    assert sorted(p.name for p in out.parent.iterdir()) == ["K.npy"]

@@ -18,7 +18,7 @@ from ntksym.architecture.description import Net
 from ntksym.architecture.loading import load_network
 from ntksym.cli.options import ProgressBar, add_network_options
 from ntksym.errors import InputError
-from ntksym.kernels.safeio import check_output
+from ntksym.kernels.safeio import check_output, remove_created
 from ntksym.kernels.tiles import gram_to_file, load_matrix, parse_bytes, resume_paths
 
 __all__ = ["configure", "run"]
@@ -115,7 +115,16 @@ def _network(args: argparse.Namespace) -> Net | None:
 def run(args: argparse.Namespace) -> int:
     """Compute and write the Gram matrix; print its path. Returns 0."""
     inputs = [Path(p) for p in (args.data, args.x2) if p is not None]
-    check_output(Path(args.output), inputs, overwrite=args.force)  # before reading the inputs
+    created = check_output(Path(args.output), inputs, overwrite=args.force)  # before reading
+    try:
+        return _run(args)
+    except BaseException:  # an error or a signal: remove the directories made above, if empty
+        remove_created(created)
+        raise
+
+
+def _run(args: argparse.Namespace) -> int:
+    """:func:`run` once the output's directory exists."""
     network = _network(args)
     X1 = load_matrix(args.data, "DATA")
     X2 = load_matrix(args.x2, "--x2") if args.x2 is not None else None

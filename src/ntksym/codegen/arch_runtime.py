@@ -155,7 +155,7 @@ def _prep(i, c0, c1, G, a1, a2, sq1, sq2, X1, X2, DX, DN, OM, CO):
 
 
 # region steps
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _diag_rows(PI, PF, sq, n0f, V, R):
     """Each input's variance at every state (V[k, i]) and its square root (R)."""
     for st in range(PI.shape[0]):
@@ -326,7 +326,7 @@ def _block(PI, PF, out, i0, i1, G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f
                     T[c, r] = T[r, c]
 
 
-@numba.njit(parallel=True, cache=True, error_model="numpy")
+@numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
 def _fused(PI, PF, out, G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f, K, T, ntk, sym, rows):
     """Every row of K(X1, X2) (with sym, X2 is X1: the upper triangle, then mirrored), in
     blocks of `rows` rows run in parallel (the loop body is one call: Numba's parallel

@@ -61,6 +61,7 @@ from ntksym.dual import derive as _d
 from ntksym.dual.covariance import prepare
 from ntksym.dual.families import closed_form_names, family_of
 from ntksym.dual.family import DualMaps, NumericFn
+from ntksym.dual.growth import check_covariance, describe_growth, growth_rate
 from ntksym.dual.quadrature import gauss_hermite, trapezoid
 from ntksym.errors import NoClosedFormError
 
@@ -75,6 +76,9 @@ __all__ = [
     "gauss_hermite",
     "trapezoid",
     "evaluate",
+    "growth_rate",
+    "describe_growth",
+    "check_covariance",
 ]
 
 #: Variance of u.
@@ -167,10 +171,14 @@ def evaluate(
 
     Raises:
         InputError: Negative variance, NaN, or ``|s12| > sqrt(s11*s22)``
-            beyond rounding.
+            beyond rounding; or a covariance at which the maps are infinite (sigma grows
+            like ``exp(a u^2)`` and the covariance's largest eigenvalue reaches
+            ``1/(2a)``, see :func:`growth_rate`), instead of the finite numbers the
+            formulas or the quadrature would give there.
     """
     act = get_activation(activation)
     s11a, s12a, s22a, d = prepare(s11, s12, s22, det)
+    check_covariance(act, s11a, s12a, s22a)
     try:
         _, numeric = _closed_form_cached(act.name, act.expr, act.params, act.description)
     except NoClosedFormError:

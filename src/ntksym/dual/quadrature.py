@@ -19,6 +19,7 @@ import sympy as sp
 
 from ntksym.activations import Activation, get_activation
 from ntksym.dual.covariance import prepare
+from ntksym.dual.growth import check_covariance
 from ntksym.dual.kinks import is_kinked
 from ntksym.errors import ActivationError, InputError
 
@@ -64,7 +65,8 @@ def gauss_hermite(
     Raises:
         ActivationError: ``derivative=True`` for an activation whose
             derivative is a Dirac delta (step, sign).
-        InputError: Invalid covariance or degree.
+        InputError: Invalid covariance or degree, or one at which the map is infinite
+            (:func:`ntksym.dual.check_covariance`).
     """
     act = get_activation(activation)
     if isinstance(degree, bool) or not isinstance(degree, (int, np.integer)):
@@ -78,6 +80,7 @@ def gauss_hermite(
         )
     fn = act.numpy_derivative if derivative else act.numpy
     s11, s12, s22, det = prepare(s11, s12, s22, None)
+    check_covariance(act, s11, s12, s22)
     x, w = _hermite_rule(int(degree))
     shape = s11.shape
     a, c, d = (np.ravel(t) for t in (s11, s12, det))
@@ -187,9 +190,14 @@ def trapezoid(
 
     Returns:
         ``(E[sigma sigma], E[sigma' sigma'])`` as float64 arrays of the broadcast shape.
+
+    Raises:
+        InputError: Invalid covariance, or one at which the maps are infinite
+            (:func:`ntksym.dual.check_covariance`).
     """
     act = get_activation(activation)
     s11, s12, s22, det = prepare(s11, s12, s22, det)
+    check_covariance(act, s11, s12, s22)
     if is_kinked(act):
         if _numba_available():
             from ntksym.dual.kinked import kinked_maps

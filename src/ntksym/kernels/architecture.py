@@ -111,7 +111,7 @@ def _fused(net: Net, A: Any, B: Any, wanted: tuple[str, ...], backend: str) -> A
             ) from None
         return None
     nngp, ntk = fk(A, B, ntk="ntk" in wanted)
-    values = {"nngp": nngp, "ntk": ntk}
+    values: dict[str, Any] = {"nngp": nngp, "ntk": ntk}  # (ntk is None when not wanted)
     bad = [name for name in wanted if not np.all(np.isfinite(values[name]))]
     if bad:
         raise InputError(

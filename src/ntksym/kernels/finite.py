@@ -1,6 +1,6 @@
 """Refusing an infinite kernel before computing it.
 
-For an activation that grows like ``exp(a u^2)`` (:func:`ntksym.activations.checks.gaussian_growth`)
+For an activation that grows like ``exp(a u^2)`` (:func:`ntksym.dual.growth_rate`)
 ``E[sigma(u)^2]`` with ``u ~ N(0, S)`` is finite only for ``a S < 1/4`` (the Gaussian
 integral of ``exp((2a - 1/(2S)) u^2)``); the same holds for ``sigma'``, which grows at the
 same rate, and, by Cauchy-Schwarz, for ``E[sigma(u) sigma(v)]`` when both variances pass.
@@ -12,16 +12,13 @@ check is what keeps such a number from being returned.
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 
 import numpy as np
-import sympy as sp
 
 from ntksym import dual
 from ntksym.activations import Activation
-from ntksym.activations.checks import gaussian_growth
 from ntksym.errors import InputError
 
 __all__ = ["check_cost", "check_finite", "MAX_SECONDS"]
@@ -34,11 +31,6 @@ __all__ = ["check_cost", "check_finite", "MAX_SECONDS"]
 MAX_SECONDS = 7 * 86400
 _SECONDS_PER_ENTRY_LAYER = 2e-9
 _SECONDS_PER_ROW_LAYER = 1e-7
-
-
-@functools.lru_cache(maxsize=256)
-def _growth(expr: sp.Expr) -> float:
-    return gaussian_growth(expr)
 
 
 def check_finite(
@@ -54,7 +46,7 @@ def check_finite(
     Costs nothing for activations that grow slower than every ``exp(a u^2)``; otherwise
     one diagonal recursion (``O(N depth)`` dual-map evaluations).
     """
-    a = _growth(act.expr)
+    a = dual.growth_rate(act)
     if a == 0.0 or depth == 1:
         return
     rows = X1 if X2 is None else np.concatenate([X1, X2])
@@ -64,16 +56,10 @@ def check_finite(
     for layer in range(1, depth):
         worst = float(S.max())
         if worst >= bound:
-            growth = (
-                "faster than every exp(a u^2), so E[sigma(u)^2] with u ~ N(0, S) is infinite "
-                "at every S > 0"
-                if math.isinf(a)
-                else f"like exp({a:.4g} u^2), so E[sigma(u)^2] with u ~ N(0, S) is finite "
-                f"only for S < 1/(4*{a:.4g}) = {bound:.4g}"
-            )
             raise InputError(
                 f"the kernel of {act.name!r} is infinite at these inputs: sigma grows "
-                f"{growth}, and the variance Sigma^({layer})(x, x) reaches {worst:.4g} "
+                f"{dual.describe_growth(a)}, and the variance Sigma^({layer})(x, x) reaches "
+                f"{worst:.4g} "
                 f"(feeding layer {layer + 1} of {depth}); "
                 + (
                     "no finite kernel exists after such a layer: use an activation that grows "

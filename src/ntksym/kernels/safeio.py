@@ -7,14 +7,17 @@ Used by :func:`ntksym.kernels.tiles.gram_to_file`:
 * :func:`check_output` refuses, before any work, an output that is a directory,
   that is one of the inputs (compared as resolved paths and by inode, so symlinks,
   hard links and relative paths cannot fool it), that already exists (unless
-  ``overwrite``), or whose directory cannot be written.
+  ``overwrite``), or whose directory cannot be written; it creates missing directories
+  and :func:`remove_created` removes exactly those if the run fails.
 * :func:`check_space` refuses, before any work, an output larger than the free space of
   its file system (a file of terabytes would otherwise run for hours and then fail).
 * :func:`create_file` creates a file with the user's umask (``0666 & ~umask``),
   unlike :func:`tempfile.mkstemp`, whose files are private (``0600``).
 * :func:`on_signals` turns SIGTERM and SIGINT into :class:`Interrupted` for the
   duration of a write, so ``finally`` clauses run and remove or keep what they
-  must, then restores the previous handlers.
+  must, then restores the previous handlers; :func:`interruptible` runs one long call
+  (a block of a Gram matrix) in a worker thread so that the handler runs at once, even
+  while compiled code that releases the GIL (``nogil=True``) is computing.
 * :func:`write_json` writes a small record atomically (temporary file, fsync,
   rename); :func:`read_resume_record` reads one back and refuses one made with
   different parameters, naming each difference.
@@ -31,9 +34,9 @@ import shutil
 import signal
 import threading
 import tokenize
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -44,10 +47,12 @@ __all__ = [
     "load_matrix",
     "Interrupted",
     "check_output",
+    "remove_created",
     "check_space",
     "create_file",
     "temporary_path",
     "on_signals",
+    "interruptible",
     "write_json",
     "read_resume_record",
     "array_digest",
@@ -56,6 +61,12 @@ __all__ = [
 
 #: Version of the resume record's layout; a record of another version is refused.
 RECORD_VERSION = 1
+#: Seconds the main thread waits for a worker at a time (see :func:`interruptible`).
+JOIN_SLICE = 0.1
+
+_T = TypeVar("_T")
+#: The worker of the last :func:`interruptible` call (still running if it was interrupted).
+_last_worker: threading.Thread | None = None
 
 
 class Interrupted(KeyboardInterrupt):
@@ -107,6 +118,43 @@ def on_signals(signums: Sequence[int] = (signal.SIGTERM, signal.SIGINT)) -> Iter
             signal.signal(s, h)
 
 
+def interruptible(fn: Callable[[], _T]) -> _T:
+    """``fn()``, computed in a worker thread while the main thread waits in short slices.
+
+    Python runs signal handlers only in the main thread, between bytecodes: while the main
+    thread itself is inside a long compiled call, a SIGTERM waits for that call to return
+    (minutes for a large block). Here the main thread only waits (``join`` in slices of
+    :data:`JOIN_SLICE` seconds), so the handler installed by :func:`on_signals` runs within
+    a slice, provided the work releases the GIL (the generated Numba kernels are compiled
+    with ``nogil=True``; NumPy releases it in its loops; pure Python work is switched out
+    every few milliseconds). An interrupted worker (a daemon thread) finishes its call in
+    the background, its result dropped; the next call first waits for it. Outside the main
+    thread ``fn`` is called directly. What ``fn`` raises is re-raised here.
+    """
+    global _last_worker
+    if threading.current_thread() is not threading.main_thread():
+        return fn()
+    if _last_worker is not None:
+        while _last_worker.is_alive():
+            _last_worker.join(JOIN_SLICE)
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as exc:  # handed to the main thread below
+            box["error"] = exc
+
+    worker = threading.Thread(target=work, name="ntksym-block", daemon=True)
+    _last_worker = worker
+    worker.start()
+    while worker.is_alive():
+        worker.join(JOIN_SLICE)
+    if "error" in box:
+        raise box["error"]
+    return box["value"]  # type: ignore[no-any-return]
+
+
 def source_file(array: Any) -> Path | None:
     """The file a memory-mapped array (or a view of one) reads, or None."""
     while array is not None:
@@ -126,13 +174,19 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def check_output(out: Path, inputs: Sequence[Path], *, overwrite: bool) -> None:
+def check_output(out: Path, inputs: Sequence[Path], *, overwrite: bool) -> list[Path]:
     """Refuse an output path that would lose data or cannot be written.
+
+    Missing directories above ``out`` are created; the caller removes them with
+    :func:`remove_created` if its run then fails, so a failed run leaves nothing behind.
 
     Args:
         out: The output file.
         inputs: Files the computation reads; the output may never be one of them.
         overwrite: Allow replacing an existing output file.
+
+    Returns:
+        The directories this call created, outermost first (empty if all existed).
 
     Raises:
         InputError: ``out`` is a directory, is one of ``inputs`` (also through a
@@ -155,20 +209,54 @@ def check_output(out: Path, inputs: Sequence[Path], *, overwrite: bool) -> None:
             "(overwrite=True) to replace it"
         )
     parent = out.parent
+    created = _make_directories(parent)
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(
-            f"cannot create the output directory {str(parent)!r} ({exc.strerror}); "
-            "choose a directory you can write to"
-        ) from None
-    if not parent.is_dir():
-        raise InputError(f"{str(parent)!r} is not a directory; choose another output path")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise InputError(
-            f"cannot write to the directory {str(parent)!r} (permission denied); choose a "
-            "directory you can write to"
-        )
+        if not parent.is_dir():
+            raise InputError(f"{str(parent)!r} is not a directory; choose another output path")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise InputError(
+                f"cannot write to the directory {str(parent)!r} (permission denied); choose a "
+                "directory you can write to"
+            )
+    except BaseException:
+        remove_created(created)
+        raise
+    return created
+
+
+def _make_directories(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; the ones created, outermost first."""
+    missing: list[Path] = []
+    while not (folder.exists() or folder.is_symlink()) and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    created: list[Path] = []
+    for d in reversed(missing):
+        try:
+            d.mkdir()
+        except FileExistsError:  # made meanwhile by someone else: not ours to remove
+            continue
+        except OSError as exc:
+            remove_created(created)
+            raise InputError(
+                f"cannot create the output directory {str(d)!r} ({exc.strerror}); "
+                "choose a directory you can write to"
+            ) from None
+        created.append(d)
+    return created
+
+
+def remove_created(created: Sequence[Path]) -> None:
+    """Remove the directories :func:`check_output` created, innermost first, if empty.
+
+    A directory that holds anything (a kept ``--resume`` state, a file someone else put
+    there) stays, and so do its parents.
+    """
+    for d in reversed(created):
+        try:
+            d.rmdir()
+        except OSError:
+            return
 
 
 def check_space(out: Path, nbytes: int, kept: Path | None = None) -> None:

@@ -52,9 +52,11 @@ from ntksym.kernels.safeio import (
     check_output,
     check_space,
     create_file,
+    interruptible,
     load_matrix,
     on_signals,
     read_resume_record,
+    remove_created,
     source_file,
     temporary_path,
     write_json,
@@ -121,14 +123,13 @@ def _plan(n1: int, n2: int | None, tile: int, get: str, dtype: Any = np.float64)
 
 
 def _compute(k: Any, plan: _Plan, X1: Any, X2: Any, b: int) -> list[np.ndarray]:
-    """The requested matrices of block number ``b``, in the stored dtype."""
+    """Block ``b``'s matrices in the stored dtype, on a worker thread (a signal stops it)."""
     i, j = plan.blocks[b]
     (r0, r1), (c0, c1) = plan.rows[i], plan.cols[j]
     A = np.asarray(X1[r0:r1], dtype=np.float64)
-    if plan.symmetric and i == j:
-        return list(k(A, None, get=plan.wanted, dtype=plan.dtype))
-    B = np.asarray((X1 if plan.symmetric else X2)[c0:c1], dtype=np.float64)
-    return list(k(A, B, get=plan.wanted, dtype=plan.dtype))
+    other = X1 if plan.symmetric else X2
+    B = None if plan.symmetric and i == j else np.asarray(other[c0:c1], dtype=np.float64)
+    return interruptible(lambda: list(k(A, B, get=plan.wanted, dtype=plan.dtype)))
 
 
 def _views(K: np.ndarray, plan: _Plan) -> list[np.ndarray]:
@@ -370,21 +371,32 @@ def gram_to_file(
         raise InputError(f"get must be 'nngp', 'ntk' or 'both', got {get!r}")
     out = Path(out)
     sources = [p for p in (source_file(X1), source_file(X2)) if p is not None]
-    check_output(out, sources, overwrite=overwrite)
-    k = build_kernel(network, activation, depth, bias_std, weight_std, backend, "gram_to_file")
+    created = check_output(out, sources, overwrite=overwrite)
+    try:  # a failed run removes the directories it created (if they are still empty)
+        k = build_kernel(network, activation, depth, bias_std, weight_std, backend, "gram_to_file")
+        _write(k, X1, X2, out, get, memory, tile, progress, resume, dtype)
+    except BaseException:
+        remove_created(created)
+        raise
+    return out
+
+
+def _write(
+    k: Any, X1: Any, X2: Any, out: Path, get: str, memory: int, tile: int | None,
+    progress: _Report | None, resume: bool, dtype: Any,
+) -> None:  # fmt: skip
+    """The work of :func:`gram_to_file` once its output is checked and its kernel built."""
     k, kind = _resolved(k, X1.shape[0] * (X1 if X2 is None else X2).shape[0])
     tile = _checked_tile(X1, X2, kind, memory, tile)
     plan = _plan(X1.shape[0], None if X2 is None else X2.shape[0], tile, get, storage_dtype(dtype))
     nbytes = int(np.prod(plan.shape)) * plan.dtype.itemsize
     check_space(out, nbytes, resume_paths(out)[0] if resume else None)
-    report = progress if progress is not None else _no_progress
+    report = progress if progress is not None else (lambda done, total: None)
     with on_signals():
         if resume:
-            params = _params(k, kind, plan, tile, get, X1, X2)
-            _resumable_run(k, plan, X1, X2, out, params, report)
+            _resumable_run(k, plan, X1, X2, out, _params(k, kind, plan, tile, get, X1, X2), report)
         else:
             _one_run(k, plan, X1, X2, out, report)
-    return out
 
 
 def _resolved(k: Any, n_pairs: int) -> tuple[Any, str]:
@@ -407,10 +419,6 @@ def _checked_tile(X1: Any, X2: Any, kind: str, memory: int, tile: int | None) ->
     if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1:
         raise InputError(f"tile must be a positive integer, got {tile!r}")
     return tile
-
-
-def _no_progress(done: int, total: int) -> None:
-    """Report nothing."""
 
 
 def _homogeneous_identity(k: Any) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import mpmath
 import sympy as sp
 
 from ntksym.activations import Activation
+from ntksym.dual import check_covariance
 from ntksym.errors import ActivationError, InputError, NoClosedFormError, NTKSymError
 from ntksym.reference.convert import (
     GUARD_DIGITS,
@@ -81,7 +82,8 @@ def dual_quadrature(
         InputError: Non-finite or non-numeric input, negative variance, a
             covariance that is not positive semidefinite, a bad ``dps``, or a
             step-like derivative at ``|rho| = 1`` or a zero variance (where
-            ``E[delta(u) delta(v)]`` is infinite).
+            ``E[delta(u) delta(v)]`` is infinite), or a covariance at which the map is
+            infinite (:func:`ntksym.dual.check_covariance`).
         ActivationError: The activation is not real or cannot be evaluated, or
             its derivative contains a Dirac delta that is not a single jump at 0.
         ReferenceNotConverged: (a QuadratureError) the quadrature's error estimate exceeds
@@ -97,6 +99,7 @@ def dual_quadrature(
     dps = check_dps(dps)
     with mp.workdps(dps + GUARD_DIGITS):
         a11, a12, a22, det = covariance(s11, s12, s22)
+        check_covariance(act, a11, a12, a22)  # (a divergent integral has no estimate)
         value, err = _quadrature(act, a11, a12, a22, det, derivative, dps)
         with mp.workdps(dps):
             rounded = +value
@@ -233,13 +236,15 @@ def dual_closed_form(
 
     Raises:
         NoClosedFormError: No closed form is registered for the activation.
-        InputError: Bad inputs, or the closed form is singular at this point.
+        InputError: Bad inputs, the closed form is singular at this point, or the map
+            is infinite there (:func:`ntksym.dual.check_covariance`).
     """
     act = as_activation(activation)
     dps = check_dps(dps)
     func = _closed_form_function(act, derivative)
     with mp.workdps(dps + GUARD_DIGITS):
         a11, a12, a22, _ = covariance(s11, s12, s22)
+        check_covariance(act, a11, a12, a22)  # (past it the formula still gives numbers)
         try:
             value = func(a11, a12, a22)
         except (ZeroDivisionError, ValueError) as exc:

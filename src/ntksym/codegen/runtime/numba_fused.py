@@ -348,7 +348,7 @@ def _block(i0, i1, sym, G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B2, K, T, ntk
 
 
 # region fused
-@numba.njit(parallel=True, cache=True, error_model="numpy")
+@numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
 def _fused_sym(G, a1, sq1, X, c, depth, W2, B2, K, T, ntk):
     """K(X, X): the upper triangle in blocks of 16 rows (the diagonal chain of the columns is
     computed once per block), each block then copied into the lower triangle while it is
@@ -378,7 +378,7 @@ def _fused_sym(G, a1, sq1, X, c, depth, W2, B2, K, T, ntk):
     return bad_k, bad_t
 
 
-@numba.njit(parallel=True, cache=True, error_model="numpy")
+@numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
 def _fused(G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B2, K, T, ntk, rows):
     """K(X1, X2): every entry, in blocks of `rows` rows."""
     n = G.shape[0]
