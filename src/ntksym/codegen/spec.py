@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import sympy as sp
 from sympy.codegen.rewriting import log1p_opt, optimize
@@ -24,7 +26,7 @@ from ntksym import dual
 from ntksym.activations import Activation, get_activation, u
 from ntksym.activations.overflow import exp_safe
 from ntksym.dual.families import family_of
-from ntksym.dual.stable import B2, INPUTS, N11, N22, S11, S12, S22, W2, D, U
+from ntksym.dual.stable import B2, INPUTS, N11, N22, S11, S12, S22, W2, D, LayerMap, U
 from ntksym.errors import ActivationError, NoClosedFormError
 
 __all__ = [
@@ -204,17 +206,28 @@ def kernel_spec(activation: str | Activation | sp.Expr) -> KernelSpec:
     )
 
 
-def _stable_spec(act: Activation) -> KernelSpec | None:
-    """The spec from the stable layer map of ``act``'s family, or None if it has none."""
+def _stable_layer_map(act: Activation) -> tuple[LayerMap, Callable[..., Any]] | None:
+    """The stable layer map of ``act`` and the function that made it, or None."""
     base = act.registered_base
     family = family_of(act)
+    if family is not None and base is None and family.layer_map is not None:
+        lm = family.layer_map(act)  # a typed expression of a family defined by its form
+        return None if lm is None else (lm, family.layer_map)
     factory = None if family is None or base is None else family.stable.get(base)
     if factory is None:
         return None
     try:
-        lm = factory(**dict(act.params))
+        return factory(**dict(act.params)), factory
     except NoClosedFormError:  # an affine activation a*f(b*u) + c whose f has no stable form
         return None
+
+
+def _stable_spec(act: Activation) -> KernelSpec | None:
+    """The spec from the stable layer map of ``act``'s family, or None if it has none."""
+    found = _stable_layer_map(act)
+    if found is None:
+        return None
+    lm, factory = found
     reason = ""
     if lm.ntk is None:
         reason = (

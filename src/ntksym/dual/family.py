@@ -80,6 +80,9 @@ class Family:
         matches: For families defined by the form of the expression (polynomials,
             Gaussian-MGF forms): whether an activation belongs; None when the family is
             its registered members only.
+        layer_map: For such families: the stable :class:`LayerMap` of a member that is
+            not registered (``act -> LayerMap``, None where it has none); the code
+            generator prints it as it prints :attr:`stable`'s.
     """
 
     name: str
@@ -87,6 +90,7 @@ class Family:
     derive: Callable[[Activation], tuple[DualMaps, NumericFn] | None]
     stable: Mapping[str, Callable[..., LayerMap]] = dataclasses.field(default_factory=dict)
     matches: Callable[[Activation], bool] | None = None
+    layer_map: Callable[[Activation], LayerMap | None] | None = None
 
     def covers(self, act: Activation) -> bool:
         """Whether ``act`` is a member of this family."""

@@ -243,10 +243,11 @@ def dual_closed_form(
     dps = check_dps(dps)
     func = _closed_form_function(act, derivative)
     with mp.workdps(dps + GUARD_DIGITS):
-        a11, a12, a22, _ = covariance(s11, s12, s22)
+        a11, a12, a22, det = covariance(s11, s12, s22)
         check_covariance(act, a11, a12, a22)  # (past it the formula still gives numbers)
         try:
-            value = func(a11, a12, a22)
+            with mp.workdps(mp.dps + _lost_digits(a11, a22, det)):
+                value = func(a11, a12, a22)
         except (ZeroDivisionError, ValueError) as exc:
             raise InputError(
                 f"the closed form for {act.name!r} cannot be evaluated at (s11, s12, s22) = "
@@ -254,8 +255,9 @@ def dual_closed_form(
             ) from None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             value = mpmath.mpf(value)  # a constant closed form
-        if isinstance(value, mpmath.mpc) and abs(value.imag) <= abs(value.real) * mpmath.eps * 16:
-            value = value.real
+        spurious = mpmath.eps * 16 * (max(abs(value.real), 1) if det == 0 else abs(value.real))
+        if isinstance(value, mpmath.mpc) and abs(value.imag) <= spurious:
+            value = value.real  # at det == 0: past a branch point by rounding (_lost_digits)
         if not isinstance(value, mpmath.mpf) or not mpmath.isfinite(value):
             raise InputError(
                 f"the closed form for {act.name!r} is not a finite real number at "
@@ -263,6 +265,28 @@ def dual_closed_form(
             )
     with mp.workdps(dps):
         return +value
+
+
+def _lost_digits(a11: Any, a22: Any, det: Any) -> int:
+    """Extra digits for a closed form at a (nearly) singular covariance.
+
+    Closed forms read the angle through ``acos(s12 / sqrt(s11 s22))`` or ``sqrt(s11 s22 -
+    s12^2)``, whose absolute error near ``|rho| = 1`` is ``sqrt(eps)``, not ``eps``: with
+    ``1 - rho^2 = det / (s11 s22)`` they lose half its digits. At a singular covariance
+    (``det == 0``, an input paired with itself) that left the diagonal of the referee's
+    recursion 1e-23 off at 30 digits, and the next determinant of a near-parallel pair,
+    ``k11 k22 - k12^2`` (1e-19 of ``k11 k22``), 1e-4 relative, hence its NTK 5e-13 off at
+    depth 20 (``Abs``, ``ABRelu``). The inputs are exact, so evaluating with the lost
+    digits added (all of them at ``det == 0``, where ``rho`` is then +-1 to twice the
+    working precision and an argument pushed past a branch point leaves only an
+    imaginary part of the working precision's size) restores the working precision.
+    """
+    if det == 0:
+        return mp.dps
+    if a11 == 0 or a22 == 0:
+        return 0
+    lost = -mpmath.log10(det / (a11 * a22)) / 2
+    return min(mp.dps, max(0, int(mpmath.ceil(lost)) + 1))
 
 
 def _has_closed_form(act: Activation) -> bool:

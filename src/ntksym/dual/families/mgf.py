@@ -11,7 +11,7 @@ from sympy.codegen.cfunctions import expm1
 
 from ntksym.activations import Activation
 from ntksym.dual import derive as _d
-from ntksym.dual.family import DualMaps, Family, NumericFn, lambdified, stable_numeric
+from ntksym.dual.family import DualMaps, Family, NumericFn, stable_numeric
 from ntksym.dual.sources import MGF, MGF_SOURCES
 from ntksym.dual.stable import (
     B2,
@@ -23,6 +23,7 @@ from ntksym.dual.stable import (
     D,
     LayerMap,
     U,
+    angle_parts,
 )
 
 
@@ -41,15 +42,102 @@ def _smooth_expression(act: Activation) -> bool:
 
 
 def _derive_expression(act: Activation) -> tuple[DualMaps, NumericFn] | None:
-    """Sums of ``c u**j exp(a u - p u**2/2)``: both maps by the Gaussian MGF, or None."""
+    """Sums of ``c u**j exp(a u - p u**2/2)``: both maps by the Gaussian MGF, or None.
+
+    Both maps are written so that they stay finite wherever they are (:func:`_finite`):
+    SymPy's form multiplies ``exp(-b^2 (S11 + S22)/2)`` by ``exp(b^2 S12)`` for
+    ``sin(b u + c)``, 0 times infinity at variances ~1e3. The float64 maps read the
+    distances of the pair from the carried determinant and root gap (:func:`_finite` with
+    ``stable=True``).
+    """
     nngp_d = _d.exp_quadratic_expectation(act.expr, act.expr, with_det=True)
     ntk_d = _d.exp_quadratic_expectation(act.derivative, act.derivative, with_det=True)
     if nngp_d is None or ntk_d is None:
         return None
     sub = {_d.DET: _d.S11 * _d.S22 - _d.S12**2}
     nngp, ntk = sp.simplify(nngp_d.subs(sub)), sp.simplify(ntk_d.subs(sub))
-    maps = DualMaps(act, nngp, ntk, "derived: Gaussian MGF", MGF, True)
-    return maps, lambdified(nngp_d, ntk_d)
+    maps = DualMaps(act, _finite(nngp), _finite(ntk), "derived: Gaussian MGF", MGF, True)
+    return maps, stable_numeric(_layer_map(nngp_d, ntk_d))
+
+
+def _layer_map(nngp_d: sp.Expr, ntk_d: sp.Expr) -> LayerMap:
+    """The stable layer map of both MGF maps (written with ``DET``), by :func:`_finite`."""
+    to_stable = {_d.S11: S11, _d.S12: S12, _d.S22: S22, _d.DET: D}
+    nngp, ntk = (_finite(e.xreplace(to_stable), stable=True) for e in (nngp_d, ntk_d))
+    return LayerMap(nngp, ntk, None, "Gaussian MGF, one distance exponent per term")
+
+
+def expression_layer_map(act: Activation) -> LayerMap | None:
+    """A typed MGF expression's stable layer map (the generated kernels print it).
+
+    Each exponential reads the pair's distances from the carried determinant and the root
+    gap (:func:`_distance_exponent`), so ``a sin(b u + c)`` keeps its digits for coincident
+    and near-parallel pairs at any variance. The next determinant is formed directly.
+    """
+    nngp_d = _d.exp_quadratic_expectation(act.expr, act.expr, with_det=True)
+    ntk_d = _d.exp_quadratic_expectation(act.derivative, act.derivative, with_det=True)
+    if nngp_d is None or ntk_d is None:
+        return None
+    return _layer_map(nngp_d, ntk_d)
+
+
+def _distance_exponent(arg: sp.Expr, stable: bool) -> sp.Expr | None:
+    """``alpha S11 + beta S12 + gamma S22 + c`` as ``c + k (variance of a u -+ g v)``, or None.
+
+    A Gaussian-MGF term ``exp(a u) exp(g v)`` (``a``, ``g`` real or imaginary) has the
+    exponent ``Var(a u + g v) / 2``, so ``beta^2 = 4 alpha gamma``. With ``k`` the sign of
+    ``alpha``, ``a = sqrt|alpha|``, ``g = sqrt|gamma|`` it is
+    ``c + k ((a sqrt(S11) - g sqrt(S22))^2 + 2 a g (M -+ S12))``, ``M = sqrt(S11 S22)``,
+    the sign of the gap that of ``-k beta``: a sum of terms of one sign, which for a
+    decaying term (``k < 0``, sin and cos) never overflows. ``stable`` takes the gaps
+    ``M -+ S12`` from the carried determinant and, for ``alpha = gamma``, the root
+    difference from the root gap ``U`` (:func:`ntksym.dual.stable.angle_parts`).
+    """
+    s11, s12, s22 = (S11, S12, S22) if stable else (_d.S11, _d.S12, _d.S22)
+    if not arg.is_polynomial(s11, s12, s22) or sp.Poly(arg, s11, s12, s22).total_degree() > 1:
+        return None
+    poly = sp.Poly(arg, s11, s12, s22)
+    if not all(c.is_number for c in poly.coeffs()):
+        return None
+    alpha, beta, gamma = (poly.coeff_monomial(m) for m in (s11, s12, s22))
+    const = poly.coeff_monomial(1)
+    if alpha * gamma <= 0 or abs(beta**2 - 4 * alpha * gamma) > 1e-12 * abs(4 * alpha * gamma):
+        return None
+    k = sp.sign(alpha)
+    a, g = sp.sqrt(abs(alpha)), sp.sqrt(abs(gamma))
+    m = sp.sqrt(s11) * sp.sqrt(s22)
+    if stable:
+        _m, _r, gap, anti, _theta = angle_parts()
+        root = abs(alpha) * U**2 if alpha == gamma else (a * sp.sqrt(S11) - g * sp.sqrt(S22)) ** 2
+    else:
+        gap, anti = m - s12, m + s12
+        root = (a * sp.sqrt(s11) - g * sp.sqrt(s22)) ** 2
+    side = gap if k * beta < 0 else anti
+    return const + k * (root + abs(beta) * side)
+
+
+def _finite(expr: sp.Expr, stable: bool = False) -> sp.Expr:
+    """``expr`` with each product of exponentials merged into one distance exponent.
+
+    Where every exponential SymPy wrote has an argument of size at most 1 its own form is
+    kept (it may hold ``sinh S12``, accurate where the merged terms would cancel);
+    elsewhere the sum of single exponentials of :func:`_distance_exponent`, each finite.
+    Terms with a Gaussian factor (``p != 0``: the determinant in a denominator) are left.
+    """
+    merged = sp.powsimp(sp.expand(expr.rewrite(sp.exp)), combine="exp")
+    done = True
+
+    def rewrite(e: sp.Expr) -> sp.Expr:
+        nonlocal done
+        dist = _distance_exponent(e.args[0], stable)
+        done = done and dist is not None
+        return e if dist is None else sp.exp(dist)
+
+    finite = merged.replace(lambda e: isinstance(e, sp.exp), rewrite)
+    small = [sp.Abs(f.args[0]) <= 1 for f in expr.atoms(sp.exp, sp.sinh, sp.cosh)]
+    if not done or not small or finite == expr:
+        return expr
+    return sp.Piecewise((expr, sp.And(*small)), (finite, True))
 
 
 def _half_sum() -> sp.Expr:
@@ -306,4 +394,5 @@ EXPRESSIONS = Family(
     members=(),
     derive=_derive_expression,
     matches=_smooth_expression,
+    layer_map=expression_layer_map,
 )
