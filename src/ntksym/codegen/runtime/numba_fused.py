@@ -148,16 +148,21 @@ def _det_near(g, a, b, X1, i, X2, j, c, B2):
 # fused multiply-adds (contraction only, no other fast-math): the inlined layer maps
 # are mostly products and sums, and the single rounding of an FMA is never worse
 @numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _layer(s11, n11, r11, q11, s22, n22, r22, q22, W2, B2, S, D, T, U, EP, EDP, DNP, ntk, later):
+def _layer(
+    s11, n11, r11, q11, s22, n22, r22, q22, W2, B2, S, D, T, U, EP, EDP, DNP, ntk, later, last
+):
     """One layer for the pairs (x_i, x'_j) of one row, held in the row buffers.
 
     s11, n11, r11, q11 are the row's diagonal variance at this layer and the next one, and
     their square roots; s22, n22, r22, q22 the same for the columns. S, D, T hold Sigma, its
     determinant and Theta of this layer and are overwritten with the next layer's (T only
-    when ntk). U holds the root gaps sqrt(S11) - sqrt(S22) (when the map reads them; from
-    layer 2 on, later is true and they are r11 - r22); EP, EDP, DNP are scratch.
+    when ntk; D only when not last: the last layer's determinant is never read, so its
+    arithmetic is dropped by the compiler). U holds the root gaps sqrt(S11) - sqrt(S22)
+    (when the map reads them; from layer 2 on, later is true and they are r11 - r22); EP,
+    EDP, DNP are scratch.
 
-    The columns are the inner loop, which has no branches and vectorises.
+    The columns are the inner loop, which has no branches and vectorises (the tests of
+    ntk and last do not depend on q: the compiler hoists them out of the loop).
     """
     m = S.shape[0]
     if _GAP and later:
@@ -168,43 +173,40 @@ def _layer(s11, n11, r11, q11, s22, n22, r22, q22, W2, B2, S, D, T, U, EP, EDP, 
         for q in range(m):
             pos &= S[q] > 0.0
         if pos:  # the usual case past layer 1: the cheaper map alone
-            if ntk:
-                for q in range(m):
-                    e, ed, dn = _pos_u(
-                        s11, s22[q], S[q], D[q], n11, n22[q], W2, B2, r11, r22[q], q11, q22[q], U[q]
-                    )
-                    s12 = W2 * e + B2
+            for q in range(m):
+                e, ed, dn = _pos_u(
+                    s11, s22[q], S[q], D[q], n11, n22[q], W2, B2, r11, r22[q], q11, q22[q], U[q]
+                )
+                s12 = W2 * e + B2
+                if ntk:
                     T[q] = T[q] * (W2 * ed) + s12
-                    S[q] = s12
-                    D[q] = _max(dn, 0.0)
-            else:
-                for q in range(m):
-                    e, ed, dn = _pos_u(
-                        s11, s22[q], S[q], D[q], n11, n22[q], W2, B2, r11, r22[q], q11, q22[q], U[q]
-                    )
-                    S[q] = W2 * e + B2
+                S[q] = s12
+                if not last:
                     D[q] = _max(dn, 0.0)
             return
         # Some S12 <= 0 in this row: _pos_u for every entry in a loop of its own (the
         # same code as above, so the same roundings and fused multiply-adds: an entry
         # does not depend on the other entries of its row), then _any_u where S12 <= 0.
         for q in range(m):
-            EP[q], EDP[q], DNP[q] = _pos_u(
+            e, ed, dn = _pos_u(
                 s11, s22[q], S[q], D[q], n11, n22[q], W2, B2, r11, r22[q], q11, q22[q], U[q]
             )
+            EP[q] = e
+            if ntk:
+                EDP[q] = ed
+            if not last:
+                DNP[q] = dn
         for q in range(m):
             e, ed, dn = _any_u(
                 s11, s22[q], S[q], D[q], n11, n22[q], W2, B2, r11, r22[q], q11, q22[q], U[q]
             )
             keep = S[q] > 0.0
-            e = _sel(keep, EP[q], e)
-            ed = _sel(keep, EDP[q], ed)
-            dn = _sel(keep, DNP[q], dn)
-            s12 = W2 * e + B2
+            s12 = W2 * _sel(keep, EP[q], e) + B2
             if ntk:
-                T[q] = T[q] * (W2 * ed) + s12
+                T[q] = T[q] * (W2 * _sel(keep, EDP[q], ed)) + s12
             S[q] = s12
-            D[q] = _max(dn, 0.0)
+            if not last:
+                D[q] = _max(_sel(keep, DNP[q], dn), 0.0)
         return
     if ntk:
         for q in range(m):
@@ -214,14 +216,16 @@ def _layer(s11, n11, r11, q11, s22, n22, r22, q22, W2, B2, S, D, T, U, EP, EDP, 
             s12 = W2 * e + B2
             T[q] = T[q] * (W2 * ed) + s12
             S[q] = s12
-            D[q] = _max(dn, 0.0)
+            if not last:
+                D[q] = _max(dn, 0.0)
     else:  # (_any_k: the map without its derivative part, where that is not free)
         for q in range(m):
             e, ed, dn = _any_k(
                 s11, s22[q], S[q], D[q], n11, n22[q], W2, B2, r11, r22[q], q11, q22[q], U[q]
             )
             S[q] = W2 * e + B2
-            D[q] = _max(dn, 0.0)
+            if not last:
+                D[q] = _max(dn, 0.0)
     # endregion layer
 
 
@@ -271,6 +275,29 @@ def _first(i, j0, G, a1, a2, X1, X2, r1, R2, same, c, B2, S, D, T, U, ntk):
 
 
 @numba.njit(cache=True, error_model="numpy")
+def _finish(i0, nb, j1, w, sym, K, T, ntk):
+    """The tile K[i0:i0+nb, j1:j1+w] (and T's) just computed, while it is in cache: counts
+    its non-finite entries and, with sym, copies it into the lower triangle (K[j, i] for
+    j > i: 16 entries, two cache lines, per row written; a row j > i is never read by the
+    block that owns it, which reads only its upper part). Returns the two counts."""
+    bad_k = 0
+    bad_t = 0
+    for b in range(nb):
+        i = i0 + b
+        for j in range(max(j1, i) if sym else j1, j1 + w):  # x - x: 0 if finite, else NaN
+            bad_k += (K[i, j] - K[i, j]) != 0.0
+            if ntk:
+                bad_t += (T[i, j] - T[i, j]) != 0.0
+    if sym:
+        for j in range(j1, j1 + w):
+            for i in range(i0, min(i0 + nb, j)):
+                K[j, i] = K[i, j]
+                if ntk:
+                    T[j, i] = T[i, j]
+    return bad_k, bad_t
+
+
+@numba.njit(cache=True, error_model="numpy")
 def _chunk(i0, i1, j0, c0, c1, sym, G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B2, K, T, ntk):
     """Columns j0 + c0 .. j0 + c1 - 1 of rows i0..i1-1, every layer (see _block)."""
     nb = i1 - i0
@@ -310,12 +337,14 @@ def _chunk(i0, i1, j0, c0, c1, sym, G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B
                 EP = P[0, p:]
                 EDP = P[1, p:]
                 DNP = P[2, p:]
-                args = (W2, B2, S, D[b, o:], Tr, U[b, o:], EP, EDP, DNP, ntk, layer > 1)
+                last = layer == depth - 1
+                args = (W2, B2, S, D[b, o:], Tr, U[b, o:], EP, EDP, DNP, ntk, layer > 1, last)
                 _layer(Vr[b], Nr[b], Rr[b], Qr[b], Vc[o:], Nc[o:], Rc[o:], Qc[o:], *args)
         Vc, Nc = Nc, Vc
         Rc, Qc = Qc, Rc
         Vr, Nr = Nr, Vr
         Rr, Qr = Qr, Rr
+    return _finish(i0, nb, j0 + c0, w, sym, K, T, ntk)
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -332,17 +361,13 @@ def _block(i0, i1, sym, G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B2, K, T, ntk
     n2 = G.shape[1]
     j0 = i0 if sym else 0
     m = n2 - j0
-    for c0 in range(0, m, 256):
-        args = (sym, G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B2, K, T, ntk)
-        _chunk(i0, i1, j0, c0, min(c0 + 256, m), *args)
     bad_k = 0
     bad_t = 0
-    for b in range(i1 - i0):
-        i = i0 + b
-        for j in range(j0 + (b if sym else 0), n2):  # x - x is 0 for finite x, NaN otherwise
-            bad_k += (K[i, j] - K[i, j]) != 0.0
-            if ntk:
-                bad_t += (T[i, j] - T[i, j]) != 0.0
+    for c0 in range(0, m, 256):
+        args = (sym, G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B2, K, T, ntk)
+        bk, bt = _chunk(i0, i1, j0, c0, min(c0 + 256, m), *args)
+        bad_k += bk
+        bad_t += bt
     return bad_k, bad_t
     # endregion block
 
@@ -351,8 +376,8 @@ def _block(i0, i1, sym, G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B2, K, T, ntk
 @numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
 def _fused_sym(G, a1, sq1, X, c, depth, W2, B2, K, T, ntk):
     """K(X, X): the upper triangle in blocks of 16 rows (the diagonal chain of the columns is
-    computed once per block), each block then copied into the lower triangle while it is
-    still in cache (16 entries, two cache lines, per row written; a separate transposition
+    computed once per block), each tile of 16 x 256 entries copied into the lower triangle
+    by _finish as soon as it is computed, while it is in cache (a separate transposition
     pass would read the whole triangle back from memory)."""
     n = G.shape[0]
     nb = (n + 15) // 16
@@ -367,12 +392,6 @@ def _fused_sym(G, a1, sq1, X, c, depth, W2, B2, K, T, ntk):
         # (`t >= 0` rather than the constant True, and `t < 0` in _fused: Numba types a
         # constant argument as a literal and would compile _block once more)
         bk, bt = _block(i0, i1, t >= 0, G, a1, a1, sq1, sq1, X, X, c, depth, W2, B2, K, T, ntk)
-        # rows j > i of other blocks read only their own upper part, never these entries
-        for j in range(i0 + 1, n):
-            for i in range(i0, min(i1, j)):
-                K[j, i] = K[i, j]
-                if ntk:
-                    T[j, i] = T[i, j]
         bad_k += bk
         bad_t += bt
     return bad_k, bad_t
