@@ -15,7 +15,8 @@ A fused module (:mod:`ntksym.codegen.architecture`) is layer-major: per chunk of
   E[sigma' sigma']``; where the input's determinant is not carried it is formed first by
   subtraction (Dekker's products, ``_cdet``). The maps are printed so that these loops
   vectorise (:func:`loop_spec`: ``W2 = 1``, ``B2 = 0``, half-integer powers by square
-  roots; :func:`hoist_calls`: libm calls in a loop of their own);
+  roots, negative integer powers as reciprocals; :func:`hoist_calls`: libm calls in a
+  loop of their own);
 * the dispatchers ``_act_step`` and ``_act_diag`` from an activation's number to its
   functions (:func:`dispatch_source`).
 
@@ -35,7 +36,7 @@ import sympy as sp
 from ntksym.codegen.arch_program import Program, Step
 from ntksym.codegen.render import RenderSpec
 from ntksym.codegen.spec import KernelSpec
-from ntksym.dual.stable import B2, S12, W2
+from ntksym.dual.stable import B2, W2
 
 __all__ = [
     "FLOAT_COLUMNS",
@@ -45,7 +46,6 @@ __all__ = [
     "dispatch_source",
     "hoist_calls",
     "loop_spec",
-    "nonpositive_spec",
     "tables_source",
 ]
 
@@ -130,39 +130,43 @@ def _half_powers(expr: sp.Expr) -> sp.Expr:
     return expr.replace(lambda e: e.is_Pow and half(e), root)
 
 
+class InvPow(sp.Function):
+    """``InvPow(x, n)`` is ``x**(-n)`` for an integer ``n >= 2``, printed ``1.0/x**n``.
+
+    Numba compiles ``x**(-n)`` (a negative constant exponent) as a call that checks for
+    a zero base, and the loop that makes it does not vectorise (GELU's carried
+    determinant has 30 of them: hundreds of ns per entry); ``x**n`` is unrolled into
+    products, and ``1.0/x**n`` vectorises (one rounding more than the product alone).
+    """
+
+    def _pythoncode(self, printer: Any) -> str:
+        return f"(1.0/({printer._print(self.args[0])})**{int(self.args[1])})"
+
+
+def _negative_powers(expr: sp.Expr) -> sp.Expr:
+    """``expr`` with every ``x**(-n)``, integer ``n >= 2``, as :class:`InvPow`."""
+
+    def neg(e: sp.Expr) -> bool:
+        return bool(e.is_Pow and e.exp.is_Integer and e.exp < -1)
+
+    return expr.replace(neg, lambda e: InvPow(e.base, -e.exp))
+
+
 def loop_spec(spec: KernelSpec) -> KernelSpec:
     """``spec`` as the activation step prints it, with ``W2 = 1``, ``B2 = 0``.
 
     The Dense layer is a step of its own, so the map's terms in ``B2`` vanish; half-integer
-    powers become :class:`RootPow`.
+    powers become :class:`RootPow`, negative integer powers :class:`InvPow` (both so
+    that the loop vectorises).
     """
 
     def form(e: sp.Expr | None) -> sp.Expr | None:
-        return None if e is None else _half_powers(e.subs({W2: 1, B2: 0}))
+        if e is None:
+            return None
+        return _negative_powers(_half_powers(e.subs({W2: 1, B2: 0})))
 
     return replace(spec, nngp=form(spec.nngp), ntk=form(spec.ntk), det=form(spec.det),
                    diag=form(spec.diag))  # fmt: skip
-
-
-#: Stand-in for ``-S12`` under the assumption ``S12 <= 0``.
-_S12_NEG = sp.Symbol("S12_neg", nonnegative=True)
-
-
-def nonpositive_spec(spec: KernelSpec) -> KernelSpec:
-    """``spec`` (as :func:`loop_spec` gives it) specialised to ``S12 <= 0``.
-
-    The activation step's ``"fix"`` loop keeps the general map's values only where
-    ``S12 <= 0`` (the ``pos`` map has written the others), so it prints this form: the
-    branches of a ``Piecewise`` that SymPy decides under ``S12 <= 0`` are dropped (GELU's
-    carried determinant for ``S12 > 0``, the longest form there is, is then printed and
-    compiled once, in the ``pos`` map, instead of twice). An exact rewriting: for
-    ``S12 <= 0`` the values are those of the general map.
-    """
-
-    def form(e: sp.Expr | None) -> sp.Expr | None:
-        return None if e is None else e.subs(S12, -_S12_NEG).subs(_S12_NEG, -S12)
-
-    return replace(spec, nngp=form(spec.nngp), ntk=form(spec.ntk), det=form(spec.det))
 
 
 #: A call to a libm function (not ``sqrt``, ``copysign``, ...), which stops LLVM
@@ -188,6 +192,11 @@ def _hoist(lines: tuple[tuple[str, str], ...]) -> tuple[list, list, list[str]]:
     return new, pre, calls
 
 
+def _rows(hoisted: dict[str, int]) -> int:
+    """The rows of scratch the hoisted terms take (the longer list of the two maps)."""
+    return max(hoisted.get("any", 0), hoisted.get("pos", 0))
+
+
 def hoist_calls(rs: RenderSpec, m: int) -> tuple[RenderSpec, str, dict[str, int]]:
     """Activation ``m``'s layer maps with their libm calls taken out of the hot loop.
 
@@ -197,9 +206,15 @@ def hoist_calls(rs: RenderSpec, m: int) -> tuple[RenderSpec, str, dict[str, int]
     rows of scratch), and the maps read them as the arguments ``H0, H1, ...`` (the same
     in both maps: the longer list; a map ignores the ones it does not have).
 
+    Where the only call is ``log1p`` (erf's carried determinant), ``_a{m}_near_{variant}``
+    is the same code with :func:`_log1p_near` (a series, no call, NaN outside
+    ``|x| <= 0.3``): its loop vectorises, and a second loop calls libm only for the
+    entries it leaves NaN (the variances of most pairs are close: ``|x|`` is small).
+
     Returns:
         The render spec to print, the source of the ``_pre`` functions, and the number of
-        terms each map (``"any"``, ``"pos"``) takes from its ``_pre`` function.
+        terms each map (``"any"``, ``"pos"``) takes from its ``_pre`` function (and
+        ``"any_near"``, ``"pos_near"``: 1 where the ``_near`` function exists).
     """
     if rs.clip_rho:  # (the template's own RHO lines would be missing from the _pre code)
         return rs, "", {"any": 0, "pos": 0}
@@ -212,11 +227,14 @@ def hoist_calls(rs: RenderSpec, m: int) -> tuple[RenderSpec, str, dict[str, int]
             continue
         changes[field] = tuple(new)
         body = [f"{_IND}{n} = {c}" for n, c in pre] + [f"{_IND}return ({', '.join(calls)},)"]
-        sources.append(
-            '@numba.njit(cache=True, error_model="numpy", inline="always")\n'
-            f"def _a{m}_pre_{variant}({rs.pair_args}):\n" + "\n".join(body) + "\n"
-        )
-    n = max(counts.values())
+        code = "\n".join(body) + "\n"
+        head = '@numba.njit(cache=True, error_model="numpy", inline="always")\n'
+        sources.append(head + f"def _a{m}_pre_{variant}({rs.pair_args}):\n" + code)
+        if {c.group() for c in _CALL.finditer(code)} == {"math.log1p("}:
+            near = code.replace("math.log1p(", "_log1p_near(")
+            sources.append(head + f"def _a{m}_near_{variant}({rs.pair_args}):\n" + near)
+            counts[f"{variant}_near"] = 1
+    n = _rows(counts)
     if n:
         changes["pair_args"] = rs.pair_args + "".join(f", H{i}" for i in range(n))
     return replace(rs, **changes), "\n\n".join(sources), counts
@@ -226,31 +244,31 @@ def _act_loop(prog: Program, m: int, variant: str, hoisted: dict[str, int], gap:
     """The loops of activation ``m`` over a chunk, by its map's ``variant``.
 
     ``"pos"`` (the cheaper map, right where ``S12 > 0``) or ``"any"`` (the general map)
-    writes every entry; ``"fix"`` (the general map, after ``"pos"``) rewrites the entries
-    with ``S12 <= 0``. Each variant's map is inlined in one loop only (compile time), and
+    writes every entry. Each variant's map is inlined in one loop only (compile time), and
     the loop computes the NTK row whether or not it is asked (the rows then hold zeros):
     no second copy of the loop. No entry depends on the others. The terms that call libm
     (``hoisted``, :func:`hoist_calls`) come first, in a loop of their own.
     """
-    kind = "pos" if variant == "pos" else "any"
-    pair = "neg" if variant == "fix" else kind  # (:func:`nonpositive_spec`)
     args = "va, VB[q], Sa[q], Da[q], vk, VK[q], 1.0, 0.0, ra, RB[q], rk, RK[q]"
     if gap:  # (the map takes the root gap U last)
         args += ", ra - RB[q]"
     out = []
-    n, total = hoisted[kind], max(hoisted.values())
-    if n:
-        out += ["for q in range(m):", f"{_IND}h = _a{m}_pre_{kind}({args})"]
+    n, total = hoisted[variant], _rows(hoisted)
+    if n and hoisted.get(f"{variant}_near"):
+        nan = " or ".join(f"H[{i}, q] != H[{i}, q]" for i in range(n))
+        out += ["for q in range(m):", f"{_IND}h = _a{m}_near_{variant}({args})"]
+        out += [f"{_IND}H[{i}, q] = h[{i}]" for i in range(n)]
+        out += ["for q in range(m):", f"{_IND}if {nan}:  # outside the series: libm"]
+        out += [f"{2 * _IND}h = _a{m}_pre_{variant}({args})"]
+        out += [f"{2 * _IND}H[{i}, q] = h[{i}]" for i in range(n)]
+    elif n:
+        out += ["for q in range(m):", f"{_IND}h = _a{m}_pre_{variant}({args})"]
         out += [f"{_IND}H[{i}, q] = h[{i}]" for i in range(n)]
     extra = "".join(f", H[{i}, q]" if i < n else ", 0.0" for i in range(total))
-    body = [f"e, ed, dn = _a{m}_pair_{pair}({args}{extra})"]
+    body = [f"e, ed, dn = _a{m}_pair_{variant}({args}{extra})"]
     if prog.trusted[m]:
         body.append("dn = _sel(CO[q], 0.0, _fin(dn, _cdet(vk, e, VK[q])))")
     body.append("ed = _sel(zero, 0.0, Ta[q] * ed)")
-    if variant == "fix":
-        body += ["p = Sa[q] > 0.0", "e = _sel(p, Sk[q], e)", "ed = _sel(p, Tk[q], ed)"]
-        if prog.trusted[m]:
-            body.append("dn = _sel(p, Dk[q], dn)")
     body += ["Sk[q] = e", "Tk[q] = ed"]
     if prog.trusted[m]:
         body.append("Dk[q] = dn")
@@ -271,8 +289,9 @@ def activation_step(prog: Program, m: int, pos: bool, hoisted: dict[str, int], g
         prog: The program.
         m: The activation's number.
         pos: Whether its layer map has a cheaper variant ``_a{m}_pair_pos`` for
-            ``S12 > 0``: it computes every entry, and where some covariance of the chunk
-            is ``<= 0`` the general map ``_a{m}_pair_any`` computes those entries again.
+            ``S12 > 0``: it computes the chunk where every covariance of the chunk is
+            ``> 0``; elsewhere the general map ``_a{m}_pair_any`` computes every entry
+            (one pass, not the cheap map and then the general one).
         hoisted: How many terms each map (``"any"``, ``"pos"``) reads from its loop of
             libm calls (:func:`hoist_calls`).
         gap: Whether the printed maps take the root gap ``U = sqrt(S11) - sqrt(S22)``
@@ -282,7 +301,7 @@ def activation_step(prog: Program, m: int, pos: bool, hoisted: dict[str, int], g
         The function's source.
     """
     lines = [
-        '@numba.njit(cache=True, error_model="numpy")',
+        '@numba.njit(cache=True, error_model="numpy", fastmath={"contract"})',
         f"def _a{m}_step(S, D, T, a, k, m, va, ra, vk, rk, VB, RB, VK, RK, CO, det, zero):",
         f'{_IND}"""Activation {m} from state a to state k on one chunk of a row."""',
         f"{_IND}Sa, Da, Ta, Sk, Dk, Tk = S[a], D[a], T[a], S[k], D[k], T[k]",
@@ -290,17 +309,18 @@ def activation_step(prog: Program, m: int, pos: bool, hoisted: dict[str, int], g
         f"{2 * _IND}for q in range(m):",
         f"{3 * _IND}Da[q] = _sel(CO[q], 0.0, _cdet(va, Sa[q], VB[q]))",
     ]
-    if max(hoisted.values()):
-        lines.append(f"{_IND}H = numpy.empty(({max(hoisted.values())}, m))")
+    if _rows(hoisted):
+        lines.append(f"{_IND}H = numpy.empty(({_rows(hoisted)}, m))")
     if pos:
-        lines += [_IND + line for line in _act_loop(prog, m, "pos", hoisted, gap)]
         lines += [
             f"{_IND}pos = True",
             f"{_IND}for q in range(m):",
             f"{2 * _IND}pos &= Sa[q] > 0.0",
-            f"{_IND}if not pos:",
+            f"{_IND}if pos:",
         ]
-        lines += [2 * _IND + line for line in _act_loop(prog, m, "fix", hoisted, gap)]
+        lines += [2 * _IND + line for line in _act_loop(prog, m, "pos", hoisted, gap)]
+        lines.append(f"{_IND}else:")
+        lines += [2 * _IND + line for line in _act_loop(prog, m, "any", hoisted, gap)]
     else:
         lines += [_IND + line for line in _act_loop(prog, m, "any", hoisted, gap)]
     return "\n".join(lines) + "\n"

@@ -7,15 +7,20 @@ and ``FLOAT_COLUMNS``), and as one ``_a{m}_step`` per distinct activation with t
 dispatchers ``_act_step`` and ``_act_diag`` (written by :mod:`ntksym.codegen.arch_emit`).
 The regions here interpret the tables, *layer-major*:
 
-* ``pair_helpers``: an accurate determinant by subtraction (``_cdet``, Dekker's products)
-  and the gap ``sqrt(S11 S22) - S12`` without cancellation (``_gap``);
+* ``pair_helpers``: an accurate determinant by subtraction (``_cdet``, Dekker's products),
+  the gap ``sqrt(S11 S22) - S12`` without cancellation (``_gap``) and ``log1p`` of small
+  arguments without a call (``_log1p_near``);
 * ``prep``: the inputs' own determinant ``|x|^2 |x'|^2 - (x.x')^2``, ``|x| - |x'|`` and
   ``2 (|x||x'| - x.x')`` for one chunk of a row, without cancellation for near-parallel
   pairs (the homogeneous kernels' ``_det_near``), and which pairs are one input twice;
 * ``steps``: every state's variance of each input (``_diag_rows``, once per input), and
   the program run on one chunk of at most 256 columns of one row (``_run_steps``): each
   step is one short loop over the chunk, reading and writing the rows of the chunk arrays
-  ``S`` (covariances), ``D`` (determinants, where carried) and ``T`` (NTKs);
+  ``S`` (covariances), ``D`` (determinants, where carried) and ``T`` (NTKs); the steps
+  (and the generated activation steps) are compiled with fused multiply-adds
+  (``fastmath={"contract"}``, no other fast-math, as the homogeneous ``_layer``: the
+  single rounding of an FMA is never worse; Dekker's products stay exact, their partial
+  products being exact already);
 * ``loops``: the parallel loops over blocks of rows and the entry point ``_compute``.
 
 This module runs on its own with the stand-ins below (one activation, the identity, which
@@ -113,6 +118,27 @@ def _fin(dn, fallback):
     if abs(dn) < math.inf:
         return dn if dn > 0.0 else 0.0
     return fallback
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _log1p_near(x):
+    """log1p(x) for |x| <= 0.3 without a libm call (NaN elsewhere): 2 atanh(u),
+    u = x/(2 + x), |u| < 0.18, as its series to u^21 (the rest < 2e-18 relative);
+    within 2 ulp (the rounding of u), and the loop that calls it vectorises."""
+    u = x / (2.0 + x)
+    z = u * u
+    p = 1.0 / 21.0
+    p = p * z + 1.0 / 19.0
+    p = p * z + 1.0 / 17.0
+    p = p * z + 1.0 / 15.0
+    p = p * z + 1.0 / 13.0
+    p = p * z + 1.0 / 11.0
+    p = p * z + 1.0 / 9.0
+    p = p * z + 1.0 / 7.0
+    p = p * z + 1.0 / 5.0
+    p = p * z + 1.0 / 3.0
+    r = 2.0 * (u + u * (z * p))
+    return r if abs(x) <= 0.3 else math.nan
     # endregion pair_helpers
 
 
@@ -176,7 +202,7 @@ def _diag_rows(PI, PF, sq, n0f, V, R):
             R[k, i] = math.sqrt(v)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
 def _input(S, D, T, k, m, g, c, B2, nw, bias, standard, n0f, DX, DN, OM, ntk):
     """A Dense layer on the inputs (c = W2 / n0): S12 = c x.x' + B2, and its determinant
     c^2 det_x + c B2 ((|x| - |x'|)^2 + 2 (|x||x'| - x.x')) from the prepared parts."""
@@ -196,7 +222,7 @@ def _input(S, D, T, k, m, g, c, B2, nw, bias, standard, n0f, DX, DN, OM, ntk):
             T[k, q] = S[k, q]
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
 def _dense(S, D, T, a, k, m, W2, B2, nw, bias, standard, ra, RB, CO, det, ntk):
     """A Dense layer: S12 -> W2 S12 + B2, D -> W2^2 D + W2 B2 ((R11 - R22)^2 + 2 gap),
     Theta -> W2 Theta + S12' (NTK) or W2 Theta + n_in S12 + [bias] (standard)."""
@@ -220,7 +246,7 @@ def _dense(S, D, T, a, k, m, W2, B2, nw, bias, standard, ra, RB, CO, det, ntk):
             T[k, q] = W2 * T[a, q] + S[k, q]
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
 def _norm(S, D, T, a, k, m, eps, va, VB, det, ntk):
     """LayerNorm: every entry divided by sqrt((eps + S11)(eps + S22)) (D by its square)."""
     for q in range(m):
@@ -233,7 +259,7 @@ def _norm(S, D, T, a, k, m, eps, va, VB, det, ntk):
             T[k, q] = T[a, q] / math.sqrt((eps + va) * (eps + VB[q]))
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
 def _sum(S, D, T, a, b, k, m, va, vb, ra, rb, VA, VB, RA, RB, CO, det, ntk):
     """The sum of two independent branches a and b (va, ra: the row's variances and roots
     at a and b; VA, RA, VB, RB the columns'): everything summed, the determinant as

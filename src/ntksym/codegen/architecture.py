@@ -27,7 +27,7 @@ import hashlib
 import importlib.resources
 import re
 import types
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +42,6 @@ from ntksym.codegen.arch_emit import (
     dispatch_source,
     hoist_calls,
     loop_spec,
-    nonpositive_spec,
     tables_source,
 )
 from ntksym.codegen.arch_program import Program, Unsupported, lower
@@ -90,10 +89,8 @@ def _activation_code(prog: Program, m: int) -> tuple[str, bool, dict[str, int], 
 
     The hoisted terms: how many each map reads from its loop of libm calls
     (:func:`~ntksym.codegen.arch_emit.hoist_calls`). The pos variant is a cheaper map for
-    ``S12 > 0``; where there is one, the general map is needed for ``S12 <= 0`` only and
-    is printed for that, as ``_a{m}_pair_neg``
-    (:func:`~ntksym.codegen.arch_emit.nonpositive_spec`), else as ``_a{m}_pair_any``.
-    These maps and ``_a{m}_diag`` are inlined by
+    ``S12 > 0``, used for a chunk whose covariances are all positive; the general map
+    ``_a{m}_pair_any`` computes the other chunks. These maps and ``_a{m}_diag`` are inlined by
     Numba where they are called (one chunk loop each, which LLVM then vectorises). The
     maps are printed for the activation step, which applies no Dense layer (``W2 = 1``,
     ``B2 = 0``), with half-integer powers as square roots
@@ -103,10 +100,6 @@ def _activation_code(prog: Program, m: int) -> tuple[str, bool, dict[str, int], 
     """
     spec = loop_spec(prog.specs[m])
     rs = render_spec(spec, "numba")
-    if rs.pos_variant:  # the general map serves S12 <= 0 only: print it for that
-        neg = render_spec(nonpositive_spec(spec), "numba")
-        fields = ("intermediate", "nngp_code", "ntk_code", "det_code")
-        rs = replace(rs, **{f: getattr(neg, f) for f in fields})
     rs, pre, hoisted = hoist_calls(rs, m)
     decorator = '@numba.njit(cache=True, error_model="numpy", inline="always")'
     code = (
@@ -114,8 +107,7 @@ def _activation_code(prog: Program, m: int) -> tuple[str, bool, dict[str, int], 
         .get_template("_layer.py.jinja")
         .render(spec=rs, decorator=decorator, vec=False)
     )
-    names = {"_pair_any": "_pair_neg"} if rs.pos_variant else {}
-    code = _PAIR_NAMES.sub(lambda mt: f"_a{m}{names.get(mt.group(1), mt.group(1))}", code)
+    code = _PAIR_NAMES.sub(lambda mt: f"_a{m}{mt.group(1)}", code)
     return (pre + "\n\n" if pre else "") + code, rs.pos_variant, hoisted, rs.uses_gap
 
 

@@ -1,0 +1,135 @@
+"""CPU time per entry of each step of a fused module, and of the operations its maps make.
+
+Steps: for each network (``bench_stax.build``), its fused module is built (or found in
+the cache), the program's ``_run_steps`` is run on one chunk of 256 columns of one row
+(``N = 512``, ``d = 256``), first every step alone, then the whole program, each
+``--reps`` times from a Numba loop (no Python call per repetition); the minimum over 5
+rounds of the CPU time per entry is printed as JSON (one row per step: kind, activation,
+whether the determinant it reads is carried, ns/entry).
+
+Operations (``--ops``): a vectorised ``sqrt``, a division, the branch-free ``_atan2`` of
+the generated modules, and libm's ``atan2``, ``asin``, ``log1p``, ``exp`` (scalar calls:
+Numba has no SVML here), each in a loop over 256 entries.
+
+Run pinned to one core, and compare two trees in one session (``PYTHONPATH`` and
+``NTKSYM_CACHE_DIR`` per tree)::
+
+    taskset -c 0 python benchmarks/bench_fused_steps.py --nets mixed residual
+    taskset -c 0 python benchmarks/bench_fused_steps.py --ops
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numba
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_stax  # noqa: E402
+
+
+def _best(run: Any, reps: int, entries: int) -> float:
+    """Min over 5 rounds of the CPU ns per entry of ``run(reps)``."""
+    best = math.inf
+    for _ in range(5):
+        t0 = time.process_time()
+        run(reps)
+        best = min(best, (time.process_time() - t0) / reps / entries * 1e9)
+    return round(best, 2)
+
+
+def steps(name: str, reps: int) -> dict:
+    """Per-step and whole-program CPU ns/entry of the fused module of network ``name``."""
+    from ntksym import stax
+    from ntksym.codegen import architecture
+
+    kernel = architecture.fused_kernel(bench_stax.build(stax, name).description)
+    mod = kernel.module
+    n, d, i, c0, c1 = 512, bench_stax.D, 3, 256, 512
+    X = np.random.default_rng(0).standard_normal((n, d))
+    sq = np.einsum("ij,ij->i", X, X)
+    a = np.sqrt(sq)
+    G = X @ X.T
+    np.fill_diagonal(G, sq)
+    V = np.empty((mod.NSTATES, n))
+    R = np.empty_like(V)
+    mod._diag_rows(mod.PROGRAM_I, mod.PROGRAM_F, sq, float(d), V, R)
+    S, D, T = (np.empty((mod.NSTATES, 256)) for _ in range(3))
+    DX, DN, OM = (np.empty(256) for _ in range(3))
+    CO = np.empty(256, dtype=np.bool_)
+    mod._prep(i, c0, c1, G, a, a, sq, sq, X, X, DX, DN, OM, CO)
+    run_steps = mod._run_steps
+
+    @numba.njit
+    def many(reps, PI, PF, G, V, R, n0f, S, D, T, DX, DN, OM, CO):  # type: ignore[no-untyped-def]
+        for _ in range(reps):
+            run_steps(PI, PF, i, c0, c1, G, V, R, V, R, n0f, S, D, T, DX, DN, OM, CO, True)
+
+    def timed(PI: np.ndarray, PF: np.ndarray) -> float:
+        args = (G, V, R, float(d), S, D, T, DX, DN, OM, CO)
+        many(1, PI, PF, *args)
+        return _best(lambda r: many(r, PI, PF, *args), reps, c1 - c0)
+
+    PI, PF = mod.PROGRAM_I, mod.PROGRAM_F
+    timed(PI, PF)  # every state's rows filled once
+    rows = []
+    for st in range(PI.shape[0]):
+        cost = timed(PI[st : st + 1].copy(), PF[st : st + 1].copy())
+        rows.append((int(PI[st, 0]), int(PI[st, 4]), int(PI[st, 6]), cost))
+    return {"steps": rows, "sum": round(sum(r[3] for r in rows), 1), "whole": timed(PI, PF)}
+
+
+def ops(reps: int) -> dict:
+    """CPU ns/entry of the operations the layer maps make, each in a 256-entry loop."""
+    from ntksym.codegen.runtime.numba_atan2 import _atan2
+
+    bodies = {
+        "sqrt (vectorised)": lambda x, y: math.sqrt(x) + y,
+        "division (vectorised)": lambda x, y: x / y,
+        "_atan2 (branch-free, vectorised)": lambda x, y: _atan2(x, y),
+        "libm atan2": lambda x, y: math.atan2(x, y),
+        "libm asin": lambda x, y: math.asin(0.5 * x),
+        "libm log1p": lambda x, y: math.log1p(0.1 * x),
+        "libm exp": lambda x, y: math.exp(x),
+    }
+    rng = np.random.default_rng(0)
+    x, y, o = rng.uniform(0.1, 1.0, 256), rng.uniform(0.1, 1.0, 256), np.empty(256)
+    out = {}
+    for label, body in bodies.items():
+        f = numba.njit(inline="always", error_model="numpy")(body)
+
+        @numba.njit(error_model="numpy")
+        def loop(reps, x, y, o, f=f):  # type: ignore[no-untyped-def]
+            for _ in range(reps):
+                for q in range(x.shape[0]):
+                    o[q] = f(x[q], y[q])
+
+        loop(1, x, y, o)
+        out[label] = _best(lambda r, loop=loop: loop(r, x, y, o), reps, 256)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the JSON of the steps of each network, or of the operations."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--nets", nargs="+", default=["mixed", "residual"])
+    ap.add_argument("--reps", type=int, default=2000)
+    ap.add_argument("--ops", action="store_true", help="time the operations instead")
+    args = ap.parse_args(argv)
+    if args.ops:
+        print(json.dumps(ops(20 * args.reps)))
+    else:
+        print(json.dumps({name: steps(name, args.reps) for name in args.nets}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
