@@ -218,3 +218,8 @@ def _series(S11, S22, S12, D, R11, R22, f, key):
     ok = (ok | same) & (R11 > 0.0) & (R22 > 0.0)
     return numpy.broadcast_to(P, shape), numpy.broadcast_to(ok, shape)
 # endregion series
+
+
+#: Public name of the series (the NumPy quadrature module calls it as ``_series``, the name
+#: the generated modules use).
+series = _series

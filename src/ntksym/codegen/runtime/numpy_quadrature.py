@@ -32,7 +32,7 @@ import math
 
 import numpy
 
-from ntksym.codegen.runtime.numpy_mehler import _series
+from ntksym.codegen.runtime.numpy_mehler import series as _series
 from ntksym.codegen.runtime.quadrature_rule import RULE
 
 # Stand-ins for what the generated module defines: the rule's parameters, and a
