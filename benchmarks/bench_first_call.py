@@ -10,7 +10,7 @@ alone with ``--get nngp``). Two modes:
   (the behaviour before the background compilation existed);
 * ``background`` - the default: while Numba compiles in a background thread, small calls
   are answered by the generated NumPy module (up to 4e6 entry-layers for a closed form,
-  5e4 for a quadrature module: tanh, sigmoid, typed smooth expressions).
+  3e6 for a quadrature module: tanh, sigmoid, typed smooth expressions).
 
 Printed per run: the import time, each call's time, the wait for the background thread,
 and the largest difference between the first answer and the Numba one (relative to the

@@ -146,10 +146,12 @@ _ANNOUNCED: set[tuple[str, str]] = set()
 #: module while Numba compiles the fused kernel in the background (the NumPy module takes
 #: about 0.1 s per million entry-layers for relu; a compilation takes 5 to 40 s).
 BACKGROUND_WORK = 4_000_000
-#: The same for the quadrature modules (tanh, sigmoid, typed smooth expressions), whose NumPy
-#: module takes about 70 us per entry-layer for tanh's NNGP (140 us with the NTK) against a
-#: compilation of about 10 s of CPU time (docs/performance.md, issue 13).
-BACKGROUND_WORK_QUADRATURE = 50_000
+#: The same for the quadrature modules (tanh, sigmoid, typed smooth expressions). Their NumPy
+#: module answers most entries by the Mehler series, about 0.8 us per entry-layer for tanh's
+#: NNGP (twice that with the NTK; N = 1000 at depth 3 is 3e6), against a compilation of about
+#: 10 s of CPU time; entries the series cannot take (correlations near +-1) cost about 70 us
+#: each (docs/performance.md, issue 13).
+BACKGROUND_WORK_QUADRATURE = 3_000_000
 #: Set to "0" to make every call wait for the Numba compilation instead.
 BACKGROUND_ENV = "NTKSYM_BACKGROUND_COMPILE"
 _COMPILERS: dict[str, threading.Thread] = {}

@@ -49,6 +49,7 @@ RUNTIME_FILES = (
     "numba_fused.py",
     "numba_quadrature.py",
     "numpy_fused.py",
+    "numpy_mehler.py",
     "numpy_quadrature.py",
     "quadrature_rule.py",
 )

@@ -32,6 +32,7 @@ import math
 
 import numpy
 
+from ntksym.codegen.runtime.numpy_mehler import series as _series
 from ntksym.codegen.runtime.quadrature_rule import RULE
 
 # Stand-ins for what the generated module defines: the rule's parameters, and a
@@ -245,8 +246,14 @@ def _pair(S11, S22, S12, D, N11, N22, W2, B2, R11, R22, Q11, Q22, ntk=True):
     Each function has passes of its own, so E[sigma sigma] is the same with or without ntk.
     """
     shape = numpy.broadcast(S11, S22, S12, D, R11, R22).shape
+    out = numpy.empty((2 if ntk else 1, int(numpy.prod(shape))))
+    done = []
+    with numpy.errstate(all="ignore"):
+        for d in range(out.shape[0]):  # the Mehler series where its bound holds
+            P, ok = _series(S11, S22, S12, D, R11, R22, lambda v, d=d: _fn(d, v), (d, _act, _dact))
+            out[d] = P.ravel()
+            done.append(ok.ravel())
     S11, S12, D, R11, R22 = (numpy.broadcast_to(x, shape).ravel() for x in (S11, S12, D, R11, R22))
-    out = numpy.empty((2 if ntk else 1, S11.size))
     with numpy.errstate(all="ignore"):
         pos = numpy.nonzero(R11 > 0.0)[0]
         zero = numpy.nonzero(R11 <= 0.0)[0]  # u = 0
@@ -254,8 +261,9 @@ def _pair(S11, S22, S12, D, N11, N22, W2, B2, R11, R22, Q11, Q22, ntk=True):
         some = c > 0.0
         grp = numpy.zeros(int(some.sum()), dtype=numpy.int64)
         for d in range(out.shape[0]):
-            for start in range(0, pos.size, _CHUNK):
-                i = pos[start:start + _CHUNK]
+            rest = pos[~done[d][pos]]  # the adaptive rule elsewhere
+            for start in range(0, rest.size, _CHUNK):
+                i = rest[start:start + _CHUNK]
                 out[d, i] = _outer(R11[i], S12[i] / R11[i], numpy.sqrt(numpy.maximum(D[i], 0.0) / S11[i]), d)
             if zero.size:
                 i0 = _fn(d, numpy.zeros(zero.size))
