@@ -207,12 +207,15 @@ def test_the_bound_of_a_pair_is_its_covariances_largest_eigenvalue():
     assert np.isfinite(ntksym.dual.evaluate("tanh", 1e8, 0.0, 1e8)[0])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="open (docs/hardening.md): reference.dual_quadrature "
-    "returns 2.49998 with an error estimate of 5.8e+1967... and no "
-    "ReferenceNotConverged for exp(u**2) at variances past 1/4 (exact 2.5)",
-)
-def test_the_reference_is_right_between_the_diagonal_and_the_pair_bound():
-    value = reference.dual_quadrature(_EXP2, 0.3, 0, 0.3, dps=20)
-    assert float(value) == pytest.approx(2.5, rel=1e-15)
+def test_the_reference_refuses_a_pair_whose_variances_have_no_second_moment():
+    # exp(u**2) at variances 0.3 > 1/4: the pair (independent) is finite, 2.5, but the
+    # referee's error control is relative to E[sigma^2], infinite there; it gave 2.49998
+    # with an estimate of 1e1967 and no error. It now refuses instead of answering.
+    with pytest.raises(reference.ReferenceNotConverged, match="cannot be certified"):
+        reference.dual_quadrature(_EXP2, 0.3, 0, 0.3, dps=20)
+    with pytest.raises(reference.ReferenceNotConverged, match="1/\\(4\\*1\\) = 0.25"):
+        reference.dual_quadrature(_EXP2, 0.25, 0, 0.1, dps=20, derivative=True)
+    # below 1/4 it answers, and right: E[exp(u^2) exp(v^2)] = det(I - 2 Sigma)^(-1/2)
+    value = reference.dual_quadrature(_EXP2, 0.2, 0.05, 0.1, dps=20)
+    exact = ((1 - 0.4) * (1 - 0.2) - 4 * 0.05**2) ** -0.5
+    assert float(value) == pytest.approx(exact, rel=1e-14)

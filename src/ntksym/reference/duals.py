@@ -13,6 +13,7 @@ import sympy as sp
 
 from ntksym.activations import Activation
 from ntksym.dual import check_covariance
+from ntksym.dual.growth import growth_rate
 from ntksym.errors import ActivationError, InputError, NoClosedFormError, NTKSymError
 from ntksym.reference.convert import (
     GUARD_DIGITS,
@@ -120,6 +121,7 @@ def _quadrature(
         return _degenerate(act, derivative, h, a11, a22, dps)
     if h is not None:
         return homogeneous_dual(h, a11, a12, a22, det)
+    _check_scale(act, derivative, a11, a22)
     f = pointwise(act, derivative)
     kinks = [mpmath.mpf(k) for k in act.kinks]
     features = smooth_features(act, derivative)
@@ -136,6 +138,28 @@ def _quadrature(
     # never claim more than the accuracy the nested rules were asked for: their level
     # heuristics can be optimistic when inner errors, not the outer step, dominate
     return value, max(err, _target(dps) * max(abs(value), size))
+
+
+def _check_scale(act: Activation, derivative: bool, a11: Any, a22: Any) -> None:
+    """Refuse a pair whose own variances have an infinite second moment.
+
+    The iterated rule sets its tolerances relative to ``sqrt(E[f(u)^2] E[f(v)^2])``. For
+    ``|sigma(u)| = exp(a u^2 + ...)`` that scale is infinite once a variance reaches
+    ``1/(4a)``, while the pair itself stays finite up to ``1/(2a)`` (e.g. independent
+    ``u, v``): the tolerances are then meaningless and the value is not certified
+    (``exp(u**2)`` at ``(0.3, 0, 0.3)`` gave 2.49998 for the exact 2.5, with an estimate of
+    1e1967). Such a pair is refused rather than answered.
+    """
+    rate = growth_rate(act)
+    if rate > 0 and 4 * rate * max(a11, a22) >= 1:
+        raise ReferenceNotConverged(
+            f"the mpmath reference of {_what(act, derivative)} at variances "
+            f"({mpmath.nstr(a11, 17)}, {mpmath.nstr(a22, 17)}) cannot be certified: sigma "
+            f"grows like exp({rate:g} u^2), so E[sigma(u)^2] is infinite at variances from "
+            f"1/(4*{rate:g}) = {1 / (4 * rate):.6g} on, and the rule's error control is relative "
+            "to it; the pair itself may be finite (up to the largest eigenvalue 1/(2a)), but "
+            "this referee does not answer there"
+        )
 
 
 def _what(act: Activation, derivative: bool) -> str:
