@@ -330,3 +330,46 @@ def test_a_small_first_call_is_answered_by_the_numpy_quadrature(monkeypatch):
     assert stand_in is not None and stand_in.BACKEND == "numpy"
     assert stand_in.ACTIVATION == numba_module.ACTIVATION
     assert list(dispatch._COMPILERS) == [numba_module.__name__]
+
+
+def test_the_quadrature_stand_in_is_timed_on_the_inputs_before_it_serves(monkeypatch):
+    """Above PROBE_WORK_QUADRATURE the NumPy quadrature serves only if a sample says it beats
+    waiting for Numba: nearly parallel inputs (no Mehler series) cost ~70 us per entry-layer."""
+    from ntksym.kernels import dispatch
+
+    numba_module = load("tanh", "numba")
+    monkeypatch.setenv(dispatch.BACKGROUND_ENV, "1")
+    monkeypatch.setattr(dispatch, "_COMPILERS", {})  # (no thread is started here)
+    monkeypatch.setattr(dispatch, "_index_missing", lambda module, entry: True)
+    act = get_activation("tanh")
+    work = dispatch.BACKGROUND_WORK_QUADRATURE
+    wait = dispatch.QUADRATURE_COMPILE_SECONDS + dispatch.QUADRATURE_NUMBA_SECONDS * work
+    seen = []
+
+    def probe(rate):
+        def run(module):
+            seen.append(module.BACKEND)
+            return rate
+
+        return run
+
+    assert dispatch.background_module(act, numba_module, work, probe(2 * wait / work)) is None
+    fast = dispatch.background_module(act, numba_module, work, probe(wait / work / 2))
+    assert fast is not None and fast.BACKEND == "numpy"
+    assert seen == ["numpy", "numpy"]  # (the probe times the stand-in itself)
+    small = dispatch.PROBE_WORK_QUADRATURE
+    assert dispatch.background_module(act, numba_module, small, probe(1.0)) is not None
+    assert len(seen) == 2  # (small calls are not probed)
+
+
+def test_the_probe_sees_nearly_parallel_inputs_cost_more():
+    """The kernel's probe on its own inputs: the rate for nearly parallel rows (the series
+    declines them) is well above the rate for independent rows."""
+    rng = np.random.default_rng(3)
+    k = ntksym.kernel("tanh", 3, bias_std=0.1)
+    numpy_module = load("tanh", "numpy")
+    independent = rng.standard_normal((64, 20))
+    parallel = rng.standard_normal(20) + 0.02 * rng.standard_normal((64, 20))
+    rate_independent = min(k._probe(independent, None)(numpy_module) for _ in range(3))
+    rate_parallel = min(k._probe(parallel, None)(numpy_module) for _ in range(3))
+    assert rate_parallel > 5 * rate_independent

@@ -8,6 +8,7 @@ import sys
 import threading
 import types
 import warnings
+from collections.abc import Callable
 
 from ntksym.activations import Activation
 from ntksym.errors import InputError
@@ -152,6 +153,14 @@ BACKGROUND_WORK = 4_000_000
 #: 10 s of CPU time; entries the series cannot take (correlations near +-1) cost about 70 us
 #: each (docs/performance.md, issue 13).
 BACKGROUND_WORK_QUADRATURE = 3_000_000
+#: Above this many entry-layers a quadrature stand-in is first timed on a sample of the
+#: call's own inputs (:func:`background_module`'s ``probe``), since its cost per entry
+#: ranges over two orders of magnitude with the inputs' correlations.
+PROBE_WORK_QUADRATURE = 50_000
+#: What waiting costs instead (CPU seconds, this machine's order of magnitude): compiling a
+#: Numba quadrature module, and its run time per entry-layer.
+QUADRATURE_COMPILE_SECONDS = 15.0
+QUADRATURE_NUMBA_SECONDS = 25e-6
 #: Set to "0" to make every call wait for the Numba compilation instead.
 BACKGROUND_ENV = "NTKSYM_BACKGROUND_COMPILE"
 _COMPILERS: dict[str, threading.Thread] = {}
@@ -202,7 +211,10 @@ def _compile(module: types.ModuleType) -> None:
 
 
 def background_module(
-    act: Activation, module: types.ModuleType, work: int
+    act: Activation,
+    module: types.ModuleType,
+    work: int,
+    probe: Callable[[types.ModuleType], float] | None = None,
 ) -> types.ModuleType | None:
     """The NumPy module to answer a call with while ``module`` compiles, or None to wait.
 
@@ -213,6 +225,13 @@ def background_module(
     (the same results up to rounding) until the thread is done. The thread is not a daemon: a
     process that ends sooner waits for it, so that the next process finds the cache.
     Disabled by ``NTKSYM_BACKGROUND_COMPILE=0``.
+
+    ``probe`` (for quadrature calls above :data:`PROBE_WORK_QUADRATURE`): runs the NumPy
+    module on a sample of the call's inputs and returns its CPU seconds per entry-layer.
+    The NumPy module stands in only if that rate times ``work`` is below what waiting
+    would cost (:data:`QUADRATURE_COMPILE_SECONDS` plus :data:`QUADRATURE_NUMBA_SECONDS`
+    per entry-layer): nearly parallel inputs, which the Mehler series cannot take, cost
+    ~70 us per entry-layer in NumPy against ~25 us compiled.
     """
     if (
         getattr(module, "BACKEND", None) != "numba"
@@ -237,7 +256,12 @@ def background_module(
             sys.stderr.flush()
     if thread.ident is not None and not thread.is_alive():  # (started, and done)
         return None
-    return generated_module(act, "numpy")
+    stand_in = generated_module(act, "numpy")
+    if hasattr(module, "_outer") and probe is not None and work > PROBE_WORK_QUADRATURE:
+        wait = QUADRATURE_COMPILE_SECONDS + QUADRATURE_NUMBA_SECONDS * work
+        if probe(stand_in) * work > wait:
+            return None
+    return stand_in
 
 
 def start_compilation() -> None:
