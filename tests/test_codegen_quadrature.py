@@ -360,6 +360,14 @@ def test_the_quadrature_stand_in_is_timed_on_the_inputs_before_it_serves(monkeyp
     small = dispatch.PROBE_WORK_QUADRATURE
     assert dispatch.background_module(act, numba_module, small, probe(1.0)) is not None
     assert len(seen) == 2  # (small calls are not probed)
+    # where the series takes most entries, NumPy answers any size, and nothing compiles
+    monkeypatch.setattr(dispatch, "_COMPILERS", {})
+    huge = 1000 * dispatch.BACKGROUND_WORK_QUADRATURE
+    rate = dispatch.QUADRATURE_NUMBA_SECONDS / 4
+    assert dispatch.background_module(act, numba_module, huge, probe(rate)).BACKEND == "numpy"
+    assert dispatch._COMPILERS == {}
+    monkeypatch.setenv(dispatch.BACKGROUND_ENV, "0")  # (which makes every call take Numba)
+    assert dispatch.background_module(act, numba_module, huge, probe(rate)) is None
 
 
 def test_the_probe_sees_nearly_parallel_inputs_cost_more():

@@ -284,9 +284,12 @@ class Kernel:
             times = []
             for n in (16, 112):
                 cols = other[np.linspace(1, other.shape[0] - 1, n).astype(int)]
-                start = time.process_time()
-                module.nngp(rows, cols, self.depth, self.bias_std, self.weight_std)
-                times.append(time.process_time() - start)
+                best = np.inf
+                for _ in range(2):  # (the better of two: a shared machine adds noise)
+                    start = time.process_time()
+                    module.nngp(rows, cols, self.depth, self.bias_std, self.weight_std)
+                    best = min(best, time.process_time() - start)
+                times.append(best)
             return max(times[1] - times[0], 0.0) / (16 * 96 * self.depth)
 
         return probe

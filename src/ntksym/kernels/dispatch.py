@@ -216,7 +216,7 @@ def background_module(
     work: int,
     probe: Callable[[types.ModuleType], float] | None = None,
 ) -> types.ModuleType | None:
-    """The NumPy module to answer a call with while ``module`` compiles, or None to wait.
+    """The NumPy module to answer with (``module`` compiling, or slower), or None for it.
 
     For a Numba module whose compiled code is not in Numba's disk cache, and a call of at
     most :data:`BACKGROUND_WORK` entry-layers (:data:`BACKGROUND_WORK_QUADRATURE` for a
@@ -228,17 +228,26 @@ def background_module(
 
     ``probe`` (for quadrature calls above :data:`PROBE_WORK_QUADRATURE`): runs the NumPy
     module on a sample of the call's inputs and returns its CPU seconds per entry-layer.
-    The NumPy module stands in only if that rate times ``work`` is below what waiting
-    would cost (:data:`QUADRATURE_COMPILE_SECONDS` plus :data:`QUADRATURE_NUMBA_SECONDS`
-    per entry-layer): nearly parallel inputs, which the Mehler series cannot take, cost
-    ~70 us per entry-layer in NumPy against ~25 us compiled.
+    Where that rate is below half the compiled rule's (:data:`QUADRATURE_NUMBA_SECONDS`:
+    the Mehler series takes most entries, which the Numba module still integrates one by
+    one), the NumPy module answers the call whatever its size, and nothing is compiled.
+    Otherwise it stands in only if the rate times ``work`` is below what waiting would cost
+    (:data:`QUADRATURE_COMPILE_SECONDS` plus :data:`QUADRATURE_NUMBA_SECONDS` per
+    entry-layer): nearly parallel inputs, which the series cannot take, cost ~90 us per
+    entry-layer in NumPy against ~25 us compiled.
     """
-    if (
-        getattr(module, "BACKEND", None) != "numba"
-        # (_outer: the quadrature's two-dimensional rule)
-        or work > (BACKGROUND_WORK_QUADRATURE if hasattr(module, "_outer") else BACKGROUND_WORK)
-        or os.environ.get(BACKGROUND_ENV, "1") == "0"
-    ):
+    if getattr(module, "BACKEND", None) != "numba" or os.environ.get(BACKGROUND_ENV, "1") == "0":
+        return None
+    quadrature = hasattr(module, "_outer")  # (_outer: the quadrature's two-dimensional rule)
+    numpy_module = None
+    if quadrature and probe is not None and work > PROBE_WORK_QUADRATURE:
+        numpy_module = generated_module(act, "numpy")
+        rate = probe(numpy_module)
+        if rate < QUADRATURE_NUMBA_SECONDS / 2:
+            return numpy_module
+        if rate * work > QUADRATURE_COMPILE_SECONDS + QUADRATURE_NUMBA_SECONDS * work:
+            return None
+    if work > (BACKGROUND_WORK_QUADRATURE if quadrature else BACKGROUND_WORK):
         return None
     with _COMPILERS_LOCK:
         thread = _COMPILERS.get(module.__name__)
@@ -256,12 +265,7 @@ def background_module(
             sys.stderr.flush()
     if thread.ident is not None and not thread.is_alive():  # (started, and done)
         return None
-    stand_in = generated_module(act, "numpy")
-    if hasattr(module, "_outer") and probe is not None and work > PROBE_WORK_QUADRATURE:
-        wait = QUADRATURE_COMPILE_SECONDS + QUADRATURE_NUMBA_SECONDS * work
-        if probe(stand_in) * work > wait:
-            return None
-    return stand_in
+    return numpy_module or generated_module(act, "numpy")
 
 
 def start_compilation() -> None:
