@@ -106,7 +106,7 @@ def test_layer_loop_vectorises():
     v = np.ones(8)
     s, d, t, u = np.full(8, 0.5), np.full(8, 0.5), np.full(8, 0.5), np.zeros(8)
     e, ed, dn = (np.empty(8) for _ in range(3))
-    layer(1.0, 1.0, 1.0, 1.0, v, v, v, v, 1.0, 0.01, s, d, t, u, e, ed, dn, True, False)
+    layer(1.0, 1.0, 1.0, 1.0, v, v, v, v, 1.0, 0.01, s, d, t, u, e, ed, dn, True, False, False)
     asm = layer.inspect_asm(layer.signatures[0])
     assert re.search(r"\b(vsqrtpd|sqrtpd|vdivpd|divpd)\b", asm)
 
