@@ -216,6 +216,7 @@ def _series(S11, S22, S12, D, R11, R22, f, key):
     same = ok1 & (s1 == s2) & (D <= 0.0) & (S12 > 0.0)
     P = numpy.where(same, E1, P)
     ok = (ok | same) & (R11 > 0.0) & (R22 > 0.0)
+    P, ok = (x.reshape(shape) if x.size == 1 else x for x in (numpy.asarray(P), numpy.asarray(ok)))
     return numpy.broadcast_to(P, shape), numpy.broadcast_to(ok, shape)
 # endregion series
 
