@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from ntksym.derive.layer_checks import Point, covariance_points, value_check
+from ntksym.derive.layer_checks import Point, code_layer_map, covariance_points, value_check
 from ntksym.derive.rules_layers import Ex, facts
 from ntksym.extend import Context, Derivation, Step, Tex, apply_rule, index, scalar, text, theta
 
@@ -123,31 +123,8 @@ def _code(field: str, same: bool, backend: str) -> Any:
         s22 = s11 if same else p[S22]
         s12 = s11 if same else p[S12]
         ntk = p[T11] if same else p[T12]
-        layer = Dropout(p[q])
-        if backend == "mpmath":
-            import mpmath
-
-            from ntksym.reference.architecture import MpmathOps, Pair
-
-            with mpmath.workdps(30):
-                pair = Pair(*(mpmath.mpf(v) for v in (s11, s22, s12, ntk)), same)
-                return getattr(MpmathOps(30, "quadrature").dropout(pair, layer), field)
-        from ntksym.kernels.layer_maps import Block
-
-        one = np.ones((1, 1))
-        block = Block(
-            np.array([s11]),
-            np.array([s22]),
-            s12 * one,
-            None,
-            ntk * one,
-            np.zeros((1, 1), dtype=bool),
-            None,
-            same,
-        )
-        from ntksym.kernels.layer_maps import Float64Ops
-
-        return float(getattr(Float64Ops().dropout(block, layer), field)[0, 0])
+        pair = (s11, s22, s12, ntk)
+        return code_layer_map("dropout", Dropout(p[q]), field, backend, pair, same)
 
     return ref
 

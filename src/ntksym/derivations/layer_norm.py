@@ -37,7 +37,13 @@ import numpy as np
 import sympy as sp
 
 from ntksym.derive.canonical import pull_constants
-from ntksym.derive.layer_checks import Point, covariance_points, mean_check, value_check
+from ntksym.derive.layer_checks import (
+    Point,
+    code_layer_map,
+    covariance_points,
+    mean_check,
+    value_check,
+)
 from ntksym.derive.rules_layers import Ex, facts, with_limits
 from ntksym.derive.symbols import E
 from ntksym.extend import (
@@ -223,25 +229,8 @@ def _code(field: str, backend: str) -> Any:
     from ntksym.architecture.description import LayerNorm
 
     def ref(p: Point) -> Any:
-        vals, layer = (p[S11], p[S22], p[S12], p[T12]), LayerNorm(p[eps])
-        if backend == "mpmath":
-            from ntksym.reference.architecture import MpmathOps, Pair
-
-            with mpmath.workdps(30):
-                pair = Pair(*(mpmath.mpf(x) for x in vals))
-                return getattr(MpmathOps(30, "quadrature").layer_norm(pair, layer), field)
-        from ntksym.kernels.layer_maps import Block, Float64Ops
-
-        one = np.ones((1, 1))
-        block = Block(
-            np.array([vals[0]]),
-            np.array([vals[1]]),
-            vals[2] * one,
-            None,
-            vals[3] * one,
-            np.zeros((1, 1), dtype=bool),
-        )
-        return float(np.ravel(getattr(Float64Ops().layer_norm(block, layer), field))[0])
+        vals = (p[S11], p[S22], p[S12], p[T12])
+        return code_layer_map("layer_norm", LayerNorm(p[eps]), field, backend, vals)
 
     return ref
 

@@ -26,10 +26,9 @@ from __future__ import annotations
 from typing import Any
 
 import mpmath
-import numpy as np
 import sympy as sp
 
-from ntksym.derive.layer_checks import Point, covariance_points, value_check
+from ntksym.derive.layer_checks import Point, code_layer_map, covariance_points, value_check
 from ntksym.derive.rules_layers import GaussPair, Orthant
 from ntksym.extend import Context, Derivation, Step, apply_rule, scalar, text
 
@@ -101,24 +100,7 @@ def _code(field: str, backend: str) -> Any:
 
     def ref(p: Point) -> Any:
         vals = (p[S11], p[S22], p[S12], p[T12])
-        if backend == "mpmath":
-            from ntksym.reference.architecture import MpmathOps, Pair
-
-            with mpmath.workdps(30):
-                pair = Pair(*(mpmath.mpf(x) for x in vals))
-                return getattr(MpmathOps(30, "quadrature").nonlinearity(pair, layer), field)
-        from ntksym.kernels.layer_maps import Block, Float64Ops
-
-        one = np.ones((1, 1))
-        block = Block(
-            np.array([vals[0]]),
-            np.array([vals[1]]),
-            vals[2] * one,
-            None,
-            vals[3] * one,
-            np.zeros((1, 1), dtype=bool),
-        )
-        return float(getattr(Float64Ops().nonlinearity(block, layer), field)[0, 0])
+        return code_layer_map("nonlinearity", layer, field, backend, vals)
 
     return ref
 

@@ -22,7 +22,7 @@ from ntksym.derive.statements import pairs
 from ntksym.derive.steps import CheckFn
 from ntksym.derive.text import text
 
-__all__ = ["Point", "covariance_points", "mean_check", "value_check"]
+__all__ = ["Point", "code_layer_map", "covariance_points", "mean_check", "value_check"]
 
 #: Values of the statement's scalars at one point, by symbol.
 Point = dict[sp.Symbol, float | int]
@@ -127,6 +127,34 @@ def mean_check(
         )
 
     return check
+
+
+def code_layer_map(
+    method: str, layer: Any, field: str, backend: str, pair: Sequence[Any], same: bool = False
+) -> float | Any:
+    """The code's map of one layer at one pair of inputs: the output's ``field``.
+
+    ``method`` names the layer's map in both implementations (``"dropout"``,
+    ``"layer_norm"``, ``"nonlinearity"``): ``ntksym.kernels.layer_maps.Float64Ops`` on a
+    1 x 1 block (``backend="float64"``), or ``ntksym.reference.architecture.MpmathOps`` at
+    30 digits (``backend="mpmath"``). ``pair`` is the input's ``(s11, s22, s12, ntk)``;
+    ``same`` marks an input paired with itself.
+    """
+    if backend == "mpmath":
+        from ntksym.reference.architecture import MpmathOps, Pair
+
+        with mpmath.workdps(30):
+            args = Pair(*(mpmath.mpf(v) for v in pair), same)
+            return getattr(getattr(MpmathOps(30, "quadrature"), method)(args, layer), field)
+    from ntksym.kernels.layer_maps import Block, Float64Ops
+
+    s11, s22, s12, ntk = pair
+    one = np.ones((1, 1))
+    block = Block(
+        np.array([s11]), np.array([s22]), s12 * one, None, ntk * one,
+        np.zeros((1, 1), dtype=bool), None, same,
+    )  # fmt: skip
+    return float(np.ravel(getattr(getattr(Float64Ops(), method)(block, layer), field))[0])
 
 
 def _values(p: Point) -> dict:
