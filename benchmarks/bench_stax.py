@@ -147,16 +147,26 @@ def run_one(method: str, name: str, n: int, repeat: int, nt_python: str) -> dict
     return {"method": method, "net": name, "n": n, "error": err}
 
 
-def reference(name: str) -> list:
-    """The mpmath referee's NNGP and NTK on the sample entries."""
+def reference(name: str, store: str | None = None) -> list:
+    """The mpmath referee's NNGP and NTK on the sample entries (kept in ``store``, a JSON
+    file of previous runs, when given: the referee takes minutes per network)."""
     import numpy as np
 
+    kept = json.loads(Path(store).read_text()) if store and Path(store).exists() else {}
+    if name in kept:
+        return [np.asarray(r) for r in kept[name]]
     sys.path.insert(0, str(REPO / "src"))
     from ntksym import stax
 
     X = np.random.default_rng(0).standard_normal((5, D))
     (ref,) = stax.reference_kernels(build(stax, name).description, X[0:3], X[3:5], dps=20)
-    return [np.asarray(r) for r in ref]
+    out = [np.asarray(r, dtype=float) for r in ref]
+    if store:
+        kept[name] = [r.tolist() for r in out]
+        tmp = Path(f"{store}.tmp")
+        tmp.write_text(json.dumps(kept))
+        tmp.replace(store)
+    return out
 
 
 def _err(sample: list, ref: list) -> float:
@@ -176,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--layers-max-n", type=int, default=2000, help="largest N for layers")
     ap.add_argument("--nt-python", default="/tmp/nt-venv/bin/python")
+    ap.add_argument("--ref-json", default=None, help="keep the referee's values in this file")
     args = ap.parse_args(argv)
     if args.worker:
         method, name, n, repeat = args.worker
@@ -186,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{' / '.join(m for m in args.methods if m != 'blas')} |")  # fmt: skip
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in args.nets:
-        ref = reference(name)
+        ref = reference(name, args.ref_json)
         for n in args.n:
             res: dict[str, dict] = {}
             for method in args.methods:
