@@ -56,3 +56,28 @@ def seed_quick_results() -> dict:
     from ntksym.derivations import seed
 
     return {r.label: r for r in seed.DERIVATION.run(quick=True)}
+
+
+def abs_sin_dual(s11: float, s12: float, s22: float, derivative: bool, dps: int = 40) -> float:
+    """E[s(u) s(v)] (or of s') for s = abs(u) + sin(u), in closed form (mpmath, ``dps``).
+
+    E[|u| |v|] = (2/pi) sqrt(s11 s22) (sqrt(1 - rho^2) + rho asin(rho)) and E[sign sign] =
+    (2/pi) asin(rho) (the arc-cosine kernels of degree 1 and 0, Cho & Saul 2009);
+    E[sin u sin v] = exp(-(s11 + s22)/2) sinh(s12), E[cos u cos v] the same with cosh
+    (characteristic function of a Gaussian); the cross terms E[|u| sin v], E[sign(u) cos v]
+    vanish, since (u, v) and (-u, -v) have one law and each term is odd under it. The
+    inputs are taken exactly, det = s11 s22 - s12^2 formed in mpmath.
+    """
+    import mpmath
+
+    with mpmath.workdps(dps):
+        a11, a12, a22 = (mpmath.mpf(x) for x in (s11, s12, s22))
+        rho = a12 / mpmath.sqrt(a11 * a22)
+        damp = mpmath.exp(-(a11 + a22) / 2)
+        if derivative:
+            return float(2 / mpmath.pi * mpmath.asin(rho) + damp * mpmath.cosh(a12))
+        root = mpmath.sqrt((a11 * a22 - a12 * a12) / (a11 * a22))
+        sqrt_prod = mpmath.sqrt(a11 * a22)
+        return float(
+            2 / mpmath.pi * sqrt_prod * (root + rho * mpmath.asin(rho)) + damp * mpmath.sinh(a12)
+        )

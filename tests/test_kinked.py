@@ -18,6 +18,8 @@ import sympy
 
 pytest.importorskip("numba")
 
+from conftest import abs_sin_dual  # noqa: E402
+
 from ntksym import dual, reference  # noqa: E402
 from ntksym.activations import get_activation  # noqa: E402
 from ntksym.activations.expr import u  # noqa: E402
@@ -243,6 +245,9 @@ def test_against_reference_grid(name: str, cov: tuple[float, float, float]) -> N
     bound = max([1e-12, *(2 * float(x) for x in _stated_estimates(caught))])
     s = [float(x[0]) for x in args[:3]]
     for got, derivative in ((e[0], False), (ed[0], True)):
+        if name == "abs(u) + sin(u)":  # (closed forms as well: independent of the referee)
+            diag = [abs_sin_dual(x, x, x, derivative) for x in (s[0], s[2])]
+            assert abs(got - abs_sin_dual(*s, derivative)) <= bound * np.sqrt(diag[0] * diag[1])
         try:
             want, err = reference.dual_quadrature(
                 act, *s, dps=20, derivative=derivative, error=True
@@ -477,7 +482,12 @@ def test_split_rule_against_reference(name: str, cov: tuple[float, float, float]
         e, ed = kinked.kinked_maps(act, *args)
     s = [float(x[0]) for x in args[:3]]
     for got, derivative in ((e[0], False), (ed[0], True)):
-        want, err = reference.dual_quadrature(act, *s, dps=20, derivative=derivative, error=True)
+        if name == "abs(u) + sin(u)":  # closed forms (the referee refuses at variance 2e4)
+            want, err = abs_sin_dual(*s, derivative), 0.0
+        else:
+            want, err = reference.dual_quadrature(
+                act, *s, dps=20, derivative=derivative, error=True
+            )
         if abs(got - float(want)) > 1e-12 * abs(float(want)) + float(err):
             assert caught, f"{name} at {cov}: off by {abs(got - float(want)):.1e}, no warning"
 

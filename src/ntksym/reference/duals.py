@@ -24,7 +24,7 @@ from ntksym.reference.convert import (
     check_method,
     covariance,
 )
-from ntksym.reference.features import smooth_features
+from ntksym.reference.features import oscillation_frequency, smooth_features
 from ntksym.reference.homogeneous import (
     Homogeneous,
     analysis,
@@ -33,7 +33,11 @@ from ntksym.reference.homogeneous import (
     pointwise,
     sympy_to_mpf,
 )
-from ntksym.reference.tanh_sinh import gauss_expect_1d, general_dual
+from ntksym.reference.tanh_sinh import (
+    gauss_expect_1d,
+    general_dual,
+    oscillation_beyond_reach,
+)
 
 __all__ = ["dual_quadrature", "dual_closed_form", "dual"]
 
@@ -125,7 +129,18 @@ def _quadrature(
     f = pointwise(act, derivative)
     kinks = [mpmath.mpf(k) for k in act.kinks]
     features = smooth_features(act, derivative)
-    value, err, size = general_dual(f, kinks, a11, a12, a22, det, _target(dps), features)
+    frequency = oscillation_frequency(act, derivative)
+    # E[f(u) f(v)] is symmetric: the larger variance outside leaves the inner integral the
+    # smaller conditional deviation sqrt(det / a_outer), so fewer oscillations
+    out, inn = (a22, a11) if frequency and a22 > a11 else (a11, a22)
+    beyond = oscillation_beyond_reach(frequency, kinks, out, a12, det, _target(dps))
+    if beyond is not None:
+        raise ReferenceNotConverged(
+            f"the mpmath reference of {_what(act, derivative)} at (s11, s12, s22) = "
+            f"({mpmath.nstr(a11, 17)}, {mpmath.nstr(a12, 17)}, {mpmath.nstr(a22, 17)}) is not "
+            f"attempted: {beyond} (it would run for hours and not converge)"
+        )
+    value, err, size = general_dual(f, kinks, out, a12, inn, det, _target(dps), features, frequency)
     if err > mpmath.mpf(10) ** (-(dps - 5)) * max(abs(value), size):
         raise ReferenceNotConverged(
             f"the mpmath reference of {_what(act, derivative)} at (s11, s12, s22) = "

@@ -22,13 +22,17 @@ from ntksym.activations import Activation
 from ntksym.activations.expr import u
 from ntksym.reference.homogeneous import sympy_to_mpf
 
-__all__ = ["Feature", "smooth_features", "graded_points"]
+__all__ = ["Feature", "smooth_features", "graded_points", "oscillation_frequency", "split_periods"]
 
 #: (centre, width) of a feature; width 0 is a kink.
 Feature = tuple[Any, Any]
 
 #: Smooth functions whose argument sets a length: a step, a bump or a fast exponential.
 _STEEP = (sp.erf, sp.erfc, sp.tanh, sp.atan, sp.exp, sp.sech, sp.cosh, sp.sinh)
+#: Periodic functions: sin(a u + b) turns on the length 2 pi / |a|.
+_PERIODIC = (sp.sin, sp.cos)
+#: Longest Gauss-Legendre piece, in periods of the fastest oscillation (see split_periods).
+PERIODS_PER_PIECE = 8
 #: Features narrower than this (in standard deviations) get graded pieces.
 GRADE_BELOW = mpmath.mpf(1) / 4
 
@@ -86,3 +90,49 @@ def graded_points(features: Sequence[Feature], half_width: Any, digits: float) -
                 points += [centre - d, centre + d]
                 d *= 2
     return sorted({p for p in points if -half_width < p < half_width})
+
+
+def oscillation_frequency(act: Activation, derivative: bool) -> Any:
+    """Largest angular frequency ``|a|`` of a term ``sin(a u + b)`` or ``cos(a u + b)``, or 0.
+
+    A Gaussian-weighted integrand that oscillates many times on one Gauss-Legendre piece
+    is not resolved by the piece's highest degree, and mpmath's error estimate (the
+    extrapolated difference of its last degrees) is then unreliable: ``abs(u) + sin(u)``
+    at variance 1e4 has about 64 periods of ``sin(u) sin(v)`` between the split points
+    ``z1 = 0`` and ``2``. Only arguments linear in ``u`` with real numeric coefficients
+    count; others give 0 (their pieces are checked by the estimate only).
+    """
+    expr = act.derivative if derivative else act.expr
+    fastest = mpmath.mpf(0)
+    for atom in expr.atoms(*_PERIODIC):
+        arg = atom.args[0]
+        if not arg.has(u) or not arg.is_polynomial(u):
+            continue
+        coeffs = sp.Poly(arg, u).all_coeffs()
+        if len(coeffs) == 2 and all(c.is_number and c.is_real for c in coeffs):
+            fastest = max(fastest, abs(sympy_to_mpf(coeffs[0])))
+    return fastest
+
+
+def split_periods(points: Sequence[Any], period: Any, reach: Any) -> list[Any]:
+    """Break points with every gap inside ``[-reach, reach]`` cut to a few periods.
+
+    Each gap longer than :data:`PERIODS_PER_PIECE` periods is cut into equal pieces no
+    longer than that, so a Gauss-Legendre piece sees a few oscillations (its degree 6 then
+    resolves them to the working precision); outside ``[-reach, reach]`` the Gaussian weight
+    is negligible and the gaps are kept.
+    """
+    if not period or not mpmath.isfinite(period):
+        return list(points)
+    longest = PERIODS_PER_PIECE * period
+    out = [points[0]]
+    for a, b in zip(points[:-1], points[1:], strict=True):
+        lo, hi = max(a, -reach), min(b, reach)
+        if hi - lo > longest:
+            n = int(mpmath.ceil((hi - lo) / longest))
+            out += [p for p in (a, lo) if p > out[-1]]
+            out += [lo + (hi - lo) * k / n for k in range(1, n)]
+            out += [p for p in (hi,) if p > out[-1]]
+        if b > out[-1]:
+            out.append(b)
+    return out

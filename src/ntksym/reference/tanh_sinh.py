@@ -13,9 +13,15 @@ from typing import Any
 
 import mpmath
 
-from ntksym.reference.features import GRADE_BELOW, Feature, graded_points
+from ntksym.reference.features import (
+    GRADE_BELOW,
+    PERIODS_PER_PIECE,
+    Feature,
+    graded_points,
+    split_periods,
+)
 
-__all__ = ["gauss_expect_1d", "general_dual"]
+__all__ = ["gauss_expect_1d", "general_dual", "oscillation_beyond_reach"]
 
 
 mp = mpmath.mp
@@ -26,6 +32,12 @@ MAX_TRAPEZOID_LEVEL = 6
 #: Feature length (in standard deviations) below which nodes are placed by a sinh map.
 SINH_MAP_BELOW = mpmath.mpf(1) / 4
 
+
+#: Most radians of an oscillation on one piece of a kinked inner integral (whose pieces
+#: are not cut by period): [-8, -4] at degree 8 resolves about 16 periods.
+INNER_RADIANS = 32 * math.pi
+#: Most outer pieces cut by period (each about 190 outer nodes, each an inner integral).
+MAX_PERIOD_PIECES = 2000
 
 #: Split points (in standard deviations) of every Gauss-Legendre integral over the line.
 _SCALES = (-8, -4, -2, 2, 4, 8)
@@ -167,7 +179,9 @@ def _trapezoid_levels(
     return None
 
 
-def _pieces(features: Sequence[Feature], graded: bool, tol: Any) -> tuple[list[Any], str]:
+def _pieces(
+    features: Sequence[Feature], graded: bool, tol: Any, period: Any = 0
+) -> tuple[list[Any], str]:
     """Break points and rule for mpmath.quad over the real line.
 
     ``features`` are (centre, width) in standard deviations, kinks with width 0. With kinks
@@ -176,9 +190,11 @@ def _pieces(features: Sequence[Feature], graded: bool, tol: Any) -> tuple[list[A
     Gauss-Legendre on the range truncated where the Gaussian weight is below ``tol``
     converges fast. Otherwise this is only reached when the trapezoidal rule failed (very
     large variances, steep transitions): tanh-sinh on the whole line, split at the centres,
-    copes with boundary layers at the break points.
+    copes with boundary layers at the break points. A ``period`` (in standard deviations) of
+    an oscillation of the integrand cuts the pieces where the Gaussian weight is above ``tol``
+    into a few periods each (:func:`~ntksym.reference.features.split_periods`).
     """
-    if graded:
+    if graded or period:
         Z = 2 * _tail_bound(tol)  # generous: the integrand may grow
         digits = -float(mpmath.log10(tol))
         # the Gaussian weight itself: pieces no longer than its scale far out keep the
@@ -188,7 +204,7 @@ def _pieces(features: Sequence[Feature], graded: bool, tol: Any) -> tuple[list[A
             *((mpmath.mpf(c), mpmath.mpf(0)) for c in _SCALES),
         ]
         points = graded_points([*features, *scales], Z, digits)
-        return [-Z, *points, Z], "gauss-legendre"
+        return split_periods([-Z, *points, Z], period, _tail_bound(tol) + 1), "gauss-legendre"
     finite = sorted({c for c, _ in features if mpmath.isfinite(c)})
     return [mpmath.ninf, *finite, mpmath.inf], "tanh-sinh"
 
@@ -265,6 +281,7 @@ def general_dual(
     det: Any,
     tol: Any,
     features: Sequence[Feature] = (),
+    frequency: Any = 0,
 ) -> tuple[Any, Any, Any]:
     """Iterated quadrature; returns (value, error estimate, size of the integrand).
 
@@ -279,6 +296,12 @@ def general_dual(
     more loosely where the outer weight phi(z1) |sigma(u)| is small: there an
     absolute error of ``tol * rms_u * rms_v / (2 Z phi(z1) |sigma(u)|)`` still
     adds at most ``tol * rms_u * rms_v`` to the outer integral over [-Z, Z].
+
+    ``frequency`` is the largest ``|a|`` of a ``sin(a u + b)`` term of f (0: none). Then
+    ``f(sd1 z1)`` oscillates with ``a sd1`` in z1 and ``E[f(v) | z1]`` with ``a |beta|``
+    (damped by ``exp(-(a s)^2 / 2)``): their product with the sum, whose period bounds the
+    outer Gauss-Legendre pieces (near ``rho = 1`` at variance 1e4, 200 radians per standard
+    deviation).
     """
     sd1 = mpmath.sqrt(a11)
     beta = a12 / sd1  # v = beta*z1 + s*z2
@@ -308,7 +331,12 @@ def general_dual(
         return mpmath.mpc(w * val, w * err)
 
     feats = _outer_features(kinks, features, sd1, beta, s)
-    pieces, method = _pieces(feats, bool(kinks) or _needs_grading(feats), tol)
+    pieces, method = _pieces(
+        feats,
+        bool(kinks) or _needs_grading(feats),
+        tol,
+        _outer_period(frequency, sd1, beta, s, tol),
+    )
     res, err = _quad(outer_quad, pieces, method)
     return res.real, err + abs(res.imag), rms_u * rms_v
 
@@ -323,3 +351,49 @@ def _outer_features(
         feats += [(k / beta, s / abs(beta)) for k in kinks]
         feats += [(c / beta, mpmath.sqrt(w * w + s * s) / abs(beta)) for c, w in features]
     return feats
+
+
+def _outer_period(frequency: Any, sd1: Any, beta: Any, s: Any, tol: Any) -> Any:
+    """Period in z1 of the fastest oscillation of ``f(sd1 z1) E[f(v) | z1]`` (0: none).
+
+    The inner expectation's oscillation is left out where its damping ``exp(-(a s)^2/2)``
+    is below ``tol``.
+    """
+    if not frequency:
+        return 0
+    speed = frequency * sd1
+    if (frequency * s) ** 2 / 2 < -mpmath.log(tol):
+        speed += frequency * abs(beta)
+    return 2 * mpmath.pi / speed
+
+
+def oscillation_beyond_reach(
+    frequency: Any, kinks: Sequence[Any], a11: Any, a12: Any, det: Any, tol: Any
+) -> str | None:
+    """Why the iterated rule cannot resolve an oscillation of ``f`` here, or None.
+
+    Two cases are refused before any work (each would run for hours and then fail its
+    error estimate): the inner integral ``E[f(v) | z1]`` has a kink within reach and its
+    pieces (the longest inside the Gaussian range is 4 standard deviations) would see more
+    than :data:`INNER_RADIANS` of ``sin(a v)``, i.e. ``4 a s > INNER_RADIANS`` with ``s``
+    the conditional standard deviation; or the outer integral needs more than
+    :data:`MAX_PERIOD_PIECES` pieces of :data:`PERIODS_PER_PIECE` periods.
+    """
+    if not frequency:
+        return None
+    sd1 = mpmath.sqrt(a11)
+    beta, s = a12 / sd1, mpmath.sqrt(det / a11)
+    if kinks and 4 * frequency * s > INNER_RADIANS:
+        return (
+            f"E[f(v) | u] has a kink and oscillates with {mpmath.nstr(frequency * s, 3)} "
+            "radians per conditional standard deviation, more than its pieces resolve "
+            f"({INNER_RADIANS / 4:.3g})"
+        )
+    period = _outer_period(frequency, sd1, beta, s, tol)
+    pieces = 2 * (_tail_bound(tol) + 1) / (PERIODS_PER_PIECE * period)
+    if pieces > MAX_PERIOD_PIECES:
+        return (
+            f"the outer integrand oscillates {mpmath.nstr(pieces * PERIODS_PER_PIECE, 3)} "
+            f"times in the Gaussian range, more than {MAX_PERIOD_PIECES * PERIODS_PER_PIECE}"
+        )
+    return None
