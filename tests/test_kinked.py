@@ -353,7 +353,7 @@ SPLIT_POINTS = [
 
 #: Two corners at -1 and 1: at (1, 0.3, 2) the inner expectation's smoothed kinks (at
 #: z1 = +-1/b) are 3.2 wide and no split points; at (0.5, 0.9, 1.5) they are 0.36 wide.
-#: (At (2, -(1 - 1e-12), 0.5) the rule on sigma itself is off: see the 1-D test below.)
+#: (At (2, -(1 - 1e-12), 0.5): the 1-D tests below.)
 TWO_CORNER_POINTS = [(1.0, 0.3, 2.0), (0.5, 0.9, 1.5), (0.0, 0.0, 2.0)]
 
 
@@ -370,7 +370,7 @@ def test_split_rule_agrees_with_the_kink_aware_rule(
     act = get_activation(name)
     args = _cov(*cov)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # (the unsplit rule near rho = -1, see above)
+        warnings.simplefilter("error")  # (accurate, or it would say so)
         old, old_d = _unsplit(act, args)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -426,26 +426,24 @@ def test_two_corners_near_rho_minus_one_against_1d() -> None:
     s11, s12, _, det = (float(x[0]) for x in args)
     want = _two_corners_derivative_mp(s11, s12, det)
     assert ed is not None and abs(ed[0] - want) <= 1e-14 * want
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        old, _ = _unsplit(act, args)  # (its NNGP map agrees; its derivative map: below)
+    old, _ = _unsplit(act, args)  # (its derivative map: below)
     assert abs(e[0] - old[0]) <= 1e-13 * _scales(act, TWO_CORNERS_NEAR_MINUS_ONE)[0]
 
 
-@pytest.mark.xfail(strict=True, reason="known: the rule on sigma itself is 1.2e-10 off, silently")
 def test_two_corners_unsplit_rule_near_rho_minus_one() -> None:
-    """The kink-aware rule on sigma itself (no split) gives 0.6206876075252606 here, the
-    1-D value is 0.62068760760186017 (the split rule: 0.6206876076018615), and its error
-    estimate stays below 1e-12: a silent 1.2e-10. Not resolved (2026-12-04); the split
-    rule is what the kernel uses for this activation."""
+    """The kink-aware rule on sigma itself (no split) gave 0.6206876075252606 here, 1.2e-10
+    off the 1-D value 0.62068760760186017, with an estimate below 1e-12: the pieces ending
+    at the smoothed kinks (1.4e-6 wide at z1 = -+1.41) gained digits slowly while the
+    estimate gap^2 / prev took prev from the smooth pieces and the NNGP map. Each piece
+    and map is now refined until it converges on its own gaps (ntksym.dual.de_pieces)."""
     act = get_activation("max(min(u, 1), -1) + 0.1*tanh(u)")
     args = _cov(*TWO_CORNERS_NEAR_MINUS_ONE)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # accurate here, so no warning either
         _, ed = _unsplit(act, args)
     s11, s12, _, det = (float(x[0]) for x in args)
     want = _two_corners_derivative_mp(s11, s12, det)
-    assert caught or abs(ed[0] - want) <= 1e-12 * want
+    assert abs(ed[0] - want) <= 1e-14 * want
 
 
 def test_split_rule_derivative_map_against_decomposition() -> None:

@@ -7,19 +7,19 @@ the activation (``z = (k - m) / c`` inside, ``z1 = k / a`` outside), where the i
 expectation has a smoothed kink (``z1 = k / b``, ``c/|b|`` wide: as ``c -> 0`` it becomes a
 kink; one wider than 1 is left to the rule), where
 the activation's argument is 0 (its own features sit there) and at ``z = 0`` (the
-Gaussian's centre). The two outermost pieces are half-lines, integrated by the exp-sinh
-map ``z = p +- l exp(pi/2 sinh t)``; the pieces between split points by tanh-sinh. Both
-make the integrand of the trapezoid rule in ``t`` decay double exponentially at the
-piece's ends, so the rule converges geometrically even though the integrand is only
-piecewise smooth (Takahasi & Mori, Publ. RIMS 9, 1974; Bailey, Jeyabalan & Li,
-Experimental Mathematics 14, 2005).
+Gaussian's centre). The pieces (:mod:`ntksym.dual.de_pieces`: exp-sinh on the two
+half-lines, tanh-sinh between split points) make the integrand of the trapezoid rule in
+``t`` decay double exponentially at their ends, so the rule converges geometrically even
+though the integrand is only piecewise smooth (Takahasi & Mori, Publ. RIMS 9, 1974;
+Bailey, Jeyabalan & Li, Experimental Mathematics 14, 2005).
 
-The step in ``t`` is halved (old nodes kept) until two successive rules agree to
-``_TOL`` relative to the integral of the magnitude (or to rounding); the error of the
-last rule is then far smaller than that gap (the rule doubles its correct digits per
-halving once it converges). A pair that reaches ``_LEVELS`` halvings without agreeing
-reports its last gap as its error estimate: :func:`ntksym.dual.kinked.kinked_maps` warns
-with it where it exceeds 1e-12.
+The step in ``t`` is halved (old nodes kept) piece by piece, until each piece's two
+successive rules agree to 1e-8 of the integral of the magnitude (or to rounding) and
+their gaps shrink as a converging rule's do (:func:`ntksym.dual.de_pieces.settle`); the
+error estimate of the whole is the sum of the pieces' (``gap^2 / prev`` each) plus the
+inner rules' estimates, weighted as the outer sum weighs them. A piece that reaches the
+last level without converging reports its last gap: :func:`ntksym.dual.kinked.kinked_maps`
+warns where the estimate exceeds 1e-12.
 
 The activation and its derivative come in as C callbacks of type ``float64(float64)``
 (first-class Numba functions): the kernels compile once, and Numba caches them on disk.
@@ -41,147 +41,41 @@ from typing import Any
 import numba
 import numpy as np
 
+from ntksym.dual import de_pieces as dp
+from ntksym.dual.de_pieces import ZMAX
 from ntksym.dual.smooth_rule import smooth_pair
 
 __all__ = ["pair_maps", "ZMAX"]
 
-#: Nodes with |z| beyond this are dropped (the standard normal density is < 1e-22 there).
-ZMAX = 10.0
-_HALF_PI = 0.5 * math.pi
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _INV_SQRT_2 = 1.0 / math.sqrt(2.0)
-_H0 = 0.5  # first step in t
-_LEVELS = 6  # halvings: finest step 1/128
-_TOL = 1e-8  # agreement of successive rules, relative to the integral of |g|
-_EST = 1e-14  # and their estimated error (see _done)
-_FLOOR = 8.9e-16  # rounding: 4 eps relative to the integral of |g|
-_T_FIN = 3.2  # tanh-sinh: |t| <= 3.2 reaches within 2e-17 of the ends
-_T_LO = -3.7  # half-lines: exp(t - exp(-t)) < 4e-18 below
 _BROAD = 1.0  # the inner expectation's smoothed kink (width c/|b| in z1) split only below
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _node(kind: int, p: float, q: float, l: float, t: float) -> tuple[float, float]:
-    """Node z and weight dz/dt at t: kind 0 tanh-sinh on [p, q], +-1 exp-sinh from p."""
-    if kind == 0:
-        half = 0.5 * (q - p)
-        s = _HALF_PI * math.sinh(t)
-        e = math.exp(-2.0 * abs(s))
-        d = 2.0 * e / (1.0 + e)  # 1 - tanh|s|, without cancellation
-        z = q - half * d if t >= 0.0 else p + half * d
-        return z, half * _HALF_PI * math.cosh(t) * 4.0 * e / ((1.0 + e) * (1.0 + e))
-    ei = math.exp(-t)
-    x = l * math.exp(t - ei)
-    return p + kind * x, x * (1.0 + ei)
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _span(kind: int, p: float, l: float) -> tuple[int, int]:
-    """Indices of the first and last level-0 nodes of a piece (last < first: empty)."""
-    if kind == 0:
-        n = int(math.ceil(_T_FIN / _H0))
-        return -n, n
-    far = ZMAX - kind * p  # distance from p to the end of the window, in the piece's direction
-    if far <= 0.0:
-        return 1, 0
-    hi = math.log(far / l) + 0.1  # (t - exp(-t) >= log(far / l) there, for far / l >= 1)
-    if far < l:  # solve t - exp(-t) = log(far / l) < 0 by Newton's method from above
-        y = math.log(far / l)
-        hi = 0.0
-        for _ in range(30):
-            hi -= (hi - math.exp(-hi) - y) / (1.0 + math.exp(-hi))
-    return int(math.floor(_T_LO / _H0)), int(math.ceil(hi / _H0))
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _scale(p: float, small: float) -> float:
-    """Scale l of the exp-sinh map from p: between the integrand's finest scale and the tail's.
-
-    From p the Gaussian tail decays on the scale g = 1/max(1, |p|); the integrand may vary
-    on a finer one, small. The map resolves scales around l best and loses resolution
-    slowly (like the logarithm of the ratio) away from it: l is their geometric mean.
-    """
-    g = 1.0 / max(1.0, abs(p))
-    return math.sqrt(min(small, g) * g)
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _pieces(pts: Any, n: int, K: Any, P: Any, Q: Any, L: Any, small: float) -> int:
-    """Pieces over the split points pts[:n] (sorted, at least one): half-lines and between."""
-    K[0] = -1
-    P[0] = pts[0]
-    Q[0] = 0.0
-    L[0] = _scale(pts[0], small)
-    for i in range(n - 1):
-        K[i + 1] = 0
-        P[i + 1] = pts[i]
-        Q[i + 1] = pts[i + 1]
-        L[i + 1] = 1.0
-    K[n] = 1
-    P[n] = pts[n - 1]
-    Q[n] = 0.0
-    L[n] = _scale(pts[n - 1], small)
-    return n + 1
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _add_point(pts: Any, n: int, x: float) -> int:
-    """Insert x into the sorted pts[:n] if it is inside the window and new; the new n."""
-    if not abs(x) < ZMAX:  # (also drops NaN)
-        return n
-    i = n
-    while i > 0 and pts[i - 1] > x:
-        i -= 1
-    if (i > 0 and pts[i - 1] == x) or (i < n and pts[i] == x):
-        return n
-    for j in range(n, i, -1):
-        pts[j] = pts[j - 1]
-    pts[i] = x
-    return n + 1
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _done(gap: float, prev: float, level: int) -> bool:
-    """Whether a rule whose last two gaps (relative) are prev, gap has converged.
-
-    Its error is estimated as gap^2 / prev (the rule squares its error per halving once it
-    converges geometrically fast, and shrinks it by gap / prev per halving in any case);
-    a smoothed kink close to a split point (rho near 1) converges slower than that.
-    """
-    if gap <= _FLOOR:
-        return True
-    return level > 1 and gap <= _TOL and gap * gap <= _EST * prev
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _estimate(gap: float, prev: float) -> float:
-    """Relative error estimate of a converged rule (see _done): gap^2 / prev, at most gap."""
-    return min(gap, gap * gap / max(prev, 1e-300))
+_OUT = dp.ROWS  # the outer rule's block of scratch rows (the inner rule's starts at 0)
 
 
 @numba.njit(cache=True, error_model="numpy")
 def _inner(f: Any, df: Any, ntk: bool, m: float, c: float, kinks: Any, S: Any) -> Any:
     """E[f(m + c z)] and E[df(m + c z)], z ~ N(0, 1), c > 0, and whether both converged.
 
-    S is scratch: rows 0..4 hold split points and the pieces (kind, start, end, scale).
-    Returns (e0, e1, estimated relative error (see _estimate), E|f|, E|df|).
+    S is scratch: its first block (see :mod:`ntksym.dual.de_pieces`) holds the split
+    points and the pieces. Returns (e0, e1, estimated relative error, E|f|, E|df|).
     """
-    n = _add_point(S[0], 0, 0.0)
-    n = _add_point(S[0], n, -m / c)
+    n = dp.add_point(S, 0, 0, 0.0)
+    n = dp.add_point(S, 0, n, -m / c)
     for k in kinks:
-        n = _add_point(S[0], n, (k - m) / c)
-    npc = _pieces(S[0], n, S[1], S[2], S[3], S[4], max(1.0 / c, 1e-30))
-    s0 = s1 = a0 = a1 = q0 = q1 = 0.0
-    gap = 0.0
-    h = _H0
-    for level in range(_LEVELS + 1):
-        step = 1 << level
+        n = dp.add_point(S, 0, n, (k - m) / c)
+    npc = dp.pieces(S, 0, n, max(1.0 / c, 1e-30))
+    h = dp.H0
+    est = -1.0
+    for level in range(dp.LEVELS + 1):
         for i in range(npc):
-            kind = int(S[1, i])
-            lo, hi = _span(kind, S[2, i], S[4, i])
-            first, stride = (lo, 1) if level == 0 else (lo * step + 1, 2)
-            for j in range(first, hi * step + 1 if level == 0 else hi * step, stride):
-                z, w = _node(kind, S[2, i], S[3, i], S[4, i], j * h)
+            if S[dp.EST, i] >= 0.0:
+                continue  # (converged)
+            kind, p, q, l = int(S[dp.KIND, i]), S[dp.P, i], S[dp.Q, i], S[dp.L, i]
+            first, stop, stride = dp.sweep(S, 0, i, level)
+            s0 = s1 = a0 = a1 = 0.0
+            for j in range(first, stop, stride):
+                z, w = dp.node(kind, p, q, l, j * h)
                 if not abs(z) < ZMAX:
                     continue
                 w *= math.exp(-0.5 * z * z)
@@ -193,19 +87,17 @@ def _inner(f: Any, df: Any, ntk: bool, m: float, c: float, kinks: Any, S: Any) -
                     y = df(v)
                     s1 += w * y
                     a1 += w * abs(y)
-        p0, p1 = q0, q1
-        q0, q1 = h * s0, h * s1
-        if level > 0:
-            g0 = abs(q0 - p0) / max(h * a0, 1e-300)
-            g1 = abs(q1 - p1) / max(h * a1, 1e-300) if ntk else 0.0
-            prev, gap = gap, max(g0, g1)
-            if _done(gap, prev, level):
-                est = _estimate(gap, prev)
-                hn = h * _INV_SQRT_2PI
-                return q0 * _INV_SQRT_2PI, q1 * _INV_SQRT_2PI, est, a0 * hn, a1 * hn
+            S[dp.S0, i] += s0
+            S[dp.S1, i] += s1
+            S[dp.B0, i] += a0
+            S[dp.B1, i] += a1
+        est = dp.settle(S, 0, npc, h, level)
+        if est >= 0.0:
+            break
         h *= 0.5
-    hn = 2.0 * h * _INV_SQRT_2PI  # (the step of the last level)
-    return q0 * _INV_SQRT_2PI, q1 * _INV_SQRT_2PI, gap, a0 * hn, a1 * hn
+    q0, q1, m0, m1 = dp.total(S, 0, npc)
+    k = _INV_SQRT_2PI
+    return q0 * k, q1 * k, est, m0 * k, m1 * k
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -290,27 +182,28 @@ def _outer(
     The inner expectations are _given's (f = r + ramps), or with ``whole`` false those of
     the ramps alone (E[f(u) p(v)]); the outer rule splits at geo[0] over b (where the
     inner expectation has a smoothed kink) and, where f is ``kinked`` there, over a.
-    S is scratch: rows 0..4 the inner rule's, rows 5..9 the outer's.
+    S is scratch: its first block of rows the inner rule's, the second (_OUT) the outer's.
     """
-    n = _add_point(S[5], 0, 0.0)
+    n = dp.add_point(S, _OUT, 0, 0.0)
     for k in geo[0]:
         if kinked:
-            n = _add_point(S[5], n, k / a)
+            n = dp.add_point(S, _OUT, n, k / a)
         if c < _BROAD * abs(b):  # (a kink smoothed over more than _BROAD is no split point)
-            n = _add_point(S[5], n, k / b)
-    npc = _pieces(S[5], n, S[6], S[7], S[8], S[9], _finest(a, b, c))
-    s0 = s1 = a0 = a1 = q0 = q1 = 0.0
-    gap = 0.0
-    w0 = w1 = 0.0  # the inner rules' error estimates, weighted as the outer sums weigh them
-    h = _H0
-    for level in range(_LEVELS + 1):
-        step = 1 << level
+            n = dp.add_point(S, _OUT, n, k / b)
+    npc = dp.pieces(S, _OUT, n, _finest(a, b, c))
+    h = dp.H0
+    est = -1.0
+    w0 = w1 = a0 = a1 = 0.0  # the inner rules' error estimates, weighted as the sums weigh them
+    for level in range(dp.LEVELS + 1):
         for i in range(npc):
-            kind = int(S[6, i])
-            lo, hi = _span(kind, S[7, i], S[9, i])
-            first, stride = (lo, 1) if level == 0 else (lo * step + 1, 2)
-            for j in range(first, hi * step + 1 if level == 0 else hi * step, stride):
-                z, w = _node(kind, S[7, i], S[8, i], S[9, i], j * h)
+            if S[_OUT + dp.EST, i] >= 0.0:
+                continue  # (converged)
+            kind, p = int(S[_OUT + dp.KIND, i]), S[_OUT + dp.P, i]
+            q, l = S[_OUT + dp.Q, i], S[_OUT + dp.L, i]
+            first, stop, stride = dp.sweep(S, _OUT, i, level)
+            s0 = s1 = b0 = b1 = 0.0
+            for j in range(first, stop, stride):
+                z, w = dp.node(kind, p, q, l, j * h)
                 if not abs(z) < ZMAX:
                     continue
                 w *= math.exp(-0.5 * z * z)
@@ -318,28 +211,26 @@ def _outer(
                 gu = df(a * z) if ntk else 0.0
                 if fu == 0.0 and gu == 0.0:
                     continue
-                m = b * z
-                i0, i1, est, m0, m1 = _cond(f, df, r, dr, ntk, m, c, geo, S, whole)
-                w0 += w * abs(fu) * est * m0
-                w1 += w * abs(gu) * est * m1
-                x0 = fu * i0
-                x1 = gu * i1
-                s0 += w * x0
-                s1 += w * x1
-                a0 += w * abs(x0)
-                a1 += w * abs(x1)
-        p0, p1 = q0, q1
-        q0, q1 = h * s0, h * s1
-        if level > 0:
-            g0 = abs(q0 - p0) / max(h * a0, 1e-300)
-            g1 = abs(q1 - p1) / max(h * a1, 1e-300) if ntk else 0.0
-            prev, gap = gap, max(g0, g1)
-            if _done(gap, prev, level):
-                gap = _estimate(gap, prev)
-                break
+                i0, i1, e, m0, m1 = _cond(f, df, r, dr, ntk, b * z, c, geo, S, whole)
+                w0 += w * abs(fu) * e * m0
+                w1 += w * abs(gu) * e * m1
+                s0 += w * fu * i0
+                s1 += w * gu * i1
+                b0 += w * abs(fu * i0)
+                b1 += w * abs(gu * i1)
+            S[_OUT + dp.S0, i] += s0
+            S[_OUT + dp.S1, i] += s1
+            S[_OUT + dp.B0, i] += b0
+            S[_OUT + dp.B1, i] += b1
+            a0 += b0
+            a1 += b1
+        est = dp.settle(S, _OUT, npc, h, level)
+        if est >= 0.0:
+            break
         h *= 0.5
+    q0, q1, _, _ = dp.total(S, _OUT, npc)
     inner = max(w0 / max(a0, 1e-300), w1 / max(a1, 1e-300))
-    return q0 * _INV_SQRT_2PI, q1 * _INV_SQRT_2PI, max(gap, inner)
+    return q0 * _INV_SQRT_2PI, q1 * _INV_SQRT_2PI, est + inner
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -433,7 +324,7 @@ def pair_maps(
     last two levels; the largest over the outer rule and its inner rules.
     """
     npts = 3 + 2 * max(geo[0].size, geo[1].size)
-    S = np.empty((10, npts + 1))
+    S = np.empty((2 * dp.ROWS, npts + 1))
     for i in range(s11.size):
         if geo[2].size:
             e[i], ed[i], est[i] = _split_one(
