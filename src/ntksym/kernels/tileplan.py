@@ -67,6 +67,8 @@ def parse_bytes(text: str) -> int:
     value = float(m.group(1)) * _UNITS[m.group(2).lower()]
     if value < 2**20:
         raise InputError(f"--memory must be at least 1M, got {text!r}")
+    if not value <= 2**80:  # (also inf: "1e400" is a float overflow)
+        raise InputError(f"--memory must be at most 2^80 bytes, got {text!r}")
     return int(value)
 
 
