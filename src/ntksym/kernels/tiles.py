@@ -380,13 +380,14 @@ def _write(
     k, kind = _resolved(k, X1.shape[0] * (X1 if X2 is None else X2).shape[0])
     n2 = None if X2 is None else X2.shape[0]
     tile, limit = _checked_tile(X1, X2, kind, memory, tile), choose_tile(memory, X1.shape[1], kind)
+    entries = X1.shape[0] * (X1.shape[0] if n2 is None else n2) * (2 if get == "both" else 1)
+    nbytes = entries * np.dtype(storage_dtype(dtype)).itemsize  # (checked before any timing)
+    check_space(out, nbytes, resume_paths(out)[0] if resume else None)
     if tile is None and resume:  # (a stopped run's plan, if there is one)
         tile = recorded_tile(resume_paths(out)[1], limit, memory)
     if tile is None:
         tile = timed_tile(k, X1, X2, get, limit, block_seconds)
     plan = _plan(X1.shape[0], n2, tile, get, storage_dtype(dtype))
-    nbytes = int(np.prod(plan.shape)) * plan.dtype.itemsize
-    check_space(out, nbytes, resume_paths(out)[0] if resume else None)
     report = progress if progress is not None else (lambda done, total: None)
     with on_signals():
         if resume:
