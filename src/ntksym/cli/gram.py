@@ -78,7 +78,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
         default="1G",
         help="working-memory budget (bytes; K/M/G suffixes), default 1G; picks the block size",
     )
-    parser.add_argument("--tile", type=int, default=None, help="block side (overrides --memory)")
+    parser.add_argument(
+        "--block-seconds",
+        default="60",
+        metavar="S",
+        help="longest a block should take (wall-clock seconds, >= 1), default 60: the block "
+        "side is lowered (to a power of two, not below 64) after timing the kernel on a "
+        "sample of the inputs, so that a stopped --resume run loses at most about that much",
+    )
+    parser.add_argument(
+        "--tile", type=int, default=None, help="block side (overrides --memory, --block-seconds)"
+    )
     parser.add_argument(
         "--dtype",
         choices=("float64", "float32"),
@@ -150,6 +160,7 @@ def _run(args: argparse.Namespace) -> int:
         backend=args.backend,
         memory=parse_bytes(args.memory),
         tile=args.tile,
+        block_seconds=args.block_seconds,
         progress=bar,
         overwrite=args.force,
         resume=args.resume,

@@ -46,12 +46,12 @@ def check_finite(
     Costs nothing for activations that grow slower than every ``exp(a u^2)``; otherwise
     one diagonal recursion (``O(N depth)`` dual-map evaluations).
     """
+    with np.errstate(over="ignore"):  # (a float's ** raises OverflowError; inf is refused below)
+        w2, b2 = np.float64(weight_std) ** 2, np.float64(bias_std) ** 2
+    S = np.concatenate([_first_variances(X, w2, b2, name) for X, name in ((X1, "X1"), (X2, "X2"))])
     a = dual.growth_rate(act)
     if a == 0.0 or depth == 1:
         return
-    rows = X1 if X2 is None else np.concatenate([X1, X2])
-    w2, b2 = weight_std**2, bias_std**2
-    S = w2 * np.einsum("ij,ij->i", rows, rows) / rows.shape[1] + b2
     bound = 1 / (4 * a)
     for layer in range(1, depth):
         worst = float(S.max())
@@ -70,6 +70,31 @@ def check_finite(
             )
         e, _ = dual.evaluate(act, S, S, S, det=np.zeros_like(S))
         S = w2 * np.asarray(e, dtype=np.float64) + b2
+
+
+def _first_variances(X: np.ndarray | None, w2: float, b2: float, name: str) -> np.ndarray:
+    """``w^2 |x|^2 / d + b^2`` of each row of ``X``; an InputError where float64 overflows.
+
+    Past that no float64 computation of the kernel is meaningful (the Gram product itself
+    overflows): refused here, before a module returns infinities or fails inside.
+    """
+    if X is None:
+        return np.empty(0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        squares = np.einsum("ij,ij->i", X, X)
+        S = w2 * (squares / X.shape[1]) + b2
+    for values, what, fix in (
+        (squares, "squared norm |x|^2", "scale the inputs down"),
+        (S, "first-layer variance weight_std^2 |x|^2/d + bias_std^2",
+         "scale the inputs, weight_std or bias_std down"),
+    ):  # fmt: skip
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            raise InputError(
+                f"the {what} of row {int(bad[0])} of {name} overflows float64 (> 1.8e308), "
+                f"so its kernel cannot be computed in float64; {fix}"
+            )
+    return S
 
 
 def check_cost(n1: int, n2: int | None, depth: int) -> None:

@@ -8,8 +8,9 @@ only on request, and an input never. A resumable run (``resume=True``, ``--resum
 instead keeps its finished blocks in ``K.npy.partial`` with a record of them and of
 the run's parameters in ``K.npy.partial.json``; running it again continues where it
 stopped (see :func:`gram_to_file`). The work is split into
-square blocks of ``t x t`` entries (``t`` = ``--tile``, or chosen from
-``--memory``); for ``K(X, X)`` only the blocks on and above the diagonal are
+square blocks of ``t x t`` entries (``t`` = ``--tile``, or the largest that ``--memory``
+allows, lowered until one block takes at most ``--block-seconds``, 60 by default: see
+:mod:`ntksym.kernels.tileplan`); for ``K(X, X)`` only the blocks on and above the diagonal are
 computed and each is mirrored, so the result is exactly symmetric. A described network
 (``network=``) is tiled the same way, every block on the backend one call of the whole
 matrix would use (:meth:`ntksym.kernels.described.DescribedKernel.resolved`).
@@ -28,9 +29,7 @@ which the operating system reclaims as needed).
 from __future__ import annotations
 
 import contextlib
-import math
 import os
-import re
 import signal
 import time
 import tokenize
@@ -61,35 +60,21 @@ from ntksym.kernels.safeio import (
     temporary_path,
     write_json,
 )
+from ntksym.kernels.tileplan import (
+    DEFAULT_BLOCK_SECONDS,
+    check_block_seconds,
+    choose_tile,
+    parse_bytes,
+    recorded_tile,
+    timed_tile,
+)
 
 __all__ = ["gram_to_file", "load_matrix", "parse_bytes", "choose_tile", "resume_paths"]
 
-_UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
-#: float64 numbers of working memory per kernel entry of a block, by backend.
-_PER_ENTRY = {"numba": 4, "numpy": 24, "dual": 40}
 #: Seconds between rewrites of a resumable run's record (see ``_resumable_run``).
 RECORD_INTERVAL = 1.0
 #: ``progress(done, total)``: called after each finished block.
 _Report = Callable[[int, int], None]
-
-
-def parse_bytes(text: str) -> int:
-    """``"1G"``, ``"512MiB"``, ``"2e9"`` -> a number of bytes (binary units)."""
-    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][0-9]+)?)\s*([kKmMgGtT]?)(?:i?[bB])?\s*", text)
-    if m is None:
-        raise InputError(f"--memory must look like 1G, 512M or 2e9 (bytes), got {text!r}")
-    value = float(m.group(1)) * _UNITS[m.group(2).lower()]
-    if value < 2**20:
-        raise InputError(f"--memory must be at least 1M, got {text!r}")
-    return int(value)
-
-
-def choose_tile(memory: int, d: int, backend: str) -> int:
-    """Largest block side ``t`` with ``8 (c t^2 + 2 t d) <= memory`` (see the module docstring)."""
-    c = _PER_ENTRY[backend]
-    n = memory / 8
-    t = (-2 * d + math.sqrt(4 * d * d + 4 * c * n)) / (2 * c)
-    return max(1, int(t))
 
 
 @dataclass(frozen=True)
@@ -324,6 +309,7 @@ def gram_to_file(
     resume: bool = False,
     dtype: Any = np.float64,
     network: Any = None,
+    block_seconds: float = DEFAULT_BLOCK_SECONDS,
 ) -> Path:
     """Compute a Gram matrix block by block into the ``.npy`` file ``out``.
 
@@ -345,8 +331,8 @@ def gram_to_file(
         get: ``"nngp"``, ``"ntk"`` or ``"both"``.
         backend: ``"auto"``, ``"numba"``, ``"numpy"``, ``"dual"``; with ``network``,
             ``"auto"`` (every block on the whole matrix's backend), ``"layers"``, ``"fused"``.
-        memory: Working-memory budget in bytes (picks the block side; see module).
-        tile: Block side, overriding ``memory``.
+        memory: Working-memory budget in bytes (bounds the block side; see module).
+        tile: Block side, overriding ``memory`` and ``block_seconds``.
         progress: Called as ``progress(done, total)`` after each block.
         overwrite: Replace an existing ``out``.
         resume: Make the run resumable: finished blocks are kept in ``out + ".partial"``
@@ -358,6 +344,10 @@ def gram_to_file(
         network: A description, ``ntksym.stax`` layer or triple, or a ``DescribedKernel``,
             instead of ``activation`` and ``depth``. A resumable run records it (its text
             and the SHA-256 of its repr) and refuses to continue with another network.
+        block_seconds: Bound on one block's time (wall-clock seconds, >= 1; see
+            :mod:`ntksym.kernels.tileplan`): the block side is lowered, to a power of two
+            not below ``MIN_TILE``, until a block of the kernel's measured rate fits. A
+            resumed run keeps the side its record holds.
 
     Returns:
         The output path.
@@ -369,12 +359,13 @@ def gram_to_file(
     """
     if get not in ("nngp", "ntk", "both"):
         raise InputError(f"get must be 'nngp', 'ntk' or 'both', got {get!r}")
+    seconds = check_block_seconds(block_seconds)
     out = Path(out)
     sources = [p for p in (source_file(X1), source_file(X2)) if p is not None]
     created = check_output(out, sources, overwrite=overwrite)
     try:  # a failed run removes the directories it created (if they are still empty)
         k = build_kernel(network, activation, depth, bias_std, weight_std, backend, "gram_to_file")
-        _write(k, X1, X2, out, get, memory, tile, progress, resume, dtype)
+        _write(k, X1, X2, out, get, memory, tile, progress, resume, dtype, seconds)
     except BaseException:
         remove_created(created)
         raise
@@ -383,14 +374,20 @@ def gram_to_file(
 
 def _write(
     k: Any, X1: Any, X2: Any, out: Path, get: str, memory: int, tile: int | None,
-    progress: _Report | None, resume: bool, dtype: Any,
+    progress: _Report | None, resume: bool, dtype: Any, block_seconds: float,
 ) -> None:  # fmt: skip
     """The work of :func:`gram_to_file` once its output is checked and its kernel built."""
     k, kind = _resolved(k, X1.shape[0] * (X1 if X2 is None else X2).shape[0])
-    tile = _checked_tile(X1, X2, kind, memory, tile)
-    plan = _plan(X1.shape[0], None if X2 is None else X2.shape[0], tile, get, storage_dtype(dtype))
-    nbytes = int(np.prod(plan.shape)) * plan.dtype.itemsize
+    n2 = None if X2 is None else X2.shape[0]
+    tile, limit = _checked_tile(X1, X2, kind, memory, tile), choose_tile(memory, X1.shape[1], kind)
+    entries = X1.shape[0] * (X1.shape[0] if n2 is None else n2) * (2 if get == "both" else 1)
+    nbytes = entries * np.dtype(storage_dtype(dtype)).itemsize  # (checked before any timing)
     check_space(out, nbytes, resume_paths(out)[0] if resume else None)
+    if tile is None and resume:  # (a stopped run's plan, if there is one)
+        tile = recorded_tile(resume_paths(out)[1], limit, memory)
+    if tile is None:
+        tile = timed_tile(k, X1, X2, get, limit, block_seconds)
+    plan = _plan(X1.shape[0], n2, tile, get, storage_dtype(dtype))
     report = progress if progress is not None else (lambda done, total: None)
     with on_signals():
         if resume:
@@ -400,23 +397,21 @@ def _write(
 
 
 def _resolved(k: Any, n_pairs: int) -> tuple[Any, str]:
-    """The kernel every block uses, and its class of working memory (see ``_PER_ENTRY``)."""
+    """The kernel every block uses, and its class of working memory (see ``PER_ENTRY``)."""
     if isinstance(k, DescribedKernel):
         return k.resolved(n_pairs), "dual"  # (the layer maps' working memory: the most)
     module = generated_module(k.activation, k.backend)
     return k, "dual" if module is None else module.BACKEND
 
 
-def _checked_tile(X1: Any, X2: Any, kind: str, memory: int, tile: int | None) -> int:
-    """The block side: ``tile``, or the largest that ``memory`` allows for this backend."""
+def _checked_tile(X1: Any, X2: Any, kind: str, memory: int, tile: int | None) -> int | None:
+    """``tile`` (checked; None: to be chosen), once the inputs' columns are seen to agree."""
     d = X1.shape[1]
     if X2 is not None and X2.shape[1] != d:
         raise InputError(
             f"DATA and --x2 must have the same number of columns: {d} vs {X2.shape[1]}"
         )
-    if tile is None:
-        tile = choose_tile(memory, d, kind)
-    if isinstance(tile, bool) or not isinstance(tile, int) or tile < 1:
+    if tile is not None and (isinstance(tile, bool) or not isinstance(tile, int) or tile < 1):
         raise InputError(f"tile must be a positive integer, got {tile!r}")
     return tile
 
