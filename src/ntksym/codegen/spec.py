@@ -38,6 +38,7 @@ __all__ = [
     "QUADRATURE_METHOD",
     "reflection",
     "slug",
+    "stable_layer_map",
 ]
 
 #: The clipped correlation, an input symbol of its own (never expanded by SymPy).
@@ -206,8 +207,13 @@ def kernel_spec(activation: str | Activation | sp.Expr) -> KernelSpec:
     )
 
 
-def _stable_layer_map(act: Activation) -> tuple[LayerMap, Callable[..., Any]] | None:
-    """The stable layer map of ``act`` and the function that made it, or None."""
+def stable_layer_map(act: Activation) -> tuple[LayerMap, Callable[..., Any]] | None:
+    """The stable layer map of ``act`` and the function that made it, or None.
+
+    A registered member's factory in its family's ``stable``, or the ``layer_map`` of a
+    family defined by its form (a typed expression); the float64 layer path
+    (:mod:`ntksym.kernels.layer_maps`) reads the next determinant from the same map.
+    """
     base = act.registered_base
     family = family_of(act)
     if family is not None and base is None and family.layer_map is not None:
@@ -224,7 +230,7 @@ def _stable_layer_map(act: Activation) -> tuple[LayerMap, Callable[..., Any]] | 
 
 def _stable_spec(act: Activation) -> KernelSpec | None:
     """The spec from the stable layer map of ``act``'s family, or None if it has none."""
-    found = _stable_layer_map(act)
+    found = stable_layer_map(act)
     if found is None:
         return None
     lm, factory = found

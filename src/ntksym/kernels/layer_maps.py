@@ -44,11 +44,11 @@ from ntksym.activations.registry import affine_parts
 from ntksym.architecture.description import Dense, Dropout, LayerNorm, Nonlinearity
 from ntksym.architecture.walk import Meta
 from ntksym.codegen.runtime.numpy_fused import first_layer
+from ntksym.codegen.spec import stable_layer_map
 from ntksym.dual import stable
 from ntksym.dual.covariance import careful_det
 from ntksym.dual.families import family_of
 from ntksym.dual.family import numpy_function
-from ntksym.errors import NoClosedFormError
 
 __all__ = ["Block", "Float64Ops", "input_block"]
 
@@ -146,20 +146,17 @@ def stable_det(act: Activation) -> Callable[..., Any] | None:
     :data:`STABLE_DET_FAMILIES` and their scaled members ``a f(b u)``; None for the others,
     after which the determinant is formed by subtraction.
     """
-    family, base = family_of(act), act.registered_base
+    family = family_of(act)
     inner = act
     if family is not None and family.name == "affine":
         inner = affine_parts(act)[0]
     inner_family = family_of(inner)
     if inner_family is None or inner_family.name not in STABLE_DET_FAMILIES:
         return None
-    factory = None if family is None or base is None else family.stable.get(base)
-    if factory is None:
+    found = stable_layer_map(act)
+    if found is None:
         return None
-    try:
-        lm = factory(**dict(act.params))
-    except NoClosedFormError:
-        return None
+    lm = found[0]
     det = stable.next_det(lm)
     if det is None:
         return None

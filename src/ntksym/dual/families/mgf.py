@@ -6,25 +6,20 @@ and any sum of ``c u**j exp(a u - p u**2/2)`` typed as an expression (sinh, cosh
 
 from __future__ import annotations
 
-import sympy as sp
-from sympy.codegen.cfunctions import expm1
+import functools
+from dataclasses import replace
 
-from ntksym.activations import Activation
+import sympy as sp
+
+from ntksym.activations import Activation, u
 from ntksym.dual import derive as _d
+from ntksym.dual.families.mgf_det import cos_det, exp_det, gaussian_det, phase_det, sin_det
 from ntksym.dual.family import DualMaps, Family, NumericFn, stable_numeric
 from ntksym.dual.sources import MGF, MGF_SOURCES
-from ntksym.dual.stable import (
-    B2,
-    S11,
-    S12,
-    S22,
-    TINY,
-    W2,
-    D,
-    LayerMap,
-    U,
-    angle_parts,
-)
+from ntksym.dual.stable import S11, S12, S22, W2, D, LayerMap, U, angle_parts
+
+#: Re-exported: the accurate next determinants of the registered members.
+__all__ = ["EXPRESSIONS", "FAMILY", "cos_det", "exp_det", "gaussian_det", "sin_det"]
 
 
 def _derive_registered(act: Activation) -> tuple[DualMaps, NumericFn]:
@@ -67,18 +62,54 @@ def _layer_map(nngp_d: sp.Expr, ntk_d: sp.Expr) -> LayerMap:
     return LayerMap(nngp, ntk, None, "Gaussian MGF, one distance exponent per term")
 
 
+@functools.lru_cache(maxsize=32)
 def expression_layer_map(act: Activation) -> LayerMap | None:
     """A typed MGF expression's stable layer map (the generated kernels print it).
 
     Each exponential reads the pair's distances from the carried determinant and the root
     gap (:func:`_distance_exponent`), so ``a sin(b u + c)`` keeps its digits for coincident
-    and near-parallel pairs at any variance. The next determinant is formed directly.
+    and near-parallel pairs at any variance. For ``a sin(b u + c)`` and ``a cos(b u + c)``
+    (``Sin``, ``Cos`` and ``Rbf`` of ``ntksym.stax``) the accurate next determinant is
+    ``carried`` (:func:`phase_carried`); for the other expressions it is formed directly.
     """
     nngp_d = _d.exp_quadratic_expectation(act.expr, act.expr, with_det=True)
     ntk_d = _d.exp_quadratic_expectation(act.derivative, act.derivative, with_det=True)
     if nngp_d is None or ntk_d is None:
         return None
-    return _layer_map(nngp_d, ntk_d)
+    lm = _layer_map(nngp_d, ntk_d)
+    return replace(lm, carried=phase_carried(act.expr))
+
+
+def phase_form(expr: sp.Expr) -> tuple[sp.Expr, sp.Expr, sp.Expr] | None:
+    """``(a, b, kappa)`` with ``expr = a sin(b u + c)``, ``kappa = cos 2c``, or None.
+
+    ``a cos(b u + c)`` is ``a sin(b u + c + pi/2)``, so its ``kappa`` is ``-cos 2c``. Only
+    real numbers ``a``, ``c`` and ``b != 0`` are accepted.
+    """
+    wa, wb, wc = (sp.Wild(n, exclude=[u]) for n in "abc")
+    for fn, sign in ((sp.sin, 1), (sp.cos, -1)):
+        found = expr.match(wa * fn(wb * u + wc))
+        if not found or any(k not in found for k in (wa, wb, wc)):
+            continue
+        a, b, c = found[wa], found[wb], found[wc]
+        if all(x.is_number and x.is_real for x in (a, b, c)) and b != 0:
+            return a, b, sign * sp.cos(2 * c)
+    return None
+
+
+def phase_carried(expr: sp.Expr) -> sp.Expr | None:
+    """The accurate next determinant after ``a sin(b u + c)`` (or ``a cos``), else None.
+
+    :func:`~ntksym.dual.families.mgf_det.phase_det` of ``sin(u + c)`` at ``b^2 Sigma``
+    (``S -> b^2 S``, ``D -> b^4 D``), in a network whose weight variance is ``a^2 W2``
+    (as :func:`ntksym.dual.families.affine.scaled_layer_map` scales a base family's).
+    """
+    form = phase_form(expr)
+    if form is None:
+        return None
+    a, b, kappa = form
+    sub = {S11: b**2 * S11, S22: b**2 * S22, S12: b**2 * S12, D: b**4 * D, W2: a**2 * W2}
+    return phase_det(kappa).xreplace(sub)
 
 
 def _distance_exponent(arg: sp.Expr, stable: bool) -> sp.Expr | None:
@@ -220,165 +251,6 @@ def gaussian() -> LayerMap:
     q = 1 + S11 + S22 + D
     nngp, ntk = 1 / sp.sqrt(q), S12 / q ** sp.Rational(3, 2)
     return LayerMap(nngp, ntk, None, "closed form", carried=gaussian_det())
-
-
-def _exp_rem(x: sp.Expr) -> sp.Expr:
-    """``e^x - 1 - x >= 0``: its Taylor series for ``|x| < 1/2`` (16 terms), else directly."""
-    poly: sp.Expr = 1 / sp.factorial(17)
-    for k in range(16, 1, -1):
-        poly = 1 / sp.factorial(k) + x * poly
-    return sp.Piecewise((x**2 * poly, sp.Abs(x) < sp.Rational(1, 2)), (expm1(x) - x, True))
-
-
-def _sinhc_rem(x: sp.Expr) -> sp.Expr:
-    """``sinh(x)/x - 1 = sum_k x^(2k) / (2k+1)!`` for ``0 <= x < 1`` (10 terms, 1e-19)."""
-    poly: sp.Expr = 1 / sp.factorial(21)
-    for k in range(9, 0, -1):
-        poly = 1 / sp.factorial(2 * k + 1) + x**2 * poly
-    return x**2 * poly
-
-
-def _pair_parts() -> dict[str, sp.Expr]:
-    """Pieces shared by the next determinants, each free of cancellation.
-
-    ``U = sqrt(S11) - sqrt(S22) = (S11 - S22) / (sqrt(S11) + sqrt(S22))`` (the difference of
-    two inputs is exact where they are close, that of their rounded roots is not),
-    ``gap = M - |S12| = D / (M + |S12|)`` from the carried D, ``P = (sqrt(S11) +
-    sqrt(S22))^2 / 2``, ``u = U^2 / 2``, ``w = |S11 - S22| / 2 = sqrt(P u)`` and
-    ``x1 = 2 S11 - P``, ``x2 = 2 S22 - P`` (``x1 + x2 = U^2``) by their factored forms.
-    """
-    r1, r2 = sp.sqrt(S11), sp.sqrt(S22)
-    m = r1 * r2
-    s = sp.Abs(S12)
-    big_u = (S11 - S22) / sp.Max(r1 + r2, TINY)
-    return {
-        "m": m,
-        "s": s,
-        "u2": big_u**2,
-        "gap": D / sp.Max(m + s, TINY),
-        "p": (r1 + r2) ** 2 / 2,
-        "w": sp.Abs(S11 - S22) / 2,
-        "x1": (3 * r1 + r2) * big_u / 2,
-        "x2": -(3 * r2 + r1) * big_u / 2,
-    }
-
-
-def _next_det(x_part: sp.Expr, y_part: sp.Expr) -> sp.Expr:
-    """``W2^2 (g1 g2 - E^2) + W2 B2 (g1 + g2 - 2 E)`` from its two brackets.
-
-    The next covariance is ``W2 [[g1, E], [E, g2]] + B2`` (``g`` the diagonal map, ``E`` the
-    pair's), whose determinant is this; each bracket is a sum of non-negative terms.
-    """
-    return W2**2 * x_part + W2 * B2 * y_part
-
-
-def exp_det() -> sp.Expr:
-    """Next determinant after exp, stably (see :func:`_next_det`).
-
-    ``g1 g2 - E^2 = g1 g2 (1 - e^(-|u - v|^2))`` with ``|u - v|^2 = S11 + S22 - 2 S12``
-    (``U^2 + 2 gap`` for ``S12 > 0``). With ``E1 = e^P`` the pair made parallel,
-    ``E = E1 e^(-gap)`` and ``g1 + g2 - 2 E = E1 (U^2 + r(x1) + r(x2)) + 2 E1 (1 - e^(-gap))``,
-    ``r(x) = e^x - 1 - x >= 0``, for ``S12 > 0``; ``expm1`` of each exponent otherwise.
-    """
-    pp = _pair_parts()
-    minus = sp.Piecewise((pp["u2"] + 2 * pp["gap"], S12 > 0), (S11 + S22 - 2 * S12, True))
-    x_part = -sp.exp(2 * (S11 + S22)) * expm1(-minus)
-    e1 = sp.exp(pp["p"])
-    near = e1 * (pp["u2"] + _exp_rem(pp["x1"]) + _exp_rem(pp["x2"]) - 2 * expm1(-pp["gap"]))
-    far = expm1(2 * S11) + expm1(2 * S22) - 2 * expm1((S11 + S22) / 2 + S12)
-    return _next_det(x_part, sp.Piecewise((near, S12 > 0), (far, True)))
-
-
-def _scaled_rem(x: sp.Expr, p: sp.Expr, exponent: sp.Expr) -> sp.Expr:
-    """``e^-p r(x)`` with ``exponent = x - p <= 0`` given exactly (no overflow for large x)."""
-    far = sp.exp(exponent) - sp.exp(-p) * (1 + x)
-    return sp.Piecewise((sp.exp(-p) * _exp_rem(x), sp.Abs(x) < sp.Rational(1, 2)), (far, True))
-
-
-def _trig_parts(pp: dict[str, sp.Expr]) -> tuple[sp.Expr, sp.Expr, sp.Expr]:
-    """Pieces of sin's and cos's determinants, finite at any variance.
-
-    ``e^(-U^2/2) (1 - e^-gap)/2`` (``= e^(-(U^2 + gap)/2) sinh(gap/2)``),
-    ``e^-P (r(-x1) + r(-x2))`` and ``e^(-2u)``-free ``sinh(u) e^-u (1 - e^-2P) =
-    (1 - e^-2u)(1 - e^-2P)/2``.
-    """
-    p, u = pp["p"], pp["u2"] / 2
-    lead = -sp.exp(-u) * expm1(-pp["gap"]) / 2
-    rem = _scaled_rem(-pp["x1"], p, -2 * S11) + _scaled_rem(-pp["x2"], p, -2 * S22)
-    return lead, rem, expm1(-2 * u) * expm1(-2 * p) / 2
-
-
-def sin_det() -> sp.Expr:
-    """Next determinant after sin, stably (see :func:`_next_det`); sin is odd.
-
-    ``g = (1 - e^(-2S))/2``, ``E1 = e^(-u) (1 - e^(-2M))/2`` (the pair made parallel),
-    ``d = E1 - |E| = (e^(-U^2/2) + e^(-(S11 + S22 + 2|S12|)/2)) (1 - e^-gap)/2``;
-    ``g1 g2 - E^2 = K1 + d (2 E1 - d)`` and, for ``S12 >= 0``, ``g1 + g2 - 2E = V1 + 2d``
-    (else ``g1 + g2 + 2|E|``) with ``K1 = g1 g2 - E1^2 = e^(-(S11+S22)) (sinh P sinh u -
-    sinh^2 w)`` (by ``sinh(x)/x - 1`` series for ``P < 1``, where the two products nearly
-    agree; expanded into exponentials for ``u >= 1``) and
-    ``2 V1 = 2 (1 - e^-u) + e^-P (U^2 - r(-x1) - r(-x2))``.
-    """
-    pp = _pair_parts()
-    p, u, w = pp["p"], pp["u2"] / 2, pp["w"]
-    lead, rem, sinh_part = _trig_parts(pp)
-    half = (S11 + S22) / 2
-    d = lead + sp.exp(-(2 * half + 2 * pp["s"]) / 2) * (-expm1(-pp["gap"])) / 2
-    e1 = -sp.exp(-u) * expm1(-2 * pp["m"]) / 2
-    g1, g2 = -expm1(-2 * S11) / 2, -expm1(-2 * S22) / 2
-    sr_p, sr_u, sr_w = _sinhc_rem(p), _sinhc_rem(u), _sinhc_rem(w)
-    small = sp.exp(-2 * half) * p * u * (sr_p * (1 + sr_u) + sr_u - sr_w * (2 + sr_w))
-    large = sinh_part / 2 - (sp.exp(-sp.Min(S11, S22)) * expm1(-2 * w)) ** 2 / 4
-    # u >= 1: the same, expanded (2 (u + P) = 4 half, P - u = 2 M)
-    lo, hi = sp.Min(S11, S22), sp.Max(S11, S22)
-    far = (-expm1(-2 * lo) - sp.exp(-2 * u) - sp.exp(-2 * p) + sp.exp(-4 * half)
-           + 2 * sp.exp(-2 * half) - sp.exp(-2 * hi)) / 4  # fmt: skip
-    k1 = sp.Piecewise((small, p < 1), (large, u < 1), (far, True))
-    v1 = (-2 * expm1(-u) + pp["u2"] * sp.exp(-p) - rem) / 2
-    y_part = sp.Piecewise((v1 + 2 * d, S12 >= 0), (g1 + g2 + 2 * (e1 - d), True))
-    return _next_det(k1 + d * (2 * e1 - d), y_part)
-
-
-def cos_det() -> sp.Expr:
-    """Next determinant after cos, stably (see :func:`_next_det`); cos is even.
-
-    ``g = (1 + e^(-2S))/2``, ``E1 = (e^-u + e^-P)/2``,
-    ``d = E1 - E = e^(-U^2/2) (1 - e^-gap)(1 - e^(-(M + |S12|)))/2``, and
-    ``g1 g2 - E^2 = K1 + d (2 E1 - d)``, ``g1 + g2 - 2E = V1 + 2d`` for either sign, with
-    ``K1 = e^(-(S11+S22)) (sinh P sinh u + sinh^2 w)`` (positive terms) and
-    ``2 V1 = U^2 (1 - e^-P) - 2 r(-u) + e^-P (r(-x1) + r(-x2))`` (``r(-u) = O(U^4)``;
-    ``U^2 - 2 r(-u) = 2 (1 - e^-u)`` for ``u >= 1``).
-    """
-    pp = _pair_parts()
-    p, u, w = pp["p"], pp["u2"] / 2, pp["w"]
-    lead, rem, sinh_part = _trig_parts(pp)
-    d = -lead * expm1(-(pp["m"] + pp["s"]))
-    e1 = (sp.exp(-u) + sp.exp(-p)) / 2
-    k1 = sinh_part / 2 + (sp.exp(-sp.Min(S11, S22)) * expm1(-2 * w)) ** 2 / 4
-    near = -pp["u2"] * expm1(-p) - 2 * _exp_rem(-u)
-    v1 = (sp.Piecewise((near, u < 1), (-2 * expm1(-u) - pp["u2"] * sp.exp(-p), True)) + rem) / 2
-    return _next_det(k1 + d * (2 * e1 - d), v1 + 2 * d)
-
-
-def gaussian_det() -> sp.Expr:
-    """Next determinant after ``exp(-u^2/2)``, stably (see :func:`_next_det`); it is even.
-
-    ``g = 1/sqrt(a)``, ``a = 1 + 2 S11`` (``b`` likewise), ``E1 = 1/sqrt(q1)``,
-    ``q1 = 1 + S11 + S22``, ``E = 1/sqrt(q1 + D)``, so ``d = E1 - E =
-    D / ((sqrt q + sqrt q1) sqrt(q q1))``, ``K1 = (S11 - S22)^2 / ((q1 + sqrt(ab)) q1 sqrt(ab))``
-    (``q1^2 - ab = (S11 - S22)^2``) and
-    ``V1 = 2 (S11 - S22)^2 (1 + sqrt(q1)/(sqrt a + sqrt b)) / (sqrt(q1) (sqrt q1 + sqrt a)
-    sqrt(a) (sqrt q1 + sqrt b) sqrt(b))``; every term is positive.
-    """
-    a, b = 1 + 2 * S11, 1 + 2 * S22
-    q1 = 1 + S11 + S22
-    q = q1 + D
-    ra, rb, rq, rq1 = sp.sqrt(a), sp.sqrt(b), sp.sqrt(q), sp.sqrt(q1)
-    delta2 = (S11 - S22) ** 2
-    d = D / ((rq + rq1) * rq * rq1)
-    k1 = delta2 / ((q1 + ra * rb) * q1 * ra * rb)
-    v1 = 2 * delta2 * (1 + rq1 / (ra + rb)) / (rq1 * (rq1 + ra) * ra * (rq1 + rb) * rb)
-    return _next_det(k1 + d * (1 / rq1 + 1 / rq), v1 + 2 * d)
 
 
 FAMILY = Family(
