@@ -382,3 +382,33 @@ def test_the_probe_sees_nearly_parallel_inputs_cost_more():
     rate_independent = min(k._probe(independent, None)(numpy_module) for _ in range(3))
     rate_parallel = min(k._probe(parallel, None)(numpy_module) for _ in range(3))
     assert rate_parallel > 5 * rate_independent
+
+
+def test_the_numpy_quadrature_answers_before_numba_is_imported(monkeypatch):
+    """Where the probe says the series takes most entries, numpy_first gives the NumPy module
+    and the call never asks for Numba (whose import is ~0.5 s of a first call); where it says
+    otherwise, numpy_first declines and the usual dispatch decides."""
+    from ntksym.kernels import dispatch
+
+    monkeypatch.setenv(dispatch.BACKGROUND_ENV, "1")
+    act = get_activation("tanh")
+    work = 2 * dispatch.PROBE_WORK_QUADRATURE
+    fast = dispatch.QUADRATURE_NUMBA_SECONDS / 4
+    assert dispatch.numpy_first(act, work, lambda m: fast).BACKEND == "numpy"
+    assert dispatch.numpy_first(act, work, lambda m: 4 * fast) is None  # (slow: Numba decides)
+    assert dispatch.numpy_first(act, dispatch.PROBE_WORK_QUADRATURE, lambda m: fast) is None
+    assert dispatch.numpy_first(get_activation("relu"), work, lambda m: fast) is None
+    monkeypatch.setenv(dispatch.BACKGROUND_ENV, "0")
+    assert dispatch.numpy_first(act, work, lambda m: fast) is None
+
+    # a whole call of independent rows: Numba is never loaded, the answer is the NumPy module's
+    def no_numba(*args, **kwargs):
+        raise AssertionError("Numba was asked for")
+
+    monkeypatch.setenv(dispatch.BACKGROUND_ENV, "1")
+    monkeypatch.setattr(dispatch, "_numba_available", no_numba)
+    X = np.random.default_rng(8).standard_normal((150, 20))
+    k = ntksym.kernel("tanh", 3, bias_std=0.1)
+    got = k(X, get=("nngp", "ntk"))
+    want = load("tanh", "numpy").nngp_ntk(X, None, 3, 0.1)
+    assert np.array_equal(got.nngp, want[0]) and np.array_equal(got.ntk, want[1])

@@ -20,6 +20,7 @@ __all__ = [
     "announce_compilation",
     "background_module",
     "generated_module",
+    "numpy_first",
     "sp_key",
     "start_compilation",
 ]
@@ -85,6 +86,43 @@ def _typed_sum(act: Activation) -> bool:
     return family is not None and family.name == "sums" and dual.has_closed_form(act)
 
 
+_KINDS: dict[tuple[str, str], str] = {}
+
+
+def _kind(act: Activation) -> str:
+    """The kind of ``act``'s generated module ("stable", "sympy", "quadrature"), or "dual"."""
+    from ntksym import codegen
+
+    key = (act.name, sp_key(act))
+    if key not in _KINDS:
+        _KINDS[key] = "dual" if _typed_sum(act) else codegen.kernel_spec(act).kind
+    return _KINDS[key]
+
+
+def numpy_first(
+    act: Activation, work: int, probe: Callable[[types.ModuleType], float]
+) -> types.ModuleType | None:
+    """The NumPy quadrature module of ``act`` if it answers this call faster than Numba would.
+
+    For a smooth activation without a closed form and a call above
+    :data:`PROBE_WORK_QUADRATURE` entry-layers: where ``probe`` (CPU seconds per entry-layer
+    of the NumPy module on a sample of the call's inputs) is below half the compiled rule's
+    (:data:`QUADRATURE_NUMBA_SECONDS`), the Mehler series takes most entries and the NumPy
+    module answers, as :func:`background_module` would decide, but before Numba is imported
+    (about 0.5 s of a first call). None otherwise (then :func:`generated_module` and
+    :func:`background_module` decide as before). For ``backend="auto"`` only; disabled,
+    like the background compilation, by ``NTKSYM_BACKGROUND_COMPILE=0``.
+    """
+    if os.environ.get(BACKGROUND_ENV, "1") == "0" or work <= PROBE_WORK_QUADRATURE:
+        return None
+    if _kind(act) != "quadrature" or not _smooth(act):
+        return None
+    numpy_module = generated_module(act, "numpy")
+    if numpy_module is None or probe(numpy_module) >= QUADRATURE_NUMBA_SECONDS / 2:
+        return None
+    return numpy_module
+
+
 def generated_module(
     act: Activation, backend: str, quadrature: bool = True
 ) -> types.ModuleType | None:
@@ -111,8 +149,7 @@ def generated_module(
     cache_key = (act.name, sp_key(act), chosen)
     with _MODULES_LOCK:
         if cache_key not in _MODULES:
-            kind = "dual" if _typed_sum(act) else codegen.kernel_spec(act).kind
-            _MODULES[cache_key] = (None, kind)
+            _MODULES[cache_key] = (None, _kind(act))
         module, kind = _MODULES[cache_key]
         if kind == "dual":
             return None

@@ -145,27 +145,33 @@ def _compute(X1, X2, depth, B2, W2, ntk=True, out=(None, None)):
     K = G
     T = (numpy.empty_like(G) if out[1] is None else out[1]) if ntk else None
     n1, n2 = G.shape
-    step = max(1, _BLOCK // max(n2, 1))
     with numpy.errstate(divide="ignore", invalid="ignore", over="ignore"):
         V2 = c * sq2 + B2  # Sigma^(1)(x', x') of the columns
         R2 = numpy.sqrt(V2)
-        for r0 in range(0, n1, step):
-            r = slice(r0, min(r0 + step, n1))
+        r0 = 0
+        while r0 < n1:
+            # K(X, X): the block's columns start at its first row (the upper triangle,
+            # which _mirror copies), so that its row i is its column i
+            cs = slice(r0 if same else 0, n2)
+            r = slice(r0, min(r0 + max(1, _BLOCK // max(n2 - cs.start, 1)), n1))
+            rr = slice(0, r.stop - r0)
+            r0 = r.stop
             # the diagonal variances of this layer (v, root w) and the next (nv, root nw),
             # for the block's rows and the columns: O(N) state, whatever the depth
             v1 = V2[r] if same else c * sq1[r] + B2
             w1 = R2[r] if same else numpy.sqrt(v1)
-            v2 = V2
-            w2 = R2
+            v2 = V2[cs]
+            w2 = R2[cs]
             # endregion compute_start
-            s12, d = _first_layer(X1[r], X2, G[r], sq1[r], sq2, r0 if same else -1, c, B2)
+            s12, d = _first_layer(X1[r], X2[cs], G[r, cs], sq1[r], sq2[cs], 0 if same else -1,
+                                  c, B2)
             # region compute_mid
             t12 = s12
             for layer in range(1, depth):
                 nv2 = numpy.broadcast_to(W2 * _diag(v2) + B2, v2.shape)  # (a constant _diag)
                 nw2 = numpy.sqrt(nv2)
-                nv1 = nv2[r] if same else numpy.broadcast_to(W2 * _diag(v1) + B2, v1.shape)
-                nw1 = nw2[r] if same else numpy.sqrt(nv1)
+                nv1 = nv2[rr] if same else numpy.broadcast_to(W2 * _diag(v1) + B2, v1.shape)
+                nw1 = nw2[rr] if same else numpy.sqrt(nv1)
                 # endregion compute_mid
                 e, ed, dn = _pair(v1[:, None], v2[None, :], s12, d, nv1[:, None], nv2[None, :],
                                   W2, B2, w1[:, None], w2[None, :], nw1[:, None], nw2[None, :])
@@ -175,9 +181,9 @@ def _compute(X1, X2, depth, B2, W2, ntk=True, out=(None, None)):
                     t12 = t12 * (W2 * ed) + s12
                 d = numpy.maximum(dn, 0.0)
                 v1, v2, w1, w2 = nv1, nv2, nw1, nw2
-            K[r] = s12
+            K[r, cs] = s12
             if ntk:
-                T[r] = t12
+                T[r, cs] = t12
     if same:
         _mirror(K)
         if ntk:

@@ -68,7 +68,7 @@ _MLEV = 3  # step of the coefficient rule: _H0 / 2^_MLEV
 _MCONV = 1e-6  # the two rules of a variance's coefficients must agree to this (relative)
 _STOL = 1e-14  # accuracy asked of the series, relative to the measure above
 _EPS = 2.220446049250313e-16
-_MEMO = {}  # recent columns' coefficients (see _expansion)
+_MEMO = []  # recent columns' coefficients: (key, variances, expansion) (see _expansion)
 _MEMO_N = 4096  # largest array of variances kept
 _MEMO_SIZE = 24  # arrays kept
 
@@ -161,15 +161,19 @@ def _expansion(s, f, key):
     Returns (a, err, ok, sqrt(T), sqrt(M), sqrt(E), E), a of shape (_KMAX + 1,) + s.shape.
 
     Kept in _MEMO (unless key is None) for arrays of up to _MEMO_N variances, under key
-    (the function) and their bytes: the columns' variances of a layer are the same for
-    every block of rows.
+    (the function): the columns' variances of a layer are the same for every block of
+    rows, or (K(X, X), whose blocks start at their first row) the end of the first
+    block's, which a query then reads as a view.
     """
     s = numpy.ascontiguousarray(s, dtype=float)
-    mk = (key, s.shape, s.tobytes()) if key is not None and s.size <= _MEMO_N else None
-    hit = _MEMO.get(mk) if mk is not None else None
-    if hit is not None:
-        return hit
-    v, inv = numpy.unique(s.ravel(), return_inverse=True)
+    flat = s.ravel()
+    n = flat.size
+    if key is not None:
+        for k, vals, hit in _MEMO:
+            if k == key and vals.size >= n and numpy.array_equal(vals[vals.size - n:], flat):
+                return tuple(x[..., x.shape[-1] - n:].reshape(x.shape[:-1] + s.shape)
+                             for x in hit)
+    v, inv = numpy.unique(flat, return_inverse=True)
     pos = numpy.isfinite(v) & (v > 0.0)
     a = numpy.zeros((v.size, _KMAX + 1))
     E = numpy.zeros(v.size)
@@ -179,13 +183,12 @@ def _expansion(s, f, key):
         a[pos], E[pos], err[pos], okv[pos] = _coefficients(v[pos], f)
     sT, sM, sE, okt = _tails(a, E, err)
     okv &= okt
-    inv = inv.reshape(s.shape)
-    hit = (numpy.moveaxis(a[inv], -1, 0).copy(),) + tuple(x[inv] for x in (err, okv, sT, sM, sE, E))
-    if mk is not None:
-        while len(_MEMO) >= _MEMO_SIZE:
-            _MEMO.pop(next(iter(_MEMO)), None)
-        _MEMO[mk] = hit
-    return hit
+    inv = inv.ravel()
+    hit = (numpy.ascontiguousarray(a[inv].T),) + tuple(x[inv] for x in (err, okv, sT, sM, sE, E))
+    if key is not None and n <= _MEMO_N:
+        del _MEMO[:max(len(_MEMO) - _MEMO_SIZE + 1, 0)]
+        _MEMO.append((key, flat.copy(), hit))
+    return tuple(x.reshape(x.shape[:-1] + s.shape) for x in hit)
 
 
 def _series(S11, S22, S12, D, R11, R22, f, key):
@@ -197,8 +200,13 @@ def _series(S11, S22, S12, D, R11, R22, f, key):
     s1 = numpy.asarray(S11, dtype=float)
     s2 = numpy.asarray(S22, dtype=float)
     shape = numpy.broadcast(s1, s2, S12, D).shape
-    a1, e1, ok1, t1, m1, q1, E1 = _expansion(s1, f, None)  # (the rows change with the block)
     a2, e2, ok2, t2, m2, q2, E2 = _expansion(s2, f, key)
+    nr = s1.size
+    if s1.shape == (nr, 1) and s2.ndim == 2 and s2.shape[0] == 1 and nr <= s2.size and numpy.array_equal(
+            s1.ravel(), s2.ravel()[:nr]):  # a block of K(X, X): its rows are its first columns
+        a1, e1, ok1, t1, m1, q1, E1 = (x[..., 0, :nr, None] for x in (a2, e2, ok2, t2, m2, q2, E2))
+    else:  # (the rows change with the block)
+        a1, e1, ok1, t1, m1, q1, E1 = _expansion(s1, f, None)
     rho = numpy.clip(S12 / (R11 * R22), -1.0, 1.0)
     rho = numpy.where(numpy.isfinite(rho), rho, 0.0)
     P = a1[_KMAX] * a2[_KMAX]
