@@ -286,7 +286,7 @@ def test_auto_routes_smooth_activations_to_the_generated_module():
 @pytest.mark.parametrize("name", ["tanh", "softplus"])
 def test_stored_references_are_reproduced(name):
     """Recompute some stored entries with ntksym.reference (checks the data file)."""
-    rows = [r for r in DATA["pairs"] if r[0] == name][::9]
+    rows = [r for r in DATA["pairs"] if r[0] == name][::27]  # (every 9th: 80 s of CPU)
     for _, a1, a2, s12, _, e, ed in rows:
         assert float(reference.dual(name, a1 * a1, s12, a2 * a2, dps=30)) == e
         assert float(reference.dual(name, a1 * a1, s12, a2 * a2, dps=30, derivative=True)) == ed

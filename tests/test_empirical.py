@@ -325,7 +325,9 @@ def test_wrong_limit_is_detected(wrong):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("act, b, w", [("relu", 0.1, 1.0), ("erf", 0.2, 1.4)])
+@pytest.mark.parametrize(
+    "act, b, w", [("relu", 0.1, 1.0), pytest.param("erf", 0.2, 1.4, marks=pytest.mark.exhaustive)]
+)
 def test_convergence_rate_thorough(act, b, w):
     # Depth 4, two activations, widths up to 2048: same model-error allowance as above.
     X = gaussian_inputs(16, 8, 31)
