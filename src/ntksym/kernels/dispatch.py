@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import math
 import os
 import sys
 import threading
@@ -117,10 +118,24 @@ def numpy_first(
         return None
     if _kind(act) != "quadrature" or not _smooth(act):
         return None
+    numpy_module, _, serves = _probed_numpy(act, probe)
+    return numpy_module if serves else None
+
+
+def _probed_numpy(
+    act: Activation, probe: Callable[[types.ModuleType], float]
+) -> tuple[types.ModuleType | None, float, bool]:
+    """``act``'s NumPy module, its ``probe`` rate, and whether it answers at any size.
+
+    It does where the rate is below half the compiled rule's
+    (:data:`QUADRATURE_NUMBA_SECONDS`): the Mehler series then takes most entries, which
+    the Numba module still integrates one by one. (None, inf, False) without a NumPy module.
+    """
     numpy_module = generated_module(act, "numpy")
-    if numpy_module is None or probe(numpy_module) >= QUADRATURE_NUMBA_SECONDS / 2:
-        return None
-    return numpy_module
+    if numpy_module is None:
+        return None, math.inf, False
+    rate = probe(numpy_module)
+    return numpy_module, rate, rate < QUADRATURE_NUMBA_SECONDS / 2
 
 
 def generated_module(
@@ -278,9 +293,8 @@ def background_module(
     quadrature = hasattr(module, "_outer")  # (_outer: the quadrature's two-dimensional rule)
     numpy_module = None
     if quadrature and probe is not None and work > PROBE_WORK_QUADRATURE:
-        numpy_module = generated_module(act, "numpy")
-        rate = probe(numpy_module)
-        if rate < QUADRATURE_NUMBA_SECONDS / 2:
+        numpy_module, rate, serves = _probed_numpy(act, probe)
+        if serves:
             return numpy_module
         if rate * work > QUADRATURE_COMPILE_SECONDS + QUADRATURE_NUMBA_SECONDS * work:
             return None
