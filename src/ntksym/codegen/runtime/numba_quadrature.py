@@ -11,15 +11,9 @@ test, and those of sigma' run only when asked for (``ntk``; ``_pair(..., False)`
 NNGP alone never evaluates sigma' in the inner rules): E[sigma sigma] is the same, bit
 for bit, with or without the NTK.
 
-Every function here says ``fastmath=False`` although that is Numba's default: a compiled
-function that does not set an option inherits it from the function whose compilation
-compiled it first (Numba's flag inheritance), and ``_layer`` has ``fastmath={"contract"}``.
-Without the explicit flag, ``_pair`` and the rules it calls were compiled with fused
-multiply-adds when a kernel call compiled them, and without when a direct call (a test)
-did first; Numba's disk cache keeps whichever came first under one key (the signature),
-so the NNGP with the NTK (``_pair``) and without (``_pair(..., False)``, compiled later)
-could differ in the last bits (up to 7.5e-15 relative, measured) depending on what ran
-before. Explicit, they are compiled as written wherever they are first called.
+Every function says ``fastmath=False``, Numba's default: a function that sets no flag
+inherits those of whichever caller compiles it first (``_layer`` contracts multiply-adds),
+and the disk cache keeps that; ``get="nngp"`` then differed from the NNGP of both by 7.5e-15.
 
 ``_outer_reflect`` uses the reflection ``sigma(-w) = _RS sigma(w) + _RQ0 + _RQ1 w``
 of the activation, when it has one, to take the nodes ``z`` and ``-z`` from one
@@ -66,8 +60,7 @@ def _dact(u):
 
 
 # region core
-# (fastmath=False said explicitly: without it a function inherits the flags of its first
-# caller, and _layer contracts multiply-adds: see ntksym.codegen.runtime.numba_quadrature)
+# (fastmath=False explicit: else a function inherits its first caller's, e.g. _layer's)
 @numba.njit(cache=True, error_model="numpy", fastmath=False)
 def _max(a, b):
     return a if a >= b else b
