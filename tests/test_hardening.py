@@ -4,6 +4,12 @@ or the right number.
 
 from __future__ import annotations
 
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
 import mpmath
 import numpy as np
 import pytest
@@ -11,6 +17,8 @@ import pytest
 import ntksym
 from ntksym import reference
 from ntksym.activations.checks import MAX_DEGREE, gaussian_growth
+from ntksym.codegen import render
+from ntksym.codegen.files import package_generated_dir
 from ntksym.errors import ActivationError, InputError, UnsafeExpressionError
 
 
@@ -161,12 +169,64 @@ def test_a_zero_variance_is_a_point_mass_at_zero(act, backend):
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
 @pytest.mark.parametrize("act", ["relu", "gelu", "tanh"])
 def test_the_nngp_alone_is_the_nngp_of_both(act, backend):
-    """get="nngp" skips the NTK (array and derivative map): the NNGP is the same, bit for bit."""
+    """get="nngp" skips the NTK (array and derivative map): the NNGP is the same, bit for bit.
+
+    Whatever compiled the Numba functions first: see
+    :func:`test_the_nngp_alone_does_not_depend_on_what_compiled_first`.
+    """
     X = np.random.default_rng(2).standard_normal((30, 4))
     k = ntksym.kernel(act, 3, bias_std=0.2, backend=backend)
     both = k(X, get=("nngp", "ntk"))
     assert np.array_equal(k(X, get="nngp"), both.nngp)
     assert np.array_equal(k(X, X[:7], get="nngp"), k(X, X[:7], get=("nngp", "ntk")).nngp)
+
+
+_NJIT = re.compile(r"^@numba\.njit\((.*)\)$", re.M)
+
+
+def test_every_compiled_function_says_its_fast_math():
+    """No generated Numba function leaves ``fastmath`` to Numba (or is inlined in Numba's IR).
+
+    Numba compiles a function that does not set ``fastmath`` with the flags of the function
+    whose compilation compiled it first, and keeps that in its disk cache; ``_layer``
+    contracts multiply-adds. The quadrature's ``_pair`` then had FMAs or not depending on
+    whether a kernel call or a direct call compiled it first, and the NNGP alone differed
+    from the NNGP with the NTK by up to 7.5e-15 with a warm cache.
+    """
+    sources = {p.name: p.read_text() for p in package_generated_dir().glob("*_numba.py")}
+    sources["sigmoid (rendered)"] = render("sigmoid", "numba")
+    assert len(sources) > 5
+    for name, text in sources.items():
+        options = _NJIT.findall(text)
+        assert options, name
+        loose = [o for o in options if "fastmath=" not in o and 'inline="always"' not in o]
+        assert not loose, (name, loose)
+
+
+_COMPILE_PAIR_FIRST = """
+import numpy as np
+import ntksym
+from ntksym.generated import tanh_numba as m
+m._pair(1.0, 1.0, 0.5, 0.75, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0)  # (compiled first)
+X = np.random.default_rng(2).standard_normal((30, 4))
+k = ntksym.kernel("tanh", 3, bias_std=0.2, backend="numba")
+print(int(np.sum(k(X, get="nngp") != k(X, get=("nngp", "ntk")).nngp)))
+"""
+
+
+@pytest.mark.exhaustive  # (compiles the tanh module afresh: about a minute of CPU)
+def test_the_nngp_alone_does_not_depend_on_what_compiled_first(tmp_path):
+    """A fresh Numba cache, ``_pair`` compiled first by a direct call (as tests do), then the
+    kernels: before ``fastmath`` was explicit, 65 of the 900 NNGP entries differed (CI runs
+    the cheap guard, :func:`test_every_compiled_function_says_its_fast_math`)."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path), NTKSYM_CACHE_DIR=str(tmp_path))
+    src = str(pathlib.Path(ntksym.__file__).parents[1])
+    env["PYTHONPATH"] = os.pathsep.join([src, env.get("PYTHONPATH", "")])
+    proc = subprocess.run(
+        [sys.executable, "-c", _COMPILE_PAIR_FIRST], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split()[-1] == "0", proc.stdout
 
 
 @pytest.mark.parametrize(

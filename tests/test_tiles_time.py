@@ -111,6 +111,29 @@ def test_measure_rate_leaves_out_the_cost_per_call(monkeypatch) -> None:
     assert clock.calls[0][2] == ("nngp", "ntk")
 
 
+def test_the_kernel_probe_shares_the_sampling_on_cpu_time(monkeypatch) -> None:
+    """Kernel._probe times a module's ``nngp`` by the planner's sampling (16 x 16 and
+    16 x 112, best of two each) on the CPU clock, per entry-layer, once per module."""
+    clock = _Clock(overhead=0.3, rate=6e-5)
+    monkeypatch.setattr(tileplan.time, "process_time", clock)
+    calls: list[tuple[int, int]] = []
+
+    class Module:
+        __name__ = "fake_numpy"
+
+        @staticmethod
+        def nngp(A, B, depth, bias_std, weight_std):
+            calls.append((depth, bias_std))
+            return clock.kernel(A, B, ("nngp",))[0]
+
+    X = np.ones((500, 3))
+    probe = ntksym.kernel("tanh", 3, bias_std=0.1)._probe(X, None)
+    assert probe(Module) == pytest.approx(6e-5 / 3, rel=1e-9)
+    assert probe(Module) == pytest.approx(6e-5 / 3, rel=1e-9)  # (kept, not timed again)
+    assert [c[:2] for c in clock.calls] == [(16, 16)] * 2 + [(16, 112)] * 2
+    assert calls == [(3, 0.1)] * 4
+
+
 def _slow(monkeypatch, rate: float) -> list[float]:
     """Make every run measure ``rate`` (seconds per entry); returns the rates handed out."""
     given: list[float] = []

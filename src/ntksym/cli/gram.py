@@ -84,7 +84,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="S",
         help="longest a block should take (wall-clock seconds, >= 1), default 60: the block "
         "side is lowered (to a power of two, not below 64) after timing the kernel on a "
-        "sample of the inputs, so that a stopped --resume run loses at most about that much",
+        "sample of the inputs, so that a stopped --resume run loses at most about that much; "
+        "a soft bound: the rate is measured once, before the run, so blocks take longer if "
+        "the machine's load rises during it (or if 64 x 64 entries already take longer)",
     )
     parser.add_argument(
         "--tile", type=int, default=None, help="block side (overrides --memory, --block-seconds)"

@@ -72,6 +72,7 @@ from ntksym.kernels.dispatch import (
 )
 from ntksym.kernels.dual_path import dual_recursion
 from ntksym.kernels.finite import check_cost, check_finite
+from ntksym.kernels.tileplan import sampled_rate
 from ntksym.typing import ActivationLike, ArrayLike, KernelName
 
 __all__ = ["Get", "Kernels", "validate_inputs", "Kernel", "kernel"]
@@ -283,31 +284,23 @@ class Kernel:
     def _probe(self, X1: np.ndarray, X2: np.ndarray | None) -> Callable[[types.ModuleType], float]:
         """A module's marginal CPU seconds per entry-layer on pairs sampled from the inputs.
 
-        Timed on 16 rows against 16 and against 112 columns: the difference leaves out the
-        cost per call and per input (the Mehler coefficients), which a small sample would
-        otherwise count as if it were per entry (by a factor of 5 to 20). Each module is
-        timed once per call (:func:`numpy_first` and :func:`background_module` both ask).
+        :func:`ntksym.kernels.tileplan.sampled_rate` of ``module.nngp`` (16 rows against 16
+        and 112 columns, the difference per extra entry), per layer, in CPU time
+        (``time.process_time``): the probe compares two modules' costs (and a compilation's,
+        in CPU seconds), which time spent waiting for other processes would blur. Each
+        module is timed once per call (:func:`numpy_first` and :func:`background_module`
+        both ask).
         """
         rates: dict[str, float] = {}  # (a module is timed once per call)
+        args = (self.depth, self.bias_std, self.weight_std)
 
         def probe(module: types.ModuleType) -> float:
             if module.__name__ not in rates:
-                rates[module.__name__] = timed(module)
+                rate = sampled_rate(
+                    lambda A, B: module.nngp(A, B, *args), X1, X2, time.process_time
+                )
+                rates[module.__name__] = rate / self.depth
             return rates[module.__name__]
-
-        def timed(module: types.ModuleType) -> float:
-            other = X1 if X2 is None else X2
-            rows = X1[np.linspace(0, X1.shape[0] - 1, 16).astype(int)]
-            times = []
-            for n in (16, 112):
-                cols = other[np.linspace(1, other.shape[0] - 1, n).astype(int)]
-                best = np.inf
-                for _ in range(2):  # (the better of two: a shared machine adds noise)
-                    start = time.process_time()
-                    module.nngp(rows, cols, self.depth, self.bias_std, self.weight_std)
-                    best = min(best, time.process_time() - start)
-                times.append(best)
-            return max(times[1] - times[0], 0.0) / (16 * 96 * self.depth)
 
         return probe
 

@@ -6,15 +6,18 @@ an interruption loses at most the block being computed. Its side ``t`` is the la
 * keeps the working memory within ``--memory`` (:func:`choose_tile`, see the module
   docstring of :mod:`ntksym.kernels.tiles`), and
 * keeps one block's time within ``--block-seconds`` (default :data:`DEFAULT_BLOCK_SECONDS`):
-  :func:`measure_rate` times the kernel on a sample of the inputs' own pairs (16 rows against
-  16 and against 112 columns; the difference leaves out the cost per call, as
-  :meth:`ntksym.kernels.api.Kernel._probe` does), and :func:`time_tile` turns that rate into
-  a side, rounded down to a power of two so that small changes of the measured rate (a
-  machine's load) seldom change the plan,
+  :func:`measure_rate` times the kernel on a sample of the inputs' own pairs
+  (:func:`sampled_rate`, which :meth:`ntksym.kernels.api.Kernel._probe` uses too: 16 rows
+  against 16 and against 112 columns; the difference leaves out the cost per call), and
+  :func:`time_tile` turns that rate into a side, rounded down to a power of two so that
+  small changes of the measured rate (a machine's load) seldom change the plan,
 
 but never below :data:`MIN_TILE` (a kernel slower than ``block_seconds / MIN_TILE**2``
 seconds per entry has longer blocks). The rate is measured in wall-clock seconds, what a
-user waiting for a block experiences: a loaded machine gives smaller blocks.
+user waiting for a block experiences: a loaded machine gives smaller blocks. The bound is
+soft: the rate is measured once, before the run, and the plan is not changed during it (a
+block of another side could round the Gram product's last bits differently, and one output
+never mixes two plans), so blocks overrun when the load rises during a run (1.1x measured).
 
 The measurement is skipped when it cannot matter: with ``--tile``, when the whole matrix
 fits in a ``MIN_TILE`` block, when the first small call already bounds the block time, and
@@ -24,10 +27,12 @@ on a resumed run, which continues the plan its record holds (see
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +48,7 @@ __all__ = [
     "measure_rate",
     "parse_bytes",
     "recorded_tile",
+    "sampled_rate",
     "time_tile",
     "timed_tile",
 ]
@@ -119,14 +125,53 @@ def time_tile(rate: float, block_seconds: float, memory_tile: int, n1: int, n2: 
     return min(memory_tile, max(MIN_TILE, power))
 
 
-def _timed(k: Any, rows: np.ndarray, cols: np.ndarray, wanted: tuple[str, ...]) -> float:
-    """The better of two wall-clock times of ``k(rows, cols)`` (the first may compile)."""
+def _best_of_two(call: Callable[[], Any], clock: Callable[[], float]) -> float:
+    """The better of two ``clock`` times of ``call()`` (the first may compile)."""
     best = math.inf
     for _ in range(2):
-        start = time.perf_counter()
-        k(rows, cols, get=wanted)
-        best = min(best, time.perf_counter() - start)
+        start = clock()
+        call()
+        best = min(best, clock() - start)
     return best
+
+
+def sampled_rate(
+    call: Callable[[np.ndarray, np.ndarray], Any],
+    X1: Any,
+    X2: Any,
+    clock: Callable[[], float],
+    small_enough: float = 0.0,
+) -> float:
+    """Seconds of ``clock`` per kernel entry of ``call(rows, cols)`` on pairs of the inputs.
+
+    The one sampling and timing of a kernel's rate, shared by the block planner
+    (:func:`measure_rate`: wall-clock, since it bounds how long a user waits for a block)
+    and the dispatcher's probe (:meth:`ntksym.kernels.api.Kernel._probe`: CPU time, since
+    it compares the costs of two modules, which waiting for other processes would blur).
+
+    16 rows spread evenly over X1 against 16 columns spread over X2 (X1 if None), the
+    better of two calls; if that call's time per entry (an overestimate: it includes the
+    cost per call and per input) is at most ``small_enough``, it is returned at once.
+    Otherwise also 16 rows against 112 columns, and the rate is the difference per extra
+    entry, which leaves out the cost per call (a small sample would otherwise count it as
+    if it were per entry, by a factor of 5 to 20). Where the difference is lost in noise
+    (or there are too few columns for two sizes) the larger call's time per entry, an
+    upper bound, is returned.
+    """
+    other = X1 if X2 is None else X2
+    rows = np.asarray(X1[np.linspace(0, X1.shape[0] - 1, _PROBE_ROWS).astype(int)], np.float64)
+    n_small, n_large = (min(n, other.shape[0]) for n in _PROBE_COLS)
+    times = []
+    for n in (n_small, n_large):
+        cols = np.asarray(other[np.linspace(0, other.shape[0] - 1, n).astype(int)], np.float64)
+        times.append(_best_of_two(functools.partial(call, rows, cols), clock))
+        upper = times[-1] / (_PROBE_ROWS * n)
+        if n == n_small and upper <= small_enough:
+            return upper
+    extra = _PROBE_ROWS * (n_large - n_small)
+    if extra > 0 and times[1] > times[0]:
+        return (times[1] - times[0]) / extra
+    return times[-1] / (_PROBE_ROWS * n_large)
 
 
 def measure_rate(
@@ -134,10 +179,7 @@ def measure_rate(
 ) -> float:
     """Wall-clock seconds per kernel entry of ``k`` on pairs sampled from the inputs.
 
-    First 16 rows against 16 columns; if that call's time per entry (an overestimate: it
-        includes the cost per call) is at most ``small_enough``, it is returned at once.
-    Otherwise also 16 rows against 112 columns, and the rate is the difference per extra
-    entry (the time per entry of the larger call when the difference is lost in noise).
+    :func:`sampled_rate` of ``k(rows, cols, get=wanted)`` with ``time.perf_counter``.
 
     Args:
         k: A kernel called as ``k(A, B, get=wanted)``.
@@ -147,20 +189,7 @@ def measure_rate(
         small_enough: A rate below which the answer no longer matters (the block time
             bound divided by the entries of the largest block).
     """
-    other = X1 if X2 is None else X2
-    rows = np.asarray(X1[np.linspace(0, X1.shape[0] - 1, _PROBE_ROWS).astype(int)], np.float64)
-    n_small, n_large = (min(n, other.shape[0]) for n in _PROBE_COLS)
-    times = []
-    for n in (n_small, n_large):
-        cols = np.asarray(other[np.linspace(0, other.shape[0] - 1, n).astype(int)], np.float64)
-        times.append(_timed(k, rows, cols, wanted))
-        upper = times[-1] / (_PROBE_ROWS * n)
-        if n == n_small and upper <= small_enough:
-            return upper
-    extra = _PROBE_ROWS * (n_large - n_small)
-    if extra > 0 and times[1] > times[0]:
-        return (times[1] - times[0]) / extra
-    return times[-1] / (_PROBE_ROWS * n_large)
+    return sampled_rate(lambda A, B: k(A, B, get=wanted), X1, X2, time.perf_counter, small_enough)
 
 
 def timed_tile(k: Any, X1: Any, X2: Any, get: str, limit: int, block_seconds: float) -> int:

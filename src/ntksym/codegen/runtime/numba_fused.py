@@ -39,7 +39,7 @@ _GAP = False
 _POS = False
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", fastmath=False)
 def _diag(S):
     return S
 
@@ -65,7 +65,7 @@ _any_k = _any_u
 
 
 # region chain
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", fastmath=False)
 def _chain_first(sq, c, B2, V, R):
     """Diagonal variances Sigma^(1)(x, x) = c |x|^2 + B2 into V, their square roots into R."""
     for j in range(sq.shape[0]):
@@ -74,7 +74,7 @@ def _chain_first(sq, c, B2, V, R):
         R[j] = math.sqrt(s)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", fastmath=False)
 def _chain_next(V, W2, B2, N, Q):
     """The next layer's diagonal variances W2 E[sigma(u)^2] + B2 into N, roots into Q."""
     for j in range(V.shape[0]):
@@ -83,7 +83,7 @@ def _chain_next(V, W2, B2, N, Q):
         Q[j] = math.sqrt(s)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", fastmath=False)
 def _det_near(g, a, b, X1, i, X2, j, c, B2):
     """Determinant of Sigma^(1) for a pair (x_i, x'_j) with |rho| > 0.99, and |x| - |x'|,
     both without cancellation.
@@ -230,7 +230,7 @@ def _layer(
 
 
 # region block
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", fastmath=False)
 def _first(i, j0, G, a1, a2, X1, X2, r1, R2, same, c, B2, S, D, T, U, ntk):
     """Layer 1 of row i of K(X1, X2) from column j0 on (S is K[i, j0:], which may be G[i, j0:]
     itself: each entry is read, then written); r1 and R2 are the roots of the row's and the
@@ -274,7 +274,7 @@ def _first(i, j0, G, a1, a2, X1, X2, r1, R2, same, c, B2, S, D, T, U, ntk):
             T[q] = s12
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", fastmath=False)
 def _finish(i0, nb, j1, w, sym, K, T, ntk):
     """The tile K[i0:i0+nb, j1:j1+w] (and T's) just computed, while it is in cache: counts
     its non-finite entries and, with sym, copies it into the lower triangle (K[j, i] for
@@ -297,7 +297,7 @@ def _finish(i0, nb, j1, w, sym, K, T, ntk):
     return bad_k, bad_t
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", fastmath=False)
 def _chunk(i0, i1, j0, c0, c1, sym, G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B2, K, T, ntk):
     """Columns j0 + c0 .. j0 + c1 - 1 of rows i0..i1-1, every layer (see _block)."""
     nb = i1 - i0
@@ -347,7 +347,7 @@ def _chunk(i0, i1, j0, c0, c1, sym, G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B
     return _finish(i0, nb, j0 + c0, w, sym, K, T, ntk)
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, error_model="numpy", fastmath=False)
 def _block(i0, i1, sym, G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B2, K, T, ntk):
     """Rows i0..i1-1 of K(X1, X2) (K may be G itself: each entry is read, then written);
     with sym (X2 is X1), row i from column i on only.
@@ -373,7 +373,7 @@ def _block(i0, i1, sym, G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B2, K, T, ntk
 
 
 # region fused
-@numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
+@numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy", fastmath=False)
 def _fused_sym(G, a1, sq1, X, c, depth, W2, B2, K, T, ntk):
     """K(X, X): the upper triangle in blocks of 16 rows (the diagonal chain of the columns is
     computed once per block), each tile of 16 x 256 entries copied into the lower triangle
@@ -397,7 +397,7 @@ def _fused_sym(G, a1, sq1, X, c, depth, W2, B2, K, T, ntk):
     return bad_k, bad_t
 
 
-@numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
+@numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy", fastmath=False)
 def _fused(G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B2, K, T, ntk, rows):
     """K(X1, X2): every entry, in blocks of `rows` rows."""
     n = G.shape[0]
