@@ -260,6 +260,11 @@ def test_against_reference_grid(name: str, cov: tuple[float, float, float]) -> N
                 * reference.dual_quadrature(act, s[2], s[2], s[2], dps=17, derivative=derivative)
             )
         )
+        print(  # (the figures for docs/performance.md: run with -s)
+            f"{name} at {cov} {'ntk' if derivative else 'nngp'}: rule {got!r} reference "
+            f"{mpmath.nstr(want, 20)} (its estimate {float(err):.1e}) error/scale "
+            f"{abs(got - float(want)) / size:.1e} stated {bound:.1e}"
+        )
         assert abs(got - float(want)) <= bound * size + float(err)
 
 
@@ -486,6 +491,11 @@ def test_split_rule_against_reference(name: str, cov: tuple[float, float, float]
             want, err = reference.dual_quadrature(
                 act, *s, dps=20, derivative=derivative, error=True
             )
+        print(  # (the figures for docs/performance.md: run with -s)
+            f"{name} at {cov} {'ntk' if derivative else 'nngp'}: rule {got!r} reference "
+            f"{float(want)!r} (its estimate {float(err):.1e}) relative error "
+            f"{abs(got - float(want)) / abs(float(want)):.1e} warned {bool(caught)}"
+        )
         if abs(got - float(want)) > 1e-12 * abs(float(want)) + float(err):
             assert caught, f"{name} at {cov}: off by {abs(got - float(want)):.1e}, no warning"
 
