@@ -58,7 +58,8 @@ def _inner(f: Any, df: Any, ntk: bool, m: float, c: float, kinks: Any, S: Any) -
     """E[f(m + c z)] and E[df(m + c z)], z ~ N(0, 1), c > 0, and whether both converged.
 
     S is scratch: its first block (see :mod:`ntksym.dual.de_pieces`) holds the split
-    points and the pieces. Returns (e0, e1, estimated relative error, E|f|, E|df|).
+    points and the pieces. Returns (e0, e1, the estimated relative error of each, E|f|,
+    E|df|).
     """
     n = dp.add_point(S, 0, 0, 0.0)
     n = dp.add_point(S, 0, n, -m / c)
@@ -66,7 +67,7 @@ def _inner(f: Any, df: Any, ntk: bool, m: float, c: float, kinks: Any, S: Any) -
         n = dp.add_point(S, 0, n, (k - m) / c)
     npc = dp.pieces(S, 0, n, max(1.0 / c, 1e-30))
     h = dp.H0
-    est = -1.0
+    x0 = x1 = -1.0
     for level in range(dp.LEVELS + 1):
         for i in range(npc):
             if S[dp.EST, i] >= 0.0:
@@ -91,13 +92,13 @@ def _inner(f: Any, df: Any, ntk: bool, m: float, c: float, kinks: Any, S: Any) -
             S[dp.S1, i] += s1
             S[dp.B0, i] += a0
             S[dp.B1, i] += a1
-        est = dp.settle(S, 0, npc, h, level)
-        if est >= 0.0:
+        x0, x1 = dp.settle(S, 0, npc, h, level)
+        if x0 >= 0.0:
             break
         h *= 0.5
     q0, q1, m0, m1 = dp.total(S, 0, npc)
     k = _INV_SQRT_2PI
-    return q0 * k, q1 * k, est, m0 * k, m1 * k
+    return q0 * k, q1 * k, x0, x1, m0 * k, m1 * k
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -133,11 +134,11 @@ def _given(r: Any, dr: Any, ntk: bool, m: float, c: float, geo: Any, S: Any) -> 
     """E[sigma(m + c z)], E[sigma'(m + c z)] for sigma = r + ramps (geo); as _inner returns.
 
     The rule of _inner integrates r, split at geo[1]; the ramps geo[2], geo[3] (corners,
-    slopes) are closed forms. The estimate and E|r|, E|r'| are r's: the ramps are exact.
+    slopes) are closed forms. The estimates and E|r|, E|r'| are r's: the ramps are exact.
     """
-    i0, i1, est, m0, m1 = _inner(r, dr, ntk, m, c, geo[1], S)
+    i0, i1, x0, x1, m0, m1 = _inner(r, dr, ntk, m, c, geo[1], S)
     p0, p1, _ = _ramps(m, c, geo[2], geo[3], ntk)
-    return i0 + p0, i1 + p1, est, m0, m1
+    return i0 + p0, i1 + p1, x0, x1, m0, m1
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -147,10 +148,10 @@ def _cond(
     """The outer rule's inner expectation at m: of f (whole) or of the ramps of geo alone."""
     if not whole:
         p0, p1, _ = _ramps(m, c, geo[2], geo[3], ntk)
-        return p0, p1, 0.0, 0.0, 0.0
+        return p0, p1, 0.0, 0.0, 0.0, 0.0
     if c > 0.0:
         return _given(r, dr, ntk, m, c, geo, S)
-    return f(m), (df(m) if ntk else 0.0), 0.0, 0.0, 0.0
+    return f(m), (df(m) if ntk else 0.0), 0.0, 0.0, 0.0, 0.0
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -177,8 +178,9 @@ def _outer(
     whole: bool = True,
     kinked: bool = True,
 ) -> Any:
-    """E[f(u) f(v)], E[df(u) df(v)] for u = a z1, v = b z1 + c z2 (a > 0); error estimate.
+    """E[f(u) f(v)], E[df(u) df(v)] for u = a z1, v = b z1 + c z2 (a > 0); their estimates.
 
+    Each map's relative error estimate counts its own inner estimates only.
     The inner expectations are _given's (f = r + ramps), or with ``whole`` false those of
     the ramps alone (E[f(u) p(v)]); the outer rule splits at geo[0] over b (where the
     inner expectation has a smoothed kink) and, where f is ``kinked`` there, over a.
@@ -192,7 +194,7 @@ def _outer(
             n = dp.add_point(S, _OUT, n, k / b)
     npc = dp.pieces(S, _OUT, n, _finest(a, b, c))
     h = dp.H0
-    est = -1.0
+    x0 = x1 = -1.0
     w0 = w1 = a0 = a1 = 0.0  # the inner rules' error estimates, weighted as the sums weigh them
     for level in range(dp.LEVELS + 1):
         for i in range(npc):
@@ -211,9 +213,9 @@ def _outer(
                 gu = df(a * z) if ntk else 0.0
                 if fu == 0.0 and gu == 0.0:
                     continue
-                i0, i1, e, m0, m1 = _cond(f, df, r, dr, ntk, b * z, c, geo, S, whole)
-                w0 += w * abs(fu) * e * m0
-                w1 += w * abs(gu) * e * m1
+                i0, i1, e0, e1, m0, m1 = _cond(f, df, r, dr, ntk, b * z, c, geo, S, whole)
+                w0 += w * abs(fu) * e0 * m0  # (each map's inner estimate weighs that map)
+                w1 += w * abs(gu) * e1 * m1
                 s0 += w * fu * i0
                 s1 += w * gu * i1
                 b0 += w * abs(fu * i0)
@@ -224,13 +226,14 @@ def _outer(
             S[_OUT + dp.B1, i] += b1
             a0 += b0
             a1 += b1
-        est = dp.settle(S, _OUT, npc, h, level)
-        if est >= 0.0:
+        x0, x1 = dp.settle(S, _OUT, npc, h, level)
+        if x0 >= 0.0:
             break
         h *= 0.5
     q0, q1, _, _ = dp.total(S, _OUT, npc)
-    inner = max(w0 / max(a0, 1e-300), w1 / max(a1, 1e-300))
-    return q0 * _INV_SQRT_2PI, q1 * _INV_SQRT_2PI, est + inner
+    x0 += w0 / max(a0, 1e-300)
+    x1 += w1 / max(a1, 1e-300)
+    return q0 * _INV_SQRT_2PI, q1 * _INV_SQRT_2PI, x0, x1
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -247,15 +250,17 @@ def _one(
     geo: Any,
     S: Any,
 ) -> Any:
-    """Both maps of one covariance (the variances may be 0)."""
+    """Both maps of one covariance (the variances may be 0), and the larger estimate."""
     if s11 > 0.0:
         a = math.sqrt(s11)
-        return _outer(f, df, r, dr, ntk, a, s12 / a, math.sqrt(max(det, 0.0) / s11), geo, S)
+        c = math.sqrt(max(det, 0.0) / s11)
+        e, g, x0, x1 = _outer(f, df, r, dr, ntk, a, s12 / a, c, geo, S)
+        return e, g, max(x0, x1)
     f0 = f(0.0)
     g0 = df(0.0) if ntk else 0.0
     if s22 > 0.0:  # u = 0
-        i0, i1, est, _, _ = _given(r, dr, ntk, 0.0, math.sqrt(s22), geo, S)
-        return f0 * i0, g0 * i1, est
+        i0, i1, x0, x1, _, _ = _given(r, dr, ntk, 0.0, math.sqrt(s22), geo, S)
+        return f0 * i0, g0 * i1, max(x0, x1)
     return f0 * f0, g0 * g0, 0.0
 
 
@@ -283,17 +288,18 @@ def _split_one(
         return _one(f, df, r, dr, ntk, s11, s12, s22, det, geo, S)
     d = max(det, 0.0)
     a = math.sqrt(s11)
-    e1, g1, x1 = _outer(f, df, r, dr, ntk, a, s12 / a, math.sqrt(d / s11), geo, S, False)
+    e1, g1, x1, y1 = _outer(f, df, r, dr, ntk, a, s12 / a, math.sqrt(d / s11), geo, S, False)
     sv = math.sqrt(s22)
     by_v = (geo[2], geo[1], geo[2], geo[3])
-    e2, g2, x2 = _outer(r, dr, r, dr, ntk, sv, s12 / sv, math.sqrt(d / s22), by_v, S, False, False)
+    c2 = math.sqrt(d / s22)
+    e2, g2, x2, y2 = _outer(r, dr, r, dr, ntk, sv, s12 / sv, c2, by_v, S, False, False)
     e3, g3, x3 = smooth_pair(r, dr, ntk, a, s12 / a, math.sqrt(d / s11))
-    # each estimate is relative to its own term: weighted by the terms' sizes
+    # each estimate is relative to its own term (and map): weighted by the terms' sizes
     n0 = max(abs(e1) + abs(e2) + abs(e3), 1e-300)
     n1 = max(abs(g1) + abs(g2) + abs(g3), 1e-300)
     x = (x1 * abs(e1) + x2 * abs(e2) + x3 * abs(e3)) / n0
     if ntk:
-        x = max(x, (x1 * abs(g1) + x2 * abs(g2) + x3 * abs(g3)) / n1)
+        x = max(x, (y1 * abs(g1) + y2 * abs(g2) + x3 * abs(g3)) / n1)
     return e1 + e2 + e3, g1 + g2 + g3, x
 
 
