@@ -52,6 +52,7 @@ _INV_SQRT_2 = 1.0 / math.sqrt(2.0)
 _BROAD = 1.0  # the inner expectation's smoothed kink (width c/|b| in z1) split only below
 _OUT = dp.ROWS  # the outer rule's block of scratch rows (the inner rule's starts at 0)
 _ROUND = 4.4e-16  # rounding of a sum of three terms, relative to their magnitudes (2 eps)
+_RESCALE = 1e-13  # an estimate above this is restated against the Cauchy-Schwarz scale (_one)
 _CANCEL = 64.0  # terms this much larger than the scale: the rule on f itself (_split_one)
 
 
@@ -182,7 +183,8 @@ def _outer(
 ) -> Any:
     """E[f(u) f(v)], E[df(u) df(v)] for u = a z1, v = b z1 + c z2 (a > 0); their estimates.
 
-    Each map's relative error estimate counts its own inner estimates only.
+    Each map's relative error estimate counts its own inner estimates only; it is relative
+    to the integral of the magnitude of its outer integrand, returned last (each map's).
     The inner expectations are _given's (f = r + ramps), or with ``whole`` false those of
     the ramps alone (E[f(u) p(v)]); the outer rule splits at geo[0] over b (where the
     inner expectation has a smoothed kink) and, where f is ``kinked`` there, over a.
@@ -232,10 +234,11 @@ def _outer(
         if x0 >= 0.0:
             break
         h *= 0.5
-    q0, q1, _, _ = dp.total(S, _OUT, npc)
+    q0, q1, m0, m1 = dp.total(S, _OUT, npc)
     x0 += w0 / max(a0, 1e-300)
     x1 += w1 / max(a1, 1e-300)
-    return q0 * _INV_SQRT_2PI, q1 * _INV_SQRT_2PI, x0, x1
+    k = _INV_SQRT_2PI
+    return q0 * k, q1 * k, x0, x1, m0 * k, m1 * k
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -252,11 +255,24 @@ def _one(
     geo: Any,
     S: Any,
 ) -> Any:
-    """Both maps of one covariance (the variances may be 0), and the larger estimate."""
+    """Both maps of one covariance (the variances may be 0), and the larger estimate.
+
+    An estimate above _RESCALE is restated relative to the Cauchy-Schwarz scale
+    sqrt(E[f(u)^2] E[f(v)^2]) (the diagonals: 1-D rules), never larger than the integral
+    of the magnitude it was relative to: where E[f'(v) | u] cancels (f' odd, as for
+    max(min(u, 1), -1) tanh(u)), that integral is 2.6e-7 of the scale at (1e4, 0.3, 1e4),
+    and an estimate of 3e-17 of the scale read as 1.2e-10.
+    """
     if s11 > 0.0:
         a = math.sqrt(s11)
         c = math.sqrt(max(det, 0.0) / s11)
-        e, g, x0, x1 = _outer(f, df, r, dr, ntk, a, s12 / a, c, geo, S)
+        e, g, x0, x1, m0, m1 = _outer(f, df, r, dr, ntk, a, s12 / a, c, geo, S)
+        if max(x0, x1) > _RESCALE and s22 > 0.0:
+            sv = math.sqrt(s22)
+            du = _outer(f, df, r, dr, ntk, a, a, 0.0, geo, S)
+            dv = _outer(f, df, r, dr, ntk, sv, sv, 0.0, geo, S)
+            x0 = min(x0, x0 * m0 / max(math.sqrt(abs(du[0] * dv[0])), 1e-300))
+            x1 = min(x1, x1 * m1 / max(math.sqrt(abs(du[1] * dv[1])), 1e-300))
         return e, g, max(x0, x1)
     f0 = f(0.0)
     g0 = df(0.0) if ntk else 0.0
@@ -290,11 +306,12 @@ def _split_sum(
     """
     d = max(det, 0.0)
     a = math.sqrt(s11)
-    e1, g1, x1, y1 = _outer(f, df, r, dr, ntk, a, s12 / a, math.sqrt(d / s11), geo, S, False)
+    c1 = math.sqrt(d / s11)
+    e1, g1, x1, y1, _, _ = _outer(f, df, r, dr, ntk, a, s12 / a, c1, geo, S, False)
     sv = math.sqrt(s22)
     by_v = (geo[2], geo[1], geo[2], geo[3])
     c2 = math.sqrt(d / s22)
-    e2, g2, x2, y2 = _outer(r, dr, r, dr, ntk, sv, s12 / sv, c2, by_v, S, False, False)
+    e2, g2, x2, y2, _, _ = _outer(r, dr, r, dr, ntk, sv, s12 / sv, c2, by_v, S, False, False)
     e3, g3, x3 = smooth_pair(r, dr, ntk, a, s12 / a, math.sqrt(d / s11))
     n0 = abs(e1) + abs(e2) + abs(e3)
     n1 = abs(g1) + abs(g2) + abs(g3)
