@@ -260,6 +260,11 @@ def test_against_reference_grid(name: str, cov: tuple[float, float, float]) -> N
                 * reference.dual_quadrature(act, s[2], s[2], s[2], dps=17, derivative=derivative)
             )
         )
+        print(  # (the figures for docs/performance.md: run with -s)
+            f"{name} at {cov} {'ntk' if derivative else 'nngp'}: rule {got!r} reference "
+            f"{mpmath.nstr(want, 20)} (its estimate {float(err):.1e}) error/scale "
+            f"{abs(got - float(want)) / size:.1e} stated {bound:.1e}"
+        )
         assert abs(got - float(want)) <= bound * size + float(err)
 
 
@@ -470,8 +475,11 @@ def test_dropping_a_term_of_the_split_is_caught(monkeypatch: pytest.MonkeyPatch)
 
 
 @pytest.mark.exhaustive  # (the mpmath reference takes 20-90 s per point)
-@pytest.mark.parametrize("name", sorted(SPLITS)[1:3])
-@pytest.mark.parametrize("cov", [(1e-4, -0.3, 1e-4), (1.0, 0.5, 1.0), (2e4, 0.5, 2e4)])
+@pytest.mark.parametrize(
+    ("name", "cov"),
+    [(n, c) for c in [(1e-4, -0.3, 1e-4), (1.0, 0.5, 1.0)] for n in sorted(SPLITS)[1:3]]
+    + [(n, (2e4, 0.5, 2e4)) for n in sorted(SPLITS)[1:3]],
+)
 def test_split_rule_against_reference(name: str, cov: tuple[float, float, float]) -> None:
     act = get_activation(name)
     args = _cov(*cov)
@@ -486,8 +494,41 @@ def test_split_rule_against_reference(name: str, cov: tuple[float, float, float]
             want, err = reference.dual_quadrature(
                 act, *s, dps=20, derivative=derivative, error=True
             )
+        print(  # (the figures for docs/performance.md: run with -s)
+            f"{name} at {cov} {'ntk' if derivative else 'nngp'}: rule {got!r} reference "
+            f"{float(want)!r} (its estimate {float(err):.1e}) relative error "
+            f"{abs(got - float(want)) / abs(float(want)):.1e} warned {bool(caught)}"
+        )
         if abs(got - float(want)) > 1e-12 * abs(float(want)) + float(err):
             assert caught, f"{name} at {cov}: off by {abs(got - float(want)):.1e}, no warning"
+
+
+#: E[f(u) f(v)] for f = max(min(u, 1), -1) + 0.1 tanh(u) at (2e4, 0.5, 2e4): ntksym.reference
+#: (mpmath, dps 20, its estimate 9.1e-23; 110 s of CPU), 2026-12-05.
+TWO_CORNERS_2E4 = 0.40332493240845273
+
+
+def test_two_corner_split_where_its_terms_cancel() -> None:
+    """At variance 1e4 the split's terms are 1e4 times the Cauchy-Schwarz scale (the
+    remainder r = u + 0.1 tanh(u) grows like u; E[r r] ~ s12), and their sum lost 4e-13 to
+    9.4e-13 of the scale to rounding, silently (2.4e-12 of the value at 2e4). There the
+    rule on sigma itself answers: against the mpmath reference at 2e4, and against that
+    rule (the sweep of test_kinked_unsplit: within 6e-16 at 1e4) where it takes over."""
+    name = "max(min(u, 1), -1) + 0.1*tanh(u)"
+    act = get_activation(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        e, _ = kinked.kinked_maps(act, *_cov(2e4, 0.5, 2e4), ntk=False)
+        assert abs(e[0] - TWO_CORNERS_2E4) <= 1e-14 * TWO_CORNERS_2E4
+        args = _cov(1e4, 0.3, 1e4)
+        e, ed = kinked.kinked_maps(act, *args)
+        original = kinked.split_of
+        try:
+            kinked.split_of = lambda a: None
+            ue, ued = kinked.kinked_maps(act, *args)
+        finally:
+            kinked.split_of = original
+    assert e[0] == ue[0] and ed is not None and ued is not None and ed[0] == ued[0]
 
 
 def _diagonal_mp(name: str, s: float, derivative: bool) -> float:

@@ -16,9 +16,17 @@ it claimed 5e-16 where the error was 1.2e-10 (``max(min(u, 1), -1) + 0.1 tanh(u)
 derivative map at ``(2, -(1 - 1e-12), 0.5)`` without the split). Each piece's estimate
 comes from its own gaps now, and the sum's estimate is the sum of theirs.
 
+Each map keeps its own estimate: the two maps, like the pieces, converge at different
+rates and on different scales (the derivative map of a saturating activation, far from
+its kinks, is a difference 1 - tanh^2 at the level of rounding, 1e-14 of the value map),
+so a relative estimate of one map, applied to the other, says nothing about it: the
+inner expectations of ``max(min(u, 1), -1)*tanh(u)`` at variance 1e4 gave the value
+map an estimate of 8e-8 (its error 3e-16) from their derivative maps' 1.6e-5 at
+``|u| = 16``, where ``sigma'(u) ~ 1e-14``.
+
 Scratch layout: a block of :data:`ROWS` rows of ``S`` from row ``base``: the split points,
 the pieces (kind, start, end, scale) and their running sums, last values, last gap and
-estimate (negative while the piece is refined).
+estimate (negative while the piece is refined), and the estimate of each map.
 
 Numba's disk cache of a module that calls these functions is keyed on that module's own
 source: after editing this one, clear the ``__pycache__`` entries of
@@ -51,8 +59,8 @@ _T_LO = -3.7  # half-lines: exp(t - exp(-t)) < 4e-18 below
 # rows of a block (offsets from its base): split points, pieces, raw sums of w g, w g',
 # w |g|, w |g'| over the nodes so far, the last values (step times the sums), the last gaps
 PTS, KIND, P, Q, L = 0, 1, 2, 3, 4
-S0, S1, B0, B1, Q0, Q1, M0, M1, GAP0, GAP1, EST = 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15
-ROWS = 16
+S0, S1, B0, B1, Q0, Q1, M0, M1, GAP0, GAP1, EST, E0, E1 = range(5, 18)
+ROWS = 18
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -136,7 +144,7 @@ def pieces(S: Any, base: int, n: int, small: float) -> int:
         S[base + P, i] = pts[i - 1] if i > 0 else pts[0]
         S[base + Q, i] = pts[i] if i < n else 0.0
         S[base + L, i] = 1.0
-        for r in range(S0, EST):
+        for r in range(S0, ROWS):
             S[base + r, i] = 0.0
         S[base + EST, i] = -1.0
     S[base + KIND, 0] = -1.0
@@ -184,23 +192,24 @@ def _judge(S: Any, row: int, i: int, gap: float, level: int) -> float:
 
 
 @numba.njit(cache=True, error_model="numpy")
-def settle(S: Any, base: int, npc: int, h: float, level: int) -> float:
+def settle(S: Any, base: int, npc: int, h: float, level: int) -> tuple[float, float]:
     """After a level with step h: new values of the active pieces, and which have converged.
 
     A piece's gap in each map is the change of its value relative to the integral of |g|
     (|g'|) over all pieces; it has converged when both maps have, each judged on its own
     gaps (the two maps, like the pieces, converge at different rates: judged together, the
-    faster one's first gap would vouch for the slower one's last), with the estimate the
-    larger of gap^2 / prev (at most gap) of the two. On the last level a piece that has not
-    converged keeps its last gap. Returns the sum of the pieces' estimates (relative to the
-    integral of |g|, |g'|) once every piece has converged, else -1.
+    faster one's first gap would vouch for the slower one's last), each map's estimate
+    gap^2 / prev (at most gap). On the last level a piece that has not converged keeps
+    its last gaps. Returns each map's sum of the pieces' estimates (relative to the
+    integral of |g|, |g'|) once every piece has converged, else (-1, -1).
     """
     for i in range(npc):
         if S[base + EST, i] < 0.0:
             S[base + M0, i] = h * S[base + B0, i]
             S[base + M1, i] = h * S[base + B1, i]
     _, _, m0, m1 = total(S, base, npc)
-    est = 0.0
+    x0 = x1 = 0.0
+    done = True
     for i in range(npc):
         if S[base + EST, i] < 0.0:
             v0, v1 = h * S[base + S0, i], h * S[base + S1, i]
@@ -208,7 +217,9 @@ def settle(S: Any, base: int, npc: int, h: float, level: int) -> float:
             e1 = _judge(S, base + GAP1, i, abs(v1 - S[base + Q1, i]) / max(m1, 1e-300), level)
             S[base + Q0, i], S[base + Q1, i] = v0, v1
             if e0 >= 0.0 and e1 >= 0.0:
+                S[base + E0, i], S[base + E1, i] = e0, e1
                 S[base + EST, i] = max(e0, e1)
-        if est >= 0.0:
-            est = est + S[base + EST, i] if S[base + EST, i] >= 0.0 else -1.0
-    return est
+        done = done and S[base + EST, i] >= 0.0
+        x0 += S[base + E0, i]
+        x1 += S[base + E1, i]
+    return (x0, x1) if done else (-1.0, -1.0)
