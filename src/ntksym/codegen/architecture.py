@@ -91,7 +91,8 @@ def _activation_code(prog: Program, m: int) -> tuple[str, bool, dict[str, int], 
     (:func:`~ntksym.codegen.arch_emit.hoist_calls`). The pos variant is a cheaper map for
     ``S12 > 0``, used for a chunk whose covariances are all positive; the general map
     ``_a{m}_pair_any`` computes the other chunks. These maps and ``_a{m}_diag`` are inlined by
-    Numba where they are called (one chunk loop each, which LLVM then vectorises). The
+    LLVM where they are called (``forceinline``; one chunk loop each, which LLVM then
+    vectorises). The
     maps are printed for the activation step, which applies no Dense layer (``W2 = 1``,
     ``B2 = 0``), with half-integer powers as square roots
     (:func:`~ntksym.codegen.arch_emit.loop_spec`). The next determinant printed is the
@@ -101,7 +102,7 @@ def _activation_code(prog: Program, m: int) -> tuple[str, bool, dict[str, int], 
     spec = loop_spec(prog.specs[m])
     rs = render_spec(spec, "numba")
     rs, pre, hoisted = hoist_calls(rs, m)
-    decorator = '@numba.njit(cache=True, error_model="numpy", inline="always")'
+    decorator = '@numba.njit(cache=True, error_model="numpy", forceinline=True)'
     code = (
         _environment()
         .get_template("_layer.py.jinja")
