@@ -63,12 +63,12 @@ def _det_near(g, a, b, X1, i, X2, j, c, B2):
     return c * c * detx + c * B2 * ((a - b) ** 2 + 2.0 * (a * b - g)), a - b
 
 
-@numba.njit(cache=True, error_model="numpy", forceinline=True)
+@numba.njit(cache=True, error_model="numpy", forceinline=True, fastmath={"contract"})
 def _sel(c, a, b):
     return a if c else b
 
 
-@numba.njit(cache=True, error_model="numpy", forceinline=True)
+@numba.njit(cache=True, error_model="numpy", forceinline=True, fastmath={"contract"})
 def _max(a, b):
     return a if a >= b else b
 
@@ -89,7 +89,7 @@ def _act_step(act, S, D, T, a, k, m, va, ra, vk, rk, VB, RB, VK, RK, CO, det, ze
 
 
 # region pair_helpers
-@numba.njit(cache=True, error_model="numpy", forceinline=True)
+@numba.njit(cache=True, error_model="numpy", forceinline=True, fastmath={"contract"})
 def _two_prod(a, b):
     """a*b = p + e exactly (Dekker's product, Veltkamp's split; no FMA needed)."""
     p = a * b
@@ -103,7 +103,7 @@ def _two_prod(a, b):
     return p, e
 
 
-@numba.njit(cache=True, error_model="numpy", forceinline=True)
+@numba.njit(cache=True, error_model="numpy", forceinline=True, fastmath={"contract"})
 def _cdet(s11, s12, s22):
     """s11 s22 - s12^2 with both products carried in double-double, clipped at 0."""
     p1, e1 = _two_prod(s11, s22)
@@ -112,7 +112,7 @@ def _cdet(s11, s12, s22):
     return d if d > 0.0 else 0.0
 
 
-@numba.njit(cache=True, error_model="numpy", forceinline=True)
+@numba.njit(cache=True, error_model="numpy", forceinline=True, fastmath={"contract"})
 def _gap(m, s, d):
     """The gap m - s (m = sqrt(s11 s22)), as d / (m + s) where s > 0: no cancellation."""
     pos = s > 0.0
@@ -121,7 +121,7 @@ def _gap(m, s, d):
     return g if abs(g) < math.inf else m - s
 
 
-@numba.njit(cache=True, error_model="numpy", forceinline=True)
+@numba.njit(cache=True, error_model="numpy", forceinline=True, fastmath={"contract"})
 def _fin(dn, fallback):
     """A carried determinant clipped at 0, or ``fallback`` where it is not finite."""
     if abs(dn) < math.inf:
@@ -129,7 +129,7 @@ def _fin(dn, fallback):
     return fallback
 
 
-@numba.njit(cache=True, error_model="numpy", forceinline=True)
+@numba.njit(cache=True, error_model="numpy", forceinline=True, fastmath={"contract"})
 def _log1p_near(x):
     """log1p(x) for |x| <= 0.3 without a libm call (NaN elsewhere): 2 atanh(u),
     u = x/(2 + x), |u| < 0.18, as its series to u^21 (the rest < 2e-18 relative);

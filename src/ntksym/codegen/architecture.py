@@ -46,7 +46,13 @@ from ntksym.codegen.arch_emit import (
 )
 from ntksym.codegen.arch_program import Program, Unsupported, lower
 from ntksym.codegen.files import cache_dir, is_intact, write_generated
-from ntksym.codegen.render import HEADER_LINES, RuntimeLoader, content_hash, render_spec
+from ntksym.codegen.render import (
+    HEADER_LINES,
+    LLVM_INLINED,
+    RuntimeLoader,
+    content_hash,
+    render_spec,
+)
 from ntksym.codegen.runtime import parse_regions, read_region
 from ntksym.errors import InputError
 from ntksym.version import __version__
@@ -102,11 +108,10 @@ def _activation_code(prog: Program, m: int) -> tuple[str, bool, dict[str, int], 
     spec = loop_spec(prog.specs[m])
     rs = render_spec(spec, "numba")
     rs, pre, hoisted = hoist_calls(rs, m)
-    decorator = '@numba.njit(cache=True, error_model="numpy", forceinline=True)'
     code = (
         _environment()
         .get_template("_layer.py.jinja")
-        .render(spec=rs, decorator=decorator, vec=False)
+        .render(spec=rs, decorator=LLVM_INLINED, vec=False)
     )
     code = _PAIR_NAMES.sub(lambda mt: f"_a{m}{mt.group(1)}", code)
     return (pre + "\n\n" if pre else "") + code, rs.pos_variant, hoisted, rs.uses_gap
