@@ -34,7 +34,7 @@ from typing import Any
 import sympy as sp
 
 from ntksym.codegen.arch_program import Program, Step
-from ntksym.codegen.render import RenderSpec
+from ntksym.codegen.render import LLVM_INLINED, RenderSpec
 from ntksym.codegen.spec import KernelSpec
 from ntksym.dual.stable import B2, W2
 
@@ -228,7 +228,7 @@ def hoist_calls(rs: RenderSpec, m: int) -> tuple[RenderSpec, str, dict[str, int]
         changes[field] = tuple(new)
         body = [f"{_IND}{n} = {c}" for n, c in pre] + [f"{_IND}return ({', '.join(calls)},)"]
         code = "\n".join(body) + "\n"
-        head = '@numba.njit(cache=True, error_model="numpy", inline="always")\n'
+        head = LLVM_INLINED + "\n"
         sources.append(head + f"def _a{m}_pre_{variant}({rs.pair_args}):\n" + code)
         if {c.group() for c in _CALL.finditer(code)} == {"math.log1p("}:
             near = code.replace("math.log1p(", "_log1p_near(")

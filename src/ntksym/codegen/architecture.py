@@ -46,7 +46,13 @@ from ntksym.codegen.arch_emit import (
 )
 from ntksym.codegen.arch_program import Program, Unsupported, lower
 from ntksym.codegen.files import cache_dir, is_intact, write_generated
-from ntksym.codegen.render import HEADER_LINES, RuntimeLoader, content_hash, render_spec
+from ntksym.codegen.render import (
+    HEADER_LINES,
+    LLVM_INLINED,
+    RuntimeLoader,
+    content_hash,
+    render_spec,
+)
 from ntksym.codegen.runtime import parse_regions, read_region
 from ntksym.errors import InputError
 from ntksym.version import __version__
@@ -91,7 +97,8 @@ def _activation_code(prog: Program, m: int) -> tuple[str, bool, dict[str, int], 
     (:func:`~ntksym.codegen.arch_emit.hoist_calls`). The pos variant is a cheaper map for
     ``S12 > 0``, used for a chunk whose covariances are all positive; the general map
     ``_a{m}_pair_any`` computes the other chunks. These maps and ``_a{m}_diag`` are inlined by
-    Numba where they are called (one chunk loop each, which LLVM then vectorises). The
+    LLVM where they are called (``forceinline``; one chunk loop each, which LLVM then
+    vectorises). The
     maps are printed for the activation step, which applies no Dense layer (``W2 = 1``,
     ``B2 = 0``), with half-integer powers as square roots
     (:func:`~ntksym.codegen.arch_emit.loop_spec`). The next determinant printed is the
@@ -101,11 +108,10 @@ def _activation_code(prog: Program, m: int) -> tuple[str, bool, dict[str, int], 
     spec = loop_spec(prog.specs[m])
     rs = render_spec(spec, "numba")
     rs, pre, hoisted = hoist_calls(rs, m)
-    decorator = '@numba.njit(cache=True, error_model="numpy", inline="always")'
     code = (
         _environment()
         .get_template("_layer.py.jinja")
-        .render(spec=rs, decorator=decorator, vec=False)
+        .render(spec=rs, decorator=LLVM_INLINED, vec=False)
     )
     code = _PAIR_NAMES.sub(lambda mt: f"_a{m}{mt.group(1)}", code)
     return (pre + "\n\n" if pre else "") + code, rs.pos_variant, hoisted, rs.uses_gap
