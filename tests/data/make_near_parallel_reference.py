@@ -50,9 +50,7 @@ def _pair(args: tuple) -> list:
     with mpmath.workdps(60):
         s12 = float(mpmath.mpf(rho) * mpmath.sqrt(mpmath.mpf(s1) * mpmath.mpf(s2)))
         det = mpmath.mpf(s1) * mpmath.mpf(s2) - mpmath.mpf(s12) ** 2
-    values = [
-        float(reference.dual(act, s1, s12, s2, dps=30, derivative=d)) for d in (False, True)
-    ]
+    values = [float(reference.dual(act, s1, s12, s2, dps=30, derivative=d)) for d in (False, True)]
     return [act, s1, s2, s12, float(det), *values]
 
 
