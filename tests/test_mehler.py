@@ -70,8 +70,8 @@ def test_a_planted_wrong_coefficient_is_seen(monkeypatch):
     coefficients = m._coefficients
 
     def planted(delta):
-        def wrong(S, f):
-            a, E, err, ok, tail = coefficients(S, f)
+        def wrong(S, f, kmax):
+            a, E, err, ok, tail = coefficients(S, f, kmax)
             a = a.copy()
             a[:, 1] += delta * np.sqrt(E)
             return a, E, err, ok, tail

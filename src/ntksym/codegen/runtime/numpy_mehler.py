@@ -8,17 +8,31 @@ gives
 with He_k the probabilists' Hermite polynomials, z ~ N(0, 1) (Mehler 1866; O'Donnell,
 *Analysis of Boolean Functions*, 2014, ch. 11; for the dual activations of neural networks,
 Daniely, Frostig & Singer, NeurIPS 2016). The coefficients are one-dimensional integrals per
-variance, so a layer costs one set of coefficients per input and a polynomial in rho of
-degree _KMAX per entry, instead of a two-dimensional integral per entry.
+variance, so a layer costs one set of coefficients per input and a polynomial in rho
+per entry, instead of a two-dimensional integral per entry.
+
+The degree: _KLOW (24) for every entry, then, for the entries it declines, the least of
+the ladder 32, 48 (same coefficients) whose truncation bound holds for all of them; then,
+where the entries still declined are at least a quarter of the block (nearly parallel
+inputs: near |rho| = 1 the terms fall only as fast as the coefficients, for tanh at
+variance 1 like exp(-c sqrt(k))), coefficients up to _KMAX (256) and the least of the
+ladder 64..256 that serves them. What no degree serves (large variances near |rho| = 1,
+where sigma is kink-like at the Gaussian's scale: for tanh, variances above about 2 at
+rho = 1 - 1e-12) goes to the adaptive rule.
 
 ``_series`` evaluates the truncated sum where an error bound says it is accurate, and marks
 the other entries, which the caller integrates by the adaptive rule of
 :mod:`ntksym.codegen.runtime.numpy_quadrature`. The bound, per entry, is the sum of
 
 * the truncation: |sum_{k > K} a_k b_k rho^k| <= sqrt(T1 T2) |rho|^(K+1) (Cauchy-Schwarz),
-  T_i = E[f(u_i)^2] - sum_{k <= K} a_k^2, with E[f^2] integrated on its own;
+  T_i = sum_{k > K} a_k^2 bounded by the sum of the computed a_k^2 (and their errors) up
+  to the largest degree kmax of the coefficients plus the integral of the residual
+  (f - sum_{k <= kmax} a_k He_k / sqrt(k!))^2 over the coefficients' nodes (with its
+  rounding and the difference of the two rules). Nothing cancels there, whereas
+  E[f^2] - sum_{k <= K} a_k^2 (the bound before) cannot certify a tail below about
+  eps E[f^2], which near |rho| = 1 is 1e-2 of what the bound must allow;
 * the coefficients' errors (estimated per variance, below), times sum |b_k| |rho|^k
-  <= |b_0| + |b_1 rho| + rho^2 sqrt((K - 1) E[g^2]) (Cauchy-Schwarz for k >= 2);
+  <= |b_0| + |b_1 rho| + rho^2 min(sqrt((K - 1) E[g^2]), sum_{k >= 2} |b_k|);
 * rounding: 4 eps (|a_0 b_0| + |rho| sqrt(M1 M2)) + eps |P|, M_i = sum_{k >= 1} (k + 1) a_k^2
   (Horner's error, first order, and the error of rho itself);
 
@@ -28,7 +42,8 @@ itself.
 
 The coefficients are integrated by the trapezoid rule in t after the map of the adaptive
 rule, z = _R asinh((l/_R) sinh t), at the fixed step _H0 / 2^_MLEV over |z| <= _MZ
-(where the Hermite polynomials up to _KMAX times the Gaussian are below 1e-21), with the
+(|He_k(z)| exp(-z^2/4) / sqrt(k!) is about 1 at most for every k, Cramer's inequality, so
+the integrands there are below 1e-18 of f), with the
 scale l = min(_R, 1/sqrt(S)) rounded down to a power of sqrt(2), so that the variances of a
 group share their nodes and the coefficients are a matrix product. Their error is
 estimated from the rule at twice the step (the even nodes): the rule converges
