@@ -88,7 +88,7 @@ def test_a_dropped_tail_is_caught(monkeypatch):
 
 @pytest.mark.slow
 def test_stored_near_parallel_references_are_reproduced():
-    """Recompute two stored entries with ntksym.reference (checks the data file)."""
-    for name, s1, s2, s12, _, e, ed in DATA["pairs"][1::40]:
+    """Recompute one stored entry with ntksym.reference (checks the data file)."""
+    for name, s1, s2, s12, _, e, ed in DATA["pairs"][1:2]:
         assert float(reference.dual(name, s1, s12, s2, dps=30)) == e
         assert float(reference.dual(name, s1, s12, s2, dps=30, derivative=True)) == ed
