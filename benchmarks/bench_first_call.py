@@ -21,7 +21,9 @@ after its first call (no waiting for a compilation).
 Inputs (``--inputs``): ``independent`` (the rows above), ``twins`` (the second half of the
 rows is the first half plus 1e-6 times fresh noise: one nearly parallel partner per row),
 ``parallel`` (every row is x0 + 0.05 z: all correlations about 0.995, where the Mehler
-series of the NumPy quadrature declines). ``--trees NAME=SRC ...`` runs each tree's
+series of degree 48 of the NumPy quadrature declines), ``cap`` (rows on a cap of the sphere
+of radius sqrt(20), the norm of a standard normal row: all correlations above 0.9, all
+variances equal). ``--trees NAME=SRC ...`` runs each tree's
 ``src`` (PYTHONPATH) in turn, side by side (e.g. ``main=/tmp/base/src this=src``);
 ``--modes`` picks the modes. Times are wall seconds, and CPU seconds of the process
 (``time.process_time``) for the first call (the background thread starts after it).
@@ -62,6 +64,9 @@ if inputs == "twins":
     X[h:] = X[: n - h] + 1e-6 * rng.standard_normal((n - h, 20))
 elif inputs == "parallel":
     X = X[0] + 0.05 * rng.standard_normal((n, 20))
+elif inputs == "cap":
+    X = X[0] / np.linalg.norm(X[0]) + 0.15 * rng.standard_normal((n, 20)) / np.sqrt(20)
+    X *= np.sqrt(20) / np.linalg.norm(X, axis=1, keepdims=True)
 k = ntksym.kernel(act, depth, bias_std=0.1)
 times = []
 if sys.argv[6] == "1":
@@ -124,7 +129,10 @@ def main() -> None:
     parser.add_argument("--depth", type=int, default=3)
     parser.add_argument("--get", default="nngp,ntk", help="nngp,ntk (default) or nngp")
     parser.add_argument(
-        "--inputs", nargs="+", default=["independent"], choices=["independent", "twins", "parallel"]
+        "--inputs",
+        nargs="+",
+        default=["independent"],
+        choices=["independent", "twins", "parallel", "cap"],
     )
     parser.add_argument("--modes", nargs="+", default=["wait", "background"])
     parser.add_argument("--first-only", action="store_true", help="stop after the first call")

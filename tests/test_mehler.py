@@ -56,7 +56,11 @@ def test_series_agrees_with_the_adaptive_rule(name, d):
     # (measured: all for tanh, sigmoid and softplus; 82 % for silu's E[sigma sigma], whose
     # small values near its zero are held to 1e-14 of themselves)
     assert ok[moderate].mean() >= 0.75, ok[moderate].mean()
-    assert not ok[arho > 1 - 1e-6].any()  # near 1 the bound sends the entries to the rule
+    # near |rho| = 1 the longer series (degree up to _KMAX) serves moderate variances; at
+    # large ones (kink-like at the Gaussian's scale) its bound sends the entries to the rule
+    near = arho > 1 - 1e-6
+    assert ok[near & (np.maximum(s1, s2) <= 1.0)].all()
+    assert not ok[near & (np.minimum(s1, s2) >= 100.0)].any()
 
 
 def test_a_planted_wrong_coefficient_is_seen(monkeypatch):
@@ -66,11 +70,11 @@ def test_a_planted_wrong_coefficient_is_seen(monkeypatch):
     coefficients = m._coefficients
 
     def planted(delta):
-        def wrong(S, f):
-            a, E, err, ok = coefficients(S, f)
+        def wrong(S, f, kmax):
+            a, E, err, ok, tail = coefficients(S, f, kmax)
             a = a.copy()
             a[:, 1] += delta * np.sqrt(E)
-            return a, E, err, ok
+            return a, E, err, ok, tail
 
         return wrong
 
@@ -107,7 +111,9 @@ def test_symmetric_blocks_of_the_upper_triangle_agree_with_the_general_path(name
     """K(X, X) computes blocks of the upper triangle (the rows' series coefficients are the
     columns', the twins' determinant is 0 at every layer); K(X, X') with X' a copy of X runs
     every entry the general way. 300 rows (two blocks) with near-parallel, twin, scaled and
-    antiparallel rows: the two agree to 2e-15 of sqrt(K_ii K_jj), and K(X, X) is symmetric."""
+    antiparallel rows: the two agree to 1e-14 of sqrt(K_ii K_jj) (measured 6e-15: the pairs
+    (x_i, x_i') of K(X, X') take the series, within its bound of 1e-14, where K(X, X) takes
+    E[sigma^2]), and K(X, X) is symmetric."""
     rng = np.random.default_rng(12)
     X = rng.standard_normal((300, 6))
     X[1::7] = X[::7][: X[1::7].shape[0]] + 1e-7 * rng.standard_normal((43, 6))  # near twins
@@ -119,4 +125,4 @@ def test_symmetric_blocks_of_the_upper_triangle_agree_with_the_general_path(name
     for got, want in zip(m.nngp_ntk(X, None, 3, 0.1), m.nngp_ntk(X, X.copy(), 3, 0.1), strict=True):
         assert np.array_equal(got, got.T)
         scale = np.sqrt(np.outer(np.diag(want), np.diag(want)))
-        assert np.max(np.abs(got - want) / scale) <= 2e-15
+        assert np.max(np.abs(got - want) / scale) <= SERIES_BOUND

@@ -8,17 +8,31 @@ gives
 with He_k the probabilists' Hermite polynomials, z ~ N(0, 1) (Mehler 1866; O'Donnell,
 *Analysis of Boolean Functions*, 2014, ch. 11; for the dual activations of neural networks,
 Daniely, Frostig & Singer, NeurIPS 2016). The coefficients are one-dimensional integrals per
-variance, so a layer costs one set of coefficients per input and a polynomial in rho of
-degree _KMAX per entry, instead of a two-dimensional integral per entry.
+variance, so a layer costs one set of coefficients per input and a polynomial in rho
+per entry, instead of a two-dimensional integral per entry.
+
+The degree: _KLOW (24) for every entry, then, for the entries it declines, the least of
+the ladder 32, 48 (same coefficients) whose truncation bound holds for all of them; then,
+where the entries still declined are at least a quarter of the block (nearly parallel
+inputs: near |rho| = 1 the terms fall only as fast as the coefficients, for tanh at
+variance 1 like exp(-c sqrt(k))), coefficients up to _KMAX (256) and the least of the
+ladder 64..256 that serves them. What no degree serves (large variances near |rho| = 1,
+where sigma is kink-like at the Gaussian's scale: for tanh, variances above about 2 at
+rho = 1 - 1e-12) goes to the adaptive rule.
 
 ``_series`` evaluates the truncated sum where an error bound says it is accurate, and marks
 the other entries, which the caller integrates by the adaptive rule of
 :mod:`ntksym.codegen.runtime.numpy_quadrature`. The bound, per entry, is the sum of
 
 * the truncation: |sum_{k > K} a_k b_k rho^k| <= sqrt(T1 T2) |rho|^(K+1) (Cauchy-Schwarz),
-  T_i = E[f(u_i)^2] - sum_{k <= K} a_k^2, with E[f^2] integrated on its own;
+  T_i = sum_{k > K} a_k^2 bounded by the sum of the computed a_k^2 (and their errors) up
+  to the largest degree kmax of the coefficients plus the integral of the residual
+  (f - sum_{k <= kmax} a_k He_k / sqrt(k!))^2 over the coefficients' nodes (with its
+  rounding and the difference of the two rules). Nothing cancels there, whereas
+  E[f^2] - sum_{k <= K} a_k^2 (the bound before) cannot certify a tail below about
+  eps E[f^2], which near |rho| = 1 is 1e-2 of what the bound must allow;
 * the coefficients' errors (estimated per variance, below), times sum |b_k| |rho|^k
-  <= |b_0| + |b_1 rho| + rho^2 sqrt((K - 1) E[g^2]) (Cauchy-Schwarz for k >= 2);
+  <= |b_0| + |b_1 rho| + rho^2 min(sqrt((K - 1) E[g^2]), sum_{k >= 2} |b_k|);
 * rounding: 4 eps (|a_0 b_0| + |rho| sqrt(M1 M2)) + eps |P|, M_i = sum_{k >= 1} (k + 1) a_k^2
   (Horner's error, first order, and the error of rho itself);
 
@@ -28,7 +42,8 @@ itself.
 
 The coefficients are integrated by the trapezoid rule in t after the map of the adaptive
 rule, z = _R asinh((l/_R) sinh t), at the fixed step _H0 / 2^_MLEV over |z| <= _MZ
-(where the Hermite polynomials up to _KMAX times the Gaussian are below 1e-21), with the
+(|He_k(z)| exp(-z^2/4) / sqrt(k!) is about 1 at most for every k, Cramer's inequality, so
+the integrands there are below 1e-18 of f), with the
 scale l = min(_R, 1/sqrt(S)) rounded down to a power of sqrt(2), so that the variances of a
 group share their nodes and the coefficients are a matrix product. Their error is
 estimated from the rule at twice the step (the even nodes): the rule converges
@@ -62,7 +77,10 @@ _Z, _R, _H0, _TOL, _LEVELS, _TABLE, _FLOOR, _INV_SQRT_2PI = RULE
 
 
 # region series
-_KMAX = 48  # degree of the series in rho
+_KLOW = 24  # degree of the series in rho, for every entry
+_KMAX = 256  # largest degree, for the entries the first declines (near |rho| = 1)
+_LADDERS = ((32, 48), (64, 96, 128, 192, 256))  # the degrees tried there, by coefficient set
+_BATCH = 8192  # entries per batch of the longer series, where gathered
 _MZ = 13.0  # coefficient nodes cover |z| <= _MZ
 _MLEV = 3  # step of the coefficient rule: _H0 / 2^_MLEV
 _MCONV = 1e-6  # the two rules of a variance's coefficients must agree to this (relative)
@@ -73,12 +91,12 @@ _MEMO_N = 4096  # largest array of variances kept
 _MEMO_SIZE = 24  # arrays kept
 
 
-def _hermite(z):
-    """He_k(z) / sqrt(k!) for k = 0.._KMAX at the nodes z: an array (_KMAX + 1, z.size)."""
-    H = numpy.empty((_KMAX + 1, z.size))
+def _hermite(z, kmax):
+    """He_k(z) / sqrt(k!) for k = 0..kmax at the nodes z: an array (kmax + 1, z.size)."""
+    H = numpy.empty((kmax + 1, z.size))
     H[0] = 1.0
     H[1] = z
-    for k in range(1, _KMAX):
+    for k in range(1, kmax):
         H[k + 1] = (z * H[k] - numpy.sqrt(k) * H[k - 1]) / numpy.sqrt(k + 1.0)
     return H
 
@@ -108,16 +126,19 @@ def _mnodes(l):
     return z, w * (h * _INV_SQRT_2PI), j % 2 == 0
 
 
-def _coefficients(S, f):
+def _coefficients(S, f, kmax):
     """The Hermite coefficients of f(sqrt(S) z) (f vectorised) for the variances S > 0 (1-D).
 
-    Returns (a, E, err, ok): a (S.size, _KMAX + 1), E = E[f^2], err the estimated error of
-    each coefficient, ok where the coefficient rule converged.
+    Returns (a, E, err, ok, R): a (S.size, kmax + 1), E = E[f^2], err the estimated error of
+    each coefficient, ok where the coefficient rule converged, R a bound on the mass of the
+    terms above kmax: the integral of the residual (f - its truncated series)^2, which
+    nothing cancels in, plus its rounding and the difference of the two rules.
     """
     n = S.size
-    a = numpy.zeros((n, _KMAX + 1))
+    a = numpy.zeros((n, kmax + 1))
     E = numpy.zeros(n)
     err = numpy.zeros(n)
+    R = numpy.zeros(n)
     ok = numpy.zeros(n, dtype=bool)
     r = numpy.sqrt(S)
     # the scale 1/sqrt(S), rounded down to _R 2^(-g/2): g >= 0 numbers a group of nodes
@@ -125,7 +146,7 @@ def _coefficients(S, f):
     for gv in numpy.unique(g):
         i = numpy.nonzero(g == gv)[0]
         z, w, even = _mnodes(_R * 2.0 ** (-0.5 * gv))
-        H = _hermite(z)
+        H = _hermite(z, kmax)
         F = f(r[i, None] * z)
         WF = F * w
         ai = WF @ H.T
@@ -134,34 +155,54 @@ def _coefficients(S, f):
         sc = numpy.sqrt(E[i])
         diff = numpy.abs(ai - ac).max(1)
         # the finer rule's error: about diff^2 / scale; plus the rounding of its sums
-        rnd = 2.0 * _EPS * (numpy.abs(WF) @ numpy.abs(H).T).max(1)
-        err[i] = diff * diff / numpy.where(sc > 0.0, sc, 1.0) + rnd
+        # (sum |w F H_k| <= sqrt(E sum w H_k^2), Cauchy-Schwarz)
+        HH = H * H
+        hw = numpy.sqrt(HH @ w)
+        err[i] = diff * diff / numpy.where(sc > 0.0, sc, 1.0) + 2.0 * _EPS * sc * hw.max()
         ok[i] = numpy.isfinite(ai).all(1) & (diff <= _MCONV * sc)
         a[i] = ai
-    return a, E, err, ok
+        # the residual at the nodes, its rounding (Higham's bound for the dot products, with
+        # sum |a_k H_k| <= |a| |H|, Cauchy-Schwarz)
+        res = F - ai @ H
+        hn = numpy.sqrt(HH.sum(0))
+        dl = (kmax + 2) * _EPS * (numpy.abs(F) + numpy.sqrt((ai * ai).sum(1))[:, None] * hn)
+        wr = w * res * res
+        rf = wr.sum(1)
+        rc = 2.0 * wr[:, even].sum(1)
+        dl = numpy.sqrt((w * dl * dl).sum(1))
+        R[i] = rf + numpy.abs(rf - rc) + dl * (2.0 * numpy.sqrt(rf) + dl)
+    return a, E, err, ok, R
 
 
-def _tails(a, E, err):
-    """What the bound needs per variance: sqrt(T), sqrt(M), sqrt(E), and a consistency check.
+def _tails(a, E, err, R):
+    """What the bound needs per variance: sqrt(T_K) for every K, sqrt(M), sqrt(E), L, a check.
 
-    T is the mass of the omitted terms (made safe against rounding), M = sum_{k >= 1}
-    (k + 1) a_k^2; the check is false where the coefficients hold more than E[f^2].
+    T_K bounds the mass of the omitted terms of the series of degree K: R (the mass above
+    kmax, from the residual) plus the sum of a_k^2 over K < k <= kmax (positive terms)
+    and their errors; an array (a.shape[0], kmax + 1), kmax = a.shape[1] - 1. M = sum_{k >= 1} (k + 1) a_k^2,
+    L = sum_{k >= 2} |a_k|; the check is false where the coefficients hold more than E[f^2] (Bessel's inequality).
     """
-    T = E - (a * a).sum(1)
-    slack = 4.0 * (_KMAX + 2) * _EPS * E + 2.0 * numpy.sqrt((_KMAX + 1) * E) * err
-    k1 = numpy.arange(2.0, _KMAX + 2.0)
+    sq = a * a + 2.0 * numpy.abs(a) * err[:, None] + (err * err)[:, None]
+    up = numpy.cumsum(sq[:, ::-1], axis=1)[:, ::-1]  # up[:, k] = sum over j >= k
+    T = numpy.zeros(a.shape)
+    kmax = a.shape[1] - 1
+    T[:, :-1] = up[:, 1:] * (1.0 + 4.0 * (kmax + 2) * _EPS)
+    T = T + R[:, None]
+    k1 = numpy.arange(2.0, kmax + 2.0)
     M = ((a[:, 1:] * a[:, 1:]) * k1).sum(1)
-    # Bessel's inequality: coefficients with more mass than E[f^2] are wrong (no series)
-    return numpy.sqrt(numpy.maximum(T, 0.0) + slack), numpy.sqrt(M), numpy.sqrt(E), T >= -slack
+    slack = 4.0 * (kmax + 2) * _EPS * E + 2.0 * numpy.sqrt((kmax + 1) * E) * err
+    L = numpy.abs(a[:, 2:]).sum(1)
+    return numpy.sqrt(T), numpy.sqrt(M), numpy.sqrt(E), L, E - (a * a).sum(1) >= -slack
 
 
-def _expansion(s, f, key):
-    """What the series needs of the variances s (any shape), by _coefficients and _tails.
+def _expansion(s, f, key, kmax):
+    """What the series of degree up to kmax needs of the variances s (any shape).
 
-    Returns (a, err, ok, sqrt(T), sqrt(M), sqrt(E), E), a of shape (_KMAX + 1,) + s.shape.
+    By _coefficients and _tails: (a, err, ok, sqrt(T), sqrt(M), sqrt(E), E, L), a and
+    sqrt(T) of shape (kmax + 1,) + s.shape.
 
     Kept in _MEMO (unless key is None) for arrays of up to _MEMO_N variances, under key
-    (the function): the columns' variances of a layer are the same for every block of
+    (the function) and kmax: the columns' variances of a layer are the same for every block of
     rows, or (K(X, X), whose blocks start at their first row) the end of the first
     block's, which a query then reads as a view.
     """
@@ -170,59 +211,178 @@ def _expansion(s, f, key):
     n = flat.size
     if key is not None:
         for k, vals, hit in _MEMO:
-            if k == key and vals.size >= n and numpy.array_equal(vals[vals.size - n:], flat):
+            if k == (key, kmax) and vals.size >= n and numpy.array_equal(vals[vals.size - n:], flat):
                 return tuple(x[..., x.shape[-1] - n:].reshape(x.shape[:-1] + s.shape)
                              for x in hit)
     v, inv = numpy.unique(flat, return_inverse=True)
     pos = numpy.isfinite(v) & (v > 0.0)
-    a = numpy.zeros((v.size, _KMAX + 1))
+    a = numpy.zeros((v.size, kmax + 1))
     E = numpy.zeros(v.size)
     err = numpy.zeros(v.size)
+    R = numpy.zeros(v.size)
     okv = numpy.zeros(v.size, dtype=bool)
     if pos.any():
-        a[pos], E[pos], err[pos], okv[pos] = _coefficients(v[pos], f)
-    sT, sM, sE, okt = _tails(a, E, err)
+        a[pos], E[pos], err[pos], okv[pos], R[pos] = _coefficients(v[pos], f, kmax)
+    sT, sM, sE, L, okt = _tails(a, E, err, R)
     okv &= okt
     inv = inv.ravel()
-    hit = (numpy.ascontiguousarray(a[inv].T),) + tuple(x[inv] for x in (err, okv, sT, sM, sE, E))
+    hit = (numpy.ascontiguousarray(a[inv].T), err[inv], okv[inv], numpy.ascontiguousarray(sT[inv].T)) + tuple(
+        x[inv] for x in (sM, sE, E, L))
     if key is not None and n <= _MEMO_N:
         del _MEMO[:max(len(_MEMO) - _MEMO_SIZE + 1, 0)]
-        _MEMO.append((key, flat.copy(), hit))
+        _MEMO.append(((key, kmax), flat.copy(), hit))
     return tuple(x.reshape(x.shape[:-1] + s.shape) for x in hit)
+
+
+def _horner(a1, a2, rho, K):
+    """sum_{k <= K} a1_k a2_k rho^k."""
+    P = numpy.array(numpy.broadcast_to(a1[K] * a2[K], rho.shape))
+    t = numpy.empty_like(P)
+    for k in range(K - 1, -1, -1):
+        numpy.multiply(P, rho, out=P)
+        numpy.multiply(a1[k], a2[k], out=t)
+        P += t
+    return P
+
+
+def _bound(P, K, ar, x1, x2):
+    """The error bound of the series of degree K at |rho| = ar (see the module's docstring).
+
+    x1, x2: (a, err, ok, sqrt(T), sqrt(M), sqrt(E), E, L) of the two variances, as
+    _expansion's.
+    """
+    a1, e1, _, t1, m1, q1, _, l1 = x1
+    a2, e2, _, t2, m2, q2, _, l2 = x2
+    bound = (t1[K] * t2[K]) * ar ** (K + 1)
+    r2 = ar * ar
+    c = numpy.sqrt(K - 1.0)
+    bound = bound + e1 * (numpy.abs(a2[0]) + numpy.abs(a2[1]) * ar + numpy.minimum(q2 * c, l2) * r2)
+    bound = bound + e2 * (numpy.abs(a1[0]) + numpy.abs(a1[1]) * ar + numpy.minimum(q1 * c, l1) * r2)
+    bound = bound + e1 * e2 * (K + 1)
+    return bound + 4.0 * _EPS * (numpy.abs(a1[0] * a2[0]) + ar * (m1 * m2)) + _EPS * numpy.abs(P)
+
+
+def _take(x, idx, lead=False):
+    """x at the entries idx (a tuple of index arrays), x broadcast to the entries' shape.
+
+    With lead, x has a leading axis (a, sqrt(T)) that the result keeps.
+    """
+    xs = x.shape[1:] if lead else x.shape
+    xs = (1,) * (len(idx) - len(xs)) + xs
+    x = x.reshape(((x.shape[0],) if lead else ()) + xs)
+    pick = tuple(i if n > 1 else numpy.zeros_like(i) for i, n in zip(idx, xs, strict=True))
+    return x[(slice(None),) + pick] if lead else x[pick]
+
+
+def _degree(excess, fit, ladder):
+    """The least degree of ladder whose truncation fits at all entries ``fit`` (bisection).
+
+    excess(K): log(truncation bound / its allowance) per entry; ladder[-1] fits them all.
+    """
+    lo, hi = 0, len(ladder) - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if (excess(ladder[mid])[fit] <= 0.0).all():
+            hi = mid
+        else:
+            lo = mid + 1
+    return ladder[lo]
+
+
+def _longer(P, ok, bound, rho, x1, x2, ladder):
+    """The entries the series of degree _KLOW declines, by a longer one where its bound holds.
+
+    Near |rho| = 1 the terms above _KLOW still matter (the coefficients of tanh at variance
+    1 fall like exp(-c sqrt(k))); the degree, one of ladder, is the least whose truncation
+    bound holds for all these entries, with |E| >= |P| - bound (those that no degree serves
+    aside), on the whole block where they are many, else on them alone, in batches. P, ok,
+    bound and rho have the entries' shape (P and bound: those of the series before); returns
+    them updated (P and bound of the longer series where it ran, ok where it holds).
+    """
+    cand = ~ok & numpy.broadcast_to(x1[2] & x2[2], ok.shape)
+    idx = numpy.nonzero(cand)
+    if idx[0].size == 0:
+        return P, ok, bound
+    P, ok, bound = (numpy.array(x) for x in (P, ok, bound))
+    whole = 4 * idx[0].size >= P.size  # most of the block: no gathering
+    lad = numpy.array(ladder)
+    if whole:
+        h1, h2, rb, Pk, bk, fit = x1, x2, rho, P, bound, cand
+        lt1, lt2 = (numpy.log(x[3][lad]) for x in (x1, x2))
+    else:
+        h1, h2 = ([None if i in (0, 3) else _take(x, idx) for i, x in enumerate(xs)] for xs in (x1, x2))
+        rb, Pk, bk, fit = rho[idx], P[idx], bound[idx], numpy.ones(idx[0].size, dtype=bool)
+        lt1, lt2 = (numpy.log(_take(x[3][lad], idx, True)) for x in (x1, x2))
+    fl = 1e-3 * (h1[5] * h2[5])
+    allow = numpy.log(0.5 * _STOL * numpy.maximum(numpy.abs(Pk) - bk, fl))
+    la = numpy.log(numpy.abs(rb))
+    pos = {K: j for j, K in enumerate(ladder)}
+
+    def excess(K):
+        return lt1[pos[K]] + lt2[pos[K]] + (K + 1) * la - allow
+
+    fit = fit & (excess(ladder[-1]) <= 0.0)
+    if not fit.any():
+        return P, ok, bound
+    K = _degree(excess, fit, ladder)
+    if whole:
+        Pb = _horner(x1[0], x2[0], rho, K)
+        bb = _bound(Pb, K, numpy.abs(rho), x1, x2)
+        P = numpy.where(cand, Pb, P)
+        bound = numpy.where(cand, bb, bound)
+        ok |= cand & (bb <= _STOL * numpy.maximum(numpy.abs(Pb), fl))
+        return P, ok, bound
+    for start in range(0, rb.size, _BATCH):
+        sel = tuple(i[start:start + _BATCH] for i in idx)
+        g1, g2 = ([_take(x[:K + 1], sel, True) if i in (0, 3) else h[i][start:start + _BATCH]
+                   for i, x in enumerate(xs)] for xs, h in ((x1, h1), (x2, h2)))
+        Pb = _horner(g1[0], g2[0], rb[start:start + _BATCH], K)
+        bb = _bound(Pb, K, numpy.abs(rb[start:start + _BATCH]), g1, g2)
+        P[sel] = Pb
+        bound[sel] = bb
+        ok[sel] = fit[start:start + _BATCH] & (bb <= _STOL * numpy.maximum(numpy.abs(Pb), fl[start:start + _BATCH]))
+    return P, ok, bound
+
+
+def _pairs(s1, s2, f, key, kmax):
+    """_expansion of the columns' variances s2 and the rows' s1 (a view where they are the same)."""
+    x2 = _expansion(s2, f, key, kmax)
+    nr = s1.size
+    if s1.shape == (nr, 1) and s2.ndim == 2 and s2.shape[0] == 1 and nr <= s2.size and numpy.array_equal(
+            s1.ravel(), s2.ravel()[:nr]):  # a block of K(X, X): its rows are its first columns
+        return tuple(x[..., 0, :nr, None] for x in x2), x2
+    return _expansion(s1, f, None, kmax), x2  # (the rows change with the block)
 
 
 def _series(S11, S22, S12, D, R11, R22, f, key):
     """E[f(u) f(v)] (f vectorised: sigma or sigma', named by key) by the Mehler series.
 
     For broadcast arrays S11 (rows, 1) and S22 (1, columns), or any shapes: (P, ok), P
-    valid where ok (R11 > 0, R22 > 0 and the bound met).
+    valid where ok (R11 > 0, R22 > 0 and the bound met). Degree _KLOW first, then the
+    ladders of _LADDERS for the entries it declines: up to 48 from the same coefficients,
+    then, where the entries still declined are at least a quarter of the block (nearly
+    parallel inputs), up to _KMAX from coefficients of that degree (their cost, per
+    variance, pays only for many entries).
     """
     s1 = numpy.asarray(S11, dtype=float)
     s2 = numpy.asarray(S22, dtype=float)
     shape = numpy.broadcast(s1, s2, S12, D).shape
-    a2, e2, ok2, t2, m2, q2, E2 = _expansion(s2, f, key)
-    nr = s1.size
-    if s1.shape == (nr, 1) and s2.ndim == 2 and s2.shape[0] == 1 and nr <= s2.size and numpy.array_equal(
-            s1.ravel(), s2.ravel()[:nr]):  # a block of K(X, X): its rows are its first columns
-        a1, e1, ok1, t1, m1, q1, E1 = (x[..., 0, :nr, None] for x in (a2, e2, ok2, t2, m2, q2, E2))
-    else:  # (the rows change with the block)
-        a1, e1, ok1, t1, m1, q1, E1 = _expansion(s1, f, None)
+    x1, x2 = _pairs(s1, s2, f, key, _LADDERS[0][-1])
     rho = numpy.clip(S12 / (R11 * R22), -1.0, 1.0)
-    rho = numpy.where(numpy.isfinite(rho), rho, 0.0)
-    P = a1[_KMAX] * a2[_KMAX]
-    for k in range(_KMAX - 1, -1, -1):
-        P = P * rho + a1[k] * a2[k]
-    ar = numpy.abs(rho)
-    bound = (t1 * t2) * ar ** (_KMAX + 1)
-    r2 = ar * ar * numpy.sqrt(_KMAX - 1.0)
-    bound = bound + e1 * (numpy.abs(a2[0]) + numpy.abs(a2[1]) * ar + q2 * r2)
-    bound = bound + e2 * (numpy.abs(a1[0]) + numpy.abs(a1[1]) * ar + q1 * r2)
-    bound = bound + e1 * e2 * (_KMAX + 1)
-    bound = bound + 4.0 * _EPS * (numpy.abs(a1[0] * a2[0]) + ar * (m1 * m2)) + _EPS * numpy.abs(P)
-    ok = ok1 & ok2 & (bound <= _STOL * numpy.maximum(numpy.abs(P), 1e-3 * (q1 * q2)))
+    rho = numpy.broadcast_to(numpy.where(numpy.isfinite(rho), rho, 0.0), shape)
+    P = _horner(x1[0], x2[0], rho, _KLOW)
+    bound = numpy.broadcast_to(_bound(P, _KLOW, numpy.abs(rho), x1, x2), shape)
+    P = numpy.broadcast_to(P, shape)
+    ok = numpy.broadcast_to(x1[2] & x2[2] & (bound <= _STOL * numpy.maximum(numpy.abs(P), 1e-3 * (x1[5] * x2[5]))), shape)
+    P, ok, bound = _longer(P, ok, bound, rho, x1, x2, _LADDERS[0])
+    rest = ~ok & numpy.broadcast_to(x1[2] & x2[2], shape)
+    if 4 * rest.sum() >= rest.size:  # (else the few entries left take the adaptive rule)
+        y1, y2 = _pairs(s1, s2, f, key, _KMAX)
+        for _ in range(2):  # (the second with |E| bounded below by the first)
+            P, ok, bound = _longer(P, ok, bound, rho, y1, y2, _LADDERS[1])
     # rho = 1 exactly with equal variances (a pair (x, x)): E[f(u)^2] itself
-    same = ok1 & (s1 == s2) & (D <= 0.0) & (S12 > 0.0)
-    P = numpy.where(same, E1, P)
+    same = x1[2] & (s1 == s2) & (D <= 0.0) & (S12 > 0.0)
+    P = numpy.where(same, x1[6], P)
     ok = (ok | same) & (R11 > 0.0) & (R22 > 0.0)
     P, ok = (x.reshape(shape) if x.size == 1 else x for x in (numpy.asarray(P), numpy.asarray(ok)))
     return numpy.broadcast_to(P, shape), numpy.broadcast_to(ok, shape)
