@@ -305,6 +305,10 @@ def _chunk(i0, i1, j0, c0, c1, sym, G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B
     D = numpy.empty((nb, w))
     U = numpy.zeros((nb, w))  # (read only when _GAP)
     P = numpy.empty((3, w if _POS else 1))
+    # T's stand-in for the NNGP alone, never written: passing S itself there made the
+    # compiler's run-time overlap check of the layer loop fail (T is S), so the NNGP
+    # alone ran the scalar version of the loop, slower than the NNGP with the NTK
+    Z = numpy.empty(w if not ntk else 1)
     Vc = numpy.empty(w)
     Rc = numpy.empty(w)
     Nc = numpy.empty(w)
@@ -320,7 +324,7 @@ def _chunk(i0, i1, j0, c0, c1, sym, G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B
         o = max(b, c0) - c0 if sym else 0  # (row i of K(X, X) starts at column i)
         if o < w:
             S = K[i, j0 + c0 + o : j0 + c1]
-            Tr = T[i, j0 + c0 + o : j0 + c1] if ntk else S
+            Tr = T[i, j0 + c0 + o : j0 + c1] if ntk else Z[o:]
             same = sym and c0 + o == b
             args = (Rc[o:], same, c, B2, S, D[b, o:], Tr, U[b, o:], ntk)
             _first(i, j0 + c0 + o, G, a1, a2, X1, X2, Rr[b], *args)
@@ -332,7 +336,7 @@ def _chunk(i0, i1, j0, c0, c1, sym, G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B
             o = max(b, c0) - c0 if sym else 0
             if o < w:
                 S = K[i, j0 + c0 + o : j0 + c1]
-                Tr = T[i, j0 + c0 + o : j0 + c1] if ntk else S
+                Tr = T[i, j0 + c0 + o : j0 + c1] if ntk else Z[o:]
                 p = o if _POS else 0
                 EP = P[0, p:]
                 EDP = P[1, p:]
