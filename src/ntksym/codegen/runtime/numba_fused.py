@@ -421,15 +421,18 @@ def _compute(X1, X2, depth, B2, W2, ntk=True, out=(None, None)):
     c = W2 / X1.shape[1]
     # out: arrays to write the NNGP and the NTK into (checked), or None to allocate them
     X2T = X1.T if X2 is None else X2.T
-    G = X1 @ X2T if out[0] is None else numpy.matmul(X1, X2T, out=out[0])
-    T = (numpy.empty_like(G) if out[1] is None else out[1]) if ntk else G
-    if ntk and out[1] is None:
-        # A fresh NTK array is faulted in now, in one pass, rather than page by page over
-        # the block loop: on a virtual machine whose guest hands free memory back to the
-        # host (free page reporting, about 2 s after it is freed), memory just freed by
-        # the previous call is still backed now but no longer seconds later, and backing
-        # it again costs about 1 s of system time per GB (benchmarks/bench_fresh_outputs.py).
+    T = out[1]
+    if ntk and T is None:
+        # A fresh NTK array is faulted in first, in one pass, rather than page by page over
+        # the Gram product and the block loop: on a virtual machine whose guest hands free
+        # memory back to the host (free page reporting, about 2 s after it is freed),
+        # memory just freed by the previous call is still backed now but not seconds later,
+        # and backing it again costs about 1 s of system time per GB
+        # (benchmarks/bench_fresh_outputs.py).
+        T = numpy.empty((X1.shape[0], X1.shape[0] if X2 is None else X2.shape[0]))
         T.fill(0.0)
+    G = X1 @ X2T if out[0] is None else numpy.matmul(X1, X2T, out=out[0])
+    T = T if ntk else G
     if X2 is None:
         sq1 = numpy.diag(G).copy()
         a1 = numpy.sqrt(sq1)
