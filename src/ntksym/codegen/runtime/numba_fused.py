@@ -305,10 +305,7 @@ def _chunk(i0, i1, j0, c0, c1, sym, G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B
     D = numpy.empty((nb, w))
     U = numpy.zeros((nb, w))  # (read only when _GAP)
     P = numpy.empty((3, w if _POS else 1))
-    # T's stand-in for the NNGP alone, never written: passing S itself there made the
-    # compiler's run-time overlap check of the layer loop fail (T is S), so the NNGP
-    # alone ran the scalar version of the loop, slower than the NNGP with the NTK
-    Z = numpy.empty(w if not ntk else 1)
+    Z = numpy.empty(w if not ntk else 1)  # T without the NTK (S would fail the SIMD check)
     Vc = numpy.empty(w)
     Rc = numpy.empty(w)
     Nc = numpy.empty(w)
@@ -421,18 +418,12 @@ def _compute(X1, X2, depth, B2, W2, ntk=True, out=(None, None)):
     c = W2 / X1.shape[1]
     # out: arrays to write the NNGP and the NTK into (checked), or None to allocate them
     X2T = X1.T if X2 is None else X2.T
-    T = out[1]
-    if ntk and T is None:
-        # A fresh NTK array is faulted in first, in one pass, rather than page by page over
-        # the Gram product and the block loop: on a virtual machine whose guest hands free
-        # memory back to the host (free page reporting, about 2 s after it is freed),
-        # memory just freed by the previous call is still backed now but not seconds later,
-        # and backing it again costs about 1 s of system time per GB
-        # (benchmarks/bench_fresh_outputs.py).
-        T = numpy.empty((X1.shape[0], X1.shape[0] if X2 is None else X2.shape[0]))
-        T.fill(0.0)
+    # a fresh NTK is faulted in first, while memory just freed is backed (bench_fresh_outputs)
+    if ntk and out[1] is None:
+        out = (out[0], numpy.empty((X1.shape[0], (X1 if X2 is None else X2).shape[0])))
+        out[1].fill(0.0)
     G = X1 @ X2T if out[0] is None else numpy.matmul(X1, X2T, out=out[0])
-    T = T if ntk else G
+    T = out[1] if ntk else G
     if X2 is None:
         sq1 = numpy.diag(G).copy()
         a1 = numpy.sqrt(sq1)
