@@ -130,9 +130,22 @@ def _rss_kib() -> int:
 
 
 def worker(
-    method: str, act: str, depth: int, n: int, threads: int, repeat: int, get: str = "both"
+    method: str,
+    act: str,
+    depth: int,
+    n: int,
+    threads: int,
+    repeat: int,
+    get: str = "both",
+    idle: float = 0.0,
 ) -> dict:
-    """Run one configuration in this (fresh) process; returns a result record."""
+    """Run one configuration in this (fresh) process; returns a result record.
+
+    ``idle`` seconds pass (asleep) between freeing a call's outputs and the next timed
+    call: long enough (> 2 s) for the guest kernel's free page reporting to hand the freed
+    memory back to the hypervisor, so that the next call's fresh outputs are cold memory,
+    as for a caller who does something else between calls.
+    """
     import resource
 
     t_start = time.perf_counter()
@@ -222,6 +235,7 @@ def worker(
     del out
     walls, cpus = [], []
     for _ in range(repeat):
+        time.sleep(idle)
         c0, w0 = time.process_time(), time.perf_counter()
         out = call()
         walls.append(time.perf_counter() - w0)
@@ -238,7 +252,14 @@ def worker(
 
 # ----------------------------------------------------------------------------- driver
 def run_one(
-    method: str, act: str, depth: int, n: int, threads: int, repeat: int, get: str = "both"
+    method: str,
+    act: str,
+    depth: int,
+    n: int,
+    threads: int,
+    repeat: int,
+    get: str = "both",
+    idle: float = 0.0,
 ) -> dict:
     """One configuration in a subprocess pinned to ``threads`` cores."""
     drop = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
@@ -251,7 +272,7 @@ def run_one(
     )
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
     args = [sys.executable, __file__, "--worker", method, act, str(depth), str(n), str(threads)]
-    args += [str(repeat), get]
+    args += [str(repeat), get, str(idle)]
     cores = sorted(os.sched_getaffinity(0))[:threads]
     proc = subprocess.run(
         args, env=env, capture_output=True, text=True, check=False,
@@ -303,7 +324,7 @@ def _compare(a: argparse.Namespace, act: str, depth: int, n: int, th: int, get: 
         for m in a.methods:
             # the slow peers run once at N >= 8000; the others keep their repeats
             rep = 1 if n >= 8000 and m in ("plain", "numpy") else a.repeat
-            runs[m].append(run_one(m, act, depth, n, th, rep, get))
+            runs[m].append(run_one(m, act, depth, n, th, rep, get, a.idle))
     rs = {m: _merge(v) for m, v in runs.items()}
     for m, r in rs.items():
         if "error" in r:
@@ -350,6 +371,10 @@ def main(argv: list[str] | None = None) -> int:
         "--get", nargs="+", default=["both"], choices=("both", "nngp"),
         help="both kernels (nngp_ntk, nt's get=('nngp', 'ntk')) or the NNGP alone",
     )  # fmt: skip
+    p.add_argument(
+        "--idle", type=float, default=0.0,
+        help="seconds asleep before each timed call (> 2: its fresh outputs are cold memory)",
+    )  # fmt: skip
     p.add_argument("--json", default=None, help="also write the records here")
     p.add_argument("--ref-rev", default=REF_REV, help="git revision for numba_ref")
     a = p.parse_args(argv)
@@ -384,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        m, act, depth, n, th, rep, get = sys.argv[2:9]
-        print(json.dumps(worker(m, act, int(depth), int(n), int(th), int(rep), get)))
+        m, act, depth, n, th, rep, get, idle = sys.argv[2:10]
+        print(json.dumps(worker(m, act, int(depth), int(n), int(th), int(rep), get, float(idle))))
         sys.exit(0)
     sys.exit(main())

@@ -305,6 +305,7 @@ def _chunk(i0, i1, j0, c0, c1, sym, G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B
     D = numpy.empty((nb, w))
     U = numpy.zeros((nb, w))  # (read only when _GAP)
     P = numpy.empty((3, w if _POS else 1))
+    Z = numpy.empty(w if not ntk else 1)  # T without the NTK (S would fail the SIMD check)
     Vc = numpy.empty(w)
     Rc = numpy.empty(w)
     Nc = numpy.empty(w)
@@ -320,7 +321,7 @@ def _chunk(i0, i1, j0, c0, c1, sym, G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B
         o = max(b, c0) - c0 if sym else 0  # (row i of K(X, X) starts at column i)
         if o < w:
             S = K[i, j0 + c0 + o : j0 + c1]
-            Tr = T[i, j0 + c0 + o : j0 + c1] if ntk else S
+            Tr = T[i, j0 + c0 + o : j0 + c1] if ntk else Z[o:]
             same = sym and c0 + o == b
             args = (Rc[o:], same, c, B2, S, D[b, o:], Tr, U[b, o:], ntk)
             _first(i, j0 + c0 + o, G, a1, a2, X1, X2, Rr[b], *args)
@@ -332,7 +333,7 @@ def _chunk(i0, i1, j0, c0, c1, sym, G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B
             o = max(b, c0) - c0 if sym else 0
             if o < w:
                 S = K[i, j0 + c0 + o : j0 + c1]
-                Tr = T[i, j0 + c0 + o : j0 + c1] if ntk else S
+                Tr = T[i, j0 + c0 + o : j0 + c1] if ntk else Z[o:]
                 p = o if _POS else 0
                 EP = P[0, p:]
                 EDP = P[1, p:]
@@ -415,11 +416,14 @@ def _fused(G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B2, K, T, ntk, rows):
 
 def _compute(X1, X2, depth, B2, W2, ntk=True, out=(None, None)):
     c = W2 / X1.shape[1]
-    # out: arrays to write the NNGP and the NTK into (checked), or None to allocate them;
-    # the NTK's pages are first touched by the block loop that computes them
+    # out: arrays to write the NNGP and the NTK into (checked), or None to allocate them
     X2T = X1.T if X2 is None else X2.T
+    # a fresh NTK is faulted in first, while memory just freed is backed (bench_fresh_outputs)
+    if ntk and out[1] is None:
+        out = (out[0], numpy.empty((X1.shape[0], (X1 if X2 is None else X2).shape[0])))
+        out[1].fill(0.0)
     G = X1 @ X2T if out[0] is None else numpy.matmul(X1, X2T, out=out[0])
-    T = (numpy.empty_like(G) if out[1] is None else out[1]) if ntk else G
+    T = out[1] if ntk else G
     if X2 is None:
         sq1 = numpy.diag(G).copy()
         a1 = numpy.sqrt(sq1)
