@@ -79,6 +79,20 @@ def _act_step(act, S, D, T, a, k, m, va, ra, vk, rk, VB, RB, VK, RK, CO, det, ze
         T[k, q] = 0.0 if zero else T[a, q]
 
 
+@numba.njit(cache=True, error_model="numpy")
+def _act_plain(act, S, D, T, a, k, m, va, ra, vk, rk, VB, RB, VK, RK, CO, zero, tau):
+    # stand-in for the generated dispatcher: the identity, where 1 - rho^2 > tau
+    ok = True
+    for q in range(m):
+        d = 0.0 if CO[q] else _cdet(va, S[a, q], VB[q])
+        ok &= d > tau * va * VB[q]
+    if ok:
+        for q in range(m):
+            S[k, q] = S[a, q]
+            T[k, q] = 0.0 if zero else T[a, q]
+    return ok
+
+
 # region pair_helpers
 @numba.njit(cache=True, error_model="numpy", inline="always")
 def _two_prod(a, b):
@@ -203,12 +217,15 @@ def _diag_rows(PI, PF, sq, n0f, V, R):
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _input(S, D, T, k, m, g, c, B2, nw, bias, standard, n0f, DX, DN, OM, ntk):
-    """A Dense layer on the inputs (c = W2 / n0): S12 = c x.x' + B2, and its determinant
-    c^2 det_x + c B2 ((|x| - |x'|)^2 + 2 (|x||x'| - x.x')) from the prepared parts."""
+def _input(S, D, T, k, m, g, c, B2, nw, bias, standard, n0f, DX, DN, OM, det, ntk):
+    """A Dense layer on the inputs (c = W2 / n0): S12 = c x.x' + B2, and (with det) its
+    determinant c^2 det_x + c B2 ((|x| - |x'|)^2 + 2 (|x||x'| - x.x')) from the prepared
+    parts."""
     for q in range(m):
         S[k, q] = c * g[q] + B2
-    if B2 == 0.0:
+    if not det:
+        pass
+    elif B2 == 0.0:
         for q in range(m):
             D[k, q] = c * c * DX[q]
     else:
@@ -284,44 +301,138 @@ def _sum(S, D, T, a, b, k, m, va, vb, ra, rb, VA, VB, RA, RB, CO, det, ntk):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _run_steps(PI, PF, i, c0, c1, G, V1, R1, V2, R2, n0f, S, D, T, DX, DN, OM, CO, ntk):
+def _run_steps(PI, PF, i, c0, c1, G, V1, R1, V2, R2, n0f, S, D, T, DX, DN, OM, CO, ntk, tau):
     """Every step of the program for row i, columns c0..c1-1 (row k of S, D, T: state k).
+
+    tau < 0: the determinant is carried wherever the program carries it (the table's det
+    column). tau >= 0: carried nowhere; each activation forms its input's determinant by
+    subtraction and runs its map without a next determinant (``_act_plain``), but only if
+    every pair of the chunk has 1 - rho^2 > tau at its input; the first activation where
+    some pair does not returns False (the chunk is then to be run again with tau < 0).
 
     Table columns: kind (0 Dense on the inputs, 1 Dense, 2 activation, 3 LayerNorm,
     4 sum), out, src a, src b, activation, standard, det (carried), zero NTK; and W2, B2,
     width (s_in on the inputs), bias, eps.
     """
     m = c1 - c0
+    plain = tau >= 0.0
     for st in range(PI.shape[0]):
         kind, k, a, b = PI[st, 0], PI[st, 1], PI[st, 2], PI[st, 3]
         std = PI[st, 5] != 0
-        det = PI[st, 6] != 0
+        det = PI[st, 6] != 0 and not plain
         w2, b2, nw, bias = PF[st, 0], PF[st, 1], PF[st, 2], PF[st, 3]
         if kind == 0:
             g = G[i, c0:c1]
-            _input(S, D, T, k, m, g, w2 / n0f, b2, n0f / nw, bias, std, n0f, DX, DN, OM, ntk)
+            c = w2 / n0f
+            _input(S, D, T, k, m, g, c, b2, n0f / nw, bias, std, n0f, DX, DN, OM, det, ntk)
         elif kind == 1:
             _dense(S, D, T, a, k, m, w2, b2, nw, bias, std, R1[a, i], R2[a, c0:c1], CO, det, ntk)
         elif kind == 2:
             VB, RB, VK, RK = V2[a, c0:c1], R2[a, c0:c1], V2[k, c0:c1], R2[k, c0:c1]
             row = (V1[a, i], R1[a, i], V1[k, i], R1[k, i])
             zero = PI[st, 7] != 0
-            _act_step(PI[st, 4], S, D, T, a, k, m, *row, VB, RB, VK, RK, CO, det, zero)
+            if not plain:
+                _act_step(PI[st, 4], S, D, T, a, k, m, *row, VB, RB, VK, RK, CO, det, zero)
+            elif not _act_plain(PI[st, 4], S, D, T, a, k, m, *row, VB, RB, VK, RK, CO, zero, tau):
+                return False
         elif kind == 3:
             _norm(S, D, T, a, k, m, PF[st, 4], V1[a, i], V2[a, c0:c1], det, ntk)
         else:
             row = (V1[a, i], V1[b, i], R1[a, i], R1[b, i])
             cols = (V2[a, c0:c1], V2[b, c0:c1], R2[a, c0:c1], R2[b, c0:c1])
             _sum(S, D, T, a, b, k, m, *row, *cols, CO, det, ntk)
+    return True
     # endregion steps
 
 
 # region loops
+#: A chunk runs without carried determinants when every pair has 1 - rho^2 > TAU at the
+#: input of every activation (``_run_steps``): the determinant formed by subtraction then
+#: loses at most about 2 delta / TAU relative (delta: the relative error of the computed
+#: covariance), 2^-5 = 1/32: |rho| < 0.984 (docs/performance.md, branch chunkdet).
+TAU = 2.0**-5
+
+
 @numba.njit(cache=True, error_model="numpy")
-def _block(PI, PF, out, i0, i1, G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f, K, T, ntk, sym):
+def _chunk(
+    PI,
+    PF,
+    out,
+    r,
+    c0,
+    c1,
+    G,
+    a1,
+    a2,
+    sq1,
+    sq2,
+    X1,
+    X2,
+    V1,
+    R1,
+    V2,
+    R2,
+    n0f,
+    S,
+    D,
+    TT,
+    DX,
+    DN,
+    OM,
+    CO,
+    K,
+    T,
+    ntk,
+    tau,
+):
+    """Row r, columns c0..c1-1: without carried determinants where the chunk allows it
+    (tau >= 0), else (or after the first try fails) carrying them. Returns 1 when the
+    chunk carried them, else 0."""
+    _prep(r, c0, c1, G, a1, a2, sq1, sq2, X1, X2, DX, DN, OM, CO)
+    cols = (G, V1, R1, V2, R2, n0f, S, D, TT, DX, DN, OM, CO, ntk)
+    carried = 0
+    if tau < 0.0 or not _run_steps(PI, PF, r, c0, c1, *cols, tau):
+        _run_steps(PI, PF, r, c0, c1, *cols, -1.0)
+        carried = 1
+    for q in range(c1 - c0):
+        K[r, c0 + q] = S[out, q]
+    if ntk:
+        for q in range(c1 - c0):
+            T[r, c0 + q] = TT[out, q]
+    return carried
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _block(
+    PI,
+    PF,
+    out,
+    i0,
+    i1,
+    G,
+    a1,
+    a2,
+    sq1,
+    sq2,
+    X1,
+    X2,
+    V1,
+    R1,
+    V2,
+    R2,
+    n0f,
+    K,
+    T,
+    ntk,
+    sym,
+    tau,
+    counts,
+):
     """Rows i0..i1-1 (with sym, row i from column i on, then mirrored), each row in chunks
-    of 256 columns. K may be G itself: a chunk is read, then written; the mirrored writes
-    go to the lower triangle, which is never read."""
+    of 256 columns (``_chunk``; with sym, the pair of row i with itself is a chunk of its
+    own, which carries the determinants, and the rest of the row follows). K may be G
+    itself: a chunk is read, then written; the mirrored writes go to the lower triangle,
+    which is never read. counts: chunks run, chunks that carried the determinants."""
     n = G.shape[0]
     n2 = G.shape[1]
     ns = PI.shape[0]
@@ -333,17 +444,17 @@ def _block(PI, PF, out, i0, i1, G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f
     DN = numpy.empty(256)
     OM = numpy.empty(256)
     CO = numpy.empty(256, dtype=numpy.bool_)
+    cols = (G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f, S, D, TT, DX, DN, OM, CO, K, T)
     for r in range(i0, i1):
-        for c0 in range(r if sym else 0, n2, 256):
+        start = 0
+        if sym:
+            counts[1] += _chunk(PI, PF, out, r, r, r + 1, *cols, ntk, -1.0)
+            counts[0] += 1
+            start = r + 1
+        for c0 in range(start, n2, 256):
             c1 = min(c0 + 256, n2)
-            _prep(r, c0, c1, G, a1, a2, sq1, sq2, X1, X2, DX, DN, OM, CO)
-            cols = (G, V1, R1, V2, R2, n0f, S, D, TT, DX, DN, OM, CO, ntk)
-            _run_steps(PI, PF, r, c0, c1, *cols)
-            for q in range(c1 - c0):
-                K[r, c0 + q] = S[out, q]
-            if ntk:
-                for q in range(c1 - c0):
-                    T[r, c0 + q] = TT[out, q]
+            counts[1] += _chunk(PI, PF, out, r, c0, c1, *cols, ntk, tau)
+            counts[0] += 1
     if sym:
         for c in range(i0 + 1, n):
             for r in range(i0, min(i1, c)):
@@ -353,10 +464,12 @@ def _block(PI, PF, out, i0, i1, G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f
 
 
 @numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
-def _fused(PI, PF, out, G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f, K, T, ntk, sym, rows):
+def _fused(
+    PI, PF, out, G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f, K, T, ntk, sym, rows, tau, counts
+):
     """Every row of K(X1, X2) (with sym, X2 is X1: the upper triangle, then mirrored), in
     blocks of `rows` rows run in parallel (the loop body is one call: Numba's parallel
-    compilation is costly per line of its body)."""
+    compilation is costly per line of its body); counts[t]: block t's chunk counts."""
     n = G.shape[0]
     nb = (n + rows - 1) // rows
     for t in numba.prange(nb):
@@ -365,8 +478,8 @@ def _fused(PI, PF, out, G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f, K, T, 
         blk = (half if t % 2 == 0 else nb - 1 - half) if sym else t
         i0 = rows * blk
         i1 = min(i0 + rows, n)
-        args = (G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f, K, T, ntk, sym)
-        _block(PI, PF, out, i0, i1, *args)
+        args = (G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f, K, T, ntk, sym, tau)
+        _block(PI, PF, out, i0, i1, *args, counts[t])
 
 
 def _same_rows(X1, X2, G, sq1, sq2):
@@ -377,8 +490,12 @@ def _same_rows(X1, X2, G, sq1, sq2):
             G[i, j] = sq1[i]
 
 
-def _compute(X1, X2, ntk=True):
-    """(NNGP, NTK or None) of the network between the rows of X1 and X2 (None: X1)."""
+def _compute(X1, X2, ntk=True, tau=TAU, counts=None):
+    """(NNGP, NTK or None) of the network between the rows of X1 and X2 (None: X1).
+
+    tau: the bound on 1 - rho^2 above which a chunk needs no carried determinant (< 0:
+    every chunk carries them). counts: if given, an int64 array of 2, set to the number
+    of chunks run and of those that carried the determinants."""
     sym = X2 is None
     n0f = float(X1.shape[1])
     sq1 = numpy.einsum("ij,ij->i", X1, X1)
@@ -409,6 +526,9 @@ def _compute(X1, X2, ntk=True):
     else:
         rows = max(1, min(16, X1.shape[0] // (4 * numba.get_num_threads())))
     args = (G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f, K, T, ntk, sym, rows)
-    _fused(PROGRAM_I, PROGRAM_F, OUTPUT, *args)
+    per_block = numpy.zeros(((X1.shape[0] + rows - 1) // rows, 2), dtype=numpy.int64)
+    _fused(PROGRAM_I, PROGRAM_F, OUTPUT, *args, float(tau), per_block)
+    if counts is not None:
+        counts[:] = per_block.sum(axis=0)
     return K, (T if ntk else None)
     # endregion loops
