@@ -17,8 +17,11 @@ A fused module (:mod:`ntksym.codegen.architecture`) is layer-major: per chunk of
   vectorise (:func:`loop_spec`: ``W2 = 1``, ``B2 = 0``, half-integer powers by square
   roots, negative integer powers as reciprocals; :func:`hoist_calls`: libm calls in a
   loop of their own);
-* the dispatchers ``_act_step`` and ``_act_diag`` from an activation's number to its
-  functions (:func:`dispatch_source`).
+* per distinct activation, ``_a{m}_plain`` (:func:`plain_step`): the same chunk loop
+  without a carried determinant, for the chunks whose pairs all have ``1 - rho^2 > tau``
+  (``arch_runtime.py``, region ``loops``), which it checks first;
+* the dispatchers ``_act_step``, ``_act_plain`` and ``_act_diag`` from an activation's
+  number to its functions (:func:`dispatch_source`).
 
 Only numbers taken from the description (``repr`` of floats and integers) and state
 numbers enter this code; the activations enter as SymPy-printed layer maps

@@ -5,14 +5,9 @@ per network. The network enters it as two tables, one row per step of its progra
 (:mod:`ntksym.codegen.arch_program`; columns: :data:`ntksym.codegen.arch_emit.INT_COLUMNS`
 and ``FLOAT_COLUMNS``), and as one ``_a{m}_step`` per distinct activation with the
 dispatchers ``_act_step`` and ``_act_diag`` (written by :mod:`ntksym.codegen.arch_emit`).
-The regions here interpret the tables, *layer-major*:
+The regions here interpret the tables, *layer-major* (with those of
+:mod:`ntksym.codegen.arch_pairs`):
 
-* ``pair_helpers``: an accurate determinant by subtraction (``_cdet``, Dekker's products),
-  the gap ``sqrt(S11 S22) - S12`` without cancellation (``_gap``) and ``log1p`` of small
-  arguments without a call (``_log1p_near``);
-* ``prep``: the inputs' own determinant ``|x|^2 |x'|^2 - (x.x')^2``, ``|x| - |x'|`` and
-  ``2 (|x||x'| - x.x')`` for one chunk of a row, without cancellation for near-parallel
-  pairs (the homogeneous kernels' ``_det_near``), and which pairs are one input twice;
 * ``steps``: every state's variance of each input (``_diag_rows``, once per input), and
   the program run on one chunk of at most 256 columns of one row (``_run_steps``): each
   step is one short loop over the chunk, reading and writing the rows of the chunk arrays
@@ -23,8 +18,12 @@ The regions here interpret the tables, *layer-major*:
   products being exact already);
 * ``loops``: the parallel loops over blocks of rows and the entry point ``_compute``.
 
-This module runs on its own with the stand-ins below (one activation, the identity, which
-carries the determinant), so that it can be linted and tested.
+Chunks without carried determinants (``_chunk``): a chunk runs first with none carried,
+each activation forming its input's determinant by subtraction, if every pair has
+``1 - rho^2 > TAU`` at every activation's input (checked; twins, anti-parallel pairs, the
+zero vector with a bias and non-finite values fail); else it runs again carrying them.
+Why and how well: docs/performance.md (branch ``chunkdet``). This module runs on its own
+with the stand-ins below (one activation, the identity), so that it can be tested.
 """
 
 # The regions' functions carry no annotations (they are copied as they are), so mypy
@@ -44,14 +43,6 @@ NSTATES = 1
 PROGRAM_I = numpy.array([[0, 0, -1, -1, -1, 0, 1, 0]], dtype=numpy.int64)
 PROGRAM_F = numpy.array([[1.0, 0.0, 1.0, 0.0, 0.0]])
 OUTPUT = 0
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _det_near(g, a, b, X1, i, X2, j, c, B2):
-    # stand-in for the homogeneous kernels' (region chain of numba_fused.py), which the
-    # generated module includes: the same values, formed by subtraction
-    detx = (a * b - g) * (a * b + g)
-    return c * c * detx + c * B2 * ((a - b) ** 2 + 2.0 * (a * b - g)), a - b
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -93,105 +84,29 @@ def _act_plain(act, S, D, T, a, k, m, va, ra, vk, rk, VB, RB, VK, RK, CO, zero, 
     return ok
 
 
-# region pair_helpers
-@numba.njit(cache=True, error_model="numpy", inline="always")
-def _two_prod(a, b):
-    """a*b = p + e exactly (Dekker's product, Veltkamp's split; no FMA needed)."""
-    p = a * b
-    ca = 134217729.0 * a
-    ah = ca - (ca - a)
-    al = a - ah
-    cb = 134217729.0 * b
-    bh = cb - (cb - b)
-    bl = b - bh
-    e = ((ah * bh - p) + ah * bl + al * bh) + al * bl
-    return p, e
-
-
 @numba.njit(cache=True, error_model="numpy", inline="always")
 def _cdet(s11, s12, s22):
-    """s11 s22 - s12^2 with both products carried in double-double, clipped at 0."""
-    p1, e1 = _two_prod(s11, s22)
-    p2, e2 = _two_prod(s12, s12)
-    d = (p1 - p2) + (e1 - e2)
+    # stand-in for region pair_helpers of arch_pairs.py: by subtraction, clipped at 0
+    d = s11 * s22 - s12 * s12
     return d if d > 0.0 else 0.0
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
 def _gap(m, s, d):
-    """The gap m - s (m = sqrt(s11 s22)), as d / (m + s) where s > 0: no cancellation."""
-    pos = s > 0.0
-    q = d / (m + s if pos else 1.0)
-    g = q if pos else m - s
-    return g if abs(g) < math.inf else m - s
+    # stand-in for region pair_helpers of arch_pairs.py: by subtraction
+    return m - s
 
 
-@numba.njit(cache=True, error_model="numpy", inline="always")
-def _fin(dn, fallback):
-    """A carried determinant clipped at 0, or ``fallback`` where it is not finite."""
-    if abs(dn) < math.inf:
-        return dn if dn > 0.0 else 0.0
-    return fallback
-
-
-@numba.njit(cache=True, error_model="numpy", inline="always")
-def _log1p_near(x):
-    """log1p(x) for |x| <= 0.3 without a libm call (NaN elsewhere): 2 atanh(u),
-    u = x/(2 + x), |u| < 0.18, as its series to u^21 (the rest < 2e-18 relative);
-    within 2 ulp (the rounding of u), and the loop that calls it vectorises."""
-    u = x / (2.0 + x)
-    z = u * u
-    p = 1.0 / 21.0
-    p = p * z + 1.0 / 19.0
-    p = p * z + 1.0 / 17.0
-    p = p * z + 1.0 / 15.0
-    p = p * z + 1.0 / 13.0
-    p = p * z + 1.0 / 11.0
-    p = p * z + 1.0 / 9.0
-    p = p * z + 1.0 / 7.0
-    p = p * z + 1.0 / 5.0
-    p = p * z + 1.0 / 3.0
-    r = 2.0 * (u + u * (z * p))
-    return r if abs(x) <= 0.3 else math.nan
-    # endregion pair_helpers
-
-
-# region prep
 @numba.njit(cache=True, error_model="numpy")
 def _prep(i, c0, c1, G, a1, a2, sq1, sq2, X1, X2, DX, DN, OM, CO):
-    """Row i, columns c0..c1-1: the inputs' determinant DX, |x| - |x'| (DN),
-    2 (|x||x'| - x.x') (OM), each without cancellation, and CO (the same input twice:
-    equal squared norms and inner product, so the pair stays one Gaussian)."""
-    m = c1 - c0
-    ai = a1[i]
-    si = sq1[i]
-    near = 0
-    for q in range(m):
-        j = c0 + q
-        g = G[i, j]
-        b = a2[j]
-        ab = ai * b
+    # stand-in for region prep of arch_pairs.py: by subtraction, no pair of one input twice
+    for q in range(c1 - c0):
+        ab = a1[i] * a2[c0 + q]
+        g = G[i, c0 + q]
         DX[q] = (ab - g) * (ab + g)
-        DN[q] = ai - b
+        DN[q] = a1[i] - a2[c0 + q]
         OM[q] = 2.0 * (ab - g)
-        CO[q] = (si == sq2[j]) & (g == si)
-        near += (ab > 0.0) & (abs(g) > 0.99 * ab) & (not CO[q])
-    if near:
-        for q in range(m):
-            j = c0 + q
-            g = G[i, j]
-            ab = ai * a2[j]
-            if ab > 0.0 and abs(g) > 0.99 * ab and not CO[q]:
-                detx, dn = _det_near(g, ai, a2[j], X1, i, X2, j, 1.0, 0.0)
-                DX[q] = detx
-                DN[q] = dn
-                OM[q] = 2.0 * detx / (ab + abs(g)) if g > 0 else 2.0 * (ab - g)
-    for q in range(m):
-        if CO[q]:
-            DX[q] = 0.0
-            DN[q] = 0.0
-            OM[q] = 0.0
-    # endregion prep
+        CO[q] = False
 
 
 # region steps

@@ -77,12 +77,11 @@ def _environment() -> jinja2.Environment:
 
 @functools.cache
 def _arch_regions() -> dict[str, str]:
-    text = (
-        importlib.resources.files("ntksym.codegen")
-        .joinpath("arch_runtime.py")
-        .read_text(encoding="utf-8")
-    )
-    return parse_regions(text, "arch_runtime.py")
+    regions = {}
+    for name in ("arch_pairs.py", "arch_runtime.py"):
+        files = importlib.resources.files("ntksym.codegen")
+        regions.update(parse_regions(files.joinpath(name).read_text(encoding="utf-8"), name))
+    return regions
 
 
 def _activation_code(
