@@ -5,8 +5,10 @@ adversarial set. For each layer type this builds a network that exercises it at 
 ``d`` (``d`` copies of the layer, or of a block made of it; ``Dense, act`` repeated for an
 activation) and compares ``kernel_fn(X, backend="layers")`` (the float64 layer maps) and
 ``kernel_fn(X, backend="fused")`` (the generated fused Numba module, where it covers the
-network) with :func:`ntksym.stax.reference_kernels` (mpmath, ``--dps`` digits; each dual
-map by its mpmath closed form where one exists, ``method="auto"``, else by quadrature).
+network; ``--paths pairs``: the same module called once per pair, so that each pair
+takes the plain or the carried path by its own correlations) with
+:func:`ntksym.stax.reference_kernels` (mpmath, ``--dps`` digits; each dual map by its
+mpmath closed form where one exists, ``method="auto"``, else by quadrature).
 
 The inputs (dimension 6, seed 5): ``x``; its exact twin; ``x (1 + 1e-9)``; ``x + 1e-8 d``
 (near-parallel); ``-x + 1e-7 d`` and ``-x`` (anti-parallel); ``1e3 x``; the zero vector
@@ -180,6 +182,23 @@ def _reference(net: Any, X: np.ndarray, dps: int) -> Any:
     return None
 
 
+def _pairwise(net: Any, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The fused kernel entry by entry: each pair a call (and a chunk) of its own.
+
+    The fused module runs a chunk without carried determinants when every pair of the
+    chunk allows it (``arch_runtime._run_steps``); on the adversarial set nearly every
+    chunk of the whole matrix holds a near-degenerate pair, so this path is what puts
+    each pair through the plain maps wherever its own correlations allow.
+    """
+    n = len(X)
+    K, T = np.empty((n, n)), np.empty((n, n))
+    for i in range(n):
+        for j in range(n):
+            k, t = net.kernel_fn(X[i : i + 1], X[j : j + 1], backend="fused")
+            K[i, j], T[i, j] = k[0, 0], t[0, 0]
+    return K, T
+
+
 def measure(make: Callable[[int], Any], depth: int, path: str, dps: int) -> dict[str, Any]:
     """One network, one path: its errors on the inputs that stay finite in float64."""
     X, labels = adversarial_inputs()
@@ -188,7 +207,9 @@ def measure(make: Callable[[int], Any], depth: int, path: str, dps: int) -> dict
     for drop in ([], ["1e6z"], ["1e6z", "1e3x"]):
         keep = [i for i, name in enumerate(labels) if name not in drop]
         try:
-            ours = net.kernel_fn(X[keep], backend=path)
+            ours = (
+                _pairwise(net, X[keep]) if path == "pairs" else net.kernel_fn(X[keep], backend=path)
+            )
         except NTKSymError as exc:
             if "infinite" not in str(exc) and "too large" not in str(exc):
                 return {"error": str(exc).split(";")[0][:60]}
@@ -225,7 +246,7 @@ def main() -> None:
             if path == "layers":
                 depths = [d for d in depths if d in QUADRATURE.get(name, depths)]
             for depth in depths:
-                if path == "fused":
+                if path in ("fused", "pairs"):
                     from ntksym.codegen.architecture import supported
 
                     why = supported(TYPES[name](depth).description)

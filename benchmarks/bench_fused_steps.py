@@ -5,7 +5,10 @@ the cache), the program's ``_run_steps`` is run on one chunk of 256 columns of o
 (``N = 512``, ``d = 256``), first every step alone, then the whole program, each
 ``--reps`` times from a Numba loop (no Python call per repetition); the minimum over 5
 rounds of the CPU time per entry is printed as JSON (one row per step: kind, activation,
-whether the determinant it reads is carried, ns/entry).
+whether the determinant it reads is carried, ns/entry). A tree whose modules run chunks
+without carried determinants (``TAU``) is timed both ways: ``carried`` and ``plain``
+(every check passed, ``tau = 0``), and ``plain_at_tau`` says whether the chunk passes
+the module's own ``TAU``.
 
 Operations (``--ops``): a vectorised ``sqrt``, a division, the branch-free ``_atan2`` of
 the generated modules, and libm's ``atan2``, ``asin``, ``log1p``, ``exp`` (scalar calls:
@@ -68,23 +71,41 @@ def steps(name: str, reps: int) -> dict:
     mod._prep(i, c0, c1, G, a, a, sq, sq, X, X, DX, DN, OM, CO)
     run_steps = mod._run_steps
 
-    @numba.njit
-    def many(reps, PI, PF, G, V, R, n0f, S, D, T, DX, DN, OM, CO):  # type: ignore[no-untyped-def]
-        for _ in range(reps):
-            run_steps(PI, PF, i, c0, c1, G, V, R, V, R, n0f, S, D, T, DX, DN, OM, CO, True)
+    plain = hasattr(mod, "TAU")  # (a tree without chunks that carry no determinant)
 
-    def timed(PI: np.ndarray, PF: np.ndarray) -> float:
-        args = (G, V, R, float(d), S, D, T, DX, DN, OM, CO)
+    @numba.njit
+    def many(reps, PI, PF, G, V, R, n0f, S, D, T, DX, DN, OM, CO, tau):  # type: ignore[no-untyped-def]
+        ok = True
+        for _ in range(reps):
+            if plain:
+                ok = run_steps(
+                    PI, PF, i, c0, c1, G, V, R, V, R, n0f, S, D, T, DX, DN, OM, CO, True, tau
+                )
+            else:
+                run_steps(PI, PF, i, c0, c1, G, V, R, V, R, n0f, S, D, T, DX, DN, OM, CO, True)
+        return ok
+
+    def timed(PI: np.ndarray, PF: np.ndarray, tau: float) -> float:
+        args = (G, V, R, float(d), S, D, T, DX, DN, OM, CO, tau)
         many(1, PI, PF, *args)
         return _best(lambda r: many(r, PI, PF, *args), reps, c1 - c0)
 
     PI, PF = mod.PROGRAM_I, mod.PROGRAM_F
-    timed(PI, PF)  # every state's rows filled once
-    rows = []
-    for st in range(PI.shape[0]):
-        cost = timed(PI[st : st + 1].copy(), PF[st : st + 1].copy())
-        rows.append((int(PI[st, 0]), int(PI[st, 4]), int(PI[st, 6]), cost))
-    return {"steps": rows, "sum": round(sum(r[3] for r in rows), 1), "whole": timed(PI, PF)}
+    out: dict[str, Any] = {}
+    for label, tau in [("carried", -1.0)] + ([("plain", 0.0)] if plain else []):
+        timed(PI, PF, tau)  # every state's rows filled once
+        rows = []
+        for st in range(PI.shape[0]):
+            cost = timed(PI[st : st + 1].copy(), PF[st : st + 1].copy(), tau)
+            rows.append((int(PI[st, 0]), int(PI[st, 4]), int(PI[st, 6]), cost))
+        whole = timed(PI, PF, tau)
+        out[label] = {"steps": rows, "sum": round(sum(r[3] for r in rows), 1), "whole": whole}
+    if plain:  # the whole program as the kernel runs it: plain if TAU allows the chunk
+        out["tau"] = mod.TAU
+        out["plain_at_tau"] = bool(
+            many(1, PI, PF, G, V, R, float(d), S, D, T, DX, DN, OM, CO, mod.TAU)
+        )
+    return out
 
 
 def ops(reps: int) -> dict:

@@ -158,6 +158,45 @@ def test_layer_major_chunks_match_the_layer_path_at_ragged_sizes(fused):
     np.testing.assert_array_equal(fused(X[:37], Y, ntk=False)[0], K12)
 
 
+def _chunk_inputs():
+    """600 rows (each row's upper triangle: three chunks and a ragged one) with two
+    near-parallel pairs planted far apart: rows 10 and 500, rows 40 and 41."""
+    rng = np.random.default_rng(23)
+    X = rng.standard_normal((600, 6))
+    X[500] = X[10] + 1e-6 * rng.standard_normal(6)
+    X[41] = -X[40] + 1e-6 * rng.standard_normal(6)  # anti-parallel
+    return X
+
+
+def test_chunks_without_carried_determinants_where_every_pair_allows(fused):
+    X = _chunk_inputs()
+    counts = np.zeros(2, dtype=np.int64)
+    K, T = fused.module._compute(X, None, True, fused.module.TAU, counts)
+    # both paths in one call: the chunks of the planted pairs and every row's pair with
+    # itself carry the determinants, most chunks do not
+    assert counts[0] > 2 * counts[1] > 2 * 600
+    rows = [0, 10, 40, 41, 300, 500, 599]  # (the layer path on every pair is slow)
+    layers = NET.kernel_fn(X[rows], X, backend="layers")
+    assert rel(K[rows], layers.nngp) < 4e-15 and rel(T[rows], layers.ntk) < 4e-15
+    np.testing.assert_array_equal(K, K.T)
+    np.testing.assert_array_equal(T, T.T)
+    np.testing.assert_array_equal(fused(X, ntk=False)[0], K)
+    cols = [500, 20, 550]  # near-parallel (a carried chunk), and plain chunks of row 10
+    (ref,) = stax.reference_kernels(NET.description, X[[10]], X[cols], dps=20)
+    (anti,) = stax.reference_kernels(NET.description, X[[40]], X[[41]], dps=20)
+    for ours, r, a in zip((K, T), ref, anti, strict=True):
+        assert rel(ours[10, cols], r[0]) < 1e-13 and rel(ours[40, 41], a[0, 0]) < 1e-13
+    # the switch planted wrong: every chunk plain (tau = 0) loses the near-parallel pairs
+    K0, T0 = fused.module._compute(X, None, True, 0.0, counts)
+    assert counts[1] < 600 + 4  # the pairs of a row with itself, and few more
+    bad = max(rel(K0[10, 500], ref[0][0, 0]), rel(T0[10, 500], ref[1][0, 0]))
+    assert bad > 1e-11
+    assert rel(K0[10, [20, 550]], ref[0][0, 1:]) < 1e-13  # (the typical pairs are fine)
+    # ... and every chunk carried (tau = 1): nothing is left to the plain path
+    fused.module._compute(X, None, True, 1.0, counts)
+    assert counts[0] == counts[1]
+
+
 def test_lowering_goes_through_the_walk():
     # Dropout in test mode is the identity (the walk drops it); in train mode it has no
     # generated map
@@ -241,9 +280,9 @@ def test_log1p_near_matches_mpmath_and_leaves_the_rest_to_libm():
     2 ulp of mpmath on |x| <= 0.3, signed zeros kept, NaN outside (libm's loop then)."""
     import mpmath
 
-    from ntksym.codegen import arch_runtime
+    from ntksym.codegen import arch_pairs
 
-    near = arch_runtime._log1p_near
+    near = arch_pairs._log1p_near
     rng = np.random.default_rng(11)
     xs = np.concatenate([rng.uniform(-0.3, 0.3, 2000), 10.0 ** rng.uniform(-300, -0.6, 500),
                          -(10.0 ** rng.uniform(-300, -0.6, 500)),

@@ -17,8 +17,11 @@ A fused module (:mod:`ntksym.codegen.architecture`) is layer-major: per chunk of
   vectorise (:func:`loop_spec`: ``W2 = 1``, ``B2 = 0``, half-integer powers by square
   roots, negative integer powers as reciprocals; :func:`hoist_calls`: libm calls in a
   loop of their own);
-* the dispatchers ``_act_step`` and ``_act_diag`` from an activation's number to its
-  functions (:func:`dispatch_source`).
+* per distinct activation, ``_a{m}_plain`` (:func:`plain_step`): the same chunk loop
+  without a carried determinant, for the chunks whose pairs all have ``1 - rho^2 > tau``
+  (``arch_runtime.py``, region ``loops``), which it checks first;
+* the dispatchers ``_act_step``, ``_act_plain`` and ``_act_diag`` from an activation's
+  number to its functions (:func:`dispatch_source`).
 
 Only numbers taken from the description (``repr`` of floats and integers) and state
 numbers enter this code; the activations enter as SymPy-printed layer maps
@@ -46,6 +49,7 @@ __all__ = [
     "dispatch_source",
     "hoist_calls",
     "loop_spec",
+    "plain_step",
     "tables_source",
 ]
 
@@ -240,14 +244,17 @@ def hoist_calls(rs: RenderSpec, m: int) -> tuple[RenderSpec, str, dict[str, int]
     return replace(rs, **changes), "\n\n".join(sources), counts
 
 
-def _act_loop(prog: Program, m: int, variant: str, hoisted: dict[str, int], gap: bool) -> list[str]:
-    """The loops of activation ``m`` over a chunk, by its map's ``variant``.
+def _act_loop(
+    name: str, carry: bool, variant: str, hoisted: dict[str, int], gap: bool
+) -> list[str]:
+    """The loops of an activation's maps ``{name}_pair_{variant}`` over a chunk.
 
     ``"pos"`` (the cheaper map, right where ``S12 > 0``) or ``"any"`` (the general map)
     writes every entry. Each variant's map is inlined in one loop only (compile time), and
     the loop computes the NTK row whether or not it is asked (the rows then hold zeros):
     no second copy of the loop. No entry depends on the others. The terms that call libm
-    (``hoisted``, :func:`hoist_calls`) come first, in a loop of their own.
+    (``hoisted``, :func:`hoist_calls`) come first, in a loop of their own. With ``carry``
+    the map's next determinant is written to ``Dk``.
     """
     args = "va, VB[q], Sa[q], Da[q], vk, VK[q], 1.0, 0.0, ra, RB[q], rk, RK[q]"
     if gap:  # (the map takes the root gap U last)
@@ -256,21 +263,21 @@ def _act_loop(prog: Program, m: int, variant: str, hoisted: dict[str, int], gap:
     n, total = hoisted[variant], _rows(hoisted)
     if n and hoisted.get(f"{variant}_near"):
         nan = " or ".join(f"H[{i}, q] != H[{i}, q]" for i in range(n))
-        out += ["for q in range(m):", f"{_IND}h = _a{m}_near_{variant}({args})"]
+        out += ["for q in range(m):", f"{_IND}h = {name}_near_{variant}({args})"]
         out += [f"{_IND}H[{i}, q] = h[{i}]" for i in range(n)]
         out += ["for q in range(m):", f"{_IND}if {nan}:  # outside the series: libm"]
-        out += [f"{2 * _IND}h = _a{m}_pre_{variant}({args})"]
+        out += [f"{2 * _IND}h = {name}_pre_{variant}({args})"]
         out += [f"{2 * _IND}H[{i}, q] = h[{i}]" for i in range(n)]
     elif n:
-        out += ["for q in range(m):", f"{_IND}h = _a{m}_pre_{variant}({args})"]
+        out += ["for q in range(m):", f"{_IND}h = {name}_pre_{variant}({args})"]
         out += [f"{_IND}H[{i}, q] = h[{i}]" for i in range(n)]
     extra = "".join(f", H[{i}, q]" if i < n else ", 0.0" for i in range(total))
-    body = [f"e, ed, dn = _a{m}_pair_{variant}({args}{extra})"]
-    if prog.trusted[m]:
+    body = [f"e, ed, dn = {name}_pair_{variant}({args}{extra})"]
+    if carry:
         body.append("dn = _sel(CO[q], 0.0, _fin(dn, _cdet(vk, e, VK[q])))")
     body.append("ed = _sel(zero, 0.0, Ta[q] * ed)")
     body += ["Sk[q] = e", "Tk[q] = ed"]
-    if prog.trusted[m]:
+    if carry:
         body.append("Dk[q] = dn")
     return out + ["for q in range(m):"] + [_IND + line for line in body]
 
@@ -309,6 +316,17 @@ def activation_step(prog: Program, m: int, pos: bool, hoisted: dict[str, int], g
         f"{2 * _IND}for q in range(m):",
         f"{3 * _IND}Da[q] = _sel(CO[q], 0.0, _cdet(va, Sa[q], VB[q]))",
     ]
+    lines += _map_loops(f"_a{m}", prog.trusted[m], pos, hoisted, gap)
+    return "\n".join(lines) + "\n"
+
+
+def _map_loops(name: str, carry: bool, pos: bool, hoisted: dict[str, int], gap: bool) -> list[str]:
+    """The body of a chunk step after the input's determinant: the map's loops.
+
+    The cheaper ``pos`` variant where every covariance of the chunk is ``> 0``, the
+    general map elsewhere (:func:`_act_loop`).
+    """
+    lines = []
     if _rows(hoisted):
         lines.append(f"{_IND}H = numpy.empty(({_rows(hoisted)}, m))")
     if pos:
@@ -318,16 +336,58 @@ def activation_step(prog: Program, m: int, pos: bool, hoisted: dict[str, int], g
             f"{2 * _IND}pos &= Sa[q] > 0.0",
             f"{_IND}if pos:",
         ]
-        lines += [2 * _IND + line for line in _act_loop(prog, m, "pos", hoisted, gap)]
+        lines += [2 * _IND + line for line in _act_loop(name, carry, "pos", hoisted, gap)]
         lines.append(f"{_IND}else:")
-        lines += [2 * _IND + line for line in _act_loop(prog, m, "any", hoisted, gap)]
+        lines += [2 * _IND + line for line in _act_loop(name, carry, "any", hoisted, gap)]
     else:
-        lines += [_IND + line for line in _act_loop(prog, m, "any", hoisted, gap)]
+        lines += [_IND + line for line in _act_loop(name, carry, "any", hoisted, gap)]
+    return lines
+
+
+def plain_step(m: int, name: str, pos: bool, hoisted: dict[str, int], gap: bool) -> str:
+    """``_a{m}_plain``: activation ``m`` on one chunk without a carried determinant.
+
+    The input's determinant is formed by subtraction (``_cdet``, into the unused row of
+    state ``a``), and the chunk is computed by the maps ``{name}_pair_*``, which print no
+    next determinant (for an activation whose map carries one, a second rendering of its
+    spec without it: :func:`ntksym.codegen.architecture.fused_source`), only if every
+    pair of the chunk has ``S11 S22 - S12^2 > tau S11 S22``, i.e. ``1 - rho^2 > tau``;
+    else the function writes nothing more and returns False (the kernel then runs the
+    chunk again, carrying the determinant: ``_run_steps``). Pairs of one input twice
+    (``CO``), and every determinant that is not a finite number above the bound, fail it.
+
+    Args:
+        m: The activation's number.
+        name: The prefix of the maps (``_a{m}`` for a map that carries no determinant,
+            ``_p{m}`` for the second rendering).
+        pos: Whether the maps ``name`` have a ``pos`` variant (:func:`activation_step`).
+        hoisted: Their terms read from loops of libm calls (:func:`activation_step`).
+        gap: Whether they take the root gap ``U`` (:func:`activation_step`).
+
+    Returns:
+        The function's source.
+    """
+    lines = [
+        '@numba.njit(cache=True, error_model="numpy", fastmath={"contract"})',
+        f"def _a{m}_plain(S, D, T, a, k, m, va, ra, vk, rk, VB, RB, VK, RK, CO, zero, tau):",
+        f'{_IND}"""Activation {m} on one chunk without a carried determinant, if it may."""',
+        f"{_IND}Sa, Da, Ta, Sk, Dk, Tk = S[a], D[a], T[a], S[k], D[k], T[k]",
+        f"{_IND}lim = tau * va",
+        f"{_IND}ok = True",
+        f"{_IND}for q in range(m):",
+        f"{2 * _IND}d = _sel(CO[q], 0.0, _cdet(va, Sa[q], VB[q]))",
+        f"{2 * _IND}Da[q] = d",
+        f"{2 * _IND}ok &= d > lim * VB[q]",
+        f"{_IND}if not ok:",
+        f"{2 * _IND}return False",
+    ]
+    lines += _map_loops(name, False, pos, hoisted, gap)
+    lines.append(f"{_IND}return True")
     return "\n".join(lines) + "\n"
 
 
 def dispatch_source(prog: Program) -> str:
-    """``_act_step`` and ``_act_diag``: activation number -> its chunk loop, diagonal map."""
+    """``_act_step``, ``_act_plain``, ``_act_diag``: activation number -> its functions."""
     n = len(prog.specs)
     step = [
         '@numba.njit(cache=True, error_model="numpy")',
@@ -339,12 +399,20 @@ def dispatch_source(prog: Program) -> str:
         "def _act_diag(act, v):",
         f'{_IND}"""E[sigma(u)^2] for u ~ N(0, v), sigma activation number act."""',
     ]
+    plain = [
+        '@numba.njit(cache=True, error_model="numpy")',
+        "def _act_plain(act, S, D, T, a, k, m, va, ra, vk, rk, VB, RB, VK, RK, CO, zero, tau):",
+        f'{_IND}"""Activation number act without a carried determinant, if it may (else False)."""',
+    ]
     args = "S, D, T, a, k, m, va, ra, vk, rk, VB, RB, VK, RK, CO, det, zero"
+    pargs = "S, D, T, a, k, m, va, ra, vk, rk, VB, RB, VK, RK, CO, zero, tau"
     for m in range(n):
         test = "if" if m == 0 else "elif"
         step += [f"{_IND}{test} act == {m}:", f"{2 * _IND}_a{m}_step({args})"]
+        plain += [f"{_IND}if act == {m}:", f"{2 * _IND}return _a{m}_plain({pargs})"]
         diag += [f"{_IND}if act == {m}:", f"{2 * _IND}return _a{m}_diag(v)"]
     if n == 0:
         step.append(f"{_IND}return")
+    plain.append(f"{_IND}return False")
     diag.append(f"{_IND}return math.nan")
-    return "\n".join(step) + "\n\n\n" + "\n".join(diag) + "\n"
+    return "\n\n\n".join("\n".join(f) for f in (step, plain, diag)) + "\n"

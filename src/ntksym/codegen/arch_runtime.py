@@ -5,39 +5,28 @@ per network. The network enters it as two tables, one row per step of its progra
 (:mod:`ntksym.codegen.arch_program`; columns: :data:`ntksym.codegen.arch_emit.INT_COLUMNS`
 and ``FLOAT_COLUMNS``), and as one ``_a{m}_step`` per distinct activation with the
 dispatchers ``_act_step`` and ``_act_diag`` (written by :mod:`ntksym.codegen.arch_emit`).
-The regions here interpret the tables, *layer-major*:
+The regions here interpret the tables, *layer-major* (with those of
+:mod:`ntksym.codegen.arch_pairs`):
 
-* ``pair_helpers``: an accurate determinant by subtraction (``_cdet``, Dekker's products),
-  the gap ``sqrt(S11 S22) - S12`` without cancellation (``_gap``) and ``log1p`` of small
-  arguments without a call (``_log1p_near``);
-* ``prep``: the inputs' own determinant ``|x|^2 |x'|^2 - (x.x')^2``, ``|x| - |x'|`` and
-  ``2 (|x||x'| - x.x')`` for one chunk of a row, without cancellation for near-parallel
-  pairs (the homogeneous kernels' ``_det_near``), and which pairs are one input twice;
-* ``steps``: every state's variance of each input (``_diag_rows``, once per input), and
-  the program run on one chunk of at most 256 columns of one row (``_run_steps``): each
-  step is one short loop over the chunk, reading and writing the rows of the chunk arrays
-  ``S`` (covariances), ``D`` (determinants, where carried) and ``T`` (NTKs); the steps
-  (and the generated activation steps) are compiled with fused multiply-adds
-  (``fastmath={"contract"}``, no other fast-math, as the homogeneous ``_layer``: the
-  single rounding of an FMA is never worse; Dekker's products stay exact, their partial
-  products being exact already);
+* ``steps``: each input's variance at every state (``_diag_rows``), and the program run on
+  one chunk of at most 256 columns of one row (``_run_steps``), one short loop per step over
+  the chunk arrays ``S`` (covariances), ``D`` (carried determinants) and ``T`` (NTKs), with
+  fused multiply-adds (``fastmath={"contract"}`` only, as the homogeneous ``_layer``;
+  Dekker's products stay exact);
 * ``loops``: the parallel loops over blocks of rows and the entry point ``_compute``.
 
-Compile time (the cold first call): the small helpers, the generated layer maps and the
-branch-free ``atan2`` are inlined by LLVM (``forceinline=True``: each is typed and lowered
-once, then marked ``alwaysinline``), not in Numba's IR (``inline="always"``), which types
-and rewrites the callee again at every call site and then re-scans the whole caller (one
-GELU step with its carried determinant: 34 s of CPU that way, 7.5 s now). The chunk loops
-still vectorise, the maps being inlined into them before LLVM's loop passes. ``_fused`` makes
-prange's unsigned index signed before any arithmetic on it: otherwise ``nb - 1 - half``
-is a float and ``_block``, ``_prep`` and ``_run_steps`` are compiled a second time for it.
+Compile time: helpers, maps and ``atan2`` are inlined by LLVM (``forceinline``), not in
+Numba's IR, and nothing compiles twice (docs/performance.md, branch ``compiletime``).
 
-This module runs on its own with the stand-ins below (one activation, the identity, which
-carries the determinant), so that it can be linted and tested.
+Chunks without carried determinants (``_chunk``): a chunk runs first with none carried,
+each activation forming its input's determinant by subtraction, if every pair has
+``1 - rho^2 > TAU`` at every activation's input (checked; twins, anti-parallel pairs, the
+zero vector with a bias and non-finite values fail); else it runs again carrying them
+(docs/performance.md, branch ``chunkdet``). The stand-ins below (one activation, the
+identity) let this module run on its own, to be tested.
 """
 
-# The regions' functions carry no annotations (they are copied as they are), so mypy
-# checks their bodies with the types it infers.
+# The regions' functions carry no annotations (copied as they are): mypy infers the types.
 # mypy: check-untyped-defs
 
 # The regions are copied into the generated modules byte for byte, so their docstrings and
@@ -53,14 +42,6 @@ NSTATES = 1
 PROGRAM_I = numpy.array([[0, 0, -1, -1, -1, 0, 1, 0]], dtype=numpy.int64)
 PROGRAM_F = numpy.array([[1.0, 0.0, 1.0, 0.0, 0.0]])
 OUTPUT = 0
-
-
-@numba.njit(cache=True, error_model="numpy")
-def _det_near(g, a, b, X1, i, X2, j, c, B2):
-    # stand-in for the homogeneous kernels' (region chain of numba_fused.py), which the
-    # generated module includes: the same values, formed by subtraction
-    detx = (a * b - g) * (a * b + g)
-    return c * c * detx + c * B2 * ((a - b) ** 2 + 2.0 * (a * b - g)), a - b
 
 
 @numba.njit(cache=True, error_model="numpy", forceinline=True, fastmath={"contract"})
@@ -88,105 +69,43 @@ def _act_step(act, S, D, T, a, k, m, va, ra, vk, rk, VB, RB, VK, RK, CO, det, ze
         T[k, q] = 0.0 if zero else T[a, q]
 
 
-# region pair_helpers
-@numba.njit(cache=True, error_model="numpy", forceinline=True, fastmath={"contract"})
-def _two_prod(a, b):
-    """a*b = p + e exactly (Dekker's product, Veltkamp's split; no FMA needed)."""
-    p = a * b
-    ca = 134217729.0 * a
-    ah = ca - (ca - a)
-    al = a - ah
-    cb = 134217729.0 * b
-    bh = cb - (cb - b)
-    bl = b - bh
-    e = ((ah * bh - p) + ah * bl + al * bh) + al * bl
-    return p, e
+@numba.njit(cache=True, error_model="numpy")
+def _act_plain(act, S, D, T, a, k, m, va, ra, vk, rk, VB, RB, VK, RK, CO, zero, tau):
+    # stand-in for the generated dispatcher: the identity, where 1 - rho^2 > tau
+    ok = True
+    for q in range(m):
+        d = 0.0 if CO[q] else _cdet(va, S[a, q], VB[q])
+        ok &= d > tau * va * VB[q]
+    if ok:
+        for q in range(m):
+            S[k, q] = S[a, q]
+            T[k, q] = 0.0 if zero else T[a, q]
+    return ok
 
 
 @numba.njit(cache=True, error_model="numpy", forceinline=True, fastmath={"contract"})
 def _cdet(s11, s12, s22):
-    """s11 s22 - s12^2 with both products carried in double-double, clipped at 0."""
-    p1, e1 = _two_prod(s11, s22)
-    p2, e2 = _two_prod(s12, s12)
-    d = (p1 - p2) + (e1 - e2)
+    # stand-in for region pair_helpers of arch_pairs.py: by subtraction, clipped at 0
+    d = s11 * s22 - s12 * s12
     return d if d > 0.0 else 0.0
 
 
 @numba.njit(cache=True, error_model="numpy", forceinline=True, fastmath={"contract"})
 def _gap(m, s, d):
-    """The gap m - s (m = sqrt(s11 s22)), as d / (m + s) where s > 0: no cancellation."""
-    pos = s > 0.0
-    q = d / (m + s if pos else 1.0)
-    g = q if pos else m - s
-    return g if abs(g) < math.inf else m - s
+    # stand-in for region pair_helpers of arch_pairs.py: by subtraction
+    return m - s
 
 
-@numba.njit(cache=True, error_model="numpy", forceinline=True, fastmath={"contract"})
-def _fin(dn, fallback):
-    """A carried determinant clipped at 0, or ``fallback`` where it is not finite."""
-    if abs(dn) < math.inf:
-        return dn if dn > 0.0 else 0.0
-    return fallback
-
-
-@numba.njit(cache=True, error_model="numpy", forceinline=True, fastmath={"contract"})
-def _log1p_near(x):
-    """log1p(x) for |x| <= 0.3 without a libm call (NaN elsewhere): 2 atanh(u),
-    u = x/(2 + x), |u| < 0.18, as its series to u^21 (the rest < 2e-18 relative);
-    within 2 ulp (the rounding of u), and the loop that calls it vectorises."""
-    u = x / (2.0 + x)
-    z = u * u
-    p = 1.0 / 21.0
-    p = p * z + 1.0 / 19.0
-    p = p * z + 1.0 / 17.0
-    p = p * z + 1.0 / 15.0
-    p = p * z + 1.0 / 13.0
-    p = p * z + 1.0 / 11.0
-    p = p * z + 1.0 / 9.0
-    p = p * z + 1.0 / 7.0
-    p = p * z + 1.0 / 5.0
-    p = p * z + 1.0 / 3.0
-    r = 2.0 * (u + u * (z * p))
-    return r if abs(x) <= 0.3 else math.nan
-    # endregion pair_helpers
-
-
-# region prep
 @numba.njit(cache=True, error_model="numpy")
 def _prep(i, c0, c1, G, a1, a2, sq1, sq2, X1, X2, DX, DN, OM, CO):
-    """Row i, columns c0..c1-1: the inputs' determinant DX, |x| - |x'| (DN),
-    2 (|x||x'| - x.x') (OM), each without cancellation, and CO (the same input twice:
-    equal squared norms and inner product, so the pair stays one Gaussian)."""
-    m = c1 - c0
-    ai = a1[i]
-    si = sq1[i]
-    near = 0
-    for q in range(m):
-        j = c0 + q
-        g = G[i, j]
-        b = a2[j]
-        ab = ai * b
+    # stand-in for region prep of arch_pairs.py: by subtraction, no pair of one input twice
+    for q in range(c1 - c0):
+        ab = a1[i] * a2[c0 + q]
+        g = G[i, c0 + q]
         DX[q] = (ab - g) * (ab + g)
-        DN[q] = ai - b
+        DN[q] = a1[i] - a2[c0 + q]
         OM[q] = 2.0 * (ab - g)
-        CO[q] = (si == sq2[j]) & (g == si)
-        near += (ab > 0.0) & (abs(g) > 0.99 * ab) & (not CO[q])
-    if near:
-        for q in range(m):
-            j = c0 + q
-            g = G[i, j]
-            ab = ai * a2[j]
-            if ab > 0.0 and abs(g) > 0.99 * ab and not CO[q]:
-                detx, dn = _det_near(g, ai, a2[j], X1, i, X2, j, 1.0, 0.0)
-                DX[q] = detx
-                DN[q] = dn
-                OM[q] = 2.0 * detx / (ab + abs(g)) if g > 0 else 2.0 * (ab - g)
-    for q in range(m):
-        if CO[q]:
-            DX[q] = 0.0
-            DN[q] = 0.0
-            OM[q] = 0.0
-    # endregion prep
+        CO[q] = False
 
 
 # region steps
@@ -212,12 +131,15 @@ def _diag_rows(PI, PF, sq, n0f, V, R):
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _input(S, D, T, k, m, g, c, B2, nw, bias, standard, n0f, DX, DN, OM, ntk):
-    """A Dense layer on the inputs (c = W2 / n0): S12 = c x.x' + B2, and its determinant
-    c^2 det_x + c B2 ((|x| - |x'|)^2 + 2 (|x||x'| - x.x')) from the prepared parts."""
+def _input(S, D, T, k, m, g, c, B2, nw, bias, standard, n0f, DX, DN, OM, det, ntk):
+    """A Dense layer on the inputs (c = W2 / n0): S12 = c x.x' + B2, and (with det) its
+    determinant c^2 det_x + c B2 ((|x| - |x'|)^2 + 2 (|x||x'| - x.x')) from the prepared
+    parts."""
     for q in range(m):
         S[k, q] = c * g[q] + B2
-    if B2 == 0.0:
+    if not det:
+        pass
+    elif B2 == 0.0:
         for q in range(m):
             D[k, q] = c * c * DX[q]
     else:
@@ -293,44 +215,138 @@ def _sum(S, D, T, a, b, k, m, va, vb, ra, rb, VA, VB, RA, RB, CO, det, ntk):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _run_steps(PI, PF, i, c0, c1, G, V1, R1, V2, R2, n0f, S, D, T, DX, DN, OM, CO, ntk):
+def _run_steps(PI, PF, i, c0, c1, G, V1, R1, V2, R2, n0f, S, D, T, DX, DN, OM, CO, ntk, tau):
     """Every step of the program for row i, columns c0..c1-1 (row k of S, D, T: state k).
+
+    tau < 0: the determinant is carried wherever the program carries it (the table's det
+    column). tau >= 0: carried nowhere; each activation forms its input's determinant by
+    subtraction and runs its map without a next determinant (``_act_plain``), but only if
+    every pair of the chunk has 1 - rho^2 > tau at its input; the first activation where
+    some pair does not returns False (the chunk is then to be run again with tau < 0).
 
     Table columns: kind (0 Dense on the inputs, 1 Dense, 2 activation, 3 LayerNorm,
     4 sum), out, src a, src b, activation, standard, det (carried), zero NTK; and W2, B2,
     width (s_in on the inputs), bias, eps.
     """
     m = c1 - c0
+    plain = tau >= 0.0
     for st in range(PI.shape[0]):
         kind, k, a, b = PI[st, 0], PI[st, 1], PI[st, 2], PI[st, 3]
         std = PI[st, 5] != 0
-        det = PI[st, 6] != 0
+        det = PI[st, 6] != 0 and not plain
         w2, b2, nw, bias = PF[st, 0], PF[st, 1], PF[st, 2], PF[st, 3]
         if kind == 0:
             g = G[i, c0:c1]
-            _input(S, D, T, k, m, g, w2 / n0f, b2, n0f / nw, bias, std, n0f, DX, DN, OM, ntk)
+            c = w2 / n0f
+            _input(S, D, T, k, m, g, c, b2, n0f / nw, bias, std, n0f, DX, DN, OM, det, ntk)
         elif kind == 1:
             _dense(S, D, T, a, k, m, w2, b2, nw, bias, std, R1[a, i], R2[a, c0:c1], CO, det, ntk)
         elif kind == 2:
             VB, RB, VK, RK = V2[a, c0:c1], R2[a, c0:c1], V2[k, c0:c1], R2[k, c0:c1]
             row = (V1[a, i], R1[a, i], V1[k, i], R1[k, i])
             zero = PI[st, 7] != 0
-            _act_step(PI[st, 4], S, D, T, a, k, m, *row, VB, RB, VK, RK, CO, det, zero)
+            if not plain:
+                _act_step(PI[st, 4], S, D, T, a, k, m, *row, VB, RB, VK, RK, CO, det, zero)
+            elif not _act_plain(PI[st, 4], S, D, T, a, k, m, *row, VB, RB, VK, RK, CO, zero, tau):
+                return False
         elif kind == 3:
             _norm(S, D, T, a, k, m, PF[st, 4], V1[a, i], V2[a, c0:c1], det, ntk)
         else:
             row = (V1[a, i], V1[b, i], R1[a, i], R1[b, i])
             cols = (V2[a, c0:c1], V2[b, c0:c1], R2[a, c0:c1], R2[b, c0:c1])
             _sum(S, D, T, a, b, k, m, *row, *cols, CO, det, ntk)
+    return True
     # endregion steps
 
 
 # region loops
+#: A chunk runs without carried determinants when every pair has 1 - rho^2 > TAU at the
+#: input of every activation (``_run_steps``): the determinant formed by subtraction then
+#: loses at most about 2 delta / TAU relative (delta: the relative error of the computed
+#: covariance), 2^-5 = 1/32: |rho| < 0.984 (docs/performance.md, branch chunkdet).
+TAU = 2.0**-5
+
+
 @numba.njit(cache=True, error_model="numpy")
-def _block(PI, PF, out, i0, i1, G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f, K, T, ntk, sym):
+def _chunk(
+    PI,
+    PF,
+    out,
+    r,
+    c0,
+    c1,
+    G,
+    a1,
+    a2,
+    sq1,
+    sq2,
+    X1,
+    X2,
+    V1,
+    R1,
+    V2,
+    R2,
+    n0f,
+    S,
+    D,
+    TT,
+    DX,
+    DN,
+    OM,
+    CO,
+    K,
+    T,
+    ntk,
+    tau,
+):
+    """Row r, columns c0..c1-1: without carried determinants where the chunk allows it
+    (tau >= 0), else (or after the first try fails) carrying them. Returns 1 when the
+    chunk carried them, else 0."""
+    _prep(r, c0, c1, G, a1, a2, sq1, sq2, X1, X2, DX, DN, OM, CO)
+    cols = (G, V1, R1, V2, R2, n0f, S, D, TT, DX, DN, OM, CO, ntk)
+    carried = 0
+    if tau < 0.0 or not _run_steps(PI, PF, r, c0, c1, *cols, tau):
+        _run_steps(PI, PF, r, c0, c1, *cols, -1.0)
+        carried = 1
+    for q in range(c1 - c0):
+        K[r, c0 + q] = S[out, q]
+    if ntk:
+        for q in range(c1 - c0):
+            T[r, c0 + q] = TT[out, q]
+    return carried
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _block(
+    PI,
+    PF,
+    out,
+    i0,
+    i1,
+    G,
+    a1,
+    a2,
+    sq1,
+    sq2,
+    X1,
+    X2,
+    V1,
+    R1,
+    V2,
+    R2,
+    n0f,
+    K,
+    T,
+    ntk,
+    sym,
+    tau,
+    counts,
+):
     """Rows i0..i1-1 (with sym, row i from column i on, then mirrored), each row in chunks
-    of 256 columns. K may be G itself: a chunk is read, then written; the mirrored writes
-    go to the lower triangle, which is never read."""
+    of 256 columns (``_chunk``; with sym, the pair of row i with itself is a chunk of its
+    own, which carries the determinants, and the rest of the row follows). K may be G
+    itself: a chunk is read, then written; the mirrored writes go to the lower triangle,
+    which is never read. counts: chunks run, chunks that carried the determinants."""
     n = G.shape[0]
     n2 = G.shape[1]
     ns = PI.shape[0]
@@ -342,17 +358,17 @@ def _block(PI, PF, out, i0, i1, G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f
     DN = numpy.empty(256)
     OM = numpy.empty(256)
     CO = numpy.empty(256, dtype=numpy.bool_)
+    cols = (G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f, S, D, TT, DX, DN, OM, CO, K, T)
     for r in range(i0, i1):
-        for c0 in range(r if sym else 0, n2, 256):
+        start = 0
+        if sym:
+            counts[1] += _chunk(PI, PF, out, r, r, r + 1, *cols, ntk, -1.0)
+            counts[0] += 1
+            start = r + 1
+        for c0 in range(start, n2, 256):
             c1 = min(c0 + 256, n2)
-            _prep(r, c0, c1, G, a1, a2, sq1, sq2, X1, X2, DX, DN, OM, CO)
-            cols = (G, V1, R1, V2, R2, n0f, S, D, TT, DX, DN, OM, CO, ntk)
-            _run_steps(PI, PF, r, c0, c1, *cols)
-            for q in range(c1 - c0):
-                K[r, c0 + q] = S[out, q]
-            if ntk:
-                for q in range(c1 - c0):
-                    T[r, c0 + q] = TT[out, q]
+            counts[1] += _chunk(PI, PF, out, r, c0, c1, *cols, ntk, tau)
+            counts[0] += 1
     if sym:
         for c in range(i0 + 1, n):
             for r in range(i0, min(i1, c)):
@@ -362,23 +378,24 @@ def _block(PI, PF, out, i0, i1, G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f
 
 
 @numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
-def _fused(PI, PF, out, G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f, K, T, ntk, sym, rows):
+def _fused(
+    PI, PF, out, G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f, K, T, ntk, sym, rows, tau, counts
+):
     """Every row of K(X1, X2) (with sym, X2 is X1: the upper triangle, then mirrored), in
     blocks of `rows` rows run in parallel (the loop body is one call: Numba's parallel
-    compilation is costly per line of its body)."""
+    compilation is costly per line of its body); counts[t]: block t's chunk counts."""
     n = G.shape[0]
     nb = (n + rows - 1) // rows
     for tu in numba.prange(nb):
-        # (prange's index is unsigned: made signed first, or nb - 1 - half would be a
-        # float and _block, _prep and _run_steps compiled a second time for it)
+        # signed: an unsigned index makes nb - 1 - half a float (a second compilation)
         t = numba.int64(tu)
         # with sym, blocks 0, nb-1, 1, nb-2, ...: long and short rows alternate
         half = t // 2
         blk = (half if t % 2 == 0 else nb - 1 - half) if sym else t
         i0 = rows * blk
         i1 = min(i0 + rows, n)
-        args = (G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f, K, T, ntk, sym)
-        _block(PI, PF, out, i0, i1, *args)
+        args = (G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f, K, T, ntk, sym, tau)
+        _block(PI, PF, out, i0, i1, *args, counts[t])
 
 
 def _same_rows(X1, X2, G, sq1, sq2):
@@ -389,8 +406,12 @@ def _same_rows(X1, X2, G, sq1, sq2):
             G[i, j] = sq1[i]
 
 
-def _compute(X1, X2, ntk=True):
-    """(NNGP, NTK or None) of the network between the rows of X1 and X2 (None: X1)."""
+def _compute(X1, X2, ntk=True, tau=TAU, counts=None):
+    """(NNGP, NTK or None) of the network between the rows of X1 and X2 (None: X1).
+
+    tau: the bound on 1 - rho^2 above which a chunk needs no carried determinant (< 0:
+    every chunk carries them). counts: if given, an int64 array of 2, set to the number
+    of chunks run and of those that carried the determinants."""
     sym = X2 is None
     n0f = float(X1.shape[1])
     sq1 = numpy.einsum("ij,ij->i", X1, X1)
@@ -421,6 +442,9 @@ def _compute(X1, X2, ntk=True):
     else:
         rows = max(1, min(16, X1.shape[0] // (4 * numba.get_num_threads())))
     args = (G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f, K, T, ntk, sym, rows)
-    _fused(PROGRAM_I, PROGRAM_F, OUTPUT, *args)
+    per_block = numpy.zeros(((X1.shape[0] + rows - 1) // rows, 2), dtype=numpy.int64)
+    _fused(PROGRAM_I, PROGRAM_F, OUTPUT, *args, float(tau), per_block)
+    if counts is not None:
+        counts[:] = per_block.sum(axis=0)
     return K, (T if ntk else None)
     # endregion loops

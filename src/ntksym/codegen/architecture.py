@@ -27,7 +27,7 @@ import hashlib
 import importlib.resources
 import re
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from ntksym.codegen.arch_emit import (
     dispatch_source,
     hoist_calls,
     loop_spec,
+    plain_step,
     tables_source,
 )
 from ntksym.codegen.arch_program import Program, Unsupported, lower
@@ -82,15 +83,16 @@ def _environment() -> jinja2.Environment:
 
 @functools.cache
 def _arch_regions() -> dict[str, str]:
-    text = (
-        importlib.resources.files("ntksym.codegen")
-        .joinpath("arch_runtime.py")
-        .read_text(encoding="utf-8")
-    )
-    return parse_regions(text, "arch_runtime.py")
+    regions = {}
+    for name in ("arch_pairs.py", "arch_runtime.py"):
+        files = importlib.resources.files("ntksym.codegen")
+        regions.update(parse_regions(files.joinpath(name).read_text(encoding="utf-8"), name))
+    return regions
 
 
-def _activation_code(prog: Program, m: int) -> tuple[str, bool, dict[str, int], bool]:
+def _activation_code(
+    prog: Program, m: int, plain: bool = False
+) -> tuple[str, bool, dict[str, int], bool]:
     """Activation ``m``'s maps, whether it has a pos variant, hoisted terms, takes ``U``.
 
     The hoisted terms: how many each map reads from its loop of libm calls
@@ -103,9 +105,13 @@ def _activation_code(prog: Program, m: int) -> tuple[str, bool, dict[str, int], 
     ``B2 = 0``), with half-integer powers as square roots
     (:func:`~ntksym.codegen.arch_emit.loop_spec`). The next determinant printed is the
     spec's ``det``, which the lowering sets (:attr:`Program.specs`): the carried form where
-    the kernel uses it (:attr:`Program.trusted`), none elsewhere.
+    the kernel uses it (:attr:`Program.trusted`), none elsewhere. With ``plain``, the
+    maps without a next determinant, named ``_p{m}_...`` (the chunks that carry none:
+    :func:`~ntksym.codegen.arch_emit.plain_step`).
     """
     spec = loop_spec(prog.specs[m])
+    if plain:
+        spec = replace(spec, det=None)
     rs = render_spec(spec, "numba")
     rs, pre, hoisted = hoist_calls(rs, m)
     code = (
@@ -114,7 +120,28 @@ def _activation_code(prog: Program, m: int) -> tuple[str, bool, dict[str, int], 
         .render(spec=rs, decorator=LLVM_INLINED, vec=False)
     )
     code = _PAIR_NAMES.sub(lambda mt: f"_a{m}{mt.group(1)}", code)
-    return (pre + "\n\n" if pre else "") + code, rs.pos_variant, hoisted, rs.uses_gap
+    code = (pre + "\n\n" if pre else "") + code
+    if plain:
+        code = code.replace(f"_a{m}_", f"_p{m}_")
+    return code, rs.pos_variant, hoisted, rs.uses_gap
+
+
+def _step_code(prog: Program, m: int) -> tuple[str, str]:
+    """Activation ``m``'s maps and its chunk steps ``_a{m}_step``, ``_a{m}_plain``.
+
+    An activation whose map carries the next determinant (:attr:`Program.trusted`) is
+    printed twice: with it, for the chunks that carry it, and without it (``_p{m}``), for
+    the chunks that need none; any other activation has one map for both.
+    """
+    code, *parts = _activation_code(prog, m)
+    step = activation_step(prog, m, *parts)
+    if prog.trusted[m]:
+        pcode, *pparts = _activation_code(prog, m, plain=True)
+        code += "\n\n" + pcode
+        plain = plain_step(m, f"_p{m}", *pparts)
+    else:
+        plain = plain_step(m, f"_a{m}", *parts)
+    return code, step + "\n\n" + plain
 
 
 def _det_near_code() -> str:
@@ -127,7 +154,7 @@ def _det_near_code() -> str:
 def fused_source(prog: Program) -> str:
     """The source of the fused module of ``prog``, header included."""
     regions = _arch_regions()
-    acts = [_activation_code(prog, m) for m in range(len(prog.specs))]
+    acts = [_step_code(prog, m) for m in range(len(prog.specs))]
     doc = [f"{m}: sigma(u) = {sp.sstr(s.activation.expr)}" for m, s in enumerate(prog.specs)]
     body = (
         _environment()
@@ -138,7 +165,7 @@ def fused_source(prog: Program) -> str:
             activation_doc=doc or ["(none)"],
             activation_code=[a[0] for a in acts],
             pair_helpers=regions["pair_helpers"],
-            activation_steps=[activation_step(prog, m, *a[1:]) for m, a in enumerate(acts)],
+            activation_steps=[a[1] for a in acts],
             dispatch=dispatch_source(prog),
             prep=_det_near_code() + "\n\n" + regions["prep"],
             tables=tables_source(prog),

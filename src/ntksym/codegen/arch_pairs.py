@@ -1,0 +1,136 @@
+"""Static code of the fused kernel of a described network: the pair helpers and ``_prep``.
+
+Two regions copied into each fused module (:mod:`ntksym.codegen.architecture`) beside
+those of :mod:`ntksym.codegen.arch_runtime`:
+
+* ``pair_helpers``: an accurate determinant by subtraction (``_cdet``, Dekker's products),
+  the gap ``sqrt(S11 S22) - S12`` without cancellation (``_gap``), a carried determinant
+  or its fallback (``_fin``) and ``log1p`` of small arguments without a call
+  (``_log1p_near``);
+* ``prep``: the inputs' own determinant ``|x|^2 |x'|^2 - (x.x')^2``, ``|x| - |x'|`` and
+  ``2 (|x||x'| - x.x')`` for one chunk of a row, without cancellation for near-parallel
+  pairs (the homogeneous kernels' ``_det_near``), and which pairs are one input twice.
+
+This module runs on its own with the stand-in below, so that it can be linted and tested.
+"""
+
+# The regions' functions carry no annotations (they are copied as they are), so mypy
+# checks their bodies with the types it infers.
+# mypy: check-untyped-defs
+
+# The regions are copied into the generated modules byte for byte, so their docstrings and
+# names stay as they are there: ruff checks everything else.
+# ruff: noqa: D205, D209, D403
+
+import math
+
+import numba
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _det_near(g, a, b, X1, i, X2, j, c, B2):
+    # stand-in for the homogeneous kernels' (region chain of numba_fused.py), which the
+    # generated module includes: the same values, formed by subtraction
+    detx = (a * b - g) * (a * b + g)
+    return c * c * detx + c * B2 * ((a - b) ** 2 + 2.0 * (a * b - g)), a - b
+
+
+# region pair_helpers
+@numba.njit(cache=True, error_model="numpy", forceinline=True, fastmath={"contract"})
+def _two_prod(a, b):
+    """a*b = p + e exactly (Dekker's product, Veltkamp's split; no FMA needed)."""
+    p = a * b
+    ca = 134217729.0 * a
+    ah = ca - (ca - a)
+    al = a - ah
+    cb = 134217729.0 * b
+    bh = cb - (cb - b)
+    bl = b - bh
+    e = ((ah * bh - p) + ah * bl + al * bh) + al * bl
+    return p, e
+
+
+@numba.njit(cache=True, error_model="numpy", forceinline=True, fastmath={"contract"})
+def _cdet(s11, s12, s22):
+    """s11 s22 - s12^2 with both products carried in double-double, clipped at 0."""
+    p1, e1 = _two_prod(s11, s22)
+    p2, e2 = _two_prod(s12, s12)
+    d = (p1 - p2) + (e1 - e2)
+    return d if d > 0.0 else 0.0
+
+
+@numba.njit(cache=True, error_model="numpy", forceinline=True, fastmath={"contract"})
+def _gap(m, s, d):
+    """The gap m - s (m = sqrt(s11 s22)), as d / (m + s) where s > 0: no cancellation."""
+    pos = s > 0.0
+    q = d / (m + s if pos else 1.0)
+    g = q if pos else m - s
+    return g if abs(g) < math.inf else m - s
+
+
+@numba.njit(cache=True, error_model="numpy", forceinline=True, fastmath={"contract"})
+def _fin(dn, fallback):
+    """A carried determinant clipped at 0, or ``fallback`` where it is not finite."""
+    if abs(dn) < math.inf:
+        return dn if dn > 0.0 else 0.0
+    return fallback
+
+
+@numba.njit(cache=True, error_model="numpy", forceinline=True, fastmath={"contract"})
+def _log1p_near(x):
+    """log1p(x) for |x| <= 0.3 without a libm call (NaN elsewhere): 2 atanh(u),
+    u = x/(2 + x), |u| < 0.18, as its series to u^21 (the rest < 2e-18 relative);
+    within 2 ulp (the rounding of u), and the loop that calls it vectorises."""
+    u = x / (2.0 + x)
+    z = u * u
+    p = 1.0 / 21.0
+    p = p * z + 1.0 / 19.0
+    p = p * z + 1.0 / 17.0
+    p = p * z + 1.0 / 15.0
+    p = p * z + 1.0 / 13.0
+    p = p * z + 1.0 / 11.0
+    p = p * z + 1.0 / 9.0
+    p = p * z + 1.0 / 7.0
+    p = p * z + 1.0 / 5.0
+    p = p * z + 1.0 / 3.0
+    r = 2.0 * (u + u * (z * p))
+    return r if abs(x) <= 0.3 else math.nan
+    # endregion pair_helpers
+
+
+# region prep
+@numba.njit(cache=True, error_model="numpy")
+def _prep(i, c0, c1, G, a1, a2, sq1, sq2, X1, X2, DX, DN, OM, CO):
+    """Row i, columns c0..c1-1: the inputs' determinant DX, |x| - |x'| (DN),
+    2 (|x||x'| - x.x') (OM), each without cancellation, and CO (the same input twice:
+    equal squared norms and inner product, so the pair stays one Gaussian)."""
+    m = c1 - c0
+    ai = a1[i]
+    si = sq1[i]
+    near = 0
+    for q in range(m):
+        j = c0 + q
+        g = G[i, j]
+        b = a2[j]
+        ab = ai * b
+        DX[q] = (ab - g) * (ab + g)
+        DN[q] = ai - b
+        OM[q] = 2.0 * (ab - g)
+        CO[q] = (si == sq2[j]) & (g == si)
+        near += (ab > 0.0) & (abs(g) > 0.99 * ab) & (not CO[q])
+    if near:
+        for q in range(m):
+            j = c0 + q
+            g = G[i, j]
+            ab = ai * a2[j]
+            if ab > 0.0 and abs(g) > 0.99 * ab and not CO[q]:
+                detx, dn = _det_near(g, ai, a2[j], X1, i, X2, j, 1.0, 0.0)
+                DX[q] = detx
+                DN[q] = dn
+                OM[q] = 2.0 * detx / (ab + abs(g)) if g > 0 else 2.0 * (ab - g)
+    for q in range(m):
+        if CO[q]:
+            DX[q] = 0.0
+            DN[q] = 0.0
+            OM[q] = 0.0
+    # endregion prep
