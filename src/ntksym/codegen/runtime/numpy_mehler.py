@@ -366,8 +366,9 @@ def _series(S11, S22, S12, D, R11, R22, f, key):
     """
     s1 = numpy.asarray(S11, dtype=float)
     s2 = numpy.asarray(S22, dtype=float)
-    shape = numpy.broadcast(s1, s2, S12, D).shape
     x1, x2 = _pairs(s1, s2, f, key, _LADDERS[0][-1])
+    # (the coefficients of a 0-d variance come back with one entry: (K + 1, 1))
+    shape = numpy.broadcast_shapes(numpy.broadcast(s1, s2, S12, D).shape, x1[0].shape[1:], x2[0].shape[1:])
     rho = numpy.clip(S12 / (R11 * R22), -1.0, 1.0)
     rho = numpy.broadcast_to(numpy.where(numpy.isfinite(rho), rho, 0.0), shape)
     P = _horner(x1[0], x2[0], rho, _KLOW)
