@@ -13,7 +13,8 @@ The regions here interpret the tables, *layer-major* (with those of
   the chunk arrays ``S`` (covariances), ``D`` (carried determinants) and ``T`` (NTKs), with
   fused multiply-adds (``fastmath={"contract"}`` only, as the homogeneous ``_layer``;
   Dekker's products stay exact);
-* ``loops``: the parallel loops over blocks of rows and the entry point ``_compute``.
+* ``loops``: the blocks of rows (``_block``, run in parallel by Python threads: it releases
+  the GIL) and the entry point ``_compute``.
 
 Compile time: helpers, maps and ``atan2`` are inlined by LLVM (``forceinline``), not in
 Numba's IR, and nothing compiles twice (docs/performance.md, branch ``compiletime``).
@@ -33,6 +34,7 @@ identity) let this module run on its own, to be tested.
 # names stay as they are there: ruff checks everything else.
 # ruff: noqa: D205, D209, D403
 
+import concurrent.futures
 import math
 
 import numba
@@ -316,7 +318,7 @@ def _chunk(
     return carried
 
 
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _block(
     PI,
     PF,
@@ -377,25 +379,33 @@ def _block(
                     T[c, r] = T[r, c]
 
 
-@numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
 def _fused(
     PI, PF, out, G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f, K, T, ntk, sym, rows, tau, counts
 ):
     """Every row of K(X1, X2) (with sym, X2 is X1: the upper triangle, then mirrored), in
-    blocks of `rows` rows run in parallel (the loop body is one call: Numba's parallel
-    compilation is costly per line of its body); counts[t]: block t's chunk counts."""
+    blocks of `rows` rows, run by Numba's number of threads (``_block`` releases the GIL);
+    counts[t]: block t's chunk counts. Python threads rather than a ``prange`` loop: the
+    parallel loop's gufunc and its caller each linked and re-optimised all of ``_block``'s
+    code, about a third of the cold compilation (docs/performance.md, branch compile2)."""
     n = G.shape[0]
     nb = (n + rows - 1) // rows
-    for tu in numba.prange(nb):
-        # signed: an unsigned index makes nb - 1 - half a float (a second compilation)
-        t = numba.int64(tu)
+    args = (G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f, K, T, ntk, sym, tau)
+
+    def run(t):
         # with sym, blocks 0, nb-1, 1, nb-2, ...: long and short rows alternate
         half = t // 2
         blk = (half if t % 2 == 0 else nb - 1 - half) if sym else t
         i0 = rows * blk
-        i1 = min(i0 + rows, n)
-        args = (G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f, K, T, ntk, sym, tau)
-        _block(PI, PF, out, i0, i1, *args, counts[t])
+        _block(PI, PF, out, i0, min(i0 + rows, n), *args, counts[t])
+
+    threads = min(numba.get_num_threads(), nb)
+    if threads <= 1:
+        for t in range(nb):
+            run(t)
+    else:
+        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+            for _ in pool.map(run, range(nb)):
+                pass
 
 
 def _same_rows(X1, X2, G, sq1, sq2):

@@ -187,6 +187,7 @@ def _check_backend(backend: str) -> str:
 _S12_POS = sp.Symbol("S12_pos", positive=True)
 
 
+@functools.lru_cache(maxsize=64)
 def positive_variant(expr: sp.Expr) -> sp.Expr:
     """``expr`` specialised to a positive covariance ``S12 > 0``.
 
@@ -196,7 +197,8 @@ def positive_variant(expr: sp.Expr) -> sp.Expr:
     decide under ``S12 > 0`` are dropped, ``atan2(y, x)`` with ``y >= 0, x > 0``
     becomes the first-quadrant :class:`~ntksym.dual.stable.Atan2Q`, and
     ``atan2(y, -x)`` becomes ``pi - Atan2Q(y, x)`` (exact identities; the values
-    differ from the general map by rounding only).
+    differ from the general map by rounding only). Memoised: the fused module of a
+    network prints a carrying activation's maps twice, with and without the determinant.
     """
 
     def quadrant(e: sp.Expr) -> sp.Expr:
