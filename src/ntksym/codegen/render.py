@@ -188,6 +188,12 @@ _S12_POS = sp.Symbol("S12_pos", positive=True)
 
 
 @functools.lru_cache(maxsize=64)
+def _with_roots(expr: sp.Expr) -> sp.Expr:
+    """``expr`` with the square roots of the variances as their symbols (memoised)."""
+    return expr.subs(ROOTS)
+
+
+@functools.lru_cache(maxsize=64)
 def positive_variant(expr: sp.Expr) -> sp.Expr:
     """``expr`` specialised to a positive covariance ``S12 > 0``.
 
@@ -261,7 +267,7 @@ def render_spec(spec: KernelSpec, backend: str) -> RenderSpec:
         if spec.det is not None:
             outs.append(spec.det)
         # square roots of the variances come precomputed (one per row/column and layer)
-        outs = [o.subs(ROOTS) for o in outs]
+        outs = [_with_roots(o) for o in outs]
         uses_gap = any(U in o.free_symbols for o in outs)
         split = backend == "numpy"  # (Numba's compiler drops what the NNGP does not use)
         intermediate, intermediate_ntk, codes = _cse_print(outs, pr, split)
