@@ -197,6 +197,27 @@ def test_chunks_without_carried_determinants_where_every_pair_allows(fused):
     assert counts[0] == counts[1]
 
 
+def test_blocks_on_one_thread_and_on_several_agree_bit_for_bit(fused):
+    """The blocks of rows run serially (one Numba thread) or by a pool of Python threads
+    (several): each entry is computed by the same operations either way."""
+    import numba
+
+    X = _chunk_inputs()[:70]  # five blocks of 16 rows, the last one ragged
+    Y = _chunk_inputs()[100:133]
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = [fused.module._compute(X, None), fused.module._compute(X, Y)]
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        assert numba.get_num_threads() > 1 or numba.config.NUMBA_NUM_THREADS == 1
+        many = [fused.module._compute(X, None), fused.module._compute(X, Y)]
+    finally:
+        numba.set_num_threads(before)
+    for (k1, t1), (k2, t2) in zip(one, many, strict=True):
+        np.testing.assert_array_equal(k1, k2)
+        np.testing.assert_array_equal(t1, t2)
+
+
 def test_lowering_goes_through_the_walk():
     # Dropout in test mode is the identity (the walk drops it); in train mode it has no
     # generated map

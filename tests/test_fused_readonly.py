@@ -34,7 +34,7 @@ net = stax.serial(stax.Dense(8, 1.2, 0.1), stax.Relu(), stax.Dense(1, 1.0, 0.1))
 X = np.random.default_rng(0).standard_normal((40, 5))
 out = net.kernel_fn(X, backend="fused")
 mod = fused_kernel(net.description).module
-stats = {name: getattr(mod, name).stats for name in ("_fused", "_diag_rows")}
+stats = {name: getattr(mod, name).stats for name in ("_block", "_diag_rows")}
 print(json.dumps({
     "module": mod.__file__,
     "hits": sum(sum(s.cache_hits.values()) for s in stats.values()),

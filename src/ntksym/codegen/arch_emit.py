@@ -167,7 +167,8 @@ def loop_spec(spec: KernelSpec) -> KernelSpec:
     def form(e: sp.Expr | None) -> sp.Expr | None:
         if e is None:
             return None
-        return _negative_powers(_half_powers(e.subs({W2: 1, B2: 0})))
+        # (xreplace, not subs: a symbol set to a number, and 100x faster on GELU's maps)
+        return _negative_powers(_half_powers(e.xreplace({W2: sp.Integer(1), B2: sp.Integer(0)})))
 
     return replace(spec, nngp=form(spec.nngp), ntk=form(spec.ntk), det=form(spec.det),
                    diag=form(spec.diag))  # fmt: skip

@@ -13,12 +13,13 @@ The regions here interpret the tables, *layer-major* (with those of
   the chunk arrays ``S`` (covariances), ``D`` (carried determinants) and ``T`` (NTKs), with
   fused multiply-adds (``fastmath={"contract"}`` only, as the homogeneous ``_layer``;
   Dekker's products stay exact);
-* ``loops``: the parallel loops over blocks of rows and the entry point ``_compute``.
+* ``loops``: the blocks of rows (``_block``, run in parallel by Python threads: it releases
+  the GIL) and the entry point ``_compute``.
 
 Compile time: helpers, maps and ``atan2`` are inlined by LLVM (``forceinline``), not in
 Numba's IR, and nothing compiles twice (docs/performance.md, branch ``compiletime``).
 
-Chunks without carried determinants (``_chunk``): a chunk runs first with none carried,
+Chunks without carried determinants (in ``_block``): a chunk runs first with none carried,
 each activation forming its input's determinant by subtraction, if every pair has
 ``1 - rho^2 > TAU`` at every activation's input (checked; twins, anti-parallel pairs, the
 zero vector with a bias and non-finite values fail); else it runs again carrying them
@@ -33,6 +34,7 @@ identity) let this module run on its own, to be tested.
 # names stay as they are there: ruff checks everything else.
 # ruff: noqa: D205, D209, D403
 
+import concurrent.futures
 import math
 
 import numba
@@ -267,56 +269,7 @@ def _run_steps(PI, PF, i, c0, c1, G, V1, R1, V2, R2, n0f, S, D, T, DX, DN, OM, C
 TAU = 2.0**-5
 
 
-@numba.njit(cache=True, error_model="numpy")
-def _chunk(
-    PI,
-    PF,
-    out,
-    r,
-    c0,
-    c1,
-    G,
-    a1,
-    a2,
-    sq1,
-    sq2,
-    X1,
-    X2,
-    V1,
-    R1,
-    V2,
-    R2,
-    n0f,
-    S,
-    D,
-    TT,
-    DX,
-    DN,
-    OM,
-    CO,
-    K,
-    T,
-    ntk,
-    tau,
-):
-    """Row r, columns c0..c1-1: without carried determinants where the chunk allows it
-    (tau >= 0), else (or after the first try fails) carrying them. Returns 1 when the
-    chunk carried them, else 0."""
-    _prep(r, c0, c1, G, a1, a2, sq1, sq2, X1, X2, DX, DN, OM, CO)
-    cols = (G, V1, R1, V2, R2, n0f, S, D, TT, DX, DN, OM, CO, ntk)
-    carried = 0
-    if tau < 0.0 or not _run_steps(PI, PF, r, c0, c1, *cols, tau):
-        _run_steps(PI, PF, r, c0, c1, *cols, -1.0)
-        carried = 1
-    for q in range(c1 - c0):
-        K[r, c0 + q] = S[out, q]
-    if ntk:
-        for q in range(c1 - c0):
-            T[r, c0 + q] = TT[out, q]
-    return carried
-
-
-@numba.njit(cache=True, error_model="numpy")
+@numba.njit(cache=True, nogil=True, error_model="numpy")
 def _block(
     PI,
     PF,
@@ -343,10 +296,13 @@ def _block(
     counts,
 ):
     """Rows i0..i1-1 (with sym, row i from column i on, then mirrored), each row in chunks
-    of 256 columns (``_chunk``; with sym, the pair of row i with itself is a chunk of its
-    own, which carries the determinants, and the rest of the row follows). K may be G
-    itself: a chunk is read, then written; the mirrored writes go to the lower triangle,
-    which is never read. counts: chunks run, chunks that carried the determinants."""
+    of 256 columns (with sym, the pair of row i with itself is a chunk of its own, which
+    carries the determinants, and the rest of the row follows). A chunk runs without
+    carried determinants where it allows it (tau >= 0), else (or after the first try
+    fails) carrying them. K may be G itself: a chunk is read, then written; the mirrored
+    writes go to the lower triangle, which is never read. counts: chunks run, chunks that
+    carried the determinants. The chunk is not a function of its own: each compiled level
+    links and re-optimises all the steps' code again (docs/performance.md, compile2)."""
     n = G.shape[0]
     n2 = G.shape[1]
     ns = PI.shape[0]
@@ -358,17 +314,24 @@ def _block(
     DN = numpy.empty(256)
     OM = numpy.empty(256)
     CO = numpy.empty(256, dtype=numpy.bool_)
-    cols = (G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f, S, D, TT, DX, DN, OM, CO, K, T)
+    cols = (G, V1, R1, V2, R2, n0f, S, D, TT, DX, DN, OM, CO, ntk)
     for r in range(i0, i1):
-        start = 0
-        if sym:
-            counts[1] += _chunk(PI, PF, out, r, r, r + 1, *cols, ntk, -1.0)
+        c0 = r if sym else 0
+        while c0 < n2:
+            own = sym and c0 == r
+            c1 = c0 + 1 if own else min(c0 + 256, n2)
+            tr = -1.0 if own else tau
+            _prep(r, c0, c1, G, a1, a2, sq1, sq2, X1, X2, DX, DN, OM, CO)
+            if tr < 0.0 or not _run_steps(PI, PF, r, c0, c1, *cols, tr):
+                _run_steps(PI, PF, r, c0, c1, *cols, -1.0)
+                counts[1] += 1
             counts[0] += 1
-            start = r + 1
-        for c0 in range(start, n2, 256):
-            c1 = min(c0 + 256, n2)
-            counts[1] += _chunk(PI, PF, out, r, c0, c1, *cols, ntk, tau)
-            counts[0] += 1
+            for q in range(c1 - c0):
+                K[r, c0 + q] = S[out, q]
+            if ntk:
+                for q in range(c1 - c0):
+                    T[r, c0 + q] = TT[out, q]
+            c0 = c1
     if sym:
         for c in range(i0 + 1, n):
             for r in range(i0, min(i1, c)):
@@ -377,25 +340,33 @@ def _block(
                     T[c, r] = T[r, c]
 
 
-@numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy")
 def _fused(
     PI, PF, out, G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f, K, T, ntk, sym, rows, tau, counts
 ):
     """Every row of K(X1, X2) (with sym, X2 is X1: the upper triangle, then mirrored), in
-    blocks of `rows` rows run in parallel (the loop body is one call: Numba's parallel
-    compilation is costly per line of its body); counts[t]: block t's chunk counts."""
+    blocks of `rows` rows, run by Numba's number of threads (``_block`` releases the GIL);
+    counts[t]: block t's chunk counts. Python threads rather than a ``prange`` loop: the
+    parallel loop's gufunc and its caller each linked and re-optimised all of ``_block``'s
+    code, about a third of the cold compilation (docs/performance.md, branch compile2)."""
     n = G.shape[0]
     nb = (n + rows - 1) // rows
-    for tu in numba.prange(nb):
-        # signed: an unsigned index makes nb - 1 - half a float (a second compilation)
-        t = numba.int64(tu)
+    args = (G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f, K, T, ntk, sym, tau)
+
+    def run(t):
         # with sym, blocks 0, nb-1, 1, nb-2, ...: long and short rows alternate
         half = t // 2
         blk = (half if t % 2 == 0 else nb - 1 - half) if sym else t
         i0 = rows * blk
-        i1 = min(i0 + rows, n)
-        args = (G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f, K, T, ntk, sym, tau)
-        _block(PI, PF, out, i0, i1, *args, counts[t])
+        _block(PI, PF, out, i0, min(i0 + rows, n), *args, counts[t])
+
+    threads = min(numba.get_num_threads(), nb)
+    if threads <= 1:
+        for t in range(nb):
+            run(t)
+    else:
+        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
+            for _ in pool.map(run, range(nb)):
+                pass
 
 
 def _same_rows(X1, X2, G, sq1, sq2):

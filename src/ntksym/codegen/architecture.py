@@ -55,6 +55,7 @@ from ntksym.codegen.render import (
     render_spec,
 )
 from ntksym.codegen.runtime import parse_regions, read_region
+from ntksym.codegen.spec import KernelSpec
 from ntksym.errors import InputError
 from ntksym.version import __version__
 
@@ -91,7 +92,7 @@ def _arch_regions() -> dict[str, str]:
 
 
 def _activation_code(
-    prog: Program, m: int, plain: bool = False
+    spec: KernelSpec, m: int, plain: bool = False
 ) -> tuple[str, bool, dict[str, int], bool]:
     """Activation ``m``'s maps, whether it has a pos variant, hoisted terms, takes ``U``.
 
@@ -100,16 +101,14 @@ def _activation_code(
     ``S12 > 0``, used for a chunk whose covariances are all positive; the general map
     ``_a{m}_pair_any`` computes the other chunks. These maps and ``_a{m}_diag`` are inlined by
     LLVM where they are called (``forceinline``; one chunk loop each, which LLVM then
-    vectorises). The
-    maps are printed for the activation step, which applies no Dense layer (``W2 = 1``,
-    ``B2 = 0``), with half-integer powers as square roots
+    vectorises). ``spec``: activation ``m``'s spec as the activation step prints it, with
+    no Dense layer (``W2 = 1``, ``B2 = 0``) and half-integer powers as square roots
     (:func:`~ntksym.codegen.arch_emit.loop_spec`). The next determinant printed is the
     spec's ``det``, which the lowering sets (:attr:`Program.specs`): the carried form where
     the kernel uses it (:attr:`Program.trusted`), none elsewhere. With ``plain``, the
     maps without a next determinant, named ``_p{m}_...`` (the chunks that carry none:
     :func:`~ntksym.codegen.arch_emit.plain_step`).
     """
-    spec = loop_spec(prog.specs[m])
     if plain:
         spec = replace(spec, det=None)
     rs = render_spec(spec, "numba")
@@ -133,10 +132,11 @@ def _step_code(prog: Program, m: int) -> tuple[str, str]:
     printed twice: with it, for the chunks that carry it, and without it (``_p{m}``), for
     the chunks that need none; any other activation has one map for both.
     """
-    code, *parts = _activation_code(prog, m)
+    spec = loop_spec(prog.specs[m])  # (once: the plain map drops the det of the same spec)
+    code, *parts = _activation_code(spec, m)
     step = activation_step(prog, m, *parts)
     if prog.trusted[m]:
-        pcode, *pparts = _activation_code(prog, m, plain=True)
+        pcode, *pparts = _activation_code(spec, m, plain=True)
         code += "\n\n" + pcode
         plain = plain_step(m, f"_p{m}", *pparts)
     else:

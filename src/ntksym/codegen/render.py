@@ -187,6 +187,13 @@ def _check_backend(backend: str) -> str:
 _S12_POS = sp.Symbol("S12_pos", positive=True)
 
 
+@functools.lru_cache(maxsize=64)
+def _with_roots(expr: sp.Expr) -> sp.Expr:
+    """``expr`` with the square roots of the variances as their symbols (memoised)."""
+    return expr.subs(ROOTS)
+
+
+@functools.lru_cache(maxsize=64)
 def positive_variant(expr: sp.Expr) -> sp.Expr:
     """``expr`` specialised to a positive covariance ``S12 > 0``.
 
@@ -196,7 +203,8 @@ def positive_variant(expr: sp.Expr) -> sp.Expr:
     decide under ``S12 > 0`` are dropped, ``atan2(y, x)`` with ``y >= 0, x > 0``
     becomes the first-quadrant :class:`~ntksym.dual.stable.Atan2Q`, and
     ``atan2(y, -x)`` becomes ``pi - Atan2Q(y, x)`` (exact identities; the values
-    differ from the general map by rounding only).
+    differ from the general map by rounding only). Memoised: the fused module of a
+    network prints a carrying activation's maps twice, with and without the determinant.
     """
 
     def quadrant(e: sp.Expr) -> sp.Expr:
@@ -259,7 +267,7 @@ def render_spec(spec: KernelSpec, backend: str) -> RenderSpec:
         if spec.det is not None:
             outs.append(spec.det)
         # square roots of the variances come precomputed (one per row/column and layer)
-        outs = [o.subs(ROOTS) for o in outs]
+        outs = [_with_roots(o) for o in outs]
         uses_gap = any(U in o.free_symbols for o in outs)
         split = backend == "numpy"  # (Numba's compiler drops what the NNGP does not use)
         intermediate, intermediate_ntk, codes = _cse_print(outs, pr, split)
