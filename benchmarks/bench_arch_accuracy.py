@@ -27,12 +27,19 @@ fused path runs at ``--fused-depths`` only (default 20, the deepest). Usage::
     python benchmarks/bench_arch_accuracy.py --paths layers         # no compiles
     python benchmarks/bench_arch_accuracy.py --types Relu Gelu --depths 1 20
     python benchmarks/bench_arch_accuracy.py --json out.json        # also write the rows
+    python benchmarks/bench_arch_accuracy.py --json out.json --resume  # go on after a stop
+
+With ``--json`` the rows are written after each measurement (atomically: a temporary file
+renamed over the old one), so a stopped run loses at most the measurement in progress, and
+``--resume`` skips the (type, path, depth) rows the file already holds. The referee's
+kernels are computed once per (type, depth, inputs kept) and shared by the paths.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 import warnings
 from collections.abc import Callable
@@ -199,6 +206,17 @@ def _pairwise(net: Any, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return K, T
 
 
+#: the referee's kernels by (network description, kept inputs, digits): shared by the paths
+_REFERENCES: dict[tuple[Any, tuple[int, ...], int], Any] = {}
+
+
+def _reference_once(net: Any, X: np.ndarray, keep: list[int], dps: int) -> Any:
+    key = (net.description, tuple(keep), dps)
+    if key not in _REFERENCES:
+        _REFERENCES[key] = _reference(net, X[keep], dps)
+    return _REFERENCES[key]
+
+
 def measure(make: Callable[[int], Any], depth: int, path: str, dps: int) -> dict[str, Any]:
     """One network, one path: its errors on the inputs that stay finite in float64."""
     X, labels = adversarial_inputs()
@@ -216,7 +234,7 @@ def measure(make: Callable[[int], Any], depth: int, path: str, dps: int) -> dict
             continue
         t = time.process_time()
         try:
-            ref = _reference(net, X[keep], dps)
+            ref = _reference_once(net, X, keep, dps)
         except NTKSymError as exc:  # the referee refuses variances above 1e150
             if "too large" not in str(exc):
                 raise
@@ -228,6 +246,24 @@ def measure(make: Callable[[int], Any], depth: int, path: str, dps: int) -> dict
     return {"error": "overflows float64 (or the referee's 1e150) at norms <= 1"}
 
 
+def _load(path: str) -> list[dict[str, Any]]:
+    """The rows a previous run wrote to ``path`` (none if it does not exist)."""
+    if not os.path.exists(path):
+        return []
+    with open(path, encoding="utf-8") as fh:
+        return list(json.load(fh))
+
+
+def _save(path: str | None, rows: list[dict[str, Any]]) -> None:
+    """Write the rows to ``path`` atomically (a temporary file renamed over it)."""
+    if path is None:
+        return
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(rows, fh, indent=1)
+    os.replace(tmp, path)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--types", nargs="*", default=list(TYPES), help="layer types (see TYPES)")
@@ -236,9 +272,11 @@ def main() -> None:
     ap.add_argument("--paths", nargs="*", default=["layers", "fused"])
     ap.add_argument("--dps", type=int, default=30)
     ap.add_argument("--json", default=None, help="also write the measurements here")
+    ap.add_argument("--resume", action="store_true", help="skip the rows --json holds")
     args = ap.parse_args()
     warnings.simplefilter("ignore", RuntimeWarning)  # overflow is caught and reported
-    rows = []
+    rows = _load(args.json) if args.resume and args.json else []
+    done = {(r["type"], r["path"], r["depth"]) for r in rows}
     print(f"{'layer type':44s} {'path':6s} {'depth':>5s} {'rel. err':>9s} {'scaled':>9s}  note")
     for name in args.types:
         for path in args.paths:
@@ -246,16 +284,20 @@ def main() -> None:
             if path == "layers":
                 depths = [d for d in depths if d in QUADRATURE.get(name, depths)]
             for depth in depths:
+                if (name, path, depth) in done:
+                    continue
                 if path in ("fused", "pairs"):
                     from ntksym.codegen.architecture import supported
 
                     why = supported(TYPES[name](depth).description)
                     if why:
                         rows.append({"type": name, "path": path, "depth": depth, "error": why})
+                        _save(args.json, rows)
                         print(f"{name:44s} {path:6s} {depth:5d}  not covered: {why[:50]}")
                         break
                 m = measure(TYPES[name], depth, path, args.dps)
                 rows.append({"type": name, "path": path, "depth": depth, **m})
+                _save(args.json, rows)
                 if "error" in m:
                     print(f"{name:44s} {path:6s} {depth:5d}  {m['error']}", flush=True)
                     continue
@@ -271,9 +313,6 @@ def main() -> None:
             if got:
                 w = max(got, key=lambda r: r["rel"])
                 print(f"{name:44s} {path:6s} {w['rel']:9.1e} (depth {w['depth']})")
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(rows, fh, indent=1)
 
 
 if __name__ == "__main__":
