@@ -15,6 +15,11 @@ thread (``NUMBA_NUM_THREADS=1``, BLAS threads 1; XLA:
 Each cell is the median wall time of ``--repeat`` calls; the CPU time of the same calls
 is printed too (the machine is shared: CPU time is less sensitive to other jobs).
 
+Memory: "peak / out" is the rise of the process's peak resident set (``ru_maxrss``) during
+the timed calls above the resident set before them, divided by the outputs' bytes (both
+N x N float64 matrices; one for the floor). It is printed only where the timed calls set a
+new peak (else an earlier peak, e.g. a compilation, hides theirs: "-").
+
 Networks (spelled identically in both libraries, :func:`build`):
 
 * ``residual`` - depth 10: Dense, 8 residual blocks ``x + Dense(Relu(x))``, Relu, Dense;
@@ -77,6 +82,15 @@ def build(s: Any, name: str) -> Any:
     raise ValueError(name)
 
 
+def _rss() -> tuple[int, int]:
+    """(resident set now, peak resident set so far) of this process, in bytes."""
+    import resource
+
+    with open("/proc/self/statm", encoding="ascii") as fh:
+        now = int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    return now, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def worker(method: str, name: str, n: int, repeat: int) -> dict:
     """Time one (method, network, N) in this process; returns a JSON-able record."""
     import numpy as np
@@ -112,6 +126,7 @@ def worker(method: str, name: str, n: int, repeat: int) -> dict:
     sample = [o[SAMPLE].tolist() for o in out] if method != "blas" else None
     del out
     walls, cpus = [], []
+    base, peak0 = _rss()
     for _ in range(repeat):
         w0 = time.perf_counter()
         c0 = time.process_time()
@@ -120,6 +135,9 @@ def worker(method: str, name: str, n: int, repeat: int) -> dict:
         walls.append(time.perf_counter() - w0)
         del out
     rec = {"method": method, "net": name, "n": n, "first": first, "walls": walls, "cpus": cpus}
+    peak = _rss()[1]
+    if peak > peak0:
+        rec["peak_per_out"] = (peak - base) / ((1 if method == "blas" else 2) * n * n * 8)
     if sample is not None:
         rec["sample"] = sample
     return rec
@@ -194,8 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print("| network | N | fused (s) | layers (s) | nt (s) | floor (s) | layers/fused | nt/fused "
           "| nt/fused CPU | fused/floor | fused first call (s) | max rel. err "
-          f"{' / '.join(m for m in args.methods if m != 'blas')} |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          f"{' / '.join(m for m in args.methods if m != 'blas')} | peak / out "
+          f"{' / '.join(args.methods)} |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in args.nets:
         ref = reference(name, args.ref_json)
         for n in args.n:
@@ -226,9 +245,13 @@ def main(argv: list[str] | None = None) -> int:
             err = " / ".join(
                 f"{errs[m]:.1e}" if m in errs else "-" for m in args.methods if m != "blas"
             )
+            mem = " / ".join(
+                f"{res[m]['peak_per_out']:.2f}" if "peak_per_out" in res.get(m, {}) else "-"
+                for m in args.methods
+            )
             print(f"| {name} | {n} | {cell('fused')} | {cell('layers')} | {cell('nt')} | "
                   f"{cell('blas')} | {ratio('layers')} | {ratio('nt')} | {nt_cpu} | {floor} | "
-                  f"{cold} | {err} |", flush=True)  # fmt: skip
+                  f"{cold} | {err} | {mem} |", flush=True)  # fmt: skip
     return 0
 
 
