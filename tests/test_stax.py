@@ -145,6 +145,8 @@ def test_bad_kernel_fn_arguments():
         k(X, get="cov")
     with pytest.raises(InputError, match="backend must be one of"):
         k(X, backend="gpu")
+    with pytest.raises(InputError, match=r"got keyword arguments \['diagonal_batch'\]"):
+        k(X, None, "ntk", diagonal_batch=True)  # a neural-tangents keyword
     with pytest.raises(InputError, match="same number of features"):
         k(X, X[:, :3])
     with pytest.raises(NTKSymError):

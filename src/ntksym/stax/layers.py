@@ -78,7 +78,13 @@ class KernelFn:
     net: d.Net
 
     def __call__(
-        self, x1: Any, x2: Any = None, get: Any = ("nngp", "ntk"), *, backend: str = "auto"
+        self,
+        x1: Any,
+        x2: Any = None,
+        get: Any = ("nngp", "ntk"),
+        *,
+        backend: str = "auto",
+        **kwargs: Any,
     ) -> Any:
         """Gram matrices between the rows of ``x1`` and ``x2`` (``x1`` with itself if None).
 
@@ -91,15 +97,22 @@ class KernelFn:
                 other its generated fused kernel where that covers it, else the layer
                 maps), ``"fused"`` (always the fused kernel) or ``"layers"`` (always the
                 float64 layer maps).
+            **kwargs: Refused: neural-tangents' ``kernel_fn`` keywords (``diagonal_batch``,
+                ``mask_constant``, ...) have no meaning for these networks.
 
         Returns:
             The kernels; a list of them, one per branch, if the network ends in branches.
 
         Raises:
-            InputError: Bad inputs or ``get``, a network that is not well formed (the
+            InputError: Bad inputs, ``get`` or keywords, a network that is not well formed (the
                 message says which layer and what is allowed), or kernels that are not
                 finite at these inputs.
         """
+        if kwargs:
+            raise InputError(
+                "kernel_fn takes (x1, x2=None, get=('nngp', 'ntk'), backend='auto') only; got "
+                f"keyword arguments {sorted(kwargs)}"
+            )
         return evaluate(self.net, x1, x2, get, backend)
 
 
