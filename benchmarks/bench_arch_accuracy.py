@@ -88,8 +88,8 @@ def _dense_standard(d: int) -> Any:
     widths = [8, 16, 5, 32]
     layers = []
     for i in range(d):
-        layers += [stax.Dense(widths[i % 4], 1.3, 0.2, "standard"), stax.Relu()]
-    return stax.serial(*layers, stax.Dense(1, 1.0, 0.1, "standard"))
+        layers += [stax.Dense(widths[i % 4], 1.3, 0.2, parameterization="standard"), stax.Relu()]
+    return stax.serial(*layers, stax.Dense(1, 1.0, 0.1, parameterization="standard"))
 
 
 def _residual(norm: bool) -> Callable[[int], Any]:

@@ -27,7 +27,7 @@ def _network():
         stax.Dense(8, 1.1, 0.2),
         stax.repeat(block, 2),
         stax.LeakyRelu(0.1),
-        stax.Dense(8, 1.3, 0.2, "standard"),
+        stax.Dense(8, 1.3, 0.2, parameterization="standard"),
         stax.ABRelu(-0.4, 1.3),
         stax.Dense(8, 0.9, 0.5),
         stax.Sign(),

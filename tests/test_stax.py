@@ -62,11 +62,28 @@ def test_repeat_equals_serial():
         (lambda: stax.Elementwise(3), "expression string"),
         (lambda: stax.serial(stax.Dense(3), "relu"), "takes layers of ntksym.stax"),
         (lambda: stax.repeat(stax.Relu(), -1), "repeat n must be an integer >= 0"),
+        (lambda: stax.Dense(3, 1.0, 0.1, "standard"), "pass parameterization='standard' by"),
+        (lambda: stax.Dense(3, batch_axis=1), "batch_axis must be 0"),
+        (lambda: stax.Dense(3, channel_axis=0), "channel_axis must be -1"),
+        (lambda: stax.LayerNorm(batch_axis=2), "batch_axis must be 0"),
+        (lambda: stax.LayerNorm(axis=(0, 1)), "axis must be -1"),
     ],
 )
 def test_bad_layers_are_refused_with_a_clear_error(make, match):
     with pytest.raises(InputError, match=match):
         make()
+
+
+def test_neural_tangents_argument_order_and_axes():
+    """Dense and LayerNorm take neural-tangents 0.6.5's arguments in its order."""
+    by_position = stax.Dense(8, 1.3, 0.2, 0, -1, "standard", (1, 2))
+    by_keyword = stax.Dense(8, W_std=1.3, b_std=0.2, parameterization="standard", s=(1, 2))
+    assert by_position == by_keyword
+    assert by_position.description.parameterization == "standard"
+    assert by_position.description.s == (1, 2)
+    assert stax.Dense(8, 1.3, batch_axis=-2, channel_axis=1) == stax.Dense(8, 1.3)
+    assert stax.LayerNorm((-1,), 1e-6, 0, -1) == stax.LayerNorm(eps=1e-6)
+    assert stax.LayerNorm(axis=[1]) == stax.LayerNorm(axis=-1)
 
 
 def test_unsafe_expression_is_refused():
@@ -128,6 +145,8 @@ def test_bad_kernel_fn_arguments():
         k(X, get="cov")
     with pytest.raises(InputError, match="backend must be one of"):
         k(X, backend="gpu")
+    with pytest.raises(InputError, match=r"got keyword arguments \['diagonal_batch'\]"):
+        k(X, None, "ntk", diagonal_batch=True)  # a neural-tangents keyword
     with pytest.raises(InputError, match="same number of features"):
         k(X, X[:, :3])
     with pytest.raises(NTKSymError):
@@ -200,7 +219,11 @@ def test_branches_at_the_output_give_one_result_each():
 # ------------------------------------------------------------------ kernel-level identities
 def test_standard_and_ntk_parameterizations_share_the_nngp():
     def net(p):
-        return stax.serial(stax.Dense(50, 1.3, 0.2, p), stax.Relu(), stax.Dense(7, 0.9, 0.5, p))
+        return stax.serial(
+            stax.Dense(50, 1.3, 0.2, parameterization=p),
+            stax.Relu(),
+            stax.Dense(7, 0.9, 0.5, parameterization=p),
+        )
 
     ntk_p, std_p = net("ntk").kernel_fn(X), net("standard").kernel_fn(X)
     np.testing.assert_allclose(std_p.nngp, ntk_p.nngp, rtol=1e-15)

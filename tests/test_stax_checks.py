@@ -38,24 +38,30 @@ SMOOTH_ACTS = [
 def residual(width, p="ntk", depth=2):
     block = stax.serial(
         stax.FanOut(2),
-        stax.parallel(stax.serial(stax.Relu(), stax.Dense(width, 1.2, 0.1, p)), stax.Identity()),
+        stax.parallel(
+            stax.serial(stax.Relu(), stax.Dense(width, 1.2, 0.1, parameterization=p)),
+            stax.Identity(),
+        ),
         stax.FanInSum(),
         stax.LayerNorm(),
     )
     return stax.serial(
-        stax.Dense(width, 1.1, None, p), stax.repeat(block, depth), stax.Erf(), stax.Dense(16, 0.9)
+        stax.Dense(width, 1.1, None, parameterization=p),
+        stax.repeat(block, depth),
+        stax.Erf(),
+        stax.Dense(16, 0.9),
     )
 
 
 def mixed(width, p="standard"):
     return stax.serial(
-        stax.Dense(width, 1.3, 0.2, p),
+        stax.Dense(width, 1.3, 0.2, parameterization=p),
         stax.Erf(1.2, 0.7, 0.1),
-        stax.Dense(width, 1.1, 0.3, p),
+        stax.Dense(width, 1.1, 0.3, parameterization=p),
         stax.LeakyRelu(0.2),
-        stax.Dense(width, 0.8, None, p),
+        stax.Dense(width, 0.8, None, parameterization=p),
         stax.Sign(),
-        stax.Dense(16, 1.5, 0.2, p),
+        stax.Dense(16, 1.5, 0.2, parameterization=p),
     )
 
 
@@ -126,8 +132,8 @@ ADVERSARIAL = {
         stax.Dense(8, 1.1, 0.2), stax.repeat(RELU_BLOCK, 3), stax.Relu(), stax.Dense(1)
     ),
     "relu-standard": stax.serial(
-        *([stax.Dense(8, 1.3, 0.2, "standard"), stax.Relu()] * 5),
-        stax.Dense(1, 1.0, 0.1, "standard"),
+        *([stax.Dense(8, 1.3, 0.2, parameterization="standard"), stax.Relu()] * 5),
+        stax.Dense(1, 1.0, 0.1, parameterization="standard"),
     ),
     "relu-family-mixed": stax.serial(
         stax.Dense(8, 1.3, 0.2),

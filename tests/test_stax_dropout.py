@@ -32,11 +32,11 @@ def dropout_net(width=64):
 
 def multiplier_net(width=64):
     return stax.serial(
-        stax.Dense(width, 1.2, 0.1, "standard", s=(1, 3)),
+        stax.Dense(width, 1.2, 0.1, parameterization="standard", s=(1, 3)),
         stax.Relu(),
-        stax.Dense(width, 1.1, 0.2, "standard", s=(3, 2)),
+        stax.Dense(width, 1.1, 0.2, parameterization="standard", s=(3, 2)),
         stax.Relu(),
-        stax.Dense(8, 0.9, None, "standard", s=(2, 1)),
+        stax.Dense(8, 0.9, None, parameterization="standard", s=(2, 1)),
     )
 
 
@@ -71,19 +71,19 @@ def test_dropout_scales_only_an_example_paired_with_itself():
 def test_width_multipliers_change_only_the_ntk_width():
     """s = (s_in, s_out) with matching neighbours gives the s = (1, 1) kernels."""
     plain = stax.serial(
-        stax.Dense(64, 1.2, 0.1, "standard"),
+        stax.Dense(64, 1.2, 0.1, parameterization="standard"),
         stax.Relu(),
-        stax.Dense(64, 1.1, 0.2, "standard"),
+        stax.Dense(64, 1.1, 0.2, parameterization="standard"),
         stax.Relu(),
-        stax.Dense(8, 0.9, None, "standard"),
+        stax.Dense(8, 0.9, None, parameterization="standard"),
     )
     a, b = plain.kernel_fn(X), multiplier_net().kernel_fn(X)
     np.testing.assert_allclose(b.nngp, a.nngp, rtol=1e-15)
     np.testing.assert_allclose(b.ntk, a.ntk, rtol=1e-14)
-    odd = stax.serial(stax.Dense(64, 1.2, 0.1, "standard", s=(1, 3)), stax.Relu())
-    odd = stax.serial(odd, stax.Dense(8, 1.0, None, "standard", s=(2, 1)))
-    base = stax.serial(stax.Dense(64, 1.2, 0.1, "standard"), stax.Relu())
-    k = stax.serial(base, stax.Dense(8, 1.0, None, "standard")).kernel_fn(X)
+    odd = stax.serial(stax.Dense(64, 1.2, 0.1, parameterization="standard", s=(1, 3)), stax.Relu())
+    odd = stax.serial(odd, stax.Dense(8, 1.0, None, parameterization="standard", s=(2, 1)))
+    base = stax.serial(stax.Dense(64, 1.2, 0.1, parameterization="standard"), stax.Relu())
+    k = stax.serial(base, stax.Dense(8, 1.0, None, parameterization="standard")).kernel_fn(X)
     nngp_relu = base.kernel_fn(X, get="nngp")
     # the last layer counts 64 * 3 / 2 inputs instead of 64: NTK += (96 - 64) Sigma_relu
     np.testing.assert_allclose(odd.kernel_fn(X).ntk, k.ntk + 32 * nngp_relu, rtol=1e-14)
@@ -131,7 +131,7 @@ def test_finite_dropout_masks_and_shapes():
     kept = y != 0
     np.testing.assert_allclose(y[kept], 4 * full[kept], rtol=1e-15)
     assert 0 < kept.sum() < kept.size
-    _, wide = stax.Dense(5, 1.0, 0.1, "standard", s=(1, 3)).init_fn(0, (2, 4))
+    _, wide = stax.Dense(5, 1.0, 0.1, parameterization="standard", s=(1, 3)).init_fn(0, (2, 4))
     assert wide[0].shape == (4, 15) and wide[1].shape == (1, 15)
 
 
@@ -165,9 +165,9 @@ def test_ill_formed_dropout_networks_are_refused():
 def uneven_multipliers():
     """``s_in`` differing from the previous ``s_out`` (and from 1 at the bottom)."""
     return stax.serial(
-        stax.Dense(64, 1.2, 0.1, "standard", s=(2, 3)),
+        stax.Dense(64, 1.2, 0.1, parameterization="standard", s=(2, 3)),
         stax.Relu(),
-        stax.Dense(8, 1.0, 0.2, "standard", s=(2, 1)),
+        stax.Dense(8, 1.0, 0.2, parameterization="standard", s=(2, 1)),
     )
 
 

@@ -25,7 +25,7 @@ RESIDUAL = stax.serial(
     stax.parallel(stax.serial(stax.Erf(), stax.Dense(16, 0.9)), stax.Identity()),
     stax.FanInSum(),
     stax.LayerNorm(),
-    stax.Dense(2, 1.2, 0.1, "standard"),
+    stax.Dense(2, 1.2, 0.1, parameterization="standard"),
 )
 
 
@@ -125,3 +125,15 @@ def test_reference_kernel_of_a_description():
         reference.kernel(stax.serial(stax.Dense(3), stax.FanOut(2)), X[:2])
     with pytest.raises(InputError, match="depth must be an integer"):
         reference.kernel("relu", X[:2])
+
+
+def test_reference_kernels_take_a_layer_its_triple_or_its_description():
+    net = stax.serial(stax.Dense(8, 1.2, 0.1), stax.Erf(), stax.Dense(1, 0.9, 0.1))
+    want = stax.reference_kernels(net.description, X[:2], dps=20, method="auto")
+    for form in (net, tuple(net)):
+        got = stax.reference_kernels(form, X[:2], dps=20, method="auto")
+        for (a, b), (c, d) in zip(got, want, strict=True):
+            np.testing.assert_array_equal(a, c)
+            np.testing.assert_array_equal(b, d)
+    with pytest.raises(InputError, match="reference_kernels takes a network of ntksym.stax"):
+        stax.reference_kernels("relu", X[:2])

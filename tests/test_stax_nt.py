@@ -115,3 +115,32 @@ def test_rectified_monomial_agrees_with_neural_tangents(degree):
     for g in ("nngp", "ntk"):
         mine, peer = getattr(a, g), np.asarray(getattr(b, g))
         assert np.max(np.abs(mine - peer)) <= 1e-10 * np.max(np.abs(mine)), g
+
+
+#: ntksym.stax's own spelling where neural-tangents' differs on purpose: an expression string
+#: instead of Python callables (the issue's ``Elementwise(expression)``).
+OWN_SIGNATURES = {"Elementwise"}
+
+
+@pytest.mark.optional
+def test_signatures_are_neural_tangents():
+    """Every function both stax modules have takes the same parameters in the same order
+    with the same defaults (names and defaults read from neural-tangents itself)."""
+    pytest.importorskip("neural_tangents")
+    import inspect
+
+    from neural_tangents import stax as nt_stax
+
+    compared = []
+    for name in stax.__all__:
+        theirs = getattr(nt_stax, name, None)
+        if theirs is None or name in OWN_SIGNATURES or not callable(theirs):
+            continue
+        ours = inspect.signature(getattr(stax, name)).parameters
+        peer = inspect.signature(inspect.unwrap(theirs)).parameters
+        assert list(ours) == list(peer), name
+        for p in peer.values():
+            assert ours[p.name].default == p.default, (name, p.name)
+            assert ours[p.name].kind == p.kind, (name, p.name)
+        compared.append(name)
+    assert {"Dense", "LayerNorm", "Dropout", "Erf", "Gelu", "serial", "repeat"} <= set(compared)

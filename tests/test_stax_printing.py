@@ -25,13 +25,13 @@ NETS = {
         stax.Dense(32, 1.1), stax.repeat(BLOCK, 2), stax.Cos(0.9, 1.2, 0.2), stax.Dense(1)
     ),
     "standard-dropout": stax.serial(
-        stax.Dense(32, 1.3, 0.2, "standard", s=(1, 2)),
+        stax.Dense(32, 1.3, 0.2, parameterization="standard", s=(1, 2)),
         stax.Sin(1.0, 0.8, 0.3),
         stax.Dropout(0.6),
-        stax.Dense(16, 0.9, 0.1, "standard", s=(3, 1)),
+        stax.Dense(16, 0.9, 0.1, parameterization="standard", s=(3, 1)),
         stax.Erf(),
         stax.Dropout(0.5, mode="test"),
-        stax.Dense(1, 1.1, None, "standard"),
+        stax.Dense(1, 1.1, None, parameterization="standard"),
     ),
 }
 

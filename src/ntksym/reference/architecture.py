@@ -18,7 +18,14 @@ import mpmath
 import numpy as np
 
 from ntksym._validate import real_matrix
-from ntksym.architecture.description import Dense, Dropout, LayerNorm, Net, Nonlinearity
+from ntksym.architecture.description import (
+    Dense,
+    Dropout,
+    LayerNorm,
+    Net,
+    Nonlinearity,
+    as_description,
+)
 from ntksym.architecture.walk import Meta, Walker, check
 from ntksym.errors import InputError
 from ntksym.reference.convert import GUARD_DIGITS, check_dps, check_method, to_float
@@ -128,7 +135,7 @@ def _collect(node: Any, out: list[tuple[Any, Any]]) -> None:
 
 
 def reference_kernels(
-    net: Net,
+    net: Any,
     X1: Any,
     X2: Any = None,
     *,
@@ -141,7 +148,8 @@ def reference_kernels(
     between pairs are cached).
 
     Args:
-        net: The description (``stax.serial(...).description`` or a layer record).
+        net: A ``ntksym.stax`` layer, its ``(init_fn, apply_fn, kernel_fn)`` triple or
+            its description (``layer.description`` or a layer record).
         X1: Inputs, shape (N1, n0).
         X2: Inputs, shape (N2, n0); None means X1 against itself.
         dps: Decimal digits of the computation (15..1000).
@@ -155,6 +163,13 @@ def reference_kernels(
     Raises:
         InputError: Bad inputs, dps or method, or a network that is not well formed.
     """
+    found = as_description(net)
+    if found is None:
+        raise InputError(
+            "reference_kernels takes a network of ntksym.stax (a layer, its (init_fn, "
+            f"apply_fn, kernel_fn) triple or its description), got {type(net).__name__}"
+        )
+    net = found
     dps, method = check_dps(dps), check_method(method)
     A = real_matrix(X1, "X1")
     B = A if X2 is None else real_matrix(X2, "X2")

@@ -8,6 +8,7 @@ description, so a Layer is hashable and equal layers compare equal.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -77,7 +78,13 @@ class KernelFn:
     net: d.Net
 
     def __call__(
-        self, x1: Any, x2: Any = None, get: Any = ("nngp", "ntk"), *, backend: str = "auto"
+        self,
+        x1: Any,
+        x2: Any = None,
+        get: Any = ("nngp", "ntk"),
+        *,
+        backend: str = "auto",
+        **kwargs: Any,
     ) -> Any:
         """Gram matrices between the rows of ``x1`` and ``x2`` (``x1`` with itself if None).
 
@@ -90,15 +97,22 @@ class KernelFn:
                 other its generated fused kernel where that covers it, else the layer
                 maps), ``"fused"`` (always the fused kernel) or ``"layers"`` (always the
                 float64 layer maps).
+            **kwargs: Refused: neural-tangents' ``kernel_fn`` keywords (``diagonal_batch``,
+                ``mask_constant``, ...) have no meaning for these networks.
 
         Returns:
             The kernels; a list of them, one per branch, if the network ends in branches.
 
         Raises:
-            InputError: Bad inputs or ``get``, a network that is not well formed (the
+            InputError: Bad inputs, ``get`` or keywords, a network that is not well formed (the
                 message says which layer and what is allowed), or kernels that are not
                 finite at these inputs.
         """
+        if kwargs:
+            raise InputError(
+                "kernel_fn takes (x1, x2=None, get=('nngp', 'ntk'), backend='auto') only; got "
+                f"keyword arguments {sorted(kwargs)}"
+            )
         return evaluate(self.net, x1, x2, get, backend)
 
 
@@ -164,14 +178,32 @@ def repeat(layer: Any, n: int) -> Layer:
     return layer_of(d.Repeat(_net(layer, "repeat"), n))
 
 
+def _axes(where: str, batch_axis: Any, channel_axis: Any) -> None:
+    """Refuse ``batch_axis``/``channel_axis`` other than those of ``(batch, features)`` inputs."""
+    for name, value, allowed in (
+        ("batch_axis", batch_axis, (0, -2)),
+        ("channel_axis", channel_axis, (-1, 1)),
+    ):
+        integral = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        if not integral or value not in allowed:
+            raise InputError(
+                f"{where} {name} must be {allowed[0]} (or {allowed[1]}): ntksym.stax takes "
+                f"fully connected inputs of shape (batch, features); got {value!r}"
+            )
+
+
 def Dense(  # noqa: N802 - neural-tangents' name
     out_dim: int,
     W_std: float = 1.0,  # noqa: N803
     b_std: float | None = None,
+    batch_axis: int = 0,
+    channel_axis: int = -1,
     parameterization: str = "ntk",
     s: tuple[int, int] = (1, 1),
 ) -> Layer:
     """A fully connected layer (``stax.Dense``): see :class:`ntksym.architecture.description.Dense`.
+
+    The arguments are neural-tangents 0.6.5's, in its order.
 
     Args:
         out_dim: Output width. The NTK parameterization's kernels do not depend on it;
@@ -179,11 +211,24 @@ def Dense(  # noqa: N802 - neural-tangents' name
             layer's *input* (the previous ``out_dim``, or the input dimension).
         W_std: Weight scale.
         b_std: Bias scale, or None for no bias.
+        batch_axis: 0 (or -2): the inputs are ``(batch, features)``.
+        channel_axis: -1 (or 1): the features.
         parameterization: ``"ntk"`` or ``"standard"``.
         s: Width multipliers ``(s_in, s_out)`` of the standard parameterization, as in
             neural-tangents: ``out_dim * s_out`` outputs, and the NTK counts the input
             width as ``n_in / s_in``. Only ``(1, 1)`` with ``"ntk"``.
+
+    Raises:
+        InputError: A bad value; a string in ``batch_axis``'s place (pass
+            ``parameterization=`` by keyword, as neural-tangents' order requires).
     """
+    if isinstance(batch_axis, str):
+        raise InputError(
+            f"Dense's fourth argument is batch_axis (neural-tangents' order: out_dim, W_std, "
+            f"b_std, batch_axis, channel_axis, parameterization, s); got {batch_axis!r}: pass "
+            f"parameterization={batch_axis!r} by keyword"
+        )
+    _axes("Dense", batch_axis, channel_axis)
     return layer_of(d.Dense(out_dim, W_std, b_std, parameterization, s))
 
 
@@ -211,14 +256,21 @@ def Identity() -> Layer:  # noqa: N802
     return layer_of(d.Identity())
 
 
-def LayerNorm(axis: int = -1, eps: float = 1e-12) -> Layer:  # noqa: N802
+def LayerNorm(  # noqa: N802
+    axis: Any = -1, eps: float = 1e-12, batch_axis: int = 0, channel_axis: int = -1
+) -> Layer:
     """Normalisation over the features (``stax.LayerNorm`` for fully connected inputs).
 
     Args:
-        axis: Must be -1 (the features); other axes need spatial dimensions.
+        axis: Must be the features: -1 (or 1), or a one-element sequence of it; other axes
+            need spatial dimensions.
         eps: Added to the variance before the square root.
+        batch_axis: 0 (or -2): the inputs are ``(batch, features)``.
+        channel_axis: -1 (or 1): the features.
     """
-    if axis not in (-1, 1) or isinstance(axis, bool):
+    _axes("LayerNorm", batch_axis, channel_axis)
+    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+    if len(axes) != 1 or axes[0] not in (-1, 1) or isinstance(axes[0], bool):
         raise InputError(
             f"LayerNorm normalises over the features of fully connected inputs: axis must be "
             f"-1 (or 1), got {axis!r}"
