@@ -22,14 +22,14 @@ variances and activations.
   the network cut after that layer (:mod:`ntksym.notes.network_check`).
 
 Derived: ``Dense`` in the NTK parameterization (per-layer ``W_std``, ``b_std``) after
-an elementwise activation whose gradient is not zero almost everywhere, and residual
-blocks ``FanOut(2), parallel(serial(activation, Dense), Identity), FanInSum``,
-``LayerNorm`` (``derivations/layer_norm.py`` at the layer's ``eps``) and a
-``Dropout(rate)`` between an activation and such a Dense layer (``dropout.py``'s map
-composed with ``per_layer``'s; :mod:`ntksym.notes.network_layers`). Stated and checked
-numerically only (the engine derives no such map): ``Dense(...,
-parameterization="standard")``, with or without a Dropout before it
-(:mod:`ntksym.notes.network_checked`).
+an elementwise activation, residual blocks ``FanOut(2), parallel(serial(activation,
+Dense), Identity), FanInSum``, ``LayerNorm`` (``derivations/layer_norm.py`` at the
+layer's ``eps``) and a ``Dropout(rate)`` between an activation and a Dense layer
+(``dropout.py``'s map composed with the Dense layer's; :mod:`ntksym.notes.network_layers`);
+``Dense(..., parameterization="standard")`` from ``derivations/standard.py`` and
+``Sign`` before an NTK-parameterization Dense layer from ``derivations/sign.py``
+(:mod:`ntksym.notes.network_engine`; what a standard NTK step takes from
+neural-tangents' convention rather than from the engine, its note says).
 ``Identity`` and ``Dropout(mode="test")`` are skipped; other shapes are refused with a
 message naming what is supported (:mod:`ntksym.notes.network_units`).
 """
@@ -47,6 +47,14 @@ from ntksym.derive.judge import derive_statement
 from ntksym.derive.network import using_network
 from ntksym.derive.symbols import GaussE, L, Sigma, Sigma_dot, Tends, Theta_inf, index, l, width, x
 from ntksym.derive.text import Text, text
+from ntksym.notes.network_engine import (
+    STANDARD_CONVENTION,
+    STANDARD_KINDS,
+    engine_derived,
+    engine_maps,
+    engine_note,
+    sign_printed,
+)
 from ntksym.notes.network_layers import compose_dropout, norm_note, norm_printed, norm_statement
 from ntksym.notes.network_units import Unit, units
 
@@ -145,10 +153,10 @@ def printed_statements(unit: Unit) -> dict[str, sp.Basic]:
     g = general_statements()
     if unit.kind == "layer_norm":
         return norm_printed(unit)
-    if unit.kind == "layer_dropout":
-        from ntksym.notes.network_checked import checked_statements
+    if unit.kind == "layer_dropout" or unit.kind in STANDARD_KINDS:
+        from ntksym.notes.network_printed import printed_records
 
-        return checked_statements(unit, g["phi"], g["phidot"])
+        return printed_records(unit, g["phi"], g["phidot"])
     w, b, m = number(unit.affine.w_std), number(unit.affine.b_std), unit.m
     if unit.kind == "input":
         i = index("i")
@@ -156,11 +164,14 @@ def printed_statements(unit: Unit) -> dict[str, sp.Basic]:
         return {"S": sp.Eq(Sigma(1), w**2 * dot + b**2), "T": sp.Eq(Theta_inf(1), Sigma(1))}
     p = m - 1
     phi, phidot = g["phi"], g["phidot"]
+    theta = sp.Eq(Theta_inf(m), Theta_inf(p) * Sigma_dot(m) + Sigma(m))
+    if unit.kind == "layer_sign":
+        return sign_printed(unit, w, b, theta)
     if unit.kind == "layer":
         return {
             "S": sp.Eq(Sigma(m), w**2 * _gauss(phi, p) + b**2),
             "D": sp.Eq(Sigma_dot(m), w**2 * _gauss(phidot, p)),
-            "T": sp.Eq(Theta_inf(m), Theta_inf(p) * Sigma_dot(m) + Sigma(m)),
+            "T": theta,
         }
     return {
         "S": sp.Eq(Sigma(m), Sigma(p) + w**2 * _gauss(phi, p) + b**2),
@@ -177,6 +188,10 @@ def _derived(unit: Unit, part: str) -> sp.Basic:
     if unit.kind == "layer_norm":
         name = Sigma(m) if part == "S" else Theta_inf(m)
         return sp.Eq(name, norm_statement(unit, part))
+    if unit.kind in STANDARD_KINDS:
+        return engine_derived(unit, part, None)
+    if unit.kind == "layer_sign":
+        return engine_derived(unit, part, _derived(Unit("layer", m, unit.dense, None, ()), part))
     if unit.kind == "input":
         if part == "S":
             return sp.Eq(Sigma(1), _instantiate(unit, "sigma1"))
@@ -203,7 +218,15 @@ _GENERAL = {
     ("layer_dropout", "S"): ("per_layer", "4", "bernoulli_moments"),
     ("layer_dropout", "D"): ("per_layer", "6", "bernoulli_moments"),
     ("layer_dropout", "T"): ("per_layer", "8", "algebra"),
+    ("layer_sign", "S"): ("per_layer", "4", "sheppard"),
+    ("layer_sign", "D"): ("per_layer", "6", "almost_everywhere"),
+    ("layer_sign", "T"): ("per_layer", "8", "algebra"),
+    ("input_standard", "S"): ("standard", "1", "expectation"),
+    ("input_standard", "T"): ("standard", "5", "chain_rule"),
 }
+for _part, _rule in (("S", "gaussian_process"), ("D", "law_of_large_numbers"), ("T", "algebra")):
+    for _kind in ("layer_standard", "layer_dropout_standard"):
+        _GENERAL[(_kind, _part)] = ("standard", "4", _rule)
 
 
 def _note(unit: Unit, part: str) -> Text:
@@ -219,10 +242,14 @@ def _note(unit: Unit, part: str) -> Text:
         src=source,
         at=f"{at}{unit.m - 1}" if at else "",
     )
+    if unit.kind in STANDARD_KINDS:
+        where = engine_note(unit, part)
     scale = (g["sw"], g["bt"]) if unit.kind != "residual" else (g["lam"], g["beta"])
     layer = 0 if unit.kind == "input" else unit.m - 1
     w = scale[0](layer) if unit.kind != "residual" else scale[0]
     b = scale[1](layer) if unit.kind != "residual" else scale[1]
+    if unit.kind in STANDARD_KINDS:
+        w, b = engine_maps()["st"].sw, g["beta"]
     vals = text(
         " with {w} and {b}",
         w=sp.Eq(w, number(d.w_std), evaluate=False),
@@ -236,6 +263,10 @@ def _note(unit: Unit, part: str) -> Text:
         out = Text(
             out, text(", {f}", f=sp.Eq(phi, _act_symbol(unit.act.activation.expr), evaluate=False))
         )
+    if unit.kind == "layer_sign":
+        out = Text(out, engine_note(unit, part))
+    if unit.kind in STANDARD_KINDS and part == "T":
+        out = Text(out, STANDARD_CONVENTION)
     return out
 
 
@@ -269,8 +300,7 @@ def network_derivation(
     arch = network_architecture(net, inputs)
     steps: list[Step] = []
     for unit in parts:
-        make = _derived_steps if unit.derived else _checked_steps
-        steps += make(unit, tuple(s.label for s in steps), arch)
+        steps += _derived_steps(unit, tuple(s.label for s in steps), arch)
     return Derivation(
         name=name,
         title=title or f"The kernels of {found}",
@@ -304,34 +334,6 @@ def _derived_steps(unit: Unit, before: tuple[str, ...], arch: Any) -> list[Step]
                 derive=functools.partial(_derive_part, unit, part),
                 extra_check=check,
                 note=_note(unit, part),
-            )
-        )
-    return out
-
-
-def _checked_steps(unit: Unit, before: tuple[str, ...], arch: Any) -> list[Step]:
-    """The steps of a unit the engine does not derive: stated, checked numerically."""
-    from ntksym.notes.network_check import network_check
-    from ntksym.notes.network_checked import checked_derive, checked_note, checked_statements
-
-    g = general_statements()
-    stmts = checked_statements(unit, g["phi"], g["phidot"])
-    out: list[Step] = []
-    for part in ("S", "D", "T"):
-        if part not in stmts:
-            continue
-        then = stmts["T"] if part == "D" else None
-        done = before + tuple(s.label for s in out)
-        check = network_check(done, unit.prefix, _KERNEL[part], arch, then=then)
-        out.append(
-            Step(
-                f"{part}{unit.m}",
-                None,
-                "hypothesis",
-                uses=done,
-                derive=checked_derive(stmts[part]),
-                extra_check=check,
-                note=checked_note(unit),
             )
         )
     return out

@@ -30,17 +30,15 @@ from ntksym.architecture.description import (
 from ntksym.architecture.walk import check
 from ntksym.errors import InputError
 
-__all__ = ["DERIVED_KINDS", "SUPPORTED", "Unit", "units"]
+__all__ = ["SUPPORTED", "Unit", "units"]
 
 SUPPORTED = (
     "Dense (either parameterization), an activation followed by a Dense layer (with a "
-    "Dropout between them or not), LayerNorm, "
+    "Dropout between them or not; Sign only before an NTK-parameterized Dense layer), "
+    "LayerNorm, "
     "and residual blocks FanOut(2), parallel(serial(activation, Dense), Identity), FanInSum "
     "with an NTK-parameterized Dense"
 )
-
-#: Kinds whose maps the engine derives; the others are checked numerically only.
-DERIVED_KINDS = ("input", "layer", "residual", "layer_norm", "layer_dropout")
 
 
 @dataclass(frozen=True)
@@ -50,7 +48,8 @@ class Unit:
     Attributes:
         kind: ``"input"`` (the first Dense layer), ``"layer"`` (an activation, then a
             Dense layer), ``"residual"`` (a residual block around such a pair), the same
-            with ``"_standard"`` appended for a standard-parameterization Dense, or
+            with ``"_standard"`` appended for a standard-parameterization Dense,
+            ``"layer_sign"`` (``Sign`` then an NTK-parameterization Dense layer), or
             ``"layer_norm"``.
         m: the index of the value it defines, ``alpha~^(m)``.
         dense: its Dense layer (None for a LayerNorm).
@@ -78,11 +77,6 @@ class Unit:
             raise InputError(f"a {self.kind} unit has no Dense layer")
         return self.dense
 
-    @property
-    def derived(self) -> bool:
-        """Whether the engine derives this unit's maps (else they are checked only)."""
-        return self.kind in DERIVED_KINDS
-
 
 def _flatten(net: Net) -> list[Net]:
     if isinstance(net, Serial):
@@ -105,11 +99,15 @@ def _dense(layer: Any, where: str, ntk_only: bool = False) -> Dense:
     return layer
 
 
-def _act(layer: Any, where: str) -> Nonlinearity:
+def _act(layer: Any, where: str, sign_ok: bool = False) -> Nonlinearity:
     if not isinstance(layer, Nonlinearity):
         raise InputError(f"{where}: expected an activation, got {layer}; supported: {SUPPORTED}")
-    if layer.zero_ntk:
-        raise InputError(f"{where}: {layer} has a zero gradient, which the derivation excludes")
+    if layer.zero_ntk and not (sign_ok and layer.activation.name == "sign"):
+        raise InputError(
+            f"{where}: {layer} has a zero gradient, which the derivation covers only for "
+            f"Sign before an NTK-parameterized Dense layer (no Dropout, not in a residual "
+            f"branch); supported: {SUPPORTED}"
+        )
     return layer
 
 
@@ -176,7 +174,7 @@ def units(net: Any) -> list[Unit]:
             out.append(Unit("layer_norm", m, None, None, tuple(leaves[: n + 1]), norm=layer))
             n += 1
             continue
-        act = _act(layer, where)
+        act = _act(layer, where, sign_ok=True)
         if n + 1 >= len(leaves):
             raise InputError(
                 f"{where}: the network must end in a Dense layer, a residual block or a "
@@ -189,6 +187,9 @@ def units(net: Any) -> list[Unit]:
         k = n + 1 + (drop is not None)
         dense = _dense(leaves[k], f"layer {k + 1}")
         kind = ("layer_dropout" if drop is not None else "layer") + _suffix(dense)
+        if act.zero_ntk:
+            _act(act, where, sign_ok=kind == "layer")
+            kind = "layer_sign"
         prefix = tuple(leaves[: k + 1])
         out.append(Unit(kind, m, dense, act, prefix, width, dropout=drop))
         width = dense.width
