@@ -309,3 +309,104 @@ def test_dropout_is_checked_with_one_mask_per_example():
     wrong = deriv.step("S2").derive({}).xreplace({SAME_EXAMPLE: 1})
     bad = deriv.replace_step("S2", derive=lambda env: wrong).run_one("S2")
     assert bad.verdict == "failed", bad.detail.plain()
+
+
+def _branches_net():
+    two = stax.parallel(
+        stax.serial(stax.Relu(), stax.Dense(4, W_std=0.9, b_std=0.2)),
+        stax.serial(stax.Erf(), stax.Dense(4, W_std=1.3)),
+    )
+    return stax.serial(
+        stax.Dense(5, W_std=1.2, b_std=0.3),
+        stax.FanOut(2),
+        two,
+        stax.FanInSum(),
+    )
+
+
+def test_two_dense_branches_are_derived_from_fan_in_sum():
+    from ntksym.notes.network_branches import psi
+
+    deriv = network_derivation(_branches_net())
+    results = {r.label: r for r in deriv.run()}
+    assert list(results) == ["S1", "T1", "S2", "T2"]
+    for r in results.values():
+        assert (r.verdict, r.method) == ("verified", "symbolic+numeric"), r.label
+    assert results["S2"].rule == results["T2"].rule == "independent_zero_mean"
+    note = deriv.step("T2").note.plain()
+    assert "step (7) of derivation fan_in_sum" in note and "per_layer" in note
+    # the second branch's activation is its own function: both expectations are there
+    derived = deriv.step("S2").derive({})
+    assert derived.rhs.has(psi) and derived.rhs.has(general_phi())
+    # a wrong coefficient in the second branch (1.3^2 -> 1.4^2): failed when derived,
+    # a misprint when printed
+    planted = derived.xreplace({number(1.3) ** 2: sp.Float("1.96")})
+    assert planted != derived
+    bad = deriv.replace_step("S2", derive=lambda env: planted).run_one("S2")
+    assert bad.verdict == "failed", bad.detail.plain()
+    assert deriv.with_printed("S2", planted).run_one("S2").verdict == "misprint"
+    # a cross term kept (the NTK summed twice over the shared Theta^(1)) is caught too
+    right = deriv.step("T2").printed
+    wrong = sp.Eq(right.lhs, right.rhs + deriv.step("S2").printed.rhs)
+    assert deriv.with_printed("T2", wrong).run_one("T2").verdict == "misprint"
+
+
+def general_phi():
+    from ntksym.notes.network import general_statements
+
+    return general_statements()["phi"]
+
+
+def test_branch_blocks_that_are_not_covered_are_refused():
+    def block(a, b):
+        return stax.serial(stax.Dense(4), stax.FanOut(2), stax.parallel(a, b), stax.FanInSum())
+
+    relu_dense = stax.serial(stax.Relu(), stax.Dense(4))
+    with pytest.raises(InputError, match="serial\\(activation, Dense\\)"):
+        units(block(relu_dense, stax.Dense(4)))
+    with pytest.raises(InputError, match="standard parameterization"):
+        units(
+            block(relu_dense, stax.serial(stax.Erf(), stax.Dense(4, parameterization="standard")))
+        )
+
+
+def test_cli_renders_sign_standard_and_branches(tmp_path, capsys):
+    f = tmp_path / "mixed.py"
+    f.write_text(
+        "from ntksym import stax\n"
+        "two = stax.parallel(stax.serial(stax.Relu(), stax.Dense(4, W_std=0.9)),\n"
+        "                    stax.serial(stax.Erf(), stax.Dense(4, W_std=1.3, b_std=0.1)))\n"
+        "net = stax.serial(stax.Dense(4, W_std=1.2, b_std=0.3, parameterization='standard'),\n"
+        "                  stax.FanOut(2), two, stax.FanInSum(), stax.Sign(),\n"
+        "                  stax.Dense(3, W_std=0.8, b_std=0.1))\n"
+    )
+    out = tmp_path / "out"
+    assert main(["notes", "--network", str(f), "-o", str(out), "--markdown"]) == 0
+    assert "7 verified" in capsys.readouterr().out
+    tex = (out / "network_notes.tex").read_text()
+    assert r"\psi" in tex and r"\arcsin" in tex
+    md = (out / "network_notes.md").read_text()
+    assert "derivation fan\\_in\\_sum" in md
+    assert "derivation sign" in md and "derivation standard" in md
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="needs pdflatex")
+def test_the_pdf_of_sign_standard_and_branches_compiles(tmp_path):
+    from ntksym.notes.network_build import build_network_notes
+
+    two = stax.parallel(
+        stax.serial(stax.Relu(), stax.Dense(4, W_std=0.9)),
+        stax.serial(stax.Erf(), stax.Dense(4, W_std=1.3, b_std=0.1)),
+    )
+    net = stax.serial(
+        stax.Dense(4, W_std=1.2, b_std=0.3, parameterization="standard"),
+        stax.FanOut(2),
+        two,
+        stax.FanInSum(),
+        stax.Sign(),
+        stax.Dense(3, W_std=0.8, b_std=0.1),
+    )
+    built = build_network_notes(net, Path(tmp_path), pdf=True)
+    assert built.pdf is not None and built.pdf.stat().st_size > 10_000
+    assert built.context["view"].counts["verified"] == 7

@@ -47,6 +47,12 @@ from ntksym.derive.judge import derive_statement
 from ntksym.derive.network import using_network
 from ntksym.derive.symbols import GaussE, L, Sigma, Sigma_dot, Tends, Theta_inf, index, l, width, x
 from ntksym.derive.text import Text, text
+from ntksym.notes.network_branches import (
+    branch_activations,
+    branch_derived,
+    branch_note,
+    branch_printed,
+)
 from ntksym.notes.network_engine import (
     STANDARD_CONVENTION,
     STANDARD_KINDS,
@@ -153,6 +159,8 @@ def printed_statements(unit: Unit) -> dict[str, sp.Basic]:
     g = general_statements()
     if unit.kind == "layer_norm":
         return norm_printed(unit)
+    if unit.kind == "branches":
+        return branch_printed(unit)
     if unit.kind == "layer_dropout" or unit.kind in STANDARD_KINDS:
         from ntksym.notes.network_printed import printed_records
 
@@ -188,6 +196,8 @@ def _derived(unit: Unit, part: str) -> sp.Basic:
     if unit.kind == "layer_norm":
         name = Sigma(m) if part == "S" else Theta_inf(m)
         return sp.Eq(name, norm_statement(unit, part))
+    if unit.kind == "branches":
+        return branch_derived(unit, part)
     if unit.kind in STANDARD_KINDS:
         return engine_derived(unit, part, None)
     if unit.kind == "layer_sign":
@@ -221,6 +231,8 @@ _GENERAL = {
     ("layer_sign", "S"): ("per_layer", "4", "sheppard"),
     ("layer_sign", "D"): ("per_layer", "6", "almost_everywhere"),
     ("layer_sign", "T"): ("per_layer", "8", "algebra"),
+    ("branches", "S"): ("fan_in_sum", "3", "independent_zero_mean"),
+    ("branches", "T"): ("fan_in_sum", "7", "independent_zero_mean"),
     ("input_standard", "S"): ("standard", "1", "expectation"),
     ("input_standard", "T"): ("standard", "5", "chain_rule"),
 }
@@ -234,6 +246,8 @@ def _note(unit: Unit, part: str) -> Text:
     source, label, _rule = _GENERAL[(unit.kind, part)]
     if unit.kind == "layer_norm":
         return norm_note(unit, label)
+    if unit.kind == "branches":
+        return branch_note(unit, part)
     g, d = general_statements(), unit.affine
     at = "" if unit.kind == "input" else ", l = L = "
     where = text(
@@ -308,7 +322,7 @@ def network_derivation(
         hypotheses=(
             "every weight and bias i.i.d. N(0, 1) in the NTK parameterization (with variance "
             "sigma_w^2/n in the standard one), limits taken sequentially (the hypotheses of "
-            "the per_layer and residual derivations)",
+            "the engine's derivations the steps name)",
         ),
     )
 
@@ -350,10 +364,13 @@ def network_architecture(net: Any, inputs: Any = None) -> Any:
     from ntksym.notes.network_check import default_inputs
 
     parts, phi = units(net), general_statements()["phi"]
+    acts = {(phi, u.m - 1): u.act.activation for u in parts if u.act is not None}
+    for u in parts:
+        acts.update(branch_activations(u) if u.kind == "branches" else {})
     return Architecture(
         network=as_description(net),
         values={},
-        activations={(phi, u.m - 1): u.act.activation for u in parts if u.act is not None},
+        activations=acts,
         depth=len(parts),
         inputs=default_inputs() if inputs is None else inputs,
     )
