@@ -43,9 +43,7 @@ import sympy as sp
 
 from ntksym.architecture.description import as_description
 from ntksym.derive import Derivation, Step
-from ntksym.derive.judge import derive_statement
-from ntksym.derive.network import using_network
-from ntksym.derive.symbols import GaussE, L, Sigma, Sigma_dot, Tends, Theta_inf, index, l, width, x
+from ntksym.derive.symbols import GaussE, L, Sigma, Sigma_dot, Theta_inf, index, l, width, x
 from ntksym.derive.text import Text, text
 from ntksym.notes.network_branches import (
     branch_activations,
@@ -61,7 +59,13 @@ from ntksym.notes.network_engine import (
     engine_note,
     sign_printed,
 )
-from ntksym.notes.network_layers import compose_dropout, norm_note, norm_printed, norm_statement
+from ntksym.notes.network_layers import (
+    compose_dropout,
+    general_statements,
+    norm_note,
+    norm_printed,
+    norm_statement,
+)
 from ntksym.notes.network_units import Unit, units
 
 __all__ = [
@@ -75,55 +79,6 @@ __all__ = [
 
 
 # ------------------------------------------------------------ the general statements
-def _derive_all(deriv: Derivation) -> dict[str, sp.Basic]:
-    """Every derived statement of a derivation (derived, not checked)."""
-    env: dict[str, sp.Basic] = {}
-    for step in deriv.steps:
-        with using_network(deriv.network_at(env)):
-            got, _verdict = derive_statement(step, env)
-        if got is not None:
-            env[step.label] = got
-    return env
-
-
-def _rhs(stmt: sp.Basic) -> sp.Expr:
-    out = stmt.rhs if isinstance(stmt, (sp.Eq, Tends)) else stmt.args[-1]
-    return out.xreplace({d: sp.Integer(1) for d in out.atoms(sp.KroneckerDelta)})
-
-
-@functools.lru_cache(maxsize=1)
-def general_statements() -> dict[str, Any]:
-    """The general derived maps, and the symbols to instantiate them.
-
-    Returns:
-        ``{"sigma1", "sigma_next", "sigmadot", "theta_next"}`` of ``per_layer``,
-        ``{"res_sigma_next", "res_theta_next"}`` of ``residual`` (right-hand sides,
-        Kronecker deltas set to 1), and the symbols ``sw``, ``bt``, ``phi``,
-        ``phidot``, ``lam``, ``beta``, ``sigma``, ``sigmadot``.
-    """
-    from ntksym.derivations import per_layer, residual
-    from ntksym.derive.symbols import beta, sigma, sigmadot
-
-    pl, rs = _derive_all(per_layer.DERIVATION), _derive_all(residual.DERIVATION)
-    return {
-        "sigma1": _rhs(pl["1"]),
-        "theta1": _rhs(pl["5"]),
-        "sigma_next": _rhs(pl["4"]),
-        "sigmadot": pl["Sigmadot(L+1)"],
-        "theta_next": _rhs(pl["8"]),
-        "res_sigma_next": _rhs(rs["4"]),
-        "res_theta_next": _rhs(rs["8"]),
-        "sw": per_layer.sw,
-        "bt": per_layer.bt,
-        "phi": per_layer.phi,
-        "phidot": per_layer.phidot,
-        "lam": residual.lam,
-        "beta": beta,
-        "sigma": sigma,
-        "sigmadot_seed": sigmadot,
-    }
-
-
 def number(value: float | None) -> sp.Expr:
     """A layer's scale as a SymPy number (an integer when it is one; 0 for no bias)."""
     if value is None:
@@ -197,7 +152,7 @@ def _derived(unit: Unit, part: str) -> sp.Basic:
         name = Sigma(m) if part == "S" else Theta_inf(m)
         return sp.Eq(name, norm_statement(unit, part))
     if unit.kind == "branches":
-        return branch_derived(unit, part)
+        return branch_derived(unit, part, _derived)
     if unit.kind in STANDARD_KINDS:
         return engine_derived(unit, part, None)
     if unit.kind == "layer_sign":

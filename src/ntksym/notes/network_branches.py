@@ -16,6 +16,7 @@ Reference: Novak et al. (2020), neural-tangents' ``stax.FanInSum``; Yang (2019),
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import sympy as sp
@@ -23,6 +24,7 @@ import sympy as sp
 from ntksym.derive.layered import layer_activation
 from ntksym.derive.symbols import GaussE, Sigma, Sigma_dot, Theta_inf
 from ntksym.derive.text import Text, text
+from ntksym.notes.network_layers import derive_all, general_statements
 from ntksym.notes.network_units import Unit
 
 __all__ = ["branch_activations", "branch_derived", "branch_note", "branch_printed", "psi"]
@@ -31,15 +33,16 @@ __all__ = ["branch_activations", "branch_derived", "branch_note", "branch_printe
 psi, psidot = layer_activation("psi", r"\psi")
 
 _u, _v = sp.symbols("u v", real=True)
+#: A unit's derived statement of one part.
+Derived = Callable[[Unit, str], sp.Eq]
 
 
 @functools.lru_cache(maxsize=1)
 def fan_in_sum_maps() -> dict[str, Any]:
     """The derived (3) and (7) of ``fan_in_sum`` and its symbols."""
     from ntksym.derivations import fan_in_sum
-    from ntksym.notes.network import _derive_all
 
-    env = _derive_all(fan_in_sum.DERIVATION)
+    env = derive_all(fan_in_sum.DERIVATION)
     return {"doc": fan_in_sum, "3": env["3"], "7": env["7"]}
 
 
@@ -52,28 +55,29 @@ def _number(value: float | None) -> sp.Expr:
 
 def _as_second(e: sp.Expr) -> sp.Expr:
     """``e`` with ``phi`` renamed ``psi`` (the second branch's activation)."""
-    from ntksym.notes.network import general_statements
-
     g = general_statements()
     return e.replace(g["phi"], psi).replace(g["phidot"], psidot)
 
 
-def _branch_kernels(unit: Unit, i: int) -> dict[str, sp.Expr]:
+def _branch_kernels(unit: Unit, i: int, derived_of: Derived) -> dict[str, sp.Expr]:
     """Branch ``i``'s ``S``, ``D``, ``T`` by ``per_layer`` at this layer (derived)."""
-    from ntksym.notes.network import _derived
-
     act, dense = unit.branches[i]
     one = Unit("layer", unit.m, dense, act, ())
-    out = {part: _derived(one, part).rhs for part in ("S", "D", "T")}
+    out = {part: derived_of(one, part).rhs for part in ("S", "D", "T")}
     named = {Sigma(unit.m): out["S"], Sigma_dot(unit.m): out["D"]}
     out["T"] = out["T"].xreplace(named)
     return {k: _as_second(e) if i == 1 else e for k, e in out.items()}
 
 
-def branch_derived(unit: Unit, part: str) -> sp.Eq:
-    """``fan_in_sum``'s (3) (``part="S"``) or (7) (``"T"``) with each branch's kernels."""
+def branch_derived(unit: Unit, part: str, derived_of: Derived) -> sp.Eq:
+    """``fan_in_sum``'s (3) (``part="S"``) or (7) (``"T"``) with each branch's kernels.
+
+    ``derived_of(unit, part)`` is a ``"layer"`` unit's derived statement (``per_layer``'s
+    at that layer: :mod:`ntksym.notes.network`).
+    """
     g = fan_in_sum_maps()
-    doc, a, b = g["doc"], _branch_kernels(unit, 0), _branch_kernels(unit, 1)
+    doc = g["doc"]
+    a, b = _branch_kernels(unit, 0, derived_of), _branch_kernels(unit, 1, derived_of)
     if part == "S":
         rhs = g["3"].rhs.xreplace({doc.SA: a["S"], doc.SB: b["S"]})
         return sp.Eq(Sigma(unit.m), rhs)
@@ -83,8 +87,6 @@ def branch_derived(unit: Unit, part: str) -> sp.Eq:
 
 def branch_printed(unit: Unit) -> dict[str, sp.Basic]:
     """The block's kernels as its records imply them (``docs/architectures.md``)."""
-    from ntksym.notes.network import general_statements
-
     g, m, p = general_statements(), unit.m, unit.m - 1
     fs = ((g["phi"], g["phidot"]), (psi, psidot))
     sig, theta = sp.Integer(0), sp.Integer(0)
@@ -98,8 +100,6 @@ def branch_printed(unit: Unit) -> dict[str, sp.Basic]:
 
 def branch_activations(unit: Unit) -> dict[tuple, Any]:
     """The activations of both branches, as the numeric check reads them."""
-    from ntksym.notes.network import general_statements
-
     phi, p = general_statements()["phi"], unit.m - 1
     return {(f, p): act.activation for f, (act, _d) in zip((phi, psi), unit.branches, strict=True)}
 
@@ -107,7 +107,6 @@ def branch_activations(unit: Unit) -> dict[tuple, Any]:
 def branch_note(unit: Unit, part: str) -> Text:
     """Which steps, at which layer and values, the statement instantiates."""
     from ntksym.activations.expr import u as act_u
-    from ntksym.notes.network import general_statements
 
     phi, p = general_statements()["phi"], unit.m - 1
     lab, own = ("3", "(4)") if part == "S" else ("7", "(4), Sigmadot(L+1) and (8)")

@@ -33,7 +33,7 @@ import sympy as sp
 from ntksym.derive.symbols import GaussE, Sigma, Sigma_dot, Theta_inf
 from ntksym.derive.text import Text, text
 from ntksym.notes.network_check import SigmaXX, SigmaYY
-from ntksym.notes.network_layers import compose_dropout
+from ntksym.notes.network_layers import compose_dropout, derive_all, general_statements
 from ntksym.notes.network_units import Unit
 
 __all__ = [
@@ -69,16 +69,14 @@ def _expectation_free(e: sp.Expr) -> sp.Expr:
 def engine_maps() -> dict[str, Any]:
     """The derived statements of ``standard`` and ``sign`` (derived once, not checked)."""
     from ntksym.derivations import sign, standard
-    from ntksym.notes.network import _derive_all
 
-    st, sg = _derive_all(standard.DERIVATION), _derive_all(sign.DERIVATION)
+    st, sg = derive_all(standard.DERIVATION), derive_all(sign.DERIVATION)
     return {"st": standard, "sg": sign, "st_env": st, "sg_env": sg}
 
 
 def _standard_at(expr: sp.Expr, layer: sp.Symbol, unit: Unit) -> sp.Expr:
     """A ``standard.py`` expression at this unit: its layer, scales and activation."""
     from ntksym.derive.symbols import beta, sigma, sigmadot
-    from ntksym.notes.network import general_statements
 
     g, st, d, p = general_statements(), engine_maps()["st"], unit.affine, unit.m - 1
     e = expr.subs(layer, p).xreplace({st.sw: _number(d.w_std), beta: _number(d.b_std)})
