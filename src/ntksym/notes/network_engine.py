@@ -13,7 +13,10 @@ statements at a network's layers; this module does the same for two more documen
   from the document, and the note of every such step says so: the trained bias is
   ``b_std b`` itself (its gradient is that of ``standard.py``'s ``beta b`` divided by
   ``beta``, so its term is ``beta^2 / beta^2 = 1``), and the width multiplier ``s_in``
-  divides the weight part.
+  divides the weight part. (9) is derived for the learning-rate-scaled kernel; its
+  factorisation through the earlier layers' kernel is applied here to the unscaled
+  standard ``Theta^(m-1)``, the widths kept as finite numbers (as neural-tangents does):
+  the referee check of every step covers that reading.
 * ``derivations/sign.py`` for ``Sign`` followed by an NTK-parameterization Dense layer:
   ``per_layer``'s map with ``E[sign u sign v]`` replaced by the derived
   ``(2/pi) arcsin(rho)`` (Sheppard 1899) at the kernels of the layer before, and
@@ -48,7 +51,8 @@ __all__ = [
 #: What a standard ``Theta`` step takes from neural-tangents' convention, not the engine.
 STANDARD_CONVENTION = (
     "; stated, neural-tangents' convention: the trained bias is b_std b (its term 1, not "
-    "beta^2) and the weight part is divided by s_in"
+    "beta^2), the weight part is divided by s_in, and (9), derived for the learning-rate-"
+    "scaled kernel, is applied to the unscaled Theta^(m-1) with the widths kept finite"
 )
 #: Kinds whose maps come from ``standard.py``.
 STANDARD_KINDS = ("input_standard", "layer_standard", "layer_dropout_standard")
