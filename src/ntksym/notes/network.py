@@ -65,6 +65,7 @@ from ntksym.notes.network_layers import (
     norm_note,
     norm_printed,
     norm_statement,
+    number,
 )
 from ntksym.notes.network_units import Unit, units
 
@@ -79,14 +80,6 @@ __all__ = [
 
 
 # ------------------------------------------------------------ the general statements
-def number(value: float | None) -> sp.Expr:
-    """A layer's scale as a SymPy number (an integer when it is one; 0 for no bias)."""
-    if value is None:
-        return sp.Integer(0)
-    v = float(value)
-    return sp.Integer(int(v)) if v == int(v) else sp.Float(repr(v))
-
-
 def _instantiate(unit: Unit, key: str) -> sp.Expr:
     """The general derived ``key`` at this unit's layer and values."""
     g = general_statements()

@@ -24,7 +24,7 @@ import sympy as sp
 from ntksym.derive.layered import layer_activation
 from ntksym.derive.symbols import GaussE, Sigma, Sigma_dot, Theta_inf
 from ntksym.derive.text import Text, text
-from ntksym.notes.network_layers import derive_all, general_statements
+from ntksym.notes.network_layers import derive_all, general_statements, number
 from ntksym.notes.network_units import Unit
 
 __all__ = ["branch_activations", "branch_derived", "branch_note", "branch_printed", "psi"]
@@ -44,13 +44,6 @@ def fan_in_sum_maps() -> dict[str, Any]:
 
     env = derive_all(fan_in_sum.DERIVATION)
     return {"doc": fan_in_sum, "3": env["3"], "7": env["7"]}
-
-
-def _number(value: float | None) -> sp.Expr:
-    if value is None:
-        return sp.Integer(0)
-    v = float(value)
-    return sp.Integer(int(v)) if v == int(v) else sp.Float(repr(v))
 
 
 def _as_second(e: sp.Expr) -> sp.Expr:
@@ -91,7 +84,7 @@ def branch_printed(unit: Unit) -> dict[str, sp.Basic]:
     fs = ((g["phi"], g["phidot"]), (psi, psidot))
     sig, theta = sp.Integer(0), sp.Integer(0)
     for (f, fdot), (_act, d) in zip(fs, unit.branches, strict=True):
-        w2, b2 = _number(d.w_std) ** 2, _number(d.b_std) ** 2
+        w2, b2 = number(d.w_std) ** 2, number(d.b_std) ** 2
         own = w2 * GaussE(f(p, _u) * f(p, _v), _u, _v, p) + b2
         sig += own
         theta += Theta_inf(p) * w2 * GaussE(fdot(p, _u) * fdot(p, _v), _u, _v, p) + own

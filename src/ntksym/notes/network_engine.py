@@ -36,7 +36,7 @@ import sympy as sp
 from ntksym.derive.symbols import GaussE, Sigma, Sigma_dot, Theta_inf
 from ntksym.derive.text import Text, text
 from ntksym.notes.network_check import SigmaXX, SigmaYY
-from ntksym.notes.network_layers import compose_dropout, derive_all, general_statements
+from ntksym.notes.network_layers import compose_dropout, derive_all, general_statements, number
 from ntksym.notes.network_units import Unit
 
 __all__ = [
@@ -58,13 +58,6 @@ STANDARD_CONVENTION = (
 STANDARD_KINDS = ("input_standard", "layer_standard", "layer_dropout_standard")
 
 
-def _number(value: float | None) -> sp.Expr:
-    if value is None:
-        return sp.Integer(0)
-    v = float(value)
-    return sp.Integer(int(v)) if v == int(v) else sp.Float(repr(v))
-
-
 def _expectation_free(e: sp.Expr) -> sp.Expr:
     return e.replace(lambda t: isinstance(t, GaussE), lambda t: sp.Integer(0))
 
@@ -83,7 +76,7 @@ def _standard_at(expr: sp.Expr, layer: sp.Symbol, unit: Unit) -> sp.Expr:
     from ntksym.derive.symbols import beta, sigma, sigmadot
 
     g, st, d, p = general_statements(), engine_maps()["st"], unit.affine, unit.m - 1
-    e = expr.subs(layer, p).xreplace({st.sw: _number(d.w_std), beta: _number(d.b_std)})
+    e = expr.subs(layer, p).xreplace({st.sw: number(d.w_std), beta: number(d.b_std)})
     e = e.replace(sigma, lambda a: g["phi"](p, a))
     return e.replace(sigmadot, lambda a: g["phidot"](p, a))
 
@@ -104,7 +97,7 @@ def _standard_input(unit: Unit, part: str) -> sp.Eq:
     e, st, d = engine_maps()["st_env"], engine_maps()["st"], unit.affine
     sigma1 = e["1"].args[-1]
     if part == "S":
-        return sp.Eq(Sigma(1), sigma1.xreplace({st.sw: _number(d.w_std), beta: _number(d.b_std)}))
+        return sp.Eq(Sigma(1), sigma1.xreplace({st.sw: number(d.w_std), beta: number(d.b_std)}))
     dk = e["5"].args[-1].atoms(sp.KroneckerDelta).pop()
     full = sp.expand(sp.simplify((e["5"].args[-1] / dk).subs(Sigma(1), sigma1)))
     weight = full.subs(beta, 0)

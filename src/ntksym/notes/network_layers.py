@@ -47,7 +47,8 @@ def derive_all(deriv: Derivation) -> dict[str, sp.Basic]:
     return env
 
 
-def _number(value: float | None) -> sp.Expr:
+def number(value: float | None) -> sp.Expr:
+    """A layer's scale as a SymPy number (an integer when it is one; 0 for no bias)."""
     if value is None:
         return sp.Integer(0)
     v = float(value)
@@ -72,7 +73,7 @@ def layer_maps() -> dict[str, Any]:
 
 
 def _eps(unit: Unit) -> sp.Expr:
-    return _number(unit.norm.eps if unit.norm is not None else 0.0)
+    return number(unit.norm.eps if unit.norm is not None else 0.0)
 
 
 def norm_statement(unit: Unit, part: str) -> sp.Expr:
@@ -121,7 +122,7 @@ def compose_dropout(unit: Unit, expr: sp.Expr) -> sp.Expr:
     if unit.dropout is None:
         return expr
     g = layer_maps()
-    do, rate = g["do"], _number(unit.dropout.rate)
+    do, rate = g["do"], number(unit.dropout.rate)
 
     def through(e: GaussE) -> sp.Expr:
         derivative = e.args[0].atoms(sp.Function) and any(

@@ -17,18 +17,12 @@ import sympy as sp
 
 from ntksym.derive.symbols import GaussE, Sigma, Sigma_dot, Theta_inf, index, width, x
 from ntksym.notes.network_check import SAME_EXAMPLE
+from ntksym.notes.network_layers import number
 from ntksym.notes.network_units import Unit
 
 __all__ = ["printed_records"]
 
 _u, _v = sp.symbols("u v", real=True)
-
-
-def _num(value: float | None) -> sp.Expr:
-    if value is None:
-        return sp.Integer(0)
-    v = float(value)
-    return sp.Integer(int(v)) if v == int(v) else sp.Float(repr(v))
 
 
 def _gauss(f: Any, m: int) -> sp.Expr:
@@ -40,7 +34,7 @@ def printed_records(unit: Unit, phi: Any, phidot: Any) -> dict[str, sp.Eq]:
     m, p = unit.m, unit.m - 1
     d = unit.dense
     assert d is not None
-    w2, b2, one = _num(d.w_std) ** 2, _num(d.b_std) ** 2, int(d.b_std is not None)
+    w2, b2, one = number(d.w_std) ** 2, number(d.b_std) ** 2, int(d.b_std is not None)
     s_in = d.s[0]
     if unit.kind == "input_standard":
         i = index("i")
@@ -53,7 +47,7 @@ def printed_records(unit: Unit, phi: Any, phidot: Any) -> dict[str, sp.Eq]:
     # (one mask) has its second moments over r, two examples (two masks) keep theirs
     f = sp.Integer(1)
     if unit.dropout is not None:
-        f = 1 + (1 / _num(unit.dropout.rate) - 1) * SAME_EXAMPLE
+        f = 1 + (1 / number(unit.dropout.rate) - 1) * SAME_EXAMPLE
     out = {
         "S": sp.Eq(Sigma(m), w2 * f * _gauss(phi, p) + b2),
         "D": sp.Eq(Sigma_dot(m), w2 * f * _gauss(phidot, p)),
