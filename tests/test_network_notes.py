@@ -106,6 +106,17 @@ def test_the_derived_side_with_a_wrong_variance_fails():
         ((stax.Dense(4), stax.Relu()), "must end in a Dense layer"),
         ((stax.Relu(), stax.Dense(1)), "Dense layer"),
         ((stax.Dense(4), stax.Relu(), stax.Relu(), stax.Dense(1)), "Dense"),
+        ((stax.Dense(4), stax.Sign(), stax.Dense(1, parameterization="standard")), "Sign only"),
+        ((stax.Dense(4), stax.Sign(), stax.Dropout(0.5), stax.Dense(1)), "Sign only"),
+        (
+            (
+                stax.Dense(4),
+                stax.FanOut(2),
+                stax.parallel(stax.serial(stax.Sign(), stax.Dense(4)), stax.Identity()),
+                stax.FanInSum(),
+            ),
+            "zero gradient",
+        ),
     ],
 )
 def test_unsupported_layers_are_refused_by_name(layers, words):
@@ -158,30 +169,96 @@ def _mixed():
     )
 
 
-def test_standard_steps_are_checked_not_derived_and_layer_norm_is_derived():
+def test_standard_steps_are_derived_from_the_engine_and_layer_norm_is_derived():
     deriv = network_derivation(_mixed())
     results = {r.label: r for r in deriv.run()}
     assert list(results) == ["S1", "T1", "S2", "D2", "T2", "S3", "T3", "S4", "D4", "T4"]
     assert all(r.verdict == "verified" for r in results.values())
-    for label in ("S1", "T1", "S4", "D4", "T4"):  # standard Dense
-        assert results[label].method == "numeric", label
-        assert results[label].rule == "hypothesis"
-        assert "not derived by the engine" in deriv.step(label).note.plain()
-    assert results["T2"].method == "symbolic+numeric"  # the NTK-parameterized layer
+    for label in results:  # every step: printed = derived, and the referee agrees
+        assert results[label].method == "symbolic+numeric", label
+    for label in ("S1", "T1", "S4", "D4", "T4"):  # standard Dense: derivations/standard.py
+        assert "derivation standard" in deriv.step(label).note.plain(), label
+    assert (results["S1"].rule, results["T1"].rule) == ("expectation", "chain_rule")
+    # what the standard NTK takes from neural-tangents' convention is said, not hidden
+    assert "stated, neural-tangents' convention" in deriv.step("T4").note.plain()
+    assert "stated" not in deriv.step("S4").note.plain()
     # LayerNorm: derivations/layer_norm.py instantiated at layer 2, and checked
     assert (results["S3"].rule, results["T3"].rule) == ("field_moments", "power_counting")
     for label in ("S3", "T3"):
-        assert results[label].method == "symbolic+numeric", label
         assert "derivation layer_norm" in deriv.step(label).note.plain()
     # a LayerNorm map without eps in one variance is a misprint (the referee rejects it)
     printed = deriv.step("S3").printed
     typo = printed.xreplace({sp.Float("1.0e-12"): sp.Integer(1)})
     assert deriv.with_printed("S3", typo).run_one("S3").verdict == "misprint"
-    # a wrong width in the standard NTK's n Sigma term fails the referee check
+    # a wrong width in the standard NTK's n Sigma term: in the derived side it fails,
+    # in the printed recursion it is a misprint
     step = deriv.step("T4")
     wrong = step.derive({}).xreplace({sp.Integer(5): sp.Integer(6)})
     bad = deriv.replace_step("T4", derive=lambda env: wrong).run_one("T4")
     assert bad.verdict == "failed", bad.detail.plain()
+    typo = step.printed.xreplace({sp.Integer(5): sp.Integer(6)})
+    assert typo != step.printed
+    assert deriv.with_printed("T4", typo).run_one("T4").verdict == "misprint"
+
+
+def test_standard_width_multiplier_and_dropout_are_derived():
+    from ntksym.derive.symbols import GaussE
+
+    net = stax.serial(
+        stax.Dense(4, W_std=1.2, b_std=0.3, parameterization="standard", s=(1, 2)),
+        stax.Abs(),
+        stax.Dropout(0.6),
+        stax.Dense(3, W_std=0.7, parameterization="standard", s=(2, 1)),
+    )
+    deriv = network_derivation(net)
+    results = {r.label: r for r in deriv.run()}
+    assert list(results) == ["S1", "T1", "S2", "D2", "T2"]
+    for r in results.values():
+        assert (r.verdict, r.method) == ("verified", "symbolic+numeric"), r.label
+    assert "derivation dropout" in deriv.step("T2").note.plain()
+    # the input width out_dim * s_out = 8 over s_in = 2 multiplies E[phi phi] (4, and
+    # 4 (1/0.6 - 1) on delta_{x x'}: through Dropout's map for an example with itself)
+    derived = deriv.step("T2").derive({}).rhs
+    coeffs = {t.as_coeff_Mul()[0] for t in sp.Add.make_args(derived) if t.has(GaussE)}
+    assert coeffs == {sp.Integer(4), sp.Float(4 * (1 / 0.6 - 1))}, coeffs
+    # no bias in the last layer: a planted bias term 1 is a misprint of the printed side
+    typo = sp.Eq(deriv.step("T2").printed.lhs, deriv.step("T2").printed.rhs + 1)
+    assert deriv.with_printed("T2", typo).run_one("T2").verdict == "misprint"
+
+
+def _sign_net():
+    return stax.serial(
+        stax.Dense(5, W_std=1.2, b_std=0.3),
+        stax.Sign(),
+        stax.Dense(4, W_std=0.9, b_std=0.2),
+    )
+
+
+def test_sign_is_derived_from_the_orthant_probability():
+    from ntksym.derive.symbols import Sigma_dot
+
+    X = np.random.default_rng(8).standard_normal((3, 3))
+    X[2] = X[0]  # an input with itself at two examples: arcsin(1) exactly
+    deriv = network_derivation(_sign_net(), inputs=X)
+    results = {r.label: r for r in deriv.run()}
+    assert list(results) == ["S1", "T1", "S2", "D2", "T2"]
+    for r in results.values():
+        assert (r.verdict, r.method) == ("verified", "symbolic+numeric"), r.label
+    assert (results["S2"].rule, results["D2"].rule) == ("sheppard", "almost_everywhere")
+    assert "step (3), (2/pi) arcsin(rho) of derivation sign" in deriv.step("S2").note.plain()
+    assert deriv.step("D2").derive({}) == sp.Eq(Sigma_dot(2), 0)
+    assert deriv.step("S2").derive({}).rhs.has(sp.asin)
+    # a wrong coefficient (3/pi for 2/pi) in the derived side fails the referee check;
+    # in the printed recursion it is a misprint
+    right = deriv.step("S2").derive({})
+    planted = right.xreplace({sp.pi: sp.Rational(2, 3) * sp.pi})
+    assert planted != right
+    bad = deriv.replace_step("S2", derive=lambda env: planted).run_one("S2")
+    assert bad.verdict == "failed", bad.detail.plain()
+    assert deriv.with_printed("S2", planted).run_one("S2").verdict == "misprint"
+    # a nonzero gradient through Sign planted in the printed Sigmadot is a misprint too
+    typo = sp.Eq(Sigma_dot(2), sp.Rational(1, 2))
+    assert deriv.with_printed("D2", typo).run_one("D2").verdict == "misprint"
 
 
 def test_a_width_mismatch_is_refused_before_any_check():
@@ -226,8 +303,110 @@ def test_dropout_is_checked_with_one_mask_per_example():
     # NTK parameterization: derived (per_layer's Dense map composed with dropout.py's)
     for label in ("S2", "D2", "T2"):
         assert results[label].method == "symbolic+numeric", label
-    assert results["S3"].rule == "hypothesis"  # the standard one: stated, checked
+    assert results["S3"].rule == "gaussian_process"  # the standard one: standard.py (4)
+    assert results["T3"].method == "symbolic+numeric"
     # one mask for every pair (the factor 1/rate on every entry) is caught by the repeat
     wrong = deriv.step("S2").derive({}).xreplace({SAME_EXAMPLE: 1})
     bad = deriv.replace_step("S2", derive=lambda env: wrong).run_one("S2")
     assert bad.verdict == "failed", bad.detail.plain()
+
+
+def _branches_net():
+    two = stax.parallel(
+        stax.serial(stax.Relu(), stax.Dense(4, W_std=0.9, b_std=0.2)),
+        stax.serial(stax.Erf(), stax.Dense(4, W_std=1.3)),
+    )
+    return stax.serial(
+        stax.Dense(5, W_std=1.2, b_std=0.3),
+        stax.FanOut(2),
+        two,
+        stax.FanInSum(),
+    )
+
+
+def test_two_dense_branches_are_derived_from_fan_in_sum():
+    from ntksym.notes.network_branches import psi
+
+    deriv = network_derivation(_branches_net())
+    results = {r.label: r for r in deriv.run()}
+    assert list(results) == ["S1", "T1", "S2", "T2"]
+    for r in results.values():
+        assert (r.verdict, r.method) == ("verified", "symbolic+numeric"), r.label
+    assert results["S2"].rule == results["T2"].rule == "independent_zero_mean"
+    note = deriv.step("T2").note.plain()
+    assert "step (7) of derivation fan_in_sum" in note and "per_layer" in note
+    # the second branch's activation is its own function: both expectations are there
+    derived = deriv.step("S2").derive({})
+    assert derived.rhs.has(psi) and derived.rhs.has(general_phi())
+    # a wrong coefficient in the second branch (1.3^2 -> 1.4^2): failed when derived,
+    # a misprint when printed
+    planted = derived.xreplace({number(1.3) ** 2: sp.Float("1.96")})
+    assert planted != derived
+    bad = deriv.replace_step("S2", derive=lambda env: planted).run_one("S2")
+    assert bad.verdict == "failed", bad.detail.plain()
+    assert deriv.with_printed("S2", planted).run_one("S2").verdict == "misprint"
+    # a cross term kept (the NTK summed twice over the shared Theta^(1)) is caught too
+    right = deriv.step("T2").printed
+    wrong = sp.Eq(right.lhs, right.rhs + deriv.step("S2").printed.rhs)
+    assert deriv.with_printed("T2", wrong).run_one("T2").verdict == "misprint"
+
+
+def general_phi():
+    from ntksym.notes.network import general_statements
+
+    return general_statements()["phi"]
+
+
+def test_branch_blocks_that_are_not_covered_are_refused():
+    def block(a, b):
+        return stax.serial(stax.Dense(4), stax.FanOut(2), stax.parallel(a, b), stax.FanInSum())
+
+    relu_dense = stax.serial(stax.Relu(), stax.Dense(4))
+    with pytest.raises(InputError, match="serial\\(activation, Dense\\)"):
+        units(block(relu_dense, stax.Dense(4)))
+    with pytest.raises(InputError, match="standard parameterization"):
+        units(
+            block(relu_dense, stax.serial(stax.Erf(), stax.Dense(4, parameterization="standard")))
+        )
+
+
+def test_cli_renders_sign_standard_and_branches(tmp_path, capsys):
+    f = tmp_path / "mixed.py"
+    f.write_text(
+        "from ntksym import stax\n"
+        "two = stax.parallel(stax.serial(stax.Relu(), stax.Dense(4, W_std=0.9)),\n"
+        "                    stax.serial(stax.Erf(), stax.Dense(4, W_std=1.3, b_std=0.1)))\n"
+        "net = stax.serial(stax.Dense(4, W_std=1.2, b_std=0.3, parameterization='standard'),\n"
+        "                  stax.FanOut(2), two, stax.FanInSum(), stax.Sign(),\n"
+        "                  stax.Dense(3, W_std=0.8, b_std=0.1))\n"
+    )
+    out = tmp_path / "out"
+    assert main(["notes", "--network", str(f), "-o", str(out), "--markdown"]) == 0
+    assert "7 verified" in capsys.readouterr().out
+    tex = (out / "network_notes.tex").read_text()
+    assert r"\psi" in tex and r"\arcsin" in tex
+    md = (out / "network_notes.md").read_text()
+    assert "derivation fan\\_in\\_sum" in md
+    assert "derivation sign" in md and "derivation standard" in md
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="needs pdflatex")
+def test_the_pdf_of_sign_standard_and_branches_compiles(tmp_path):
+    from ntksym.notes.network_build import build_network_notes
+
+    two = stax.parallel(
+        stax.serial(stax.Relu(), stax.Dense(4, W_std=0.9)),
+        stax.serial(stax.Erf(), stax.Dense(4, W_std=1.3, b_std=0.1)),
+    )
+    net = stax.serial(
+        stax.Dense(4, W_std=1.2, b_std=0.3, parameterization="standard"),
+        stax.FanOut(2),
+        two,
+        stax.FanInSum(),
+        stax.Sign(),
+        stax.Dense(3, W_std=0.8, b_std=0.1),
+    )
+    built = build_network_notes(net, Path(tmp_path), pdf=True)
+    assert built.pdf is not None and built.pdf.stat().st_size > 10_000
+    assert built.context["view"].counts["verified"] == 7

@@ -22,14 +22,14 @@ variances and activations.
   the network cut after that layer (:mod:`ntksym.notes.network_check`).
 
 Derived: ``Dense`` in the NTK parameterization (per-layer ``W_std``, ``b_std``) after
-an elementwise activation whose gradient is not zero almost everywhere, and residual
-blocks ``FanOut(2), parallel(serial(activation, Dense), Identity), FanInSum``,
-``LayerNorm`` (``derivations/layer_norm.py`` at the layer's ``eps``) and a
-``Dropout(rate)`` between an activation and such a Dense layer (``dropout.py``'s map
-composed with ``per_layer``'s; :mod:`ntksym.notes.network_layers`). Stated and checked
-numerically only (the engine derives no such map): ``Dense(...,
-parameterization="standard")``, with or without a Dropout before it
-(:mod:`ntksym.notes.network_checked`).
+an elementwise activation, residual blocks ``FanOut(2), parallel(serial(activation,
+Dense), Identity), FanInSum``, ``LayerNorm`` (``derivations/layer_norm.py`` at the
+layer's ``eps``) and a ``Dropout(rate)`` between an activation and a Dense layer
+(``dropout.py``'s map composed with the Dense layer's; :mod:`ntksym.notes.network_layers`);
+``Dense(..., parameterization="standard")`` from ``derivations/standard.py`` and
+``Sign`` before an NTK-parameterization Dense layer from ``derivations/sign.py``
+(:mod:`ntksym.notes.network_engine`; what a standard NTK step takes from
+neural-tangents' convention rather than from the engine, its note says).
 ``Identity`` and ``Dropout(mode="test")`` are skipped; other shapes are refused with a
 message naming what is supported (:mod:`ntksym.notes.network_units`).
 """
@@ -43,11 +43,30 @@ import sympy as sp
 
 from ntksym.architecture.description import as_description
 from ntksym.derive import Derivation, Step
-from ntksym.derive.judge import derive_statement
-from ntksym.derive.network import using_network
-from ntksym.derive.symbols import GaussE, L, Sigma, Sigma_dot, Tends, Theta_inf, index, l, width, x
+from ntksym.derive.symbols import GaussE, L, Sigma, Sigma_dot, Theta_inf, index, l, width, x
 from ntksym.derive.text import Text, text
-from ntksym.notes.network_layers import compose_dropout, norm_note, norm_printed, norm_statement
+from ntksym.notes.network_branches import (
+    branch_activations,
+    branch_derived,
+    branch_note,
+    branch_printed,
+)
+from ntksym.notes.network_engine import (
+    STANDARD_CONVENTION,
+    STANDARD_KINDS,
+    engine_derived,
+    engine_maps,
+    engine_note,
+    sign_printed,
+)
+from ntksym.notes.network_layers import (
+    compose_dropout,
+    general_statements,
+    norm_note,
+    norm_printed,
+    norm_statement,
+    number,
+)
 from ntksym.notes.network_units import Unit, units
 
 __all__ = [
@@ -61,63 +80,6 @@ __all__ = [
 
 
 # ------------------------------------------------------------ the general statements
-def _derive_all(deriv: Derivation) -> dict[str, sp.Basic]:
-    """Every derived statement of a derivation (derived, not checked)."""
-    env: dict[str, sp.Basic] = {}
-    for step in deriv.steps:
-        with using_network(deriv.network_at(env)):
-            got, _verdict = derive_statement(step, env)
-        if got is not None:
-            env[step.label] = got
-    return env
-
-
-def _rhs(stmt: sp.Basic) -> sp.Expr:
-    out = stmt.rhs if isinstance(stmt, (sp.Eq, Tends)) else stmt.args[-1]
-    return out.xreplace({d: sp.Integer(1) for d in out.atoms(sp.KroneckerDelta)})
-
-
-@functools.lru_cache(maxsize=1)
-def general_statements() -> dict[str, Any]:
-    """The general derived maps, and the symbols to instantiate them.
-
-    Returns:
-        ``{"sigma1", "sigma_next", "sigmadot", "theta_next"}`` of ``per_layer``,
-        ``{"res_sigma_next", "res_theta_next"}`` of ``residual`` (right-hand sides,
-        Kronecker deltas set to 1), and the symbols ``sw``, ``bt``, ``phi``,
-        ``phidot``, ``lam``, ``beta``, ``sigma``, ``sigmadot``.
-    """
-    from ntksym.derivations import per_layer, residual
-    from ntksym.derive.symbols import beta, sigma, sigmadot
-
-    pl, rs = _derive_all(per_layer.DERIVATION), _derive_all(residual.DERIVATION)
-    return {
-        "sigma1": _rhs(pl["1"]),
-        "theta1": _rhs(pl["5"]),
-        "sigma_next": _rhs(pl["4"]),
-        "sigmadot": pl["Sigmadot(L+1)"],
-        "theta_next": _rhs(pl["8"]),
-        "res_sigma_next": _rhs(rs["4"]),
-        "res_theta_next": _rhs(rs["8"]),
-        "sw": per_layer.sw,
-        "bt": per_layer.bt,
-        "phi": per_layer.phi,
-        "phidot": per_layer.phidot,
-        "lam": residual.lam,
-        "beta": beta,
-        "sigma": sigma,
-        "sigmadot_seed": sigmadot,
-    }
-
-
-def number(value: float | None) -> sp.Expr:
-    """A layer's scale as a SymPy number (an integer when it is one; 0 for no bias)."""
-    if value is None:
-        return sp.Integer(0)
-    v = float(value)
-    return sp.Integer(int(v)) if v == int(v) else sp.Float(repr(v))
-
-
 def _instantiate(unit: Unit, key: str) -> sp.Expr:
     """The general derived ``key`` at this unit's layer and values."""
     g = general_statements()
@@ -145,10 +107,12 @@ def printed_statements(unit: Unit) -> dict[str, sp.Basic]:
     g = general_statements()
     if unit.kind == "layer_norm":
         return norm_printed(unit)
-    if unit.kind == "layer_dropout":
-        from ntksym.notes.network_checked import checked_statements
+    if unit.kind == "branches":
+        return branch_printed(unit)
+    if unit.kind == "layer_dropout" or unit.kind in STANDARD_KINDS:
+        from ntksym.notes.network_printed import printed_records
 
-        return checked_statements(unit, g["phi"], g["phidot"])
+        return printed_records(unit, g["phi"], g["phidot"])
     w, b, m = number(unit.affine.w_std), number(unit.affine.b_std), unit.m
     if unit.kind == "input":
         i = index("i")
@@ -156,11 +120,14 @@ def printed_statements(unit: Unit) -> dict[str, sp.Basic]:
         return {"S": sp.Eq(Sigma(1), w**2 * dot + b**2), "T": sp.Eq(Theta_inf(1), Sigma(1))}
     p = m - 1
     phi, phidot = g["phi"], g["phidot"]
+    theta = sp.Eq(Theta_inf(m), Theta_inf(p) * Sigma_dot(m) + Sigma(m))
+    if unit.kind == "layer_sign":
+        return sign_printed(unit, w, b, theta)
     if unit.kind == "layer":
         return {
             "S": sp.Eq(Sigma(m), w**2 * _gauss(phi, p) + b**2),
             "D": sp.Eq(Sigma_dot(m), w**2 * _gauss(phidot, p)),
-            "T": sp.Eq(Theta_inf(m), Theta_inf(p) * Sigma_dot(m) + Sigma(m)),
+            "T": theta,
         }
     return {
         "S": sp.Eq(Sigma(m), Sigma(p) + w**2 * _gauss(phi, p) + b**2),
@@ -177,6 +144,12 @@ def _derived(unit: Unit, part: str) -> sp.Basic:
     if unit.kind == "layer_norm":
         name = Sigma(m) if part == "S" else Theta_inf(m)
         return sp.Eq(name, norm_statement(unit, part))
+    if unit.kind == "branches":
+        return branch_derived(unit, part, _derived)
+    if unit.kind in STANDARD_KINDS:
+        return engine_derived(unit, part, None)
+    if unit.kind == "layer_sign":
+        return engine_derived(unit, part, _derived(Unit("layer", m, unit.dense, None, ()), part))
     if unit.kind == "input":
         if part == "S":
             return sp.Eq(Sigma(1), _instantiate(unit, "sigma1"))
@@ -203,7 +176,17 @@ _GENERAL = {
     ("layer_dropout", "S"): ("per_layer", "4", "bernoulli_moments"),
     ("layer_dropout", "D"): ("per_layer", "6", "bernoulli_moments"),
     ("layer_dropout", "T"): ("per_layer", "8", "algebra"),
+    ("layer_sign", "S"): ("per_layer", "4", "sheppard"),
+    ("layer_sign", "D"): ("per_layer", "6", "almost_everywhere"),
+    ("layer_sign", "T"): ("per_layer", "8", "algebra"),
+    ("branches", "S"): ("fan_in_sum", "3", "independent_zero_mean"),
+    ("branches", "T"): ("fan_in_sum", "7", "independent_zero_mean"),
+    ("input_standard", "S"): ("standard", "1", "expectation"),
+    ("input_standard", "T"): ("standard", "5", "chain_rule"),
 }
+for _part, _rule in (("S", "gaussian_process"), ("D", "law_of_large_numbers"), ("T", "algebra")):
+    for _kind in ("layer_standard", "layer_dropout_standard"):
+        _GENERAL[(_kind, _part)] = ("standard", "4", _rule)
 
 
 def _note(unit: Unit, part: str) -> Text:
@@ -211,6 +194,8 @@ def _note(unit: Unit, part: str) -> Text:
     source, label, _rule = _GENERAL[(unit.kind, part)]
     if unit.kind == "layer_norm":
         return norm_note(unit, label)
+    if unit.kind == "branches":
+        return branch_note(unit, part)
     g, d = general_statements(), unit.affine
     at = "" if unit.kind == "input" else ", l = L = "
     where = text(
@@ -219,10 +204,14 @@ def _note(unit: Unit, part: str) -> Text:
         src=source,
         at=f"{at}{unit.m - 1}" if at else "",
     )
+    if unit.kind in STANDARD_KINDS:
+        where = engine_note(unit, part)
     scale = (g["sw"], g["bt"]) if unit.kind != "residual" else (g["lam"], g["beta"])
     layer = 0 if unit.kind == "input" else unit.m - 1
     w = scale[0](layer) if unit.kind != "residual" else scale[0]
     b = scale[1](layer) if unit.kind != "residual" else scale[1]
+    if unit.kind in STANDARD_KINDS:
+        w, b = engine_maps()["st"].sw, g["beta"]
     vals = text(
         " with {w} and {b}",
         w=sp.Eq(w, number(d.w_std), evaluate=False),
@@ -236,6 +225,10 @@ def _note(unit: Unit, part: str) -> Text:
         out = Text(
             out, text(", {f}", f=sp.Eq(phi, _act_symbol(unit.act.activation.expr), evaluate=False))
         )
+    if unit.kind == "layer_sign":
+        out = Text(out, engine_note(unit, part))
+    if unit.kind in STANDARD_KINDS and part == "T":
+        out = Text(out, STANDARD_CONVENTION)
     return out
 
 
@@ -269,8 +262,7 @@ def network_derivation(
     arch = network_architecture(net, inputs)
     steps: list[Step] = []
     for unit in parts:
-        make = _derived_steps if unit.derived else _checked_steps
-        steps += make(unit, tuple(s.label for s in steps), arch)
+        steps += _derived_steps(unit, tuple(s.label for s in steps), arch)
     return Derivation(
         name=name,
         title=title or f"The kernels of {found}",
@@ -278,7 +270,7 @@ def network_derivation(
         hypotheses=(
             "every weight and bias i.i.d. N(0, 1) in the NTK parameterization (with variance "
             "sigma_w^2/n in the standard one), limits taken sequentially (the hypotheses of "
-            "the per_layer and residual derivations)",
+            "the engine's derivations the steps name)",
         ),
     )
 
@@ -309,34 +301,6 @@ def _derived_steps(unit: Unit, before: tuple[str, ...], arch: Any) -> list[Step]
     return out
 
 
-def _checked_steps(unit: Unit, before: tuple[str, ...], arch: Any) -> list[Step]:
-    """The steps of a unit the engine does not derive: stated, checked numerically."""
-    from ntksym.notes.network_check import network_check
-    from ntksym.notes.network_checked import checked_derive, checked_note, checked_statements
-
-    g = general_statements()
-    stmts = checked_statements(unit, g["phi"], g["phidot"])
-    out: list[Step] = []
-    for part in ("S", "D", "T"):
-        if part not in stmts:
-            continue
-        then = stmts["T"] if part == "D" else None
-        done = before + tuple(s.label for s in out)
-        check = network_check(done, unit.prefix, _KERNEL[part], arch, then=then)
-        out.append(
-            Step(
-                f"{part}{unit.m}",
-                None,
-                "hypothesis",
-                uses=done,
-                derive=checked_derive(stmts[part]),
-                extra_check=check,
-                note=checked_note(unit),
-            )
-        )
-    return out
-
-
 def network_architecture(net: Any, inputs: Any = None) -> Any:
     """The activations of ``net``'s layers as the numeric checks read them.
 
@@ -348,10 +312,13 @@ def network_architecture(net: Any, inputs: Any = None) -> Any:
     from ntksym.notes.network_check import default_inputs
 
     parts, phi = units(net), general_statements()["phi"]
+    acts = {(phi, u.m - 1): u.act.activation for u in parts if u.act is not None}
+    for u in parts:
+        acts.update(branch_activations(u) if u.kind == "branches" else {})
     return Architecture(
         network=as_description(net),
         values={},
-        activations={(phi, u.m - 1): u.act.activation for u in parts if u.act is not None},
+        activations=acts,
         depth=len(parts),
         inputs=default_inputs() if inputs is None else inputs,
     )

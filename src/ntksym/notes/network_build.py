@@ -61,6 +61,10 @@ def unit_rows(net: Any) -> list[tuple[int, Text]]:
         if unit.act is None:
             rows.append((unit.m, Text(f"{unit.dense} on the input ", sp.Symbol("x"))))
             continue
+        if unit.kind == "branches":
+            (a, d), (b, e) = unit.branches
+            rows.append((unit.m, Text(f"the sum of two branches: {a} then {d}, and {b} then {e}")))
+            continue
         f = sp.Eq(phi(unit.m - 1, u), unit.act.activation.expr.xreplace({act_u: u}))
         what = "a residual block: the identity plus " if unit.kind == "residual" else ""
         rows.append((unit.m, Text(f"{what}{unit.act} then {unit.dense}, with ", f)))

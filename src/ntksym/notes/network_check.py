@@ -107,6 +107,21 @@ def _with_diagonals(names: dict[str, dict], key: str) -> dict:
     return out
 
 
+def _one_input(expr: sp.Expr) -> sp.Expr:
+    """``expr`` at a pair of equal inputs: ``Sigma(x, x) = Sigma(x, x') = Sigma(x', x')``.
+
+    Written with one positive symbol per layer, so that a correlation
+    ``Sigma / sqrt(Sigma(x, x) Sigma(x', x'))`` is exactly 1: evaluated in ``dps`` digits
+    it would round to ``1 - 1e-20`` and ``asin`` of it lose half the digits.
+    """
+    out = expr
+    for f in expr.atoms(SigmaXX, SigmaYY):
+        t = sp.Dummy("t", positive=True)
+        (p,) = f.args
+        out = out.xreplace({SigmaXX(p): t, SigmaYY(p): t, Sigma(p): t}).xreplace({t: Sigma(p)})
+    return out
+
+
 def recursion_values(
     statements: Sequence[sp.Eq],
     arch: Architecture,
@@ -135,7 +150,10 @@ def recursion_values(
                 val = input_covariance(st.rhs, *pairs[key], arch)
             else:
                 cov = _covariances(st.rhs, names, key)
-                val = expression_value(st.rhs, _with_diagonals(names, key), cov, arch, dps)
+                known = _with_diagonals(names, key)
+                one = key != "12" or list(a) == list(c)
+                rhs = _one_input(st.rhs) if one else st.rhs
+                val = expression_value(rhs, known, cov, arch, dps)
             names[key][st.lhs] = val
     return names["12"]
 

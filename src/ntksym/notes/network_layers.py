@@ -20,24 +20,35 @@ import sympy as sp
 
 from ntksym.derive import Derivation
 from ntksym.derive.judge import derive_statement
-from ntksym.derive.symbols import GaussE, Sigma, Theta_inf
+from ntksym.derive.network import using_network
+from ntksym.derive.symbols import GaussE, Sigma, Tends, Theta_inf
 from ntksym.derive.text import Text, text
 from ntksym.notes.network_check import SAME_EXAMPLE, SigmaXX, SigmaYY
 from ntksym.notes.network_units import Unit
 
-__all__ = ["compose_dropout", "layer_maps", "norm_note", "norm_printed", "norm_statement"]
+__all__ = [
+    "compose_dropout",
+    "derive_all",
+    "layer_maps",
+    "norm_note",
+    "norm_printed",
+    "norm_statement",
+]
 
 
-def _derived(deriv: Derivation) -> dict[str, sp.Basic]:
+def derive_all(deriv: Derivation) -> dict[str, sp.Basic]:
+    """Every derived statement of a derivation (derived, not checked), by label."""
     env: dict[str, sp.Basic] = {}
     for step in deriv.steps:
-        got, _verdict = derive_statement(step, env)
+        with using_network(deriv.network_at(env)):
+            got, _verdict = derive_statement(step, env)
         if got is not None:
             env[step.label] = got
     return env
 
 
-def _number(value: float | None) -> sp.Expr:
+def number(value: float | None) -> sp.Expr:
+    """A layer's scale as a SymPy number (an integer when it is one; 0 for no bias)."""
     if value is None:
         return sp.Integer(0)
     v = float(value)
@@ -49,7 +60,7 @@ def layer_maps() -> dict[str, Any]:
     """The derived maps of ``layer_norm`` (4), (6) and ``dropout`` (3)-(6), and the modules."""
     from ntksym.derivations import dropout, layer_norm
 
-    ln, do = _derived(layer_norm.DERIVATION), _derived(dropout.DERIVATION)
+    ln, do = derive_all(layer_norm.DERIVATION), derive_all(dropout.DERIVATION)
     one = {d: sp.Integer(1) for d in ln["6"].args[1].atoms(sp.KroneckerDelta)}
     return {
         "ln": layer_norm,
@@ -62,7 +73,7 @@ def layer_maps() -> dict[str, Any]:
 
 
 def _eps(unit: Unit) -> sp.Expr:
-    return _number(unit.norm.eps if unit.norm is not None else 0.0)
+    return number(unit.norm.eps if unit.norm is not None else 0.0)
 
 
 def norm_statement(unit: Unit, part: str) -> sp.Expr:
@@ -111,7 +122,7 @@ def compose_dropout(unit: Unit, expr: sp.Expr) -> sp.Expr:
     if unit.dropout is None:
         return expr
     g = layer_maps()
-    do, rate = g["do"], _number(unit.dropout.rate)
+    do, rate = g["do"], number(unit.dropout.rate)
 
     def through(e: GaussE) -> sp.Expr:
         derivative = e.args[0].atoms(sp.Function) and any(
@@ -124,3 +135,41 @@ def compose_dropout(unit: Unit, expr: sp.Expr) -> sp.Expr:
         return two + SAME_EXAMPLE * (one - two)
 
     return expr.replace(lambda t: isinstance(t, GaussE), through)
+
+
+def _rhs(stmt: sp.Basic) -> sp.Expr:
+    out = stmt.rhs if isinstance(stmt, (sp.Eq, Tends)) else stmt.args[-1]
+    return out.xreplace({d: sp.Integer(1) for d in out.atoms(sp.KroneckerDelta)})
+
+
+@functools.lru_cache(maxsize=1)
+def general_statements() -> dict[str, Any]:
+    """The general derived maps, and the symbols to instantiate them.
+
+    Returns:
+        ``{"sigma1", "sigma_next", "sigmadot", "theta_next"}`` of ``per_layer``,
+        ``{"res_sigma_next", "res_theta_next"}`` of ``residual`` (right-hand sides,
+        Kronecker deltas set to 1), and the symbols ``sw``, ``bt``, ``phi``,
+        ``phidot``, ``lam``, ``beta``, ``sigma``, ``sigmadot``.
+    """
+    from ntksym.derivations import per_layer, residual
+    from ntksym.derive.symbols import beta, sigma, sigmadot
+
+    pl, rs = derive_all(per_layer.DERIVATION), derive_all(residual.DERIVATION)
+    return {
+        "sigma1": _rhs(pl["1"]),
+        "theta1": _rhs(pl["5"]),
+        "sigma_next": _rhs(pl["4"]),
+        "sigmadot": pl["Sigmadot(L+1)"],
+        "theta_next": _rhs(pl["8"]),
+        "res_sigma_next": _rhs(rs["4"]),
+        "res_theta_next": _rhs(rs["8"]),
+        "sw": per_layer.sw,
+        "bt": per_layer.bt,
+        "phi": per_layer.phi,
+        "phidot": per_layer.phidot,
+        "lam": residual.lam,
+        "beta": beta,
+        "sigma": sigma,
+        "sigmadot_seed": sigmadot,
+    }

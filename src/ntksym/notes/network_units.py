@@ -4,7 +4,8 @@
 record) and returns one :class:`Unit` per step ``alpha~^(m-1) -> alpha~^(m)`` of the
 recursion that :mod:`ntksym.notes.network` derives: the first Dense layer, an activation
 followed by a Dense layer (a ``Dropout`` between them or not), a residual block
-``x + Dense(phi(x))``, or a ``LayerNorm``.
+``x + Dense(phi(x))``, a sum of two branches ``Dense(phi(x)) + Dense(psi(x))``, or a
+``LayerNorm``.
 ``Identity`` and ``Dropout(mode="test")`` are the identity and are skipped.
 """
 
@@ -30,17 +31,15 @@ from ntksym.architecture.description import (
 from ntksym.architecture.walk import check
 from ntksym.errors import InputError
 
-__all__ = ["DERIVED_KINDS", "SUPPORTED", "Unit", "units"]
+__all__ = ["SUPPORTED", "Unit", "units"]
 
 SUPPORTED = (
     "Dense (either parameterization), an activation followed by a Dense layer (with a "
-    "Dropout between them or not), LayerNorm, "
-    "and residual blocks FanOut(2), parallel(serial(activation, Dense), Identity), FanInSum "
-    "with an NTK-parameterized Dense"
+    "Dropout between them or not; Sign only before an NTK-parameterized Dense layer), "
+    "LayerNorm, "
+    "and blocks FanOut(2), parallel(A, B), FanInSum with each of A, B serial(activation, "
+    "NTK-parameterized Dense) or, for one of them, Identity (a residual block)"
 )
-
-#: Kinds whose maps the engine derives; the others are checked numerically only.
-DERIVED_KINDS = ("input", "layer", "residual", "layer_norm", "layer_dropout")
 
 
 @dataclass(frozen=True)
@@ -50,8 +49,9 @@ class Unit:
     Attributes:
         kind: ``"input"`` (the first Dense layer), ``"layer"`` (an activation, then a
             Dense layer), ``"residual"`` (a residual block around such a pair), the same
-            with ``"_standard"`` appended for a standard-parameterization Dense, or
-            ``"layer_norm"``.
+            with ``"_standard"`` appended for a standard-parameterization Dense,
+            ``"layer_sign"`` (``Sign`` then an NTK-parameterization Dense layer),
+            ``"branches"`` (a sum of two such branches), or ``"layer_norm"``.
         m: the index of the value it defines, ``alpha~^(m)``.
         dense: its Dense layer (None for a LayerNorm).
         act: its activation (None for the input layer and a LayerNorm).
@@ -60,6 +60,10 @@ class Unit:
         norm: the LayerNorm (None otherwise).
         dropout: a ``Dropout(mode="train")`` between the activation and the Dense layer
             (kind ``"layer_dropout"``, with ``"_standard"`` for that parameterization).
+        branches: the ``(activation, Dense)`` of each branch of a block (one for a
+            ``"residual"`` block, two for ``"branches"``: ``FanOut(2)``,
+            ``parallel(serial(phi, Dense), serial(psi, Dense))``, ``FanInSum``); ``act``
+            and ``dense`` are the first branch's.
     """
 
     kind: str
@@ -70,6 +74,7 @@ class Unit:
     n_in: int = 0
     norm: LayerNorm | None = None
     dropout: Dropout | None = None
+    branches: tuple[tuple[Nonlinearity, Dense], ...] = ()
 
     @property
     def affine(self) -> Dense:
@@ -77,11 +82,6 @@ class Unit:
         if self.dense is None:
             raise InputError(f"a {self.kind} unit has no Dense layer")
         return self.dense
-
-    @property
-    def derived(self) -> bool:
-        """Whether the engine derives this unit's maps (else they are checked only)."""
-        return self.kind in DERIVED_KINDS
 
 
 def _flatten(net: Net) -> list[Net]:
@@ -99,32 +99,44 @@ def _dense(layer: Any, where: str, ntk_only: bool = False) -> Dense:
         raise InputError(f"{where}: expected a Dense layer, got {layer}; supported: {SUPPORTED}")
     if ntk_only and layer.parameterization != "ntk":
         raise InputError(
-            f"{where}: {layer} in a residual branch uses the standard parameterization, "
-            f"which the residual derivation does not cover; supported: {SUPPORTED}"
+            f"{where}: {layer} in a branch uses the standard parameterization, which the "
+            f"residual and fan_in_sum derivations do not cover; supported: {SUPPORTED}"
         )
     return layer
 
 
-def _act(layer: Any, where: str) -> Nonlinearity:
+def _act(layer: Any, where: str, sign_ok: bool = False) -> Nonlinearity:
     if not isinstance(layer, Nonlinearity):
         raise InputError(f"{where}: expected an activation, got {layer}; supported: {SUPPORTED}")
-    if layer.zero_ntk:
-        raise InputError(f"{where}: {layer} has a zero gradient, which the derivation excludes")
+    if layer.zero_ntk and not (sign_ok and layer.activation.name == "sign"):
+        raise InputError(
+            f"{where}: {layer} has a zero gradient, which the derivation covers only for "
+            f"Sign before an NTK-parameterized Dense layer (no Dropout, not in a branch); "
+            f"supported: {SUPPORTED}"
+        )
     return layer
 
 
-def _branch(par: Parallel, where: str) -> tuple[Nonlinearity, Dense]:
-    """The (activation, Dense) of a residual block's branch beside an Identity."""
-    branches = list(par.branches)
-    if len(branches) != 2 or sum(isinstance(b, Identity) for b in branches) != 1:
-        raise InputError(f"{where}: a residual block needs one Identity branch; got {par}")
-    (other,) = [b for b in branches if not isinstance(b, Identity)]
-    leaves = _flatten(other)
+def _pair(branch: Net, where: str) -> tuple[Nonlinearity, Dense]:
+    """A branch ``serial(activation, Dense)`` as its (activation, NTK-parameterized Dense)."""
+    leaves = _flatten(branch)
     if len(leaves) != 2:
         raise InputError(
-            f"{where}: the residual branch must be serial(activation, Dense); got {other}"
+            f"{where}: a branch must be serial(activation, Dense) (or the Identity of a "
+            f"residual block); got {branch}; supported: {SUPPORTED}"
         )
     return _act(leaves[0], where), _dense(leaves[1], where, ntk_only=True)
+
+
+def _branches(par: Parallel, where: str) -> tuple[tuple[Nonlinearity, Dense], ...]:
+    """The (activation, Dense) of each branch that is not the Identity."""
+    branches = list(par.branches)
+    skips = sum(isinstance(b, Identity) for b in branches)
+    if len(branches) != 2 or skips > 1:
+        raise InputError(
+            f"{where}: a block needs two branches, at most one of them the Identity; got {par}"
+        )
+    return tuple(_pair(b, where) for b in branches if not isinstance(b, Identity))
 
 
 def _suffix(dense: Dense) -> str:
@@ -144,8 +156,13 @@ def _block(leaves: list[Net], n: int, m: int, width: int) -> Unit:
             f"{where}: a residual block is FanOut(2), parallel(...), FanInSum(); "
             f"supported: {SUPPORTED}"
         )
-    act, dense = _branch(block[1], where)
-    return Unit("residual", m, dense, act, tuple(leaves[: n + 3]), width)
+    pairs = _branches(block[1], where)
+    prefix = tuple(leaves[: n + 3])
+    if len(pairs) == 1:
+        (act, dense), kind = pairs[0], "residual"
+    else:
+        (act, dense), kind = pairs[0], "branches"
+    return Unit(kind, m, dense, act, prefix, width, branches=pairs)
 
 
 def units(net: Any) -> list[Unit]:
@@ -170,13 +187,14 @@ def units(net: Any) -> list[Unit]:
         where, m, layer = f"layer {n + 1}", out[-1].m + 1, leaves[n]
         if isinstance(layer, FanOut):
             out.append(_block(leaves, n, m, width))
+            width = width if out[-1].kind == "residual" else out[-1].affine.width
             n += 3
             continue
         if isinstance(layer, LayerNorm):
             out.append(Unit("layer_norm", m, None, None, tuple(leaves[: n + 1]), norm=layer))
             n += 1
             continue
-        act = _act(layer, where)
+        act = _act(layer, where, sign_ok=True)
         if n + 1 >= len(leaves):
             raise InputError(
                 f"{where}: the network must end in a Dense layer, a residual block or a "
@@ -189,6 +207,9 @@ def units(net: Any) -> list[Unit]:
         k = n + 1 + (drop is not None)
         dense = _dense(leaves[k], f"layer {k + 1}")
         kind = ("layer_dropout" if drop is not None else "layer") + _suffix(dense)
+        if act.zero_ntk:
+            _act(act, where, sign_ok=kind == "layer")
+            kind = "layer_sign"
         prefix = tuple(leaves[: k + 1])
         out.append(Unit(kind, m, dense, act, prefix, width, dropout=drop))
         width = dense.width

@@ -1,0 +1,191 @@
+"""The standard parameterization and ``Sign`` in a described network, from the engine.
+
+:mod:`ntksym.notes.network` instantiates ``per_layer``'s and ``residual``'s general
+statements at a network's layers; this module does the same for two more documents:
+
+* ``derivations/standard.py`` (Sohl-Dickstein et al. 2020; Lee et al. 2019, appendix)
+  for a ``Dense(..., parameterization="standard")`` layer: ``Sigma^(m)`` is its (4) and
+  ``Sigmadot^(m)`` its ``Sigmadot(L+1)`` at ``l = L = m - 1``; ``Theta^(m)`` adds (9)
+  (the earlier layers' kernel through the layer, ``Theta^(m-1) Sigmadot^(m)``), the last
+  layer's weight part, which (6) shows is ``n_{m-1}`` times ``E[phi phi]``, and the bias
+  part. On the input layer ``Sigma^(1)`` is (1) and ``Theta^(1)`` is (5) written out with
+  (1): its weight part is ``x.x'``. Two pieces come from neural-tangents' convention, not
+  from the document, and the note of every such step says so: the trained bias is
+  ``b_std b`` itself (its gradient is that of ``standard.py``'s ``beta b`` divided by
+  ``beta``, so its term is ``beta^2 / beta^2 = 1``), and the width multiplier ``s_in``
+  divides the weight part. (9) is derived for the learning-rate-scaled kernel; its
+  factorisation through the earlier layers' kernel is applied here to the unscaled
+  standard ``Theta^(m-1)``, the widths kept as finite numbers (as neural-tangents does):
+  the referee check of every step covers that reading.
+* ``derivations/sign.py`` for ``Sign`` followed by an NTK-parameterization Dense layer:
+  ``per_layer``'s map with ``E[sign u sign v]`` replaced by the derived
+  ``(2/pi) arcsin(rho)`` (Sheppard 1899) at the kernels of the layer before, and
+  ``E[sign' sign']`` by 0 (the derivative almost everywhere, as neural-tangents).
+
+A Dropout before a standard Dense layer is composed as before it an NTK one
+(:func:`ntksym.notes.network_layers.compose_dropout`).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import sympy as sp
+
+from ntksym.derive.symbols import GaussE, Sigma, Sigma_dot, Theta_inf
+from ntksym.derive.text import Text, text
+from ntksym.notes.network_check import SigmaXX, SigmaYY
+from ntksym.notes.network_layers import compose_dropout, derive_all, general_statements, number
+from ntksym.notes.network_units import Unit
+
+__all__ = [
+    "STANDARD_CONVENTION",
+    "STANDARD_KINDS",
+    "engine_derived",
+    "engine_maps",
+    "engine_note",
+    "sign_printed",
+]
+
+#: What a standard ``Theta`` step takes from neural-tangents' convention, not the engine.
+STANDARD_CONVENTION = (
+    "; stated, neural-tangents' convention: the trained bias is b_std b (its term 1, not "
+    "beta^2), the weight part is divided by s_in, and (9), derived for the learning-rate-"
+    "scaled kernel, is applied to the unscaled Theta^(m-1) with the widths kept finite"
+)
+#: Kinds whose maps come from ``standard.py``.
+STANDARD_KINDS = ("input_standard", "layer_standard", "layer_dropout_standard")
+
+
+def _expectation_free(e: sp.Expr) -> sp.Expr:
+    return e.replace(lambda t: isinstance(t, GaussE), lambda t: sp.Integer(0))
+
+
+@functools.lru_cache(maxsize=1)
+def engine_maps() -> dict[str, Any]:
+    """The derived statements of ``standard`` and ``sign`` (derived once, not checked)."""
+    from ntksym.derivations import sign, standard
+
+    st, sg = derive_all(standard.DERIVATION), derive_all(sign.DERIVATION)
+    return {"st": standard, "sg": sign, "st_env": st, "sg_env": sg}
+
+
+def _standard_at(expr: sp.Expr, layer: sp.Symbol, unit: Unit) -> sp.Expr:
+    """A ``standard.py`` expression at this unit: its layer, scales and activation."""
+    from ntksym.derive.symbols import beta, sigma, sigmadot
+
+    g, st, d, p = general_statements(), engine_maps()["st"], unit.affine, unit.m - 1
+    e = expr.subs(layer, p).xreplace({st.sw: number(d.w_std), beta: number(d.b_std)})
+    e = e.replace(sigma, lambda a: g["phi"](p, a))
+    return e.replace(sigmadot, lambda a: g["phidot"](p, a))
+
+
+def _bias_term(unit: Unit) -> sp.Expr:
+    """The bias part of ``standard.py``'s (4), over ``beta^2``: neural-tangents' bias."""
+    from ntksym.derive.symbols import beta
+
+    if unit.affine.b_std is None:
+        return sp.Integer(0)
+    e = engine_maps()["st_env"]
+    return sp.simplify(_expectation_free(e["4"].rhs) / beta**2)
+
+
+def _standard_input(unit: Unit, part: str) -> sp.Eq:
+    from ntksym.derive.symbols import beta
+
+    e, st, d = engine_maps()["st_env"], engine_maps()["st"], unit.affine
+    sigma1 = e["1"].args[-1]
+    if part == "S":
+        return sp.Eq(Sigma(1), sigma1.xreplace({st.sw: number(d.w_std), beta: number(d.b_std)}))
+    dk = e["5"].args[-1].atoms(sp.KroneckerDelta).pop()
+    full = sp.expand(sp.simplify((e["5"].args[-1] / dk).subs(Sigma(1), sigma1)))
+    weight = full.subs(beta, 0)
+    bias = sp.simplify((full - weight) / beta**2) if d.b_std is not None else 0
+    return sp.Eq(Theta_inf(1), weight / d.s[0] + bias)
+
+
+def _standard_next(unit: Unit, part: str) -> sp.Eq:
+    from ntksym.derive.symbols import L, l
+
+    e, m, d = engine_maps()["st_env"], unit.m, unit.affine
+    if part == "S":
+        out = sp.Eq(Sigma(m), _standard_at(e["4"].rhs, l, unit))
+    elif part == "D":
+        out = sp.Eq(Sigma_dot(m), _standard_at(e["Sigmadot(L+1)"], L, unit))
+    else:
+        dk = e["9"].rhs.atoms(sp.KroneckerDelta).pop()
+        factor = sp.simplify(e["9"].rhs / dk / e["Sigmadot(L+1)"])
+        if factor != Theta_inf(L):
+            raise ValueError(f"(9) is not Theta^(L) Sigmadot^(L+1): {e['9'].rhs}")
+        factor = factor.subs(L, m - 1)
+        weight = unit.n_in * _standard_at(e["6"].rhs / dk, L, unit) / d.s[0]
+        rhs = factor * Sigma_dot(m) + weight + _bias_term(unit)
+        out = sp.Eq(Theta_inf(m), rhs)
+    return sp.Eq(out.lhs, compose_dropout(unit, out.rhs))
+
+
+def _sign_of(unit: Unit) -> tuple[sp.Expr, sp.Expr]:
+    """``E[sign sign]`` at the kernels of layer ``m - 1``, and ``E[sign' sign']``."""
+    g = engine_maps()
+    sg, env, p = g["sg"], g["sg_env"], unit.m - 1
+    cov = env["3"].rhs.xreplace({sg.S11: SigmaXX(p), sg.S22: SigmaYY(p), sg.S12: Sigma(p)})
+    grad = sp.simplify(env["4"].rhs / sg.T12)
+    return cov, grad
+
+
+def _through_sign(unit: Unit, stmt: sp.Eq) -> sp.Eq:
+    cov, grad = _sign_of(unit)
+
+    def sub(e: GaussE) -> sp.Expr:
+        names = {f.func.__name__ for f in e.args[0].atoms(sp.Function)}
+        return grad if any(n.endswith("dot") for n in names) else cov
+
+    return sp.Eq(stmt.lhs, stmt.rhs.replace(lambda t: isinstance(t, GaussE), sub))
+
+
+def engine_derived(unit: Unit, part: str, per_layer: sp.Eq) -> sp.Eq:
+    """The derived statement of ``part`` for a standard or ``Sign`` unit.
+
+    Args:
+        unit: the unit (kind in :data:`STANDARD_KINDS` or ``"layer_sign"``).
+        part: ``"S"``, ``"D"`` or ``"T"``.
+        per_layer: ``per_layer``'s statement of ``part`` at this unit (for ``Sign``).
+    """
+    if unit.kind == "layer_sign":
+        return _through_sign(unit, per_layer)
+    if unit.kind == "input_standard":
+        return _standard_input(unit, part)
+    return _standard_next(unit, part)
+
+
+def sign_printed(unit: Unit, w: sp.Expr, b: sp.Expr, theta: sp.Eq) -> dict[str, sp.Basic]:
+    """``Sign`` then a Dense layer as its records imply (``docs/architectures.md``)."""
+    m, p = unit.m, unit.m - 1
+    rho = Sigma(p) / (sp.sqrt(SigmaXX(p)) * sp.sqrt(SigmaYY(p)))
+    return {
+        "S": sp.Eq(Sigma(m), w**2 * 2 * sp.asin(rho) / sp.pi + b**2),
+        "D": sp.Eq(Sigma_dot(m), sp.Integer(0)),
+        "T": theta,
+    }
+
+
+_SOURCES = {
+    ("input_standard", "S"): "(1)",
+    ("input_standard", "T"): "(5) with (1): the weight part x.x'",
+    "S": "(4)",
+    "D": "Sigmadot(L+1) (from (9))",
+    "T": "(9), (6) times the input width, and the bias part of (4)",
+}
+
+
+def engine_note(unit: Unit, part: str) -> Text:
+    """Which steps of ``standard`` or ``sign`` the statement instantiates (and conventions)."""
+    if unit.kind == "layer_sign":
+        step = "(3), (2/pi) arcsin(rho)" if part == "S" else "(4), 0"
+        return Text(f"; E[sign sign] and E[sign' sign'] by step {step} of derivation sign")
+    src = _SOURCES.get((unit.kind, part)) or _SOURCES[part]
+    out = text("engine-derived {src} of derivation standard", src=src)
+    if unit.kind != "input_standard":
+        out = Text(out, f", l = L = {unit.m - 1}")
+    return out
