@@ -12,7 +12,8 @@ the module's own ``TAU``.
 
 Operations (``--ops``): a vectorised ``sqrt``, a division, the branch-free ``_atan2`` of
 the generated modules (also its first-quadrant ``_atan2q``, ``atan`` as ``_atan2(x, 1.0)``
-and its polynomial alone), and libm's ``atan2``, ``asin``, ``log1p``, ``exp`` (scalar calls:
+and as ``_atan`` where the tree has it, over -2.4..3: every sector, and their polynomial
+alone), and libm's ``atan2``, ``asin``, ``log1p``, ``exp`` (scalar calls:
 Numba has no SVML here), each in a loop over 256 entries compiled as the kernels' ``_layer``
 (``fastmath={"contract"}``).
 
@@ -126,20 +127,24 @@ def _ops_loop(f: Any) -> Any:
 
 def ops(reps: int) -> dict:
     """CPU ns/entry of the operations the layer maps make, each in a 256-entry loop."""
-    from ntksym.codegen.runtime.numba_atan2 import _atan2, _atan2q, _atan_poly
+    from ntksym.codegen.runtime import numba_atan2 as rt
 
+    _atan2, _atan2q, _atan_poly = rt._atan2, rt._atan2q, rt._atan_poly
     bodies = {
         "sqrt (vectorised)": lambda x, y: math.sqrt(x) + y,
         "division (vectorised)": lambda x, y: x / y,
         "_atan2 (branch-free, vectorised)": lambda x, y: _atan2(x, y),
         "_atan2q (first quadrant, vectorised)": lambda x, y: _atan2q(x, y),
-        "_atan2(x, 1.0) (atan, vectorised)": lambda x, y: _atan2(x, 1.0),
+        "_atan2(x, 1.0) (atan, vectorised)": lambda x, y: _atan2(6.0 * x - 3.0, 1.0),
         "_atan_poly (its polynomial alone)": lambda x, y: _atan_poly(0.4 * x - 0.2) + y,
         "libm atan2": lambda x, y: math.atan2(x, y),
         "libm asin": lambda x, y: math.asin(0.5 * x),
         "libm log1p": lambda x, y: math.log1p(0.1 * x),
         "libm exp": lambda x, y: math.exp(x),
     }
+    if hasattr(rt, "_atan"):  # (a tree before it printed atan as _atan2(x, 1.0))
+        _atan = rt._atan
+        bodies["_atan (atan, vectorised)"] = lambda x, y: _atan(6.0 * x - 3.0)
     rng = np.random.default_rng(0)
     x, y, o = rng.uniform(0.1, 1.0, 256), rng.uniform(0.1, 1.0, 256), np.empty(256)
     out = {}

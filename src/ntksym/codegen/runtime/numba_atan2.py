@@ -22,7 +22,8 @@ import numba
 # region branch_free
 # The layer map runs in a loop over the columns of one row that LLVM vectorises, so it
 # has no branches: a Piecewise evaluates both sides and selects (_sel), and atan2 is
-# the branch-free _atan2 below (libm's atan2 is a call that blocks vectorisation).
+# the branch-free _atan2 below, atan the cheaper _atan (libm's are calls that block
+# vectorisation).
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
@@ -100,6 +101,19 @@ def _atan2(y, x):
 
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
+def _atan(z):
+    """atan z without branches: _atan2(z, 1.0) bit for bit, with the octant logic of a
+    fixed x = 1 written out (three sectors of |z|: below tan(pi/8), up to tan(3pi/8), and
+    above, where atan |z| = pi/2 + atan(-1/|z|); no scaling, since |z| + 1 stays finite)."""
+    a = abs(z)
+    big = (a > 0.41421356237309503) & (a < 2.414213562373095)
+    far = a >= 2.414213562373095
+    u = _sel(big, a - 1.0, _sel(far, -1.0, a)) / _sel(big, a + 1.0, _sel(far, a, 1.0))
+    k = _sel(big, 1.0, _sel(far, 2.0, 0.0))
+    return math.copysign(k * _PIO4_HI + (_atan_poly(u) + k * _PIO4_LO), z)
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
 def _atan2q(y, x):
     """atan2(y, x) for y >= 0, x > 0 (the first quadrant of _atan2, without its octants)."""
     swap = y > x
@@ -120,4 +134,11 @@ def _atan2q(y, x):
 
 #: The branch-free helpers that :class:`ntksym.codegen.printers.NumbaLoopPrinter` prints, by
 #: their printed names (for code compiled outside a generated module: the gradients).
-LOOP_HELPERS = {"_sel": _sel, "_max": _max, "_min": _min, "_atan2": _atan2, "_atan2q": _atan2q}
+LOOP_HELPERS = {
+    "_sel": _sel,
+    "_max": _max,
+    "_min": _min,
+    "_atan2": _atan2,
+    "_atan": _atan,
+    "_atan2q": _atan2q,
+}
