@@ -11,8 +11,11 @@ without carried determinants (``TAU``) is timed both ways: ``carried`` and ``pla
 the module's own ``TAU``.
 
 Operations (``--ops``): a vectorised ``sqrt``, a division, the branch-free ``_atan2`` of
-the generated modules, and libm's ``atan2``, ``asin``, ``log1p``, ``exp`` (scalar calls:
-Numba has no SVML here), each in a loop over 256 entries.
+the generated modules (also its first-quadrant ``_atan2q``, ``atan`` as ``_atan2(x, 1.0)``
+and as ``_atan`` where the tree has it, over -2.4..3: every sector, and their polynomial
+alone), and libm's ``atan2``, ``asin``, ``log1p``, ``exp`` (scalar calls:
+Numba has no SVML here), each in a loop over 256 entries compiled as the kernels' ``_layer``
+(``fastmath={"contract"}``).
 
 Run pinned to one core, and compare two trees in one session (``PYTHONPATH`` and
 ``NTKSYM_CACHE_DIR`` per tree)::
@@ -108,31 +111,45 @@ def steps(name: str, reps: int) -> dict:
     return out
 
 
+def _ops_loop(f: Any) -> Any:
+    """The 256-entry loop of ``f``, with the flags of the kernels' ``_layer`` (contracted
+    multiply-adds); ``f`` is a closure variable, not an argument: Numba's vectoriser
+    declined some bodies passed as a default argument."""
+
+    @numba.njit(error_model="numpy", fastmath={"contract"})
+    def loop(reps, x, y, o):  # type: ignore[no-untyped-def]
+        for _ in range(reps):
+            for q in range(x.shape[0]):
+                o[q] = f(x[q], y[q])
+
+    return loop
+
+
 def ops(reps: int) -> dict:
     """CPU ns/entry of the operations the layer maps make, each in a 256-entry loop."""
-    from ntksym.codegen.runtime.numba_atan2 import _atan2
+    from ntksym.codegen.runtime import numba_atan2 as rt
 
+    _atan2, _atan2q, _atan_poly = rt._atan2, rt._atan2q, rt._atan_poly
     bodies = {
         "sqrt (vectorised)": lambda x, y: math.sqrt(x) + y,
         "division (vectorised)": lambda x, y: x / y,
         "_atan2 (branch-free, vectorised)": lambda x, y: _atan2(x, y),
+        "_atan2q (first quadrant, vectorised)": lambda x, y: _atan2q(x, y),
+        "_atan2(x, 1.0) (atan, vectorised)": lambda x, y: _atan2(6.0 * x - 3.0, 1.0),
+        "_atan_poly (its polynomial alone)": lambda x, y: _atan_poly(0.4 * x - 0.2) + y,
         "libm atan2": lambda x, y: math.atan2(x, y),
         "libm asin": lambda x, y: math.asin(0.5 * x),
         "libm log1p": lambda x, y: math.log1p(0.1 * x),
         "libm exp": lambda x, y: math.exp(x),
     }
+    if hasattr(rt, "_atan"):  # (a tree before it printed atan as _atan2(x, 1.0))
+        _atan = rt._atan
+        bodies["_atan (atan, vectorised)"] = lambda x, y: _atan(6.0 * x - 3.0)
     rng = np.random.default_rng(0)
     x, y, o = rng.uniform(0.1, 1.0, 256), rng.uniform(0.1, 1.0, 256), np.empty(256)
     out = {}
     for label, body in bodies.items():
-        f = numba.njit(inline="always", error_model="numpy")(body)
-
-        @numba.njit(error_model="numpy")
-        def loop(reps, x, y, o, f=f):  # type: ignore[no-untyped-def]
-            for _ in range(reps):
-                for q in range(x.shape[0]):
-                    o[q] = f(x[q], y[q])
-
+        loop = _ops_loop(numba.njit(inline="always", error_model="numpy")(body))
         loop(1, x, y, o)
         out[label] = _best(lambda r, loop=loop: loop(r, x, y, o), reps, 256)
     return out

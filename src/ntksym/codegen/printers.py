@@ -9,9 +9,9 @@ suit the generated code:
 * :class:`NumbaLoopPrinter` (the layer map of the Numba kernel, called in a loop
   over the columns that LLVM vectorises): no branches, so ``Piecewise`` becomes
   ``_sel(cond, a, b)`` (both sides evaluated, then a select), ``Max``/``Min``
-  become ``_max``/``_min``, ``atan2`` (and ``atan``) the module's own branch-free
-  ``_atan2`` (``_atan2q`` for the first quadrant), ``And`` a bitwise ``&`` and ``Or``
-  a bitwise ``|``.
+  become ``_max``/``_min``, ``atan2`` and ``atan`` the module's own branch-free
+  ``_atan2`` and ``_atan`` (``_atan2q`` for the first quadrant), ``And`` a bitwise ``&``
+  and ``Or`` a bitwise ``|``.
 * :class:`NumpyKernelPrinter` (vectorised code): ``NumPyPrinter`` prints
   ``Max``/``Min`` as ``functools.reduce(numpy.maximum, ...)``; here they become nested
   ``numpy.maximum``/``numpy.minimum`` calls, and ``erf`` (absent from NumPy) calls
@@ -64,7 +64,7 @@ class NumbaLoopPrinter(NumbaPrinter):
         return f"_atan2({self._print(expr.args[0])}, {self._print(expr.args[1])})"
 
     def _print_atan(self, expr: Any) -> str:
-        return f"_atan2({self._print(expr.args[0])}, 1.0)"
+        return f"_atan({self._print(expr.args[0])})"
 
     def _print_Atan2Q(self, expr: Any) -> str:
         return f"_atan2q({self._print(expr.args[0])}, {self._print(expr.args[1])})"
