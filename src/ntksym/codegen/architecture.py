@@ -39,8 +39,8 @@ from ntksym._io import atomic_write_text, import_file
 from ntksym.architecture.description import Net
 from ntksym.codegen.arch_emit import (
     activation_step,
-    dispatch_source,
     hoist_calls,
+    inline_dispatch,
     loop_spec,
     plain_step,
     tables_source,
@@ -166,10 +166,9 @@ def fused_source(prog: Program) -> str:
             activation_code=[a[0] for a in acts],
             pair_helpers=regions["pair_helpers"],
             activation_steps=[a[1] for a in acts],
-            dispatch=dispatch_source(prog),
             prep=_det_near_code() + "\n\n" + regions["prep"],
             tables=tables_source(prog),
-            steps=regions["steps"],
+            steps=inline_dispatch(regions["steps"], prog),
             loops=regions["loops"],
         )
     )
