@@ -185,12 +185,24 @@ def _check_backend(backend: str) -> str:
 
 #: Stand-in for S12 under the assumption S12 > 0.
 _S12_POS = sp.Symbol("S12_pos", positive=True)
+_TO_POS = {S12: _S12_POS}
+
+
+#: Each variance as the square of its root: ``S11 -> R11**2``, ... (:data:`ROOTS`).
+_SQUARES = {var: root**2 for var, root in ((k.base, v) for k, v in ROOTS.items())}
 
 
 @functools.lru_cache(maxsize=64)
 def _with_roots(expr: sp.Expr) -> sp.Expr:
-    """``expr`` with the square roots of the variances as their symbols (memoised)."""
-    return expr.subs(ROOTS)
+    """``expr`` with the square roots of the variances as their symbols (memoised).
+
+    Each variance ``S`` becomes ``R**2`` (``R = sqrt(S) >= 0``), which SymPy's evaluation
+    turns into the root's powers: ``sqrt(S) -> R``, ``S**(3/2) -> R**3``, ``S -> R**2``.
+    This is what ``expr.subs(ROOTS)`` does (the result compares equal on every layer map
+    of the library: ``tests/test_codegen_substitution.py``), by ``xreplace``: ``subs`` spent
+    seconds comparing the branches of GELU's maps (``Piecewise._eval_subs``).
+    """
+    return expr.xreplace(_SQUARES)
 
 
 @functools.lru_cache(maxsize=64)
@@ -209,7 +221,7 @@ def positive_variant(expr: sp.Expr) -> sp.Expr:
 
     def quadrant(e: sp.Expr) -> sp.Expr:
         y, x = e.args
-        yp, xp = y.subs(S12, _S12_POS), x.subs(S12, _S12_POS)
+        yp, xp = y.xreplace(_TO_POS), x.xreplace(_TO_POS)
         if yp.is_nonnegative and xp.is_positive:
             return Atan2Q(y, x)
         if yp.is_nonnegative and xp.is_negative:
@@ -223,7 +235,9 @@ def positive_variant(expr: sp.Expr) -> sp.Expr:
         return hold(*q.args) if isinstance(q, sp.atan2) else q
 
     out = expr.replace(lambda e: isinstance(e, sp.atan2), convert)
-    out = out.subs(S12, _S12_POS).subs(_S12_POS, S12)
+    # (xreplace, not subs: a symbol for a symbol; the same result, without subs's
+    # comparisons of every branch)
+    out = out.xreplace(_TO_POS).xreplace({_S12_POS: S12})
     return out.replace(lambda e: isinstance(e, hold), lambda e: sp.atan2(*e.args))
 
 
