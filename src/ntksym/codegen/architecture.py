@@ -111,7 +111,7 @@ def _activation_code(
     """
     if plain:
         spec = replace(spec, det=None)
-    rs = render_spec(spec, "numba")
+    rs = render_spec(spec, "numba", docs=False)
     rs, pre, hoisted = hoist_calls(rs, m)
     code = (
         _environment()
