@@ -20,8 +20,9 @@ A fused module (:mod:`ntksym.codegen.architecture`) is layer-major: per chunk of
 * per distinct activation, ``_a{m}_plain`` (:func:`plain_step`): the same chunk loop
   without a carried determinant, for the chunks whose pairs all have ``1 - rho^2 > tau``
   (``arch_runtime.py``, region ``loops``), which it checks first;
-* the dispatchers ``_act_step``, ``_act_plain`` and ``_act_diag`` from an activation's
-  number to its functions (:func:`dispatch_source`).
+* the dispatch from an activation's number to its functions, written into the static
+  interpreter where it calls the stand-ins ``_act_step``, ``_act_plain`` and
+  ``_act_diag`` (:func:`inline_dispatch`).
 
 Only numbers taken from the description (``repr`` of floats and integers) and state
 numbers enter this code; the activations enter as SymPy-printed layer maps
@@ -46,8 +47,8 @@ __all__ = [
     "INT_COLUMNS",
     "KINDS",
     "activation_step",
-    "dispatch_source",
     "hoist_calls",
+    "inline_dispatch",
     "loop_spec",
     "plain_step",
     "tables_source",
@@ -387,33 +388,57 @@ def plain_step(m: int, name: str, pos: bool, hoisted: dict[str, int], gap: bool)
     return "\n".join(lines) + "\n"
 
 
-def dispatch_source(prog: Program) -> str:
-    """``_act_step``, ``_act_plain``, ``_act_diag``: activation number -> its functions."""
-    n = len(prog.specs)
-    step = [
-        '@numba.njit(cache=True, error_model="numpy")',
-        "def _act_step(act, S, D, T, a, k, m, va, ra, vk, rk, VB, RB, VK, RK, CO, det, zero):",
-        f'{_IND}"""Activation number act from state a to state k on one chunk of a row."""',
-    ]
-    diag = [
-        '@numba.njit(cache=True, error_model="numpy")',
-        "def _act_diag(act, v):",
-        f'{_IND}"""E[sigma(u)^2] for u ~ N(0, v), sigma activation number act."""',
-    ]
-    plain = [
-        '@numba.njit(cache=True, error_model="numpy")',
-        "def _act_plain(act, S, D, T, a, k, m, va, ra, vk, rk, VB, RB, VK, RK, CO, zero, tau):",
-        f'{_IND}"""Activation number act without a carried determinant, if it may (else False)."""',
-    ]
-    args = "S, D, T, a, k, m, va, ra, vk, rk, VB, RB, VK, RK, CO, det, zero"
-    pargs = "S, D, T, a, k, m, va, ra, vk, rk, VB, RB, VK, RK, CO, zero, tau"
+#: The calls of the stand-in dispatchers in the region ``steps`` of ``arch_runtime.py``.
+_DISPATCH_CALLS = {
+    "step": re.compile(r"^( *)_act_step\(PI\[st, 4\], ([^()]*)\)\n", re.M),
+    "plain": re.compile(
+        r"^( *)elif not _act_plain\(PI\[st, 4\], ([^()]*)\):\n\1    return False\n", re.M
+    ),
+    "diag": re.compile(r"^( *)v = _act_diag\(act, ([^()]*)\)\n", re.M),
+}
+
+
+def _dispatch(kind: str, ind: str, args: str, n: int) -> str:
+    """The if-chain that calls activation ``PI[st, 4]``'s (``act``'s) function directly."""
+    out = []
     for m in range(n):
-        test = "if" if m == 0 else "elif"
-        step += [f"{_IND}{test} act == {m}:", f"{2 * _IND}_a{m}_step({args})"]
-        plain += [f"{_IND}if act == {m}:", f"{2 * _IND}return _a{m}_plain({pargs})"]
-        diag += [f"{_IND}if act == {m}:", f"{2 * _IND}return _a{m}_diag(v)"]
-    if n == 0:
-        step.append(f"{_IND}return")
-    plain.append(f"{_IND}return False")
-    diag.append(f"{_IND}return math.nan")
-    return "\n\n\n".join("\n".join(f) for f in (step, plain, diag)) + "\n"
+        if kind == "step":
+            out += [f"{'if' if m == 0 else 'elif'} PI[st, 4] == {m}:", f"{_IND}_a{m}_step({args})"]
+        elif kind == "plain":
+            out += [f"elif PI[st, 4] == {m}:", f"{_IND}if not _a{m}_plain({args}):"]
+            out.append(f"{2 * _IND}return False")
+        else:
+            out += [f"{'if' if m == 0 else 'elif'} act == {m}:", f"{_IND}v = _a{m}_diag({args})"]
+    if kind == "diag":  # (as the stand-in: no such activation)
+        out += ["else:", f"{_IND}v = math.nan"] if n else ["v = math.nan"]
+    elif kind == "plain":
+        out += ["else:", f"{_IND}return False"]
+    elif not n:
+        out.append("pass")
+    return "".join(f"{ind}{line}\n" for line in out)
+
+
+def inline_dispatch(steps: str, prog: Program) -> str:
+    """The region ``steps`` with the activation dispatch written into its callers.
+
+    ``_run_steps`` and ``_diag_rows`` (``arch_runtime.py``) call the stand-ins
+    ``_act_step``, ``_act_plain`` and ``_act_diag`` with the activation's number; in a
+    fused module each call becomes an if-chain on that number calling ``_a{m}_step``,
+    ``_a{m}_plain`` or ``_a{m}_diag`` itself. No dispatcher is compiled: each compiled
+    level links every step's code into its own module and optimises and compiles it
+    again (about 1.5 s of the cold first call of ``mixed``; docs/performance.md, branch
+    compile3).
+
+    Raises:
+        ValueError: A call is not found exactly once (the region changed).
+    """
+    n = len(prog.specs)
+    for kind, pattern in _DISPATCH_CALLS.items():
+        calls = pattern.findall(steps)
+        if len(calls) != 1:
+            raise ValueError(f"region steps: {len(calls)} calls of the {kind} dispatcher, not 1")
+        match = pattern.search(steps)
+        assert match is not None
+        chain = _dispatch(kind, match.group(1), match.group(2), n)
+        steps = steps[: match.start()] + chain + steps[match.end() :]
+    return steps

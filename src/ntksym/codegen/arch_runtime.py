@@ -3,8 +3,10 @@
 A fused architecture module (:mod:`ntksym.codegen.architecture`) is one generated file
 per network. The network enters it as two tables, one row per step of its program
 (:mod:`ntksym.codegen.arch_program`; columns: :data:`ntksym.codegen.arch_emit.INT_COLUMNS`
-and ``FLOAT_COLUMNS``), and as one ``_a{m}_step`` per distinct activation with the
-dispatchers ``_act_step`` and ``_act_diag`` (written by :mod:`ntksym.codegen.arch_emit`).
+and ``FLOAT_COLUMNS``), and as one ``_a{m}_step`` (``_a{m}_plain``, ``_a{m}_diag``) per
+distinct activation, written by :mod:`ntksym.codegen.arch_emit`, which also writes the
+calls of the stand-ins ``_act_step``, ``_act_plain`` and ``_act_diag`` below as if-chains
+calling them (``inline_dispatch``: no dispatcher level to compile).
 The regions here interpret the tables, *layer-major* (with those of
 :mod:`ntksym.codegen.arch_pairs`):
 

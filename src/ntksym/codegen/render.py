@@ -185,12 +185,24 @@ def _check_backend(backend: str) -> str:
 
 #: Stand-in for S12 under the assumption S12 > 0.
 _S12_POS = sp.Symbol("S12_pos", positive=True)
+_TO_POS = {S12: _S12_POS}
+
+
+#: Each variance as the square of its root: ``S11 -> R11**2``, ... (:data:`ROOTS`).
+_SQUARES = {var: root**2 for var, root in ((k.base, v) for k, v in ROOTS.items())}
 
 
 @functools.lru_cache(maxsize=64)
 def _with_roots(expr: sp.Expr) -> sp.Expr:
-    """``expr`` with the square roots of the variances as their symbols (memoised)."""
-    return expr.subs(ROOTS)
+    """``expr`` with the square roots of the variances as their symbols (memoised).
+
+    Each variance ``S`` becomes ``R**2`` (``R = sqrt(S) >= 0``), which SymPy's evaluation
+    turns into the root's powers: ``sqrt(S) -> R``, ``S**(3/2) -> R**3``, ``S -> R**2``.
+    This is what ``expr.subs(ROOTS)`` does (the result compares equal on every layer map
+    of the library: ``tests/test_codegen_substitution.py``), by ``xreplace``: ``subs`` spent
+    seconds comparing the branches of GELU's maps (``Piecewise._eval_subs``).
+    """
+    return expr.xreplace(_SQUARES)
 
 
 @functools.lru_cache(maxsize=64)
@@ -209,7 +221,7 @@ def positive_variant(expr: sp.Expr) -> sp.Expr:
 
     def quadrant(e: sp.Expr) -> sp.Expr:
         y, x = e.args
-        yp, xp = y.subs(S12, _S12_POS), x.subs(S12, _S12_POS)
+        yp, xp = y.xreplace(_TO_POS), x.xreplace(_TO_POS)
         if yp.is_nonnegative and xp.is_positive:
             return Atan2Q(y, x)
         if yp.is_nonnegative and xp.is_negative:
@@ -223,7 +235,9 @@ def positive_variant(expr: sp.Expr) -> sp.Expr:
         return hold(*q.args) if isinstance(q, sp.atan2) else q
 
     out = expr.replace(lambda e: isinstance(e, sp.atan2), convert)
-    out = out.subs(S12, _S12_POS).subs(_S12_POS, S12)
+    # (xreplace, not subs: a symbol for a symbol; the same result, without subs's
+    # comparisons of every branch)
+    out = out.xreplace(_TO_POS).xreplace({_S12_POS: S12})
     return out.replace(lambda e: isinstance(e, hold), lambda e: sp.atan2(*e.args))
 
 
@@ -249,8 +263,13 @@ def _cse_print(
     return lines, ntk_lines, [pr.doprint(e) for e in reduced]
 
 
-def render_spec(spec: KernelSpec, backend: str) -> RenderSpec:
-    """Turn a kernel spec into the template's view of it (cse and printing done here)."""
+def render_spec(spec: KernelSpec, backend: str, docs: bool = True) -> RenderSpec:
+    """Turn a kernel spec into the template's view of it (cse and printing done here).
+
+    With ``docs=False`` the cache key and the maps' texts for the docstring are left
+    empty (the fused modules of described networks print neither; for GELU they are
+    about 0.4 s of printing).
+    """
     _check_backend(backend)
     # The closed-form layer map of the Numba kernel runs in a vectorised column loop.
     pr = printer_for("numba_loop" if backend == "numba" and spec.kind != "quadrature" else backend)
@@ -295,7 +314,7 @@ def render_spec(spec: KernelSpec, backend: str) -> RenderSpec:
         backend=backend,
         template=template,
         kind=spec.kind,
-        key=module_key(spec, backend),
+        key=module_key(spec, backend) if docs else "",
         method=spec.method,
         source=spec.source,
         has_ntk=spec.has_ntk,
@@ -316,14 +335,21 @@ def render_spec(spec: KernelSpec, backend: str) -> RenderSpec:
         act_code=act_code,
         dact_code=dact_code,
         reflection=repr(spec.reflection) if spec.reflection is not None else "",
-        doc_nngp=_doc(spec.nngp) if spec.nngp is not None else "quadrature (_pair, _expect)",
-        doc_ntk=_doc(spec.ntk) if spec.ntk is not None else "-",
-        doc_det=_doc(spec.det) if spec.det is not None else "N11*N22 - S12'**2 (direct)",
+        **(_docs(spec) if docs else {"doc_nngp": "", "doc_ntk": "", "doc_det": ""}),
     )
 
 
 #: Longest expression printed in a module docstring; longer ones are in the code only.
 _DOC_LIMIT = 1500
+
+
+def _docs(spec: KernelSpec) -> dict[str, str]:
+    """The maps as text for a module's docstring (:attr:`RenderSpec.doc_nngp`, ...)."""
+    return {
+        "doc_nngp": _doc(spec.nngp) if spec.nngp is not None else "quadrature (_pair, _expect)",
+        "doc_ntk": _doc(spec.ntk) if spec.ntk is not None else "-",
+        "doc_det": _doc(spec.det) if spec.det is not None else "N11*N22 - S12'**2 (direct)",
+    }
 
 
 def _doc(expr: sp.Expr) -> str:
