@@ -195,13 +195,16 @@ def _pairwise(net: Any, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     The fused module runs a chunk without carried determinants when every pair of the
     chunk allows it (``arch_runtime._run_steps``); on the adversarial set nearly every
     chunk of the whole matrix holds a near-degenerate pair, so this path is what puts
-    each pair through the plain maps wherever its own correlations allow.
+    each pair through the plain maps wherever its own correlations allow. A diagonal entry
+    is ``K(x, x)`` of one example (with ``X2`` given it would be two: a Dropout in train
+    mode scales only the former).
     """
     n = len(X)
     K, T = np.empty((n, n)), np.empty((n, n))
     for i in range(n):
         for j in range(n):
-            k, t = net.kernel_fn(X[i : i + 1], X[j : j + 1], backend="fused")
+            other = None if i == j else X[j : j + 1]
+            k, t = net.kernel_fn(X[i : i + 1], other, backend="fused")
             K[i, j], T[i, j] = k[0, 0], t[0, 0]
     return K, T
 

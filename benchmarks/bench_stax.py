@@ -24,7 +24,9 @@ Networks (spelled identically in both libraries, :func:`build`):
 
 * ``residual`` - depth 10: Dense, 8 residual blocks ``x + Dense(Relu(x))``, Relu, Dense;
 * ``mixed``    - depth 10 of relu, erf and gelu layers with different variances;
-* ``standard`` - depth 6, standard parameterization (width 512), relu and erf layers.
+* ``standard`` - depth 6, standard parameterization (width 512), relu and erf layers;
+* ``dropout``  - depth 4: ``(Dense, Relu, Dropout(0.8) train) x 3, Dense`` (the row
+  "Dropout(0.8) train" of ``bench_arch_accuracy.py``, width 512).
 
 Accuracy: the largest relative error of each method over a 3 x 2 sample of entries
 (rows 0..2 against rows 3..4) against ntksym's mpmath referee
@@ -52,7 +54,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 D = 256
 WIDTH = 512
-NETWORKS = ("residual", "mixed", "standard")
+NETWORKS = ("residual", "mixed", "standard", "dropout")
 SAMPLE = (slice(0, 3), slice(3, 5))
 
 
@@ -79,6 +81,9 @@ def build(s: Any, name: str) -> Any:
         for act in [s.Relu, s.Erf, s.Relu, s.Erf, s.Relu]:
             layers += [s.Dense(WIDTH, 1.3, 0.1, **p), act()]
         return s.serial(*layers, s.Dense(1, 1.0, 0.1, **p))
+    if name == "dropout":
+        layers = [s.Dense(WIDTH, 1.2, 0.2), s.Relu(), s.Dropout(0.8, "train")] * 3
+        return s.serial(*layers, s.Dense(1, 0.9, 0.1))
     raise ValueError(name)
 
 

@@ -43,6 +43,16 @@ def adversarial(seed: int = 0) -> np.ndarray:
     return X
 
 
+def arch_adversarial() -> np.ndarray:
+    """The inputs of ``benchmarks/bench_arch_accuracy.py``: ``x``, its twin, ``x (1 + 1e-9)``,
+    ``x + 1e-8 d``, ``-x + 1e-7 d``, ``-x``, ``1e3 x``, zero, ``1e-6 y``, ``1e6 z`` (d = 6)."""
+    x, d, y, z = np.random.default_rng(5).standard_normal((4, 6))
+    return np.vstack(
+        [x, x.copy(), x * (1 + 1e-9), x + 1e-8 * d, -x + 1e-7 * d, -x, 1e3 * x, np.zeros(6),
+         1e-6 * y, 1e6 * z]
+    )  # fmt: skip
+
+
 @pytest.fixture(autouse=True)
 def _seed_global_random_state():
     """Seed the global generators too, so that no test depends on the order tests run in."""

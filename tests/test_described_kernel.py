@@ -156,7 +156,9 @@ def test_auto_is_fixed_to_the_backend_of_the_whole_matrix() -> None:
     k = ntksym.kernel(OTHER)
     assert k.resolved(10).backend == "layers"
     assert k.resolved(FUSED_MIN_PAIRS).backend == "fused"  # (chosen without compiling)
-    assert ntksym.kernel(MIXED).resolved(FUSED_MIN_PAIRS).backend == "layers"  # (not covered)
+    assert ntksym.kernel(MIXED).resolved(FUSED_MIN_PAIRS).backend == "fused"  # (Dropout too)
+    quadrature = stax.serial(stax.Dense(8, 1.1), stax.Gelu(approximate=True), stax.Dense(1))
+    assert ntksym.kernel(quadrature).resolved(FUSED_MIN_PAIRS).backend == "layers"  # (not covered)
     homogeneous = ntksym.kernel(
         stax.serial(stax.Dense(8, 1.2, 0.1), stax.Relu(), stax.Dense(1, 1.2, 0.1))
     )

@@ -55,10 +55,11 @@ __all__ = [
 ]
 
 #: The step kinds, numbered as in the table's first column.
-KINDS = ("input_dense", "dense", "act", "layer_norm", "sum")
+KINDS = ("input_dense", "dense", "act", "layer_norm", "sum", "dropout")
 #: The integer columns of the program table.
 INT_COLUMNS = ("kind", "out", "a", "b", "act", "standard", "det", "zero_ntk")
-#: The float columns of the program table (``width`` is ``s_in`` on the inputs).
+#: The float columns of the program table (``width`` is ``s_in`` on the inputs; ``w2`` is
+#: ``1 / rate`` for a Dropout).
 FLOAT_COLUMNS = ("w2", "b2", "width", "bias", "eps")
 
 _IND = "    "

@@ -9,13 +9,20 @@ The two variances of a state depend on one input each and are computed once per 
 (the recursion and the structural rules are written there once) and records one
 :class:`Step` per state, in evaluation order.
 
+``Dropout(rate)`` in ``"train"`` mode is a step of its own (``"dropout"``): both variances
+divided by ``rate``, and the covariance and NTK of an input paired with itself (the pair
+of one example with itself in ``K(X, X)``: one mask) too; other pairs keep theirs
+(neural-tangents' ``stax.Dropout``; :mod:`ntksym.kernels.layer_maps`). Its determinant is
+``S11 S22 / rate^2 - S12^2 = D / rate^2 + S12^2 (1 / rate^2 - 1)``, a sum of two
+non-negative terms; for the pair of one example with itself it is ``D / rate^2`` (zero).
+
 Networks the fused kernel does not cover are refused with a reason (:class:`Unsupported`):
 an activation without a closed-form dual map (quadrature), a network that ends in several
 branches or in its inputs, and every network that breaks one of the description's rules
 (the layer path then raises the error that names the rule).
 
 The determinant is carried from the inputs at each first Dense layer, through Dense
-layers, LayerNorm and sums, and through the activations whose family's next determinant
+layers, LayerNorm, Dropout and sums, and through the activations whose family's next determinant
 is checked for near-parallel pairs (:data:`STABLE_DET_FAMILIES`): the map's ``carried``
 form where it has one (erf, the mgf family and GELU, as on the layer path,
 :mod:`ntksym.kernels.layer_maps`), else its ``det``. After any other activation it is
@@ -56,10 +63,11 @@ class Step:
 
     Attributes:
         kind: ``"input_dense"`` (a Dense layer on the inputs), ``"dense"``, ``"act"``,
-            ``"layer_norm"`` or ``"sum"`` (two independent branches).
+            ``"layer_norm"``, ``"sum"`` (two independent branches) or ``"dropout"``
+            (``Dropout`` in ``"train"`` mode).
         out: The state it produces (states are numbered in evaluation order).
         src: The states it reads (none for ``"input_dense"``).
-        w2: Weight variance ``W_std^2`` (Dense).
+        w2: Weight variance ``W_std^2`` (Dense); the factor ``1 / rate`` (Dropout).
         b2: Bias variance ``b_std^2`` (Dense; 0 without a bias).
         bias: Whether the Dense layer has a bias (the standard NTK adds 1).
         standard: Whether the Dense layer is in the standard parameterization.
@@ -193,8 +201,11 @@ class _Lowering:
             state = k
         return state
 
-    def dropout(self, p: int | None, layer: Dropout) -> int | None:
-        raise Unsupported(f"{layer} (in train mode) has no generated layer map")
+    def dropout(self, p: int | None, layer: Dropout) -> int:
+        assert p is not None  # (the walk refuses a Dropout on the inputs)
+        # the factor as the layer path forms it (kernels.layer_maps), so the variances agree
+        step = Step("dropout", len(self.steps), (p,), w2=1.0 / layer.rate)
+        return self.add(step, self.det[p])
 
 
 def lower(net: Net) -> Program:

@@ -122,7 +122,7 @@ def _diag_rows(PI, PF, sq, n0f, V, R):
         for i in range(sq.shape[0]):
             if kind == 0:
                 v = w2 / n0f * sq[i] + b2
-            elif kind == 1:
+            elif kind == 1 or kind == 5:  # (a Dropout: w2 = 1 / rate, b2 = 0)
                 v = w2 * V[a, i] + b2
             elif kind == 2:
                 v = _act_diag(act, V[a, i])
@@ -218,8 +218,32 @@ def _sum(S, D, T, a, b, k, m, va, vb, ra, rb, VA, VB, RA, RB, CO, det, ntk):
             T[k, q] = T[a, q] + T[b, q]
 
 
+@numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
+def _drop(S, D, T, a, k, m, f, own, CO, det, ntk, plain):
+    """Dropout in train mode (f = 1 / rate; the variances are scaled by _diag_rows): the
+    pair of one example with itself (own: the chunk of K(X, X)'s diagonal entry) scales
+    its covariance, NTK and determinant (f^2 D, zero); any other pair keeps its covariance
+    and NTK (independent masks), its determinant f^2 D + (f^2 - 1) S12^2 (no cancellation)
+    and is no longer one Gaussian twice (CO cleared; not by a plain run, whose CO a
+    carried rerun of the chunk reads again: CO then fails the plain run)."""
+    g = f if own else 1.0
+    for q in range(m):
+        S[k, q] = g * S[a, q]
+    if det:
+        ff = f * f
+        for q in range(m):
+            cross = (ff - 1.0) * S[a, q] * S[a, q]
+            D[k, q] = ff * D[a, q] + _sel(own, 0.0, cross)
+    if not (own or plain):
+        for q in range(m):
+            CO[q] = False
+    if ntk:
+        for q in range(m):
+            T[k, q] = g * T[a, q]
+
+
 @numba.njit(cache=True, error_model="numpy")
-def _run_steps(PI, PF, i, c0, c1, G, V1, R1, V2, R2, n0f, S, D, T, DX, DN, OM, CO, ntk, tau):
+def _run_steps(PI, PF, i, c0, c1, G, V1, R1, V2, R2, n0f, S, D, T, DX, DN, OM, CO, ntk, tau, own):
     """Every step of the program for row i, columns c0..c1-1 (row k of S, D, T: state k).
 
     tau < 0: the determinant is carried wherever the program carries it (the table's det
@@ -227,10 +251,11 @@ def _run_steps(PI, PF, i, c0, c1, G, V1, R1, V2, R2, n0f, S, D, T, DX, DN, OM, C
     subtraction and runs its map without a next determinant (``_act_plain``), but only if
     every pair of the chunk has 1 - rho^2 > tau at its input; the first activation where
     some pair does not returns False (the chunk is then to be run again with tau < 0).
+    own: the chunk is the pair of row i with itself in K(X, X) (for a Dropout).
 
     Table columns: kind (0 Dense on the inputs, 1 Dense, 2 activation, 3 LayerNorm,
-    4 sum), out, src a, src b, activation, standard, det (carried), zero NTK; and W2, B2,
-    width (s_in on the inputs), bias, eps.
+    4 sum, 5 Dropout), out, src a, src b, activation, standard, det (carried), zero NTK;
+    and W2 (1 / rate for a Dropout), B2, width (s_in on the inputs), bias, eps.
     """
     m = c1 - c0
     plain = tau >= 0.0
@@ -255,6 +280,8 @@ def _run_steps(PI, PF, i, c0, c1, G, V1, R1, V2, R2, n0f, S, D, T, DX, DN, OM, C
                 return False
         elif kind == 3:
             _norm(S, D, T, a, k, m, PF[st, 4], V1[a, i], V2[a, c0:c1], det, ntk)
+        elif kind == 5:
+            _drop(S, D, T, a, k, m, w2, own, CO, det, ntk, plain)
         else:
             row = (V1[a, i], V1[b, i], R1[a, i], R1[b, i])
             cols = (V2[a, c0:c1], V2[b, c0:c1], R2[a, c0:c1], R2[b, c0:c1])
@@ -324,8 +351,8 @@ def _block(
             c1 = c0 + 1 if own else min(c0 + 256, n2)
             tr = -1.0 if own else tau
             _prep(r, c0, c1, G, a1, a2, sq1, sq2, X1, X2, DX, DN, OM, CO)
-            if tr < 0.0 or not _run_steps(PI, PF, r, c0, c1, *cols, tr):
-                _run_steps(PI, PF, r, c0, c1, *cols, -1.0)
+            if tr < 0.0 or not _run_steps(PI, PF, r, c0, c1, *cols, tr, own):
+                _run_steps(PI, PF, r, c0, c1, *cols, -1.0, own)
                 counts[1] += 1
             counts[0] += 1
             for q in range(c1 - c0):
