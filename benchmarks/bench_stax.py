@@ -15,7 +15,9 @@ thread (``NUMBA_NUM_THREADS=1``, BLAS threads 1; XLA:
 * ``blas``   - the floor: the Gram product ``X @ X.T`` alone (NumPy's BLAS);
 * ``blas_out`` - the floor into one preallocated array: ``np.matmul(X, X.T, out=buf)``.
 
-Each cell is the median wall time of ``--repeat`` calls; the CPU time of the same calls
+Each cell is the median wall time of ``--repeat`` calls (each after ``--idle`` seconds
+asleep: 0 by default; on a guest that hands freed memory back to its host, 3 s makes a
+fresh output cold, see docs/performance.md, branch fresh); the CPU time of the same calls
 is printed too (the machine is shared: CPU time is less sensitive to other jobs).
 
 Memory: "peak / out" is the rise of the process's peak resident set (``ru_maxrss``) during
@@ -97,7 +99,7 @@ def _rss() -> tuple[int, int]:
     return now, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def worker(method: str, name: str, n: int, repeat: int) -> dict:
+def worker(method: str, name: str, n: int, repeat: int, idle: float = 0.0) -> dict:
     """Time one (method, network, N) in this process; returns a JSON-able record."""
     import numpy as np
 
@@ -141,6 +143,7 @@ def worker(method: str, name: str, n: int, repeat: int) -> dict:
     walls, cpus = [], []
     base, peak0 = _rss()
     for _ in range(repeat):
+        time.sleep(idle)
         w0 = time.perf_counter()
         c0 = time.process_time()
         out = call()
@@ -156,7 +159,7 @@ def worker(method: str, name: str, n: int, repeat: int) -> dict:
     return rec
 
 
-def run_one(method: str, name: str, n: int, repeat: int, nt_python: str) -> dict:
+def run_one(method: str, name: str, n: int, repeat: int, nt_python: str, idle: float) -> dict:
     """One configuration in a subprocess pinned to one core."""
     env = dict(os.environ)
     for k in ("OMP", "OPENBLAS", "MKL", "NUMBA"):
@@ -165,7 +168,7 @@ def run_one(method: str, name: str, n: int, repeat: int, nt_python: str) -> dict
     env["JAX_PLATFORMS"] = "cpu"
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
     python = nt_python if method == "nt" else sys.executable
-    args = [python, __file__, "--worker", method, name, str(n), str(repeat)]
+    args = [python, __file__, "--worker", method, name, str(n), str(repeat), str(idle)]
     core = sorted(os.sched_getaffinity(0))[:1]
     proc = subprocess.run(
         args, env=env, capture_output=True, text=True, check=False,
@@ -234,18 +237,19 @@ def _row(name: str, n: int, res: dict[str, dict], ref: list, methods: list[str])
 def main(argv: list[str] | None = None) -> int:
     """Run the sweep and print one Markdown table row per (network, N)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--worker", nargs=4, metavar=("METHOD", "NET", "N", "REPEAT"))
+    ap.add_argument("--worker", nargs=5, metavar=("METHOD", "NET", "N", "REPEAT", "IDLE"))
     ap.add_argument("--n", type=int, nargs="+", default=[1000, 2000, 4000])
     ap.add_argument("--nets", nargs="+", default=list(NETWORKS), choices=NETWORKS)
     ap.add_argument("--methods", nargs="+", default=["fused", "layers", "nt"], choices=METHODS)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--idle", type=float, default=0.0, help="seconds asleep before each call")
     ap.add_argument("--layers-max-n", type=int, default=2000, help="largest N for layers")
     ap.add_argument("--nt-python", default="/tmp/nt-venv/bin/python")
     ap.add_argument("--ref-json", default=None, help="keep the referee's values in this file")
     args = ap.parse_args(argv)
     if args.worker:
-        method, name, n, repeat = args.worker
-        print(json.dumps(worker(method, name, int(n), int(repeat))), flush=True)
+        method, name, n, repeat, idle = args.worker
+        print(json.dumps(worker(method, name, int(n), int(repeat), float(idle))), flush=True)
         return 0
     print("| network | N | fused (s) | fused out= (s) | layers (s) | nt (s) | floor (s) "
           "| floor out= (s) | layers/fused | nt/fused | nt/fused CPU | fused/floor "
@@ -261,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
                 if method == "layers" and n > args.layers_max_n:
                     continue
                 rep = 1 if method == "layers" else args.repeat
-                res[method] = run_one(method, name, n, rep, args.nt_python)
+                res[method] = run_one(method, name, n, rep, args.nt_python, args.idle)
                 print(json.dumps({k: v for k, v in res[method].items() if k != "sample"}),
                       file=sys.stderr, flush=True)  # fmt: skip
             print(_row(name, n, res, ref, args.methods), flush=True)
