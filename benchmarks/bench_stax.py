@@ -7,17 +7,22 @@ thread (``NUMBA_NUM_THREADS=1``, BLAS threads 1; XLA:
 
 * ``fused``  - ``kernel_fn(X, backend="fused")``: the network's generated Numba module
   (cold first call: generation and compilation; then Numba's cache);
+* ``fused_out`` - the same into two preallocated arrays, the same ones at every call
+  (``kernel_fn(X, backend="fused", out=(K, T))``: no fresh pages to map);
 * ``layers`` - ``kernel_fn(X, backend="layers")``: float64 NumPy layer maps;
 * ``nt``     - neural-tangents 0.6.5 ``stax`` kernel_fn, ``jax.jit``-compiled, float64,
   run with the interpreter of its own virtual environment (``--nt-python``);
-* ``blas``   - the floor: the Gram product ``X @ X.T`` alone (NumPy's BLAS).
+* ``blas``   - the floor: the Gram product ``X @ X.T`` alone (NumPy's BLAS);
+* ``blas_out`` - the floor into one preallocated array: ``np.matmul(X, X.T, out=buf)``.
 
-Each cell is the median wall time of ``--repeat`` calls; the CPU time of the same calls
+Each cell is the median wall time of ``--repeat`` calls (each after ``--idle`` seconds
+asleep: 0 by default; on a guest that hands freed memory back to its host, 3 s makes a
+fresh output cold, see docs/performance.md, branch fresh); the CPU time of the same calls
 is printed too (the machine is shared: CPU time is less sensitive to other jobs).
 
 Memory: "peak / out" is the rise of the process's peak resident set (``ru_maxrss``) during
 the timed calls above the resident set before them, divided by the outputs' bytes (both
-N x N float64 matrices; one for the floor). It is printed only where the timed calls set a
+N x N float64 matrices; one for the floors). It is printed only where the timed calls set a
 new peak (else an earlier peak, e.g. a compilation, hides theirs: "-").
 
 Networks (spelled identically in both libraries, :func:`build`):
@@ -37,6 +42,8 @@ Usage::
     python benchmarks/bench_stax.py                       # N = 1000 2000 4000, all
     python benchmarks/bench_stax.py --n 1000 --methods fused layers
     python benchmarks/bench_stax.py --nets mixed residual --n 1000 4000 --methods fused nt blas
+    python benchmarks/bench_stax.py --nets mixed residual --n 4000 \
+        --methods fused fused_out blas blas_out          # fresh outputs and out= side by side
 """
 
 from __future__ import annotations
@@ -55,6 +62,7 @@ REPO = Path(__file__).resolve().parents[1]
 D = 256
 WIDTH = 512
 NETWORKS = ("residual", "mixed", "standard", "dropout")
+METHODS = ("fused", "fused_out", "layers", "nt", "blas", "blas_out")
 SAMPLE = (slice(0, 3), slice(3, 5))
 
 
@@ -96,16 +104,22 @@ def _rss() -> tuple[int, int]:
     return now, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def worker(method: str, name: str, n: int, repeat: int) -> dict:
+def worker(method: str, name: str, n: int, repeat: int, idle: float = 0.0) -> dict:
     """Time one (method, network, N) in this process; returns a JSON-able record."""
     import numpy as np
 
     X = np.random.default_rng(0).standard_normal((n, D))
     t0 = time.perf_counter()
+    # (the out= methods' arrays: mapped by the first call, reused by the timed ones)
+    bufs = [np.empty((n, n)) for _ in range({"blas_out": 1, "fused_out": 2}.get(method, 0))]
     if method == "blas":
 
         def call() -> tuple:
             return (X @ X.T,)
+    elif method == "blas_out":
+
+        def call() -> tuple:
+            return (np.matmul(X, X.T, out=bufs[0]),)
     elif method == "nt":
         import jax
         from neural_tangents import stax as nts
@@ -122,17 +136,19 @@ def worker(method: str, name: str, n: int, repeat: int) -> dict:
         from ntksym import stax
 
         kernel_fn = build(stax, name).kernel_fn
+        backend, outs = method.removesuffix("_out"), tuple(bufs) or None
 
         def call() -> tuple:
-            return tuple(kernel_fn(X, backend=method))
+            return tuple(kernel_fn(X, backend=backend, out=outs))
 
     out = call()
     first = time.perf_counter() - t0
-    sample = [o[SAMPLE].tolist() for o in out] if method != "blas" else None
+    sample = [o[SAMPLE].tolist() for o in out] if "blas" not in method else None
     del out
     walls, cpus = [], []
     base, peak0 = _rss()
     for _ in range(repeat):
+        time.sleep(idle)
         w0 = time.perf_counter()
         c0 = time.process_time()
         out = call()
@@ -142,13 +158,13 @@ def worker(method: str, name: str, n: int, repeat: int) -> dict:
     rec = {"method": method, "net": name, "n": n, "first": first, "walls": walls, "cpus": cpus}
     peak = _rss()[1]
     if peak > peak0:
-        rec["peak_per_out"] = (peak - base) / ((1 if method == "blas" else 2) * n * n * 8)
+        rec["peak_per_out"] = (peak - base) / ((1 if "blas" in method else 2) * n * n * 8)
     if sample is not None:
         rec["sample"] = sample
     return rec
 
 
-def run_one(method: str, name: str, n: int, repeat: int, nt_python: str) -> dict:
+def run_one(method: str, name: str, n: int, repeat: int, nt_python: str, idle: float) -> dict:
     """One configuration in a subprocess pinned to one core."""
     env = dict(os.environ)
     for k in ("OMP", "OPENBLAS", "MKL", "NUMBA"):
@@ -157,7 +173,7 @@ def run_one(method: str, name: str, n: int, repeat: int, nt_python: str) -> dict
     env["JAX_PLATFORMS"] = "cpu"
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
     python = nt_python if method == "nt" else sys.executable
-    args = [python, __file__, "--worker", method, name, str(n), str(repeat)]
+    args = [python, __file__, "--worker", method, name, str(n), str(repeat), str(idle)]
     core = sorted(os.sched_getaffinity(0))[:1]
     proc = subprocess.run(
         args, env=env, capture_output=True, text=True, check=False,
@@ -199,27 +215,53 @@ def _err(sample: list, ref: list) -> float:
     return max(float(np.max(np.abs(np.asarray(s) - r) / np.abs(r))) for s, r in pairs)
 
 
+def _row(name: str, n: int, res: dict[str, dict], ref: list, methods: list[str]) -> str:
+    """One Markdown table row of the results ``res`` (by method) of one network and N."""
+    med = {m: statistics.median(r["walls"]) for m, r in res.items() if "walls" in r}
+    cpu = {m: statistics.median(r["cpus"]) for m, r in res.items() if "cpus" in r}
+    errs = {m: _err(r["sample"], ref) for m, r in res.items() if "sample" in r}
+
+    def cell(m: str) -> str:
+        return f"{med[m]:.2f}" if m in med else "-"
+
+    def ratio(a: str, b: str, of: dict = med) -> str:
+        return f"{of[a] / of[b]:.1f}x" if a in of and b in of else "-"
+
+    cold = f"{res['fused']['first']:.1f}" if "first" in res.get("fused", {}) else "-"
+    err = " / ".join(f"{errs[m]:.1e}" if m in errs else "-" for m in methods if "blas" not in m)
+    mem = " / ".join(
+        f"{res[m]['peak_per_out']:.2f}" if "peak_per_out" in res.get(m, {}) else "-"
+        for m in methods
+    )
+    cells = [name, str(n), *(cell(m) for m in ("fused", "fused_out", "layers", "nt", "blas"))]
+    cells += [cell("blas_out"), ratio("layers", "fused"), ratio("nt", "fused")]
+    cells += [ratio("nt", "fused", cpu), ratio("fused", "blas"), ratio("fused_out", "blas_out")]
+    return "| " + " | ".join([*cells, ratio("fused", "fused_out"), cold, err, mem]) + " |"
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the sweep and print one Markdown table row per (network, N)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--worker", nargs=4, metavar=("METHOD", "NET", "N", "REPEAT"))
+    ap.add_argument("--worker", nargs=5, metavar=("METHOD", "NET", "N", "REPEAT", "IDLE"))
     ap.add_argument("--n", type=int, nargs="+", default=[1000, 2000, 4000])
     ap.add_argument("--nets", nargs="+", default=list(NETWORKS), choices=NETWORKS)
-    ap.add_argument("--methods", nargs="+", default=["fused", "layers", "nt"])
+    ap.add_argument("--methods", nargs="+", default=["fused", "layers", "nt"], choices=METHODS)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--idle", type=float, default=0.0, help="seconds asleep before each call")
     ap.add_argument("--layers-max-n", type=int, default=2000, help="largest N for layers")
     ap.add_argument("--nt-python", default="/tmp/nt-venv/bin/python")
     ap.add_argument("--ref-json", default=None, help="keep the referee's values in this file")
     args = ap.parse_args(argv)
     if args.worker:
-        method, name, n, repeat = args.worker
-        print(json.dumps(worker(method, name, int(n), int(repeat))), flush=True)
+        method, name, n, repeat, idle = args.worker
+        print(json.dumps(worker(method, name, int(n), int(repeat), float(idle))), flush=True)
         return 0
-    print("| network | N | fused (s) | layers (s) | nt (s) | floor (s) | layers/fused | nt/fused "
-          "| nt/fused CPU | fused/floor | fused first call (s) | max rel. err "
-          f"{' / '.join(m for m in args.methods if m != 'blas')} | peak / out "
+    print("| network | N | fused (s) | fused out= (s) | layers (s) | nt (s) | floor (s) "
+          "| floor out= (s) | layers/fused | nt/fused | nt/fused CPU | fused/floor "
+          "| fused out=/floor out= | fused/fused out= | fused first call (s) | max rel. err "
+          f"{' / '.join(m for m in args.methods if 'blas' not in m)} | peak / out "
           f"{' / '.join(args.methods)} |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---" * 17 + "|")
     for name in args.nets:
         ref = reference(name, args.ref_json)
         for n in args.n:
@@ -228,35 +270,10 @@ def main(argv: list[str] | None = None) -> int:
                 if method == "layers" and n > args.layers_max_n:
                     continue
                 rep = 1 if method == "layers" else args.repeat
-                res[method] = run_one(method, name, n, rep, args.nt_python)
+                res[method] = run_one(method, name, n, rep, args.nt_python, args.idle)
                 print(json.dumps({k: v for k, v in res[method].items() if k != "sample"}),
                       file=sys.stderr, flush=True)  # fmt: skip
-            med = {m: statistics.median(r["walls"]) for m, r in res.items() if "walls" in r}
-            cpu = {m: statistics.median(r["cpus"]) for m, r in res.items() if "cpus" in r}
-            errs = {m: _err(r["sample"], ref) for m, r in res.items() if "sample" in r}
-
-            def cell(m: str, med: dict = med) -> str:
-                return f"{med[m]:.2f}" if m in med else "-"
-
-            def ratio(m: str, med: dict = med) -> str:
-                return f"{med[m] / med['fused']:.1f}x" if m in med and "fused" in med else "-"
-
-            both = "fused" in cpu and "nt" in cpu
-            nt_cpu = f"{cpu['nt'] / cpu['fused']:.1f}x" if both else "-"
-            floor = "-"
-            if "fused" in med and "blas" in med:
-                floor = f"{med['fused'] / med['blas']:.1f}x"
-            cold = f"{res['fused']['first']:.1f}" if "first" in res.get("fused", {}) else "-"
-            err = " / ".join(
-                f"{errs[m]:.1e}" if m in errs else "-" for m in args.methods if m != "blas"
-            )
-            mem = " / ".join(
-                f"{res[m]['peak_per_out']:.2f}" if "peak_per_out" in res.get(m, {}) else "-"
-                for m in args.methods
-            )
-            print(f"| {name} | {n} | {cell('fused')} | {cell('layers')} | {cell('nt')} | "
-                  f"{cell('blas')} | {ratio('layers')} | {ratio('nt')} | {nt_cpu} | {floor} | "
-                  f"{cold} | {err} | {mem} |", flush=True)  # fmt: skip
+            print(_row(name, n, res, ref, args.methods), flush=True)
     return 0
 
 

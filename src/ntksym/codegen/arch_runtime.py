@@ -406,23 +406,24 @@ def _same_rows(X1, X2, G, sq1, sq2):
             G[i, j] = sq1[i]
 
 
-def _compute(X1, X2, ntk=True, tau=TAU, counts=None):
+def _compute(X1, X2, ntk=True, tau=TAU, counts=None, out=(None, None)):
     """(NNGP, NTK or None) of the network between the rows of X1 and X2 (None: X1).
 
     tau: the bound on 1 - rho^2 above which a chunk needs no carried determinant (< 0:
     every chunk carries them). counts: if given, an int64 array of 2, set to the number
-    of chunks run and of those that carried the determinants."""
+    of chunks run and of those that carried the determinants. out: the (checked) arrays
+    (or None) that receive the NNGP (the Gram product is formed there) and the NTK."""
     sym = X2 is None
     n0f = float(X1.shape[1])
     sq1 = numpy.einsum("ij,ij->i", X1, X1)
     if sym:
         X2 = X1
         sq2 = sq1
-        G = X1 @ X1.T
+        G = numpy.matmul(X1, X1.T, out=out[0])
         numpy.fill_diagonal(G, sq1)
     else:
         sq2 = numpy.einsum("ij,ij->i", X2, X2)
-        G = X1 @ X2.T
+        G = numpy.matmul(X1, X2.T, out=out[0])
         _same_rows(X1, X2, G, sq1, sq2)
     a1 = numpy.sqrt(sq1)
     a2 = a1 if sym else numpy.sqrt(sq2)
@@ -436,7 +437,7 @@ def _compute(X1, X2, ntk=True, tau=TAU, counts=None):
         R2 = numpy.empty_like(V2)
         _diag_rows(PROGRAM_I, PROGRAM_F, sq2, n0f, V2, R2)
     K = G
-    T = numpy.empty_like(G) if ntk else G
+    T = (numpy.empty_like(G) if out[1] is None else out[1]) if ntk else G
     if sym:
         rows = 16
     else:

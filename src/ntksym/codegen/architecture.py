@@ -217,7 +217,11 @@ class FusedKernel:
     module: types.ModuleType
 
     def __call__(
-        self, x1: np.ndarray, x2: np.ndarray | None = None, ntk: bool = True
+        self,
+        x1: np.ndarray,
+        x2: np.ndarray | None = None,
+        ntk: bool = True,
+        out: tuple[np.ndarray | None, np.ndarray | None] = (None, None),
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """The NNGP and (when ``ntk``) NTK Gram matrices between the rows of x1 and x2.
 
@@ -225,6 +229,9 @@ class FusedKernel:
             x1: Inputs, float64 C-contiguous array of shape (N1, n0).
             x2: Inputs of shape (N2, n0), or None for ``K(x1, x1)`` (exactly symmetric).
             ntk: Whether to compute the NTK too.
+            out: Arrays (or None) to write the NNGP and the NTK into, checked by the
+                caller (:func:`ntksym.kernels.call.check_outs`: float64, C-contiguous,
+                writeable, (N1, N2), sharing no memory with the inputs or each other).
 
         Returns:
             ``(nngp, ntk)``; ``ntk`` is None when not asked for.
@@ -236,7 +243,7 @@ class FusedKernel:
                 "inputs must be 2-d arrays with the same number of columns, got shapes "
                 f"{np.shape(x1)} and {None if x2 is None else np.shape(x2)}"
             )
-        return self.module._compute(a, b, ntk)  # type: ignore[no-any-return]
+        return self.module._compute(a, b, ntk, out=out)  # type: ignore[no-any-return]
 
 
 _LOADED: dict[Path, types.ModuleType] = {}

@@ -18,13 +18,14 @@ import numpy as np
 
 from ntksym.activations import Activation, get_activation
 from ntksym.architecture.description import Dense, Identity, Net, Nonlinearity, Repeat, Serial
-from ntksym.architecture.walk import Meta, Walker
+from ntksym.architecture.walk import Meta, Walker, check
 from ntksym.codegen.architecture import Unsupported, fused_kernel
 from ntksym.errors import InputError
 from ntksym.kernels.api import Kernels, kernel, validate_inputs
+from ntksym.kernels.call import check_outs, fill_outs
 from ntksym.kernels.layer_maps import Float64Ops, input_block
 
-__all__ = ["BACKENDS", "FUSED_MIN_PAIRS", "homogeneous", "parse_get", "evaluate"]
+__all__ = ["BACKENDS", "FUSED_MIN_PAIRS", "compute", "homogeneous", "parse_get", "evaluate"]
 
 #: Values of ``kernel_fn(..., backend=...)``: ``"auto"`` dispatches homogeneous networks to
 #: the generated kernels and every other network the fused kernel covers to its generated
@@ -36,6 +37,9 @@ BACKENDS = ("auto", "layers", "fused")
 FUSED_MIN_PAIRS = 256 * 256
 
 _KINDS = ("nngp", "ntk")
+
+#: Checked float64 output arrays in the order of the kernels asked for, or None.
+Outs = list[np.ndarray] | None
 
 
 def parse_get(get: Any) -> tuple[str, ...]:
@@ -100,8 +104,14 @@ def _result(values: dict[str, np.ndarray], wanted: tuple[str, ...], get: Any) ->
     return namedtuple("Kernels", wanted)(*(values[g] for g in wanted))  # noqa: PYI024
 
 
-def _fused(net: Net, A: Any, B: Any, wanted: tuple[str, ...], backend: str) -> Any:
-    """The kernels by the network's generated fused module, or None where it has none."""
+def _fused(
+    net: Net, A: Any, B: Any, wanted: tuple[str, ...], backend: str, outs: Outs = None
+) -> Any:
+    """The kernels by the network's generated fused module, or None where it has none.
+
+    With ``outs`` (checked float64 arrays in the order of ``wanted``), the module forms
+    the Gram product in the NNGP array and writes the NTK into its array.
+    """
     try:
         fk = fused_kernel(net)
     except Unsupported as exc:
@@ -110,7 +120,8 @@ def _fused(net: Net, A: Any, B: Any, wanted: tuple[str, ...], backend: str) -> A
                 f"backend='fused' does not cover this network ({exc}); use 'auto' or 'layers'"
             ) from None
         return None
-    nngp, ntk = fk(A, B, ntk="ntk" in wanted)
+    given = dict(zip(wanted, outs or (), strict=False))
+    nngp, ntk = fk(A, B, ntk="ntk" in wanted, out=(given.get("nngp"), given.get("ntk")))
     values: dict[str, Any] = {"nngp": nngp, "ntk": ntk}  # (ntk is None when not wanted)
     bad = [name for name in wanted if not np.all(np.isfinite(values[name]))]
     if bad:
@@ -122,33 +133,84 @@ def _fused(net: Net, A: Any, B: Any, wanted: tuple[str, ...], backend: str) -> A
     return values
 
 
-def evaluate(net: Net, x1: Any, x2: Any = None, get: Any = _KINDS, backend: str = "auto") -> Any:
+def evaluate(
+    net: Net,
+    x1: Any,
+    x2: Any = None,
+    get: Any = _KINDS,
+    backend: str = "auto",
+    out: Any = None,
+) -> Any:
     """The NNGP and/or NTK Gram matrices of ``net`` between the rows of ``x1`` and ``x2``.
 
     Returns an array for a single ``get``, a ``Kernels`` named tuple otherwise; a list of
     them when the network ends in several branches.
+
+    ``out``: None, or the float64 arrays to write the result into (one for a single
+    ``get`` name, a tuple in the order of ``get`` otherwise; a network with one output),
+    checked as :meth:`ntksym.kernels.api.Kernel.__call__` checks its ``out``
+    (:func:`ntksym.kernels.call.check_outs`) and returned. The same values, bit for bit.
     """
     wanted = parse_get(get)
     if backend not in BACKENDS:
         raise InputError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     A, B = validate_inputs(x1, x2)
+    outs = None if out is None else _check_outs(net, out, wanted, isinstance(get, str), A, B)
+    values = compute(net, A, B, wanted, backend, outs)
+    if isinstance(values, list):
+        return [_result(v, wanted, get) for v in values]
+    if outs is not None:
+        fill_outs([values[g] for g in wanted], outs)
+        values = dict(zip(wanted, outs, strict=True))
+    return _result(values, wanted, get)
+
+
+def _check_outs(
+    net: Net, out: Any, wanted: tuple[str, ...], single: bool, A: np.ndarray, B: Any
+) -> list[np.ndarray]:
+    branches = check(net)
+    if branches != 1:
+        raise InputError(
+            f"out= needs a network with one output, this one ends in {branches} branches; "
+            "call kernel_fn without out= (a list of kernels), or join them with FanInSum()"
+        )
+    shape = (A.shape[0], (A if B is None else B).shape[0])
+    return check_outs(out, wanted, single, shape, np.dtype(np.float64), (A, B))
+
+
+def compute(
+    net: Net,
+    A: np.ndarray,
+    B: np.ndarray | None,
+    wanted: tuple[str, ...],
+    backend: str,
+    outs: Outs = None,
+) -> Any:
+    """The ``wanted`` kernels of checked inputs, a dict by name (a list of them with branches).
+
+    ``outs``: None, or checked float64 arrays in the order of ``wanted`` (a network with
+    one output) that the generated kernels write into; the layer maps write only their
+    symmetrised result there (and ``K(X1, X2)`` not at all: the caller copies it in, e.g.
+    :func:`ntksym.kernels.call.fill_outs`). Exactly symmetric when ``B`` is None.
+    """
     hom = homogeneous(net) if backend == "auto" else None
     if hom is not None:
         act, depth, b_std, w_std = hom
-        out = kernel(act, depth, b_std, w_std)(A, B, get=wanted)
-        return _result(dict(zip(wanted, out, strict=True)), wanted, get)
+        k = kernel(act, depth, b_std, w_std)
+        got = k(A, B, get=wanted, out=None if outs is None else tuple(outs))
+        return dict(zip(wanted, got, strict=True))
     pairs = A.shape[0] * (A if B is None else B).shape[0]
     use_fused = backend == "fused" or (backend == "auto" and pairs >= FUSED_MIN_PAIRS)
-    fused = _fused(net, A, B, wanted, backend) if use_fused else None
+    fused = _fused(net, A, B, wanted, backend, outs) if use_fused else None
     if fused is not None:
-        return _result(fused, wanted, get)
+        return fused
     need_ntk = "ntk" in wanted
     walker = Walker(Float64Ops())
     start = input_block(A, A if B is None else B, need_ntk, same_examples=B is None)
     node = walker.run(net, (start, Meta(A.shape[1])))
-    outputs = node if isinstance(node, list) else [node]
+    given = dict(zip(wanted, outs or (), strict=False))
     results = []
-    for block, _ in outputs:
+    for block, _ in node if isinstance(node, list) else [node]:
         values = {"nngp": block.s12, "ntk": block.ntk}
         for name in wanted:
             if not np.all(np.isfinite(values[name])):
@@ -158,6 +220,15 @@ def evaluate(net: Net, x1: Any, x2: Any = None, get: Any = _KINDS, backend: str 
                     "or the depth, or ask for the other kernel"
                 )
             if B is None:
-                values[name] = (values[name] + values[name].T) / 2
-        results.append(_result(values, wanted, get))
+                values[name] = _symmetrized(values[name], given.get(name))
+        results.append(values)
     return results if isinstance(node, list) else results[0]
+
+
+def _symmetrized(v: np.ndarray, o: np.ndarray | None) -> np.ndarray:
+    """``(v + v.T) / 2``, into ``o`` if given (the same operations, the same bits)."""
+    if o is None:
+        return (v + v.T) / 2
+    np.add(v, v.T, out=o)
+    o /= 2
+    return o

@@ -5,7 +5,7 @@
 parameterization). ``ntksym.kernel(net)`` with ``net`` a network description
 (:mod:`ntksym.architecture.description`), a ``ntksym.stax`` layer or its
 ``(init_fn, apply_fn, kernel_fn)`` triple gives a :class:`DescribedKernel`, evaluated by
-:func:`ntksym.kernels.architecture.evaluate` (the generated kernel when the description is
+:func:`ntksym.kernels.architecture.compute` (the generated kernel when the description is
 homogeneous, the float64 layer maps otherwise).
 """
 
@@ -22,7 +22,7 @@ from ntksym.architecture.walk import check
 from ntksym.codegen.architecture import supported
 from ntksym.errors import InputError
 from ntksym.kernels import api
-from ntksym.kernels.architecture import BACKENDS, FUSED_MIN_PAIRS, evaluate, homogeneous
+from ntksym.kernels.architecture import BACKENDS, FUSED_MIN_PAIRS, compute, homogeneous
 from ntksym.typing import ActivationLike
 
 __all__ = ["REPLACEABLE", "DescribedKernel", "kernel", "build_kernel"]
@@ -37,13 +37,15 @@ class DescribedKernel:
     """The infinite-width NNGP/NTK of a described network, called like a :class:`Kernel`.
 
     It shares :class:`~ntksym.kernels.api.Kernel`'s call, ``k(X1, X2=None, get="ntk",
-    dtype=None)`` (the same argument handling, :func:`ntksym.kernels.api.gram_call`): one
-    name in ``get`` gives an array, a tuple a named tuple; two 1-D vectors give the kernel
-    of that pair (scikit-learn's callable-kernel form); ``dtype=np.float32`` stores the
-    float64 result rounded once. It is hashable (equal descriptions, equal kernels), goes
-    wherever a homogeneous kernel goes (:func:`ntksym.predict.gradient_descent_mse`, the
-    ``.npy`` tiles of :func:`ntksym.kernels.tiles.gram_to_file`, :func:`ntksym.dask.gram`),
-    and :meth:`replace` changes its ``description`` or ``backend``.
+    dtype=None, out=None)`` (the same argument handling,
+    :func:`ntksym.kernels.api.gram_call`): one name in ``get`` gives an array, a tuple a
+    named tuple; two 1-D vectors give the kernel of that pair (scikit-learn's
+    callable-kernel form); ``dtype=np.float32`` stores the float64 result rounded once;
+    ``out`` takes arrays to write the result into, for repeated calls of one shape. It
+    is hashable (equal descriptions, equal kernels), goes wherever a homogeneous kernel
+    goes (:func:`ntksym.predict.gradient_descent_mse`, the ``.npy`` tiles of
+    :func:`ntksym.kernels.tiles.gram_to_file`, :func:`ntksym.dask.gram`), and
+    :meth:`replace` changes its ``description`` or ``backend``.
 
     Attributes:
         description: The network (one output).
@@ -85,15 +87,21 @@ class DescribedKernel:
         net = changes.get("description", self.description)
         return kernel(net, backend=changes.get("backend", self.backend))
 
-    def __call__(self, X1: Any, X2: Any = None, get: Any = "ntk", dtype: Any = None) -> Any:
+    def __call__(
+        self, X1: Any, X2: Any = None, get: Any = "ntk", dtype: Any = None, out: Any = None
+    ) -> Any:
         """Gram matrix (or matrices) between the rows of X1 and X2 (X1 with itself if None).
 
-        Arguments and results as :meth:`ntksym.kernels.api.Kernel.__call__`.
+        Arguments and results as :meth:`ntksym.kernels.api.Kernel.__call__`, ``out``
+        included (checked alike; the same values bit for bit as without it): the fused and
+        homogeneous kernels write into it (the fused module forms the Gram product in the
+        NNGP array), the layer maps copy their result in (``K(X1, X1)``: symmetrised into it).
 
         Raises:
-            InputError: Bad inputs, ``get`` or ``dtype``, or kernels that are not finite there.
+            InputError: Bad inputs, ``get``, ``dtype`` or ``out``, or kernels that are not
+                finite there.
         """
-        return api.gram_call(self._gram, X1, X2, get, dtype)
+        return api.gram_call(self._gram, X1, X2, get, dtype, out)
 
     def identity(self) -> dict[str, str]:
         """What names this network in a resume record: its text and the SHA-256 of its repr."""
@@ -118,10 +126,20 @@ class DescribedKernel:
         return DescribedKernel(self.description, "fused" if fused else "layers")
 
     def _gram(
-        self, X1: np.ndarray, X2: np.ndarray | None, wanted: tuple[str, ...]
+        self,
+        X1: np.ndarray,
+        X2: np.ndarray | None,
+        wanted: tuple[str, ...],
+        outs: list[np.ndarray] | None = None,
     ) -> list[np.ndarray]:
-        out = evaluate(self.description, X1, X2, wanted, self.backend)
-        return list(out)
+        """The ``wanted`` float64 matrices of checked inputs, written into float64 ``outs``.
+
+        ``outs`` (checked by :func:`ntksym.kernels.call.gram_call`) share the storage dtype:
+        float32 ones are left to the caller, which rounds the result into them.
+        """
+        direct = outs if outs and outs[0].dtype == np.float64 else None
+        values = compute(self.description, X1, X2, wanted, self.backend, direct)
+        return [values[g] for g in wanted]
 
 
 def _described(net: Net, args: tuple[Any, ...], kwargs: dict[str, Any]) -> DescribedKernel:
