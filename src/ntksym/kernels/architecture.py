@@ -6,7 +6,8 @@ throughout) is exactly ``ntksym.kernel(activation, depth, b_std, W_std)``, and i
 to its generated module (:func:`homogeneous`). Every other network that the fused kernel
 covers (:mod:`ntksym.codegen.architecture`) runs its own generated module when the Gram
 matrix has at least :data:`FUSED_MIN_PAIRS` entries; the rest is evaluated layer by
-layer in float64 (:mod:`ntksym.kernels.layer_maps`).
+layer in float64 (:mod:`ntksym.kernels.layer_maps`), in blocks of rows that bound the
+memory (:mod:`ntksym.kernels.layer_blocks`).
 """
 
 from __future__ import annotations
@@ -18,11 +19,10 @@ import numpy as np
 
 from ntksym.activations import Activation, get_activation
 from ntksym.architecture.description import Dense, Identity, Net, Nonlinearity, Repeat, Serial
-from ntksym.architecture.walk import Meta, Walker
 from ntksym.codegen.architecture import Unsupported, fused_kernel
 from ntksym.errors import InputError
 from ntksym.kernels.api import Kernels, kernel, validate_inputs
-from ntksym.kernels.layer_maps import Float64Ops, input_block
+from ntksym.kernels.layer_blocks import evaluate_layers
 
 __all__ = ["BACKENDS", "FUSED_MIN_PAIRS", "homogeneous", "parse_get", "evaluate"]
 
@@ -142,22 +142,6 @@ def evaluate(net: Net, x1: Any, x2: Any = None, get: Any = _KINDS, backend: str 
     fused = _fused(net, A, B, wanted, backend) if use_fused else None
     if fused is not None:
         return _result(fused, wanted, get)
-    need_ntk = "ntk" in wanted
-    walker = Walker(Float64Ops())
-    start = input_block(A, A if B is None else B, need_ntk, same_examples=B is None)
-    node = walker.run(net, (start, Meta(A.shape[1])))
-    outputs = node if isinstance(node, list) else [node]
-    results = []
-    for block, _ in outputs:
-        values = {"nngp": block.s12, "ntk": block.ntk}
-        for name in wanted:
-            if not np.all(np.isfinite(values[name])):
-                raise InputError(
-                    f"the {name.upper()} of this network is infinite or undefined at some of "
-                    "these inputs (a dual map diverged or overflowed); reduce the input scale "
-                    "or the depth, or ask for the other kernel"
-                )
-            if B is None:
-                values[name] = (values[name] + values[name].T) / 2
-        results.append(_result(values, wanted, get))
-    return results if isinstance(node, list) else results[0]
+    outs, several = evaluate_layers(net, A, B, wanted)
+    results = [_result(values, wanted, get) for values in outs]
+    return results if several else results[0]
