@@ -6,7 +6,8 @@ throughout) is exactly ``ntksym.kernel(activation, depth, b_std, W_std)``, and i
 to its generated module (:func:`homogeneous`). Every other network that the fused kernel
 covers (:mod:`ntksym.codegen.architecture`) runs its own generated module when the Gram
 matrix has at least :data:`FUSED_MIN_PAIRS` entries; the rest is evaluated layer by
-layer in float64 (:mod:`ntksym.kernels.layer_maps`).
+layer in float64 (:mod:`ntksym.kernels.layer_maps`), in blocks of rows that bound the
+memory (:mod:`ntksym.kernels.layer_blocks`).
 """
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ import numpy as np
 
 from ntksym.activations import Activation, get_activation
 from ntksym.architecture.description import Dense, Identity, Net, Nonlinearity, Repeat, Serial
-from ntksym.architecture.walk import Meta, Walker, check
+from ntksym.architecture.walk import check
 from ntksym.codegen.architecture import Unsupported, fused_kernel
 from ntksym.errors import InputError
 from ntksym.kernels.api import Kernels, kernel, validate_inputs
 from ntksym.kernels.call import check_outs, fill_outs
-from ntksym.kernels.layer_maps import Float64Ops, input_block
+from ntksym.kernels.layer_blocks import evaluate_layers
 
 __all__ = ["BACKENDS", "FUSED_MIN_PAIRS", "compute", "homogeneous", "parse_get", "evaluate"]
 
@@ -189,9 +190,8 @@ def compute(
     """The ``wanted`` kernels of checked inputs, a dict by name (a list of them with branches).
 
     ``outs``: None, or checked float64 arrays in the order of ``wanted`` (a network with
-    one output) that the generated kernels write into; the layer maps write only their
-    symmetrised result there (and ``K(X1, X2)`` not at all: the caller copies it in, e.g.
-    :func:`ntksym.kernels.call.fill_outs`). Exactly symmetric when ``B`` is None.
+    one output) that the generated kernels and the layer maps' row blocks write into.
+    Exactly symmetric when ``B`` is None.
     """
     hom = homogeneous(net) if backend == "auto" else None
     if hom is not None:
@@ -204,31 +204,6 @@ def compute(
     fused = _fused(net, A, B, wanted, backend, outs) if use_fused else None
     if fused is not None:
         return fused
-    need_ntk = "ntk" in wanted
-    walker = Walker(Float64Ops())
-    start = input_block(A, A if B is None else B, need_ntk, same_examples=B is None)
-    node = walker.run(net, (start, Meta(A.shape[1])))
     given = dict(zip(wanted, outs or (), strict=False))
-    results = []
-    for block, _ in node if isinstance(node, list) else [node]:
-        values = {"nngp": block.s12, "ntk": block.ntk}
-        for name in wanted:
-            if not np.all(np.isfinite(values[name])):
-                raise InputError(
-                    f"the {name.upper()} of this network is infinite or undefined at some of "
-                    "these inputs (a dual map diverged or overflowed); reduce the input scale "
-                    "or the depth, or ask for the other kernel"
-                )
-            if B is None:
-                values[name] = _symmetrized(values[name], given.get(name))
-        results.append(values)
-    return results if isinstance(node, list) else results[0]
-
-
-def _symmetrized(v: np.ndarray, o: np.ndarray | None) -> np.ndarray:
-    """``(v + v.T) / 2``, into ``o`` if given (the same operations, the same bits)."""
-    if o is None:
-        return (v + v.T) / 2
-    np.add(v, v.T, out=o)
-    o /= 2
-    return o
+    results, several = evaluate_layers(net, A, B, wanted, given=given)
+    return results if several else results[0]

@@ -67,8 +67,12 @@ class Block:
             determinant); their covariance stays singular.
         inputs: ``(X1, X2, X1 @ X2.T, |X1|^2, |X2|^2)`` while the block is still the
             inputs' (the first Dense layer forms its determinant from them).
-        same_examples: Whether ``X2`` is ``X1`` itself (``K(X, X)``), so that the
-            diagonal pairs are one example (Dropout draws one mask for them).
+        same_examples: Whether the block is rows of ``K(X, X)`` (``X1`` rows of ``X2``),
+            so that the pair of an example with itself is one example (Dropout draws one
+            mask for it).
+        row_offset: With ``same_examples``, the index in ``X2`` of the block's first row:
+            row ``i``'s own pair is column ``i + row_offset`` (a block of rows of
+            :func:`ntksym.kernels.layer_blocks.evaluate_layers`).
     """
 
     s11: np.ndarray
@@ -79,17 +83,58 @@ class Block:
     coincide: np.ndarray
     inputs: tuple[np.ndarray, ...] | None = None
     same_examples: bool = False
+    row_offset: int = 0
+
+    def self_pairs(self) -> np.ndarray:
+        """Which entries pair an example with itself (all False unless ``same_examples``)."""
+        mask = np.zeros(self.s12.shape, dtype=bool)
+        if self.same_examples:
+            rows = np.arange(self.s12.shape[0])
+            cols = rows + self.row_offset
+            keep = cols < self.s12.shape[1]
+            mask[rows[keep], cols[keep]] = True
+        return mask
+
+
+#: Rows of ``X1`` per product ``X1 @ X2.T`` (:func:`gram_rows`): each entry of the Gram
+#: product comes from the same BLAS call, at the same global rows, whatever the block of
+#: rows asked for (BLAS may round an entry differently in a product of another shape, or
+#: by ``syrk`` for ``X @ X.T``).
+GRAM_ROWS = 16
+
+
+def gram_rows(
+    X1: np.ndarray, X2: np.ndarray, start: int = 0, stop: int | None = None
+) -> np.ndarray:
+    """Rows ``start:stop`` of ``X1 @ X2.T``, from products of :data:`GRAM_ROWS` aligned rows.
+
+    Any block of rows gets the bits of the whole product computed the same way.
+    """
+    stop = X1.shape[0] if stop is None else stop
+    G = np.empty((stop - start, X2.shape[0]))
+    for c in range(start // GRAM_ROWS * GRAM_ROWS, stop, GRAM_ROWS):
+        part = X1[c : c + GRAM_ROWS] @ X2.T
+        lo, hi = max(c, start), min(c + GRAM_ROWS, stop)
+        G[lo - start : hi - start] = part[lo - c : hi - c]
+    return G
 
 
 def input_block(
-    X1: np.ndarray, X2: np.ndarray, need_ntk: bool, same_examples: bool = False
+    X1: np.ndarray,
+    X2: np.ndarray,
+    need_ntk: bool,
+    same_examples: bool = False,
+    row_offset: int = 0,
+    G: np.ndarray | None = None,
 ) -> Block:
     """The inputs' kernel ``x.x'/n0`` (NTK zero); no determinant until the first Dense.
 
-    ``same_examples`` says that ``X2`` is ``X1`` itself (see :class:`Block`).
+    ``same_examples`` says that the rows of ``X1`` are those of ``X2`` from ``row_offset``
+    on (``K(X, X)`` or a block of its rows; see :class:`Block`). ``G`` is ``X1 @ X2.T``
+    if known (a block's rows of :func:`gram_rows`), computed by :func:`gram_rows` if not.
     """
     n0 = X1.shape[1]
-    G = X1 @ X2.T
+    G = gram_rows(X1, X2) if G is None else G
     sq1, sq2 = np.einsum("ij,ij->i", X1, X1), np.einsum("ij,ij->i", X2, X2)
     # An input paired with itself: its inner product is its squared norm, exactly (BLAS and
     # einsum round differently), so that the pair is seen to coincide at every layer.
@@ -101,7 +146,7 @@ def input_block(
     ntk = np.zeros_like(G) if need_ntk else None
     coincide = np.zeros(G.shape, dtype=bool)
     inputs = (X1, X2, G, sq1, sq2)
-    return Block(sq1 / n0, sq2 / n0, G / n0, None, ntk, coincide, inputs, same_examples)
+    return Block(sq1 / n0, sq2 / n0, G / n0, None, ntk, coincide, inputs, same_examples, row_offset)
 
 
 def _first_dense(inputs: tuple[np.ndarray, ...], w2: float, b2: float) -> tuple[np.ndarray, ...]:
@@ -199,7 +244,9 @@ class Float64Ops:
             else:
                 n_in = meta.width / layer.s[0]
                 ntk = w2 * ntk + n_in * p.s12 + (0.0 if layer.b_std is None else 1.0)
-        return Block(s11, s22, s12, det, ntk, coincide, None, p.same_examples)
+        return replace(
+            p, s11=s11, s22=s22, s12=s12, det=det, ntk=ntk, coincide=coincide, inputs=None
+        )
 
     def nonlinearity(self, p: Block, layer: Nonlinearity) -> Block:
         """Sigma and Theta after an activation, by its stable dual maps."""
@@ -217,7 +264,7 @@ class Float64Ops:
         if ntk is not None:
             ntk = np.zeros_like(ntk) if layer.zero_ntk else ntk * kdot
         det = _activation_det(p, act, k11, k22)
-        return Block(k11, k22, k12, det, ntk, p.coincide, None, p.same_examples)
+        return replace(p, s11=k11, s22=k22, s12=k12, det=det, ntk=ntk, inputs=None)
 
     def layer_norm(self, p: Block, layer: LayerNorm) -> Block:
         """Every entry divided by the square roots of its two (eps-shifted) variances."""
@@ -237,9 +284,7 @@ class Float64Ops:
         rate^2 - 1)``, a sum of two non-negative terms; a diagonal pair stays singular.
         """
         f = 1.0 / layer.rate
-        diag = np.zeros(p.s12.shape, dtype=bool)
-        if p.same_examples:
-            np.fill_diagonal(diag, True)
+        diag = p.self_pairs()
         s12 = np.where(diag, f * p.s12, p.s12)
         ntk = None if p.ntk is None else np.where(diag, f * p.ntk, p.ntk)
         det = None
@@ -295,4 +340,4 @@ def _sum(a: Block, b: Block) -> Block:
         )
         det = np.maximum(a.det + b.det + cross, 0.0)
         det[coincide] = 0.0
-    return Block(s11, s22, s12, det, ntk, coincide, None, a.same_examples)
+    return replace(a, s11=s11, s22=s22, s12=s12, det=det, ntk=ntk, coincide=coincide, inputs=None)

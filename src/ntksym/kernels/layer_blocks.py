@@ -1,0 +1,218 @@
+"""The layer maps of a described network in blocks of rows: memory bounded by the outputs.
+
+The float64 layer maps (:mod:`ntksym.kernels.layer_maps`) hold a few dozen arrays of the
+Gram block's shape at once (covariances, determinants, NTK, the dual maps' temporaries),
+so a whole ``N1 x N2`` evaluation takes many times the outputs' memory (17x at N=2000
+for a Dropout network). :func:`evaluate_layers` walks the network on blocks of rows
+instead, each a ``rows x N2`` evaluation written into the preallocated outputs, with
+``rows`` chosen (:func:`block_rows`) so that a block's temporaries stay within
+:data:`FRACTION` of the outputs (or :data:`FLOOR_BYTES`, whichever is larger).
+
+Every entry of a network whose activations have closed forms is computed from its own
+pair only, so a block gives the bits of the whole evaluation: the Gram product is formed
+in chunks of :data:`~.layer_maps.GRAM_ROWS` rows at the same global rows whatever the
+block (:func:`~.layer_maps.gram_rows`), and the pair of an example with itself is located
+by the block's row offset (``Block.row_offset``: Dropout treats it as one example).
+Activations without a closed form are integrated by the generated modules' vectorised
+rule, whose sums run over a batch's common node range (and chunks of pairs), so their
+entries can differ in the last bits with the block (measured: a few thousand ulps of
+entries near zero, about 1e-16 of the kernel's scale); their blocks are larger
+(:data:`QUADRATURE_MIN_PAIRS`). ``K(X, X)`` is made exactly symmetric as before,
+``(K + K.T) / 2``, entry by entry in place (:func:`symmetrize`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ntksym import dual
+from ntksym.architecture.description import (
+    FanInSum,
+    FanOut,
+    Net,
+    Nonlinearity,
+    Parallel,
+    Repeat,
+    Serial,
+)
+from ntksym.architecture.walk import Meta, Walker
+from ntksym.errors import InputError
+from ntksym.kernels.layer_maps import Float64Ops, gram_rows, input_block
+
+__all__ = [
+    "FLOOR_BYTES",
+    "FRACTION",
+    "PER_ENTRY",
+    "QUADRATURE_MIN_PAIRS",
+    "QUADRATURE_PER_ENTRY",
+    "block_rows",
+    "evaluate_layers",
+    "by_quadrature",
+    "symmetrize",
+]
+
+#: A block's temporaries may take this fraction of the outputs' bytes (estimated with
+#: :data:`PER_ENTRY`; 0.2 leaves room for its error under the 1.3x of the outputs) ...
+FRACTION = 0.2
+#: ... or this many bytes, if more (small matrices in one block).
+FLOOR_BYTES = 8 * 2**20
+#: Working memory of the layer maps per entry of a block and per live branch, in float64
+#: numbers (tracemalloc's peak: 40 for a Dropout network with the NTK, 30 without) ...
+PER_ENTRY = 40
+#: ... and with an activation without a closed form, whose quadrature (the generated
+#: modules' rule, with its Mehler series) holds about 265 per entry.
+QUADRATURE_PER_ENTRY = 300
+#: The quadrature costs about half a second per call whatever its size (the Mehler
+#: series' coefficients, in the generated modules' rule), so a block of a network with such
+#: an activation has at least this many entries (about 160 MB of temporaries): the bound
+#: ``FRACTION x outputs`` holds from N ~ 5700 on for such networks, not below.
+QUADRATURE_MIN_PAIRS = 65536
+#: Side of the square blocks of :func:`symmetrize`.
+_SYM_TILE = 256
+
+
+def live_branches(net: Net, count: int = 1) -> tuple[int, int]:
+    """``(most, after)``: the most branches alive at once in ``net``, and how many leave it."""
+    if isinstance(net, Serial):
+        most = count
+        for layer in net.layers:
+            peak, count = live_branches(layer, count)
+            most = max(most, peak)
+        return most, count
+    if isinstance(net, Repeat):
+        most = count
+        for _ in range(net.n):
+            peak, count = live_branches(net.layer, count)
+            most = max(most, peak)
+        return most, count
+    if isinstance(net, FanOut):
+        return count * net.n, count * net.n
+    if isinstance(net, FanInSum):
+        return count, 1
+    if isinstance(net, Parallel):
+        ends = [live_branches(b, 1) for b in net.branches]
+        return sum(e[0] for e in ends), sum(e[1] for e in ends)
+    return count, count
+
+
+def _layers(net: Net) -> list[Net]:
+    """The leaf layers of ``net`` (through Serial, Repeat and Parallel)."""
+    if isinstance(net, Serial):
+        return [x for layer in net.layers for x in _layers(layer)]
+    if isinstance(net, Repeat):
+        return _layers(net.layer)
+    if isinstance(net, Parallel):
+        return [x for b in net.branches for x in _layers(b)]
+    return [net]
+
+
+def by_quadrature(net: Net) -> bool:
+    """Whether an activation of ``net`` has no closed form (its maps are integrated)."""
+    acts = [x.activation for x in _layers(net) if isinstance(x, Nonlinearity)]
+    return any(not dual.has_closed_form(a) for a in acts)
+
+
+def block_rows(net: Net, n1: int, n2: int, n_kinds: int) -> int:
+    """Rows per block: temporaries within ``max(FRACTION x outputs, FLOOR_BYTES)``.
+
+    At least one row, and at least :data:`QUADRATURE_MIN_PAIRS` entries when an activation
+    is integrated.
+    """
+    most, outputs = live_branches(net)
+    quad = by_quadrature(net)
+    out_bytes = 8.0 * n_kinds * outputs * n1 * n2
+    budget = max(FRACTION * out_bytes, float(FLOOR_BYTES))
+    per_row = 8.0 * (QUADRATURE_PER_ENTRY if quad else PER_ENTRY) * most * max(n2, 1)
+    least = -(-QUADRATURE_MIN_PAIRS // max(n2, 1)) if quad else 1
+    return min(n1, max(least, int(budget // per_row)))
+
+
+def symmetrize(K: np.ndarray) -> None:
+    """``K <- (K + K.T) / 2`` in place, tile by tile: the bits of the whole expression."""
+    n, t = K.shape[0], _SYM_TILE
+    for i in range(0, n, t):
+        for j in range(i, n, t):
+            a, b = K[i : i + t, j : j + t], K[j : j + t, i : i + t]
+            mean = (a + b.T) / 2
+            a[...] = mean
+            b[...] = mean.T
+
+
+def _not_finite(name: str) -> InputError:
+    return InputError(
+        f"the {name.upper()} of this network is infinite or undefined at some of these "
+        "inputs (a dual map diverged or overflowed); reduce the input scale or the depth, "
+        "or ask for the other kernel"
+    )
+
+
+def _block(
+    net: Net, A: np.ndarray, X2: np.ndarray, rows: slice, same: bool, need_ntk: bool
+) -> tuple[list[dict[str, np.ndarray | None]], bool]:
+    """One block's kernels per output, and whether the network ends in several branches."""
+    G = gram_rows(A, X2, rows.start, rows.stop)
+    start = input_block(A[rows], X2, need_ntk, same, rows.start, G)
+    node = Walker(Float64Ops()).run(net, (start, Meta(A.shape[1])))
+    ends = node if isinstance(node, list) else [node]
+    return [{"nngp": b.s12, "ntk": b.ntk} for b, _ in ends], isinstance(node, list)
+
+
+def _store(
+    outs: list[dict[str, np.ndarray]], values: list[dict[str, np.ndarray | None]], span: slice
+) -> None:
+    """One block's kernels written into the outputs' rows, each checked finite."""
+    for out, value in zip(outs, values, strict=True):
+        for name, array in out.items():
+            got = value[name]
+            if got is None or not np.all(np.isfinite(got)):
+                raise _not_finite(name)
+            array[span] = got
+
+
+def evaluate_layers(
+    net: Net,
+    A: np.ndarray,
+    B: np.ndarray | None,
+    wanted: Sequence[str],
+    rows: int | None = None,
+    given: dict[str, np.ndarray] | None = None,
+) -> tuple[list[dict[str, np.ndarray]], bool]:
+    """The kernels in ``wanted`` of every output of ``net``, by the layer maps in row blocks.
+
+    Args:
+        net: The network description.
+        A: Checked inputs, shape (N1, d).
+        B: Checked inputs, shape (N2, d), or None for ``K(A, A)`` (then exactly symmetric).
+        wanted: Names among ``"nngp"``, ``"ntk"``; only the NNGP's maps run without ``"ntk"``.
+        rows: Rows per block; None chooses them by :func:`block_rows`.
+        given: Checked float64 arrays of shape (N1, N2) by name to write the kernels into
+            (a network with one output; :func:`ntksym.kernels.call.check_outs`), or None.
+
+    Returns:
+        One dict of arrays per output, and whether the network ends in several branches.
+
+    Raises:
+        InputError: A kernel asked for is not finite somewhere.
+    """
+    X2 = A if B is None else B
+    n1, n2 = A.shape[0], X2.shape[0]
+    step = block_rows(net, n1, n2, len(wanted)) if rows is None else rows
+    outs: list[dict[str, np.ndarray]] = []
+    several = False
+    for i0 in range(0, n1, step):
+        span = slice(i0, min(n1, i0 + step))
+        values, several = _block(net, A, X2, span, B is None, "ntk" in wanted)
+        if not outs:
+            given = given or {}
+            outs = [
+                {n: given[n] if n in given else np.empty((n1, n2)) for n in wanted} for _ in values
+            ]
+        _store(outs, values, span)
+        del values  # (before the next block's temporaries)
+    if B is None:
+        for out in outs:
+            for array in out.values():
+                symmetrize(array)
+    return outs, several

@@ -1,0 +1,128 @@
+"""The layer maps in blocks of rows (``ntksym.kernels.layer_blocks``).
+
+Blocks must give the bits of one whole evaluation (networks with closed-form maps: a
+Dropout-train network, whose self pairs a block must locate, and a network ending in two
+branches), K(X, X) exactly symmetric, the NNGP alone when only it is asked for, and the
+memory of ``kernel_fn(..., backend="layers")`` within 1.3x of its outputs (tracemalloc).
+Activations without a closed form (quadrature) agree to rounding of the kernel's scale.
+"""
+
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from ntksym import stax
+from ntksym.architecture.description import as_description
+from ntksym.kernels.layer_blocks import block_rows, evaluate_layers, live_branches
+
+RNG = np.random.default_rng(5)
+X = RNG.standard_normal((37, 5))
+X[20] = X[3]  # a repeated input: another example (another Dropout mask) than row 3
+Y = RNG.standard_normal((23, 5))
+BOTH = ("nngp", "ntk")
+
+NETS = {
+    "dropout": stax.serial(
+        stax.Dense(64, 1.2, 0.1),
+        stax.Relu(),
+        stax.Dropout(0.7),
+        stax.Dense(64, 1.1, 0.2),
+        stax.Erf(),
+        stax.Dropout(0.5),
+        stax.Dense(1, 0.9, 0.1),
+    ),
+    "two-branches": stax.serial(
+        stax.Dense(64, 1.2, 0.1),
+        stax.Gelu(),
+        stax.FanOut(2),
+        stax.parallel(
+            stax.serial(stax.Dense(8, 1.0, 0.1), stax.Relu(), stax.Dropout(0.8)),
+            stax.Dense(8, 0.7, 0.3),
+        ),
+    ),
+}
+
+
+def _run(name, B, wanted, rows):
+    return evaluate_layers(as_description(NETS[name]), X, B, wanted, rows=rows)
+
+
+@pytest.mark.parametrize("name", sorted(NETS))
+@pytest.mark.parametrize("rows", [3, 16, 21])
+def test_blocks_give_the_bits_of_one_block(name, rows):
+    for B in (None, Y):
+        whole, several = _run(name, B, BOTH, X.shape[0])
+        blocked, several_b = _run(name, B, BOTH, rows)
+        assert several == several_b == (name == "two-branches")
+        assert len(whole) == len(blocked) == live_branches(as_description(NETS[name]))[1]
+        for a, b in zip(whole, blocked, strict=True):
+            for kind in BOTH:
+                assert np.array_equal(a[kind], b[kind]), (kind, B is None)
+                if B is None:
+                    assert np.array_equal(b[kind], b[kind].T)
+
+
+@pytest.mark.parametrize("name", sorted(NETS))
+def test_nngp_alone_is_the_nngp_of_both(name):
+    for B in (None, Y):
+        both, _ = _run(name, B, BOTH, 7)
+        alone, _ = _run(name, B, ("nngp",), 7)
+        for a, b in zip(both, alone, strict=True):
+            assert set(b) == {"nngp"}
+            assert np.array_equal(a["nngp"], b["nngp"])
+
+
+def test_blocks_keep_dropouts_self_pairs():
+    """Row i's own pair is the diagonal at global index i in every block; a twin is not."""
+    same, _ = _run("dropout", None, BOTH, 5)
+    copy, _ = _run("dropout", X.copy(), BOTH, 5)  # K(X, X') with X' == X: other examples
+    for kind in BOTH:
+        k, c = same[0][kind], copy[0][kind]
+        diag = np.eye(X.shape[0], dtype=bool)
+        assert np.all(np.diag(k) > 1.1 * np.diag(c))  # one mask: divided by the rates
+        np.testing.assert_allclose(k[~diag], c[~diag], rtol=0, atol=1e-15 * np.abs(k).max())
+        assert k[3, 20] < 0.9 * k[3, 3]  # the twin of row 3 keeps independent masks
+
+
+def test_quadrature_activations_agree_to_rounding():
+    """Blocks change the vectorised rule's batches: the kernels agree to ~1e-15 of scale."""
+    net = as_description(
+        stax.serial(stax.Dense(16, 1.2, 0.1), stax.Elementwise("tanh(u)"), stax.Dense(1, 0.9))
+    )
+    A, B = X[:8], Y[:5]
+    for other in (None, B):
+        whole, _ = evaluate_layers(net, A, other, BOTH, rows=10)
+        blocked, _ = evaluate_layers(net, A, other, BOTH, rows=4)
+        for kind in BOTH:
+            w, b = whole[0][kind], blocked[0][kind]
+            assert np.max(np.abs(w - b)) <= 1e-14 * np.max(np.abs(w))
+            if other is None:
+                assert np.array_equal(b, b.T)
+
+
+def test_block_rows_bound_the_temporaries():
+    net = as_description(NETS["dropout"])
+    assert block_rows(net, 100, 100, 2) == 100  # small: one block (the floor budget)
+    rows = block_rows(net, 8000, 8000, 2)
+    assert 1 <= rows < 8000
+    assert rows * 8000 * 8 * 40 <= 0.2 * 2 * 8000**2 * 8
+    tanh = as_description(stax.serial(stax.Dense(8), stax.Elementwise("tanh(u)"), stax.Dense(1)))
+    assert block_rows(tanh, 8000, 8000, 2) * 8000 >= 65536  # quadrature: large blocks
+
+
+@pytest.mark.slow
+def test_layer_path_memory_is_bounded_by_the_outputs():
+    """tracemalloc's peak of kernel_fn(backend="layers") at N=1500: <= 1.3x the outputs."""
+    net = stax.serial(
+        stax.Dense(64, 1.2, 0.1), stax.Relu(), stax.Dropout(0.8), stax.Dense(1, 0.9, 0.1)
+    )
+    Xl = np.random.default_rng(0).standard_normal((1500, 8))
+    tracemalloc.start()
+    try:
+        nngp, ntk = net.kernel_fn(Xl, None, ("nngp", "ntk"), backend="layers")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak <= 1.3 * (nngp.nbytes + ntk.nbytes)
+    assert np.array_equal(nngp, nngp.T)
