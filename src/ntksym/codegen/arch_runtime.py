@@ -5,10 +5,8 @@ per network. The network enters it as two tables, one row per step of its progra
 (:mod:`ntksym.codegen.arch_program`; columns: :data:`ntksym.codegen.arch_emit.INT_COLUMNS`
 and ``FLOAT_COLUMNS``), and as one ``_a{m}_step`` (``_a{m}_plain``, ``_a{m}_diag``) per
 distinct activation, written by :mod:`ntksym.codegen.arch_emit`, which also writes the
-calls of the stand-ins ``_act_step``, ``_act_plain`` and ``_act_diag`` below as if-chains
-calling them (``inline_dispatch``: no dispatcher level to compile).
-The regions here interpret the tables, *layer-major* (with those of
-:mod:`ntksym.codegen.arch_pairs`):
+stand-ins ``_act_step``, ``_act_plain``, ``_act_diag`` below as if-chains calling them
+(``inline_dispatch``). The regions interpret the tables, *layer-major* (with ``arch_pairs``):
 
 * ``steps``: each input's variance at every state (``_diag_rows``), and the program run on
   one chunk of at most 256 columns of one row (``_run_steps``), one short loop per step over
