@@ -315,3 +315,17 @@ def test_log1p_near_matches_mpmath_and_leaves_the_rest_to_libm():
     assert np.copysign(1.0, near(-0.0)) == -1.0 and near(0.0) == 0.0
     for x in (0.30000000000000004, -0.31, 5.0, -1.0, np.inf, np.nan):
         assert np.isnan(near(x))
+
+
+def test_overflowing_inputs_are_one_input_error_without_numpy_warnings(fused):
+    """Inputs near 1e200 overflow the Gram product: the call refuses them with an
+    InputError, and no RuntimeWarning from inside the generated module comes first."""
+    import warnings
+
+    X = np.random.default_rng(3).standard_normal((5, 4)) * 1e200
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(InputError, match="infinite or undefined"):
+            NET.kernel_fn(X, backend="fused")
+        with pytest.raises(InputError, match="infinite or undefined"):
+            NET.kernel_fn(X[:2], X[2:], backend="fused")
