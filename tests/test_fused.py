@@ -318,14 +318,18 @@ def test_log1p_near_matches_mpmath_and_leaves_the_rest_to_libm():
 
 
 def test_overflowing_inputs_are_one_input_error_without_numpy_warnings(fused):
-    """Inputs near 1e200 overflow the Gram product: the call refuses them with an
-    InputError, and no RuntimeWarning from inside the generated module comes first."""
+    """Inputs near 1e200 overflow the Gram product: every path refuses them with one
+    InputError naming the row, and no RuntimeWarning from inside a module comes first."""
     import warnings
 
     X = np.random.default_rng(3).standard_normal((5, 4)) * 1e200
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        with pytest.raises(InputError, match="infinite or undefined"):
+        with pytest.raises(InputError, match="overflows float64"):
             NET.kernel_fn(X, backend="fused")
-        with pytest.raises(InputError, match="infinite or undefined"):
+        with pytest.raises(InputError, match="overflows float64"):
             NET.kernel_fn(X[:2], X[2:], backend="fused")
+        with pytest.raises(InputError, match="row 0 of X1 overflows float64"):
+            NET.kernel_fn(X, backend="layers")
+        with pytest.raises(InputError, match="row 1 of X2 overflows float64"):
+            NET.kernel_fn(X[:2] / 1e200, X[1:] / [[1e200], [1], [1], [1]], backend="layers")

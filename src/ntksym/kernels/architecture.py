@@ -24,6 +24,7 @@ from ntksym.codegen.architecture import Unsupported, fused_kernel
 from ntksym.errors import InputError
 from ntksym.kernels.api import Kernels, kernel, validate_inputs
 from ntksym.kernels.call import check_outs, fill_outs
+from ntksym.kernels.finite import squared_norms
 from ntksym.kernels.layer_blocks import evaluate_layers
 
 __all__ = ["BACKENDS", "FUSED_MIN_PAIRS", "compute", "homogeneous", "parse_get", "evaluate"]
@@ -156,6 +157,9 @@ def evaluate(
     if backend not in BACKENDS:
         raise InputError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     A, B = validate_inputs(x1, x2)
+    for X, name in ((A, "X1"), (B, "X2")):
+        if X is not None:
+            squared_norms(X, name)  # (refuses inputs whose Gram product overflows)
     outs = None if out is None else _check_outs(net, out, wanted, isinstance(get, str), A, B)
     values = compute(net, A, B, wanted, backend, outs)
     if isinstance(values, list):

@@ -72,28 +72,46 @@ def check_finite(
         S = w2 * np.asarray(e, dtype=np.float64) + b2
 
 
-def _first_variances(X: np.ndarray | None, w2: float, b2: float, name: str) -> np.ndarray:
-    """``w^2 |x|^2 / d + b^2`` of each row of ``X``; an InputError where float64 overflows.
+def squared_norms(X: np.ndarray, name: str) -> np.ndarray:
+    """``|x|^2`` of each row of ``X``; an InputError where float64 overflows.
 
-    Past that no float64 computation of the kernel is meaningful (the Gram product itself
+    Past that no float64 computation of a kernel is meaningful (the Gram product itself
     overflows): refused here, before a module returns infinities or fails inside.
+
+    Args:
+        X: Checked float64 inputs, shape (N, d).
+        name: How the error names ``X`` (``"X1"``, ``"X2"``).
+
+    Returns:
+        The squared norms, shape (N,).
+
+    Raises:
+        InputError: Naming the first row whose squared norm overflows.
     """
-    if X is None:
-        return np.empty(0)
     with np.errstate(over="ignore", invalid="ignore"):
         squares = np.einsum("ij,ij->i", X, X)
+    _refuse_overflow(squares, "squared norm |x|^2", name, "scale the inputs down")
+    return squares
+
+
+def _refuse_overflow(values: np.ndarray, what: str, name: str, fix: str) -> None:
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        raise InputError(
+            f"the {what} of row {int(bad[0])} of {name} overflows float64 (> 1.8e308), "
+            f"so its kernel cannot be computed in float64; {fix}"
+        )
+
+
+def _first_variances(X: np.ndarray | None, w2: float, b2: float, name: str) -> np.ndarray:
+    """``w^2 |x|^2 / d + b^2`` of each row of ``X`` (InputError as :func:`squared_norms`)."""
+    if X is None:
+        return np.empty(0)
+    squares = squared_norms(X, name)
+    with np.errstate(over="ignore", invalid="ignore"):
         S = w2 * (squares / X.shape[1]) + b2
-    for values, what, fix in (
-        (squares, "squared norm |x|^2", "scale the inputs down"),
-        (S, "first-layer variance weight_std^2 |x|^2/d + bias_std^2",
-         "scale the inputs, weight_std or bias_std down"),
-    ):  # fmt: skip
-        bad = np.flatnonzero(~np.isfinite(values))
-        if bad.size:
-            raise InputError(
-                f"the {what} of row {int(bad[0])} of {name} overflows float64 (> 1.8e308), "
-                f"so its kernel cannot be computed in float64; {fix}"
-            )
+    what = "first-layer variance weight_std^2 |x|^2/d + bias_std^2"
+    _refuse_overflow(S, what, name, "scale the inputs, weight_std or bias_std down")
     return S
 
 
