@@ -10,6 +10,7 @@ activations) and ends in a smooth one (erf): one Numba compile for the whole fil
 import numpy as np
 import pytest
 
+import ntksym
 from ntksym import stax
 from ntksym.codegen import architecture
 from ntksym.codegen.arch_program import Unsupported, lower
@@ -331,5 +332,7 @@ def test_overflowing_inputs_are_one_input_error_without_numpy_warnings(fused):
             NET.kernel_fn(X[:2], X[2:], backend="fused")
         with pytest.raises(InputError, match="row 0 of X1 overflows float64"):
             NET.kernel_fn(X, backend="layers")
+        with pytest.raises(InputError, match="row 0 of X1 overflows float64"):
+            ntksym.kernel(NET, backend="layers")(X)  # (DescribedKernel: the same check)
         with pytest.raises(InputError, match="row 1 of X2 overflows float64"):
             NET.kernel_fn(X[:2] / 1e200, X[1:] / [[1e200], [1], [1], [1]], backend="layers")

@@ -107,12 +107,12 @@ def _result(values: dict[str, np.ndarray], wanted: tuple[str, ...], get: Any) ->
 
 
 def _fused(
-    net: Net, A: Any, B: Any, wanted: tuple[str, ...], backend: str, outs: Outs = None
+    net: Net, A: Any, B: Any, wanted: tuple[str, ...], backend: str, given: dict[str, Any]
 ) -> Any:
     """The kernels by the network's generated fused module, or None where it has none.
 
-    With ``outs`` (checked float64 arrays in the order of ``wanted``), the module forms
-    the Gram product in the NNGP array and writes the NTK into its array.
+    With arrays in ``given`` (checked float64 arrays by kernel name), the module forms the
+    Gram product in the NNGP array and writes the NTK into its array.
     """
     try:
         fk = fused_kernel(net)
@@ -122,7 +122,6 @@ def _fused(
                 f"backend='fused' does not cover this network ({exc}); use 'auto' or 'layers'"
             ) from None
         return None
-    given = dict(zip(wanted, outs or (), strict=False))
     nngp, ntk = fk(A, B, ntk="ntk" in wanted, out=(given.get("nngp"), given.get("ntk")))
     values: dict[str, Any] = {"nngp": nngp, "ntk": ntk}  # (ntk is None when not wanted)
     bad = [name for name in wanted if not np.all(np.isfinite(values[name]))]
@@ -157,9 +156,6 @@ def evaluate(
     if backend not in BACKENDS:
         raise InputError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     A, B = validate_inputs(x1, x2)
-    for X, name in ((A, "X1"), (B, "X2")):
-        if X is not None:
-            squared_norms(X, name)  # (refuses inputs whose Gram product overflows)
     outs = None if out is None else _check_outs(net, out, wanted, isinstance(get, str), A, B)
     values = compute(net, A, B, wanted, backend, outs)
     if isinstance(values, list):
@@ -195,8 +191,12 @@ def compute(
 
     ``outs``: None, or checked float64 arrays in the order of ``wanted`` (a network with
     one output) that the generated kernels and the layer maps' row blocks write into.
-    Exactly symmetric when ``B`` is None.
+    Exactly symmetric when ``B`` is None. Inputs whose squared norms overflow float64 are
+    refused first (:func:`ntksym.kernels.finite.squared_norms`), on every path.
     """
+    for X, name in ((A, "X1"), (B, "X2")):
+        if X is not None:
+            squared_norms(X, name)
     hom = homogeneous(net) if backend == "auto" else None
     if hom is not None:
         act, depth, b_std, w_std = hom
@@ -205,9 +205,9 @@ def compute(
         return dict(zip(wanted, got, strict=True))
     pairs = A.shape[0] * (A if B is None else B).shape[0]
     use_fused = backend == "fused" or (backend == "auto" and pairs >= FUSED_MIN_PAIRS)
-    fused = _fused(net, A, B, wanted, backend, outs) if use_fused else None
+    given = dict(zip(wanted, outs or (), strict=False))
+    fused = _fused(net, A, B, wanted, backend, given) if use_fused else None
     if fused is not None:
         return fused
-    given = dict(zip(wanted, outs or (), strict=False))
     results, several = evaluate_layers(net, A, B, wanted, given=given)
     return results if several else results[0]
