@@ -243,8 +243,9 @@ class FusedKernel:
                 "inputs must be 2-d arrays with the same number of columns, got shapes "
                 f"{np.shape(x1)} and {None if x2 is None else np.shape(x2)}"
             )
-        # overflow in the Gram product (inputs near 1e154 and above) gives non-finite
-        # entries, which the caller refuses with an InputError: no NumPy warning first
+        # an overflow (a map such as Exp's at large variances; inputs whose squared norms
+        # overflow are refused before this) gives non-finite entries, which the caller
+        # refuses with an InputError: no NumPy warning from inside the module first
         with np.errstate(over="ignore", invalid="ignore"):
             return self.module._compute(a, b, ntk, out=out)  # type: ignore[no-any-return]
 
