@@ -95,7 +95,7 @@ class DescribedKernel:
         Arguments and results as :meth:`ntksym.kernels.api.Kernel.__call__`, ``out``
         included (checked alike; the same values bit for bit as without it): the fused and
         homogeneous kernels write into it (the fused module forms the Gram product in the
-        NNGP array), the layer maps copy their result in (``K(X1, X1)``: symmetrised into it).
+        NNGP array), the layer maps write their blocks of rows into it.
 
         Raises:
             InputError: Bad inputs, ``get``, ``dtype`` or ``out``, or kernels that are not
