@@ -75,6 +75,7 @@ def steps(name: str, reps: int) -> dict:
     run_steps = mod._run_steps
 
     plain = hasattr(mod, "TAU")  # (a tree without chunks that carry no determinant)
+    own = False  # (columns 256..511 of row 3: not the pair of a row with itself)
 
     @numba.njit
     def many(reps, PI, PF, G, V, R, n0f, S, D, T, DX, DN, OM, CO, tau):  # type: ignore[no-untyped-def]
@@ -82,7 +83,7 @@ def steps(name: str, reps: int) -> dict:
         for _ in range(reps):
             if plain:
                 ok = run_steps(
-                    PI, PF, i, c0, c1, G, V, R, V, R, n0f, S, D, T, DX, DN, OM, CO, True, tau
+                    PI, PF, i, c0, c1, G, V, R, V, R, n0f, S, D, T, DX, DN, OM, CO, True, tau, own
                 )
             else:
                 run_steps(PI, PF, i, c0, c1, G, V, R, V, R, n0f, S, D, T, DX, DN, OM, CO, True)

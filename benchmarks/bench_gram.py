@@ -13,6 +13,10 @@ inputs (X: N x d standard normal, seed 0; bias_std 0.1, weight_std 1.0):
 * ``numba_out`` - ``numba`` with ``out=``: every timed call writes into the arrays of the
   call before (memory already mapped), as a caller computing many Gram matrices would;
 * ``blas_out`` - ``numpy.matmul(X, X.T, out=...)`` into the array of the call before;
+* ``ceiling`` - the cheapest kernel of neural-tangents' form (``ceiling_kernels.py``:
+  minimal maps, no carried determinant, no checks) into the arrays of the call before: a
+  measured ceiling for any kernel's ratios to neural-tangents and to the floor (both
+  kernels only: ``--get both``);
 * ``numba_ref`` - the generated Numba module of an older revision (``--ref-rev``,
   default: the last per-entry kernel, before the column loop was vectorised),
   extracted with ``git show`` into a temporary directory, for before/after runs.
@@ -51,7 +55,9 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-METHODS = ("numba", "numpy", "plain", "nt", "blas", "numba_ref", "numba_out", "blas_out")
+METHODS = (
+    "numba", "numpy", "plain", "nt", "blas", "numba_ref", "numba_out", "blas_out", "ceiling"
+)  # fmt: skip
 #: The last commit whose Numba kernel ran the depth recursion per entry (scalar).
 REF_REV = "dfd9db7"
 D = 256
@@ -223,6 +229,15 @@ def worker(
         def setup():  # noqa: ANN202
             buf = np.empty((n, n))
             return lambda: (np.matmul(X, X.T, out=buf),)
+    elif method == "ceiling":
+
+        def setup():  # noqa: ANN202
+            from ceiling_kernels import ceiling_kernel
+
+            if get != "both":
+                raise ValueError("the ceiling kernel computes both kernels: --get both")
+            bufs = (np.empty((n, n)), np.empty((n, n)))
+            return lambda: ceiling_kernel(f"{act}{depth}")(X, out=bufs)
     else:
         raise ValueError(method)
 

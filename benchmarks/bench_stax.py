@@ -13,7 +13,10 @@ thread (``NUMBA_NUM_THREADS=1``, BLAS threads 1; XLA:
 * ``nt``     - neural-tangents 0.6.5 ``stax`` kernel_fn, ``jax.jit``-compiled, float64,
   run with the interpreter of its own virtual environment (``--nt-python``);
 * ``blas``   - the floor: the Gram product ``X @ X.T`` alone (NumPy's BLAS);
-* ``blas_out`` - the floor into one preallocated array: ``np.matmul(X, X.T, out=buf)``.
+* ``blas_out`` - the floor into one preallocated array: ``np.matmul(X, X.T, out=buf)``;
+* ``ceiling`` - the cheapest kernel of neural-tangents' form into two preallocated arrays
+  (``ceiling_kernels.py``: minimal maps, no carried determinant, no checks): a measured
+  ceiling for any kernel's speed-up over neural-tangents, not a kernel to use.
 
 Each cell is the median wall time of ``--repeat`` calls (each after ``--idle`` seconds
 asleep: 0 by default; on a guest that hands freed memory back to its host, 3 s makes a
@@ -62,7 +65,7 @@ REPO = Path(__file__).resolve().parents[1]
 D = 256
 WIDTH = 512
 NETWORKS = ("residual", "mixed", "standard", "dropout")
-METHODS = ("fused", "fused_out", "layers", "nt", "blas", "blas_out")
+METHODS = ("fused", "fused_out", "layers", "nt", "blas", "blas_out", "ceiling")
 SAMPLE = (slice(0, 3), slice(3, 5))
 
 
@@ -111,7 +114,8 @@ def worker(method: str, name: str, n: int, repeat: int, idle: float = 0.0) -> di
     X = np.random.default_rng(0).standard_normal((n, D))
     t0 = time.perf_counter()
     # (the out= methods' arrays: mapped by the first call, reused by the timed ones)
-    bufs = [np.empty((n, n)) for _ in range({"blas_out": 1, "fused_out": 2}.get(method, 0))]
+    n_bufs = {"blas_out": 1, "fused_out": 2, "ceiling": 2}.get(method, 0)
+    bufs = [np.empty((n, n)) for _ in range(n_bufs)]
     if method == "blas":
 
         def call() -> tuple:
@@ -120,6 +124,14 @@ def worker(method: str, name: str, n: int, repeat: int, idle: float = 0.0) -> di
 
         def call() -> tuple:
             return (np.matmul(X, X.T, out=bufs[0]),)
+    elif method == "ceiling":
+        sys.path.insert(0, str(REPO / "src"))
+        from ceiling_kernels import ceiling_kernel
+
+        ceiling = ceiling_kernel(name)
+
+        def call() -> tuple:
+            return ceiling(X, out=tuple(bufs))
     elif method == "nt":
         import jax
         from neural_tangents import stax as nts
@@ -236,7 +248,9 @@ def _row(name: str, n: int, res: dict[str, dict], ref: list, methods: list[str])
     cells = [name, str(n), *(cell(m) for m in ("fused", "fused_out", "layers", "nt", "blas"))]
     cells += [cell("blas_out"), ratio("layers", "fused"), ratio("nt", "fused")]
     cells += [ratio("nt", "fused", cpu), ratio("fused", "blas"), ratio("fused_out", "blas_out")]
-    return "| " + " | ".join([*cells, ratio("fused", "fused_out"), cold, err, mem]) + " |"
+    cells += [ratio("fused", "fused_out"), cold, err, mem, cell("ceiling")]
+    cells += [ratio("nt", "ceiling"), ratio("nt", "ceiling", cpu), ratio("ceiling", "blas_out")]
+    return "| " + " | ".join(cells) + " |"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -260,8 +274,9 @@ def main(argv: list[str] | None = None) -> int:
           "| floor out= (s) | layers/fused | nt/fused | nt/fused CPU | fused/floor "
           "| fused out=/floor out= | fused/fused out= | fused first call (s) | max rel. err "
           f"{' / '.join(m for m in args.methods if 'blas' not in m)} | peak / out "
-          f"{' / '.join(args.methods)} |")  # fmt: skip
-    print("|---" * 17 + "|")
+          f"{' / '.join(args.methods)} | ceiling (s) | nt/ceiling | nt/ceiling CPU "
+          "| ceiling/floor out= |")  # fmt: skip
+    print("|---" * 21 + "|")
     for name in args.nets:
         ref = reference(name, args.ref_json)
         for n in args.n:
