@@ -15,7 +15,8 @@ leaves of that tree under slightly different rules:
 
 :func:`leaves` serves all three, its keywords naming those differences;
 :func:`sequence` is the one rule for what a Serial or a Repeat applies, which the
-evaluating walk (:class:`ntksym.architecture.walk.Walker`) and the printing share; and
+evaluating walk (:class:`ntksym.architecture.walk.Walker`), the printing and the finite
+networks (:mod:`ntksym.empirical.architecture`, its Jacobian) share; and
 :func:`live_branches` counts the branches alive along the walk, for the memory bound of
 the row blocks. None of them checks the structure: that is
 :func:`ntksym.architecture.walk.check`'s.
