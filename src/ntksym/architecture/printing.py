@@ -94,6 +94,7 @@ def _walk(net: Net, node: Any, steps: list[Step], counter: list[int]) -> Any:
         counter[0] += 1
         steps.append(Step("dense", counter[0], True, ((index, tilde),), net, width))
         return counter[0], True, net.width
+    assert isinstance(net, Nonlinearity | LayerNorm | Dropout)  # (the rest: sequence, no_op)
     kind = {Nonlinearity: "activation", LayerNorm: "layer_norm", Dropout: "dropout"}[type(net)]
     # an activation of a fresh pre-activation keeps its index: alpha^(k) = phi(alpha~^(k))
     if not (kind == "activation" and tilde and not _used(steps, index)):
