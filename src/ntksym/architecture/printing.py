@@ -28,15 +28,13 @@ from ntksym.architecture.description import (
     Dropout,
     FanInSum,
     FanOut,
-    Identity,
     LayerNorm,
     Net,
     Nonlinearity,
     Parallel,
-    Repeat,
-    Serial,
     as_description,
 )
+from ntksym.architecture.leaves import no_op, sequence
 from ntksym.architecture.walk import check
 from ntksym.errors import InputError
 
@@ -71,15 +69,12 @@ class Step:
 
 def _walk(net: Net, node: Any, steps: list[Step], counter: list[int]) -> Any:
     """The node (``(index, tilde, width)`` or a list) after ``net``; appends the steps."""
-    if isinstance(net, Serial):
-        for layer in net.layers:
+    inner = sequence(net)
+    if inner is not None:
+        for layer in inner:
             node = _walk(layer, node, steps, counter)
         return node
-    if isinstance(net, Repeat):
-        for _ in range(net.n):
-            node = _walk(net.layer, node, steps, counter)
-        return node
-    if isinstance(net, Identity) or (isinstance(net, Dropout) and net.mode == "test"):
+    if no_op(net):
         return node
     if isinstance(net, FanOut):
         return [node] * net.n
@@ -99,6 +94,7 @@ def _walk(net: Net, node: Any, steps: list[Step], counter: list[int]) -> Any:
         counter[0] += 1
         steps.append(Step("dense", counter[0], True, ((index, tilde),), net, width))
         return counter[0], True, net.width
+    assert isinstance(net, Nonlinearity | LayerNorm | Dropout)  # (the rest: sequence, no_op)
     kind = {Nonlinearity: "activation", LayerNorm: "layer_norm", Dropout: "dropout"}[type(net)]
     # an activation of a fresh pre-activation keeps its index: alpha^(k) = phi(alpha~^(k))
     if not (kind == "activation" and tilde and not _used(steps, index)):

@@ -23,9 +23,8 @@ from ntksym.architecture.description import (
     Net,
     Nonlinearity,
     Parallel,
-    Repeat,
-    Serial,
 )
+from ntksym.architecture.leaves import sequence
 from ntksym.errors import InputError
 
 __all__ = ["Meta", "Ops", "Walker", "check"]
@@ -95,13 +94,10 @@ class Walker(Generic[P]):
 
     def run(self, net: Net, node: Any) -> Any:
         """The node after ``net``."""
-        if isinstance(net, Serial):
-            for layer in net.layers:
+        inner = sequence(net)
+        if inner is not None:
+            for layer in inner:
                 node = self.run(layer, node)
-            return node
-        if isinstance(net, Repeat):
-            for _ in range(net.n):
-                node = self.run(net.layer, node)
             return node
         if isinstance(net, Identity):
             return node

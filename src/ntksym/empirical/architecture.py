@@ -34,9 +34,8 @@ from ntksym.architecture.description import (
     Net,
     Nonlinearity,
     Parallel,
-    Repeat,
-    Serial,
 )
+from ntksym.architecture.leaves import sequence
 from ntksym.architecture.walk import check
 from ntksym.empirical.jacobian import flatten, jacobian
 from ntksym.errors import InputError
@@ -73,16 +72,11 @@ def _width(shape: Any, what: str) -> int:
 
 def init(net: Net, rng: np.random.Generator, input_shape: Any) -> tuple[Any, Any]:
     """``(output_shape, params)`` of a drawn network (see the module docstring)."""
-    if isinstance(net, Serial):
+    inner = sequence(net)
+    if inner is not None:
         params = []
-        for layer in net.layers:
+        for layer in inner:
             input_shape, p = init(layer, rng, input_shape)
-            params.append(p)
-        return input_shape, tuple(params)
-    if isinstance(net, Repeat):
-        params = []
-        for _ in range(net.n):
-            input_shape, p = init(net.layer, rng, input_shape)
             params.append(p)
         return input_shape, tuple(params)
     if isinstance(net, Parallel):
@@ -121,8 +115,8 @@ def _dropout(net: Dropout, x: np.ndarray, rng: np.random.Generator | None) -> tu
 
 def _forward(net: Net, params: Any, x: Any, rng: np.random.Generator | None) -> tuple[Any, Any]:
     """Output and the tape that :func:`_backward` needs."""
-    if isinstance(net, Serial | Repeat):
-        layers = net.layers if isinstance(net, Serial) else (net.layer,) * net.n
+    layers = sequence(net)
+    if layers is not None:
         tapes = []
         for layer, p in zip(layers, params, strict=True):
             x, tape = _forward(layer, p, x, rng)
@@ -166,8 +160,8 @@ def _backward(net: Net, params: Any, tape: Any, g: Any, acc: np.ndarray) -> Any:
     Adds every parameter's gradient products to ``acc``: ``sum_k J_k J_k^T`` if it is (N,
     N), every ``J_k J_l^T`` (output units ``k``, ``l``) if it is (N, N, K, K).
     """
-    if isinstance(net, Serial | Repeat):
-        layers = net.layers if isinstance(net, Serial) else (net.layer,) * net.n
+    layers = sequence(net)
+    if layers is not None:
         for layer, p, t in reversed(list(zip(layers, params, tape, strict=True))):
             g = _backward(layer, p, t, g, acc)
         return g

@@ -31,9 +31,8 @@ from ntksym.architecture.description import (
     Net,
     Nonlinearity,
     Parallel,
-    Repeat,
-    Serial,
 )
+from ntksym.architecture.leaves import sequence
 from ntksym.errors import InputError
 
 __all__ = ["MAX_JACOBIAN_ENTRIES", "flatten", "unflatten", "jacobian"]
@@ -92,8 +91,8 @@ class _Forward:
         self.n_params, self.rng, self.offset = n_params, rng, 0
 
     def run(self, net: Net, params: Any, x: Any, t: Any) -> tuple[Any, Any]:
-        if isinstance(net, Serial | Repeat):
-            layers = net.layers if isinstance(net, Serial) else (net.layer,) * net.n
+        layers = sequence(net)
+        if layers is not None:
             for layer, p in zip(layers, params, strict=True):
                 x, t = self.run(layer, p, x, t)
             return x, t

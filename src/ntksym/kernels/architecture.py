@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from ntksym.activations import Activation, get_activation
-from ntksym.architecture.description import Dense, Identity, Net, Nonlinearity, Repeat, Serial
+from ntksym.architecture.description import Dense, Identity, Net, Nonlinearity
+from ntksym.architecture.leaves import leaves
 from ntksym.architecture.walk import check
 from ntksym.codegen.architecture import Unsupported, fused_kernel
 from ntksym.errors import InputError
@@ -59,23 +60,13 @@ def parse_get(get: Any) -> tuple[str, ...]:
 
 
 def _flatten(net: Net) -> list[Net] | None:
-    """The layers of a chain of Serial/Repeat/Identity, or None if the net branches."""
-    if isinstance(net, Serial):
-        out: list[Net] = []
-        for layer in net.layers:
-            flat = _flatten(layer)
-            if flat is None:
-                return None
-            out += flat
-        return out
-    if isinstance(net, Repeat):
-        flat = _flatten(net.layer)
-        return None if flat is None else flat * net.n
-    if isinstance(net, Identity):
-        return []
-    if isinstance(net, (Dense, Nonlinearity)):
-        return [net]
-    return None
+    """The layers of a chain of Dense, activations and Identity as it runs, or None if not one.
+
+    Every layer written counts, ``Repeat(layer, 0)``'s included; Identity is dropped.
+    """
+    if not all(isinstance(x, (Dense, Nonlinearity, Identity)) for x in leaves(net, repeat="once")):
+        return None
+    return list(leaves(net, skip="identity"))
 
 
 def homogeneous(net: Net) -> tuple[Activation, int, float, float] | None:

@@ -28,15 +28,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from ntksym import dual
-from ntksym.architecture.description import (
-    FanInSum,
-    FanOut,
-    Net,
-    Nonlinearity,
-    Parallel,
-    Repeat,
-    Serial,
-)
+from ntksym.architecture.description import Net, Nonlinearity
+from ntksym.architecture.leaves import leaves, live_branches
 from ntksym.architecture.walk import Meta, Walker
 from ntksym.errors import InputError
 from ntksym.kernels.layer_maps import Float64Ops, gram_rows, input_block
@@ -73,44 +66,13 @@ QUADRATURE_MIN_PAIRS = 65536
 _SYM_TILE = 256
 
 
-def live_branches(net: Net, count: int = 1) -> tuple[int, int]:
-    """``(most, after)``: the most branches alive at once in ``net``, and how many leave it."""
-    if isinstance(net, Serial):
-        most = count
-        for layer in net.layers:
-            peak, count = live_branches(layer, count)
-            most = max(most, peak)
-        return most, count
-    if isinstance(net, Repeat):
-        most = count
-        for _ in range(net.n):
-            peak, count = live_branches(net.layer, count)
-            most = max(most, peak)
-        return most, count
-    if isinstance(net, FanOut):
-        return count * net.n, count * net.n
-    if isinstance(net, FanInSum):
-        return count, 1
-    if isinstance(net, Parallel):
-        ends = [live_branches(b, 1) for b in net.branches]
-        return sum(e[0] for e in ends), sum(e[1] for e in ends)
-    return count, count
-
-
-def _layers(net: Net) -> list[Net]:
-    """The leaf layers of ``net`` (through Serial, Repeat and Parallel)."""
-    if isinstance(net, Serial):
-        return [x for layer in net.layers for x in _layers(layer)]
-    if isinstance(net, Repeat):
-        return _layers(net.layer)
-    if isinstance(net, Parallel):
-        return [x for b in net.branches for x in _layers(b)]
-    return [net]
-
-
 def by_quadrature(net: Net) -> bool:
     """Whether an activation of ``net`` has no closed form (its maps are integrated)."""
-    acts = [x.activation for x in _layers(net) if isinstance(x, Nonlinearity)]
+    acts = [
+        x.activation
+        for x in leaves(net, repeat="once", parallel=True)
+        if isinstance(x, Nonlinearity)
+    ]
     return any(not dual.has_closed_form(a) for a in acts)
 
 

@@ -24,10 +24,9 @@ from ntksym.architecture.description import (
     Net,
     Nonlinearity,
     Parallel,
-    Repeat,
-    Serial,
     as_description,
 )
+from ntksym.architecture.leaves import leaves
 from ntksym.architecture.walk import check
 from ntksym.errors import InputError
 
@@ -85,13 +84,8 @@ class Unit:
 
 
 def _flatten(net: Net) -> list[Net]:
-    if isinstance(net, Serial):
-        return [leaf for layer in net.layers for leaf in _flatten(layer)]
-    if isinstance(net, Repeat):
-        return _flatten(net.layer) * net.n
-    if isinstance(net, Identity) or (isinstance(net, Dropout) and net.mode == "test"):
-        return []
-    return [net]
+    """The layers of ``net`` as they run, the identities left out, a Parallel one layer."""
+    return list(leaves(net, skip="no-ops"))
 
 
 def _dense(layer: Any, where: str, ntk_only: bool = False) -> Dense:
