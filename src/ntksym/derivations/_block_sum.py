@@ -35,7 +35,7 @@ from ntksym.derivations.fan_in_sum import SZ, D, code_check, dense, k, n, z, zp
 from ntksym.derive.rules_layers import Ex, facts
 from ntksym.extend import Context, Derivation, PSum, Step, apply_rule, index, scalar, text, theta
 
-__all__ = ["block_sum"]
+__all__ = ["block_sum", "branch_symbols"]
 
 TZ = scalar("Theta_z", False)
 zf, zpf = sp.Function("z")(k, theta), sp.Function("z'")(k, theta)
@@ -170,9 +170,13 @@ def _n7(b: dict[str, Any], env: dict) -> sp.Basic:
     return sp.Eq(ntk, apply_rule("field_moments", rest, ctx))
 
 
+def _fields(dense_branches: int, skip: bool) -> list[dict[str, Any]]:
+    return ([_skip()] if skip else []) + [_branch(b) for b in range(1, dense_branches + 1)]
+
+
 @functools.lru_cache(maxsize=8)
 def _block_sum(dense_branches: int, skip: bool) -> Derivation:
-    bs = ([_skip()] if skip else []) + [_branch(b) for b in range(1, dense_branches + 1)]
+    bs = _fields(dense_branches, skip)
     b = _block_parts(bs)
     rng = np.random.default_rng(29)
     syms = [br[key] for br in bs for key in ("S", "T")]
@@ -237,3 +241,8 @@ def _block_sum(dense_branches: int, skip: bool) -> Derivation:
             ),
         ),
     )
+
+
+def branch_symbols(dense_branches: int, skip: bool = False) -> list[tuple[sp.Symbol, sp.Symbol]]:
+    """The ``(Sigma_b, Theta_b)`` of each branch in :func:`block_sum`'s order (the skip first)."""
+    return [(br["S"], br["T"]) for br in _fields(dense_branches, skip)]
