@@ -33,6 +33,7 @@ import sympy as sp
 
 from ntksym.derivations.fan_in_sum import SZ, D, code_check, dense, k, n, z, zp
 from ntksym.derive.rules_layers import Ex, facts
+from ntksym.errors import InputError
 from ntksym.extend import Context, Derivation, PSum, Step, apply_rule, index, scalar, text, theta
 
 __all__ = ["block_sum", "branch_symbols"]
@@ -105,10 +106,10 @@ def block_sum(dense_branches: int, skip: bool = False) -> Derivation:
     float64 and mpmath ``FanInSum`` of as many blocks.
 
     Raises:
-        ValueError: fewer than two branches, or ``dense_branches < 1``.
+        InputError: fewer than two branches, or no branch with a Dense layer.
     """
-    if dense_branches < 1 or dense_branches + skip < 2:
-        raise ValueError(
+    if not isinstance(dense_branches, int) or dense_branches < 1 or dense_branches + skip < 2:
+        raise InputError(
             f"a block needs two branches, one at least with a Dense layer; got "
             f"{dense_branches} Dense branches{' and the skip' if skip else ''}"
         )
