@@ -53,7 +53,8 @@ class Unit:
             Dense layer), ``"residual"`` (a residual block around such a pair), the same
             with ``"_standard"`` appended for a standard-parameterization Dense,
             ``"layer_sign"`` (``Sign`` then an NTK-parameterization Dense layer),
-            ``"branches"`` (a sum of two such branches), or ``"layer_norm"``.
+            ``"branches"`` (a sum of two or more such branches, the
+            Identity among them or not), or ``"layer_norm"``.
         m: the index of the value it defines, ``alpha~^(m)``.
         dense: its Dense layer (None for a LayerNorm).
         act: its activation (None for the input layer and a LayerNorm).
