@@ -132,8 +132,8 @@ def _pair(branch: Net, where: str) -> tuple[Nonlinearity, Dense]:
         )
     if len(leaves) != 2:
         raise InputError(
-            f"{where}: a branch must be serial(activation, Dense) (or the Identity of a "
-            f"residual block); got {branch}; supported: {SUPPORTED}"
+            f"{where}: a branch must be serial(activation, Dense) or the Identity (longer "
+            f"branches are not covered by the notes); got {branch}; supported: {SUPPORTED}"
         )
     return _act(leaves[0], where), _dense(leaves[1], where, ntk_only=True)
 
