@@ -170,9 +170,9 @@ def d7(env: dict) -> sp.Basic:
 POINTS = covariance_points(SA, SB, SZ, count=5, seed=23, more={TA: (-2.0, 2.0), TB: (-2.0, 2.0)})
 
 
-def _code_sum(field: str, backend: str) -> Any:
-    """The code's FanInSum of two blocks whose ``field`` is ``Sigma_A``/``Theta_A``, ..."""
-    keys = (SA, SB) if field == "s12" else (TA, TB)
+def _code_sum(field: str, backend: str, keys: tuple[sp.Symbol, ...] = ()) -> Any:
+    """The code's FanInSum of blocks whose ``field`` is ``keys`` (default ``Sigma_A``, ...)."""
+    keys = keys or ((SA, SB) if field == "s12" else (TA, TB))
 
     def ref(p: Point) -> Any:
         if backend == "mpmath":
@@ -192,9 +192,11 @@ def _code_sum(field: str, backend: str) -> Any:
     return ref
 
 
-def code_check(field: str) -> Any:
-    f64 = value_check(_code_sum(field, "float64"), POINTS, "the code's float64 FanInSum", 1e-15)
-    mpm = value_check(_code_sum(field, "mpmath"), POINTS, "the code's mpmath FanInSum", 1e-28)
+def code_check(field: str, keys: tuple[sp.Symbol, ...] = (), points: Any = None) -> Any:
+    """The statement against the code's float64 and mpmath ``FanInSum`` of ``keys``."""
+    at = POINTS if points is None else points
+    f64 = value_check(_code_sum(field, "float64", keys), at, "the code's float64 FanInSum", 1e-15)
+    mpm = value_check(_code_sum(field, "mpmath", keys), at, "the code's mpmath FanInSum", 1e-28)
 
     def check(stmt: sp.Basic, ctx: Context, env: dict) -> tuple[bool, str, Any]:
         ok1, m1, t1 = f64(stmt, ctx, env)

@@ -1,13 +1,16 @@
-"""A sum of two branches in a described network, from ``derivations/fan_in_sum.py``.
+"""A sum of n branches in a described network, from ``fan_in_sum``'s n-branch form.
 
-A block ``FanOut(2), parallel(serial(phi, Dense_A), serial(psi, Dense_B)), FanInSum()``
-(unit kind ``"branches"``, :mod:`ntksym.notes.network_units`) adds two fields that each
-end in a Dense layer of their own. ``fan_in_sum.py`` derives that the cross terms then
-vanish and the kernels add: its (3) ``Sigma_{A+B} = Sigma_A + Sigma_B`` and (7)
-``Theta_{A+B} = Theta_A + Theta_B``. Each branch's own kernels are ``per_layer``'s (4),
-``Sigmadot(L+1)`` and (8) at ``l = L = m - 1`` with the branch's scales; the second
-branch's activation is written ``psi`` (its own function of the layer) so that the two
-expectations are told apart. The general statements are derived once per process.
+A block ``FanOut(n), parallel(...), FanInSum()`` (unit kind ``"branches"``,
+:mod:`ntksym.notes.network_units`) adds n >= 2 fields: ``serial(activation, Dense)``
+branches that each end in a Dense layer of their own and, at most once, the ``Identity``
+(the block's input itself). ``derivations/_block_sum.py`` derives for the block's n that
+the cross terms vanish and the kernels add: its (3) ``Sigma = Sigma_1 + ... (+ Sigma_z)``
+and (7) ``Theta = Theta_1 + ... (+ Theta_z)``. Each Dense branch's own kernels are
+``per_layer``'s (4), ``Sigmadot(L+1)`` and (8) at ``l = L = m - 1`` with the branch's
+scales; the Identity's are the layer before's, ``Sigma^(m-1)`` and ``Theta^(m-1)``. The
+branches' activations are written ``phi``, ``psi``, ``chi``, ``omega`` (then
+``phi^[b]``), each its own function of the layer, so that their expectations are told
+apart. The block's derivation is derived (not re-checked) once per process and n.
 
 Reference: Novak et al. (2020), neural-tangents' ``stax.FanInSum``; Yang (2019),
 "Tensor programs I".
@@ -27,63 +30,84 @@ from ntksym.derive.text import Text, text
 from ntksym.notes.network_layers import derive_all, general_statements, number
 from ntksym.notes.network_units import Unit
 
-__all__ = ["branch_activations", "branch_derived", "branch_note", "branch_printed", "psi"]
+__all__ = [
+    "branch_activations",
+    "branch_derived",
+    "branch_functions",
+    "branch_note",
+    "branch_printed",
+    "psi",
+]
 
 #: The second branch's activation and its derivative, ``psi_l(u)``.
 psi, psidot = layer_activation("psi", r"\psi")
+_NAMED = (("chi", r"\chi"), ("omega", r"\omega"))
 
 _u, _v = sp.symbols("u v", real=True)
 #: A unit's derived statement of one part.
-Derived = Callable[[Unit, str], sp.Eq]
+Derived = Callable[[Unit, str], sp.Expr]
 
 
-@functools.lru_cache(maxsize=1)
-def fan_in_sum_maps() -> dict[str, Any]:
-    """The derived (3) and (7) of ``fan_in_sum`` and its symbols."""
-    from ntksym.derivations import fan_in_sum
-
-    env = derive_all(fan_in_sum.DERIVATION)
-    return {"doc": fan_in_sum, "3": env["3"], "7": env["7"]}
-
-
-def _as_second(e: sp.Expr) -> sp.Expr:
-    """``e`` with ``phi`` renamed ``psi`` (the second branch's activation)."""
-    g = general_statements()
-    return e.replace(g["phi"], psi).replace(g["phidot"], psidot)
+def branch_functions(b: int) -> tuple[Any, Any]:
+    """The activation (and derivative) that names Dense branch ``b`` (0-based) of a block."""
+    if b == 0:
+        g = general_statements()
+        return g["phi"], g["phidot"]
+    if b == 1:
+        return psi, psidot
+    if b - 2 < len(_NAMED):
+        return layer_activation(*_NAMED[b - 2])
+    return layer_activation(f"phi_b{b + 1}", rf"\phi^{{[{b + 1}]}}")
 
 
-def _branch_kernels(unit: Unit, i: int, derived_of: Derived) -> dict[str, sp.Expr]:
-    """Branch ``i``'s ``S``, ``D``, ``T`` by ``per_layer`` at this layer (derived)."""
-    act, dense = unit.branches[i]
+@functools.lru_cache(maxsize=8)
+def block_maps(dense_branches: int, skip: bool) -> dict[str, Any]:
+    """The derived (3) and (7) of the block's ``block_sum`` and its branches' symbols."""
+    from ntksym.derivations._block_sum import block_sum, branch_symbols
+
+    env = derive_all(block_sum(dense_branches, skip))
+    return {"3": env["3"], "7": env["7"], "symbols": branch_symbols(dense_branches, skip)}
+
+
+def _renamed(e: sp.Expr, b: int) -> sp.Expr:
+    """``e`` (written with ``phi``) with branch ``b``'s own activation."""
+    if b == 0:
+        return e
+    g, (f, fdot) = general_statements(), branch_functions(b)
+    return e.replace(g["phi"], f).replace(g["phidot"], fdot)
+
+
+def _branch_kernels(unit: Unit, b: int, derived_of: Derived) -> tuple[sp.Expr, sp.Expr]:
+    """Dense branch ``b``'s ``Sigma`` and ``Theta`` by ``per_layer`` at this layer (derived)."""
+    act, dense = unit.branches[b]
     one = Unit("layer", unit.m, dense, act, ())
     out = {part: derived_of(one, part).rhs for part in ("S", "D", "T")}
     named = {Sigma(unit.m): out["S"], Sigma_dot(unit.m): out["D"]}
-    out["T"] = out["T"].xreplace(named)
-    return {k: _as_second(e) if i == 1 else e for k, e in out.items()}
+    return _renamed(out["S"], b), _renamed(out["T"].xreplace(named), b)
 
 
 def branch_derived(unit: Unit, part: str, derived_of: Derived) -> sp.Eq:
-    """``fan_in_sum``'s (3) (``part="S"``) or (7) (``"T"``) with each branch's kernels.
+    """The block's (3) (``part="S"``) or (7) (``"T"``) with each branch's kernels.
 
     ``derived_of(unit, part)`` is a ``"layer"`` unit's derived statement (``per_layer``'s
     at that layer: :mod:`ntksym.notes.network`).
     """
-    g = fan_in_sum_maps()
-    doc = g["doc"]
-    a, b = _branch_kernels(unit, 0, derived_of), _branch_kernels(unit, 1, derived_of)
-    if part == "S":
-        rhs = g["3"].rhs.xreplace({doc.SA: a["S"], doc.SB: b["S"]})
-        return sp.Eq(Sigma(unit.m), rhs)
-    rhs = g["7"].rhs.xreplace({doc.TA: a["T"], doc.TB: b["T"]})
-    return sp.Eq(Theta_inf(unit.m), rhs)
+    g = block_maps(len(unit.branches), unit.skip)
+    kernels = [_branch_kernels(unit, b, derived_of) for b in range(len(unit.branches))]
+    if unit.skip:
+        kernels.insert(0, (Sigma(unit.m - 1), Theta_inf(unit.m - 1)))
+    col, lhs, key = (0, Sigma(unit.m), "3") if part == "S" else (1, Theta_inf(unit.m), "7")
+    values = {syms[col]: k[col] for syms, k in zip(g["symbols"], kernels, strict=True)}
+    return sp.Eq(lhs, g[key].rhs.xreplace(values))
 
 
 def branch_printed(unit: Unit) -> dict[str, sp.Basic]:
     """The block's kernels as its records imply them (``docs/architectures.md``)."""
-    g, m, p = general_statements(), unit.m, unit.m - 1
-    fs = ((g["phi"], g["phidot"]), (psi, psidot))
-    sig, theta = sp.Integer(0), sp.Integer(0)
-    for (f, fdot), (_act, d) in zip(fs, unit.branches, strict=True):
+    m, p = unit.m, unit.m - 1
+    sig = Sigma(p) if unit.skip else sp.Integer(0)
+    theta = Theta_inf(p) if unit.skip else sp.Integer(0)
+    for b, (_act, d) in enumerate(unit.branches):
+        f, fdot = branch_functions(b)
         w2, b2 = number(d.w_std) ** 2, number(d.b_std) ** 2
         own = w2 * GaussE(f(p, _u) * f(p, _v), _u, _v, p) + b2
         sig += own
@@ -92,23 +116,27 @@ def branch_printed(unit: Unit) -> dict[str, sp.Basic]:
 
 
 def branch_activations(unit: Unit) -> dict[tuple, Any]:
-    """The activations of both branches, as the numeric check reads them."""
-    phi, p = general_statements()["phi"], unit.m - 1
-    return {(f, p): act.activation for f, (act, _d) in zip((phi, psi), unit.branches, strict=True)}
+    """The activations of the Dense branches, as the numeric check reads them."""
+    p = unit.m - 1
+    return {(branch_functions(b)[0], p): a.activation for b, (a, _d) in enumerate(unit.branches)}
 
 
 def branch_note(unit: Unit, part: str) -> Text:
     """Which steps, at which layer and values, the statement instantiates."""
     from ntksym.activations.expr import u as act_u
 
-    phi, p = general_statements()["phi"], unit.m - 1
+    p, count = unit.m - 1, len(unit.branches) + unit.skip
     lab, own = ("3", "(4)") if part == "S" else ("7", "(4), Sigmadot(L+1) and (8)")
     out = Text(
-        f"engine-derived step ({lab}) of derivation fan_in_sum (the cross terms vanish), "
-        f"each branch's kernels by {own} of derivation per_layer, l = L = {p}: "
+        f"engine-derived step ({lab}) of derivation fan_in_sum for {count} branches "
+        "(the cross terms vanish), each Dense branch's kernels by "
+        f"{own} of derivation per_layer, l = L = {p}: "
     )
-    for i, (f, (act, d)) in enumerate(zip((phi, psi), unit.branches, strict=True)):
-        fu = sp.Eq(f(p, _u), act.activation.expr.xreplace({act_u: _u}), evaluate=False)
+    if unit.skip:
+        out = Text(out, f"the Identity (the kernels of layer {p})")
+    for b, (act, d) in enumerate(unit.branches):
+        fu = sp.Eq(branch_functions(b)[0](p, _u), act.activation.expr.xreplace({act_u: _u}))
         then = f" then Dense with W_std = {d.w_std}, b_std = {d.b_std}"
-        out = Text(out, "; " if i else "", text("{f}", f=fu), then)
+        sep = "; " if b or unit.skip else ""
+        out = Text(out, sep, text("{f}", f=sp.Eq(fu.lhs, fu.rhs, evaluate=False)), then)
     return out

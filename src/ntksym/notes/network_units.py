@@ -4,7 +4,8 @@
 record) and returns one :class:`Unit` per step ``alpha~^(m-1) -> alpha~^(m)`` of the
 recursion that :mod:`ntksym.notes.network` derives: the first Dense layer, an activation
 followed by a Dense layer (a ``Dropout`` between them or not), a residual block
-``x + Dense(phi(x))``, a sum of two branches ``Dense(phi(x)) + Dense(psi(x))``, or a
+``x + Dense(phi(x))``, a sum of n branches ``Dense(phi(x)) + Dense(psi(x)) + ...`` (with
+``x`` itself among them or not), or a
 ``LayerNorm``.
 ``Identity`` and ``Dropout(mode="test")`` are the identity and are skipped.
 """
@@ -36,8 +37,9 @@ SUPPORTED = (
     "Dense (either parameterization), an activation followed by a Dense layer (with a "
     "Dropout between them or not; Sign only before an NTK-parameterized Dense layer), "
     "LayerNorm, "
-    "and blocks FanOut(2), parallel(A, B), FanInSum with each of A, B serial(activation, "
-    "NTK-parameterized Dense) or, for one of them, Identity (a residual block)"
+    "and blocks FanOut(n), parallel(...), FanInSum for any n >= 2, each branch "
+    "serial(activation, NTK-parameterized Dense) or, for at most one of them, Identity "
+    "(with two branches: a residual block); not a block inside a branch"
 )
 
 
@@ -50,7 +52,8 @@ class Unit:
             Dense layer), ``"residual"`` (a residual block around such a pair), the same
             with ``"_standard"`` appended for a standard-parameterization Dense,
             ``"layer_sign"`` (``Sign`` then an NTK-parameterization Dense layer),
-            ``"branches"`` (a sum of two such branches), or ``"layer_norm"``.
+            ``"branches"`` (a sum of two or more such branches, the
+            Identity among them or not), or ``"layer_norm"``.
         m: the index of the value it defines, ``alpha~^(m)``.
         dense: its Dense layer (None for a LayerNorm).
         act: its activation (None for the input layer and a LayerNorm).
@@ -59,10 +62,11 @@ class Unit:
         norm: the LayerNorm (None otherwise).
         dropout: a ``Dropout(mode="train")`` between the activation and the Dense layer
             (kind ``"layer_dropout"``, with ``"_standard"`` for that parameterization).
-        branches: the ``(activation, Dense)`` of each branch of a block (one for a
-            ``"residual"`` block, two for ``"branches"``: ``FanOut(2)``,
-            ``parallel(serial(phi, Dense), serial(psi, Dense))``, ``FanInSum``); ``act``
-            and ``dense`` are the first branch's.
+        branches: the ``(activation, Dense)`` of each branch of a block that is not the
+            Identity (one for a ``"residual"`` block, one or more for ``"branches"``:
+            ``FanOut(n)``, ``parallel(serial(phi, Dense), serial(psi, Dense), ...)``,
+            ``FanInSum``); ``act`` and ``dense`` are the first such branch's.
+        skip: a ``"branches"`` block has the Identity among its branches.
     """
 
     kind: str
@@ -74,6 +78,7 @@ class Unit:
     norm: LayerNorm | None = None
     dropout: Dropout | None = None
     branches: tuple[tuple[Nonlinearity, Dense], ...] = ()
+    skip: bool = False
 
     @property
     def affine(self) -> Dense:
@@ -114,10 +119,15 @@ def _act(layer: Any, where: str, sign_ok: bool = False) -> Nonlinearity:
 def _pair(branch: Net, where: str) -> tuple[Nonlinearity, Dense]:
     """A branch ``serial(activation, Dense)`` as its (activation, NTK-parameterized Dense)."""
     leaves = _flatten(branch)
+    if any(isinstance(leaf, (FanOut, Parallel, FanInSum)) for leaf in leaves):
+        raise InputError(
+            f"{where}: a block inside a branch (FanOut, parallel, FanInSum nested in "
+            f"{branch}) is not covered by the notes; supported: {SUPPORTED}"
+        )
     if len(leaves) != 2:
         raise InputError(
-            f"{where}: a branch must be serial(activation, Dense) (or the Identity of a "
-            f"residual block); got {branch}; supported: {SUPPORTED}"
+            f"{where}: a branch must be serial(activation, Dense) or the Identity (longer "
+            f"branches are not covered by the notes); got {branch}; supported: {SUPPORTED}"
         )
     return _act(leaves[0], where), _dense(leaves[1], where, ntk_only=True)
 
@@ -125,12 +135,13 @@ def _pair(branch: Net, where: str) -> tuple[Nonlinearity, Dense]:
 def _branches(par: Parallel, where: str) -> tuple[tuple[Nonlinearity, Dense], ...]:
     """The (activation, Dense) of each branch that is not the Identity."""
     branches = list(par.branches)
-    skips = sum(isinstance(b, Identity) for b in branches)
-    if len(branches) != 2 or skips > 1:
+    skips = sum(not _flatten(b) for b in branches)
+    if len(branches) < 2 or skips > 1:
         raise InputError(
-            f"{where}: a block needs two branches, at most one of them the Identity; got {par}"
+            f"{where}: a block needs two or more branches, at most one of them the "
+            f"Identity; got {par}"
         )
-    return tuple(_pair(b, where) for b in branches if not isinstance(b, Identity))
+    return tuple(_pair(b, where) for b in branches if _flatten(b))
 
 
 def _suffix(dense: Dense) -> str:
@@ -142,21 +153,19 @@ def _block(leaves: list[Net], n: int, m: int, width: int) -> Unit:
     if (
         len(block) < 3
         or not isinstance(fan, FanOut)
-        or fan.n != 2
         or not isinstance(block[1], Parallel)
         or not isinstance(block[2], FanInSum)
+        or fan.n != len(block[1].branches)
     ):
         raise InputError(
-            f"{where}: a residual block is FanOut(2), parallel(...), FanInSum(); "
+            f"{where}: a block is FanOut(n), parallel(...) of n branches, FanInSum(); "
             f"supported: {SUPPORTED}"
         )
     pairs = _branches(block[1], where)
     prefix = tuple(leaves[: n + 3])
-    if len(pairs) == 1:
-        (act, dense), kind = pairs[0], "residual"
-    else:
-        (act, dense), kind = pairs[0], "branches"
-    return Unit(kind, m, dense, act, prefix, width, branches=pairs)
+    skip = len(pairs) < len(block[1].branches)
+    (act, dense), kind = pairs[0], "residual" if len(pairs) == 1 else "branches"
+    return Unit(kind, m, dense, act, prefix, width, branches=pairs, skip=skip and len(pairs) > 1)
 
 
 def units(net: Any) -> list[Unit]:
