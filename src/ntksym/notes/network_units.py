@@ -20,7 +20,6 @@ from ntksym.architecture.description import (
     Dropout,
     FanInSum,
     FanOut,
-    Identity,
     LayerNorm,
     Net,
     Nonlinearity,
