@@ -64,12 +64,13 @@ def layer_norm(n: int, k: int, *, norm: bool = True) -> stax.Layer:
 
 
 def standard(n: int, k: int, *, factor: int = 2) -> stax.Layer:
-    """Standard parameterization, hidden widths ``n`` and ``factor * n`` (its NTK depends on
-    both)."""
+    """Standard parameterization, hidden widths ``2 n`` (``n`` times the width multiplier
+    ``s_out = 2``, which the next layer's ``s_in = 2`` takes back) and ``factor * n``: its
+    NTK depends on both."""
     p = "standard"
     return stax.serial(
-        stax.Dense(n, 1.2, 0.3, parameterization=p), stax.Relu(),
-        stax.Dense(factor * n, 1.1, 0.2, parameterization=p), stax.Erf(),
+        stax.Dense(n, 1.2, 0.3, parameterization=p, s=(1, 2)), stax.Relu(),
+        stax.Dense(factor * n, 1.1, 0.2, parameterization=p, s=(2, 1)), stax.Erf(),
         stax.Dense(k, 0.9, 0.1, parameterization=p),
     )  # fmt: skip
 
@@ -117,7 +118,7 @@ ARCHS: dict[str, Make] = {
 PLANTED: dict[str, tuple[Make, bool]] = {
     "residual": (functools.partial(residual, b_std=0.3), False),  # branch bias 0.3, drawn 0.2
     "layer-norm": (functools.partial(layer_norm, norm=False), True),  # LayerNorm left out
-    "standard": (functools.partial(standard, factor=1), True),  # NTK of widths (n, n), not (n, 2n)
+    "standard": (functools.partial(standard, factor=1), True),  # widths (2n, n), drawn (2n, 2n)
     "dropout-train": (functools.partial(dropout, rate=0.6), False),  # keep 0.6, drawn 0.5
     "mixed": (functools.partial(mixed, b_std=0.5), False),  # bias std 0.5, drawn 0.4
     "residual-layer-norm": (functools.partial(residual_layer_norm, norm=False), True),
