@@ -1,11 +1,13 @@
 """Finite networks approach ``kernel_fn`` at rate ``width^(-1/2)``, architecture by architecture.
 
-For each family (a residual network, LayerNorm, the standard parameterization with
-unequal widths, Dropout in train mode, a chain mixing relu, erf and gelu with different
+For each family (a residual network, LayerNorm, the standard parameterization with width
+multipliers, Dropout in train mode, a chain mixing relu, erf and gelu with different
 variances, and residual blocks with LayerNorm) networks are drawn at several widths ``n``
-and each draw's empirical NNGP (``f f^T / K`` over ``K = n`` output units) and empirical
-NTK (of one output unit, exact by reverse mode) is compared with the generated kernel of
-the same description, widths included. Two criteria, both from the draws' own scatter:
+and each draw's empirical NNGP (``f f^T / K`` over ``K = n`` output units: with a fixed
+``K`` it would not shrink) and empirical NTK (of one output unit, exact by reverse mode)
+is compared with ``kernel_fn`` of the same description, widths included (at these few
+inputs ``"auto"`` runs the float64 layer maps; tests/test_fused.py holds the fused module
+to them). Two criteria, both from the draws' own scatter:
 
 - at every width the mean over draws is within a Bonferroni Student-t bound
   (``conftest.t_bound``) of the kernel, entry by entry, in units of its standard error;
