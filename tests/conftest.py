@@ -91,3 +91,40 @@ def abs_sin_dual(s11: float, s12: float, s22: float, derivative: bool, dps: int 
         return float(
             2 / mpmath.pi * sqrt_prod * (root + rho * mpmath.asin(rho)) + damp * mpmath.sinh(a12)
         )
+
+
+# Monte Carlo over finite networks: the shared criteria of the width-rate tests.
+#: Family-wise false-alarm probability of a z-score check over all the entries it tests.
+MC_FALSE_ALARM = 1e-3
+#: A fitted rate is compatible with -1/2 when within this many of its standard errors ...
+RATE_SIGMAS = 3.0
+#: ... plus this model error of the pure power law ``C n^(-1/2)`` (its ``1 + O(n^(-1/2))``
+#: correction: below ~0.01 in slope over n = 64..2048, measured in tests/test_empirical.py).
+RATE_ALLOWANCE = 0.02
+#: A rate fit is informative (able to fail) only with a slope error below this.
+RATE_INFORMATIVE = 0.1
+
+
+def t_bound(n_tests: int, n_seeds: int, alpha: float = MC_FALSE_ALARM) -> float:
+    """Bonferroni bound on ``|mean - limit| / sem`` over ``n_tests`` entries, each a mean of
+    ``n_seeds`` draws: the two-sided Student-t quantile (``n_seeds - 1`` degrees of freedom,
+    since ``sem`` is estimated) at level ``alpha / n_tests``."""
+    import mpmath
+
+    nu, level = n_seeds - 1, alpha / n_tests
+
+    def tail(t: float) -> float:  # P(|T| > t) = I_{nu/(nu+t^2)}(nu/2, 1/2)
+        return float(mpmath.betainc(nu / 2, 0.5, 0, nu / (nu + t * t), regularized=True))
+
+    lo, hi = 0.0, 100.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if tail(mid) > level else (lo, mid)
+    return hi
+
+
+def rate_compatible(slope: float, slope_stderr: float) -> bool:
+    """Whether a fitted exponent is -1/2 within :data:`RATE_SIGMAS` standard errors plus
+    :data:`RATE_ALLOWANCE`, and the fit informative (:data:`RATE_INFORMATIVE`)."""
+    informative = slope_stderr < RATE_INFORMATIVE
+    return informative and abs(slope + 0.5) <= RATE_SIGMAS * slope_stderr + RATE_ALLOWANCE

@@ -249,17 +249,3 @@ def check_monte_carlo(net, n_samples, z=4.5):
 @pytest.mark.parametrize("name", list(ARCHS))
 def test_kernel_fn_matches_monte_carlo(name):
     check_monte_carlo(ARCHS[name], 120)
-
-
-@pytest.mark.slow
-def test_monte_carlo_fluctuations_shrink_like_inverse_square_root_of_width():
-    X = RNG.standard_normal((3, 5))
-    widths = [32, 128, 512]
-    spread = []
-    for w in widths:
-        mc = stax.monte_carlo(residual(w), X, 60, seed=5)
-        spread.append(np.median(mc.ntk_sem * np.sqrt(mc.n_samples)))
-        exact = residual(w).kernel_fn(X)
-        assert np.max(np.abs(mc.ntk - exact.ntk) / mc.ntk_sem) < 4.5
-    slope = np.polyfit(np.log(widths), np.log(spread), 1)[0]
-    assert -0.7 < slope < -0.3, slope
