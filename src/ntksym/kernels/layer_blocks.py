@@ -29,6 +29,7 @@ import numpy as np
 
 from ntksym import dual
 from ntksym.architecture.description import (
+    FanInConcat,
     FanInSum,
     FanOut,
     Net,
@@ -89,7 +90,7 @@ def live_branches(net: Net, count: int = 1) -> tuple[int, int]:
         return most, count
     if isinstance(net, FanOut):
         return count * net.n, count * net.n
-    if isinstance(net, FanInSum):
+    if isinstance(net, FanInSum | FanInConcat):
         return count, 1
     if isinstance(net, Parallel):
         ends = [live_branches(b, 1) for b in net.branches]
