@@ -3,8 +3,8 @@
 Checked against the float64 layer path (itself checked against mpmath in
 test_stax_checks.py) and against the mpmath referee, on adversarial inputs. One network
 covers every layer type the fused kernel carries a determinant through (Dense in both
-parameterizations, residual FanOut/parallel/FanInSum, LayerNorm, ReLU-family and Sign
-activations) and ends in a smooth one (erf): one Numba compile for the whole file.
+parameterizations, residual FanOut/parallel/FanInSum, FanInConcat, LayerNorm, ReLU-family
+and Sign activations) and ends in a smooth one (erf): one Numba compile for the whole file.
 """
 
 import numpy as np
@@ -30,7 +30,10 @@ def _network():
         stax.LeakyRelu(0.1),
         stax.Dense(8, 1.3, 0.2, parameterization="standard"),
         stax.ABRelu(-0.4, 1.3),
-        stax.Dense(8, 0.9, 0.5),
+        stax.FanOut(2),  # two branches of unequal widths concatenated
+        stax.parallel(stax.Dense(8, 0.9, 0.5), stax.Dense(4, 1.4, 0.2)),
+        stax.FanInConcat(),
+        stax.Dense(8, 1.1, 0.3),
         stax.Sign(),
         stax.Dense(8, 1.0, 0.3),
         stax.Erf(1.2, 0.7, 0.1),
