@@ -273,3 +273,15 @@ def test_agrees_with_neural_tangents(make):
         for g in ("nngp", "ntk"):
             mine, peer = getattr(a, g), np.asarray(getattr(b, g))
             assert np.max(np.abs(mine - peer)) <= 1e-10 * np.max(np.abs(mine)), g
+
+
+def test_the_network_notes_refuse_it_naming_what_they_support():
+    """The notes do not instantiate ``derivations/fan_in_concat.py`` at a layer (yet)."""
+    from ntksym.notes import network_derivation
+
+    net = stax.serial(
+        stax.Dense(4), stax.Relu(), stax.FanOut(2), stax.parallel(stax.Dense(3), stax.Dense(2)),
+        stax.FanInConcat(), stax.Dense(1),
+    )  # fmt: skip
+    with pytest.raises(InputError, match="supported: Dense"):
+        network_derivation(net)
