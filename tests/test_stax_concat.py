@@ -1,7 +1,8 @@
 """``stax.FanInConcat``: the branches concatenated along the features (neural-tangents').
 
-Checked three ways, as every layer type (``docs/architectures.md``): the generated fused
-kernel and the float64 layer maps against the mpmath referee on adversarial inputs; Monte
+Checked three ways, as every layer type (``docs/architectures.md``): the float64 layer maps
+against the mpmath referee on adversarial inputs (the generated fused kernel in
+``test_fused.py``, whose network holds a concatenation; here its lowering); Monte
 Carlo over finite networks with error bars (and a planted wrong weight, the plain mean of
 branches of unequal widths, that the same draws reject); neural-tangents' own
 ``FanInConcat`` (optional). Bad input is refused with errors naming the rule.
@@ -114,12 +115,8 @@ def test_lowering_scales_each_branch_then_sums():
     """
     prog = lower(branches(stax).description)
     kinds = [s.kind for s in prog.steps]
-    assert kinds == ["input_dense", "act", "dense", "act", "dense", "act"] + [
-        "dense",
-        "dense",
-        "sum",
-        "dense",
-    ]
+    branches_end = ["input_dense", "act", "dense", "act", "dense", "act"]
+    assert kinds == branches_end + ["dense", "dense", "sum", "dense"]
     wide, narrow, total = prog.steps[6], prog.steps[7], prog.steps[8]
     assert (wide.src, wide.w2, narrow.src, narrow.w2) == ((3,), 0.75, (5,), 0.25)
     for scale in (wide, narrow):
