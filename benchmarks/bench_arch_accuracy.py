@@ -112,6 +112,20 @@ def _two_branches(d: int) -> Any:
     return stax.serial(stax.Dense(8, 1.1, 0.2), stax.repeat(block, d), stax.Relu(), stax.Dense(1))
 
 
+def _concat(d: int) -> Any:
+    """Blocks of two branches of widths 12 and 4 concatenated, each followed by a Dense."""
+    block = stax.serial(
+        stax.FanOut(2),
+        stax.parallel(
+            stax.serial(stax.Relu(), stax.Dense(12, 0.9, 0.1)),
+            stax.serial(stax.Erf(), stax.Dense(4, 1.3, 0.2)),
+        ),
+        stax.FanInConcat(),
+        stax.Dense(8, 1.0, 0.1),
+    )
+    return stax.serial(stax.Dense(8, 1.1, 0.2), stax.repeat(block, d), stax.Relu(), stax.Dense(1))
+
+
 def _mixed(d: int) -> Any:
     acts = [stax.Relu(), stax.Erf(1.2, 0.7, 0.1), stax.LeakyRelu(0.2), stax.Gelu(), stax.Abs()]
     layers = []
@@ -134,6 +148,7 @@ TYPES: dict[str, Callable[[int], Any]] = {
     "Dense standard (widths 8,16,5,32)": _dense_standard,
     "FanOut/parallel/Identity/FanInSum, repeat": _residual(False),
     "parallel (relu | erf branches)": _two_branches,
+    "FanInConcat (relu | erf branches, widths 12/4)": _concat,
     "LayerNorm (residual, repeat)": _residual(True),
     "Dropout(0.8) train": _dropout("train"),
     "Dropout test": _dropout("test"),

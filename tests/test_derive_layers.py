@@ -8,11 +8,11 @@ import pytest
 import sympy as sp
 
 from ntksym import stax
-from ntksym.derivations import dropout, fan_in_sum, layer_norm, sign
+from ntksym.derivations import dropout, fan_in_concat, fan_in_sum, layer_norm, sign
 from ntksym.derive.rules_layers import Ex, GaussPair
 from ntksym.extend import Context, RuleError, apply_rule
 
-DERIVATIONS = {d.DERIVATION.name: d for d in (dropout, sign, fan_in_sum, layer_norm)}
+DERIVATIONS = {d.DERIVATION.name: d for d in (dropout, sign, fan_in_sum, fan_in_concat, layer_norm)}
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +36,8 @@ def test_the_maps_are_checked_against_the_code(runs):
         ("sign", "4"),
         ("fan_in_sum", "3"),
         ("fan_in_sum", "7"),
+        ("fan_in_concat", "4"),
+        ("fan_in_concat", "5"),
         ("layer_norm", "4"),
         ("layer_norm", "6"),
     }
@@ -43,6 +45,8 @@ def test_the_maps_are_checked_against_the_code(runs):
         res = runs[name][label]
         assert res.verdict == "verified" and "the code's" in str(res.detail), (name, label)
     assert "refuses this network" in str(runs["fan_in_sum"]["5"].detail)
+    assert "refuses this network" in str(runs["fan_in_concat"]["6"].detail)
+    assert "finite FanInConcat" in str(runs["fan_in_concat"]["1"].detail)
 
 
 # ---------------------------------------------------------------- derived map vs stax
@@ -178,6 +182,40 @@ def test_fan_in_sum_planted_errors():
     assert keep.verdict == "failed", str(keep.detail)
     half = d.with_printed("3", sp.Eq(f.SUM, (f.SA + f.SB) / 2)).run_one("3")
     assert half.verdict == "misprint", str(half.detail)
+
+
+def test_fan_in_concat_map_equals_stax_kernel(runs):
+    """(4) and (5) at the widths 48 and 16 (a : b = 3 : 1) against ``kernel_fn``."""
+    widths, scales = (48, 16), ((0.6, 0.1), (2.0, 0.5))
+    dense = [stax.Dense(w, W_std=s, b_std=b) for w, (s, b) in zip(widths, scales, strict=True)]
+    trunk = [stax.Dense(8), stax.Relu()]
+    net = stax.serial(*trunk, stax.FanOut(2), stax.parallel(*dense), stax.FanInConcat())
+    nngp, ntk = net.kernel_fn(X, X, ("nngp", "ntk"))
+    parts = [stax.serial(*trunk, layer).kernel_fn(X, X, ("nngp", "ntk")) for layer in dense]
+    f = fan_in_concat
+    cov, tan = (runs["fan_in_concat"][label].derived_expr.args[1] for label in ("4", "5"))
+    for i in range(3):
+        for j in range(3):
+            vals = {f.SA: parts[0][0][i, j], f.SB: parts[1][0][i, j], f.ra: 3, f.rb: 1}
+            assert _value(cov, vals) == pytest.approx(nngp[i, j], rel=1e-13)
+            vals = {f.TA: parts[0][1][i, j], f.TB: parts[1][1][i, j], f.ra: 3, f.rb: 1}
+            assert _value(tan, vals) == pytest.approx(ntk[i, j], rel=1e-13)
+
+
+def test_fan_in_concat_planted_errors():
+    d, f = fan_in_concat.DERIVATION, fan_in_concat
+    # the plain mean of branches of unequal widths is a misprint
+    half = d.with_printed("4", f.Tends(f.P4.args[0], (f.SA + f.SB) / 2, f.n)).run_one("4")
+    assert half.verdict == "misprint", str(half.detail)
+
+    def swapped(env):  # the weights exchanged: fails against the code's map
+        good = f.weighted("S", env, ("1", "2", "3"))
+        return f.Tends(good.args[0], good.args[1].xreplace({f.ra: f.rb, f.rb: f.ra}), f.n)
+
+    assert d.replace_step("4", derive=swapped).run_one("4").verdict == "failed"
+    # a split that drops the second block fails against the code's finite network
+    one_block = d.replace_step("1", derive=lambda env: sp.Eq(f.P1.lhs, f.P1.rhs.args[0]))
+    assert one_block.run_one("1").verdict == "failed"
 
 
 def test_layer_norm_planted_errors():

@@ -3,8 +3,8 @@
 Checked against the float64 layer path (itself checked against mpmath in
 test_stax_checks.py) and against the mpmath referee, on adversarial inputs. One network
 covers every layer type the fused kernel carries a determinant through (Dense in both
-parameterizations, residual FanOut/parallel/FanInSum, LayerNorm, ReLU-family and Sign
-activations) and ends in a smooth one (erf): one Numba compile for the whole file.
+parameterizations, residual FanOut/parallel/FanInSum, FanInConcat, LayerNorm, ReLU-family
+and Sign activations) and ends in a smooth one (erf): one Numba compile for the whole file.
 """
 
 import numpy as np
@@ -30,7 +30,10 @@ def _network():
         stax.LeakyRelu(0.1),
         stax.Dense(8, 1.3, 0.2, parameterization="standard"),
         stax.ABRelu(-0.4, 1.3),
-        stax.Dense(8, 0.9, 0.5),
+        stax.FanOut(2),  # two branches of unequal widths concatenated
+        stax.parallel(stax.Dense(8, 0.9, 0.5), stax.Dense(4, 1.4, 0.2)),
+        stax.FanInConcat(),
+        stax.Dense(8, 1.1, 0.3),
         stax.Sign(),
         stax.Dense(8, 1.0, 0.3),
         stax.Erf(1.2, 0.7, 0.1),
@@ -84,7 +87,8 @@ def test_matches_mpmath_on_near_parallel_and_anti_parallel_pairs(fused):
 
 @pytest.mark.exhaustive
 def test_matches_mpmath_on_every_adversarial_pair(fused):
-    # measured: 4.3e-16 (NNGP) and 4.2e-16 (NTK); the layer path 6.4e-16 and 4.4e-16
+    # measured (branch concat, with the FanInConcat): 5.1e-16 (NNGP) and 5.1e-16 (NTK); the
+    # layer path 3.4e-16 and 2.4e-16
     X = adversarial_inputs()
     (ref,) = stax.reference_kernels(NET.description, X, dps=30)
     for ours, r in zip(fused(X), ref, strict=True):

@@ -2,7 +2,7 @@
 
 A network is a tree of frozen dataclasses: leaves are layers (:class:`Dense`,
 :class:`Nonlinearity`, :class:`LayerNorm`, :class:`Dropout`, :class:`Identity`, :class:`FanOut`,
-:class:`FanInSum`) and inner nodes are :class:`Serial` (one after another),
+:class:`FanInSum`, :class:`FanInConcat`) and inner nodes are :class:`Serial` (one after another),
 :class:`Parallel` (one branch per input of a list) and :class:`Repeat`. Equal
 networks compare and hash equal, so a description can key a cache; ``str`` prints it
 in neural-tangents' own call syntax.
@@ -32,6 +32,7 @@ __all__ = [
     "Identity",
     "FanOut",
     "FanInSum",
+    "FanInConcat",
     "Serial",
     "Parallel",
     "Repeat",
@@ -235,6 +236,34 @@ class FanInSum:
 
 
 @dataclass(frozen=True)
+class FanInConcat:
+    """The branches' outputs concatenated along the features (neural-tangents' ``FanInConcat``).
+
+    For fully connected networks only the feature axis is meaningful: ``axis`` is -1 (or
+    1, the same axis of ``(batch, features)`` inputs; stored as -1). Its infinite-width
+    kernels are the branches' kernels averaged with their widths as weights (the next
+    Dense layer sums over all features), ``sum_i n_i K_i / sum_i n_i``; the features are
+    Gaussian with a different covariance per branch, so only a Dense layer (or a
+    ``Dropout``, another ``FanInConcat``) may take them, as in neural-tangents.
+    """
+
+    axis: int = -1
+
+    def __post_init__(self) -> None:
+        a = self.axis
+        if isinstance(a, bool) or not isinstance(a, numbers.Integral) or a not in (-1, 1):
+            raise InputError(
+                "FanInConcat concatenates the features of fully connected networks: axis "
+                f"must be -1 (or 1, the same axis of (batch, features) inputs), got {a!r} "
+                "(axis 0 would concatenate the batch, which has no infinite-width kernel here)"
+            )
+        object.__setattr__(self, "axis", -1)
+
+    def __str__(self) -> str:
+        return f"FanInConcat(axis={self.axis})"
+
+
+@dataclass(frozen=True)
 class Serial:
     """Layers applied one after another."""
 
@@ -281,6 +310,7 @@ Net: TypeAlias = (
     | Identity
     | FanOut
     | FanInSum
+    | FanInConcat
     | Serial
     | Parallel
     | Repeat

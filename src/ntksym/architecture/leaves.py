@@ -29,6 +29,7 @@ from typing import Literal
 
 from ntksym.architecture.description import (
     Dropout,
+    FanInConcat,
     FanInSum,
     FanOut,
     Identity,
@@ -128,7 +129,7 @@ def live_branches(net: Net, count: int = 1) -> tuple[int, int]:
     """``(most, after)``: the most branches alive at once in ``net``, and how many leave it.
 
     ``count`` branches enter ``net``; a :class:`FanOut` multiplies them, a
-    :class:`FanInSum` joins them into one, and the branches of a :class:`Parallel` are
+    :class:`FanInSum` or :class:`FanInConcat` joins them into one, and the branches of a :class:`Parallel` are
     counted from one each and added (all alive at once). Any structure is counted (the
     walk's checks come later): ``Repeat`` as it runs.
     """
@@ -139,7 +140,7 @@ def live_branches(net: Net, count: int = 1) -> tuple[int, int]:
     for layer in leaves(net):
         if isinstance(layer, Parallel):
             peak, count = live_branches(layer)
-        elif isinstance(layer, FanInSum):
+        elif isinstance(layer, FanInSum | FanInConcat):
             peak, count = count, 1
         else:
             count *= layer.n if isinstance(layer, FanOut) else 1

@@ -4,8 +4,8 @@ Names follow the seed (``docs/design.md``): the input is :math:`\alpha^{(0)} = x
 output of the Dense layer that takes :math:`\alpha^{(j)}` is a pre-activation
 :math:`\tilde\alpha^{(k)} = \sigma_w W^{(k-1)} \alpha^{(j)} / \sqrt{n_j} + \sigma_b
 b^{(k-1)}`, and every other new value (an activation of :math:`\tilde\alpha^{(k)}`, a
-LayerNorm, a Dropout, a residual sum) is an :math:`\alpha^{(k)}`, numbered in the order
-the walk meets it. The recursion names the covariance and NTK of
+LayerNorm, a Dropout, a residual sum, a concatenation) is an :math:`\alpha^{(k)}`,
+numbered in the order the walk meets it. The recursion names the covariance and NTK of
 :math:`\tilde\alpha^{(k)}` :math:`\Sigma^{(k)}, \Theta^{(k)}` (the seed's) and those of
 :math:`\alpha^{(k)}` :math:`\bar\Sigma^{(k)}, \bar\Theta^{(k)}`.
 
@@ -26,6 +26,7 @@ import sympy as sp
 from ntksym.architecture.description import (
     Dense,
     Dropout,
+    FanInConcat,
     FanInSum,
     FanOut,
     LayerNorm,
@@ -43,7 +44,7 @@ __all__ = ["Step", "Printout", "network", "recursion", "latex", "text"]
 THIN = r"\,"
 
 #: Kinds of :class:`Step`.
-KINDS = ("input", "dense", "activation", "layer_norm", "dropout", "sum")
+KINDS = ("input", "dense", "activation", "layer_norm", "dropout", "sum", "concat")
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,9 @@ class Step:
         index: ``k`` of the value defined.
         tilde: Whether the value is a Dense output :math:`\tilde\alpha^{(k)}`.
         sources: ``(index, tilde)`` of the values it is computed from.
-        layer: The layer record (None for the input and the sum).
+        layer: The layer record (None for the input, the sum and the concatenation).
         n_in: The width of the source (Dense only).
+        widths: The sources' widths (concatenation only; 0 for inputs of unknown width).
     """
 
     kind: str
@@ -65,6 +67,7 @@ class Step:
     sources: tuple[tuple[int, bool], ...] = ()
     layer: Dense | Nonlinearity | LayerNorm | Dropout | None = None
     n_in: int = 0
+    widths: tuple[int, ...] = ()
 
 
 def _walk(net: Net, node: Any, steps: list[Step], counter: list[int]) -> Any:
@@ -89,6 +92,15 @@ def _walk(net: Net, node: Any, steps: list[Step], counter: list[int]) -> Any:
         sources = tuple((i, t) for i, t, _ in node)
         steps.append(Step("sum", counter[0], False, sources))
         return counter[0], False, node[0][2]
+    if isinstance(net, FanInConcat):
+        assert isinstance(node, list)
+        if all(x == node[0] for x in node):  # copies of one value: the same kernel
+            return node[0][0], node[0][1], node[0][2] * len(node)
+        counter[0] += 1
+        sources = tuple((i, t) for i, t, _ in node)
+        widths = tuple(w for _, _, w in node)
+        steps.append(Step("concat", counter[0], False, sources, widths=widths))
+        return counter[0], False, sum(widths)
     index, tilde, width = node
     if isinstance(net, Dense):
         counter[0] += 1
@@ -187,6 +199,10 @@ def _layer_eq(step: Step, tex: bool) -> str:  # noqa: C901 - one branch per laye
     layer = step.layer
     if step.kind == "sum":
         return f"{me} = " + " + ".join(src)
+    if step.kind == "concat":
+        if tex:
+            return rf"{me} = \begin{{pmatrix}} " + r" \\ ".join(src) + r" \end{pmatrix}"
+        return f"{me} = concat({', '.join(src)})"
     if isinstance(layer, Dense):
         return _dense_eq(step, layer, me, src[0], tex)
     if isinstance(layer, Nonlinearity):
@@ -274,6 +290,23 @@ def _dense_kernel(step: Step, me: tuple[int, bool], tex: bool) -> Iterator[str]:
     yield f"{T} = {w}{Tin} + {n_eff}{gap}{Sin}{one}"
 
 
+def _concat_kernel(
+    step: Step, S: str, T: str, ins: list[tuple[str, str]], tex: bool
+) -> Iterator[str]:
+    """The width-weighted mean of the branches' kernels (plain mean for equal widths)."""
+    ws = [str(w) if w else ("n_{0}" if tex else "n0") for w in step.widths]
+    equal = len(set(ws)) == 1
+    total = str(len(ws)) if equal else (str(sum(step.widths)) if all(step.widths) else None)
+    total = total or " + ".join(ws)
+    for Q, names in ((S, [s for s, _ in ins]), (T, [t for _, t in ins])):
+        if equal:
+            terms = " + ".join(names)
+        else:
+            sep = THIN if tex else " "
+            terms = " + ".join(f"{w}{sep}{n}" for w, n in zip(ws, names, strict=True))
+        yield rf"{Q} = \frac{{{terms}}}{{{total}}}" if tex else f"{Q} = ({terms}) / {total}"
+
+
 def _kernel_eqs(step: Step, tex: bool) -> Iterator[str]:
     me = (step.index, step.tilde)
     S, T = _kernel_name(me, "Sigma", tex), _kernel_name(me, "Theta", tex)
@@ -293,6 +326,9 @@ def _kernel_eqs(step: Step, tex: bool) -> Iterator[str]:
     if step.kind == "sum":
         yield f"{S} = " + " + ".join(s for s, _ in ins)
         yield f"{T} = " + " + ".join(t for _, t in ins)
+        return
+    if step.kind == "concat":
+        yield from _concat_kernel(step, S, T, ins, tex)
         return
     (Sin, Tin), layer = ins[0], step.layer
     k = step.index

@@ -16,6 +16,7 @@ from typing import Any, Generic, Protocol, TypeVar
 from ntksym.architecture.description import (
     Dense,
     Dropout,
+    FanInConcat,
     FanInSum,
     FanOut,
     Identity,
@@ -27,7 +28,7 @@ from ntksym.architecture.description import (
 from ntksym.architecture.leaves import sequence
 from ntksym.errors import InputError
 
-__all__ = ["Meta", "Ops", "Walker", "check"]
+__all__ = ["Meta", "Ops", "Walker", "check", "concat_weights"]
 
 P = TypeVar("P")
 
@@ -44,12 +45,21 @@ class Meta:
             branches with a common source are correlated, and a sum of correlated
             branches is not the sum of their kernels.
         is_input: Whether the values are still the network inputs.
+        concat: Whether the values are a concatenation of branches (``FanInConcat``)
+            that no Dense layer has taken yet: Gaussian features of different covariances.
     """
 
     width: int
     gaussian: bool = False
     sources: frozenset[int] = frozenset()
     is_input: bool = True
+    concat: bool = False
+
+
+def concat_weights(widths: Sequence[int]) -> list[float]:
+    """``c_i = n_i / sum_j n_j``: the float64 weight of branch ``i`` in a ``FanInConcat``."""
+    total = float(sum(widths))
+    return [w / total for w in widths]
 
 
 class Ops(Protocol, Generic[P]):
@@ -75,12 +85,29 @@ class Ops(Protocol, Generic[P]):
         """The payload after a Dropout in ``"train"`` mode (``"test"`` never calls it)."""
         ...
 
+    def fan_in_concat(self, ps: Sequence[P], widths: Sequence[int]) -> P:
+        """The payload of the branches concatenated: their mean weighted by ``widths``.
+
+        ``widths`` are the branches' widths, or all 1 when they are equal (neural-tangents'
+        plain mean); the walk passes a single payload on without calling this when every
+        branch carries the same one.
+        """
+        ...
+
+
+_AFTER_CONCAT = (
+    "{layer} cannot follow FanInConcat directly: the concatenated features are Gaussian "
+    "with a different covariance per branch, so the infinite-width map of their mean is "
+    "not the mean of the branches' maps (neural-tangents refuses it too); put a Dense layer "
+    "after FanInConcat, or apply {layer} inside each branch before it"
+)
+
 
 def _single(node: Any, what: str) -> tuple[Any, Meta]:
     if isinstance(node, list):
         raise InputError(
             f"{what} takes one input, but the network carries {len(node)} branches here; "
-            "join them first with FanInSum()"
+            "join them first with FanInSum() or FanInConcat()"
         )
     return node
 
@@ -108,7 +135,11 @@ class Walker(Generic[P]):
             return [one] * net.n
         if isinstance(net, FanInSum):
             return self._fan_in_sum(node)
+        if isinstance(net, FanInConcat):
+            return self._fan_in_concat(node)
         p, meta = _single(node, str(net))
+        if meta.concat and isinstance(net, Nonlinearity | LayerNorm):
+            raise InputError(_AFTER_CONCAT.format(layer=net))
         if isinstance(net, Dense):
             self._dense_count += 1
             out = self.ops.dense(p, meta, net)
@@ -150,10 +181,29 @@ class Walker(Generic[P]):
             )
         return [self.run(b, x) for b, x in zip(net.branches, node, strict=True)]
 
+    def _fan_in_concat(self, node: Any) -> Any:
+        if not isinstance(node, list):
+            raise InputError(
+                "FanInConcat needs several branches (after FanOut(n) and parallel), got one input"
+            )
+        metas = [m for _, m in node]
+        widths = [m.width for m in metas]
+        payloads = [p for p, _ in node]
+        if all(p is payloads[0] for p in payloads):  # copies of one branch: its own kernel
+            payload = payloads[0]
+        else:
+            weights = [1] * len(widths) if len(set(widths)) == 1 else widths
+            payload = self.ops.fan_in_concat(payloads, weights)
+        sources = frozenset().union(*(m.sources for m in metas))
+        is_input = all(m.is_input for m in metas)
+        return payload, Meta(sum(widths), False, sources, is_input, concat=True)
+
     def _fan_in_sum(self, node: Any) -> Any:
         if not isinstance(node, list):
             raise InputError("FanInSum needs several branches (after FanOut(n)), got one input")
         metas = [m for _, m in node]
+        if any(m.concat for m in metas):
+            raise InputError(_AFTER_CONCAT.format(layer="FanInSum()"))
         widths = {m.width for m in metas}
         if len(widths) != 1:
             raise InputError(
@@ -195,6 +245,9 @@ class _Shapes:
         return None
 
     def dropout(self, p: None, layer: Dropout) -> None:
+        return None
+
+    def fan_in_concat(self, ps: Sequence[None], widths: Sequence[int]) -> None:
         return None
 
 

@@ -21,6 +21,13 @@ an activation without a closed-form dual map (quadrature), a network that ends i
 branches or in its inputs, and every network that breaks one of the description's rules
 (the layer path then raises the error that names the rule).
 
+``FanInConcat`` needs no step kind of its own: the width-weighted mean ``sum_i c_i K_i``
+of the branches is one scale step per branch (a ``"dense"`` step in the standard form
+with ``n_in = 0``, no bias and ``b2 = 0``: covariance and NTK times ``c_i``, determinant
+times ``c_i^2``, as the layer path's blocks) followed by the sums. A concatenation that
+includes the network inputs themselves is refused (the inputs have no state; the layer
+path covers it).
+
 The determinant is carried from the inputs at each first Dense layer, through Dense
 layers, LayerNorm, Dropout and sums, and through the activations whose family's next determinant
 is checked for near-parallel pairs (:data:`STABLE_DET_FAMILIES`): the map's ``carried``
@@ -37,7 +44,7 @@ from dataclasses import dataclass, replace
 from ntksym.activations import Activation
 from ntksym.activations.registry import affine_parts
 from ntksym.architecture.description import Dense, Dropout, LayerNorm, Net, Nonlinearity
-from ntksym.architecture.walk import Meta, Walker
+from ntksym.architecture.walk import Meta, Walker, concat_weights
 from ntksym.codegen.spec import KernelSpec, kernel_spec
 from ntksym.dual import stable
 from ntksym.dual.families import family_of
@@ -200,6 +207,20 @@ class _Lowering:
             self.add(Step("sum", k, (state, other)), self.det[state] and self.det[other])
             state = k
         return state
+
+    def fan_in_concat(self, ps: Sequence[int | None], widths: Sequence[int]) -> int | None:
+        """Each branch scaled by ``c_i = n_i / sum n_j``, then summed (see the module)."""
+        if any(p is None for p in ps):
+            raise Unsupported("FanInConcat of the network inputs with other branches")
+        scaled = []
+        for p, c in zip(ps, concat_weights(widths), strict=True):
+            assert p is not None
+            k = len(self.steps)
+            # a scale step: the standard Dense kind with n_in = 0 and no bias or b2 leaves
+            # S12 -> c S12, D -> c^2 D, Theta -> c Theta (and the variances times c)
+            step = Step("dense", k, (p,), w2=c, standard=True, width=0.0)
+            scaled.append(self.add(step, self.det[p]))
+        return self.fan_in_sum(scaled)
 
     def dropout(self, p: int | None, layer: Dropout) -> int:
         assert p is not None  # (the walk refuses a Dropout on the inputs)

@@ -1,12 +1,13 @@
 """Numeric checks of a single layer's derived kernel map: the statement at random points.
 
 A layer derivation (``derivations/dropout.py``, ``sign.py``, ``fan_in_sum.py``,
-``layer_norm.py``) ends each map in a closed form of the layer's input kernels. These
-checks evaluate that closed form in mpmath at seeded random points and compare it with
-something computed another way: an mpmath integral of the quantity the left side names,
-a Monte-Carlo average, or the layer maps of the code (``ntksym.kernels.layer_maps``'s
-float64 maps and ``ntksym.reference.architecture``'s mpmath maps), so that the derived
-statement and the code that computes kernels are tied together.
+``fan_in_concat.py``, ``layer_norm.py``) ends each map in a closed form of the layer's
+input kernels. These checks evaluate that closed form in mpmath at seeded random points
+and compare it with something computed another way: an mpmath integral of the quantity
+the left side names, a Monte-Carlo average, or the layer maps of the code
+(``ntksym.kernels.layer_maps``'s float64 maps and ``ntksym.reference.architecture``'s
+mpmath maps), so that the derived statement and the code that computes kernels are tied
+together.
 """
 
 from __future__ import annotations

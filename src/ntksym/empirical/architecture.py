@@ -27,6 +27,7 @@ from ntksym._validate import real_matrix
 from ntksym.architecture.description import (
     Dense,
     Dropout,
+    FanInConcat,
     FanInSum,
     FanOut,
     Identity,
@@ -90,6 +91,8 @@ def init(net: Net, rng: np.random.Generator, input_shape: Any) -> tuple[Any, Any
         if not isinstance(input_shape, list) or len(set(input_shape)) != 1:
             raise InputError(f"FanInSum needs a list of equal input shapes, got {input_shape!r}")
         return input_shape[0], ()
+    if isinstance(net, FanInConcat):
+        return _concat_shape(input_shape), ()
     if isinstance(net, Dense):
         n_in = _width(input_shape, str(net))
         W = rng.standard_normal((n_in, net.width))
@@ -99,6 +102,15 @@ def init(net: Net, rng: np.random.Generator, input_shape: Any) -> tuple[Any, Any
             b = None if b is None else b * (net.b_std or 0.0)
         return (input_shape[0], net.width), (W, b)
     return input_shape, ()
+
+
+def _concat_shape(input_shape: Any) -> tuple[Any, int]:
+    """The shape of the branches concatenated along the features (``FanInConcat``)."""
+    if not isinstance(input_shape, list) or len({s[:-1] for s in input_shape}) != 1:
+        raise InputError(
+            f"FanInConcat needs a list of input shapes with one batch size, got {input_shape!r}"
+        )
+    return input_shape[0][0], sum(_width(s, "FanInConcat") for s in input_shape)
 
 
 def _dropout(net: Dropout, x: np.ndarray, rng: np.random.Generator | None) -> tuple[Any, Any]:
@@ -130,6 +142,8 @@ def _forward(net: Net, params: Any, x: Any, rng: np.random.Generator | None) -> 
         return [x] * net.n, None
     if isinstance(net, FanInSum):
         return sum(x[1:], x[0]), len(x)
+    if isinstance(net, FanInConcat):
+        return np.concatenate(x, axis=-1), [xi.shape[-1] for xi in x]
     if isinstance(net, Identity):
         return x, None
     if isinstance(net, Dense):
@@ -174,6 +188,8 @@ def _backward(net: Net, params: Any, tape: Any, g: Any, acc: np.ndarray) -> Any:
         return sum(g[1:], g[0])
     if isinstance(net, FanInSum):
         return [g] * tape
+    if isinstance(net, FanInConcat):  # each branch gets its own features' cotangent
+        return np.split(g, np.cumsum(tape)[:-1], axis=-1)
     if isinstance(net, Identity):
         return g
     if isinstance(net, Dropout):
@@ -239,7 +255,9 @@ def empirical_kernels(
     """
     y, tape = _forward(net, params, x, None if rng is None else as_generator(rng))
     if isinstance(y, list):
-        raise InputError("empirical kernels need a network with one output; end with FanInSum()")
+        raise InputError(
+            "empirical kernels need a network with one output; end with FanInSum() or FanInConcat()"
+        )
     n, k = y.shape
     seed = np.broadcast_to(np.eye(k)[:, None, :], (k, n, k))
     acc = np.zeros((n, n, k, k) if per_unit else (n, n))
@@ -274,7 +292,9 @@ class DescribedNetwork:
             )
         n0 = _width((1, n_inputs), "Network")
         if check(net, n0) != 1:
-            raise InputError("Network needs a described network with one output; add FanInSum()")
+            raise InputError(
+                "Network needs a described network with one output; add FanInSum() or FanInConcat()"
+            )
         self.description, self.n_inputs = net, n0
         (_, self.n_outputs), self.params = init(net, as_generator(seed), (1, n0))
 

@@ -24,6 +24,7 @@ import numpy as np
 from ntksym.architecture.description import (
     Dense,
     Dropout,
+    FanInConcat,
     FanInSum,
     FanOut,
     Identity,
@@ -106,6 +107,8 @@ class _Forward:
         if isinstance(net, FanInSum):
             live = [dt for dt in t if dt is not None]
             return sum(x[1:], x[0]), (sum(live[1:], live[0]) if live else None)
+        if isinstance(net, FanInConcat):
+            return np.concatenate(x, axis=-1), self._concat_tangents(x, t)
         if isinstance(net, Identity):
             return x, t
         if isinstance(net, Dense):
@@ -147,6 +150,16 @@ class _Forward:
             self.offset += b.size
         return y, dy
 
+    def _concat_tangents(self, x: list[np.ndarray], t: list[Any]) -> Any:
+        """The branches' tangents side by side along the features (zero where None)."""
+        if all(dt is None for dt in t):
+            return None
+        parts = [
+            np.zeros((*xi.shape, self.n_params)) if dt is None else dt
+            for xi, dt in zip(x, t, strict=True)
+        ]
+        return np.concatenate(parts, axis=1)
+
     def _dropout(self, net: Dropout, x: np.ndarray, t: Any) -> tuple[Any, Any]:
         if net.mode == "test":
             return x, t
@@ -187,6 +200,8 @@ def jacobian(net: Net, params: Any, x: np.ndarray, rng: np.random.Generator | No
     forward = _Forward(n_params, rng)
     y, t = forward.run(net, params, x, None)
     if isinstance(y, list):
-        raise InputError("a Jacobian needs a network with one output; end with FanInSum()")
+        raise InputError(
+            "a Jacobian needs a network with one output; end with FanInSum() or FanInConcat()"
+        )
     assert forward.offset == n_params  # every parameter met once, in the flattening order
     return np.zeros((*y.shape, n_params)) if t is None else t

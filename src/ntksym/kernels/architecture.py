@@ -164,7 +164,8 @@ def _check_outs(
     if branches != 1:
         raise InputError(
             f"out= needs a network with one output, this one ends in {branches} branches; "
-            "call kernel_fn without out= (a list of kernels), or join them with FanInSum()"
+            "call kernel_fn without out= (a list of kernels), or join them with FanInSum() or "
+            "FanInConcat()"
         )
     shape = (A.shape[0], (A if B is None else B).shape[0])
     return check_outs(out, wanted, single, shape, np.dtype(np.float64), (A, B))

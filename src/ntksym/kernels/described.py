@@ -155,7 +155,8 @@ def _described(net: Net, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Descr
     if outputs != 1:
         raise InputError(
             f"ntksym.kernel needs a network with one output, this one ends in {outputs} "
-            "branches; join them with FanInSum(), or call its stax kernel_fn (a list of kernels)"
+            "branches; join them with FanInSum() or FanInConcat(), or call its stax kernel_fn "
+            "(a list of kernels)"
         )
     return DescribedKernel(net, backend)
 

@@ -13,6 +13,10 @@ maps are neural-tangents' (``stax``), layer by layer:
   with ``(u, v) ~ N(0, Sigma)`` (:func:`ntksym.dual.evaluate`: the stable closed forms);
 * ``LayerNorm``: ``Sigma_ij / sqrt((eps + Sigma_ii)(eps + Sigma'_jj))``, ``Theta`` likewise;
 * ``FanInSum``: the sum of the branches' blocks;
+* ``FanInConcat``: the branches' blocks averaged with their widths ``n_i`` as weights,
+  ``sum_i c_i K_i`` with ``c_i = n_i / sum_j n_j`` (``1 / #branches`` for equal widths,
+  as neural-tangents): each block scaled (its determinant by ``c_i^2``), then summed as
+  by ``FanInSum``;
 * ``Dropout(rate)`` in ``"train"`` mode: both variances divided by ``rate``, and the
   covariance and NTK of an input paired with itself (``K(X, X)``'s diagonal: one example,
   one mask) too; other pairs keep theirs (independent masks).
@@ -42,7 +46,7 @@ from ntksym import dual
 from ntksym.activations import Activation
 from ntksym.activations.registry import affine_parts
 from ntksym.architecture.description import Dense, Dropout, LayerNorm, Nonlinearity
-from ntksym.architecture.walk import Meta
+from ntksym.architecture.walk import Meta, concat_weights
 from ntksym.codegen.runtime.numpy_fused import first_layer
 from ntksym.codegen.spec import stable_layer_map
 from ntksym.dual import stable
@@ -300,6 +304,18 @@ class Float64Ops:
         for p in ps[1:]:
             total = _sum(total, p)
         return replace(total, inputs=None)
+
+    def fan_in_concat(self, ps: Sequence[Block], widths: Sequence[int]) -> Block:
+        """The width-weighted mean of the branches: each scaled by ``c_i``, then summed."""
+        weights = concat_weights(widths)
+        return self.fan_in_sum([_scaled(p, c) for p, c in zip(ps, weights, strict=True)])
+
+
+def _scaled(b: Block, c: float) -> Block:
+    """A branch's block times ``c > 0``: covariances and NTK times ``c``, ``det`` times ``c^2``."""
+    det = None if b.det is None else (c * c) * b.det
+    ntk = None if b.ntk is None else c * b.ntk
+    return replace(b, s11=c * b.s11, s22=c * b.s22, s12=c * b.s12, det=det, ntk=ntk, inputs=None)
 
 
 def _gap(b: Block, det: np.ndarray) -> np.ndarray:

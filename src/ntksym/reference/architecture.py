@@ -115,6 +115,15 @@ class MpmathOps:
         )
         return Pair(s11, s22, s12, ntk, ps[0].same)
 
+    def fan_in_concat(self, ps: Sequence[Pair], widths: Sequence[int]) -> Pair:
+        """The branches' mean weighted by their widths (exact rational weights)."""
+        total = mpmath.mpf(sum(widths))
+        s11, s22, s12, ntk = (
+            mpmath.fsum(w * getattr(p, f) for p, w in zip(ps, widths, strict=True)) / total
+            for f in ("s11", "s22", "s12", "ntk")
+        )
+        return Pair(s11, s22, s12, ntk, ps[0].same)
+
 
 def _inner(x: Sequence[Any], y: Sequence[Any]) -> Any:
     with mpmath.workprec(2 * mp.prec + 64):

@@ -46,6 +46,7 @@ from ntksym.stax.activations import (
 from ntksym.stax.layers import (
     Dense,
     Dropout,
+    FanInConcat,
     FanInSum,
     FanOut,
     Identity,
@@ -66,6 +67,7 @@ __all__ = [
     "Elementwise",
     "Erf",
     "Exp",
+    "FanInConcat",
     "FanInSum",
     "FanOut",
     "Gaussian",

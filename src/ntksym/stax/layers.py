@@ -31,6 +31,7 @@ __all__ = [
     "Dropout",
     "FanOut",
     "FanInSum",
+    "FanInConcat",
     "Identity",
     "LayerNorm",
 ]
@@ -262,6 +263,19 @@ def FanOut(num: int) -> Layer:  # noqa: N802
 def FanInSum() -> Layer:  # noqa: N802
     """The sum of the branches (``stax.FanInSum``); the branches must be independent."""
     return layer_of(d.FanInSum())
+
+
+def FanInConcat(axis: int = -1) -> Layer:  # noqa: N802
+    """The branches concatenated along the features (``stax.FanInConcat``).
+
+    Args:
+        axis: The features: -1 (or 1); the batch axis (0, -2) is refused.
+
+    See :class:`ntksym.architecture.description.FanInConcat` for its kernel: the branches'
+    kernels averaged with their widths as weights; only a Dense layer (or Dropout, another
+    FanInConcat) may follow it, as in neural-tangents.
+    """
+    return layer_of(d.FanInConcat(axis))
 
 
 def Identity() -> Layer:  # noqa: N802
