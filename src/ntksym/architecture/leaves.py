@@ -129,9 +129,9 @@ def live_branches(net: Net, count: int = 1) -> tuple[int, int]:
     """``(most, after)``: the most branches alive at once in ``net``, and how many leave it.
 
     ``count`` branches enter ``net``; a :class:`FanOut` multiplies them, a
-    :class:`FanInSum` or :class:`FanInConcat` joins them into one, and the branches of a :class:`Parallel` are
-    counted from one each and added (all alive at once). Any structure is counted (the
-    walk's checks come later): ``Repeat`` as it runs.
+    :class:`FanInSum` or :class:`FanInConcat` joins them into one, and the branches of a
+    :class:`Parallel` are counted from one each and added (all alive at once). Any
+    structure is counted (the walk's checks come later): ``Repeat`` as it runs.
     """
     if isinstance(net, Parallel):
         ends = [live_branches(b) for b in net.branches]
