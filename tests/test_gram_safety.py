@@ -331,9 +331,9 @@ def test_the_generated_numba_entry_points_release_the_gil() -> None:
         module = importlib.import_module(f"ntksym.generated.{name}")
         for entry in (module._fused_sym, module._fused):
             assert entry.targetoptions.get("nogil") is True, (name, entry.__name__)
-    # a fused module's blocks of rows run _block (on a thread pool, or on the caller's
-    # thread); _fused itself is Python since compile2
-    for entry in (arch_runtime._block, arch_runtime._diag_rows):
+    # a fused module's blocks of rows run _block, then _mirror (on a thread pool, or on the
+    # caller's thread); _fused itself is Python since compile2
+    for entry in (arch_runtime._block, arch_runtime._mirror, arch_runtime._diag_rows):
         assert entry.targetoptions.get("nogil") is True, entry.__name__
 
 

@@ -100,13 +100,22 @@ def _log1p_near(x):
 
 # region prep
 @numba.njit(cache=True, error_model="numpy")
+def _co(i, c0, c1, G, sq1, sq2, CO):
+    """Row i, columns c0..c1-1: CO, the same input twice (equal squared norms and inner
+    product, so the pair stays one Gaussian). All a chunk without carried determinants
+    reads of the inputs' pairs; ``_prep`` adds what a chunk that carries them reads."""
+    si = sq1[i]
+    for q in range(c1 - c0):
+        CO[q] = (si == sq2[c0 + q]) & (G[i, c0 + q] == si)
+
+
+@numba.njit(cache=True, error_model="numpy")
 def _prep(i, c0, c1, G, a1, a2, sq1, sq2, X1, X2, DX, DN, OM, CO):
     """Row i, columns c0..c1-1: the inputs' determinant DX, |x| - |x'| (DN),
-    2 (|x||x'| - x.x') (OM), each without cancellation, and CO (the same input twice:
-    equal squared norms and inner product, so the pair stays one Gaussian)."""
+    2 (|x||x'| - x.x') (OM), each without cancellation, and CO (``_co``)."""
     m = c1 - c0
     ai = a1[i]
-    si = sq1[i]
+    _co(i, c0, c1, G, sq1, sq2, CO)
     near = 0
     for q in range(m):
         j = c0 + q
@@ -116,7 +125,6 @@ def _prep(i, c0, c1, G, a1, a2, sq1, sq2, X1, X2, DX, DN, OM, CO):
         DX[q] = (ab - g) * (ab + g)
         DN[q] = ai - b
         OM[q] = 2.0 * (ab - g)
-        CO[q] = (si == sq2[j]) & (g == si)
         near += (ab > 0.0) & (abs(g) > 0.99 * ab) & (not CO[q])
     if near:
         for q in range(m):

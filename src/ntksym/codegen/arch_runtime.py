@@ -14,13 +14,14 @@ stand-ins ``_act_step``, ``_act_plain``, ``_act_diag`` below as if-chains callin
   fused multiply-adds (``fastmath={"contract"}`` only, as the homogeneous ``_layer``;
   Dekker's products stay exact);
 * ``loops``: the blocks of rows (``_block``, run in parallel by Python threads: it releases
-  the GIL) and the entry point ``_compute``.
+  the GIL), the lower triangle of ``K(X, X)`` filled after them (``_mirror``) and the entry
+  point ``_compute``.
 
 Compile time: helpers, maps and ``atan2`` are inlined by LLVM (``forceinline``), not in
-Numba's IR, and nothing compiles twice (docs/performance.md, branch ``compiletime``).
+Numba's IR; nothing compiles twice (docs/performance.md, branch ``compiletime``).
 
-Chunks without carried determinants (in ``_block``): a chunk runs first with none carried,
-each activation forming its input's determinant by subtraction, if every pair has
+Chunks without carried determinants (in ``_block``): a chunk runs first with none
+carried, each activation forming its input's determinant by subtraction, if every pair has
 ``1 - rho^2 > TAU`` at every activation's input (checked; twins, anti-parallel pairs, the
 zero vector with a bias and non-finite values fail); else it runs again carrying them
 (docs/performance.md, branch ``chunkdet``). The stand-ins below (one activation, the
@@ -96,6 +97,12 @@ def _cdet(s11, s12, s22):
 def _gap(m, s, d):
     # stand-in for region pair_helpers of arch_pairs.py: by subtraction
     return m - s
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _co(i, c0, c1, G, sq1, sq2, CO):
+    # stand-in for region prep of arch_pairs.py: no pair of one input twice
+    CO[: c1 - c0] = False
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -289,48 +296,27 @@ def _run_steps(PI, PF, i, c0, c1, G, V1, R1, V2, R2, n0f, S, D, T, DX, DN, OM, C
 
 
 # region loops
-#: A chunk runs without carried determinants when every pair has 1 - rho^2 > TAU at the
-#: input of every activation (``_run_steps``): the determinant formed by subtraction then
-#: loses at most about 2 delta / TAU relative (delta: the relative error of the computed
-#: covariance), 2^-5 = 1/32: |rho| < 0.984 (docs/performance.md, branch chunkdet).
+#: A chunk runs without carried determinants when every pair has 1 - rho^2 > TAU at each
+#: activation's input (``_run_steps``): a determinant formed by subtraction then loses at
+#: most ~2 delta / TAU relative (delta: the covariance's relative error); 2^-5: |rho| <
+#: 0.984 (docs/performance.md, branch chunkdet).
 TAU = 2.0**-5
 
 
+# fmt: off
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _block(
-    PI,
-    PF,
-    out,
-    i0,
-    i1,
-    G,
-    a1,
-    a2,
-    sq1,
-    sq2,
-    X1,
-    X2,
-    V1,
-    R1,
-    V2,
-    R2,
-    n0f,
-    K,
-    T,
-    ntk,
-    sym,
-    tau,
-    counts,
-):
-    """Rows i0..i1-1 (with sym, row i from column i on, then mirrored), each row in chunks
-    of 256 columns (with sym, the pair of row i with itself is a chunk of its own, which
-    carries the determinants, and the rest of the row follows). A chunk runs without
-    carried determinants where it allows it (tau >= 0), else (or after the first try
-    fails) carrying them. K may be G itself: a chunk is read, then written; the mirrored
-    writes go to the lower triangle, which is never read. counts: chunks run, chunks that
-    carried the determinants. The chunk is not a function of its own: each compiled level
-    links and re-optimises all the steps' code again (docs/performance.md, compile2)."""
-    n = G.shape[0]
+def _block(PI, PF, out, i0, i1, G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f, K, T, ntk,
+           sym, tau, counts):
+    # fmt: on
+    """Rows i0..i1-1 (with sym, row i from column i on: ``_mirror`` fills the rest), each
+    row in chunks of 256 columns (with sym, the pair of row i with itself is a chunk of its
+    own, which carries the determinants, and the rest of the row follows). A chunk runs
+    without carried determinants where it allows it (tau >= 0), else (or after the first
+    try fails) carrying them; the inputs' determinants are prepared (``_prep``) only for a
+    chunk that carries them. K may be G itself: a chunk is read, then written. counts:
+    chunks run, chunks that carried the determinants. The chunk is not a function of its
+    own: each compiled level links and re-optimises all the steps' code again
+    (docs/performance.md, compile2)."""
     n2 = G.shape[1]
     ns = PI.shape[0]
     S = numpy.empty((ns, 256))
@@ -348,8 +334,10 @@ def _block(
             own = sym and c0 == r
             c1 = c0 + 1 if own else min(c0 + 256, n2)
             tr = -1.0 if own else tau
-            _prep(r, c0, c1, G, a1, a2, sq1, sq2, X1, X2, DX, DN, OM, CO)
+            if tr >= 0.0:  # (a plain run reads CO alone of the inputs' pairs)
+                _co(r, c0, c1, G, sq1, sq2, CO)
             if tr < 0.0 or not _run_steps(PI, PF, r, c0, c1, *cols, tr, own):
+                _prep(r, c0, c1, G, a1, a2, sq1, sq2, X1, X2, DX, DN, OM, CO)
                 _run_steps(PI, PF, r, c0, c1, *cols, -1.0, own)
                 counts[1] += 1
             counts[0] += 1
@@ -359,22 +347,30 @@ def _block(
                 for q in range(c1 - c0):
                     T[r, c0 + q] = TT[out, q]
             c0 = c1
-    if sym:
-        for c in range(i0 + 1, n):
-            for r in range(i0, min(i1, c)):
-                K[c, r] = K[r, c]
-                if ntk:
-                    T[c, r] = T[r, c]
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _mirror(K, T, ntk, t):
+    """Rows 64 t .. 64 t + 63 of the upper triangle into the lower one (K[j, i] = K[i, j],
+    j > i; T too with ntk), after every block, in 64 x 64 tiles (docs/performance.md)."""
+    n = K.shape[0]
+    r0, r1 = 64 * t, min(64 * t + 64, n)
+    for c in range(r0, n, 64):
+        for i in range(r0, r1):
+            for j in range(max(c, i + 1), min(c + 64, n)):
+                K[j, i] = K[i, j]
+        for i in range(r0, r1 if ntk else r0):
+            for j in range(max(c, i + 1), min(c + 64, n)):
+                T[j, i] = T[i, j]
 
 
 def _fused(
     PI, PF, out, G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f, K, T, ntk, sym, rows, tau, counts
 ):
-    """Every row of K(X1, X2) (with sym, X2 is X1: the upper triangle, then mirrored), in
-    blocks of `rows` rows, run by Numba's number of threads (``_block`` releases the GIL);
-    counts[t]: block t's chunk counts. Python threads rather than a ``prange`` loop: the
-    parallel loop's gufunc and its caller each linked and re-optimised all of ``_block``'s
-    code, about a third of the cold compilation (docs/performance.md, branch compile2)."""
+    """Every row of K(X1, X2) (with sym: the upper triangle, then ``_mirror``), in blocks of
+    `rows` rows, on Numba's number of threads (``_block`` releases the GIL); counts[t]: block
+    t's chunk counts. Python threads, not a ``prange`` loop: its gufunc and its caller each
+    re-optimised all of ``_block`` (a third of a cold compile; docs/performance.md, compile2)."""
     n = G.shape[0]
     nb = (n + rows - 1) // rows
     args = (G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f, K, T, ntk, sym, tau)
@@ -387,12 +383,17 @@ def _fused(
         _block(PI, PF, out, i0, min(i0 + rows, n), *args, counts[t])
 
     threads = min(numba.get_num_threads(), nb)
+    bands = range((n + 63) // 64 if sym else 0)  # the lower triangles, after every block
     if threads <= 1:
         for t in range(nb):
             run(t)
+        for t in bands:
+            _mirror(K, T, ntk, t)
     else:
         with concurrent.futures.ThreadPoolExecutor(threads) as pool:
             for _ in pool.map(run, range(nb)):
+                pass
+            for _ in pool.map(lambda t: _mirror(K, T, ntk, t), bands):
                 pass
 
 
