@@ -67,7 +67,7 @@ from ntksym.notes.network_layers import (
     norm_statement,
     number,
 )
-from ntksym.notes.network_units import Unit, units
+from ntksym.notes.network_units import AFTER_CONCAT, Unit, units
 
 __all__ = [
     "Unit",
@@ -107,7 +107,7 @@ def printed_statements(unit: Unit) -> dict[str, sp.Basic]:
     g = general_statements()
     if unit.kind == "layer_norm":
         return norm_printed(unit)
-    if unit.kind == "branches":
+    if unit.kind in ("branches", "concat"):
         return branch_printed(unit)
     if unit.kind == "layer_dropout" or unit.kind in STANDARD_KINDS:
         from ntksym.notes.network_printed import printed_records
@@ -144,7 +144,7 @@ def _derived(unit: Unit, part: str) -> sp.Basic:
     if unit.kind == "layer_norm":
         name = Sigma(m) if part == "S" else Theta_inf(m)
         return sp.Eq(name, norm_statement(unit, part))
-    if unit.kind == "branches":
+    if unit.kind in ("branches", "concat"):
         return branch_derived(unit, part, _derived)
     if unit.kind in STANDARD_KINDS:
         return engine_derived(unit, part, None)
@@ -181,6 +181,8 @@ _GENERAL = {
     ("layer_sign", "T"): ("per_layer", "8", "algebra"),
     ("branches", "S"): ("fan_in_sum", "3", "independent_zero_mean"),
     ("branches", "T"): ("fan_in_sum", "7", "independent_zero_mean"),
+    ("concat", "S"): ("fan_in_concat", "4", "continuous_mapping"),
+    ("concat", "T"): ("fan_in_concat", "5", "continuous_mapping"),
     ("input_standard", "S"): ("standard", "1", "expectation"),
     ("input_standard", "T"): ("standard", "5", "chain_rule"),
 }
@@ -194,7 +196,7 @@ def _note(unit: Unit, part: str) -> Text:
     source, label, _rule = _GENERAL[(unit.kind, part)]
     if unit.kind == "layer_norm":
         return norm_note(unit, label)
-    if unit.kind == "branches":
+    if unit.kind in ("branches", "concat"):
         return branch_note(unit, part)
     g, d = general_statements(), unit.affine
     at = "" if unit.kind == "input" else ", l = L = "
@@ -227,6 +229,12 @@ def _note(unit: Unit, part: str) -> Text:
         )
     if unit.kind == "layer_sign":
         out = Text(out, engine_note(unit, part))
+    if unit.act is AFTER_CONCAT:
+        out = Text(
+            out,
+            " (no activation after FanInConcat: the Dense layer is linear in the "
+            "concatenation, so the width-weighted mean is all it sees)",
+        )
     if unit.kind in STANDARD_KINDS and part == "T":
         out = Text(out, STANDARD_CONVENTION)
     return out
@@ -314,7 +322,7 @@ def network_architecture(net: Any, inputs: Any = None) -> Any:
     parts, phi = units(net), general_statements()["phi"]
     acts = {(phi, u.m - 1): u.act.activation for u in parts if u.act is not None}
     for u in parts:
-        acts.update(branch_activations(u) if u.kind == "branches" else {})
+        acts.update(branch_activations(u) if u.kind in ("branches", "concat") else {})
     return Architecture(
         network=as_description(net),
         values={},

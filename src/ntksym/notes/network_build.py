@@ -61,10 +61,11 @@ def unit_rows(net: Any) -> list[tuple[int, Text]]:
         if unit.act is None:
             rows.append((unit.m, Text(f"{unit.dense} on the input ", sp.Symbol("x"))))
             continue
-        if unit.kind == "branches":
+        if unit.kind in ("branches", "concat"):
             parts = ["the Identity"] * unit.skip + [f"{a} then {d}" for a, d in unit.branches]
             listed = ", ".join(parts[:-1]) + f" and {parts[-1]}"
-            rows.append((unit.m, Text(f"the sum of {len(parts)} branches: {listed}")))
+            what = "sum" if unit.kind == "branches" else "concatenation (FanInConcat)"
+            rows.append((unit.m, Text(f"the {what} of {len(parts)} branches: {listed}")))
             continue
         f = sp.Eq(phi(unit.m - 1, u), unit.act.activation.expr.xreplace({act_u: u}))
         what = "a residual block: the identity plus " if unit.kind == "residual" else ""

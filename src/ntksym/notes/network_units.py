@@ -15,9 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ntksym.activations import get_activation
 from ntksym.architecture.description import (
     Dense,
     Dropout,
+    FanInConcat,
     FanInSum,
     FanOut,
     LayerNorm,
@@ -30,7 +32,7 @@ from ntksym.architecture.leaves import leaves
 from ntksym.architecture.walk import check
 from ntksym.errors import InputError
 
-__all__ = ["SUPPORTED", "Unit", "units"]
+__all__ = ["AFTER_CONCAT", "SUPPORTED", "Unit", "units"]
 
 SUPPORTED = (
     "Dense (either parameterization), an activation followed by a Dense layer (with a "
@@ -38,8 +40,11 @@ SUPPORTED = (
     "LayerNorm, "
     "and blocks FanOut(n), parallel(...), FanInSum for any n >= 2, each branch "
     "serial(activation, NTK-parameterized Dense) or, for at most one of them, Identity "
-    "(with two branches: a residual block); not a block inside a branch"
+    "(with two branches: a residual block), the same with FanInConcat (then a Dense layer, "
+    "no activation between); not a block inside a branch"
 )
+#: The (absent) activation of a Dense layer right after a ``FanInConcat``: the identity.
+AFTER_CONCAT = Nonlinearity(get_activation("identity"), "no activation (the identity)")
 
 
 @dataclass(frozen=True)
@@ -52,7 +57,9 @@ class Unit:
             with ``"_standard"`` appended for a standard-parameterization Dense,
             ``"layer_sign"`` (``Sign`` then an NTK-parameterization Dense layer),
             ``"branches"`` (a sum of two or more such branches, the
-            Identity among them or not), or ``"layer_norm"``.
+            Identity among them or not), ``"concat"`` (the same branches concatenated
+            by ``FanInConcat``), or ``"layer_norm"``. A Dense layer right after a
+            ``"concat"`` is a ``"layer"`` whose activation is :data:`AFTER_CONCAT`.
         m: the index of the value it defines, ``alpha~^(m)``.
         dense: its Dense layer (None for a LayerNorm).
         act: its activation (None for the input layer and a LayerNorm).
@@ -65,7 +72,9 @@ class Unit:
             Identity (one for a ``"residual"`` block, one or more for ``"branches"``:
             ``FanOut(n)``, ``parallel(serial(phi, Dense), serial(psi, Dense), ...)``,
             ``FanInSum``); ``act`` and ``dense`` are the first such branch's.
-        skip: a ``"branches"`` block has the Identity among its branches.
+        skip: a ``"branches"`` or ``"concat"`` block has the Identity among its branches.
+        widths: a ``"concat"`` block's branch widths, the Identity's first (its input's
+            width), then the Dense branches' in order.
     """
 
     kind: str
@@ -78,6 +87,7 @@ class Unit:
     dropout: Dropout | None = None
     branches: tuple[tuple[Nonlinearity, Dense], ...] = ()
     skip: bool = False
+    widths: tuple[int, ...] = ()
 
     @property
     def affine(self) -> Dense:
@@ -118,9 +128,9 @@ def _act(layer: Any, where: str, sign_ok: bool = False) -> Nonlinearity:
 def _pair(branch: Net, where: str) -> tuple[Nonlinearity, Dense]:
     """A branch ``serial(activation, Dense)`` as its (activation, NTK-parameterized Dense)."""
     leaves = _flatten(branch)
-    if any(isinstance(leaf, (FanOut, Parallel, FanInSum)) for leaf in leaves):
+    if any(isinstance(leaf, (FanOut, Parallel, FanInSum, FanInConcat)) for leaf in leaves):
         raise InputError(
-            f"{where}: a block inside a branch (FanOut, parallel, FanInSum nested in "
+            f"{where}: a block inside a branch (FanOut, parallel, FanInSum or FanInConcat in "
             f"{branch}) is not covered by the notes; supported: {SUPPORTED}"
         )
     if len(leaves) != 2:
@@ -153,16 +163,22 @@ def _block(leaves: list[Net], n: int, m: int, width: int) -> Unit:
         len(block) < 3
         or not isinstance(fan, FanOut)
         or not isinstance(block[1], Parallel)
-        or not isinstance(block[2], FanInSum)
+        or not isinstance(block[2], (FanInSum, FanInConcat))
         or fan.n != len(block[1].branches)
     ):
         raise InputError(
-            f"{where}: a block is FanOut(n), parallel(...) of n branches, FanInSum(); "
-            f"supported: {SUPPORTED}"
+            f"{where}: a block is FanOut(n), parallel(...) of n branches, FanInSum() or "
+            f"FanInConcat(); supported: {SUPPORTED}"
         )
     pairs = _branches(block[1], where)
     prefix = tuple(leaves[: n + 3])
     skip = len(pairs) < len(block[1].branches)
+    if isinstance(block[2], FanInConcat):
+        widths = (width,) * skip + tuple(d.width for _a, d in pairs)
+        act, dense = pairs[0]
+        return Unit(
+            "concat", m, dense, act, prefix, width, branches=pairs, skip=skip, widths=widths
+        )
     (act, dense), kind = pairs[0], "residual" if len(pairs) == 1 else "branches"
     return Unit(kind, m, dense, act, prefix, width, branches=pairs, skip=skip and len(pairs) > 1)
 
@@ -190,7 +206,15 @@ def units(net: Any) -> list[Unit]:
         if isinstance(layer, FanOut):
             out.append(_block(leaves, n, m, width))
             width = width if out[-1].kind == "residual" else out[-1].affine.width
+            width = sum(out[-1].widths) if out[-1].kind == "concat" else width
             n += 3
+            continue
+        if out[-1].kind == "concat":
+            dense = _dense(layer, f"{where} (after FanInConcat)")
+            prefix = tuple(leaves[: n + 1])
+            kind = "layer" + _suffix(dense)
+            out.append(Unit(kind, m, dense, AFTER_CONCAT, prefix, width))
+            width, n = dense.width, n + 1
             continue
         if isinstance(layer, LayerNorm):
             out.append(Unit("layer_norm", m, None, None, tuple(leaves[: n + 1]), norm=layer))
