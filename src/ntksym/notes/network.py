@@ -44,12 +44,14 @@ import sympy as sp
 from ntksym.architecture.description import as_description
 from ntksym.derive import Derivation, Step
 from ntksym.derive.symbols import GaussE, L, Sigma, Sigma_dot, Theta_inf, index, l, width, x
-from ntksym.derive.text import Text, text
+from ntksym.derive.text import Math, Text, text
 from ntksym.notes.network_branches import (
     branch_activations,
     branch_derived,
+    branch_functions,
     branch_note,
     branch_printed,
+    in_branch,
 )
 from ntksym.notes.network_engine import (
     STANDARD_CONVENTION,
@@ -67,7 +69,7 @@ from ntksym.notes.network_layers import (
     norm_statement,
     number,
 )
-from ntksym.notes.network_units import AFTER_CONCAT, Unit, units
+from ntksym.notes.network_units import NO_ACTIVATION, Unit, units
 
 __all__ = [
     "Unit",
@@ -229,11 +231,11 @@ def _note(unit: Unit, part: str) -> Text:
         )
     if unit.kind == "layer_sign":
         out = Text(out, engine_note(unit, part))
-    if unit.act is AFTER_CONCAT:
+    if unit.act is NO_ACTIVATION:
         out = Text(
             out,
-            " (no activation after FanInConcat: the Dense layer is linear in the "
-            "concatenation, so the width-weighted mean is all it sees)",
+            " (no activation: the Dense layer is linear in its input, so its input's "
+            "covariance is all it sees, after FanInConcat its width-weighted mean)",
         )
     if unit.kind in STANDARD_KINDS and part == "T":
         out = Text(out, STANDARD_CONVENTION)
@@ -284,29 +286,51 @@ def network_derivation(
 
 
 def _derived_steps(unit: Unit, before: tuple[str, ...], arch: Any) -> list[Step]:
-    """The steps of a unit whose maps the engine derives (printed, derived, checked)."""
+    """The steps of a unit whose maps the engine derives (printed, derived, checked).
+
+    A unit inside a branch has its statements written at the block's placeholder layer
+    and renamed (:func:`~ntksym.notes.network_branches.in_branch`); its check is against
+    the referee of the network before the block followed by the branch cut there.
+    """
     from ntksym.notes.network_check import network_check
 
     printed = printed_statements(unit)
+    name = dict(unit.names).get(unit.m, unit.m)
     out: list[Step] = []
     for part in ("S", "D", "T"):
         if part not in printed:
             continue
-        then = _derived(unit, "T") if part == "D" else None
+        then = in_branch(unit, _derived(unit, "T")) if part == "D" else None
         done = before + tuple(s.label for s in out)
         check = network_check(done, unit.prefix, _KERNEL[part], arch, then=then)
         out.append(
             Step(
-                f"{part}{unit.m}",
-                printed[part],
+                f"{part}{name}",
+                in_branch(unit, printed[part]),
                 _GENERAL[(unit.kind, part)][2],
                 uses=done,
                 derive=functools.partial(_derive_part, unit, part),
                 extra_check=check,
-                note=_note(unit, part),
+                note=_branch_note(unit, _note(unit, part)),
             )
         )
     return out
+
+
+def _branch_note(unit: Unit, note: Text) -> Text:
+    """A note of a unit inside a branch: its formulas renamed, the layer it reads named."""
+    if not unit.names:
+        return note
+    names = dict(unit.names)
+    pieces = [Math(in_branch(unit, p.value)) if isinstance(p, Math) else p for p in note.pieces]
+    if unit.m - 1 in names:
+        at = f"l = L = {unit.m - 1}"
+        pieces = [
+            p.replace(at, f"l = L = {names[unit.m - 1]}") if isinstance(p, str) else p
+            for p in pieces
+        ]
+    where = str(names[unit.m]).split(".")[1]
+    return Text(*pieces, f" (inside branch {where} of the block of layer {unit.m})")
 
 
 def network_architecture(net: Any, inputs: Any = None) -> Any:
@@ -320,9 +344,13 @@ def network_architecture(net: Any, inputs: Any = None) -> Any:
     from ntksym.notes.network_check import default_inputs
 
     parts, phi = units(net), general_statements()["phi"]
-    acts = {(phi, u.m - 1): u.act.activation for u in parts if u.act is not None}
+    acts = {}
     for u in parts:
-        acts.update(branch_activations(u) if u.kind in ("branches", "concat") else {})
+        if u.kind in ("branches", "concat"):
+            acts.update(branch_activations(u))
+        elif u.act is not None:
+            f = branch_functions(u.branch)[0] if u.names else phi
+            acts[(f, dict(u.names).get(u.m - 1, u.m - 1))] = u.act.activation
     return Architecture(
         network=as_description(net),
         values={},
@@ -333,4 +361,4 @@ def network_architecture(net: Any, inputs: Any = None) -> Any:
 
 
 def _derive_part(unit: Unit, part: str, env: dict) -> sp.Basic:
-    return _derived(unit, part)
+    return in_branch(unit, _derived(unit, part))

@@ -37,6 +37,8 @@ __all__ = [
     "branch_note",
     "branch_printed",
     "concat_derived",
+    "in_branch",
+    "relabel",
     "psi",
 ]
 
@@ -78,13 +80,55 @@ def _renamed(e: sp.Expr, b: int) -> sp.Expr:
     return e.replace(g["phi"], f).replace(g["phidot"], fdot)
 
 
+def relabel(e: Any, names: dict) -> Any:
+    """``e`` with the layer indices ``names`` maps (integers) renamed, all at once.
+
+    The kernels, the activations ``phi_l(u)``, the scales ``sigma_w^(l)``, ``beta^(l)``
+    and the layer of every Gaussian expectation are the functions whose first argument
+    is a layer; nothing else is touched.
+    """
+    if not names or not isinstance(e, sp.Basic):
+        return e
+
+    def layered(t: sp.Basic) -> bool:
+        if isinstance(t, GaussE):
+            return t.args[3] in names
+        plain = isinstance(t, sp.Function) and not isinstance(t, sp.KroneckerDelta)
+        return plain and bool(t.args) and t.args[0] in names
+
+    def renamed(t: sp.Basic) -> sp.Basic:
+        if isinstance(t, GaussE):
+            return GaussE(*t.args[:3], names[t.args[3]])
+        return t.func(names[t.args[0]], *t.args[1:])
+
+    return e.replace(layered, renamed)
+
+
+def in_branch(unit: Unit, e: Any) -> Any:
+    """A statement of a unit inside a branch: its branch's activation, its layers' names."""
+    if not unit.names:
+        return e
+    return relabel(_renamed(e, unit.branch), dict(unit.names))
+
+
+def _source(unit: Unit, b: int) -> Any:
+    """The layer Dense branch ``b``'s last pair reads."""
+    return unit.sources[b] if unit.sources else unit.m - 1
+
+
 def _branch_kernels(unit: Unit, b: int, derived_of: Derived) -> tuple[sp.Expr, sp.Expr]:
-    """Dense branch ``b``'s ``Sigma`` and ``Theta`` by ``per_layer`` at this layer (derived)."""
+    """Dense branch ``b``'s ``Sigma`` and ``Theta`` by ``per_layer`` at this layer (derived).
+
+    ``per_layer`` is instantiated at ``l = L = m - 1`` and, for a branch with layers of
+    its own, the layer it reads is then renamed to the branch's last one.
+    """
     act, dense = unit.branches[b]
     one = Unit("layer", unit.m, dense, act, ())
     out = {part: derived_of(one, part).rhs for part in ("S", "D", "T")}
     named = {Sigma(unit.m): out["S"], Sigma_dot(unit.m): out["D"]}
-    return _renamed(out["S"], b), _renamed(out["T"].xreplace(named), b)
+    source = {unit.m - 1: _source(unit, b)} if _source(unit, b) != unit.m - 1 else {}
+    sig, theta = _renamed(out["S"], b), _renamed(out["T"].xreplace(named), b)
+    return relabel(sig, source), relabel(theta, source)
 
 
 def _kernels(unit: Unit, derived_of: Derived) -> list[tuple[sp.Expr, sp.Expr]]:
@@ -141,10 +185,9 @@ def concat_derived(unit: Unit, part: str, derived_of: Derived) -> sp.Eq:
 
 def _own_printed(unit: Unit) -> list[tuple[sp.Expr, sp.Expr]]:
     """Each branch's ``(Sigma, Theta)`` as its records imply them, the Identity's first."""
-    p = unit.m - 1
-    out = [(Sigma(p), Theta_inf(p))] if unit.skip else []
+    out = [(Sigma(unit.m - 1), Theta_inf(unit.m - 1))] if unit.skip else []
     for b, (_act, d) in enumerate(unit.branches):
-        f, fdot = branch_functions(b)
+        f, fdot, p = *branch_functions(b), _source(unit, b)
         w2, b2 = number(d.w_std) ** 2, number(d.b_std) ** 2
         own = w2 * GaussE(f(p, _u) * f(p, _v), _u, _v, p) + b2
         out.append((own, Theta_inf(p) * w2 * GaussE(fdot(p, _u) * fdot(p, _v), _u, _v, p) + own))
@@ -175,8 +218,10 @@ def branch_printed(unit: Unit) -> dict[str, sp.Basic]:
 
 def branch_activations(unit: Unit) -> dict[tuple, Any]:
     """The activations of the Dense branches, as the numeric check reads them."""
-    p = unit.m - 1
-    return {(branch_functions(b)[0], p): a.activation for b, (a, _d) in enumerate(unit.branches)}
+    return {
+        (branch_functions(b)[0], _source(unit, b)): a.activation
+        for b, (a, _d) in enumerate(unit.branches)
+    }
 
 
 def branch_note(unit: Unit, part: str) -> Text:
@@ -201,8 +246,11 @@ def branch_note(unit: Unit, part: str) -> Text:
     if unit.skip:
         out = Text(out, f"the Identity (the kernels of layer {p})")
     for b, (act, d) in enumerate(unit.branches):
-        fu = sp.Eq(branch_functions(b)[0](p, _u), act.activation.expr.xreplace({act_u: _u}))
+        q = _source(unit, b)
+        fu = sp.Eq(branch_functions(b)[0](q, _u), act.activation.expr.xreplace({act_u: _u}))
         then = f" then Dense with W_std = {d.w_std}, b_std = {d.b_std}"
+        if q != p:
+            then += f" (l = L = {q}: the branch's last layer of its own)"
         sep = "; " if b or unit.skip else ""
         out = Text(out, sep, text("{f}", f=sp.Eq(fu.lhs, fu.rhs, evaluate=False)), then)
     return out

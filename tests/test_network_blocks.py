@@ -1,4 +1,5 @@
-"""Blocks joined by FanInConcat in a network's notes: fan_in_concat's width-weighted mean."""
+"""A network's notes with FanInConcat blocks (fan_in_concat's width-weighted mean) and with
+branches longer than one activation and Dense layer (steps of their own inside a branch)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 import sympy as sp
 
 from ntksym import stax
-from ntksym.derive.symbols import Sigma
+from ntksym.derive.symbols import GaussE, Sigma
 from ntksym.errors import InputError
 from ntksym.notes.network import network_derivation, units
 
@@ -62,7 +63,7 @@ def test_a_concatenation_is_verified_and_rendered(concat_context):
     assert r"}{16}" in tex  # the widths show: (12 (...) + 4 (...)) / 16
     md = render_network(concat_context, "md")
     assert "the concatenation (FanInConcat) of 2 branches" in md and "**(T3)**" in md
-    assert "no activation after FanInConcat" in md and "widths 12, 4" in md
+    assert "no activation: the Dense layer is linear" in md and "widths 12, 4" in md
 
 
 def test_a_concatenation_with_the_identity_is_verified():
@@ -118,3 +119,91 @@ def test_the_pdf_of_a_concatenation_compiles(tmp_path, concat_context):
     atomic_write_text(tex, render_network(concat_context, "tex"))
     pdf = compile_pdf(tex)
     assert pdf.stat().st_size > 10_000 and pdf_pages(pdf) >= 1
+
+
+# ---------------------------------------------------------------- longer branches
+def _long_sum():
+    """A sum of a branch of two pairs (Relu-Dense, Erf-Dense) and a branch of one."""
+    return stax.serial(
+        stax.Dense(6, W_std=1.2, b_std=0.1),
+        stax.FanOut(2),
+        stax.parallel(
+            stax.serial(
+                stax.Relu(), stax.Dense(16, W_std=0.9, b_std=0.2), stax.Erf(), stax.Dense(16)
+            ),
+            stax.serial(stax.Erf(), stax.Dense(16, W_std=1.3, b_std=0.3)),
+        ),
+        stax.FanInSum(),
+    )
+
+
+def _long_concat():
+    """A concatenation of a branch that starts with a Dense layer, the Identity, and a
+    branch through Dropout, a standard Dense layer and a LayerNorm; then a Dense layer."""
+    return stax.serial(
+        stax.Dense(6, W_std=1.2, b_std=0.1),
+        stax.FanOut(3),
+        stax.parallel(
+            stax.serial(stax.Dense(16, W_std=0.9, b_std=0.2), stax.Relu(), stax.Dense(16)),
+            stax.Identity(),
+            stax.serial(
+                stax.Erf(),
+                stax.Dropout(0.8),
+                stax.Dense(8, W_std=1.1, parameterization="standard"),
+                stax.LayerNorm(),
+                stax.Sin(),
+                stax.Dense(6, W_std=0.7),
+            ),
+        ),
+        stax.FanInConcat(),
+        stax.Dense(2, W_std=0.8),
+    )
+
+
+def test_a_longer_branch_has_steps_of_its_own_checked_against_its_cut_network():
+    from ntksym.architecture.description import Serial
+    from ntksym.notes.network_units import branch_layer
+
+    parts = units(_long_sum())
+    assert [u.kind for u in parts] == ["input", "layer", "branches"]
+    q = branch_layer(2, 1, 1)
+    assert parts[1].names == ((2, q),) and parts[2].sources == (q, 1)
+    # the inner layer's referee network: the layers before the block, then the branch cut
+    assert str(Serial(parts[1].prefix)).startswith("serial(Dense(6") and len(parts[1].prefix) == 3
+    results = network_derivation(_long_sum()).run()
+    assert [r.label for r in results] == ["S1", "T1", "S2.1.1", "D2.1.1", "T2.1.1", "S2", "T2"]
+    assert all(r.verdict == "verified" for r in results), [r.detail.plain() for r in results]
+    assert all("reference.kernel" in r.detail.plain() for r in results)
+    # the block's sum reads the branch's own layer through its last pair
+    s2 = results[-2].derived_expr
+    assert {g.args[3] for g in s2.rhs.atoms(GaussE)} == {q, 1}
+
+
+def test_longer_branches_of_every_covered_kind_are_verified_and_rendered():
+    from ntksym.notes.network_build import network_context, render_network
+
+    kinds = [u.kind for u in units(_long_concat())]
+    assert kinds == ["input", "layer", "layer_dropout_standard", "layer_norm", "concat", "layer"]
+    context = network_context(_long_concat())
+    counts = context["view"].counts
+    assert counts["verified"] == 15 and sum(counts.values()) == 15, counts
+    md = render_network(context, "md")
+    assert "**(S2.3.2)**" in md and r"\Sigma^{(2.3.2)}" in md and "inside branch 3" in md
+    assert "| 2.1.1 |" in md and "l = L = 2.3.2" in md
+
+
+def test_a_planted_error_inside_a_branch_is_reported():
+    deriv = network_derivation(_long_sum())
+    # the inner layer's weight 0.9^2 printed as 0.9: a misprint
+    printed = deriv.step("S2.1.1").printed
+    wrong = printed.rhs.xreplace({sp.Float("0.81"): sp.Float("0.9")})
+    assert wrong != printed.rhs
+    r = deriv.with_printed("S2.1.1", sp.Eq(printed.lhs, wrong)).run_one("S2.1.1")
+    assert r.verdict == "misprint", r.detail.plain()
+    # the block's sum reading the block's input instead of the branch's own layer: failed
+    right = deriv.step("S2").derive({})
+    q = deriv.step("S2.1.1").printed.lhs.args[0]
+    planted = right.xreplace({q: sp.Integer(1)})
+    assert planted != right
+    r = deriv.replace_step("S2", derive=lambda env: planted).run_one("S2")
+    assert r.verdict == "failed", r.detail.plain()
