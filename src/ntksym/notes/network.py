@@ -30,6 +30,11 @@ layer's ``eps``) and a ``Dropout(rate)`` between an activation and a Dense layer
 ``Sign`` before an NTK-parameterization Dense layer from ``derivations/sign.py``
 (:mod:`ntksym.notes.network_engine`; what a standard NTK step takes from
 neural-tangents' convention rather than from the engine, its note says).
+Blocks of n branches joined by ``FanInSum`` or ``FanInConcat`` are derived from
+``fan_in_sum``'s n-branch form and ``fan_in_concat``'s width-weighted mean
+(:mod:`ntksym.notes.network_branches`); a branch's layers before its last pair get steps
+of their own, named ``m.b.j`` and checked against the referee of the network cut inside
+the branch (the layers before the block, then the branch up to that layer).
 ``Identity`` and ``Dropout(mode="test")`` are skipped; other shapes are refused with a
 message naming what is supported (:mod:`ntksym.notes.network_units`).
 """

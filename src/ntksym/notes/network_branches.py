@@ -1,19 +1,27 @@
-"""A sum of n branches in a described network, from ``fan_in_sum``'s n-branch form.
+"""A block of n branches in a described network: ``fan_in_sum``'s and ``fan_in_concat``'s maps.
 
 A block ``FanOut(n), parallel(...), FanInSum()`` (unit kind ``"branches"``,
-:mod:`ntksym.notes.network_units`) adds n >= 2 fields: ``serial(activation, Dense)``
-branches that each end in a Dense layer of their own and, at most once, the ``Identity``
-(the block's input itself). ``derivations/_block_sum.py`` derives for the block's n that
-the cross terms vanish and the kernels add: its (3) ``Sigma = Sigma_1 + ... (+ Sigma_z)``
-and (7) ``Theta = Theta_1 + ... (+ Theta_z)``. Each Dense branch's own kernels are
+:mod:`ntksym.notes.network_units`) adds n >= 2 fields: branches that each end in an
+activation and a Dense layer of their own and, at most once, the ``Identity`` (the
+block's input itself). ``derivations/_block_sum.py`` derives for the block's n that the
+cross terms vanish and the kernels add: its (3) ``Sigma = Sigma_1 + ... (+ Sigma_z)`` and
+(7) ``Theta = Theta_1 + ... (+ Theta_z)``. Each Dense branch's own kernels are
 ``per_layer``'s (4), ``Sigmadot(L+1)`` and (8) at ``l = L = m - 1`` with the branch's
 scales; the Identity's are the layer before's, ``Sigma^(m-1)`` and ``Theta^(m-1)``. The
 branches' activations are written ``phi``, ``psi``, ``chi``, ``omega`` (then
 ``phi^[b]``), each its own function of the layer, so that their expectations are told
 apart. The block's derivation is derived (not re-checked) once per process and n.
 
-Reference: Novak et al. (2020), neural-tangents' ``stax.FanInSum``; Yang (2019),
-"Tensor programs I".
+The same block with ``FanInConcat()`` (kind ``"concat"``) averages the same branch
+kernels with the branches' widths as weights: ``fan_in_concat``'s (4) and (5), applied
+from the left for n > 2 (:func:`concat_derived`).
+
+A branch with layers of its own before its last pair (:class:`~ntksym.notes.network_units.Chain`)
+has its inner units written at the block's placeholder layer ``m`` and renamed to
+``m.b.j`` (:func:`in_branch`, :func:`relabel`); its last pair then reads its last layer.
+
+Reference: Novak et al. (2020), neural-tangents' ``stax.FanInSum`` and ``FanInConcat``;
+Yang (2019), "Tensor programs I".
 """
 
 from __future__ import annotations

@@ -5,8 +5,10 @@ record) and returns one :class:`Unit` per step ``alpha~^(m-1) -> alpha~^(m)`` of
 recursion that :mod:`ntksym.notes.network` derives: the first Dense layer, an activation
 followed by a Dense layer (a ``Dropout`` between them or not), a residual block
 ``x + Dense(phi(x))``, a sum of n branches ``Dense(phi(x)) + Dense(psi(x)) + ...`` (with
-``x`` itself among them or not), or a
-``LayerNorm``.
+``x`` itself among them or not), the same branches concatenated (``FanInConcat``, then a
+Dense layer with no activation before it), or a ``LayerNorm``. A branch longer than an
+activation and a Dense layer adds a unit per layer of its own before the block's
+(:func:`_chain`).
 ``Identity`` and ``Dropout(mode="test")`` are the identity and are skipped.
 """
 
