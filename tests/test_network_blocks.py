@@ -207,3 +207,26 @@ def test_a_planted_error_inside_a_branch_is_reported():
     assert planted != right
     r = deriv.replace_step("S2", derive=lambda env: planted).run_one("S2")
     assert r.verdict == "failed", r.detail.plain()
+
+
+def test_a_block_after_a_concatenation_starts_its_branches_with_dense_layers():
+    """Its branches read the concatenation through Dense layers (no activation): the
+    inner layer's referee network is cut inside the branch without an activation."""
+
+    def relu_dense(w):
+        return stax.serial(stax.Relu(), stax.Dense(w, W_std=1.1, b_std=0.2))
+
+    net = stax.serial(
+        stax.Dense(5),
+        stax.FanOut(2),
+        stax.parallel(relu_dense(4), relu_dense(6)),
+        stax.FanInConcat(),
+        stax.FanOut(2),
+        stax.parallel(
+            stax.serial(stax.Dense(3), stax.Erf(), stax.Dense(3)), stax.Dense(3, W_std=0.5)
+        ),
+        stax.FanInSum(),
+    )
+    results = network_derivation(net).run()
+    assert [r.label for r in results][4:] == ["S3.1.1", "D3.1.1", "T3.1.1", "S3", "T3"]
+    assert all(r.verdict == "verified" for r in results), [r.detail.plain() for r in results]

@@ -195,7 +195,8 @@ def _chain(
         width = width if unit.dense is None else unit.dense.width
         name = branch_layer(m, at[1], len(inner) + 1)
         names = ((m, name),) if source == m - 1 else ((m - 1, source), (m, name))
-        inner.append(replace(unit, names=names, branch=at[0]))
+        prefix = tuple(leaf for leaf in unit.prefix if leaf is not NO_ACTIVATION)
+        inner.append(replace(unit, prefix=prefix, names=names, branch=at[0]))
         source = name
     act, dense = _act(leaves[-2], where), _dense(leaves[-1], where, ntk_only=True)
     return Chain(tuple(inner), (act, dense), source, width)
