@@ -66,7 +66,7 @@ class Unit:
             ``"branches"`` (a sum of two or more such branches, the
             Identity among them or not), ``"concat"`` (the same branches concatenated
             by ``FanInConcat``), or ``"layer_norm"``. A Dense layer right after a
-            ``"concat"`` is a ``"layer"`` whose activation is :data:`AFTER_CONCAT`.
+            ``"concat"`` is a ``"layer"`` whose activation is :data:`NO_ACTIVATION`.
         m: the index of the value it defines, ``alpha~^(m)``.
         dense: its Dense layer (None for a LayerNorm).
         act: its activation (None for the input layer and a LayerNorm).
@@ -151,13 +151,11 @@ class Chain:
         pair: the branch's last activation and (NTK-parameterized) Dense layer.
         source: the index of the layer that pair reads: ``m - 1`` for a branch
             ``serial(activation, Dense)``, the last inner unit's name otherwise.
-        width: the width of the features that pair reads.
     """
 
     inner: tuple[Unit, ...]
     pair: tuple[Nonlinearity, Dense]
     source: Any
-    width: int
 
 
 def branch_layer(m: int, position: int, j: int) -> sp.Symbol:
@@ -199,7 +197,7 @@ def _chain(
         inner.append(replace(unit, prefix=prefix, names=names, branch=at[0]))
         source = name
     act, dense = _act(leaves[-2], where), _dense(leaves[-1], where, ntk_only=True)
-    return Chain(tuple(inner), (act, dense), source, width)
+    return Chain(tuple(inner), (act, dense), source)
 
 
 def _chains(before: list[Net], par: Parallel, m: int, width: int, where: str) -> list[Chain]:
