@@ -362,8 +362,8 @@ def test_branch_blocks_that_are_not_covered_are_refused():
         return stax.serial(stax.Dense(4), stax.FanOut(2), stax.parallel(a, b), stax.FanInSum())
 
     relu_dense = stax.serial(stax.Relu(), stax.Dense(4))
-    with pytest.raises(InputError, match="serial\\(activation, Dense\\)"):
-        units(block(relu_dense, stax.Dense(4)))
+    with pytest.raises(InputError, match="must end in an activation and a Dense"):
+        units(block(relu_dense, stax.serial(stax.Relu(), stax.Dropout(0.5), stax.Dense(4))))
     with pytest.raises(InputError, match="standard parameterization"):
         units(
             block(relu_dense, stax.serial(stax.Erf(), stax.Dense(4, parameterization="standard")))

@@ -99,7 +99,8 @@ class Architecture:
         found = activation_of(f)
         if found is not None:
             act, layer, deriv = found
-            key = (act, int(layer))
+            # a layer is a number, or a named layer (the notes' layers inside a branch)
+            key = (act, layer if isinstance(layer, sp.Symbol) else int(layer))
         elif f.func in (sigma, sigmadot):
             key, deriv = sigma, f.func == sigmadot
         else:

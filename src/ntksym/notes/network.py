@@ -30,6 +30,11 @@ layer's ``eps``) and a ``Dropout(rate)`` between an activation and a Dense layer
 ``Sign`` before an NTK-parameterization Dense layer from ``derivations/sign.py``
 (:mod:`ntksym.notes.network_engine`; what a standard NTK step takes from
 neural-tangents' convention rather than from the engine, its note says).
+Blocks of n branches joined by ``FanInSum`` or ``FanInConcat`` are derived from
+``fan_in_sum``'s n-branch form and ``fan_in_concat``'s width-weighted mean
+(:mod:`ntksym.notes.network_branches`); a branch's layers before its last pair get steps
+of their own, named ``m.b.j`` and checked against the referee of the network cut inside
+the branch (the layers before the block, then the branch up to that layer).
 ``Identity`` and ``Dropout(mode="test")`` are skipped; other shapes are refused with a
 message naming what is supported (:mod:`ntksym.notes.network_units`).
 """
@@ -44,12 +49,14 @@ import sympy as sp
 from ntksym.architecture.description import as_description
 from ntksym.derive import Derivation, Step
 from ntksym.derive.symbols import GaussE, L, Sigma, Sigma_dot, Theta_inf, index, l, width, x
-from ntksym.derive.text import Text, text
+from ntksym.derive.text import Math, Text, text
 from ntksym.notes.network_branches import (
     branch_activations,
     branch_derived,
+    branch_functions,
     branch_note,
     branch_printed,
+    in_branch,
 )
 from ntksym.notes.network_engine import (
     STANDARD_CONVENTION,
@@ -67,7 +74,7 @@ from ntksym.notes.network_layers import (
     norm_statement,
     number,
 )
-from ntksym.notes.network_units import Unit, units
+from ntksym.notes.network_units import NO_ACTIVATION, Unit, units
 
 __all__ = [
     "Unit",
@@ -107,7 +114,7 @@ def printed_statements(unit: Unit) -> dict[str, sp.Basic]:
     g = general_statements()
     if unit.kind == "layer_norm":
         return norm_printed(unit)
-    if unit.kind == "branches":
+    if unit.kind in ("branches", "concat"):
         return branch_printed(unit)
     if unit.kind == "layer_dropout" or unit.kind in STANDARD_KINDS:
         from ntksym.notes.network_printed import printed_records
@@ -144,7 +151,7 @@ def _derived(unit: Unit, part: str) -> sp.Basic:
     if unit.kind == "layer_norm":
         name = Sigma(m) if part == "S" else Theta_inf(m)
         return sp.Eq(name, norm_statement(unit, part))
-    if unit.kind == "branches":
+    if unit.kind in ("branches", "concat"):
         return branch_derived(unit, part, _derived)
     if unit.kind in STANDARD_KINDS:
         return engine_derived(unit, part, None)
@@ -181,6 +188,8 @@ _GENERAL = {
     ("layer_sign", "T"): ("per_layer", "8", "algebra"),
     ("branches", "S"): ("fan_in_sum", "3", "independent_zero_mean"),
     ("branches", "T"): ("fan_in_sum", "7", "independent_zero_mean"),
+    ("concat", "S"): ("fan_in_concat", "4", "continuous_mapping"),
+    ("concat", "T"): ("fan_in_concat", "5", "continuous_mapping"),
     ("input_standard", "S"): ("standard", "1", "expectation"),
     ("input_standard", "T"): ("standard", "5", "chain_rule"),
 }
@@ -194,7 +203,7 @@ def _note(unit: Unit, part: str) -> Text:
     source, label, _rule = _GENERAL[(unit.kind, part)]
     if unit.kind == "layer_norm":
         return norm_note(unit, label)
-    if unit.kind == "branches":
+    if unit.kind in ("branches", "concat"):
         return branch_note(unit, part)
     g, d = general_statements(), unit.affine
     at = "" if unit.kind == "input" else ", l = L = "
@@ -227,6 +236,12 @@ def _note(unit: Unit, part: str) -> Text:
         )
     if unit.kind == "layer_sign":
         out = Text(out, engine_note(unit, part))
+    if unit.act is NO_ACTIVATION:
+        out = Text(
+            out,
+            " (no activation: the Dense layer is linear in its input, so its input's "
+            "covariance is all it sees, after FanInConcat its width-weighted mean)",
+        )
     if unit.kind in STANDARD_KINDS and part == "T":
         out = Text(out, STANDARD_CONVENTION)
     return out
@@ -276,29 +291,51 @@ def network_derivation(
 
 
 def _derived_steps(unit: Unit, before: tuple[str, ...], arch: Any) -> list[Step]:
-    """The steps of a unit whose maps the engine derives (printed, derived, checked)."""
+    """The steps of a unit whose maps the engine derives (printed, derived, checked).
+
+    A unit inside a branch has its statements written at the block's placeholder layer
+    and renamed (:func:`~ntksym.notes.network_branches.in_branch`); its check is against
+    the referee of the network before the block followed by the branch cut there.
+    """
     from ntksym.notes.network_check import network_check
 
     printed = printed_statements(unit)
+    name = dict(unit.names).get(unit.m, unit.m)
     out: list[Step] = []
     for part in ("S", "D", "T"):
         if part not in printed:
             continue
-        then = _derived(unit, "T") if part == "D" else None
+        then = in_branch(unit, _derived(unit, "T")) if part == "D" else None
         done = before + tuple(s.label for s in out)
         check = network_check(done, unit.prefix, _KERNEL[part], arch, then=then)
         out.append(
             Step(
-                f"{part}{unit.m}",
-                printed[part],
+                f"{part}{name}",
+                in_branch(unit, printed[part]),
                 _GENERAL[(unit.kind, part)][2],
                 uses=done,
                 derive=functools.partial(_derive_part, unit, part),
                 extra_check=check,
-                note=_note(unit, part),
+                note=_branch_note(unit, _note(unit, part)),
             )
         )
     return out
+
+
+def _branch_note(unit: Unit, note: Text) -> Text:
+    """A note of a unit inside a branch: its formulas renamed, the layer it reads named."""
+    if not unit.names:
+        return note
+    names = dict(unit.names)
+    pieces = [Math(in_branch(unit, p.value)) if isinstance(p, Math) else p for p in note.pieces]
+    if unit.m - 1 in names:
+        at = f"l = L = {unit.m - 1}"
+        pieces = [
+            p.replace(at, f"l = L = {names[unit.m - 1]}") if isinstance(p, str) else p
+            for p in pieces
+        ]
+    where = str(names[unit.m]).split(".")[1]
+    return Text(*pieces, f" (inside branch {where} of the block of layer {unit.m})")
 
 
 def network_architecture(net: Any, inputs: Any = None) -> Any:
@@ -312,9 +349,13 @@ def network_architecture(net: Any, inputs: Any = None) -> Any:
     from ntksym.notes.network_check import default_inputs
 
     parts, phi = units(net), general_statements()["phi"]
-    acts = {(phi, u.m - 1): u.act.activation for u in parts if u.act is not None}
+    acts = {}
     for u in parts:
-        acts.update(branch_activations(u) if u.kind == "branches" else {})
+        if u.kind in ("branches", "concat"):
+            acts.update(branch_activations(u))
+        elif u.act is not None:
+            f = branch_functions(u.branch)[0] if u.names else phi
+            acts[(f, dict(u.names).get(u.m - 1, u.m - 1))] = u.act.activation
     return Architecture(
         network=as_description(net),
         values={},
@@ -325,4 +366,4 @@ def network_architecture(net: Any, inputs: Any = None) -> Any:
 
 
 def _derive_part(unit: Unit, part: str, env: dict) -> sp.Basic:
-    return _derived(unit, part)
+    return in_branch(unit, _derived(unit, part))

@@ -1,19 +1,27 @@
-"""A sum of n branches in a described network, from ``fan_in_sum``'s n-branch form.
+"""A block of n branches in a described network: ``fan_in_sum``'s and ``fan_in_concat``'s maps.
 
 A block ``FanOut(n), parallel(...), FanInSum()`` (unit kind ``"branches"``,
-:mod:`ntksym.notes.network_units`) adds n >= 2 fields: ``serial(activation, Dense)``
-branches that each end in a Dense layer of their own and, at most once, the ``Identity``
-(the block's input itself). ``derivations/_block_sum.py`` derives for the block's n that
-the cross terms vanish and the kernels add: its (3) ``Sigma = Sigma_1 + ... (+ Sigma_z)``
-and (7) ``Theta = Theta_1 + ... (+ Theta_z)``. Each Dense branch's own kernels are
+:mod:`ntksym.notes.network_units`) adds n >= 2 fields: branches that each end in an
+activation and a Dense layer of their own and, at most once, the ``Identity`` (the
+block's input itself). ``derivations/_block_sum.py`` derives for the block's n that the
+cross terms vanish and the kernels add: its (3) ``Sigma = Sigma_1 + ... (+ Sigma_z)`` and
+(7) ``Theta = Theta_1 + ... (+ Theta_z)``. Each Dense branch's own kernels are
 ``per_layer``'s (4), ``Sigmadot(L+1)`` and (8) at ``l = L = m - 1`` with the branch's
 scales; the Identity's are the layer before's, ``Sigma^(m-1)`` and ``Theta^(m-1)``. The
 branches' activations are written ``phi``, ``psi``, ``chi``, ``omega`` (then
 ``phi^[b]``), each its own function of the layer, so that their expectations are told
 apart. The block's derivation is derived (not re-checked) once per process and n.
 
-Reference: Novak et al. (2020), neural-tangents' ``stax.FanInSum``; Yang (2019),
-"Tensor programs I".
+The same block with ``FanInConcat()`` (kind ``"concat"``) averages the same branch
+kernels with the branches' widths as weights: ``fan_in_concat``'s (4) and (5), applied
+from the left for n > 2 (:func:`concat_derived`).
+
+A branch with layers of its own before its last pair (:class:`~ntksym.notes.network_units.Chain`)
+has its inner units written at the block's placeholder layer ``m`` and renamed to
+``m.b.j`` (:func:`in_branch`, :func:`relabel`); its last pair then reads its last layer.
+
+Reference: Novak et al. (2020), neural-tangents' ``stax.FanInSum`` and ``FanInConcat``;
+Yang (2019), "Tensor programs I".
 """
 
 from __future__ import annotations
@@ -36,6 +44,9 @@ __all__ = [
     "branch_functions",
     "branch_note",
     "branch_printed",
+    "concat_derived",
+    "in_branch",
+    "relabel",
     "psi",
 ]
 
@@ -77,48 +88,148 @@ def _renamed(e: sp.Expr, b: int) -> sp.Expr:
     return e.replace(g["phi"], f).replace(g["phidot"], fdot)
 
 
+def relabel(e: Any, names: dict) -> Any:
+    """``e`` with the layer indices ``names`` maps (integers) renamed, all at once.
+
+    The kernels, the activations ``phi_l(u)``, the scales ``sigma_w^(l)``, ``beta^(l)``
+    and the layer of every Gaussian expectation are the functions whose first argument
+    is a layer; nothing else is touched.
+    """
+    if not names or not isinstance(e, sp.Basic):
+        return e
+
+    def layered(t: sp.Basic) -> bool:
+        if isinstance(t, GaussE):
+            return t.args[3] in names
+        plain = isinstance(t, sp.Function) and not isinstance(t, sp.KroneckerDelta)
+        return plain and bool(t.args) and t.args[0] in names
+
+    def renamed(t: sp.Basic) -> sp.Basic:
+        if isinstance(t, GaussE):
+            return GaussE(*t.args[:3], names[t.args[3]])
+        return t.func(names[t.args[0]], *t.args[1:])
+
+    return e.replace(layered, renamed)
+
+
+def in_branch(unit: Unit, e: Any) -> Any:
+    """A statement of a unit inside a branch: its branch's activation, its layers' names."""
+    if not unit.names:
+        return e
+    return relabel(_renamed(e, unit.branch), dict(unit.names))
+
+
+def _source(unit: Unit, b: int) -> Any:
+    """The layer Dense branch ``b``'s last pair reads."""
+    return unit.sources[b] if unit.sources else unit.m - 1
+
+
 def _branch_kernels(unit: Unit, b: int, derived_of: Derived) -> tuple[sp.Expr, sp.Expr]:
-    """Dense branch ``b``'s ``Sigma`` and ``Theta`` by ``per_layer`` at this layer (derived)."""
+    """Dense branch ``b``'s ``Sigma`` and ``Theta`` by ``per_layer`` at this layer (derived).
+
+    ``per_layer`` is instantiated at ``l = L = m - 1`` and, for a branch with layers of
+    its own, the layer it reads is then renamed to the branch's last one.
+    """
     act, dense = unit.branches[b]
     one = Unit("layer", unit.m, dense, act, ())
     out = {part: derived_of(one, part).rhs for part in ("S", "D", "T")}
     named = {Sigma(unit.m): out["S"], Sigma_dot(unit.m): out["D"]}
-    return _renamed(out["S"], b), _renamed(out["T"].xreplace(named), b)
+    source = {unit.m - 1: _source(unit, b)} if _source(unit, b) != unit.m - 1 else {}
+    sig, theta = _renamed(out["S"], b), _renamed(out["T"].xreplace(named), b)
+    return relabel(sig, source), relabel(theta, source)
+
+
+def _kernels(unit: Unit, derived_of: Derived) -> list[tuple[sp.Expr, sp.Expr]]:
+    """Each branch's derived ``(Sigma, Theta)``, the Identity's first."""
+    kernels = [_branch_kernels(unit, b, derived_of) for b in range(len(unit.branches))]
+    if unit.skip:
+        kernels.insert(0, (Sigma(unit.m - 1), Theta_inf(unit.m - 1)))
+    return kernels
 
 
 def branch_derived(unit: Unit, part: str, derived_of: Derived) -> sp.Eq:
     """The block's (3) (``part="S"``) or (7) (``"T"``) with each branch's kernels.
 
     ``derived_of(unit, part)`` is a ``"layer"`` unit's derived statement (``per_layer``'s
-    at that layer: :mod:`ntksym.notes.network`).
+    at that layer: :mod:`ntksym.notes.network`). A ``"concat"`` unit is
+    :func:`concat_derived`'s.
     """
+    if unit.kind == "concat":
+        return concat_derived(unit, part, derived_of)
     g = block_maps(len(unit.branches), unit.skip)
-    kernels = [_branch_kernels(unit, b, derived_of) for b in range(len(unit.branches))]
-    if unit.skip:
-        kernels.insert(0, (Sigma(unit.m - 1), Theta_inf(unit.m - 1)))
+    kernels = _kernels(unit, derived_of)
     col, lhs, key = (0, Sigma(unit.m), "3") if part == "S" else (1, Theta_inf(unit.m), "7")
     values = {syms[col]: k[col] for syms, k in zip(g["symbols"], kernels, strict=True)}
     return sp.Eq(lhs, g[key].rhs.xreplace(values))
 
 
-def branch_printed(unit: Unit) -> dict[str, sp.Basic]:
-    """The block's kernels as its records imply them (``docs/architectures.md``)."""
-    m, p = unit.m, unit.m - 1
-    sig = Sigma(p) if unit.skip else sp.Integer(0)
-    theta = Theta_inf(p) if unit.skip else sp.Integer(0)
+@functools.lru_cache(maxsize=1)
+def concat_maps() -> dict[str, Any]:
+    """The derived (4) and (5) of ``fan_in_concat`` (derived once, not re-checked)."""
+    from ntksym.derivations import fan_in_concat as fc
+
+    env = derive_all(fc.DERIVATION)
+    return {"S": env["4"].args[1], "T": env["5"].args[1], "fc": fc}
+
+
+def concat_derived(unit: Unit, part: str, derived_of: Derived) -> sp.Eq:
+    """``fan_in_concat``'s (4) (``part="S"``) or (5) (``"T"``) at the block's branches.
+
+    The two-branch map is applied from the left, ``((K_1, n_1), (K_2, n_2))`` to their
+    weighted mean of width ``n_1 + n_2``, then that with ``(K_3, n_3)``, ...: a
+    concatenation of n blocks of units is the concatenation of the first n - 1 (stacked)
+    and the last, so the split of step (1) applies as it is at each stage.
+    """
+    g = concat_maps()
+    fc, col = g["fc"], 0 if part == "S" else 1
+    left, right = (fc.SA, fc.SB) if part == "S" else (fc.TA, fc.TB)
+    kernels = _kernels(unit, derived_of)
+    acc, width = kernels[0][col], sp.Integer(unit.widths[0])
+    for k, w in zip(kernels[1:], unit.widths[1:], strict=True):
+        acc = g[part].xreplace({fc.ra: width, fc.rb: sp.Integer(w), left: acc, right: k[col]})
+        width += w
+    return sp.Eq(Sigma(unit.m) if part == "S" else Theta_inf(unit.m), acc)
+
+
+def _own_printed(unit: Unit) -> list[tuple[sp.Expr, sp.Expr]]:
+    """Each branch's ``(Sigma, Theta)`` as its records imply them, the Identity's first."""
+    out = [(Sigma(unit.m - 1), Theta_inf(unit.m - 1))] if unit.skip else []
     for b, (_act, d) in enumerate(unit.branches):
-        f, fdot = branch_functions(b)
+        f, fdot, p = *branch_functions(b), _source(unit, b)
         w2, b2 = number(d.w_std) ** 2, number(d.b_std) ** 2
         own = w2 * GaussE(f(p, _u) * f(p, _v), _u, _v, p) + b2
-        sig += own
-        theta += Theta_inf(p) * w2 * GaussE(fdot(p, _u) * fdot(p, _v), _u, _v, p) + own
-    return {"S": sp.Eq(Sigma(m), sig), "T": sp.Eq(Theta_inf(m), theta)}
+        out.append((own, Theta_inf(p) * w2 * GaussE(fdot(p, _u) * fdot(p, _v), _u, _v, p) + own))
+    return out
+
+
+def branch_printed(unit: Unit) -> dict[str, sp.Basic]:
+    """The block's kernels as its records imply them (``docs/architectures.md``).
+
+    A sum adds the branches' kernels; a concatenation averages them with the branches'
+    widths as weights (``sum_i n_i K_i / sum_i n_i``).
+    """
+    m, own = unit.m, _own_printed(unit)
+    if unit.kind != "concat":
+        return {
+            "S": sp.Eq(Sigma(m), sp.Add(*[s for s, _t in own])),
+            "T": sp.Eq(Theta_inf(m), sp.Add(*[t for _s, t in own])),
+        }
+    ws = [sp.Integer(w) for w in unit.widths]
+
+    def mean(col: int) -> sp.Expr:  # written unevaluated, so that the widths show
+        terms = [sp.Mul(w, k[col], evaluate=False) for w, k in zip(ws, own, strict=True)]
+        total = sp.Pow(sp.Add(*ws), -1, evaluate=False)
+        return sp.Mul(total, sp.Add(*terms, evaluate=False), evaluate=False)
+
+    return {"S": sp.Eq(Sigma(m), mean(0)), "T": sp.Eq(Theta_inf(m), mean(1))}
 
 
 def branch_activations(unit: Unit) -> dict[tuple, Any]:
     """The activations of the Dense branches, as the numeric check reads them."""
-    p = unit.m - 1
-    return {(branch_functions(b)[0], p): a.activation for b, (a, _d) in enumerate(unit.branches)}
+    return {
+        (branch_functions(b)[0], _source(unit, b)): a.activation
+        for b, (a, _d) in enumerate(unit.branches)
+    }
 
 
 def branch_note(unit: Unit, part: str) -> Text:
@@ -127,16 +238,27 @@ def branch_note(unit: Unit, part: str) -> Text:
 
     p, count = unit.m - 1, len(unit.branches) + unit.skip
     lab, own = ("3", "(4)") if part == "S" else ("7", "(4), Sigmadot(L+1) and (8)")
-    out = Text(
-        f"engine-derived step ({lab}) of derivation fan_in_sum for {count} branches "
-        "(the cross terms vanish), each Dense branch's kernels by "
-        f"{own} of derivation per_layer, l = L = {p}: "
-    )
+    if unit.kind == "concat":
+        out = Text(
+            f"engine-derived step ({'4' if part == 'S' else '5'}) of derivation "
+            f"fan_in_concat (the width-weighted mean), applied from the left to {count} "
+            f"branches of widths {', '.join(map(str, unit.widths))}, each Dense branch's "
+            f"kernels by {own} of derivation per_layer, l = L = {p}: "
+        )
+    else:
+        out = Text(
+            f"engine-derived step ({lab}) of derivation fan_in_sum for {count} branches "
+            "(the cross terms vanish), each Dense branch's kernels by "
+            f"{own} of derivation per_layer, l = L = {p}: "
+        )
     if unit.skip:
         out = Text(out, f"the Identity (the kernels of layer {p})")
     for b, (act, d) in enumerate(unit.branches):
-        fu = sp.Eq(branch_functions(b)[0](p, _u), act.activation.expr.xreplace({act_u: _u}))
+        q = _source(unit, b)
+        fu = sp.Eq(branch_functions(b)[0](q, _u), act.activation.expr.xreplace({act_u: _u}))
         then = f" then Dense with W_std = {d.w_std}, b_std = {d.b_std}"
+        if q != p:
+            then += f" (l = L = {q}: the branch's last layer of its own)"
         sep = "; " if b or unit.skip else ""
         out = Text(out, sep, text("{f}", f=sp.Eq(fu.lhs, fu.rhs, evaluate=False)), then)
     return out

@@ -47,28 +47,37 @@ def _method(method: str) -> Text:
     return Text(" and ".join(words))
 
 
-def unit_rows(net: Any) -> list[tuple[int, Text]]:
-    """One row per layer of the recursion: ``(m, what takes alpha~^(m-1) to alpha~^(m))``."""
+def unit_rows(net: Any) -> list[tuple[Any, Text]]:
+    """One row per layer of the recursion: ``(m, what takes alpha~^(m-1) to alpha~^(m))``.
+
+    A layer inside a branch is named as its steps are (``m.b.j``: layer ``j`` of branch
+    ``b`` of the block that defines ``alpha~^(m)``).
+    """
     from ntksym.activations.expr import u as act_u
     from ntksym.notes.network import general_statements, units
+    from ntksym.notes.network_branches import in_branch
 
     phi, u = general_statements()["phi"], sp.Symbol("u", real=True)
-    rows = []
+    rows: list[tuple[Any, Text]] = []
     for unit in units(net):
+        m = dict(unit.names).get(unit.m, unit.m)
         if unit.norm is not None:
-            rows.append((unit.m, Text(str(unit.norm))))
+            rows.append((m, Text(str(unit.norm))))
             continue
         if unit.act is None:
-            rows.append((unit.m, Text(f"{unit.dense} on the input ", sp.Symbol("x"))))
+            rows.append((m, Text(f"{unit.dense} on the input ", sp.Symbol("x"))))
             continue
-        if unit.kind == "branches":
+        if unit.kind in ("branches", "concat"):
             parts = ["the Identity"] * unit.skip + [f"{a} then {d}" for a, d in unit.branches]
             listed = ", ".join(parts[:-1]) + f" and {parts[-1]}"
-            rows.append((unit.m, Text(f"the sum of {len(parts)} branches: {listed}")))
+            what = "sum" if unit.kind == "branches" else "concatenation (FanInConcat)"
+            longer = any(q != unit.m - 1 for q in unit.sources)
+            last = " (each branch's layers above, then its last pair)" if longer else ""
+            rows.append((m, Text(f"the {what} of {len(parts)} branches: {listed}{last}")))
             continue
         f = sp.Eq(phi(unit.m - 1, u), unit.act.activation.expr.xreplace({act_u: u}))
         what = "a residual block: the identity plus " if unit.kind == "residual" else ""
-        rows.append((unit.m, Text(f"{what}{unit.act} then {unit.dense}, with ", f)))
+        rows.append((m, Text(f"{what}{unit.act} then {unit.dense}, with ", in_branch(unit, f))))
     return rows
 
 

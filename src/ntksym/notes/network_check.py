@@ -122,6 +122,22 @@ def _one_input(expr: sp.Expr) -> sp.Expr:
     return out
 
 
+def _value(rhs: sp.Expr, names: dict, known: dict, key: str, arch: Architecture, dps: int) -> Any:
+    """``rhs`` at pair ``key``; each Gaussian expectation over its own layer's kernel.
+
+    A block's statement has expectations over several layers when its branches have
+    layers of their own; each is evaluated at its layer's covariances, then the rest.
+    """
+    gauss = rhs.atoms(GaussE)
+    if len({g.args[3] for g in gauss}) <= 1:
+        return expression_value(rhs, known, _covariances(rhs, names, key), arch, dps)
+    each = {
+        g: sp.Float(str(expression_value(g, known, _covariances(g, names, key), arch, dps)), dps)
+        for g in gauss
+    }
+    return expression_value(rhs.xreplace(each), known, (0, 0, 0), arch, dps)
+
+
 def recursion_values(
     statements: Sequence[sp.Eq],
     arch: Architecture,
@@ -149,11 +165,10 @@ def recursion_values(
             if st.rhs.atoms(sp.Indexed):  # a sum over the inputs' entries
                 val = input_covariance(st.rhs, *pairs[key], arch)
             else:
-                cov = _covariances(st.rhs, names, key)
                 known = _with_diagonals(names, key)
                 one = key != "12" or list(a) == list(c)
                 rhs = _one_input(st.rhs) if one else st.rhs
-                val = expression_value(rhs, known, cov, arch, dps)
+                val = _value(rhs, names, known, key, arch, dps)
             names[key][st.lhs] = val
     return names["12"]
 

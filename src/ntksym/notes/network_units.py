@@ -5,19 +5,25 @@ record) and returns one :class:`Unit` per step ``alpha~^(m-1) -> alpha~^(m)`` of
 recursion that :mod:`ntksym.notes.network` derives: the first Dense layer, an activation
 followed by a Dense layer (a ``Dropout`` between them or not), a residual block
 ``x + Dense(phi(x))``, a sum of n branches ``Dense(phi(x)) + Dense(psi(x)) + ...`` (with
-``x`` itself among them or not), or a
-``LayerNorm``.
+``x`` itself among them or not), the same branches concatenated (``FanInConcat``, then a
+Dense layer with no activation before it), or a ``LayerNorm``. A branch longer than an
+activation and a Dense layer adds a unit per layer of its own before the block's
+(:func:`_chain`).
 ``Identity`` and ``Dropout(mode="test")`` are the identity and are skipped.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
+import sympy as sp
+
+from ntksym.activations import get_activation
 from ntksym.architecture.description import (
     Dense,
     Dropout,
+    FanInConcat,
     FanInSum,
     FanOut,
     LayerNorm,
@@ -30,16 +36,22 @@ from ntksym.architecture.leaves import leaves
 from ntksym.architecture.walk import check
 from ntksym.errors import InputError
 
-__all__ = ["SUPPORTED", "Unit", "units"]
+__all__ = ["NO_ACTIVATION", "SUPPORTED", "Chain", "Unit", "branch_layer", "units"]
 
 SUPPORTED = (
     "Dense (either parameterization), an activation followed by a Dense layer (with a "
     "Dropout between them or not; Sign only before an NTK-parameterized Dense layer), "
     "LayerNorm, "
-    "and blocks FanOut(n), parallel(...), FanInSum for any n >= 2, each branch "
-    "serial(activation, NTK-parameterized Dense) or, for at most one of them, Identity "
-    "(with two branches: a residual block); not a block inside a branch"
+    "and blocks FanOut(n), parallel(...), FanInSum() or FanInConcat() for any n >= 2, each "
+    "branch the Identity (at most one) or a chain of those layers (a Dense layer first, on "
+    "the block's input, or not; no Sign) ending in an activation and an "
+    "NTK-parameterized Dense layer of its own (two branches, one of them the Identity and "
+    "the other serial(activation, Dense): a residual block); a FanInConcat followed by a "
+    "Dense layer (no activation between); not a block inside a branch"
 )
+#: The (absent) activation of a Dense layer right after a ``FanInConcat`` or at the start
+#: of a branch: the identity.
+NO_ACTIVATION = Nonlinearity(get_activation("identity"), "no activation (the identity)")
 
 
 @dataclass(frozen=True)
@@ -52,7 +64,9 @@ class Unit:
             with ``"_standard"`` appended for a standard-parameterization Dense,
             ``"layer_sign"`` (``Sign`` then an NTK-parameterization Dense layer),
             ``"branches"`` (a sum of two or more such branches, the
-            Identity among them or not), or ``"layer_norm"``.
+            Identity among them or not), ``"concat"`` (the same branches concatenated
+            by ``FanInConcat``), or ``"layer_norm"``. A Dense layer right after a
+            ``"concat"`` is a ``"layer"`` whose activation is :data:`NO_ACTIVATION`.
         m: the index of the value it defines, ``alpha~^(m)``.
         dense: its Dense layer (None for a LayerNorm).
         act: its activation (None for the input layer and a LayerNorm).
@@ -65,7 +79,15 @@ class Unit:
             Identity (one for a ``"residual"`` block, one or more for ``"branches"``:
             ``FanOut(n)``, ``parallel(serial(phi, Dense), serial(psi, Dense), ...)``,
             ``FanInSum``); ``act`` and ``dense`` are the first such branch's.
-        skip: a ``"branches"`` block has the Identity among its branches.
+        skip: a ``"branches"`` or ``"concat"`` block has the Identity among its branches.
+        widths: a ``"concat"`` block's branch widths, the Identity's first (its input's
+            width), then the Dense branches' in order.
+        sources: a block's, for each Dense branch, the layer its last pair reads
+            (``m - 1``, or the name of the branch's last inner layer).
+        names: a unit inside a branch: the placeholder layers ``m - 1`` (when the unit
+            reads an inner layer) and ``m`` and the names (:func:`branch_layer`) they
+            stand for; its statements are written at ``m`` and renamed.
+        branch: a unit inside a branch: the branch's index among the Dense branches.
     """
 
     kind: str
@@ -78,6 +100,10 @@ class Unit:
     dropout: Dropout | None = None
     branches: tuple[tuple[Nonlinearity, Dense], ...] = ()
     skip: bool = False
+    widths: tuple[int, ...] = ()
+    sources: tuple[Any, ...] = ()
+    names: tuple[tuple[int, Any], ...] = ()
+    branch: int = -1
 
     @property
     def affine(self) -> Dense:
@@ -115,24 +141,67 @@ def _act(layer: Any, where: str, sign_ok: bool = False) -> Nonlinearity:
     return layer
 
 
-def _pair(branch: Net, where: str) -> tuple[Nonlinearity, Dense]:
-    """A branch ``serial(activation, Dense)`` as its (activation, NTK-parameterized Dense)."""
-    leaves = _flatten(branch)
-    if any(isinstance(leaf, (FanOut, Parallel, FanInSum)) for leaf in leaves):
+@dataclass(frozen=True)
+class Chain:
+    """A branch that is not the Identity, read as units (see :func:`_chain`).
+
+    Attributes:
+        inner: the units of the branch before its last activation and Dense layer, each
+            with the placeholder layer ``m`` of the block and the names it stands for.
+        pair: the branch's last activation and (NTK-parameterized) Dense layer.
+        source: the index of the layer that pair reads: ``m - 1`` for a branch
+            ``serial(activation, Dense)``, the last inner unit's name otherwise.
+    """
+
+    inner: tuple[Unit, ...]
+    pair: tuple[Nonlinearity, Dense]
+    source: Any
+
+
+def branch_layer(m: int, position: int, j: int) -> sp.Symbol:
+    """The name of layer ``j`` (1-based) inside branch ``position`` of the block at ``m``."""
+    return sp.Symbol(f"{m}.{position}.{j}", integer=True, positive=True)
+
+
+def _chain(
+    before: list[Net], branch: Net, m: int, width: int, at: tuple[int, int], where: str
+) -> Chain:
+    """A branch as units: the layers it shares with a main chain, then its last pair.
+
+    ``at`` is ``(b, position)``: the branch's index among the Dense branches (0-based)
+    and among all branches (1-based). Each inner unit takes ``alpha~`` of the layer
+    before to a layer of its own, named by :func:`branch_layer`; its referee network is
+    ``before`` followed by the branch cut after that unit (a described network).
+    """
+    own = _flatten(branch)
+    if any(isinstance(leaf, (FanOut, Parallel, FanInSum, FanInConcat)) for leaf in own):
         raise InputError(
-            f"{where}: a block inside a branch (FanOut, parallel, FanInSum nested in "
+            f"{where}: a block inside a branch (FanOut, parallel, FanInSum or FanInConcat in "
             f"{branch}) is not covered by the notes; supported: {SUPPORTED}"
         )
-    if len(leaves) != 2:
+    if isinstance(own[0], Dense):  # a Dense on the block's input: no activation
+        own = [NO_ACTIVATION, *own]
+    if len(own) < 2 or not isinstance(own[-1], Dense) or isinstance(own[-2], Dropout):
         raise InputError(
-            f"{where}: a branch must be serial(activation, Dense) or the Identity (longer "
-            f"branches are not covered by the notes); got {branch}; supported: {SUPPORTED}"
+            f"{where}: a branch must end in an activation and a Dense layer of its own (no "
+            f"Dropout between them), or be the Identity; got {branch}; supported: {SUPPORTED}"
         )
-    return _act(leaves[0], where), _dense(leaves[1], where, ntk_only=True)
+    leaves, n, inner = [*before, *own], len(before), []
+    source: Any = m - 1
+    while n < len(leaves) - 2:
+        unit, n = _layer_step(leaves, n, m, width, sign_ok=False)
+        width = width if unit.dense is None else unit.dense.width
+        name = branch_layer(m, at[1], len(inner) + 1)
+        names = ((m, name),) if source == m - 1 else ((m - 1, source), (m, name))
+        prefix = tuple(leaf for leaf in unit.prefix if leaf is not NO_ACTIVATION)
+        inner.append(replace(unit, prefix=prefix, names=names, branch=at[0]))
+        source = name
+    act, dense = _act(leaves[-2], where), _dense(leaves[-1], where, ntk_only=True)
+    return Chain(tuple(inner), (act, dense), source)
 
 
-def _branches(par: Parallel, where: str) -> tuple[tuple[Nonlinearity, Dense], ...]:
-    """The (activation, Dense) of each branch that is not the Identity."""
+def _chains(before: list[Net], par: Parallel, m: int, width: int, where: str) -> list[Chain]:
+    """The chain of each branch that is not the Identity."""
     branches = list(par.branches)
     skips = sum(not _flatten(b) for b in branches)
     if len(branches) < 2 or skips > 1:
@@ -140,31 +209,74 @@ def _branches(par: Parallel, where: str) -> tuple[tuple[Nonlinearity, Dense], ..
             f"{where}: a block needs two or more branches, at most one of them the "
             f"Identity; got {par}"
         )
-    return tuple(_pair(b, where) for b in branches if _flatten(b))
+    out: list[Chain] = []
+    for pos, branch in enumerate(branches, start=1):
+        if _flatten(branch):
+            out.append(_chain(before, branch, m, width, (len(out), pos), where))
+    return out
 
 
 def _suffix(dense: Dense) -> str:
     return "" if dense.parameterization == "ntk" else "_standard"
 
 
-def _block(leaves: list[Net], n: int, m: int, width: int) -> Unit:
+def _block(leaves: list[Net], n: int, m: int, width: int) -> list[Unit]:
+    """The units of a block's branches (their inner layers), then the block's own."""
     where, block, fan = f"layer {n + 1}", leaves[n : n + 3], leaves[n]
     if (
         len(block) < 3
         or not isinstance(fan, FanOut)
         or not isinstance(block[1], Parallel)
-        or not isinstance(block[2], FanInSum)
+        or not isinstance(block[2], (FanInSum, FanInConcat))
         or fan.n != len(block[1].branches)
     ):
         raise InputError(
-            f"{where}: a block is FanOut(n), parallel(...) of n branches, FanInSum(); "
-            f"supported: {SUPPORTED}"
+            f"{where}: a block is FanOut(n), parallel(...) of n branches, FanInSum() or "
+            f"FanInConcat(); supported: {SUPPORTED}"
         )
-    pairs = _branches(block[1], where)
-    prefix = tuple(leaves[: n + 3])
-    skip = len(pairs) < len(block[1].branches)
-    (act, dense), kind = pairs[0], "residual" if len(pairs) == 1 else "branches"
-    return Unit(kind, m, dense, act, prefix, width, branches=pairs, skip=skip and len(pairs) > 1)
+    chains = _chains(leaves[:n], block[1], m, width, where)
+    pairs = tuple(c.pair for c in chains)
+    inner = [u for c in chains for u in c.inner]
+    more = {
+        "branches": pairs,
+        "sources": tuple(c.source for c in chains),
+        "skip": len(pairs) < len(block[1].branches),
+    }
+    prefix, (act, dense) = tuple(leaves[: n + 3]), pairs[0]
+    if isinstance(block[2], FanInConcat):
+        more["widths"] = (width,) * more["skip"] + tuple(d.width for _a, d in pairs)
+        return [*inner, Unit("concat", m, dense, act, prefix, width, **more)]
+    if len(pairs) == 1 and not inner:
+        return [Unit("residual", m, dense, act, prefix, width, branches=pairs)]
+    return [*inner, Unit("branches", m, dense, act, prefix, width, **more)]
+
+
+def _layer_step(leaves: list[Net], n: int, m: int, width: int, sign_ok: bool) -> tuple[Unit, int]:
+    """The unit at ``leaves[n]`` defining ``alpha~^(m)``, and the index after it.
+
+    A LayerNorm, or an activation, a Dropout or not, and a Dense layer.
+    """
+    where, layer = f"layer {n + 1}", leaves[n]
+    if isinstance(layer, LayerNorm):
+        return Unit("layer_norm", m, None, None, tuple(leaves[: n + 1]), norm=layer), n + 1
+    act = _act(layer, where, sign_ok=sign_ok)
+    if n + 1 >= len(leaves):
+        raise InputError(
+            f"{where}: the network must end in a Dense layer, a residual block or a "
+            f"LayerNorm; got {layer} last"
+        )
+    after = leaves[n + 1]
+    drop = after if isinstance(after, Dropout) else None
+    if drop is not None and n + 2 >= len(leaves):
+        raise InputError(f"{where}: a Dropout must be followed by a Dense layer")
+    k = n + 1 + (drop is not None)
+    dense = _dense(leaves[k], f"layer {k + 1}")
+    kind = ("layer_dropout" if drop is not None else "layer") + _suffix(dense)
+    if act.zero_ntk:
+        _act(act, where, sign_ok=sign_ok and kind == "layer")
+        kind = "layer_sign"
+    prefix = tuple(leaves[: k + 1])
+    return Unit(kind, m, dense, act, prefix, width, dropout=drop), k + 1
 
 
 def units(net: Any) -> list[Unit]:
@@ -188,32 +300,19 @@ def units(net: Any) -> list[Unit]:
     while n < len(leaves):
         where, m, layer = f"layer {n + 1}", out[-1].m + 1, leaves[n]
         if isinstance(layer, FanOut):
-            out.append(_block(leaves, n, m, width))
+            out += _block(leaves, n, m, width)
             width = width if out[-1].kind == "residual" else out[-1].affine.width
+            width = sum(out[-1].widths) if out[-1].kind == "concat" else width
             n += 3
             continue
-        if isinstance(layer, LayerNorm):
-            out.append(Unit("layer_norm", m, None, None, tuple(leaves[: n + 1]), norm=layer))
-            n += 1
+        if out[-1].kind == "concat":
+            dense = _dense(layer, f"{where} (after FanInConcat)")
+            prefix = tuple(leaves[: n + 1])
+            kind = "layer" + _suffix(dense)
+            out.append(Unit(kind, m, dense, NO_ACTIVATION, prefix, width))
+            width, n = dense.width, n + 1
             continue
-        act = _act(layer, where, sign_ok=True)
-        if n + 1 >= len(leaves):
-            raise InputError(
-                f"{where}: the network must end in a Dense layer, a residual block or a "
-                f"LayerNorm; got {layer} last"
-            )
-        after = leaves[n + 1]
-        drop = after if isinstance(after, Dropout) else None
-        if drop is not None and n + 2 >= len(leaves):
-            raise InputError(f"{where}: a Dropout must be followed by a Dense layer")
-        k = n + 1 + (drop is not None)
-        dense = _dense(leaves[k], f"layer {k + 1}")
-        kind = ("layer_dropout" if drop is not None else "layer") + _suffix(dense)
-        if act.zero_ntk:
-            _act(act, where, sign_ok=kind == "layer")
-            kind = "layer_sign"
-        prefix = tuple(leaves[: k + 1])
-        out.append(Unit(kind, m, dense, act, prefix, width, dropout=drop))
-        width = dense.width
-        n = k + 1
+        unit, n = _layer_step(leaves, n, m, width, sign_ok=True)
+        out.append(unit)
+        width = width if unit.dense is None else unit.dense.width
     return out
