@@ -32,7 +32,13 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from ntksym.derive.layer_checks import Point, code_layer_map, covariance_points, value_check
+from ntksym.derive.layer_checks import (
+    Point,
+    both_checks,
+    code_layer_map,
+    covariance_points,
+    value_check,
+)
 from ntksym.derive.rules_layers import Ex, facts
 from ntksym.extend import Context, Derivation, Step, Tex, apply_rule, index, scalar, text, theta
 
@@ -141,15 +147,7 @@ def code_check(field: str, same: bool) -> Any:
     """The map against the code's float64 and mpmath Dropout maps."""
     f64 = value_check(_code(field, same, "float64"), POINTS, "the code's float64 map", 1e-14)
     mpm = value_check(_code(field, same, "mpmath"), POINTS, "the code's mpmath map", 1e-25)
-
-    def check(stmt: sp.Basic, ctx: Context, env: dict) -> tuple[bool, str, Any]:
-        ok1, m1, t1 = f64(stmt, ctx, env)
-        if not ok1:
-            return ok1, m1, t1
-        ok2, _, t2 = mpm(stmt, ctx, env)
-        return ok2, "numeric", text("{a}; {b}", a=t1, b=t2)
-
-    return check
+    return both_checks(f64, mpm)
 
 
 def mc_check(diag: bool) -> Any:

@@ -32,7 +32,7 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from ntksym.derive.layer_checks import Point, covariance_points, value_check
+from ntksym.derive.layer_checks import Point, both_checks, covariance_points, value_check
 from ntksym.derive.rules_layers import Ex, GaussPair, facts, with_limits
 from ntksym.derive.symbols import E
 from ntksym.extend import (
@@ -211,15 +211,7 @@ def code_check(field: str) -> Any:
     what = "the code's {} FanInConcat"
     f64 = value_check(_code_concat(field, "float64"), POINTS, what.format("float64"), 1e-15)
     mpm = value_check(_code_concat(field, "mpmath"), POINTS, what.format("mpmath"), 1e-28)
-
-    def check(stmt: sp.Basic, ctx: Context, env: dict) -> tuple[bool, str, Any]:
-        ok1, m1, t1 = f64(stmt, ctx, env)
-        if not ok1:
-            return ok1, m1, t1
-        ok2, _, t2 = mpm(stmt, ctx, env)
-        return ok2, "numeric", text("{a}; {b}", a=t1, b=t2)
-
-    return check
+    return both_checks(f64, mpm)
 
 
 def _unrolled(e: sp.Expr, values: dict) -> sp.Expr:

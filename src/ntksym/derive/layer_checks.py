@@ -23,7 +23,9 @@ from ntksym.derive.statements import pairs
 from ntksym.derive.steps import CheckFn
 from ntksym.derive.text import text
 
-__all__ = ["Point", "code_layer_map", "covariance_points", "mean_check", "value_check"]
+__all__ = [
+    "Point", "both_checks", "code_layer_map", "covariance_points", "mean_check", "value_check"
+]  # fmt: skip
 
 #: Values of the statement's scalars at one point, by symbol.
 Point = dict[sp.Symbol, float | int]
@@ -126,6 +128,23 @@ def mean_check(
                 f"random points (worst {worst:.1f} standard errors, limit {sigmas})"
             ),
         )
+
+    return check
+
+
+def both_checks(first: CheckFn, second: CheckFn) -> CheckFn:
+    """A check that passes when ``first`` and then ``second`` pass.
+
+    E.g. the code's float64 map, then its mpmath one: the first failure is the verdict,
+    else both checks' texts are.
+    """
+
+    def check(stmt: sp.Basic, ctx: Any, env: dict) -> tuple[bool, str, Any]:
+        ok1, m1, t1 = first(stmt, ctx, env)
+        if not ok1:
+            return ok1, m1, t1
+        ok2, _, t2 = second(stmt, ctx, env)
+        return ok2, "numeric", text("{a}; {b}", a=t1, b=t2)
 
     return check
 
