@@ -9,7 +9,7 @@ form would do and nothing more:
   map in a short loop that LLVM vectorises (the minimal maps of ``bench_bound.py``: no
   carried determinant, the diagonal terms hoisted per layer and column, ``atan2`` as the
   branch-free ``_atan2`` of the generated modules);
-* a blocked mirror of both upper triangles into the lower ones;
+* the fused modules' blocked mirror of both upper triangles into the lower ones;
 * no checks: no non-finite count, no near-parallel rescue, no input validation.
 
 So it loses digits where neural-tangents does (near-parallel pairs) and is *not* a kernel to
@@ -32,6 +32,7 @@ from typing import Any
 import numba
 import numpy as np
 
+from ntksym.codegen.arch_runtime import _mirror
 from ntksym.codegen.runtime.numba_atan2 import _atan2
 
 PI = math.pi
@@ -149,17 +150,6 @@ def _rows(K, Th, ops, w2, b2, P, Q, inv_d):  # type: ignore[no-untyped-def]
             Th[i, c : c + m] = T[:m]
 
 
-@numba.njit(error_model="numpy")
-def _mirror(A, block):  # type: ignore[no-untyped-def]
-    """Copy the upper triangle of square ``A`` into its lower one, in square blocks."""
-    n = A.shape[0]
-    for r in range(0, n, block):
-        for c in range(r, n, block):
-            for i in range(r, min(r + block, n)):
-                for j in range(max(c, i + 1), min(c + block, n)):
-                    A[j, i] = A[i, j]
-
-
 def program(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(ops, W_std**2, b_std**2)`` of network ``name`` (see the module docstring)."""
     layers: list[tuple[int, float, float]] = []
@@ -204,8 +194,9 @@ def ceiling_kernel(name: str) -> Any:
         _diagonal(ops, w2, b2, np.einsum("ij,ij->i", X, X) / d, P, Q)
         np.matmul(X, X.T, out=K)
         _rows(K, Th, ops, w2, b2, P, Q, 1.0 / d)
-        _mirror(K, 64)
-        _mirror(Th, 64)
+        for t in range((n + 63) // 64):  # the fused modules' mirror, 64 x 64 tiles
+            _mirror(K, t)
+            _mirror(Th, t)
         return K, Th
 
     return call

@@ -350,18 +350,15 @@ def _block(PI, PF, out, i0, i1, G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f
 
 
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _mirror(K, T, ntk, t):
-    """Rows 64 t .. 64 t + 63 of the upper triangle into the lower one (K[j, i] = K[i, j],
-    j > i; T too with ntk), after every block, in 64 x 64 tiles (docs/performance.md)."""
-    n = K.shape[0]
+def _mirror(A, t):
+    """Rows 64 t .. 64 t + 63 of A's upper triangle into its lower one (A[j, i] = A[i, j],
+    j > i), after every block, in 64 x 64 tiles (docs/performance.md, session 13)."""
+    n = A.shape[0]
     r0, r1 = 64 * t, min(64 * t + 64, n)
     for c in range(r0, n, 64):
         for i in range(r0, r1):
             for j in range(max(c, i + 1), min(c + 64, n)):
-                K[j, i] = K[i, j]
-        for i in range(r0, r1 if ntk else r0):
-            for j in range(max(c, i + 1), min(c + 64, n)):
-                T[j, i] = T[i, j]
+                A[j, i] = A[i, j]
 
 
 def _fused(
@@ -383,17 +380,19 @@ def _fused(
         _block(PI, PF, out, i0, min(i0 + rows, n), *args, counts[t])
 
     threads = min(numba.get_num_threads(), nb)
-    bands = range((n + 63) // 64 if sym else 0)  # the lower triangles, after every block
+    # the lower triangles, after every block: (array, band of 64 rows) for each
+    arrays = ((K, T) if ntk else (K,)) if sym else ()
+    bands = [(A, t) for A in arrays for t in range((n + 63) // 64)]
     if threads <= 1:
         for t in range(nb):
             run(t)
-        for t in bands:
-            _mirror(K, T, ntk, t)
+        for A, t in bands:
+            _mirror(A, t)
     else:
         with concurrent.futures.ThreadPoolExecutor(threads) as pool:
             for _ in pool.map(run, range(nb)):
                 pass
-            for _ in pool.map(lambda t: _mirror(K, T, ntk, t), bands):
+            for _ in pool.map(lambda band: _mirror(*band), bands):
                 pass
 
 
