@@ -237,7 +237,8 @@ def worker(
             if get != "both":
                 raise ValueError("the ceiling kernel computes both kernels: --get both")
             bufs = (np.empty((n, n)), np.empty((n, n)))
-            return lambda: ceiling_kernel(f"{act}{depth}")(X, out=bufs)
+            ceiling = ceiling_kernel(f"{act}{depth}")  # (its program built once, not per call)
+            return lambda: ceiling(X, out=bufs)
     else:
         raise ValueError(method)
 
