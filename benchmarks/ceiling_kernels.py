@@ -32,8 +32,8 @@ from typing import Any
 import numba
 import numpy as np
 
-from ntksym.codegen.arch_runtime import _mirror
 from ntksym.codegen.runtime.numba_atan2 import _atan2
+from ntksym.codegen.runtime.numba_mirror import mirror
 
 PI = math.pi
 FM = {"contract"}
@@ -195,8 +195,8 @@ def ceiling_kernel(name: str) -> Any:
         np.matmul(X, X.T, out=K)
         _rows(K, Th, ops, w2, b2, P, Q, 1.0 / d)
         for t in range((n + 63) // 64):  # the fused modules' mirror, 64 x 64 tiles
-            _mirror(K, t)
-            _mirror(Th, t)
+            mirror(K, t)
+            mirror(Th, t)
         return K, Th
 
     return call

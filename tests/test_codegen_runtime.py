@@ -30,6 +30,7 @@ from ntksym.codegen.runtime import (
     module_api,
     numba_atan2,
     numba_fused,
+    numba_mirror,
     numba_quadrature,
     numpy_fused,
     numpy_quadrature,
@@ -492,6 +493,21 @@ def test_numpy_mirror():
         K = np.triu(A) + np.tril(np.full((n, n), np.nan), -1)
         numpy_fused._mirror(K)
         assert np.array_equal(K, np.triu(A) + np.triu(A, 1).T)
+
+
+@pytest.mark.parametrize("ntk", [True, False])
+def test_numba_mirror(ntk: bool):
+    """Bands of 64 rows in alternating order fill both lower triangles (T's only with
+    ntk), leave the upper ones as they are, whatever N is against the band and tile size."""
+    rng = np.random.default_rng(6)
+    for n in (1, 63, 64, 65, 200, 333):
+        A, B = rng.normal(size=(n, n)), rng.normal(size=(n, n))
+        nan = np.tril(np.full((n, n), np.nan), -1)
+        K, T = np.triu(A) + nan, np.triu(B) + nan
+        numba_mirror.mirror_all(K, T, ntk)
+        assert np.array_equal(K, np.triu(A) + np.triu(A, 1).T)
+        want = np.triu(B) + np.triu(B, 1).T if ntk else np.triu(B) + nan
+        assert np.array_equal(T, want, equal_nan=True)
 
 
 # ----------------------------------------------------------------------------- entry points

@@ -41,6 +41,8 @@ import math
 import numba
 import numpy
 
+from ntksym.codegen.runtime.numba_mirror import mirror as _mirror
+
 NSTATES = 1
 PROGRAM_I = numpy.array([[0, 0, -1, -1, -1, 0, 1, 0]], dtype=numpy.int64)
 PROGRAM_F = numpy.array([[1.0, 0.0, 1.0, 0.0, 0.0]])
@@ -347,18 +349,6 @@ def _block(PI, PF, out, i0, i1, G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f
                 for q in range(c1 - c0):
                     T[r, c0 + q] = TT[out, q]
             c0 = c1
-
-
-@numba.njit(cache=True, nogil=True, error_model="numpy")
-def _mirror(A, t):
-    """Rows 64 t .. 64 t + 63 of A's upper triangle into its lower one (A[j, i] = A[i, j],
-    j > i), after every block, in 64 x 64 tiles (docs/performance.md, session 13)."""
-    n = A.shape[0]
-    r0, r1 = 64 * t, min(64 * t + 64, n)
-    for c in range(r0, n, 64):
-        for i in range(r0, r1):
-            for j in range(max(c, i + 1), min(c + 64, n)):
-                A[j, i] = A[i, j]
 
 
 def _fused(

@@ -47,6 +47,7 @@ RUNTIME_FILES = (
     "module_api.py",
     "numba_atan2.py",
     "numba_fused.py",
+    "numba_mirror.py",
     "numba_quadrature.py",
     "numpy_fused.py",
     "numpy_mehler.py",

@@ -35,6 +35,8 @@ import math
 import numba
 import numpy
 
+from ntksym.codegen.runtime.numba_mirror import mirror_all as _mirror_all
+
 _GAP = False
 _POS = False
 
@@ -277,9 +279,7 @@ def _first(i, j0, G, a1, a2, X1, X2, r1, R2, same, c, B2, S, D, T, U, ntk):
 @numba.njit(cache=True, error_model="numpy", fastmath=False)
 def _finish(i0, nb, j1, w, sym, K, T, ntk):
     """The tile K[i0:i0+nb, j1:j1+w] (and T's) just computed, while it is in cache: counts
-    its non-finite entries and, with sym, copies it into the lower triangle (K[j, i] for
-    j > i: 16 entries, two cache lines, per row written; a row j > i is never read by the
-    block that owns it, which reads only its upper part). Returns the two counts."""
+    its non-finite entries (with sym, from the diagonal on). Returns the two counts."""
     bad_k = 0
     bad_t = 0
     for b in range(nb):
@@ -288,12 +288,6 @@ def _finish(i0, nb, j1, w, sym, K, T, ntk):
             bad_k += (K[i, j] - K[i, j]) != 0.0
             if ntk:
                 bad_t += (T[i, j] - T[i, j]) != 0.0
-    if sym:
-        for j in range(j1, j1 + w):
-            for i in range(i0, min(i0 + nb, j)):
-                K[j, i] = K[i, j]
-                if ntk:
-                    T[j, i] = T[i, j]
     return bad_k, bad_t
 
 
@@ -377,9 +371,7 @@ def _block(i0, i1, sym, G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B2, K, T, ntk
 @numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy", fastmath=False)
 def _fused_sym(G, a1, sq1, X, c, depth, W2, B2, K, T, ntk):
     """K(X, X): the upper triangle in blocks of 16 rows (the diagonal chain of the columns is
-    computed once per block), each tile of 16 x 256 entries copied into the lower triangle
-    by _finish as soon as it is computed, while it is in cache (a separate transposition
-    pass would read the whole triangle back from memory)."""
+    computed once per block); _compute then fills the lower one (_mirror_all)."""
     n = G.shape[0]
     nb = (n + 15) // 16
     bad_k = 0
@@ -429,9 +421,10 @@ def _compute(X1, X2, depth, B2, W2, ntk=True, out=(None, None)):
         a1 = numpy.sqrt(sq1)
         # The NNGP overwrites the Gram product in place (peak memory: two N x N arrays
         # with the NTK, one without): each row reads G[i, j >= i] before writing there,
-        # and the mirrored writes go to the lower triangle, which is never read.
+        # and the lower triangle, never read, is filled after all the rows.
         K = G
         bad = _fused_sym(G, a1, sq1, X1, c, depth, W2, B2, K, T, ntk)
+        _mirror_all(K, T, ntk)
         return K, T if ntk else None, bad[0] > 0, bad[1] > 0
     sq1 = numpy.einsum("ij,ij->i", X1, X1)
     sq2 = numpy.einsum("ij,ij->i", X2, X2)
