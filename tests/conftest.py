@@ -6,8 +6,10 @@ and request the fixtures by name.
 
 from __future__ import annotations
 
+import math
 import os
 import random
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -51,6 +53,23 @@ def arch_adversarial() -> np.ndarray:
         [x, x.copy(), x * (1 + 1e-9), x + 1e-8 * d, -x + 1e-7 * d, -x, 1e3 * x, np.zeros(6),
          1e-6 * y, 1e6 * z]
     )  # fmt: skip
+
+
+def _exact_fma(a: float, b: float, c: float) -> float:
+    """``a b + c`` rounded once, as LLVM's ``fma`` in the compiled modules."""
+    if not (math.isfinite(a) and math.isfinite(b) and math.isfinite(c)):
+        return a * b + c
+    return float(Fraction(a) * Fraction(b) + Fraction(c))
+
+
+def python_module(source: str) -> dict:
+    """A generated module's source run as plain Python: the ``@numba`` decorators dropped,
+    so nothing is compiled, and its Numba intrinsic ``_fma`` (which has no Python body)
+    replaced by the exact fused multiply-add. Returns the module's namespace."""
+    namespace: dict = {}
+    exec("\n".join(x for x in source.splitlines() if not x.startswith("@numba")), namespace)
+    namespace["_fma"] = _exact_fma
+    return namespace
 
 
 @pytest.fixture(autouse=True)

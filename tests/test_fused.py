@@ -9,6 +9,7 @@ and Sign activations) and ends in a smooth one (erf): one Numba compile for the 
 
 import numpy as np
 import pytest
+from conftest import python_module
 
 import ntksym
 from ntksym import stax
@@ -245,11 +246,8 @@ def test_lowering_goes_through_the_walk():
 
 
 def _python_module(prog):
-    """The fused module's source run as plain Python (decorators dropped: nothing compiled)."""
-    src = architecture.fused_source(prog)
-    namespace = {}
-    exec("\n".join(x for x in src.splitlines() if not x.startswith("@numba")), namespace)
-    return namespace
+    """The fused module's source run as plain Python (nothing compiled)."""
+    return python_module(architecture.fused_source(prog))
 
 
 @pytest.mark.parametrize(
@@ -320,6 +318,29 @@ def test_log1p_near_matches_mpmath_and_leaves_the_rest_to_libm():
     assert np.copysign(1.0, near(-0.0)) == -1.0 and near(0.0) == 0.0
     for x in (0.30000000000000004, -0.31, 5.0, -1.0, np.inf, np.nan):
         assert np.isnan(near(x))
+
+
+def test_two_prod_is_exact_and_cdet_is_the_rounded_determinant():
+    """``_two_prod`` (an FMA) gives p + e = a b exactly, also where Veltkamp's split of
+    Dekker's product overflowed (|a| > 2^996); ``_cdet`` is the determinant s11 s22 - s12^2
+    within 2 ulp of its exact value, clipped at 0, whatever the cancellation."""
+    from fractions import Fraction as F
+
+    from ntksym.codegen import arch_pairs
+
+    rng = np.random.default_rng(12)
+    a = rng.standard_normal(3000) * 10.0 ** rng.uniform(-120, 150, 3000)  # (a b above
+    # 2^-960: its rounding error is not subnormal)
+    b = rng.standard_normal(3000) * 10.0 ** rng.uniform(-120, 150, 3000)
+    for x, y in [*zip(a, b, strict=True), (1e300, 1.5), (2.0**1000, 1 + 2.0**-40)]:
+        p, e = arch_pairs._two_prod(x, y)
+        assert F(p) + F(e) == F(x) * F(y), (x, y)
+    for _ in range(2000):
+        s11, s22 = 10.0 ** rng.uniform(-100, 100, 2)
+        s12 = np.sqrt(s11 * s22) * (1.0 - 10.0 ** rng.uniform(-16, 0)) * rng.choice([-1, 1])
+        want = max(F(s11) * F(s22) - F(s12) ** 2, F(0))
+        got = arch_pairs._cdet(s11, s12, s22)
+        assert abs(F(got) - want) <= 2 * F(np.spacing(float(want))), (s11, s12, s22)
 
 
 def test_overflowing_inputs_are_one_input_error_without_numpy_warnings(fused):

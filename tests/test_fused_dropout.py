@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import arch_adversarial
+from conftest import arch_adversarial, python_module
 
 from ntksym import stax
 from ntksym.codegen import architecture
@@ -135,13 +135,6 @@ PLANTS = {
 }
 
 
-def _python_module(source):
-    """The fused module's source run as plain Python (decorators dropped: nothing compiled)."""
-    namespace = {}
-    exec("\n".join(x for x in source.splitlines() if not x.startswith("@numba")), namespace)
-    return namespace
-
-
 def _worst(compute, X, x2):
     K, T = compute(X, x2)
     lay = PLANTED_NET.kernel_fn(X, x2, backend="layers")
@@ -155,7 +148,7 @@ def planted_source():
 
 def test_the_unplanted_module_as_python_matches(planted_source):
     X = arch_adversarial()
-    compute = _python_module(planted_source)["_compute"]
+    compute = python_module(planted_source)["_compute"]
     assert _worst(compute, X, None) < 4e-15
     assert _worst(compute, X, X[:5]) < 4e-15
 
@@ -164,7 +157,7 @@ def test_the_unplanted_module_as_python_matches(planted_source):
 def test_a_planted_error_is_caught(planted_source, plant):
     old, new, catch = PLANTS[plant]
     assert planted_source.count(old) == 1
-    compute = _python_module(planted_source.replace(old, new))["_compute"]
+    compute = python_module(planted_source.replace(old, new))["_compute"]
     X = arch_adversarial()
     worst = {"xx": _worst(compute, X, None), "xy": _worst(compute, X, X[:5])}
     assert all(worst[c] > 1e-3 for c in catch)
