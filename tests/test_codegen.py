@@ -465,7 +465,7 @@ def test_near_parallel_pairs_with_very_different_norms(name, backend):
 
 # ----------------------------------------------------------------------------- S12 > 0 variant
 def test_positive_variant_drops_branches_and_quadrants():
-    from ntksym.codegen.render import positive_variant
+    from ntksym.codegen.sign_variants import positive_variant
     from ntksym.dual.stable import Atan2Q
 
     spec = kernel_spec("relu")
@@ -512,6 +512,41 @@ def test_positive_variant_matches_general_map(name, backend):
         # the determinant enters the next layer through sqrt(D), the sine of the angle
         # times sqrt(N11 N22): that angle agrees to rounding
         assert abs(np.sqrt(a[2]) - np.sqrt(b[2])) <= 1e-15 * np.sqrt(scale[2]), (k, a, b)
+
+
+@pytest.mark.parametrize("name", ["relu", "leaky_relu", "abs", "identity", "gelu", "sin", "cos"])
+def test_negative_variant_matches_general_map(name):
+    """_pair_neg == _pair_any for S12 <= 0 to a few ulps (a row with both signs takes
+    _pair_neg where S12 <= 0), on the axis S12 = 0, near anti-parallel pairs and at a zero
+    variance (S12 = D = 0: no NaN); non-finite exactly where the general map is."""
+    m = _module(name, "numba")
+    assert hasattr(m, "_pair_neg")
+    rng = np.random.default_rng(8)
+    n = 400
+    s11, s22 = 10.0 ** rng.uniform(-3, 3, size=(2, n))
+    rho = -np.concatenate([rng.uniform(0, 1, n // 2), 1 - 10.0 ** rng.uniform(-16, -1, n // 2)])
+    rho[:5] = 0.0
+    s12 = rho * np.sqrt(s11 * s22)
+    det = s11 * s22 * (1 - rho) * (1 + rho)
+    s11[-1], s12[-1], det[-1] = 0.0, 0.0, 0.0
+    w2, b2 = 1.3, 0.04
+    for k in range(n):
+        n11, n22 = w2 * m._diag(s11[k]) + b2, w2 * m._diag(s22[k]) + b2
+        args = (s11[k], s22[k], s12[k], det[k], n11, n22, w2, b2,
+                np.sqrt(s11[k]), np.sqrt(s22[k]), np.sqrt(n11), np.sqrt(n22))  # fmt: skip
+        args += (np.sqrt(s11[k]) - np.sqrt(s22[k]),) if m._GAP else ()  # (the root gap U)
+        a = np.array(m._pair_any(*args), dtype=float)
+        b = np.array(m._pair_neg(*args), dtype=float)
+        fin = np.isfinite(a)  # (exp's maps overflow at the largest variances)
+        assert (np.isfinite(b) == fin).all(), (k, a, b)
+        if not fin.all():
+            continue
+        # at a zero variance E[sigma' sigma'] is a convention (the general map's _atan2
+        # gives 0 or 1/2 by the sign of S12's zero, the variant 0); it multiplies an NTK
+        # that is 0 there, so only the other outputs are compared
+        scale = np.array([np.sqrt(n11 * n22), 1.0 if k < n - 1 else np.inf])
+        np.testing.assert_array_less(np.abs(a - b)[:2], 1e-14 * scale + 1e-300)
+        assert abs(np.sqrt(a[2]) - np.sqrt(b[2])) <= 1e-15 * np.sqrt(n11 * n22), (k, a, b)
 
 
 @pytest.mark.parametrize("backend", ["numba", "numpy"])

@@ -110,14 +110,15 @@ def test_layer_loop_vectorises():
     layer = numba.njit(error_model="numpy", fastmath={"contract"})(m._layer.py_func)
     v = np.ones(8)
     s, d, t, u = np.full(8, 0.5), np.full(8, 0.5), np.full(8, 0.5), np.zeros(8)
-    e, ed, dn = (np.empty(8) for _ in range(3))
-    layer(1.0, 1.0, 1.0, 1.0, v, v, v, v, 1.0, 0.01, s, d, t, u, e, ed, dn, True, False, False)
+    layer(1.0, 1.0, 1.0, 1.0, v, v, v, v, 1.0, 0.01, s, d, t, u, True, False, False)
     asm = layer.inspect_asm(layer.signatures[0])
     assert re.search(r"\b(vsqrtpd|sqrtpd|vdivpd|divpd)\b", asm)
 
 
 def test_first_quadrant_atan2q_matches_atan2():
-    """_atan2q (y >= 0, x > 0, used by _pair_pos) gives the same values as _atan2 there."""
+    """_atan2q (y >= 0, x >= 0, used by _pair_pos and _pair_neg) gives the same values as
+    _atan2 there, the axis x = +0 and (0, 0) included (at (0, -0) _atan2 gives pi, the
+    other side, and _atan2q 0: a zero variance, where the value multiplies a zero NTK)."""
     at, atq = (getattr(load("relu", "numba"), f) for f in ("_atan2", "_atan2q"))
 
     @numba.njit(error_model="numpy")
@@ -129,6 +130,8 @@ def test_first_quadrant_atan2q_matches_atan2():
     y, x = _grid()
     keep = (y >= 0) & (x > 0) & np.isfinite(y) & np.isfinite(x)
     y, x = np.ascontiguousarray(y[keep]), np.ascontiguousarray(x[keep])
+    y = np.concatenate([y, [0.0, 1e-300, 1.0, 1e300, np.inf, 0.0]])
+    x = np.concatenate([x, [0.0, 0.0, 0.0, 0.0, 0.0, 1.0]])
     out, outq = np.empty_like(y), np.empty_like(y)
     run(y, x, out, outq)
     assert y.size > 50_000

@@ -1,7 +1,7 @@
 """Generation's substitutions by ``xreplace`` against SymPy's ``subs`` (ntksym.codegen.render).
 
 ``render._with_roots`` (the variances' square roots as symbols) and
-``render.positive_variant`` (the map under ``S12 > 0``) once called ``subs``; they now
+``sign_variants.positive_variant`` (the map under ``S12 > 0``) once called ``subs``; they now
 rebuild the expression with ``xreplace`` (seconds less per generated fused module with
 GELU). The printed code must not change: on the layer maps of several families, as the
 homogeneous kernels print them and as the fused steps do (``arch_emit.loop_spec``), both
@@ -19,11 +19,12 @@ from ntksym.codegen.spec import kernel_spec
 from ntksym.dual.stable import ROOTS, S12, Atan2Q
 
 render = importlib.import_module("ntksym.codegen.render")
+sign_variants = importlib.import_module("ntksym.codegen.sign_variants")
 
 
 def _positive_by_subs(expr: sp.Expr) -> sp.Expr:
-    """``render.positive_variant`` as it was, with ``subs``."""
-    pos = render._S12_POS
+    """``sign_variants.positive_variant`` as it was, with ``subs``."""
+    pos = sign_variants._S12_POS
 
     def quadrant(e: sp.Expr) -> sp.Expr:
         y, x = e.args
@@ -61,7 +62,7 @@ def test_xreplace_substitutions_equal_subs(activation):
             fast = render._with_roots.__wrapped__(expr)
             assert fast == by_subs and str(fast) == str(by_subs)
             pos_subs = _positive_by_subs(by_subs)
-            pos_fast = render.positive_variant.__wrapped__(fast)
+            pos_fast = sign_variants.positive_variant.__wrapped__(fast)
             assert pos_fast == pos_subs and str(pos_fast) == str(pos_subs)
 
 

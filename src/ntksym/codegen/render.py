@@ -23,8 +23,9 @@ from sympy.printing.pycode import PythonCodePrinter
 
 from ntksym.codegen.printers import printer_for
 from ntksym.codegen.runtime import read_region, runtime_sources
+from ntksym.codegen.sign_variants import negative_variant, positive_variant
 from ntksym.codegen.spec import RHO, KernelSpec, kernel_spec
-from ntksym.dual.stable import INPUTS, ROOTS, S12, Atan2Q, U
+from ntksym.dual.stable import INPUTS, ROOTS, U
 from ntksym.errors import InputError
 from ntksym.version import __version__
 
@@ -35,7 +36,6 @@ __all__ = [
     "RuntimeLoader",
     "content_hash",
     "module_key",
-    "positive_variant",
     "render",
     "render_spec",
     "template_sources",
@@ -77,6 +77,11 @@ class RenderSpec:
         pos_intermediate: ``intermediate`` of the variant for ``S12 > 0``.
         pos_intermediate_ntk: ``intermediate_ntk`` of that variant.
         pos_codes: ``(nngp_code, ntk_code, det_code)`` of that variant.
+        neg_intermediate: ``intermediate`` of the variant for ``S12 <= 0``
+            (:func:`~ntksym.codegen.sign_variants.negative_variant`), printed where asked,
+            where there is a variant for ``S12 > 0`` and where it differs from the general
+            map; else empty (and ``_neg_u`` is the general map).
+        neg_codes: ``(nngp_code, ntk_code, det_code)`` of that variant, or empty strings.
         nngp_code: Code of ``E[sigma sigma]``.
         ntk_code: Code of ``E[sigma' sigma']`` (``"0.0"`` without an NTK).
         det_code: Code of the next determinant, or ``""`` to form it directly.
@@ -110,6 +115,8 @@ class RenderSpec:
     pos_intermediate: tuple[tuple[str, str], ...]
     pos_intermediate_ntk: tuple[tuple[str, str], ...]
     pos_codes: tuple[str, str, str]
+    neg_intermediate: tuple[tuple[str, str], ...]
+    neg_codes: tuple[str, str, str]
     nngp_code: str
     ntk_code: str
     det_code: str
@@ -183,11 +190,6 @@ def _check_backend(backend: str) -> str:
     return backend
 
 
-#: Stand-in for S12 under the assumption S12 > 0.
-_S12_POS = sp.Symbol("S12_pos", positive=True)
-_TO_POS = {S12: _S12_POS}
-
-
 #: Each variance as the square of its root: ``S11 -> R11**2``, ... (:data:`ROOTS`).
 _SQUARES = {var: root**2 for var, root in ((k.base, v) for k, v in ROOTS.items())}
 
@@ -203,42 +205,6 @@ def _with_roots(expr: sp.Expr) -> sp.Expr:
     seconds comparing the branches of GELU's maps (``Piecewise._eval_subs``).
     """
     return expr.xreplace(_SQUARES)
-
-
-@functools.lru_cache(maxsize=64)
-def positive_variant(expr: sp.Expr) -> sp.Expr:
-    """``expr`` specialised to a positive covariance ``S12 > 0``.
-
-    Past the first layer most pairs have ``S12 > 0`` (always, for ReLU-like
-    activations), and the generated kernels switch to this variant for a row when
-    all its covariances are positive: the branches of a ``Piecewise`` that SymPy can
-    decide under ``S12 > 0`` are dropped, ``atan2(y, x)`` with ``y >= 0, x > 0``
-    becomes the first-quadrant :class:`~ntksym.dual.stable.Atan2Q`, and
-    ``atan2(y, -x)`` becomes ``pi - Atan2Q(y, x)`` (exact identities; the values
-    differ from the general map by rounding only). Memoised: the fused module of a
-    network prints a carrying activation's maps twice, with and without the determinant.
-    """
-
-    def quadrant(e: sp.Expr) -> sp.Expr:
-        y, x = e.args
-        yp, xp = y.xreplace(_TO_POS), x.xreplace(_TO_POS)
-        if yp.is_nonnegative and xp.is_positive:
-            return Atan2Q(y, x)
-        if yp.is_nonnegative and xp.is_negative:
-            return sp.pi - Atan2Q(y, -x)
-        return e
-
-    hold = sp.Function("atan2_hold")  # keeps SymPy from rewriting atan2(y, S12 > 0)
-
-    def convert(e: sp.Expr) -> sp.Expr:
-        q = quadrant(e)
-        return hold(*q.args) if isinstance(q, sp.atan2) else q
-
-    out = expr.replace(lambda e: isinstance(e, sp.atan2), convert)
-    # (xreplace, not subs: a symbol for a symbol; the same result, without subs's
-    # comparisons of every branch)
-    out = out.xreplace(_TO_POS).xreplace({_S12_POS: S12})
-    return out.replace(lambda e: isinstance(e, hold), lambda e: sp.atan2(*e.args))
 
 
 def _cse_print(
@@ -263,56 +229,31 @@ def _cse_print(
     return lines, ntk_lines, [pr.doprint(e) for e in reduced]
 
 
-def render_spec(spec: KernelSpec, backend: str, docs: bool = True) -> RenderSpec:
+def render_spec(
+    spec: KernelSpec, backend: str, docs: bool = True, negative: bool = False
+) -> RenderSpec:
     """Turn a kernel spec into the template's view of it (cse and printing done here).
 
     With ``docs=False`` the cache key and the maps' texts for the docstring are left
     empty (the fused modules of described networks print neither; for GELU they are
-    about 0.4 s of printing).
+    about 0.4 s of printing). With ``negative``, the map for ``S12 <= 0`` is printed too
+    (the homogeneous Numba kernels' rows with covariances of both signs).
     """
     _check_backend(backend)
     # The closed-form layer map of the Numba kernel runs in a vectorised column loop.
     pr = printer_for("numba_loop" if backend == "numba" and spec.kind != "quadrature" else backend)
-    intermediate: list[tuple[str, str]] = []
-    pos_intermediate: list[tuple[str, str]] = []
-    intermediate_ntk: list[tuple[str, str]] = []
-    pos_intermediate_ntk: list[tuple[str, str]] = []
-    pos_variant = False
-    nngp_code = ntk_code = det_code = diag_code = act_code = dact_code = ""
-    pos_codes = ("", "", "")
-    uses_gap = False
     if spec.kind != "quadrature":
-        outs = [spec.nngp, spec.ntk if spec.ntk is not None else sp.Float(0.0)]
-        if spec.det is not None:
-            outs.append(spec.det)
-        # square roots of the variances come precomputed (one per row/column and layer)
-        outs = [_with_roots(o) for o in outs]
-        uses_gap = any(U in o.free_symbols for o in outs)
-        split = backend == "numpy"  # (Numba's compiler drops what the NNGP does not use)
-        intermediate, intermediate_ntk, codes = _cse_print(outs, pr, split)
-        pos_outs = [positive_variant(o) for o in outs]
-        # worth a variant (and, in a row with mixed signs, computing both) only if it
-        # drops branches; a cheaper atan2 alone does not pay for that
-        branches = sum(len(o.atoms(sp.Piecewise)) for o in outs)
-        pos_variant = sum(len(o.atoms(sp.Piecewise)) for o in pos_outs) < branches
-        nngp_code, ntk_code = codes[0], codes[1]
-        det_code = codes[2] if spec.det is not None else ""
-        if pos_variant:  # (the templates print the variant only then)
-            pos_intermediate, pos_intermediate_ntk, pos = _cse_print(pos_outs, pr, split)
-            pos_codes = (pos[0], pos[1], pos[2] if spec.det is not None else "")
-        diag_code = pr.doprint(spec.diag)
+        # (NumPy splits off what only the NTK needs; Numba's compiler drops it by itself)
+        fields = _closed_form_fields(spec, pr, backend == "numpy", negative)
     else:
-        # (overflow-safe forms, or log1p where they do not apply: spec._printed_form)
-        act_code = pr.doprint(spec.act_form)
-        dact_code = pr.doprint(spec.dact_form) if spec.dact_form is not None else "0.0"
-    args = INPUTS + tuple(ROOTS.values()) + ((U,) if uses_gap else ())
-    template = f"kernel_{backend}.py.jinja"
+        fields = _quadrature_fields(spec, pr)
+    args = INPUTS + tuple(ROOTS.values()) + ((U,) if fields["uses_gap"] else ())
     return RenderSpec(
         activation=spec.activation.name,
         description=spec.activation.description,
         expr=sp.sstr(spec.activation.expr),
         backend=backend,
-        template=template,
+        template=f"kernel_{backend}.py.jinja",
         kind=spec.kind,
         key=module_key(spec, backend) if docs else "",
         method=spec.method,
@@ -320,23 +261,76 @@ def render_spec(spec: KernelSpec, backend: str, docs: bool = True) -> RenderSpec
         has_ntk=spec.has_ntk,
         no_ntk_reason=spec.no_ntk_reason,
         pair_args=", ".join(map(str, args)),
-        uses_gap=uses_gap,
         clip_rho=RHO in spec.inputs,
-        intermediate=tuple(intermediate),
-        intermediate_ntk=tuple(intermediate_ntk),
-        pos_variant=pos_variant,
-        pos_intermediate=tuple(pos_intermediate),
-        pos_intermediate_ntk=tuple(pos_intermediate_ntk),
-        pos_codes=pos_codes,
-        nngp_code=nngp_code,
-        ntk_code=ntk_code,
-        det_code=det_code,
-        diag_code=diag_code,
-        act_code=act_code,
-        dact_code=dact_code,
         reflection=repr(spec.reflection) if spec.reflection is not None else "",
+        **fields,
         **(_docs(spec) if docs else {"doc_nngp": "", "doc_ntk": "", "doc_det": ""}),
     )
+
+
+def _closed_form_fields(
+    spec: KernelSpec, pr: PythonCodePrinter, split: bool, negative: bool
+) -> dict:
+    """The :class:`RenderSpec` fields of a closed-form map: its code and its sign variants."""
+    outs = [spec.nngp, spec.ntk if spec.ntk is not None else sp.Float(0.0)]
+    if spec.det is not None:
+        outs.append(spec.det)
+    # square roots of the variances come precomputed (one per row/column and layer)
+    outs = [_with_roots(o) for o in outs]
+    intermediate, intermediate_ntk, codes = _cse_print(outs, pr, split)
+    pos_outs = [positive_variant(o) for o in outs]
+    # worth a variant (and, in a row with mixed signs, computing both) only if it
+    # drops branches; a cheaper atan2 alone does not pay for that
+    branches = sum(len(o.atoms(sp.Piecewise)) for o in outs)
+    pos_variant = sum(len(o.atoms(sp.Piecewise)) for o in pos_outs) < branches
+    pos_lines: tuple = ([], [], ["", "", ""])
+    if pos_variant:  # (the templates print the variant only then)
+        pos_lines = _cse_print(pos_outs, pr, split)
+    neg_outs = [negative_variant(o) for o in outs] if pos_variant and negative else outs
+    neg_lines: tuple = ([], [], ["", "", ""])
+    if neg_outs != outs:  # (Numba's loops only: split is False)
+        neg_lines = _cse_print(neg_outs, pr)
+    det = spec.det is not None
+    return {
+        "uses_gap": any(U in o.free_symbols for o in outs),
+        "intermediate": tuple(intermediate),
+        "intermediate_ntk": tuple(intermediate_ntk),
+        "pos_variant": pos_variant,
+        "pos_intermediate": tuple(pos_lines[0]),
+        "pos_intermediate_ntk": tuple(pos_lines[1]),
+        "pos_codes": (pos_lines[2][0], pos_lines[2][1], pos_lines[2][2] if det else ""),
+        "neg_intermediate": tuple(neg_lines[0]),
+        "neg_codes": (neg_lines[2][0], neg_lines[2][1], neg_lines[2][2] if det else ""),
+        "nngp_code": codes[0],
+        "ntk_code": codes[1],
+        "det_code": codes[2] if det else "",
+        "diag_code": pr.doprint(spec.diag),
+        "act_code": "",
+        "dact_code": "",
+    }
+
+
+def _quadrature_fields(spec: KernelSpec, pr: PythonCodePrinter) -> dict:
+    """The :class:`RenderSpec` fields of a quadrature map: sigma and sigma' printed."""
+    empty: tuple = ()
+    return {
+        "uses_gap": False,
+        "intermediate": empty,
+        "intermediate_ntk": empty,
+        "pos_variant": False,
+        "pos_intermediate": empty,
+        "pos_intermediate_ntk": empty,
+        "pos_codes": ("", "", ""),
+        "neg_intermediate": empty,
+        "neg_codes": ("", "", ""),
+        "nngp_code": "",
+        "ntk_code": "",
+        "det_code": "",
+        "diag_code": "",
+        # (overflow-safe forms, or log1p where they do not apply: spec._printed_form)
+        "act_code": pr.doprint(spec.act_form),
+        "dact_code": pr.doprint(spec.dact_form) if spec.dact_form is not None else "0.0",
+    }
 
 
 #: Longest expression printed in a module docstring; longer ones are in the code only.
@@ -423,6 +417,6 @@ def render(activation: object, backend: str = "numba") -> str:
     """
     _check_backend(backend)
     spec = activation if isinstance(activation, KernelSpec) else kernel_spec(activation)
-    rs = render_spec(spec, backend)
+    rs = render_spec(spec, backend, negative=backend == "numba")
     body = _environment().get_template(rs.template).render(spec=rs)
     return _header(rs, body) + body

@@ -67,10 +67,11 @@ U = sp.Symbol("U", real=True)
 
 
 class Atan2Q(sp.Function):
-    """``atan2(y, x)`` known to have ``y >= 0`` and ``x > 0`` (first quadrant).
+    """``atan2(y, x)`` known to have ``y >= 0`` and ``x >= 0`` (first quadrant).
 
     Printed as the generated module's cheaper ``_atan2q`` by the loop printer (see
-    ``render.positive_variant``, which introduces it); SymPy leaves it unevaluated.
+    ``codegen.sign_variants``, which introduces it; ``_atan2q(0, 0)`` is 0, as ``atan2``);
+    SymPy leaves it unevaluated.
     """
 
     nargs = 2
@@ -185,7 +186,7 @@ def arccos_parts() -> tuple[sp.Expr, ...]:
     # phi < 1 implies S12 < 0 (phi >= pi/2 otherwise), and there r + phi S12 = M h(phi)
     # cancels; for phi >= 1 the direct form loses at most a factor 3 (h(1) = 0.30 vs
     # sin 1 = 0.84) and needs no 1/M. Likewise for kn with theta.
-    # (S12 < 0 is implied; spelling it out lets render.positive_variant drop the branch)
+    # (S12 < 0 is implied; spelling it out lets sign_variants.positive_variant drop it)
     kp = sp.Piecewise((m * h_series(phi), (S12 < 0) & (phi < 1)), (r + phi * S12, True))
     kn = sp.Piecewise((m * h_series(theta), (S12 > 0) & (theta < 1)), (r - theta * S12, True))
     return m, r, gap, anti, theta, phi, kp, kn

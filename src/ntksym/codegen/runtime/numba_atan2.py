@@ -115,7 +115,8 @@ def _atan(z):
 
 @numba.njit(cache=True, error_model="numpy", inline="always")
 def _atan2q(y, x):
-    """atan2(y, x) for y >= 0, x > 0 (the first quadrant of _atan2, without its octants)."""
+    """atan2(y, x) for y >= 0, x >= 0 (the first quadrant of _atan2, without its octants;
+    0 at (0, 0), as _atan2)."""
     swap = y > x
     mx = _sel(swap, y, x)
     mn = _sel(swap, x, y)
@@ -124,6 +125,7 @@ def _atan2q(y, x):
     mn = mn * sc
     big = mn > 0.41421356237309503 * mx
     u = _sel(big, mn - mx, mn) / _sel(big, mn + mx, mx)
+    u = _sel(mx > 0.0, u, 0.0)  # (0/0 at (0, 0))
     p = _atan_poly(u)
     k = _sel(big, 1.0, 0.0)
     k = _sel(swap, 2.0 - k, k)

@@ -63,6 +63,7 @@ def _any_u(S11, S22, S12, D, N11, N22, W2, B2, R11, R22, Q11, Q22, U):
 
 
 _pos_u = _any_u
+_neg_u = _any_u
 _any_k = _any_u
 
 
@@ -150,9 +151,7 @@ def _det_near(g, a, b, X1, i, X2, j, c, B2):
 # fused multiply-adds (contraction only, no other fast-math): the inlined layer maps
 # are mostly products and sums, and the single rounding of an FMA is never worse
 @numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _layer(
-    s11, n11, r11, q11, s22, n22, r22, q22, W2, B2, S, D, T, U, EP, EDP, DNP, ntk, later, last
-):
+def _layer(s11, n11, r11, q11, s22, n22, r22, q22, W2, B2, S, D, T, U, ntk, later, last):
     """One layer for the pairs (x_i, x'_j) of one row, held in the row buffers.
 
     s11, n11, r11, q11 are the row's diagonal variance at this layer and the next one, and
@@ -160,8 +159,7 @@ def _layer(
     determinant and Theta of this layer and are overwritten with the next layer's (T only
     when ntk; D only when not last: the last layer's determinant is never read, so its
     arithmetic is dropped by the compiler). U holds the root gaps sqrt(S11) - sqrt(S22)
-    (when the map reads them; from layer 2 on, later is true and they are r11 - r22); EP,
-    EDP, DNP are scratch.
+    (when the map reads them; from layer 2 on, later is true and they are r11 - r22).
 
     The columns are the inner loop, which has no branches and vectorises (the tests of
     ntk and last do not depend on q: the compiler hoists them out of the loop).
@@ -186,29 +184,23 @@ def _layer(
                 if not last:
                     D[q] = _max(dn, 0.0)
             return
-        # Some S12 <= 0 in this row: _pos_u for every entry in a loop of its own (the
-        # same code as above, so the same roundings and fused multiply-adds: an entry
-        # does not depend on the other entries of its row), then _any_u where S12 <= 0.
+        # Some S12 <= 0 in this row: _pos_u where S12 > 0 and _neg_u elsewhere, both
+        # computed and one kept (so an entry does not depend on the other entries of its
+        # row: tiles and Dask blocks equal one call bit for bit).
         for q in range(m):
             e, ed, dn = _pos_u(
                 s11, s22[q], S[q], D[q], n11, n22[q], W2, B2, r11, r22[q], q11, q22[q], U[q]
             )
-            EP[q] = e
-            if ntk:
-                EDP[q] = ed
-            if not last:
-                DNP[q] = dn
-        for q in range(m):
-            e, ed, dn = _any_u(
+            en, edn, dnn = _neg_u(
                 s11, s22[q], S[q], D[q], n11, n22[q], W2, B2, r11, r22[q], q11, q22[q], U[q]
             )
             keep = S[q] > 0.0
-            s12 = W2 * _sel(keep, EP[q], e) + B2
+            s12 = W2 * _sel(keep, e, en) + B2
             if ntk:
-                T[q] = T[q] * (W2 * _sel(keep, EDP[q], ed)) + s12
+                T[q] = T[q] * (W2 * _sel(keep, ed, edn)) + s12
             S[q] = s12
             if not last:
-                D[q] = _max(_sel(keep, DNP[q], dn), 0.0)
+                D[q] = _max(_sel(keep, dn, dnn), 0.0)
         return
     if ntk:
         for q in range(m):
@@ -298,7 +290,6 @@ def _chunk(i0, i1, j0, c0, c1, sym, G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B
     w = c1 - c0
     D = numpy.empty((nb, w))
     U = numpy.zeros((nb, w))  # (read only when _GAP)
-    P = numpy.empty((3, w if _POS else 1))
     Z = numpy.empty(w if not ntk else 1)  # T without the NTK (S would fail the SIMD check)
     Vc = numpy.empty(w)
     Rc = numpy.empty(w)
@@ -328,12 +319,8 @@ def _chunk(i0, i1, j0, c0, c1, sym, G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B
             if o < w:
                 S = K[i, j0 + c0 + o : j0 + c1]
                 Tr = T[i, j0 + c0 + o : j0 + c1] if ntk else Z[o:]
-                p = o if _POS else 0
-                EP = P[0, p:]
-                EDP = P[1, p:]
-                DNP = P[2, p:]
                 last = layer == depth - 1
-                args = (W2, B2, S, D[b, o:], Tr, U[b, o:], EP, EDP, DNP, ntk, layer > 1, last)
+                args = (W2, B2, S, D[b, o:], Tr, U[b, o:], ntk, layer > 1, last)
                 _layer(Vr[b], Nr[b], Rr[b], Qr[b], Vc[o:], Nc[o:], Rc[o:], Qc[o:], *args)
         Vc, Nc = Nc, Vc
         Rc, Qc = Qc, Rc
