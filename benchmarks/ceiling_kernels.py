@@ -33,7 +33,7 @@ import numba
 import numpy as np
 
 from ntksym.codegen.runtime.numba_atan2 import _atan2
-from ntksym.codegen.runtime.numba_mirror import mirror
+from ntksym.codegen.runtime.numba_mirror import mirror_all
 
 PI = math.pi
 FM = {"contract"}
@@ -194,9 +194,7 @@ def ceiling_kernel(name: str) -> Any:
         _diagonal(ops, w2, b2, np.einsum("ij,ij->i", X, X) / d, P, Q)
         np.matmul(X, X.T, out=K)
         _rows(K, Th, ops, w2, b2, P, Q, 1.0 / d)
-        for t in range((n + 63) // 64):  # the fused modules' mirror, 64 x 64 tiles
-            mirror(K, t)
-            mirror(Th, t)
+        mirror_all(K, Th, True)  # the generated kernels' mirror, 64 x 64 tiles
         return K, Th
 
     return call
