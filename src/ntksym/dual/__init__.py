@@ -121,21 +121,30 @@ def closed_form(activation: str | Activation | sp.Expr) -> DualMaps:
     return _closed_form_cached(act.name, act.expr, act.params, act.description)[0]
 
 
-@functools.lru_cache(maxsize=256)
 def _closed_form_cached(
     name: str, expr: sp.Expr, params: tuple, description: str
 ) -> tuple[DualMaps, NumericFn]:
-    act = Activation(name, expr, description, params)
-    family = family_of(act)
-    derived = None if family is None else family.derive(act)
+    derived = _derived(name, expr, params, description)
     if derived is None:
         raise NoClosedFormError(
-            f"no closed-form dual kernel for activation {act.name!r}; closed forms exist for "
+            f"no closed-form dual kernel for activation {name!r}; closed forms exist for "
             f"{', '.join(closed_form_names())}, polynomials in u, and sums of "
             "u**j*exp(a*u - p*u**2/2) (sin, cos, exp, ...); use gauss_hermite() or evaluate() "
             "for the others"
         )
     return derived
+
+
+@functools.lru_cache(maxsize=256)
+def _derived(
+    name: str, expr: sp.Expr, params: tuple, description: str
+) -> tuple[DualMaps, NumericFn] | None:
+    """The family's derivation of the activation, or None (cached either way: a failed
+    derivation costs tens of milliseconds of SymPy, and the layer maps of a described
+    network ask once per block of rows)."""
+    act = Activation(name, expr, description, params)
+    family = family_of(act)
+    return None if family is None else family.derive(act)
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -182,8 +191,8 @@ def evaluate(
     try:
         _, numeric = _closed_form_cached(act.name, act.expr, act.params, act.description)
     except NoClosedFormError:
-        if degree is None:
-            return trapezoid(act, s11a, s12a, s22a, det=d)
+        if degree is None:  # (the variances as given: see trapezoid)
+            return trapezoid(act, s11, s12a, s22, det=d)
         nngp = gauss_hermite(act, s11a, s12a, s22a, degree=degree)
         ntk = gauss_hermite(act, s11a, s12a, s22a, degree=degree, derivative=True)
         return nngp, ntk

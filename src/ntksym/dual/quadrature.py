@@ -196,6 +196,9 @@ def trapezoid(
             (:func:`ntksym.dual.check_covariance`).
     """
     act = get_activation(activation)
+    # the variances as given (a column of rows, a row of columns): the Mehler series takes
+    # each variance's coefficients once, and a broadcast copy would take them per entry
+    v11, v22 = np.asarray(s11, dtype=np.float64), np.asarray(s22, dtype=np.float64)
     s11, s12, s22, det = prepare(s11, s12, s22, det)
     check_covariance(act, s11, s12, s22)
     if is_kinked(act):
@@ -212,5 +215,5 @@ def trapezoid(
         )
     shape = np.broadcast(s11, s12, s22, det).shape
     with np.errstate(over="ignore", invalid="ignore"):
-        k, kd = _rule(act, ntk).pair_maps(s11, s12, s22, det)
+        k, kd = _rule(act, ntk).pair_maps(v11, s12, v22, det)
     return np.reshape(k, shape), (np.reshape(kd, shape) if ntk else None)

@@ -351,6 +351,8 @@ def _pairs(s1, s2, f, key, kmax):
     if s1.shape == (nr, 1) and s2.ndim == 2 and s2.shape[0] == 1 and nr <= s2.size and numpy.array_equal(
             s1.ravel(), s2.ravel()[:nr]):  # a block of K(X, X): its rows are its first columns
         return tuple(x[..., 0, :nr, None] for x in x2), x2
+    if s1.shape == s2.shape and numpy.array_equal(s1, s2):  # (a diagonal: u and v alike)
+        return x2, x2
     return _expansion(s1, f, None, kmax), x2  # (the rows change with the block)
 
 
@@ -376,13 +378,14 @@ def _series(S11, S22, S12, D, R11, R22, f, key):
     P = numpy.broadcast_to(P, shape)
     ok = numpy.broadcast_to(x1[2] & x2[2] & (bound <= _STOL * numpy.maximum(numpy.abs(P), 1e-3 * (x1[5] * x2[5]))), shape)
     P, ok, bound = _longer(P, ok, bound, rho, x1, x2, _LADDERS[0])
-    rest = ~ok & numpy.broadcast_to(x1[2] & x2[2], shape)
+    # rho = 1 exactly with equal variances (a pair (x, x)): E[f(u)^2] itself, so such
+    # entries do not call for the longer series (the diagonal of a layer is all of them)
+    same = x1[2] & (s1 == s2) & (D <= 0.0) & (S12 > 0.0)
+    rest = ~ok & ~same & numpy.broadcast_to(x1[2] & x2[2], shape)
     if 4 * rest.sum() >= rest.size:  # (else the few entries left take the adaptive rule)
         y1, y2 = _pairs(s1, s2, f, key, _KMAX)
         for _ in range(2):  # (the second with |E| bounded below by the first)
             P, ok, bound = _longer(P, ok, bound, rho, y1, y2, _LADDERS[1])
-    # rho = 1 exactly with equal variances (a pair (x, x)): E[f(u)^2] itself
-    same = x1[2] & (s1 == s2) & (D <= 0.0) & (S12 > 0.0)
     P = numpy.where(same, x1[6], P)
     ok = (ok | same) & (R11 > 0.0) & (R22 > 0.0)
     P, ok = (x.reshape(shape) if x.size == 1 else x for x in (numpy.asarray(P), numpy.asarray(ok)))
