@@ -5,11 +5,15 @@ record) and returns one :class:`Unit` per step ``alpha~^(m-1) -> alpha~^(m)`` of
 recursion that :mod:`ntksym.notes.network` derives: the first Dense layer, an activation
 followed by a Dense layer (a ``Dropout`` between them or not), a residual block
 ``x + Dense(phi(x))``, a sum of n branches ``Dense(phi(x)) + Dense(psi(x)) + ...`` (with
-``x`` itself among them or not), the same branches concatenated (``FanInConcat``, then a
-Dense layer with no activation before it), or a ``LayerNorm``. A branch longer than an
-activation and a Dense layer adds a unit per layer of its own before the block's
-(:func:`_chain`).
-``Identity`` and ``Dropout(mode="test")`` are the identity and are skipped.
+``x`` itself among them or not), the same branches concatenated (``FanInConcat``), or a
+``LayerNorm``. A Dense layer with no activation before it (right after a Dense layer, a
+LayerNorm or a block, a ``Dropout`` between them or not) has :data:`NO_ACTIVATION`, the
+identity. A network may end in an activation (kind ``"activation"``: the kernels of
+``phi(h)``). A branch longer than an activation and a Dense layer adds a unit per layer
+of its own before the block's (:func:`_chain`).
+``Identity`` and ``Dropout(mode="test")`` are the identity and are skipped. Two
+activations in a row are refused by the kernels themselves (the second one's input is
+not a Gaussian field), before any unit is made.
 """
 
 from __future__ import annotations
@@ -41,16 +45,18 @@ __all__ = ["NO_ACTIVATION", "SUPPORTED", "Chain", "Unit", "branch_layer", "units
 SUPPORTED = (
     "Dense (either parameterization), an activation followed by a Dense layer (with a "
     "Dropout between them or not; Sign only before an NTK-parameterized Dense layer), "
-    "LayerNorm, "
+    "a Dense layer, or a Dropout and a Dense layer, right after a Dense layer, a LayerNorm "
+    "or a block (no activation between), LayerNorm, an activation last (not Sign), "
     "and blocks FanOut(n), parallel(...), FanInSum() or FanInConcat() for any n >= 2, each "
     "branch the Identity (at most one) or a chain of those layers (a Dense layer first, on "
-    "the block's input, or not; no Sign) ending in an activation and an "
-    "NTK-parameterized Dense layer of its own (two branches, one of them the Identity and "
-    "the other serial(activation, Dense): a residual block); a FanInConcat followed by a "
-    "Dense layer (no activation between); not a block inside a branch"
+    "the block's input, or not; no Sign) ending in a Dense layer of its own, "
+    "NTK-parameterized, after an activation, a Dense layer or a LayerNorm (two branches, "
+    "one of them the Identity and the other serial(activation, Dense): a residual block); "
+    "after a FanInConcat a Dense layer, or a Dropout and a Dense layer (no activation "
+    "between); not two activations in a row, and not a block inside a branch"
 )
-#: The (absent) activation of a Dense layer right after a ``FanInConcat`` or at the start
-#: of a branch: the identity.
+#: The (absent) activation of a Dense layer right after a Dense layer, a LayerNorm, a block
+#: (a ``Dropout`` between them or not) or at the start of a branch: the identity.
 NO_ACTIVATION = Nonlinearity(get_activation("identity"), "no activation (the identity)")
 
 
@@ -65,10 +71,12 @@ class Unit:
             ``"layer_sign"`` (``Sign`` then an NTK-parameterization Dense layer),
             ``"branches"`` (a sum of two or more such branches, the
             Identity among them or not), ``"concat"`` (the same branches concatenated
-            by ``FanInConcat``), or ``"layer_norm"``. A Dense layer right after a
-            ``"concat"`` is a ``"layer"`` whose activation is :data:`NO_ACTIVATION`.
+            by ``FanInConcat``), ``"layer_norm"``, or ``"activation"`` (the network's
+            last layer, an activation: ``dense`` is None). A Dense layer with no
+            activation before it (after a Dense layer, a LayerNorm or a ``"concat"``)
+            is a ``"layer"`` whose activation is :data:`NO_ACTIVATION`.
         m: the index of the value it defines, ``alpha~^(m)``.
-        dense: its Dense layer (None for a LayerNorm).
+        dense: its Dense layer (None for a LayerNorm and an ``"activation"``).
         act: its activation (None for the input layer and a LayerNorm).
         prefix: the network's layers up to this unit (the referee's network).
         n_in: the width of the Dense layer's input (0 for the network's input).
@@ -148,7 +156,9 @@ class Chain:
     Attributes:
         inner: the units of the branch before its last activation and Dense layer, each
             with the placeholder layer ``m`` of the block and the names it stands for.
-        pair: the branch's last activation and (NTK-parameterized) Dense layer.
+        pair: the branch's last activation (:data:`NO_ACTIVATION` when its last Dense
+            layer follows a Dense layer or a LayerNorm) and (NTK-parameterized) Dense
+            layer.
         source: the index of the layer that pair reads: ``m - 1`` for a branch
             ``serial(activation, Dense)``, the last inner unit's name otherwise.
     """
@@ -181,10 +191,13 @@ def _chain(
         )
     if isinstance(own[0], Dense):  # a Dense on the block's input: no activation
         own = [NO_ACTIVATION, *own]
+    if len(own) > 2 and isinstance(own[-1], Dense) and isinstance(own[-2], (Dense, LayerNorm)):
+        own = [*own[:-1], NO_ACTIVATION, own[-1]]  # linear in a Gaussian field: no activation
     if len(own) < 2 or not isinstance(own[-1], Dense) or isinstance(own[-2], Dropout):
         raise InputError(
-            f"{where}: a branch must end in an activation and a Dense layer of its own (no "
-            f"Dropout between them), or be the Identity; got {branch}; supported: {SUPPORTED}"
+            f"{where}: a branch must end in an activation and a Dense layer of its own (or a "
+            f"Dense layer right after a Dense layer or a LayerNorm; no Dropout before it), or "
+            f"be the Identity; got {branch}; supported: {SUPPORTED}"
         )
     leaves, n, inner = [*before, *own], len(before), []
     source: Any = m - 1
@@ -254,22 +267,28 @@ def _block(leaves: list[Net], n: int, m: int, width: int) -> list[Unit]:
 def _layer_step(leaves: list[Net], n: int, m: int, width: int, sign_ok: bool) -> tuple[Unit, int]:
     """The unit at ``leaves[n]`` defining ``alpha~^(m)``, and the index after it.
 
-    A LayerNorm, or an activation, a Dropout or not, and a Dense layer.
+    A LayerNorm; an activation, a Dropout or not, and a Dense layer; a Dropout or not and
+    a Dense layer with no activation before them (:data:`NO_ACTIVATION`: the layer before
+    is a Dense layer, a LayerNorm or a block); or the network's last layer, an activation
+    (kind ``"activation"``).
     """
     where, layer = f"layer {n + 1}", leaves[n]
     if isinstance(layer, LayerNorm):
         return Unit("layer_norm", m, None, None, tuple(leaves[: n + 1]), norm=layer), n + 1
-    act = _act(layer, where, sign_ok=sign_ok)
-    if n + 1 >= len(leaves):
-        raise InputError(
-            f"{where}: the network must end in a Dense layer, a residual block or a "
-            f"LayerNorm; got {layer} last"
-        )
-    after = leaves[n + 1]
+    if isinstance(layer, (Dense, Dropout)):
+        act, first = NO_ACTIVATION, n
+    else:
+        act, first = _act(layer, where, sign_ok=sign_ok and n + 1 < len(leaves)), n + 1
+    if first >= len(leaves):
+        return Unit("activation", m, None, act, tuple(leaves[:first]), width), first
+    after = leaves[first]
     drop = after if isinstance(after, Dropout) else None
-    if drop is not None and n + 2 >= len(leaves):
-        raise InputError(f"{where}: a Dropout must be followed by a Dense layer")
-    k = n + 1 + (drop is not None)
+    if drop is not None and first + 1 >= len(leaves):
+        raise InputError(
+            f"layer {first + 1}: a Dropout must be followed by a Dense layer; supported: "
+            f"{SUPPORTED}"
+        )
+    k = first + (drop is not None)
     dense = _dense(leaves[k], f"layer {k + 1}")
     kind = ("layer_dropout" if drop is not None else "layer") + _suffix(dense)
     if act.zero_ntk:
@@ -305,13 +324,8 @@ def units(net: Any) -> list[Unit]:
             width = sum(out[-1].widths) if out[-1].kind == "concat" else width
             n += 3
             continue
-        if out[-1].kind == "concat":
-            dense = _dense(layer, f"{where} (after FanInConcat)")
-            prefix = tuple(leaves[: n + 1])
-            kind = "layer" + _suffix(dense)
-            out.append(Unit(kind, m, dense, NO_ACTIVATION, prefix, width))
-            width, n = dense.width, n + 1
-            continue
+        if out[-1].kind == "concat" and not isinstance(layer, (Dense, Dropout)):
+            _dense(layer, f"{where} (after FanInConcat)")
         unit, n = _layer_step(leaves, n, m, width, sign_ok=True)
         out.append(unit)
         width = width if unit.dense is None else unit.dense.width
