@@ -34,15 +34,18 @@ Blocks of n branches joined by ``FanInSum`` or ``FanInConcat`` are derived from
 ``fan_in_sum``'s n-branch form and ``fan_in_concat``'s width-weighted mean
 (:mod:`ntksym.notes.network_branches`); a branch's layers before its last pair get steps
 of their own, named ``m.b.j`` and checked against the referee of the network cut inside
-the branch (the layers before the block, then the branch up to that layer).
+the branch (the layers before the block, then the branch up to that layer); a block
+inside a branch is one such layer, its own branches' layers named from its name
+(``m.b.j.b'.j'``) and their activations named apart from the enclosing block's.
 A Dense layer with no activation before it (right after a Dense layer, a LayerNorm or a
 block, a Dropout between them or not) is ``per_layer``'s map with the identity for
 ``phi_l``; a network ending in an activation ends with the kernels of ``phi(h)``:
 ``per_layer``'s (4), ``Sigmadot(L+1)`` and (6) at ``sigma_w = 1``, ``beta = 0``, (7)
 left out (:func:`~ntksym.notes.network_layers.activation_statement`).
 ``Identity`` and ``Dropout(mode="test")`` are skipped; other shapes (two activations in
-a row, which the kernels refuse too; a block inside a branch) are refused with a
-message naming what is supported (:mod:`ntksym.notes.network_units`).
+a row, which the kernels refuse too; a branch with no Dense layer of its own last; Sign
+or a standard Dense layer last in a branch) are refused with a message naming what is
+supported (:mod:`ntksym.notes.network_units`).
 """
 
 from __future__ import annotations
