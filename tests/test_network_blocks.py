@@ -101,10 +101,11 @@ def test_concatenations_the_notes_do_not_cover_are_refused_by_name():
     # an activation right after the concatenation: not the map of the mean (refused)
     with pytest.raises(InputError, match="after FanInConcat"):
         units(stax.serial(*block, stax.Erf(), stax.Dense(1)))
-    nested = stax.serial(stax.Relu(), stax.Dense(4), *block[1:], stax.Dense(4))
-    with pytest.raises(InputError, match="block inside a branch"):
+    # Sign in a branch: no gradient through it, which fan_in_sum's NTK does not cover
+    signed = stax.serial(stax.Sign(), stax.Dense(4))
+    with pytest.raises(InputError, match="zero gradient"):
         units(
-            stax.serial(stax.Dense(4), stax.FanOut(2), stax.parallel(relu, nested), stax.FanInSum())
+            stax.serial(stax.Dense(4), stax.FanOut(2), stax.parallel(relu, signed), stax.FanInSum())
         )
 
 
@@ -230,3 +231,105 @@ def test_a_block_after_a_concatenation_starts_its_branches_with_dense_layers():
     results = network_derivation(net).run()
     assert [r.label for r in results][4:] == ["S3.1.1", "D3.1.1", "T3.1.1", "S3", "T3"]
     assert all(r.verdict == "verified" for r in results), [r.detail.plain() for r in results]
+
+
+# ---------------------------------------------------------------- blocks inside a branch
+def _nested_sum():
+    """A sum of three branches, one of them with a residual block inside (then a pair)."""
+    inner = stax.serial(
+        stax.FanOut(2),
+        stax.parallel(stax.serial(stax.Sin(), stax.Dense(4, W_std=0.8)), stax.Identity()),
+        stax.FanInSum(),
+    )
+    nested = stax.serial(
+        stax.Relu(), stax.Dense(4, W_std=1.1), inner, stax.Gelu(), stax.Dense(4, W_std=0.6)
+    )
+    relu = stax.serial(stax.Relu(), stax.Dense(4, W_std=0.9, b_std=0.2))
+    return stax.serial(
+        stax.Dense(4, W_std=1.2, b_std=0.3),
+        stax.FanOut(3),
+        stax.parallel(relu, nested, stax.Identity()),
+        stax.FanInSum(),
+    )
+
+
+def _nested_concat():
+    """A concatenation inside a branch, then a Dense layer of its own; the network ends in
+    an activation after the outer block."""
+    relu = stax.serial(stax.Relu(), stax.Dense(4, W_std=0.9, b_std=0.2))
+    cat = stax.serial(
+        stax.FanOut(2),
+        stax.parallel(relu, stax.serial(stax.Sin(), stax.Dense(6))),
+        stax.FanInConcat(),
+        stax.Dense(4, W_std=0.7),
+    )
+    erf = stax.serial(stax.Erf(), stax.Dense(4, W_std=1.3))
+    return stax.serial(
+        stax.Dense(4, W_std=1.2),
+        stax.FanOut(2),
+        stax.parallel(cat, erf),
+        stax.FanInSum(),
+        stax.Relu(),
+    )
+
+
+def test_a_block_inside_a_branch_has_steps_of_its_own_checked_against_its_cut_network():
+    from ntksym.notes.network_branches import branch_functions
+    from ntksym.notes.network_layers import number
+    from ntksym.notes.network_units import branch_layer
+
+    parts = units(_nested_sum())
+    assert [u.kind for u in parts] == ["input", "layer", "branches", "branches"]
+    q1, q2 = branch_layer(2, 2, 1), branch_layer(2, 2, 2)
+    assert parts[2].names == ((1, q1), (2, q2)) and parts[2].skip
+    assert parts[2].first == 2  # its Sin branch is chi: psi is the enclosing branch's
+    assert parts[3].sources == (1, q2)
+    # the inner block's referee network: the layers before, then the branch up to it
+    assert len(parts[2].prefix) == 6
+    deriv = network_derivation(_nested_sum())
+    results = deriv.run()
+    labels = ["S1", "T1", "S2.2.1", "D2.2.1", "T2.2.1", "S2.2.2", "T2.2.2", "S2", "T2"]
+    assert [r.label for r in results] == labels
+    for r in results:
+        assert (r.verdict, r.method) == ("verified", "symbolic+numeric"), r.detail.plain()
+        assert "reference.kernel" in r.detail.plain()
+    s = deriv.step("S2.2.2").derive({})
+    assert s.rhs.has(branch_functions(2)[0]) and s.rhs.has(Sigma(q1))
+    assert "inside branch 2 of the block of layer 2" in deriv.step("T2.2.2").note.plain()
+    # the inner block's Identity read as the block's input (layer 1) instead of the
+    # branch's own layer 2.2.1: failed; its Sin weight 0.8^2 printed as 0.8: a misprint
+    planted = s.xreplace({Sigma(q1): Sigma(1)})
+    assert planted != s
+    r = deriv.replace_step("S2.2.2", derive=lambda env: planted).run_one("S2.2.2")
+    assert r.verdict == "failed", r.detail.plain()
+    printed = deriv.step("S2.2.2").printed
+    typo = printed.rhs.xreplace({number(0.8) ** 2: sp.Float("0.8")})
+    assert typo != printed.rhs
+    r = deriv.with_printed("S2.2.2", sp.Eq(printed.lhs, typo)).run_one("S2.2.2")
+    assert r.verdict == "misprint", r.detail.plain()
+
+
+def test_a_concatenation_inside_a_branch_is_verified_and_rendered():
+    from dataclasses import replace
+
+    from ntksym.notes import network
+    from ntksym.notes.network_branches import concat_derived, in_branch
+    from ntksym.notes.network_build import network_context, render_network
+
+    parts = units(_nested_concat())
+    assert [u.kind for u in parts] == ["input", "concat", "branches", "activation"]
+    assert parts[1].widths == (4, 6) and parts[2].branches[0][0].label.startswith("no activ")
+    context = network_context(_nested_concat())
+    counts = context["view"].counts
+    assert counts["verified"] == 9 and sum(counts.values()) == 9, counts
+    md = render_network(context, "md")
+    assert "**(S2.1.1)**" in md and "| 2.1.1 |" in md and "widths 4, 6" in md
+    # the concatenation's widths swapped in the derived side: failed
+    deriv = network_derivation(_nested_concat())
+    right = deriv.step("S2.1.1").derive({})
+    unit = parts[1]
+    swapped = concat_derived(replace(unit, widths=(6, 4)), "S", network._derived)
+    swapped = in_branch(unit, swapped)
+    assert swapped != right and swapped.lhs == right.lhs
+    r = deriv.replace_step("S2.1.1", derive=lambda env: swapped).run_one("S2.1.1")
+    assert r.verdict == "failed", r.detail.plain()

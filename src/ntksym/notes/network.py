@@ -34,9 +34,18 @@ Blocks of n branches joined by ``FanInSum`` or ``FanInConcat`` are derived from
 ``fan_in_sum``'s n-branch form and ``fan_in_concat``'s width-weighted mean
 (:mod:`ntksym.notes.network_branches`); a branch's layers before its last pair get steps
 of their own, named ``m.b.j`` and checked against the referee of the network cut inside
-the branch (the layers before the block, then the branch up to that layer).
-``Identity`` and ``Dropout(mode="test")`` are skipped; other shapes are refused with a
-message naming what is supported (:mod:`ntksym.notes.network_units`).
+the branch (the layers before the block, then the branch up to that layer); a block
+inside a branch is one such layer, its own branches' layers named from its name
+(``m.b.j.b'.j'``) and their activations named apart from the enclosing block's.
+A Dense layer with no activation before it (right after a Dense layer, a LayerNorm or a
+block, a Dropout between them or not) is ``per_layer``'s map with the identity for
+``phi_l``; a network ending in an activation ends with the kernels of ``phi(h)``:
+``per_layer``'s (4), ``Sigmadot(L+1)`` and (6) at ``sigma_w = 1``, ``beta = 0``, (7)
+left out (:func:`~ntksym.notes.network_layers.activation_statement`).
+``Identity`` and ``Dropout(mode="test")`` are skipped; other shapes (two activations in
+a row, which the kernels refuse too; a branch with no Dense layer of its own last; Sign
+or a standard Dense layer last in a branch) are refused with a message naming what is
+supported (:mod:`ntksym.notes.network_units`).
 """
 
 from __future__ import annotations
@@ -67,6 +76,9 @@ from ntksym.notes.network_engine import (
     sign_printed,
 )
 from ntksym.notes.network_layers import (
+    activation_note,
+    activation_printed,
+    activation_statement,
     compose_dropout,
     general_statements,
     norm_note,
@@ -114,6 +126,8 @@ def printed_statements(unit: Unit) -> dict[str, sp.Basic]:
     g = general_statements()
     if unit.kind == "layer_norm":
         return norm_printed(unit)
+    if unit.kind == "activation":
+        return activation_printed(unit)
     if unit.kind in ("branches", "concat"):
         return branch_printed(unit)
     if unit.kind == "layer_dropout" or unit.kind in STANDARD_KINDS:
@@ -151,6 +165,8 @@ def _derived(unit: Unit, part: str) -> sp.Basic:
     if unit.kind == "layer_norm":
         name = Sigma(m) if part == "S" else Theta_inf(m)
         return sp.Eq(name, norm_statement(unit, part))
+    if unit.kind == "activation":
+        return activation_statement(unit, part)
     if unit.kind in ("branches", "concat"):
         return branch_derived(unit, part, _derived)
     if unit.kind in STANDARD_KINDS:
@@ -178,6 +194,9 @@ _GENERAL = {
     ("layer", "T"): ("per_layer", "8", "algebra"),
     ("residual", "S"): ("residual", "4", "gaussian_covariance"),
     ("residual", "T"): ("residual", "8", "algebra"),
+    ("activation", "S"): ("per_layer", "4", "gaussian_process"),
+    ("activation", "D"): ("per_layer", "6", "law_of_large_numbers"),
+    ("activation", "T"): ("per_layer", "6", "law_of_large_numbers"),
     ("layer_norm", "S"): ("layer_norm", "4", "field_moments"),
     ("layer_norm", "T"): ("layer_norm", "6", "power_counting"),
     ("layer_dropout", "S"): ("per_layer", "4", "bernoulli_moments"),
@@ -203,6 +222,8 @@ def _note(unit: Unit, part: str) -> Text:
     source, label, _rule = _GENERAL[(unit.kind, part)]
     if unit.kind == "layer_norm":
         return norm_note(unit, label)
+    if unit.kind == "activation":
+        return activation_note(unit, part)
     if unit.kind in ("branches", "concat"):
         return branch_note(unit, part)
     g, d = general_statements(), unit.affine
@@ -240,7 +261,8 @@ def _note(unit: Unit, part: str) -> Text:
         out = Text(
             out,
             " (no activation: the Dense layer is linear in its input, so its input's "
-            "covariance is all it sees, after FanInConcat its width-weighted mean)",
+            "covariance is all it sees: that of a Dense layer's or a LayerNorm's Gaussian "
+            "field, or after FanInConcat its width-weighted mean)",
         )
     if unit.kind in STANDARD_KINDS and part == "T":
         out = Text(out, STANDARD_CONVENTION)

@@ -19,6 +19,10 @@ from the left for n > 2 (:func:`concat_derived`).
 A branch with layers of its own before its last pair (:class:`~ntksym.notes.network_units.Chain`)
 has its inner units written at the block's placeholder layer ``m`` and renamed to
 ``m.b.j`` (:func:`in_branch`, :func:`relabel`); its last pair then reads its last layer.
+A block inside a branch is such an inner unit: its statements (3), (7) or (4), (5) are
+written at ``m`` and renamed, and its Dense branches are numbered after the enclosing
+block's (:attr:`~ntksym.notes.network_units.Unit.first`), so that each has an
+activation of its own name (two branches reading one layer must not share ``psi``).
 
 Reference: Novak et al. (2020), neural-tangents' ``stax.FanInSum`` and ``FanInConcat``;
 Yang (2019), "Tensor programs I".
@@ -113,10 +117,14 @@ def relabel(e: Any, names: dict) -> Any:
 
 
 def in_branch(unit: Unit, e: Any) -> Any:
-    """A statement of a unit inside a branch: its branch's activation, its layers' names."""
+    """A statement of a unit inside a branch: its branch's activation, its layers' names.
+
+    A block inside a branch keeps its own branches' activations (:attr:`Unit.first`).
+    """
     if not unit.names:
         return e
-    return relabel(_renamed(e, unit.branch), dict(unit.names))
+    own = e if unit.kind in ("branches", "concat") else _renamed(e, unit.branch)
+    return relabel(own, dict(unit.names))
 
 
 def _source(unit: Unit, b: int) -> Any:
@@ -135,7 +143,10 @@ def _branch_kernels(unit: Unit, b: int, derived_of: Derived) -> tuple[sp.Expr, s
     out = {part: derived_of(one, part).rhs for part in ("S", "D", "T")}
     named = {Sigma(unit.m): out["S"], Sigma_dot(unit.m): out["D"]}
     source = {unit.m - 1: _source(unit, b)} if _source(unit, b) != unit.m - 1 else {}
-    sig, theta = _renamed(out["S"], b), _renamed(out["T"].xreplace(named), b)
+    sig, theta = (
+        _renamed(out["S"], unit.first + b),
+        _renamed(out["T"].xreplace(named), unit.first + b),
+    )
     return relabel(sig, source), relabel(theta, source)
 
 
@@ -195,7 +206,7 @@ def _own_printed(unit: Unit) -> list[tuple[sp.Expr, sp.Expr]]:
     """Each branch's ``(Sigma, Theta)`` as its records imply them, the Identity's first."""
     out = [(Sigma(unit.m - 1), Theta_inf(unit.m - 1))] if unit.skip else []
     for b, (_act, d) in enumerate(unit.branches):
-        f, fdot, p = *branch_functions(b), _source(unit, b)
+        f, fdot, p = *branch_functions(unit.first + b), _source(unit, b)
         w2, b2 = number(d.w_std) ** 2, number(d.b_std) ** 2
         own = w2 * GaussE(f(p, _u) * f(p, _v), _u, _v, p) + b2
         out.append((own, Theta_inf(p) * w2 * GaussE(fdot(p, _u) * fdot(p, _v), _u, _v, p) + own))
@@ -226,8 +237,11 @@ def branch_printed(unit: Unit) -> dict[str, sp.Basic]:
 
 def branch_activations(unit: Unit) -> dict[tuple, Any]:
     """The activations of the Dense branches, as the numeric check reads them."""
+    names = dict(unit.names)
     return {
-        (branch_functions(b)[0], _source(unit, b)): a.activation
+        (branch_functions(unit.first + b)[0], names.get(_source(unit, b), _source(unit, b))): (
+            a.activation
+        )
         for b, (a, _d) in enumerate(unit.branches)
     }
 
@@ -252,10 +266,12 @@ def branch_note(unit: Unit, part: str) -> Text:
             f"{own} of derivation per_layer, l = L = {p}: "
         )
     if unit.skip:
-        out = Text(out, f"the Identity (the kernels of layer {p})")
+        out = Text(out, f"the Identity (the kernels of layer {dict(unit.names).get(p, p)})")
     for b, (act, d) in enumerate(unit.branches):
         q = _source(unit, b)
-        fu = sp.Eq(branch_functions(b)[0](q, _u), act.activation.expr.xreplace({act_u: _u}))
+        fu = sp.Eq(
+            branch_functions(unit.first + b)[0](q, _u), act.activation.expr.xreplace({act_u: _u})
+        )
         then = f" then Dense with W_std = {d.w_std}, b_std = {d.b_std}"
         if q != p:
             then += f" (l = L = {q}: the branch's last layer of its own)"

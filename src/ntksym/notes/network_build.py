@@ -77,7 +77,8 @@ def unit_rows(net: Any) -> list[tuple[Any, Text]]:
             continue
         f = sp.Eq(phi(unit.m - 1, u), unit.act.activation.expr.xreplace({act_u: u}))
         what = "a residual block: the identity plus " if unit.kind == "residual" else ""
-        rows.append((m, Text(f"{what}{unit.act} then {unit.dense}, with ", in_branch(unit, f))))
+        then = f" then {unit.dense}" if unit.dense is not None else ", the network's output"
+        rows.append((m, Text(f"{what}{unit.act}{then}, with ", in_branch(unit, f))))
     return rows
 
 

@@ -9,6 +9,10 @@ numbers (``eps``, the keep rate). A Dropout between an activation and a Dense la
 composed with ``per_layer``'s Dense map: its input kernel ``E[phi phi]`` goes through
 Dropout's derived map, the off-diagonal one for two examples and the one for an example
 with itself on ``delta_{x x'} = 1``.
+
+The last unit of a network that ends in an activation (kind ``"activation"``) takes
+``per_layer``'s own maps at ``sigma_w = 1``, ``beta = 0`` without the last layer's
+parameters (:func:`activation_statement`): neural-tangents' kernels of ``phi(h)``.
 """
 
 from __future__ import annotations
@@ -21,12 +25,15 @@ import sympy as sp
 from ntksym.derive import Derivation
 from ntksym.derive.judge import derive_statement
 from ntksym.derive.network import using_network
-from ntksym.derive.symbols import GaussE, Sigma, Tends, Theta_inf
+from ntksym.derive.symbols import GaussE, L, Sigma, Sigma_dot, Tends, Theta_inf, l
 from ntksym.derive.text import Text, text
 from ntksym.notes.network_check import SAME_EXAMPLE, SigmaXX, SigmaYY
 from ntksym.notes.network_units import Unit
 
 __all__ = [
+    "activation_note",
+    "activation_printed",
+    "activation_statement",
     "compose_dropout",
     "derive_all",
     "layer_maps",
@@ -147,7 +154,8 @@ def general_statements() -> dict[str, Any]:
     """The general derived maps, and the symbols to instantiate them.
 
     Returns:
-        ``{"sigma1", "sigma_next", "sigmadot", "theta_next"}`` of ``per_layer``,
+        ``{"sigma1", "sigma_next", "sigmadot", "theta_next", "theta_through"}`` of
+        ``per_layer`` (the last: (6), the earlier layers' parameters through ``phi_L``),
         ``{"res_sigma_next", "res_theta_next"}`` of ``residual`` (right-hand sides,
         Kronecker deltas set to 1), and the symbols ``sw``, ``bt``, ``phi``,
         ``phidot``, ``lam``, ``beta``, ``sigma``, ``sigmadot``.
@@ -162,6 +170,7 @@ def general_statements() -> dict[str, Any]:
         "sigma_next": _rhs(pl["4"]),
         "sigmadot": pl["Sigmadot(L+1)"],
         "theta_next": _rhs(pl["8"]),
+        "theta_through": _rhs(pl["6"]),
         "res_sigma_next": _rhs(rs["4"]),
         "res_theta_next": _rhs(rs["8"]),
         "sw": per_layer.sw,
@@ -173,3 +182,69 @@ def general_statements() -> dict[str, Any]:
         "sigma": sigma,
         "sigmadot_seed": sigmadot,
     }
+
+
+# ------------------------------------------------------------ a network ending in phi(h)
+_u, _v = sp.symbols("u v", real=True)
+
+
+def activation_statement(unit: Unit, part: str) -> sp.Eq:
+    """The kernels of ``phi(alpha~^(m-1))``, the network's output, from ``per_layer``.
+
+    ``per_layer``'s (4), ``Sigmadot(L+1)`` and (6) at ``l = L = m - 1`` with
+    ``sigma_w = 1`` and ``beta = 0``: the covariance of a readout
+    ``sum_j w_j phi(alpha~_j) / sqrt(n)`` is the mean of its inputs' products, whose limit
+    (3)-(4) is ``E[phi(u) phi(v)]``; (6), the gradient of the earlier layers' parameters
+    through ``phi``, is ``Theta^(m-1) E[phi'(u) phi'(v)]``. (7), the readout's own
+    parameters, is left out: there is no Dense layer after ``phi``. This is
+    neural-tangents' kernel of a network ending in a nonlinearity.
+    """
+    g, p, m = general_statements(), unit.m - 1, unit.m
+    unit_scale = {g["sw"](p): sp.Integer(1), g["bt"](p): sp.Integer(0)}
+    dot = g["sigmadot"].subs(L, p).xreplace(unit_scale)
+    if part == "S":
+        return sp.Eq(Sigma(m), g["sigma_next"].subs(l, p).xreplace(unit_scale))
+    if part == "D":
+        return sp.Eq(Sigma_dot(m), dot)
+    through = g["theta_through"].subs(L, p).xreplace(unit_scale)
+    named = sp.expand(through).xreplace({dot: Sigma_dot(m)})
+    if named != Theta_inf(p) * Sigma_dot(m):
+        raise ValueError(f"(6) at sigma_w = 1 is not Theta^({p}) Sigmadot^({m}): {through}")
+    return sp.Eq(Theta_inf(m), named)
+
+
+def activation_printed(unit: Unit) -> dict[str, sp.Basic]:
+    """The kernels of the output ``phi(h)`` as neural-tangents defines them."""
+    g, p, m = general_statements(), unit.m - 1, unit.m
+    return {
+        "S": sp.Eq(Sigma(m), GaussE(g["phi"](p, _u) * g["phi"](p, _v), _u, _v, p)),
+        "D": sp.Eq(Sigma_dot(m), GaussE(g["phidot"](p, _u) * g["phidot"](p, _v), _u, _v, p)),
+        "T": sp.Eq(Theta_inf(m), Theta_inf(p) * Sigma_dot(m)),
+    }
+
+
+def activation_note(unit: Unit, part: str) -> Text:
+    """Which steps of ``per_layer`` the output activation's statement instantiates."""
+    from ntksym.activations.expr import u as act_u
+
+    g, p = general_statements(), unit.m - 1
+    assert unit.act is not None
+    step = {"S": "(4)", "D": "Sigmadot(L+1) (from (6))", "T": "(6)"}[part]
+    phi = sp.Eq(g["phi"](p, _u), unit.act.activation.expr.xreplace({act_u: _u}), evaluate=False)
+    out = text(
+        "engine-derived step {step} of derivation per_layer, l = L = {p}, with {w} and "
+        "{b}, {f}: the network ends in the activation, whose kernels are those of a "
+        "readout of unit weight variance and no bias",
+        step=step,
+        p=p,
+        w=sp.Eq(g["sw"](p), 1, evaluate=False),
+        b=sp.Eq(g["bt"](p), 0, evaluate=False),
+        f=phi,
+    )
+    if part == "T":
+        out = Text(
+            out,
+            " with its own parameters' term (7) left out (no Dense layer follows: "
+            "neural-tangents' NTK of a network ending in a nonlinearity, Theta E[phi' phi'])",
+        )
+    return out

@@ -5,11 +5,17 @@ record) and returns one :class:`Unit` per step ``alpha~^(m-1) -> alpha~^(m)`` of
 recursion that :mod:`ntksym.notes.network` derives: the first Dense layer, an activation
 followed by a Dense layer (a ``Dropout`` between them or not), a residual block
 ``x + Dense(phi(x))``, a sum of n branches ``Dense(phi(x)) + Dense(psi(x)) + ...`` (with
-``x`` itself among them or not), the same branches concatenated (``FanInConcat``, then a
-Dense layer with no activation before it), or a ``LayerNorm``. A branch longer than an
-activation and a Dense layer adds a unit per layer of its own before the block's
-(:func:`_chain`).
-``Identity`` and ``Dropout(mode="test")`` are the identity and are skipped.
+``x`` itself among them or not), the same branches concatenated (``FanInConcat``), or a
+``LayerNorm``. A Dense layer with no activation before it (right after a Dense layer, a
+LayerNorm or a block, a ``Dropout`` between them or not) has :data:`NO_ACTIVATION`, the
+identity. A network may end in an activation (kind ``"activation"``: the kernels of
+``phi(h)``). A branch longer than an activation and a Dense layer adds a unit per layer
+of its own before the block's (:func:`_chain`); a block inside a branch is one of them,
+after the units of its own branches (:func:`_block`, in a :class:`_Scope` that names
+them).
+``Identity`` and ``Dropout(mode="test")`` are the identity and are skipped. Two
+activations in a row are refused by the kernels themselves (the second one's input is
+not a Gaussian field), before any unit is made.
 """
 
 from __future__ import annotations
@@ -41,16 +47,18 @@ __all__ = ["NO_ACTIVATION", "SUPPORTED", "Chain", "Unit", "branch_layer", "units
 SUPPORTED = (
     "Dense (either parameterization), an activation followed by a Dense layer (with a "
     "Dropout between them or not; Sign only before an NTK-parameterized Dense layer), "
-    "LayerNorm, "
+    "a Dense layer, or a Dropout and a Dense layer, right after a Dense layer, a LayerNorm "
+    "or a block (no activation between), LayerNorm, an activation last (not Sign), "
     "and blocks FanOut(n), parallel(...), FanInSum() or FanInConcat() for any n >= 2, each "
-    "branch the Identity (at most one) or a chain of those layers (a Dense layer first, on "
-    "the block's input, or not; no Sign) ending in an activation and an "
-    "NTK-parameterized Dense layer of its own (two branches, one of them the Identity and "
-    "the other serial(activation, Dense): a residual block); a FanInConcat followed by a "
-    "Dense layer (no activation between); not a block inside a branch"
+    "branch the Identity (at most one) or a chain of those layers and blocks (a Dense "
+    "layer first, on the block's input, or not; no Sign) ending in a Dense layer of its "
+    "own, NTK-parameterized, after an activation, a Dense layer, a LayerNorm or a block "
+    "(two branches, one of them the Identity and the other serial(activation, Dense): a "
+    "residual block); after a FanInConcat a Dense layer, or a Dropout and a Dense layer "
+    "(no activation between); not two activations in a row"
 )
-#: The (absent) activation of a Dense layer right after a ``FanInConcat`` or at the start
-#: of a branch: the identity.
+#: The (absent) activation of a Dense layer right after a Dense layer, a LayerNorm, a block
+#: (a ``Dropout`` between them or not) or at the start of a branch: the identity.
 NO_ACTIVATION = Nonlinearity(get_activation("identity"), "no activation (the identity)")
 
 
@@ -65,10 +73,12 @@ class Unit:
             ``"layer_sign"`` (``Sign`` then an NTK-parameterization Dense layer),
             ``"branches"`` (a sum of two or more such branches, the
             Identity among them or not), ``"concat"`` (the same branches concatenated
-            by ``FanInConcat``), or ``"layer_norm"``. A Dense layer right after a
-            ``"concat"`` is a ``"layer"`` whose activation is :data:`NO_ACTIVATION`.
+            by ``FanInConcat``), ``"layer_norm"``, or ``"activation"`` (the network's
+            last layer, an activation: ``dense`` is None). A Dense layer with no
+            activation before it (after a Dense layer, a LayerNorm or a ``"concat"``)
+            is a ``"layer"`` whose activation is :data:`NO_ACTIVATION`.
         m: the index of the value it defines, ``alpha~^(m)``.
-        dense: its Dense layer (None for a LayerNorm).
+        dense: its Dense layer (None for a LayerNorm and an ``"activation"``).
         act: its activation (None for the input layer and a LayerNorm).
         prefix: the network's layers up to this unit (the referee's network).
         n_in: the width of the Dense layer's input (0 for the network's input).
@@ -88,6 +98,10 @@ class Unit:
             reads an inner layer) and ``m`` and the names (:func:`branch_layer`) they
             stand for; its statements are written at ``m`` and renamed.
         branch: a unit inside a branch: the branch's index among the Dense branches.
+        first: a block's: the index of its first Dense branch (0 on the main chain; a
+            block inside a branch numbers its branches after its enclosing block's), so
+            that every Dense branch's activation has a name of its own
+            (:func:`~ntksym.notes.network_branches.branch_functions`).
     """
 
     kind: str
@@ -104,6 +118,7 @@ class Unit:
     sources: tuple[Any, ...] = ()
     names: tuple[tuple[int, Any], ...] = ()
     branch: int = -1
+    first: int = 0
 
     @property
     def affine(self) -> Dense:
@@ -148,7 +163,9 @@ class Chain:
     Attributes:
         inner: the units of the branch before its last activation and Dense layer, each
             with the placeholder layer ``m`` of the block and the names it stands for.
-        pair: the branch's last activation and (NTK-parameterized) Dense layer.
+        pair: the branch's last activation (:data:`NO_ACTIVATION` when its last Dense
+            layer follows a Dense layer or a LayerNorm) and (NTK-parameterized) Dense
+            layer.
         source: the index of the layer that pair reads: ``m - 1`` for a branch
             ``serial(activation, Dense)``, the last inner unit's name otherwise.
     """
@@ -158,41 +175,73 @@ class Chain:
     source: Any
 
 
-def branch_layer(m: int, position: int, j: int) -> sp.Symbol:
-    """The name of layer ``j`` (1-based) inside branch ``position`` of the block at ``m``."""
+def branch_layer(m: Any, position: int, j: int) -> sp.Symbol:
+    """The name of layer ``j`` (1-based) inside branch ``position`` of the block at ``m``.
+
+    ``m`` is the block's layer: an index, or for a block inside a branch that block's own
+    name (``2.1.1`` gives ``2.1.1.1.1``, ...).
+    """
     return sp.Symbol(f"{m}.{position}.{j}", integer=True, positive=True)
 
 
+@dataclass
+class _Scope:
+    """Where a block's units are written: inside a branch or not.
+
+    Attributes:
+        base: the name of the block's layer (``m`` on the main chain, the block's own
+            name inside a branch), the base of its branches' layer names.
+        entry: the layer the block reads (``m - 1`` on the main chain).
+        branch: inside a branch: the enclosing branch's Dense index (else -1).
+        free: the next unused Dense-branch index; every Dense branch of a block inside
+            a branch gets one of its own, so that its activation's name is its own.
+    """
+
+    base: Any
+    entry: Any
+    branch: int = -1
+    free: int = 0
+
+
 def _chain(
-    before: list[Net], branch: Net, m: int, width: int, at: tuple[int, int], where: str
+    before: list[Net], branch: Net, m: int, width: int, at: tuple[int, int], scope: _Scope
 ) -> Chain:
     """A branch as units: the layers it shares with a main chain, then its last pair.
 
-    ``at`` is ``(b, position)``: the branch's index among the Dense branches (0-based)
-    and among all branches (1-based). Each inner unit takes ``alpha~`` of the layer
-    before to a layer of its own, named by :func:`branch_layer`; its referee network is
-    ``before`` followed by the branch cut after that unit (a described network).
+    ``at`` is ``(b, position)``: the branch's Dense index (0-based; :class:`_Scope`) and
+    its index among all branches (1-based). Each inner unit takes ``alpha~`` of the
+    layer before to a layer of its own, named by :func:`branch_layer`, and a block inside
+    the branch adds its own units (:func:`_block`); the referee network of each is
+    ``before`` followed by the branch cut after it (a described network).
     """
-    own = _flatten(branch)
-    if any(isinstance(leaf, (FanOut, Parallel, FanInSum, FanInConcat)) for leaf in own):
-        raise InputError(
-            f"{where}: a block inside a branch (FanOut, parallel, FanInSum or FanInConcat in "
-            f"{branch}) is not covered by the notes; supported: {SUPPORTED}"
-        )
+    where, own = f"branch {at[1]} of the block at layer {scope.base}", _flatten(branch)
     if isinstance(own[0], Dense):  # a Dense on the block's input: no activation
         own = [NO_ACTIVATION, *own]
+    linear = (Dense, LayerNorm, FanInSum, FanInConcat)
+    if len(own) > 2 and isinstance(own[-1], Dense) and isinstance(own[-2], linear):
+        own = [*own[:-1], NO_ACTIVATION, own[-1]]  # linear in its input: no activation
     if len(own) < 2 or not isinstance(own[-1], Dense) or isinstance(own[-2], Dropout):
         raise InputError(
-            f"{where}: a branch must end in an activation and a Dense layer of its own (no "
-            f"Dropout between them), or be the Identity; got {branch}; supported: {SUPPORTED}"
+            f"{where}: a branch must end in an activation and a Dense layer of its own (or a "
+            f"Dense layer right after a Dense layer, a LayerNorm or a block; no Dropout before "
+            f"it), or "
+            f"be the Identity; got {branch}; supported: {SUPPORTED}"
         )
-    leaves, n, inner = [*before, *own], len(before), []
-    source: Any = m - 1
+    leaves, n, inner, j = [*before, *own], len(before), [], 0
+    source: Any = scope.entry
     while n < len(leaves) - 2:
+        j += 1
+        name = branch_layer(scope.base, at[1], j)
+        names = ((m, name),) if source == m - 1 else ((m - 1, source), (m, name))
+        if isinstance(leaves[n], FanOut):
+            nested = _Scope(name, source, at[0], scope.free)
+            units = _block(leaves, n, m, width, nested)
+            scope.free, n, width = nested.free, n + 3, _width_after(units[-1], width)
+            inner += [*units[:-1], replace(units[-1], names=names, branch=at[0])]
+            source = name
+            continue
         unit, n = _layer_step(leaves, n, m, width, sign_ok=False)
         width = width if unit.dense is None else unit.dense.width
-        name = branch_layer(m, at[1], len(inner) + 1)
-        names = ((m, name),) if source == m - 1 else ((m - 1, source), (m, name))
         prefix = tuple(leaf for leaf in unit.prefix if leaf is not NO_ACTIVATION)
         inner.append(replace(unit, prefix=prefix, names=names, branch=at[0]))
         source = name
@@ -200,19 +249,20 @@ def _chain(
     return Chain(tuple(inner), (act, dense), source)
 
 
-def _chains(before: list[Net], par: Parallel, m: int, width: int, where: str) -> list[Chain]:
+def _chains(before: list[Net], par: Parallel, m: int, width: int, scope: _Scope) -> list[Chain]:
     """The chain of each branch that is not the Identity."""
     branches = list(par.branches)
     skips = sum(not _flatten(b) for b in branches)
     if len(branches) < 2 or skips > 1:
         raise InputError(
-            f"{where}: a block needs two or more branches, at most one of them the "
-            f"Identity; got {par}"
+            f"the block at layer {scope.base}: a block needs two or more branches, at most "
+            f"one of them the Identity; got {par}"
         )
-    out: list[Chain] = []
+    first, out = scope.free, []
+    scope.free += len(branches) - skips
     for pos, branch in enumerate(branches, start=1):
         if _flatten(branch):
-            out.append(_chain(before, branch, m, width, (len(out), pos), where))
+            out.append(_chain(before, branch, m, width, (first + len(out), pos), scope))
     return out
 
 
@@ -220,8 +270,19 @@ def _suffix(dense: Dense) -> str:
     return "" if dense.parameterization == "ntk" else "_standard"
 
 
-def _block(leaves: list[Net], n: int, m: int, width: int) -> list[Unit]:
-    """The units of a block's branches (their inner layers), then the block's own."""
+def _width_after(unit: Unit, width: int) -> int:
+    """The width of a block's output (``width``: its input's)."""
+    if unit.kind == "concat":
+        return sum(unit.widths)
+    return width if unit.kind == "residual" else unit.affine.width
+
+
+def _block(leaves: list[Net], n: int, m: int, width: int, scope: _Scope) -> list[Unit]:
+    """The units of a block's branches (their inner layers), then the block's own.
+
+    Inside a branch (``scope.branch >= 0``) the block's own unit is a ``"branches"`` or
+    ``"concat"`` unit (never ``"residual"``), written at ``m`` and renamed by its caller.
+    """
     where, block, fan = f"layer {n + 1}", leaves[n : n + 3], leaves[n]
     if (
         len(block) < 3
@@ -234,19 +295,22 @@ def _block(leaves: list[Net], n: int, m: int, width: int) -> list[Unit]:
             f"{where}: a block is FanOut(n), parallel(...) of n branches, FanInSum() or "
             f"FanInConcat(); supported: {SUPPORTED}"
         )
-    chains = _chains(leaves[:n], block[1], m, width, where)
+    first = scope.free
+    chains = _chains(leaves[:n], block[1], m, width, scope)
     pairs = tuple(c.pair for c in chains)
     inner = [u for c in chains for u in c.inner]
     more = {
         "branches": pairs,
         "sources": tuple(c.source for c in chains),
         "skip": len(pairs) < len(block[1].branches),
+        "first": first,
     }
-    prefix, (act, dense) = tuple(leaves[: n + 3]), pairs[0]
+    prefix = tuple(leaf for leaf in leaves[: n + 3] if leaf is not NO_ACTIVATION)
+    act, dense = pairs[0]
     if isinstance(block[2], FanInConcat):
         more["widths"] = (width,) * more["skip"] + tuple(d.width for _a, d in pairs)
         return [*inner, Unit("concat", m, dense, act, prefix, width, **more)]
-    if len(pairs) == 1 and not inner:
+    if len(pairs) == 1 and not inner and scope.branch < 0:
         return [Unit("residual", m, dense, act, prefix, width, branches=pairs)]
     return [*inner, Unit("branches", m, dense, act, prefix, width, **more)]
 
@@ -254,22 +318,28 @@ def _block(leaves: list[Net], n: int, m: int, width: int) -> list[Unit]:
 def _layer_step(leaves: list[Net], n: int, m: int, width: int, sign_ok: bool) -> tuple[Unit, int]:
     """The unit at ``leaves[n]`` defining ``alpha~^(m)``, and the index after it.
 
-    A LayerNorm, or an activation, a Dropout or not, and a Dense layer.
+    A LayerNorm; an activation, a Dropout or not, and a Dense layer; a Dropout or not and
+    a Dense layer with no activation before them (:data:`NO_ACTIVATION`: the layer before
+    is a Dense layer, a LayerNorm or a block); or the network's last layer, an activation
+    (kind ``"activation"``).
     """
     where, layer = f"layer {n + 1}", leaves[n]
     if isinstance(layer, LayerNorm):
         return Unit("layer_norm", m, None, None, tuple(leaves[: n + 1]), norm=layer), n + 1
-    act = _act(layer, where, sign_ok=sign_ok)
-    if n + 1 >= len(leaves):
-        raise InputError(
-            f"{where}: the network must end in a Dense layer, a residual block or a "
-            f"LayerNorm; got {layer} last"
-        )
-    after = leaves[n + 1]
+    if isinstance(layer, (Dense, Dropout)):
+        act, first = NO_ACTIVATION, n
+    else:
+        act, first = _act(layer, where, sign_ok=sign_ok and n + 1 < len(leaves)), n + 1
+    if first >= len(leaves):
+        return Unit("activation", m, None, act, tuple(leaves[:first]), width), first
+    after = leaves[first]
     drop = after if isinstance(after, Dropout) else None
-    if drop is not None and n + 2 >= len(leaves):
-        raise InputError(f"{where}: a Dropout must be followed by a Dense layer")
-    k = n + 1 + (drop is not None)
+    if drop is not None and first + 1 >= len(leaves):
+        raise InputError(
+            f"layer {first + 1}: a Dropout must be followed by a Dense layer; supported: "
+            f"{SUPPORTED}"
+        )
+    k = first + (drop is not None)
     dense = _dense(leaves[k], f"layer {k + 1}")
     kind = ("layer_dropout" if drop is not None else "layer") + _suffix(dense)
     if act.zero_ntk:
@@ -300,18 +370,11 @@ def units(net: Any) -> list[Unit]:
     while n < len(leaves):
         where, m, layer = f"layer {n + 1}", out[-1].m + 1, leaves[n]
         if isinstance(layer, FanOut):
-            out += _block(leaves, n, m, width)
-            width = width if out[-1].kind == "residual" else out[-1].affine.width
-            width = sum(out[-1].widths) if out[-1].kind == "concat" else width
-            n += 3
+            out += _block(leaves, n, m, width, _Scope(m, m - 1))
+            width, n = _width_after(out[-1], width), n + 3
             continue
-        if out[-1].kind == "concat":
-            dense = _dense(layer, f"{where} (after FanInConcat)")
-            prefix = tuple(leaves[: n + 1])
-            kind = "layer" + _suffix(dense)
-            out.append(Unit(kind, m, dense, NO_ACTIVATION, prefix, width))
-            width, n = dense.width, n + 1
-            continue
+        if out[-1].kind == "concat" and not isinstance(layer, (Dense, Dropout)):
+            _dense(layer, f"{where} (after FanInConcat)")
         unit, n = _layer_step(leaves, n, m, width, sign_ok=True)
         out.append(unit)
         width = width if unit.dense is None else unit.dense.width
