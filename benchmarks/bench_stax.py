@@ -34,7 +34,11 @@ Networks (spelled identically in both libraries, :func:`build`):
 * ``mixed``    - depth 10 of relu, erf and gelu layers with different variances;
 * ``standard`` - depth 6, standard parameterization (width 512), relu and erf layers;
 * ``dropout``  - depth 4: ``(Dense, Relu, Dropout(0.8) train) x 3, Dense`` (the row
-  "Dropout(0.8) train" of ``bench_arch_accuracy.py``, width 512).
+  "Dropout(0.8) train" of ``bench_arch_accuracy.py``, width 512);
+* ``tanh``     - depth 4: tanh, relu, tanh layers; tanh has no closed form, so ntksym's
+  ``layers`` path integrates it (the Mehler series, else the adaptive rule) and
+  neural-tangents' ``ElementwiseNumerical(jnp.tanh, deg=25)`` by Gauss-Hermite (there is
+  no fused module for it: ``fused`` refuses the network, so run ``layers``).
 
 Accuracy: the largest relative error of each method over a 3 x 2 sample of entries
 (rows 0..2 against rows 3..4) against ntksym's mpmath referee
@@ -64,7 +68,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 D = 256
 WIDTH = 512
-NETWORKS = ("residual", "mixed", "standard", "dropout")
+NETWORKS = ("residual", "mixed", "standard", "dropout", "tanh")
 METHODS = ("fused", "fused_out", "layers", "nt", "blas", "blas_out", "ceiling")
 SAMPLE = (slice(0, 3), slice(3, 5))
 
@@ -95,6 +99,18 @@ def build(s: Any, name: str) -> Any:
     if name == "dropout":
         layers = [s.Dense(WIDTH, 1.2, 0.2), s.Relu(), s.Dropout(0.8, "train")] * 3
         return s.serial(*layers, s.Dense(1, 0.9, 0.1))
+    if name == "tanh":  # an activation without a closed form (the dual maps by quadrature)
+        if hasattr(s, "ElementwiseNumerical"):  # neural-tangents: Gauss-Hermite, degree 25
+            import jax.numpy as jnp
+
+            tanh = s.ElementwiseNumerical(jnp.tanh, deg=25)
+        else:
+            tanh = s.Elementwise("tanh(u)")
+        acts = [tanh, s.Relu(), tanh]
+        layers = []
+        for i, act in enumerate(acts):
+            layers += [s.Dense(WIDTH, 1.5 - 0.1 * i, 0.1), act]
+        return s.serial(*layers, s.Dense(1, 1.0, 0.1))
     raise ValueError(name)
 
 

@@ -101,6 +101,35 @@ def test_quadrature_activations_agree_to_rounding():
                 assert np.array_equal(b, b.T)
 
 
+def test_quadrature_coefficients_are_taken_per_variance_not_per_entry(monkeypatch):
+    """The Mehler series of a quadrature activation takes Hermite coefficients for each
+    variance of a layer once per block of rows (its rows) and once in all (its columns, kept
+    in the series' memo), not for each entry of the block: with 48 x 48 inputs in blocks of
+    4 rows, the variances integrated stay a few times N per layer (the broadcast copies
+    passed before took 2 N per block and map: 48 N per layer here)."""
+    from ntksym.codegen.runtime import numpy_mehler
+
+    net = as_description(
+        stax.serial(stax.Dense(16, 1.2, 0.1), stax.Elementwise("tanh(u)"), stax.Dense(1, 0.9))
+    )
+    A = np.random.default_rng(8).standard_normal((48, 5))
+    evaluate_layers(net, A[:6], None, BOTH, rows=4)  # (warm: the activation's derivation)
+    numpy_mehler._MEMO.clear()
+    seen = []
+    real = numpy_mehler._coefficients
+
+    def counting(S, f, kmax):
+        seen.append(S.size)
+        return real(S, f, kmax)
+
+    monkeypatch.setattr(numpy_mehler, "_coefficients", counting)
+    out, _ = evaluate_layers(net, A, None, BOTH, rows=4)
+    assert np.all(np.isfinite(out[0]["ntk"]))
+    # one layer of tanh, two maps (E[s s], E[s' s']), each at most: the rows (48, block by
+    # block), the rows' own variances for the diagonal (48) and the columns (48, once)
+    assert 0 < sum(seen) <= 2 * 3 * 48, seen
+
+
 def test_block_rows_bound_the_temporaries():
     net = as_description(NETS["dropout"])
     assert block_rows(net, 100, 100, 2) == 100  # small: one block (the floor budget)

@@ -139,9 +139,11 @@ def _closed_form_cached(
 def _derived(
     name: str, expr: sp.Expr, params: tuple, description: str
 ) -> tuple[DualMaps, NumericFn] | None:
-    """The family's derivation of the activation, or None (cached either way: a failed
-    derivation costs tens of milliseconds of SymPy, and the layer maps of a described
-    network ask once per block of rows)."""
+    """The family's derivation of the activation, or None.
+
+    Cached either way: a failed derivation costs tens of milliseconds of SymPy, and the
+    layer maps of a described network ask once per block of rows.
+    """
     act = Activation(name, expr, description, params)
     family = family_of(act)
     return None if family is None else family.derive(act)

@@ -55,12 +55,16 @@ FLOOR_BYTES = 8 * 2**20
 #: numbers (tracemalloc's peak: 40 for a Dropout network with the NTK, 30 without) ...
 PER_ENTRY = 40
 #: ... and with an activation without a closed form, whose quadrature (the generated
-#: modules' rule, with its Mehler series) holds about 265 per entry.
-QUADRATURE_PER_ENTRY = 300
-#: The quadrature costs about half a second per call whatever its size (the Mehler
-#: series' coefficients, in the generated modules' rule), so a block of a network with such
-#: an activation has at least this many entries (about 160 MB of temporaries): the bound
-#: ``FRACTION x outputs`` holds from N ~ 5700 on for such networks, not below.
+#: modules' rule, with its Mehler series) holds 23-52 per entry (tracemalloc, blocks of
+#: 256 and 64 rows at N = 2000; 265 while the series took its coefficients per entry),
+#: beside the series' memo of the columns' coefficients (up to ~16 MB per map and layer).
+QUADRATURE_PER_ENTRY = 100
+#: Small blocks cost the quadrature more per entry (each takes its rows' coefficients and
+#: the rule's passes anew: N = 4000, two tanh layers, 48 s CPU in blocks of 16 rows, 31 s
+#: of 64, 22 s of 256), so a block of a network with such an activation has at least this
+#: many entries (about 50 MB of temporaries): the bound ``FRACTION x outputs`` holds from
+#: N ~ 4000 on for such networks, not below (measured at N = 4000: 1.34x the outputs,
+#: the memo included).
 QUADRATURE_MIN_PAIRS = 65536
 #: Side of the square blocks of :func:`symmetrize`.
 _SYM_TILE = 256
