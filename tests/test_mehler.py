@@ -126,3 +126,28 @@ def test_symmetric_blocks_of_the_upper_triangle_agree_with_the_general_path(name
         assert np.array_equal(got, got.T)
         scale = np.sqrt(np.outer(np.diag(want), np.diag(want)))
         assert np.max(np.abs(got - want) / scale) <= SERIES_BOUND
+
+
+def test_the_columns_coefficients_are_kept_for_large_n(monkeypatch):
+    """Blocks of rows ask for the same columns' expansion again: it is taken once, also for
+    more than 4096 columns (the old limit of the memo, above which every block of a
+    described network's layer path took it anew: 5x the time at N = 6000), and a second
+    query of the same variances returns the same values."""
+    m = load("tanh", "numpy")
+    calls = []
+    real = m._coefficients
+
+    def counting(S, f, kmax):
+        calls.append(S.size)
+        return real(S, f, kmax)
+
+    m._MEMO.clear()
+    monkeypatch.setattr(m, "_coefficients", counting)
+    cols = np.random.default_rng(3).uniform(0.5, 2.0, (1, 6000))
+    f = lambda v: m._fn(0, v)  # noqa: E731
+    first = m._expansion(cols, f, ("test", 0), 48)
+    again = m._expansion(cols.copy(), f, ("test", 0), 48)
+    assert calls == [6000]
+    for x, y in zip(first, again, strict=True):
+        assert np.array_equal(x, y)
+    m._MEMO.clear()

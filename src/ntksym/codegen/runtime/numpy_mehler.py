@@ -87,7 +87,11 @@ _MCONV = 1e-6  # the two rules of a variance's coefficients must agree to this (
 _STOL = 1e-14  # accuracy asked of the series, relative to the measure above
 _EPS = 2.220446049250313e-16
 _MEMO = []  # recent columns' coefficients: (key, variances, expansion) (see _expansion)
-_MEMO_N = 4096  # largest array of variances kept
+# largest array of variances kept: an entry holds about 2 (kmax + 1) numbers per variance,
+# at most 257 / N of the two N x N outputs, a share that only falls as N grows; without it,
+# every block of rows takes the columns' coefficients again (the layer path of a described
+# network, N = 6000: 172 s of CPU instead of 34; docs/performance.md, session 15)
+_MEMO_N = 1 << 17
 _MEMO_SIZE = 24  # arrays kept
 
 
