@@ -509,6 +509,8 @@ def test_evaluate_rejects_bad_input(args, match):
         dual.evaluate("relu", *args)
     with pytest.raises(InputError):
         dual.gauss_hermite("tanh", *args)
+    with pytest.raises(InputError):  # (the adaptive rule, which keeps the variances as given)
+        dual.trapezoid("tanh", *args)
 
 
 def test_rounding_level_excess_is_clipped():

@@ -196,10 +196,12 @@ def trapezoid(
             (:func:`ntksym.dual.check_covariance`).
     """
     act = get_activation(activation)
-    # the variances as given (a column of rows, a row of columns): the Mehler series takes
-    # each variance's coefficients once, and a broadcast copy would take them per entry
-    v11, v22 = np.asarray(s11, dtype=np.float64), np.asarray(s22, dtype=np.float64)
+    # the variances as given (a column of rows, a row of columns), once prepare has checked
+    # them: the Mehler series takes each variance's coefficients once, and a broadcast copy
+    # would take them per entry
+    v11, v22 = s11, s22
     s11, s12, s22, det = prepare(s11, s12, s22, det)
+    v11, v22 = np.asarray(v11, dtype=np.float64), np.asarray(v22, dtype=np.float64)
     check_covariance(act, s11, s12, s22)
     if is_kinked(act):
         if _numba_available():
