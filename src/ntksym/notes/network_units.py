@@ -224,8 +224,7 @@ def _chain(
         raise InputError(
             f"{where}: a branch must end in an activation and a Dense layer of its own (or a "
             f"Dense layer right after a Dense layer, a LayerNorm or a block; no Dropout before "
-            f"it), or "
-            f"be the Identity; got {branch}; supported: {SUPPORTED}"
+            f"it), or be the Identity; got {branch}; supported: {SUPPORTED}"
         )
     leaves, n, inner, j = [*before, *own], len(before), [], 0
     source: Any = scope.entry
