@@ -32,8 +32,13 @@ The determinant is carried from the inputs at each first Dense layer, through De
 layers, LayerNorm, Dropout and sums, and through the activations whose family's next determinant
 is checked for near-parallel pairs (:data:`STABLE_DET_FAMILIES`): the map's ``carried``
 form where it has one (erf, the mgf family and GELU, as on the layer path,
-:mod:`ntksym.kernels.layer_maps`), else its ``det``. After any other activation it is
-formed by subtraction where it is next needed.
+:mod:`ntksym.kernels.layer_maps`), else its ``det``. After any other activation (a
+polynomial, a sum of families) it is formed by subtraction where it is next needed; that
+costs a kinked activation (the families of ``stable.DET_FAMILIES``, whose maps read the
+angle ``atan2(sqrt(D), S12)``) an absolute error of about ``eps / theta`` in the angle
+(3e-9 relative in the NTK of a pair 1e-8 apart), so a network in which a kinked activation
+reads a determinant that is not carried is refused too: the layer path carries it there
+(:func:`ntksym.dual.residual.next_det`).
 """
 
 from __future__ import annotations
@@ -132,6 +137,14 @@ def _trusted(spec: KernelSpec) -> bool:
     return inner_family is not None and inner_family.name in STABLE_DET_FAMILIES
 
 
+def _kinked(act: Activation) -> bool:
+    """Whether ``act``'s maps read the angle (its family is one of ``stable.DET_FAMILIES``)."""
+    family = family_of(act)
+    inner = affine_parts(act)[0] if family is not None and family.name == "affine" else act
+    inner_family = family_of(inner)
+    return inner_family is not None and inner_family.name in stable.DET_FAMILIES
+
+
 class _Lowering:
     """The :class:`~ntksym.architecture.walk.Ops` whose payload is a state number.
 
@@ -189,6 +202,11 @@ class _Lowering:
     def nonlinearity(self, p: int | None, layer: Nonlinearity) -> int:
         assert p is not None  # (the walk lets activations follow Dense layers only)
         m = self.activation(layer.activation)
+        if not self.det[p] and _kinked(layer.activation):
+            raise Unsupported(
+                f"{layer} reads the angle of a determinant that an earlier activation does "
+                "not carry (the layer maps carry it)"
+            )
         if not (layer.zero_ntk or self.specs[m].has_ntk):
             raise Unsupported(f"no generated NTK map for {layer}")
         k = len(self.steps)

@@ -27,9 +27,11 @@ The determinant of the first Dense layer comes from the inputs without cancellat
 written as ``D / (sqrt(S11 S22) + S12)`` where that would cancel. An activation whose
 family has a checked stable layer map with a determinant (ReLU and the piecewise-linear
 family, sign, erf, exp, sin, cos, the Gaussian bump and their scaled forms) maps it without
-cancellation too (:func:`stable_det`);
-after the others and after a sum it is formed by subtraction, as on ntksym's ``"dual"``
-path.
+cancellation too (:func:`stable_det`); after the others (no closed form: ``tanh``, the
+tanh GELU, user expressions; polynomials) the pairs whose determinant by subtraction is
+small get it from the integral of a residual that is small with it
+(:func:`ntksym.dual.residual.next_det`), so a kinked layer after such an activation still
+sees accurate angles. A sum of branches maps the determinants by :func:`_sum`.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from ntksym.architecture.description import Dense, Dropout, LayerNorm, Nonlinear
 from ntksym.architecture.walk import Meta, concat_weights
 from ntksym.codegen.runtime.numpy_fused import first_layer
 from ntksym.codegen.spec import stable_layer_map
-from ntksym.dual import stable
+from ntksym.dual import residual, stable
 from ntksym.dual.covariance import careful_det
 from ntksym.dual.families import family_of
 from ntksym.dual.family import numpy_function
@@ -214,10 +216,15 @@ def stable_det(act: Activation) -> Callable[..., Any] | None:
     return numpy_function(args, expr, cse=True)
 
 
-def _activation_det(p: Block, act: Activation, k11: np.ndarray, k22: np.ndarray) -> Any:
+def _activation_det(
+    p: Block, act: Activation, k11: np.ndarray, k22: np.ndarray, k12: np.ndarray
+) -> Any:
+    """The determinant after ``act``: its family's stable map, else the residual's integral."""
     fn = stable_det(act)
     if fn is None:
-        return None
+        det = residual.next_det(act, p.s11, p.s22, p.s12, p.det, k11, k22, k12)
+        det[p.coincide] = 0.0
+        return det
     r1, r2 = np.sqrt(p.s11)[:, None], np.sqrt(p.s22)[None, :]
     with np.errstate(all="ignore"):  # a Piecewise evaluates the branches it does not take
         det = np.broadcast_to(
@@ -267,7 +274,7 @@ class Float64Ops:
         ntk = p.ntk
         if ntk is not None:
             ntk = np.zeros_like(ntk) if layer.zero_ntk else ntk * kdot
-        det = _activation_det(p, act, k11, k22)
+        det = _activation_det(p, act, k11, k22, k12)
         return replace(p, s11=k11, s22=k22, s12=k12, det=det, ntk=ntk, inputs=None)
 
     def layer_norm(self, p: Block, layer: LayerNorm) -> Block:
