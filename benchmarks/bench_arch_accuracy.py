@@ -76,6 +76,13 @@ def _chain(act: Any, w: float = 1.2, b: float = 0.3) -> Callable[[int], Any]:
     return lambda d: stax.serial(*[stax.Dense(8, w, b), act] * d, stax.Dense(1, 0.9, 0.1))
 
 
+def _then_kinked(act: Any, w: float = 1.2) -> Callable[[int], Any]:
+    """``(Dense, act, Dense, Relu) * d, Dense``: a kinked layer reading the determinant
+    after ``act`` (carried by the residual's integral when ``act``'s family carries none)."""
+    pair = [stax.Dense(8, w, 0.3), act, stax.Dense(8, 1.3, 0.2), stax.Relu()]
+    return lambda d: stax.serial(*pair * d, stax.Dense(1, 0.9, 0.1))
+
+
 def _dense_ntk(d: int) -> Any:
     ws, bs = [1.3, 0.9, 1.6, 1.1], [0.2, 0.5, 0.05, 0.3]
     layers = []
@@ -170,9 +177,16 @@ TYPES: dict[str, Callable[[int], Any]] = {
     "Monomial(3)": _chain(stax.Monomial(3), 0.5, 0.1),
     "RectifiedMonomial(2)": _chain(stax.RectifiedMonomial(2), 0.8, 0.1),
     "Elementwise('tanh(u)')": _chain(stax.Elementwise("tanh(u)")),
+    "Elementwise('tanh(u)') then Relu": _then_kinked(stax.Elementwise("tanh(u)")),
+    "Monomial(3) then Relu": _then_kinked(stax.Monomial(3), 0.5),
+    "Elementwise('sin(u)+u') then Relu": _then_kinked(stax.Elementwise("sin(u)+u")),
 }
 #: activations the referee integrates by quadrature (no closed form): shallow depths only
-QUADRATURE = {"Gelu(approximate=True)": (1, 2), "Elementwise('tanh(u)')": (1, 2)}
+QUADRATURE = {
+    "Gelu(approximate=True)": (1, 2),
+    "Elementwise('tanh(u)')": (1, 2),
+    "Elementwise('tanh(u)') then Relu": (1,),
+}
 
 
 def errors(ours: Any, ref: Any) -> tuple[float, float]:

@@ -31,9 +31,9 @@ path covers it).
 The determinant is carried from the inputs at each first Dense layer, through Dense
 layers, LayerNorm, Dropout and sums, and through the activations whose family's next determinant
 is checked for near-parallel pairs (:data:`STABLE_DET_FAMILIES`): the map's ``carried``
-form where it has one (erf, the mgf family and GELU, as on the layer path,
+form where it has one (erf, the mgf family, GELU and polynomials, as on the layer path,
 :mod:`ntksym.kernels.layer_maps`), else its ``det``. After any other activation (a
-polynomial, a sum of families) it is formed by subtraction where it is next needed; that
+sum of families, as ``sin(u) + u``) it is formed by subtraction where it is next needed; that
 costs a kinked activation (the families of ``stable.DET_FAMILIES``, whose maps read the
 angle ``atan2(sqrt(D), S12)``) an absolute error of about ``eps / theta`` in the angle
 (3e-9 relative in the NTK of a pair 1e-8 apart), so a network in which a kinked activation

@@ -120,7 +120,14 @@ DET_FAMILIES: tuple[str, ...] = ("piecewise_linear", "jump", "rectified")
 #: with a ``carried`` form (``tests/test_smooth_det.py``). ``mgf_expression`` gives one
 #: for ``a sin(b u + c)`` and ``a cos(b u + c)`` only (``tests/test_phase_det.py``); its
 #: other members have none, so nothing is trusted for them.
-CARRIED_DET_FAMILIES: tuple[str, ...] = (*DET_FAMILIES, "erf", "mgf", "gelu", "mgf_expression")
+CARRIED_DET_FAMILIES: tuple[str, ...] = (
+    *DET_FAMILIES,
+    "erf",
+    "mgf",
+    "gelu",
+    "mgf_expression",
+    "polynomial",
+)
 
 
 def next_det(lm: LayerMap) -> sp.Expr | None:

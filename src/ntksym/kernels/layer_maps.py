@@ -26,9 +26,10 @@ The determinant of the first Dense layer comes from the inputs without cancellat
 ``w^4 D + w^2 b^2 ((sqrt S11 - sqrt S22)^2 + 2 (sqrt(S11 S22) - S12))``, the last gap
 written as ``D / (sqrt(S11 S22) + S12)`` where that would cancel. An activation whose
 family has a checked stable layer map with a determinant (ReLU and the piecewise-linear
-family, sign, erf, exp, sin, cos, the Gaussian bump and their scaled forms) maps it without
-cancellation too (:func:`stable_det`); after the others (no closed form: ``tanh``, the
-tanh GELU, user expressions; polynomials) the pairs whose determinant by subtraction is
+family, sign, erf, GELU, exp, sin, cos, the Gaussian bump, polynomials and their scaled
+forms) maps it without cancellation too (:func:`stable_det`); after the others (no closed
+form: ``tanh``, the tanh GELU; sums of families, as ``sin(u) + u``) the pairs whose
+determinant by subtraction is
 small get it from the integral of a residual that is small with it
 (:func:`ntksym.dual.residual.next_det`), so a kinked layer after such an activation still
 sees accurate angles. A sum of branches maps the determinants by :func:`_sum`.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ntksym.activations import Activation, u
 from ntksym.dual import derive as _d
+from ntksym.dual.families.polynomial_det import layer_map, monomial
 from ntksym.dual.family import DualMaps, Family, NumericFn, lambdified
 from ntksym.dual.sources import ISSERLIS
 
@@ -20,4 +21,11 @@ def _is_polynomial(act: Activation) -> bool:
     return bool(act.expr.is_polynomial(u))
 
 
-FAMILY = Family(name="polynomial", members=("monomial",), derive=_isserlis, matches=_is_polynomial)
+FAMILY = Family(
+    name="polynomial",
+    members=("monomial",),
+    derive=_isserlis,
+    matches=_is_polynomial,
+    stable={"monomial": monomial},
+    layer_map=layer_map,
+)
