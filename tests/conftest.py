@@ -72,6 +72,21 @@ def python_module(source: str) -> dict:
     return namespace
 
 
+def count_coefficients(monkeypatch: pytest.MonkeyPatch, module: object) -> list[int]:
+    """Record how many variances each call of ``module._coefficients`` (the Mehler series'
+    Hermite coefficients, ``codegen/runtime/numpy_mehler.py`` or a generated module's copy)
+    integrates; the calls still run. Returns the list the sizes are appended to."""
+    sizes: list[int] = []
+    real = module._coefficients  # type: ignore[attr-defined]
+
+    def counting(S: np.ndarray, f: object, kmax: int) -> object:
+        sizes.append(S.size)
+        return real(S, f, kmax)
+
+    monkeypatch.setattr(module, "_coefficients", counting)
+    return sizes
+
+
 @pytest.fixture(autouse=True)
 def _seed_global_random_state():
     """Seed the global generators too, so that no test depends on the order tests run in."""

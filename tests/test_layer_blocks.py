@@ -11,6 +11,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from conftest import count_coefficients
 
 from ntksym import stax
 from ntksym.architecture.description import as_description
@@ -115,14 +116,7 @@ def test_quadrature_coefficients_are_taken_per_variance_not_per_entry(monkeypatc
     A = np.random.default_rng(8).standard_normal((48, 5))
     evaluate_layers(net, A[:6], None, BOTH, rows=4)  # (warm: the activation's derivation)
     numpy_mehler._MEMO.clear()
-    seen = []
-    real = numpy_mehler._coefficients
-
-    def counting(S, f, kmax):
-        seen.append(S.size)
-        return real(S, f, kmax)
-
-    monkeypatch.setattr(numpy_mehler, "_coefficients", counting)
+    seen = count_coefficients(monkeypatch, numpy_mehler)
     out, _ = evaluate_layers(net, A, None, BOTH, rows=4)
     assert np.all(np.isfinite(out[0]["ntk"]))
     # one layer of tanh, two maps (E[s s], E[s' s']), each at most: the rows (48, block by

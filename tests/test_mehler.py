@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import count_coefficients
 
 from ntksym.codegen import load
 
@@ -134,15 +135,8 @@ def test_the_columns_coefficients_are_kept_for_large_n(monkeypatch):
     described network's layer path took it anew: 5x the time at N = 6000), and a second
     query of the same variances returns the same values."""
     m = load("tanh", "numpy")
-    calls = []
-    real = m._coefficients
-
-    def counting(S, f, kmax):
-        calls.append(S.size)
-        return real(S, f, kmax)
-
     m._MEMO.clear()
-    monkeypatch.setattr(m, "_coefficients", counting)
+    calls = count_coefficients(monkeypatch, m)
     cols = np.random.default_rng(3).uniform(0.5, 2.0, (1, 6000))
     f = lambda v: m._fn(0, v)  # noqa: E731
     first = m._expansion(cols, f, ("test", 0), 48)
