@@ -170,3 +170,28 @@ def test_the_fused_kernel_leaves_a_kinked_layer_after_an_uncarried_determinant()
     kernel_fn = net(stax.Relu()).kernel_fn
     small, big = kernel_fn(X[:2]), kernel_fn(X)  # (big: enough pairs for the fused kernel)
     np.testing.assert_array_equal(big.ntk[:2, :2], small.ntk)
+
+
+def test_blocks_of_rows_keep_the_bits_of_the_whole_matrix() -> None:
+    """A closed-form activation with no carried determinant (``sin(u) + u``) then ReLU, on
+    inputs whose pairs are all nearly parallel (every entry takes the residual's integral):
+    each entry is computed from its own pair, so any block of rows gives the same bits."""
+    from ntksym.architecture.description import as_description
+    from ntksym.kernels.layer_blocks import evaluate_layers
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal(8) + 1e-6 * rng.standard_normal((90, 8))
+    net = as_description(
+        stax.serial(
+            stax.Dense(16, 1.2, 0.1),
+            stax.Elementwise("sin(u) + u"),
+            stax.Dense(16, 1.1, 0.2),
+            stax.Relu(),
+            stax.Dense(1),
+        )  # fmt: skip
+    )
+    whole, _ = evaluate_layers(net, X, None, ("nngp", "ntk"))
+    for rows in (1, 7, 64):
+        part, _ = evaluate_layers(net, X, None, ("nngp", "ntk"), rows=rows)
+        for name in ("nngp", "ntk"):
+            np.testing.assert_array_equal(part[0][name], whole[0][name])

@@ -173,11 +173,12 @@ def _integrate(
             v = (b[:, None] * z1[None, :])[:, :, None] + (e[:, None] * x2[None, :])[:, None, :]
             fv = np.asarray(act.numpy(v))
             res = fv - fu[:, :, None]
-            inner = (res * res) @ w2
+            inner = (res * res * w2).sum(-1)  # (per entry: no BLAS, whose sums may
+            # depend on how many entries a batch holds; a block of rows keeps its bits)
             sums.append((inner * w1, inner[:, even] * w1[even]))
             if not noise.any():
-                mag = (np.abs(res) * (np.abs(fv) + np.abs(fu)[:, :, None])) @ w2
-                noise = 2.0 * _EPS * (mag @ w1)
+                mag = (np.abs(res) * (np.abs(fv) + np.abs(fu)[:, :, None]) * w2).sum(-1)
+                noise = 2.0 * _EPS * (mag * w1).sum(-1)
     (fine, fine2), (coarse, _) = sums
     q = fine.sum(1)
     with np.errstate(all="ignore"):
