@@ -10,7 +10,7 @@ import pytest
 import sympy as sp
 
 from ntksym import stax
-from ntksym.derive.symbols import GaussE, Sigma
+from ntksym.derive.symbols import GaussE, Sigma, Theta_inf
 from ntksym.errors import InputError
 from ntksym.notes.network import network_derivation, units
 
@@ -101,12 +101,57 @@ def test_concatenations_the_notes_do_not_cover_are_refused_by_name():
     # an activation right after the concatenation: not the map of the mean (refused)
     with pytest.raises(InputError, match="after FanInConcat"):
         units(stax.serial(*block, stax.Erf(), stax.Dense(1)))
-    # Sign in a branch: no gradient through it, which fan_in_sum's NTK does not cover
-    signed = stax.serial(stax.Sign(), stax.Dense(4))
-    with pytest.raises(InputError, match="zero gradient"):
+    # Sign in a branch before a standard Dense layer: the branch's NTK is not fan_in_sum's
+    signed = stax.serial(stax.Sign(), stax.Dense(4, parameterization="standard"))
+    with pytest.raises(InputError, match="standard parameterization"):
         units(
             stax.serial(stax.Dense(4), stax.FanOut(2), stax.parallel(relu, signed), stax.FanInSum())
         )
+
+
+def _signed_branches():
+    """Sign last in one branch, and Sign inside a longer one beside the Identity."""
+    return stax.serial(
+        stax.Dense(8, 1.2, 0.1),
+        stax.FanOut(2),
+        stax.parallel(
+            stax.serial(stax.Sign(), stax.Dense(8, 0.9, 0.2)),
+            stax.serial(stax.Relu(), stax.Dense(8, 1.1, 0.1)),
+        ),
+        stax.FanInSum(),
+        stax.FanOut(2),
+        stax.parallel(
+            stax.serial(stax.Sign(), stax.Dense(8, 0.8, 0.1), stax.Erf(), stax.Dense(8, 1.3)),
+            stax.Identity(),
+        ),
+        stax.FanInSum(),
+        stax.Relu(),
+        stax.Dense(1),
+    )
+
+
+def test_sign_in_a_branch_is_derived_through_derivation_sign():
+    """Sign before a branch's NTK-parameterized Dense layer: per_layer's map with
+    E[sign sign] = (2/pi) arcsin(rho) and E[sign' sign'] = 0 (derivation sign), as at the
+    top level; each step against the referee of the network cut there."""
+    kinds = [u.kind for u in units(_signed_branches())]
+    assert kinds == ["input", "branches", "layer_sign", "branches", "layer"], kinds
+    deriv = network_derivation(_signed_branches())
+    results = deriv.run()
+    assert all(r.verdict == "verified" for r in results), [r.detail.plain() for r in results]
+    assert sum("reference.kernel" in r.detail.plain() for r in results) == len(results)
+    # a gradient through Sign planted in the derived NTK of the block (Theta^(1) w^2, as if
+    # E[sign' sign'] were 1): the referee disagrees, so the step fails
+    right = deriv.step("T2").derive({})
+    through = sp.expand(right.rhs).coeff(Theta_inf(1))  # the relu branch's gradient alone
+    assert len(through.atoms(GaussE)) == 1 and not through.atoms(sp.asin), through
+    planted = sp.Eq(right.lhs, right.rhs + sp.Float("0.81") * Theta_inf(1))
+    r = deriv.replace_step("T2", derive=lambda env: planted).run_one("T2")
+    assert r.verdict == "failed", r.detail.plain()
+    # and a printed statement with a term the derivation does not have: a misprint
+    printed = deriv.step("T2").printed
+    extra = sp.Eq(printed.lhs, printed.rhs + sp.Symbol("g", positive=True))
+    assert deriv.with_printed("T2", extra).run_one("T2").verdict == "misprint"
 
 
 @pytest.mark.slow

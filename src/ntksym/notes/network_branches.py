@@ -39,6 +39,7 @@ import sympy as sp
 from ntksym.derive.layered import layer_activation
 from ntksym.derive.symbols import GaussE, Sigma, Sigma_dot, Theta_inf
 from ntksym.derive.text import Text, text
+from ntksym.notes.network_check import SigmaXX, SigmaYY
 from ntksym.notes.network_layers import derive_all, general_statements, number
 from ntksym.notes.network_units import Unit
 
@@ -139,7 +140,8 @@ def _branch_kernels(unit: Unit, b: int, derived_of: Derived) -> tuple[sp.Expr, s
     its own, the layer it reads is then renamed to the branch's last one.
     """
     act, dense = unit.branches[b]
-    one = Unit("layer", unit.m, dense, act, ())
+    # Sign: per_layer's map through derivation sign (its expectations, no gradient)
+    one = Unit("layer_sign" if act.zero_ntk else "layer", unit.m, dense, act, ())
     out = {part: derived_of(one, part).rhs for part in ("S", "D", "T")}
     named = {Sigma(unit.m): out["S"], Sigma_dot(unit.m): out["D"]}
     source = {unit.m - 1: _source(unit, b)} if _source(unit, b) != unit.m - 1 else {}
@@ -205,9 +207,14 @@ def concat_derived(unit: Unit, part: str, derived_of: Derived) -> sp.Eq:
 def _own_printed(unit: Unit) -> list[tuple[sp.Expr, sp.Expr]]:
     """Each branch's ``(Sigma, Theta)`` as its records imply them, the Identity's first."""
     out = [(Sigma(unit.m - 1), Theta_inf(unit.m - 1))] if unit.skip else []
-    for b, (_act, d) in enumerate(unit.branches):
+    for b, (act, d) in enumerate(unit.branches):
         f, fdot, p = *branch_functions(unit.first + b), _source(unit, b)
         w2, b2 = number(d.w_std) ** 2, number(d.b_std) ** 2
+        if act.zero_ntk:  # Sign: (2/pi) arcsin(rho), and no gradient (docs/architectures.md)
+            rho = Sigma(p) / (sp.sqrt(SigmaXX(p)) * sp.sqrt(SigmaYY(p)))
+            own = w2 * 2 * sp.asin(rho) / sp.pi + b2
+            out.append((own, own))
+            continue
         own = w2 * GaussE(f(p, _u) * f(p, _v), _u, _v, p) + b2
         out.append((own, Theta_inf(p) * w2 * GaussE(fdot(p, _u) * fdot(p, _v), _u, _v, p) + own))
     return out
@@ -273,6 +280,8 @@ def branch_note(unit: Unit, part: str) -> Text:
             branch_functions(unit.first + b)[0](q, _u), act.activation.expr.xreplace({act_u: _u})
         )
         then = f" then Dense with W_std = {d.w_std}, b_std = {d.b_std}"
+        if act.zero_ntk:
+            then += " (E[sign sign] by step (3), E[sign' sign'] = 0 by step (4) of derivation sign)"
         if q != p:
             then += f" (l = L = {q}: the branch's last layer of its own)"
         sep = "; " if b or unit.skip else ""

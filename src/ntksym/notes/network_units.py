@@ -51,7 +51,8 @@ SUPPORTED = (
     "or a block (no activation between), LayerNorm, an activation last (not Sign), "
     "and blocks FanOut(n), parallel(...), FanInSum() or FanInConcat() for any n >= 2, each "
     "branch the Identity (at most one) or a chain of those layers and blocks (a Dense "
-    "layer first, on the block's input, or not; no Sign) ending in a Dense layer of its "
+    "layer first, on the block's input, or not; Sign only before an NTK-parameterized "
+    "Dense layer) ending in a Dense layer of its "
     "own, NTK-parameterized, after an activation, a Dense layer, a LayerNorm or a block "
     "(two branches, one of them the Identity and the other serial(activation, Dense): a "
     "residual block); after a FanInConcat a Dense layer, or a Dropout and a Dense layer "
@@ -150,7 +151,7 @@ def _act(layer: Any, where: str, sign_ok: bool = False) -> Nonlinearity:
     if layer.zero_ntk and not (sign_ok and layer.activation.name == "sign"):
         raise InputError(
             f"{where}: {layer} has a zero gradient, which the derivation covers only for "
-            f"Sign before an NTK-parameterized Dense layer (no Dropout, not in a branch); "
+            f"Sign before an NTK-parameterized Dense layer (no Dropout between them); "
             f"supported: {SUPPORTED}"
         )
     return layer
@@ -239,12 +240,14 @@ def _chain(
             inner += [*units[:-1], replace(units[-1], names=names, branch=at[0])]
             source = name
             continue
-        unit, n = _layer_step(leaves, n, m, width, sign_ok=False)
+        unit, n = _layer_step(leaves, n, m, width, sign_ok=True)
         width = width if unit.dense is None else unit.dense.width
         prefix = tuple(leaf for leaf in unit.prefix if leaf is not NO_ACTIVATION)
         inner.append(replace(unit, prefix=prefix, names=names, branch=at[0]))
         source = name
-    act, dense = _act(leaves[-2], where), _dense(leaves[-1], where, ntk_only=True)
+    # (a branch's own Dense layer is NTK-parameterized, so Sign may come before it: per_layer
+    # through derivation sign, as at the top level)
+    act, dense = _act(leaves[-2], where, sign_ok=True), _dense(leaves[-1], where, ntk_only=True)
     return Chain(tuple(inner), (act, dense), source)
 
 
