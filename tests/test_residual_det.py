@@ -172,6 +172,28 @@ def test_the_fused_kernel_leaves_a_kinked_layer_after_an_uncarried_determinant()
     np.testing.assert_array_equal(big.ntk[:2, :2], small.ntk)
 
 
+@pytest.mark.slow
+def test_exactly_rescaled_inputs_against_the_referee() -> None:
+    """``x`` and ``x (1 + 2^-30)`` exactly (few mantissa bits), no biases: the input
+    determinant is exactly 0 and the outputs differ only through the variances. Left to the
+    subtraction (as when the integral asked for a positive determinant) the NTK was 2.0e-8
+    off."""
+    import ntksym
+
+    x = np.array([1.0, 2.0, -3.0, 4.0, 5.0, -6.0]) / 4
+    X = np.vstack([x, x * (1 + 2.0**-30), x * (1 + 2.0**-20)])
+    net = stax.serial(
+        stax.Dense(64, W_std=1.5), stax.Elementwise("tanh(u)"), stax.Dense(64, W_std=1.3),
+        stax.Relu(), stax.Dense(1),
+    )  # fmt: skip
+    ref = ntksym.reference.kernel(net, X)
+    got = net.kernel_fn(X)
+    for name, r in (("nngp", ref[0]), ("ntk", ref[1])):
+        r = np.asarray(r, dtype=float)
+        err = np.max(np.abs(getattr(got, name) - r) / np.abs(r))
+        assert err <= 1e-13, (name, err)
+
+
 def test_blocks_of_rows_keep_the_bits_of_the_whole_matrix() -> None:
     """A closed-form activation with no carried determinant (``sin(u) + u``) then ReLU, on
     inputs whose pairs are all nearly parallel (every entry takes the residual's integral):

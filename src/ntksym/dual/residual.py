@@ -94,7 +94,9 @@ def next_det(
     p11, p22 = k11[:, None], k22[None, :]
     with np.errstate(all="ignore"):  # (an infinite map is refused by the caller)
         out = np.maximum(careful_det(p11, k12, p22), 0.0)
-        near = (out < NEAR * (p11 * p22)) & (p11 > 0.0) & (s11[:, None] > 0.0) & (det > 0.0)
+        # (det = 0 too: exactly rescaled inputs, x and x (1 + 2^-30), whose outputs differ
+        # only through the variances; det >= 0 leaves NaN out)
+        near = (out < NEAR * (p11 * p22)) & (p11 > 0.0) & (s11[:, None] > 0.0) & (det >= 0.0)
     rows, cols = np.nonzero(near)
     if rows.size == 0:
         return out
