@@ -114,3 +114,19 @@ def test_a_kinked_layer_after_a_polynomial_against_the_referee(
     ref = ntksym.reference.kernel(net, X)
     for backend in ("layers", "fused"):
         assert _worst(net, X, backend, ref) <= 1e-14, backend
+
+
+def test_a_zero_variance_keeps_the_determinant() -> None:
+    """The zero vector through a Dense layer without bias has variance 0 at the monomial:
+    its ``rho`` is undefined, and a form with ``|S12| / sqrt(S11 S22)`` raised to powers gave
+    NaN there, which sent the whole block of the layer maps to the subtraction (3.1e-12 on
+    the NTK of the near-parallel pair beside it)."""
+    x = np.random.default_rng(3).standard_normal(6)
+    X = np.vstack([x, np.zeros(6), x * (1 + 1e-9)])
+    net = stax.serial(
+        stax.Dense(64, W_std=1.5), stax.Monomial(3), stax.Dense(64, W_std=1.3, b_std=0.2),
+        stax.Relu(), stax.Dense(1),
+    )  # fmt: skip
+    ref = ntksym.reference.kernel(net, X)
+    for backend in ("layers", "fused"):
+        assert _worst(net, X, backend, ref) <= 1e-14, backend

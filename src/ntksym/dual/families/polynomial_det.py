@@ -82,8 +82,10 @@ def _carried(f: sp.Expr) -> sp.Expr:
     spread = sum((w[k] * _gap_quotient(at[k][0] - at[k][1]) ** 2 for k in ks), sp.Integer(0))
     m = sp.sqrt(S11) * sp.sqrt(S22)
     s = sp.Abs(S12)
-    t = s / m
-    one_minus_t = D / (m * (m + s))
+    # (a zero variance: m = 0, S12 = D = 0, and only k = 0 has a_k b_k != 0, where t does
+    # not enter: t = 0 there, so that no 0/0 and no 0 * inf of its powers appear)
+    t = sp.Piecewise((s / m, m > 0), (0, True))
+    one_minus_t = sp.Piecewise((D / (m * (m + s)), m > 0), (1, True))
 
     def parts(negative: bool) -> tuple[sp.Expr, sp.Expr]:
         small, large = sp.Integer(0), sp.Integer(0)
