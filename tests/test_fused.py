@@ -252,14 +252,20 @@ def _python_module(prog):
 
 @pytest.mark.parametrize(
     "act",
-    [stax.Erf(), pytest.param(stax.Gelu(), marks=pytest.mark.exhaustive), stax.Sin(1.1, 0.8)],
-    ids=["erf", "gelu", "sin"],
+    [
+        stax.Erf(),
+        pytest.param(stax.Gelu(), marks=pytest.mark.exhaustive),
+        stax.Sin(1.1, 0.8),
+        stax.Monomial(3),
+        stax.Elementwise("u**2 + u"),
+    ],
+    ids=["erf", "gelu", "sin", "monomial3", "u2+u"],
 )
 def test_printed_loop_maps_equal_the_spec(act):
     """The maps as the activation step prints them (W2 = 1, B2 = 0, half-integer powers by
     square roots, libm calls hoisted into ``_a0_pre_*``) against the spec's SymPy maps
     evaluated at 30 digits: erf's carried determinant (log1p hoisted), GELU (x**1.5), sin
-    (exp and cos hoisted)."""
+    (exp and cos hoisted), polynomials' carried determinant (``|rho|`` a Piecewise)."""
     import sympy as sp
 
     from ntksym.dual import stable
