@@ -18,6 +18,7 @@ from test_smooth_det import VARIANCES, adversarial_inputs, carried_det_errors, p
 from ntksym import stax
 from ntksym.activations import u
 from ntksym.dual import derive as _d
+from ntksym.dual import residual
 from ntksym.dual.families import family_of, mgf, mgf_det
 from ntksym.kernels import layer_maps
 
@@ -160,13 +161,15 @@ def worst_error(net, X, ref):
 
 
 def subtraction_only(monkeypatch):
-    """The old layer path: no activation of a typed expression carries the determinant."""
+    """The old layer path: no activation of a typed expression carries the determinant, and
+    the residual's integral (``dual.residual``, which would take over) is switched off."""
     old = layer_maps.stable_det
 
     def stable_det(act):
         return None if family_of(act).name == "mgf_expression" else old(act)
 
     monkeypatch.setattr(layer_maps, "stable_det", stable_det)
+    monkeypatch.setattr(residual, "NEAR", 0.0)
 
 
 @pytest.mark.parametrize(
