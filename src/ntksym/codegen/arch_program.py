@@ -47,12 +47,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from ntksym.activations import Activation
-from ntksym.activations.registry import affine_parts
 from ntksym.architecture.description import Dense, Dropout, LayerNorm, Net, Nonlinearity
 from ntksym.architecture.walk import Meta, Walker, concat_weights
 from ntksym.codegen.spec import KernelSpec, kernel_spec
 from ntksym.dual import stable
-from ntksym.dual.families import family_of
+from ntksym.dual.families import base_family_name
 from ntksym.errors import InputError, NTKSymError
 
 __all__ = ["STABLE_DET_FAMILIES", "Program", "Step", "Unsupported", "lower"]
@@ -131,18 +130,12 @@ def _trusted(spec: KernelSpec) -> bool:
     act = spec.activation
     if spec.kind != "stable" or spec.next_det is None:
         return False
-    family = family_of(act)
-    inner = affine_parts(act)[0] if family is not None and family.name == "affine" else act
-    inner_family = family_of(inner)
-    return inner_family is not None and inner_family.name in STABLE_DET_FAMILIES
+    return base_family_name(act) in STABLE_DET_FAMILIES
 
 
 def _kinked(act: Activation) -> bool:
     """Whether ``act``'s maps read the angle (its family is one of ``stable.DET_FAMILIES``)."""
-    family = family_of(act)
-    inner = affine_parts(act)[0] if family is not None and family.name == "affine" else act
-    inner_family = family_of(inner)
-    return inner_family is not None and inner_family.name in stable.DET_FAMILIES
+    return base_family_name(act) in stable.DET_FAMILIES
 
 
 class _Lowering:

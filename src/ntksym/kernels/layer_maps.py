@@ -47,14 +47,13 @@ import sympy as sp
 
 from ntksym import dual
 from ntksym.activations import Activation
-from ntksym.activations.registry import affine_parts
 from ntksym.architecture.description import Dense, Dropout, LayerNorm, Nonlinearity
 from ntksym.architecture.walk import Meta, concat_weights
 from ntksym.codegen.runtime.numpy_fused import first_layer
 from ntksym.codegen.spec import stable_layer_map
 from ntksym.dual import residual, stable
 from ntksym.dual.covariance import careful_det
-from ntksym.dual.families import family_of
+from ntksym.dual.families import base_family_name
 from ntksym.dual.family import numpy_function
 
 __all__ = ["Block", "Float64Ops", "input_block"]
@@ -198,12 +197,7 @@ def stable_det(act: Activation) -> Callable[..., Any] | None:
     :data:`STABLE_DET_FAMILIES` and their scaled members ``a f(b u)``; None for the others,
     after which the determinant is formed by subtraction.
     """
-    family = family_of(act)
-    inner = act
-    if family is not None and family.name == "affine":
-        inner = affine_parts(act)[0]
-    inner_family = family_of(inner)
-    if inner_family is None or inner_family.name not in STABLE_DET_FAMILIES:
+    if base_family_name(act) not in STABLE_DET_FAMILIES:
         return None
     found = stable_layer_map(act)
     if found is None:

@@ -9,6 +9,7 @@ from those of ``f`` in one of the others.
 from __future__ import annotations
 
 from ntksym.activations import Activation
+from ntksym.activations.registry import affine_parts
 from ntksym.dual.families import (
     affine,
     erf,
@@ -22,7 +23,7 @@ from ntksym.dual.families import (
 )
 from ntksym.dual.family import Family
 
-__all__ = ["AFFINE", "FAMILIES", "closed_form_names", "family_of"]
+__all__ = ["AFFINE", "FAMILIES", "base_family_name", "closed_form_names", "family_of"]
 
 _BASES: tuple[Family, ...] = (
     piecewise_linear.FAMILY,
@@ -54,6 +55,18 @@ FAMILIES: tuple[Family, ...] = (AFFINE, *_BASES)
 def family_of(act: Activation) -> Family | None:
     """The first family that covers ``act``, or None."""
     return _first(FAMILIES, act)
+
+
+def base_family_name(act: Activation) -> str | None:
+    """The name of ``act``'s family, that of ``f`` for a scaled member ``a f(b u) + c``.
+
+    None when no family covers it. The lists of families whose determinant is carried or
+    read (``ntksym.dual.stable``) name these base families.
+    """
+    family = family_of(act)
+    inner = affine_parts(act)[0] if family is not None and family.name == "affine" else act
+    inner_family = family_of(inner)
+    return None if inner_family is None else inner_family.name
 
 
 def closed_form_names() -> list[str]:
