@@ -39,7 +39,7 @@ import sympy as sp
 from ntksym.derive.layered import layer_activation
 from ntksym.derive.symbols import GaussE, Sigma, Sigma_dot, Theta_inf
 from ntksym.derive.text import Text, text
-from ntksym.notes.network_check import SigmaXX, SigmaYY
+from ntksym.notes.network_engine import sign_covariance
 from ntksym.notes.network_layers import derive_all, general_statements, number
 from ntksym.notes.network_units import Unit
 
@@ -211,8 +211,7 @@ def _own_printed(unit: Unit) -> list[tuple[sp.Expr, sp.Expr]]:
         f, fdot, p = *branch_functions(unit.first + b), _source(unit, b)
         w2, b2 = number(d.w_std) ** 2, number(d.b_std) ** 2
         if act.zero_ntk:  # Sign: (2/pi) arcsin(rho), and no gradient (docs/architectures.md)
-            rho = Sigma(p) / (sp.sqrt(SigmaXX(p)) * sp.sqrt(SigmaYY(p)))
-            own = w2 * 2 * sp.asin(rho) / sp.pi + b2
+            own = sign_covariance(p, w2, b2)
             out.append((own, own))
             continue
         own = w2 * GaussE(f(p, _u) * f(p, _v), _u, _v, p) + b2

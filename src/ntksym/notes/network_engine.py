@@ -45,6 +45,7 @@ __all__ = [
     "engine_derived",
     "engine_maps",
     "engine_note",
+    "sign_covariance",
     "sign_printed",
 ]
 
@@ -159,12 +160,17 @@ def engine_derived(unit: Unit, part: str, per_layer: sp.Eq) -> sp.Eq:
     return _standard_next(unit, part)
 
 
+def sign_covariance(p: Any, w2: sp.Expr, b2: sp.Expr) -> sp.Expr:
+    """``w2 (2/pi) arcsin(rho) + b2``: ``Sign`` at layer ``p``'s kernels, then a Dense layer."""
+    rho = Sigma(p) / (sp.sqrt(SigmaXX(p)) * sp.sqrt(SigmaYY(p)))
+    return w2 * 2 * sp.asin(rho) / sp.pi + b2
+
+
 def sign_printed(unit: Unit, w: sp.Expr, b: sp.Expr, theta: sp.Eq) -> dict[str, sp.Basic]:
     """``Sign`` then a Dense layer as its records imply (``docs/architectures.md``)."""
-    m, p = unit.m, unit.m - 1
-    rho = Sigma(p) / (sp.sqrt(SigmaXX(p)) * sp.sqrt(SigmaYY(p)))
+    m = unit.m
     return {
-        "S": sp.Eq(Sigma(m), w**2 * 2 * sp.asin(rho) / sp.pi + b**2),
+        "S": sp.Eq(Sigma(m), sign_covariance(m - 1, w**2, b**2)),
         "D": sp.Eq(Sigma_dot(m), sp.Integer(0)),
         "T": theta,
     }
