@@ -170,7 +170,7 @@ def _integrate(
     noise = np.zeros(a.size)
     with np.errstate(all="ignore"):
         fu = c[:, None] * act.numpy(a[:, None] * z1[None, :])
-        for x2, w2 in (_GH_FINE, _GH_COARSE):
+        for fine, (x2, w2) in ((True, _GH_FINE), (False, _GH_COARSE)):
             w2 = w2 / math.sqrt(2.0 * math.pi)
             v = (b[:, None] * z1[None, :])[:, :, None] + (e[:, None] * x2[None, :])[:, None, :]
             fv = np.asarray(act.numpy(v))
@@ -178,12 +178,12 @@ def _integrate(
             inner = (res * res * w2).sum(-1)  # (per entry: no BLAS, whose sums may
             # depend on how many entries a batch holds; a block of rows keeps its bits)
             sums.append((inner * w1, inner[:, even] * w1[even]))
-            if not noise.any():
+            if fine:  # (the rounding floor, from the finer rule's residuals)
                 mag = (np.abs(res) * (np.abs(fv) + np.abs(fu)[:, :, None]) * w2).sum(-1)
                 noise = 2.0 * _EPS * (mag * w1).sum(-1)
-    (fine, fine2), (coarse, _) = sums
-    q = fine.sum(1)
+    (full, full2), (coarse, _) = sums
+    q = full.sum(1)
     with np.errstate(all="ignore"):
-        agree = np.maximum(np.abs(q - 2.0 * fine2.sum(1)), np.abs(q - coarse.sum(1)))
+        agree = np.maximum(np.abs(q - 2.0 * full2.sum(1)), np.abs(q - coarse.sum(1)))
         ok = np.isfinite(q) & (q > 0.0) & (agree <= AGREE * q + 2.0 * noise)
     return q, ok

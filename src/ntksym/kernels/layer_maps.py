@@ -29,10 +29,9 @@ family has a checked stable layer map with a determinant (ReLU and the piecewise
 family, sign, erf, GELU, exp, sin, cos, the Gaussian bump, polynomials and their scaled
 forms) maps it without cancellation too (:func:`stable_det`); after the others (no closed
 form: ``tanh``, the tanh GELU; sums of families, as ``sin(u) + u``) the pairs whose
-determinant by subtraction is
-small get it from the integral of a residual that is small with it
-(:func:`ntksym.dual.residual.next_det`), so a kinked layer after such an activation still
-sees accurate angles. A sum of branches maps the determinants by :func:`_sum`.
+determinant by subtraction is small get it from the integral of a residual that is small
+with it (:func:`ntksym.dual.residual.next_det`), so a kinked layer after such an activation
+still sees accurate angles. A sum of branches maps the determinants by :func:`_sum`.
 """
 
 from __future__ import annotations
