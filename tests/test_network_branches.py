@@ -159,12 +159,12 @@ def test_blocks_the_notes_do_not_cover_are_refused_by_name():
     # a branch ending in a block has no Dense layer of its own last: its field is the
     # block's, correlated with the others' through the shared input (refused; a block
     # inside a branch followed by a Dense layer is covered: test_network_blocks.py)
-    with pytest.raises(InputError, match="must end in an activation and a Dense"):
+    with pytest.raises(InputError, match="must end in a Dense layer of its own"):
         units(block(3, relu, nested, stax.Identity()))
     # a branch ending in a LayerNorm has no Dense layer of its own: its field is not
     # independent of the others', so the kernels need not add (refused)
     normed = stax.serial(stax.Relu(), stax.Dense(4), stax.LayerNorm())
-    with pytest.raises(InputError, match="must end in an activation and a Dense"):
+    with pytest.raises(InputError, match="must end in a Dense layer of its own"):
         units(block(3, relu, normed, stax.Identity()))
     # two Identities: the code refuses them (the same Gaussian field) before the notes do
     with pytest.raises(InputError, match="same Gaussian field"):

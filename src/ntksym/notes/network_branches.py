@@ -140,6 +140,8 @@ def _branch_kernels(unit: Unit, b: int, derived_of: Derived) -> tuple[sp.Expr, s
     its own, the layer it reads is then renamed to the branch's last one.
     """
     act, dense = unit.branches[b]
+    if act is None:  # a whole branch: its last layer's kernels, a step of their own
+        return Sigma(_source(unit, b)), Theta_inf(_source(unit, b))
     # Sign: per_layer's map through derivation sign (its expectations, no gradient)
     one = Unit("layer_sign" if act.zero_ntk else "layer", unit.m, dense, act, ())
     out = {part: derived_of(one, part).rhs for part in ("S", "D", "T")}
@@ -209,6 +211,9 @@ def _own_printed(unit: Unit) -> list[tuple[sp.Expr, sp.Expr]]:
     out = [(Sigma(unit.m - 1), Theta_inf(unit.m - 1))] if unit.skip else []
     for b, (act, d) in enumerate(unit.branches):
         f, fdot, p = *branch_functions(unit.first + b), _source(unit, b)
+        if act is None:  # a whole branch: the kernels of its last layer, as they are
+            out.append((Sigma(p), Theta_inf(p)))
+            continue
         w2, b2 = number(d.w_std) ** 2, number(d.b_std) ** 2
         if act.zero_ntk:  # Sign: (2/pi) arcsin(rho), and no gradient (docs/architectures.md)
             own = sign_covariance(p, w2, b2)
@@ -249,6 +254,7 @@ def branch_activations(unit: Unit) -> dict[tuple, Any]:
             a.activation
         )
         for b, (a, _d) in enumerate(unit.branches)
+        if a is not None
     }
 
 
@@ -258,23 +264,33 @@ def branch_note(unit: Unit, part: str) -> Text:
 
     p, count = unit.m - 1, len(unit.branches) + unit.skip
     lab, own = ("3", "(4)") if part == "S" else ("7", "(4), Sigmadot(L+1) and (8)")
+    whole = ""
+    if any(act is None for act, _d in unit.branches):
+        whole = (
+            " (a branch whose last Dense layer is standard or follows a Dropout: its last "
+            "layer's kernels, derived in a step of their own)"
+        )
     if unit.kind == "concat":
         out = Text(
             f"engine-derived step ({'4' if part == 'S' else '5'}) of derivation "
             f"fan_in_concat (the width-weighted mean), applied from the left to {count} "
             f"branches of widths {', '.join(map(str, unit.widths))}, each Dense branch's "
-            f"kernels by {own} of derivation per_layer, l = L = {p}: "
+            f"kernels by {own} of derivation per_layer, l = L = {p}{whole}: "
         )
     else:
         out = Text(
             f"engine-derived step ({lab}) of derivation fan_in_sum for {count} branches "
             "(the cross terms vanish), each Dense branch's kernels by "
-            f"{own} of derivation per_layer, l = L = {p}: "
+            f"{own} of derivation per_layer, l = L = {p}{whole}: "
         )
     if unit.skip:
         out = Text(out, f"the Identity (the kernels of layer {dict(unit.names).get(p, p)})")
     for b, (act, d) in enumerate(unit.branches):
         q = _source(unit, b)
+        sep = "; " if b or unit.skip else ""
+        if act is None:
+            out = Text(out, sep, f"the kernels of layer {q}, the branch's last ({d})")
+            continue
         fu = sp.Eq(
             branch_functions(unit.first + b)[0](q, _u), act.activation.expr.xreplace({act_u: _u})
         )
@@ -283,6 +299,5 @@ def branch_note(unit: Unit, part: str) -> Text:
             then += " (E[sign sign] by step (3), E[sign' sign'] = 0 by step (4) of derivation sign)"
         if q != p:
             then += f" (l = L = {q}: the branch's last layer of its own)"
-        sep = "; " if b or unit.skip else ""
         out = Text(out, sep, text("{f}", f=sp.Eq(fu.lhs, fu.rhs, evaluate=False)), then)
     return out

@@ -64,20 +64,30 @@ def unit_rows(net: Any) -> list[tuple[Any, Text]]:
         if unit.norm is not None:
             rows.append((m, Text(str(unit.norm))))
             continue
-        if unit.act is None:
-            rows.append((m, Text(f"{unit.dense} on the input ", sp.Symbol("x"))))
-            continue
         if unit.kind in ("branches", "concat"):
-            parts = ["the Identity"] * unit.skip + [f"{a} then {d}" for a, d in unit.branches]
+            parts = ["the Identity"] * unit.skip + [
+                f"{a} then {d}" if a is not None else f"layers ending in {d}"
+                for a, d in unit.branches
+            ]
             listed = ", ".join(parts[:-1]) + f" and {parts[-1]}"
             what = "sum" if unit.kind == "branches" else "concatenation (FanInConcat)"
             longer = any(q != unit.m - 1 for q in unit.sources)
-            last = " (each branch's layers above, then its last pair)" if longer else ""
+            pairs = any(
+                a is not None and q != unit.m - 1
+                for (a, _d), q in zip(unit.branches, unit.sources, strict=True)
+            )
+            last = " (each branch's layers above" + (", then its last pair)" if pairs else ")")
+            last = last if longer else ""
             rows.append((m, Text(f"the {what} of {len(parts)} branches: {listed}{last}")))
+            continue
+        if unit.act is None:
+            rows.append((m, Text(f"{unit.dense} on the input ", sp.Symbol("x"))))
             continue
         f = sp.Eq(phi(unit.m - 1, u), unit.act.activation.expr.xreplace({act_u: u}))
         what = "a residual block: the identity plus " if unit.kind == "residual" else ""
         then = f" then {unit.dense}" if unit.dense is not None else ", the network's output"
+        if unit.dropout is not None:
+            then = f" then {unit.dropout} and {unit.dense}"
         rows.append((m, Text(f"{what}{unit.act}{then}, with ", in_branch(unit, f))))
     return rows
 

@@ -52,9 +52,9 @@ SUPPORTED = (
     "and blocks FanOut(n), parallel(...), FanInSum() or FanInConcat() for any n >= 2, each "
     "branch the Identity (at most one) or a chain of those layers and blocks (a Dense "
     "layer first, on the block's input, or not; Sign only before an NTK-parameterized "
-    "Dense layer) ending in a Dense layer of its "
-    "own, NTK-parameterized, after an activation, a Dense layer, a LayerNorm or a block "
-    "(two branches, one of them the Identity and the other serial(activation, Dense): a "
+    "Dense layer) ending in a Dense layer of its own (either parameterization, a Dropout "
+    "before it or not) after an activation, a Dense layer, a LayerNorm or a block (two "
+    "branches, one of them the Identity and the other serial(activation, Dense): a "
     "residual block); after a FanInConcat a Dense layer, or a Dropout and a Dense layer "
     "(no activation between); not two activations in a row"
 )
@@ -89,7 +89,10 @@ class Unit:
         branches: the ``(activation, Dense)`` of each branch of a block that is not the
             Identity (one for a ``"residual"`` block, one or more for ``"branches"``:
             ``FanOut(n)``, ``parallel(serial(phi, Dense), serial(psi, Dense), ...)``,
-            ``FanInSum``); ``act`` and ``dense`` are the first such branch's.
+            ``FanInSum``); ``act`` and ``dense`` are the first such branch's. A
+            *whole* branch (its last Dense layer standard or after a Dropout: see
+            :class:`Chain`) has ``(None, Dense)``: its kernels are those of its last
+            layer, ``sources[b]``.
         skip: a ``"branches"`` or ``"concat"`` block has the Identity among its branches.
         widths: a ``"concat"`` block's branch widths, the Identity's first (its input's
             width), then the Dense branches' in order.
@@ -113,7 +116,7 @@ class Unit:
     n_in: int = 0
     norm: LayerNorm | None = None
     dropout: Dropout | None = None
-    branches: tuple[tuple[Nonlinearity, Dense], ...] = ()
+    branches: tuple[tuple[Nonlinearity | None, Dense], ...] = ()
     skip: bool = False
     widths: tuple[int, ...] = ()
     sources: tuple[Any, ...] = ()
@@ -134,14 +137,9 @@ def _flatten(net: Net) -> list[Net]:
     return list(leaves(net, skip="no-ops"))
 
 
-def _dense(layer: Any, where: str, ntk_only: bool = False) -> Dense:
+def _dense(layer: Any, where: str) -> Dense:
     if not isinstance(layer, Dense):
         raise InputError(f"{where}: expected a Dense layer, got {layer}; supported: {SUPPORTED}")
-    if ntk_only and layer.parameterization != "ntk":
-        raise InputError(
-            f"{where}: {layer} in a branch uses the standard parameterization, which the "
-            f"residual and fan_in_sum derivations do not cover; supported: {SUPPORTED}"
-        )
     return layer
 
 
@@ -165,14 +163,17 @@ class Chain:
         inner: the units of the branch before its last activation and Dense layer, each
             with the placeholder layer ``m`` of the block and the names it stands for.
         pair: the branch's last activation (:data:`NO_ACTIVATION` when its last Dense
-            layer follows a Dense layer or a LayerNorm) and (NTK-parameterized) Dense
-            layer.
+            layer follows a Dense layer or a LayerNorm) and NTK-parameterized Dense
+            layer; or ``(None, Dense)`` when that Dense layer is standard or follows a
+            Dropout: then it is the last of ``inner`` (the branch is *whole*), and the
+            block adds the kernels of that layer as they are.
         source: the index of the layer that pair reads: ``m - 1`` for a branch
-            ``serial(activation, Dense)``, the last inner unit's name otherwise.
+            ``serial(activation, Dense)``, the last inner unit's name otherwise (for a
+            whole branch, the name of its last layer).
     """
 
     inner: tuple[Unit, ...]
-    pair: tuple[Nonlinearity, Dense]
+    pair: tuple[Nonlinearity | None, Dense]
     source: Any
 
 
@@ -221,15 +222,18 @@ def _chain(
     linear = (Dense, LayerNorm, FanInSum, FanInConcat)
     if len(own) > 2 and isinstance(own[-1], Dense) and isinstance(own[-2], linear):
         own = [*own[:-1], NO_ACTIVATION, own[-1]]  # linear in its input: no activation
-    if len(own) < 2 or not isinstance(own[-1], Dense) or isinstance(own[-2], Dropout):
+    if len(own) < 2 or not isinstance(own[-1], Dense):
         raise InputError(
-            f"{where}: a branch must end in an activation and a Dense layer of its own (or a "
-            f"Dense layer right after a Dense layer, a LayerNorm or a block; no Dropout before "
-            f"it), or be the Identity; got {branch}; supported: {SUPPORTED}"
+            f"{where}: a branch must end in a Dense layer of its own (after an activation, "
+            f"a Dropout, a Dense layer, a LayerNorm or a block), or be the Identity; got "
+            f"{branch}; supported: {SUPPORTED}"
         )
+    # a last Dense layer in the standard parameterization or after a Dropout: the whole
+    # branch is inner units, and the block adds the kernels of the last one (``whole``)
+    whole = own[-1].parameterization != "ntk" or isinstance(own[-2], Dropout)
     leaves, n, inner, j = [*before, *own], len(before), [], 0
     source: Any = scope.entry
-    while n < len(leaves) - 2:
+    while n < len(leaves) - 2 * (not whole):
         j += 1
         name = branch_layer(scope.base, at[1], j)
         names = ((m, name),) if source == m - 1 else ((m - 1, source), (m, name))
@@ -245,9 +249,11 @@ def _chain(
         prefix = tuple(leaf for leaf in unit.prefix if leaf is not NO_ACTIVATION)
         inner.append(replace(unit, prefix=prefix, names=names, branch=at[0]))
         source = name
+    if whole:
+        return Chain(tuple(inner), (None, own[-1]), source)
     # (a branch's own Dense layer is NTK-parameterized, so Sign may come before it: per_layer
     # through derivation sign, as at the top level)
-    act, dense = _act(leaves[-2], where, sign_ok=True), _dense(leaves[-1], where, ntk_only=True)
+    act, dense = _act(leaves[-2], where, sign_ok=True), _dense(leaves[-1], where)
     return Chain(tuple(inner), (act, dense), source)
 
 
