@@ -122,3 +122,61 @@ def test_whole_branches_render(mixed_results, tmp_path):
     path = Path(tmp_path) / "whole.tex"
     atomic_write_text(path, tex)
     assert pdf_pages(compile_pdf(path)) >= 1
+
+
+# ---------------------------------------------------------------- a block on the input
+def _wide_and_deep():
+    """A Dense layer and a deeper branch side by side on the input, then relu."""
+    return stax.serial(
+        stax.FanOut(2),
+        stax.parallel(
+            stax.Dense(4, W_std=1.1, b_std=0.2),
+            stax.serial(stax.Dense(4), stax.Relu(), stax.Dense(4, W_std=1.3, b_std=0.1)),
+        ),
+        stax.FanInSum(),
+        stax.Relu(),
+        stax.Dense(1, W_std=0.8),
+    )
+
+
+def test_a_block_on_the_input_starts_each_branch_with_an_input_step():
+    parts = units(_wide_and_deep())
+    named = [(u.kind, dict(u.names).get(u.m, u.m)) for u in parts]
+    one = [branch_layer(1, b, j) for b, j in ((1, 1), (2, 1), (2, 2))]
+    assert named == [
+        ("input", one[0]),
+        ("input", one[1]),
+        ("layer", one[2]),
+        ("branches", 1),
+        ("layer", 2),
+    ], named
+    deriv = network_derivation(_wide_and_deep())
+    results = deriv.run()
+    assert all(r.verdict == "verified" for r in results), [r.detail.plain() for r in results]
+    assert sum("reference.kernel" in r.detail.plain() for r in results) == len(results)
+    # the block's NNGP is its two branches' last layers' (no kernel before the block)
+    s1 = deriv.step("S1").derive({})
+    assert s1 == sp.Eq(Sigma(1), Sigma(one[0]) + Sigma(one[2]))
+    # the first branch's bias left out of its input step: the referee disagrees
+    right = deriv.step(f"S{one[0]}").derive({})
+    planted = sp.Eq(right.lhs, right.rhs - sp.Float("0.04"))
+    r = deriv.replace_step(f"S{one[0]}", derive=lambda env: planted).run_one(f"S{one[0]}")
+    assert r.verdict == "failed", r.detail.plain()
+    # a printed block NTK without the deep branch: a misprint
+    printed = deriv.step("T1").printed
+    dropped = sp.Eq(printed.lhs, printed.rhs - Theta_inf(one[2]))
+    assert deriv.with_printed("T1", dropped).run_one("T1").verdict == "misprint"
+
+
+def test_blocks_on_the_input_the_notes_do_not_cover_are_refused():
+    from ntksym.errors import InputError
+
+    deep = stax.serial(stax.Dense(4), stax.Relu(), stax.Dense(4))
+    nested = stax.serial(stax.FanOut(2), stax.parallel(stax.Dense(4), deep), stax.FanInSum())
+    # a branch ending in a block has no Dense layer of its own last
+    with pytest.raises(InputError, match="must end in a Dense layer of its own"):
+        units(stax.serial(stax.FanOut(2), stax.parallel(nested, stax.Dense(4)), stax.FanInSum()))
+    # the Identity of the input (not a Gaussian field) and an activation on the input are
+    # refused by the kernels' own rules first
+    with pytest.raises(InputError, match="Gaussian"):
+        units(stax.serial(stax.FanOut(2), stax.parallel(stax.Relu(), deep), stax.FanInSum()))

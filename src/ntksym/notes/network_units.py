@@ -13,6 +13,9 @@ identity. A network may end in an activation (kind ``"activation"``: the kernels
 of its own before the block's (:func:`_chain`); a block inside a branch is one of them,
 after the units of its own branches (:func:`_block`, in a :class:`_Scope` that names
 them).
+A branch whose last Dense layer is standard or follows a Dropout, and every branch of a
+block on the network's input (its first layer an ``"input"`` unit), is read *whole*:
+all its layers are inner units and the block adds the kernels of the last one.
 ``Identity`` and ``Dropout(mode="test")`` are the identity and are skipped. Two
 activations in a row are refused by the kernels themselves (the second one's input is
 not a Gaussian field), before any unit is made.
@@ -56,7 +59,8 @@ SUPPORTED = (
     "before it or not) after an activation, a Dense layer, a LayerNorm or a block (two "
     "branches, one of them the Identity and the other serial(activation, Dense): a "
     "residual block); after a FanInConcat a Dense layer, or a Dropout and a Dense layer "
-    "(no activation between); not two activations in a row"
+    "(no activation between); a block on the network's input, each branch starting with "
+    "a Dense layer; not two activations in a row"
 )
 #: The (absent) activation of a Dense layer right after a Dense layer, a LayerNorm, a block
 #: (a ``Dropout`` between them or not) or at the start of a branch: the identity.
@@ -217,20 +221,22 @@ def _chain(
     ``before`` followed by the branch cut after it (a described network).
     """
     where, own = f"branch {at[1]} of the block at layer {scope.base}", _flatten(branch)
-    if isinstance(own[0], Dense):  # a Dense on the block's input: no activation
+    on_input = scope.entry == 0  # a block on the network's input: no kernel before it
+    if isinstance(own[0], Dense) and not on_input:  # on the block's input: no activation
         own = [NO_ACTIVATION, *own]
     linear = (Dense, LayerNorm, FanInSum, FanInConcat)
     if len(own) > 2 and isinstance(own[-1], Dense) and isinstance(own[-2], linear):
         own = [*own[:-1], NO_ACTIVATION, own[-1]]  # linear in its input: no activation
-    if len(own) < 2 or not isinstance(own[-1], Dense):
+    if len(own) < 2 - on_input or not isinstance(own[-1], Dense):
         raise InputError(
             f"{where}: a branch must end in a Dense layer of its own (after an activation, "
             f"a Dropout, a Dense layer, a LayerNorm or a block), or be the Identity; got "
             f"{branch}; supported: {SUPPORTED}"
         )
-    # a last Dense layer in the standard parameterization or after a Dropout: the whole
-    # branch is inner units, and the block adds the kernels of the last one (``whole``)
-    whole = own[-1].parameterization != "ntk" or isinstance(own[-2], Dropout)
+    # a last Dense layer in the standard parameterization or after a Dropout, or a branch
+    # on the network's input: the whole branch is inner units, and the block adds the
+    # kernels of the last one (``whole``)
+    whole = on_input or own[-1].parameterization != "ntk" or isinstance(own[-2], Dropout)
     leaves, n, inner, j = [*before, *own], len(before), [], 0
     source: Any = scope.entry
     while n < len(leaves) - 2 * (not whole):
@@ -244,7 +250,10 @@ def _chain(
             inner += [*units[:-1], replace(units[-1], names=names, branch=at[0])]
             source = name
             continue
-        unit, n = _layer_step(leaves, n, m, width, sign_ok=True)
+        if source == 0:  # the branch's first layer, on the network's input
+            unit, n = _input_step(leaves, n, m, where)
+        else:
+            unit, n = _layer_step(leaves, n, m, width, sign_ok=True)
         width = width if unit.dense is None else unit.dense.width
         prefix = tuple(leaf for leaf in unit.prefix if leaf is not NO_ACTIVATION)
         inner.append(replace(unit, prefix=prefix, names=names, branch=at[0]))
@@ -323,6 +332,12 @@ def _block(leaves: list[Net], n: int, m: int, width: int, scope: _Scope) -> list
     return [*inner, Unit("branches", m, dense, act, prefix, width, **more)]
 
 
+def _input_step(leaves: list[Net], n: int, m: int, where: str) -> tuple[Unit, int]:
+    """The Dense layer ``leaves[n]`` on the network's input: ``alpha~^(m)``, the index after."""
+    first = _dense(leaves[n], f"{where}: the first layer on the network's input")
+    return Unit("input" + _suffix(first), m, first, None, tuple(leaves[: n + 1])), n + 1
+
+
 def _layer_step(leaves: list[Net], n: int, m: int, width: int, sign_ok: bool) -> tuple[Unit, int]:
     """The unit at ``leaves[n]`` defining ``alpha~^(m)``, and the index after it.
 
@@ -372,11 +387,13 @@ def units(net: Any) -> list[Unit]:
     leaves = _flatten(found)
     if not leaves:
         raise InputError("the network has no layers")
-    first = _dense(leaves[0], "layer 1")
-    out = [Unit("input" + _suffix(first), 1, first, None, tuple(leaves[:1]))]
-    n, width = 1, first.width
+    out: list[Unit] = []
+    n, width = 0, 0
+    if not isinstance(leaves[0], FanOut):  # else a block on the input (whole branches)
+        out, n = list(_input_step(leaves, 0, 1, "layer 1")[:1]), 1
+        width = out[0].affine.width
     while n < len(leaves):
-        where, m, layer = f"layer {n + 1}", out[-1].m + 1, leaves[n]
+        where, m, layer = f"layer {n + 1}", out[-1].m + 1 if out else 1, leaves[n]
         if isinstance(layer, FanOut):
             out += _block(leaves, n, m, width, _Scope(m, m - 1))
             width, n = _width_after(out[-1], width), n + 3
