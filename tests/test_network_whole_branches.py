@@ -172,11 +172,80 @@ def test_blocks_on_the_input_the_notes_do_not_cover_are_refused():
     from ntksym.errors import InputError
 
     deep = stax.serial(stax.Dense(4), stax.Relu(), stax.Dense(4))
-    nested = stax.serial(stax.FanOut(2), stax.parallel(stax.Dense(4), deep), stax.FanInSum())
-    # a branch ending in a block has no Dense layer of its own last
+    # a branch ending in a LayerNorm has no Dense layer of its own last
+    normed = stax.serial(stax.Dense(4), stax.LayerNorm())
     with pytest.raises(InputError, match="must end in a Dense layer of its own"):
-        units(stax.serial(stax.FanOut(2), stax.parallel(nested, stax.Dense(4)), stax.FanInSum()))
+        units(stax.serial(stax.FanOut(2), stax.parallel(normed, deep), stax.FanInSum()))
     # the Identity of the input (not a Gaussian field) and an activation on the input are
     # refused by the kernels' own rules first
     with pytest.raises(InputError, match="Gaussian"):
         units(stax.serial(stax.FanOut(2), stax.parallel(stax.Relu(), deep), stax.FanInSum()))
+
+
+# ---------------------------------------------------------------- a block last in a branch
+def _residual(w_std=1.2):
+    inner = stax.serial(stax.Relu(), stax.Dense(4, W_std=w_std, b_std=0.1))
+    return stax.serial(stax.FanOut(2), stax.parallel(inner, stax.Identity()), stax.FanInSum())
+
+
+def _block_last():
+    """A residual block last in a branch beside the Identity; a block on the input whose
+    first branch is itself a block."""
+    wide = stax.serial(
+        stax.FanOut(2),
+        stax.parallel(
+            stax.Dense(4, W_std=0.9), stax.serial(stax.Dense(4), stax.Erf(), stax.Dense(4))
+        ),
+        stax.FanInSum(),
+    )
+    return stax.serial(
+        stax.FanOut(2),
+        stax.parallel(wide, stax.Dense(4, W_std=0.7, b_std=0.3)),
+        stax.FanInSum(),
+        stax.FanOut(2),
+        stax.parallel(
+            stax.serial(stax.Relu(), stax.Dense(4, W_std=1.1), _residual()), stax.Identity()
+        ),
+        stax.FanInSum(),
+        stax.Relu(),
+        stax.Dense(1),
+    )
+
+
+def test_a_block_last_in_a_branch_is_read_whole():
+    parts = units(_block_last())
+    named = [(u.kind, str(dict(u.names).get(u.m, u.m))) for u in parts]
+    assert named == [
+        ("input", "1.1.1.1.1"),
+        ("input", "1.1.1.2.1"),
+        ("layer", "1.1.1.2.2"),
+        ("branches", "1.1.1"),
+        ("input", "1.2.1"),
+        ("branches", "1"),
+        ("layer", "2.1.1"),
+        ("branches", "2.1.2"),
+        ("branches", "2"),
+        ("layer", "3"),
+    ], named
+    deriv = network_derivation(_block_last())
+    results = deriv.run()
+    assert all(r.verdict == "verified" for r in results), [r.detail.plain() for r in results]
+    assert sum("reference.kernel" in r.detail.plain() for r in results) == len(results)
+    inner = branch_layer(2, 1, 2)
+    assert deriv.step("S2").derive({}) == sp.Eq(Sigma(2), Sigma(1) + Sigma(inner))
+    # the inner block's Identity term counted twice in the outer block: failed
+    right = deriv.step("T2").derive({})
+    planted = sp.Eq(right.lhs, right.rhs + Theta_inf(branch_layer(2, 1, 1)))
+    r = deriv.replace_step("T2", derive=lambda env: planted).run_one("T2")
+    assert r.verdict == "failed", r.detail.plain()
+
+
+def test_a_block_last_reading_a_layer_norm_is_refused():
+    from ntksym.errors import InputError
+
+    branch = stax.serial(stax.Relu(), stax.Dense(4), stax.LayerNorm(), _residual())
+    net = stax.serial(
+        stax.Dense(4), stax.FanOut(2), stax.parallel(branch, stax.Identity()), stax.FanInSum()
+    )
+    with pytest.raises(InputError, match="LayerNorm's oddness"):
+        units(net)

@@ -42,13 +42,13 @@ block, a Dropout between them or not) is ``per_layer``'s map with the identity f
 ``phi_l``; a network ending in an activation ends with the kernels of ``phi(h)``:
 ``per_layer``'s (4), ``Sigmadot(L+1)`` and (6) at ``sigma_w = 1``, ``beta = 0``, (7)
 left out (:func:`~ntksym.notes.network_layers.activation_statement`).
-A branch whose last Dense layer is standard or follows a Dropout, and every branch of a
-block on the network's input (its first Dense layer ``per_layer``'s (1) and (5) or
-``standard``'s), is read whole (each of its layers a step of its own) and the block adds
-its last layer's kernels.
+A branch whose last Dense layer is standard or follows a Dropout, a branch ending in a
+block, and every branch of a block on the network's input (its first Dense layer
+``per_layer``'s (1) and (5) or ``standard``'s), is read whole (each of its layers a step
+of its own) and the block adds its last layer's kernels.
 ``Identity`` and ``Dropout(mode="test")`` are skipped; other shapes (two activations in
-a row, which the kernels refuse too; a branch with no Dense layer of its own last; Sign
-before a standard Dense layer) are refused with a message naming what is supported
+a row, which the kernels refuse too; a branch ending in a LayerNorm or an activation;
+Sign before a standard Dense layer) are refused with a message naming what is supported
 (:mod:`ntksym.notes.network_units`).
 """
 

@@ -258,6 +258,14 @@ def branch_activations(unit: Unit) -> dict[tuple, Any]:
     }
 
 
+#: What a branch ending in a block is, in a block's note.
+_BLOCK_LAST = (
+    "a block: a sum of fields, each with zero-mean weights of its own after this block's "
+    "FanOut or, once, the field the inner block reads (the kernels refuse it twice), so by "
+    "bilinearity its cross terms with the other branches are sums of those of (2), each 0"
+)
+
+
 def branch_note(unit: Unit, part: str) -> Text:
     """Which steps, at which layer and values, the statement instantiates."""
     from ntksym.activations.expr import u as act_u
@@ -267,8 +275,9 @@ def branch_note(unit: Unit, part: str) -> Text:
     whole = ""
     if any(act is None for act, _d in unit.branches):
         whole = (
-            " (a branch whose last Dense layer is standard or follows a Dropout: its last "
-            "layer's kernels, derived in a step of their own)"
+            " (a branch read whole -- its last Dense layer standard or after a Dropout, a "
+            "block last, or a branch on the network's input: its last layer's kernels, "
+            "derived in a step of their own)"
         )
     if unit.kind == "concat":
         out = Text(
@@ -289,7 +298,8 @@ def branch_note(unit: Unit, part: str) -> Text:
         q = _source(unit, b)
         sep = "; " if b or unit.skip else ""
         if act is None:
-            out = Text(out, sep, f"the kernels of layer {q}, the branch's last ({d})")
+            last = d if d is not None else _BLOCK_LAST
+            out = Text(out, sep, f"the kernels of layer {q}, the branch's last ({last})")
             continue
         fu = sp.Eq(
             branch_functions(unit.first + b)[0](q, _u), act.activation.expr.xreplace({act_u: _u})

@@ -66,7 +66,7 @@ def unit_rows(net: Any) -> list[tuple[Any, Text]]:
             continue
         if unit.kind in ("branches", "concat"):
             parts = ["the Identity"] * unit.skip + [
-                f"{a} then {d}" if a is not None else f"layers ending in {d}"
+                f"{a} then {d}" if a is not None else f"layers ending in {d or 'a block'}"
                 for a, d in unit.branches
             ]
             listed = ", ".join(parts[:-1]) + f" and {parts[-1]}"

@@ -13,8 +13,9 @@ identity. A network may end in an activation (kind ``"activation"``: the kernels
 of its own before the block's (:func:`_chain`); a block inside a branch is one of them,
 after the units of its own branches (:func:`_block`, in a :class:`_Scope` that names
 them).
-A branch whose last Dense layer is standard or follows a Dropout, and every branch of a
-block on the network's input (its first layer an ``"input"`` unit), is read *whole*:
+A branch whose last Dense layer is standard or follows a Dropout, a branch ending in a
+block, and every branch of a block on the network's input (its first layer an
+``"input"`` unit), is read *whole*:
 all its layers are inner units and the block adds the kernels of the last one.
 ``Identity`` and ``Dropout(mode="test")`` are the identity and are skipped. Two
 activations in a row are refused by the kernels themselves (the second one's input is
@@ -60,7 +61,8 @@ SUPPORTED = (
     "branches, one of them the Identity and the other serial(activation, Dense): a "
     "residual block); after a FanInConcat a Dense layer, or a Dropout and a Dense layer "
     "(no activation between); a block on the network's input, each branch starting with "
-    "a Dense layer; not two activations in a row"
+    "a Dense layer; a block last in a branch (its Identity, if any, not on a LayerNorm's "
+    "field); not two activations in a row"
 )
 #: The (absent) activation of a Dense layer right after a Dense layer, a LayerNorm, a block
 #: (a ``Dropout`` between them or not) or at the start of a branch: the identity.
@@ -120,7 +122,7 @@ class Unit:
     n_in: int = 0
     norm: LayerNorm | None = None
     dropout: Dropout | None = None
-    branches: tuple[tuple[Nonlinearity | None, Dense], ...] = ()
+    branches: tuple[tuple[Nonlinearity | None, Dense | None], ...] = ()
     skip: bool = False
     widths: tuple[int, ...] = ()
     sources: tuple[Any, ...] = ()
@@ -177,8 +179,9 @@ class Chain:
     """
 
     inner: tuple[Unit, ...]
-    pair: tuple[Nonlinearity | None, Dense]
+    pair: tuple[Nonlinearity | None, Dense | None]
     source: Any
+    width: int
 
 
 def branch_layer(m: Any, position: int, j: int) -> sp.Symbol:
@@ -227,16 +230,19 @@ def _chain(
     linear = (Dense, LayerNorm, FanInSum, FanInConcat)
     if len(own) > 2 and isinstance(own[-1], Dense) and isinstance(own[-2], linear):
         own = [*own[:-1], NO_ACTIVATION, own[-1]]  # linear in its input: no activation
-    if len(own) < 2 - on_input or not isinstance(own[-1], Dense):
+    nested_last = isinstance(own[-1], (FanInSum, FanInConcat))  # a block, last
+    if len(own) < 2 - on_input or not isinstance(own[-1], Dense) and not nested_last:
         raise InputError(
             f"{where}: a branch must end in a Dense layer of its own (after an activation, "
-            f"a Dropout, a Dense layer, a LayerNorm or a block), or be the Identity; got "
-            f"{branch}; supported: {SUPPORTED}"
+            f"a Dropout, a Dense layer, a LayerNorm or a block) or in a block, or be the "
+            f"Identity; got {branch}; supported: {SUPPORTED}"
         )
-    # a last Dense layer in the standard parameterization or after a Dropout, or a branch
-    # on the network's input: the whole branch is inner units, and the block adds the
-    # kernels of the last one (``whole``)
-    whole = on_input or own[-1].parameterization != "ntk" or isinstance(own[-2], Dropout)
+    # a last Dense layer in the standard parameterization or after a Dropout, a block
+    # last, or a branch on the network's input: the whole branch is inner units, and the
+    # block adds the kernels of the last one (``whole``)
+    whole = on_input or nested_last
+    whole = whole or own[-1].parameterization != "ntk" or isinstance(own[-2], Dropout)
+    kinds: dict[Any, str] = {}  # the kind of each inner layer, by name
     leaves, n, inner, j = [*before, *own], len(before), [], 0
     source: Any = scope.entry
     while n < len(leaves) - 2 * (not whole):
@@ -248,7 +254,9 @@ def _chain(
             units = _block(leaves, n, m, width, nested)
             scope.free, n, width = nested.free, n + 3, _width_after(units[-1], width)
             inner += [*units[:-1], replace(units[-1], names=names, branch=at[0])]
-            source = name
+            if n == len(leaves):  # the branch's last layer: its field is the block's sum
+                _nested_input(units[-1], kinds.get(source, "entry"), where)
+            source, kinds[name] = name, units[-1].kind
             continue
         if source == 0:  # the branch's first layer, on the network's input
             unit, n = _input_step(leaves, n, m, where)
@@ -257,13 +265,14 @@ def _chain(
         width = width if unit.dense is None else unit.dense.width
         prefix = tuple(leaf for leaf in unit.prefix if leaf is not NO_ACTIVATION)
         inner.append(replace(unit, prefix=prefix, names=names, branch=at[0]))
-        source = name
+        source, kinds[name] = name, unit.kind
     if whole:
-        return Chain(tuple(inner), (None, own[-1]), source)
+        last = None if nested_last else own[-1]
+        return Chain(tuple(inner), (None, last), source, width)
     # (a branch's own Dense layer is NTK-parameterized, so Sign may come before it: per_layer
     # through derivation sign, as at the top level)
     act, dense = _act(leaves[-2], where, sign_ok=True), _dense(leaves[-1], where)
-    return Chain(tuple(inner), (act, dense), source)
+    return Chain(tuple(inner), (act, dense), source, dense.width)
 
 
 def _chains(before: list[Net], par: Parallel, m: int, width: int, scope: _Scope) -> list[Chain]:
@@ -287,11 +296,28 @@ def _suffix(dense: Dense) -> str:
     return "" if dense.parameterization == "ntk" else "_standard"
 
 
+def _nested_input(block: Unit, kind: str, where: str) -> None:
+    """Refuse a block last in a branch whose Identity carries a LayerNorm's field.
+
+    The enclosing block adds its branches' kernels because every cross term has a field
+    with zero-mean weights of its own (``fan_in_sum``'s (2)); a block last in a branch
+    passes that on for its Dense branches and for an Identity carrying a Dense layer's
+    field or the enclosing block's input, not for a LayerNorm's (whose cross terms vanish
+    by its oddness, which the engine does not derive).
+    """
+    if block.skip and kind == "layer_norm":
+        raise InputError(
+            f"{where}: a block last in a branch whose Identity carries a LayerNorm's "
+            f"field: that field's cross terms vanish by LayerNorm's oddness, which the "
+            f"engine does not derive; supported: {SUPPORTED}"
+        )
+
+
 def _width_after(unit: Unit, width: int) -> int:
     """The width of a block's output (``width``: its input's)."""
     if unit.kind == "concat":
         return sum(unit.widths)
-    return width if unit.kind == "residual" else unit.affine.width
+    return width if unit.kind == "residual" else unit.widths[-1]
 
 
 def _block(leaves: list[Net], n: int, m: int, width: int, scope: _Scope) -> list[Unit]:
@@ -321,11 +347,11 @@ def _block(leaves: list[Net], n: int, m: int, width: int, scope: _Scope) -> list
         "sources": tuple(c.source for c in chains),
         "skip": len(pairs) < len(block[1].branches),
         "first": first,
+        "widths": (width,) * (len(pairs) < len(block[1].branches)) + tuple(c.width for c in chains),
     }
     prefix = tuple(leaf for leaf in leaves[: n + 3] if leaf is not NO_ACTIVATION)
     act, dense = pairs[0]
     if isinstance(block[2], FanInConcat):
-        more["widths"] = (width,) * more["skip"] + tuple(d.width for _a, d in pairs)
         return [*inner, Unit("concat", m, dense, act, prefix, width, **more)]
     if len(pairs) == 1 and not inner and scope.branch < 0:
         return [Unit("residual", m, dense, act, prefix, width, branches=pairs)]
