@@ -38,7 +38,11 @@ Networks (spelled identically in both libraries, :func:`build`):
 * ``tanh``     - depth 4: tanh, relu, tanh layers; tanh has no closed form, so ntksym's
   ``layers`` path integrates it (the Mehler series, else the adaptive rule) and
   neural-tangents' ``ElementwiseNumerical(jnp.tanh, deg=25)`` by Gauss-Hermite (there is
-  no fused module for it: ``fused`` refuses the network, so run ``layers``).
+  no fused module for it: ``fused`` refuses the network, so run ``layers``);
+* ``sinrelu``  - depth 4: ``sin(u) + u``, relu, ``sin(u) + u``, relu; the sum carries no
+  determinant, so each relu step of the fused module is guarded (its nearly parallel
+  pairs, none here, would be computed again by the layer maps); neural-tangents integrates
+  ``sin(u) + u`` by ``ElementwiseNumerical(deg=25)``.
 
 Accuracy: the largest relative error of each method over a 3 x 2 sample of entries
 (rows 0..2 against rows 3..4) against ntksym's mpmath referee
@@ -68,7 +72,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 D = 256
 WIDTH = 512
-NETWORKS = ("residual", "mixed", "standard", "dropout", "tanh")
+NETWORKS = ("residual", "mixed", "standard", "dropout", "tanh", "sinrelu")
 METHODS = ("fused", "fused_out", "layers", "nt", "blas", "blas_out", "ceiling")
 SAMPLE = (slice(0, 3), slice(3, 5))
 
@@ -110,6 +114,18 @@ def build(s: Any, name: str) -> Any:
         layers = []
         for i, act in enumerate(acts):
             layers += [s.Dense(WIDTH, 1.5 - 0.1 * i, 0.1), act]
+        return s.serial(*layers, s.Dense(1, 1.0, 0.1))
+    if name == "sinrelu":  # a sum of families (no carried determinant), then kinked layers
+        if hasattr(s, "ElementwiseNumerical"):  # neural-tangents: Gauss-Hermite, degree 25
+            import jax.numpy as jnp
+
+            sin_u = s.ElementwiseNumerical(lambda x: jnp.sin(x) + x, deg=25)
+        else:
+            sin_u = s.Elementwise("sin(u) + u")
+        acts = [sin_u, s.Relu(), sin_u, s.Relu()]
+        layers = []
+        for i, act in enumerate(acts):
+            layers += [s.Dense(WIDTH, 1.2 - 0.05 * i, 0.1), act]
         return s.serial(*layers, s.Dense(1, 1.0, 0.1))
     raise ValueError(name)
 

@@ -12,6 +12,7 @@ __all__ = [
     "ActivationError",
     "UnsafeExpressionError",
     "InputError",
+    "NonFiniteError",
     "NoClosedFormError",
     "QuadratureError",
     "GeneratedFileError",
@@ -35,6 +36,10 @@ class UnsafeExpressionError(ActivationError):
 
 class InputError(NTKSymError, ValueError):
     """Bad numerical input: shape, dtype, non-finite values, depth or scale."""
+
+
+class NonFiniteError(InputError):
+    """A covariance that is not a finite number, or too large to square (an overflow)."""
 
 
 class NoClosedFormError(NTKSymError, NotImplementedError):

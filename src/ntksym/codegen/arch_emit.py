@@ -5,8 +5,7 @@ A fused module (:mod:`ntksym.codegen.architecture`) is layer-major: per chunk of
 (:class:`~ntksym.codegen.arch_program.Program`) is one short loop over the chunk
 (``arch_runtime.py``, region ``steps``). What depends on the network is written here:
 
-* two tables, one row per step (:func:`tables_source`): the integers of
-  :data:`INT_COLUMNS` and the floats of :data:`FLOAT_COLUMNS`, read by the static
+* two tables, one row per step (:mod:`ntksym.codegen.arch_tables`), read by the static
   interpreter ``_run_steps``; a network's depth adds rows, not code to compile;
 * per distinct activation ``m``, its chunk loop ``_a{m}_step`` (:func:`activation_step`)
   around the generated layer map ``_a{m}_pair_any`` of its family, with ``W2 = 1``,
@@ -37,72 +36,21 @@ from typing import Any
 
 import sympy as sp
 
-from ntksym.codegen.arch_program import Program, Step
+from ntksym.codegen.arch_program import Program
 from ntksym.codegen.render import LLVM_INLINED, RenderSpec
 from ntksym.codegen.spec import KernelSpec
+from ntksym.dual.residual import NEAR
 from ntksym.dual.stable import B2, W2
 
 __all__ = [
-    "FLOAT_COLUMNS",
-    "INT_COLUMNS",
-    "KINDS",
     "activation_step",
     "hoist_calls",
     "inline_dispatch",
     "loop_spec",
     "plain_step",
-    "tables_source",
 ]
 
-#: The step kinds, numbered as in the table's first column.
-KINDS = ("input_dense", "dense", "act", "layer_norm", "sum", "dropout")
-#: The integer columns of the program table.
-INT_COLUMNS = ("kind", "out", "a", "b", "act", "standard", "det", "zero_ntk")
-#: The float columns of the program table (``width`` is ``s_in`` on the inputs; ``w2`` is
-#: ``1 / rate`` for a Dropout).
-FLOAT_COLUMNS = ("w2", "b2", "width", "bias", "eps")
-
 _IND = "    "
-
-
-def _f(x: float) -> str:
-    return repr(float(x))
-
-
-def _int_row(step: Step, prog: Program) -> list[int]:
-    a = step.src[0] if step.src else -1
-    b = step.src[1] if len(step.src) > 1 else -1
-    # whether the determinant the step reads (a sum: the one it forms) is carried
-    det = prog.det_known[step.out] if step.kind in ("sum", "input_dense") else prog.det_known[a]
-    kind = KINDS.index(step.kind)
-    return [kind, step.out, a, b, step.act, int(step.standard), int(det), int(step.zero_ntk)]
-
-
-def _float_row(step: Step) -> list[str]:
-    width = float(step.s_in) if step.kind == "input_dense" else (step.width or 0.0)
-    return [_f(step.w2), _f(step.b2), _f(width), "1.0" if step.bias else "0.0", _f(step.eps)]
-
-
-def tables_source(prog: Program) -> str:
-    """``NSTATES``, ``OUTPUT`` and the tables ``PROGRAM_I``, ``PROGRAM_F`` as module code."""
-    ints = [_int_row(s, prog) for s in prog.steps]
-    floats = [_float_row(s) for s in prog.steps]
-    lines = [f"NSTATES = {len(prog.steps)}", f"OUTPUT = {prog.output}"]
-    lines.append(f"# columns: {', '.join(INT_COLUMNS)}")
-    lines.append("PROGRAM_I = numpy.array(")
-    lines.append(f"{_IND}[")
-    lines += [f"{2 * _IND}[{', '.join(map(str, r))}]," for r in ints]
-    lines.append(f"{_IND}],")
-    lines.append(f"{_IND}dtype=numpy.int64,")
-    lines.append(")")
-    lines.append(f"# columns: {', '.join(FLOAT_COLUMNS)}")
-    lines.append("PROGRAM_F = numpy.array(")
-    lines.append(f"{_IND}[")
-    lines += [f"{2 * _IND}[{', '.join(r)}]," for r in floats]
-    lines.append(f"{_IND}],")
-    lines.append(f"{_IND}dtype=numpy.float64,")
-    lines.append(")")
-    return "\n".join(lines) + "\n"
 
 
 class RootPow(sp.Function):
@@ -291,7 +239,10 @@ def activation_step(prog: Program, m: int, pos: bool, hoisted: dict[str, int], g
     Args (of the generated function): the chunk arrays ``S``, ``D``, ``T``; the states
     ``a``, ``k``; the chunk's length ``m``; the row input's variances and roots at ``a``
     and ``k`` (``va, ra, vk, rk``) and the columns' (``VB, RB, VK, RK``); ``CO`` (pairs
-    of one input twice); ``det`` (the input's determinant is carried in ``D[a]``);
+    of one input twice); ``det`` (1: the input's determinant is carried in ``D[a]``; 0:
+    it is formed by subtraction; 2: so formed, and guarded: each pair other than one
+    input twice whose determinant is below ``NEAR S11 S22`` gets NaN, see
+    :attr:`Step.guard <ntksym.codegen.arch_program.Step.guard>`);
     ``zero`` (the activation passes no gradient). The loops read and write 1-d rows of
     the chunk arrays (``Sa = S[a]``, ...), which LLVM vectorises.
 
@@ -315,9 +266,13 @@ def activation_step(prog: Program, m: int, pos: bool, hoisted: dict[str, int], g
         f"def _a{m}_step(S, D, T, a, k, m, va, ra, vk, rk, VB, RB, VK, RK, CO, det, zero):",
         f'{_IND}"""Activation {m} from state a to state k on one chunk of a row."""',
         f"{_IND}Sa, Da, Ta, Sk, Dk, Tk = S[a], D[a], T[a], S[k], D[k], T[k]",
-        f"{_IND}if not det:  # formed by subtraction, into the unused row of state a",
+        f"{_IND}if det != 1:  # formed by subtraction, into the unused row of state a",
         f"{2 * _IND}for q in range(m):",
         f"{3 * _IND}Da[q] = _sel(CO[q], 0.0, _cdet(va, Sa[q], VB[q]))",
+        f"{_IND}if det == 2:  # guarded: nearly parallel pairs are left to the layer maps",
+        f"{2 * _IND}lim = {NEAR!r} * va",
+        f"{2 * _IND}for q in range(m):",
+        f"{3 * _IND}Da[q] = _sel(Da[q] < lim * VB[q] and not CO[q], math.nan, Da[q])",
     ]
     lines += _map_loops(f"_a{m}", prog.trusted[m], pos, hoisted, gap)
     return "\n".join(lines) + "\n"

@@ -36,9 +36,13 @@ form where it has one (erf, the mgf family, GELU and polynomials, as on the laye
 sum of families, as ``sin(u) + u``) it is formed by subtraction where it is next needed; that
 costs a kinked activation (the families of ``stable.DET_FAMILIES``, whose maps read the
 angle ``atan2(sqrt(D), S12)``) an absolute error of about ``eps / theta`` in the angle
-(3e-9 relative in the NTK of a pair 1e-8 apart), so a network in which a kinked activation
-reads a determinant that is not carried is refused too: the layer path carries it there
-(:func:`ntksym.dual.residual.next_det`).
+(3e-9 relative in the NTK of a pair 1e-8 apart). Such a step is *guarded*
+(:attr:`Step.guard`): the kernel marks the pairs whose determinant by subtraction is below
+``NEAR`` (:data:`ntksym.dual.residual.NEAR`) of ``S11 S22`` as not a number, which every
+later map passes on, and the caller computes those pairs again by the layer maps, which
+carry the determinant there (:func:`ntksym.dual.residual.next_det`;
+:func:`ntksym.kernels.architecture.compute`). Above that bound the subtraction's error in
+the angle is below about 2e-14, as on the layer path.
 """
 
 from __future__ import annotations
@@ -88,6 +92,8 @@ class Step:
         act: Index of the activation in :attr:`Program.specs` (``"act"``).
         zero_ntk: The activation passes no gradient (``Sign``): the NTK restarts at 0.
         eps: LayerNorm's ``eps``.
+        guard: A kinked activation reading a determinant that is not carried: its nearly
+            parallel pairs are left to the layer maps (see the module).
     """
 
     kind: str
@@ -102,6 +108,7 @@ class Step:
     act: int = -1
     zero_ntk: bool = False
     eps: float = 0.0
+    guard: bool = False
 
 
 @dataclass(frozen=True)
@@ -195,15 +202,11 @@ class _Lowering:
     def nonlinearity(self, p: int | None, layer: Nonlinearity) -> int:
         assert p is not None  # (the walk lets activations follow Dense layers only)
         m = self.activation(layer.activation)
-        if not self.det[p] and _kinked(layer.activation):
-            raise Unsupported(
-                f"{layer} reads the angle of a determinant that an earlier activation does "
-                "not carry (the layer maps carry it)"
-            )
         if not (layer.zero_ntk or self.specs[m].has_ntk):
             raise Unsupported(f"no generated NTK map for {layer}")
         k = len(self.steps)
-        step = Step("act", k, (p,), act=m, zero_ntk=layer.zero_ntk)
+        guard = not self.det[p] and _kinked(layer.activation)
+        step = Step("act", k, (p,), act=m, zero_ntk=layer.zero_ntk, guard=guard)
         return self.add(step, self.trusted[m])
 
     def layer_norm(self, p: int | None, layer: LayerNorm) -> int:

@@ -2,7 +2,7 @@
 
 A fused architecture module (:mod:`ntksym.codegen.architecture`) is one generated file
 per network. The network enters it as two tables, one row per step of its program
-(:mod:`ntksym.codegen.arch_program`; columns: :data:`ntksym.codegen.arch_emit.INT_COLUMNS`
+(:mod:`ntksym.codegen.arch_program`; columns: :data:`ntksym.codegen.arch_tables.INT_COLUMNS`
 and ``FLOAT_COLUMNS``), and as one ``_a{m}_step`` (``_a{m}_plain``, ``_a{m}_diag``) per
 distinct activation, written by :mod:`ntksym.codegen.arch_emit`, which also writes the
 stand-ins ``_act_step``, ``_act_plain``, ``_act_diag`` below as if-chains calling them
@@ -261,7 +261,8 @@ def _run_steps(PI, PF, i, c0, c1, G, V1, R1, V2, R2, n0f, S, D, T, DX, DN, OM, C
     own: the chunk is the pair of row i with itself in K(X, X) (for a Dropout).
 
     Table columns: kind (0 Dense on the inputs, 1 Dense, 2 activation, 3 LayerNorm,
-    4 sum, 5 Dropout), out, src a, src b, activation, standard, det (carried), zero NTK;
+    4 sum, 5 Dropout), out, src a, src b, activation, standard, det (1 carried, 0 not,
+    2 not and guarded: an activation marks its nearly parallel pairs NaN), zero NTK;
     and W2 (1 / rate for a Dropout), B2, width (s_in on the inputs), bias, eps.
     """
     m = c1 - c0
@@ -269,7 +270,7 @@ def _run_steps(PI, PF, i, c0, c1, G, V1, R1, V2, R2, n0f, S, D, T, DX, DN, OM, C
     for st in range(PI.shape[0]):
         kind, k, a, b = PI[st, 0], PI[st, 1], PI[st, 2], PI[st, 3]
         std = PI[st, 5] != 0
-        det = PI[st, 6] != 0 and not plain
+        det = PI[st, 6] == 1 and not plain
         w2, b2, nw, bias = PF[st, 0], PF[st, 1], PF[st, 2], PF[st, 3]
         if kind == 0:
             g = G[i, c0:c1]
@@ -281,8 +282,9 @@ def _run_steps(PI, PF, i, c0, c1, G, V1, R1, V2, R2, n0f, S, D, T, DX, DN, OM, C
             VB, RB, VK, RK = V2[a, c0:c1], R2[a, c0:c1], V2[k, c0:c1], R2[k, c0:c1]
             row = (V1[a, i], R1[a, i], V1[k, i], R1[k, i])
             zero = PI[st, 7] != 0
+            how = PI[st, 6]  # (the activation's own reading: 2 is guarded)
             if not plain:
-                _act_step(PI[st, 4], S, D, T, a, k, m, *row, VB, RB, VK, RK, CO, det, zero)
+                _act_step(PI[st, 4], S, D, T, a, k, m, *row, VB, RB, VK, RK, CO, how, zero)
             elif not _act_plain(PI[st, 4], S, D, T, a, k, m, *row, VB, RB, VK, RK, CO, zero, tau):
                 return False
         elif kind == 3:

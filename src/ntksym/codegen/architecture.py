@@ -43,9 +43,9 @@ from ntksym.codegen.arch_emit import (
     inline_dispatch,
     loop_spec,
     plain_step,
-    tables_source,
 )
 from ntksym.codegen.arch_program import Program, Unsupported, lower
+from ntksym.codegen.arch_tables import tables_source
 from ntksym.codegen.files import cache_dir, is_intact, write_generated
 from ntksym.codegen.render import (
     HEADER_LINES,

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ntksym.errors import InputError
+from ntksym.errors import InputError, NonFiniteError
 
 __all__ = ["careful_det", "prepare"]
 
@@ -49,14 +49,16 @@ def prepare(
         ) from None
     for name, x in (("s11", s11), ("s12", s12), ("s22", s22)):
         if not np.all(np.isfinite(x)):
-            raise InputError(f"{name} contains NaN or infinite values; all entries must be finite")
+            raise NonFiniteError(
+                f"{name} contains NaN or infinite values; all entries must be finite"
+            )
     for name, x in (("s11", s11), ("s22", s22)):
         if np.any(x < 0):
             raise InputError(f"{name} is a variance and must be >= 0; got min {x.min():g}")
     with np.errstate(over="ignore"):
         scale = s11 * s22
     if not np.all(np.isfinite(scale)) or np.any(np.maximum(s11, s22) > 1e150):
-        raise InputError("variances too large: s11 and s22 must be at most 1e150")
+        raise NonFiniteError("variances too large: s11 and s22 must be at most 1e150")
     if det is None:
         d = careful_det(s11, s12, s22)
     else:
@@ -65,7 +67,7 @@ def prepare(
         except (TypeError, ValueError) as exc:
             raise InputError(f"det must broadcast against s11, s12, s22: {exc}") from None
         if not np.all(np.isfinite(d)):
-            raise InputError("det contains NaN or infinite values")
+            raise NonFiniteError("det contains NaN or infinite values")
     bad = d < -_DET_SLACK * scale
     if np.any(bad):
         i = np.unravel_index(np.argmax(bad), bad.shape) if bad.ndim else ()

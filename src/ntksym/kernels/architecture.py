@@ -115,6 +115,8 @@ def _fused(
         return None
     nngp, ntk = fk(A, B, ntk="ntk" in wanted, out=(given.get("nngp"), given.get("ntk")))
     values: dict[str, Any] = {"nngp": nngp, "ntk": ntk}  # (ntk is None when not wanted)
+    if getattr(fk.module, "GUARDED", False):
+        _recompute_marked(net, A, B, wanted, values)
     bad = [name for name in wanted if not np.all(np.isfinite(values[name]))]
     if bad:
         raise InputError(
@@ -123,6 +125,43 @@ def _fused(
             "depth, or ask for the other kernel"
         )
     return values
+
+
+#: Rows of the outputs scanned at once for entries the fused kernel marked.
+_MARK_ROWS = 256
+
+
+def _recompute_marked(
+    net: Net, A: np.ndarray, B: np.ndarray | None, wanted: tuple[str, ...], values: dict
+) -> None:
+    """The entries a guarded fused kernel left NaN, computed again by the layer maps.
+
+    A kinked activation after one that carries no determinant marks its nearly parallel
+    pairs (:attr:`ntksym.codegen.arch_program.Step.guard`); the layer maps carry the
+    determinant there (:func:`ntksym.dual.residual.next_det`). Rows are taken
+    :data:`_MARK_ROWS` at a time, each block against the columns it marked; for ``K(X,
+    X)`` the entries above the diagonal are computed and written to both halves (exactly
+    symmetric). An entry that is NaN for another reason (an overflow) stays non-finite on
+    the layer maps too, which then refuse it.
+    """
+    X2 = A if B is None else B
+    for r0 in range(0, A.shape[0], _MARK_ROWS):
+        r1 = min(A.shape[0], r0 + _MARK_ROWS)
+        marked = np.zeros((r1 - r0, X2.shape[0]), dtype=bool)
+        for name in wanted:
+            marked |= np.isnan(values[name][r0:r1])
+        if B is None:
+            marked &= np.arange(X2.shape[0])[None, :] > np.arange(r0, r1)[:, None]
+        rows, cols = np.flatnonzero(marked.any(axis=1)), np.flatnonzero(marked.any(axis=0))
+        if rows.size == 0:
+            continue
+        got = evaluate_layers(net, A[r0 + rows], X2[cols], wanted)[0][0]
+        sub = marked[np.ix_(rows, cols)]
+        ii, jj = np.nonzero(sub)
+        for name in wanted:
+            values[name][r0 + rows[ii], cols[jj]] = got[name][ii, jj]
+            if B is None:
+                values[name][cols[jj], r0 + rows[ii]] = got[name][ii, jj]
 
 
 def evaluate(

@@ -31,7 +31,7 @@ from ntksym import dual
 from ntksym.architecture.description import Net, Nonlinearity
 from ntksym.architecture.leaves import leaves, live_branches
 from ntksym.architecture.walk import Meta, Walker
-from ntksym.errors import InputError
+from ntksym.errors import InputError, NonFiniteError
 from ntksym.kernels.layer_maps import Float64Ops, gram_rows, input_block
 
 __all__ = [
@@ -169,7 +169,14 @@ def evaluate_layers(
     several = False
     for i0 in range(0, n1, step):
         span = slice(i0, min(n1, i0 + step))
-        values, several = _block(net, A, X2, span, B is None, "ntk" in wanted)
+        # an overflow gives non-finite entries, refused by _store with a clear error: no
+        # NumPy warning from inside a map first, and a layer's variances that overflowed
+        # before its dual map are the same error
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):
+                values, several = _block(net, A, X2, span, B is None, "ntk" in wanted)
+        except NonFiniteError:
+            raise _not_finite(wanted[0]) from None
         if not outs:
             given = given or {}
             outs = [
