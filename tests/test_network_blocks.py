@@ -379,3 +379,30 @@ def test_a_concatenation_inside_a_branch_is_verified_and_rendered():
     assert swapped != right and swapped.lhs == right.lhs
     r = deriv.replace_step("S2.1.1", derive=lambda env: swapped).run_one("S2.1.1")
     assert r.verdict == "failed", r.detail.plain()
+
+
+def test_a_concatenation_may_hold_the_identity_twice():
+    """``[x, x, Dense(relu(x))]`` concatenated: the mean counts the input's kernels twice
+    (a sum may not: the kernels refuse one field counted twice)."""
+    net = stax.serial(
+        stax.Dense(4, W_std=1.1, b_std=0.2),
+        stax.FanOut(3),
+        stax.parallel(stax.Identity(), stax.Identity(), stax.serial(stax.Relu(), stax.Dense(6))),
+        stax.FanInConcat(),
+        stax.Dense(1),
+    )
+    block = units(net)[1]
+    assert block.kind == "concat" and block.skip == 2 and block.widths == (4, 4, 6)
+    deriv = network_derivation(net)
+    results = deriv.run()
+    assert all(r.verdict == "verified" for r in results), [r.detail.plain() for r in results]
+    # the Identity counted once in the derived mean: the referee disagrees
+    from dataclasses import replace
+
+    from ntksym.notes import network
+    from ntksym.notes.network_branches import concat_derived
+
+    once = concat_derived(replace(block, skip=1, widths=(4, 6)), "S", network._derived)
+    assert once != deriv.step("S2").derive({})
+    r = deriv.replace_step("S2", derive=lambda env: once).run_one("S2")
+    assert r.verdict == "failed", r.detail.plain()

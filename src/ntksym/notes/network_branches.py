@@ -157,8 +157,7 @@ def _branch_kernels(unit: Unit, b: int, derived_of: Derived) -> tuple[sp.Expr, s
 def _kernels(unit: Unit, derived_of: Derived) -> list[tuple[sp.Expr, sp.Expr]]:
     """Each branch's derived ``(Sigma, Theta)``, the Identity's first."""
     kernels = [_branch_kernels(unit, b, derived_of) for b in range(len(unit.branches))]
-    if unit.skip:
-        kernels.insert(0, (Sigma(unit.m - 1), Theta_inf(unit.m - 1)))
+    kernels[:0] = [(Sigma(unit.m - 1), Theta_inf(unit.m - 1))] * unit.skip
     return kernels
 
 
@@ -208,7 +207,7 @@ def concat_derived(unit: Unit, part: str, derived_of: Derived) -> sp.Eq:
 
 def _own_printed(unit: Unit) -> list[tuple[sp.Expr, sp.Expr]]:
     """Each branch's ``(Sigma, Theta)`` as its records imply them, the Identity's first."""
-    out = [(Sigma(unit.m - 1), Theta_inf(unit.m - 1))] if unit.skip else []
+    out = [(Sigma(unit.m - 1), Theta_inf(unit.m - 1))] * unit.skip
     for b, (act, d) in enumerate(unit.branches):
         f, fdot, p = *branch_functions(unit.first + b), _source(unit, b)
         if act is None:  # a whole branch: the kernels of its last layer, as they are
@@ -293,7 +292,8 @@ def branch_note(unit: Unit, part: str) -> Text:
             f"{own} of derivation per_layer, l = L = {p}{whole}: "
         )
     if unit.skip:
-        out = Text(out, f"the Identity (the kernels of layer {dict(unit.names).get(p, p)})")
+        times = f", {unit.skip} times" if unit.skip > 1 else ""
+        out = Text(out, f"the Identity{times} (the kernels of layer {dict(unit.names).get(p, p)})")
     for b, (act, d) in enumerate(unit.branches):
         q = _source(unit, b)
         sep = "; " if b or unit.skip else ""

@@ -99,7 +99,8 @@ class Unit:
             *whole* branch (its last Dense layer standard or after a Dropout: see
             :class:`Chain`) has ``(None, Dense)``: its kernels are those of its last
             layer, ``sources[b]``.
-        skip: a ``"branches"`` or ``"concat"`` block has the Identity among its branches.
+        skip: how often a ``"branches"`` or ``"concat"`` block has the Identity among its
+            branches (at most once in a sum).
         widths: a ``"concat"`` block's branch widths, the Identity's first (its input's
             width), then the Dense branches' in order.
         sources: a block's, for each Dense branch, the layer its last pair reads
@@ -123,7 +124,7 @@ class Unit:
     norm: LayerNorm | None = None
     dropout: Dropout | None = None
     branches: tuple[tuple[Nonlinearity | None, Dense | None], ...] = ()
-    skip: bool = False
+    skip: int = 0
     widths: tuple[int, ...] = ()
     sources: tuple[Any, ...] = ()
     names: tuple[tuple[int, Any], ...] = ()
@@ -275,14 +276,22 @@ def _chain(
     return Chain(tuple(inner), (act, dense), source, dense.width)
 
 
-def _chains(before: list[Net], par: Parallel, m: int, width: int, scope: _Scope) -> list[Chain]:
-    """The chain of each branch that is not the Identity."""
+def _chains(
+    before: list[Net], par: Parallel, m: int, width: int, scope: _Scope, concat: bool
+) -> list[Chain]:
+    """The chain of each branch that is not the Identity.
+
+    A sum has the Identity at most once (twice would be one field counted twice, which the
+    kernels refuse); a concatenation may have it more often (each copy is one more block
+    of the same features in the mean), and at least one other branch.
+    """
     branches = list(par.branches)
     skips = sum(not _flatten(b) for b in branches)
-    if len(branches) < 2 or skips > 1:
+    if len(branches) < 2 or (skips > 1 and not concat) or skips == len(branches):
         raise InputError(
-            f"the block at layer {scope.base}: a block needs two or more branches, at most "
-            f"one of them the Identity; got {par}"
+            f"the block at layer {scope.base}: a block needs two or more branches, one at "
+            f"least not the Identity, and a sum the Identity at most once; got {par}; "
+            f"supported: {SUPPORTED}"
         )
     first, out = scope.free, []
     scope.free += len(branches) - skips
@@ -339,15 +348,15 @@ def _block(leaves: list[Net], n: int, m: int, width: int, scope: _Scope) -> list
             f"FanInConcat(); supported: {SUPPORTED}"
         )
     first = scope.free
-    chains = _chains(leaves[:n], block[1], m, width, scope)
+    chains = _chains(leaves[:n], block[1], m, width, scope, isinstance(block[2], FanInConcat))
     pairs = tuple(c.pair for c in chains)
     inner = [u for c in chains for u in c.inner]
     more = {
         "branches": pairs,
         "sources": tuple(c.source for c in chains),
-        "skip": len(pairs) < len(block[1].branches),
+        "skip": len(block[1].branches) - len(pairs),
         "first": first,
-        "widths": (width,) * (len(pairs) < len(block[1].branches)) + tuple(c.width for c in chains),
+        "widths": (width,) * (len(block[1].branches) - len(pairs)) + tuple(c.width for c in chains),
     }
     prefix = tuple(leaf for leaf in leaves[: n + 3] if leaf is not NO_ACTIVATION)
     act, dense = pairs[0]
