@@ -106,7 +106,7 @@ def test_a_concatenation_with_a_standard_branch_is_verified():
     assert all(r.verdict == "verified" for r in results), [r.detail.plain() for r in results]
 
 
-def test_whole_branches_render(mixed_results, tmp_path):
+def test_whole_branches_render(tmp_path):
     from ntksym.notes.network_build import network_context, render_network
 
     context = network_context(_mixed_block(), quick=True)

@@ -76,8 +76,9 @@ def unit_rows(net: Any) -> list[tuple[Any, Text]]:
                 a is not None and q != unit.m - 1
                 for (a, _d), q in zip(unit.branches, unit.sources, strict=True)
             )
-            last = " (each branch's layers above" + (", then its last pair)" if pairs else ")")
-            last = last if longer else ""
+            last = ""
+            if longer:
+                last = " (each branch's layers above" + (", then its last pair)" if pairs else ")")
             rows.append((m, Text(f"the {what} of {len(parts)} branches: {listed}{last}")))
             continue
         if unit.act is None:

@@ -96,13 +96,13 @@ class Unit:
             Identity (one for a ``"residual"`` block, one or more for ``"branches"``:
             ``FanOut(n)``, ``parallel(serial(phi, Dense), serial(psi, Dense), ...)``,
             ``FanInSum``); ``act`` and ``dense`` are the first such branch's. A
-            *whole* branch (its last Dense layer standard or after a Dropout: see
-            :class:`Chain`) has ``(None, Dense)``: its kernels are those of its last
-            layer, ``sources[b]``.
+            *whole* branch (:class:`Chain`) has ``(None, Dense)``, or ``(None, None)``
+            when it ends in a block: its kernels are those of its last layer,
+            ``sources[b]``.
         skip: how often a ``"branches"`` or ``"concat"`` block has the Identity among its
             branches (at most once in a sum).
-        widths: a ``"concat"`` block's branch widths, the Identity's first (its input's
-            width), then the Dense branches' in order.
+        widths: a block's branch widths, the Identity's first (its input's width, once
+            per copy), then the other branches' in order (all equal in a sum).
         sources: a block's, for each Dense branch, the layer its last pair reads
             (``m - 1``, or the name of the branch's last inner layer).
         names: a unit inside a branch: the placeholder layers ``m - 1`` (when the unit
@@ -171,12 +171,14 @@ class Chain:
             with the placeholder layer ``m`` of the block and the names it stands for.
         pair: the branch's last activation (:data:`NO_ACTIVATION` when its last Dense
             layer follows a Dense layer or a LayerNorm) and NTK-parameterized Dense
-            layer; or ``(None, Dense)`` when that Dense layer is standard or follows a
-            Dropout: then it is the last of ``inner`` (the branch is *whole*), and the
-            block adds the kernels of that layer as they are.
+            layer; or, for a *whole* branch, ``(None, Dense)`` (its last Dense layer is
+            standard or follows a Dropout, or the branch is on the network's input) or
+            ``(None, None)`` (it ends in a block): its last layer is then the last of
+            ``inner``, and the block adds that layer's kernels as they are.
         source: the index of the layer that pair reads: ``m - 1`` for a branch
             ``serial(activation, Dense)``, the last inner unit's name otherwise (for a
             whole branch, the name of its last layer).
+        width: the width of the branch's output.
     """
 
     inner: tuple[Unit, ...]
@@ -243,7 +245,7 @@ def _chain(
     # block adds the kernels of the last one (``whole``)
     whole = on_input or nested_last
     whole = whole or own[-1].parameterization != "ntk" or isinstance(own[-2], Dropout)
-    kinds: dict[Any, str] = {}  # the kind of each inner layer, by name
+    kind = "entry"  # the kind of the inner layer ``source`` names (none yet: the entry)
     leaves, n, inner, j = [*before, *own], len(before), [], 0
     source: Any = scope.entry
     while n < len(leaves) - 2 * (not whole):
@@ -256,8 +258,8 @@ def _chain(
             scope.free, n, width = nested.free, n + 3, _width_after(units[-1], width)
             inner += [*units[:-1], replace(units[-1], names=names, branch=at[0])]
             if n == len(leaves):  # the branch's last layer: its field is the block's sum
-                _nested_input(units[-1], kinds.get(source, "entry"), where)
-            source, kinds[name] = name, units[-1].kind
+                _nested_input(units[-1], kind, where)
+            source, kind = name, units[-1].kind
             continue
         if source == 0:  # the branch's first layer, on the network's input
             unit, n = _input_step(leaves, n, m, where)
@@ -266,7 +268,7 @@ def _chain(
         width = width if unit.dense is None else unit.dense.width
         prefix = tuple(leaf for leaf in unit.prefix if leaf is not NO_ACTIVATION)
         inner.append(replace(unit, prefix=prefix, names=names, branch=at[0]))
-        source, kinds[name] = name, unit.kind
+        source, kind = name, unit.kind
     if whole:
         last = None if nested_last else own[-1]
         return Chain(tuple(inner), (None, last), source, width)
@@ -351,12 +353,13 @@ def _block(leaves: list[Net], n: int, m: int, width: int, scope: _Scope) -> list
     chains = _chains(leaves[:n], block[1], m, width, scope, isinstance(block[2], FanInConcat))
     pairs = tuple(c.pair for c in chains)
     inner = [u for c in chains for u in c.inner]
+    skip = len(block[1].branches) - len(pairs)
     more = {
         "branches": pairs,
         "sources": tuple(c.source for c in chains),
-        "skip": len(block[1].branches) - len(pairs),
+        "skip": skip,
         "first": first,
-        "widths": (width,) * (len(block[1].branches) - len(pairs)) + tuple(c.width for c in chains),
+        "widths": (width,) * skip + tuple(c.width for c in chains),
     }
     prefix = tuple(leaf for leaf in leaves[: n + 3] if leaf is not NO_ACTIVATION)
     act, dense = pairs[0]
@@ -425,8 +428,8 @@ def units(net: Any) -> list[Unit]:
     out: list[Unit] = []
     n, width = 0, 0
     if not isinstance(leaves[0], FanOut):  # else a block on the input (whole branches)
-        out, n = list(_input_step(leaves, 0, 1, "layer 1")[:1]), 1
-        width = out[0].affine.width
+        first, n = _input_step(leaves, 0, 1, "layer 1")
+        out, width = [first], first.affine.width
     while n < len(leaves):
         where, m, layer = f"layer {n + 1}", out[-1].m + 1 if out else 1, leaves[n]
         if isinstance(layer, FanOut):
