@@ -101,13 +101,6 @@ def test_concatenations_the_notes_do_not_cover_are_refused_by_name():
     # an activation right after the concatenation: not the map of the mean (refused)
     with pytest.raises(InputError, match="after FanInConcat"):
         units(stax.serial(*block, stax.Erf(), stax.Dense(1)))
-    # Sign in a branch before a standard Dense layer: derivation sign covers Sign before an
-    # NTK-parameterized Dense layer only
-    signed = stax.serial(stax.Sign(), stax.Dense(4, parameterization="standard"))
-    with pytest.raises(InputError, match="zero gradient"):
-        units(
-            stax.serial(stax.Dense(4), stax.FanOut(2), stax.parallel(relu, signed), stax.FanInSum())
-        )
 
 
 def _signed_branches():

@@ -158,11 +158,13 @@ def test_blocks_the_notes_do_not_cover_are_refused_by_name():
 
     # a branch ending in a block is read whole (tests/test_network_whole_branches.py)
     assert [u.kind for u in units(block(3, relu, nested, stax.Identity()))][-1] == "branches"
-    # a branch ending in a LayerNorm has no Dense layer of its own: its field is not
-    # independent of the others', so the kernels need not add (refused)
+    # a branch ending in a LayerNorm beside the Identity: their cross term vanishes by
+    # LayerNorm's oddness only, which the engine does not derive (refused); beside Dense
+    # branches alone it is read (tests/test_network_sign_norm.py)
     normed = stax.serial(stax.Relu(), stax.Dense(4), stax.LayerNorm())
-    with pytest.raises(InputError, match="must end in a Dense layer of its own"):
+    with pytest.raises(InputError, match="LayerNorm's oddness"):
         units(block(3, relu, normed, stax.Identity()))
+    assert [u.kind for u in units(block(2, relu, normed))][-1] == "branches"
     # two Identities: the code refuses them (the same Gaussian field) before the notes do
     with pytest.raises(InputError, match="same Gaussian field"):
         units(block(3, relu, stax.Identity(), stax.Identity()))

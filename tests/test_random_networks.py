@@ -98,19 +98,52 @@ def _kernels(net: stax.Layer, X: np.ndarray, backend: str):
         return net.kernel_fn(X, backend=backend)
 
 
-@pytest.mark.parametrize("seed", range(40))
-def test_every_evaluator_accepts_a_network_or_says_why(seed: int) -> None:
+def _accepted_by_the_kernels(seed: int) -> bool:
+    """Whether the layer maps accept seed's network (else they say why)."""
     net = network(seed)
     X = np.random.default_rng(seed).standard_normal((3, WIDTH))
     try:
         k = _kernels(net, X, "layers")
     except InputError:
-        return  # (a rule of the description: the notes refuse it too)
+        return False  # (a rule of the description: the notes refuse it too)
     assert np.all(np.isfinite(k.ntk)) and np.array_equal(k.ntk, k.ntk.T)
-    try:
-        units(net)
-    except InputError as exc:
-        assert "supported" in str(exc) or "refuse" in str(exc) or "Gaussian" in str(exc)
+    return True
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_every_evaluator_accepts_a_network_or_says_why(seed: int) -> None:
+    if _accepted_by_the_kernels(seed):
+        units(network(seed))  # (every network the kernels accept, the notes read)
+
+
+def test_the_notes_read_every_network_the_kernels_accept() -> None:
+    """Over 200 seeds (about half accepted): no network the kernels accept is refused.
+
+    Before session 18 the notes refused 1 in 8 of them (Sign before a standard Dense layer
+    or a Dropout, LayerNorm first or last in a branch, a concatenation of the Identity).
+    """
+    refused = []
+    for seed in range(40, 240):
+        if _accepted_by_the_kernels(seed):
+            try:
+                units(network(seed))
+            except InputError as exc:
+                refused.append((seed, str(exc)[:120]))
+    assert not refused, refused
+
+
+# networks the notes refused before session 18, now read: Sign before a standard Dense
+# layer and after a Dropout, a pre-LayerNorm branch, a branch ending in a LayerNorm, a
+# concatenation of the Identity alone (each derivation a few seconds)
+NEWLY_READ = (30, 62, 98, 124, 210, 282)
+
+
+@pytest.mark.parametrize("seed", NEWLY_READ)
+def test_networks_newly_read_are_verified(seed: int) -> None:
+    results = network_derivation(network(seed)).run()
+    assert all(r.verdict == "verified" for r in results), [
+        (r.label, r.detail.plain()) for r in results if r.verdict != "verified"
+    ]
 
 
 # seeds whose networks every evaluator accepts: sin(u) + u before LeakyRelu and before Abs

@@ -27,7 +27,8 @@ Dense), Identity), FanInSum``, ``LayerNorm`` (``derivations/layer_norm.py`` at t
 layer's ``eps``) and a ``Dropout(rate)`` between an activation and a Dense layer
 (``dropout.py``'s map composed with the Dense layer's; :mod:`ntksym.notes.network_layers`);
 ``Dense(..., parameterization="standard")`` from ``derivations/standard.py`` and
-``Sign`` before an NTK-parameterization Dense layer from ``derivations/sign.py``
+``Sign`` (before a Dense layer of either parameterization, a Dropout between them or not,
+inside a residual block, or last) from ``derivations/sign.py``
 (:mod:`ntksym.notes.network_engine`; what a standard NTK step takes from
 neural-tangents' convention rather than from the engine, its note says).
 Blocks of n branches joined by ``FanInSum`` or ``FanInConcat`` are derived from
@@ -46,10 +47,11 @@ A branch whose last Dense layer is standard or follows a Dropout, a branch endin
 block, and every branch of a block on the network's input (its first Dense layer
 ``per_layer``'s (1) and (5) or ``standard``'s), is read whole (each of its layers a step
 of its own) and the block adds its last layer's kernels.
-``Identity`` and ``Dropout(mode="test")`` are skipped; other shapes (two activations in
-a row, which the kernels refuse too; a branch ending in a LayerNorm or an activation;
-Sign before a standard Dense layer) are refused with a message naming what is supported
-(:mod:`ntksym.notes.network_units`).
+A branch may start or end with a LayerNorm (read whole when it ends in one; summed only
+with branches ending in a Dense layer of their own). ``Identity`` and
+``Dropout(mode="test")`` are skipped; other shapes (two activations in a row, which the
+kernels refuse too; a sum whose cross terms vanish only by LayerNorm's oddness) are
+refused with a message naming what is supported (:mod:`ntksym.notes.network_rules`).
 """
 
 from __future__ import annotations
@@ -77,7 +79,11 @@ from ntksym.notes.network_engine import (
     engine_derived,
     engine_maps,
     engine_note,
+    is_sign,
+    sign_note,
     sign_printed,
+    sign_records,
+    through_sign,
 )
 from ntksym.notes.network_layers import (
     activation_note,
@@ -127,6 +133,13 @@ def _gauss(f: Any, m: int) -> sp.Expr:
 
 def printed_statements(unit: Unit) -> dict[str, sp.Basic]:
     """The recursion the unit's layers imply, written from its records (not derived)."""
+    out = _printed(unit)
+    if is_sign(unit) and unit.kind != "layer_sign":  # (Sign written whole in sign_printed)
+        return sign_records(unit, out)
+    return out
+
+
+def _printed(unit: Unit) -> dict[str, sp.Basic]:
     g = general_statements()
     if unit.kind == "layer_norm":
         return norm_printed(unit)
@@ -165,6 +178,13 @@ def printed_statements(unit: Unit) -> dict[str, sp.Basic]:
 
 def _derived(unit: Unit, part: str) -> sp.Basic:
     """The derived statement of one part (``S``, ``D``, ``T``) of a unit."""
+    out = _derived_map(unit, part)
+    if is_sign(unit) and unit.kind != "layer_sign":  # (the layer's map, through Sign)
+        return through_sign(unit, out)
+    return out
+
+
+def _derived_map(unit: Unit, part: str) -> sp.Basic:
     m = unit.m
     if unit.kind == "layer_norm":
         name = Sigma(m) if part == "S" else Theta_inf(m)
@@ -216,9 +236,18 @@ _GENERAL = {
     ("input_standard", "S"): ("standard", "1", "expectation"),
     ("input_standard", "T"): ("standard", "5", "chain_rule"),
 }
-for _part, _rule in (("S", "gaussian_process"), ("D", "law_of_large_numbers"), ("T", "algebra")):
+for _part, _how in (("S", "gaussian_process"), ("D", "law_of_large_numbers"), ("T", "algebra")):
     for _kind in ("layer_standard", "layer_dropout_standard"):
-        _GENERAL[(_kind, _part)] = ("standard", "4", _rule)
+        _GENERAL[(_kind, _part)] = ("standard", "4", _how)
+#: The rules of a ``Sign`` unit's expectations (its ``T`` keeps the layer's rule).
+_SIGN_RULES = {"S": "sheppard", "D": "almost_everywhere"}
+
+
+def _rule(unit: Unit, part: str) -> str:
+    """The rule of a unit's step: the general step's, or Sign's for its expectations."""
+    if is_sign(unit) and part in _SIGN_RULES:
+        return _SIGN_RULES[part]
+    return _GENERAL[(unit.kind, part)][2]
 
 
 def _note(unit: Unit, part: str) -> Text:
@@ -227,7 +256,8 @@ def _note(unit: Unit, part: str) -> Text:
     if unit.kind == "layer_norm":
         return norm_note(unit, label)
     if unit.kind == "activation":
-        return activation_note(unit, part)
+        out = activation_note(unit, part)
+        return Text(out, sign_note(part)) if is_sign(unit) else out
     if unit.kind in ("branches", "concat"):
         return branch_note(unit, part)
     g, d = general_statements(), unit.affine
@@ -259,8 +289,8 @@ def _note(unit: Unit, part: str) -> Text:
         out = Text(
             out, text(", {f}", f=sp.Eq(phi, _act_symbol(unit.act.activation.expr), evaluate=False))
         )
-    if unit.kind == "layer_sign":
-        out = Text(out, engine_note(unit, part))
+    if is_sign(unit):
+        out = Text(out, sign_note(part))
     if unit.act is NO_ACTIVATION:
         out = Text(
             out,
@@ -338,7 +368,7 @@ def _derived_steps(unit: Unit, before: tuple[str, ...], arch: Any) -> list[Step]
             Step(
                 f"{part}{name}",
                 in_branch(unit, printed[part]),
-                _GENERAL[(unit.kind, part)][2],
+                _rule(unit, part),
                 uses=done,
                 derive=functools.partial(_derive_part, unit, part),
                 extra_check=check,

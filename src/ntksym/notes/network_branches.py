@@ -36,6 +36,7 @@ from typing import Any
 
 import sympy as sp
 
+from ntksym.architecture.description import LayerNorm
 from ntksym.derive.layered import layer_activation
 from ntksym.derive.symbols import GaussE, Sigma, Sigma_dot, Theta_inf
 from ntksym.derive.text import Text, text
@@ -265,6 +266,13 @@ _BLOCK_LAST = (
 )
 
 
+#: What a branch ending in a LayerNorm is, in a block's note.
+_NORM_LAST = (
+    "every other branch ends in a Dense layer of its own, whose zero-mean weights make the "
+    "cross terms with it vanish by (2)"
+)
+
+
 def branch_note(unit: Unit, part: str) -> Text:
     """Which steps, at which layer and values, the statement instantiates."""
     from ntksym.activations.expr import u as act_u
@@ -275,8 +283,8 @@ def branch_note(unit: Unit, part: str) -> Text:
     if any(act is None for act, _d in unit.branches):
         whole = (
             " (a branch read whole -- its last Dense layer standard or after a Dropout, a "
-            "block last, or a branch on the network's input: its last layer's kernels, "
-            "derived in a step of their own)"
+            "block or a LayerNorm last, or a branch on the network's input: its last "
+            "layer's kernels, derived in a step of their own)"
         )
     if unit.kind == "concat":
         out = Text(
@@ -298,7 +306,9 @@ def branch_note(unit: Unit, part: str) -> Text:
         q = _source(unit, b)
         sep = "; " if b or unit.skip else ""
         if act is None:
-            last = d if d is not None else _BLOCK_LAST
+            last = _BLOCK_LAST if d is None else d
+            if isinstance(d, LayerNorm):
+                last = f"{d}; {_NORM_LAST}"
             out = Text(out, sep, f"the kernels of layer {q}, the branch's last ({last})")
             continue
         fu = sp.Eq(

@@ -17,10 +17,11 @@ statements at a network's layers; this module does the same for two more documen
   factorisation through the earlier layers' kernel is applied here to the unscaled
   standard ``Theta^(m-1)``, the widths kept as finite numbers (as neural-tangents does):
   the referee check of every step covers that reading.
-* ``derivations/sign.py`` for ``Sign`` followed by an NTK-parameterization Dense layer:
-  ``per_layer``'s map with ``E[sign u sign v]`` replaced by the derived
-  ``(2/pi) arcsin(rho)`` (Sheppard 1899) at the kernels of the layer before, and
-  ``E[sign' sign']`` by 0 (the derivative almost everywhere, as neural-tangents).
+* ``derivations/sign.py`` for ``Sign``: the map of the layers after it (``per_layer``'s
+  for an NTK-parameterization Dense layer, ``standard``'s, a Dropout's composed with
+  either, or none when the network ends in ``Sign``) with ``E[sign u sign v]`` replaced by
+  the derived ``(2/pi) arcsin(rho)`` (Sheppard 1899) at the kernels of the layer before,
+  and ``E[sign' sign']`` by 0 (the derivative almost everywhere, as neural-tangents).
 
 A Dropout before a standard Dense layer is composed as before it an NTK one
 (:func:`ntksym.notes.network_layers.compose_dropout`).
@@ -45,8 +46,12 @@ __all__ = [
     "engine_derived",
     "engine_maps",
     "engine_note",
+    "is_sign",
     "sign_covariance",
+    "sign_note",
     "sign_printed",
+    "sign_records",
+    "through_sign",
 ]
 
 #: What a standard ``Theta`` step takes from neural-tangents' convention, not the engine.
@@ -135,7 +140,22 @@ def _sign_of(unit: Unit) -> tuple[sp.Expr, sp.Expr]:
     return cov, grad
 
 
-def _through_sign(unit: Unit, stmt: sp.Eq) -> sp.Eq:
+#: Kinds whose activation is their own (a block's ``act`` is its first branch's).
+_OWN_ACTIVATION = ("layer_sign", "layer_dropout", "residual", "activation", *STANDARD_KINDS)
+
+
+def is_sign(unit: Unit) -> bool:
+    """Whether the unit's own activation is ``Sign`` (no gradient passes it)."""
+    return unit.kind in _OWN_ACTIVATION and unit.act is not None and unit.act.zero_ntk
+
+
+def through_sign(unit: Unit, stmt: sp.Eq) -> sp.Eq:
+    """A derived statement of a unit with ``Sign``: its expectations by derivation sign.
+
+    ``E[phi phi]`` becomes step (3), ``(2/pi) arcsin(rho)`` at the kernels of layer
+    ``m - 1``, and ``E[phi' phi']`` step (4), 0: whatever map surrounds them (a Dense
+    layer in either parameterization, a Dropout before it, or none: the network's output).
+    """
     cov, grad = _sign_of(unit)
 
     def sub(e: GaussE) -> sp.Expr:
@@ -154,7 +174,7 @@ def engine_derived(unit: Unit, part: str, per_layer: sp.Eq) -> sp.Eq:
         per_layer: ``per_layer``'s statement of ``part`` at this unit (for ``Sign``).
     """
     if unit.kind == "layer_sign":
-        return _through_sign(unit, per_layer)
+        return through_sign(unit, per_layer)
     if unit.kind == "input_standard":
         return _standard_input(unit, part)
     return _standard_next(unit, part)
@@ -164,6 +184,32 @@ def sign_covariance(p: Any, w2: sp.Expr, b2: sp.Expr) -> sp.Expr:
     """``w2 (2/pi) arcsin(rho) + b2``: ``Sign`` at layer ``p``'s kernels, then a Dense layer."""
     rho = Sigma(p) / (sp.sqrt(SigmaXX(p)) * sp.sqrt(SigmaYY(p)))
     return w2 * 2 * sp.asin(rho) / sp.pi + b2
+
+
+def sign_records(unit: Unit, printed: dict[str, sp.Basic]) -> dict[str, sp.Basic]:
+    """Printed statements of a unit with ``Sign``, its expectations read from the records.
+
+    ``E[sign u sign v]`` is ``(2/pi) arcsin(rho)`` (Sheppard's orthant probability, written
+    here, not taken from derivation sign) and ``E[sign' sign']`` is 0 (neural-tangents'
+    derivative almost everywhere).
+    """
+    cov = sign_covariance(unit.m - 1, sp.Integer(1), sp.Integer(0))
+
+    def sub(e: GaussE) -> sp.Expr:
+        names = {f.func.__name__ for f in e.args[0].atoms(sp.Function)}
+        return sp.Integer(0) if any(n.endswith("dot") for n in names) else cov
+
+    out = {}
+    for part, stmt in printed.items():
+        rhs = stmt.rhs.replace(lambda t: isinstance(t, GaussE), sub)
+        out[part] = sp.Eq(stmt.lhs, rhs)
+    return out
+
+
+def sign_note(part: str) -> Text:
+    """Which step of derivation sign a ``Sign`` unit's statement of ``part`` takes."""
+    step = "(3), (2/pi) arcsin(rho)" if part == "S" else "(4), 0"
+    return Text(f"; E[sign sign] and E[sign' sign'] by step {step} of derivation sign")
 
 
 def sign_printed(unit: Unit, w: sp.Expr, b: sp.Expr, theta: sp.Eq) -> dict[str, sp.Basic]:
@@ -188,8 +234,7 @@ _SOURCES = {
 def engine_note(unit: Unit, part: str) -> Text:
     """Which steps of ``standard`` or ``sign`` the statement instantiates (and conventions)."""
     if unit.kind == "layer_sign":
-        step = "(3), (2/pi) arcsin(rho)" if part == "S" else "(4), 0"
-        return Text(f"; E[sign sign] and E[sign' sign'] by step {step} of derivation sign")
+        return sign_note(part)
     src = _SOURCES.get((unit.kind, part)) or _SOURCES[part]
     out = text("engine-derived {src} of derivation standard", src=src)
     if unit.kind != "input_standard":

@@ -14,7 +14,7 @@ of its own before the block's (:func:`_chain`); a block inside a branch is one o
 after the units of its own branches (:func:`_block`, in a :class:`_Scope` that names
 them).
 A branch whose last Dense layer is standard or follows a Dropout, a branch ending in a
-block, and every branch of a block on the network's input (its first layer an
+block or a LayerNorm, and every branch of a block on the network's input (its first layer an
 ``"input"`` unit), is read *whole*:
 all its layers are inner units and the block adds the kernels of the last one.
 ``Identity`` and ``Dropout(mode="test")`` are the identity and are skipped. Two
@@ -45,25 +45,16 @@ from ntksym.architecture.description import (
 from ntksym.architecture.leaves import leaves
 from ntksym.architecture.walk import check
 from ntksym.errors import InputError
+from ntksym.notes.network_rules import (
+    SUPPORTED,
+    activation_layer,
+    check_nested_last,
+    check_norm_sum,
+    dense_layer,
+)
 
 __all__ = ["NO_ACTIVATION", "SUPPORTED", "Chain", "Unit", "branch_layer", "units"]
 
-SUPPORTED = (
-    "Dense (either parameterization), an activation followed by a Dense layer (with a "
-    "Dropout between them or not; Sign only before an NTK-parameterized Dense layer), "
-    "a Dense layer, or a Dropout and a Dense layer, right after a Dense layer, a LayerNorm "
-    "or a block (no activation between), LayerNorm, an activation last (not Sign), "
-    "and blocks FanOut(n), parallel(...), FanInSum() or FanInConcat() for any n >= 2, each "
-    "branch the Identity (at most one) or a chain of those layers and blocks (a Dense "
-    "layer first, on the block's input, or not; Sign only before an NTK-parameterized "
-    "Dense layer) ending in a Dense layer of its own (either parameterization, a Dropout "
-    "before it or not) after an activation, a Dense layer, a LayerNorm or a block (two "
-    "branches, one of them the Identity and the other serial(activation, Dense): a "
-    "residual block); after a FanInConcat a Dense layer, or a Dropout and a Dense layer "
-    "(no activation between); a block on the network's input, each branch starting with "
-    "a Dense layer; a block last in a branch (its Identity, if any, not on a LayerNorm's "
-    "field); not two activations in a row"
-)
 #: The (absent) activation of a Dense layer right after a Dense layer, a LayerNorm, a block
 #: (a ``Dropout`` between them or not) or at the start of a branch: the identity.
 NO_ACTIVATION = Nonlinearity(get_activation("identity"), "no activation (the identity)")
@@ -77,7 +68,9 @@ class Unit:
         kind: ``"input"`` (the first Dense layer), ``"layer"`` (an activation, then a
             Dense layer), ``"residual"`` (a residual block around such a pair), the same
             with ``"_standard"`` appended for a standard-parameterization Dense,
-            ``"layer_sign"`` (``Sign`` then an NTK-parameterization Dense layer),
+            ``"layer_sign"`` (``Sign`` then an NTK-parameterization Dense layer; before
+            a standard one or a Dropout the unit keeps that kind, and
+            :func:`~ntksym.notes.network_engine.is_sign` tells),
             ``"branches"`` (a sum of two or more such branches, the
             Identity among them or not), ``"concat"`` (the same branches concatenated
             by ``FanInConcat``), ``"layer_norm"``, or ``"activation"`` (the network's
@@ -123,7 +116,7 @@ class Unit:
     n_in: int = 0
     norm: LayerNorm | None = None
     dropout: Dropout | None = None
-    branches: tuple[tuple[Nonlinearity | None, Dense | None], ...] = ()
+    branches: tuple[tuple[Nonlinearity | None, Dense | LayerNorm | None], ...] = ()
     skip: int = 0
     widths: tuple[int, ...] = ()
     sources: tuple[Any, ...] = ()
@@ -142,24 +135,6 @@ class Unit:
 def _flatten(net: Net) -> list[Net]:
     """The layers of ``net`` as they run, the identities left out, a Parallel one layer."""
     return list(leaves(net, skip="no-ops"))
-
-
-def _dense(layer: Any, where: str) -> Dense:
-    if not isinstance(layer, Dense):
-        raise InputError(f"{where}: expected a Dense layer, got {layer}; supported: {SUPPORTED}")
-    return layer
-
-
-def _act(layer: Any, where: str, sign_ok: bool = False) -> Nonlinearity:
-    if not isinstance(layer, Nonlinearity):
-        raise InputError(f"{where}: expected an activation, got {layer}; supported: {SUPPORTED}")
-    if layer.zero_ntk and not (sign_ok and layer.activation.name == "sign"):
-        raise InputError(
-            f"{where}: {layer} has a zero gradient, which the derivation covers only for "
-            f"Sign before an NTK-parameterized Dense layer (no Dropout between them); "
-            f"supported: {SUPPORTED}"
-        )
-    return layer
 
 
 @dataclass(frozen=True)
@@ -182,7 +157,7 @@ class Chain:
     """
 
     inner: tuple[Unit, ...]
-    pair: tuple[Nonlinearity | None, Dense | None]
+    pair: tuple[Nonlinearity | None, Dense | LayerNorm | None]
     source: Any
     width: int
 
@@ -231,19 +206,25 @@ def _chain(
     if isinstance(own[0], Dense) and not on_input:  # on the block's input: no activation
         own = [NO_ACTIVATION, *own]
     linear = (Dense, LayerNorm, FanInSum, FanInConcat)
-    if len(own) > 2 and isinstance(own[-1], Dense) and isinstance(own[-2], linear):
+    if len(own) >= 2 and isinstance(own[-1], Dense) and isinstance(own[-2], linear):
         own = [*own[:-1], NO_ACTIVATION, own[-1]]  # linear in its input: no activation
     nested_last = isinstance(own[-1], (FanInSum, FanInConcat))  # a block, last
-    if len(own) < 2 - on_input or not isinstance(own[-1], Dense) and not nested_last:
+    norm_last = isinstance(own[-1], LayerNorm)
+    if (
+        len(own) < 2 - on_input
+        and not norm_last
+        or not isinstance(own[-1], Dense)
+        and not (nested_last or norm_last)
+    ):
         raise InputError(
             f"{where}: a branch must end in a Dense layer of its own (after an activation, "
-            f"a Dropout, a Dense layer, a LayerNorm or a block) or in a block, or be the "
-            f"Identity; got {branch}; supported: {SUPPORTED}"
+            f"a Dropout, a Dense layer, a LayerNorm or a block), in a block or in a "
+            f"LayerNorm, or be the Identity; got {branch}; supported: {SUPPORTED}"
         )
-    # a last Dense layer in the standard parameterization or after a Dropout, a block
-    # last, or a branch on the network's input: the whole branch is inner units, and the
-    # block adds the kernels of the last one (``whole``)
-    whole = on_input or nested_last
+    # a last Dense layer in the standard parameterization or after a Dropout, a block or a
+    # LayerNorm last, or a branch on the network's input: the whole branch is inner units,
+    # and the block adds the kernels of the last one (``whole``)
+    whole = on_input or nested_last or norm_last
     whole = whole or own[-1].parameterization != "ntk" or isinstance(own[-2], Dropout)
     kind = "entry"  # the kind of the inner layer ``source`` names (none yet: the entry)
     leaves, n, inner, j = [*before, *own], len(before), [], 0
@@ -258,23 +239,23 @@ def _chain(
             scope.free, n, width = nested.free, n + 3, _width_after(units[-1], width)
             inner += [*units[:-1], replace(units[-1], names=names, branch=at[0])]
             if n == len(leaves):  # the branch's last layer: its field is the block's sum
-                _nested_input(units[-1], kind, where)
+                check_nested_last([d for _a, d in units[-1].branches], units[-1].skip, kind, where)
             source, kind = name, units[-1].kind
             continue
         if source == 0:  # the branch's first layer, on the network's input
             unit, n = _input_step(leaves, n, m, where)
         else:
-            unit, n = _layer_step(leaves, n, m, width, sign_ok=True)
+            unit, n = _layer_step(leaves, n, m, width)
         width = width if unit.dense is None else unit.dense.width
         prefix = tuple(leaf for leaf in unit.prefix if leaf is not NO_ACTIVATION)
         inner.append(replace(unit, prefix=prefix, names=names, branch=at[0]))
         source, kind = name, unit.kind
     if whole:
         last = None if nested_last else own[-1]
-        return Chain(tuple(inner), (None, last), source, width)
+        return Chain(tuple(inner), (None, last), source, width)  # (a LayerNorm's: LayerNorm)
     # (a branch's own Dense layer is NTK-parameterized, so Sign may come before it: per_layer
     # through derivation sign, as at the top level)
-    act, dense = _act(leaves[-2], where, sign_ok=True), _dense(leaves[-1], where)
+    act, dense = activation_layer(leaves[-2], where), dense_layer(leaves[-1], where)
     return Chain(tuple(inner), (act, dense), source, dense.width)
 
 
@@ -283,16 +264,16 @@ def _chains(
 ) -> list[Chain]:
     """The chain of each branch that is not the Identity.
 
-    A sum has the Identity at most once (twice would be one field counted twice, which the
-    kernels refuse); a concatenation may have it more often (each copy is one more block
-    of the same features in the mean), and at least one other branch.
+    A sum has the Identity at most once and another branch (twice would be one field
+    counted twice, which the kernels refuse); a concatenation may have it more often, even
+    only (each copy is one more block of the same features in the mean).
     """
     branches = list(par.branches)
     skips = sum(not _flatten(b) for b in branches)
-    if len(branches) < 2 or (skips > 1 and not concat) or skips == len(branches):
+    if len(branches) < 2 or not concat and (skips > 1 or skips == len(branches)):
         raise InputError(
-            f"the block at layer {scope.base}: a block needs two or more branches, one at "
-            f"least not the Identity, and a sum the Identity at most once; got {par}; "
+            f"the block at layer {scope.base}: a block needs two or more branches, and a "
+            f"sum one at least not the Identity and the Identity at most once; got {par}; "
             f"supported: {SUPPORTED}"
         )
     first, out = scope.free, []
@@ -300,28 +281,12 @@ def _chains(
     for pos, branch in enumerate(branches, start=1):
         if _flatten(branch):
             out.append(_chain(before, branch, m, width, (first + len(out), pos), scope))
+    check_norm_sum(par, [c.pair[1] for c in out], skips, concat, scope.base)
     return out
 
 
 def _suffix(dense: Dense) -> str:
     return "" if dense.parameterization == "ntk" else "_standard"
-
-
-def _nested_input(block: Unit, kind: str, where: str) -> None:
-    """Refuse a block last in a branch whose Identity carries a LayerNorm's field.
-
-    The enclosing block adds its branches' kernels because every cross term has a field
-    with zero-mean weights of its own (``fan_in_sum``'s (2)); a block last in a branch
-    passes that on for its Dense branches and for an Identity carrying a Dense layer's
-    field or the enclosing block's input, not for a LayerNorm's (whose cross terms vanish
-    by its oddness, which the engine does not derive).
-    """
-    if block.skip and kind == "layer_norm":
-        raise InputError(
-            f"{where}: a block last in a branch whose Identity carries a LayerNorm's "
-            f"field: that field's cross terms vanish by LayerNorm's oddness, which the "
-            f"engine does not derive; supported: {SUPPORTED}"
-        )
 
 
 def _width_after(unit: Unit, width: int) -> int:
@@ -362,7 +327,7 @@ def _block(leaves: list[Net], n: int, m: int, width: int, scope: _Scope) -> list
         "widths": (width,) * skip + tuple(c.width for c in chains),
     }
     prefix = tuple(leaf for leaf in leaves[: n + 3] if leaf is not NO_ACTIVATION)
-    act, dense = pairs[0]
+    act, dense = pairs[0] if pairs else (None, None)  # (a concatenation of the Identity)
     if isinstance(block[2], FanInConcat):
         return [*inner, Unit("concat", m, dense, act, prefix, width, **more)]
     if len(pairs) == 1 and not inner and scope.branch < 0:
@@ -372,11 +337,11 @@ def _block(leaves: list[Net], n: int, m: int, width: int, scope: _Scope) -> list
 
 def _input_step(leaves: list[Net], n: int, m: int, where: str) -> tuple[Unit, int]:
     """The Dense layer ``leaves[n]`` on the network's input: ``alpha~^(m)``, the index after."""
-    first = _dense(leaves[n], f"{where}: the first layer on the network's input")
+    first = dense_layer(leaves[n], f"{where}: the first layer on the network's input")
     return Unit("input" + _suffix(first), m, first, None, tuple(leaves[: n + 1])), n + 1
 
 
-def _layer_step(leaves: list[Net], n: int, m: int, width: int, sign_ok: bool) -> tuple[Unit, int]:
+def _layer_step(leaves: list[Net], n: int, m: int, width: int) -> tuple[Unit, int]:
     """The unit at ``leaves[n]`` defining ``alpha~^(m)``, and the index after it.
 
     A LayerNorm; an activation, a Dropout or not, and a Dense layer; a Dropout or not and
@@ -390,7 +355,7 @@ def _layer_step(leaves: list[Net], n: int, m: int, width: int, sign_ok: bool) ->
     if isinstance(layer, (Dense, Dropout)):
         act, first = NO_ACTIVATION, n
     else:
-        act, first = _act(layer, where, sign_ok=sign_ok and n + 1 < len(leaves)), n + 1
+        act, first = activation_layer(layer, where), n + 1
     if first >= len(leaves):
         return Unit("activation", m, None, act, tuple(leaves[:first]), width), first
     after = leaves[first]
@@ -401,11 +366,10 @@ def _layer_step(leaves: list[Net], n: int, m: int, width: int, sign_ok: bool) ->
             f"{SUPPORTED}"
         )
     k = first + (drop is not None)
-    dense = _dense(leaves[k], f"layer {k + 1}")
+    dense = dense_layer(leaves[k], f"layer {k + 1}")
     kind = ("layer_dropout" if drop is not None else "layer") + _suffix(dense)
-    if act.zero_ntk:
-        _act(act, where, sign_ok=sign_ok and kind == "layer")
-        kind = "layer_sign"
+    if act.zero_ntk and kind == "layer":
+        kind = "layer_sign"  # (before a standard Dense layer or a Dropout: the kind stays)
     prefix = tuple(leaves[: k + 1])
     return Unit(kind, m, dense, act, prefix, width, dropout=drop), k + 1
 
@@ -437,8 +401,8 @@ def units(net: Any) -> list[Unit]:
             width, n = _width_after(out[-1], width), n + 3
             continue
         if out[-1].kind == "concat" and not isinstance(layer, (Dense, Dropout)):
-            _dense(layer, f"{where} (after FanInConcat)")
-        unit, n = _layer_step(leaves, n, m, width, sign_ok=True)
+            dense_layer(layer, f"{where} (after FanInConcat)")
+        unit, n = _layer_step(leaves, n, m, width)
         out.append(unit)
         width = width if unit.dense is None else unit.dense.width
     return out
