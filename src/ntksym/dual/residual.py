@@ -42,6 +42,7 @@ import math
 import numpy as np
 
 from ntksym.activations import Activation
+from ntksym.codegen.runtime.numpy_mehler import nodes
 from ntksym.codegen.runtime.quadrature_rule import RULE
 from ntksym.dual.covariance import careful_det
 
@@ -121,7 +122,7 @@ def _residual(
     for level in range(1, LEVELS + 1):
         for gv in np.unique(g[~done]):
             todo = np.nonzero((g == gv) & ~done)[0]
-            z1, w1, even = _nodes(RULE.R * 2.0 ** (-0.5 * gv), RULE.H0 / 2**level)
+            z1, w1, even = nodes(RULE.R * 2.0 ** (-0.5 * gv), RULE.H0 / 2**level, _Z)
             step = max(1, _POINTS // z1.size)
             for start in range(0, todo.size, step):
                 i = todo[start : start + step]
@@ -131,23 +132,6 @@ def _residual(
         if done.all():
             break
     return q, done
-
-
-def _nodes(scale: float, h: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Nodes, weights (the density and step included) and even-node mask of the rule in z1."""
-    kap = scale / RULE.R
-    if kap >= 1.0:  # the widest scale: evenly spaced nodes
-        hi = math.ceil(_Z / (scale * h))
-        t = np.arange(-hi, hi + 1) * h
-        z = scale * t
-        w = scale * np.exp(-0.5 * z * z)
-    else:
-        hi = math.ceil(math.asinh(math.sinh(_Z / RULE.R) / kap) / h)
-        t = np.arange(-hi, hi + 1) * h
-        s = kap * np.sinh(t)
-        z = RULE.R * np.arcsinh(s)
-        w = scale * np.cosh(t) / np.sqrt(1.0 + s * s) * np.exp(-0.5 * z * z)
-    return z, w * (h * RULE.INV_SQRT_2PI), np.arange(-hi, hi + 1) % 2 == 0
 
 
 def _integrate(

@@ -105,17 +105,16 @@ def _hermite(z, kmax):
     return H
 
 
-def _mnodes(l):
+def _mnodes(l, h=_H0 / (1 << _MLEV), Z=_MZ):
     """Nodes z, weights (density and step included), even-node mask of the coefficient rule.
 
-    The rule on the scale l (see the module's docstring).
+    The rule on the scale l (see the module's docstring), at the step h over |z| <= Z.
     """
     kap = 0.0 if l >= _R else l / _R
-    h = _H0 / (1 << _MLEV)
     if kap == 0.0:
-        hi = int(numpy.ceil(_MZ / (l * h)))
+        hi = int(numpy.ceil(Z / (l * h)))
     else:
-        hi = int(numpy.ceil(numpy.arcsinh(numpy.sinh(_MZ / _R) / kap) / h))
+        hi = int(numpy.ceil(numpy.arcsinh(numpy.sinh(Z / _R) / kap) / h))
     j = numpy.arange(-hi, hi + 1)
     t = j * h
     if kap == 0.0:
@@ -396,6 +395,10 @@ def _series(S11, S22, S12, D, R11, R22, f, key):
     return numpy.broadcast_to(P, shape), numpy.broadcast_to(ok, shape)
 # endregion series
 
+
+#: Public name of the rule's nodes (the residual of ``ntksym.dual.residual`` integrates on
+#: them too).
+nodes = _mnodes
 
 #: Public name of the series (the NumPy quadrature module calls it as ``_series``, the name
 #: the generated modules use).
