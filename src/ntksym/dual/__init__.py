@@ -62,7 +62,7 @@ from ntksym.dual.covariance import prepare
 from ntksym.dual.families import closed_form_names, family_of
 from ntksym.dual.family import DualMaps, NumericFn
 from ntksym.dual.growth import check_covariance, describe_growth, growth_rate
-from ntksym.dual.quadrature import gauss_hermite, trapezoid
+from ntksym.dual.quadrature import gauss_hermite, trapezoid, trapezoid_prepared
 from ntksym.errors import NoClosedFormError
 
 __all__ = [
@@ -188,13 +188,16 @@ def evaluate(
             formulas or the quadrature would give there.
     """
     act = get_activation(activation)
-    s11a, s12a, s22a, d = prepare(s11, s12, s22, det)
+    prepared = prepare(s11, s12, s22, det)
+    s11a, s12a, s22a, d = prepared
     check_covariance(act, s11a, s12a, s22a)
     try:
         _, numeric = _closed_form_cached(act.name, act.expr, act.params, act.description)
     except NoClosedFormError:
         if degree is None:  # (the variances as given: see trapezoid)
-            return trapezoid(act, s11, s12a, s22, det=d)
+            k, kd = trapezoid_prepared(act, s11, s22, prepared)
+            assert kd is not None
+            return k, kd
         nngp = gauss_hermite(act, s11a, s12a, s22a, degree=degree)
         ntk = gauss_hermite(act, s11a, s12a, s22a, degree=degree, derivative=True)
         return nngp, ntk

@@ -23,7 +23,7 @@ from ntksym.dual.growth import check_covariance
 from ntksym.dual.kinks import is_kinked
 from ntksym.errors import ActivationError, InputError
 
-__all__ = ["gauss_hermite", "trapezoid"]
+__all__ = ["gauss_hermite", "trapezoid", "trapezoid_prepared"]
 
 
 @functools.lru_cache(maxsize=16)
@@ -196,13 +196,32 @@ def trapezoid(
             (:func:`ntksym.dual.check_covariance`).
     """
     act = get_activation(activation)
-    # the variances as given (a column of rows, a row of columns), once prepare has checked
-    # them: the Mehler series takes each variance's coefficients once, and a broadcast copy
-    # would take them per entry
-    v11, v22 = s11, s22
-    s11, s12, s22, det = prepare(s11, s12, s22, det)
+    prepared = prepare(s11, s12, s22, det)
+    check_covariance(act, *prepared[:3])
+    return trapezoid_prepared(act, s11, s22, prepared, ntk=ntk)
+
+
+def trapezoid_prepared(
+    act: Activation,
+    v11: Any,
+    v22: Any,
+    prepared: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    *,
+    ntk: bool = True,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`trapezoid` on a covariance that ``prepare`` and ``check_covariance`` passed.
+
+    Args:
+        act: The activation.
+        v11: The variances of u as given (a column of rows, say): the Mehler series takes
+            each variance's coefficients once, where a broadcast copy would take them per
+            entry.
+        v22: The same for v.
+        prepared: ``ntksym.dual.covariance.prepare``'s ``(s11, s12, s22, det)``.
+        ntk: Whether to compute the derivative map.
+    """
+    s11, s12, s22, det = prepared
     v11, v22 = np.asarray(v11, dtype=np.float64), np.asarray(v22, dtype=np.float64)
-    check_covariance(act, s11, s12, s22)
     if is_kinked(act):
         if _numba_available():
             from ntksym.dual.kinked import kinked_maps
@@ -213,7 +232,7 @@ def trapezoid(
             "come from the smooth rule, which converges slowly across a kink (install numba "
             "for the kink-aware rule)",
             RuntimeWarning,
-            stacklevel=2,
+            stacklevel=3,  # (the caller of trapezoid or of dual.evaluate)
         )
     shape = np.broadcast(s11, s12, s22, det).shape
     with np.errstate(over="ignore", invalid="ignore"):
