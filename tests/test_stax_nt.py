@@ -61,6 +61,37 @@ def build(s, width=64):
             s.Gelu(),
             s.Dense(1, 0.9, None, parameterization="standard", s=(2, 1)),
         ),
+        # a pre-LayerNorm residual block (x + Dense(gelu(Dense(LN(x))))), as in a
+        # transformer's MLP, and Sign before a standard Dense layer (the notes cover both
+        # since session 18)
+        "pre-layernorm": s.serial(
+            s.Dense(width, 1.0, 0.1),
+            s.repeat(
+                s.serial(
+                    s.FanOut(2),
+                    s.parallel(
+                        s.Identity(),
+                        s.serial(
+                            s.LayerNorm(),
+                            s.Dense(width, 1.0, 0.05),
+                            s.Gelu(),
+                            s.Dense(width, 0.9, 0.05),
+                        ),
+                    ),
+                    s.FanInSum(),
+                ),
+                2,
+            ),
+            s.LayerNorm(),
+            s.Dense(1),
+        ),
+        "sign-standard": s.serial(
+            s.Dense(width, 1.2, 0.1),
+            s.Sign(),
+            s.Dense(width, 1.1, 0.2, parameterization="standard"),
+            s.Relu(),
+            s.Dense(1),
+        ),
         "abrelu-abs-monomial": s.serial(
             s.Dense(width, 1.0, 0.2),
             s.ABRelu(-0.4, 1.3),
