@@ -81,7 +81,6 @@ from ntksym.notes.network_engine import (
     engine_note,
     is_sign,
     sign_note,
-    sign_printed,
     sign_records,
     through_sign,
 )
@@ -115,7 +114,7 @@ def _instantiate(unit: Unit, key: str) -> sp.Expr:
     w, b, m = number(unit.affine.w_std), number(unit.affine.b_std), unit.m - 1
     if unit.kind == "input":
         return g[key].xreplace({g["sw"](0): w, g["bt"](0): b})
-    if unit.kind in ("layer", "layer_dropout"):
+    if unit.kind in ("layer", "layer_sign", "layer_dropout"):
         e = g[key].subs({l: m, L: m})
         return compose_dropout(unit, e.xreplace({g["sw"](m): w, g["bt"](m): b}))
     e = g["res_" + key].subs({l: m, L: m}).xreplace({g["lam"]: w, g["beta"]: b})
@@ -134,7 +133,7 @@ def _gauss(f: Any, m: int) -> sp.Expr:
 def printed_statements(unit: Unit) -> dict[str, sp.Basic]:
     """The recursion the unit's layers imply, written from its records (not derived)."""
     out = _printed(unit)
-    if is_sign(unit) and unit.kind != "layer_sign":  # (Sign written whole in sign_printed)
+    if is_sign(unit):  # (its expectations by Sheppard's formula and 0)
         return sign_records(unit, out)
     return out
 
@@ -159,9 +158,7 @@ def _printed(unit: Unit) -> dict[str, sp.Basic]:
     p = m - 1
     phi, phidot = g["phi"], g["phidot"]
     theta = sp.Eq(Theta_inf(m), Theta_inf(p) * Sigma_dot(m) + Sigma(m))
-    if unit.kind == "layer_sign":
-        return sign_printed(unit, w, b, theta)
-    if unit.kind == "layer":
+    if unit.kind in ("layer", "layer_sign"):
         return {
             "S": sp.Eq(Sigma(m), w**2 * _gauss(phi, p) + b**2),
             "D": sp.Eq(Sigma_dot(m), w**2 * _gauss(phidot, p)),
@@ -179,7 +176,7 @@ def _printed(unit: Unit) -> dict[str, sp.Basic]:
 def _derived(unit: Unit, part: str) -> sp.Basic:
     """The derived statement of one part (``S``, ``D``, ``T``) of a unit."""
     out = _derived_map(unit, part)
-    if is_sign(unit) and unit.kind != "layer_sign":  # (the layer's map, through Sign)
+    if is_sign(unit):  # (the layer's map, its expectations by derivation sign)
         return through_sign(unit, out)
     return out
 
@@ -194,9 +191,7 @@ def _derived_map(unit: Unit, part: str) -> sp.Basic:
     if unit.kind in ("branches", "concat"):
         return branch_derived(unit, part, _derived)
     if unit.kind in STANDARD_KINDS:
-        return engine_derived(unit, part, None)
-    if unit.kind == "layer_sign":
-        return engine_derived(unit, part, _derived(Unit("layer", m, unit.dense, None, ()), part))
+        return engine_derived(unit, part)
     if unit.kind == "input":
         if part == "S":
             return sp.Eq(Sigma(1), _instantiate(unit, "sigma1"))

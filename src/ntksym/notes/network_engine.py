@@ -49,7 +49,6 @@ __all__ = [
     "is_sign",
     "sign_covariance",
     "sign_note",
-    "sign_printed",
     "sign_records",
     "through_sign",
 ]
@@ -165,16 +164,13 @@ def through_sign(unit: Unit, stmt: sp.Eq) -> sp.Eq:
     return sp.Eq(stmt.lhs, stmt.rhs.replace(lambda t: isinstance(t, GaussE), sub))
 
 
-def engine_derived(unit: Unit, part: str, per_layer: sp.Eq) -> sp.Eq:
-    """The derived statement of ``part`` for a standard or ``Sign`` unit.
+def engine_derived(unit: Unit, part: str) -> sp.Eq:
+    """The derived statement of ``part`` for a standard unit.
 
     Args:
-        unit: the unit (kind in :data:`STANDARD_KINDS` or ``"layer_sign"``).
+        unit: the unit (kind in :data:`STANDARD_KINDS`).
         part: ``"S"``, ``"D"`` or ``"T"``.
-        per_layer: ``per_layer``'s statement of ``part`` at this unit (for ``Sign``).
     """
-    if unit.kind == "layer_sign":
-        return through_sign(unit, per_layer)
     if unit.kind == "input_standard":
         return _standard_input(unit, part)
     return _standard_next(unit, part)
@@ -212,16 +208,6 @@ def sign_note(part: str) -> Text:
     return Text(f"; E[sign sign] and E[sign' sign'] by step {step} of derivation sign")
 
 
-def sign_printed(unit: Unit, w: sp.Expr, b: sp.Expr, theta: sp.Eq) -> dict[str, sp.Basic]:
-    """``Sign`` then a Dense layer as its records imply (``docs/architectures.md``)."""
-    m = unit.m
-    return {
-        "S": sp.Eq(Sigma(m), sign_covariance(m - 1, w**2, b**2)),
-        "D": sp.Eq(Sigma_dot(m), sp.Integer(0)),
-        "T": theta,
-    }
-
-
 _SOURCES = {
     ("input_standard", "S"): "(1)",
     ("input_standard", "T"): "(5) with (1): the weight part x.x'",
@@ -232,9 +218,7 @@ _SOURCES = {
 
 
 def engine_note(unit: Unit, part: str) -> Text:
-    """Which steps of ``standard`` or ``sign`` the statement instantiates (and conventions)."""
-    if unit.kind == "layer_sign":
-        return sign_note(part)
+    """Which steps of ``standard`` the statement instantiates (and conventions)."""
     src = _SOURCES.get((unit.kind, part)) or _SOURCES[part]
     out = text("engine-derived {src} of derivation standard", src=src)
     if unit.kind != "input_standard":
