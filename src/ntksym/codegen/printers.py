@@ -26,6 +26,8 @@ import sympy as sp
 from sympy.printing.numpy import NumPyPrinter
 from sympy.printing.pycode import PythonCodePrinter
 
+from ntksym.activations.expr import ProductPowers
+
 __all__ = ["NumbaLoopPrinter", "NumbaPrinter", "NumpyKernelPrinter", "printer_for"]
 
 
@@ -88,8 +90,12 @@ class NumbaLoopPrinter(NumbaPrinter):
         return out
 
 
-class NumpyKernelPrinter(NumPyPrinter):
-    """Vectorised NumPy without ``functools.reduce`` and with a local ``_erf``."""
+class NumpyKernelPrinter(ProductPowers, NumPyPrinter):
+    """Vectorised NumPy without ``functools.reduce``, with a local ``_erf`` and products.
+
+    (Small integer powers of a symbol as products: NumPy's ``x**3`` is ``pow``, see
+    :class:`~ntksym.activations.expr.ProductPowers`.)
+    """
 
     def _print_Max(self, expr: Any) -> str:
         return self._nested("numpy.maximum", expr.args)
