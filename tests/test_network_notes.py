@@ -411,3 +411,32 @@ def test_the_pdf_of_sign_standard_and_branches_compiles(tmp_path):
     built = build_network_notes(net, Path(tmp_path), pdf=True)
     assert built.pdf is not None and built.pdf.stat().st_size > 10_000
     assert built.context["view"].counts["verified"] == 7
+
+
+def test_the_checks_evaluate_each_earlier_statement_once_and_see_planted_ones(monkeypatch):
+    """The steps' checks share the values of the statements before them (a memo per
+    derivation): a network of L steps evaluates about L statements per pair of inputs,
+    not L^2 / 2; and a statement planted in an earlier step is what the later checks see."""
+    import ntksym.notes.network_check as nc
+
+    layers = [stax.Dense(4, W_std=1.1, b_std=0.1)]
+    for _ in range(5):
+        layers += [stax.Erf(), stax.Dense(4, W_std=1.2, b_std=0.2)]
+    net = stax.serial(*layers)
+    calls = []
+    real = nc._value
+    monkeypatch.setattr(nc, "_value", lambda *a, **k: calls.append(1) or real(*a, **k))
+    deriv = network_derivation(net)
+    results = deriv.run()
+    assert all(r.verdict == "verified" for r in results)
+    steps, pairs = len(results), 6  # (3 inputs: 6 pairs, each evaluated at 3 pairs of keys)
+    # each check evaluates its own statement and at most one more (a Sigmadot's NTK step),
+    # not the whole recursion before it
+    assert len(calls) <= 3 * pairs * 2 * steps, (len(calls), steps)
+    # a wrong variance planted in the first hidden layer's covariance: the later steps,
+    # evaluated on it, disagree with the referee too
+    right = deriv.step("S2").derive({})
+    planted = sp.Eq(right.lhs, right.rhs * sp.Rational(11, 10))
+    bad = deriv.replace_step("S2", derive=lambda env: planted)
+    verdicts = {r.label: r.verdict for r in bad.run()}
+    assert verdicts["S2"] == "failed" and verdicts["S3"] == "failed", verdicts

@@ -327,8 +327,9 @@ def network_derivation(
     parts = units(net)
     arch = network_architecture(net, inputs)
     steps: list[Step] = []
+    memo: dict = {}  # (the values of the statements the checks have evaluated)
     for unit in parts:
-        steps += _derived_steps(unit, tuple(s.label for s in steps), arch)
+        steps += _derived_steps(unit, tuple(s.label for s in steps), arch, memo)
     return Derivation(
         name=name,
         title=title or f"The kernels of {found}",
@@ -341,7 +342,7 @@ def network_derivation(
     )
 
 
-def _derived_steps(unit: Unit, before: tuple[str, ...], arch: Any) -> list[Step]:
+def _derived_steps(unit: Unit, before: tuple[str, ...], arch: Any, memo: dict) -> list[Step]:
     """The steps of a unit whose maps the engine derives (printed, derived, checked).
 
     A unit inside a branch has its statements written at the block's placeholder layer
@@ -358,7 +359,7 @@ def _derived_steps(unit: Unit, before: tuple[str, ...], arch: Any) -> list[Step]
             continue
         then = in_branch(unit, _derived(unit, "T")) if part == "D" else None
         done = before + tuple(s.label for s in out)
-        check = network_check(done, unit.prefix, _KERNEL[part], arch, then=then)
+        check = network_check(done, unit.prefix, _KERNEL[part], arch, then=then, memo=memo)
         out.append(
             Step(
                 f"{part}{name}",

@@ -145,6 +145,8 @@ def recursion_values(
     c: Sequence[float],
     dps: int = DPS,
     same: bool = False,
+    memo: dict | None = None,
+    keep: int = 0,
 ) -> dict[sp.Basic, Any]:
     """The value at ``(a, c)`` of every left side of ``statements``, evaluated in order.
 
@@ -153,14 +155,19 @@ def recursion_values(
     ``same`` says that ``a`` and ``c`` are one example (``SAME_EXAMPLE`` is then 1 at
     ``(a, c)``; it is always 1 at ``(a, a)`` and ``(c, c)``).
 
+    ``memo`` (one per derivation: its statements' activations are ``arch``'s) keeps the
+    values after the first ``keep`` statements, and a call whose statements start with
+    ones already evaluated there continues from them: the checks of a derivation's steps
+    each evaluate the statements before them, which are the earlier steps' (without it a
+    network of ``L`` steps costs ``L^2`` statements).
+
     Raises:
         ValueError, NotImplementedError, KeyError: a statement cannot be evaluated.
     """
     pairs = {"11": (a, a), "22": (c, c), "12": (a, c)}
-    names: dict[str, dict] = {key: {} for key in _KEYS}
-    for key in _KEYS:
-        names[key][SAME_EXAMPLE] = 1 if (key != "12" or same) else 0
-    for st in statements:
+    where = (tuple(a), tuple(c), same, dps)
+    start, names = _memoized(memo, where, statements)
+    for n, st in enumerate(statements[start:], start=start + 1):
         for key in _KEYS:
             if st.rhs.atoms(sp.Indexed):  # a sum over the inputs' entries
                 val = input_covariance(st.rhs, *pairs[key], arch)
@@ -170,7 +177,23 @@ def recursion_values(
                 rhs = _one_input(st.rhs) if one else st.rhs
                 val = _value(rhs, names, known, key, arch, dps)
             names[key][st.lhs] = val
+        if memo is not None and n == keep:
+            memo[(where, tuple(statements[:n]))] = {k: dict(v) for k, v in names.items()}
     return names["12"]
+
+
+def _memoized(
+    memo: dict | None, where: tuple, statements: Sequence[sp.Eq]
+) -> tuple[int, dict[str, dict]]:
+    """How many leading statements ``memo`` has evaluated at ``where``, and their values."""
+    for n in range(len(statements), 0, -1) if memo else ():
+        hit = memo.get((where, tuple(statements[:n])))  # type: ignore[union-attr]
+        if hit is not None:
+            return n, {k: dict(v) for k, v in hit.items()}
+    names: dict[str, dict] = {key: {} for key in _KEYS}
+    for key in _KEYS:
+        names[key][SAME_EXAMPLE] = 1 if (key != "12" or where[2]) else 0
+    return 0, names
 
 
 #: The referee's Gram matrices, by (network, inputs).
@@ -194,6 +217,7 @@ def network_check(
     arch: Architecture,
     tolerance: float = TOLERANCE,
     then: sp.Eq | None = None,
+    memo: dict | None = None,
 ) -> Callable:
     """An ``extra_check``: this step's kernel against the referee of the cut network.
 
@@ -205,6 +229,8 @@ def network_check(
         tolerance: largest relative difference accepted.
         then: a statement evaluated after this one whose left side is the kernel compared
             (a ``Sigmadot`` step is checked through the NTK step that uses it).
+        memo: the derivation's values of statements already evaluated (see
+            :func:`recursion_values`), shared by its steps' checks.
     """
 
     def check(stmt: sp.Basic, ctx: Any, env: dict) -> tuple[bool, str, Text]:
@@ -220,7 +246,15 @@ def network_check(
                     stmts = (
                         [env[lab] for lab in before] + [stmt] + ([then] if then is not None else [])
                     )
-                    values = recursion_values(stmts, arch, list(X[p]), list(X[q]), same=p == q)
+                    values = recursion_values(
+                        stmts,
+                        arch,
+                        list(X[p]),
+                        list(X[q]),
+                        same=p == q,
+                        memo=memo,
+                        keep=len(before) + 1,
+                    )
                     got = values[stmts[-1].lhs]
                     gap = abs(float(got) - ref[p, q]) / max(abs(ref[p, q]), 1e-300)
                     worst = max(worst, gap)
