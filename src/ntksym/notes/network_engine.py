@@ -37,7 +37,13 @@ import sympy as sp
 from ntksym.derive.symbols import GaussE, Sigma, Sigma_dot, Theta_inf
 from ntksym.derive.text import Text, text
 from ntksym.notes.network_check import SigmaXX, SigmaYY
-from ntksym.notes.network_layers import compose_dropout, derive_all, general_statements, number
+from ntksym.notes.network_layers import (
+    compose_dropout,
+    derive_all,
+    general_statements,
+    number,
+    of_derivatives,
+)
 from ntksym.notes.network_units import Unit
 
 __all__ = [
@@ -156,12 +162,15 @@ def through_sign(unit: Unit, stmt: sp.Eq) -> sp.Eq:
     layer in either parameterization, a Dropout before it, or none: the network's output).
     """
     cov, grad = _sign_of(unit)
+    return _expectations(stmt, cov, grad)
 
-    def sub(e: GaussE) -> sp.Expr:
-        names = {f.func.__name__ for f in e.args[0].atoms(sp.Function)}
-        return grad if any(n.endswith("dot") for n in names) else cov
 
-    return sp.Eq(stmt.lhs, stmt.rhs.replace(lambda t: isinstance(t, GaussE), sub))
+def _expectations(stmt: sp.Eq, cov: sp.Expr, grad: sp.Expr) -> sp.Eq:
+    """``stmt`` with each ``E[phi phi]`` replaced by ``cov``, each ``E[phi' phi']`` by ``grad``."""
+    rhs = stmt.rhs.replace(
+        lambda t: isinstance(t, GaussE), lambda e: grad if of_derivatives(e) else cov
+    )
+    return sp.Eq(stmt.lhs, rhs)
 
 
 def engine_derived(unit: Unit, part: str) -> sp.Eq:
@@ -190,16 +199,7 @@ def sign_records(unit: Unit, printed: dict[str, sp.Basic]) -> dict[str, sp.Basic
     derivative almost everywhere).
     """
     cov = sign_covariance(unit.m - 1, sp.Integer(1), sp.Integer(0))
-
-    def sub(e: GaussE) -> sp.Expr:
-        names = {f.func.__name__ for f in e.args[0].atoms(sp.Function)}
-        return sp.Integer(0) if any(n.endswith("dot") for n in names) else cov
-
-    out = {}
-    for part, stmt in printed.items():
-        rhs = stmt.rhs.replace(lambda t: isinstance(t, GaussE), sub)
-        out[part] = sp.Eq(stmt.lhs, rhs)
-    return out
+    return {part: _expectations(stmt, cov, sp.Integer(0)) for part, stmt in printed.items()}
 
 
 def sign_note(part: str) -> Text:

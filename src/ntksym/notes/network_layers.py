@@ -40,6 +40,7 @@ __all__ = [
     "norm_note",
     "norm_printed",
     "norm_statement",
+    "of_derivatives",
 ]
 
 
@@ -119,6 +120,11 @@ def norm_note(unit: Unit, label: str) -> Text:
     )
 
 
+def of_derivatives(e: GaussE) -> bool:
+    """Whether a Gaussian expectation is of derivatives (``E[phi' phi']``, not ``E[phi phi]``)."""
+    return any(f.func.__name__.endswith("dot") for f in e.args[0].atoms(sp.Function))
+
+
 def compose_dropout(unit: Unit, expr: sp.Expr) -> sp.Expr:
     """Every Gaussian expectation of ``expr`` passed through Dropout's derived map.
 
@@ -132,9 +138,7 @@ def compose_dropout(unit: Unit, expr: sp.Expr) -> sp.Expr:
     do, rate = g["do"], number(unit.dropout.rate)
 
     def through(e: GaussE) -> sp.Expr:
-        derivative = e.args[0].atoms(sp.Function) and any(
-            f.func.__name__.endswith("dot") for f in e.args[0].atoms(sp.Function)
-        )
+        derivative = of_derivatives(e)
         off, same = g["do_T"] if derivative else g["do_S"]
         off_key, same_key = (do.T12, do.T11) if derivative else (do.S12, do.S11)
         two = off.xreplace({off_key: e, do.q: rate})

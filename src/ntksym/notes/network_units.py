@@ -89,9 +89,9 @@ class Unit:
             Identity (one for a ``"residual"`` block, one or more for ``"branches"``:
             ``FanOut(n)``, ``parallel(serial(phi, Dense), serial(psi, Dense), ...)``,
             ``FanInSum``); ``act`` and ``dense`` are the first such branch's. A
-            *whole* branch (:class:`Chain`) has ``(None, Dense)``, or ``(None, None)``
-            when it ends in a block: its kernels are those of its last layer,
-            ``sources[b]``.
+            *whole* branch (:class:`Chain`) has ``(None, Dense)``, ``(None,
+            LayerNorm)`` when it ends in a LayerNorm, or ``(None, None)`` when it ends in
+            a block: its kernels are those of its last layer, ``sources[b]``.
         skip: how often a ``"branches"`` or ``"concat"`` block has the Identity among its
             branches (at most once in a sum).
         widths: a block's branch widths, the Identity's first (its input's width, once
@@ -147,9 +147,10 @@ class Chain:
         pair: the branch's last activation (:data:`NO_ACTIVATION` when its last Dense
             layer follows a Dense layer or a LayerNorm) and NTK-parameterized Dense
             layer; or, for a *whole* branch, ``(None, Dense)`` (its last Dense layer is
-            standard or follows a Dropout, or the branch is on the network's input) or
-            ``(None, None)`` (it ends in a block): its last layer is then the last of
-            ``inner``, and the block adds that layer's kernels as they are.
+            standard or follows a Dropout, or the branch is on the network's input),
+            ``(None, LayerNorm)`` (it ends in a LayerNorm) or ``(None, None)`` (it ends
+            in a block): its last layer is then the last of ``inner``, and the block adds
+            that layer's kernels as they are.
         source: the index of the layer that pair reads: ``m - 1`` for a branch
             ``serial(activation, Dense)``, the last inner unit's name otherwise (for a
             whole branch, the name of its last layer).
@@ -210,12 +211,7 @@ def _chain(
         own = [*own[:-1], NO_ACTIVATION, own[-1]]  # linear in its input: no activation
     nested_last = isinstance(own[-1], (FanInSum, FanInConcat))  # a block, last
     norm_last = isinstance(own[-1], LayerNorm)
-    if (
-        len(own) < 2 - on_input
-        and not norm_last
-        or not isinstance(own[-1], Dense)
-        and not (nested_last or norm_last)
-    ):
+    if not (isinstance(own[-1], Dense) or nested_last or norm_last):
         raise InputError(
             f"{where}: a branch must end in a Dense layer of its own (after an activation, "
             f"a Dropout, a Dense layer, a LayerNorm or a block), in a block or in a "
@@ -252,7 +248,7 @@ def _chain(
         source, kind = name, unit.kind
     if whole:
         last = None if nested_last else own[-1]
-        return Chain(tuple(inner), (None, last), source, width)  # (a LayerNorm's: LayerNorm)
+        return Chain(tuple(inner), (None, last), source, width)
     # (a branch's own Dense layer is NTK-parameterized, so Sign may come before it: per_layer
     # through derivation sign, as at the top level)
     act, dense = activation_layer(leaves[-2], where), dense_layer(leaves[-1], where)
