@@ -158,7 +158,9 @@ def test_auto_is_fixed_to_the_backend_of_the_whole_matrix() -> None:
     assert k.resolved(FUSED_MIN_PAIRS).backend == "fused"  # (chosen without compiling)
     assert ntksym.kernel(MIXED).resolved(FUSED_MIN_PAIRS).backend == "fused"  # (Dropout too)
     quadrature = stax.serial(stax.Dense(8, 1.1), stax.Gelu(approximate=True), stax.Dense(1))
-    assert ntksym.kernel(quadrature).resolved(FUSED_MIN_PAIRS).backend == "layers"  # (not covered)
+    assert ntksym.kernel(quadrature).resolved(FUSED_MIN_PAIRS).backend == "fused"  # (series)
+    kinked = stax.serial(stax.Dense(8, 1.1), stax.Elementwise("abs(u) + tanh(u)"), stax.Dense(1))
+    assert ntksym.kernel(kinked).resolved(FUSED_MIN_PAIRS).backend == "layers"  # (not covered)
     homogeneous = ntksym.kernel(
         stax.serial(stax.Dense(8, 1.2, 0.1), stax.Relu(), stax.Dense(1, 1.2, 0.1))
     )

@@ -322,7 +322,7 @@ def test_the_generated_numba_entry_points_release_the_gil() -> None:
     the main thread can run the signal handler meanwhile (see the next two tests)."""
     import importlib
 
-    from ntksym.codegen import arch_runtime
+    from ntksym.codegen import arch_driver, arch_runtime
 
     generated = Path(ntksym.__file__).parent / "generated"
     names = sorted(p.stem for p in generated.glob("*_numba.py"))
@@ -333,7 +333,7 @@ def test_the_generated_numba_entry_points_release_the_gil() -> None:
             assert entry.targetoptions.get("nogil") is True, (name, entry.__name__)
     # a fused module's blocks of rows run _block, then _mirror (on a thread pool, or on the
     # caller's thread); _fused itself is Python since compile2
-    for entry in (arch_runtime._block, arch_runtime._mirror, arch_runtime._diag_rows):
+    for entry in (arch_runtime._block, arch_driver._mirror, arch_runtime._diag_rows):
         assert entry.targetoptions.get("nogil") is True, entry.__name__
 
 

@@ -16,10 +16,15 @@ of one example with itself in ``K(X, X)``: one mask) too; other pairs keep their
 ``S11 S22 / rate^2 - S12^2 = D / rate^2 + S12^2 (1 / rate^2 - 1)``, a sum of two
 non-negative terms; for the pair of one example with itself it is ``D / rate^2`` (zero).
 
+A smooth activation without a closed-form dual map (a spec of kind ``"quadrature"``) is a
+step of its own (``"quad"``): its maps come from Mehler's series per pair
+(:mod:`ntksym.codegen.arch_quad`), the entries its bound does not certify are left to the
+layer maps, and the determinant after it is not carried.
+
 Networks the fused kernel does not cover are refused with a reason (:class:`Unsupported`):
-an activation without a closed-form dual map (quadrature), a network that ends in several
-branches or in its inputs, and every network that breaks one of the description's rules
-(the layer path then raises the error that names the rule).
+a kinked activation without a closed form (the layer maps' kink-aware rules), a network
+that ends in several branches or in its inputs, and every network that breaks one of the
+description's rules (the layer path then raises the error that names the rule).
 
 ``FanInConcat`` needs no step kind of its own: the width-weighted mean ``sum_i c_i K_i``
 of the branches is one scale step per branch (a ``"dense"`` step in the standard form
@@ -56,6 +61,7 @@ from ntksym.architecture.walk import Meta, Walker, concat_weights
 from ntksym.codegen.spec import KernelSpec, kernel_spec
 from ntksym.dual import stable
 from ntksym.dual.families import base_family_name
+from ntksym.dual.kinks import is_kinked
 from ntksym.errors import InputError, NTKSymError
 
 __all__ = ["STABLE_DET_FAMILIES", "Program", "Step", "Unsupported", "lower"]
@@ -78,8 +84,9 @@ class Step:
 
     Attributes:
         kind: ``"input_dense"`` (a Dense layer on the inputs), ``"dense"``, ``"act"``,
-            ``"layer_norm"``, ``"sum"`` (two independent branches) or ``"dropout"``
-            (``Dropout`` in ``"train"`` mode).
+            ``"layer_norm"``, ``"sum"`` (two independent branches), ``"dropout"``
+            (``Dropout`` in ``"train"`` mode) or ``"quad"`` (an activation without a
+            closed form).
         out: The state it produces (states are numbered in evaluation order).
         src: The states it reads (none for ``"input_dense"``).
         w2: Weight variance ``W_std^2`` (Dense); the factor ``1 / rate`` (Dropout).
@@ -89,7 +96,8 @@ class Step:
         width: Its input width over ``s_in`` (the standard NTK's ``n_in``); None on the
             inputs, whose width is known when the kernel is called.
         s_in: The width multiplier ``s_in`` of the standard parameterization (1 without).
-        act: Index of the activation in :attr:`Program.specs` (``"act"``).
+        act: Index of the activation in :attr:`Program.specs` (``"act"``) or in
+            :attr:`Program.quads` (``"quad"``).
         zero_ntk: The activation passes no gradient (``Sign``): the NTK restarts at 0.
         eps: LayerNorm's ``eps``.
         guard: A kinked activation reading a determinant that is not carried: its nearly
@@ -123,6 +131,7 @@ class Program:
         trusted: Per activation, whether its map's determinant is used (see the module).
         det_known: Per state, whether its determinant is carried.
         output: The state the network outputs.
+        quads: The kernel specs of the distinct activations without a closed form.
     """
 
     steps: tuple[Step, ...]
@@ -130,6 +139,7 @@ class Program:
     trusted: tuple[bool, ...]
     det_known: tuple[bool, ...]
     output: int
+    quads: tuple[KernelSpec, ...] = ()
 
 
 def _trusted(spec: KernelSpec) -> bool:
@@ -159,21 +169,16 @@ class _Lowering:
         self.acts: list[Activation] = []
         self.specs: list[KernelSpec] = []
         self.trusted: list[bool] = []
+        self.quads: list[KernelSpec] = []
 
     def add(self, step: Step, det_known: bool) -> int:
         self.steps.append(step)
         self.det.append(det_known)
         return step.out
 
-    def activation(self, act: Activation) -> int:
+    def activation(self, act: Activation, spec: KernelSpec) -> int:
         if act in self.acts:
             return self.acts.index(act)
-        try:
-            spec = kernel_spec(act)
-        except NTKSymError as exc:
-            raise Unsupported(f"no generated layer map for {act.name}: {exc}") from None
-        if spec.kind == "quadrature":
-            raise Unsupported(f"{act.name} has no closed-form dual map (only quadrature)")
         trusted = _trusted(spec)
         self.acts.append(act)
         # the determinant printed: the carried one where trusted, else none (an untrusted
@@ -199,11 +204,27 @@ class _Lowering:
             return self.add(Step("input_dense", k, **common), True)
         return self.add(Step("dense", k, (p,), **common), self.det[p])
 
+    def quadrature(self, p: int, layer: Nonlinearity, spec: KernelSpec) -> int:
+        """An activation without a closed form: a ``"quad"`` step (see the module)."""
+        if is_kinked(layer.activation):
+            raise Unsupported(f"{layer.activation.name} is kinked and has no closed-form dual map")
+        if spec not in self.quads:
+            self.quads.append(spec)
+        step = Step("quad", len(self.steps), (p,), act=self.quads.index(spec))
+        return self.add(replace(step, zero_ntk=layer.zero_ntk), False)
+
     def nonlinearity(self, p: int | None, layer: Nonlinearity) -> int:
         assert p is not None  # (the walk lets activations follow Dense layers only)
-        m = self.activation(layer.activation)
-        if not (layer.zero_ntk or self.specs[m].has_ntk):
+        act = layer.activation
+        try:
+            spec = kernel_spec(act)
+        except NTKSymError as exc:
+            raise Unsupported(f"no generated layer map for {act.name}: {exc}") from None
+        if not (layer.zero_ntk or spec.has_ntk):
             raise Unsupported(f"no generated NTK map for {layer}")
+        if spec.kind == "quadrature":
+            return self.quadrature(p, layer, spec)
+        m = self.activation(act, spec)
         k = len(self.steps)
         guard = not self.det[p] and _kinked(layer.activation)
         step = Step("act", k, (p,), act=m, zero_ntk=layer.zero_ntk, guard=guard)
@@ -278,7 +299,7 @@ def _read_by_an_activation(steps: Sequence[Step]) -> list[bool]:
     for step in reversed(steps):
         if step.kind == "act":
             needed[step.src[0]] = True
-        elif needed[step.out]:
+        elif needed[step.out] and step.kind != "quad":  # (the series reads rho alone)
             for src in step.src:
                 needed[src] = True
     return needed
@@ -303,6 +324,9 @@ def _prune(lowering: _Lowering, output: int) -> Program:
             det.append(True)
         elif s.kind == "act":
             det.append(trusted[s.act])
+        elif s.kind == "quad":
+            det.append(False)
         else:
             det.append(all(det[src] for src in s.src))
-    return Program(tuple(steps), tuple(specs), tuple(trusted), tuple(det), output)
+    quads = tuple(lowering.quads)
+    return Program(tuple(steps), tuple(specs), tuple(trusted), tuple(det), output, quads)

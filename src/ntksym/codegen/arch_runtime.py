@@ -13,9 +13,11 @@ stand-ins ``_act_step``, ``_act_plain``, ``_act_diag`` below as if-chains callin
   the chunk arrays ``S`` (covariances), ``D`` (carried determinants) and ``T`` (NTKs), with
   fused multiply-adds (``fastmath={"contract"}`` only, as the homogeneous ``_layer``;
   Dekker's products stay exact);
-* ``loops``: the blocks of rows (``_block``, run in parallel by Python threads: it releases
-  the GIL), the lower triangle of ``K(X, X)`` filled after them (``_mirror``) and the entry
-  point ``_compute``.
+  A step of kind 6 (an activation without a closed form) is ``_quad`` of
+  :mod:`ntksym.codegen.arch_quad`;
+* ``loops``: a block of rows (``_block``, which releases the GIL: the Python of
+  :mod:`ntksym.codegen.arch_driver` runs the blocks on threads and fills the lower
+  triangle of ``K(X, X)`` after them).
 
 Compile time: helpers, maps and ``atan2`` are inlined by LLVM (``forceinline``), not in
 Numba's IR; nothing compiles twice (docs/performance.md, branch ``compiletime``).
@@ -35,18 +37,18 @@ identity) let this module run on its own, to be tested.
 # names stay as they are there: ruff checks everything else.
 # ruff: noqa: D205, D209, D403
 
-import concurrent.futures
 import math
 
 import numba
 import numpy
 
-from ntksym.codegen.runtime.numba_mirror import mirror as _mirror
+from ntksym.codegen.arch_quad import quad as _quad
 
 NSTATES = 1
-PROGRAM_I = numpy.array([[0, 0, -1, -1, -1, 0, 1, 0]], dtype=numpy.int64)
+PROGRAM_I = numpy.array([[0, 0, -1, -1, -1, 0, 1, 0, -1]], dtype=numpy.int64)
 PROGRAM_F = numpy.array([[1.0, 0.0, 1.0, 0.0, 0.0]])
 OUTPUT = 0
+QUAD = ()  # (sigma, sigma') of each activation without a closed form, NumPy
 
 
 @numba.njit(cache=True, error_model="numpy", forceinline=True, fastmath={"contract"})
@@ -121,9 +123,10 @@ def _prep(i, c0, c1, G, a1, a2, sq1, sq2, X1, X2, DX, DN, OM, CO):
 
 # region steps
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _diag_rows(PI, PF, sq, n0f, V, R):
-    """Each input's variance at every state (V[k, i]) and its square root (R)."""
-    for st in range(PI.shape[0]):
+def _diag_rows(PI, PF, sq, n0f, V, R, s0, s1):
+    """Each input's variance (V[k, i]) and its square root (R) at the states of steps
+    s0..s1-1 (none of kind 6: those are _diags')."""
+    for st in range(s0, s1):
         kind, k, a, b, act = PI[st, 0], PI[st, 1], PI[st, 2], PI[st, 3], PI[st, 4]
         w2, b2, eps = PF[st, 0], PF[st, 1], PF[st, 4]
         for i in range(sq.shape[0]):
@@ -249,8 +252,11 @@ def _drop(S, D, T, a, k, m, f, own, CO, det, ntk, plain):
             T[k, q] = g * T[a, q]
 
 
+# fmt: off
 @numba.njit(cache=True, error_model="numpy")
-def _run_steps(PI, PF, i, c0, c1, G, V1, R1, V2, R2, n0f, S, D, T, DX, DN, OM, CO, ntk, tau, own):
+def _run_steps(PI, PF, i, c0, c1, G, V1, R1, V2, R2, QC1, QF1, QC2, QF2, n0f, S, D, T, DX, DN, OM,
+               CO, ntk, tau, own):
+    # fmt: on
     """Every step of the program for row i, columns c0..c1-1 (row k of S, D, T: state k).
 
     tau < 0: the determinant is carried wherever the program carries it (the table's det
@@ -261,9 +267,11 @@ def _run_steps(PI, PF, i, c0, c1, G, V1, R1, V2, R2, n0f, S, D, T, DX, DN, OM, C
     own: the chunk is the pair of row i with itself in K(X, X) (for a Dropout).
 
     Table columns: kind (0 Dense on the inputs, 1 Dense, 2 activation, 3 LayerNorm,
-    4 sum, 5 Dropout), out, src a, src b, activation, standard, det (1 carried, 0 not,
-    2 not and guarded: an activation marks its nearly parallel pairs NaN), zero NTK;
-    and W2 (1 / rate for a Dropout), B2, width (s_in on the inputs), bias, eps.
+    4 sum, 5 Dropout, 6 activation without a closed form), out, src a, src b, activation,
+    standard, det (1 carried, 0 not, 2 not and guarded: an activation marks its nearly
+    parallel pairs NaN), zero NTK, slot (kind 6: its Mehler tables in QC1, QF1, QC2, QF2,
+    arch_quad.py); and W2 (1 / rate for a Dropout), B2, width (s_in on the inputs), bias,
+    eps.
     """
     m = c1 - c0
     plain = tau >= 0.0
@@ -291,6 +299,11 @@ def _run_steps(PI, PF, i, c0, c1, G, V1, R1, V2, R2, n0f, S, D, T, DX, DN, OM, C
             _norm(S, D, T, a, k, m, PF[st, 4], V1[a, i], V2[a, c0:c1], det, ntk)
         elif kind == 5:
             _drop(S, D, T, a, k, m, w2, own, CO, det, ntk, plain)
+        elif kind == 6:
+            t = PI[st, 8]
+            row = (i, c0, R1[a, i], V1[a, i], R2[a, c0:c1], V2[a, c0:c1], CO, ntk, PI[st, 7] != 0)
+            if not _quad(S, D, T, a, k, m, QC1[t], QF1[t], QC2[t], QF2[t], *row, plain):
+                return False
         else:
             row = (V1[a, i], V1[b, i], R1[a, i], R1[b, i])
             cols = (V2[a, c0:c1], V2[b, c0:c1], R2[a, c0:c1], R2[b, c0:c1])
@@ -309,8 +322,8 @@ TAU = 2.0**-5
 
 # fmt: off
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _block(PI, PF, out, i0, i1, G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f, K, T, ntk,
-           sym, tau, counts):
+def _block(PI, PF, out, i0, i1, G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, QC1, QF1, QC2, QF2,
+           n0f, K, T, ntk, sym, tau, counts):
     # fmt: on
     """Rows i0..i1-1 (with sym, row i from column i on: ``_mirror`` fills the rest), each
     row in chunks of 256 columns (with sym, the pair of row i with itself is a chunk of its
@@ -331,7 +344,7 @@ def _block(PI, PF, out, i0, i1, G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f
     DN = numpy.empty(256)
     OM = numpy.empty(256)
     CO = numpy.empty(256, dtype=numpy.bool_)
-    cols = (G, V1, R1, V2, R2, n0f, S, D, TT, DX, DN, OM, CO, ntk)
+    cols = (G, V1, R1, V2, R2, QC1, QF1, QC2, QF2, n0f, S, D, TT, DX, DN, OM, CO, ntk)
     for r in range(i0, i1):
         c0 = r if sym else 0
         while c0 < n2:
@@ -351,91 +364,9 @@ def _block(PI, PF, out, i0, i1, G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f
                 for q in range(c1 - c0):
                     T[r, c0 + q] = TT[out, q]
             c0 = c1
-
-
-def _fused(
-    PI, PF, out, G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f, K, T, ntk, sym, rows, tau, counts
-):
-    """Every row of K(X1, X2) (with sym: the upper triangle, then ``_mirror``), in blocks of
-    `rows` rows, on Numba's number of threads (``_block`` releases the GIL); counts[t]: block
-    t's chunk counts. Python threads, not a ``prange`` loop: its gufunc and its caller each
-    re-optimised all of ``_block`` (a third of a cold compile; docs/performance.md, compile2)."""
-    n = G.shape[0]
-    nb = (n + rows - 1) // rows
-    args = (G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f, K, T, ntk, sym, tau)
-
-    def run(t):
-        # with sym, blocks 0, nb-1, 1, nb-2, ...: long and short rows alternate
-        half = t // 2
-        blk = (half if t % 2 == 0 else nb - 1 - half) if sym else t
-        i0 = rows * blk
-        _block(PI, PF, out, i0, min(i0 + rows, n), *args, counts[t])
-
-    threads = min(numba.get_num_threads(), nb)
-    # the lower triangles, after every block: (array, band of 64 rows) for each
-    arrays = ((K, T) if ntk else (K,)) if sym else ()
-    bands = [(A, t) for A in arrays for t in range((n + 63) // 64)]
-    if threads <= 1:
-        for t in range(nb):
-            run(t)
-        for A, t in bands:
-            _mirror(A, t)
-    else:
-        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
-            for _ in pool.map(run, range(nb)):
-                pass
-            for _ in pool.map(lambda band: _mirror(*band), bands):
-                pass
-
-
-def _same_rows(X1, X2, G, sq1, sq2):
-    """An input paired with itself gets its exact squared norm as inner product."""
-    ii, jj = numpy.nonzero(sq1[:, None] == sq2[None, :])
-    for i, j in zip(ii, jj, strict=True):
-        if numpy.array_equal(X1[i], X2[j]):
-            G[i, j] = sq1[i]
-
-
-def _compute(X1, X2, ntk=True, tau=TAU, counts=None, out=(None, None)):
-    """(NNGP, NTK or None) of the network between the rows of X1 and X2 (None: X1).
-
-    tau: the bound on 1 - rho^2 above which a chunk needs no carried determinant (< 0:
-    every chunk carries them). counts: if given, an int64 array of 2, set to the number
-    of chunks run and of those that carried the determinants. out: the (checked) arrays
-    (or None) that receive the NNGP (the Gram product is formed there) and the NTK."""
-    sym = X2 is None
-    n0f = float(X1.shape[1])
-    sq1 = numpy.einsum("ij,ij->i", X1, X1)
-    if sym:
-        X2 = X1
-        sq2 = sq1
-        G = numpy.matmul(X1, X1.T, out=out[0])
-        numpy.fill_diagonal(G, sq1)
-    else:
-        sq2 = numpy.einsum("ij,ij->i", X2, X2)
-        G = numpy.matmul(X1, X2.T, out=out[0])
-        _same_rows(X1, X2, G, sq1, sq2)
-    a1 = numpy.sqrt(sq1)
-    a2 = a1 if sym else numpy.sqrt(sq2)
-    V1 = numpy.empty((NSTATES, X1.shape[0]))
-    R1 = numpy.empty_like(V1)
-    _diag_rows(PROGRAM_I, PROGRAM_F, sq1, n0f, V1, R1)
-    if sym:
-        V2, R2 = V1, R1
-    else:
-        V2 = numpy.empty((NSTATES, X2.shape[0]))
-        R2 = numpy.empty_like(V2)
-        _diag_rows(PROGRAM_I, PROGRAM_F, sq2, n0f, V2, R2)
-    K = G
-    T = (numpy.empty_like(G) if out[1] is None else out[1]) if ntk else G
-    if sym:
-        rows = 16
-    else:
-        rows = max(1, min(16, X1.shape[0] // (4 * numba.get_num_threads())))
-    args = (G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, n0f, K, T, ntk, sym, rows)
-    per_block = numpy.zeros(((X1.shape[0] + rows - 1) // rows, 2), dtype=numpy.int64)
-    _fused(PROGRAM_I, PROGRAM_F, OUTPUT, *args, float(tau), per_block)
-    if counts is not None:
-        counts[:] = per_block.sum(axis=0)
-    return K, (T if ntk else None)
     # endregion loops
+
+
+#: Public names of the entry points that ``arch_driver`` calls (it runs on its own too).
+block = _block
+diag_rows = _diag_rows

@@ -85,7 +85,7 @@ def _environment() -> jinja2.Environment:
 @functools.cache
 def _arch_regions() -> dict[str, str]:
     regions = {}
-    for name in ("arch_pairs.py", "arch_runtime.py"):
+    for name in ("arch_pairs.py", "arch_runtime.py", "arch_quad.py", "arch_driver.py"):
         files = importlib.resources.files("ntksym.codegen")
         regions.update(parse_regions(files.joinpath(name).read_text(encoding="utf-8"), name))
     return regions
@@ -171,11 +171,25 @@ def _cache_entry_points_only(body: str) -> str:
     return out
 
 
+def _quad_code(spec: KernelSpec, q: int) -> str:
+    """``_q{q}_f`` and ``_q{q}_g``: sigma and sigma' of activation ``q`` (no closed form).
+
+    NumPy code: the integrands of the Mehler coefficients (:mod:`ntksym.codegen.arch_quad`).
+    """
+    rs = render_spec(spec, "numpy", docs=False)
+    return "\n\n\n".join(
+        f"def _q{q}_{name}(u):\n{' ' * 4}return numpy.broadcast_to({code}, numpy.shape(u))"
+        for name, code in (("f", rs.act_code), ("g", rs.dact_code))
+    )
+
+
 def fused_source(prog: Program) -> str:
     """The source of the fused module of ``prog``, header included."""
     regions = _arch_regions()
     acts = [_step_code(prog, m) for m in range(len(prog.specs))]
     doc = [f"{m}: sigma(u) = {sp.sstr(s.activation.expr)}" for m, s in enumerate(prog.specs)]
+    doc += [f"q{q}: sigma(u) = {sp.sstr(s.activation.expr)} (Mehler series)"
+            for q, s in enumerate(prog.quads)]  # fmt: skip
     body = (
         _environment()
         .get_template(_TEMPLATE)
@@ -186,6 +200,10 @@ def fused_source(prog: Program) -> str:
             activation_code=[a[0] for a in acts],
             pair_helpers=regions["pair_helpers"],
             activation_steps=[a[1] for a in acts],
+            quad_code=[_quad_code(s, q) for q, s in enumerate(prog.quads)],
+            quad_tables=regions["quad_tables"],
+            quad_step=regions["quad_step"],
+            driver=regions["driver"],
             prep=_det_near_code() + "\n\n" + regions["prep"],
             tables=tables_source(prog),
             steps=inline_dispatch(regions["steps"], prog),

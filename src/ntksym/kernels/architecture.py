@@ -138,7 +138,10 @@ def _recompute_marked(
 
     A kinked activation after one that carries no determinant marks its nearly parallel
     pairs (:attr:`ntksym.codegen.arch_program.Step.guard`); the layer maps carry the
-    determinant there (:func:`ntksym.dual.residual.next_det`). Rows are taken
+    determinant there (:func:`ntksym.dual.residual.next_det`). An activation without a
+    closed form marks the pairs its Mehler series does not certify
+    (:mod:`ntksym.codegen.arch_quad`); the layer maps run the longer series and the
+    adaptive rule there. Rows are taken
     :data:`_MARK_ROWS` at a time, each block against the columns it marked; for ``K(X,
     X)`` the entries above the diagonal are computed and written to both halves (exactly
     symmetric). An entry that is NaN for another reason (an overflow) stays non-finite on
@@ -150,8 +153,8 @@ def _recompute_marked(
         marked = np.zeros((r1 - r0, X2.shape[0]), dtype=bool)
         for name in wanted:
             marked |= np.isnan(values[name][r0:r1])
-        if B is None:
-            marked &= np.arange(X2.shape[0])[None, :] > np.arange(r0, r1)[:, None]
+        if B is None:  # (the diagonal too: a series' coefficients may not have converged)
+            marked &= np.arange(X2.shape[0])[None, :] >= np.arange(r0, r1)[:, None]
         rows, cols = np.flatnonzero(marked.any(axis=1)), np.flatnonzero(marked.any(axis=0))
         if rows.size == 0:
             continue

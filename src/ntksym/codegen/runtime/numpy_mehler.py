@@ -400,6 +400,10 @@ def _series(S11, S22, S12, D, R11, R22, f, key):
 #: them too).
 nodes = _mnodes
 
+#: Public name of the coefficients and bound terms of the variances (the fused modules'
+#: activations without a closed form take them per input: ``ntksym.codegen.arch_quad``).
+expansion = _expansion
+
 #: Public name of the series (the NumPy quadrature module calls it as ``_series``, the name
 #: the generated modules use).
 series = _series
