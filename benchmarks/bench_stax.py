@@ -35,10 +35,11 @@ Networks (spelled identically in both libraries, :func:`build`):
 * ``standard`` - depth 6, standard parameterization (width 512), relu and erf layers;
 * ``dropout``  - depth 4: ``(Dense, Relu, Dropout(0.8) train) x 3, Dense`` (the row
   "Dropout(0.8) train" of ``bench_arch_accuracy.py``, width 512);
-* ``tanh``     - depth 4: tanh, relu, tanh layers; tanh has no closed form, so ntksym's
-  ``layers`` path integrates it (the Mehler series, else the adaptive rule) and
-  neural-tangents' ``ElementwiseNumerical(jnp.tanh, deg=25)`` by Gauss-Hermite (there is
-  no fused module for it: ``fused`` refuses the network, so run ``layers``);
+* ``tanh``     - depth 4: tanh, relu, tanh layers; tanh has no closed form: ntksym's fused
+  module evaluates its Mehler series per pair (coefficients per input), the ``layers``
+  path the same series per block (else the adaptive rule), and neural-tangents'
+  ``ElementwiseNumerical(jnp.tanh, deg=25)`` integrates by Gauss-Hermite;
+* ``mixed_tanh`` - ``mixed`` with tanh in place of GELU (depth 10: relu, erf, tanh x 3);
 * ``sinrelu``  - depth 4: ``sin(u) + u``, relu, ``sin(u) + u``, relu; the sum carries no
   determinant, so each relu step of the fused module is guarded (its nearly parallel
   pairs, none here, would be computed again by the layer maps); neural-tangents integrates
@@ -72,9 +73,18 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 D = 256
 WIDTH = 512
-NETWORKS = ("residual", "mixed", "standard", "dropout", "tanh", "sinrelu")
+NETWORKS = ("residual", "mixed", "standard", "dropout", "tanh", "sinrelu", "mixed_tanh")
 METHODS = ("fused", "fused_out", "layers", "nt", "blas", "blas_out", "ceiling")
 SAMPLE = (slice(0, 3), slice(3, 5))
+
+
+def _tanh(s: Any) -> Any:
+    """tanh in ``s``: neural-tangents integrates it by Gauss-Hermite of degree 25."""
+    if hasattr(s, "ElementwiseNumerical"):
+        import jax.numpy as jnp
+
+        return s.ElementwiseNumerical(jnp.tanh, deg=25)
+    return s.Elementwise("tanh(u)")
 
 
 def build(s: Any, name: str) -> Any:
@@ -88,8 +98,8 @@ def build(s: Any, name: str) -> Any:
         return s.serial(
             s.Dense(WIDTH, 1.0, 0.1), s.repeat(block, 8), s.Relu(), s.Dense(1, 1.0, 0.1)
         )
-    if name == "mixed":
-        acts = [s.Relu, s.Erf, s.Gelu] * 3
+    if name in ("mixed", "mixed_tanh"):
+        acts = [s.Relu, s.Erf, s.Gelu if name == "mixed" else lambda: _tanh(s)] * 3
         layers = []
         for i, act in enumerate(acts):
             layers += [s.Dense(WIDTH, 1.0 + 0.05 * i, 0.05 + 0.02 * i), act()]
@@ -104,12 +114,7 @@ def build(s: Any, name: str) -> Any:
         layers = [s.Dense(WIDTH, 1.2, 0.2), s.Relu(), s.Dropout(0.8, "train")] * 3
         return s.serial(*layers, s.Dense(1, 0.9, 0.1))
     if name == "tanh":  # an activation without a closed form (the dual maps by quadrature)
-        if hasattr(s, "ElementwiseNumerical"):  # neural-tangents: Gauss-Hermite, degree 25
-            import jax.numpy as jnp
-
-            tanh = s.ElementwiseNumerical(jnp.tanh, deg=25)
-        else:
-            tanh = s.Elementwise("tanh(u)")
+        tanh = _tanh(s)
         acts = [tanh, s.Relu(), tanh]
         layers = []
         for i, act in enumerate(acts):

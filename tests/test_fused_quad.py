@@ -19,6 +19,7 @@ from ntksym import stax
 from ntksym.architecture.description import as_description
 from ntksym.codegen.arch_program import lower
 from ntksym.codegen.architecture import fused_kernel, fused_source, supported
+from ntksym.errors import InputError
 
 
 def _net() -> stax.Layer:
@@ -133,6 +134,36 @@ def test_twins_across_a_rectangular_call_after_a_dropout() -> None:
     # the pair of one example with itself in K(X, X) keeps its mask: the diagonal differs
     sym = net.kernel_fn(X1[:10], backend="fused")
     assert sym.nngp[5, 5] > got.nngp[5, 0]
+
+
+def _hostile() -> np.ndarray:
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(6)
+    big = [1e6 * x, 1e6 * x * (1 + 1e-12), -1e6 * x]
+    return np.vstack([x, *big, np.zeros(6), 1e-300 * x, rng.standard_normal((6, 6))])
+
+
+@pytest.mark.parametrize("expr", ["tanh(u)", "softplus(u)"])
+def test_huge_tiny_and_zero_inputs_agree_with_the_layer_maps(expr: str) -> None:
+    """Norms 1e6 (variances near 1e12: the coefficient rule on its narrowest scale, most
+    entries declined), 1e-300 and zero, then a guarded ReLU: the layer maps' values."""
+    net = stax.serial(
+        stax.Dense(8, 1.2, 0.1), stax.Elementwise(expr), stax.Dense(8, 1.1, 0.1), stax.Relu(),
+        stax.Dense(1),
+    )  # fmt: skip
+    X = _hostile()
+    got = net.kernel_fn(X, backend="fused")
+    want = net.kernel_fn(X, backend="layers")
+    for name in ("nngp", "ntk"):
+        assert _scaled_error(getattr(got, name), getattr(want, name)) <= 2e-14, name
+
+
+def test_an_overflowing_series_is_refused_as_on_the_layer_maps() -> None:
+    """E[(exp(u) tanh(u))^2] overflows at variances near 1e12: the same clear error."""
+    net = stax.serial(stax.Dense(8, 1.2, 0.1), stax.Elementwise("exp(u)*tanh(u)"), stax.Dense(1))
+    for backend in ("fused", "layers"):
+        with pytest.raises(InputError, match="infinite or undefined at some of these"):
+            net.kernel_fn(_hostile(), backend=backend)
 
 
 @pytest.mark.slow
