@@ -73,10 +73,16 @@ def _qbound(P, K, ar, tt, j, C1, F1, i, C2, F2, p):
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _qlonger(P, j, C1, F1, i, C2, F2, p, r, bound):
+def _qlonger(j, C1, F1, i, C2, F2, p, r):
     """An entry the series of degree _QK declines, by the least degree of _QLAD whose
-    truncation bound fits (|E| >= |P| - bound, as numpy_mehler's _longer); NaN if none."""
+    truncation bound fits, given |E| >= |P| - bound of degree _QK (numpy_mehler's
+    _longer); NaN if none."""
     ar = abs(r)
+    P = C1[j, _QK, i] * C2[j, _QK, p]
+    for kk in range(_QK - 1, -1, -1):
+        P = P * r + C1[j, kk, i] * C2[j, kk, p]
+    tt = F1[j, 0, i] * F2[j, 0, p] * ar ** (_QK + 1)
+    bound = _qbound(P, _QK, ar, tt, j, C1, F1, i, C2, F2, p)
     fl = 1e-3 * (F1[j, 8, i] * F2[j, 8, p])
     allow = 0.5 * _QSTOL * max(abs(P) - bound, fl)
     for n in range(len(_QLAD)):
@@ -120,7 +126,7 @@ def _quad(S, D, T, a, k, m, C1, F1, C2, F2, i, c0, ra, va, RB, VB, CO, ntk, zero
             for q in range(m):
                 P[q] = P[q] * D[k, q] + c * C2[j, kk, c0 + q]
         t1, q1, E1, ok1 = F1[j, 0, i], F1[j, 8, i], F1[j, 9, i], F1[j, 11, i] > 0.0
-        for q in range(m):
+        for q in range(m):  # (no call: LLVM vectorises it)
             p = c0 + q
             ar = abs(D[k, q])
             r16 = ar * ar
@@ -132,11 +138,11 @@ def _quad(S, D, T, a, k, m, C1, F1, C2, F2, i, c0, ra, va, RB, VB, CO, ntk, zero
             measure = max(abs(P[q]), 1e-3 * (q1 * F2[j, 8, p]))
             good = ok1 and F2[j, 11, p] > 0.0 and bound <= _QSTOL * measure
             same = CO[q] and va == VB[q] and ok1 and not math.isnan(D[k, q])
-            if same:
-                P[q] = E1
-            elif not good:  # (NaN where a coefficient rule failed or rho is NaN)
-                fit = ok1 and F2[j, 11, p] > 0.0 and not math.isnan(D[k, q])
-                P[q] = _qlonger(P[q], j, C1, F1, i, C2, F2, p, D[k, q], bound) if fit else math.nan
+            P[q] = E1 if same else (P[q] if good else math.nan)
+        for q in range(m):  # the declined entries (NaN also where rho or a rule is not)
+            p = c0 + q
+            if math.isnan(P[q]) and ok1 and F2[j, 11, p] > 0.0 and not math.isnan(D[k, q]):
+                P[q] = _qlonger(j, C1, F1, i, C2, F2, p, D[k, q])
     if ntk and not zero:
         for q in range(m):
             T[k, q] = T[a, q] * T[k, q]
