@@ -59,14 +59,19 @@ _QEPS = 2.220446049250313e-16
 
 
 @numba.njit(cache=True, error_model="numpy", forceinline=True, fastmath={"contract"})
-def _qbound(P, K, ar, tt, j, C1, F1, i, C2, F2, p):
+def _qterms(F, C, j, p):
+    """What the bound reads of one variance p: (err, sqrt(M), sqrt(E), L, |a_0|, |a_1|)."""
+    return F[j, 6, p], F[j, 7, p], F[j, 8, p], F[j, 10, p], abs(C[j, 0, p]), abs(C[j, 1, p])
+
+
+@numba.njit(cache=True, error_model="numpy", forceinline=True, fastmath={"contract"})
+def _qbound(P, K, ar, tt, x1, x2):
     """The error bound of the series of degree K at |rho| = ar (numpy_mehler's _bound; tt:
-    sqrt(T1 T2) at K)."""
+    sqrt(T1 T2) |rho|^(K + 1); x1, x2: _qterms of the two variances)."""
+    e1, m1, q1, l1, a0, a1 = x1
+    e2, m2, q2, l2, b0, b1 = x2
     r2 = ar * ar
     cs = math.sqrt(K - 1.0)
-    e1, m1, q1, l1 = F1[j, 6, i], F1[j, 7, i], F1[j, 8, i], F1[j, 10, i]
-    e2, m2, q2, l2 = F2[j, 6, p], F2[j, 7, p], F2[j, 8, p], F2[j, 10, p]
-    a0, a1, b0, b1 = abs(C1[j, 0, i]), abs(C1[j, 1, i]), abs(C2[j, 0, p]), abs(C2[j, 1, p])
     bound = tt + e1 * (b0 + b1 * ar + min(q2 * cs, l2) * r2)
     bound += e2 * (a0 + a1 * ar + min(q1 * cs, l1) * r2) + e1 * e2 * (K + 1.0)
     return bound + 4.0 * _QEPS * (a0 * b0 + ar * (m1 * m2)) + _QEPS * abs(P)
@@ -78,12 +83,12 @@ def _qlonger(j, C1, F1, i, C2, F2, p, r):
     truncation bound fits, given |E| >= |P| - bound of degree _QK (numpy_mehler's
     _longer); NaN if none."""
     ar = abs(r)
+    x1, x2 = _qterms(F1, C1, j, i), _qterms(F2, C2, j, p)
     P = C1[j, _QK, i] * C2[j, _QK, p]
     for kk in range(_QK - 1, -1, -1):
         P = P * r + C1[j, kk, i] * C2[j, kk, p]
-    tt = F1[j, 0, i] * F2[j, 0, p] * ar ** (_QK + 1)
-    bound = _qbound(P, _QK, ar, tt, j, C1, F1, i, C2, F2, p)
-    fl = 1e-3 * (F1[j, 8, i] * F2[j, 8, p])
+    bound = _qbound(P, _QK, ar, F1[j, 0, i] * F2[j, 0, p] * ar ** (_QK + 1), x1, x2)
+    fl = 1e-3 * (x1[2] * x2[2])
     allow = 0.5 * _QSTOL * max(abs(P) - bound, fl)
     for n in range(len(_QLAD)):
         K = _QLAD[n]
@@ -92,10 +97,47 @@ def _qlonger(j, C1, F1, i, C2, F2, p, r):
             Q = C1[j, K, i] * C2[j, K, p]
             for kk in range(K - 1, -1, -1):
                 Q = Q * r + C1[j, kk, i] * C2[j, kk, p]
-            if _qbound(Q, K, ar, tt, j, C1, F1, i, C2, F2, p) <= _QSTOL * max(abs(Q), fl):
+            if _qbound(Q, K, ar, tt, x1, x2) <= _QSTOL * max(abs(Q), fl):
                 return Q
             return math.nan
     return math.nan
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
+def _qseries(P, R, C1, F1, C2, F2, j, i, c0, m, CO, va, VB):
+    """P[q] = the series of sigma (j = 0) or sigma' (j = 1) at rho = R[q] for row i and
+    column c0 + q, NaN where no degree certifies it; the pair of one input with itself
+    (CO, equal variances) E[f(u)^2]. Each loop reads rows of one chunk (1-D views), so
+    that LLVM vectorises it."""
+    c1 = c0 + m
+    c = C1[j, _QK, i]
+    B = C2[j, _QK, c0:c1]
+    for q in range(m):
+        P[q] = c * B[q]
+    for kk in range(_QK - 1, -1, -1):
+        c = C1[j, kk, i]
+        B = C2[j, kk, c0:c1]
+        for q in range(m):
+            P[q] = P[q] * R[q] + c * B[q]
+    x1 = _qterms(F1, C1, j, i)
+    t1, E1, ok1 = F1[j, 0, i], F1[j, 9, i], F1[j, 11, i] > 0.0
+    t2, e2, m2, q2 = F2[j, 0, c0:c1], F2[j, 6, c0:c1], F2[j, 7, c0:c1], F2[j, 8, c0:c1]
+    l2, ok2, b0, b1 = F2[j, 10, c0:c1], F2[j, 11, c0:c1], C2[j, 0, c0:c1], C2[j, 1, c0:c1]
+    for q in range(m):
+        ar = abs(R[q])
+        r16 = ar * ar
+        r16 = r16 * r16
+        r16 = r16 * r16
+        r16 = r16 * r16
+        tt = t1 * t2[q] * (r16 * r16 * r16 * ar)  # |rho|^(_QK + 1)
+        x2 = (e2[q], m2[q], q2[q], l2[q], abs(b0[q]), abs(b1[q]))
+        bound = _qbound(P[q], _QK, ar, tt, x1, x2)
+        good = ok1 and ok2[q] > 0.0 and bound <= _QSTOL * max(abs(P[q]), 1e-3 * (x1[2] * q2[q]))
+        same = CO[q] and VB[q] == va and ok1 and R[q] == R[q]
+        P[q] = E1 if same else (P[q] if good else math.nan)
+    for q in range(m):  # the declined entries (NaN also where rho or a rule is not)
+        if math.isnan(P[q]) and ok1 and ok2[q] > 0.0 and not math.isnan(R[q]):
+            P[q] = _qlonger(j, C1, F1, i, C2, F2, c0 + q, R[q])
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
@@ -112,43 +154,19 @@ def _quad(S, D, T, a, k, m, C1, F1, C2, F2, i, c0, ra, va, RB, VB, CO, ntk, zero
         for q in range(m):
             if CO[q]:
                 return False
+    Sa, R, Sk, Tk, Ta = S[a], D[k], S[k], T[k], T[a]
     for q in range(m):
         d = ra * RB[q]
-        r = S[a, q] / d if d > 0.0 else 0.0 * S[a, q]  # (a NaN stays one)
-        D[k, q] = math.copysign(1.0, r) if abs(r) > 1.0 else r
-    for j in range(2 if ntk and not zero else 1):
-        P = S[k] if j == 0 else T[k]
-        c = C1[j, _QK, i]
-        for q in range(m):
-            P[q] = c * C2[j, _QK, c0 + q]
-        for kk in range(_QK - 1, -1, -1):
-            c = C1[j, kk, i]
-            for q in range(m):
-                P[q] = P[q] * D[k, q] + c * C2[j, kk, c0 + q]
-        t1, q1, E1, ok1 = F1[j, 0, i], F1[j, 8, i], F1[j, 9, i], F1[j, 11, i] > 0.0
-        for q in range(m):  # (no call: LLVM vectorises it)
-            p = c0 + q
-            ar = abs(D[k, q])
-            r16 = ar * ar
-            r16 = r16 * r16
-            r16 = r16 * r16
-            r16 = r16 * r16
-            tt = t1 * F2[j, 0, p] * (r16 * r16 * r16 * ar)  # |rho|^(_QK + 1)
-            bound = _qbound(P[q], _QK, ar, tt, j, C1, F1, i, C2, F2, p)
-            measure = max(abs(P[q]), 1e-3 * (q1 * F2[j, 8, p]))
-            good = ok1 and F2[j, 11, p] > 0.0 and bound <= _QSTOL * measure
-            same = CO[q] and va == VB[q] and ok1 and not math.isnan(D[k, q])
-            P[q] = E1 if same else (P[q] if good else math.nan)
-        for q in range(m):  # the declined entries (NaN also where rho or a rule is not)
-            p = c0 + q
-            if math.isnan(P[q]) and ok1 and F2[j, 11, p] > 0.0 and not math.isnan(D[k, q]):
-                P[q] = _qlonger(j, C1, F1, i, C2, F2, p, D[k, q])
+        r = Sa[q] / d if d > 0.0 else 0.0 * Sa[q]  # (a NaN stays one)
+        R[q] = math.copysign(1.0, r) if abs(r) > 1.0 else r
+    _qseries(Sk, R, C1, F1, C2, F2, 0, i, c0, m, CO, va, VB)
     if ntk and not zero:
+        _qseries(Tk, R, C1, F1, C2, F2, 1, i, c0, m, CO, va, VB)
         for q in range(m):
-            T[k, q] = T[a, q] * T[k, q]
+            Tk[q] = Ta[q] * Tk[q]
     else:
         for q in range(m):
-            T[k, q] = 0.0
+            Tk[q] = 0.0
     return True
     # endregion quad_step
 
