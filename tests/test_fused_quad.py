@@ -67,6 +67,14 @@ def test_the_steps_without_a_closed_form_are_fused() -> None:
     assert [s.guard for s in prog.steps if s.kind == "act"] == [True]
 
 
+def test_only_modules_with_such_steps_compile_the_series() -> None:
+    """A module without them has neither the branch nor the functions (compile time)."""
+    plain = fused_source(lower(as_description(stax.serial(stax.Dense(4), stax.Relu()))))
+    assert "kind == 6" not in plain and "def _quad(" not in plain and "_expansion" not in plain
+    with_quad = fused_source(lower(as_description(NET)))
+    assert with_quad.count("kind == 6") == 1 and with_quad.count("def _quad(") == 1
+
+
 def test_they_agree_with_the_layer_maps(raw_and_final: tuple) -> None:
     """Every entry within 1e-14 of the scale; exactly symmetric; nothing left NaN."""
     X, raw, fused, layers = raw_and_final

@@ -44,6 +44,7 @@ from ntksym.dual.stable import B2, W2
 
 __all__ = [
     "activation_step",
+    "drop_quad",
     "hoist_calls",
     "inline_dispatch",
     "loop_spec",
@@ -398,3 +399,21 @@ def inline_dispatch(steps: str, prog: Program) -> str:
         chain = _dispatch(kind, match.group(1), match.group(2), n)
         steps = steps[: match.start()] + chain + steps[match.end() :]
     return steps
+
+
+_QUAD_BRANCH = re.compile(r"^        elif kind == 6:\n(?:            .*\n)+", re.M)
+
+
+def drop_quad(steps: str) -> str:
+    """The region ``steps`` without its branch for activations without a closed form.
+
+    For a program with no such step: the branch would only lengthen the compilation of
+    ``_run_steps`` (about 4 s of the cold first call of ``mixed``, session 19).
+
+    Raises:
+        ValueError: The branch is not found exactly once (the region changed).
+    """
+    found = _QUAD_BRANCH.findall(steps)
+    if len(found) != 1:
+        raise ValueError(f"region steps: {len(found)} branches for kind 6, not 1")
+    return _QUAD_BRANCH.sub("", steps)

@@ -39,6 +39,7 @@ from ntksym._io import atomic_write_text, import_file
 from ntksym.architecture.description import Net
 from ntksym.codegen.arch_emit import (
     activation_step,
+    drop_quad,
     hoist_calls,
     inline_dispatch,
     loop_spec,
@@ -190,6 +191,7 @@ def fused_source(prog: Program) -> str:
     doc = [f"{m}: sigma(u) = {sp.sstr(s.activation.expr)}" for m, s in enumerate(prog.specs)]
     doc += [f"q{q}: sigma(u) = {sp.sstr(s.activation.expr)} (Mehler series)"
             for q, s in enumerate(prog.quads)]  # fmt: skip
+    steps = regions["steps"] if prog.quads else drop_quad(regions["steps"])
     body = (
         _environment()
         .get_template(_TEMPLATE)
@@ -206,7 +208,7 @@ def fused_source(prog: Program) -> str:
             driver=regions["driver"],
             prep=_det_near_code() + "\n\n" + regions["prep"],
             tables=tables_source(prog),
-            steps=inline_dispatch(regions["steps"], prog),
+            steps=inline_dispatch(steps, prog),
             loops=regions["loops"],
         )
     )
