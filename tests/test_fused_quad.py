@@ -205,3 +205,52 @@ def test_without_its_bound_the_series_would_be_wrong() -> None:
     nngp, _ = loose["_compute"](X, None, True)
     want = net.kernel_fn(X, backend="layers").nngp
     assert np.max(np.abs(nngp - want)[declined] / want[declined]) > 1e-10
+
+
+_SMOOTH = (
+    lambda: stax.Elementwise("tanh(u)"),
+    lambda: stax.Elementwise("sigmoid(u)"),
+    lambda: stax.Gelu(approximate=True),
+)
+
+
+def _random_with_series(count: int) -> list[stax.Layer]:
+    """The first ``count`` networks of tests/test_random_networks.py's grammar, with
+    activations without a closed form among its activations, that hold such a step and
+    that the fused kernel covers."""
+    import test_random_networks as grammar
+
+    acts = grammar._ACTS + _SMOOTH
+    nets = []
+    seed = 0
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(grammar, "_ACTS", acts)
+        while len(nets) < count:
+            net = grammar.network(seed)
+            seed += 1
+            desc = as_description(net)
+            if supported(desc) == "" and any(s.kind == "quad" for s in lower(desc).steps):
+                nets.append(net)
+    return nets
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("k", range(4))
+def test_random_networks_with_the_series_agree_with_the_layer_maps(k: int) -> None:
+    """Branches, concatenations, LayerNorm, Dropout and the standard parameterization
+    around steps without a closed form, on the random grammar's hostile inputs (a pair
+    1e-8 apart, a near anti-parallel one, norm 30, zero, norm 1e-3) and random ones.
+
+    Within 1e-12 of the scale: on the first network (31 layers; tanh and gelu-tanh in a
+    concatenation, then Sin and Abs) both paths are 4e-13 to 6e-13 of the scale from
+    mpmath at the pair 1e-8 apart, 1.5e-13 from each other (session 19)."""
+    import test_random_networks as grammar
+
+    net = _random_with_series(4)[k]
+    X = np.vstack([grammar._hostile(), np.random.default_rng(k).standard_normal((5, 4))])
+    got = net.kernel_fn(X, backend="fused")
+    want = net.kernel_fn(X, backend="layers")
+    for name in ("nngp", "ntk"):
+        g = getattr(got, name)
+        assert np.array_equal(g, g.T)
+        assert _scaled_error(g, getattr(want, name)) <= 1e-12, (name, k)
