@@ -11,15 +11,18 @@ rule these regions use unchanged):
 with ``f = sigma`` (the covariance) and ``f = sigma'`` (the NTK's factor). The
 coefficients are one-dimensional integrals per input and state: ``_quad_tables``
 (region ``quad_tables``, NumPy) takes them once per call, for the rows' inputs and the
-columns', at degree :data:`_QK` together with what the bound needs; the variances of the
-next state are ``E[sigma(u)^2]`` from the same rule. Per pair, ``_quad`` (region
-``quad_step``, Numba) evaluates the polynomial in ``rho`` over a chunk (one vectorised
-loop per degree) and the series' error bound (truncation, the coefficients' errors,
-rounding: ``numpy_mehler``'s ``_bound`` at degree :data:`_QK`). Where the bound does not
-certify ``_STOL`` of the measure of the tests, or a coefficient rule did not converge, the
-entry is not a number; the caller computes those entries again by the layer maps (the
-module is ``GUARDED``), which run the longer series and the adaptive rule there (pairs
-nearly parallel at large variances, where ``sigma`` is kink-like at the Gaussian's scale).
+columns', up to degree :data:`_QKMAX` together with what the bound needs; the variances
+of the next state are ``E[sigma(u)^2]`` from the same rule. Per pair, ``_quad`` (region
+``quad_step``, Numba) evaluates the polynomial of degree :data:`_QK` in ``rho`` over a
+chunk (one vectorised loop per degree) and the series' error bound (truncation, the
+coefficients' errors, rounding: ``numpy_mehler``'s ``_bound``); an entry it does not
+certify to ``_STOL`` of the measure of the tests takes the least degree of
+:data:`_QLAD` whose truncation bound fits (``numpy_mehler``'s ``_longer``, per entry).
+Where no degree certifies it, or a coefficient rule did not converge, the entry is not a
+number; the caller computes those entries again by the layer maps (the module is
+``GUARDED``), whose adaptive rule serves them (pairs nearly parallel at large variances,
+where ``sigma`` is kink-like at the Gaussian's scale; small ``E[sigma sigma]`` against
+its terms).
 
 The determinant after such a step is not carried (the series reads ``rho`` alone, and is
 smooth at ``rho = 1``); a kinked activation after it is guarded as after any activation
@@ -77,6 +80,15 @@ def _qbound(P, K, ar, tt, x1, x2):
     return bound + 4.0 * _QEPS * (a0 * b0 + ar * (m1 * m2)) + _QEPS * abs(P)
 
 
+@numba.njit(cache=True, error_model="numpy", forceinline=True, fastmath={"contract"})
+def _qhorner(j, C1, i, C2, p, r, K):
+    """sum_{k <= K} a_k b_k r^k for row i and column p (one entry; Horner's rule)."""
+    P = C1[j, K, i] * C2[j, K, p]
+    for kk in range(K - 1, -1, -1):
+        P = P * r + C1[j, kk, i] * C2[j, kk, p]
+    return P
+
+
 @numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
 def _qlonger(j, C1, F1, i, C2, F2, p, r):
     """An entry the series of degree _QK declines, by the least degree of _QLAD whose
@@ -84,9 +96,7 @@ def _qlonger(j, C1, F1, i, C2, F2, p, r):
     _longer); NaN if none."""
     ar = abs(r)
     x1, x2 = _qterms(F1, C1, j, i), _qterms(F2, C2, j, p)
-    P = C1[j, _QK, i] * C2[j, _QK, p]
-    for kk in range(_QK - 1, -1, -1):
-        P = P * r + C1[j, kk, i] * C2[j, kk, p]
+    P = _qhorner(j, C1, i, C2, p, r, _QK)
     bound = _qbound(P, _QK, ar, F1[j, 0, i] * F2[j, 0, p] * ar ** (_QK + 1), x1, x2)
     fl = 1e-3 * (x1[2] * x2[2])
     allow = 0.5 * _QSTOL * max(abs(P) - bound, fl)
@@ -94,9 +104,7 @@ def _qlonger(j, C1, F1, i, C2, F2, p, r):
         K = _QLAD[n]
         tt = F1[j, 1 + n, i] * F2[j, 1 + n, p] * ar ** (K + 1)
         if tt <= allow:
-            Q = C1[j, K, i] * C2[j, K, p]
-            for kk in range(K - 1, -1, -1):
-                Q = Q * r + C1[j, kk, i] * C2[j, kk, p]
+            Q = _qhorner(j, C1, i, C2, p, r, K)
             if _qbound(Q, K, ar, tt, x1, x2) <= _QSTOL * max(abs(Q), fl):
                 return Q
             return math.nan

@@ -143,8 +143,8 @@ def _recompute_marked(
     (:mod:`ntksym.codegen.arch_quad`); the layer maps run the longer series and the
     adaptive rule there. Rows are taken
     :data:`_MARK_ROWS` at a time, each block against the columns it marked; for ``K(X,
-    X)`` the entries above the diagonal are computed and written to both halves (exactly
-    symmetric). An entry that is NaN for another reason (an overflow) stays non-finite on
+    X)`` the entries on and above the diagonal are computed and written to both halves
+    (exactly symmetric). An entry that is NaN for another reason (an overflow) stays non-finite on
     the layer maps too, which then refuse it.
     """
     X2 = A if B is None else B
