@@ -36,9 +36,11 @@ path covers it).
 The determinant is carried from the inputs at each first Dense layer, through Dense
 layers, LayerNorm, Dropout and sums, and through the activations whose family's next determinant
 is checked for near-parallel pairs (:data:`STABLE_DET_FAMILIES`): the map's ``carried``
-form where it has one (erf, the mgf family, GELU and polynomials, as on the layer path,
-:mod:`ntksym.kernels.layer_maps`), else its ``det``. After any other activation (a
-sum of families, as ``sin(u) + u``) it is formed by subtraction where it is next needed; that
+form where it has one (erf, the mgf family, GELU, polynomials and the piecewise-linear
+family, as on the layer path, :mod:`ntksym.kernels.layer_maps`), else its ``det``, given
+an accurate determinant at its input. After any other activation (a sum of families, as
+``sin(u) + u``, or a ``"quad"`` step), and after a trusted one that was given a
+determinant formed by subtraction, it is formed by subtraction where it is next needed; that
 costs a kinked activation (the families of ``stable.DET_FAMILIES``, whose maps read the
 angle ``atan2(sqrt(D), S12)``) an absolute error of about ``eps / theta`` in the angle
 (3e-9 relative in the NTK of a pair 1e-8 apart). Such a step is *guarded*
@@ -228,7 +230,9 @@ class _Lowering:
         k = len(self.steps)
         guard = not self.det[p] and _kinked(layer.activation)
         step = Step("act", k, (p,), act=m, zero_ntk=layer.zero_ntk, guard=guard)
-        return self.add(step, self.trusted[m])
+        # a trusted map carries the determinant it is given: one formed by subtraction
+        # (after a "quad" step or an untrusted map) stays as inaccurate after it
+        return self.add(step, self.trusted[m] and self.det[p])
 
     def layer_norm(self, p: int | None, layer: LayerNorm) -> int:
         assert p is not None  # (the walk lets LayerNorm follow Dense layers only)
@@ -323,7 +327,7 @@ def _prune(lowering: _Lowering, output: int) -> Program:
         if s.kind == "input_dense":
             det.append(True)
         elif s.kind == "act":
-            det.append(trusted[s.act])
+            det.append(trusted[s.act] and det[s.src[0]])
         elif s.kind == "quad":
             det.append(False)
         else:
