@@ -61,15 +61,26 @@ class MpmathOps:
     def _dual(self, layer: Nonlinearity, s11: Any, s12: Any, s22: Any, derivative: bool) -> Any:
         key = (layer.activation, derivative, s11, s12, s22)
         if key not in self._cache:
-            self._cache[key] = dual(
-                layer.activation,
-                s11,
-                s12,
-                s22,
-                dps=self.dps,
-                derivative=derivative,
-                method=self.method,
-            )
+            try:
+                self._cache[key] = dual(
+                    layer.activation,
+                    s11,
+                    s12,
+                    s22,
+                    dps=self.dps,
+                    derivative=derivative,
+                    method=self.method,
+                )
+            except InputError as exc:
+                if "positive semidefinite" not in str(exc):
+                    raise
+                # the walk's own covariance, singular to within the digits asked for
+                raise InputError(
+                    f"the referee at dps={self.dps} cannot resolve a pair of inputs at {layer}: "
+                    "their covariance there is singular to within these digits (nearly "
+                    "parallel inputs whose angle earlier layers shrank); ask for more "
+                    f"digits (dps={self.dps + 20})"
+                ) from None
         return self._cache[key]
 
     def dense(self, p: Pair, meta: Meta, layer: Dense) -> Pair:
