@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import sympy as sp
 import test_random_networks as grammar
+from test_smooth_det import pairs
 
 from ntksym import stax
 from ntksym.dual import stable as st
@@ -56,16 +57,8 @@ ANGLES = [1e-2, 1e-4, 1e-6, 1e-8, 1e-10, 1e-12, np.pi - 1e-8]
 
 
 def _cases(variances):
-    """``(S11, S22, S12)`` with ``S12^2 <= S11 S22`` exactly."""
-    out = []
-    for v1, v2 in variances:
-        for angle in ANGLES:
-            s12 = float(np.sqrt(v1 * v2) * np.cos(angle))
-            with mp.workdps(DPS):
-                while mp.mpf(v1) * mp.mpf(v2) - mp.mpf(s12) ** 2 < 0:
-                    s12 = float(np.nextafter(s12, 0.0))
-            out.append((v1, v2, s12))
-    return out
+    """``(S11, S22, S12)`` at :data:`ANGLES`, the covariance valid exactly."""
+    return pairs(variances, ANGLES)
 
 
 def _errors(expr, family, cases, w2, b2):
