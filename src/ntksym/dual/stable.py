@@ -214,8 +214,9 @@ def gap_kink(m: sp.Expr, r: sp.Expr, t: sp.Expr, s: sp.Expr) -> sp.Expr:
     ``~eps / t`` of the gap (5e-9 at ``t = 1e-8``; a later ``Sign`` makes the angle
     ``sqrt(t)`` and passes it on). Below ``t = 1/4`` five terms of :func:`h_series` leave
     a truncation of ``6e-9 t^10`` relative (at most 3e-16 of the gap); above it the
-    subtraction's error is below 6e-16 of the gap. Fewer terms than ``arccos_parts``'s
-    full series keep the homogeneous ReLU kernels' cost (the term is needed to ``eps / t``
-    of itself only).
+    subtraction's error is below 6e-16 of the gap. Five terms, not ``arccos_parts``'s
+    eleven, since the term is needed only to ``eps / t`` of itself: the fused kernels
+    print it in every pair's next determinant (the homogeneous kernels print the plain
+    form; ``ntksym.dual.families.piecewise_linear``).
     """
     return sp.Piecewise((m * h_series(t, 5), t < GAP_SERIES_BELOW), (r - t * s, True))
