@@ -210,7 +210,7 @@ def _act_loop(
     """
     args = "va, VB[q], Sa[q], Da[q], vk, VK[q], 1.0, 0.0, ra, RB[q], rk, RK[q]"
     if gap:  # (the map takes the root gap U last)
-        args += ", ra - RB[q]"
+        args += ", _rgap(va, VB[q], ra, RB[q])"
     out = []
     n, total = hoisted[variant], _rows(hoisted)
     if n and hoisted.get(f"{variant}_near"):

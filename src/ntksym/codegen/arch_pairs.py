@@ -77,6 +77,14 @@ def _gap(m, s, d):
 
 
 @numba.njit(cache=True, error_model="numpy", forceinline=True, fastmath={"contract"})
+def _rgap(v1, v2, r1, r2):
+    """sqrt(v1) - sqrt(v2) (r = sqrt(v)) as (v1 - v2) / (r1 + r2): the difference of nearly
+    equal variances is exact, that of their rounded roots is not; 0 when both are 0."""
+    t = r1 + r2
+    return (v1 - v2) / t if t > 0.0 else 0.0
+
+
+@numba.njit(cache=True, error_model="numpy", forceinline=True, fastmath={"contract"})
 def _fin(dn, fallback):
     """A carried determinant clipped at 0, or ``fallback`` where it is not finite."""
     if abs(dn) < math.inf:

@@ -103,6 +103,12 @@ def _gap(m, s, d):
     return m - s
 
 
+@numba.njit(cache=True, error_model="numpy", forceinline=True, fastmath={"contract"})
+def _rgap(v1, v2, r1, r2):
+    # stand-in for region pair_helpers of arch_pairs.py: by subtraction
+    return r1 - r2
+
+
 @numba.njit(cache=True, error_model="numpy")
 def _co(i, c0, c1, G, sq1, sq2, CO):
     # stand-in for region prep of arch_pairs.py: no pair of one input twice
@@ -168,9 +174,10 @@ def _input(S, D, T, k, m, g, c, B2, nw, bias, standard, n0f, DX, DN, OM, det, nt
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _dense(S, D, T, a, k, m, W2, B2, nw, bias, standard, ra, RB, CO, det, ntk):
+def _dense(S, D, T, a, k, m, W2, B2, nw, bias, standard, va, ra, VB, RB, CO, det, ntk):
     """A Dense layer: S12 -> W2 S12 + B2, D -> W2^2 D + W2 B2 ((R11 - R22)^2 + 2 gap),
-    Theta -> W2 Theta + S12' (NTK) or W2 Theta + n_in S12 + [bias] (standard)."""
+    Theta -> W2 Theta + S12' (NTK) or W2 Theta + n_in S12 + [bias] (standard); the roots'
+    gap R11 - R22 from the variances' difference (_rgap)."""
     for q in range(m):
         S[k, q] = W2 * S[a, q] + B2
     if det and B2 == 0.0:
@@ -181,7 +188,7 @@ def _dense(S, D, T, a, k, m, W2, B2, nw, bias, standard, ra, RB, CO, det, ntk):
         wb = W2 * B2
         for q in range(m):
             gap = _gap(ra * RB[q], S[a, q], D[a, q])
-            d = w4 * D[a, q] + wb * ((ra - RB[q]) ** 2 + 2.0 * gap)
+            d = w4 * D[a, q] + wb * (_rgap(va, VB[q], ra, RB[q]) ** 2 + 2.0 * gap)
             D[k, q] = _sel(CO[q], 0.0, d)
     if ntk and standard:
         for q in range(m):
@@ -285,7 +292,8 @@ def _run_steps(PI, PF, i, c0, c1, G, V1, R1, V2, R2, QC1, QF1, QC2, QF2, n0f, S,
             c = w2 / n0f
             _input(S, D, T, k, m, g, c, b2, n0f / nw, bias, std, n0f, DX, DN, OM, det, ntk)
         elif kind == 1:
-            _dense(S, D, T, a, k, m, w2, b2, nw, bias, std, R1[a, i], R2[a, c0:c1], CO, det, ntk)
+            row, cols = (V1[a, i], R1[a, i]), (V2[a, c0:c1], R2[a, c0:c1])
+            _dense(S, D, T, a, k, m, w2, b2, nw, bias, std, *row, *cols, CO, det, ntk)
         elif kind == 2:
             VB, RB, VK, RK = V2[a, c0:c1], R2[a, c0:c1], V2[k, c0:c1], R2[k, c0:c1]
             row = (V1[a, i], R1[a, i], V1[k, i], R1[k, i])

@@ -149,7 +149,9 @@ def angle_parts() -> tuple[sp.Expr, sp.Expr, sp.Expr, sp.Expr, sp.Expr]:
     return m, r, gap, anti, theta
 
 
-def det_from_gaps(c: sp.Expr, gap_e: sp.Expr, anti_e: sp.Expr) -> sp.Expr:
+def det_from_gaps(
+    c: sp.Expr, gap_e: sp.Expr, anti_e: sp.Expr, root_gap: sp.Expr | None = None
+) -> sp.Expr:
     """Next determinant for a positively homogeneous activation (E[sigma(u)^2] = c*S).
 
     With ``P' = W2*c*M + B2`` (the value of ``S12'`` at rho = 1),
@@ -160,7 +162,9 @@ def det_from_gaps(c: sp.Expr, gap_e: sp.Expr, anti_e: sp.Expr) -> sp.Expr:
     m = sp.sqrt(S11 * S22)
     mn = sp.sqrt(N11 * N22)
     pn = W2 * c * m + B2
-    q = W2 * B2 * c * (sp.sqrt(S11) - sp.sqrt(S22)) ** 2 / sp.Max(mn + pn, TINY)
+    if root_gap is None:
+        root_gap = sp.sqrt(S11) - sp.sqrt(S22)
+    q = W2 * B2 * c * root_gap**2 / sp.Max(mn + pn, TINY)
     return (q + W2 * gap_e) * (q + W2 * anti_e + 2 * B2)
 
 

@@ -175,9 +175,8 @@ def _affine_det(b: Block, w2: float, b2: float) -> np.ndarray | None:
         return None
     if b2 == 0.0:
         return (w2 * w2) * b.det
-    r1, r2 = np.sqrt(b.s11)[:, None], np.sqrt(b.s22)[None, :]
     gap = _gap(b, b.det)
-    out = (w2 * w2) * b.det + (w2 * b2) * ((r1 - r2) ** 2 + 2.0 * gap)
+    out = (w2 * w2) * b.det + (w2 * b2) * (_root_gap(b) ** 2 + 2.0 * gap)
     out[b.coincide] = 0.0
     return out
 
@@ -219,10 +218,10 @@ def _activation_det(
         det = residual.next_det(act, p.s11, p.s22, p.s12, p.det, k11, k22, k12)
         det[p.coincide] = 0.0
         return det
-    r1, r2 = np.sqrt(p.s11)[:, None], np.sqrt(p.s22)[None, :]
+    u = _root_gap(p)
     with np.errstate(all="ignore"):  # a Piecewise evaluates the branches it does not take
         det = np.broadcast_to(
-            fn(p.s11[:, None], p.s22[None, :], p.s12, p.det, k11[:, None], k22[None, :], r1 - r2),
+            fn(p.s11[:, None], p.s22[None, :], p.s12, p.det, k11[:, None], k22[None, :], u),
             p.s12.shape,
         ).copy()
     det = np.where(np.isfinite(det), np.maximum(det, 0.0), np.nan)
@@ -317,6 +316,20 @@ def _scaled(b: Block, c: float) -> Block:
     det = None if b.det is None else (c * c) * b.det
     ntk = None if b.ntk is None else c * b.ntk
     return replace(b, s11=c * b.s11, s22=c * b.s22, s12=c * b.s12, det=det, ntk=ntk, inputs=None)
+
+
+def _root_gap(b: Block) -> np.ndarray:
+    """``sqrt(s11) - sqrt(s22)`` per pair as ``(s11 - s22) / (sqrt(s11) + sqrt(s22))``.
+
+    The difference of two nearly equal variances is exact; that of their rounded roots is
+    not (2.8e-8 off against 1.1e-9 for a pair 1e-8 apart after a biased ReLU layer). 0
+    where both variances are 0.
+    """
+    r1, r2 = np.sqrt(b.s11)[:, None], np.sqrt(b.s22)[None, :]
+    total = r1 + r2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = (b.s11[:, None] - b.s22[None, :]) / total
+    return np.where(total > 0.0, u, 0.0)
 
 
 def _gap(b: Block, det: np.ndarray) -> np.ndarray:

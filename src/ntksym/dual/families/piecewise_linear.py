@@ -18,6 +18,7 @@ from ntksym.dual.sources import CHO_SAUL
 from ntksym.dual.stable import (
     S12,
     LayerMap,
+    U,
     angle_parts,
     arccos_parts,
     det_from_gaps,
@@ -86,7 +87,9 @@ def _with_gaps(
     that. A network in which a ``Sign`` follows (its output angle is ``sqrt(theta)``)
     reads the carried one (5e-9 against 1e-16 at ``theta = 1e-8``).
     """
-    plain, careful = (det_from_gaps(c, g, anti_e) for g in gaps)
+    plain = det_from_gaps(c, gaps[0], anti_e)
+    # (its roots' gap U as the caller carries it, not by subtraction of the roots)
+    careful = det_from_gaps(c, gaps[1], anti_e, U)
     return LayerMap(e, ed, plain, "closed form", carried=careful)
 
 
