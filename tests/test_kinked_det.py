@@ -135,6 +135,18 @@ def _networks():
             d(8, b_std=0.1), stax.Elementwise("tanh(u)"), d(8), stax.Sin(), d(8), stax.Abs(),
             d(1),
         ),
+        # biased branches of unequal variances summed, then three Signs: the sum's cross
+        # term sqrt(a11 b22) - sqrt(a22 b11) (8.0e-13 when formed by subtracting the
+        # rounded roots, on both paths)
+        "sum-sign": stax.serial(
+            stax.FanOut(2),
+            stax.parallel(
+                d(8, b_std=0.1), stax.serial(d(8, W_std=2.0, b_std=0.7), stax.Relu(),
+                d(8, b_std=0.3)),
+            ),
+            stax.FanInSum(), stax.Sign(), d(8), stax.Sign(), d(8), stax.Sign(), d(8),
+            stax.Relu(), d(1),
+        ),
     }  # fmt: skip
 
 
@@ -149,7 +161,7 @@ def _referee(name):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["layers", "fused"])
-@pytest.mark.parametrize("name", ["leaky-sign", "abs-sign", "relu-sign-bias", "tanh-sin-abs"])
+@pytest.mark.parametrize("name", list(_networks()))
 def test_networks_reading_the_determinant_keep_full_precision(name, backend):
     """The random grammar's hostile inputs (a pair 1e-8 apart, a near anti-parallel one,
     norms 30 and 1e-3; not the zero input, where Sign's NTK is 0/0 relative): within

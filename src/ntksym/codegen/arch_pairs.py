@@ -85,6 +85,16 @@ def _rgap(v1, v2, r1, r2):
 
 
 @numba.njit(cache=True, error_model="numpy", forceinline=True, fastmath={"contract"})
+def _xgap(a1, b2, b1, a2):
+    """sqrt(a1 b2) - sqrt(b1 a2) as (a1 b2 - b1 a2) / (sqrt(a1 b2) + sqrt(b1 a2)), both
+    products carried in double-double (the sum of branches' cross term); 0 when both are 0."""
+    p1, e1 = _two_prod(a1, b2)
+    p2, e2 = _two_prod(b1, a2)
+    t = math.sqrt(p1) + math.sqrt(p2)
+    return ((p1 - p2) + (e1 - e2)) / t if t > 0.0 else 0.0
+
+
+@numba.njit(cache=True, error_model="numpy", forceinline=True, fastmath={"contract"})
 def _fin(dn, fallback):
     """A carried determinant clipped at 0, or ``fallback`` where it is not finite."""
     if abs(dn) < math.inf:

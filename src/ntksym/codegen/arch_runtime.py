@@ -109,6 +109,12 @@ def _rgap(v1, v2, r1, r2):
     return r1 - r2
 
 
+@numba.njit(cache=True, error_model="numpy", forceinline=True, fastmath={"contract"})
+def _xgap(a1, b2, b1, a2):
+    # stand-in for region pair_helpers of arch_pairs.py: by subtraction
+    return math.sqrt(a1 * b2) - math.sqrt(b1 * a2)
+
+
 @numba.njit(cache=True, error_model="numpy")
 def _co(i, c0, c1, G, sq1, sq2, CO):
     # stand-in for region prep of arch_pairs.py: no pair of one input twice
@@ -224,7 +230,7 @@ def _sum(S, D, T, a, b, k, m, va, vb, ra, rb, VA, VB, RA, RB, CO, det, ntk):
             mb = rb * RB[q]
             ga = _gap(ma, S[a, q], D[a, q])
             gb = _gap(mb, S[b, q], D[b, q])
-            xa = math.sqrt(va * VB[q]) - math.sqrt(vb * VA[q])
+            xa = _xgap(va, VB[q], vb, VA[q])
             near = (S[a, q] > 0.0) & (S[b, q] > 0.0)
             gaps = xa * xa + 2.0 * ma * gb + 2.0 * mb * ga - 2.0 * ga * gb
             direct = va * VB[q] + vb * VA[q] - 2.0 * S[a, q] * S[b, q]

@@ -8,7 +8,7 @@ import numpy as np
 
 from ntksym.errors import InputError, NonFiniteError
 
-__all__ = ["careful_det", "prepare"]
+__all__ = ["careful_det", "prepare", "product_difference"]
 
 _SPLIT = 134217729.0  # 2**27 + 1, Veltkamp splitting constant
 _DET_SLACK = 32 * np.finfo(float).eps
@@ -29,11 +29,16 @@ def _two_product(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return p, e
 
 
+def product_difference(a: Any, b: Any, c: Any, d: Any) -> np.ndarray:
+    """``a b - c d`` with both products carried in double-double (few ulps relative)."""
+    p1, e1 = _two_product(a, b)
+    p2, e2 = _two_product(c, d)
+    return (p1 - p2) + (e1 - e2)
+
+
 def careful_det(s11: np.ndarray, s12: np.ndarray, s22: np.ndarray) -> np.ndarray:
     """s11*s22 - s12**2 with both products carried in double-double (few ulps relative)."""
-    p1, e1 = _two_product(s11, s22)
-    p2, e2 = _two_product(s12, s12)
-    return (p1 - p2) + (e1 - e2)
+    return product_difference(s11, s22, s12, s12)
 
 
 def prepare(

@@ -51,7 +51,7 @@ from ntksym.architecture.walk import Meta, concat_weights
 from ntksym.codegen.runtime.numpy_fused import first_layer
 from ntksym.codegen.spec import stable_layer_map
 from ntksym.dual import residual, stable
-from ntksym.dual.covariance import careful_det
+from ntksym.dual.covariance import careful_det, product_difference
 from ntksym.dual.families import base_family_name
 from ntksym.dual.family import numpy_function
 
@@ -343,14 +343,30 @@ def _gap(b: Block, det: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(gap), gap, m - b.s12)
 
 
+def _cross_gap(a: Block, b: Block) -> np.ndarray:
+    """``sqrt(a11 b22) - sqrt(a22 b11)`` per pair, as :func:`_root_gap` forms one branch's.
+
+    The squares' difference (formed in double-double) over the roots' sum: the rounded
+    roots' difference loses the digits a near-parallel pair's determinant needs. 0 where
+    both products are 0.
+    """
+    p, q = np.outer(a.s11, b.s22), np.outer(b.s11, a.s22)
+    total = np.sqrt(p) + np.sqrt(q)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = product_difference(a.s11[:, None], b.s22[None, :], b.s11[:, None], a.s22[None, :])
+        u = u / total
+    return np.where(total > 0.0, u, 0.0)
+
+
 def _sum(a: Block, b: Block) -> Block:
     """Two independent branches summed; the determinant without cancellation when known.
 
     With ``M = sqrt(s11 s22)`` and ``g = M - s12`` for each branch,
     ``det(A + B) = det A + det B + (sqrt(a11 b22) - sqrt(a22 b11))^2 + 2 M_a g_b + 2 M_b g_a
-    - 2 g_a g_b``, whose terms are all small together for a near-parallel pair (the last is
-    a product of two gaps), so nothing cancels where ``a12, b12 > 0``; elsewhere the direct
-    form ``a11 b22 + a22 b11 - 2 a12 b12`` is used.
+    - 2 g_a g_b`` (the roots' difference by :func:`_cross_gap`), whose terms are all small
+    together for a near-parallel pair (the last is a product of two gaps), so nothing
+    cancels where ``a12, b12 > 0``; elsewhere the direct form ``a11 b22 + a22 b11 - 2 a12
+    b12`` is used.
     """
     ntk = None if a.ntk is None or b.ntk is None else a.ntk + b.ntk
     s11, s22, s12 = a.s11 + b.s11, a.s22 + b.s22, a.s12 + b.s12
@@ -360,12 +376,10 @@ def _sum(a: Block, b: Block) -> Block:
         ga, gb = _gap(a, a.det), _gap(b, b.det)
         ma = np.sqrt(a.s11)[:, None] * np.sqrt(a.s22)[None, :]
         mb = np.sqrt(b.s11)[:, None] * np.sqrt(b.s22)[None, :]
-        ra = np.sqrt(np.outer(a.s11, b.s22))
-        rb = np.sqrt(np.outer(b.s11, a.s22))
         near = (a.s12 > 0) & (b.s12 > 0)
         cross = np.where(
             near,
-            (ra - rb) ** 2 + 2 * ma * gb + 2 * mb * ga - 2 * ga * gb,
+            _cross_gap(a, b) ** 2 + 2 * ma * gb + 2 * mb * ga - 2 * ga * gb,
             np.outer(a.s11, b.s22) + np.outer(b.s11, a.s22) - 2 * a.s12 * b.s12,
         )
         det = np.maximum(a.det + b.det + cross, 0.0)
