@@ -13,6 +13,7 @@ Three kinds of layer maps, tried in order:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from ntksym.errors import ActivationError, NoClosedFormError
 
 __all__ = [
     "COMMITTED",
+    "affine_diag",
     "KernelSpec",
     "kernel_spec",
     "RHO",
@@ -307,6 +309,31 @@ def reflection(expr: sp.Expr) -> tuple[float, float, float] | None:
         if c0.is_number and c1.is_number and c0.is_real and c1.is_real:
             return float(s), float(c0), float(c1)
     return None
+
+
+@functools.lru_cache(maxsize=128)
+def affine_diag(act: Activation) -> tuple[float, float] | None:
+    """``(a, d)`` when ``E[sigma(u)^2] = a S + d`` exactly (``u ~ N(0, S)``), else None.
+
+    The piecewise-linear family (``a`` = ``E[sigma(z)^2]``, ``d = 0``), ``sign`` (``a = 0``,
+    ``d = 1``) and their scaled members: the float64 layer maps and the fused kernels
+    carry each input's variance in double-double through them
+    (:mod:`ntksym.kernels.variance_dd`). None where the diagonal map is not affine in ``S``
+    or not known in closed form.
+    """
+    try:
+        diag = kernel_spec(act).diag
+    except (ActivationError, NoClosedFormError):
+        return None
+    if diag is None or not diag.free_symbols <= {S}:
+        return None
+    poly = sp.Poly(sp.expand(diag), S) if diag.is_polynomial(S) else None
+    if poly is None or poly.degree() > 1:
+        return None
+    a, d = (poly.coeff_monomial(S), poly.coeff_monomial(1))
+    if not (a.is_real and d.is_real):
+        return None
+    return float(a), float(d)
 
 
 #: Activations whose generated modules are committed in ``generated/`` (both backends).

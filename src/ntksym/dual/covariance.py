@@ -8,13 +8,13 @@ import numpy as np
 
 from ntksym.errors import InputError, NonFiniteError
 
-__all__ = ["careful_det", "prepare", "product_difference"]
+__all__ = ["careful_det", "prepare", "product_difference", "two_product"]
 
 _SPLIT = 134217729.0  # 2**27 + 1, Veltkamp splitting constant
 _DET_SLACK = 32 * np.finfo(float).eps
 
 
-def _two_product(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def two_product(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Dekker's error-free product: a*b = p + e exactly (barring overflow)."""
     p = a * b
 
@@ -31,8 +31,8 @@ def _two_product(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def product_difference(a: Any, b: Any, c: Any, d: Any) -> np.ndarray:
     """``a b - c d`` with both products carried in double-double (few ulps relative)."""
-    p1, e1 = _two_product(a, b)
-    p2, e2 = _two_product(c, d)
+    p1, e1 = two_product(a, b)
+    p2, e2 = two_product(c, d)
     return (p1 - p2) + (e1 - e2)
 
 

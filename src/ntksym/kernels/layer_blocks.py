@@ -32,6 +32,7 @@ from ntksym.architecture.description import Net, Nonlinearity
 from ntksym.architecture.leaves import leaves, live_branches
 from ntksym.architecture.walk import Meta, Walker
 from ntksym.errors import InputError, NonFiniteError
+from ntksym.kernels import variance_dd
 from ntksym.kernels.layer_maps import Float64Ops, gram_rows, input_block
 
 __all__ = [
@@ -115,14 +116,29 @@ def _not_finite(name: str) -> InputError:
 
 
 def _block(
-    net: Net, A: np.ndarray, X2: np.ndarray, rows: slice, same: bool, need_ntk: bool
+    net: Net,
+    A: np.ndarray,
+    X2: np.ndarray,
+    rows: slice,
+    same: bool,
+    need_ntk: bool,
+    lows: tuple[np.ndarray, np.ndarray],
 ) -> tuple[list[dict[str, np.ndarray | None]], bool]:
-    """One block's kernels per output, and whether the network ends in several branches."""
+    """One block's kernels per output, and whether the network ends in several branches.
+
+    ``lows``: the low parts of all of ``A``'s and ``X2``'s squared norms
+    (:func:`~.variance_dd.squared_norms_lo`), formed once for every block.
+    """
     G = gram_rows(A, X2, rows.start, rows.stop)
-    start = input_block(A[rows], X2, need_ntk, same, rows.start, G)
+    start = input_block(A[rows], X2, need_ntk, same, rows.start, G, (lows[0][rows], lows[1]))
     node = Walker(Float64Ops()).run(net, (start, Meta(A.shape[1])))
     ends = node if isinstance(node, list) else [node]
     return [{"nngp": b.s12, "ntk": b.ntk} for b, _ in ends], isinstance(node, list)
+
+
+def _norms_lo(X: np.ndarray) -> np.ndarray:
+    """The low parts of the rows' squared norms as :func:`~.layer_maps.input_block` rounds them."""
+    return variance_dd.squared_norms_lo(X, np.einsum("ij,ij->i", X, X))
 
 
 def _store(
@@ -167,6 +183,7 @@ def evaluate_layers(
     step = block_rows(net, n1, n2, len(wanted)) if rows is None else rows
     outs: list[dict[str, np.ndarray]] = []
     several = False
+    lows = _norms_lo(A), _norms_lo(X2)
     for i0 in range(0, n1, step):
         span = slice(i0, min(n1, i0 + step))
         # an overflow gives non-finite entries, refused by _store with a clear error: no
@@ -174,7 +191,7 @@ def evaluate_layers(
         # before its dual map are the same error
         try:
             with np.errstate(over="ignore", invalid="ignore"):
-                values, several = _block(net, A, X2, span, B is None, "ntk" in wanted)
+                values, several = _block(net, A, X2, span, B is None, "ntk" in wanted, lows)
         except NonFiniteError:
             raise _not_finite(wanted[0]) from None
         if not outs:

@@ -49,11 +49,12 @@ from ntksym.activations import Activation
 from ntksym.architecture.description import Dense, Dropout, LayerNorm, Nonlinearity
 from ntksym.architecture.walk import Meta, concat_weights
 from ntksym.codegen.runtime.numpy_fused import first_layer
-from ntksym.codegen.spec import stable_layer_map
+from ntksym.codegen.spec import affine_diag, stable_layer_map
 from ntksym.dual import residual, stable
-from ntksym.dual.covariance import careful_det, product_difference
+from ntksym.dual.covariance import careful_det
 from ntksym.dual.families import base_family_name
 from ntksym.dual.family import numpy_function
+from ntksym.kernels import variance_dd
 
 __all__ = ["Block", "Float64Ops", "input_block"]
 
@@ -78,6 +79,10 @@ class Block:
         row_offset: With ``same_examples``, the index in ``X2`` of the block's first row:
             row ``i``'s own pair is column ``i + row_offset`` (a block of rows of
             :func:`ntksym.kernels.layer_blocks.evaluate_layers`).
+        lo11: What the rounding of ``s11`` lost (``s11 + lo11`` is the variance in
+            double-double: :mod:`ntksym.kernels.variance_dd`), or None where no layer
+            says (0).
+        lo22: The same for ``s22``.
     """
 
     s11: np.ndarray
@@ -89,6 +94,22 @@ class Block:
     inputs: tuple[np.ndarray, ...] | None = None
     same_examples: bool = False
     row_offset: int = 0
+    lo11: np.ndarray | None = None
+    lo22: np.ndarray | None = None
+
+    def lows(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(lo11, lo22)``, zeros where not known."""
+        lo11 = np.zeros_like(self.s11) if self.lo11 is None else self.lo11
+        lo22 = np.zeros_like(self.s22) if self.lo22 is None else self.lo22
+        return lo11, lo22
+
+    def affine(self, a: float, d: float, s11: np.ndarray, s22: np.ndarray) -> dict[str, Any]:
+        """The low parts of ``a s + d`` of both variances, rounded to ``s11`` and ``s22``."""
+        lo11, lo22 = self.lows()
+        return {
+            "lo11": variance_dd.affine_lo(self.s11, lo11, a, d, s11),
+            "lo22": variance_dd.affine_lo(self.s22, lo22, a, d, s22),
+        }
 
     def self_pairs(self) -> np.ndarray:
         """Which entries pair an example with itself (all False unless ``same_examples``)."""
@@ -131,12 +152,15 @@ def input_block(
     same_examples: bool = False,
     row_offset: int = 0,
     G: np.ndarray | None = None,
+    lows: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Block:
     """The inputs' kernel ``x.x'/n0`` (NTK zero); no determinant until the first Dense.
 
     ``same_examples`` says that the rows of ``X1`` are those of ``X2`` from ``row_offset``
     on (``K(X, X)`` or a block of its rows; see :class:`Block`). ``G`` is ``X1 @ X2.T``
     if known (a block's rows of :func:`gram_rows`), computed by :func:`gram_rows` if not.
+    ``lows`` are the low parts of the rows' squared norms (``|x|^2 - sq``: computed once
+    for the whole inputs by the caller, or here).
     """
     n0 = X1.shape[1]
     G = gram_rows(X1, X2) if G is None else G
@@ -151,7 +175,11 @@ def input_block(
     ntk = np.zeros_like(G) if need_ntk else None
     coincide = np.zeros(G.shape, dtype=bool)
     inputs = (X1, X2, G, sq1, sq2)
-    return Block(sq1 / n0, sq2 / n0, G / n0, None, ntk, coincide, inputs, same_examples, row_offset)
+    if lows is None:
+        lows = variance_dd.squared_norms_lo(X1, sq1), variance_dd.squared_norms_lo(X2, sq2)
+    b = Block(sq1, sq2, G / n0, None, ntk, coincide, inputs, same_examples, row_offset, *lows)
+    s11, s22 = sq1 / n0, sq2 / n0
+    return replace(b, s11=s11, s22=s22, **b.affine(1.0 / n0, 0.0, s11, s22))
 
 
 def _first_dense(inputs: tuple[np.ndarray, ...], w2: float, b2: float) -> tuple[np.ndarray, ...]:
@@ -248,8 +276,9 @@ class Float64Ops:
             else:
                 n_in = meta.width / layer.s[0]
                 ntk = w2 * ntk + n_in * p.s12 + (0.0 if layer.b_std is None else 1.0)
+        lows = p.affine(w2, b2, s11, s22)
         return replace(
-            p, s11=s11, s22=s22, s12=s12, det=det, ntk=ntk, coincide=coincide, inputs=None
+            p, s11=s11, s22=s22, s12=s12, det=det, ntk=ntk, coincide=coincide, inputs=None, **lows
         )
 
     def nonlinearity(self, p: Block, layer: Nonlinearity) -> Block:
@@ -268,7 +297,9 @@ class Float64Ops:
         if ntk is not None:
             ntk = np.zeros_like(ntk) if layer.zero_ntk else ntk * kdot
         det = _activation_det(p, act, k11, k22, k12)
-        return replace(p, s11=k11, s22=k22, s12=k12, det=det, ntk=ntk, inputs=None)
+        aff = affine_diag(act)
+        lows = {"lo11": None, "lo22": None} if aff is None else p.affine(*aff, k11, k22)
+        return replace(p, s11=k11, s22=k22, s12=k12, det=det, ntk=ntk, inputs=None, **lows)
 
     def layer_norm(self, p: Block, layer: LayerNorm) -> Block:
         """Every entry divided by the square roots of its two (eps-shifted) variances."""
@@ -279,7 +310,9 @@ class Float64Ops:
             det = None if p.det is None else p.det / (p1[:, None] * p2[None, :])
             ntk = None if p.ntk is None else p.ntk / scale
             s11, s22 = p.s11 / p1, p.s22 / p2
-        return replace(p, s11=s11, s22=s22, s12=s12, det=det, ntk=ntk, inputs=None)
+        return replace(
+            p, s11=s11, s22=s22, s12=s12, det=det, ntk=ntk, inputs=None, lo11=None, lo22=None
+        )
 
     def dropout(self, p: Block, layer: Dropout) -> Block:
         """Variances over ``rate``; the diagonal of ``K(X, X)`` too (see the module docstring).
@@ -296,7 +329,10 @@ class Float64Ops:
             det = (f * f) * p.det + (f * f - 1.0) * p.s12 * p.s12
             det[diag] = (f * f) * p.det[diag]
         s11, s22 = f * p.s11, f * p.s22
-        return replace(p, s11=s11, s22=s22, s12=s12, det=det, ntk=ntk, coincide=p.coincide & diag)
+        lows = p.affine(f, 0.0, s11, s22)
+        return replace(
+            p, s11=s11, s22=s22, s12=s12, det=det, ntk=ntk, coincide=p.coincide & diag, **lows
+        )
 
     def fan_in_sum(self, ps: Sequence[Block]) -> Block:
         """The sum of independent branches: every block summed, the determinant by :func:`_sum`."""
@@ -315,21 +351,19 @@ def _scaled(b: Block, c: float) -> Block:
     """A branch's block times ``c > 0``: covariances and NTK times ``c``, ``det`` times ``c^2``."""
     det = None if b.det is None else (c * c) * b.det
     ntk = None if b.ntk is None else c * b.ntk
-    return replace(b, s11=c * b.s11, s22=c * b.s22, s12=c * b.s12, det=det, ntk=ntk, inputs=None)
+    s11, s22 = c * b.s11, c * b.s22
+    lows = b.affine(c, 0.0, s11, s22)
+    return replace(b, s11=s11, s22=s22, s12=c * b.s12, det=det, ntk=ntk, inputs=None, **lows)
 
 
 def _root_gap(b: Block) -> np.ndarray:
-    """``sqrt(s11) - sqrt(s22)`` per pair as ``(s11 - s22) / (sqrt(s11) + sqrt(s22))``.
+    """``sqrt(s11) - sqrt(s22)`` per pair from the variances' difference in double-double.
 
-    The difference of two nearly equal variances is exact; that of their rounded roots is
-    not (2.8e-8 off against 1.1e-9 for a pair 1e-8 apart after a biased ReLU layer). 0
-    where both variances are 0.
+    The difference of the rounded roots is 2.8e-8 off for a pair 1e-8 apart after a
+    biased ReLU layer; that of the rounded variances 1.1e-9 (their rounding); that of the
+    double-double variances is exact to rounding.
     """
-    r1, r2 = np.sqrt(b.s11)[:, None], np.sqrt(b.s22)[None, :]
-    total = r1 + r2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        u = (b.s11[:, None] - b.s22[None, :]) / total
-    return np.where(total > 0.0, u, 0.0)
+    return variance_dd.root_gap(b.s11, b.lows()[0], b.s22, b.lows()[1])
 
 
 def _gap(b: Block, det: np.ndarray) -> np.ndarray:
@@ -344,18 +378,9 @@ def _gap(b: Block, det: np.ndarray) -> np.ndarray:
 
 
 def _cross_gap(a: Block, b: Block) -> np.ndarray:
-    """``sqrt(a11 b22) - sqrt(a22 b11)`` per pair, as :func:`_root_gap` forms one branch's.
-
-    The squares' difference (formed in double-double) over the roots' sum: the rounded
-    roots' difference loses the digits a near-parallel pair's determinant needs. 0 where
-    both products are 0.
-    """
-    p, q = np.outer(a.s11, b.s22), np.outer(b.s11, a.s22)
-    total = np.sqrt(p) + np.sqrt(q)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        u = product_difference(a.s11[:, None], b.s22[None, :], b.s11[:, None], a.s22[None, :])
-        u = u / total
-    return np.where(total > 0.0, u, 0.0)
+    """``sqrt(a11 b22) - sqrt(a22 b11)`` per pair from the products' difference (double-double)."""
+    (al11, al22), (bl11, bl22) = a.lows(), b.lows()
+    return variance_dd.cross_gap((a.s11, al11, a.s22, al22), (b.s11, bl11, b.s22, bl22))
 
 
 def _sum(a: Block, b: Block) -> Block:
@@ -384,4 +409,11 @@ def _sum(a: Block, b: Block) -> Block:
         )
         det = np.maximum(a.det + b.det + cross, 0.0)
         det[coincide] = 0.0
-    return replace(a, s11=s11, s22=s22, s12=s12, det=det, ntk=ntk, coincide=coincide, inputs=None)
+    (al11, al22), (bl11, bl22) = a.lows(), b.lows()
+    lows = {
+        "lo11": variance_dd.sum_lo(a.s11, al11, b.s11, bl11),
+        "lo22": variance_dd.sum_lo(a.s22, al22, b.s22, bl22),
+    }
+    return replace(
+        a, s11=s11, s22=s22, s12=s12, det=det, ntk=ntk, coincide=coincide, inputs=None, **lows
+    )

@@ -1,0 +1,111 @@
+"""Each input's variance as a double-double ``hi + lo`` along the float64 layer maps.
+
+A determinant with a bias reads the roots' gap ``sqrt(S11) - sqrt(S22)`` of a pair, and a
+sum of branches ``sqrt(a11 b22) - sqrt(a22 b11)``. For a pair 1e-8 apart these are 1e-8 of
+the variances, so the variances' own rounding (``eps`` each, independent) costs them 1e-8
+of their digits: ``(S11 - S22)`` of the rounded variances is exact, but it is the wrong
+difference. Each variance therefore keeps the part ``lo`` that its rounding lost, where a
+layer can say what it is:
+
+* the inputs' ``|x|^2`` by a compensated sum of error-free squares (Ogita, Rump & Oishi
+  2005, "Accurate sum and dot product", Dot2);
+* ``Sigma -> w2 Sigma + b2`` (Dense, Dropout, a branch's weight in a concatenation) and an
+  activation whose diagonal map is affine in ``Sigma`` (the piecewise-linear family,
+  ``sign``, any ``a f(b u) + c`` of them) by error-free products and sums (Dekker 1971,
+  Knuth's TwoSum);
+* a sum of branches, by TwoSum.
+
+Anywhere else (a diagonal map that is not affine, ``LayerNorm`` with ``eps > 0``) ``lo`` is
+0: the variance is as accurate as its float64 rounding, as before. ``hi`` is always the
+float64 value the layer maps computed, so every other result keeps its bits.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ntksym.dual.covariance import product_difference, two_product
+
+__all__ = [
+    "affine_lo",
+    "cross_gap",
+    "root_gap",
+    "squared_norms_lo",
+    "sum_lo",
+    "two_sum",
+]
+
+
+def two_sum(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Knuth's error-free sum: ``a + b = s + t`` exactly (barring overflow)."""
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+def squared_norms_lo(X: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """``|x_i|^2 - hi_i`` for each row, to about ``eps^2 |x_i|^2`` (Dot2, one column at a time).
+
+    ``hi`` is the rounded squared norm the caller uses (any float64 near the true one).
+    """
+    s = np.zeros(X.shape[0])
+    c = np.zeros(X.shape[0])
+    with np.errstate(all="ignore"):  # (the split overflows beyond 1e150: lo is 0 there)
+        for k in range(X.shape[1]):
+            p, e = two_product(X[:, k], X[:, k])
+            s, t = two_sum(s, p)
+            c += t + e
+        out = (s - hi) + c
+    return np.where(np.isfinite(out), out, 0.0)
+
+
+def affine_lo(hi: np.ndarray, lo: np.ndarray, a: float, d: float, out_hi: np.ndarray) -> np.ndarray:
+    """The low part of ``a (hi + lo) + d`` whose rounded value the caller holds as ``out_hi``.
+
+    ``a hi = p + e`` and ``p + d = s + t`` exactly, so the value is ``s + (t + e + a lo)``
+    and its low part against ``out_hi`` is ``(s - out_hi) + t + e + a lo`` (``s - out_hi``
+    is exact when both round the same value). ``out_hi`` may be 0 where the true value is
+    (``a = 0``, ``d = 0``).
+    """
+    with np.errstate(all="ignore"):  # (the split overflows beyond 1e300: lo is 0 there)
+        p, e = two_product(np.full_like(hi, a), hi)
+        s, t = two_sum(p, np.full_like(p, d))
+        out = (s - out_hi) + (t + (e + a * lo))
+    return np.where(np.isfinite(out), out, 0.0)
+
+
+def sum_lo(a_hi: np.ndarray, a_lo: np.ndarray, b_hi: np.ndarray, b_lo: np.ndarray) -> np.ndarray:
+    """The low part of ``(a_hi + a_lo) + (b_hi + b_lo)`` against ``a_hi + b_hi`` rounded."""
+    return two_sum(a_hi, b_hi)[1] + (a_lo + b_lo)
+
+
+def root_gap(s11: np.ndarray, lo11: np.ndarray, s22: np.ndarray, lo22: np.ndarray) -> np.ndarray:
+    """``sqrt(S11) - sqrt(S22)`` per pair (rows ``S11``, columns ``S22``, double-double).
+
+    The variances' difference over the sum of their roots; 0 where both are 0.
+    """
+    r1, r2 = np.sqrt(s11)[:, None], np.sqrt(s22)[None, :]
+    total = r1 + r2
+    diff = (s11[:, None] - s22[None, :]) + (lo11[:, None] - lo22[None, :])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = diff / total
+    return np.where(total > 0.0, u, 0.0)
+
+
+def cross_gap(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...]) -> np.ndarray:
+    """``sqrt(a11 b22) - sqrt(a22 b11)`` per pair for two branches ``(s11, lo11, s22, lo22)``.
+
+    The products' difference (double-double, with the low parts' first-order terms) over
+    the sum of their roots; 0 where both products are 0.
+    """
+    a11, al11, a22, al22 = a
+    b11, bl11, b22, bl22 = b
+    p, q = np.outer(a11, b22), np.outer(b11, a22)
+    total = np.sqrt(p) + np.sqrt(q)
+    diff = product_difference(a11[:, None], b22[None, :], b11[:, None], a22[None, :])
+    diff += (np.outer(a11, bl22) + np.outer(al11, b22)) - (
+        np.outer(b11, al22) + np.outer(bl11, a22)
+    )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        u = diff / total
+    return np.where(total > 0.0, u, 0.0)
