@@ -184,3 +184,17 @@ def test_referee_says_when_its_digits_cannot_resolve_a_pair():
     ((nngp, ntk),) = stax.reference_kernels(net, X, dps=50)
     got = net.kernel_fn(X, backend="layers")
     assert np.max(np.abs(got.ntk - ntk) / np.abs(ntk)) <= 1e-13
+
+
+def test_an_indefinite_covariance_is_its_own_error():
+    """The referee tells its own singular covariance from other bad input by the class
+    (an InputError still, for callers that catch those), not by the message."""
+    from ntksym.errors import IndefiniteCovarianceError
+    from ntksym.reference import convert
+
+    with pytest.raises(IndefiniteCovarianceError, match="not positive semidefinite"):
+        convert.covariance(1.0, 1.0 + 1e-6, 1.0)
+    assert issubclass(IndefiniteCovarianceError, InputError)
+    with pytest.raises(InputError) as info:
+        convert.covariance(-1.0, 0.0, 1.0)
+    assert not isinstance(info.value, IndefiniteCovarianceError)

@@ -13,6 +13,7 @@ __all__ = [
     "UnsafeExpressionError",
     "InputError",
     "NonFiniteError",
+    "IndefiniteCovarianceError",
     "NoClosedFormError",
     "QuadratureError",
     "GeneratedFileError",
@@ -40,6 +41,10 @@ class InputError(NTKSymError, ValueError):
 
 class NonFiniteError(InputError):
     """A covariance that is not a finite number, or too large to square (an overflow)."""
+
+
+class IndefiniteCovarianceError(InputError):
+    """A 2x2 covariance whose determinant is negative beyond rounding (not PSD)."""
 
 
 class NoClosedFormError(NTKSymError, NotImplementedError):

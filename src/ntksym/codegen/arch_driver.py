@@ -30,6 +30,7 @@ from ntksym.codegen.arch_quad import quad_tables as _quad_tables
 from ntksym.codegen.arch_runtime import NSTATES, OUTPUT, PROGRAM_F, PROGRAM_I, QUAD, TAU
 from ntksym.codegen.arch_runtime import block as _block
 from ntksym.codegen.arch_runtime import diag_rows as _diag_rows
+from ntksym.codegen.arch_runtime import norms_lo as _norms_lo
 from ntksym.codegen.runtime.numba_mirror import mirror as _mirror
 
 __all__ = ["compute"]
@@ -72,21 +73,23 @@ def _fused(PI, PF, out, G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, QC1, QF1, Q
                 pass
 
 
-def _diags(sq, n0f, ntk):
-    """(V, R, QC, QF): each input's variance and its root at every state, and the Mehler
-    tables of the steps of kind 6 (``_quad_tables``), taken where the walk reaches them."""
-    V = numpy.empty((NSTATES, sq.shape[0]))
-    R = numpy.empty_like(V)
+def _diags(sq, sql, n0f, ntk):
+    """(V, R, QC, QF): each input's variance (rows 0..NSTATES-1 of V) and its low part
+    (rows NSTATES..: 0 after a step of kind 6) and root (R) at every state, and the Mehler
+    tables of the steps of kind 6 (``_quad_tables``), taken where the walk reaches them.
+    sql: the low parts of the squared norms sq (``_norms_lo``)."""
+    V = numpy.zeros((2 * NSTATES, sq.shape[0]))
+    R = numpy.empty((NSTATES, sq.shape[0]))
     tables = []
     s0 = 0
     for st in numpy.flatnonzero(PROGRAM_I[:, 0] == 6):
-        _diag_rows(PROGRAM_I, PROGRAM_F, sq, n0f, V, R, s0, st)
+        _diag_rows(PROGRAM_I, PROGRAM_F, sq, sql, n0f, V, R, s0, st)
         k, a, act = PROGRAM_I[st, 1], PROGRAM_I[st, 2], PROGRAM_I[st, 4]
         V[k], C, F = _quad_tables(V[a], QUAD[act], ntk and PROGRAM_I[st, 7] == 0)
         R[k] = numpy.sqrt(V[k])
         tables.append((C, F))
         s0 = st + 1
-    _diag_rows(PROGRAM_I, PROGRAM_F, sq, n0f, V, R, s0, PROGRAM_I.shape[0])
+    _diag_rows(PROGRAM_I, PROGRAM_F, sq, sql, n0f, V, R, s0, PROGRAM_I.shape[0])
     if not tables:
         return V, R, numpy.zeros((0, 2, 1, 1)), numpy.zeros((0, 2, 1, 1))
     return V, R, numpy.stack([t[0] for t in tables]), numpy.stack([t[1] for t in tables])
@@ -121,8 +124,8 @@ def _compute(X1, X2, ntk=True, tau=TAU, counts=None, out=(None, None)):
         _same_rows(X1, X2, G, sq1, sq2)
     a1 = numpy.sqrt(sq1)
     a2 = a1 if sym else numpy.sqrt(sq2)
-    diag1 = _diags(sq1, n0f, ntk)
-    diag2 = diag1 if sym else _diags(sq2, n0f, ntk)
+    diag1 = _diags(sq1, _norms_lo(X1, sq1), n0f, ntk)
+    diag2 = diag1 if sym else _diags(sq2, _norms_lo(X2, sq2), n0f, ntk)
     K = G
     T = (numpy.empty_like(G) if out[1] is None else out[1]) if ntk else G
     if sym:

@@ -4,6 +4,8 @@ Two regions copied into each fused module (:mod:`ntksym.codegen.architecture`) b
 those of :mod:`ntksym.codegen.arch_runtime`:
 
 * ``pair_helpers``: an accurate determinant by subtraction (``_cdet``, exact products by FMA),
+  each input's variance in double-double (``_norms_lo``, ``_affine_lo``, ``_sum_lo``) and the
+  roots' gaps it gives (``_rgap``, ``_xgap``),
   the gap ``sqrt(S11 S22) - S12`` without cancellation (``_gap``), a carried determinant
   or its fallback (``_fin``) and ``log1p`` of small arguments without a call
   (``_log1p_near``);
@@ -25,6 +27,7 @@ This module runs on its own with the stand-in below, so that it can be linted an
 import math
 
 import numba
+import numpy
 
 
 @numba.njit(cache=True, error_model="numpy")
@@ -77,21 +80,66 @@ def _gap(m, s, d):
 
 
 @numba.njit(cache=True, error_model="numpy", forceinline=True, fastmath={"contract"})
-def _rgap(v1, v2, r1, r2):
-    """sqrt(v1) - sqrt(v2) (r = sqrt(v)) as (v1 - v2) / (r1 + r2): the difference of nearly
-    equal variances is exact, that of their rounded roots is not; 0 when both are 0."""
+def _rgap(v1, l1, v2, l2, r1, r2):
+    """sqrt(v1) - sqrt(v2) (r = sqrt(v); l: the variance's low part, v + l in
+    double-double) as the variances' difference over r1 + r2: the rounded roots'
+    difference, or the rounded variances', would lose the digits of a pair 1e-8 apart;
+    0 when both are 0."""
     t = r1 + r2
-    return (v1 - v2) / t if t > 0.0 else 0.0
+    return ((v1 - v2) + (l1 - l2)) / t if t > 0.0 else 0.0
 
 
 @numba.njit(cache=True, error_model="numpy", forceinline=True, fastmath={"contract"})
-def _xgap(a1, b2, b1, a2):
-    """sqrt(a1 b2) - sqrt(b1 a2) as (a1 b2 - b1 a2) / (sqrt(a1 b2) + sqrt(b1 a2)), both
-    products carried in double-double (the sum of branches' cross term); 0 when both are 0."""
+def _xgap(a1, al1, b2, bl2, b1, bl1, a2, al2):
+    """sqrt(a1 b2) - sqrt(b1 a2) (the sum of branches' cross term; al1 ...: the variances'
+    low parts) as the products' difference in double-double over the sum of their
+    roots; 0 when both are 0."""
     p1, e1 = _two_prod(a1, b2)
     p2, e2 = _two_prod(b1, a2)
     t = math.sqrt(p1) + math.sqrt(p2)
-    return ((p1 - p2) + (e1 - e2)) / t if t > 0.0 else 0.0
+    lo = (a1 * bl2 + al1 * b2) - (b1 * al2 + bl1 * a2)
+    return ((p1 - p2) + ((e1 - e2) + lo)) / t if t > 0.0 else 0.0
+
+
+@numba.njit(cache=True, error_model="numpy", forceinline=True, fastmath={"contract"})
+def _two_sum(a, b):
+    """a + b = s + t exactly (Knuth's TwoSum)."""
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+@numba.njit(cache=True, error_model="numpy", forceinline=True, fastmath={"contract"})
+def _affine_lo(h, lo, a, d, out):
+    """The low part of a (h + lo) + d (a variance in double-double through an affine map)
+    against its rounded value out; 0 where it is not finite."""
+    p, e = _two_prod(a, h)
+    s, t = _two_sum(p, d)
+    r = (s - out) + (t + (e + a * lo))
+    return r if abs(r) < math.inf else 0.0
+
+
+@numba.njit(cache=True, error_model="numpy", forceinline=True, fastmath={"contract"})
+def _sum_lo(va, la, vb, lb):
+    """The low part of (va + la) + (vb + lb) against va + vb rounded."""
+    return _two_sum(va, vb)[1] + (la + lb)
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _norms_lo(X, sq):
+    """|x_i|^2 - sq_i for each row (Dot2 of Ogita, Rump and Oishi: the error-free squares
+    summed with TwoSum), to about eps^2 |x_i|^2; 0 where it is not finite."""
+    out = numpy.empty(X.shape[0])
+    for i in range(X.shape[0]):
+        s = 0.0
+        c = 0.0
+        for k in range(X.shape[1]):
+            p, e = _two_prod(X[i, k], X[i, k])
+            s, t = _two_sum(s, p)
+            c += t + e
+        r = (s - sq[i]) + c
+        out[i] = r if abs(r) < math.inf else 0.0
+    return out
 
 
 @numba.njit(cache=True, error_model="numpy", forceinline=True, fastmath={"contract"})

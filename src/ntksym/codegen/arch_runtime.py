@@ -46,7 +46,7 @@ from ntksym.codegen.arch_quad import quad as _quad
 
 NSTATES = 1
 PROGRAM_I = numpy.array([[0, 0, -1, -1, -1, 0, 1, 0, -1]], dtype=numpy.int64)
-PROGRAM_F = numpy.array([[1.0, 0.0, 1.0, 0.0, 0.0]])
+PROGRAM_F = numpy.array([[1.0, 0.0, 1.0, 0.0, 0.0, math.nan, math.nan]])
 OUTPUT = 0
 QUAD = ()  # (sigma, sigma') of each activation without a closed form, NumPy
 
@@ -68,7 +68,7 @@ def _act_diag(act, v):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _act_step(act, S, D, T, a, k, m, va, ra, vk, rk, VB, RB, VK, RK, CO, det, zero):
+def _act_step(act, S, D, T, a, k, m, va, ra, vk, rk, VB, RB, VK, RK, la, LB, CO, det, zero):
     # stand-in for the generated dispatcher: the identity (S, D, T pass unchanged)
     for q in range(m):
         S[k, q] = S[a, q]
@@ -77,7 +77,7 @@ def _act_step(act, S, D, T, a, k, m, va, ra, vk, rk, VB, RB, VK, RK, CO, det, ze
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _act_plain(act, S, D, T, a, k, m, va, ra, vk, rk, VB, RB, VK, RK, CO, zero, tau):
+def _act_plain(act, S, D, T, a, k, m, va, ra, vk, rk, VB, RB, VK, RK, la, LB, CO, zero, tau):
     # stand-in for the generated dispatcher: the identity, where 1 - rho^2 > tau
     ok = True
     for q in range(m):
@@ -104,13 +104,31 @@ def _gap(m, s, d):
 
 
 @numba.njit(cache=True, error_model="numpy", forceinline=True, fastmath={"contract"})
-def _rgap(v1, v2, r1, r2):
+def _rgap(v1, l1, v2, l2, r1, r2):
     # stand-in for region pair_helpers of arch_pairs.py: by subtraction
     return r1 - r2
 
 
 @numba.njit(cache=True, error_model="numpy", forceinline=True, fastmath={"contract"})
-def _xgap(a1, b2, b1, a2):
+def _affine_lo(h, lo, a, d, out):
+    # stand-in for region pair_helpers of arch_pairs.py: no low parts
+    return 0.0
+
+
+@numba.njit(cache=True, error_model="numpy", forceinline=True, fastmath={"contract"})
+def _sum_lo(va, la, vb, lb):
+    # stand-in for region pair_helpers of arch_pairs.py: no low parts
+    return 0.0
+
+
+@numba.njit(cache=True, nogil=True, error_model="numpy")
+def _norms_lo(X, sq):
+    # stand-in for region pair_helpers of arch_pairs.py: no low parts
+    return numpy.zeros(X.shape[0])
+
+
+@numba.njit(cache=True, error_model="numpy", forceinline=True, fastmath={"contract"})
+def _xgap(a1, al1, b2, bl2, b1, bl1, a2, al2):
     # stand-in for region pair_helpers of arch_pairs.py: by subtraction
     return math.sqrt(a1 * b2) - math.sqrt(b1 * a2)
 
@@ -135,24 +153,35 @@ def _prep(i, c0, c1, G, a1, a2, sq1, sq2, X1, X2, DX, DN, OM, CO):
 
 # region steps
 @numba.njit(cache=True, nogil=True, error_model="numpy")
-def _diag_rows(PI, PF, sq, n0f, V, R, s0, s1):
-    """Each input's variance (V[k, i]) and its square root (R) at the states of steps
-    s0..s1-1 (none of kind 6: those are _diags')."""
+def _diag_rows(PI, PF, sq, sql, n0f, V, R, s0, s1):
+    """Each input's variance (V[k, i]), its low part (V[ns + k, i], ns states: the
+    variance in double-double where the maps that led to it are affine, else 0) and its
+    square root (R) at the states of steps s0..s1-1 (none of kind 6: those are _diags').
+    sql: the low parts of the squared norms sq."""
+    ns = PI.shape[0]
     for st in range(s0, s1):
         kind, k, a, b, act = PI[st, 0], PI[st, 1], PI[st, 2], PI[st, 3], PI[st, 4]
-        w2, b2, eps = PF[st, 0], PF[st, 1], PF[st, 4]
+        w2, b2, eps, da, dd = PF[st, 0], PF[st, 1], PF[st, 4], PF[st, 5], PF[st, 6]
         for i in range(sq.shape[0]):
             if kind == 0:
-                v = w2 / n0f * sq[i] + b2
+                c = w2 / n0f
+                v = c * sq[i] + b2
+                lo = _affine_lo(sq[i], sql[i], c, b2, v)
             elif kind == 1 or kind == 5:  # (a Dropout: w2 = 1 / rate, b2 = 0)
                 v = w2 * V[a, i] + b2
+                lo = _affine_lo(V[a, i], V[ns + a, i], w2, b2, v)
             elif kind == 2:
                 v = _act_diag(act, V[a, i])
+                # (da, dd: E[sigma(u)^2] = da S + dd, NaN where it is not affine)
+                lo = _affine_lo(V[a, i], V[ns + a, i], da, dd, v) if da == da else 0.0
             elif kind == 3:
                 v = V[a, i] / (eps + V[a, i])
+                lo = 0.0
             else:
                 v = V[a, i] + V[b, i]
+                lo = _sum_lo(V[a, i], V[ns + a, i], V[b, i], V[ns + b, i])
             V[k, i] = v
+            V[ns + k, i] = lo
             R[k, i] = math.sqrt(v)
 
 
@@ -180,10 +209,11 @@ def _input(S, D, T, k, m, g, c, B2, nw, bias, standard, n0f, DX, DN, OM, det, nt
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _dense(S, D, T, a, k, m, W2, B2, nw, bias, standard, va, ra, VB, RB, CO, det, ntk):
+def _dense(S, D, T, a, k, m, W2, B2, nw, bias, standard, va, ra, VB, RB, la, LB, CO, det, ntk):
     """A Dense layer: S12 -> W2 S12 + B2, D -> W2^2 D + W2 B2 ((R11 - R22)^2 + 2 gap),
     Theta -> W2 Theta + S12' (NTK) or W2 Theta + n_in S12 + [bias] (standard); the roots'
-    gap R11 - R22 from the variances' difference (_rgap)."""
+    gap R11 - R22 from the variances' difference in double-double (_rgap; la, LB: the
+    low parts)."""
     for q in range(m):
         S[k, q] = W2 * S[a, q] + B2
     if det and B2 == 0.0:
@@ -194,7 +224,7 @@ def _dense(S, D, T, a, k, m, W2, B2, nw, bias, standard, va, ra, VB, RB, CO, det
         wb = W2 * B2
         for q in range(m):
             gap = _gap(ra * RB[q], S[a, q], D[a, q])
-            d = w4 * D[a, q] + wb * (_rgap(va, VB[q], ra, RB[q]) ** 2 + 2.0 * gap)
+            d = w4 * D[a, q] + wb * (_rgap(va, la, VB[q], LB[q], ra, RB[q]) ** 2 + 2.0 * gap)
             D[k, q] = _sel(CO[q], 0.0, d)
     if ntk and standard:
         for q in range(m):
@@ -218,10 +248,11 @@ def _norm(S, D, T, a, k, m, eps, va, VB, det, ntk):
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _sum(S, D, T, a, b, k, m, va, vb, ra, rb, VA, VB, RA, RB, CO, det, ntk):
-    """The sum of two independent branches a and b (va, ra: the row's variances and roots
-    at a and b; VA, RA, VB, RB the columns'): everything summed, the determinant as
-    D_a + D_b + a cross term formed from the two gaps where both covariances are > 0."""
+def _sum(S, D, T, a, b, k, m, va, vb, ra, rb, VA, VB, RA, RB, la, lb, LA, LB, CO, det, ntk):
+    """The sum of two independent branches a and b (va, ra, la: the row's variances, roots
+    and variances' low parts at a and b; VA, RA, LA, VB, RB, LB the columns'): everything
+    summed, the determinant as D_a + D_b + a cross term formed from the two gaps where
+    both covariances are > 0."""
     for q in range(m):
         S[k, q] = S[a, q] + S[b, q]
     if det:
@@ -230,7 +261,7 @@ def _sum(S, D, T, a, b, k, m, va, vb, ra, rb, VA, VB, RA, RB, CO, det, ntk):
             mb = rb * RB[q]
             ga = _gap(ma, S[a, q], D[a, q])
             gb = _gap(mb, S[b, q], D[b, q])
-            xa = _xgap(va, VB[q], vb, VA[q])
+            xa = _xgap(va, la, VB[q], LB[q], vb, lb, VA[q], LA[q])
             near = (S[a, q] > 0.0) & (S[b, q] > 0.0)
             gaps = xa * xa + 2.0 * ma * gb + 2.0 * mb * ga - 2.0 * ga * gb
             direct = va * VB[q] + vb * VA[q] - 2.0 * S[a, q] * S[b, q]
@@ -288,7 +319,8 @@ def _run_steps(PI, PF, i, c0, c1, G, V1, R1, V2, R2, QC1, QF1, QC2, QF2, n0f, S,
     """
     m = c1 - c0
     plain = tau >= 0.0
-    for st in range(PI.shape[0]):
+    ns = PI.shape[0]  # (V1[ns + a]: the variances' low parts at state a, _diag_rows)
+    for st in range(ns):
         kind, k, a, b = PI[st, 0], PI[st, 1], PI[st, 2], PI[st, 3]
         std = PI[st, 5] != 0
         det = PI[st, 6] == 1 and not plain
@@ -299,15 +331,18 @@ def _run_steps(PI, PF, i, c0, c1, G, V1, R1, V2, R2, QC1, QF1, QC2, QF2, n0f, S,
             _input(S, D, T, k, m, g, c, b2, n0f / nw, bias, std, n0f, DX, DN, OM, det, ntk)
         elif kind == 1:
             row, cols = (V1[a, i], R1[a, i]), (V2[a, c0:c1], R2[a, c0:c1])
-            _dense(S, D, T, a, k, m, w2, b2, nw, bias, std, *row, *cols, CO, det, ntk)
+            lows = (V1[ns + a, i], V2[ns + a, c0:c1])
+            _dense(S, D, T, a, k, m, w2, b2, nw, bias, std, *row, *cols, *lows, CO, det, ntk)
         elif kind == 2:
-            VB, RB, VK, RK = V2[a, c0:c1], R2[a, c0:c1], V2[k, c0:c1], R2[k, c0:c1]
             row = (V1[a, i], R1[a, i], V1[k, i], R1[k, i])
+            # the columns' variances and roots at a and k, then the low parts at a
+            cols = (V2[a, c0:c1], R2[a, c0:c1], V2[k, c0:c1], R2[k, c0:c1], V1[ns + a, i],
+                    V2[ns + a, c0:c1])
             zero = PI[st, 7] != 0
             how = PI[st, 6]  # (the activation's own reading: 2 is guarded)
             if not plain:
-                _act_step(PI[st, 4], S, D, T, a, k, m, *row, VB, RB, VK, RK, CO, how, zero)
-            elif not _act_plain(PI[st, 4], S, D, T, a, k, m, *row, VB, RB, VK, RK, CO, zero, tau):
+                _act_step(PI[st, 4], S, D, T, a, k, m, *row, *cols, CO, how, zero)
+            elif not _act_plain(PI[st, 4], S, D, T, a, k, m, *row, *cols, CO, zero, tau):
                 return False
         elif kind == 3:
             _norm(S, D, T, a, k, m, PF[st, 4], V1[a, i], V2[a, c0:c1], det, ntk)
@@ -321,7 +356,8 @@ def _run_steps(PI, PF, i, c0, c1, G, V1, R1, V2, R2, QC1, QF1, QC2, QF2, n0f, S,
         else:
             row = (V1[a, i], V1[b, i], R1[a, i], R1[b, i])
             cols = (V2[a, c0:c1], V2[b, c0:c1], R2[a, c0:c1], R2[b, c0:c1])
-            _sum(S, D, T, a, b, k, m, *row, *cols, CO, det, ntk)
+            lows = (V1[ns + a, i], V1[ns + b, i], V2[ns + a, c0:c1], V2[ns + b, c0:c1])
+            _sum(S, D, T, a, b, k, m, *row, *cols, *lows, CO, det, ntk)
     return True
     # endregion steps
 
@@ -384,3 +420,4 @@ def _block(PI, PF, out, i0, i1, G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, QC1
 #: Public names of the entry points that ``arch_driver`` calls (it runs on its own too).
 block = _block
 diag_rows = _diag_rows
+norms_lo = _norms_lo

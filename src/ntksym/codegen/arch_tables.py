@@ -15,6 +15,7 @@ coefficients, :mod:`ntksym.codegen.arch_quad`).
 from __future__ import annotations
 
 from ntksym.codegen.arch_program import Program, Step
+from ntksym.codegen.spec import affine_diag
 
 __all__ = ["FLOAT_COLUMNS", "INT_COLUMNS", "KINDS", "tables_source"]
 
@@ -23,8 +24,10 @@ KINDS = ("input_dense", "dense", "act", "layer_norm", "sum", "dropout", "quad")
 #: The integer columns of the program table.
 INT_COLUMNS = ("kind", "out", "a", "b", "act", "standard", "det", "zero_ntk", "slot")
 #: The float columns of the program table (``width`` is ``s_in`` on the inputs; ``w2`` is
-#: ``1 / rate`` for a Dropout).
-FLOAT_COLUMNS = ("w2", "b2", "width", "bias", "eps")
+#: ``1 / rate`` for a Dropout; ``diag_a``, ``diag_d``: an activation's ``E[sigma(u)^2] =
+#: diag_a S + diag_d`` where it is affine in ``S``, NaN elsewhere, for the variances' low
+#: parts, :func:`ntksym.codegen.spec.affine_diag`).
+FLOAT_COLUMNS = ("w2", "b2", "width", "bias", "eps", "diag_a", "diag_d")
 
 _IND = "    "
 
@@ -43,16 +46,18 @@ def _int_row(step: Step, prog: Program, slot: int) -> list[int]:
     return [kind, step.out, a, b, step.act, int(step.standard), how, int(step.zero_ntk), slot]
 
 
-def _float_row(step: Step) -> list[str]:
+def _float_row(step: Step, prog: Program) -> list[str]:
     width = float(step.s_in) if step.kind == "input_dense" else (step.width or 0.0)
-    return [_f(step.w2), _f(step.b2), _f(width), "1.0" if step.bias else "0.0", _f(step.eps)]
+    aff = affine_diag(prog.specs[step.act].activation) if step.kind == "act" else None
+    diag = ["math.nan", "math.nan"] if aff is None else [_f(aff[0]), _f(aff[1])]
+    return [_f(step.w2), _f(step.b2), _f(width), "1.0" if step.bias else "0.0", _f(step.eps)] + diag
 
 
 def tables_source(prog: Program) -> str:
     """``NSTATES``, ``OUTPUT`` and the tables ``PROGRAM_I``, ``PROGRAM_F`` as module code."""
     quad = [s.out for s in prog.steps if s.kind == "quad"]
     ints = [_int_row(s, prog, quad.index(s.out) if s.out in quad else -1) for s in prog.steps]
-    floats = [_float_row(s) for s in prog.steps]
+    floats = [_float_row(s, prog) for s in prog.steps]
     lines = [f"NSTATES = {len(prog.steps)}", f"OUTPUT = {prog.output}"]
     # whether some pairs may come out as NaN, to be computed again by the layer maps
     lines.append(f"GUARDED = {any(s.guard for s in prog.steps) or bool(quad)}")

@@ -157,7 +157,7 @@ def _det_near_code() -> str:
 #: loads them and compiles nothing; caching every callee too cost about 2 s of the cold
 #: first call of ``mixed`` (45 functions serialised and indexed; docs/performance.md,
 #: branch compile3).
-_ENTRY_POINTS = ("_block", "_diag_rows", "_mirror")
+_ENTRY_POINTS = ("_block", "_diag_rows", "_mirror", "_norms_lo")
 _CACHED = re.compile(r"^@numba\.njit\(cache=True, (.*)\)\n(?=def (\w+)\()", re.M)
 
 

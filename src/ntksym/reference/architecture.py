@@ -27,7 +27,7 @@ from ntksym.architecture.description import (
     as_description,
 )
 from ntksym.architecture.walk import Meta, Walker, check
-from ntksym.errors import InputError
+from ntksym.errors import IndefiniteCovarianceError, InputError
 from ntksym.reference.convert import GUARD_DIGITS, check_dps, check_method, to_float
 from ntksym.reference.duals import dual
 
@@ -71,9 +71,7 @@ class MpmathOps:
                     derivative=derivative,
                     method=self.method,
                 )
-            except InputError as exc:
-                if "positive semidefinite" not in str(exc):
-                    raise
+            except IndefiniteCovarianceError:
                 # the walk's own covariance, singular to within the digits asked for
                 raise InputError(
                     f"the referee at dps={self.dps} cannot resolve a pair of inputs at {layer}: "

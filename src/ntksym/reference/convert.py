@@ -11,7 +11,7 @@ import numpy as np
 import sympy as sp
 
 from ntksym.activations import Activation, get_activation
-from ntksym.errors import InputError, QuadratureError
+from ntksym.errors import IndefiniteCovarianceError, InputError, QuadratureError
 from ntksym.typing import ActivationLike
 
 __all__ = [
@@ -121,7 +121,7 @@ def covariance(s11: Any, s12: Any, s22: Any) -> tuple[Any, Any, Any, Any]:
         if -det <= scale * mpmath.mpf(10) ** (-(mp.dps - 2)):
             det = mpmath.mpf(0)
         else:
-            raise InputError(
+            raise IndefiniteCovarianceError(
                 "covariance [[s11, s12], [s12, s22]] is not positive semidefinite: "
                 f"s12^2 > s11*s22 (s11={s11!r}, s12={s12!r}, s22={s22!r})"
             )
