@@ -74,19 +74,20 @@ def _fused(PI, PF, out, G, a1, a2, sq1, sq2, X1, X2, V1, R1, V2, R2, QC1, QF1, Q
 
 
 def _diags(sq, sql, n0f, ntk):
-    """(V, R, QC, QF): each input's variance (rows 0..NSTATES-1 of V) and its low part
-    (rows NSTATES..: 0 after a step of kind 6) and root (R) at every state, and the Mehler
-    tables of the steps of kind 6 (``_quad_tables``), taken where the walk reaches them.
-    sql: the low parts of the squared norms sq (``_norms_lo``)."""
-    V = numpy.zeros((2 * NSTATES, sq.shape[0]))
-    R = numpy.empty((NSTATES, sq.shape[0]))
+    """(V, R, QC, QF): each input's variance (V[k, :n]), its low part (V[k, n:]; 0 after a
+    step of kind 6) and its root (R) at every state, and the Mehler tables of the steps of
+    kind 6 (``_quad_tables``), taken where the walk reaches them. sql: the low parts of
+    the squared norms sq (``_norms_lo``)."""
+    n = sq.shape[0]
+    V = numpy.zeros((NSTATES, 2 * n))
+    R = numpy.empty((NSTATES, n))
     tables = []
     s0 = 0
     for st in numpy.flatnonzero(PROGRAM_I[:, 0] == 6):
         _diag_rows(PROGRAM_I, PROGRAM_F, sq, sql, n0f, V, R, s0, st)
         k, a, act = PROGRAM_I[st, 1], PROGRAM_I[st, 2], PROGRAM_I[st, 4]
-        V[k], C, F = _quad_tables(V[a], QUAD[act], ntk and PROGRAM_I[st, 7] == 0)
-        R[k] = numpy.sqrt(V[k])
+        V[k, :n], C, F = _quad_tables(V[a, :n], QUAD[act], ntk and PROGRAM_I[st, 7] == 0)
+        R[k] = numpy.sqrt(V[k, :n])
         tables.append((C, F))
         s0 = st + 1
     _diag_rows(PROGRAM_I, PROGRAM_F, sq, sql, n0f, V, R, s0, PROGRAM_I.shape[0])

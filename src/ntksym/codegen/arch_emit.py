@@ -210,7 +210,7 @@ def _act_loop(
     """
     args = "va, VB[q], Sa[q], Da[q], vk, VK[q], 1.0, 0.0, ra, RB[q], rk, RK[q]"
     if gap:  # (the map takes the root gap U last)
-        args += ", _rgap(va, la, VB[q], LB[q], ra, RB[q])"
+        args += ", _rgap(va, la, VB[q], VB[off + q], ra, RB[q])"
     out = []
     n, total = hoisted[variant], _rows(hoisted)
     if n and hoisted.get(f"{variant}_near"):
@@ -240,8 +240,9 @@ def activation_step(prog: Program, m: int, pos: bool, hoisted: dict[str, int], g
     Args (of the generated function): the chunk arrays ``S``, ``D``, ``T``; the states
     ``a``, ``k``; the chunk's length ``m``; the row input's variances and roots at ``a``
     and ``k`` (``va, ra, vk, rk``) and the columns' (``VB, RB, VK, RK``); the low parts of
-    the row's and the columns' variances at ``a`` (``la``, ``LB``: the root gap's
-    double-double variances, ``arch_pairs._rgap``); ``CO`` (pairs
+    the row's and the columns' variances at ``a`` (``la``, and ``VB[off + q]``: ``VB`` is
+    the row of variances from the chunk's first column on, its low parts at ``off`` on;
+    the root gap's double-double variances, ``arch_pairs._rgap``); ``CO`` (pairs
     of one input twice); ``det`` (1: the input's determinant is carried in ``D[a]``; 0:
     it is formed by subtraction; 2: so formed, and guarded: each pair other than one
     input twice whose determinant is below ``NEAR S11 S22`` gets NaN, see
@@ -266,7 +267,8 @@ def activation_step(prog: Program, m: int, pos: bool, hoisted: dict[str, int], g
     """
     lines = [
         '@numba.njit(cache=True, error_model="numpy", fastmath={"contract"})',
-        f"def _a{m}_step(S, D, T, a, k, m, va, ra, vk, rk, VB, RB, VK, RK, la, LB, CO, det, zero):",
+        f"def _a{m}_step(S, D, T, a, k, m, va, ra, vk, rk, VB, RB, VK, RK, la, off, CO, det,"
+        " zero):",
         f'{_IND}"""Activation {m} from state a to state k on one chunk of a row."""',
         f"{_IND}Sa, Da, Ta, Sk, Dk, Tk = S[a], D[a], T[a], S[k], D[k], T[k]",
         f"{_IND}if det != 1:  # formed by subtraction, into the unused row of state a",
@@ -330,7 +332,7 @@ def plain_step(m: int, name: str, pos: bool, hoisted: dict[str, int], gap: bool)
     """
     lines = [
         '@numba.njit(cache=True, error_model="numpy", fastmath={"contract"})',
-        f"def _a{m}_plain(S, D, T, a, k, m, va, ra, vk, rk, VB, RB, VK, RK, la, LB, CO, zero,"
+        f"def _a{m}_plain(S, D, T, a, k, m, va, ra, vk, rk, VB, RB, VK, RK, la, off, CO, zero,"
         " tau):",
         f'{_IND}"""Activation {m} on one chunk without a carried determinant, if it may."""',
         f"{_IND}Sa, Da, Ta, Sk, Dk, Tk = S[a], D[a], T[a], S[k], D[k], T[k]",

@@ -68,7 +68,7 @@ def _act_diag(act, v):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _act_step(act, S, D, T, a, k, m, va, ra, vk, rk, VB, RB, VK, RK, la, LB, CO, det, zero):
+def _act_step(act, S, D, T, a, k, m, va, ra, vk, rk, VB, RB, VK, RK, la, off, CO, det, zero):
     # stand-in for the generated dispatcher: the identity (S, D, T pass unchanged)
     for q in range(m):
         S[k, q] = S[a, q]
@@ -77,7 +77,7 @@ def _act_step(act, S, D, T, a, k, m, va, ra, vk, rk, VB, RB, VK, RK, la, LB, CO,
 
 
 @numba.njit(cache=True, error_model="numpy")
-def _act_plain(act, S, D, T, a, k, m, va, ra, vk, rk, VB, RB, VK, RK, la, LB, CO, zero, tau):
+def _act_plain(act, S, D, T, a, k, m, va, ra, vk, rk, VB, RB, VK, RK, la, off, CO, zero, tau):
     # stand-in for the generated dispatcher: the identity, where 1 - rho^2 > tau
     ok = True
     for q in range(m):
@@ -154,34 +154,34 @@ def _prep(i, c0, c1, G, a1, a2, sq1, sq2, X1, X2, DX, DN, OM, CO):
 # region steps
 @numba.njit(cache=True, nogil=True, error_model="numpy")
 def _diag_rows(PI, PF, sq, sql, n0f, V, R, s0, s1):
-    """Each input's variance (V[k, i]), its low part (V[ns + k, i], ns states: the
-    variance in double-double where the maps that led to it are affine, else 0) and its
-    square root (R) at the states of steps s0..s1-1 (none of kind 6: those are _diags').
-    sql: the low parts of the squared norms sq."""
-    ns = PI.shape[0]
+    """Each input's variance (V[k, i]), its low part (V[k, n + i], n inputs: the variance
+    in double-double where the maps that led to it are affine, else 0) and its square
+    root (R) at the states of steps s0..s1-1 (none of kind 6: those are _diags'). sql:
+    the low parts of the squared norms sq."""
+    n = sq.shape[0]
     for st in range(s0, s1):
         kind, k, a, b, act = PI[st, 0], PI[st, 1], PI[st, 2], PI[st, 3], PI[st, 4]
         w2, b2, eps, da, dd = PF[st, 0], PF[st, 1], PF[st, 4], PF[st, 5], PF[st, 6]
-        for i in range(sq.shape[0]):
+        for i in range(n):
             if kind == 0:
                 c = w2 / n0f
                 v = c * sq[i] + b2
                 lo = _affine_lo(sq[i], sql[i], c, b2, v)
             elif kind == 1 or kind == 5:  # (a Dropout: w2 = 1 / rate, b2 = 0)
                 v = w2 * V[a, i] + b2
-                lo = _affine_lo(V[a, i], V[ns + a, i], w2, b2, v)
+                lo = _affine_lo(V[a, i], V[a, n + i], w2, b2, v)
             elif kind == 2:
                 v = _act_diag(act, V[a, i])
                 # (da, dd: E[sigma(u)^2] = da S + dd, NaN where it is not affine)
-                lo = _affine_lo(V[a, i], V[ns + a, i], da, dd, v) if da == da else 0.0
+                lo = _affine_lo(V[a, i], V[a, n + i], da, dd, v) if da == da else 0.0
             elif kind == 3:
                 v = V[a, i] / (eps + V[a, i])
                 lo = 0.0
             else:
                 v = V[a, i] + V[b, i]
-                lo = _sum_lo(V[a, i], V[ns + a, i], V[b, i], V[ns + b, i])
+                lo = _sum_lo(V[a, i], V[a, n + i], V[b, i], V[b, n + i])
             V[k, i] = v
-            V[ns + k, i] = lo
+            V[k, n + i] = lo
             R[k, i] = math.sqrt(v)
 
 
@@ -209,11 +209,11 @@ def _input(S, D, T, k, m, g, c, B2, nw, bias, standard, n0f, DX, DN, OM, det, nt
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _dense(S, D, T, a, k, m, W2, B2, nw, bias, standard, va, ra, VB, RB, la, LB, CO, det, ntk):
+def _dense(S, D, T, a, k, m, W2, B2, nw, bias, standard, va, ra, VB, RB, la, off, CO, det, ntk):
     """A Dense layer: S12 -> W2 S12 + B2, D -> W2^2 D + W2 B2 ((R11 - R22)^2 + 2 gap),
     Theta -> W2 Theta + S12' (NTK) or W2 Theta + n_in S12 + [bias] (standard); the roots'
-    gap R11 - R22 from the variances' difference in double-double (_rgap; la, LB: the
-    low parts)."""
+    gap R11 - R22 from the variances' difference in double-double (_rgap; la: the row's
+    low part, VB[off + q]: the columns')."""
     for q in range(m):
         S[k, q] = W2 * S[a, q] + B2
     if det and B2 == 0.0:
@@ -224,7 +224,7 @@ def _dense(S, D, T, a, k, m, W2, B2, nw, bias, standard, va, ra, VB, RB, la, LB,
         wb = W2 * B2
         for q in range(m):
             gap = _gap(ra * RB[q], S[a, q], D[a, q])
-            d = w4 * D[a, q] + wb * (_rgap(va, la, VB[q], LB[q], ra, RB[q]) ** 2 + 2.0 * gap)
+            d = w4 * D[a, q] + wb * (_rgap(va, la, VB[q], VB[off + q], ra, RB[q]) ** 2 + 2.0 * gap)
             D[k, q] = _sel(CO[q], 0.0, d)
     if ntk and standard:
         for q in range(m):
@@ -248,11 +248,11 @@ def _norm(S, D, T, a, k, m, eps, va, VB, det, ntk):
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _sum(S, D, T, a, b, k, m, va, vb, ra, rb, VA, VB, RA, RB, la, lb, LA, LB, CO, det, ntk):
+def _sum(S, D, T, a, b, k, m, va, vb, ra, rb, VA, VB, RA, RB, la, lb, off, CO, det, ntk):
     """The sum of two independent branches a and b (va, ra, la: the row's variances, roots
-    and variances' low parts at a and b; VA, RA, LA, VB, RB, LB the columns'): everything
-    summed, the determinant as D_a + D_b + a cross term formed from the two gaps where
-    both covariances are > 0."""
+    and variances' low parts at a and b; VA, RA, VB, RB the columns', VA[off + q] and
+    VB[off + q] their low parts): everything summed, the determinant as D_a + D_b + a
+    cross term formed from the two gaps where both covariances are > 0."""
     for q in range(m):
         S[k, q] = S[a, q] + S[b, q]
     if det:
@@ -261,7 +261,7 @@ def _sum(S, D, T, a, b, k, m, va, vb, ra, rb, VA, VB, RA, RB, la, lb, LA, LB, CO
             mb = rb * RB[q]
             ga = _gap(ma, S[a, q], D[a, q])
             gb = _gap(mb, S[b, q], D[b, q])
-            xa = _xgap(va, la, VB[q], LB[q], vb, lb, VA[q], LA[q])
+            xa = _xgap(va, la, VB[q], VB[off + q], vb, lb, VA[q], VA[off + q])
             near = (S[a, q] > 0.0) & (S[b, q] > 0.0)
             gaps = xa * xa + 2.0 * ma * gb + 2.0 * mb * ga - 2.0 * ga * gb
             direct = va * VB[q] + vb * VA[q] - 2.0 * S[a, q] * S[b, q]
@@ -319,8 +319,11 @@ def _run_steps(PI, PF, i, c0, c1, G, V1, R1, V2, R2, QC1, QF1, QC2, QF2, n0f, S,
     """
     m = c1 - c0
     plain = tau >= 0.0
-    ns = PI.shape[0]  # (V1[ns + a]: the variances' low parts at state a, _diag_rows)
-    for st in range(ns):
+    # each row of V1, V2 holds the variances, then their low parts (_diag_rows): the
+    # columns' from c0 on are one slice (V2[a, c0:]; its low parts from off = n2 on), so
+    # that no chunk takes more slices than before (each costs a reference count)
+    n1, off = V1.shape[1] // 2, V2.shape[1] // 2
+    for st in range(PI.shape[0]):
         kind, k, a, b = PI[st, 0], PI[st, 1], PI[st, 2], PI[st, 3]
         std = PI[st, 5] != 0
         det = PI[st, 6] == 1 and not plain
@@ -330,14 +333,13 @@ def _run_steps(PI, PF, i, c0, c1, G, V1, R1, V2, R2, QC1, QF1, QC2, QF2, n0f, S,
             c = w2 / n0f
             _input(S, D, T, k, m, g, c, b2, n0f / nw, bias, std, n0f, DX, DN, OM, det, ntk)
         elif kind == 1:
-            row, cols = (V1[a, i], R1[a, i]), (V2[a, c0:c1], R2[a, c0:c1])
-            lows = (V1[ns + a, i], V2[ns + a, c0:c1])
+            row, cols = (V1[a, i], R1[a, i]), (V2[a, c0:], R2[a, c0:c1])
+            lows = (V1[a, n1 + i], off)
             _dense(S, D, T, a, k, m, w2, b2, nw, bias, std, *row, *cols, *lows, CO, det, ntk)
         elif kind == 2:
             row = (V1[a, i], R1[a, i], V1[k, i], R1[k, i])
-            # the columns' variances and roots at a and k, then the low parts at a
-            cols = (V2[a, c0:c1], R2[a, c0:c1], V2[k, c0:c1], R2[k, c0:c1], V1[ns + a, i],
-                    V2[ns + a, c0:c1])
+            # the columns' variances and roots at a and k, then the row's low part at a
+            cols = (V2[a, c0:], R2[a, c0:c1], V2[k, c0:c1], R2[k, c0:c1], V1[a, n1 + i], off)
             zero = PI[st, 7] != 0
             how = PI[st, 6]  # (the activation's own reading: 2 is guarded)
             if not plain:
@@ -355,8 +357,8 @@ def _run_steps(PI, PF, i, c0, c1, G, V1, R1, V2, R2, QC1, QF1, QC2, QF2, n0f, S,
                 return False
         else:
             row = (V1[a, i], V1[b, i], R1[a, i], R1[b, i])
-            cols = (V2[a, c0:c1], V2[b, c0:c1], R2[a, c0:c1], R2[b, c0:c1])
-            lows = (V1[ns + a, i], V1[ns + b, i], V2[ns + a, c0:c1], V2[ns + b, c0:c1])
+            cols = (V2[a, c0:], V2[b, c0:], R2[a, c0:c1], R2[b, c0:c1])
+            lows = (V1[a, n1 + i], V1[b, n1 + i], off)
             _sum(S, D, T, a, b, k, m, *row, *cols, *lows, CO, det, ntk)
     return True
     # endregion steps
