@@ -62,11 +62,17 @@ def _two_prod(a, b):
 
 
 @numba.njit(cache=True, error_model="numpy", forceinline=True, fastmath={"contract"})
+def _pdiff(a, b, c, d):
+    """a b - c d with both products carried in double-double (few ulps relative)."""
+    p1, e1 = _two_prod(a, b)
+    p2, e2 = _two_prod(c, d)
+    return (p1 - p2) + (e1 - e2)
+
+
+@numba.njit(cache=True, error_model="numpy", forceinline=True, fastmath={"contract"})
 def _cdet(s11, s12, s22):
     """s11 s22 - s12^2 with both products carried in double-double, clipped at 0."""
-    p1, e1 = _two_prod(s11, s22)
-    p2, e2 = _two_prod(s12, s12)
-    d = (p1 - p2) + (e1 - e2)
+    d = _pdiff(s11, s22, s12, s12)
     return d if d > 0.0 else 0.0
 
 
@@ -94,11 +100,9 @@ def _xgap(a1, al1, b2, bl2, b1, bl1, a2, al2):
     """sqrt(a1 b2) - sqrt(b1 a2) (the sum of branches' cross term; al1 ...: the variances'
     low parts) as the products' difference in double-double over the sum of their
     roots; 0 when both are 0."""
-    p1, e1 = _two_prod(a1, b2)
-    p2, e2 = _two_prod(b1, a2)
-    t = math.sqrt(p1) + math.sqrt(p2)
+    t = math.sqrt(a1 * b2) + math.sqrt(b1 * a2)
     lo = (a1 * bl2 + al1 * b2) - (b1 * al2 + bl1 * a2)
-    return ((p1 - p2) + ((e1 - e2) + lo)) / t if t > 0.0 else 0.0
+    return (_pdiff(a1, b2, b1, a2) + lo) / t if t > 0.0 else 0.0
 
 
 @numba.njit(cache=True, error_model="numpy", forceinline=True, fastmath={"contract"})

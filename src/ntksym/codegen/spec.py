@@ -315,11 +315,11 @@ def reflection(expr: sp.Expr) -> tuple[float, float, float] | None:
 def affine_diag(act: Activation) -> tuple[float, float] | None:
     """``(a, d)`` when ``E[sigma(u)^2] = a S + d`` exactly (``u ~ N(0, S)``), else None.
 
-    The piecewise-linear family (``a`` = ``E[sigma(z)^2]``, ``d = 0``), ``sign`` (``a = 0``,
-    ``d = 1``) and their scaled members: the float64 layer maps and the fused kernels
-    carry each input's variance in double-double through them
-    (:mod:`ntksym.kernels.variance_dd`). None where the diagonal map is not affine in ``S``
-    or not known in closed form.
+    The piecewise-linear family (``a`` = ``E[sigma(z)^2]``, ``d = 0``) and its scaled
+    members: the float64 layer maps and the fused kernels carry each input's variance in
+    double-double through them (:mod:`ntksym.kernels.variance_dd`). None where the
+    diagonal map is not affine in ``S`` (``sign``'s is a ``Piecewise``, 0 at ``S = 0``;
+    its variances are 1 exactly anyway) or not known in closed form.
     """
     try:
         diag = kernel_spec(act).diag

@@ -177,9 +177,12 @@ def input_block(
     inputs = (X1, X2, G, sq1, sq2)
     if lows is None:
         lows = variance_dd.squared_norms_lo(X1, sq1), variance_dd.squared_norms_lo(X2, sq2)
-    b = Block(sq1, sq2, G / n0, None, ntk, coincide, inputs, same_examples, row_offset, *lows)
     s11, s22 = sq1 / n0, sq2 / n0
-    return replace(b, s11=s11, s22=s22, **b.affine(1.0 / n0, 0.0, s11, s22))
+    lo11 = variance_dd.affine_lo(sq1, lows[0], 1.0 / n0, 0.0, s11)
+    lo22 = variance_dd.affine_lo(sq2, lows[1], 1.0 / n0, 0.0, s22)
+    return Block(
+        s11, s22, G / n0, None, ntk, coincide, inputs, same_examples, row_offset, lo11, lo22
+    )
 
 
 def _first_dense(inputs: tuple[np.ndarray, ...], w2: float, b2: float) -> tuple[np.ndarray, ...]:
@@ -363,7 +366,8 @@ def _root_gap(b: Block) -> np.ndarray:
     biased ReLU layer; that of the rounded variances 1.1e-9 (their rounding); that of the
     double-double variances is exact to rounding.
     """
-    return variance_dd.root_gap(b.s11, b.lows()[0], b.s22, b.lows()[1])
+    lo11, lo22 = b.lows()
+    return variance_dd.root_gap(b.s11, lo11, b.s22, lo22)
 
 
 def _gap(b: Block, det: np.ndarray) -> np.ndarray:
