@@ -6,7 +6,8 @@ and after the compiled blocks of :mod:`ntksym.codegen.arch_runtime`:
 * ``_diags``: each input's variance and its root at every state of the program (the
   compiled ``_diag_rows``, and the Mehler tables of the activations without a closed
   form, ``_quad_tables`` of :mod:`ntksym.codegen.arch_quad`, where the walk reaches
-  them);
+  them; the low parts after activations whose map ``LONG`` holds in long double,
+  ``_long_low`` of :mod:`ntksym.codegen.runtime.numpy_long`);
 * ``_same_rows``: an input paired with itself gets its exact squared norm;
 * ``_fused``: the blocks of rows on Python threads (``_block`` releases the GIL), then
   the lower triangle of ``K(X, X)`` (``_mirror``).
@@ -27,11 +28,12 @@ import numba
 import numpy
 
 from ntksym.codegen.arch_quad import quad_tables as _quad_tables
-from ntksym.codegen.arch_runtime import NSTATES, OUTPUT, PROGRAM_F, PROGRAM_I, QUAD, TAU
+from ntksym.codegen.arch_runtime import LONG, NSTATES, OUTPUT, PROGRAM_F, PROGRAM_I, QUAD, TAU
 from ntksym.codegen.arch_runtime import block as _block
 from ntksym.codegen.arch_runtime import diag_rows as _diag_rows
 from ntksym.codegen.arch_runtime import norms_lo as _norms_lo
 from ntksym.codegen.runtime.numba_mirror import mirror as _mirror
+from ntksym.codegen.runtime.numpy_long import long_low as _long_low
 
 __all__ = ["compute"]
 
@@ -77,15 +79,22 @@ def _diags(sq, sql, n0f, ntk):
     """(V, R, QC, QF): each input's variance (V[k, :n]), its low part (V[k, n:]; 0 after a
     step of kind 6) and its root (R) at every state, and the Mehler tables of the steps of
     kind 6 (``_quad_tables``), taken where the walk reaches them. sql: the low parts of
-    the squared norms sq (``_norms_lo``)."""
+    the squared norms sq (``_norms_lo``). After an activation with a map in LONG, the low
+    part is that map's in long double (``_long_low``)."""
     n = sq.shape[0]
     V = numpy.zeros((NSTATES, 2 * n))
     R = numpy.empty((NSTATES, n))
     tables = []
     s0 = 0
-    for st in numpy.flatnonzero(PROGRAM_I[:, 0] == 6):
+    for st in range(PROGRAM_I.shape[0]):
+        kind, k, a, act = PROGRAM_I[st, 0], PROGRAM_I[st, 1], PROGRAM_I[st, 2], PROGRAM_I[st, 4]
+        if kind == 2 and LONG[act] is not None:
+            _diag_rows(PROGRAM_I, PROGRAM_F, sq, sql, n0f, V, R, s0, st + 1)
+            V[k, n:] = _long_low(LONG[act], V[a, :n], V[a, n:], V[k, :n])
+            s0 = st + 1
+        if kind != 6:
+            continue
         _diag_rows(PROGRAM_I, PROGRAM_F, sq, sql, n0f, V, R, s0, st)
-        k, a, act = PROGRAM_I[st, 1], PROGRAM_I[st, 2], PROGRAM_I[st, 4]
         V[k, :n], C, F = _quad_tables(V[a, :n], QUAD[act], ntk and PROGRAM_I[st, 7] == 0)
         R[k] = numpy.sqrt(V[k, :n])
         tables.append((C, F))

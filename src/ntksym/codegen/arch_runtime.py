@@ -49,6 +49,7 @@ PROGRAM_I = numpy.array([[0, 0, -1, -1, -1, 0, 1, 0, -1]], dtype=numpy.int64)
 PROGRAM_F = numpy.array([[1.0, 0.0, 1.0, 0.0, 0.0, math.nan, math.nan]])
 OUTPUT = 0
 QUAD = ()  # (sigma, sigma') of each activation without a closed form, NumPy
+LONG = (None,)  # each activation's E[sigma(u)^2] in long double (NumPy), or None
 
 
 @numba.njit(cache=True, error_model="numpy", forceinline=True, fastmath={"contract"})

@@ -9,12 +9,15 @@ marked NaN (a guarded kinked activation, :attr:`Step.guard
 <ntksym.codegen.arch_program.Step.guard>`). ``GUARDED`` says whether any step is, or is an
 activation without a closed form (kind ``"quad"``, whose uncertified entries are NaN
 too); the ``slot`` column numbers those steps, in order (their tables of Mehler
-coefficients, :mod:`ntksym.codegen.arch_quad`).
+coefficients, :mod:`ntksym.codegen.arch_quad`). ``LONG`` names each activation's
+diagonal map in long double (``_l{m}``, :func:`ntksym.codegen.long_diag.long_diag_source`)
+or None.
 """
 
 from __future__ import annotations
 
 from ntksym.codegen.arch_program import Program, Step
+from ntksym.codegen.long_diag import long_diag_source
 from ntksym.codegen.spec import affine_diag
 
 __all__ = ["FLOAT_COLUMNS", "INT_COLUMNS", "KINDS", "tables_source"]
@@ -63,6 +66,9 @@ def tables_source(prog: Program) -> str:
     lines.append(f"GUARDED = {any(s.guard for s in prog.steps) or bool(quad)}")
     funcs = ", ".join(f"(_q{q}_f, _q{q}_g)" for q in range(len(prog.quads)))
     lines.append(f"QUAD = ({funcs}{',' if len(prog.quads) == 1 else ''})")
+    longs = [f"_l{m}" if long_diag_source(s.activation, f"_l{m}") else "None" for m, s in
+             enumerate(prog.specs)]  # fmt: skip
+    lines.append(f"LONG = ({', '.join(longs)}{',' if len(longs) == 1 else ''})")
     lines.append(f"# columns: {', '.join(INT_COLUMNS)}")
     lines.append("PROGRAM_I = numpy.array(")
     lines.append(f"{_IND}[")

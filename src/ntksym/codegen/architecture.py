@@ -48,6 +48,7 @@ from ntksym.codegen.arch_emit import (
 from ntksym.codegen.arch_program import Program, Unsupported, lower
 from ntksym.codegen.arch_tables import tables_source
 from ntksym.codegen.files import cache_dir, is_intact, write_generated
+from ntksym.codegen.long_diag import long_diag_source
 from ntksym.codegen.render import (
     HEADER_LINES,
     LLVM_INLINED,
@@ -184,6 +185,12 @@ def _quad_code(spec: KernelSpec, q: int) -> str:
     )
 
 
+def _long_code(prog: Program) -> list[str]:
+    """``_l{m}``: activation ``m``'s diagonal map in long double, where it has one."""
+    found = (long_diag_source(s.activation, f"_l{m}") for m, s in enumerate(prog.specs))
+    return [code.rstrip("\n") for code in found if code is not None]
+
+
 def fused_source(prog: Program) -> str:
     """The source of the fused module of ``prog``, header included."""
     regions = _arch_regions()
@@ -208,6 +215,7 @@ def fused_source(prog: Program) -> str:
             driver=regions["driver"],
             prep=_det_near_code() + "\n\n" + regions["prep"],
             tables=tables_source(prog),
+            long_code=_long_code(prog),
             steps=inline_dispatch(steps, prog),
             loops=regions["loops"],
         )

@@ -49,7 +49,7 @@ from ntksym.activations import Activation
 from ntksym.architecture.description import Dense, Dropout, LayerNorm, Nonlinearity
 from ntksym.architecture.walk import Meta, concat_weights
 from ntksym.codegen.runtime.numpy_fused import first_layer
-from ntksym.codegen.spec import affine_diag, stable_layer_map
+from ntksym.codegen.spec import stable_layer_map
 from ntksym.dual import residual, stable
 from ntksym.dual.covariance import careful_det
 from ntksym.dual.families import base_family_name
@@ -300,8 +300,11 @@ class Float64Ops:
         if ntk is not None:
             ntk = np.zeros_like(ntk) if layer.zero_ntk else ntk * kdot
         det = _activation_det(p, act, k11, k22, k12)
-        aff = affine_diag(act)
-        lows = {"lo11": None, "lo22": None} if aff is None else p.affine(*aff, k11, k22)
+        lo11, lo22 = p.lows()
+        lows = {
+            "lo11": variance_dd.activation_lo(act, p.s11, lo11, k11),
+            "lo22": variance_dd.activation_lo(act, p.s22, lo22, k22),
+        }
         return replace(p, s11=k11, s22=k22, s12=k12, det=det, ntk=ntk, inputs=None, **lows)
 
     def layer_norm(self, p: Block, layer: LayerNorm) -> Block:

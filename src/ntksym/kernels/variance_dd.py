@@ -13,10 +13,13 @@ layer can say what it is:
   activation whose diagonal map is affine in ``Sigma`` (the piecewise-linear family,
   ``sign``, any ``a f(b u) + c`` of them) by error-free products and sums (Dekker 1971,
   Knuth's TwoSum);
-* a sum of branches, by TwoSum.
+* a sum of branches, by TwoSum;
+* an activation whose diagonal map is a closed form but not affine (erf, GELU, sin, a
+  polynomial, ...), by that map in long double (:mod:`ntksym.codegen.long_diag`; 11 more
+  bits than float64 on x86, none where long double is float64).
 
-Anywhere else (a diagonal map that is not affine, ``LayerNorm`` with ``eps > 0``) ``lo`` is
-0: the variance is as accurate as its float64 rounding, as before. ``hi`` is always the
+Anywhere else (no closed form, ``LayerNorm`` with ``eps > 0``) ``lo`` is 0: the variance
+is as accurate as its float64 rounding, as before. ``hi`` is always the
 float64 value the layer maps computed, so every other result keeps its bits.
 """
 
@@ -24,9 +27,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from ntksym.activations import Activation
+from ntksym.codegen.long_diag import long_diag
+from ntksym.codegen.runtime.numpy_long import long_low
+from ntksym.codegen.spec import affine_diag
 from ntksym.dual.covariance import product_difference, two_product
 
 __all__ = [
+    "activation_lo",
     "affine_lo",
     "cross_gap",
     "root_gap",
@@ -72,6 +80,22 @@ def affine_lo(hi: np.ndarray, lo: np.ndarray, a: float, d: float, out_hi: np.nda
         s, t = two_sum(p, np.full_like(p, d))
         out = (s - out_hi) + (t + (e + a * lo))
     return np.where(np.isfinite(out), out, 0.0)
+
+
+def activation_lo(
+    act: Activation, hi: np.ndarray, lo: np.ndarray, out_hi: np.ndarray
+) -> np.ndarray | None:
+    """The low part of ``E[sigma(u)^2]`` at ``u ~ N(0, hi + lo)``, rounded to ``out_hi``.
+
+    Exact to rounding where the map is affine (:func:`affine_lo`); from the map in long
+    double where it is another closed form (:func:`ntksym.codegen.long_diag.long_diag`);
+    None where neither is known (the low part is 0).
+    """
+    aff = affine_diag(act)
+    if aff is not None:
+        return affine_lo(hi, lo, aff[0], aff[1], out_hi)
+    f = long_diag(act)
+    return None if f is None else long_low(f, hi, lo, out_hi)
 
 
 def sum_lo(a_hi: np.ndarray, a_lo: np.ndarray, b_hi: np.ndarray, b_lo: np.ndarray) -> np.ndarray:

@@ -50,6 +50,7 @@ RUNTIME_FILES = (
     "numba_mirror.py",
     "numba_quadrature.py",
     "numpy_fused.py",
+    "numpy_long.py",
     "numpy_mehler.py",
     "numpy_quadrature.py",
     "quadrature_rule.py",
