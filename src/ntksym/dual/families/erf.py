@@ -20,6 +20,7 @@ from ntksym.dual.stable import (
     W2,
     D,
     LayerMap,
+    U,
 )
 
 
@@ -104,12 +105,13 @@ def erf_det() -> sp.Expr:
     e_abs = 2 * sp.atan2(2 * s, sp.sqrt(q)) / sp.pi
     num = 2 * D * a * b / sp.Max(m * sp.sqrt(q) + s * sp.sqrt(q1), TINY)
     d = 2 * sp.atan2(num, sp.sqrt(q * q1) + 4 * m * s) / sp.pi
-    dy2 = 2 * (S11 - S22) / (a * b)
+    diff = U * (sp.sqrt(S11) + sp.sqrt(S22))  # (S11 - S22 from the root gap)
+    dy2 = 2 * diff / (a * b)
     c1, c2 = sp.sqrt(1 + 4 * S11) / a, sp.sqrt(1 + 4 * S22) / b
     cb = sp.sqrt(q1 / (a * b))
     d1 = sp.atan2(y1 * dy2 / sp.Max(y1 * cb + y2 * c1, TINY), c1 * cb + y1**3 * y2)
     d2 = sp.atan2(y2 * dy2 / sp.Max(y1 * c2 + y2 * cb, TINY), cb * c2 + y1 * y2**3)
-    step = log1p((S11 - S22) / sp.Max(S22 * a, TINY)) / 2
+    step = log1p(diff / sp.Max(S22 * a, TINY)) / 2
     series = _second_difference(p, q1 / (a * b), step)
     dd = sp.Piecewise((series, sp.Abs(step) < (1 - p) / 50), (d1 - d2, True))
     k1 = 4 * (alpha * dd - d1 * d2) / sp.pi**2

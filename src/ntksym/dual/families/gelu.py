@@ -21,6 +21,7 @@ from ntksym.dual.stable import (
     W2,
     D,
     LayerMap,
+    U,
     h_series,
 )
 from ntksym.errors import NoClosedFormError
@@ -255,8 +256,9 @@ def _gelu_k1_v1_near(phi12: sp.Expr) -> tuple[sp.Expr, sp.Expr]:
     within 1.3e-14 (its terms cancel by up to ~10 for large variances), V1 within 1.3e-15.
     """
     a, b = sp.sqrt(S11), sp.sqrt(S22)
-    m, mid, k = a * b, (S11 + S22) / 2, (S11 - S22) / 2
-    half_u2 = ((S11 - S22) / sp.Max(a + b, TINY)) ** 2 / 2
+    # (S11 - S22 from the root gap U, accurate where the rounded variances' difference is not)
+    m, mid, k = a * b, (S11 + S22) / 2, U * (a + b) / 2
+    half_u2 = U**2 / 2
     q1 = 1 + S11 + S22
     r, x_dot = sp.sqrt(q1), q1 + mid * m
     p1, p2 = q1 + mid**2, (1 + S11) * (1 + S22)

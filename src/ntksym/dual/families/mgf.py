@@ -109,6 +109,7 @@ def phase_carried(expr: sp.Expr) -> sp.Expr | None:
         return None
     a, b, kappa = form
     sub = {S11: b**2 * S11, S22: b**2 * S22, S12: b**2 * S12, D: b**4 * D, W2: a**2 * W2}
+    sub[U] = sp.Abs(b) * U  # (the root gap scales as a standard deviation)
     return phase_det(kappa).xreplace(sub)
 
 

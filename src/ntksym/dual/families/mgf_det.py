@@ -17,7 +17,7 @@ from __future__ import annotations
 import sympy as sp
 from sympy.codegen.cfunctions import expm1
 
-from ntksym.dual.stable import B2, S11, S12, S22, TINY, W2, D
+from ntksym.dual.stable import B2, S11, S12, S22, TINY, W2, D, U
 
 __all__ = ["cos_det", "exp_det", "gaussian_det", "phase_det", "sin_det"]
 
@@ -50,14 +50,14 @@ def _pair_parts() -> dict[str, sp.Expr]:
     r1, r2 = sp.sqrt(S11), sp.sqrt(S22)
     m = r1 * r2
     s = sp.Abs(S12)
-    big_u = (S11 - S22) / sp.Max(r1 + r2, TINY)
+    big_u = U
     return {
         "m": m,
         "s": s,
         "u2": big_u**2,
         "gap": D / sp.Max(m + s, TINY),
         "p": (r1 + r2) ** 2 / 2,
-        "w": sp.Abs(S11 - S22) / 2,
+        "w": sp.Abs(U) * (r1 + r2) / 2,
         "x1": (3 * r1 + r2) * big_u / 2,
         "x2": -(3 * r2 + r1) * big_u / 2,
     }
@@ -185,7 +185,7 @@ def gaussian_det() -> sp.Expr:
     q1 = 1 + S11 + S22
     q = q1 + D
     ra, rb, rq, rq1 = sp.sqrt(a), sp.sqrt(b), sp.sqrt(q), sp.sqrt(q1)
-    delta2 = (S11 - S22) ** 2
+    delta2 = (U * (sp.sqrt(S11) + sp.sqrt(S22))) ** 2  # ((S11 - S22)^2, from the root gap)
     d = D / ((rq + rq1) * rq * rq1)
     k1 = delta2 / ((q1 + ra * rb) * q1 * ra * rb)
     v1 = 2 * delta2 * (1 + rq1 / (ra + rb)) / (rq1 * (rq1 + ra) * ra * (rq1 + rb) * rb)
