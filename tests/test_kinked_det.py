@@ -24,6 +24,7 @@ from ntksym.dual import stable as st
 from ntksym.dual.families import piecewise_linear as pl
 from ntksym.dual.family import numpy_function
 from ntksym.errors import InputError
+from ntksym.reference.convert import ReferenceNotConverged
 
 DPS = 60
 
@@ -182,6 +183,22 @@ def test_referee_says_when_its_digits_cannot_resolve_a_pair():
     with pytest.raises(InputError, match=r"dps=30 cannot resolve .* Sign\(\).*dps=50"):
         stax.reference_kernels(net, X, dps=30)
     ((nngp, ntk),) = stax.reference_kernels(net, X, dps=50)
+    got = net.kernel_fn(X, backend="layers")
+    assert np.max(np.abs(got.ntk - ntk) / np.abs(ntk)) <= 1e-13
+
+
+def test_confirm_catches_the_referees_own_silent_loss():
+    """Between 32 and 41 digits the referee resolves x and 30 x after LeakyRelu and Sign
+    without an error but not to float64 (its NTK 2.4e-6 off at 32 digits, 2.3e-8 at 34,
+    2.3e-14 at 40; measured against 60): ``confirm`` (a second run at ``dps + 20``) says
+    so, and passes where the digits hold."""
+    net = _networks()["leaky-sign"]
+    X = grammar._hostile()[[0, 3]]
+    ((_, ntk34),) = stax.reference_kernels(net, X, dps=34)
+    ((nngp, ntk),) = stax.reference_kernels(net, X, dps=50, confirm=True)
+    assert np.max(np.abs(ntk34 - ntk) / np.abs(ntk)) > 1e-9  # (the loss is real)
+    with pytest.raises(ReferenceNotConverged, match=r"NNGP at \(0, 1\) is 0.49999999838.* dps=54"):
+        stax.reference_kernels(net, X, dps=34, confirm=True)
     got = net.kernel_fn(X, backend="layers")
     assert np.max(np.abs(got.ntk - ntk) / np.abs(ntk)) <= 1e-13
 

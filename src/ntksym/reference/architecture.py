@@ -28,7 +28,13 @@ from ntksym.architecture.description import (
 )
 from ntksym.architecture.walk import Meta, Walker, check
 from ntksym.errors import IndefiniteCovarianceError, InputError
-from ntksym.reference.convert import GUARD_DIGITS, check_dps, check_method, to_float
+from ntksym.reference.convert import (
+    GUARD_DIGITS,
+    ReferenceNotConverged,
+    check_dps,
+    check_method,
+    to_float,
+)
 from ntksym.reference.duals import dual
 
 __all__ = ["Pair", "MpmathOps", "reference_kernels", "described_kernel"]
@@ -159,11 +165,15 @@ def reference_kernels(
     *,
     dps: int = 30,
     method: str = "quadrature",
+    confirm: bool = False,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """NNGP and NTK Gram matrices of a described network in mpmath, rounded to float64.
 
     A referee for small ``N``: every pair runs the whole walk (dual values shared
-    between pairs are cached).
+    between pairs are cached). Its digits can be lost on hostile inputs (a covariance
+    nearly singular, amplified by later layers) without an error: with ``confirm`` the
+    walk runs again at ``dps + 20`` digits, and every entry must agree to
+    :data:`CONFIRM_ULPS` units in the last place of float64.
 
     Args:
         net: A ``ntksym.stax`` layer, its ``(init_fn, apply_fn, kernel_fn)`` triple or
@@ -173,6 +183,7 @@ def reference_kernels(
         dps: Decimal digits of the computation (15..1000).
         method: How each dual map is computed (:func:`ntksym.reference.dual`);
             ``"quadrature"`` by default, independent of every closed form.
+        confirm: Run again at ``dps + 20`` and compare (twice the time, or more).
 
     Returns:
         One ``(nngp, ntk)`` pair of float64 arrays per output of the network (one,
@@ -180,6 +191,8 @@ def reference_kernels(
 
     Raises:
         InputError: Bad inputs, dps or method, or a network that is not well formed.
+        ReferenceNotConverged: With ``confirm``, the two runs disagree (the message names
+            the entry, both values and the digits to ask for).
     """
     found = as_description(net)
     if found is None:
@@ -195,6 +208,20 @@ def reference_kernels(
         raise InputError(
             f"X1 and X2 must have the same number of features, got {A.shape[1]} and {B.shape[1]}"
         )
+    results = _walk_pairs(net, A, B, X2 is None, dps, method)
+    if confirm:
+        _confirm(results, _walk_pairs(net, A, B, X2 is None, dps + 20, method), dps)
+    return results
+
+
+#: How far apart (float64 units in the last place) a confirmed referee's two runs may be.
+CONFIRM_ULPS = 2
+
+
+def _walk_pairs(
+    net: Net, A: np.ndarray, B: np.ndarray, sym: bool, dps: int, method: str
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Every pair's walk at ``dps`` digits (with ``sym``: the upper triangle, mirrored)."""
     ops = MpmathOps(dps, method)
     shape = (len(A), len(B))
     results: list[tuple[np.ndarray, np.ndarray]] = []
@@ -203,11 +230,11 @@ def reference_kernels(
         cols = [[mpmath.mpf(float(v)) for v in r] for r in B]
         for i, x in enumerate(rows):
             for j, y in enumerate(cols):
-                if X2 is None and j < i:
+                if sym and j < i:
                     for nngp, ntk in results:
                         nngp[i, j], ntk[i, j] = nngp[j, i], ntk[j, i]
                     continue
-                start = _input_pair(x, y, X2 is None and i == j)
+                start = _input_pair(x, y, sym and i == j)
                 node = Walker(ops).run(net, (start, Meta(width=A.shape[1])))
                 found: list[tuple[Any, Any]] = []
                 _collect(node, found)
@@ -216,6 +243,27 @@ def reference_kernels(
                 for (nngp, ntk), (s12, theta) in zip(results, found, strict=True):
                     nngp[i, j], ntk[i, j] = to_float(s12), to_float(theta)
     return results
+
+
+def _confirm(
+    first: list[tuple[np.ndarray, np.ndarray]],
+    second: list[tuple[np.ndarray, np.ndarray]],
+    dps: int,
+) -> None:
+    """Raise ReferenceNotConverged where the runs at ``dps`` and ``dps + 20`` disagree."""
+    eps = float(np.finfo(np.float64).eps)
+    for a_pair, b_pair in zip(first, second, strict=True):
+        for name, a, b in zip(("NNGP", "NTK"), a_pair, b_pair, strict=True):
+            with np.errstate(invalid="ignore"):
+                bad = ~(np.abs(a - b) <= CONFIRM_ULPS * eps * np.maximum(np.abs(a), np.abs(b)))
+            bad &= ~((a == b) | (np.isnan(a) & np.isnan(b)))
+            if bad.any():
+                i, j = (int(k) for k in np.argwhere(bad)[0])
+                raise ReferenceNotConverged(
+                    f"the referee's {name} at ({i}, {j}) is {float(a[i, j])!r} at dps={dps} and "
+                    f"{float(b[i, j])!r} at dps={dps + 20}: its digits do not hold for these "
+                    f"inputs; ask for more (dps={dps + 20} with confirm)"
+                )
 
 
 def described_kernel(
