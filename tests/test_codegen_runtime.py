@@ -9,6 +9,7 @@ exact rational arithmetic (``fractions.Fraction``).
 from __future__ import annotations
 
 import importlib
+import importlib.resources
 import inspect
 import math
 import pathlib
@@ -43,6 +44,11 @@ from ntksym.errors import InputError
 
 render_module = importlib.import_module("ntksym.codegen.render")
 TEMPLATES = {k: v for k, v in template_sources().items() if k.endswith(".jinja")}
+# the fused modules of described networks have a template of their own
+_ARCH = importlib.resources.files("ntksym.codegen").joinpath("arch_templates")
+TEMPLATES |= {
+    f.name: f.read_text(encoding="utf-8") for f in _ARCH.iterdir() if f.name.endswith(".jinja")
+}
 INCLUDE = re.compile(r'\{% include "runtime/(\w+\.py)#(\w+)" %\}')
 
 
