@@ -149,3 +149,31 @@ def test_layer_path_memory_is_bounded_by_the_outputs():
         tracemalloc.stop()
     assert peak <= 1.3 * (nngp.nbytes + ntk.nbytes)
     assert np.array_equal(nngp, nngp.T)
+
+
+def test_symmetrize_copies_the_upper_triangle_across_tiles():
+    from ntksym.kernels.layer_blocks import _SYM_TILE, symmetrize
+
+    n = 2 * _SYM_TILE + 37  # a partial tile at the end
+    K = np.random.default_rng(9).standard_normal((n, n))
+    upper = np.triu(K)
+    symmetrize(K)
+    np.testing.assert_array_equal(np.triu(K), upper)
+    np.testing.assert_array_equal(K, K.T)
+
+
+def test_a_tiled_gram_holds_the_bits_of_one_call_where_orientations_round_apart(tmp_path):
+    # integer inputs: the Gram products are exact whatever the block; the erf network's maps
+    # round K(x, y) and K(y, x) apart by an ulp at some pairs, which averaging would expose
+    from ntksym import kernel
+    from ntksym.kernels.tiles import gram_to_file
+
+    Z = np.random.default_rng(0).integers(-5, 6, size=(20, 5)).astype(np.float64)
+    net = stax.serial(stax.Dense(16, 1.3, 0.2), stax.Erf(), stax.Dense(1, 1.1, 0.1))
+    k = kernel(net, backend="layers")
+    whole = k(Z)
+    cross = np.array([[k(Z[i : i + 1], Z[j : j + 1])[0, 0] for j in range(20)] for i in range(20)])
+    assert np.any(cross != cross.T)  # the two orientations differ somewhere
+    out = gram_to_file(Z, None, tmp_path / "K.npy", network=net, backend="layers", tile=5)
+    np.testing.assert_array_equal(np.load(out), whole)
+    np.testing.assert_array_equal(whole, whole.T)

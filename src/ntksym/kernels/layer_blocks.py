@@ -17,8 +17,8 @@ Activations without a closed form are integrated by the generated modules' vecto
 rule, whose sums run over a batch's common node range (and chunks of pairs), so their
 entries can differ in the last bits with the block (measured: a few thousand ulps of
 entries near zero, about 1e-16 of the kernel's scale); their blocks are larger
-(:data:`QUADRATURE_MIN_PAIRS`). ``K(X, X)`` is made exactly symmetric as before,
-``(K + K.T) / 2``, entry by entry in place (:func:`symmetrize`).
+(:data:`QUADRATURE_MIN_PAIRS`). ``K(X, X)`` is made exactly symmetric by copying its upper
+triangle onto the lower one in place (:func:`symmetrize`), as a tiled evaluation does.
 """
 
 from __future__ import annotations
@@ -97,14 +97,20 @@ def block_rows(net: Net, n1: int, n2: int, n_kinds: int) -> int:
 
 
 def symmetrize(K: np.ndarray) -> None:
-    """``K <- (K + K.T) / 2`` in place, tile by tile: the bits of the whole expression."""
+    """Copy the upper triangle of ``K`` onto the lower one in place, tile by tile.
+
+    The entry ``(r, c)`` with ``r < c`` is ``K(x_r, x_c)``, the orientation a tiled
+    ``K(X, X)`` computes for its blocks above the diagonal (:mod:`ntksym.kernels.tiles`),
+    so a whole call and a tiled one hold the same bits even where the maps round the two
+    orientations of a pair differently (by an ulp or so).
+    """
     n, t = K.shape[0], _SYM_TILE
     for i in range(0, n, t):
-        for j in range(i, n, t):
-            a, b = K[i : i + t, j : j + t], K[j : j + t, i : i + t]
-            mean = (a + b.T) / 2
-            a[...] = mean
-            b[...] = mean.T
+        diag = K[i : i + t, i : i + t]
+        lower = np.tril_indices(diag.shape[0], -1)
+        diag[lower] = diag.T[lower]
+        for j in range(i + t, n, t):
+            K[j : j + t, i : i + t] = K[i : i + t, j : j + t].T
 
 
 def _not_finite(name: str) -> InputError:
