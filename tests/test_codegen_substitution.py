@@ -76,3 +76,13 @@ def test_roots_of_the_variances_as_subs_makes_them():
         (sp.exp(-s11 / 2), sp.exp(-(r11**2) / 2)),
     ]:
         assert render._with_roots(expr) == want == expr.subs(ROOTS)
+
+
+@pytest.mark.parametrize("name", ["erf", "sin", "gelu"])
+def test_shared_xreplace_equals_xreplace_on_the_carried_determinants(name):
+    """The graph walk (each distinct subexpression rebuilt once) gives ``xreplace``'s result."""
+    from ntksym.dual.families import erf, gelu, mgf_det
+
+    det = {"erf": erf.erf_det, "sin": mgf_det.sin_det, "gelu": lambda: gelu.gelu().carried}[name]()
+    squares = {var: root**2 for var, root in ((k.base, v) for k, v in ROOTS.items())}
+    assert render.shared_xreplace(det, squares) == det.xreplace(squares)

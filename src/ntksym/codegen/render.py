@@ -194,6 +194,30 @@ def _check_backend(backend: str) -> str:
 _SQUARES = {var: root**2 for var, root in ((k.base, v) for k, v in ROOTS.items())}
 
 
+def shared_xreplace(expr: sp.Expr, rule: dict[sp.Basic, sp.Basic]) -> sp.Expr:
+    """``expr.xreplace(rule)``, rebuilding each distinct subexpression once.
+
+    SymPy's ``xreplace`` walks the expression as a tree, so a subexpression that occurs
+    in many places (a series' ratio ``Min(z1, z2) / Max(z1, z2)`` nested in each of its
+    32 terms) is rebuilt, and its ``Min``/``Max`` compared anew, at every occurrence: 12 s
+    of erf's determinant. This walks it as the graph it is.
+    """
+    done: dict[sp.Basic, sp.Basic] = {}
+
+    def walk(e: sp.Basic) -> sp.Basic:
+        if e in rule:
+            return rule[e]
+        hit = done.get(e)
+        if hit is None:
+            args = tuple(walk(a) for a in e.args)
+            changed = any(a is not b for a, b in zip(args, e.args, strict=True))
+            hit = e.func(*args) if changed else e
+            done[e] = hit
+        return hit
+
+    return walk(expr)
+
+
 @functools.lru_cache(maxsize=64)
 def _with_roots(expr: sp.Expr) -> sp.Expr:
     """``expr`` with the square roots of the variances as their symbols (memoised).
@@ -204,7 +228,7 @@ def _with_roots(expr: sp.Expr) -> sp.Expr:
     of the library: ``tests/test_codegen_substitution.py``), by ``xreplace``: ``subs`` spent
     seconds comparing the branches of GELU's maps (``Piecewise._eval_subs``).
     """
-    return expr.xreplace(_SQUARES)
+    return shared_xreplace(expr, _SQUARES)
 
 
 def _cse_print(
