@@ -15,6 +15,7 @@ import pytest
 import sympy as sp
 
 from ntksym.codegen.arch_emit import loop_spec
+from ntksym.codegen.shared_xreplace import shared_xreplace
 from ntksym.codegen.spec import kernel_spec
 from ntksym.dual.stable import ROOTS, S12, Atan2Q
 
@@ -85,4 +86,4 @@ def test_shared_xreplace_equals_xreplace_on_the_carried_determinants(name):
 
     det = {"erf": erf.erf_det, "sin": mgf_det.sin_det, "gelu": lambda: gelu.gelu().carried}[name]()
     squares = {var: root**2 for var, root in ((k.base, v) for k, v in ROOTS.items())}
-    assert render.shared_xreplace(det, squares) == det.xreplace(squares)
+    assert shared_xreplace(det, squares) == det.xreplace(squares)

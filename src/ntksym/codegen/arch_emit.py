@@ -38,6 +38,7 @@ import sympy as sp
 
 from ntksym.codegen.arch_program import Program
 from ntksym.codegen.render import LLVM_INLINED, RenderSpec
+from ntksym.codegen.shared_xreplace import shared_xreplace
 from ntksym.codegen.spec import KernelSpec
 from ntksym.dual.residual import NEAR
 from ntksym.dual.stable import B2, W2
@@ -119,7 +120,8 @@ def loop_spec(spec: KernelSpec) -> KernelSpec:
         if e is None:
             return None
         # (xreplace, not subs: a symbol set to a number, and 100x faster on GELU's maps)
-        return _negative_powers(_half_powers(e.xreplace({W2: sp.Integer(1), B2: sp.Integer(0)})))
+        dense_apart = shared_xreplace(e, {W2: sp.Integer(1), B2: sp.Integer(0)})
+        return _negative_powers(_half_powers(dense_apart))
 
     return replace(spec, nngp=form(spec.nngp), ntk=form(spec.ntk), det=form(spec.det),
                    diag=form(spec.diag))  # fmt: skip

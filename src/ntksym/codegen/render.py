@@ -23,6 +23,7 @@ from sympy.printing.pycode import PythonCodePrinter
 
 from ntksym.codegen.printers import printer_for
 from ntksym.codegen.runtime import read_region, runtime_sources
+from ntksym.codegen.shared_xreplace import shared_xreplace
 from ntksym.codegen.sign_variants import negative_variant, positive_variant
 from ntksym.codegen.spec import RHO, KernelSpec, kernel_spec
 from ntksym.dual.stable import INPUTS, ROOTS, U
@@ -192,30 +193,6 @@ def _check_backend(backend: str) -> str:
 
 #: Each variance as the square of its root: ``S11 -> R11**2``, ... (:data:`ROOTS`).
 _SQUARES = {var: root**2 for var, root in ((k.base, v) for k, v in ROOTS.items())}
-
-
-def shared_xreplace(expr: sp.Expr, rule: dict[sp.Basic, sp.Basic]) -> sp.Expr:
-    """``expr.xreplace(rule)``, rebuilding each distinct subexpression once.
-
-    SymPy's ``xreplace`` walks the expression as a tree, so a subexpression that occurs
-    in many places (a series' ratio ``Min(z1, z2) / Max(z1, z2)`` nested in each of its
-    32 terms) is rebuilt, and its ``Min``/``Max`` compared anew, at every occurrence: 12 s
-    of erf's determinant. This walks it as the graph it is.
-    """
-    done: dict[sp.Basic, sp.Basic] = {}
-
-    def walk(e: sp.Basic) -> sp.Basic:
-        if e in rule:
-            return rule[e]
-        hit = done.get(e)
-        if hit is None:
-            args = tuple(walk(a) for a in e.args)
-            changed = any(a is not b for a, b in zip(args, e.args, strict=True))
-            hit = e.func(*args) if changed else e
-            done[e] = hit
-        return hit
-
-    return walk(expr)
 
 
 @functools.lru_cache(maxsize=64)

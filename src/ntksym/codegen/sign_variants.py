@@ -16,6 +16,7 @@ import functools
 
 import sympy as sp
 
+from ntksym.codegen.shared_xreplace import shared_xreplace
 from ntksym.dual.stable import S12, Atan2Q
 
 __all__ = ["negative_variant", "positive_variant"]
@@ -51,7 +52,7 @@ def _specialise(expr: sp.Expr, to: sp.Expr, stand: sp.Symbol, back: sp.Expr) -> 
     out = expr.replace(lambda e: isinstance(e, sp.atan2), convert)
     # (xreplace, not subs: a symbol for a symbol; the same result, without subs's
     # comparisons of every branch)
-    out = out.xreplace({S12: to}).xreplace({stand: back})
+    out = shared_xreplace(shared_xreplace(out, {S12: to}), {stand: back})
     return out.replace(lambda e: isinstance(e, hold), lambda e: sp.atan2(*e.args))
 
 
