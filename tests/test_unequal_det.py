@@ -70,7 +70,7 @@ def test_erf_general_form_fails_at_unequal_variances():
 
 def test_sin_direct_form_fails_at_small_unequal_variances(monkeypatch):
     """Planted: sin's ``K1`` taken as ``g1 g2 - E1^2`` at every ratio cancels below 1."""
-    monkeypatch.setattr(mgf_det, "_sin_unequal_k1", lambda g1, g2, e1: g1 * g2 - e1**2)
+    monkeypatch.setattr(mgf_det, "_sin_unequal_k1", lambda g1, g2, e1, *_: g1 * g2 - e1**2)
     _factory, F = MAPS["sin"]
     err, case = worst(mgf_det.sin_det(), F, 0.0)
     assert err > 1e-8, case

@@ -94,8 +94,10 @@ def _log_asinc_coeffs(terms: int = 32) -> tuple[sp.Rational, ...]:
     return tuple(logs)
 
 
-def _small_k1(z1: sp.Expr, z2: sp.Expr, alpha: sp.Expr, dz: sp.Expr) -> sp.Expr:
+def _small_k1(lo: sp.Expr, hi: sp.Expr, alpha: sp.Expr, dz: sp.Expr) -> sp.Expr:
     """``(pi^2/4) K1 = asin(z1) asin(z2) - asin(sqrt(z1 z2))^2`` for ``z1, z2 < 1/2``.
+
+    ``lo, hi`` are the smaller and the larger ``z``.
 
     With ``asin(x) = x h(x^2)`` and ``log h(t) = sum_k l_k t^k`` (:func:`_log_asinc_coeffs`),
     ``log h(z1^2) + log h(z2^2) - 2 log h(z1 z2) = sum_k l_k (z1^k - z2^k)^2``, so
@@ -107,7 +109,6 @@ def _small_k1(z1: sp.Expr, z2: sp.Expr, alpha: sp.Expr, dz: sp.Expr) -> sp.Expr:
     """
     # e_k = hi^(k-1) g_k with g_k = 1 + r g_(k-1) = 1 + r + ... + r^(k-1), r = lo / hi <= 1,
     # summed by Horner in hi^2: positive terms and no powers to take (NumPy's are slow)
-    lo, hi = sp.Min(z1, z2), sp.Max(z1, z2)
     ratio = lo / sp.Max(hi, TINY)
     gs: list[sp.Expr] = [sp.Integer(1)]
     for _ in _log_asinc_coeffs()[1:]:
@@ -191,13 +192,12 @@ def erf_det(small: bool = True, unequal: bool = True) -> sp.Expr:
     step = log1p(diff / sp.Max(S22 * a, TINY)) / 2
     series = _second_difference(p, q1 / (a * b), step)
     dd = sp.Piecewise((series, sp.Abs(step) < (1 - p) / 50), (d1 - d2, True))
-    z1, z2 = 2 * S11 / a, 2 * S22 / b
+    lo, hi = sp.Min(2 * S11 / a, 2 * S22 / b), sp.Max(2 * S11 / a, 2 * S22 / b)  # the y^2
     k1_forms = [(alpha * dd - d1 * d2, sp.true)]
     if unequal:
-        lo, hi = sp.Min(z1, z2), sp.Max(z1, z2)
         k1_forms.insert(0, (_unequal_k1(lo, hi, sp.Max(asin1, asin2)), 4 * lo < hi))
     if small:
-        k1_forms.insert(0, (_small_k1(z1, z2, alpha, dy2), sp.Max(z1, z2) < sp.Rational(1, 2)))
+        k1_forms.insert(0, (_small_k1(lo, hi, alpha, dy2), hi < sp.Rational(1, 2)))
     k1 = 4 * sp.Piecewise(*k1_forms) / sp.pi**2
     v1 = 2 * dd / sp.pi
     # far from parallel (E^2 < 0.9 g1 g2) the direct forms lose at most 10 ulps, where K1's terms

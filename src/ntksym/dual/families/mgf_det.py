@@ -145,14 +145,17 @@ def _sin_parts(pp: dict[str, sp.Expr]) -> tuple[sp.Expr, ...]:
     far = (-expm1(-2 * lo) - sp.exp(-2 * u) - sp.exp(-2 * p) + sp.exp(-4 * half)
            + 2 * sp.exp(-2 * half) - sp.exp(-2 * hi)) / 4  # fmt: skip
     k1 = sp.Piecewise(
-        (_sin_unequal_k1(g1, g2, e1), 6 * lo < hi), (small, p < 1), (large, u < 1), (far, True)
+        (_sin_unequal_k1(g1, g2, e1, pp["m"], hi), 6 * lo < hi),
+        (small, p < 1),
+        (large, u < 1),
+        (far, True),
     )
     v1 = (-2 * expm1(-u) + pp["u2"] * sp.exp(-p) - rem) / 2
     y_part = sp.Piecewise((v1 + 2 * d, S12 >= 0), (g1 + g2 + 2 * (e1 - d), True))
     return k1 + d * (2 * e1 - d), y_part, e1 - d, g1, g2
 
 
-def _sin_unequal_k1(g1: sp.Expr, g2: sp.Expr, e1: sp.Expr) -> sp.Expr:
+def _sin_unequal_k1(g1: sp.Expr, g2: sp.Expr, e1: sp.Expr, m: sp.Expr, hi: sp.Expr) -> sp.Expr:
     """Sin's ``K1 = e^(-(S11+S22)) (sinh S11 sinh S22 - sinh^2 M)`` for ``6 min S < max S``.
 
     The same ``K1`` as :func:`_sin_parts`' (``sinh P sinh u - sinh^2 w`` has the same value:
@@ -161,11 +164,11 @@ def _sin_unequal_k1(g1: sp.Expr, g2: sp.Expr, e1: sp.Expr) -> sp.Expr:
     cancel by ``(S22 / S11)``. Below 1: ``S11 S22 e^(-(S11+S22))`` times ``(1 + r(S11))(1 +
     r(S22)) - (1 + r(M))^2`` with ``r(x) = sinh(x)/x - 1``, whose largest term dominates (at
     worst ``(1 - 1/sqrt 6)^-2``); from 1 on, ``g1 g2 - E1^2`` directly (``E1^2 < 0.9 g1 g2``).
+    ``m = sqrt(S11 S22)`` and ``hi = max S`` are :func:`_sin_parts`'.
     """
-    m = sp.sqrt(S11 * S22)
     ra, rb, rm = _sinhc_rem(S11), _sinhc_rem(S22), _sinhc_rem(m)
     small = S11 * S22 * sp.exp(-(S11 + S22)) * (ra + rb + ra * rb - rm * (2 + rm))
-    return sp.Piecewise((small, sp.Max(S11, S22) < 1), (g1 * g2 - e1**2, True))
+    return sp.Piecewise((small, hi < 1), (g1 * g2 - e1**2, True))
 
 
 def _cos_parts(pp: dict[str, sp.Expr]) -> tuple[sp.Expr, ...]:
