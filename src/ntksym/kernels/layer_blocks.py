@@ -17,8 +17,13 @@ Activations without a closed form are integrated by the generated modules' vecto
 rule, whose sums run over a batch's common node range (and chunks of pairs), so their
 entries can differ in the last bits with the block (measured: a few thousand ulps of
 entries near zero, about 1e-16 of the kernel's scale); their blocks are larger
-(:data:`QUADRATURE_MIN_PAIRS`). ``K(X, X)`` is made exactly symmetric by copying its upper
-triangle onto the lower one in place (:func:`symmetrize`), as a tiled evaluation does.
+(:data:`QUADRATURE_MIN_PAIRS`).
+
+For ``K(X, X)`` a block of rows ``r0:r1`` is evaluated against the columns ``r0:`` only
+(the entries on and above the diagonal, and the block's small triangle below it), so about
+half the pairs are computed; the lower triangle is then filled by copying the upper one
+onto it in place (:func:`symmetrize`), as a tiled evaluation does, so ``K(X, X)`` is exactly
+symmetric. Blocks grow taller as their columns shrink (the same memory budget).
 """
 
 from __future__ import annotations
@@ -81,18 +86,20 @@ def by_quadrature(net: Net) -> bool:
     return any(not dual.has_closed_form(a) for a in acts)
 
 
-def block_rows(net: Net, n1: int, n2: int, n_kinds: int) -> int:
+def block_rows(net: Net, n1: int, n2: int, n_kinds: int, cols: int | None = None) -> int:
     """Rows per block: temporaries within ``max(FRACTION x outputs, FLOOR_BYTES)``.
 
-    At least one row, and at least :data:`QUADRATURE_MIN_PAIRS` entries when an activation
-    is integrated.
+    ``cols``: the columns a block is evaluated against (``n2`` if None; fewer for the
+    blocks of ``K(X, X)``, which start at their first row). At least one row, and at least
+    :data:`QUADRATURE_MIN_PAIRS` entries when an activation is integrated.
     """
     most, outputs = live_branches(net)
     quad = by_quadrature(net)
+    width = max(n2 if cols is None else cols, 1)
     out_bytes = 8.0 * n_kinds * outputs * n1 * n2
     budget = max(FRACTION * out_bytes, float(FLOOR_BYTES))
-    per_row = 8.0 * (QUADRATURE_PER_ENTRY if quad else PER_ENTRY) * most * max(n2, 1)
-    least = -(-QUADRATURE_MIN_PAIRS // max(n2, 1)) if quad else 1
+    per_row = 8.0 * (QUADRATURE_PER_ENTRY if quad else PER_ENTRY) * most * width
+    least = -(-QUADRATURE_MIN_PAIRS // width) if quad else 1
     return min(n1, max(least, int(budget // per_row)))
 
 
@@ -126,17 +133,23 @@ def _block(
     A: np.ndarray,
     X2: np.ndarray,
     rows: slice,
+    col0: int,
     same: bool,
     need_ntk: bool,
     lows: tuple[np.ndarray, np.ndarray],
 ) -> tuple[list[dict[str, np.ndarray | None]], bool]:
     """One block's kernels per output, and whether the network ends in several branches.
 
-    ``lows``: the low parts of all of ``A``'s and ``X2``'s squared norms
+    The block's rows are evaluated against the columns ``col0:`` of ``X2``. ``lows``: the
+    low parts of all of ``A``'s and ``X2``'s squared norms
     (:func:`~.variance_dd.squared_norms_lo`), formed once for every block.
     """
-    G = gram_rows(A, X2, rows.start, rows.stop)
-    start = input_block(A[rows], X2, need_ntk, same, rows.start, G, (lows[0][rows], lows[1]))
+    cols = X2[col0:]
+    # the product against all the columns, then cut: BLAS may round an entry differently
+    # in a product with fewer columns, and every block must hold the bits of one evaluation
+    G = gram_rows(A, X2, rows.start, rows.stop)[:, col0:]
+    offset = rows.start - col0  # (with ``same``: row i's own pair is column i + offset)
+    start = input_block(A[rows], cols, need_ntk, same, offset, G, (lows[0][rows], lows[1][col0:]))
     node = Walker(Float64Ops()).run(net, (start, Meta(A.shape[1])))
     ends = node if isinstance(node, list) else [node]
     return [{"nngp": b.s12, "ntk": b.ntk} for b, _ in ends], isinstance(node, list)
@@ -148,15 +161,18 @@ def _norms_lo(X: np.ndarray) -> np.ndarray:
 
 
 def _store(
-    outs: list[dict[str, np.ndarray]], values: list[dict[str, np.ndarray | None]], span: slice
+    outs: list[dict[str, np.ndarray]],
+    values: list[dict[str, np.ndarray | None]],
+    span: slice,
+    col0: int,
 ) -> None:
-    """One block's kernels written into the outputs' rows, each checked finite."""
+    """One block's kernels written into the outputs' rows, columns ``col0:``, each finite."""
     for out, value in zip(outs, values, strict=True):
         for name, array in out.items():
             got = value[name]
             if got is None or not np.all(np.isfinite(got)):
                 raise _not_finite(name)
-            array[span] = got
+            array[span, col0:] = got
 
 
 def evaluate_layers(
@@ -186,18 +202,21 @@ def evaluate_layers(
     """
     X2 = A if B is None else B
     n1, n2 = A.shape[0], X2.shape[0]
-    step = block_rows(net, n1, n2, len(wanted)) if rows is None else rows
     outs: list[dict[str, np.ndarray]] = []
     several = False
     lows = _norms_lo(A), _norms_lo(X2)
-    for i0 in range(0, n1, step):
+    i0 = 0
+    while i0 < n1:
+        col0 = i0 if B is None else 0  # K(X, X): the columns from the block's first row
+        step = rows if rows is not None else block_rows(net, n1, n2, len(wanted), n2 - col0)
         span = slice(i0, min(n1, i0 + step))
+        i0 = span.stop
         # an overflow gives non-finite entries, refused by _store with a clear error: no
         # NumPy warning from inside a map first, and a layer's variances that overflowed
         # before its dual map are the same error
         try:
             with np.errstate(over="ignore", invalid="ignore"):
-                values, several = _block(net, A, X2, span, B is None, "ntk" in wanted, lows)
+                values, several = _block(net, A, X2, span, col0, B is None, "ntk" in wanted, lows)
         except NonFiniteError:
             raise _not_finite(wanted[0]) from None
         if not outs:
@@ -205,7 +224,7 @@ def evaluate_layers(
             outs = [
                 {n: given[n] if n in given else np.empty((n1, n2)) for n in wanted} for _ in values
             ]
-        _store(outs, values, span)
+        _store(outs, values, span, col0)
         del values  # (before the next block's temporaries)
     if B is None:
         for out in outs:
