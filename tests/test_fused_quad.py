@@ -166,6 +166,21 @@ def test_huge_tiny_and_zero_inputs_agree_with_the_layer_maps(expr: str) -> None:
         assert _scaled_error(getattr(got, name), getattr(want, name)) <= 2e-14, name
 
 
+@pytest.mark.parametrize("expr", ["sin(u) + erf(u)", "tanh(u) + erf(2*u)"])
+def test_activations_calling_erf_are_fused(expr: str) -> None:
+    """erf in an activation without a closed form: the fused module's NumPy code of it
+    calls ``_erf``, which the module did not define (a NameError from inside it, session
+    24's sweep); now the layer maps' values, and the referee's."""
+    net = stax.serial(stax.Dense(8, 1.2, 0.1), stax.Elementwise(expr), stax.Dense(1, 0.9))
+    X = _hostile()[[0, 4, 6, 7, 8]]
+    got = net.kernel_fn(X, backend="fused")
+    want = net.kernel_fn(X, backend="layers")
+    ((rn, rt),) = stax.reference_kernels(net, X[:3], dps=20)
+    for name, ref in (("nngp", rn), ("ntk", rt)):
+        assert _scaled_error(getattr(got, name), getattr(want, name)) <= 2e-14, name
+        assert _scaled_error(getattr(got, name)[:3, :3], ref) <= 1e-13, name
+
+
 def test_an_overflowing_series_is_refused_as_on_the_layer_maps() -> None:
     """E[(exp(u) tanh(u))^2] overflows at variances near 1e12: the same clear error."""
     net = stax.serial(stax.Dense(8, 1.2, 0.1), stax.Elementwise("exp(u)*tanh(u)"), stax.Dense(1))
