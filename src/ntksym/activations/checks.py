@@ -19,7 +19,7 @@ from typing import Any
 import mpmath
 import sympy as sp
 
-from ntksym.activations.expr import MPMATH_MODULES, u
+from ntksym.activations.expr import MPMATH_MODULES, real_zeros, u
 from ntksym.errors import ActivationError, UnsafeExpressionError
 
 __all__ = ["MAX_DEGREE", "check_expression", "gaussian_growth"]
@@ -89,6 +89,69 @@ def check_expression(expr: sp.Expr, text: str) -> None:
             except (ValueError, ZeroDivisionError, OverflowError, TypeError):
                 value = mpmath.nan
             _check_value(value, p, text)
+    _check_poles(expr, f, text)
+
+
+#: Distances from a candidate pole (times ``max(1, |z|)``) at which ``|sigma|`` is read ...
+_NEAR = ("1e-4", "1e-8", "1e-12")
+#: ... and the growth between successive readings that says it is unbounded there
+#: (``log|u|`` grows by 2 and 1.5, ``|u|^-0.25`` by 10, ``1/u`` by 1e4).
+_GROWTH = 1.4
+#: Candidate poles examined, the nearest to 0 first (one pole suffices to refuse).
+_MAX_POLES = 8
+
+
+def _pole_sources(expr: sp.Expr) -> list[sp.Expr]:
+    """Expressions whose real zeros are the only places ``expr`` may be infinite.
+
+    The bases of negative powers, the arguments of ``log`` and ``cos`` of those of ``tan``;
+    those SymPy proves positive (``1 + exp(-u)``, ``1 + u^2``) have no zero.
+    """
+    found = [p.base for p in expr.atoms(sp.Pow) if p.exp.is_number and p.exp.is_negative]
+    found += [g.args[0] for g in expr.atoms(sp.log)]
+    found += [sp.cos(g.args[0]) for g in expr.atoms(sp.tan)]
+    return [b for b in found if b.has(u) and not b.is_positive]
+
+
+def _check_poles(expr: sp.Expr, f: Any, text: str) -> None:
+    """Refuse ``expr`` where it grows without bound near a real point (a pole, ``log|u|``).
+
+    The probes read a few points only: ``tan(u)`` or ``1/(u - 0.5)`` are finite at all of
+    them, and their kernels are infinite (``E[sigma(u)^2]`` diverges at every variance),
+    yet quadrature returned finite numbers for them. Each zero of a :func:`_pole_sources`
+    expression is a candidate; ``|sigma|`` is read at three distances on both sides of it.
+    """
+    zeros: set[float] = set()
+    for c in _pole_sources(expr):
+        zeros |= real_zeros(c)
+    with mpmath.workdps(40):
+        for z in sorted(zeros, key=abs)[:_MAX_POLES]:
+            for side in (-1, 1):
+                size = _growth(f, mpmath.mpf(z), side)
+                if size is not None:
+                    raise ActivationError(
+                        f"{text!r} is not finite at u = {z:.15g} (|sigma| grows without bound "
+                        f"there: {mpmath.nstr(size, 3)} at distance 1e-12); an activation must "
+                        "be finite for every real u, or its kernel is infinite"
+                    )
+
+
+def _growth(f: Any, z: Any, side: int) -> Any:
+    """``|sigma|`` at distance 1e-12 of ``z`` if it grows without bound towards ``z``, else None."""
+    scale = max(mpmath.mpf(1), abs(z))
+    sizes = []
+    for d in _NEAR:
+        try:
+            value = mpmath.mpmathify(f(z + side * scale * mpmath.mpf(d)))
+        except _Huge:
+            return mpmath.inf
+        except (ValueError, ZeroDivisionError, OverflowError, TypeError):
+            return mpmath.inf
+        if isinstance(value, mpmath.mpc) or not mpmath.isfinite(value):
+            return None if isinstance(value, mpmath.mpc) else mpmath.inf
+        sizes.append(abs(value))
+    grows = all(b > _GROWTH * a for a, b in zip(sizes, sizes[1:], strict=False))
+    return sizes[-1] if grows else None
 
 
 def _check_value(value: object, at: str, text: str) -> None:

@@ -31,7 +31,7 @@ from sympy.printing.numpy import NumPyPrinter
 
 from ntksym.errors import ActivationError
 
-__all__ = ["ProductPowers", "u", "lambdify_numpy", "kinks_of"]
+__all__ = ["ProductPowers", "u", "lambdify_numpy", "kinks_of", "real_zeros"]
 
 
 #: The variable every activation is written in.
@@ -43,6 +43,12 @@ def _np_erf(x: Any) -> Any:
     """Vectorised ``math.erf`` (NumPy itself has no erf and SciPy is not required)."""
     x = np.asarray(x, dtype=float)
     return np.vectorize(math.erf, otypes=[float])(x) if x.ndim else math.erf(float(x))
+
+
+def _np_erfc(x: Any) -> Any:
+    """Vectorised ``math.erfc`` (accurate where ``1 - erf`` would cancel)."""
+    x = np.asarray(x, dtype=float)
+    return np.vectorize(math.erfc, otypes=[float])(x) if x.ndim else math.erfc(float(x))
 
 
 def _np_heaviside(x: Any, h0: Any = 0.5) -> Any:
@@ -57,7 +63,7 @@ def _no_delta(*_: Any) -> Any:
 
 
 _NUMPY_MODULES: list[Any] = [
-    {"erf": _np_erf, "Heaviside": _np_heaviside, "DiracDelta": _no_delta},
+    {"erf": _np_erf, "erfc": _np_erfc, "Heaviside": _np_heaviside, "DiracDelta": _no_delta},
     "numpy",
 ]
 
@@ -254,6 +260,16 @@ def _zeros(c: sp.Expr) -> set[float]:
         zeros = _poly_zeros(branch)
         found |= _scan_zeros(branch) if zeros is None else zeros
     return {z for z in found if math.isfinite(z)}
+
+
+def real_zeros(c: sp.Expr) -> set[float]:
+    """Real zeros of ``c`` as float64, through every smooth branch of it.
+
+    Exact for polynomials up to degree 16, else the sign changes of a scan over
+    ``|u| <= 1e4`` refined by bisection (a zero where ``c`` touches 0 without changing sign
+    is found only if it is a grid point or ``c`` is a polynomial).
+    """
+    return _zeros(c)
 
 
 def _piece(expr: sp.Expr, x: Any) -> sp.Expr:

@@ -112,6 +112,10 @@ class NumpyKernelPrinter(ProductPowers, NumPyPrinter):
     def _print_erf(self, expr: Any) -> str:
         return f"_erf({self._print(expr.args[0])})"
 
+    def _print_erfc(self, expr: Any) -> str:
+        # (NumPy has no erfc; math.erfc takes scalars, and 1 - erf cancels where it is small)
+        return f"numpy.vectorize(math.erfc, otypes=[float])({self._print(expr.args[0])})"
+
     def _print_Or(self, expr: Any) -> str:
         # (NumPyPrinter's logical_or.reduce of a tuple cannot broadcast a row with a column)
         return self._nested("numpy.logical_or", expr.args)

@@ -33,6 +33,7 @@ __all__ = [
     "numpy_function",
     "stable_numeric",
     "vectorised_erf",
+    "vectorised_erfc",
 ]
 
 #: Float64 evaluation of both maps: ``(s11, s12, s22, det) -> (nngp, ntk)``.
@@ -128,8 +129,13 @@ def vectorised_erf(x: Any) -> Any:
     return np.vectorize(math.erf, otypes=[float])(x)
 
 
-#: Extra translations for :func:`numpy_function`: ``erf`` on arrays.
-ERF: Mapping[str, Callable[..., Any]] = {"erf": vectorised_erf}
+def vectorised_erfc(x: Any) -> Any:
+    """``math.erfc`` elementwise (``1 - erf`` would cancel where erfc is small)."""
+    return np.vectorize(math.erfc, otypes=[float])(x)
+
+
+#: Extra translations for :func:`numpy_function`: ``erf`` and ``erfc`` on arrays.
+ERF: Mapping[str, Callable[..., Any]] = {"erf": vectorised_erf, "erfc": vectorised_erfc}
 
 
 def numpy_function(
