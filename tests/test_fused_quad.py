@@ -166,11 +166,12 @@ def test_huge_tiny_and_zero_inputs_agree_with_the_layer_maps(expr: str) -> None:
         assert _scaled_error(getattr(got, name), getattr(want, name)) <= 2e-14, name
 
 
-@pytest.mark.parametrize("expr", ["sin(u) + erf(u)", "tanh(u) + erf(2*u)"])
+@pytest.mark.parametrize("expr", ["sin(u) + erf(u)", "tanh(u) + erf(2*u)", "erfc(2*u)*u"])
 def test_activations_calling_erf_are_fused(expr: str) -> None:
     """erf in an activation without a closed form: the fused module's NumPy code of it
     calls ``_erf``, which the module did not define (a NameError from inside it, session
-    24's sweep); now the layer maps' values, and the referee's."""
+    24's sweep); erfc was printed as ``math.erfc``, which takes no arrays (a TypeError on
+    every path). Now the layer maps' values, and the referee's."""
     net = stax.serial(stax.Dense(8, 1.2, 0.1), stax.Elementwise(expr), stax.Dense(1, 0.9))
     X = _hostile()[[0, 4, 6, 7, 8]]
     got = net.kernel_fn(X, backend="fused")
@@ -269,3 +270,15 @@ def test_random_networks_with_the_series_agree_with_the_layer_maps(k: int) -> No
         g = getattr(got, name)
         assert np.array_equal(g, g.T)
         assert _scaled_error(g, getattr(want, name)) <= 1e-12, (name, k)
+
+
+def test_the_homogeneous_kernel_of_erfc_against_the_referee() -> None:
+    """``ntksym.kernel("erfc(u)", ...)``: its first call (the NumPy module) raised a
+    TypeError (``math.erfc`` on an array) before session 24."""
+    import ntksym
+
+    X = _hostile()[[0, 4, 6, 7]]
+    got = ntksym.kernel("erfc(u)", 2, 0.1, 1.2)(X, get="ntk")
+    net = stax.serial(stax.Dense(8, 1.2, 0.1), stax.Elementwise("erfc(u)"), stax.Dense(1, 1.2, 0.1))
+    ((_, rt),) = stax.reference_kernels(net, X, dps=20)
+    assert _scaled_error(got, rt) <= 1e-13
