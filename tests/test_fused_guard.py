@@ -115,3 +115,24 @@ def test_a_marked_pair_that_overflows_is_refused() -> None:
             warnings.simplefilter("error", RuntimeWarning)
             with pytest.raises(InputError, match="infinite or undefined at some of these"):
                 net.kernel_fn(X, backend=backend)
+
+
+@pytest.mark.parametrize("before", [stax.Relu, lambda: stax.LeakyRelu(0.2)])
+def test_one_input_twice_at_a_huge_variance_after_a_kinked_map(before) -> None:
+    """``sin(u) + u`` after a ReLU at variances near 1e7 (seed 69 of session 24's sweep):
+    its map reads ``exp(S12 - (S11 + S22)/2)`` with each variance as the square of its
+    root, so the diagonal pair fed ``S12 = S11`` saw an ulp of the variance instead of 0
+    (3.7e-10 of the NTK, 4.8e-8 at 1e5); it now gets ``R11 R22``. The diagonal against
+    the referee's closed forms. (Not the pair 1e-3 apart: there the map's cancellation is
+    its own, on both paths, 5e-12 at the scale 1e3; session 24's note.)"""
+    net = stax.serial(
+        stax.Dense(4, 1.0, 0.1), before(), stax.Dense(4, 0.65), stax.Elementwise("sin(u) + u"),
+        stax.Dense(4, 1.33, 0.3), stax.Dense(1),
+    )  # fmt: skip
+    x = np.random.default_rng(5).standard_normal(4)
+    for scale in (1e4, 1e5):
+        X = np.stack([scale * x, scale * x * (1 + 1e-3)])
+        got = net.kernel_fn(X, backend="fused")
+        ((rn, rt),) = stax.reference_kernels(net, X, dps=30, method="closed_form")
+        for a, r in ((got.nngp, rn), (got.ntk, rt)):
+            assert np.max(np.abs(np.diag(a) - np.diag(r)) / np.abs(np.diag(r))) <= 1e-14, scale
