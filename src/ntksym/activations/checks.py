@@ -143,12 +143,12 @@ def _growth(f: Any, z: Any, side: int) -> Any:
     for d in _NEAR:
         try:
             value = mpmath.mpmathify(f(z + side * scale * mpmath.mpf(d)))
-        except _Huge:
+        except (_Huge, ValueError, ZeroDivisionError, OverflowError, TypeError):
             return mpmath.inf
-        except (ValueError, ZeroDivisionError, OverflowError, TypeError):
+        if isinstance(value, mpmath.mpc):
+            return None  # (not real on this side: the probes' concern, not a pole's)
+        if not mpmath.isfinite(value):
             return mpmath.inf
-        if isinstance(value, mpmath.mpc) or not mpmath.isfinite(value):
-            return None if isinstance(value, mpmath.mpc) else mpmath.inf
         sizes.append(abs(value))
     grows = all(b > _GROWTH * a for a, b in zip(sizes, sizes[1:], strict=False))
     return sizes[-1] if grows else None

@@ -31,7 +31,7 @@ from sympy.printing.numpy import NumPyPrinter
 
 from ntksym.errors import ActivationError
 
-__all__ = ["ProductPowers", "u", "lambdify_numpy", "kinks_of", "real_zeros"]
+__all__ = ["ProductPowers", "u", "lambdify_numpy", "kinks_of", "np_erfc", "real_zeros"]
 
 
 #: The variable every activation is written in.
@@ -45,7 +45,7 @@ def _np_erf(x: Any) -> Any:
     return np.vectorize(math.erf, otypes=[float])(x) if x.ndim else math.erf(float(x))
 
 
-def _np_erfc(x: Any) -> Any:
+def np_erfc(x: Any) -> Any:
     """Vectorised ``math.erfc`` (accurate where ``1 - erf`` would cancel)."""
     x = np.asarray(x, dtype=float)
     return np.vectorize(math.erfc, otypes=[float])(x) if x.ndim else math.erfc(float(x))
@@ -63,7 +63,7 @@ def _no_delta(*_: Any) -> Any:
 
 
 _NUMPY_MODULES: list[Any] = [
-    {"erf": _np_erf, "erfc": _np_erfc, "Heaviside": _np_heaviside, "DiracDelta": _no_delta},
+    {"erf": _np_erf, "erfc": np_erfc, "Heaviside": _np_heaviside, "DiracDelta": _no_delta},
     "numpy",
 ]
 
@@ -251,8 +251,14 @@ def _bisect(f: Callable[[Any], Any], lo: Any, f_lo: Any) -> float:
     return float((lo + hi) / 2)
 
 
-def _zeros(c: sp.Expr) -> set[float]:
-    """Real zeros of a switch expression, through every smooth branch of it."""
+def real_zeros(c: sp.Expr) -> set[float]:
+    """Real zeros of ``c`` as float64, through every smooth branch of it.
+
+    Exact for polynomials up to degree 16, else the sign changes of a scan over
+    ``|u| <= 1e4`` refined by bisection (a zero where ``c`` touches 0 without changing sign
+    is found only if it is a grid point or ``c`` is a polynomial). Switch expressions of
+    :func:`kinks_of` and the poles of :mod:`ntksym.activations.checks`.
+    """
     found: set[float] = set()
     for branch in _smooth_branches(c):
         if not branch.has(u):
@@ -260,16 +266,6 @@ def _zeros(c: sp.Expr) -> set[float]:
         zeros = _poly_zeros(branch)
         found |= _scan_zeros(branch) if zeros is None else zeros
     return {z for z in found if math.isfinite(z)}
-
-
-def real_zeros(c: sp.Expr) -> set[float]:
-    """Real zeros of ``c`` as float64, through every smooth branch of it.
-
-    Exact for polynomials up to degree 16, else the sign changes of a scan over
-    ``|u| <= 1e4`` refined by bisection (a zero where ``c`` touches 0 without changing sign
-    is found only if it is a grid point or ``c`` is a polynomial).
-    """
-    return _zeros(c)
 
 
 def _piece(expr: sp.Expr, x: Any) -> sp.Expr:
@@ -347,9 +343,9 @@ def kinks_of(expr: sp.Expr) -> tuple[float, ...]:
     candidates: set[float] = set()
     for atom in atoms:
         for c in _switches(atom):
-            candidates |= _zeros(c)
+            candidates |= real_zeros(c)
     points = _merge(sorted(candidates))
-    deltas = {p for a in expr.atoms(sp.DiracDelta) for p in _zeros(a.args[0])}
+    deltas = {p for a in expr.atoms(sp.DiracDelta) for p in real_zeros(a.args[0])}
     kinks = []
     for i, p in enumerate(points):
         lo = (points[i - 1] + p) / 2 if i else p - max(1.0, abs(p))

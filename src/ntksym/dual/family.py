@@ -20,6 +20,7 @@ import numpy as np
 import sympy as sp
 
 from ntksym.activations import Activation
+from ntksym.activations.expr import np_erfc
 from ntksym.dual import stable
 from ntksym.dual.derive import DET, S11, S12, S22
 from ntksym.dual.stable import LayerMap
@@ -33,7 +34,6 @@ __all__ = [
     "numpy_function",
     "stable_numeric",
     "vectorised_erf",
-    "vectorised_erfc",
 ]
 
 #: Float64 evaluation of both maps: ``(s11, s12, s22, det) -> (nngp, ntk)``.
@@ -129,13 +129,8 @@ def vectorised_erf(x: Any) -> Any:
     return np.vectorize(math.erf, otypes=[float])(x)
 
 
-def vectorised_erfc(x: Any) -> Any:
-    """``math.erfc`` elementwise (``1 - erf`` would cancel where erfc is small)."""
-    return np.vectorize(math.erfc, otypes=[float])(x)
-
-
 #: Extra translations for :func:`numpy_function`: ``erf`` and ``erfc`` on arrays.
-ERF: Mapping[str, Callable[..., Any]] = {"erf": vectorised_erf, "erfc": vectorised_erfc}
+ERF: Mapping[str, Callable[..., Any]] = {"erf": vectorised_erf, "erfc": np_erfc}
 
 
 def numpy_function(
