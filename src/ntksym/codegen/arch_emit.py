@@ -210,12 +210,7 @@ def _act_loop(
     (``hoisted``, :func:`hoist_calls`) come first, in a loop of their own. With ``carry``
     the map's next determinant is written to ``Dk``.
     """
-    # (a pair of one input twice gets the covariance R11 R22: the maps read each variance
-    # as the square of its root, S -> R^2 (render._with_roots), so S11 + S22 - 2 S12 is
-    # then 0 in the map's own terms; with S12 = va it was va - ra^2, an ulp of the
-    # variance, which sin(u) + u's exp(S12 - (S11 + S22)/2) turned into 3.7e-10 of its
-    # NTK at variances near 1e7: seed 69 of session 24's sweep)
-    args = "va, VB[q], _sel(CO[q], ra * RB[q], Sa[q]), Da[q], vk, VK[q], 1.0, 0.0, ra, RB[q]"
+    args = "va, VB[q], Sa[q], Da[q], vk, VK[q], 1.0, 0.0, ra, RB[q]"
     args += ", rk, RK[q]"
     if gap:  # (the map takes the root gap U last)
         args += ", _rgap(va, la, VB[q], VB[off + q], ra, RB[q])"

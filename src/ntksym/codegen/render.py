@@ -25,8 +25,8 @@ from ntksym.codegen.printers import printer_for
 from ntksym.codegen.runtime import read_region, runtime_sources
 from ntksym.codegen.shared_xreplace import shared_xreplace
 from ntksym.codegen.sign_variants import negative_variant, positive_variant
-from ntksym.codegen.spec import RHO, KernelSpec, kernel_spec
-from ntksym.dual.stable import INPUTS, ROOTS, U
+from ntksym.codegen.spec import RHO, KernelSpec, S, kernel_spec
+from ntksym.dual.stable import INPUTS, ROOTS, D, U
 from ntksym.errors import InputError
 from ntksym.version import __version__
 
@@ -86,6 +86,9 @@ class RenderSpec:
         nngp_code: Code of ``E[sigma sigma]``.
         ntk_code: Code of ``E[sigma' sigma']`` (``"0.0"`` without an NTK).
         det_code: Code of the next determinant, or ``""`` to form it directly.
+        keep_twins: Whether the directly formed next determinant is set to 0 for one
+            Gaussian twice (``D = 0``, equal roots, ``S12 > 0``): where the map reads ``D``
+            and passes a huge variance on (:func:`_keeps_twins`).
         diag_code: Code of ``E[sigma(u)^2]`` in ``S``.
         act_code: Code of sigma in ``u`` (quadrature).
         dact_code: Code of sigma' in ``u`` (quadrature, ``"0.0"`` without an NTK).
@@ -121,6 +124,7 @@ class RenderSpec:
     nngp_code: str
     ntk_code: str
     det_code: str
+    keep_twins: bool
     diag_code: str
     act_code: str
     dact_code: str
@@ -269,6 +273,24 @@ def render_spec(
     )
 
 
+def _keeps_twins(spec: KernelSpec) -> bool:
+    """Whether one Gaussian twice must be kept so by hand (``RenderSpec.keep_twins``).
+
+    A next determinant formed directly, ``N11 N22 - S12'^2``, is the rounding of two
+    numbers of size ``N^2`` for a pair whose true one is 0: harmless after an activation
+    whose variance stays moderate (erf, sin), but a map that reads ``D`` where ``N`` is
+    huge (``sin(u) + u`` at 1e8: ``exp(-D/S)``) turns it into 1e-8 of the kernel. Such a
+    map passes a huge variance on: ``E[sigma(u)^2] > 1e3`` at ``S = 1e6``. (Others skip
+    the test, a few percent of a layer.)
+    """
+    if not any(D in e.free_symbols for e in (spec.nngp, spec.ntk) if e is not None):
+        return False
+    try:
+        return not float(spec.diag.subs(S, 10**6).evalf()) <= 1e3
+    except (TypeError, ValueError, ArithmeticError):
+        return True  # (not a number there: keep the test)
+
+
 def _closed_form_fields(
     spec: KernelSpec, pr: PythonCodePrinter, split: bool, negative: bool
 ) -> dict:
@@ -305,6 +327,7 @@ def _closed_form_fields(
         "nngp_code": codes[0],
         "ntk_code": codes[1],
         "det_code": codes[2] if det else "",
+        "keep_twins": not det and _keeps_twins(spec),
         "diag_code": pr.doprint(spec.diag),
         "act_code": "",
         "dact_code": "",
@@ -327,6 +350,7 @@ def _quadrature_fields(spec: KernelSpec, pr: PythonCodePrinter) -> dict:
         "nngp_code": "",
         "ntk_code": "",
         "det_code": "",
+        "keep_twins": False,
         "diag_code": "",
         # (overflow-safe forms, or log1p where they do not apply: spec._printed_form)
         "act_code": pr.doprint(spec.act_form),

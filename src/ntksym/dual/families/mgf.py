@@ -113,6 +113,27 @@ def phase_carried(expr: sp.Expr) -> sp.Expr | None:
     return phase_det(kappa).xreplace(sub)
 
 
+def _linear_coeffs(arg: sp.Expr, stable: bool) -> tuple[sp.Expr, ...] | None:
+    """``(alpha, beta, gamma, c)`` of ``arg = alpha S11 + beta S12 + gamma S22 + c``, or None."""
+    s11, s12, s22 = (S11, S12, S22) if stable else (_d.S11, _d.S12, _d.S22)
+    if not arg.is_polynomial(s11, s12, s22) or sp.Poly(arg, s11, s12, s22).total_degree() > 1:
+        return None
+    poly = sp.Poly(arg, s11, s12, s22)
+    if not all(c.is_number for c in poly.coeffs()):
+        return None
+    return (*(poly.coeff_monomial(m) for m in (s11, s12, s22)), poly.coeff_monomial(1))
+
+
+def _one_variance(arg: sp.Expr, stable: bool) -> bool:
+    """Whether ``arg`` is ``alpha S11 + c`` or ``gamma S22 + c`` (one variable's factor).
+
+    ``u e^(i u)`` in ``sin(u) + u`` gives ``E[v e^(i u)] = i S12 e^(-S11/2)``, whose
+    exponential needs no distance between the two variables.
+    """
+    coeffs = _linear_coeffs(arg, stable)
+    return coeffs is not None and coeffs[1] == 0 and coeffs[0] * coeffs[2] == 0
+
+
 def _distance_exponent(arg: sp.Expr, stable: bool) -> sp.Expr | None:
     """``alpha S11 + beta S12 + gamma S22 + c`` as ``c + k (variance of a u -+ g v)``, or None.
 
@@ -126,13 +147,10 @@ def _distance_exponent(arg: sp.Expr, stable: bool) -> sp.Expr | None:
     difference from the root gap ``U`` (:func:`ntksym.dual.stable.angle_parts`).
     """
     s11, s12, s22 = (S11, S12, S22) if stable else (_d.S11, _d.S12, _d.S22)
-    if not arg.is_polynomial(s11, s12, s22) or sp.Poly(arg, s11, s12, s22).total_degree() > 1:
+    coeffs = _linear_coeffs(arg, stable)
+    if coeffs is None:
         return None
-    poly = sp.Poly(arg, s11, s12, s22)
-    if not all(c.is_number for c in poly.coeffs()):
-        return None
-    alpha, beta, gamma = (poly.coeff_monomial(m) for m in (s11, s12, s22))
-    const = poly.coeff_monomial(1)
+    alpha, beta, gamma, const = coeffs
     if alpha * gamma <= 0 or abs(beta**2 - 4 * alpha * gamma) > 1e-12 * abs(4 * alpha * gamma):
         return None
     k = sp.sign(alpha)
@@ -161,6 +179,8 @@ def _finite(expr: sp.Expr, stable: bool = False) -> sp.Expr:
 
     def rewrite(e: sp.Expr) -> sp.Expr:
         nonlocal done
+        if _one_variance(e.args[0], stable):  # (no distance in it: nothing cancels)
+            return e
         dist = _distance_exponent(e.args[0], stable)
         done = done and dist is not None
         return e if dist is None else sp.exp(dist)
