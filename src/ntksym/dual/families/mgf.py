@@ -170,9 +170,11 @@ def _finite(expr: sp.Expr, stable: bool = False) -> sp.Expr:
     """``expr`` with each product of exponentials merged into one distance exponent.
 
     Where every exponential SymPy wrote has an argument of size at most 1 its own form is
-    kept (it may hold ``sinh S12``, accurate where the merged terms would cancel);
-    elsewhere the sum of single exponentials of :func:`_distance_exponent`, each finite.
-    Terms with a Gaussian factor (``p != 0``: the determinant in a denominator) are left.
+    kept if it holds ``sinh`` or ``cosh`` (``sinh S12`` is accurate where the merged terms
+    would cancel); elsewhere, and everywhere for a form of plain exponentials (which
+    cancels as the merged one does, at twice the cost where both branches are computed),
+    the sum of single exponentials of :func:`_distance_exponent`, each finite. Terms with a
+    Gaussian factor (``p != 0``: the determinant in a denominator) are left.
     """
     merged = sp.powsimp(sp.expand(expr.rewrite(sp.exp)), combine="exp")
     done = True
@@ -189,6 +191,8 @@ def _finite(expr: sp.Expr, stable: bool = False) -> sp.Expr:
     small = [sp.Abs(f.args[0]) <= 1 for f in expr.atoms(sp.exp, sp.sinh, sp.cosh)]
     if not done or not small or finite == expr:
         return expr
+    if not expr.has(sp.sinh, sp.cosh):
+        return finite
     return sp.Piecewise((expr, sp.And(*small)), (finite, True))
 
 
