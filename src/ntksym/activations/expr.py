@@ -31,7 +31,7 @@ from sympy.printing.numpy import NumPyPrinter
 
 from ntksym.errors import ActivationError
 
-__all__ = ["ProductPowers", "u", "lambdify_numpy", "kinks_of", "np_erfc", "real_zeros"]
+__all__ = ["ProductPowers", "u", "lambdify_numpy", "kinks_of", "np_erf", "np_erfc", "real_zeros"]
 
 
 #: The variable every activation is written in.
@@ -39,7 +39,7 @@ u = sp.Symbol("u", real=True)
 
 
 # --------------------------------------------------------------------------- numerics
-def _np_erf(x: Any) -> Any:
+def np_erf(x: Any) -> Any:
     """Vectorised ``math.erf`` (NumPy itself has no erf and SciPy is not required)."""
     x = np.asarray(x, dtype=float)
     return np.vectorize(math.erf, otypes=[float])(x) if x.ndim else math.erf(float(x))
@@ -63,7 +63,7 @@ def _no_delta(*_: Any) -> Any:
 
 
 _NUMPY_MODULES: list[Any] = [
-    {"erf": _np_erf, "erfc": np_erfc, "Heaviside": _np_heaviside, "DiracDelta": _no_delta},
+    {"erf": np_erf, "erfc": np_erfc, "Heaviside": _np_heaviside, "DiracDelta": _no_delta},
     "numpy",
 ]
 

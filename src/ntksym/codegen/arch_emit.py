@@ -210,8 +210,7 @@ def _act_loop(
     (``hoisted``, :func:`hoist_calls`) come first, in a loop of their own. With ``carry``
     the map's next determinant is written to ``Dk``.
     """
-    args = "va, VB[q], Sa[q], Da[q], vk, VK[q], 1.0, 0.0, ra, RB[q]"
-    args += ", rk, RK[q]"
+    args = "va, VB[q], Sa[q], Da[q], vk, VK[q], 1.0, 0.0, ra, RB[q], rk, RK[q]"
     if gap:  # (the map takes the root gap U last)
         args += ", _rgap(va, la, VB[q], VB[off + q], ra, RB[q])"
     out = []

@@ -11,7 +11,6 @@ family) plus its line in the activation registry.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +19,7 @@ import numpy as np
 import sympy as sp
 
 from ntksym.activations import Activation
-from ntksym.activations.expr import np_erfc
+from ntksym.activations.expr import np_erf, np_erfc
 from ntksym.dual import stable
 from ntksym.dual.derive import DET, S11, S12, S22
 from ntksym.dual.stable import LayerMap
@@ -33,7 +32,6 @@ __all__ = [
     "lambdified",
     "numpy_function",
     "stable_numeric",
-    "vectorised_erf",
 ]
 
 #: Float64 evaluation of both maps: ``(s11, s12, s22, det) -> (nngp, ntk)``.
@@ -124,13 +122,8 @@ _BROADCASTING = {
 }
 
 
-def vectorised_erf(x: Any) -> Any:
-    """``math.erf`` elementwise (NumPy has no erf, and SciPy is not a dependency)."""
-    return np.vectorize(math.erf, otypes=[float])(x)
-
-
 #: Extra translations for :func:`numpy_function`: ``erf`` and ``erfc`` on arrays.
-ERF: Mapping[str, Callable[..., Any]] = {"erf": vectorised_erf, "erfc": np_erfc}
+ERF: Mapping[str, Callable[..., Any]] = {"erf": np_erf, "erfc": np_erfc}
 
 
 def numpy_function(
