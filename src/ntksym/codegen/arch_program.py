@@ -60,6 +60,7 @@ from dataclasses import dataclass, replace
 from ntksym.activations import Activation
 from ntksym.architecture.description import Dense, Dropout, LayerNorm, Net, Nonlinearity
 from ntksym.architecture.walk import Meta, Walker, concat_weights
+from ntksym.codegen.mend import keeps_twins
 from ntksym.codegen.spec import KernelSpec, kernel_spec
 from ntksym.dual import stable
 from ntksym.dual.families import base_family_name
@@ -102,8 +103,9 @@ class Step:
             :attr:`Program.quads` (``"quad"``).
         zero_ntk: The activation passes no gradient (``Sign``): the NTK restarts at 0.
         eps: LayerNorm's ``eps``.
-        guard: A kinked activation reading a determinant that is not carried: its nearly
-            parallel pairs are left to the layer maps (see the module).
+        guard: A kinked activation, or one that reads ``D`` at huge variances
+            (:func:`~ntksym.codegen.mend.keeps_twins`), reading a determinant that is not
+            carried: its nearly parallel pairs are left to the layer maps (see the module).
     """
 
     kind: str
@@ -228,7 +230,7 @@ class _Lowering:
             return self.quadrature(p, layer, spec)
         m = self.activation(act, spec)
         k = len(self.steps)
-        guard = not self.det[p] and _kinked(layer.activation)
+        guard = not self.det[p] and (_kinked(act) or keeps_twins(spec))
         step = Step("act", k, (p,), act=m, zero_ntk=layer.zero_ntk, guard=guard)
         # a trusted map carries the determinant it is given: one formed by subtraction
         # (after a "quad" step or an untrusted map) stays as inaccurate after it

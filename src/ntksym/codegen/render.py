@@ -21,12 +21,13 @@ import jinja2
 import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
+from ntksym.codegen.mend import MendSpec, keeps_twins, mend_spec
 from ntksym.codegen.printers import printer_for
 from ntksym.codegen.runtime import read_region, runtime_sources
 from ntksym.codegen.shared_xreplace import shared_xreplace
 from ntksym.codegen.sign_variants import negative_variant, positive_variant
-from ntksym.codegen.spec import RHO, KernelSpec, S, kernel_spec
-from ntksym.dual.stable import INPUTS, ROOTS, D, U
+from ntksym.codegen.spec import RHO, KernelSpec, kernel_spec
+from ntksym.dual.stable import INPUTS, ROOTS, U
 from ntksym.errors import InputError
 from ntksym.version import __version__
 
@@ -88,7 +89,8 @@ class RenderSpec:
         det_code: Code of the next determinant, or ``""`` to form it directly.
         keep_twins: Whether the directly formed next determinant is set to 0 for one
             Gaussian twice (``D = 0``, equal roots, ``S12 > 0``): where the map reads ``D``
-            and passes a huge variance on (:func:`_keeps_twins`).
+            and passes a huge variance on (:func:`~ntksym.codegen.mend.keeps_twins`).
+        mend: Where that determinant cancels, a derived form (:mod:`.mend`), or None.
         diag_code: Code of ``E[sigma(u)^2]`` in ``S``.
         act_code: Code of sigma in ``u`` (quadrature).
         dact_code: Code of sigma' in ``u`` (quadrature, ``"0.0"`` without an NTK).
@@ -132,6 +134,7 @@ class RenderSpec:
     doc_nngp: str
     doc_ntk: str
     doc_det: str
+    mend: MendSpec | None = None
 
 
 # The decorator of a function the fused modules of described networks inline where it is
@@ -252,6 +255,7 @@ def render_spec(
         fields = _closed_form_fields(spec, pr, backend == "numpy", negative)
     else:
         fields = _quadrature_fields(spec, pr)
+    fields["mend"] = mend_spec(spec, pr) if docs and fields["keep_twins"] else None  # (homog.)
     args = INPUTS + tuple(ROOTS.values()) + ((U,) if fields["uses_gap"] else ())
     return RenderSpec(
         activation=spec.activation.name,
@@ -271,24 +275,6 @@ def render_spec(
         **fields,
         **(_docs(spec) if docs else {"doc_nngp": "", "doc_ntk": "", "doc_det": ""}),
     )
-
-
-def _keeps_twins(spec: KernelSpec) -> bool:
-    """Whether one Gaussian twice must be kept so by hand (``RenderSpec.keep_twins``).
-
-    A next determinant formed directly, ``N11 N22 - S12'^2``, is the rounding of two
-    numbers of size ``N^2`` for a pair whose true one is 0: harmless after an activation
-    whose variance stays moderate (erf, sin), but a map that reads ``D`` where ``N`` is
-    huge (``sin(u) + u`` at 1e8: ``exp(-D/S)``) turns it into 1e-8 of the kernel. Such a
-    map passes a huge variance on: ``E[sigma(u)^2] > 1e3`` at ``S = 1e6``. (Others skip
-    the test, a few percent of a layer.)
-    """
-    if not any(D in e.free_symbols for e in (spec.nngp, spec.ntk) if e is not None):
-        return False
-    try:
-        return not float(spec.diag.subs(S, 10**6).evalf()) <= 1e3
-    except (TypeError, ValueError, ArithmeticError):
-        return True  # (not a number there: keep the test)
 
 
 def _closed_form_fields(
@@ -327,7 +313,7 @@ def _closed_form_fields(
         "nngp_code": codes[0],
         "ntk_code": codes[1],
         "det_code": codes[2] if det else "",
-        "keep_twins": not det and _keeps_twins(spec),
+        "keep_twins": not det and keeps_twins(spec),
         "diag_code": pr.doprint(spec.diag),
         "act_code": "",
         "dact_code": "",

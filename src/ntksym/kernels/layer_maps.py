@@ -55,6 +55,7 @@ from ntksym.dual.covariance import careful_det
 from ntksym.dual.families import base_family_name
 from ntksym.dual.family import numpy_function
 from ntksym.kernels import variance_dd
+from ntksym.kernels.mended_det import mend_det
 
 __all__ = ["Block", "Float64Ops", "input_block"]
 
@@ -247,6 +248,7 @@ def _activation_det(
     fn = stable_det(act)
     if fn is None:
         det = residual.next_det(act, p.s11, p.s22, p.s12, p.det, k11, k22, k12)
+        mend_det(act, det, p.s11, p.s22, p.s12, p.det, lambda: _root_gap(p), k11, k22)
         det[p.coincide] = 0.0
         return det
     u = _root_gap(p)

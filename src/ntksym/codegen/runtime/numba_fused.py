@@ -6,8 +6,9 @@ depends on the activation before these regions: the layer maps wrapped to one si
 does not read it), ``_any_k`` (``_any_u`` for the NNGP alone: the quadrature's map without
 its derivative integrals; the closed forms' ``_any_u`` itself), ``_diag``, and two
 constants: ``_GAP`` (the map reads ``U``, so the loops carry it) and ``_POS`` (the map
-has a cheaper variant ``_pos_u`` for ``S12 > 0``). Numba prunes the branches on those constants
-when it compiles.
+has a cheaper variant ``_pos_u`` for ``S12 > 0``), and ``_MEND`` with ``_mend_row`` (the
+next determinants that cancel formed again: ``ntksym.codegen.mend``). Numba prunes the
+branches on those constants when it compiles.
 
 ``_det_near`` forms the first-layer determinant ``S11 S22 - S12^2`` of a near-parallel
 pair without cancellation (Lagrange's identity with a Dekker split). ``_block`` computes
@@ -39,6 +40,12 @@ from ntksym.codegen.runtime.numba_mirror import mirror_all as _mirror_all
 
 _GAP = False
 _POS = False
+_MEND = False
+
+
+@numba.njit(cache=True, error_model="numpy", inline="always")
+def _mend_row(s11, n11, s22, n22, S0, D0, U, D, W2, B2):
+    pass
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath=False)
@@ -148,10 +155,23 @@ def _det_near(g, a, b, X1, i, X2, j, c, B2):
 
 
 # region layer
+@numba.njit(cache=True, error_model="numpy", fastmath=False)
+def _layer(s11, n11, r11, q11, s22, n22, r22, q22, W2, B2, S, D, T, U, ntk, later, last):
+    """_layer_maps, then (where the module has a mend) the next determinants that cancel
+    formed again by it, from this layer's S and D kept aside (a second pass: a call in the
+    maps' loop would stop it vectorising)."""
+    if _MEND and not last:
+        S0, D0 = S.copy(), D.copy()
+        _layer_maps(s11, n11, r11, q11, s22, n22, r22, q22, W2, B2, S, D, T, U, ntk, later, last)
+        _mend_row(s11, n11, s22, n22, S0, D0, U, D, W2, B2)
+        return
+    _layer_maps(s11, n11, r11, q11, s22, n22, r22, q22, W2, B2, S, D, T, U, ntk, later, last)
+
+
 # fused multiply-adds (contraction only, no other fast-math): the inlined layer maps
 # are mostly products and sums, and the single rounding of an FMA is never worse
 @numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _layer(s11, n11, r11, q11, s22, n22, r22, q22, W2, B2, S, D, T, U, ntk, later, last):
+def _layer_maps(s11, n11, r11, q11, s22, n22, r22, q22, W2, B2, S, D, T, U, ntk, later, last):
     """One layer for the pairs (x_i, x'_j) of one row, held in the row buffers.
 
     s11, n11, r11, q11 are the row's diagonal variance at this layer and the next one, and

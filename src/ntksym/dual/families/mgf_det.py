@@ -19,10 +19,10 @@ from sympy.codegen.cfunctions import expm1
 
 from ntksym.dual.stable import B2, S11, S12, S22, TINY, W2, D, U
 
-__all__ = ["cos_det", "exp_det", "gaussian_det", "phase_det", "sin_det"]
+__all__ = ["cos_det", "exp_det", "exp_rem", "gaussian_det", "phase_det", "sin_det"]
 
 
-def _exp_rem(x: sp.Expr) -> sp.Expr:
+def exp_rem(x: sp.Expr) -> sp.Expr:
     """``e^x - 1 - x >= 0``: its Taylor series for ``|x| < 1/2`` (16 terms), else directly."""
     poly: sp.Expr = 1 / sp.factorial(17)
     for k in range(16, 1, -1):
@@ -84,7 +84,7 @@ def exp_det() -> sp.Expr:
     minus = sp.Piecewise((pp["u2"] + 2 * pp["gap"], S12 > 0), (S11 + S22 - 2 * S12, True))
     x_part = -sp.exp(2 * (S11 + S22)) * expm1(-minus)
     e1 = sp.exp(pp["p"])
-    near = e1 * (pp["u2"] + _exp_rem(pp["x1"]) + _exp_rem(pp["x2"]) - 2 * expm1(-pp["gap"]))
+    near = e1 * (pp["u2"] + exp_rem(pp["x1"]) + exp_rem(pp["x2"]) - 2 * expm1(-pp["gap"]))
     far = expm1(2 * S11) + expm1(2 * S22) - 2 * expm1((S11 + S22) / 2 + S12)
     return _next_det(x_part, sp.Piecewise((near, S12 > 0), (far, True)))
 
@@ -92,7 +92,7 @@ def exp_det() -> sp.Expr:
 def _scaled_rem(x: sp.Expr, p: sp.Expr, exponent: sp.Expr) -> sp.Expr:
     """``e^-p r(x)`` with ``exponent = x - p <= 0`` given exactly (no overflow for large x)."""
     far = sp.exp(exponent) - sp.exp(-p) * (1 + x)
-    return sp.Piecewise((sp.exp(-p) * _exp_rem(x), sp.Abs(x) < sp.Rational(1, 2)), (far, True))
+    return sp.Piecewise((sp.exp(-p) * exp_rem(x), sp.Abs(x) < sp.Rational(1, 2)), (far, True))
 
 
 def _trig_parts(pp: dict[str, sp.Expr]) -> tuple[sp.Expr, sp.Expr, sp.Expr]:
@@ -186,7 +186,7 @@ def _cos_parts(pp: dict[str, sp.Expr]) -> tuple[sp.Expr, ...]:
     d = -lead * expm1(-(pp["m"] + pp["s"]))
     e1 = (sp.exp(-u) + sp.exp(-p)) / 2
     k1 = sinh_part / 2 + (sp.exp(-sp.Min(S11, S22)) * expm1(-2 * w)) ** 2 / 4
-    near = -pp["u2"] * expm1(-p) - 2 * _exp_rem(-u)
+    near = -pp["u2"] * expm1(-p) - 2 * exp_rem(-u)
     v1 = (sp.Piecewise((near, u < 1), (-2 * expm1(-u) - pp["u2"] * sp.exp(-p), True)) + rem) / 2
     g1, g2 = (1 + sp.exp(-2 * S11)) / 2, (1 + sp.exp(-2 * S22)) / 2
     return k1 + d * (2 * e1 - d), v1 + 2 * d, e1 - d, g1, g2

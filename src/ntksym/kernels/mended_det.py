@@ -1,0 +1,74 @@
+"""The layer maps' next determinant after a typed Gaussian-MGF expression, mended.
+
+After an activation without a carried next determinant (``sin(u) + u``, ``cos(u) + u``,
+``u + exp(u)/10``) the layer maps form ``k11 k22 - k12^2`` by subtraction, or by the
+residual's integral where its rules agree (:func:`ntksym.dual.residual.next_det`). The
+subtraction keeps the rounding of the outputs, about ``eps N^2``: for a pair 1e-8 apart
+at variances near 1e8 an error of the size of the determinant itself, which a following
+map that reads ``D`` turns into 1e-8 of the kernel. Where
+:func:`ntksym.dual.families.mgf_expr_check.certified_det` gives a certified form, this
+module computes it at the entries whose difference cancels (``< GATE k11 k22``) and whose
+variances are at least the certified floor, as the homogeneous modules do
+(:mod:`ntksym.codegen.mend`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from ntksym.activations import Activation
+from ntksym.dual.families.mgf_expr_check import GATE, certified_det
+
+__all__ = ["mend_det"]
+
+
+def mend_det(
+    act: Activation,
+    det: np.ndarray,
+    s11: np.ndarray,
+    s22: np.ndarray,
+    s12: np.ndarray,
+    d: np.ndarray,
+    root_gap: Callable[[], np.ndarray],
+    k11: np.ndarray,
+    k22: np.ndarray,
+) -> None:
+    """Overwrite ``det`` (after ``act``, ``W2 = 1``, ``B2 = 0``) where it cancels, in place.
+
+    Args:
+        act: The activation.
+        det: Its output covariances' determinants as formed, shape (N1, N2).
+        s11: Input variances of the rows, shape (N1,).
+        s22: Input variances of the columns, shape (N2,).
+        s12: Input covariances, shape (N1, N2).
+        d: The input covariances' determinants, carried accurately, shape (N1, N2).
+        root_gap: ``sqrt(s11) - sqrt(s22)`` per pair, accurately (called only if needed).
+        k11: ``E[f(u)^2]`` of the rows, shape (N1,).
+        k22: ``E[f(v)^2]`` of the columns, shape (N2,).
+    """
+    nn = k11[:, None] * k22[None, :]
+    floor = np.minimum(s11[:, None], s22[None, :])
+    with np.errstate(invalid="ignore"):
+        pick = det < GATE * nn
+    if not pick.any():
+        return
+    found = certified_det(act.expr)
+    if found is None:
+        return
+    pick &= (floor >= found.min_variance) & (d >= 0.0)
+    rows, cols = np.nonzero(pick)
+    if rows.size == 0:
+        return
+    a, b, c = s11[rows], s22[cols], s12[rows, cols]
+    m = np.sqrt(a) * np.sqrt(b) + np.abs(c)
+    gap = np.where(m > 0.0, d[rows, cols] / np.where(m > 0.0, m, 1.0), 0.0)
+    u, r, pos = root_gap()[rows, cols], np.sqrt(b), c > 0.0
+    out = np.empty(rows.size)
+    with np.errstate(all="ignore"):  # (the branches not taken overflow)
+        for part, form in zip((pos, ~pos), found.numeric, strict=True):
+            if part.any():
+                out[part] = np.broadcast_to(form(r[part], u[part], gap[part], 1.0, 0.0), part.sum())
+    ok = np.isfinite(out)
+    det[rows[ok], cols[ok]] = np.maximum(out[ok], 0.0)
