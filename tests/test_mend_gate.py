@@ -99,3 +99,13 @@ def test_the_mend_is_printed_where_certified(activation: str, mended: bool) -> N
     rs = render_spec(kernel_spec(activation), "numpy")
     assert (rs.mend is not None) is mended
     assert ("def _pair_mend(" in render(activation, "numba")) is mended
+
+
+@pytest.mark.parametrize("text", ["u*sin(u)", "sin(u) + 0.3*u**3", "u**2*sin(u) + u"])
+def test_heavy_expressions_are_left_before_the_derivation(text: str) -> None:
+    """Expressions whose forms would be too large to certify (hundreds of thousands of
+    nodes, half a minute and more to derive) are declined before deriving anything."""
+    expr = sp.sympify(text, locals={"u": u})
+    assert derive.exp_quadratic_terms(expr) is not None  # (of the family: not why)
+    assert expression_det(expr) is None
+    assert check.certified_det(expr) is None

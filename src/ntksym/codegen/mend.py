@@ -6,9 +6,9 @@ A homogeneous module whose map reads ``D`` and passes a huge variance on (``sin(
 is the rounding of two numbers of size ``N^2``, and the next layer reads it. Where the
 derivation of :mod:`ntksym.dual.families.mgf_expr_det` gives a form certified by
 :mod:`ntksym.dual.families.mgf_expr_check`, the module computes that form instead, but
-only at the entries whose direct difference cancels (``< GATE N11 N22``) and whose
-variances are at least the certified floor: the form is thousands of operations, the
-direct difference one.
+only at the entries whose direct difference cancels (``< GATE N11 N22``), whose error
+there would show (:data:`SCALE`) and whose variances are at least the
+certified floor: the form is thousands of operations, the direct difference one.
 """
 
 from __future__ import annotations
@@ -22,7 +22,15 @@ from ntksym.codegen.spec import KernelSpec, S
 from ntksym.dual.families.mgf_expr_check import GATE, certified_det
 from ntksym.dual.stable import D
 
-__all__ = ["MendSpec", "keeps_twins", "mend_spec"]
+__all__ = ["SCALE", "MendSpec", "keeps_twins", "mend_spec"]
+
+#: The map reads the next determinant D' through ``exp(-gamma)``, ``gamma`` about
+#: ``D' / (2 N)``: the direct difference's rounding, ``eps N^2``, moves ``gamma`` by
+#: about ``eps N / 2``, at most ``2 eps`` where ``N < 4``. Only pairs with ``N >= 4`` are
+#: mended. (A bound on ``gamma`` too would hold for ``sin(u) + u``, whose terms in
+#: ``exp(-gamma)`` sit beside terms of size 1, but not for ``exp``, which is that term
+#: alone; and on nearly parallel inputs it bought 4 %.)
+SCALE = 4.0
 
 
 @dataclass(frozen=True)
@@ -30,7 +38,8 @@ class MendSpec:
     """What the templates print for the mended determinant (``_pair_mend``).
 
     Attributes:
-        gate: Entries whose direct difference is below ``gate N11 N22`` are mended.
+        gate: Entries whose direct difference is below ``gate N11 N22`` are mended, ...
+        scale: ... and with ``sqrt(N11 N22) >= scale`` (:data:`SCALE`), ...
         floor: ... and only those with ``min(S11, S22) >= floor`` (the certified range).
         pos_lines: ``(name, code)`` lines of the form for ``S12 > 0``.
         pos_code: Its value.
@@ -40,6 +49,7 @@ class MendSpec:
     """
 
     gate: str
+    scale: str
     floor: str
     pos_lines: tuple[tuple[str, str], ...]
     pos_code: str
@@ -82,6 +92,7 @@ def mend_spec(spec: KernelSpec, pr: PythonCodePrinter) -> MendSpec | None:
     neg_lines, neg_code = _printed(found.forms[1], pr, "q")
     return MendSpec(
         repr(GATE),
+        repr(SCALE),
         repr(found.min_variance),
         pos_lines,
         pos_code,

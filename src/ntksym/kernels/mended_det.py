@@ -23,6 +23,9 @@ from ntksym.dual.families.mgf_expr_check import GATE, certified_det
 
 __all__ = ["mend_det"]
 
+#: Entries evaluated at once: the form's common subexpressions are arrays of this length.
+_BLOCK = 4096
+
 
 def mend_det(
     act: Activation,
@@ -66,9 +69,12 @@ def mend_det(
     gap = np.where(m > 0.0, d[rows, cols] / np.where(m > 0.0, m, 1.0), 0.0)
     u, r, pos = root_gap()[rows, cols], np.sqrt(b), c > 0.0
     out = np.empty(rows.size)
-    with np.errstate(all="ignore"):  # (the branches not taken overflow)
-        for part, form in zip((pos, ~pos), found.numeric, strict=True):
-            if part.any():
-                out[part] = np.broadcast_to(form(r[part], u[part], gap[part], 1.0, 0.0), part.sum())
+    for lo in range(0, rows.size, _BLOCK):  # (the form's intermediates: a thousand arrays)
+        at = slice(lo, lo + _BLOCK)
+        with np.errstate(all="ignore"):  # (the branches not taken overflow)
+            for part, form in zip((pos[at], ~pos[at]), found.numeric, strict=True):
+                if part.any():
+                    value = form(r[at][part], u[at][part], gap[at][part], 1.0, 0.0)
+                    out[at][part] = np.broadcast_to(value, part.sum())
     ok = np.isfinite(out)
     det[rows[ok], cols[ok]] = np.maximum(out[ok], 0.0)

@@ -43,7 +43,13 @@ from ntksym.dual import derive as _d
 from ntksym.dual.families.mgf_det import exp_rem
 from ntksym.dual.stable import B2, W2, U
 
-__all__ = ["GAP", "ROOT", "expression_det"]
+__all__ = ["GAP", "MAX_WEIGHT", "ROOT", "expression_det"]
+
+#: The heaviest expression derived (:func:`_weight`): ``sin(u) + u`` weighs 4, its forms
+#: 1.2e5 nodes (derived in a few seconds); ``sin(u) + 0.3 u^3`` (6) and ``u sin(u)`` (8)
+#: come to 3.4e5 nodes and more in half a minute, ``u^2 sin(u) + u`` (20) to 3.2e6 in 48 s,
+#: all beyond what :mod:`.mgf_expr_check` certifies (its ``MAX_NODES``).
+MAX_WEIGHT = 5
 
 #: The root of ``S22``, the root gap ``U`` and the gap ``sqrt(S11 S22) - |S12|`` (from ``D``).
 _R, _U, _G = sp.symbols("R_ U_ gamma_", real=True)
@@ -58,13 +64,16 @@ def expression_det(expr: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
     root gap ``U`` and :data:`GAP` (``D / (sqrt(S11 S22) + |S12|)``, which the caller
     forms: a quotient inside the form would be evaluated on branches not taken), and
     ``W2, B2``. None when ``expr`` is not a sum of ``c u^j e^(a u)`` with real exponentials
-    in its maps (a Gaussian factor ``e^(-p u^2/2)`` puts ``D`` in a denominator instead).
+    in its maps (a Gaussian factor ``e^(-p u^2/2)`` puts ``D`` in a denominator instead),
+    and None when it is heavier than :data:`MAX_WEIGHT` (its forms would be too large).
     """
     # (exact binary rationals for the floats: the cancellations below are symbolic, and
     # 0.3 - 0.3 (1 + x) leaves a rounding where 3/10 - 3/10 (1 + x) leaves nothing)
     expr = expr.xreplace({f: sp.Rational(f) for f in expr.atoms(sp.Float)})
     terms = _d.exp_quadratic_terms(expr)
     if terms is None or any(p != 0 for _c, _j, _a, p in terms) or not expr.has(u):
+        return None
+    if _weight(terms) > MAX_WEIGHT:
         return None
     e = _d.exp_quadratic_expectation(expr, expr)
     if e is None:
@@ -92,6 +101,16 @@ def expression_det(expr: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
             parts.append(form)
         branches.append(W2**2 * parts[0] + W2 * B2 * parts[1])
     return branches[0], branches[1]
+
+
+def _weight(terms: list) -> int:
+    """How heavy the forms of a sum of ``c u^j e^(a u)`` get.
+
+    ``(1 + j)^2`` for each exponential ``u^j e^(a u)`` and ``1 + j`` for each power
+    ``u^j``, summed over the distinct ones.
+    """
+    shapes = {(j, a) for _c, j, a, _p in terms}
+    return sum((1 + j) ** (1 if a == 0 else 2) for j, a in shapes)
 
 
 def _branch(q: sp.Expr, sign: int, mode: str) -> tuple[sp.Expr, sp.Expr]:
