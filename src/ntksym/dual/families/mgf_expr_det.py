@@ -65,7 +65,9 @@ def expression_det(expr: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
     forms: a quotient inside the form would be evaluated on branches not taken), and
     ``W2, B2``. None when ``expr`` is not a sum of ``c u^j e^(a u)`` with real exponentials
     in its maps (a Gaussian factor ``e^(-p u^2/2)`` puts ``D`` in a denominator instead),
-    and None when it is heavier than :data:`MAX_WEIGHT` (its forms would be too large).
+    and None when it is heavier than :data:`MAX_WEIGHT` (its forms would be too large) or
+    has a coefficient outside ``Q(i)`` (a phase, ``sin(u + 0.785...)``: SymPy's expansion
+    with such constants ran for minutes and took gigabytes for ``Rbf(0.7)``).
     """
     # (exact binary rationals for the floats: the cancellations below are symbolic, and
     # 0.3 - 0.3 (1 + x) leaves a rounding where 3/10 - 3/10 (1 + x) leaves nothing)
@@ -73,7 +75,7 @@ def expression_det(expr: sp.Expr) -> tuple[sp.Expr, sp.Expr] | None:
     terms = _d.exp_quadratic_terms(expr)
     if terms is None or any(p != 0 for _c, _j, _a, p in terms) or not expr.has(u):
         return None
-    if _weight(terms) > MAX_WEIGHT:
+    if _weight(terms) > MAX_WEIGHT or not all(_gaussian_rational(c) for c, *_r in terms):
         return None
     e = _d.exp_quadratic_expectation(expr, expr)
     if e is None:
@@ -111,6 +113,11 @@ def _weight(terms: list) -> int:
     """
     shapes = {(j, a) for _c, j, a, _p in terms}
     return sum((1 + j) ** (1 if a == 0 else 2) for j, a in shapes)
+
+
+def _gaussian_rational(c: sp.Expr) -> bool:
+    """Whether ``c`` is ``p + q i`` with rational ``p, q``."""
+    return all(part.is_Rational for part in sp.expand_complex(c).as_real_imag())
 
 
 def _branch(q: sp.Expr, sign: int, mode: str) -> tuple[sp.Expr, sp.Expr]:
