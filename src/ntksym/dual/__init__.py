@@ -158,6 +158,7 @@ def evaluate(
     *,
     det: Any = None,
     degree: int | None = 64,
+    root_gap: Any = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Both dual maps in float64: ``(E[sigma sigma], E[sigma' sigma'])``.
 
@@ -174,6 +175,10 @@ def evaluate(
             omitted it is formed from the inputs with error-free products.
         degree: Gauss-Hermite points per dimension for the fallback, or None
             for the adaptive trapezoid rule (:func:`trapezoid`).
+        root_gap: Optional accurately computed ``sqrt(s11) - sqrt(s22)``, which the
+            stable closed forms read (a map of ``sin(u) + u`` reads ``U^2 / 2`` beside
+            a near pair's small gap); when omitted it is the difference of the rounded
+            roots, ``eps sqrt(s)`` off.
 
     Returns:
         Two float64 arrays of the broadcast shape. For step and sign the ntk
@@ -201,7 +206,7 @@ def evaluate(
         nngp = gauss_hermite(act, s11a, s12a, s22a, degree=degree)
         ntk = gauss_hermite(act, s11a, s12a, s22a, degree=degree, derivative=True)
         return nngp, ntk
-    nngp, ntk = numeric(s11a, s12a, s22a, d)
+    nngp, ntk = numeric(s11a, s12a, s22a, d, root_gap)
     shape = s11a.shape
     return (
         np.broadcast_to(np.asarray(nngp, dtype=np.float64), shape).copy(),

@@ -34,8 +34,10 @@ __all__ = [
     "stable_numeric",
 ]
 
-#: Float64 evaluation of both maps: ``(s11, s12, s22, det) -> (nngp, ntk)``.
-NumericFn = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], tuple[Any, Any]]
+#: Float64 evaluation of both maps: ``(s11, s12, s22, det, gap=None) -> (nngp, ntk)``, with
+#: ``gap`` the root gap ``sqrt(s11) - sqrt(s22)`` where the caller has it more accurately
+#: than the difference of the rounded roots (the stable maps read it; others ignore it).
+NumericFn = Callable[..., tuple[Any, Any]]
 
 
 @dataclass(frozen=True)
@@ -154,7 +156,7 @@ def lambdified(nngp: sp.Expr, ntk: sp.Expr) -> NumericFn:
     g = numpy_function(args, ntk)
     complex_valued = nngp.has(sp.I) or ntk.has(sp.I)
 
-    def numeric(s11: Any, s12: Any, s22: Any, det: Any) -> tuple[Any, Any]:
+    def numeric(s11: Any, s12: Any, s22: Any, det: Any, gap: Any = None) -> tuple[Any, Any]:
         if complex_valued:
             c = [np.asarray(x, dtype=complex) for x in (s11, s12, s22, det)]
             return np.real(f(*c)), np.real(g(*c))
@@ -168,17 +170,18 @@ def stable_numeric(lm: LayerMap) -> Callable[..., tuple[Any, Any]]:
 
     The same SymPy expressions the code generator prints, so a stable form is written once.
     The map's ``D`` is the determinant passed in and its ``U`` the root gap
-    ``sqrt(s11) - sqrt(s22)``; the ntk value is None when the map has none (a Dirac delta
-    derivative). A Piecewise evaluates every branch, so NumPy's warnings about the branches
-    not taken are silenced.
+    ``sqrt(s11) - sqrt(s22)``, as passed in or else formed from the rounded roots; the ntk
+    value is None when the map has none (a Dirac delta derivative). A Piecewise evaluates
+    every branch, so NumPy's warnings about the branches not taken are silenced.
     """
     args = (stable.S11, stable.S22, stable.S12, stable.D, stable.U)
     f = numpy_function(args, lm.nngp)
     g = None if lm.ntk is None else numpy_function(args, lm.ntk)
 
-    def numeric(s11: Any, s12: Any, s22: Any, det: Any) -> tuple[Any, Any]:
+    def numeric(s11: Any, s12: Any, s22: Any, det: Any, gap: Any = None) -> tuple[Any, Any]:
         with np.errstate(all="ignore"):
-            gap = np.sqrt(s11) - np.sqrt(s22)
+            if gap is None:
+                gap = np.sqrt(s11) - np.sqrt(s22)
             nngp = f(s11, s22, s12, det, gap)
             ntk = None if g is None else g(s11, s22, s12, det, gap)
         return nngp, ntk

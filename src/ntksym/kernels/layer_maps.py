@@ -242,16 +242,18 @@ def stable_det(act: Activation) -> Callable[..., Any] | None:
 
 
 def _activation_det(
-    p: Block, act: Activation, k11: np.ndarray, k22: np.ndarray, k12: np.ndarray
+    p: Block, act: Activation, k11: np.ndarray, k22: np.ndarray, k12: np.ndarray, u: np.ndarray
 ) -> Any:
-    """The determinant after ``act``: its family's stable map, else the residual's integral."""
+    """The determinant after ``act``: its family's stable map, else the residual's integral.
+
+    ``u`` is ``p``'s root gaps (:func:`_root_gap`).
+    """
     fn = stable_det(act)
     if fn is None:
         det = residual.next_det(act, p.s11, p.s22, p.s12, p.det, k11, k22, k12)
-        mend_det(act, det, p.s11, p.s22, p.s12, p.det, lambda: _root_gap(p), k11, k22)
+        mend_det(act, det, p.s11, p.s22, p.s12, p.det, lambda: u, k11, k22)
         det[p.coincide] = 0.0
         return det
-    u = _root_gap(p)
     with np.errstate(all="ignore"):  # a Piecewise evaluates the branches it does not take
         det = np.broadcast_to(
             fn(p.s11[:, None], p.s22[None, :], p.s12, p.det, k11[:, None], k22[None, :], u),
@@ -293,15 +295,17 @@ class Float64Ops:
         if det is None:
             det = np.maximum(careful_det(p.s11[:, None], p.s12, p.s22[None, :]), 0.0)
             det[p.coincide] = 0.0
-        p = replace(p, det=det)
-        k12, kdot = dual.evaluate(act, p.s11[:, None], p.s12, p.s22[None, :], det=det, degree=None)
+        p, u = replace(p, det=det), _root_gap(p)
+        k12, kdot = dual.evaluate(
+            act, p.s11[:, None], p.s12, p.s22[None, :], det=det, degree=None, root_gap=u
+        )
         zeros1, zeros2 = np.zeros_like(p.s11), np.zeros_like(p.s22)
         k11 = dual.evaluate(act, p.s11, p.s11, p.s11, det=zeros1, degree=None)[0]
         k22 = dual.evaluate(act, p.s22, p.s22, p.s22, det=zeros2, degree=None)[0]
         ntk = p.ntk
         if ntk is not None:
             ntk = np.zeros_like(ntk) if layer.zero_ntk else ntk * kdot
-        det = _activation_det(p, act, k11, k22, k12)
+        det = _activation_det(p, act, k11, k22, k12, u)
         lo11, lo22 = p.lows()
         lows = {
             "lo11": variance_dd.activation_lo(act, p.s11, lo11, k11),

@@ -51,9 +51,11 @@ def _numeric(inner: NumericFn, a: sp.Expr, b: sp.Expr, c: sp.Expr) -> NumericFn:
     """Float64 maps of ``a f(b u) + c``: ``f``'s own maps at ``b^2 Sigma``, scaled."""
     b2, b4 = float(b**2), float(b**4)
     a2, a2b2, c2 = float(a**2), float(a**2 * b**2), float(c**2)
+    b1 = float(abs(b))  # (the root gap of b^2 Sigma)
 
-    def numeric(s11: Any, s12: Any, s22: Any, det: Any) -> tuple[Any, Any]:
-        nngp, ntk = inner(b2 * s11, b2 * s12, b2 * s22, b4 * det)
+    def numeric(s11: Any, s12: Any, s22: Any, det: Any, gap: Any = None) -> tuple[Any, Any]:
+        inner_gap = None if gap is None else b1 * gap
+        nngp, ntk = inner(b2 * s11, b2 * s12, b2 * s22, b4 * det, inner_gap)
         return a2 * nngp + c2, None if ntk is None else a2b2 * ntk
 
     return numeric

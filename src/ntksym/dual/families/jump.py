@@ -51,8 +51,8 @@ def _jump(act: Activation, a: sp.Expr, b: sp.Expr) -> tuple[DualMaps, NumericFn]
     # a zero variance pins u (or v) at 0, where SymPy's H(0) = 1/2 makes sigma(0) = (a+b)/2
     pinned = float(((a + b) / 2) ** 2)
 
-    def numeric(s11: Any, s12: Any, s22: Any, det: Any) -> tuple[Any, Any]:
-        nngp, _ = stable_maps(s11, s12, s22, det)
+    def numeric(s11: Any, s12: Any, s22: Any, det: Any, gap: Any = None) -> tuple[Any, Any]:
+        nngp, _ = stable_maps(s11, s12, s22, det, gap)
         with np.errstate(divide="ignore"):
             ntk_val = jump2 / (2 * np.pi * np.sqrt(det))  # E[delta delta]: infinite at det = 0
         return np.where((s11 == 0) | (s22 == 0), pinned, nngp), ntk_val

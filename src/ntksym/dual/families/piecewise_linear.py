@@ -36,8 +36,8 @@ def _piecewise_linear(act: Activation, a: sp.Expr, b: sp.Expr) -> tuple[DualMaps
     # a zero variance pins u (or v) at 0, where SymPy's H(0) = 1/2 makes sigma'(0) = (a+b)/2
     pinned = ((float(a) + float(b)) / 2) ** 2
 
-    def numeric(s11: Any, s12: Any, s22: Any, det: Any) -> tuple[Any, Any]:
-        nngp, ntk = stable_maps(s11, s12, s22, det)
+    def numeric(s11: Any, s12: Any, s22: Any, det: Any, gap: Any = None) -> tuple[Any, Any]:
+        nngp, ntk = stable_maps(s11, s12, s22, det, gap)
         return nngp, np.where((s11 == 0) | (s22 == 0), pinned, ntk)
 
     return maps, numeric

@@ -98,12 +98,12 @@ def _numeric(own: list[NumericFn], cross: list[tuple[sp.Expr, sp.Expr]], delta: 
     """
     cross_fns = [(_lambdify(a), _lambdify(b)) for a, b in cross]
 
-    def numeric(s11: Any, s12: Any, s22: Any, det: Any) -> tuple[Any, Any]:
+    def numeric(s11: Any, s12: Any, s22: Any, det: Any, gap: Any = None) -> tuple[Any, Any]:
         nngp: Any = 0.0
         ntk: Any = 0.0
         with np.errstate(divide="ignore", invalid="ignore"):
             for fn in own:
-                k, kd = fn(s11, s12, s22, det)
+                k, kd = fn(s11, s12, s22, det, gap)
                 nngp, ntk = nngp + k, ntk + kd
             for fk, fkd in cross_fns:
                 nngp = nngp + fk(s11, s12, s22, det)
