@@ -765,3 +765,30 @@ def test_gelu_float64_random_covariances():
                 err = abs(mpf(float(got)) - want) / _gelu_term_scale(c, derivative)
             assert err < 4e-15, (c, derivative, float(got), want)
             worst = max(worst, float(err))
+
+
+@pytest.mark.parametrize(
+    "gap,match",
+    [
+        (np.zeros(3), "broadcast"),
+        (np.array([[0.0, np.nan]]), "NaN"),
+        (np.array([[0.0, 0.5]]), "sqrt\\(s11\\) - sqrt\\(s22\\)"),
+        ("a", "broadcast"),
+    ],
+)
+def test_evaluate_rejects_a_bad_root_gap(gap, match):
+    """The root gap the layer maps pass must be the roots' difference, of the right shape."""
+    s11, s22 = np.array([[4.0, 4.0]]), np.array([[4.0, 1.0]])
+    with pytest.raises(InputError, match=match):
+        dual.evaluate("sin(u) + u", s11, 0.5 * np.ones((1, 2)), s22, root_gap=gap)
+
+
+def test_evaluate_reads_a_given_root_gap():
+    """One Gaussian twice at variance 1e12 through ``sin(u) + u``: the root gap given as 0
+    is what the rounded roots give; given as 1e-3 (1e-9 of the roots, within what the
+    check allows) the map reads it as ``U^2 / 2``, and the NTK map moves."""
+    s = 1e12
+    exact = dual.evaluate("sin(u) + u", s, s, s, det=0.0, root_gap=0.0)
+    moved = dual.evaluate("sin(u) + u", s, s, s, det=0.0, root_gap=1e-3)
+    assert exact[1] == dual.evaluate("sin(u) + u", s, s, s, det=0.0)[1]
+    assert abs(moved[1] - exact[1]) > 1e-8 * abs(exact[1])

@@ -58,7 +58,7 @@ import sympy as sp
 
 from ntksym.activations import Activation, get_activation
 from ntksym.dual import derive as _d
-from ntksym.dual.covariance import prepare
+from ntksym.dual.covariance import prepare, prepare_gap
 from ntksym.dual.families import closed_form_names, family_of
 from ntksym.dual.family import DualMaps, NumericFn
 from ntksym.dual.growth import check_covariance, describe_growth, growth_rate
@@ -187,14 +187,16 @@ def evaluate(
 
     Raises:
         InputError: Negative variance, NaN, or ``|s12| > sqrt(s11*s22)``
-            beyond rounding; or a covariance at which the maps are infinite (sigma grows
-            like ``exp(a u^2)`` and the covariance's largest eigenvalue reaches
-            ``1/(2a)``, see :func:`growth_rate`), instead of the finite numbers the
-            formulas or the quadrature would give there.
+            beyond rounding; a ``root_gap`` that is not ``sqrt(s11) - sqrt(s22)``; or a
+            covariance at which the maps are infinite (sigma grows like ``exp(a u^2)``
+            and the covariance's largest eigenvalue reaches ``1/(2a)``, see
+            :func:`growth_rate`), instead of the finite numbers the formulas or the
+            quadrature would give there.
     """
     act = get_activation(activation)
     prepared = prepare(s11, s12, s22, det)
     s11a, s12a, s22a, d = prepared
+    gap = prepare_gap(root_gap, s11a, s22a)
     check_covariance(act, s11a, s12a, s22a)
     try:
         _, numeric = _closed_form_cached(act.name, act.expr, act.params, act.description)
@@ -206,7 +208,7 @@ def evaluate(
         nngp = gauss_hermite(act, s11a, s12a, s22a, degree=degree)
         ntk = gauss_hermite(act, s11a, s12a, s22a, degree=degree, derivative=True)
         return nngp, ntk
-    nngp, ntk = numeric(s11a, s12a, s22a, d, root_gap)
+    nngp, ntk = numeric(s11a, s12a, s22a, d, gap)
     shape = s11a.shape
     return (
         np.broadcast_to(np.asarray(nngp, dtype=np.float64), shape).copy(),

@@ -8,7 +8,7 @@ import numpy as np
 
 from ntksym.errors import InputError, NonFiniteError
 
-__all__ = ["careful_det", "prepare", "product_difference", "two_product"]
+__all__ = ["careful_det", "prepare", "prepare_gap", "product_difference", "two_product"]
 
 _SPLIT = 134217729.0  # 2**27 + 1, Veltkamp splitting constant
 _DET_SLACK = 32 * np.finfo(float).eps
@@ -81,3 +81,42 @@ def prepare(
             f"s22={s22[i]!r}, s11*s22 - s12**2 = {d[i]!r}); need s11*s22 - s12**2 >= 0"
         )
     return s11, s12, s22, np.maximum(d, 0.0)
+
+
+#: How far a given root gap may be from the rounded roots' difference, relative to the
+#: roots' sum (the rounded difference is within a few ``eps`` of it).
+_GAP_SLACK = 1e-6
+
+
+def prepare_gap(gap: Any, s11: np.ndarray, s22: np.ndarray) -> np.ndarray | None:
+    """Validate a root gap ``sqrt(s11) - sqrt(s22)`` against the prepared variances.
+
+    Args:
+        gap: The gap, more accurate than the rounded roots' difference, or None.
+        s11: The variances of u, as :func:`prepare` returns them.
+        s22: The variances of v.
+
+    Returns:
+        The gap as a float64 array of their shape, or None.
+
+    Raises:
+        InputError: ``gap`` does not broadcast, or is not that difference (beyond rounding).
+        NonFiniteError: ``gap`` has NaN or infinite entries.
+    """
+    if gap is None:
+        return None
+    try:
+        g = np.broadcast_to(np.asarray(gap, dtype=np.float64), s11.shape)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"root_gap must broadcast against s11, s12, s22: {exc}") from None
+    if not np.all(np.isfinite(g)):
+        raise NonFiniteError("root_gap contains NaN or infinite values")
+    r1, r2 = np.sqrt(s11), np.sqrt(s22)
+    off = np.abs(g - (r1 - r2)) > _GAP_SLACK * (r1 + r2)
+    if np.any(off):
+        i = np.unravel_index(np.argmax(off), off.shape) if off.ndim else ()
+        raise InputError(
+            f"root_gap must be sqrt(s11) - sqrt(s22), given more accurately; got "
+            f"{g[i]!r} where the rounded roots give {r1[i] - r2[i]!r}"
+        )
+    return g
