@@ -67,12 +67,7 @@ def prepare(
     if det is None:
         d = careful_det(s11, s12, s22)
     else:
-        try:
-            d = np.broadcast_to(np.asarray(det, dtype=np.float64), s11.shape)
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"det must broadcast against s11, s12, s22: {exc}") from None
-        if not np.all(np.isfinite(d)):
-            raise NonFiniteError("det contains NaN or infinite values")
+        d = _shaped(det, s11.shape, "det")
     bad = d < -_DET_SLACK * scale
     if np.any(bad):
         i = np.unravel_index(np.argmax(bad), bad.shape) if bad.ndim else ()
@@ -105,12 +100,7 @@ def prepare_gap(gap: Any, s11: np.ndarray, s22: np.ndarray) -> np.ndarray | None
     """
     if gap is None:
         return None
-    try:
-        g = np.broadcast_to(np.asarray(gap, dtype=np.float64), s11.shape)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"root_gap must broadcast against s11, s12, s22: {exc}") from None
-    if not np.all(np.isfinite(g)):
-        raise NonFiniteError("root_gap contains NaN or infinite values")
+    g = _shaped(gap, s11.shape, "root_gap")
     r1, r2 = np.sqrt(s11), np.sqrt(s22)
     off = np.abs(g - (r1 - r2)) > _GAP_SLACK * (r1 + r2)
     if np.any(off):
@@ -120,3 +110,14 @@ def prepare_gap(gap: Any, s11: np.ndarray, s22: np.ndarray) -> np.ndarray | None
             f"{g[i]!r} where the rounded roots give {r1[i] - r2[i]!r}"
         )
     return g
+
+
+def _shaped(x: Any, shape: tuple[int, ...], name: str) -> np.ndarray:
+    """``x`` as finite float64 of the variances' ``shape``, or an error naming ``name``."""
+    try:
+        a = np.broadcast_to(np.asarray(x, dtype=np.float64), shape)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{name} must broadcast against s11, s12, s22: {exc}") from None
+    if not np.all(np.isfinite(a)):
+        raise NonFiniteError(f"{name} contains NaN or infinite values")
+    return a
