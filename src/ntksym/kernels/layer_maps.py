@@ -251,7 +251,7 @@ def _activation_det(
     fn = stable_det(act)
     if fn is None:
         det = residual.next_det(act, p.s11, p.s22, p.s12, p.det, k11, k22, k12)
-        mend_det(act, det, p.s11, p.s22, p.s12, p.det, lambda: u, k11, k22)
+        mend_det(act, det, p.s11, p.s22, p.s12, p.det, u, k11, k22)
         det[p.coincide] = 0.0
         return det
     with np.errstate(all="ignore"):  # a Piecewise evaluates the branches it does not take

@@ -14,8 +14,6 @@ variances are at least the certified floor, as the homogeneous modules do
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 
 from ntksym.activations import Activation
@@ -34,7 +32,7 @@ def mend_det(
     s22: np.ndarray,
     s12: np.ndarray,
     d: np.ndarray,
-    root_gap: Callable[[], np.ndarray],
+    u: np.ndarray,
     k11: np.ndarray,
     k22: np.ndarray,
 ) -> None:
@@ -47,27 +45,26 @@ def mend_det(
         s22: Input variances of the columns, shape (N2,).
         s12: Input covariances, shape (N1, N2).
         d: The input covariances' determinants, carried accurately, shape (N1, N2).
-        root_gap: ``sqrt(s11) - sqrt(s22)`` per pair, accurately (called only if needed).
+        u: ``sqrt(s11) - sqrt(s22)`` per pair, accurately, shape (N1, N2).
         k11: ``E[f(u)^2]`` of the rows, shape (N1,).
         k22: ``E[f(v)^2]`` of the columns, shape (N2,).
     """
-    nn = k11[:, None] * k22[None, :]
-    floor = np.minimum(s11[:, None], s22[None, :])
     with np.errstate(invalid="ignore"):
-        pick = det < GATE * nn
+        pick = det < GATE * (k11[:, None] * k22[None, :])
     if not pick.any():
         return
     found = certified_det(act.expr)
     if found is None:
         return
-    pick &= (floor >= found.min_variance) & (d >= 0.0)
-    rows, cols = np.nonzero(pick)
+    rows, cols = np.nonzero(pick & (d >= 0.0))
+    keep = np.minimum(s11[rows], s22[cols]) >= found.min_variance  # (the certified range)
+    rows, cols = rows[keep], cols[keep]
     if rows.size == 0:
         return
     a, b, c = s11[rows], s22[cols], s12[rows, cols]
     m = np.sqrt(a) * np.sqrt(b) + np.abs(c)
     gap = np.where(m > 0.0, d[rows, cols] / np.where(m > 0.0, m, 1.0), 0.0)
-    u, r, pos = root_gap()[rows, cols], np.sqrt(b), c > 0.0
+    u, r, pos = u[rows, cols], np.sqrt(b), c > 0.0
     out = np.empty(rows.size)
     for lo in range(0, rows.size, _BLOCK):  # (the form's intermediates: a thousand arrays)
         at = slice(lo, lo + _BLOCK)
