@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ntksym import stax
+from ntksym.codegen.runtime import numpy_long
 from ntksym.kernels import layer_maps, variance_dd
 
 DPS = 60
@@ -50,6 +51,26 @@ def test_affine_low_part_is_exact_to_second_order(hi, rel, a, d):
     got = variance_dd.affine_lo(np.array([hi]), np.array([lo]), a, d, np.array([out]))[0]
     exact = Fraction(a) * (Fraction(hi) + Fraction(lo)) + Fraction(d)
     assert abs(Fraction(out) + Fraction(got) - exact) <= 2 * Fraction(2) ** -104 * exact
+
+
+@pytest.mark.skipif(not numpy_long.LONG_DOUBLE, reason="long double is float64 here")
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 1e6])
+def test_the_modules_variance_chain_is_double_double(scale):
+    """The homogeneous modules' chain (``runtime/numpy_long.py``, region ``chain``, with
+    the identity's diagonal map): ``H + L`` within 1e-18 of the exact rational variances
+    at every layer, where ``H`` alone is off by its rounding (above 1e-18 somewhere)."""
+    X = scale * np.random.default_rng(3).standard_normal((6, 7))
+    sq = np.einsum("ij,ij->i", X, X)
+    c, b2, w2, depth = 1.7 / 7, 0.09, 1.44, 6
+    H, L = numpy_long._chain_dd(X, sq, c, b2, w2, depth)
+    exact = [Fraction(c) * sum(Fraction(v) ** 2 for v in x) + Fraction(b2) for x in X]
+    worst_h = worst = 0.0
+    for layer in range(depth - 1):
+        for i, e in enumerate(exact):
+            worst = max(worst, float(abs(Fraction(H[layer, i]) + Fraction(L[layer, i]) - e) / e))
+            worst_h = max(worst_h, float(abs(Fraction(H[layer, i]) - e) / e))
+        exact = [Fraction(w2) * e + Fraction(b2) for e in exact]
+    assert worst <= 1e-18 < worst_h
 
 
 def test_low_parts_are_zero_where_the_split_overflows():

@@ -21,6 +21,7 @@ import jinja2
 import sympy as sp
 from sympy.printing.pycode import PythonCodePrinter
 
+from ntksym.codegen.long_diag import long_diag_source
 from ntksym.codegen.mend import MendSpec, keeps_twins, mend_spec
 from ntksym.codegen.printers import printer_for
 from ntksym.codegen.runtime import read_region, runtime_sources
@@ -91,6 +92,9 @@ class RenderSpec:
             Gaussian twice (``D = 0``, equal roots, ``S12 > 0``): where the map reads ``D``
             and passes a huge variance on (:func:`~ntksym.codegen.mend.keeps_twins`).
         mend: Where that determinant cancels, a derived form (:mod:`.mend`), or None.
+        long_code: Where the map reads ``U``, the diagonal map in long double as the
+            function ``_long`` (:func:`~ntksym.codegen.long_diag.long_diag_source`), from
+            which the homogeneous modules form the root gaps after layer 1; else ``""``.
         diag_code: Code of ``E[sigma(u)^2]`` in ``S``.
         act_code: Code of sigma in ``u`` (quadrature).
         dact_code: Code of sigma' in ``u`` (quadrature, ``"0.0"`` without an NTK).
@@ -135,6 +139,7 @@ class RenderSpec:
     doc_ntk: str
     doc_det: str
     mend: MendSpec | None = None
+    long_code: str = ""
 
 
 # The decorator of a function the fused modules of described networks inline where it is
@@ -256,6 +261,8 @@ def render_spec(
     else:
         fields = _quadrature_fields(spec, pr)
     fields["mend"] = mend_spec(spec, pr) if docs and fields["keep_twins"] else None  # (homog.)
+    if docs and fields["uses_gap"]:  # (the homogeneous modules' root gaps)
+        fields["long_code"] = (long_diag_source(spec.activation, "_long") or "").rstrip()
     args = INPUTS + tuple(ROOTS.values()) + ((U,) if fields["uses_gap"] else ())
     return RenderSpec(
         activation=spec.activation.name,

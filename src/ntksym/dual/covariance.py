@@ -6,27 +6,12 @@ from typing import Any
 
 import numpy as np
 
+from ntksym.codegen.runtime.numpy_long import two_product
 from ntksym.errors import InputError, NonFiniteError
 
 __all__ = ["careful_det", "prepare", "prepare_gap", "product_difference", "two_product"]
 
-_SPLIT = 134217729.0  # 2**27 + 1, Veltkamp splitting constant
 _DET_SLACK = 32 * np.finfo(float).eps
-
-
-def two_product(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Dekker's error-free product: a*b = p + e exactly (barring overflow)."""
-    p = a * b
-
-    def split(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        c = _SPLIT * x
-        hi = c - (c - x)
-        return hi, x - hi
-
-    ah, al = split(a)
-    bh, bl = split(b)
-    e = ((ah * bh - p) + ah * bl + al * bh) + al * bl
-    return p, e
 
 
 def product_difference(a: Any, b: Any, c: Any, d: Any) -> np.ndarray:

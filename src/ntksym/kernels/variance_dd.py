@@ -25,13 +25,15 @@ float64 value the layer maps computed, so every other result keeps its bits.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from ntksym.activations import Activation
 from ntksym.codegen.long_diag import long_diag
-from ntksym.codegen.runtime.numpy_long import long_low
+from ntksym.codegen.runtime import numpy_long
 from ntksym.codegen.spec import affine_diag
-from ntksym.dual.covariance import product_difference, two_product
+from ntksym.dual.covariance import product_difference
 
 __all__ = [
     "activation_lo",
@@ -44,42 +46,14 @@ __all__ = [
 ]
 
 
-def two_sum(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Knuth's error-free sum: ``a + b = s + t`` exactly (barring overflow)."""
-    s = a + b
-    bb = s - a
-    return s, (a - (s - bb)) + (b - bb)
-
-
-def squared_norms_lo(X: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """``|x_i|^2 - hi_i`` for each row, to about ``eps^2 |x_i|^2`` (Dot2, one column at a time).
-
-    ``hi`` is the rounded squared norm the caller uses (any float64 near the true one).
-    """
-    s = np.zeros(X.shape[0])
-    c = np.zeros(X.shape[0])
-    with np.errstate(all="ignore"):  # (the split overflows beyond 1e150: lo is 0 there)
-        for k in range(X.shape[1]):
-            p, e = two_product(X[:, k], X[:, k])
-            s, t = two_sum(s, p)
-            c += t + e
-        out = (s - hi) + c
-    return np.where(np.isfinite(out), out, 0.0)
-
-
-def affine_lo(hi: np.ndarray, lo: np.ndarray, a: float, d: float, out_hi: np.ndarray) -> np.ndarray:
-    """The low part of ``a (hi + lo) + d`` whose rounded value the caller holds as ``out_hi``.
-
-    ``a hi = p + e`` and ``p + d = s + t`` exactly, so the value is ``s + (t + e + a lo)``
-    and its low part against ``out_hi`` is ``(s - out_hi) + t + e + a lo`` (``s - out_hi``
-    is exact when both round the same value). ``out_hi`` may be 0 where the true value is
-    (``a = 0``, ``d = 0``).
-    """
-    with np.errstate(all="ignore"):  # (the split overflows beyond 1e300: lo is 0 there)
-        p, e = two_product(np.full_like(hi, a), hi)
-        s, t = two_sum(p, np.full_like(p, d))
-        out = (s - out_hi) + (t + (e + a * lo))
-    return np.where(np.isfinite(out), out, 0.0)
+#: Knuth's error-free sum: ``a + b = s + t`` exactly (barring overflow).
+two_sum: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] = numpy_long.two_sum
+#: ``squared_norms_lo(X, hi)``: ``|x_i|^2 - hi_i`` for each row, to about ``eps^2 |x_i|^2``
+#: (Dot2, one column at a time); ``hi`` is any float64 near the squared norms.
+squared_norms_lo: Callable[[np.ndarray, np.ndarray], np.ndarray] = numpy_long.norms_lo
+#: ``affine_lo(hi, lo, a, d, out_hi)``: the low part of ``a (hi + lo) + d`` whose rounded
+#: value the caller holds as ``out_hi`` (0 where not finite: the split overflows).
+affine_lo: Callable[..., np.ndarray] = numpy_long.affine_lo
 
 
 def activation_lo(
@@ -95,7 +69,7 @@ def activation_lo(
     if aff is not None:
         return affine_lo(hi, lo, aff[0], aff[1], out_hi)
     f = long_diag(act)
-    return None if f is None else long_low(f, hi, lo, out_hi)
+    return None if f is None else numpy_long.long_low(f, hi, lo, out_hi)
 
 
 def sum_lo(a_hi: np.ndarray, a_lo: np.ndarray, b_hi: np.ndarray, b_lo: np.ndarray) -> np.ndarray:
@@ -108,12 +82,7 @@ def root_gap(s11: np.ndarray, lo11: np.ndarray, s22: np.ndarray, lo22: np.ndarra
 
     The variances' difference over the sum of their roots; 0 where both are 0.
     """
-    r1, r2 = np.sqrt(s11)[:, None], np.sqrt(s22)[None, :]
-    total = r1 + r2
-    diff = (s11[:, None] - s22[None, :]) + (lo11[:, None] - lo22[None, :])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        u = diff / total
-    return np.where(total > 0.0, u, 0.0)
+    return numpy_long.root_gap(s11, lo11, s22, lo22, np.sqrt(s11), np.sqrt(s22))
 
 
 def cross_gap(a: tuple[np.ndarray, ...], b: tuple[np.ndarray, ...]) -> np.ndarray:

@@ -46,6 +46,7 @@ __all__ = ["RUNTIME_FILES", "read_region", "runtime_sources"]
 RUNTIME_FILES = (
     "module_api.py",
     "numba_atan2.py",
+    "numba_driver.py",
     "numba_fused.py",
     "numba_mirror.py",
     "numba_quadrature.py",

@@ -14,9 +14,7 @@ branches on those constants when it compiles.
 pair without cancellation (Lagrange's identity with a Dekker split). ``_block`` computes
 a block of rows of the Gram matrices, layer by layer, carrying only the diagonal variances
 of the current and the next layer (``O(N)`` state, whatever the depth); ``_layer`` is one
-layer of one row. ``_fused_sym`` and ``_fused`` run the blocks in parallel, and
-``_compute`` is the entry point of a generated module; with ``ntk`` false it neither
-allocates the NTK nor evaluates the derivative map.
+layer of one row (``numba_driver`` runs the blocks in parallel).
 
 On its own this module computes the kernels of the identity activation, for which
 the stand-ins below are exact: ``E[u^2] = S``, and each layer maps ``S12`` to
@@ -35,8 +33,6 @@ import math
 
 import numba
 import numpy
-
-from ntksym.codegen.runtime.numba_mirror import mirror_all as _mirror_all
 
 _GAP = False
 _POS = False
@@ -156,22 +152,22 @@ def _det_near(g, a, b, X1, i, X2, j, c, B2):
 
 # region layer
 @numba.njit(cache=True, error_model="numpy", fastmath=False)
-def _layer(s11, n11, r11, q11, s22, n22, r22, q22, W2, B2, S, D, T, U, ntk, later, last):
+def _layer(s11, n11, r11, q11, s22, n22, r22, q22, W2, B2, S, D, T, U, ntk, last):
     """_layer_maps, then (where the module has a mend) the next determinants that cancel
     formed again by it, from this layer's S and D kept aside (a second pass: a call in the
     maps' loop would stop it vectorising)."""
     if _MEND and not last:
         S0, D0 = S.copy(), D.copy()
-        _layer_maps(s11, n11, r11, q11, s22, n22, r22, q22, W2, B2, S, D, T, U, ntk, later, last)
+        _layer_maps(s11, n11, r11, q11, s22, n22, r22, q22, W2, B2, S, D, T, U, ntk, last)
         _mend_row(s11, n11, s22, n22, S0, D0, U, D, W2, B2)
         return
-    _layer_maps(s11, n11, r11, q11, s22, n22, r22, q22, W2, B2, S, D, T, U, ntk, later, last)
+    _layer_maps(s11, n11, r11, q11, s22, n22, r22, q22, W2, B2, S, D, T, U, ntk, last)
 
 
 # fused multiply-adds (contraction only, no other fast-math): the inlined layer maps
 # are mostly products and sums, and the single rounding of an FMA is never worse
 @numba.njit(cache=True, error_model="numpy", fastmath={"contract"})
-def _layer_maps(s11, n11, r11, q11, s22, n22, r22, q22, W2, B2, S, D, T, U, ntk, later, last):
+def _layer_maps(s11, n11, r11, q11, s22, n22, r22, q22, W2, B2, S, D, T, U, ntk, last):
     """One layer for the pairs (x_i, x'_j) of one row, held in the row buffers.
 
     s11, n11, r11, q11 are the row's diagonal variance at this layer and the next one, and
@@ -179,15 +175,12 @@ def _layer_maps(s11, n11, r11, q11, s22, n22, r22, q22, W2, B2, S, D, T, U, ntk,
     determinant and Theta of this layer and are overwritten with the next layer's (T only
     when ntk; D only when not last: the last layer's determinant is never read, so its
     arithmetic is dropped by the compiler). U holds the root gaps sqrt(S11) - sqrt(S22)
-    (when the map reads them; from layer 2 on, later is true and they are r11 - r22).
+    (when the map reads them: _first and _chunk write them).
 
     The columns are the inner loop, which has no branches and vectorises (the tests of
     ntk and last do not depend on q: the compiler hoists them out of the loop).
     """
     m = S.shape[0]
-    if _GAP and later:
-        for q in range(m):
-            U[q] = r11 - r22[q]
     if _POS:
         pos = True
         for q in range(m):
@@ -289,6 +282,15 @@ def _first(i, j0, G, a1, a2, X1, X2, r1, R2, same, c, B2, S, D, T, U, ntk):
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath=False)
+def _gap_row(h1, l1, r1, h2, l2, r2, U):
+    """The root gaps sqrt(S11) - sqrt(S22) of one row against columns: the variances'
+    difference (double-double, h + l) over their roots' sum; 0 where both are 0."""
+    for q in range(U.shape[0]):
+        t = r1 + r2[q]
+        U[q] = ((h1 - h2[q]) + (l1 - l2[q])) / t if t > 0.0 else 0.0
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath=False)
 def _finish(i0, nb, j1, w, sym, K, T, ntk):
     """The tile K[i0:i0+nb, j1:j1+w] (and T's) just computed, while it is in cache: counts
     its non-finite entries (with sym, from the diagonal on). Returns the two counts."""
@@ -304,7 +306,7 @@ def _finish(i0, nb, j1, w, sym, K, T, ntk):
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath=False)
-def _chunk(i0, i1, j0, c0, c1, sym, G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B2, K, T, ntk):
+def _chunk(i0, i1, j0, c0, c1, sym, G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B2, K, T, ntk, HL):
     """Columns j0 + c0 .. j0 + c1 - 1 of rows i0..i1-1, every layer (see _block)."""
     nb = i1 - i0
     w = c1 - c0
@@ -340,7 +342,15 @@ def _chunk(i0, i1, j0, c0, c1, sym, G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B
                 S = K[i, j0 + c0 + o : j0 + c1]
                 Tr = T[i, j0 + c0 + o : j0 + c1] if ntk else Z[o:]
                 last = layer == depth - 1
-                args = (W2, B2, S, D[b, o:], Tr, U[b, o:], ntk, layer > 1, last)
+                if _GAP and layer > 1:  # (layer 1's are _first's)
+                    if HL[0].shape[0]:  # (rows' and columns' variances in double-double)
+                        k, cc = layer - 1, slice(j0 + c0 + o, j0 + c1)
+                        hl = (HL[0][k, i], HL[1][k, i], Rr[b], HL[2][k, cc], HL[3][k, cc])
+                        _gap_row(*hl, Rc[o:], U[b, o:])
+                    else:  # (the rounded roots' difference, eps R off)
+                        for q in range(o, w):
+                            U[b, q] = Rr[b] - Rc[q]
+                args = (W2, B2, S, D[b, o:], Tr, U[b, o:], ntk, last)
                 _layer(Vr[b], Nr[b], Rr[b], Qr[b], Vc[o:], Nc[o:], Rc[o:], Qc[o:], *args)
         Vc, Nc = Nc, Vc
         Rc, Qc = Qc, Rc
@@ -350,7 +360,7 @@ def _chunk(i0, i1, j0, c0, c1, sym, G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B
 
 
 @numba.njit(cache=True, error_model="numpy", fastmath=False)
-def _block(i0, i1, sym, G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B2, K, T, ntk):
+def _block(i0, i1, sym, G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B2, K, T, ntk, HL):
     """Rows i0..i1-1 of K(X1, X2) (K may be G itself: each entry is read, then written);
     with sym (X2 is X1), row i from column i on only.
 
@@ -358,7 +368,9 @@ def _block(i0, i1, sym, G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B2, K, T, ntk
     variances of this layer and the next one for the chunk's columns and the block's rows
     (O(N) state, whatever the depth, computed once per block), and every row keeps its
     determinants D and root gaps U (a working set that stays in cache). T is written only
-    when ntk. Returns the number of non-finite entries written to K and to T.
+    when ntk. HL: the rows' and the columns' variances in double-double (H1, L1, H2, L2,
+    layer by layer: _gaps) for the root gaps after layer 1, or four empty arrays. Returns
+    the number of non-finite entries written to K and to T.
     """
     n2 = G.shape[1]
     j0 = i0 if sym else 0
@@ -366,7 +378,7 @@ def _block(i0, i1, sym, G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B2, K, T, ntk
     bad_k = 0
     bad_t = 0
     for c0 in range(0, m, 256):
-        args = (sym, G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B2, K, T, ntk)
+        args = (sym, G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B2, K, T, ntk, HL)
         bk, bt = _chunk(i0, i1, j0, c0, min(c0 + 256, m), *args)
         bad_k += bk
         bad_t += bt
@@ -374,77 +386,8 @@ def _block(i0, i1, sym, G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B2, K, T, ntk
     # endregion block
 
 
-# region fused
-@numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy", fastmath=False)
-def _fused_sym(G, a1, sq1, X, c, depth, W2, B2, K, T, ntk):
-    """K(X, X): the upper triangle in blocks of 16 rows (the diagonal chain of the columns is
-    computed once per block); _compute then fills the lower one (_mirror_all)."""
-    n = G.shape[0]
-    nb = (n + 15) // 16
-    bad_k = 0
-    bad_t = 0
-    for t in numba.prange(nb):
-        # blocks 0, nb-1, 1, nb-2, ...: long and short rows alternate, so the static
-        # chunks of prange get equal work
-        b = t // 2 if t % 2 == 0 else nb - 1 - t // 2
-        i0 = 16 * b
-        i1 = min(i0 + 16, n)
-        # (`t >= 0` rather than the constant True, and `t < 0` in _fused: Numba types a
-        # constant argument as a literal and would compile _block once more)
-        bk, bt = _block(i0, i1, t >= 0, G, a1, a1, sq1, sq1, X, X, c, depth, W2, B2, K, T, ntk)
-        bad_k += bk
-        bad_t += bt
-    return bad_k, bad_t
-
-
-@numba.njit(parallel=True, cache=True, nogil=True, error_model="numpy", fastmath=False)
-def _fused(G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B2, K, T, ntk, rows):
-    """K(X1, X2): every entry, in blocks of `rows` rows."""
-    n = G.shape[0]
-    nb = (n + rows - 1) // rows
-    bad_k = 0
-    bad_t = 0
-    for t in numba.prange(nb):
-        i0 = rows * t
-        i1 = min(i0 + rows, n)
-        bk, bt = _block(i0, i1, t < 0, G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B2, K, T, ntk)
-        bad_k += bk
-        bad_t += bt
-    return bad_k, bad_t
-
-
-def _compute(X1, X2, depth, B2, W2, ntk=True, out=(None, None)):
-    c = W2 / X1.shape[1]
-    # out: arrays to write the NNGP and the NTK into (checked), or None to allocate them
-    X2T = X1.T if X2 is None else X2.T
-    # a fresh NTK is faulted in first, while memory just freed is backed (bench_fresh_outputs)
-    if ntk and out[1] is None:
-        out = (out[0], numpy.empty((X1.shape[0], (X1 if X2 is None else X2).shape[0])))
-        out[1].fill(0.0)
-    G = X1 @ X2T if out[0] is None else numpy.matmul(X1, X2T, out=out[0])
-    T = out[1] if ntk else G
-    if X2 is None:
-        sq1 = numpy.diag(G).copy()
-        a1 = numpy.sqrt(sq1)
-        # The NNGP overwrites the Gram product in place (peak memory: two N x N arrays
-        # with the NTK, one without): each row reads G[i, j >= i] before writing there,
-        # and the lower triangle, never read, is filled after all the rows.
-        K = G
-        bad = _fused_sym(G, a1, sq1, X1, c, depth, W2, B2, K, T, ntk)
-        _mirror_all(K, T, ntk)
-        return K, T if ntk else None, bad[0] > 0, bad[1] > 0
-    sq1 = numpy.einsum("ij,ij->i", X1, X1)
-    sq2 = numpy.einsum("ij,ij->i", X2, X2)
-    a1 = numpy.sqrt(sq1)
-    a2 = numpy.sqrt(sq2)
-    K = G  # in place: each row is read before it is written
-    # blocks of up to 16 rows (the diagonal chain of the columns is computed once per
-    # block), but at least four blocks per thread when there are enough rows
-    rows = max(1, min(16, X1.shape[0] // (4 * numba.get_num_threads())))
-    bad = _fused(G, a1, a2, sq1, sq2, X1, X2, c, depth, W2, B2, K, T, ntk, rows)
-    return K, T if ntk else None, bad[0] > 0, bad[1] > 0
-    # endregion fused
-
-
 #: Public name of the cancellation-free first-layer determinant (used by the gradients).
 det_near = _det_near
+#: Public names of the row block and the gap flag (for numba_driver's stand-ins).
+block = _block
+GAP = _GAP

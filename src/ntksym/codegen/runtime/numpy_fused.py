@@ -148,6 +148,8 @@ def _compute(X1, X2, depth, B2, W2, ntk=True, out=(None, None)):
     with numpy.errstate(divide="ignore", invalid="ignore", over="ignore"):
         V2 = c * sq2 + B2  # Sigma^(1)(x', x') of the columns
         R2 = numpy.sqrt(V2)
+        # endregion compute_start
+        # region compute_rows
         r0 = 0
         while r0 < n1:
             # K(X, X): the block's columns start at its first row (the upper triangle,
@@ -162,7 +164,7 @@ def _compute(X1, X2, depth, B2, W2, ntk=True, out=(None, None)):
             w1 = R2[r] if same else numpy.sqrt(v1)
             v2 = V2[cs]
             w2 = R2[cs]
-            # endregion compute_start
+            # endregion compute_rows
             s12, d = _first_layer(X1[r], X2[cs], G[r, cs], sq1[r], sq2[cs], 0 if same else -1,
                                   c, B2)
             # region compute_mid
