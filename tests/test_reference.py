@@ -470,3 +470,20 @@ def test_kernel_without_ntk_for_step() -> None:
     assert np.isnan(T).all() and np.allclose(np.diag(K), 0.75)
     K2, _ = ref_kernel("step", X[:2], X[1:], depth=2, bias_std=0.5, ntk=False)
     assert K2[1, 0] == K[1, 1] and K2[0, 1] == K[0, 2]
+
+
+@pytest.mark.parametrize("method", ["closed_form", "quadrature", "auto"])
+def test_a_map_beyond_any_mpf_is_a_clear_error(method):
+    """``exp`` at a variance ~ 1e12: ``E[e^u e^v]`` is ``e^(2e12)`` (an mpf), but one layer
+    on, ``e^(e^(2e12))`` has no mpf; mpmath raised MemoryError building its mantissa (the
+    referee of ``exp`` at norm 1e6, depth 10). Now an InputError that says so."""
+    huge = mpmath.exp(mpmath.mpf(2e12))
+    with pytest.raises(InputError, match="'exp' overflows .* beyond any number mpmath can"):
+        dual("exp", huge, huge, huge, method=method)
+
+
+def test_the_referee_of_a_network_whose_values_no_mpf_holds_says_so():
+    x = np.random.default_rng(7).standard_normal(5)
+    X = 1e6 * np.stack([x, -x])
+    with pytest.raises(InputError, match="overflows .* scale the inputs or the weights down"):
+        kernel("exp", X, None, depth=10, bias_std=0.1, weight_std=1.2, dps=40)

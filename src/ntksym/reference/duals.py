@@ -105,7 +105,10 @@ def dual_quadrature(
     with mp.workdps(dps + GUARD_DIGITS):
         a11, a12, a22, det = covariance(s11, s12, s22)
         check_covariance(act, a11, a12, a22)  # (a divergent integral has no estimate)
-        value, err = _quadrature(act, a11, a12, a22, det, derivative, dps)
+        try:
+            value, err = _quadrature(act, a11, a12, a22, det, derivative, dps)
+        except (OverflowError, MemoryError):
+            raise InputError(_beyond_mpmath(act, a11, a12, a22)) from None
         with mp.workdps(dps):
             rounded = +value
         # the estimate also covers roundoff at working precision and the final rounding
@@ -292,6 +295,8 @@ def dual_closed_form(
                 f"the closed form for {act.name!r} cannot be evaluated at (s11, s12, s22) = "
                 f"({s11!r}, {s12!r}, {s22!r}): {exc}"
             ) from None
+        except (OverflowError, MemoryError):  # (mpmath's exp of an argument ~ 2^(1e12))
+            raise InputError(_beyond_mpmath(act, a11, a12, a22)) from None
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             value = mpmath.mpf(value)  # a constant closed form
         spurious = mpmath.eps * 16 * (max(abs(value.real), 1) if det == 0 else abs(value.real))
@@ -304,6 +309,19 @@ def dual_closed_form(
             )
     with mp.workdps(dps):
         return +value
+
+
+def _beyond_mpmath(act: Activation, a11: Any, a12: Any, a22: Any) -> str:
+    """The message for a map whose value no mpf can hold.
+
+    (``exp`` of ``exp(1e12)``: mpmath raises MemoryError or OverflowError building its
+    mantissa.)
+    """
+    at = ", ".join(mpmath.nstr(a, 5) for a in (a11, a12, a22))
+    return (
+        f"the dual map of {act.name!r} overflows at (s11, s12, s22) = ({at}): its value is "
+        "beyond any number mpmath can hold; scale the inputs or the weights down"
+    )
 
 
 def _lost_digits(a11: Any, a22: Any, det: Any) -> int:
