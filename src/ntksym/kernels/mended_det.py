@@ -17,12 +17,10 @@ from __future__ import annotations
 import numpy as np
 
 from ntksym.activations import Activation
+from ntksym.codegen.runtime.numpy_mend import mend_gathered
 from ntksym.dual.families.mgf_expr_check import GATE, certified_det
 
 __all__ = ["mend_det"]
-
-#: Entries evaluated at once: the form's common subexpressions are arrays of this length.
-_BLOCK = 4096
 
 
 def mend_det(
@@ -61,17 +59,7 @@ def mend_det(
     rows, cols = rows[keep], cols[keep]
     if rows.size == 0:
         return
-    a, b, c = s11[rows], s22[cols], s12[rows, cols]
-    m = np.sqrt(a) * np.sqrt(b) + np.abs(c)
-    gap = np.where(m > 0.0, d[rows, cols] / np.where(m > 0.0, m, 1.0), 0.0)
-    u, r, pos = u[rows, cols], np.sqrt(b), c > 0.0
-    out = np.empty(rows.size)
-    for lo in range(0, rows.size, _BLOCK):  # (the form's intermediates: a thousand arrays)
-        at = slice(lo, lo + _BLOCK)
-        with np.errstate(all="ignore"):  # (the branches not taken overflow)
-            for part, form in zip((pos[at], ~pos[at]), found.numeric, strict=True):
-                if part.any():
-                    value = form(r[at][part], u[at][part], gap[at][part], 1.0, 0.0)
-                    out[at][part] = np.broadcast_to(value, part.sum())
+    args = (s11[rows], s22[cols], s12[rows, cols], d[rows, cols], u[rows, cols])
+    out = mend_gathered(*args, found.numeric, 1.0, 0.0)
     ok = np.isfinite(out)
     det[rows[ok], cols[ok]] = np.maximum(out[ok], 0.0)

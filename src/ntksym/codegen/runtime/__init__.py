@@ -52,6 +52,7 @@ RUNTIME_FILES = (
     "numba_quadrature.py",
     "numpy_fused.py",
     "numpy_long.py",
+    "numpy_mend.py",
     "numpy_mehler.py",
     "numpy_quadrature.py",
     "quadrature_rule.py",
