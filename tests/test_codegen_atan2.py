@@ -110,7 +110,7 @@ def test_layer_loop_vectorises():
     layer = numba.njit(error_model="numpy", fastmath={"contract"})(m._layer.py_func)
     v = np.ones(8)
     s, d, t, u = np.full(8, 0.5), np.full(8, 0.5), np.full(8, 0.5), np.zeros(8)
-    layer(1.0, 1.0, 1.0, 1.0, v, v, v, v, 1.0, 0.01, s, d, t, u, True, False, False)
+    layer(1.0, 1.0, 1.0, 1.0, v, v, v, v, 1.0, 0.01, s, d, t, u, True, False)
     asm = layer.inspect_asm(layer.signatures[0])
     assert re.search(r"\b(vsqrtpd|sqrtpd|vdivpd|divpd)\b", asm)
 

@@ -57,17 +57,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+import sympy as sp
+
 from ntksym.activations import Activation
 from ntksym.architecture.description import Dense, Dropout, LayerNorm, Net, Nonlinearity
 from ntksym.architecture.walk import Meta, Walker, concat_weights
 from ntksym.codegen.mend import keeps_twins
-from ntksym.codegen.spec import KernelSpec, kernel_spec
+from ntksym.codegen.spec import RHO, KernelSpec, kernel_spec
 from ntksym.dual import stable
 from ntksym.dual.families import base_family_name
 from ntksym.dual.kinks import is_kinked
 from ntksym.errors import InputError, NTKSymError
 
-__all__ = ["STABLE_DET_FAMILIES", "Program", "Step", "Unsupported", "lower"]
+__all__ = ["STABLE_DET_FAMILIES", "Program", "Step", "Unsupported", "lower", "reads_clipped_angle"]
 
 #: Families whose stable layer map carries the determinant accurately for near-parallel
 #: pairs (one list, in ``ntksym.dual.stable``, shared with ``ntksym.kernels.layer_maps``:
@@ -154,6 +156,31 @@ def _trusted(spec: KernelSpec) -> bool:
     return base_family_name(act) in STABLE_DET_FAMILIES
 
 
+def reads_clipped_angle(spec: KernelSpec) -> bool:
+    """Whether a SymPy closed form (``kind == "closed"``) reads the angle at a cost of sqrt(eps).
+
+    That is ``acos(rho)``, ``asin(rho)``, or a square root whose argument vanishes at
+    ``rho = 1`` or ``-1`` (``sqrt(S11 S22 (1 - rho^2))``), with ``rho`` clipped.
+
+    A pair of one input twice has ``rho`` one rounding from 1, so ``acos(rho)`` is about
+    1.5e-8 there (``relu(u) + 0.1 erf(u)``: its NTK 1.9e-9 off at depth 2, 2.6e-5 at
+    depth 10, session 28). Sums whose cross terms keep away from those points
+    (``erf(u) + u``) read ``rho`` harmlessly.
+    """
+    if spec.kind != "closed":
+        return False
+    for expr in (spec.nngp, spec.ntk):
+        if expr is None:
+            continue
+        if any(f.args[0].free_symbols == {RHO} for f in expr.atoms(sp.acos, sp.asin)):
+            return True
+        for p in expr.atoms(sp.Pow):
+            if abs(p.exp) == sp.S.Half and RHO in p.base.free_symbols:
+                if any(sp.simplify(p.base.subs(RHO, r)) == 0 for r in (1, -1)):
+                    return True
+    return False
+
+
 def _kinked(act: Activation) -> bool:
     """Whether ``act``'s maps read the angle (its family is one of ``stable.DET_FAMILIES``)."""
     return base_family_name(act) in stable.DET_FAMILIES
@@ -228,6 +255,12 @@ class _Lowering:
             raise Unsupported(f"no generated NTK map for {layer}")
         if spec.kind == "quadrature":
             return self.quadrature(p, layer, spec)
+        if reads_clipped_angle(spec):
+            raise Unsupported(
+                f"{act.name}'s layer map reads the angle through the clipped correlation "
+                "(acos(rho), sqrt(1 - rho^2)), which loses sqrt(eps) near |rho| = 1; the "
+                "layer maps carry the determinant there"
+            )
         m = self.activation(act, spec)
         k = len(self.steps)
         guard = not self.det[p] and (_kinked(act) or keeps_twins(spec))

@@ -25,13 +25,18 @@ Backends (the ``backend`` argument of :func:`kernel`):
   by an adaptive trapezoid rule (to about 1e-15 per layer, at any variance and
   correlation); Numba when Numba imports and NumPy otherwise (a one-time warning
   says so). Every other activation uses ``"dual"``, and so does any activation
-  without a closed form when ``degree`` is given.
+  without a closed form when ``degree`` is given; except that a kinked one (a typed sum
+  such as ``"relu(u) + 0.1*erf(u)"``) of depth 3 or more uses the float64 layer maps of
+  the described networks (:func:`ntksym.kernels.dual_path.layer_recursion`), which carry
+  the determinants that ``"dual"`` forms by subtraction.
 * ``"numba"`` / ``"numpy"``: the generated module of that backend (activations
   with a stable or SymPy closed form, or smooth ones as above). Typed sums of
   closed forms (``"relu(u) + 0.1*erf(u)"``) run ``"dual"`` under every backend: their
   float64 maps take the accurate determinant, their generic module would clip rho.
 * ``"dual"``: the dual maps of :mod:`ntksym.dual` (closed forms where they
-  exist) evaluated layer by layer with vectorised NumPy in float64. Activations
+  exist) evaluated layer by layer with vectorised NumPy in float64 (faster than the
+  layer maps, but from layer 3 on its determinants are formed by subtraction: a kinked
+  activation then reads the angle of a pair 1e-8 apart to about 1e-8 of its size). Activations
   without a closed form are integrated by an adaptive Gaussian-weighted
   trapezoid rule (:func:`ntksym.dual.trapezoid`), or by a fixed Gauss-Hermite rule
   when ``degree`` is given. The first layer's determinant ``S11 S22 - S12^2`` is
@@ -51,6 +56,7 @@ import numpy as np
 
 from ntksym._validate import nonnegative_std
 from ntksym.activations import Activation, get_activation
+from ntksym.dual.kinks import kink_points
 from ntksym.errors import InputError
 from ntksym.kernels.call import (
     GET_OPTIONS,
@@ -70,7 +76,7 @@ from ntksym.kernels.dispatch import (
     numpy_first,
     start_compilation,
 )
-from ntksym.kernels.dual_path import dual_recursion
+from ntksym.kernels.dual_path import dual_recursion, layer_recursion
 from ntksym.kernels.finite import check_cost, check_finite
 from ntksym.kernels.tileplan import sampled_rate
 from ntksym.typing import ActivationLike, ArrayLike, KernelName
@@ -132,6 +138,11 @@ class Kernel:
     weight_std: float = 1.0
     degree: int | None = None
     backend: str = "auto"
+
+    @property
+    def _kinked(self) -> bool:
+        """Whether the activation has kinks (its maps read the angle from ``D``)."""
+        return bool(kink_points(self.activation))
 
     def replace(self, **changes: Any) -> Kernel:
         """A copy with some fields changed (validated like :func:`kernel`)."""
@@ -307,16 +318,12 @@ class Kernel:
     def _compute(
         self, X1: np.ndarray, X2: np.ndarray, need_ntk: bool
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        nngp, ntk = dual_recursion(
-            self.activation,
-            X1,
-            X2,
-            self.depth,
-            self.bias_std,
-            self.weight_std,
-            degree=self.degree,
-            need_ntk=need_ntk,
-        )
+        args = (self.activation, X1, X2, self.depth, self.bias_std, self.weight_std)
+        if self.backend == "auto" and self.degree is None and self.depth >= 3 and self._kinked:
+            # (the dual path's determinants by subtraction would cost eps / theta in the
+            # angle of a nearly parallel pair; the layer maps carry them)
+            return layer_recursion(*args, need_ntk=need_ntk)
+        nngp, ntk = dual_recursion(*args, degree=self.degree, need_ntk=need_ntk)
         if ntk is not None and not np.all(np.isfinite(ntk)):
             raise self._infinite_ntk()
         if not np.all(np.isfinite(nngp)):

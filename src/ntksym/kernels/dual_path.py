@@ -1,7 +1,11 @@
 """The ``"dual"`` backend: the recursion layer by layer on :func:`ntksym.dual.evaluate`.
 
 The first layer's determinant is formed from the inputs without cancellation; deeper
-layers form it by subtraction (the generated modules carry it stably instead).
+layers form it by subtraction (the generated modules carry it stably instead). A kinked
+activation reads the angle from that determinant, so ``backend="auto"`` sends such an
+activation without a generated module (a typed sum such as ``relu(u) + 0.1 erf(u)``),
+from depth 3 on, to :func:`layer_recursion` instead: the float64 layer maps of the
+described networks, which carry the determinant.
 """
 
 from __future__ import annotations
@@ -12,9 +16,11 @@ import numpy as np
 
 from ntksym import dual
 from ntksym.activations import Activation
+from ntksym.architecture.description import Dense, Nonlinearity, Serial
 from ntksym.codegen.runtime.numpy_fused import first_layer as runtime_first_layer
+from ntksym.kernels.layer_blocks import evaluate_layers
 
-__all__ = ["first_layer"]
+__all__ = ["dual_recursion", "first_layer", "layer_recursion"]
 
 
 def first_layer(
@@ -107,3 +113,31 @@ def dual_recursion(
         det = np.maximum(s11[:, None] * s22[None, :] - s12 * s12, 0.0)
         det[coincide] = 0.0
     return s12, theta
+
+
+def layer_recursion(
+    activation: Activation,
+    X1: np.ndarray,
+    X2: np.ndarray,
+    depth: int,
+    bias_std: float,
+    weight_std: float,
+    *,
+    need_ntk: bool,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """NNGP (and NTK when ``need_ntk``) by the layer maps of the same network.
+
+    ``depth - 1`` pairs of a Dense layer and the activation, then a Dense layer, in the NTK
+    parameterization (:func:`ntksym.kernels.layer_blocks.evaluate_layers`): the
+    determinants are carried, or taken by the residual's integral where a difference
+    would cancel. ``X2 is X1`` means K(X, X) (exactly symmetric).
+
+    Raises:
+        InputError: A kernel is not finite somewhere (it names which).
+    """
+    dense = Dense(1, w_std=weight_std, b_std=bias_std)
+    layer = Nonlinearity(activation, activation.name)
+    net = Serial((dense, layer) * (depth - 1) + (dense,))
+    wanted = ("nngp", "ntk") if need_ntk else ("nngp",)
+    out = evaluate_layers(net, X1, None if X2 is X1 else X2, wanted)[0][0]
+    return out["nngp"], out.get("ntk")
