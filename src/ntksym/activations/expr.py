@@ -40,15 +40,21 @@ u = sp.Symbol("u", real=True)
 
 # --------------------------------------------------------------------------- numerics
 def np_erf(x: Any) -> Any:
-    """Vectorised ``math.erf`` (NumPy itself has no erf and SciPy is not required)."""
-    x = np.asarray(x, dtype=float)
-    return np.vectorize(math.erf, otypes=[float])(x) if x.ndim else math.erf(float(x))
+    """Elementwise erf of floats (NumPy has none, SciPy is not required), within an ulp.
+
+    :func:`ntksym.codegen.runtime.numpy_erf.erf`, the generated modules' own.
+    """
+    # (imported here: ntksym.codegen's package imports this one)
+    from ntksym.codegen.runtime.numpy_erf import erf
+
+    return erf(x)
 
 
 def np_erfc(x: Any) -> Any:
-    """Vectorised ``math.erfc`` (accurate where ``1 - erf`` would cancel)."""
-    x = np.asarray(x, dtype=float)
-    return np.vectorize(math.erfc, otypes=[float])(x) if x.ndim else math.erfc(float(x))
+    """Elementwise erfc of floats, accurate where ``1 - erf`` would cancel (a few ulps)."""
+    from ntksym.codegen.runtime.numpy_erf import erfc
+
+    return erfc(x)
 
 
 def _np_heaviside(x: Any, h0: Any = 0.5) -> Any:

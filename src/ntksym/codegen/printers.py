@@ -113,8 +113,8 @@ class NumpyKernelPrinter(ProductPowers, NumPyPrinter):
         return f"_erf({self._print(expr.args[0])})"
 
     def _print_erfc(self, expr: Any) -> str:
-        # (NumPy has no erfc; math.erfc takes scalars, and 1 - erf cancels where it is small)
-        return f"numpy.vectorize(math.erfc, otypes=[float])({self._print(expr.args[0])})"
+        # (the module's own, from runtime/numpy_erf: 1 - erf cancels where erfc is small)
+        return f"_erfc({self._print(expr.args[0])})"
 
     def _print_Or(self, expr: Any) -> str:
         # (NumPyPrinter's logical_or.reduce of a tuple cannot broadcast a row with a column)

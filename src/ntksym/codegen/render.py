@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -436,5 +437,12 @@ def render(activation: object, backend: str = "numba") -> str:
     _check_backend(backend)
     spec = activation if isinstance(activation, KernelSpec) else kernel_spec(activation)
     rs = render_spec(spec, backend, negative=backend == "numba")
-    body = _environment().get_template(rs.template).render(spec=rs)
+    template = _environment().get_template(rs.template)
+    body = template.render(spec=rs, with_erf=False)
+    if _CALLS_ERF.search(body):  # (a NumPy module's erf and erfc: runtime/numpy_erf.py)
+        body = template.render(spec=rs, with_erf=True)
     return _header(rs, body) + body
+
+
+#: A call of the NumPy modules' own ``_erf`` or ``_erfc``.
+_CALLS_ERF = re.compile(r"\b_erfc?\(")

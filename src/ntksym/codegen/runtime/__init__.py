@@ -51,6 +51,7 @@ RUNTIME_FILES = (
     "numba_mirror.py",
     "numba_quadrature.py",
     "numpy_fused.py",
+    "numpy_erf.py",
     "numpy_long.py",
     "numpy_mend.py",
     "numpy_mehler.py",

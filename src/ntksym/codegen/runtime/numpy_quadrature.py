@@ -28,10 +28,10 @@ expectations have closed forms and whose reflection has a constant term
 # fmt: off
 
 import importlib.util
-import math
 
 import numpy
 
+from ntksym.codegen.runtime.numpy_erf import erf as _erf
 from ntksym.codegen.runtime.numpy_mehler import series as _series
 from ntksym.codegen.runtime.quadrature_rule import RULE
 
@@ -39,7 +39,6 @@ from ntksym.codegen.runtime.quadrature_rule import RULE
 # vectorised activation with its derivative and reflection.
 _Z, _R, _H0, _TOL, _LEVELS, _TABLE, _FLOOR, _INV_SQRT_2PI = RULE
 _RS, _RQ0, _RQ1 = (-1.0, 2.0, 0.0)
-_erf = numpy.vectorize(math.erf, otypes=[float])
 
 
 def _act(u):
