@@ -181,7 +181,7 @@ def reads_clipped_angle(spec: KernelSpec) -> bool:
     return False
 
 
-def _kinked(act: Activation) -> bool:
+def _reads_the_angle(act: Activation) -> bool:
     """Whether ``act``'s maps read the angle (its family is one of ``stable.DET_FAMILIES``)."""
     return base_family_name(act) in stable.DET_FAMILIES
 
@@ -263,7 +263,7 @@ class _Lowering:
             )
         m = self.activation(act, spec)
         k = len(self.steps)
-        guard = not self.det[p] and (_kinked(act) or keeps_twins(spec))
+        guard = not self.det[p] and (_reads_the_angle(act) or keeps_twins(spec))
         step = Step("act", k, (p,), act=m, zero_ntk=layer.zero_ntk, guard=guard)
         # a trusted map carries the determinant it is given: one formed by subtraction
         # (after a "quad" step or an untrusted map) stays as inaccurate after it

@@ -140,7 +140,7 @@ class Kernel:
     backend: str = "auto"
 
     @property
-    def _kinked(self) -> bool:
+    def _has_kinks(self) -> bool:
         """Whether the activation has kinks (its maps read the angle from ``D``)."""
         return bool(kink_points(self.activation))
 
@@ -319,7 +319,7 @@ class Kernel:
         self, X1: np.ndarray, X2: np.ndarray, need_ntk: bool
     ) -> tuple[np.ndarray, np.ndarray | None]:
         args = (self.activation, X1, X2, self.depth, self.bias_std, self.weight_std)
-        if self.backend == "auto" and self.degree is None and self.depth >= 3 and self._kinked:
+        if self.backend == "auto" and self.degree is None and self.depth >= 3 and self._has_kinks:
             # (the dual path's determinants by subtraction would cost eps / theta in the
             # angle of a nearly parallel pair; the layer maps carry them)
             return layer_recursion(*args, need_ntk=need_ntk)

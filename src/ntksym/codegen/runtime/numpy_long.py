@@ -60,8 +60,6 @@ def _long_low(f, hi, lo, out):
 # endregion low
 
 
-
-
 # region dd
 def _two_product(a, b):
     """Dekker's error-free product: a*b = p + e exactly (barring overflow)."""
