@@ -40,6 +40,9 @@ Networks (spelled identically in both libraries, :func:`build`):
   path the same series per block (else the adaptive rule), and neural-tangents'
   ``ElementwiseNumerical(jnp.tanh, deg=25)`` integrates by Gauss-Hermite;
 * ``mixed_tanh`` - ``mixed`` with tanh in place of GELU (depth 10: relu, erf, tanh x 3);
+* ``silu_gelu`` - depth 4: SiLU, relu, GELU's tanh form (no closed forms; their means are
+  of the order of their spread, so the covariance crosses 0 at negative correlations);
+  neural-tangents integrates both by ``ElementwiseNumerical(deg=25)``;
 * ``sinrelu``  - depth 4: ``sin(u) + u``, relu, ``sin(u) + u``, relu; the sum carries no
   determinant, so each relu step of the fused module is guarded (its nearly parallel
   pairs, none here, would be computed again by the layer maps); neural-tangents integrates
@@ -73,7 +76,16 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 D = 256
 WIDTH = 512
-NETWORKS = ("residual", "mixed", "standard", "dropout", "tanh", "sinrelu", "mixed_tanh")
+NETWORKS = (
+    "residual",
+    "mixed",
+    "standard",
+    "dropout",
+    "tanh",
+    "sinrelu",
+    "mixed_tanh",
+    "silu_gelu",
+)
 METHODS = ("fused", "fused_out", "layers", "nt", "blas", "blas_out", "ceiling")
 SAMPLE = (slice(0, 3), slice(3, 5))
 
@@ -132,7 +144,25 @@ def build(s: Any, name: str) -> Any:
         for i, act in enumerate(acts):
             layers += [s.Dense(WIDTH, 1.2 - 0.05 * i, 0.1), act]
         return s.serial(*layers, s.Dense(1, 1.0, 0.1))
+    if name == "silu_gelu":  # means of the order of the spread: E[sigma sigma] crosses 0
+        return s.serial(*_silu_gelu_layers(s), s.Dense(1, 1.0, 0.1))
     raise ValueError(name)
+
+
+def _silu_gelu_layers(s: Any) -> list[Any]:
+    """SiLU, relu, GELU's tanh form; neural-tangents integrates the two smooth ones by
+    Gauss-Hermite of degree 25 (``ElementwiseNumerical``)."""
+    if hasattr(s, "ElementwiseNumerical"):
+        import jax
+
+        silu = s.ElementwiseNumerical(jax.nn.silu, deg=25)
+        gelu = s.ElementwiseNumerical(lambda x: jax.nn.gelu(x, approximate=True), deg=25)
+    else:
+        silu, gelu = s.Elementwise("u / (1 + exp(-u))"), s.Gelu(approximate=True)
+    layers = []
+    for i, act in enumerate([silu, s.Relu(), gelu]):
+        layers += [s.Dense(WIDTH, 1.5 - 0.1 * i, 0.1), act]
+    return layers
 
 
 def _rss() -> tuple[int, int]:

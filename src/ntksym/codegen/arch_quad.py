@@ -58,6 +58,7 @@ _QLAD = (64, 96, 128, 192, 256)  # the degrees tried where it does not certify a
 _QKMAX = 256  # degree of the coefficients (numpy_mehler's _KMAX)
 _QNF = 12  # per variance: sqrt(T_K) at _QK and _QLAD, error, sqrt(M), sqrt(E), E, L, ok
 _QSTOL = 1e-14  # accuracy asked of the series, relative to the measure (numpy_mehler's _STOL)
+_QFLOOR = 0.2  # the measure's floor, relative to sqrt(E[f(u)^2] E[g(v)^2]) (_SFLOOR)
 _QEPS = 2.220446049250313e-16
 
 
@@ -98,7 +99,7 @@ def _qlonger(j, C1, F1, i, C2, F2, p, r):
     x1, x2 = _qterms(F1, C1, j, i), _qterms(F2, C2, j, p)
     P = _qhorner(j, C1, i, C2, p, r, _QK)
     bound = _qbound(P, _QK, ar, F1[j, 0, i] * F2[j, 0, p] * ar ** (_QK + 1), x1, x2)
-    fl = 1e-3 * (x1[2] * x2[2])
+    fl = _QFLOOR * (x1[2] * x2[2])
     allow = 0.5 * _QSTOL * max(abs(P) - bound, fl)
     for n in range(len(_QLAD)):
         K = _QLAD[n]
@@ -140,7 +141,7 @@ def _qseries(P, R, C1, F1, C2, F2, j, i, c0, m, CO, va, VB):
         tt = t1 * t2[q] * (r16 * r16 * r16 * ar)  # |rho|^(_QK + 1)
         x2 = (e2[q], m2[q], q2[q], l2[q], abs(b0[q]), abs(b1[q]))
         bound = _qbound(P[q], _QK, ar, tt, x1, x2)
-        good = ok1 and ok2[q] > 0.0 and bound <= _QSTOL * max(abs(P[q]), 1e-3 * (x1[2] * q2[q]))
+        good = ok1 and ok2[q] > 0.0 and bound <= _QSTOL * max(abs(P[q]), _QFLOOR * (x1[2] * q2[q]))
         same = CO[q] and VB[q] == va and ok1 and R[q] == R[q]
         P[q] = E1 if same else (P[q] if good else math.nan)
     for q in range(m):  # the declined entries (NaN also where rho or a rule is not)

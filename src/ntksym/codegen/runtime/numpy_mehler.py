@@ -36,8 +36,14 @@ the other entries, which the caller integrates by the adaptive rule of
 * rounding: 4 eps (|a_0 b_0| + |rho| sqrt(M1 M2)) + eps |P|, M_i = sum_{k >= 1} (k + 1) a_k^2
   (Horner's error, first order, and the error of rho itself);
 
-and must stay below _STOL max(|P|, 1e-3 sqrt(E[f(u)^2] E[g(v)^2])) (P the truncated sum),
-the measure of the tests. Where rho is exactly 1 (D = 0) and S1 = S2, the map is E[f(u)^2]
+and must stay below _STOL max(|P|, _SFLOOR sqrt(E[f(u)^2] E[g(v)^2])) (P the truncated
+sum), the measure of the tests: 1e-14 of the entry, or, for an entry below a fifth of the
+scale sqrt(E[f(u)^2] E[g(v)^2]), 2e-15 of that scale (about 9 eps). The rounding terms
+alone come to several eps of the scale wherever the mean a_0 b_0 or the first terms are
+of its order, and the adaptive rule sums the same products f(u) g(v) in float64, so no
+evaluation does much better there; an entry near a zero of E[f(u) g(v)] (SiLU, GELU's
+tanh form at negative correlations) is held to the scale's rounding level, not to a
+fraction of itself. Where rho is exactly 1 (D = 0) and S1 = S2, the map is E[f(u)^2]
 itself.
 
 The coefficients are integrated by the trapezoid rule in t after the map of the adaptive
@@ -85,6 +91,7 @@ _MZ = 13.0  # coefficient nodes cover |z| <= _MZ
 _MLEV = 3  # step of the coefficient rule: _H0 / 2^_MLEV
 _MCONV = 1e-6  # the two rules of a variance's coefficients must agree to this (relative)
 _STOL = 1e-14  # accuracy asked of the series, relative to the measure above
+_SFLOOR = 0.2  # the measure's floor, relative to sqrt(E[f(u)^2] E[g(v)^2]) (see above)
 _EPS = 2.220446049250313e-16
 _MEMO = []  # recent columns' coefficients: (key, variances, expansion) (see _expansion)
 # largest array of variances kept: an entry holds about 2 (kmax + 1) numbers per variance,
@@ -316,7 +323,7 @@ def _longer(P, ok, bound, rho, x1, x2, ladder):
         h1, h2 = ([None if i in (0, 3) else _take(x, idx) for i, x in enumerate(xs)] for xs in (x1, x2))
         rb, Pk, bk, fit = rho[idx], P[idx], bound[idx], numpy.ones(idx[0].size, dtype=bool)
         lt1, lt2 = (numpy.log(_take(x[3][lad], idx, True)) for x in (x1, x2))
-    fl = 1e-3 * (h1[5] * h2[5])
+    fl = _SFLOOR * (h1[5] * h2[5])
     allow = numpy.log(0.5 * _STOL * numpy.maximum(numpy.abs(Pk) - bk, fl))
     la = numpy.log(numpy.abs(rb))
     pos = {K: j for j, K in enumerate(ladder)}
@@ -379,7 +386,7 @@ def _series(S11, S22, S12, D, R11, R22, f, key):
     P = _horner(x1[0], x2[0], rho, _KLOW)
     bound = numpy.broadcast_to(_bound(P, _KLOW, numpy.abs(rho), x1, x2), shape)
     P = numpy.broadcast_to(P, shape)
-    ok = numpy.broadcast_to(x1[2] & x2[2] & (bound <= _STOL * numpy.maximum(numpy.abs(P), 1e-3 * (x1[5] * x2[5]))), shape)
+    ok = numpy.broadcast_to(x1[2] & x2[2] & (bound <= _STOL * numpy.maximum(numpy.abs(P), _SFLOOR * (x1[5] * x2[5]))), shape)
     P, ok, bound = _longer(P, ok, bound, rho, x1, x2, _LADDERS[0])
     # rho = 1 exactly with equal variances (a pair (x, x)): E[f(u)^2] itself, so such
     # entries do not call for the longer series (the diagonal of a layer is all of them)
