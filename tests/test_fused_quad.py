@@ -203,6 +203,19 @@ def test_against_the_referee_on_adversarial_inputs() -> None:
     assert _scaled_error(got.ntk, rt) <= 1e-13
 
 
+def test_the_fused_series_asks_what_the_layer_maps_series_asks() -> None:
+    """The fused regions restate the runtime's constants (their Numba globals are copied
+    into the generated modules byte for byte): the largest degree, the tolerance and the
+    measure's floor must stay those of ``numpy_mehler``, or the fused modules would
+    certify entries that the layer maps decline, or the other way round."""
+    from ntksym.codegen import arch_quad
+    from ntksym.codegen.runtime import numpy_mehler
+
+    assert arch_quad._QKMAX == numpy_mehler._KMAX
+    assert arch_quad._QSTOL == numpy_mehler._STOL
+    assert arch_quad._QFLOOR == numpy_mehler._SFLOOR
+
+
 @pytest.mark.slow
 def test_without_its_bound_the_series_would_be_wrong() -> None:
     """A planted error: the same module with the bound's tolerance at 1 accepts every
